@@ -1,0 +1,145 @@
+//! Channel names and their 16-bit hash (IDENTITY.md §6).
+
+use std::fmt;
+
+/// Longest valid channel name, in bytes.
+pub const MAX_CHANNEL_NAME_LEN: usize = 255;
+
+/// Why a string is not a valid channel name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelNameError {
+    /// The name is the empty string.
+    #[error("channel name is empty")]
+    Empty,
+    /// The name is longer than 255 bytes (the length is carried).
+    #[error("channel name is {0} bytes; the limit is 255")]
+    TooLong(usize),
+    /// The `/` structure is wrong; the reason is carried.
+    #[error("channel name has an invalid format: {0}")]
+    InvalidFormat(&'static str),
+    /// A character outside `a–z A–Z 0–9 - _ . /`.
+    #[error("channel name contains the invalid character {0:?}")]
+    InvalidChar(char),
+}
+
+fn is_allowed(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')
+}
+
+/// Checks `name` against the channel-name rules of IDENTITY.md §6.1.
+///
+/// # Errors
+/// The first rule broken, checked in this order: empty, too long, invalid
+/// character, leading/trailing `/`, `//`, a `.` or `..` segment.
+pub fn validate_channel_name(name: &str) -> Result<(), ChannelNameError> {
+    if name.is_empty() {
+        return Err(ChannelNameError::Empty);
+    }
+    if name.len() > MAX_CHANNEL_NAME_LEN {
+        return Err(ChannelNameError::TooLong(name.len()));
+    }
+    if let Some(bad) = name.chars().find(|&c| !is_allowed(c)) {
+        return Err(ChannelNameError::InvalidChar(bad));
+    }
+    if name.starts_with('/') || name.ends_with('/') {
+        return Err(ChannelNameError::InvalidFormat("must not start or end with '/'"));
+    }
+    if name.contains("//") {
+        return Err(ChannelNameError::InvalidFormat("must not contain '//'"));
+    }
+    for segment in name.split('/') {
+        match segment {
+            "." => return Err(ChannelNameError::InvalidFormat("segment \".\" is reserved")),
+            ".." => return Err(ChannelNameError::InvalidFormat("segment \"..\" is reserved")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `channel_hash`: the low 16 bits of XXH3-64 (seed 0) of the name's bytes.
+///
+/// Defined for any bytes; use [`ChannelName`] to hash only valid names.
+/// Collisions are expected: authorisation uses the full name.
+pub fn channel_hash(name: &[u8]) -> u16 {
+    xxhash_rust::xxh3::xxh3_64(name) as u16
+}
+
+/// The stream id a node publishes channel `hash` on (WIRE.md §10.3).
+pub const fn publish_stream_id(hash: u16) -> u64 {
+    0x0001_0000_0000_0000 | hash as u64
+}
+
+/// A validated channel name.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelName(String);
+
+impl ChannelName {
+    /// Validates and wraps `name`.
+    ///
+    /// # Errors
+    /// See [`validate_channel_name`].
+    pub fn new(name: &str) -> Result<Self, ChannelNameError> {
+        validate_channel_name(name)?;
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The 16-bit hash of the name.
+    pub fn hash(&self) -> u16 {
+        channel_hash(self.0.as_bytes())
+    }
+
+    /// True when `self` equals `other` or is a `/`-delimited ancestor of it
+    /// (`a/b` is a prefix of `a/b/c` but not of `a/bc`).
+    pub fn is_prefix_of(&self, other: &ChannelName) -> bool {
+        match other.0.strip_prefix(self.0.as_str()) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
+    }
+}
+
+impl fmt::Debug for ChannelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChannelName({:?})", self.0)
+    }
+}
+
+impl fmt::Display for ChannelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for ChannelName {
+    type Err = ChannelNameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_segment_aware() {
+        let ab = ChannelName::new("a/b").unwrap();
+        assert!(ab.is_prefix_of(&ChannelName::new("a/b").unwrap()));
+        assert!(ab.is_prefix_of(&ChannelName::new("a/b/c").unwrap()));
+        assert!(!ab.is_prefix_of(&ChannelName::new("a/bc").unwrap()));
+        assert!(!ab.is_prefix_of(&ChannelName::new("a").unwrap()));
+    }
+
+    #[test]
+    fn publish_stream_id_sets_the_channel_bit() {
+        assert_eq!(publish_stream_id(0xe5d8), 0x0001_0000_0000_e5d8);
+    }
+}

@@ -1,0 +1,11 @@
+//! Net: an encrypted peer-to-peer mesh, a high-rate event bus, a crash-safe
+//! append log (RedEX) and folded state (CortEX), compiled to `libnet.so` /
+//! `libnet.a` behind one C header (`include/net.h`).
+//!
+//! The Rust API of this crate is the Rust SDK. The C ABI lives in [`ffi`] and
+//! is the only place in the crate with `extern "C"`.
+//!
+//! See `docs/ARCHITECTURE.md` for the map of the code.
+
+pub mod ffi;
+pub mod identity;
