@@ -8,4 +8,5 @@
 //! See `docs/ARCHITECTURE.md` for the map of the code.
 
 pub mod ffi;
+/// cbindgen:ignore
 pub mod identity;

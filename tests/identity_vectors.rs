@@ -37,7 +37,11 @@ fn identity_vectors() {
     for v in vectors {
         let kp = EntityKeypair::from_seed(&hex32(v, "seed"));
         let label = v["label"].as_str().unwrap();
-        assert_eq!(kp.public_key().as_slice(), hex_field(v, "ed25519_public_key"), "{label}");
+        assert_eq!(
+            kp.public_key().as_slice(),
+            hex_field(v, "ed25519_public_key"),
+            "{label}"
+        );
         assert_eq!(
             keyed_blake2s(ORIGIN_HASH_KEY, &[kp.public_key()]).as_slice(),
             hex_field(v, "blake2s_mac_origin_full32")
@@ -47,15 +51,28 @@ fn identity_vectors() {
             hex_field(v, "blake2s_mac_node_id_full32")
         );
         assert_eq!(kp.origin_hash(), num(&v["origin_hash_u64"]), "{label}");
-        assert_eq!(kp.origin_hash().to_le_bytes().as_slice(), hex_field(v, "origin_hash_u64_le_bytes"));
+        assert_eq!(
+            kp.origin_hash().to_le_bytes().as_slice(),
+            hex_field(v, "origin_hash_u64_le_bytes")
+        );
         assert_eq!(kp.node_id(), num(&v["node_id_u64"]), "{label}");
-        assert_eq!(u64::from(routing_id(kp.node_id())), num(&v["node_id_routing_u32"]));
-        assert_eq!(u64::from(header_origin(kp.origin_hash())), num(&v["origin_hash_header_u32"]));
+        assert_eq!(
+            u64::from(routing_id(kp.node_id())),
+            num(&v["node_id_routing_u32"])
+        );
+        assert_eq!(
+            u64::from(header_origin(kp.origin_hash())),
+            num(&v["origin_hash_header_u32"])
+        );
         assert_eq!(kp.entity_id().origin_hash(), kp.origin_hash());
 
         let message = v["sign_message_ascii"].as_str().unwrap().as_bytes();
         let signature = kp.sign(message).unwrap();
-        assert_eq!(signature.0.as_slice(), hex_field(v, "ed25519_signature"), "{label}");
+        assert_eq!(
+            signature.0.as_slice(),
+            hex_field(v, "ed25519_signature"),
+            "{label}"
+        );
         kp.verify(message, &signature).unwrap();
         assert_eq!(
             kp.verify(b"other message", &signature),
@@ -77,10 +94,11 @@ fn strict_verify_rejects_non_canonical_s_and_small_order_keys() {
     let msg = b"strict";
     let sig = kp.sign(msg).unwrap();
     // S + l is the same scalar mod l but not canonical: strict rules reject it.
-    let l: [u8; 32] = hex::decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let l: [u8; 32] =
+        hex::decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
+            .unwrap()
+            .try_into()
+            .unwrap();
     let mut bad = sig.0;
     let mut carry = 0u16;
     for i in 0..32 {
@@ -88,7 +106,10 @@ fn strict_verify_rejects_non_canonical_s_and_small_order_keys() {
         bad[32 + i] = sum as u8;
         carry = sum >> 8;
     }
-    assert_eq!(kp.verify(msg, &Signature(bad)), Err(IdentityError::InvalidSignature));
+    assert_eq!(
+        kp.verify(msg, &Signature(bad)),
+        Err(IdentityError::InvalidSignature)
+    );
 
     // The identity point (small order) as a public key, with R = identity, S = 0:
     // cofactored or lax verifiers accept this for every message; strict must not.
@@ -97,7 +118,10 @@ fn strict_verify_rejects_non_canonical_s_and_small_order_keys() {
     let weak = EntityId::from_bytes(identity_point);
     let mut forged = [0u8; 64];
     forged[0] = 1;
-    assert_eq!(weak.verify(msg, &Signature(forged)), Err(IdentityError::InvalidSignature));
+    assert_eq!(
+        weak.verify(msg, &Signature(forged)),
+        Err(IdentityError::InvalidSignature)
+    );
 }
 
 #[test]
@@ -107,9 +131,15 @@ fn channel_hash_vectors() {
         let name = h["name"].as_str().unwrap();
         let channel = ChannelName::new(name).unwrap();
         assert_eq!(u64::from(channel.hash()), num(&h["hash_u16"]), "{name}");
-        assert_eq!(channel.hash().to_le_bytes().as_slice(), hex_field(h, "hash_u16_le_bytes"));
+        assert_eq!(
+            channel.hash().to_le_bytes().as_slice(),
+            hex_field(h, "hash_u16_le_bytes")
+        );
         assert_eq!(xxhash_of(name), num(&h["xxh3_64"]));
-        assert_eq!(publish_stream_id(channel.hash()), num(&h["publish_stream_id"]));
+        assert_eq!(
+            publish_stream_id(channel.hash()),
+            num(&h["publish_stream_id"])
+        );
     }
 }
 
@@ -176,22 +206,37 @@ fn deterministic_token_is_reproduced_byte_for_byte() {
         nonce: num(&d["nonce"]),
     };
     let token = PermissionToken::sign(&issuer, claims).unwrap();
-    assert_eq!(token.signing_input().as_slice(), hex_field(d, "signing_input_95"));
+    assert_eq!(
+        token.signing_input().as_slice(),
+        hex_field(d, "signing_input_95")
+    );
     assert_eq!(token.signature().0.as_slice(), hex_field(d, "signature"));
     assert_eq!(token.to_bytes().as_slice(), hex_field(d, "token_159"));
-    assert_eq!(token.issuer().as_bytes().as_slice(), hex_field(d, "issuer_pub"));
-    assert_eq!(token.subject().as_bytes().as_slice(), hex_field(d, "subject_pub"));
+    assert_eq!(
+        token.issuer().as_bytes().as_slice(),
+        hex_field(d, "issuer_pub")
+    );
+    assert_eq!(
+        token.subject().as_bytes().as_slice(),
+        hex_field(d, "subject_pub")
+    );
 
     let parsed = PermissionToken::from_bytes(&hex_field(d, "token_159")).unwrap();
     assert_eq!(parsed, token);
     parsed.verify().unwrap();
     parsed.is_valid_at(1_700_000_000).unwrap();
-    assert_eq!(parsed.is_valid_at(1_699_999_999), Err(TokenError::NotYetValid));
+    assert_eq!(
+        parsed.is_valid_at(1_699_999_999),
+        Err(TokenError::NotYetValid)
+    );
     assert_eq!(parsed.is_valid_at(4_102_444_800), Err(TokenError::Expired));
     parsed.is_valid_at(4_102_444_799).unwrap();
 
     let lidar = channel.hash();
-    assert_eq!(parsed.authorizes(TokenScope::NONE, lidar), d["authorizes_NONE"].as_bool().unwrap());
+    assert_eq!(
+        parsed.authorizes(TokenScope::NONE, lidar),
+        d["authorizes_NONE"].as_bool().unwrap()
+    );
     assert_eq!(
         parsed.authorizes(TokenScope::ADMIN, lidar),
         d["authorizes_admin_on_channel"].as_bool().unwrap()
@@ -202,7 +247,9 @@ fn deterministic_token_is_reproduced_byte_for_byte() {
     );
     assert_eq!(
         parsed.authorizes(TokenScope::SUBSCRIBE, 0),
-        d["authorizes_subscribe_on_other_channel_0x0000"].as_bool().unwrap()
+        d["authorizes_subscribe_on_other_channel_0x0000"]
+            .as_bool()
+            .unwrap()
     );
 }
 
@@ -211,25 +258,44 @@ fn token_length_must_be_exact() {
     let doc = load("token.json");
     let bytes = hex_field(&doc["deterministic"], "token_159");
     assert_eq!(doc["from_bytes_158_bytes_error"], "Some(InvalidFormat)");
-    assert_eq!(PermissionToken::from_bytes(&bytes[..158]), Err(TokenError::InvalidFormat));
+    assert_eq!(
+        PermissionToken::from_bytes(&bytes[..158]),
+        Err(TokenError::InvalidFormat)
+    );
     let mut long = bytes.clone();
     long.push(0);
-    assert_eq!(PermissionToken::from_bytes(&long), Err(TokenError::InvalidFormat));
-    assert_eq!(PermissionToken::from_bytes(&[]), Err(TokenError::InvalidFormat));
+    assert_eq!(
+        PermissionToken::from_bytes(&long),
+        Err(TokenError::InvalidFormat)
+    );
+    assert_eq!(
+        PermissionToken::from_bytes(&[]),
+        Err(TokenError::InvalidFormat)
+    );
 }
 
 #[test]
 fn tampered_expired_and_wildcard_tokens() {
     let doc = load("token.json");
-    let tampered = PermissionToken::from_bytes(&hex_field(&doc["tampered_scope_byte64_xor_0x04"], "token_159")).unwrap();
+    let tampered = PermissionToken::from_bytes(&hex_field(
+        &doc["tampered_scope_byte64_xor_0x04"],
+        "token_159",
+    ))
+    .unwrap();
     assert_eq!(tampered.verify(), Err(TokenError::InvalidSignature));
-    assert_eq!(tampered.is_valid_at(1_700_000_000), Err(TokenError::InvalidSignature));
+    assert_eq!(
+        tampered.is_valid_at(1_700_000_000),
+        Err(TokenError::InvalidSignature)
+    );
 
     let e = &doc["expired"];
     let expired = PermissionToken::from_bytes(&hex_field(e, "token_159")).unwrap();
     expired.verify().unwrap();
     assert!(expired.is_expired());
-    assert_eq!(expired.is_expired(), e["reference_is_expired"].as_bool().unwrap());
+    assert_eq!(
+        expired.is_expired(),
+        e["reference_is_expired"].as_bool().unwrap()
+    );
     assert_eq!(expired.is_valid(), Err(TokenError::Expired));
     assert_eq!(expired.not_before(), num(&e["not_before"]));
     assert_eq!(expired.not_after(), num(&e["not_after"]));
@@ -270,7 +336,10 @@ fn reference_issued_and_delegated_tokens_verify() {
     assert_eq!(child.issuer(), seed_b().entity_id());
     assert_eq!(child.subject(), seed_c().entity_id());
     assert_eq!(u64::from(child.scope().bits()), num(&c["scope_bits"]));
-    assert_eq!(u64::from(child.delegation_depth()), num(&c["delegation_depth"]));
+    assert_eq!(
+        u64::from(child.delegation_depth()),
+        num(&c["delegation_depth"])
+    );
     assert_eq!(child.not_after(), num(&c["not_after"]));
     assert_eq!(u64::from(child.channel_hash()), num(&c["channel_hash"]));
 }
@@ -278,12 +347,15 @@ fn reference_issued_and_delegated_tokens_verify() {
 #[test]
 fn delegation_matches_the_reference() {
     let doc = load("token.json");
-    let parent = PermissionToken::from_bytes(&hex_field(&doc["deterministic"], "token_159")).unwrap();
+    let parent =
+        PermissionToken::from_bytes(&hex_field(&doc["deterministic"], "token_159")).unwrap();
     let c = &doc["delegated_child_from_deterministic"];
     let now = num(&c["not_before"]);
     let requested = TokenScope::SUBSCRIBE | TokenScope::DELEGATE | TokenScope::ADMIN;
 
-    let child = parent.delegate_at(&seed_b(), *seed_c().entity_id(), requested, now).unwrap();
+    let child = parent
+        .delegate_at(&seed_b(), *seed_c().entity_id(), requested, now)
+        .unwrap();
     // Random nonce aside, our child carries exactly the reference child's fields.
     let reference = PermissionToken::from_bytes(&hex_field(c, "token_159")).unwrap();
     assert_eq!(child.issuer(), reference.issuer());
@@ -302,9 +374,17 @@ fn delegation_matches_the_reference() {
     );
 
     // Grandchild gets depth 0 and cannot be delegated again.
-    let grandchild = child.delegate_at(&seed_c(), *seed_a().entity_id(), TokenScope::ALL, now).unwrap();
-    assert_eq!(u64::from(grandchild.delegation_depth()), num(&c["grandchild_depth"]));
-    assert_eq!(grandchild.scope(), TokenScope::SUBSCRIBE | TokenScope::DELEGATE);
+    let grandchild = child
+        .delegate_at(&seed_c(), *seed_a().entity_id(), TokenScope::ALL, now)
+        .unwrap();
+    assert_eq!(
+        u64::from(grandchild.delegation_depth()),
+        num(&c["grandchild_depth"])
+    );
+    assert_eq!(
+        grandchild.scope(),
+        TokenScope::SUBSCRIBE | TokenScope::DELEGATE
+    );
     assert_eq!(c["delegate_from_depth0_error"], "Some(DelegationExhausted)");
     assert_eq!(
         grandchild.delegate_at(&seed_a(), *seed_b().entity_id(), TokenScope::ALL, now),
@@ -317,7 +397,16 @@ fn delegation_checks_run_in_spec_order() {
     let a = seed_a();
     let b = seed_b();
     let now = 1_000;
-    let no_delegate = PermissionToken::try_issue_at(&a, *b.entity_id(), TokenScope::PUBLISH, 7, Duration::from_secs(60), 3, now).unwrap();
+    let no_delegate = PermissionToken::try_issue_at(
+        &a,
+        *b.entity_id(),
+        TokenScope::PUBLISH,
+        7,
+        Duration::from_secs(60),
+        3,
+        now,
+    )
+    .unwrap();
     assert_eq!(
         no_delegate.delegate_at(&b, *a.entity_id(), TokenScope::PUBLISH, now),
         Err(TokenError::DelegationNotAllowed)
@@ -331,7 +420,16 @@ fn delegation_checks_run_in_spec_order() {
         Err(TokenError::NotYetValid)
     );
     let read_only_b = EntityKeypair::public_only(*b.entity_id()).unwrap();
-    let delegable = PermissionToken::try_issue_at(&a, *b.entity_id(), TokenScope::ALL, 7, Duration::from_secs(60), 3, now).unwrap();
+    let delegable = PermissionToken::try_issue_at(
+        &a,
+        *b.entity_id(),
+        TokenScope::ALL,
+        7,
+        Duration::from_secs(60),
+        3,
+        now,
+    )
+    .unwrap();
     assert_eq!(
         delegable.delegate_at(&read_only_b, *a.entity_id(), TokenScope::PUBLISH, now),
         Err(TokenError::ReadOnly)
@@ -351,10 +449,22 @@ fn envelope_inputs() -> (Value, [u8; 32], [u8; 32], [u8; 32]) {
 fn chain_link_input_is_the_serialized_causal_link() {
     let (doc, _, _, chain_link) = envelope_inputs();
     let link = &doc["inputs"]["chain_link"];
-    assert_eq!(u64::from_le_bytes(chain_link[0..8].try_into().unwrap()), num(&link["origin_hash"]));
-    assert_eq!(u64::from_le_bytes(chain_link[8..16].try_into().unwrap()), num(&link["horizon_encoded"]));
-    assert_eq!(u64::from_le_bytes(chain_link[16..24].try_into().unwrap()), num(&link["sequence"]));
-    assert_eq!(u64::from_le_bytes(chain_link[24..32].try_into().unwrap()), num(&link["parent_hash"]));
+    assert_eq!(
+        u64::from_le_bytes(chain_link[0..8].try_into().unwrap()),
+        num(&link["origin_hash"])
+    );
+    assert_eq!(
+        u64::from_le_bytes(chain_link[8..16].try_into().unwrap()),
+        num(&link["horizon_encoded"])
+    );
+    assert_eq!(
+        u64::from_le_bytes(chain_link[16..24].try_into().unwrap()),
+        num(&link["sequence"])
+    );
+    assert_eq!(
+        u64::from_le_bytes(chain_link[24..32].try_into().unwrap()),
+        num(&link["parent_hash"])
+    );
 }
 
 #[test]
@@ -364,25 +474,39 @@ fn deterministic_envelope_is_reproduced_byte_for_byte() {
     let source = EntityKeypair::from_seed(&hex32(&doc["inputs"], "source_seed"));
     assert_eq!(x25519_public_key(&target_secret), target_pub);
     let eph_secret = hex32(d, "ephemeral_x25519_secret");
-    assert_eq!(x25519_public_key(&eph_secret).as_slice(), hex_field(d, "ephemeral_x25519_pub"));
+    assert_eq!(
+        x25519_public_key(&eph_secret).as_slice(),
+        hex_field(d, "ephemeral_x25519_pub")
+    );
 
-    let envelope = IdentityEnvelope::seal_with_ephemeral(&source, &target_pub, &chain_link, &eph_secret).unwrap();
+    let envelope =
+        IdentityEnvelope::seal_with_ephemeral(&source, &target_pub, &chain_link, &eph_secret)
+            .unwrap();
     assert_eq!(envelope.to_bytes().as_slice(), hex_field(d, "envelope_209"));
 
     // Intermediates, recomputed from the spec's formulas.
     let shared = hex32(d, "x25519_shared");
     assert_eq!(
         keyed_blake2s(ENVELOPE_KEY_LABEL, &[&shared]).as_slice(),
-        hex_field(d, "aead_key = blake2s_mac(key=\"net-identity-envelope\", msg=shared)")
+        hex_field(
+            d,
+            "aead_key = blake2s_mac(key=\"net-identity-envelope\", msg=shared)"
+        )
     );
     let eph_pub = x25519_public_key(&eph_secret);
     assert_eq!(
         keyed_blake2s(ENVELOPE_NONCE_LABEL, &[&eph_pub, &target_pub]).as_slice(),
-        hex_field(d, "blake2s_mac(key=\"net-identity-nonce\", msg=eph_pub||target_pub)")
+        hex_field(
+            d,
+            "blake2s_mac(key=\"net-identity-nonce\", msg=eph_pub||target_pub)"
+        )
     );
 
     let opened = envelope.open(&target_secret, &chain_link, None).unwrap();
-    assert_eq!(opened.seed().unwrap().as_slice(), hex_field(&doc["inputs"], "source_seed"));
+    assert_eq!(
+        opened.seed().unwrap().as_slice(),
+        hex_field(&doc["inputs"], "source_seed")
+    );
 }
 
 #[test]
@@ -393,8 +517,14 @@ fn reference_sealed_envelope_opens() {
     let opened = envelope
         .open(&target_secret, &chain_link, Some(seed_a().entity_id()))
         .unwrap();
-    assert_eq!(opened.seed().unwrap().as_slice(), hex_field(r, "opened_seed"));
-    assert_eq!(IdentityEnvelope::from_bytes(&envelope.to_bytes()).unwrap(), envelope);
+    assert_eq!(
+        opened.seed().unwrap().as_slice(),
+        hex_field(r, "opened_seed")
+    );
+    assert_eq!(
+        IdentityEnvelope::from_bytes(&envelope.to_bytes()).unwrap(),
+        envelope
+    );
 }
 
 #[test]
@@ -404,32 +534,66 @@ fn envelope_failure_cases() {
     let bytes = hex_field(&doc["deterministic"], "envelope_209");
     let envelope = IdentityEnvelope::from_bytes(&bytes).unwrap();
 
-    assert!(f["from_bytes_with_version_byte_0_is_none"].as_bool().unwrap());
+    assert!(
+        f["from_bytes_with_version_byte_0_is_none"]
+            .as_bool()
+            .unwrap()
+    );
     for version in [0u8, 2, 0xff] {
         let mut other = bytes.clone();
         other[0] = version;
-        assert_eq!(IdentityEnvelope::from_bytes(&other), Err(EnvelopeError::UnknownVersion(version)));
+        assert_eq!(
+            IdentityEnvelope::from_bytes(&other),
+            Err(EnvelopeError::UnknownVersion(version))
+        );
     }
     // The version is judged before the length: a 1-byte v0 blob is UnknownVersion.
-    assert_eq!(IdentityEnvelope::from_bytes(&[0]), Err(EnvelopeError::UnknownVersion(0)));
-    assert_eq!(IdentityEnvelope::from_bytes(&[]), Err(EnvelopeError::InvalidLength(0)));
-    assert_eq!(IdentityEnvelope::from_bytes(&bytes[..208]), Err(EnvelopeError::InvalidLength(208)));
+    assert_eq!(
+        IdentityEnvelope::from_bytes(&[0]),
+        Err(EnvelopeError::UnknownVersion(0))
+    );
+    assert_eq!(
+        IdentityEnvelope::from_bytes(&[]),
+        Err(EnvelopeError::InvalidLength(0))
+    );
+    assert_eq!(
+        IdentityEnvelope::from_bytes(&bytes[..208]),
+        Err(EnvelopeError::InvalidLength(208))
+    );
 
     let mut flipped = bytes.clone();
     flipped[80] ^= 0x01;
-    assert_eq!(f["open_after_flipping_byte_80_(ciphertext)"], "Some(SealOpenFailed)");
     assert_eq!(
-        IdentityEnvelope::from_bytes(&flipped).unwrap().open(&target_secret, &chain_link, None).unwrap_err(),
+        f["open_after_flipping_byte_80_(ciphertext)"],
+        "Some(SealOpenFailed)"
+    );
+    assert_eq!(
+        IdentityEnvelope::from_bytes(&flipped)
+            .unwrap()
+            .open(&target_secret, &chain_link, None)
+            .unwrap_err(),
         EnvelopeError::SealOpenFailed
     );
 
     let mut link6 = chain_link;
     link6[16..24].copy_from_slice(&6u64.to_le_bytes());
-    assert_eq!(f["open_with_chain_link_sequence_6"], "Some(InvalidAttestation)");
-    assert_eq!(envelope.open(&target_secret, &link6, None).unwrap_err(), EnvelopeError::InvalidAttestation);
+    assert_eq!(
+        f["open_with_chain_link_sequence_6"],
+        "Some(InvalidAttestation)"
+    );
+    assert_eq!(
+        envelope.open(&target_secret, &link6, None).unwrap_err(),
+        EnvelopeError::InvalidAttestation
+    );
 
-    assert_eq!(f["open_with_wrong_target_secret_0909.."], "Some(SealOpenFailed)");
-    assert_eq!(envelope.open(&[0x09; 32], &chain_link, None).unwrap_err(), EnvelopeError::SealOpenFailed);
+    assert_eq!(
+        f["open_with_wrong_target_secret_0909.."],
+        "Some(SealOpenFailed)"
+    );
+    assert_eq!(
+        envelope.open(&[0x09; 32], &chain_link, None).unwrap_err(),
+        EnvelopeError::SealOpenFailed
+    );
 
     // A signer key that is not a curve point.
     let not_a_point = (2u8..=255)
@@ -443,5 +607,8 @@ fn envelope_failure_cases() {
     let mut bad_signer = bytes.clone();
     bad_signer[113..145].copy_from_slice(not_a_point.as_bytes());
     let parsed = IdentityEnvelope::from_bytes(&bad_signer).unwrap();
-    assert_eq!(parsed.open(&target_secret, &chain_link, None).unwrap_err(), EnvelopeError::InvalidSignerKey);
+    assert_eq!(
+        parsed.open(&target_secret, &chain_link, None).unwrap_err(),
+        EnvelopeError::InvalidSignerKey
+    );
 }

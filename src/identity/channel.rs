@@ -43,7 +43,9 @@ pub fn validate_channel_name(name: &str) -> Result<(), ChannelNameError> {
         return Err(ChannelNameError::InvalidChar(bad));
     }
     if name.starts_with('/') || name.ends_with('/') {
-        return Err(ChannelNameError::InvalidFormat("must not start or end with '/'"));
+        return Err(ChannelNameError::InvalidFormat(
+            "must not start or end with '/'",
+        ));
     }
     if name.contains("//") {
         return Err(ChannelNameError::InvalidFormat("must not contain '//'"));
@@ -51,7 +53,11 @@ pub fn validate_channel_name(name: &str) -> Result<(), ChannelNameError> {
     for segment in name.split('/') {
         match segment {
             "." => return Err(ChannelNameError::InvalidFormat("segment \".\" is reserved")),
-            ".." => return Err(ChannelNameError::InvalidFormat("segment \"..\" is reserved")),
+            ".." => {
+                return Err(ChannelNameError::InvalidFormat(
+                    "segment \"..\" is reserved",
+                ));
+            }
             _ => {}
         }
     }

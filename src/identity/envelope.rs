@@ -265,7 +265,8 @@ impl IdentityEnvelope {
     pub fn to_bytes(&self) -> [u8; IDENTITY_ENVELOPE_SIZE] {
         let mut out = [0u8; IDENTITY_ENVELOPE_SIZE];
         out[offset::VERSION] = IDENTITY_ENVELOPE_VERSION;
-        out[offset::TARGET_STATIC_PUB..offset::EPHEMERAL_PUB].copy_from_slice(&self.target_static_pub);
+        out[offset::TARGET_STATIC_PUB..offset::EPHEMERAL_PUB]
+            .copy_from_slice(&self.target_static_pub);
         out[offset::EPHEMERAL_PUB..offset::CIPHERTEXT].copy_from_slice(&self.ephemeral_pub);
         out[offset::CIPHERTEXT..offset::SIGNER_PUB].copy_from_slice(&self.ciphertext);
         out[offset::SIGNER_PUB..offset::SIGNATURE].copy_from_slice(self.signer.as_bytes());
@@ -288,7 +289,10 @@ impl fmt::Debug for IdentityEnvelope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdentityEnvelope")
             .field("signer", &self.signer)
-            .field("target_static_pub", &super::keypair::hex_string(&self.target_static_pub))
+            .field(
+                "target_static_pub",
+                &super::keypair::hex_string(&self.target_static_pub),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -326,10 +330,13 @@ mod tests {
         let secret = [5u8; 32];
         let env = IdentityEnvelope::seal(&source, &x25519_public_key(&secret), &[3; 32]).unwrap();
         assert_eq!(
-            env.open(&secret, &[3; 32], Some(other.entity_id())).unwrap_err(),
+            env.open(&secret, &[3; 32], Some(other.entity_id()))
+                .unwrap_err(),
             EnvelopeError::InvalidSignerKey
         );
-        let opened = env.open(&secret, &[3; 32], Some(source.entity_id())).unwrap();
+        let opened = env
+            .open(&secret, &[3; 32], Some(source.entity_id()))
+            .unwrap();
         assert_eq!(opened.entity_id(), source.entity_id());
     }
 }

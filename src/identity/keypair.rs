@@ -53,11 +53,12 @@ impl Signature {
     /// # Errors
     /// [`IdentityError::InvalidLength`] for any other length.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, IdentityError> {
-        let array: [u8; SIGNATURE_LEN] = bytes.try_into().map_err(|_| IdentityError::InvalidLength {
-            what: "signature",
-            expected: SIGNATURE_LEN,
-            actual: bytes.len(),
-        })?;
+        let array: [u8; SIGNATURE_LEN] =
+            bytes.try_into().map_err(|_| IdentityError::InvalidLength {
+                what: "signature",
+                expected: SIGNATURE_LEN,
+                actual: bytes.len(),
+            })?;
         Ok(Self(array))
     }
 
@@ -94,11 +95,12 @@ impl EntityId {
     /// # Errors
     /// [`IdentityError::InvalidLength`] for any other length.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, IdentityError> {
-        let array: [u8; PUBLIC_KEY_LEN] = bytes.try_into().map_err(|_| IdentityError::InvalidLength {
-            what: "public key",
-            expected: PUBLIC_KEY_LEN,
-            actual: bytes.len(),
-        })?;
+        let array: [u8; PUBLIC_KEY_LEN] =
+            bytes.try_into().map_err(|_| IdentityError::InvalidLength {
+                what: "public key",
+                expected: PUBLIC_KEY_LEN,
+                actual: bytes.len(),
+            })?;
         Ok(Self(array))
     }
 
@@ -274,8 +276,10 @@ impl fmt::Debug for EntityKeypair {
 
 pub(crate) fn hex_string(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

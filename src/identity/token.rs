@@ -213,7 +213,15 @@ impl PermissionToken {
         ttl: Duration,
         delegation_depth: u8,
     ) -> Result<Self, TokenError> {
-        Self::try_issue_at(issuer, subject, scope, channel_hash, ttl, delegation_depth, unix_now())
+        Self::try_issue_at(
+            issuer,
+            subject,
+            scope,
+            channel_hash,
+            ttl,
+            delegation_depth,
+            unix_now(),
+        )
     }
 
     /// [`try_issue`](Self::try_issue) with an explicit "now" (UNIX seconds).
@@ -469,9 +477,11 @@ fn signing_input(issuer: &EntityId, claims: &TokenClaims) -> [u8; TOKEN_SIGNING_
     out[offset::ISSUER..offset::SUBJECT].copy_from_slice(issuer.as_bytes());
     out[offset::SUBJECT..offset::SCOPE].copy_from_slice(claims.subject.as_bytes());
     out[offset::SCOPE..offset::CHANNEL_HASH].copy_from_slice(&claims.scope.0.to_le_bytes());
-    out[offset::CHANNEL_HASH..offset::NOT_BEFORE].copy_from_slice(&claims.channel_hash.to_le_bytes());
+    out[offset::CHANNEL_HASH..offset::NOT_BEFORE]
+        .copy_from_slice(&claims.channel_hash.to_le_bytes());
     out[offset::NOT_BEFORE..offset::NOT_AFTER].copy_from_slice(&claims.not_before.to_le_bytes());
-    out[offset::NOT_AFTER..offset::DELEGATION_DEPTH].copy_from_slice(&claims.not_after.to_le_bytes());
+    out[offset::NOT_AFTER..offset::DELEGATION_DEPTH]
+        .copy_from_slice(&claims.not_after.to_le_bytes());
     out[offset::DELEGATION_DEPTH] = claims.delegation_depth;
     out[offset::NONCE..offset::SIGNATURE].copy_from_slice(&claims.nonce.to_le_bytes());
     out
@@ -483,7 +493,10 @@ impl fmt::Debug for PermissionToken {
             .field("issuer", &self.issuer)
             .field("subject", &self.claims.subject)
             .field("scope", &self.claims.scope)
-            .field("channel_hash", &format_args!("{:#06x}", self.claims.channel_hash))
+            .field(
+                "channel_hash",
+                &format_args!("{:#06x}", self.claims.channel_hash),
+            )
             .field("not_before", &self.claims.not_before)
             .field("not_after", &self.claims.not_after)
             .field("delegation_depth", &self.claims.delegation_depth)
@@ -527,15 +540,9 @@ mod tests {
     fn zero_ttl_is_refused_by_try_issue_and_clamped_by_issue() {
         let issuer = EntityKeypair::from_seed(&[7; 32]);
         let subject = *EntityKeypair::from_seed(&[8; 32]).entity_id();
-        let err = PermissionToken::try_issue(
-            &issuer,
-            subject,
-            TokenScope::PUBLISH,
-            1,
-            Duration::ZERO,
-            0,
-        )
-        .unwrap_err();
+        let err =
+            PermissionToken::try_issue(&issuer, subject, TokenScope::PUBLISH, 1, Duration::ZERO, 0)
+                .unwrap_err();
         assert_eq!(err, TokenError::ZeroTtl);
         let sub_second = PermissionToken::try_issue(
             &issuer,
@@ -574,9 +581,15 @@ mod tests {
     fn read_only_issuer_is_refused() {
         let full = EntityKeypair::from_seed(&[7; 32]);
         let public = EntityKeypair::public_only(*full.entity_id()).unwrap();
-        let err =
-            PermissionToken::issue(&public, *full.entity_id(), TokenScope::ALL, 0, Duration::from_secs(5), 0)
-                .unwrap_err();
+        let err = PermissionToken::issue(
+            &public,
+            *full.entity_id(),
+            TokenScope::ALL,
+            0,
+            Duration::from_secs(5),
+            0,
+        )
+        .unwrap_err();
         assert_eq!(err, TokenError::ReadOnly);
     }
 }

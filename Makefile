@@ -1,0 +1,127 @@
+# Net: the one entry point. `make demo` and `make test` work on a fresh
+# machine: each installs what it is missing (see `setup`).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+CARGO          ?= cargo
+PYTHON         ?= python3
+PREFIX         ?= /usr/local
+DESTDIR        ?=
+
+ROOT           := $(CURDIR)
+VERSION        := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+TARGET_DIR     := $(ROOT)/target
+RELEASE_DIR    := $(TARGET_DIR)/release
+TOOLS_DIR      := $(TARGET_DIR)/tools
+STAGE          := $(TARGET_DIR)/stage
+VENV           := $(TARGET_DIR)/venv
+CBINDGEN_VERSION := 0.29.2
+CBINDGEN       := $(TOOLS_DIR)/bin/cbindgen
+
+# What every SDK test run sees: libnet installed into a staging prefix, found
+# through pkg-config (Go, C) or an explicit path (Python, Node).
+SDK_ENV := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig \
+           LD_LIBRARY_PATH=$(STAGE)/lib \
+           NET_STAGE=$(STAGE) \
+           NET_LIBRARY_PATH=$(STAGE)/lib/libnet.so \
+           NET_VENV=$(VENV) \
+           NET_ROOT=$(ROOT)
+
+.PHONY: setup setup-system setup-python setup-node build header header-check lint \
+        test test-rust test-c test-go test-python test-node test-parity \
+        stage install bench demo clean
+
+## setup: install whatever this machine lacks (system packages, cbindgen,
+## the Python venv, Node packages). Idempotent and quick when nothing is missing.
+setup: setup-system $(CBINDGEN) setup-python setup-node
+
+setup-system:
+	@./scripts/ensure-system-packages.sh
+
+$(CBINDGEN):
+	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(TOOLS_DIR) --quiet
+
+setup-python:
+	@./scripts/ensure-python-venv.sh $(VENV)
+
+setup-node:
+	@./scripts/ensure-node-packages.sh
+
+## build: libnet.so and libnet.a (release: LTO, unwinding panics).
+build:
+	$(CARGO) build --release --lib
+
+## header: regenerate include/net.h with the pinned cbindgen.
+header: $(CBINDGEN)
+	$(CBINDGEN) --quiet --config cbindgen.toml --crate net --output include/net.h
+
+## header-check: fail if the committed header is not what cbindgen generates.
+header-check: $(CBINDGEN)
+	$(CBINDGEN) --quiet --config cbindgen.toml --crate net --output $(TARGET_DIR)/net.h.fresh
+	@diff -u include/net.h $(TARGET_DIR)/net.h.fresh || \
+	  { echo "include/net.h is stale: run 'make header' and commit it" >&2; exit 1; }
+	@./scripts/check-header-compiles.sh include/net.h
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --quiet -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
+
+## stage: build, then install into target/stage for the SDK test suites.
+stage: build
+	@$(MAKE) --no-print-directory install PREFIX=$(STAGE) DESTDIR= SKIP_BUILD=1 >/dev/null
+
+## install: libnet.{so,a}, net.h, net.pc and the CMake package into $(DESTDIR)$(PREFIX).
+install:
+	@[ -n "$${SKIP_BUILD:-}" ] || $(MAKE) --no-print-directory build
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/Net $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(RELEASE_DIR)/libnet.so $(DESTDIR)$(PREFIX)/lib/libnet.so
+	install -m 0644 $(RELEASE_DIR)/libnet.a $(DESTDIR)$(PREFIX)/lib/libnet.a
+	install -m 0644 include/net.h $(DESTDIR)$(PREFIX)/include/net.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' sdk-c/net.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/net.pc
+	sed -e 's|@VERSION@|$(VERSION)|' sdk-c/cmake/NetConfig.cmake.in \
+	  > $(DESTDIR)$(PREFIX)/lib/cmake/Net/NetConfig.cmake
+	sed -e 's|@VERSION@|$(VERSION)|' sdk-c/cmake/NetConfigVersion.cmake.in \
+	  > $(DESTDIR)$(PREFIX)/lib/cmake/Net/NetConfigVersion.cmake
+
+## test: every test suite: Rust (unit, integration, vectors, loom), lints, the
+## header drift check, C (ASan), Go (-race), Python (pytest on the wheel),
+## Node (node:test on the packed package) and the SDK parity check.
+test: setup header-check lint test-rust stage test-c test-go test-python test-node test-parity
+	@echo "make test: all suites passed"
+
+test-rust:
+	$(CARGO) test --all-targets --quiet
+	$(CARGO) test --doc --quiet
+
+test-c: stage
+	$(SDK_ENV) $(MAKE) --no-print-directory -C sdk-c test
+
+test-go: stage
+	$(SDK_ENV) $(MAKE) --no-print-directory -C sdk-go test
+
+test-python: stage setup-python
+	$(SDK_ENV) $(MAKE) --no-print-directory -C sdk-python test
+
+test-node: stage setup-node
+	$(SDK_ENV) $(MAKE) --no-print-directory -C sdk-node test
+
+test-parity:
+	$(PYTHON) scripts/check-sdk-parity.py
+
+## bench: throughput of the hot paths next to same-run baselines.
+bench: setup stage
+	$(CARGO) bench --bench identity --quiet
+	$(SDK_ENV) ./scripts/bench-ffi-overhead.sh
+
+## demo: two identities, a token issued, verified and delegated, an envelope
+## sealed and opened, from the Python SDK.
+demo: setup stage
+	$(SDK_ENV) $(MAKE) --no-print-directory -C sdk-python demo
+
+clean:
+	$(CARGO) clean
+	rm -rf sdk-python/build sdk-python/dist sdk-node/node_modules sdk-node/*.tgz

@@ -1,0 +1,101 @@
+//! `FfiError` (a status plus a message) and the thread-local last error that
+//! `net_last_error_message()` reports.
+
+use std::cell::RefCell;
+use std::ffi::{CString, c_char};
+
+use super::status::net_status_t;
+use crate::identity::{ChannelNameError, EnvelopeError, IdentityError, TokenError};
+
+/// A failed FFI call: the status to return and the detail to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FfiError {
+    pub(crate) status: net_status_t,
+    pub(crate) message: String,
+}
+
+impl FfiError {
+    pub(crate) fn new(status: net_status_t, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(net_status_t::NET_ERR_INVALID_ARGUMENT, message)
+    }
+}
+
+impl From<IdentityError> for FfiError {
+    fn from(err: IdentityError) -> Self {
+        let status = match err {
+            IdentityError::ReadOnly => net_status_t::NET_ERR_READ_ONLY,
+            IdentityError::InvalidPublicKey => net_status_t::NET_ERR_INVALID_PUBLIC_KEY,
+            IdentityError::InvalidSignature => net_status_t::NET_ERR_INVALID_SIGNATURE,
+            IdentityError::InvalidLength { .. } => net_status_t::NET_ERR_INVALID_ARGUMENT,
+        };
+        Self::new(status, err.to_string())
+    }
+}
+
+impl From<TokenError> for FfiError {
+    fn from(err: TokenError) -> Self {
+        let status = match err {
+            TokenError::InvalidSignature => net_status_t::NET_ERR_TOKEN_INVALID_SIGNATURE,
+            TokenError::NotYetValid => net_status_t::NET_ERR_TOKEN_NOT_YET_VALID,
+            TokenError::Expired => net_status_t::NET_ERR_TOKEN_EXPIRED,
+            TokenError::DelegationExhausted => net_status_t::NET_ERR_TOKEN_DELEGATION_EXHAUSTED,
+            TokenError::DelegationNotAllowed => net_status_t::NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED,
+            TokenError::NotAuthorized => net_status_t::NET_ERR_TOKEN_NOT_AUTHORIZED,
+            TokenError::InvalidFormat => net_status_t::NET_ERR_TOKEN_INVALID_FORMAT,
+            TokenError::ReadOnly => net_status_t::NET_ERR_READ_ONLY,
+            TokenError::ZeroTtl => net_status_t::NET_ERR_TOKEN_ZERO_TTL,
+        };
+        Self::new(status, err.to_string())
+    }
+}
+
+impl From<EnvelopeError> for FfiError {
+    fn from(err: EnvelopeError) -> Self {
+        let status = match err {
+            EnvelopeError::InvalidAttestation => net_status_t::NET_ERR_ENVELOPE_INVALID_ATTESTATION,
+            EnvelopeError::SealOpenFailed => net_status_t::NET_ERR_ENVELOPE_SEAL_OPEN_FAILED,
+            EnvelopeError::OriginHashMismatch => {
+                net_status_t::NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH
+            }
+            EnvelopeError::InvalidSignerKey => net_status_t::NET_ERR_ENVELOPE_INVALID_SIGNER_KEY,
+            EnvelopeError::SourceReadOnly => net_status_t::NET_ERR_READ_ONLY,
+            EnvelopeError::UnknownVersion(_) => net_status_t::NET_ERR_ENVELOPE_UNKNOWN_VERSION,
+            EnvelopeError::InvalidLength(_) => net_status_t::NET_ERR_ENVELOPE_INVALID_LENGTH,
+        };
+        Self::new(status, err.to_string())
+    }
+}
+
+impl From<ChannelNameError> for FfiError {
+    fn from(err: ChannelNameError) -> Self {
+        Self::new(net_status_t::NET_ERR_CHANNEL_INVALID_NAME, err.to_string())
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Records `message` as this thread's last error.
+pub(crate) fn set_last_error(message: &str) {
+    // Interior NULs would truncate the C string; show them instead.
+    let clean = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = clean);
+}
+
+/// The detail of the last failed call on the calling thread, as UTF-8.
+///
+/// Never NULL: an empty string when no call on this thread has failed. The
+/// pointer stays valid until the next failing `net_*` call on the same thread;
+/// copy the text if you need it longer.
+#[unsafe(no_mangle)]
+pub extern "C" fn net_last_error_message() -> *const c_char {
+    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+}

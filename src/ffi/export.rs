@@ -1,0 +1,245 @@
+//! The export macro every `extern "C"` entry point runs its body through, and
+//! the argument checks it applies.
+//!
+//! ```ignore
+//! #[unsafe(no_mangle)]
+//! pub unsafe extern "C" fn net_identity_sign(
+//!     identity: *const net_identity_t,
+//!     message: *const u8,
+//!     message_len: usize,
+//!     signature_out: *mut net_bytes_t,
+//! ) -> net_status_t {
+//!     ffi_export!(handle identity; bytes message[message_len]; out signature_out; {
+//!         let signature = identity.sign(message)?;
+//!         signature_out.write(net_bytes_t::from_slice(&signature.0));
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! Each clause before the body rebinds a raw argument to a checked one:
+//!
+//! * `handle h;` enters the handle's guard (NULL, alignment and type checked;
+//!   `NET_ERR_SHUTTING_DOWN` once freed) and rebinds `h` to the inner value for
+//!   the rest of the call;
+//! * `bytes p[len];` rebinds `p` to `&[u8]` (NULL allowed only when `len` is 0);
+//! * `array p[len] N;` rebinds `p` to `&[u8; N]`, refusing any other length;
+//! * `opt_array p[len] N;` like `array`, but NULL means `None`;
+//! * `str p[len];` rebinds `p` to a UTF-8 `&str`;
+//! * `out p;` rebinds `p` to an [`Out`] (NULL and alignment checked) whose
+//!   `write` is the only way to set it, so outputs are written at the end of a
+//!   successful body and never on failure.
+//!
+//! The whole call runs inside `catch_unwind`: a panic becomes `NET_ERR_PANIC`
+//! with its message in `net_last_error_message()`, never an unwind across the
+//! C boundary. A body returns `Ok(())` for `NET_OK`, `Ok(status)` for a
+//! non-error outcome, or `Err(FfiError)` (usually via `?`).
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::error::{FfiError, set_last_error};
+use super::status::net_status_t;
+
+/// A successful body's result, as a status.
+pub(crate) trait IntoStatus {
+    fn into_status(self) -> net_status_t;
+}
+
+impl IntoStatus for () {
+    fn into_status(self) -> net_status_t {
+        net_status_t::NET_OK
+    }
+}
+
+impl IntoStatus for net_status_t {
+    fn into_status(self) -> net_status_t {
+        self
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    let detail = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    format!("libnet panicked (this is a bug): {detail}")
+}
+
+/// Runs an entry point's body: errors are recorded and mapped to their
+/// status, panics are caught and become `NET_ERR_PANIC`.
+pub(crate) fn run<R: IntoStatus>(body: impl FnOnce() -> Result<R, FfiError>) -> net_status_t {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(result)) => result.into_status(),
+        Ok(Err(err)) => {
+            set_last_error(&err.message);
+            err.status
+        }
+        Err(payload) => {
+            set_last_error(&panic_message(payload.as_ref()));
+            net_status_t::NET_ERR_PANIC
+        }
+    }
+}
+
+/// For the few entry points that return a value instead of a status
+/// (`net_version`, `_free`, ...): a panic yields `fallback`.
+pub(crate) fn guarded<R>(fallback: R, body: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(payload) => {
+            set_last_error(&panic_message(payload.as_ref()));
+            fallback
+        }
+    }
+}
+
+/// A checked output pointer: non-NULL and aligned. Written only through
+/// [`Out::write`].
+pub(crate) struct Out<T>(*mut T);
+
+impl<T> Out<T> {
+    /// # Safety
+    /// If non-NULL, `ptr` must be valid for a write of `T`.
+    pub(crate) unsafe fn new(ptr: *mut T, name: &str) -> Result<Self, FfiError> {
+        if ptr.is_null() {
+            return Err(FfiError::invalid_argument(format!(
+                "output `{name}` is NULL"
+            )));
+        }
+        if !ptr.is_aligned() {
+            return Err(FfiError::invalid_argument(format!(
+                "output `{name}` is misaligned"
+            )));
+        }
+        Ok(Self(ptr))
+    }
+
+    /// Stores the result. Previous contents are overwritten, not dropped.
+    pub(crate) fn write(self, value: T) {
+        // SAFETY: checked non-NULL and aligned in `new`, whose caller vouched
+        // for validity.
+        unsafe { self.0.write(value) };
+    }
+}
+
+/// # Safety
+/// If `len > 0`, `ptr` must be valid for reads of `len` bytes for the call.
+pub(crate) unsafe fn input_bytes<'a>(
+    ptr: *const u8,
+    len: usize,
+    name: &str,
+) -> Result<&'a [u8], FfiError> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(FfiError::invalid_argument(format!(
+            "`{name}` is NULL but its length is {len}"
+        )));
+    }
+    if len > isize::MAX as usize {
+        return Err(FfiError::invalid_argument(format!(
+            "`{name}` length {len} is too large"
+        )));
+    }
+    // SAFETY: non-NULL, u8 needs no alignment, and the caller vouches for
+    // `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// # Safety
+/// As [`input_bytes`].
+pub(crate) unsafe fn input_array<'a, const N: usize>(
+    ptr: *const u8,
+    len: usize,
+    name: &str,
+) -> Result<&'a [u8; N], FfiError> {
+    if len != N {
+        return Err(FfiError::invalid_argument(format!(
+            "`{name}` must be {N} bytes, got {len}"
+        )));
+    }
+    // SAFETY: forwarded contract.
+    let bytes = unsafe { input_bytes(ptr, len, name) }?;
+    bytes
+        .try_into()
+        .map_err(|_| FfiError::invalid_argument(format!("`{name}` must be {N} bytes")))
+}
+
+/// # Safety
+/// As [`input_bytes`]; NULL means absent.
+pub(crate) unsafe fn input_opt_array<'a, const N: usize>(
+    ptr: *const u8,
+    len: usize,
+    name: &str,
+) -> Result<Option<&'a [u8; N]>, FfiError> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded contract.
+    unsafe { input_array(ptr, len, name) }.map(Some)
+}
+
+/// # Safety
+/// As [`input_bytes`].
+pub(crate) unsafe fn input_str<'a>(
+    ptr: *const u8,
+    len: usize,
+    name: &str,
+) -> Result<&'a str, FfiError> {
+    // SAFETY: forwarded contract.
+    let bytes = unsafe { input_bytes(ptr, len, name) }?;
+    std::str::from_utf8(bytes)
+        .map_err(|e| FfiError::invalid_argument(format!("`{name}` is not UTF-8: {e}")))
+}
+
+/// See the module documentation.
+macro_rules! ffi_export {
+    (@bind handle $h:ident; $($rest:tt)*) => {{
+        let raw = $h;
+        // SAFETY: the caller of this extern fn passes NULL or a handle pointer
+        // that libnet returned (its documented contract); handles are never
+        // deallocated, so reading one is valid even after its free.
+        let $h = unsafe { $crate::ffi::handle::enter(raw) }?;
+        let $h = &*$h;
+        $crate::ffi::export::ffi_export!(@bind $($rest)*)
+    }};
+    (@bind bytes $p:ident[$len:ident]; $($rest:tt)*) => {{
+        let (raw, len) = ($p, $len);
+        // SAFETY: the caller passes `len` readable bytes at `raw` (documented contract).
+        let $p = unsafe { $crate::ffi::export::input_bytes(raw, len, stringify!($p)) }?;
+        $crate::ffi::export::ffi_export!(@bind $($rest)*)
+    }};
+    (@bind array $p:ident[$len:ident] $n:expr; $($rest:tt)*) => {{
+        let (raw, len) = ($p, $len);
+        // SAFETY: as for `bytes`.
+        let $p = unsafe { $crate::ffi::export::input_array::<{ $n }>(raw, len, stringify!($p)) }?;
+        $crate::ffi::export::ffi_export!(@bind $($rest)*)
+    }};
+    (@bind opt_array $p:ident[$len:ident] $n:expr; $($rest:tt)*) => {{
+        let (raw, len) = ($p, $len);
+        // SAFETY: as for `bytes`; NULL is accepted as "absent".
+        let $p = unsafe { $crate::ffi::export::input_opt_array::<{ $n }>(raw, len, stringify!($p)) }?;
+        $crate::ffi::export::ffi_export!(@bind $($rest)*)
+    }};
+    (@bind str $p:ident[$len:ident]; $($rest:tt)*) => {{
+        let (raw, len) = ($p, $len);
+        // SAFETY: as for `bytes`.
+        let $p = unsafe { $crate::ffi::export::input_str(raw, len, stringify!($p)) }?;
+        $crate::ffi::export::ffi_export!(@bind $($rest)*)
+    }};
+    (@bind out $p:ident; $($rest:tt)*) => {{
+        let raw = $p;
+        // SAFETY: the caller passes NULL or a pointer valid for one write
+        // (documented contract); NULL and misalignment are refused.
+        let $p = unsafe { $crate::ffi::export::Out::new(raw, stringify!($p)) }?;
+        $crate::ffi::export::ffi_export!(@bind $($rest)*)
+    }};
+    (@bind $body:block) => { $body };
+    ($($clauses:tt)*) => {
+        $crate::ffi::export::run(|| $crate::ffi::export::ffi_export!(@bind $($clauses)*))
+    };
+}
+pub(crate) use ffi_export;

@@ -1,0 +1,109 @@
+//! `net_status_t`: the one list of status codes every entry point returns.
+//!
+//! `NET_OK` is 0, small positive values are non-error outcomes, negative values
+//! are errors. The numbers are part of the ABI: never renumber, only add.
+//! Ranges: -1..-9 generic, -10..-19 identity, -20..-29 tokens, -30..-39
+//! envelopes, -40..-49 channels; later areas take their own blocks of 100
+//! (RedEX -100, mesh -200, CortEX -300, bus -400).
+
+/// Status code returned by every fallible `net_*` call.
+#[allow(non_camel_case_types)]
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum net_status_t {
+    /// Success.
+    NET_OK = 0,
+    /// A blocking call reached its timeout without a result (not an error).
+    NET_TIMEOUT = 1,
+    /// A stream has no more items and never will (not an error).
+    NET_END = 2,
+    /// A pointer was NULL or misaligned, a length was wrong, a string was not
+    /// UTF-8, or a handle was of the wrong type. The message names the argument.
+    NET_ERR_INVALID_ARGUMENT = -1,
+    /// The handle has been freed (or is being freed).
+    NET_ERR_SHUTTING_DOWN = -2,
+    /// A bug in libnet panicked; the call had no effect. Please report it.
+    NET_ERR_PANIC = -3,
+    /// An internal invariant failed; the message says which.
+    NET_ERR_INTERNAL = -4,
+    /// The identity holds only a public key and cannot sign or be sealed.
+    NET_ERR_READ_ONLY = -10,
+    /// 32 bytes that are not a valid ed25519 public key.
+    NET_ERR_INVALID_PUBLIC_KEY = -11,
+    /// A signature did not verify.
+    NET_ERR_INVALID_SIGNATURE = -12,
+    /// A token's signature does not verify under its issuer.
+    NET_ERR_TOKEN_INVALID_SIGNATURE = -20,
+    /// A token is not live yet (`now < not_before`).
+    NET_ERR_TOKEN_NOT_YET_VALID = -21,
+    /// A token has expired (`now >= not_after`).
+    NET_ERR_TOKEN_EXPIRED = -22,
+    /// A token's delegation depth is 0.
+    NET_ERR_TOKEN_DELEGATION_EXHAUSTED = -23,
+    /// A token's scope lacks DELEGATE.
+    NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED = -24,
+    /// The signer is not the token's subject.
+    NET_ERR_TOKEN_NOT_AUTHORIZED = -25,
+    /// The bytes are not a 159-byte token.
+    NET_ERR_TOKEN_INVALID_FORMAT = -26,
+    /// A token was requested with a zero time-to-live.
+    NET_ERR_TOKEN_ZERO_TTL = -27,
+    /// The envelope's leading version byte is not 1.
+    NET_ERR_ENVELOPE_UNKNOWN_VERSION = -30,
+    /// The bytes are not a 209-byte envelope.
+    NET_ERR_ENVELOPE_INVALID_LENGTH = -31,
+    /// The envelope's signer is not the expected one or not a valid key.
+    NET_ERR_ENVELOPE_INVALID_SIGNER_KEY = -32,
+    /// The envelope's attestation does not verify (tampered, or another chain link).
+    NET_ERR_ENVELOPE_INVALID_ATTESTATION = -33,
+    /// The envelope cannot be opened with this key, or was altered.
+    NET_ERR_ENVELOPE_SEAL_OPEN_FAILED = -34,
+    /// The opened identity's origin hash is not the expected one.
+    NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH = -35,
+    /// A channel name breaks the naming rules; the message says which.
+    NET_ERR_CHANNEL_INVALID_NAME = -40,
+}
+
+impl net_status_t {
+    /// Every status code, for tests and parity checks.
+    ///
+    /// cbindgen:ignore
+    pub const ALL: &'static [net_status_t] = &[
+        Self::NET_OK,
+        Self::NET_TIMEOUT,
+        Self::NET_END,
+        Self::NET_ERR_INVALID_ARGUMENT,
+        Self::NET_ERR_SHUTTING_DOWN,
+        Self::NET_ERR_PANIC,
+        Self::NET_ERR_INTERNAL,
+        Self::NET_ERR_READ_ONLY,
+        Self::NET_ERR_INVALID_PUBLIC_KEY,
+        Self::NET_ERR_INVALID_SIGNATURE,
+        Self::NET_ERR_TOKEN_INVALID_SIGNATURE,
+        Self::NET_ERR_TOKEN_NOT_YET_VALID,
+        Self::NET_ERR_TOKEN_EXPIRED,
+        Self::NET_ERR_TOKEN_DELEGATION_EXHAUSTED,
+        Self::NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED,
+        Self::NET_ERR_TOKEN_NOT_AUTHORIZED,
+        Self::NET_ERR_TOKEN_INVALID_FORMAT,
+        Self::NET_ERR_TOKEN_ZERO_TTL,
+        Self::NET_ERR_ENVELOPE_UNKNOWN_VERSION,
+        Self::NET_ERR_ENVELOPE_INVALID_LENGTH,
+        Self::NET_ERR_ENVELOPE_INVALID_SIGNER_KEY,
+        Self::NET_ERR_ENVELOPE_INVALID_ATTESTATION,
+        Self::NET_ERR_ENVELOPE_SEAL_OPEN_FAILED,
+        Self::NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH,
+        Self::NET_ERR_CHANNEL_INVALID_NAME,
+    ];
+
+    /// The numeric code.
+    pub const fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// True for `NET_OK` and the positive non-error outcomes.
+    pub const fn is_ok(self) -> bool {
+        self.code() >= 0
+    }
+}
