@@ -19,6 +19,9 @@ STAGE          := $(TARGET_DIR)/stage
 VENV           := $(TARGET_DIR)/venv
 CBINDGEN_VERSION := 0.29.2
 CBINDGEN       := $(TOOLS_DIR)/bin/cbindgen
+CARGO_FUZZ     := $(TOOLS_DIR)/bin/cargo-fuzz
+FUZZ_SECONDS   ?= 60
+FUZZ_TARGETS   := token_from_bytes envelope_from_bytes channel_name
 
 # What every SDK test run sees: libnet installed into a staging prefix, found
 # through pkg-config (Go, C) or an explicit path (Python, Node).
@@ -31,7 +34,7 @@ SDK_ENV := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig \
 
 .PHONY: setup setup-system setup-python setup-node build header header-check lint \
         test test-rust test-c test-go test-python test-node test-parity \
-        stage install bench demo clean
+        stage install bench demo fuzz clean
 
 ## setup: install whatever this machine lacks (system packages, cbindgen,
 ## the Python venv, Node packages). Idempotent and quick when nothing is missing.
@@ -121,6 +124,16 @@ bench: setup stage
 ## sealed and opened, from the Python SDK.
 demo: setup stage
 	$(SDK_ENV) $(MAKE) --no-print-directory -C sdk-python demo
+
+## fuzz: run every cargo-fuzz target for FUZZ_SECONDS each (needs a nightly
+## toolchain; not part of `make test`).
+fuzz: $(CARGO_FUZZ)
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  PATH="$(TOOLS_DIR)/bin:$$PATH" cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --locked --root $(TOOLS_DIR) --quiet
 
 clean:
 	$(CARGO) clean

@@ -2,7 +2,7 @@
 
 use super::export::ffi_export;
 use super::status::net_status_t;
-use crate::identity::ChannelName;
+use crate::identity::{checked_channel_hash, validate_channel_name};
 
 /// Validates a channel name (UTF-8, `name_len` bytes, no NUL needed).
 /// `NET_OK` if valid.
@@ -15,7 +15,7 @@ use crate::identity::ChannelName;
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_channel_validate(name: *const u8, name_len: usize) -> net_status_t {
     ffi_export!(str name[name_len]; {
-        ChannelName::new(name)?;
+        validate_channel_name(name)?;
         Ok(())
     })
 }
@@ -33,7 +33,7 @@ pub unsafe extern "C" fn net_channel_hash(
     out: *mut u16,
 ) -> net_status_t {
     ffi_export!(str name[name_len]; out out; {
-        out.write(ChannelName::new(name)?.hash());
+        out.write(checked_channel_hash(name)?);
         Ok(())
     })
 }

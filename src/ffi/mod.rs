@@ -8,16 +8,14 @@
 //! every entry point runs through the `ffi_export!` macro (argument checks,
 //! guard entry, `catch_unwind`).
 //!
-//! One file per area: [`identity`], [`token`], [`envelope`], [`channel`].
+//! One file per area: `identity.rs`, `token.rs`, `envelope.rs`, `channel.rs`.
 
 mod bytes;
 mod channel;
 mod envelope;
 mod error;
 mod export;
-/// cbindgen:ignore
 pub(crate) mod handle;
-/// cbindgen:ignore
 pub mod handle_guard;
 mod identity;
 mod status;

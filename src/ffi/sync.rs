@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
 
 /// A point in time after which waiting gives up.
 pub(crate) struct Deadline(Instant);

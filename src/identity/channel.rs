@@ -23,45 +23,75 @@ pub enum ChannelNameError {
     InvalidChar(char),
 }
 
-fn is_allowed(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')
-}
+/// Bytes allowed in a channel name: `a–z A–Z 0–9 - _ . /`.
+const ALLOWED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.' || c == b'/';
+        b += 1;
+    }
+    table
+};
+
+const EDGE_SLASH: &str = "must not start or end with '/'";
+const DOUBLE_SLASH: &str = "must not contain '//'";
+const DOT_SEGMENT: &str = "segment \".\" is reserved";
+const DOT_DOT_SEGMENT: &str = "segment \"..\" is reserved";
 
 /// Checks `name` against the channel-name rules of IDENTITY.md §6.1.
 ///
 /// # Errors
 /// The first rule broken, checked in this order: empty, too long, invalid
-/// character, leading/trailing `/`, `//`, a `.` or `..` segment.
+/// character (anywhere in the name), leading/trailing `/`, `//`, a `.` or
+/// `..` segment.
 pub fn validate_channel_name(name: &str) -> Result<(), ChannelNameError> {
-    if name.is_empty() {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() {
         return Err(ChannelNameError::Empty);
     }
-    if name.len() > MAX_CHANNEL_NAME_LEN {
-        return Err(ChannelNameError::TooLong(name.len()));
+    if bytes.len() > MAX_CHANNEL_NAME_LEN {
+        return Err(ChannelNameError::TooLong(bytes.len()));
     }
-    if let Some(bad) = name.chars().find(|&c| !is_allowed(c)) {
-        return Err(ChannelNameError::InvalidChar(bad));
-    }
-    if name.starts_with('/') || name.ends_with('/') {
-        return Err(ChannelNameError::InvalidFormat(
-            "must not start or end with '/'",
-        ));
-    }
-    if name.contains("//") {
-        return Err(ChannelNameError::InvalidFormat("must not contain '//'"));
-    }
-    for segment in name.split('/') {
-        match segment {
-            "." => return Err(ChannelNameError::InvalidFormat("segment \".\" is reserved")),
-            ".." => {
-                return Err(ChannelNameError::InvalidFormat(
-                    "segment \"..\" is reserved",
-                ));
-            }
-            _ => {}
+    // One pass: an invalid character wins over any format error, so format
+    // findings are only remembered until the scan completes.
+    let mut double_slash = false;
+    let mut bad_segment: Option<&'static str> = None;
+    let mut segment_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !ALLOWED[usize::from(b)] {
+            let bad = name[i..]
+                .chars()
+                .next()
+                .unwrap_or(char::REPLACEMENT_CHARACTER);
+            return Err(ChannelNameError::InvalidChar(bad));
+        }
+        if b == b'/' {
+            double_slash |= i > 0 && bytes[i - 1] == b'/';
+            bad_segment = bad_segment.or(dot_segment(&bytes[segment_start..i]));
+            segment_start = i + 1;
         }
     }
-    Ok(())
+    bad_segment = bad_segment.or(dot_segment(&bytes[segment_start..]));
+    if bytes[0] == b'/' || bytes[bytes.len() - 1] == b'/' {
+        return Err(ChannelNameError::InvalidFormat(EDGE_SLASH));
+    }
+    if double_slash {
+        return Err(ChannelNameError::InvalidFormat(DOUBLE_SLASH));
+    }
+    match bad_segment {
+        Some(reason) => Err(ChannelNameError::InvalidFormat(reason)),
+        None => Ok(()),
+    }
+}
+
+fn dot_segment(segment: &[u8]) -> Option<&'static str> {
+    match segment {
+        b"." => Some(DOT_SEGMENT),
+        b".." => Some(DOT_DOT_SEGMENT),
+        _ => None,
+    }
 }
 
 /// `channel_hash`: the low 16 bits of XXH3-64 (seed 0) of the name's bytes.
@@ -70,6 +100,15 @@ pub fn validate_channel_name(name: &str) -> Result<(), ChannelNameError> {
 /// Collisions are expected: authorisation uses the full name.
 pub fn channel_hash(name: &[u8]) -> u16 {
     xxhash_rust::xxh3::xxh3_64(name) as u16
+}
+
+/// Validates `name` and returns its hash, without allocating.
+///
+/// # Errors
+/// See [`validate_channel_name`].
+pub fn checked_channel_hash(name: &str) -> Result<u16, ChannelNameError> {
+    validate_channel_name(name)?;
+    Ok(channel_hash(name.as_bytes()))
 }
 
 /// The stream id a node publishes channel `hash` on (WIRE.md §10.3).

@@ -165,6 +165,8 @@ impl fmt::Display for EntityId {
 #[derive(Clone)]
 pub struct EntityKeypair {
     signing: Option<SigningKey>,
+    /// The decompressed public key, kept so verification skips decompression.
+    verifying: VerifyingKey,
     id: EntityId,
 }
 
@@ -179,10 +181,11 @@ impl EntityKeypair {
     /// Derives the keypair from its seed exactly as RFC 8032 §5.1.5 does.
     pub fn from_seed(seed: &[u8; SEED_LEN]) -> Self {
         let signing = SigningKey::from_bytes(seed);
-        let id = EntityId(signing.verifying_key().to_bytes());
+        let verifying = signing.verifying_key();
         Self {
+            id: EntityId(verifying.to_bytes()),
             signing: Some(signing),
-            id,
+            verifying,
         }
     }
 
@@ -205,10 +208,13 @@ impl EntityKeypair {
     /// [`IdentityError::InvalidPublicKey`] if `id` is not a curve point: a
     /// keypair that can verify nothing is never useful.
     pub fn public_only(id: EntityId) -> Result<Self, IdentityError> {
-        if !id.is_valid_point() {
-            return Err(IdentityError::InvalidPublicKey);
-        }
-        Ok(Self { signing: None, id })
+        let verifying =
+            VerifyingKey::from_bytes(id.as_bytes()).map_err(|_| IdentityError::InvalidPublicKey)?;
+        Ok(Self {
+            signing: None,
+            verifying,
+            id,
+        })
     }
 
     /// The entity id (public key).
@@ -251,7 +257,10 @@ impl EntityKeypair {
     /// # Errors
     /// See [`EntityId::verify`].
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), IdentityError> {
-        self.id.verify(message, signature)
+        let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
+        self.verifying
+            .verify_strict(message, &signature)
+            .map_err(|_| IdentityError::InvalidSignature)
     }
 
     /// `origin_hash` of the public key.

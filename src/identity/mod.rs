@@ -11,8 +11,8 @@ mod keypair;
 mod token;
 
 pub use channel::{
-    ChannelName, ChannelNameError, MAX_CHANNEL_NAME_LEN, channel_hash, publish_stream_id,
-    validate_channel_name,
+    ChannelName, ChannelNameError, MAX_CHANNEL_NAME_LEN, channel_hash, checked_channel_hash,
+    publish_stream_id, validate_channel_name,
 };
 pub use derived::{
     NODE_ID_KEY, ORIGIN_HASH_KEY, header_origin, keyed_blake2s, node_id_of, origin_hash_of,
