@@ -12,6 +12,7 @@ DESTDIR        ?=
 
 ROOT           := $(CURDIR)
 VERSION        := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+ABI_VERSION    := $(shell sed -n 's/^pub const NET_ABI_VERSION: u32 = \([0-9]*\);/\1/p' src/ffi/version.rs)
 TARGET_DIR     := $(ROOT)/target
 RELEASE_DIR    := $(TARGET_DIR)/release
 TOOLS_DIR      := $(TARGET_DIR)/tools
@@ -76,16 +77,19 @@ lint:
 stage: build
 	@$(MAKE) --no-print-directory install PREFIX=$(STAGE) DESTDIR= SKIP_BUILD=1 >/dev/null
 
-## install: libnet.{so,a}, net.h, net.pc and the CMake package into $(DESTDIR)$(PREFIX).
+## install: libnet.so.$(VERSION) (soname libnet.so.$(ABI_VERSION), with the usual symlinks),
+## libnet.a, net.h, net.pc and the CMake package into $(DESTDIR)$(PREFIX).
 install:
 	@[ -n "$${SKIP_BUILD:-}" ] || $(MAKE) --no-print-directory build
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/Net $(DESTDIR)$(PREFIX)/include
-	install -m 0755 $(RELEASE_DIR)/libnet.so $(DESTDIR)$(PREFIX)/lib/libnet.so
+	install -m 0755 $(RELEASE_DIR)/libnet.so $(DESTDIR)$(PREFIX)/lib/libnet.so.$(VERSION)
+	ln -sf libnet.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libnet.so.$(ABI_VERSION)
+	ln -sf libnet.so.$(ABI_VERSION) $(DESTDIR)$(PREFIX)/lib/libnet.so
 	install -m 0644 $(RELEASE_DIR)/libnet.a $(DESTDIR)$(PREFIX)/lib/libnet.a
 	install -m 0644 include/net.h $(DESTDIR)$(PREFIX)/include/net.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' sdk-c/net.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/net.pc
-	sed -e 's|@VERSION@|$(VERSION)|' sdk-c/cmake/NetConfig.cmake.in \
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ABI_VERSION@|$(ABI_VERSION)|' sdk-c/cmake/NetConfig.cmake.in \
 	  > $(DESTDIR)$(PREFIX)/lib/cmake/Net/NetConfig.cmake
 	sed -e 's|@VERSION@|$(VERSION)|' sdk-c/cmake/NetConfigVersion.cmake.in \
 	  > $(DESTDIR)$(PREFIX)/lib/cmake/Net/NetConfigVersion.cmake

@@ -1,7 +1,7 @@
 //! The export macro every `extern "C"` entry point runs its body through, and
 //! the argument checks it applies.
 //!
-//! ```ignore
+//! ```text
 //! #[unsafe(no_mangle)]
 //! pub unsafe extern "C" fn net_identity_sign(
 //!     identity: *const net_identity_t,

@@ -2,12 +2,13 @@
 //!
 //! A handle is a [`Handle<T>`] on the heap: a [`HandleHeader`] (the
 //! [`HandleGuard`], a type tag, and a link used once the handle is retired)
-//! followed by the inner value. C sees an opaque `net_<thing>_t *`.
+//! followed by a pointer to the separately boxed inner value. C sees an opaque
+//! `net_<thing>_t *`.
 //!
-//! The outer allocation is **never** deallocated. `_free` drains in-flight
-//! operations through the guard, then takes the inner value out and drops it;
-//! the header stays behind so that a call racing the free (or a call after it)
-//! reads valid memory, sees the handle is freeing, and returns
+//! The outer allocation (a few dozen bytes) is **never** deallocated. `_free`
+//! drains in-flight operations through the guard, then takes the inner box out
+//! and drops it; the header stays behind so that a call racing the free (or a
+//! call after it) reads valid memory, sees the handle is freeing, and returns
 //! `NET_ERR_SHUTTING_DOWN`. If the drain times out the inner value is leaked
 //! too, because an operation is still using it.
 //!
@@ -66,11 +67,12 @@ pub(crate) struct HandleHeader {
 }
 
 /// A handle: header first (so any handle can be read as a header), then the
-/// inner value, taken out exactly once by the free that drains it.
+/// boxed inner value, taken out exactly once by the free that drains it. The
+/// inner value has its own allocation so that only the header outlives a free.
 #[repr(C)]
 pub(crate) struct Handle<T> {
     header: HandleHeader,
-    inner: UnsafeCell<ManuallyDrop<T>>,
+    inner: UnsafeCell<ManuallyDrop<Box<T>>>,
 }
 
 // SAFETY: the inner value is only reached as `&T` by operations holding a
@@ -129,7 +131,7 @@ pub(crate) fn into_raw<O: Opaque>(inner: O::Inner) -> *mut O {
             kind: O::KIND,
             retired_next: AtomicPtr::new(ptr::null_mut()),
         },
-        inner: UnsafeCell::new(ManuallyDrop::new(inner)),
+        inner: UnsafeCell::new(ManuallyDrop::new(Box::new(inner))),
     });
     Box::into_raw(handle).cast::<O>()
 }
@@ -186,7 +188,7 @@ pub(crate) unsafe fn enter<O: Opaque>(ptr: *const O) -> Result<Entered<O::Inner>
     let handle = unsafe { &*ptr.cast::<Handle<O::Inner>>() };
     // SAFETY: we hold a HandleOp, so no free has drained this handle and the
     // inner value is initialised and will stay so until `op` is dropped.
-    let inner = unsafe { &**handle.inner.get() };
+    let inner: &O::Inner = unsafe { Box::as_ref(&*handle.inner.get()) };
     Ok(Entered { _op: op, inner })
 }
 

@@ -20,3 +20,14 @@ pub extern "C" fn net_version() -> *const c_char {
 pub extern "C" fn net_abi_version() -> u32 {
     NET_ABI_VERSION
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn soname_tracks_the_abi_version() {
+        assert_eq!(
+            env!("NET_SONAME_ABI_VERSION"),
+            super::NET_ABI_VERSION.to_string()
+        );
+    }
+}

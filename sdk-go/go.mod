@@ -1,0 +1,3 @@
+module github.com/netmesh/net/sdk-go
+
+go 1.22

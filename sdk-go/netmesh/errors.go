@@ -1,0 +1,152 @@
+package netmesh
+
+/*
+#include <net.h>
+*/
+import "C"
+
+import "fmt"
+
+// Status is a libnet status code (net_status_t): NET_OK (0) for success,
+// small positive values (NET_TIMEOUT, NET_END) for non-error outcomes,
+// negative NET_ERR_* values for errors.
+//
+// Status implements error so that the Err* sentinels below work with
+// errors.Is and errors.As; only negative statuses are ever returned as
+// errors.
+type Status int32
+
+// Every status code of net.h.
+const (
+	StatusOK                         Status = C.NET_OK
+	StatusTimeout                    Status = C.NET_TIMEOUT
+	StatusEnd                        Status = C.NET_END
+	StatusInvalidArgument            Status = C.NET_ERR_INVALID_ARGUMENT
+	StatusShuttingDown               Status = C.NET_ERR_SHUTTING_DOWN
+	StatusPanic                      Status = C.NET_ERR_PANIC
+	StatusInternal                   Status = C.NET_ERR_INTERNAL
+	StatusReadOnly                   Status = C.NET_ERR_READ_ONLY
+	StatusInvalidPublicKey           Status = C.NET_ERR_INVALID_PUBLIC_KEY
+	StatusInvalidSignature           Status = C.NET_ERR_INVALID_SIGNATURE
+	StatusTokenInvalidSignature      Status = C.NET_ERR_TOKEN_INVALID_SIGNATURE
+	StatusTokenNotYetValid           Status = C.NET_ERR_TOKEN_NOT_YET_VALID
+	StatusTokenExpired               Status = C.NET_ERR_TOKEN_EXPIRED
+	StatusTokenDelegationExhausted   Status = C.NET_ERR_TOKEN_DELEGATION_EXHAUSTED
+	StatusTokenDelegationNotAllowed  Status = C.NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED
+	StatusTokenNotAuthorized         Status = C.NET_ERR_TOKEN_NOT_AUTHORIZED
+	StatusTokenInvalidFormat         Status = C.NET_ERR_TOKEN_INVALID_FORMAT
+	StatusTokenZeroTTL               Status = C.NET_ERR_TOKEN_ZERO_TTL
+	StatusEnvelopeUnknownVersion     Status = C.NET_ERR_ENVELOPE_UNKNOWN_VERSION
+	StatusEnvelopeInvalidLength      Status = C.NET_ERR_ENVELOPE_INVALID_LENGTH
+	StatusEnvelopeInvalidSignerKey   Status = C.NET_ERR_ENVELOPE_INVALID_SIGNER_KEY
+	StatusEnvelopeInvalidAttestation Status = C.NET_ERR_ENVELOPE_INVALID_ATTESTATION
+	StatusEnvelopeSealOpenFailed     Status = C.NET_ERR_ENVELOPE_SEAL_OPEN_FAILED
+	StatusEnvelopeOriginHashMismatch Status = C.NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH
+	StatusChannelInvalidName         Status = C.NET_ERR_CHANNEL_INVALID_NAME
+)
+
+// Sentinel errors, one per error status, for errors.Is:
+//
+//	if errors.Is(err, netmesh.ErrTokenExpired) { ... }
+//
+// They are constants of type Status; every *Error unwraps to its Status.
+const (
+	ErrInvalidArgument            = StatusInvalidArgument
+	ErrShuttingDown               = StatusShuttingDown
+	ErrPanic                      = StatusPanic
+	ErrInternal                   = StatusInternal
+	ErrReadOnly                   = StatusReadOnly
+	ErrInvalidPublicKey           = StatusInvalidPublicKey
+	ErrInvalidSignature           = StatusInvalidSignature
+	ErrTokenInvalidSignature      = StatusTokenInvalidSignature
+	ErrTokenNotYetValid           = StatusTokenNotYetValid
+	ErrTokenExpired               = StatusTokenExpired
+	ErrTokenDelegationExhausted   = StatusTokenDelegationExhausted
+	ErrTokenDelegationNotAllowed  = StatusTokenDelegationNotAllowed
+	ErrTokenNotAuthorized         = StatusTokenNotAuthorized
+	ErrTokenInvalidFormat         = StatusTokenInvalidFormat
+	ErrTokenZeroTTL               = StatusTokenZeroTTL
+	ErrEnvelopeUnknownVersion     = StatusEnvelopeUnknownVersion
+	ErrEnvelopeInvalidLength      = StatusEnvelopeInvalidLength
+	ErrEnvelopeInvalidSignerKey   = StatusEnvelopeInvalidSignerKey
+	ErrEnvelopeInvalidAttestation = StatusEnvelopeInvalidAttestation
+	ErrEnvelopeSealOpenFailed     = StatusEnvelopeSealOpenFailed
+	ErrEnvelopeOriginHashMismatch = StatusEnvelopeOriginHashMismatch
+	ErrChannelInvalidName         = StatusChannelInvalidName
+)
+
+type statusInfo struct {
+	name string // the C constant
+	text string // a short description
+}
+
+var statusInfos = map[Status]statusInfo{
+	StatusOK:                         {"NET_OK", "success"},
+	StatusTimeout:                    {"NET_TIMEOUT", "timed out"},
+	StatusEnd:                        {"NET_END", "end of stream"},
+	StatusInvalidArgument:            {"NET_ERR_INVALID_ARGUMENT", "invalid argument"},
+	StatusShuttingDown:               {"NET_ERR_SHUTTING_DOWN", "handle closed or closing"},
+	StatusPanic:                      {"NET_ERR_PANIC", "libnet panicked (a bug: please report it)"},
+	StatusInternal:                   {"NET_ERR_INTERNAL", "internal error"},
+	StatusReadOnly:                   {"NET_ERR_READ_ONLY", "identity is read-only"},
+	StatusInvalidPublicKey:           {"NET_ERR_INVALID_PUBLIC_KEY", "invalid public key"},
+	StatusInvalidSignature:           {"NET_ERR_INVALID_SIGNATURE", "invalid signature"},
+	StatusTokenInvalidSignature:      {"NET_ERR_TOKEN_INVALID_SIGNATURE", "token signature invalid"},
+	StatusTokenNotYetValid:           {"NET_ERR_TOKEN_NOT_YET_VALID", "token not yet valid"},
+	StatusTokenExpired:               {"NET_ERR_TOKEN_EXPIRED", "token expired"},
+	StatusTokenDelegationExhausted:   {"NET_ERR_TOKEN_DELEGATION_EXHAUSTED", "token delegation depth exhausted"},
+	StatusTokenDelegationNotAllowed:  {"NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED", "token scope does not allow delegation"},
+	StatusTokenNotAuthorized:         {"NET_ERR_TOKEN_NOT_AUTHORIZED", "signer is not the token's subject"},
+	StatusTokenInvalidFormat:         {"NET_ERR_TOKEN_INVALID_FORMAT", "invalid token format"},
+	StatusTokenZeroTTL:               {"NET_ERR_TOKEN_ZERO_TTL", "token time-to-live is zero"},
+	StatusEnvelopeUnknownVersion:     {"NET_ERR_ENVELOPE_UNKNOWN_VERSION", "unknown envelope version"},
+	StatusEnvelopeInvalidLength:      {"NET_ERR_ENVELOPE_INVALID_LENGTH", "invalid envelope length"},
+	StatusEnvelopeInvalidSignerKey:   {"NET_ERR_ENVELOPE_INVALID_SIGNER_KEY", "invalid or unexpected envelope signer"},
+	StatusEnvelopeInvalidAttestation: {"NET_ERR_ENVELOPE_INVALID_ATTESTATION", "envelope attestation does not verify"},
+	StatusEnvelopeSealOpenFailed:     {"NET_ERR_ENVELOPE_SEAL_OPEN_FAILED", "envelope cannot be opened"},
+	StatusEnvelopeOriginHashMismatch: {"NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH", "envelope origin hash mismatch"},
+	StatusChannelInvalidName:         {"NET_ERR_CHANNEL_INVALID_NAME", "invalid channel name"},
+}
+
+// String is the C name of the status, e.g. "NET_ERR_TOKEN_EXPIRED".
+func (s Status) String() string {
+	if info, ok := statusInfos[s]; ok {
+		return info.name
+	}
+	return fmt.Sprintf("net_status_t(%d)", int32(s))
+}
+
+// Error describes the status, e.g. "netmesh: token expired (NET_ERR_TOKEN_EXPIRED)".
+func (s Status) Error() string {
+	if info, ok := statusInfos[s]; ok {
+		return "netmesh: " + info.text + " (" + info.name + ")"
+	}
+	return fmt.Sprintf("netmesh: unknown status %d", int32(s))
+}
+
+// Error is a failed libnet call: the function, its status and the detail
+// libnet recorded (net_last_error_message on the calling thread).
+//
+// errors.Is(err, ErrX) matches on Status; errors.As(err, &e) with
+// e *Error gives the details.
+type Error struct {
+	Op      string // the C function that failed, e.g. "net_identity_sign"
+	Status  Status // the negative status it returned
+	Message string // libnet's detail (may be empty)
+}
+
+func (e *Error) Error() string {
+	s := "netmesh: " + e.Op + ": "
+	if info, ok := statusInfos[e.Status]; ok {
+		s += info.text + " (" + info.name + ")"
+	} else {
+		s += fmt.Sprintf("status %d", int32(e.Status))
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// Unwrap returns the Status, so that errors.Is(err, ErrX) works.
+func (e *Error) Unwrap() error { return e.Status }

@@ -1,0 +1,97 @@
+'use strict';
+// netmesh: the Node.js SDK of Net, over the bundled libnet (include/net.h).
+
+const native = require('./lib/native');
+const errors = require('./lib/errors');
+const { Identity, rawHandle } = require('./lib/identity');
+const { Token, Scope } = require('./lib/token');
+const envelope = require('./lib/envelope');
+const channel = require('./lib/channel');
+const pool = require('./lib/pool');
+
+const { CONSTANTS, STATUS } = native;
+
+/** The libnet version ("MAJOR.MINOR.PATCH"). */
+function version() {
+  return native.fns.net_version();
+}
+
+/** The ABI version libnet implements (checked against ABI_VERSION at load). */
+function abiVersion() {
+  return native.fns.net_abi_version();
+}
+
+module.exports = {
+  // identity
+  Identity,
+  // tokens
+  Token,
+  Scope,
+  // envelopes
+  sealEnvelope: envelope.sealEnvelope,
+  sealEnvelopeAsync: envelope.sealEnvelopeAsync,
+  openEnvelope: envelope.openEnvelope,
+  openEnvelopeAsync: envelope.openEnvelopeAsync,
+  x25519PublicKey: envelope.x25519PublicKey,
+  // channels
+  channelHash: channel.channelHash,
+  validateChannel: channel.validateChannel,
+  isValidChannel: channel.isValidChannel,
+  // versions
+  version,
+  abiVersion,
+  ABI_VERSION: native.SDK_ABI_VERSION,
+  // sizes
+  SEED_LEN: CONSTANTS.NET_SEED_LEN,
+  PUBLIC_KEY_LEN: CONSTANTS.NET_PUBLIC_KEY_LEN,
+  SIGNATURE_LEN: CONSTANTS.NET_SIGNATURE_LEN,
+  TOKEN_SIZE: CONSTANTS.NET_TOKEN_SIZE,
+  ENVELOPE_SIZE: CONSTANTS.NET_ENVELOPE_SIZE,
+  CHAIN_LINK_LEN: CONSTANTS.NET_CHAIN_LINK_LEN,
+  X25519_KEY_LEN: CONSTANTS.NET_X25519_KEY_LEN,
+  // status codes and constants of include/net.h, by their C names
+  Status: STATUS,
+  Constants: CONSTANTS,
+  // errors
+  statusName: errors.statusName,
+  NetError: errors.NetError,
+  InvalidArgumentError: errors.InvalidArgumentError,
+  ShuttingDownError: errors.ShuttingDownError,
+  PanicError: errors.PanicError,
+  InternalError: errors.InternalError,
+  ReadOnlyError: errors.ReadOnlyError,
+  InvalidPublicKeyError: errors.InvalidPublicKeyError,
+  InvalidSignatureError: errors.InvalidSignatureError,
+  TokenError: errors.TokenError,
+  TokenInvalidSignatureError: errors.TokenInvalidSignatureError,
+  TokenNotYetValidError: errors.TokenNotYetValidError,
+  TokenExpiredError: errors.TokenExpiredError,
+  TokenDelegationExhaustedError: errors.TokenDelegationExhaustedError,
+  TokenDelegationNotAllowedError: errors.TokenDelegationNotAllowedError,
+  TokenNotAuthorizedError: errors.TokenNotAuthorizedError,
+  TokenInvalidFormatError: errors.TokenInvalidFormatError,
+  TokenZeroTtlError: errors.TokenZeroTtlError,
+  EnvelopeError: errors.EnvelopeError,
+  EnvelopeUnknownVersionError: errors.EnvelopeUnknownVersionError,
+  EnvelopeInvalidLengthError: errors.EnvelopeInvalidLengthError,
+  EnvelopeInvalidSignerKeyError: errors.EnvelopeInvalidSignerKeyError,
+  EnvelopeInvalidAttestationError: errors.EnvelopeInvalidAttestationError,
+  EnvelopeSealOpenFailedError: errors.EnvelopeSealOpenFailedError,
+  EnvelopeOriginHashMismatchError: errors.EnvelopeOriginHashMismatchError,
+  ChannelNameError: errors.ChannelNameError,
+  /**
+   * Low-level access for tests, benchmarks and debugging; not a stable API.
+   * `fns` are the raw koffi functions (C names), `rawHandle(identity)` the
+   * bigint pointer behind an Identity, `poolEvents` emits 'job' per async call.
+   */
+  internal: {
+    koffi: native.koffi,
+    fns: native.fns,
+    libraryPath: native.libraryPath,
+    bundledLibraryPath: native.BUNDLED_LIBRARY_PATH,
+    lastErrorMessage: native.lastErrorMessage,
+    rawHandle,
+    poolEvents: pool.events,
+    poolSize: () => pool.getPool().size,
+  },
+};

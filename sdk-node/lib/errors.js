@@ -1,0 +1,138 @@
+'use strict';
+// NetError and its subclasses: one class per family, one per token and
+// envelope code, built from a status code and libnet's detail message.
+
+const { STATUS } = require('./native');
+
+/** Status code -> name (e.g. -22 -> 'NET_ERR_TOKEN_EXPIRED'). */
+const STATUS_NAMES = Object.freeze(
+  Object.fromEntries(Object.entries(STATUS).map(([name, code]) => [code, name])),
+);
+
+/** The name of a status code, or `NET_ERR_UNKNOWN(<code>)`. */
+function statusName(status) {
+  return STATUS_NAMES[status] ?? `NET_ERR_UNKNOWN(${status})`;
+}
+
+/** Base class of every error coming out of libnet. */
+class NetError extends Error {
+  /**
+   * @param {string} message libnet's detail (net_last_error_message) or a description
+   * @param {number} status the net_status_t code
+   */
+  constructor(message, status) {
+    const code = statusName(status);
+    super(message || code);
+    this.status = status;
+    this.code = code;
+  }
+
+  get name() {
+    return this.constructor.name;
+  }
+}
+
+/** NULL/misaligned pointer, wrong length, non-UTF-8 string or wrong handle type. */
+class InvalidArgumentError extends NetError {}
+/** The handle has been closed (or is being closed). */
+class ShuttingDownError extends NetError {}
+/** A bug in libnet panicked; the call had no effect. */
+class PanicError extends NetError {}
+/** An internal invariant of libnet failed. */
+class InternalError extends NetError {}
+/** The identity holds only a public key and cannot sign, issue or seal. */
+class ReadOnlyError extends NetError {}
+/** 32 bytes that are not a valid ed25519 public key. */
+class InvalidPublicKeyError extends NetError {}
+/** A signature did not verify (where a boolean answer is not offered). */
+class InvalidSignatureError extends NetError {}
+
+/** Base class of the permission-token errors. */
+class TokenError extends NetError {}
+class TokenInvalidSignatureError extends TokenError {}
+class TokenNotYetValidError extends TokenError {}
+class TokenExpiredError extends TokenError {}
+class TokenDelegationExhaustedError extends TokenError {}
+class TokenDelegationNotAllowedError extends TokenError {}
+class TokenNotAuthorizedError extends TokenError {}
+class TokenInvalidFormatError extends TokenError {}
+class TokenZeroTtlError extends TokenError {}
+
+/** Base class of the identity-envelope errors. */
+class EnvelopeError extends NetError {}
+class EnvelopeUnknownVersionError extends EnvelopeError {}
+class EnvelopeInvalidLengthError extends EnvelopeError {}
+class EnvelopeInvalidSignerKeyError extends EnvelopeError {}
+class EnvelopeInvalidAttestationError extends EnvelopeError {}
+class EnvelopeSealOpenFailedError extends EnvelopeError {}
+class EnvelopeOriginHashMismatchError extends EnvelopeError {}
+
+/** A channel name breaks the naming rules; the message says which. */
+class ChannelNameError extends NetError {}
+
+const CLASS_BY_STATUS = new Map([
+  [STATUS.NET_ERR_INVALID_ARGUMENT, InvalidArgumentError],
+  [STATUS.NET_ERR_SHUTTING_DOWN, ShuttingDownError],
+  [STATUS.NET_ERR_PANIC, PanicError],
+  [STATUS.NET_ERR_INTERNAL, InternalError],
+  [STATUS.NET_ERR_READ_ONLY, ReadOnlyError],
+  [STATUS.NET_ERR_INVALID_PUBLIC_KEY, InvalidPublicKeyError],
+  [STATUS.NET_ERR_INVALID_SIGNATURE, InvalidSignatureError],
+  [STATUS.NET_ERR_TOKEN_INVALID_SIGNATURE, TokenInvalidSignatureError],
+  [STATUS.NET_ERR_TOKEN_NOT_YET_VALID, TokenNotYetValidError],
+  [STATUS.NET_ERR_TOKEN_EXPIRED, TokenExpiredError],
+  [STATUS.NET_ERR_TOKEN_DELEGATION_EXHAUSTED, TokenDelegationExhaustedError],
+  [STATUS.NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED, TokenDelegationNotAllowedError],
+  [STATUS.NET_ERR_TOKEN_NOT_AUTHORIZED, TokenNotAuthorizedError],
+  [STATUS.NET_ERR_TOKEN_INVALID_FORMAT, TokenInvalidFormatError],
+  [STATUS.NET_ERR_TOKEN_ZERO_TTL, TokenZeroTtlError],
+  [STATUS.NET_ERR_ENVELOPE_UNKNOWN_VERSION, EnvelopeUnknownVersionError],
+  [STATUS.NET_ERR_ENVELOPE_INVALID_LENGTH, EnvelopeInvalidLengthError],
+  [STATUS.NET_ERR_ENVELOPE_INVALID_SIGNER_KEY, EnvelopeInvalidSignerKeyError],
+  [STATUS.NET_ERR_ENVELOPE_INVALID_ATTESTATION, EnvelopeInvalidAttestationError],
+  [STATUS.NET_ERR_ENVELOPE_SEAL_OPEN_FAILED, EnvelopeSealOpenFailedError],
+  [STATUS.NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH, EnvelopeOriginHashMismatchError],
+  [STATUS.NET_ERR_CHANNEL_INVALID_NAME, ChannelNameError],
+]);
+
+/** The error object for a failed status and its detail message. */
+function errorFor(status, message) {
+  let Class = CLASS_BY_STATUS.get(status);
+  if (!Class) {
+    if (status <= -20 && status > -30) Class = TokenError;
+    else if (status <= -30 && status > -40) Class = EnvelopeError;
+    else Class = NetError;
+  }
+  return new Class(message, status);
+}
+
+module.exports = {
+  STATUS_NAMES,
+  statusName,
+  errorFor,
+  NetError,
+  InvalidArgumentError,
+  ShuttingDownError,
+  PanicError,
+  InternalError,
+  ReadOnlyError,
+  InvalidPublicKeyError,
+  InvalidSignatureError,
+  TokenError,
+  TokenInvalidSignatureError,
+  TokenNotYetValidError,
+  TokenExpiredError,
+  TokenDelegationExhaustedError,
+  TokenDelegationNotAllowedError,
+  TokenNotAuthorizedError,
+  TokenInvalidFormatError,
+  TokenZeroTtlError,
+  EnvelopeError,
+  EnvelopeUnknownVersionError,
+  EnvelopeInvalidLengthError,
+  EnvelopeInvalidSignerKeyError,
+  EnvelopeInvalidAttestationError,
+  EnvelopeSealOpenFailedError,
+  EnvelopeOriginHashMismatchError,
+  ChannelNameError,
+};

@@ -1,0 +1,230 @@
+'use strict';
+// The one place that talks to libnet: it finds the library, checks its ABI
+// version, and declares every function of include/net.h with koffi. Loaded
+// once per JS thread (the main thread and each worker of the async pool).
+
+const fs = require('node:fs');
+const path = require('node:path');
+const koffi = require('koffi');
+
+/** The libnet ABI version this SDK was written for. */
+const SDK_ABI_VERSION = 1;
+
+/**
+ * Every status code of `net_status_t` in include/net.h, by name. A test parses
+ * the header and checks this table against it, both ways.
+ */
+const STATUS = Object.freeze({
+  NET_OK: 0,
+  NET_TIMEOUT: 1,
+  NET_END: 2,
+  NET_ERR_INVALID_ARGUMENT: -1,
+  NET_ERR_SHUTTING_DOWN: -2,
+  NET_ERR_PANIC: -3,
+  NET_ERR_INTERNAL: -4,
+  NET_ERR_READ_ONLY: -10,
+  NET_ERR_INVALID_PUBLIC_KEY: -11,
+  NET_ERR_INVALID_SIGNATURE: -12,
+  NET_ERR_TOKEN_INVALID_SIGNATURE: -20,
+  NET_ERR_TOKEN_NOT_YET_VALID: -21,
+  NET_ERR_TOKEN_EXPIRED: -22,
+  NET_ERR_TOKEN_DELEGATION_EXHAUSTED: -23,
+  NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED: -24,
+  NET_ERR_TOKEN_NOT_AUTHORIZED: -25,
+  NET_ERR_TOKEN_INVALID_FORMAT: -26,
+  NET_ERR_TOKEN_ZERO_TTL: -27,
+  NET_ERR_ENVELOPE_UNKNOWN_VERSION: -30,
+  NET_ERR_ENVELOPE_INVALID_LENGTH: -31,
+  NET_ERR_ENVELOPE_INVALID_SIGNER_KEY: -32,
+  NET_ERR_ENVELOPE_INVALID_ATTESTATION: -33,
+  NET_ERR_ENVELOPE_SEAL_OPEN_FAILED: -34,
+  NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH: -35,
+  NET_ERR_CHANNEL_INVALID_NAME: -40,
+});
+
+/**
+ * Every `#define NET_*` of include/net.h (koffi cannot read macros), checked
+ * against the header by a test.
+ */
+const CONSTANTS = Object.freeze({
+  NET_ENVELOPE_SIZE: 209,
+  NET_CHAIN_LINK_LEN: 32,
+  NET_X25519_KEY_LEN: 32,
+  NET_SEED_LEN: 32,
+  NET_PUBLIC_KEY_LEN: 32,
+  NET_SIGNATURE_LEN: 64,
+  NET_TOKEN_SIZE: 159,
+  NET_SCOPE_PUBLISH: 1,
+  NET_SCOPE_SUBSCRIBE: 2,
+  NET_SCOPE_ADMIN: 4,
+  NET_SCOPE_DELEGATE: 8,
+  NET_SCOPE_WILDCARD: 16,
+  NET_SCOPE_ALL: 15,
+  NET_ABI_VERSION: 1,
+});
+
+function libraryFileName() {
+  switch (process.platform) {
+    case 'darwin':
+      return 'libnet.dylib';
+    case 'win32':
+      return 'net.dll';
+    default:
+      return 'libnet.so';
+  }
+}
+
+/** Where `npm pack` puts the bundled copy of libnet (see scripts/bundle-native.js). */
+const BUNDLED_LIBRARY_PATH = path.join(__dirname, 'native', libraryFileName());
+
+function resolveLibraryPath() {
+  // Workers of the async pool load exactly the library the main thread loaded.
+  const { isMainThread, workerData } = require('node:worker_threads');
+  if (!isMainThread && workerData && typeof workerData.netmeshLibraryPath === 'string') {
+    return workerData.netmeshLibraryPath;
+  }
+  const override = process.env.NET_LIBRARY_PATH;
+  if (override) {
+    return path.resolve(override);
+  }
+  if (!fs.existsSync(BUNDLED_LIBRARY_PATH)) {
+    throw new Error(
+      `netmesh: the bundled libnet is missing (${BUNDLED_LIBRARY_PATH}). ` +
+        'Install netmesh from its packed tarball (npm pack runs scripts/bundle-native.js), ' +
+        'or set NET_LIBRARY_PATH to a libnet shared library for development.',
+    );
+  }
+  return BUNDLED_LIBRARY_PATH;
+}
+
+const libraryPath = resolveLibraryPath();
+
+let lib;
+try {
+  lib = koffi.load(libraryPath);
+} catch (err) {
+  throw new Error(`netmesh: cannot load libnet from ${libraryPath}: ${err.message}`, {
+    cause: err,
+  });
+}
+
+// Named types, so that the declarations below read like include/net.h. Koffi
+// type names are per-thread globals: reuse them if this module is loaded twice.
+function namedType(name, make) {
+  try {
+    return koffi.type(name);
+  } catch {
+    return make();
+  }
+}
+
+namedType('net_status_t', () => koffi.alias('net_status_t', 'int32_t'));
+namedType('net_identity_t', () => koffi.opaque('net_identity_t'));
+namedType('net_bytes_t', () =>
+  koffi.struct('net_bytes_t', {
+    ptr: 'uint8_t *',
+    len: 'size_t',
+  }),
+);
+namedType('net_token_info_t', () =>
+  koffi.struct('net_token_info_t', {
+    issuer: koffi.array('uint8_t', 32),
+    subject: koffi.array('uint8_t', 32),
+    scope: 'uint32_t',
+    channel_hash: 'uint16_t',
+    delegation_depth: 'uint8_t',
+    not_before: 'uint64_t',
+    not_after: 'uint64_t',
+    nonce: 'uint64_t',
+  }),
+);
+
+// Every function of include/net.h. Pointer inputs (`const uint8_t *`) take a
+// Buffer/Uint8Array, or a bigint address (used by the async pool for large
+// inputs it does not copy). Handles are bigint pointers (koffi 3).
+const PROTOTYPES = [
+  'void net_bytes_free(_Inout_ net_bytes_t *bytes)',
+  'net_status_t net_channel_validate(const uint8_t *name, size_t name_len)',
+  // `out` is a plain pointer so callers can pass a preallocated Uint16Array.
+  'net_status_t net_channel_hash(const uint8_t *name, size_t name_len, uint16_t *out)',
+  'net_status_t net_envelope_seal(const net_identity_t *source, const uint8_t *target_public_key, size_t target_public_key_len, const uint8_t *chain_link, size_t chain_link_len, _Out_ net_bytes_t *envelope_out)',
+  'net_status_t net_envelope_open(const uint8_t *envelope, size_t envelope_len, const uint8_t *target_secret_key, size_t target_secret_key_len, const uint8_t *chain_link, size_t chain_link_len, const uint8_t *expected_signer, size_t expected_signer_len, _Out_ net_identity_t **identity_out)',
+  'net_status_t net_x25519_public_key(const uint8_t *secret_key, size_t secret_key_len, _Out_ net_bytes_t *out)',
+  'const char *net_last_error_message(void)',
+  'net_status_t net_identity_generate(_Out_ net_identity_t **out)',
+  'net_status_t net_identity_from_seed(const uint8_t *seed, size_t seed_len, _Out_ net_identity_t **out)',
+  'net_status_t net_identity_from_public_key(const uint8_t *public_key, size_t public_key_len, _Out_ net_identity_t **out)',
+  'void net_identity_free(net_identity_t *identity)',
+  'net_status_t net_identity_public_key(const net_identity_t *identity, _Out_ net_bytes_t *out)',
+  'net_status_t net_identity_entity_id(const net_identity_t *identity, _Out_ net_bytes_t *out)',
+  'net_status_t net_identity_seed(const net_identity_t *identity, _Out_ net_bytes_t *out)',
+  'net_status_t net_identity_is_read_only(const net_identity_t *identity, _Out_ bool *out)',
+  'net_status_t net_identity_origin_hash(const net_identity_t *identity, _Out_ uint64_t *out)',
+  'net_status_t net_identity_node_id(const net_identity_t *identity, _Out_ uint64_t *out)',
+  'net_status_t net_identity_sign(const net_identity_t *identity, const uint8_t *message, size_t message_len, _Out_ net_bytes_t *signature_out)',
+  'net_status_t net_identity_verify(const net_identity_t *identity, const uint8_t *message, size_t message_len, const uint8_t *signature, size_t signature_len)',
+  'net_status_t net_token_issue(const net_identity_t *issuer, const uint8_t *subject, size_t subject_len, uint32_t scope, uint16_t channel_hash, uint64_t ttl_secs, uint8_t delegation_depth, _Out_ net_bytes_t *token_out)',
+  'net_status_t net_token_parse(const uint8_t *token, size_t token_len, _Out_ net_token_info_t *out)',
+  'net_status_t net_token_verify(const uint8_t *token, size_t token_len)',
+  'net_status_t net_token_is_valid(const uint8_t *token, size_t token_len)',
+  'net_status_t net_token_is_valid_at(const uint8_t *token, size_t token_len, uint64_t now_unix_secs)',
+  'net_status_t net_token_is_expired(const uint8_t *token, size_t token_len, _Out_ bool *out)',
+  'net_status_t net_token_authorizes(const uint8_t *token, size_t token_len, uint32_t action, uint16_t channel_hash, _Out_ bool *out)',
+  'net_status_t net_token_delegate(const net_identity_t *signer, const uint8_t *parent, size_t parent_len, const uint8_t *new_subject, size_t new_subject_len, uint32_t requested_scope, _Out_ net_bytes_t *token_out)',
+  'const char *net_version(void)',
+  'uint32_t net_abi_version(void)',
+];
+
+/** The koffi functions, keyed by their C name. */
+const fns = Object.create(null);
+
+// The ABI check comes first, before any other symbol is looked up, so that a
+// mismatched library gets this message rather than a missing-symbol error.
+fns.net_abi_version = lib.func('uint32_t net_abi_version(void)');
+fns.net_version = lib.func('const char *net_version(void)');
+const abiVersion = fns.net_abi_version();
+if (abiVersion !== SDK_ABI_VERSION) {
+  throw new Error(
+    `netmesh: ABI version mismatch: this SDK was written for libnet ABI version ${SDK_ABI_VERSION}, ` +
+      `but ${libraryPath} (libnet ${fns.net_version()}) implements ABI version ${abiVersion}`,
+  );
+}
+
+for (const proto of PROTOTYPES) {
+  const name = /\b(net_[a-z0-9_]+)\(/.exec(proto)[1];
+  if (!(name in fns)) fns[name] = lib.func(proto);
+}
+
+/** The calling thread's last libnet failure detail (read right after the call). */
+function lastErrorMessage() {
+  return fns.net_last_error_message() || '';
+}
+
+/**
+ * Copies the bytes of a filled `net_bytes_t` into a new Buffer and releases
+ * the libnet allocation (which zeroes it). Always frees, even on error.
+ */
+function takeBytes(bytes) {
+  try {
+    const len = Number(bytes.len);
+    if (!bytes.ptr || len === 0) {
+      return Buffer.alloc(0);
+    }
+    const copy = koffi.decode(bytes.ptr, 'uint8_t', len);
+    return Buffer.from(copy.buffer, copy.byteOffset, copy.byteLength);
+  } finally {
+    fns.net_bytes_free(bytes);
+  }
+}
+
+module.exports = {
+  koffi,
+  fns,
+  libraryPath,
+  BUNDLED_LIBRARY_PATH,
+  SDK_ABI_VERSION,
+  STATUS,
+  CONSTANTS,
+  lastErrorMessage,
+  takeBytes,
+};

@@ -1,0 +1,113 @@
+'use strict';
+// The status and constant tables of the SDK against include/net.h, parsed here.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const netmesh = require('netmesh');
+const { NET_ROOT } = require('./helpers');
+
+const header = fs.readFileSync(path.join(NET_ROOT, 'include', 'net.h'), 'utf8');
+
+function headerStatus() {
+  const body = /enum\s+net_status_t[^{]*\{([\s\S]*?)\};/.exec(header);
+  assert.ok(body, 'enum net_status_t not found in net.h');
+  const out = {};
+  for (const m of body[1].matchAll(/^\s*(NET_[A-Z0-9_]+)\s*=\s*(-?\d+)\s*,?/gm)) {
+    out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
+function headerDefines() {
+  const out = {};
+  for (const m of header.matchAll(/^#define\s+(NET_[A-Z0-9_]+)\s+(\S+)/gm)) {
+    if (m[1] === 'NET_H') continue;
+    out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
+function headerFunctions() {
+  return [...new Set([...header.matchAll(/\b(net_[a-z0-9_]+)\s*\(/g)].map((m) => m[1]))];
+}
+
+test('Status equals the net_status_t enum of net.h (both ways)', () => {
+  const fromHeader = headerStatus();
+  assert.ok(Object.keys(fromHeader).length >= 25);
+  assert.deepEqual({ ...netmesh.Status }, fromHeader);
+});
+
+test('Constants equal the #define NET_* of net.h (both ways)', () => {
+  const fromHeader = headerDefines();
+  for (const [name, value] of Object.entries(fromHeader)) {
+    assert.ok(Number.isInteger(value), `${name} is not an integer literal in net.h`);
+  }
+  assert.deepEqual({ ...netmesh.Constants }, fromHeader);
+});
+
+test('every function of net.h is bound', () => {
+  const names = headerFunctions();
+  assert.ok(names.length >= 29);
+  for (const name of names) {
+    assert.equal(typeof netmesh.internal.fns[name], 'function', `${name} is not bound`);
+  }
+  assert.deepEqual(Object.keys(netmesh.internal.fns).sort(), names.sort());
+});
+
+test('Scope and sizes come from the constants', () => {
+  const C = netmesh.Constants;
+  assert.equal(netmesh.Scope.PUBLISH, C.NET_SCOPE_PUBLISH);
+  assert.equal(netmesh.Scope.SUBSCRIBE, C.NET_SCOPE_SUBSCRIBE);
+  assert.equal(netmesh.Scope.ADMIN, C.NET_SCOPE_ADMIN);
+  assert.equal(netmesh.Scope.DELEGATE, C.NET_SCOPE_DELEGATE);
+  assert.equal(netmesh.Scope.WILDCARD, C.NET_SCOPE_WILDCARD);
+  assert.equal(netmesh.Scope.ALL, C.NET_SCOPE_ALL);
+  assert.equal(netmesh.TOKEN_SIZE, C.NET_TOKEN_SIZE);
+  assert.equal(netmesh.ENVELOPE_SIZE, C.NET_ENVELOPE_SIZE);
+  assert.equal(netmesh.SEED_LEN, C.NET_SEED_LEN);
+  assert.equal(netmesh.PUBLIC_KEY_LEN, C.NET_PUBLIC_KEY_LEN);
+  assert.equal(netmesh.SIGNATURE_LEN, C.NET_SIGNATURE_LEN);
+  assert.equal(netmesh.CHAIN_LINK_LEN, C.NET_CHAIN_LINK_LEN);
+  assert.equal(netmesh.X25519_KEY_LEN, C.NET_X25519_KEY_LEN);
+});
+
+test('every error code maps to its error class', () => {
+  const expected = {
+    NET_ERR_INVALID_ARGUMENT: 'InvalidArgumentError',
+    NET_ERR_SHUTTING_DOWN: 'ShuttingDownError',
+    NET_ERR_PANIC: 'PanicError',
+    NET_ERR_INTERNAL: 'InternalError',
+    NET_ERR_READ_ONLY: 'ReadOnlyError',
+    NET_ERR_INVALID_PUBLIC_KEY: 'InvalidPublicKeyError',
+    NET_ERR_INVALID_SIGNATURE: 'InvalidSignatureError',
+    NET_ERR_TOKEN_INVALID_SIGNATURE: 'TokenInvalidSignatureError',
+    NET_ERR_TOKEN_NOT_YET_VALID: 'TokenNotYetValidError',
+    NET_ERR_TOKEN_EXPIRED: 'TokenExpiredError',
+    NET_ERR_TOKEN_DELEGATION_EXHAUSTED: 'TokenDelegationExhaustedError',
+    NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED: 'TokenDelegationNotAllowedError',
+    NET_ERR_TOKEN_NOT_AUTHORIZED: 'TokenNotAuthorizedError',
+    NET_ERR_TOKEN_INVALID_FORMAT: 'TokenInvalidFormatError',
+    NET_ERR_TOKEN_ZERO_TTL: 'TokenZeroTtlError',
+    NET_ERR_ENVELOPE_UNKNOWN_VERSION: 'EnvelopeUnknownVersionError',
+    NET_ERR_ENVELOPE_INVALID_LENGTH: 'EnvelopeInvalidLengthError',
+    NET_ERR_ENVELOPE_INVALID_SIGNER_KEY: 'EnvelopeInvalidSignerKeyError',
+    NET_ERR_ENVELOPE_INVALID_ATTESTATION: 'EnvelopeInvalidAttestationError',
+    NET_ERR_ENVELOPE_SEAL_OPEN_FAILED: 'EnvelopeSealOpenFailedError',
+    NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH: 'EnvelopeOriginHashMismatchError',
+    NET_ERR_CHANNEL_INVALID_NAME: 'ChannelNameError',
+  };
+  for (const [name, status] of Object.entries(netmesh.Status)) {
+    assert.equal(netmesh.statusName(status), name);
+    if (status >= 0) continue;
+    const className = expected[name];
+    assert.ok(className, `no error class expected for ${name}: update this test and lib/errors.js`);
+    const Class = netmesh[className];
+    assert.equal(typeof Class, 'function', `${className} is exported`);
+    assert.ok(Class.prototype instanceof netmesh.NetError);
+  }
+  assert.ok(netmesh.TokenExpiredError.prototype instanceof netmesh.TokenError);
+  assert.ok(netmesh.EnvelopeSealOpenFailedError.prototype instanceof netmesh.EnvelopeError);
+  assert.equal(netmesh.statusName(-999), 'NET_ERR_UNKNOWN(-999)');
+});

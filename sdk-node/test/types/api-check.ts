@@ -1,0 +1,132 @@
+// Type-checked (tsc --noEmit) against the installed package's index.d.ts; not run.
+import {
+  Identity,
+  Token,
+  Scope,
+  sealEnvelope,
+  sealEnvelopeAsync,
+  openEnvelope,
+  openEnvelopeAsync,
+  x25519PublicKey,
+  channelHash,
+  validateChannel,
+  isValidChannel,
+  version,
+  abiVersion,
+  ABI_VERSION,
+  TOKEN_SIZE,
+  ENVELOPE_SIZE,
+  Status,
+  Constants,
+  statusName,
+  NetError,
+  ShuttingDownError,
+  ReadOnlyError,
+  TokenError,
+  TokenExpiredError,
+  EnvelopeError,
+  EnvelopeSealOpenFailedError,
+  ChannelNameError,
+  internal,
+  type StatusName,
+  type PoolJobEvent,
+} from 'netmesh';
+
+async function main(): Promise<void> {
+  const v: string = version();
+  const abi: number = abiVersion();
+  const want: 1 = ABI_VERSION;
+  const sizes: number = TOKEN_SIZE + ENVELOPE_SIZE;
+
+  using a = Identity.fromSeed(Buffer.alloc(32, 1));
+  await using b = Identity.generate();
+  const ro = Identity.fromPublicKey(a.publicKey);
+  const pk: Buffer = a.publicKey;
+  const eid: Buffer = a.entityId;
+  const seed: Buffer = a.seed();
+  const origin: bigint = a.originHash;
+  const node: bigint = a.nodeId;
+  const readOnly: boolean = ro.isReadOnly;
+  const closed: boolean = ro.closed;
+  const sig: Buffer = a.sign('message');
+  const sig2: Buffer = await a.signAsync(new Uint8Array(4));
+  const ok: boolean = a.verify(Buffer.from('message'), sig);
+  const ok2: boolean = await a.verifyAsync('message', sig2);
+  ro.close();
+  await b.closeAsync();
+
+  const token: Token = Token.issue(a, b, { scope: Scope.PUBLISH | Scope.SUBSCRIBE, channel: 'sensors/lidar', ttlSecs: 3600n });
+  const token2: Token = await Token.issueAsync(a, pk, { scope: Scope.ALL, ttlSecs: 60, channel: 0xe5d8, delegationDepth: 2 });
+  const parsed = Token.fromBytes(token.bytes);
+  const nb: bigint = parsed.notBefore;
+  const na: bigint = parsed.notAfter;
+  const nonce: bigint = parsed.nonce;
+  const scope: number = parsed.scope + parsed.channelHash + parsed.delegationDepth;
+  const issuer: Buffer = parsed.issuer;
+  const subject: Buffer = parsed.subject;
+  const verified: boolean = parsed.verify();
+  const valid: boolean = parsed.isValid() && parsed.isValid(1700000000n) && parsed.isValid(1700000000);
+  parsed.assertValid(4102444800n);
+  const expired: boolean = parsed.isExpired();
+  const auth: boolean = parsed.authorizes(Scope.SUBSCRIBE, 'sensors/lidar') || parsed.authorizes(Scope.ADMIN, 0xe5d8);
+  const child: Token = token2.delegate(b, a.publicKey, Scope.SUBSCRIBE);
+  const child2: Token = await token2.delegateAsync(b, a, Scope.SUBSCRIBE);
+  const same: boolean = child.equals(child2);
+  const raw: Buffer = child.toBuffer();
+
+  const secret = Buffer.alloc(32, 9);
+  const link = new Uint8Array(32);
+  const env: Buffer = sealEnvelope(a, x25519PublicKey(secret), link);
+  const env2: Buffer = await sealEnvelopeAsync(a, x25519PublicKey(secret), link);
+  const opened: Identity = openEnvelope(env, secret, link);
+  const opened2: Identity = await openEnvelopeAsync(env2, secret, link, a);
+  const opened3: Identity = openEnvelope(env, secret, link, a.publicKey);
+  opened.close();
+  opened2.close();
+  opened3.close();
+
+  const h: number = channelHash('sensors/lidar');
+  validateChannel('a/b');
+  const isValid: boolean = isValidChannel(Buffer.from('a b'));
+
+  const expiredCode: number = Status.NET_ERR_TOKEN_EXPIRED;
+  const tokenSize: number = Constants.NET_TOKEN_SIZE;
+  const name: string = statusName(-22);
+  const sn: StatusName = 'NET_ERR_SHUTTING_DOWN';
+
+  try {
+    parsed.assertValid(0n);
+  } catch (e) {
+    if (e instanceof TokenExpiredError) {
+      const status: number = e.status;
+      const code: string = e.code;
+      const te: TokenError = e;
+      const ne: NetError = e;
+    } else if (e instanceof ShuttingDownError || e instanceof ReadOnlyError || e instanceof ChannelNameError) {
+      const msg: string = e.message;
+    } else if (e instanceof EnvelopeSealOpenFailedError) {
+      const ee: EnvelopeError = e;
+    }
+  }
+
+  const handle: bigint | null = internal.rawHandle(a);
+  const libPath: string = internal.libraryPath;
+  internal.poolEvents.on('job', (j: PoolJobEvent) => {
+    const d: bigint = j.finishedAt - j.startedAt;
+  });
+
+  // Mistakes the declarations must reject:
+  // @ts-expect-error u64 values are bigint, not number
+  const wrong: number = a.originHash;
+  // @ts-expect-error no public constructor
+  new Identity();
+  // @ts-expect-error scope is required
+  Token.issue(a, b, { ttlSecs: 1n });
+  // @ts-expect-error channelHash returns a number
+  const wrongHash: string = channelHash('x');
+
+  void [v, abi, want, sizes, eid, seed, origin, node, readOnly, closed, ok, ok2, nb, na, nonce, scope, issuer, subject];
+  void [verified, valid, expired, auth, same, raw, h, isValid, expiredCode, tokenSize, name, sn, handle, libPath, wrong, wrongHash];
+}
+
+void main;

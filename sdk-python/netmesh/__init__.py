@@ -1,0 +1,128 @@
+"""netmesh: the Python SDK of Net.
+
+A thin, typed layer over libnet's C ABI (``net.h``), loaded with cffi from
+the copy bundled in the wheel::
+
+    from netmesh import Identity, Token, Scope, channel_hash
+
+    with Identity.generate() as alice, Identity.generate() as bob:
+        token = Token.issue(alice, bob.public_key, Scope.SUBSCRIBE,
+                            channel_hash("sensors/lidar"), ttl_secs=3600)
+        token.validate()
+
+Failures raise subclasses of :class:`NetError` (see :mod:`netmesh.errors`).
+"""
+
+from __future__ import annotations
+
+from ._ffi import SDK_ABI_VERSION, ffi, lib
+from ._version import __version__
+from .channel import channel_hash, is_valid_channel, validate_channel
+from .envelope import (
+    NET_CHAIN_LINK_LEN,
+    NET_ENVELOPE_SIZE,
+    NET_X25519_KEY_LEN,
+    open_envelope,
+    seal_envelope,
+    x25519_public_key,
+)
+from .errors import (
+    ChannelNameError,
+    EnvelopeError,
+    EnvelopeInvalidAttestationError,
+    EnvelopeInvalidLengthError,
+    EnvelopeInvalidSignerKeyError,
+    EnvelopeOriginHashMismatchError,
+    EnvelopeSealOpenFailedError,
+    EnvelopeUnknownVersionError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidPublicKeyError,
+    InvalidSignatureError,
+    NetError,
+    PanicError,
+    ReadOnlyError,
+    ShuttingDownError,
+    Status,
+    TokenDelegationExhaustedError,
+    TokenDelegationNotAllowedError,
+    TokenError,
+    TokenExpiredError,
+    TokenInvalidFormatError,
+    TokenInvalidSignatureError,
+    TokenNotAuthorizedError,
+    TokenNotYetValidError,
+    TokenZeroTtlError,
+)
+from .identity import NET_PUBLIC_KEY_LEN, NET_SEED_LEN, NET_SIGNATURE_LEN, Identity
+from .token import NET_TOKEN_SIZE, Scope, Token, TokenInfo
+
+#: The libnet ABI version this SDK was written for (checked at import).
+NET_ABI_VERSION: int = SDK_ABI_VERSION
+
+
+def version() -> str:
+    """The version of the loaded libnet ("MAJOR.MINOR.PATCH")."""
+    raw: bytes = ffi.string(lib.net_version())
+    return raw.decode("ascii")
+
+
+def abi_version() -> int:
+    """The ABI version of the loaded libnet."""
+    return int(lib.net_abi_version())
+
+
+__all__ = [
+    "__version__",
+    "version",
+    "abi_version",
+    "NET_ABI_VERSION",
+    # identity
+    "Identity",
+    "NET_SEED_LEN",
+    "NET_PUBLIC_KEY_LEN",
+    "NET_SIGNATURE_LEN",
+    # tokens
+    "Token",
+    "TokenInfo",
+    "Scope",
+    "NET_TOKEN_SIZE",
+    # envelopes
+    "seal_envelope",
+    "open_envelope",
+    "x25519_public_key",
+    "NET_ENVELOPE_SIZE",
+    "NET_CHAIN_LINK_LEN",
+    "NET_X25519_KEY_LEN",
+    # channels
+    "channel_hash",
+    "validate_channel",
+    "is_valid_channel",
+    # errors
+    "Status",
+    "NetError",
+    "InvalidArgumentError",
+    "ShuttingDownError",
+    "PanicError",
+    "InternalError",
+    "ReadOnlyError",
+    "InvalidPublicKeyError",
+    "InvalidSignatureError",
+    "TokenError",
+    "TokenInvalidSignatureError",
+    "TokenNotYetValidError",
+    "TokenExpiredError",
+    "TokenDelegationExhaustedError",
+    "TokenDelegationNotAllowedError",
+    "TokenNotAuthorizedError",
+    "TokenInvalidFormatError",
+    "TokenZeroTtlError",
+    "EnvelopeError",
+    "EnvelopeUnknownVersionError",
+    "EnvelopeInvalidLengthError",
+    "EnvelopeInvalidSignerKeyError",
+    "EnvelopeInvalidAttestationError",
+    "EnvelopeSealOpenFailedError",
+    "EnvelopeOriginHashMismatchError",
+    "ChannelNameError",
+]

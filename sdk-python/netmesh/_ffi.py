@@ -1,0 +1,165 @@
+"""Loads libnet through cffi (ABI mode) and holds the low-level helpers.
+
+The library is the copy bundled in the wheel (``netmesh/_native/libnet.so``)
+unless the ``NET_LIBRARY_PATH`` environment variable names another one (for
+development against a freshly built libnet). The cdef is generated from
+``include/net.h`` when the wheel is built (``netmesh/_cdef.py``); a source
+checkout without it falls back to generating it from the header at import.
+
+Nothing here is public API; use the classes in :mod:`netmesh`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Tuple, Union
+
+from cffi import FFI  # type: ignore[import-untyped,unused-ignore]
+
+#: The libnet ABI version this SDK was written against.
+SDK_ABI_VERSION = 1
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+BUNDLED_LIBRARY_PATH = os.path.join(_PACKAGE_DIR, "_native", "libnet.so")
+
+BytesLike = Union[bytes, bytearray, memoryview]
+
+
+def _load_cdef() -> str:
+    try:
+        from ._cdef import CDEF  # type: ignore[import-not-found,unused-ignore]
+
+        return str(CDEF)  # generated at wheel build time
+    except ImportError:
+        pass
+    from ._cdefgen import header_to_cdef
+
+    candidates = []
+    for var, rel in (("NET_STAGE", "include"), ("NET_ROOT", "include")):
+        if os.environ.get(var):
+            candidates.append(os.path.join(os.environ[var], rel, "net.h"))
+    candidates.append(os.path.join(_PACKAGE_DIR, os.pardir, os.pardir, "include", "net.h"))
+    for path in candidates:
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return header_to_cdef(f.read())
+    raise ImportError(
+        "netmesh: no generated cdef (netmesh/_cdef.py) and no include/net.h found; "
+        "install the netmesh wheel, or set NET_ROOT to the Net repository"
+    )
+
+
+def _library_path() -> str:
+    override = os.environ.get("NET_LIBRARY_PATH")
+    if override:
+        return override
+    return BUNDLED_LIBRARY_PATH
+
+
+def check_abi_version(found: int, header_version: int, path: str) -> None:
+    """Raises ImportError unless libnet (and the header the binding was
+    generated from) implement the ABI version this SDK was written for."""
+    if found != SDK_ABI_VERSION:
+        raise ImportError(
+            f"netmesh was written for libnet ABI version {SDK_ABI_VERSION}, but "
+            f"the library at {path} implements ABI version {found}; install a "
+            f"netmesh release built for that library"
+        )
+    if header_version != SDK_ABI_VERSION:
+        raise ImportError(
+            f"netmesh was written for libnet ABI version {SDK_ABI_VERSION}, but "
+            f"its binding was generated from a net.h declaring NET_ABI_VERSION "
+            f"{header_version}; rebuild the wheel from a matching header"
+        )
+
+
+ffi = FFI()
+ffi.cdef(_load_cdef())
+
+library_path = _library_path()
+if library_path == BUNDLED_LIBRARY_PATH and not os.path.isfile(library_path):
+    raise ImportError(
+        f"netmesh: no bundled libnet at {library_path}: this looks like a source "
+        f"checkout; install the netmesh wheel (make -C sdk-python install) or set "
+        f"NET_LIBRARY_PATH to a libnet.so"
+    )
+try:
+    lib: Any = ffi.dlopen(library_path)
+except OSError as exc:
+    raise ImportError(
+        f"netmesh: cannot load libnet from {library_path}: {exc}"
+        + (
+            " (set by NET_LIBRARY_PATH)"
+            if os.environ.get("NET_LIBRARY_PATH")
+            else " (the wheel should bundle it; reinstall netmesh)"
+        )
+    ) from exc
+
+check_abi_version(int(lib.net_abi_version()), int(lib.NET_ABI_VERSION), library_path)
+
+
+# -- helpers ---------------------------------------------------------------
+
+
+def last_error_message() -> str:
+    """The calling thread's last failure detail (call right after the failure)."""
+    raw: bytes = ffi.string(lib.net_last_error_message())
+    return raw.decode("utf-8", "replace")
+
+
+def check(status: int) -> None:
+    """Raises the NetError subclass for a failed status (anything but NET_OK).
+
+    The message is read at once, on this thread, so it belongs to this call.
+    """
+    if status != lib.NET_OK:
+        from .errors import error_for_status
+
+        raise error_for_status(status, last_error_message())
+
+
+def new_bytes() -> Any:
+    """A zeroed ``net_bytes_t`` out-parameter."""
+    return ffi.new("net_bytes_t *")
+
+
+def take_bytes(out: Any) -> bytes:
+    """Copies a ``net_bytes_t`` filled by libnet and releases it."""
+    try:
+        if out.len == 0:
+            return b""
+        data: bytes = ffi.buffer(out.ptr, out.len)[:]
+        return data
+    finally:
+        lib.net_bytes_free(out)
+
+
+def call_bytes(fn: Any, *args: Any) -> bytes:
+    """Calls ``fn(*args, net_bytes_t *out)``, checks the status, returns the bytes."""
+    out = new_bytes()
+    status = fn(*args, out)
+    if status != lib.NET_OK:
+        lib.net_bytes_free(out)  # never filled on failure; free is a no-op then
+        check(status)
+    return take_bytes(out)
+
+
+def buf(data: BytesLike, name: str = "data") -> Tuple[Any, int]:
+    """A zero-copy ``(uint8_t *, len)`` view of a bytes-like object."""
+    if isinstance(data, str):
+        raise TypeError(f"{name} must be bytes-like, not str")
+    try:
+        view = ffi.from_buffer("uint8_t[]", data)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be bytes-like (bytes, bytearray, memoryview), "
+            f"not {type(data).__name__}"
+        ) from None
+    return view, len(view)
+
+
+def opt_buf(data: Optional[BytesLike], name: str = "data") -> Tuple[Any, int]:
+    """Like :func:`buf`, but ``None`` becomes ``(NULL, 0)``."""
+    if data is None:
+        return ffi.NULL, 0
+    return buf(data, name)

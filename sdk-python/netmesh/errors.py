@@ -1,0 +1,231 @@
+"""The exception hierarchy: one class per libnet error status (NET_ERR_*).
+
+Every failing call raises a subclass of :class:`NetError` carrying the
+``status`` code and the ``message`` libnet gave for it::
+
+    NetError
+    ├── InvalidArgumentError (also ValueError)
+    ├── ShuttingDownError          the object was closed (or is closing)
+    ├── PanicError                 a libnet bug; the call had no effect
+    ├── InternalError
+    ├── ReadOnlyError              a public-key-only identity cannot sign/seal
+    ├── InvalidPublicKeyError (also ValueError)
+    ├── InvalidSignatureError
+    ├── TokenError
+    │   ├── TokenInvalidSignatureError
+    │   ├── TokenNotYetValidError
+    │   ├── TokenExpiredError
+    │   ├── TokenDelegationExhaustedError
+    │   ├── TokenDelegationNotAllowedError
+    │   ├── TokenNotAuthorizedError
+    │   ├── TokenInvalidFormatError (also ValueError)
+    │   └── TokenZeroTtlError (also ValueError)
+    ├── EnvelopeError
+    │   ├── EnvelopeUnknownVersionError
+    │   ├── EnvelopeInvalidLengthError (also ValueError)
+    │   ├── EnvelopeInvalidSignerKeyError
+    │   ├── EnvelopeInvalidAttestationError
+    │   ├── EnvelopeSealOpenFailedError
+    │   └── EnvelopeOriginHashMismatchError
+    └── ChannelNameError (also ValueError)
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Dict, Type, Union
+
+from ._ffi import lib
+
+
+class Status(enum.IntEnum):
+    """Every ``net_status_t`` code of the C ABI."""
+
+    OK = lib.NET_OK
+    TIMEOUT = lib.NET_TIMEOUT
+    END = lib.NET_END
+    ERR_INVALID_ARGUMENT = lib.NET_ERR_INVALID_ARGUMENT
+    ERR_SHUTTING_DOWN = lib.NET_ERR_SHUTTING_DOWN
+    ERR_PANIC = lib.NET_ERR_PANIC
+    ERR_INTERNAL = lib.NET_ERR_INTERNAL
+    ERR_READ_ONLY = lib.NET_ERR_READ_ONLY
+    ERR_INVALID_PUBLIC_KEY = lib.NET_ERR_INVALID_PUBLIC_KEY
+    ERR_INVALID_SIGNATURE = lib.NET_ERR_INVALID_SIGNATURE
+    ERR_TOKEN_INVALID_SIGNATURE = lib.NET_ERR_TOKEN_INVALID_SIGNATURE
+    ERR_TOKEN_NOT_YET_VALID = lib.NET_ERR_TOKEN_NOT_YET_VALID
+    ERR_TOKEN_EXPIRED = lib.NET_ERR_TOKEN_EXPIRED
+    ERR_TOKEN_DELEGATION_EXHAUSTED = lib.NET_ERR_TOKEN_DELEGATION_EXHAUSTED
+    ERR_TOKEN_DELEGATION_NOT_ALLOWED = lib.NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED
+    ERR_TOKEN_NOT_AUTHORIZED = lib.NET_ERR_TOKEN_NOT_AUTHORIZED
+    ERR_TOKEN_INVALID_FORMAT = lib.NET_ERR_TOKEN_INVALID_FORMAT
+    ERR_TOKEN_ZERO_TTL = lib.NET_ERR_TOKEN_ZERO_TTL
+    ERR_ENVELOPE_UNKNOWN_VERSION = lib.NET_ERR_ENVELOPE_UNKNOWN_VERSION
+    ERR_ENVELOPE_INVALID_LENGTH = lib.NET_ERR_ENVELOPE_INVALID_LENGTH
+    ERR_ENVELOPE_INVALID_SIGNER_KEY = lib.NET_ERR_ENVELOPE_INVALID_SIGNER_KEY
+    ERR_ENVELOPE_INVALID_ATTESTATION = lib.NET_ERR_ENVELOPE_INVALID_ATTESTATION
+    ERR_ENVELOPE_SEAL_OPEN_FAILED = lib.NET_ERR_ENVELOPE_SEAL_OPEN_FAILED
+    ERR_ENVELOPE_ORIGIN_HASH_MISMATCH = lib.NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH
+    ERR_CHANNEL_INVALID_NAME = lib.NET_ERR_CHANNEL_INVALID_NAME
+
+
+class NetError(Exception):
+    """A libnet call failed.
+
+    ``status`` is the ``net_status_t`` code (a :class:`Status` when it is a
+    known one, else a plain ``int``); ``message`` is libnet's detail for it.
+    """
+
+    status: Union[Status, int]
+    message: str
+
+    def __init__(self, status: int, message: str = "") -> None:
+        try:
+            status = Status(status)
+        except ValueError:
+            pass
+        self.status = status
+        self.message = message
+        super().__init__(status, message)
+
+    def __str__(self) -> str:
+        name = self.status.name if isinstance(self.status, Status) else str(self.status)
+        return f"{self.message} [NET_{name}]" if self.message else f"NET_{name}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({int(self.status)}, {self.message!r})"
+
+
+class InvalidArgumentError(NetError, ValueError):
+    """A NULL pointer, a wrong length, a non-UTF-8 string, a wrong handle type."""
+
+
+class ShuttingDownError(NetError):
+    """The object has been closed (or is being closed on another thread)."""
+
+
+class PanicError(NetError):
+    """libnet hit a bug and panicked; the call had no effect. Please report it."""
+
+
+class InternalError(NetError):
+    """An internal invariant of libnet failed."""
+
+
+class ReadOnlyError(NetError):
+    """The identity holds only a public key: it cannot sign, issue or be sealed."""
+
+
+class InvalidPublicKeyError(NetError, ValueError):
+    """32 bytes that are not a valid ed25519 public key."""
+
+
+class InvalidSignatureError(NetError):
+    """A signature did not verify."""
+
+
+class TokenError(NetError):
+    """Base class of the permission-token errors."""
+
+
+class TokenInvalidSignatureError(TokenError):
+    """The token's signature does not verify under its issuer."""
+
+
+class TokenNotYetValidError(TokenError):
+    """The token is not live yet (``now < not_before``)."""
+
+
+class TokenExpiredError(TokenError):
+    """The token has expired (``now >= not_after``)."""
+
+
+class TokenDelegationExhaustedError(TokenError):
+    """The token's delegation depth is 0."""
+
+
+class TokenDelegationNotAllowedError(TokenError):
+    """The token's scope lacks DELEGATE."""
+
+
+class TokenNotAuthorizedError(TokenError):
+    """The signer is not the token's subject."""
+
+
+class TokenInvalidFormatError(TokenError, ValueError):
+    """The bytes are not a 159-byte token."""
+
+
+class TokenZeroTtlError(TokenError, ValueError):
+    """A token was requested with a zero time-to-live."""
+
+
+class EnvelopeError(NetError):
+    """Base class of the identity-envelope errors."""
+
+
+class EnvelopeUnknownVersionError(EnvelopeError):
+    """The envelope's leading version byte is not 1."""
+
+
+class EnvelopeInvalidLengthError(EnvelopeError, ValueError):
+    """The bytes are not a 209-byte envelope."""
+
+
+class EnvelopeInvalidSignerKeyError(EnvelopeError):
+    """The envelope's signer is not the expected one, or not a valid key."""
+
+
+class EnvelopeInvalidAttestationError(EnvelopeError):
+    """The attestation does not verify (tampered, or another chain link)."""
+
+
+class EnvelopeSealOpenFailedError(EnvelopeError):
+    """The envelope cannot be opened with this key, or was altered."""
+
+
+class EnvelopeOriginHashMismatchError(EnvelopeError):
+    """The opened identity's origin hash is not the expected one."""
+
+
+class ChannelNameError(NetError, ValueError):
+    """A channel name breaks the naming rules; the message says which."""
+
+
+#: The class raised for each error status.
+ERROR_CLASSES: Dict[int, Type[NetError]] = {
+    lib.NET_ERR_INVALID_ARGUMENT: InvalidArgumentError,
+    lib.NET_ERR_SHUTTING_DOWN: ShuttingDownError,
+    lib.NET_ERR_PANIC: PanicError,
+    lib.NET_ERR_INTERNAL: InternalError,
+    lib.NET_ERR_READ_ONLY: ReadOnlyError,
+    lib.NET_ERR_INVALID_PUBLIC_KEY: InvalidPublicKeyError,
+    lib.NET_ERR_INVALID_SIGNATURE: InvalidSignatureError,
+    lib.NET_ERR_TOKEN_INVALID_SIGNATURE: TokenInvalidSignatureError,
+    lib.NET_ERR_TOKEN_NOT_YET_VALID: TokenNotYetValidError,
+    lib.NET_ERR_TOKEN_EXPIRED: TokenExpiredError,
+    lib.NET_ERR_TOKEN_DELEGATION_EXHAUSTED: TokenDelegationExhaustedError,
+    lib.NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED: TokenDelegationNotAllowedError,
+    lib.NET_ERR_TOKEN_NOT_AUTHORIZED: TokenNotAuthorizedError,
+    lib.NET_ERR_TOKEN_INVALID_FORMAT: TokenInvalidFormatError,
+    lib.NET_ERR_TOKEN_ZERO_TTL: TokenZeroTtlError,
+    lib.NET_ERR_ENVELOPE_UNKNOWN_VERSION: EnvelopeUnknownVersionError,
+    lib.NET_ERR_ENVELOPE_INVALID_LENGTH: EnvelopeInvalidLengthError,
+    lib.NET_ERR_ENVELOPE_INVALID_SIGNER_KEY: EnvelopeInvalidSignerKeyError,
+    lib.NET_ERR_ENVELOPE_INVALID_ATTESTATION: EnvelopeInvalidAttestationError,
+    lib.NET_ERR_ENVELOPE_SEAL_OPEN_FAILED: EnvelopeSealOpenFailedError,
+    lib.NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH: EnvelopeOriginHashMismatchError,
+    lib.NET_ERR_CHANNEL_INVALID_NAME: ChannelNameError,
+}
+
+
+def error_for_status(status: int, message: str = "") -> NetError:
+    """The exception for a non-OK status (a plain NetError for an unknown code
+    or for a non-error outcome such as NET_TIMEOUT where none was expected)."""
+    cls = ERROR_CLASSES.get(status, NetError)
+    if cls is NetError and not message and status in (lib.NET_TIMEOUT, lib.NET_END):
+        message = "unexpected non-error status from libnet"
+    return cls(status, message)
+
+
+def _closed(what: str) -> ShuttingDownError:
+    return ShuttingDownError(lib.NET_ERR_SHUTTING_DOWN, f"{what} is closed")

@@ -1,0 +1,300 @@
+"""close() racing calls on other threads.
+
+The Python side only swaps the handle pointer under a tiny lock; it never
+holds a lock across a libnet call. What makes these races safe is libnet's
+HandleGuard: a call after (or racing) net_identity_free gets
+NET_ERR_SHUTTING_DOWN, and the free waits for calls already inside. Several
+tests call the C functions on raw pointers to exercise the guard directly,
+without the Python-side check in front of it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from typing import Callable, List
+
+import pytest
+
+from netmesh import Identity, NetError, ShuttingDownError
+from netmesh._ffi import ffi, lib
+
+from conftest import SEED_A
+
+ROUNDS = 200
+
+
+def _ops(ident: Identity) -> List[Callable[[], object]]:
+    return [
+        lambda: ident.origin_hash,
+        lambda: ident.node_id,
+        lambda: ident.public_key,
+        lambda: ident.is_read_only,
+        lambda: ident.sign(b"race"),
+        lambda: ident.seed(),
+        lambda: ident.is_valid_signature(b"race", b"\0" * 64),
+    ]
+
+
+# -- 1. an operation after close raises ShuttingDownError --------------------
+
+
+_stats_lock = threading.Lock()
+
+
+def _count(stats: dict, **deltas: int) -> None:
+    with _stats_lock:
+        for key, delta in deltas.items():
+            stats[key] += int(delta)
+
+
+def _refused_by_c(exc: ShuttingDownError) -> bool:
+    """True when libnet's guard refused the call (not the Python None check)."""
+    return "has been freed" in exc.message
+
+
+def test_op_after_close_raises_shutting_down_threaded():
+    errors: List[BaseException] = []
+    stats = {"ops": 0, "refused_by_c": 0}
+    for _ in range(ROUNDS):
+        ident = Identity.generate()
+        ops = _ops(ident)
+        start = threading.Barrier(5)
+        ended_with: List[BaseException] = []
+
+        def worker() -> None:
+            start.wait()
+            done = 0
+            try:
+                while True:
+                    for op in ops:
+                        op()
+                        done += 1
+            except ShuttingDownError as exc:
+                ended_with.append(exc)
+                _count(stats, refused_by_c=_refused_by_c(exc))
+            except BaseException as exc:  # noqa: BLE001 - recorded for the assert
+                errors.append(exc)
+            finally:
+                _count(stats, ops=done)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        start.wait()
+        time.sleep(random.uniform(0, 0.002))
+        ident.close()
+        for t in threads:
+            t.join(10)
+        assert not any(t.is_alive() for t in threads)
+        assert len(ended_with) == 4
+        for exc in ended_with:
+            assert exc.status == lib.NET_ERR_SHUTTING_DOWN
+        for op in ops:
+            with pytest.raises(ShuttingDownError):
+                op()
+    assert not errors, errors[:3]
+    assert stats["ops"] > 0, "no operation overlapped the close"
+    assert stats["refused_by_c"] > 0, "libnet's guard never refused a racing call"
+    print(f"race 1: {stats}")
+
+
+def test_c_guard_refuses_raw_pointer_after_free():
+    """Bypasses the Python None check: the freed pointer itself is refused."""
+    for _ in range(ROUNDS):
+        ident = Identity.from_seed(SEED_A)
+        raw = ident._ptr
+        expected = ident.origin_hash
+        ident.close()
+        assert ident._ptr is None
+        out = ffi.new("uint64_t *")
+        status = lib.net_identity_origin_hash(raw, out)
+        assert status == lib.NET_ERR_SHUTTING_DOWN
+        assert out[0] == 0, "out-parameter written on failure"
+        assert "freed" in ffi.string(lib.net_last_error_message()).decode()
+        sig = ffi.new("net_bytes_t *")
+        assert lib.net_identity_sign(raw, b"m", 1, sig) == lib.NET_ERR_SHUTTING_DOWN
+        assert sig.ptr == ffi.NULL and sig.len == 0
+        lib.net_identity_free(raw)  # idempotent on the raw pointer too
+    assert expected == 0x782A3238801976BF
+
+
+def test_c_guard_raw_calls_racing_raw_free():
+    """Raw calls from many threads while another frees the raw pointer: every
+    call either succeeds with the right answer or gets NET_ERR_SHUTTING_DOWN."""
+    bad: List[str] = []
+    for _ in range(ROUNDS // 2):
+        ident = Identity.from_seed(SEED_A)
+        expected = ident.origin_hash
+        raw = ident._ptr
+        ident._ptr = None  # take ownership of the raw pointer for this test
+        start = threading.Barrier(5)
+
+        def caller() -> None:
+            out = ffi.new("uint64_t *")
+            start.wait()
+            while True:
+                status = lib.net_identity_origin_hash(raw, out)
+                if status == lib.NET_ERR_SHUTTING_DOWN:
+                    return
+                if status != lib.NET_OK or out[0] != expected:
+                    bad.append(f"status {status} value {out[0]:#x}")
+                    return
+
+        threads = [threading.Thread(target=caller) for _ in range(4)]
+        for t in threads:
+            t.start()
+        start.wait()
+        time.sleep(random.uniform(0, 0.002))
+        lib.net_identity_free(raw)
+        for t in threads:
+            t.join(10)
+        assert not any(t.is_alive() for t in threads)
+    assert not bad, bad[:3]
+
+
+# -- 2. many threads closing at once, and closing while others call -----------
+
+
+def test_concurrent_close_with_concurrent_ops():
+    failures: List[BaseException] = []
+    stats = {"ops": 0, "refused_by_c": 0}
+    for _ in range(ROUNDS):
+        ident = Identity.generate()
+        ops = _ops(ident)
+        n_closers, n_callers = 6, 3
+        start = threading.Barrier(n_closers + n_callers)
+
+        def closer() -> None:
+            start.wait()
+            time.sleep(random.uniform(0, 0.001))
+            try:
+                ident.close()
+                ident.close()
+            except BaseException as exc:  # noqa: BLE001
+                failures.append(exc)
+
+        def caller() -> None:
+            start.wait()
+            done = 0
+            try:
+                for _ in range(1000):
+                    for op in ops:
+                        op()
+                        done += 1
+            except ShuttingDownError as exc:
+                _count(stats, refused_by_c=_refused_by_c(exc))
+            except BaseException as exc:  # noqa: BLE001
+                failures.append(exc)
+            finally:
+                _count(stats, ops=done)
+
+        threads = [threading.Thread(target=closer) for _ in range(n_closers)]
+        threads += [threading.Thread(target=caller) for _ in range(n_callers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert not any(t.is_alive() for t in threads)
+        assert ident.closed
+    assert not failures, failures[:3]
+    assert stats["ops"] > 0, "no operation overlapped the closes"
+    assert stats["refused_by_c"] > 0, "libnet's guard never refused a racing call"
+    print(f"race 2: {stats}")
+
+
+def test_concurrent_raw_frees_of_one_pointer():
+    """net_identity_free from many threads on the same pointer: no crash."""
+    for _ in range(ROUNDS):
+        ident = Identity.generate()
+        raw = ident._ptr
+        ident._ptr = None
+        start = threading.Barrier(8)
+
+        def freer() -> None:
+            start.wait()
+            lib.net_identity_free(raw)
+
+        threads = [threading.Thread(target=freer) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        out = ffi.new("uint64_t *")
+        assert lib.net_identity_origin_hash(raw, out) == lib.NET_ERR_SHUTTING_DOWN
+
+
+# -- 3. close waits for an in-flight operation --------------------------------
+
+BIG = 64 << 20
+
+
+@pytest.fixture(scope="module")
+def big_message() -> bytes:
+    return bytes(BIG)
+
+
+def test_close_waits_for_in_flight_sign(big_message: bytes):
+    """sign() of 64 MiB (a few hundred ms inside libnet) on one thread, close()
+    from another ~50 ms in. Either the sign finishes with a good signature and
+    close() returned only after it, or sign lost the race (ShuttingDownError)
+    and we retry.
+
+    Timing without trusting a calibration (other processes may slow any run):
+    `remaining` = from close() starting to the signer getting its result, an
+    upper bound of how long the sign still ran inside libnet. A close() that
+    waits lasts about as long (libnet's drain polls every 200 us); one that did
+    not wait would return at once, a few hundred ms before the signer.
+    """
+    wins, retries = 0, 0
+    timings = []
+    while wins < 3:
+        assert retries < 10, f"no conclusive race in {retries} attempts"
+        seed = os.urandom(32)
+        ident = Identity.from_seed(seed)
+        result: dict = {}
+        started = threading.Event()
+
+        def signer() -> None:
+            started.set()
+            try:
+                result["sig"] = ident.sign(big_message)
+            except ShuttingDownError as exc:
+                result["err"] = exc
+            except NetError as exc:  # anything else is a failure
+                result["other"] = exc
+            result["end"] = time.perf_counter()
+
+        t = threading.Thread(target=signer)
+        t.start()
+        started.wait()
+        time.sleep(0.05)
+        close_start = time.perf_counter()
+        ident.close()
+        close_end = time.perf_counter()
+        t.join(30)
+        assert not t.is_alive()
+        assert "other" not in result, result.get("other")
+        if "err" in result:
+            retries += 1  # close() got there before sign() entered libnet: retry
+            continue
+        # The signature is intact: check it with a twin identity.
+        with Identity.from_seed(seed) as twin:
+            twin.verify(big_message, result["sig"])
+        remaining = result["end"] - close_start
+        closing = close_end - close_start
+        timings.append((round(closing, 3), round(remaining, 3)))
+        if remaining < 0.05:
+            retries += 1  # sign had (nearly) finished before close() began
+            continue
+        wins += 1
+        # close() was called while sign() was running inside libnet (which
+        # also shows the GIL is released during the call) and returned only
+        # after it finished.
+        assert closing >= 0.5 * remaining, (
+            f"close() returned after {closing:.3f}s but sign() ran on for "
+            f"{remaining:.3f}s after close() began"
+        )
+    print(f"race 3 (close s, remaining s): {timings}")
