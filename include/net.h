@@ -152,6 +152,9 @@ typedef struct {
     uint16_t channel_hash;
     // Remaining delegation depth.
     uint8_t delegation_depth;
+    // Always 0; makes the padding before `not_before` explicit so every
+    // binding lays the struct out the same way (96 bytes).
+    uint8_t reserved;
     // First live second (UNIX).
     uint64_t not_before;
     // First expired second (UNIX).
@@ -271,6 +274,14 @@ net_status_t net_identity_from_public_key(const uint8_t *public_key,
                                           size_t public_key_len,
                                           net_identity_t **out);
 
+// A new, independent handle for the same identity (free each one
+// separately). Lets an identity be handed to another thread or owner without
+// copying its seed through foreign memory.
+//
+// # Safety
+// `identity` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_identity_clone(const net_identity_t *identity, net_identity_t **out);
+
 // Frees an identity. NULL-safe and idempotent; waits up to 5 s for calls
 // in flight on other threads, after which calls return `NET_ERR_SHUTTING_DOWN`.
 //
@@ -345,6 +356,11 @@ net_status_t net_identity_verify(const net_identity_t *identity,
                                  const uint8_t *signature,
                                  size_t signature_len);
 
+// The C name of a status code (`"NET_ERR_TOKEN_EXPIRED"`), a static
+// NUL-terminated string; `"NET_UNKNOWN_STATUS"` for a code libnet does not
+// define. For logs and error messages in every SDK.
+const char *net_status_name(int32_t status);
+
 // Issues a token from `issuer` to `subject` (32-byte public key) for
 // `ttl_secs` seconds from now, with a random nonce; writes its 159 bytes.
 //
@@ -401,6 +417,15 @@ net_status_t net_token_is_valid_at(const uint8_t *token, size_t token_len, uint6
 // # Safety
 // `token` is readable for `token_len` bytes; `out` is valid for one write.
 net_status_t net_token_is_expired(const uint8_t *token, size_t token_len, bool *out);
+
+// `net_token_is_expired` at `now_unix_secs` instead of the current time.
+//
+// # Safety
+// `token` is readable for `token_len` bytes; `out` is valid for one write.
+net_status_t net_token_is_expired_at(const uint8_t *token,
+                                     size_t token_len,
+                                     uint64_t now_unix_secs,
+                                     bool *out);
 
 // Whether the token's scope covers `action` (`NET_SCOPE_*` bits) on
 // `channel_hash`. Validity is checked separately.

@@ -33,6 +33,9 @@ export declare class Identity implements Disposable, AsyncDisposable {
   /** A read-only identity (verify only) from a 32-byte ed25519 public key. */
   static fromPublicKey(publicKey: BytesLike): Identity;
 
+  /** A new, independent Identity for the same keypair; close each separately. */
+  clone(): Identity;
+
   /** The 32-byte ed25519 public key. */
   readonly publicKey: Buffer;
   /** The 32-byte entity id (the same bytes as the public key). */
@@ -135,7 +138,8 @@ export declare class Token {
   /** `assertValid()` as a boolean. */
   isValid(now?: U64Like): boolean;
   /** Whether the token has expired now; no signature check. */
-  isExpired(): boolean;
+  /** At `now` (UNIX seconds), or the current time. */
+  isExpired(now?: U64Like): boolean;
   /** Whether the scope covers `action` (Scope bits) on `channel`. */
   authorizes(action: number, channel: ChannelLike): boolean;
   /**
@@ -264,7 +268,7 @@ export type ConstantName =
 /** Every `#define NET_*` of include/net.h by name. */
 export declare const Constants: Readonly<Record<ConstantName, number>>;
 
-/** The name of a status code (`NET_ERR_UNKNOWN(<n>)` for an unknown one). */
+/** The name of a status code (`NET_UNKNOWN_STATUS(<n>)` for one libnet does not define). */
 export declare function statusName(status: number): string;
 
 // ---------------------------------------------------------------------------

@@ -600,3 +600,112 @@ fn race_free_waits_for_in_flight_op() {
     }
     panic!("the sign never got in before the free in 5 attempts");
 }
+
+#[test]
+fn status_names() {
+    let name = |code: i32| {
+        unsafe { CStr::from_ptr(net_status_name(code)) }
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    for status in net_status_t::ALL {
+        assert_eq!(name(status.code()), format!("{status:?}"));
+    }
+    assert_eq!(name(-9999), "NET_UNKNOWN_STATUS");
+    assert_eq!(name(3), "NET_UNKNOWN_STATUS");
+}
+
+#[test]
+fn clone_is_an_independent_handle() {
+    let original = identity(&SEED_A);
+    let mut copy = ptr::null_mut();
+    assert_eq!(
+        unsafe { net_identity_clone(original, &mut copy) },
+        net_status_t::NET_OK
+    );
+    assert_ne!(copy, original);
+    unsafe { net_identity_free(original) };
+    assert_eq!(
+        origin_hash(original),
+        Err(net_status_t::NET_ERR_SHUTTING_DOWN)
+    );
+    assert_eq!(origin_hash(copy), Ok(0x782a_3238_8019_76bf));
+    assert!(sign(copy, b"still works").is_ok());
+    unsafe { net_identity_free(copy) };
+}
+
+#[test]
+fn token_expiry_at_a_given_time() {
+    let a = identity(&SEED_A);
+    let mut raw = net_bytes_t::EMPTY;
+    let subject = [0x21u8; 32];
+    let status = unsafe {
+        net_token_issue(
+            a,
+            subject.as_ptr(),
+            32,
+            NET_SCOPE_PUBLISH,
+            1,
+            60,
+            0,
+            &mut raw,
+        )
+    };
+    assert_eq!(status, net_status_t::NET_OK);
+    let token = take_bytes(raw);
+    let mut info = std::mem::MaybeUninit::<net_token_info_t>::uninit();
+    unsafe { net_token_parse(token.as_ptr(), token.len(), info.as_mut_ptr()) };
+    let info = unsafe { info.assume_init() };
+    assert_eq!(info.reserved, 0);
+    let expired_at = |now| {
+        let mut out = false;
+        assert_eq!(
+            unsafe { net_token_is_expired_at(token.as_ptr(), token.len(), now, &mut out) },
+            net_status_t::NET_OK
+        );
+        out
+    };
+    assert!(!expired_at(info.not_after - 1));
+    assert!(expired_at(info.not_after));
+    unsafe { net_identity_free(a) };
+}
+
+#[test]
+fn absent_optional_argument_must_have_zero_length() {
+    let source = identity(&SEED_A);
+    let secret = [0x21u8; 32];
+    let mut target_pub = net_bytes_t::EMPTY;
+    unsafe { net_x25519_public_key(secret.as_ptr(), 32, &mut target_pub) };
+    let target_pub = take_bytes(target_pub);
+    let link = [0u8; 32];
+    let mut sealed = net_bytes_t::EMPTY;
+    unsafe {
+        net_envelope_seal(
+            source,
+            target_pub.as_ptr(),
+            32,
+            link.as_ptr(),
+            32,
+            &mut sealed,
+        )
+    };
+    let sealed = take_bytes(sealed);
+    let mut out = ptr::null_mut();
+    let status = unsafe {
+        net_envelope_open(
+            sealed.as_ptr(),
+            sealed.len(),
+            secret.as_ptr(),
+            32,
+            link.as_ptr(),
+            32,
+            ptr::null(),
+            32,
+            &mut out,
+        )
+    };
+    assert_eq!(status, net_status_t::NET_ERR_INVALID_ARGUMENT);
+    assert!(last_error().contains("expected_signer"), "{}", last_error());
+    unsafe { net_identity_free(source) };
+}

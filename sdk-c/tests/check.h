@@ -24,37 +24,10 @@ static pthread_mutex_t check_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long check_failures = 0;
 static unsigned long check_count = 0;
 
-/* The NET_* name of a status code, for failure messages. */
+/* The NET_* name of a status code, for failure messages (libnet's own table). */
 static inline const char *status_name(int status)
 {
-    switch (status) {
-    case NET_OK: return "NET_OK";
-    case NET_TIMEOUT: return "NET_TIMEOUT";
-    case NET_END: return "NET_END";
-    case NET_ERR_INVALID_ARGUMENT: return "NET_ERR_INVALID_ARGUMENT";
-    case NET_ERR_SHUTTING_DOWN: return "NET_ERR_SHUTTING_DOWN";
-    case NET_ERR_PANIC: return "NET_ERR_PANIC";
-    case NET_ERR_INTERNAL: return "NET_ERR_INTERNAL";
-    case NET_ERR_READ_ONLY: return "NET_ERR_READ_ONLY";
-    case NET_ERR_INVALID_PUBLIC_KEY: return "NET_ERR_INVALID_PUBLIC_KEY";
-    case NET_ERR_INVALID_SIGNATURE: return "NET_ERR_INVALID_SIGNATURE";
-    case NET_ERR_TOKEN_INVALID_SIGNATURE: return "NET_ERR_TOKEN_INVALID_SIGNATURE";
-    case NET_ERR_TOKEN_NOT_YET_VALID: return "NET_ERR_TOKEN_NOT_YET_VALID";
-    case NET_ERR_TOKEN_EXPIRED: return "NET_ERR_TOKEN_EXPIRED";
-    case NET_ERR_TOKEN_DELEGATION_EXHAUSTED: return "NET_ERR_TOKEN_DELEGATION_EXHAUSTED";
-    case NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED: return "NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED";
-    case NET_ERR_TOKEN_NOT_AUTHORIZED: return "NET_ERR_TOKEN_NOT_AUTHORIZED";
-    case NET_ERR_TOKEN_INVALID_FORMAT: return "NET_ERR_TOKEN_INVALID_FORMAT";
-    case NET_ERR_TOKEN_ZERO_TTL: return "NET_ERR_TOKEN_ZERO_TTL";
-    case NET_ERR_ENVELOPE_UNKNOWN_VERSION: return "NET_ERR_ENVELOPE_UNKNOWN_VERSION";
-    case NET_ERR_ENVELOPE_INVALID_LENGTH: return "NET_ERR_ENVELOPE_INVALID_LENGTH";
-    case NET_ERR_ENVELOPE_INVALID_SIGNER_KEY: return "NET_ERR_ENVELOPE_INVALID_SIGNER_KEY";
-    case NET_ERR_ENVELOPE_INVALID_ATTESTATION: return "NET_ERR_ENVELOPE_INVALID_ATTESTATION";
-    case NET_ERR_ENVELOPE_SEAL_OPEN_FAILED: return "NET_ERR_ENVELOPE_SEAL_OPEN_FAILED";
-    case NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH: return "NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH";
-    case NET_ERR_CHANNEL_INVALID_NAME: return "NET_ERR_CHANNEL_INVALID_NAME";
-    default: return "(unknown status)";
-    }
+    return net_status_name(status);
 }
 
 /* Records one check; returns `ok` so callers can guard dependent code. */

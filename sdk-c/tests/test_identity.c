@@ -331,6 +331,32 @@ static void test_generate_is_random(void)
     net_identity_free(b);
 }
 
+static void test_clone_is_independent(void)
+{
+    static const uint8_t seed[32] = {9};
+    net_identity_t *original = NULL, *copy = NULL;
+    uint64_t want = 0, got = 0;
+    if (CHECK_OK(net_identity_from_seed(seed, sizeof seed, &original))) {
+        CHECK_OK(net_identity_origin_hash(original, &want));
+        CHECK_OK(net_identity_clone(original, &copy));
+        CHECK(copy != NULL && copy != original);
+        net_identity_free(original);
+        CHECK_STATUS(net_identity_origin_hash(original, &got), NET_ERR_SHUTTING_DOWN);
+        CHECK_OK(net_identity_origin_hash(copy, &got));
+        CHECK_U64(got, want);
+    }
+    net_identity_free(copy);
+}
+
+static void test_status_names(void)
+{
+    CHECK(strcmp(net_status_name(NET_OK), "NET_OK") == 0);
+    CHECK(strcmp(net_status_name(NET_ERR_TOKEN_EXPIRED), "NET_ERR_TOKEN_EXPIRED") == 0);
+    CHECK(strcmp(net_status_name(NET_ERR_CHANNEL_INVALID_NAME), "NET_ERR_CHANNEL_INVALID_NAME") == 0);
+    CHECK(strcmp(net_status_name(-9999), "NET_UNKNOWN_STATUS") == 0);
+    CHECK(net_status_name(NET_END) == net_status_name(NET_END)); /* static strings */
+}
+
 int main(void)
 {
     RUN_TEST(test_identity_vectors);
@@ -342,5 +368,7 @@ int main(void)
     RUN_TEST(test_bytes_free);
     RUN_TEST(test_versions);
     RUN_TEST(test_generate_is_random);
+    RUN_TEST(test_clone_is_independent);
+    RUN_TEST(test_status_names);
     return check_finish("test_identity");
 }

@@ -205,6 +205,11 @@ static void test_expired_vector(void)
     CHECK_STATUS(net_token_is_valid_at(t, sizeof t, UINT64_C(1600000060)), NET_ERR_TOKEN_EXPIRED);
     CHECK_OK(net_token_is_expired(t, sizeof t, &expired));
     CHECK(expired == true);
+    /* not_after = 1600000060: expired at it, live one second before. */
+    CHECK_OK(net_token_is_expired_at(t, sizeof t, UINT64_C(1600000059), &expired));
+    CHECK(expired == false);
+    CHECK_OK(net_token_is_expired_at(t, sizeof t, UINT64_C(1600000060), &expired));
+    CHECK(expired == true);
 }
 
 static void test_issue_verify_is_valid(void)

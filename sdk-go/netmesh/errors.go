@@ -113,7 +113,13 @@ func (s Status) String() string {
 	if info, ok := statusInfos[s]; ok {
 		return info.name
 	}
-	return fmt.Sprintf("net_status_t(%d)", int32(s))
+	// A code this SDK predates: ask libnet (net_status_name), which also
+	// knows codes added after this SDK was written.
+	name := C.GoString(C.net_status_name(C.int32_t(s)))
+	if name == "NET_UNKNOWN_STATUS" {
+		return fmt.Sprintf("NET_UNKNOWN_STATUS(%d)", int32(s))
+	}
+	return name
 }
 
 // Error describes the status, e.g. "netmesh: token expired (NET_ERR_TOKEN_EXPIRED)".

@@ -133,3 +133,14 @@ func TestRawChannelHashMatchesWrapper(t *testing.T) {
 		t.Fatalf("empty name: %v", err)
 	}
 }
+
+func TestStatusTableMatchesLibnetNames(t *testing.T) {
+	for s, info := range statusInfos {
+		if got := statusNameFromLibnet(s); got != info.name {
+			t.Fatalf("libnet names %d %q, the SDK table says %q", int32(s), got, info.name)
+		}
+	}
+	if got := Status(-9999).String(); got != "NET_UNKNOWN_STATUS(-9999)" {
+		t.Fatalf("unknown status String() = %q", got)
+	}
+}

@@ -72,6 +72,24 @@ func IdentityFromPublicKey(publicKey []byte) (*Identity, error) {
 	return newIdentity(p), nil
 }
 
+// Clone returns a new, independent Identity for the same keypair
+// (net_identity_clone); close each one separately. Use it to hand an
+// identity to another owner without copying the seed through Go memory.
+func (id *Identity) Clone() (*Identity, error) {
+	const op = "net_identity_clone"
+	p, err := id.handle(op)
+	if err != nil {
+		return nil, err
+	}
+	var out *C.net_identity_t
+	err = check(op, func() C.net_status_t { return C.net_identity_clone(p, &out) })
+	runtime.KeepAlive(id)
+	if err != nil {
+		return nil, err
+	}
+	return newIdentity(out), nil
+}
+
 // handle returns the live handle, or an ErrShuttingDown error naming op once
 // Close has begun.
 func (id *Identity) handle(op string) (*C.net_identity_t, error) {

@@ -210,7 +210,7 @@ func TestErrorsAndStatuses(t *testing.T) {
 	if netmesh.StatusOK != 0 || netmesh.StatusTimeout != 1 || netmesh.StatusEnd != 2 || netmesh.StatusTokenExpired != -22 {
 		t.Error("status numbers differ from net.h")
 	}
-	if got := netmesh.Status(-99).String(); got != "net_status_t(-99)" {
+	if got := netmesh.Status(-99).String(); got != "NET_UNKNOWN_STATUS(-99)" {
 		t.Errorf("unknown status renders as %q", got)
 	}
 	err := error(&netmesh.Error{Op: "net_token_is_valid", Status: netmesh.StatusTokenExpired, Message: "token has expired"})
@@ -224,5 +224,26 @@ func TestErrorsAndStatuses(t *testing.T) {
 	want := "netmesh: net_token_is_valid: token expired (NET_ERR_TOKEN_EXPIRED): token has expired"
 	if err.Error() != want {
 		t.Errorf("Error() = %q, want %q", err.Error(), want)
+	}
+}
+
+func TestCloneIsIndependent(t *testing.T) {
+	id, err := netmesh.IdentityFromSeed(bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := id.OriginHash()
+	clone, err := id.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clone.Close()
+	id.Close()
+	if _, err := id.OriginHash(); !errors.Is(err, netmesh.ErrShuttingDown) {
+		t.Fatalf("closed original: %v", err)
+	}
+	got, err := clone.OriginHash()
+	if err != nil || got != want {
+		t.Fatalf("clone origin hash %x, %v; want %x", got, err, want)
 	}
 }

@@ -58,3 +58,9 @@ func rawChannelHash(name []byte) (uint16, Status) {
 	st := C.net_channel_hash((*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(name))), C.size_t(len(name)), &out)
 	return uint16(out), Status(st)
 }
+
+// statusNameFromLibnet is net_status_name(s), for the test that checks the
+// SDK's status table against libnet's names.
+func statusNameFromLibnet(s Status) string {
+	return C.GoString(C.net_status_name(C.int32_t(s)))
+}

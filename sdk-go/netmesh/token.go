@@ -191,6 +191,21 @@ func TokenIsValidAt(token []byte, now time.Time) error {
 	})
 }
 
+// TokenIsExpiredAt reports whether the token has expired at now
+// (now >= not_after), without checking its signature.
+func TokenIsExpiredAt(token []byte, now time.Time) (bool, error) {
+	const op = "net_token_is_expired_at"
+	secs := now.Unix()
+	if secs < 0 {
+		return false, invalidArgument(op, "now is before the UNIX epoch")
+	}
+	var out C.bool
+	err := check(op, func() C.net_status_t {
+		return C.net_token_is_expired_at(bytesPtr(token), C.size_t(len(token)), C.uint64_t(secs), &out)
+	})
+	return bool(out), err
+}
+
 // TokenIsExpired reports whether the token has expired (now >= not_after),
 // without checking its signature.
 func TokenIsExpired(token []byte) (bool, error) {

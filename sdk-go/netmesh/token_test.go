@@ -286,3 +286,28 @@ func TestScopeString(t *testing.T) {
 		t.Error("Scope.Has")
 	}
 }
+
+func TestTokenIsExpiredAt(t *testing.T) {
+	issuer, err := netmesh.IdentityFromSeed(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer issuer.Close()
+	subject := bytes.Repeat([]byte{0x21}, 32)
+	tok, err := netmesh.IssueToken(issuer, subject, netmesh.ScopePublish, 1, time.Minute, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := netmesh.ParseToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := netmesh.TokenIsExpiredAt(tok, time.Unix(int64(info.NotAfter)-1, 0))
+	if err != nil || before {
+		t.Fatalf("expired one second before not_after: %v %v", before, err)
+	}
+	at, err := netmesh.TokenIsExpiredAt(tok, time.Unix(int64(info.NotAfter), 0))
+	if err != nil || !at {
+		t.Fatalf("not expired at not_after: %v %v", at, err)
+	}
+}

@@ -33,6 +33,12 @@ function identityFromSeed(seed) {
   return out[0];
 }
 
+function identityClone(handle) {
+  const out = [null];
+  check(fns.net_identity_clone(handle, out));
+  return out[0];
+}
+
 function identityFromPublicKey(publicKey) {
   const out = [null];
   check(fns.net_identity_from_public_key(publicKey, publicKey.byteLength, out));
@@ -158,6 +164,7 @@ module.exports = {
   check,
   identityFromSeed,
   identityFromPublicKey,
+  identityClone,
   identityGenerate,
   identityBytes,
   identityU64,

@@ -2,16 +2,22 @@
 // NetError and its subclasses: one class per family, one per token and
 // envelope code, built from a status code and libnet's detail message.
 
-const { STATUS } = require('./native');
+const { STATUS, fns } = require('./native');
 
 /** Status code -> name (e.g. -22 -> 'NET_ERR_TOKEN_EXPIRED'). */
 const STATUS_NAMES = Object.freeze(
   Object.fromEntries(Object.entries(STATUS).map(([name, code]) => [code, name])),
 );
 
-/** The name of a status code, or `NET_ERR_UNKNOWN(<code>)`. */
+/**
+ * The name of a status code. Codes newer than this SDK are named by libnet
+ * (net_status_name); a code libnet does not define is `NET_UNKNOWN_STATUS(<code>)`.
+ */
 function statusName(status) {
-  return STATUS_NAMES[status] ?? `NET_ERR_UNKNOWN(${status})`;
+  const known = STATUS_NAMES[status];
+  if (known !== undefined) return known;
+  const name = fns.net_status_name(status);
+  return name === 'NET_UNKNOWN_STATUS' ? `${name}(${status})` : name;
 }
 
 /** Base class of every error coming out of libnet. */

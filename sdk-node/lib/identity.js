@@ -84,6 +84,15 @@ class Identity {
     return calls.identityBytes(fns.net_identity_entity_id, this.#live());
   }
 
+  /**
+   * A new, independent Identity for the same keypair (close each one
+   * separately): hands an identity to another owner without copying the
+   * seed through JS memory.
+   */
+  clone() {
+    return new Identity(kConstruct, calls.identityClone(this.#live()));
+  }
+
   /** The 32-byte seed (the secret). Throws ReadOnlyError for a public-key-only identity. */
   seed() {
     return calls.identityBytes(fns.net_identity_seed, this.#live());

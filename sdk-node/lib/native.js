@@ -133,6 +133,7 @@ namedType('net_token_info_t', () =>
     scope: 'uint32_t',
     channel_hash: 'uint16_t',
     delegation_depth: 'uint8_t',
+    reserved: 'uint8_t',
     not_before: 'uint64_t',
     not_after: 'uint64_t',
     nonce: 'uint64_t',
@@ -154,6 +155,7 @@ const PROTOTYPES = [
   'net_status_t net_identity_generate(_Out_ net_identity_t **out)',
   'net_status_t net_identity_from_seed(const uint8_t *seed, size_t seed_len, _Out_ net_identity_t **out)',
   'net_status_t net_identity_from_public_key(const uint8_t *public_key, size_t public_key_len, _Out_ net_identity_t **out)',
+  'net_status_t net_identity_clone(const net_identity_t *identity, _Out_ net_identity_t **out)',
   'void net_identity_free(net_identity_t *identity)',
   'net_status_t net_identity_public_key(const net_identity_t *identity, _Out_ net_bytes_t *out)',
   'net_status_t net_identity_entity_id(const net_identity_t *identity, _Out_ net_bytes_t *out)',
@@ -169,10 +171,12 @@ const PROTOTYPES = [
   'net_status_t net_token_is_valid(const uint8_t *token, size_t token_len)',
   'net_status_t net_token_is_valid_at(const uint8_t *token, size_t token_len, uint64_t now_unix_secs)',
   'net_status_t net_token_is_expired(const uint8_t *token, size_t token_len, _Out_ bool *out)',
+  'net_status_t net_token_is_expired_at(const uint8_t *token, size_t token_len, uint64_t now_unix_secs, _Out_ bool *out)',
   'net_status_t net_token_authorizes(const uint8_t *token, size_t token_len, uint32_t action, uint16_t channel_hash, _Out_ bool *out)',
   'net_status_t net_token_delegate(const net_identity_t *signer, const uint8_t *parent, size_t parent_len, const uint8_t *new_subject, size_t new_subject_len, uint32_t requested_scope, _Out_ net_bytes_t *token_out)',
   'const char *net_version(void)',
   'uint32_t net_abi_version(void)',
+  'const char *net_status_name(int32_t status)',
 ];
 
 /** The koffi functions, keyed by their C name. */

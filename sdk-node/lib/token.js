@@ -167,10 +167,19 @@ class Token {
     }
   }
 
-  /** Whether the token has expired now (`now >= notAfter`); no signature check. */
-  isExpired() {
+  /**
+   * Whether the token has expired (`now >= notAfter`; no signature check),
+   * at `now` (UNIX seconds) or the current time.
+   */
+  isExpired(now) {
     const out = [false];
-    check(fns.net_token_is_expired(this.#bytes, this.#bytes.byteLength, out));
+    if (now === undefined) {
+      check(fns.net_token_is_expired(this.#bytes, this.#bytes.byteLength, out));
+    } else {
+      check(
+        fns.net_token_is_expired_at(this.#bytes, this.#bytes.byteLength, args.u64(now, 'now'), out),
+      );
+    }
     return Boolean(out[0]);
   }
 

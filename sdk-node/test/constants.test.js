@@ -109,5 +109,5 @@ test('every error code maps to its error class', () => {
   }
   assert.ok(netmesh.TokenExpiredError.prototype instanceof netmesh.TokenError);
   assert.ok(netmesh.EnvelopeSealOpenFailedError.prototype instanceof netmesh.EnvelopeError);
-  assert.equal(netmesh.statusName(-999), 'NET_ERR_UNKNOWN(-999)');
+  assert.equal(netmesh.statusName(-999), 'NET_UNKNOWN_STATUS(-999)');
 });

@@ -155,3 +155,14 @@ test('inspect shows the entity id, never the seed', () => {
   id.close();
   assert.equal(util.inspect(id), 'Identity <closed>');
 });
+
+test('clone is an independent handle', () => {
+  const original = Identity.fromSeed(Buffer.alloc(32, 9));
+  const expected = original.originHash;
+  const copy = original.clone();
+  original.close();
+  assert.throws(() => original.originHash, ShuttingDownError);
+  assert.equal(copy.originHash, expected);
+  assert.equal(copy.sign(Buffer.from('still works')).length, 64);
+  copy.close();
+});

@@ -231,3 +231,11 @@ test('issue: fields, sync and async; zero TTL; read-only issuer', async (t) => {
 test('Token has no public constructor', () => {
   assert.throws(() => new Token(), TypeError);
 });
+
+test('isExpired at a given time', () => {
+  const issuer = netmesh.Identity.fromSeed(Buffer.alloc(32, 7));
+  const token = netmesh.Token.issue(issuer, Buffer.alloc(32, 0x21), { scope: netmesh.Scope.PUBLISH, ttlSecs: 60, channel: 1 });
+  assert.equal(token.isExpired(token.notAfter - 1n), false);
+  assert.equal(token.isExpired(token.notAfter), true);
+  issuer.close();
+});

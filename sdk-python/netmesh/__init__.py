@@ -53,6 +53,7 @@ from .errors import (
     TokenNotAuthorizedError,
     TokenNotYetValidError,
     TokenZeroTtlError,
+    status_name,
 )
 from .identity import NET_PUBLIC_KEY_LEN, NET_SEED_LEN, NET_SIGNATURE_LEN, Identity
 from .token import NET_TOKEN_SIZE, Scope, Token, TokenInfo
@@ -117,6 +118,7 @@ __all__ = [
     "TokenNotAuthorizedError",
     "TokenInvalidFormatError",
     "TokenZeroTtlError",
+    "status_name",
     "EnvelopeError",
     "EnvelopeUnknownVersionError",
     "EnvelopeInvalidLengthError",

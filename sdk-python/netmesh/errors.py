@@ -35,7 +35,7 @@ from __future__ import annotations
 import enum
 from typing import Dict, Type, Union
 
-from ._ffi import lib
+from ._ffi import ffi, lib
 
 
 class Status(enum.IntEnum):
@@ -88,8 +88,8 @@ class NetError(Exception):
         super().__init__(status, message)
 
     def __str__(self) -> str:
-        name = self.status.name if isinstance(self.status, Status) else str(self.status)
-        return f"{self.message} [NET_{name}]" if self.message else f"NET_{name}"
+        name = status_name(int(self.status))
+        return f"{self.message} [{name}]" if self.message else name
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({int(self.status)}, {self.message!r})"
@@ -216,6 +216,12 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     lib.NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH: EnvelopeOriginHashMismatchError,
     lib.NET_ERR_CHANNEL_INVALID_NAME: ChannelNameError,
 }
+
+
+def status_name(status: int) -> str:
+    """The C name of a status code, e.g. ``"NET_ERR_TOKEN_EXPIRED"``, from
+    libnet itself (``"NET_UNKNOWN_STATUS"`` for a code it does not define)."""
+    return ffi.string(lib.net_status_name(status)).decode()
 
 
 def error_for_status(status: int, message: str = "") -> NetError:

@@ -71,6 +71,14 @@ class Identity:
         check(lib.net_identity_from_public_key(ptr, n, out))
         return cls(out[0])
 
+    def clone(self) -> "Identity":
+        """A new, independent Identity for the same keypair; close each one
+        separately. Hands an identity to another owner without copying the
+        seed through Python memory."""
+        out = ffi.new("net_identity_t **")
+        check(lib.net_identity_clone(self._handle(), out))
+        return type(self)(out[0])
+
     # -- lifetime ----------------------------------------------------------
 
     def _handle(self) -> Any:

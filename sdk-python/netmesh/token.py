@@ -239,11 +239,15 @@ class Token:
             return False
         return True
 
-    def is_expired(self) -> bool:
-        """Whether the token has expired now (no signature check)."""
+    def is_expired(self, now: Optional[int] = None) -> bool:
+        """Whether the token has expired (``now >= not_after``, no signature
+        check); ``now`` in UNIX seconds, the current time when None."""
         ptr, n = buf(self._bytes)
         out = ffi.new("bool *")
-        check(lib.net_token_is_expired(ptr, n, out))
+        if now is None:
+            check(lib.net_token_is_expired(ptr, n, out))
+        else:
+            check(lib.net_token_is_expired_at(ptr, n, int(now), out))
         return bool(out[0])
 
     def authorizes(self, action: Union[Scope, int], channel_hash: int) -> bool:

@@ -7,6 +7,8 @@ import pickle
 
 import pytest
 
+import netmesh
+
 from netmesh import (
     NET_PUBLIC_KEY_LEN,
     NET_SEED_LEN,
@@ -152,3 +154,23 @@ def test_not_picklable_and_not_constructible_directly():
             pickle.dumps(ident)
     with pytest.raises(TypeError):
         Identity(None)
+
+
+def test_clone_is_independent():
+    original = netmesh.Identity.from_seed(bytes(range(32)))
+    expected = original.origin_hash
+    copy = original.clone()
+    original.close()
+    with pytest.raises(netmesh.ShuttingDownError):
+        original.origin_hash
+    assert copy.origin_hash == expected
+    copy.sign(b"still works")
+    copy.close()
+
+
+def test_status_names_come_from_libnet():
+    for status in netmesh.Status:
+        assert netmesh.status_name(int(status)) == f"NET_{status.name}"
+    assert netmesh.status_name(-9999) == "NET_UNKNOWN_STATUS"
+    err = netmesh.TokenExpiredError(int(netmesh.Status.ERR_TOKEN_EXPIRED), "token has expired")
+    assert str(err) == "token has expired [NET_ERR_TOKEN_EXPIRED]"

@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+import netmesh
+
 from netmesh import (
     NET_TOKEN_SIZE,
     Identity,
@@ -218,3 +220,11 @@ def test_issue_errors():
             Token.issue(a, b.public_key, Scope.PUBLISH, 1, ttl_secs=10, delegation_depth=256)
         with pytest.raises(ValueError):
             Token.issue(a, b.public_key, Scope.PUBLISH, -1, ttl_secs=10)
+
+
+def test_is_expired_at_a_given_time():
+    issuer = netmesh.Identity.from_seed(b"\x07" * 32)
+    token = netmesh.Token.issue(issuer, b"\x21" * 32, netmesh.Scope.PUBLISH, 1, 60)
+    assert not token.is_expired(now=token.not_after - 1)
+    assert token.is_expired(now=token.not_after)
+    issuer.close()

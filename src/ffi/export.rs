@@ -169,13 +169,18 @@ pub(crate) unsafe fn input_array<'a, const N: usize>(
 }
 
 /// # Safety
-/// As [`input_bytes`]; NULL means absent.
+/// As [`input_bytes`]; NULL (with length 0) means absent.
 pub(crate) unsafe fn input_opt_array<'a, const N: usize>(
     ptr: *const u8,
     len: usize,
     name: &str,
 ) -> Result<Option<&'a [u8; N]>, FfiError> {
     if ptr.is_null() {
+        if len != 0 {
+            return Err(FfiError::invalid_argument(format!(
+                "`{name}` is NULL (absent) but its length is {len}"
+            )));
+        }
         return Ok(None);
     }
     // SAFETY: forwarded contract.

@@ -76,6 +76,23 @@ pub unsafe extern "C" fn net_identity_from_public_key(
     })
 }
 
+/// A new, independent handle for the same identity (free each one
+/// separately). Lets an identity be handed to another thread or owner without
+/// copying its seed through foreign memory.
+///
+/// # Safety
+/// `identity` is NULL or from libnet; `out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_identity_clone(
+    identity: *const net_identity_t,
+    out: *mut *mut net_identity_t,
+) -> net_status_t {
+    ffi_export!(handle identity; out out; {
+        out.write(handle::into_raw(identity.clone()));
+        Ok(())
+    })
+}
+
 /// Frees an identity. NULL-safe and idempotent; waits up to 5 s for calls
 /// in flight on other threads, after which calls return `NET_ERR_SHUTTING_DOWN`.
 ///

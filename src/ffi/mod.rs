@@ -26,29 +26,16 @@ mod version;
 #[cfg(test)]
 mod handle_guard_tests;
 
-pub use bytes::{net_bytes_free, net_bytes_t};
-pub use channel::{net_channel_hash, net_channel_validate};
-pub use envelope::{
-    NET_CHAIN_LINK_LEN, NET_ENVELOPE_SIZE, NET_X25519_KEY_LEN, net_envelope_open,
-    net_envelope_seal, net_x25519_public_key,
-};
+// Every public item of the area files is part of the C ABI.
+pub use bytes::*;
+pub use channel::*;
+pub use envelope::*;
 pub use error::net_last_error_message;
 pub use handle::retired_handle_count;
-pub use identity::{
-    NET_PUBLIC_KEY_LEN, NET_SEED_LEN, NET_SIGNATURE_LEN, net_identity_entity_id, net_identity_free,
-    net_identity_from_public_key, net_identity_from_seed, net_identity_generate,
-    net_identity_is_read_only, net_identity_node_id, net_identity_origin_hash,
-    net_identity_public_key, net_identity_seed, net_identity_sign, net_identity_t,
-    net_identity_verify,
-};
-pub use status::net_status_t;
-pub use token::{
-    NET_SCOPE_ADMIN, NET_SCOPE_ALL, NET_SCOPE_DELEGATE, NET_SCOPE_PUBLISH, NET_SCOPE_SUBSCRIBE,
-    NET_SCOPE_WILDCARD, NET_TOKEN_SIZE, net_token_authorizes, net_token_delegate, net_token_info_t,
-    net_token_is_expired, net_token_is_valid, net_token_is_valid_at, net_token_issue,
-    net_token_parse, net_token_verify,
-};
-pub use version::{NET_ABI_VERSION, net_abi_version, net_version};
+pub use identity::*;
+pub use status::*;
+pub use token::*;
+pub use version::*;
 
 #[cfg(test)]
 mod tests {

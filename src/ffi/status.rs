@@ -6,6 +6,8 @@
 //! envelopes, -40..-49 channels; later areas take their own blocks of 100
 //! (RedEX -100, mesh -200, CortEX -300, bus -400).
 
+use std::ffi::{CStr, c_char};
+
 /// Status code returned by every fallible `net_*` call.
 #[allow(non_camel_case_types)]
 #[repr(i32)]
@@ -97,6 +99,47 @@ impl net_status_t {
         Self::NET_ERR_CHANNEL_INVALID_NAME,
     ];
 
+    /// The status with this numeric code, if there is one.
+    pub fn from_code(code: i32) -> Option<Self> {
+        Self::ALL.iter().copied().find(|s| s.code() == code)
+    }
+
+    /// The C name of the status, e.g. `"NET_ERR_TOKEN_EXPIRED"`.
+    pub fn name(self) -> &'static str {
+        self.c_name().to_str().unwrap_or("NET_UNKNOWN_STATUS")
+    }
+
+    /// [`name`](Self::name) as a C string.
+    pub const fn c_name(self) -> &'static CStr {
+        match self {
+            Self::NET_OK => c"NET_OK",
+            Self::NET_TIMEOUT => c"NET_TIMEOUT",
+            Self::NET_END => c"NET_END",
+            Self::NET_ERR_INVALID_ARGUMENT => c"NET_ERR_INVALID_ARGUMENT",
+            Self::NET_ERR_SHUTTING_DOWN => c"NET_ERR_SHUTTING_DOWN",
+            Self::NET_ERR_PANIC => c"NET_ERR_PANIC",
+            Self::NET_ERR_INTERNAL => c"NET_ERR_INTERNAL",
+            Self::NET_ERR_READ_ONLY => c"NET_ERR_READ_ONLY",
+            Self::NET_ERR_INVALID_PUBLIC_KEY => c"NET_ERR_INVALID_PUBLIC_KEY",
+            Self::NET_ERR_INVALID_SIGNATURE => c"NET_ERR_INVALID_SIGNATURE",
+            Self::NET_ERR_TOKEN_INVALID_SIGNATURE => c"NET_ERR_TOKEN_INVALID_SIGNATURE",
+            Self::NET_ERR_TOKEN_NOT_YET_VALID => c"NET_ERR_TOKEN_NOT_YET_VALID",
+            Self::NET_ERR_TOKEN_EXPIRED => c"NET_ERR_TOKEN_EXPIRED",
+            Self::NET_ERR_TOKEN_DELEGATION_EXHAUSTED => c"NET_ERR_TOKEN_DELEGATION_EXHAUSTED",
+            Self::NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED => c"NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED",
+            Self::NET_ERR_TOKEN_NOT_AUTHORIZED => c"NET_ERR_TOKEN_NOT_AUTHORIZED",
+            Self::NET_ERR_TOKEN_INVALID_FORMAT => c"NET_ERR_TOKEN_INVALID_FORMAT",
+            Self::NET_ERR_TOKEN_ZERO_TTL => c"NET_ERR_TOKEN_ZERO_TTL",
+            Self::NET_ERR_ENVELOPE_UNKNOWN_VERSION => c"NET_ERR_ENVELOPE_UNKNOWN_VERSION",
+            Self::NET_ERR_ENVELOPE_INVALID_LENGTH => c"NET_ERR_ENVELOPE_INVALID_LENGTH",
+            Self::NET_ERR_ENVELOPE_INVALID_SIGNER_KEY => c"NET_ERR_ENVELOPE_INVALID_SIGNER_KEY",
+            Self::NET_ERR_ENVELOPE_INVALID_ATTESTATION => c"NET_ERR_ENVELOPE_INVALID_ATTESTATION",
+            Self::NET_ERR_ENVELOPE_SEAL_OPEN_FAILED => c"NET_ERR_ENVELOPE_SEAL_OPEN_FAILED",
+            Self::NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH => c"NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH",
+            Self::NET_ERR_CHANNEL_INVALID_NAME => c"NET_ERR_CHANNEL_INVALID_NAME",
+        }
+    }
+
     /// The numeric code.
     pub const fn code(self) -> i32 {
         self as i32
@@ -107,3 +150,17 @@ impl net_status_t {
         self.code() >= 0
     }
 }
+
+/// The C name of a status code (`"NET_ERR_TOKEN_EXPIRED"`), a static
+/// NUL-terminated string; `"NET_UNKNOWN_STATUS"` for a code libnet does not
+/// define. For logs and error messages in every SDK.
+#[unsafe(no_mangle)]
+pub extern "C" fn net_status_name(status: i32) -> *const c_char {
+    super::export::guarded(UNKNOWN_STATUS.as_ptr(), || {
+        net_status_t::from_code(status)
+            .map_or(UNKNOWN_STATUS, net_status_t::c_name)
+            .as_ptr()
+    })
+}
+
+const UNKNOWN_STATUS: &CStr = c"NET_UNKNOWN_STATUS";

@@ -38,6 +38,9 @@ pub struct net_token_info_t {
     pub channel_hash: u16,
     /// Remaining delegation depth.
     pub delegation_depth: u8,
+    /// Always 0; makes the padding before `not_before` explicit so every
+    /// binding lays the struct out the same way (96 bytes).
+    pub reserved: u8,
     /// First live second (UNIX).
     pub not_before: u64,
     /// First expired second (UNIX).
@@ -105,6 +108,7 @@ pub unsafe extern "C" fn net_token_parse(
             scope: claims.scope.bits(),
             channel_hash: claims.channel_hash,
             delegation_depth: claims.delegation_depth,
+            reserved: 0,
             not_before: claims.not_before,
             not_after: claims.not_after,
             nonce: claims.nonce,
@@ -176,6 +180,23 @@ pub unsafe extern "C" fn net_token_is_expired(
     })
 }
 
+/// `net_token_is_expired` at `now_unix_secs` instead of the current time.
+///
+/// # Safety
+/// `token` is readable for `token_len` bytes; `out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_token_is_expired_at(
+    token: *const u8,
+    token_len: usize,
+    now_unix_secs: u64,
+    out: *mut bool,
+) -> net_status_t {
+    ffi_export!(bytes token[token_len]; out out; {
+        out.write(parse(token)?.is_expired_at(now_unix_secs));
+        Ok(())
+    })
+}
+
 /// Whether the token's scope covers `action` (`NET_SCOPE_*` bits) on
 /// `channel_hash`. Validity is checked separately.
 ///
@@ -225,4 +246,21 @@ pub unsafe extern "C" fn net_token_delegate(
         token_out.write(net_bytes_t::from_slice(&child.to_bytes()));
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::net_token_info_t;
+    use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn token_info_layout_has_no_implicit_padding() {
+        assert_eq!(offset_of!(net_token_info_t, scope), 64);
+        assert_eq!(offset_of!(net_token_info_t, channel_hash), 68);
+        assert_eq!(offset_of!(net_token_info_t, delegation_depth), 70);
+        assert_eq!(offset_of!(net_token_info_t, reserved), 71);
+        assert_eq!(offset_of!(net_token_info_t, not_before), 72);
+        assert_eq!(offset_of!(net_token_info_t, nonce), 88);
+        assert_eq!(size_of::<net_token_info_t>(), 96);
+    }
 }
