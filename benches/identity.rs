@@ -44,7 +44,7 @@ fn row(name: &str, ours: f64, baseline_name: &str, baseline: f64) {
 const CHANNEL: &str = "sensors/lidar";
 
 fn native_channel_hash() -> f64 {
-    ns_per_call(2_000_000, 5, || {
+    ns_per_call(2_000_000, 10, || {
         black_box(checked_channel_hash(black_box(CHANNEL)).ok());
     })
 }
