@@ -10,3 +10,5 @@
 pub mod ffi;
 /// cbindgen:ignore
 pub mod identity;
+/// cbindgen:ignore
+pub mod redex;

@@ -1,0 +1,187 @@
+//! `RedexTail`: a reader that backfills from any sequence number and then
+//! follows new appends.
+//!
+//! A tail is a cursor over the log itself, not a subscription buffer: backfill
+//! and live delivery are the same read, so there is no handoff at which an
+//! entry could be skipped or delivered twice, and backfill of any length
+//! streams from the log (Net v0.11 refuses to replay more than 1024 entries).
+//! The only way to miss an entry is for retention to remove it before the
+//! reader gets there; the reader is then told exactly which range it missed
+//! ([`TailItem::Lagged`]) and continues with the oldest entry still there.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::error::Result;
+use super::file::FileInner;
+
+/// An entry delivered by a tail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailEntry {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its payload.
+    pub payload: Vec<u8>,
+}
+
+/// What a tail delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TailItem {
+    /// The next entry.
+    Entry(TailEntry),
+    /// Entries `missed_from..missed_to` were removed by retention before this
+    /// reader reached them. The next item is the entry at `missed_to` or later.
+    Lagged {
+        /// First missed sequence number.
+        missed_from: u64,
+        /// One past the last missed sequence number (where delivery resumes).
+        missed_to: u64,
+    },
+}
+
+/// The outcome of waiting for the next item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TailPoll {
+    /// An item arrived.
+    Item(TailItem),
+    /// The timeout passed with nothing new.
+    Timeout,
+    /// The file was closed (or this tail was closed): nothing more will come.
+    End,
+}
+
+/// Closes a tail from another thread, waking a blocked `next`.
+#[derive(Clone)]
+pub struct TailCloser {
+    closed: Arc<AtomicBool>,
+    file: Arc<FileInner>,
+}
+
+impl TailCloser {
+    /// Ends the tail: a blocked or later `next` returns [`TailPoll::End`].
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        // Take the lock so the flag cannot slip between a waiter's check and
+        // its wait.
+        drop(self.file.lock());
+        self.file.wake_all();
+    }
+}
+
+/// A reader of one file from a given sequence number on. Also an
+/// [`Iterator`] that blocks for each item and ends when the file closes.
+pub struct RedexTail {
+    file: Arc<FileInner>,
+    /// The next sequence number this reader wants.
+    cursor: u64,
+    closed: Arc<AtomicBool>,
+}
+
+impl RedexTail {
+    pub(crate) fn new(file: Arc<FileInner>, from_seq: u64) -> Self {
+        Self {
+            file,
+            cursor: from_seq,
+            closed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The next sequence number this reader will deliver (or report missed).
+    pub fn position(&self) -> u64 {
+        self.cursor
+    }
+
+    /// A handle that ends this tail from another thread.
+    pub fn closer(&self) -> TailCloser {
+        TailCloser {
+            closed: self.closed.clone(),
+            file: self.file.clone(),
+        }
+    }
+
+    /// Waits up to `timeout` (forever with `None`) for the next item.
+    ///
+    /// # Errors
+    /// [`super::RedexError::Io`] if an entry cannot be read from disk.
+    pub fn next_timeout(&mut self, timeout: Option<Duration>) -> Result<TailPoll> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.file.lock();
+        loop {
+            if self.closed.load(Ordering::Acquire) || state.is_closed() {
+                return Ok(TailPoll::End);
+            }
+            if self.cursor < state.retained_from {
+                let lag = TailItem::Lagged {
+                    missed_from: self.cursor,
+                    missed_to: state.retained_from,
+                };
+                self.cursor = state.retained_from;
+                return Ok(TailPoll::Item(lag));
+            }
+            let at = state.position_of(self.cursor);
+            let mut index = at;
+            while let Some(entry) = state.entries.get(index) {
+                let entry = *entry;
+                self.cursor = entry.seq + 1;
+                if let Some(payload) = state.payload(&entry)? {
+                    return Ok(TailPoll::Item(TailItem::Entry(TailEntry {
+                        seq: entry.seq,
+                        payload,
+                    })));
+                }
+                index += 1;
+            }
+            let remaining = match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Ok(TailPoll::Timeout);
+                    }
+                    Some(deadline - now)
+                }
+                None => None,
+            };
+            state = self.file.wait(state, remaining);
+        }
+    }
+
+    /// The next item if one is ready, without waiting.
+    ///
+    /// # Errors
+    /// As [`next_timeout`](Self::next_timeout).
+    pub fn try_next(&mut self) -> Result<TailPoll> {
+        self.next_timeout(Some(Duration::ZERO))
+    }
+}
+
+impl Iterator for RedexTail {
+    type Item = Result<TailItem>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.next_timeout(None) {
+            Ok(TailPoll::Item(item)) => Some(Ok(item)),
+            Ok(TailPoll::End | TailPoll::Timeout) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+impl std::fmt::Debug for TailCloser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TailCloser")
+            .field("closed", &self.closed.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for RedexTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedexTail")
+            .field("position", &self.cursor)
+            .field("closed", &self.closed.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
