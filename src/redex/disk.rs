@@ -176,8 +176,7 @@ impl DiskStore {
         now_ns: u64,
     ) -> Result<Recovered> {
         let s = storage.as_ref();
-        s.create_dir_all(&channel_dir)
-            .map_err(io_err("create channel directory"))?;
+        create_dir_durable(s, &channel_dir)?;
         let lock = s.lock_dir(&channel_dir).map_err(|e| {
             if e.kind() == io::ErrorKind::WouldBlock {
                 RedexError::Locked(channel_dir.clone())
@@ -511,6 +510,33 @@ fn discard_generation(s: &dyn Storage, dir: &Path) {
     {
         tracing::warn!(dir = %dir.display(), error = %e, "could not remove an abandoned generation; the next open sweeps it");
     }
+}
+
+/// Creates `dir` and any missing ancestors, and makes each new directory
+/// entry durable by syncing its parent: a directory created without that can
+/// vanish in a power cut with everything later written inside it.
+fn create_dir_durable(s: &dyn Storage, dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut probe = Some(dir);
+    while let Some(path) = probe {
+        if s.kind(path).map_err(io_err("stat"))?.is_some() {
+            break;
+        }
+        missing.push(path);
+        probe = path.parent();
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    s.create_dir_all(dir)
+        .map_err(io_err("create channel directory"))?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent() {
+            s.sync_dir(parent)
+                .map_err(io_err("fsync parent directory"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Step 1 of recovery: which generation is live.

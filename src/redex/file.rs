@@ -735,3 +735,61 @@ impl fmt::Debug for RedexFile {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_does_not_acquire_state_lock() {
+        let file = RedexFile::new_heap("debug/lock", RedexFileConfig::heap()).unwrap();
+        file.append(b"x").unwrap();
+        let held = file.inner.lock();
+        // With the state lock held by this thread, a Debug that took it would
+        // deadlock (or panic); it must read only the atomics.
+        let text = format!("{file:?}");
+        drop(held);
+        assert!(text.contains("next_seq_atomic: 1"), "{text}");
+    }
+
+    #[test]
+    fn new_heap_refuses_persistence_and_fsync() {
+        assert!(matches!(
+            RedexFile::new_heap("x", RedexFileConfig::persistent()),
+            Err(RedexError::InvalidConfig(_))
+        ));
+        let mut config = RedexFileConfig::heap();
+        config.fsync = FsyncPolicy::EveryN(1);
+        assert!(matches!(
+            RedexFile::new_heap("x", config),
+            Err(RedexError::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn heap_retention_frees_the_arena_prefix() {
+        let config = RedexFileConfig::heap().with_retention(crate::redex::RetentionPolicy {
+            max_events: Some(2),
+            ..Default::default()
+        });
+        let file = RedexFile::new_heap("heap/ret", config).unwrap();
+        for i in 0..5u8 {
+            file.append(&[i; 100]).unwrap();
+        }
+        file.append_inline(b"inline!!").unwrap();
+        assert_eq!(file.sweep_retention().unwrap(), 4);
+        let state = file.inner.lock();
+        let Store::Heap(heap) = &state.store else {
+            panic!()
+        };
+        assert_eq!(
+            heap.bytes.len(),
+            100,
+            "only the surviving heap payload stays in memory"
+        );
+        drop(state);
+        assert_eq!(file.read(4).unwrap().unwrap(), vec![4; 100]);
+        assert_eq!(file.read(5).unwrap().unwrap(), b"inline!!");
+        assert_eq!(file.read(3).unwrap(), None);
+    }
+}

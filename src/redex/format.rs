@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use super::error::RedexError;
+
 /// Size of an index record.
 pub const IDX_RECORD_LEN: usize = 20;
 /// Size of one timestamp in the `ts` sidecar.
@@ -106,6 +108,28 @@ impl IdxRecord {
             extra_flags: 0,
             checksum: checksum & CHECKSUM_MASK,
         }
+    }
+
+    /// A heap record with explicit flag bits, as the v0.11 constructor takes
+    /// them. The reserved flags are carried; INLINE is refused because a heap
+    /// record carrying it would be read back as an inline payload.
+    ///
+    /// # Errors
+    /// [`RedexError::InlineFlagOnHeap`] when `flags` has the INLINE bit.
+    pub fn new_heap(
+        seq: u64,
+        offset: u32,
+        len: u32,
+        flags: u32,
+        checksum: u32,
+    ) -> Result<Self, RedexError> {
+        if flags & FLAG_INLINE != 0 {
+            return Err(RedexError::InlineFlagOnHeap);
+        }
+        Ok(Self {
+            extra_flags: flags & FLAGS_MASK,
+            ..Self::heap(seq, offset, len, checksum)
+        })
     }
 
     /// An inline record for an 8-byte payload.
@@ -336,6 +360,17 @@ mod tests {
             generation: Generation(1),
         };
         assert_eq!(hex(&manifest.encode()), "5245444d01010000000000003ee1c150");
+    }
+
+    #[test]
+    fn new_heap_rejects_the_inline_flag() {
+        assert!(matches!(
+            IdxRecord::new_heap(1, 0, 5, FLAG_INLINE, 0),
+            Err(RedexError::InlineFlagOnHeap)
+        ));
+        let reserved = IdxRecord::new_heap(1, 0, 5, FLAG_TOMBSTONE, checksum28(b"hello")).unwrap();
+        assert_eq!(IdxRecord::decode(&reserved.encode()), reserved);
+        assert_eq!(reserved.payload, PayloadRef::Heap { offset: 0, len: 5 });
     }
 
     #[test]

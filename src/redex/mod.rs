@@ -2,7 +2,7 @@
 //! Net v0.11 on disk (STORAGE.md §1–9).
 //!
 //! A [`Redex`] opens [`RedexFile`]s by channel name, in memory or under a base
-//! directory. Appends get consecutive sequence numbers; [`RedexFile::tail`]
+//! directory. Appends get consecutive sequence numbers; `RedexFile::tail`
 //! reads from any point and then follows new appends; retention removes
 //! prefixes and, on disk, compacts into a new generation behind an atomic
 //! manifest flip. `docs/redex.md` gives the format, what each fsync policy
@@ -19,13 +19,17 @@ mod error;
 pub mod fault;
 mod file;
 pub mod format;
+mod index;
 mod manager;
 pub mod storage;
 mod syncer;
 mod tail;
+mod typed;
 
 pub use config::{FsyncPolicy, RedexFileConfig, RetentionPolicy};
 pub use error::{RedexError, Result};
 pub use file::RedexFile;
+pub use index::RedexIndex;
 pub use manager::Redex;
 pub use tail::{RedexTail, TailCloser, TailEntry, TailItem, TailPoll};
+pub use typed::{OrderedAppender, TypedItem, TypedRedexFile, TypedTail};
