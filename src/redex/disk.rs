@@ -246,7 +246,8 @@ impl DiskStore {
         let ts_bytes = s.read_all(&ts_path).map_err(io_err("read ts"))?;
         let timestamps = decode_timestamps(&ts_bytes, records.len());
 
-        // Step 7: checksum filter (memory only; idx and dat stay as they are).
+        // Step 7: checksum filter (memory only; idx and dat stay as they are),
+        // plus one check the reference lacks: seqs must increase.
         let mut reader = SequentialReader::new(dat.as_ref(), dat_len);
         let mut entries = VecDeque::with_capacity(records.len());
         let mut kept_ts = Vec::with_capacity(records.len());
@@ -262,6 +263,16 @@ impl DiskStore {
             };
             if !valid {
                 tracing::warn!(dir = %gen_dir.display(), seq = record.seq, "recovery: dropping an entry whose checksum does not match");
+                dropped += 1;
+                continue;
+            }
+            // Net never writes seqs out of order; a record that does not
+            // increase the sequence is corrupt and is dropped like one.
+            if entries
+                .back()
+                .is_some_and(|last: &Entry| record.seq <= last.seq)
+            {
+                tracing::warn!(dir = %gen_dir.display(), seq = record.seq, "recovery: dropping an entry whose seq does not increase");
                 dropped += 1;
                 continue;
             }
