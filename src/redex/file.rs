@@ -210,6 +210,48 @@ impl Pending<'_> {
     }
 }
 
+/// The entries of one append: inline for the common single append, so it
+/// allocates nothing.
+enum NewEntries {
+    One([Entry; 1]),
+    Many(Vec<Entry>),
+}
+
+impl NewEntries {
+    fn build(items: &[Pending<'_>], first_seq: u64, mut offset: u64, ts: u64) -> Self {
+        let mut make = |i: usize, item: &Pending<'_>| match item {
+            Pending::Heap(payload) => {
+                let len = payload.len() as u32;
+                let entry = Entry {
+                    seq: first_seq + i as u64,
+                    payload: PayloadLoc::Heap { offset, len },
+                    checksum: checksum28(payload),
+                    ts,
+                };
+                offset += u64::from(len);
+                entry
+            }
+            Pending::Inline(bytes) => Entry {
+                seq: first_seq + i as u64,
+                payload: PayloadLoc::Inline(*bytes),
+                checksum: checksum28(bytes),
+                ts,
+            },
+        };
+        match items {
+            [one] => Self::One([make(0, one)]),
+            _ => Self::Many(items.iter().enumerate().map(|(i, item)| make(i, item)).collect()),
+        }
+    }
+
+    fn as_slice(&self) -> &[Entry] {
+        match self {
+            Self::One(one) => one,
+            Self::Many(many) => many,
+        }
+    }
+}
+
 /// One channel's append-only log. Cheap to clone; clones share the file.
 ///
 /// Appends are serialised; each gets the next sequence number (a batch takes
@@ -376,8 +418,15 @@ impl RedexFile {
             return Err(RedexError::HeapFull { would_be });
         }
         let first_seq = state.next_seq;
-        let ts = now_ns();
-        let mut offset = match &state.store {
+        // Timestamps only serve age retention and the on-disk ts sidecar;
+        // a memory file without an age limit never reads them.
+        let config = &inner.config;
+        let ts = if config.persistent || config.retention.max_age.is_some() {
+            now_ns()
+        } else {
+            0
+        };
+        let offset = match &state.store {
             Store::Heap(heap) => heap.end(),
             Store::Disk(disk) => disk.dat_len(),
             Store::Closed => return Err(RedexError::Closed),
@@ -392,30 +441,7 @@ impl RedexFile {
                 end: p.len() as u64,
             });
         }
-        let mut new_entries = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let seq = first_seq + i as u64;
-            let entry = match item {
-                Pending::Heap(payload) => {
-                    let len = payload.len() as u32;
-                    let entry = Entry {
-                        seq,
-                        payload: PayloadLoc::Heap { offset, len },
-                        checksum: checksum28(payload),
-                        ts,
-                    };
-                    offset += u64::from(len);
-                    entry
-                }
-                Pending::Inline(bytes) => Entry {
-                    seq,
-                    payload: PayloadLoc::Inline(*bytes),
-                    checksum: checksum28(bytes),
-                    ts,
-                },
-            };
-            new_entries.push(entry);
-        }
+        let new_entries = NewEntries::build(items, first_seq, offset, ts);
 
         match &mut state.store {
             Store::Heap(heap) => {
@@ -426,30 +452,29 @@ impl RedexFile {
                 }
             }
             Store::Disk(disk) => {
-                let heap_bytes: std::borrow::Cow<'_, [u8]> = match items {
-                    [Pending::Heap(one)] => (*one).into(),
-                    _ => items
-                        .iter()
-                        .flat_map(|p| match p {
-                            Pending::Heap(bytes) => *bytes,
-                            Pending::Inline(_) => &[][..],
-                        })
-                        .copied()
-                        .collect::<Vec<u8>>()
-                        .into(),
+                let written = match (items, new_entries.as_slice()) {
+                    ([Pending::Heap(payload)], [entry]) => {
+                        disk.append(payload, &entry.to_record().encode(), &ts.to_le_bytes())
+                    }
+                    _ => {
+                        let heap_bytes: Vec<u8> = items
+                            .iter()
+                            .flat_map(|p| match p {
+                                Pending::Heap(bytes) => *bytes,
+                                Pending::Inline(_) => &[][..],
+                            })
+                            .copied()
+                            .collect();
+                        let records: Vec<u8> =
+                            new_entries.as_slice().iter().flat_map(|e| e.to_record().encode()).collect();
+                        let ts_bytes: Vec<u8> = std::iter::repeat_n(ts.to_le_bytes(), items.len()).flatten().collect();
+                        disk.append(&heap_bytes, &records, &ts_bytes)
+                    }
                 };
-                let records: Vec<u8> = new_entries
-                    .iter()
-                    .flat_map(|e| e.to_record().encode())
-                    .collect();
-                let ts_bytes: Vec<u8> = std::iter::repeat_n(ts.to_le_bytes(), items.len())
-                    .flatten()
-                    .collect();
-                if let Err(failure) = disk.append(&heap_bytes, &records, &ts_bytes) {
+                if let Err(failure) = written {
                     return Err(match failure.poison {
                         Some(reason) => {
-                            let reason =
-                                format!("{reason}; after {} failed: {}", failure.op, failure.error);
+                            let reason = format!("{reason}; after {} failed: {}", failure.op, failure.error);
                             poison(inner, &mut state, reason.clone());
                             RedexError::Poisoned(reason)
                         }
@@ -461,7 +486,7 @@ impl RedexFile {
         }
 
         let count = items.len() as u64;
-        state.entries.extend(new_entries);
+        state.entries.extend(new_entries.as_slice().iter().copied());
         state.next_seq = first_seq + count;
         state.heap_bytes = would_be;
         state.unsynced_entries += count;

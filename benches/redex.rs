@@ -1,0 +1,161 @@
+//! `cargo bench --bench redex`: RedEX appends and tail latency next to
+//! baselines measured in the same run (ratio = our throughput / baseline's).
+//!
+//! Baselines: a raw `Vec` push of the same bytes (heap appends); one raw
+//! `write()` per append of the same bytes (payload + 20-byte record + 8-byte
+//! timestamp) to a single file (disk appends); write + fsync per append
+//! (EveryN(1)).
+
+use std::fs::{File, OpenOptions};
+use std::hint::black_box;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use net::redex::{FsyncPolicy, Redex, RedexFileConfig, TailPoll};
+
+fn bench_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("net-redex-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Best of `rounds` runs of `op` called `n` times; returns operations/second.
+fn throughput(n: u64, rounds: u32, mut setup: impl FnMut() -> Box<dyn FnMut(u64)>) -> f64 {
+    (0..rounds)
+        .map(|_| {
+            let mut op = setup();
+            let start = Instant::now();
+            for i in 0..n {
+                op(i);
+            }
+            n as f64 / start.elapsed().as_secs_f64()
+        })
+        .fold(0.0, f64::max)
+}
+
+fn row(name: &str, ours: f64, baseline_name: &str, baseline: f64) {
+    println!(
+        "{name:<36} {:>12.0}/s   vs {baseline_name:<34} {:>12.0}/s   ratio {:.2}",
+        ours,
+        baseline,
+        ours / baseline
+    );
+}
+
+fn heap_append(size: usize, inline: bool) -> f64 {
+    let payload = vec![0x5au8; size];
+    throughput(2_000_000, 5, || {
+        let file = Redex::new().open_file("bench/heap", RedexFileConfig::heap()).unwrap();
+        let payload = payload.clone();
+        Box::new(move |_| {
+            if inline {
+                black_box(file.append_inline(&payload).unwrap());
+            } else {
+                black_box(file.append(&payload).unwrap());
+            }
+        })
+    })
+}
+
+fn vec_push(size: usize) -> f64 {
+    let payload = vec![0x5au8; size];
+    throughput(2_000_000, 5, || {
+        let mut log: Vec<u8> = Vec::new();
+        let payload = payload.clone();
+        Box::new(move |_| {
+            log.extend_from_slice(black_box(&payload));
+            black_box(log.len());
+        })
+    })
+}
+
+fn disk_append(size: usize, fsync: FsyncPolicy, n: u64) -> f64 {
+    let payload = vec![0x5au8; size];
+    throughput(n, 3, || {
+        let dir = bench_dir("append");
+        let redex = Redex::with_persistent_dir(&dir);
+        let file = redex
+            .open_file("bench/disk", RedexFileConfig::persistent().with_fsync(fsync))
+            .unwrap();
+        let payload = payload.clone();
+        Box::new(move |_| {
+            black_box(file.append(&payload).unwrap());
+        })
+    })
+}
+
+fn raw_write(size: usize, fsync: bool, n: u64) -> f64 {
+    let bytes = vec![0x5au8; size + 20 + 8];
+    throughput(n, 3, || {
+        let dir = bench_dir("raw");
+        let mut file: File = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("raw"))
+            .unwrap();
+        let bytes = bytes.clone();
+        Box::new(move |_| {
+            file.write_all(black_box(&bytes)).unwrap();
+            if fsync {
+                file.sync_data().unwrap();
+            }
+        })
+    })
+}
+
+fn tail_latency() -> (Duration, Duration) {
+    let file = Redex::new().open_file("bench/tail", RedexFileConfig::heap()).unwrap();
+    let mut tail = file.tail_live();
+    let (tx, rx) = std::sync::mpsc::channel::<Instant>();
+    let reader = std::thread::spawn(move || {
+        let mut samples = Vec::new();
+        for sent in rx {
+            match tail.next_timeout(Some(Duration::from_secs(5))).unwrap() {
+                TailPoll::Item(_) => samples.push(sent.elapsed()),
+                other => panic!("{other:?}"),
+            }
+        }
+        samples
+    });
+    for i in 0..20_000u64 {
+        let now = Instant::now();
+        tx.send(now).unwrap();
+        file.append(&i.to_le_bytes()).unwrap();
+        if i % 64 == 0 {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    drop(tx);
+    let mut samples = reader.join().unwrap();
+    samples.sort_unstable();
+    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
+}
+
+fn main() {
+    println!("RedEX appends (best of N rounds; ratio = our rate / baseline rate)");
+    row("heap append 8 B inline", heap_append(8, true), "Vec push 8 B", vec_push(8));
+    row("heap append 32 B", heap_append(32, false), "Vec push 32 B", vec_push(32));
+    row("heap append 1 KiB", heap_append(1024, false), "Vec push 1 KiB", vec_push(1024));
+    row(
+        "disk append 32 B, no fsync",
+        disk_append(32, FsyncPolicy::Never, 200_000),
+        "raw write() 60 B",
+        raw_write(32, false, 200_000),
+    );
+    row(
+        "disk append 1 KiB, no fsync",
+        disk_append(1024, FsyncPolicy::Never, 200_000),
+        "raw write() 1052 B",
+        raw_write(1024, false, 200_000),
+    );
+    row(
+        "disk append 1 KiB, EveryN(1)",
+        disk_append(1024, FsyncPolicy::EveryN(1), 2_000),
+        "raw write() + fsync 1052 B",
+        raw_write(1024, true, 2_000),
+    );
+    let (p50, p99) = tail_latency();
+    println!("tail latency, append to delivery (heap, 20k appends): p50 {p50:?}, p99 {p99:?}");
+}
