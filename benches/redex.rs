@@ -47,7 +47,9 @@ fn row(name: &str, ours: f64, baseline_name: &str, baseline: f64) {
 fn heap_append(size: usize, inline: bool) -> f64 {
     let payload = vec![0x5au8; size];
     throughput(2_000_000, 5, || {
-        let file = Redex::new().open_file("bench/heap", RedexFileConfig::heap()).unwrap();
+        let file = Redex::new()
+            .open_file("bench/heap", RedexFileConfig::heap())
+            .unwrap();
         let payload = payload.clone();
         Box::new(move |_| {
             if inline {
@@ -77,7 +79,10 @@ fn disk_append(size: usize, fsync: FsyncPolicy, n: u64) -> f64 {
         let dir = bench_dir("append");
         let redex = Redex::with_persistent_dir(&dir);
         let file = redex
-            .open_file("bench/disk", RedexFileConfig::persistent().with_fsync(fsync))
+            .open_file(
+                "bench/disk",
+                RedexFileConfig::persistent().with_fsync(fsync),
+            )
             .unwrap();
         let payload = payload.clone();
         Box::new(move |_| {
@@ -106,7 +111,9 @@ fn raw_write(size: usize, fsync: bool, n: u64) -> f64 {
 }
 
 fn tail_latency() -> (Duration, Duration) {
-    let file = Redex::new().open_file("bench/tail", RedexFileConfig::heap()).unwrap();
+    let file = Redex::new()
+        .open_file("bench/tail", RedexFileConfig::heap())
+        .unwrap();
     let mut tail = file.tail_live();
     let (tx, rx) = std::sync::mpsc::channel::<Instant>();
     let reader = std::thread::spawn(move || {
@@ -130,14 +137,32 @@ fn tail_latency() -> (Duration, Duration) {
     drop(tx);
     let mut samples = reader.join().unwrap();
     samples.sort_unstable();
-    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
+    (
+        samples[samples.len() / 2],
+        samples[samples.len() * 99 / 100],
+    )
 }
 
 fn main() {
     println!("RedEX appends (best of N rounds; ratio = our rate / baseline rate)");
-    row("heap append 8 B inline", heap_append(8, true), "Vec push 8 B", vec_push(8));
-    row("heap append 32 B", heap_append(32, false), "Vec push 32 B", vec_push(32));
-    row("heap append 1 KiB", heap_append(1024, false), "Vec push 1 KiB", vec_push(1024));
+    row(
+        "heap append 8 B inline",
+        heap_append(8, true),
+        "Vec push 8 B",
+        vec_push(8),
+    );
+    row(
+        "heap append 32 B",
+        heap_append(32, false),
+        "Vec push 32 B",
+        vec_push(32),
+    );
+    row(
+        "heap append 1 KiB",
+        heap_append(1024, false),
+        "Vec push 1 KiB",
+        vec_push(1024),
+    );
     row(
         "disk append 32 B, no fsync",
         disk_append(32, FsyncPolicy::Never, 200_000),

@@ -39,6 +39,9 @@
 // Length of an ed25519 signature.
 #define NET_SIGNATURE_LEN 64
 
+// `timeout_ms` value meaning "wait as long as it takes".
+#define NET_WAIT_FOREVER 4294967295
+
 // Size of a serialized permission token.
 #define NET_TOKEN_SIZE 159
 
@@ -77,6 +80,9 @@ enum net_status_t
     NET_TIMEOUT = 1,
     // A stream has no more items and never will (not an error).
     NET_END = 2,
+    // A reader fell behind and entries it had not read were removed; the
+    // call reports where delivery resumes (not an error).
+    NET_LAGGED = 3,
     // A pointer was NULL or misaligned, a length was wrong, a string was not
     // UTF-8, or a handle was of the wrong type. The message names the argument.
     NET_ERR_INVALID_ARGUMENT = -1,
@@ -122,6 +128,27 @@ enum net_status_t
     NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH = -35,
     // A channel name breaks the naming rules; the message says which.
     NET_ERR_CHANNEL_INVALID_NAME = -40,
+    // A RedEX file operation failed in the storage layer (nothing appended).
+    NET_ERR_REDEX_IO = -100,
+    // The RedEX file refuses appends after a failed fsync or an unrecoverable
+    // partial write; close and reopen it.
+    NET_ERR_REDEX_POISONED = -101,
+    // The append landed but its required fsync failed; the file is poisoned.
+    NET_ERR_REDEX_SYNC_FAILED = -102,
+    // Another writer holds the RedEX channel directory.
+    NET_ERR_REDEX_LOCKED = -103,
+    // The RedEX file has been closed.
+    NET_ERR_REDEX_CLOSED = -104,
+    // The RedEX configuration is invalid; the message names the key.
+    NET_ERR_REDEX_INVALID_CONFIG = -105,
+    // `append_inline` needs exactly 8 bytes.
+    NET_ERR_REDEX_INLINE_LENGTH = -106,
+    // The append would exceed the file's size limits (4 GiB offsets, 3 GiB heap).
+    NET_ERR_REDEX_TOO_LARGE = -107,
+    // The RedEX generation counter is exhausted; no further compaction.
+    NET_ERR_REDEX_GENERATION_OVERFLOW = -108,
+    // A persistent RedEX file needs a manager with a base directory.
+    NET_ERR_REDEX_NO_PERSISTENT_DIR = -109,
 };
 #ifndef __cplusplus
 typedef int32_t net_status_t;
@@ -131,6 +158,16 @@ typedef int32_t net_status_t;
 // Thread-safe; release with `net_identity_free`.
 typedef struct net_identity_t net_identity_t;
 
+// One channel's RedEX file. Thread-safe; `net_redex_file_free` closes it.
+typedef struct net_redex_file_t net_redex_file_t;
+
+// A RedEX manager: the channels under one base directory (or memory only).
+typedef struct net_redex_t net_redex_t;
+
+// A reader of a RedEX file. `net_redex_tail_free` wakes a blocked
+// `net_redex_tail_next`.
+typedef struct net_redex_tail_t net_redex_tail_t;
+
 // A byte buffer allocated by libnet. Release it with `net_bytes_free`, never
 // with `free()`. An empty result has `ptr == NULL` and `len == 0`.
 typedef struct {
@@ -139,6 +176,15 @@ typedef struct {
     // Number of bytes.
     size_t len;
 } net_bytes_t;
+
+// A borrowed byte range passed into libnet (for example one payload of a
+// batch). libnet reads it during the call and keeps no reference.
+typedef struct {
+    // First byte; may be NULL only when `len` is 0.
+    const uint8_t *ptr;
+    // Number of bytes.
+    size_t len;
+} net_slice_t;
 
 // The fields of a parsed token.
 typedef struct {
@@ -355,6 +401,180 @@ net_status_t net_identity_verify(const net_identity_t *identity,
                                  size_t message_len,
                                  const uint8_t *signature,
                                  size_t signature_len);
+
+// Creates a RedEX manager. With `base_dir` (UTF-8, `base_dir_len` bytes)
+// persistent files live under it; with NULL only memory files can be opened.
+//
+// # Safety
+// `base_dir` is NULL (and `base_dir_len` 0) or readable for `base_dir_len`
+// bytes; `out` is valid for one write.
+net_status_t net_redex_open(const uint8_t *base_dir, size_t base_dir_len, net_redex_t **out);
+
+// Frees a manager. Files opened through it stay open until their own
+// `net_redex_file_free`. NULL-safe and idempotent.
+//
+// # Safety
+// `redex` is NULL or was returned by libnet.
+void net_redex_free(net_redex_t *redex);
+
+// Opens (creating or recovering) channel `name` with a JSON configuration
+// (NULL or empty: a memory file with defaults):
+//
+// `{"persistent": true, "fsync": "never" | {"every_n": N} | {"interval_ms": MS}
+//  | {"interval_ms": MS, "max_bytes": B}, "retention": {"max_events": N,
+//  "max_bytes": B, "max_age_ms": MS}}`
+//
+// Errors: `NET_ERR_CHANNEL_INVALID_NAME`, `NET_ERR_REDEX_INVALID_CONFIG`
+// (naming the key), `NET_ERR_REDEX_NO_PERSISTENT_DIR`, `NET_ERR_REDEX_LOCKED`
+// (another writer has the channel), `NET_ERR_REDEX_IO`.
+//
+// # Safety
+// `redex` is NULL or from libnet; the strings are readable for their
+// lengths (`config_json` may be NULL with length 0); `out` is valid for one write.
+net_status_t net_redex_open_file(const net_redex_t *redex,
+                                 const uint8_t *name,
+                                 size_t name_len,
+                                 const uint8_t *config_json,
+                                 size_t config_json_len,
+                                 net_redex_file_t **out);
+
+// Closes (syncing whatever the policy) and frees a file. NULL-safe and
+// idempotent; waits up to 5 s for calls in flight; tails of the file end.
+//
+// # Safety
+// `file` is NULL or was returned by libnet.
+void net_redex_file_free(net_redex_file_t *file);
+
+// Appends a payload (any length, never inlined); writes its sequence number.
+//
+// Errors: `NET_ERR_REDEX_CLOSED`, `NET_ERR_REDEX_POISONED`,
+// `NET_ERR_REDEX_TOO_LARGE`, `NET_ERR_REDEX_IO` (nothing appended),
+// `NET_ERR_REDEX_SYNC_FAILED` (appended, not durable; file poisoned).
+//
+// # Safety
+// `file` is NULL or from libnet; `payload` is readable for `payload_len`
+// bytes; `seq_out` is valid for one write.
+net_status_t net_redex_file_append(const net_redex_file_t *file,
+                                   const uint8_t *payload,
+                                   size_t payload_len,
+                                   uint64_t *seq_out);
+
+// Appends exactly 8 bytes stored inside the index record.
+//
+// Errors: `NET_ERR_REDEX_INLINE_LENGTH` unless 8 bytes; otherwise as
+// `net_redex_file_append`.
+//
+// # Safety
+// As `net_redex_file_append`.
+net_status_t net_redex_file_append_inline(const net_redex_file_t *file,
+                                          const uint8_t *payload,
+                                          size_t payload_len,
+                                          uint64_t *seq_out);
+
+// Appends `count` payloads atomically on consecutive sequence numbers.
+// `*appended_out` says whether anything was appended: an empty batch is
+// `NET_OK` with `false` (and `*first_seq_out` set to 0, meaningless), never a
+// made-up sequence number.
+//
+// Errors: as `net_redex_file_append`; on error nothing of the batch is appended.
+//
+// # Safety
+// `file` is NULL or from libnet; `payloads` is readable for `count` slices
+// (NULL allowed when `count` is 0); the outputs are valid for one write.
+net_status_t net_redex_file_append_batch(const net_redex_file_t *file,
+                                         const net_slice_t *payloads,
+                                         size_t count,
+                                         uint64_t *first_seq_out,
+                                         bool *appended_out);
+
+// The payload of entry `seq`. `*found_out` is false (and the buffer empty)
+// when there is no such entry: never appended, removed by retention, or
+// dropped for a checksum mismatch.
+//
+// # Safety
+// `file` is NULL or from libnet; the outputs are valid for one write.
+net_status_t net_redex_file_read(const net_redex_file_t *file,
+                                 uint64_t seq,
+                                 net_bytes_t *payload_out,
+                                 bool *found_out);
+
+// The entries with `from_seq <= seq < to_seq`, as one buffer of records
+// `seq (u64 LE) | len (u32 LE) | payload`, in order.
+//
+// # Safety
+// `file` is NULL or from libnet; `entries_out` is valid for one write.
+net_status_t net_redex_file_read_range(const net_redex_file_t *file,
+                                       uint64_t from_seq,
+                                       uint64_t to_seq,
+                                       net_bytes_t *entries_out);
+
+// The sequence number the next append will get (never goes backwards).
+//
+// # Safety
+// `file` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_redex_file_next_seq(const net_redex_file_t *file, uint64_t *out);
+
+// The number of live entries.
+//
+// # Safety
+// `file` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_redex_file_len(const net_redex_file_t *file, uint64_t *out);
+
+// Makes every append so far durable.
+//
+// Errors: `NET_ERR_REDEX_CLOSED`; `NET_ERR_REDEX_IO` (the file is then poisoned).
+//
+// # Safety
+// `file` is NULL or from libnet.
+net_status_t net_redex_file_sync(const net_redex_file_t *file);
+
+// Syncs and closes the file (idempotent); later calls on it return
+// `NET_ERR_REDEX_CLOSED` and its tails end. The handle still needs
+// `net_redex_file_free`.
+//
+// # Safety
+// `file` is NULL or from libnet.
+net_status_t net_redex_file_close(const net_redex_file_t *file);
+
+// Applies the retention limits, removing the oldest entries they require
+// (compacting a persistent file so the space is freed); writes how many
+// were removed.
+//
+// # Safety
+// `file` is NULL or from libnet; `removed_out` is valid for one write.
+net_status_t net_redex_file_sweep_retention(const net_redex_file_t *file, uint64_t *removed_out);
+
+// Starts a reader at `from_seq`: it backfills every entry from there, then
+// follows new appends.
+//
+// # Safety
+// `file` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_redex_file_tail(const net_redex_file_t *file,
+                                 uint64_t from_seq,
+                                 net_redex_tail_t **out);
+
+// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit; 0: don't wait) for
+// the next entry.
+//
+// Returns `NET_OK` with the entry; `NET_TIMEOUT`; `NET_END` when the file or
+// the tail was closed; or `NET_LAGGED` when entries this reader had not yet
+// read were removed by retention: `*seq_out` is then where delivery resumes
+// (the missed range is from the previous position up to it) and the payload
+// is empty. Outputs are written for `NET_OK` and `NET_LAGGED` only.
+//
+// # Safety
+// `tail` is NULL or from libnet; the outputs are valid for one write.
+net_status_t net_redex_tail_next(const net_redex_tail_t *tail,
+                                 uint32_t timeout_ms,
+                                 uint64_t *seq_out,
+                                 net_bytes_t *payload_out);
+
+// Frees a tail; a `net_redex_tail_next` blocked on it returns `NET_END`
+// promptly. NULL-safe and idempotent.
+//
+// # Safety
+// `tail` is NULL or was returned by libnet.
+void net_redex_tail_free(net_redex_tail_t *tail);
 
 // The C name of a status code (`"NET_ERR_TOKEN_EXPIRED"`), a static
 // NUL-terminated string; `"NET_UNKNOWN_STATUS"` for a code libnet does not

@@ -1,6 +1,7 @@
 /// <reference types="node" />
 // Type declarations of netmesh, the Node.js SDK of Net. Every u64 of the C ABI
-// (origin hash, node id, token times, nonce) is a `bigint`.
+// (origin hash, node id, token times, nonce, RedEX sequence numbers and
+// counts) is a `bigint`.
 
 import type { EventEmitter } from 'node:events';
 
@@ -200,6 +201,170 @@ export declare function validateChannel(name: BytesOrString): void;
 export declare function isValidChannel(name: BytesOrString): boolean;
 
 // ---------------------------------------------------------------------------
+// RedEX
+
+/** When a persistent file fsyncs: never, every N appends, every interval, or interval-or-bytes. */
+export type RedexFsync =
+  | 'never'
+  | { everyN: U64Like }
+  | { intervalMs: U64Like }
+  | { intervalMs: U64Like; maxBytes: U64Like };
+
+/** Limits applied by `sweepRetention()` (oldest entries go first). */
+export interface RedexRetention {
+  maxEvents?: U64Like;
+  maxBytes?: U64Like;
+  maxAgeMs?: U64Like;
+}
+
+/**
+ * Options of `openFile`, marshalled to libnet's configuration JSON. An
+ * unknown key or a bad value throws `RedexInvalidConfigError` naming it.
+ */
+export interface RedexFileOptions {
+  /** Keep the log on disk under the manager's base directory (default false: memory). */
+  persistent?: boolean;
+  /** Default 'never'; other policies need `persistent: true`. */
+  fsync?: RedexFsync;
+  retention?: RedexRetention;
+}
+
+/** One entry of `readRange`. */
+export interface RedexRecord {
+  seq: bigint;
+  payload: Buffer;
+}
+
+/** An entry delivered by a tail. */
+export interface RedexTailEntry extends RedexRecord {
+  lagged: false;
+}
+
+/**
+ * Retention removed entries `[missedFrom, resumeAt)` before the tail read
+ * them; the tail goes on at `resumeAt`.
+ */
+export interface RedexLagged {
+  lagged: true;
+  missedFrom: bigint;
+  resumeAt: bigint;
+}
+
+/** What a tail yields; tell the two apart with `item.lagged`. */
+export type RedexTailItem = RedexTailEntry | RedexLagged;
+
+/**
+ * A RedEX manager: the channels under one base directory (persistent and
+ * memory files), or memory files only when `baseDir` is omitted.
+ */
+export declare class Redex implements Disposable, AsyncDisposable {
+  constructor(baseDir?: string);
+  /** `new Redex(baseDir)`. */
+  static open(baseDir?: string): Redex;
+  /** The base directory, or null for a memory-only manager. */
+  readonly baseDir: string | null;
+  /** True once `close()` has been called. */
+  readonly closed: boolean;
+  /**
+   * Opens (creating or recovering) channel `name`. Options: an object, or a
+   * configuration JSON string passed to libnet as is. Throws
+   * `ChannelNameError`, `RedexInvalidConfigError`, `RedexNoPersistentDirError`,
+   * `RedexLockedError` (another writer has the channel), `RedexIoError`.
+   */
+  openFile(name: BytesOrString, options?: RedexFileOptions | string | null): RedexFile;
+  /** `openFile()` on a worker thread (recovering a big persistent file takes a while). */
+  openFileAsync(name: BytesOrString, options?: RedexFileOptions | string | null): Promise<RedexFile>;
+  /** Frees the manager (idempotent); its files stay open until closed. */
+  close(): void;
+  /** `close()` whose wait for in-flight calls happens on a worker thread. */
+  closeAsync(): Promise<void>;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** One channel's append-only log. Methods throw `ShuttingDownError` once closed. */
+export declare class RedexFile implements Disposable, AsyncDisposable {
+  private constructor();
+  /** The channel name. */
+  readonly name: string;
+  /** True once `close()` has been called. */
+  readonly closed: boolean;
+  /** The sequence number the next append will get. */
+  readonly nextSeq: bigint;
+  /** The number of live entries. */
+  readonly length: bigint;
+
+  /** Appends a payload (a string is UTF-8); returns its sequence number. */
+  append(payload: BytesOrString): bigint;
+  /** `append()` on a worker thread. */
+  appendAsync(payload: BytesOrString): Promise<bigint>;
+  /** Appends exactly 8 bytes (stored in the index); `RedexInlineLengthError` otherwise. */
+  appendInline(payload: BytesOrString): bigint;
+  /** Appends payloads atomically on consecutive seqs: the first, or null for an empty batch. */
+  appendBatch(payloads: Iterable<BytesOrString>): bigint | null;
+  /** `appendBatch()` on a worker thread. */
+  appendBatchAsync(payloads: Iterable<BytesOrString>): Promise<bigint | null>;
+  /** The payload of entry `seq`, or null when there is none. */
+  read(seq: U64Like): Buffer | null;
+  /** `read()` on a worker thread. */
+  readAsync(seq: U64Like): Promise<Buffer | null>;
+  /** The entries with `fromSeq <= seq < toSeq`, in order. */
+  readRange(fromSeq: U64Like, toSeq: U64Like): RedexRecord[];
+  /** `readRange()` on a worker thread. */
+  readRangeAsync(fromSeq: U64Like, toSeq: U64Like): Promise<RedexRecord[]>;
+  /** Makes every append so far durable. */
+  sync(): void;
+  /** `sync()` on a worker thread. */
+  syncAsync(): Promise<void>;
+  /** Applies the retention limits now; returns how many entries were removed. */
+  sweepRetention(): bigint;
+  /** `sweepRetention()` on a worker thread. */
+  sweepRetentionAsync(): Promise<bigint>;
+  /** A reader from `fromSeq` (default 0n): backfill, then live appends. */
+  tail(fromSeq?: U64Like): RedexTail;
+
+  /**
+   * Syncs, closes and frees the file (idempotent); its tails end. Throws
+   * `RedexIoError` if the final sync failed (the handle is freed anyway).
+   */
+  close(): void;
+  /** `close()` on a worker thread. */
+  closeAsync(): Promise<void>;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * A reader of a RedexFile, used with `for await`: entries and lagged markers,
+ * ending when the tail or its file is closed. Leaving the loop early
+ * (`break`, `throw`) closes it.
+ */
+export declare class RedexTail implements AsyncIterable<RedexTailItem>, Disposable, AsyncDisposable {
+  private constructor();
+  /** The file this tail reads. */
+  readonly file: RedexFile;
+  /** The next sequence number this reader will deliver (or report missed). */
+  readonly position: bigint;
+  /** True once closed or ended with nothing left to deliver. */
+  readonly closed: boolean;
+  /** Waits as long as it takes for the next item (the async-iterator protocol). */
+  next(): Promise<IteratorResult<RedexTailItem, undefined>>;
+  /** Waits up to `timeoutMs` (0: only what is ready; Infinity: no limit); null on timeout. */
+  next(timeoutMs: number): Promise<IteratorResult<RedexTailItem, undefined> | null>;
+  /** Closes the tail (what `for await` calls on `break`). */
+  return(): Promise<IteratorReturnResult<undefined>>;
+  /** The tail itself, as a plain async iterator (for `for await`). */
+  [Symbol.asyncIterator](): AsyncIterableIterator<RedexTailItem>;
+  /** Ends the tail: pending and later `next()` calls resolve `{ done: true }`. Idempotent. */
+  close(): void;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** `Constants.NET_WAIT_FOREVER`: the C ABI's "no timeout" value (the SDK's is `Infinity`). */
+export declare const WAIT_FOREVER: 4294967295;
+
+// ---------------------------------------------------------------------------
 // Versions and constants
 
 /** The libnet version, "MAJOR.MINOR.PATCH". */
@@ -222,6 +387,7 @@ export type StatusName =
   | 'NET_OK'
   | 'NET_TIMEOUT'
   | 'NET_END'
+  | 'NET_LAGGED'
   | 'NET_ERR_INVALID_ARGUMENT'
   | 'NET_ERR_SHUTTING_DOWN'
   | 'NET_ERR_PANIC'
@@ -243,7 +409,17 @@ export type StatusName =
   | 'NET_ERR_ENVELOPE_INVALID_ATTESTATION'
   | 'NET_ERR_ENVELOPE_SEAL_OPEN_FAILED'
   | 'NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH'
-  | 'NET_ERR_CHANNEL_INVALID_NAME';
+  | 'NET_ERR_CHANNEL_INVALID_NAME'
+  | 'NET_ERR_REDEX_IO'
+  | 'NET_ERR_REDEX_POISONED'
+  | 'NET_ERR_REDEX_SYNC_FAILED'
+  | 'NET_ERR_REDEX_LOCKED'
+  | 'NET_ERR_REDEX_CLOSED'
+  | 'NET_ERR_REDEX_INVALID_CONFIG'
+  | 'NET_ERR_REDEX_INLINE_LENGTH'
+  | 'NET_ERR_REDEX_TOO_LARGE'
+  | 'NET_ERR_REDEX_GENERATION_OVERFLOW'
+  | 'NET_ERR_REDEX_NO_PERSISTENT_DIR';
 
 /** Every status code of include/net.h by name (e.g. `Status.NET_ERR_TOKEN_EXPIRED === -22`). */
 export declare const Status: Readonly<Record<StatusName, number>>;
@@ -256,6 +432,7 @@ export type ConstantName =
   | 'NET_SEED_LEN'
   | 'NET_PUBLIC_KEY_LEN'
   | 'NET_SIGNATURE_LEN'
+  | 'NET_WAIT_FOREVER'
   | 'NET_TOKEN_SIZE'
   | 'NET_SCOPE_PUBLISH'
   | 'NET_SCOPE_SUBSCRIBE'
@@ -310,6 +487,29 @@ export declare class EnvelopeOriginHashMismatchError extends EnvelopeError {}
 
 export declare class ChannelNameError extends NetError {}
 
+/** Base class of the RedEX errors (`NET_ERR_REDEX_*`). */
+export declare class RedexError extends NetError {}
+/** A storage operation failed (nothing appended). */
+export declare class RedexIoError extends RedexError {}
+/** The file refuses appends after a failed fsync or partial write; reopen it. */
+export declare class RedexPoisonedError extends RedexError {}
+/** The append landed but its required fsync failed; the file is poisoned. */
+export declare class RedexSyncFailedError extends RedexError {}
+/** Another writer holds the channel directory. */
+export declare class RedexLockedError extends RedexError {}
+/** The file was closed (through another handle of the same channel). */
+export declare class RedexClosedError extends RedexError {}
+/** The configuration is invalid; the message names the key. */
+export declare class RedexInvalidConfigError extends RedexError {}
+/** `appendInline` needs exactly 8 bytes. */
+export declare class RedexInlineLengthError extends RedexError {}
+/** The append would exceed the file's size limits. */
+export declare class RedexTooLargeError extends RedexError {}
+/** The generation counter is exhausted. */
+export declare class RedexGenerationOverflowError extends RedexError {}
+/** A persistent file needs a manager with a base directory. */
+export declare class RedexNoPersistentDirError extends RedexError {}
+
 // ---------------------------------------------------------------------------
 // Internals (tests, benchmarks, debugging; not a stable API)
 
@@ -334,8 +534,14 @@ export declare const internal: {
   readonly bundledLibraryPath: string;
   /** net_last_error_message() on the calling thread. */
   lastErrorMessage(): string;
-  /** The bigint pointer behind an Identity, or null once closed. */
-  rawHandle(identity: Identity): bigint | null;
+  /** The NetError subclass instance libnet's status code maps to. */
+  errorFor(status: number, message: string): NetError;
+  /** The bigint pointer behind an Identity, Redex, RedexFile or RedexTail, or null once closed. */
+  rawHandle(value: Identity | Redex | RedexFile | RedexTail): bigint | null;
+  /** The configuration JSON `openFile` would pass to libnet for these options. */
+  redexConfigJson(options?: RedexFileOptions | string | null): string | null;
+  /** The longest wait (ms) of one tail poll on a pool worker. */
+  readonly tailPollMs: number;
   /** Emits 'job' (PoolJobEvent) after each call run on the async pool. */
   readonly poolEvents: EventEmitter;
   /** Worker threads in the async pool (NETMESH_THREADS, default min(4, cores)). */

@@ -8,6 +8,7 @@ const { Token, Scope } = require('./lib/token');
 const envelope = require('./lib/envelope');
 const channel = require('./lib/channel');
 const pool = require('./lib/pool');
+const redex = require('./lib/redex');
 
 const { CONSTANTS, STATUS } = native;
 
@@ -37,6 +38,11 @@ module.exports = {
   channelHash: channel.channelHash,
   validateChannel: channel.validateChannel,
   isValidChannel: channel.isValidChannel,
+  // RedEX
+  Redex: redex.Redex,
+  RedexFile: redex.RedexFile,
+  RedexTail: redex.RedexTail,
+  WAIT_FOREVER: CONSTANTS.NET_WAIT_FOREVER,
   // versions
   version,
   abiVersion,
@@ -79,10 +85,23 @@ module.exports = {
   EnvelopeSealOpenFailedError: errors.EnvelopeSealOpenFailedError,
   EnvelopeOriginHashMismatchError: errors.EnvelopeOriginHashMismatchError,
   ChannelNameError: errors.ChannelNameError,
+  RedexError: errors.RedexError,
+  RedexIoError: errors.RedexIoError,
+  RedexPoisonedError: errors.RedexPoisonedError,
+  RedexSyncFailedError: errors.RedexSyncFailedError,
+  RedexLockedError: errors.RedexLockedError,
+  RedexClosedError: errors.RedexClosedError,
+  RedexInvalidConfigError: errors.RedexInvalidConfigError,
+  RedexInlineLengthError: errors.RedexInlineLengthError,
+  RedexTooLargeError: errors.RedexTooLargeError,
+  RedexGenerationOverflowError: errors.RedexGenerationOverflowError,
+  RedexNoPersistentDirError: errors.RedexNoPersistentDirError,
   /**
    * Low-level access for tests, benchmarks and debugging; not a stable API.
    * `fns` are the raw koffi functions (C names), `rawHandle(identity)` the
-   * bigint pointer behind an Identity, `poolEvents` emits 'job' per async call.
+   * bigint pointer behind an Identity, Redex, RedexFile or RedexTail,
+   * `poolEvents` emits 'job' per async call, `tailPollMs` is the longest wait
+   * of one tail poll on a pool worker.
    */
   internal: {
     koffi: native.koffi,
@@ -90,8 +109,17 @@ module.exports = {
     libraryPath: native.libraryPath,
     bundledLibraryPath: native.BUNDLED_LIBRARY_PATH,
     lastErrorMessage: native.lastErrorMessage,
-    rawHandle,
+    errorFor: errors.errorFor,
+    rawHandle: (value) => {
+      const h = redex.rawRedexHandle(value);
+      return h === undefined ? rawHandle(value) : h;
+    },
+    redexConfigJson: (options) => {
+      const json = redex.configJson(options);
+      return json === null ? null : json.toString('utf8');
+    },
     poolEvents: pool.events,
     poolSize: () => pool.getPool().size,
+    tailPollMs: redex.TAIL_POLL_MS,
   },
 };

@@ -613,7 +613,7 @@ fn status_names() {
         assert_eq!(name(status.code()), format!("{status:?}"));
     }
     assert_eq!(name(-9999), "NET_UNKNOWN_STATUS");
-    assert_eq!(name(3), "NET_UNKNOWN_STATUS");
+    assert_eq!(name(4), "NET_UNKNOWN_STATUS");
 }
 
 #[test]

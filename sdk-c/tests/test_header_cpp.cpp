@@ -16,6 +16,31 @@ int main()
                                        std::strlen(name), &hash);
     // tests/vectors/channels.json: hashes[0] ("sensors/lidar") hash_u16 = 0xe5d8
     bool ok = net_abi_version() == NET_ABI_VERSION && st == NET_OK && hash == 0xe5d8;
+
+    // RedEX from C++: net_slice_t aggregates, NET_WAIT_FOREVER as a uint32_t
+    // timeout, NET_LAGGED as an enumerator.
+    static_assert(NET_WAIT_FOREVER == 0xFFFFFFFFu, "NET_WAIT_FOREVER is UINT32_MAX");
+    static_assert(NET_LAGGED == 3, "NET_LAGGED is 3");
+    net_redex_t *redex = nullptr;
+    net_redex_file_t *file = nullptr;
+    net_redex_tail_t *tail = nullptr;
+    const char channel[] = "cpp/log";
+    const net_slice_t batch[2] = {{reinterpret_cast<const uint8_t *>("a"), 1},
+                                  {reinterpret_cast<const uint8_t *>("bc"), 2}};
+    uint64_t first = 0, seq = 0;
+    bool appended = false;
+    net_bytes_t payload = {nullptr, 0};
+    ok = ok && net_redex_open(nullptr, 0, &redex) == NET_OK &&
+         net_redex_open_file(redex, reinterpret_cast<const uint8_t *>(channel),
+                             std::strlen(channel), nullptr, 0, &file) == NET_OK &&
+         net_redex_file_append_batch(file, batch, 2, &first, &appended) == NET_OK && appended &&
+         net_redex_file_tail(file, 1, &tail) == NET_OK &&
+         net_redex_tail_next(tail, NET_WAIT_FOREVER, &seq, &payload) == NET_OK && seq == 1 &&
+         payload.len == 2;
+    net_bytes_free(&payload);
+    net_redex_tail_free(tail);
+    net_redex_file_free(file);
+    net_redex_free(redex);
     std::printf("%s\n", ok ? "ok" : "FAILED");
     return ok ? 0 : 1;
 }

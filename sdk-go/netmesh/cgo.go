@@ -68,8 +68,8 @@ func ABIVersion() uint32 { return uint32(C.net_abi_version()) }
 // call runs one libnet call and turns its status into an error. The call and
 // the read of net_last_error_message (a thread-local) happen with the
 // goroutine locked to its OS thread, so the message is the one for this
-// call. Positive statuses (NET_TIMEOUT, NET_END) are returned as-is with a
-// nil error.
+// call. Positive statuses (NET_TIMEOUT, NET_END, NET_LAGGED) are returned
+// as-is with a nil error.
 func call(op string, f func() C.net_status_t) (Status, error) {
 	if abiErr != nil {
 		return 0, abiErr

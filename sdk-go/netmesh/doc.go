@@ -28,13 +28,19 @@
 //
 // # Lifetime and thread safety
 //
-// An [Identity] owns a libnet handle. Call [Identity.Close] when done; a
-// finalizer frees handles that were never closed, as a safety net only.
-// Identities are safe for concurrent use, including Close racing in-flight
-// calls: Close never holds a Go lock across a C call, libnet's handle guard
-// makes a racing call fail with [ErrShuttingDown] or makes the free wait
-// (up to 5 s) for a call already inside the library.
+// An [Identity], [Redex], [RedexFile] and [RedexTail] each own a libnet
+// handle. Call Close when done; a finalizer frees handles that were never
+// closed, as a safety net only. They are safe for concurrent use, including
+// Close racing in-flight calls: Close never holds a Go lock across a C call,
+// libnet's handle guard makes a racing call fail with [ErrShuttingDown] or
+// makes the free wait (up to 5 s) for a call already inside the library.
 //
-// None of the calls in this package block on I/O, so none takes a
-// context.Context.
+// # Blocking and contexts
+//
+// The only call that waits for something to happen is [RedexTail.Next],
+// which takes a context.Context: it waits inside libnet in slices of at most
+// 100 ms and checks the context between them, so cancellation is noticed
+// promptly and no goroutine stays blocked in C; closing the tail or its file
+// wakes it at once (io.EOF). RedEX file calls do disk I/O (appends, syncs,
+// recovery when opening) but do not wait for other parties.
 package netmesh

@@ -8,7 +8,8 @@ import "C"
 import "fmt"
 
 // Status is a libnet status code (net_status_t): NET_OK (0) for success,
-// small positive values (NET_TIMEOUT, NET_END) for non-error outcomes,
+// small positive values (NET_TIMEOUT, NET_END, NET_LAGGED) for non-error
+// outcomes,
 // negative NET_ERR_* values for errors.
 //
 // Status implements error so that the Err* sentinels below work with
@@ -21,6 +22,7 @@ const (
 	StatusOK                         Status = C.NET_OK
 	StatusTimeout                    Status = C.NET_TIMEOUT
 	StatusEnd                        Status = C.NET_END
+	StatusLagged                     Status = C.NET_LAGGED
 	StatusInvalidArgument            Status = C.NET_ERR_INVALID_ARGUMENT
 	StatusShuttingDown               Status = C.NET_ERR_SHUTTING_DOWN
 	StatusPanic                      Status = C.NET_ERR_PANIC
@@ -43,6 +45,16 @@ const (
 	StatusEnvelopeSealOpenFailed     Status = C.NET_ERR_ENVELOPE_SEAL_OPEN_FAILED
 	StatusEnvelopeOriginHashMismatch Status = C.NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH
 	StatusChannelInvalidName         Status = C.NET_ERR_CHANNEL_INVALID_NAME
+	StatusRedexIO                    Status = C.NET_ERR_REDEX_IO
+	StatusRedexPoisoned              Status = C.NET_ERR_REDEX_POISONED
+	StatusRedexSyncFailed            Status = C.NET_ERR_REDEX_SYNC_FAILED
+	StatusRedexLocked                Status = C.NET_ERR_REDEX_LOCKED
+	StatusRedexClosed                Status = C.NET_ERR_REDEX_CLOSED
+	StatusRedexInvalidConfig         Status = C.NET_ERR_REDEX_INVALID_CONFIG
+	StatusRedexInlineLength          Status = C.NET_ERR_REDEX_INLINE_LENGTH
+	StatusRedexTooLarge              Status = C.NET_ERR_REDEX_TOO_LARGE
+	StatusRedexGenerationOverflow    Status = C.NET_ERR_REDEX_GENERATION_OVERFLOW
+	StatusRedexNoPersistentDir       Status = C.NET_ERR_REDEX_NO_PERSISTENT_DIR
 )
 
 // Sentinel errors, one per error status, for errors.Is:
@@ -73,7 +85,22 @@ const (
 	ErrEnvelopeSealOpenFailed     = StatusEnvelopeSealOpenFailed
 	ErrEnvelopeOriginHashMismatch = StatusEnvelopeOriginHashMismatch
 	ErrChannelInvalidName         = StatusChannelInvalidName
+	ErrRedexIO                    = StatusRedexIO
+	ErrRedexPoisoned              = StatusRedexPoisoned
+	ErrRedexSyncFailed            = StatusRedexSyncFailed
+	ErrRedexLocked                = StatusRedexLocked
+	ErrRedexClosed                = StatusRedexClosed
+	ErrRedexInvalidConfig         = StatusRedexInvalidConfig
+	ErrRedexInlineLength          = StatusRedexInlineLength
+	ErrRedexTooLarge              = StatusRedexTooLarge
+	ErrRedexGenerationOverflow    = StatusRedexGenerationOverflow
+	ErrRedexNoPersistentDir       = StatusRedexNoPersistentDir
 )
+
+// ErrLagged matches the [*LaggedError] a [RedexTail] returns when entries it
+// had not yet read were removed by retention. It is not a failure: the tail
+// goes on with the oldest entry still there.
+const ErrLagged = StatusLagged
 
 type statusInfo struct {
 	name string // the C constant
@@ -84,6 +111,7 @@ var statusInfos = map[Status]statusInfo{
 	StatusOK:                         {"NET_OK", "success"},
 	StatusTimeout:                    {"NET_TIMEOUT", "timed out"},
 	StatusEnd:                        {"NET_END", "end of stream"},
+	StatusLagged:                     {"NET_LAGGED", "tail lagged: unread entries were removed by retention"},
 	StatusInvalidArgument:            {"NET_ERR_INVALID_ARGUMENT", "invalid argument"},
 	StatusShuttingDown:               {"NET_ERR_SHUTTING_DOWN", "handle closed or closing"},
 	StatusPanic:                      {"NET_ERR_PANIC", "libnet panicked (a bug: please report it)"},
@@ -106,6 +134,16 @@ var statusInfos = map[Status]statusInfo{
 	StatusEnvelopeSealOpenFailed:     {"NET_ERR_ENVELOPE_SEAL_OPEN_FAILED", "envelope cannot be opened"},
 	StatusEnvelopeOriginHashMismatch: {"NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH", "envelope origin hash mismatch"},
 	StatusChannelInvalidName:         {"NET_ERR_CHANNEL_INVALID_NAME", "invalid channel name"},
+	StatusRedexIO:                    {"NET_ERR_REDEX_IO", "RedEX storage error (nothing appended)"},
+	StatusRedexPoisoned:              {"NET_ERR_REDEX_POISONED", "RedEX file poisoned by an earlier failure; close and reopen it"},
+	StatusRedexSyncFailed:            {"NET_ERR_REDEX_SYNC_FAILED", "RedEX append landed but its fsync failed (file poisoned)"},
+	StatusRedexLocked:                {"NET_ERR_REDEX_LOCKED", "RedEX channel directory locked by another writer"},
+	StatusRedexClosed:                {"NET_ERR_REDEX_CLOSED", "RedEX file closed"},
+	StatusRedexInvalidConfig:         {"NET_ERR_REDEX_INVALID_CONFIG", "invalid RedEX configuration"},
+	StatusRedexInlineLength:          {"NET_ERR_REDEX_INLINE_LENGTH", "inline RedEX payload must be exactly 8 bytes"},
+	StatusRedexTooLarge:              {"NET_ERR_REDEX_TOO_LARGE", "RedEX append exceeds the file's size limits"},
+	StatusRedexGenerationOverflow:    {"NET_ERR_REDEX_GENERATION_OVERFLOW", "RedEX generation counter exhausted"},
+	StatusRedexNoPersistentDir:       {"NET_ERR_REDEX_NO_PERSISTENT_DIR", "persistent RedEX file needs a manager with a base directory"},
 }
 
 // String is the C name of the status, e.g. "NET_ERR_TOKEN_EXPIRED".

@@ -2,9 +2,12 @@ package netmesh_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
+	"os"
 	"time"
 
 	"github.com/netmesh/net/sdk-go/netmesh"
@@ -133,5 +136,65 @@ func ExampleError() {
 	// Output:
 	// true
 	// net_identity_sign NET_ERR_READ_ONLY
+	// true
+}
+
+// A persistent RedEX file: append, read, and tail it (backfill, then live
+// appends, then a lag after retention, then the end when the file closes).
+func ExampleRedex() {
+	dir, err := os.MkdirTemp("", "redex-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	redex, err := netmesh.OpenRedex(dir) // "" for memory-only files
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer redex.Close()
+	file, err := redex.OpenFile("sensors/lidar", netmesh.FileConfig{
+		Persistent: true,
+		Fsync:      netmesh.FsyncEveryN(1), // every returned append is durable
+		Retention:  netmesh.Retention{MaxEvents: 2},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer file.Close()
+
+	seq, _ := file.Append([]byte("hello"))
+	first, ok, _ := file.AppendBatch([][]byte{[]byte("a"), []byte("b"), []byte("c")})
+	_, appended, _ := file.AppendBatch(nil) // empty batch: nothing appended
+	payload, found, _ := file.Read(0)
+	fmt.Println(seq, first, ok, appended, string(payload), found)
+
+	tail, err := file.Tail(0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tail.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, _ := tail.Next(ctx)
+	fmt.Println(e.Seq, string(e.Payload))
+
+	removed, _ := file.SweepRetention() // keeps the last 2: seqs 2 and 3
+	_, err = tail.Next(ctx)
+	var lag *netmesh.LaggedError
+	if errors.As(err, &lag) {
+		fmt.Printf("removed %d; missed %d up to %d\n", removed, lag.MissedFrom, lag.ResumeAt)
+	}
+	e, _ = tail.Next(ctx)
+	fmt.Println(e.Seq, string(e.Payload))
+
+	_ = file.Close() // ends the tail, even with entry 3 unread
+	_, err = tail.Next(ctx)
+	fmt.Println(err == io.EOF)
+	// Output:
+	// 0 1 true false hello true
+	// 0 hello
+	// removed 2; missed 1 up to 2
+	// 2 b
 	// true
 }

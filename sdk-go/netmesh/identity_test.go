@@ -196,6 +196,11 @@ func TestErrorsAndStatuses(t *testing.T) {
 		netmesh.StatusEnvelopeInvalidLength, netmesh.StatusEnvelopeInvalidSignerKey,
 		netmesh.StatusEnvelopeInvalidAttestation, netmesh.StatusEnvelopeSealOpenFailed,
 		netmesh.StatusEnvelopeOriginHashMismatch, netmesh.StatusChannelInvalidName,
+		netmesh.StatusLagged, netmesh.StatusRedexIO, netmesh.StatusRedexPoisoned,
+		netmesh.StatusRedexSyncFailed, netmesh.StatusRedexLocked, netmesh.StatusRedexClosed,
+		netmesh.StatusRedexInvalidConfig, netmesh.StatusRedexInlineLength,
+		netmesh.StatusRedexTooLarge, netmesh.StatusRedexGenerationOverflow,
+		netmesh.StatusRedexNoPersistentDir,
 	}
 	seen := map[netmesh.Status]bool{}
 	for _, s := range all {
@@ -203,11 +208,12 @@ func TestErrorsAndStatuses(t *testing.T) {
 			t.Errorf("duplicate status value %d", s)
 		}
 		seen[s] = true
-		if !regexp.MustCompile(`^NET_(OK|TIMEOUT|END|ERR_[A-Z_]+)$`).MatchString(s.String()) {
+		if !regexp.MustCompile(`^NET_(OK|TIMEOUT|END|LAGGED|ERR_[A-Z_]+)$`).MatchString(s.String()) {
 			t.Errorf("status %d has no name: %q", int32(s), s.String())
 		}
 	}
-	if netmesh.StatusOK != 0 || netmesh.StatusTimeout != 1 || netmesh.StatusEnd != 2 || netmesh.StatusTokenExpired != -22 {
+	if netmesh.StatusOK != 0 || netmesh.StatusTimeout != 1 || netmesh.StatusEnd != 2 || netmesh.StatusTokenExpired != -22 ||
+		netmesh.StatusLagged != 3 || netmesh.StatusRedexIO != -100 || netmesh.StatusRedexNoPersistentDir != -109 {
 		t.Error("status numbers differ from net.h")
 	}
 	if got := netmesh.Status(-99).String(); got != "NET_UNKNOWN_STATUS(-99)" {

@@ -160,8 +160,180 @@ function envelopeOpen(envelope, targetSecretKey, chainLink, expectedSigner) {
   return out[0];
 }
 
+// ---- RedEX -----------------------------------------------------------------
+
+/** A new manager handle; `baseDir` (UTF-8 bytes) or null for memory only. */
+function redexOpen(baseDir) {
+  const out = [null];
+  check(fns.net_redex_open(ptr(baseDir), len(baseDir), out));
+  return out[0];
+}
+
+function redexFree(handle) {
+  fns.net_redex_free(handle);
+}
+
+/** A new file handle; `config` is the JSON (UTF-8 bytes) or null. */
+function redexOpenFile(handle, name, config) {
+  const out = [null];
+  check(fns.net_redex_open_file(handle, ptr(name), len(name), ptr(config), len(config), out));
+  return out[0];
+}
+
+function redexFileAppend(handle, payload) {
+  const out = [0n];
+  check(fns.net_redex_file_append(handle, ptr(payload), len(payload), out));
+  return BigInt(out[0]);
+}
+
+function redexFileAppendInline(handle, payload) {
+  const out = [0n];
+  check(fns.net_redex_file_append_inline(handle, ptr(payload), len(payload), out));
+  return BigInt(out[0]);
+}
+
+/** The first sequence number of the batch, or null when it was empty. */
+function redexFileAppendBatch(handle, payloads) {
+  const slices = payloads.map((p) => ({ ptr: ptr(p), len: len(p) }));
+  const first = [0n];
+  const appended = [false];
+  check(
+    fns.net_redex_file_append_batch(
+      handle,
+      slices.length > 0 ? slices : null,
+      slices.length,
+      first,
+      appended,
+    ),
+  );
+  return appended[0] ? BigInt(first[0]) : null;
+}
+
+/** The payload of entry `seq`, or null when there is none. */
+function redexFileRead(handle, seq) {
+  const out = {};
+  const found = [false];
+  check(fns.net_redex_file_read(handle, seq, out, found));
+  const payload = takeBytes(out); // frees libnet's buffer either way
+  return found[0] ? payload : null;
+}
+
+/** The raw range buffer: records `seq u64 LE | len u32 LE | payload`. */
+function redexFileReadRange(handle, fromSeq, toSeq) {
+  const out = {};
+  check(fns.net_redex_file_read_range(handle, fromSeq, toSeq, out));
+  return takeBytes(out);
+}
+
+/** Unpacks a range buffer into [{ seq, payload }] (payloads are copies). */
+function decodeRange(buf) {
+  const view = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const entries = [];
+  let at = 0;
+  while (at < view.length) {
+    if (at + 12 > view.length) throw new Error('netmesh: truncated RedEX range record header');
+    const seq = view.readBigUInt64LE(at);
+    const n = view.readUInt32LE(at + 8);
+    at += 12;
+    if (at + n > view.length) throw new Error('netmesh: truncated RedEX range record payload');
+    entries.push({ seq, payload: Buffer.from(view.subarray(at, at + n)) });
+    at += n;
+  }
+  return entries;
+}
+
+function redexFileU64(fn, handle) {
+  const out = [0n];
+  check(fn(handle, out));
+  return BigInt(out[0]);
+}
+
+function redexFileSync(handle) {
+  check(fns.net_redex_file_sync(handle));
+}
+
+function redexFileSweepRetention(handle) {
+  const out = [0n];
+  check(fns.net_redex_file_sweep_retention(handle, out));
+  return BigInt(out[0]);
+}
+
+/**
+ * Closes (net_redex_file_close, reporting a failed final sync) and then frees
+ * the handle, whatever the close said. A handle already freed elsewhere
+ * (NET_ERR_SHUTTING_DOWN) is not an error: close is idempotent.
+ */
+function redexFileCloseFree(handle) {
+  try {
+    const status = fns.net_redex_file_close(handle);
+    if (status !== STATUS.NET_ERR_SHUTTING_DOWN) check(status);
+  } finally {
+    fns.net_redex_file_free(handle);
+  }
+}
+
+function redexFileTail(handle, fromSeq) {
+  const out = [null];
+  check(fns.net_redex_file_tail(handle, fromSeq, out));
+  return out[0];
+}
+
+function redexTailFree(handle) {
+  fns.net_redex_tail_free(handle);
+}
+
+/**
+ * One poll of a tail, for a pool worker (never the main thread): waits up to
+ * `timeoutMs` for the first item, then gathers what is already there without
+ * waiting, up to `maxItems` items or `maxBytes` of payload. Returns
+ * `{ items: [{ status, seq, payload }], status, message? }` where the final
+ * status is NET_OK (a limit was hit), NET_TIMEOUT (nothing more ready),
+ * NET_END, or an error code (with its message) met after some items; an error
+ * before any item throws.
+ */
+function redexTailNext(handle, timeoutMs, maxItems, maxBytes) {
+  const items = [];
+  let bytes = 0;
+  let timeout = timeoutMs;
+  for (;;) {
+    const seq = [0n];
+    const payload = { ptr: null, len: 0 };
+    const status = fns.net_redex_tail_next(handle, timeout, seq, payload);
+    if (status === STATUS.NET_OK || status === STATUS.NET_LAGGED) {
+      const p = takeBytes(payload);
+      items.push({ status, seq: BigInt(seq[0]), payload: p });
+      bytes += p.byteLength;
+      if (items.length >= maxItems || bytes >= maxBytes) return { items, status: STATUS.NET_OK };
+      timeout = 0;
+    } else if (status === STATUS.NET_TIMEOUT || status === STATUS.NET_END) {
+      return { items, status };
+    } else if (items.length === 0) {
+      check(status);
+      throw new Error(`netmesh: unexpected status ${status} from net_redex_tail_next`);
+    } else {
+      return { items, status, message: lastErrorMessage() };
+    }
+  }
+}
+
 module.exports = {
   check,
+  redexOpen,
+  redexFree,
+  redexOpenFile,
+  redexFileAppend,
+  redexFileAppendInline,
+  redexFileAppendBatch,
+  redexFileRead,
+  redexFileReadRange,
+  decodeRange,
+  redexFileU64,
+  redexFileSync,
+  redexFileSweepRetention,
+  redexFileCloseFree,
+  redexFileTail,
+  redexTailFree,
+  redexTailNext,
   identityFromSeed,
   identityFromPublicKey,
   identityClone,

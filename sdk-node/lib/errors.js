@@ -76,6 +76,29 @@ class EnvelopeOriginHashMismatchError extends EnvelopeError {}
 /** A channel name breaks the naming rules; the message says which. */
 class ChannelNameError extends NetError {}
 
+/** Base class of the RedEX errors (NET_ERR_REDEX_*). */
+class RedexError extends NetError {}
+/** A storage operation failed (nothing appended); a failed sync also poisons the file. */
+class RedexIoError extends RedexError {}
+/** The file refuses appends after a failed fsync or partial write: close and reopen it. */
+class RedexPoisonedError extends RedexError {}
+/** The append landed but its required fsync failed; the file is now poisoned. */
+class RedexSyncFailedError extends RedexError {}
+/** Another writer (manager or process) holds the channel directory. */
+class RedexLockedError extends RedexError {}
+/** The file has been closed (through another handle of the same channel). */
+class RedexClosedError extends RedexError {}
+/** The file configuration is invalid; the message names the key. */
+class RedexInvalidConfigError extends RedexError {}
+/** appendInline needs exactly 8 bytes. */
+class RedexInlineLengthError extends RedexError {}
+/** The append would exceed the file's size limits (4 GiB offsets, 3 GiB heap). */
+class RedexTooLargeError extends RedexError {}
+/** The generation counter is exhausted; no further compaction. */
+class RedexGenerationOverflowError extends RedexError {}
+/** A persistent file needs a manager opened with a base directory. */
+class RedexNoPersistentDirError extends RedexError {}
+
 const CLASS_BY_STATUS = new Map([
   [STATUS.NET_ERR_INVALID_ARGUMENT, InvalidArgumentError],
   [STATUS.NET_ERR_SHUTTING_DOWN, ShuttingDownError],
@@ -99,6 +122,16 @@ const CLASS_BY_STATUS = new Map([
   [STATUS.NET_ERR_ENVELOPE_SEAL_OPEN_FAILED, EnvelopeSealOpenFailedError],
   [STATUS.NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH, EnvelopeOriginHashMismatchError],
   [STATUS.NET_ERR_CHANNEL_INVALID_NAME, ChannelNameError],
+  [STATUS.NET_ERR_REDEX_IO, RedexIoError],
+  [STATUS.NET_ERR_REDEX_POISONED, RedexPoisonedError],
+  [STATUS.NET_ERR_REDEX_SYNC_FAILED, RedexSyncFailedError],
+  [STATUS.NET_ERR_REDEX_LOCKED, RedexLockedError],
+  [STATUS.NET_ERR_REDEX_CLOSED, RedexClosedError],
+  [STATUS.NET_ERR_REDEX_INVALID_CONFIG, RedexInvalidConfigError],
+  [STATUS.NET_ERR_REDEX_INLINE_LENGTH, RedexInlineLengthError],
+  [STATUS.NET_ERR_REDEX_TOO_LARGE, RedexTooLargeError],
+  [STATUS.NET_ERR_REDEX_GENERATION_OVERFLOW, RedexGenerationOverflowError],
+  [STATUS.NET_ERR_REDEX_NO_PERSISTENT_DIR, RedexNoPersistentDirError],
 ]);
 
 /** The error object for a failed status and its detail message. */
@@ -107,6 +140,7 @@ function errorFor(status, message) {
   if (!Class) {
     if (status <= -20 && status > -30) Class = TokenError;
     else if (status <= -30 && status > -40) Class = EnvelopeError;
+    else if (status <= -100 && status > -200) Class = RedexError;
     else Class = NetError;
   }
   return new Class(message, status);
@@ -141,4 +175,15 @@ module.exports = {
   EnvelopeSealOpenFailedError,
   EnvelopeOriginHashMismatchError,
   ChannelNameError,
+  RedexError,
+  RedexIoError,
+  RedexPoisonedError,
+  RedexSyncFailedError,
+  RedexLockedError,
+  RedexClosedError,
+  RedexInvalidConfigError,
+  RedexInlineLengthError,
+  RedexTooLargeError,
+  RedexGenerationOverflowError,
+  RedexNoPersistentDirError,
 };

@@ -204,7 +204,7 @@ class Identity {
 
 /** The raw handle (bigint pointer) of an identity, or null once closed. Test/debug only. */
 function rawHandle(identity) {
-  if (!(identity instanceof Identity)) throw new TypeError('expected an Identity');
+  if (!(identity instanceof Identity)) throw new TypeError('expected an Identity, Redex, RedexFile or RedexTail');
   return handleOf(identity);
 }
 

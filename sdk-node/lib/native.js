@@ -18,6 +18,7 @@ const STATUS = Object.freeze({
   NET_OK: 0,
   NET_TIMEOUT: 1,
   NET_END: 2,
+  NET_LAGGED: 3,
   NET_ERR_INVALID_ARGUMENT: -1,
   NET_ERR_SHUTTING_DOWN: -2,
   NET_ERR_PANIC: -3,
@@ -40,6 +41,16 @@ const STATUS = Object.freeze({
   NET_ERR_ENVELOPE_SEAL_OPEN_FAILED: -34,
   NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH: -35,
   NET_ERR_CHANNEL_INVALID_NAME: -40,
+  NET_ERR_REDEX_IO: -100,
+  NET_ERR_REDEX_POISONED: -101,
+  NET_ERR_REDEX_SYNC_FAILED: -102,
+  NET_ERR_REDEX_LOCKED: -103,
+  NET_ERR_REDEX_CLOSED: -104,
+  NET_ERR_REDEX_INVALID_CONFIG: -105,
+  NET_ERR_REDEX_INLINE_LENGTH: -106,
+  NET_ERR_REDEX_TOO_LARGE: -107,
+  NET_ERR_REDEX_GENERATION_OVERFLOW: -108,
+  NET_ERR_REDEX_NO_PERSISTENT_DIR: -109,
 });
 
 /**
@@ -53,6 +64,7 @@ const CONSTANTS = Object.freeze({
   NET_SEED_LEN: 32,
   NET_PUBLIC_KEY_LEN: 32,
   NET_SIGNATURE_LEN: 64,
+  NET_WAIT_FOREVER: 4294967295,
   NET_TOKEN_SIZE: 159,
   NET_SCOPE_PUBLISH: 1,
   NET_SCOPE_SUBSCRIBE: 2,
@@ -126,6 +138,17 @@ namedType('net_bytes_t', () =>
     len: 'size_t',
   }),
 );
+// A borrowed byte range passed into libnet (one payload of a batch). `ptr`
+// takes a Buffer/Uint8Array, or a bigint address (large inputs of the pool).
+namedType('net_slice_t', () =>
+  koffi.struct('net_slice_t', {
+    ptr: 'const uint8_t *',
+    len: 'size_t',
+  }),
+);
+namedType('net_redex_t', () => koffi.opaque('net_redex_t'));
+namedType('net_redex_file_t', () => koffi.opaque('net_redex_file_t'));
+namedType('net_redex_tail_t', () => koffi.opaque('net_redex_tail_t'));
 namedType('net_token_info_t', () =>
   koffi.struct('net_token_info_t', {
     issuer: koffi.array('uint8_t', 32),
@@ -174,6 +197,25 @@ const PROTOTYPES = [
   'net_status_t net_token_is_expired_at(const uint8_t *token, size_t token_len, uint64_t now_unix_secs, _Out_ bool *out)',
   'net_status_t net_token_authorizes(const uint8_t *token, size_t token_len, uint32_t action, uint16_t channel_hash, _Out_ bool *out)',
   'net_status_t net_token_delegate(const net_identity_t *signer, const uint8_t *parent, size_t parent_len, const uint8_t *new_subject, size_t new_subject_len, uint32_t requested_scope, _Out_ net_bytes_t *token_out)',
+  // RedEX. net_redex_tail_next's payload is _Inout_ so that an output libnet
+  // does not write (NET_TIMEOUT, NET_END) keeps the caller's { ptr: null, len: 0 }.
+  'net_status_t net_redex_open(const uint8_t *base_dir, size_t base_dir_len, _Out_ net_redex_t **out)',
+  'void net_redex_free(net_redex_t *redex)',
+  'net_status_t net_redex_open_file(const net_redex_t *redex, const uint8_t *name, size_t name_len, const uint8_t *config_json, size_t config_json_len, _Out_ net_redex_file_t **out)',
+  'void net_redex_file_free(net_redex_file_t *file)',
+  'net_status_t net_redex_file_append(const net_redex_file_t *file, const uint8_t *payload, size_t payload_len, _Out_ uint64_t *seq_out)',
+  'net_status_t net_redex_file_append_inline(const net_redex_file_t *file, const uint8_t *payload, size_t payload_len, _Out_ uint64_t *seq_out)',
+  'net_status_t net_redex_file_append_batch(const net_redex_file_t *file, const net_slice_t *payloads, size_t count, _Out_ uint64_t *first_seq_out, _Out_ bool *appended_out)',
+  'net_status_t net_redex_file_read(const net_redex_file_t *file, uint64_t seq, _Out_ net_bytes_t *payload_out, _Out_ bool *found_out)',
+  'net_status_t net_redex_file_read_range(const net_redex_file_t *file, uint64_t from_seq, uint64_t to_seq, _Out_ net_bytes_t *entries_out)',
+  'net_status_t net_redex_file_next_seq(const net_redex_file_t *file, _Out_ uint64_t *out)',
+  'net_status_t net_redex_file_len(const net_redex_file_t *file, _Out_ uint64_t *out)',
+  'net_status_t net_redex_file_sync(const net_redex_file_t *file)',
+  'net_status_t net_redex_file_close(const net_redex_file_t *file)',
+  'net_status_t net_redex_file_sweep_retention(const net_redex_file_t *file, _Out_ uint64_t *removed_out)',
+  'net_status_t net_redex_file_tail(const net_redex_file_t *file, uint64_t from_seq, _Out_ net_redex_tail_t **out)',
+  'net_status_t net_redex_tail_next(const net_redex_tail_t *tail, uint32_t timeout_ms, _Out_ uint64_t *seq_out, _Inout_ net_bytes_t *payload_out)',
+  'void net_redex_tail_free(net_redex_tail_t *tail)',
   'const char *net_version(void)',
   'uint32_t net_abi_version(void)',
   'const char *net_status_name(int32_t status)',

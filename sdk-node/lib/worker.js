@@ -15,7 +15,31 @@ const OPS = {
   envelopeSeal: calls.envelopeSeal,
   envelopeOpen: calls.envelopeOpen,
   identityFree: calls.identityFree,
+  redexFree: calls.redexFree,
+  redexOpenFile: calls.redexOpenFile,
+  redexFileAppend: calls.redexFileAppend,
+  redexFileAppendBatch: calls.redexFileAppendBatch,
+  redexFileRead: calls.redexFileRead,
+  redexFileReadRange: calls.redexFileReadRange,
+  redexFileSync: calls.redexFileSync,
+  redexFileSweepRetention: calls.redexFileSweepRetention,
+  redexFileCloseFree: calls.redexFileCloseFree,
+  redexTailNext: calls.redexTailNext,
 };
+
+/** An owned Uint8Array's buffer can be handed over instead of copied. */
+function owned(v) {
+  return v instanceof Uint8Array && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength && v.byteLength > 0;
+}
+
+/** The buffers of a result to transfer: the value itself, or the payloads of a tail poll. */
+function transferables(v) {
+  if (owned(v)) return [v.buffer];
+  if (v && Array.isArray(v.items)) {
+    return [...new Set(v.items.filter((i) => owned(i.payload)).map((i) => i.payload.buffer))];
+  }
+  return [];
+}
 
 parentPort.on('message', (job) => {
   const { id, op, args } = job;
@@ -37,10 +61,5 @@ parentPort.on('message', (job) => {
   reply.finishedAt = process.hrtime.bigint();
   reply.threadId = threadId;
   // Hand over the result's memory instead of copying it, when it owns it.
-  const v = reply.value;
-  const transfer =
-    v instanceof Uint8Array && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength && v.byteLength > 0
-      ? [v.buffer]
-      : [];
-  parentPort.postMessage(reply, transfer);
+  parentPort.postMessage(reply, transferables(reply.value));
 });

@@ -97,6 +97,16 @@ test('every error code maps to its error class', () => {
     NET_ERR_ENVELOPE_SEAL_OPEN_FAILED: 'EnvelopeSealOpenFailedError',
     NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH: 'EnvelopeOriginHashMismatchError',
     NET_ERR_CHANNEL_INVALID_NAME: 'ChannelNameError',
+    NET_ERR_REDEX_IO: 'RedexIoError',
+    NET_ERR_REDEX_POISONED: 'RedexPoisonedError',
+    NET_ERR_REDEX_SYNC_FAILED: 'RedexSyncFailedError',
+    NET_ERR_REDEX_LOCKED: 'RedexLockedError',
+    NET_ERR_REDEX_CLOSED: 'RedexClosedError',
+    NET_ERR_REDEX_INVALID_CONFIG: 'RedexInvalidConfigError',
+    NET_ERR_REDEX_INLINE_LENGTH: 'RedexInlineLengthError',
+    NET_ERR_REDEX_TOO_LARGE: 'RedexTooLargeError',
+    NET_ERR_REDEX_GENERATION_OVERFLOW: 'RedexGenerationOverflowError',
+    NET_ERR_REDEX_NO_PERSISTENT_DIR: 'RedexNoPersistentDirError',
   };
   for (const [name, status] of Object.entries(netmesh.Status)) {
     assert.equal(netmesh.statusName(status), name);
@@ -106,8 +116,19 @@ test('every error code maps to its error class', () => {
     const Class = netmesh[className];
     assert.equal(typeof Class, 'function', `${className} is exported`);
     assert.ok(Class.prototype instanceof netmesh.NetError);
+    // errorFor builds exactly that class for the code.
+    const err = netmesh.internal.errorFor(status, 'detail');
+    assert.equal(err.constructor, Class, name);
+    assert.equal(err.code, name);
+    if (name.startsWith('NET_ERR_REDEX_')) assert.ok(err instanceof netmesh.RedexError, name);
   }
+  // Codes newer than the SDK fall back to their family's base class.
+  assert.equal(netmesh.internal.errorFor(-150, 'x').constructor, netmesh.RedexError);
   assert.ok(netmesh.TokenExpiredError.prototype instanceof netmesh.TokenError);
   assert.ok(netmesh.EnvelopeSealOpenFailedError.prototype instanceof netmesh.EnvelopeError);
+  assert.ok(netmesh.RedexLockedError.prototype instanceof netmesh.RedexError);
+  assert.equal(netmesh.statusName(netmesh.Status.NET_LAGGED), 'NET_LAGGED');
+  assert.equal(netmesh.WAIT_FOREVER, netmesh.Constants.NET_WAIT_FOREVER);
+  assert.equal(netmesh.WAIT_FOREVER, 0xffffffff);
   assert.equal(netmesh.statusName(-999), 'NET_UNKNOWN_STATUS(-999)');
 });

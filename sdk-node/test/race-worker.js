@@ -9,6 +9,9 @@ const { internal } = require('netmesh');
 const { fns, lastErrorMessage } = internal;
 
 const SHUTTING_DOWN = -2;
+const WAIT_FOREVER = 0xffffffff;
+const REDEX_CLOSED = -104;
+const now = () => process.hrtime.bigint();
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const sleep = (ms) => Atomics.wait(sleeper, 0, 0, ms);
 
@@ -71,6 +74,147 @@ const commands = {
     return { status, message: status < 0 ? lastErrorMessage() : '' };
   },
 };
+
+// ---- RedEX: raw calls on manager / file / tail pointers ----------------------
+
+const FREE = {
+  manager: (h) => fns.net_redex_free(h),
+  file: (h) => fns.net_redex_file_free(h),
+  tail: (h) => fns.net_redex_tail_free(h),
+};
+
+/** One raw call on a handle of `kind`; returns its status (outputs released). */
+function redexOp(kind, handle, i = 0) {
+  switch (kind) {
+    case 'manager': {
+      const name = Buffer.from(`race/mem${i % 4}`);
+      const out = [null];
+      const s = fns.net_redex_open_file(handle, name, name.length, null, 0, out);
+      if (s === 0) fns.net_redex_file_free(out[0]);
+      return s;
+    }
+    case 'file':
+      return i % 2 ? fns.net_redex_file_append(handle, Buffer.from('r'), 1, [0n]) : fns.net_redex_file_len(handle, [0n]);
+    case 'tail': {
+      const payload = { ptr: null, len: 0 };
+      const s = fns.net_redex_tail_next(handle, 0, [0n], payload);
+      if (payload.ptr) fns.net_bytes_free(payload);
+      return s === 1 || s === 2 || s === 3 ? 0 : s; // TIMEOUT / END / LAGGED are outcomes, not errors
+    }
+    default:
+      throw new Error(`unknown kind ${kind}`);
+  }
+}
+
+/** Tells the main thread (gate[1] = 1) that the call is about to start. */
+function signal(gate) {
+  Atomics.store(gate, 1, 1);
+  Atomics.notify(gate, 1);
+}
+
+Object.assign(commands, {
+  redexCall({ kind, handle }) {
+    const status = redexOp(kind, handle, 1);
+    return { status, message: status < 0 ? lastErrorMessage() : '' };
+  },
+  // Calls ops on the handle until it is freed, then `after` more times.
+  // With `closedIsOk`, NET_ERR_REDEX_CLOSED (the SDK's close closes the file
+  // before freeing the handle) counts as a completed call.
+  redexHammer({ kind, handle, gate, after, maxMs, closedIsOk = false }) {
+    const r = { ok: 0, closed: 0, shutting: 0, other: 0, violations: 0, message: '' };
+    waitGate(gate);
+    const deadline = Date.now() + maxMs;
+    for (let i = 0; ; i++) {
+      let s = redexOp(kind, handle, i);
+      if (s === REDEX_CLOSED && closedIsOk) {
+        r.closed++;
+        s = 0;
+      }
+      if (s === 0) {
+        if (r.ok === 0) {
+          Atomics.add(gate, 1, 1);
+          Atomics.notify(gate, 1);
+        }
+        r.ok++;
+      } else if (s === SHUTTING_DOWN) {
+        r.shutting++;
+        r.message = lastErrorMessage();
+        break;
+      } else {
+        r.other = s;
+        r.message = lastErrorMessage();
+        break;
+      }
+      if ((i & 63) === 0 && Date.now() > deadline) break;
+    }
+    if (r.shutting) {
+      for (let i = 0; i < after; i++) if (redexOp(kind, handle, i) !== SHUTTING_DOWN) r.violations++;
+    }
+    return r;
+  },
+  // Frees when the gate opens (with `afterHammer`: once a hammer has completed a call).
+  redexFree({ kind, handle, gate, afterHammer = false }) {
+    waitGate(gate);
+    if (afterHammer) {
+      const deadline = Date.now() + 2000;
+      while (Atomics.load(gate, 1) === 0 && Date.now() < deadline) Atomics.wait(gate, 1, 0, 100);
+    }
+    const t0 = now();
+    FREE[kind](handle);
+    return { t0, t1: now() };
+  },
+  redexFreeAfter({ kind, handle, delayMs }) {
+    sleep(delayMs);
+    const t0 = now();
+    FREE[kind](handle);
+    return { t0, t1: now() };
+  },
+  // net_redex_tail_next(NET_WAIT_FOREVER), signalling just before it blocks.
+  tailNextForever({ handle, signal: gate }) {
+    const payload = { ptr: null, len: 0 };
+    signal(gate);
+    const t0 = now();
+    const status = fns.net_redex_tail_next(handle, WAIT_FOREVER, [0n], payload);
+    const t1 = now();
+    if (payload.ptr) fns.net_bytes_free(payload);
+    return { status, t0, t1 };
+  },
+  // One big append (the buffer is made before the signal).
+  appendBig({ handle, size, fill, signal: gate }) {
+    const payload = Buffer.alloc(size, fill);
+    const seq = [0n];
+    signal(gate);
+    const t0 = now();
+    const status = fns.net_redex_file_append(handle, payload, payload.length, seq);
+    const t1 = now();
+    return { status, seq: BigInt(seq[0]), t0, t1, message: status < 0 ? lastErrorMessage() : '' };
+  },
+  // One open_file on a manager pointer; the new file handle comes back as a bigint.
+  openFile({ handle, name, config, signal: gate }) {
+    const n = Buffer.from(name);
+    const c = Buffer.from(config);
+    const out = [null];
+    signal(gate);
+    const t0 = now();
+    const status = fns.net_redex_open_file(handle, n, n.length, c, c.length, out);
+    const t1 = now();
+    return { status, file: status === 0 ? out[0] : null, t0, t1, message: status < 0 ? lastErrorMessage() : '' };
+  },
+  // `count` appends of `tag:i` (a payload the reader can check), pacing with a
+  // tiny sleep every `every` appends so they interleave with the reader.
+  appendMany({ handle, count, tag, every }) {
+    const seqs = [];
+    const out = [0n];
+    for (let i = 0; i < count; i++) {
+      const p = Buffer.from(`${tag}:${i}`);
+      const s = fns.net_redex_file_append(handle, p, p.length, out);
+      if (s !== 0) return { status: s, message: lastErrorMessage(), seqs };
+      seqs.push(BigInt(out[0]));
+      if (every && i % every === every - 1) sleep(1);
+    }
+    return { status: 0, seqs };
+  },
+});
 
 parentPort.on('message', (msg) => {
   parentPort.postMessage({ result: commands[msg.cmd](msg) });

@@ -10,6 +10,11 @@ the copy bundled in the wheel::
                             channel_hash("sensors/lidar"), ttl_secs=3600)
         token.validate()
 
+    with Redex() as redex, redex.open_file("sensors/lidar") as log:
+        seq = log.append(b"scan 1")
+        for item in log.tail(0):            # Entry(seq, payload) or Lagged(...)
+            ...
+
 Failures raise subclasses of :class:`NetError` (see :mod:`netmesh.errors`).
 """
 
@@ -42,6 +47,18 @@ from .errors import (
     NetError,
     PanicError,
     ReadOnlyError,
+    RedexClosedError,
+    RedexError,
+    RedexGenerationOverflowError,
+    RedexInlineLengthError,
+    RedexInvalidConfigError,
+    RedexIoError,
+    RedexLockedError,
+    RedexNoPersistentDirError,
+    RedexPoisonedError,
+    RedexSyncFailedError,
+    RedexTailEndedError,
+    RedexTooLargeError,
     ShuttingDownError,
     Status,
     TokenDelegationExhaustedError,
@@ -56,6 +73,19 @@ from .errors import (
     status_name,
 )
 from .identity import NET_PUBLIC_KEY_LEN, NET_SEED_LEN, NET_SIGNATURE_LEN, Identity
+from .redex import (
+    NET_WAIT_FOREVER,
+    Entry,
+    EveryN,
+    FsyncPolicy,
+    Interval,
+    IntervalOrBytes,
+    Lagged,
+    Redex,
+    RedexFile,
+    RedexTail,
+    TailItem,
+)
 from .token import NET_TOKEN_SIZE, Scope, Token, TokenInfo
 
 #: The libnet ABI version this SDK was written for (checked at import).
@@ -99,6 +129,18 @@ __all__ = [
     "channel_hash",
     "validate_channel",
     "is_valid_channel",
+    # RedEX
+    "Redex",
+    "RedexFile",
+    "RedexTail",
+    "Entry",
+    "Lagged",
+    "TailItem",
+    "EveryN",
+    "Interval",
+    "IntervalOrBytes",
+    "FsyncPolicy",
+    "NET_WAIT_FOREVER",
     # errors
     "Status",
     "NetError",
@@ -127,4 +169,16 @@ __all__ = [
     "EnvelopeSealOpenFailedError",
     "EnvelopeOriginHashMismatchError",
     "ChannelNameError",
+    "RedexError",
+    "RedexIoError",
+    "RedexPoisonedError",
+    "RedexSyncFailedError",
+    "RedexLockedError",
+    "RedexClosedError",
+    "RedexInvalidConfigError",
+    "RedexInlineLengthError",
+    "RedexTooLargeError",
+    "RedexGenerationOverflowError",
+    "RedexNoPersistentDirError",
+    "RedexTailEndedError",
 ]

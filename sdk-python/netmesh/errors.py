@@ -27,7 +27,19 @@ Every failing call raises a subclass of :class:`NetError` carrying the
     │   ├── EnvelopeInvalidAttestationError
     │   ├── EnvelopeSealOpenFailedError
     │   └── EnvelopeOriginHashMismatchError
-    └── ChannelNameError (also ValueError)
+    ├── ChannelNameError (also ValueError)
+    └── RedexError                 RedEX, the append-only log
+        ├── RedexIoError
+        ├── RedexPoisonedError
+        ├── RedexSyncFailedError
+        ├── RedexLockedError
+        ├── RedexClosedError (also ShuttingDownError)
+        ├── RedexInvalidConfigError (also ValueError)
+        ├── RedexInlineLengthError (also ValueError)
+        ├── RedexTooLargeError
+        ├── RedexGenerationOverflowError
+        ├── RedexNoPersistentDirError
+        └── RedexTailEndedError    not a failure: a tail has nothing more (NET_END)
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ class Status(enum.IntEnum):
     OK = lib.NET_OK
     TIMEOUT = lib.NET_TIMEOUT
     END = lib.NET_END
+    LAGGED = lib.NET_LAGGED
     ERR_INVALID_ARGUMENT = lib.NET_ERR_INVALID_ARGUMENT
     ERR_SHUTTING_DOWN = lib.NET_ERR_SHUTTING_DOWN
     ERR_PANIC = lib.NET_ERR_PANIC
@@ -66,6 +79,16 @@ class Status(enum.IntEnum):
     ERR_ENVELOPE_SEAL_OPEN_FAILED = lib.NET_ERR_ENVELOPE_SEAL_OPEN_FAILED
     ERR_ENVELOPE_ORIGIN_HASH_MISMATCH = lib.NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH
     ERR_CHANNEL_INVALID_NAME = lib.NET_ERR_CHANNEL_INVALID_NAME
+    ERR_REDEX_IO = lib.NET_ERR_REDEX_IO
+    ERR_REDEX_POISONED = lib.NET_ERR_REDEX_POISONED
+    ERR_REDEX_SYNC_FAILED = lib.NET_ERR_REDEX_SYNC_FAILED
+    ERR_REDEX_LOCKED = lib.NET_ERR_REDEX_LOCKED
+    ERR_REDEX_CLOSED = lib.NET_ERR_REDEX_CLOSED
+    ERR_REDEX_INVALID_CONFIG = lib.NET_ERR_REDEX_INVALID_CONFIG
+    ERR_REDEX_INLINE_LENGTH = lib.NET_ERR_REDEX_INLINE_LENGTH
+    ERR_REDEX_TOO_LARGE = lib.NET_ERR_REDEX_TOO_LARGE
+    ERR_REDEX_GENERATION_OVERFLOW = lib.NET_ERR_REDEX_GENERATION_OVERFLOW
+    ERR_REDEX_NO_PERSISTENT_DIR = lib.NET_ERR_REDEX_NO_PERSISTENT_DIR
 
 
 class NetError(Exception):
@@ -191,6 +214,65 @@ class ChannelNameError(NetError, ValueError):
     """A channel name breaks the naming rules; the message says which."""
 
 
+class RedexError(NetError):
+    """Base class of the RedEX (append-only log) errors."""
+
+
+class RedexIoError(RedexError):
+    """A storage operation failed; nothing was appended. The message names
+    the path and the OS error."""
+
+
+class RedexPoisonedError(RedexError):
+    """The file refuses appends after a failed fsync or an unrecoverable
+    partial write; close it and open it again."""
+
+
+class RedexSyncFailedError(RedexError):
+    """The append landed but its required fsync failed: it is not durable,
+    and the file is now poisoned."""
+
+
+class RedexLockedError(RedexError):
+    """Another writer (another manager, or another process) holds the
+    channel's directory; it is free again once that file is closed."""
+
+
+class RedexClosedError(RedexError, ShuttingDownError):
+    """The file has been closed. Also a :class:`ShuttingDownError`, so one
+    ``except ShuttingDownError`` covers every "used after close" outcome
+    (a call racing ``close()`` can get either code)."""
+
+
+class RedexInvalidConfigError(RedexError, ValueError):
+    """The file configuration is invalid; the message names the key."""
+
+
+class RedexInlineLengthError(RedexError, ValueError):
+    """``append_inline`` needs exactly 8 bytes."""
+
+
+class RedexTooLargeError(RedexError):
+    """The append would exceed the file's size limits (4 GiB offsets, 3 GiB
+    in memory)."""
+
+
+class RedexGenerationOverflowError(RedexError):
+    """The file's generation counter is exhausted: no further compaction."""
+
+
+class RedexNoPersistentDirError(RedexError):
+    """A persistent file was requested from a memory-only manager
+    (``Redex()`` without a base directory)."""
+
+
+class RedexTailEndedError(RedexError):
+    """Raised by :meth:`RedexTail.next` when the tail has nothing more and
+    never will: its file was closed, or the tail was closed while the call
+    waited (status ``NET_END``; not a failure). Iterating a tail simply
+    stops instead."""
+
+
 #: The class raised for each error status.
 ERROR_CLASSES: Dict[int, Type[NetError]] = {
     lib.NET_ERR_INVALID_ARGUMENT: InvalidArgumentError,
@@ -215,20 +297,35 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     lib.NET_ERR_ENVELOPE_SEAL_OPEN_FAILED: EnvelopeSealOpenFailedError,
     lib.NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH: EnvelopeOriginHashMismatchError,
     lib.NET_ERR_CHANNEL_INVALID_NAME: ChannelNameError,
+    lib.NET_ERR_REDEX_IO: RedexIoError,
+    lib.NET_ERR_REDEX_POISONED: RedexPoisonedError,
+    lib.NET_ERR_REDEX_SYNC_FAILED: RedexSyncFailedError,
+    lib.NET_ERR_REDEX_LOCKED: RedexLockedError,
+    lib.NET_ERR_REDEX_CLOSED: RedexClosedError,
+    lib.NET_ERR_REDEX_INVALID_CONFIG: RedexInvalidConfigError,
+    lib.NET_ERR_REDEX_INLINE_LENGTH: RedexInlineLengthError,
+    lib.NET_ERR_REDEX_TOO_LARGE: RedexTooLargeError,
+    lib.NET_ERR_REDEX_GENERATION_OVERFLOW: RedexGenerationOverflowError,
+    lib.NET_ERR_REDEX_NO_PERSISTENT_DIR: RedexNoPersistentDirError,
 }
 
 
 def status_name(status: int) -> str:
     """The C name of a status code, e.g. ``"NET_ERR_TOKEN_EXPIRED"``, from
     libnet itself (``"NET_UNKNOWN_STATUS"`` for a code it does not define)."""
-    return ffi.string(lib.net_status_name(status)).decode()
+    raw: bytes = ffi.string(lib.net_status_name(status))
+    return raw.decode()
 
 
 def error_for_status(status: int, message: str = "") -> NetError:
     """The exception for a non-OK status (a plain NetError for an unknown code
     or for a non-error outcome such as NET_TIMEOUT where none was expected)."""
     cls = ERROR_CLASSES.get(status, NetError)
-    if cls is NetError and not message and status in (lib.NET_TIMEOUT, lib.NET_END):
+    if cls is NetError and not message and status in (
+        lib.NET_TIMEOUT,
+        lib.NET_END,
+        lib.NET_LAGGED,
+    ):
         message = "unexpected non-error status from libnet"
     return cls(status, message)
 

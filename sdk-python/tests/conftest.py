@@ -59,3 +59,16 @@ def h(hexstr: str) -> bytes:
 SEED_A = bytes(range(32))
 SEED_B = b"\x42" * 32
 SEED_C = b"\xff" * 32
+
+
+@pytest.fixture
+def redex_dir():
+    """A fresh directory for persistent RedEX files, removed afterwards."""
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="netmesh-redex-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -42,6 +42,18 @@ impl net_bytes_t {
     }
 }
 
+/// A borrowed byte range passed into libnet (for example one payload of a
+/// batch). libnet reads it during the call and keeps no reference.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct net_slice_t {
+    /// First byte; may be NULL only when `len` is 0.
+    pub ptr: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
 /// Releases a buffer returned by libnet and resets it to `{NULL, 0}`.
 ///
 /// NULL-safe and idempotent: passing NULL, or a buffer already released (or

@@ -6,6 +6,7 @@ use std::ffi::{CString, c_char};
 
 use super::status::net_status_t;
 use crate::identity::{ChannelNameError, EnvelopeError, IdentityError, TokenError};
+use crate::redex::RedexError;
 
 /// A failed FFI call: the status to return and the detail to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,41 @@ impl From<EnvelopeError> for FfiError {
 impl From<ChannelNameError> for FfiError {
     fn from(err: ChannelNameError) -> Self {
         Self::new(net_status_t::NET_ERR_CHANNEL_INVALID_NAME, err.to_string())
+    }
+}
+
+impl From<RedexError> for FfiError {
+    fn from(err: RedexError) -> Self {
+        let status = match &err {
+            RedexError::Io { .. } => net_status_t::NET_ERR_REDEX_IO,
+            RedexError::Poisoned(_) => net_status_t::NET_ERR_REDEX_POISONED,
+            RedexError::SyncFailed { .. } => net_status_t::NET_ERR_REDEX_SYNC_FAILED,
+            RedexError::Locked(_) => net_status_t::NET_ERR_REDEX_LOCKED,
+            RedexError::Closed => net_status_t::NET_ERR_REDEX_CLOSED,
+            RedexError::InvalidChannel(_) => net_status_t::NET_ERR_CHANNEL_INVALID_NAME,
+            RedexError::InvalidConfig(_) => net_status_t::NET_ERR_REDEX_INVALID_CONFIG,
+            RedexError::InlineLength(_) => net_status_t::NET_ERR_REDEX_INLINE_LENGTH,
+            RedexError::InlineFlagOnHeap | RedexError::Codec { .. } => {
+                net_status_t::NET_ERR_INTERNAL
+            }
+            RedexError::OffsetOverflow { .. } | RedexError::HeapFull { .. } => {
+                net_status_t::NET_ERR_REDEX_TOO_LARGE
+            }
+            RedexError::GenerationOverflow => net_status_t::NET_ERR_REDEX_GENERATION_OVERFLOW,
+            RedexError::NoPersistentDir(_) => net_status_t::NET_ERR_REDEX_NO_PERSISTENT_DIR,
+        };
+        // Include the source chain: the storage error names the path.
+        let mut message = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            source = cause.source();
+        }
+        Self::new(status, message)
     }
 }
 

@@ -25,7 +25,9 @@
 //! * `bytes p[len];` rebinds `p` to `&[u8]` (NULL allowed only when `len` is 0);
 //! * `array p[len] N;` rebinds `p` to `&[u8; N]`, refusing any other length;
 //! * `opt_array p[len] N;` like `array`, but NULL means `None`;
-//! * `str p[len];` rebinds `p` to a UTF-8 `&str`;
+//! * `str p[len];` rebinds `p` to a UTF-8 `&str`; `opt_str` likewise, NULL
+//!   meaning `None`;
+//! * `slices p[count];` rebinds an array of `net_slice_t` to `Vec<&[u8]>`;
 //! * `out p;` rebinds `p` to an [`Out`] (NULL and alignment checked) whose
 //!   `write` is the only way to set it, so outputs are written at the end of a
 //!   successful body and never on failure.
@@ -188,6 +190,56 @@ pub(crate) unsafe fn input_opt_array<'a, const N: usize>(
 }
 
 /// # Safety
+/// If `count > 0`, `ptr` must be valid for reads of `count` slices, each of
+/// which is valid as for [`input_bytes`].
+pub(crate) unsafe fn input_slices<'a>(
+    ptr: *const super::bytes::net_slice_t,
+    count: usize,
+    name: &str,
+) -> Result<Vec<&'a [u8]>, FfiError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if ptr.is_null() {
+        return Err(FfiError::invalid_argument(format!(
+            "`{name}` is NULL but its count is {count}"
+        )));
+    }
+    if !ptr.is_aligned() {
+        return Err(FfiError::invalid_argument(format!(
+            "`{name}` is misaligned"
+        )));
+    }
+    // SAFETY: non-NULL, aligned, and the caller vouches for `count` slices.
+    let slices = unsafe { std::slice::from_raw_parts(ptr, count) };
+    slices
+        .iter()
+        .enumerate()
+        // SAFETY: each slice is valid per the caller's contract.
+        .map(|(i, s)| unsafe { input_bytes(s.ptr, s.len, &format!("{name}[{i}]")) })
+        .collect()
+}
+
+/// # Safety
+/// As [`input_bytes`]; NULL (with length 0) means absent.
+pub(crate) unsafe fn input_opt_str<'a>(
+    ptr: *const u8,
+    len: usize,
+    name: &str,
+) -> Result<Option<&'a str>, FfiError> {
+    if ptr.is_null() {
+        if len != 0 {
+            return Err(FfiError::invalid_argument(format!(
+                "`{name}` is NULL (absent) but its length is {len}"
+            )));
+        }
+        return Ok(None);
+    }
+    // SAFETY: forwarded contract.
+    unsafe { input_str(ptr, len, name) }.map(Some)
+}
+
+/// # Safety
 /// As [`input_bytes`].
 pub(crate) unsafe fn input_str<'a>(
     ptr: *const u8,
@@ -233,6 +285,18 @@ macro_rules! ffi_export {
         let (raw, len) = ($p, $len);
         // SAFETY: as for `bytes`.
         let $p = unsafe { $crate::ffi::export::input_str(raw, len, stringify!($p)) }?;
+        $crate::ffi::export::ffi_export!(@bind $($rest)*)
+    }};
+    (@bind opt_str $p:ident[$len:ident]; $($rest:tt)*) => {{
+        let (raw, len) = ($p, $len);
+        // SAFETY: as for `bytes`; NULL is accepted as "absent".
+        let $p = unsafe { $crate::ffi::export::input_opt_str(raw, len, stringify!($p)) }?;
+        $crate::ffi::export::ffi_export!(@bind $($rest)*)
+    }};
+    (@bind slices $p:ident[$count:ident]; $($rest:tt)*) => {{
+        let (raw, count) = ($p, $count);
+        // SAFETY: the caller passes `count` valid slices at `raw` (documented contract).
+        let $p = unsafe { $crate::ffi::export::input_slices(raw, count, stringify!($p)) }?;
         $crate::ffi::export::ffi_export!(@bind $($rest)*)
     }};
     (@bind out $p:ident; $($rest:tt)*) => {{

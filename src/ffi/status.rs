@@ -20,6 +20,9 @@ pub enum net_status_t {
     NET_TIMEOUT = 1,
     /// A stream has no more items and never will (not an error).
     NET_END = 2,
+    /// A reader fell behind and entries it had not read were removed; the
+    /// call reports where delivery resumes (not an error).
+    NET_LAGGED = 3,
     /// A pointer was NULL or misaligned, a length was wrong, a string was not
     /// UTF-8, or a handle was of the wrong type. The message names the argument.
     NET_ERR_INVALID_ARGUMENT = -1,
@@ -65,6 +68,27 @@ pub enum net_status_t {
     NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH = -35,
     /// A channel name breaks the naming rules; the message says which.
     NET_ERR_CHANNEL_INVALID_NAME = -40,
+    /// A RedEX file operation failed in the storage layer (nothing appended).
+    NET_ERR_REDEX_IO = -100,
+    /// The RedEX file refuses appends after a failed fsync or an unrecoverable
+    /// partial write; close and reopen it.
+    NET_ERR_REDEX_POISONED = -101,
+    /// The append landed but its required fsync failed; the file is poisoned.
+    NET_ERR_REDEX_SYNC_FAILED = -102,
+    /// Another writer holds the RedEX channel directory.
+    NET_ERR_REDEX_LOCKED = -103,
+    /// The RedEX file has been closed.
+    NET_ERR_REDEX_CLOSED = -104,
+    /// The RedEX configuration is invalid; the message names the key.
+    NET_ERR_REDEX_INVALID_CONFIG = -105,
+    /// `append_inline` needs exactly 8 bytes.
+    NET_ERR_REDEX_INLINE_LENGTH = -106,
+    /// The append would exceed the file's size limits (4 GiB offsets, 3 GiB heap).
+    NET_ERR_REDEX_TOO_LARGE = -107,
+    /// The RedEX generation counter is exhausted; no further compaction.
+    NET_ERR_REDEX_GENERATION_OVERFLOW = -108,
+    /// A persistent RedEX file needs a manager with a base directory.
+    NET_ERR_REDEX_NO_PERSISTENT_DIR = -109,
 }
 
 impl net_status_t {
@@ -75,6 +99,7 @@ impl net_status_t {
         Self::NET_OK,
         Self::NET_TIMEOUT,
         Self::NET_END,
+        Self::NET_LAGGED,
         Self::NET_ERR_INVALID_ARGUMENT,
         Self::NET_ERR_SHUTTING_DOWN,
         Self::NET_ERR_PANIC,
@@ -97,6 +122,16 @@ impl net_status_t {
         Self::NET_ERR_ENVELOPE_SEAL_OPEN_FAILED,
         Self::NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH,
         Self::NET_ERR_CHANNEL_INVALID_NAME,
+        Self::NET_ERR_REDEX_IO,
+        Self::NET_ERR_REDEX_POISONED,
+        Self::NET_ERR_REDEX_SYNC_FAILED,
+        Self::NET_ERR_REDEX_LOCKED,
+        Self::NET_ERR_REDEX_CLOSED,
+        Self::NET_ERR_REDEX_INVALID_CONFIG,
+        Self::NET_ERR_REDEX_INLINE_LENGTH,
+        Self::NET_ERR_REDEX_TOO_LARGE,
+        Self::NET_ERR_REDEX_GENERATION_OVERFLOW,
+        Self::NET_ERR_REDEX_NO_PERSISTENT_DIR,
     ];
 
     /// The status with this numeric code, if there is one.
@@ -115,6 +150,7 @@ impl net_status_t {
             Self::NET_OK => c"NET_OK",
             Self::NET_TIMEOUT => c"NET_TIMEOUT",
             Self::NET_END => c"NET_END",
+            Self::NET_LAGGED => c"NET_LAGGED",
             Self::NET_ERR_INVALID_ARGUMENT => c"NET_ERR_INVALID_ARGUMENT",
             Self::NET_ERR_SHUTTING_DOWN => c"NET_ERR_SHUTTING_DOWN",
             Self::NET_ERR_PANIC => c"NET_ERR_PANIC",
@@ -137,6 +173,16 @@ impl net_status_t {
             Self::NET_ERR_ENVELOPE_SEAL_OPEN_FAILED => c"NET_ERR_ENVELOPE_SEAL_OPEN_FAILED",
             Self::NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH => c"NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH",
             Self::NET_ERR_CHANNEL_INVALID_NAME => c"NET_ERR_CHANNEL_INVALID_NAME",
+            Self::NET_ERR_REDEX_IO => c"NET_ERR_REDEX_IO",
+            Self::NET_ERR_REDEX_POISONED => c"NET_ERR_REDEX_POISONED",
+            Self::NET_ERR_REDEX_SYNC_FAILED => c"NET_ERR_REDEX_SYNC_FAILED",
+            Self::NET_ERR_REDEX_LOCKED => c"NET_ERR_REDEX_LOCKED",
+            Self::NET_ERR_REDEX_CLOSED => c"NET_ERR_REDEX_CLOSED",
+            Self::NET_ERR_REDEX_INVALID_CONFIG => c"NET_ERR_REDEX_INVALID_CONFIG",
+            Self::NET_ERR_REDEX_INLINE_LENGTH => c"NET_ERR_REDEX_INLINE_LENGTH",
+            Self::NET_ERR_REDEX_TOO_LARGE => c"NET_ERR_REDEX_TOO_LARGE",
+            Self::NET_ERR_REDEX_GENERATION_OVERFLOW => c"NET_ERR_REDEX_GENERATION_OVERFLOW",
+            Self::NET_ERR_REDEX_NO_PERSISTENT_DIR => c"NET_ERR_REDEX_NO_PERSISTENT_DIR",
         }
     }
 

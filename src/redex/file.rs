@@ -240,7 +240,13 @@ impl NewEntries {
         };
         match items {
             [one] => Self::One([make(0, one)]),
-            _ => Self::Many(items.iter().enumerate().map(|(i, item)| make(i, item)).collect()),
+            _ => Self::Many(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| make(i, item))
+                    .collect(),
+            ),
         }
     }
 
@@ -465,16 +471,22 @@ impl RedexFile {
                             })
                             .copied()
                             .collect();
-                        let records: Vec<u8> =
-                            new_entries.as_slice().iter().flat_map(|e| e.to_record().encode()).collect();
-                        let ts_bytes: Vec<u8> = std::iter::repeat_n(ts.to_le_bytes(), items.len()).flatten().collect();
+                        let records: Vec<u8> = new_entries
+                            .as_slice()
+                            .iter()
+                            .flat_map(|e| e.to_record().encode())
+                            .collect();
+                        let ts_bytes: Vec<u8> = std::iter::repeat_n(ts.to_le_bytes(), items.len())
+                            .flatten()
+                            .collect();
                         disk.append(&heap_bytes, &records, &ts_bytes)
                     }
                 };
                 if let Err(failure) = written {
                     return Err(match failure.poison {
                         Some(reason) => {
-                            let reason = format!("{reason}; after {} failed: {}", failure.op, failure.error);
+                            let reason =
+                                format!("{reason}; after {} failed: {}", failure.op, failure.error);
                             poison(inner, &mut state, reason.clone());
                             RedexError::Poisoned(reason)
                         }

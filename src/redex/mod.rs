@@ -1,7 +1,7 @@
 //! RedEX: Net's crash-safe, per-channel append-only log, byte-compatible with
 //! Net v0.11 on disk (STORAGE.md §1–9).
 //!
-//! A [`Redex`] opens [`RedexFile`]s by channel name, in memory or under a base
+//! A [`Redex`](crate::redex::Redex) opens [`RedexFile`](crate::redex::RedexFile)s by channel name, in memory or under a base
 //! directory. Appends get consecutive sequence numbers; `RedexFile::tail`
 //! reads from any point and then follows new appends; retention removes
 //! prefixes and, on disk, compacts into a new generation behind an atomic

@@ -27,9 +27,29 @@ import {
   EnvelopeError,
   EnvelopeSealOpenFailedError,
   ChannelNameError,
+  Redex,
+  RedexFile,
+  RedexTail,
+  RedexError,
+  RedexLockedError,
+  RedexClosedError,
+  RedexInvalidConfigError,
+  RedexInlineLengthError,
+  RedexIoError,
+  RedexPoisonedError,
+  RedexSyncFailedError,
+  RedexTooLargeError,
+  RedexGenerationOverflowError,
+  RedexNoPersistentDirError,
+  WAIT_FOREVER,
   internal,
   type StatusName,
+  type ConstantName,
   type PoolJobEvent,
+  type RedexFileOptions,
+  type RedexTailItem,
+  type RedexRecord,
+  type RedexLagged,
 } from 'netmesh';
 
 async function main(): Promise<void> {
@@ -114,6 +134,103 @@ async function main(): Promise<void> {
   internal.poolEvents.on('job', (j: PoolJobEvent) => {
     const d: bigint = j.finishedAt - j.startedAt;
   });
+
+  // RedEX
+  using redex = Redex.open('/tmp/redex');
+  await using memory = new Redex();
+  const dir: string | null = redex.baseDir;
+  const options: RedexFileOptions = {
+    persistent: true,
+    fsync: { intervalMs: 10, maxBytes: 1n << 20n },
+    retention: { maxEvents: 1000n, maxBytes: 1 << 30, maxAgeMs: 60_000 },
+  };
+  using file: RedexFile = redex.openFile('orders/eu', options);
+  const file2: RedexFile = await redex.openFileAsync(Buffer.from('orders/us'), { persistent: true, fsync: { everyN: 64 } });
+  const file3 = memory.openFile('mem', '{"retention": {"max_events": 2}}');
+  memory.openFile('mem2', { fsync: 'never' });
+  const seq: bigint = file.append(Buffer.from('x'));
+  const seq2: bigint = await file.appendAsync('y');
+  const seq3: bigint = file.appendInline(new Uint8Array(8));
+  const first: bigint | null = file.appendBatch([Buffer.from('a'), 'b']);
+  const first2: bigint | null = await file.appendBatchAsync(new Set(['c']));
+  const got: Buffer | null = file.read(seq);
+  const got2: Buffer | null = await file.readAsync(0);
+  const range: RedexRecord[] = file.readRange(0n, 10n);
+  const range2 = await file.readRangeAsync(0, 10);
+  const firstSeq: bigint = range2[0].seq;
+  const firstPayload: Buffer = range[0].payload;
+  const next: bigint = file.nextSeq + file.length;
+  file.sync();
+  await file.syncAsync();
+  const removed: bigint = file.sweepRetention() + (await file.sweepRetentionAsync());
+  const fileName: string = file.name;
+  const tail: RedexTail = file.tail();
+  for await (const item of file.tail(0n)) {
+    if (item.lagged) {
+      const missed: bigint = item.resumeAt - item.missedFrom;
+      const lag: RedexLagged = item;
+      void [missed, lag];
+    } else {
+      const s: bigint = item.seq;
+      const p: Buffer = item.payload;
+      void [s, p];
+    }
+    break;
+  }
+  const r1: IteratorResult<RedexTailItem, undefined> = await tail.next();
+  const r2: IteratorResult<RedexTailItem, undefined> | null = await tail.next(100);
+  if (r2 !== null && !r2.done && !r2.value.lagged) {
+    const payload: Buffer = r2.value.payload;
+    void payload;
+  }
+  const pos: bigint = tail.position;
+  const tailFile: RedexFile = tail.file;
+  const it: AsyncIterable<RedexTailItem> = tail;
+  const manual = tail[Symbol.asyncIterator]();
+  const r3: IteratorResult<RedexTailItem> = await manual.next();
+  void r3;
+  tail.close();
+  await tail.return();
+  file2.close();
+  await file3.closeAsync();
+  redex.close();
+  await redex.closeAsync();
+  const forever: number = WAIT_FOREVER + Constants.NET_WAIT_FOREVER;
+  const cn: ConstantName = 'NET_WAIT_FOREVER';
+  const lagged: number = Status.NET_LAGGED + Status.NET_ERR_REDEX_LOCKED;
+  try {
+    file.append('z');
+  } catch (e) {
+    if (e instanceof RedexLockedError || e instanceof RedexClosedError || e instanceof RedexInvalidConfigError) {
+      const re: RedexError = e;
+      const code: string = re.code;
+      void code;
+    } else if (
+      e instanceof RedexInlineLengthError ||
+      e instanceof RedexIoError ||
+      e instanceof RedexPoisonedError ||
+      e instanceof RedexSyncFailedError ||
+      e instanceof RedexTooLargeError ||
+      e instanceof RedexGenerationOverflowError ||
+      e instanceof RedexNoPersistentDirError
+    ) {
+      const ne: NetError = e;
+      void ne;
+    }
+  }
+  const redexHandle: bigint | null = internal.rawHandle(file);
+  const json: string | null = internal.redexConfigJson(options);
+  const poll: number = internal.tailPollMs;
+  // @ts-expect-error sequence numbers are bigint
+  const wrongSeq: number = file.append('x');
+  // @ts-expect-error unknown option keys are rejected
+  redex.openFile('x', { persistant: true });
+  // @ts-expect-error fsync policies are 'never' or objects
+  redex.openFile('x', { fsync: 'always' });
+  // @ts-expect-error no public constructor
+  new RedexFile();
+  void [dir, seq, seq2, seq3, first, first2, got, got2, firstSeq, firstPayload, next, removed, fileName, r1, pos, tailFile, it];
+  void [forever, cn, lagged, redexHandle, json, poll, wrongSeq];
 
   // Mistakes the declarations must reject:
   // @ts-expect-error u64 values are bigint, not number

@@ -1,0 +1,636 @@
+package netmesh_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/netmesh/net/sdk-go/netmesh"
+)
+
+// The three close/free races of every RedEX handle type (manager, file,
+// tail): (1) calls after Close fail with ErrShuttingDown, also while Close
+// runs on another goroutine; (2) concurrent Closes are idempotent and racing
+// calls do not crash; (3) Close waits for a call in flight. The raw-pointer
+// halves (libnet's own guard answering NET_ERR_SHUTTING_DOWN) are in
+// redex_internal_test.go.
+
+// bigPayload is the ~48 MiB payload of the in-flight races.
+var bigPayload = sync.OnceValue(func() []byte {
+	b := make([]byte, 48<<20)
+	for i := range b {
+		b[i] = byte(i*131 + i>>16)
+	}
+	return b
+})
+
+// okOrShuttingDown fails the test for any error but ErrShuttingDown.
+func okOrShuttingDown(t *testing.T, what string, err error) bool {
+	t.Helper()
+	if err != nil && !errors.Is(err, netmesh.ErrShuttingDown) {
+		t.Errorf("%s racing Close: %v", what, err)
+		return false
+	}
+	return err == nil
+}
+
+// ---- manager ----
+
+func TestRedexManagerOpAfterClose(t *testing.T) {
+	r, err := netmesh.OpenRedex("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Close()
+	_, err = r.OpenFile("after/close", netmesh.FileConfig{})
+	expectIs(t, err, netmesh.ErrShuttingDown)
+	_, err = r.OpenFileJSON("after/close", "")
+	expectIs(t, err, netmesh.ErrShuttingDown)
+
+	for round := 0; round < 50; round++ {
+		r, err := netmesh.OpenRedex("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var closed atomic.Bool
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				<-start
+				for k := 0; ; k++ {
+					after := closed.Load()
+					f, err := r.OpenFile(fmt.Sprintf("race/w%d/f%d", w, k%8), netmesh.FileConfig{})
+					if err == nil {
+						_ = f.Close()
+					}
+					switch {
+					case err == nil && after:
+						t.Error("OpenFile succeeded after Close returned")
+						return
+					case !okOrShuttingDown(t, "OpenFile", err):
+						return
+					}
+				}
+			}(w)
+		}
+		close(start)
+		runtime.Gosched()
+		_ = r.Close()
+		closed.Store(true)
+		wg.Wait()
+	}
+}
+
+func TestRedexManagerConcurrentClose(t *testing.T) {
+	for round := 0; round < 50; round++ {
+		r, err := netmesh.OpenRedex(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for c := 0; c < 8; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if err := r.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			}()
+		}
+		for u := 0; u < 3; u++ {
+			wg.Add(1)
+			go func(u int) {
+				defer wg.Done()
+				<-start
+				for k := 0; k < 5; k++ {
+					f, err := r.OpenFile(fmt.Sprintf("cc/u%d", u), netmesh.FileConfig{Persistent: k%2 == 0})
+					if !okOrShuttingDown(t, "OpenFile", err) {
+						continue
+					}
+					if _, err := f.Append([]byte("x")); err != nil {
+						t.Errorf("Append on a file opened while its manager closes: %v", err)
+					}
+					_ = f.Close()
+				}
+			}(u)
+		}
+		close(start)
+		wg.Wait()
+		_ = r.Close()
+	}
+}
+
+// An OpenFile recovering ~48 MiB is in flight when the manager is closed:
+// either it completes (a working file, and Close returned only after it) or
+// it lost the race to enter libnet (ErrShuttingDown) and the round is
+// retried.
+func TestRedexManagerCloseWaitsForInFlightOpen(t *testing.T) {
+	dir := t.TempDir()
+	cfg := netmesh.FileConfig{Persistent: true}
+	func() {
+		r := mustRedex(t, dir)
+		f := mustOpenFile(t, r, "big/recover", cfg)
+		chunk := bigPayload()[:1<<20]
+		batch := make([][]byte, 48)
+		for i := range batch {
+			batch[i] = chunk
+		}
+		if _, _, err := f.AppendBatch(batch); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	openOnce := func(r *netmesh.Redex) (time.Duration, error) {
+		begin := time.Now()
+		f, err := r.OpenFile("big/recover", cfg)
+		if err != nil {
+			return 0, err
+		}
+		d := time.Since(begin)
+		if n, err := f.Len(); err != nil || n != 48 {
+			t.Errorf("recovered file: %d entries, %v", n, err)
+		}
+		return d, f.Close()
+	}
+	openTime := time.Duration(1 << 62)
+	for i := 0; i < 2; i++ {
+		d, err := openOnce(mustRedex(t, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		openTime = min(openTime, d)
+	}
+	t.Logf("recovering 48 MiB takes ~%v", openTime)
+
+	type result struct {
+		f    *netmesh.RedexFile
+		err  error
+		done time.Time
+	}
+	entries := uint64(48)
+	won := 0
+	for attempt := 1; attempt <= 20 && won < 3; attempt++ {
+		r, err := netmesh.OpenRedex(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := make(chan result, 1)
+		go func() {
+			f, err := r.OpenFile("big/recover", cfg)
+			res <- result{f, err, time.Now()}
+		}()
+		time.Sleep(openTime / 4)
+		closeStart := time.Now()
+		_ = r.Close()
+		closeEnd := time.Now()
+		got := <-res
+		if errors.Is(got.err, netmesh.ErrShuttingDown) {
+			t.Logf("attempt %d: OpenFile lost the race to Close, retrying", attempt)
+			continue
+		}
+		if got.err != nil {
+			t.Fatalf("in-flight OpenFile: %v", got.err)
+		}
+		// The file outlives its manager.
+		n, err := got.f.Len()
+		if err != nil || n != entries {
+			t.Fatalf("file opened while its manager closed: %d entries, %v; want %d", n, err, entries)
+		}
+		if _, err := got.f.Append([]byte("after the manager closed")); err != nil {
+			t.Fatalf("append after the manager closed: %v", err)
+		}
+		entries++
+		if err := got.f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got.done.Before(closeStart) {
+			t.Logf("attempt %d: OpenFile finished before Close was called, retrying", attempt)
+			continue
+		}
+		if closeEnd.Before(got.done.Add(-openTime / 4)) {
+			t.Fatalf("Close returned %v before the in-flight OpenFile completed", got.done.Sub(closeEnd))
+		}
+		t.Logf("attempt %d: Close waited %v for the in-flight OpenFile", attempt, closeEnd.Sub(closeStart))
+		won++
+	}
+	if won == 0 {
+		t.Fatal("never caught Close racing an in-flight OpenFile")
+	}
+}
+
+// ---- file ----
+
+func allFileOps(f *netmesh.RedexFile) []error {
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	_, err := f.Append([]byte("a"))
+	add(err)
+	_, err = f.AppendInline([]byte("12345678"))
+	add(err)
+	_, _, err = f.AppendBatch([][]byte{[]byte("b")})
+	add(err)
+	_, _, err = f.AppendBatch(nil)
+	add(err)
+	_, _, err = f.Read(0)
+	add(err)
+	_, err = f.ReadRange(0, 10)
+	add(err)
+	_, err = f.NextSeq()
+	add(err)
+	_, err = f.Len()
+	add(err)
+	add(f.Sync())
+	_, err = f.SweepRetention()
+	add(err)
+	tail, err := f.Tail(0)
+	if err == nil {
+		_ = tail.Close()
+	}
+	add(err)
+	return errs
+}
+
+func TestRedexFileOpAfterClose(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		f := memFile(t, "file/after", netmesh.FileConfig{})
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for j, err := range allFileOps(f) {
+			if !errors.Is(err, netmesh.ErrShuttingDown) {
+				t.Fatalf("op %d after Close: %v, want ErrShuttingDown", j, err)
+			}
+		}
+	}
+
+	dir := t.TempDir()
+	for round := 0; round < 25; round++ {
+		r := mustRedex(t, dir)
+		f, err := r.OpenFile("file/race", netmesh.FileConfig{Persistent: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var closed atomic.Bool
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for {
+					after := closed.Load()
+					_, err := f.Append([]byte("racing"))
+					switch {
+					case err == nil && after:
+						t.Error("Append succeeded after Close returned")
+						return
+					case !okOrShuttingDown(t, "Append", err):
+						return
+					}
+				}
+			}()
+		}
+		close(start)
+		time.Sleep(time.Millisecond)
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		closed.Store(true)
+		wg.Wait()
+		_ = r.Close()
+	}
+}
+
+func TestRedexFileConcurrentClose(t *testing.T) {
+	dir := t.TempDir()
+	for round := 0; round < 100; round++ {
+		r := mustRedex(t, dir)
+		f, err := r.OpenFile("file/cc", netmesh.FileConfig{Persistent: round%2 == 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tail, err := f.Tail(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for c := 0; c < 8; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if err := f.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			}()
+		}
+		for u := 0; u < 3; u++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for k := 0; k < 5; k++ {
+					for _, err := range allFileOps(f) {
+						okOrShuttingDown(t, "file op", err)
+					}
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() { // a tail reading through it all ends cleanly
+			defer wg.Done()
+			for {
+				_, err := tail.Next(context.Background())
+				if err == io.EOF {
+					return
+				}
+				if err != nil {
+					t.Errorf("tail of a closing file: %v", err)
+					return
+				}
+			}
+		}()
+		close(start)
+		wg.Wait()
+		_ = tail.Close()
+		_ = r.Close()
+	}
+}
+
+// A 48 MiB Append to a persistent file is in flight when the file is
+// closed: either it completes (Close returns only after it, and the entry is
+// on disk after reopening) or it lost the race (ErrShuttingDown).
+func TestRedexFileCloseWaitsForInFlightAppend(t *testing.T) {
+	dir := t.TempDir()
+	cfg := netmesh.FileConfig{Persistent: true}
+	payload := bigPayload()
+	r := mustRedex(t, dir)
+
+	appendTime := time.Duration(1 << 62)
+	for i := 0; i < 2; i++ {
+		f := mustOpenFile(t, r, fmt.Sprintf("inflight/warm%d", i), cfg)
+		begin := time.Now()
+		mustAppend(t, f, payload)
+		appendTime = min(appendTime, time.Since(begin))
+		_ = f.Close()
+		_ = os.RemoveAll(filepath.Join(dir, "inflight", fmt.Sprintf("warm%d", i)))
+	}
+	t.Logf("appending 48 MiB takes ~%v", appendTime)
+	slack := appendTime / 4
+
+	type result struct {
+		seq  uint64
+		err  error
+		done time.Time
+	}
+	won := 0
+	for attempt := 1; attempt <= 20 && won < 3; attempt++ {
+		name := fmt.Sprintf("inflight/a%d", attempt)
+		f, err := r.OpenFile(name, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustAppend(t, f, []byte("before"))
+		res := make(chan result, 1)
+		go func() {
+			seq, err := f.Append(payload)
+			res <- result{seq, err, time.Now()}
+		}()
+		time.Sleep(appendTime / 5)
+		closeStart := time.Now()
+		if err := f.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		closeEnd := time.Now()
+		got := <-res
+
+		reopened := mustOpenFile(t, r, name, cfg)
+		n, _ := reopened.NextSeq()
+		if errors.Is(got.err, netmesh.ErrShuttingDown) {
+			if n != 1 {
+				t.Fatalf("a refused Append left %d entries", n)
+			}
+			t.Logf("attempt %d: Append lost the race to Close, retrying", attempt)
+		} else {
+			if got.err != nil {
+				t.Fatalf("in-flight Append: %v", got.err)
+			}
+			onDisk, found, err := reopened.Read(got.seq)
+			if err != nil || !found || !bytes.Equal(onDisk, payload) {
+				t.Fatalf("the completed Append is not on disk after reopening (found %v, %d bytes, %v)", found, len(onDisk), err)
+			}
+			switch {
+			case got.done.Before(closeStart):
+				t.Logf("attempt %d: Append finished before Close was called, retrying", attempt)
+			case closeEnd.Before(got.done.Add(-slack)):
+				t.Fatalf("Close returned %v before the in-flight Append completed", got.done.Sub(closeEnd))
+			default:
+				t.Logf("attempt %d: Close waited %v for the in-flight Append", attempt, closeEnd.Sub(closeStart))
+				won++
+			}
+		}
+		_ = reopened.Close()
+		_ = os.RemoveAll(filepath.Join(dir, "inflight", fmt.Sprintf("a%d", attempt)))
+	}
+	if won == 0 {
+		t.Fatal("never caught Close racing an in-flight Append")
+	}
+}
+
+// ---- tail ----
+
+func TestRedexTailOpAfterClose(t *testing.T) {
+	f := memFile(t, "tail/after", netmesh.FileConfig{})
+	mustAppend(t, f, []byte("x"))
+	for i := 0; i < 50; i++ {
+		tail, err := f.Tail(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = tail.Close()
+		_, err = tail.Next(context.Background())
+		expectIs(t, err, netmesh.ErrShuttingDown)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err = tail.Next(ctx)
+		cancel()
+		expectIs(t, err, netmesh.ErrShuttingDown)
+		if ev, ok := <-tail.Entries(context.Background()); ok {
+			t.Fatalf("Entries of a closed tail delivered %+v", ev)
+		}
+	}
+
+	// Next racing Close on other goroutines: an entry, io.EOF (closed while
+	// in the call) or ErrShuttingDown (called after), and after Close
+	// returned only ErrShuttingDown.
+	for round := 0; round < 50; round++ {
+		tail, err := f.Tail(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var closed atomic.Bool
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for w := 0; w < 3; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				<-start
+				ctx := context.Background()
+				if w == 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithCancel(ctx)
+					defer cancel()
+				}
+				for {
+					after := closed.Load()
+					_, err := tail.Next(ctx)
+					switch {
+					case after && !errors.Is(err, netmesh.ErrShuttingDown):
+						t.Errorf("Next after Close returned: %v", err)
+						return
+					case err == nil, err == io.EOF:
+					case errors.Is(err, netmesh.ErrShuttingDown):
+						return
+					default:
+						t.Errorf("Next racing Close: %v", err)
+						return
+					}
+				}
+			}(w)
+		}
+		close(start)
+		time.Sleep(time.Millisecond)
+		_ = tail.Close()
+		closed.Store(true)
+		wg.Wait()
+	}
+}
+
+func TestRedexTailConcurrentClose(t *testing.T) {
+	f := memFile(t, "tail/cc", netmesh.FileConfig{})
+	for round := 0; round < 100; round++ {
+		tail, err := f.Tail(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events := tail.Entries(context.Background())
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for c := 0; c < 8; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if err := tail.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			}()
+		}
+		for u := 0; u < 3; u++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for k := 0; k < 20; k++ {
+					_, _ = f.Append([]byte("x"))
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+					_, err := tail.Next(ctx)
+					cancel()
+					if err != nil && err != io.EOF && !errors.Is(err, context.DeadlineExceeded) &&
+						!errors.Is(err, netmesh.ErrShuttingDown) {
+						t.Errorf("Next racing Close: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for range events { // closed once the tail is
+		}
+	}
+}
+
+// A Next blocked with no deadline (NET_WAIT_FOREVER inside libnet) is woken
+// by Close and returns io.EOF; Close returns promptly, not after libnet's
+// 5 s drain limit. (The raw test in redex_internal_test.go checks that the
+// free returns only after the blocked call has left libnet.)
+func TestRedexTailCloseWakesBlockedNext(t *testing.T) {
+	f := memFile(t, "tail/wake", netmesh.FileConfig{})
+	for round := 0; round < 10; round++ {
+		tail, err := f.Tail(1 << 40) // far ahead: nothing will ever arrive
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := make(chan error, 1)
+		go func() {
+			_, err := tail.Next(context.Background())
+			res <- err
+		}()
+		time.Sleep(20 * time.Millisecond)
+		begin := time.Now()
+		_ = tail.Close()
+		if d := time.Since(begin); d > 2*time.Second {
+			t.Fatalf("Close took %v to wake the blocked Next", d)
+		}
+		select {
+		case err := <-res:
+			if err != io.EOF {
+				t.Fatalf("blocked Next after Close: %v, want io.EOF", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close did not wake the blocked Next")
+		}
+	}
+}
+
+// Handles that are never closed are freed by their finalizers, in any
+// order; nothing crashes, and a persistent channel is unlocked once its
+// unreachable file has been finalized.
+func TestRedexFinalizers(t *testing.T) {
+	dir := t.TempDir()
+	func() {
+		r, _ := netmesh.OpenRedex(dir)
+		f, err := r.OpenFile("gc/ch", netmesh.FileConfig{Persistent: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = f.Append([]byte("x"))
+		_, _ = f.Tail(0)
+	}()
+	r := mustRedex(t, dir)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		f, err := r.OpenFile("gc/ch", netmesh.FileConfig{Persistent: true})
+		if err == nil {
+			if n, _ := f.Len(); n != 1 {
+				t.Fatalf("after finalization: %d entries", n)
+			}
+			_ = f.Close()
+			return
+		}
+		if !errors.Is(err, netmesh.ErrRedexLocked) || time.Now().After(deadline) {
+			t.Fatalf("channel still unavailable: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

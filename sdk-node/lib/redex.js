@@ -1,0 +1,681 @@
+'use strict';
+// RedEX, Net's crash-safe append-only log: Redex (the channels under one base
+// directory, or memory only), RedexFile (one channel's log) and RedexTail (a
+// reader that backfills, then follows live appends). Each wraps a libnet
+// handle with Identity's lifetime rules: close() / `using` / a
+// FinalizationRegistry safety net, no JS-side lock around C calls, and
+// libnet's HandleGuard making close-vs-call races safe.
+//
+// Tails never call net_redex_tail_next on the main thread. Each pending
+// next() runs polls of at most TAIL_POLL_MS on the shared async pool: a poll
+// returns at once when an entry is there (plus whatever else is ready, up to
+// a batch limit), else after the slice, and the next poll queues behind the
+// other pooled calls. A blocked tail therefore holds a pool worker for at most
+// one slice at a time and never starves the other *Async calls, and any
+// number of tails share the pool's few threads. See docs/sdk-node.md.
+
+const util = require('node:util');
+const { performance } = require('node:perf_hooks');
+const { fns, STATUS } = require('./native');
+const calls = require('./calls');
+const args = require('./args');
+const { ShuttingDownError, RedexInvalidConfigError, errorFor } = require('./errors');
+const pool = require('./pool');
+
+/** Longest single wait of a tail poll on a pool worker (ms). */
+const TAIL_POLL_MS = 50;
+/** Once a poll has an item, it also gathers what is ready, up to these limits. */
+const TAIL_BATCH_ITEMS = 256;
+const TAIL_BATCH_BYTES = 1 << 20;
+
+const U64_MAX = (1n << 64n) - 1n;
+const kConstruct = Symbol('netmesh.Redex.construct');
+const DONE = Object.freeze({ done: true, value: undefined });
+
+function closedError(what) {
+  return new ShuttingDownError(`${what} is closed`, STATUS.NET_ERR_SHUTTING_DOWN);
+}
+
+// ---- configuration ----------------------------------------------------------
+
+function configError(message) {
+  return new RedexInvalidConfigError(message, STATUS.NET_ERR_REDEX_INVALID_CONFIG);
+}
+
+function describe(value) {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
+
+function u64Config(value, path) {
+  if (typeof value === 'bigint' && value >= 0n && value <= U64_MAX) return value.toString();
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return String(value);
+  throw configError(
+    `${path}: expected a non-negative integer (bigint or safe-integer number), got ${describe(value)}`,
+  );
+}
+
+/**
+ * An options object as JSON members, checking its keys against `known`
+ * ({ jsKey: [jsonKey, encode(value, path)] }); undefined/null values are absent.
+ */
+function members(value, path, known) {
+  const label = path === '' ? 'openFile options' : path;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw configError(`${label}: expected an object, got ${describe(value)}`);
+  }
+  const out = [];
+  for (const [key, v] of Object.entries(value)) {
+    const spec = known[key];
+    if (!spec) {
+      throw configError(
+        `${label}: unknown key ${JSON.stringify(key)} (known: ${Object.keys(known).join(', ')})`,
+      );
+    }
+    if (v === undefined || v === null) continue;
+    out.push([spec[0], spec[1](v, path === '' ? key : `${path}.${key}`)]);
+  }
+  return out;
+}
+
+const FSYNC_FORMS = "'never', { everyN }, { intervalMs } or { intervalMs, maxBytes }";
+
+const FSYNC_KEYS = {
+  everyN: ['every_n', u64Config],
+  intervalMs: ['interval_ms', u64Config],
+  maxBytes: ['max_bytes', u64Config],
+};
+
+function fsyncJson(value, path) {
+  if (value === 'never') return '"never"';
+  if (typeof value === 'string') {
+    throw configError(`${path}: unknown policy ${JSON.stringify(value)} (use ${FSYNC_FORMS})`);
+  }
+  const m = members(value, path, FSYNC_KEYS);
+  const keys = m.map(([k]) => k).sort().join(',');
+  if (!['every_n', 'interval_ms', 'interval_ms,max_bytes', 'max_bytes'].includes(keys)) {
+    throw configError(
+      `${path}: give exactly one of everyN, intervalMs, or intervalMs with maxBytes (use ${FSYNC_FORMS})`,
+    );
+  }
+  return object(m);
+}
+
+const RETENTION_KEYS = {
+  maxEvents: ['max_events', u64Config],
+  maxBytes: ['max_bytes', u64Config],
+  maxAgeMs: ['max_age_ms', u64Config],
+};
+
+function retentionJson(value, path) {
+  return object(members(value, path, RETENTION_KEYS));
+}
+
+function persistentJson(value, path) {
+  if (typeof value !== 'boolean') throw configError(`${path}: expected a boolean, got ${describe(value)}`);
+  return String(value);
+}
+
+const OPTION_KEYS = {
+  persistent: ['persistent', persistentJson],
+  fsync: ['fsync', fsyncJson],
+  retention: ['retention', retentionJson],
+};
+
+function object(m) {
+  return `{${m.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`;
+}
+
+/**
+ * The configuration JSON libnet takes, from openFile's options (camelCase
+ * keys, u64 values as bigint or safe-integer numbers), or a JSON string passed
+ * through as is. Null for the defaults (a memory file).
+ */
+function configJson(options) {
+  if (options == null) return null;
+  if (typeof options === 'string') return Buffer.from(options, 'utf8');
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError('options must be an object { persistent?, fsync?, retention? } or a JSON string');
+  }
+  const m = members(options, '', OPTION_KEYS);
+  return m.length === 0 ? null : Buffer.from(object(m), 'utf8');
+}
+
+// ---- handles ----------------------------------------------------------------
+
+const managerFinalizer = new FinalizationRegistry((handle) => fns.net_redex_free(handle));
+const fileFinalizer = new FinalizationRegistry((handle) => fns.net_redex_file_free(handle));
+const tailFinalizer = new FinalizationRegistry((handle) => fns.net_redex_tail_free(handle));
+
+let managerHandle;
+let fileHandle;
+let tailHandle;
+
+function fileArgs(name, options) {
+  const n = args.bytesOrString(name, 'name');
+  return [n, configJson(options), typeof name === 'string' ? name : Buffer.from(n).toString('utf8')];
+}
+
+/** Runs `op` on the pool, turning a synchronous throw into a rejection. */
+function pooled(fn) {
+  try {
+    return fn();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/**
+ * A RedEX manager: the channels under one base directory (persistent and
+ * memory files), or memory files only. Opening a channel that is already open
+ * through this manager returns a handle to the same file.
+ */
+class Redex {
+  /** @type {bigint | null} */
+  #handle;
+  #baseDir;
+
+  /** @param {string} [baseDir] where persistent channels live; omit for memory only */
+  constructor(baseDir) {
+    let dir = null;
+    if (baseDir != null) {
+      if (typeof baseDir !== 'string' || baseDir.length === 0) {
+        throw new TypeError('baseDir must be a non-empty string (or omitted for memory-only files)');
+      }
+      dir = Buffer.from(baseDir, 'utf8');
+    }
+    this.#handle = calls.redexOpen(dir);
+    this.#baseDir = baseDir ?? null;
+    managerFinalizer.register(this, this.#handle, this);
+  }
+
+  static {
+    managerHandle = (redex) => redex.#handle;
+  }
+
+  /** `new Redex(baseDir)`. */
+  static open(baseDir) {
+    return new Redex(baseDir);
+  }
+
+  /** The base directory, or null for a memory-only manager. */
+  get baseDir() {
+    return this.#baseDir;
+  }
+
+  /** True once close() has been called. */
+  get closed() {
+    return this.#handle === null;
+  }
+
+  #live() {
+    const handle = this.#handle;
+    if (handle === null) throw closedError('Redex');
+    return handle;
+  }
+
+  /**
+   * Opens (creating or recovering) channel `name`. Options: `persistent`
+   * (needs a base directory), `fsync` ('never' | { everyN } | { intervalMs }
+   * | { intervalMs, maxBytes }), `retention` ({ maxEvents, maxBytes, maxAgeMs }).
+   * Recovering a big persistent channel takes a while: see openFileAsync.
+   */
+  openFile(name, options) {
+    const [n, config, display] = fileArgs(name, options);
+    return new RedexFile(kConstruct, calls.redexOpenFile(this.#live(), n, config), display);
+  }
+
+  /** openFile() on a worker thread (recovery checksums every entry). */
+  openFileAsync(name, options) {
+    return pooled(() => {
+      const [n, config, display] = fileArgs(name, options);
+      const handle = this.#live();
+      return pool
+        .getPool()
+        .run('redexOpenFile', [handle, n, config], [this])
+        .then((file) => new RedexFile(kConstruct, file, display));
+    });
+  }
+
+  /**
+   * Frees the manager. Idempotent. Files opened through it stay open until
+   * their own close(). Blocks (up to 5 s, inside libnet) for an openFile in
+   * flight on another thread.
+   */
+  close() {
+    const handle = this.#handle;
+    if (handle === null) return;
+    this.#handle = null;
+    managerFinalizer.unregister(this);
+    calls.redexFree(handle);
+  }
+
+  /** close() whose wait for in-flight calls happens on a worker thread. */
+  closeAsync() {
+    const handle = this.#handle;
+    if (handle === null) return Promise.resolve();
+    this.#handle = null;
+    managerFinalizer.unregister(this);
+    return pool
+      .getPool()
+      .run('redexFree', [handle])
+      .then(() => undefined);
+  }
+
+  [Symbol.dispose]() {
+    this.close();
+  }
+
+  [Symbol.asyncDispose]() {
+    return this.closeAsync();
+  }
+
+  [util.inspect.custom]() {
+    if (this.#handle === null) return 'Redex <closed>';
+    return `Redex <${this.#baseDir === null ? 'memory only' : this.#baseDir}>`;
+  }
+}
+
+/** The payload of an append: bytes, or a string (UTF-8). */
+function payloadArg(value, name) {
+  return args.bytesOrString(value, name);
+}
+
+function payloadsArg(payloads) {
+  if (payloads == null || typeof payloads[Symbol.iterator] !== 'function' || typeof payloads === 'string') {
+    throw new TypeError('payloads must be an array (or iterable) of Buffers, Uint8Arrays or strings');
+  }
+  return Array.from(payloads, (p, i) => payloadArg(p, `payloads[${i}]`));
+}
+
+/**
+ * One channel's log. Sequence numbers, counts and lengths are bigints.
+ * Synchronous reads and appends wait for the file's lock, which a long append
+ * in flight on another thread holds: use the *Async variants to keep the
+ * event loop free then.
+ */
+class RedexFile {
+  /** @type {bigint | null} */
+  #handle;
+  #name;
+
+  /** @private Use redex.openFile(). */
+  constructor(token, handle, name) {
+    if (token !== kConstruct) {
+      throw new TypeError('RedexFile has no public constructor: use redex.openFile()');
+    }
+    this.#handle = handle;
+    this.#name = name;
+    fileFinalizer.register(this, handle, this);
+  }
+
+  static {
+    fileHandle = (file) => file.#handle;
+  }
+
+  /** The channel name. */
+  get name() {
+    return this.#name;
+  }
+
+  /** True once close() has been called. */
+  get closed() {
+    return this.#handle === null;
+  }
+
+  #live() {
+    const handle = this.#handle;
+    if (handle === null) throw closedError('RedexFile');
+    return handle;
+  }
+
+  /** Appends a payload; returns its sequence number. */
+  append(payload) {
+    return calls.redexFileAppend(this.#live(), payloadArg(payload, 'payload'));
+  }
+
+  /** append() on a worker thread (large payloads, fsync policies). */
+  appendAsync(payload) {
+    return pooled(() => {
+      const handle = this.#live();
+      const keep = [this];
+      const transfer = [];
+      const p = pool.input(payloadArg(payload, 'payload'), keep, transfer);
+      return pool.getPool().run('redexFileAppend', [handle, p], keep, transfer);
+    });
+  }
+
+  /** Appends exactly 8 bytes stored inside the index record; RedexInlineLengthError otherwise. */
+  appendInline(payload) {
+    return calls.redexFileAppendInline(this.#live(), payloadArg(payload, 'payload'));
+  }
+
+  /**
+   * Appends payloads atomically on consecutive sequence numbers; returns the
+   * first one, or null for an empty batch (nothing appended).
+   */
+  appendBatch(payloads) {
+    return calls.redexFileAppendBatch(this.#live(), payloadsArg(payloads));
+  }
+
+  /** appendBatch() on a worker thread. */
+  appendBatchAsync(payloads) {
+    return pooled(() => {
+      const handle = this.#live();
+      const keep = [this];
+      const transfer = [];
+      const ps = payloadsArg(payloads).map((p) => pool.input(p, keep, transfer));
+      return pool.getPool().run('redexFileAppendBatch', [handle, ps], keep, transfer);
+    });
+  }
+
+  /** The payload of entry `seq`, or null (never appended, removed by retention, or corrupt). */
+  read(seq) {
+    return calls.redexFileRead(this.#live(), args.u64(seq, 'seq'));
+  }
+
+  /** read() on a worker thread. */
+  readAsync(seq) {
+    return pooled(() =>
+      pool.getPool().run('redexFileRead', [this.#live(), args.u64(seq, 'seq')], [this]),
+    );
+  }
+
+  /** The entries with fromSeq <= seq < toSeq, in order: [{ seq, payload }]. */
+  readRange(fromSeq, toSeq) {
+    const from = args.u64(fromSeq, 'fromSeq');
+    const to = args.u64(toSeq, 'toSeq');
+    return calls.decodeRange(calls.redexFileReadRange(this.#live(), from, to));
+  }
+
+  /** readRange() on a worker thread. */
+  readRangeAsync(fromSeq, toSeq) {
+    return pooled(() => {
+      const from = args.u64(fromSeq, 'fromSeq');
+      const to = args.u64(toSeq, 'toSeq');
+      return pool
+        .getPool()
+        .run('redexFileReadRange', [this.#live(), from, to], [this])
+        .then(calls.decodeRange);
+    });
+  }
+
+  /** The sequence number the next append will get (never goes backwards). */
+  get nextSeq() {
+    return calls.redexFileU64(fns.net_redex_file_next_seq, this.#live());
+  }
+
+  /** The number of live entries. */
+  get length() {
+    return calls.redexFileU64(fns.net_redex_file_len, this.#live());
+  }
+
+  /** Makes every append so far durable (a no-op for memory files). */
+  sync() {
+    calls.redexFileSync(this.#live());
+  }
+
+  /** sync() on a worker thread. */
+  syncAsync() {
+    return pooled(() =>
+      pool
+        .getPool()
+        .run('redexFileSync', [this.#live()], [this])
+        .then(() => undefined),
+    );
+  }
+
+  /** Applies the retention limits now; returns how many entries were removed. */
+  sweepRetention() {
+    return calls.redexFileSweepRetention(this.#live());
+  }
+
+  /** sweepRetention() on a worker thread (a persistent file is compacted). */
+  sweepRetentionAsync() {
+    return pooled(() => pool.getPool().run('redexFileSweepRetention', [this.#live()], [this]));
+  }
+
+  /**
+   * A reader from `fromSeq` (default 0n): every entry from there, then live
+   * appends, as an async iterator. Close it (or break out of `for await`)
+   * when done.
+   */
+  tail(fromSeq = 0n) {
+    const from = args.u64(fromSeq, 'fromSeq');
+    return new RedexTail(kConstruct, calls.redexFileTail(this.#live(), from), this, from);
+  }
+
+  /**
+   * Syncs and closes the file, then frees the handle. Idempotent. Tails of
+   * the file end; other handles of the same channel get RedexClosedError;
+   * this one throws ShuttingDownError from now on. Blocks (up to 5 s, inside
+   * libnet) for calls in flight on other threads. Throws (RedexIoError) if
+   * the final sync failed; the handle is freed anyway.
+   */
+  close() {
+    const handle = this.#handle;
+    if (handle === null) return;
+    this.#handle = null;
+    fileFinalizer.unregister(this);
+    calls.redexFileCloseFree(handle);
+  }
+
+  /** close() on a worker thread. */
+  closeAsync() {
+    const handle = this.#handle;
+    if (handle === null) return Promise.resolve();
+    this.#handle = null;
+    fileFinalizer.unregister(this);
+    return pool
+      .getPool()
+      .run('redexFileCloseFree', [handle])
+      .then(() => undefined);
+  }
+
+  [Symbol.dispose]() {
+    this.close();
+  }
+
+  [Symbol.asyncDispose]() {
+    return this.closeAsync();
+  }
+
+  [util.inspect.custom]() {
+    if (this.#handle === null) return `RedexFile <${this.#name} closed>`;
+    try {
+      return `RedexFile <${this.#name} length=${this.length} nextSeq=${this.nextSeq}>`;
+    } catch {
+      return `RedexFile <${this.#name}>`;
+    }
+  }
+}
+
+function timeoutArg(timeoutMs) {
+  if (timeoutMs === undefined || timeoutMs === Infinity) return Infinity;
+  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
+    throw new TypeError('timeoutMs must be a non-negative number (or omitted / Infinity to wait forever)');
+  }
+  return timeoutMs;
+}
+
+function toBuffer(v) {
+  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/**
+ * A reader of a RedexFile: an async iterator of
+ * `{ lagged: false, seq, payload }` entries and, when retention removed
+ * entries before this reader got to them, `{ lagged: true, missedFrom,
+ * resumeAt }` markers (missed range [missedFrom, resumeAt); iteration goes on
+ * at resumeAt). Ends when the tail or its file is closed.
+ */
+class RedexTail {
+  /** @type {bigint | null} */
+  #handle;
+  /** Keeps the file (and so its handle) alive while the tail is in use. */
+  #file;
+  /** The next sequence number to deliver (or report missed). */
+  #position;
+  /** The position after the items fetched so far (for missedFrom). */
+  #fetched;
+  #buffer = [];
+  #error = null;
+  #chain = Promise.resolve();
+
+  /** @private Use file.tail(). */
+  constructor(token, handle, file, fromSeq) {
+    if (token !== kConstruct) throw new TypeError('RedexTail has no public constructor: use file.tail()');
+    this.#handle = handle;
+    this.#file = file;
+    this.#position = fromSeq;
+    this.#fetched = fromSeq;
+    tailFinalizer.register(this, handle, this);
+  }
+
+  static {
+    tailHandle = (tail) => tail.#handle;
+  }
+
+  /** The file this tail reads. */
+  get file() {
+    return this.#file;
+  }
+
+  /** The next sequence number this reader will deliver (or report missed). */
+  get position() {
+    return this.#position;
+  }
+
+  /** True once the tail was closed or has ended (and nothing is left to deliver). */
+  get closed() {
+    return this.#handle === null && this.#buffer.length === 0;
+  }
+
+  /**
+   * The next item: `{ done: false, value }`, `{ done: true }` once the tail or
+   * its file is closed, or null when `timeoutMs` passed first (omitted or
+   * Infinity: wait as long as it takes; 0: only what is ready). Calls are
+   * served in order.
+   */
+  next(timeoutMs) {
+    let wait;
+    try {
+      wait = timeoutArg(timeoutMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const result = this.#chain.then(() => this.#next(wait));
+    this.#chain = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  async #next(timeoutMs) {
+    const deadline = performance.now() + timeoutMs;
+    for (let first = true; ; first = false) {
+      if (this.#buffer.length > 0) return { done: false, value: this.#deliver(this.#buffer.shift()) };
+      if (this.#error !== null) {
+        const err = this.#error;
+        this.#error = null;
+        throw err;
+      }
+      const handle = this.#handle;
+      if (handle === null) return DONE;
+      const left = deadline - performance.now();
+      if (!first && left <= 0) return null;
+      const slice = Math.min(TAIL_POLL_MS, Math.max(0, Math.ceil(left)));
+      let r;
+      try {
+        r = await pool
+          .getPool()
+          .run('redexTailNext', [handle, slice, TAIL_BATCH_ITEMS, TAIL_BATCH_BYTES], [this]);
+      } catch (err) {
+        if (this.#handle !== handle) return DONE; // closed while polling
+        throw err;
+      }
+      if (this.#handle !== handle) return DONE; // closed while polling: drop what came
+      for (const item of r.items) this.#buffer.push(this.#convert(item));
+      if (r.status === STATUS.NET_END) this.#release();
+      else if (r.status < 0) this.#error = errorFor(r.status, r.message);
+    }
+  }
+
+  #convert({ status, seq, payload }) {
+    if (status === STATUS.NET_LAGGED) {
+      const item = { lagged: true, missedFrom: this.#fetched, resumeAt: seq };
+      this.#fetched = seq;
+      return item;
+    }
+    this.#fetched = seq + 1n;
+    return { lagged: false, seq, payload: toBuffer(payload) };
+  }
+
+  #deliver(item) {
+    this.#position = item.lagged ? item.resumeAt : item.seq + 1n;
+    return item;
+  }
+
+  /** Frees the handle (keeping any items already fetched). */
+  #release() {
+    const handle = this.#handle;
+    if (handle === null) return;
+    this.#handle = null;
+    tailFinalizer.unregister(this);
+    calls.redexTailFree(handle);
+  }
+
+  /**
+   * Ends the tail: a pending next() resolves `{ done: true }`, and so do later
+   * ones. Idempotent. Wakes a poll in flight on the pool and returns once it
+   * has left the handle.
+   */
+  close() {
+    this.#buffer.length = 0;
+    this.#error = null;
+    this.#release();
+  }
+
+  /** Called by `for await` on break/throw: closes the tail. */
+  return() {
+    this.close();
+    return Promise.resolve(DONE);
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  [Symbol.dispose]() {
+    this.close();
+  }
+
+  [Symbol.asyncDispose]() {
+    this.close();
+    return Promise.resolve();
+  }
+
+  [util.inspect.custom]() {
+    return `RedexTail <${this.#file.name} position=${this.#position}${this.closed ? ' closed' : ''}>`;
+  }
+}
+
+/** The raw handle (bigint pointer) of a Redex, RedexFile or RedexTail, or null once closed. */
+function rawRedexHandle(value) {
+  if (value instanceof Redex) return managerHandle(value);
+  if (value instanceof RedexFile) return fileHandle(value);
+  if (value instanceof RedexTail) return tailHandle(value);
+  return undefined;
+}
+
+module.exports = {
+  Redex,
+  RedexFile,
+  RedexTail,
+  rawRedexHandle,
+  configJson,
+  TAIL_POLL_MS,
+};
