@@ -424,6 +424,10 @@ void net_redex_free(net_redex_t *redex);
 //  | {"interval_ms": MS, "max_bytes": B}, "retention": {"max_events": N,
 //  "max_bytes": B, "max_age_ms": MS}}`
 //
+// Opening a name that is already open through this manager returns another
+// handle to the same file (with the same configuration): closing either
+// closes the file for both.
+//
 // Errors: `NET_ERR_CHANNEL_INVALID_NAME`, `NET_ERR_REDEX_INVALID_CONFIG`
 // (naming the key), `NET_ERR_REDEX_NO_PERSISTENT_DIR`, `NET_ERR_REDEX_LOCKED`
 // (another writer has the channel), `NET_ERR_REDEX_IO`.
@@ -439,7 +443,9 @@ net_status_t net_redex_open_file(const net_redex_t *redex,
                                  net_redex_file_t **out);
 
 // Closes (syncing whatever the policy) and frees a file. NULL-safe and
-// idempotent; waits up to 5 s for calls in flight; tails of the file end.
+// idempotent; waits up to 5 s for calls in flight; tails of the file end. A
+// failure of the final fsync can only be logged here: call
+// `net_redex_file_close` first to receive it.
 //
 // # Safety
 // `file` is NULL or was returned by libnet.

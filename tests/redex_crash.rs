@@ -332,9 +332,10 @@ fn torn_write_is_rolled_back_and_leaves_no_trace() {
         let prior = populate(&file);
         let files_before = storage.files();
         storage.inject_next(OpKind::Append, Some(target), Fault::Torn { keep });
-        let err = file
-            .append_batch(&[b"first of batch".to_vec(), b"second".to_vec()])
-            .unwrap_err();
+        // Timestamps are written in groups; a batch this size makes the
+        // append write its group to ts, so a fault there has something to hit.
+        let batch: Vec<Vec<u8>> = (0..130u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        let err = file.append_batch(&batch).unwrap_err();
         assert!(matches!(err, RedexError::Io { .. }), "{err:?}");
         // Memory and disk both show the batch never happened.
         assert_eq!(file.read_range(..).unwrap(), prior);
@@ -490,4 +491,43 @@ fn close_syncs_whatever_the_policy() {
     file.close().unwrap();
     storage.crash(CrashMode::PowerLoss);
     assert_eq!(assert_converged(&storage), vec![(0, b"closed".to_vec())]);
+}
+
+#[test]
+fn timestamps_lost_in_a_process_crash_are_padded_not_misaligned() {
+    let storage = FaultyStorage::new();
+    let file = redex(&storage)
+        .open_file(CHANNEL, RedexFileConfig::persistent())
+        .unwrap();
+    for i in 0..200u64 {
+        file.append(&payload(i)).unwrap();
+    }
+    let ts_path = channel_dir().join("v0000000001/ts");
+    // One group of 128 timestamps has been written; the rest were pending
+    // when the process died (forget: no close, no flush).
+    let flushed = storage.read_file(&ts_path).unwrap();
+    assert_eq!(flushed.len(), 128 * 8);
+    std::mem::forget(file);
+    storage.crash(CrashMode::ProcessCrash);
+
+    let entries = assert_converged(&storage);
+    assert_eq!(entries.len(), 200, "no entry is lost with its timestamp");
+    let repaired = storage.read_file(&ts_path).unwrap();
+    assert_eq!(
+        repaired.len(),
+        200 * 8,
+        "the sidecar is padded to one value per record"
+    );
+    assert_eq!(
+        repaired[..flushed.len()],
+        flushed[..],
+        "written timestamps are kept"
+    );
+    // Appends after the repair line up with their records again.
+    let file = redex(&storage)
+        .open_file(CHANNEL, RedexFileConfig::persistent())
+        .unwrap();
+    file.append(b"after").unwrap();
+    file.close().unwrap();
+    assert_eq!(storage.read_file(&ts_path).unwrap().len(), 201 * 8);
 }

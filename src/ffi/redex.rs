@@ -76,15 +76,7 @@ opaque_handle!(net_redex_tail_t => TailHandle, kind = b"NRDT");
 struct ConfigJson {
     persistent: Option<bool>,
     fsync: Option<serde_json::Value>,
-    retention: Option<RetentionJson>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RetentionJson {
-    max_events: Option<u64>,
-    max_bytes: Option<u64>,
-    max_age_ms: Option<u64>,
+    retention: Option<serde_json::Value>,
 }
 
 fn config_error(message: impl Into<String>) -> FfiError {
@@ -141,6 +133,39 @@ fn parse_fsync(value: &serde_json::Value) -> Result<FsyncPolicy, FfiError> {
     }
 }
 
+fn parse_retention(value: Option<&serde_json::Value>) -> Result<RetentionPolicy, FfiError> {
+    let Some(value) = value else {
+        return Ok(RetentionPolicy::default());
+    };
+    let map = value
+        .as_object()
+        .ok_or_else(|| config_error(format!("retention: expected an object, got {value}")))?;
+    if let Some(key) = map
+        .keys()
+        .find(|k| !["max_events", "max_bytes", "max_age_ms"].contains(&k.as_str()))
+    {
+        return Err(config_error(format!(
+            "retention: unknown key {key:?} (use max_events, max_bytes, max_age_ms)"
+        )));
+    }
+    let number = |key: &str| -> Result<Option<u64>, FfiError> {
+        map.get(key)
+            .map(|v| {
+                v.as_u64().ok_or_else(|| {
+                    config_error(format!(
+                        "retention.{key}: expected a non-negative integer, got {v}"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    Ok(RetentionPolicy {
+        max_events: number("max_events")?,
+        max_bytes: number("max_bytes")?,
+        max_age: number("max_age_ms")?.map(Duration::from_millis),
+    })
+}
+
 /// Parses the configuration JSON (empty means the defaults: a memory file).
 pub(crate) fn parse_config(json: &str) -> Result<RedexFileConfig, FfiError> {
     if json.trim().is_empty() {
@@ -152,14 +177,10 @@ pub(crate) fn parse_config(json: &str) -> Result<RedexFileConfig, FfiError> {
         None => FsyncPolicy::Never,
         Some(value) => parse_fsync(&value)?,
     };
-    let retention = parsed.retention.unwrap_or_default();
+    let retention = parse_retention(parsed.retention.as_ref())?;
     let config = RedexFileConfig::default()
         .with_fsync(fsync)
-        .with_retention(RetentionPolicy {
-            max_events: retention.max_events,
-            max_bytes: retention.max_bytes,
-            max_age: retention.max_age_ms.map(Duration::from_millis),
-        });
+        .with_retention(retention);
     let config = RedexFileConfig {
         persistent: parsed.persistent.unwrap_or(false),
         ..config
@@ -208,6 +229,10 @@ pub unsafe extern "C" fn net_redex_free(redex: *mut net_redex_t) {
 ///  | {"interval_ms": MS, "max_bytes": B}, "retention": {"max_events": N,
 ///  "max_bytes": B, "max_age_ms": MS}}`
 ///
+/// Opening a name that is already open through this manager returns another
+/// handle to the same file (with the same configuration): closing either
+/// closes the file for both.
+///
 /// Errors: `NET_ERR_CHANNEL_INVALID_NAME`, `NET_ERR_REDEX_INVALID_CONFIG`
 /// (naming the key), `NET_ERR_REDEX_NO_PERSISTENT_DIR`, `NET_ERR_REDEX_LOCKED`
 /// (another writer has the channel), `NET_ERR_REDEX_IO`.
@@ -233,7 +258,9 @@ pub unsafe extern "C" fn net_redex_open_file(
 }
 
 /// Closes (syncing whatever the policy) and frees a file. NULL-safe and
-/// idempotent; waits up to 5 s for calls in flight; tails of the file end.
+/// idempotent; waits up to 5 s for calls in flight; tails of the file end. A
+/// failure of the final fsync can only be logged here: call
+/// `net_redex_file_close` first to receive it.
 ///
 /// # Safety
 /// `file` is NULL or was returned by libnet.
@@ -540,6 +567,15 @@ mod tests {
             (r#"{"fsync": {"evry_n": 1}}"#, "evry_n"),
             (r#"{"fsync": {"every_n": -1}}"#, "fsync.every_n"),
             (r#"{"retention": {"max_event": 1}}"#, "max_event"),
+            (
+                r#"{"retention": {"max_events": -1}}"#,
+                "retention.max_events",
+            ),
+            (
+                r#"{"retention": {"max_age_ms": "soon"}}"#,
+                "retention.max_age_ms",
+            ),
+            (r#"{"retention": 5}"#, "retention"),
             (r#"{"fsync": {"every_n": 2}}"#, "persistent"),
             ("not json", "config JSON"),
         ] {

@@ -179,7 +179,7 @@ fn poison(inner: &FileInner, state: &mut FileState, reason: String) {
 }
 
 fn sync_locked(inner: &FileInner, state: &mut FileState) -> Result<()> {
-    let Store::Disk(disk) = &state.store else {
+    let Store::Disk(disk) = &mut state.store else {
         return Ok(());
     };
     match disk.sync() {
@@ -392,7 +392,11 @@ impl RedexFile {
     /// As [`append`](Self::append); on error nothing of the batch is appended.
     pub fn append_batch<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Option<u64>> {
         if payloads.is_empty() {
-            return Ok(None);
+            return if self.inner.is_closed() {
+                Err(RedexError::Closed)
+            } else {
+                Ok(None)
+            };
         }
         let pending: Vec<Pending<'_>> =
             payloads.iter().map(|p| Pending::Heap(p.as_ref())).collect();
