@@ -122,6 +122,7 @@ test-parity:
 ## bench: throughput of the hot paths next to same-run baselines.
 bench: setup stage
 	$(CARGO) bench --bench identity --quiet
+	$(CARGO) bench --bench redex --quiet
 	$(SDK_ENV) ./scripts/bench-ffi-overhead.sh
 
 ## demo: two identities, a token issued, verified and delegated, an envelope
