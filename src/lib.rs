@@ -7,6 +7,8 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the map of the code.
 
+/// cbindgen:ignore
+pub mod cortex;
 pub mod ffi;
 /// cbindgen:ignore
 pub mod identity;

@@ -29,6 +29,7 @@ mod typed;
 pub use config::{FsyncPolicy, RedexFileConfig, RetentionPolicy};
 pub use error::{RedexError, Result};
 pub use file::RedexFile;
+pub(crate) use file::now_ns;
 pub use index::RedexIndex;
 pub use manager::Redex;
 pub use tail::{RedexTail, TailCloser, TailEntry, TailItem, TailPoll};

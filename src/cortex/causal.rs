@@ -1,0 +1,1 @@
+//! Causal metadata (being written).
