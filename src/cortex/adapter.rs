@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::broadcast::{self, Receiver, Sender};
-use crate::redex::{RedexFile, TailCloser, TailItem, TailPoll};
+use crate::redex::{RedexFile, TailCloser, TailItem};
 
 /// Where the fold starts reading the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,6 +85,15 @@ pub enum FoldError {
         seq: u64,
         /// The panic message.
         message: String,
+    },
+    /// The log skips sequence numbers: entries in between were dropped (a
+    /// RedEX checksum failure at recovery, i.e. corruption on disk).
+    #[error("events {missed_from}..{missed_to} are missing from the log")]
+    Gap {
+        /// First missing seq.
+        missed_from: u64,
+        /// The seq that arrived instead.
+        missed_to: u64,
     },
     /// Retention removed events before the fold reached them.
     #[error("events {missed_from}..{missed_to} were removed before they could be folded")]
@@ -210,38 +219,8 @@ impl<F: Fold> CortexAdapter<F> {
             .name(format!("cortex-fold-{}", file.name()))
             .spawn(move || {
                 let shared = worker_shared;
-                loop {
-                    let outcome = match tail.next_timeout(None) {
-                        Ok(TailPoll::Item(TailItem::Entry(entry))) => {
-                            let applied = {
-                                let mut state =
-                                    shared.state.write().unwrap_or_else(|e| e.into_inner());
-                                catch_unwind(AssertUnwindSafe(|| {
-                                    shared.fold.apply(&mut state, entry.seq, &entry.payload)
-                                }))
-                                .unwrap_or_else(|payload| {
-                                    Err(FoldError::Panicked {
-                                        seq: entry.seq,
-                                        message: panic_message(payload.as_ref()),
-                                    })
-                                })
-                            };
-                            (entry.seq, applied)
-                        }
-                        Ok(TailPoll::Item(TailItem::Lagged {
-                            missed_from,
-                            missed_to,
-                        })) => (
-                            missed_to.saturating_sub(1),
-                            Err(FoldError::Lagged {
-                                missed_from,
-                                missed_to,
-                            }),
-                        ),
-                        Ok(_) => break,
-                        Err(e) => (u64::MAX, Err(FoldError::Read(e.to_string()))),
-                    };
-                    if !record_outcome(&shared, outcome, policy) {
+                while let Some(items) = next_items(&mut tail) {
+                    if !fold_batch(&shared, items, policy) {
                         break;
                     }
                 }
@@ -357,46 +336,123 @@ impl<F: Fold> CortexAdapter<F> {
     }
 }
 
-/// Updates the watermarks for one outcome. Returns false when the fold halts.
-fn record_outcome<F: Fold>(
+/// Entries per fold batch: one state lock, one read and one wake-up each.
+const FOLD_BATCH: usize = 1024;
+
+/// The next items of the log, or `None` when it ended (or cannot be read:
+/// then a `Read` error item is returned first).
+fn next_items(tail: &mut crate::redex::RedexTail) -> Option<Vec<Result<TailItem, FoldError>>> {
+    match tail.next_batch(None, FOLD_BATCH) {
+        Ok(crate::redex::TailBatch::Items(items)) => Some(items.into_iter().map(Ok).collect()),
+        Ok(_) => None,
+        Err(e) => Some(vec![Err(FoldError::Read(e.to_string()))]),
+    }
+}
+
+/// Folds a batch under one state lock, then publishes the watermarks and
+/// changes once. Returns false when the fold halts.
+fn fold_batch<F: Fold>(
     shared: &Shared<F>,
-    (seq, outcome): (u64, Result<(), FoldError>),
+    items: Vec<Result<TailItem, FoldError>>,
     policy: ErrorPolicy,
 ) -> bool {
-    let mut progress = shared.progress();
-    let keep_going = match outcome {
-        Ok(()) => {
-            progress.folded_through = Some(seq);
-            if !progress.prefix_broken && progress.expected_next.is_none_or(|next| next == seq) {
-                progress.applied_through = Some(seq);
-            } else {
-                progress.prefix_broken = true;
+    let mut expected = shared.progress().expected_next;
+    let mut outcomes: Vec<(Option<u64>, Result<(), FoldError>)> = Vec::with_capacity(items.len());
+    {
+        let mut state = shared.state.write().unwrap_or_else(|e| e.into_inner());
+        for item in items {
+            let (seq, result) = match item {
+                Ok(TailItem::Entry(entry)) => {
+                    // A hole in the log is corruption: report it before the
+                    // entry after it (under Stop the fold halts there).
+                    if let Some(want) = expected
+                        && entry.seq > want
+                    {
+                        let gap = FoldError::Gap {
+                            missed_from: want,
+                            missed_to: entry.seq,
+                        };
+                        outcomes.push((Some(entry.seq - 1), Err(gap)));
+                        if policy == ErrorPolicy::Stop {
+                            break;
+                        }
+                    }
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        shared.fold.apply(&mut state, entry.seq, &entry.payload)
+                    }))
+                    .unwrap_or_else(|payload| {
+                        Err(FoldError::Panicked {
+                            seq: entry.seq,
+                            message: panic_message(payload.as_ref()),
+                        })
+                    });
+                    (Some(entry.seq), result)
+                }
+                Ok(TailItem::Lagged {
+                    missed_from,
+                    missed_to,
+                }) => (
+                    missed_to.checked_sub(1),
+                    Err(FoldError::Lagged {
+                        missed_from,
+                        missed_to,
+                    }),
+                ),
+                Err(e) => (None, Err(e)),
+            };
+            let failed = result.is_err();
+            if let Some(seq) = seq {
+                expected = seq.checked_add(1);
             }
-            progress.expected_next = seq.checked_add(1);
-            drop(progress);
-            shared.changes.send(seq);
-            true
+            outcomes.push((seq, result));
+            if failed && policy == ErrorPolicy::Stop {
+                break;
+            }
         }
-        Err(error) => {
-            shared.errors.fetch_add(1, Ordering::AcqRel);
-            progress.prefix_broken = true;
-            let halt = policy == ErrorPolicy::Stop;
-            if halt {
-                tracing::error!(%error, "CortEX fold halted (Stop policy)");
-                progress.running = false;
-            } else {
-                tracing::warn!(%error, "CortEX fold skipped an event (LogAndContinue)");
-                if seq != u64::MAX {
+    }
+    let mut folded = Vec::with_capacity(outcomes.len());
+    let mut keep_going = true;
+    {
+        let mut progress = shared.progress();
+        for (seq, outcome) in outcomes {
+            match outcome {
+                Ok(()) => {
+                    let seq = seq.unwrap_or(u64::MAX);
                     progress.folded_through = Some(seq);
+                    if !progress.prefix_broken
+                        && progress.expected_next.is_none_or(|next| next == seq)
+                    {
+                        progress.applied_through = Some(seq);
+                    } else {
+                        progress.prefix_broken = true;
+                    }
                     progress.expected_next = seq.checked_add(1);
+                    folded.push(seq);
+                }
+                Err(error) => {
+                    shared.errors.fetch_add(1, Ordering::AcqRel);
+                    progress.prefix_broken = true;
+                    if policy == ErrorPolicy::Stop {
+                        tracing::error!(%error, "CortEX fold halted (Stop policy)");
+                        progress.running = false;
+                        keep_going = false;
+                    } else {
+                        tracing::warn!(%error, "CortEX fold skipped an event (LogAndContinue)");
+                        if let Some(seq) = seq {
+                            progress.folded_through = Some(seq);
+                            progress.expected_next = seq.checked_add(1);
+                        }
+                    }
+                    *shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+                    if !keep_going {
+                        break;
+                    }
                 }
             }
-            *shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
-            drop(progress);
-            !halt
         }
-    };
+    }
     shared.progressed.notify_all();
+    shared.changes.send_all(folded);
     keep_going
 }
 

@@ -91,15 +91,27 @@ pub(crate) fn channel<T: Clone>(capacity: usize) -> Sender<T> {
 
 impl<T: Clone> Sender<T> {
     /// Sends `value` to every receiver.
+    #[cfg(test)]
     pub(crate) fn send(&self, value: T) {
+        self.send_all(std::iter::once(value));
+    }
+
+    /// Sends each of `values` in order, waking receivers once.
+    pub(crate) fn send_all(&self, values: impl IntoIterator<Item = T>) {
         let mut state = self.shared.lock();
-        if state.buffer.len() == self.shared.capacity {
-            state.buffer.pop_front();
-            state.first_index += 1;
+        let mut sent = false;
+        for value in values {
+            if state.buffer.len() == self.shared.capacity {
+                state.buffer.pop_front();
+                state.first_index += 1;
+            }
+            state.buffer.push_back(value);
+            sent = true;
         }
-        state.buffer.push_back(value);
         drop(state);
-        self.shared.sent.notify_all();
+        if sent {
+            self.shared.sent.notify_all();
+        }
     }
 
     /// A new receiver, starting after everything sent so far.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::adapter::{CortexAdapter, Fold, FoldConfig, StartPosition};
 use super::broadcast::{Receiver, ReceiverCloser, Recv};
 use super::meta::EventMeta;
-use crate::redex::{Redex, RedexError, RedexFile, RedexFileConfig, TailItem, TailPoll};
+use crate::redex::{Redex, RedexError, RedexFile, RedexFileConfig, TailBatch, TailItem};
 
 /// Errors of the CortEX models.
 #[derive(Debug, thiserror::Error)]
@@ -93,20 +93,18 @@ fn recover_app_seq(
     mut app_seq: u64,
 ) -> Result<u64, CortexError> {
     let mut tail = file.tail(from);
-    loop {
-        match tail.try_next()? {
-            TailPoll::Item(TailItem::Entry(entry)) => {
-                if let Ok((meta, _, _)) = EventMeta::parse_record(&entry.payload)
-                    && meta.origin_hash == origin_hash
-                    && meta.seq_or_ts != u64::MAX
-                {
-                    app_seq = app_seq.max(meta.seq_or_ts + 1);
-                }
+    while let TailBatch::Items(items) = tail.next_batch(Some(Duration::ZERO), 4096)? {
+        for item in items {
+            if let TailItem::Entry(entry) = item
+                && let Ok((meta, _, _)) = EventMeta::parse_record(&entry.payload)
+                && meta.origin_hash == origin_hash
+                && meta.seq_or_ts != u64::MAX
+            {
+                app_seq = app_seq.max(meta.seq_or_ts + 1);
             }
-            TailPoll::Item(_) => {}
-            _ => return Ok(app_seq),
         }
     }
+    Ok(app_seq)
 }
 
 impl<F: Fold> Model<F>
@@ -247,10 +245,7 @@ pub struct Watch<F: Fold, T> {
 
 impl<F: Fold, T: Clone + PartialEq> Watch<F, T> {
     /// A watch whose first event is the current result.
-    pub(crate) fn new(
-        adapter: Arc<CortexAdapter<F>>,
-        run: QueryFn<F::State, T>,
-    ) -> Self {
+    pub(crate) fn new(adapter: Arc<CortexAdapter<F>>, run: QueryFn<F::State, T>) -> Self {
         let changes = adapter.changes();
         Self {
             adapter,

@@ -32,5 +32,5 @@ pub use file::RedexFile;
 pub(crate) use file::now_ns;
 pub use index::RedexIndex;
 pub use manager::Redex;
-pub use tail::{RedexTail, TailCloser, TailEntry, TailItem, TailPoll};
+pub use tail::{RedexTail, TailBatch, TailCloser, TailEntry, TailItem, TailPoll};
 pub use typed::{OrderedAppender, TypedItem, TypedRedexFile, TypedTail};

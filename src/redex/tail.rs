@@ -53,6 +53,21 @@ pub enum TailPoll {
     End,
 }
 
+/// What [`RedexTail::next_batch`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TailBatch {
+    /// One or more items, in order.
+    Items(Vec<TailItem>),
+    /// The timeout passed with nothing new.
+    Timeout,
+    /// The file or the tail was closed.
+    End,
+}
+
+/// About how many payload bytes one batch reads.
+const BATCH_BYTES: u64 = 4 << 20;
+
 /// Closes a tail from another thread, waking a blocked `next`.
 #[derive(Clone)]
 pub struct TailCloser {
@@ -139,6 +154,60 @@ impl RedexTail {
                     let now = Instant::now();
                     if now >= deadline {
                         return Ok(TailPoll::Timeout);
+                    }
+                    Some(deadline - now)
+                }
+                None => None,
+            };
+            state = self.file.wait(state, remaining);
+        }
+    }
+
+    /// Waits like [`next_timeout`](Self::next_timeout), then returns every
+    /// item that is ready, up to `max` (at least one), reading their payloads
+    /// together. A Lagged item, if any, comes first and alone. Readers that
+    /// replay long logs use this: it costs one lock and, on disk, one read
+    /// per batch instead of per entry.
+    ///
+    /// # Errors
+    /// As [`next_timeout`](Self::next_timeout).
+    pub fn next_batch(&mut self, timeout: Option<Duration>, max: usize) -> Result<TailBatch> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.file.lock();
+        loop {
+            if self.closed.load(Ordering::Acquire) || state.is_closed() {
+                return Ok(TailBatch::End);
+            }
+            if self.cursor < state.retained_from {
+                let lag = TailItem::Lagged {
+                    missed_from: self.cursor,
+                    missed_to: state.retained_from,
+                };
+                self.cursor = state.retained_from;
+                return Ok(TailBatch::Items(vec![lag]));
+            }
+            let at = state.position_of(self.cursor);
+            if at < state.entries.len() {
+                let payloads = state.payloads_from(at, max.max(1), BATCH_BYTES)?;
+                if let Some((last, _)) = payloads.last() {
+                    self.cursor = last + 1;
+                }
+                let items: Vec<TailItem> = payloads
+                    .into_iter()
+                    .filter_map(|(seq, payload)| {
+                        payload.map(|payload| TailItem::Entry(TailEntry { seq, payload }))
+                    })
+                    .collect();
+                if !items.is_empty() {
+                    return Ok(TailBatch::Items(items));
+                }
+                continue;
+            }
+            let remaining = match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Ok(TailBatch::Timeout);
                     }
                     Some(deadline - now)
                 }
