@@ -114,7 +114,7 @@ impl FileState {
         let mut end = at;
         let mut bytes = 0u64;
         while end < self.entries.len() && end - at < max && (bytes < max_bytes || end == at) {
-            bytes += u64::from(self.entries[end].payload.retention_size());
+            bytes += self.entries[end].payload.retention_size();
             end += 1;
         }
         let entries = self.entries.range(at..end);
