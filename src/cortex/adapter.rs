@@ -297,7 +297,8 @@ impl<F: Fold> CortexAdapter<F> {
     /// the event may have been skipped; check `applied_through_seq` for
     /// whether its state change landed.
     pub fn wait_for_seq(&self, seq: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        // A timeout too large to add to now means "no limit".
+        let deadline = Instant::now().checked_add(timeout);
         let mut progress = self.shared.progress();
         loop {
             if progress.folded_through.is_some_and(|f| f >= seq) {
@@ -306,16 +307,24 @@ impl<F: Fold> CortexAdapter<F> {
             if !progress.running {
                 return false;
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            progress = self
-                .shared
-                .progressed
-                .wait_timeout(progress, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            progress = match deadline {
+                None => self
+                    .shared
+                    .progressed
+                    .wait(progress)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    self.shared
+                        .progressed
+                        .wait_timeout(progress, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
         }
     }
 

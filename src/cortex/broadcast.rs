@@ -141,7 +141,7 @@ impl<T> Drop for Sender<T> {
 impl<T: Clone> Receiver<T> {
     /// Waits up to `timeout` (forever with `None`) for the next value.
     pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Recv<T> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut state = self.shared.lock();
         loop {
             if self.closed.load(Ordering::Acquire) {

@@ -278,7 +278,7 @@ impl<F: Fold, T: Clone + PartialEq> Watch<F, T> {
             self.last = Some(current.clone());
             return WatchPoll::Event(WatchEvent::Update(current));
         }
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         loop {
             if self.dirty {
                 self.dirty = false;

@@ -9,15 +9,15 @@ use std::time::{Duration, Instant};
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
 
 /// A point in time after which waiting gives up.
-pub(crate) struct Deadline(Instant);
+pub(crate) struct Deadline(Option<Instant>);
 
 impl Deadline {
     pub(crate) fn after(timeout: Duration) -> Self {
-        Self(Instant::now() + timeout)
+        Self(Instant::now().checked_add(timeout))
     }
 
     pub(crate) fn expired(&self) -> bool {
-        Instant::now() >= self.0
+        self.0.is_some_and(|deadline| Instant::now() >= deadline)
     }
 }
 

@@ -180,7 +180,7 @@ where
     /// Waits until the entry `seq` has been indexed. Returns false on timeout
     /// or when the index stopped first (file closed).
     pub fn wait_for_seq(&self, seq: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         let mut indexed = self
             .shared
             .indexed_to
@@ -190,16 +190,27 @@ where
             if *indexed > seq {
                 return true;
             }
-            let now = Instant::now();
-            if now >= deadline || self.shared.stopped.load(Ordering::Acquire) {
+            if self.shared.stopped.load(Ordering::Acquire) {
                 return false;
             }
-            indexed = self
-                .shared
-                .progressed
-                .wait_timeout(indexed, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            indexed = match deadline {
+                None => self
+                    .shared
+                    .progressed
+                    .wait(indexed)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    self.shared
+                        .progressed
+                        .wait_timeout(indexed, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
         }
     }
 }

@@ -41,6 +41,10 @@ pub(crate) fn register(file: &Arc<FileInner>) {
     let Some(period) = file.fsync_policy().period() else {
         return;
     };
+    // A period too long to schedule is a period that never comes.
+    let Some(due) = Instant::now().checked_add(period) else {
+        return;
+    };
     let s = syncer();
     s.registrations
         .lock()
@@ -48,7 +52,7 @@ pub(crate) fn register(file: &Arc<FileInner>) {
         .push(Registration {
             file: Arc::downgrade(file),
             period,
-            due: Instant::now() + period,
+            due,
         });
     s.changed.notify_all();
 }
@@ -63,7 +67,7 @@ fn run() {
             Some(file) if !file.is_closed() => {
                 if r.due <= now {
                     due.push(file);
-                    r.due = now + r.period;
+                    r.due = now.checked_add(r.period).unwrap_or(now);
                 }
                 true
             }

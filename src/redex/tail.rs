@@ -122,7 +122,7 @@ impl RedexTail {
     /// # Errors
     /// [`super::RedexError::Io`] if an entry cannot be read from disk.
     pub fn next_timeout(&mut self, timeout: Option<Duration>) -> Result<TailPoll> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut state = self.file.lock();
         loop {
             if self.closed.load(Ordering::Acquire) || state.is_closed() {
@@ -172,7 +172,7 @@ impl RedexTail {
     /// # Errors
     /// As [`next_timeout`](Self::next_timeout).
     pub fn next_batch(&mut self, timeout: Option<Duration>, max: usize) -> Result<TailBatch> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut state = self.file.lock();
         loop {
             if self.closed.load(Ordering::Acquire) || state.is_closed() {
