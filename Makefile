@@ -123,6 +123,7 @@ test-parity:
 bench: setup stage
 	$(CARGO) bench --bench identity --quiet
 	$(CARGO) bench --bench redex --quiet
+	$(CARGO) bench --bench cortex --quiet
 	$(SDK_ENV) ./scripts/bench-ffi-overhead.sh
 
 ## demo: two identities, a token issued, verified and delegated, an envelope

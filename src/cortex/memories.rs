@@ -281,18 +281,16 @@ impl MemoryQuery {
 
     /// Runs the query over a state.
     pub fn run(&self, state: &MemoriesState) -> Vec<Memory> {
-        let mut rows: Vec<Memory> = match &self.ids {
+        let mut rows: Vec<&Memory> = match &self.ids {
             Some(ids) => ids
                 .iter()
                 .filter_map(|id| state.memories.get(id))
                 .filter(|m| self.matches(m))
-                .cloned()
                 .collect(),
             None => state
                 .memories
                 .values()
                 .filter(|m| self.matches(m))
-                .cloned()
                 .collect(),
         };
         match self.order_by.unwrap_or_default() {
@@ -307,7 +305,11 @@ impl MemoryQuery {
                 rows.sort_by_key(|m| std::cmp::Reverse((m.updated_ns, m.id)))
             }
         }
+        // Sort references; clone only the page.
         page(rows, self.offset, self.limit)
+            .into_iter()
+            .cloned()
+            .collect()
     }
 }
 

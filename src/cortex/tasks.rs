@@ -282,20 +282,14 @@ impl TaskQuery {
 
     /// Runs the query over a state.
     pub fn run(&self, state: &TasksState) -> Vec<Task> {
-        let mut rows: Vec<Task> = match &self.ids {
+        let mut rows: Vec<&Task> = match &self.ids {
             // Point lookups without a scan.
             Some(ids) => ids
                 .iter()
                 .filter_map(|id| state.tasks.get(id))
                 .filter(|t| self.matches(t))
-                .cloned()
                 .collect(),
-            None => state
-                .tasks
-                .values()
-                .filter(|t| self.matches(t))
-                .cloned()
-                .collect(),
+            None => state.tasks.values().filter(|t| self.matches(t)).collect(),
         };
         let order = self.order_by.unwrap_or_default();
         match order {
@@ -308,7 +302,11 @@ impl TaskQuery {
             TaskOrder::TitleAsc => rows.sort_by(|a, b| (&a.title, a.id).cmp(&(&b.title, b.id))),
             TaskOrder::TitleDesc => rows.sort_by(|a, b| (&b.title, b.id).cmp(&(&a.title, a.id))),
         }
+        // Sort references; clone only the page.
         page(rows, self.offset, self.limit)
+            .into_iter()
+            .cloned()
+            .collect()
     }
 }
 
