@@ -14,3 +14,5 @@ pub mod ffi;
 pub mod identity;
 /// cbindgen:ignore
 pub mod redex;
+/// cbindgen:ignore
+pub mod wire;
