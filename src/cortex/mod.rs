@@ -1,7 +1,8 @@
 //! CortEX: folded, queryable state over RedEX logs (STORAGE.md §10–16).
 //!
-//! Writers append typed events, each prefixed with a 24-byte [`EventMeta`];
-//! a [`CortexAdapter`] folds the log into in-memory state on its own thread;
+//! Writers append typed events, each prefixed with a 24-byte
+//! [`EventMeta`](crate::cortex::EventMeta);
+//! a [`CortexAdapter`](crate::cortex::CortexAdapter) folds the log into in-memory state on its own thread;
 //! readers query the state, wait for their writes (`wait_for_seq`), watch
 //! query results change, and snapshot. The tasks and memories models are
 //! byte-compatible with Net v0.11. See `docs/cortex.md`.
