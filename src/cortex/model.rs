@@ -68,6 +68,19 @@ struct SnapshotPayload {
     inner: Vec<u8>,
 }
 
+impl ModelSnapshot {
+    /// Decodes the snapshot bytes into a model state and the writer's app
+    /// seq. The bytes are untrusted (they come back from applications), so
+    /// garbage is a [`CortexError::Snapshot`], never a panic.
+    pub fn decode_state<S: DeserializeOwned>(&self) -> Result<(S, u64), CortexError> {
+        let payload: SnapshotPayload =
+            postcard::from_bytes(&self.bytes).map_err(|e| CortexError::Snapshot(e.to_string()))?;
+        let state = postcard::from_bytes(&payload.inner)
+            .map_err(|e| CortexError::Snapshot(e.to_string()))?;
+        Ok((state, payload.app_seq))
+    }
+}
+
 /// A state that snapshots to the model's postcard form.
 pub(crate) trait ModelState:
     Default + Serialize + DeserializeOwned + Send + Sync + 'static
@@ -139,13 +152,10 @@ where
         fold: F,
         snapshot: &ModelSnapshot,
     ) -> Result<Self, CortexError> {
-        let payload: SnapshotPayload = postcard::from_bytes(&snapshot.bytes)
-            .map_err(|e| CortexError::Snapshot(e.to_string()))?;
-        let state: F::State = postcard::from_bytes(&payload.inner)
-            .map_err(|e| CortexError::Snapshot(e.to_string()))?;
+        let (state, snapshot_app_seq) = snapshot.decode_state::<F::State>()?;
         let file = redex.open_file(channel, config.file)?;
         let from = snapshot.last_seq.map_or(0, |s| s + 1);
-        let app_seq = recover_app_seq(&file, origin_hash, from, payload.app_seq)?;
+        let app_seq = recover_app_seq(&file, origin_hash, from, snapshot_app_seq)?;
         let fold_config = FoldConfig {
             start: StartPosition::FromSeq(from),
             ..config.fold
