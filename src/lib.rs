@@ -13,6 +13,8 @@ pub mod ffi;
 /// cbindgen:ignore
 pub mod identity;
 /// cbindgen:ignore
+pub mod mesh;
+/// cbindgen:ignore
 pub mod redex;
 /// cbindgen:ignore
 pub mod wire;

@@ -18,7 +18,9 @@ pub use header::{
     NetHeader, PACKET_OVERHEAD, TAG_SIZE, aad, flags, nonce, nonce_prefix,
 };
 pub use pingwave::{Health, PINGWAVE_SIZE, Pingwave};
-pub use routing::{ROUTING_HEADER_SIZE, RoutingHeader};
+pub use routing::{
+    MIN_ROUTED_LEN, ROUTED_DATA_TTL, ROUTED_HANDSHAKE_TTL, ROUTING_HEADER_SIZE, RoutingHeader,
+};
 pub use subproto::{
     AckReason, CONTROL_STREAM_ID, Membership, Nack, PunchKeepAlive, Rendezvous, StreamWindow,
     decode_address, encode_address, ids,
