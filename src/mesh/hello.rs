@@ -1,0 +1,248 @@
+//! Identity binding between two Net nodes (better than v0.11, whose NKpsk0
+//! initiator is anonymous): right after the handshake each side sends a
+//! [`Hello`] signed with its ed25519 entity key over the handshake hash.
+//! See `docs/mesh.md`.
+//!
+//! The hello rides subprotocol 0x0B00 (StreamWindow) as an event that is
+//! not 16 bytes long. v0.11 decodes 0x0B00 events as exactly-16-byte grants
+//! and drops anything else, so a v0.11 peer never misreads it; a Net peer
+//! recognises the magic. A peer that never answers is treated as v0.11.
+
+use crate::identity::{
+    EntityId, EntityKeypair, IdentityError, PUBLIC_KEY_LEN, SIGNATURE_LEN, Signature,
+};
+use crate::wire::WireError;
+
+use super::crypto::Role;
+
+/// First bytes of a hello.
+pub const HELLO_MAGIC: [u8; 4] = *b"NETB";
+/// Current hello version.
+pub const HELLO_VERSION: u8 = 1;
+/// Encoded size.
+pub const HELLO_SIZE: usize = 4 + 1 + 1 + 1 + 8 + PUBLIC_KEY_LEN + SIGNATURE_LEN;
+/// Domain separation of the signed message.
+pub const BIND_LABEL: &[u8] = b"net-bind-v1";
+
+/// Hello flag: the sender has received and verified our hello.
+pub const FLAG_ACK: u8 = 0x01;
+/// Hello flag: the sender speaks Net reliable streams.
+pub const FLAG_RELIABILITY: u8 = 0x02;
+
+/// Why a hello was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HelloError {
+    /// Not a hello (wrong size or magic): for 0x0B00 this means "a grant
+    /// or garbage", not an attack.
+    #[error("not a hello: {0}")]
+    NotHello(WireError),
+    /// A hello version we do not speak.
+    #[error("hello version {0} is not supported")]
+    Version(u8),
+    /// The sender claims our own role: a reflected hello.
+    #[error("hello claims the wrong handshake role")]
+    Reflected,
+    /// The node_id is not the one derived from the entity key, or not the
+    /// session's.
+    #[error("hello node_id {claimed:#018x} does not match {expected:#018x}")]
+    NodeIdMismatch {
+        /// In the hello (or derived from its key).
+        claimed: u64,
+        /// The session's peer.
+        expected: u64,
+    },
+    /// The signature does not verify.
+    #[error("hello signature invalid: {0}")]
+    Signature(#[from] IdentityError),
+}
+
+/// A decoded hello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// `FLAG_*` bits.
+    pub flags: u8,
+    /// The sender's handshake role.
+    pub role: Role,
+    /// The sender's node_id.
+    pub node_id: u64,
+    /// The sender's entity (ed25519 public key).
+    pub entity: EntityId,
+    /// Signature over [`signed_message`].
+    pub signature: Signature,
+}
+
+fn role_byte(role: Role) -> u8 {
+    match role {
+        Role::Initiator => 0,
+        Role::Responder => 1,
+    }
+}
+
+/// What a hello signs: label ‖ handshake hash ‖ role ‖ node_id ‖ flags.
+pub fn signed_message(handshake_hash: &[u8; 32], role: Role, node_id: u64, flags: u8) -> Vec<u8> {
+    let mut m = Vec::with_capacity(BIND_LABEL.len() + 32 + 1 + 8 + 1);
+    m.extend_from_slice(BIND_LABEL);
+    m.extend_from_slice(handshake_hash);
+    m.push(role_byte(role));
+    m.extend_from_slice(&node_id.to_le_bytes());
+    m.push(flags);
+    m
+}
+
+impl Hello {
+    /// Our hello for a session.
+    ///
+    /// # Errors
+    /// A read-only identity cannot sign.
+    pub fn sign(
+        identity: &EntityKeypair,
+        handshake_hash: &[u8; 32],
+        role: Role,
+        flags: u8,
+    ) -> Result<Self, IdentityError> {
+        let node_id = identity.node_id();
+        let signature = identity.sign(&signed_message(handshake_hash, role, node_id, flags))?;
+        Ok(Self {
+            flags,
+            role,
+            node_id,
+            entity: *identity.entity_id(),
+            signature,
+        })
+    }
+
+    /// The bytes.
+    pub fn encode(&self) -> [u8; HELLO_SIZE] {
+        let mut b = [0u8; HELLO_SIZE];
+        b[0..4].copy_from_slice(&HELLO_MAGIC);
+        b[4] = HELLO_VERSION;
+        b[5] = self.flags;
+        b[6] = role_byte(self.role);
+        b[7..15].copy_from_slice(&self.node_id.to_le_bytes());
+        b[15..15 + PUBLIC_KEY_LEN].copy_from_slice(self.entity.as_bytes());
+        b[15 + PUBLIC_KEY_LEN..].copy_from_slice(&self.signature.to_bytes());
+        b
+    }
+
+    /// Decodes (no verification).
+    ///
+    /// # Errors
+    /// [`HelloError::NotHello`], [`HelloError::Version`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, HelloError> {
+        if bytes.len() != HELLO_SIZE {
+            return Err(HelloError::NotHello(WireError::Truncated {
+                what: "hello",
+                needed: HELLO_SIZE,
+                got: bytes.len(),
+            }));
+        }
+        if bytes[0..4] != HELLO_MAGIC {
+            return Err(HelloError::NotHello(WireError::InvalidValue {
+                what: "hello magic",
+                value: u64::from(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])),
+            }));
+        }
+        if bytes[4] != HELLO_VERSION {
+            return Err(HelloError::Version(bytes[4]));
+        }
+        let role = match bytes[6] {
+            0 => Role::Initiator,
+            1 => Role::Responder,
+            other => {
+                return Err(HelloError::NotHello(WireError::InvalidValue {
+                    what: "hello role",
+                    value: u64::from(other),
+                }));
+            }
+        };
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&bytes[7..15]);
+        let entity =
+            EntityId::from_slice(&bytes[15..15 + PUBLIC_KEY_LEN]).map_err(HelloError::Signature)?;
+        let signature =
+            Signature::from_slice(&bytes[15 + PUBLIC_KEY_LEN..]).map_err(HelloError::Signature)?;
+        Ok(Self {
+            flags: bytes[5],
+            role,
+            node_id: u64::from_le_bytes(id),
+            entity,
+            signature,
+        })
+    }
+
+    /// Verifies a peer's hello for the session with hash `handshake_hash`
+    /// in which we had `our_role` and the peer is `peer_node_id`.
+    ///
+    /// # Errors
+    /// [`HelloError::Reflected`], [`HelloError::NodeIdMismatch`],
+    /// [`HelloError::Signature`].
+    pub fn verify(
+        &self,
+        handshake_hash: &[u8; 32],
+        our_role: Role,
+        peer_node_id: u64,
+    ) -> Result<(), HelloError> {
+        if self.role == our_role {
+            return Err(HelloError::Reflected);
+        }
+        if self.node_id != peer_node_id {
+            return Err(HelloError::NodeIdMismatch {
+                claimed: self.node_id,
+                expected: peer_node_id,
+            });
+        }
+        let derived = self.entity.node_id();
+        if derived != peer_node_id {
+            return Err(HelloError::NodeIdMismatch {
+                claimed: derived,
+                expected: peer_node_id,
+            });
+        }
+        let message = signed_message(handshake_hash, self.role, self.node_id, self.flags);
+        self.entity.verify(&message, &self.signature)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_encode_decode_verify() {
+        let a = EntityKeypair::from_seed(&[1; 32]);
+        let h = [9u8; 32];
+        let hello = Hello::sign(&a, &h, Role::Initiator, FLAG_RELIABILITY).unwrap();
+        let decoded = Hello::decode(&hello.encode()).unwrap();
+        assert_eq!(decoded, hello);
+        decoded.verify(&h, Role::Responder, a.node_id()).unwrap();
+        // Reflection, another session, another node, flipped flags.
+        assert_eq!(
+            decoded.verify(&h, Role::Initiator, a.node_id()),
+            Err(HelloError::Reflected)
+        );
+        assert!(
+            decoded
+                .verify(&[8; 32], Role::Responder, a.node_id())
+                .is_err()
+        );
+        assert!(matches!(
+            decoded.verify(&h, Role::Responder, a.node_id() ^ 1),
+            Err(HelloError::NodeIdMismatch { .. })
+        ));
+        let mut flipped = hello.encode();
+        flipped[5] |= FLAG_ACK;
+        assert!(
+            Hello::decode(&flipped)
+                .unwrap()
+                .verify(&h, Role::Responder, a.node_id())
+                .is_err()
+        );
+        // A grant-sized event is not a hello.
+        assert!(matches!(
+            Hello::decode(&[0; 16]),
+            Err(HelloError::NotHello(_))
+        ));
+    }
+}
