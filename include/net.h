@@ -149,6 +149,15 @@ enum net_status_t
     NET_ERR_REDEX_GENERATION_OVERFLOW = -108,
     // A persistent RedEX file needs a manager with a base directory.
     NET_ERR_REDEX_NO_PERSISTENT_DIR = -109,
+    // The CortEX fold is not running (halted on an error under the stop
+    // policy, or closed); reopen the model.
+    NET_ERR_CORTEX_HALTED = -300,
+    // A CortEX query filter is invalid; the message names the key.
+    NET_ERR_CORTEX_INVALID_QUERY = -301,
+    // A CortEX model configuration is invalid; the message names the key.
+    NET_ERR_CORTEX_INVALID_CONFIG = -302,
+    // A CortEX snapshot does not decode.
+    NET_ERR_CORTEX_SNAPSHOT = -303,
 };
 #ifndef __cplusplus
 typedef int32_t net_status_t;
@@ -157,6 +166,12 @@ typedef int32_t net_status_t;
 // An entity identity: an ed25519 keypair, or only its public key.
 // Thread-safe; release with `net_identity_free`.
 typedef struct net_identity_t net_identity_t;
+
+// A memories model (STORAGE.md §11.4) on a RedEX manager.
+typedef struct net_memories_adapter_t net_memories_adapter_t;
+
+// A live memories query. `net_memories_watch_free` wakes a blocked `_next`.
+typedef struct net_memories_watch_t net_memories_watch_t;
 
 // One channel's RedEX file. Thread-safe; `net_redex_file_free` closes it.
 typedef struct net_redex_file_t net_redex_file_t;
@@ -167,6 +182,13 @@ typedef struct net_redex_t net_redex_t;
 // A reader of a RedEX file. `net_redex_tail_free` wakes a blocked
 // `net_redex_tail_next`.
 typedef struct net_redex_tail_t net_redex_tail_t;
+
+// A tasks model (STORAGE.md §11.3) on a RedEX manager. Thread-safe;
+// `net_tasks_free` stops its fold and closes its file.
+typedef struct net_tasks_adapter_t net_tasks_adapter_t;
+
+// A live tasks query. `net_tasks_watch_free` wakes a blocked `_next`.
+typedef struct net_tasks_watch_t net_tasks_watch_t;
 
 // A byte buffer allocated by libnet. Release it with `net_bytes_free`, never
 // with `free()`. An empty result has `ptr == NULL` and `len == 0`.
@@ -241,6 +263,382 @@ net_status_t net_channel_validate(const uint8_t *name, size_t name_len);
 // # Safety
 // `name` is readable for `name_len` bytes; `out` is valid for one write.
 net_status_t net_channel_hash(const uint8_t *name, size_t name_len, uint16_t *out);
+
+// Opens the tasks model (`cortex/tasks`) on `redex` as writer `origin_hash`
+// and folds it from the configured start. `config_json` may be NULL.
+//
+// Errors: `NET_ERR_CORTEX_INVALID_CONFIG` (naming the key), RedEX open errors.
+//
+// # Safety
+// `redex` is NULL or from libnet; `config_json` is NULL or readable for its
+// length; `out` is valid for one write.
+net_status_t net_tasks_open(const net_redex_t *redex,
+                            uint64_t origin_hash,
+                            const uint8_t *config_json,
+                            size_t config_json_len,
+                            net_tasks_adapter_t **out);
+
+// Opens the tasks model from a snapshot (`snapshot`, and `last_seq` when
+// `has_last_seq`), replaying only the events after it.
+//
+// Errors: `NET_ERR_CORTEX_SNAPSHOT` when the bytes do not decode; as `net_tasks_open`.
+//
+// # Safety
+// As `net_tasks_open`; `snapshot` is readable for `snapshot_len` bytes.
+net_status_t net_tasks_restore(const net_redex_t *redex,
+                               uint64_t origin_hash,
+                               const uint8_t *config_json,
+                               size_t config_json_len,
+                               const uint8_t *snapshot,
+                               size_t snapshot_len,
+                               uint64_t last_seq,
+                               bool has_last_seq,
+                               net_tasks_adapter_t **out);
+
+// Stops the fold, closes the file and frees the model. NULL-safe and
+// idempotent; waits up to 5 s for calls in flight.
+//
+// # Safety
+// `tasks` is NULL or was returned by libnet.
+void net_tasks_free(net_tasks_adapter_t *tasks);
+
+// Stops the fold and closes the file (syncing it), reporting any error;
+// later writes fail. The handle still needs `net_tasks_free`.
+//
+// # Safety
+// `tasks` is NULL or from libnet.
+net_status_t net_tasks_close(const net_tasks_adapter_t *tasks);
+
+// Creates (or overwrites) task `id`; writes the event's RedEX seq.
+//
+// Errors: `NET_ERR_CORTEX_HALTED` when the fold has stopped; RedEX append errors.
+//
+// # Safety
+// `tasks` is NULL or from libnet; `title` is readable for `title_len` bytes
+// of UTF-8; `seq_out` is valid for one write.
+net_status_t net_tasks_create(const net_tasks_adapter_t *tasks,
+                              uint64_t id,
+                              const uint8_t *title,
+                              size_t title_len,
+                              uint64_t *seq_out);
+
+// Renames task `id` (no effect if absent); writes the event's RedEX seq.
+//
+// # Safety
+// As `net_tasks_create`.
+net_status_t net_tasks_rename(const net_tasks_adapter_t *tasks,
+                              uint64_t id,
+                              const uint8_t *new_title,
+                              size_t new_title_len,
+                              uint64_t *seq_out);
+
+// Marks task `id` completed; writes the event's RedEX seq.
+//
+// # Safety
+// `tasks` is NULL or from libnet; `seq_out` is valid for one write.
+net_status_t net_tasks_complete(const net_tasks_adapter_t *tasks, uint64_t id, uint64_t *seq_out);
+
+// Deletes task `id`; writes the event's RedEX seq.
+//
+// # Safety
+// `tasks` is NULL or from libnet; `seq_out` is valid for one write.
+net_status_t net_tasks_delete(const net_tasks_adapter_t *tasks, uint64_t id, uint64_t *seq_out);
+
+// Waits until the fold has attempted RedEX seq `seq` (fold *progress*: under
+// `log_and_continue` the event may have been skipped; see
+// `net_tasks_progress`). `NET_OK`, `NET_TIMEOUT`, or
+// `NET_ERR_CORTEX_HALTED` at once when the fold stopped short of it.
+//
+// # Safety
+// `tasks` is NULL or from libnet.
+net_status_t net_tasks_wait_for_seq(const net_tasks_adapter_t *tasks,
+                                    uint64_t seq,
+                                    uint32_t timeout_ms);
+
+// The fold's state as JSON: `{"applied_through_seq", "folded_through_seq",
+// "running", "errors", "last_error", "app_seq"}`.
+//
+// # Safety
+// `tasks` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_tasks_progress(const net_tasks_adapter_t *tasks, net_bytes_t *json_out);
+
+// Task `id` as a JSON object (`{"id","title","status","created_ns",
+// "updated_ns"}`); `*found_out` false (and an empty buffer) if absent.
+//
+// # Safety
+// `tasks` is NULL or from libnet; the outputs are valid for one write.
+net_status_t net_tasks_find_unique(const net_tasks_adapter_t *tasks,
+                                   uint64_t id,
+                                   net_bytes_t *json_out,
+                                   bool *found_out);
+
+// The tasks matching `filter_json` (a `TaskQuery`: `ids`, `status`,
+// `title_contains`, `created_after`, `created_before`, `updated_after`,
+// `updated_before`, `order_by`, `offset`, `limit`; NULL or empty: all), as a
+// JSON array.
+//
+// Errors: `NET_ERR_CORTEX_INVALID_QUERY` naming the bad key.
+//
+// # Safety
+// `tasks` is NULL or from libnet; `filter_json` is NULL or readable for
+// its length; `json_out` is valid for one write.
+net_status_t net_tasks_find_many(const net_tasks_adapter_t *tasks,
+                                 const uint8_t *filter_json,
+                                 size_t filter_json_len,
+                                 net_bytes_t *json_out);
+
+// How many tasks match the filter (order and paging ignored).
+//
+// # Safety
+// As `net_tasks_find_many`; `count_out` is valid for one write.
+net_status_t net_tasks_count_where(const net_tasks_adapter_t *tasks,
+                                   const uint8_t *filter_json,
+                                   size_t filter_json_len,
+                                   uint64_t *count_out);
+
+// Whether any task matches the filter.
+//
+// # Safety
+// As `net_tasks_find_many`; `exists_out` is valid for one write.
+net_status_t net_tasks_exists_where(const net_tasks_adapter_t *tasks,
+                                    const uint8_t *filter_json,
+                                    size_t filter_json_len,
+                                    bool *exists_out);
+
+// A live query whose first `_next` returns the current result.
+//
+// # Safety
+// As `net_tasks_find_many`; `out` is valid for one write.
+net_status_t net_tasks_watch(const net_tasks_adapter_t *tasks,
+                             const uint8_t *filter_json,
+                             size_t filter_json_len,
+                             net_tasks_watch_t **out);
+
+// The current result (JSON array) and a watch whose `_next` returns only
+// later changes; nothing can slip between the two.
+//
+// # Safety
+// As `net_tasks_find_many`; the outputs are valid for one write.
+net_status_t net_tasks_snapshot_and_watch(const net_tasks_adapter_t *tasks,
+                                          const uint8_t *filter_json,
+                                          size_t filter_json_len,
+                                          net_bytes_t *current_json_out,
+                                          net_tasks_watch_t **out);
+
+// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the watch's
+// next result. `NET_OK` with the rows (JSON array); `NET_LAGGED` with
+// `*missed_out` changes missed (the next `NET_OK` has them all applied);
+// `NET_TIMEOUT`; `NET_END` when the model closed, its fold halted, or the
+// watch was freed.
+//
+// # Safety
+// `watch` is NULL or from libnet; the outputs are valid for one write.
+net_status_t net_tasks_watch_next(const net_tasks_watch_t *watch,
+                                  uint32_t timeout_ms,
+                                  net_bytes_t *rows_out,
+                                  uint64_t *missed_out);
+
+// Frees a watch; a `_next` blocked on it returns `NET_END`. NULL-safe, idempotent.
+//
+// # Safety
+// `watch` is NULL or was returned by libnet.
+void net_tasks_watch_free(net_tasks_watch_t *watch);
+
+// A snapshot: the postcard bytes, and the RedEX seq of the last event they
+// contain (`*has_last_seq_out` false when none). Restore with `net_tasks_restore`.
+//
+// # Safety
+// `tasks` is NULL or from libnet; the outputs are valid for one write.
+net_status_t net_tasks_snapshot(const net_tasks_adapter_t *tasks,
+                                net_bytes_t *bytes_out,
+                                uint64_t *last_seq_out,
+                                bool *has_last_seq_out);
+
+// Opens the memories model (`cortex/memories`); as `net_tasks_open`.
+//
+// # Safety
+// As `net_tasks_open`.
+net_status_t net_memories_open(const net_redex_t *redex,
+                               uint64_t origin_hash,
+                               const uint8_t *config_json,
+                               size_t config_json_len,
+                               net_memories_adapter_t **out);
+
+// Opens the memories model from a snapshot; as `net_tasks_restore`.
+//
+// # Safety
+// As `net_tasks_restore`.
+net_status_t net_memories_restore(const net_redex_t *redex,
+                                  uint64_t origin_hash,
+                                  const uint8_t *config_json,
+                                  size_t config_json_len,
+                                  const uint8_t *snapshot,
+                                  size_t snapshot_len,
+                                  uint64_t last_seq,
+                                  bool has_last_seq,
+                                  net_memories_adapter_t **out);
+
+// Stops, closes and frees a memories model; as `net_tasks_free`.
+//
+// # Safety
+// `memories` is NULL or was returned by libnet.
+void net_memories_free(net_memories_adapter_t *memories);
+
+// Stops the fold and closes the file; as `net_tasks_close`.
+//
+// # Safety
+// `memories` is NULL or from libnet.
+net_status_t net_memories_close(const net_memories_adapter_t *memories);
+
+// Stores memory `id` (creating it, or replacing its content, tags and
+// source); `tags` is an array of `tag_count` UTF-8 strings. Writes the
+// event's RedEX seq.
+//
+// # Safety
+// `memories` is NULL or from libnet; the strings are readable for their
+// lengths; `tags` is readable for `tag_count` slices; `seq_out` is valid
+// for one write.
+net_status_t net_memories_store(const net_memories_adapter_t *memories,
+                                uint64_t id,
+                                const uint8_t *content,
+                                size_t content_len,
+                                const net_slice_t *tags,
+                                size_t tag_count,
+                                const uint8_t *source,
+                                size_t source_len,
+                                uint64_t *seq_out);
+
+// Replaces memory `id`'s tags; writes the event's RedEX seq.
+//
+// # Safety
+// As `net_memories_store`.
+net_status_t net_memories_retag(const net_memories_adapter_t *memories,
+                                uint64_t id,
+                                const net_slice_t *tags,
+                                size_t tag_count,
+                                uint64_t *seq_out);
+
+// Pins memory `id`; writes the event's RedEX seq.
+//
+// # Safety
+// `memories` is NULL or from libnet; `seq_out` is valid for one write.
+net_status_t net_memories_pin(const net_memories_adapter_t *memories,
+                              uint64_t id,
+                              uint64_t *seq_out);
+
+// Unpins memory `id`; writes the event's RedEX seq.
+//
+// # Safety
+// As `net_memories_pin`.
+net_status_t net_memories_unpin(const net_memories_adapter_t *memories,
+                                uint64_t id,
+                                uint64_t *seq_out);
+
+// Deletes memory `id`; writes the event's RedEX seq.
+//
+// # Safety
+// As `net_memories_pin`.
+net_status_t net_memories_delete(const net_memories_adapter_t *memories,
+                                 uint64_t id,
+                                 uint64_t *seq_out);
+
+// Waits for fold progress; as `net_tasks_wait_for_seq`.
+//
+// # Safety
+// `memories` is NULL or from libnet.
+net_status_t net_memories_wait_for_seq(const net_memories_adapter_t *memories,
+                                       uint64_t seq,
+                                       uint32_t timeout_ms);
+
+// The fold's state as JSON; as `net_tasks_progress`.
+//
+// # Safety
+// `memories` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_memories_progress(const net_memories_adapter_t *memories, net_bytes_t *json_out);
+
+// Memory `id` as a JSON object (`{"id","content","tags","source",
+// "created_ns","updated_ns","pinned"}`); `*found_out` false if absent.
+//
+// # Safety
+// `memories` is NULL or from libnet; the outputs are valid for one write.
+net_status_t net_memories_find_unique(const net_memories_adapter_t *memories,
+                                      uint64_t id,
+                                      net_bytes_t *json_out,
+                                      bool *found_out);
+
+// The memories matching `filter_json` (a `MemoryQuery`: `ids`, `tags_any`,
+// `tags_all`, `source`, `pinned`, `content_contains`, `created_after`,
+// `created_before`, `updated_after`, `updated_before`, `order_by`, `offset`,
+// `limit`), as a JSON array.
+//
+// # Safety
+// As `net_tasks_find_many`.
+net_status_t net_memories_find_many(const net_memories_adapter_t *memories,
+                                    const uint8_t *filter_json,
+                                    size_t filter_json_len,
+                                    net_bytes_t *json_out);
+
+// How many memories match the filter.
+//
+// # Safety
+// As `net_tasks_count_where`.
+net_status_t net_memories_count_where(const net_memories_adapter_t *memories,
+                                      const uint8_t *filter_json,
+                                      size_t filter_json_len,
+                                      uint64_t *count_out);
+
+// Whether any memory matches the filter.
+//
+// # Safety
+// As `net_tasks_exists_where`.
+net_status_t net_memories_exists_where(const net_memories_adapter_t *memories,
+                                       const uint8_t *filter_json,
+                                       size_t filter_json_len,
+                                       bool *exists_out);
+
+// A live memories query; as `net_tasks_watch`.
+//
+// # Safety
+// As `net_tasks_watch`.
+net_status_t net_memories_watch(const net_memories_adapter_t *memories,
+                                const uint8_t *filter_json,
+                                size_t filter_json_len,
+                                net_memories_watch_t **out);
+
+// The current result and a watch of later changes; as
+// `net_tasks_snapshot_and_watch`.
+//
+// # Safety
+// As `net_tasks_snapshot_and_watch`.
+net_status_t net_memories_snapshot_and_watch(const net_memories_adapter_t *memories,
+                                             const uint8_t *filter_json,
+                                             size_t filter_json_len,
+                                             net_bytes_t *current_json_out,
+                                             net_memories_watch_t **out);
+
+// The watch's next result; as `net_tasks_watch_next`.
+//
+// # Safety
+// As `net_tasks_watch_next`.
+net_status_t net_memories_watch_next(const net_memories_watch_t *watch,
+                                     uint32_t timeout_ms,
+                                     net_bytes_t *rows_out,
+                                     uint64_t *missed_out);
+
+// Frees a memories watch; as `net_tasks_watch_free`.
+//
+// # Safety
+// `watch` is NULL or was returned by libnet.
+void net_memories_watch_free(net_memories_watch_t *watch);
+
+// A memories snapshot; as `net_tasks_snapshot`.
+//
+// # Safety
+// As `net_tasks_snapshot`.
+net_status_t net_memories_snapshot(const net_memories_adapter_t *memories,
+                                   net_bytes_t *bytes_out,
+                                   uint64_t *last_seq_out,
+                                   bool *has_last_seq_out);
 
 // Seals `source`'s seed to the recipient's X25519 public key, bound to the
 // 32-byte `chain_link`, with a fresh ephemeral key; writes the 209 bytes.

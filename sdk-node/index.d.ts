@@ -364,6 +364,157 @@ export declare class RedexTail implements AsyncIterable<RedexTailItem>, Disposab
 /** `Constants.NET_WAIT_FOREVER`: the C ABI's "no timeout" value (the SDK's is `Infinity`). */
 export declare const WAIT_FOREVER: 4294967295;
 
+// ---- CortEX ------------------------------------------------------------------------
+
+/** A model's configuration: the RedEX file options plus the fold's. */
+export interface ModelOptions extends RedexFileOptions {
+  /** What the fold does when an event fails to apply (default 'stop'). */
+  policy?: 'stop' | 'log_and_continue';
+  /** Where the fold starts: the whole log (default), new events only, or a sequence number. */
+  start?: 'beginning' | 'live' | U64Like;
+  /** How many changes a watch may fall behind before it is told it lagged (default 4096). */
+  changesCapacity?: U64Like;
+}
+
+/** A task row; integers are bigints. */
+export interface Task {
+  id: bigint;
+  title: string;
+  status: 'pending' | 'completed';
+  createdNs: bigint;
+  updatedNs: bigint;
+}
+
+/** A memory row. */
+export interface Memory {
+  id: bigint;
+  content: string;
+  tags: string[];
+  source: string;
+  createdNs: bigint;
+  updatedNs: bigint;
+  pinned: boolean;
+}
+
+interface CommonFilter {
+  ids?: U64Like[];
+  createdAfter?: U64Like;
+  createdBefore?: U64Like;
+  updatedAfter?: U64Like;
+  updatedBefore?: U64Like;
+  offset?: U64Like;
+  limit?: U64Like;
+}
+
+/** Which tasks a query or watch covers; every set key must match. */
+export interface TaskFilter extends CommonFilter {
+  status?: 'pending' | 'completed';
+  titleContains?: string;
+  orderBy?: 'id_asc' | 'id_desc' | 'created_asc' | 'created_desc' | 'updated_asc' | 'updated_desc' | 'title_asc' | 'title_desc';
+}
+
+/** Which memories a query or watch covers. */
+export interface MemoryFilter extends CommonFilter {
+  tagsAny?: string[];
+  tagsAll?: string[];
+  source?: string;
+  pinned?: boolean;
+  contentContains?: string;
+  orderBy?: 'id_asc' | 'id_desc' | 'created_asc' | 'created_desc' | 'updated_asc' | 'updated_desc';
+}
+
+/** Where a model's fold is. */
+export interface Progress {
+  /** Every event up to it applied (the read-your-writes watermark). */
+  appliedThroughSeq: bigint | null;
+  /** The last event the fold attempted. */
+  foldedThroughSeq: bigint | null;
+  running: boolean;
+  errors: bigint;
+  lastError: string | null;
+  /** The sequence the next write carries in its EventMeta. */
+  appSeq: bigint;
+}
+
+/** A model snapshot (Net v0.11's postcard form). */
+export interface ModelSnapshot {
+  data: Buffer;
+  lastSeq: bigint | null;
+}
+
+/** One update of a watch. */
+export type WatchUpdate<Row> = { lagged: false; rows: Row[] } | { lagged: true; missed: bigint };
+
+/** A live query; see Tasks.watch. */
+export declare class Watch<Row> implements AsyncIterable<WatchUpdate<Row>>, Disposable, AsyncDisposable {
+  private constructor();
+  readonly model: Tasks | Memories;
+  readonly closed: boolean;
+  /** The next update, or `{ done: true }` once the watch ended. */
+  next(): Promise<IteratorResult<WatchUpdate<Row>, undefined>>;
+  /** As next(), or null when `timeoutMs` passed first. */
+  next(timeoutMs: number): Promise<IteratorResult<WatchUpdate<Row>, undefined> | null>;
+  close(): void;
+  return(): Promise<IteratorResult<WatchUpdate<Row>, undefined>>;
+  [Symbol.asyncIterator](): AsyncIterableIterator<WatchUpdate<Row>>;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+declare abstract class Model<Row, Filter> implements Disposable, AsyncDisposable {
+  readonly originHash: bigint;
+  readonly closed: boolean;
+  /** true once the fold attempted `seq`; false on timeout; rejects with CortexHaltedError if it stopped short. */
+  waitForSeq(seq: U64Like, timeoutMs?: number): Promise<boolean>;
+  progress(): Progress;
+  findUnique(id: U64Like): Row | null;
+  findMany(filter?: Filter | null): Row[];
+  countWhere(filter?: Filter | null): bigint;
+  existsWhere(filter?: Filter | null): boolean;
+  watch(filter?: Filter | null): Watch<Row>;
+  snapshotAndWatch(filter?: Filter | null): { rows: Row[]; watch: Watch<Row> };
+  snapshot(): ModelSnapshot;
+  close(): void;
+  closeAsync(): Promise<void>;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** The tasks model (channel cortex/tasks). Writes return the event's RedEX seq. */
+export declare class Tasks extends Model<Task, TaskFilter> {
+  private constructor();
+  static open(redex: Redex, originHash: U64Like, options?: ModelOptions | null): Tasks;
+  static openAsync(redex: Redex, originHash: U64Like, options?: ModelOptions | null): Promise<Tasks>;
+  static restore(redex: Redex, originHash: U64Like, snapshot: { data: BytesLike; lastSeq: U64Like | null }, options?: ModelOptions | null): Tasks;
+  create(id: U64Like, title: BytesOrString): bigint;
+  createAsync(id: U64Like, title: BytesOrString): Promise<bigint>;
+  rename(id: U64Like, title: BytesOrString): bigint;
+  renameAsync(id: U64Like, title: BytesOrString): Promise<bigint>;
+  complete(id: U64Like): bigint;
+  completeAsync(id: U64Like): Promise<bigint>;
+  delete(id: U64Like): bigint;
+  deleteAsync(id: U64Like): Promise<bigint>;
+}
+
+/** The memories model (channel cortex/memories). */
+export declare class Memories extends Model<Memory, MemoryFilter> {
+  private constructor();
+  static open(redex: Redex, originHash: U64Like, options?: ModelOptions | null): Memories;
+  static openAsync(redex: Redex, originHash: U64Like, options?: ModelOptions | null): Promise<Memories>;
+  static restore(redex: Redex, originHash: U64Like, snapshot: { data: BytesLike; lastSeq: U64Like | null }, options?: ModelOptions | null): Memories;
+  store(id: U64Like, content: BytesOrString, tags?: BytesOrString[], source?: BytesOrString): bigint;
+  storeAsync(id: U64Like, content: BytesOrString, tags?: BytesOrString[], source?: BytesOrString): Promise<bigint>;
+  retag(id: U64Like, tags: BytesOrString[]): bigint;
+  retagAsync(id: U64Like, tags: BytesOrString[]): Promise<bigint>;
+  pin(id: U64Like): bigint;
+  pinAsync(id: U64Like): Promise<bigint>;
+  unpin(id: U64Like): bigint;
+  unpinAsync(id: U64Like): Promise<bigint>;
+  delete(id: U64Like): bigint;
+  deleteAsync(id: U64Like): Promise<bigint>;
+}
+
+
 // ---------------------------------------------------------------------------
 // Versions and constants
 
@@ -419,7 +570,11 @@ export type StatusName =
   | 'NET_ERR_REDEX_INLINE_LENGTH'
   | 'NET_ERR_REDEX_TOO_LARGE'
   | 'NET_ERR_REDEX_GENERATION_OVERFLOW'
-  | 'NET_ERR_REDEX_NO_PERSISTENT_DIR';
+  | 'NET_ERR_REDEX_NO_PERSISTENT_DIR'
+  | 'NET_ERR_CORTEX_HALTED'
+  | 'NET_ERR_CORTEX_INVALID_QUERY'
+  | 'NET_ERR_CORTEX_INVALID_CONFIG'
+  | 'NET_ERR_CORTEX_SNAPSHOT';
 
 /** Every status code of include/net.h by name (e.g. `Status.NET_ERR_TOKEN_EXPIRED === -22`). */
 export declare const Status: Readonly<Record<StatusName, number>>;
@@ -487,6 +642,17 @@ export declare class EnvelopeOriginHashMismatchError extends EnvelopeError {}
 
 export declare class ChannelNameError extends NetError {}
 
+/** Base class of the CortEX errors (`NET_ERR_CORTEX_*`). */
+export declare class CortexError extends NetError {}
+/** The fold stopped (an event failed under policy 'stop', or the model closed). */
+export declare class CortexHaltedError extends CortexError {}
+/** A query filter was rejected; the message names the key. */
+export declare class CortexInvalidQueryError extends CortexError {}
+/** A model configuration was rejected; the message names the key. */
+export declare class CortexInvalidConfigError extends CortexError {}
+/** Snapshot bytes that do not decode. */
+export declare class CortexSnapshotError extends CortexError {}
+
 /** Base class of the RedEX errors (`NET_ERR_REDEX_*`). */
 export declare class RedexError extends NetError {}
 /** A storage operation failed (nothing appended). */
@@ -536,8 +702,12 @@ export declare const internal: {
   lastErrorMessage(): string;
   /** The NetError subclass instance libnet's status code maps to. */
   errorFor(status: number, message: string): NetError;
-  /** The bigint pointer behind an Identity, Redex, RedexFile or RedexTail, or null once closed. */
-  rawHandle(value: Identity | Redex | RedexFile | RedexTail): bigint | null;
+  /** The bigint pointer behind an Identity, Redex, RedexFile, RedexTail, Tasks, Memories or Watch, or null once closed. */
+  rawHandle(value: Identity | Redex | RedexFile | RedexTail | Tasks | Memories | Watch<unknown>): bigint | null;
+  /** The configuration JSON a model open would pass to libnet for these options. */
+  cortexConfigJson(options?: ModelOptions | null): string | null;
+  /** The longest wait (ms) of one waitForSeq / watch poll on a pool worker. */
+  readonly cortexPollMs: number;
   /** The configuration JSON `openFile` would pass to libnet for these options. */
   redexConfigJson(options?: RedexFileOptions | string | null): string | null;
   /** The longest wait (ms) of one tail poll on a pool worker. */

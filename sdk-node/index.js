@@ -9,6 +9,7 @@ const envelope = require('./lib/envelope');
 const channel = require('./lib/channel');
 const pool = require('./lib/pool');
 const redex = require('./lib/redex');
+const cortex = require('./lib/cortex');
 
 const { CONSTANTS, STATUS } = native;
 
@@ -43,6 +44,10 @@ module.exports = {
   RedexFile: redex.RedexFile,
   RedexTail: redex.RedexTail,
   WAIT_FOREVER: CONSTANTS.NET_WAIT_FOREVER,
+  // CortEX
+  Tasks: cortex.Tasks,
+  Memories: cortex.Memories,
+  Watch: cortex.Watch,
   // versions
   version,
   abiVersion,
@@ -96,10 +101,16 @@ module.exports = {
   RedexTooLargeError: errors.RedexTooLargeError,
   RedexGenerationOverflowError: errors.RedexGenerationOverflowError,
   RedexNoPersistentDirError: errors.RedexNoPersistentDirError,
+  CortexError: errors.CortexError,
+  CortexHaltedError: errors.CortexHaltedError,
+  CortexInvalidQueryError: errors.CortexInvalidQueryError,
+  CortexInvalidConfigError: errors.CortexInvalidConfigError,
+  CortexSnapshotError: errors.CortexSnapshotError,
   /**
    * Low-level access for tests, benchmarks and debugging; not a stable API.
    * `fns` are the raw koffi functions (C names), `rawHandle(identity)` the
-   * bigint pointer behind an Identity, Redex, RedexFile or RedexTail,
+   * bigint pointer behind an Identity, Redex, RedexFile, RedexTail, Tasks,
+   * Memories or Watch,
    * `poolEvents` emits 'job' per async call, `tailPollMs` is the longest wait
    * of one tail poll on a pool worker.
    */
@@ -111,9 +122,16 @@ module.exports = {
     lastErrorMessage: native.lastErrorMessage,
     errorFor: errors.errorFor,
     rawHandle: (value) => {
+      const c = cortex.rawCortexHandle(value);
+      if (c !== undefined) return c;
       const h = redex.rawRedexHandle(value);
       return h === undefined ? rawHandle(value) : h;
     },
+    cortexConfigJson: (options) => {
+      const json = cortex.modelConfigJson(options);
+      return json === null ? null : json.toString('utf8');
+    },
+    cortexPollMs: cortex.POLL_MS,
     redexConfigJson: (options) => {
       const json = redex.configJson(options);
       return json === null ? null : json.toString('utf8');

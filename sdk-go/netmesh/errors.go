@@ -55,6 +55,10 @@ const (
 	StatusRedexTooLarge              Status = C.NET_ERR_REDEX_TOO_LARGE
 	StatusRedexGenerationOverflow    Status = C.NET_ERR_REDEX_GENERATION_OVERFLOW
 	StatusRedexNoPersistentDir       Status = C.NET_ERR_REDEX_NO_PERSISTENT_DIR
+	StatusCortexHalted               Status = C.NET_ERR_CORTEX_HALTED
+	StatusCortexInvalidQuery         Status = C.NET_ERR_CORTEX_INVALID_QUERY
+	StatusCortexInvalidConfig        Status = C.NET_ERR_CORTEX_INVALID_CONFIG
+	StatusCortexSnapshot             Status = C.NET_ERR_CORTEX_SNAPSHOT
 )
 
 // Sentinel errors, one per error status, for errors.Is:
@@ -95,6 +99,10 @@ const (
 	ErrRedexTooLarge              = StatusRedexTooLarge
 	ErrRedexGenerationOverflow    = StatusRedexGenerationOverflow
 	ErrRedexNoPersistentDir       = StatusRedexNoPersistentDir
+	ErrCortexHalted               = StatusCortexHalted
+	ErrCortexInvalidQuery         = StatusCortexInvalidQuery
+	ErrCortexInvalidConfig        = StatusCortexInvalidConfig
+	ErrCortexSnapshot             = StatusCortexSnapshot
 )
 
 // ErrLagged matches the [*LaggedError] a [RedexTail] returns when entries it
@@ -144,6 +152,10 @@ var statusInfos = map[Status]statusInfo{
 	StatusRedexTooLarge:              {"NET_ERR_REDEX_TOO_LARGE", "RedEX append exceeds the file's size limits"},
 	StatusRedexGenerationOverflow:    {"NET_ERR_REDEX_GENERATION_OVERFLOW", "RedEX generation counter exhausted"},
 	StatusRedexNoPersistentDir:       {"NET_ERR_REDEX_NO_PERSISTENT_DIR", "persistent RedEX file needs a manager with a base directory"},
+	StatusCortexHalted:               {"NET_ERR_CORTEX_HALTED", "CortEX fold has stopped (an event failed under the stop policy, or the model closed)"},
+	StatusCortexInvalidQuery:         {"NET_ERR_CORTEX_INVALID_QUERY", "invalid CortEX query filter"},
+	StatusCortexInvalidConfig:        {"NET_ERR_CORTEX_INVALID_CONFIG", "invalid CortEX model configuration"},
+	StatusCortexSnapshot:             {"NET_ERR_CORTEX_SNAPSHOT", "CortEX snapshot bytes do not decode"},
 }
 
 // String is the C name of the status, e.g. "NET_ERR_TOKEN_EXPIRED".

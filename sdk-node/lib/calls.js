@@ -316,8 +316,152 @@ function redexTailNext(handle, timeoutMs, maxItems, maxBytes) {
   }
 }
 
+// ---- CortEX ----------------------------------------------------------------
+// `kind` is 'tasks' or 'memories': the C functions are net_<kind>_<op>.
+
+function cx(kind, op) {
+  return fns[`net_${kind}_${op}`];
+}
+
+/** A new model handle (open, or restore when `snapshot` is given). */
+function cortexOpen(kind, redex, origin, config, snapshot, lastSeq, hasLastSeq) {
+  const out = [null];
+  if (snapshot == null) {
+    check(cx(kind, 'open')(redex, origin, ptr(config), len(config), out));
+  } else {
+    check(
+      cx(kind, 'restore')(redex, origin, ptr(config), len(config), ptr(snapshot), len(snapshot), lastSeq, hasLastSeq, out),
+    );
+  }
+  return out[0];
+}
+
+/**
+ * Closes (reporting a failed final sync) and frees a model handle. A handle
+ * already closed or freed elsewhere is not an error: close is idempotent.
+ */
+function cortexCloseFree(kind, handle) {
+  try {
+    const status = cx(kind, 'close')(handle);
+    if (status !== STATUS.NET_ERR_SHUTTING_DOWN && status !== STATUS.NET_ERR_REDEX_CLOSED) check(status);
+  } finally {
+    cx(kind, 'free')(handle);
+  }
+}
+
+/** A write (create/rename/complete/delete/store/retag/pin/unpin): its RedEX seq. */
+function cortexWrite(kind, op, handle, id, ...rest) {
+  const out = [0n];
+  let status;
+  switch (op) {
+    case 'create':
+    case 'rename':
+      status = cx(kind, op)(handle, id, ptr(rest[0]), len(rest[0]), out);
+      break;
+    case 'store': {
+      const [content, tags, source] = rest;
+      const slices = tags.map((t) => ({ ptr: ptr(t), len: len(t) }));
+      status = cx(kind, op)(
+        handle, id, ptr(content), len(content), slices.length ? slices : null, slices.length,
+        ptr(source), len(source), out,
+      );
+      break;
+    }
+    case 'retag': {
+      const slices = rest[0].map((t) => ({ ptr: ptr(t), len: len(t) }));
+      status = cx(kind, op)(handle, id, slices.length ? slices : null, slices.length, out);
+      break;
+    }
+    default:
+      status = cx(kind, op)(handle, id, out);
+  }
+  check(status);
+  return BigInt(out[0]);
+}
+
+/** One wait: NET_OK or NET_TIMEOUT (errors throw). */
+function cortexWaitForSeq(kind, handle, seq, timeoutMs) {
+  return check(cx(kind, 'wait_for_seq')(handle, seq, timeoutMs));
+}
+
+/** A JSON-returning query (progress / find_many), as the JSON text. */
+function cortexJson(kind, op, handle, filter) {
+  const out = {};
+  if (op === 'progress') check(cx(kind, op)(handle, out));
+  else check(cx(kind, op)(handle, ptr(filter), len(filter), out));
+  return takeBytes(out).toString('utf8');
+}
+
+/** The JSON text of row `id`, or null. */
+function cortexFindUnique(kind, handle, id) {
+  const out = {};
+  const found = [false];
+  check(cx(kind, 'find_unique')(handle, id, out, found));
+  const text = takeBytes(out).toString('utf8');
+  return found[0] ? text : null;
+}
+
+function cortexCountWhere(kind, handle, filter) {
+  const out = [0n];
+  check(cx(kind, 'count_where')(handle, ptr(filter), len(filter), out));
+  return BigInt(out[0]);
+}
+
+function cortexExistsWhere(kind, handle, filter) {
+  const out = [false];
+  check(cx(kind, 'exists_where')(handle, ptr(filter), len(filter), out));
+  return Boolean(out[0]);
+}
+
+/** A new watch; with `withCurrent`, `{ watch, current }` (snapshot_and_watch). */
+function cortexWatch(kind, handle, filter, withCurrent) {
+  const out = [null];
+  if (!withCurrent) {
+    check(cx(kind, 'watch')(handle, ptr(filter), len(filter), out));
+    return out[0];
+  }
+  const current = {};
+  check(cx(kind, 'snapshot_and_watch')(handle, ptr(filter), len(filter), current, out));
+  return { watch: out[0], current: takeBytes(current).toString('utf8') };
+}
+
+/** One watch poll: `{ status, rows?, missed? }` (errors throw). */
+function cortexWatchNext(kind, handle, timeoutMs) {
+  const rows = { ptr: null, len: 0 };
+  const missed = [0n];
+  const status = check(cx(kind, 'watch_next')(handle, timeoutMs, rows, missed));
+  if (status === STATUS.NET_OK) return { status, rows: takeBytes(rows).toString('utf8') };
+  if (status === STATUS.NET_LAGGED) return { status, missed: BigInt(missed[0]) };
+  return { status };
+}
+
+function cortexWatchFree(kind, handle) {
+  cx(kind, 'watch_free')(handle);
+}
+
+/** `{ data, lastSeq }` (lastSeq null for an empty log). */
+function cortexSnapshot(kind, handle) {
+  const out = {};
+  const last = [0n];
+  const has = [false];
+  check(cx(kind, 'snapshot')(handle, out, last, has));
+  return { data: takeBytes(out), lastSeq: has[0] ? BigInt(last[0]) : null };
+}
+
 module.exports = {
   check,
+  cortexOpen,
+  cortexCloseFree,
+  cortexWrite,
+  cortexWaitForSeq,
+  cortexJson,
+  cortexFindUnique,
+  cortexCountWhere,
+  cortexExistsWhere,
+  cortexWatch,
+  cortexWatchNext,
+  cortexWatchFree,
+  cortexSnapshot,
   redexOpen,
   redexFree,
   redexOpenFile,

@@ -99,6 +99,17 @@ class RedexGenerationOverflowError extends RedexError {}
 /** A persistent file needs a manager opened with a base directory. */
 class RedexNoPersistentDirError extends RedexError {}
 
+/** Base class of the CortEX errors (NET_ERR_CORTEX_*). */
+class CortexError extends NetError {}
+/** The model's fold has stopped (an event failed under policy "stop", or the model closed). */
+class CortexHaltedError extends CortexError {}
+/** A query filter was rejected; the message names the key. */
+class CortexInvalidQueryError extends CortexError {}
+/** A model configuration was rejected; the message names the key. */
+class CortexInvalidConfigError extends CortexError {}
+/** Snapshot bytes that do not decode. */
+class CortexSnapshotError extends CortexError {}
+
 const CLASS_BY_STATUS = new Map([
   [STATUS.NET_ERR_INVALID_ARGUMENT, InvalidArgumentError],
   [STATUS.NET_ERR_SHUTTING_DOWN, ShuttingDownError],
@@ -132,6 +143,10 @@ const CLASS_BY_STATUS = new Map([
   [STATUS.NET_ERR_REDEX_TOO_LARGE, RedexTooLargeError],
   [STATUS.NET_ERR_REDEX_GENERATION_OVERFLOW, RedexGenerationOverflowError],
   [STATUS.NET_ERR_REDEX_NO_PERSISTENT_DIR, RedexNoPersistentDirError],
+  [STATUS.NET_ERR_CORTEX_HALTED, CortexHaltedError],
+  [STATUS.NET_ERR_CORTEX_INVALID_QUERY, CortexInvalidQueryError],
+  [STATUS.NET_ERR_CORTEX_INVALID_CONFIG, CortexInvalidConfigError],
+  [STATUS.NET_ERR_CORTEX_SNAPSHOT, CortexSnapshotError],
 ]);
 
 /** The error object for a failed status and its detail message. */
@@ -141,6 +156,7 @@ function errorFor(status, message) {
     if (status <= -20 && status > -30) Class = TokenError;
     else if (status <= -30 && status > -40) Class = EnvelopeError;
     else if (status <= -100 && status > -200) Class = RedexError;
+    else if (status <= -300 && status > -400) Class = CortexError;
     else Class = NetError;
   }
   return new Class(message, status);
@@ -186,4 +202,9 @@ module.exports = {
   RedexTooLargeError,
   RedexGenerationOverflowError,
   RedexNoPersistentDirError,
+  CortexError,
+  CortexHaltedError,
+  CortexInvalidQueryError,
+  CortexInvalidConfigError,
+  CortexSnapshotError,
 };

@@ -51,6 +51,10 @@ const STATUS = Object.freeze({
   NET_ERR_REDEX_TOO_LARGE: -107,
   NET_ERR_REDEX_GENERATION_OVERFLOW: -108,
   NET_ERR_REDEX_NO_PERSISTENT_DIR: -109,
+  NET_ERR_CORTEX_HALTED: -300,
+  NET_ERR_CORTEX_INVALID_QUERY: -301,
+  NET_ERR_CORTEX_INVALID_CONFIG: -302,
+  NET_ERR_CORTEX_SNAPSHOT: -303,
 });
 
 /**
@@ -149,6 +153,10 @@ namedType('net_slice_t', () =>
 namedType('net_redex_t', () => koffi.opaque('net_redex_t'));
 namedType('net_redex_file_t', () => koffi.opaque('net_redex_file_t'));
 namedType('net_redex_tail_t', () => koffi.opaque('net_redex_tail_t'));
+namedType('net_tasks_adapter_t', () => koffi.opaque('net_tasks_adapter_t'));
+namedType('net_tasks_watch_t', () => koffi.opaque('net_tasks_watch_t'));
+namedType('net_memories_adapter_t', () => koffi.opaque('net_memories_adapter_t'));
+namedType('net_memories_watch_t', () => koffi.opaque('net_memories_watch_t'));
 namedType('net_token_info_t', () =>
   koffi.struct('net_token_info_t', {
     issuer: koffi.array('uint8_t', 32),
@@ -216,6 +224,45 @@ const PROTOTYPES = [
   'net_status_t net_redex_file_tail(const net_redex_file_t *file, uint64_t from_seq, _Out_ net_redex_tail_t **out)',
   'net_status_t net_redex_tail_next(const net_redex_tail_t *tail, uint32_t timeout_ms, _Out_ uint64_t *seq_out, _Inout_ net_bytes_t *payload_out)',
   'void net_redex_tail_free(net_redex_tail_t *tail)',
+  'net_status_t net_tasks_open(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, _Out_ net_tasks_adapter_t **out)',
+  'net_status_t net_tasks_restore(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, _Out_ net_tasks_adapter_t **out)',
+  'void net_tasks_free(net_tasks_adapter_t *tasks)',
+  'net_status_t net_tasks_close(const net_tasks_adapter_t *tasks)',
+  'net_status_t net_tasks_create(const net_tasks_adapter_t *tasks, uint64_t id, const uint8_t *title, size_t title_len, _Out_ uint64_t *seq_out)',
+  'net_status_t net_tasks_rename(const net_tasks_adapter_t *tasks, uint64_t id, const uint8_t *new_title, size_t new_title_len, _Out_ uint64_t *seq_out)',
+  'net_status_t net_tasks_complete(const net_tasks_adapter_t *tasks, uint64_t id, _Out_ uint64_t *seq_out)',
+  'net_status_t net_tasks_delete(const net_tasks_adapter_t *tasks, uint64_t id, _Out_ uint64_t *seq_out)',
+  'net_status_t net_tasks_wait_for_seq(const net_tasks_adapter_t *tasks, uint64_t seq, uint32_t timeout_ms)',
+  'net_status_t net_tasks_progress(const net_tasks_adapter_t *tasks, _Out_ net_bytes_t *json_out)',
+  'net_status_t net_tasks_find_unique(const net_tasks_adapter_t *tasks, uint64_t id, _Out_ net_bytes_t *json_out, _Out_ bool *found_out)',
+  'net_status_t net_tasks_find_many(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, _Out_ net_bytes_t *json_out)',
+  'net_status_t net_tasks_count_where(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, _Out_ uint64_t *count_out)',
+  'net_status_t net_tasks_exists_where(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, _Out_ bool *exists_out)',
+  'net_status_t net_tasks_watch(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, _Out_ net_tasks_watch_t **out)',
+  'net_status_t net_tasks_snapshot_and_watch(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, _Out_ net_bytes_t *current_json_out, _Out_ net_tasks_watch_t **out)',
+  'net_status_t net_tasks_watch_next(const net_tasks_watch_t *watch, uint32_t timeout_ms, _Out_ net_bytes_t *rows_out, _Out_ uint64_t *missed_out)',
+  'void net_tasks_watch_free(net_tasks_watch_t *watch)',
+  'net_status_t net_tasks_snapshot(const net_tasks_adapter_t *tasks, _Out_ net_bytes_t *bytes_out, _Out_ uint64_t *last_seq_out, _Out_ bool *has_last_seq_out)',
+  'net_status_t net_memories_open(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, _Out_ net_memories_adapter_t **out)',
+  'net_status_t net_memories_restore(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, _Out_ net_memories_adapter_t **out)',
+  'void net_memories_free(net_memories_adapter_t *memories)',
+  'net_status_t net_memories_close(const net_memories_adapter_t *memories)',
+  'net_status_t net_memories_store(const net_memories_adapter_t *memories, uint64_t id, const uint8_t *content, size_t content_len, const net_slice_t *tags, size_t tag_count, const uint8_t *source, size_t source_len, _Out_ uint64_t *seq_out)',
+  'net_status_t net_memories_retag(const net_memories_adapter_t *memories, uint64_t id, const net_slice_t *tags, size_t tag_count, _Out_ uint64_t *seq_out)',
+  'net_status_t net_memories_pin(const net_memories_adapter_t *memories, uint64_t id, _Out_ uint64_t *seq_out)',
+  'net_status_t net_memories_unpin(const net_memories_adapter_t *memories, uint64_t id, _Out_ uint64_t *seq_out)',
+  'net_status_t net_memories_delete(const net_memories_adapter_t *memories, uint64_t id, _Out_ uint64_t *seq_out)',
+  'net_status_t net_memories_wait_for_seq(const net_memories_adapter_t *memories, uint64_t seq, uint32_t timeout_ms)',
+  'net_status_t net_memories_progress(const net_memories_adapter_t *memories, _Out_ net_bytes_t *json_out)',
+  'net_status_t net_memories_find_unique(const net_memories_adapter_t *memories, uint64_t id, _Out_ net_bytes_t *json_out, _Out_ bool *found_out)',
+  'net_status_t net_memories_find_many(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, _Out_ net_bytes_t *json_out)',
+  'net_status_t net_memories_count_where(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, _Out_ uint64_t *count_out)',
+  'net_status_t net_memories_exists_where(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, _Out_ bool *exists_out)',
+  'net_status_t net_memories_watch(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, _Out_ net_memories_watch_t **out)',
+  'net_status_t net_memories_snapshot_and_watch(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, _Out_ net_bytes_t *current_json_out, _Out_ net_memories_watch_t **out)',
+  'net_status_t net_memories_watch_next(const net_memories_watch_t *watch, uint32_t timeout_ms, _Out_ net_bytes_t *rows_out, _Out_ uint64_t *missed_out)',
+  'void net_memories_watch_free(net_memories_watch_t *watch)',
+  'net_status_t net_memories_snapshot(const net_memories_adapter_t *memories, _Out_ net_bytes_t *bytes_out, _Out_ uint64_t *last_seq_out, _Out_ bool *has_last_seq_out)',
   'const char *net_version(void)',
   'uint32_t net_abi_version(void)',
   'const char *net_status_name(int32_t status)',

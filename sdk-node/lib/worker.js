@@ -25,6 +25,12 @@ const OPS = {
   redexFileSweepRetention: calls.redexFileSweepRetention,
   redexFileCloseFree: calls.redexFileCloseFree,
   redexTailNext: calls.redexTailNext,
+  cortexOpen: calls.cortexOpen,
+  cortexCloseFree: calls.cortexCloseFree,
+  cortexWrite: calls.cortexWrite,
+  cortexWaitForSeq: calls.cortexWaitForSeq,
+  cortexWatchNext: calls.cortexWatchNext,
+  cortexSnapshot: calls.cortexSnapshot,
 };
 
 /** An owned Uint8Array's buffer can be handed over instead of copied. */

@@ -107,6 +107,10 @@ test('every error code maps to its error class', () => {
     NET_ERR_REDEX_TOO_LARGE: 'RedexTooLargeError',
     NET_ERR_REDEX_GENERATION_OVERFLOW: 'RedexGenerationOverflowError',
     NET_ERR_REDEX_NO_PERSISTENT_DIR: 'RedexNoPersistentDirError',
+    NET_ERR_CORTEX_HALTED: 'CortexHaltedError',
+    NET_ERR_CORTEX_INVALID_QUERY: 'CortexInvalidQueryError',
+    NET_ERR_CORTEX_INVALID_CONFIG: 'CortexInvalidConfigError',
+    NET_ERR_CORTEX_SNAPSHOT: 'CortexSnapshotError',
   };
   for (const [name, status] of Object.entries(netmesh.Status)) {
     assert.equal(netmesh.statusName(status), name);

@@ -216,6 +216,115 @@ Object.assign(commands, {
   },
 });
 
+// ---- CortEX: raw calls on model / watch pointers ------------------------------
+
+/** One raw call on a CortEX handle; `kind` is tasks | memories | tasksWatch | memoriesWatch. */
+function cortexOp(kind, handle, i = 0) {
+  switch (kind) {
+    case 'tasks':
+      return i % 2 ? fns.net_tasks_create(handle, BigInt(i), Buffer.from('r'), 1, [0n]) : fns.net_tasks_count_where(handle, null, 0, [0n]);
+    case 'memories':
+      return i % 2
+        ? fns.net_memories_store(handle, BigInt(i), Buffer.from('r'), 1, null, 0, Buffer.from('s'), 1, [0n])
+        : fns.net_memories_count_where(handle, null, 0, [0n]);
+    case 'tasksWatch':
+    case 'memoriesWatch': {
+      const rows = { ptr: null, len: 0 };
+      const f = kind === 'tasksWatch' ? fns.net_tasks_watch_next : fns.net_memories_watch_next;
+      const s = f(handle, 0, rows, [0n]);
+      if (rows.ptr) fns.net_bytes_free(rows);
+      return s === 1 || s === 2 || s === 3 ? 0 : s;
+    }
+    default:
+      throw new Error(`unknown kind ${kind}`);
+  }
+}
+
+const CORTEX_FREE = {
+  tasks: (h) => fns.net_tasks_free(h),
+  memories: (h) => fns.net_memories_free(h),
+  tasksWatch: (h) => fns.net_tasks_watch_free(h),
+  memoriesWatch: (h) => fns.net_memories_watch_free(h),
+};
+
+const CORTEX_HALTED = -300;
+
+Object.assign(commands, {
+  cortexCall({ kind, handle }) {
+    const status = cortexOp(kind, handle, 1);
+    return { status, message: status < 0 ? lastErrorMessage() : '' };
+  },
+  // Calls ops until the handle is freed, then `after` more times. A model
+  // closed by the SDK (close before free) answers writes with
+  // NET_ERR_CORTEX_HALTED or NET_ERR_REDEX_CLOSED first: counted as completed.
+  cortexHammer({ kind, handle, gate, after, maxMs }) {
+    const r = { ok: 0, closed: 0, shutting: 0, other: 0, violations: 0, message: '' };
+    waitGate(gate);
+    const deadline = Date.now() + maxMs;
+    for (let i = 0; ; i++) {
+      let s = cortexOp(kind, handle, i);
+      if (s === CORTEX_HALTED || s === REDEX_CLOSED) {
+        r.closed++;
+        s = 0;
+      }
+      if (s === 0) {
+        if (r.ok === 0) {
+          Atomics.add(gate, 1, 1);
+          Atomics.notify(gate, 1);
+        }
+        r.ok++;
+      } else if (s === SHUTTING_DOWN) {
+        r.shutting++;
+        r.message = lastErrorMessage();
+        break;
+      } else {
+        r.other = s;
+        r.message = lastErrorMessage();
+        break;
+      }
+      if ((i & 63) === 0 && Date.now() > deadline) break;
+    }
+    if (r.shutting) {
+      for (let i = 0; i < after; i++) if (cortexOp(kind, handle, i) !== SHUTTING_DOWN) r.violations++;
+    }
+    return r;
+  },
+  cortexFree({ kind, handle, gate, afterHammer = false }) {
+    waitGate(gate);
+    if (afterHammer) {
+      const deadline = Date.now() + 2000;
+      while (Atomics.load(gate, 1) === 0 && Date.now() < deadline) Atomics.wait(gate, 1, 0, 100);
+    }
+    const t0 = now();
+    CORTEX_FREE[kind](handle);
+    return { t0, t1: now() };
+  },
+  // net_*_watch_next(NET_WAIT_FOREVER), signalling just before it blocks.
+  watchNextForever({ kind, handle, signal: gate }) {
+    const rows = { ptr: null, len: 0 };
+    const f = kind === 'tasksWatch' ? fns.net_tasks_watch_next : fns.net_memories_watch_next;
+    signal(gate);
+    const t0 = now();
+    const status = f(handle, WAIT_FOREVER, rows, [0n]);
+    const t1 = now();
+    if (rows.ptr) fns.net_bytes_free(rows);
+    return { status, t0, t1 };
+  },
+  // One write with a big title/content (the buffer is made before the signal).
+  cortexWriteBig({ kind, handle, size, signal: gate }) {
+    const text = Buffer.alloc(size, 0x61);
+    const seq = [0n];
+    signal(gate);
+    const t0 = now();
+    const status =
+      kind === 'tasks'
+        ? fns.net_tasks_create(handle, 1n, text, text.length, seq)
+        : fns.net_memories_store(handle, 1n, text, text.length, null, 0, null, 0, seq);
+    const t1 = now();
+    return { status, t0, t1, message: status < 0 ? lastErrorMessage() : '' };
+  },
+});
+
 parentPort.on('message', (msg) => {
   parentPort.postMessage({ result: commands[msg.cmd](msg) });
 });

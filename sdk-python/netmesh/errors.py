@@ -40,6 +40,12 @@ Every failing call raises a subclass of :class:`NetError` carrying the
         ├── RedexGenerationOverflowError
         ├── RedexNoPersistentDirError
         └── RedexTailEndedError    not a failure: a tail has nothing more (NET_END)
+    └── CortexError                CortEX, folded state over RedEX
+        ├── CortexHaltedError      the fold stopped (error under policy "stop", or closed)
+        ├── CortexInvalidQueryError (also ValueError)
+        ├── CortexInvalidConfigError (also ValueError)
+        ├── CortexSnapshotError (also ValueError)
+        └── CortexWatchEndedError  not a failure: a watch has nothing more (NET_END)
 """
 
 from __future__ import annotations
@@ -89,6 +95,10 @@ class Status(enum.IntEnum):
     ERR_REDEX_TOO_LARGE = lib.NET_ERR_REDEX_TOO_LARGE
     ERR_REDEX_GENERATION_OVERFLOW = lib.NET_ERR_REDEX_GENERATION_OVERFLOW
     ERR_REDEX_NO_PERSISTENT_DIR = lib.NET_ERR_REDEX_NO_PERSISTENT_DIR
+    ERR_CORTEX_HALTED = lib.NET_ERR_CORTEX_HALTED
+    ERR_CORTEX_INVALID_QUERY = lib.NET_ERR_CORTEX_INVALID_QUERY
+    ERR_CORTEX_INVALID_CONFIG = lib.NET_ERR_CORTEX_INVALID_CONFIG
+    ERR_CORTEX_SNAPSHOT = lib.NET_ERR_CORTEX_SNAPSHOT
 
 
 class NetError(Exception):
@@ -273,6 +283,33 @@ class RedexTailEndedError(RedexError):
     stops instead."""
 
 
+class CortexError(NetError):
+    """Base class of the CortEX (folded state) errors."""
+
+
+class CortexHaltedError(CortexError):
+    """The model's fold has stopped — an event failed to apply under
+    ``policy="stop"``, or the model was closed — so the awaited sequence
+    will never be applied and writes are refused."""
+
+
+class CortexInvalidQueryError(CortexError, ValueError):
+    """A query filter libnet rejected (the message names the key)."""
+
+
+class CortexInvalidConfigError(CortexError, ValueError):
+    """A model configuration libnet rejected (the message names the key)."""
+
+
+class CortexSnapshotError(CortexError, ValueError):
+    """Snapshot bytes that do not decode."""
+
+
+class CortexWatchEndedError(CortexError):
+    """Raised by :meth:`Watch.next` when the watch has nothing more and never
+    will (status ``NET_END``; not a failure). Iterating simply stops."""
+
+
 #: The class raised for each error status.
 ERROR_CLASSES: Dict[int, Type[NetError]] = {
     lib.NET_ERR_INVALID_ARGUMENT: InvalidArgumentError,
@@ -307,6 +344,10 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     lib.NET_ERR_REDEX_TOO_LARGE: RedexTooLargeError,
     lib.NET_ERR_REDEX_GENERATION_OVERFLOW: RedexGenerationOverflowError,
     lib.NET_ERR_REDEX_NO_PERSISTENT_DIR: RedexNoPersistentDirError,
+    lib.NET_ERR_CORTEX_HALTED: CortexHaltedError,
+    lib.NET_ERR_CORTEX_INVALID_QUERY: CortexInvalidQueryError,
+    lib.NET_ERR_CORTEX_INVALID_CONFIG: CortexInvalidConfigError,
+    lib.NET_ERR_CORTEX_SNAPSHOT: CortexSnapshotError,
 }
 
 

@@ -359,7 +359,7 @@ fn next_items(tail: &mut crate::redex::RedexTail) -> Option<Vec<Result<TailItem,
 }
 
 /// Folds a batch under one state lock, then publishes the watermarks and
-/// changes once. Returns false when the fold halts.
+/// the change notifications together. Returns false when the fold halts.
 fn fold_batch<F: Fold>(
     shared: &Shared<F>,
     items: Vec<Result<TailItem, FoldError>>,
@@ -459,9 +459,12 @@ fn fold_batch<F: Fold>(
                 }
             }
         }
+        // Broadcast while the watermarks are still locked: whoever sees
+        // `applied_through` cover an event and then subscribes starts after
+        // that event's notification, not before it.
+        shared.changes.send_all(folded);
     }
     shared.progressed.notify_all();
-    shared.changes.send_all(folded);
     keep_going
 }
 

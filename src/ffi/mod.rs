@@ -12,6 +12,7 @@
 
 mod bytes;
 mod channel;
+mod cortex;
 mod envelope;
 mod error;
 mod export;
@@ -30,6 +31,7 @@ mod handle_guard_tests;
 // Every public item of the area files is part of the C ABI.
 pub use bytes::*;
 pub use channel::*;
+pub use cortex::*;
 pub use envelope::*;
 pub use error::net_last_error_message;
 pub use handle::retired_handle_count;

@@ -173,6 +173,19 @@ pub(crate) fn parse_config(json: &str) -> Result<RedexFileConfig, FfiError> {
     }
     let parsed: ConfigJson =
         serde_json::from_str(json).map_err(|e| config_error(format!("config JSON: {e}")))?;
+    config_from(parsed)
+}
+
+/// Parses the file part of a configuration given as a JSON object.
+pub(crate) fn parse_config_object(
+    map: serde_json::Map<String, serde_json::Value>,
+) -> Result<RedexFileConfig, FfiError> {
+    let parsed: ConfigJson = serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| config_error(format!("config JSON: {e}")))?;
+    config_from(parsed)
+}
+
+fn config_from(parsed: ConfigJson) -> Result<RedexFileConfig, FfiError> {
     let fsync = match parsed.fsync {
         None => FsyncPolicy::Never,
         Some(value) => parse_fsync(&value)?,

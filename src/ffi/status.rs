@@ -89,6 +89,15 @@ pub enum net_status_t {
     NET_ERR_REDEX_GENERATION_OVERFLOW = -108,
     /// A persistent RedEX file needs a manager with a base directory.
     NET_ERR_REDEX_NO_PERSISTENT_DIR = -109,
+    /// The CortEX fold is not running (halted on an error under the stop
+    /// policy, or closed); reopen the model.
+    NET_ERR_CORTEX_HALTED = -300,
+    /// A CortEX query filter is invalid; the message names the key.
+    NET_ERR_CORTEX_INVALID_QUERY = -301,
+    /// A CortEX model configuration is invalid; the message names the key.
+    NET_ERR_CORTEX_INVALID_CONFIG = -302,
+    /// A CortEX snapshot does not decode.
+    NET_ERR_CORTEX_SNAPSHOT = -303,
 }
 
 impl net_status_t {
@@ -132,6 +141,10 @@ impl net_status_t {
         Self::NET_ERR_REDEX_TOO_LARGE,
         Self::NET_ERR_REDEX_GENERATION_OVERFLOW,
         Self::NET_ERR_REDEX_NO_PERSISTENT_DIR,
+        Self::NET_ERR_CORTEX_HALTED,
+        Self::NET_ERR_CORTEX_INVALID_QUERY,
+        Self::NET_ERR_CORTEX_INVALID_CONFIG,
+        Self::NET_ERR_CORTEX_SNAPSHOT,
     ];
 
     /// The status with this numeric code, if there is one.
@@ -183,6 +196,10 @@ impl net_status_t {
             Self::NET_ERR_REDEX_TOO_LARGE => c"NET_ERR_REDEX_TOO_LARGE",
             Self::NET_ERR_REDEX_GENERATION_OVERFLOW => c"NET_ERR_REDEX_GENERATION_OVERFLOW",
             Self::NET_ERR_REDEX_NO_PERSISTENT_DIR => c"NET_ERR_REDEX_NO_PERSISTENT_DIR",
+            Self::NET_ERR_CORTEX_HALTED => c"NET_ERR_CORTEX_HALTED",
+            Self::NET_ERR_CORTEX_INVALID_QUERY => c"NET_ERR_CORTEX_INVALID_QUERY",
+            Self::NET_ERR_CORTEX_INVALID_CONFIG => c"NET_ERR_CORTEX_INVALID_CONFIG",
+            Self::NET_ERR_CORTEX_SNAPSHOT => c"NET_ERR_CORTEX_SNAPSHOT",
         }
     }
 

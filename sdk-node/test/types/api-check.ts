@@ -1,5 +1,14 @@
 // Type-checked (tsc --noEmit) against the installed package's index.d.ts; not run.
 import {
+  Tasks,
+  Memories,
+  Watch,
+  Task,
+  Memory,
+  ModelSnapshot,
+  Progress,
+  CortexError,
+  CortexHaltedError,
   Identity,
   Token,
   Scope,
@@ -231,6 +240,31 @@ async function main(): Promise<void> {
   new RedexFile();
   void [dir, seq, seq2, seq3, first, first2, got, got2, firstSeq, firstPayload, next, removed, fileName, r1, pos, tailFile, it];
   void [forever, cn, lagged, redexHandle, json, poll, wrongSeq];
+
+  // CortEX
+  {
+    const r = Redex.open();
+    const tasks = Tasks.open(r, 1n, { persistent: false, policy: 'stop', start: 'live', changesCapacity: 8 });
+    const seqT: bigint = tasks.create(1, 'title');
+    const okWait: Promise<boolean> = tasks.waitForSeq(seqT, 1000);
+    const row: Task | null = tasks.findUnique(1n);
+    const rows: Task[] = tasks.findMany({ status: 'pending', orderBy: 'created_desc', limit: 10 });
+    const n: bigint = tasks.countWhere({ titleContains: 'x' });
+    const w: Watch<Task> = tasks.watch({ ids: [1n, 2] });
+    const upd = w.next(100);
+    const snap: ModelSnapshot = tasks.snapshot();
+    const restored: Tasks = Tasks.restore(r, 1n, snap);
+    const p: Progress = tasks.progress();
+    const mem: Memories = Memories.open(r, 1n);
+    const seqM: Promise<bigint> = mem.storeAsync(1n, 'c', ['t'], 's');
+    const memRows: Memory[] = mem.findMany({ tagsAny: ['t'], pinned: true });
+    const sw = mem.snapshotAndWatch();
+    const firstMem: Memory[] = sw.rows;
+    const halted: CortexError = new CortexHaltedError('x', -300);
+    // @ts-expect-error tasks have no tag filters
+    tasks.findMany({ tagsAny: ['x'] });
+    void [okWait, row, rows, n, upd, restored, p, seqM, memRows, firstMem, halted];
+  }
 
   // Mistakes the declarations must reject:
   // @ts-expect-error u64 values are bigint, not number
