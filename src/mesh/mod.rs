@@ -5,23 +5,36 @@
 //! `docs/mesh.md`.
 //!
 //! The protocol modules (`crypto`, `replay`, `handshake`, `packet`,
-//! `credit`, `reliable`, `failure`, `hello`) are pure: bytes and time in,
-//! bytes out.
+//! `credit`, `reliable`, `failure`, `hello`, `session`) are pure: bytes and
+//! time in, bytes out. `node` puts them on a socket; `io` is the only
+//! module with `unsafe` (batched syscalls).
 
+pub mod config;
 pub mod credit;
 pub mod crypto;
 pub mod failure;
+pub mod filter;
 pub mod handshake;
 pub mod hello;
+mod inbound;
+mod io;
+mod node;
 pub mod packet;
+mod peer;
 pub mod reliable;
 pub mod replay;
+pub mod session;
+mod stream;
 
+pub use config::{ConfigError, ConnectForm, MeshConfig};
 pub use credit::{Backpressure, DEFAULT_WINDOW, TxCredit, packet_cost};
 pub use crypto::{AuthError, PacketKey, Role, SessionKeys};
 pub use failure::{FailureDetector, Health};
+pub use filter::{NetemFilter, PacketFilter, Verdict};
 pub use handshake::{Accepted, HandshakeError, HandshakeForm, Initiator, Responder, prologue};
 pub use hello::{Hello, HelloError};
+pub use inbound::InboundEvent;
+pub use node::{MeshError, MeshNode, PeerInfo};
 pub use packet::{OpenError, PacketKind};
 pub use reliable::{LegacyGate, RelAck, ReliableReceiver, ReliableSender};
 pub use replay::{Advance, ReplayError, ReplayWindow};

@@ -1,0 +1,325 @@
+//! `MeshConfig`: everything a node is configured with, and its JSON form
+//! (the `config_json` of `net_mesh_new`). Unknown keys and out-of-range
+//! values are rejected with a message naming the key.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::credit::DEFAULT_WINDOW;
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("mesh configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// How `connect` reaches a peer (WIRE.md §3.4–3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectForm {
+    /// Behind a routing header: accepted by any started node, ours or v0.11.
+    #[default]
+    Routed,
+    /// A bare handshake: for a v0.11 node inside `accept`, or one of ours
+    /// that `accept`s the caller's node_id.
+    Direct,
+}
+
+/// A node's configuration. `Default` is v0.11's defaults on an ephemeral
+/// loopback port with a random identity and a random PSK (set `psk` for
+/// nodes that must talk to each other).
+#[derive(Clone)]
+pub struct MeshConfig {
+    /// Where the UDP socket binds.
+    pub bind: SocketAddr,
+    /// The mesh-wide pre-shared key.
+    pub psk: Zeroizing<[u8; 32]>,
+    /// The node's ed25519 identity seed (random when `None`); the node_id
+    /// derives from it.
+    pub identity_seed: Option<Zeroizing<[u8; 32]>>,
+    /// The static X25519 secret of the Noise responder (random when `None`;
+    /// v0.11 makes it random per node).
+    pub static_secret: Option<Zeroizing<[u8; 32]>>,
+    /// Heartbeat (and maintenance tick) period.
+    pub heartbeat_interval: Duration,
+    /// The failure-detector unit T (Suspected at 2 T, Failed at 3 T).
+    pub session_timeout: Duration,
+    /// One handshake attempt's timeout.
+    pub handshake_timeout: Duration,
+    /// Handshake attempts before `connect` gives up.
+    pub handshake_retries: u32,
+    /// Inbound event shards (`stream_id mod num_shards`).
+    pub num_shards: usize,
+    /// Events each inbound shard holds before backpressure.
+    pub shard_capacity: usize,
+    /// Default per-stream send window in bytes (0 = unlimited).
+    pub window: u64,
+    /// Socket receive buffer (bytes).
+    pub recv_buffer: usize,
+    /// Socket send buffer (bytes).
+    pub send_buffer: usize,
+    /// Streams per session before the least recently active is evicted.
+    pub max_streams: usize,
+    /// Streams idle this long are evicted.
+    pub stream_idle_timeout: Duration,
+    /// How `connect` reaches peers.
+    pub connect_form: ConnectForm,
+    /// How long to wait for a peer's identity hello before treating it as a
+    /// v0.11 node (reliable streams wait this long at most).
+    pub hello_timeout: Duration,
+    /// Refuse peers that do not bind their identity (v0.11 peers).
+    pub require_identity: bool,
+    /// Unanswered handshakes kept in flight at once (a flood beyond this is
+    /// dropped before any Diffie-Hellman work).
+    pub max_pending_handshakes: usize,
+    /// Depth cap of the self-addressed (loopback) dispatch path.
+    pub loopback_depth: usize,
+}
+
+impl std::fmt::Debug for MeshConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshConfig")
+            .field("bind", &self.bind)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("session_timeout", &self.session_timeout)
+            .field("num_shards", &self.num_shards)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        let mut psk = Zeroizing::new([0u8; 32]);
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, psk.as_mut());
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            psk,
+            identity_seed: None,
+            static_secret: None,
+            heartbeat_interval: Duration::from_secs(5),
+            session_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(5),
+            handshake_retries: 3,
+            num_shards: 4,
+            shard_capacity: 65_536,
+            window: DEFAULT_WINDOW,
+            recv_buffer: 256 * 1024,
+            send_buffer: 256 * 1024,
+            max_streams: 4096,
+            stream_idle_timeout: Duration::from_secs(300),
+            connect_form: ConnectForm::Routed,
+            hello_timeout: Duration::from_secs(2),
+            require_identity: false,
+            max_pending_handshakes: 256,
+            loopback_depth: 64,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    bind: Option<String>,
+    psk_hex: Option<String>,
+    identity_seed_hex: Option<String>,
+    static_secret_hex: Option<String>,
+    heartbeat_interval_ms: Option<u64>,
+    session_timeout_ms: Option<u64>,
+    handshake_timeout_ms: Option<u64>,
+    handshake_retries: Option<u32>,
+    num_shards: Option<usize>,
+    shard_capacity: Option<usize>,
+    window: Option<u64>,
+    recv_buffer: Option<usize>,
+    send_buffer: Option<usize>,
+    max_streams: Option<usize>,
+    stream_idle_timeout_ms: Option<u64>,
+    connect_form: Option<ConnectForm>,
+    hello_timeout_ms: Option<u64>,
+    require_identity: Option<bool>,
+    max_pending_handshakes: Option<usize>,
+    loopback_depth: Option<usize>,
+}
+
+fn key32(hex: &str, key: &str) -> Result<Zeroizing<[u8; 32]>, ConfigError> {
+    let bytes = Zeroizing::new(
+        hex_decode(hex).ok_or_else(|| ConfigError(format!("{key}: expected 64 hex digits")))?,
+    );
+    let mut out = Zeroizing::new([0u8; 32]);
+    if bytes.len() != 32 {
+        return Err(ConfigError(format!(
+            "{key}: expected 32 bytes (64 hex digits), got {}",
+            bytes.len()
+        )));
+    }
+    out.copy_from_slice(&bytes);
+    Ok(out)
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn ms(value: u64, key: &str, min: u64, max: u64) -> Result<Duration, ConfigError> {
+    if !(min..=max).contains(&value) {
+        return Err(ConfigError(format!(
+            "{key}: {value} is out of range ({min}..={max} ms)"
+        )));
+    }
+    Ok(Duration::from_millis(value))
+}
+
+fn range<T: PartialOrd + std::fmt::Display + Copy>(
+    value: T,
+    key: &str,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError(format!(
+            "{key}: {value} is out of range ({min}..={max})"
+        )));
+    }
+    Ok(value)
+}
+
+const DAY_MS: u64 = 86_400_000;
+
+impl MeshConfig {
+    /// Parses the JSON configuration (empty: all defaults). Keys: `bind`,
+    /// `psk_hex`, `identity_seed_hex`, `static_secret_hex`,
+    /// `heartbeat_interval_ms`, `session_timeout_ms`,
+    /// `handshake_timeout_ms`, `handshake_retries`, `num_shards`,
+    /// `shard_capacity`, `window`, `recv_buffer`, `send_buffer`,
+    /// `max_streams`, `stream_idle_timeout_ms`, `connect_form`
+    /// (`"routed"`/`"direct"`), `hello_timeout_ms`, `require_identity`,
+    /// `max_pending_handshakes`, `loopback_depth`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key (unknown keys included).
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        if json.trim().is_empty() {
+            return Ok(config);
+        }
+        let raw: Raw = serde_json::from_str(json).map_err(|e| ConfigError(e.to_string()))?;
+        if let Some(bind) = raw.bind {
+            config.bind = bind
+                .parse()
+                .map_err(|_| ConfigError(format!("bind: {bind:?} is not an IP:port address")))?;
+        }
+        if let Some(psk) = raw.psk_hex {
+            config.psk = key32(&psk, "psk_hex")?;
+        }
+        if let Some(seed) = raw.identity_seed_hex {
+            config.identity_seed = Some(key32(&seed, "identity_seed_hex")?);
+        }
+        if let Some(secret) = raw.static_secret_hex {
+            config.static_secret = Some(key32(&secret, "static_secret_hex")?);
+        }
+        if let Some(v) = raw.heartbeat_interval_ms {
+            config.heartbeat_interval = ms(v, "heartbeat_interval_ms", 10, DAY_MS)?;
+        }
+        if let Some(v) = raw.session_timeout_ms {
+            config.session_timeout = ms(v, "session_timeout_ms", 20, DAY_MS)?;
+        }
+        if let Some(v) = raw.handshake_timeout_ms {
+            config.handshake_timeout = ms(v, "handshake_timeout_ms", 10, DAY_MS)?;
+        }
+        if let Some(v) = raw.handshake_retries {
+            config.handshake_retries = range(v, "handshake_retries", 1, 100)?;
+        }
+        if let Some(v) = raw.num_shards {
+            config.num_shards = range(v, "num_shards", 1, 1024)?;
+        }
+        if let Some(v) = raw.shard_capacity {
+            config.shard_capacity = range(v, "shard_capacity", 1, 1 << 24)?;
+        }
+        if let Some(v) = raw.window {
+            config.window = v;
+        }
+        if let Some(v) = raw.recv_buffer {
+            config.recv_buffer = range(v, "recv_buffer", 4096, 1 << 30)?;
+        }
+        if let Some(v) = raw.send_buffer {
+            config.send_buffer = range(v, "send_buffer", 4096, 1 << 30)?;
+        }
+        if let Some(v) = raw.max_streams {
+            config.max_streams = range(v, "max_streams", 1, 1 << 20)?;
+        }
+        if let Some(v) = raw.stream_idle_timeout_ms {
+            config.stream_idle_timeout = ms(v, "stream_idle_timeout_ms", 10, DAY_MS * 365)?;
+        }
+        if let Some(v) = raw.connect_form {
+            config.connect_form = v;
+        }
+        if let Some(v) = raw.hello_timeout_ms {
+            config.hello_timeout = ms(v, "hello_timeout_ms", 0, DAY_MS)?;
+        }
+        if let Some(v) = raw.require_identity {
+            config.require_identity = v;
+        }
+        if let Some(v) = raw.max_pending_handshakes {
+            config.max_pending_handshakes = range(v, "max_pending_handshakes", 1, 1 << 20)?;
+        }
+        if let Some(v) = raw.loopback_depth {
+            config.loopback_depth = range(v, "loopback_depth", 1, 1 << 16)?;
+        }
+        if config.heartbeat_interval >= config.session_timeout {
+            return Err(ConfigError(format!(
+                "heartbeat_interval_ms ({}) must be below session_timeout_ms ({})",
+                config.heartbeat_interval.as_millis(),
+                config.session_timeout.as_millis()
+            )));
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = MeshConfig::from_json("").unwrap();
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(5));
+        assert_eq!(c.window, 65_536);
+        let c = MeshConfig::from_json(
+            r#"{"bind":"127.0.0.1:0","psk_hex":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
+                "heartbeat_interval_ms":100,"session_timeout_ms":1000,"num_shards":2,
+                "window":0,"connect_form":"direct"}"#,
+        )
+        .unwrap();
+        assert_eq!(*c.psk, [0x5a; 32]);
+        assert_eq!(c.connect_form, ConnectForm::Direct);
+        assert_eq!(c.window, 0);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        for (json, key) in [
+            (r#"{"colour":1}"#, "colour"),
+            (r#"{"psk_hex":"abc"}"#, "psk_hex"),
+            (r#"{"bind":"nowhere"}"#, "bind"),
+            (r#"{"num_shards":0}"#, "num_shards"),
+            (
+                r#"{"heartbeat_interval_ms":5000,"session_timeout_ms":1000}"#,
+                "heartbeat_interval_ms",
+            ),
+            (r#"{"connect_form":"sideways"}"#, "sideways"),
+        ] {
+            let err = MeshConfig::from_json(json).unwrap_err();
+            assert!(err.0.contains(key), "{json}: {err}");
+        }
+    }
+}

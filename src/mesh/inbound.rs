@@ -1,0 +1,220 @@
+//! The inbound event queues: one bounded FIFO per shard
+//! (`stream_id mod num_shards`, WIRE.md §7.1), drained round-robin by
+//! `recv`. A packet's events are queued together (one allocation per
+//! packet) and handed out one at a time. A full shard refuses new packets —
+//! the receive path then drops (fire-and-forget) or withholds the ack so the
+//! sender retransmits (reliable): backpressure is explicit, never silent
+//! growth.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// One received event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundEvent {
+    /// The sending node.
+    pub peer: u64,
+    /// The stream it came on.
+    pub stream_id: u64,
+    /// The event bytes.
+    pub data: Vec<u8>,
+}
+
+/// A decrypted packet's events, queued as one unit.
+#[derive(Debug)]
+pub(crate) struct InboundPacket {
+    pub peer: u64,
+    pub stream_id: u64,
+    pub payload: Vec<u8>,
+    /// (offset, len) of each event in `payload`.
+    pub frames: Vec<(u32, u32)>,
+    pub next: usize,
+}
+
+impl InboundPacket {
+    fn remaining(&self) -> usize {
+        self.frames.len() - self.next
+    }
+}
+
+/// What waiting for an event produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recv {
+    /// Events (at least one).
+    Events(Vec<InboundEvent>),
+    /// Nothing arrived before the timeout.
+    Timeout,
+    /// The node shut down.
+    Closed,
+}
+
+struct State {
+    shards: Vec<VecDeque<InboundPacket>>,
+    events: Vec<usize>,
+    cursor: usize,
+    closed: bool,
+}
+
+/// The sharded inbound queues.
+pub(crate) struct Inbound {
+    state: Mutex<State>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+impl Inbound {
+    pub fn new(shards: usize, capacity: usize) -> Self {
+        let shards = shards.max(1);
+        Self {
+            state: Mutex::new(State {
+                shards: (0..shards).map(|_| VecDeque::new()).collect(),
+                events: vec![0; shards],
+                cursor: 0,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the shard of `stream_id` has room for `events` more events.
+    pub fn has_room(&self, stream_id: u64, events: usize) -> bool {
+        let state = self.lock();
+        let shard = (stream_id % state.shards.len() as u64) as usize;
+        state.events[shard] + events <= self.capacity
+    }
+
+    /// Queues a packet; with `force` even over capacity (in-order reliable
+    /// deliveries that were already accepted). Returns false when refused.
+    pub fn push(&self, packet: InboundPacket, force: bool) -> bool {
+        if packet.frames.is_empty() {
+            return true;
+        }
+        let mut state = self.lock();
+        if state.closed {
+            return false;
+        }
+        let shard = (packet.stream_id % state.shards.len() as u64) as usize;
+        let n = packet.frames.len();
+        if !force && state.events[shard] + n > self.capacity {
+            return false;
+        }
+        state.events[shard] += n;
+        state.shards[shard].push_back(packet);
+        drop(state);
+        self.ready.notify_one();
+        true
+    }
+
+    /// Ends every wait; later pushes are refused.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// Events queued in total.
+    pub fn len(&self) -> usize {
+        self.lock().events.iter().sum()
+    }
+
+    /// Waits up to `timeout` (forever with `None`) for events and takes up
+    /// to `max` of them, round-robin across shards.
+    pub fn recv(&self, max: usize, timeout: Option<Duration>) -> Recv {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut state = self.lock();
+        loop {
+            let total: usize = state.events.iter().sum();
+            if total > 0 {
+                return Recv::Events(take(&mut state, max.max(1)));
+            }
+            if state.closed {
+                return Recv::Closed;
+            }
+            state = match deadline {
+                None => self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Recv::Timeout;
+                    }
+                    self.ready
+                        .wait_timeout(state, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
+
+fn take(state: &mut State, max: usize) -> Vec<InboundEvent> {
+    let shards = state.shards.len();
+    let mut out = Vec::with_capacity(max.min(1024));
+    let mut empty_rounds = 0;
+    while out.len() < max && empty_rounds < shards {
+        let shard = state.cursor % shards;
+        state.cursor = state.cursor.wrapping_add(1);
+        let Some(packet) = state.shards[shard].front_mut() else {
+            empty_rounds += 1;
+            continue;
+        };
+        empty_rounds = 0;
+        let n = packet.remaining().min(max - out.len());
+        for _ in 0..n {
+            let (at, len) = packet.frames[packet.next];
+            packet.next += 1;
+            out.push(InboundEvent {
+                peer: packet.peer,
+                stream_id: packet.stream_id,
+                data: packet.payload[at as usize..(at + len) as usize].to_vec(),
+            });
+        }
+        state.events[shard] -= n;
+        if packet.remaining() == 0 {
+            state.shards[shard].pop_front();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(stream_id: u64, events: &[&[u8]]) -> InboundPacket {
+        let mut payload = Vec::new();
+        let mut frames = Vec::new();
+        for e in events {
+            frames.push((payload.len() as u32, e.len() as u32));
+            payload.extend_from_slice(e);
+        }
+        InboundPacket {
+            peer: 9,
+            stream_id,
+            payload,
+            frames,
+            next: 0,
+        }
+    }
+
+    #[test]
+    fn fifo_per_shard_bounded_and_closable() {
+        let q = Inbound::new(2, 3);
+        assert!(q.push(packet(0, &[b"a", b"b"]), false));
+        assert!(!q.push(packet(2, &[b"c", b"d"]), false)); // shard 0 full
+        assert!(q.push(packet(1, &[b"x"]), false));
+        let Recv::Events(got) = q.recv(10, Some(Duration::ZERO)) else {
+            panic!()
+        };
+        let data: Vec<_> = got.iter().map(|e| e.data.clone()).collect();
+        assert_eq!(data, vec![b"a".to_vec(), b"b".to_vec(), b"x".to_vec()]);
+        assert_eq!(q.recv(1, Some(Duration::from_millis(1))), Recv::Timeout);
+        q.close();
+        assert_eq!(q.recv(1, None), Recv::Closed);
+    }
+}

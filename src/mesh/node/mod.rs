@@ -1,0 +1,949 @@
+//! `MeshNode`: one UDP socket, a tokio runtime, a `DashMap` of peers.
+//!
+//! * `recv.rs` — the receive task: batched reads, classification,
+//!   handshakes, packet opening and dispatch (events, grants, hellos,
+//!   reliability acks, heartbeats).
+//! * `send.rs` — the send path, run on the caller's thread: framing,
+//!   credit, sealing, batched writes, the loopback path.
+//! * `tasks.rs` — the timers: heartbeats + failure detection + eviction
+//!   (after `start`), and the reliability tick (retransmissions, hellos).
+//! * this file — construction, handshakes as the caller sees them
+//!   (`connect`, `accept`), session installation (the re-key rules),
+//!   streams, `recv`, introspection and shutdown.
+//!
+//! Locking rules: no lock or map guard is held across an `.await` (the
+//! async tasks never await while holding one; the heartbeat loop snapshots
+//! its peers first), and the peers map is only ever entered through one
+//! guard at a time.
+
+mod recv;
+mod send;
+mod tasks;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::config::{ConfigError, ConnectForm, MeshConfig};
+use super::credit::Backpressure;
+use super::crypto::{Role, SessionKeys};
+use super::filter::PacketFilter;
+use super::handshake::{HandshakeError, HandshakeForm, Initiator, Responder};
+use super::inbound::{Inbound, InboundEvent, Recv};
+use super::peer::{Peer, StreamLimits};
+use super::session::Session;
+use crate::identity::{EntityId, EntityKeypair, routing_id};
+
+/// Why a mesh call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MeshError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A socket operation failed.
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The handshake got no valid answer in time (all attempts).
+    #[error("handshake with {peer:#018x} timed out after {attempts} attempts")]
+    HandshakeTimeout {
+        /// The node called.
+        peer: u64,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A handshake could not even be built (bad key).
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
+    /// A live session with this node exists (re-keying is refused while it
+    /// is inside its idle window), or another handshake with it won.
+    #[error("a live session with {0:#018x} exists")]
+    SessionExists(u64),
+    /// Another `connect` to the same node or address is in flight.
+    #[error("a handshake with {0:#018x} is already in progress")]
+    HandshakeInProgress(u64),
+    /// No session with this node.
+    #[error("no session with {0:#018x}")]
+    UnknownPeer(u64),
+    /// The stream's window is spent (non-blocking send).
+    #[error(transparent)]
+    Backpressure(#[from] Backpressure),
+    /// A batch that can never fit the stream's window in one go.
+    #[error(
+        "batch needs {needed} bytes of credit; the stream window is {window}: use send_blocking"
+    )]
+    BatchExceedsWindow {
+        /// The batch's cost.
+        needed: u64,
+        /// The window.
+        window: u64,
+    },
+    /// An event too large for one packet.
+    #[error("event of {0} bytes does not fit a packet (max 8108)")]
+    EventTooLarge(usize),
+    /// The deadline passed.
+    #[error("timed out")]
+    Timeout,
+    /// The node is shutting down.
+    #[error("mesh node is shut down")]
+    ShuttingDown,
+    /// The peer proved another identity than the one pinned for its node_id.
+    #[error("peer {0:#018x} presented an identity that does not match")]
+    IdentityRefused(u64),
+    /// Connecting to ourselves.
+    #[error("cannot connect to our own node_id")]
+    SelfConnect,
+}
+
+/// A counter per thing worth counting; all monotonic.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub datagrams_sent: AtomicU64,
+    pub datagrams_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub events_sent: AtomicU64,
+    pub events_received: AtomicU64,
+    pub handshakes_initiated: AtomicU64,
+    pub handshakes_completed: AtomicU64,
+    pub handshakes_refused: AtomicU64,
+    pub handshakes_failed: AtomicU64,
+    pub handshakes_throttled: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub replays: AtomicU64,
+    pub malformed: AtomicU64,
+    pub unknown_session: AtomicU64,
+    pub oversized: AtomicU64,
+    pub not_for_us: AtomicU64,
+    pub inbound_dropped: AtomicU64,
+    pub retransmits: AtomicU64,
+    pub grants_sent: AtomicU64,
+    pub acks_sent: AtomicU64,
+    pub heartbeats_sent: AtomicU64,
+    pub heartbeats_received: AtomicU64,
+    pub session_scans: AtomicU64,
+    pub identity_refused: AtomicU64,
+    pub counter_jumps: AtomicU64,
+    pub loopback_dropped: AtomicU64,
+    pub send_dropped: AtomicU64,
+    pub evictions: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What a waiting `connect` or `accept` is told.
+#[derive(Debug)]
+struct Waiter<T> {
+    slot: Mutex<Option<Result<T, String>>>,
+    done: Condvar,
+}
+
+impl<T> Waiter<T> {
+    fn new() -> Self {
+        Self {
+            slot: Mutex::new(None),
+            done: Condvar::new(),
+        }
+    }
+
+    fn complete(&self, result: Result<T, String>) {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(result);
+        }
+        self.done.notify_all();
+    }
+
+    fn wait(&self, deadline: Instant, stop: &AtomicBool) -> Option<Result<T, String>> {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(r) = slot.take() {
+                return Some(r);
+            }
+            let now = Instant::now();
+            if now >= deadline || stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            slot = self
+                .done
+                .wait_timeout(slot, (deadline - now).min(Duration::from_millis(50)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// Where a handshake reply for our `connect` will come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PendingKey {
+    /// Direct form: the responder's address.
+    Addr(SocketAddr),
+    /// Routed form: the responder's routing id (low 32 bits).
+    Rid(u32),
+}
+
+struct PendingConnect {
+    initiator: Mutex<Option<Initiator>>,
+    peer_node_id: u64,
+    addr: SocketAddr,
+    waiter: Waiter<()>,
+}
+
+struct PendingAccept {
+    node_id: u64,
+    waiter: Waiter<SocketAddr>,
+}
+
+/// The state every task shares.
+pub(crate) struct Inner {
+    config: MeshConfig,
+    identity: EntityKeypair,
+    node_id: u64,
+    static_public: [u8; 32],
+    responder: Responder,
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    peers: DashMap<u64, Arc<Peer>>,
+    addr_index: DashMap<SocketAddr, u64>,
+    session_index: DashMap<u64, u64>,
+    pending_connects: DashMap<PendingKey, Arc<PendingConnect>>,
+    pending_accepts: Mutex<Vec<Arc<PendingAccept>>>,
+    accept_in_flight: AtomicUsize,
+    started: AtomicBool,
+    shutdown: AtomicBool,
+    inbound: Inbound,
+    pub(crate) stats: Stats,
+    pins: Mutex<HashMap<u64, EntityId>>,
+    filter: Mutex<Option<Arc<dyn PacketFilter>>>,
+    has_filter: AtomicBool,
+    loopback_echo: AtomicBool,
+    handshake_tokens: Mutex<(f64, Instant)>,
+    pingwave_seq: AtomicU64,
+    epoch: Instant,
+    runtime: tokio::runtime::Handle,
+}
+
+/// A mesh node. Cheap to share behind an `Arc`; every method takes `&self`
+/// and is safe to call from any thread.
+pub struct MeshNode {
+    inner: Arc<Inner>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    started_once: AtomicBool,
+}
+
+impl std::fmt::Debug for MeshNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshNode")
+            .field("node_id", &format_args!("{:#018x}", self.inner.node_id))
+            .field("local_addr", &self.inner.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A summary of one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its node_id.
+    pub node_id: u64,
+    /// Where it is.
+    pub addr: SocketAddr,
+    /// The session id.
+    pub session_id: u64,
+    /// "alive", "suspected" or "failed".
+    pub health: &'static str,
+    /// "net" (identity bound), "legacy" (v0.11) or "pending".
+    pub identity: &'static str,
+    /// The entity it proved, when bound.
+    pub entity: Option<EntityId>,
+    /// Streams open with it.
+    pub streams: usize,
+    /// Milliseconds since its last authenticated packet.
+    pub idle_ms: u64,
+}
+
+impl MeshNode {
+    /// Binds the socket and starts the receive and reliability tasks. The
+    /// node accepts handshakes (both forms) and traffic at once; `start`
+    /// adds heartbeats and failure detection.
+    ///
+    /// # Errors
+    /// [`MeshError::Io`] when the socket cannot be bound.
+    pub fn new(config: MeshConfig) -> Result<Self, MeshError> {
+        let identity = match &config.identity_seed {
+            Some(seed) => EntityKeypair::from_seed(seed),
+            None => EntityKeypair::generate(),
+        };
+        let static_secret = match &config.static_secret {
+            Some(secret) => Zeroizing::new(**secret),
+            None => {
+                let mut s = Zeroizing::new([0u8; 32]);
+                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, s.as_mut());
+                s
+            }
+        };
+        let static_public = crate::identity::x25519_public_key(&static_secret);
+        let node_id = identity.node_id();
+        let socket = UdpSocket::bind(config.bind)?;
+        socket.set_nonblocking(true)?;
+        super::io::set_buffers(&socket, config.recv_buffer, config.send_buffer)?;
+        let local_addr = socket.local_addr()?;
+        let recv_socket = socket.try_clone()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("net-mesh")
+            .enable_all()
+            .build()?;
+        let inner = Arc::new(Inner {
+            responder: Responder::new(*static_secret, *config.psk, node_id),
+            inbound: Inbound::new(config.num_shards, config.shard_capacity),
+            handshake_tokens: Mutex::new((config.max_pending_handshakes as f64, Instant::now())),
+            config,
+            identity,
+            node_id,
+            static_public,
+            socket,
+            local_addr,
+            peers: DashMap::new(),
+            addr_index: DashMap::new(),
+            session_index: DashMap::new(),
+            pending_connects: DashMap::new(),
+            pending_accepts: Mutex::new(Vec::new()),
+            accept_in_flight: AtomicUsize::new(0),
+            started: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            stats: Stats::default(),
+            pins: Mutex::new(HashMap::new()),
+            filter: Mutex::new(None),
+            has_filter: AtomicBool::new(false),
+            loopback_echo: AtomicBool::new(false),
+            pingwave_seq: AtomicU64::new(0),
+            epoch: Instant::now(),
+            runtime: runtime.handle().clone(),
+        });
+        {
+            let _enter = runtime.enter();
+            let tokio_socket = tokio::net::UdpSocket::from_std(recv_socket)?;
+            runtime.spawn(recv::receive_loop(inner.clone(), tokio_socket));
+            runtime.spawn(tasks::reliability_loop(inner.clone()));
+        }
+        Ok(Self {
+            inner,
+            runtime: Mutex::new(Some(runtime)),
+            started_once: AtomicBool::new(false),
+        })
+    }
+
+    /// Our node_id (from the identity).
+    pub fn node_id(&self) -> u64 {
+        self.inner.node_id
+    }
+
+    /// Our static X25519 public key: what initiators need to `connect`.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.inner.static_public
+    }
+
+    /// Our ed25519 entity.
+    pub fn entity_id(&self) -> EntityId {
+        *self.inner.identity.entity_id()
+    }
+
+    /// The bound socket address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// Starts heartbeats, pingwaves, failure detection and eviction.
+    /// Idempotent. Handshakes are accepted before and after.
+    pub fn start(&self) -> Result<(), MeshError> {
+        self.inner.check_running()?;
+        self.inner.started.store(true, Ordering::SeqCst);
+        if !self.started_once.swap(true, Ordering::SeqCst) {
+            let runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(rt) = runtime.as_ref() {
+                rt.spawn(tasks::heartbeat_loop(self.inner.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `start` was called.
+    pub fn is_started(&self) -> bool {
+        self.inner.started.load(Ordering::SeqCst)
+    }
+
+    /// Handshakes with the node `peer_node_id` at `addr`, whose static
+    /// X25519 key is `peer_static`, in the configured form (retries with
+    /// back-off), then waits for the identity exchange to settle (at most
+    /// `hello_timeout`).
+    ///
+    /// # Errors
+    /// [`MeshError::SessionExists`] when a live session exists,
+    /// [`MeshError::HandshakeTimeout`], [`MeshError::ShuttingDown`].
+    pub fn connect(
+        &self,
+        addr: SocketAddr,
+        peer_static: &[u8; 32],
+        peer_node_id: u64,
+    ) -> Result<(), MeshError> {
+        self.inner.connect(addr, peer_static, peer_node_id)
+    }
+
+    /// Waits up to `timeout` (forever with `None`) for the node
+    /// `peer_node_id` to handshake with us in the direct form (which needs
+    /// the caller's node_id in advance); returns its address. Routed
+    /// handshakes need no `accept`.
+    ///
+    /// # Errors
+    /// [`MeshError::Timeout`], [`MeshError::ShuttingDown`].
+    pub fn accept(
+        &self,
+        peer_node_id: u64,
+        timeout: Option<Duration>,
+    ) -> Result<SocketAddr, MeshError> {
+        self.inner.accept(peer_node_id, timeout)
+    }
+
+    /// Opens (or reconfigures, before its first send) a stream to `peer`.
+    /// `window` None = the configured default; 0 = unlimited.
+    ///
+    /// # Errors
+    /// [`MeshError::UnknownPeer`], [`MeshError::ShuttingDown`].
+    pub fn open_stream(
+        &self,
+        peer: u64,
+        stream_id: u64,
+        reliable: bool,
+        window: Option<u64>,
+    ) -> Result<(), MeshError> {
+        self.inner.check_running()?;
+        if peer == self.inner.node_id {
+            return Ok(());
+        }
+        let p = self.inner.peer(peer)?;
+        p.streams()
+            .open(stream_id, reliable, window, Instant::now());
+        Ok(())
+    }
+
+    /// Closes a stream (its id ignores grants for 2 s).
+    pub fn close_stream(&self, peer: u64, stream_id: u64) -> Result<(), MeshError> {
+        let p = self.inner.peer(peer)?;
+        p.streams().close(stream_id, Instant::now());
+        Ok(())
+    }
+
+    /// Sends `events` on a stream, now or not at all: fails with
+    /// [`MeshError::Backpressure`] when the window cannot take the whole
+    /// batch. Events are framed into as few packets as fit.
+    ///
+    /// # Errors
+    /// As above, plus [`MeshError::UnknownPeer`], [`MeshError::EventTooLarge`],
+    /// [`MeshError::BatchExceedsWindow`], [`MeshError::ShuttingDown`].
+    pub fn send<E: AsRef<[u8]>>(
+        &self,
+        peer: u64,
+        stream_id: u64,
+        events: &[E],
+    ) -> Result<(), MeshError> {
+        self.inner.send_events(peer, stream_id, events, None)
+    }
+
+    /// Sends `events`, waiting for credit packet by packet until
+    /// `deadline` (forever with `None`).
+    ///
+    /// # Errors
+    /// [`MeshError::Timeout`] (the packets before the one that timed out
+    /// were sent), and as [`MeshNode::send`].
+    pub fn send_blocking<E: AsRef<[u8]>>(
+        &self,
+        peer: u64,
+        stream_id: u64,
+        events: &[E],
+        deadline: Option<Instant>,
+    ) -> Result<(), MeshError> {
+        self.inner
+            .send_events(peer, stream_id, events, Some(deadline))
+    }
+
+    /// Waits up to `timeout` (forever with `None`) for received events;
+    /// returns up to `max`, round-robin across the inbound shards.
+    ///
+    /// # Errors
+    /// [`MeshError::Timeout`], [`MeshError::ShuttingDown`].
+    pub fn recv(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<InboundEvent>, MeshError> {
+        match self.inner.inbound.recv(max, timeout) {
+            Recv::Events(events) => Ok(events),
+            Recv::Timeout => Err(MeshError::Timeout),
+            Recv::Closed => Err(MeshError::ShuttingDown),
+        }
+    }
+
+    /// One received event (see [`MeshNode::recv`]).
+    ///
+    /// # Errors
+    /// As [`MeshNode::recv`].
+    pub fn recv_next(&self, timeout: Option<Duration>) -> Result<InboundEvent, MeshError> {
+        self.recv(1, timeout).map(|mut v| v.remove(0))
+    }
+
+    /// The connected peers.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.inner.peer_infos()
+    }
+
+    /// The peers as JSON (an array of objects; ids as exact integers).
+    pub fn peers_json(&self) -> String {
+        let peers: Vec<_> = self
+            .peers()
+            .into_iter()
+            .map(|p| {
+                json!({
+                    "node_id": p.node_id,
+                    "addr": p.addr.to_string(),
+                    "session_id": p.session_id,
+                    "health": p.health,
+                    "identity": p.identity,
+                    "entity": p.entity.map(|e| e.to_hex()),
+                    "streams": p.streams,
+                    "idle_ms": p.idle_ms,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(peers).to_string()
+    }
+
+    /// Counters as JSON.
+    pub fn stats_json(&self) -> String {
+        self.inner.stats_json().to_string()
+    }
+
+    /// Installs (or removes) a packet filter on the outbound path.
+    pub fn set_filter(&self, filter: Option<Arc<dyn PacketFilter>>) {
+        let mut f = self.inner.filter.lock().unwrap_or_else(|e| e.into_inner());
+        self.inner
+            .has_filter
+            .store(filter.is_some(), Ordering::SeqCst);
+        *f = filter;
+    }
+
+    /// Stops everything: blocked `connect`, `accept`, `send_blocking` and
+    /// `recv` calls return [`MeshError::ShuttingDown`]; the tasks end; the
+    /// socket closes when the last reference goes. Idempotent.
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(rt) = runtime {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+
+    /// Test hook: every event delivered on the loopback path (sends to our
+    /// own node_id) is sent to ourselves again, like a handler that always
+    /// answers itself; the depth cap must stop it.
+    #[doc(hidden)]
+    pub fn set_loopback_echo(&self, on: bool) {
+        self.inner.loopback_echo.store(on, Ordering::SeqCst);
+    }
+
+    /// Test hook: how many `accept` calls are waiting.
+    #[doc(hidden)]
+    pub fn accepts_in_flight(&self) -> usize {
+        self.inner.accept_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Test hook: the node_id the address index maps `addr` to.
+    #[doc(hidden)]
+    pub fn indexed_node(&self, addr: SocketAddr) -> Option<u64> {
+        self.inner.addr_index.get(&addr).map(|e| *e)
+    }
+
+    /// Test hook: the value of one counter of `stats_json`.
+    #[doc(hidden)]
+    pub fn stat(&self, name: &str) -> u64 {
+        self.inner.stats_json()[name].as_u64().unwrap_or(0)
+    }
+
+    /// Test hook: installs a session as a completed handshake would,
+    /// through the same atomic entry (for the concurrent-insert test).
+    #[doc(hidden)]
+    pub fn install_session_for_test(
+        &self,
+        peer_node_id: u64,
+        addr: SocketAddr,
+        handshake_hash: [u8; 32],
+    ) -> Result<(), MeshError> {
+        let keys = SessionKeys::derive(&handshake_hash, Role::Initiator);
+        self.inner
+            .install_session(peer_node_id, addr, &keys, Role::Initiator)
+            .map(|_| ())
+    }
+
+    /// Test hook: runs one heartbeat round now (as the loop does) and
+    /// reports whether it finished; the peers map must stay usable from
+    /// other threads while it runs (it holds no guard while sending).
+    #[doc(hidden)]
+    pub fn heartbeat_round_for_test(&self) {
+        tasks::heartbeat_round(&self.inner);
+    }
+
+    /// Test hook: the peers map, for the guard-holding regression test.
+    #[doc(hidden)]
+    pub fn peer_ids_for_test(&self) -> Vec<u64> {
+        self.inner.peers.iter().map(|e| *e.key()).collect()
+    }
+
+    /// Test hook: locks every peer entry for writing and releases it (fails
+    /// the caller's timing if any guard is held elsewhere).
+    #[doc(hidden)]
+    pub fn touch_all_entries_for_test(&self) {
+        for id in self.peer_ids_for_test() {
+            if let Some(mut e) = self.inner.peers.get_mut(&id) {
+                let _ = e.value_mut();
+            }
+        }
+    }
+}
+
+impl Drop for MeshNode {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Inner {
+    fn check_running(&self) -> Result<(), MeshError> {
+        if self.shutdown.load(Ordering::SeqCst) {
+            return Err(MeshError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    fn peer(&self, node_id: u64) -> Result<Arc<Peer>, MeshError> {
+        self.check_running()?;
+        self.peers
+            .get(&node_id)
+            .map(|e| e.value().clone())
+            .ok_or(MeshError::UnknownPeer(node_id))
+    }
+
+    fn stream_limits(&self) -> StreamLimits {
+        StreamLimits {
+            max_streams: self.config.max_streams,
+            idle_timeout: self.config.stream_idle_timeout,
+            window: self.config.window,
+        }
+    }
+
+    /// Installs a new session for `node_id` under one atomic map entry: a
+    /// live session (inside its idle window) refuses it, whatever key the
+    /// newcomer used; a dead one is replaced. Keeps the address and
+    /// session indexes current.
+    fn install_session(
+        &self,
+        node_id: u64,
+        addr: SocketAddr,
+        keys: &SessionKeys,
+        role: Role,
+    ) -> Result<Arc<Peer>, MeshError> {
+        let now = Instant::now();
+        let peer = Arc::new(Peer::new(
+            node_id,
+            addr,
+            Session::new(keys, role),
+            self.config.session_timeout,
+            self.stream_limits(),
+            self.epoch,
+        ));
+        let replaced = match self.peers.entry(node_id) {
+            Entry::Occupied(mut e) => {
+                if e.get().is_live(now, self.config.session_timeout) {
+                    bump(&self.stats.handshakes_refused);
+                    return Err(MeshError::SessionExists(node_id));
+                }
+                Some(e.insert(peer.clone()))
+            }
+            Entry::Vacant(e) => {
+                e.insert(peer.clone());
+                None
+            }
+        };
+        if let Some(old) = replaced {
+            self.session_index.remove(&old.session.id());
+            let old_addr = old.addr();
+            self.addr_index.remove_if(&old_addr, |_, v| *v == node_id);
+            old.binding_changed.notify_all();
+            old.credit_granted.notify_all();
+        }
+        self.session_index.insert(keys.session_id, node_id);
+        self.addr_index.insert(addr, node_id);
+        bump(&self.stats.handshakes_completed);
+        self.send_hello(&peer, false);
+        Ok(peer)
+    }
+
+    /// Removes a peer (and its index entries) if it is still `peer`.
+    fn remove_peer(&self, peer: &Arc<Peer>) {
+        let removed = self
+            .peers
+            .remove_if(&peer.node_id, |_, v| Arc::ptr_eq(v, peer))
+            .is_some();
+        if removed {
+            self.session_index.remove(&peer.session.id());
+            let addr = peer.addr();
+            self.addr_index.remove_if(&addr, |_, v| *v == peer.node_id);
+            peer.binding_changed.notify_all();
+            peer.credit_granted.notify_all();
+        }
+    }
+
+    /// Moves a peer to a new address (roaming, or a direct path after a
+    /// relayed one) and refreshes the address index.
+    fn refresh_addr(&self, peer: &Peer, addr: SocketAddr) {
+        if let Some(old) = peer.set_addr(addr) {
+            self.addr_index.remove_if(&old, |_, v| *v == peer.node_id);
+        }
+        self.addr_index.insert(addr, peer.node_id);
+    }
+
+    fn connect(
+        &self,
+        addr: SocketAddr,
+        peer_static: &[u8; 32],
+        peer_node_id: u64,
+    ) -> Result<(), MeshError> {
+        self.check_running()?;
+        if peer_node_id == self.node_id {
+            return Err(MeshError::SelfConnect);
+        }
+        if let Some(existing) = self.peers.get(&peer_node_id).map(|e| e.value().clone())
+            && existing.is_live(Instant::now(), self.config.session_timeout)
+        {
+            return Err(MeshError::SessionExists(peer_node_id));
+        }
+        let form = match self.config.connect_form {
+            ConnectForm::Routed => HandshakeForm::Routed,
+            ConnectForm::Direct => HandshakeForm::Direct,
+        };
+        let key = match form {
+            HandshakeForm::Direct => PendingKey::Addr(addr),
+            HandshakeForm::Routed => PendingKey::Rid(routing_id(peer_node_id)),
+        };
+        let attempts = self.config.handshake_retries.max(1);
+        for attempt in 0..attempts {
+            let initiator = Initiator::new(
+                form,
+                &self.config.psk,
+                self.node_id,
+                peer_node_id,
+                peer_static,
+                None,
+            )?;
+            let msg1 = initiator.msg1().to_vec();
+            let pending = Arc::new(PendingConnect {
+                initiator: Mutex::new(Some(initiator)),
+                peer_node_id,
+                addr,
+                waiter: Waiter::new(),
+            });
+            match self.pending_connects.entry(key) {
+                Entry::Occupied(_) => return Err(MeshError::HandshakeInProgress(peer_node_id)),
+                Entry::Vacant(e) => {
+                    e.insert(pending.clone());
+                }
+            }
+            bump(&self.stats.handshakes_initiated);
+            self.transmit(addr, vec![msg1], false);
+            let deadline = Instant::now() + self.config.handshake_timeout;
+            let outcome = pending.waiter.wait(deadline, &self.shutdown);
+            self.pending_connects
+                .remove_if(&key, |_, v| Arc::ptr_eq(v, &pending));
+            match outcome {
+                Some(Ok(())) => {
+                    let peer = self.peer(peer_node_id)?;
+                    let until = Instant::now() + self.config.hello_timeout;
+                    let binding = peer.wait_resolved(until, &|| self.is_shut_down());
+                    if binding.peer_entity.is_none() && self.config.require_identity {
+                        self.remove_peer(&peer);
+                        return Err(MeshError::IdentityRefused(peer_node_id));
+                    }
+                    return Ok(());
+                }
+                Some(Err(_)) if self.is_shut_down() => return Err(MeshError::ShuttingDown),
+                Some(Err(message)) if message == "exists" => {
+                    return Err(MeshError::SessionExists(peer_node_id));
+                }
+                Some(Err(_)) => {}
+                None => {}
+            }
+            self.check_running()?;
+            std::thread::sleep(Duration::from_millis(100 * u64::from(attempt + 1)));
+        }
+        bump(&self.stats.handshakes_failed);
+        Err(MeshError::HandshakeTimeout {
+            peer: peer_node_id,
+            attempts,
+        })
+    }
+
+    fn accept(
+        &self,
+        peer_node_id: u64,
+        timeout: Option<Duration>,
+    ) -> Result<SocketAddr, MeshError> {
+        self.check_running()?;
+        let pending = Arc::new(PendingAccept {
+            node_id: peer_node_id,
+            waiter: Waiter::new(),
+        });
+        // SeqCst, as v0.11's fix: the receive task's view of pending accepts
+        // and `started` is one total order with ours.
+        self.accept_in_flight.fetch_add(1, Ordering::SeqCst);
+        self.pending_accepts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(pending.clone());
+        let deadline = timeout
+            .and_then(|t| Instant::now().checked_add(t))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+        let outcome = pending.waiter.wait(deadline, &self.shutdown);
+        self.pending_accepts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| !Arc::ptr_eq(p, &pending));
+        self.accept_in_flight.fetch_sub(1, Ordering::SeqCst);
+        match outcome {
+            Some(Ok(addr)) => Ok(addr),
+            Some(Err(_)) if self.is_shut_down() => Err(MeshError::ShuttingDown),
+            Some(Err(_)) => Err(MeshError::SessionExists(peer_node_id)),
+            None if self.is_shut_down() => Err(MeshError::ShuttingDown),
+            None => Err(MeshError::Timeout),
+        }
+    }
+
+    /// Takes a handshake token (a flood of msg1 beyond the configured rate
+    /// is dropped before any Diffie-Hellman work).
+    fn take_handshake_token(&self) -> bool {
+        let mut t = self
+            .handshake_tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let cap = self.config.max_pending_handshakes as f64;
+        let refill = now.saturating_duration_since(t.1).as_secs_f64() * cap;
+        t.0 = (t.0 + refill).min(cap);
+        t.1 = now;
+        if t.0 >= 1.0 {
+            t.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn shutdown(&self) {
+        if self.shutdown.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.inbound.close();
+        for entry in self.pending_connects.iter() {
+            entry.value().waiter.complete(Err("shutdown".into()));
+        }
+        for pending in self
+            .pending_accepts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            pending.waiter.complete(Err("shutdown".into()));
+        }
+        let peers: Vec<Arc<Peer>> = self.peers.iter().map(|e| e.value().clone()).collect();
+        for peer in peers {
+            peer.binding_changed.notify_all();
+            peer.credit_granted.notify_all();
+        }
+    }
+
+    fn peer_infos(&self) -> Vec<PeerInfo> {
+        let now = Instant::now();
+        let peers: Vec<Arc<Peer>> = self.peers.iter().map(|e| e.value().clone()).collect();
+        let mut out: Vec<PeerInfo> = peers
+            .iter()
+            .map(|p| {
+                let binding = p.binding().clone();
+                PeerInfo {
+                    node_id: p.node_id,
+                    addr: p.addr(),
+                    session_id: p.session.id(),
+                    health: p.health(now).as_str(),
+                    identity: binding.describe(),
+                    entity: binding.peer_entity,
+                    streams: p.streams().len(),
+                    idle_ms: now.saturating_duration_since(p.last_activity()).as_millis() as u64,
+                }
+            })
+            .collect();
+        out.sort_by_key(|p| p.node_id);
+        out
+    }
+
+    fn stats_json(&self) -> serde_json::Value {
+        let s = &self.stats;
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        json!({
+            "node_id": self.node_id,
+            "peers": self.peers.len(),
+            "inbound_queued": self.inbound.len(),
+            "datagrams_sent": g(&s.datagrams_sent),
+            "datagrams_received": g(&s.datagrams_received),
+            "bytes_sent": g(&s.bytes_sent),
+            "bytes_received": g(&s.bytes_received),
+            "events_sent": g(&s.events_sent),
+            "events_received": g(&s.events_received),
+            "handshakes_initiated": g(&s.handshakes_initiated),
+            "handshakes_completed": g(&s.handshakes_completed),
+            "handshakes_refused": g(&s.handshakes_refused),
+            "handshakes_failed": g(&s.handshakes_failed),
+            "handshakes_throttled": g(&s.handshakes_throttled),
+            "auth_failures": g(&s.auth_failures),
+            "replays": g(&s.replays),
+            "malformed": g(&s.malformed),
+            "unknown_session": g(&s.unknown_session),
+            "oversized": g(&s.oversized),
+            "not_for_us": g(&s.not_for_us),
+            "inbound_dropped": g(&s.inbound_dropped),
+            "retransmits": g(&s.retransmits),
+            "grants_sent": g(&s.grants_sent),
+            "acks_sent": g(&s.acks_sent),
+            "heartbeats_sent": g(&s.heartbeats_sent),
+            "heartbeats_received": g(&s.heartbeats_received),
+            "session_scans": g(&s.session_scans),
+            "identity_refused": g(&s.identity_refused),
+            "counter_jumps": g(&s.counter_jumps),
+            "loopback_dropped": g(&s.loopback_dropped),
+            "send_dropped": g(&s.send_dropped),
+            "evictions": g(&s.evictions),
+        })
+    }
+}

@@ -1,0 +1,550 @@
+//! The receive task: batched reads, classification (WIRE.md §1),
+//! handshakes, packet opening (§4.4) and dispatch. Grants and reliability
+//! acks are coalesced per batch: one per touched stream.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::super::crypto::Role;
+use super::super::hello::{FLAG_ACK, Hello, HelloError};
+use super::super::inbound::InboundPacket;
+use super::super::io::RecvBatch;
+use super::super::peer::Peer;
+use super::super::reliable::{Received, RelAck};
+use super::super::session::RecvError;
+use super::super::stream::TxMode;
+use super::{Inner, PendingKey, bump};
+use crate::wire::{
+    DatagramClass, NetHeader, ROUTING_HEADER_SIZE, RoutingHeader, StreamWindow, classify,
+    decode_events, ids,
+};
+
+/// Streams whose grant or ack is due at the end of the batch.
+type Touched = HashSet<(u64, u64)>;
+
+pub(super) async fn receive_loop(inner: Arc<Inner>, socket: tokio::net::UdpSocket) {
+    let Ok(std_socket) = inner.socket.try_clone() else {
+        return;
+    };
+    let mut batch = RecvBatch::new();
+    loop {
+        if inner.is_shut_down() {
+            return;
+        }
+        if socket.readable().await.is_err() {
+            return;
+        }
+        loop {
+            let result = socket.try_io(tokio::io::Interest::READABLE, || batch.recv(&std_socket));
+            match result {
+                Ok(n) => {
+                    let mut touched = Touched::new();
+                    for i in 0..n {
+                        let (buf, from, truncated) = batch.get_mut(i);
+                        let Some(from) = from else { continue };
+                        inner.handle_datagram(buf, from, truncated, &mut touched);
+                    }
+                    inner.flush_touched(&touched);
+                    if n < super::super::io::BATCH {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn handle_datagram(
+        &self,
+        buf: &mut [u8],
+        from: SocketAddr,
+        truncated: bool,
+        touched: &mut Touched,
+    ) {
+        bump(&self.stats.datagrams_received);
+        self.stats
+            .bytes_received
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        if truncated {
+            bump(&self.stats.oversized);
+            return;
+        }
+        match classify(buf) {
+            DatagramClass::Direct => self.handle_direct(buf, from, touched),
+            DatagramClass::Routed => self.handle_routed(buf, from, touched),
+            // Pingwaves and keep-alives are unauthenticated beacons: counted
+            // by the datagram counter, nothing else to do without routing.
+            DatagramClass::Pingwave | DatagramClass::KeepAlive => {}
+            _ => bump(&self.stats.malformed),
+        }
+    }
+
+    fn handle_direct(&self, buf: &mut [u8], from: SocketAddr, touched: &mut Touched) {
+        let Ok(header) = NetHeader::decode(buf) else {
+            bump(&self.stats.malformed);
+            return;
+        };
+        if header.is_handshake() {
+            self.handle_direct_handshake(buf, from);
+            return;
+        }
+        // Fast path: the source address; else the session-id index.
+        let by_addr = self
+            .addr_index
+            .get(&from)
+            .and_then(|id| self.peers.get(&*id).map(|p| p.value().clone()))
+            .filter(|p| p.session.id() == header.session_id);
+        let peer = match by_addr {
+            Some(p) => p,
+            None => {
+                bump(&self.stats.session_scans);
+                match self.peer_by_session(header.session_id) {
+                    Some(p) => p,
+                    None => {
+                        bump(&self.stats.unknown_session);
+                        return;
+                    }
+                }
+            }
+        };
+        self.process(&peer, &header, buf, Some(from), touched);
+    }
+
+    fn peer_by_session(&self, session_id: u64) -> Option<Arc<Peer>> {
+        let node = *self.session_index.get(&session_id)?;
+        self.peers
+            .get(&node)
+            .map(|p| p.value().clone())
+            .filter(|p| p.session.id() == session_id)
+    }
+
+    fn handle_routed(&self, buf: &mut [u8], from: SocketAddr, touched: &mut Touched) {
+        let Ok(rt) = RoutingHeader::decode(buf) else {
+            bump(&self.stats.malformed);
+            return;
+        };
+        if rt.dest_id != self.node_id {
+            // Not a relay (multi-hop routing is a later layer).
+            bump(&self.stats.not_for_us);
+            return;
+        }
+        let Ok(header) = NetHeader::decode(&buf[ROUTING_HEADER_SIZE..]) else {
+            bump(&self.stats.malformed);
+            return;
+        };
+        if header.is_handshake() {
+            self.handle_routed_handshake(buf, &rt, from);
+            return;
+        }
+        if header.is_heartbeat() {
+            return; // heartbeats are link-local
+        }
+        let Some(peer) = self.peer_by_session(header.session_id) else {
+            bump(&self.stats.unknown_session);
+            return;
+        };
+        self.process(
+            &peer,
+            &header,
+            &mut buf[ROUTING_HEADER_SIZE..],
+            None,
+            touched,
+        );
+    }
+
+    fn handle_direct_handshake(&self, buf: &[u8], from: SocketAddr) {
+        // A reply to our direct connect?
+        if let Some(pending) = self
+            .pending_connects
+            .get(&PendingKey::Addr(from))
+            .map(|e| e.value().clone())
+        {
+            self.finish_connect(&pending, buf);
+            return;
+        }
+        // An initiator we `accept`: try each expected caller (the prologue
+        // names it, so only the right one decrypts).
+        let accepts: Vec<_> = self
+            .pending_accepts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if accepts.is_empty() {
+            bump(&self.stats.handshakes_failed);
+            return;
+        }
+        if !self.take_handshake_token() {
+            bump(&self.stats.handshakes_throttled);
+            return;
+        }
+        for pending in accepts {
+            let Ok(accepted) = self.responder.accept_direct(buf, pending.node_id, None) else {
+                continue;
+            };
+            match self.install_session(pending.node_id, from, &accepted.keys, Role::Responder) {
+                Ok(_) => {
+                    self.transmit(from, vec![accepted.msg2], false);
+                    pending.waiter.complete(Ok(from));
+                }
+                Err(_) => pending.waiter.complete(Err("exists".into())),
+            }
+            return;
+        }
+        bump(&self.stats.handshakes_failed);
+    }
+
+    fn handle_routed_handshake(&self, buf: &[u8], rt: &RoutingHeader, from: SocketAddr) {
+        // msg2 of our routed connect: matched by the responder's routing id.
+        if let Some(pending) = self
+            .pending_connects
+            .get(&PendingKey::Rid(rt.src_id))
+            .map(|e| e.value().clone())
+        {
+            self.finish_connect(&pending, buf);
+            return;
+        }
+        if !self.take_handshake_token() {
+            bump(&self.stats.handshakes_throttled);
+            return;
+        }
+        let accepted = match self.responder.accept_routed(buf, None) {
+            Ok(a) => a,
+            Err(_) => {
+                bump(&self.stats.handshakes_failed);
+                return; // wrong PSK, garbage, mismatched id: silence
+            }
+        };
+        if accepted.peer_node_id == self.node_id {
+            bump(&self.stats.handshakes_failed);
+            return;
+        }
+        // The re-key rule lives in install_session: a live session for this
+        // node_id refuses the newcomer, whatever its key.
+        if self
+            .install_session(accepted.peer_node_id, from, &accepted.keys, Role::Responder)
+            .is_ok()
+        {
+            self.transmit(from, vec![accepted.msg2], false);
+        }
+    }
+
+    fn finish_connect(&self, pending: &super::PendingConnect, datagram: &[u8]) {
+        let Some(initiator) = pending
+            .initiator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return; // already answered (a duplicate msg2)
+        };
+        match initiator.finish(datagram) {
+            Ok(keys) => match self.install_session(
+                pending.peer_node_id,
+                pending.addr,
+                &keys,
+                Role::Initiator,
+            ) {
+                Ok(_) => pending.waiter.complete(Ok(())),
+                Err(_) => pending.waiter.complete(Err("exists".into())),
+            },
+            Err(e) => {
+                bump(&self.stats.handshakes_failed);
+                pending.waiter.complete(Err(e.to_string()));
+            }
+        }
+    }
+
+    /// Opens and dispatches a protected packet for `peer`.
+    fn process(
+        &self,
+        peer: &Arc<Peer>,
+        header: &NetHeader,
+        packet: &mut [u8],
+        direct_from: Option<SocketAddr>,
+        touched: &mut Touched,
+    ) {
+        let opened = match peer.session.open(header, packet) {
+            Ok(o) => o,
+            Err(RecvError::Replay(_)) => {
+                bump(&self.stats.replays);
+                return;
+            }
+            Err(RecvError::Open(_)) => {
+                bump(&self.stats.auth_failures);
+                return;
+            }
+        };
+        let now = Instant::now();
+        peer.touch(now);
+        if let Some(jump) = opened.jump {
+            bump(&self.stats.counter_jumps);
+            tracing::warn!(
+                peer = peer.node_id,
+                session = peer.session.id(),
+                jump,
+                "authenticated counter jumped past the replay window; window reset"
+            );
+        }
+        if let Some(from) = direct_from
+            && from != peer.addr()
+        {
+            // Authenticated from a new address: the peer moved.
+            self.refresh_addr(peer, from);
+        }
+        let plaintext = &packet[opened.plaintext.clone()];
+        if header.is_heartbeat() {
+            bump(&self.stats.heartbeats_received);
+            peer.heartbeat(now);
+            return;
+        }
+        match header.subprotocol_id {
+            ids::STREAM_WINDOW => {
+                for event in decode_events(plaintext, usize::from(header.event_count)) {
+                    self.handle_window_event(peer, event, now);
+                }
+            }
+            ids::NET_RELIABILITY if peer.binding().peer_entity.is_some() => {
+                for event in decode_events(plaintext, usize::from(header.event_count)) {
+                    if let Ok(ack) = RelAck::decode(event) {
+                        self.handle_ack(peer, &ack, now);
+                    }
+                }
+            }
+            _ => self.handle_data(peer, header, plaintext, now, touched),
+        }
+    }
+
+    fn handle_window_event(&self, peer: &Arc<Peer>, event: &[u8], now: Instant) {
+        if let Ok(grant) = StreamWindow::decode(event) {
+            let mut streams = peer.streams();
+            if streams.is_quarantined(grant.stream_id, now) {
+                return;
+            }
+            if let Some(stream) = streams.get_mut(grant.stream_id)
+                && stream.tx.credit.apply_grant(grant.total_consumed) > 0
+            {
+                drop(streams);
+                peer.credit_granted.notify_all();
+            }
+            return;
+        }
+        match Hello::decode(event) {
+            Ok(hello) => self.handle_hello(peer, &hello),
+            Err(HelloError::NotHello(_)) => {}
+            Err(_) => bump(&self.stats.identity_refused),
+        }
+    }
+
+    fn handle_hello(&self, peer: &Arc<Peer>, hello: &Hello) {
+        if let Err(e) = hello.verify(peer.session.handshake_hash(), peer.role(), peer.node_id) {
+            tracing::warn!(peer = peer.node_id, error = %e, "identity hello refused");
+            bump(&self.stats.identity_refused);
+            return;
+        }
+        // Trust on first use: a node_id stays bound to its first entity.
+        {
+            let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+            match pins.get(&peer.node_id) {
+                Some(pinned) if *pinned != hello.entity => {
+                    drop(pins);
+                    tracing::warn!(
+                        peer = peer.node_id,
+                        "peer presented a different entity than the pinned one; session dropped"
+                    );
+                    bump(&self.stats.identity_refused);
+                    self.remove_peer(peer);
+                    return;
+                }
+                Some(_) => {}
+                None => {
+                    pins.insert(peer.node_id, hello.entity);
+                }
+            }
+        }
+        {
+            let mut b = peer.binding();
+            b.peer_entity = Some(hello.entity);
+            b.legacy = false;
+            if hello.flags & FLAG_ACK != 0 {
+                b.acked = true;
+            }
+        }
+        peer.binding_changed.notify_all();
+        if hello.flags & FLAG_ACK == 0 {
+            self.send_hello(peer, true);
+        }
+    }
+
+    fn handle_ack(&self, peer: &Arc<Peer>, ack: &RelAck, now: Instant) {
+        let lost = {
+            let mut streams = peer.streams();
+            let Some(stream) = streams.get_mut(ack.stream_id) else {
+                return;
+            };
+            stream.tx.sender.on_ack(ack, now)
+        };
+        if !lost.is_empty() {
+            self.resend(peer, ack.stream_id, &lost);
+        }
+    }
+
+    fn handle_data(
+        &self,
+        peer: &Arc<Peer>,
+        header: &NetHeader,
+        plaintext: &[u8],
+        now: Instant,
+        touched: &mut Touched,
+    ) {
+        let stream_id = header.stream_id;
+        let events = decode_events(plaintext, usize::from(header.event_count));
+        let frames = frame_offsets(plaintext, &events);
+        let cost = plaintext.len() as u64 + 80;
+        let net_reliable = header.is_reliable() && peer.binding().peer_entity.is_some();
+        let mut streams = peer.streams();
+        let stream = streams.for_receive(stream_id, now);
+        if net_reliable {
+            // In order, exactly once; refuse (no ack, no credit) when the
+            // inbound shard is full, so the sender retransmits later.
+            if !stream.rx.receiver.would_accept(header.sequence) {
+                stream.rx.receiver.on_packet(header.sequence, 0, Vec::new()); // marks ack due
+                touched.insert((peer.node_id, stream_id));
+                return;
+            }
+            if !self.inbound.has_room(stream_id, frames.len()) {
+                bump(&self.stats.inbound_dropped);
+                return;
+            }
+            stream.rx.consumed += cost;
+            stream.rx.grant_due = true;
+            let packed = pack(plaintext, &frames);
+            let delivered =
+                match stream
+                    .rx
+                    .receiver
+                    .on_packet(header.sequence, header.event_count, packed)
+                {
+                    Received::Deliver(packets) => packets,
+                    _ => Vec::new(),
+                };
+            drop(streams);
+            touched.insert((peer.node_id, stream_id));
+            for (_, _, payload) in delivered {
+                self.deliver_packed(peer.node_id, stream_id, payload, true);
+            }
+            return;
+        }
+        // v0.11 semantics: queue regardless; credit only for accepted
+        // packets (the gate matters only if we opened the stream reliable).
+        let accepted = if stream.tx.reliable && stream.tx.mode != TxMode::Net {
+            stream.rx.legacy_gate.accept(header.sequence)
+        } else {
+            true
+        };
+        if accepted {
+            stream.rx.consumed += cost;
+            stream.rx.grant_due = true;
+            touched.insert((peer.node_id, stream_id));
+        }
+        drop(streams);
+        let n = frames.len() as u64;
+        let packet = InboundPacket {
+            peer: peer.node_id,
+            stream_id,
+            payload: plaintext.to_vec(),
+            frames,
+            next: 0,
+        };
+        if self.inbound.push(packet, false) {
+            self.stats.events_received.fetch_add(n, Ordering::Relaxed);
+        } else {
+            self.stats.inbound_dropped.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues a packed packet (`u32 count ‖ frames`, see [`pack`]).
+    fn deliver_packed(&self, peer: u64, stream_id: u64, packed: Vec<u8>, force: bool) {
+        let (payload, frames) = unpack(packed);
+        let n = frames.len() as u64;
+        if self.inbound.push(
+            InboundPacket {
+                peer,
+                stream_id,
+                payload,
+                frames,
+                next: 0,
+            },
+            force,
+        ) {
+            self.stats.events_received.fetch_add(n, Ordering::Relaxed);
+        } else {
+            self.stats.inbound_dropped.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends the grants and acks that came due during a batch.
+    pub(super) fn flush_touched(&self, touched: &Touched) {
+        for &(node_id, stream_id) in touched {
+            let Some(peer) = self.peers.get(&node_id).map(|p| p.value().clone()) else {
+                continue;
+            };
+            let (grant, ack) = {
+                let mut streams = peer.streams();
+                let Some(stream) = streams.get_mut(stream_id) else {
+                    continue;
+                };
+                let grant = std::mem::take(&mut stream.rx.grant_due).then_some(stream.rx.consumed);
+                let ack = stream
+                    .rx
+                    .receiver
+                    .ack_due()
+                    .then(|| stream.rx.receiver.take_ack(stream_id));
+                (grant, ack)
+            };
+            if let Some(total) = grant {
+                self.send_grant(&peer, stream_id, total);
+            }
+            if let Some(ack) = ack {
+                self.send_ack(&peer, &ack);
+            }
+        }
+    }
+}
+
+/// (offset, len) of each decoded event within `payload`.
+fn frame_offsets(payload: &[u8], events: &[&[u8]]) -> Vec<(u32, u32)> {
+    let base = payload.as_ptr() as usize;
+    events
+        .iter()
+        .map(|e| ((e.as_ptr() as usize - base) as u32, e.len() as u32))
+        .collect()
+}
+
+/// Packs the events of a plaintext for the reorder buffer: the payload and
+/// the frame table, so delivery needs no re-parse.
+fn pack(plaintext: &[u8], frames: &[(u32, u32)]) -> Vec<u8> {
+    let table = 4 + frames.len() * 8;
+    let mut out = Vec::with_capacity(table + plaintext.len());
+    out.extend_from_slice(&(frames.len() as u32).to_le_bytes());
+    for &(at, len) in frames {
+        out.extend_from_slice(&(at + table as u32).to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+    out.extend_from_slice(plaintext);
+    out
+}
+
+fn unpack(packed: Vec<u8>) -> (Vec<u8>, Vec<(u32, u32)>) {
+    let word = |at: usize| {
+        u32::from_le_bytes([packed[at], packed[at + 1], packed[at + 2], packed[at + 3]])
+    };
+    let n = word(0) as usize;
+    let frames = (0..n).map(|i| (word(4 + i * 8), word(8 + i * 8))).collect();
+    (packed, frames)
+}

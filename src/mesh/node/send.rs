@@ -1,0 +1,525 @@
+//! The send path, run on the caller's thread (and by the tasks for control
+//! packets): framing, credit, sealing, the outbound filter and batched
+//! writes; the loopback path for sends to ourselves.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::super::credit::{Backpressure, PACKET_COST_OVERHEAD, packet_cost};
+use super::super::filter::Verdict;
+use super::super::hello::{FLAG_ACK, FLAG_RELIABILITY, Hello};
+use super::super::inbound::InboundPacket;
+use super::super::io;
+use super::super::packet::PacketKind;
+use super::super::peer::Peer;
+use super::super::reliable::RelAck;
+use super::super::stream::TxMode;
+use super::{Inner, MeshError, bump};
+use crate::wire::{
+    CONTROL_STREAM_ID, MAX_EVENTS_PER_PACKET, MAX_PAYLOAD_SIZE, StreamWindow, encode_events, flags,
+    ids,
+};
+
+/// Splits `events` into consecutive packets of at most `limit` framed
+/// bytes (and 2028 events); None when one event alone exceeds `limit`.
+fn packetize<E: AsRef<[u8]>>(events: &[E], limit: usize) -> Option<Vec<std::ops::Range<usize>>> {
+    let mut out = Vec::new();
+    let (mut start, mut size) = (0usize, 0usize);
+    for (i, e) in events.iter().enumerate() {
+        let framed = 4 + e.as_ref().len();
+        if framed > limit {
+            return None;
+        }
+        if size + framed > limit || i - start == MAX_EVENTS_PER_PACKET {
+            out.push(start..i);
+            start = i;
+            size = 0;
+        }
+        size += framed;
+    }
+    if start < events.len() {
+        out.push(start..events.len());
+    }
+    Some(out)
+}
+
+/// How long a caller's send waits for kernel buffer space before giving up
+/// on the datagram (UDP may drop anyway; this bounds the stall).
+const SOCKET_WAIT: Duration = Duration::from_millis(500);
+
+impl Inner {
+    /// Sends one protected packet to `peer` (control traffic: never waits).
+    pub(super) fn send_control(&self, peer: &Peer, kind: &PacketKind, plaintext: &[u8]) {
+        let mut out = Vec::new();
+        if peer.session.seal(kind, plaintext, &mut out).is_ok() {
+            self.transmit(peer.addr(), vec![out], false);
+        }
+    }
+
+    /// Our identity hello (with the ack flag when answering the peer's).
+    pub(super) fn send_hello(&self, peer: &Peer, ack: bool) {
+        let mut flags_byte = FLAG_RELIABILITY;
+        if ack {
+            flags_byte |= FLAG_ACK;
+        }
+        let Ok(hello) = Hello::sign(
+            &self.identity,
+            peer.session.handshake_hash(),
+            peer.role(),
+            flags_byte,
+        ) else {
+            return;
+        };
+        if !ack {
+            let mut b = peer.binding();
+            b.last_sent = Some(Instant::now());
+            b.sends += 1;
+        }
+        let Ok(payload) = encode_events(&[&hello.encode()[..]]) else {
+            return;
+        };
+        let kind = PacketKind {
+            subprotocol_id: ids::STREAM_WINDOW,
+            stream_id: CONTROL_STREAM_ID,
+            sequence: peer.session.next_control_seq(),
+            event_count: 1,
+            ..PacketKind::default()
+        };
+        self.send_control(peer, &kind, &payload);
+    }
+
+    /// An absolute StreamWindow grant for `stream_id`.
+    pub(super) fn send_grant(&self, peer: &Peer, stream_id: u64, total_consumed: u64) {
+        let grant = StreamWindow {
+            stream_id,
+            total_consumed,
+        };
+        let Ok(payload) = encode_events(&[&grant.encode()[..]]) else {
+            return;
+        };
+        let kind = PacketKind {
+            subprotocol_id: ids::STREAM_WINDOW,
+            stream_id: CONTROL_STREAM_ID,
+            sequence: peer.session.next_control_seq(),
+            event_count: 1,
+            ..PacketKind::default()
+        };
+        self.send_control(peer, &kind, &payload);
+        bump(&self.stats.grants_sent);
+    }
+
+    /// A reliability ack (Net peers only).
+    pub(super) fn send_ack(&self, peer: &Peer, ack: &RelAck) {
+        let Ok(payload) = encode_events(&[&ack.encode()[..]]) else {
+            return;
+        };
+        let kind = PacketKind {
+            subprotocol_id: ids::NET_RELIABILITY,
+            stream_id: u64::from(ids::NET_RELIABILITY),
+            sequence: peer.rel_seq.fetch_add(1, Ordering::Relaxed),
+            event_count: 1,
+            ..PacketKind::default()
+        };
+        self.send_control(peer, &kind, &payload);
+        bump(&self.stats.acks_sent);
+    }
+
+    /// Retransmits packet `seq` of a Net reliable stream (same sequence,
+    /// same RELIABLE flag, a fresh counter).
+    pub(super) fn resend(&self, peer: &Peer, stream_id: u64, seqs: &[u64]) {
+        let now = Instant::now();
+        let mut datagrams = Vec::with_capacity(seqs.len());
+        {
+            let mut streams = peer.streams();
+            let Some(stream) = streams.get_mut(stream_id) else {
+                return;
+            };
+            for &seq in seqs {
+                let Some(packet) = stream.tx.sender.resend(seq, now) else {
+                    continue;
+                };
+                let kind = PacketKind {
+                    flags: flags::RELIABLE,
+                    stream_id,
+                    sequence: seq,
+                    event_count: packet.event_count,
+                    ..PacketKind::default()
+                };
+                let mut out = Vec::new();
+                if peer.session.seal(&kind, &packet.payload, &mut out).is_ok() {
+                    datagrams.push(out);
+                }
+            }
+        }
+        self.stats
+            .retransmits
+            .fetch_add(datagrams.len() as u64, Ordering::Relaxed);
+        self.transmit(peer.addr(), datagrams, false);
+    }
+
+    /// The send path of `send` (deadline None) and `send_blocking`
+    /// (Some(deadline), where the inner None is "no limit").
+    pub(super) fn send_events<E: AsRef<[u8]>>(
+        &self,
+        peer_id: u64,
+        stream_id: u64,
+        events: &[E],
+        blocking: Option<Option<Instant>>,
+    ) -> Result<(), MeshError> {
+        self.check_running()?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        for e in events {
+            if e.as_ref().len() + 4 > MAX_PAYLOAD_SIZE {
+                return Err(MeshError::EventTooLarge(e.as_ref().len()));
+            }
+        }
+        if peer_id == self.node_id {
+            self.loopback(
+                stream_id,
+                events.iter().map(|e| e.as_ref().to_vec()).collect(),
+                0,
+            );
+            return Ok(());
+        }
+        let peer = self.peer(peer_id)?;
+        let mode = self.stream_mode(&peer, stream_id, blocking.flatten())?;
+        // A packet never costs more than the window, so every packet can
+        // eventually be sent.
+        let window = peer
+            .streams()
+            .get_mut(stream_id)
+            .map_or(0, |s| s.tx.credit.window());
+        let limit = if window == 0 {
+            MAX_PAYLOAD_SIZE
+        } else {
+            (window.saturating_sub(PACKET_COST_OVERHEAD) as usize).min(MAX_PAYLOAD_SIZE)
+        };
+        let ranges = packetize(events, limit).ok_or(MeshError::BatchExceedsWindow {
+            needed: events
+                .iter()
+                .map(|e| packet_cost(e.as_ref().len() + 4))
+                .max()
+                .unwrap_or(0),
+            window,
+        })?;
+        let reliable_flag = if matches!(mode, TxMode::Net | TxMode::Legacy) {
+            flags::RELIABLE
+        } else {
+            0
+        };
+        let payloads: Vec<(Vec<u8>, u16)> = ranges
+            .iter()
+            .map(|r| {
+                encode_events(&events[r.clone()])
+                    .map(|p| (p, r.len() as u16))
+                    .map_err(|_| MeshError::EventTooLarge(0))
+            })
+            .collect::<Result<_, _>>()?;
+        match blocking {
+            None => self.send_now(&peer, stream_id, mode, reliable_flag, payloads)?,
+            Some(deadline) => {
+                for payload in payloads {
+                    self.send_waiting(&peer, stream_id, mode, reliable_flag, payload, deadline)?;
+                }
+            }
+        }
+        self.stats
+            .events_sent
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Decides (once, at the stream's first send) how it travels: a
+    /// reliable stream to a peer whose identity exchange has not settled
+    /// waits for it (at most `hello_timeout`).
+    fn stream_mode(
+        &self,
+        peer: &Arc<Peer>,
+        stream_id: u64,
+        deadline: Option<Instant>,
+    ) -> Result<TxMode, MeshError> {
+        let (reliable, mode) = {
+            let mut streams = peer.streams();
+            let now = Instant::now();
+            let s = match streams.get_mut(stream_id) {
+                Some(s) => s,
+                None => streams.open(stream_id, false, None, now),
+            };
+            (s.tx.reliable, s.tx.mode)
+        };
+        if mode != TxMode::Undecided {
+            return Ok(mode);
+        }
+        let decided = if !reliable {
+            TxMode::Plain
+        } else {
+            let mut until = Instant::now() + self.config.hello_timeout;
+            if let Some(d) = deadline {
+                until = until.min(d);
+            }
+            let binding = peer.wait_resolved(until, &|| self.is_shut_down());
+            self.check_running()?;
+            if binding.is_net() {
+                TxMode::Net
+            } else {
+                TxMode::Legacy
+            }
+        };
+        let mut streams = peer.streams();
+        let now = Instant::now();
+        let s = match streams.get_mut(stream_id) {
+            Some(s) => s,
+            None => streams.open(stream_id, reliable, None, now),
+        };
+        if s.tx.mode == TxMode::Undecided {
+            s.tx.mode = decided;
+        }
+        Ok(s.tx.mode)
+    }
+
+    /// All packets now, or none (Backpressure).
+    fn send_now(
+        &self,
+        peer: &Peer,
+        stream_id: u64,
+        mode: TxMode,
+        reliable_flag: u8,
+        payloads: Vec<(Vec<u8>, u16)>,
+    ) -> Result<(), MeshError> {
+        let now = Instant::now();
+        let total: u64 = payloads.iter().map(|(p, _)| packet_cost(p.len())).sum();
+        let first_seq = {
+            let mut streams = peer.streams();
+            let stream = streams
+                .get_mut(stream_id)
+                .ok_or(MeshError::UnknownPeer(peer.node_id))?;
+            let window = stream.tx.credit.window();
+            if window != 0 && total > window {
+                return Err(MeshError::BatchExceedsWindow {
+                    needed: total,
+                    window,
+                });
+            }
+            stream.tx.credit.try_debit(total)?;
+            stream.last_active = now;
+            let first = stream.tx.next_seq;
+            stream.tx.next_seq += payloads.len() as u64;
+            if mode == TxMode::Net {
+                for (i, (p, count)) in payloads.iter().enumerate() {
+                    stream
+                        .tx
+                        .sender
+                        .on_sent(first + i as u64, *count, p.clone(), now);
+                }
+            }
+            first
+        };
+        let datagrams = self.seal_all(peer, stream_id, reliable_flag, first_seq, &payloads);
+        self.transmit(peer.addr(), datagrams, true);
+        Ok(())
+    }
+
+    /// One packet, waiting for credit until `deadline`.
+    fn send_waiting(
+        &self,
+        peer: &Peer,
+        stream_id: u64,
+        mode: TxMode,
+        reliable_flag: u8,
+        payload: (Vec<u8>, u16),
+        deadline: Option<Instant>,
+    ) -> Result<(), MeshError> {
+        let cost = packet_cost(payload.0.len());
+        let seq = {
+            let mut streams = peer.streams();
+            loop {
+                self.check_running()?;
+                let now = Instant::now();
+                let stream = streams
+                    .get_mut(stream_id)
+                    .ok_or(MeshError::UnknownPeer(peer.node_id))?;
+                match stream.tx.credit.try_debit(cost) {
+                    Ok(()) => {
+                        stream.last_active = now;
+                        let seq = stream.tx.next_seq;
+                        stream.tx.next_seq += 1;
+                        if mode == TxMode::Net {
+                            stream
+                                .tx
+                                .sender
+                                .on_sent(seq, payload.1, payload.0.clone(), now);
+                        }
+                        break seq;
+                    }
+                    Err(Backpressure { .. }) => {
+                        if !self.peers.contains_key(&peer.node_id) {
+                            return Err(MeshError::UnknownPeer(peer.node_id));
+                        }
+                        let wait = match deadline {
+                            Some(d) if now >= d => return Err(MeshError::Timeout),
+                            Some(d) => (d - now).min(Duration::from_millis(50)),
+                            None => Duration::from_millis(50),
+                        };
+                        streams = peer
+                            .credit_granted
+                            .wait_timeout(streams, wait)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                    }
+                }
+            }
+        };
+        let datagrams = self.seal_all(peer, stream_id, reliable_flag, seq, &[payload]);
+        self.transmit(peer.addr(), datagrams, true);
+        Ok(())
+    }
+
+    fn seal_all(
+        &self,
+        peer: &Peer,
+        stream_id: u64,
+        reliable_flag: u8,
+        first_seq: u64,
+        payloads: &[(Vec<u8>, u16)],
+    ) -> Vec<Vec<u8>> {
+        payloads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (p, count))| {
+                let kind = PacketKind {
+                    flags: reliable_flag,
+                    stream_id,
+                    sequence: first_seq + i as u64,
+                    event_count: *count,
+                    ..PacketKind::default()
+                };
+                let mut out = Vec::with_capacity(p.len() + 80);
+                peer.session.seal(&kind, p, &mut out).ok().map(|()| out)
+            })
+            .collect()
+    }
+
+    /// Sends datagrams to `to` through the filter. With `wait`, a full
+    /// kernel buffer is waited out (bounded); otherwise the datagram drops.
+    pub(super) fn transmit(&self, to: SocketAddr, datagrams: Vec<Vec<u8>>, wait: bool) {
+        if datagrams.is_empty() {
+            return;
+        }
+        let datagrams = if self.has_filter.load(Ordering::Relaxed) {
+            let filter = self
+                .filter
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let Some(filter) = filter else {
+                return self.write(to, &datagrams, wait);
+            };
+            let mut pass = Vec::with_capacity(datagrams.len());
+            for d in datagrams {
+                match filter.outbound(to, &d) {
+                    Verdict::Pass => pass.push(d),
+                    Verdict::Drop => {}
+                    Verdict::Duplicate => {
+                        pass.push(d.clone());
+                        pass.push(d);
+                    }
+                    Verdict::Delay(delay) => {
+                        let socket = match self.socket.try_clone() {
+                            Ok(s) => s,
+                            Err(_) => continue,
+                        };
+                        self.runtime.spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let _ = socket.send_to(&d, to);
+                        });
+                    }
+                }
+            }
+            pass
+        } else {
+            datagrams
+        };
+        self.write(to, &datagrams, wait);
+    }
+
+    fn write(&self, to: SocketAddr, datagrams: &[Vec<u8>], wait: bool) {
+        let refs: Vec<&[u8]> = datagrams.iter().map(|d| d.as_slice()).collect();
+        let mut sent = 0;
+        let give_up = Instant::now() + SOCKET_WAIT;
+        while sent < refs.len() {
+            match io::send_batch(&self.socket, to, &refs[sent..]) {
+                Ok(n) => {
+                    let bytes: usize = refs[sent..sent + n].iter().map(|d| d.len()).sum();
+                    self.stats
+                        .datagrams_sent
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    self.stats
+                        .bytes_sent
+                        .fetch_add(bytes as u64, Ordering::Relaxed);
+                    sent += n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && wait => {
+                    if Instant::now() >= give_up || self.is_shut_down() {
+                        break;
+                    }
+                    io::wait_writable(&self.socket, Duration::from_millis(5));
+                }
+                Err(_) => break,
+            }
+        }
+        if sent < refs.len() {
+            self.stats
+                .send_dropped
+                .fetch_add((refs.len() - sent) as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Delivers events sent to our own node_id. Each nested self-send (a
+    /// handler answering itself) is one level deeper; past the cap the
+    /// events are dropped with a warning instead of spinning forever.
+    pub(super) fn loopback(&self, stream_id: u64, events: Vec<Vec<u8>>, depth: usize) {
+        let mut pending = vec![(events, depth)];
+        while let Some((events, depth)) = pending.pop() {
+            if depth >= self.config.loopback_depth {
+                tracing::warn!(
+                    stream_id,
+                    depth,
+                    events = events.len(),
+                    "loopback dispatch depth cap reached; dropping self-addressed events"
+                );
+                self.stats
+                    .loopback_dropped
+                    .fetch_add(events.len() as u64, Ordering::Relaxed);
+                continue;
+            }
+            let mut payload = Vec::new();
+            let mut frames = Vec::with_capacity(events.len());
+            for e in &events {
+                frames.push((payload.len() as u32, e.len() as u32));
+                payload.extend_from_slice(e);
+            }
+            let n = frames.len() as u64;
+            if self.inbound.push(
+                InboundPacket {
+                    peer: self.node_id,
+                    stream_id,
+                    payload,
+                    frames,
+                    next: 0,
+                },
+                false,
+            ) {
+                self.stats.events_received.fetch_add(n, Ordering::Relaxed);
+            } else {
+                self.stats.inbound_dropped.fetch_add(n, Ordering::Relaxed);
+            }
+            if self.loopback_echo.load(Ordering::SeqCst) {
+                pending.push((events, depth + 1));
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The node's timers.
+//!
+//! * The heartbeat loop (after `start`): every `heartbeat_interval` it
+//!   snapshots the peers — no map guard survives into the sends — and sends
+//!   each a heartbeat and a pingwave, then runs failure detection, evicts
+//!   dead peers and sweeps idle streams.
+//! * The reliability tick (always): retransmits what timed out on Net
+//!   reliable streams, flushes overdue acks, and drives the identity hellos
+//!   (re-sent with back-off until acknowledged; a peer that never answers
+//!   is a v0.11 peer).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::super::failure::Health;
+use super::super::packet::PacketKind;
+use super::super::peer::Peer;
+use super::super::stream::TxMode;
+use super::{Inner, bump};
+use crate::wire::Pingwave;
+
+/// Period of the reliability tick.
+pub(super) const TICK: Duration = Duration::from_millis(5);
+/// First hello re-send delay (doubles up to a second).
+const HELLO_RETRY: Duration = Duration::from_millis(100);
+
+pub(super) async fn heartbeat_loop(inner: Arc<Inner>) {
+    let mut interval = tokio::time::interval(inner.config.heartbeat_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if inner.is_shut_down() {
+            return;
+        }
+        heartbeat_round(&inner);
+    }
+}
+
+/// The peers, copied out of the map: the map's guards are released before
+/// anything is sent (v0.11 held a shard guard across its sends).
+fn snapshot(inner: &Inner) -> Vec<Arc<Peer>> {
+    inner.peers.iter().map(|e| e.value().clone()).collect()
+}
+
+pub(super) fn heartbeat_round(inner: &Inner) {
+    let peers = snapshot(inner);
+    let now = Instant::now();
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    for peer in &peers {
+        inner.send_control(peer, &PacketKind::HEARTBEAT, &[]);
+        bump(&inner.stats.heartbeats_sent);
+        let seq = inner.pingwave_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let pingwave = Pingwave::new(inner.node_id, seq, micros).encode();
+        inner.transmit(peer.addr(), vec![pingwave.to_vec()], false);
+    }
+    for peer in &peers {
+        if peer.should_evict(now) {
+            tracing::info!(peer = peer.node_id, "evicting failed peer");
+            bump(&inner.stats.evictions);
+            inner.remove_peer(peer);
+            continue;
+        }
+        if peer.health(now) == Health::Failed {
+            tracing::debug!(peer = peer.node_id, "peer failed (3 heartbeats missed)");
+        }
+        peer.streams().sweep(now);
+    }
+}
+
+pub(super) async fn reliability_loop(inner: Arc<Inner>) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if inner.is_shut_down() {
+            return;
+        }
+        reliability_round(&inner);
+    }
+}
+
+fn reliability_round(inner: &Inner) {
+    let now = Instant::now();
+    for peer in snapshot(inner) {
+        drive_hello(inner, &peer, now);
+        let mut due: Vec<(u64, Vec<u64>)> = Vec::new();
+        let mut acks = Vec::new();
+        {
+            let mut streams = peer.streams();
+            for (&id, stream) in streams.iter_mut() {
+                if stream.tx.mode == TxMode::Net && stream.tx.sender.in_flight() > 0 {
+                    let seqs = stream.tx.sender.due(now, 64);
+                    if !seqs.is_empty() {
+                        due.push((id, seqs));
+                    }
+                }
+                if stream.rx.receiver.ack_due() {
+                    acks.push(stream.rx.receiver.take_ack(id));
+                }
+            }
+        }
+        for ack in &acks {
+            inner.send_ack(&peer, ack);
+        }
+        for (id, seqs) in due {
+            inner.resend(&peer, id, &seqs);
+        }
+    }
+}
+
+/// Re-sends our hello until the peer acknowledges it; without any hello
+/// from the peer by `hello_timeout`, treats it as a v0.11 node.
+fn drive_hello(inner: &Inner, peer: &Arc<Peer>, now: Instant) {
+    let (resend, went_legacy) = {
+        let mut b = peer.binding();
+        if b.acked || b.legacy {
+            return;
+        }
+        if b.peer_entity.is_none()
+            && now.saturating_duration_since(b.since) >= inner.config.hello_timeout
+        {
+            b.legacy = true;
+            (false, true)
+        } else {
+            let backoff = HELLO_RETRY
+                .saturating_mul(1 << b.sends.saturating_sub(1).min(4))
+                .min(Duration::from_secs(1));
+            let due = b
+                .last_sent
+                .is_none_or(|t| now.saturating_duration_since(t) >= backoff);
+            (due, false)
+        }
+    };
+    if went_legacy {
+        peer.binding_changed.notify_all();
+        if inner.config.require_identity {
+            tracing::warn!(
+                peer = peer.node_id,
+                "peer did not bind an identity; dropped (require_identity)"
+            );
+            bump(&inner.stats.identity_refused);
+            inner.remove_peer(peer);
+        }
+        return;
+    }
+    if resend {
+        inner.send_hello(peer, false);
+    }
+}

@@ -1,0 +1,206 @@
+//! One connected peer: its session, address, failure detector, identity
+//! binding state and streams.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::crypto::Role;
+use super::failure::{FailureDetector, Health};
+use super::session::Session;
+use super::stream::StreamTable;
+use crate::identity::EntityId;
+
+/// What we know of the peer's identity (see `hello.rs`).
+#[derive(Debug, Clone)]
+pub(crate) struct Binding {
+    /// The entity the peer proved (a verified hello), if any.
+    pub peer_entity: Option<EntityId>,
+    /// The peer acknowledged our hello (it knows we are a Net node).
+    pub acked: bool,
+    /// No hello within the timeout: a v0.11 peer.
+    pub legacy: bool,
+    /// When the binding started (the session's creation).
+    pub since: Instant,
+    /// When we last sent our hello, and how many times.
+    pub last_sent: Option<Instant>,
+    pub sends: u32,
+}
+
+impl Binding {
+    fn new(now: Instant) -> Self {
+        Self {
+            peer_entity: None,
+            acked: false,
+            legacy: false,
+            since: now,
+            last_sent: None,
+            sends: 0,
+        }
+    }
+
+    /// Net reliable streams may be used: both sides know each other.
+    pub fn is_net(&self) -> bool {
+        self.peer_entity.is_some() && self.acked
+    }
+
+    /// The mode of new reliable streams is known.
+    pub fn resolved(&self) -> bool {
+        self.is_net() || self.legacy
+    }
+
+    /// "net", "legacy" or "pending", for the peers JSON.
+    pub fn describe(&self) -> &'static str {
+        if self.is_net() {
+            "net"
+        } else if self.legacy {
+            "legacy"
+        } else {
+            "pending"
+        }
+    }
+}
+
+/// A connected peer.
+pub(crate) struct Peer {
+    pub node_id: u64,
+    addr: Mutex<SocketAddr>,
+    pub session: Session,
+    epoch: Instant,
+    last_activity_ms: AtomicU64,
+    detector: Mutex<FailureDetector>,
+    binding: Mutex<Binding>,
+    pub binding_changed: Condvar,
+    streams: Mutex<StreamTable>,
+    pub credit_granted: Condvar,
+    /// Sequence of our reliability messages (stream 0x1A00).
+    pub rel_seq: AtomicU64,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("node_id", &format_args!("{:#018x}", self.node_id))
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stream-table limits a peer is created with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamLimits {
+    pub max_streams: usize,
+    pub idle_timeout: Duration,
+    pub window: u64,
+}
+
+impl Peer {
+    pub fn new(
+        node_id: u64,
+        addr: SocketAddr,
+        session: Session,
+        session_timeout: Duration,
+        limits: StreamLimits,
+        epoch: Instant,
+    ) -> Self {
+        let now = Instant::now();
+        let peer = Self {
+            node_id,
+            addr: Mutex::new(addr),
+            session,
+            epoch,
+            last_activity_ms: AtomicU64::new(0),
+            detector: Mutex::new(FailureDetector::new(now, session_timeout)),
+            binding: Mutex::new(Binding::new(now)),
+            binding_changed: Condvar::new(),
+            streams: Mutex::new(StreamTable::new(
+                limits.max_streams,
+                limits.idle_timeout,
+                limits.window,
+            )),
+            credit_granted: Condvar::new(),
+            rel_seq: AtomicU64::new(0),
+        };
+        peer.touch(now);
+        peer
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        *self.addr.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the address; returns the old one when it changed.
+    pub fn set_addr(&self, addr: SocketAddr) -> Option<SocketAddr> {
+        let mut a = self.addr.lock().unwrap_or_else(|e| e.into_inner());
+        (*a != addr).then(|| std::mem::replace(&mut *a, addr))
+    }
+
+    pub fn role(&self) -> Role {
+        self.session.role()
+    }
+
+    /// Records authenticated activity.
+    pub fn touch(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        self.last_activity_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    pub fn last_activity(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed))
+    }
+
+    /// Whether the session is inside its idle window (re-key refused).
+    pub fn is_live(&self, now: Instant, session_timeout: Duration) -> bool {
+        now.saturating_duration_since(self.last_activity()) <= session_timeout
+    }
+
+    pub fn heartbeat(&self, now: Instant) {
+        self.detector
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .heartbeat(now);
+    }
+
+    pub fn health(&self, now: Instant) -> Health {
+        self.detector
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .health(now)
+    }
+
+    pub fn should_evict(&self, now: Instant) -> bool {
+        self.detector
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .should_evict(now, self.last_activity())
+    }
+
+    pub fn binding(&self) -> MutexGuard<'_, Binding> {
+        self.binding.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until the binding is resolved or `deadline` passes.
+    pub fn wait_resolved(&self, deadline: Instant, stop: &dyn Fn() -> bool) -> Binding {
+        let mut b = self.binding();
+        loop {
+            if b.resolved() || stop() {
+                return b.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return b.clone();
+            }
+            let wait = (deadline - now).min(Duration::from_millis(50));
+            b = self
+                .binding_changed
+                .wait_timeout(b, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    pub fn streams(&self) -> MutexGuard<'_, StreamTable> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

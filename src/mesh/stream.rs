@@ -1,0 +1,216 @@
+//! The streams of one session (WIRE.md §7): per stream the send side
+//! (credit window, packet sequence, and for Net-reliable streams the
+//! retransmission buffer) and the receive side (consumed bytes for grants,
+//! the v0.11 gate or the Net reorder buffer). Idle streams are evicted, the
+//! table is capped with LRU eviction, and closed or evicted ids are
+//! quarantined for 2 s (grants for them are ignored).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::credit::TxCredit;
+use super::reliable::{LegacyGate, ReliableReceiver, ReliableSender};
+
+/// How long a closed or evicted stream id ignores grants.
+pub const QUARANTINE: Duration = Duration::from_secs(2);
+
+/// How a stream's reliable sends travel, fixed at its first send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxMode {
+    /// Not decided yet (no send so far).
+    Undecided,
+    /// Fire-and-forget.
+    Plain,
+    /// RELIABLE flag set, no retransmission: what v0.11 peers get.
+    Legacy,
+    /// RELIABLE flag set, with NACK/RTO retransmission (Net peers).
+    Net,
+}
+
+/// The send half.
+#[derive(Debug)]
+pub(crate) struct TxState {
+    pub reliable: bool,
+    pub mode: TxMode,
+    pub credit: TxCredit,
+    pub next_seq: u64,
+    pub sender: ReliableSender,
+}
+
+/// The receive half.
+#[derive(Debug, Default)]
+pub(crate) struct RxState {
+    /// Total bytes accepted (`plaintext + 80` per packet), sent in grants.
+    pub consumed: u64,
+    /// A grant should go out.
+    pub grant_due: bool,
+    pub legacy_gate: LegacyGate,
+    pub receiver: ReliableReceiver,
+}
+
+/// One stream.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    pub tx: TxState,
+    pub rx: RxState,
+    pub last_active: Instant,
+}
+
+impl Stream {
+    fn new(reliable: bool, window: u64, now: Instant) -> Self {
+        Self {
+            tx: TxState {
+                reliable,
+                mode: TxMode::Undecided,
+                credit: TxCredit::new(window),
+                next_seq: 0,
+                sender: ReliableSender::new(),
+            },
+            rx: RxState::default(),
+            last_active: now,
+        }
+    }
+}
+
+/// The streams of one session.
+#[derive(Debug)]
+pub(crate) struct StreamTable {
+    streams: HashMap<u64, Stream>,
+    quarantine: HashMap<u64, Instant>,
+    max_streams: usize,
+    idle_timeout: Duration,
+    default_window: u64,
+    /// Streams evicted so far (idle or LRU).
+    pub evicted: u64,
+}
+
+impl StreamTable {
+    pub fn new(max_streams: usize, idle_timeout: Duration, default_window: u64) -> Self {
+        Self {
+            streams: HashMap::new(),
+            quarantine: HashMap::new(),
+            max_streams: max_streams.max(1),
+            idle_timeout,
+            default_window,
+            evicted: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Opens (or reconfigures, if it has not sent yet) a stream for sending.
+    pub fn open(
+        &mut self,
+        id: u64,
+        reliable: bool,
+        window: Option<u64>,
+        now: Instant,
+    ) -> &mut Stream {
+        self.quarantine.remove(&id);
+        let window = window.unwrap_or(self.default_window);
+        self.make_room(id, now);
+        let stream = self
+            .streams
+            .entry(id)
+            .or_insert_with(|| Stream::new(reliable, window, now));
+        if stream.tx.next_seq == 0 {
+            stream.tx.reliable = reliable;
+            stream.tx.credit = TxCredit::new(window);
+        }
+        stream.last_active = now;
+        stream
+    }
+
+    /// The stream for a received packet, created with the defaults.
+    pub fn for_receive(&mut self, id: u64, now: Instant) -> &mut Stream {
+        if !self.streams.contains_key(&id) {
+            self.make_room(id, now);
+        }
+        let window = self.default_window;
+        let stream = self
+            .streams
+            .entry(id)
+            .or_insert_with(|| Stream::new(false, window, now));
+        stream.last_active = now;
+        stream
+    }
+
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut Stream> {
+        self.streams.get_mut(&id)
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&u64, &mut Stream)> {
+        self.streams.iter_mut()
+    }
+
+    /// Whether grants for `id` are ignored now.
+    pub fn is_quarantined(&self, id: u64, now: Instant) -> bool {
+        self.quarantine.get(&id).is_some_and(|&until| now < until)
+    }
+
+    /// Closes a stream: its state goes, its id is quarantined.
+    pub fn close(&mut self, id: u64, now: Instant) -> bool {
+        let existed = self.streams.remove(&id).is_some();
+        self.quarantine.insert(id, now + QUARANTINE);
+        existed
+    }
+
+    /// Evicts streams idle past the timeout and expires quarantines;
+    /// returns how many streams went. Streams with unacknowledged reliable
+    /// packets are kept.
+    pub fn sweep(&mut self, now: Instant) -> usize {
+        let idle = self.idle_timeout;
+        let expired: Vec<u64> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| {
+                now.saturating_duration_since(s.last_active) > idle && s.tx.sender.in_flight() == 0
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for &id in &expired {
+            self.close(id, now);
+        }
+        self.quarantine.retain(|_, &mut until| now < until);
+        self.evicted += expired.len() as u64;
+        expired.len()
+    }
+
+    fn make_room(&mut self, incoming: u64, now: Instant) {
+        if self.streams.contains_key(&incoming) || self.streams.len() < self.max_streams {
+            return;
+        }
+        if let Some(oldest) = self
+            .streams
+            .iter()
+            .min_by_key(|(_, s)| s.last_active)
+            .map(|(&id, _)| id)
+        {
+            self.close(oldest, now);
+            self.evicted += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lru_cap_idle_eviction_and_quarantine() {
+        let t0 = Instant::now();
+        let mut t = StreamTable::new(2, Duration::from_secs(300), 1000);
+        t.open(1, false, None, t0);
+        t.open(2, false, None, t0 + Duration::from_secs(1));
+        t.open(3, false, None, t0 + Duration::from_secs(2)); // evicts 1 (LRU)
+        assert_eq!(t.len(), 2);
+        assert!(t.get_mut(1).is_none());
+        assert!(t.is_quarantined(1, t0 + Duration::from_secs(2)));
+        assert!(!t.is_quarantined(1, t0 + Duration::from_secs(5)));
+        assert_eq!(t.sweep(t0 + Duration::from_secs(302)), 2);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.evicted, 3);
+    }
+}
