@@ -209,7 +209,7 @@ mod tests {
         assert!(t.get_mut(1).is_none());
         assert!(t.is_quarantined(1, t0 + Duration::from_secs(2)));
         assert!(!t.is_quarantined(1, t0 + Duration::from_secs(5)));
-        assert_eq!(t.sweep(t0 + Duration::from_secs(302)), 2);
+        assert_eq!(t.sweep(t0 + Duration::from_secs(303)), 2);
         assert_eq!(t.len(), 0);
         assert_eq!(t.evicted, 3);
     }
