@@ -1,0 +1,137 @@
+//! Shared helpers of the mesh integration tests: node construction with
+//! test timings, waiting, and a raw clean-room peer built only from the
+//! pure protocol modules (handshake, session, packet), so tests can put
+//! arbitrary bytes on the wire.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use net::mesh::packet::PacketKind;
+use net::mesh::session::Session;
+use net::mesh::*;
+
+pub const PSK_HEX: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+pub const PSK: [u8; 32] = [0x5a; 32];
+
+/// A node with test timings; `extra` is `,"key":value...` overriding them.
+pub fn node(extra: &str) -> MeshNode {
+    let mut config: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&format!(
+        r#"{{"psk_hex":"{PSK_HEX}","heartbeat_interval_ms":50,"session_timeout_ms":400,"hello_timeout_ms":500}}"#
+    ))
+    .unwrap();
+    let overrides: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&format!("{{{}}}", extra.trim_start_matches(','))).unwrap();
+    config.extend(overrides);
+    let json = serde_json::Value::Object(config).to_string();
+    MeshNode::new(MeshConfig::from_json(&json).unwrap()).unwrap()
+}
+
+pub fn wait_until(mut f: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Receives `n` events (panics after 20 s).
+pub fn recv_n(node: &MeshNode, n: usize) -> Vec<InboundEvent> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while out.len() < n {
+        assert!(Instant::now() < deadline, "got {} of {n} events", out.len());
+        if let Ok(mut events) = node.recv(n - out.len(), Some(Duration::from_millis(100))) {
+            out.append(&mut events);
+        }
+    }
+    out
+}
+
+/// Nothing arrives within `ms`.
+pub fn nothing_for(node: &MeshNode, ms: u64) -> bool {
+    matches!(
+        node.recv(1, Some(Duration::from_millis(ms))),
+        Err(MeshError::Timeout)
+    )
+}
+
+/// A clean-room peer: a plain UDP socket and a session from a routed
+/// handshake, sealing whatever the test asks for.
+pub struct RawPeer {
+    pub sock: UdpSocket,
+    pub node_id: u64,
+    pub session: Session,
+    pub target: SocketAddr,
+    pub seq: u64,
+}
+
+impl RawPeer {
+    /// Handshakes (routed form) with `target` claiming `node_id`; None if
+    /// no answer comes within 500 ms.
+    pub fn connect(target: &MeshNode, node_id: u64, psk: &[u8; 32]) -> Option<Self> {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Self::connect_from(sock, target, node_id, psk)
+    }
+
+    pub fn connect_from(
+        sock: UdpSocket,
+        target: &MeshNode,
+        node_id: u64,
+        psk: &[u8; 32],
+    ) -> Option<Self> {
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let init = Initiator::new(
+            HandshakeForm::Routed,
+            psk,
+            node_id,
+            target.node_id(),
+            &target.public_key(),
+            None,
+        )
+        .unwrap();
+        sock.send_to(init.msg1(), target.local_addr()).unwrap();
+        let mut buf = [0u8; 9000];
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            if Instant::now() > deadline {
+                return None;
+            }
+            let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                return None;
+            };
+            // Skip anything that is not the routed msg2 (a 130-byte datagram).
+            if n == 18 + 64 + 48 && buf[0..2] == [0x52, 0x54] {
+                let keys = init.finish(&buf[..n]).ok()?;
+                return Some(Self {
+                    sock,
+                    node_id,
+                    session: Session::new(&keys, Role::Initiator),
+                    target: target.local_addr(),
+                    seq: 0,
+                });
+            }
+        }
+    }
+
+    /// A sealed data packet of `events` on `stream_id`.
+    pub fn data(&mut self, stream_id: u64, events: &[&[u8]], flags: u8) -> Vec<u8> {
+        let payload = net::wire::encode_events(events).unwrap();
+        let kind = PacketKind {
+            flags,
+            stream_id,
+            sequence: self.seq,
+            event_count: events.len() as u16,
+            ..PacketKind::default()
+        };
+        self.seq += 1;
+        let mut out = Vec::new();
+        self.session.seal(&kind, &payload, &mut out).unwrap();
+        out
+    }
+
+    pub fn send(&self, datagram: &[u8]) {
+        self.sock.send_to(datagram, self.target).unwrap();
+    }
+}
