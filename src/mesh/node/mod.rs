@@ -100,6 +100,9 @@ pub enum MeshError {
     /// Connecting to ourselves.
     #[error("cannot connect to our own node_id")]
     SelfConnect,
+    /// The stream was closed while the call waited.
+    #[error("stream {0} was closed")]
+    StreamClosed(u64),
 }
 
 /// A counter per thing worth counting; all monotonic.
@@ -435,10 +438,12 @@ impl MeshNode {
         Ok(())
     }
 
-    /// Closes a stream (its id ignores grants for 2 s).
+    /// Closes a stream (its id ignores grants for 2 s); a `send_blocking`
+    /// waiting on it returns [`MeshError::StreamClosed`].
     pub fn close_stream(&self, peer: u64, stream_id: u64) -> Result<(), MeshError> {
         let p = self.inner.peer(peer)?;
         p.streams().close(stream_id, Instant::now());
+        p.credit_granted.notify_all();
         Ok(())
     }
 
@@ -629,6 +634,19 @@ impl Drop for MeshNode {
 }
 
 impl Inner {
+    /// Queues a packet for `recv`, counting its events as received first
+    /// (so a reader never sees events the counters do not); false when the
+    /// shard refused it.
+    fn deliver(&self, packet: super::inbound::InboundPacket, force: bool) -> bool {
+        let n = packet.frames.len() as u64;
+        self.stats.events_received.fetch_add(n, Ordering::Relaxed);
+        let queued = self.inbound.push(packet, force);
+        if !queued {
+            self.stats.events_received.fetch_sub(n, Ordering::Relaxed);
+        }
+        queued
+    }
+
     fn check_running(&self) -> Result<(), MeshError> {
         if self.shutdown.load(Ordering::SeqCst) {
             return Err(MeshError::ShuttingDown);

@@ -461,9 +461,7 @@ impl Inner {
             frames,
             next: 0,
         };
-        if self.inbound.push(packet, false) {
-            self.stats.events_received.fetch_add(n, Ordering::Relaxed);
-        } else {
+        if !self.deliver(packet, false) {
             self.stats.inbound_dropped.fetch_add(n, Ordering::Relaxed);
         }
     }
@@ -472,7 +470,7 @@ impl Inner {
     fn deliver_packed(&self, peer: u64, stream_id: u64, packed: Vec<u8>, force: bool) {
         let (payload, frames) = unpack(packed);
         let n = frames.len() as u64;
-        if self.inbound.push(
+        if !self.deliver(
             InboundPacket {
                 peer,
                 stream_id,
@@ -482,8 +480,6 @@ impl Inner {
             },
             force,
         ) {
-            self.stats.events_received.fetch_add(n, Ordering::Relaxed);
-        } else {
             self.stats.inbound_dropped.fetch_add(n, Ordering::Relaxed);
         }
     }

@@ -296,7 +296,7 @@ impl Inner {
             let mut streams = peer.streams();
             let stream = streams
                 .get_mut(stream_id)
-                .ok_or(MeshError::UnknownPeer(peer.node_id))?;
+                .ok_or(MeshError::StreamClosed(stream_id))?;
             let window = stream.tx.credit.window();
             if window != 0 && total > window {
                 return Err(MeshError::BatchExceedsWindow {
@@ -341,7 +341,7 @@ impl Inner {
                 let now = Instant::now();
                 let stream = streams
                     .get_mut(stream_id)
-                    .ok_or(MeshError::UnknownPeer(peer.node_id))?;
+                    .ok_or(MeshError::StreamClosed(stream_id))?;
                 match stream.tx.credit.try_debit(cost) {
                     Ok(()) => {
                         stream.last_active = now;
@@ -503,7 +503,7 @@ impl Inner {
                 payload.extend_from_slice(e);
             }
             let n = frames.len() as u64;
-            if self.inbound.push(
+            if !self.deliver(
                 InboundPacket {
                     peer: self.node_id,
                     stream_id,
@@ -513,8 +513,6 @@ impl Inner {
                 },
                 false,
             ) {
-                self.stats.events_received.fetch_add(n, Ordering::Relaxed);
-            } else {
                 self.stats.inbound_dropped.fetch_add(n, Ordering::Relaxed);
             }
             if self.loopback_echo.load(Ordering::SeqCst) {
