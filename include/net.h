@@ -149,6 +149,31 @@ enum net_status_t
     NET_ERR_REDEX_GENERATION_OVERFLOW = -108,
     // A persistent RedEX file needs a manager with a base directory.
     NET_ERR_REDEX_NO_PERSISTENT_DIR = -109,
+    // The mesh configuration is invalid; the message names the key.
+    NET_ERR_MESH_CONFIG = -200,
+    // A mesh socket operation failed (bind, send).
+    NET_ERR_MESH_IO = -201,
+    // No valid handshake answer in time (every attempt): wrong address,
+    // key, node_id or PSK, or the peer is down.
+    NET_ERR_MESH_HANDSHAKE_TIMEOUT = -202,
+    // A live session with that node exists (re-keying is refused while it
+    // is inside its idle window), or a concurrent handshake with it won.
+    NET_ERR_MESH_SESSION_EXISTS = -203,
+    // No session with that node.
+    NET_ERR_MESH_UNKNOWN_PEER = -204,
+    // The stream's send window is spent: retry after a grant, or use
+    // `net_mesh_stream_send_blocking`.
+    NET_ERR_MESH_BACKPRESSURE = -205,
+    // An event too large for a packet, or a batch larger than the stream's
+    // whole window (use `net_mesh_stream_send_blocking`).
+    NET_ERR_MESH_TOO_LARGE = -206,
+    // The peer failed identity binding (a different entity than the one
+    // pinned for its node_id, or none when one is required).
+    NET_ERR_MESH_IDENTITY_REFUSED = -207,
+    // Another connect to the same node or address is in flight.
+    NET_ERR_MESH_HANDSHAKE_IN_PROGRESS = -208,
+    // The stream was closed (its handle freed) while the call waited.
+    NET_ERR_MESH_STREAM_CLOSED = -209,
     // The CortEX fold is not running (halted on an error under the stop
     // policy, or closed); reopen the model.
     NET_ERR_CORTEX_HALTED = -300,
@@ -172,6 +197,12 @@ typedef struct net_memories_adapter_t net_memories_adapter_t;
 
 // A live memories query. `net_memories_watch_free` wakes a blocked `_next`.
 typedef struct net_memories_watch_t net_memories_watch_t;
+
+// One stream to one peer. Thread-safe; freeing it closes the stream.
+typedef struct net_mesh_stream_t net_mesh_stream_t;
+
+// A mesh node. Thread-safe.
+typedef struct net_mesh_t net_mesh_t;
 
 // One channel's RedEX file. Thread-safe; `net_redex_file_free` closes it.
 typedef struct net_redex_file_t net_redex_file_t;
@@ -799,6 +830,201 @@ net_status_t net_identity_verify(const net_identity_t *identity,
                                  size_t message_len,
                                  const uint8_t *signature,
                                  size_t signature_len);
+
+// Creates a node from `config_json` (NULL/empty: defaults; keys: `bind`,
+// `psk_hex`, `identity_seed_hex`, `static_secret_hex`,
+// `heartbeat_interval_ms`, `session_timeout_ms`, `handshake_timeout_ms`,
+// `handshake_retries`, `num_shards`, `shard_capacity`, `window`,
+// `recv_buffer`, `send_buffer`, `max_streams`, `stream_idle_timeout_ms`,
+// `connect_form` ("routed" | "direct"), `hello_timeout_ms`,
+// `require_identity`, `max_pending_handshakes`, `loopback_depth`). The
+// socket is bound and handshakes are accepted at once.
+//
+// Errors: `NET_ERR_MESH_CONFIG` naming the key (unknown keys included),
+// `NET_ERR_MESH_IO` when the socket cannot be bound.
+//
+// # Safety
+// `config_json` is NULL or readable for its length; `out` is valid for one write.
+net_status_t net_mesh_new(const uint8_t *config_json, size_t config_json_len, net_mesh_t **out);
+
+// Shuts the node down and frees it: blocked calls on it (and its
+// streams) return first. NULL-safe, idempotent.
+//
+// # Safety
+// `mesh` is NULL or was returned by libnet.
+void net_mesh_free(net_mesh_t *mesh);
+
+// Shuts the node down without freeing it: blocked calls return
+// (`recv_next` with `NET_END`), later ones fail with
+// `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `mesh` is NULL or from libnet.
+net_status_t net_mesh_shutdown(const net_mesh_t *mesh);
+
+// The node's static X25519 public key (32 bytes): what initiators pass to
+// `net_mesh_connect`.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_mesh_public_key(const net_mesh_t *mesh, net_bytes_t *out);
+
+// The node's node_id (derived from its ed25519 identity).
+//
+// # Safety
+// `mesh` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_mesh_node_id(const net_mesh_t *mesh, uint64_t *out);
+
+// The node's ed25519 entity id (32 bytes).
+//
+// # Safety
+// `mesh` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_mesh_entity_id(const net_mesh_t *mesh, net_bytes_t *out);
+
+// The bound address, as UTF-8 text ("127.0.0.1:40123").
+//
+// # Safety
+// `mesh` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_mesh_local_addr(const net_mesh_t *mesh, net_bytes_t *out);
+
+// Starts heartbeats, failure detection and eviction. Idempotent.
+// Handshakes are accepted before and after.
+//
+// # Safety
+// `mesh` is NULL or from libnet.
+net_status_t net_mesh_start(const net_mesh_t *mesh);
+
+// Handshakes with node `peer_node_id` at `addr` ("IP:port") whose static
+// X25519 key is `peer_static_pub` (32 bytes), then waits for the identity
+// exchange (at most the configured hello timeout). Blocks up to
+// handshake_timeout × retries.
+//
+// Errors: `NET_ERR_MESH_HANDSHAKE_TIMEOUT`, `NET_ERR_MESH_SESSION_EXISTS`,
+// `NET_ERR_MESH_HANDSHAKE_IN_PROGRESS`, `NET_ERR_MESH_IDENTITY_REFUSED`,
+// `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `addr` is readable for `addr_len` bytes;
+// `peer_static_pub` is readable for `peer_static_pub_len` bytes.
+net_status_t net_mesh_connect(const net_mesh_t *mesh,
+                              const uint8_t *addr,
+                              size_t addr_len,
+                              const uint8_t *peer_static_pub,
+                              size_t peer_static_pub_len,
+                              uint64_t peer_node_id);
+
+// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for node
+// `peer_node_id` to handshake in the direct form; writes its address as
+// text. Routed handshakes need no accept.
+//
+// Returns `NET_OK`, `NET_TIMEOUT`, or an error (`NET_ERR_SHUTTING_DOWN`
+// when the node is shut down meanwhile).
+//
+// # Safety
+// `mesh` is NULL or from libnet; `addr_out` is valid for one write.
+net_status_t net_mesh_accept(const net_mesh_t *mesh,
+                             uint64_t peer_node_id,
+                             uint32_t timeout_ms,
+                             net_bytes_t *addr_out);
+
+// Opens stream `stream_id` to `peer` (reliable or fire-and-forget) with a
+// send window of `window` bytes (`UINT64_MAX`: the node's default; 0:
+// unlimited). Opening an id again before its first send reconfigures it.
+//
+// Errors: `NET_ERR_MESH_UNKNOWN_PEER`, `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_mesh_open_stream(const net_mesh_t *mesh,
+                                  uint64_t peer,
+                                  uint64_t stream_id,
+                                  bool reliable,
+                                  uint64_t window,
+                                  net_mesh_stream_t **out);
+
+// Sends `count` events now, or none: `NET_ERR_MESH_BACKPRESSURE` when the
+// window cannot take them all. Events are framed into as few packets as fit.
+//
+// Errors: also `NET_ERR_MESH_TOO_LARGE`, `NET_ERR_MESH_UNKNOWN_PEER`,
+// `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `stream` is NULL or from libnet; `events` points to `count` slices, each
+// readable for its length (NULL when `count` is 0).
+net_status_t net_mesh_stream_send(const net_mesh_stream_t *stream,
+                                  const net_slice_t *events,
+                                  size_t count);
+
+// Sends `count` events, waiting for credit packet by packet, up to
+// `timeout_ms` (`NET_WAIT_FOREVER`: no limit). Returns `NET_OK`,
+// `NET_TIMEOUT` (the packets before the one that timed out were sent), or
+// an error (`NET_ERR_MESH_STREAM_CLOSED` when the stream handle is freed
+// meanwhile, `NET_ERR_SHUTTING_DOWN` when the node is).
+//
+// # Safety
+// As `net_mesh_stream_send`.
+net_status_t net_mesh_stream_send_blocking(const net_mesh_stream_t *stream,
+                                           const net_slice_t *events,
+                                           size_t count,
+                                           uint32_t timeout_ms);
+
+// The stream's peer and id.
+//
+// # Safety
+// `stream` is NULL or from libnet; the outputs are valid for one write.
+net_status_t net_mesh_stream_info(const net_mesh_stream_t *stream,
+                                  uint64_t *peer_out,
+                                  uint64_t *stream_id_out);
+
+// Closes the stream and frees the handle; a blocking send on it returns
+// `NET_ERR_MESH_STREAM_CLOSED` first. NULL-safe, idempotent.
+//
+// # Safety
+// `stream` is NULL or was returned by libnet.
+void net_mesh_stream_free(net_mesh_stream_t *stream);
+
+// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the next
+// received event, from any peer and stream (inbound shards are drained
+// round-robin). Returns `NET_OK` with the sender's node_id, the stream and
+// the bytes; `NET_TIMEOUT`; or `NET_END` once the node is shut down.
+//
+// # Safety
+// `mesh` is NULL or from libnet; the outputs are valid for one write.
+net_status_t net_mesh_recv_next(const net_mesh_t *mesh,
+                                uint32_t timeout_ms,
+                                uint64_t *peer_out,
+                                uint64_t *stream_id_out,
+                                net_bytes_t *data_out);
+
+// Up to `max` received events as one buffer of records
+// `peer u64 LE ‖ stream_id u64 LE ‖ len u32 LE ‖ bytes`, waiting up to
+// `timeout_ms` for the first; `*count_out` is the number of records.
+// Returns `NET_OK`, `NET_TIMEOUT` or `NET_END` (shut down).
+//
+// # Safety
+// `mesh` is NULL or from libnet; the outputs are valid for one write.
+net_status_t net_mesh_recv_batch(const net_mesh_t *mesh,
+                                 size_t max,
+                                 uint32_t timeout_ms,
+                                 net_bytes_t *records_out,
+                                 size_t *count_out);
+
+// The peers as a JSON array of objects: `node_id`, `addr`, `session_id`,
+// `health` ("alive" | "suspected" | "failed"), `identity` ("net" |
+// "legacy" | "pending"), `entity` (hex or null), `streams`, `idle_ms`.
+// u64 values are exact JSON integers.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_mesh_peers(const net_mesh_t *mesh, net_bytes_t *json_out);
+
+// The node's counters as a JSON object (datagrams and bytes each way,
+// events, handshakes, rejections by reason, retransmissions, grants,
+// heartbeats, drops).
+//
+// # Safety
+// `mesh` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_mesh_stats(const net_mesh_t *mesh, net_bytes_t *json_out);
 
 // Creates a RedEX manager. With `base_dir` (UTF-8, `base_dir_len` bytes)
 // persistent files live under it; with NULL only memory files can be opened.

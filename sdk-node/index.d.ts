@@ -364,6 +364,91 @@ export declare class RedexTail implements AsyncIterable<RedexTailItem>, Disposab
 /** `Constants.NET_WAIT_FOREVER`: the C ABI's "no timeout" value (the SDK's is `Infinity`). */
 export declare const WAIT_FOREVER: 4294967295;
 
+// ---- mesh ----------------------------------------------------------------------------
+
+/** Mesh node options (all optional). Durations in ms; keys as 32 bytes or hex. */
+export interface MeshOptions {
+  bind?: string;
+  psk?: BytesLike | string;
+  identitySeed?: BytesLike | string;
+  staticSecret?: BytesLike | string;
+  heartbeatIntervalMs?: number;
+  sessionTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  handshakeRetries?: number;
+  numShards?: number;
+  shardCapacity?: number;
+  window?: U64Like;
+  recvBuffer?: number;
+  sendBuffer?: number;
+  maxStreams?: number;
+  streamIdleTimeoutMs?: number;
+  connectForm?: 'routed' | 'direct';
+  helloTimeoutMs?: number;
+  requireIdentity?: boolean;
+  maxPendingHandshakes?: number;
+  loopbackDepth?: number;
+}
+
+/** One received event. */
+export interface MeshEvent {
+  peer: bigint;
+  streamId: bigint;
+  data: Buffer;
+}
+
+/** One connected peer. */
+export interface MeshPeer {
+  nodeId: bigint;
+  addr: string;
+  sessionId: bigint;
+  health: 'alive' | 'suspected' | 'failed';
+  identity: 'net' | 'legacy' | 'pending';
+  entity: string | null;
+  streams: number;
+  idleMs: number;
+}
+
+/** A mesh node: one UDP socket, Noise sessions with its peers. */
+export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable {
+  private constructor();
+  static open(options?: MeshOptions | null): Mesh;
+  readonly closed: boolean;
+  readonly nodeId: bigint;
+  readonly publicKey: Buffer;
+  readonly entityId: Buffer;
+  readonly localAddr: string;
+  start(): void;
+  connect(addr: string, publicKey: BytesLike, nodeId: U64Like): Promise<void>;
+  /** The peer's address, or null on timeout. */
+  accept(nodeId: U64Like, timeoutMs?: number): Promise<string | null>;
+  openStream(peer: U64Like, streamId: U64Like, options?: { reliable?: boolean; window?: U64Like }): MeshStream;
+  /** Events ([] on timeout, null once shut down). */
+  recv(max?: number, timeoutMs?: number): Promise<MeshEvent[] | null>;
+  tryRecv(): MeshEvent | null;
+  [Symbol.asyncIterator](): AsyncIterator<MeshEvent>;
+  peers(): MeshPeer[];
+  stats(): Record<string, number | bigint>;
+  shutdown(): void;
+  close(): void;
+  [Symbol.dispose](): void;
+}
+
+/** One stream to one peer. */
+export declare class MeshStream implements Disposable {
+  private constructor();
+  readonly peer: bigint;
+  readonly streamId: bigint;
+  readonly closed: boolean;
+  readonly mesh: Mesh;
+  send(...events: BytesOrString[]): void;
+  send(events: BytesOrString[]): void;
+  /** false when the timeout passed first. */
+  sendBlocking(events: BytesOrString[], timeoutMs?: number): Promise<boolean>;
+  close(): void;
+  [Symbol.dispose](): void;
+}
+
 // ---- CortEX ------------------------------------------------------------------------
 
 /** A model's configuration: the RedEX file options plus the fold's. */
@@ -571,6 +656,16 @@ export type StatusName =
   | 'NET_ERR_REDEX_TOO_LARGE'
   | 'NET_ERR_REDEX_GENERATION_OVERFLOW'
   | 'NET_ERR_REDEX_NO_PERSISTENT_DIR'
+  | 'NET_ERR_MESH_CONFIG'
+  | 'NET_ERR_MESH_IO'
+  | 'NET_ERR_MESH_HANDSHAKE_TIMEOUT'
+  | 'NET_ERR_MESH_SESSION_EXISTS'
+  | 'NET_ERR_MESH_UNKNOWN_PEER'
+  | 'NET_ERR_MESH_BACKPRESSURE'
+  | 'NET_ERR_MESH_TOO_LARGE'
+  | 'NET_ERR_MESH_IDENTITY_REFUSED'
+  | 'NET_ERR_MESH_HANDSHAKE_IN_PROGRESS'
+  | 'NET_ERR_MESH_STREAM_CLOSED'
   | 'NET_ERR_CORTEX_HALTED'
   | 'NET_ERR_CORTEX_INVALID_QUERY'
   | 'NET_ERR_CORTEX_INVALID_CONFIG'
@@ -642,6 +737,29 @@ export declare class EnvelopeOriginHashMismatchError extends EnvelopeError {}
 
 export declare class ChannelNameError extends NetError {}
 
+/** Base class of the mesh errors (`NET_ERR_MESH_*`). */
+export declare class MeshError extends NetError {}
+/** The mesh configuration is invalid; the message names the key. */
+export declare class MeshConfigError extends MeshError {}
+/** A socket operation failed. */
+export declare class MeshIoError extends MeshError {}
+/** No valid handshake answer in time (wrong address, key, node id or PSK, or the peer is down). */
+export declare class MeshHandshakeTimeoutError extends MeshError {}
+/** A live session with that node exists (re-keying is refused while it is live). */
+export declare class MeshSessionExistsError extends MeshError {}
+/** No session with that node. */
+export declare class MeshUnknownPeerError extends MeshError {}
+/** The stream's send window is spent: retry later or use sendBlocking. */
+export declare class MeshBackpressureError extends MeshError {}
+/** An event too large for a packet, or a batch larger than the whole window. */
+export declare class MeshTooLargeError extends MeshError {}
+/** The peer failed identity binding. */
+export declare class MeshIdentityRefusedError extends MeshError {}
+/** Another connect to the same node is in flight. */
+export declare class MeshHandshakeInProgressError extends MeshError {}
+/** The stream was closed while the call waited. */
+export declare class MeshStreamClosedError extends MeshError {}
+
 /** Base class of the CortEX errors (`NET_ERR_CORTEX_*`). */
 export declare class CortexError extends NetError {}
 /** The fold stopped (an event failed under policy 'stop', or the model closed). */
@@ -703,7 +821,9 @@ export declare const internal: {
   /** The NetError subclass instance libnet's status code maps to. */
   errorFor(status: number, message: string): NetError;
   /** The bigint pointer behind an Identity, Redex, RedexFile, RedexTail, Tasks, Memories or Watch, or null once closed. */
-  rawHandle(value: Identity | Redex | RedexFile | RedexTail | Tasks | Memories | Watch<unknown>): bigint | null;
+  rawHandle(value: Identity | Redex | RedexFile | RedexTail | Tasks | Memories | Watch<unknown> | Mesh | MeshStream): bigint | null;
+  /** The configuration JSON Mesh.open would pass to libnet for these options. */
+  meshConfigJson(options?: MeshOptions | null): string | null;
   /** The configuration JSON a model open would pass to libnet for these options. */
   cortexConfigJson(options?: ModelOptions | null): string | null;
   /** The longest wait (ms) of one waitForSeq / watch poll on a pool worker. */

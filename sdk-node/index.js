@@ -10,6 +10,7 @@ const channel = require('./lib/channel');
 const pool = require('./lib/pool');
 const redex = require('./lib/redex');
 const cortex = require('./lib/cortex');
+const mesh = require('./lib/mesh');
 
 const { CONSTANTS, STATUS } = native;
 
@@ -44,6 +45,9 @@ module.exports = {
   RedexFile: redex.RedexFile,
   RedexTail: redex.RedexTail,
   WAIT_FOREVER: CONSTANTS.NET_WAIT_FOREVER,
+  // mesh
+  Mesh: mesh.Mesh,
+  MeshStream: mesh.MeshStream,
   // CortEX
   Tasks: cortex.Tasks,
   Memories: cortex.Memories,
@@ -101,6 +105,17 @@ module.exports = {
   RedexTooLargeError: errors.RedexTooLargeError,
   RedexGenerationOverflowError: errors.RedexGenerationOverflowError,
   RedexNoPersistentDirError: errors.RedexNoPersistentDirError,
+  MeshError: errors.MeshError,
+  MeshConfigError: errors.MeshConfigError,
+  MeshIoError: errors.MeshIoError,
+  MeshHandshakeTimeoutError: errors.MeshHandshakeTimeoutError,
+  MeshSessionExistsError: errors.MeshSessionExistsError,
+  MeshUnknownPeerError: errors.MeshUnknownPeerError,
+  MeshBackpressureError: errors.MeshBackpressureError,
+  MeshTooLargeError: errors.MeshTooLargeError,
+  MeshIdentityRefusedError: errors.MeshIdentityRefusedError,
+  MeshHandshakeInProgressError: errors.MeshHandshakeInProgressError,
+  MeshStreamClosedError: errors.MeshStreamClosedError,
   CortexError: errors.CortexError,
   CortexHaltedError: errors.CortexHaltedError,
   CortexInvalidQueryError: errors.CortexInvalidQueryError,
@@ -122,6 +137,8 @@ module.exports = {
     lastErrorMessage: native.lastErrorMessage,
     errorFor: errors.errorFor,
     rawHandle: (value) => {
+      const m = mesh.rawMeshHandle(value);
+      if (m !== undefined) return m;
       const c = cortex.rawCortexHandle(value);
       if (c !== undefined) return c;
       const h = redex.rawRedexHandle(value);
@@ -132,6 +149,10 @@ module.exports = {
       return json === null ? null : json.toString('utf8');
     },
     cortexPollMs: cortex.POLL_MS,
+    meshConfigJson: (options) => {
+      const json = mesh.meshConfigJson(options);
+      return json === null ? null : json.toString('utf8');
+    },
     redexConfigJson: (options) => {
       const json = redex.configJson(options);
       return json === null ? null : json.toString('utf8');

@@ -55,6 +55,16 @@ const (
 	StatusRedexTooLarge              Status = C.NET_ERR_REDEX_TOO_LARGE
 	StatusRedexGenerationOverflow    Status = C.NET_ERR_REDEX_GENERATION_OVERFLOW
 	StatusRedexNoPersistentDir       Status = C.NET_ERR_REDEX_NO_PERSISTENT_DIR
+	StatusMeshConfig                 Status = C.NET_ERR_MESH_CONFIG
+	StatusMeshIO                     Status = C.NET_ERR_MESH_IO
+	StatusMeshHandshakeTimeout       Status = C.NET_ERR_MESH_HANDSHAKE_TIMEOUT
+	StatusMeshSessionExists          Status = C.NET_ERR_MESH_SESSION_EXISTS
+	StatusMeshUnknownPeer            Status = C.NET_ERR_MESH_UNKNOWN_PEER
+	StatusMeshBackpressure           Status = C.NET_ERR_MESH_BACKPRESSURE
+	StatusMeshTooLarge               Status = C.NET_ERR_MESH_TOO_LARGE
+	StatusMeshIdentityRefused        Status = C.NET_ERR_MESH_IDENTITY_REFUSED
+	StatusMeshHandshakeInProgress    Status = C.NET_ERR_MESH_HANDSHAKE_IN_PROGRESS
+	StatusMeshStreamClosed           Status = C.NET_ERR_MESH_STREAM_CLOSED
 	StatusCortexHalted               Status = C.NET_ERR_CORTEX_HALTED
 	StatusCortexInvalidQuery         Status = C.NET_ERR_CORTEX_INVALID_QUERY
 	StatusCortexInvalidConfig        Status = C.NET_ERR_CORTEX_INVALID_CONFIG
@@ -99,6 +109,16 @@ const (
 	ErrRedexTooLarge              = StatusRedexTooLarge
 	ErrRedexGenerationOverflow    = StatusRedexGenerationOverflow
 	ErrRedexNoPersistentDir       = StatusRedexNoPersistentDir
+	ErrMeshConfig                 = StatusMeshConfig
+	ErrMeshIO                     = StatusMeshIO
+	ErrMeshHandshakeTimeout       = StatusMeshHandshakeTimeout
+	ErrMeshSessionExists          = StatusMeshSessionExists
+	ErrMeshUnknownPeer            = StatusMeshUnknownPeer
+	ErrMeshBackpressure           = StatusMeshBackpressure
+	ErrMeshTooLarge               = StatusMeshTooLarge
+	ErrMeshIdentityRefused        = StatusMeshIdentityRefused
+	ErrMeshHandshakeInProgress    = StatusMeshHandshakeInProgress
+	ErrMeshStreamClosed           = StatusMeshStreamClosed
 	ErrCortexHalted               = StatusCortexHalted
 	ErrCortexInvalidQuery         = StatusCortexInvalidQuery
 	ErrCortexInvalidConfig        = StatusCortexInvalidConfig
@@ -152,6 +172,16 @@ var statusInfos = map[Status]statusInfo{
 	StatusRedexTooLarge:              {"NET_ERR_REDEX_TOO_LARGE", "RedEX append exceeds the file's size limits"},
 	StatusRedexGenerationOverflow:    {"NET_ERR_REDEX_GENERATION_OVERFLOW", "RedEX generation counter exhausted"},
 	StatusRedexNoPersistentDir:       {"NET_ERR_REDEX_NO_PERSISTENT_DIR", "persistent RedEX file needs a manager with a base directory"},
+	StatusMeshConfig:                 {"NET_ERR_MESH_CONFIG", "invalid mesh configuration"},
+	StatusMeshIO:                     {"NET_ERR_MESH_IO", "mesh socket error"},
+	StatusMeshHandshakeTimeout:       {"NET_ERR_MESH_HANDSHAKE_TIMEOUT", "mesh handshake got no valid answer in time"},
+	StatusMeshSessionExists:          {"NET_ERR_MESH_SESSION_EXISTS", "a live mesh session with that node exists"},
+	StatusMeshUnknownPeer:            {"NET_ERR_MESH_UNKNOWN_PEER", "no mesh session with that node"},
+	StatusMeshBackpressure:           {"NET_ERR_MESH_BACKPRESSURE", "mesh stream window spent"},
+	StatusMeshTooLarge:               {"NET_ERR_MESH_TOO_LARGE", "event or batch too large for the packet or the stream window"},
+	StatusMeshIdentityRefused:        {"NET_ERR_MESH_IDENTITY_REFUSED", "mesh peer failed identity binding"},
+	StatusMeshHandshakeInProgress:    {"NET_ERR_MESH_HANDSHAKE_IN_PROGRESS", "another mesh handshake with that node is in flight"},
+	StatusMeshStreamClosed:           {"NET_ERR_MESH_STREAM_CLOSED", "mesh stream closed"},
 	StatusCortexHalted:               {"NET_ERR_CORTEX_HALTED", "CortEX fold has stopped (an event failed under the stop policy, or the model closed)"},
 	StatusCortexInvalidQuery:         {"NET_ERR_CORTEX_INVALID_QUERY", "invalid CortEX query filter"},
 	StatusCortexInvalidConfig:        {"NET_ERR_CORTEX_INVALID_CONFIG", "invalid CortEX model configuration"},

@@ -448,8 +448,103 @@ function cortexSnapshot(kind, handle) {
   return { data: takeBytes(out), lastSeq: has[0] ? BigInt(last[0]) : null };
 }
 
+// ---- mesh --------------------------------------------------------------------
+
+function meshNew(config) {
+  const out = [null];
+  check(fns.net_mesh_new(ptr(config), len(config), out));
+  return out[0];
+}
+
+/** A connect (blocks for the handshake: run it on the pool). */
+function meshConnect(handle, addr, key, nodeId) {
+  check(fns.net_mesh_connect(handle, ptr(addr), len(addr), ptr(key), len(key), nodeId));
+}
+
+/** One accept wait: the address text, or null on timeout. */
+function meshAccept(handle, nodeId, timeoutMs) {
+  const out = {};
+  const status = check(fns.net_mesh_accept(handle, nodeId, timeoutMs, out));
+  if (status === STATUS.NET_TIMEOUT) return null;
+  return takeBytes(out).toString('utf8');
+}
+
+function meshOpenStream(handle, peer, streamId, reliable, window) {
+  const out = [null];
+  check(fns.net_mesh_open_stream(handle, peer, streamId, reliable, window, out));
+  return out[0];
+}
+
+function meshSend(stream, events) {
+  const slices = events.map((e) => ({ ptr: ptr(e), len: len(e) }));
+  check(fns.net_mesh_stream_send(stream, slices.length ? slices : null, slices.length));
+}
+
+/** true when sent, false on timeout. */
+function meshSendBlocking(stream, events, timeoutMs) {
+  const slices = events.map((e) => ({ ptr: ptr(e), len: len(e) }));
+  return check(fns.net_mesh_stream_send_blocking(stream, slices.length ? slices : null, slices.length, timeoutMs)) === STATUS.NET_OK;
+}
+
+/** One receive poll: `{ status, records? }` with records as
+ *  `[{ peer, streamId, data }]`. */
+function meshRecvBatch(handle, max, timeoutMs) {
+  const out = {};
+  const count = [0];
+  const status = check(fns.net_mesh_recv_batch(handle, max, timeoutMs, out, count));
+  if (status !== STATUS.NET_OK) return { status };
+  const buf = takeBytes(out);
+  const records = [];
+  let at = 0;
+  for (let i = 0; i < Number(count[0]); i++) {
+    const n = buf.readUInt32LE(at + 16);
+    records.push({
+      peer: buf.readBigUInt64LE(at),
+      streamId: buf.readBigUInt64LE(at + 8),
+      data: Buffer.from(buf.subarray(at + 20, at + 20 + n)),
+    });
+    at += 20 + n;
+  }
+  return { status, records };
+}
+
+/** One event (net_mesh_recv_next): `{ status, event? }`. */
+function meshRecvNext(handle, timeoutMs) {
+  const peer = [0n];
+  const sid = [0n];
+  const data = {};
+  const status = check(fns.net_mesh_recv_next(handle, timeoutMs, peer, sid, data));
+  if (status !== STATUS.NET_OK) return { status };
+  return { status, event: { peer: BigInt(peer[0]), streamId: BigInt(sid[0]), data: takeBytes(data) } };
+}
+
+function meshBytes(fn, handle) {
+  const out = {};
+  check(fn(handle, out));
+  return takeBytes(out);
+}
+
+function meshFree(handle) {
+  fns.net_mesh_free(handle);
+}
+
+function meshStreamFree(handle) {
+  fns.net_mesh_stream_free(handle);
+}
+
 module.exports = {
   check,
+  meshNew,
+  meshConnect,
+  meshAccept,
+  meshOpenStream,
+  meshSend,
+  meshSendBlocking,
+  meshRecvBatch,
+  meshRecvNext,
+  meshBytes,
+  meshFree,
+  meshStreamFree,
   cortexOpen,
   cortexCloseFree,
   cortexWrite,

@@ -99,6 +99,29 @@ class RedexGenerationOverflowError extends RedexError {}
 /** A persistent file needs a manager opened with a base directory. */
 class RedexNoPersistentDirError extends RedexError {}
 
+/** Base class of the mesh errors (NET_ERR_MESH_*). */
+class MeshError extends NetError {}
+/** The mesh configuration is invalid; the message names the key. */
+class MeshConfigError extends MeshError {}
+/** A socket operation failed. */
+class MeshIoError extends MeshError {}
+/** No valid handshake answer in time (wrong address, key, node id or PSK, or the peer is down). */
+class MeshHandshakeTimeoutError extends MeshError {}
+/** A live session with that node exists (re-keying is refused while it is live). */
+class MeshSessionExistsError extends MeshError {}
+/** No session with that node. */
+class MeshUnknownPeerError extends MeshError {}
+/** The stream's send window is spent: retry later or use sendBlocking. */
+class MeshBackpressureError extends MeshError {}
+/** An event too large for a packet, or a batch larger than the whole window. */
+class MeshTooLargeError extends MeshError {}
+/** The peer failed identity binding. */
+class MeshIdentityRefusedError extends MeshError {}
+/** Another connect to the same node is in flight. */
+class MeshHandshakeInProgressError extends MeshError {}
+/** The stream was closed while the call waited. */
+class MeshStreamClosedError extends MeshError {}
+
 /** Base class of the CortEX errors (NET_ERR_CORTEX_*). */
 class CortexError extends NetError {}
 /** The model's fold has stopped (an event failed under policy "stop", or the model closed). */
@@ -143,6 +166,16 @@ const CLASS_BY_STATUS = new Map([
   [STATUS.NET_ERR_REDEX_TOO_LARGE, RedexTooLargeError],
   [STATUS.NET_ERR_REDEX_GENERATION_OVERFLOW, RedexGenerationOverflowError],
   [STATUS.NET_ERR_REDEX_NO_PERSISTENT_DIR, RedexNoPersistentDirError],
+  [STATUS.NET_ERR_MESH_CONFIG, MeshConfigError],
+  [STATUS.NET_ERR_MESH_IO, MeshIoError],
+  [STATUS.NET_ERR_MESH_HANDSHAKE_TIMEOUT, MeshHandshakeTimeoutError],
+  [STATUS.NET_ERR_MESH_SESSION_EXISTS, MeshSessionExistsError],
+  [STATUS.NET_ERR_MESH_UNKNOWN_PEER, MeshUnknownPeerError],
+  [STATUS.NET_ERR_MESH_BACKPRESSURE, MeshBackpressureError],
+  [STATUS.NET_ERR_MESH_TOO_LARGE, MeshTooLargeError],
+  [STATUS.NET_ERR_MESH_IDENTITY_REFUSED, MeshIdentityRefusedError],
+  [STATUS.NET_ERR_MESH_HANDSHAKE_IN_PROGRESS, MeshHandshakeInProgressError],
+  [STATUS.NET_ERR_MESH_STREAM_CLOSED, MeshStreamClosedError],
   [STATUS.NET_ERR_CORTEX_HALTED, CortexHaltedError],
   [STATUS.NET_ERR_CORTEX_INVALID_QUERY, CortexInvalidQueryError],
   [STATUS.NET_ERR_CORTEX_INVALID_CONFIG, CortexInvalidConfigError],
@@ -156,6 +189,7 @@ function errorFor(status, message) {
     if (status <= -20 && status > -30) Class = TokenError;
     else if (status <= -30 && status > -40) Class = EnvelopeError;
     else if (status <= -100 && status > -200) Class = RedexError;
+    else if (status <= -200 && status > -300) Class = MeshError;
     else if (status <= -300 && status > -400) Class = CortexError;
     else Class = NetError;
   }
@@ -202,6 +236,17 @@ module.exports = {
   RedexTooLargeError,
   RedexGenerationOverflowError,
   RedexNoPersistentDirError,
+  MeshError,
+  MeshConfigError,
+  MeshIoError,
+  MeshHandshakeTimeoutError,
+  MeshSessionExistsError,
+  MeshUnknownPeerError,
+  MeshBackpressureError,
+  MeshTooLargeError,
+  MeshIdentityRefusedError,
+  MeshHandshakeInProgressError,
+  MeshStreamClosedError,
   CortexError,
   CortexHaltedError,
   CortexInvalidQueryError,

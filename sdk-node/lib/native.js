@@ -51,6 +51,16 @@ const STATUS = Object.freeze({
   NET_ERR_REDEX_TOO_LARGE: -107,
   NET_ERR_REDEX_GENERATION_OVERFLOW: -108,
   NET_ERR_REDEX_NO_PERSISTENT_DIR: -109,
+  NET_ERR_MESH_CONFIG: -200,
+  NET_ERR_MESH_IO: -201,
+  NET_ERR_MESH_HANDSHAKE_TIMEOUT: -202,
+  NET_ERR_MESH_SESSION_EXISTS: -203,
+  NET_ERR_MESH_UNKNOWN_PEER: -204,
+  NET_ERR_MESH_BACKPRESSURE: -205,
+  NET_ERR_MESH_TOO_LARGE: -206,
+  NET_ERR_MESH_IDENTITY_REFUSED: -207,
+  NET_ERR_MESH_HANDSHAKE_IN_PROGRESS: -208,
+  NET_ERR_MESH_STREAM_CLOSED: -209,
   NET_ERR_CORTEX_HALTED: -300,
   NET_ERR_CORTEX_INVALID_QUERY: -301,
   NET_ERR_CORTEX_INVALID_CONFIG: -302,
@@ -153,6 +163,8 @@ namedType('net_slice_t', () =>
 namedType('net_redex_t', () => koffi.opaque('net_redex_t'));
 namedType('net_redex_file_t', () => koffi.opaque('net_redex_file_t'));
 namedType('net_redex_tail_t', () => koffi.opaque('net_redex_tail_t'));
+namedType('net_mesh_t', () => koffi.opaque('net_mesh_t'));
+namedType('net_mesh_stream_t', () => koffi.opaque('net_mesh_stream_t'));
 namedType('net_tasks_adapter_t', () => koffi.opaque('net_tasks_adapter_t'));
 namedType('net_tasks_watch_t', () => koffi.opaque('net_tasks_watch_t'));
 namedType('net_memories_adapter_t', () => koffi.opaque('net_memories_adapter_t'));
@@ -263,6 +275,25 @@ const PROTOTYPES = [
   'net_status_t net_memories_watch_next(const net_memories_watch_t *watch, uint32_t timeout_ms, _Out_ net_bytes_t *rows_out, _Out_ uint64_t *missed_out)',
   'void net_memories_watch_free(net_memories_watch_t *watch)',
   'net_status_t net_memories_snapshot(const net_memories_adapter_t *memories, _Out_ net_bytes_t *bytes_out, _Out_ uint64_t *last_seq_out, _Out_ bool *has_last_seq_out)',
+  'net_status_t net_mesh_new(const uint8_t *config_json, size_t config_json_len, _Out_ net_mesh_t **out)',
+  'void net_mesh_free(net_mesh_t *mesh)',
+  'net_status_t net_mesh_shutdown(const net_mesh_t *mesh)',
+  'net_status_t net_mesh_public_key(const net_mesh_t *mesh, _Out_ net_bytes_t *out)',
+  'net_status_t net_mesh_node_id(const net_mesh_t *mesh, _Out_ uint64_t *out)',
+  'net_status_t net_mesh_entity_id(const net_mesh_t *mesh, _Out_ net_bytes_t *out)',
+  'net_status_t net_mesh_local_addr(const net_mesh_t *mesh, _Out_ net_bytes_t *out)',
+  'net_status_t net_mesh_start(const net_mesh_t *mesh)',
+  'net_status_t net_mesh_connect(const net_mesh_t *mesh, const uint8_t *addr, size_t addr_len, const uint8_t *peer_static_pub, size_t peer_static_pub_len, uint64_t peer_node_id)',
+  'net_status_t net_mesh_accept(const net_mesh_t *mesh, uint64_t peer_node_id, uint32_t timeout_ms, _Out_ net_bytes_t *addr_out)',
+  'net_status_t net_mesh_open_stream(const net_mesh_t *mesh, uint64_t peer, uint64_t stream_id, bool reliable, uint64_t window, _Out_ net_mesh_stream_t **out)',
+  'net_status_t net_mesh_stream_send(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count)',
+  'net_status_t net_mesh_stream_send_blocking(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count, uint32_t timeout_ms)',
+  'net_status_t net_mesh_stream_info(const net_mesh_stream_t *stream, _Out_ uint64_t *peer_out, _Out_ uint64_t *stream_id_out)',
+  'void net_mesh_stream_free(net_mesh_stream_t *stream)',
+  'net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, _Out_ uint64_t *peer_out, _Out_ uint64_t *stream_id_out, _Out_ net_bytes_t *data_out)',
+  'net_status_t net_mesh_recv_batch(const net_mesh_t *mesh, size_t max, uint32_t timeout_ms, _Out_ net_bytes_t *records_out, _Out_ size_t *count_out)',
+  'net_status_t net_mesh_peers(const net_mesh_t *mesh, _Out_ net_bytes_t *json_out)',
+  'net_status_t net_mesh_stats(const net_mesh_t *mesh, _Out_ net_bytes_t *json_out)',
   'const char *net_version(void)',
   'uint32_t net_abi_version(void)',
   'const char *net_status_name(int32_t status)',

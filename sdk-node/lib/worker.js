@@ -25,6 +25,12 @@ const OPS = {
   redexFileSweepRetention: calls.redexFileSweepRetention,
   redexFileCloseFree: calls.redexFileCloseFree,
   redexTailNext: calls.redexTailNext,
+  meshConnect: calls.meshConnect,
+  meshAccept: calls.meshAccept,
+  meshSend: calls.meshSend,
+  meshSendBlocking: calls.meshSendBlocking,
+  meshRecvBatch: calls.meshRecvBatch,
+  meshFree: calls.meshFree,
   cortexOpen: calls.cortexOpen,
   cortexCloseFree: calls.cortexCloseFree,
   cortexWrite: calls.cortexWrite,
@@ -41,6 +47,9 @@ function owned(v) {
 /** The buffers of a result to transfer: the value itself, or the payloads of a tail poll. */
 function transferables(v) {
   if (owned(v)) return [v.buffer];
+  if (v && Array.isArray(v.records)) {
+    return [...new Set(v.records.filter((r) => owned(r.data)).map((r) => r.data.buffer))];
+  }
   if (v && Array.isArray(v.items)) {
     return [...new Set(v.items.filter((i) => owned(i.payload)).map((i) => i.payload.buffer))];
   }

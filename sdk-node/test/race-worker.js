@@ -325,6 +325,25 @@ Object.assign(commands, {
   },
 });
 
+// ---- mesh ---------------------------------------------------------------------
+
+Object.assign(commands, {
+  meshFree({ kind, handle }) {
+    if (kind === 'stream') fns.net_mesh_stream_free(handle);
+    else fns.net_mesh_free(handle);
+    return { ok: true };
+  },
+  // net_mesh_recv_next(NET_WAIT_FOREVER) on a raw node pointer.
+  meshRecvForever({ handle }) {
+    const data = { ptr: null, len: 0 };
+    const t0 = now();
+    const status = fns.net_mesh_recv_next(handle, WAIT_FOREVER, [0n], [0n], data);
+    const t1 = now();
+    if (data.ptr) fns.net_bytes_free(data);
+    return { status, t0, t1 };
+  },
+});
+
 parentPort.on('message', (msg) => {
   parentPort.postMessage({ result: commands[msg.cmd](msg) });
 });

@@ -40,7 +40,6 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import (
     Any,
     Callable,
@@ -53,7 +52,6 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
-    Type,
     TypeVar,
     Union,
 )
@@ -487,18 +485,6 @@ class Watch(_Handle, Generic[Row]):
         if ptr is not None:
             self._free_fn(ptr)
 
-    def __enter__(self) -> "Watch[Row]":
-        self._handle()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
 
 # -- models ---------------------------------------------------------------------------
 
@@ -715,18 +701,6 @@ class _Model(_Handle, Generic[Row]):
             self._api["free"](ptr)
         if status not in (lib.NET_OK, lib.NET_ERR_REDEX_CLOSED, lib.NET_ERR_SHUTTING_DOWN):
             raise error_for_status(status, message)
-
-    def __enter__(self) -> Any:
-        self._handle()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""

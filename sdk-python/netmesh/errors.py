@@ -40,6 +40,17 @@ Every failing call raises a subclass of :class:`NetError` carrying the
         ├── RedexGenerationOverflowError
         ├── RedexNoPersistentDirError
         └── RedexTailEndedError    not a failure: a tail has nothing more (NET_END)
+    ├── MeshError                  the encrypted UDP mesh
+    │   ├── MeshConfigError
+    │   ├── MeshIoError
+    │   ├── MeshHandshakeTimeoutError
+    │   ├── MeshSessionExistsError
+    │   ├── MeshUnknownPeerError
+    │   ├── MeshBackpressureError
+    │   ├── MeshTooLargeError
+    │   ├── MeshIdentityRefusedError
+    │   ├── MeshHandshakeInProgressError
+    │   └── MeshStreamClosedError
     └── CortexError                CortEX, folded state over RedEX
         ├── CortexHaltedError      the fold stopped (error under policy "stop", or closed)
         ├── CortexInvalidQueryError (also ValueError)
@@ -95,6 +106,16 @@ class Status(enum.IntEnum):
     ERR_REDEX_TOO_LARGE = lib.NET_ERR_REDEX_TOO_LARGE
     ERR_REDEX_GENERATION_OVERFLOW = lib.NET_ERR_REDEX_GENERATION_OVERFLOW
     ERR_REDEX_NO_PERSISTENT_DIR = lib.NET_ERR_REDEX_NO_PERSISTENT_DIR
+    ERR_MESH_CONFIG = lib.NET_ERR_MESH_CONFIG
+    ERR_MESH_IO = lib.NET_ERR_MESH_IO
+    ERR_MESH_HANDSHAKE_TIMEOUT = lib.NET_ERR_MESH_HANDSHAKE_TIMEOUT
+    ERR_MESH_SESSION_EXISTS = lib.NET_ERR_MESH_SESSION_EXISTS
+    ERR_MESH_UNKNOWN_PEER = lib.NET_ERR_MESH_UNKNOWN_PEER
+    ERR_MESH_BACKPRESSURE = lib.NET_ERR_MESH_BACKPRESSURE
+    ERR_MESH_TOO_LARGE = lib.NET_ERR_MESH_TOO_LARGE
+    ERR_MESH_IDENTITY_REFUSED = lib.NET_ERR_MESH_IDENTITY_REFUSED
+    ERR_MESH_HANDSHAKE_IN_PROGRESS = lib.NET_ERR_MESH_HANDSHAKE_IN_PROGRESS
+    ERR_MESH_STREAM_CLOSED = lib.NET_ERR_MESH_STREAM_CLOSED
     ERR_CORTEX_HALTED = lib.NET_ERR_CORTEX_HALTED
     ERR_CORTEX_INVALID_QUERY = lib.NET_ERR_CORTEX_INVALID_QUERY
     ERR_CORTEX_INVALID_CONFIG = lib.NET_ERR_CORTEX_INVALID_CONFIG
@@ -283,6 +304,50 @@ class RedexTailEndedError(RedexError):
     stops instead."""
 
 
+class MeshError(NetError):
+    """Base class of the mesh errors."""
+
+
+class MeshConfigError(MeshError, ValueError):
+    """An invalid mesh configuration (the message names the key)."""
+
+
+class MeshIoError(MeshError):
+    """A socket operation failed (bind, send)."""
+
+
+class MeshHandshakeTimeoutError(MeshError):
+    """No valid handshake answer in time: wrong address, key, node_id or PSK, or the peer is down."""
+
+
+class MeshSessionExistsError(MeshError):
+    """A live session with that node exists (re-keying is refused while it is live)."""
+
+
+class MeshUnknownPeerError(MeshError):
+    """No session with that node."""
+
+
+class MeshBackpressureError(MeshError):
+    """The stream's send window is spent; retry later or use send_blocking."""
+
+
+class MeshTooLargeError(MeshError, ValueError):
+    """An event too large for a packet, or a batch larger than the whole window."""
+
+
+class MeshIdentityRefusedError(MeshError):
+    """The peer failed identity binding."""
+
+
+class MeshHandshakeInProgressError(MeshError):
+    """Another connect to the same node is in flight."""
+
+
+class MeshStreamClosedError(MeshError):
+    """The stream was closed while the call waited."""
+
+
 class CortexError(NetError):
     """Base class of the CortEX (folded state) errors."""
 
@@ -344,6 +409,16 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     lib.NET_ERR_REDEX_TOO_LARGE: RedexTooLargeError,
     lib.NET_ERR_REDEX_GENERATION_OVERFLOW: RedexGenerationOverflowError,
     lib.NET_ERR_REDEX_NO_PERSISTENT_DIR: RedexNoPersistentDirError,
+    lib.NET_ERR_MESH_CONFIG: MeshConfigError,
+    lib.NET_ERR_MESH_IO: MeshIoError,
+    lib.NET_ERR_MESH_HANDSHAKE_TIMEOUT: MeshHandshakeTimeoutError,
+    lib.NET_ERR_MESH_SESSION_EXISTS: MeshSessionExistsError,
+    lib.NET_ERR_MESH_UNKNOWN_PEER: MeshUnknownPeerError,
+    lib.NET_ERR_MESH_BACKPRESSURE: MeshBackpressureError,
+    lib.NET_ERR_MESH_TOO_LARGE: MeshTooLargeError,
+    lib.NET_ERR_MESH_IDENTITY_REFUSED: MeshIdentityRefusedError,
+    lib.NET_ERR_MESH_HANDSHAKE_IN_PROGRESS: MeshHandshakeInProgressError,
+    lib.NET_ERR_MESH_STREAM_CLOSED: MeshStreamClosedError,
     lib.NET_ERR_CORTEX_HALTED: CortexHaltedError,
     lib.NET_ERR_CORTEX_INVALID_QUERY: CortexInvalidQueryError,
     lib.NET_ERR_CORTEX_INVALID_CONFIG: CortexInvalidConfigError,

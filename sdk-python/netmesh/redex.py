@@ -48,6 +48,7 @@ from typing import (
     NamedTuple,
     Optional,
     Type,
+    TypeVar,
     Union,
 )
 
@@ -250,6 +251,9 @@ def config_json(
 # -- shared handle plumbing --------------------------------------------------------
 
 
+_H = TypeVar("_H", bound="_Handle")
+
+
 class _Handle:
     """A libnet handle: ``_ptr`` is swapped out under a tiny lock at close
     (never held across a libnet call); libnet's guard does the rest."""
@@ -283,6 +287,18 @@ class _Handle:
 
     def close(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def __enter__(self: _H) -> _H:
+        self._handle()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
 
     def __del__(self) -> None:
         try:
@@ -386,18 +402,6 @@ class Redex(_Handle):
         ptr = self._take()
         if ptr is not None:
             lib.net_redex_free(ptr)
-
-    def __enter__(self) -> "Redex":
-        self._handle()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
@@ -578,18 +582,6 @@ class RedexFile(_Handle):
         if status not in (lib.NET_OK, lib.NET_ERR_REDEX_CLOSED):
             raise error_for_status(status, message)
 
-    def __enter__(self) -> "RedexFile":
-        self._handle()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         ptr = self._ptr
         if ptr is None:
@@ -760,18 +752,6 @@ class RedexTail(_Handle):
         ptr = self._take()
         if ptr is not None:
             lib.net_redex_tail_free(ptr)
-
-    def __enter__(self) -> "RedexTail":
-        self._handle()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""

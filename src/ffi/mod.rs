@@ -8,7 +8,8 @@
 //! every entry point runs through the `ffi_export!` macro (argument checks,
 //! guard entry, `catch_unwind`).
 //!
-//! One file per area: `identity.rs`, `token.rs`, `envelope.rs`, `channel.rs`.
+//! One file per area: `identity.rs`, `token.rs`, `envelope.rs`, `channel.rs`,
+//! `redex.rs`, `cortex.rs`, `mesh.rs`, `version.rs`.
 
 mod bytes;
 mod channel;
@@ -19,6 +20,7 @@ mod export;
 pub(crate) mod handle;
 pub mod handle_guard;
 mod identity;
+mod mesh;
 mod redex;
 mod status;
 mod sync;
@@ -36,6 +38,7 @@ pub use envelope::*;
 pub use error::net_last_error_message;
 pub use handle::retired_handle_count;
 pub use identity::*;
+pub use mesh::*;
 pub use redex::*;
 pub use status::*;
 pub use token::*;

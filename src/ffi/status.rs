@@ -89,6 +89,31 @@ pub enum net_status_t {
     NET_ERR_REDEX_GENERATION_OVERFLOW = -108,
     /// A persistent RedEX file needs a manager with a base directory.
     NET_ERR_REDEX_NO_PERSISTENT_DIR = -109,
+    /// The mesh configuration is invalid; the message names the key.
+    NET_ERR_MESH_CONFIG = -200,
+    /// A mesh socket operation failed (bind, send).
+    NET_ERR_MESH_IO = -201,
+    /// No valid handshake answer in time (every attempt): wrong address,
+    /// key, node_id or PSK, or the peer is down.
+    NET_ERR_MESH_HANDSHAKE_TIMEOUT = -202,
+    /// A live session with that node exists (re-keying is refused while it
+    /// is inside its idle window), or a concurrent handshake with it won.
+    NET_ERR_MESH_SESSION_EXISTS = -203,
+    /// No session with that node.
+    NET_ERR_MESH_UNKNOWN_PEER = -204,
+    /// The stream's send window is spent: retry after a grant, or use
+    /// `net_mesh_stream_send_blocking`.
+    NET_ERR_MESH_BACKPRESSURE = -205,
+    /// An event too large for a packet, or a batch larger than the stream's
+    /// whole window (use `net_mesh_stream_send_blocking`).
+    NET_ERR_MESH_TOO_LARGE = -206,
+    /// The peer failed identity binding (a different entity than the one
+    /// pinned for its node_id, or none when one is required).
+    NET_ERR_MESH_IDENTITY_REFUSED = -207,
+    /// Another connect to the same node or address is in flight.
+    NET_ERR_MESH_HANDSHAKE_IN_PROGRESS = -208,
+    /// The stream was closed (its handle freed) while the call waited.
+    NET_ERR_MESH_STREAM_CLOSED = -209,
     /// The CortEX fold is not running (halted on an error under the stop
     /// policy, or closed); reopen the model.
     NET_ERR_CORTEX_HALTED = -300,
@@ -141,6 +166,16 @@ impl net_status_t {
         Self::NET_ERR_REDEX_TOO_LARGE,
         Self::NET_ERR_REDEX_GENERATION_OVERFLOW,
         Self::NET_ERR_REDEX_NO_PERSISTENT_DIR,
+        Self::NET_ERR_MESH_CONFIG,
+        Self::NET_ERR_MESH_IO,
+        Self::NET_ERR_MESH_HANDSHAKE_TIMEOUT,
+        Self::NET_ERR_MESH_SESSION_EXISTS,
+        Self::NET_ERR_MESH_UNKNOWN_PEER,
+        Self::NET_ERR_MESH_BACKPRESSURE,
+        Self::NET_ERR_MESH_TOO_LARGE,
+        Self::NET_ERR_MESH_IDENTITY_REFUSED,
+        Self::NET_ERR_MESH_HANDSHAKE_IN_PROGRESS,
+        Self::NET_ERR_MESH_STREAM_CLOSED,
         Self::NET_ERR_CORTEX_HALTED,
         Self::NET_ERR_CORTEX_INVALID_QUERY,
         Self::NET_ERR_CORTEX_INVALID_CONFIG,
@@ -196,6 +231,16 @@ impl net_status_t {
             Self::NET_ERR_REDEX_TOO_LARGE => c"NET_ERR_REDEX_TOO_LARGE",
             Self::NET_ERR_REDEX_GENERATION_OVERFLOW => c"NET_ERR_REDEX_GENERATION_OVERFLOW",
             Self::NET_ERR_REDEX_NO_PERSISTENT_DIR => c"NET_ERR_REDEX_NO_PERSISTENT_DIR",
+            Self::NET_ERR_MESH_CONFIG => c"NET_ERR_MESH_CONFIG",
+            Self::NET_ERR_MESH_IO => c"NET_ERR_MESH_IO",
+            Self::NET_ERR_MESH_HANDSHAKE_TIMEOUT => c"NET_ERR_MESH_HANDSHAKE_TIMEOUT",
+            Self::NET_ERR_MESH_SESSION_EXISTS => c"NET_ERR_MESH_SESSION_EXISTS",
+            Self::NET_ERR_MESH_UNKNOWN_PEER => c"NET_ERR_MESH_UNKNOWN_PEER",
+            Self::NET_ERR_MESH_BACKPRESSURE => c"NET_ERR_MESH_BACKPRESSURE",
+            Self::NET_ERR_MESH_TOO_LARGE => c"NET_ERR_MESH_TOO_LARGE",
+            Self::NET_ERR_MESH_IDENTITY_REFUSED => c"NET_ERR_MESH_IDENTITY_REFUSED",
+            Self::NET_ERR_MESH_HANDSHAKE_IN_PROGRESS => c"NET_ERR_MESH_HANDSHAKE_IN_PROGRESS",
+            Self::NET_ERR_MESH_STREAM_CLOSED => c"NET_ERR_MESH_STREAM_CLOSED",
             Self::NET_ERR_CORTEX_HALTED => c"NET_ERR_CORTEX_HALTED",
             Self::NET_ERR_CORTEX_INVALID_QUERY => c"NET_ERR_CORTEX_INVALID_QUERY",
             Self::NET_ERR_CORTEX_INVALID_CONFIG => c"NET_ERR_CORTEX_INVALID_CONFIG",

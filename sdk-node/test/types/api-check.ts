@@ -1,5 +1,9 @@
 // Type-checked (tsc --noEmit) against the installed package's index.d.ts; not run.
 import {
+  Mesh,
+  MeshStream,
+  MeshEvent,
+  MeshBackpressureError,
   Tasks,
   Memories,
   Watch,
@@ -264,6 +268,19 @@ async function main(): Promise<void> {
     // @ts-expect-error tasks have no tag filters
     tasks.findMany({ tagsAny: ['x'] });
     void [okWait, row, rows, n, upd, restored, p, seqM, memRows, firstMem, halted];
+  }
+
+  // mesh
+  {
+    const m: Mesh = Mesh.open({ psk: Buffer.alloc(32), heartbeatIntervalMs: 100, connectForm: 'routed' });
+    const id: bigint = m.nodeId;
+    const conn: Promise<void> = m.connect('127.0.0.1:1', m.publicKey, id);
+    const st: MeshStream = m.openStream(id, 1n, { reliable: true, window: 0 });
+    st.send('a', Buffer.from('b'));
+    const ok: Promise<boolean> = st.sendBlocking(['x'], 100);
+    const evs: Promise<MeshEvent[] | null> = m.recv(10, 100);
+    const bp: MeshBackpressureError | null = null;
+    void [conn, ok, evs, bp];
   }
 
   // Mistakes the declarations must reject:

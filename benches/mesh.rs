@@ -1,0 +1,330 @@
+//! Mesh benchmarks, each next to a baseline measured in the same run.
+//!
+//! * AEAD candidates: seal + open of 1200 bytes with `ring` (ours) and with
+//!   the `chacha20poly1305` crate.
+//! * Encrypted stream throughput, 1200-byte events one per packet, between
+//!   two nodes on loopback vs raw UDP of 1216-byte datagrams plus ring
+//!   seal/open.
+//! * Small-event rate: 64-byte events batched into packets (target 3 M/s).
+//! * Handshakes per second through a node vs raw in-process Noise NKpsk0.
+//! * One-way latency (half a round trip), p50 and p99.
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use net::mesh::session::Session;
+use net::mesh::*;
+
+const PSK: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
+fn node(extra: &str) -> MeshNode {
+    let json = format!(
+        r#"{{"psk_hex":"{PSK}","recv_buffer":4194304,"send_buffer":4194304,"window":0,"shard_capacity":1000000{extra}}}"#
+    );
+    MeshNode::new(MeshConfig::from_json(&json).unwrap()).unwrap()
+}
+
+fn pair() -> (MeshNode, MeshNode) {
+    let (a, b) = (node(""), node(""));
+    a.connect(b.local_addr(), &b.public_key(), b.node_id())
+        .unwrap();
+    (a, b)
+}
+
+fn best_of<F: FnMut() -> f64>(rounds: usize, mut f: F) -> f64 {
+    (0..rounds).map(|_| f()).fold(0.0, f64::max)
+}
+
+/// `cargo bench` passes `--bench`; under `cargo test` the binary only runs
+/// a short smoke pass so the test suite stays quick.
+fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// `n` when benchmarking, a small count in a smoke run.
+fn scaled(n: u64) -> u64 {
+    if full() { n } else { (n / 1000).max(20) }
+}
+
+fn aead() -> (f64, f64) {
+    let key = [7u8; 32];
+    let n = scaled(200_000);
+    let ours = best_of(3, || {
+        let k = PacketKey::new(&key, 1);
+        let aad = [0u8; 52];
+        let mut buf = vec![0u8; 1200 + 16];
+        let t = Instant::now();
+        for i in 0..n {
+            let tag = k.seal(i, &aad, &mut buf[..1200]);
+            buf[1200..].copy_from_slice(&tag);
+            k.open(i, &aad, &mut buf).unwrap();
+        }
+        n as f64 / t.elapsed().as_secs_f64()
+    });
+    let crate_rate = best_of(3, || {
+        let c = chacha20poly1305::ChaCha20Poly1305::new(&key.into());
+        let aad = [0u8; 52];
+        let mut buf = vec![0u8; 1200];
+        let t = Instant::now();
+        for i in 0..n {
+            let mut nonce = [0u8; 12];
+            nonce[4..].copy_from_slice(&i.to_le_bytes());
+            let tag = c
+                .encrypt_in_place_detached(&nonce.into(), &aad, &mut buf)
+                .unwrap();
+            c.decrypt_in_place_detached(&nonce.into(), &aad, &mut buf, &tag)
+                .unwrap();
+        }
+        n as f64 / t.elapsed().as_secs_f64()
+    });
+    (ours, crate_rate)
+}
+
+/// Raw UDP + ring seal/open of 1216-byte datagrams: datagrams/s received.
+fn raw_udp_baseline(secs: f64) -> f64 {
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket2::SockRef::from(&rx)
+        .set_recv_buffer_size(4 << 20)
+        .unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let to = rx.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let key = [3u8; 32];
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+            socket2::SockRef::from(&tx)
+                .set_send_buffer_size(4 << 20)
+                .unwrap();
+            // 1216 bytes: an 8-byte counter, 1192 sealed bytes, the tag.
+            let k = PacketKey::new(&key, 1);
+            let aad = [0u8; 52];
+            let mut buf = vec![0u8; 1216];
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                buf[..8].copy_from_slice(&i.to_le_bytes());
+                let tag = k.seal(i, &aad, &mut buf[8..1200]);
+                buf[1200..].copy_from_slice(&tag);
+                let _ = tx.send_to(&buf, to);
+                i += 1;
+            }
+        })
+    };
+    let k = PacketKey::new(&key, 1);
+    let aad = [0u8; 52];
+    let mut buf = vec![0u8; 2048];
+    let mut got = 0u64;
+    let t = Instant::now();
+    while t.elapsed().as_secs_f64() < secs {
+        if let Ok(n) = rx.recv(&mut buf)
+            && n == 1216
+        {
+            let counter = u64::from_le_bytes(buf[..8].try_into().unwrap());
+            if k.open(counter, &aad, &mut buf[8..n]).is_ok() {
+                got += 1;
+            }
+        }
+    }
+    let rate = got as f64 / t.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    rate
+}
+
+/// Our stream: 1200-byte events, one per packet; events/s received.
+fn stream_throughput(secs: f64) -> f64 {
+    let (a, b) = pair();
+    let b = Arc::new(b);
+    let stop = Arc::new(AtomicBool::new(false));
+    let peer = b.node_id();
+    a.open_stream(peer, 1, false, Some(0)).unwrap();
+    let a = Arc::new(a);
+    let sender = {
+        let (a, stop) = (a.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let event = vec![0u8; 1200];
+            while !stop.load(Ordering::Relaxed) {
+                let _ = a.send(peer, 1, &[&event]);
+            }
+        })
+    };
+    let mut got = 0u64;
+    let t = Instant::now();
+    while t.elapsed().as_secs_f64() < secs {
+        if let Ok(events) = b.recv(4096, Some(Duration::from_millis(100))) {
+            got += events.len() as u64;
+        }
+    }
+    let rate = got as f64 / t.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    rate
+}
+
+/// 64-byte events, batched 1000 per send; events/s received.
+fn small_events(secs: f64) -> f64 {
+    let (a, b) = pair();
+    let peer = b.node_id();
+    a.open_stream(peer, 2, false, Some(0)).unwrap();
+    let a = Arc::new(a);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (a, stop) = (a.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let events = vec![[1u8; 64]; 1000];
+            while !stop.load(Ordering::Relaxed) {
+                let _ = a.send(peer, 2, &events);
+            }
+        })
+    };
+    let mut got = 0u64;
+    let t = Instant::now();
+    while t.elapsed().as_secs_f64() < secs {
+        if let Ok(events) = b.recv(65_536, Some(Duration::from_millis(100))) {
+            got += events.len() as u64;
+        }
+    }
+    let rate = got as f64 / t.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    rate
+}
+
+/// Routed handshakes against a node, each from a fresh node_id, over UDP.
+fn node_handshakes(n: u64) -> f64 {
+    let b = node(r#","max_pending_handshakes":100000"#);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let psk = [0x5a; 32];
+    let mut buf = [0u8; 2048];
+    let t = Instant::now();
+    for i in 0..n {
+        let init = Initiator::new(
+            HandshakeForm::Routed,
+            &psk,
+            1_000_000 + i,
+            b.node_id(),
+            &b.public_key(),
+            None,
+        )
+        .unwrap();
+        sock.send_to(init.msg1(), b.local_addr()).unwrap();
+        loop {
+            let (len, _) = sock.recv_from(&mut buf).expect("msg2");
+            if len == 130 {
+                let keys = init.finish(&buf[..len]).unwrap();
+                let _ = Session::new(&keys, Role::Initiator);
+                break;
+            }
+        }
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn raw_noise_handshakes(n: u64) -> f64 {
+    let secret = [9u8; 32];
+    let public = net::identity::x25519_public_key(&secret);
+    let psk = [0x5a; 32];
+    let params: snow::params::NoiseParams =
+        "Noise_NKpsk0_25519_ChaChaPoly_BLAKE2s".parse().unwrap();
+    let t = Instant::now();
+    for _ in 0..n {
+        let mut i = snow::Builder::new(params.clone())
+            .remote_public_key(&public)
+            .unwrap()
+            .psk(0, &psk)
+            .unwrap()
+            .build_initiator()
+            .unwrap();
+        let mut r = snow::Builder::new(params.clone())
+            .local_private_key(&secret)
+            .unwrap()
+            .psk(0, &psk)
+            .unwrap()
+            .build_responder()
+            .unwrap();
+        let (mut m1, mut m2, mut p) = ([0u8; 128], [0u8; 128], [0u8; 128]);
+        let l1 = i.write_message(&[], &mut m1).unwrap();
+        r.read_message(&m1[..l1], &mut p).unwrap();
+        let l2 = r.write_message(&[], &mut m2).unwrap();
+        i.read_message(&m2[..l2], &mut p).unwrap();
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Half of a ping-pong round trip through two nodes (one event each way).
+fn latency(n: usize) -> (Duration, Duration) {
+    let (a, b) = pair();
+    let (pa, pb) = (a.node_id(), b.node_id());
+    a.open_stream(pb, 3, false, Some(0)).unwrap();
+    b.open_stream(pa, 3, false, Some(0)).unwrap();
+    let b = Arc::new(b);
+    let stop = Arc::new(AtomicBool::new(false));
+    let echoed = Arc::new(AtomicU64::new(0));
+    let echo = {
+        let (b, stop, echoed) = (b.clone(), stop.clone(), echoed.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(e) = b.recv_next(Some(Duration::from_millis(50))) {
+                    let _ = b.send(pa, 3, &[&e.data]);
+                    echoed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n + 100 {
+        let t = Instant::now();
+        a.send(pb, 3, &[&(i as u64).to_le_bytes()]).unwrap();
+        if a.recv_next(Some(Duration::from_secs(1))).is_ok() && i >= 100 {
+            samples.push(t.elapsed() / 2);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    echo.join().unwrap();
+    samples.sort();
+    let p = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    (p(0.5), p(0.99))
+}
+
+fn main() {
+    let secs = if full() { 1.5 } else { 0.2 };
+    println!("mesh (best of rounds; loopback, 2 vCPUs)");
+    let (ring_rate, crate_rate) = aead();
+    println!(
+        "AEAD seal+open 1200 B: ring {:.0}/s ({:.0} MB/s)   chacha20poly1305 crate {:.0}/s   ring / crate {:.2}",
+        ring_rate,
+        ring_rate * 1200.0 / 1e6,
+        crate_rate,
+        ring_rate / crate_rate
+    );
+    let baseline = best_of(2, || raw_udp_baseline(secs));
+    let ours = best_of(2, || stream_throughput(secs));
+    println!(
+        "stream 1200 B events, 1/packet      {:.0} events/s ({:.0} MB/s)   vs raw UDP + seal/open {:.0} datagrams/s   ratio {:.2} (target 0.70)",
+        ours,
+        ours * 1200.0 / 1e6,
+        baseline,
+        ours / baseline
+    );
+    let small = best_of(2, || small_events(secs));
+    println!(
+        "small events, 64 B batched          {:.2} M events/s   (target 3 M/s)",
+        small / 1e6
+    );
+    let hs_node = node_handshakes(scaled(2000));
+    let hs_raw = raw_noise_handshakes(scaled(2000));
+    println!(
+        "handshakes through a node (UDP)     {:.0}/s   vs raw in-process NKpsk0 {:.0}/s   ratio {:.2}",
+        hs_node,
+        hs_raw,
+        hs_node / hs_raw
+    );
+    let (p50, p99) = latency(scaled(2000) as usize);
+    println!("one-way latency (half RTT)          p50 {p50:?}, p99 {p99:?}");
+}

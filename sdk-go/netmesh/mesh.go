@@ -1,0 +1,508 @@
+package netmesh
+
+/*
+#include <net.h>
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// The encrypted UDP mesh: a Mesh is one node (one UDP socket, Noise NKpsk0
+// sessions with its peers); a MeshStream is one stream to one peer. Between
+// two Net nodes, reliable streams retransmit and deliver in order exactly
+// once, and sessions are bound to the peers' ed25519 identities; with Net
+// v0.11 peers the node behaves as v0.11 does.
+
+// MeshConfig configures a node. Zero fields take libnet's defaults (v0.11's:
+// 5 s heartbeats, 30 s session timeout, 64 KiB windows, a random PSK — set
+// PSK for nodes that must talk to each other).
+type MeshConfig struct {
+	Bind                 string        // "IP:port" (default 127.0.0.1:0)
+	PSK                  []byte        // 32-byte mesh-wide secret
+	IdentitySeed         []byte        // 32-byte ed25519 seed (random when nil)
+	StaticSecret         []byte        // 32-byte X25519 responder secret (random when nil)
+	HeartbeatInterval    time.Duration // heartbeat / maintenance period
+	SessionTimeout       time.Duration // failure-detector unit
+	HandshakeTimeout     time.Duration // per attempt
+	HandshakeRetries     uint32        // attempts
+	NumShards            int           // inbound shards
+	ShardCapacity        int           // events per shard before backpressure
+	Window               *uint64       // default stream window (nil: 64 KiB; 0: unlimited)
+	RecvBuffer           int           // socket buffers (bytes)
+	SendBuffer           int
+	MaxStreams           int
+	StreamIdleTimeout    time.Duration
+	ConnectForm          string // "routed" (default) or "direct"
+	HelloTimeout         time.Duration
+	RequireIdentity      bool
+	MaxPendingHandshakes int
+	LoopbackDepth        int
+}
+
+// MarshalJSON gives the configuration JSON of net_mesh_new.
+func (c MeshConfig) MarshalJSON() ([]byte, error) {
+	m := map[string]any{}
+	put := func(k string, v any) { m[k] = v }
+	if c.Bind != "" {
+		put("bind", c.Bind)
+	}
+	if c.PSK != nil {
+		put("psk_hex", hex.EncodeToString(c.PSK))
+	}
+	if c.IdentitySeed != nil {
+		put("identity_seed_hex", hex.EncodeToString(c.IdentitySeed))
+	}
+	if c.StaticSecret != nil {
+		put("static_secret_hex", hex.EncodeToString(c.StaticSecret))
+	}
+	ms := func(k string, d time.Duration) {
+		if d > 0 {
+			put(k, (d+time.Millisecond-1)/time.Millisecond)
+		}
+	}
+	ms("heartbeat_interval_ms", c.HeartbeatInterval)
+	ms("session_timeout_ms", c.SessionTimeout)
+	ms("handshake_timeout_ms", c.HandshakeTimeout)
+	ms("stream_idle_timeout_ms", c.StreamIdleTimeout)
+	ms("hello_timeout_ms", c.HelloTimeout)
+	if c.HandshakeRetries > 0 {
+		put("handshake_retries", c.HandshakeRetries)
+	}
+	for k, v := range map[string]int{"num_shards": c.NumShards, "shard_capacity": c.ShardCapacity,
+		"recv_buffer": c.RecvBuffer, "send_buffer": c.SendBuffer, "max_streams": c.MaxStreams,
+		"max_pending_handshakes": c.MaxPendingHandshakes, "loopback_depth": c.LoopbackDepth} {
+		if v > 0 {
+			put(k, v)
+		}
+	}
+	if c.Window != nil {
+		put("window", *c.Window)
+	}
+	if c.ConnectForm != "" {
+		put("connect_form", c.ConnectForm)
+	}
+	if c.RequireIdentity {
+		put("require_identity", true)
+	}
+	return json.Marshal(m)
+}
+
+// MeshEvent is one received event.
+type MeshEvent struct {
+	Peer     uint64 // the sending node
+	StreamID uint64
+	Data     []byte
+}
+
+// MeshPeer describes one connected peer.
+type MeshPeer struct {
+	NodeID    uint64  `json:"node_id"`
+	Addr      string  `json:"addr"`
+	SessionID uint64  `json:"session_id"`
+	Health    string  `json:"health"`   // "alive", "suspected", "failed"
+	Identity  string  `json:"identity"` // "net", "legacy", "pending"
+	Entity    *string `json:"entity"`   // hex ed25519 key when bound
+	Streams   int     `json:"streams"`
+	IdleMs    uint64  `json:"idle_ms"`
+}
+
+// Mesh is a node (net_mesh_t). Safe for concurrent use, Close included;
+// Close wakes every blocked call.
+type Mesh struct {
+	h unsafe.Pointer // *C.net_mesh_t, nil once closed
+}
+
+// NewMesh creates a node and binds its socket; it accepts handshakes at once.
+func NewMesh(cfg MeshConfig) (*Mesh, error) {
+	js, err := cfg.MarshalJSON()
+	if err != nil {
+		return nil, invalidArgument("net_mesh_new", err.Error())
+	}
+	var out *C.net_mesh_t
+	err = check("net_mesh_new", func() C.net_status_t {
+		return C.net_mesh_new(bytesPtr(js), C.size_t(len(js)), &out)
+	})
+	runtime.KeepAlive(js)
+	if err != nil {
+		return nil, err
+	}
+	m := &Mesh{h: unsafe.Pointer(out)}
+	runtime.SetFinalizer(m, (*Mesh).Close)
+	return m, nil
+}
+
+func (m *Mesh) ptr(op string) (*C.net_mesh_t, error) {
+	if m == nil {
+		return nil, invalidArgument(op, "mesh is nil")
+	}
+	p := (*C.net_mesh_t)(atomic.LoadPointer(&m.h))
+	if p == nil {
+		return nil, shuttingDown(op, "mesh has been closed")
+	}
+	return p, nil
+}
+
+func (m *Mesh) do(op string, f func(p *C.net_mesh_t) C.net_status_t) (Status, error) {
+	p, err := m.ptr(op)
+	if err != nil {
+		return 0, err
+	}
+	st, err := call(op, func() C.net_status_t { return f(p) })
+	runtime.KeepAlive(m)
+	return st, err
+}
+
+func (m *Mesh) bytesOf(op string, f func(p *C.net_mesh_t, out *C.net_bytes_t) C.net_status_t) ([]byte, error) {
+	var out C.net_bytes_t
+	if _, err := m.do(op, func(p *C.net_mesh_t) C.net_status_t { return f(p, &out) }); err != nil {
+		return nil, err
+	}
+	return takeBytes(&out), nil
+}
+
+// NodeID is this node's node_id.
+func (m *Mesh) NodeID() (uint64, error) {
+	var id C.uint64_t
+	_, err := m.do("net_mesh_node_id", func(p *C.net_mesh_t) C.net_status_t { return C.net_mesh_node_id(p, &id) })
+	return uint64(id), err
+}
+
+// PublicKey is the static X25519 public key initiators pass to Connect.
+func (m *Mesh) PublicKey() ([]byte, error) {
+	return m.bytesOf("net_mesh_public_key", func(p *C.net_mesh_t, out *C.net_bytes_t) C.net_status_t {
+		return C.net_mesh_public_key(p, out)
+	})
+}
+
+// EntityID is this node's ed25519 entity id.
+func (m *Mesh) EntityID() ([]byte, error) {
+	return m.bytesOf("net_mesh_entity_id", func(p *C.net_mesh_t, out *C.net_bytes_t) C.net_status_t {
+		return C.net_mesh_entity_id(p, out)
+	})
+}
+
+// LocalAddr is the bound "IP:port".
+func (m *Mesh) LocalAddr() (string, error) {
+	b, err := m.bytesOf("net_mesh_local_addr", func(p *C.net_mesh_t, out *C.net_bytes_t) C.net_status_t {
+		return C.net_mesh_local_addr(p, out)
+	})
+	return string(b), err
+}
+
+// Start starts heartbeats and failure detection (idempotent).
+func (m *Mesh) Start() error {
+	_, err := m.do("net_mesh_start", func(p *C.net_mesh_t) C.net_status_t { return C.net_mesh_start(p) })
+	return err
+}
+
+// Connect handshakes with nodeID at addr (its static X25519 publicKey).
+func (m *Mesh) Connect(addr string, publicKey []byte, nodeID uint64) error {
+	_, err := m.do("net_mesh_connect", func(p *C.net_mesh_t) C.net_status_t {
+		return C.net_mesh_connect(p, stringPtr(addr), C.size_t(len(addr)), bytesPtr(publicKey), C.size_t(len(publicKey)), C.uint64_t(nodeID))
+	})
+	runtime.KeepAlive(publicKey)
+	return err
+}
+
+// Accept waits (ctx bounds the wait) for nodeID to handshake in the direct
+// form and returns its address.
+func (m *Mesh) Accept(ctx context.Context, nodeID uint64) (string, error) {
+	const op = "net_mesh_accept"
+	if ctx == nil {
+		return "", invalidArgument(op, "nil context")
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		timeout, ok := sliceTimeout(ctx)
+		if !ok {
+			<-ctx.Done()
+			return "", ctx.Err()
+		}
+		var out C.net_bytes_t
+		st, err := m.do(op, func(p *C.net_mesh_t) C.net_status_t {
+			return C.net_mesh_accept(p, C.uint64_t(nodeID), C.uint32_t(timeout), &out)
+		})
+		if err != nil {
+			return "", err
+		}
+		if st == StatusOK {
+			return string(takeBytes(&out)), nil
+		}
+	}
+}
+
+// OpenStream opens streamID to peer. window: nil for the node's default,
+// 0 for unlimited.
+func (m *Mesh) OpenStream(peer, streamID uint64, reliable bool, window *uint64) (*MeshStream, error) {
+	w := ^uint64(0)
+	if window != nil {
+		w = *window
+	}
+	var out *C.net_mesh_stream_t
+	_, err := m.do("net_mesh_open_stream", func(p *C.net_mesh_t) C.net_status_t {
+		return C.net_mesh_open_stream(p, C.uint64_t(peer), C.uint64_t(streamID), C.bool(reliable), C.uint64_t(w), &out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &MeshStream{h: unsafe.Pointer(out), mesh: m, Peer: peer, StreamID: streamID}
+	runtime.SetFinalizer(s, (*MeshStream).Close)
+	return s, nil
+}
+
+// Recv waits (ctx bounds the wait) for up to max events from any peer; it
+// returns io.EOF-like ErrShuttingDown once the node is closed.
+func (m *Mesh) Recv(ctx context.Context, max int) ([]MeshEvent, error) {
+	const op = "net_mesh_recv_batch"
+	if ctx == nil {
+		return nil, invalidArgument(op, "nil context")
+	}
+	if max < 1 {
+		max = 1
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		timeout, ok := sliceTimeout(ctx)
+		if !ok {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		var out C.net_bytes_t
+		var count C.size_t
+		st, err := m.do(op, func(p *C.net_mesh_t) C.net_status_t {
+			return C.net_mesh_recv_batch(p, C.size_t(max), C.uint32_t(timeout), &out, &count)
+		})
+		switch {
+		case err != nil:
+			return nil, err
+		case st == StatusOK:
+			return decodeMeshRecords(takeBytes(&out), int(count))
+		case st == StatusEnd:
+			return nil, shuttingDown(op, "mesh shut down")
+		}
+	}
+}
+
+// RecvNext waits (ctx bounds the wait) for one event (net_mesh_recv_next).
+func (m *Mesh) RecvNext(ctx context.Context) (MeshEvent, error) {
+	const op = "net_mesh_recv_next"
+	if ctx == nil {
+		return MeshEvent{}, invalidArgument(op, "nil context")
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return MeshEvent{}, err
+		}
+		timeout, ok := sliceTimeout(ctx)
+		if !ok {
+			<-ctx.Done()
+			return MeshEvent{}, ctx.Err()
+		}
+		var peer, sid C.uint64_t
+		var data C.net_bytes_t
+		st, err := m.do(op, func(p *C.net_mesh_t) C.net_status_t {
+			return C.net_mesh_recv_next(p, C.uint32_t(timeout), &peer, &sid, &data)
+		})
+		switch {
+		case err != nil:
+			return MeshEvent{}, err
+		case st == StatusOK:
+			return MeshEvent{Peer: uint64(peer), StreamID: uint64(sid), Data: takeBytes(&data)}, nil
+		case st == StatusEnd:
+			return MeshEvent{}, shuttingDown(op, "mesh shut down")
+		}
+	}
+}
+
+func decodeMeshRecords(b []byte, count int) ([]MeshEvent, error) {
+	events := make([]MeshEvent, 0, count)
+	for i := 0; i < count; i++ {
+		if len(b) < 20 {
+			return nil, &Error{Op: "net_mesh_recv_batch", Status: StatusInternal, Message: "truncated record"}
+		}
+		n := int(binary.LittleEndian.Uint32(b[16:20]))
+		if len(b) < 20+n {
+			return nil, &Error{Op: "net_mesh_recv_batch", Status: StatusInternal, Message: "truncated record"}
+		}
+		events = append(events, MeshEvent{
+			Peer:     binary.LittleEndian.Uint64(b[0:8]),
+			StreamID: binary.LittleEndian.Uint64(b[8:16]),
+			Data:     b[20 : 20+n : 20+n],
+		})
+		b = b[20+n:]
+	}
+	return events, nil
+}
+
+// Peers lists the connected peers.
+func (m *Mesh) Peers() ([]MeshPeer, error) {
+	b, err := m.bytesOf("net_mesh_peers", func(p *C.net_mesh_t, out *C.net_bytes_t) C.net_status_t {
+		return C.net_mesh_peers(p, out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var peers []MeshPeer
+	if err := json.Unmarshal(b, &peers); err != nil {
+		return nil, &Error{Op: "net_mesh_peers", Status: StatusInternal, Message: err.Error()}
+	}
+	return peers, nil
+}
+
+// Stats returns the node's counters.
+func (m *Mesh) Stats() (map[string]uint64, error) {
+	b, err := m.bytesOf("net_mesh_stats", func(p *C.net_mesh_t, out *C.net_bytes_t) C.net_status_t {
+		return C.net_mesh_stats(p, out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	stats := map[string]uint64{}
+	if err := json.Unmarshal(b, &stats); err != nil {
+		return nil, &Error{Op: "net_mesh_stats", Status: StatusInternal, Message: err.Error()}
+	}
+	return stats, nil
+}
+
+// Shutdown stops the node without freeing it: blocked calls return.
+func (m *Mesh) Shutdown() error {
+	_, err := m.do("net_mesh_shutdown", func(p *C.net_mesh_t) C.net_status_t { return C.net_mesh_shutdown(p) })
+	return err
+}
+
+// Close shuts the node down and frees it (net_mesh_free); blocked calls
+// return first. Idempotent; always nil.
+func (m *Mesh) Close() error {
+	if m == nil {
+		return nil
+	}
+	if p := atomic.SwapPointer(&m.h, nil); p != nil {
+		runtime.SetFinalizer(m, nil)
+		C.net_mesh_free((*C.net_mesh_t)(p))
+	}
+	return nil
+}
+
+// MeshStream is one stream to one peer (net_mesh_stream_t). Close closes
+// the stream; a SendBlocking waiting on it returns ErrMeshStreamClosed.
+type MeshStream struct {
+	h        unsafe.Pointer
+	mesh     *Mesh
+	Peer     uint64
+	StreamID uint64
+}
+
+func (s *MeshStream) ptr(op string) (*C.net_mesh_stream_t, error) {
+	if s == nil {
+		return nil, invalidArgument(op, "stream is nil")
+	}
+	p := (*C.net_mesh_stream_t)(atomic.LoadPointer(&s.h))
+	if p == nil {
+		return nil, shuttingDown(op, "stream has been closed")
+	}
+	return p, nil
+}
+
+// eventSlices is the C view of events, pinned (see tagSlices).
+func eventSlices(events [][]byte, pinner *runtime.Pinner) []C.net_slice_t {
+	out := make([]C.net_slice_t, len(events))
+	for i, e := range events {
+		if len(e) == 0 {
+			continue
+		}
+		d := unsafe.SliceData(e)
+		pinner.Pin(d)
+		out[i] = C.net_slice_t{ptr: (*C.uint8_t)(unsafe.Pointer(d)), len: C.size_t(len(e))}
+	}
+	return out
+}
+
+// Send sends the events now, or none (ErrMeshBackpressure when the window
+// cannot take them all).
+func (s *MeshStream) Send(events ...[]byte) error {
+	const op = "net_mesh_stream_send"
+	p, err := s.ptr(op)
+	if err != nil {
+		return err
+	}
+	var pinner runtime.Pinner
+	defer pinner.Unpin()
+	slices := eventSlices(events, &pinner)
+	err = check(op, func() C.net_status_t {
+		return C.net_mesh_stream_send(p, unsafe.SliceData(slices), C.size_t(len(slices)))
+	})
+	runtime.KeepAlive(s)
+	return err
+}
+
+// SendBlocking sends the events, waiting for credit until ctx ends (it
+// returns ctx's error then; the packets before were sent).
+func (s *MeshStream) SendBlocking(ctx context.Context, events ...[]byte) error {
+	const op = "net_mesh_stream_send_blocking"
+	if ctx == nil {
+		return invalidArgument(op, "nil context")
+	}
+	p, err := s.ptr(op)
+	if err != nil {
+		return err
+	}
+	timeout := waitForever
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return context.DeadlineExceeded
+		}
+		timeout = uint32(min(int64((left+time.Millisecond-1)/time.Millisecond), int64(waitForever-1)))
+	}
+	var pinner runtime.Pinner
+	defer pinner.Unpin()
+	slices := eventSlices(events, &pinner)
+	st, err := call(op, func() C.net_status_t {
+		return C.net_mesh_stream_send_blocking(p, unsafe.SliceData(slices), C.size_t(len(slices)), C.uint32_t(timeout))
+	})
+	runtime.KeepAlive(s)
+	if err != nil {
+		return err
+	}
+	if st == StatusTimeout {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// Info returns the stream's peer and id as libnet records them.
+func (s *MeshStream) Info() (peer, streamID uint64, err error) {
+	const op = "net_mesh_stream_info"
+	p, err := s.ptr(op)
+	if err != nil {
+		return 0, 0, err
+	}
+	var cp, cs C.uint64_t
+	err = check(op, func() C.net_status_t { return C.net_mesh_stream_info(p, &cp, &cs) })
+	return uint64(cp), uint64(cs), err
+}
+
+// Close closes the stream and frees the handle. Idempotent; always nil.
+func (s *MeshStream) Close() error {
+	if s == nil {
+		return nil
+	}
+	if p := atomic.SwapPointer(&s.h, nil); p != nil {
+		runtime.SetFinalizer(s, nil)
+		C.net_mesh_stream_free((*C.net_mesh_stream_t)(p))
+	}
+	return nil
+}

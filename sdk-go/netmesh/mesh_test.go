@@ -1,0 +1,214 @@
+package netmesh_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netmesh/net/sdk-go/netmesh"
+)
+
+var meshPSK = make([]byte, 32)
+
+func fastMesh(t *testing.T, extra func(*netmesh.MeshConfig)) *netmesh.Mesh {
+	cfg := netmesh.MeshConfig{PSK: meshPSK, HeartbeatInterval: 50 * time.Millisecond,
+		SessionTimeout: time.Second, HelloTimeout: 500 * time.Millisecond}
+	if extra != nil {
+		extra(&cfg)
+	}
+	m := must(netmesh.NewMesh(cfg))
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+func connectPair(t *testing.T) (*netmesh.Mesh, *netmesh.Mesh) {
+	a, b := fastMesh(t, nil), fastMesh(t, nil)
+	must(0, a.Start())
+	must(0, b.Start())
+	if err := a.Connect(must(b.LocalAddr()), must(b.PublicKey()), must(b.NodeID())); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+func recvN(t *testing.T, m *netmesh.Mesh, n int) []netmesh.MeshEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var got []netmesh.MeshEvent
+	for len(got) < n {
+		events, err := m.Recv(ctx, n-len(got))
+		if err != nil {
+			t.Fatalf("after %d of %d events: %v", len(got), n, err)
+		}
+		got = append(got, events...)
+	}
+	return got
+}
+
+func TestMeshEventsBothWays(t *testing.T) {
+	a, b := connectPair(t)
+	aid, bid := must(a.NodeID()), must(b.NodeID())
+	s := must(a.OpenStream(bid, 7, true, nil))
+	defer s.Close()
+	if err := s.Send([]byte("hello"), []byte("from a")); err != nil {
+		t.Fatal(err)
+	}
+	got := recvN(t, b, 2)
+	if got[0].Peer != aid || got[0].StreamID != 7 || string(got[0].Data) != "hello" || string(got[1].Data) != "from a" {
+		t.Fatalf("got %+v", got)
+	}
+	back := must(b.OpenStream(aid, 9, false, nil))
+	defer back.Close()
+	if err := back.Send([]byte("back")); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := a.RecvNext(ctx5(t))
+	if err != nil || ev.Peer != bid || string(ev.Data) != "back" {
+		t.Fatalf("%+v %v", ev, err)
+	}
+	peers := must(a.Peers())
+	if len(peers) != 1 || peers[0].NodeID != bid || peers[0].Identity != "net" || peers[0].Health != "alive" {
+		t.Fatalf("peers %+v", peers)
+	}
+	if st := must(b.Stats()); st["events_received"] < 2 {
+		t.Fatalf("stats %v", st)
+	}
+	if p, id, err := s.Info(); err != nil || p != bid || id != 7 {
+		t.Fatal(p, id, err)
+	}
+}
+
+func TestMeshReliableManyInOrder(t *testing.T) {
+	a, b := connectPair(t)
+	zero := uint64(0)
+	s := must(a.OpenStream(must(b.NodeID()), 3, true, &zero))
+	defer s.Close()
+	const n = 5000
+	batch := make([][]byte, 0, 500)
+	for i := 0; i < n; i++ {
+		batch = append(batch, []byte{byte(i), byte(i >> 8)})
+		if len(batch) == 500 {
+			if err := s.Send(batch...); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	got := recvN(t, b, n)
+	for i, e := range got {
+		if int(e.Data[0])|int(e.Data[1])<<8 != i {
+			t.Fatalf("event %d out of order", i)
+		}
+	}
+}
+
+func TestMeshBackpressureAndBlocking(t *testing.T) {
+	a, b := connectPair(t)
+	w := uint64(1000)
+	s := must(a.OpenStream(must(b.NodeID()), 4, false, &w))
+	defer s.Close()
+	big := make([]byte, 900)
+	if err := s.Send(big); err != nil {
+		t.Fatal(err)
+	}
+	expectIs(t, s.Send(big, big), netmesh.ErrMeshTooLarge)
+	if err := s.Send(big); err != nil && !errors.Is(err, netmesh.ErrMeshBackpressure) {
+		t.Fatal(err)
+	}
+	if err := s.SendBlocking(ctx5(t), big, big, big); err != nil {
+		t.Fatal(err)
+	}
+	recvN(t, b, 4)
+}
+
+func TestMeshErrors(t *testing.T) {
+	_, err := netmesh.NewMesh(netmesh.MeshConfig{Bind: "nowhere"})
+	expectIs(t, err, netmesh.ErrMeshConfig)
+	a := fastMesh(t, func(c *netmesh.MeshConfig) { c.HandshakeTimeout = 100 * time.Millisecond; c.HandshakeRetries = 1 })
+	stranger := must(netmesh.NewMesh(netmesh.MeshConfig{}))
+	defer stranger.Close()
+	err = a.Connect(must(stranger.LocalAddr()), must(stranger.PublicKey()), must(stranger.NodeID()))
+	expectIs(t, err, netmesh.ErrMeshHandshakeTimeout)
+	_, err = a.OpenStream(12345, 1, false, nil)
+	expectIs(t, err, netmesh.ErrMeshUnknownPeer)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := a.Accept(ctx, 999); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+}
+
+func TestMeshCloseWakesBlockedRecvAndStreamFreeWakesSend(t *testing.T) {
+	a, b := connectPair(t)
+	w := uint64(200)
+	s := must(a.OpenStream(must(b.NodeID()), 1, false, &w))
+	_ = b.Shutdown() // no grants will come
+	if err := s.Send(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	sendErr := make(chan error, 1)
+	go func() { sendErr <- s.SendBlocking(context.Background(), make([]byte, 100)) }()
+	time.Sleep(50 * time.Millisecond)
+	_ = s.Close()
+	select {
+	case err := <-sendErr:
+		expectIs(t, err, netmesh.ErrMeshStreamClosed)
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream close did not wake the blocked send")
+	}
+	recvErr := make(chan error, 1)
+	go func() { _, err := a.RecvNext(context.Background()); recvErr <- err }()
+	time.Sleep(50 * time.Millisecond)
+	_ = a.Close()
+	select {
+	case err := <-recvErr:
+		expectIs(t, err, netmesh.ErrShuttingDown)
+	case <-time.After(5 * time.Second):
+		t.Fatal("close did not wake the blocked recv")
+	}
+	_, err := a.NodeID()
+	expectIs(t, err, netmesh.ErrShuttingDown)
+}
+
+func TestMeshConcurrentClosesWithRacingOps(t *testing.T) {
+	for round := 0; round < 10; round++ {
+		a, b := connectPair(t)
+		s := must(a.OpenStream(must(b.NodeID()), 1, false, nil))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		op := func(f func() error) {
+			defer wg.Done()
+			<-start
+			for i := 0; i < 100; i++ {
+				if err := f(); err != nil && !errors.Is(err, netmesh.ErrShuttingDown) &&
+					!errors.Is(err, netmesh.ErrMeshBackpressure) && !errors.Is(err, netmesh.ErrMeshStreamClosed) &&
+					!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, netmesh.ErrMeshUnknownPeer) {
+					t.Errorf("racing op: %v", err)
+					return
+				}
+			}
+		}
+		wg.Add(7)
+		go op(func() error { return s.Send([]byte("x")) })
+		go op(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+			defer cancel()
+			_, err := a.RecvNext(ctx)
+			return err
+		})
+		go op(func() error { _, err := a.Stats(); return err })
+		for _, c := range []func() error{s.Close, s.Close, a.Close, a.Close} {
+			go func(c func() error) {
+				defer wg.Done()
+				<-start
+				time.Sleep(time.Millisecond)
+				_ = c()
+			}(c)
+		}
+		close(start)
+		wg.Wait()
+	}
+}

@@ -1,0 +1,415 @@
+"""The encrypted UDP mesh: nodes, Noise handshakes, streams.
+
+::
+
+    from netmesh import Mesh
+
+    psk = bytes(32)                                    # the mesh-wide secret
+    with Mesh(psk=psk) as a, Mesh(psk=psk) as b:
+        a.start(); b.start()
+        a.connect(b.local_addr, b.public_key, b.node_id)
+        with a.open_stream(b.node_id, 1, reliable=True) as s:
+            s.send(b"hello", b"world")                 # now, or MeshBackpressureError
+            s.send_blocking([b"more"], timeout=5)      # waits for credit
+        event = b.recv(timeout=5)                      # MeshEvent(peer, stream_id, data)
+
+A :class:`Mesh` is one node (one UDP socket). It accepts handshakes at
+once; :meth:`Mesh.start` adds heartbeats and failure detection.
+:meth:`Mesh.connect` handshakes in the routed form by default (any started
+node accepts it); :meth:`Mesh.accept` waits for a peer using the direct
+form. Between two Net nodes, reliable streams retransmit and deliver in
+order exactly once, and each session is bound to the peer's ed25519
+identity; with Net v0.11 peers the node behaves as v0.11 does.
+
+Handles follow the netmesh rules: thread-safe, no SDK lock around libnet
+calls; closing the node wakes every blocked call (``recv`` returns None,
+``accept``/``connect``/``send_blocking`` raise ShuttingDownError).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import struct
+import threading
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+
+from ._ffi import BytesLike, buf, check, ffi, lib, new_bytes, take_bytes
+from .errors import MeshConfigError, error_for_status
+from .redex import NET_WAIT_FOREVER, Seconds, _Handle, _out_u64
+
+__all__ = ["Mesh", "MeshStream", "MeshEvent"]
+
+_U64_MAX = (1 << 64) - 1
+_RECORD = struct.Struct("<QQI")
+_MAIN_SLICE_MS = 100
+
+
+class MeshEvent(NamedTuple):
+    """One received event: the sending node, the stream, the bytes."""
+
+    peer: int
+    stream_id: int
+    data: bytes
+
+
+def _ms(value: Optional[Seconds], what: str) -> int:
+    """Seconds (None: no limit) as a libnet timeout in ms."""
+    if value is None:
+        return NET_WAIT_FOREVER
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be seconds or a timedelta, not {type(value).__name__}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{what} must be a non-negative number of seconds")
+    if math.isinf(value):
+        return NET_WAIT_FOREVER
+    return min(math.ceil(value * 1000), NET_WAIT_FOREVER - 1)
+
+
+def _u64(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= _U64_MAX:
+        raise ValueError(f"{what} must be in [0, 2**64), got {value}")
+    return value
+
+
+_DURATIONS = {
+    "heartbeat_interval": "heartbeat_interval_ms",
+    "session_timeout": "session_timeout_ms",
+    "handshake_timeout": "handshake_timeout_ms",
+    "stream_idle_timeout": "stream_idle_timeout_ms",
+    "hello_timeout": "hello_timeout_ms",
+}
+_PLAIN = {
+    "bind",
+    "handshake_retries",
+    "num_shards",
+    "shard_capacity",
+    "window",
+    "recv_buffer",
+    "send_buffer",
+    "max_streams",
+    "connect_form",
+    "require_identity",
+    "max_pending_handshakes",
+    "loopback_depth",
+}
+_KEYS = {"psk": "psk_hex", "identity_seed": "identity_seed_hex", "static_secret": "static_secret_hex"}
+
+
+def config_json(**options: Any) -> str:
+    """The configuration JSON of ``net_mesh_new`` for :class:`Mesh`'s
+    keyword arguments (durations in seconds, keys as 32 bytes or hex)."""
+    out: Dict[str, Any] = {}
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name in _KEYS:
+            if isinstance(value, (bytes, bytearray, memoryview)):
+                value = bytes(value).hex()
+            out[_KEYS[name]] = value
+        elif name in _DURATIONS:
+            if isinstance(value, datetime.timedelta):
+                value = value.total_seconds()
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be seconds, not {type(value).__name__}")
+            out[_DURATIONS[name]] = max(0, round(value * 1000))
+        elif name in _PLAIN:
+            out[name] = value
+        else:
+            raise MeshConfigError(
+                lib.NET_ERR_MESH_CONFIG,
+                f"unknown option {name!r} (known: {', '.join(sorted([*_KEYS, *_DURATIONS, *_PLAIN]))})",
+            )
+    return json.dumps(out, separators=(",", ":")) if out else ""
+
+
+class Mesh(_Handle):
+    """A mesh node (``net_mesh_t``).
+
+    Keyword options (all optional): ``bind`` ("IP:port", default
+    127.0.0.1:0), ``psk`` (32 bytes or 64 hex digits; random by default),
+    ``identity_seed``, ``static_secret``, ``heartbeat_interval``,
+    ``session_timeout``, ``handshake_timeout``, ``stream_idle_timeout``,
+    ``hello_timeout`` (seconds), ``handshake_retries``, ``num_shards``,
+    ``shard_capacity``, ``window`` (bytes, 0 = unlimited), ``recv_buffer``,
+    ``send_buffer``, ``max_streams``, ``connect_form`` ("routed" |
+    "direct"), ``require_identity``, ``max_pending_handshakes``,
+    ``loopback_depth``. Unknown options raise MeshConfigError.
+    """
+
+    __slots__ = ()
+    _kind = "Mesh"
+
+    def __init__(self, **options: Any) -> None:
+        self._lock = threading.Lock()
+        self._ptr = None
+        raw = config_json(**options).encode()
+        out = ffi.new("net_mesh_t **")
+        check(lib.net_mesh_new(raw if raw else ffi.NULL, len(raw), out))
+        self._ptr = out[0]
+
+    # -- identity ----------------------------------------------------------------
+
+    @property
+    def node_id(self) -> int:
+        """This node's node_id (derived from its ed25519 identity)."""
+        out = ffi.new("uint64_t *")
+        check(lib.net_mesh_node_id(self._handle(), out))
+        return int(out[0])
+
+    @property
+    def public_key(self) -> bytes:
+        """The static X25519 public key initiators need for :meth:`connect`."""
+        out = new_bytes()
+        check(lib.net_mesh_public_key(self._handle(), out))
+        return take_bytes(out)
+
+    @property
+    def entity_id(self) -> bytes:
+        """This node's ed25519 entity id (32 bytes)."""
+        out = new_bytes()
+        check(lib.net_mesh_entity_id(self._handle(), out))
+        return take_bytes(out)
+
+    @property
+    def local_addr(self) -> str:
+        """The bound address, "IP:port"."""
+        out = new_bytes()
+        check(lib.net_mesh_local_addr(self._handle(), out))
+        return take_bytes(out).decode()
+
+    # -- sessions ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts heartbeats, failure detection and eviction (idempotent)."""
+        check(lib.net_mesh_start(self._handle()))
+
+    def connect(self, addr: str, public_key: BytesLike, node_id: int) -> None:
+        """Handshakes with ``node_id`` at ``addr`` (its static X25519
+        ``public_key``); blocks up to handshake_timeout × retries (GIL
+        released). MeshHandshakeTimeoutError, MeshSessionExistsError, …"""
+        raw = addr.encode()
+        key, n = buf(public_key, "public_key")
+        check(lib.net_mesh_connect(self._handle(), raw, len(raw), key, n, _u64(node_id, "node_id")))
+
+    def accept(self, node_id: int, timeout: Optional[Seconds] = None) -> Optional[str]:
+        """Waits for ``node_id`` to handshake in the direct form; returns its
+        address, or None when ``timeout`` passed."""
+        out = new_bytes()
+        status = lib.net_mesh_accept(self._handle(), _u64(node_id, "node_id"), _ms(timeout, "timeout"), out)
+        if status == lib.NET_TIMEOUT:
+            return None
+        if status != lib.NET_OK:
+            lib.net_bytes_free(out)
+            check(status)
+        return take_bytes(out).decode()
+
+    # -- streams and events -----------------------------------------------------------
+
+    def open_stream(
+        self, peer: int, stream_id: int, *, reliable: bool = False, window: Optional[int] = None
+    ) -> "MeshStream":
+        """Opens stream ``stream_id`` to ``peer``; ``window`` in bytes (None:
+        the node's default, 0: unlimited)."""
+        out = ffi.new("net_mesh_stream_t **")
+        w = _U64_MAX if window is None else _u64(window, "window")
+        check(
+            lib.net_mesh_open_stream(
+                self._handle(), _u64(peer, "peer"), _u64(stream_id, "stream_id"), bool(reliable), w, out
+            )
+        )
+        return MeshStream(out[0], self, peer, stream_id)
+
+    def recv(self, timeout: Optional[Seconds] = None) -> Optional[MeshEvent]:
+        """The next event from any peer, or None on timeout or once the node
+        is shut down (check :attr:`closed`). Releases the GIL while waiting;
+        on the main thread it wakes every 100 ms for Ctrl-C."""
+        handle = self._handle()
+        peer = _out_u64()
+        stream_id = _out_u64()
+        out = new_bytes()
+        status = _sliced_wait(
+            timeout, lambda ms: lib.net_mesh_recv_next(handle, ms, peer, stream_id, out)
+        )
+        if status != lib.NET_OK:
+            return None
+        return MeshEvent(int(peer[0]), int(stream_id[0]), take_bytes(out))
+
+    def recv_batch(self, max_events: int = 1024, timeout: Optional[Seconds] = None) -> List[MeshEvent]:
+        """Up to ``max_events`` events (at least one unless the timeout
+        passed or the node shut down, then []): one libnet call for many
+        events."""
+        handle = self._handle()
+        out = new_bytes()
+        count = ffi.new("size_t *")
+        status = _sliced_wait(
+            timeout,
+            lambda ms: lib.net_mesh_recv_batch(handle, max(1, max_events), ms, out, count),
+        )
+        if status != lib.NET_OK:
+            return []
+        return _unpack(take_bytes(out), int(count[0]))
+
+    def __iter__(self) -> Iterator[MeshEvent]:
+        """Events until the node shuts down."""
+        while True:
+            event = self.recv()
+            if event is None:
+                if self.closed or self._shut_down():
+                    return
+                continue
+            yield event
+
+    def _shut_down(self) -> bool:
+        ptr = self._ptr
+        if ptr is None:
+            return True
+        out = ffi.new("uint64_t *")
+        return lib.net_mesh_node_id(ptr, out) != lib.NET_OK
+
+    # -- introspection ------------------------------------------------------------------
+
+    def peers(self) -> List[Dict[str, Any]]:
+        """The peers: node_id, addr, session_id, health, identity ("net" |
+        "legacy" | "pending"), entity (hex or None), streams, idle_ms."""
+        out = new_bytes()
+        check(lib.net_mesh_peers(self._handle(), out))
+        result: List[Dict[str, Any]] = json.loads(take_bytes(out))
+        return result
+
+    def stats(self) -> Dict[str, int]:
+        """The node's counters."""
+        out = new_bytes()
+        check(lib.net_mesh_stats(self._handle(), out))
+        result: Dict[str, int] = json.loads(take_bytes(out))
+        return result
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stops the node without freeing it: blocked calls return."""
+        ptr = self._ptr
+        if ptr is not None:
+            lib.net_mesh_shutdown(ptr)
+
+    def close(self) -> None:
+        """Shuts the node down and frees it (idempotent, thread-safe)."""
+        ptr = self._take()
+        if ptr is not None:
+            lib.net_mesh_free(ptr)
+
+    def __repr__(self) -> str:
+        if self._ptr is None:
+            return "<Mesh closed>"
+        return f"<Mesh node_id={self.node_id:#018x} {self.local_addr}>"
+
+
+def _sliced_wait(timeout: Optional[Seconds], call: Callable[[int], int]) -> int:
+    """Runs a blocking libnet receive: ``call(ms)`` until it returns
+    NET_OK or NET_END, or the timeout passes (NET_TIMEOUT). On the main
+    thread the wait is cut into 100 ms slices so Ctrl-C is seen."""
+    total = _ms(timeout, "timeout")
+    sliced = threading.current_thread() is threading.main_thread()
+    remaining = total
+    while True:
+        ms = min(remaining, _MAIN_SLICE_MS) if sliced else remaining
+        status = call(ms)
+        if status in (lib.NET_OK, lib.NET_END):
+            return int(status)
+        if status != lib.NET_TIMEOUT:
+            check(status)
+        if total != NET_WAIT_FOREVER:
+            remaining -= ms
+            if remaining <= 0:
+                return int(lib.NET_TIMEOUT)
+
+
+def _unpack(data: bytes, count: int) -> List[MeshEvent]:
+    events = []
+    pos = 0
+    for _ in range(count):
+        if pos + _RECORD.size > len(data):
+            raise error_for_status(lib.NET_ERR_INTERNAL, "recv_batch: truncated record")
+        peer, stream_id, n = _RECORD.unpack_from(data, pos)
+        pos += _RECORD.size
+        events.append(MeshEvent(peer, stream_id, data[pos : pos + n]))
+        pos += n
+    return events
+
+
+def _slices(events: Iterable[BytesLike]) -> Any:
+    items = list(events)
+    views = [buf(e, f"events[{i}]") for i, e in enumerate(items)]
+    slices = ffi.new("net_slice_t[]", max(len(views), 1))
+    for i, (ptr, n) in enumerate(views):
+        slices[i].ptr = ptr
+        slices[i].len = n
+    return slices, len(views), views
+
+
+class MeshStream(_Handle):
+    """One stream to one peer (``net_mesh_stream_t``); closing it closes the
+    stream (a blocked ``send_blocking`` raises MeshStreamClosedError)."""
+
+    __slots__ = ("_mesh", "_peer", "_stream_id")
+    _kind = "MeshStream"
+
+    def __init__(self, _handle: Any, mesh: Mesh, peer: int, stream_id: int) -> None:
+        """Internal: use :meth:`Mesh.open_stream`."""
+        if _handle is None or _handle == ffi.NULL:
+            raise TypeError("use Mesh.open_stream()")
+        super().__init__(_handle)
+        self._mesh = mesh
+        self._peer = peer
+        self._stream_id = stream_id
+
+    @property
+    def peer(self) -> int:
+        return self._peer
+
+    @property
+    def stream_id(self) -> int:
+        return self._stream_id
+
+    def info(self) -> Tuple[int, int]:
+        """(peer node_id, stream_id), asked of libnet: raises
+        ShuttingDownError once the stream (or its node) is closed."""
+        peer = _out_u64()
+        stream_id = _out_u64()
+        check(lib.net_mesh_stream_info(self._handle(), peer, stream_id))
+        return int(peer[0]), int(stream_id[0])
+
+    def send(self, *events: BytesLike) -> None:
+        """Sends the events now, or none of them (MeshBackpressureError when
+        the window cannot take them all)."""
+        if len(events) == 1 and isinstance(events[0], (list, tuple)):
+            events = tuple(events[0])
+        slices, n, _keep = _slices(events)
+        check(lib.net_mesh_stream_send(self._handle(), slices if n else ffi.NULL, n))
+
+    def send_blocking(self, events: Iterable[BytesLike], timeout: Optional[Seconds] = None) -> bool:
+        """Sends the events, waiting for credit; False when ``timeout``
+        passed first (the packets before that one were sent)."""
+        slices, n, _keep = _slices(events)
+        status = lib.net_mesh_stream_send_blocking(
+            self._handle(), slices if n else ffi.NULL, n, _ms(timeout, "timeout")
+        )
+        if status == lib.NET_TIMEOUT:
+            return False
+        check(status)
+        return True
+
+    def close(self) -> None:
+        ptr = self._take()
+        if ptr is not None:
+            lib.net_mesh_stream_free(ptr)
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        return f"<MeshStream peer={self._peer:#018x} stream={self._stream_id}{state}>"
+

@@ -1,0 +1,145 @@
+"""The mesh through the Python SDK: two nodes in one process exchange
+events both ways over UDP on 127.0.0.1, reliably and not; credit and
+backpressure; errors; introspection."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from netmesh import (
+    Mesh,
+    MeshBackpressureError,
+    MeshConfigError,
+    MeshEvent,
+    MeshHandshakeTimeoutError,
+    MeshSessionExistsError,
+    MeshTooLargeError,
+    MeshUnknownPeerError,
+    ShuttingDownError,
+)
+
+PSK = bytes([0x5A] * 32)
+FAST = dict(psk=PSK, heartbeat_interval=0.05, session_timeout=1.0, hello_timeout=0.5)
+
+
+@pytest.fixture
+def pair():
+    with Mesh(**FAST) as a, Mesh(**FAST) as b:
+        a.start()
+        b.start()
+        a.connect(b.local_addr, b.public_key, b.node_id)
+        deadline = time.monotonic() + 5
+        while not b.peers() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield a, b
+
+
+def recv_n(node: Mesh, n: int) -> list:
+    got = []
+    deadline = time.monotonic() + 20
+    while len(got) < n and time.monotonic() < deadline:
+        got.extend(node.recv_batch(n - len(got), timeout=0.2))
+    assert len(got) == n, f"got {len(got)} of {n}"
+    return got
+
+
+def test_identity_and_addresses() -> None:
+    with Mesh(**FAST) as a:
+        assert len(a.public_key) == 32 and len(a.entity_id) == 32
+        assert a.local_addr.startswith("127.0.0.1:")
+        assert 0 < a.node_id < 2**64
+        assert "node_id" in repr(a)
+
+
+def test_events_both_ways(pair) -> None:
+    a, b = pair
+    with a.open_stream(b.node_id, 7, reliable=True) as s:
+        assert s.info() == (b.node_id, 7)
+        s.send(b"hello", b"from a")
+        got = recv_n(b, 2)
+        assert got == [MeshEvent(a.node_id, 7, b"hello"), MeshEvent(a.node_id, 7, b"from a")]
+    with b.open_stream(a.node_id, 9) as back:
+        back.send([b"back"])
+        assert a.recv(timeout=5) == MeshEvent(b.node_id, 9, b"back")
+    assert a.recv(timeout=0.02) is None
+    with pytest.raises(ShuttingDownError):
+        s.info()
+    peer = a.peers()[0]
+    assert peer["node_id"] == b.node_id and peer["health"] == "alive"
+    assert peer["identity"] == "net" and bytes.fromhex(peer["entity"]) == b.entity_id
+    assert b.stats()["events_received"] >= 2
+
+
+def test_reliable_stream_many_events_in_order(pair) -> None:
+    a, b = pair
+    with a.open_stream(b.node_id, 3, reliable=True, window=0) as s:
+        for i in range(0, 5000, 500):
+            s.send(*[i.to_bytes(4, "little") for i in range(i, i + 500)])
+        got = recv_n(b, 5000)
+    assert [int.from_bytes(e.data, "little") for e in got] == list(range(5000))
+
+
+def test_backpressure_and_blocking_send(pair) -> None:
+    a, b = pair
+    with a.open_stream(b.node_id, 4, window=1000) as s:
+        big = bytes(900)
+        s.send(big)
+        with pytest.raises(MeshTooLargeError):
+            s.send(big, big)  # can never fit a 1000-byte window at once
+        try:
+            s.send(big)
+        except MeshBackpressureError:
+            pass
+        assert s.send_blocking([big, big, big], timeout=5)
+        recv_n(b, 4)
+
+
+def test_errors() -> None:
+    with pytest.raises(MeshConfigError, match="colour"):
+        Mesh(colour="blue")
+    with pytest.raises(MeshConfigError):
+        Mesh(bind="nowhere")
+    with Mesh(**FAST, handshake_timeout=0.1, handshake_retries=1) as a, Mesh() as stranger:
+        with pytest.raises(MeshHandshakeTimeoutError):  # wrong PSK: silence
+            a.connect(stranger.local_addr, stranger.public_key, stranger.node_id)
+        with pytest.raises(MeshUnknownPeerError):
+            a.open_stream(12345, 1)
+        assert a.accept(999, timeout=0.05) is None
+
+
+def test_session_exists(pair) -> None:
+    a, b = pair
+    with pytest.raises(MeshSessionExistsError):
+        a.connect(b.local_addr, b.public_key, b.node_id)
+
+
+def test_direct_form_with_accept() -> None:
+    with Mesh(**FAST, connect_form="direct") as a, Mesh(**FAST) as b:
+        b.start()
+        got = []
+        t = threading.Thread(target=lambda: got.append(b.accept(a.node_id, timeout=10)))
+        t.start()
+        time.sleep(0.05)
+        a.connect(b.local_addr, b.public_key, b.node_id)
+        t.join(10)
+        assert got == [a.local_addr]
+
+
+def test_close_wakes_blocked_recv_and_ends_iteration() -> None:
+    a = Mesh(**FAST)
+    out = []
+
+    def consume() -> None:
+        out.extend(list(a))
+
+    t = threading.Thread(target=consume)
+    t.start()
+    time.sleep(0.1)
+    a.close()
+    t.join(5)
+    assert not t.is_alive() and out == []
+    with pytest.raises(ShuttingDownError):
+        a.start()

@@ -1,0 +1,347 @@
+//! The mesh C ABI from Rust: two nodes in one process exchange events both
+//! ways; configuration errors name the key; and the three handle races for
+//! `net_mesh_t` and `net_mesh_stream_t` (op after free, concurrent
+//! idempotent frees with racing ops, free waits for / wakes an op in
+//! flight).
+
+use std::ffi::CStr;
+use std::ptr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use net::ffi::*;
+
+struct P<T>(*mut T);
+impl<T> Clone for P<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for P<T> {}
+unsafe impl<T> Send for P<T> {}
+unsafe impl<T> Sync for P<T> {}
+
+const CONFIG: &str = r#"{"psk_hex":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a","heartbeat_interval_ms":50,"session_timeout_ms":1000,"hello_timeout_ms":500}"#;
+
+fn last_error() -> String {
+    unsafe { CStr::from_ptr(net_last_error_message()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn take(mut b: net_bytes_t) -> Vec<u8> {
+    let v = if b.ptr.is_null() {
+        Vec::new()
+    } else {
+        unsafe { std::slice::from_raw_parts(b.ptr, b.len) }.to_vec()
+    };
+    unsafe { net_bytes_free(&mut b) };
+    v
+}
+
+fn node() -> *mut net_mesh_t {
+    let mut out = ptr::null_mut();
+    let st = unsafe { net_mesh_new(CONFIG.as_ptr(), CONFIG.len(), &mut out) };
+    assert_eq!(st, net_status_t::NET_OK, "{}", last_error());
+    out
+}
+
+fn node_id(m: *mut net_mesh_t) -> u64 {
+    let mut id = 0;
+    assert_eq!(
+        unsafe { net_mesh_node_id(m, &mut id) },
+        net_status_t::NET_OK
+    );
+    id
+}
+
+fn connect(a: *mut net_mesh_t, b: *mut net_mesh_t) {
+    let mut key = net_bytes_t::EMPTY;
+    let mut addr = net_bytes_t::EMPTY;
+    unsafe {
+        assert_eq!(net_mesh_public_key(b, &mut key), net_status_t::NET_OK);
+        assert_eq!(net_mesh_local_addr(b, &mut addr), net_status_t::NET_OK);
+    }
+    let key = take(key);
+    let addr = take(addr);
+    let st = unsafe {
+        net_mesh_connect(
+            a,
+            addr.as_ptr(),
+            addr.len(),
+            key.as_ptr(),
+            key.len(),
+            node_id(b),
+        )
+    };
+    assert_eq!(st, net_status_t::NET_OK, "{}", last_error());
+}
+
+fn stream(m: *mut net_mesh_t, peer: u64, id: u64, reliable: bool) -> *mut net_mesh_stream_t {
+    let mut out = ptr::null_mut();
+    let st = unsafe { net_mesh_open_stream(m, peer, id, reliable, u64::MAX, &mut out) };
+    assert_eq!(st, net_status_t::NET_OK, "{}", last_error());
+    out
+}
+
+fn send(s: *mut net_mesh_stream_t, events: &[&[u8]]) -> net_status_t {
+    let slices: Vec<net_slice_t> = events
+        .iter()
+        .map(|e| net_slice_t {
+            ptr: e.as_ptr(),
+            len: e.len(),
+        })
+        .collect();
+    unsafe { net_mesh_stream_send(s, slices.as_ptr(), slices.len()) }
+}
+
+fn recv(m: *mut net_mesh_t, timeout_ms: u32) -> Result<(u64, u64, Vec<u8>), net_status_t> {
+    let (mut peer, mut sid, mut data) = (0, 0, net_bytes_t::EMPTY);
+    match unsafe { net_mesh_recv_next(m, timeout_ms, &mut peer, &mut sid, &mut data) } {
+        net_status_t::NET_OK => Ok((peer, sid, take(data))),
+        other => Err(other),
+    }
+}
+
+#[test]
+fn two_nodes_exchange_events_both_ways() {
+    let (a, b) = (node(), node());
+    unsafe {
+        assert_eq!(net_mesh_start(a), net_status_t::NET_OK);
+        assert_eq!(net_mesh_start(b), net_status_t::NET_OK);
+    }
+    connect(a, b);
+    let ab = stream(a, node_id(b), 1, true);
+    assert_eq!(send(ab, &[b"ping", b"pong?"]), net_status_t::NET_OK);
+    assert_eq!(recv(b, 5000), Ok((node_id(a), 1, b"ping".to_vec())));
+    assert_eq!(recv(b, 5000).unwrap().2, b"pong?");
+    // b answers once it has seen a (the routed responder learned its id).
+    let ba = stream(b, node_id(a), 2, false);
+    assert_eq!(send(ba, &[b"back"]), net_status_t::NET_OK);
+    assert_eq!(recv(a, 5000), Ok((node_id(b), 2, b"back".to_vec())));
+    assert_eq!(recv(a, 10), Err(net_status_t::NET_TIMEOUT));
+    // Batch receive.
+    assert_eq!(send(ab, &[b"1", b"2", b"3"]), net_status_t::NET_OK);
+    let mut got = 0;
+    while got < 3 {
+        let (mut records, mut count) = (net_bytes_t::EMPTY, 0usize);
+        let st = unsafe { net_mesh_recv_batch(b, 10, 5000, &mut records, &mut count) };
+        assert_eq!(st, net_status_t::NET_OK);
+        let r = take(records);
+        assert!(r.len() >= count * 20);
+        got += count;
+    }
+    // JSON introspection.
+    let mut j = net_bytes_t::EMPTY;
+    assert_eq!(unsafe { net_mesh_peers(a, &mut j) }, net_status_t::NET_OK);
+    let peers: serde_json::Value = serde_json::from_slice(&take(j)).unwrap();
+    assert_eq!(peers[0]["node_id"].as_u64(), Some(node_id(b)));
+    let mut j = net_bytes_t::EMPTY;
+    assert_eq!(unsafe { net_mesh_stats(b, &mut j) }, net_status_t::NET_OK);
+    let stats: serde_json::Value = serde_json::from_slice(&take(j)).unwrap();
+    assert!(stats["events_received"].as_u64().unwrap() >= 5, "{stats}");
+    unsafe {
+        net_mesh_stream_free(ab);
+        net_mesh_stream_free(ba);
+        net_mesh_free(a);
+        net_mesh_free(b);
+    }
+}
+
+#[test]
+fn config_errors_name_the_key_and_bad_arguments_are_refused() {
+    let mut out = ptr::null_mut();
+    let bad = r#"{"colour":"blue"}"#;
+    assert_eq!(
+        unsafe { net_mesh_new(bad.as_ptr(), bad.len(), &mut out) },
+        net_status_t::NET_ERR_MESH_CONFIG
+    );
+    assert!(last_error().contains("colour"));
+    assert!(out.is_null());
+    let a = node();
+    let key = [0u8; 31];
+    let addr = "127.0.0.1:1";
+    assert_eq!(
+        unsafe { net_mesh_connect(a, addr.as_ptr(), addr.len(), key.as_ptr(), key.len(), 1) },
+        net_status_t::NET_ERR_INVALID_ARGUMENT
+    );
+    let key = [0u8; 32];
+    let addr = "nowhere";
+    assert_eq!(
+        unsafe { net_mesh_connect(a, addr.as_ptr(), addr.len(), key.as_ptr(), key.len(), 1) },
+        net_status_t::NET_ERR_INVALID_ARGUMENT
+    );
+    let mut s = ptr::null_mut();
+    assert_eq!(
+        unsafe { net_mesh_open_stream(a, 42, 1, false, u64::MAX, &mut s) },
+        net_status_t::NET_ERR_MESH_UNKNOWN_PEER
+    );
+    unsafe { net_mesh_free(a) };
+}
+
+// ---- race 1: op after free -------------------------------------------------
+
+#[test]
+fn race_op_after_free_is_refused() {
+    let (a, b) = (node(), node());
+    connect(a, b);
+    let s = stream(a, node_id(b), 1, false);
+    unsafe {
+        net_mesh_stream_free(s);
+        assert_eq!(send(s, &[b"x"]), net_status_t::NET_ERR_SHUTTING_DOWN);
+        let (mut p, mut i) = (0, 0);
+        assert_eq!(
+            net_mesh_stream_info(s, &mut p, &mut i),
+            net_status_t::NET_ERR_SHUTTING_DOWN
+        );
+        net_mesh_stream_free(s); // idempotent
+        let s2 = stream(a, node_id(b), 2, false);
+        net_mesh_free(a);
+        // The node is gone: its stream refuses (shut down) but stays safe.
+        assert_eq!(send(s2, &[b"x"]), net_status_t::NET_ERR_SHUTTING_DOWN);
+        net_mesh_stream_free(s2);
+        let mut id = 0;
+        assert_eq!(
+            net_mesh_node_id(a, &mut id),
+            net_status_t::NET_ERR_SHUTTING_DOWN
+        );
+        assert_eq!(recv(a, 0), Err(net_status_t::NET_ERR_SHUTTING_DOWN));
+        net_mesh_free(a);
+        net_mesh_free(b);
+    }
+}
+
+// ---- race 2: concurrent frees with racing ops --------------------------------
+
+#[test]
+fn race_concurrent_frees_are_idempotent_with_ops_racing() {
+    for round in 0..8 {
+        let (a, b) = (node(), node());
+        connect(a, b);
+        let s = P(stream(a, node_id(b), 1, false));
+        let pa = P(a);
+        let started = Instant::now();
+        let mut threads = Vec::new();
+        for t in 0..3 {
+            threads.push(thread::spawn(move || {
+                let (s, pa) = (s, pa);
+                for i in 0..200u32 {
+                    let st = if t == 0 {
+                        send(s.0, &[&i.to_le_bytes()])
+                    } else if t == 1 {
+                        recv(pa.0, 1).err().unwrap_or(net_status_t::NET_OK)
+                    } else {
+                        let mut j = net_bytes_t::EMPTY;
+                        let st = unsafe { net_mesh_stats(pa.0, &mut j) };
+                        take(j);
+                        st
+                    };
+                    assert!(
+                        matches!(
+                            st,
+                            net_status_t::NET_OK
+                                | net_status_t::NET_TIMEOUT
+                                | net_status_t::NET_END
+                                | net_status_t::NET_ERR_SHUTTING_DOWN
+                                | net_status_t::NET_ERR_MESH_BACKPRESSURE
+                                | net_status_t::NET_ERR_MESH_UNKNOWN_PEER
+                                | net_status_t::NET_ERR_MESH_STREAM_CLOSED
+                        ),
+                        "round {round}: {st:?}"
+                    );
+                }
+            }));
+        }
+        for _ in 0..2 {
+            threads.push(thread::spawn(move || {
+                let (s, pa) = (s, pa);
+                thread::sleep(Duration::from_millis(2));
+                unsafe {
+                    net_mesh_stream_free(s.0);
+                    net_mesh_free(pa.0);
+                }
+            }));
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        unsafe { net_mesh_free(b) };
+    }
+}
+
+// ---- race 3: free waits for / wakes the op in flight --------------------------
+
+#[test]
+fn race_free_wakes_a_blocked_recv_and_waits_for_it() {
+    for _ in 0..5 {
+        let a = P(node());
+        let blocked = thread::spawn(move || {
+            let a = a;
+            let r = recv(a.0, NET_WAIT_FOREVER);
+            (r, Instant::now())
+        });
+        thread::sleep(Duration::from_millis(30));
+        let t0 = Instant::now();
+        unsafe { net_mesh_free(a.0) };
+        let t1 = Instant::now();
+        let (r, returned) = blocked.join().unwrap();
+        assert_eq!(r, Err(net_status_t::NET_END), "woken by the free");
+        assert!(
+            returned <= t1,
+            "the free returned before the blocked recv left"
+        );
+        assert!(t1 - t0 < Duration::from_secs(4));
+    }
+}
+
+#[test]
+fn race_stream_free_wakes_a_blocked_send() {
+    let (a, b) = (node(), node());
+    connect(a, b);
+    // A tiny window and a receiver that never grants in time: b is shut
+    // down, so no grant will come.
+    let mut s = ptr::null_mut();
+    assert_eq!(
+        unsafe { net_mesh_open_stream(a, node_id(b), 1, false, 200, &mut s) },
+        net_status_t::NET_OK
+    );
+    unsafe { net_mesh_shutdown(b) };
+    let s = P(s);
+    let event = [7u8; 100];
+    assert_eq!(send(s.0, &[&event]), net_status_t::NET_OK); // 184 of 200 spent
+    let blocked = thread::spawn(move || {
+        let s = s;
+        let e = [7u8; 100];
+        let slice = net_slice_t {
+            ptr: e.as_ptr(),
+            len: e.len(),
+        };
+        let st = unsafe { net_mesh_stream_send_blocking(s.0, &slice, 1, NET_WAIT_FOREVER) };
+        (st, Instant::now())
+    });
+    thread::sleep(Duration::from_millis(50));
+    let t0 = Instant::now();
+    unsafe { net_mesh_stream_free(s.0) };
+    let t1 = Instant::now();
+    let (st, returned) = blocked.join().unwrap();
+    assert_eq!(st, net_status_t::NET_ERR_MESH_STREAM_CLOSED);
+    assert!(returned <= t1 + Duration::from_millis(20) && t1 - t0 < Duration::from_secs(2));
+    unsafe {
+        net_mesh_free(a);
+        net_mesh_free(b);
+    }
+}
+
+#[test]
+fn race_free_wakes_a_blocked_accept() {
+    let a = P(node());
+    let blocked = thread::spawn(move || {
+        let a = a;
+        let mut addr = net_bytes_t::EMPTY;
+        unsafe { net_mesh_accept(a.0, 99, NET_WAIT_FOREVER, &mut addr) }
+    });
+    thread::sleep(Duration::from_millis(30));
+    unsafe { net_mesh_free(a.0) };
+    assert_eq!(blocked.join().unwrap(), net_status_t::NET_ERR_SHUTTING_DOWN);
+}
