@@ -241,6 +241,35 @@ fn fire_and_forget_under_loss_never_stalls() {
     a.set_filter(None);
     a.send(b.node_id(), 2, &[b"still here"]).unwrap();
     assert_eq!(recv_n(&b, 1)[0].data, b"still here");
+    // Window 0 is unlimited: no grants are ever sent (WIRE.md §7.2).
+    assert_eq!(b.stat("grants_sent"), 0);
+}
+
+#[test]
+fn grants_are_coalesced_and_every_byte_is_credited_back() {
+    // 64 KiB windows: a grant at least every 16 KiB consumed, the
+    // remainder within one reliability tick, so the sender ends with its
+    // whole window back.
+    let (a, b) = pair(r#","window":65536"#);
+    a.open_stream(b.node_id(), 5, false, None).unwrap();
+    let event = vec![1u8; 1000];
+    let deadline = Some(Instant::now() + Duration::from_secs(10));
+    for _ in 0..200 {
+        a.send_blocking(b.node_id(), 5, &[&event], deadline)
+            .unwrap();
+    }
+    assert_eq!(recv_n(&b, 200).len(), 200);
+    let grants = b.stat("grants_sent");
+    assert!(
+        grants > 0 && grants < 200,
+        "{grants} grants for 200 packets"
+    );
+    // All credit returns: a window-sized batch goes at once.
+    let fill: Vec<Vec<u8>> = (0..60).map(|_| vec![2u8; 1000]).collect();
+    wait_until(
+        || a.send(b.node_id(), 5, &fill).is_ok(),
+        "the whole window credited back",
+    );
 }
 
 #[test]

@@ -54,6 +54,11 @@ struct State {
     events: Vec<usize>,
     cursor: usize,
     closed: bool,
+    /// Receivers blocked in `recv`: a push with nobody waiting skips the
+    /// wake-up syscall.
+    waiters: usize,
+    /// Packets pushed since the last [`Inbound::signal`].
+    unsignalled: bool,
 }
 
 /// The sharded inbound queues.
@@ -72,6 +77,8 @@ impl Inbound {
                 events: vec![0; shards],
                 cursor: 0,
                 closed: false,
+                waiters: 0,
+                unsignalled: false,
             }),
             ready: Condvar::new(),
             capacity: capacity.max(1),
@@ -91,6 +98,8 @@ impl Inbound {
 
     /// Queues a packet; with `force` even over capacity (in-order reliable
     /// deliveries that were already accepted). Returns false when refused.
+    /// Waiting receivers are woken by the next [`Inbound::signal`], so a
+    /// batch of packets costs one wake-up, not one per packet.
     pub fn push(&self, packet: InboundPacket, force: bool) -> bool {
         if packet.frames.is_empty() {
             return true;
@@ -106,9 +115,19 @@ impl Inbound {
         }
         state.events[shard] += n;
         state.shards[shard].push_back(packet);
-        drop(state);
-        self.ready.notify_one();
+        state.unsignalled = true;
         true
+    }
+
+    /// Wakes a blocked receiver if packets were pushed since the last call.
+    pub fn signal(&self) {
+        let mut state = self.lock();
+        let wake = state.unsignalled && state.waiters > 0;
+        state.unsignalled = false;
+        drop(state);
+        if wake {
+            self.ready.notify_one();
+        }
     }
 
     /// Ends every wait; later pushes are refused.
@@ -135,19 +154,27 @@ impl Inbound {
             if state.closed {
                 return Recv::Closed;
             }
-            state = match deadline {
-                None => self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
+            let wait = match deadline {
+                None => None,
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return Recv::Timeout;
                     }
+                    Some(d - now)
+                }
+            };
+            state.waiters += 1;
+            state = match wait {
+                None => self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(w) => {
                     self.ready
-                        .wait_timeout(state, d - now)
+                        .wait_timeout(state, w)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
             };
+            state.waiters -= 1;
         }
     }
 }
@@ -208,6 +235,7 @@ mod tests {
         assert!(q.push(packet(0, &[b"a", b"b"]), false));
         assert!(!q.push(packet(2, &[b"c", b"d"]), false)); // shard 0 full
         assert!(q.push(packet(1, &[b"x"]), false));
+        q.signal();
         let Recv::Events(got) = q.recv(10, Some(Duration::ZERO)) else {
             panic!()
         };

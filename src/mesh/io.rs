@@ -8,6 +8,9 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
 /// Datagrams per batch.
 pub const BATCH: usize = 32;
 /// Receive buffer per datagram: one byte more than the largest datagram we
@@ -256,4 +259,15 @@ pub fn wait_writable(socket: &UdpSocket, timeout: std::time::Duration) -> bool {
 pub fn wait_writable(_socket: &UdpSocket, timeout: std::time::Duration) -> bool {
     std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
     true
+}
+
+/// Registers `socket` with the current tokio reactor for readability only.
+/// (A socket registered for writability too would wake the runtime on every
+/// datagram the kernel frees after sending — EPOLLOUT — stealing the
+/// sending thread's core.) Must run inside a runtime.
+pub fn register_readable(socket: UdpSocket) -> io::Result<AsyncFd<UdpSocket>> {
+    // SAFETY: a std `UdpSocket` owns its descriptor: it stays open, and
+    // `as_raw_fd` returns that same descriptor, for as long as the socket
+    // (now owned by the `AsyncFd`) lives.
+    unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }.map_err(|e| e.into())
 }

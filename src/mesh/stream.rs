@@ -42,10 +42,23 @@ pub(crate) struct TxState {
 pub(crate) struct RxState {
     /// Total bytes accepted (`plaintext + 80` per packet), sent in grants.
     pub consumed: u64,
-    /// A grant should go out.
-    pub grant_due: bool,
+    /// `consumed` as of the last grant sent.
+    pub granted: u64,
     pub legacy_gate: LegacyGate,
     pub receiver: ReliableReceiver,
+}
+
+impl RxState {
+    /// The grant to send now, if at least `threshold` bytes were consumed
+    /// since the last one (any amount with threshold 1); marks it sent.
+    pub fn take_grant(&mut self, threshold: u64) -> Option<u64> {
+        let pending = self.consumed - self.granted;
+        if pending == 0 || pending < threshold {
+            return None;
+        }
+        self.granted = self.consumed;
+        Some(self.consumed)
+    }
 }
 
 /// One stream.
@@ -197,6 +210,19 @@ impl StreamTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grants_wait_for_the_threshold_and_never_repeat() {
+        let mut rx = RxState::default();
+        assert_eq!(rx.take_grant(1), None);
+        rx.consumed = 1000;
+        assert_eq!(rx.take_grant(4096), None);
+        rx.consumed = 5000;
+        assert_eq!(rx.take_grant(4096), Some(5000));
+        assert_eq!(rx.take_grant(1), None);
+        rx.consumed = 5001;
+        assert_eq!(rx.take_grant(1), Some(5001));
+    }
 
     #[test]
     fn lru_cap_idle_eviction_and_quarantine() {

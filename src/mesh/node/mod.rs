@@ -224,6 +224,10 @@ pub(crate) struct Inner {
     started: AtomicBool,
     shutdown: AtomicBool,
     inbound: Inbound,
+    /// Consumed bytes that trigger a grant at the end of a receive batch:
+    /// a quarter of the window, so a sender with our window never waits
+    /// on credit; smaller remainders go out on the reliability tick.
+    grant_threshold: u64,
     pub(crate) stats: Stats,
     pins: Mutex<HashMap<u64, EntityId>>,
     filter: Mutex<Option<Arc<dyn PacketFilter>>>,
@@ -308,6 +312,7 @@ impl MeshNode {
         let inner = Arc::new(Inner {
             responder: Responder::new(*static_secret, *config.psk, node_id),
             inbound: Inbound::new(config.num_shards, config.shard_capacity),
+            grant_threshold: (config.window / 4).clamp(1, 16 * 1024),
             handshake_tokens: Mutex::new((config.max_pending_handshakes as f64, Instant::now())),
             config,
             identity,
@@ -334,8 +339,8 @@ impl MeshNode {
         });
         {
             let _enter = runtime.enter();
-            let tokio_socket = tokio::net::UdpSocket::from_std(recv_socket)?;
-            runtime.spawn(recv::receive_loop(inner.clone(), tokio_socket));
+            let readable = super::io::register_readable(recv_socket)?;
+            runtime.spawn(recv::receive_loop(inner.clone(), readable));
             runtime.spawn(tasks::reliability_loop(inner.clone()));
         }
         Ok(Self {

@@ -25,35 +25,33 @@ use crate::wire::{
 /// Streams whose grant or ack is due at the end of the batch.
 type Touched = HashSet<(u64, u64)>;
 
-pub(super) async fn receive_loop(inner: Arc<Inner>, socket: tokio::net::UdpSocket) {
-    let Ok(std_socket) = inner.socket.try_clone() else {
-        return;
-    };
+pub(super) async fn receive_loop(
+    inner: Arc<Inner>,
+    socket: tokio::io::unix::AsyncFd<std::net::UdpSocket>,
+) {
     let mut batch = RecvBatch::new();
     loop {
         if inner.is_shut_down() {
             return;
         }
-        if socket.readable().await.is_err() {
+        let Ok(mut ready) = socket.readable().await else {
             return;
-        }
+        };
         loop {
-            let result = socket.try_io(tokio::io::Interest::READABLE, || batch.recv(&std_socket));
-            match result {
-                Ok(n) => {
+            match ready.try_io(|s| batch.recv(s.get_ref())) {
+                Ok(Ok(n)) => {
                     let mut touched = Touched::new();
                     for i in 0..n {
                         let (buf, from, truncated) = batch.get_mut(i);
                         let Some(from) = from else { continue };
                         inner.handle_datagram(buf, from, truncated, &mut touched);
                     }
+                    inner.inbound.signal();
                     inner.flush_touched(&touched);
-                    if n < super::super::io::BATCH {
-                        break;
-                    }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(_) => break,
+                // Drained: try_io cleared the readiness; wait for more.
+                Err(_would_block) => break,
+                Ok(Err(_)) => break,
             }
         }
     }
@@ -421,8 +419,9 @@ impl Inner {
                 bump(&self.stats.inbound_dropped);
                 return;
             }
-            stream.rx.consumed += cost;
-            stream.rx.grant_due = true;
+            if stream.tx.credit.window() != 0 {
+                stream.rx.consumed += cost;
+            }
             let packed = pack(plaintext, &frames);
             let delivered =
                 match stream
@@ -447,9 +446,9 @@ impl Inner {
         } else {
             true
         };
-        if accepted {
+        // A stream whose window is 0 (unlimited) sends no grants (§7.2).
+        if accepted && stream.tx.credit.window() != 0 {
             stream.rx.consumed += cost;
-            stream.rx.grant_due = true;
             touched.insert((peer.node_id, stream_id));
         }
         drop(streams);
@@ -484,7 +483,9 @@ impl Inner {
         }
     }
 
-    /// Sends the grants and acks that came due during a batch.
+    /// Sends the acks that came due during a batch, and the grants of
+    /// streams that consumed at least `grant_threshold` bytes since their
+    /// last grant (the reliability tick sends the rest within 5 ms).
     pub(super) fn flush_touched(&self, touched: &Touched) {
         for &(node_id, stream_id) in touched {
             let Some(peer) = self.peers.get(&node_id).map(|p| p.value().clone()) else {
@@ -495,7 +496,7 @@ impl Inner {
                 let Some(stream) = streams.get_mut(stream_id) else {
                     continue;
                 };
-                let grant = std::mem::take(&mut stream.rx.grant_due).then_some(stream.rx.consumed);
+                let grant = stream.rx.take_grant(self.grant_threshold);
                 let ack = stream
                     .rx
                     .receiver

@@ -515,6 +515,7 @@ impl Inner {
             ) {
                 self.stats.inbound_dropped.fetch_add(n, Ordering::Relaxed);
             }
+            self.inbound.signal();
             if self.loopback_echo.load(Ordering::SeqCst) {
                 pending.push((events, depth + 1));
             }

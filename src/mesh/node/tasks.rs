@@ -5,7 +5,7 @@
 //!   each a heartbeat and a pingwave, then runs failure detection, evicts
 //!   dead peers and sweeps idle streams.
 //! * The reliability tick (always): retransmits what timed out on Net
-//!   reliable streams, flushes overdue acks, and drives the identity hellos
+//!   reliable streams, flushes overdue acks and pending grants, and drives the identity hellos
 //!   (re-sent with back-off until acknowledged; a peer that never answers
 //!   is a v0.11 peer).
 
@@ -89,6 +89,7 @@ fn reliability_round(inner: &Inner) {
         drive_hello(inner, &peer, now);
         let mut due: Vec<(u64, Vec<u64>)> = Vec::new();
         let mut acks = Vec::new();
+        let mut grants = Vec::new();
         {
             let mut streams = peer.streams();
             for (&id, stream) in streams.iter_mut() {
@@ -101,7 +102,13 @@ fn reliability_round(inner: &Inner) {
                 if stream.rx.receiver.ack_due() {
                     acks.push(stream.rx.receiver.take_ack(id));
                 }
+                if let Some(total) = stream.rx.take_grant(1) {
+                    grants.push((id, total));
+                }
             }
+        }
+        for (id, total) in grants {
+            inner.send_grant(&peer, id, total);
         }
         for ack in &acks {
             inner.send_ack(&peer, ack);
