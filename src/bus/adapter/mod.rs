@@ -1,0 +1,99 @@
+//! The durable side of the bus: the [`Adapter`] trait and its
+//! implementations. The embedded RedEX adapter is the default; the
+//! in-memory one is for tests and examples.
+
+mod memory;
+mod redex;
+
+pub use memory::{FaultKind, MemoryAdapter};
+pub use redex::RedexAdapter;
+
+use async_trait::async_trait;
+
+use super::error::AdapterError;
+
+/// One event in a batch: its shard timestamp and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchEvent {
+    /// Nanoseconds since the Unix epoch, strictly increasing per shard.
+    pub timestamp_ns: u64,
+    /// The event bytes.
+    pub payload: Vec<u8>,
+}
+
+/// A batch of one shard's events. `sequence_start` numbers the batch's
+/// first event; per shard, every batch starts where the previous one
+/// ended (`start[n+1] == start[n] + len[n]`), retries reuse the same
+/// numbers, so `(producer nonce, shard, sequence_start, index)` names an
+/// event uniquely for server-side dedup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The shard.
+    pub shard_id: u16,
+    /// Sequence number of `events[0]`.
+    pub sequence_start: u64,
+    /// The events, oldest first.
+    pub events: Vec<BatchEvent>,
+}
+
+/// An event read back from an adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// The shard it was written to.
+    pub shard_id: u16,
+    /// Its id within the shard (adapter-specific text, ordered within
+    /// the shard).
+    pub id: String,
+    /// The bus timestamp it was written with.
+    pub timestamp_ns: u64,
+    /// The event bytes.
+    pub payload: Vec<u8>,
+}
+
+/// A page of one shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardPage {
+    /// Events after the requested position, oldest first.
+    pub events: Vec<StoredEvent>,
+    /// Whether more events follow the last one.
+    pub has_more: bool,
+}
+
+/// A durable store for the bus's batches, readable back per shard.
+/// Calls are bounded by the bus's `adapter_timeout`; a call that returns a
+/// retryable error may be repeated with the same batch.
+#[async_trait]
+pub trait Adapter: Send + Sync + 'static {
+    /// Prepares storage for `shards` (called at start, and with one id
+    /// when a shard is added).
+    async fn init(&self, shards: &[u16]) -> Result<(), AdapterError>;
+    /// Stores a batch durably (as durable as the adapter is).
+    async fn on_batch(&self, batch: &Batch) -> Result<(), AdapterError>;
+    /// Makes everything stored so far durable.
+    async fn flush(&self) -> Result<(), AdapterError>;
+    /// Releases the adapter's resources; no call follows.
+    async fn shutdown(&self) -> Result<(), AdapterError>;
+    /// Up to `limit` events of `shard` after position `after` (an event
+    /// id; None: from the beginning).
+    async fn poll_shard(
+        &self,
+        shard: u16,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ShardPage, AdapterError>;
+    /// A short name for errors and stats ("redex", "jetstream", ...).
+    fn name(&self) -> &'static str;
+    /// Whether the adapter can take batches now.
+    async fn is_healthy(&self) -> bool;
+}
+
+/// Parses a decimal event id (RedEX and JetStream positions); a malformed
+/// id is fatal (it came from a corrupted cursor or remote data).
+pub(crate) fn parse_seq_id(adapter: &'static str, id: &str) -> Result<u64, AdapterError> {
+    id.parse::<u64>().map_err(|_| {
+        AdapterError::fatal(
+            adapter,
+            super::error::Reason(format!("event id {id:?} is not a sequence number")),
+        )
+    })
+}

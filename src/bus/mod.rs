@@ -1,0 +1,41 @@
+//! The event bus: sharded high-rate ingest into durable adapters, read back
+//! through merged cursors.
+//!
+//! * [`EventBus`](crate::bus::EventBus) — producers call [`EventBus::ingest`](crate::bus::EventBus::ingest) /
+//!   [`EventBus::ingest_batch`](crate::bus::EventBus::ingest_batch) with raw bytes; per-shard workers batch them
+//!   ([`BatchConfig`](crate::bus::BatchConfig), adaptive) and hand them to an [`Adapter`](crate::bus::Adapter) with
+//!   retries; [`EventBus::poll`](crate::bus::EventBus::poll) merges the shards back.
+//! * Adapters: [`RedexAdapter`](crate::bus::RedexAdapter) (embedded, the default: one RedEX file per
+//!   shard) and [`MemoryAdapter`](crate::bus::MemoryAdapter) (tests).
+//! * [`BackpressureMode`](crate::bus::BackpressureMode) decides what a full shard does; [`ScalingPolicy`](crate::bus::ScalingPolicy)
+//!   adds and removes shards; `shutdown` reports whether it lost anything.
+//!
+//! See `docs/bus.md`.
+
+pub mod adapter;
+mod batch;
+mod config;
+mod cursor;
+mod dispatch;
+mod error;
+mod event_bus;
+mod filter;
+mod poll;
+mod scaling;
+mod shard;
+mod timestamp;
+
+pub use adapter::{
+    Adapter, Batch, BatchEvent, FaultKind, MemoryAdapter, RedexAdapter, ShardPage, StoredEvent,
+};
+pub use batch::BatchSizer;
+pub use config::{BackpressureMode, BatchConfig, BusConfig, ScalingPolicy};
+pub use cursor::CompositeCursor;
+pub use dispatch::{AttemptReason, DispatchFailure, FailedAttempt, RetryPolicy, retry_backoff};
+pub use error::{AdapterError, BusError, Cause, Reason};
+pub use event_bus::{BatchIngest, BusStats, EventBus, ShutdownReport};
+pub use filter::{Filter, Op};
+pub use poll::{ConsumeResponse, MAX_POLL_LIMIT, PER_SHARD_FETCH_CAP, PollRequest};
+pub use scaling::{Decision, decide};
+pub use shard::ShardState;
+pub use timestamp::{IdCounter, TimestampGenerator};
