@@ -22,7 +22,7 @@ CBINDGEN_VERSION := 0.29.2
 CBINDGEN       := $(TOOLS_DIR)/bin/cbindgen
 CARGO_FUZZ     := $(TOOLS_DIR)/bin/cargo-fuzz
 FUZZ_SECONDS   ?= 60
-FUZZ_TARGETS   := token_from_bytes envelope_from_bytes channel_name redex_recovery redex_idx_record wire_decode cortex_decode mesh_decode
+FUZZ_TARGETS   := token_from_bytes envelope_from_bytes channel_name redex_recovery redex_idx_record wire_decode cortex_decode mesh_decode bus_decode
 
 # What every SDK test run sees: libnet installed into a staging prefix, found
 # through pkg-config (Go, C) or an explicit path (Python, Node).
@@ -125,6 +125,7 @@ bench: setup stage
 	$(CARGO) bench --bench redex --quiet
 	$(CARGO) bench --bench cortex --quiet
 	$(CARGO) bench --bench mesh --quiet
+	$(CARGO) bench --bench bus --quiet
 	$(SDK_ENV) ./scripts/bench-ffi-overhead.sh
 
 ## demo: two identities, a token issued, verified and delegated, an envelope

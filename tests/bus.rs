@@ -77,15 +77,38 @@ fn ingest_flush_and_poll_back_every_event_once_in_shard_order() {
 #[test]
 fn batch_ingest_lands_on_one_shard_and_reports_counts() {
     let (bus, adapter) = memory_bus(&format!(r#"{{"num_shards":2,{FAST}}}"#));
-    let r = bus.ingest_batch((0..100u8).map(|i| vec![i])).unwrap();
+    let events: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i]).collect();
+    let r = bus.ingest_batch(&events).unwrap();
     assert_eq!(
         (r.queued, r.taken, r.sampled, r.refused),
         (100, 100, 0, None)
     );
-    assert_eq!(bus.ingest_batch(Vec::<Vec<u8>>::new()).unwrap().taken, 0);
+    assert_eq!(bus.ingest_batch(&Vec::<Vec<u8>>::new()).unwrap().taken, 0);
     bus.flush().unwrap();
     let per_shard: Vec<usize> = [0, 1].iter().map(|&s| adapter.payloads(s).len()).collect();
     assert!(per_shard.contains(&100), "{per_shard:?}");
+}
+
+#[test]
+fn chunked_batches_are_split_into_bounded_adapter_batches_in_order() {
+    let (bus, adapter) = memory_bus(
+        r#"{"num_shards":1,"batch":{"min_size":10,"max_size":100,"max_delay_ms":1,"adaptive":false}}"#,
+    );
+    let events: Vec<Vec<u8>> = (0..5000u32).map(|i| i.to_le_bytes().to_vec()).collect();
+    let r = bus.ingest_batch(&events).unwrap();
+    assert_eq!((r.queued, r.taken, r.refused), (5000, 5000, None));
+    bus.flush().unwrap();
+    assert_eq!(adapter.payloads(0), events, "every event, in order");
+    let batches = adapter.batches();
+    assert!(
+        batches.iter().all(|&(_, _, len)| len <= 100),
+        "max_size holds across chunks"
+    );
+    let mut next = 0;
+    for (_, start, len) in batches {
+        assert_eq!(start, next);
+        next += len as u64;
+    }
 }
 
 #[test]
@@ -204,7 +227,12 @@ fn backpressure_modes_at_the_bus() {
         ));
         adapter.inject([FaultKind::Stall(Duration::from_secs(2))]);
         bus.ingest(vec![0]).unwrap();
-        std::thread::sleep(Duration::from_millis(50)); // the worker takes it and stalls
+        // The worker has taken it and is stalled inside the adapter.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while adapter.calls() == 0 || bus.stats().events_buffered > 1 {
+            assert!(Instant::now() < deadline, "worker never took the event");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         (bus, adapter)
     };
     let (bus, _a) = stall(r#"{"mode":"fail_producer"}"#);

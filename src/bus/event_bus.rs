@@ -30,7 +30,7 @@ use super::config::BusConfig;
 use super::dispatch::{DispatchFailure, RetryPolicy, dispatch};
 use super::error::{BusError, Result};
 use super::poll::{ConsumeResponse, PollRequest, poll_merged};
-use super::shard::{Shard, ShardState};
+use super::shard::{Item, Shard, ShardState};
 use super::timestamp::{IdCounter, TimestampGenerator};
 
 /// How a batch ingest went: events are taken from the front, in order.
@@ -284,31 +284,26 @@ impl EventBus {
         result
     }
 
-    /// Queues a batch of events on one shard (one routing decision and one
-    /// in-flight announcement for all of them).
+    /// Queues a batch of events on one shard: one routing decision, one
+    /// in-flight announcement, and the bytes copied into chunks of up to
+    /// 1024 events (one allocation per chunk) — the fast path.
     ///
     /// # Errors
     /// [`BusError::Unrouted`], [`BusError::ShuttingDown`]; backpressure
     /// is reported in [`BatchIngest`], not as an error.
-    pub fn ingest_batch<I>(&self, events: I) -> Result<BatchIngest>
-    where
-        I: IntoIterator<Item = Vec<u8>>,
-    {
-        let mut events = Some(events);
+    pub fn ingest_batch<E: AsRef<[u8]>>(&self, events: &[E]) -> Result<BatchIngest> {
         let mut report = BatchIngest::default();
+        if events.is_empty() {
+            return Ok(report);
+        }
         self.inner.with_shard(|shard, mode| {
-            let Some(events) = events.take() else { return };
-            for e in events {
-                match shard.push(e, mode) {
-                    Ok(()) => report.queued += 1,
-                    Err(BusError::Sampled) => report.sampled += 1,
-                    Err(_) => {
-                        report.refused = Some(shard.id);
-                        break;
-                    }
-                }
-                report.taken += 1;
-            }
+            let r = shard.push_chunked(events, mode);
+            report = BatchIngest {
+                queued: r.queued,
+                sampled: r.sampled,
+                taken: r.taken,
+                refused: r.refused.then_some(shard.id),
+            };
         })?;
         Ok(report)
     }
@@ -887,18 +882,38 @@ async fn run_worker(
     let mut pending: Vec<BatchEvent> = Vec::new();
     let mut oldest: Option<Instant> = None;
     let mut quiet = 0;
+    // A popped item whose events have not all joined a batch yet.
+    let mut carry: Option<(Item, usize)> = None;
     loop {
         let target = sizer.target();
         let mut drained = 0;
         while pending.len() < target {
-            let Some(payload) = shard.pop() else { break };
-            pending.push(BatchEvent {
-                timestamp_ns: stamps.next_timestamp(),
-                payload,
-            });
-            drained += 1;
+            let (item, next) = match carry.take() {
+                Some(c) => c,
+                None => {
+                    // Counted before it leaves the queue, so `flush` never
+                    // sees an event in neither place.
+                    pending_gauge.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = shard.pop() else {
+                        pending_gauge.fetch_sub(1, Ordering::SeqCst);
+                        break;
+                    };
+                    pending_gauge.fetch_add(item.events() as u64 - 1, Ordering::SeqCst);
+                    (item, 0)
+                }
+            };
+            let take = (item.events() - next).min(target - pending.len());
+            for i in next..next + take {
+                pending.push(BatchEvent {
+                    timestamp_ns: stamps.next_timestamp(),
+                    payload: item.event(i).to_vec(),
+                });
+            }
+            drained += take;
+            if next + take < item.events() {
+                carry = Some((item, next + take));
+            }
         }
-        pending_gauge.store(pending.len() as u64, Ordering::SeqCst);
         let now = Instant::now();
         if drained > 0 {
             sizer.record(now, drained);
@@ -918,8 +933,9 @@ async fn run_worker(
             };
             sequence = sequence.saturating_add(batch.events.len() as u64);
             inner.lock_sequences().insert(shard.id, sequence);
+            let n = batch.events.len() as u64;
             deliver(&inner, &shard, batch).await;
-            pending_gauge.store(0, Ordering::SeqCst);
+            pending_gauge.fetch_sub(n, Ordering::SeqCst);
             oldest = None;
             continue;
         }

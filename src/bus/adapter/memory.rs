@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Adapter, Batch, ShardPage, StoredEvent, parse_seq_id};
+use super::{Adapter, Batch, ShardPage, StoredEvent, first_after};
 use crate::bus::error::{AdapterError, Reason};
 
 /// A fault the next `on_batch` calls suffer.
@@ -163,10 +163,7 @@ impl Adapter for MemoryAdapter {
         after: Option<&str>,
         limit: usize,
     ) -> Result<ShardPage, AdapterError> {
-        let from = match after {
-            Some(id) => parse_seq_id(NAME, id)?.saturating_add(1),
-            None => 0,
-        };
+        let from = first_after(NAME, after)?;
         let map = self.lock();
         let Some(events) = map.get(&shard) else {
             return Ok(ShardPage::default());

@@ -87,6 +87,15 @@ pub trait Adapter: Send + Sync + 'static {
     async fn is_healthy(&self) -> bool;
 }
 
+/// The first sequence after position `after` (None: 0) for adapters whose
+/// event ids are decimal sequence numbers.
+pub(crate) fn first_after(adapter: &'static str, after: Option<&str>) -> Result<u64, AdapterError> {
+    match after {
+        Some(id) => Ok(parse_seq_id(adapter, id)?.saturating_add(1)),
+        None => Ok(0),
+    }
+}
+
 /// Parses a decimal event id (RedEX and JetStream positions); a malformed
 /// id is fatal (it came from a corrupted cursor or remote data).
 pub(crate) fn parse_seq_id(adapter: &'static str, id: &str) -> Result<u64, AdapterError> {

@@ -8,7 +8,7 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 
-use super::{Adapter, Batch, ShardPage, StoredEvent, parse_seq_id};
+use super::{Adapter, Batch, ShardPage, StoredEvent, first_after};
 use crate::bus::error::{AdapterError, Reason};
 use crate::redex::{Redex, RedexError, RedexFile, RedexFileConfig};
 
@@ -132,10 +132,7 @@ impl Adapter for RedexAdapter {
         after: Option<&str>,
         limit: usize,
     ) -> Result<ShardPage, AdapterError> {
-        let from = match after {
-            Some(id) => parse_seq_id(NAME, id)?.saturating_add(1),
-            None => 0,
-        };
+        let from = first_after(NAME, after)?;
         let file = self.file(shard)?;
         let limit = u64::try_from(limit).unwrap_or(u64::MAX);
         let entries = file
