@@ -220,6 +220,57 @@ pub fn open_producer(file: &DedupStateFile) -> Result<DedupState, DedupStateErro
     Ok(state)
 }
 
+/// Sequences reserved per save: a producer persists its state about once
+/// per this many events per shard.
+pub const RESERVATION_STEP: u64 = 1 << 20;
+
+/// A running producer's reservations: before a batch uses sequences up to
+/// `upto`, they are covered by a durable reservation, so a restart — even
+/// after a crash — starts above every sequence ever used.
+#[derive(Debug)]
+pub(crate) struct Reservations {
+    file: DedupStateFile,
+    state: std::sync::Mutex<DedupState>,
+    step: u64,
+}
+
+impl Reservations {
+    pub fn open(file: DedupStateFile, step: u64) -> Result<Self, DedupStateError> {
+        let state = open_producer(&file)?;
+        Ok(Self {
+            file,
+            state: std::sync::Mutex::new(state),
+            step: step.max(1),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DedupState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn nonce(&self) -> u64 {
+        self.lock().nonce
+    }
+
+    /// Each shard's first sequence for this run.
+    pub fn starts(&self) -> std::collections::HashMap<u16, u64> {
+        self.lock().reserved.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    /// Makes sure sequences below `upto` on `shard` are reserved durably.
+    pub fn ensure(&self, shard: u16, upto: u64) -> Result<(), DedupStateError> {
+        let mut state = self.lock();
+        if state.reserved.get(&shard).is_some_and(|r| *r >= upto) {
+            return Ok(());
+        }
+        let mut next = state.clone();
+        next.reserved.insert(shard, upto.saturating_add(self.step));
+        self.file.save(&next)?;
+        *state = next;
+        Ok(())
+    }
+}
+
 fn random_nonce() -> u64 {
     use rand_core::RngCore;
     rand_core::OsRng.next_u64()

@@ -129,6 +129,9 @@ pub enum BusError {
     /// The shard does not exist (or is not in the state the call needs).
     #[error("unknown shard {0}")]
     UnknownShard(u16),
+    /// The producer state file could not be read or written.
+    #[error("producer state: {0}")]
+    ProducerState(String),
     /// Scaling is refused: the limit named in the message was reached.
     #[error("cannot scale: {0}")]
     ScalingLimit(String),

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use super::adapter::{Adapter, Batch, BatchEvent};
 use super::batch::BatchSizer;
 use super::config::BusConfig;
+use super::dedup_state::{DedupStateFile, RESERVATION_STEP, Reservations};
 use super::dispatch::{DispatchFailure, RetryPolicy, dispatch};
 use super::error::{BusError, Result};
 use super::poll::{ConsumeResponse, PollRequest, poll_merged};
@@ -94,6 +95,9 @@ pub struct BusStats {
     pub shards_added: u64,
     /// Shards removed since start.
     pub shards_removed: u64,
+    /// Sequence reservations that could not be persisted (the producer
+    /// state file's I/O failed; see the log).
+    pub reservation_failures: u64,
     /// The adapter's name.
     pub adapter: String,
 }
@@ -104,6 +108,7 @@ struct Counters {
     failures: AtomicU64,
     failed_attempts: AtomicU64,
     stranded: AtomicU64,
+    reservation_failures: AtomicU64,
     latency_us: AtomicU64,
     added: AtomicU64,
     removed: AtomicU64,
@@ -131,6 +136,8 @@ pub(crate) struct Inner {
     /// Next batch sequence of each shard (read at start, kept at stop).
     sequences: Mutex<HashMap<u16, u64>>,
     last_scale: Mutex<Option<Instant>>,
+    nonce: u64,
+    producer: Option<Reservations>,
 }
 
 /// The event bus.
@@ -193,6 +200,34 @@ impl EventBus {
         adapter: Arc<dyn Adapter>,
         sequences: HashMap<u16, u64>,
     ) -> Result<Self> {
+        Self::start(config, adapter, sequences, None)
+    }
+
+    /// As [`new`](Self::new), with the producer's dedup state kept in
+    /// `file`: the nonce persists across restarts, and every shard starts
+    /// above a durable reservation of the sequences used before, so after
+    /// any restart (a crash included) no dedup id repeats.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new); [`BusError::ProducerState`] when the state
+    /// file cannot be read or created.
+    pub fn with_producer_state(
+        config: BusConfig,
+        adapter: Arc<dyn Adapter>,
+        file: DedupStateFile,
+    ) -> Result<Self> {
+        let producer = Reservations::open(file, RESERVATION_STEP)
+            .map_err(|e| BusError::ProducerState(e.to_string()))?;
+        let sequences = producer.starts();
+        Self::start(config, adapter, sequences, Some(producer))
+    }
+
+    fn start(
+        config: BusConfig,
+        adapter: Arc<dyn Adapter>,
+        sequences: HashMap<u16, u64>,
+        producer: Option<Reservations>,
+    ) -> Result<Self> {
         config.validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -201,11 +236,7 @@ impl EventBus {
             .build()
             .map_err(|e| BusError::InvalidConfig(format!("cannot start the bus runtime: {e}")))?;
         let handle = runtime.handle().clone();
-        let seed = {
-            let mut b = [0u8; 8];
-            getrandom_seed(&mut b);
-            u64::from_le_bytes(b)
-        };
+        let seed = random_u64();
         let inner = Arc::new(Inner {
             retry: RetryPolicy {
                 max_attempts: config.max_attempts,
@@ -228,6 +259,10 @@ impl EventBus {
             last_failure: Mutex::new(None),
             sequences: Mutex::new(sequences),
             last_scale: Mutex::new(None),
+            nonce: producer
+                .as_ref()
+                .map_or_else(random_u64, Reservations::nonce),
+            producer,
         });
         let ids: Vec<u16> = (0..inner.config.num_shards).collect();
         {
@@ -431,6 +466,11 @@ impl EventBus {
         self.inner.lock_sequences().clone()
     }
 
+    /// The producer nonce stamped on every batch.
+    pub fn producer_nonce(&self) -> u64 {
+        self.inner.nonce()
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> BusStats {
         self.inner.stats()
@@ -479,9 +519,9 @@ impl Drop for EventBus {
     }
 }
 
-fn getrandom_seed(out: &mut [u8; 8]) {
+fn random_u64() -> u64 {
     use rand_core::RngCore;
-    rand_core::OsRng.fill_bytes(out);
+    rand_core::OsRng.next_u64()
 }
 
 impl Inner {
@@ -576,6 +616,27 @@ impl Inner {
             .values()
             .map(|e| e.shard.len() as u64 + e.pending.load(Ordering::SeqCst))
             .sum()
+    }
+
+    /// Covers sequences below `upto` with a durable reservation (with a
+    /// producer state); a failure is logged and counted, and the batch still
+    /// goes: losing events would be worse than a dedup id that could repeat
+    /// only after a crash.
+    fn reserve(&self, shard: u16, upto: u64) {
+        let Some(producer) = &self.producer else {
+            return;
+        };
+        if let Err(e) = tokio::task::block_in_place(|| producer.ensure(shard, upto)) {
+            self.counters
+                .reservation_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(shard, error = %e, "could not persist the producer's sequence reservation");
+        }
+    }
+
+    /// The producer nonce stamped on every batch.
+    pub(crate) fn nonce(&self) -> u64 {
+        self.nonce
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
@@ -840,6 +901,7 @@ impl Inner {
         s.dispatch_latency_us = c.latency_us.load(Ordering::Relaxed);
         s.shards_added = c.added.load(Ordering::Relaxed);
         s.shards_removed = c.removed.load(Ordering::Relaxed);
+        s.reservation_failures = c.reservation_failures.load(Ordering::Relaxed);
         s.last_failure = self
             .last_failure
             .lock()
@@ -927,11 +989,13 @@ async fn run_worker(
         if due && !pending.is_empty() {
             let events = std::mem::take(&mut pending);
             let batch = Batch {
+                producer_nonce: inner.nonce,
                 shard_id: shard.id,
                 sequence_start: sequence,
                 events,
             };
             sequence = sequence.saturating_add(batch.events.len() as u64);
+            inner.reserve(shard.id, sequence);
             inner.lock_sequences().insert(shard.id, sequence);
             let n = batch.events.len() as u64;
             deliver(&inner, &shard, batch).await;

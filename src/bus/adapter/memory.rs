@@ -30,6 +30,7 @@ pub struct MemoryAdapter {
     faults: Mutex<VecDeque<FaultKind>>,
     init_faults: Mutex<VecDeque<AdapterError>>,
     batches: Mutex<Vec<(u16, u64, usize)>>,
+    nonces: Mutex<std::collections::BTreeSet<u64>>,
     calls: AtomicU64,
     healthy: AtomicBool,
 }
@@ -77,6 +78,16 @@ impl MemoryAdapter {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The producer nonces of every stored batch.
+    pub fn nonces(&self) -> Vec<u64> {
+        self.nonces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// `on_batch` calls so far (failed ones included).
@@ -142,6 +153,10 @@ impl Adapter for MemoryAdapter {
             });
         }
         drop(map);
+        self.nonces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(batch.producer_nonce);
         self.batches
             .lock()
             .unwrap_or_else(|e| e.into_inner())

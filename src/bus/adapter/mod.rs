@@ -28,6 +28,9 @@ pub struct BatchEvent {
 /// event uniquely for server-side dedup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
+    /// The producer's nonce: persisted across restarts with a producer
+    /// state file, random per bus otherwise.
+    pub producer_nonce: u64,
     /// The shard.
     pub shard_id: u16,
     /// Sequence number of `events[0]`.
