@@ -132,6 +132,7 @@ bench: setup stage
 ## sealed and opened, from the Python SDK.
 demo: setup stage
 	$(SDK_ENV) $(MAKE) --no-print-directory -C sdk-python demo
+	$(CARGO) run --release --quiet --example bus_demo
 
 ## fuzz: run every cargo-fuzz target for FUZZ_SECONDS each (needs a nightly
 ## toolchain; not part of `make test`).
