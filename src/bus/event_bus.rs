@@ -964,6 +964,15 @@ async fn run_worker(
                     (item, 0)
                 }
             };
+            if let Item::One(payload) = item {
+                // A single event moves into the batch: no copy.
+                pending.push(BatchEvent {
+                    timestamp_ns: stamps.next_timestamp(),
+                    payload,
+                });
+                drained += 1;
+                continue;
+            }
             let take = (item.events() - next).min(target - pending.len());
             for i in next..next + take {
                 pending.push(BatchEvent {
