@@ -163,6 +163,8 @@ impl FileState {
     }
 }
 
+/// Bytes of `dat` a range read fetches per read call.
+const READ_SPAN: u64 = 8 << 20;
 pub(crate) struct FileInner {
     name: String,
     config: RedexFileConfig,
@@ -632,14 +634,19 @@ impl RedexFile {
         if state.is_closed() {
             return Err(RedexError::Closed);
         }
-        let mut out = Vec::new();
-        for entry in state.entries.range(state.position_of(start)..) {
-            if !range.contains(&entry.seq) {
-                break;
-            }
-            if let Some(payload) = state.payload(entry)? {
-                out.push((entry.seq, payload));
-            }
+        let mut at = state.position_of(start);
+        let count = state
+            .entries
+            .range(at..)
+            .take_while(|e| range.contains(&e.seq))
+            .count();
+        let end = at + count;
+        let mut out = Vec::with_capacity(count);
+        // On disk, each span of up to 8 MiB is one read, not one per entry.
+        while at < end {
+            let got = state.payloads_from(at, end - at, READ_SPAN)?;
+            at += got.len();
+            out.extend(got.into_iter().filter_map(|(seq, p)| p.map(|p| (seq, p))));
         }
         Ok(out)
     }
