@@ -13,6 +13,9 @@ declare -A NEEDED=(
   [go]=golang-go
   [node]=nodejs
   [npm]=npm
+  # The bus's JetStream and Redis suites run against real servers.
+  [nats-server]=nats-server
+  [redis-server]=redis-server
 )
 
 missing=()
@@ -38,5 +41,16 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Server packages must not start system services: the tests start their
+# own servers on free loopback ports. A policy-rc.d answering 101 makes
+# invoke-rc.d skip the start; ours is removed afterwards.
+guard=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  guard=1
+fi
+cleanup() { if [ -n "$guard" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi; }
+trap cleanup EXIT
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -309,7 +309,10 @@ def test_tail_backfill_then_live_with_concurrent_appends(mem: Redex):
         with f.tail(0) as tail:
             t = threading.Thread(target=writer)
             t.start()
-            for item in tail:
+            while True:
+                # Bounded wait: a writer that died must fail the test, not hang it.
+                item = tail.next(10)
+                assert item is not None, f"no entry for 10 s after {seen[-1:]}; writer errors: {errors}"
                 assert isinstance(item, Entry), item
                 assert item.payload == b"%d" % item.seq
                 seen.append(item.seq)

@@ -6,7 +6,8 @@
 //!   ([`BatchConfig`](crate::bus::BatchConfig), adaptive) and hand them to an [`Adapter`](crate::bus::Adapter) with
 //!   retries; [`EventBus::poll`](crate::bus::EventBus::poll) merges the shards back.
 //! * Adapters: [`RedexAdapter`](crate::bus::RedexAdapter) (embedded, the default: one RedEX file per
-//!   shard) and [`MemoryAdapter`](crate::bus::MemoryAdapter) (tests).
+//!   shard), [`JetStreamAdapter`](crate::bus::JetStreamAdapter) and [`RedisAdapter`](crate::bus::RedisAdapter)
+//!   (one stream per shard on a server), and [`MemoryAdapter`](crate::bus::MemoryAdapter) (tests).
 //! * [`BackpressureMode`](crate::bus::BackpressureMode) decides what a full shard does; [`ScalingPolicy`](crate::bus::ScalingPolicy)
 //!   adds and removes shards; `shutdown` reports whether it lost anything.
 //!
@@ -28,7 +29,8 @@ mod shard;
 mod timestamp;
 
 pub use adapter::{
-    Adapter, Batch, BatchEvent, FaultKind, MemoryAdapter, RedexAdapter, ShardPage, StoredEvent,
+    Adapter, Batch, BatchEvent, FaultKind, JetStreamAdapter, JetStreamConfig, MemoryAdapter,
+    RedexAdapter, RedisAdapter, RedisConfig, ShardPage, StoredEvent,
 };
 pub use batch::BatchSizer;
 pub use config::{BackpressureMode, BatchConfig, BusConfig, ScalingPolicy};

@@ -144,12 +144,18 @@ impl Adapter for MemoryAdapter {
         }
         let mut map = self.lock();
         let shard = map.entry(batch.shard_id).or_default();
-        for e in &batch.events {
+        for (i, e) in batch.events.iter().enumerate() {
             shard.push(StoredEvent {
                 shard_id: batch.shard_id,
                 id: shard.len().to_string(),
                 timestamp_ns: e.timestamp_ns,
                 payload: e.payload.clone(),
+                dedup_id: Some(crate::bus::dedup_id(
+                    batch.producer_nonce,
+                    batch.shard_id,
+                    batch.sequence_start,
+                    i,
+                )),
             });
         }
         drop(map);

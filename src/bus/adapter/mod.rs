@@ -1,12 +1,17 @@
 //! The durable side of the bus: the [`Adapter`] trait and its
-//! implementations. The embedded RedEX adapter is the default; the
-//! in-memory one is for tests and examples.
+//! implementations. The embedded RedEX adapter is the default; JetStream
+//! and Redis Streams take the bus beyond one machine; the in-memory one is
+//! for tests and examples.
 
+pub mod jetstream;
 mod memory;
 mod redex;
+pub mod redis;
 
+pub use jetstream::{JetStreamAdapter, JetStreamConfig};
 pub use memory::{FaultKind, MemoryAdapter};
 pub use redex::RedexAdapter;
+pub use redis::{RedisAdapter, RedisConfig};
 
 use async_trait::async_trait;
 
@@ -51,6 +56,10 @@ pub struct StoredEvent {
     pub timestamp_ns: u64,
     /// The event bytes.
     pub payload: Vec<u8>,
+    /// The producer's dedup id (`nonce:shard:sequence:index`) where the
+    /// adapter stores it (JetStream's `Nats-Msg-Id`, Redis's `d` field);
+    /// feed it to [`RedisStreamDedup`](crate::bus::RedisStreamDedup).
+    pub dedup_id: Option<String>,
 }
 
 /// A page of one shard.

@@ -156,6 +156,7 @@ impl Adapter for RedexAdapter {
                 id: seq.to_string(),
                 timestamp_ns: u64::from_le_bytes(ts),
                 payload: record[8..].to_vec(),
+                dedup_id: None,
             });
         }
         let end = from.saturating_add(limit);
