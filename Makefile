@@ -126,7 +126,9 @@ bench: setup stage
 	$(CARGO) bench --bench cortex --quiet
 	$(CARGO) bench --bench mesh --quiet
 	$(CARGO) bench --bench bus --quiet
+	$(CARGO) bench --bench bus_servers --quiet
 	$(SDK_ENV) ./scripts/bench-ffi-overhead.sh
+	$(SDK_ENV) ./scripts/bench-sdk-bus.sh
 
 ## demo: two identities, a token issued, verified and delegated, an envelope
 ## sealed and opened, from the Python SDK.

@@ -10,48 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use crossbeam_queue::ArrayQueue;
 use net::bus::*;
 use net::redex::{Redex, RedexFileConfig};
 
 fn full() -> bool {
     std::env::args().any(|a| a == "--bench")
-}
-
-/// Stores nothing: measures the bus, not a backend.
-struct Discard(AtomicU64);
-
-#[async_trait]
-impl Adapter for Discard {
-    async fn init(&self, _: &[u16]) -> Result<(), AdapterError> {
-        Ok(())
-    }
-    async fn on_batch(&self, batch: &Batch) -> Result<(), AdapterError> {
-        self.0
-            .fetch_add(batch.events.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-    async fn flush(&self) -> Result<(), AdapterError> {
-        Ok(())
-    }
-    async fn shutdown(&self) -> Result<(), AdapterError> {
-        Ok(())
-    }
-    async fn poll_shard(
-        &self,
-        _: u16,
-        _: Option<&str>,
-        _: usize,
-    ) -> Result<ShardPage, AdapterError> {
-        Ok(ShardPage::default())
-    }
-    fn name(&self) -> &'static str {
-        "discard"
-    }
-    async fn is_healthy(&self) -> bool {
-        true
-    }
 }
 
 /// Events/s accepted by `producers` threads for `secs`.
@@ -61,7 +25,7 @@ fn bus_ingest(producers: usize, secs: f64) -> f64 {
         producers.max(2)
     ))
     .unwrap();
-    let bus = Arc::new(EventBus::new(config, Arc::new(Discard(AtomicU64::new(0)))).unwrap());
+    let bus = Arc::new(EventBus::new(config, Arc::new(DiscardAdapter::new())).unwrap());
     run_producers(producers, secs, {
         let bus = bus.clone();
         move || {
@@ -121,7 +85,7 @@ fn bus_batch_ingest(secs: f64) -> f64 {
         r#"{"num_shards":2,"shard_capacity":4194304,"backpressure":{"mode":"fail_producer"},"batch":{"min_size":1024,"max_size":65536,"max_delay_ms":2}}"#,
     )
     .unwrap();
-    let bus = Arc::new(EventBus::new(config, Arc::new(Discard(AtomicU64::new(0)))).unwrap());
+    let bus = Arc::new(EventBus::new(config, Arc::new(DiscardAdapter::new())).unwrap());
     let events = vec![[7u8; 64]; 1024];
     run_batches(secs, move || {
         bus.ingest_batch(&events).map_or(0, |r| r.queued)

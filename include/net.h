@@ -183,10 +183,35 @@ enum net_status_t
     NET_ERR_CORTEX_INVALID_CONFIG = -302,
     // A CortEX snapshot does not decode.
     NET_ERR_CORTEX_SNAPSHOT = -303,
+    // The bus configuration is invalid; the message names the key.
+    NET_ERR_BUS_CONFIG = -400,
+    // The shard's buffer is full: the event was not queued (retry later).
+    NET_ERR_BUS_BACKPRESSURE = -401,
+    // The Sample backpressure policy decimated the event on purpose.
+    NET_ERR_BUS_SAMPLED = -402,
+    // No shard is active to take the event (scaling in progress).
+    NET_ERR_BUS_UNROUTED = -403,
+    // The adapter has no connection to its server.
+    NET_ERR_BUS_NOT_CONNECTED = -404,
+    // The adapter failed in a way a retry may heal (timeout, lost
+    // connection); the message carries the cause.
+    NET_ERR_BUS_ADAPTER = -405,
+    // The adapter failed for good (malformed remote data, an id that does
+    // not fit, a closed log); the message carries the cause.
+    NET_ERR_BUS_ADAPTER_FATAL = -406,
+    // A poll request is invalid (JSON, cursor, filter or limit); the
+    // message says which.
+    NET_ERR_BUS_INVALID_REQUEST = -407,
+    // The producer state file could not be read or written.
+    NET_ERR_BUS_PRODUCER_STATE = -408,
 };
 #ifndef __cplusplus
 typedef int32_t net_status_t;
 #endif // __cplusplus
+
+// An event bus: shards, workers and the adapter behind them. Thread-safe;
+// freeing it shuts the bus down (draining what is buffered).
+typedef struct net_bus_t net_bus_t;
 
 // An entity identity: an ed25519 keypair, or only its public key.
 // Thread-safe; release with `net_identity_free`.
@@ -214,21 +239,15 @@ typedef struct net_redex_t net_redex_t;
 // `net_redex_tail_next`.
 typedef struct net_redex_tail_t net_redex_tail_t;
 
+// A bounded FIFO set of recently seen dedup ids. Thread-safe.
+typedef struct net_redis_dedup_t net_redis_dedup_t;
+
 // A tasks model (STORAGE.md §11.3) on a RedEX manager. Thread-safe;
 // `net_tasks_free` stops its fold and closes its file.
 typedef struct net_tasks_adapter_t net_tasks_adapter_t;
 
 // A live tasks query. `net_tasks_watch_free` wakes a blocked `_next`.
 typedef struct net_tasks_watch_t net_tasks_watch_t;
-
-// A byte buffer allocated by libnet. Release it with `net_bytes_free`, never
-// with `free()`. An empty result has `ptr == NULL` and `len == 0`.
-typedef struct {
-    // First byte, or NULL when `len` is 0.
-    uint8_t *ptr;
-    // Number of bytes.
-    size_t len;
-} net_bytes_t;
 
 // A borrowed byte range passed into libnet (for example one payload of a
 // batch). libnet reads it during the call and keeps no reference.
@@ -238,6 +257,26 @@ typedef struct {
     // Number of bytes.
     size_t len;
 } net_slice_t;
+
+// What `net_bus_ingest_raw_batch` did with a batch.
+typedef struct {
+    // Events queued.
+    size_t queued;
+    // Events decimated by the Sample policy (taken, not queued).
+    size_t sampled;
+    // Events from the front that were dealt with (queued + sampled); the
+    // rest were refused by backpressure: retry them later.
+    size_t taken;
+} net_bus_ingest_report_t;
+
+// A byte buffer allocated by libnet. Release it with `net_bytes_free`, never
+// with `free()`. An empty result has `ptr == NULL` and `len == 0`.
+typedef struct {
+    // First byte, or NULL when `len` is 0.
+    uint8_t *ptr;
+    // Number of bytes.
+    size_t len;
+} net_bytes_t;
 
 // The fields of a parsed token.
 typedef struct {
@@ -265,6 +304,194 @@ typedef struct {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Starts a bus from a JSON configuration (NULL or empty: every default,
+// over the embedded adapter with memory files). Keys: every `BusConfig`
+// key (`num_shards`, `shard_capacity`, `backpressure`, `batch`,
+// `adapter_timeout_ms`, `max_attempts`, `retry_base_ms`, `retry_max_ms`,
+// `shutdown_timeout_ms`, `scaling`, ...), plus
+//
+// * `"adapter"`: `{"type": "redex", "dir": D, "prefix": P, "file": {...}}`
+//   (persistent shard files under D; without D, memory files),
+//   `{"type": "jetstream", "url": U, "prefix": P, "duplicate_window_ms": MS,
+//   "memory_storage": B, "request_timeout_ms": MS}`,
+//   `{"type": "redis", "url": U, "prefix": P, "max_len": N,
+//   "command_timeout_ms": MS}`, `{"type": "memory"}` (kept in memory) or
+//   `{"type": "discard"}` (stores nothing: load tests);
+// * `"producer_state_dir"`: keep the producer's nonce and sequence
+//   reservations there, so a restarted producer never reuses a dedup id.
+//
+// Errors: `NET_ERR_BUS_CONFIG` (naming the key),
+// `NET_ERR_BUS_ADAPTER` / `NET_ERR_BUS_NOT_CONNECTED` (the adapter could not
+// start: a server is down), `NET_ERR_BUS_PRODUCER_STATE`.
+//
+// # Safety
+// `config_json` is NULL (length 0) or readable for `config_json_len`
+// bytes; `out` is valid for one write.
+net_status_t net_bus_new(const uint8_t *config_json, size_t config_json_len, net_bus_t **out);
+
+// Shuts the bus down (draining what is buffered, within the configured
+// shutdown timeout) and frees it. NULL-safe and idempotent; waits for
+// calls in flight. Call `net_bus_shutdown` first to receive the report.
+//
+// # Safety
+// `bus` is NULL or was returned by libnet.
+void net_bus_free(net_bus_t *bus);
+
+// Queues one event (its bytes, copied) on the next shard.
+//
+// Errors: `NET_ERR_BUS_BACKPRESSURE` (the shard is full: retry later),
+// `NET_ERR_BUS_SAMPLED` (decimated by the Sample policy),
+// `NET_ERR_BUS_UNROUTED` (no active shard), `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `bus` is NULL or from libnet; `event` is readable for `event_len` bytes.
+net_status_t net_bus_ingest_raw(const net_bus_t *bus, const uint8_t *event, size_t event_len);
+
+// Queues `count` events on one shard in one crossing (the fast path).
+// Backpressure does not fail the call: `report->taken < count` says the
+// events from `taken` on were refused (retry them later).
+//
+// Errors: `NET_ERR_BUS_UNROUTED`, `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `bus` is NULL or from libnet; `events` is readable for `count` slices
+// (NULL allowed when `count` is 0); `report` is valid for one write.
+net_status_t net_bus_ingest_raw_batch(const net_bus_t *bus,
+                                      const net_slice_t *events,
+                                      size_t count,
+                                      net_bus_ingest_report_t *report);
+
+// Queues `count` events given packed: their bytes back to back in `data`
+// (`data_len` bytes) and each event's length in `lengths` — the batch path
+// for SDKs whose runtimes cannot hand out an array of pointers cheaply
+// (one buffer and one length array cross instead). Otherwise as
+// `net_bus_ingest_raw_batch`.
+//
+// Errors: `NET_ERR_INVALID_ARGUMENT` when the lengths do not add up to
+// `data_len`; `NET_ERR_BUS_UNROUTED`, `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `bus` is NULL or from libnet; `data` is readable for `data_len` bytes
+// and `lengths` for `count` values (either may be NULL when its length is
+// 0); `report` is valid for one write.
+net_status_t net_bus_ingest_raw_packed(const net_bus_t *bus,
+                                       const uint8_t *data,
+                                       size_t data_len,
+                                       const uint32_t *lengths,
+                                       size_t count,
+                                       net_bus_ingest_report_t *report);
+
+// Polls the shards through a cursor. The request is JSON:
+// `{"cursor": C, "limit": N, "per_shard_limit": N, "shards": [..],
+// "filter": {...}}` (all optional; no cursor: from the beginning). Writes
+// the events as records (see the file comment) to `events_out` and
+// `{"next_cursor": C, "has_more": B, "truncated_at_per_shard_cap": B,
+// "stalled_shards": [..], "count": N}` to `meta_out`. Pass `next_cursor`
+// to the next poll; it is never empty.
+//
+// Errors: `NET_ERR_BUS_INVALID_REQUEST` (bad JSON, cursor, filter or
+// limit), `NET_ERR_BUS_ADAPTER`, `NET_ERR_BUS_ADAPTER_FATAL`,
+// `NET_ERR_BUS_NOT_CONNECTED`, `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `bus` is NULL or from libnet; `request_json` is NULL (length 0) or
+// readable for its length; the outputs are valid for one write.
+net_status_t net_bus_poll(const net_bus_t *bus,
+                          const uint8_t *request_json,
+                          size_t request_json_len,
+                          net_bytes_t *events_out,
+                          net_bytes_t *meta_out);
+
+// Waits until everything ingested so far is stored (or counted lost),
+// then flushes the adapter.
+//
+// Errors: `NET_ERR_BUS_ADAPTER`, `NET_ERR_BUS_ADAPTER_FATAL`,
+// `NET_ERR_BUS_NOT_CONNECTED`, `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `bus` is NULL or from libnet.
+net_status_t net_bus_flush(const net_bus_t *bus);
+
+// The bus's counters as JSON: `num_shards`, `active_shards`,
+// `events_ingested`, `events_dispatched`, `events_dropped`,
+// `events_sampled`, `events_buffered`, `batches_dispatched`,
+// `dispatch_failures`, `failed_attempts`, `dispatch_latency_us`,
+// `last_failure`, `shards_added`, `shards_removed`,
+// `reservation_failures`, `adapter`, plus `producer_nonce` (hex).
+//
+// # Safety
+// `bus` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_bus_stats(const net_bus_t *bus, net_bytes_t *json_out);
+
+// The number of active shards.
+//
+// # Safety
+// `bus` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_bus_num_shards(const net_bus_t *bus, uint16_t *out);
+
+// Shuts the bus down: refuses new events, drains the shards until two
+// passes see nothing in flight (or the shutdown timeout passes), flushes
+// and shuts the adapter down. Writes the report as JSON:
+// `{"events_dropped": N, "events_stranded": N, "shutdown_was_lossy": B,
+// "adapter_error": S|null}`. A second call returns the same report; the
+// handle stays valid for `stats` until freed.
+//
+// # Safety
+// `bus` is NULL or from libnet; `report_json_out` is valid for one write.
+net_status_t net_bus_shutdown(const net_bus_t *bus, net_bytes_t *report_json_out);
+
+// Creates a dedup set remembering up to `capacity` ids (clamped to
+// 1..=2^24). Eviction is FIFO by first sight, not LRU.
+//
+// # Safety
+// `out` is valid for one write.
+net_status_t net_redis_dedup_new(size_t capacity, net_redis_dedup_t **out);
+
+// Frees a dedup set. NULL-safe and idempotent.
+//
+// # Safety
+// `dedup` is NULL or was returned by libnet.
+void net_redis_dedup_free(net_redis_dedup_t *dedup);
+
+// Whether `id` was seen (and is still remembered); otherwise remembers
+// it (evicting the oldest id when full) and writes false.
+//
+// # Safety
+// `dedup` is NULL or from libnet; `id` is readable for `id_len` bytes of
+// UTF-8; `out` is valid for one write.
+net_status_t net_redis_dedup_is_duplicate(const net_redis_dedup_t *dedup,
+                                          const uint8_t *id,
+                                          size_t id_len,
+                                          bool *out);
+
+// Checks `count` ids in one crossing, in order (an id repeated within the
+// batch is a duplicate the second time): `duplicates_out[i]` says whether
+// id `i` is a duplicate.
+//
+// # Safety
+// `dedup` is NULL or from libnet; `ids` is readable for `count` slices of
+// UTF-8; `duplicates_out` is writable for `count` bools.
+net_status_t net_redis_dedup_check_batch(const net_redis_dedup_t *dedup,
+                                         const net_slice_t *ids,
+                                         size_t count,
+                                         bool *duplicates_out);
+
+// The set's counters: ids remembered now, the effective capacity, and
+// duplicates reported so far.
+//
+// # Safety
+// `dedup` is NULL or from libnet; the outputs are valid for one write.
+net_status_t net_redis_dedup_info(const net_redis_dedup_t *dedup,
+                                  size_t *len_out,
+                                  size_t *capacity_out,
+                                  uint64_t *duplicates_out);
+
+// Forgets every id (the duplicate counter stays).
+//
+// # Safety
+// `dedup` is NULL or from libnet.
+net_status_t net_redis_dedup_clear(const net_redis_dedup_t *dedup);
 
 // Releases a buffer returned by libnet and resets it to `{NULL, 0}`.
 //

@@ -410,6 +410,77 @@ export interface MeshPeer {
 }
 
 /** A mesh node: one UDP socket, Noise sessions with its peers. */
+/** One polled bus event. */
+export interface BusEvent {
+  shard: number;
+  timestampNs: bigint;
+  /** The event's position in its shard (adapter-specific text). */
+  id: string;
+  /** `nonce:shard:sequence:index` where the adapter keeps it (JetStream, Redis), else null. */
+  dedupId: string | null;
+  payload: Buffer;
+}
+
+/** What an ingestBatch did: events from `taken` on were refused by backpressure. */
+export interface IngestReport {
+  queued: number;
+  sampled: number;
+  taken: number;
+}
+
+/** A page of polled events and where to continue. */
+export interface PollResult {
+  events: BusEvent[];
+  nextCursor: string;
+  hasMore: boolean;
+  truncatedAtPerShardCap: boolean;
+  stalledShards: number[];
+}
+
+/** What a poll asks for. */
+export interface PollOptions {
+  cursor?: string;
+  limit?: number;
+  perShardLimit?: number;
+  shards?: number[];
+  /** The JSON predicate language; bigints are written as exact integers. */
+  filter?: Record<string, unknown>;
+}
+
+/** The libnet bus configuration, with its JSON keys (snake_case). */
+export type BusConfig = Record<string, unknown>;
+
+/** An event bus (`net_bus_t`). */
+export declare class Bus implements Disposable {
+  private constructor();
+  static open(config?: BusConfig | null): Bus;
+  readonly closed: boolean;
+  readonly numShards: number;
+  ingest(event: Uint8Array | ArrayBuffer): void;
+  ingestBatch(events: Array<Uint8Array | ArrayBuffer>): IngestReport;
+  ingestBatchInPlace(events: Array<Uint8Array | ArrayBuffer>): IngestReport;
+  poll(options?: PollOptions): Promise<PollResult>;
+  flush(): Promise<void>;
+  stats(): Record<string, number | string | number[] | null>;
+  shutdown(): Promise<Record<string, number | boolean | string | null>>;
+  close(): void;
+  [Symbol.dispose](): void;
+}
+
+/** A bounded FIFO set of recently seen dedup ids (`net_redis_dedup_t`). */
+export declare class RedisStreamDedup implements Disposable {
+  constructor(capacity?: number);
+  readonly closed: boolean;
+  readonly size: number;
+  readonly capacity: number;
+  readonly duplicates: number;
+  isDuplicate(id: string): boolean;
+  checkBatch(ids: string[]): boolean[];
+  clear(): void;
+  close(): void;
+  [Symbol.dispose](): void;
+}
+
 export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable {
   private constructor();
   static open(options?: MeshOptions | null): Mesh;
@@ -669,7 +740,16 @@ export type StatusName =
   | 'NET_ERR_CORTEX_HALTED'
   | 'NET_ERR_CORTEX_INVALID_QUERY'
   | 'NET_ERR_CORTEX_INVALID_CONFIG'
-  | 'NET_ERR_CORTEX_SNAPSHOT';
+  | 'NET_ERR_CORTEX_SNAPSHOT'
+  | 'NET_ERR_BUS_CONFIG'
+  | 'NET_ERR_BUS_BACKPRESSURE'
+  | 'NET_ERR_BUS_SAMPLED'
+  | 'NET_ERR_BUS_UNROUTED'
+  | 'NET_ERR_BUS_NOT_CONNECTED'
+  | 'NET_ERR_BUS_ADAPTER'
+  | 'NET_ERR_BUS_ADAPTER_FATAL'
+  | 'NET_ERR_BUS_INVALID_REQUEST'
+  | 'NET_ERR_BUS_PRODUCER_STATE';
 
 /** Every status code of include/net.h by name (e.g. `Status.NET_ERR_TOKEN_EXPIRED === -22`). */
 export declare const Status: Readonly<Record<StatusName, number>>;
@@ -770,6 +850,18 @@ export declare class CortexInvalidQueryError extends CortexError {}
 export declare class CortexInvalidConfigError extends CortexError {}
 /** Snapshot bytes that do not decode. */
 export declare class CortexSnapshotError extends CortexError {}
+
+/** Base class of the event-bus errors (`NET_ERR_BUS_*`). */
+export declare class BusError extends NetError {}
+export declare class BusConfigError extends BusError {}
+export declare class BusBackpressureError extends BusError {}
+export declare class BusSampledError extends BusError {}
+export declare class BusUnroutedError extends BusError {}
+export declare class BusNotConnectedError extends BusError {}
+export declare class BusAdapterError extends BusError {}
+export declare class BusAdapterFatalError extends BusError {}
+export declare class BusInvalidRequestError extends BusError {}
+export declare class BusProducerStateError extends BusError {}
 
 /** Base class of the RedEX errors (`NET_ERR_REDEX_*`). */
 export declare class RedexError extends NetError {}

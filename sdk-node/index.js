@@ -11,6 +11,7 @@ const pool = require('./lib/pool');
 const redex = require('./lib/redex');
 const cortex = require('./lib/cortex');
 const mesh = require('./lib/mesh');
+const bus = require('./lib/bus');
 
 const { CONSTANTS, STATUS } = native;
 
@@ -45,6 +46,9 @@ module.exports = {
   RedexFile: redex.RedexFile,
   RedexTail: redex.RedexTail,
   WAIT_FOREVER: CONSTANTS.NET_WAIT_FOREVER,
+  // event bus
+  Bus: bus.Bus,
+  RedisStreamDedup: bus.RedisStreamDedup,
   // mesh
   Mesh: mesh.Mesh,
   MeshStream: mesh.MeshStream,
@@ -105,6 +109,16 @@ module.exports = {
   RedexTooLargeError: errors.RedexTooLargeError,
   RedexGenerationOverflowError: errors.RedexGenerationOverflowError,
   RedexNoPersistentDirError: errors.RedexNoPersistentDirError,
+  BusError: errors.BusError,
+  BusConfigError: errors.BusConfigError,
+  BusBackpressureError: errors.BusBackpressureError,
+  BusSampledError: errors.BusSampledError,
+  BusUnroutedError: errors.BusUnroutedError,
+  BusNotConnectedError: errors.BusNotConnectedError,
+  BusAdapterError: errors.BusAdapterError,
+  BusAdapterFatalError: errors.BusAdapterFatalError,
+  BusInvalidRequestError: errors.BusInvalidRequestError,
+  BusProducerStateError: errors.BusProducerStateError,
   MeshError: errors.MeshError,
   MeshConfigError: errors.MeshConfigError,
   MeshIoError: errors.MeshIoError,
@@ -125,7 +139,7 @@ module.exports = {
    * Low-level access for tests, benchmarks and debugging; not a stable API.
    * `fns` are the raw koffi functions (C names), `rawHandle(identity)` the
    * bigint pointer behind an Identity, Redex, RedexFile, RedexTail, Tasks,
-   * Memories or Watch,
+   * Memories, Watch, Mesh, MeshStream, Bus or RedisStreamDedup,
    * `poolEvents` emits 'job' per async call, `tailPollMs` is the longest wait
    * of one tail poll on a pool worker.
    */
@@ -137,6 +151,8 @@ module.exports = {
     lastErrorMessage: native.lastErrorMessage,
     errorFor: errors.errorFor,
     rawHandle: (value) => {
+      const b = bus.rawBusHandle(value);
+      if (b !== undefined) return b;
       const m = mesh.rawMeshHandle(value);
       if (m !== undefined) return m;
       const c = cortex.rawCortexHandle(value);

@@ -160,26 +160,28 @@ fn malformed_remote_data_is_fatal_never_defaulted() {
         a.init(&[0, 1, 2]).await.unwrap();
         let client = async_nats::connect(server.url()).await.unwrap();
         let js = async_nats::jetstream::new(client);
-        // No headers at all.
-        js.publish(a.subject(0), "x".into())
+        // No message id at all.
+        js.publish(a.subject(0), vec![0u8; 9].into())
             .await
             .unwrap()
             .await
             .unwrap();
-        // A shard id that does not fit in u16.
-        let mut h = async_nats::HeaderMap::new();
-        h.insert(jetstream_headers::SHARD, "65536");
-        h.insert(jetstream_headers::TIMESTAMP, "5");
-        js.publish_with_headers(a.subject(1), h, "y".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        // A timestamp that is not a number.
-        let mut h = async_nats::HeaderMap::new();
-        h.insert(jetstream_headers::SHARD, "2");
-        h.insert(jetstream_headers::TIMESTAMP, "soon");
-        js.publish_with_headers(a.subject(2), h, "z".into())
+        // A message id whose shard does not fit in 16 bits.
+        let publish = |id: &'static str, payload: Vec<u8>| {
+            async_nats::jetstream::message::PublishMessage::build()
+                .payload(payload.into())
+                .message_id(id)
+        };
+        js.send_publish(
+            a.subject(1),
+            publish("00000000000000ab:65536:0:0", vec![0; 9]),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+        // A well-formed id, but a payload shorter than its timestamp.
+        js.send_publish(a.subject(2), publish("00000000000000ab:2:0:0", vec![0; 7]))
             .await
             .unwrap()
             .await
@@ -196,11 +198,6 @@ fn malformed_remote_data_is_fatal_never_defaulted() {
                 .is_retryable()
         );
     });
-}
-
-mod jetstream_headers {
-    pub const SHARD: &str = net::bus::adapter::jetstream::SHARD_HEADER;
-    pub const TIMESTAMP: &str = net::bus::adapter::jetstream::TIMESTAMP_HEADER;
 }
 
 #[test]

@@ -162,19 +162,17 @@ fn malformed_entries_are_fatal() {
             .arg(a.key(0))
             .arg("*")
             .arg("data")
-            .arg("no timestamp")
+            .arg("no dedup id")
             .query_async(&mut c)
             .await
             .unwrap();
         let _: String = redis::cmd("XADD")
             .arg(a.key(1))
             .arg("*")
-            .arg("ts")
-            .arg("1e9")
             .arg("d")
             .arg("x")
             .arg("data")
-            .arg("y")
+            .arg("short") // fewer bytes than the 8-byte timestamp
             .query_async(&mut c)
             .await
             .unwrap();

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(reply) = redis::parse_redis_value(data) {
         let _ = net::bus::adapter::redis::decode_xrange(&reply, 3);
     }
-    // JetStream headers: "name\0value\0name\0value..." then the payload.
+    // JetStream headers: "name\0value\0name\0value...", the bytes also the payload.
     let mut parts = data.split(|&b| b == 0);
     let mut headers = async_nats::HeaderMap::new();
     while let (Some(k), Some(v)) = (parts.next(), parts.next()) {

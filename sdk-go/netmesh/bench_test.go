@@ -1,6 +1,9 @@
 package netmesh
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 var benchSink uint16
 
@@ -42,5 +45,35 @@ func BenchmarkSign64B(b *testing.B) {
 		if _, err := id.Sign(msg); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkBusIngestBatch is one round of the SDK batch-ingest benchmark
+// (make bench-bus): 2 000 batches of 1 024 events of 64 bytes through
+// Bus.IngestBatch into a bus over the discard adapter, reported as events/s
+// (compared with the same batches from C, sdk-c/bench/bench_bus.c).
+func BenchmarkBusIngestBatch(b *testing.B) {
+	const event, batchLen, batches = 64, 1024, 2000
+	batch := make([][]byte, batchLen)
+	for i := range batch {
+		batch[i] = make([]byte, event)
+		for j := range batch[i] {
+			batch[i][j] = byte('a' + i%26)
+		}
+	}
+	for n := 0; n < b.N; n++ {
+		bus, err := NewBus(BusConfig{"num_shards": 2, "shard_capacity": 4194304, "adapter": map[string]any{"type": "discard"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		for i := 0; i < batches; i++ {
+			r, err := bus.IngestBatch(batch)
+			if err != nil || r.Taken != batchLen {
+				b.Fatalf("%+v %v", r, err)
+			}
+		}
+		b.ReportMetric(float64(batchLen*batches)/time.Since(start).Seconds(), "events/s")
+		bus.Close()
 	}
 }

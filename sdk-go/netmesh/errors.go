@@ -69,6 +69,15 @@ const (
 	StatusCortexInvalidQuery         Status = C.NET_ERR_CORTEX_INVALID_QUERY
 	StatusCortexInvalidConfig        Status = C.NET_ERR_CORTEX_INVALID_CONFIG
 	StatusCortexSnapshot             Status = C.NET_ERR_CORTEX_SNAPSHOT
+	StatusBusConfig                  Status = C.NET_ERR_BUS_CONFIG
+	StatusBusBackpressure            Status = C.NET_ERR_BUS_BACKPRESSURE
+	StatusBusSampled                 Status = C.NET_ERR_BUS_SAMPLED
+	StatusBusUnrouted                Status = C.NET_ERR_BUS_UNROUTED
+	StatusBusNotConnected            Status = C.NET_ERR_BUS_NOT_CONNECTED
+	StatusBusAdapter                 Status = C.NET_ERR_BUS_ADAPTER
+	StatusBusAdapterFatal            Status = C.NET_ERR_BUS_ADAPTER_FATAL
+	StatusBusInvalidRequest          Status = C.NET_ERR_BUS_INVALID_REQUEST
+	StatusBusProducerState           Status = C.NET_ERR_BUS_PRODUCER_STATE
 )
 
 // Sentinel errors, one per error status, for errors.Is:
@@ -123,6 +132,15 @@ const (
 	ErrCortexInvalidQuery         = StatusCortexInvalidQuery
 	ErrCortexInvalidConfig        = StatusCortexInvalidConfig
 	ErrCortexSnapshot             = StatusCortexSnapshot
+	ErrBusConfig                  = StatusBusConfig
+	ErrBusBackpressure            = StatusBusBackpressure
+	ErrBusSampled                 = StatusBusSampled
+	ErrBusUnrouted                = StatusBusUnrouted
+	ErrBusNotConnected            = StatusBusNotConnected
+	ErrBusAdapter                 = StatusBusAdapter
+	ErrBusAdapterFatal            = StatusBusAdapterFatal
+	ErrBusInvalidRequest          = StatusBusInvalidRequest
+	ErrBusProducerState           = StatusBusProducerState
 )
 
 // ErrLagged matches the [*LaggedError] a [RedexTail] returns when entries it
@@ -186,6 +204,15 @@ var statusInfos = map[Status]statusInfo{
 	StatusCortexInvalidQuery:         {"NET_ERR_CORTEX_INVALID_QUERY", "invalid CortEX query filter"},
 	StatusCortexInvalidConfig:        {"NET_ERR_CORTEX_INVALID_CONFIG", "invalid CortEX model configuration"},
 	StatusCortexSnapshot:             {"NET_ERR_CORTEX_SNAPSHOT", "CortEX snapshot bytes do not decode"},
+	StatusBusConfig:                  {"NET_ERR_BUS_CONFIG", "invalid bus configuration"},
+	StatusBusBackpressure:            {"NET_ERR_BUS_BACKPRESSURE", "bus shard is full (retry later)"},
+	StatusBusSampled:                 {"NET_ERR_BUS_SAMPLED", "event decimated by the Sample backpressure policy"},
+	StatusBusUnrouted:                {"NET_ERR_BUS_UNROUTED", "no active bus shard to route the event to"},
+	StatusBusNotConnected:            {"NET_ERR_BUS_NOT_CONNECTED", "bus adapter not connected to its server"},
+	StatusBusAdapter:                 {"NET_ERR_BUS_ADAPTER", "bus adapter failed (a retry may heal it)"},
+	StatusBusAdapterFatal:            {"NET_ERR_BUS_ADAPTER_FATAL", "bus adapter failed for good"},
+	StatusBusInvalidRequest:          {"NET_ERR_BUS_INVALID_REQUEST", "invalid bus poll request"},
+	StatusBusProducerState:           {"NET_ERR_BUS_PRODUCER_STATE", "bus producer state file could not be read or written"},
 }
 
 // String is the C name of the status, e.g. "NET_ERR_TOKEN_EXPIRED".

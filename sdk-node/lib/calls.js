@@ -532,8 +532,78 @@ function meshStreamFree(handle) {
   fns.net_mesh_stream_free(handle);
 }
 
+// -- the event bus ------------------------------------------------------------
+
+function busNew(config) {
+  const out = [null];
+  check(fns.net_bus_new(ptr(config), len(config), out));
+  return out[0];
+}
+
+function busIngest(handle, event) {
+  check(fns.net_bus_ingest_raw(handle, ptr(event), len(event)));
+}
+
+function report(r) {
+  return { queued: Number(r.queued), sampled: Number(r.sampled), taken: Number(r.taken) };
+}
+
+/** A batch given packed: the bytes back to back and a Uint32Array of lengths. */
+function busIngestPacked(handle, data, lengths) {
+  const r = {};
+  check(fns.net_bus_ingest_raw_packed(handle, ptr(data), len(data), lengths.length ? lengths : null, lengths.length, r));
+  return report(r);
+}
+
+/** A batch in place: an array of Uint8Arrays, passed as net_slice_t without copying. */
+function busIngestSlices(handle, events) {
+  const slices = events.map((e) => ({ ptr: e.byteLength ? e : null, len: e.byteLength }));
+  const r = {};
+  check(fns.net_bus_ingest_raw_batch(handle, slices.length ? slices : null, slices.length, r));
+  return report(r);
+}
+
+/** A poll: `{ events, meta }` as raw buffers (decoded by the caller). */
+function busPoll(handle, request) {
+  const events = {};
+  const meta = {};
+  const status = fns.net_bus_poll(handle, ptr(request), len(request), events, meta);
+  if (status < 0) {
+    const err = errorFor(status, lastErrorMessage());
+    throw err;
+  }
+  return { events: new Uint8Array(takeBytes(events)), meta: takeBytes(meta).toString('utf8') };
+}
+
+function busBytes(fn, handle) {
+  const out = {};
+  check(fn(handle, out));
+  return takeBytes(out);
+}
+
+function busFlush(handle) {
+  check(fns.net_bus_flush(handle));
+}
+
+function busShutdown(handle) {
+  return busBytes(fns.net_bus_shutdown, handle).toString('utf8');
+}
+
+function busFree(handle) {
+  fns.net_bus_free(handle);
+}
+
 module.exports = {
   check,
+  busNew,
+  busIngest,
+  busIngestPacked,
+  busIngestSlices,
+  busPoll,
+  busBytes,
+  busFlush,
+  busShutdown,
+  busFree,
   meshNew,
   meshConnect,
   meshAccept,

@@ -133,6 +133,27 @@ class CortexInvalidConfigError extends CortexError {}
 /** Snapshot bytes that do not decode. */
 class CortexSnapshotError extends CortexError {}
 
+/** Base class of the event-bus errors (NET_ERR_BUS_*). */
+class BusError extends NetError {}
+/** The bus configuration is invalid; the message names the key. */
+class BusConfigError extends BusError {}
+/** The shard is full: the event was not queued (retry later). */
+class BusBackpressureError extends BusError {}
+/** The Sample backpressure policy decimated the event on purpose. */
+class BusSampledError extends BusError {}
+/** No shard is active to take the event (scaling in progress). */
+class BusUnroutedError extends BusError {}
+/** The adapter has no connection to its server. */
+class BusNotConnectedError extends BusError {}
+/** The adapter failed in a way a retry may heal; the message carries the cause. */
+class BusAdapterError extends BusError {}
+/** The adapter failed for good (malformed remote data, a closed log). */
+class BusAdapterFatalError extends BusError {}
+/** A poll request is invalid (JSON, cursor, filter or limit). */
+class BusInvalidRequestError extends BusError {}
+/** The producer state file could not be read or written. */
+class BusProducerStateError extends BusError {}
+
 const CLASS_BY_STATUS = new Map([
   [STATUS.NET_ERR_INVALID_ARGUMENT, InvalidArgumentError],
   [STATUS.NET_ERR_SHUTTING_DOWN, ShuttingDownError],
@@ -180,6 +201,15 @@ const CLASS_BY_STATUS = new Map([
   [STATUS.NET_ERR_CORTEX_INVALID_QUERY, CortexInvalidQueryError],
   [STATUS.NET_ERR_CORTEX_INVALID_CONFIG, CortexInvalidConfigError],
   [STATUS.NET_ERR_CORTEX_SNAPSHOT, CortexSnapshotError],
+  [STATUS.NET_ERR_BUS_CONFIG, BusConfigError],
+  [STATUS.NET_ERR_BUS_BACKPRESSURE, BusBackpressureError],
+  [STATUS.NET_ERR_BUS_SAMPLED, BusSampledError],
+  [STATUS.NET_ERR_BUS_UNROUTED, BusUnroutedError],
+  [STATUS.NET_ERR_BUS_NOT_CONNECTED, BusNotConnectedError],
+  [STATUS.NET_ERR_BUS_ADAPTER, BusAdapterError],
+  [STATUS.NET_ERR_BUS_ADAPTER_FATAL, BusAdapterFatalError],
+  [STATUS.NET_ERR_BUS_INVALID_REQUEST, BusInvalidRequestError],
+  [STATUS.NET_ERR_BUS_PRODUCER_STATE, BusProducerStateError],
 ]);
 
 /** The error object for a failed status and its detail message. */
@@ -191,12 +221,23 @@ function errorFor(status, message) {
     else if (status <= -100 && status > -200) Class = RedexError;
     else if (status <= -200 && status > -300) Class = MeshError;
     else if (status <= -300 && status > -400) Class = CortexError;
+    else if (status <= -400 && status > -500) Class = BusError;
     else Class = NetError;
   }
   return new Class(message, status);
 }
 
 module.exports = {
+  BusError,
+  BusConfigError,
+  BusBackpressureError,
+  BusSampledError,
+  BusUnroutedError,
+  BusNotConnectedError,
+  BusAdapterError,
+  BusAdapterFatalError,
+  BusInvalidRequestError,
+  BusProducerStateError,
   STATUS_NAMES,
   statusName,
   errorFor,

@@ -65,6 +65,15 @@ const STATUS = Object.freeze({
   NET_ERR_CORTEX_INVALID_QUERY: -301,
   NET_ERR_CORTEX_INVALID_CONFIG: -302,
   NET_ERR_CORTEX_SNAPSHOT: -303,
+  NET_ERR_BUS_CONFIG: -400,
+  NET_ERR_BUS_BACKPRESSURE: -401,
+  NET_ERR_BUS_SAMPLED: -402,
+  NET_ERR_BUS_UNROUTED: -403,
+  NET_ERR_BUS_NOT_CONNECTED: -404,
+  NET_ERR_BUS_ADAPTER: -405,
+  NET_ERR_BUS_ADAPTER_FATAL: -406,
+  NET_ERR_BUS_INVALID_REQUEST: -407,
+  NET_ERR_BUS_PRODUCER_STATE: -408,
 });
 
 /**
@@ -164,6 +173,15 @@ namedType('net_redex_t', () => koffi.opaque('net_redex_t'));
 namedType('net_redex_file_t', () => koffi.opaque('net_redex_file_t'));
 namedType('net_redex_tail_t', () => koffi.opaque('net_redex_tail_t'));
 namedType('net_mesh_t', () => koffi.opaque('net_mesh_t'));
+namedType('net_bus_t', () => koffi.opaque('net_bus_t'));
+namedType('net_redis_dedup_t', () => koffi.opaque('net_redis_dedup_t'));
+namedType('net_bus_ingest_report_t', () =>
+  koffi.struct('net_bus_ingest_report_t', {
+    queued: 'size_t',
+    sampled: 'size_t',
+    taken: 'size_t',
+  }),
+);
 namedType('net_mesh_stream_t', () => koffi.opaque('net_mesh_stream_t'));
 namedType('net_tasks_adapter_t', () => koffi.opaque('net_tasks_adapter_t'));
 namedType('net_tasks_watch_t', () => koffi.opaque('net_tasks_watch_t'));
@@ -297,6 +315,23 @@ const PROTOTYPES = [
   'const char *net_version(void)',
   'uint32_t net_abi_version(void)',
   'const char *net_status_name(int32_t status)',
+  // the event bus
+  'net_status_t net_bus_new(const uint8_t *config_json, size_t config_json_len, _Out_ net_bus_t **out)',
+  'void net_bus_free(net_bus_t *bus)',
+  'net_status_t net_bus_ingest_raw(const net_bus_t *bus, const uint8_t *event, size_t event_len)',
+  'net_status_t net_bus_ingest_raw_batch(const net_bus_t *bus, const net_slice_t *events, size_t count, _Out_ net_bus_ingest_report_t *report)',
+  'net_status_t net_bus_ingest_raw_packed(const net_bus_t *bus, const uint8_t *data, size_t data_len, const uint32_t *lengths, size_t count, _Out_ net_bus_ingest_report_t *report)',
+  'net_status_t net_bus_poll(const net_bus_t *bus, const uint8_t *request_json, size_t request_json_len, _Out_ net_bytes_t *events_out, _Out_ net_bytes_t *meta_out)',
+  'net_status_t net_bus_flush(const net_bus_t *bus)',
+  'net_status_t net_bus_stats(const net_bus_t *bus, _Out_ net_bytes_t *json_out)',
+  'net_status_t net_bus_num_shards(const net_bus_t *bus, _Out_ uint16_t *out)',
+  'net_status_t net_bus_shutdown(const net_bus_t *bus, _Out_ net_bytes_t *report_json_out)',
+  'net_status_t net_redis_dedup_new(size_t capacity, _Out_ net_redis_dedup_t **out)',
+  'void net_redis_dedup_free(net_redis_dedup_t *dedup)',
+  'net_status_t net_redis_dedup_is_duplicate(const net_redis_dedup_t *dedup, const uint8_t *id, size_t id_len, _Out_ bool *out)',
+  'net_status_t net_redis_dedup_check_batch(const net_redis_dedup_t *dedup, const net_slice_t *ids, size_t count, uint8_t *duplicates_out)',
+  'net_status_t net_redis_dedup_info(const net_redis_dedup_t *dedup, _Out_ size_t *len_out, _Out_ size_t *capacity_out, _Out_ uint64_t *duplicates_out)',
+  'net_status_t net_redis_dedup_clear(const net_redis_dedup_t *dedup)',
 ];
 
 /** The koffi functions, keyed by their C name. */

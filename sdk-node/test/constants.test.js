@@ -121,6 +121,15 @@ test('every error code maps to its error class', () => {
     NET_ERR_CORTEX_INVALID_QUERY: 'CortexInvalidQueryError',
     NET_ERR_CORTEX_INVALID_CONFIG: 'CortexInvalidConfigError',
     NET_ERR_CORTEX_SNAPSHOT: 'CortexSnapshotError',
+    NET_ERR_BUS_CONFIG: 'BusConfigError',
+    NET_ERR_BUS_BACKPRESSURE: 'BusBackpressureError',
+    NET_ERR_BUS_SAMPLED: 'BusSampledError',
+    NET_ERR_BUS_UNROUTED: 'BusUnroutedError',
+    NET_ERR_BUS_NOT_CONNECTED: 'BusNotConnectedError',
+    NET_ERR_BUS_ADAPTER: 'BusAdapterError',
+    NET_ERR_BUS_ADAPTER_FATAL: 'BusAdapterFatalError',
+    NET_ERR_BUS_INVALID_REQUEST: 'BusInvalidRequestError',
+    NET_ERR_BUS_PRODUCER_STATE: 'BusProducerStateError',
   };
   for (const [name, status] of Object.entries(netmesh.Status)) {
     assert.equal(netmesh.statusName(status), name);
@@ -135,9 +144,11 @@ test('every error code maps to its error class', () => {
     assert.equal(err.constructor, Class, name);
     assert.equal(err.code, name);
     if (name.startsWith('NET_ERR_REDEX_')) assert.ok(err instanceof netmesh.RedexError, name);
+    if (name.startsWith('NET_ERR_BUS_')) assert.ok(err instanceof netmesh.BusError, name);
   }
   // Codes newer than the SDK fall back to their family's base class.
   assert.equal(netmesh.internal.errorFor(-150, 'x').constructor, netmesh.RedexError);
+  assert.equal(netmesh.internal.errorFor(-450, 'x').constructor, netmesh.BusError);
   assert.ok(netmesh.TokenExpiredError.prototype instanceof netmesh.TokenError);
   assert.ok(netmesh.EnvelopeSealOpenFailedError.prototype instanceof netmesh.EnvelopeError);
   assert.ok(netmesh.RedexLockedError.prototype instanceof netmesh.RedexError);

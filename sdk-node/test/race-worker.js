@@ -75,6 +75,32 @@ const commands = {
   },
 };
 
+// ---- the bus: raw ingests and frees -------------------------------------------
+
+commands.busIngestUntilFreed = ({ handle, dedup, maxMs }) => {
+  const r = { ok: 0, shutting: 0, other: 0 };
+  const event = Buffer.from('race');
+  const deadline = Date.now() + maxMs;
+  for (;;) {
+    const a = fns.net_bus_ingest_raw(handle, event, event.length);
+    const b = fns.net_redis_dedup_is_duplicate(dedup, event, event.length, [false]);
+    for (const s of [a, b]) {
+      if (s === 0 || s === -401) r.ok++;
+      else if (s === SHUTTING_DOWN) r.shutting++;
+      else r.other = s;
+    }
+    if (r.other || (a === SHUTTING_DOWN && b === SHUTTING_DOWN) || Date.now() > deadline) return r;
+  }
+};
+
+commands.busFreeAfter = ({ handle, dedup, delayMs }) => {
+  sleep(delayMs);
+  const t0 = process.hrtime.bigint();
+  fns.net_bus_free(handle);
+  if (dedup) fns.net_redis_dedup_free(dedup);
+  return { t0, t1: process.hrtime.bigint() };
+};
+
 // ---- RedEX: raw calls on manager / file / tail pointers ----------------------
 
 const FREE = {

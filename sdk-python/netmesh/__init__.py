@@ -43,8 +43,19 @@ from .cortex import (
     Watch,
     WatchLagged,
 )
+from .bus import Bus, BusEvent, IngestReport, PollResult, RedisStreamDedup
 from .mesh import Mesh, MeshEvent, MeshStream
 from .errors import (
+    BusAdapterError,
+    BusAdapterFatalError,
+    BusBackpressureError,
+    BusConfigError,
+    BusError,
+    BusInvalidRequestError,
+    BusNotConnectedError,
+    BusProducerStateError,
+    BusSampledError,
+    BusUnroutedError,
     ChannelNameError,
     MeshConfigError,
     MeshIoError,
@@ -134,6 +145,22 @@ def abi_version() -> int:
 
 
 __all__ = [
+    # bus
+    "Bus",
+    "BusEvent",
+    "IngestReport",
+    "PollResult",
+    "RedisStreamDedup",
+    "BusError",
+    "BusConfigError",
+    "BusBackpressureError",
+    "BusSampledError",
+    "BusUnroutedError",
+    "BusNotConnectedError",
+    "BusAdapterError",
+    "BusAdapterFatalError",
+    "BusInvalidRequestError",
+    "BusProducerStateError",
     "__version__",
     "version",
     "abi_version",

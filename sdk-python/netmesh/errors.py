@@ -57,6 +57,16 @@ Every failing call raises a subclass of :class:`NetError` carrying the
         ├── CortexInvalidConfigError (also ValueError)
         ├── CortexSnapshotError (also ValueError)
         └── CortexWatchEndedError  not a failure: a watch has nothing more (NET_END)
+    └── BusError                   the event bus
+        ├── BusConfigError (also ValueError)
+        ├── BusBackpressureError   the shard is full: retry later
+        ├── BusSampledError        decimated on purpose by the Sample policy
+        ├── BusUnroutedError       no active shard (scaling in progress)
+        ├── BusNotConnectedError   the adapter has no connection to its server
+        ├── BusAdapterError        the adapter failed; a retry may heal it
+        ├── BusAdapterFatalError   the adapter failed for good
+        ├── BusInvalidRequestError (also ValueError)
+        └── BusProducerStateError  the producer state file could not be read or written
 """
 
 from __future__ import annotations
@@ -120,6 +130,15 @@ class Status(enum.IntEnum):
     ERR_CORTEX_INVALID_QUERY = lib.NET_ERR_CORTEX_INVALID_QUERY
     ERR_CORTEX_INVALID_CONFIG = lib.NET_ERR_CORTEX_INVALID_CONFIG
     ERR_CORTEX_SNAPSHOT = lib.NET_ERR_CORTEX_SNAPSHOT
+    ERR_BUS_CONFIG = lib.NET_ERR_BUS_CONFIG
+    ERR_BUS_BACKPRESSURE = lib.NET_ERR_BUS_BACKPRESSURE
+    ERR_BUS_SAMPLED = lib.NET_ERR_BUS_SAMPLED
+    ERR_BUS_UNROUTED = lib.NET_ERR_BUS_UNROUTED
+    ERR_BUS_NOT_CONNECTED = lib.NET_ERR_BUS_NOT_CONNECTED
+    ERR_BUS_ADAPTER = lib.NET_ERR_BUS_ADAPTER
+    ERR_BUS_ADAPTER_FATAL = lib.NET_ERR_BUS_ADAPTER_FATAL
+    ERR_BUS_INVALID_REQUEST = lib.NET_ERR_BUS_INVALID_REQUEST
+    ERR_BUS_PRODUCER_STATE = lib.NET_ERR_BUS_PRODUCER_STATE
 
 
 class NetError(Exception):
@@ -375,6 +394,47 @@ class CortexWatchEndedError(CortexError):
     will (status ``NET_END``; not a failure). Iterating simply stops."""
 
 
+class BusError(NetError):
+    """Base class of the event-bus errors."""
+
+
+class BusConfigError(BusError, ValueError):
+    """An invalid bus configuration (the message names the key)."""
+
+
+class BusBackpressureError(BusError):
+    """The shard's buffer is full: the event was not queued. Retry later."""
+
+
+class BusSampledError(BusError):
+    """The Sample backpressure policy decimated the event on purpose."""
+
+
+class BusUnroutedError(BusError):
+    """No shard is active to take the event (scaling in progress)."""
+
+
+class BusNotConnectedError(BusError):
+    """The adapter has no connection to its server."""
+
+
+class BusAdapterError(BusError):
+    """The adapter failed in a way a retry may heal (timeout, lost
+    connection); the message carries the cause."""
+
+
+class BusAdapterFatalError(BusError):
+    """The adapter failed for good (malformed remote data, a closed log)."""
+
+
+class BusInvalidRequestError(BusError, ValueError):
+    """An invalid poll request (JSON, cursor, filter or limit)."""
+
+
+class BusProducerStateError(BusError):
+    """The producer state file could not be read or written."""
+
+
 #: The class raised for each error status.
 ERROR_CLASSES: Dict[int, Type[NetError]] = {
     lib.NET_ERR_INVALID_ARGUMENT: InvalidArgumentError,
@@ -423,6 +483,15 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     lib.NET_ERR_CORTEX_INVALID_QUERY: CortexInvalidQueryError,
     lib.NET_ERR_CORTEX_INVALID_CONFIG: CortexInvalidConfigError,
     lib.NET_ERR_CORTEX_SNAPSHOT: CortexSnapshotError,
+    lib.NET_ERR_BUS_CONFIG: BusConfigError,
+    lib.NET_ERR_BUS_BACKPRESSURE: BusBackpressureError,
+    lib.NET_ERR_BUS_SAMPLED: BusSampledError,
+    lib.NET_ERR_BUS_UNROUTED: BusUnroutedError,
+    lib.NET_ERR_BUS_NOT_CONNECTED: BusNotConnectedError,
+    lib.NET_ERR_BUS_ADAPTER: BusAdapterError,
+    lib.NET_ERR_BUS_ADAPTER_FATAL: BusAdapterFatalError,
+    lib.NET_ERR_BUS_INVALID_REQUEST: BusInvalidRequestError,
+    lib.NET_ERR_BUS_PRODUCER_STATE: BusProducerStateError,
 }
 
 

@@ -29,8 +29,8 @@ mod shard;
 mod timestamp;
 
 pub use adapter::{
-    Adapter, Batch, BatchEvent, FaultKind, JetStreamAdapter, JetStreamConfig, MemoryAdapter,
-    RedexAdapter, RedisAdapter, RedisConfig, ShardPage, StoredEvent,
+    Adapter, Batch, BatchEvent, DiscardAdapter, FaultKind, JetStreamAdapter, JetStreamConfig,
+    MemoryAdapter, RedexAdapter, RedisAdapter, RedisConfig, ShardPage, StoredEvent,
 };
 pub use batch::BatchSizer;
 pub use config::{BackpressureMode, BatchConfig, BusConfig, ScalingPolicy};
@@ -40,7 +40,7 @@ pub use error::{AdapterError, BusError, Cause, Reason};
 pub use event_bus::{BatchIngest, BusStats, EventBus, ShutdownReport};
 pub use filter::{Filter, Op};
 pub use poll::{ConsumeResponse, MAX_POLL_LIMIT, PER_SHARD_FETCH_CAP, PollRequest};
-pub use redis_dedup::{RedisStreamDedup, dedup_id};
+pub use redis_dedup::{DedupIds, RedisStreamDedup, dedup_id, dedup_id_shard};
 pub use scaling::{Decision, decide};
 pub use shard::ShardState;
 pub use timestamp::{IdCounter, TimestampGenerator};

@@ -79,9 +79,58 @@ impl RedisStreamDedup {
 }
 
 /// The dedup id of event `index` of the batch at `sequence_start` on
-/// `shard`, from producer `nonce`.
+/// `shard`, from producer `nonce`: `nonce:shard:sequence:index` (the nonce
+/// as 16 hex digits, the rest decimal).
 pub fn dedup_id(nonce: u64, shard: u16, sequence_start: u64, index: usize) -> String {
-    format!("{nonce:016x}:{shard}:{sequence_start}:{index}")
+    DedupIds::new(nonce, shard, sequence_start).id(index)
+}
+
+/// The dedup ids of one batch: the common prefix is formatted once.
+#[derive(Debug, Clone)]
+pub struct DedupIds {
+    prefix: String,
+}
+
+impl DedupIds {
+    /// The ids of the batch at `sequence_start` on `shard` from `nonce`.
+    pub fn new(nonce: u64, shard: u16, sequence_start: u64) -> Self {
+        Self {
+            prefix: format!("{nonce:016x}:{shard}:{sequence_start}:"),
+        }
+    }
+
+    /// The id of event `index`.
+    pub fn id(&self, index: usize) -> String {
+        let mut id = String::with_capacity(self.prefix.len() + 6);
+        self.write_id(index, &mut id);
+        id
+    }
+
+    /// Replaces `out` with the id of event `index` (reusing its buffer).
+    pub fn write_id(&self, index: usize, out: &mut String) {
+        use std::fmt::Write;
+        out.clear();
+        out.push_str(&self.prefix);
+        let _ = write!(out, "{index}");
+    }
+}
+
+/// The shard named by a dedup id (`nonce:shard:sequence:index`); None when
+/// the id is malformed or the shard does not fit in 16 bits.
+pub fn dedup_id_shard(id: &str) -> Option<u16> {
+    let mut parts = id.split(':');
+    let (nonce, shard, sequence, index) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let well_formed = parts.next().is_none()
+        && nonce.len() == 16
+        && u64::from_str_radix(nonce, 16).is_ok()
+        && sequence.parse::<u64>().is_ok()
+        && index.parse::<u64>().is_ok();
+    if well_formed {
+        shard.parse().ok()
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -111,5 +160,17 @@ mod tests {
     #[test]
     fn ids_name_nonce_shard_sequence_and_index() {
         assert_eq!(dedup_id(0xab, 3, 1000, 7), "00000000000000ab:3:1000:7");
+        assert_eq!(dedup_id_shard("00000000000000ab:3:1000:7"), Some(3));
+        for bad in [
+            "00000000000000ab:65536:1000:7",
+            "00000000000000ab:-1:1000:7",
+            "ab:3:1000:7",
+            "00000000000000ab:3:1000",
+            "00000000000000ab:3:1000:7:8",
+            "00000000000000zz:3:1000:7",
+            "",
+        ] {
+            assert_eq!(dedup_id_shard(bad), None, "{bad}");
+        }
     }
 }

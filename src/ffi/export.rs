@@ -212,12 +212,31 @@ pub(crate) unsafe fn input_slices<'a>(
     }
     // SAFETY: non-NULL, aligned, and the caller vouches for `count` slices.
     let slices = unsafe { std::slice::from_raw_parts(ptr, count) };
-    slices
-        .iter()
-        .enumerate()
-        // SAFETY: each slice is valid per the caller's contract.
-        .map(|(i, s)| unsafe { input_bytes(s.ptr, s.len, &format!("{name}[{i}]")) })
-        .collect()
+    let mut out = Vec::with_capacity(count);
+    for (i, s) in slices.iter().enumerate() {
+        // The element's name is formatted only for an error: batches of
+        // thousands of slices must not pay for it on success.
+        if s.len != 0 && s.ptr.is_null() {
+            return Err(FfiError::invalid_argument(format!(
+                "`{name}[{i}]` is NULL but its length is {}",
+                s.len
+            )));
+        }
+        if s.len > isize::MAX as usize {
+            return Err(FfiError::invalid_argument(format!(
+                "`{name}[{i}]` length {} is too large",
+                s.len
+            )));
+        }
+        // SAFETY: each slice is valid per the caller's contract; an empty
+        // one is not dereferenced, a non-empty one is non-NULL (checked).
+        out.push(if s.len == 0 {
+            &[][..]
+        } else {
+            unsafe { std::slice::from_raw_parts(s.ptr, s.len) }
+        });
+    }
+    Ok(out)
 }
 
 /// # Safety

@@ -9,8 +9,9 @@
 //! guard entry, `catch_unwind`).
 //!
 //! One file per area: `identity.rs`, `token.rs`, `envelope.rs`, `channel.rs`,
-//! `redex.rs`, `cortex.rs`, `mesh.rs`, `version.rs`.
+//! `redex.rs`, `cortex.rs`, `mesh.rs`, `bus.rs`, `version.rs`.
 
+mod bus;
 mod bytes;
 mod channel;
 mod cortex;
@@ -31,6 +32,7 @@ mod version;
 mod handle_guard_tests;
 
 // Every public item of the area files is part of the C ABI.
+pub use bus::*;
 pub use bytes::*;
 pub use channel::*;
 pub use cortex::*;

@@ -123,6 +123,27 @@ pub enum net_status_t {
     NET_ERR_CORTEX_INVALID_CONFIG = -302,
     /// A CortEX snapshot does not decode.
     NET_ERR_CORTEX_SNAPSHOT = -303,
+    /// The bus configuration is invalid; the message names the key.
+    NET_ERR_BUS_CONFIG = -400,
+    /// The shard's buffer is full: the event was not queued (retry later).
+    NET_ERR_BUS_BACKPRESSURE = -401,
+    /// The Sample backpressure policy decimated the event on purpose.
+    NET_ERR_BUS_SAMPLED = -402,
+    /// No shard is active to take the event (scaling in progress).
+    NET_ERR_BUS_UNROUTED = -403,
+    /// The adapter has no connection to its server.
+    NET_ERR_BUS_NOT_CONNECTED = -404,
+    /// The adapter failed in a way a retry may heal (timeout, lost
+    /// connection); the message carries the cause.
+    NET_ERR_BUS_ADAPTER = -405,
+    /// The adapter failed for good (malformed remote data, an id that does
+    /// not fit, a closed log); the message carries the cause.
+    NET_ERR_BUS_ADAPTER_FATAL = -406,
+    /// A poll request is invalid (JSON, cursor, filter or limit); the
+    /// message says which.
+    NET_ERR_BUS_INVALID_REQUEST = -407,
+    /// The producer state file could not be read or written.
+    NET_ERR_BUS_PRODUCER_STATE = -408,
 }
 
 impl net_status_t {
@@ -180,6 +201,15 @@ impl net_status_t {
         Self::NET_ERR_CORTEX_INVALID_QUERY,
         Self::NET_ERR_CORTEX_INVALID_CONFIG,
         Self::NET_ERR_CORTEX_SNAPSHOT,
+        Self::NET_ERR_BUS_CONFIG,
+        Self::NET_ERR_BUS_BACKPRESSURE,
+        Self::NET_ERR_BUS_SAMPLED,
+        Self::NET_ERR_BUS_UNROUTED,
+        Self::NET_ERR_BUS_NOT_CONNECTED,
+        Self::NET_ERR_BUS_ADAPTER,
+        Self::NET_ERR_BUS_ADAPTER_FATAL,
+        Self::NET_ERR_BUS_INVALID_REQUEST,
+        Self::NET_ERR_BUS_PRODUCER_STATE,
     ];
 
     /// The status with this numeric code, if there is one.
@@ -245,6 +275,15 @@ impl net_status_t {
             Self::NET_ERR_CORTEX_INVALID_QUERY => c"NET_ERR_CORTEX_INVALID_QUERY",
             Self::NET_ERR_CORTEX_INVALID_CONFIG => c"NET_ERR_CORTEX_INVALID_CONFIG",
             Self::NET_ERR_CORTEX_SNAPSHOT => c"NET_ERR_CORTEX_SNAPSHOT",
+            Self::NET_ERR_BUS_CONFIG => c"NET_ERR_BUS_CONFIG",
+            Self::NET_ERR_BUS_BACKPRESSURE => c"NET_ERR_BUS_BACKPRESSURE",
+            Self::NET_ERR_BUS_SAMPLED => c"NET_ERR_BUS_SAMPLED",
+            Self::NET_ERR_BUS_UNROUTED => c"NET_ERR_BUS_UNROUTED",
+            Self::NET_ERR_BUS_NOT_CONNECTED => c"NET_ERR_BUS_NOT_CONNECTED",
+            Self::NET_ERR_BUS_ADAPTER => c"NET_ERR_BUS_ADAPTER",
+            Self::NET_ERR_BUS_ADAPTER_FATAL => c"NET_ERR_BUS_ADAPTER_FATAL",
+            Self::NET_ERR_BUS_INVALID_REQUEST => c"NET_ERR_BUS_INVALID_REQUEST",
+            Self::NET_ERR_BUS_PRODUCER_STATE => c"NET_ERR_BUS_PRODUCER_STATE",
         }
     }
 

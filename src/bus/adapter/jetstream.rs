@@ -1,11 +1,10 @@
 //! The NATS JetStream adapter: one stream per shard
 //! (`<prefix>_shard_<id>`, subject `<prefix>.shard.<id>`). Every event is
-//! one message whose payload is the event's bytes, with the bus timestamp
-//! and the shard in headers and `Nats-Msg-Id` set to the event's dedup id
-//! (producer nonce, shard, batch sequence, index), so a batch retried
-//! after a timeout, a reconnect or a producer restart is stored once
-//! within the stream's duplicate window. An event's id is its stream
-//! sequence number.
+//! one message: the payload is the bus timestamp (8 bytes, little-endian)
+//! then the event's bytes, and `Nats-Msg-Id` — the only header — is the
+//! event's dedup id `nonce:shard:sequence:index`, so a batch retried after
+//! a timeout, a reconnect or a producer restart is stored once within the
+//! stream's duplicate window. An event's id is its stream sequence number.
 //!
 //! Reading walks stream sequences with pipelined message gets, skipping
 //! deleted sequences; on a stream that has never held a message
@@ -22,16 +21,12 @@ use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt, stream as fstream};
 use serde::Deserialize;
 
-use super::{Adapter, Batch, ShardPage, StoredEvent, first_after};
-use crate::bus::dedup_id;
+use super::{Adapter, Batch, ShardPage, StoredEvent, decode_record, encode_record, first_after};
 use crate::bus::error::{AdapterError, Reason};
+use crate::bus::{DedupIds, dedup_id_shard};
 
 const NAME: &str = "jetstream";
 
-/// The header carrying the bus timestamp (decimal nanoseconds).
-pub const TIMESTAMP_HEADER: &str = "Net-Ts";
-/// The header carrying the shard id (decimal).
-pub const SHARD_HEADER: &str = "Net-Shard";
 /// Consecutive missing sequences after which a poll of a cold stream
 /// (`first_seq == 0`) stops walking.
 pub const COLD_STREAM_NOT_FOUND_CAP: u64 = 64;
@@ -217,54 +212,52 @@ pub fn cold_stream_bail(first_seq: u64, consecutive_not_found: u64) -> bool {
     first_seq == 0 && consecutive_not_found >= COLD_STREAM_NOT_FOUND_CAP
 }
 
-/// Parses a header that must hold a decimal number of type `T`; a missing
-/// or malformed value is fatal (never defaulted).
-fn header_number<T: std::str::FromStr>(
-    headers: &HeaderMap,
-    name: &str,
-    shard: u16,
-    seq: u64,
-) -> Result<T, AdapterError> {
-    let value = headers.get(name).ok_or_else(|| {
-        fatal(format!(
-            "stream of shard {shard}, sequence {seq}: header {name} is missing"
-        ))
-    })?;
-    value.as_str().parse::<T>().map_err(|_| {
-        fatal(format!(
-            "stream of shard {shard}, sequence {seq}: header {name} = {:?} does not fit",
-            value.as_str()
-        ))
-    })
-}
-
-/// Decodes message `seq` of `shard`'s stream: the shard and timestamp
-/// headers must be present, decimal and in range, and the shard must be
-/// `shard`; anything else is fatal (never defaulted).
+/// Decodes message `seq` of `shard`'s stream: `Nats-Msg-Id` must be a
+/// dedup id whose shard fits in 16 bits and is `shard`, and the payload
+/// must hold the 8-byte timestamp; anything else is fatal (never
+/// defaulted).
 ///
 /// # Errors
-/// [`AdapterError::Fatal`] naming the stream position and the header.
+/// [`AdapterError::Fatal`] naming the stream position and what is wrong.
 pub fn decode_message(
     shard: u16,
     seq: u64,
     headers: &HeaderMap,
     payload: &[u8],
 ) -> Result<StoredEvent, AdapterError> {
-    let header_shard: u16 = header_number(headers, SHARD_HEADER, shard, seq)?;
-    if header_shard != shard {
-        return Err(fatal(format!(
-            "stream of shard {shard}, sequence {seq}: message names shard {header_shard}"
-        )));
+    let at = || format!("stream of shard {shard}, sequence {seq}");
+    let id = headers
+        .get(async_nats::header::NATS_MESSAGE_ID)
+        .ok_or_else(|| fatal(format!("{}: no Nats-Msg-Id", at())))?
+        .as_str();
+    match dedup_id_shard(id) {
+        Some(s) if s == shard => {}
+        Some(other) => {
+            return Err(fatal(format!(
+                "{}: message id {id:?} names shard {other}",
+                at()
+            )));
+        }
+        None => {
+            return Err(fatal(format!(
+                "{}: message id {id:?} is not nonce:shard:sequence:index with a 16-bit shard",
+                at()
+            )));
+        }
     }
-    let timestamp_ns = header_number(headers, TIMESTAMP_HEADER, shard, seq)?;
+    let (timestamp_ns, event) = decode_record(payload).ok_or_else(|| {
+        fatal(format!(
+            "{}: payload of {} bytes is shorter than its timestamp",
+            at(),
+            payload.len()
+        ))
+    })?;
     Ok(StoredEvent {
         shard_id: shard,
         id: seq.to_string(),
         timestamp_ns,
-        payload: payload.to_vec(),
-        dedup_id: headers
-            .get(async_nats::header::NATS_MESSAGE_ID)
-            .map(|v| v.as_str().to_owned()),
+        payload: event.to_vec(),
+        dedup_id: Some(id.to_owned()),
     })
 }
 
@@ -282,23 +275,14 @@ impl Adapter for JetStreamAdapter {
         self.stream(batch.shard_id).await?;
         let conn = self.connection()?;
         let subject = self.subject(batch.shard_id);
-        let shard = batch.shard_id.to_string();
+        let ids = DedupIds::new(batch.producer_nonce, batch.shard_id, batch.sequence_start);
         // Publish everything first (the client pipelines the writes), then
         // wait for the acks.
         let mut acks = Vec::with_capacity(batch.events.len());
         for (i, e) in batch.events.iter().enumerate() {
-            let mut headers = HeaderMap::new();
-            headers.insert(TIMESTAMP_HEADER, e.timestamp_ns.to_string().as_str());
-            headers.insert(SHARD_HEADER, shard.as_str());
             let publish = PublishMessage::build()
-                .payload(e.payload.clone().into())
-                .headers(headers)
-                .message_id(dedup_id(
-                    batch.producer_nonce,
-                    batch.shard_id,
-                    batch.sequence_start,
-                    i,
-                ));
+                .payload(encode_record(e.timestamp_ns, &e.payload).into())
+                .message_id(ids.id(i));
             acks.push(
                 conn.js
                     .send_publish(subject.clone(), publish)

@@ -1,13 +1,15 @@
 //! The durable side of the bus: the [`Adapter`] trait and its
 //! implementations. The embedded RedEX adapter is the default; JetStream
 //! and Redis Streams take the bus beyond one machine; the in-memory one is
-//! for tests and examples.
+//! for tests and examples, the discard one for load tests.
 
+mod discard;
 pub mod jetstream;
 mod memory;
 mod redex;
 pub mod redis;
 
+pub use discard::DiscardAdapter;
 pub use jetstream::{JetStreamAdapter, JetStreamConfig};
 pub use memory::{FaultKind, MemoryAdapter};
 pub use redex::RedexAdapter;
@@ -97,6 +99,22 @@ pub trait Adapter: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Whether the adapter can take batches now.
     async fn is_healthy(&self) -> bool;
+}
+
+/// A stored record of a server adapter: the event's 8-byte little-endian
+/// timestamp, then its bytes.
+pub(crate) fn encode_record(timestamp_ns: u64, payload: &[u8]) -> Vec<u8> {
+    let mut r = Vec::with_capacity(8 + payload.len());
+    r.extend_from_slice(&timestamp_ns.to_le_bytes());
+    r.extend_from_slice(payload);
+    r
+}
+
+/// Splits a record into its timestamp and its bytes; None when it is
+/// shorter than the timestamp.
+pub(crate) fn decode_record(record: &[u8]) -> Option<(u64, &[u8])> {
+    let (ts, payload) = record.split_first_chunk::<8>()?;
+    Some((u64::from_le_bytes(*ts), payload))
 }
 
 /// The first sequence after position `after` (None: 0) for adapters whose

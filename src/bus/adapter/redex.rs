@@ -8,7 +8,7 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 
-use super::{Adapter, Batch, ShardPage, StoredEvent, first_after};
+use super::{Adapter, Batch, ShardPage, StoredEvent, decode_record, encode_record, first_after};
 use crate::bus::error::{AdapterError, Reason};
 use crate::redex::{Redex, RedexError, RedexFile, RedexFileConfig};
 
@@ -84,12 +84,7 @@ impl Adapter for RedexAdapter {
         let records: Vec<Vec<u8>> = batch
             .events
             .iter()
-            .map(|e| {
-                let mut r = Vec::with_capacity(8 + e.payload.len());
-                r.extend_from_slice(&e.timestamp_ns.to_le_bytes());
-                r.extend_from_slice(&e.payload);
-                r
-            })
+            .map(|e| encode_record(e.timestamp_ns, &e.payload))
             .collect();
         file.append_batch(&records).map_err(redex_error)?;
         Ok(())
@@ -140,22 +135,20 @@ impl Adapter for RedexAdapter {
             .map_err(redex_error)?;
         let mut events = Vec::with_capacity(entries.len());
         for (seq, record) in entries {
-            if record.len() < 8 {
-                return Err(AdapterError::fatal(
+            let (timestamp_ns, payload) = decode_record(&record).ok_or_else(|| {
+                AdapterError::fatal(
                     NAME,
                     Reason(format!(
                         "shard {shard} entry {seq} is {} bytes, shorter than its timestamp",
                         record.len()
                     )),
-                ));
-            }
-            let mut ts = [0u8; 8];
-            ts.copy_from_slice(&record[..8]);
+                )
+            })?;
             events.push(StoredEvent {
                 shard_id: shard,
                 id: seq.to_string(),
-                timestamp_ns: u64::from_le_bytes(ts),
-                payload: record[8..].to_vec(),
+                timestamp_ns,
+                payload: payload.to_vec(),
                 dedup_id: None,
             });
         }

@@ -1,8 +1,8 @@
 //! The Redis Streams adapter: one stream per shard (`<prefix>:shard:<id>`).
 //! A batch is one pipelined round trip of `XADD`s; every entry holds the
-//! bus timestamp (`ts`), the event's dedup id (`d`:
-//! `nonce:shard:sequence:index`) and its bytes (`data`). An event's id is
-//! its stream entry id.
+//! event's dedup id (`d`: `nonce:shard:sequence:index`) and `data`: the bus
+//! timestamp (8 bytes, little-endian) then the event's bytes. An event's id
+//! is its stream entry id.
 //!
 //! Redis has no server-side dedup: a pipeline that timed out may have been
 //! applied, and its retry then writes the entries again. Consumers drop
@@ -19,12 +19,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::{Adapter, Batch, ShardPage, StoredEvent};
-use crate::bus::dedup_id;
+use super::{Adapter, Batch, ShardPage, StoredEvent, decode_record};
+use crate::bus::DedupIds;
 use crate::bus::error::{AdapterError, Reason};
 
 const NAME: &str = "redis";
-const FIELD_TS: &str = "ts";
 const FIELD_DEDUP: &str = "d";
 const FIELD_DATA: &str = "data";
 
@@ -222,27 +221,16 @@ fn parse_entry(v: &Value, shard: u16) -> Result<StoredEvent, AdapterError> {
             "stream of shard {shard}, entry {id}: odd field list"
         )));
     }
-    let (mut ts, mut dedup, mut data) = (None, None, None);
+    let (mut dedup, mut data) = (None, None);
     for pair in fields.chunks_exact(2) {
         let value = bulk(&pair[1], "field value", shard)?;
         match bulk(&pair[0], "field name", shard)? {
-            b"ts" => ts = Some(value),
             b"d" => dedup = Some(value),
             b"data" => data = Some(value),
             _ => {}
         }
     }
     let missing = |f: &str| fatal(format!("stream of shard {shard}, entry {id}: no {f} field"));
-    let ts = ts.ok_or_else(|| missing(FIELD_TS))?;
-    let timestamp_ns = std::str::from_utf8(ts)
-        .ok()
-        .and_then(|t| t.parse::<u64>().ok())
-        .ok_or_else(|| {
-            fatal(format!(
-                "stream of shard {shard}, entry {id}: ts {:?} is not a u64",
-                String::from_utf8_lossy(ts)
-            ))
-        })?;
     let dedup = dedup.ok_or_else(|| missing(FIELD_DEDUP))?;
     let dedup = String::from_utf8(dedup.to_vec()).map_err(|_| {
         fatal(format!(
@@ -250,11 +238,17 @@ fn parse_entry(v: &Value, shard: u16) -> Result<StoredEvent, AdapterError> {
         ))
     })?;
     let data = data.ok_or_else(|| missing(FIELD_DATA))?;
+    let (timestamp_ns, payload) = decode_record(data).ok_or_else(|| {
+        fatal(format!(
+            "stream of shard {shard}, entry {id}: data of {} bytes is shorter than its timestamp",
+            data.len()
+        ))
+    })?;
     Ok(StoredEvent {
         shard_id: shard,
         id,
         timestamp_ns,
-        payload: data.to_vec(),
+        payload: payload.to_vec(),
         dedup_id: Some(dedup),
     })
 }
@@ -307,24 +301,24 @@ impl Adapter for RedisAdapter {
     async fn on_batch(&self, batch: &Batch) -> Result<(), AdapterError> {
         let mut conn = self.connection().await?;
         let key = self.key(batch.shard_id);
+        let ids = DedupIds::new(batch.producer_nonce, batch.shard_id, batch.sequence_start);
         let mut pipe = redis::pipe();
+        // The command copies its arguments: build each in reused buffers.
+        let (mut id, mut record) = (String::new(), Vec::new());
         for (i, e) in batch.events.iter().enumerate() {
+            ids.write_id(i, &mut id);
+            record.clear();
+            record.extend_from_slice(&e.timestamp_ns.to_le_bytes());
+            record.extend_from_slice(&e.payload);
             let cmd = pipe.cmd("XADD").arg(&key);
             if let Some(max) = self.config.max_len {
                 cmd.arg("MAXLEN").arg("~").arg(max);
             }
             cmd.arg("*")
-                .arg(FIELD_TS)
-                .arg(e.timestamp_ns)
                 .arg(FIELD_DEDUP)
-                .arg(dedup_id(
-                    batch.producer_nonce,
-                    batch.shard_id,
-                    batch.sequence_start,
-                    i,
-                ))
+                .arg(id.as_str())
                 .arg(FIELD_DATA)
-                .arg(e.payload.as_slice())
+                .arg(record.as_slice())
                 .ignore();
         }
         self.bounded(pipe.exec_async(&mut conn)).await
@@ -404,32 +398,26 @@ mod tests {
         let good = Value::Array(vec![
             bs(b"1-0"),
             Value::Array(vec![
-                bs(b"ts"),
-                bs(b"42"),
                 bs(b"d"),
                 bs(b"x:1:0:0"),
                 bs(b"data"),
-                bs(b"\x00\xff"),
+                bs(&super::super::encode_record(42, b"\x00\xff")),
             ]),
         ]);
         let e = parse_entry(&good, 1).unwrap();
         assert_eq!(e.timestamp_ns, 42);
         assert_eq!(e.payload, b"\x00\xff");
         assert_eq!(e.dedup_id.as_deref(), Some("x:1:0:0"));
-        let bad_ts = Value::Array(vec![
+        let short = Value::Array(vec![
             bs(b"1-0"),
-            Value::Array(vec![
-                bs(b"ts"),
-                bs(b"-1"),
-                bs(b"d"),
-                bs(b"x"),
-                bs(b"data"),
-                bs(b""),
-            ]),
+            Value::Array(vec![bs(b"d"), bs(b"x"), bs(b"data"), bs(b"1234567")]),
         ]);
-        let missing = Value::Array(vec![bs(b"1-0"), Value::Array(vec![bs(b"ts"), bs(b"1")])]);
+        let missing = Value::Array(vec![
+            bs(b"1-0"),
+            Value::Array(vec![bs(b"data"), bs(&[0; 8])]),
+        ]);
         for bad in [
-            bad_ts,
+            short,
             missing,
             Value::Int(3),
             Value::Array(vec![bs(b"1-0")]),
