@@ -9,7 +9,11 @@
 //! * Redis: the same through the bus — vs raw pipelined `XADD`s of the same
 //!   payloads, 1 024 per pipeline, through the redis crate.
 //!
-//! Under `cargo test` (no `--bench`) it runs a short smoke pass.
+//! Redis fsyncs its append-only file once a second here (the suites use
+//! fsync-always): the benchmark compares clients, not the disk. Under
+//! `cargo test` (no `--bench`) it runs a short smoke pass.
+//! `NET_BENCH_SHARDS` and `NET_BENCH_BATCH_MAX` change the bus's shards
+//! (default 2) and maximum batch (default 4096).
 
 #[path = "../tests/servers/mod.rs"]
 mod servers;
@@ -38,10 +42,12 @@ fn payloads(n: usize) -> Vec<Vec<u8>> {
 
 /// Events/s of the bus over `adapter`: ingest everything, then flush.
 fn through_bus(adapter: Arc<dyn Adapter>, events: &[Vec<u8>]) -> f64 {
-    let config = BusConfig::from_json(
-        r#"{"num_shards":2,"shard_capacity":1048576,"backpressure":{"mode":"fail_producer"},
-            "batch":{"min_size":1024,"max_size":4096,"max_delay_ms":2}}"#,
-    )
+    let shards = std::env::var("NET_BENCH_SHARDS").unwrap_or_else(|_| "2".into());
+    let max = std::env::var("NET_BENCH_BATCH_MAX").unwrap_or_else(|_| "4096".into());
+    let config = BusConfig::from_json(&format!(
+        r#"{{"num_shards":{shards},"shard_capacity":1048576,"backpressure":{{"mode":"fail_producer"}},
+            "batch":{{"min_size":1024,"max_size":{max},"max_delay_ms":2}}}}"#,
+    ))
     .unwrap();
     let bus = EventBus::new(config, adapter).unwrap();
     let t = Instant::now();
@@ -120,7 +126,7 @@ fn main() {
         n
     );
 
-    let nats = Server::start(Kind::Nats);
+    let nats = Server::start_for_bench(Kind::Nats);
     let (mut ours, mut raw) = (0f64, 0f64);
     for round in 0..rounds {
         raw = raw.max(raw_jetstream(
@@ -145,7 +151,7 @@ fn main() {
     );
     drop(nats);
 
-    let redis_server = Server::start(Kind::Redis);
+    let redis_server = Server::start_for_bench(Kind::Redis);
     let (mut ours, mut raw) = (0f64, 0f64);
     for round in 0..rounds {
         raw = raw.max(raw_redis(

@@ -2,43 +2,15 @@
 //! watches as JSON, snapshots, and the three handle races for each of the
 //! four handle types.
 
-use std::ffi::CStr;
 use std::ptr;
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod ffi_common;
+
+use ffi_common::*;
 use net::ffi::*;
 use serde_json::Value;
-
-struct P<T>(*mut T);
-impl<T> Clone for P<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for P<T> {}
-unsafe impl<T> Send for P<T> {}
-unsafe impl<T> Sync for P<T> {}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(net_last_error_message()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn take(mut b: net_bytes_t) -> Vec<u8> {
-    let v = if b.ptr.is_null() {
-        Vec::new()
-    } else {
-        unsafe { std::slice::from_raw_parts(b.ptr, b.len) }.to_vec()
-    };
-    unsafe { net_bytes_free(&mut b) };
-    v
-}
-
-fn json(b: net_bytes_t) -> Value {
-    serde_json::from_slice(&take(b)).unwrap()
-}
 
 fn redex() -> *mut net_redex_t {
     let mut out = ptr::null_mut();

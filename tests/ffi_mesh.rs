@@ -4,40 +4,16 @@
 //! idempotent frees with racing ops, free waits for / wakes an op in
 //! flight).
 
-use std::ffi::CStr;
 use std::ptr;
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod ffi_common;
+
+use ffi_common::*;
 use net::ffi::*;
 
-struct P<T>(*mut T);
-impl<T> Clone for P<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for P<T> {}
-unsafe impl<T> Send for P<T> {}
-unsafe impl<T> Sync for P<T> {}
-
 const CONFIG: &str = r#"{"psk_hex":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a","heartbeat_interval_ms":50,"session_timeout_ms":1000,"hello_timeout_ms":500}"#;
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(net_last_error_message()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn take(mut b: net_bytes_t) -> Vec<u8> {
-    let v = if b.ptr.is_null() {
-        Vec::new()
-    } else {
-        unsafe { std::slice::from_raw_parts(b.ptr, b.len) }.to_vec()
-    };
-    unsafe { net_bytes_free(&mut b) };
-    v
-}
 
 fn node() -> *mut net_mesh_t {
     let mut out = ptr::null_mut();

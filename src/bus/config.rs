@@ -106,8 +106,8 @@ pub struct BusConfig {
     pub num_shards: u16,
     /// Scaling never goes below this many active shards.
     pub min_shards: u16,
-    /// ...nor above this many (default: 2 × CPUs, saturating at 65 535 —
-    /// intentional: shard ids are u16).
+    /// ...nor above this many (default: 2 × CPUs and at least `num_shards`,
+    /// saturating at 65 535 — intentional: shard ids are u16).
     pub max_shards: u16,
     /// Events each shard's buffer holds.
     pub shard_capacity: usize,
@@ -164,11 +164,33 @@ impl BusConfig {
     /// # Errors
     /// [`BusError::InvalidConfig`] naming the key (unknown keys included).
     pub fn from_json(json: &str) -> Result<Self> {
-        let config: Self = if json.trim().is_empty() {
-            Self::default()
-        } else {
-            serde_json::from_str(json).map_err(|e| BusError::InvalidConfig(e.to_string()))?
+        if json.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| BusError::InvalidConfig(e.to_string()))?;
+        Self::from_value(value)
+    }
+
+    /// As [`from_json`](Self::from_json), from a parsed JSON value. When
+    /// `max_shards` is not given it is at least `num_shards` (a bus asked
+    /// for 16 shards on a 2-CPU machine gets them).
+    ///
+    /// # Errors
+    /// [`BusError::InvalidConfig`] naming the key (unknown keys included).
+    pub fn from_value(value: serde_json::Value) -> Result<Self> {
+        // serde would also read a struct from an array, field by field.
+        let Some(map) = value.as_object() else {
+            return Err(BusError::InvalidConfig(format!(
+                "expected a JSON object, got {value}"
+            )));
         };
+        let max_given = map.contains_key("max_shards");
+        let mut config: Self =
+            serde_json::from_value(value).map_err(|e| BusError::InvalidConfig(e.to_string()))?;
+        if !max_given {
+            config.max_shards = config.max_shards.max(config.num_shards);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -306,5 +328,17 @@ mod tests {
         );
         assert!(err(r#"{"backpressure":{"mode":"bogus"}}"#).contains("bogus"));
         assert!(BusConfig::from_json("").is_ok());
+        assert!(err("[1]").contains("expected a JSON object"));
+    }
+
+    #[test]
+    fn max_shards_follows_num_shards_unless_given() {
+        let c = BusConfig::from_json(r#"{"num_shards":300}"#).unwrap();
+        assert_eq!((c.num_shards, c.max_shards), (300, c.max_shards.max(300)));
+        assert!(c.max_shards >= 300);
+        let err = BusConfig::from_json(r#"{"num_shards":300,"max_shards":8}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("num_shards: 300 is outside"), "{err}");
     }
 }

@@ -201,14 +201,7 @@ fn start_bus(json: &str) -> Result<EventBus, FfiError> {
             )));
         }
     };
-    let config = if map.is_empty() {
-        BusConfig::default()
-    } else {
-        let c: BusConfig = serde_json::from_value(serde_json::Value::Object(map))
-            .map_err(|e| config_error(e.to_string()))?;
-        c.validate()?;
-        c
-    };
+    let config = BusConfig::from_value(serde_json::Value::Object(map))?;
     Ok(match state_dir {
         Some(dir) => EventBus::with_producer_state(
             config,

@@ -26,6 +26,7 @@ pub struct Server {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    fsync_always: bool,
 }
 
 fn find_binary(name: &str) -> PathBuf {
@@ -49,8 +50,19 @@ fn free_port() -> u16 {
 }
 
 impl Server {
-    /// Starts a server of `kind` on a free port.
+    /// Starts a server of `kind` on a free port (Redis with an
+    /// fsync-always append-only file: acknowledged writes survive a kill).
     pub fn start(kind: Kind) -> Self {
+        Self::start_with(kind, true)
+    }
+
+    /// As [`start`](Self::start), Redis fsyncing its append-only file once
+    /// a second instead: for benchmarks that measure clients, not the disk.
+    pub fn start_for_bench(kind: Kind) -> Self {
+        Self::start_with(kind, false)
+    }
+
+    fn start_with(kind: Kind, fsync_always: bool) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "net-{}-{}-{}",
             match kind {
@@ -67,6 +79,7 @@ impl Server {
             port: free_port(),
             dir,
             child: None,
+            fsync_always,
         };
         s.run();
         s
@@ -112,7 +125,11 @@ impl Server {
                     "--appendonly",
                     "yes",
                     "--appendfsync",
-                    "always",
+                    if self.fsync_always {
+                        "always"
+                    } else {
+                        "everysec"
+                    },
                     "--daemonize",
                     "no",
                     "--dir",

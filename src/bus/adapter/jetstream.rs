@@ -274,7 +274,8 @@ impl Adapter for JetStreamAdapter {
     async fn on_batch(&self, batch: &Batch) -> Result<(), AdapterError> {
         self.stream(batch.shard_id).await?;
         let conn = self.connection()?;
-        let subject = self.subject(batch.shard_id);
+        // A Subject clones by reference count, not by copying the text.
+        let subject = async_nats::Subject::from(self.subject(batch.shard_id));
         let ids = DedupIds::new(batch.producer_nonce, batch.shard_id, batch.sequence_start);
         // Publish everything first (the client pipelines the writes), then
         // wait for the acks.
