@@ -152,6 +152,45 @@ fn a_retried_batch_is_stored_once() {
 }
 
 #[test]
+fn a_populated_sparse_stream_is_walked_past_long_deletion_gaps() {
+    let server = Server::start(Kind::Nats);
+    let a = adapter(&server, "sparse");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        a.init(&[0]).await.unwrap();
+        let batch = Batch {
+            producer_nonce: 1,
+            shard_id: 0,
+            sequence_start: 0,
+            events: (0..1_000u64)
+                .map(|i| BatchEvent {
+                    timestamp_ns: 1 + i,
+                    payload: i.to_le_bytes().to_vec(),
+                })
+                .collect(),
+        };
+        a.on_batch(&batch).await.unwrap();
+        // Keep stream sequences 1, 500 and 1000: gaps far longer than the
+        // cold-stream cap, on a stream whose first_seq is not 0.
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream(a.stream_name(0)).await.unwrap();
+        for seq in (2..500).chain(501..1000) {
+            assert!(stream.delete_message(seq).await.unwrap());
+        }
+        let page = a.poll_shard(0, None, 10).await.unwrap();
+        let ids: Vec<&str> = page.events.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["1", "500", "1000"]);
+        assert!(!page.has_more);
+        // From a cursor inside a gap, too.
+        let rest = a.poll_shard(0, Some("1"), 1).await.unwrap();
+        assert_eq!(rest.events.len(), 1);
+        assert_eq!(rest.events[0].id, "500");
+        assert!(rest.has_more);
+    });
+}
+
+#[test]
 fn malformed_remote_data_is_fatal_never_defaulted() {
     let server = Server::start(Kind::Nats);
     let a = adapter(&server, "bad");

@@ -150,6 +150,52 @@ fn a_retried_pipeline_is_dropped_by_the_consumer_side_dedup() {
 }
 
 #[test]
+fn max_len_trims_each_stream() {
+    let server = Server::start(Kind::Redis);
+    let a = Arc::new(
+        RedisAdapter::new(RedisConfig {
+            url: server.url(),
+            prefix: "trim".into(),
+            max_len: Some(100),
+            ..RedisConfig::default()
+        })
+        .unwrap(),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        a.init(&[0]).await.unwrap();
+        for start in (0..5_000u64).step_by(500) {
+            let batch = Batch {
+                producer_nonce: 2,
+                shard_id: 0,
+                sequence_start: start,
+                events: (start..start + 500)
+                    .map(|i| BatchEvent {
+                        timestamp_ns: 1 + i,
+                        payload: i.to_le_bytes().to_vec(),
+                    })
+                    .collect(),
+            };
+            a.on_batch(&batch).await.unwrap();
+        }
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let len: u64 = redis::cmd("XLEN")
+            .arg(a.key(0))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        // `MAXLEN ~` trims whole nodes: about 100 entries stay, never 5 000.
+        assert!((100..1_000).contains(&len), "{len} entries");
+        // What stays is the newest, oldest first.
+        let page = a.poll_shard(0, None, 10_000).await.unwrap();
+        assert_eq!(page.events.len() as u64, len);
+        let last = page.events.last().unwrap();
+        assert_eq!(last.payload, 4_999u64.to_le_bytes());
+    });
+}
+
+#[test]
 fn malformed_entries_are_fatal() {
     let server = Server::start(Kind::Redis);
     let a = adapter(&server, "bad", 2_000);
