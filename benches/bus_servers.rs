@@ -116,62 +116,65 @@ fn raw_redis(rt: &tokio::runtime::Runtime, url: &str, key: &str, events: &[Vec<u
     })
 }
 
+/// Best of `rounds` interleaved rounds of the raw client and the bus (each
+/// round gets its own stream names); prints one line with the ratio.
+fn compare(
+    label: &str,
+    baseline: &str,
+    rounds: usize,
+    mut raw: impl FnMut(usize) -> f64,
+    mut ours: impl FnMut(usize) -> f64,
+) {
+    let (mut best_ours, mut best_raw) = (0f64, 0f64);
+    for round in 0..rounds {
+        best_raw = best_raw.max(raw(round));
+        best_ours = best_ours.max(ours(round));
+    }
+    println!(
+        "{label:<34} {best_ours:>8.0} events/s   vs {baseline:<30} {best_raw:>8.0}/s   ratio {:.2}   (target 0.80)",
+        best_ours / best_raw
+    );
+}
+
 fn main() {
     let n = if full() { 300_000 } else { 5_000 };
     let rounds = if full() { 5 } else { 1 };
     let events = payloads(n);
     let rt = tokio::runtime::Runtime::new().unwrap();
     println!(
-        "bus adapters on real servers ({} events of 64 B, best of {rounds} interleaved rounds; 2 vCPUs)",
-        n
+        "bus adapters on real servers ({n} events of 64 B, best of {rounds} interleaved rounds; 2 vCPUs)"
     );
 
     let nats = Server::start_for_bench(Kind::Nats);
-    let (mut ours, mut raw) = (0f64, 0f64);
-    for round in 0..rounds {
-        raw = raw.max(raw_jetstream(
-            &rt,
-            &nats.url(),
-            &format!("raw{round}"),
-            &events,
-        ));
-        let adapter = JetStreamAdapter::new(JetStreamConfig {
-            url: nats.url(),
-            prefix: format!("bench{round}"),
-            ..JetStreamConfig::default()
-        })
-        .unwrap();
-        ours = ours.max(through_bus(Arc::new(adapter), &events));
-    }
-    println!(
-        "JetStream publish                  {:>8.0} events/s   vs raw async-nats async publish {:>8.0}/s   ratio {:.2}   (target 0.80)",
-        ours,
-        raw,
-        ours / raw
+    compare(
+        "JetStream publish",
+        "raw async-nats async publish",
+        rounds,
+        |round| raw_jetstream(&rt, &nats.url(), &format!("raw{round}"), &events),
+        |round| {
+            let config = JetStreamConfig {
+                url: nats.url(),
+                prefix: format!("bench{round}"),
+                ..JetStreamConfig::default()
+            };
+            through_bus(Arc::new(JetStreamAdapter::new(config).unwrap()), &events)
+        },
     );
     drop(nats);
 
     let redis_server = Server::start_for_bench(Kind::Redis);
-    let (mut ours, mut raw) = (0f64, 0f64);
-    for round in 0..rounds {
-        raw = raw.max(raw_redis(
-            &rt,
-            &redis_server.url(),
-            &format!("raw{round}"),
-            &events,
-        ));
-        let adapter = RedisAdapter::new(RedisConfig {
-            url: redis_server.url(),
-            prefix: format!("bench{round}"),
-            ..RedisConfig::default()
-        })
-        .unwrap();
-        ours = ours.max(through_bus(Arc::new(adapter), &events));
-    }
-    println!(
-        "Redis XADD                         {:>8.0} events/s   vs raw pipelined XADD         {:>8.0}/s   ratio {:.2}   (target 0.80)",
-        ours,
-        raw,
-        ours / raw
+    compare(
+        "Redis XADD",
+        "raw pipelined XADD",
+        rounds,
+        |round| raw_redis(&rt, &redis_server.url(), &format!("raw{round}"), &events),
+        |round| {
+            let config = RedisConfig {
+                url: redis_server.url(),
+                prefix: format!("bench{round}"),
+                ..RedisConfig::default()
+            };
+            through_bus(Arc::new(RedisAdapter::new(config).unwrap()), &events)
+        },
     );
 }

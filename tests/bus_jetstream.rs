@@ -4,15 +4,15 @@
 //! restart in the middle of a stream, and a producer killed and restarted
 //! mid-stream with its persisted state.
 
+mod bus_common;
 mod servers;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
+use bus_common::{ingest_numbers, numbers, patient_bus, produce_across_a_restart};
 use net::bus::*;
 use servers::{Kind, Server};
 
@@ -26,15 +26,6 @@ fn adapter(server: &Server, prefix: &str) -> Arc<JetStreamAdapter> {
         })
         .unwrap(),
     )
-}
-
-const PATIENT: &str = r#""backpressure":{"mode":"fail_producer"},
-    "batch":{"min_size":64,"max_size":512,"max_delay_ms":2},
-    "max_attempts":60,"retry_base_ms":20,"retry_max_ms":400,"adapter_timeout_ms":2000"#;
-
-fn bus(adapter: Arc<JetStreamAdapter>, shards: u16) -> EventBus {
-    let cfg = BusConfig::from_json(&format!(r#"{{"num_shards":{shards},{PATIENT}}}"#)).unwrap();
-    EventBus::new(cfg, adapter).unwrap()
 }
 
 fn poll_all(bus: &EventBus) -> Vec<StoredEvent> {
@@ -57,31 +48,11 @@ fn poll_all(bus: &EventBus) -> Vec<StoredEvent> {
     }
 }
 
-fn numbers(events: &[StoredEvent]) -> Vec<u64> {
-    events
-        .iter()
-        .map(|e| u64::from_le_bytes(e.payload[..8].try_into().unwrap()))
-        .collect()
-}
-
-/// Ingests `range` as 8-byte numbers, retrying refused events.
-fn ingest_numbers(bus: &EventBus, range: std::ops::Range<u64>) {
-    for i in range {
-        while let Err(e) = bus.ingest(i.to_le_bytes().to_vec()) {
-            assert!(
-                matches!(e, BusError::Backpressure { .. }),
-                "ingest {i}: {e}"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-}
-
 #[test]
 fn events_round_trip_with_msg_ids_from_nonce_shard_sequence_and_index() {
     let server = Server::start(Kind::Nats);
     let a = adapter(&server, "rt");
-    let bus = bus(a.clone(), 3);
+    let bus = patient_bus(a.clone(), 3);
     ingest_numbers(&bus, 0..5_000);
     bus.flush().unwrap();
     let s = bus.stats();
@@ -242,35 +213,9 @@ fn malformed_remote_data_is_fatal_never_defaulted() {
 #[test]
 fn a_server_restart_mid_stream_loses_nothing_acknowledged_and_dedup_holds() {
     let mut server = Server::start(Kind::Nats);
-    let a = adapter(&server, "restart");
-    let bus = Arc::new(bus(a.clone(), 2));
+    let bus = Arc::new(patient_bus(adapter(&server, "restart"), 2));
     const TOTAL: u64 = 20_000;
-    let produced = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let producer = {
-        let (bus, produced, done) = (bus.clone(), produced.clone(), done.clone());
-        std::thread::spawn(move || {
-            for i in 0..TOTAL {
-                ingest_numbers(&bus, i..i + 1);
-                produced.store(i + 1, Ordering::Relaxed);
-                if i % 100 == 0 {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
-            done.store(true, Ordering::Relaxed);
-        })
-    };
-    while produced.load(Ordering::Relaxed) < TOTAL / 3 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    server.restart();
-    producer.join().unwrap();
-    assert!(done.load(Ordering::Relaxed));
-    bus.flush().unwrap();
-    let s = bus.stats();
-    assert_eq!(s.events_dropped, 0, "{s:?}");
-    assert_eq!(s.events_dispatched, TOTAL, "{s:?}");
-    assert!(s.failed_attempts > 0, "the restart was not felt: {s:?}");
+    produce_across_a_restart(&bus, &mut server, TOTAL);
     let events = poll_all(&bus);
     let got = numbers(&events);
     let unique: HashSet<u64> = got.iter().copied().collect();

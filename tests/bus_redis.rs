@@ -3,13 +3,14 @@
 //! dedup ids, consumer-side dedup, malformed entries, a health PING bounded
 //! by the command timeout, and a server restart in the middle of a stream.
 
+mod bus_common;
 mod servers;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bus_common::{ingest_numbers, numbers, patient_bus, produce_across_a_restart};
 use net::bus::*;
 use servers::{Kind, Server};
 
@@ -23,28 +24,6 @@ fn adapter(server: &Server, prefix: &str, timeout_ms: u64) -> Arc<RedisAdapter> 
         })
         .unwrap(),
     )
-}
-
-fn bus(adapter: Arc<RedisAdapter>, shards: u16) -> EventBus {
-    let cfg = BusConfig::from_json(&format!(
-        r#"{{"num_shards":{shards},"backpressure":{{"mode":"fail_producer"}},
-            "batch":{{"min_size":64,"max_size":512,"max_delay_ms":2}},
-            "max_attempts":60,"retry_base_ms":20,"retry_max_ms":400,"adapter_timeout_ms":2000}}"#
-    ))
-    .unwrap();
-    EventBus::new(cfg, adapter).unwrap()
-}
-
-fn ingest_numbers(bus: &EventBus, range: std::ops::Range<u64>) {
-    for i in range {
-        while let Err(e) = bus.ingest(i.to_le_bytes().to_vec()) {
-            assert!(
-                matches!(e, BusError::Backpressure { .. }),
-                "ingest {i}: {e}"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
 }
 
 /// Every event, with repeats dropped by the consumer-side FIFO dedup.
@@ -74,17 +53,10 @@ fn poll_all_dedup(bus: &EventBus) -> (Vec<StoredEvent>, u64) {
     }
 }
 
-fn numbers(events: &[StoredEvent]) -> Vec<u64> {
-    events
-        .iter()
-        .map(|e| u64::from_le_bytes(e.payload[..8].try_into().unwrap()))
-        .collect()
-}
-
 #[test]
 fn events_round_trip_through_pipelined_xadd_with_dedup_ids() {
     let server = Server::start(Kind::Redis);
-    let bus = bus(adapter(&server, "rt", 2_000), 3);
+    let bus = patient_bus(adapter(&server, "rt", 2_000), 3);
     ingest_numbers(&bus, 0..5_000);
     bus.flush().unwrap();
     let s = bus.stats();
@@ -255,31 +227,9 @@ fn the_health_ping_is_bounded_by_the_command_timeout() {
 #[test]
 fn a_server_restart_mid_stream_loses_nothing_acknowledged_and_dedup_holds() {
     let mut server = Server::start(Kind::Redis);
-    let bus = Arc::new(bus(adapter(&server, "restart", 1_000), 2));
+    let bus = Arc::new(patient_bus(adapter(&server, "restart", 1_000), 2));
     const TOTAL: u64 = 20_000;
-    let produced = Arc::new(AtomicU64::new(0));
-    let producer = {
-        let (bus, produced) = (bus.clone(), produced.clone());
-        std::thread::spawn(move || {
-            for i in 0..TOTAL {
-                ingest_numbers(&bus, i..i + 1);
-                produced.store(i + 1, Ordering::Relaxed);
-                if i % 100 == 0 {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
-        })
-    };
-    while produced.load(Ordering::Relaxed) < TOTAL / 3 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    server.restart();
-    producer.join().unwrap();
-    bus.flush().unwrap();
-    let s = bus.stats();
-    assert_eq!(s.events_dropped, 0, "{s:?}");
-    assert_eq!(s.events_dispatched, TOTAL, "{s:?}");
-    assert!(s.failed_attempts > 0, "the restart was not felt: {s:?}");
+    produce_across_a_restart(&bus, &mut server, TOTAL);
     let (events, _dups) = poll_all_dedup(&bus);
     let got = numbers(&events);
     let unique: HashSet<u64> = got.iter().copied().collect();

@@ -12,7 +12,7 @@ Nothing here is public API; use the classes in :mod:`netmesh`.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Iterable, List, Optional, Tuple, Union
 
 from cffi import FFI  # type: ignore[import-untyped,unused-ignore]
 
@@ -156,6 +156,20 @@ def buf(data: BytesLike, name: str = "data") -> Tuple[Any, int]:
             f"not {type(data).__name__}"
         ) from None
     return view, len(view)
+
+
+def slice_array(items: Iterable[BytesLike], name: str) -> Tuple[Any, int, List[Any]]:
+    """A ``net_slice_t[]`` viewing each bytes-like item in place, for the
+    batch calls: ``(array, count, views)`` — the array is NULL when empty,
+    and ``views`` must stay referenced until the call returns."""
+    views = [buf(item, f"{name}[{i}]") for i, item in enumerate(items)]
+    if not views:
+        return ffi.NULL, 0, views
+    slices = ffi.new("net_slice_t[]", len(views))
+    for i, (ptr, n) in enumerate(views):
+        slices[i].ptr = ptr
+        slices[i].len = n
+    return slices, len(views), views
 
 
 def opt_buf(data: Optional[BytesLike], name: str = "data") -> Tuple[Any, int]:

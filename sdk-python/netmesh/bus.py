@@ -32,7 +32,7 @@ import struct
 from array import array
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
-from ._ffi import BytesLike, buf, check, ffi, lib, new_bytes, take_bytes
+from ._ffi import BytesLike, buf, check, ffi, lib, new_bytes, slice_array, take_bytes
 from .errors import BusConfigError
 from .redex import _Handle
 
@@ -163,13 +163,9 @@ class Bus(_Handle):
         return IngestReport(int(report.queued), int(report.sampled), int(report.taken))
 
     def _ingest_in_place(self, items: Sequence[BytesLike]) -> IngestReport:
-        views = [buf(e, f"events[{i}]") for i, e in enumerate(items)]
-        slices = ffi.new("net_slice_t[]", max(len(views), 1))
-        for i, (ptr, n) in enumerate(views):
-            slices[i].ptr = ptr
-            slices[i].len = n
+        slices, n, _keep = slice_array(items, "events")
         report = ffi.new("net_bus_ingest_report_t *")
-        check(lib.net_bus_ingest_raw_batch(self._handle(), slices if views else ffi.NULL, len(views), report))
+        check(lib.net_bus_ingest_raw_batch(self._handle(), slices, n, report))
         return IngestReport(int(report.queued), int(report.sampled), int(report.taken))
 
     # -- consume ---------------------------------------------------------------
@@ -280,17 +276,9 @@ class RedisStreamDedup(_Handle):
 
     def check_batch(self, dedup_ids: Sequence[str]) -> List[bool]:
         """:meth:`is_duplicate` for each id, in order, in one libnet call."""
-        raws = [i.encode() for i in dedup_ids]
-        n = len(raws)
-        slices = ffi.new("net_slice_t[]", max(n, 1))
-        keep = []
-        for i, r in enumerate(raws):
-            view, length = buf(r)
-            keep.append(view)
-            slices[i].ptr = view
-            slices[i].len = length
+        slices, n, _keep = slice_array([i.encode() for i in dedup_ids], "dedup_ids")
         out = ffi.new("bool[]", max(n, 1))
-        check(lib.net_redis_dedup_check_batch(self._handle(), slices if n else ffi.NULL, n, out))
+        check(lib.net_redis_dedup_check_batch(self._handle(), slices, n, out))
         return [bool(out[i]) for i in range(n)]
 
     def _info(self) -> "tuple[int, int, int]":

@@ -56,7 +56,7 @@ from typing import (
     Union,
 )
 
-from ._ffi import buf, check, ffi, last_error_message, lib, new_bytes, take_bytes
+from ._ffi import buf, check, ffi, last_error_message, lib, new_bytes, slice_array, take_bytes
 from .errors import (
     CortexInvalidConfigError,
     CortexWatchEndedError,
@@ -761,13 +761,7 @@ class Tasks(_Model[Task]):
 def _tag_slices(tags: Iterable[str]) -> Tuple[Any, int, List[Any]]:
     if isinstance(tags, (str, bytes)):
         raise TypeError("tags must be a sequence of str, not a single string")
-    raws = [_text(t, "tags[]") for t in tags]
-    keep = [ffi.from_buffer("uint8_t[]", r) for r in raws]
-    slices = ffi.new("net_slice_t[]", max(len(raws), 1))
-    for i, view in enumerate(keep):
-        slices[i].ptr = view
-        slices[i].len = len(raws[i])
-    return (slices if raws else ffi.NULL), len(raws), keep
+    return slice_array([_text(t, "tags[]") for t in tags], "tags")
 
 
 class Memories(_Model[Memory]):

@@ -35,7 +35,7 @@ import struct
 import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
-from ._ffi import BytesLike, buf, check, ffi, lib, new_bytes, take_bytes
+from ._ffi import BytesLike, buf, check, ffi, lib, new_bytes, slice_array, take_bytes
 from .errors import MeshConfigError, error_for_status
 from .redex import NET_WAIT_FOREVER, Seconds, _Handle, _out_u64
 
@@ -342,16 +342,6 @@ def _unpack(data: bytes, count: int) -> List[MeshEvent]:
     return events
 
 
-def _slices(events: Iterable[BytesLike]) -> Any:
-    items = list(events)
-    views = [buf(e, f"events[{i}]") for i, e in enumerate(items)]
-    slices = ffi.new("net_slice_t[]", max(len(views), 1))
-    for i, (ptr, n) in enumerate(views):
-        slices[i].ptr = ptr
-        slices[i].len = n
-    return slices, len(views), views
-
-
 class MeshStream(_Handle):
     """One stream to one peer (``net_mesh_stream_t``); closing it closes the
     stream (a blocked ``send_blocking`` raises MeshStreamClosedError)."""
@@ -389,15 +379,15 @@ class MeshStream(_Handle):
         the window cannot take them all)."""
         if len(events) == 1 and isinstance(events[0], (list, tuple)):
             events = tuple(events[0])
-        slices, n, _keep = _slices(events)
-        check(lib.net_mesh_stream_send(self._handle(), slices if n else ffi.NULL, n))
+        slices, n, _keep = slice_array(list(events), "events")
+        check(lib.net_mesh_stream_send(self._handle(), slices, n))
 
     def send_blocking(self, events: Iterable[BytesLike], timeout: Optional[Seconds] = None) -> bool:
         """Sends the events, waiting for credit; False when ``timeout``
         passed first (the packets before that one were sent)."""
-        slices, n, _keep = _slices(events)
+        slices, n, _keep = slice_array(list(events), "events")
         status = lib.net_mesh_stream_send_blocking(
-            self._handle(), slices if n else ffi.NULL, n, _ms(timeout, "timeout")
+            self._handle(), slices, n, _ms(timeout, "timeout")
         )
         if status == lib.NET_TIMEOUT:
             return False

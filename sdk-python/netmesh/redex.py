@@ -52,7 +52,7 @@ from typing import (
     Union,
 )
 
-from ._ffi import BytesLike, buf, check, ffi, last_error_message, lib, new_bytes, take_bytes
+from ._ffi import BytesLike, buf, check, ffi, last_error_message, lib, new_bytes, slice_array, take_bytes
 from .channel import _name_bytes
 from .errors import (
     RedexInvalidConfigError,
@@ -466,18 +466,13 @@ class RedexFile(_Handle):
         """Appends the payloads atomically on consecutive sequence numbers and
         returns the first one, or None when ``payloads`` is empty (nothing
         appended). On error nothing of the batch is appended."""
-        items = list(payloads)
         handle = self._handle()
-        views = [buf(p, f"payloads[{i}]") for i, p in enumerate(items)]
-        slices = ffi.new("net_slice_t[]", max(len(views), 1))
-        for i, (ptr, n) in enumerate(views):
-            slices[i].ptr = ptr
-            slices[i].len = n
+        slices, n, _keep = slice_array(list(payloads), "payloads")
         first = _out_u64()
         appended = ffi.new("bool *")
         check(
             lib.net_redex_file_append_batch(
-                handle, slices if views else ffi.NULL, len(views), first, appended
+                handle, slices, n, first, appended
             )
         )
         return int(first[0]) if appended[0] else None

@@ -120,8 +120,8 @@ enum AdapterJson {
     Redex(RedexJson),
     Jetstream(JetStreamConfig),
     Redis(RedisConfig),
-    Memory(MemoryJson),
-    Discard(MemoryJson),
+    Memory(NoOptions),
+    Discard(NoOptions),
 }
 
 #[derive(Deserialize, Default)]
@@ -139,7 +139,7 @@ struct RedexJson {
 /// The (empty) options of the memory and discard adapters.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct MemoryJson {}
+struct NoOptions {}
 
 fn build_adapter(value: Option<serde_json::Value>) -> Result<Arc<dyn Adapter>, FfiError> {
     let parsed = match value {
@@ -170,8 +170,8 @@ fn build_adapter(value: Option<serde_json::Value>) -> Result<Arc<dyn Adapter>, F
         AdapterJson::Redis(c) => {
             Arc::new(RedisAdapter::new(c).map_err(|e| config_error(format!("adapter.{e}")))?)
         }
-        AdapterJson::Memory(MemoryJson {}) => Arc::new(MemoryAdapter::new()),
-        AdapterJson::Discard(MemoryJson {}) => Arc::new(DiscardAdapter::new()),
+        AdapterJson::Memory(NoOptions {}) => Arc::new(MemoryAdapter::new()),
+        AdapterJson::Discard(NoOptions {}) => Arc::new(DiscardAdapter::new()),
     })
 }
 
@@ -224,22 +224,6 @@ impl From<BatchIngest> for net_bus_ingest_report_t {
 
 fn invalid(message: impl Into<String>) -> FfiError {
     FfiError::new(net_status_t::NET_ERR_INVALID_ARGUMENT, message)
-}
-
-/// `count` values at `ptr` (NULL allowed when `count` is 0).
-///
-/// # Safety
-/// `ptr` is NULL or valid for `count` values of `T` for the call.
-unsafe fn c_array<'a, T>(ptr: *const T, count: usize, name: &str) -> Result<&'a [T], FfiError> {
-    if count == 0 {
-        Ok(&[])
-    } else if ptr.is_null() || !ptr.is_aligned() {
-        Err(invalid(format!("{name}: NULL or misaligned")))
-    } else {
-        // SAFETY: non-NULL and aligned (checked); valid for `count` values
-        // (the caller's contract).
-        Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
-    }
 }
 
 /// Splits packed events (`data` back to back, one length each) into
@@ -413,7 +397,7 @@ pub unsafe extern "C" fn net_bus_ingest_raw_packed(
 ) -> net_status_t {
     ffi_export!(handle bus; bytes data[data_len]; out report; {
         // SAFETY: the caller made `lengths` readable for `count` values.
-        let lengths = unsafe { c_array(lengths, count, "lengths") }?;
+        let lengths = unsafe { super::export::input_values(lengths, count, "lengths") }?;
         let events = split_packed(data, lengths)?;
         report.write(bus.bus.ingest_batch(&events)?.into());
         Ok(())

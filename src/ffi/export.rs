@@ -189,16 +189,17 @@ pub(crate) unsafe fn input_opt_array<'a, const N: usize>(
     unsafe { input_array(ptr, len, name) }.map(Some)
 }
 
+/// `count` values of `T` at `ptr` (NULL allowed when `count` is 0).
+///
 /// # Safety
-/// If `count > 0`, `ptr` must be valid for reads of `count` slices, each of
-/// which is valid as for [`input_bytes`].
-pub(crate) unsafe fn input_slices<'a>(
-    ptr: *const super::bytes::net_slice_t,
+/// If `count > 0`, `ptr` must be valid for reads of `count` values.
+pub(crate) unsafe fn input_values<'a, T>(
+    ptr: *const T,
     count: usize,
     name: &str,
-) -> Result<Vec<&'a [u8]>, FfiError> {
+) -> Result<&'a [T], FfiError> {
     if count == 0 {
-        return Ok(Vec::new());
+        return Ok(&[]);
     }
     if ptr.is_null() {
         return Err(FfiError::invalid_argument(format!(
@@ -210,8 +211,20 @@ pub(crate) unsafe fn input_slices<'a>(
             "`{name}` is misaligned"
         )));
     }
-    // SAFETY: non-NULL, aligned, and the caller vouches for `count` slices.
-    let slices = unsafe { std::slice::from_raw_parts(ptr, count) };
+    // SAFETY: non-NULL, aligned, and the caller vouches for `count` values.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
+}
+
+/// # Safety
+/// If `count > 0`, `ptr` must be valid for reads of `count` slices, each of
+/// which is valid as for [`input_bytes`].
+pub(crate) unsafe fn input_slices<'a>(
+    ptr: *const super::bytes::net_slice_t,
+    count: usize,
+    name: &str,
+) -> Result<Vec<&'a [u8]>, FfiError> {
+    // SAFETY: forwarded contract.
+    let slices = unsafe { input_values(ptr, count, name) }?;
     let mut out = Vec::with_capacity(count);
     for (i, s) in slices.iter().enumerate() {
         // The element's name is formatted only for an error: batches of

@@ -330,6 +330,8 @@ impl Adapter for JetStreamAdapter {
         let mut events = Vec::new();
         let mut consecutive_not_found = 0u64;
         let mut next = start;
+        // The last sequence examined: more follow while it is below `last`.
+        let mut walked = start.saturating_sub(1);
         // Sequences are fetched in pipelined windows; a window never asks
         // beyond `last`, and the walk stops once `limit` events are in.
         'walk: while next <= last && events.len() < limit {
@@ -357,6 +359,7 @@ impl Adapter for JetStreamAdapter {
                     .try_collect()
                     .await?;
             for (q, message) in fetched {
+                walked = q;
                 let Some(m) = message else {
                     consecutive_not_found += 1;
                     if cold_stream_bail(state.first_sequence, consecutive_not_found) {
@@ -375,10 +378,7 @@ impl Adapter for JetStreamAdapter {
                 break;
             }
         }
-        let has_more = match events.last() {
-            Some(e) => e.id.parse::<u64>().is_ok_and(|q| q < last),
-            None => false,
-        };
+        let has_more = walked < last;
         Ok(ShardPage { events, has_more })
     }
 

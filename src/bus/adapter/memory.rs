@@ -144,18 +144,15 @@ impl Adapter for MemoryAdapter {
         }
         let mut map = self.lock();
         let shard = map.entry(batch.shard_id).or_default();
+        let ids =
+            crate::bus::DedupIds::new(batch.producer_nonce, batch.shard_id, batch.sequence_start);
         for (i, e) in batch.events.iter().enumerate() {
             shard.push(StoredEvent {
                 shard_id: batch.shard_id,
                 id: shard.len().to_string(),
                 timestamp_ns: e.timestamp_ns,
                 payload: e.payload.clone(),
-                dedup_id: Some(crate::bus::dedup_id(
-                    batch.producer_nonce,
-                    batch.shard_id,
-                    batch.sequence_start,
-                    i,
-                )),
+                dedup_id: Some(ids.id(i)),
             });
         }
         drop(map);
