@@ -227,6 +227,58 @@ export interface RedexFileOptions {
   /** Default 'never'; other policies need `persistent: true`. */
   fsync?: RedexFsync;
   retention?: RedexRetention;
+  /**
+   * Persistent files only (default false): when the live generation lost its
+   * `idx` or `dat`, rebuild the channel from what can be proven instead of
+   * throwing `RedexCorruptError`; `recoveryReport()` then lists what was lost.
+   */
+  repair?: boolean;
+}
+
+/** Why recovery dropped an index record. */
+export type RedexDropReason =
+  | 'checksum_mismatch'
+  | 'payload_out_of_range'
+  | 'seq_out_of_range'
+  | 'seq_breaks_run';
+
+/** One index record that opening a persistent file dropped. */
+export interface RedexDroppedRecord {
+  /** The record's position in `idx` (0-based) as found. */
+  position: bigint;
+  /** The seq its slot keeps as a hole (never reused), or null when no seq was free for it. */
+  seq: bigint | null;
+  /** The seq the record claimed (the same as `seq` unless the seq was the damage). */
+  storedSeq: bigint;
+  reason: RedexDropReason;
+}
+
+/** What opening a persistent file found and did (`RedexFile.recoveryReport()`). */
+export interface RedexRecoveryReport {
+  /** The live generation after the open. */
+  generation: number;
+  /** Whole index records found in `idx`. */
+  records: bigint;
+  /** Entries recovered (readable). */
+  entries: bigint;
+  /** Hole records (seqs known missing, never reused) after the open. */
+  holes: bigint;
+  /** The records this open dropped, with why. */
+  dropped: RedexDroppedRecord[];
+  /** Bytes of a partial record cut from the end of `idx`. */
+  tornIdxBytes: bigint;
+  /** Bytes cut from the end of `dat` that no kept entry refers to. */
+  datTruncatedBytes: bigint;
+  /** Entries (and holes) whose missing timestamp was set to the time of the open. */
+  timestampsRestored: bigint;
+  /** Whether `idx` and `ts` were rewritten (atomically) to record drops. */
+  indexRewritten: boolean;
+  /** Whether the open was asked to repair and had to. */
+  repaired: boolean;
+  /** Other findings, one sentence each. */
+  notes: string[];
+  /** True when the open found nothing to drop, cut or repair. */
+  clean: boolean;
 }
 
 /** One entry of `readRange`. */
@@ -269,7 +321,9 @@ export declare class Redex implements Disposable, AsyncDisposable {
    * Opens (creating or recovering) channel `name`. Options: an object, or a
    * configuration JSON string passed to libnet as is. Throws
    * `ChannelNameError`, `RedexInvalidConfigError`, `RedexNoPersistentDirError`,
-   * `RedexLockedError` (another writer has the channel), `RedexIoError`.
+   * `RedexLockedError` (another writer has the channel), `RedexCorruptError`
+   * (a file the channel needs is missing; the message names it, nothing was
+   * changed: restore it or pass `repair: true`), `RedexIoError`.
    */
   openFile(name: BytesOrString, options?: RedexFileOptions | string | null): RedexFile;
   /** `openFile()` on a worker thread (recovering a big persistent file takes a while). */
@@ -312,6 +366,8 @@ export declare class RedexFile implements Disposable, AsyncDisposable {
   readRange(fromSeq: U64Like, toSeq: U64Like): RedexRecord[];
   /** `readRange()` on a worker thread. */
   readRangeAsync(fromSeq: U64Like, toSeq: U64Like): Promise<RedexRecord[]>;
+  /** What opening this persistent file found and did; null for a memory file. */
+  recoveryReport(): RedexRecoveryReport | null;
   /** Makes every append so far durable. */
   sync(): void;
   /** `sync()` on a worker thread. */
@@ -885,6 +941,14 @@ export declare class RedexTooLargeError extends RedexError {}
 export declare class RedexGenerationOverflowError extends RedexError {}
 /** A persistent file needs a manager with a base directory. */
 export declare class RedexNoPersistentDirError extends RedexError {}
+/**
+ * A file the channel needs is missing or damaged beyond what recovery may
+ * decide alone; nothing was changed and the message names the file. Restore
+ * it, or open with `repair: true`.
+ */
+export declare class RedexCorruptError extends RedexError {}
+/** No sequence numbers left below 2^63; nothing was appended. */
+export declare class RedexSeqExhaustedError extends RedexError {}
 
 // ---------------------------------------------------------------------------
 // Internals (tests, benchmarks, debugging; not a stable API)

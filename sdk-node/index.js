@@ -109,6 +109,8 @@ module.exports = {
   RedexTooLargeError: errors.RedexTooLargeError,
   RedexGenerationOverflowError: errors.RedexGenerationOverflowError,
   RedexNoPersistentDirError: errors.RedexNoPersistentDirError,
+  RedexCorruptError: errors.RedexCorruptError,
+  RedexSeqExhaustedError: errors.RedexSeqExhaustedError,
   BusError: errors.BusError,
   BusConfigError: errors.BusConfigError,
   BusBackpressureError: errors.BusBackpressureError,

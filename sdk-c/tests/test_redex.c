@@ -9,7 +9,11 @@
  *    and no duplicate; NET_TIMEOUT; closing the file ends tails (NET_END);
  *  - NET_LAGGED after retention, with the resume seq (memory and persistent);
  *  - a second writer of a persistent channel is refused (NET_ERR_REDEX_LOCKED);
- *  - configuration errors name the key; argument checks; status names.
+ *  - configuration errors name the key; argument checks; status names;
+ *  - recovery: a lost dat is NET_ERR_REDEX_CORRUPT (naming it, changing
+ *    nothing) until opened with "repair"; net_redex_file_recovery_report
+ *    lists dropped records (a checksum mismatch, the entries a repair lost),
+ *    is clean for a fresh channel and null for a memory file.
  *
  * The handle races (free vs. in-flight calls) are in test_redex_races.c.
  * Persistent files live under a mkdtemp directory removed at the end.
@@ -841,6 +845,254 @@ out:
     rm_rf(dir);
 }
 
+/* ---- recovery ------------------------------------------------------------------ */
+
+/* The number of occurrences of `needle` in the NUL-terminated `hay`. */
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0, len = strlen(needle);
+    const char *at = hay;
+    while ((at = strstr(at, needle)) != NULL) {
+        n++;
+        at += len;
+    }
+    return n;
+}
+
+/* The recovery report of `f` as a NUL-terminated string (free it), or NULL. */
+static char *recovery_report(const net_redex_file_t *f)
+{
+    net_bytes_t b = EMPTY;
+    char *text;
+    if (!CHECK_OK(net_redex_file_recovery_report(f, &b))) {
+        return NULL;
+    }
+    text = (char *)malloc(b.len + 1);
+    if (CHECK(text != NULL)) {
+        memcpy(text, b.ptr, b.len);
+        text[b.len] = '\0';
+    }
+    net_bytes_free(&b);
+    return text;
+}
+
+/* Creates persistent channel `name` under `dir` with `n` entries, closed. */
+static void write_channel(const char *dir, const char *name, int n)
+{
+    net_redex_t *r = redex_new(dir);
+    net_redex_file_t *f = r ? redex_open(r, name, "{\"persistent\": true}") : NULL;
+    char payload[32];
+    int i;
+    for (i = 0; f != NULL && i < n; i++) {
+        snprintf(payload, sizeof payload, "entry-%d", i);
+        redex_append(f, payload);
+    }
+    if (f != NULL) {
+        CHECK_OK(net_redex_file_close(f));
+    }
+    net_redex_file_free(f);
+    net_redex_free(r);
+}
+
+/* Every file under a directory (path, size, contents), for "nothing changed". */
+static char *snapshot_buf;
+static size_t snapshot_len;
+
+static void snapshot_add(const void *p, size_t n)
+{
+    char *grown = (char *)realloc(snapshot_buf, snapshot_len + n);
+    if (grown == NULL) {
+        abort();
+    }
+    snapshot_buf = grown;
+    memcpy(snapshot_buf + snapshot_len, p, n);
+    snapshot_len += n;
+}
+
+static int snapshot_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    char chunk[4096];
+    size_t n;
+    FILE *fp;
+    (void)ftw;
+    snapshot_add(path, strlen(path) + 1);
+    if (flag != FTW_F) {
+        return 0;
+    }
+    snapshot_add(&sb->st_size, sizeof sb->st_size);
+    fp = fopen(path, "rb");
+    if (fp == NULL) {
+        return -1;
+    }
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) {
+        snapshot_add(chunk, n);
+    }
+    fclose(fp);
+    return 0;
+}
+
+/* The snapshot of `dir` (free it); *len gets its length. */
+static char *snapshot_dir(const char *dir, size_t *len)
+{
+    char *out;
+    snapshot_buf = NULL;
+    snapshot_len = 0;
+    CHECK(nftw(dir, snapshot_entry, 16, FTW_PHYS) == 0);
+    out = snapshot_buf;
+    *len = snapshot_len;
+    snapshot_buf = NULL;
+    return out;
+}
+
+static void test_lost_dat_is_corrupt_until_repaired(void)
+{
+    static const char *const persistent = "{\"persistent\": true}";
+    char *dir = temp_dir_new("redex-corrupt");
+    char dat[512];
+    char *before = NULL, *after = NULL, *report = NULL;
+    size_t before_len = 0, after_len = 0;
+    net_redex_t *r = NULL;
+    net_redex_file_t *sentinel = (net_redex_file_t *)&dir, *f = sentinel;
+    net_bytes_t b = EMPTY;
+    bool found = true;
+
+    write_channel(dir, "orders/eu", 3);
+    snprintf(dat, sizeof dat, "%s/orders/eu/v0000000001/dat", dir);
+    if (!CHECK(remove(dat) == 0)) {
+        goto out;
+    }
+    before = snapshot_dir(dir, &before_len);
+    r = redex_new(dir);
+    if (r == NULL) {
+        goto out;
+    }
+    CHECK_STATUS(redex_open_status(r, "orders/eu", persistent, &f), NET_ERR_REDEX_CORRUPT);
+    CHECK(f == sentinel);
+    if (!CHECK(strstr(net_last_error_message(), dat) != NULL)) {
+        fprintf(stderr, "       message \"%s\" does not name %s\n", net_last_error_message(), dat);
+    }
+    after = snapshot_dir(dir, &after_len);
+    CHECK_MEM(after, after_len, before, before_len); /* nothing was changed */
+
+    /* repair: the heap entries are lost (listed), their seqs never reused */
+    f = redex_open(r, "orders/eu", "{\"persistent\": true, \"repair\": true}");
+    if (f == NULL) {
+        goto out;
+    }
+    report = recovery_report(f);
+    if (report != NULL) {
+        CHECK(strstr(report, "\"repaired\":true") != NULL);
+        CHECK(strstr(report, "\"clean\":false") != NULL);
+        CHECK(strstr(report, "\"entries\":0") != NULL);
+        CHECK_U64(count_of(report, "\"reason\":\"payload_out_of_range\""), 3);
+        CHECK_U64(count_of(report, "\"reason\":"), 3);
+        CHECK(strstr(report, "\"stored_seq\":0") != NULL);
+        CHECK(strstr(report, "\"stored_seq\":2") != NULL);
+    }
+    CHECK_OK(net_redex_file_read(f, 0, &b, &found));
+    CHECK(!found);
+    net_bytes_free(&b);
+    CHECK_U64(redex_append(f, "after repair"), 3);
+
+out:
+    free(report);
+    free(before);
+    free(after);
+    if (f != sentinel) {
+        net_redex_file_free(f);
+    }
+    net_redex_free(r);
+    rm_rf(dir);
+}
+
+static void test_recovery_report(void)
+{
+    static const char *const persistent = "{\"persistent\": true}";
+    char *dir = temp_dir_new("redex-report");
+    char dat[512];
+    char *report = NULL;
+    net_redex_t *r = NULL, *mem = NULL;
+    net_redex_file_t *f = NULL, *fresh = NULL, *m = NULL, *sentinel = (net_redex_file_t *)&dir;
+    net_bytes_t b = EMPTY;
+    FILE *fp;
+    int c;
+
+    write_channel(dir, "orders/eu", 3);
+    /* flip the first byte of dat: entry 0's payload */
+    snprintf(dat, sizeof dat, "%s/orders/eu/v0000000001/dat", dir);
+    fp = fopen(dat, "r+b");
+    if (!CHECK(fp != NULL)) {
+        goto out;
+    }
+    c = fgetc(fp);
+    CHECK(c != EOF);
+    CHECK(fseek(fp, 0, SEEK_SET) == 0);
+    CHECK(fputc(c ^ 0xFF, fp) != EOF);
+    CHECK(fclose(fp) == 0);
+
+    r = redex_new(dir);
+    f = r ? redex_open(r, "orders/eu", persistent) : NULL;
+    if (f == NULL) {
+        goto out;
+    }
+    report = recovery_report(f);
+    if (report != NULL) {
+        CHECK(strstr(report, "\"clean\":false") != NULL);
+        CHECK(strstr(report, "\"repaired\":false") != NULL);
+        CHECK(strstr(report, "\"entries\":2") != NULL);
+        CHECK_U64(count_of(report, "\"reason\":"), 1);
+        CHECK(strstr(report, "\"reason\":\"checksum_mismatch\"") != NULL);
+        CHECK(strstr(report, "\"seq\":0") != NULL);
+        CHECK(strstr(report, "\"stored_seq\":0") != NULL);
+    }
+    free(report);
+    report = NULL;
+
+    /* a fresh channel opens clean */
+    fresh = redex_open(r, "orders/fresh", persistent);
+    if (fresh != NULL) {
+        report = recovery_report(fresh);
+        CHECK(report != NULL && strstr(report, "\"clean\":true") != NULL);
+        CHECK(report != NULL && strstr(report, "\"dropped\":[]") != NULL);
+        free(report);
+        report = NULL;
+    }
+    /* a memory file has no report: JSON null */
+    mem = redex_new(NULL);
+    m = mem ? redex_open(mem, "orders/mem", NULL) : NULL;
+    if (m != NULL) {
+        CHECK_OK(net_redex_file_recovery_report(m, &b));
+        CHECK_BYTES(b, "null", 4);
+        net_bytes_free(&b);
+        CHECK_STATUS(net_redex_file_recovery_report(m, NULL), NET_ERR_INVALID_ARGUMENT);
+    }
+    CHECK_STATUS(net_redex_file_recovery_report(NULL, &b), NET_ERR_INVALID_ARGUMENT);
+    CHECK(b.ptr == NULL && b.len == 0);
+
+    /* repair needs a persistent file */
+    {
+        net_redex_file_t *x = sentinel;
+        if (mem != NULL) {
+            CHECK_STATUS(redex_open_status(mem, "orders/repair", "{\"repair\": true}", &x),
+                         NET_ERR_REDEX_INVALID_CONFIG);
+            CHECK(strstr(net_last_error_message(), "repair") != NULL);
+            CHECK(x == sentinel);
+        }
+        CHECK_STATUS(redex_open_status(r, "orders/repair", "{\"repair\": true}", &x),
+                     NET_ERR_REDEX_INVALID_CONFIG);
+        CHECK(x == sentinel);
+    }
+
+out:
+    free(report);
+    net_redex_file_free(m);
+    net_redex_file_free(fresh);
+    net_redex_file_free(f);
+    net_redex_free(mem);
+    net_redex_free(r);
+    rm_rf(dir);
+}
+
 /* ---- lifetimes across handles ---------------------------------------------------- */
 
 static void test_handle_lifetimes(void)
@@ -905,11 +1157,14 @@ static void test_redex_header(void)
         {NET_ERR_REDEX_TOO_LARGE, "NET_ERR_REDEX_TOO_LARGE"},
         {NET_ERR_REDEX_GENERATION_OVERFLOW, "NET_ERR_REDEX_GENERATION_OVERFLOW"},
         {NET_ERR_REDEX_NO_PERSISTENT_DIR, "NET_ERR_REDEX_NO_PERSISTENT_DIR"},
+        {NET_ERR_REDEX_CORRUPT, "NET_ERR_REDEX_CORRUPT"},
+        {NET_ERR_REDEX_SEQ_EXHAUSTED, "NET_ERR_REDEX_SEQ_EXHAUSTED"},
     };
     size_t i;
     uint32_t forever = NET_WAIT_FOREVER;
     CHECK(NET_LAGGED == 3);
     CHECK(NET_ERR_REDEX_IO == -100 && NET_ERR_REDEX_NO_PERSISTENT_DIR == -109);
+    CHECK(NET_ERR_REDEX_CORRUPT == -110 && NET_ERR_REDEX_SEQ_EXHAUSTED == -111);
     CHECK_U64(forever, 0xFFFFFFFFu);
     CHECK(sizeof(net_slice_t) == 2 * sizeof(void *));
     CHECK(offsetof(net_slice_t, len) == sizeof(void *));
@@ -928,6 +1183,8 @@ int main(void)
     RUN_TEST(test_lagged_after_retention);
     RUN_TEST(test_second_writer_locked);
     RUN_TEST(test_config_and_argument_errors);
+    RUN_TEST(test_lost_dat_is_corrupt_until_repaired);
+    RUN_TEST(test_recovery_report);
     RUN_TEST(test_handle_lifetimes);
     RUN_TEST(test_redex_header);
     return check_finish("test_redex");

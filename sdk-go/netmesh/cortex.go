@@ -52,7 +52,8 @@ func StartFromSeq(seq uint64) StartPosition { return StartPosition{kind: 2, seq:
 // ModelConfig is how a model opens. The zero value is a memory-only log,
 // PolicyStop, StartBeginning and the default watch capacity.
 type ModelConfig struct {
-	// File configures the model's RedEX file (persistence, fsync, retention).
+	// File configures the model's RedEX file (persistence, fsync, retention,
+	// repair).
 	File FileConfig
 	// Policy is the fold's error policy ("" = PolicyStop).
 	Policy ErrorPolicy

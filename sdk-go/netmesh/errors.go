@@ -55,6 +55,8 @@ const (
 	StatusRedexTooLarge              Status = C.NET_ERR_REDEX_TOO_LARGE
 	StatusRedexGenerationOverflow    Status = C.NET_ERR_REDEX_GENERATION_OVERFLOW
 	StatusRedexNoPersistentDir       Status = C.NET_ERR_REDEX_NO_PERSISTENT_DIR
+	StatusRedexCorrupt               Status = C.NET_ERR_REDEX_CORRUPT
+	StatusRedexSeqExhausted          Status = C.NET_ERR_REDEX_SEQ_EXHAUSTED
 	StatusMeshConfig                 Status = C.NET_ERR_MESH_CONFIG
 	StatusMeshIO                     Status = C.NET_ERR_MESH_IO
 	StatusMeshHandshakeTimeout       Status = C.NET_ERR_MESH_HANDSHAKE_TIMEOUT
@@ -118,6 +120,8 @@ const (
 	ErrRedexTooLarge              = StatusRedexTooLarge
 	ErrRedexGenerationOverflow    = StatusRedexGenerationOverflow
 	ErrRedexNoPersistentDir       = StatusRedexNoPersistentDir
+	ErrRedexCorrupt               = StatusRedexCorrupt
+	ErrRedexSeqExhausted          = StatusRedexSeqExhausted
 	ErrMeshConfig                 = StatusMeshConfig
 	ErrMeshIO                     = StatusMeshIO
 	ErrMeshHandshakeTimeout       = StatusMeshHandshakeTimeout
@@ -190,6 +194,8 @@ var statusInfos = map[Status]statusInfo{
 	StatusRedexTooLarge:              {"NET_ERR_REDEX_TOO_LARGE", "RedEX append exceeds the file's size limits"},
 	StatusRedexGenerationOverflow:    {"NET_ERR_REDEX_GENERATION_OVERFLOW", "RedEX generation counter exhausted"},
 	StatusRedexNoPersistentDir:       {"NET_ERR_REDEX_NO_PERSISTENT_DIR", "persistent RedEX file needs a manager with a base directory"},
+	StatusRedexCorrupt:               {"NET_ERR_REDEX_CORRUPT", "a file the RedEX channel needs is missing or damaged (nothing changed; restore it or open with repair)"},
+	StatusRedexSeqExhausted:          {"NET_ERR_REDEX_SEQ_EXHAUSTED", "RedEX file has no sequence numbers left (nothing appended)"},
 	StatusMeshConfig:                 {"NET_ERR_MESH_CONFIG", "invalid mesh configuration"},
 	StatusMeshIO:                     {"NET_ERR_MESH_IO", "mesh socket error"},
 	StatusMeshHandshakeTimeout:       {"NET_ERR_MESH_HANDSHAKE_TIMEOUT", "mesh handshake got no valid answer in time"},

@@ -200,7 +200,8 @@ func TestErrorsAndStatuses(t *testing.T) {
 		netmesh.StatusRedexSyncFailed, netmesh.StatusRedexLocked, netmesh.StatusRedexClosed,
 		netmesh.StatusRedexInvalidConfig, netmesh.StatusRedexInlineLength,
 		netmesh.StatusRedexTooLarge, netmesh.StatusRedexGenerationOverflow,
-		netmesh.StatusRedexNoPersistentDir,
+		netmesh.StatusRedexNoPersistentDir, netmesh.StatusRedexCorrupt,
+		netmesh.StatusRedexSeqExhausted,
 	}
 	seen := map[netmesh.Status]bool{}
 	for _, s := range all {
@@ -213,8 +214,14 @@ func TestErrorsAndStatuses(t *testing.T) {
 		}
 	}
 	if netmesh.StatusOK != 0 || netmesh.StatusTimeout != 1 || netmesh.StatusEnd != 2 || netmesh.StatusTokenExpired != -22 ||
-		netmesh.StatusLagged != 3 || netmesh.StatusRedexIO != -100 || netmesh.StatusRedexNoPersistentDir != -109 {
+		netmesh.StatusLagged != 3 || netmesh.StatusRedexIO != -100 || netmesh.StatusRedexNoPersistentDir != -109 ||
+		netmesh.StatusRedexCorrupt != -110 || netmesh.StatusRedexSeqExhausted != -111 {
 		t.Error("status numbers differ from net.h")
+	}
+	if netmesh.StatusRedexCorrupt.String() != "NET_ERR_REDEX_CORRUPT" ||
+		netmesh.StatusRedexSeqExhausted.String() != "NET_ERR_REDEX_SEQ_EXHAUSTED" ||
+		!errors.Is(netmesh.ErrRedexCorrupt, netmesh.StatusRedexCorrupt) {
+		t.Error("the RedEX corruption statuses are misnamed")
 	}
 	if got := netmesh.Status(-99).String(); got != "NET_UNKNOWN_STATUS(-99)" {
 		t.Errorf("unknown status renders as %q", got)

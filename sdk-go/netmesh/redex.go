@@ -86,8 +86,16 @@ func (r *Redex) Close() error {
 // channel can be open in one manager (one process) at a time: another one
 // fails with ErrRedexLocked until the first file is closed.
 //
+// A persistent file is recovered on open: damage that recovery can prove
+// harmless to drop (a torn tail, a record failing its checksum) is dropped
+// and listed in [RedexFile.RecoveryReport]. A file the channel needs that is
+// missing or damaged beyond that (say the live generation's dat) fails with
+// ErrRedexCorrupt, naming the file and changing nothing: restore it, or open
+// with FileConfig.Repair to keep what can be proven.
+//
 // Errors: ErrChannelInvalidName, ErrRedexInvalidConfig (the message names
-// the key), ErrRedexNoPersistentDir, ErrRedexLocked, ErrRedexIO.
+// the key), ErrRedexNoPersistentDir, ErrRedexLocked, ErrRedexCorrupt,
+// ErrRedexIO.
 func (r *Redex) OpenFile(name string, cfg FileConfig) (*RedexFile, error) {
 	js, err := cfg.marshal()
 	if err != nil {
@@ -101,7 +109,8 @@ func (r *Redex) OpenFile(name string, cfg FileConfig) (*RedexFile, error) {
 //
 //	{"persistent": true,
 //	 "fsync": "never" | {"every_n": N} | {"interval_ms": MS} | {"interval_ms": MS, "max_bytes": B},
-//	 "retention": {"max_events": N, "max_bytes": B, "max_age_ms": MS}}
+//	 "retention": {"max_events": N, "max_bytes": B, "max_age_ms": MS},
+//	 "repair": false}
 //
 // It is the escape hatch for settings FileConfig cannot express (such as
 // "max_events": 0) and for configurations stored as text.
@@ -141,6 +150,11 @@ type FileConfig struct {
 	Fsync FsyncPolicy
 	// Retention limits, applied by RedexFile.SweepRetention.
 	Retention Retention
+	// Repair lets the open of a persistent file whose live generation lost
+	// its idx or dat rebuild the channel from what can be proven, instead of
+	// failing with ErrRedexCorrupt; RedexFile.RecoveryReport then lists what
+	// was lost. It needs Persistent (else ErrRedexInvalidConfig).
+	Repair bool
 }
 
 // Retention limits: each SweepRetention removes the longest prefix of
@@ -247,6 +261,7 @@ type fileConfigJSON struct {
 	Persistent bool            `json:"persistent"`
 	Fsync      json.RawMessage `json:"fsync"`
 	Retention  retentionJSON   `json:"retention"`
+	Repair     bool            `json:"repair,omitempty"`
 }
 
 func (c FileConfig) marshal() ([]byte, error) {
@@ -254,7 +269,7 @@ func (c FileConfig) marshal() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := fileConfigJSON{Persistent: c.Persistent, Fsync: fsync}
+	out := fileConfigJSON{Persistent: c.Persistent, Fsync: fsync, Repair: c.Repair}
 	if c.Retention.MaxEvents != 0 {
 		out.Retention.MaxEvents = &c.Retention.MaxEvents
 	}
@@ -272,8 +287,8 @@ func (c FileConfig) marshal() ([]byte, error) {
 }
 
 // MarshalJSON gives the configuration JSON of net_redex_open_file, e.g.
-// {"persistent":true,"fsync":{"every_n":1},"retention":{"max_events":100}}.
-// A negative duration is an error.
+// {"persistent":true,"fsync":{"every_n":1},"retention":{"max_events":100}}
+// ("repair":true only when Repair is set). A negative duration is an error.
 func (c FileConfig) MarshalJSON() ([]byte, error) { return c.marshal() }
 
 // Entry is one entry of a RedEX file: its sequence number and payload.
@@ -359,9 +374,10 @@ func (f *RedexFile) Close() error {
 // Append appends payload (any length, stored out of line) and returns its
 // sequence number.
 //
-// Errors: ErrRedexClosed, ErrRedexPoisoned, ErrRedexTooLarge, ErrRedexIO
-// (nothing appended), ErrRedexSyncFailed (appended but not durable; the file
-// is poisoned).
+// Errors: ErrRedexClosed, ErrRedexPoisoned, ErrRedexTooLarge,
+// ErrRedexSeqExhausted (no sequence numbers left below 2^63; nothing
+// appended), ErrRedexIO (nothing appended), ErrRedexSyncFailed (appended but
+// not durable; the file is poisoned).
 func (f *RedexFile) Append(payload []byte) (uint64, error) {
 	var seq C.uint64_t
 	err := f.do("net_redex_file_append", func(p *C.net_redex_file_t) C.net_status_t {
@@ -474,6 +490,90 @@ func (f *RedexFile) NextSeq() (uint64, error) {
 		return C.net_redex_file_next_seq(p, &out)
 	})
 	return uint64(out), err
+}
+
+// RecoveryReport is what opening a persistent RedEX file found and did
+// (net_redex_file_recovery_report). Everything recovery dropped is listed
+// in Dropped; nothing is dropped silently.
+type RecoveryReport struct {
+	// Generation is the live generation after the open.
+	Generation uint32 `json:"generation"`
+	// Records is the number of whole index records found in idx.
+	Records uint64 `json:"records"`
+	// Entries is the number of entries recovered (readable).
+	Entries uint64 `json:"entries"`
+	// Holes is the number of hole records in the index after the open
+	// (sequence numbers known missing and never reused), including those
+	// this open made.
+	Holes uint64 `json:"holes"`
+	// Dropped lists the records this open dropped, with why.
+	Dropped []DroppedRecord `json:"dropped"`
+	// TornIdxBytes is the size of a partial record cut from the end of idx
+	// (a torn write).
+	TornIdxBytes uint64 `json:"torn_idx_bytes"`
+	// DatTruncatedBytes is the number of bytes cut from the end of dat that
+	// no kept entry refers to.
+	DatTruncatedBytes uint64 `json:"dat_truncated_bytes"`
+	// TimestampsRestored counts entries (and holes) whose timestamp was
+	// missing, stamped with the time of the open.
+	TimestampsRestored uint64 `json:"timestamps_restored"`
+	// IndexRewritten tells whether idx and ts were rewritten (atomically) to
+	// record drops.
+	IndexRewritten bool `json:"index_rewritten"`
+	// Repaired tells whether the open was asked to repair (FileConfig.Repair)
+	// and had to.
+	Repaired bool `json:"repaired"`
+	// Notes are other findings, one sentence each.
+	Notes []string `json:"notes"`
+	// Clean is true when the open found nothing to drop, cut or repair.
+	Clean bool `json:"clean"`
+}
+
+// Why recovery dropped a record ([DroppedRecord.Reason]).
+const (
+	// DropChecksumMismatch: the payload does not match the record's checksum.
+	DropChecksumMismatch = "checksum_mismatch"
+	// DropPayloadOutOfRange: the payload ends past the end of dat (a torn
+	// append, a truncated or lost dat, or a corrupt offset or length).
+	DropPayloadOutOfRange = "payload_out_of_range"
+	// DropSeqOutOfRange: the record's sequence number is at or above 2^63.
+	DropSeqOutOfRange = "seq_out_of_range"
+	// DropSeqBreaksRun: the record's sequence number does not continue the
+	// run of its neighbours, so it cannot be trusted.
+	DropSeqBreaksRun = "seq_breaks_run"
+)
+
+// DroppedRecord is one record recovery dropped.
+type DroppedRecord struct {
+	// Position is the record's position in idx (0-based) as found.
+	Position uint64 `json:"position"`
+	// Seq is the sequence number its slot keeps as a hole (never reused), or
+	// nil when its position leaves no sequence number free for it.
+	Seq *uint64 `json:"seq"`
+	// StoredSeq is the sequence number the record claimed (the same as *Seq
+	// unless the sequence number itself was the damage).
+	StoredSeq uint64 `json:"stored_seq"`
+	// Reason is why it was dropped: one of the Drop* constants.
+	Reason string `json:"reason"`
+}
+
+// RecoveryReport returns what opening this persistent file found and did,
+// or nil (and no error) for a memory-only file. A second handle on the same
+// file reports the open that created it.
+func (f *RedexFile) RecoveryReport() (*RecoveryReport, error) {
+	const op = "net_redex_file_recovery_report"
+	var out C.net_bytes_t
+	err := f.do(op, func(p *C.net_redex_file_t) C.net_status_t {
+		return C.net_redex_file_recovery_report(p, &out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var report *RecoveryReport
+	if err := json.Unmarshal(takeBytes(&out), &report); err != nil {
+		return nil, &Error{Op: op, Status: StatusInternal, Message: err.Error()}
+	}
+	return report, nil
 }
 
 // Len is the number of live entries.

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -410,6 +412,7 @@ func TestRedexFileConfigJSON(t *testing.T) {
 		{netmesh.FileConfig{Persistent: true, Fsync: netmesh.FsyncIntervalOrBytes(time.Second, 4096)}, `{"persistent":true,"fsync":{"interval_ms":1000,"max_bytes":4096},"retention":{}}`},
 		{netmesh.FileConfig{Retention: netmesh.Retention{MaxEvents: 10, MaxBytes: 1 << 20, MaxAge: time.Hour}},
 			`{"persistent":false,"fsync":"never","retention":{"max_events":10,"max_bytes":1048576,"max_age_ms":3600000}}`},
+		{netmesh.FileConfig{Persistent: true, Repair: true}, `{"persistent":true,"fsync":"never","retention":{},"repair":true}`},
 	} {
 		got, err := json.Marshal(c.cfg)
 		if err != nil || string(got) != c.want {
@@ -623,4 +626,140 @@ func TestRedexEntriesStream(t *testing.T) {
 			t.Fatal("abandoned Entries never closed after the tail closed")
 		}
 	}
+}
+
+// writeChannel creates the persistent channel name under dir with n entries
+// (payloadOf(0..n-1)) and closes it.
+func writeChannel(t *testing.T, dir, name string, n int) {
+	t.Helper()
+	r := mustRedex(t, dir)
+	f := mustOpenFile(t, r, name, netmesh.FileConfig{Persistent: true})
+	for i := 0; i < n; i++ {
+		mustAppend(t, f, payloadOf(i))
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Close()
+}
+
+// snapshotDir maps each file under dir to its contents.
+func snapshotDir(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		files[path] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func TestRedexLostDatIsCorruptUntilRepaired(t *testing.T) {
+	dir := t.TempDir()
+	writeChannel(t, dir, "orders/eu", 3)
+	dat := filepath.Join(dir, "orders", "eu", "v0000000001", "dat")
+	if err := os.Remove(dat); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshotDir(t, dir)
+
+	r := mustRedex(t, dir)
+	_, err := r.OpenFile("orders/eu", netmesh.FileConfig{Persistent: true})
+	expectIs(t, err, netmesh.ErrRedexCorrupt)
+	var nerr *netmesh.Error
+	if !errors.As(err, &nerr) || nerr.Status != netmesh.StatusRedexCorrupt || !strings.Contains(nerr.Message, dat) {
+		t.Fatalf("error %v does not name %s", err, dat)
+	}
+	if after := snapshotDir(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("a refused open changed the files:\nbefore %v\nafter  %v", before, after)
+	}
+
+	f := mustOpenFile(t, r, "orders/eu", netmesh.FileConfig{Persistent: true, Repair: true})
+	report, err := f.RecoveryReport()
+	if err != nil || report == nil {
+		t.Fatalf("RecoveryReport: %v, %v", report, err)
+	}
+	if !report.Repaired || report.Clean || report.Entries != 0 || len(report.Dropped) != 3 {
+		t.Fatalf("report after repair: %+v", report)
+	}
+	for i, d := range report.Dropped {
+		if d.Reason != netmesh.DropPayloadOutOfRange || d.Position != uint64(i) || d.StoredSeq != uint64(i) ||
+			d.Seq == nil || *d.Seq != uint64(i) {
+			t.Errorf("dropped[%d] = %+v (seq %v)", i, d, d.Seq)
+		}
+	}
+	if _, found, err := f.Read(0); err != nil || found {
+		t.Fatalf("Read(0) after repair: found %v, %v", found, err)
+	}
+	// The lost seqs are never reused.
+	if seq := mustAppend(t, f, []byte("after repair")); seq != 3 {
+		t.Fatalf("append after repair got seq %d, want 3", seq)
+	}
+}
+
+func TestRedexRecoveryReport(t *testing.T) {
+	dir := t.TempDir()
+	writeChannel(t, dir, "orders/eu", 3)
+	dat := filepath.Join(dir, "orders", "eu", "v0000000001", "dat")
+	b, err := os.ReadFile(dat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xFF
+	if err := os.WriteFile(dat, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	r := mustRedex(t, dir)
+	f := mustOpenFile(t, r, "orders/eu", netmesh.FileConfig{Persistent: true})
+	report, err := f.RecoveryReport()
+	if err != nil || report == nil {
+		t.Fatalf("RecoveryReport: %v, %v", report, err)
+	}
+	if report.Clean || report.Repaired || report.Entries != 2 || len(report.Dropped) != 1 {
+		t.Fatalf("report: %+v", report)
+	}
+	d := report.Dropped[0]
+	if d.Reason != netmesh.DropChecksumMismatch || d.Seq == nil || *d.Seq != 0 || d.StoredSeq != 0 || d.Position != 0 {
+		t.Fatalf("dropped: %+v", d)
+	}
+	if _, found, _ := f.Read(0); found {
+		t.Fatal("the damaged entry is still readable")
+	}
+	if got, found, _ := f.Read(1); !found || !bytes.Equal(got, payloadOf(1)) {
+		t.Fatalf("Read(1) = %q, %v", got, found)
+	}
+
+	// A fresh channel opens clean; a memory file has no report.
+	fresh := mustOpenFile(t, r, "orders/us", netmesh.FileConfig{Persistent: true})
+	if report, err := fresh.RecoveryReport(); err != nil || report == nil || !report.Clean ||
+		len(report.Dropped) != 0 || report.Generation != 1 {
+		t.Fatalf("fresh channel report: %+v, %v", report, err)
+	}
+	mem := memFile(t, "orders/mem", netmesh.FileConfig{})
+	if report, err := mem.RecoveryReport(); err != nil || report != nil {
+		t.Fatalf("memory file report: %+v, %v", report, err)
+	}
+	// A closed file reports ErrShuttingDown.
+	_ = mem.Close()
+	_, err = mem.RecoveryReport()
+	expectIs(t, err, netmesh.ErrShuttingDown)
+}
+
+func TestRedexRepairNeedsPersistent(t *testing.T) {
+	r := mustRedex(t, t.TempDir())
+	_, err := r.OpenFile("cfg/repair", netmesh.FileConfig{Repair: true})
+	expectIs(t, err, netmesh.ErrRedexInvalidConfig)
+	if !strings.Contains(err.Error(), "repair") {
+		t.Fatalf("error %q does not name repair", err)
+	}
+	_, err = r.OpenFileJSON("cfg/repair", `{"repair": true}`)
+	expectIs(t, err, netmesh.ErrRedexInvalidConfig)
 }

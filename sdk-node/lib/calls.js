@@ -248,6 +248,13 @@ function redexFileU64(fn, handle) {
   return BigInt(out[0]);
 }
 
+/** The recovery report JSON text ('null' for a memory file). */
+function redexFileRecoveryReport(handle) {
+  const out = {};
+  check(fns.net_redex_file_recovery_report(handle, out));
+  return takeBytes(out).toString('utf8');
+}
+
 function redexFileSync(handle) {
   check(fns.net_redex_file_sync(handle));
 }
@@ -637,6 +644,7 @@ module.exports = {
   redexFileReadRange,
   decodeRange,
   redexFileU64,
+  redexFileRecoveryReport,
   redexFileSync,
   redexFileSweepRetention,
   redexFileCloseFree,

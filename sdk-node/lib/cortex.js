@@ -69,7 +69,7 @@ const queryErr = (m) => new CortexInvalidQueryError(m, STATUS.NET_ERR_CORTEX_INV
 
 /**
  * The model configuration JSON: openFile's options (persistent, fsync,
- * retention) plus policy ('stop' | 'log_and_continue'), start ('beginning' |
+ * retention, repair) plus policy ('stop' | 'log_and_continue'), start ('beginning' |
  * 'live' | a sequence number) and changesCapacity.
  */
 function modelConfigJson(options) {
@@ -85,6 +85,7 @@ function modelConfigJson(options) {
       case 'persistent':
       case 'fsync':
       case 'retention':
+      case 'repair':
         fileOptions[key] = value;
         break;
       case 'policy':
@@ -108,7 +109,7 @@ function modelConfigJson(options) {
         break;
       default:
         throw configErr(
-          `unknown key ${JSON.stringify(key)} (known: persistent, fsync, retention, policy, start, changesCapacity)`,
+          `unknown key ${JSON.stringify(key)} (known: persistent, fsync, retention, repair, policy, start, changesCapacity)`,
         );
     }
   }

@@ -98,6 +98,14 @@ class RedexTooLargeError extends RedexError {}
 class RedexGenerationOverflowError extends RedexError {}
 /** A persistent file needs a manager opened with a base directory. */
 class RedexNoPersistentDirError extends RedexError {}
+/**
+ * A file the channel needs (say the live generation's dat) is missing or
+ * damaged beyond what recovery may decide alone. Nothing was changed; the
+ * message names the file. Restore it, or open with `repair: true`.
+ */
+class RedexCorruptError extends RedexError {}
+/** The file has no sequence numbers left below 2^63; nothing was appended. */
+class RedexSeqExhaustedError extends RedexError {}
 
 /** Base class of the mesh errors (NET_ERR_MESH_*). */
 class MeshError extends NetError {}
@@ -187,6 +195,8 @@ const CLASS_BY_STATUS = new Map([
   [STATUS.NET_ERR_REDEX_TOO_LARGE, RedexTooLargeError],
   [STATUS.NET_ERR_REDEX_GENERATION_OVERFLOW, RedexGenerationOverflowError],
   [STATUS.NET_ERR_REDEX_NO_PERSISTENT_DIR, RedexNoPersistentDirError],
+  [STATUS.NET_ERR_REDEX_CORRUPT, RedexCorruptError],
+  [STATUS.NET_ERR_REDEX_SEQ_EXHAUSTED, RedexSeqExhaustedError],
   [STATUS.NET_ERR_MESH_CONFIG, MeshConfigError],
   [STATUS.NET_ERR_MESH_IO, MeshIoError],
   [STATUS.NET_ERR_MESH_HANDSHAKE_TIMEOUT, MeshHandshakeTimeoutError],
@@ -277,6 +287,8 @@ module.exports = {
   RedexTooLargeError,
   RedexGenerationOverflowError,
   RedexNoPersistentDirError,
+  RedexCorruptError,
+  RedexSeqExhaustedError,
   MeshError,
   MeshConfigError,
   MeshIoError,

@@ -21,6 +21,7 @@ const calls = require('./calls');
 const args = require('./args');
 const { ShuttingDownError, RedexInvalidConfigError, errorFor } = require('./errors');
 const pool = require('./pool');
+const { parseJsonBigInt } = require('./json');
 
 /** Longest single wait of a tail poll on a pool worker (ms). */
 const TAIL_POLL_MS = 50;
@@ -113,15 +114,16 @@ function retentionJson(value, path) {
   return object(members(value, path, RETENTION_KEYS));
 }
 
-function persistentJson(value, path) {
+function booleanJson(value, path) {
   if (typeof value !== 'boolean') throw configError(`${path}: expected a boolean, got ${describe(value)}`);
   return String(value);
 }
 
 const OPTION_KEYS = {
-  persistent: ['persistent', persistentJson],
+  persistent: ['persistent', booleanJson],
   fsync: ['fsync', fsyncJson],
   retention: ['retention', retentionJson],
+  repair: ['repair', booleanJson],
 };
 
 function object(m) {
@@ -137,7 +139,7 @@ function configJson(options) {
   if (options == null) return null;
   if (typeof options === 'string') return Buffer.from(options, 'utf8');
   if (typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError('options must be an object { persistent?, fsync?, retention? } or a JSON string');
+    throw new TypeError('options must be an object { persistent?, fsync?, retention?, repair? } or a JSON string');
   }
   const m = members(options, '', OPTION_KEYS);
   return m.length === 0 ? null : Buffer.from(object(m), 'utf8');
@@ -219,8 +221,12 @@ class Redex {
   /**
    * Opens (creating or recovering) channel `name`. Options: `persistent`
    * (needs a base directory), `fsync` ('never' | { everyN } | { intervalMs }
-   * | { intervalMs, maxBytes }), `retention` ({ maxEvents, maxBytes, maxAgeMs }).
+   * | { intervalMs, maxBytes }), `retention` ({ maxEvents, maxBytes, maxAgeMs }),
+   * `repair` (persistent only: when the live generation lost its idx or dat,
+   * rebuild the channel from what can be proven instead of throwing
+   * RedexCorruptError; file.recoveryReport() lists what was lost).
    * Recovering a big persistent channel takes a while: see openFileAsync.
+   * What recovery dropped is in file.recoveryReport().
    */
   openFile(name, options) {
     const [n, config, display] = fileArgs(name, options);
@@ -412,6 +418,18 @@ class RedexFile {
     return calls.redexFileU64(fns.net_redex_file_len, this.#live());
   }
 
+  /**
+   * What opening this persistent file found and did, or null for a memory
+   * file: `{ generation, records, entries, holes, dropped: [{ position, seq
+   * (null when no seq was free for it), storedSeq, reason }], tornIdxBytes,
+   * datTruncatedBytes, timestampsRestored, indexRewritten, repaired, notes,
+   * clean }` (u64 counts and seqs as bigints). `reason` is 'checksum_mismatch',
+   * 'payload_out_of_range', 'seq_out_of_range' or 'seq_breaks_run'.
+   */
+  recoveryReport() {
+    return recoveryReport(calls.redexFileRecoveryReport(this.#live()));
+  }
+
   /** Makes every append so far durable (a no-op for memory files). */
   sync() {
     calls.redexFileSync(this.#live());
@@ -490,6 +508,31 @@ class RedexFile {
       return `RedexFile <${this.#name}>`;
     }
   }
+}
+
+/** The recovery report from libnet's JSON (snake_case) in camelCase. */
+function recoveryReport(text) {
+  const r = parseJsonBigInt(text);
+  if (r === null) return null;
+  return {
+    generation: Number(r.generation),
+    records: r.records,
+    entries: r.entries,
+    holes: r.holes,
+    dropped: r.dropped.map((d) => ({
+      position: d.position,
+      seq: d.seq,
+      storedSeq: d.stored_seq,
+      reason: d.reason,
+    })),
+    tornIdxBytes: r.torn_idx_bytes,
+    datTruncatedBytes: r.dat_truncated_bytes,
+    timestampsRestored: r.timestamps_restored,
+    indexRewritten: r.index_rewritten,
+    repaired: r.repaired,
+    notes: r.notes,
+    clean: r.clean,
+  };
 }
 
 function timeoutArg(timeoutMs) {

@@ -107,6 +107,8 @@ test('every error code maps to its error class', () => {
     NET_ERR_REDEX_TOO_LARGE: 'RedexTooLargeError',
     NET_ERR_REDEX_GENERATION_OVERFLOW: 'RedexGenerationOverflowError',
     NET_ERR_REDEX_NO_PERSISTENT_DIR: 'RedexNoPersistentDirError',
+    NET_ERR_REDEX_CORRUPT: 'RedexCorruptError',
+    NET_ERR_REDEX_SEQ_EXHAUSTED: 'RedexSeqExhaustedError',
     NET_ERR_MESH_CONFIG: 'MeshConfigError',
     NET_ERR_MESH_IO: 'MeshIoError',
     NET_ERR_MESH_HANDSHAKE_TIMEOUT: 'MeshHandshakeTimeoutError',
@@ -146,6 +148,10 @@ test('every error code maps to its error class', () => {
     if (name.startsWith('NET_ERR_REDEX_')) assert.ok(err instanceof netmesh.RedexError, name);
     if (name.startsWith('NET_ERR_BUS_')) assert.ok(err instanceof netmesh.BusError, name);
   }
+  assert.equal(netmesh.Status.NET_ERR_REDEX_CORRUPT, -110);
+  assert.equal(netmesh.Status.NET_ERR_REDEX_SEQ_EXHAUSTED, -111);
+  assert.equal(netmesh.statusName(-110), 'NET_ERR_REDEX_CORRUPT');
+  assert.equal(netmesh.statusName(-111), 'NET_ERR_REDEX_SEQ_EXHAUSTED');
   // Codes newer than the SDK fall back to their family's base class.
   assert.equal(netmesh.internal.errorFor(-150, 'x').constructor, netmesh.RedexError);
   assert.equal(netmesh.internal.errorFor(-450, 'x').constructor, netmesh.BusError);

@@ -231,6 +231,10 @@ test('invalid queries and configurations name the key', (t) => {
     netmesh.internal.cortexConfigJson({ persistent: true, policy: 'log_and_continue', start: 18446744073709551615n, changesCapacity: 8 }),
     '{"persistent":true,"policy":"log_and_continue","start":{"from_seq":18446744073709551615},"changes_capacity":8}',
   );
+  assert.equal(
+    netmesh.internal.cortexConfigJson({ persistent: true, repair: true, policy: 'stop' }),
+    '{"persistent":true,"repair":true,"policy":"stop"}',
+  );
 });
 
 test('start: live skips the history', async (t) => {

@@ -22,6 +22,7 @@ const {
   RedexInvalidConfigError,
   RedexInlineLengthError,
   RedexNoPersistentDirError,
+  RedexCorruptError,
   ChannelNameError,
   internal,
 } = netmesh;
@@ -444,4 +445,106 @@ test('a pending tail keeps the process alive; closing it lets the process exit',
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /got late\nended/);
   assert.ok(Date.now() - t0 < 20_000);
+});
+
+// ---- recovery ---------------------------------------------------------------
+
+/** Creates persistent channel `name` under `base` with `n` entries and closes it. */
+function writeChannel(base, name, n) {
+  const redex = new Redex(base);
+  const f = redex.openFile(name, { persistent: true });
+  for (let i = 0; i < n; i++) f.append(`entry-${i}`);
+  f.close();
+  redex.close();
+}
+
+/** Every file under `dir` with its contents (hex). */
+function snapshot(dir) {
+  const out = {};
+  for (const entry of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const p = path.join(entry.parentPath ?? entry.path, entry.name);
+    out[p] = fs.readFileSync(p).toString('hex');
+  }
+  return out;
+}
+
+test('a lost dat is RedexCorruptError naming it (files untouched) until opened with repair', (t) => {
+  const base = tempDir(t);
+  writeChannel(base, 'orders/eu', 3);
+  const dat = path.join(base, 'orders', 'eu', 'v0000000001', 'dat');
+  fs.rmSync(dat);
+  const before = snapshot(base);
+  const redex = own(t, new Redex(base));
+  assert.throws(
+    () => redex.openFile('orders/eu', { persistent: true }),
+    (e) => {
+      assert.ok(e instanceof RedexCorruptError, `${e.name}: ${e.message}`);
+      assert.ok(e instanceof RedexError);
+      assert.equal(e.code, 'NET_ERR_REDEX_CORRUPT');
+      assert.equal(e.status, -110);
+      assert.ok(e.message.includes(dat), e.message);
+      return true;
+    },
+  );
+  assert.deepEqual(snapshot(base), before, 'a refused open changed the files');
+
+  const f = own(t, redex.openFile('orders/eu', { persistent: true, repair: true }));
+  const report = f.recoveryReport();
+  assert.equal(report.repaired, true);
+  assert.equal(report.clean, false);
+  assert.equal(report.entries, 0n);
+  assert.deepEqual(
+    report.dropped.map((d) => [d.position, d.storedSeq, d.reason]),
+    [
+      [0n, 0n, 'payload_out_of_range'],
+      [1n, 1n, 'payload_out_of_range'],
+      [2n, 2n, 'payload_out_of_range'],
+    ],
+  );
+  assert.equal(f.read(0n), null);
+});
+
+test('recoveryReport: a checksum mismatch is listed; a fresh channel is clean; a memory file has none', (t) => {
+  const base = tempDir(t);
+  writeChannel(base, 'orders/eu', 3);
+  const dat = path.join(base, 'orders', 'eu', 'v0000000001', 'dat');
+  const bytes = fs.readFileSync(dat);
+  bytes[0] ^= 0xff;
+  fs.writeFileSync(dat, bytes);
+
+  const redex = own(t, new Redex(base));
+  const f = own(t, redex.openFile('orders/eu', { persistent: true }));
+  const report = f.recoveryReport();
+  assert.equal(report.clean, false);
+  assert.equal(report.repaired, false);
+  assert.equal(report.entries, 2n);
+  assert.equal(typeof report.generation, 'number');
+  assert.deepEqual(report.dropped, [{ position: 0n, seq: 0n, storedSeq: 0n, reason: 'checksum_mismatch' }]);
+  assert.equal(f.read(0n), null);
+  assert.equal(f.read(1n).toString(), 'entry-1');
+
+  const fresh = own(t, redex.openFile('orders/fresh', { persistent: true })).recoveryReport();
+  assert.equal(fresh.clean, true);
+  assert.equal(fresh.generation, 1);
+  assert.deepEqual(fresh.dropped, []);
+  assert.deepEqual(fresh.notes, []);
+  assert.equal(typeof fresh.records, 'bigint');
+
+  const memory = own(t, new Redex());
+  const m = memory.openFile('orders/mem');
+  assert.equal(m.recoveryReport(), null);
+  m.close();
+  assert.throws(() => m.recoveryReport(), ShuttingDownError);
+});
+
+test('repair on a memory file is RedexInvalidConfigError', (t) => {
+  const redex = own(t, new Redex(tempDir(t)));
+  assert.throws(() => redex.openFile('cfg/repair', { repair: true }), (e) => {
+    assert.ok(e instanceof RedexInvalidConfigError, `${e.name}: ${e.message}`);
+    assert.match(e.message, /repair/);
+    return true;
+  });
+  assert.throws(() => redex.openFile('cfg/repair', { persistent: true, repair: 'yes' }), RedexInvalidConfigError);
+  assert.equal(internal.redexConfigJson({ persistent: true, repair: true }), '{"persistent":true,"repair":true}');
 });

@@ -306,6 +306,7 @@ def model_config_json(
     max_events: Optional[int] = None,
     max_bytes: Optional[int] = None,
     max_age: Optional[Seconds] = None,
+    repair: bool = False,
     policy: Optional[ErrorPolicy] = None,
     start: Optional[StartPosition] = None,
     changes_capacity: Optional[int] = None,
@@ -317,6 +318,7 @@ def model_config_json(
         max_events=max_events,
         max_bytes=max_bytes,
         max_age=max_age,
+        repair=repair,
     )
     config: Dict[str, Any] = json.loads(base) if base else {}
     if policy is not None:
@@ -509,6 +511,7 @@ class _Model(_Handle, Generic[Row]):
         max_events: Optional[int] = None,
         max_bytes: Optional[int] = None,
         max_age: Optional[Seconds] = None,
+        repair: bool = False,
         policy: Optional[ErrorPolicy] = None,
         start: Optional[StartPosition] = None,
         changes_capacity: Optional[int] = None,
@@ -525,6 +528,7 @@ class _Model(_Handle, Generic[Row]):
             max_events=max_events,
             max_bytes=max_bytes,
             max_age=max_age,
+            repair=repair,
             policy=policy,
             start=start,
             changes_capacity=changes_capacity,
@@ -710,7 +714,8 @@ class _Model(_Handle, Generic[Row]):
 class Tasks(_Model[Task]):
     """The tasks model (channel ``cortex/tasks``). ``Tasks(redex,
     origin_hash, persistent=..., fsync=..., policy=..., start=...,
-    changes_capacity=...)``; retention keys as :meth:`Redex.open_file`."""
+    changes_capacity=...)``; retention keys and ``repair`` as
+    :meth:`Redex.open_file`."""
 
     __slots__ = ()
     _kind = "Tasks"

@@ -39,6 +39,8 @@ Every failing call raises a subclass of :class:`NetError` carrying the
         ├── RedexTooLargeError
         ├── RedexGenerationOverflowError
         ├── RedexNoPersistentDirError
+        ├── RedexCorruptError      a file the channel needs is missing or damaged
+        ├── RedexSeqExhaustedError no sequence numbers left (below 2**63)
         └── RedexTailEndedError    not a failure: a tail has nothing more (NET_END)
     ├── MeshError                  the encrypted UDP mesh
     │   ├── MeshConfigError
@@ -116,6 +118,8 @@ class Status(enum.IntEnum):
     ERR_REDEX_TOO_LARGE = lib.NET_ERR_REDEX_TOO_LARGE
     ERR_REDEX_GENERATION_OVERFLOW = lib.NET_ERR_REDEX_GENERATION_OVERFLOW
     ERR_REDEX_NO_PERSISTENT_DIR = lib.NET_ERR_REDEX_NO_PERSISTENT_DIR
+    ERR_REDEX_CORRUPT = lib.NET_ERR_REDEX_CORRUPT
+    ERR_REDEX_SEQ_EXHAUSTED = lib.NET_ERR_REDEX_SEQ_EXHAUSTED
     ERR_MESH_CONFIG = lib.NET_ERR_MESH_CONFIG
     ERR_MESH_IO = lib.NET_ERR_MESH_IO
     ERR_MESH_HANDSHAKE_TIMEOUT = lib.NET_ERR_MESH_HANDSHAKE_TIMEOUT
@@ -316,6 +320,19 @@ class RedexNoPersistentDirError(RedexError):
     (``Redex()`` without a base directory)."""
 
 
+class RedexCorruptError(RedexError):
+    """A file the channel needs (say the live generation's ``dat``) is
+    missing or damaged beyond what recovery may decide alone. Nothing was
+    changed; the message names the file. Restore it, or open with
+    ``repair=True`` to keep what can be proven (the
+    :meth:`RedexFile.recovery_report` then lists what was lost)."""
+
+
+class RedexSeqExhaustedError(RedexError):
+    """The file has no sequence numbers left below 2**63; nothing was
+    appended."""
+
+
 class RedexTailEndedError(RedexError):
     """Raised by :meth:`RedexTail.next` when the tail has nothing more and
     never will: its file was closed, or the tail was closed while the call
@@ -469,6 +486,8 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     lib.NET_ERR_REDEX_TOO_LARGE: RedexTooLargeError,
     lib.NET_ERR_REDEX_GENERATION_OVERFLOW: RedexGenerationOverflowError,
     lib.NET_ERR_REDEX_NO_PERSISTENT_DIR: RedexNoPersistentDirError,
+    lib.NET_ERR_REDEX_CORRUPT: RedexCorruptError,
+    lib.NET_ERR_REDEX_SEQ_EXHAUSTED: RedexSeqExhaustedError,
     lib.NET_ERR_MESH_CONFIG: MeshConfigError,
     lib.NET_ERR_MESH_IO: MeshIoError,
     lib.NET_ERR_MESH_HANDSHAKE_TIMEOUT: MeshHandshakeTimeoutError,

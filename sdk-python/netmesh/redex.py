@@ -47,6 +47,7 @@ from typing import (
     Literal,
     NamedTuple,
     Optional,
+    Tuple,
     Type,
     TypeVar,
     Union,
@@ -68,6 +69,9 @@ __all__ = [
     "Entry",
     "Lagged",
     "TailItem",
+    "RecoveryReport",
+    "DroppedRecord",
+    "DropReason",
     "EveryN",
     "Interval",
     "IntervalOrBytes",
@@ -120,6 +124,89 @@ class Lagged:
 
 #: What a tail yields.
 TailItem = Union[Entry, Lagged]
+
+
+# -- recovery reports -------------------------------------------------------------
+
+#: Why recovery dropped a record: the payload does not match its checksum; it
+#: ends past the end of ``dat`` (a torn append, a truncated or lost ``dat``,
+#: a corrupt offset or length); its sequence number is at or above 2**63; or
+#: its sequence number does not continue the run of its neighbours.
+DropReason = Literal["checksum_mismatch", "payload_out_of_range", "seq_out_of_range", "seq_breaks_run"]
+
+
+@dataclass(frozen=True)
+class DroppedRecord:
+    """One index record that opening a persistent file dropped."""
+
+    #: The record's position in ``idx`` (0-based) as found.
+    position: int
+    #: The sequence number its slot keeps as a hole (never reused), or None
+    #: when its position leaves no sequence number free for it.
+    seq: Optional[int]
+    #: The sequence number the record claimed (the same as ``seq`` unless the
+    #: sequence number itself was the damage).
+    stored_seq: int
+    #: Why it was dropped.
+    reason: DropReason
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    """What opening a persistent file found and did
+    (:meth:`RedexFile.recovery_report`). Everything recovery dropped is in
+    ``dropped``; nothing is dropped silently."""
+
+    #: The live generation after the open.
+    generation: int
+    #: Whole index records found in ``idx``.
+    records: int
+    #: Entries recovered (readable).
+    entries: int
+    #: Hole records in the index after the open (sequence numbers known
+    #: missing and never reused), including those this open made.
+    holes: int
+    #: The records this open dropped, with why.
+    dropped: Tuple[DroppedRecord, ...]
+    #: Bytes of a partial record cut from the end of ``idx`` (a torn write).
+    torn_idx_bytes: int
+    #: Bytes cut from the end of ``dat`` that no kept entry refers to.
+    dat_truncated_bytes: int
+    #: Entries (and holes) whose missing timestamp was set to the time of the open.
+    timestamps_restored: int
+    #: Whether ``idx`` and ``ts`` were rewritten (atomically) to record drops.
+    index_rewritten: bool
+    #: Whether the open was asked to repair (``repair=True``) and had to.
+    repaired: bool
+    #: Other findings, one sentence each.
+    notes: Tuple[str, ...]
+    #: True when the open found nothing to drop, cut or repair.
+    clean: bool
+
+    @classmethod
+    def _from_json(cls, raw: Dict[str, Any]) -> "RecoveryReport":
+        return cls(
+            generation=int(raw["generation"]),
+            records=int(raw["records"]),
+            entries=int(raw["entries"]),
+            holes=int(raw["holes"]),
+            dropped=tuple(
+                DroppedRecord(
+                    position=int(d["position"]),
+                    seq=None if d["seq"] is None else int(d["seq"]),
+                    stored_seq=int(d["stored_seq"]),
+                    reason=d["reason"],
+                )
+                for d in raw["dropped"]
+            ),
+            torn_idx_bytes=int(raw["torn_idx_bytes"]),
+            dat_truncated_bytes=int(raw["dat_truncated_bytes"]),
+            timestamps_restored=int(raw["timestamps_restored"]),
+            index_rewritten=bool(raw["index_rewritten"]),
+            repaired=bool(raw["repaired"]),
+            notes=tuple(str(n) for n in raw["notes"]),
+            clean=bool(raw["clean"]),
+        )
 
 
 # -- configuration ---------------------------------------------------------------
@@ -215,12 +302,17 @@ def config_json(
     max_events: Optional[int] = None,
     max_bytes: Optional[int] = None,
     max_age: Optional[Seconds] = None,
+    repair: bool = False,
 ) -> str:
     """The configuration JSON ``net_redex_open_file`` takes, for these
     :meth:`Redex.open_file` arguments ("" for the defaults)."""
     config: Dict[str, Any] = {}
     if persistent:
         config["persistent"] = True
+    if not isinstance(repair, bool):
+        raise TypeError(f"repair must be a bool, not {type(repair).__name__}")
+    if repair:
+        config["repair"] = True
     if fsync is None or fsync == "never":
         pass
     elif isinstance(fsync, (EveryN, Interval, IntervalOrBytes)):
@@ -358,6 +450,7 @@ class Redex(_Handle):
         max_events: Optional[int] = None,
         max_bytes: Optional[int] = None,
         max_age: Optional[Seconds] = None,
+        repair: bool = False,
     ) -> "RedexFile":
         """Opens (creating, or recovering from disk) the file of channel ``name``.
 
@@ -365,13 +458,21 @@ class Redex(_Handle):
         * ``fsync``: ``"never"`` (default), :class:`EveryN`, :class:`Interval`
           or :class:`IntervalOrBytes` (persistent files only);
         * ``max_events``, ``max_bytes``, ``max_age`` (seconds or timedelta):
-          retention limits, applied by :meth:`RedexFile.sweep_retention`.
+          retention limits, applied by :meth:`RedexFile.sweep_retention`;
+        * ``repair``: when the live generation lost its ``idx`` or ``dat``,
+          rebuild the channel from what can be proven instead of raising
+          RedexCorruptError (persistent files only); the
+          :meth:`RedexFile.recovery_report` lists what was lost.
 
         Raises ChannelNameError for a bad name, RedexInvalidConfigError naming
         the bad key, RedexNoPersistentDirError for a persistent file on a
         memory-only manager, RedexLockedError when another writer has the
-        channel, RedexIoError when recovery fails. Recovery checksums the log,
-        so opening a large persistent file takes a while (the GIL is released).
+        channel, RedexCorruptError when a file the channel needs is missing
+        or damaged (the message names it; nothing was changed), RedexIoError
+        when recovery fails. Recovery checksums the log, so opening a large
+        persistent file takes a while (the GIL is released). What recovery
+        dropped (a torn tail, records failing their checksum) is listed by
+        :meth:`RedexFile.recovery_report`.
         """
         raw_name = _name_bytes(name)
         config = config_json(
@@ -380,6 +481,7 @@ class Redex(_Handle):
             max_events=max_events,
             max_bytes=max_bytes,
             max_age=max_age,
+            repair=repair,
         ).encode()
         handle = self._handle()
         out = ffi.new("net_redex_file_t **")
@@ -443,8 +545,8 @@ class RedexFile(_Handle):
     def append(self, payload: BytesLike) -> int:
         """Appends ``payload`` (any length); returns its sequence number.
 
-        Raises RedexPoisonedError, RedexTooLargeError or RedexIoError (nothing
-        appended), RedexSyncFailedError (appended but its required fsync
+        Raises RedexPoisonedError, RedexTooLargeError, RedexSeqExhaustedError
+        or RedexIoError (nothing appended), RedexSyncFailedError (appended but its required fsync
         failed). The GIL is released while libnet writes.
         """
         handle = self._handle()
@@ -524,6 +626,15 @@ class RedexFile(_Handle):
 
     def __bool__(self) -> bool:
         return True  # not "empty is false": a file object is always true
+
+    def recovery_report(self) -> Optional[RecoveryReport]:
+        """What opening this persistent file found and did (the records
+        recovery dropped and why, holes, truncations, repairs), or None for a
+        memory file."""
+        out = new_bytes()
+        check(lib.net_redex_file_recovery_report(self._handle(), out))
+        raw = json.loads(take_bytes(out))
+        return None if raw is None else RecoveryReport._from_json(raw)
 
     # -- durability and retention ------------------------------------------------
 

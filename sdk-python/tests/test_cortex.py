@@ -3,6 +3,7 @@ watches, snapshots, persistence, and the halted fold."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -239,6 +240,13 @@ def test_invalid_query_and_config_name_the_key(redex: Redex) -> None:
         Tasks(redex, ORIGIN, start="middle")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         Tasks(redex, -1)
+    from netmesh.cortex import model_config_json
+
+    assert json.loads(model_config_json(persistent=True, repair=True, policy="stop")) == {
+        "persistent": True,
+        "repair": True,
+        "policy": "stop",
+    }
 
 
 def test_start_live_skips_history(redex: Redex) -> None:

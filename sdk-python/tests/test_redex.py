@@ -26,8 +26,10 @@ from netmesh import (
     IntervalOrBytes,
     Lagged,
     NetError,
+    RecoveryReport,
     Redex,
     RedexClosedError,
+    RedexCorruptError,
     RedexError,
     RedexFile,
     RedexInlineLengthError,
@@ -35,6 +37,7 @@ from netmesh import (
     RedexIoError,
     RedexLockedError,
     RedexNoPersistentDirError,
+    RedexSeqExhaustedError,
     RedexTail,
     RedexTailEndedError,
     ShuttingDownError,
@@ -216,6 +219,8 @@ def test_config_json_marshalling():
         "persistent": True,
         "fsync": {"interval_ms": 250},
     }
+    assert json.loads(config_json(persistent=True, repair=True)) == {"persistent": True, "repair": True}
+    assert "repair" not in config_json(persistent=True, repair=False)
     # A positive duration never rounds down to "zero" (which would mean "never").
     assert json.loads(config_json(max_age=0.0001)) == {"retention": {"max_age_ms": 1}}
     assert json.loads(config_json(max_age=0)) == {"retention": {"max_age_ms": 0}}
@@ -264,6 +269,85 @@ def test_config_errors_name_the_key(mem: Redex, redex_dir: str):
             assert key in message, message
             err = netmesh.errors.error_for_status(status, message)
             assert type(err) is RedexInvalidConfigError
+
+
+# -- recovery --------------------------------------------------------------------
+
+
+def _write_channel(redex_dir: str, name: str, n: int) -> None:
+    with Redex(redex_dir) as redex, redex.open_file(name, persistent=True) as f:
+        for i in range(n):
+            f.append(b"entry-%d" % i)
+
+
+def _snapshot(directory: str) -> dict:
+    files = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as fh:
+                files[path] = fh.read()
+    return files
+
+
+def test_lost_dat_is_corrupt_until_repaired(redex_dir: str):
+    _write_channel(redex_dir, "orders/eu", 3)
+    dat = os.path.join(redex_dir, "orders", "eu", "v0000000001", "dat")
+    os.remove(dat)
+    before = _snapshot(redex_dir)
+    with Redex(redex_dir) as redex:
+        with pytest.raises(RedexCorruptError) as info:
+            redex.open_file("orders/eu", persistent=True)
+        assert info.value.status == Status.ERR_REDEX_CORRUPT
+        assert isinstance(info.value, RedexError)
+        assert dat in info.value.message
+        assert _snapshot(redex_dir) == before, "a refused open changed the files"
+
+        with redex.open_file("orders/eu", persistent=True, repair=True) as f:
+            report = f.recovery_report()
+            assert isinstance(report, RecoveryReport)
+            assert report.repaired and not report.clean
+            assert report.entries == 0
+            assert [d.reason for d in report.dropped] == ["payload_out_of_range"] * 3
+            assert [d.position for d in report.dropped] == [0, 1, 2]
+            assert [d.stored_seq for d in report.dropped] == [0, 1, 2]
+            assert f.read(0) is None
+
+
+def test_recovery_report_lists_a_checksum_mismatch(redex_dir: str):
+    _write_channel(redex_dir, "orders/eu", 3)
+    dat = os.path.join(redex_dir, "orders", "eu", "v0000000001", "dat")
+    with open(dat, "r+b") as fh:
+        first = fh.read(1)
+        fh.seek(0)
+        fh.write(bytes([first[0] ^ 0xFF]))
+    with Redex(redex_dir) as redex:
+        with redex.open_file("orders/eu", persistent=True) as f:
+            report = f.recovery_report()
+            assert report is not None
+            assert not report.clean and not report.repaired
+            assert report.entries == 2
+            assert len(report.dropped) == 1
+            dropped = report.dropped[0]
+            assert dropped.reason == "checksum_mismatch"
+            assert (dropped.position, dropped.seq, dropped.stored_seq) == (0, 0, 0)
+            assert f.read(0) is None and f.read(1) == b"entry-1"
+        with redex.open_file("orders/fresh", persistent=True) as fresh:
+            report = fresh.recovery_report()
+            assert report is not None and report.clean
+            assert report.dropped == () and report.notes == () and report.generation == 1
+    with Redex() as mem, mem.open_file("orders/mem") as f:
+        assert f.recovery_report() is None
+    with pytest.raises(ShuttingDownError):
+        f.recovery_report()
+
+
+def test_repair_needs_a_persistent_file(redex_dir: str):
+    with Redex(redex_dir) as redex:
+        with pytest.raises(RedexInvalidConfigError, match="repair"):
+            redex.open_file("cfg/repair", repair=True)
+        with pytest.raises(TypeError):
+            redex.open_file("cfg/repair", persistent=True, repair="yes")  # type: ignore[arg-type]
 
 
 # -- locking -----------------------------------------------------------------------
@@ -565,10 +649,16 @@ def test_constructors_refuse_null_handles():
 def test_status_codes_and_error_classes():
     assert Status.LAGGED == lib.NET_LAGGED == 3
     assert netmesh.NET_WAIT_FOREVER == 0xFFFFFFFF
-    for status in range(-109, -99):
+    for status in range(-111, -99):
         err = netmesh.errors.error_for_status(status, "m")
         assert isinstance(err, RedexError) and isinstance(err, NetError)
         assert Status(status).name.startswith("ERR_REDEX_")
     assert issubclass(RedexClosedError, ShuttingDownError)
+    assert Status.ERR_REDEX_CORRUPT == lib.NET_ERR_REDEX_CORRUPT == -110
+    assert Status.ERR_REDEX_SEQ_EXHAUSTED == lib.NET_ERR_REDEX_SEQ_EXHAUSTED == -111
+    assert type(netmesh.errors.error_for_status(-110)) is RedexCorruptError
+    assert type(netmesh.errors.error_for_status(-111)) is RedexSeqExhaustedError
+    assert netmesh.status_name(-110) == "NET_ERR_REDEX_CORRUPT"
+    assert netmesh.status_name(-111) == "NET_ERR_REDEX_SEQ_EXHAUSTED"
     assert netmesh.status_name(lib.NET_LAGGED) == "NET_LAGGED"
     assert "unexpected" in str(netmesh.errors.error_for_status(lib.NET_LAGGED))

@@ -54,6 +54,8 @@ import {
   RedexTooLargeError,
   RedexGenerationOverflowError,
   RedexNoPersistentDirError,
+  RedexCorruptError,
+  RedexSeqExhaustedError,
   WAIT_FOREVER,
   internal,
   type StatusName,
@@ -63,6 +65,9 @@ import {
   type RedexTailItem,
   type RedexRecord,
   type RedexLagged,
+  type RedexRecoveryReport,
+  type RedexDroppedRecord,
+  type RedexDropReason,
 } from 'netmesh';
 
 async function main(): Promise<void> {
@@ -177,6 +182,19 @@ async function main(): Promise<void> {
   await file.syncAsync();
   const removed: bigint = file.sweepRetention() + (await file.sweepRetentionAsync());
   const fileName: string = file.name;
+  const report: RedexRecoveryReport | null = file.recoveryReport();
+  if (report !== null) {
+    const dropped: RedexDroppedRecord[] = report.dropped;
+    const dropSeq: bigint | null = dropped[0].seq;
+    const reason: RedexDropReason = dropped[0].reason;
+    const counts: bigint = report.records + report.entries + report.holes + report.tornIdxBytes +
+      report.datTruncatedBytes + report.timestampsRestored + dropped[0].position + dropped[0].storedSeq;
+    const flags: boolean = report.clean && report.repaired && report.indexRewritten;
+    const generation: number = report.generation;
+    const notes: string[] = report.notes;
+    void [dropSeq, reason, counts, flags, generation, notes];
+  }
+  redex.openFile('orders/eu', { persistent: true, repair: true });
   const tail: RedexTail = file.tail();
   for await (const item of file.tail(0n)) {
     if (item.lagged) {
@@ -225,7 +243,9 @@ async function main(): Promise<void> {
       e instanceof RedexSyncFailedError ||
       e instanceof RedexTooLargeError ||
       e instanceof RedexGenerationOverflowError ||
-      e instanceof RedexNoPersistentDirError
+      e instanceof RedexNoPersistentDirError ||
+      e instanceof RedexCorruptError ||
+      e instanceof RedexSeqExhaustedError
     ) {
       const ne: NetError = e;
       void ne;
