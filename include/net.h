@@ -149,6 +149,13 @@ enum net_status_t
     NET_ERR_REDEX_GENERATION_OVERFLOW = -108,
     // A persistent RedEX file needs a manager with a base directory.
     NET_ERR_REDEX_NO_PERSISTENT_DIR = -109,
+    // A file the RedEX channel needs is missing or damaged beyond what
+    // recovery may decide alone; nothing was changed. The message names the
+    // file. Restore it, or open with `"repair": true`.
+    NET_ERR_REDEX_CORRUPT = -110,
+    // The RedEX file has no sequence numbers left (below 2^63); nothing
+    // was appended.
+    NET_ERR_REDEX_SEQ_EXHAUSTED = -111,
     // The mesh configuration is invalid; the message names the key.
     NET_ERR_MESH_CONFIG = -200,
     // A mesh socket operation failed (bind, send).
@@ -1273,7 +1280,12 @@ void net_redex_free(net_redex_t *redex);
 //
 // `{"persistent": true, "fsync": "never" | {"every_n": N} | {"interval_ms": MS}
 //  | {"interval_ms": MS, "max_bytes": B}, "retention": {"max_events": N,
-//  "max_bytes": B, "max_age_ms": MS}}`
+//  "max_bytes": B, "max_age_ms": MS}, "repair": false}`
+//
+// `repair: true` lets the open rebuild a channel whose live generation lost
+// its `idx` or `dat` from what can be proven (see
+// `net_redex_file_recovery_report` for what was lost) instead of failing
+// with `NET_ERR_REDEX_CORRUPT`.
 //
 // Opening a name that is already open through this manager returns another
 // handle to the same file (with the same configuration): closing either
@@ -1281,7 +1293,8 @@ void net_redex_free(net_redex_t *redex);
 //
 // Errors: `NET_ERR_CHANNEL_INVALID_NAME`, `NET_ERR_REDEX_INVALID_CONFIG`
 // (naming the key), `NET_ERR_REDEX_NO_PERSISTENT_DIR`, `NET_ERR_REDEX_LOCKED`
-// (another writer has the channel), `NET_ERR_REDEX_IO`.
+// (another writer has the channel), `NET_ERR_REDEX_CORRUPT` (a file the
+// channel needs is missing; nothing was changed), `NET_ERR_REDEX_IO`.
 //
 // # Safety
 // `redex` is NULL or from libnet; the strings are readable for their
@@ -1370,6 +1383,18 @@ net_status_t net_redex_file_read_range(const net_redex_file_t *file,
 // # Safety
 // `file` is NULL or from libnet; `out` is valid for one write.
 net_status_t net_redex_file_next_seq(const net_redex_file_t *file, uint64_t *out);
+
+// What opening this persistent file found and did, as JSON: `generation`,
+// `records`, `entries`, `holes`, `dropped` (each `{position, seq,
+// stored_seq, reason}`, reason one of `checksum_mismatch`,
+// `payload_out_of_range`, `seq_out_of_range`, `seq_breaks_run`),
+// `torn_idx_bytes`, `dat_truncated_bytes`, `timestamps_restored`,
+// `index_rewritten`, `repaired`, `notes` and `clean`. A memory file gives
+// `null`. Release the result with `net_bytes_free`.
+//
+// # Safety
+// `file` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_redex_file_recovery_report(const net_redex_file_t *file, net_bytes_t *json_out);
 
 // The number of live entries.
 //

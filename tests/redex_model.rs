@@ -169,8 +169,12 @@ fn recover(
         .unwrap();
     let entries = file.read_range(..).unwrap();
     prop_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
+    let report = file.recovery_report().unwrap().clone();
+    prop_assert_eq!(report.entries, entries.len() as u64);
+    let next = file.next_seq();
+    prop_assert!(entries.last().is_none_or(|e| e.0 < next));
     let seq = file.append(b"after").unwrap();
-    prop_assert_eq!(seq, entries.last().map_or(0, |e| e.0 + 1));
+    prop_assert_eq!(seq, next);
     file.close().unwrap();
     let again = redex
         .open_file("chan", RedexFileConfig::persistent())
@@ -178,6 +182,12 @@ fn recover(
     let mut expected = entries;
     expected.push((seq, b"after".to_vec()));
     prop_assert_eq!(again.read_range(..).unwrap(), expected);
+    prop_assert_eq!(again.next_seq(), seq + 1, "next_seq never goes backwards");
+    let second = again.recovery_report().unwrap();
+    prop_assert!(
+        second.dropped.is_empty(),
+        "a second open finds nothing new: {second:?}"
+    );
     Ok(())
 }
 

@@ -11,6 +11,9 @@ use net::redex::format::{Generation, Manifest};
 use net::redex::{Redex, RedexFileConfig, RetentionPolicy};
 use serde_json::Value;
 
+#[path = "redex_common/mod.rs"]
+mod redex_common;
+
 fn vectors() -> Value {
     let path = format!(
         "{}/tests/vectors/redex_disk.json",
@@ -211,25 +214,86 @@ fn scenario_2_recovery_from_torn_idx_and_bad_checksum() {
     );
     file.close().unwrap();
 
+    // Where we depart from v0.11 (docs/redex.md): the dropped record is not
+    // left in idx to come back later; it becomes a hole record with the same
+    // seq, so idx keeps its length and ts keeps one value per record.
+    let report = file.recovery_report().unwrap().clone();
+    assert_eq!(report.dropped.len(), 1);
+    assert_eq!(report.dropped[0].seq, Some(0));
+    assert_eq!(report.torn_idx_bytes, 7);
+    file.close().unwrap();
+
     let idx = fs::read(generation_dir.join("idx")).unwrap();
+    let theirs = hex::decode(v["idx_after_reopen"].as_str().unwrap()).unwrap();
     assert_eq!(
         idx.len() as u64,
         v["idx_len_after_reopen"].as_u64().unwrap()
     );
-    assert_eq!(hex::encode(&idx), v["idx_after_reopen"].as_str().unwrap());
+    assert_eq!(idx[20..], theirs[20..], "every other record is untouched");
+    assert_eq!(idx[..8], theirs[..8], "the hole keeps seq 0");
+    assert_ne!(idx[..20], theirs[..20]);
     let dat = fs::read(generation_dir.join("dat")).unwrap();
     assert_eq!(
         dat.len() as u64,
         v["dat_len_after_reopen"].as_u64().unwrap()
     );
     let ts = fs::read(generation_dir.join("ts")).unwrap();
-    assert_eq!(ts.len() as u64, v["ts_len_after_reopen"].as_u64().unwrap());
+    assert_eq!(ts, original_ts, "one timestamp per record, none lost");
     assert!(
         v["ts_after_reopen_matches_original_minus_first"]
             .as_bool()
             .unwrap()
     );
-    assert_eq!(ts, original_ts[8..]);
+    // v0.11 reads the rewritten generation as the same entries.
+    let (theirs_read, _) = redex_common::v011_open(&idx, &dat);
+    assert_eq!(theirs_read, recovered);
+    // And the hole is permanent: a second open finds nothing to drop.
+    let file = redex
+        .open_file("vec/basic", RedexFileConfig::persistent())
+        .unwrap();
+    assert_eq!(file.read_range(..).unwrap(), recovered);
+    assert!(file.recovery_report().unwrap().is_clean());
+    file.close().unwrap();
+    fs::remove_dir_all(base).unwrap();
+}
+
+#[test]
+fn v011_scenario_2_after_its_own_reopen_is_read_with_its_timestamps() {
+    // The directory exactly as v0.11 leaves it after scenario 2: record 0
+    // still in idx with a bad checksum, ts holding only the 5 survivors'.
+    let all = vectors();
+    let v = &all["scenario_2_recovery"];
+    let base = temp_base("s2-theirs");
+    let dir = base.join("vec");
+    materialise(&all["scenario_1_appends"], &dir, "");
+    let generation_dir = dir.join("basic/v0000000001");
+    let original_ts = fs::read(generation_dir.join("ts")).unwrap();
+    let idx = hex::decode(v["idx_after_reopen"].as_str().unwrap()).unwrap();
+    fs::write(generation_dir.join("idx"), &idx).unwrap();
+    let mut dat = fs::read(generation_dir.join("dat")).unwrap();
+    dat[0] = b'j';
+    fs::write(generation_dir.join("dat"), &dat).unwrap();
+    fs::write(generation_dir.join("ts"), &original_ts[8..]).unwrap();
+
+    let redex = Redex::with_persistent_dir(&base);
+    let file = redex
+        .open_file("vec/basic", RedexFileConfig::persistent())
+        .unwrap();
+    assert_eq!(file.read_range(..).unwrap().len(), 5);
+    assert_eq!(file.next_seq(), 6);
+    let report = file.recovery_report().unwrap().clone();
+    assert_eq!(
+        report.timestamps_restored, 1,
+        "only the hole lacks one: {report:?}"
+    );
+    file.close().unwrap();
+    let ts = fs::read(generation_dir.join("ts")).unwrap();
+    assert_eq!(ts.len(), 6 * 8);
+    assert_eq!(
+        ts[8..],
+        original_ts[8..],
+        "the survivors keep their own timestamps"
+    );
     fs::remove_dir_all(base).unwrap();
 }
 
@@ -254,7 +318,46 @@ fn scenario_3_compaction_writes_byte_identical_generation_2() {
     let base = temp_base("s3");
     scenario_3_script(&Redex::with_persistent_dir(&base));
     let v = &vectors()["scenario_3_retention_compaction"];
-    assert_same_tree_except_ts_values(&base.join("vec/compact"), v, "");
+    // Byte-identical to v0.11 except for one departure (docs/redex.md): hole
+    // records for seqs 0 and 1 lead the new idx (and their timestamps the new
+    // ts), so the first surviving entry is vouched for by neighbours.
+    let (mut our_files, our_dirs) = tree(&base.join("vec/compact"));
+    let (their_files, their_dirs) = vector_tree(v, "");
+    assert_eq!(our_dirs, their_dirs);
+    assert_eq!(
+        our_files.keys().collect::<Vec<_>>(),
+        their_files.keys().collect::<Vec<_>>()
+    );
+    let idx = our_files.get_mut("v0000000002/idx").unwrap();
+    let holes = idx.drain(..40).collect::<Vec<u8>>();
+    for (k, hole) in holes.chunks(20).enumerate() {
+        assert_eq!(
+            hole[..8],
+            (k as u64).to_le_bytes(),
+            "hole {k} holds seq {k}"
+        );
+        assert_eq!(hole[19] & 0xF0, 0xC0, "INLINE | TOMBSTONE");
+    }
+    our_files.get_mut("v0000000002/ts").unwrap().drain(..16);
+    for (path, theirs) in &their_files {
+        let ours = &our_files[path];
+        if path.ends_with("/ts") {
+            assert_eq!(ours.len(), theirs.len(), "{path} length");
+        } else {
+            assert_eq!(hex::encode(ours), hex::encode(theirs), "{path}");
+        }
+    }
+    // v0.11 reads our generation 2 as the same survivors.
+    let gen2 = base.join("vec/compact/v0000000002");
+    let (theirs_read, their_next) = redex_common::v011_open(
+        &fs::read(gen2.join("idx")).unwrap(),
+        &fs::read(gen2.join("dat")).unwrap(),
+    );
+    assert_eq!(
+        theirs_read.iter().map(|e| e.0).collect::<Vec<_>>(),
+        [2, 3, 4]
+    );
+    assert_eq!(their_next, 5);
     assert_eq!(
         hex::encode(fs::read(base.join("vec/compact/manifest")).unwrap()),
         v["manifest_gen2"].as_str().unwrap()

@@ -99,6 +99,8 @@ impl From<RedexError> for FfiError {
             }
             RedexError::GenerationOverflow => net_status_t::NET_ERR_REDEX_GENERATION_OVERFLOW,
             RedexError::NoPersistentDir(_) => net_status_t::NET_ERR_REDEX_NO_PERSISTENT_DIR,
+            RedexError::Corrupt { .. } => net_status_t::NET_ERR_REDEX_CORRUPT,
+            RedexError::SeqExhausted { .. } => net_status_t::NET_ERR_REDEX_SEQ_EXHAUSTED,
         };
         // Include the source chain: the storage error names the path.
         let mut message = err.to_string();

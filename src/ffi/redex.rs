@@ -77,6 +77,7 @@ struct ConfigJson {
     persistent: Option<bool>,
     fsync: Option<serde_json::Value>,
     retention: Option<serde_json::Value>,
+    repair: Option<bool>,
 }
 
 fn config_error(message: impl Into<String>) -> FfiError {
@@ -196,6 +197,7 @@ fn config_from(parsed: ConfigJson) -> Result<RedexFileConfig, FfiError> {
         .with_retention(retention);
     let config = RedexFileConfig {
         persistent: parsed.persistent.unwrap_or(false),
+        repair: parsed.repair.unwrap_or(false),
         ..config
     };
     config.validate()?;
@@ -240,7 +242,12 @@ pub unsafe extern "C" fn net_redex_free(redex: *mut net_redex_t) {
 ///
 /// `{"persistent": true, "fsync": "never" | {"every_n": N} | {"interval_ms": MS}
 ///  | {"interval_ms": MS, "max_bytes": B}, "retention": {"max_events": N,
-///  "max_bytes": B, "max_age_ms": MS}}`
+///  "max_bytes": B, "max_age_ms": MS}, "repair": false}`
+///
+/// `repair: true` lets the open rebuild a channel whose live generation lost
+/// its `idx` or `dat` from what can be proven (see
+/// `net_redex_file_recovery_report` for what was lost) instead of failing
+/// with `NET_ERR_REDEX_CORRUPT`.
 ///
 /// Opening a name that is already open through this manager returns another
 /// handle to the same file (with the same configuration): closing either
@@ -248,7 +255,8 @@ pub unsafe extern "C" fn net_redex_free(redex: *mut net_redex_t) {
 ///
 /// Errors: `NET_ERR_CHANNEL_INVALID_NAME`, `NET_ERR_REDEX_INVALID_CONFIG`
 /// (naming the key), `NET_ERR_REDEX_NO_PERSISTENT_DIR`, `NET_ERR_REDEX_LOCKED`
-/// (another writer has the channel), `NET_ERR_REDEX_IO`.
+/// (another writer has the channel), `NET_ERR_REDEX_CORRUPT` (a file the
+/// channel needs is missing; nothing was changed), `NET_ERR_REDEX_IO`.
 ///
 /// # Safety
 /// `redex` is NULL or from libnet; the strings are readable for their
@@ -410,6 +418,31 @@ pub unsafe extern "C" fn net_redex_file_next_seq(
 ) -> net_status_t {
     ffi_export!(handle file; out out; {
         out.write(file.0.next_seq());
+        Ok(())
+    })
+}
+
+/// What opening this persistent file found and did, as JSON: `generation`,
+/// `records`, `entries`, `holes`, `dropped` (each `{position, seq,
+/// stored_seq, reason}`, reason one of `checksum_mismatch`,
+/// `payload_out_of_range`, `seq_out_of_range`, `seq_breaks_run`),
+/// `torn_idx_bytes`, `dat_truncated_bytes`, `timestamps_restored`,
+/// `index_rewritten`, `repaired`, `notes` and `clean`. A memory file gives
+/// `null`. Release the result with `net_bytes_free`.
+///
+/// # Safety
+/// `file` is NULL or from libnet; `json_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_redex_file_recovery_report(
+    file: *const net_redex_file_t,
+    json_out: *mut net_bytes_t,
+) -> net_status_t {
+    ffi_export!(handle file; out json_out; {
+        let json = file
+            .0
+            .recovery_report()
+            .map_or(serde_json::Value::Null, |r| r.to_json());
+        json_out.write(net_bytes_t::from_vec(json.to_string().into_bytes()));
         Ok(())
     })
 }

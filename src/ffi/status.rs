@@ -89,6 +89,13 @@ pub enum net_status_t {
     NET_ERR_REDEX_GENERATION_OVERFLOW = -108,
     /// A persistent RedEX file needs a manager with a base directory.
     NET_ERR_REDEX_NO_PERSISTENT_DIR = -109,
+    /// A file the RedEX channel needs is missing or damaged beyond what
+    /// recovery may decide alone; nothing was changed. The message names the
+    /// file. Restore it, or open with `"repair": true`.
+    NET_ERR_REDEX_CORRUPT = -110,
+    /// The RedEX file has no sequence numbers left (below 2^63); nothing
+    /// was appended.
+    NET_ERR_REDEX_SEQ_EXHAUSTED = -111,
     /// The mesh configuration is invalid; the message names the key.
     NET_ERR_MESH_CONFIG = -200,
     /// A mesh socket operation failed (bind, send).
@@ -187,6 +194,8 @@ impl net_status_t {
         Self::NET_ERR_REDEX_TOO_LARGE,
         Self::NET_ERR_REDEX_GENERATION_OVERFLOW,
         Self::NET_ERR_REDEX_NO_PERSISTENT_DIR,
+        Self::NET_ERR_REDEX_CORRUPT,
+        Self::NET_ERR_REDEX_SEQ_EXHAUSTED,
         Self::NET_ERR_MESH_CONFIG,
         Self::NET_ERR_MESH_IO,
         Self::NET_ERR_MESH_HANDSHAKE_TIMEOUT,
@@ -261,6 +270,8 @@ impl net_status_t {
             Self::NET_ERR_REDEX_TOO_LARGE => c"NET_ERR_REDEX_TOO_LARGE",
             Self::NET_ERR_REDEX_GENERATION_OVERFLOW => c"NET_ERR_REDEX_GENERATION_OVERFLOW",
             Self::NET_ERR_REDEX_NO_PERSISTENT_DIR => c"NET_ERR_REDEX_NO_PERSISTENT_DIR",
+            Self::NET_ERR_REDEX_CORRUPT => c"NET_ERR_REDEX_CORRUPT",
+            Self::NET_ERR_REDEX_SEQ_EXHAUSTED => c"NET_ERR_REDEX_SEQ_EXHAUSTED",
             Self::NET_ERR_MESH_CONFIG => c"NET_ERR_MESH_CONFIG",
             Self::NET_ERR_MESH_IO => c"NET_ERR_MESH_IO",
             Self::NET_ERR_MESH_HANDSHAKE_TIMEOUT => c"NET_ERR_MESH_HANDSHAKE_TIMEOUT",

@@ -76,6 +76,12 @@ pub struct RedexFileConfig {
     pub fsync: FsyncPolicy,
     /// Limits applied by `sweep_retention()`.
     pub retention: RetentionPolicy,
+    /// When the live generation lost its `idx` or `dat` (or the manifest
+    /// names a missing generation), rebuild the channel from what can be
+    /// proven instead of failing with [`RedexError::Corrupt`]. What is lost
+    /// is listed in the file's recovery report. Off by default: a missing
+    /// file usually means a mistake worth stopping for.
+    pub repair: bool,
 }
 
 impl RedexFileConfig {
@@ -106,12 +112,24 @@ impl RedexFileConfig {
         self
     }
 
+    /// Sets [`repair`](Self::repair).
+    #[must_use]
+    pub fn with_repair(mut self, repair: bool) -> Self {
+        self.repair = repair;
+        self
+    }
+
     /// Checks the configuration for contradictions.
     ///
     /// # Errors
     /// [`RedexError::InvalidConfig`] naming the setting: an fsync policy other
-    /// than `Never` on a memory-only file.
+    /// than `Never` on a memory-only file, or `repair` on one.
     pub fn validate(&self) -> Result<()> {
+        if !self.persistent && self.repair {
+            return Err(RedexError::InvalidConfig(
+                "repair: only a persistent file can be repaired".into(),
+            ));
+        }
         if !self.persistent && self.fsync != FsyncPolicy::Never {
             return Err(RedexError::InvalidConfig(
                 "fsync: a policy other than Never needs persistent = true".into(),

@@ -14,6 +14,7 @@ use super::format::{
     DAT_FILE, Generation, IDX_FILE, IDX_RECORD_LEN, IdxRecord, MANIFEST_FILE, MANIFEST_TMP_FILE,
     Manifest, PayloadRef, TS_FILE, TS_RECORD_LEN, checksum28, decode_timestamps,
 };
+use super::recovery::{self, Decision, PayloadCheck, RecoveryReport};
 use super::storage::{
     DirLock, DurableRenameError, EntryKind, Storage, StorageFile, durable_rename,
 };
@@ -59,7 +60,11 @@ pub(crate) struct Recovered {
     pub(crate) store: DiskStore,
     pub(crate) entries: VecDeque<Entry>,
     pub(crate) next_seq: u64,
+    pub(crate) report: RecoveryReport,
 }
+
+/// Suffix of a file being replaced by [`replace_file`].
+const TMP_SUFFIX: &str = ".tmp";
 
 /// An append that failed part-way.
 #[derive(Debug)]
@@ -155,7 +160,8 @@ impl<'a> SequentialReader<'a> {
         }
     }
 
-    fn read(&mut self, offset: u64, len: u32) -> io::Result<Vec<u8>> {
+    /// The 28-bit checksum of the `len` bytes at `offset`.
+    fn checksum(&mut self, offset: u64, len: u32) -> io::Result<u32> {
         let end = offset + u64::from(len);
         if end > self.len {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
@@ -165,7 +171,7 @@ impl<'a> SequentialReader<'a> {
             if u64::from(len) > READ_CHUNK {
                 let mut buf = vec![0u8; len as usize];
                 self.file.read_at(offset, &mut buf)?;
-                return Ok(buf);
+                return Ok(checksum28(&buf));
             }
             let size = READ_CHUNK.min(self.len - offset);
             self.chunk.resize(size as usize, 0);
@@ -173,20 +179,25 @@ impl<'a> SequentialReader<'a> {
             self.chunk_start = offset;
         }
         let from = (offset - self.chunk_start) as usize;
-        Ok(self.chunk[from..from + len as usize].to_vec())
+        Ok(checksum28(&self.chunk[from..from + len as usize]))
     }
 }
 
 impl DiskStore {
-    /// Opens (creating or recovering) the channel in `channel_dir`.
+    /// Opens (creating or recovering) the channel in `channel_dir`; with
+    /// `repair`, a generation missing its `idx` or `dat` is rebuilt from what
+    /// can be proven instead of refused.
     ///
     /// # Errors
     /// [`RedexError::Locked`] when another writer holds the directory;
-    /// [`RedexError::Io`] for any storage failure.
+    /// [`RedexError::Corrupt`] when a file the live generation needs is
+    /// missing (every file is left in place; open with `repair` to keep
+    /// what can be proven); [`RedexError::Io`] for any storage failure.
     pub(crate) fn open(
         storage: Arc<dyn Storage>,
         channel_dir: PathBuf,
         now_ns: u64,
+        repair: bool,
     ) -> Result<Recovered> {
         let s = storage.as_ref();
         create_dir_durable(s, &channel_dir)?;
@@ -197,148 +208,143 @@ impl DiskStore {
                 RedexError::io("lock channel directory", e)
             }
         })?;
-        let generation = resolve_generation(s, &channel_dir)?;
+        let mut report = RecoveryReport::default();
+        let generation = resolve_generation(s, &channel_dir, repair, &mut report)?;
+        report.generation = generation.0;
         let gen_dir = channel_dir.join(generation.dir_name());
+        remove_stale_temporaries(s, &gen_dir)?;
 
-        // Step 2: whole idx records only.
-        let mut idx = s
-            .open_append(&gen_dir.join(IDX_FILE))
-            .map_err(io_err("open idx"))?;
-        let idx_bytes = s
-            .read_all(&gen_dir.join(IDX_FILE))
-            .map_err(io_err("read idx"))?;
-        let mut records = IdxRecord::decode_all(&idx_bytes);
+        // Whole idx records only: a shorter fragment is a torn write.
+        let idx_path = gen_dir.join(IDX_FILE);
+        let mut idx = s.open_append(&idx_path).map_err(io_err("open idx"))?;
+        let idx_bytes = s.read_all(&idx_path).map_err(io_err("read idx"))?;
+        let records = IdxRecord::decode_all(&idx_bytes);
         let whole = (records.len() * IDX_RECORD_LEN) as u64;
         if idx_bytes.len() as u64 != whole {
+            report.torn_idx_bytes = idx_bytes.len() as u64 - whole;
             idx.truncate(whole)
                 .map_err(io_err("truncate torn idx tail"))?;
             idx.sync().map_err(io_err("fsync idx"))?;
         }
 
-        // Steps 3-4: drop a torn tail of heap records pointing past dat.
+        // Check every payload, then decide what each record is.
         let mut dat = s
             .open_append(&gen_dir.join(DAT_FILE))
             .map_err(io_err("open dat"))?;
         let dat_len = dat.len().map_err(io_err("stat dat"))?;
-        let mut cut = None;
-        for (i, record) in records.iter().enumerate().rev() {
-            match record.payload.heap_end() {
-                None => continue,
-                Some(end) if end > dat_len => cut = Some(i),
-                Some(_) => break,
+        let mut reader = SequentialReader::new(dat.as_ref(), dat_len);
+        let checks = records
+            .iter()
+            .map(|record| check_payload(record, &mut reader))
+            .collect::<Result<Vec<_>>>()?;
+        drop(reader);
+        let plan = recovery::plan(&records, &checks, generation == Generation::FIRST);
+
+        // Timestamps, one per record where `ts` has them.
+        let ts_path = gen_dir.join(TS_FILE);
+        let ts_bytes = s.read_all(&ts_path).map_err(io_err("read ts"))?;
+        let found_ts = TimestampsFound::new(&ts_bytes, &checks);
+        let covered = ts_bytes.len() / TS_RECORD_LEN;
+
+        let mut entries = VecDeque::with_capacity(records.len());
+        // The replacement idx and ts, when records are dropped; otherwise only
+        // the timestamps `ts` lacks (positions are unchanged then).
+        let mut replacement = plan.rewrite.then(|| {
+            (
+                Vec::with_capacity(records.len() * IDX_RECORD_LEN),
+                Vec::with_capacity(records.len() * TS_RECORD_LEN),
+            )
+        });
+        let mut ts_missing = Vec::new();
+        for (position, (record, decision)) in records.iter().zip(&plan.decisions).enumerate() {
+            let kept = match *decision {
+                Decision::Keep => *record,
+                Decision::Hole(seq) => {
+                    report.holes += 1;
+                    recovery::hole_record(seq)
+                }
+                Decision::Remove => continue,
+            };
+            let ts = found_ts.at(position).unwrap_or_else(|| {
+                report.timestamps_restored += 1;
+                now_ns
+            });
+            if *decision == Decision::Keep {
+                entries.push_back(Entry::from_record(record, ts));
+            }
+            match &mut replacement {
+                Some((idx_bytes, ts_values)) => {
+                    idx_bytes.extend_from_slice(&kept.encode());
+                    ts_values.extend_from_slice(&ts.to_le_bytes());
+                }
+                None if position >= covered => ts_missing.extend_from_slice(&ts.to_le_bytes()),
+                None => {}
             }
         }
-        if let Some(cut) = cut {
-            tracing::warn!(
-                dir = %gen_dir.display(),
-                dropped = records.len() - cut,
-                "recovery: dropping a torn tail of index records"
-            );
-            records.truncate(cut);
-            idx.truncate((cut * IDX_RECORD_LEN) as u64)
-                .map_err(io_err("truncate idx to the torn tail"))?;
-            idx.sync().map_err(io_err("fsync idx"))?;
-        }
 
-        // Step 5: no heap bytes past the last record.
-        let heap_end = records
+        let ts = match replacement {
+            Some((idx_bytes, ts_values)) => {
+                // What was dropped must not come back: the index (and its
+                // timestamps) are replaced atomically before anything else
+                // changes and before the first new append.
+                replace_file(s, &gen_dir, IDX_FILE, &idx_bytes)?;
+                replace_file(s, &gen_dir, TS_FILE, &ts_values)?;
+                idx = s.open_append(&idx_path).map_err(io_err("open idx"))?;
+                report.index_rewritten = true;
+                s.open_append(&ts_path).map_err(io_err("open ts"))?
+            }
+            None => {
+                let mut ts = s.open_append(&ts_path).map_err(io_err("open ts"))?;
+                if ts_bytes.len() != records.len() * TS_RECORD_LEN {
+                    // Short (a crash lost the last group), long, or torn: keep
+                    // the values it has, pad the rest, so later appends line up.
+                    let keep = covered.min(records.len()) * TS_RECORD_LEN;
+                    ts.truncate(keep as u64).map_err(io_err("truncate ts"))?;
+                    ts.append(&ts_missing).map_err(io_err("pad ts"))?;
+                    ts.sync().map_err(io_err("fsync ts"))?;
+                }
+                ts
+            }
+        };
+
+        // No heap bytes past the last kept payload.
+        let heap_end = entries
             .iter()
-            .filter_map(|r| r.payload.heap_end())
+            .filter_map(|e| match e.payload {
+                PayloadLoc::Heap { offset, len } => Some(offset + u64::from(len)),
+                PayloadLoc::Inline(_) => None,
+            })
             .max()
             .unwrap_or(0);
         let mut dat_len = dat_len;
         if heap_end < dat_len {
+            report.dat_truncated_bytes = dat_len - heap_end;
             dat.truncate(heap_end)
                 .map_err(io_err("truncate dat past the last record"))?;
             dat.sync().map_err(io_err("fsync dat"))?;
             dat_len = heap_end;
         }
-
-        // Step 6: timestamps, if the sidecar covers every record. Unlike
-        // v0.11 (which then stamps every entry "now"), a short sidecar keeps
-        // the values it has and only the uncovered tail gets "now" (see
-        // TS_FLUSH_BYTES); the file is padded to match below.
-        let ts_path = gen_dir.join(TS_FILE);
-        let ts_bytes = s.read_all(&ts_path).map_err(io_err("read ts"))?;
-        let timestamps = decode_timestamps(&ts_bytes, records.len());
-        let covered = ts_bytes.len() / TS_RECORD_LEN;
-        let partial = (covered < records.len())
-            .then(|| decode_timestamps(&ts_bytes, covered).unwrap_or_default());
-
-        // Step 7: checksum filter (memory only; idx and dat stay as they are),
-        // plus one check the reference lacks: seqs must increase.
-        let mut reader = SequentialReader::new(dat.as_ref(), dat_len);
-        let mut entries = VecDeque::with_capacity(records.len());
-        let mut kept_ts = Vec::with_capacity(records.len());
-        let mut dropped = 0usize;
-        for (i, record) in records.iter().enumerate() {
-            let valid = match record.payload {
-                PayloadRef::Inline(bytes) => checksum28(&bytes) == record.checksum,
-                PayloadRef::Heap { offset, len } => match reader.read(u64::from(offset), len) {
-                    Ok(bytes) => checksum28(&bytes) == record.checksum,
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => false,
-                    Err(e) => return Err(RedexError::io("read dat", e)),
-                },
-            };
-            if !valid {
-                tracing::warn!(dir = %gen_dir.display(), seq = record.seq, "recovery: dropping an entry whose checksum does not match");
-                dropped += 1;
-                continue;
-            }
-            // Net never writes seqs out of order; a record that does not
-            // increase the sequence is corrupt and is dropped like one.
-            if entries
-                .back()
-                .is_some_and(|last: &Entry| record.seq <= last.seq)
-            {
-                tracing::warn!(dir = %gen_dir.display(), seq = record.seq, "recovery: dropping an entry whose seq does not increase");
-                dropped += 1;
-                continue;
-            }
-            let ts = match (&timestamps, &partial) {
-                (Some(all), _) => all[i],
-                (None, Some(prefix)) => prefix.get(i).copied().unwrap_or(now_ns),
-                (None, None) => now_ns,
-            };
-            kept_ts.push(ts);
-            entries.push_back(Entry::from_record(record, ts));
-        }
-        drop(reader);
-        let mut ts = s.open_append(&ts_path).map_err(io_err("open ts"))?;
-        if timestamps.is_some() {
-            let wanted = (entries.len() * TS_RECORD_LEN) as u64;
-            if dropped > 0 {
-                let mut rewritten = s.create_truncate(&ts_path).map_err(io_err("rewrite ts"))?;
-                let bytes: Vec<u8> = kept_ts.iter().flat_map(|t| t.to_le_bytes()).collect();
-                rewritten.append(&bytes).map_err(io_err("rewrite ts"))?;
-                rewritten.sync().map_err(io_err("fsync ts"))?;
-                ts = rewritten;
-            } else if ts_bytes.len() as u64 > wanted {
-                ts.truncate(wanted).map_err(io_err("truncate ts"))?;
-                ts.sync().map_err(io_err("fsync ts"))?;
-            }
-        } else if partial.is_some() && dropped == 0 {
-            // Pad the sidecar to one value per record, so later appends line
-            // up with their records again.
-            let whole = (covered * TS_RECORD_LEN) as u64;
-            if ts_bytes.len() as u64 != whole {
-                ts.truncate(whole).map_err(io_err("truncate ts"))?;
-            }
-            let padding: Vec<u8> = entries
-                .iter()
-                .skip(covered)
-                .flat_map(|e| e.ts.to_le_bytes())
-                .collect();
-            ts.append(&padding).map_err(io_err("pad ts"))?;
-            ts.sync().map_err(io_err("fsync ts"))?;
-        }
         let ts_len = ts.len().map_err(io_err("stat ts"))?;
         let idx_len = idx.len().map_err(io_err("stat idx"))?;
 
-        // Step 9: only the live generation survives an open.
+        // Only the live generation survives an open.
         sweep_orphans(s, &channel_dir, generation)?;
 
-        let next_seq = entries.back().map_or(0, |e| e.seq + 1);
+        report.records = records.len() as u64;
+        report.entries = entries.len() as u64;
+        report.dropped = plan.dropped;
+        if !report.is_clean() {
+            tracing::warn!(
+                dir = %gen_dir.display(),
+                dropped = report.dropped.len(),
+                seqs = ?report.dropped.iter().map(|d| d.seq).collect::<Vec<_>>(),
+                torn_idx_bytes = report.torn_idx_bytes,
+                dat_truncated_bytes = report.dat_truncated_bytes,
+                timestamps_restored = report.timestamps_restored,
+                notes = ?report.notes,
+                "RedEX recovery changed the channel (see the file's recovery report)"
+            );
+        }
         Ok(Recovered {
             store: DiskStore {
                 storage,
@@ -352,7 +358,8 @@ impl DiskStore {
                 _lock: lock,
             },
             entries,
-            next_seq,
+            next_seq: plan.next_seq,
+            report,
         })
     }
 
@@ -461,14 +468,14 @@ impl DiskStore {
     /// # Errors
     /// [`RedexError::GenerationOverflow`] at the last generation;
     /// [`RedexError::Io`] for a failure before the flip (nothing changed).
-    pub(crate) fn compact_to(&mut self, survivors: &[Entry]) -> Result<Vec<Entry>> {
+    pub(crate) fn compact_to(&mut self, survivors: &[Entry], next_seq: u64) -> Result<Vec<Entry>> {
         let next = self
             .generation
             .next()
             .ok_or(RedexError::GenerationOverflow)?;
         let s = self.storage.clone();
         let new_dir = self.channel_dir.join(next.dir_name());
-        match self.write_generation(s.as_ref(), &new_dir, survivors) {
+        match self.write_generation(s.as_ref(), &new_dir, survivors, next_seq) {
             Ok((files, rebased, lens)) => {
                 if let Err(e) = write_manifest(s.as_ref(), &self.channel_dir, next) {
                     discard_generation(s.as_ref(), &new_dir);
@@ -498,6 +505,7 @@ impl DiskStore {
         s: &dyn Storage,
         new_dir: &Path,
         survivors: &[Entry],
+        next_seq: u64,
     ) -> Result<(GenFiles, Vec<Entry>, (u64, u64, u64))> {
         let dat_base = survivors
             .iter()
@@ -519,11 +527,9 @@ impl DiskStore {
                 PayloadLoc::Inline(_) => *e,
             })
             .collect();
-        let idx_bytes: Vec<u8> = rebased
-            .iter()
-            .flat_map(|e| e.to_record().encode())
-            .collect();
-        let ts_bytes: Vec<u8> = rebased.iter().flat_map(|e| e.ts.to_le_bytes()).collect();
+        let (records, timestamps) = records_with_holes(&rebased, next_seq);
+        let idx_bytes: Vec<u8> = records.iter().flat_map(IdxRecord::encode).collect();
+        let ts_bytes: Vec<u8> = timestamps.iter().flat_map(|t| t.to_le_bytes()).collect();
 
         s.create_dir_all(new_dir)
             .map_err(io_err("create generation directory"))?;
@@ -568,6 +574,167 @@ impl DiskStore {
         );
         Ok((GenFiles { idx, dat, ts }, rebased, lens))
     }
+}
+
+/// What a record's payload looks like: valid, a hole, or damaged.
+fn check_payload(record: &IdxRecord, reader: &mut SequentialReader<'_>) -> Result<PayloadCheck> {
+    if recovery::is_hole(record) {
+        return Ok(PayloadCheck::Hole);
+    }
+    let matches = match record.payload {
+        PayloadRef::Inline(bytes) => checksum28(&bytes) == record.checksum,
+        PayloadRef::Heap { offset, len } => match reader.checksum(u64::from(offset), len) {
+            Ok(checksum) => checksum == record.checksum,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Ok(PayloadCheck::OutOfRange);
+            }
+            Err(e) => return Err(RedexError::io("read dat", e)),
+        },
+    };
+    Ok(if matches {
+        PayloadCheck::Valid
+    } else {
+        PayloadCheck::ChecksumMismatch
+    })
+}
+
+/// The timestamp `ts` holds for each record, by position. A sidecar that
+/// covers every record is read in order; one that holds exactly one value
+/// per record whose payload checks out is Net v0.11's, rewritten after it
+/// dropped the others (STORAGE.md §7.2 step 7), and is mapped back onto
+/// those records; anything shorter is a prefix (a crash lost the rest).
+enum TimestampsFound<'a> {
+    /// Value `i` belongs to record `i` (for as many as there are).
+    InOrder(&'a [u8]),
+    /// v0.11's survivors-only sidecar, mapped back by position.
+    Survivors(Vec<Option<u64>>),
+}
+
+impl<'a> TimestampsFound<'a> {
+    fn new(ts_bytes: &'a [u8], checks: &[PayloadCheck]) -> Self {
+        let n = checks.len();
+        let valid = checks.iter().filter(|c| **c == PayloadCheck::Valid).count();
+        if valid < n && ts_bytes.len() == valid * TS_RECORD_LEN {
+            let mut values = decode_timestamps(ts_bytes, valid)
+                .unwrap_or_default()
+                .into_iter();
+            return Self::Survivors(
+                checks
+                    .iter()
+                    .map(|c| {
+                        if *c == PayloadCheck::Valid {
+                            values.next()
+                        } else {
+                            None
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        Self::InOrder(ts_bytes)
+    }
+
+    fn at(&self, position: usize) -> Option<u64> {
+        match self {
+            Self::InOrder(bytes) => {
+                let at = position.checked_mul(TS_RECORD_LEN)?;
+                let value: [u8; TS_RECORD_LEN] =
+                    bytes.get(at..at + TS_RECORD_LEN)?.try_into().ok()?;
+                Some(u64::from_le_bytes(value))
+            }
+            Self::Survivors(values) => values.get(position).copied().flatten(),
+        }
+    }
+}
+
+/// Replaces `gen_dir/name` with `bytes` atomically: write `name.tmp`, fsync
+/// it, rename it over `name`, fsync the directory. A crash leaves the old
+/// file or the new one, and at worst a stale `.tmp` the next open removes.
+fn replace_file(s: &dyn Storage, gen_dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = gen_dir.join(format!("{name}{TMP_SUFFIX}"));
+    let mut file = s
+        .create_truncate(&tmp)
+        .map_err(io_err("create replacement file"))?;
+    if !bytes.is_empty() {
+        file.append(bytes)
+            .map_err(io_err("write replacement file"))?;
+    }
+    file.sync().map_err(io_err("fsync replacement file"))?;
+    drop(file);
+    durable_rename(s, &tmp, &gen_dir.join(name)).map_err(|e| match e {
+        DurableRenameError::Rename(e) => RedexError::io("rename replacement file", e),
+        DurableRenameError::SyncDir(e) => RedexError::io("fsync generation directory", e),
+    })
+}
+
+/// Removes `idx.tmp` / `ts.tmp` left by a [`replace_file`] a crash
+/// interrupted (the rename did not happen, so the old file is still live).
+fn remove_stale_temporaries(s: &dyn Storage, gen_dir: &Path) -> Result<()> {
+    for name in [IDX_FILE, TS_FILE] {
+        let tmp = gen_dir.join(format!("{name}{TMP_SUFFIX}"));
+        if is_file(s, &tmp)? {
+            s.remove_file(&tmp)
+                .map_err(io_err("remove a stale replacement file"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The index records of a new generation holding `entries`, with the hole
+/// records that keep every missing seq accounted for: a gap between two
+/// entries (seqs dropped at an earlier recovery) is marked at both of its
+/// ends, so each entry next to it stays corroborated by a neighbour, and seqs
+/// handed out after the last entry up to `next_seq` are marked by the last
+/// two, so reopening the generation gives the same `next_seq`, also when no
+/// entry survives (then the last three); the two seqs before the first entry
+/// are holes too. Each hole takes its neighbouring entry's timestamp.
+fn records_with_holes(entries: &[Entry], next_seq: u64) -> (Vec<IdxRecord>, Vec<u64>) {
+    let mut out = (
+        Vec::with_capacity(entries.len() + 4),
+        Vec::with_capacity(entries.len() + 4),
+    );
+    fn push_holes(into: &mut (Vec<IdxRecord>, Vec<u64>), first: u64, last: u64, ts: u64) {
+        let mut seqs = vec![first, last.saturating_sub(1).max(first), last];
+        seqs.dedup();
+        for seq in seqs {
+            into.0.push(recovery::hole_record(seq));
+            into.1.push(ts);
+        }
+    }
+    // Two leading holes vouch for the first entry, so a damaged seq in any
+    // one of the three is outvoted by the other two, even when the entry is
+    // the only one.
+    if let Some(first) = entries.first() {
+        for seq in first.seq.saturating_sub(2)..first.seq {
+            out.0.push(recovery::hole_record(seq));
+            out.1.push(first.ts);
+        }
+    }
+    let mut previous: Option<&Entry> = None;
+    for entry in entries {
+        if let Some(prev) = previous
+            && entry.seq > prev.seq + 1
+        {
+            push_holes(&mut out, prev.seq + 1, entry.seq - 1, prev.ts);
+        }
+        out.0.push(entry.to_record());
+        out.1.push(entry.ts);
+        previous = Some(entry);
+    }
+    let next_expected = previous.map_or(0, |e| e.seq + 1);
+    if next_seq > next_expected {
+        let ts = previous.map_or(0, |e| e.ts);
+        if previous.is_some() {
+            push_holes(&mut out, next_expected, next_seq - 1, ts);
+        } else {
+            // No entry: the last three seqs, so one damaged seq is outvoted.
+            for seq in next_seq.saturating_sub(3)..next_seq {
+                out.0.push(recovery::hole_record(seq));
+                out.1.push(ts);
+            }
+        }
+    }
+    out
 }
 
 fn write_step(
@@ -616,22 +783,101 @@ fn create_dir_durable(s: &dyn Storage, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Step 1 of recovery: which generation is live.
-fn resolve_generation(s: &dyn Storage, channel_dir: &Path) -> Result<Generation> {
+/// Which of a generation's files are missing, and whether any that is
+/// there holds data.
+struct GenerationFiles {
+    missing: Vec<&'static str>,
+    has_data: bool,
+}
+
+fn generation_files(s: &dyn Storage, dir: &Path) -> Result<GenerationFiles> {
+    let mut missing = Vec::new();
+    let mut has_data = false;
+    for name in [IDX_FILE, DAT_FILE, TS_FILE] {
+        let path = dir.join(name);
+        if is_file(s, &path)? {
+            // Only idx and dat hold entries; ts alone is just timestamps.
+            if name != TS_FILE {
+                let len = s
+                    .open_append(&path)
+                    .and_then(|f| f.len())
+                    .map_err(io_err("stat"))?;
+                has_data |= len > 0;
+            }
+        } else {
+            missing.push(name);
+        }
+    }
+    Ok(GenerationFiles { missing, has_data })
+}
+
+fn missing_file_error(dir: &Path, generation: Generation, missing: &[&str]) -> RedexError {
+    let name = missing
+        .iter()
+        .find(|n| **n != TS_FILE)
+        .copied()
+        .unwrap_or(TS_FILE);
+    RedexError::Corrupt {
+        path: dir.join(name),
+        reason: format!(
+            "generation {generation} holds entries but its {name} is missing; nothing was \
+             changed (open with repair to keep what can be proven)"
+        ),
+    }
+}
+
+/// Step 1 of recovery: which generation is live. Unlike Net v0.11, a live
+/// generation that lost its `idx` or `dat` is an error (or, with `repair`,
+/// rebuilt from what is left), never replaced by an empty one; a missing `ts`
+/// only costs timestamps.
+fn resolve_generation(
+    s: &dyn Storage,
+    channel_dir: &Path,
+    repair: bool,
+    report: &mut RecoveryReport,
+) -> Result<Generation> {
     let manifest_path = channel_dir.join(MANIFEST_FILE);
     if is_file(s, &manifest_path)? {
         let bytes = s
             .read_all(&manifest_path)
             .map_err(io_err("read manifest"))?;
         match Manifest::decode(&bytes) {
-            Ok(m) if generation_complete(s, &channel_dir.join(m.generation.dir_name()))? => {
-                return Ok(m.generation);
-            }
             Ok(m) => {
-                tracing::warn!(dir = %channel_dir.display(), generation = m.generation.0, "manifest names an incomplete generation")
+                let dir = channel_dir.join(m.generation.dir_name());
+                let exists = s.kind(&dir).map_err(io_err("stat"))? == Some(EntryKind::Dir);
+                if exists {
+                    let files = generation_files(s, &dir)?;
+                    if files.missing.is_empty() {
+                        return Ok(m.generation);
+                    }
+                    if files.missing == [TS_FILE] || !files.has_data || repair {
+                        note_completion(report, m.generation, &files, repair);
+                        complete_generation(s, channel_dir, &dir, m.generation)?;
+                        return Ok(m.generation);
+                    }
+                    return Err(missing_file_error(&dir, m.generation, &files.missing));
+                }
+                if !repair {
+                    return Err(RedexError::Corrupt {
+                        path: dir,
+                        reason: format!(
+                            "the manifest names generation {}, whose directory is missing; \
+                             nothing was changed (open with repair to fall back to the newest \
+                             complete generation)",
+                            m.generation
+                        ),
+                    });
+                }
+                report.repaired = true;
+                report.notes.push(format!(
+                    "repair: the manifest named generation {}, whose directory was missing",
+                    m.generation
+                ));
             }
             Err(e) => {
-                tracing::warn!(dir = %channel_dir.display(), error = %e, "manifest is invalid")
+                report
+                    .notes
+                    .push(format!("the manifest was invalid ({e}) and was rewritten"));
             }
         }
     }
@@ -647,10 +893,51 @@ fn resolve_generation(s: &dyn Storage, channel_dir: &Path) -> Result<Generation>
         .collect::<Result<Vec<bool>>>()?;
     if legacy.iter().any(|present| *present) {
         migrate_legacy(s, channel_dir)?;
-    } else {
-        create_first_generation(s, channel_dir)?;
+        return Ok(Generation::FIRST);
     }
+    // No complete generation. One that holds data lost a file; one that
+    // holds none is a channel whose creation was interrupted.
+    for generation in generations(s, channel_dir)? {
+        let dir = channel_dir.join(generation.dir_name());
+        let files = generation_files(s, &dir)?;
+        if files.has_data {
+            if !repair {
+                return Err(missing_file_error(&dir, generation, &files.missing));
+            }
+            note_completion(report, generation, &files, repair);
+            complete_generation(s, channel_dir, &dir, generation)?;
+            return Ok(generation);
+        }
+    }
+    create_first_generation(s, channel_dir)?;
     Ok(Generation::FIRST)
+}
+
+fn note_completion(
+    report: &mut RecoveryReport,
+    generation: Generation,
+    files: &GenerationFiles,
+    repair: bool,
+) {
+    for name in &files.missing {
+        let consequence = match *name {
+            IDX_FILE if files.has_data => {
+                report.repaired = repair;
+                "repair: idx was missing, so no entry can be proven; the channel restarts empty"
+            }
+            DAT_FILE if files.has_data => {
+                report.repaired = repair;
+                "repair: dat was missing; every heap entry is dropped, inline entries are kept"
+            }
+            TS_FILE => {
+                "ts was missing and was recreated; entries are stamped with the time of this open"
+            }
+            _ => "an empty generation file was missing and was recreated",
+        };
+        report
+            .notes
+            .push(format!("generation {generation}: {consequence}"));
+    }
 }
 
 /// Moves a flat `<channel>/{idx,dat,ts}` into `v0000000001/` and points the
@@ -669,19 +956,24 @@ fn migrate_legacy(s: &dyn Storage, channel_dir: &Path) -> Result<()> {
                 .map_err(io_err("move legacy file"))?;
         }
     }
-    complete_generation(s, channel_dir, &first)
+    complete_generation(s, channel_dir, &first, Generation::FIRST)
 }
 
 fn create_first_generation(s: &dyn Storage, channel_dir: &Path) -> Result<()> {
     let first = channel_dir.join(Generation::FIRST.dir_name());
     s.create_dir_all(&first)
         .map_err(io_err("create generation directory"))?;
-    complete_generation(s, channel_dir, &first)
+    complete_generation(s, channel_dir, &first, Generation::FIRST)
 }
 
 /// Creates whichever of idx/dat/ts is missing in `gen_dir`, makes the
-/// directory durable, and points the manifest at generation 1.
-fn complete_generation(s: &dyn Storage, channel_dir: &Path, gen_dir: &Path) -> Result<()> {
+/// directory durable, and points the manifest at `generation`.
+fn complete_generation(
+    s: &dyn Storage,
+    channel_dir: &Path,
+    gen_dir: &Path,
+    generation: Generation,
+) -> Result<()> {
     for name in [IDX_FILE, DAT_FILE, TS_FILE] {
         let path = gen_dir.join(name);
         if !is_file(s, &path)? {
@@ -695,7 +987,7 @@ fn complete_generation(s: &dyn Storage, channel_dir: &Path, gen_dir: &Path) -> R
         .map_err(io_err("fsync generation directory"))?;
     s.sync_dir(channel_dir)
         .map_err(io_err("fsync channel directory"))?;
-    write_manifest(s, channel_dir, Generation::FIRST)
+    write_manifest(s, channel_dir, generation)
 }
 
 /// Removes every generation directory but `live`, and a stale `manifest.tmp`

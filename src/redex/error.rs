@@ -76,6 +76,26 @@ pub enum RedexError {
     /// The base directory is required for a persistent file.
     #[error("persistent file {0:?} needs a Redex with a persistent directory")]
     NoPersistentDir(String),
+    /// A file the channel needs is missing or damaged beyond what recovery
+    /// may decide alone (for example the live generation's `idx` or `dat`
+    /// was deleted). Nothing was changed; `path` names the file. Restore it,
+    /// or open with `RedexFileConfig::repair` to keep what can be proven
+    /// (the recovery report then says what was lost).
+    #[error("{}: {reason}", path.display())]
+    Corrupt {
+        /// The missing or damaged file or directory.
+        path: PathBuf,
+        /// What is wrong and what was (not) done.
+        reason: String,
+    },
+    /// The file has used every sequence number below
+    /// [`SEQ_LIMIT`](super::SEQ_LIMIT) (in practice: a corrupt seq near
+    /// `u64::MAX` that recovery could not rule out). Nothing was appended.
+    #[error("sequence numbers exhausted at {next_seq}; nothing was appended")]
+    SeqExhausted {
+        /// The seq the append would have taken.
+        next_seq: u64,
+    },
     /// A typed payload could not be encoded or decoded with postcard.
     #[error("postcard codec error at seq {seq:?}: {source}")]
     Codec {

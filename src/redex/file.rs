@@ -12,6 +12,7 @@ use super::disk::DiskStore;
 use super::entry::{Entry, PayloadLoc, retention_cut};
 use super::error::{RedexError, Result};
 use super::format::{IDX_RECORD_LEN, INLINE_LEN, MAX_HEAP_BYTES, TS_RECORD_LEN, checksum28};
+use super::recovery::{RecoveryReport, SEQ_LIMIT};
 use super::syncer;
 use super::tail::RedexTail;
 
@@ -178,6 +179,8 @@ pub(crate) struct FileInner {
     entry_count: AtomicU64,
     closed: AtomicBool,
     poisoned: AtomicBool,
+    /// What opening found and did (persistent files only).
+    recovery: Option<RecoveryReport>,
 }
 
 impl FileInner {
@@ -349,6 +352,7 @@ impl RedexFile {
             Store::Heap(HeapStore::default()),
             VecDeque::new(),
             0,
+            None,
         ))
     }
 
@@ -364,6 +368,7 @@ impl RedexFile {
             Store::Disk(recovered.store),
             recovered.entries,
             recovered.next_seq,
+            Some(recovered.report),
         );
         if config.fsync.period().is_some() {
             syncer::register(&file.inner);
@@ -377,6 +382,7 @@ impl RedexFile {
         store: Store,
         entries: VecDeque<Entry>,
         next_seq: u64,
+        recovery: Option<RecoveryReport>,
     ) -> Self {
         let heap_bytes = entries
             .iter()
@@ -406,6 +412,7 @@ impl RedexFile {
             waiters: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
+            recovery,
         };
         Self {
             inner: Arc::new(inner),
@@ -490,6 +497,15 @@ impl RedexFile {
             return Err(RedexError::HeapFull { would_be });
         }
         let first_seq = state.next_seq;
+        let count = items.len() as u64;
+        if first_seq
+            .checked_add(count)
+            .is_none_or(|end| end > SEQ_LIMIT)
+        {
+            return Err(RedexError::SeqExhausted {
+                next_seq: first_seq,
+            });
+        }
         // Timestamps only serve age retention and the on-disk ts sidecar;
         // a memory file without an age limit never reads them.
         let config = &inner.config;
@@ -563,7 +579,6 @@ impl RedexFile {
             Store::Closed => return Err(RedexError::Closed),
         }
 
-        let count = items.len() as u64;
         state.entries.extend(new_entries.as_slice().iter().copied());
         state.next_seq = first_seq + count;
         state.heap_bytes = would_be;
@@ -680,6 +695,12 @@ impl RedexFile {
         }
     }
 
+    /// What opening this persistent file found and did: the records recovery
+    /// dropped and why, holes, truncations, repairs (`None` for heap files).
+    pub fn recovery_report(&self) -> Option<&RecoveryReport> {
+        self.inner.recovery.as_ref()
+    }
+
     /// Why the file refuses appends, if it does.
     pub fn poison_reason(&self) -> Option<String> {
         self.inner.lock().poison.clone()
@@ -773,7 +794,7 @@ impl RedexFile {
             }
             Store::Disk(disk) => {
                 let survivors: Vec<Entry> = state.entries.iter().skip(cut).copied().collect();
-                let rebased = disk.compact_to(&survivors)?;
+                let rebased = disk.compact_to(&survivors, state.next_seq)?;
                 state.entries = rebased.into();
                 state.unsynced_entries = 0;
                 state.unsynced_bytes = 0;

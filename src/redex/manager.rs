@@ -79,7 +79,8 @@ impl Redex {
         open.retain(|_, file| file.upgrade().is_some_and(|f| !f.is_closed()));
         if let Some(inner) = open.get(name).and_then(Weak::upgrade) {
             let file = RedexFile { inner };
-            if file.config() != &config {
+            // `repair` only matters while opening; the open file serves both.
+            if file.config().with_repair(false) != config.with_repair(false) {
                 return Err(RedexError::InvalidConfig(format!(
                     "{name} is already open with a different configuration"
                 )));
@@ -90,7 +91,7 @@ impl Redex {
             let dir = self
                 .channel_dir(&channel)
                 .ok_or_else(|| RedexError::NoPersistentDir(name.to_owned()))?;
-            let recovered = DiskStore::open(self.storage.clone(), dir, now_ns())?;
+            let recovered = DiskStore::open(self.storage.clone(), dir, now_ns(), config.repair)?;
             RedexFile::open_disk(name, config, recovered)
         } else {
             RedexFile::new_heap(name, config)?
