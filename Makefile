@@ -33,7 +33,7 @@ SDK_ENV := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig \
            NET_VENV=$(VENV) \
            NET_ROOT=$(ROOT)
 
-.PHONY: setup setup-system setup-python setup-node build header header-check lint \
+.PHONY: setup setup-system setup-python setup-node build header header-check bindings lint \
         test test-rust test-c test-go test-python test-node test-parity \
         stage install bench demo fuzz clean
 
@@ -57,16 +57,29 @@ setup-node:
 build:
 	$(CARGO) build --release --lib
 
-## header: regenerate include/net.h with the pinned cbindgen.
+## header: regenerate include/net.h with the pinned cbindgen, then the SDKs'
+## low-level layer from it (see `bindings`).
 header: $(CBINDGEN)
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate net --output include/net.h
+	@$(MAKE) --no-print-directory bindings
 
-## header-check: fail if the committed header is not what cbindgen generates.
+## bindings: regenerate the SDKs' low-level layer from include/net.h with
+## scripts/gen-sdk-bindings.py (Node koffi declarations, status codes,
+## constants and error classes; the Python cdef, Status and exception classes;
+## Go's status constants, sentinels and status table). Never edit those files.
+bindings:
+	$(PYTHON) scripts/gen-sdk-bindings.py
+
+## header-check: fail if the committed header is not what cbindgen generates,
+## or if a generated SDK file is not what the generator makes of that header.
 header-check: $(CBINDGEN)
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate net --output $(TARGET_DIR)/net.h.fresh
 	@diff -u include/net.h $(TARGET_DIR)/net.h.fresh || \
 	  { echo "include/net.h is stale: run 'make header' and commit it" >&2; exit 1; }
 	@./scripts/check-header-compiles.sh include/net.h
+	@rm -rf $(TARGET_DIR)/bindings.fresh
+	@$(PYTHON) scripts/gen-sdk-bindings.py --check --out $(TARGET_DIR)/bindings.fresh
+	@$(PYTHON) scripts/test-gen-sdk-bindings.py
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -745,91 +745,15 @@ export declare const ENVELOPE_SIZE: 209;
 export declare const CHAIN_LINK_LEN: 32;
 export declare const X25519_KEY_LEN: 32;
 
-/** The names of `net_status_t`. */
-export type StatusName =
-  | 'NET_OK'
-  | 'NET_TIMEOUT'
-  | 'NET_END'
-  | 'NET_LAGGED'
-  | 'NET_ERR_INVALID_ARGUMENT'
-  | 'NET_ERR_SHUTTING_DOWN'
-  | 'NET_ERR_PANIC'
-  | 'NET_ERR_INTERNAL'
-  | 'NET_ERR_READ_ONLY'
-  | 'NET_ERR_INVALID_PUBLIC_KEY'
-  | 'NET_ERR_INVALID_SIGNATURE'
-  | 'NET_ERR_TOKEN_INVALID_SIGNATURE'
-  | 'NET_ERR_TOKEN_NOT_YET_VALID'
-  | 'NET_ERR_TOKEN_EXPIRED'
-  | 'NET_ERR_TOKEN_DELEGATION_EXHAUSTED'
-  | 'NET_ERR_TOKEN_DELEGATION_NOT_ALLOWED'
-  | 'NET_ERR_TOKEN_NOT_AUTHORIZED'
-  | 'NET_ERR_TOKEN_INVALID_FORMAT'
-  | 'NET_ERR_TOKEN_ZERO_TTL'
-  | 'NET_ERR_ENVELOPE_UNKNOWN_VERSION'
-  | 'NET_ERR_ENVELOPE_INVALID_LENGTH'
-  | 'NET_ERR_ENVELOPE_INVALID_SIGNER_KEY'
-  | 'NET_ERR_ENVELOPE_INVALID_ATTESTATION'
-  | 'NET_ERR_ENVELOPE_SEAL_OPEN_FAILED'
-  | 'NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH'
-  | 'NET_ERR_CHANNEL_INVALID_NAME'
-  | 'NET_ERR_REDEX_IO'
-  | 'NET_ERR_REDEX_POISONED'
-  | 'NET_ERR_REDEX_SYNC_FAILED'
-  | 'NET_ERR_REDEX_LOCKED'
-  | 'NET_ERR_REDEX_CLOSED'
-  | 'NET_ERR_REDEX_INVALID_CONFIG'
-  | 'NET_ERR_REDEX_INLINE_LENGTH'
-  | 'NET_ERR_REDEX_TOO_LARGE'
-  | 'NET_ERR_REDEX_GENERATION_OVERFLOW'
-  | 'NET_ERR_REDEX_NO_PERSISTENT_DIR'
-  | 'NET_ERR_MESH_CONFIG'
-  | 'NET_ERR_MESH_IO'
-  | 'NET_ERR_MESH_HANDSHAKE_TIMEOUT'
-  | 'NET_ERR_MESH_SESSION_EXISTS'
-  | 'NET_ERR_MESH_UNKNOWN_PEER'
-  | 'NET_ERR_MESH_BACKPRESSURE'
-  | 'NET_ERR_MESH_TOO_LARGE'
-  | 'NET_ERR_MESH_IDENTITY_REFUSED'
-  | 'NET_ERR_MESH_HANDSHAKE_IN_PROGRESS'
-  | 'NET_ERR_MESH_STREAM_CLOSED'
-  | 'NET_ERR_CORTEX_HALTED'
-  | 'NET_ERR_CORTEX_INVALID_QUERY'
-  | 'NET_ERR_CORTEX_INVALID_CONFIG'
-  | 'NET_ERR_CORTEX_SNAPSHOT'
-  | 'NET_ERR_BUS_CONFIG'
-  | 'NET_ERR_BUS_BACKPRESSURE'
-  | 'NET_ERR_BUS_SAMPLED'
-  | 'NET_ERR_BUS_UNROUTED'
-  | 'NET_ERR_BUS_NOT_CONNECTED'
-  | 'NET_ERR_BUS_ADAPTER'
-  | 'NET_ERR_BUS_ADAPTER_FATAL'
-  | 'NET_ERR_BUS_INVALID_REQUEST'
-  | 'NET_ERR_BUS_PRODUCER_STATE';
+/** The names of `net_status_t` and of the `#define NET_*` constants (generated from include/net.h). */
+export type { StatusName, ConstantName } from './lib/native.gen';
+import type { StatusName, CONSTANTS } from './lib/native.gen';
 
 /** Every status code of include/net.h by name (e.g. `Status.NET_ERR_TOKEN_EXPIRED === -22`). */
 export declare const Status: Readonly<Record<StatusName, number>>;
 
-/** The names of the `#define NET_*` constants. */
-export type ConstantName =
-  | 'NET_ENVELOPE_SIZE'
-  | 'NET_CHAIN_LINK_LEN'
-  | 'NET_X25519_KEY_LEN'
-  | 'NET_SEED_LEN'
-  | 'NET_PUBLIC_KEY_LEN'
-  | 'NET_SIGNATURE_LEN'
-  | 'NET_WAIT_FOREVER'
-  | 'NET_TOKEN_SIZE'
-  | 'NET_SCOPE_PUBLISH'
-  | 'NET_SCOPE_SUBSCRIBE'
-  | 'NET_SCOPE_ADMIN'
-  | 'NET_SCOPE_DELEGATE'
-  | 'NET_SCOPE_WILDCARD'
-  | 'NET_SCOPE_ALL'
-  | 'NET_ABI_VERSION';
-
 /** Every `#define NET_*` of include/net.h by name. */
-export declare const Constants: Readonly<Record<ConstantName, number>>;
+export declare const Constants: typeof CONSTANTS;
 
 /** The name of a status code (`NET_UNKNOWN_STATUS(<n>)` for one libnet does not define). */
 export declare function statusName(status: number): string;
@@ -845,110 +769,14 @@ export declare class NetError extends Error {
   /** Its name, e.g. `'NET_ERR_TOKEN_EXPIRED'`. */
   readonly code: StatusName | string;
 }
-export declare class InvalidArgumentError extends NetError {}
-export declare class ShuttingDownError extends NetError {}
-export declare class PanicError extends NetError {}
-export declare class InternalError extends NetError {}
-export declare class ReadOnlyError extends NetError {}
-export declare class InvalidPublicKeyError extends NetError {}
-export declare class InvalidSignatureError extends NetError {}
 
-export declare class TokenError extends NetError {}
-export declare class TokenInvalidSignatureError extends TokenError {}
-export declare class TokenNotYetValidError extends TokenError {}
-export declare class TokenExpiredError extends TokenError {}
-export declare class TokenDelegationExhaustedError extends TokenError {}
-export declare class TokenDelegationNotAllowedError extends TokenError {}
-export declare class TokenNotAuthorizedError extends TokenError {}
-export declare class TokenInvalidFormatError extends TokenError {}
-export declare class TokenZeroTtlError extends TokenError {}
-
-export declare class EnvelopeError extends NetError {}
-export declare class EnvelopeUnknownVersionError extends EnvelopeError {}
-export declare class EnvelopeInvalidLengthError extends EnvelopeError {}
-export declare class EnvelopeInvalidSignerKeyError extends EnvelopeError {}
-export declare class EnvelopeInvalidAttestationError extends EnvelopeError {}
-export declare class EnvelopeSealOpenFailedError extends EnvelopeError {}
-export declare class EnvelopeOriginHashMismatchError extends EnvelopeError {}
-
-export declare class ChannelNameError extends NetError {}
-
-/** Base class of the mesh errors (`NET_ERR_MESH_*`). */
-export declare class MeshError extends NetError {}
-/** The mesh configuration is invalid; the message names the key. */
-export declare class MeshConfigError extends MeshError {}
-/** A socket operation failed. */
-export declare class MeshIoError extends MeshError {}
-/** No valid handshake answer in time (wrong address, key, node id or PSK, or the peer is down). */
-export declare class MeshHandshakeTimeoutError extends MeshError {}
-/** A live session with that node exists (re-keying is refused while it is live). */
-export declare class MeshSessionExistsError extends MeshError {}
-/** No session with that node. */
-export declare class MeshUnknownPeerError extends MeshError {}
-/** The stream's send window is spent: retry later or use sendBlocking. */
-export declare class MeshBackpressureError extends MeshError {}
-/** An event too large for a packet, or a batch larger than the whole window. */
-export declare class MeshTooLargeError extends MeshError {}
-/** The peer failed identity binding. */
-export declare class MeshIdentityRefusedError extends MeshError {}
-/** Another connect to the same node is in flight. */
-export declare class MeshHandshakeInProgressError extends MeshError {}
-/** The stream was closed while the call waited. */
-export declare class MeshStreamClosedError extends MeshError {}
-
-/** Base class of the CortEX errors (`NET_ERR_CORTEX_*`). */
-export declare class CortexError extends NetError {}
-/** The fold stopped (an event failed under policy 'stop', or the model closed). */
-export declare class CortexHaltedError extends CortexError {}
-/** A query filter was rejected; the message names the key. */
-export declare class CortexInvalidQueryError extends CortexError {}
-/** A model configuration was rejected; the message names the key. */
-export declare class CortexInvalidConfigError extends CortexError {}
-/** Snapshot bytes that do not decode. */
-export declare class CortexSnapshotError extends CortexError {}
-
-/** Base class of the event-bus errors (`NET_ERR_BUS_*`). */
-export declare class BusError extends NetError {}
-export declare class BusConfigError extends BusError {}
-export declare class BusBackpressureError extends BusError {}
-export declare class BusSampledError extends BusError {}
-export declare class BusUnroutedError extends BusError {}
-export declare class BusNotConnectedError extends BusError {}
-export declare class BusAdapterError extends BusError {}
-export declare class BusAdapterFatalError extends BusError {}
-export declare class BusInvalidRequestError extends BusError {}
-export declare class BusProducerStateError extends BusError {}
-
-/** Base class of the RedEX errors (`NET_ERR_REDEX_*`). */
-export declare class RedexError extends NetError {}
-/** A storage operation failed (nothing appended). */
-export declare class RedexIoError extends RedexError {}
-/** The file refuses appends after a failed fsync or partial write; reopen it. */
-export declare class RedexPoisonedError extends RedexError {}
-/** The append landed but its required fsync failed; the file is poisoned. */
-export declare class RedexSyncFailedError extends RedexError {}
-/** Another writer holds the channel directory. */
-export declare class RedexLockedError extends RedexError {}
-/** The file was closed (through another handle of the same channel). */
-export declare class RedexClosedError extends RedexError {}
-/** The configuration is invalid; the message names the key. */
-export declare class RedexInvalidConfigError extends RedexError {}
-/** `appendInline` needs exactly 8 bytes. */
-export declare class RedexInlineLengthError extends RedexError {}
-/** The append would exceed the file's size limits. */
-export declare class RedexTooLargeError extends RedexError {}
-/** The generation counter is exhausted. */
-export declare class RedexGenerationOverflowError extends RedexError {}
-/** A persistent file needs a manager with a base directory. */
-export declare class RedexNoPersistentDirError extends RedexError {}
 /**
- * A file the channel needs is missing or damaged beyond what recovery may
- * decide alone; nothing was changed and the message names the file. Restore
- * it, or open with `repair: true`.
+ * One NetError subclass per `NET_ERR_*` code (`TokenExpiredError`,
+ * `RedexCorruptError`, ...) and a base class per family of codes (`TokenError`,
+ * `RedexError`, `MeshError`, `CortexError`, `BusError`, ...), generated from
+ * include/net.h.
  */
-export declare class RedexCorruptError extends RedexError {}
-/** No sequence numbers left below 2^63; nothing was appended. */
-export declare class RedexSeqExhaustedError extends RedexError {}
+export * from './lib/errors.gen';
 
 // ---------------------------------------------------------------------------
 // Internals (tests, benchmarks, debugging; not a stable API)

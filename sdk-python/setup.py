@@ -1,18 +1,17 @@
 """Builds the netmesh platform wheel.
 
-The wheel bundles libnet.so (as netmesh/_native/libnet.so) and a cffi cdef
-generated from include/net.h (as netmesh/_cdef.py), so installing it needs no
-compiler. Inputs, in order of preference:
+The wheel bundles libnet.so (as netmesh/_native/libnet.so) beside the cffi
+cdef generated from include/net.h (netmesh/_cdef.py, committed: see
+scripts/gen-sdk-bindings.py), so installing it needs no compiler. The library,
+in order of preference:
 
-  library: $NET_LIBRARY_PATH, $NET_STAGE/lib/libnet.so, ../target/stage/lib/libnet.so
-  header:  $NET_STAGE/include/net.h, $NET_ROOT/include/net.h, ../include/net.h
+  $NET_LIBRARY_PATH, $NET_STAGE/lib/libnet.so, ../target/stage/lib/libnet.so
 
 (`make stage` at the repository root produces the stage.)
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import sysconfig
@@ -53,37 +52,12 @@ def library_path():
     )
 
 
-def header_path():
-    return _first_existing(
-        [
-            _env_path("NET_STAGE", "include", "net.h"),
-            _env_path("NET_ROOT", "include", "net.h"),
-            os.path.join(REPO, "include", "net.h"),
-        ],
-        "net.h",
-    )
-
-
-def _cdefgen():
-    spec = importlib.util.spec_from_file_location(
-        "_netmesh_cdefgen", os.path.join(HERE, "netmesh", "_cdefgen.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class BuildPyWithNative(build_py):
-    """build_py, plus the bundled library and the generated cdef."""
+    """build_py, plus the bundled library."""
 
     def run(self):
         super().run()
         pkg = os.path.join(self.build_lib, "netmesh")
-        with open(header_path(), encoding="utf-8") as f:
-            cdef = _cdefgen().header_to_cdef(f.read())
-        with open(os.path.join(pkg, "_cdef.py"), "w", encoding="utf-8") as f:
-            f.write('"""Generated from include/net.h at build time. Do not edit."""\n\n')
-            f.write(f"CDEF = {cdef!r}\n")
         native = os.path.join(pkg, "_native")
         os.makedirs(native, exist_ok=True)
         shutil.copy2(library_path(), os.path.join(native, "libnet.so"))

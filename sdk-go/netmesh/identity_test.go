@@ -234,7 +234,7 @@ func TestErrorsAndStatuses(t *testing.T) {
 	if !errors.As(err, &st) || st != netmesh.StatusTokenExpired {
 		t.Error("errors.As to Status failed")
 	}
-	want := "netmesh: net_token_is_valid: token expired (NET_ERR_TOKEN_EXPIRED): token has expired"
+	want := "netmesh: net_token_is_valid: a token has expired (NET_ERR_TOKEN_EXPIRED): token has expired"
 	if err.Error() != want {
 		t.Errorf("Error() = %q, want %q", err.Error(), want)
 	}

@@ -2,9 +2,9 @@
 
 The library is the copy bundled in the wheel (``netmesh/_native/libnet.so``)
 unless the ``NET_LIBRARY_PATH`` environment variable names another one (for
-development against a freshly built libnet). The cdef is generated from
-``include/net.h`` when the wheel is built (``netmesh/_cdef.py``); a source
-checkout without it falls back to generating it from the header at import.
+development against a freshly built libnet). The cdef (``netmesh/_cdef.py``)
+is generated from ``include/net.h`` by ``scripts/gen-sdk-bindings.py`` (``make
+header``) and committed; ``make header-check`` fails when it is stale.
 
 Nothing here is public API; use the classes in :mod:`netmesh`.
 """
@@ -16,6 +16,8 @@ from typing import Any, Iterable, List, Optional, Tuple, Union
 
 from cffi import FFI  # type: ignore[import-untyped,unused-ignore]
 
+from ._cdef import CDEF
+
 #: The libnet ABI version this SDK was written against.
 SDK_ABI_VERSION = 1
 
@@ -23,30 +25,6 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 BUNDLED_LIBRARY_PATH = os.path.join(_PACKAGE_DIR, "_native", "libnet.so")
 
 BytesLike = Union[bytes, bytearray, memoryview]
-
-
-def _load_cdef() -> str:
-    try:
-        from ._cdef import CDEF  # type: ignore[import-not-found,unused-ignore]
-
-        return str(CDEF)  # generated at wheel build time
-    except ImportError:
-        pass
-    from ._cdefgen import header_to_cdef
-
-    candidates = []
-    for var, rel in (("NET_STAGE", "include"), ("NET_ROOT", "include")):
-        if os.environ.get(var):
-            candidates.append(os.path.join(os.environ[var], rel, "net.h"))
-    candidates.append(os.path.join(_PACKAGE_DIR, os.pardir, os.pardir, "include", "net.h"))
-    for path in candidates:
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                return header_to_cdef(f.read())
-    raise ImportError(
-        "netmesh: no generated cdef (netmesh/_cdef.py) and no include/net.h found; "
-        "install the netmesh wheel, or set NET_ROOT to the Net repository"
-    )
 
 
 def _library_path() -> str:
@@ -69,12 +47,12 @@ def check_abi_version(found: int, header_version: int, path: str) -> None:
         raise ImportError(
             f"netmesh was written for libnet ABI version {SDK_ABI_VERSION}, but "
             f"its binding was generated from a net.h declaring NET_ABI_VERSION "
-            f"{header_version}; rebuild the wheel from a matching header"
+            f"{header_version}; regenerate the bindings (make header) from a matching header"
         )
 
 
 ffi = FFI()
-ffi.cdef(_load_cdef())
+ffi.cdef(CDEF)
 
 library_path = _library_path()
 if library_path == BUNDLED_LIBRARY_PATH and not os.path.isfile(library_path):
