@@ -1355,8 +1355,8 @@ def check(files: Dict[str, str], root: str, fresh_dir: Optional[str]) -> int:
 # -- verification against a C compiler ----------------------------------------
 
 
-def probe_source(model: Model) -> str:
-    out = ['#include "net.h"\n#include <stddef.h>\n',
+def probe_source(model: Model, header_name: str = "net.h") -> str:
+    out = [f'#include "{header_name}"\n#include <stddef.h>\n',
            "#define SAME(a, b, what) _Static_assert(__builtin_types_compatible_p(a, b), what)\n"]
     n = 0
     for d in model.defines:
@@ -1401,7 +1401,7 @@ def verify(model: Model, header_path: str, quiet: bool = False) -> int:
     try:
         src = os.path.join(tmp, "probe.c")
         with open(src, "w", encoding="utf-8") as f:
-            f.write(probe_source(model))
+            f.write(probe_source(model, os.path.basename(header_path)))
         inc = os.path.dirname(os.path.abspath(header_path))
         aux = os.path.join(tmp, "aux.txt")
         cmd = [cc, "-std=gnu11", "-Wall", "-Werror", "-I", inc, "-c", src, "-o", os.path.join(tmp, "probe.o")]

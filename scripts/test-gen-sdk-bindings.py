@@ -171,7 +171,8 @@ def run(cmd, **kw):
 def main() -> int:
     tmp = tempfile.mkdtemp(prefix="gen-sdk-bindings-test.")
     try:
-        header = os.path.join(tmp, "include", "net.h")
+        # Not named net.h: --verify must include the header it was given.
+        header = os.path.join(tmp, "include", "grown-net.h")
         os.makedirs(os.path.dirname(header))
         text = grown_header()
         with open(header, "w", encoding="utf-8") as f:
