@@ -490,14 +490,18 @@ fn slot_seqs(records: &[IdxRecord], trusted: &[Option<u64>], anchored: bool) -> 
         None
     };
     let mut out = vec![None; n];
+    // The nearest trusted record before (positions are measured from it),
+    // and the last seq given to any earlier position (a slot must be above it).
     let mut previous: Option<(usize, u64)> = None;
+    let mut last_given: Option<u64> = None;
     for p in 0..n {
         if let Some(seq) = trusted[p] {
             previous = Some((p, seq));
+            last_given = Some(seq);
             continue;
         }
         let below_next = |seq: u64| next_trusted[p].is_none_or(|(_, next)| seq < next);
-        let above_previous = |seq: u64| previous.is_none_or(|(_, prev)| seq > prev);
+        let above_previous = |seq: u64| last_given.is_none_or(|prev| seq > prev);
         let from_previous = previous.and_then(|(q, seq)| seq.checked_add((p - q) as u64));
         let from_next = next_trusted[p].and_then(|(q, seq)| seq.checked_sub((q - p) as u64));
         let from_base = fallback_base.and_then(|base| base.checked_add(p as u64));
@@ -505,6 +509,9 @@ fn slot_seqs(records: &[IdxRecord], trusted: &[Option<u64>], anchored: bool) -> 
             .into_iter()
             .flatten()
             .find(|&seq| seq < SEQ_LIMIT && below_next(seq) && above_previous(seq));
+        if out[p].is_some() {
+            last_given = out[p];
+        }
     }
     out
 }
@@ -660,6 +667,18 @@ mod tests {
     }
 
     #[test]
+    fn slots_squeezed_between_trusted_records_never_share_a_seq() {
+        // Found by the redex_recovery fuzz target: two dropped records
+        // between seqs 0 and 2 both took seq 1.
+        let (p, o) = run(
+            &[0, 1, 50_331_649, 2, 3, 4],
+            &[(1, PayloadCheck::OutOfRange)],
+        );
+        assert_eq!(o, ["0", "h1", "x", "2", "3", "4"]);
+        assert_eq!(p.next_seq, 5);
+    }
+
+    #[test]
     fn holes_found_are_kept_without_a_rewrite() {
         let records = vec![heap(0), hole_record(1), heap(2)];
         let checks = [PayloadCheck::Valid, PayloadCheck::Hole, PayloadCheck::Valid];
@@ -768,7 +787,7 @@ mod tests {
             state ^= state << 17;
             state
         };
-        for _ in 0..20_000 {
+        for _ in 0..200_000 {
             let n = (next() % 8) as usize;
             let records: Vec<IdxRecord> = (0..n)
                 .map(|_| heap(seq_choices[(next() % seq_choices.len() as u64) as usize]))
