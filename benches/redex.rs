@@ -230,6 +230,12 @@ fn recovery_figures() {
                     bytes[mid] ^= 0x01;
                 }
                 std::fs::write(generation.join(name), &bytes).unwrap();
+                // On disk before the clock starts: the open pays only for
+                // its own writes.
+                File::open(generation.join(name))
+                    .unwrap()
+                    .sync_all()
+                    .unwrap();
             }
             open_time(&dir, 1)
         })

@@ -263,23 +263,38 @@ pub(crate) fn plan(records: &[IdxRecord], checks: &[PayloadCheck], anchored: boo
 
     // Every position's decision: accepted candidates keep their seq; every
     // other position gets the seq its place between accepted ones implies.
-    let mut trusted: Vec<Option<u64>> = vec![None; records.len()];
-    for &run in &accepted {
-        for c in &candidates[runs[run].first..=runs[run].last] {
-            trusted[c.position] = Some(c.seq);
-        }
-    }
-    let slot_seqs = slot_seqs(records, &trusted, anchored);
+    let mut trusted: Vec<(usize, u64)> = accepted
+        .iter()
+        .flat_map(|&run| &candidates[runs[run].first..=runs[run].last])
+        .map(|c| (c.position, c.seq))
+        .collect();
+    trusted.sort_unstable();
+    let fallback_base = if anchored {
+        Some(0)
+    } else if trusted.is_empty() {
+        most_common_base(records)
+    } else {
+        None
+    };
+    let mut slots = Slots {
+        trusted: &trusted,
+        next: 0,
+        last_given: None,
+        fallback_base,
+    };
 
     let mut decisions = Vec::with_capacity(records.len());
     let mut dropped = Vec::new();
     let mut rewrite = false;
     for (position, record) in records.iter().enumerate() {
         let check = checks[position];
-        let decision = match (trusted[position], check) {
+        let trusted_seq = slots.trusted_at(position);
+        let decision = match (trusted_seq, check) {
             (Some(_), PayloadCheck::Valid) => Decision::Keep,
             (Some(seq), _) => Decision::Hole(seq),
-            (None, _) => slot_seqs[position].map_or(Decision::Remove, Decision::Hole),
+            (None, _) => slots
+                .slot_seq(position)
+                .map_or(Decision::Remove, Decision::Hole),
         };
         let unchanged = match decision {
             Decision::Keep => true,
@@ -287,7 +302,7 @@ pub(crate) fn plan(records: &[IdxRecord], checks: &[PayloadCheck], anchored: boo
             Decision::Remove => false,
         };
         rewrite |= !unchanged;
-        if trusted[position].is_none() && check != PayloadCheck::Hole {
+        if trusted_seq.is_none() && check != PayloadCheck::Hole {
             let reason = match check {
                 PayloadCheck::ChecksumMismatch => DropReason::ChecksumMismatch,
                 PayloadCheck::OutOfRange => DropReason::PayloadOutOfRange,
@@ -466,54 +481,57 @@ fn corroborated(
     kept
 }
 
-/// For every position without a trusted seq, the seq its slot keeps: the
-/// one its distance from the nearest trusted record before it implies (or,
-/// at the head, after it), if that fits strictly between its trusted
-/// neighbours and below [`SEQ_LIMIT`]. With nothing trusted at all, the
+/// Walks the positions in order, knowing the trusted records (sorted by
+/// position), and gives every position without a trusted seq the seq its
+/// slot keeps: the one its distance from the nearest trusted record before
+/// it implies (or, at the head, after it), if that fits strictly between the
+/// seqs around it and below [`SEQ_LIMIT`]. With nothing trusted at all, the
 /// anchor (seq = position) or else the most common `seq - position` of the
 /// records decides.
-fn slot_seqs(records: &[IdxRecord], trusted: &[Option<u64>], anchored: bool) -> Vec<Option<u64>> {
-    let n = records.len();
-    let mut next_trusted: Vec<Option<(usize, u64)>> = vec![None; n];
-    let mut upcoming = None;
-    for p in (0..n).rev() {
-        next_trusted[p] = upcoming;
-        if let Some(seq) = trusted[p] {
-            upcoming = Some((p, seq));
+struct Slots<'a> {
+    trusted: &'a [(usize, u64)],
+    /// Index in `trusted` of the first trusted record at or after the
+    /// position being decided.
+    next: usize,
+    /// The last seq given to any earlier position (a slot must be above it).
+    last_given: Option<u64>,
+    fallback_base: Option<u64>,
+}
+
+impl Slots<'_> {
+    /// The trusted seq at `position`, if any (positions are asked in order).
+    fn trusted_at(&mut self, position: usize) -> Option<u64> {
+        match self.trusted.get(self.next) {
+            Some(&(p, seq)) if p == position => {
+                self.next += 1;
+                self.last_given = Some(seq);
+                Some(seq)
+            }
+            _ => None,
         }
     }
-    let fallback_base = if anchored {
-        Some(0)
-    } else if trusted.iter().all(Option::is_none) {
-        most_common_base(records)
-    } else {
-        None
-    };
-    let mut out = vec![None; n];
-    // The nearest trusted record before (positions are measured from it),
-    // and the last seq given to any earlier position (a slot must be above it).
-    let mut previous: Option<(usize, u64)> = None;
-    let mut last_given: Option<u64> = None;
-    for p in 0..n {
-        if let Some(seq) = trusted[p] {
-            previous = Some((p, seq));
-            last_given = Some(seq);
-            continue;
-        }
-        let below_next = |seq: u64| next_trusted[p].is_none_or(|(_, next)| seq < next);
+
+    /// The seq the slot at `position` (not trusted) keeps, if one is free.
+    fn slot_seq(&mut self, position: usize) -> Option<u64> {
+        let previous = self.next.checked_sub(1).map(|i| self.trusted[i]);
+        let next = self.trusted.get(self.next).copied();
+        let last_given = self.last_given;
+        let below_next = |seq: u64| next.is_none_or(|(_, n)| seq < n);
         let above_previous = |seq: u64| last_given.is_none_or(|prev| seq > prev);
-        let from_previous = previous.and_then(|(q, seq)| seq.checked_add((p - q) as u64));
-        let from_next = next_trusted[p].and_then(|(q, seq)| seq.checked_sub((q - p) as u64));
-        let from_base = fallback_base.and_then(|base| base.checked_add(p as u64));
-        out[p] = [from_previous, from_next, from_base]
+        let from_previous = previous.and_then(|(q, seq)| seq.checked_add((position - q) as u64));
+        let from_next = next.and_then(|(q, seq)| seq.checked_sub((q - position) as u64));
+        let from_base = self
+            .fallback_base
+            .and_then(|base| base.checked_add(position as u64));
+        let seq = [from_previous, from_next, from_base]
             .into_iter()
             .flatten()
             .find(|&seq| seq < SEQ_LIMIT && below_next(seq) && above_previous(seq));
-        if out[p].is_some() {
-            last_given = out[p];
+        if seq.is_some() {
+            self.last_given = seq;
         }
+        seq
     }
-    out
 }
 
 /// The most common `seq - position` among records whose seq is plausible,
@@ -670,11 +688,11 @@ mod tests {
     fn slots_squeezed_between_trusted_records_never_share_a_seq() {
         // Found by the redex_recovery fuzz target: two dropped records
         // between seqs 0 and 2 both took seq 1.
-        let (p, o) = run(
-            &[0, 1, 50_331_649, 2, 3, 4],
-            &[(1, PayloadCheck::OutOfRange)],
-        );
-        assert_eq!(o, ["0", "h1", "x", "2", "3", "4"]);
+        // (Generation 1: the anchor vouches for the lone first record.)
+        let (records, mut checks) = valid(&[0, 1, 50_331_649, 2, 3, 4]);
+        checks[1] = PayloadCheck::OutOfRange;
+        let p = plan(&records, &checks, true);
+        assert_eq!(outcome(&p, &records), ["0", "h1", "x", "2", "3", "4"]);
         assert_eq!(p.next_seq, 5);
     }
 
