@@ -35,7 +35,7 @@ SDK_ENV := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig \
 
 .PHONY: setup setup-system setup-python setup-node build header header-check bindings lint \
         test test-rust test-c test-go test-python test-node test-parity \
-        stage install bench demo fuzz clean
+        stage install bench demo fuzz fuzz-cmin clean
 
 ## setup: install whatever this machine lacks (system packages, cbindgen,
 ## the Python venv, Node packages). Idempotent and quick when nothing is missing.
@@ -150,10 +150,23 @@ demo: setup stage
 	$(CARGO) run --release --quiet --example bus_demo
 
 ## fuzz: run every cargo-fuzz target for FUZZ_SECONDS each (needs a nightly
-## toolchain; not part of `make test`).
+## toolchain; not part of `make test`, which replays the committed inputs
+## through the same checks on stable: tests/fuzz_replay.rs). Each target
+## grows fuzz/corpus/<target> and starts from its crash inputs in
+## fuzz/regressions/<target>; a new crash lands in fuzz/artifacts/<target>
+## (move it to fuzz/regressions/ under a descriptive name once understood).
 fuzz: $(CARGO_FUZZ)
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
-	  PATH="$(TOOLS_DIR)/bin:$$PATH" cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	  seeds=; [ -d regressions/$$t ] && seeds=regressions/$$t; \
+	  PATH="$(TOOLS_DIR)/bin:$$PATH" cargo +nightly fuzz run $$t corpus/$$t $$seeds -- \
+	    -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
+## fuzz-cmin: minimize every committed corpus (run after `make fuzz`,
+## before committing what it found).
+fuzz-cmin: $(CARGO_FUZZ)
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  PATH="$(TOOLS_DIR)/bin:$$PATH" cargo +nightly fuzz cmin $$t corpus/$$t || exit 1; \
 	done
 
 $(CARGO_FUZZ):

@@ -54,6 +54,15 @@ pub enum WireError {
         /// The value found.
         value: u64,
     },
+    /// Bytes the format fixes at zero are not zero (the 12 bytes after an
+    /// IPv4 address in the 19-byte address form, WIRE.md §10.5). v0.11
+    /// always writes zeros, so the message was not produced by a conforming
+    /// peer; drop it rather than guess which bytes were meant.
+    #[error("{what}: padding bytes are not zero")]
+    NonZeroPadding {
+        /// The field whose padding is not zero.
+        what: &'static str,
+    },
     /// A channel name in a message breaks the naming rules.
     #[error("invalid channel name: {0}")]
     InvalidChannel(String),

@@ -352,13 +352,27 @@ pub fn encode_address(addr: &SocketAddr) -> [u8; ADDRESS_SIZE] {
 
 /// Decodes a 19-byte address.
 ///
+/// An IPv4 address fills the first 4 of the 16 address bytes; the other 12
+/// must be zero (WIRE.md §10.5, and what v0.11 writes), so every address has
+/// exactly one encoding.
+///
 /// # Errors
-/// Wrong length, or a family byte other than 4 or 6.
+/// [`WireError::Truncated`] or [`WireError::TrailingBytes`] for a length
+/// other than 19, [`WireError::InvalidValue`] for a family byte other than 4
+/// or 6, [`WireError::NonZeroPadding`] for an IPv4 address whose 12 padding
+/// bytes are not all zero.
 pub fn decode_address(bytes: &[u8]) -> Result<SocketAddr, WireError> {
     let b = exact::<ADDRESS_SIZE>(bytes, "address")?;
     let port = u16::from_be_bytes([b[17], b[18]]);
     let ip = match b[0] {
-        4 => IpAddr::V4(Ipv4Addr::new(b[1], b[2], b[3], b[4])),
+        4 => {
+            if b[5..17].iter().any(|&byte| byte != 0) {
+                return Err(WireError::NonZeroPadding {
+                    what: "IPv4 address",
+                });
+            }
+            IpAddr::V4(Ipv4Addr::new(b[1], b[2], b[3], b[4]))
+        }
         6 => {
             let mut octets = [0u8; 16];
             octets.copy_from_slice(&b[1..17]);
@@ -562,14 +576,125 @@ impl Nack {
         })
     }
 
-    /// Every sequence this NACK reports missing, in order.
+    /// Every sequence this NACK reports missing, in order. Bits that would
+    /// name a sequence past `u64::MAX` name nothing and are skipped (a
+    /// decoded NACK is untrusted; it must not overflow).
     pub fn missing(&self) -> Vec<u64> {
         std::iter::once(self.next_expected)
             .chain(
                 (0..64)
                     .filter(|i| self.missing_bitmap >> i & 1 == 1)
-                    .map(|i| self.next_expected + 1 + i),
+                    .map_while(|i| self.next_expected.checked_add(1 + i)),
             )
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lidar() -> ChannelName {
+        ChannelName::new("sensors/lidar").unwrap()
+    }
+
+    #[test]
+    fn ipv4_address_with_nonzero_padding_is_rejected() {
+        let addr: SocketAddr = "127.0.0.1:40123".parse().unwrap();
+        let canonical = encode_address(&addr);
+        assert_eq!(decode_address(&canonical), Ok(addr));
+        for at in 5..17 {
+            let mut padded = canonical;
+            padded[at] = 0x01;
+            assert_eq!(
+                decode_address(&padded),
+                Err(WireError::NonZeroPadding {
+                    what: "IPv4 address"
+                }),
+                "padding byte {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_address_uses_all_sixteen_bytes() {
+        let addr: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
+        let bytes = encode_address(&addr);
+        assert_eq!(decode_address(&bytes), Ok(addr));
+        assert_eq!(encode_address(&decode_address(&bytes).unwrap()), bytes);
+    }
+
+    /// The `wire_decode` fuzz input that found the missing padding check: a
+    /// PunchIntroduce whose IPv4 reflex address carries non-zero padding.
+    #[test]
+    fn punch_introduce_with_nonzero_ipv4_padding_is_rejected() {
+        let bytes = [
+            0x02, 0x04, 0xfd, 0x00, 0x00, 0x03, 0xbf, 0xff, 0xff, // kind, peer
+            0x04, 0x00, 0x17, 0x17, 0x17, // family 4, 0.23.23.23
+            0x17, 0x66, 0x66, 0x66, 0x2f, 0x2f, 0x2f, 0x2f, 0x2f, 0x2f, 0x2f, 0x2f, // padding
+            0x2f, 0x2f, // port
+            0x2f, 0x66, 0x66, 0x66, 0x66, 0x66, 0x00, 0x00, // fire_at_ms
+        ];
+        assert_eq!(bytes.len(), 36);
+        assert_eq!(
+            Rendezvous::decode(&bytes),
+            Err(WireError::NonZeroPadding {
+                what: "IPv4 address"
+            })
+        );
+    }
+
+    /// WIRE.md §10.2: a Subscribe may end right after the name (the legacy
+    /// form). It decodes like `token_len = 0`, and encoding always writes the
+    /// `00 00` form, so the legacy bytes do not round-trip but the value does.
+    #[test]
+    fn legacy_subscribe_decodes_as_no_token_and_reencodes_canonically() {
+        let canonical = Membership::Subscribe {
+            nonce: 1,
+            channel: lidar(),
+            token: None,
+        }
+        .encode();
+        assert_eq!(&canonical[canonical.len() - 2..], &[0, 0]);
+        let legacy = &canonical[..canonical.len() - 2];
+        let decoded = Membership::decode(legacy).unwrap();
+        assert_eq!(decoded, Membership::decode(&canonical).unwrap());
+        assert_eq!(decoded.encode(), canonical);
+        assert_eq!(Membership::decode(&decoded.encode()).unwrap(), decoded);
+    }
+
+    #[test]
+    fn nack_near_the_end_of_the_sequence_space_does_not_overflow() {
+        let nack = Nack {
+            next_expected: u64::MAX - 1,
+            missing_bitmap: u64::MAX,
+        };
+        assert_eq!(nack.missing(), vec![u64::MAX - 1, u64::MAX]);
+        let decoded = Nack::decode(&[0xff; 16]).unwrap();
+        assert_eq!(decoded.missing(), vec![u64::MAX]);
+        let sparse = Nack {
+            next_expected: 10,
+            missing_bitmap: 0b101,
+        };
+        assert_eq!(sparse.missing(), vec![10, 11, 13]);
+    }
+
+    /// The `wire_decode` fuzz input `00 | nonce | 01 'O'`: a legacy Subscribe
+    /// to channel "O".
+    #[test]
+    fn legacy_subscribe_fuzz_input_decodes() {
+        let bytes = [0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x01, b'O'];
+        let decoded = Membership::decode(&bytes).unwrap();
+        assert_eq!(
+            decoded,
+            Membership::Subscribe {
+                nonce: 0x100,
+                channel: ChannelName::new("O").unwrap(),
+                token: None,
+            }
+        );
+        let mut canonical = bytes.to_vec();
+        canonical.extend_from_slice(&[0, 0]);
+        assert_eq!(decoded.encode(), canonical);
     }
 }

@@ -1,0 +1,37 @@
+//! The checks behind every fuzz target, one module per target, each a
+//! `pub fn check(data: &[u8])` that panics when the input breaks a property.
+//!
+//! Two users share them: the cargo-fuzz targets in `fuzz_targets/` (nightly,
+//! libFuzzer), which are one line each, and `tests/fuzz_replay.rs` in the
+//! main crate (stable, part of `make test`), which replays every committed
+//! corpus input and crash input through the same function. So a property
+//! is stated once, and a regression fails CI without a nightly toolchain.
+//!
+//! Keep these free of libFuzzer APIs: only `net` and its dependencies.
+
+pub mod bus_decode;
+pub mod channel_name;
+pub mod cortex_decode;
+pub mod envelope_from_bytes;
+pub mod mesh_decode;
+pub mod redex_idx_record;
+pub mod redex_recovery;
+pub mod token_from_bytes;
+pub mod wire_decode;
+
+/// A check: panics when `data` breaks the target's property.
+pub type Check = fn(data: &[u8]);
+
+/// Every target: its name (the directory under `corpus/` and
+/// `regressions/`) and its check.
+pub const TARGETS: &[(&str, Check)] = &[
+    ("bus_decode", bus_decode::check),
+    ("channel_name", channel_name::check),
+    ("cortex_decode", cortex_decode::check),
+    ("envelope_from_bytes", envelope_from_bytes::check),
+    ("mesh_decode", mesh_decode::check),
+    ("redex_idx_record", redex_idx_record::check),
+    ("redex_recovery", redex_recovery::check),
+    ("token_from_bytes", token_from_bytes::check),
+    ("wire_decode", wire_decode::check),
+];
