@@ -34,7 +34,7 @@ SDK_ENV := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig \
            NET_ROOT=$(ROOT)
 
 .PHONY: setup setup-system setup-python setup-node build header header-check bindings lint \
-        test test-rust test-c test-go test-python test-node test-parity \
+        test test-rust test-symbols test-c test-go test-python test-node test-parity \
         stage install bench demo fuzz fuzz-cmin clean
 
 ## setup: install whatever this machine lacks (system packages, cbindgen,
@@ -81,10 +81,13 @@ header-check: $(CBINDGEN)
 	@$(PYTHON) scripts/gen-sdk-bindings.py --check --out $(TARGET_DIR)/bindings.fresh
 	@$(PYTHON) scripts/test-gen-sdk-bindings.py
 
+## lint: formatting, clippy, docs, and the crate without its default
+## features (no JetStream / Redis adapters) still building.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --quiet -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
+	$(CARGO) check --no-default-features --quiet
 
 ## stage: build, then install into target/stage for the SDK test suites.
 stage: build
@@ -110,8 +113,14 @@ install:
 ## test: every test suite: Rust (unit, integration, vectors, loom), lints, the
 ## header drift check, C (ASan), Go (-race), Python (pytest on the wheel),
 ## Node (node:test on the packed package) and the SDK parity check.
-test: setup header-check lint test-rust stage test-c test-go test-python test-node test-parity
+test: setup header-check lint test-rust stage test-symbols test-c test-go test-python test-node test-parity
 	@echo "make test: all suites passed"
+
+## test-symbols: the staged (release) libnet exports and contains no
+## test-only code (fault injection, packet filter, hooks, fixed keys,
+## memory/discard adapters): scripts/check-test-symbols.sh.
+test-symbols: stage
+	./scripts/check-test-symbols.sh $(STAGE)/lib
 
 test-rust:
 	$(CARGO) test --all-targets --quiet

@@ -226,7 +226,6 @@ fn node_handshakes(n: u64) -> f64 {
             1_000_000 + i,
             b.node_id(),
             &b.public_key(),
-            None,
         )
         .unwrap();
         sock.send_to(init.msg1(), b.local_addr()).unwrap();

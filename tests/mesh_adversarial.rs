@@ -134,7 +134,6 @@ fn a_flood_of_unsolicited_handshakes_neither_crashes_nor_stalls() {
                 round * 1000 + i + 1,
                 b.node_id(),
                 &b.public_key(),
-                None,
             )
             .unwrap();
             let _ = flood.send_to(init.msg1(), b.local_addr());

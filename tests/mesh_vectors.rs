@@ -71,13 +71,13 @@ fn fixed_ephemeral_handshakes_match_byte_for_byte() {
             bytes(&case["prologue_32"])
         );
 
-        let initiator = Initiator::new(
+        let initiator = Initiator::with_fixed_ephemeral(
             form,
             &psk,
             initiator_id,
             responder_id,
             &resp_pub,
-            Some(&e_init),
+            &e_init,
         )
         .unwrap();
         let msg1_packet = bytes(field(case, "msg1_packet"));
@@ -88,11 +88,13 @@ fn fixed_ephemeral_handshakes_match_byte_for_byte() {
         let accepted = if routed {
             let wire = bytes(field(case, "msg1_routed_wire"));
             assert_eq!(initiator.msg1(), wire.as_slice());
-            responder.accept_routed(&wire, Some(&e_resp)).unwrap()
+            responder
+                .accept_routed_with_fixed_ephemeral(&wire, &e_resp)
+                .unwrap()
         } else {
             assert_eq!(initiator.msg1(), msg1_packet.as_slice());
             responder
-                .accept_direct(&msg1_packet, initiator_id, Some(&e_resp))
+                .accept_direct_with_fixed_ephemeral(&msg1_packet, initiator_id, &e_resp)
                 .unwrap()
         };
         assert_eq!(accepted.peer_node_id, initiator_id);
@@ -155,55 +157,46 @@ fn wrong_psk_or_wrong_responder_key_is_rejected() {
     let psk = key32(&inputs["psk"]);
     let resp_static = key32(&inputs["responder_static_x25519_secret"]);
     let resp_pub = key32(&inputs["responder_static_x25519_pub"]);
-    let initiator = Initiator::new(HandshakeForm::Direct, &psk, 1, 2, &resp_pub, None).unwrap();
+    let initiator = Initiator::new(HandshakeForm::Direct, &psk, 1, 2, &resp_pub).unwrap();
 
     let mut wrong_psk = psk;
     wrong_psk[0] ^= 1;
     let bad = Responder::new(resp_static, wrong_psk, 2);
     assert_eq!(
-        bad.accept_direct(initiator.msg1(), 1, None).unwrap_err(),
+        bad.accept_direct(initiator.msg1(), 1).unwrap_err(),
         HandshakeError::Decrypt
     );
     // The wrong caller id changes the prologue.
     let good = Responder::new(resp_static, psk, 2);
     assert_eq!(
-        good.accept_direct(initiator.msg1(), 3, None).unwrap_err(),
+        good.accept_direct(initiator.msg1(), 3).unwrap_err(),
         HandshakeError::Decrypt
     );
     // The right one works.
-    let accepted = good.accept_direct(initiator.msg1(), 1, None).unwrap();
+    let accepted = good.accept_direct(initiator.msg1(), 1).unwrap();
     let keys = initiator.finish(&accepted.msg2).unwrap();
     assert_eq!(keys.session_id, accepted.keys.session_id);
 
     // A routed msg1 whose payload names another node than src_id.
-    let routed = Initiator::new(
-        HandshakeForm::Routed,
-        &psk,
-        0x1_0000_0005,
-        2,
-        &resp_pub,
-        None,
-    )
-    .unwrap();
+    let routed = Initiator::new(HandshakeForm::Routed, &psk, 0x1_0000_0005, 2, &resp_pub).unwrap();
     let mut forged = routed.msg1().to_vec();
     forged[6..10].copy_from_slice(&6u32.to_le_bytes());
-    assert!(good.accept_routed(&forged, None).is_err());
+    assert!(good.accept_routed(&forged).is_err());
     // Truncated and garbage packets are typed errors.
     assert!(matches!(
-        good.accept_direct(&routed.msg1()[..30], 1, None),
+        good.accept_direct(&routed.msg1()[..30], 1),
         Err(HandshakeError::Malformed(_))
     ));
     let mut not_hs = routed.msg1()[ROUTING_HEADER_SIZE..].to_vec();
     not_hs[3] = 0;
     assert_eq!(
-        good.accept_direct(&not_hs, 1, None).unwrap_err(),
+        good.accept_direct(&not_hs, 1).unwrap_err(),
         HandshakeError::NotHandshake
     );
     assert!(matches!(
         good.accept_direct(
             &routed.msg1()[ROUTING_HEADER_SIZE..HEADER_SIZE + ROUTING_HEADER_SIZE],
             1,
-            None
         ),
         Err(HandshakeError::BadLength(0))
     ));
@@ -338,11 +331,7 @@ fn live_session_phase2_reference_as_initiator() {
     );
     // The reference's real msg1 is accepted by our responder.
     let accepted = responder
-        .accept_direct(
-            &bytes(&p2["msg1_packet_from_reference"]),
-            reference_id,
-            None,
-        )
+        .accept_direct(&bytes(&p2["msg1_packet_from_reference"]), reference_id)
         .unwrap();
     assert_eq!(
         accepted.msg2.len(),

@@ -39,15 +39,15 @@ pub fn check(data: &[u8]) {
         let _ = hello.verify(&[0; 32], Role::Initiator, hello.node_id);
     }
     let _ = handshake::noise_message(data);
-    let _ = f.responder.accept_direct(data, 1, None);
-    let _ = f.responder.accept_routed(data, None);
-    if let Ok(init) = Initiator::new(
+    let _ = f.responder.accept_direct(data, 1);
+    let _ = f.responder.accept_routed(data);
+    if let Ok(init) = Initiator::with_fixed_ephemeral(
         HandshakeForm::Routed,
         &[5u8; 32],
         1,
         42,
         &f.static_pub,
-        Some(&[3u8; 32]),
+        &[3u8; 32],
     ) {
         let _ = init.finish(data);
     }

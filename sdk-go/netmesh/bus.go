@@ -25,10 +25,10 @@ import (
 // "backpressure", "batch", "adapter_timeout_ms", "max_attempts",
 // "retry_base_ms", "retry_max_ms", "shutdown_timeout_ms", "scaling"), plus
 // "adapter" ({"type": "redex", "dir": D} — the default, memory files
-// without "dir" —, {"type": "jetstream", "url": U}, {"type": "redis",
-// "url": U} or {"type": "memory"}) and "producer_state_dir" (the producer's
-// dedup nonce and sequences persist there). libnet validates it; a bad key
-// is ErrBusConfig naming it.
+// without "dir" —, {"type": "jetstream", "url": U} or {"type": "redis",
+// "url": U}) and "producer_state_dir" (the producer's dedup nonce and
+// sequences persist there). libnet validates it; a bad key is ErrBusConfig
+// naming it.
 type BusConfig map[string]any
 
 // Bus is an event bus (net_bus_t). Safe for concurrent use; Close shuts it

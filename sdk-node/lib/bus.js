@@ -75,9 +75,9 @@ function counters(text) {
  * An event bus. `Bus.open(config)`: the libnet bus configuration as an
  * object with its JSON keys (num_shards, shard_capacity, backpressure,
  * batch, adapter_timeout_ms, max_attempts, retry_base_ms, retry_max_ms,
- * shutdown_timeout_ms, scaling, adapter — {type: 'redex', dir} (default),
- * {type: 'jetstream', url}, {type: 'redis', url} or {type: 'memory'} —,
- * producer_state_dir). A bad key throws BusConfigError naming it.
+ * shutdown_timeout_ms, scaling, adapter — {type: 'redex', dir} (default;
+ * memory files without dir), {type: 'jetstream', url} or {type: 'redis', url}
+ * —, producer_state_dir). A bad key throws BusConfigError naming it.
  */
 let busHandle;
 let dedupHandle;

@@ -180,7 +180,8 @@ test('mesh race 2: concurrent frees from threads and the SDK close, with calls r
 test('mesh race 3: a free wakes a recv blocked with NET_WAIT_FOREVER and returns after it left', async (t) => {
   const [reader] = await startWorkers(1);
   t.after(() => reader.terminate());
-  for (let i = 0; i < 5; i++) {
+  let won = 0;
+  for (let i = 0; i < 50 && won < 5; i++) {
     const a = Mesh.open(FAST);
     const handle = rawHandle(a);
     const blocked = reader.send('meshRecvForever', { handle }).done;
@@ -189,10 +190,15 @@ test('mesh race 3: a free wakes a recv blocked with NET_WAIT_FOREVER and returns
     a.close();
     const t1 = process.hrtime.bigint();
     const r = await blocked;
+    assert.ok(t1 - t0 < 4_000_000_000n);
+    // SHUTTING_DOWN: the reader's call began after the free (a slow
+    // thread); that round proves nothing, so it does not count.
+    if (r.status === S.NET_ERR_SHUTTING_DOWN && r.t0 >= t0) continue;
     assert.equal(r.status, S.NET_END);
     assert.ok(r.t1 <= t1 + 5_000_000n, 'the free returned before the blocked recv left');
-    assert.ok(t1 - t0 < 4_000_000_000n);
+    won++;
   }
+  assert.equal(won, 5, 'the recv was never blocked when the free began');
 });
 
 test('mesh race 3 (stream): closing a stream wakes its blocked sendBlocking', async (t) => {

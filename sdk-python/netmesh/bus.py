@@ -16,8 +16,8 @@ back through one merged cursor.
 
 Adapters: ``{"type": "redex", "dir": D}`` (the default, embedded: one
 RedEX file per shard; without ``dir`` the files live in memory),
-``{"type": "jetstream", "url": "nats://..."}``, ``{"type": "redis",
-"url": "redis://..."}`` or ``{"type": "memory"}``. With
+``{"type": "jetstream", "url": "nats://..."}`` or ``{"type": "redis",
+"url": "redis://..."}``. With
 ``producer_state_dir`` the producer's dedup nonce and sequences persist, so
 a restarted producer never repeats a dedup id.
 

@@ -16,6 +16,8 @@ import pytest
 
 from test_redex_races import _race_in_flight
 
+from netmesh.bus import _decode_events
+
 from netmesh import (
     Bus,
     BusBackpressureError,
@@ -27,7 +29,9 @@ from netmesh import (
     ShuttingDownError,
 )
 
-MEMORY = {"num_shards": 3, "adapter": {"type": "memory"}, "batch": {"min_size": 16, "max_size": 256, "max_delay_ms": 1}}
+# The embedded adapter over in-memory files (the memory and discard adapters
+# are test-only: a release libnet refuses them).
+MEMORY = {"num_shards": 3, "adapter": {"type": "redex"}, "batch": {"min_size": 16, "max_size": 256, "max_delay_ms": 1}}
 
 
 def poll_all(bus: Bus, limit: int = 500) -> List[BusEvent]:
@@ -64,10 +68,10 @@ def test_ingest_batch_and_poll_back_every_event_once() -> None:
         assert got[:5000] == list(range(5000))
         for e in events:
             assert 0 <= e.shard < 3 and e.timestamp_ns > 0 and e.id
-            assert e.dedup_id is not None and len(e.dedup_id.split(":")) == 4
+            assert e.dedup_id is None  # only the server adapters store them
         stats = bus.stats()
         assert stats["events_dispatched"] == 5002
-        assert stats["adapter"] == "memory"
+        assert stats["adapter"] == "redex"
         assert len(stats["producer_nonce"]) == 16
         report = bus.shutdown()
         assert report["shutdown_was_lossy"] is False and report["events_dropped"] == 0
@@ -127,7 +131,7 @@ def test_errors_are_typed_and_name_the_problem() -> None:
         num_shards=1,
         shard_capacity=8,
         backpressure={"mode": "fail_producer"},
-        adapter={"type": "memory"},
+        adapter={"type": "redex"},
         batch={"min_size": 8, "max_size": 8, "max_delay_ms": 1000},
     ) as bus:
         report = bus.ingest_batch([b"x"] * 100)
@@ -202,7 +206,7 @@ def test_race_close_waits_for_an_ingest_in_flight() -> None:
     batch = [bytes([i % 251]) * (128 << 10) for i in range(2_000)]
 
     def new_bus() -> Bus:
-        return Bus(num_shards=1, shard_capacity=1 << 16, adapter={"type": "discard"})
+        return Bus(num_shards=1, shard_capacity=1 << 16, adapter={"type": "redex"})
 
     # The close should land inside libnet: after ingest_batch has packed
     # the batch (Python) and crossed, before libnet has queued it all.
@@ -233,3 +237,29 @@ def test_race_close_waits_for_an_ingest_in_flight() -> None:
         2,
     )
     holder[0].close()
+
+
+def test_poll_records_decode_dedup_ids() -> None:
+    # What net_bus_poll returns for a server adapter's events (the embedded
+    # adapter stores no dedup id): shard, timestamp, id, dedup id, payload.
+    def record(shard: int, ts: int, event_id: bytes, dedup: bytes, payload: bytes) -> bytes:
+        return (
+            struct.pack("<HQH", shard, ts, len(event_id))
+            + event_id
+            + struct.pack("<H", len(dedup))
+            + dedup
+            + struct.pack("<I", len(payload))
+            + payload
+        )
+
+    data = record(2, 7, b"1-0", b"00000000000000ab:2:5:0", b"x") + record(0, 8, b"9", b"", b"")
+    assert _decode_events(data) == [
+        BusEvent(2, 7, "1-0", "00000000000000ab:2:5:0", b"x"),
+        BusEvent(0, 8, "9", None, b""),
+    ]
+
+
+def test_the_release_library_refuses_test_only_adapters() -> None:
+    for kind in ("memory", "discard"):
+        with pytest.raises(BusConfigError, match="test-only"):
+            Bus(adapter={"type": kind})

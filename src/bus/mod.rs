@@ -6,8 +6,9 @@
 //!   ([`BatchConfig`](crate::bus::BatchConfig), adaptive) and hand them to an [`Adapter`](crate::bus::Adapter) with
 //!   retries; [`EventBus::poll`](crate::bus::EventBus::poll) merges the shards back.
 //! * Adapters: [`RedexAdapter`](crate::bus::RedexAdapter) (embedded, the default: one RedEX file per
-//!   shard), [`JetStreamAdapter`](crate::bus::JetStreamAdapter) and [`RedisAdapter`](crate::bus::RedisAdapter)
-//!   (one stream per shard on a server), and [`MemoryAdapter`](crate::bus::MemoryAdapter) (tests).
+//!   shard), `JetStreamAdapter` and `RedisAdapter` (one stream per shard on
+//!   a server; features `jetstream` and `redis`, both default), and
+//!   `MemoryAdapter` / `DiscardAdapter` (`test-util` builds only).
 //! * [`BackpressureMode`](crate::bus::BackpressureMode) decides what a full shard does; [`ScalingPolicy`](crate::bus::ScalingPolicy)
 //!   adds and removes shards; `shutdown` reports whether it lost anything.
 //!
@@ -28,10 +29,13 @@ mod scaling;
 mod shard;
 mod timestamp;
 
-pub use adapter::{
-    Adapter, Batch, BatchEvent, DiscardAdapter, FaultKind, JetStreamAdapter, JetStreamConfig,
-    MemoryAdapter, RedexAdapter, RedisAdapter, RedisConfig, ShardPage, StoredEvent,
-};
+pub use adapter::{Adapter, Batch, BatchEvent, RedexAdapter, ShardPage, StoredEvent};
+#[cfg(feature = "test-util")]
+pub use adapter::{DiscardAdapter, FaultKind, MemoryAdapter};
+#[cfg(feature = "jetstream")]
+pub use adapter::{JetStreamAdapter, JetStreamConfig};
+#[cfg(feature = "redis")]
+pub use adapter::{RedisAdapter, RedisConfig};
 pub use batch::BatchSizer;
 pub use config::{BackpressureMode, BatchConfig, BusConfig, ScalingPolicy};
 pub use cursor::CompositeCursor;

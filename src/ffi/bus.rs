@@ -24,9 +24,8 @@ use super::handle::{self, HandleInner, opaque_handle};
 use super::status::net_status_t;
 use crate::bus::dedup_state::DedupStateFile;
 use crate::bus::{
-    Adapter, AdapterError, BatchIngest, BusConfig, BusError, ConsumeResponse, DiscardAdapter,
-    EventBus, JetStreamAdapter, JetStreamConfig, MemoryAdapter, PollRequest, RedexAdapter,
-    RedisAdapter, RedisConfig, RedisStreamDedup,
+    Adapter, AdapterError, BatchIngest, BusConfig, BusError, ConsumeResponse, EventBus,
+    PollRequest, RedexAdapter, RedisStreamDedup, adapter,
 };
 use crate::redex::Redex;
 use crate::redex::storage::FsStorage;
@@ -113,14 +112,19 @@ fn config_error(message: impl Into<String>) -> FfiError {
     FfiError::new(net_status_t::NET_ERR_BUS_CONFIG, message)
 }
 
-/// The `"adapter"` object of a bus configuration.
+/// The `"adapter"` object of a bus configuration: only the adapters this
+/// build has (`build_adapter` names the missing ones first).
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum AdapterJson {
     Redex(RedexJson),
-    Jetstream(JetStreamConfig),
-    Redis(RedisConfig),
+    #[cfg(feature = "jetstream")]
+    Jetstream(crate::bus::JetStreamConfig),
+    #[cfg(feature = "redis")]
+    Redis(crate::bus::RedisConfig),
+    #[cfg(feature = "test-util")]
     Memory(NoOptions),
+    #[cfg(feature = "test-util")]
     Discard(NoOptions),
 }
 
@@ -137,11 +141,20 @@ struct RedexJson {
 }
 
 /// The (empty) options of the memory and discard adapters.
+#[cfg(feature = "test-util")]
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct NoOptions {}
 
 fn build_adapter(value: Option<serde_json::Value>) -> Result<Arc<dyn Adapter>, FfiError> {
+    if let Some(message) = value
+        .as_ref()
+        .and_then(|v| v.get("type"))
+        .and_then(serde_json::Value::as_str)
+        .and_then(|kind| adapter::unavailable(kind, adapter::BuiltIn::THIS_BUILD))
+    {
+        return Err(config_error(message));
+    }
     let parsed = match value {
         None => AdapterJson::Redex(RedexJson::default()),
         Some(v) => serde_json::from_value(v).map_err(|e| config_error(format!("adapter: {e}")))?,
@@ -164,14 +177,19 @@ fn build_adapter(value: Option<serde_json::Value>) -> Result<Arc<dyn Adapter>, F
                 file,
             ))
         }
-        AdapterJson::Jetstream(c) => {
-            Arc::new(JetStreamAdapter::new(c).map_err(|e| config_error(format!("adapter.{e}")))?)
-        }
-        AdapterJson::Redis(c) => {
-            Arc::new(RedisAdapter::new(c).map_err(|e| config_error(format!("adapter.{e}")))?)
-        }
-        AdapterJson::Memory(NoOptions {}) => Arc::new(MemoryAdapter::new()),
-        AdapterJson::Discard(NoOptions {}) => Arc::new(DiscardAdapter::new()),
+        #[cfg(feature = "jetstream")]
+        AdapterJson::Jetstream(c) => Arc::new(
+            crate::bus::JetStreamAdapter::new(c)
+                .map_err(|e| config_error(format!("adapter.{e}")))?,
+        ),
+        #[cfg(feature = "redis")]
+        AdapterJson::Redis(c) => Arc::new(
+            crate::bus::RedisAdapter::new(c).map_err(|e| config_error(format!("adapter.{e}")))?,
+        ),
+        #[cfg(feature = "test-util")]
+        AdapterJson::Memory(NoOptions {}) => Arc::new(crate::bus::MemoryAdapter::new()),
+        #[cfg(feature = "test-util")]
+        AdapterJson::Discard(NoOptions {}) => Arc::new(crate::bus::DiscardAdapter::new()),
     })
 }
 
@@ -294,8 +312,11 @@ fn encode_events(response: &ConsumeResponse) -> Result<Vec<u8>, FfiError> {
 ///   `{"type": "jetstream", "url": U, "prefix": P, "duplicate_window_ms": MS,
 ///   "memory_storage": B, "request_timeout_ms": MS}`,
 ///   `{"type": "redis", "url": U, "prefix": P, "max_len": N,
-///   "command_timeout_ms": MS}`, `{"type": "memory"}` (kept in memory) or
-///   `{"type": "discard"}` (stores nothing: load tests);
+///   "command_timeout_ms": MS}` (both built into the shipped libnet; a
+///   build without the `jetstream` / `redis` cargo feature refuses them
+///   with `NET_ERR_BUS_CONFIG` saying so); `{"type": "memory"}` and
+///   `{"type": "discard"}` exist only in test builds (`test-util`) and are
+///   refused by a release libnet;
 /// * `"producer_state_dir"`: keep the producer's nonce and sequence
 ///   reservations there, so a restarted producer never reuses a dedup id.
 ///

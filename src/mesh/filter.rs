@@ -1,7 +1,7 @@
-//! A packet filter on the node's outbound path, for tests and experiments:
-//! it simulates loss, duplication, reordering (random delays) and
-//! partitions over real UDP. Installed with `MeshNode::set_filter`; with no
-//! filter the send path pays one atomic load.
+//! A packet filter on the node's outbound path, for tests (`test-util`
+//! builds only): it simulates loss, duplication, reordering (random delays)
+//! and partitions over real UDP. Installed with `MeshNode::set_filter`; a
+//! release build has no filter and no check on its send path.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;

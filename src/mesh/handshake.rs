@@ -154,9 +154,46 @@ impl std::fmt::Debug for Initiator {
 
 impl Initiator {
     /// Starts a handshake with the responder `peer_node_id` whose static
-    /// X25519 key is `peer_static`. `fixed_ephemeral` is for test vectors
-    /// only (a fresh random ephemeral otherwise).
+    /// X25519 key is `peer_static`, with a fresh random ephemeral key.
+    ///
+    /// # Errors
+    /// [`HandshakeError::Setup`] when Noise refuses a key.
     pub fn new(
+        form: HandshakeForm,
+        psk: &[u8; 32],
+        our_node_id: u64,
+        peer_node_id: u64,
+        peer_static: &[u8; 32],
+    ) -> Result<Self, HandshakeError> {
+        Self::start(form, psk, our_node_id, peer_node_id, peer_static, None)
+    }
+
+    /// As [`new`](Self::new) with a fixed ephemeral key: reproduces the
+    /// test vectors. `test-util` builds only: a fixed ephemeral key
+    /// destroys the handshake's forward secrecy.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    #[cfg(feature = "test-util")]
+    pub fn with_fixed_ephemeral(
+        form: HandshakeForm,
+        psk: &[u8; 32],
+        our_node_id: u64,
+        peer_node_id: u64,
+        peer_static: &[u8; 32],
+        ephemeral: &[u8; 32],
+    ) -> Result<Self, HandshakeError> {
+        Self::start(
+            form,
+            psk,
+            our_node_id,
+            peer_node_id,
+            peer_static,
+            Some(ephemeral),
+        )
+    }
+
+    fn start(
         form: HandshakeForm,
         psk: &[u8; 32],
         our_node_id: u64,
@@ -298,7 +335,34 @@ impl Responder {
 
     /// Answers a direct msg1 (a bare handshake packet) from the caller
     /// `peer_node_id`, known in advance.
+    ///
+    /// # Errors
+    /// [`HandshakeError::Malformed`], [`HandshakeError::NotHandshake`],
+    /// [`HandshakeError::BadLength`], [`HandshakeError::Decrypt`].
     pub fn accept_direct(
+        &self,
+        packet: &[u8],
+        peer_node_id: u64,
+    ) -> Result<Accepted, HandshakeError> {
+        self.answer_direct(packet, peer_node_id, None)
+    }
+
+    /// As [`accept_direct`](Self::accept_direct) with a fixed ephemeral
+    /// key (test vectors; `test-util` builds only).
+    ///
+    /// # Errors
+    /// As [`accept_direct`](Self::accept_direct).
+    #[cfg(feature = "test-util")]
+    pub fn accept_direct_with_fixed_ephemeral(
+        &self,
+        packet: &[u8],
+        peer_node_id: u64,
+        ephemeral: &[u8; 32],
+    ) -> Result<Accepted, HandshakeError> {
+        self.answer_direct(packet, peer_node_id, Some(ephemeral))
+    }
+
+    fn answer_direct(
         &self,
         packet: &[u8],
         peer_node_id: u64,
@@ -315,7 +379,29 @@ impl Responder {
 
     /// Answers a routed msg1 (routing header included, `dest_id` already
     /// checked by the caller to be us).
-    pub fn accept_routed(
+    ///
+    /// # Errors
+    /// As [`accept_direct`](Self::accept_direct), and
+    /// [`HandshakeError::IdentityMismatch`].
+    pub fn accept_routed(&self, datagram: &[u8]) -> Result<Accepted, HandshakeError> {
+        self.answer_routed(datagram, None)
+    }
+
+    /// As [`accept_routed`](Self::accept_routed) with a fixed ephemeral
+    /// key (test vectors; `test-util` builds only).
+    ///
+    /// # Errors
+    /// As [`accept_routed`](Self::accept_routed).
+    #[cfg(feature = "test-util")]
+    pub fn accept_routed_with_fixed_ephemeral(
+        &self,
+        datagram: &[u8],
+        ephemeral: &[u8; 32],
+    ) -> Result<Accepted, HandshakeError> {
+        self.answer_routed(datagram, Some(ephemeral))
+    }
+
+    fn answer_routed(
         &self,
         datagram: &[u8],
         fixed_ephemeral: Option<&[u8; 32]>,

@@ -8,11 +8,17 @@
 //! `credit`, `reliable`, `failure`, `hello`, `session`) are pure: bytes and
 //! time in, bytes out. `node` puts them on a socket; `io` is the only
 //! module with `unsafe` (batched syscalls).
+//!
+//! With the `test-util` feature (tests only, never a release libnet):
+//! `filter` (an outbound packet filter simulating loss, duplication,
+//! reordering and partitions), node hooks, and fixed-ephemeral handshakes
+//! for the test vectors.
 
 pub mod config;
 pub mod credit;
 pub mod crypto;
 pub mod failure;
+#[cfg(feature = "test-util")]
 pub mod filter;
 pub mod handshake;
 pub mod hello;
@@ -30,6 +36,7 @@ pub use config::{ConfigError, ConnectForm, MeshConfig};
 pub use credit::{Backpressure, DEFAULT_WINDOW, TxCredit, packet_cost};
 pub use crypto::{AuthError, PacketKey, Role, SessionKeys};
 pub use failure::{FailureDetector, Health};
+#[cfg(feature = "test-util")]
 pub use filter::{NetemFilter, PacketFilter, Verdict};
 pub use handshake::{Accepted, HandshakeError, HandshakeForm, Initiator, Responder, prologue};
 pub use hello::{Hello, HelloError};

@@ -2,6 +2,10 @@
 //! fail, tear or freeze any operation and can "crash", keeping only what was
 //! made durable.
 //!
+//! Test-only: compiled into unit tests and into `test-util` builds (which
+//! integration tests, benches and the fuzz crate enable), never into a
+//! release libnet.
+//!
 //! # Durability model
 //!
 //! The model is POSIX-like and deliberately pessimistic:

@@ -16,6 +16,7 @@ mod config;
 mod disk;
 mod entry;
 mod error;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fault;
 mod file;
 pub mod format;

@@ -1,7 +1,8 @@
 //! The small storage interface every RedEX file operation goes through, and
 //! its real implementation on the local file system.
 //!
-//! Tests swap in [`super::fault::FaultyStorage`], an in-memory file system
+//! Tests swap in `FaultyStorage` (`redex::fault`, built only with the
+//! `test-util` feature and in unit tests), an in-memory file system
 //! that can fail or tear any operation and can "crash", discarding whatever
 //! was not made durable. Keeping the interface this small is what makes that
 //! model faithful: every durability step of RedEX is one call here.

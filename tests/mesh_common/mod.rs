@@ -88,7 +88,6 @@ impl RawPeer {
             node_id,
             target.node_id(),
             &target.public_key(),
-            None,
         )
         .unwrap();
         sock.send_to(init.msg1(), target.local_addr()).unwrap();

@@ -1,23 +1,74 @@
 //! The durable side of the bus: the [`Adapter`] trait and its
-//! implementations. The embedded RedEX adapter is the default; JetStream
-//! and Redis Streams take the bus beyond one machine; the in-memory one is
-//! for tests and examples, the discard one for load tests.
+//! implementations. The embedded RedEX adapter is the default and always
+//! built; JetStream (feature `jetstream`) and Redis Streams (feature
+//! `redis`) take the bus beyond one machine. The in-memory adapter (fault
+//! injection) and the discard one (load tests) exist only in `test-util`
+//! builds.
 
+#[cfg(feature = "test-util")]
 mod discard;
+#[cfg(feature = "jetstream")]
 pub mod jetstream;
+#[cfg(feature = "test-util")]
 mod memory;
 mod redex;
+#[cfg(feature = "redis")]
 pub mod redis;
 
+#[cfg(feature = "test-util")]
 pub use discard::DiscardAdapter;
+#[cfg(feature = "jetstream")]
 pub use jetstream::{JetStreamAdapter, JetStreamConfig};
+#[cfg(feature = "test-util")]
 pub use memory::{FaultKind, MemoryAdapter};
 pub use redex::RedexAdapter;
+#[cfg(feature = "redis")]
 pub use redis::{RedisAdapter, RedisConfig};
 
 use async_trait::async_trait;
 
 use super::error::AdapterError;
+
+/// The optional adapters a build of the crate has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BuiltIn {
+    /// `JetStreamAdapter` (feature `jetstream`).
+    pub jetstream: bool,
+    /// `RedisAdapter` (feature `redis`).
+    pub redis: bool,
+    /// `MemoryAdapter` and `DiscardAdapter` (feature `test-util`).
+    pub test_util: bool,
+}
+
+impl BuiltIn {
+    /// This build.
+    pub(crate) const THIS_BUILD: Self = Self {
+        jetstream: cfg!(feature = "jetstream"),
+        redis: cfg!(feature = "redis"),
+        test_util: cfg!(feature = "test-util"),
+    };
+}
+
+/// Why the adapter type `kind` (as a configuration names it) cannot be
+/// used with the adapters `built`: None when it can, or is not an adapter
+/// type at all (the configuration parser reports those).
+pub(crate) fn unavailable(kind: &str, built: BuiltIn) -> Option<String> {
+    let feature = match kind {
+        "jetstream" if !built.jetstream => "jetstream",
+        "redis" if !built.redis => "redis",
+        "memory" | "discard" if !built.test_util => {
+            return Some(format!(
+                "adapter.type: \"{kind}\" is a test-only adapter (cargo feature `test-util`), \
+                 not built into this library; use {{\"type\": \"redex\"}} (in-memory files \
+                 without \"dir\")"
+            ));
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "adapter.type: \"{kind}\" is not built into this library (cargo feature `{feature}` disabled)"
+    ))
+}
 
 /// One event in a batch: its shard timestamp and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,4 +186,39 @@ pub(crate) fn parse_seq_id(adapter: &'static str, id: &str) -> Result<u64, Adapt
             super::error::Reason(format!("event id {id:?} is not a sequence number")),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapters_missing_from_a_build_are_named_with_their_feature() {
+        let none = BuiltIn {
+            jetstream: false,
+            redis: false,
+            test_util: false,
+        };
+        let js = unavailable("jetstream", none).unwrap();
+        assert!(
+            js.contains("\"jetstream\"") && js.contains("feature `jetstream`"),
+            "{js}"
+        );
+        let redis = unavailable("redis", none).unwrap();
+        assert!(redis.contains("feature `redis`"), "{redis}");
+        for kind in ["memory", "discard"] {
+            let m = unavailable(kind, none).unwrap();
+            assert!(m.contains("test-only") && m.contains("`test-util`"), "{m}");
+        }
+        assert_eq!(unavailable("redex", none), None);
+        assert_eq!(unavailable("nonsense", none), None, "left to the parser");
+        let all = BuiltIn {
+            jetstream: true,
+            redis: true,
+            test_util: true,
+        };
+        for kind in ["jetstream", "redis", "memory", "discard", "redex"] {
+            assert_eq!(unavailable(kind, all), None, "{kind}");
+        }
+    }
 }

@@ -19,6 +19,8 @@
 mod recv;
 mod send;
 mod tasks;
+#[cfg(feature = "test-util")]
+mod testing;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -34,7 +36,6 @@ use zeroize::Zeroizing;
 use super::config::{ConfigError, ConnectForm, MeshConfig};
 use super::credit::Backpressure;
 use super::crypto::{Role, SessionKeys};
-use super::filter::PacketFilter;
 use super::handshake::{HandshakeError, HandshakeForm, Initiator, Responder};
 use super::inbound::{Inbound, InboundEvent, Recv};
 use super::peer::{Peer, StreamLimits};
@@ -230,12 +231,14 @@ pub(crate) struct Inner {
     grant_threshold: u64,
     pub(crate) stats: Stats,
     pins: Mutex<HashMap<u64, EntityId>>,
-    filter: Mutex<Option<Arc<dyn PacketFilter>>>,
-    has_filter: AtomicBool,
-    loopback_echo: AtomicBool,
+    #[cfg(feature = "test-util")]
+    testing: testing::Testing,
     handshake_tokens: Mutex<(f64, Instant)>,
     pingwave_seq: AtomicU64,
     epoch: Instant,
+    // Read only by the test filter's delayed sends (until the tasks move to
+    // the shared runtime).
+    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
     runtime: tokio::runtime::Handle,
 }
 
@@ -330,9 +333,8 @@ impl MeshNode {
             shutdown: AtomicBool::new(false),
             stats: Stats::default(),
             pins: Mutex::new(HashMap::new()),
-            filter: Mutex::new(None),
-            has_filter: AtomicBool::new(false),
-            loopback_echo: AtomicBool::new(false),
+            #[cfg(feature = "test-util")]
+            testing: testing::Testing::default(),
             pingwave_seq: AtomicU64::new(0),
             epoch: Instant::now(),
             runtime: runtime.handle().clone(),
@@ -541,15 +543,6 @@ impl MeshNode {
         self.inner.stats_json().to_string()
     }
 
-    /// Installs (or removes) a packet filter on the outbound path.
-    pub fn set_filter(&self, filter: Option<Arc<dyn PacketFilter>>) {
-        let mut f = self.inner.filter.lock().unwrap_or_else(|e| e.into_inner());
-        self.inner
-            .has_filter
-            .store(filter.is_some(), Ordering::SeqCst);
-        *f = filter;
-    }
-
     /// Stops everything: blocked `connect`, `accept`, `send_blocking` and
     /// `recv` calls return [`MeshError::ShuttingDown`]; the tasks end; the
     /// socket closes when the last reference goes. Idempotent.
@@ -562,72 +555,6 @@ impl MeshNode {
             .take();
         if let Some(rt) = runtime {
             rt.shutdown_timeout(Duration::from_secs(2));
-        }
-    }
-
-    /// Test hook: every event delivered on the loopback path (sends to our
-    /// own node_id) is sent to ourselves again, like a handler that always
-    /// answers itself; the depth cap must stop it.
-    #[doc(hidden)]
-    pub fn set_loopback_echo(&self, on: bool) {
-        self.inner.loopback_echo.store(on, Ordering::SeqCst);
-    }
-
-    /// Test hook: how many `accept` calls are waiting.
-    #[doc(hidden)]
-    pub fn accepts_in_flight(&self) -> usize {
-        self.inner.accept_in_flight.load(Ordering::SeqCst)
-    }
-
-    /// Test hook: the node_id the address index maps `addr` to.
-    #[doc(hidden)]
-    pub fn indexed_node(&self, addr: SocketAddr) -> Option<u64> {
-        self.inner.addr_index.get(&addr).map(|e| *e)
-    }
-
-    /// Test hook: the value of one counter of `stats_json`.
-    #[doc(hidden)]
-    pub fn stat(&self, name: &str) -> u64 {
-        self.inner.stats_json()[name].as_u64().unwrap_or(0)
-    }
-
-    /// Test hook: installs a session as a completed handshake would,
-    /// through the same atomic entry (for the concurrent-insert test).
-    #[doc(hidden)]
-    pub fn install_session_for_test(
-        &self,
-        peer_node_id: u64,
-        addr: SocketAddr,
-        handshake_hash: [u8; 32],
-    ) -> Result<(), MeshError> {
-        let keys = SessionKeys::derive(&handshake_hash, Role::Initiator);
-        self.inner
-            .install_session(peer_node_id, addr, &keys, Role::Initiator)
-            .map(|_| ())
-    }
-
-    /// Test hook: runs one heartbeat round now (as the loop does) and
-    /// reports whether it finished; the peers map must stay usable from
-    /// other threads while it runs (it holds no guard while sending).
-    #[doc(hidden)]
-    pub fn heartbeat_round_for_test(&self) {
-        tasks::heartbeat_round(&self.inner);
-    }
-
-    /// Test hook: the peers map, for the guard-holding regression test.
-    #[doc(hidden)]
-    pub fn peer_ids_for_test(&self) -> Vec<u64> {
-        self.inner.peers.iter().map(|e| *e.key()).collect()
-    }
-
-    /// Test hook: locks every peer entry for writing and releases it (fails
-    /// the caller's timing if any guard is held elsewhere).
-    #[doc(hidden)]
-    pub fn touch_all_entries_for_test(&self) {
-        for id in self.peer_ids_for_test() {
-            if let Some(mut e) = self.inner.peers.get_mut(&id) {
-                let _ = e.value_mut();
-            }
         }
     }
 }
@@ -781,7 +708,6 @@ impl Inner {
                 self.node_id,
                 peer_node_id,
                 peer_static,
-                None,
             )?;
             let msg1 = initiator.msg1().to_vec();
             let pending = Arc::new(PendingConnect {

@@ -182,7 +182,7 @@ impl Inner {
             return;
         }
         for pending in accepts {
-            let Ok(accepted) = self.responder.accept_direct(buf, pending.node_id, None) else {
+            let Ok(accepted) = self.responder.accept_direct(buf, pending.node_id) else {
                 continue;
             };
             match self.install_session(pending.node_id, from, &accepted.keys, Role::Responder) {
@@ -211,7 +211,7 @@ impl Inner {
             bump(&self.stats.handshakes_throttled);
             return;
         }
-        let accepted = match self.responder.accept_routed(buf, None) {
+        let accepted = match self.responder.accept_routed(buf) {
             Ok(a) => a,
             Err(_) => {
                 bump(&self.stats.handshakes_failed);

@@ -1,6 +1,7 @@
 //! The send path, run on the caller's thread (and by the tasks for control
-//! packets): framing, credit, sealing, the outbound filter and batched
-//! writes; the loopback path for sends to ourselves.
+//! packets): framing, credit, sealing and batched writes (through the
+//! outbound packet filter in `test-util` builds); the loopback path for
+//! sends to ourselves.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::super::credit::{Backpressure, PACKET_COST_OVERHEAD, packet_cost};
-use super::super::filter::Verdict;
 use super::super::hello::{FLAG_ACK, FLAG_RELIABILITY, Hello};
 use super::super::inbound::InboundPacket;
 use super::super::io;
@@ -403,46 +403,15 @@ impl Inner {
             .collect()
     }
 
-    /// Sends datagrams to `to` through the filter. With `wait`, a full
-    /// kernel buffer is waited out (bounded); otherwise the datagram drops.
+    /// Sends datagrams to `to` (through the test packet filter, when one
+    /// is installed). With `wait`, a full kernel buffer is waited out
+    /// (bounded); otherwise the datagram drops.
     pub(super) fn transmit(&self, to: SocketAddr, datagrams: Vec<Vec<u8>>, wait: bool) {
         if datagrams.is_empty() {
             return;
         }
-        let datagrams = if self.has_filter.load(Ordering::Relaxed) {
-            let filter = self
-                .filter
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            let Some(filter) = filter else {
-                return self.write(to, &datagrams, wait);
-            };
-            let mut pass = Vec::with_capacity(datagrams.len());
-            for d in datagrams {
-                match filter.outbound(to, &d) {
-                    Verdict::Pass => pass.push(d),
-                    Verdict::Drop => {}
-                    Verdict::Duplicate => {
-                        pass.push(d.clone());
-                        pass.push(d);
-                    }
-                    Verdict::Delay(delay) => {
-                        let socket = match self.socket.try_clone() {
-                            Ok(s) => s,
-                            Err(_) => continue,
-                        };
-                        self.runtime.spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            let _ = socket.send_to(&d, to);
-                        });
-                    }
-                }
-            }
-            pass
-        } else {
-            datagrams
-        };
+        #[cfg(feature = "test-util")]
+        let datagrams = self.testing.filter_outbound(self, to, datagrams);
         self.write(to, &datagrams, wait);
     }
 
@@ -516,7 +485,8 @@ impl Inner {
                 self.stats.inbound_dropped.fetch_add(n, Ordering::Relaxed);
             }
             self.inbound.signal();
-            if self.loopback_echo.load(Ordering::SeqCst) {
+            #[cfg(feature = "test-util")]
+            if self.testing.loopback_echo() {
                 pending.push((events, depth + 1));
             }
         }

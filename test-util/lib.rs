@@ -1,0 +1,2 @@
+//! Empty on purpose: this crate exists only for its dependency on `net`
+//! with the `test-util` feature (see Cargo.toml).
