@@ -22,6 +22,8 @@ CBINDGEN_VERSION := 0.29.2
 CBINDGEN       := $(TOOLS_DIR)/bin/cbindgen
 CARGO_FUZZ     := $(TOOLS_DIR)/bin/cargo-fuzz
 FUZZ_SECONDS   ?= 60
+# The random RedEX corruption campaign `make fuzz` runs first (make test runs 260).
+REDEX_CAMPAIGN_TRIALS ?= 200000
 FUZZ_TARGETS   := token_from_bytes envelope_from_bytes channel_name redex_recovery redex_idx_record wire_decode cortex_decode mesh_decode bus_decode
 
 # What every SDK test run sees: libnet installed into a staging prefix, found
@@ -158,13 +160,15 @@ demo: setup stage
 	$(SDK_ENV) $(MAKE) --no-print-directory -C sdk-python demo
 	$(CARGO) run --release --quiet --example bus_demo
 
-## fuzz: run every cargo-fuzz target for FUZZ_SECONDS each (needs a nightly
+## fuzz: a long RedEX corruption campaign (REDEX_CAMPAIGN_TRIALS), then
+## every cargo-fuzz target for FUZZ_SECONDS each (needs a nightly
 ## toolchain; not part of `make test`, which replays the committed inputs
 ## through the same checks on stable: tests/fuzz_replay.rs). Each target
 ## grows fuzz/corpus/<target> and starts from its crash inputs in
 ## fuzz/regressions/<target>; a new crash lands in fuzz/artifacts/<target>
 ## (move it to fuzz/regressions/ under a descriptive name once understood).
 fuzz: $(CARGO_FUZZ)
+	REDEX_CAMPAIGN_TRIALS=$(REDEX_CAMPAIGN_TRIALS) $(CARGO) test --quiet --test redex_recovery random_corruption_campaign
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
 	  seeds=; [ -d regressions/$$t ] && seeds=regressions/$$t; \
 	  PATH="$(TOOLS_DIR)/bin:$$PATH" cargo +nightly fuzz run $$t corpus/$$t $$seeds -- \
