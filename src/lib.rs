@@ -19,4 +19,6 @@ pub mod mesh;
 /// cbindgen:ignore
 pub mod redex;
 /// cbindgen:ignore
+pub mod runtime;
+/// cbindgen:ignore
 pub mod wire;

@@ -33,6 +33,7 @@ use super::error::{BusError, Result};
 use super::poll::{ConsumeResponse, PollRequest, poll_merged};
 use super::shard::{Item, Shard, ShardState};
 use super::timestamp::{IdCounter, TimestampGenerator};
+use crate::runtime::block_on;
 
 /// How a batch ingest went: events are taken from the front, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,12 +141,109 @@ pub(crate) struct Inner {
     producer: Option<Reservations>,
 }
 
-/// The event bus.
+/// The event bus. Its shard workers run on the process's shared runtime
+/// ([`crate::runtime`]) or on one the caller injects through
+/// [`EventBus::builder`]; shutting a bus down ends its tasks, never the
+/// runtime.
 pub struct EventBus {
     inner: Arc<Inner>,
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
+    /// The scaling policy's task, if any: ended at shutdown.
+    scaling: Mutex<Option<JoinHandle<()>>>,
     report: Mutex<Option<ShutdownReport>>,
+}
+
+/// Builds an [`EventBus`] with the options its plain constructors do not
+/// take: a start sequence per shard, a producer state file, a runtime.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use net::bus::{BusConfig, EventBus, RedexAdapter};
+/// # use net::redex::{Redex, RedexFileConfig};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runtime = tokio::runtime::Runtime::new()?;
+/// let adapter = Arc::new(RedexAdapter::new(Redex::new(), "bus", RedexFileConfig::default()));
+/// let bus = EventBus::builder(BusConfig::default(), adapter)
+///     .runtime(runtime.handle().clone())
+///     .build()?;
+/// # drop(bus);
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct EventBusBuilder {
+    config: BusConfig,
+    adapter: Arc<dyn Adapter>,
+    sequences: HashMap<u16, u64>,
+    producer_state: Option<DedupStateFile>,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl std::fmt::Debug for EventBusBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBusBuilder")
+            .field("adapter", &self.adapter.name())
+            .field("sequences", &self.sequences)
+            .field("producer_state", &self.producer_state.is_some())
+            .field("runtime", &self.runtime.as_ref().map(|h| h.id()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventBusBuilder {
+    /// Each shard's first batch sequence (from a previous run's
+    /// [`EventBus::sequences`], so the dedup ids of a restarted producer
+    /// never repeat). Ignored with a producer state file, which knows.
+    pub fn sequences(mut self, sequences: HashMap<u16, u64>) -> Self {
+        self.sequences = sequences;
+        self
+    }
+
+    /// Keeps the producer's dedup state in `file`: the nonce persists
+    /// across restarts, and every shard starts above a durable reservation
+    /// of the sequences used before, so after any restart (a crash
+    /// included) no dedup id repeats.
+    pub fn producer_state(mut self, file: DedupStateFile) -> Self {
+        self.producer_state = Some(file);
+        self
+    }
+
+    /// Runs the bus's tasks on this runtime (multi-thread, with its I/O
+    /// and time drivers enabled) instead of the shared one. The bus never
+    /// shuts it down.
+    pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
+        self.runtime = Some(handle);
+        self
+    }
+
+    /// Starts the bus: initialises the adapter for the configured shards
+    /// and starts their workers.
+    ///
+    /// # Errors
+    /// [`BusError::InvalidConfig`] (a bad configuration, a current-thread
+    /// runtime, or a shared runtime that cannot start);
+    /// [`BusError::ProducerState`] when the state file cannot be read or
+    /// created; [`BusError::Adapter`] when the adapter's `init` fails.
+    pub fn build(self) -> Result<EventBus> {
+        let handle = match self.runtime {
+            Some(handle) => {
+                crate::runtime::check_injected(&handle).map_err(BusError::InvalidConfig)?;
+                handle
+            }
+            None => crate::runtime::shared().map_err(|e| {
+                BusError::InvalidConfig(format!("cannot start the shared runtime: {e}"))
+            })?,
+        };
+        let (sequences, producer) = match self.producer_state {
+            Some(file) => {
+                let producer = Reservations::open(file, RESERVATION_STEP)
+                    .map_err(|e| BusError::ProducerState(e.to_string()))?;
+                (producer.starts(), Some(producer))
+            }
+            None => (self.sequences, None),
+        };
+        EventBus::start(self.config, self.adapter, sequences, producer, handle)
+    }
 }
 
 impl std::fmt::Debug for EventBus {
@@ -161,23 +259,6 @@ thread_local! {
     static NEXT: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Runs `fut` to completion on `handle` from synchronous code, also when
-/// the caller is itself inside a tokio runtime (then on a helper thread).
-fn block_on<F: std::future::Future + Send>(handle: &tokio::runtime::Handle, fut: F) -> F::Output
-where
-    F::Output: Send,
-{
-    if tokio::runtime::Handle::try_current().is_ok() {
-        std::thread::scope(|s| {
-            s.spawn(|| handle.block_on(fut))
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
-    } else {
-        handle.block_on(fut)
-    }
-}
-
 impl EventBus {
     /// Starts a bus over `adapter`: initialises the adapter for the
     /// configured shards and starts their workers.
@@ -186,7 +267,19 @@ impl EventBus {
     /// [`BusError::InvalidConfig`]; [`BusError::Adapter`] when the adapter's
     /// `init` fails.
     pub fn new(config: BusConfig, adapter: Arc<dyn Adapter>) -> Result<Self> {
-        Self::with_sequences(config, adapter, HashMap::new())
+        Self::builder(config, adapter).build()
+    }
+
+    /// A builder for a bus over `adapter`, for the options `new` does not
+    /// take (start sequences, a producer state file, an injected runtime).
+    pub fn builder(config: BusConfig, adapter: Arc<dyn Adapter>) -> EventBusBuilder {
+        EventBusBuilder {
+            config,
+            adapter,
+            sequences: HashMap::new(),
+            producer_state: None,
+            runtime: None,
+        }
     }
 
     /// As [`new`](Self::new), with each shard's first batch sequence (from a
@@ -200,7 +293,7 @@ impl EventBus {
         adapter: Arc<dyn Adapter>,
         sequences: HashMap<u16, u64>,
     ) -> Result<Self> {
-        Self::start(config, adapter, sequences, None)
+        Self::builder(config, adapter).sequences(sequences).build()
     }
 
     /// As [`new`](Self::new), with the producer's dedup state kept in
@@ -216,10 +309,7 @@ impl EventBus {
         adapter: Arc<dyn Adapter>,
         file: DedupStateFile,
     ) -> Result<Self> {
-        let producer = Reservations::open(file, RESERVATION_STEP)
-            .map_err(|e| BusError::ProducerState(e.to_string()))?;
-        let sequences = producer.starts();
-        Self::start(config, adapter, sequences, Some(producer))
+        Self::builder(config, adapter).producer_state(file).build()
     }
 
     fn start(
@@ -227,15 +317,9 @@ impl EventBus {
         adapter: Arc<dyn Adapter>,
         sequences: HashMap<u16, u64>,
         producer: Option<Reservations>,
+        handle: tokio::runtime::Handle,
     ) -> Result<Self> {
         config.validate()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("net-bus")
-            .enable_all()
-            .build()
-            .map_err(|e| BusError::InvalidConfig(format!("cannot start the bus runtime: {e}")))?;
-        let handle = runtime.handle().clone();
         let seed = random_u64();
         let inner = Arc::new(Inner {
             retry: RetryPolicy {
@@ -266,7 +350,6 @@ impl EventBus {
         });
         let ids: Vec<u16> = (0..inner.config.num_shards).collect();
         {
-            let _enter = handle.enter();
             block_on(&handle, async {
                 tokio::time::timeout(inner.config.adapter_timeout(), inner.adapter.init(&ids))
                     .await
@@ -293,13 +376,14 @@ impl EventBus {
             }
             inner.publish_routing(&shards);
         }
-        if let Some(policy) = inner.config.scaling {
-            handle.spawn(super::scaling::run(inner.clone(), policy, handle.clone()));
-        }
+        let scaling = inner
+            .config
+            .scaling
+            .map(|policy| handle.spawn(super::scaling::run(inner.clone(), policy, handle.clone())));
         Ok(Self {
             inner,
-            runtime: Mutex::new(Some(runtime)),
             handle,
+            scaling: Mutex::new(scaling),
             report: Mutex::new(None),
         })
     }
@@ -491,17 +575,22 @@ impl EventBus {
             return r.clone();
         }
         let inner = self.inner.clone();
-        let r = block_on(&self.handle, async move { inner.shutdown().await });
-        *report = Some(r.clone());
-        drop(report);
-        if let Some(rt) = self
-            .runtime
+        let scaling = self
+            .scaling
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            rt.shutdown_background();
-        }
+            .take();
+        let r = block_on(&self.handle, async move {
+            let report = inner.shutdown().await;
+            // The policy sees `shutting_down` on its next tick; end it now
+            // (the runtime may be shared and outlive us by far).
+            if let Some(task) = scaling {
+                task.abort();
+                let _ = task.await;
+            }
+            report
+        });
+        *report = Some(r.clone());
         r
     }
 }

@@ -1,4 +1,5 @@
-//! `MeshNode`: one UDP socket, a tokio runtime, a `DashMap` of peers.
+//! `MeshNode`: one UDP socket, tasks on the shared tokio runtime (or an
+//! injected one), a `DashMap` of peers.
 //!
 //! * `recv.rs` — the receive task: batched reads, classification,
 //!   handshakes, packet opening and dispatch (events, grants, hellos,
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use serde_json::json;
+use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
 use super::config::{ConfigError, ConnectForm, MeshConfig};
@@ -236,19 +238,23 @@ pub(crate) struct Inner {
     handshake_tokens: Mutex<(f64, Instant)>,
     pingwave_seq: AtomicU64,
     epoch: Instant,
-    // Read only by the test filter's delayed sends (until the tasks move to
-    // the shared runtime).
-    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
     runtime: tokio::runtime::Handle,
 }
 
 /// A mesh node. Cheap to share behind an `Arc`; every method takes `&self`
-/// and is safe to call from any thread.
+/// and is safe to call from any thread. Its tasks run on the process's
+/// shared runtime ([`crate::runtime`]) or on one passed to
+/// [`MeshNode::with_runtime`]; `shutdown` ends them, never the runtime.
 pub struct MeshNode {
     inner: Arc<Inner>,
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    /// The receive, reliability and heartbeat tasks: ended at shutdown.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     started_once: AtomicBool,
 }
+
+/// How long `shutdown` waits for the node's tasks to end (they end at
+/// their next await point; this bounds a task stuck in a send).
+const TASK_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl std::fmt::Debug for MeshNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -286,8 +292,29 @@ impl MeshNode {
     /// adds heartbeats and failure detection.
     ///
     /// # Errors
-    /// [`MeshError::Io`] when the socket cannot be bound.
+    /// [`MeshError::Io`] when the socket cannot be bound (or the shared
+    /// runtime cannot start its threads).
     pub fn new(config: MeshConfig) -> Result<Self, MeshError> {
+        Self::start_on(config, crate::runtime::shared()?)
+    }
+
+    /// As [`new`](Self::new), with the node's tasks on `runtime` (a
+    /// multi-thread runtime with its I/O and time drivers enabled) instead
+    /// of the shared one. The node never shuts the runtime down.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new); [`MeshError::Config`] for a current-thread
+    /// runtime.
+    pub fn with_runtime(
+        config: MeshConfig,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, MeshError> {
+        crate::runtime::check_injected(&runtime)
+            .map_err(|e| ConfigError(format!("runtime: {e}")))?;
+        Self::start_on(config, runtime)
+    }
+
+    fn start_on(config: MeshConfig, runtime: tokio::runtime::Handle) -> Result<Self, MeshError> {
         let identity = match &config.identity_seed {
             Some(seed) => EntityKeypair::from_seed(seed),
             None => EntityKeypair::generate(),
@@ -307,11 +334,6 @@ impl MeshNode {
         super::io::set_buffers(&socket, config.recv_buffer, config.send_buffer)?;
         let local_addr = socket.local_addr()?;
         let recv_socket = socket.try_clone()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("net-mesh")
-            .enable_all()
-            .build()?;
         let inner = Arc::new(Inner {
             responder: Responder::new(*static_secret, *config.psk, node_id),
             inbound: Inbound::new(config.num_shards, config.shard_capacity),
@@ -337,17 +359,19 @@ impl MeshNode {
             testing: testing::Testing::default(),
             pingwave_seq: AtomicU64::new(0),
             epoch: Instant::now(),
-            runtime: runtime.handle().clone(),
+            runtime: runtime.clone(),
         });
-        {
+        let readable = {
             let _enter = runtime.enter();
-            let readable = super::io::register_readable(recv_socket)?;
-            runtime.spawn(recv::receive_loop(inner.clone(), readable));
-            runtime.spawn(tasks::reliability_loop(inner.clone()));
-        }
+            super::io::register_readable(recv_socket)?
+        };
+        let tasks = vec![
+            runtime.spawn(recv::receive_loop(inner.clone(), readable)),
+            runtime.spawn(tasks::reliability_loop(inner.clone())),
+        ];
         Ok(Self {
             inner,
-            runtime: Mutex::new(Some(runtime)),
+            tasks: Mutex::new(tasks),
             started_once: AtomicBool::new(false),
         })
     }
@@ -378,9 +402,16 @@ impl MeshNode {
         self.inner.check_running()?;
         self.inner.started.store(true, Ordering::SeqCst);
         if !self.started_once.swap(true, Ordering::SeqCst) {
-            let runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(rt) = runtime.as_ref() {
-                rt.spawn(tasks::heartbeat_loop(self.inner.clone()));
+            let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            // Under the tasks lock: a racing shutdown either took the list
+            // before us (its flag is set, so we spawn nothing) or will take
+            // the heartbeat task with the others.
+            if self.inner.check_running().is_ok() {
+                tasks.push(
+                    self.inner
+                        .runtime
+                        .spawn(tasks::heartbeat_loop(self.inner.clone())),
+                );
             }
         }
         Ok(())
@@ -548,14 +579,24 @@ impl MeshNode {
     /// socket closes when the last reference goes. Idempotent.
     pub fn shutdown(&self) {
         self.inner.shutdown();
-        let runtime = self
-            .runtime
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(rt) = runtime {
-            rt.shutdown_timeout(Duration::from_secs(2));
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        if tasks.is_empty() {
+            return;
         }
+        // Abort and wait: the receive task owns the socket's reactor
+        // registration (a clone of the socket), so when this returns the
+        // port is released once the last `MeshNode` reference goes.
+        for task in &tasks {
+            task.abort();
+        }
+        crate::runtime::block_on(&self.inner.runtime, async move {
+            let _ = tokio::time::timeout(TASK_STOP_TIMEOUT, async {
+                for task in tasks {
+                    let _ = task.await;
+                }
+            })
+            .await;
+        });
     }
 }
 
