@@ -3,7 +3,7 @@
 //! installs side by side. Keep ABI_VERSION equal to `NET_ABI_VERSION` in
 //! src/ffi/version.rs (a unit test checks).
 
-const ABI_VERSION: u32 = 1;
+const ABI_VERSION: u32 = 2;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

@@ -3,12 +3,27 @@
  *
  * Conventions:
  *  - Every fallible call returns net_status_t: NET_OK (0), a small positive
- *    non-error outcome (NET_TIMEOUT, NET_END), or a negative NET_ERR_* code.
+ *    non-error outcome (NET_TIMEOUT, NET_END, NET_LAGGED), or a negative
+ *    NET_ERR_* code.
  *  - net_last_error_message() gives the calling thread's last failure detail.
  *  - Outputs go through out-parameters and are written only on success.
  *  - net_bytes_t results are released with net_bytes_free(), never free().
- *  - Handles are thread-safe; net_<thing>_free() is NULL-safe and idempotent
- *    and waits for calls in flight on other threads.
+ *  - Handles are thread-safe. net_<thing>_free() is NULL-safe and idempotent,
+ *    wakes every call blocked on the handle, waits for calls in flight on
+ *    other threads and returns NET_OK, or NET_ERR_BUSY when it could not
+ *    finish (the resources are then leaked, never freed under a call).
+ *    A pointer to a freed handle keeps returning NET_ERR_SHUTTING_DOWN.
+ *  - Blocking calls take `const net_cancel_t *cancel` and `net_error_t
+ *    *error_out` last (both may be NULL): cancelling the token from any thread
+ *    makes the call return NET_ERR_CANCELLED; a failure is also written to
+ *    *error_out, for callers that read results on another thread.
+ *  - Pull calls (`_next`, `_recv_*`) return NET_END when their source has
+ *    ended (file closed, node shut down, handle freed during the call); every
+ *    other call on a freed or shut-down handle returns NET_ERR_SHUTTING_DOWN.
+ *  - `_close` releases a handle's resources but keeps the handle valid (calls
+ *    then fail with a "closed" status) until its `_free`.
+ *  - libnet never calls into your code: log records are pulled with
+ *    net_log_next() once net_log_set_level() enables them.
  *  - Check net_abi_version() == NET_ABI_VERSION before use.
  */
 
@@ -20,6 +35,28 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+// Model kind: tasks (STORAGE.md §11.3), on channel `cortex/tasks`.
+//
+// Rows: `{"id", "title", "status": "pending" | "completed", "created_ns",
+// "updated_ns"}`. Filter keys: `ids`, `status`, `title_contains`,
+// `created_after`, `created_before`, `updated_after`, `updated_before`,
+// `order_by` (`id_asc`, `id_desc`, `created_asc`, `created_desc`,
+// `updated_asc`, `updated_desc`, `title_asc`, `title_desc`), `offset`,
+// `limit`. Writes of its own: `net_tasks_create`, `net_tasks_rename`,
+// `net_tasks_complete`.
+#define NET_MODEL_TASKS 1
+
+// Model kind: memories (STORAGE.md §11.4), on channel `cortex/memories`.
+//
+// Rows: `{"id", "content", "tags", "source", "created_ns", "updated_ns",
+// "pinned"}`. Filter keys: `ids`, `tags_any`, `tags_all`, `source`,
+// `pinned`, `content_contains`, `created_after`, `created_before`,
+// `updated_after`, `updated_before`, `order_by` (`id_asc`, `id_desc`,
+// `created_asc`, `created_desc`, `updated_asc`, `updated_desc`), `offset`,
+// `limit`. Writes of its own: `net_memories_store`, `net_memories_retag`,
+// `net_memories_pin`, `net_memories_unpin`.
+#define NET_MODEL_MEMORIES 2
 
 // Size of a serialized identity envelope (version 1).
 #define NET_ENVELOPE_SIZE 209
@@ -38,6 +75,24 @@
 
 // Length of an ed25519 signature.
 #define NET_SIGNATURE_LEN 64
+
+// Logging off (the default until a caller sets a level).
+#define NET_LOG_OFF 0
+
+// Errors only.
+#define NET_LOG_ERROR 1
+
+// Warnings and errors.
+#define NET_LOG_WARN 2
+
+// Informational records too.
+#define NET_LOG_INFO 3
+
+// Debug records too.
+#define NET_LOG_DEBUG 4
+
+// Everything.
+#define NET_LOG_TRACE 5
 
 // `timeout_ms` value meaning "wait as long as it takes".
 #define NET_WAIT_FOREVER 4294967295
@@ -66,7 +121,7 @@
 // The ABI version this build of libnet implements. SDKs compare it with the
 // version they were written for and refuse to load on a mismatch. Bumped on
 // any incompatible change to `include/net.h`.
-#define NET_ABI_VERSION 1
+#define NET_ABI_VERSION 2
 
 // Status code returned by every fallible `net_*` call.
 enum net_status_t
@@ -92,6 +147,13 @@ enum net_status_t
     NET_ERR_PANIC = -3,
     // An internal invariant failed; the message says which.
     NET_ERR_INTERNAL = -4,
+    // The call was cancelled through its `net_cancel_t` before it finished;
+    // it had no effect beyond what its documentation says of cancellation.
+    NET_ERR_CANCELLED = -5,
+    // A free or close could not finish: calls on the handle were still
+    // running at the deadline (its resources were leaked rather than freed
+    // under them) or releasing them failed; the message says which.
+    NET_ERR_BUSY = -6,
     // The identity holds only a public key and cannot sign or be sealed.
     NET_ERR_READ_ONLY = -10,
     // 32 bytes that are not a valid ed25519 public key.
@@ -220,21 +282,42 @@ typedef int32_t net_status_t;
 // freeing it shuts the bus down (draining what is buffered).
 typedef struct net_bus_t net_bus_t;
 
+// A cancellation token. Make one per call (or per group of calls to stop
+// together), pass it to blocking calls, cancel it from any thread. Freeing
+// it while a call uses it is safe and immediate (the call keeps its own
+// reference; the free does not cancel it).
+typedef struct net_cancel_t net_cancel_t;
+
 // An entity identity: an ed25519 keypair, or only its public key.
 // Thread-safe; release with `net_identity_free`.
 typedef struct net_identity_t net_identity_t;
-
-// A memories model (STORAGE.md §11.4) on a RedEX manager.
-typedef struct net_memories_adapter_t net_memories_adapter_t;
-
-// A live memories query. `net_memories_watch_free` wakes a blocked `_next`.
-typedef struct net_memories_watch_t net_memories_watch_t;
 
 // One stream to one peer. Thread-safe; freeing it closes the stream.
 typedef struct net_mesh_stream_t net_mesh_stream_t;
 
 // A mesh node. Thread-safe.
 typedef struct net_mesh_t net_mesh_t;
+
+// A CortEX model on a RedEX manager: folded, queryable state over one
+// channel, of the kind it was opened with (`NET_MODEL_TASKS`,
+// `NET_MODEL_MEMORIES`; `net_model_kind` tells). Thread-safe.
+//
+// Every kind is driven by the same `net_model_*` functions; only a kind's
+// own writes are named after it (`net_tasks_create`, `net_memories_store`,
+// ...), take a `net_model_t` too, and fail with `NET_ERR_INVALID_ARGUMENT`
+// on a model of another kind. Queries and rows are JSON; the keys of each
+// kind are listed at its constant.
+//
+// `net_model_free` wakes every call blocked on the model (a
+// `net_model_wait_for_seq` returns `NET_ERR_SHUTTING_DOWN`) and ends its
+// watches (their `net_model_watch_next` returns `NET_END`), then stops the
+// fold and closes the file.
+typedef struct net_model_t net_model_t;
+
+// A live query on a model, of any kind: pulled with `net_model_watch_next`.
+// It ends (`NET_END`) when it is freed, or when its model is freed, closed
+// or its fold halts. Freeing the model does not free its watches.
+typedef struct net_model_watch_t net_model_watch_t;
 
 // One channel's RedEX file. Thread-safe; `net_redex_file_free` closes it.
 typedef struct net_redex_file_t net_redex_file_t;
@@ -248,13 +331,6 @@ typedef struct net_redex_tail_t net_redex_tail_t;
 
 // A bounded FIFO set of recently seen dedup ids. Thread-safe.
 typedef struct net_redis_dedup_t net_redis_dedup_t;
-
-// A tasks model (STORAGE.md §11.3) on a RedEX manager. Thread-safe;
-// `net_tasks_free` stops its fold and closes its file.
-typedef struct net_tasks_adapter_t net_tasks_adapter_t;
-
-// A live tasks query. `net_tasks_watch_free` wakes a blocked `_next`.
-typedef struct net_tasks_watch_t net_tasks_watch_t;
 
 // A borrowed byte range passed into libnet (for example one payload of a
 // batch). libnet reads it during the call and keeps no reference.
@@ -284,6 +360,16 @@ typedef struct {
     // Number of bytes.
     size_t len;
 } net_bytes_t;
+
+// The error of a failed blocking call, for callers on another thread than
+// the one that made it. Zero it before the call; libnet writes it only when
+// the call fails. Release `message` with `net_error_clear`.
+typedef struct {
+    // The status the call returned.
+    net_status_t status;
+    // The detail, UTF-8 (the same text as `net_last_error_message`).
+    net_bytes_t message;
+} net_error_t;
 
 // The fields of a parsed token.
 typedef struct {
@@ -323,8 +409,11 @@ extern "C" {
 //   `{"type": "jetstream", "url": U, "prefix": P, "duplicate_window_ms": MS,
 //   "memory_storage": B, "request_timeout_ms": MS}`,
 //   `{"type": "redis", "url": U, "prefix": P, "max_len": N,
-//   "command_timeout_ms": MS}`, `{"type": "memory"}` (kept in memory) or
-//   `{"type": "discard"}` (stores nothing: load tests);
+//   "command_timeout_ms": MS}` (both built into the shipped libnet; a
+//   build without the `jetstream` / `redis` cargo feature refuses them
+//   with `NET_ERR_BUS_CONFIG` saying so); `{"type": "memory"}` and
+//   `{"type": "discard"}` exist only in test builds (`test-util`) and are
+//   refused by a release libnet;
 // * `"producer_state_dir"`: keep the producer's nonce and sequence
 //   reservations there, so a restarted producer never reuses a dedup id.
 //
@@ -338,12 +427,18 @@ extern "C" {
 net_status_t net_bus_new(const uint8_t *config_json, size_t config_json_len, net_bus_t **out);
 
 // Shuts the bus down (draining what is buffered, within the configured
-// shutdown timeout) and frees it. NULL-safe and idempotent; waits for
-// calls in flight. Call `net_bus_shutdown` first to receive the report.
+// shutdown timeout) and frees it; a flush or poll blocked on it returns
+// `NET_ERR_SHUTTING_DOWN` first. NULL-safe and idempotent; waits for calls
+// in flight. Call `net_bus_close` first to receive the full report.
+//
+// Returns `NET_OK` (also for NULL or a handle already freed), or
+// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+// resources are then leaked rather than freed under them) or the shutdown
+// lost events (the message says how many); both are also logged.
 //
 // # Safety
 // `bus` is NULL or was returned by libnet.
-void net_bus_free(net_bus_t *bus);
+net_status_t net_bus_free(net_bus_t *bus);
 
 // Queues one event (its bytes, copied) on the next shard.
 //
@@ -403,22 +498,30 @@ net_status_t net_bus_ingest_raw_packed(const net_bus_t *bus,
 //
 // # Safety
 // `bus` is NULL or from libnet; `request_json` is NULL (length 0) or
-// readable for its length; the outputs are valid for one write.
+// readable for its length; the outputs are valid for one write; `cancel`
+// is NULL or from libnet; `error_out` is NULL or valid for one write.
 net_status_t net_bus_poll(const net_bus_t *bus,
                           const uint8_t *request_json,
                           size_t request_json_len,
                           net_bytes_t *events_out,
-                          net_bytes_t *meta_out);
+                          net_bytes_t *meta_out,
+                          const net_cancel_t *cancel,
+                          net_error_t *error_out);
 
 // Waits until everything ingested so far is stored (or counted lost),
 // then flushes the adapter.
 //
 // Errors: `NET_ERR_BUS_ADAPTER`, `NET_ERR_BUS_ADAPTER_FATAL`,
-// `NET_ERR_BUS_NOT_CONNECTED`, `NET_ERR_SHUTTING_DOWN`.
+// `NET_ERR_BUS_NOT_CONNECTED`, `NET_ERR_SHUTTING_DOWN` (also when the bus
+// is freed meanwhile), `NET_ERR_CANCELLED` (the events keep being
+// dispatched; only the wait ends).
 //
 // # Safety
-// `bus` is NULL or from libnet.
-net_status_t net_bus_flush(const net_bus_t *bus);
+// `bus` is NULL or from libnet; `cancel` is NULL or from libnet;
+// `error_out` is NULL or valid for one write.
+net_status_t net_bus_flush(const net_bus_t *bus,
+                           const net_cancel_t *cancel,
+                           net_error_t *error_out);
 
 // The bus's counters as JSON: `num_shards`, `active_shards`,
 // `events_ingested`, `events_dispatched`, `events_dropped`,
@@ -442,11 +545,12 @@ net_status_t net_bus_num_shards(const net_bus_t *bus, uint16_t *out);
 // and shuts the adapter down. Writes the report as JSON:
 // `{"events_dropped": N, "events_stranded": N, "shutdown_was_lossy": B,
 // "adapter_error": S|null}`. A second call returns the same report; the
-// handle stays valid for `stats` until freed.
+// handle stays valid for `stats` until freed (other calls then fail with
+// `NET_ERR_SHUTTING_DOWN`).
 //
 // # Safety
 // `bus` is NULL or from libnet; `report_json_out` is valid for one write.
-net_status_t net_bus_shutdown(const net_bus_t *bus, net_bytes_t *report_json_out);
+net_status_t net_bus_close(const net_bus_t *bus, net_bytes_t *report_json_out);
 
 // Creates a dedup set remembering up to `capacity` ids (clamped to
 // 1..=2^24). Eviction is FIFO by first sight, not LRU.
@@ -457,9 +561,13 @@ net_status_t net_redis_dedup_new(size_t capacity, net_redis_dedup_t **out);
 
 // Frees a dedup set. NULL-safe and idempotent.
 //
+// Returns `NET_OK` (also for NULL or a handle already freed), or
+// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+// resources are then leaked rather than freed under them; also logged).
+//
 // # Safety
 // `dedup` is NULL or was returned by libnet.
-void net_redis_dedup_free(net_redis_dedup_t *dedup);
+net_status_t net_redis_dedup_free(net_redis_dedup_t *dedup);
 
 // Whether `id` was seen (and is still remembered); otherwise remembers
 // it (evicting the oldest id when full) and writes false.
@@ -511,6 +619,42 @@ net_status_t net_redis_dedup_clear(const net_redis_dedup_t *dedup);
 // was filled by libnet and not modified since.
 void net_bytes_free(net_bytes_t *bytes);
 
+// Creates a cancellation token, not cancelled.
+//
+// # Safety
+// `out` is valid for one write.
+net_status_t net_cancel_new(net_cancel_t **out);
+
+// Cancels: every call using this token (now or later) returns
+// `NET_ERR_CANCELLED`. Idempotent; callable from any thread, including a
+// signal-free context such as another language's cancellation callback.
+//
+// # Safety
+// `cancel` is NULL or from libnet.
+net_status_t net_cancel_cancel(const net_cancel_t *cancel);
+
+// Whether the token has been cancelled.
+//
+// # Safety
+// `cancel` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_cancel_is_cancelled(const net_cancel_t *cancel, bool *out);
+
+// Frees a token at once and returns `NET_OK` (also for NULL or a token
+// already freed). A call still using it is not affected: it keeps its own
+// reference, and the free does not cancel it.
+//
+// # Safety
+// `cancel` is NULL or was returned by libnet.
+net_status_t net_cancel_free(net_cancel_t *cancel);
+
+// Releases the message of an error filled by a failed call and zeroes the
+// struct. NULL-safe and idempotent.
+//
+// # Safety
+// `error` is NULL or points to a `net_error_t` that is zeroed or was filled
+// by libnet.
+void net_error_clear(net_error_t *error);
+
 // Validates a channel name (UTF-8, `name_len` bytes, no NUL needed).
 // `NET_OK` if valid.
 //
@@ -529,28 +673,37 @@ net_status_t net_channel_validate(const uint8_t *name, size_t name_len);
 // `name` is readable for `name_len` bytes; `out` is valid for one write.
 net_status_t net_channel_hash(const uint8_t *name, size_t name_len, uint16_t *out);
 
-// Opens the tasks model (`cortex/tasks`) on `redex` as writer `origin_hash`
-// and folds it from the configured start. `config_json` may be NULL.
+// Opens the model of `kind` (`NET_MODEL_TASKS`, `NET_MODEL_MEMORIES`) on
+// `redex` as writer `origin_hash`, and folds its channel from the configured
+// start. `config_json` may be NULL (defaults: a memory file, `"stop"`, from
+// the beginning). Several models (of any kinds and origins) may be open on
+// one manager; two of the same kind share the file.
 //
-// Errors: `NET_ERR_CORTEX_INVALID_CONFIG` (naming the key), RedEX open errors.
+// Errors: `NET_ERR_INVALID_ARGUMENT` for an unknown `kind`;
+// `NET_ERR_CORTEX_INVALID_CONFIG` naming the bad key; RedEX open errors.
 //
 // # Safety
 // `redex` is NULL or from libnet; `config_json` is NULL or readable for its
 // length; `out` is valid for one write.
-net_status_t net_tasks_open(const net_redex_t *redex,
+net_status_t net_model_open(const net_redex_t *redex,
+                            uint32_t kind,
                             uint64_t origin_hash,
                             const uint8_t *config_json,
                             size_t config_json_len,
-                            net_tasks_adapter_t **out);
+                            net_model_t **out);
 
-// Opens the tasks model from a snapshot (`snapshot`, and `last_seq` when
-// `has_last_seq`), replaying only the events after it.
+// Opens the model of `kind` from a snapshot taken by `net_model_snapshot`
+// (`snapshot`, and `last_seq` when `has_last_seq`): its state and app
+// sequence, then only the events after it (the configured start is
+// ignored). The snapshot must come from a model of the same kind.
 //
-// Errors: `NET_ERR_CORTEX_SNAPSHOT` when the bytes do not decode; as `net_tasks_open`.
+// Errors: `NET_ERR_CORTEX_SNAPSHOT` when the bytes do not decode as that
+// kind's state; as `net_model_open`.
 //
 // # Safety
-// As `net_tasks_open`; `snapshot` is readable for `snapshot_len` bytes.
-net_status_t net_tasks_restore(const net_redex_t *redex,
+// As `net_model_open`; `snapshot` is readable for `snapshot_len` bytes.
+net_status_t net_model_restore(const net_redex_t *redex,
+                               uint32_t kind,
                                uint64_t origin_hash,
                                const uint8_t *config_json,
                                size_t config_json_len,
@@ -558,30 +711,198 @@ net_status_t net_tasks_restore(const net_redex_t *redex,
                                size_t snapshot_len,
                                uint64_t last_seq,
                                bool has_last_seq,
-                               net_tasks_adapter_t **out);
+                               net_model_t **out);
 
-// Stops the fold, closes the file and frees the model. NULL-safe and
-// idempotent; waits up to 5 s for calls in flight.
+// Frees a model: wakes every call blocked on it (`net_model_wait_for_seq`
+// returns `NET_ERR_SHUTTING_DOWN`), ends its watches (their `_next`
+// returns `NET_END`; the watches still need `net_model_watch_free`), waits
+// up to 5 s for calls in flight, then stops the fold and closes the file.
+// NULL-safe and idempotent.
+//
+// Returns `NET_OK` (also for NULL or a handle already freed), or
+// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+// resources are then leaked rather than freed under them; also logged) or
+// when closing the model's file failed.
 //
 // # Safety
-// `tasks` is NULL or was returned by libnet.
-void net_tasks_free(net_tasks_adapter_t *tasks);
+// `model` is NULL or was returned by libnet.
+net_status_t net_model_free(net_model_t *model);
 
 // Stops the fold and closes the file (syncing it), reporting any error;
-// later writes fail. The handle still needs `net_tasks_free`.
+// later writes fail with `NET_ERR_CORTEX_HALTED` or a RedEX error, a
+// waiting `net_model_wait_for_seq` returns `NET_ERR_CORTEX_HALTED`, and
+// watches end. Queries keep answering from the last state. The handle
+// still needs `net_model_free`.
 //
 // # Safety
-// `tasks` is NULL or from libnet.
-net_status_t net_tasks_close(const net_tasks_adapter_t *tasks);
+// `model` is NULL or from libnet.
+net_status_t net_model_close(const net_model_t *model);
 
-// Creates (or overwrites) task `id`; writes the event's RedEX seq.
-//
-// Errors: `NET_ERR_CORTEX_HALTED` when the fold has stopped; RedEX append errors.
+// The model's kind: the `NET_MODEL_*` constant it was opened with.
 //
 // # Safety
-// `tasks` is NULL or from libnet; `title` is readable for `title_len` bytes
-// of UTF-8; `seq_out` is valid for one write.
-net_status_t net_tasks_create(const net_tasks_adapter_t *tasks,
+// `model` is NULL or from libnet; `kind_out` is valid for one write.
+net_status_t net_model_kind(const net_model_t *model, uint32_t *kind_out);
+
+// Deletes row `id` (a task, a memory; no effect if absent); writes the
+// event's RedEX seq.
+//
+// Errors: `NET_ERR_CORTEX_HALTED` when the fold has stopped; RedEX append
+// errors.
+//
+// # Safety
+// `model` is NULL or from libnet; `seq_out` is valid for one write.
+net_status_t net_model_delete(const net_model_t *model, uint64_t id, uint64_t *seq_out);
+
+// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) until the fold
+// has attempted RedEX seq `seq`, the seq a write returned: read-after-write
+// is a write, then this. It reports fold *progress*: under
+// `log_and_continue` the event may have been skipped (see
+// `net_model_progress`).
+//
+// Returns `NET_OK`; `NET_TIMEOUT`; `NET_ERR_CORTEX_HALTED` at once when the
+// fold stopped short of `seq` (halted, or `net_model_close`);
+// `NET_ERR_CANCELLED` when `cancel` is cancelled; `NET_ERR_SHUTTING_DOWN`
+// when the model is freed during the wait. `cancel` and `error_out` may be
+// NULL (see `net_error_t`).
+//
+// # Safety
+// `model` is NULL or from libnet; `cancel` is NULL or from libnet;
+// `error_out` is NULL or valid for one write.
+net_status_t net_model_wait_for_seq(const net_model_t *model,
+                                    uint64_t seq,
+                                    uint32_t timeout_ms,
+                                    const net_cancel_t *cancel,
+                                    net_error_t *error_out);
+
+// The fold's state as a JSON object: `{"applied_through_seq",
+// "folded_through_seq"` (null before the first event), `"running",
+// "errors", "last_error"` (null or text), `"app_seq"}`.
+//
+// # Safety
+// `model` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_model_progress(const net_model_t *model, net_bytes_t *json_out);
+
+// Row `id` as a JSON object (the keys of the model's kind); `*found_out`
+// false, and an empty buffer, if it does not exist.
+//
+// # Safety
+// `model` is NULL or from libnet; the outputs are valid for one write.
+net_status_t net_model_find_unique(const net_model_t *model,
+                                   uint64_t id,
+                                   net_bytes_t *json_out,
+                                   bool *found_out);
+
+// The rows matching `filter_json` (a JSON object with the filter keys of
+// the model's kind; NULL, empty or `{}`: every row), ordered and paged, as
+// a JSON array.
+//
+// Errors: `NET_ERR_CORTEX_INVALID_QUERY` naming the bad key or value (a key
+// of another kind's filter is a bad key).
+//
+// # Safety
+// `model` is NULL or from libnet; `filter_json` is NULL or readable for
+// its length; `json_out` is valid for one write.
+net_status_t net_model_find_many(const net_model_t *model,
+                                 const uint8_t *filter_json,
+                                 size_t filter_json_len,
+                                 net_bytes_t *json_out);
+
+// How many rows match the filter (its order and page are ignored).
+//
+// # Safety
+// As `net_model_find_many`; `count_out` is valid for one write.
+net_status_t net_model_count_where(const net_model_t *model,
+                                   const uint8_t *filter_json,
+                                   size_t filter_json_len,
+                                   uint64_t *count_out);
+
+// Whether any row matches the filter.
+//
+// # Safety
+// As `net_model_find_many`; `exists_out` is valid for one write.
+net_status_t net_model_exists_where(const net_model_t *model,
+                                    const uint8_t *filter_json,
+                                    size_t filter_json_len,
+                                    bool *exists_out);
+
+// A live query: the first `net_model_watch_next` returns the current rows,
+// later ones the rows after each change that alters them.
+//
+// # Safety
+// As `net_model_find_many`; `out` is valid for one write.
+net_status_t net_model_watch(const net_model_t *model,
+                             const uint8_t *filter_json,
+                             size_t filter_json_len,
+                             net_model_watch_t **out);
+
+// The current rows (a JSON array) and a watch whose `_next` returns only
+// later changes; nothing can slip between the two.
+//
+// # Safety
+// As `net_model_find_many`; the outputs are valid for one write.
+net_status_t net_model_snapshot_and_watch(const net_model_t *model,
+                                          const uint8_t *filter_json,
+                                          size_t filter_json_len,
+                                          net_bytes_t *current_json_out,
+                                          net_model_watch_t **out);
+
+// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the watch's
+// next result.
+//
+// Returns `NET_OK` with the rows (a JSON array) in `*rows_out`;
+// `NET_LAGGED` with `*missed_out` changes missed (and an empty
+// `*rows_out`; the next `NET_OK` has them all applied); `NET_TIMEOUT`;
+// `NET_END` when the watch was freed, or its model was freed, closed or its
+// fold halted (no more results will come); `NET_ERR_CANCELLED` when
+// `cancel` is cancelled (the watch stays usable). `cancel` and `error_out`
+// may be NULL (see `net_error_t`). Calls on one watch are served one at a
+// time.
+//
+// # Safety
+// `watch` is NULL or from libnet; `rows_out` and `missed_out` are valid for
+// one write; `cancel` is NULL or from libnet; `error_out` is NULL or valid
+// for one write.
+net_status_t net_model_watch_next(const net_model_watch_t *watch,
+                                  uint32_t timeout_ms,
+                                  net_bytes_t *rows_out,
+                                  uint64_t *missed_out,
+                                  const net_cancel_t *cancel,
+                                  net_error_t *error_out);
+
+// Frees a watch; a `_next` blocked on it returns `NET_END`. NULL-safe and
+// idempotent; a watch may be freed before or after its model.
+//
+// Returns `NET_OK` (also for NULL or a handle already freed), or
+// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+// resources are then leaked rather than freed under them; also logged).
+//
+// # Safety
+// `watch` is NULL or was returned by libnet.
+net_status_t net_model_watch_free(net_model_watch_t *watch);
+
+// A snapshot: the state's postcard bytes, and the RedEX seq of the last
+// event they contain (`*has_last_seq_out` false when none; `*last_seq_out`
+// is then 0). Restore with `net_model_restore` and the same kind.
+//
+// # Safety
+// `model` is NULL or from libnet; the outputs are valid for one write.
+net_status_t net_model_snapshot(const net_model_t *model,
+                                net_bytes_t *bytes_out,
+                                uint64_t *last_seq_out,
+                                bool *has_last_seq_out);
+
+// Creates (or overwrites) task `id` with `title`; writes the event's RedEX
+// seq.
+//
+// Errors: `NET_ERR_INVALID_ARGUMENT` when `tasks` is not a `NET_MODEL_TASKS`
+// model or `title` is not UTF-8; `NET_ERR_CORTEX_HALTED` when the fold has
+// stopped; RedEX append errors.
+//
+// # Safety
+// `tasks` is NULL or from libnet; `title` is readable for `title_len` bytes;
+// `seq_out` is valid for one write.
+net_status_t net_tasks_create(const net_model_t *tasks,
                               uint64_t id,
                               const uint8_t *title,
                               size_t title_len,
@@ -589,181 +910,38 @@ net_status_t net_tasks_create(const net_tasks_adapter_t *tasks,
 
 // Renames task `id` (no effect if absent); writes the event's RedEX seq.
 //
+// Errors: as `net_tasks_create`.
+//
 // # Safety
 // As `net_tasks_create`.
-net_status_t net_tasks_rename(const net_tasks_adapter_t *tasks,
+net_status_t net_tasks_rename(const net_model_t *tasks,
                               uint64_t id,
                               const uint8_t *new_title,
                               size_t new_title_len,
                               uint64_t *seq_out);
 
-// Marks task `id` completed; writes the event's RedEX seq.
+// Marks task `id` completed (no effect if absent); writes the event's
+// RedEX seq.
+//
+// Errors: as `net_tasks_create`.
 //
 // # Safety
 // `tasks` is NULL or from libnet; `seq_out` is valid for one write.
-net_status_t net_tasks_complete(const net_tasks_adapter_t *tasks, uint64_t id, uint64_t *seq_out);
-
-// Deletes task `id`; writes the event's RedEX seq.
-//
-// # Safety
-// `tasks` is NULL or from libnet; `seq_out` is valid for one write.
-net_status_t net_tasks_delete(const net_tasks_adapter_t *tasks, uint64_t id, uint64_t *seq_out);
-
-// Waits until the fold has attempted RedEX seq `seq` (fold *progress*: under
-// `log_and_continue` the event may have been skipped; see
-// `net_tasks_progress`). `NET_OK`, `NET_TIMEOUT`, or
-// `NET_ERR_CORTEX_HALTED` at once when the fold stopped short of it.
-//
-// # Safety
-// `tasks` is NULL or from libnet.
-net_status_t net_tasks_wait_for_seq(const net_tasks_adapter_t *tasks,
-                                    uint64_t seq,
-                                    uint32_t timeout_ms);
-
-// The fold's state as JSON: `{"applied_through_seq", "folded_through_seq",
-// "running", "errors", "last_error", "app_seq"}`.
-//
-// # Safety
-// `tasks` is NULL or from libnet; `json_out` is valid for one write.
-net_status_t net_tasks_progress(const net_tasks_adapter_t *tasks, net_bytes_t *json_out);
-
-// Task `id` as a JSON object (`{"id","title","status","created_ns",
-// "updated_ns"}`); `*found_out` false (and an empty buffer) if absent.
-//
-// # Safety
-// `tasks` is NULL or from libnet; the outputs are valid for one write.
-net_status_t net_tasks_find_unique(const net_tasks_adapter_t *tasks,
-                                   uint64_t id,
-                                   net_bytes_t *json_out,
-                                   bool *found_out);
-
-// The tasks matching `filter_json` (a `TaskQuery`: `ids`, `status`,
-// `title_contains`, `created_after`, `created_before`, `updated_after`,
-// `updated_before`, `order_by`, `offset`, `limit`; NULL or empty: all), as a
-// JSON array.
-//
-// Errors: `NET_ERR_CORTEX_INVALID_QUERY` naming the bad key.
-//
-// # Safety
-// `tasks` is NULL or from libnet; `filter_json` is NULL or readable for
-// its length; `json_out` is valid for one write.
-net_status_t net_tasks_find_many(const net_tasks_adapter_t *tasks,
-                                 const uint8_t *filter_json,
-                                 size_t filter_json_len,
-                                 net_bytes_t *json_out);
-
-// How many tasks match the filter (order and paging ignored).
-//
-// # Safety
-// As `net_tasks_find_many`; `count_out` is valid for one write.
-net_status_t net_tasks_count_where(const net_tasks_adapter_t *tasks,
-                                   const uint8_t *filter_json,
-                                   size_t filter_json_len,
-                                   uint64_t *count_out);
-
-// Whether any task matches the filter.
-//
-// # Safety
-// As `net_tasks_find_many`; `exists_out` is valid for one write.
-net_status_t net_tasks_exists_where(const net_tasks_adapter_t *tasks,
-                                    const uint8_t *filter_json,
-                                    size_t filter_json_len,
-                                    bool *exists_out);
-
-// A live query whose first `_next` returns the current result.
-//
-// # Safety
-// As `net_tasks_find_many`; `out` is valid for one write.
-net_status_t net_tasks_watch(const net_tasks_adapter_t *tasks,
-                             const uint8_t *filter_json,
-                             size_t filter_json_len,
-                             net_tasks_watch_t **out);
-
-// The current result (JSON array) and a watch whose `_next` returns only
-// later changes; nothing can slip between the two.
-//
-// # Safety
-// As `net_tasks_find_many`; the outputs are valid for one write.
-net_status_t net_tasks_snapshot_and_watch(const net_tasks_adapter_t *tasks,
-                                          const uint8_t *filter_json,
-                                          size_t filter_json_len,
-                                          net_bytes_t *current_json_out,
-                                          net_tasks_watch_t **out);
-
-// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the watch's
-// next result. `NET_OK` with the rows (JSON array); `NET_LAGGED` with
-// `*missed_out` changes missed (the next `NET_OK` has them all applied);
-// `NET_TIMEOUT`; `NET_END` when the model closed, its fold halted, or the
-// watch was freed.
-//
-// # Safety
-// `watch` is NULL or from libnet; the outputs are valid for one write.
-net_status_t net_tasks_watch_next(const net_tasks_watch_t *watch,
-                                  uint32_t timeout_ms,
-                                  net_bytes_t *rows_out,
-                                  uint64_t *missed_out);
-
-// Frees a watch; a `_next` blocked on it returns `NET_END`. NULL-safe, idempotent.
-//
-// # Safety
-// `watch` is NULL or was returned by libnet.
-void net_tasks_watch_free(net_tasks_watch_t *watch);
-
-// A snapshot: the postcard bytes, and the RedEX seq of the last event they
-// contain (`*has_last_seq_out` false when none). Restore with `net_tasks_restore`.
-//
-// # Safety
-// `tasks` is NULL or from libnet; the outputs are valid for one write.
-net_status_t net_tasks_snapshot(const net_tasks_adapter_t *tasks,
-                                net_bytes_t *bytes_out,
-                                uint64_t *last_seq_out,
-                                bool *has_last_seq_out);
-
-// Opens the memories model (`cortex/memories`); as `net_tasks_open`.
-//
-// # Safety
-// As `net_tasks_open`.
-net_status_t net_memories_open(const net_redex_t *redex,
-                               uint64_t origin_hash,
-                               const uint8_t *config_json,
-                               size_t config_json_len,
-                               net_memories_adapter_t **out);
-
-// Opens the memories model from a snapshot; as `net_tasks_restore`.
-//
-// # Safety
-// As `net_tasks_restore`.
-net_status_t net_memories_restore(const net_redex_t *redex,
-                                  uint64_t origin_hash,
-                                  const uint8_t *config_json,
-                                  size_t config_json_len,
-                                  const uint8_t *snapshot,
-                                  size_t snapshot_len,
-                                  uint64_t last_seq,
-                                  bool has_last_seq,
-                                  net_memories_adapter_t **out);
-
-// Stops, closes and frees a memories model; as `net_tasks_free`.
-//
-// # Safety
-// `memories` is NULL or was returned by libnet.
-void net_memories_free(net_memories_adapter_t *memories);
-
-// Stops the fold and closes the file; as `net_tasks_close`.
-//
-// # Safety
-// `memories` is NULL or from libnet.
-net_status_t net_memories_close(const net_memories_adapter_t *memories);
+net_status_t net_tasks_complete(const net_model_t *tasks, uint64_t id, uint64_t *seq_out);
 
 // Stores memory `id` (creating it, or replacing its content, tags and
-// source); `tags` is an array of `tag_count` UTF-8 strings. Writes the
-// event's RedEX seq.
+// source); `tags` is an array of `tag_count` UTF-8 strings (NULL when 0).
+// Writes the event's RedEX seq.
+//
+// Errors: `NET_ERR_INVALID_ARGUMENT` when `memories` is not a
+// `NET_MODEL_MEMORIES` model or a string is not UTF-8 (naming it);
+// `NET_ERR_CORTEX_HALTED` when the fold has stopped; RedEX append errors.
 //
 // # Safety
 // `memories` is NULL or from libnet; the strings are readable for their
 // lengths; `tags` is readable for `tag_count` slices; `seq_out` is valid
 // for one write.
-net_status_t net_memories_store(const net_memories_adapter_t *memories,
+net_status_t net_memories_store(const net_model_t *memories,
                                 uint64_t id,
                                 const uint8_t *content,
                                 size_t content_len,
@@ -773,137 +951,34 @@ net_status_t net_memories_store(const net_memories_adapter_t *memories,
                                 size_t source_len,
                                 uint64_t *seq_out);
 
-// Replaces memory `id`'s tags; writes the event's RedEX seq.
+// Replaces memory `id`'s tags (no effect if absent); writes the event's
+// RedEX seq.
+//
+// Errors: as `net_memories_store`.
 //
 // # Safety
 // As `net_memories_store`.
-net_status_t net_memories_retag(const net_memories_adapter_t *memories,
+net_status_t net_memories_retag(const net_model_t *memories,
                                 uint64_t id,
                                 const net_slice_t *tags,
                                 size_t tag_count,
                                 uint64_t *seq_out);
 
-// Pins memory `id`; writes the event's RedEX seq.
+// Pins memory `id` (no effect if absent); writes the event's RedEX seq.
+//
+// Errors: as `net_memories_store`.
 //
 // # Safety
 // `memories` is NULL or from libnet; `seq_out` is valid for one write.
-net_status_t net_memories_pin(const net_memories_adapter_t *memories,
-                              uint64_t id,
-                              uint64_t *seq_out);
+net_status_t net_memories_pin(const net_model_t *memories, uint64_t id, uint64_t *seq_out);
 
-// Unpins memory `id`; writes the event's RedEX seq.
+// Unpins memory `id` (no effect if absent); writes the event's RedEX seq.
+//
+// Errors: as `net_memories_store`.
 //
 // # Safety
 // As `net_memories_pin`.
-net_status_t net_memories_unpin(const net_memories_adapter_t *memories,
-                                uint64_t id,
-                                uint64_t *seq_out);
-
-// Deletes memory `id`; writes the event's RedEX seq.
-//
-// # Safety
-// As `net_memories_pin`.
-net_status_t net_memories_delete(const net_memories_adapter_t *memories,
-                                 uint64_t id,
-                                 uint64_t *seq_out);
-
-// Waits for fold progress; as `net_tasks_wait_for_seq`.
-//
-// # Safety
-// `memories` is NULL or from libnet.
-net_status_t net_memories_wait_for_seq(const net_memories_adapter_t *memories,
-                                       uint64_t seq,
-                                       uint32_t timeout_ms);
-
-// The fold's state as JSON; as `net_tasks_progress`.
-//
-// # Safety
-// `memories` is NULL or from libnet; `json_out` is valid for one write.
-net_status_t net_memories_progress(const net_memories_adapter_t *memories, net_bytes_t *json_out);
-
-// Memory `id` as a JSON object (`{"id","content","tags","source",
-// "created_ns","updated_ns","pinned"}`); `*found_out` false if absent.
-//
-// # Safety
-// `memories` is NULL or from libnet; the outputs are valid for one write.
-net_status_t net_memories_find_unique(const net_memories_adapter_t *memories,
-                                      uint64_t id,
-                                      net_bytes_t *json_out,
-                                      bool *found_out);
-
-// The memories matching `filter_json` (a `MemoryQuery`: `ids`, `tags_any`,
-// `tags_all`, `source`, `pinned`, `content_contains`, `created_after`,
-// `created_before`, `updated_after`, `updated_before`, `order_by`, `offset`,
-// `limit`), as a JSON array.
-//
-// # Safety
-// As `net_tasks_find_many`.
-net_status_t net_memories_find_many(const net_memories_adapter_t *memories,
-                                    const uint8_t *filter_json,
-                                    size_t filter_json_len,
-                                    net_bytes_t *json_out);
-
-// How many memories match the filter.
-//
-// # Safety
-// As `net_tasks_count_where`.
-net_status_t net_memories_count_where(const net_memories_adapter_t *memories,
-                                      const uint8_t *filter_json,
-                                      size_t filter_json_len,
-                                      uint64_t *count_out);
-
-// Whether any memory matches the filter.
-//
-// # Safety
-// As `net_tasks_exists_where`.
-net_status_t net_memories_exists_where(const net_memories_adapter_t *memories,
-                                       const uint8_t *filter_json,
-                                       size_t filter_json_len,
-                                       bool *exists_out);
-
-// A live memories query; as `net_tasks_watch`.
-//
-// # Safety
-// As `net_tasks_watch`.
-net_status_t net_memories_watch(const net_memories_adapter_t *memories,
-                                const uint8_t *filter_json,
-                                size_t filter_json_len,
-                                net_memories_watch_t **out);
-
-// The current result and a watch of later changes; as
-// `net_tasks_snapshot_and_watch`.
-//
-// # Safety
-// As `net_tasks_snapshot_and_watch`.
-net_status_t net_memories_snapshot_and_watch(const net_memories_adapter_t *memories,
-                                             const uint8_t *filter_json,
-                                             size_t filter_json_len,
-                                             net_bytes_t *current_json_out,
-                                             net_memories_watch_t **out);
-
-// The watch's next result; as `net_tasks_watch_next`.
-//
-// # Safety
-// As `net_tasks_watch_next`.
-net_status_t net_memories_watch_next(const net_memories_watch_t *watch,
-                                     uint32_t timeout_ms,
-                                     net_bytes_t *rows_out,
-                                     uint64_t *missed_out);
-
-// Frees a memories watch; as `net_tasks_watch_free`.
-//
-// # Safety
-// `watch` is NULL or was returned by libnet.
-void net_memories_watch_free(net_memories_watch_t *watch);
-
-// A memories snapshot; as `net_tasks_snapshot`.
-//
-// # Safety
-// As `net_tasks_snapshot`.
-net_status_t net_memories_snapshot(const net_memories_adapter_t *memories,
-                                   net_bytes_t *bytes_out,
-                                   uint64_t *last_seq_out,
-                                   bool *has_last_seq_out);
+net_status_t net_memories_unpin(const net_model_t *memories, uint64_t id, uint64_t *seq_out);
 
 // Seals `source`'s seed to the recipient's X25519 public key, bound to the
 // 32-byte `chain_link`, with a fresh ephemeral key; writes the 209 bytes.
@@ -994,9 +1069,13 @@ net_status_t net_identity_clone(const net_identity_t *identity, net_identity_t *
 // Frees an identity. NULL-safe and idempotent; waits up to 5 s for calls
 // in flight on other threads, after which calls return `NET_ERR_SHUTTING_DOWN`.
 //
+// Returns `NET_OK` (also for NULL or a handle already freed), or
+// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+// resources are then leaked rather than freed under them; also logged).
+//
 // # Safety
 // `identity` is NULL or was returned by libnet.
-void net_identity_free(net_identity_t *identity);
+net_status_t net_identity_free(net_identity_t *identity);
 
 // The 32-byte ed25519 public key.
 //
@@ -1065,6 +1144,30 @@ net_status_t net_identity_verify(const net_identity_t *identity,
                                  const uint8_t *signature,
                                  size_t signature_len);
 
+// Sets the level from which libnet's log records are queued for
+// `net_log_next` (`NET_LOG_OFF` .. `NET_LOG_TRACE`; the default is
+// `NET_LOG_OFF`: nothing is queued). The first call with a level other than
+// off installs libnet's log collector for the process.
+//
+// Errors: `NET_ERR_INVALID_ARGUMENT` for a level above `NET_LOG_TRACE`.
+net_status_t net_log_set_level(uint32_t level);
+
+// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the next log
+// record: `NET_OK` with its level (`NET_LOG_ERROR` .. `NET_LOG_TRACE`) and
+// text (`target: message key=value ...`, UTF-8, release with
+// `net_bytes_free`); `NET_TIMEOUT`; or `NET_ERR_CANCELLED`. When records were
+// dropped because nobody pulled, a `NET_LOG_WARN` record saying how many
+// comes first.
+//
+// # Safety
+// `cancel` is NULL or from libnet; the outputs are valid for one write;
+// `error_out` is NULL or valid for one write.
+net_status_t net_log_next(uint32_t timeout_ms,
+                          uint32_t *level_out,
+                          net_bytes_t *text_out,
+                          const net_cancel_t *cancel,
+                          net_error_t *error_out);
+
 // Creates a node from `config_json` (NULL/empty: defaults; keys: `bind`,
 // `psk_hex`, `identity_seed_hex`, `static_secret_hex`,
 // `heartbeat_interval_ms`, `session_timeout_ms`, `handshake_timeout_ms`,
@@ -1084,9 +1187,13 @@ net_status_t net_mesh_new(const uint8_t *config_json, size_t config_json_len, ne
 // Shuts the node down and frees it: blocked calls on it (and its
 // streams) return first. NULL-safe, idempotent.
 //
+// Returns `NET_OK` (also for NULL or a handle already freed), or
+// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+// resources are then leaked rather than freed under them; also logged).
+//
 // # Safety
 // `mesh` is NULL or was returned by libnet.
-void net_mesh_free(net_mesh_t *mesh);
+net_status_t net_mesh_free(net_mesh_t *mesh);
 
 // Shuts the node down without freeing it: blocked calls return
 // (`recv_next` with `NET_END`), later ones fail with
@@ -1094,7 +1201,7 @@ void net_mesh_free(net_mesh_t *mesh);
 //
 // # Safety
 // `mesh` is NULL or from libnet.
-net_status_t net_mesh_shutdown(const net_mesh_t *mesh);
+net_status_t net_mesh_close(const net_mesh_t *mesh);
 
 // The node's static X25519 public key (32 bytes): what initiators pass to
 // `net_mesh_connect`.
@@ -1135,31 +1242,38 @@ net_status_t net_mesh_start(const net_mesh_t *mesh);
 //
 // Errors: `NET_ERR_MESH_HANDSHAKE_TIMEOUT`, `NET_ERR_MESH_SESSION_EXISTS`,
 // `NET_ERR_MESH_HANDSHAKE_IN_PROGRESS`, `NET_ERR_MESH_IDENTITY_REFUSED`,
-// `NET_ERR_SHUTTING_DOWN`.
+// `NET_ERR_SHUTTING_DOWN` (also when the node is freed meanwhile),
+// `NET_ERR_CANCELLED`.
 //
 // # Safety
 // `mesh` is NULL or from libnet; `addr` is readable for `addr_len` bytes;
-// `peer_static_pub` is readable for `peer_static_pub_len` bytes.
+// `peer_static_pub` is readable for `peer_static_pub_len` bytes; `cancel`
+// is NULL or from libnet; `error_out` is NULL or valid for one write.
 net_status_t net_mesh_connect(const net_mesh_t *mesh,
                               const uint8_t *addr,
                               size_t addr_len,
                               const uint8_t *peer_static_pub,
                               size_t peer_static_pub_len,
-                              uint64_t peer_node_id);
+                              uint64_t peer_node_id,
+                              const net_cancel_t *cancel,
+                              net_error_t *error_out);
 
 // Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for node
 // `peer_node_id` to handshake in the direct form; writes its address as
 // text. Routed handshakes need no accept.
 //
 // Returns `NET_OK`, `NET_TIMEOUT`, or an error (`NET_ERR_SHUTTING_DOWN`
-// when the node is shut down meanwhile).
+// when the node is shut down or freed meanwhile, `NET_ERR_CANCELLED`).
 //
 // # Safety
-// `mesh` is NULL or from libnet; `addr_out` is valid for one write.
+// `mesh` is NULL or from libnet; `addr_out` is valid for one write;
+// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one write.
 net_status_t net_mesh_accept(const net_mesh_t *mesh,
                              uint64_t peer_node_id,
                              uint32_t timeout_ms,
-                             net_bytes_t *addr_out);
+                             net_bytes_t *addr_out,
+                             const net_cancel_t *cancel,
+                             net_error_t *error_out);
 
 // Opens stream `stream_id` to `peer` (reliable or fire-and-forget) with a
 // send window of `window` bytes (`UINT64_MAX`: the node's default; 0:
@@ -1193,14 +1307,18 @@ net_status_t net_mesh_stream_send(const net_mesh_stream_t *stream,
 // `timeout_ms` (`NET_WAIT_FOREVER`: no limit). Returns `NET_OK`,
 // `NET_TIMEOUT` (the packets before the one that timed out were sent), or
 // an error (`NET_ERR_MESH_STREAM_CLOSED` when the stream handle is freed
-// meanwhile, `NET_ERR_SHUTTING_DOWN` when the node is).
+// meanwhile, `NET_ERR_SHUTTING_DOWN` when the node is, `NET_ERR_CANCELLED`;
+// the packets before the one it waited for were sent).
 //
 // # Safety
-// As `net_mesh_stream_send`.
+// As `net_mesh_stream_send`; `cancel` is NULL or from libnet; `error_out` is
+// NULL or valid for one write.
 net_status_t net_mesh_stream_send_blocking(const net_mesh_stream_t *stream,
                                            const net_slice_t *events,
                                            size_t count,
-                                           uint32_t timeout_ms);
+                                           uint32_t timeout_ms,
+                                           const net_cancel_t *cancel,
+                                           net_error_t *error_out);
 
 // The stream's peer and id.
 //
@@ -1213,35 +1331,47 @@ net_status_t net_mesh_stream_info(const net_mesh_stream_t *stream,
 // Closes the stream and frees the handle; a blocking send on it returns
 // `NET_ERR_MESH_STREAM_CLOSED` first. NULL-safe, idempotent.
 //
+// Returns `NET_OK` (also for NULL or a handle already freed), or
+// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+// resources are then leaked rather than freed under them; also logged).
+//
 // # Safety
 // `stream` is NULL or was returned by libnet.
-void net_mesh_stream_free(net_mesh_stream_t *stream);
+net_status_t net_mesh_stream_free(net_mesh_stream_t *stream);
 
 // Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the next
 // received event, from any peer and stream (inbound shards are drained
 // round-robin). Returns `NET_OK` with the sender's node_id, the stream and
-// the bytes; `NET_TIMEOUT`; or `NET_END` once the node is shut down.
+// the bytes; `NET_TIMEOUT`; `NET_END` once the node is shut down (also when
+// it is freed during the call); or `NET_ERR_CANCELLED` (nothing taken).
 //
 // # Safety
-// `mesh` is NULL or from libnet; the outputs are valid for one write.
+// `mesh` is NULL or from libnet; the outputs are valid for one write;
+// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one write.
 net_status_t net_mesh_recv_next(const net_mesh_t *mesh,
                                 uint32_t timeout_ms,
                                 uint64_t *peer_out,
                                 uint64_t *stream_id_out,
-                                net_bytes_t *data_out);
+                                net_bytes_t *data_out,
+                                const net_cancel_t *cancel,
+                                net_error_t *error_out);
 
 // Up to `max` received events as one buffer of records
 // `peer u64 LE ‖ stream_id u64 LE ‖ len u32 LE ‖ bytes`, waiting up to
 // `timeout_ms` for the first; `*count_out` is the number of records.
-// Returns `NET_OK`, `NET_TIMEOUT` or `NET_END` (shut down).
+// Returns `NET_OK`, `NET_TIMEOUT`, `NET_END` (shut down or freed) or
+// `NET_ERR_CANCELLED` (nothing taken).
 //
 // # Safety
-// `mesh` is NULL or from libnet; the outputs are valid for one write.
+// `mesh` is NULL or from libnet; the outputs are valid for one write;
+// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one write.
 net_status_t net_mesh_recv_batch(const net_mesh_t *mesh,
                                  size_t max,
                                  uint32_t timeout_ms,
                                  net_bytes_t *records_out,
-                                 size_t *count_out);
+                                 size_t *count_out,
+                                 const net_cancel_t *cancel,
+                                 net_error_t *error_out);
 
 // The peers as a JSON array of objects: `node_id`, `addr`, `session_id`,
 // `health` ("alive" | "suspected" | "failed"), `identity` ("net" |
@@ -1271,9 +1401,13 @@ net_status_t net_redex_open(const uint8_t *base_dir, size_t base_dir_len, net_re
 // Frees a manager. Files opened through it stay open until their own
 // `net_redex_file_free`. NULL-safe and idempotent.
 //
+// Returns `NET_OK` (also for NULL or a handle already freed), or
+// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+// resources are then leaked rather than freed under them; also logged).
+//
 // # Safety
 // `redex` is NULL or was returned by libnet.
-void net_redex_free(net_redex_t *redex);
+net_status_t net_redex_free(net_redex_t *redex);
 
 // Opens (creating or recovering) channel `name` with a JSON configuration
 // (NULL or empty: a memory file with defaults):
@@ -1307,13 +1441,16 @@ net_status_t net_redex_open_file(const net_redex_t *redex,
                                  net_redex_file_t **out);
 
 // Closes (syncing whatever the policy) and frees a file. NULL-safe and
-// idempotent; waits up to 5 s for calls in flight; tails of the file end. A
-// failure of the final fsync can only be logged here: call
-// `net_redex_file_close` first to receive it.
+// idempotent; waits up to 5 s for calls in flight; tails of the file end.
+//
+// Returns `NET_OK` (also for NULL or a handle already freed), or
+// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+// resources are then leaked rather than freed under them; also logged), or the
+// final fsync's `NET_ERR_REDEX_IO`.
 //
 // # Safety
 // `file` is NULL or was returned by libnet.
-void net_redex_file_free(net_redex_file_t *file);
+net_status_t net_redex_file_free(net_redex_file_t *file);
 
 // Appends a payload (any length, never inlined); writes its sequence number.
 //
@@ -1439,24 +1576,33 @@ net_status_t net_redex_file_tail(const net_redex_file_t *file,
 // the next entry.
 //
 // Returns `NET_OK` with the entry; `NET_TIMEOUT`; `NET_END` when the file or
-// the tail was closed; or `NET_LAGGED` when entries this reader had not yet
-// read were removed by retention: `*seq_out` is then where delivery resumes
-// (the missed range is from the previous position up to it) and the payload
-// is empty. Outputs are written for `NET_OK` and `NET_LAGGED` only.
+// the tail was closed (also when the tail is freed during the call); or
+// `NET_LAGGED` when entries this reader had not yet read were removed by
+// retention: `*seq_out` is then where delivery resumes (the missed range is
+// from the previous position up to it) and the payload is empty. Outputs are
+// written for `NET_OK` and `NET_LAGGED` only. `NET_ERR_CANCELLED` when
+// `cancel` is cancelled (the tail's position is unchanged).
 //
 // # Safety
-// `tail` is NULL or from libnet; the outputs are valid for one write.
+// `tail` is NULL or from libnet; the outputs are valid for one write;
+// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one write.
 net_status_t net_redex_tail_next(const net_redex_tail_t *tail,
                                  uint32_t timeout_ms,
                                  uint64_t *seq_out,
-                                 net_bytes_t *payload_out);
+                                 net_bytes_t *payload_out,
+                                 const net_cancel_t *cancel,
+                                 net_error_t *error_out);
 
 // Frees a tail; a `net_redex_tail_next` blocked on it returns `NET_END`
 // promptly. NULL-safe and idempotent.
 //
+// Returns `NET_OK` (also for NULL or a handle already freed), or
+// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+// resources are then leaked rather than freed under them; also logged).
+//
 // # Safety
 // `tail` is NULL or was returned by libnet.
-void net_redex_tail_free(net_redex_tail_t *tail);
+net_status_t net_redex_tail_free(net_redex_tail_t *tail);
 
 // The C name of a status code (`"NET_ERR_TOKEN_EXPIRED"`), a static
 // NUL-terminated string; `"NET_UNKNOWN_STATUS"` for a code libnet does not

@@ -2,7 +2,7 @@
 """Self-test of scripts/gen-sdk-bindings.py (run by `make header-check`).
 
 The real header is grown the way the ABI is expected to grow (a cancellation
-handle, a `net_error_t` out-parameter holding a nested struct, a log level
+handle, a `net_probe_error_t` out-parameter holding a nested struct, a log level
 enum, a log callback typedef, an integer alias, a u64 and a string constant,
 a status in an existing block, a new family, a family appearing where a lone
 code was) and the generator must:
@@ -48,27 +48,27 @@ gen = load_generator()
 GROWN_TYPES = """
 // A cancellation token: any blocking call accepts one; cancel it from any
 // thread.
-typedef struct net_cancel_t net_cancel_t;
+typedef struct net_probe_token_t net_probe_token_t;
 
 // A log severity.
-enum net_log_level_t
+enum net_probe_level_t
 #ifdef __cplusplus
   : int32_t
 #endif // __cplusplus
  {
     // Something failed.
-    NET_LOG_ERROR = 1,
+    NET_PROBE_ERROR = 1,
     // Something looks wrong.
-    NET_LOG_WARN,
+    NET_PROBE_WARN,
     // For the curious.
-    NET_LOG_DEBUG = 5,
+    NET_PROBE_DEBUG = 5,
 };
 #ifndef __cplusplus
-typedef int32_t net_log_level_t;
+typedef int32_t net_probe_level_t;
 #endif // __cplusplus
 
 // A sequence number.
-typedef uint64_t net_seq_t;
+typedef uint64_t net_probe_seq_t;
 
 // The error of a blocking call, returned with the call.
 typedef struct {
@@ -77,11 +77,11 @@ typedef struct {
     // The message (release with `net_bytes_free`).
     net_bytes_t message;
     // The sequence the call got to.
-    net_seq_t seq;
-} net_error_t;
+    net_probe_seq_t seq;
+} net_probe_error_t;
 
 // Receives one log record.
-typedef void (*net_log_callback_t)(net_log_level_t level,
+typedef void (*net_probe_callback_t)(net_probe_level_t level,
                                    const uint8_t *message,
                                    size_t message_len,
                                    void *user);
@@ -90,26 +90,26 @@ typedef void (*net_log_callback_t)(net_log_level_t level,
 
 GROWN_FUNCTIONS = """
 // Creates a cancellation token.
-net_status_t net_cancel_new(net_cancel_t **out);
+net_status_t net_probe_token_new(net_probe_token_t **out);
 
 // Cancels every call waiting on the token.
-void net_cancel_cancel(const net_cancel_t *cancel);
+void net_probe_token_cancel(const net_probe_token_t *cancel);
 
 // Frees a token.
-void net_cancel_free(net_cancel_t *cancel);
+void net_probe_token_free(net_probe_token_t *cancel);
 
 // Waits for `seq`, cancellable; the error comes back with the call.
-net_status_t net_tasks_wait_for_seq_ex(const net_tasks_adapter_t *tasks,
-                                       net_seq_t seq,
+net_status_t net_probe_wait_ex(const net_model_t *model,
+                                       net_probe_seq_t seq,
                                        uint32_t timeout_ms,
-                                       const net_cancel_t *cancel,
-                                       net_error_t *error_out);
+                                       const net_probe_token_t *cancel,
+                                       net_probe_error_t *error_out);
 
 // Installs the log callback (NULL: none).
-net_status_t net_set_log_callback(net_log_callback_t callback, void *user);
+net_status_t net_probe_set_callback(net_probe_callback_t callback, void *user);
 
 // The next buffered log record.
-net_status_t net_log_next(net_log_level_t *level_out, net_bytes_t *message_out);
+net_status_t net_probe_next(net_probe_level_t *level_out, net_bytes_t *message_out);
 
 // Arguments for a batch of ids.
 net_status_t net_probe_ids(const uint8_t *const *ids, const size_t *lens, size_t count);
@@ -117,22 +117,22 @@ net_status_t net_probe_ids(const uint8_t *const *ids, const size_t *lens, size_t
 
 GROWN_DEFINES = """
 // The largest sequence number.
-#define NET_SEQ_MAX 18446744073709551615ULL
+#define NET_PROBE_SEQ_MAX 18446744073709551615ULL
 
 // The log target of libnet.
-#define NET_LOG_TARGET "net"
+#define NET_PROBE_TARGET "net"
 
 """
 
-GROWN_STATUSES = """    // The call was cancelled through its `net_cancel_t` (not a failure of
+GROWN_STATUSES = """    // The call stalled behind another `net_probe_token_t` (not a failure of
     // the operation).
-    NET_ERR_CANCELLED = -5,
+    NET_ERR_STALLED = -7,
     // A channel name is longer than 255 bytes.
     NET_ERR_CHANNEL_TOO_LONG = -41,
     // The log callback is already installed.
-    NET_ERR_LOG_BUSY = -500,
+    NET_ERR_PROBE_BUSY = -500,
     // The log buffer overflowed; records were dropped.
-    NET_ERR_LOG_OVERFLOW = -501,
+    NET_ERR_PROBE_OVERFLOW = -501,
 """
 
 
@@ -183,43 +183,43 @@ def main() -> int:
 
         # The model.
         names = {f.name for f in model.functions}
-        check({"net_cancel_new", "net_set_log_callback", "net_log_next", "net_tasks_wait_for_seq_ex"} <= names,
+        check({"net_probe_token_new", "net_probe_set_callback", "net_probe_next", "net_probe_wait_ex"} <= names,
               "new functions parsed")
-        levels = [e for e in model.enums if e.name == "net_log_level_t"]
+        levels = [e for e in model.enums if e.name == "net_probe_level_t"]
         check(levels and [v.value for v in levels[0].variants] == [1, 2, 5] and levels[0].repr == "int32_t",
               "implicit enum values and the enum's integer typedef")
         defines = {d.name: d.value for d in model.defines}
-        check(defines.get("NET_SEQ_MAX") == 2**64 - 1 and defines.get("NET_LOG_TARGET") == "net",
+        check(defines.get("NET_PROBE_SEQ_MAX") == 2**64 - 1 and defines.get("NET_PROBE_TARGET") == "net",
               "u64 and string defines")
 
         # Derived names and families.
         classes = {c.name: c for c in gen.error_classes(model)}
-        check(classes["CancelledError"].parent == "NetError", "a lone general code has no family")
+        check(classes["StalledError"].parent == "NetError", "a lone general code has no family")
         check(classes["ChannelError"].status is None and classes["ChannelNameError"].parent == "ChannelError",
               "a second NET_ERR_CHANNEL_* code makes a ChannelError family (ChannelNameError keeps its name)")
-        check(classes["LogBusyError"].parent == "LogError" and classes["LogOverflowError"].parent == "LogError",
-              "a new block of NET_ERR_LOG_* codes is a LogError family")
+        check(classes["ProbeBusyError"].parent == "ProbeError" and classes["ProbeOverflowError"].parent == "ProbeError",
+              "a new block of NET_ERR_PROBE_* codes is a ProbeError family")
         fams = {f.base: (f.lowest, f.highest) for f in gen.families(model)}
-        check(fams.get("LogError") == (-599, -500) and fams.get("ChannelError") == (-49, -40), "family ranges")
+        check(fams.get("ProbeError") == (-599, -500) and fams.get("ChannelError") == (-49, -40), "family ranges")
         go = files["sdk-go/netmesh/errors_gen.go"]
-        check(re.search(r"\n\tErrCancelled +?= StatusCancelled\n", go) is not None
-              and "\tStatusCancelled Status = C.NET_ERR_CANCELLED\n" in go, "Go constant and sentinel")
-        check('"NET_ERR_CANCELLED", "the call was cancelled through its net_cancel_t"' in go,
+        check(re.search(r"\n\tErrStalled +?= StatusStalled\n", go) is not None
+              and "\tStatusStalled Status = C.NET_ERR_STALLED\n" in go, "Go constant and sentinel")
+        check('"NET_ERR_STALLED", "the call stalled behind another net_probe_token_t"' in go,
               "Go text is the doc's first sentence without backticks or the trailing parenthetical")
 
         # koffi directions.
         node = files["sdk-node/lib/native.gen.js"]
         for proto in (
-            "net_status_t net_cancel_new(_Out_ net_cancel_t **out)",
-            "void net_cancel_cancel(const net_cancel_t *cancel)",
-            "net_status_t net_tasks_wait_for_seq_ex(const net_tasks_adapter_t *tasks, net_seq_t seq, "
-            "uint32_t timeout_ms, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)",
-            "net_status_t net_log_next(_Out_ net_log_level_t *level_out, _Inout_ net_bytes_t *message_out)",
+            "net_status_t net_probe_token_new(_Out_ net_probe_token_t **out)",
+            "void net_probe_token_cancel(const net_probe_token_t *cancel)",
+            "net_status_t net_probe_wait_ex(const net_model_t *model, net_probe_seq_t seq, "
+            "uint32_t timeout_ms, const net_probe_token_t *cancel, _Inout_ net_probe_error_t *error_out)",
+            "net_status_t net_probe_next(_Out_ net_probe_level_t *level_out, _Inout_ net_bytes_t *message_out)",
             "net_status_t net_probe_ids(const uint8_t *const *ids, const size_t *lens, size_t count)",
-            "net_status_t net_set_log_callback(net_log_callback_t callback, void *user)",
+            "net_status_t net_probe_set_callback(net_probe_callback_t callback, void *user)",
         ):
             check(f"'{proto}'" in node, f"koffi prototype: {proto}")
-        check("NET_SEQ_MAX: 18446744073709551615n" in node, "u64 constant as a BigInt")
+        check("NET_PROBE_SEQ_MAX: 18446744073709551615n" in node, "u64 constant as a BigInt")
 
         # The C compiler agrees with the model.
         if shutil.which("cc") or shutil.which("gcc"):
@@ -255,8 +255,8 @@ def main() -> int:
             "spec = importlib.util.spec_from_file_location('c', sys.argv[1])\n"
             "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
             "ffi = FFI(); ffi.cdef(m.CDEF)\n"
-            "assert ffi.sizeof('net_error_t') == 32, ffi.sizeof('net_error_t')\n"
-            "assert ffi.typeof('net_log_callback_t').kind == 'function'\n"
+            "assert ffi.sizeof('net_probe_error_t') == 32, ffi.sizeof('net_probe_error_t')\n"
+            "assert ffi.typeof('net_probe_callback_t').kind == 'function'\n"
             "print('cffi ok')\n"
         )
         r = run([py, "-c", code, os.path.join(tmp, "sdk-python/netmesh/_cdef.py")])
@@ -277,14 +277,14 @@ def main() -> int:
                 "const g = require(process.argv[2]);\n"
                 "g.defineTypes(koffi); g.defineTypes(koffi);\n"
                 "for (const p of g.PROTOTYPES) koffi.proto(p);\n"
-                "if (koffi.sizeof('net_error_t') !== 32) throw new Error('net_error_t size');\n"
-                "console.log(JSON.stringify({n: g.PROTOTYPES.length, log: g.ENUMS.net_log_level_t}));\n"
+                "if (koffi.sizeof('net_probe_error_t') !== 32) throw new Error('net_probe_error_t size');\n"
+                "console.log(JSON.stringify({n: g.PROTOTYPES.length, log: g.ENUMS.net_probe_level_t}));\n"
             )
             r = run(["node", "-e", script, koffi_dir, os.path.join(tmp, "sdk-node/lib/native.gen.js")])
             check(r.returncode == 0, "koffi takes the types and prototypes: " + r.stderr.strip()[-600:])
             if r.returncode == 0:
                 out = json.loads(r.stdout)
-                check(out["n"] == len(model.functions) and out["log"]["NET_LOG_WARN"] == 2, "koffi tables")
+                check(out["n"] == len(model.functions) and out["log"]["NET_PROBE_WARN"] == 2, "koffi tables")
         else:
             skipped.append("Node/koffi (make setup-node)")
 

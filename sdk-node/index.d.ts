@@ -16,6 +16,15 @@ export type ChannelLike = number | string;
 /** A public key: 32 bytes, or an Identity (its public key is used). */
 export type PublicKeyLike = BytesLike | Identity;
 
+/**
+ * The option every blocking call takes: an AbortSignal. Aborting it cancels
+ * the libnet call (through its `net_cancel_t`) and rejects the promise with
+ * `signal.reason`; a call that completed anyway resolves.
+ */
+export interface SignalOptions {
+  signal?: AbortSignal | null;
+}
+
 // ---------------------------------------------------------------------------
 // Identity
 
@@ -63,10 +72,11 @@ export declare class Identity implements Disposable, AsyncDisposable {
 
   /**
    * Releases the handle. Idempotent. Blocks (up to 5 s, inside libnet) until
-   * calls in flight on other threads have finished.
+   * calls in flight on other threads have finished; throws `BusyError` if
+   * some were still running then.
    */
   close(): void;
-  /** `close()` whose wait for in-flight calls happens on a worker thread. */
+  /** `close()` whose wait for in-flight calls happens on a worker thread; rejects with `BusyError`. */
   closeAsync(): Promise<void>;
   [Symbol.dispose](): void;
   [Symbol.asyncDispose](): Promise<void>;
@@ -328,9 +338,9 @@ export declare class Redex implements Disposable, AsyncDisposable {
   openFile(name: BytesOrString, options?: RedexFileOptions | string | null): RedexFile;
   /** `openFile()` on a worker thread (recovering a big persistent file takes a while). */
   openFileAsync(name: BytesOrString, options?: RedexFileOptions | string | null): Promise<RedexFile>;
-  /** Frees the manager (idempotent); its files stay open until closed. */
+  /** Frees the manager (idempotent); its files stay open until closed. Throws `BusyError`. */
   close(): void;
-  /** `close()` whose wait for in-flight calls happens on a worker thread. */
+  /** `close()` whose wait for in-flight calls happens on a worker thread; rejects with `BusyError`. */
   closeAsync(): Promise<void>;
   [Symbol.dispose](): void;
   [Symbol.asyncDispose](): Promise<void>;
@@ -376,15 +386,20 @@ export declare class RedexFile implements Disposable, AsyncDisposable {
   sweepRetention(): bigint;
   /** `sweepRetention()` on a worker thread. */
   sweepRetentionAsync(): Promise<bigint>;
-  /** A reader from `fromSeq` (default 0n): backfill, then live appends. */
-  tail(fromSeq?: U64Like): RedexTail;
+  /**
+   * A reader from `fromSeq` (default 0n): backfill, then live appends. With
+   * `{ signal }`, aborting it closes the tail and rejects a pending `next()`
+   * (so a `for await` loop throws the signal's reason).
+   */
+  tail(fromSeq?: U64Like, options?: SignalOptions): RedexTail;
 
   /**
    * Syncs, closes and frees the file (idempotent); its tails end. Throws
-   * `RedexIoError` if the final sync failed (the handle is freed anyway).
+   * `RedexIoError` if the final sync failed, `BusyError` if calls were still
+   * running after libnet's 5 s deadline (the handle is released anyway).
    */
   close(): void;
-  /** `close()` on a worker thread. */
+  /** `close()` on a worker thread; rejects as `close()` throws. */
   closeAsync(): Promise<void>;
   [Symbol.dispose](): void;
   [Symbol.asyncDispose](): Promise<void>;
@@ -405,14 +420,21 @@ export declare class RedexTail implements AsyncIterable<RedexTailItem>, Disposab
   readonly closed: boolean;
   /** Waits as long as it takes for the next item (the async-iterator protocol). */
   next(): Promise<IteratorResult<RedexTailItem, undefined>>;
+  /** As `next()`, cancelled by `options.signal` (rejecting with its reason; nothing is consumed). */
+  next(timeoutMs: undefined, options?: SignalOptions): Promise<IteratorResult<RedexTailItem, undefined>>;
   /** Waits up to `timeoutMs` (0: only what is ready; Infinity: no limit); null on timeout. */
-  next(timeoutMs: number): Promise<IteratorResult<RedexTailItem, undefined> | null>;
+  next(timeoutMs: number, options?: SignalOptions): Promise<IteratorResult<RedexTailItem, undefined> | null>;
   /** Closes the tail (what `for await` calls on `break`). */
   return(): Promise<IteratorReturnResult<undefined>>;
   /** The tail itself, as a plain async iterator (for `for await`). */
   [Symbol.asyncIterator](): AsyncIterableIterator<RedexTailItem>;
-  /** Ends the tail: pending and later `next()` calls resolve `{ done: true }`. Idempotent. */
+  /**
+   * Ends the tail: pending and later `next()` calls resolve `{ done: true }`
+   * (libnet wakes a blocked one). Idempotent. Throws `BusyError`.
+   */
   close(): void;
+  /** `close()` with the free on a worker thread; rejects with `BusyError`. */
+  closeAsync(): Promise<void>;
   [Symbol.dispose](): void;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -494,7 +516,7 @@ export interface PollResult {
 }
 
 /** What a poll asks for. */
-export interface PollOptions {
+export interface PollOptions extends SignalOptions {
   cursor?: string;
   limit?: number;
   perShardLimit?: number;
@@ -507,7 +529,7 @@ export interface PollOptions {
 export type BusConfig = Record<string, unknown>;
 
 /** An event bus (`net_bus_t`). */
-export declare class Bus implements Disposable {
+export declare class Bus implements Disposable, AsyncDisposable {
   private constructor();
   static open(config?: BusConfig | null): Bus;
   readonly closed: boolean;
@@ -515,16 +537,27 @@ export declare class Bus implements Disposable {
   ingest(event: Uint8Array | ArrayBuffer): void;
   ingestBatch(events: Array<Uint8Array | ArrayBuffer>): IngestReport;
   ingestBatchInPlace(events: Array<Uint8Array | ArrayBuffer>): IngestReport;
+  /** Off the event loop; `signal` cancels it. */
   poll(options?: PollOptions): Promise<PollResult>;
-  flush(): Promise<void>;
+  /** Resolves once everything ingested so far is stored; `signal` ends the wait; close() rejects it. */
+  flush(options?: SignalOptions): Promise<void>;
   stats(): Record<string, number | string | number[] | null>;
+  /** Drains and shuts down (`net_bus_close`): the report. The bus still needs `close()`. */
   shutdown(): Promise<Record<string, number | boolean | string | null>>;
+  /**
+   * Shuts down (draining, on the calling thread) and frees; idempotent.
+   * Throws `BusyError` when calls were still running after 5 s or the
+   * shutdown lost events.
+   */
   close(): void;
+  /** `close()` on a worker thread; rejects as `close()` throws. */
+  closeAsync(): Promise<void>;
   [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** A bounded FIFO set of recently seen dedup ids (`net_redis_dedup_t`). */
-export declare class RedisStreamDedup implements Disposable {
+export declare class RedisStreamDedup implements Disposable, AsyncDisposable {
   constructor(capacity?: number);
   readonly closed: boolean;
   readonly size: number;
@@ -533,11 +566,15 @@ export declare class RedisStreamDedup implements Disposable {
   isDuplicate(id: string): boolean;
   checkBatch(ids: string[]): boolean[];
   clear(): void;
+  /** Frees the set (idempotent); throws `BusyError`. */
   close(): void;
+  /** `close()` on a worker thread; rejects with `BusyError`. */
+  closeAsync(): Promise<void>;
   [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
-export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable {
+export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable, AsyncDisposable {
   private constructor();
   static open(options?: MeshOptions | null): Mesh;
   readonly closed: boolean;
@@ -546,23 +583,31 @@ export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable {
   readonly entityId: Buffer;
   readonly localAddr: string;
   start(): void;
-  connect(addr: string, publicKey: BytesLike, nodeId: U64Like): Promise<void>;
-  /** The peer's address, or null on timeout. */
-  accept(nodeId: U64Like, timeoutMs?: number): Promise<string | null>;
+  /** Handshakes off the event loop; `signal` cancels it; close() rejects it with `ShuttingDownError`. */
+  connect(addr: string, publicKey: BytesLike, nodeId: U64Like, options?: SignalOptions): Promise<void>;
+  /** The peer's address, or null on timeout (omitted: no limit). */
+  accept(nodeId: U64Like, timeoutMs?: number | null, options?: SignalOptions): Promise<string | null>;
   openStream(peer: U64Like, streamId: U64Like, options?: { reliable?: boolean; window?: U64Like }): MeshStream;
-  /** Events ([] on timeout, null once shut down). */
-  recv(max?: number, timeoutMs?: number): Promise<MeshEvent[] | null>;
+  /** Events ([] on timeout, null once shut down); `signal` aborts the wait (nothing taken). */
+  recv(max?: number, timeoutMs?: number | null, options?: SignalOptions): Promise<MeshEvent[] | null>;
   tryRecv(): MeshEvent | null;
+  /** Events until the node shuts down; with `signal`, the loop throws its reason on abort. */
+  events(options?: SignalOptions): AsyncGenerator<MeshEvent, void, undefined>;
   [Symbol.asyncIterator](): AsyncIterator<MeshEvent>;
   peers(): MeshPeer[];
   stats(): Record<string, number | bigint>;
+  /** Stops the node without freeing it (`net_mesh_close`): blocked calls return. */
   shutdown(): void;
+  /** Shuts down and frees (blocked calls return first); idempotent; throws `BusyError`. */
   close(): void;
+  /** `close()` on a worker thread; rejects with `BusyError`. */
+  closeAsync(): Promise<void>;
   [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** One stream to one peer. */
-export declare class MeshStream implements Disposable {
+export declare class MeshStream implements Disposable, AsyncDisposable {
   private constructor();
   readonly peer: bigint;
   readonly streamId: bigint;
@@ -570,10 +615,18 @@ export declare class MeshStream implements Disposable {
   readonly mesh: Mesh;
   send(...events: BytesOrString[]): void;
   send(events: BytesOrString[]): void;
-  /** false when the timeout passed first. */
-  sendBlocking(events: BytesOrString[], timeoutMs?: number): Promise<boolean>;
+  /**
+   * Waits for credit off the event loop: true once sent, false when the
+   * timeout passed first (omitted: no limit). `signal` cancels it; close()
+   * rejects it with `MeshStreamClosedError`.
+   */
+  sendBlocking(events: BytesOrString[], timeoutMs?: number | null, options?: SignalOptions): Promise<boolean>;
+  /** Closes the stream (a pending sendBlocking rejects); idempotent; throws `BusyError`. */
   close(): void;
+  /** `close()` on a worker thread; rejects with `BusyError`. */
+  closeAsync(): Promise<void>;
   [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 // ---- CortEX ------------------------------------------------------------------------
@@ -657,36 +710,74 @@ export interface ModelSnapshot {
 /** One update of a watch. */
 export type WatchUpdate<Row> = { lagged: false; rows: Row[] } | { lagged: true; missed: bigint };
 
-/** A live query; see Tasks.watch. */
+/** The kinds of CortEX model (`NET_MODEL_*`). */
+export declare const ModelKind: Readonly<{ TASKS: 1; MEMORIES: 2 }>;
+
+/** A live query; see `Model.watch`. */
 export declare class Watch<Row> implements AsyncIterable<WatchUpdate<Row>>, Disposable, AsyncDisposable {
   private constructor();
-  readonly model: Tasks | Memories;
+  readonly model: Model<Row, unknown>;
   readonly closed: boolean;
   /** The next update, or `{ done: true }` once the watch ended. */
   next(): Promise<IteratorResult<WatchUpdate<Row>, undefined>>;
-  /** As next(), or null when `timeoutMs` passed first. */
-  next(timeoutMs: number): Promise<IteratorResult<WatchUpdate<Row>, undefined> | null>;
+  /** As next(), cancelled by `options.signal` (rejecting with its reason; the watch stays usable). */
+  next(timeoutMs: undefined, options?: SignalOptions): Promise<IteratorResult<WatchUpdate<Row>, undefined>>;
+  /** As next(), or null when `timeoutMs` passed first (0: only what is ready). */
+  next(timeoutMs: number, options?: SignalOptions): Promise<IteratorResult<WatchUpdate<Row>, undefined> | null>;
+  /** Ends the watch (libnet wakes a pending next(), which resolves done); throws `BusyError`. */
   close(): void;
+  /** `close()` with the free on a worker thread; rejects with `BusyError`. */
+  closeAsync(): Promise<void>;
   return(): Promise<IteratorResult<WatchUpdate<Row>, undefined>>;
   [Symbol.asyncIterator](): AsyncIterableIterator<WatchUpdate<Row>>;
   [Symbol.dispose](): void;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-declare abstract class Model<Row, Filter> implements Disposable, AsyncDisposable {
+/**
+ * A CortEX model (`net_model_t`): what every kind shares. Open one through
+ * a kind (`Tasks.open`, `Memories.open`, `restore`, `openAsync`).
+ */
+export declare abstract class Model<Row, Filter> implements Disposable, AsyncDisposable {
+  protected constructor();
   readonly originHash: bigint;
+  /** The kind libnet opened (`ModelKind.*`). */
+  readonly kind: number;
   readonly closed: boolean;
-  /** true once the fold attempted `seq`; false on timeout; rejects with CortexHaltedError if it stopped short. */
-  waitForSeq(seq: U64Like, timeoutMs?: number): Promise<boolean>;
+  /**
+   * true once the fold attempted `seq`; false on timeout (omitted: no limit);
+   * rejects with `CortexHaltedError` if it stopped short, `ShuttingDownError`
+   * if the model is closed meanwhile, `signal.reason` on abort.
+   */
+  waitForSeq(seq: U64Like, timeoutMs?: number | null, options?: SignalOptions): Promise<boolean>;
   progress(): Progress;
   findUnique(id: U64Like): Row | null;
   findMany(filter?: Filter | null): Row[];
   countWhere(filter?: Filter | null): bigint;
   existsWhere(filter?: Filter | null): boolean;
-  watch(filter?: Filter | null): Watch<Row>;
-  snapshotAndWatch(filter?: Filter | null): { rows: Row[]; watch: Watch<Row> };
+  /** A live query; with `signal`, aborting it closes the watch. */
+  watch(filter?: Filter | null, options?: SignalOptions): Watch<Row>;
+  snapshotAndWatch(filter?: Filter | null, options?: SignalOptions): { rows: Row[]; watch: Watch<Row> };
   snapshot(): ModelSnapshot;
+  /** Deletes row `id` (no effect if absent): the event's RedEX seq. */
+  delete(id: U64Like): bigint;
+  deleteAsync(id: U64Like): Promise<bigint>;
+  /**
+   * Stops the fold and closes the file without freeing (`net_model_close`):
+   * throws its error (`RedexIoError` for a failed sync); writes then fail
+   * with `CortexHaltedError`, watches end, queries keep answering.
+   */
+  shutdown(): void;
+  /** `shutdown()` on a worker thread. */
+  shutdownAsync(): Promise<void>;
+  /**
+   * Frees the model (`net_model_free`): wakes a blocked waitForSeq (it
+   * rejects with `ShuttingDownError`), ends watches, stops the fold, closes
+   * the file; idempotent. Throws `BusyError` when calls were still running
+   * after 5 s or closing the file failed.
+   */
   close(): void;
+  /** `close()` on a worker thread; rejects as `close()` throws. */
   closeAsync(): Promise<void>;
   [Symbol.dispose](): void;
   [Symbol.asyncDispose](): Promise<void>;
@@ -695,6 +786,7 @@ declare abstract class Model<Row, Filter> implements Disposable, AsyncDisposable
 /** The tasks model (channel cortex/tasks). Writes return the event's RedEX seq. */
 export declare class Tasks extends Model<Task, TaskFilter> {
   private constructor();
+  static readonly kind: 1;
   static open(redex: Redex, originHash: U64Like, options?: ModelOptions | null): Tasks;
   static openAsync(redex: Redex, originHash: U64Like, options?: ModelOptions | null): Promise<Tasks>;
   static restore(redex: Redex, originHash: U64Like, snapshot: { data: BytesLike; lastSeq: U64Like | null }, options?: ModelOptions | null): Tasks;
@@ -704,13 +796,12 @@ export declare class Tasks extends Model<Task, TaskFilter> {
   renameAsync(id: U64Like, title: BytesOrString): Promise<bigint>;
   complete(id: U64Like): bigint;
   completeAsync(id: U64Like): Promise<bigint>;
-  delete(id: U64Like): bigint;
-  deleteAsync(id: U64Like): Promise<bigint>;
 }
 
 /** The memories model (channel cortex/memories). */
 export declare class Memories extends Model<Memory, MemoryFilter> {
   private constructor();
+  static readonly kind: 2;
   static open(redex: Redex, originHash: U64Like, options?: ModelOptions | null): Memories;
   static openAsync(redex: Redex, originHash: U64Like, options?: ModelOptions | null): Promise<Memories>;
   static restore(redex: Redex, originHash: U64Like, snapshot: { data: BytesLike; lastSeq: U64Like | null }, options?: ModelOptions | null): Memories;
@@ -722,10 +813,44 @@ export declare class Memories extends Model<Memory, MemoryFilter> {
   pinAsync(id: U64Like): Promise<bigint>;
   unpin(id: U64Like): bigint;
   unpinAsync(id: U64Like): Promise<bigint>;
-  delete(id: U64Like): bigint;
-  deleteAsync(id: U64Like): Promise<bigint>;
 }
 
+// ---------------------------------------------------------------------------
+// libnet's log
+
+/** A level of libnet's log, lowest (`'off'`) to most verbose (`'trace'`). */
+export type LogLevel = 'off' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+/** One record of libnet's log, as the log hook gets it. */
+export interface LogRecord {
+  level: Exclude<LogLevel, 'off'>;
+  /** `Constants.NET_LOG_*`. */
+  levelNumber: number;
+  /** Where it comes from (`net::redex::recovery`), or ''. */
+  target: string;
+  /** The message with its `key=value` fields. */
+  message: string;
+  /** The whole record, `target: message key=value ...`. */
+  text: string;
+}
+
+/** The level names, in order (index = `NET_LOG_*` number). */
+export declare const LOG_LEVELS: readonly LogLevel[];
+/**
+ * Sets the level from which libnet's records reach the log hook (default
+ * `'warn'`, or `NETMESH_LOG_LEVEL`); `'off'` stops the background puller.
+ * Returns the previous level.
+ */
+export declare function setLogLevel(level: LogLevel | number): LogLevel;
+/** The current level. */
+export declare function getLogLevel(): LogLevel;
+/**
+ * Replaces the hook every record goes to (on the main thread); `null`
+ * restores the default. Returns the previous hook.
+ */
+export declare function setLogHook(hook: ((record: LogRecord) => void) | null): (record: LogRecord) => void;
+/** The default hook: `process.emitWarning` (type `'NetmeshWarning'`) for warnings and errors. */
+export declare function defaultLogHook(record: LogRecord): void;
 
 // ---------------------------------------------------------------------------
 // Versions and constants
@@ -735,7 +860,7 @@ export declare function version(): string;
 /** The ABI version of the loaded libnet. */
 export declare function abiVersion(): number;
 /** The ABI version this SDK was written for (checked at load). */
-export declare const ABI_VERSION: 1;
+export declare const ABI_VERSION: 2;
 
 export declare const SEED_LEN: 32;
 export declare const PUBLIC_KEY_LEN: 32;
@@ -781,6 +906,21 @@ export * from './lib/errors.gen';
 // ---------------------------------------------------------------------------
 // Internals (tests, benchmarks, debugging; not a stable API)
 
+/** One attempt of a blocking call (koffi async), as `internal.callEvents` emits it. */
+export interface CallEvent {
+  /** The C call, without `net_` (`redex_tail_next`, `model_wait_for_seq`, ...). */
+  op: string;
+  /** What it returned. */
+  status: number;
+  /** Its `net_error_t` message ('' unless it failed). */
+  message: string;
+  /** Whether the SDK cancelled it to give its thread to another wait (it is then re-issued). */
+  preempted: boolean;
+  /** performance.now() when it was issued and when it returned. */
+  startedAt: number;
+  finishedAt: number;
+}
+
 export interface PoolJobEvent {
   op: string;
   ok: boolean;
@@ -804,20 +944,38 @@ export declare const internal: {
   lastErrorMessage(): string;
   /** The NetError subclass instance libnet's status code maps to. */
   errorFor(status: number, message: string): NetError;
-  /** The bigint pointer behind an Identity, Redex, RedexFile, RedexTail, Tasks, Memories or Watch, or null once closed. */
-  rawHandle(value: Identity | Redex | RedexFile | RedexTail | Tasks | Memories | Watch<unknown> | Mesh | MeshStream): bigint | null;
+  /** The bigint pointer behind a handle-owning object, or null once closed. */
+  rawHandle(
+    value: Identity | Redex | RedexFile | RedexTail | Model<unknown, unknown> | Watch<unknown> | Mesh | MeshStream | Bus | RedisStreamDedup,
+  ): bigint | null;
   /** The configuration JSON Mesh.open would pass to libnet for these options. */
   meshConfigJson(options?: MeshOptions | null): string | null;
   /** The configuration JSON a model open would pass to libnet for these options. */
   cortexConfigJson(options?: ModelOptions | null): string | null;
-  /** The longest wait (ms) of one waitForSeq / watch poll on a pool worker. */
-  readonly cortexPollMs: number;
   /** The configuration JSON `openFile` would pass to libnet for these options. */
   redexConfigJson(options?: RedexFileOptions | string | null): string | null;
-  /** The longest wait (ms) of one tail poll on a pool worker. */
-  readonly tailPollMs: number;
-  /** Emits 'job' (PoolJobEvent) after each call run on the async pool. */
+  /** Emits 'job' (PoolJobEvent) after each call run on the worker pool. */
   readonly poolEvents: EventEmitter;
-  /** Worker threads in the async pool (NETMESH_THREADS, default min(4, cores)). */
+  /** Worker threads in the worker pool (NETMESH_THREADS, default min(4, cores)). */
   poolSize(): number;
+  /** Emits 'call' (CallEvent) after each attempt of a blocking call. */
+  readonly callEvents: EventEmitter;
+  /** The blocking calls now: in flight, holding a thread within the wait budget, queued for one. */
+  waits(): { live: number; holding: number; queued: number; inFlight: number; backlog: number; budget: number };
+  /** How many resumable waits may hold libuv threads at once (default UV_THREADPOOL_SIZE - 1). */
+  waitBudget(): number;
+  /** Sets it; returns the old one. */
+  setWaitBudget(n: number): number;
+  /** Frees `handle` with C function `name` (say 'net_identity_free') as close() does: throws `BusyError`. */
+  free(name: string, handle: bigint): void;
+  /** `free()` on the worker pool, as closeAsync() does. */
+  freeAsync(name: string, handle: bigint): Promise<void>;
+  /** The finalizer's counters: leaks noticed by class, background frees done and failed. */
+  leaks(): { leaked: Record<string, number>; freed: number; failed: number; inFlight: number };
+  /** Whether the log puller thread is running. */
+  logPullerRunning(): boolean;
+  /** Resolves with how the running puller's pull returned once it stops (null if none runs). */
+  logPullerStopped(): Promise<{ status: number | null; message: string } | null>;
+  /** Resolves true once the running puller is about to make its first pull. */
+  logPullerPulling(): Promise<boolean>;
 };

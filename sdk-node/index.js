@@ -12,8 +12,14 @@ const redex = require('./lib/redex');
 const cortex = require('./lib/cortex');
 const mesh = require('./lib/mesh');
 const bus = require('./lib/bus');
+const asyncCalls = require('./lib/async');
+const log = require('./lib/log');
+const finalize = require('./lib/finalize');
 
 const { CONSTANTS, STATUS } = native;
+
+// libnet's warnings reach process.emitWarning (NETMESH_LOG_LEVEL, setLogLevel, setLogHook).
+log.init();
 
 /** The libnet version ("MAJOR.MINOR.PATCH"). */
 function version() {
@@ -53,9 +59,17 @@ module.exports = {
   Mesh: mesh.Mesh,
   MeshStream: mesh.MeshStream,
   // CortEX
+  Model: cortex.Model,
+  ModelKind: cortex.ModelKind,
   Tasks: cortex.Tasks,
   Memories: cortex.Memories,
   Watch: cortex.Watch,
+  // libnet's log
+  setLogLevel: log.setLogLevel,
+  getLogLevel: log.getLogLevel,
+  setLogHook: log.setLogHook,
+  defaultLogHook: log.defaultLogHook,
+  LOG_LEVELS: log.LOG_LEVELS,
   // versions
   version,
   abiVersion,
@@ -81,8 +95,9 @@ module.exports = {
    * `fns` are the raw koffi functions (C names), `rawHandle(identity)` the
    * bigint pointer behind an Identity, Redex, RedexFile, RedexTail, Tasks,
    * Memories, Watch, Mesh, MeshStream, Bus or RedisStreamDedup,
-   * `poolEvents` emits 'job' per async call, `tailPollMs` is the longest wait
-   * of one tail poll on a pool worker.
+   * `poolEvents` emits 'job' per call run on the worker pool, `callEvents`
+   * 'call' per attempt of a blocking call (koffi async), `leaks()` the
+   * finalizer's counters, `waits()` the wait budget's state.
    */
   internal: {
     koffi: native.koffi,
@@ -105,7 +120,6 @@ module.exports = {
       const json = cortex.modelConfigJson(options);
       return json === null ? null : json.toString('utf8');
     },
-    cortexPollMs: cortex.POLL_MS,
     meshConfigJson: (options) => {
       const json = mesh.meshConfigJson(options);
       return json === null ? null : json.toString('utf8');
@@ -116,6 +130,17 @@ module.exports = {
     },
     poolEvents: pool.events,
     poolSize: () => pool.getPool().size,
-    tailPollMs: redex.TAIL_POLL_MS,
+    callEvents: asyncCalls.events,
+    waits: asyncCalls.stats,
+    waitBudget: asyncCalls.waitBudget,
+    setWaitBudget: asyncCalls.setWaitBudget,
+    leaks: finalize.leaks,
+    /** Frees `handle` with C function `name` as close() does: throws BusyError (or the status's error). */
+    free: (name, handle) => require('./lib/calls').free(name, handle),
+    /** free() on the worker pool, as closeAsync() does. */
+    freeAsync: (name, handle) => pool.getPool().run('free', [name, handle]),
+    logPullerRunning: log.pullerRunning,
+    logPullerStopped: log.pullerStopped,
+    logPullerPulling: log.pullerPulling,
   },
 };

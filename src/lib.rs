@@ -10,6 +10,8 @@
 /// cbindgen:ignore
 pub mod bus;
 /// cbindgen:ignore
+pub mod cancel;
+/// cbindgen:ignore
 pub mod cortex;
 pub mod ffi;
 /// cbindgen:ignore

@@ -424,7 +424,7 @@ fn snapshot_and_watch_loses_nothing_in_between() {
     // A closer ends a blocked watch.
     let closer = watch.closer();
     let waiter = std::thread::spawn(move || watch.next_timeout(None));
-    std::thread::sleep(Duration::from_millis(20));
+    wait_until(|| closer.waiting() == 1);
     closer.close();
     assert_eq!(waiter.join().unwrap(), WatchPoll::End);
 }
@@ -563,4 +563,13 @@ fn postcard_task_created(id: u64) -> Vec<u8> {
     }
     out.extend_from_slice(&[1, b't', 1]);
     out
+}
+
+/// Polls `condition` until it holds (panics after a minute).
+fn wait_until(mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "condition never held");
+        std::thread::yield_now();
+    }
 }

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::ptr;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod ffi_common;
 
@@ -82,7 +82,17 @@ fn decode(mut buf: &[u8]) -> Vec<Event> {
 
 fn poll(b: *mut net_bus_t, request: &str) -> Result<(Vec<Event>, serde_json::Value), net_status_t> {
     let (mut events, mut meta) = (net_bytes_t::EMPTY, net_bytes_t::EMPTY);
-    let st = unsafe { net_bus_poll(b, request.as_ptr(), request.len(), &mut events, &mut meta) };
+    let st = unsafe {
+        net_bus_poll(
+            b,
+            request.as_ptr(),
+            request.len(),
+            &mut events,
+            &mut meta,
+            ptr::null(),
+            ptr::null_mut(),
+        )
+    };
     if st != net_status_t::NET_OK {
         return Err(st);
     }
@@ -165,7 +175,10 @@ fn raw_and_batch_ingest_poll_back_through_the_record_buffer() {
         assert_eq!(st, net_status_t::NET_ERR_INVALID_ARGUMENT);
         assert!(last_error().contains(needle), "{}", last_error());
     }
-    assert_eq!(unsafe { net_bus_flush(b) }, net_status_t::NET_OK);
+    assert_eq!(
+        unsafe { net_bus_flush(b, ptr::null(), ptr::null_mut()) },
+        net_status_t::NET_OK
+    );
     let events = poll_all(b);
     let got: HashSet<u32> = events
         .iter()
@@ -188,7 +201,7 @@ fn raw_and_batch_ingest_poll_back_through_the_record_buffer() {
     assert_eq!(stats["producer_nonce"].as_str().unwrap().len(), 16);
     let mut report = net_bytes_t::EMPTY;
     assert_eq!(
-        unsafe { net_bus_shutdown(b, &mut report) },
+        unsafe { net_bus_close(b, &mut report) },
         net_status_t::NET_OK
     );
     let report = json(report);
@@ -238,7 +251,10 @@ fn the_discard_adapter_counts_and_stores_nothing() {
     let b = bus(r#"{"num_shards":2,"adapter":{"type":"discard"}}"#);
     let batch: Vec<Vec<u8>> = (0..1_000u32).map(|i| i.to_le_bytes().to_vec()).collect();
     assert_eq!(ingest_batch(b, &batch).1.taken, 1_000);
-    assert_eq!(unsafe { net_bus_flush(b) }, net_status_t::NET_OK);
+    assert_eq!(
+        unsafe { net_bus_flush(b, ptr::null(), ptr::null_mut()) },
+        net_status_t::NET_OK
+    );
     let mut stats = net_bytes_t::EMPTY;
     assert_eq!(
         unsafe { net_bus_stats(b, &mut stats) },
@@ -434,7 +450,10 @@ fn race_op_after_free_is_refused() {
             net_bus_ingest_raw(b, e.as_ptr(), 1),
             net_status_t::NET_ERR_SHUTTING_DOWN
         );
-        assert_eq!(net_bus_flush(b), net_status_t::NET_ERR_SHUTTING_DOWN);
+        assert_eq!(
+            net_bus_flush(b, ptr::null(), ptr::null_mut()),
+            net_status_t::NET_ERR_SHUTTING_DOWN
+        );
         let mut n = 0;
         assert_eq!(
             net_bus_num_shards(b, &mut n),
@@ -513,8 +532,7 @@ fn race_concurrent_frees_are_idempotent_with_ops_racing() {
 
 #[test]
 fn race_free_waits_for_an_ingest_in_flight() {
-    let mut overlapped = 0;
-    for _ in 0..3 {
+    for _ in 0..20 {
         let b = P(bus(
             r#"{"num_shards":1,"shard_capacity":4194304,"adapter":{"type":"memory"}}"#,
         ));
@@ -529,33 +547,100 @@ fn race_free_waits_for_an_ingest_in_flight() {
             })
             .collect();
         let slices = P(slices.as_ptr() as *mut net_slice_t);
-        let started = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let worker = {
-            let started = started.clone();
+            let done = done.clone();
             thread::spawn(move || {
                 let (b, slices) = (b, slices);
                 let mut report = net_bus_ingest_report_t::default();
-                started.wait();
                 let st = unsafe { net_bus_ingest_raw_batch(b.0, slices.0, 1_000_000, &mut report) };
-                (st, report, Instant::now())
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                (st, report)
             })
         };
-        started.wait();
-        thread::sleep(Duration::from_micros(500));
-        unsafe { net_bus_free(b.0) };
-        let freed = Instant::now();
-        let (st, report, returned) = worker.join().unwrap();
-        match st {
-            // The ingest got in before the free: the free waited for it.
-            net_status_t::NET_OK => {
-                assert!(returned <= freed, "the free returned while the ingest ran");
-                assert_eq!(report.taken, 1_000_000);
-                overlapped += 1;
-            }
-            net_status_t::NET_ERR_SHUTTING_DOWN => {}
-            other => panic!("{other:?}"),
-        }
+        let in_flight = wait_in_flight(b.0, &done);
+        // The free waits for the ingest, then shuts the bus down losslessly.
+        assert_eq!(
+            unsafe { net_bus_free(b.0) },
+            net_status_t::NET_OK,
+            "{}",
+            last_error()
+        );
+        let (st, report) = worker.join().unwrap();
         drop(batch);
+        if in_flight {
+            assert_eq!(st, net_status_t::NET_OK);
+            assert_eq!(report.taken, 1_000_000);
+            return;
+        }
     }
-    assert!(overlapped > 0, "no free ever met an ingest in flight");
+    panic!("no free ever met an ingest in flight in 20 rounds");
+}
+
+// ---- free and cancel wake a blocked flush ------------------------------------
+
+/// A bus whose flush waits far longer than any test round: its one event
+/// sits in the batcher (a minute's delay, a batch of a thousand) and the
+/// flush may wait ten minutes.
+const PATIENT: &str = r#"{"num_shards":1,"adapter":{"type":"redex"},
+    "batch":{"min_size":1000,"max_size":1000,"max_delay_ms":60000},
+    "shutdown_timeout_ms":600000}"#;
+
+fn flush(b: P<net_bus_t>, cancel: P<net_cancel_t>) -> (net_status_t, String) {
+    let mut error = error_slot();
+    let status = unsafe { net_bus_flush(b.0, cancel.0, &mut error) };
+    (status, error_of(error).1)
+}
+
+#[test]
+fn race_free_wakes_a_flush_blocked_forever() {
+    until_won(200, 3, |_| {
+        let b = P(bus(PATIENT));
+        let e = [1u8; 8];
+        assert_eq!(
+            unsafe { net_bus_ingest_raw(b.0, e.as_ptr(), e.len()) },
+            net_status_t::NET_OK
+        );
+        let blocked = thread::spawn(move || flush(b, P(ptr::null_mut())));
+        let_it_block();
+        // The free wakes the flush, then shuts the bus down losslessly (the
+        // event is dispatched by the shutdown's drain).
+        assert_eq!(
+            unsafe { net_bus_free(b.0) },
+            net_status_t::NET_OK,
+            "{}",
+            last_error()
+        );
+        let (status, message) = blocked.join().unwrap();
+        assert_eq!(status, net_status_t::NET_ERR_SHUTTING_DOWN, "{message}");
+        interrupted_while_waiting(&message)
+    });
+}
+
+#[test]
+fn race_cancel_wakes_a_blocked_flush() {
+    let b = P(bus(PATIENT));
+    let e = [1u8; 8];
+    assert_eq!(
+        unsafe { net_bus_ingest_raw(b.0, e.as_ptr(), e.len()) },
+        net_status_t::NET_OK
+    );
+    until_won(200, 3, |_| {
+        let token = P(cancel_token());
+        let blocked = thread::spawn(move || flush(b, token));
+        let_it_block();
+        unsafe { net_cancel_cancel(token.0) };
+        let (status, message) = blocked.join().unwrap();
+        assert_eq!(status, net_status_t::NET_ERR_CANCELLED, "{message}");
+        unsafe { net_cancel_free(token.0) };
+        !message.contains("already cancelled")
+    });
+    // Nothing was lost by the cancelled flushes: close drains the event.
+    let mut report = net_bytes_t::EMPTY;
+    assert_eq!(
+        unsafe { net_bus_close(b.0, &mut report) },
+        net_status_t::NET_OK
+    );
+    assert_eq!(json(report)["shutdown_was_lossy"], false);
+    assert_eq!(unsafe { net_bus_free(b.0) }, net_status_t::NET_OK);
 }

@@ -48,6 +48,8 @@ fn connect(a: *mut net_mesh_t, b: *mut net_mesh_t) {
             key.as_ptr(),
             key.len(),
             node_id(b),
+            ptr::null(),
+            ptr::null_mut(),
         )
     };
     assert_eq!(st, net_status_t::NET_OK, "{}", last_error());
@@ -73,7 +75,17 @@ fn send(s: *mut net_mesh_stream_t, events: &[&[u8]]) -> net_status_t {
 
 fn recv(m: *mut net_mesh_t, timeout_ms: u32) -> Result<(u64, u64, Vec<u8>), net_status_t> {
     let (mut peer, mut sid, mut data) = (0, 0, net_bytes_t::EMPTY);
-    match unsafe { net_mesh_recv_next(m, timeout_ms, &mut peer, &mut sid, &mut data) } {
+    match unsafe {
+        net_mesh_recv_next(
+            m,
+            timeout_ms,
+            &mut peer,
+            &mut sid,
+            &mut data,
+            ptr::null(),
+            ptr::null_mut(),
+        )
+    } {
         net_status_t::NET_OK => Ok((peer, sid, take(data))),
         other => Err(other),
     }
@@ -101,7 +113,17 @@ fn two_nodes_exchange_events_both_ways() {
     let mut got = 0;
     while got < 3 {
         let (mut records, mut count) = (net_bytes_t::EMPTY, 0usize);
-        let st = unsafe { net_mesh_recv_batch(b, 10, 5000, &mut records, &mut count) };
+        let st = unsafe {
+            net_mesh_recv_batch(
+                b,
+                10,
+                5000,
+                &mut records,
+                &mut count,
+                ptr::null(),
+                ptr::null_mut(),
+            )
+        };
         assert_eq!(st, net_status_t::NET_OK);
         let r = take(records);
         assert!(r.len() >= count * 20);
@@ -138,13 +160,35 @@ fn config_errors_name_the_key_and_bad_arguments_are_refused() {
     let key = [0u8; 31];
     let addr = "127.0.0.1:1";
     assert_eq!(
-        unsafe { net_mesh_connect(a, addr.as_ptr(), addr.len(), key.as_ptr(), key.len(), 1) },
+        unsafe {
+            net_mesh_connect(
+                a,
+                addr.as_ptr(),
+                addr.len(),
+                key.as_ptr(),
+                key.len(),
+                1,
+                ptr::null(),
+                ptr::null_mut(),
+            )
+        },
         net_status_t::NET_ERR_INVALID_ARGUMENT
     );
     let key = [0u8; 32];
     let addr = "nowhere";
     assert_eq!(
-        unsafe { net_mesh_connect(a, addr.as_ptr(), addr.len(), key.as_ptr(), key.len(), 1) },
+        unsafe {
+            net_mesh_connect(
+                a,
+                addr.as_ptr(),
+                addr.len(),
+                key.as_ptr(),
+                key.len(),
+                1,
+                ptr::null(),
+                ptr::null_mut(),
+            )
+        },
         net_status_t::NET_ERR_INVALID_ARGUMENT
     );
     let mut s = ptr::null_mut();
@@ -249,60 +293,116 @@ fn race_concurrent_frees_are_idempotent_with_ops_racing() {
 // ---- race 3: free waits for / wakes the op in flight --------------------------
 
 #[test]
-fn race_free_wakes_a_blocked_recv_and_waits_for_it() {
-    for _ in 0..5 {
+fn race_free_wakes_a_recv_blocked_forever() {
+    until_won(200, 5, |_| {
         let a = P(node());
         let blocked = thread::spawn(move || {
             let a = a;
-            let r = recv(a.0, NET_WAIT_FOREVER);
-            (r, Instant::now())
+            recv(a.0, NET_WAIT_FOREVER)
         });
-        thread::sleep(Duration::from_millis(30));
-        let t0 = Instant::now();
-        unsafe { net_mesh_free(a.0) };
-        let t1 = Instant::now();
-        let (r, returned) = blocked.join().unwrap();
-        assert_eq!(r, Err(net_status_t::NET_END), "woken by the free");
-        assert!(
-            returned <= t1,
-            "the free returned before the blocked recv left"
-        );
-        assert!(t1 - t0 < Duration::from_secs(4));
-    }
+        let_it_block();
+        assert_eq!(unsafe { net_mesh_free(a.0) }, net_status_t::NET_OK);
+        // NET_END: woken in its wait; SHUTTING_DOWN: freed before it began.
+        match blocked.join().unwrap() {
+            Err(net_status_t::NET_END) => true,
+            Err(net_status_t::NET_ERR_SHUTTING_DOWN) => false,
+            other => panic!("{other:?}"),
+        }
+    });
 }
 
 #[test]
-fn race_stream_free_wakes_a_blocked_send() {
-    let (a, b) = (node(), node());
-    connect(a, b);
-    // A tiny window and a receiver that never grants in time: b is shut
-    // down, so no grant will come.
+fn race_cancel_wakes_a_blocked_recv_and_accept() {
+    let a = P(node());
+    until_won(200, 5, |round| {
+        let token = P(cancel_token());
+        let blocked = thread::spawn(move || {
+            let (a, token) = (a, token);
+            let mut error = error_slot();
+            let status = if round % 2 == 0 {
+                let (mut peer, mut sid, mut data) = (0, 0, net_bytes_t::EMPTY);
+                unsafe {
+                    net_mesh_recv_next(
+                        a.0,
+                        NET_WAIT_FOREVER,
+                        &mut peer,
+                        &mut sid,
+                        &mut data,
+                        token.0,
+                        &mut error,
+                    )
+                }
+            } else {
+                let mut addr = net_bytes_t::EMPTY;
+                unsafe {
+                    net_mesh_accept(a.0, 99, NET_WAIT_FOREVER, &mut addr, token.0, &mut error)
+                }
+            };
+            (status, error_of(error))
+        });
+        let_it_block();
+        unsafe { net_cancel_cancel(token.0) };
+        let (status, (error_status, message)) = blocked.join().unwrap();
+        assert_eq!(
+            (status, error_status),
+            (net_status_t::NET_ERR_CANCELLED, status),
+            "{message}"
+        );
+        unsafe { net_cancel_free(token.0) };
+        !message.contains("already cancelled")
+    });
+    // The node works on.
+    let b = node();
+    connect(a.0, b);
+    unsafe {
+        net_mesh_free(a.0);
+        net_mesh_free(b);
+    }
+}
+
+/// A stream from `a` whose window is spent and will never be granted
+/// again (its receiver is shut down).
+fn stalled_stream(a: *mut net_mesh_t, b: *mut net_mesh_t) -> P<net_mesh_stream_t> {
     let mut s = ptr::null_mut();
     assert_eq!(
         unsafe { net_mesh_open_stream(a, node_id(b), 1, false, 200, &mut s) },
         net_status_t::NET_OK
     );
-    unsafe { net_mesh_shutdown(b) };
-    let s = P(s);
     let event = [7u8; 100];
-    assert_eq!(send(s.0, &[&event]), net_status_t::NET_OK); // 184 of 200 spent
-    let blocked = thread::spawn(move || {
-        let s = s;
-        let e = [7u8; 100];
-        let slice = net_slice_t {
-            ptr: e.as_ptr(),
-            len: e.len(),
-        };
-        let st = unsafe { net_mesh_stream_send_blocking(s.0, &slice, 1, NET_WAIT_FOREVER) };
-        (st, Instant::now())
+    assert_eq!(send(s, &[&event]), net_status_t::NET_OK); // 184 of 200 spent
+    P(s)
+}
+
+fn send_blocking(s: P<net_mesh_stream_t>, cancel: P<net_cancel_t>) -> (net_status_t, String) {
+    let e = [7u8; 100];
+    let slice = net_slice_t {
+        ptr: e.as_ptr(),
+        len: e.len(),
+    };
+    let mut error = error_slot();
+    let status = unsafe {
+        net_mesh_stream_send_blocking(s.0, &slice, 1, NET_WAIT_FOREVER, cancel.0, &mut error)
+    };
+    (status, error_of(error).1)
+}
+
+#[test]
+fn race_stream_free_wakes_a_send_blocked_forever() {
+    let (a, b) = (node(), node());
+    connect(a, b);
+    unsafe { net_mesh_close(b) };
+    until_won(200, 5, |_| {
+        let s = stalled_stream(a, b);
+        let blocked = thread::spawn(move || send_blocking(s, P(ptr::null_mut())));
+        let_it_block();
+        assert_eq!(unsafe { net_mesh_stream_free(s.0) }, net_status_t::NET_OK);
+        // STREAM_CLOSED: woken in its wait; SHUTTING_DOWN: freed before.
+        match blocked.join().unwrap().0 {
+            net_status_t::NET_ERR_MESH_STREAM_CLOSED => true,
+            net_status_t::NET_ERR_SHUTTING_DOWN => false,
+            other => panic!("{other:?}"),
+        }
     });
-    thread::sleep(Duration::from_millis(50));
-    let t0 = Instant::now();
-    unsafe { net_mesh_stream_free(s.0) };
-    let t1 = Instant::now();
-    let (st, returned) = blocked.join().unwrap();
-    assert_eq!(st, net_status_t::NET_ERR_MESH_STREAM_CLOSED);
-    assert!(returned <= t1 + Duration::from_millis(20) && t1 - t0 < Duration::from_secs(2));
     unsafe {
         net_mesh_free(a);
         net_mesh_free(b);
@@ -310,14 +410,53 @@ fn race_stream_free_wakes_a_blocked_send() {
 }
 
 #[test]
-fn race_free_wakes_a_blocked_accept() {
-    let a = P(node());
-    let blocked = thread::spawn(move || {
-        let a = a;
-        let mut addr = net_bytes_t::EMPTY;
-        unsafe { net_mesh_accept(a.0, 99, NET_WAIT_FOREVER, &mut addr) }
+fn race_cancel_wakes_a_blocked_send() {
+    let (a, b) = (node(), node());
+    connect(a, b);
+    unsafe { net_mesh_close(b) };
+    let s = stalled_stream(a, b);
+    until_won(200, 5, |_| {
+        let token = P(cancel_token());
+        let blocked = thread::spawn(move || send_blocking(s, token));
+        let_it_block();
+        unsafe { net_cancel_cancel(token.0) };
+        let (status, message) = blocked.join().unwrap();
+        assert_eq!(status, net_status_t::NET_ERR_CANCELLED, "{message}");
+        unsafe { net_cancel_free(token.0) };
+        !message.contains("already cancelled")
     });
-    thread::sleep(Duration::from_millis(30));
-    unsafe { net_mesh_free(a.0) };
-    assert_eq!(blocked.join().unwrap(), net_status_t::NET_ERR_SHUTTING_DOWN);
+    unsafe {
+        net_mesh_stream_free(s.0);
+        net_mesh_free(a);
+        net_mesh_free(b);
+    }
+}
+
+#[test]
+fn race_free_wakes_an_accept_blocked_forever() {
+    until_won(200, 5, |_| {
+        let a = P(node());
+        let blocked = thread::spawn(move || {
+            let a = a;
+            let mut addr = net_bytes_t::EMPTY;
+            let mut error = error_slot();
+            let status = unsafe {
+                net_mesh_accept(
+                    a.0,
+                    99,
+                    NET_WAIT_FOREVER,
+                    &mut addr,
+                    ptr::null(),
+                    &mut error,
+                )
+            };
+            (status, error_of(error).1)
+        });
+        let_it_block();
+        assert_eq!(unsafe { net_mesh_free(a.0) }, net_status_t::NET_OK);
+        let (status, message) = blocked.join().unwrap();
+        assert_eq!(status, net_status_t::NET_ERR_SHUTTING_DOWN);
+        // Woken in its wait ("shut down"), not refused at the door ("freed").
+        message.contains("shut down")
+    });
 }

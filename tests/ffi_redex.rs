@@ -7,7 +7,12 @@ use std::path::PathBuf;
 use std::ptr;
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant};
+
+mod ffi_common;
+
+use ffi_common::{
+    P, cancel_token, error_of, error_slot, interrupted_while_waiting, let_it_block, until_won,
+};
 
 use net::ffi::*;
 
@@ -89,7 +94,16 @@ fn take(mut b: net_bytes_t) -> Vec<u8> {
 fn next(tail: *mut net_redex_tail_t, timeout_ms: u32) -> (net_status_t, u64, Vec<u8>) {
     let mut seq = u64::MAX;
     let mut payload = net_bytes_t::EMPTY;
-    let status = unsafe { net_redex_tail_next(tail, timeout_ms, &mut seq, &mut payload) };
+    let status = unsafe {
+        net_redex_tail_next(
+            tail,
+            timeout_ms,
+            &mut seq,
+            &mut payload,
+            ptr::null(),
+            ptr::null_mut(),
+        )
+    };
     (status, seq, take(payload))
 }
 
@@ -316,34 +330,74 @@ fn race_concurrent_frees_are_idempotent_for_every_handle() {
 }
 
 #[test]
-fn race_tail_free_wakes_and_waits_for_a_blocked_next() {
+fn race_tail_free_wakes_a_next_blocked_forever() {
     let redex = manager(None);
     let file = open_file(redex, "race/tail", "").unwrap();
-    for _ in 0..20 {
+    until_won(200, 5, |_| {
         let mut tail = ptr::null_mut();
         unsafe { net_redex_file_tail(file, u64::MAX, &mut tail) };
-        let t = Send(tail);
+        let t = P(tail);
         let blocked = thread::spawn(move || {
             let t = t;
-            let status = next(t.0, NET_WAIT_FOREVER).0;
-            (status, Instant::now())
+            next(t.0, NET_WAIT_FOREVER).0
         });
-        thread::sleep(Duration::from_millis(20));
-        let started = Instant::now();
-        unsafe { net_redex_tail_free(tail) };
-        let freed = Instant::now();
-        let (status, returned) = blocked.join().unwrap();
-        assert_eq!(status, net_status_t::NET_END);
-        assert!(
-            freed.duration_since(started) < Duration::from_secs(1),
-            "free did not wake the blocked next"
-        );
-        assert!(
-            freed + Duration::from_millis(20) >= returned,
-            "free returned before the blocked next left"
-        );
-    }
+        let_it_block();
+        assert_eq!(unsafe { net_redex_tail_free(tail) }, net_status_t::NET_OK);
+        // NET_END: the free woke it in its wait (and waited for it to leave);
+        // SHUTTING_DOWN: the free came first, which proves nothing.
+        match blocked.join().unwrap() {
+            net_status_t::NET_END => true,
+            net_status_t::NET_ERR_SHUTTING_DOWN => false,
+            other => panic!("{other:?}"),
+        }
+    });
     unsafe {
+        net_redex_file_free(file);
+        net_redex_free(redex);
+    }
+}
+
+#[test]
+fn race_cancel_wakes_a_blocked_tail_next_and_the_tail_reads_on() {
+    let redex = manager(None);
+    let file = open_file(redex, "race/cancel", "").unwrap();
+    let mut tail = ptr::null_mut();
+    unsafe { net_redex_file_tail(file, 0, &mut tail) };
+    let t = P(tail);
+    until_won(200, 5, |_| {
+        let token = P(cancel_token());
+        let blocked = thread::spawn(move || {
+            let (t, token) = (t, token);
+            let (mut seq, mut payload, mut error) = (0, net_bytes_t::EMPTY, error_slot());
+            let status = unsafe {
+                net_redex_tail_next(
+                    t.0,
+                    NET_WAIT_FOREVER,
+                    &mut seq,
+                    &mut payload,
+                    token.0,
+                    &mut error,
+                )
+            };
+            (status, error_of(error))
+        });
+        let_it_block();
+        assert_eq!(unsafe { net_cancel_cancel(token.0) }, net_status_t::NET_OK);
+        let (status, (error_status, message)) = blocked.join().unwrap();
+        assert_eq!(status, net_status_t::NET_ERR_CANCELLED);
+        assert_eq!(error_status, status, "the error comes back with the call");
+        assert_eq!(unsafe { net_cancel_free(token.0) }, net_status_t::NET_OK);
+        interrupted_while_waiting(&message)
+    });
+    // A cancelled next consumed nothing.
+    append(file, b"after").unwrap();
+    let (status, seq, payload) = next(tail, 5_000);
+    assert_eq!(
+        (status, seq, payload.as_slice()),
+        (net_status_t::NET_OK, 0, &b"after"[..])
+    );
+    unsafe {
+        net_redex_tail_free(tail);
         net_redex_file_free(file);
         net_redex_free(redex);
     }
@@ -354,43 +408,38 @@ fn race_file_free_waits_for_an_in_flight_append() {
     let base = temp_dir("inflight");
     let redex = manager(Some(&base));
     let big = Arc::new(vec![0x5au8; 48 << 20]);
-    for attempt in 0..5 {
+    for attempt in 0..20 {
         let name = format!("race/big{attempt}");
         let file = open_file(redex, &name, r#"{"persistent": true}"#).unwrap();
         let f = Send(file);
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = {
-            let big = big.clone();
+            let (big, done) = (big.clone(), done.clone());
             thread::spawn(move || {
                 let f = f;
                 let result = append(f.0, &big);
-                (result, Instant::now())
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                result
             })
         };
-        thread::sleep(Duration::from_millis(5));
-        unsafe { net_redex_file_free(file) };
-        let freed = Instant::now();
-        let (result, returned) = writer.join().unwrap();
-        match result {
-            Ok(seq) => {
-                assert_eq!(seq, 0);
-                assert!(
-                    freed + Duration::from_millis(20) >= returned,
-                    "free returned before the append finished"
-                );
-                // The append finished before the close, so it is on disk.
-                let reopened = open_file(redex, &name, r#"{"persistent": true}"#).unwrap();
-                let mut len = 0;
-                unsafe { net_redex_file_len(reopened, &mut len) };
-                assert_eq!(len, 1);
-                unsafe { net_redex_file_free(reopened) };
-                unsafe { net_redex_free(redex) };
-                std::fs::remove_dir_all(base).unwrap();
-                return;
-            }
-            Err(status) => assert_eq!(status, net_status_t::NET_ERR_SHUTTING_DOWN),
+        let in_flight = ffi_common::wait_in_flight(file, &done);
+        assert_eq!(unsafe { net_redex_file_free(file) }, net_status_t::NET_OK);
+        let result = writer.join().unwrap();
+        if in_flight {
+            // The free waited for the append, then closed (and synced) the
+            // file: the entry is on disk.
+            assert_eq!(result, Ok(0));
+            let reopened = open_file(redex, &name, r#"{"persistent": true}"#).unwrap();
+            let mut len = 0;
+            unsafe { net_redex_file_len(reopened, &mut len) };
+            assert_eq!(len, 1);
+            unsafe { net_redex_file_free(reopened) };
+            unsafe { net_redex_free(redex) };
+            std::fs::remove_dir_all(base).unwrap();
+            return;
         }
     }
-    panic!("the append never got in before the free");
+    panic!("the append was never seen in flight in 20 rounds");
 }
 
 #[test]
@@ -409,33 +458,32 @@ fn race_manager_free_waits_for_an_in_flight_open() {
             net_redex_free(redex);
         }
     }
-    for _ in 0..5 {
+    for _ in 0..20 {
         let redex = manager(Some(&base));
         let r = Send(redex);
-        let opener = thread::spawn(move || {
-            let r = r;
-            let result = open_file(r.0, "slow/open", r#"{"persistent": true}"#);
-            (result.map(Send), Instant::now())
-        });
-        thread::sleep(Duration::from_millis(2));
-        unsafe { net_redex_free(redex) };
-        let freed = Instant::now();
-        let (result, returned) = opener.join().unwrap();
-        match result {
-            Ok(file) => {
-                assert!(
-                    freed + Duration::from_millis(20) >= returned,
-                    "free returned before the open finished"
-                );
-                let mut len = 0;
-                unsafe { net_redex_file_len(file.0, &mut len) };
-                assert_eq!(len, 48);
-                unsafe { net_redex_file_free(file.0) };
-                std::fs::remove_dir_all(base).unwrap();
-                return;
-            }
-            Err(status) => assert_eq!(status, net_status_t::NET_ERR_SHUTTING_DOWN),
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let opener = {
+            let done = done.clone();
+            thread::spawn(move || {
+                let r = r;
+                let result = open_file(r.0, "slow/open", r#"{"persistent": true}"#).map(Send);
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                result
+            })
+        };
+        let in_flight = ffi_common::wait_in_flight(redex, &done);
+        assert_eq!(unsafe { net_redex_free(redex) }, net_status_t::NET_OK);
+        let result = opener.join().unwrap();
+        if in_flight {
+            // The free waited for the open, which completed on a live manager.
+            let file = result.expect("the open was inside before the free");
+            let mut len = 0;
+            unsafe { net_redex_file_len(file.0, &mut len) };
+            assert_eq!(len, 48);
+            unsafe { net_redex_file_free(file.0) };
+            std::fs::remove_dir_all(base).unwrap();
+            return;
         }
     }
-    panic!("the open never got in before the free");
+    panic!("the open was never seen in flight in 20 rounds");
 }

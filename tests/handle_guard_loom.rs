@@ -12,7 +12,7 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
 mod sync {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
+    pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
 
     /// Loom has no clock: the drain deadline never expires in the model (the
     /// timeout path is covered by the std unit tests).
@@ -39,10 +39,11 @@ mod handle_guard;
 
 use handle_guard::{FreeOutcome, HandleGuard};
 
-/// What a handle holds in the model: a guard and a value that the free
-/// "drops" by writing a tombstone.
+/// What a handle holds in the model: a guard, the generation its pointer
+/// carries, and a value that the free "drops" by writing a tombstone.
 struct ModelHandle {
     guard: HandleGuard,
+    generation: u32,
     inner: UnsafeCell<u64>,
 }
 
@@ -51,15 +52,18 @@ const DROPPED: u64 = 0xdead;
 
 impl ModelHandle {
     fn new() -> Self {
+        let guard = HandleGuard::new();
+        let generation = guard.publish();
         Self {
-            guard: HandleGuard::new(),
+            guard,
+            generation,
             inner: UnsafeCell::new(LIVE),
         }
     }
 
     /// An FFI operation: enter, read the inner value, leave.
     fn op(&self) -> bool {
-        match self.guard.try_enter() {
+        match self.guard.try_enter(self.generation) {
             Some(_op) => {
                 let value = self.inner.with(|p| unsafe { *p });
                 assert_eq!(value, LIVE, "operation saw a dropped inner value");
@@ -71,7 +75,9 @@ impl ModelHandle {
 
     /// `_free`: begin_free, then drop the inner value only if drained.
     fn free(&self) -> FreeOutcome {
-        let outcome = self.guard.begin_free(std::time::Duration::from_secs(5));
+        let outcome = self
+            .guard
+            .begin_free(self.generation, std::time::Duration::from_secs(5));
         if outcome == FreeOutcome::Drained {
             self.inner.with_mut(|p| unsafe { *p = DROPPED });
         }
@@ -145,5 +151,25 @@ fn op_after_free_bails() {
         assert!(!handle.op());
         assert_eq!(handle.free(), FreeOutcome::AlreadyFreeing);
         assert_eq!(handle.guard.active_ops(), 0);
+    });
+}
+
+#[test]
+fn an_old_pointer_racing_a_recycle_never_enters_the_new_handle() {
+    loom::model(|| {
+        let handle = Arc::new(ModelHandle::new());
+        let old_generation = handle.generation;
+        let stale = {
+            let handle = handle.clone();
+            thread::spawn(move || handle.guard.try_enter(old_generation).is_some())
+        };
+        assert_eq!(handle.free(), FreeOutcome::Drained);
+        let next = handle.guard.recycle().expect("generations left");
+        assert_eq!(handle.guard.publish(), next);
+        // The old generation's op either got in before the free (and the free
+        // waited for it) or is refused; after the recycle it is always refused.
+        let _ = stale.join().unwrap();
+        assert!(handle.guard.try_enter(old_generation).is_none());
+        assert!(handle.guard.try_enter(next).is_some());
     });
 }

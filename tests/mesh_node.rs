@@ -310,7 +310,11 @@ fn shutdown_wakes_blocked_calls() {
         let a = a.clone();
         std::thread::spawn(move || a.accept(12345, None))
     };
-    std::thread::sleep(Duration::from_millis(50));
+    // Both calls are really waiting before the shutdown.
+    wait_until(
+        || a.receivers_waiting() == 1 && a.accepts_in_flight() == 1,
+        "the receive and the accept block",
+    );
     a.shutdown();
     assert!(matches!(r.join().unwrap(), Err(MeshError::ShuttingDown)));
     assert!(matches!(acc.join().unwrap(), Err(MeshError::ShuttingDown)));

@@ -212,13 +212,13 @@ fn tails_end_when_the_file_closes_or_the_tail_is_closed() {
     let mut blocked = file.tail(0);
     let closer = blocked.closer();
     let waiter = thread::spawn(move || blocked.next_timeout(None).unwrap());
-    thread::sleep(Duration::from_millis(20));
+    wait_until(|| file.blocked_readers() == 1);
     closer.close();
     assert_eq!(waiter.join().unwrap(), TailPoll::End);
 
     let mut tail = file.tail(0);
     let waiter = thread::spawn(move || tail.next_timeout(None).unwrap());
-    thread::sleep(Duration::from_millis(20));
+    wait_until(|| file.blocked_readers() == 1);
     file.close().unwrap();
     assert_eq!(waiter.join().unwrap(), TailPoll::End);
 }
@@ -549,4 +549,13 @@ fn index_follows_the_log_and_resets_on_lag() {
     let resets = index.lag_resets();
     eprintln!("index lag resets: {resets}");
     drop(index);
+}
+
+/// Polls `condition` until it holds (panics after a minute).
+fn wait_until(mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "condition never held");
+        thread::yield_now();
+    }
 }

@@ -6,14 +6,17 @@
  * Opens a persistent channel under a fresh temporary directory, appends a few
  * entries (one at a time, an 8-byte inline one, a batch), reads them back as a
  * range, then starts a tail on a reader thread that prints entries as they
- * arrive while the main thread appends more. Finally it closes everything and
+ * arrive while the main thread appends more, and stops the reader's blocked
+ * call by cancelling its net_cancel_t. Finally it closes everything and
  * reopens the channel to show the entries survived.
  *
  * The rules on show: every call returns a net_status_t and
  * net_last_error_message() explains a failure (per thread: the reader prints
- * its own); payloads and ranges are net_bytes_t, released with
- * net_bytes_free(); net_redex_file_free() closes a file; closing a file ends
- * its tails (NET_END); all the frees are NULL-safe.
+ * its own, or reads it from the net_error_t its blocking call filled);
+ * payloads and ranges are net_bytes_t, released with net_bytes_free();
+ * a blocking call is stopped from another thread with net_cancel_cancel();
+ * net_redex_file_free() closes a file; closing a file ends its tails
+ * (NET_END); the frees are NULL-safe and return a status too.
  */
 #define _XOPEN_SOURCE 700 /* mkdtemp, nftw */
 
@@ -22,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "net.h"
 
@@ -35,14 +37,6 @@ static int failed(net_status_t status, const char *what)
     fprintf(stderr, "redex_demo: %s failed (%s): %s\n", what, net_status_name(status),
             net_last_error_message());
     return 1;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts;
-    ts.tv_sec = 0;
-    ts.tv_nsec = ms * 1000000L;
-    nanosleep(&ts, NULL);
 }
 
 /* ---- read_range records: seq (u64 LE) | len (u32 LE) | payload ---------- */
@@ -110,6 +104,7 @@ static long print_range(const net_bytes_t *range)
 
 struct reader {
     net_redex_tail_t *tail;
+    net_cancel_t *cancel; /* cancelled by the main thread to stop the reader */
     pthread_mutex_t lock;
     pthread_cond_t progressed;
     uint64_t next; /* the seq it expects next */
@@ -122,8 +117,11 @@ static void *reader_main(void *arg)
     for (;;) {
         uint64_t seq = 0;
         net_bytes_t payload = {NULL, 0};
-        /* Blocks until an entry arrives or the file is closed. */
-        net_status_t st = net_redex_tail_next(rd->tail, NET_WAIT_FOREVER, &seq, &payload);
+        net_error_t error = {NET_OK, {NULL, 0}}; /* zeroed before the call */
+        /* Blocks until an entry arrives, the file is closed or the token is
+         * cancelled; a failure's detail also lands in `error`. */
+        net_status_t st = net_redex_tail_next(rd->tail, NET_WAIT_FOREVER, &seq, &payload,
+                                              rd->cancel, &error);
         if (st == NET_OK) {
             printf("  tail   #%llu ", (unsigned long long)seq);
             print_payload(payload.ptr, payload.len);
@@ -135,13 +133,18 @@ static void *reader_main(void *arg)
             printf("  tail   lagged: missed [#%llu, #%llu)\n", (unsigned long long)rd->next,
                    (unsigned long long)seq);
         } else {
-            /* NET_END: the file (or this tail) was closed. Anything else is an
-             * error, explained on this thread. */
-            if (st == NET_END) {
+            /* NET_ERR_CANCELLED: the main thread cancelled our token (the tail
+             * is untouched and could be read on). NET_END: the file (or this
+             * tail) was closed. Anything else is an error. */
+            if (st == NET_ERR_CANCELLED) {
+                printf("  tail   stopped: %.*s\n", (int)error.message.len,
+                       (const char *)error.message.ptr);
+            } else if (st == NET_END) {
                 printf("  tail   end of stream\n");
             } else {
                 failed(st, "tail next");
             }
+            net_error_clear(&error);
             pthread_mutex_lock(&rd->lock);
             rd->status = st;
             pthread_cond_broadcast(&rd->progressed);
@@ -266,7 +269,8 @@ int main(void)
     /* 4. A tail on a reader thread: it starts at the next seq (live only; a
      *    lower from_seq would backfill first), and prints as entries land. */
     rd.next = next_seq;
-    if (failed(net_redex_file_tail(file, next_seq, &rd.tail), "tail")) {
+    if (failed(net_cancel_new(&rd.cancel), "cancel token") ||
+        failed(net_redex_file_tail(file, next_seq, &rd.tail), "tail")) {
         goto cleanup;
     }
     if (pthread_create(&reader_thread, NULL, reader_main, &rd) != 0) {
@@ -283,30 +287,51 @@ int main(void)
         }
         /* Wait for the reader before the next one, so the output reads in order. */
         wait_for_reader(&rd, seq + 1);
-        sleep_ms(10);
     }
 
-    /* 5. Close: the reader's blocked next returns NET_END and its loop ends.
-     *    (Closing ends tails at once: a tail gets no entries it had not read
-     *    yet, which is why we waited for the reader above.) */
-    if (failed(net_redex_file_close(file), "close")) {
+    /* 5. Stop the reader: cancel its token from this thread. Its next, blocked
+     *    with NET_WAIT_FOREVER, returns NET_ERR_CANCELLED and its loop ends. */
+    if (failed(net_cancel_cancel(rd.cancel), "cancel")) {
         goto cleanup;
     }
     pthread_join(reader_thread, NULL);
     reader_started = 0;
-    if (rd.status != NET_END) {
+    if (rd.status != NET_ERR_CANCELLED) {
         goto cleanup;
     }
 
-    /* 6. Free the handles; the channel directory is released. */
-    net_redex_tail_free(rd.tail);
+    /* 6. Close: tails end at once (a tail gets no entries it had not read yet,
+     *    which is why we waited for the reader above). */
+    if (failed(net_redex_file_close(file), "close")) {
+        goto cleanup;
+    }
+    {
+        net_bytes_t payload = {NULL, 0};
+        net_status_t st = net_redex_tail_next(rd.tail, NET_WAIT_FOREVER, &seq, &payload, NULL, NULL);
+        printf("next after close -> %s\n", net_status_name(st));
+        if (st != NET_END) {
+            goto cleanup;
+        }
+    }
+
+    /* 7. Free the handles (each returns NET_OK, or NET_ERR_BUSY if calls on it
+     *    were still running 5 s later); the channel directory is released. */
+    if (failed(net_redex_tail_free(rd.tail), "free tail") ||
+        failed(net_cancel_free(rd.cancel), "free token")) {
+        goto cleanup;
+    }
     rd.tail = NULL;
-    net_redex_file_free(file);
+    rd.cancel = NULL;
+    if (failed(net_redex_file_free(file), "free file")) {
+        goto cleanup;
+    }
     file = NULL;
-    net_redex_free(redex);
+    if (failed(net_redex_free(redex), "free manager")) {
+        goto cleanup;
+    }
     redex = NULL;
 
-    /* 7. A new manager on the same directory recovers every entry. */
+    /* 8. A new manager on the same directory recovers every entry. */
     if (failed(net_redex_open((const uint8_t *)dir, strlen(dir), &again), "reopen manager") ||
         failed(net_redex_open_file(again, (const uint8_t *)channel, strlen(channel),
                                    (const uint8_t *)config, strlen(config), &reopened),
@@ -327,13 +352,14 @@ int main(void)
 
 cleanup:
     if (reader_started) {
-        /* Error path: close the file so the reader's blocked next returns. */
-        net_redex_file_close(file);
+        /* Error path: cancel the reader's blocked next so it returns. */
+        net_cancel_cancel(rd.cancel);
         pthread_join(reader_thread, NULL);
     }
     /* NULL-safe and idempotent: release whatever was created. */
     net_bytes_free(&range);
     net_redex_tail_free(rd.tail);
+    net_cancel_free(rd.cancel);
     net_redex_file_free(reopened);
     net_redex_file_free(file);
     net_redex_free(again);

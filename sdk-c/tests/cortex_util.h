@@ -39,14 +39,14 @@ static inline size_t json_count(const net_bytes_t *b, const char *fragment)
     return count;
 }
 
-static inline uint64_t task_create(const net_tasks_adapter_t *t, uint64_t id, const char *title)
+static inline uint64_t task_create(const net_model_t *t, uint64_t id, const char *title)
 {
     uint64_t seq = UINT64_MAX;
     CHECK_OK(net_tasks_create(t, id, (const uint8_t *)title, strlen(title), &seq));
     return seq;
 }
 
-static inline uint64_t memory_store(const net_memories_adapter_t *m, uint64_t id,
+static inline uint64_t memory_store(const net_model_t *m, uint64_t id,
                                     const char *content, const char *tag, const char *source)
 {
     uint64_t seq = UINT64_MAX;

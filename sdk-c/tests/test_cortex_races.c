@@ -1,50 +1,52 @@
 /*
- * CortEX handle lifetimes under threads: the three races for each of
- * net_tasks_adapter_t, net_memories_adapter_t, net_tasks_watch_t and
- * net_memories_watch_t.
+ * CortEX handle lifetimes under threads, for both handle types (net_model_t,
+ * net_model_watch_t) and both kinds (NET_MODEL_TASKS, NET_MODEL_MEMORIES):
  *
- *  1. a call after free returns NET_ERR_SHUTTING_DOWN (the header is never
- *     deallocated, so the raw pointer stays safe to pass);
+ *  1. a call after free returns NET_ERR_SHUTTING_DOWN (the raw pointer stays
+ *     safe to pass, even once its slot in the handle table is reused);
  *  2. concurrent frees (and, for models, closes) are idempotent, and calls
  *     racing them get a result, NET_ERR_CORTEX_HALTED / NET_ERR_REDEX_CLOSED
- *     (the model closed under them) or NET_ERR_SHUTTING_DOWN — never a crash;
- *  3. free waits for a call in flight: a watch next blocked with
- *     NET_WAIT_FOREVER is woken (NET_END) and the free returns only after it
- *     left; a 32 MiB write in flight when its model is freed completes or is
- *     refused cleanly.
+ *     (the model closed under them) or NET_ERR_SHUTTING_DOWN, never a crash;
+ *  3. free waits for a call in flight: a 32 MiB write racing its model's free
+ *     completes (its seq visible when the free returns) or is refused;
+ *  4. every blocking call wakes: a watch next blocked with NET_WAIT_FOREVER
+ *     ends (NET_END) when its watch is freed and when its model is freed; a
+ *     wait_for_seq blocked forever returns NET_ERR_SHUTTING_DOWN ("freed
+ *     while the call waited") when its model is freed; and a cancel of the
+ *     call's net_cancel_t wakes both (NET_ERR_CANCELLED "while it waited").
+ *     No sleeps: each round starts the call, lets it block (yields), frees or
+ *     cancels, and is retried until the outcome proves the call was waiting.
  *
  * Run under AddressSanitizer + LeakSanitizer.
  */
 #define _XOPEN_SOURCE 700
 
+#include "block_util.h"
 #include "cortex_util.h"
 
 enum kind { TASKS, MEMORIES, TASKS_WATCH, MEMORIES_WATCH, KINDS };
 static const char *const KIND_NAMES[KINDS] = {"tasks", "memories", "tasks_watch", "memories_watch"};
 
+static uint32_t model_kind_of(enum kind kind)
+{
+    return kind == TASKS || kind == TASKS_WATCH ? NET_MODEL_TASKS : NET_MODEL_MEMORIES;
+}
+
 /* One subject: a model, and for watch kinds a watch on it. */
 struct subject {
     enum kind kind;
-    net_tasks_adapter_t *tasks;
-    net_memories_adapter_t *memories;
-    net_tasks_watch_t *tw;
-    net_memories_watch_t *mw;
+    net_model_t *model;
+    net_model_watch_t *watch;
 };
 
 static int subject_make(const net_redex_t *r, enum kind kind, struct subject *s)
 {
     memset(s, 0, sizeof *s);
     s->kind = kind;
-    if (kind == TASKS || kind == TASKS_WATCH) {
-        if (!CHECK_OK(net_tasks_open(r, 1, NULL, 0, &s->tasks))) {
-            return 0;
-        }
-        return kind == TASKS || CHECK_OK(net_tasks_watch(s->tasks, NULL, 0, &s->tw));
-    }
-    if (!CHECK_OK(net_memories_open(r, 1, NULL, 0, &s->memories))) {
+    if (!CHECK_OK(net_model_open(r, model_kind_of(kind), 1, NULL, 0, &s->model))) {
         return 0;
     }
-    return kind == MEMORIES || CHECK_OK(net_memories_watch(s->memories, NULL, 0, &s->mw));
+    return kind == TASKS || kind == MEMORIES || CHECK_OK(net_model_watch(s->model, NULL, 0, &s->watch));
 }
 
 /* One call on the subject's handle; i varies the operation. */
@@ -55,16 +57,13 @@ static int subject_op(const struct subject *s, unsigned i)
     int st;
     switch (s->kind) {
     case TASKS:
-        return i % 2 ? net_tasks_create(s->tasks, i, (const uint8_t *)"r", 1, &out)
-                     : net_tasks_count_where(s->tasks, NULL, 0, &out);
+        return i % 2 ? net_tasks_create(s->model, i, (const uint8_t *)"r", 1, &out)
+                     : net_model_count_where(s->model, NULL, 0, &out);
     case MEMORIES:
-        return i % 2 ? net_memories_pin(s->memories, i, &out)
-                     : net_memories_count_where(s->memories, NULL, 0, &out);
-    case TASKS_WATCH:
-        st = net_tasks_watch_next(s->tw, 0, &rows, &out);
-        break;
+        return i % 2 ? net_memories_pin(s->model, i, &out)
+                     : net_model_count_where(s->model, NULL, 0, &out);
     default:
-        st = net_memories_watch_next(s->mw, 0, &rows, &out);
+        st = net_model_watch_next(s->watch, 0, &rows, &out, NULL, NULL);
         break;
     }
     net_bytes_free(&rows);
@@ -72,39 +71,25 @@ static int subject_op(const struct subject *s, unsigned i)
 }
 
 /* Frees the subject's handle (the watch for watch kinds). */
-static void subject_free(const struct subject *s)
+static int subject_free(const struct subject *s)
 {
-    switch (s->kind) {
-    case TASKS:
-        net_tasks_free(s->tasks);
-        break;
-    case MEMORIES:
-        net_memories_free(s->memories);
-        break;
-    case TASKS_WATCH:
-        net_tasks_watch_free(s->tw);
-        break;
-    default:
-        net_memories_watch_free(s->mw);
-        break;
-    }
+    return s->watch ? net_model_watch_free(s->watch) : net_model_free(s->model);
 }
 
 /* Frees everything the subject owns (idempotent after subject_free). */
 static void subject_destroy(const struct subject *s)
 {
-    if (s->tw) {
-        net_tasks_watch_free(s->tw);
-    }
-    if (s->mw) {
-        net_memories_watch_free(s->mw);
-    }
-    if (s->tasks) {
-        net_tasks_free(s->tasks);
-    }
-    if (s->memories) {
-        net_memories_free(s->memories);
-    }
+    CHECK_OK(net_model_watch_free(s->watch));
+    CHECK_OK(net_model_free(s->model));
+}
+
+/* Consumes a watch's first result (the current rows), so its next call blocks. */
+static void drain_first(net_model_watch_t *w)
+{
+    net_bytes_t rows = {NULL, 0};
+    uint64_t missed = 0;
+    CHECK_OK(net_model_watch_next(w, 5000, &rows, &missed, NULL, NULL));
+    net_bytes_free(&rows);
 }
 
 /* ---- 1. op after free ---------------------------------------------------- */
@@ -116,19 +101,38 @@ static void test_op_after_free(void)
     for (k = 0; r != NULL && k < KINDS; k++) {
         struct subject s;
         unsigned i;
+        uint32_t kind = 0;
         if (!subject_make(r, (enum kind)k, &s)) {
             subject_destroy(&s);
             continue;
         }
-        subject_free(&s);
+        CHECK_OK(subject_free(&s));
         for (i = 0; i < 4; i++) {
             CHECK_STATUS(subject_op(&s, i), NET_ERR_SHUTTING_DOWN);
         }
         CHECK(strstr(net_last_error_message(), "freed") != NULL);
-        subject_free(&s); /* idempotent */
+        if (s.watch == NULL) {
+            uint64_t seq = 0;
+            CHECK_STATUS(net_model_kind(s.model, &kind), NET_ERR_SHUTTING_DOWN);
+            CHECK_STATUS(net_model_wait_for_seq(s.model, 0, NET_WAIT_FOREVER, NULL, NULL),
+                         NET_ERR_SHUTTING_DOWN);
+            CHECK_STATUS(net_model_delete(s.model, 1, &seq), NET_ERR_SHUTTING_DOWN);
+            /* a kind's own writes see the free before the kind */
+            CHECK_STATUS(net_memories_unpin(s.model, 1, &seq), NET_ERR_SHUTTING_DOWN);
+            CHECK_STATUS(net_tasks_complete(s.model, 1, &seq), NET_ERR_SHUTTING_DOWN);
+        } else {
+            net_bytes_t rows = {NULL, 0};
+            uint64_t missed = 0;
+            CHECK_STATUS(net_model_watch_next(s.watch, NET_WAIT_FOREVER, &rows, &missed, NULL,
+                                              NULL),
+                         NET_ERR_SHUTTING_DOWN);
+        }
+        CHECK_OK(subject_free(&s)); /* idempotent */
         subject_destroy(&s);
     }
-    net_redex_free(r);
+    CHECK_OK(net_model_free(NULL));
+    CHECK_OK(net_model_watch_free(NULL));
+    CHECK_OK(net_redex_free(r));
 }
 
 /* ---- 2. concurrent frees with racing calls -------------------------------- */
@@ -144,14 +148,14 @@ struct free_race {
 static void *race_freer(void *arg)
 {
     struct free_race *f = (struct free_race *)arg;
+    int st;
     pthread_barrier_wait(&f->start);
-    sleep_ms(1);
-    if (f->s.kind == TASKS) {
-        net_tasks_close(f->s.tasks); /* close racing the frees, too */
-    } else if (f->s.kind == MEMORIES) {
-        net_memories_close(f->s.memories);
+    let_it_block(); /* let the callers get going */
+    if (f->s.watch == NULL) {
+        st = net_model_close(f->s.model); /* close racing the frees, too */
+        CHECK(st == NET_OK || st == NET_ERR_SHUTTING_DOWN);
     }
-    subject_free(&f->s);
+    CHECK_OK(subject_free(&f->s)); /* every racing free: NET_OK */
     return NULL;
 }
 
@@ -161,9 +165,16 @@ static void *race_caller(void *arg)
     unsigned long ok = 0, shutting = 0, closed = 0, other = 0;
     int other_status = 0;
     unsigned i;
+    double deadline;
     pthread_barrier_wait(&f->start);
-    for (i = 0; i < 100000; i++) {
+    deadline = now_s() + 30.0;
+    /* Until the free lands (it always does: the freers start with us). */
+    for (i = 0;; i++) {
         int st = subject_op(&f->s, i);
+        if (i % 64 == 0 && now_s() > deadline) {
+            CHECK(!"calls still succeed 30 s after the frees began");
+            break;
+        }
         if (st == NET_OK) {
             ok++;
         } else if (st == NET_ERR_SHUTTING_DOWN) {
@@ -210,7 +221,9 @@ static void test_concurrent_frees_with_racing_calls(void)
             pthread_mutex_init(&f.lock, NULL);
             pthread_barrier_init(&f.start, NULL, 5);
             for (i = 0; i < 5; i++) {
-                pthread_create(&threads[i], NULL, i < 3 ? race_freer : race_caller, &f);
+                if (pthread_create(&threads[i], NULL, i < 3 ? race_freer : race_caller, &f) != 0) {
+                    abort(); /* the barrier would never open */
+                }
             }
             for (i = 0; i < 5; i++) {
                 pthread_join(threads[i], NULL);
@@ -237,80 +250,10 @@ static void test_concurrent_frees_with_racing_calls(void)
              "  %d rounds x 3 freers + 2 callers; rounds where calls completed before the free: "
              "tasks %lu, memories %lu, tasks_watch %lu, memories_watch %lu",
              rounds, overlapped[0], overlapped[1], overlapped[2], overlapped[3]);
-    net_redex_free(r);
+    CHECK_OK(net_redex_free(r));
 }
 
-/* ---- 3. free waits for the call in flight ---------------------------------- */
-
-struct blocked {
-    struct subject s;
-    struct gate gate;
-    int status;
-    double t_return;
-};
-
-static void *blocked_next(void *arg)
-{
-    struct blocked *b = (struct blocked *)arg;
-    net_bytes_t rows = {NULL, 0};
-    uint64_t missed = 4242;
-    gate_signal(&b->gate);
-    b->status = b->s.kind == TASKS_WATCH ? net_tasks_watch_next(b->s.tw, NET_WAIT_FOREVER, &rows, &missed)
-                                         : net_memories_watch_next(b->s.mw, NET_WAIT_FOREVER, &rows, &missed);
-    b->t_return = now_s();
-    net_bytes_free(&rows);
-    return NULL;
-}
-
-static char wake_info[200];
-
-static void test_watch_free_wakes_blocked_next(void)
-{
-    net_redex_t *r = redex_new(NULL);
-    double worst = 0;
-    int round;
-    for (round = 0; r != NULL && round < 20; round++) {
-        struct blocked b;
-        pthread_t t;
-        net_bytes_t rows = {NULL, 0};
-        uint64_t missed;
-        double t_call, t_done;
-        memset(&b, 0, sizeof b);
-        if (!subject_make(r, round % 2 ? MEMORIES_WATCH : TASKS_WATCH, &b.s)) {
-            subject_destroy(&b.s);
-            continue;
-        }
-        /* Consume the current rows, so the next call blocks. */
-        if (b.s.kind == TASKS_WATCH) {
-            CHECK_OK(net_tasks_watch_next(b.s.tw, 5000, &rows, &missed));
-        } else {
-            CHECK_OK(net_memories_watch_next(b.s.mw, 5000, &rows, &missed));
-        }
-        net_bytes_free(&rows);
-        gate_init(&b.gate);
-        b.status = 1000;
-        pthread_create(&t, NULL, blocked_next, &b);
-        gate_wait(&b.gate);
-        sleep_ms(20);
-        t_call = now_s();
-        subject_free(&b.s);
-        t_done = now_s();
-        pthread_join(t, NULL);
-        CHECK_STATUS(b.status, NET_END);
-        CHECK(b.t_return > t_call);       /* it really was blocked */
-        CHECK(t_done - t_call < 1.0);     /* the free woke it */
-        CHECK(t_done + 0.010 >= b.t_return); /* and returned after it left */
-        if (t_done - t_call > worst) {
-            worst = t_done - t_call;
-        }
-        gate_destroy(&b.gate);
-        subject_destroy(&b.s);
-    }
-    snprintf(wake_info, sizeof wake_info,
-             "  20 watch nexts blocked with NET_WAIT_FOREVER, woken by free: slowest free %.2f ms",
-             worst * 1e3);
-    net_redex_free(r);
-}
+/* ---- 3. free waits for a write in flight ----------------------------------- */
 
 struct big_write {
     struct subject s;
@@ -318,63 +261,452 @@ struct big_write {
     uint8_t *text;
     size_t len;
     int status;
+    uint64_t seq;
+    double t_return;
 };
 
 static void *big_writer(void *arg)
 {
     struct big_write *w = (struct big_write *)arg;
-    uint64_t seq = 0;
     gate_signal(&w->gate);
     w->status = w->s.kind == TASKS
-                    ? net_tasks_create(w->s.tasks, 1, w->text, w->len, &seq)
-                    : net_memories_store(w->s.memories, 1, w->text, w->len, NULL, 0, NULL, 0, &seq);
+                    ? net_tasks_create(w->s.model, 1, w->text, w->len, &w->seq)
+                    : net_memories_store(w->s.model, 1, w->text, w->len, NULL, 0, NULL, 0, &w->seq);
+    w->t_return = now_s();
     return NULL;
+}
+
+struct big_rounds {
+    net_redex_t *redex;
+    uint8_t *text;
+    size_t len;
+    struct delay delay;
+    unsigned long refused, before;
+};
+
+/* A round counts when the write got in and was still running when the free
+ * began: the free had to wait for it, which its seq being visible when the
+ * free returns proves exactly. */
+static int big_write_round(void *ctx, int round)
+{
+    struct big_rounds *b = (struct big_rounds *)ctx;
+    struct big_write w;
+    pthread_t t;
+    double t_free;
+    uint64_t seen_after_free;
+    int won = 0;
+    memset(&w, 0, sizeof w);
+    if (!subject_make(b->redex, round % 2 ? MEMORIES : TASKS, &w.s)) {
+        subject_destroy(&w.s);
+        return 0;
+    }
+    w.text = b->text;
+    w.len = b->len;
+    w.seq = UINT64_MAX;
+    gate_init(&w.gate);
+    if (pthread_create(&t, NULL, big_writer, &w) != 0) {
+        abort();
+    }
+    gate_wait(&w.gate);
+    delay_run(&b->delay);
+    t_free = now_s();
+    CHECK_OK(net_model_free(w.s.model)); /* stops the fold, closes the file, waits for the write */
+    seen_after_free = w.seq;
+    pthread_join(t, NULL);
+    if (w.status == NET_OK && w.t_return > t_free) {
+        CHECK_U64(seen_after_free, w.seq);
+        CHECK(w.seq != UINT64_MAX);
+        won = 1;
+    } else if (w.status == NET_OK) {
+        delay_too_late(&b->delay);
+        b->before++;
+    } else {
+        CHECK(w.status == NET_ERR_SHUTTING_DOWN || w.status == NET_ERR_CORTEX_HALTED ||
+              w.status == NET_ERR_REDEX_CLOSED);
+        delay_too_early(&b->delay);
+        b->refused++;
+    }
+    gate_destroy(&w.gate);
+    subject_destroy(&w.s);
+    return won;
 }
 
 static char big_info[200];
 
 static void test_model_free_waits_for_big_write(void)
 {
-    net_redex_t *r = redex_new(NULL);
-    size_t len = (size_t)32 << 20;
-    uint8_t *text = (uint8_t *)malloc(len);
-    unsigned long completed = 0, refused = 0;
-    int round;
-    if (text == NULL) {
+    struct big_rounds b;
+    memset(&b, 0, sizeof b);
+    b.redex = redex_new(NULL);
+    b.len = (size_t)32 << 20;
+    b.text = (uint8_t *)malloc(b.len);
+    if (b.text == NULL) {
         abort();
     }
-    memset(text, 'x', len);
-    for (round = 0; r != NULL && round < 6; round++) {
-        struct big_write w;
-        pthread_t t;
-        memset(&w, 0, sizeof w);
-        if (!subject_make(r, round % 2 ? MEMORIES : TASKS, &w.s)) {
-            subject_destroy(&w.s);
-            continue;
-        }
-        w.text = text;
-        w.len = len;
-        gate_init(&w.gate);
-        pthread_create(&t, NULL, big_writer, &w);
-        gate_wait(&w.gate);
-        sleep_ms(round % 3);
-        subject_free(&w.s); /* stops the fold, closes the file, waits for the write */
-        pthread_join(t, NULL);
-        CHECK(w.status == NET_OK || w.status == NET_ERR_SHUTTING_DOWN ||
-              w.status == NET_ERR_CORTEX_HALTED || w.status == NET_ERR_REDEX_CLOSED);
-        if (w.status == NET_OK) {
-            completed++;
-        } else {
-            refused++;
-        }
-        gate_destroy(&w.gate);
-        subject_destroy(&w.s);
+    memset(b.text, 'x', b.len);
+    delay_init(&b.delay);
+    if (b.redex != NULL) {
+        UNTIL_WON(40, 2, big_write_round, &b);
     }
     snprintf(big_info, sizeof big_info,
-             "  6 x 32 MiB writes racing the model free: %lu completed, %lu refused cleanly",
-             completed, refused);
-    free(text);
-    net_redex_free(r);
+             "  32 MiB writes racing the model free: 2 waited for; %lu refused cleanly, %lu over "
+             "before the free",
+             b.refused, b.before);
+    free(b.text);
+    CHECK_OK(net_redex_free(b.redex));
+}
+
+/* ---- 4. blocked calls wake -------------------------------------------------- */
+
+struct blocked {
+    net_model_t *model;
+    net_model_watch_t *watch;
+    net_cancel_t *cancel;
+    int status;
+    uint64_t missed;
+    struct call_error error;
+};
+
+static void *blocked_watch_next(void *arg)
+{
+    struct blocked *b = (struct blocked *)arg;
+    net_bytes_t rows = {NULL, 0};
+    net_error_t error = error_slot();
+    b->status = net_model_watch_next(b->watch, NET_WAIT_FOREVER, &rows, &b->missed, b->cancel,
+                                     &error);
+    error_take(&error, &b->error);
+    CHECK(rows.ptr == NULL); /* nothing is written unless NET_OK */
+    net_bytes_free(&rows);
+    return NULL;
+}
+
+static void *blocked_wait_for_seq(void *arg)
+{
+    struct blocked *b = (struct blocked *)arg;
+    net_error_t error = error_slot();
+    /* a seq no write reaches: only a free or a cancel ends this wait */
+    b->status = net_model_wait_for_seq(b->model, 1000000, NET_WAIT_FOREVER, b->cancel, &error);
+    error_take(&error, &b->error);
+    return NULL;
+}
+
+struct wake_rounds {
+    net_redex_t *redex;
+    net_model_t *models[2];  /* one per kind (cancel tests) */
+    net_model_watch_t *watches[2];
+    unsigned long refused;
+};
+
+/* Watch free: NET_END proves it woke the next in its wait; SHUTTING_DOWN
+ * means the free came first. Both kinds, at once. */
+static int watch_free_round(void *ctx, int round)
+{
+    struct wake_rounds *wr = (struct wake_rounds *)ctx;
+    struct blocked b[2];
+    pthread_t t[2];
+    int k, woken = 0;
+    (void)round;
+    for (k = 0; k < 2; k++) {
+        net_bytes_t current = {NULL, 0};
+        memset(&b[k], 0, sizeof b[k]);
+        b[k].missed = 4242;
+        /* only later changes: the next blocks */
+        CHECK_OK(net_model_snapshot_and_watch(wr->models[k], NULL, 0, &current, &b[k].watch));
+        net_bytes_free(&current);
+    }
+    for (k = 0; k < 2; k++) {
+        if (pthread_create(&t[k], NULL, blocked_watch_next, &b[k]) != 0) {
+            abort();
+        }
+    }
+    let_it_block();
+    for (k = 0; k < 2; k++) {
+        CHECK_OK(net_model_watch_free(b[k].watch));
+    }
+    for (k = 0; k < 2; k++) {
+        pthread_join(t[k], NULL);
+        CHECK_U64(b[k].missed, 4242);
+        if (b[k].status == NET_END) {
+            woken++;
+        } else {
+            CHECK_STATUS(b[k].status, NET_ERR_SHUTTING_DOWN);
+            wr->refused++;
+        }
+    }
+    return woken == 2;
+}
+
+static void test_watch_free_wakes_next_blocked_forever(void)
+{
+    struct wake_rounds wr;
+    int k;
+    memset(&wr, 0, sizeof wr);
+    wr.redex = redex_new(NULL);
+    for (k = 0; wr.redex != NULL && k < 2; k++) {
+        CHECK_OK(net_model_open(wr.redex, k ? NET_MODEL_MEMORIES : NET_MODEL_TASKS, 1, NULL, 0,
+                                &wr.models[k]));
+    }
+    if (wr.models[0] != NULL && wr.models[1] != NULL) {
+        UNTIL_WON(200, 5, watch_free_round, &wr);
+    }
+    for (k = 0; k < 2; k++) {
+        CHECK_OK(net_model_free(wr.models[k]));
+    }
+    CHECK_OK(net_redex_free(wr.redex));
+}
+
+struct under_way {
+    struct blocked b;
+    pthread_mutex_t lock;
+    int inside, returned;
+};
+
+static void *watch_next_under_way(void *arg)
+{
+    struct under_way *u = (struct under_way *)arg;
+    pthread_mutex_lock(&u->lock);
+    u->inside = 1;
+    pthread_mutex_unlock(&u->lock);
+    blocked_watch_next(&u->b);
+    pthread_mutex_lock(&u->lock);
+    u->returned = 1;
+    pthread_mutex_unlock(&u->lock);
+    return NULL;
+}
+
+/* Model free: its watches end (NET_END) whether their next was waiting or
+ * started after, so the round counts only when each call was under way (and
+ * not over) when its model was freed. The watches outlive their models. */
+static int model_free_ends_watches_round(void *ctx, int round)
+{
+    struct wake_rounds *wr = (struct wake_rounds *)ctx;
+    struct under_way u[2];
+    pthread_t t[2];
+    int k, under = 1;
+    net_bytes_t rows = {NULL, 0};
+    uint64_t missed = 0;
+    (void)round;
+    for (k = 0; k < 2; k++) {
+        memset(&u[k], 0, sizeof u[k]);
+        pthread_mutex_init(&u[k].lock, NULL);
+        CHECK_OK(net_model_open(wr->redex, k ? NET_MODEL_MEMORIES : NET_MODEL_TASKS, 1, NULL, 0,
+                                &u[k].b.model));
+        CHECK_OK(net_model_watch(u[k].b.model, NULL, 0, &u[k].b.watch));
+        drain_first(u[k].b.watch);
+    }
+    for (k = 0; k < 2; k++) {
+        if (pthread_create(&t[k], NULL, watch_next_under_way, &u[k]) != 0) {
+            abort();
+        }
+    }
+    let_it_block();
+    for (k = 0; k < 2; k++) {
+        pthread_mutex_lock(&u[k].lock);
+        under = under && u[k].inside && !u[k].returned;
+        pthread_mutex_unlock(&u[k].lock);
+    }
+    for (k = 0; k < 2; k++) {
+        CHECK_OK(net_model_free(u[k].b.model));
+    }
+    for (k = 0; k < 2; k++) {
+        pthread_join(t[k], NULL);
+        CHECK_STATUS(u[k].b.status, NET_END);
+        /* the watch stays ended, and frees cleanly after its model */
+        CHECK_STATUS(net_model_watch_next(u[k].b.watch, NET_WAIT_FOREVER, &rows, &missed, NULL,
+                                          NULL),
+                     NET_END);
+        CHECK_OK(net_model_watch_free(u[k].b.watch));
+        pthread_mutex_destroy(&u[k].lock);
+    }
+    return under;
+}
+
+static void test_model_free_ends_watches_blocked_forever(void)
+{
+    struct wake_rounds wr;
+    net_model_t *m = NULL;
+    net_model_watch_t *w = NULL;
+    net_bytes_t rows = {NULL, 0};
+    uint64_t missed = 0;
+    memset(&wr, 0, sizeof wr);
+    wr.redex = redex_new(NULL);
+    if (wr.redex == NULL) {
+        return;
+    }
+    UNTIL_WON(200, 5, model_free_ends_watches_round, &wr);
+    /* A watch that has not delivered its first result yet ends too. */
+    if (CHECK_OK(net_model_open(wr.redex, NET_MODEL_MEMORIES, 1, NULL, 0, &m)) &&
+        CHECK_OK(net_model_watch(m, NULL, 0, &w))) {
+        CHECK_OK(net_model_free(m));
+        CHECK_STATUS(net_model_watch_next(w, NET_WAIT_FOREVER, &rows, &missed, NULL, NULL),
+                     NET_END);
+    }
+    CHECK_OK(net_model_watch_free(w));
+    CHECK_OK(net_model_free(m));
+    CHECK_OK(net_redex_free(wr.redex));
+}
+
+/* Cancel of a blocked watch next, on the kind `round % 2`; the watch stays usable. */
+static int watch_cancel_round(void *ctx, int round)
+{
+    struct wake_rounds *wr = (struct wake_rounds *)ctx;
+    struct blocked b;
+    pthread_t t;
+    memset(&b, 0, sizeof b);
+    b.watch = wr->watches[round % 2];
+    b.cancel = cancel_new();
+    b.missed = 4242;
+    if (pthread_create(&t, NULL, blocked_watch_next, &b) != 0) {
+        abort();
+    }
+    let_it_block();
+    CHECK_OK(net_cancel_cancel(b.cancel));
+    pthread_join(t, NULL);
+    CHECK_OK(net_cancel_free(b.cancel));
+    CHECK_STATUS(b.status, NET_ERR_CANCELLED);
+    CHECK_STATUS(b.error.status, NET_ERR_CANCELLED); /* the error comes back with the call */
+    CHECK_U64(b.missed, 4242);
+    if (interrupted_while_waiting(b.error.message)) {
+        return 1;
+    }
+    CHECK(cancelled_before_start(b.error.message));
+    wr->refused++;
+    return 0;
+}
+
+static void test_cancel_wakes_blocked_watch_next(void)
+{
+    struct wake_rounds wr;
+    int k;
+    memset(&wr, 0, sizeof wr);
+    wr.redex = redex_new(NULL);
+    for (k = 0; wr.redex != NULL && k < 2; k++) {
+        CHECK_OK(net_model_open(wr.redex, k ? NET_MODEL_MEMORIES : NET_MODEL_TASKS, 1, NULL, 0,
+                                &wr.models[k]));
+        CHECK_OK(net_model_watch(wr.models[k], NULL, 0, &wr.watches[k]));
+        drain_first(wr.watches[k]);
+    }
+    if (wr.watches[0] == NULL || wr.watches[1] == NULL) {
+        goto out;
+    }
+    UNTIL_WON(200, 6, watch_cancel_round, &wr);
+    /* The watches work on after cancelled calls: a write reaches each. */
+    for (k = 0; k < 2; k++) {
+        net_bytes_t rows = {NULL, 0};
+        uint64_t missed = 0;
+        if (k == 0) {
+            task_create(wr.models[0], 9, "after the cancels");
+        } else {
+            memory_store(wr.models[1], 9, "after the cancels", NULL, "test");
+        }
+        CHECK_OK(net_model_watch_next(wr.watches[k], 5000, &rows, &missed, NULL, NULL));
+        CHECK(json_has(&rows, "\"id\":9"));
+        net_bytes_free(&rows);
+    }
+out:
+    for (k = 0; k < 2; k++) {
+        CHECK_OK(net_model_watch_free(wr.watches[k]));
+        CHECK_OK(net_model_free(wr.models[k]));
+    }
+    CHECK_OK(net_redex_free(wr.redex));
+}
+
+/* Model free: a wait_for_seq blocked forever returns NET_ERR_SHUTTING_DOWN,
+ * its message saying the model was freed while the call waited (refused at
+ * the door, it says the handle was freed). Both kinds, at once. */
+static int wait_free_round(void *ctx, int round)
+{
+    struct wake_rounds *wr = (struct wake_rounds *)ctx;
+    struct blocked b[2];
+    pthread_t t[2];
+    int k, woken = 0;
+    (void)round;
+    for (k = 0; k < 2; k++) {
+        memset(&b[k], 0, sizeof b[k]);
+        CHECK_OK(net_model_open(wr->redex, k ? NET_MODEL_MEMORIES : NET_MODEL_TASKS, 2, NULL, 0,
+                                &b[k].model));
+    }
+    for (k = 0; k < 2; k++) {
+        if (pthread_create(&t[k], NULL, blocked_wait_for_seq, &b[k]) != 0) {
+            abort();
+        }
+    }
+    let_it_block();
+    for (k = 0; k < 2; k++) {
+        CHECK_OK(net_model_free(b[k].model));
+    }
+    for (k = 0; k < 2; k++) {
+        pthread_join(t[k], NULL);
+        CHECK_STATUS(b[k].status, NET_ERR_SHUTTING_DOWN);
+        CHECK_STATUS(b[k].error.status, NET_ERR_SHUTTING_DOWN);
+        if (interrupted_while_waiting(b[k].error.message)) {
+            woken++;
+        } else {
+            wr->refused++;
+        }
+    }
+    return woken == 2;
+}
+
+static void test_model_free_wakes_wait_for_seq_blocked_forever(void)
+{
+    struct wake_rounds wr;
+    memset(&wr, 0, sizeof wr);
+    wr.redex = redex_new(NULL);
+    if (wr.redex != NULL) {
+        UNTIL_WON(200, 5, wait_free_round, &wr);
+    }
+    CHECK_OK(net_redex_free(wr.redex));
+}
+
+/* Cancel of a wait_for_seq blocked forever, on the kind `round % 2`. */
+static int wait_cancel_round(void *ctx, int round)
+{
+    struct wake_rounds *wr = (struct wake_rounds *)ctx;
+    struct blocked b;
+    pthread_t t;
+    memset(&b, 0, sizeof b);
+    b.model = wr->models[round % 2];
+    b.cancel = cancel_new();
+    if (pthread_create(&t, NULL, blocked_wait_for_seq, &b) != 0) {
+        abort();
+    }
+    let_it_block();
+    CHECK_OK(net_cancel_cancel(b.cancel));
+    pthread_join(t, NULL);
+    CHECK_OK(net_cancel_free(b.cancel));
+    CHECK_STATUS(b.status, NET_ERR_CANCELLED);
+    CHECK_STATUS(b.error.status, NET_ERR_CANCELLED);
+    if (interrupted_while_waiting(b.error.message)) {
+        return 1;
+    }
+    CHECK(cancelled_before_start(b.error.message));
+    wr->refused++;
+    return 0;
+}
+
+static void test_cancel_wakes_blocked_wait_for_seq(void)
+{
+    struct wake_rounds wr;
+    int k;
+    memset(&wr, 0, sizeof wr);
+    wr.redex = redex_new(NULL);
+    for (k = 0; wr.redex != NULL && k < 2; k++) {
+        CHECK_OK(net_model_open(wr.redex, k ? NET_MODEL_MEMORIES : NET_MODEL_TASKS, 1, NULL, 0,
+                                &wr.models[k]));
+    }
+    if (wr.models[0] != NULL && wr.models[1] != NULL) {
+        UNTIL_WON(200, 6, wait_cancel_round, &wr);
+        /* Waiting works on after cancelled waits. */
+        CHECK_OK(net_model_wait_for_seq(wr.models[0], task_create(wr.models[0], 1, "t"), 5000,
+                                        NULL, NULL));
+        CHECK_OK(net_model_wait_for_seq(wr.models[1], memory_store(wr.models[1], 1, "m", NULL, ""),
+                                        5000, NULL, NULL));
+    }
+    for (k = 0; k < 2; k++) {
+        CHECK_OK(net_model_free(wr.models[k]));
+    }
+    CHECK_OK(net_redex_free(wr.redex));
 }
 
 int main(void)
@@ -382,9 +714,12 @@ int main(void)
     RUN_TEST(test_op_after_free);
     RUN_TEST(test_concurrent_frees_with_racing_calls);
     printf("%s\n", race_info);
-    RUN_TEST(test_watch_free_wakes_blocked_next);
-    printf("%s\n", wake_info);
     RUN_TEST(test_model_free_waits_for_big_write);
     printf("%s\n", big_info);
+    RUN_TEST(test_watch_free_wakes_next_blocked_forever);
+    RUN_TEST(test_model_free_ends_watches_blocked_forever);
+    RUN_TEST(test_cancel_wakes_blocked_watch_next);
+    RUN_TEST(test_model_free_wakes_wait_for_seq_blocked_forever);
+    RUN_TEST(test_cancel_wakes_blocked_wait_for_seq);
     return check_finish("test_cortex_races");
 }

@@ -65,13 +65,13 @@ static void test_reference_envelope_opens(void)
 
     if (CHECK_OK(open_env(reference, sizeof reference, target_secret, chain_link, NULL, &id))) {
         check_opened_is_source(id);
-        net_identity_free(id);
+        CHECK_OK(net_identity_free(id));
     }
     id = NULL;
     if (CHECK_OK(open_env(reference, sizeof reference, target_secret, chain_link, source_pub,
                           &id))) {
         check_opened_is_source(id);
-        net_identity_free(id);
+        CHECK_OK(net_identity_free(id));
     }
     /* envelope.json: deterministic.reference_open = Ok(seed) */
     hex_exact(DETERMINISTIC_ENVELOPE, deterministic, sizeof deterministic);
@@ -79,7 +79,7 @@ static void test_reference_envelope_opens(void)
     if (CHECK_OK(open_env(deterministic, sizeof deterministic, target_secret, chain_link, NULL,
                           &id))) {
         check_opened_is_source(id);
-        net_identity_free(id);
+        CHECK_OK(net_identity_free(id));
     }
 }
 
@@ -132,7 +132,7 @@ static void test_seal_open_round_trip(void)
         CHECK_OK(net_identity_origin_hash(source, &h1));
         CHECK_OK(net_identity_origin_hash(opened, &h2));
         CHECK_U64(h2, h1);
-        net_identity_free(opened);
+        CHECK_OK(net_identity_free(opened));
     }
     /* Another expected signer is refused. */
     opened = NULL;
@@ -164,9 +164,9 @@ out:
     net_bytes_free(&stranger_pub);
     net_bytes_free(&got);
     net_bytes_free(&pub);
-    net_identity_free(ro);
-    net_identity_free(source);
-    net_identity_free(stranger);
+    CHECK_OK(net_identity_free(ro));
+    CHECK_OK(net_identity_free(source));
+    CHECK_OK(net_identity_free(stranger));
 }
 
 static void test_failure_cases(void)

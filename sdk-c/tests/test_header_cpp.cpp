@@ -35,12 +35,29 @@ int main()
                              std::strlen(channel), nullptr, 0, &file) == NET_OK &&
          net_redex_file_append_batch(file, batch, 2, &first, &appended) == NET_OK && appended &&
          net_redex_file_tail(file, 1, &tail) == NET_OK &&
-         net_redex_tail_next(tail, NET_WAIT_FOREVER, &seq, &payload) == NET_OK && seq == 1 &&
+         net_redex_tail_next(tail, NET_WAIT_FOREVER, &seq, &payload, NULL, NULL) == NET_OK && seq == 1 &&
          payload.len == 2;
     net_bytes_free(&payload);
-    net_redex_tail_free(tail);
-    net_redex_file_free(file);
-    net_redex_free(redex);
+
+    // ABI 2 from C++: a cancellation token and the per-call error; frees
+    // return a status; the model-generic CortEX handle.
+    static_assert(NET_ERR_CANCELLED == -5 && NET_ERR_BUSY == -6, "ABI 2 statuses");
+    net_cancel_t *cancel = nullptr;
+    net_error_t error = {NET_OK, {nullptr, 0}};
+    ok = ok && net_cancel_new(&cancel) == NET_OK && net_cancel_cancel(cancel) == NET_OK &&
+         net_redex_tail_next(tail, NET_WAIT_FOREVER, &seq, &payload, cancel, &error) ==
+             NET_ERR_CANCELLED &&
+         error.status == NET_ERR_CANCELLED && error.message.len > 0;
+    net_error_clear(&error);
+    ok = ok && error.message.ptr == nullptr && net_cancel_free(cancel) == NET_OK;
+    net_model_t *model = nullptr;
+    uint32_t kind = 0;
+    ok = ok && net_model_open(redex, NET_MODEL_MEMORIES, 1, nullptr, 0, &model) == NET_OK &&
+         net_model_kind(model, &kind) == NET_OK && kind == NET_MODEL_MEMORIES &&
+         net_model_free(model) == NET_OK;
+
+    ok = ok && net_redex_tail_free(tail) == NET_OK && net_redex_file_free(file) == NET_OK &&
+         net_redex_free(redex) == NET_OK;
     std::printf("%s\n", ok ? "ok" : "FAILED");
     return ok ? 0 : 1;
 }

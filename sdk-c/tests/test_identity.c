@@ -90,7 +90,7 @@ static void test_identity_vectors(void)
 
         CHECK_OK(net_identity_verify(id, msg_bytes(VECTOR_MESSAGE), strlen(VECTOR_MESSAGE), sig,
                                      sizeof sig));
-        net_identity_free(id);
+        CHECK_OK(net_identity_free(id));
     }
 }
 
@@ -103,7 +103,7 @@ static void test_sign_verify_round_trip(void)
     uint8_t bad_sig[64];
 
     if (!CHECK_OK(net_identity_generate(&a)) || !CHECK_OK(net_identity_generate(&b))) {
-        net_identity_free(a);
+        CHECK_OK(net_identity_free(a));
         return;
     }
     CHECK_OK(net_identity_public_key(a, &pk_a));
@@ -142,8 +142,8 @@ static void test_sign_verify_round_trip(void)
 
     net_bytes_free(&pk_a);
     net_bytes_free(&pk_b);
-    net_identity_free(a);
-    net_identity_free(b);
+    CHECK_OK(net_identity_free(a));
+    CHECK_OK(net_identity_free(b));
 }
 
 static void test_read_only_identity(void)
@@ -179,7 +179,7 @@ static void test_read_only_identity(void)
     CHECK(strlen(net_last_error_message()) > 0);
     CHECK_STATUS(net_identity_seed(ro, &b), NET_ERR_READ_ONLY);
     CHECK(b.ptr == NULL && b.len == 0);
-    net_identity_free(ro);
+    CHECK_OK(net_identity_free(ro));
 
     /* y = 2 is not the encoding of a curve point. */
     memset(not_a_point, 0, sizeof not_a_point);
@@ -214,7 +214,7 @@ static void test_bad_lengths(void)
         CHECK_STATUS(net_identity_verify(good, buf, 4, buf, 65), NET_ERR_INVALID_ARGUMENT);
         CHECK_STATUS(net_identity_verify(good, buf, 4, NULL, 64), NET_ERR_INVALID_ARGUMENT);
         CHECK(b.ptr == NULL);
-        net_identity_free(good);
+        CHECK_OK(net_identity_free(good));
     }
 }
 
@@ -249,7 +249,7 @@ static void test_null_out_pointers(void)
         CHECK_STATUS(net_identity_seed(id, NULL), NET_ERR_INVALID_ARGUMENT);
         CHECK_STATUS(net_identity_is_read_only(id, NULL), NET_ERR_INVALID_ARGUMENT);
         CHECK_STATUS(net_identity_sign(id, seed, sizeof seed, NULL), NET_ERR_INVALID_ARGUMENT);
-        net_identity_free(id);
+        CHECK_OK(net_identity_free(id));
     }
 }
 
@@ -301,8 +301,8 @@ static void test_bytes_free(void)
         net_bytes_free(&b);                 /* idempotent */
         CHECK(b.ptr == NULL && b.len == 0);
     }
-    net_identity_free(id);
-    net_identity_free(NULL); /* NULL-safe */
+    CHECK_OK(net_identity_free(id));
+    CHECK_OK(net_identity_free(NULL)); /* NULL-safe */
 }
 
 static void test_versions(void)
@@ -327,8 +327,8 @@ static void test_generate_is_random(void)
         CHECK_OK(net_identity_origin_hash(b, &hb));
         CHECK(ha != hb);
     }
-    net_identity_free(a);
-    net_identity_free(b);
+    CHECK_OK(net_identity_free(a));
+    CHECK_OK(net_identity_free(b));
 }
 
 static void test_clone_is_independent(void)
@@ -340,12 +340,12 @@ static void test_clone_is_independent(void)
         CHECK_OK(net_identity_origin_hash(original, &want));
         CHECK_OK(net_identity_clone(original, &copy));
         CHECK(copy != NULL && copy != original);
-        net_identity_free(original);
+        CHECK_OK(net_identity_free(original));
         CHECK_STATUS(net_identity_origin_hash(original, &got), NET_ERR_SHUTTING_DOWN);
         CHECK_OK(net_identity_origin_hash(copy, &got));
         CHECK_U64(got, want);
     }
-    net_identity_free(copy);
+    CHECK_OK(net_identity_free(copy));
 }
 
 static void test_status_names(void)

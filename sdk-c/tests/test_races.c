@@ -4,7 +4,10 @@
  *  1. a call after free returns NET_ERR_SHUTTING_DOWN (the handle's header is
  *     never deallocated, so this is defined behaviour, not a use-after-free);
  *  2. many threads free the same handle at once while others call into it;
- *  3. free waits for an in-flight call (a 64 MiB sign) before returning;
+ *  3. free waits for an in-flight call (a 64 MiB sign) before returning: a
+ *     round counts when the sign got in and was still running when the free
+ *     began (how long to let it run adapts, struct delay in block_util.h),
+ *     and its signature being visible when the free returns proves the wait;
  *  4. concurrent calls on one live handle all see correct results.
  *
  * Run under AddressSanitizer: a use-after-free, double free or leak in any of
@@ -15,7 +18,7 @@
 #include <errno.h>
 #include <time.h>
 
-#include "check.h"
+#include "block_util.h"
 
 /* tests/vectors/identity.json: vectors[0] (A): seed, public key, origin hash, signature */
 static const char SEED_A[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -34,15 +37,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
 }
 
 static net_identity_t *new_a(void)
@@ -66,7 +60,7 @@ static void test_op_after_free_is_shutting_down(void)
             return;
         }
         CHECK_OK(net_identity_origin_hash(id, &u));
-        net_identity_free(id);
+        CHECK_OK(net_identity_free(id));
 
         u = 42;
         CHECK_STATUS(net_identity_origin_hash(id, &u), NET_ERR_SHUTTING_DOWN);
@@ -90,8 +84,8 @@ static void test_op_after_free_is_shutting_down(void)
             CHECK(flag == true);
         }
         /* Idempotent. */
-        net_identity_free(id);
-        net_identity_free(id);
+        CHECK_OK(net_identity_free(id));
+        CHECK_OK(net_identity_free(id));
         CHECK_STATUS(net_identity_origin_hash(id, &u), NET_ERR_SHUTTING_DOWN);
     }
 }
@@ -122,7 +116,7 @@ static void *free_thread(void *arg)
     struct free_race *r = (struct free_race *)arg;
     uint64_t u = 0;
     pthread_barrier_wait(&r->start);
-    net_identity_free(r->id);
+    CHECK_OK(net_identity_free(r->id)); /* every racing free: NET_OK */
     /* Once any free has returned, no call can enter. */
     CHECK_STATUS(net_identity_origin_hash(r->id, &u), NET_ERR_SHUTTING_DOWN);
     return NULL;
@@ -211,7 +205,7 @@ static void test_concurrent_free_is_idempotent(void)
         }
         CHECK(r.shutting_down == OP_THREADS); /* every op thread ended on SHUTTING_DOWN */
         CHECK_STATUS(net_identity_origin_hash(r.id, &u), NET_ERR_SHUTTING_DOWN);
-        net_identity_free(r.id); /* and once more, for good measure */
+        CHECK_OK(net_identity_free(r.id)); /* and once more, for good measure */
         total_ok += r.ok;
         total_down += r.shutting_down;
         pthread_barrier_destroy(&r.start);
@@ -266,7 +260,9 @@ static void test_free_waits_for_in_flight_call(void)
     net_identity_t *second = NULL;
     int attempt, done = 0;
     size_t i;
+    struct delay delay;
 
+    delay_init(&delay);
     if (!CHECK(msg != NULL)) {
         return;
     }
@@ -279,7 +275,7 @@ static void test_free_waits_for_in_flight_call(void)
         return;
     }
 
-    for (attempt = 1; attempt <= 5 && !done; attempt++) {
+    for (attempt = 1; attempt <= 40 && !done; attempt++) {
         struct slow_sign s;
         pthread_t t;
         double t_free_call, t_free_return;
@@ -300,9 +296,9 @@ static void test_free_waits_for_in_flight_call(void)
         }
         pthread_mutex_unlock(&s.lock);
 
-        sleep_ms(50);
+        delay_run(&delay);
         t_free_call = now_s();
-        net_identity_free(s.id);
+        CHECK_OK(net_identity_free(s.id));
         t_free_return = now_s();
         /*
          * libnet writes the output before the call leaves the handle's guard,
@@ -316,10 +312,11 @@ static void test_free_waits_for_in_flight_call(void)
         pthread_join(t, NULL);
 
         if (s.status == NET_ERR_SHUTTING_DOWN) {
-            /* The sign lost the race and never entered: try again. */
+            /* The sign lost the race and never entered: let it run longer. */
             CHECK(s.sig.ptr == NULL);
-            fprintf(stderr, "  (attempt %d: the sign had not entered after 50 ms; retrying)\n",
-                    attempt);
+            delay_too_early(&delay);
+        } else if (s.status == NET_OK && s.t_return < t_free_call) {
+            delay_too_late(&delay); /* the sign was over before the free began */
         } else if (CHECK_STATUS(s.status, NET_OK)) {
             done = 1;
             CHECK(sig_seen_after_free != NULL);
@@ -327,15 +324,9 @@ static void test_free_waits_for_in_flight_call(void)
             if (s.sig.len == NET_SIGNATURE_LEN) {
                 CHECK_OK(net_identity_verify(second, msg, BIG_MESSAGE_LEN, s.sig.ptr, s.sig.len));
             }
-            /*
-             * Timestamps: the sign's return is stamped a few instructions after
-             * libnet released the guard, so allow it a few ms of scheduling
-             * slack; without the wait, free would return ~(sign time - 50 ms)
-             * before the sign did, far outside this slack.
-             */
-            CHECK(t_free_call < s.t_return);
-            CHECK(t_free_return + 0.010 >= s.t_return);
-            CHECK(t_free_return - t_free_call > 0.5 * (s.t_return - t_free_call));
+            /* (The timings below are printed, not asserted: the signature
+             * seen above is the exact proof, and a loaded machine keeps no
+             * wall-clock bound.) */
             snprintf(free_waits_info, sizeof free_waits_info,
                     "  sign of 64 MiB took %.0f ms; free called %.0f ms into it, returned "
                     "%.0f ms later, %.3f ms after the sign returned",
@@ -343,12 +334,12 @@ static void test_free_waits_for_in_flight_call(void)
                     (t_free_return - t_free_call) * 1e3, (t_free_return - s.t_return) * 1e3);
         }
         net_bytes_free(&s.sig);
-        net_identity_free(s.id);
+        CHECK_OK(net_identity_free(s.id));
         pthread_mutex_destroy(&s.lock);
         pthread_cond_destroy(&s.cond);
     }
     CHECK(done);
-    net_identity_free(second);
+    CHECK_OK(net_identity_free(second));
     free(msg);
 }
 
@@ -389,7 +380,7 @@ static void test_concurrent_calls_on_live_handle(void)
     for (i = 0; i < SHARED_THREADS; i++) {
         pthread_join(t[i], NULL);
     }
-    net_identity_free(id);
+    CHECK_OK(net_identity_free(id));
 }
 
 int main(void)

@@ -20,6 +20,7 @@
  */
 #define _XOPEN_SOURCE 700
 
+#include "block_util.h"
 #include "redex_util.h"
 
 static const net_bytes_t EMPTY = {NULL, 0};
@@ -75,7 +76,7 @@ static void test_append_batch_read_range(void)
     struct expect all[7];
 
     if (f == NULL) {
-        net_redex_free(r);
+        CHECK_OK(net_redex_free(r));
         return;
     }
     CHECK_OK(net_redex_file_next_seq(f, &u));
@@ -232,8 +233,8 @@ static void test_append_batch_read_range(void)
     }
     net_bytes_free(&b);
 
-    net_redex_file_free(f);
-    net_redex_free(r);
+    CHECK_OK(net_redex_file_free(f));
+    CHECK_OK(net_redex_free(r));
 }
 
 /* ---- persistence ------------------------------------------------------------- */
@@ -266,7 +267,7 @@ static void test_persistent_survives_reopen(void)
         snprintf(name, sizeof name, "persist/k%u", (unsigned)k);
         f = r ? redex_open(r, name, config) : NULL;
         if (f == NULL) {
-            net_redex_free(r);
+            CHECK_OK(net_redex_free(r));
             break;
         }
         CHECK_U64(redex_append(f, "first"), 0);
@@ -288,8 +289,8 @@ static void test_persistent_survives_reopen(void)
         CHECK_OK(net_redex_file_close(f));
         CHECK_STATUS(net_redex_file_append(f, (const uint8_t *)"x", 1, &seq),
                      NET_ERR_REDEX_CLOSED);
-        net_redex_file_free(f);
-        net_redex_free(r);
+        CHECK_OK(net_redex_file_free(f));
+        CHECK_OK(net_redex_free(r));
 
         /* a fresh manager on the same directory sees the same entries */
         r2 = redex_new(dir);
@@ -314,8 +315,8 @@ static void test_persistent_survives_reopen(void)
         }
         net_bytes_free(&before);
         net_bytes_free(&after);
-        net_redex_file_free(g);
-        net_redex_free(r2);
+        CHECK_OK(net_redex_file_free(g));
+        CHECK_OK(net_redex_free(r2));
     }
     rm_rf(dir);
 }
@@ -372,7 +373,7 @@ static void test_tail_backfill_then_live(void)
     double t0;
 
     if (f == NULL) {
-        net_redex_free(r);
+        CHECK_OK(net_redex_free(r));
         return;
     }
     for (i = 0; i < BACKFILL; i++) {
@@ -387,9 +388,9 @@ static void test_tail_backfill_then_live(void)
     /* A tail that has caught up: 0 ms returns at once, N ms waits ~N ms. */
     CHECK_OK(net_redex_file_tail(f, BACKFILL, &mid));
     seq = 4242;
-    CHECK_STATUS(net_redex_tail_next(mid, 0, &seq, &b), NET_TIMEOUT);
+    CHECK_STATUS(net_redex_tail_next(mid, 0, &seq, &b, NULL, NULL), NET_TIMEOUT);
     t0 = now_s();
-    CHECK_STATUS(net_redex_tail_next(mid, 30, &seq, &b), NET_TIMEOUT);
+    CHECK_STATUS(net_redex_tail_next(mid, 30, &seq, &b, NULL, NULL), NET_TIMEOUT);
     CHECK(now_s() - t0 >= 0.025);
     CHECK_U64(seq, 4242); /* outputs untouched on NET_TIMEOUT */
     CHECK(b.ptr == NULL && b.len == 0);
@@ -409,7 +410,7 @@ static void test_tail_backfill_then_live(void)
     /* Read everything: the backfill in order, then the writers' entries as
      * they land, each exactly once and in each writer's order. */
     while (expect_seq < BACKFILL + WRITERS * PER_WRITER) {
-        st = net_redex_tail_next(tail, 5000, &seq, &b);
+        st = net_redex_tail_next(tail, 5000, &seq, &b, NULL, NULL);
         if (!CHECK_STATUS(st, NET_OK)) {
             break;
         }
@@ -448,24 +449,23 @@ static void test_tail_backfill_then_live(void)
              "  %u backfilled, then %u live from %d writer threads (%u read while they wrote)",
              backfilled, live, WRITERS, while_writing);
     /* caught up: nothing more */
-    CHECK_STATUS(net_redex_tail_next(tail, 0, &seq, &b), NET_TIMEOUT);
+    CHECK_STATUS(net_redex_tail_next(tail, 0, &seq, &b, NULL, NULL), NET_TIMEOUT);
 
     /* A tail started in the middle begins exactly there. */
-    CHECK_OK(net_redex_tail_next(mid, 0, &seq, &b));
+    CHECK_OK(net_redex_tail_next(mid, 0, &seq, &b, NULL, NULL));
     CHECK_U64(seq, BACKFILL);
     net_bytes_free(&b);
 
 out:
-    net_redex_tail_free(mid);
-    net_redex_tail_free(tail);
-    net_redex_file_free(f);
-    net_redex_free(r);
+    CHECK_OK(net_redex_tail_free(mid));
+    CHECK_OK(net_redex_tail_free(tail));
+    CHECK_OK(net_redex_file_free(f));
+    CHECK_OK(net_redex_free(r));
 }
 
 struct blocked_next {
     net_redex_tail_t *tail;
     int status;
-    double returned;
 };
 
 static void *next_forever(void *arg)
@@ -473,8 +473,7 @@ static void *next_forever(void *arg)
     struct blocked_next *bn = (struct blocked_next *)arg;
     uint64_t seq = 0;
     net_bytes_t b = EMPTY;
-    bn->status = net_redex_tail_next(bn->tail, NET_WAIT_FOREVER, &seq, &b);
-    bn->returned = now_s();
+    bn->status = net_redex_tail_next(bn->tail, NET_WAIT_FOREVER, &seq, &b, NULL, NULL);
     net_bytes_free(&b);
     return NULL;
 }
@@ -489,17 +488,16 @@ static void test_close_ends_tails(void)
     net_bytes_t b = EMPTY;
     uint64_t seq = 0, u = 0, removed = 0;
     bool found = false, appended = false;
-    double t_close;
 
     if (f == NULL) {
-        net_redex_free(r);
+        CHECK_OK(net_redex_free(r));
         return;
     }
     redex_append(f, "one");
     redex_append(f, "two");
     CHECK_OK(net_redex_file_tail(f, 2, &blocked)); /* caught up: will block */
     CHECK_OK(net_redex_file_tail(f, 0, &behind));  /* has two unread entries */
-    CHECK_OK(net_redex_tail_next(behind, 0, &seq, &b));
+    CHECK_OK(net_redex_tail_next(behind, 0, &seq, &b, NULL, NULL));
     CHECK_U64(seq, 0);
     net_bytes_free(&b);
 
@@ -509,21 +507,22 @@ static void test_close_ends_tails(void)
     if (!CHECK(pthread_create(&t, NULL, next_forever, &bn) == 0)) {
         goto out;
     }
-    sleep_ms(30);
-    t_close = now_s();
+    /* Let the next reach its wait (no clock). Whether it waited or started
+     * after the close, it ends with NET_END: a closed file's tails are over.
+     * (That a wait is really woken is proven in test_redex_races.c.) */
+    yield_n(2000);
     CHECK_OK(net_redex_file_close(f));
-    pthread_join(t, NULL);
+    pthread_join(t, NULL); /* returns: the close ended the blocked next */
     CHECK_STATUS(bn.status, NET_END);
-    CHECK(bn.returned - t_close < 2.0);
 
     /* Closing ends every tail at once, even one with unread entries
      * (they stay in the log: read them with read_range after reopening). */
-    CHECK_STATUS(net_redex_tail_next(behind, 0, &seq, &b), NET_END);
-    CHECK_STATUS(net_redex_tail_next(behind, NET_WAIT_FOREVER, &seq, &b), NET_END);
-    CHECK_STATUS(net_redex_tail_next(blocked, 100, &seq, &b), NET_END);
+    CHECK_STATUS(net_redex_tail_next(behind, 0, &seq, &b, NULL, NULL), NET_END);
+    CHECK_STATUS(net_redex_tail_next(behind, NET_WAIT_FOREVER, &seq, &b, NULL, NULL), NET_END);
+    CHECK_STATUS(net_redex_tail_next(blocked, 100, &seq, &b, NULL, NULL), NET_END);
     /* A tail started after the close ends at once too. */
     if (CHECK_OK(net_redex_file_tail(f, 0, &late))) {
-        CHECK_STATUS(net_redex_tail_next(late, NET_WAIT_FOREVER, &seq, &b), NET_END);
+        CHECK_STATUS(net_redex_tail_next(late, NET_WAIT_FOREVER, &seq, &b, NULL, NULL), NET_END);
     }
 
     /* Every other op on the closed file: NET_ERR_REDEX_CLOSED. */
@@ -555,11 +554,11 @@ static void test_close_ends_tails(void)
     CHECK_OK(net_redex_file_close(f)); /* idempotent */
 
 out:
-    net_redex_tail_free(late);
-    net_redex_tail_free(behind);
-    net_redex_tail_free(blocked);
-    net_redex_file_free(f);
-    net_redex_free(r);
+    CHECK_OK(net_redex_tail_free(late));
+    CHECK_OK(net_redex_tail_free(behind));
+    CHECK_OK(net_redex_tail_free(blocked));
+    CHECK_OK(net_redex_file_free(f));
+    CHECK_OK(net_redex_free(r));
 }
 
 /* ---- retention: NET_LAGGED ------------------------------------------------------ */
@@ -579,7 +578,7 @@ static void lagged_case(const char *dir)
     bool found = true;
 
     if (f == NULL) {
-        net_redex_free(r);
+        CHECK_OK(net_redex_free(r));
         return;
     }
     CHECK_OK(net_redex_file_tail(f, 0, &fresh));
@@ -590,7 +589,7 @@ static void lagged_case(const char *dir)
         CHECK_U64(redex_append(f, p), i);
     }
     /* `reader` has read entry 0; `fresh` has read nothing. */
-    CHECK_OK(net_redex_tail_next(reader, 0, &seq, &b));
+    CHECK_OK(net_redex_tail_next(reader, 0, &seq, &b, NULL, NULL));
     CHECK_U64(seq, 0);
     CHECK_BYTES(b, "e0", 2);
     net_bytes_free(&b);
@@ -612,35 +611,35 @@ static void lagged_case(const char *dir)
         net_bytes_t lag;
         lag.ptr = (uint8_t *)&u;
         lag.len = 1;
-        CHECK_STATUS(net_redex_tail_next(fresh, 0, &seq, &lag), NET_LAGGED);
+        CHECK_STATUS(net_redex_tail_next(fresh, 0, &seq, &lag, NULL, NULL), NET_LAGGED);
         CHECK_U64(seq, 3);
         CHECK(lag.ptr == NULL && lag.len == 0);
         if (lag.ptr != (uint8_t *)&u) {
             net_bytes_free(&lag);
         }
     }
-    CHECK_STATUS(net_redex_tail_next(reader, NET_WAIT_FOREVER, &seq, &b), NET_LAGGED);
+    CHECK_STATUS(net_redex_tail_next(reader, NET_WAIT_FOREVER, &seq, &b, NULL, NULL), NET_LAGGED);
     CHECK_U64(seq, 3);
     CHECK(b.ptr == NULL && b.len == 0);
 
     /* then delivery resumes at seq 3, once */
-    CHECK_OK(net_redex_tail_next(fresh, 0, &seq, &b));
+    CHECK_OK(net_redex_tail_next(fresh, 0, &seq, &b, NULL, NULL));
     CHECK_U64(seq, 3);
     CHECK_BYTES(b, "e3", 2);
     net_bytes_free(&b);
-    CHECK_OK(net_redex_tail_next(fresh, 0, &seq, &b));
+    CHECK_OK(net_redex_tail_next(fresh, 0, &seq, &b, NULL, NULL));
     CHECK_U64(seq, 4);
     net_bytes_free(&b);
-    CHECK_STATUS(net_redex_tail_next(fresh, 0, &seq, &b), NET_TIMEOUT);
+    CHECK_STATUS(net_redex_tail_next(fresh, 0, &seq, &b, NULL, NULL), NET_TIMEOUT);
 
     /* nothing more to sweep */
     CHECK_OK(net_redex_file_sweep_retention(f, &removed));
     CHECK_U64(removed, 0);
 
-    net_redex_tail_free(reader);
-    net_redex_tail_free(fresh);
-    net_redex_file_free(f);
-    net_redex_free(r);
+    CHECK_OK(net_redex_tail_free(reader));
+    CHECK_OK(net_redex_tail_free(fresh));
+    CHECK_OK(net_redex_file_free(f));
+    CHECK_OK(net_redex_free(r));
 }
 
 static void test_lagged_after_retention(void)
@@ -666,8 +665,8 @@ static void test_lagged_after_retention(void)
             check_range(&b, want, 2);
             net_bytes_free(&b);
         }
-        net_redex_file_free(f);
-        net_redex_free(r);
+        CHECK_OK(net_redex_file_free(f));
+        CHECK_OK(net_redex_free(r));
     }
     rm_rf(dir);
 }
@@ -696,7 +695,7 @@ static void test_second_writer_locked(void)
     CHECK(fb == (net_redex_file_t *)&fa); /* out untouched */
     /* other channels under the same base are free */
     again = redex_open(b, "shared/other", config);
-    net_redex_file_free(again);
+    CHECK_OK(net_redex_file_free(again));
     again = NULL;
 
     /* close releases the directory (free would too) */
@@ -707,15 +706,15 @@ static void test_second_writer_locked(void)
         CHECK_U64(u, 1);
         /* and now `a` is the one refused */
         CHECK_STATUS(redex_open_status(a, "shared/log", config, &again), NET_ERR_REDEX_LOCKED);
-        net_redex_file_free(fb);
+        CHECK_OK(net_redex_file_free(fb));
     }
-    net_redex_file_free(fa);
+    CHECK_OK(net_redex_file_free(fa));
     /* after free, `a` can have it back */
     again = redex_open(a, "shared/log", config);
-    net_redex_file_free(again);
+    CHECK_OK(net_redex_file_free(again));
 out:
-    net_redex_free(b);
-    net_redex_free(a);
+    CHECK_OK(net_redex_free(b));
+    CHECK_OK(net_redex_free(a));
     rm_rf(dir);
 }
 
@@ -767,7 +766,7 @@ static void test_config_and_argument_errors(void)
     /* empty string = defaults (a memory file), like NULL */
     f = NULL;
     CHECK_OK(net_redex_open_file(mem, (const uint8_t *)"cfg/empty", 9, (const uint8_t *)"", 0, &f));
-    net_redex_file_free(f);
+    CHECK_OK(net_redex_file_free(f));
 
     /* persistent needs a base directory */
     f = sentinel;
@@ -799,7 +798,7 @@ static void test_config_and_argument_errors(void)
     /* NULL handles and handles of the wrong type */
     CHECK_STATUS(net_redex_file_append(NULL, (const uint8_t *)"x", 1, &seq),
                  NET_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(net_redex_tail_next(NULL, 0, &seq, &b), NET_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(net_redex_tail_next(NULL, 0, &seq, &b, NULL, NULL), NET_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(redex_open_status(NULL, "cfg/a", NULL, &f), NET_ERR_INVALID_ARGUMENT);
     if (ok != NULL) {
         CHECK_STATUS(net_redex_file_append(ok, NULL, 3, &seq), NET_ERR_INVALID_ARGUMENT);
@@ -808,7 +807,7 @@ static void test_config_and_argument_errors(void)
         CHECK_STATUS(net_redex_file_read(ok, 0, &b, NULL), NET_ERR_INVALID_ARGUMENT);
         CHECK_STATUS(net_redex_file_tail(ok, 0, NULL), NET_ERR_INVALID_ARGUMENT);
         /* a file handle passed as a tail, a manager or an identity is refused */
-        CHECK_STATUS(net_redex_tail_next((const net_redex_tail_t *)ok, 0, &seq, &b),
+        CHECK_STATUS(net_redex_tail_next((const net_redex_tail_t *)ok, 0, &seq, &b, NULL, NULL),
                      NET_ERR_INVALID_ARGUMENT);
         CHECK(strstr(net_last_error_message(), "net_redex_tail_t") != NULL);
         CHECK_STATUS(redex_open_status((const net_redex_t *)ok, "cfg/a", NULL, &f),
@@ -816,32 +815,34 @@ static void test_config_and_argument_errors(void)
         CHECK_STATUS(net_identity_node_id((const net_identity_t *)ok, &seq),
                      NET_ERR_INVALID_ARGUMENT);
         CHECK_OK(net_redex_file_tail(ok, 0, &tail));
-        CHECK_STATUS(net_redex_tail_next(tail, 0, NULL, &b), NET_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(net_redex_tail_next(tail, 0, NULL, &b, NULL, NULL), NET_ERR_INVALID_ARGUMENT);
         CHECK_STATUS(net_redex_file_len((const net_redex_file_t *)tail, &seq),
                      NET_ERR_INVALID_ARGUMENT);
-        /* the wrong-type frees do nothing: the handles still work */
-        net_redex_tail_free((net_redex_tail_t *)ok);
-        net_redex_free((net_redex_t *)ok);
+        /* the wrong-type frees are refused and do nothing: the handles still work */
+        CHECK_STATUS(net_redex_tail_free((net_redex_tail_t *)ok), NET_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(net_last_error_message(), "net_redex_tail_t") != NULL);
+        CHECK_STATUS(net_redex_free((net_redex_t *)ok), NET_ERR_INVALID_ARGUMENT);
         CHECK_OK(net_redex_file_len(ok, &seq));
     }
     if (CHECK_OK(net_identity_generate(&id))) {
         CHECK_STATUS(net_redex_file_len((const net_redex_file_t *)id, &seq),
                      NET_ERR_INVALID_ARGUMENT);
-        net_redex_file_free((net_redex_file_t *)id); /* refused: the identity lives on */
+        /* refused: the identity lives on */
+        CHECK_STATUS(net_redex_file_free((net_redex_file_t *)id), NET_ERR_INVALID_ARGUMENT);
         CHECK_OK(net_identity_node_id(id, &seq));
     }
     CHECK(b.ptr == NULL && b.len == 0);
-    /* NULL frees are no-ops */
-    net_redex_free(NULL);
-    net_redex_file_free(NULL);
-    net_redex_tail_free(NULL);
+    /* NULL frees are no-ops that succeed */
+    CHECK_OK(net_redex_free(NULL));
+    CHECK_OK(net_redex_file_free(NULL));
+    CHECK_OK(net_redex_tail_free(NULL));
 
 out:
-    net_identity_free(id);
-    net_redex_tail_free(tail);
-    net_redex_file_free(ok);
-    net_redex_free(disk);
-    net_redex_free(mem);
+    CHECK_OK(net_identity_free(id));
+    CHECK_OK(net_redex_tail_free(tail));
+    CHECK_OK(net_redex_file_free(ok));
+    CHECK_OK(net_redex_free(disk));
+    CHECK_OK(net_redex_free(mem));
     rm_rf(dir);
 }
 
@@ -890,8 +891,8 @@ static void write_channel(const char *dir, const char *name, int n)
     if (f != NULL) {
         CHECK_OK(net_redex_file_close(f));
     }
-    net_redex_file_free(f);
-    net_redex_free(r);
+    CHECK_OK(net_redex_file_free(f));
+    CHECK_OK(net_redex_free(r));
 }
 
 /* Every file under a directory (path, size, contents), for "nothing changed". */
@@ -999,9 +1000,9 @@ out:
     free(before);
     free(after);
     if (f != sentinel) {
-        net_redex_file_free(f);
+        CHECK_OK(net_redex_file_free(f));
     }
-    net_redex_free(r);
+    CHECK_OK(net_redex_free(r));
     rm_rf(dir);
 }
 
@@ -1085,11 +1086,11 @@ static void test_recovery_report(void)
 
 out:
     free(report);
-    net_redex_file_free(m);
-    net_redex_file_free(fresh);
-    net_redex_file_free(f);
-    net_redex_free(mem);
-    net_redex_free(r);
+    CHECK_OK(net_redex_file_free(m));
+    CHECK_OK(net_redex_file_free(fresh));
+    CHECK_OK(net_redex_file_free(f));
+    CHECK_OK(net_redex_free(mem));
+    CHECK_OK(net_redex_free(r));
     rm_rf(dir);
 }
 
@@ -1104,18 +1105,18 @@ static void test_handle_lifetimes(void)
     uint64_t seq = 0;
 
     if (f == NULL) {
-        net_redex_free(r);
+        CHECK_OK(net_redex_free(r));
         return;
     }
     /* Freeing the manager leaves its files open and usable. */
-    net_redex_free(r);
+    CHECK_OK(net_redex_free(r));
     CHECK_U64(redex_append(f, "still here"), 0);
     CHECK_OK(net_redex_file_tail(f, 0, &tail));
 
     /* Freeing the file closes it: its tails end, but stay valid until freed. */
-    net_redex_file_free(f);
-    CHECK_STATUS(net_redex_tail_next(tail, NET_WAIT_FOREVER, &seq, &b), NET_END);
-    net_redex_tail_free(tail);
+    CHECK_OK(net_redex_file_free(f));
+    CHECK_STATUS(net_redex_tail_next(tail, NET_WAIT_FOREVER, &seq, &b, NULL, NULL), NET_END);
+    CHECK_OK(net_redex_tail_free(tail));
 
     /* Two handles on one channel from one manager share one file: closing
      * (or freeing) either closes it for both. */
@@ -1128,14 +1129,14 @@ static void test_handle_lifetimes(void)
         CHECK_OK(net_redex_file_read(g, 0, &b, (bool[]){false}));
         CHECK_BYTES(b, "via f", 5);
         net_bytes_free(&b);
-        net_redex_file_free(f);
+        CHECK_OK(net_redex_file_free(f));
         f = NULL;
         CHECK_STATUS(net_redex_file_append(g, (const uint8_t *)"x", 1, &seq),
                      NET_ERR_REDEX_CLOSED);
     }
-    net_redex_file_free(g);
-    net_redex_file_free(f);
-    net_redex_free(r);
+    CHECK_OK(net_redex_file_free(g));
+    CHECK_OK(net_redex_file_free(f));
+    CHECK_OK(net_redex_free(r));
 }
 
 /* ---- the header -------------------------------------------------------------- */

@@ -262,8 +262,8 @@ static void test_issue_verify_is_valid(void)
                      NET_ERR_READ_ONLY);
     }
     CHECK(tok.ptr == NULL);
-    net_identity_free(ro);
-    net_identity_free(a);
+    CHECK_OK(net_identity_free(ro));
+    CHECK_OK(net_identity_free(a));
 }
 
 static void test_delegation(void)
@@ -364,9 +364,9 @@ out:
     net_bytes_free(&grandchild);
     net_bytes_free(&narrow);
     net_bytes_free(&none);
-    net_identity_free(a);
-    net_identity_free(b);
-    net_identity_free(c);
+    CHECK_OK(net_identity_free(a));
+    CHECK_OK(net_identity_free(b));
+    CHECK_OK(net_identity_free(c));
 }
 
 int main(void)

@@ -3,6 +3,8 @@ package netmesh
 import (
 	"testing"
 	"time"
+
+	"github.com/netmesh/net/sdk-go/netmesh/internal/ffitest"
 )
 
 var benchSink uint16
@@ -25,8 +27,8 @@ func BenchmarkChannelHash(b *testing.B) {
 func BenchmarkRawChannelHashCall(b *testing.B) {
 	name := []byte("sensors/lidar")
 	for i := 0; i < b.N; i++ {
-		h, st := rawChannelHash(name)
-		if st != StatusOK {
+		h, st := ffitest.ChannelHash(name)
+		if st != ffitest.OK {
 			b.Fatal(st)
 		}
 		benchSink = h

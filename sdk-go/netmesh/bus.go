@@ -7,11 +7,11 @@ package netmesh
 import "C"
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 )
 
@@ -32,9 +32,13 @@ import (
 type BusConfig map[string]any
 
 // Bus is an event bus (net_bus_t). Safe for concurrent use; Close shuts it
-// down, draining what is buffered.
+// down, draining what is buffered, and wakes a Flush or Poll blocked on it.
 type Bus struct {
-	h unsafe.Pointer // *C.net_bus_t, nil once closed
+	h handle // *C.net_bus_t
+}
+
+func freeBus(p unsafe.Pointer) error {
+	return freeStatus("net_bus_free", func() C.net_status_t { return C.net_bus_free((*C.net_bus_t)(p)) })
 }
 
 // BusEvent is one polled event.
@@ -70,7 +74,7 @@ type PollResult struct {
 	StalledShards          []uint16   `json:"stalled_shards"`
 }
 
-// ShutdownReport is what Shutdown achieved.
+// ShutdownReport is what Shutdown (net_bus_close) achieved.
 type ShutdownReport struct {
 	EventsDropped    uint64  `json:"events_dropped"`
 	EventsStranded   uint64  `json:"events_stranded"`
@@ -95,20 +99,41 @@ func NewBus(cfg BusConfig) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bus{h: unsafe.Pointer(out)}
-	runtime.SetFinalizer(b, (*Bus).Close)
+	b := &Bus{h: newHandle(unsafe.Pointer(out))}
+	runtime.SetFinalizer(b, func(b *Bus) { b.h.leaked("netmesh.Bus", freeBus) })
 	return b, nil
 }
 
-func (b *Bus) do(op string, f func(p *C.net_bus_t) C.net_status_t) error {
+func (b *Bus) ptr(op string) (*C.net_bus_t, error) {
 	if b == nil {
-		return invalidArgument(op, "bus is nil")
+		return nil, invalidArgument(op, "bus is nil")
 	}
-	p := (*C.net_bus_t)(atomic.LoadPointer(&b.h))
+	p := (*C.net_bus_t)(b.h.load())
 	if p == nil {
-		return shuttingDown(op, "bus has been closed")
+		return nil, shuttingDown(op, "bus has been closed")
 	}
-	err := check(op, func() C.net_status_t { return f(p) })
+	return p, nil
+}
+
+func (b *Bus) do(op string, f func(p *C.net_bus_t) C.net_status_t) error {
+	p, err := b.ptr(op)
+	if err != nil {
+		return err
+	}
+	err = check(op, func() C.net_status_t { return f(p) })
+	runtime.KeepAlive(b)
+	return err
+}
+
+// blocking runs one blocking net_bus_* call under ctx.
+func (b *Bus) blocking(ctx context.Context, op string, f func(p *C.net_bus_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t) error {
+	p, err := b.ptr(op)
+	if err != nil {
+		return err
+	}
+	_, err = blocking(ctx, op, func(cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return f(p, cancel, errOut)
+	})
 	runtime.KeepAlive(b)
 	return err
 }
@@ -220,8 +245,10 @@ func (b *Bus) IngestPacked(data []byte, lengths []uint32) (IngestReport, error) 
 }
 
 // Poll returns up to req.Limit events after req.Cursor, merged across
-// shards in timestamp order. Pass NextCursor to the next Poll.
-func (b *Bus) Poll(req PollRequest) (PollResult, error) {
+// shards in timestamp order. Pass NextCursor to the next Poll. ctx bounds the
+// wait on the adapter (an *Error matching ErrCancelled and ctx.Err() when it
+// ends first); Close wakes a Poll blocked on the bus (ErrShuttingDown).
+func (b *Bus) Poll(ctx context.Context, req PollRequest) (PollResult, error) {
 	if req.Limit == 0 {
 		req.Limit = 1000
 	}
@@ -230,8 +257,8 @@ func (b *Bus) Poll(req PollRequest) (PollResult, error) {
 		return PollResult{}, invalidArgument("net_bus_poll", err.Error())
 	}
 	var events, meta C.net_bytes_t
-	err = b.do("net_bus_poll", func(p *C.net_bus_t) C.net_status_t {
-		return C.net_bus_poll(p, bytesPtr(js), C.size_t(len(js)), &events, &meta)
+	err = b.blocking(ctx, "net_bus_poll", func(p *C.net_bus_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return C.net_bus_poll(p, bytesPtr(js), C.size_t(len(js)), &events, &meta, cancel, errOut)
 	})
 	runtime.KeepAlive(js)
 	if err != nil {
@@ -282,9 +309,14 @@ func decodeBusEvents(raw []byte) ([]BusEvent, error) {
 }
 
 // Flush waits until everything ingested so far is stored (or counted
-// lost), then flushes the adapter.
-func (b *Bus) Flush() error {
-	return b.do("net_bus_flush", func(p *C.net_bus_t) C.net_status_t { return C.net_bus_flush(p) })
+// lost), then flushes the adapter. When ctx ends first it returns an *Error
+// matching ErrCancelled and ctx.Err() (the events keep being dispatched; only
+// the wait ends). Close wakes a Flush blocked on the bus: it returns
+// ErrShuttingDown.
+func (b *Bus) Flush(ctx context.Context) error {
+	return b.blocking(ctx, "net_bus_flush", func(p *C.net_bus_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return C.net_bus_flush(p, cancel, errOut)
+	})
 }
 
 // Stats returns the bus's counters (events_ingested, events_dispatched,
@@ -304,35 +336,44 @@ func (b *Bus) NumShards() (int, error) {
 	return int(n), err
 }
 
-// Shutdown stops ingest, drains the shards and flushes the adapter; the
-// bus still answers Stats until closed. A second call returns the same
-// report.
+// Shutdown stops ingest, drains the shards and flushes the adapter
+// (net_bus_close), and reports what was lost; the bus still answers Stats
+// until closed. A second call returns the same report.
 func (b *Bus) Shutdown() (ShutdownReport, error) {
 	var r ShutdownReport
-	err := b.jsonOf("net_bus_shutdown", func(p *C.net_bus_t, out *C.net_bytes_t) C.net_status_t {
-		return C.net_bus_shutdown(p, out)
+	err := b.jsonOf("net_bus_close", func(p *C.net_bus_t, out *C.net_bytes_t) C.net_status_t {
+		return C.net_bus_close(p, out)
 	}, &r)
 	return r, err
 }
 
-// Close shuts the bus down (if not yet) and frees it. Idempotent and safe
-// to call concurrently; waits for calls in flight.
+// Close shuts the bus down (if not yet: draining what is buffered, within the
+// configured shutdown timeout) and frees it (net_bus_free). A Flush or Poll
+// blocked on it returns ErrShuttingDown first; Close waits for calls in
+// flight. It returns the free's outcome: nil, or an error matching ErrBusy
+// when the shutdown lost events (the message says how many; call Shutdown
+// first for the full report) or calls were still running at libnet's 5 s
+// deadline. Idempotent and safe to call concurrently; every call returns the
+// one free's outcome.
 func (b *Bus) Close() error {
 	if b == nil {
 		return nil
 	}
-	if p := atomic.SwapPointer(&b.h, nil); p != nil {
-		runtime.SetFinalizer(b, nil)
-		C.net_bus_free((*C.net_bus_t)(p))
-	}
-	return nil
+	runtime.SetFinalizer(b, nil)
+	return b.h.close(freeBus)
 }
 
 // RedisStreamDedup is a bounded set of recently seen dedup ids
 // (net_redis_dedup_t): eviction is FIFO by first sight, not LRU; capacity
 // is clamped to 1..2^24. Safe for concurrent use.
 type RedisStreamDedup struct {
-	h unsafe.Pointer
+	h handle // *C.net_redis_dedup_t
+}
+
+func freeRedisDedup(p unsafe.Pointer) error {
+	return freeStatus("net_redis_dedup_free", func() C.net_status_t {
+		return C.net_redis_dedup_free((*C.net_redis_dedup_t)(p))
+	})
 }
 
 // NewRedisStreamDedup creates a set remembering up to capacity ids.
@@ -346,8 +387,8 @@ func NewRedisStreamDedup(capacity int) (*RedisStreamDedup, error) {
 	}); err != nil {
 		return nil, err
 	}
-	d := &RedisStreamDedup{h: unsafe.Pointer(out)}
-	runtime.SetFinalizer(d, (*RedisStreamDedup).Close)
+	d := &RedisStreamDedup{h: newHandle(unsafe.Pointer(out))}
+	runtime.SetFinalizer(d, func(d *RedisStreamDedup) { d.h.leaked("netmesh.RedisStreamDedup", freeRedisDedup) })
 	return d, nil
 }
 
@@ -355,7 +396,7 @@ func (d *RedisStreamDedup) do(op string, f func(p *C.net_redis_dedup_t) C.net_st
 	if d == nil {
 		return invalidArgument(op, "dedup is nil")
 	}
-	p := (*C.net_redis_dedup_t)(atomic.LoadPointer(&d.h))
+	p := (*C.net_redis_dedup_t)(d.h.load())
 	if p == nil {
 		return shuttingDown(op, "dedup has been closed")
 	}
@@ -386,21 +427,24 @@ func (d *RedisStreamDedup) CheckBatch(ids []string) ([]bool, error) {
 	for _, id := range ids {
 		total += len(id)
 	}
-	buf := C.malloc(C.size_t(total + 1))
+	n := C.size_t(len(ids))
+	buf := C.malloc(C.size_t(total) + 1)
 	defer C.free(buf)
-	slices := (*[1 << 30]C.net_slice_t)(C.malloc(C.size_t(len(ids)) * C.size_t(unsafe.Sizeof(C.net_slice_t{}))))[:len(ids):len(ids)]
-	defer C.free(unsafe.Pointer(&slices[0]))
-	dups := (*[1 << 30]C.bool)(C.malloc(C.size_t(len(ids))))[:len(ids):len(ids)]
-	defer C.free(unsafe.Pointer(&dups[0]))
+	slicesMem := C.malloc(n * C.size_t(unsafe.Sizeof(C.net_slice_t{})))
+	defer C.free(slicesMem)
+	slices := unsafe.Slice((*C.net_slice_t)(slicesMem), n)
+	dupsMem := C.malloc(n * C.size_t(unsafe.Sizeof(C.bool(false))))
+	defer C.free(dupsMem)
+	dups := unsafe.Slice((*C.bool)(dupsMem), n)
 	at := 0
-	all := unsafe.Slice((*byte)(buf), total+1)
+	all := unsafe.Slice((*byte)(buf), C.size_t(total)+1)
 	for i, id := range ids {
 		copy(all[at:], id)
 		slices[i] = C.net_slice_t{ptr: (*C.uint8_t)(unsafe.Pointer(&all[at])), len: C.size_t(len(id))}
 		at += len(id)
 	}
 	err := d.do("net_redis_dedup_check_batch", func(p *C.net_redis_dedup_t) C.net_status_t {
-		return C.net_redis_dedup_check_batch(p, &slices[0], C.size_t(len(ids)), &dups[0])
+		return C.net_redis_dedup_check_batch(p, &slices[0], n, &dups[0])
 	})
 	if err != nil {
 		return nil, err
@@ -428,14 +472,13 @@ func (d *RedisStreamDedup) Clear() error {
 	return d.do("net_redis_dedup_clear", func(p *C.net_redis_dedup_t) C.net_status_t { return C.net_redis_dedup_clear(p) })
 }
 
-// Close frees the set. Idempotent.
+// Close frees the set (net_redis_dedup_free) and returns the free's outcome
+// (an error matching ErrBusy when calls were still running at libnet's 5 s
+// deadline). Idempotent and safe to call concurrently.
 func (d *RedisStreamDedup) Close() error {
 	if d == nil {
 		return nil
 	}
-	if p := atomic.SwapPointer(&d.h, nil); p != nil {
-		runtime.SetFinalizer(d, nil)
-		C.net_redis_dedup_free((*C.net_redis_dedup_t)(p))
-	}
-	return nil
+	runtime.SetFinalizer(d, nil)
+	return d.h.close(freeRedisDedup)
 }

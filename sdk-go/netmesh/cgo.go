@@ -8,6 +8,8 @@ package netmesh
 import "C"
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"unsafe"
@@ -15,7 +17,7 @@ import (
 
 // WantABIVersion is the libnet ABI version (NET_ABI_VERSION) this SDK was
 // written for.
-const WantABIVersion uint32 = 1
+const WantABIVersion uint32 = 2
 
 // Sizes of the fixed-length values crossing the ABI.
 const (
@@ -102,12 +104,103 @@ func stringPtr(s string) *C.uint8_t {
 	return (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(s)))
 }
 
+// waitForever is NET_WAIT_FOREVER, the timeout_ms that waits as long as it
+// takes. Blocking calls pass it and leave every other way of stopping to the
+// context (through a cancellation token) and to Close (libnet's free wakes
+// every call blocked on the handle).
+const waitForever = uint32(C.NET_WAIT_FOREVER)
+
+// cBytes copies n bytes at p into Go memory. The length is a size_t end to
+// end (C.GoBytes takes a C int and would truncate above 2 GiB). A nil p or a
+// zero n gives an empty, non-nil slice.
+func cBytes(p unsafe.Pointer, n C.size_t) []byte {
+	if p == nil || n == 0 {
+		return []byte{}
+	}
+	out := make([]byte, n)
+	copy(out, unsafe.Slice((*byte)(p), n))
+	return out
+}
+
 // takeBytes copies a libnet buffer into Go memory and releases it with
 // net_bytes_free (which also zeroes it).
 func takeBytes(b *C.net_bytes_t) []byte {
-	out := C.GoBytes(unsafe.Pointer(b.ptr), C.int(b.len))
+	out := cBytes(unsafe.Pointer(b.ptr), b.len)
 	C.net_bytes_free(b)
 	return out
+}
+
+// blocking runs one blocking libnet call (one that takes a net_cancel_t and
+// a net_error_t last) under ctx, and turns its status into an error:
+//
+//   - A ctx that is already done returns its cancellation error at once,
+//     without calling libnet.
+//   - A ctx that can be done gets a net_cancel_t for this call only;
+//     context.AfterFunc runs net_cancel_cancel on its own goroutine when ctx
+//     is done, and is stopped (and waited for) when the call returns, before
+//     the token is freed. A cancelled call returns NET_ERR_CANCELLED promptly,
+//     reported as an *Error matching both ErrCancelled and ctx.Err()
+//     (context.Canceled or context.DeadlineExceeded).
+//   - A ctx that can never be done (context.Background()) passes no token.
+//
+// The failure detail comes from the call's own net_error_t, not from the
+// thread-local net_last_error_message, so the goroutine is not locked to its
+// thread. Positive statuses (NET_TIMEOUT, NET_END, NET_LAGGED) are returned
+// with a nil error.
+func blocking(ctx context.Context, op string, f func(cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t) (Status, error) {
+	if abiErr != nil {
+		return 0, abiErr
+	}
+	if ctx == nil {
+		return 0, invalidArgument(op, "nil context")
+	}
+	if err := ctx.Err(); err != nil {
+		return StatusCancelled, &Error{Op: op, Status: StatusCancelled,
+			Message: "the context was done before the call started", ctxErr: err}
+	}
+	var token *C.net_cancel_t
+	if ctx.Done() != nil {
+		var errOut C.net_error_t
+		if st := C.net_cancel_new(&token); st != C.NET_OK {
+			return Status(st), &Error{Op: "net_cancel_new", Status: Status(st), Message: "could not make a cancellation token"}
+		}
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			C.net_cancel_cancel(token)
+			close(fired)
+		})
+		st := f(token, &errOut)
+		if !stop() {
+			<-fired // the token was (or is being) cancelled: let that finish first
+		}
+		err := statusError(op, st, &errOut)
+		if st == C.NET_ERR_CANCELLED {
+			var was C.bool
+			if C.net_cancel_is_cancelled(token, &was) == C.NET_OK && bool(was) {
+				var e *Error
+				if errors.As(err, &e) {
+					e.ctxErr = ctx.Err()
+				}
+			}
+		}
+		C.net_cancel_free(token)
+		return Status(st), err
+	}
+	var errOut C.net_error_t
+	st := f(nil, &errOut)
+	return Status(st), statusError(op, st, &errOut)
+}
+
+// statusError is the error of a blocking call's status, with the message it
+// wrote to its net_error_t (which is then cleared); nil for st >= 0.
+func statusError(op string, st C.net_status_t, errOut *C.net_error_t) error {
+	if st >= 0 {
+		C.net_error_clear(errOut)
+		return nil
+	}
+	msg := string(cBytes(unsafe.Pointer(errOut.message.ptr), errOut.message.len))
+	C.net_error_clear(errOut)
+	return &Error{Op: op, Status: Status(st), Message: msg}
 }
 
 // invalidArgument is a Go-side argument error, shaped like libnet's own.

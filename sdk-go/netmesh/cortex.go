@@ -12,16 +12,17 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sync/atomic"
-	"time"
 	"unsafe"
 )
 
-// CortEX: folded, queryable state over RedEX logs. Two models, byte-
-// compatible with Net v0.11: Tasks and Memories. Each opens on a Redex
-// manager (channel "cortex/tasks" / "cortex/memories"); writes append an
-// event and return its RedEX sequence number, and a fold thread inside
-// libnet applies events to the in-memory state that queries read.
+// CortEX: folded, queryable state over RedEX logs. One generic model type,
+// Model[R, F] over libnet's net_model_* calls, drives every kind; a kind is a
+// thin definition adding its typed rows (R), filters (F) and its own writes:
+// Tasks (cortex_tasks.go) and Memories (cortex_memories.go), byte-compatible
+// with Net v0.11. A model opens on a Redex manager (channel "cortex/tasks" /
+// "cortex/memories"); writes append an event and return its RedEX sequence
+// number, and a fold thread inside libnet applies events to the in-memory
+// state that queries read.
 
 // ErrorPolicy is what a model's fold does when an event fails to apply.
 type ErrorPolicy string
@@ -97,37 +98,6 @@ func (c ModelConfig) marshal() ([]byte, error) {
 	return json.Marshal(cfg)
 }
 
-// TaskStatus is a task's status.
-type TaskStatus string
-
-const (
-	// TaskPending is a task not yet completed.
-	TaskPending TaskStatus = "pending"
-	// TaskCompleted is a completed task.
-	TaskCompleted TaskStatus = "completed"
-)
-
-// Task is a row of the tasks model. Timestamps are nanoseconds since the
-// Unix epoch.
-type Task struct {
-	ID        uint64     `json:"id"`
-	Title     string     `json:"title"`
-	Status    TaskStatus `json:"status"`
-	CreatedNs uint64     `json:"created_ns"`
-	UpdatedNs uint64     `json:"updated_ns"`
-}
-
-// Memory is a row of the memories model.
-type Memory struct {
-	ID        uint64   `json:"id"`
-	Content   string   `json:"content"`
-	Tags      []string `json:"tags"`
-	Source    string   `json:"source"`
-	CreatedNs uint64   `json:"created_ns"`
-	UpdatedNs uint64   `json:"updated_ns"`
-	Pinned    bool     `json:"pinned"`
-}
-
 // Progress is where a model's fold is. AppliedThroughSeq is the read-your-
 // writes watermark (every event up to it applied; nil before the first);
 // FoldedThroughSeq the last event attempted; Running is false once the fold
@@ -149,42 +119,6 @@ type ModelSnapshot struct {
 	Data       []byte
 	LastSeq    uint64
 	HasLastSeq bool
-}
-
-// TaskFilter selects tasks; every set field must match. OrderBy is one of
-// "id_asc" (default), "id_desc", "created_asc", "created_desc",
-// "updated_asc", "updated_desc", "title_asc", "title_desc". json.Marshal
-// gives libnet's filter JSON.
-type TaskFilter struct {
-	IDs           []uint64   `json:"ids,omitempty"`
-	Status        TaskStatus `json:"status,omitempty"`
-	TitleContains string     `json:"title_contains,omitempty"`
-	CreatedAfter  *uint64    `json:"created_after,omitempty"`
-	CreatedBefore *uint64    `json:"created_before,omitempty"`
-	UpdatedAfter  *uint64    `json:"updated_after,omitempty"`
-	UpdatedBefore *uint64    `json:"updated_before,omitempty"`
-	OrderBy       string     `json:"order_by,omitempty"`
-	Offset        *uint64    `json:"offset,omitempty"`
-	Limit         *uint64    `json:"limit,omitempty"`
-}
-
-// MemoryFilter selects memories; every set field must match. TagsAny: at
-// least one of these tags; TagsAll: every one. OrderBy: "id", "created" or
-// "updated" with "_asc" or "_desc".
-type MemoryFilter struct {
-	IDs             []uint64 `json:"ids,omitempty"`
-	TagsAny         []string `json:"tags_any,omitempty"`
-	TagsAll         []string `json:"tags_all,omitempty"`
-	Source          *string  `json:"source,omitempty"`
-	Pinned          *bool    `json:"pinned,omitempty"`
-	ContentContains string   `json:"content_contains,omitempty"`
-	CreatedAfter    *uint64  `json:"created_after,omitempty"`
-	CreatedBefore   *uint64  `json:"created_before,omitempty"`
-	UpdatedAfter    *uint64  `json:"updated_after,omitempty"`
-	UpdatedBefore   *uint64  `json:"updated_before,omitempty"`
-	OrderBy         string   `json:"order_by,omitempty"`
-	Offset          *uint64  `json:"offset,omitempty"`
-	Limit           *uint64  `json:"limit,omitempty"`
 }
 
 // U64 returns a pointer to v, for the optional fields of filters.
@@ -210,56 +144,51 @@ func (e *WatchLaggedError) Error() string {
 // Unwrap makes errors.Is(err, ErrLagged) true.
 func (e *WatchLaggedError) Unwrap() error { return StatusLagged }
 
-type modelKind uint8
+// ModelKind is a CortEX model kind (NET_MODEL_*): which rows, filters and
+// writes a model has.
+type ModelKind uint32
 
+// The model kinds.
 const (
-	tasksModel modelKind = iota
-	memoriesModel
+	ModelTasks    ModelKind = C.NET_MODEL_TASKS    // rows Task, filter TaskFilter, writes on Tasks
+	ModelMemories ModelKind = C.NET_MODEL_MEMORIES // rows Memory, filter MemoryFilter, writes on Memories
 )
 
-func (k modelKind) String() string {
-	if k == tasksModel {
+// String is the kind's name: "tasks" or "memories".
+func (k ModelKind) String() string {
+	switch k {
+	case ModelTasks:
 		return "tasks"
+	case ModelMemories:
+		return "memories"
 	}
-	return "memories"
+	return fmt.Sprintf("ModelKind(%d)", uint32(k))
 }
 
-// model is what Tasks and Memories share: the handle and the calls that
-// differ only in which C function they use.
-type model struct {
-	h    unsafe.Pointer // *C.net_tasks_adapter_t or *C.net_memories_adapter_t; nil once closed
-	kind modelKind
+// Model is one CortEX model (net_model_t): folded, queryable state over one
+// RedEX channel, whose rows decode into R and whose filters F encode (with
+// json.Marshal) into the kind's filter JSON. Every kind is driven by these
+// methods; a kind's own writes are on its definition (Tasks, Memories), which
+// embeds *Model.
+//
+// It owns a libnet handle. Close stops the fold, closes the model's RedEX
+// file and frees it; a finalizer does the same for a model garbage collected
+// unclosed (on another goroutine, with a warning logged). Safe for concurrent
+// use, Close included.
+type Model[R, F any] struct {
+	h    handle // *C.net_model_t
+	kind ModelKind
 }
 
-func (m *model) ptr(op string) (unsafe.Pointer, error) {
-	if m == nil {
-		return nil, invalidArgument(op, "model is nil")
-	}
-	p := atomic.LoadPointer(&m.h)
-	if p == nil {
-		return nil, shuttingDown(op, m.kind.String()+" model has been closed")
-	}
-	return p, nil
+func freeModel(p unsafe.Pointer) error {
+	return freeStatus("net_model_free", func() C.net_status_t { return C.net_model_free((*C.net_model_t)(p)) })
 }
 
-func (m *model) opName(name string) string { return "net_" + m.kind.String() + "_" + name }
-
-// do runs one call on the live handle.
-func (m *model) do(name string, f func(p unsafe.Pointer) C.net_status_t) error {
-	op := m.opName(name)
-	p, err := m.ptr(op)
-	if err != nil {
-		return err
-	}
-	err = check(op, func() C.net_status_t { return f(p) })
-	runtime.KeepAlive(m)
-	return err
-}
-
-func openModel(kind modelKind, r *Redex, origin uint64, cfg ModelConfig, snap *ModelSnapshot) (*model, error) {
-	op := "net_" + kind.String() + "_open"
+// openModel opens (snap == nil) or restores a model of kind on r.
+func openModel[R, F any](kind ModelKind, r *Redex, origin uint64, cfg ModelConfig, snap *ModelSnapshot) (*Model[R, F], error) {
+	op := "net_model_open"
 	if snap != nil {
-		op = "net_" + kind.String() + "_restore"
+		op = "net_model_restore"
 	}
 	js, err := cfg.marshal()
 	if err != nil {
@@ -276,226 +205,211 @@ func openModel(kind modelKind, r *Redex, origin uint64, cfg ModelConfig, snap *M
 	if len(js) > 0 {
 		cfgPtr = bytesPtr(js)
 	}
-	var out unsafe.Pointer
+	var out *C.net_model_t
 	err = check(op, func() C.net_status_t {
-		switch {
-		case kind == tasksModel && snap == nil:
-			return C.net_tasks_open(rp, C.uint64_t(origin), cfgPtr, C.size_t(len(js)), (**C.net_tasks_adapter_t)(unsafe.Pointer(&out)))
-		case kind == tasksModel:
-			return C.net_tasks_restore(rp, C.uint64_t(origin), cfgPtr, C.size_t(len(js)),
-				bytesPtr(snap.Data), C.size_t(len(snap.Data)), C.uint64_t(snap.LastSeq), C.bool(snap.HasLastSeq),
-				(**C.net_tasks_adapter_t)(unsafe.Pointer(&out)))
-		case snap == nil:
-			return C.net_memories_open(rp, C.uint64_t(origin), cfgPtr, C.size_t(len(js)), (**C.net_memories_adapter_t)(unsafe.Pointer(&out)))
-		default:
-			return C.net_memories_restore(rp, C.uint64_t(origin), cfgPtr, C.size_t(len(js)),
-				bytesPtr(snap.Data), C.size_t(len(snap.Data)), C.uint64_t(snap.LastSeq), C.bool(snap.HasLastSeq),
-				(**C.net_memories_adapter_t)(unsafe.Pointer(&out)))
+		if snap == nil {
+			return C.net_model_open(rp, C.uint32_t(kind), C.uint64_t(origin), cfgPtr, C.size_t(len(js)), &out)
 		}
+		return C.net_model_restore(rp, C.uint32_t(kind), C.uint64_t(origin), cfgPtr, C.size_t(len(js)),
+			bytesPtr(snap.Data), C.size_t(len(snap.Data)), C.uint64_t(snap.LastSeq), C.bool(snap.HasLastSeq), &out)
 	})
 	runtime.KeepAlive(r)
 	runtime.KeepAlive(js)
+	if snap != nil {
+		runtime.KeepAlive(snap.Data)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return &model{h: out, kind: kind}, nil
-}
-
-func (m *model) close() error {
-	if m == nil {
-		return nil
-	}
-	p := atomic.SwapPointer(&m.h, nil)
-	if p == nil {
-		return nil
-	}
-	op := m.opName("close")
-	err := check(op, func() C.net_status_t {
-		if m.kind == tasksModel {
-			return C.net_tasks_close((*C.net_tasks_adapter_t)(p))
+	m := &Model[R, F]{h: newHandle(unsafe.Pointer(out)), kind: kind}
+	runtime.SetFinalizer(m, func(m *Model[R, F]) { m.h.leaked("netmesh CortEX "+m.kind.String()+" model", freeModel) })
+	// The handle says what it is; a mismatch would be a libnet bug.
+	var got C.uint32_t
+	if err := m.do("net_model_kind", func(p *C.net_model_t) C.net_status_t { return C.net_model_kind(p, &got) }); err != nil || ModelKind(got) != kind {
+		_ = m.Close()
+		if err == nil {
+			err = &Error{Op: "net_model_kind", Status: StatusInternal,
+				Message: fmt.Sprintf("opened a %v model, libnet says it is %v", kind, ModelKind(got))}
 		}
-		return C.net_memories_close((*C.net_memories_adapter_t)(p))
-	})
-	if m.kind == tasksModel {
-		C.net_tasks_free((*C.net_tasks_adapter_t)(p))
-	} else {
-		C.net_memories_free((*C.net_memories_adapter_t)(p))
+		return nil, err
 	}
-	if errors.Is(err, ErrRedexClosed) || errors.Is(err, ErrShuttingDown) {
-		return nil
-	}
-	return err
+	return m, nil
 }
 
-func (m *model) write(name string, f func(p unsafe.Pointer, seq *C.uint64_t) C.net_status_t) (uint64, error) {
-	var seq C.uint64_t
-	err := m.do(name, func(p unsafe.Pointer) C.net_status_t { return f(p, &seq) })
-	return uint64(seq), err
+func (m *Model[R, F]) ptr(op string) (*C.net_model_t, error) {
+	if m == nil {
+		return nil, invalidArgument(op, "model is nil")
+	}
+	p := (*C.net_model_t)(m.h.load())
+	if p == nil {
+		return nil, shuttingDown(op, m.kind.String()+" model has been closed")
+	}
+	return p, nil
 }
 
-// waitForSeq polls in slices while ctx can be cancelled, so cancellation is
-// noticed within 100 ms; with context.Background it waits in one call.
-func (m *model) waitForSeq(ctx context.Context, seq uint64) error {
-	op := m.opName("wait_for_seq")
-	if ctx == nil {
-		return invalidArgument(op, "nil context")
-	}
+// do runs one call on the live handle.
+func (m *Model[R, F]) do(op string, f func(p *C.net_model_t) C.net_status_t) error {
 	p, err := m.ptr(op)
 	if err != nil {
 		return err
 	}
-	defer runtime.KeepAlive(m)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		timeout, ok := sliceTimeout(ctx)
-		if !ok {
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		st, err := call(op, func() C.net_status_t {
-			if m.kind == tasksModel {
-				return C.net_tasks_wait_for_seq((*C.net_tasks_adapter_t)(p), C.uint64_t(seq), C.uint32_t(timeout))
-			}
-			return C.net_memories_wait_for_seq((*C.net_memories_adapter_t)(p), C.uint64_t(seq), C.uint32_t(timeout))
-		})
-		if err != nil {
-			return err
-		}
-		if st == StatusOK {
-			return nil
-		}
-	}
+	err = check(op, func() C.net_status_t { return f(p) })
+	runtime.KeepAlive(m)
+	return err
 }
 
-// sliceTimeout is the timeout of one blocking C call under ctx: forever for
-// a context that cannot be cancelled, else at most tailPollSlice (and at
-// most what is left before its deadline). ok is false when the deadline has
-// passed.
-func sliceTimeout(ctx context.Context) (uint32, bool) {
-	if ctx.Done() == nil {
-		return waitForever, true
-	}
-	slice := tailPollSlice
-	if deadline, ok := ctx.Deadline(); ok {
-		if left := time.Until(deadline); left < slice {
-			slice = left
-		}
-	}
-	if slice <= 0 {
-		return 0, false
-	}
-	return uint32((slice + time.Millisecond - 1) / time.Millisecond), true
+// write runs one write of the model's kind (op is its C name) and returns
+// the event's RedEX sequence number.
+func (m *Model[R, F]) write(op string, f func(p *C.net_model_t, seq *C.uint64_t) C.net_status_t) (uint64, error) {
+	var seq C.uint64_t
+	err := m.do(op, func(p *C.net_model_t) C.net_status_t { return f(p, &seq) })
+	return uint64(seq), err
 }
 
-func (m *model) jsonCall(name string, f func(p unsafe.Pointer, out *C.net_bytes_t) C.net_status_t, v any) error {
+// Kind is the model's kind.
+func (m *Model[R, F]) Kind() ModelKind { return m.kind }
+
+// Delete deletes row id (no effect if absent) and returns the event's RedEX
+// sequence number.
+func (m *Model[R, F]) Delete(id uint64) (uint64, error) {
+	return m.write("net_model_delete", func(p *C.net_model_t, seq *C.uint64_t) C.net_status_t {
+		return C.net_model_delete(p, C.uint64_t(id), seq)
+	})
+}
+
+// WaitForSeq waits until the fold has attempted RedEX sequence seq (the
+// sequence a write returned: a write, then WaitForSeq, reads your writes).
+// It returns nil then; ErrCortexHalted at once when the fold stopped short of
+// seq (halted, or Shutdown); an *Error matching ErrCancelled and ctx.Err()
+// when ctx ends first; ErrShuttingDown when the model is closed during the
+// wait (Close wakes it) or was closed before.
+func (m *Model[R, F]) WaitForSeq(ctx context.Context, seq uint64) error {
+	const op = "net_model_wait_for_seq"
+	p, err := m.ptr(op)
+	if err != nil {
+		return err
+	}
+	st, err := blocking(ctx, op, func(cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return C.net_model_wait_for_seq(p, C.uint64_t(seq), C.uint32_t(waitForever), cancel, errOut)
+	})
+	runtime.KeepAlive(m)
+	if err == nil && st != StatusOK {
+		err = unexpected(op, st)
+	}
+	return err
+}
+
+func (m *Model[R, F]) jsonCall(op string, f func(p *C.net_model_t, out *C.net_bytes_t) C.net_status_t, v any) error {
 	var out C.net_bytes_t
-	if err := m.do(name, func(p unsafe.Pointer) C.net_status_t { return f(p, &out) }); err != nil {
+	if err := m.do(op, func(p *C.net_model_t) C.net_status_t { return f(p, &out) }); err != nil {
 		return err
 	}
 	if err := json.Unmarshal(takeBytes(&out), v); err != nil {
-		return &Error{Op: m.opName(name), Status: StatusInternal, Message: "decoding libnet's JSON: " + err.Error()}
+		return &Error{Op: op, Status: StatusInternal, Message: "decoding libnet's JSON: " + err.Error()}
 	}
 	return nil
 }
 
-func (m *model) progress() (Progress, error) {
+// Progress reports the fold's watermarks and health.
+func (m *Model[R, F]) Progress() (Progress, error) {
 	var p Progress
-	err := m.jsonCall("progress", func(h unsafe.Pointer, out *C.net_bytes_t) C.net_status_t {
-		if m.kind == tasksModel {
-			return C.net_tasks_progress((*C.net_tasks_adapter_t)(h), out)
-		}
-		return C.net_memories_progress((*C.net_memories_adapter_t)(h), out)
+	err := m.jsonCall("net_model_progress", func(h *C.net_model_t, out *C.net_bytes_t) C.net_status_t {
+		return C.net_model_progress(h, out)
 	}, &p)
 	return p, err
 }
 
-func (m *model) findUnique(id uint64, v any) (bool, error) {
+// FindUnique returns row id, and whether it exists.
+func (m *Model[R, F]) FindUnique(id uint64) (R, bool, error) {
+	const op = "net_model_find_unique"
+	var row R
 	var out C.net_bytes_t
 	var found C.bool
-	err := m.do("find_unique", func(p unsafe.Pointer) C.net_status_t {
-		if m.kind == tasksModel {
-			return C.net_tasks_find_unique((*C.net_tasks_adapter_t)(p), C.uint64_t(id), &out, &found)
-		}
-		return C.net_memories_find_unique((*C.net_memories_adapter_t)(p), C.uint64_t(id), &out, &found)
+	err := m.do(op, func(p *C.net_model_t) C.net_status_t {
+		return C.net_model_find_unique(p, C.uint64_t(id), &out, &found)
 	})
 	if err != nil {
-		return false, err
+		return row, false, err
 	}
 	raw := takeBytes(&out)
 	if !bool(found) {
-		return false, nil
+		return row, false, nil
 	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return false, &Error{Op: m.opName("find_unique"), Status: StatusInternal, Message: err.Error()}
+	if err := json.Unmarshal(raw, &row); err != nil {
+		return row, false, &Error{Op: op, Status: StatusInternal, Message: err.Error()}
 	}
-	return true, nil
+	return row, true, nil
 }
 
-func filterJSON(filter any) ([]byte, error) {
+// filterJSON is the filter's JSON, or nil (every row) for a nil filter.
+func filterJSON[F any](op string, filter *F) ([]byte, error) {
 	if filter == nil {
 		return nil, nil
 	}
-	return json.Marshal(filter)
-}
-
-func (m *model) findMany(filter any, v any) error {
-	js, err := filterJSON(filter)
+	js, err := json.Marshal(filter)
 	if err != nil {
-		return invalidArgument(m.opName("find_many"), err.Error())
+		return nil, invalidArgument(op, err.Error())
 	}
-	err = m.jsonCall("find_many", func(p unsafe.Pointer, out *C.net_bytes_t) C.net_status_t {
-		if m.kind == tasksModel {
-			return C.net_tasks_find_many((*C.net_tasks_adapter_t)(p), bytesPtr(js), C.size_t(len(js)), out)
-		}
-		return C.net_memories_find_many((*C.net_memories_adapter_t)(p), bytesPtr(js), C.size_t(len(js)), out)
-	}, v)
-	runtime.KeepAlive(js)
-	return err
+	return js, nil
 }
 
-func (m *model) countWhere(filter any) (uint64, error) {
-	js, err := filterJSON(filter)
+// FindMany returns the rows matching filter (nil: all), ordered and paged
+// as the filter says.
+func (m *Model[R, F]) FindMany(filter *F) ([]R, error) {
+	const op = "net_model_find_many"
+	js, err := filterJSON(op, filter)
 	if err != nil {
-		return 0, invalidArgument(m.opName("count_where"), err.Error())
+		return nil, err
+	}
+	rows := []R{}
+	err = m.jsonCall(op, func(p *C.net_model_t, out *C.net_bytes_t) C.net_status_t {
+		return C.net_model_find_many(p, bytesPtr(js), C.size_t(len(js)), out)
+	}, &rows)
+	runtime.KeepAlive(js)
+	if rows == nil {
+		rows = []R{}
+	}
+	return rows, err
+}
+
+// CountWhere counts the rows matching filter (its order and page ignored).
+func (m *Model[R, F]) CountWhere(filter *F) (uint64, error) {
+	const op = "net_model_count_where"
+	js, err := filterJSON(op, filter)
+	if err != nil {
+		return 0, err
 	}
 	var n C.uint64_t
-	err = m.do("count_where", func(p unsafe.Pointer) C.net_status_t {
-		if m.kind == tasksModel {
-			return C.net_tasks_count_where((*C.net_tasks_adapter_t)(p), bytesPtr(js), C.size_t(len(js)), &n)
-		}
-		return C.net_memories_count_where((*C.net_memories_adapter_t)(p), bytesPtr(js), C.size_t(len(js)), &n)
+	err = m.do(op, func(p *C.net_model_t) C.net_status_t {
+		return C.net_model_count_where(p, bytesPtr(js), C.size_t(len(js)), &n)
 	})
 	runtime.KeepAlive(js)
 	return uint64(n), err
 }
 
-func (m *model) existsWhere(filter any) (bool, error) {
-	js, err := filterJSON(filter)
+// ExistsWhere reports whether any row matches filter.
+func (m *Model[R, F]) ExistsWhere(filter *F) (bool, error) {
+	const op = "net_model_exists_where"
+	js, err := filterJSON(op, filter)
 	if err != nil {
-		return false, invalidArgument(m.opName("exists_where"), err.Error())
+		return false, err
 	}
 	var b C.bool
-	err = m.do("exists_where", func(p unsafe.Pointer) C.net_status_t {
-		if m.kind == tasksModel {
-			return C.net_tasks_exists_where((*C.net_tasks_adapter_t)(p), bytesPtr(js), C.size_t(len(js)), &b)
-		}
-		return C.net_memories_exists_where((*C.net_memories_adapter_t)(p), bytesPtr(js), C.size_t(len(js)), &b)
+	err = m.do(op, func(p *C.net_model_t) C.net_status_t {
+		return C.net_model_exists_where(p, bytesPtr(js), C.size_t(len(js)), &b)
 	})
 	runtime.KeepAlive(js)
 	return bool(b), err
 }
 
-func (m *model) snapshot() (ModelSnapshot, error) {
+// Snapshot captures the state as of the applied watermark (restore it with
+// the kind's Restore function).
+func (m *Model[R, F]) Snapshot() (ModelSnapshot, error) {
 	var out C.net_bytes_t
 	var last C.uint64_t
 	var has C.bool
-	err := m.do("snapshot", func(p unsafe.Pointer) C.net_status_t {
-		if m.kind == tasksModel {
-			return C.net_tasks_snapshot((*C.net_tasks_adapter_t)(p), &out, &last, &has)
-		}
-		return C.net_memories_snapshot((*C.net_memories_adapter_t)(p), &out, &last, &has)
+	err := m.do("net_model_snapshot", func(p *C.net_model_t) C.net_status_t {
+		return C.net_model_snapshot(p, &out, &last, &has)
 	})
 	if err != nil {
 		return ModelSnapshot{}, err
@@ -503,124 +417,143 @@ func (m *model) snapshot() (ModelSnapshot, error) {
 	return ModelSnapshot{Data: takeBytes(&out), LastSeq: uint64(last), HasLastSeq: bool(has)}, nil
 }
 
-// watch starts a watch; with current != nil it is snapshot_and_watch and
-// the current rows are decoded into current.
-func (m *model) watch(filter any, current any) (unsafe.Pointer, error) {
-	name := "watch"
-	if current != nil {
-		name = "snapshot_and_watch"
-	}
-	js, err := filterJSON(filter)
+// Watch watches the rows matching filter (nil: all); the first Next returns
+// the current rows, later ones the rows after each change that alters them.
+func (m *Model[R, F]) Watch(filter *F) (*Watch[R], error) {
+	const op = "net_model_watch"
+	js, err := filterJSON(op, filter)
 	if err != nil {
-		return nil, invalidArgument(m.opName(name), err.Error())
+		return nil, err
 	}
-	var out unsafe.Pointer
-	var rows C.net_bytes_t
-	err = m.do(name, func(p unsafe.Pointer) C.net_status_t {
-		jp, jn := bytesPtr(js), C.size_t(len(js))
-		switch {
-		case m.kind == tasksModel && current == nil:
-			return C.net_tasks_watch((*C.net_tasks_adapter_t)(p), jp, jn, (**C.net_tasks_watch_t)(unsafe.Pointer(&out)))
-		case m.kind == tasksModel:
-			return C.net_tasks_snapshot_and_watch((*C.net_tasks_adapter_t)(p), jp, jn, &rows, (**C.net_tasks_watch_t)(unsafe.Pointer(&out)))
-		case current == nil:
-			return C.net_memories_watch((*C.net_memories_adapter_t)(p), jp, jn, (**C.net_memories_watch_t)(unsafe.Pointer(&out)))
-		default:
-			return C.net_memories_snapshot_and_watch((*C.net_memories_adapter_t)(p), jp, jn, &rows, (**C.net_memories_watch_t)(unsafe.Pointer(&out)))
-		}
+	var out *C.net_model_watch_t
+	err = m.do(op, func(p *C.net_model_t) C.net_status_t {
+		return C.net_model_watch(p, bytesPtr(js), C.size_t(len(js)), &out)
 	})
 	runtime.KeepAlive(js)
 	if err != nil {
 		return nil, err
 	}
-	if current != nil {
-		if err := json.Unmarshal(takeBytes(&rows), current); err != nil {
-			freeWatch(m.kind, out)
-			return nil, &Error{Op: m.opName(name), Status: StatusInternal, Message: err.Error()}
-		}
-	}
-	return out, nil
+	return newWatch[R](out, m), nil
 }
 
-func freeWatch(kind modelKind, p unsafe.Pointer) {
-	if kind == tasksModel {
-		C.net_tasks_watch_free((*C.net_tasks_watch_t)(p))
-	} else {
-		C.net_memories_watch_free((*C.net_memories_watch_t)(p))
+// SnapshotAndWatch returns the current rows matching filter and a watch
+// that delivers only later changes (nothing slips between the two).
+func (m *Model[R, F]) SnapshotAndWatch(filter *F) ([]R, *Watch[R], error) {
+	const op = "net_model_snapshot_and_watch"
+	js, err := filterJSON(op, filter)
+	if err != nil {
+		return nil, nil, err
 	}
+	var out *C.net_model_watch_t
+	var rows C.net_bytes_t
+	err = m.do(op, func(p *C.net_model_t) C.net_status_t {
+		return C.net_model_snapshot_and_watch(p, bytesPtr(js), C.size_t(len(js)), &rows, &out)
+	})
+	runtime.KeepAlive(js)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := newWatch[R](out, m)
+	current := []R{}
+	if err := json.Unmarshal(takeBytes(&rows), &current); err != nil {
+		_ = w.Close()
+		return nil, nil, &Error{Op: op, Status: StatusInternal, Message: err.Error()}
+	}
+	if current == nil {
+		current = []R{}
+	}
+	return current, w, nil
 }
 
-// Watch is a live query over a model. Its first Next returns the current
-// rows (for Watch; SnapshotAndWatch returns those itself), then the new
-// rows after each change. Close it when done; closing the model, or the
-// fold halting, ends it. Safe for concurrent use, Close included.
+// Shutdown stops the fold and closes the model's RedEX file, syncing it
+// (net_model_close), and returns any error of that (such as a failed final
+// fsync). Later writes fail with ErrCortexHalted or a RedEX error, a
+// WaitForSeq waiting returns ErrCortexHalted, and watches end; queries keep
+// answering from the last state. The model still needs Close.
+func (m *Model[R, F]) Shutdown() error {
+	return m.do("net_model_close", func(p *C.net_model_t) C.net_status_t { return C.net_model_close(p) })
+}
+
+// Close frees the model (net_model_free): it wakes every call blocked on it
+// (a WaitForSeq returns ErrShuttingDown), ends its watches (their Next
+// returns io.EOF; the watches still need their own Close), waits for calls in
+// flight (a write already inside libnet finishes first), then stops the fold
+// and closes the model's RedEX file. Later calls fail with ErrShuttingDown.
+//
+// It returns the free's outcome: nil, or an error matching ErrBusy when
+// calls were still running at libnet's 5 s deadline or closing the model's
+// file failed (call Shutdown first to get that error itself). Idempotent and
+// safe to call concurrently; every call returns the one free's outcome.
+func (m *Model[R, F]) Close() error {
+	if m == nil {
+		return nil
+	}
+	runtime.SetFinalizer(m, nil)
+	return m.h.close(freeModel)
+}
+
+// Watch is a live query over a model of any kind, with rows of type T. Its
+// first Next returns the current rows (for Model.Watch; SnapshotAndWatch
+// returns those itself), then the new rows after each change. Close it when
+// done; closing or shutting down the model, or the fold halting, ends it.
+// Safe for concurrent use, Close included.
 type Watch[T any] struct {
-	h      unsafe.Pointer // *C.net_tasks_watch_t / *C.net_memories_watch_t; nil once closed
-	kind   modelKind
+	h      handle        // *C.net_model_watch_t
 	owner  any           // keeps the model reachable
 	closed chan struct{} // closed by Close: stops Updates goroutines
 }
 
-func newWatch[T any](kind modelKind, p unsafe.Pointer, owner any) *Watch[T] {
-	w := &Watch[T]{h: p, kind: kind, owner: owner, closed: make(chan struct{})}
-	runtime.SetFinalizer(w, (*Watch[T]).Close)
+func freeWatch(p unsafe.Pointer) error {
+	return freeStatus("net_model_watch_free", func() C.net_status_t {
+		return C.net_model_watch_free((*C.net_model_watch_t)(p))
+	})
+}
+
+func newWatch[T any](p *C.net_model_watch_t, owner any) *Watch[T] {
+	w := &Watch[T]{h: newHandle(unsafe.Pointer(p)), owner: owner, closed: make(chan struct{})}
+	runtime.SetFinalizer(w, func(w *Watch[T]) { w.h.leaked("netmesh.Watch", freeWatch) })
 	return w
 }
 
-// Next waits for the next update (ctx bounds the wait). It returns the rows,
-// or a *WatchLaggedError when this reader fell behind (the following rows
-// include everything missed), or io.EOF when the watch ended (its model
-// closed or halted, or the watch was closed).
+// Next waits for the next update and returns the rows. Other outcomes: a
+// *WatchLaggedError when this reader fell behind (the following rows include
+// everything missed); io.EOF when the watch ended (its model was closed,
+// shut down or halted, or the watch was closed while Next waited); an
+// *Error matching ErrCancelled and ctx.Err() when ctx ends first (the watch
+// stays usable); ErrShuttingDown when called after Close.
 func (w *Watch[T]) Next(ctx context.Context) ([]T, error) {
-	op := "net_" + w.kind.String() + "_watch_next"
-	if ctx == nil {
-		return nil, invalidArgument(op, "nil context")
+	const op = "net_model_watch_next"
+	if w == nil {
+		return nil, invalidArgument(op, "watch is nil")
 	}
-	p := atomic.LoadPointer(&w.h)
+	p := (*C.net_model_watch_t)(w.h.load())
 	if p == nil {
 		return nil, shuttingDown(op, "watch has been closed")
 	}
-	defer runtime.KeepAlive(w)
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	var rows C.net_bytes_t
+	var missed C.uint64_t
+	st, err := blocking(ctx, op, func(cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return C.net_model_watch_next(p, C.uint32_t(waitForever), &rows, &missed, cancel, errOut)
+	})
+	runtime.KeepAlive(w)
+	switch {
+	case err != nil:
+		return nil, err
+	case st == StatusOK:
+		out := []T{}
+		if err := json.Unmarshal(takeBytes(&rows), &out); err != nil {
+			return nil, &Error{Op: op, Status: StatusInternal, Message: err.Error()}
 		}
-		timeout, ok := sliceTimeout(ctx)
-		if !ok {
-			<-ctx.Done()
-			return nil, ctx.Err()
+		if out == nil {
+			out = []T{}
 		}
-		var rows C.net_bytes_t
-		var missed C.uint64_t
-		st, err := call(op, func() C.net_status_t {
-			if w.kind == tasksModel {
-				return C.net_tasks_watch_next((*C.net_tasks_watch_t)(p), C.uint32_t(timeout), &rows, &missed)
-			}
-			return C.net_memories_watch_next((*C.net_memories_watch_t)(p), C.uint32_t(timeout), &rows, &missed)
-		})
-		switch {
-		case errors.Is(err, ErrShuttingDown):
-			return nil, io.EOF
-		case err != nil:
-			return nil, err
-		case st == StatusOK:
-			var out []T
-			if err := json.Unmarshal(takeBytes(&rows), &out); err != nil {
-				return nil, &Error{Op: op, Status: StatusInternal, Message: err.Error()}
-			}
-			if out == nil {
-				out = []T{}
-			}
-			return out, nil
-		case st == StatusLagged:
-			return nil, &WatchLaggedError{Missed: uint64(missed)}
-		case st == StatusEnd:
-			return nil, io.EOF
-		case st == StatusTimeout:
-		default:
-			return nil, &Error{Op: op, Status: StatusInternal, Message: fmt.Sprintf("unexpected status %v", st)}
-		}
+		return out, nil
+	case st == StatusLagged:
+		return nil, &WatchLaggedError{Missed: uint64(missed)}
+	case st == StatusEnd:
+		return nil, io.EOF
 	}
+	return nil, unexpected(op, st)
 }
 
 // WatchEvent is one item of Watch.Updates: the rows, or Err (a
@@ -640,7 +573,7 @@ func (w *Watch[T]) Updates(ctx context.Context) <-chan WatchEvent[T] {
 			rows, err := w.Next(ctx)
 			var lag *WatchLaggedError
 			if err != nil && !errors.As(err, &lag) {
-				if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, ErrCancelled) && ctx.Err() == nil {
 					select {
 					case ch <- WatchEvent[T]{Err: err}:
 					case <-ctx.Done():
@@ -661,322 +594,18 @@ func (w *Watch[T]) Updates(ctx context.Context) <-chan WatchEvent[T] {
 	return ch
 }
 
-// Close ends and frees the watch (net_*_watch_free); a Next blocked on
+// Close ends and frees the watch (net_model_watch_free); a Next blocked on
 // another goroutine returns io.EOF, and Close returns once it has left
-// libnet. Idempotent; always returns nil.
+// libnet. It returns the free's outcome (an error matching ErrBusy when calls
+// were still running at libnet's 5 s deadline). Idempotent and safe to call
+// concurrently; a watch may be closed before or after its model.
 func (w *Watch[T]) Close() error {
 	if w == nil {
 		return nil
 	}
-	if p := atomic.SwapPointer(&w.h, nil); p != nil {
-		runtime.SetFinalizer(w, nil)
+	runtime.SetFinalizer(w, nil)
+	return w.h.close(func(p unsafe.Pointer) error {
 		close(w.closed)
-		freeWatch(w.kind, p)
-	}
-	return nil
-}
-
-// -- Tasks -------------------------------------------------------------------
-
-// Tasks is the tasks model (net_tasks_adapter_t). Safe for concurrent use,
-// Close included.
-type Tasks struct{ m model }
-
-// OpenTasks opens the tasks model on r for the writer origin (use an
-// identity's OriginHash). A persistent model (cfg.File.Persistent) recovers
-// its state and app sequence from its log.
-func OpenTasks(r *Redex, origin uint64, cfg ModelConfig) (*Tasks, error) {
-	m, err := openModel(tasksModel, r, origin, cfg, nil)
-	if err != nil {
-		return nil, err
-	}
-	t := &Tasks{m: *m}
-	runtime.SetFinalizer(t, (*Tasks).Close)
-	return t, nil
-}
-
-// RestoreTasks opens the tasks model from snap (state and app sequence),
-// replaying only the events after snap.LastSeq. ErrCortexSnapshot when the
-// bytes do not decode.
-func RestoreTasks(r *Redex, origin uint64, cfg ModelConfig, snap ModelSnapshot) (*Tasks, error) {
-	m, err := openModel(tasksModel, r, origin, cfg, &snap)
-	if err != nil {
-		return nil, err
-	}
-	t := &Tasks{m: *m}
-	runtime.SetFinalizer(t, (*Tasks).Close)
-	return t, nil
-}
-
-func (t *Tasks) model() *model {
-	if t == nil {
-		return nil
-	}
-	return &t.m
-}
-
-// Create creates task id (pending); returns the event's RedEX sequence.
-func (t *Tasks) Create(id uint64, title string) (uint64, error) {
-	return t.model().write("create", func(p unsafe.Pointer, seq *C.uint64_t) C.net_status_t {
-		return C.net_tasks_create((*C.net_tasks_adapter_t)(p), C.uint64_t(id), stringPtr(title), C.size_t(len(title)), seq)
+		return freeWatch(p)
 	})
-}
-
-// Rename renames task id.
-func (t *Tasks) Rename(id uint64, title string) (uint64, error) {
-	return t.model().write("rename", func(p unsafe.Pointer, seq *C.uint64_t) C.net_status_t {
-		return C.net_tasks_rename((*C.net_tasks_adapter_t)(p), C.uint64_t(id), stringPtr(title), C.size_t(len(title)), seq)
-	})
-}
-
-// Complete marks task id completed.
-func (t *Tasks) Complete(id uint64) (uint64, error) {
-	return t.model().write("complete", func(p unsafe.Pointer, seq *C.uint64_t) C.net_status_t {
-		return C.net_tasks_complete((*C.net_tasks_adapter_t)(p), C.uint64_t(id), seq)
-	})
-}
-
-// Delete deletes task id.
-func (t *Tasks) Delete(id uint64) (uint64, error) {
-	return t.model().write("delete", func(p unsafe.Pointer, seq *C.uint64_t) C.net_status_t {
-		return C.net_tasks_delete((*C.net_tasks_adapter_t)(p), C.uint64_t(id), seq)
-	})
-}
-
-// WaitForSeq waits until the fold has attempted RedEX sequence seq. It
-// returns ctx's error when ctx ends first, and ErrCortexHalted at once when
-// the fold stopped short of seq.
-func (t *Tasks) WaitForSeq(ctx context.Context, seq uint64) error {
-	return t.model().waitForSeq(ctx, seq)
-}
-
-// Progress reports the fold's watermarks and health.
-func (t *Tasks) Progress() (Progress, error) { return t.model().progress() }
-
-// FindUnique returns task id, and whether it exists.
-func (t *Tasks) FindUnique(id uint64) (Task, bool, error) {
-	var task Task
-	ok, err := t.model().findUnique(id, &task)
-	return task, ok, err
-}
-
-// FindMany returns the tasks matching filter (nil: all).
-func (t *Tasks) FindMany(filter *TaskFilter) ([]Task, error) {
-	rows := []Task{}
-	err := t.model().findMany(optFilter(filter), &rows)
-	return rows, err
-}
-
-// CountWhere counts the tasks matching filter (offset and limit ignored).
-func (t *Tasks) CountWhere(filter *TaskFilter) (uint64, error) {
-	return t.model().countWhere(optFilter(filter))
-}
-
-// ExistsWhere reports whether any task matches filter.
-func (t *Tasks) ExistsWhere(filter *TaskFilter) (bool, error) {
-	return t.model().existsWhere(optFilter(filter))
-}
-
-// Watch watches the tasks matching filter; the first Next returns the
-// current rows.
-func (t *Tasks) Watch(filter *TaskFilter) (*Watch[Task], error) {
-	p, err := t.model().watch(optFilter(filter), nil)
-	if err != nil {
-		return nil, err
-	}
-	return newWatch[Task](tasksModel, p, t), nil
-}
-
-// SnapshotAndWatch returns the current rows and a watch that delivers only
-// later changes (nothing lost in between).
-func (t *Tasks) SnapshotAndWatch(filter *TaskFilter) ([]Task, *Watch[Task], error) {
-	rows := []Task{}
-	p, err := t.model().watch(optFilter(filter), &rows)
-	if err != nil {
-		return nil, nil, err
-	}
-	return rows, newWatch[Task](tasksModel, p, t), nil
-}
-
-// Snapshot captures the state as of the applied watermark.
-func (t *Tasks) Snapshot() (ModelSnapshot, error) { return t.model().snapshot() }
-
-// Close stops the fold, closes the model's RedEX file and frees the handle
-// (net_tasks_close + net_tasks_free). Idempotent; a write in flight on
-// another goroutine completes first, later calls fail with ErrShuttingDown.
-// It returns the close error (e.g. a failed final fsync).
-func (t *Tasks) Close() error {
-	if t == nil {
-		return nil
-	}
-	runtime.SetFinalizer(t, nil)
-	return t.m.close()
-}
-
-// -- Memories ------------------------------------------------------------------
-
-// Memories is the memories model (net_memories_adapter_t). Safe for
-// concurrent use, Close included.
-type Memories struct{ m model }
-
-// OpenMemories opens the memories model on r for the writer origin.
-func OpenMemories(r *Redex, origin uint64, cfg ModelConfig) (*Memories, error) {
-	m, err := openModel(memoriesModel, r, origin, cfg, nil)
-	if err != nil {
-		return nil, err
-	}
-	mm := &Memories{m: *m}
-	runtime.SetFinalizer(mm, (*Memories).Close)
-	return mm, nil
-}
-
-// RestoreMemories opens the memories model from snap.
-func RestoreMemories(r *Redex, origin uint64, cfg ModelConfig, snap ModelSnapshot) (*Memories, error) {
-	m, err := openModel(memoriesModel, r, origin, cfg, &snap)
-	if err != nil {
-		return nil, err
-	}
-	mm := &Memories{m: *m}
-	runtime.SetFinalizer(mm, (*Memories).Close)
-	return mm, nil
-}
-
-func (mm *Memories) model() *model {
-	if mm == nil {
-		return nil
-	}
-	return &mm.m
-}
-
-// tagSlices is the C view of tags: a Go array of net_slice_t pointing at
-// the tags' bytes, pinned with pinner (cgo forbids unpinned Go pointers
-// inside memory passed to C). Empty tags are {NULL, 0}.
-func tagSlices(tags []string, pinner *runtime.Pinner) []C.net_slice_t {
-	if len(tags) == 0 {
-		return nil
-	}
-	out := make([]C.net_slice_t, len(tags))
-	for i, tag := range tags {
-		if len(tag) == 0 {
-			continue
-		}
-		data := unsafe.StringData(tag)
-		pinner.Pin(data)
-		out[i] = C.net_slice_t{ptr: (*C.uint8_t)(unsafe.Pointer(data)), len: C.size_t(len(tag))}
-	}
-	return out
-}
-
-// Store stores memory id.
-func (mm *Memories) Store(id uint64, content string, tags []string, source string) (uint64, error) {
-	var pinner runtime.Pinner
-	defer pinner.Unpin()
-	slices := tagSlices(tags, &pinner)
-	return mm.model().write("store", func(p unsafe.Pointer, seq *C.uint64_t) C.net_status_t {
-		return C.net_memories_store((*C.net_memories_adapter_t)(p), C.uint64_t(id), stringPtr(content), C.size_t(len(content)),
-			unsafe.SliceData(slices), C.size_t(len(slices)), stringPtr(source), C.size_t(len(source)), seq)
-	})
-}
-
-// Retag replaces the tags of memory id.
-func (mm *Memories) Retag(id uint64, tags []string) (uint64, error) {
-	var pinner runtime.Pinner
-	defer pinner.Unpin()
-	slices := tagSlices(tags, &pinner)
-	return mm.model().write("retag", func(p unsafe.Pointer, seq *C.uint64_t) C.net_status_t {
-		return C.net_memories_retag((*C.net_memories_adapter_t)(p), C.uint64_t(id), unsafe.SliceData(slices), C.size_t(len(slices)), seq)
-	})
-}
-
-// Pin pins memory id.
-func (mm *Memories) Pin(id uint64) (uint64, error) {
-	return mm.model().write("pin", func(p unsafe.Pointer, seq *C.uint64_t) C.net_status_t {
-		return C.net_memories_pin((*C.net_memories_adapter_t)(p), C.uint64_t(id), seq)
-	})
-}
-
-// Unpin unpins memory id.
-func (mm *Memories) Unpin(id uint64) (uint64, error) {
-	return mm.model().write("unpin", func(p unsafe.Pointer, seq *C.uint64_t) C.net_status_t {
-		return C.net_memories_unpin((*C.net_memories_adapter_t)(p), C.uint64_t(id), seq)
-	})
-}
-
-// Delete deletes memory id.
-func (mm *Memories) Delete(id uint64) (uint64, error) {
-	return mm.model().write("delete", func(p unsafe.Pointer, seq *C.uint64_t) C.net_status_t {
-		return C.net_memories_delete((*C.net_memories_adapter_t)(p), C.uint64_t(id), seq)
-	})
-}
-
-// WaitForSeq is Tasks.WaitForSeq for memories.
-func (mm *Memories) WaitForSeq(ctx context.Context, seq uint64) error {
-	return mm.model().waitForSeq(ctx, seq)
-}
-
-// Progress reports the fold's watermarks and health.
-func (mm *Memories) Progress() (Progress, error) { return mm.model().progress() }
-
-// FindUnique returns memory id, and whether it exists.
-func (mm *Memories) FindUnique(id uint64) (Memory, bool, error) {
-	var m Memory
-	ok, err := mm.model().findUnique(id, &m)
-	return m, ok, err
-}
-
-// FindMany returns the memories matching filter (nil: all).
-func (mm *Memories) FindMany(filter *MemoryFilter) ([]Memory, error) {
-	rows := []Memory{}
-	err := mm.model().findMany(optFilter(filter), &rows)
-	return rows, err
-}
-
-// CountWhere counts the memories matching filter.
-func (mm *Memories) CountWhere(filter *MemoryFilter) (uint64, error) {
-	return mm.model().countWhere(optFilter(filter))
-}
-
-// ExistsWhere reports whether any memory matches filter.
-func (mm *Memories) ExistsWhere(filter *MemoryFilter) (bool, error) {
-	return mm.model().existsWhere(optFilter(filter))
-}
-
-// Watch watches the memories matching filter.
-func (mm *Memories) Watch(filter *MemoryFilter) (*Watch[Memory], error) {
-	p, err := mm.model().watch(optFilter(filter), nil)
-	if err != nil {
-		return nil, err
-	}
-	return newWatch[Memory](memoriesModel, p, mm), nil
-}
-
-// SnapshotAndWatch returns the current rows and a watch of later changes.
-func (mm *Memories) SnapshotAndWatch(filter *MemoryFilter) ([]Memory, *Watch[Memory], error) {
-	rows := []Memory{}
-	p, err := mm.model().watch(optFilter(filter), &rows)
-	if err != nil {
-		return nil, nil, err
-	}
-	return rows, newWatch[Memory](memoriesModel, p, mm), nil
-}
-
-// Snapshot captures the state as of the applied watermark.
-func (mm *Memories) Snapshot() (ModelSnapshot, error) { return mm.model().snapshot() }
-
-// Close is Tasks.Close for memories.
-func (mm *Memories) Close() error {
-	if mm == nil {
-		return nil
-	}
-	runtime.SetFinalizer(mm, nil)
-	return mm.m.close()
-}
-
-// optFilter turns a nil typed filter pointer into a nil interface (no
-// filter JSON at all).
-func optFilter[F any](f *F) any {
-	if f == nil {
-		return nil
-	}
-	return f
 }

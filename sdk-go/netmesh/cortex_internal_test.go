@@ -2,7 +2,9 @@ package netmesh
 
 import (
 	"testing"
-	"time"
+	"unsafe"
+
+	"github.com/netmesh/net/sdk-go/netmesh/internal/ffitest"
 )
 
 // Raw-pointer halves of the CortEX handle races: libnet's guard refuses
@@ -26,34 +28,41 @@ func TestCortexRawPointersAfterFree(t *testing.T) {
 	}
 	tw, _ := tasks.Watch(nil)
 	mw, _ := mem.Watch(nil)
-	raws := []rawModel{rawTasksForTest(tasks), rawMemoriesForTest(mem)}
-	watches := []rawWatch{rawWatchForTest(tw), rawWatchForTest(mw)}
+	models := []unsafe.Pointer{tasks.h.load(), mem.h.load()}
+	watches := []unsafe.Pointer{tw.h.load(), mw.h.load()}
 	for _, w := range watches {
-		if st := w.next(1000); st != StatusOK {
-			t.Fatalf("first watch next: %v", st)
+		if st := ffitest.WatchNext(w, 1000); st != ffitest.OK {
+			t.Fatalf("first watch next: %v", Status(st))
 		}
 	}
-	_ = tw.Close()
-	_ = mw.Close()
-	_ = tasks.Close()
-	_ = mem.Close()
-	for _, raw := range raws {
-		if st := raw.countWhere(); st != StatusShuttingDown {
-			t.Fatalf("count_where after free: %v, want NET_ERR_SHUTTING_DOWN", st)
+	for _, c := range []func() error{tw.Close, mw.Close, tasks.Close, mem.Close} {
+		if err := c(); err != nil {
+			t.Fatal(err)
 		}
-		if st := raw.waitForSeq(0, 0); st != StatusShuttingDown {
-			t.Fatalf("wait_for_seq after free: %v", st)
+	}
+	for _, m := range models {
+		if st := ffitest.ModelCountWhere(m); st != ffitest.ShuttingDown {
+			t.Fatalf("count_where after free: %v, want NET_ERR_SHUTTING_DOWN", Status(st))
 		}
-		raw.free() // idempotent
+		if st, msg := ffitest.ModelWaitForSeq(m, 0, 0); st != ffitest.ShuttingDown || msg == "" {
+			t.Fatalf("wait_for_seq after free: %v %q", Status(st), msg)
+		}
+		if st := ffitest.ModelFree(m); st != ffitest.OK { // idempotent
+			t.Fatalf("second free: %v", Status(st))
+		}
 	}
 	for _, w := range watches {
-		if st := w.next(0); st != StatusShuttingDown {
-			t.Fatalf("watch next after free: %v", st)
+		if st := ffitest.WatchNext(w, 0); st != ffitest.ShuttingDown {
+			t.Fatalf("watch next after free: %v", Status(st))
 		}
-		w.free()
+		if st := ffitest.WatchFree(w); st != ffitest.OK {
+			t.Fatalf("second watch free: %v", Status(st))
+		}
 	}
 }
 
+// A watch free wakes a next blocked forever (NET_END) and returns only once
+// that call has left libnet (C-side flag, see the RedEX tail's test).
 func TestCortexRawWatchFreeWaitsForBlockedNext(t *testing.T) {
 	r, err := OpenRedex("")
 	if err != nil {
@@ -64,45 +73,55 @@ func TestCortexRawWatchFreeWaitsForBlockedNext(t *testing.T) {
 	defer tasks.Close()
 	mem, _ := OpenMemories(r, 1, ModelConfig{})
 	defer mem.Close()
-	for round := 0; round < 10; round++ {
-		for kind := 0; kind < 2; kind++ {
-			var rw rawWatch
-			var closeIt func()
+	for kind := 0; kind < 2; kind++ {
+		UntilWon(t, 200, 3, func(int) bool {
+			var rw unsafe.Pointer
+			var closeIt func() error
 			if kind == 0 {
 				w, err := tasks.Watch(nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				rw, closeIt = rawWatchForTest(w), func() { _ = w.Close() }
+				rw, closeIt = w.h.load(), w.Close
 			} else {
 				w, err := mem.Watch(nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				rw, closeIt = rawWatchForTest(w), func() { _ = w.Close() }
+				rw, closeIt = w.h.load(), w.Close
 			}
-			if st := rw.next(1000); st != StatusOK { // the current rows
-				t.Fatalf("first next: %v", st)
+			// The Go handle's Close after the raw free: a no-op in libnet.
+			defer closeIt()
+			// The current rows.
+			if st := ffitest.WatchNext(rw, 5000); st != ffitest.OK {
+				t.Fatalf("first next: %v", Status(st))
 			}
-			left := newCFlag()
-			res := make(chan Status, 1)
-			go func() { res <- rw.nextMarked(waitForever, left) }()
-			time.Sleep(20 * time.Millisecond)
-			if left.load() {
-				t.Fatal("watch next returned with no change")
+			left := ffitest.NewFlag()
+			defer left.Release()
+			started := make(chan struct{})
+			res := make(chan int32, 1)
+			go func() {
+				close(started)
+				res <- ffitest.WatchNextMarked(rw, left)
+			}()
+			<-started
+			LetItBlock()
+			leftFirst, st := ffitest.WatchFreeCheck(rw, left)
+			if st != ffitest.OK {
+				t.Fatalf("watch free: %v", Status(st))
 			}
-			begin := time.Now()
-			if !rw.freeCheck(left) {
-				t.Fatal("watch free returned while watch next was still inside libnet")
+			switch got := <-res; got {
+			case ffitest.End:
+				if !leftFirst {
+					t.Fatal("watch free returned while watch next was still inside libnet")
+				}
+				return true
+			case ffitest.ShuttingDown:
+				return false
+			default:
+				t.Fatalf("blocked next woken by the free returned %v", Status(got))
+				return false
 			}
-			if d := time.Since(begin); d > 2*time.Second {
-				t.Fatalf("the free took %v", d)
-			}
-			if st := <-res; st != StatusEnd {
-				t.Fatalf("blocked next woken by the free returned %v, want NET_END", st)
-			}
-			left.release()
-			closeIt() // the Go handle's Close after the raw free: a no-op in libnet
-		}
+		})
 	}
 }

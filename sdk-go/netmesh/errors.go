@@ -5,7 +5,10 @@ package netmesh
 */
 import "C"
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Status is a libnet status code (net_status_t): NET_OK (0) for success,
 // small positive values (NET_TIMEOUT, NET_END, NET_LAGGED) for non-error
@@ -49,14 +52,19 @@ func (s Status) Error() string {
 }
 
 // Error is a failed libnet call: the function, its status and the detail
-// libnet recorded (net_last_error_message on the calling thread).
+// libnet recorded (the call's net_error_t for blocking calls, else
+// net_last_error_message on the calling thread).
 //
 // errors.Is(err, ErrX) matches on Status; errors.As(err, &e) with
-// e *Error gives the details.
+// e *Error gives the details. A blocking call stopped by its context is an
+// *Error with Status StatusCancelled that also matches the context's error:
+// errors.Is(err, context.Canceled) or errors.Is(err, context.DeadlineExceeded).
 type Error struct {
 	Op      string // the C function that failed, e.g. "net_identity_sign"
 	Status  Status // the negative status it returned
 	Message string // libnet's detail (may be empty)
+
+	ctxErr error // for StatusCancelled: the context error that cancelled the call
 }
 
 func (e *Error) Error() string {
@@ -69,8 +77,18 @@ func (e *Error) Error() string {
 	if e.Message != "" {
 		s += ": " + e.Message
 	}
+	if e.ctxErr != nil {
+		s += " (" + e.ctxErr.Error() + ")"
+	}
 	return s
 }
 
 // Unwrap returns the Status, so that errors.Is(err, ErrX) works.
 func (e *Error) Unwrap() error { return e.Status }
+
+// Is reports whether target is the context error (context.Canceled or
+// context.DeadlineExceeded) that cancelled this call; matching on Status goes
+// through Unwrap.
+func (e *Error) Is(target error) bool {
+	return e.ctxErr != nil && errors.Is(e.ctxErr, target)
+}

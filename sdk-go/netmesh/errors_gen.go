@@ -35,6 +35,15 @@ const (
 	// StatusInternal is NET_ERR_INTERNAL (-4):
 	// An internal invariant failed; the message says which.
 	StatusInternal Status = C.NET_ERR_INTERNAL
+	// StatusCancelled is NET_ERR_CANCELLED (-5):
+	// The call was cancelled through its `net_cancel_t` before it finished;
+	// it had no effect beyond what its documentation says of cancellation.
+	StatusCancelled Status = C.NET_ERR_CANCELLED
+	// StatusBusy is NET_ERR_BUSY (-6):
+	// A free or close could not finish: calls on the handle were still
+	// running at the deadline (its resources were leaked rather than freed
+	// under them) or releasing them failed; the message says which.
+	StatusBusy Status = C.NET_ERR_BUSY
 	// StatusReadOnly is NET_ERR_READ_ONLY (-10):
 	// The identity holds only a public key and cannot sign or be sealed.
 	StatusReadOnly Status = C.NET_ERR_READ_ONLY
@@ -219,6 +228,8 @@ const (
 	ErrShuttingDown               = StatusShuttingDown
 	ErrPanic                      = StatusPanic
 	ErrInternal                   = StatusInternal
+	ErrCancelled                  = StatusCancelled
+	ErrBusy                       = StatusBusy
 	ErrReadOnly                   = StatusReadOnly
 	ErrInvalidPublicKey           = StatusInvalidPublicKey
 	ErrInvalidSignature           = StatusInvalidSignature
@@ -291,6 +302,8 @@ var statusTable = [...]statusInfo{
 	{StatusShuttingDown, "NET_ERR_SHUTTING_DOWN", "the handle has been freed"},
 	{StatusPanic, "NET_ERR_PANIC", "a bug in libnet panicked; the call had no effect"},
 	{StatusInternal, "NET_ERR_INTERNAL", "an internal invariant failed; the message says which"},
+	{StatusCancelled, "NET_ERR_CANCELLED", "the call was cancelled through its net_cancel_t before it finished; it had no effect beyond what its documentation says of cancellation"},
+	{StatusBusy, "NET_ERR_BUSY", "a free or close could not finish: calls on the handle were still running at the deadline (its resources were leaked rather than freed under them) or releasing them failed; the message says which"},
 	{StatusReadOnly, "NET_ERR_READ_ONLY", "the identity holds only a public key and cannot sign or be sealed"},
 	{StatusInvalidPublicKey, "NET_ERR_INVALID_PUBLIC_KEY", "32 bytes that are not a valid ed25519 public key"},
 	{StatusInvalidSignature, "NET_ERR_INVALID_SIGNATURE", "a signature did not verify"},

@@ -7,7 +7,6 @@ import "C"
 
 import (
 	"runtime"
-	"sync/atomic"
 	"unsafe"
 )
 
@@ -15,24 +14,27 @@ import (
 // (read-only: it can verify but not sign, issue or seal).
 //
 // It owns a libnet handle (net_identity_t). Release it with Close; a
-// finalizer frees it if it is garbage collected unclosed, but do not rely on
-// that for timely release of the secret key. An Identity is safe for
-// concurrent use by multiple goroutines, Close included.
+// finalizer frees one garbage collected unclosed (on another goroutine, with
+// a warning logged), but do not rely on that for timely release of the
+// secret key. An Identity is safe for concurrent use by multiple goroutines,
+// Close included.
 type Identity struct {
-	// h is the live *C.net_identity_t, or nil once Close has begun. It is
-	// only accessed atomically (an unsafe.Pointer because cgo's incomplete
-	// handle type cannot instantiate atomic.Pointer); no Go lock is ever
-	// held across a C call.
-	h unsafe.Pointer
+	h handle // *C.net_identity_t
 }
 
 func (id *Identity) load() *C.net_identity_t {
-	return (*C.net_identity_t)(atomic.LoadPointer(&id.h))
+	return (*C.net_identity_t)(id.h.load())
+}
+
+func freeIdentity(p unsafe.Pointer) error {
+	return freeStatus("net_identity_free", func() C.net_status_t {
+		return C.net_identity_free((*C.net_identity_t)(p))
+	})
 }
 
 func newIdentity(p *C.net_identity_t) *Identity {
-	id := &Identity{h: unsafe.Pointer(p)}
-	runtime.SetFinalizer(id, (*Identity).Close)
+	id := &Identity{h: newHandle(unsafe.Pointer(p))}
+	runtime.SetFinalizer(id, func(id *Identity) { id.h.leaked("netmesh.Identity", freeIdentity) })
 	return id
 }
 
@@ -106,19 +108,21 @@ func (id *Identity) handle(op string) (*C.net_identity_t, error) {
 	return p, nil
 }
 
-// Close frees the identity's handle. It waits (up to 5 s, inside libnet) for
-// calls already in flight on other goroutines; calls made after Close began
-// fail with an error matching ErrShuttingDown. Close is idempotent and safe
-// to call concurrently; it always returns nil.
+// Close frees the identity's handle (net_identity_free). It waits (up to
+// 5 s, inside libnet) for calls already in flight on other goroutines; calls
+// made after Close began fail with an error matching ErrShuttingDown.
+//
+// It returns the free's outcome: nil, or an error matching ErrBusy when
+// calls were still running at libnet's deadline (the handle's resources are
+// then leaked rather than freed under them). Close is idempotent and safe to
+// call concurrently: every call waits for the one free and returns its
+// outcome.
 func (id *Identity) Close() error {
 	if id == nil {
 		return nil
 	}
-	if p := atomic.SwapPointer(&id.h, nil); p != nil {
-		runtime.SetFinalizer(id, nil)
-		C.net_identity_free((*C.net_identity_t)(p))
-	}
-	return nil
+	runtime.SetFinalizer(id, nil)
+	return id.h.close(freeIdentity)
 }
 
 // bytesOp runs a net_identity_* getter that fills a net_bytes_t.

@@ -10,8 +10,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"runtime"
-	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -118,7 +118,11 @@ type MeshPeer struct {
 // Mesh is a node (net_mesh_t). Safe for concurrent use, Close included;
 // Close wakes every blocked call.
 type Mesh struct {
-	h unsafe.Pointer // *C.net_mesh_t, nil once closed
+	h handle // *C.net_mesh_t
+}
+
+func freeMesh(p unsafe.Pointer) error {
+	return freeStatus("net_mesh_free", func() C.net_status_t { return C.net_mesh_free((*C.net_mesh_t)(p)) })
 }
 
 // NewMesh creates a node and binds its socket; it accepts handshakes at once.
@@ -135,8 +139,8 @@ func NewMesh(cfg MeshConfig) (*Mesh, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Mesh{h: unsafe.Pointer(out)}
-	runtime.SetFinalizer(m, (*Mesh).Close)
+	m := &Mesh{h: newHandle(unsafe.Pointer(out))}
+	runtime.SetFinalizer(m, func(m *Mesh) { m.h.leaked("netmesh.Mesh", freeMesh) })
 	return m, nil
 }
 
@@ -144,7 +148,7 @@ func (m *Mesh) ptr(op string) (*C.net_mesh_t, error) {
 	if m == nil {
 		return nil, invalidArgument(op, "mesh is nil")
 	}
-	p := (*C.net_mesh_t)(atomic.LoadPointer(&m.h))
+	p := (*C.net_mesh_t)(m.h.load())
 	if p == nil {
 		return nil, shuttingDown(op, "mesh has been closed")
 	}
@@ -157,6 +161,19 @@ func (m *Mesh) do(op string, f func(p *C.net_mesh_t) C.net_status_t) (Status, er
 		return 0, err
 	}
 	st, err := call(op, func() C.net_status_t { return f(p) })
+	runtime.KeepAlive(m)
+	return st, err
+}
+
+// blocking runs one blocking net_mesh_* call under ctx.
+func (m *Mesh) blocking(ctx context.Context, op string, f func(p *C.net_mesh_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t) (Status, error) {
+	p, err := m.ptr(op)
+	if err != nil {
+		return 0, err
+	}
+	st, err := blocking(ctx, op, func(cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return f(p, cancel, errOut)
+	})
 	runtime.KeepAlive(m)
 	return st, err
 }
@@ -204,42 +221,34 @@ func (m *Mesh) Start() error {
 	return err
 }
 
-// Connect handshakes with nodeID at addr (its static X25519 publicKey).
-func (m *Mesh) Connect(addr string, publicKey []byte, nodeID uint64) error {
-	_, err := m.do("net_mesh_connect", func(p *C.net_mesh_t) C.net_status_t {
-		return C.net_mesh_connect(p, stringPtr(addr), C.size_t(len(addr)), bytesPtr(publicKey), C.size_t(len(publicKey)), C.uint64_t(nodeID))
+// Connect handshakes with nodeID at addr (its static X25519 publicKey), then
+// waits for the identity exchange; it blocks up to the handshake timeout ×
+// retries. ctx bounds the wait (an *Error matching ErrCancelled and
+// ctx.Err()); Close wakes it (ErrShuttingDown).
+func (m *Mesh) Connect(ctx context.Context, addr string, publicKey []byte, nodeID uint64) error {
+	_, err := m.blocking(ctx, "net_mesh_connect", func(p *C.net_mesh_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return C.net_mesh_connect(p, stringPtr(addr), C.size_t(len(addr)), bytesPtr(publicKey), C.size_t(len(publicKey)),
+			C.uint64_t(nodeID), cancel, errOut)
 	})
 	runtime.KeepAlive(publicKey)
 	return err
 }
 
-// Accept waits (ctx bounds the wait) for nodeID to handshake in the direct
-// form and returns its address.
+// Accept waits for nodeID to handshake in the direct form and returns its
+// address. ctx bounds the wait (an *Error matching ErrCancelled and
+// ctx.Err()); Close or Shutdown wakes it (ErrShuttingDown).
 func (m *Mesh) Accept(ctx context.Context, nodeID uint64) (string, error) {
-	const op = "net_mesh_accept"
-	if ctx == nil {
-		return "", invalidArgument(op, "nil context")
+	var out C.net_bytes_t
+	st, err := m.blocking(ctx, "net_mesh_accept", func(p *C.net_mesh_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return C.net_mesh_accept(p, C.uint64_t(nodeID), C.uint32_t(waitForever), &out, cancel, errOut)
+	})
+	if err != nil {
+		return "", err
 	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		timeout, ok := sliceTimeout(ctx)
-		if !ok {
-			<-ctx.Done()
-			return "", ctx.Err()
-		}
-		var out C.net_bytes_t
-		st, err := m.do(op, func(p *C.net_mesh_t) C.net_status_t {
-			return C.net_mesh_accept(p, C.uint64_t(nodeID), C.uint32_t(timeout), &out)
-		})
-		if err != nil {
-			return "", err
-		}
-		if st == StatusOK {
-			return string(takeBytes(&out)), nil
-		}
+	if st != StatusOK {
+		return "", unexpected("net_mesh_accept", st)
 	}
+	return string(takeBytes(&out)), nil
 }
 
 // OpenStream opens streamID to peer. window: nil for the node's default,
@@ -256,75 +265,59 @@ func (m *Mesh) OpenStream(peer, streamID uint64, reliable bool, window *uint64) 
 	if err != nil {
 		return nil, err
 	}
-	s := &MeshStream{h: unsafe.Pointer(out), mesh: m, Peer: peer, StreamID: streamID}
-	runtime.SetFinalizer(s, (*MeshStream).Close)
+	s := &MeshStream{h: newHandle(unsafe.Pointer(out)), mesh: m, Peer: peer, StreamID: streamID}
+	runtime.SetFinalizer(s, func(s *MeshStream) { s.h.leaked("netmesh.MeshStream", freeMeshStream) })
 	return s, nil
 }
 
-// Recv waits (ctx bounds the wait) for up to max events from any peer; it
-// returns io.EOF-like ErrShuttingDown once the node is closed.
+// Recv waits for up to max events from any peer (at least one; max < 1 is
+// 1). It returns io.EOF once the node is shut down, also when it is closed
+// while Recv waits. ctx bounds the wait (an *Error matching ErrCancelled and
+// ctx.Err(); nothing is taken); a Recv called after Close fails with
+// ErrShuttingDown.
 func (m *Mesh) Recv(ctx context.Context, max int) ([]MeshEvent, error) {
 	const op = "net_mesh_recv_batch"
-	if ctx == nil {
-		return nil, invalidArgument(op, "nil context")
-	}
 	if max < 1 {
 		max = 1
 	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		timeout, ok := sliceTimeout(ctx)
-		if !ok {
-			<-ctx.Done()
-			return nil, ctx.Err()
-		}
-		var out C.net_bytes_t
-		var count C.size_t
-		st, err := m.do(op, func(p *C.net_mesh_t) C.net_status_t {
-			return C.net_mesh_recv_batch(p, C.size_t(max), C.uint32_t(timeout), &out, &count)
-		})
-		switch {
-		case err != nil:
-			return nil, err
-		case st == StatusOK:
-			return decodeMeshRecords(takeBytes(&out), int(count))
-		case st == StatusEnd:
-			return nil, shuttingDown(op, "mesh shut down")
-		}
+	var out C.net_bytes_t
+	var count C.size_t
+	st, err := m.blocking(ctx, op, func(p *C.net_mesh_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return C.net_mesh_recv_batch(p, C.size_t(max), C.uint32_t(waitForever), &out, &count, cancel, errOut)
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case st == StatusOK:
+		return decodeMeshRecords(takeBytes(&out), int(count))
+	case st == StatusEnd:
+		return nil, io.EOF
 	}
+	return nil, unexpected(op, st)
 }
 
-// RecvNext waits (ctx bounds the wait) for one event (net_mesh_recv_next).
+// RecvNext waits for one event (net_mesh_recv_next); outcomes as Recv.
 func (m *Mesh) RecvNext(ctx context.Context) (MeshEvent, error) {
 	const op = "net_mesh_recv_next"
-	if ctx == nil {
-		return MeshEvent{}, invalidArgument(op, "nil context")
+	var peer, sid C.uint64_t
+	var data C.net_bytes_t
+	st, err := m.blocking(ctx, op, func(p *C.net_mesh_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return C.net_mesh_recv_next(p, C.uint32_t(waitForever), &peer, &sid, &data, cancel, errOut)
+	})
+	switch {
+	case err != nil:
+		return MeshEvent{}, err
+	case st == StatusOK:
+		return MeshEvent{Peer: uint64(peer), StreamID: uint64(sid), Data: takeBytes(&data)}, nil
+	case st == StatusEnd:
+		return MeshEvent{}, io.EOF
 	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return MeshEvent{}, err
-		}
-		timeout, ok := sliceTimeout(ctx)
-		if !ok {
-			<-ctx.Done()
-			return MeshEvent{}, ctx.Err()
-		}
-		var peer, sid C.uint64_t
-		var data C.net_bytes_t
-		st, err := m.do(op, func(p *C.net_mesh_t) C.net_status_t {
-			return C.net_mesh_recv_next(p, C.uint32_t(timeout), &peer, &sid, &data)
-		})
-		switch {
-		case err != nil:
-			return MeshEvent{}, err
-		case st == StatusOK:
-			return MeshEvent{Peer: uint64(peer), StreamID: uint64(sid), Data: takeBytes(&data)}, nil
-		case st == StatusEnd:
-			return MeshEvent{}, shuttingDown(op, "mesh shut down")
-		}
-	}
+	return MeshEvent{}, unexpected(op, st)
+}
+
+// unexpected is the error of a status a call is documented never to return.
+func unexpected(op string, st Status) error {
+	return &Error{Op: op, Status: StatusInternal, Message: "unexpected status " + st.String()}
 }
 
 func decodeMeshRecords(b []byte, count int) ([]MeshEvent, error) {
@@ -377,39 +370,46 @@ func (m *Mesh) Stats() (map[string]uint64, error) {
 	return stats, nil
 }
 
-// Shutdown stops the node without freeing it: blocked calls return.
+// Shutdown stops the node without freeing it (net_mesh_close): blocked calls
+// return (Recv with io.EOF), later ones fail with ErrShuttingDown.
 func (m *Mesh) Shutdown() error {
-	_, err := m.do("net_mesh_shutdown", func(p *C.net_mesh_t) C.net_status_t { return C.net_mesh_shutdown(p) })
+	_, err := m.do("net_mesh_close", func(p *C.net_mesh_t) C.net_status_t { return C.net_mesh_close(p) })
 	return err
 }
 
-// Close shuts the node down and frees it (net_mesh_free); blocked calls
-// return first. Idempotent; always nil.
+// Close shuts the node down and frees it (net_mesh_free); blocked calls on
+// it and its streams return first. It returns the free's outcome: nil, or an
+// error matching ErrBusy when calls were still running at libnet's 5 s
+// deadline. Idempotent and safe to call concurrently; every call returns the
+// one free's outcome.
 func (m *Mesh) Close() error {
 	if m == nil {
 		return nil
 	}
-	if p := atomic.SwapPointer(&m.h, nil); p != nil {
-		runtime.SetFinalizer(m, nil)
-		C.net_mesh_free((*C.net_mesh_t)(p))
-	}
-	return nil
+	runtime.SetFinalizer(m, nil)
+	return m.h.close(freeMesh)
 }
 
 // MeshStream is one stream to one peer (net_mesh_stream_t). Close closes
 // the stream; a SendBlocking waiting on it returns ErrMeshStreamClosed.
 type MeshStream struct {
-	h        unsafe.Pointer
+	h        handle // *C.net_mesh_stream_t
 	mesh     *Mesh
 	Peer     uint64
 	StreamID uint64
+}
+
+func freeMeshStream(p unsafe.Pointer) error {
+	return freeStatus("net_mesh_stream_free", func() C.net_status_t {
+		return C.net_mesh_stream_free((*C.net_mesh_stream_t)(p))
+	})
 }
 
 func (s *MeshStream) ptr(op string) (*C.net_mesh_stream_t, error) {
 	if s == nil {
 		return nil, invalidArgument(op, "stream is nil")
 	}
-	p := (*C.net_mesh_stream_t)(atomic.LoadPointer(&s.h))
+	p := (*C.net_mesh_stream_t)(s.h.load())
 	if p == nil {
 		return nil, shuttingDown(op, "stream has been closed")
 	}
@@ -448,39 +448,28 @@ func (s *MeshStream) Send(events ...[]byte) error {
 	return err
 }
 
-// SendBlocking sends the events, waiting for credit until ctx ends (it
-// returns ctx's error then; the packets before were sent).
+// SendBlocking sends the events, waiting for credit packet by packet. When
+// ctx ends first it returns an *Error matching ErrCancelled and ctx.Err()
+// (the packets before the one it waited for were sent). Closing the stream
+// wakes it with ErrMeshStreamClosed; closing the node, with ErrShuttingDown.
 func (s *MeshStream) SendBlocking(ctx context.Context, events ...[]byte) error {
 	const op = "net_mesh_stream_send_blocking"
-	if ctx == nil {
-		return invalidArgument(op, "nil context")
-	}
 	p, err := s.ptr(op)
 	if err != nil {
 		return err
 	}
-	timeout := waitForever
-	if deadline, ok := ctx.Deadline(); ok {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return context.DeadlineExceeded
-		}
-		timeout = uint32(min(int64((left+time.Millisecond-1)/time.Millisecond), int64(waitForever-1)))
-	}
 	var pinner runtime.Pinner
 	defer pinner.Unpin()
 	slices := eventSlices(events, &pinner)
-	st, err := call(op, func() C.net_status_t {
-		return C.net_mesh_stream_send_blocking(p, unsafe.SliceData(slices), C.size_t(len(slices)), C.uint32_t(timeout))
+	st, err := blocking(ctx, op, func(cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return C.net_mesh_stream_send_blocking(p, unsafe.SliceData(slices), C.size_t(len(slices)),
+			C.uint32_t(waitForever), cancel, errOut)
 	})
 	runtime.KeepAlive(s)
-	if err != nil {
-		return err
+	if err == nil && st != StatusOK {
+		err = unexpected(op, st)
 	}
-	if st == StatusTimeout {
-		return context.DeadlineExceeded
-	}
-	return nil
+	return err
 }
 
 // Info returns the stream's peer and id as libnet records them.
@@ -492,17 +481,18 @@ func (s *MeshStream) Info() (peer, streamID uint64, err error) {
 	}
 	var cp, cs C.uint64_t
 	err = check(op, func() C.net_status_t { return C.net_mesh_stream_info(p, &cp, &cs) })
+	runtime.KeepAlive(s)
 	return uint64(cp), uint64(cs), err
 }
 
-// Close closes the stream and frees the handle. Idempotent; always nil.
+// Close closes the stream and frees the handle (net_mesh_stream_free); a
+// SendBlocking waiting on it returns ErrMeshStreamClosed first. It returns
+// the free's outcome (an error matching ErrBusy when calls were still running
+// at libnet's 5 s deadline). Idempotent and safe to call concurrently.
 func (s *MeshStream) Close() error {
 	if s == nil {
 		return nil
 	}
-	if p := atomic.SwapPointer(&s.h, nil); p != nil {
-		runtime.SetFinalizer(s, nil)
-		C.net_mesh_stream_free((*C.net_mesh_stream_t)(p))
-	}
-	return nil
+	runtime.SetFinalizer(s, nil)
+	return s.h.close(freeMeshStream)
 }

@@ -1,8 +1,10 @@
 package netmesh
 
 import (
+	"context"
 	"testing"
-	"time"
+
+	"github.com/netmesh/net/sdk-go/netmesh/internal/ffitest"
 )
 
 // Raw-pointer halves of the mesh handle races: libnet's guard refuses calls
@@ -23,51 +25,69 @@ func TestMeshRawPointersAfterFree(t *testing.T) {
 	addr, _ := b.LocalAddr()
 	key, _ := b.PublicKey()
 	id, _ := b.NodeID()
-	if err := a.Connect(addr, key, id); err != nil {
+	if err := a.Connect(context.Background(), addr, key, id); err != nil {
 		t.Fatal(err)
 	}
 	s, err := a.OpenStream(id, 1, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, rm := rawMeshStreamForTest(s), rawMeshForTest(a)
-	_ = s.Close()
-	_ = a.Close()
-	if st := rs.send(); st != StatusShuttingDown {
-		t.Fatalf("stream send after free: %v", st)
+	rs, rm := s.h.load(), a.h.load()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
-	if st := rm.nodeID(); st != StatusShuttingDown {
-		t.Fatalf("node_id after free: %v", st)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
 	}
-	rs.free()
-	rm.free()
+	if st := ffitest.StreamSend(rs); st != ffitest.ShuttingDown {
+		t.Fatalf("stream send after free: %v", Status(st))
+	}
+	if st := ffitest.MeshNodeID(rm); st != ffitest.ShuttingDown {
+		t.Fatalf("node_id after free: %v", Status(st))
+	}
+	if st := ffitest.StreamFree(rs); st != ffitest.OK {
+		t.Fatalf("second stream free: %v", Status(st))
+	}
+	if st := ffitest.MeshFree(rm); st != ffitest.OK {
+		t.Fatalf("second node free: %v", Status(st))
+	}
 }
 
+// The node's free wakes a recv blocked forever (NET_END) and returns only
+// once it has left libnet (C-side flag).
 func TestMeshRawFreeWakesBlockedRecv(t *testing.T) {
-	for round := 0; round < 10; round++ {
+	UntilWon(t, 200, 3, func(int) bool {
 		m, err := NewMesh(MeshConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		rm := rawMeshForTest(m)
-		left := newCFlag()
-		res := make(chan Status, 1)
-		go func() { res <- rm.recvMarked(left) }()
-		time.Sleep(20 * time.Millisecond)
-		if left.load() {
-			t.Fatal("recv returned with nothing to receive")
+		defer m.Close()
+		rm := m.h.load()
+		left := ffitest.NewFlag()
+		defer left.Release()
+		started := make(chan struct{})
+		res := make(chan int32, 1)
+		go func() {
+			close(started)
+			res <- ffitest.MeshRecvMarked(rm, left)
+		}()
+		<-started
+		LetItBlock()
+		leftFirst, st := ffitest.MeshFreeCheck(rm, left)
+		if st != ffitest.OK {
+			t.Fatalf("free: %v", Status(st))
 		}
-		begin := time.Now()
-		if !rm.freeCheck(left) {
-			t.Fatal("net_mesh_free returned while net_mesh_recv_next was still inside libnet")
+		switch got := <-res; got {
+		case ffitest.End:
+			if !leftFirst {
+				t.Fatal("net_mesh_free returned while net_mesh_recv_next was still inside libnet")
+			}
+			return true
+		case ffitest.ShuttingDown:
+			return false
+		default:
+			t.Fatalf("blocked recv woken by the free returned %v", Status(got))
+			return false
 		}
-		if d := time.Since(begin); d > 4*time.Second {
-			t.Fatalf("free took %v", d)
-		}
-		if st := <-res; st != StatusEnd {
-			t.Fatalf("blocked recv woken by the free returned %v, want NET_END", st)
-		}
-		left.release()
-		_ = m.Close()
-	}
+	})
 }

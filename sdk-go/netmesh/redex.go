@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
-	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -25,9 +24,11 @@ import (
 // through it are independent handles and stay open until their own Close.
 // A Redex is safe for concurrent use, Close included.
 type Redex struct {
-	// h is the live *C.net_redex_t, or nil once Close has begun (accessed
-	// atomically; no Go lock is held across a C call).
-	h unsafe.Pointer
+	h handle // *C.net_redex_t
+}
+
+func freeRedex(p unsafe.Pointer) error {
+	return freeStatus("net_redex_free", func() C.net_status_t { return C.net_redex_free((*C.net_redex_t)(p)) })
 }
 
 // OpenRedex creates a manager (net_redex_open). With a non-empty baseDir,
@@ -45,8 +46,8 @@ func OpenRedex(baseDir string) (*Redex, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Redex{h: unsafe.Pointer(p)}
-	runtime.SetFinalizer(r, (*Redex).Close)
+	r := &Redex{h: newHandle(unsafe.Pointer(p))}
+	runtime.SetFinalizer(r, func(r *Redex) { r.h.leaked("netmesh.Redex", freeRedex) })
 	return r, nil
 }
 
@@ -54,7 +55,7 @@ func (r *Redex) handle(op string) (*C.net_redex_t, error) {
 	if r == nil {
 		return nil, invalidArgument(op, "redex is nil")
 	}
-	p := (*C.net_redex_t)(atomic.LoadPointer(&r.h))
+	p := (*C.net_redex_t)(r.h.load())
 	if p == nil {
 		return nil, shuttingDown(op, "redex has been closed")
 	}
@@ -64,17 +65,17 @@ func (r *Redex) handle(op string) (*C.net_redex_t, error) {
 // Close frees the manager (net_redex_free). It waits (up to 5 s, inside
 // libnet) for calls in flight on other goroutines, such as an OpenFile still
 // recovering a large file; calls made after Close began fail with
-// ErrShuttingDown. Files already opened stay open. Close is idempotent, safe
-// to call concurrently, and always returns nil.
+// ErrShuttingDown. Files already opened stay open. It returns the free's
+// outcome: nil, or an error matching ErrBusy when calls were still running at
+// libnet's 5 s deadline (the manager is then leaked, never freed under
+// them). Close is idempotent and safe to call concurrently; every call
+// returns the one free's outcome.
 func (r *Redex) Close() error {
 	if r == nil {
 		return nil
 	}
-	if p := atomic.SwapPointer(&r.h, nil); p != nil {
-		runtime.SetFinalizer(r, nil)
-		C.net_redex_free((*C.net_redex_t)(p))
-	}
-	return nil
+	runtime.SetFinalizer(r, nil)
+	return r.h.close(freeRedex)
 }
 
 // OpenFile opens (creating, or recovering from disk) the RedEX file of
@@ -132,8 +133,8 @@ func (r *Redex) OpenFileJSON(name, configJSON string) (*RedexFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &RedexFile{h: unsafe.Pointer(out), name: name}
-	runtime.SetFinalizer(f, (*RedexFile).Close)
+	f := &RedexFile{h: newHandle(unsafe.Pointer(out)), name: name}
+	runtime.SetFinalizer(f, func(f *RedexFile) { f.h.leaked("netmesh.RedexFile", closeRedexFile) })
 	return f, nil
 }
 
@@ -302,11 +303,12 @@ type Entry struct {
 //
 // It owns a libnet handle (net_redex_file_t). Close syncs, closes and
 // releases it (and, for a persistent file, the channel directory's writer
-// lock); a finalizer does the same for a file garbage collected unclosed,
-// but do not rely on that: until then the channel stays locked. A RedexFile
-// is safe for concurrent use by multiple goroutines, Close included.
+// lock); a finalizer does the same (on another goroutine, with a warning
+// logged) for a file garbage collected unclosed, but do not rely on that:
+// until then the channel stays locked. A RedexFile is safe for concurrent
+// use by multiple goroutines, Close included.
 type RedexFile struct {
-	h    unsafe.Pointer // *C.net_redex_file_t, nil once Close has begun
+	h    handle // *C.net_redex_file_t
 	name string
 }
 
@@ -314,7 +316,7 @@ func (f *RedexFile) handle(op string) (*C.net_redex_file_t, error) {
 	if f == nil {
 		return nil, invalidArgument(op, "file is nil")
 	}
-	p := (*C.net_redex_file_t)(atomic.LoadPointer(&f.h))
+	p := (*C.net_redex_file_t)(f.h.load())
 	if p == nil {
 		return nil, shuttingDown(op, "file has been closed")
 	}
@@ -330,7 +332,7 @@ func (f *RedexFile) do(op string, fn func(*C.net_redex_file_t) C.net_status_t) e
 		return err
 	}
 	err = check(op, func() C.net_status_t { return fn(p) })
-	if errors.Is(err, ErrRedexClosed) && atomic.LoadPointer(&f.h) == nil {
+	if errors.Is(err, ErrRedexClosed) && f.h.load() == nil {
 		err = shuttingDown(op, "file has been closed")
 	}
 	runtime.KeepAlive(f)
@@ -343,13 +345,15 @@ func (f *RedexFile) Name() string { return f.name }
 // Close syncs and closes the file (net_redex_file_close) and frees its
 // handle (net_redex_file_free), releasing a persistent channel's lock; tails
 // of the file end (their Next returns io.EOF). It returns the error of that
-// final sync, if any (the file is closed regardless).
+// final sync, if any (the file is closed regardless), joined with the free's
+// outcome: an error matching ErrBusy when calls were still running at
+// libnet's 5 s deadline (the file is then leaked, never freed under them).
 //
 // Close waits (up to 5 s, inside libnet) for calls in flight on other
 // goroutines: an Append already writing completes and is synced. A call
 // racing Close, or made after it began, fails with ErrShuttingDown. Close is
-// idempotent and safe to call concurrently; only the first call does the
-// work and can return an error.
+// idempotent and safe to call concurrently; every call waits for the one
+// close and returns its outcome.
 //
 // If another handle on the same file (a second OpenFile of the same name on
 // the same manager) is still open, that handle's calls then fail with
@@ -358,17 +362,20 @@ func (f *RedexFile) Close() error {
 	if f == nil {
 		return nil
 	}
-	p := (*C.net_redex_file_t)(atomic.SwapPointer(&f.h, nil))
-	if p == nil {
-		return nil
-	}
 	runtime.SetFinalizer(f, nil)
+	return f.h.close(closeRedexFile)
+}
+
+// closeRedexFile is net_redex_file_close then net_redex_file_free.
+func closeRedexFile(ptr unsafe.Pointer) error {
+	p := (*C.net_redex_file_t)(ptr)
 	err := check("net_redex_file_close", func() C.net_status_t { return C.net_redex_file_close(p) })
-	C.net_redex_file_free(p)
-	if errors.Is(err, ErrRedexClosed) {
-		err = nil // already closed through another handle on the same file
+	if errors.Is(err, ErrRedexClosed) || errors.Is(err, ErrShuttingDown) {
+		// Already closed through another handle on the same file, or freed
+		// through the raw pointer: the free below reports the outcome.
+		err = nil
 	}
-	return err
+	return joinErrors(err, freeStatus("net_redex_file_free", func() C.net_status_t { return C.net_redex_file_free(p) }))
 }
 
 // Append appends payload (any length, stored out of line) and returns its

@@ -1,9 +1,11 @@
 package netmesh
 
 import (
+	"runtime"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/netmesh/net/sdk-go/netmesh/internal/ffitest"
 )
 
 // These tests call libnet through the raw RedEX handle pointers, around the
@@ -24,51 +26,58 @@ func TestRedexRawPointersAfterFree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rr, rf, rt := rawRedexHandleForTest(r), rawFileHandleForTest(f), rawTailHandleForTest(tail)
-		if rr.isNil() || rf.isNil() || rt.isNil() {
+		rr, rf, rt := r.h.load(), f.h.load(), tail.h.load()
+		if rr == nil || rf == nil || rt == nil {
 			t.Fatal("no raw handle")
 		}
-		if seq, st, _ := rf.append([]byte("live")); st != StatusOK || seq != 0 {
-			t.Fatalf("raw append on a live file: %d %v", seq, st)
+		if seq, st, _ := ffitest.FileAppend(rf, []byte("live")); st != ffitest.OK || seq != 0 {
+			t.Fatalf("raw append on a live file: %d %v", seq, Status(st))
 		}
-		if seq, payload, st, _ := rt.next(0); st != StatusOK || seq != 0 || string(payload) != "live" {
-			t.Fatalf("raw next on a live tail: %d %q %v", seq, payload, st)
+		if seq, payload, st, _ := ffitest.TailNext(rt, 0); st != ffitest.OK || seq != 0 || string(payload) != "live" {
+			t.Fatalf("raw next on a live tail: %d %q %v", seq, payload, Status(st))
 		}
-		if _, _, st, _ := rt.next(0); st != StatusTimeout {
-			t.Fatalf("raw next with nothing to read: %v", st)
+		if _, _, st, _ := ffitest.TailNext(rt, 0); st != ffitest.Timeout {
+			t.Fatalf("raw next with nothing to read: %v", Status(st))
 		}
 
-		_ = tail.Close()
-		_ = f.Close()
-		_ = r.Close()
-		if !rawRedexHandleForTest(r).isNil() || !rawFileHandleForTest(f).isNil() || !rawTailHandleForTest(tail).isNil() {
+		for _, c := range []func() error{tail.Close, f.Close, r.Close} {
+			if err := c(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r.h.load() != nil || f.h.load() != nil || tail.h.load() != nil {
 			t.Fatal("Close left a handle in place")
 		}
 
-		if _, st, msg := rr.openFile("raw/after2", ""); st != StatusShuttingDown || msg == "" {
-			t.Fatalf("raw open_file after free: %v %q", st, msg)
+		if _, st, msg := ffitest.RedexOpenFile(rr, "raw/after2", ""); st != ffitest.ShuttingDown || msg == "" {
+			t.Fatalf("raw open_file after free: %v %q", Status(st), msg)
 		}
-		if _, st, msg := rf.append([]byte("x")); st != StatusShuttingDown || msg == "" {
-			t.Fatalf("raw append after free: %v %q", st, msg)
+		if _, st, msg := ffitest.FileAppend(rf, []byte("x")); st != ffitest.ShuttingDown || msg == "" {
+			t.Fatalf("raw append after free: %v %q", Status(st), msg)
 		}
-		if _, st, _ := rf.nextSeq(); st != StatusShuttingDown {
-			t.Fatalf("raw next_seq after free: %v", st)
+		if _, st := ffitest.FileNextSeq(rf); st != ffitest.ShuttingDown {
+			t.Fatalf("raw next_seq after free: %v", Status(st))
 		}
-		if _, st := rf.tail(0); st != StatusShuttingDown {
-			t.Fatalf("raw tail after free: %v", st)
+		if _, st := ffitest.FileTail(rf, 0); st != ffitest.ShuttingDown {
+			t.Fatalf("raw tail after free: %v", Status(st))
 		}
-		if _, _, st, msg := rt.next(0); st != StatusShuttingDown || msg == "" {
-			t.Fatalf("raw tail next after free: %v %q", st, msg)
+		// A pull call on a handle freed before it started is refused at the
+		// door (NET_ERR_SHUTTING_DOWN), never NET_END, with its message in
+		// the call's net_error_t.
+		if _, _, st, msg := ffitest.TailNext(rt, 0); st != ffitest.ShuttingDown || msg == "" {
+			t.Fatalf("raw tail next after free: %v %q", Status(st), msg)
 		}
-		if _, _, st, _ := rt.next(waitForever); st != StatusShuttingDown {
-			t.Fatalf("raw blocking tail next after free: %v", st)
+		if _, _, st, _ := ffitest.TailNext(rt, ffitest.WaitForever); st != ffitest.ShuttingDown {
+			t.Fatalf("raw blocking tail next after free: %v", Status(st))
 		}
-		// A second free of the same pointer is a no-op.
-		rr.free()
-		rf.free()
-		rt.free()
-		if _, st, _ := rf.nextSeq(); st != StatusShuttingDown {
-			t.Fatalf("after double free: %v", st)
+		// A second free of the same pointer is a no-op that returns NET_OK.
+		for _, st := range []int32{ffitest.RedexFree(rr), ffitest.FileFree(rf), ffitest.TailFree(rt)} {
+			if st != ffitest.OK {
+				t.Fatalf("second free: %v", Status(st))
+			}
+		}
+		if _, st := ffitest.FileNextSeq(rf); st != ffitest.ShuttingDown {
+			t.Fatalf("after double free: %v", Status(st))
 		}
 	}
 }
@@ -89,7 +98,7 @@ func TestRedexRawCallsRacingFree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rr, rf, rt := rawRedexHandleForTest(r), rawFileHandleForTest(f), rawTailHandleForTest(tail)
+		rr, rf, rt := r.h.load(), f.h.load(), tail.h.load()
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		worker := func(body func() bool) {
@@ -105,13 +114,13 @@ func TestRedexRawCallsRacingFree(t *testing.T) {
 			}()
 		}
 		worker(func() bool {
-			file, st, _ := rr.openFile("raw/race", "")
+			file, st, _ := ffitest.RedexOpenFile(rr, "raw/race", "")
 			switch st {
-			case StatusOK:
-				file.free() // another handle on the same file: closes it
-			case StatusShuttingDown:
+			case ffitest.OK:
+				ffitest.FileFree(file) // another handle on the same file: closes it
+			case ffitest.ShuttingDown:
 			default:
-				t.Errorf("raw open_file racing free: %v", st)
+				t.Errorf("raw open_file racing free: %v", Status(st))
 				return false
 			}
 			return true
@@ -119,36 +128,46 @@ func TestRedexRawCallsRacingFree(t *testing.T) {
 		worker(func() bool {
 			// Closing the file through a second handle (above) makes
 			// appends fail with NET_ERR_REDEX_CLOSED: also a clean answer.
-			if _, st, _ := rf.append([]byte("m")); st != StatusOK && st != StatusShuttingDown && st != StatusRedexClosed {
-				t.Errorf("raw append racing free: %v", st)
+			if _, st, _ := ffitest.FileAppend(rf, []byte("m")); st != ffitest.OK && st != ffitest.ShuttingDown && Status(st) != StatusRedexClosed {
+				t.Errorf("raw append racing free: %v", Status(st))
 				return false
 			}
 			return true
 		})
 		worker(func() bool {
-			if _, _, st, _ := rt.next(1); st != StatusOK && st != StatusTimeout && st != StatusEnd && st != StatusShuttingDown {
-				t.Errorf("raw tail next racing free: %v", st)
+			if _, _, st, _ := ffitest.TailNext(rt, 1); st != ffitest.OK && st != ffitest.Timeout && st != ffitest.End && st != ffitest.ShuttingDown {
+				t.Errorf("raw tail next racing free: %v", Status(st))
 				return false
 			}
 			return true
 		})
-		for _, free := range []func(){rr.free, rr.free, rf.free, rf.free, rt.free, rt.free} {
+		frees := []func() int32{
+			func() int32 { return ffitest.RedexFree(rr) }, func() int32 { return ffitest.RedexFree(rr) },
+			func() int32 { return ffitest.FileFree(rf) }, func() int32 { return ffitest.FileFree(rf) },
+			func() int32 { return ffitest.TailFree(rt) }, func() int32 { return ffitest.TailFree(rt) },
+		}
+		for _, free := range frees {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				<-start
-				time.Sleep(50 * time.Microsecond)
-				free()
+				runtime.Gosched()
+				if st := free(); st != ffitest.OK {
+					t.Errorf("racing free: %v", Status(st))
+				}
 			}()
 		}
 		close(start)
 		wg.Wait()
-		if _, st, _ := rf.nextSeq(); st != StatusShuttingDown {
-			t.Fatalf("after the racing frees: %v", st)
+		if _, st := ffitest.FileNextSeq(rf); st != ffitest.ShuttingDown {
+			t.Fatalf("after the racing frees: %v", Status(st))
 		}
-		_ = tail.Close() // the Go side still frees (no-ops in libnet now)
-		_ = f.Close()
-		_ = r.Close()
+		// The Go side still frees (no-ops in libnet now).
+		for _, c := range []func() error{tail.Close, f.Close, r.Close} {
+			if err := c(); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
 
@@ -156,7 +175,8 @@ func TestRedexRawCallsRacingFree(t *testing.T) {
 // net_redex_tail_free and returns NET_END, and the free returns only after
 // that call has left libnet: the C helper sets a flag right after
 // net_redex_tail_next returns and reads it right after net_redex_tail_free
-// returns.
+// returns. A round counts when the call was really waiting (NET_END; a
+// free that came first gives NET_ERR_SHUTTING_DOWN).
 func TestRedexRawTailFreeWaitsForBlockedNext(t *testing.T) {
 	r, err := OpenRedex("")
 	if err != nil {
@@ -168,30 +188,38 @@ func TestRedexRawTailFreeWaitsForBlockedNext(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	for round := 0; round < 20; round++ {
+	UntilWon(t, 200, 5, func(int) bool {
 		tail, err := f.Tail(0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rt := rawTailHandleForTest(tail)
-		left := newCFlag()
-		res := make(chan Status, 1)
-		go func() { res <- rt.nextMarked(waitForever, left) }()
-		time.Sleep(20 * time.Millisecond)
-		if left.load() {
-			t.Fatal("net_redex_tail_next returned with nothing to read")
+		defer tail.Close()
+		rt := tail.h.load()
+		left := ffitest.NewFlag()
+		defer left.Release()
+		started := make(chan struct{})
+		res := make(chan int32, 1)
+		go func() {
+			close(started)
+			res <- ffitest.TailNextMarked(rt, left)
+		}()
+		<-started
+		LetItBlock()
+		leftFirst, st := ffitest.TailFreeCheck(rt, left)
+		if st != ffitest.OK {
+			t.Fatalf("free: %v", Status(st))
 		}
-		begin := time.Now()
-		if !rt.freeCheck(left) {
-			t.Fatal("net_redex_tail_free returned while net_redex_tail_next was still inside libnet")
+		switch got := <-res; got {
+		case ffitest.End:
+			if !leftFirst {
+				t.Fatal("net_redex_tail_free returned while net_redex_tail_next was still inside libnet")
+			}
+			return true
+		case ffitest.ShuttingDown:
+			return false
+		default:
+			t.Fatalf("blocked next woken by the free returned %v", Status(got))
+			return false
 		}
-		if d := time.Since(begin); d > 2*time.Second {
-			t.Fatalf("the free took %v (drain timeout?)", d)
-		}
-		if st := <-res; st != StatusEnd {
-			t.Fatalf("blocked next woken by the free returned %v, want NET_END", st)
-		}
-		left.release()
-		_ = tail.Close()
-	}
+	})
 }

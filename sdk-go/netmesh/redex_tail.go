@@ -12,18 +12,8 @@ import (
 	"io"
 	"runtime"
 	"sync/atomic"
-	"time"
 	"unsafe"
 )
-
-// waitForever is NET_WAIT_FOREVER, the timeout_ms of net_redex_tail_next
-// that waits as long as it takes. Next uses it for a context that can never
-// be done.
-const waitForever = uint32(C.NET_WAIT_FOREVER)
-
-// tailPollSlice is the longest single wait inside libnet while Next waits
-// under a cancellable context: cancellation is noticed within about this.
-const tailPollSlice = 100 * time.Millisecond
 
 // LaggedError is what RedexTail.Next returns when entries the tail had not
 // yet read were removed by retention before it got to them: it missed
@@ -51,21 +41,28 @@ func (e *LaggedError) Unwrap() error { return StatusLagged }
 // gap and no duplicate.
 //
 // It owns a libnet handle (net_redex_tail_t). Close releases it and wakes a
-// Next blocked on it. A finalizer frees a tail garbage collected unclosed.
+// Next blocked on it. A finalizer frees a tail garbage collected unclosed
+// (on another goroutine, with a warning logged).
 // A tail is safe for concurrent use, Close included, but it is one reader:
 // concurrent Next calls share its entries between them (and the MissedFrom
 // of a LaggedError is then only approximate).
 type RedexTail struct {
-	h      unsafe.Pointer // *C.net_redex_tail_t, nil once Close has begun
-	file   *RedexFile     // keeps the file (and so the tail's source) reachable
-	pos    atomic.Uint64  // next sequence number this reader expects
-	closed chan struct{}  // closed by Close: stops Entries goroutines
+	h      handle        // *C.net_redex_tail_t
+	file   *RedexFile    // keeps the file (and so the tail's source) reachable
+	pos    atomic.Uint64 // next sequence number this reader expects
+	closed chan struct{} // closed by Close: stops Entries goroutines
+}
+
+func freeRedexTail(p unsafe.Pointer) error {
+	return freeStatus("net_redex_tail_free", func() C.net_status_t {
+		return C.net_redex_tail_free((*C.net_redex_tail_t)(p))
+	})
 }
 
 func newRedexTail(p *C.net_redex_tail_t, f *RedexFile, from uint64) *RedexTail {
-	t := &RedexTail{h: unsafe.Pointer(p), file: f, closed: make(chan struct{})}
+	t := &RedexTail{h: newHandle(unsafe.Pointer(p)), file: f, closed: make(chan struct{})}
 	t.pos.Store(from)
-	runtime.SetFinalizer(t, (*RedexTail).Close)
+	runtime.SetFinalizer(t, func(t *RedexTail) { t.h.leaked("netmesh.RedexTail", freeRedexTail) })
 	return t
 }
 
@@ -73,7 +70,7 @@ func (t *RedexTail) handle(op string) (*C.net_redex_tail_t, error) {
 	if t == nil {
 		return nil, invalidArgument(op, "tail is nil")
 	}
-	p := (*C.net_redex_tail_t)(atomic.LoadPointer(&t.h))
+	p := (*C.net_redex_tail_t)(t.h.load())
 	if p == nil {
 		return nil, shuttingDown(op, "tail has been closed")
 	}
@@ -87,18 +84,19 @@ func (t *RedexTail) Position() uint64 { return t.pos.Load() }
 // Close frees the tail (net_redex_tail_free). A Next blocked on it returns
 // io.EOF promptly, and Close returns only after that Next has left libnet.
 // A Next called after Close began fails with ErrShuttingDown. Entries
-// channels of the tail are closed. Close is idempotent, safe to call
-// concurrently, and always returns nil.
+// channels of the tail are closed. It returns the free's outcome: nil, or an
+// error matching ErrBusy when calls were still running at libnet's 5 s
+// deadline. Close is idempotent and safe to call concurrently; every call
+// returns the one free's outcome.
 func (t *RedexTail) Close() error {
 	if t == nil {
 		return nil
 	}
-	if p := atomic.SwapPointer(&t.h, nil); p != nil {
-		runtime.SetFinalizer(t, nil)
+	runtime.SetFinalizer(t, nil)
+	return t.h.close(func(p unsafe.Pointer) error {
 		close(t.closed)
-		C.net_redex_tail_free((*C.net_redex_tail_t)(p))
-	}
-	return nil
+		return freeRedexTail(p)
+	})
 }
 
 // Next waits for the next entry and returns it. Other outcomes:
@@ -109,16 +107,17 @@ func (t *RedexTail) Close() error {
 //   - io.EOF when the file was closed, or the tail was closed while this
 //     call was waiting; every later call also ends (io.EOF, or
 //     ErrShuttingDown once the tail itself is closed);
-//   - ctx.Err() when ctx is cancelled or its deadline passes (the tail is
-//     unaffected and can be read again); an already-done ctx returns at once;
-//   - an error matching ErrShuttingDown when called after Close began;
+//   - an *Error matching ErrCancelled and ctx.Err() (errors.Is(err,
+//     context.Canceled) or context.DeadlineExceeded) when ctx is cancelled or
+//     its deadline passes; the tail is unaffected (nothing was consumed) and
+//     can be read again. An already-done ctx returns at once;
+//   - an error matching ErrShuttingDown when called after Close began (or
+//     racing it, before the call got into libnet);
 //   - ErrRedexIO when an entry cannot be read from disk.
 //
-// With a ctx that can be cancelled, Next waits inside libnet in slices of
-// at most 100 ms and checks ctx between them, so cancellation is noticed
-// within about 100 ms and no goroutine is left blocked in C. With a ctx that
-// is never done (context.Background()), it makes one call that waits until
-// an entry arrives or the file or tail is closed.
+// Next makes one call into libnet that waits until one of these happens: a
+// ctx that can be done is tied to a libnet cancellation token for the call,
+// cancelled from Go when ctx is done, so nothing polls.
 func (t *RedexTail) Next(ctx context.Context) (Entry, error) {
 	const op = "net_redex_tail_next"
 	if ctx == nil {
@@ -129,52 +128,25 @@ func (t *RedexTail) Next(ctx context.Context) (Entry, error) {
 		return Entry{}, err
 	}
 	defer runtime.KeepAlive(t)
-	if err := ctx.Err(); err != nil {
+	var seq C.uint64_t
+	var payload C.net_bytes_t
+	st, err := blocking(ctx, op, func(cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return C.net_redex_tail_next(p, C.uint32_t(waitForever), &seq, &payload, cancel, errOut)
+	})
+	switch {
+	case err != nil:
 		return Entry{}, err
-	}
-	done := ctx.Done()
-	for {
-		timeout := waitForever
-		if done != nil {
-			slice := tailPollSlice
-			if deadline, ok := ctx.Deadline(); ok {
-				if left := time.Until(deadline); left < slice {
-					slice = left
-				}
-			}
-			if slice <= 0 {
-				<-done // the deadline has passed; ctx is done at any moment
-				return Entry{}, ctx.Err()
-			}
-			timeout = uint32((slice + time.Millisecond - 1) / time.Millisecond)
-		}
-		var seq C.uint64_t
-		var payload C.net_bytes_t
-		st, err := call(op, func() C.net_status_t {
-			return C.net_redex_tail_next(p, C.uint32_t(timeout), &seq, &payload)
-		})
-		switch {
-		case errors.Is(err, ErrShuttingDown):
-			// The tail was closed while this call was under way.
-			return Entry{}, io.EOF
-		case err != nil:
-			return Entry{}, err
-		case st == StatusOK:
-			t.pos.Store(uint64(seq) + 1)
-			return Entry{Seq: uint64(seq), Payload: takeBytes(&payload)}, nil
-		case st == StatusLagged:
-			C.net_bytes_free(&payload) // empty, released for form's sake
-			from := t.pos.Swap(uint64(seq))
-			return Entry{}, &LaggedError{MissedFrom: from, ResumeAt: uint64(seq)}
-		case st == StatusEnd:
-			return Entry{}, io.EOF
-		case st == StatusTimeout:
-			if err := ctx.Err(); err != nil {
-				return Entry{}, err
-			}
-		default:
-			return Entry{}, &Error{Op: op, Status: StatusInternal, Message: fmt.Sprintf("unexpected status %v", st)}
-		}
+	case st == StatusOK:
+		t.pos.Store(uint64(seq) + 1)
+		return Entry{Seq: uint64(seq), Payload: takeBytes(&payload)}, nil
+	case st == StatusLagged:
+		C.net_bytes_free(&payload) // empty, released for form's sake
+		from := t.pos.Swap(uint64(seq))
+		return Entry{}, &LaggedError{MissedFrom: from, ResumeAt: uint64(seq)}
+	case st == StatusEnd:
+		return Entry{}, io.EOF
+	default: // NET_TIMEOUT cannot come back from a NET_WAIT_FOREVER call
+		return Entry{}, &Error{Op: op, Status: StatusInternal, Message: fmt.Sprintf("unexpected status %v", st)}
 	}
 }
 
@@ -200,8 +172,9 @@ type TailEvent struct {
 // The channel is closed, without an event, when the file or the tail is
 // closed (Next's io.EOF) or when ctx is done (check ctx.Err() to tell);
 // after an event carrying any other error it is closed too. The goroutine
-// feeding it exits within about 100 ms of ctx being cancelled, or at once
-// when the tail is closed, even if nobody reads the channel any more. The
+// feeding it exits promptly when ctx is done (its Next is cancelled inside
+// libnet) or when the tail is closed, even if nobody reads the channel any
+// more. The
 // tail is not closed by the stream ending: Close it yourself (a stream whose
 // tail is never closed, under a context that is never done, runs for as
 // long as the file stays open).
@@ -222,7 +195,7 @@ func (t *RedexTail) Entries(ctx context.Context) <-chan TailEvent {
 			switch {
 			case err == nil, errors.As(err, &lag):
 				// delivered below; the stream goes on
-			case errors.Is(err, io.EOF), errors.Is(err, ErrShuttingDown), ctx.Err() != nil:
+			case errors.Is(err, io.EOF), errors.Is(err, ErrShuttingDown), errors.Is(err, ErrCancelled), ctx.Err() != nil:
 				return
 			}
 			select {

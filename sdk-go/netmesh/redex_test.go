@@ -442,22 +442,14 @@ func TestRedexCloseEndsTails(t *testing.T) {
 		t.Fatalf("first event %+v", ev)
 	}
 
-	res := make(chan error, 1)
-	go func() {
-		_, err := blocked.Next(context.Background())
-		res <- err
-	}()
-	time.Sleep(30 * time.Millisecond)
+	// Whether or not the Next was already waiting when the file closed, it
+	// ends with io.EOF (a tail of a closed file ends).
+	res := blockedCall(func() error { _, err := blocked.Next(context.Background()); return err })
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-res:
-		if err != io.EOF {
-			t.Fatalf("blocked Next after file Close: %v, want io.EOF", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("file Close did not wake a blocked Next")
+	if err := <-res; err != io.EOF {
+		t.Fatalf("blocked Next after file Close: %v, want io.EOF", err)
 	}
 	// A tail that had unread entries ends too, and keeps ending.
 	for i := 0; i < 2; i++ {
@@ -477,44 +469,32 @@ func TestRedexTailContext(t *testing.T) {
 	f := memFile(t, "redex/ctx", netmesh.FileConfig{})
 	tail := mustTail(t, f, 0)
 
-	// A deadline: returns DeadlineExceeded near it.
+	// A deadline: returns DeadlineExceeded, never before it.
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	_, err := tail.Next(ctx)
 	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, netmesh.ErrCancelled) {
 		t.Fatalf("Next past its deadline: %v", err)
 	}
-	if d := time.Since(begin); d < 140*time.Millisecond || d > 2*time.Second {
+	if d := time.Since(begin); d < 150*time.Millisecond {
 		t.Fatalf("Next with a 150 ms deadline returned after %v", d)
 	}
 
-	// Cancellation from another goroutine is noticed within a poll slice.
+	// Cancellation from another goroutine wakes the call inside libnet
+	// (wake_test.go proves it was waiting).
 	ctx, cancel = context.WithCancel(context.Background())
-	res := make(chan error, 1)
-	go func() {
-		_, err := tail.Next(ctx)
-		res <- err
-	}()
-	time.Sleep(120 * time.Millisecond)
-	cancelled := time.Now()
+	res := blockedCall(func() error { _, err := tail.Next(ctx); return err })
 	cancel()
-	select {
-	case err := <-res:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("cancelled Next: %v", err)
-		}
-		if d := time.Since(cancelled); d > time.Second {
-			t.Fatalf("cancellation took %v", d)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("cancelled Next never returned")
+	if err := <-res; !errors.Is(err, context.Canceled) || !errors.Is(err, netmesh.ErrCancelled) {
+		t.Fatalf("cancelled Next: %v", err)
 	}
 
 	// An already-done context returns at once, even with an entry ready.
 	mustAppend(t, f, []byte("ready"))
 	_, err = tail.Next(ctx)
 	expectIs(t, err, context.Canceled)
+	expectIs(t, err, netmesh.ErrCancelled)
 	// The tail is unaffected: the entry is still the next one.
 	if e := mustNext(t, tail); e.Seq != 0 || string(e.Payload) != "ready" {
 		t.Fatalf("after cancellations got %d %q", e.Seq, e.Payload)
@@ -523,13 +503,14 @@ func TestRedexTailContext(t *testing.T) {
 	// An entry arriving while Next waits under a cancellable context.
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		time.Sleep(250 * time.Millisecond)
-		_, _ = f.Append([]byte("later"))
-	}()
-	e, err := tail.Next(ctx)
-	if err != nil || e.Seq != 1 || string(e.Payload) != "later" {
-		t.Fatalf("Next across poll slices: %v %q %v", e.Seq, e.Payload, err)
+	type got struct {
+		e   netmesh.Entry
+		err error
+	}
+	next := blockedCall(func() got { e, err := tail.Next(ctx); return got{e, err} })
+	mustAppend(t, f, []byte("later"))
+	if r := <-next; r.err != nil || r.e.Seq != 1 || string(r.e.Payload) != "later" {
+		t.Fatalf("Next while waiting: %v %q %v", r.e.Seq, r.e.Payload, r.err)
 	}
 
 	var nilCtx context.Context // refused, not a crash
@@ -555,7 +536,7 @@ func TestRedexEntriesStream(t *testing.T) {
 				t.Fatal("Entries closed early")
 			}
 			return ev
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatal("no event from Entries")
 		}
 		panic("unreachable")
@@ -605,7 +586,7 @@ func TestRedexEntriesStream(t *testing.T) {
 		if ok {
 			t.Fatalf("event after cancel: %+v", ev)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("Entries not closed after cancel")
 	}
 
@@ -613,9 +594,11 @@ func TestRedexEntriesStream(t *testing.T) {
 	other := mustTail(t, f, 0)
 	abandoned := other.Entries(context.Background())
 	mustAppend(t, f, []byte("never received"))
-	time.Sleep(20 * time.Millisecond)
-	_ = other.Close()
-	deadline := time.After(5 * time.Second)
+	netmesh.LetItBlock() // let the stream's goroutine block on sending it
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(30 * time.Second)
 	for {
 		select {
 		case _, ok := <-abandoned:

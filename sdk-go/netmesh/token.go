@@ -149,8 +149,8 @@ func ParseToken(token []byte) (TokenInfo, error) {
 		return TokenInfo{}, err
 	}
 	return TokenInfo{
-		Issuer:          C.GoBytes(unsafe.Pointer(&out.issuer[0]), C.int(len(out.issuer))),
-		Subject:         C.GoBytes(unsafe.Pointer(&out.subject[0]), C.int(len(out.subject))),
+		Issuer:          cBytes(unsafe.Pointer(&out.issuer[0]), C.size_t(len(out.issuer))),
+		Subject:         cBytes(unsafe.Pointer(&out.subject[0]), C.size_t(len(out.subject))),
 		Scope:           Scope(out.scope),
 		ChannelHash:     uint16(out.channel_hash),
 		DelegationDepth: uint8(out.delegation_depth),

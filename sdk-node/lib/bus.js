@@ -6,20 +6,24 @@
 // Redis pipeline can leave.
 //
 // Ingest is synchronous (it only queues); ingestBatch packs the events
-// into one buffer so a whole batch is one FFI crossing. Polls, flushes and
-// the shutdown can wait on a server, so they run on the async pool.
+// into one buffer so a whole batch is one FFI crossing. Polls and flushes
+// can wait on a server: each is one libnet call on libuv's threadpool (a
+// koffi async call, lib/async.js), cancelled by its AbortSignal and woken
+// by close(). The shutdown drains, on the worker pool.
 
 const util = require('node:util');
 const { STATUS, fns } = require('./native');
 const calls = require('./calls');
 const args = require('./args');
 const pool = require('./pool');
+const asyncCalls = require('./async');
+const { leakRegistry } = require('./finalize');
 const { parseJsonBigInt } = require('./json');
 const { ShuttingDownError, BusConfigError } = require('./errors');
 
 const kConstruct = Symbol('netmesh.Bus.construct');
-const busFinalizer = new FinalizationRegistry((handle) => fns.net_bus_free(handle));
-const dedupFinalizer = new FinalizationRegistry((handle) => fns.net_redis_dedup_free(handle));
+const busFinalizer = leakRegistry('Bus', 'net_bus_free');
+const dedupFinalizer = leakRegistry('RedisStreamDedup', 'net_redis_dedup_free');
 
 function closedError(what) {
   return new ShuttingDownError(`${what} is closed`, STATUS.NET_ERR_SHUTTING_DOWN);
@@ -161,22 +165,31 @@ class Bus {
 
   /**
    * Up to `limit` events after `cursor` (none: from the beginning), merged
-   * across shards in timestamp order, on the pool: resolves to { events:
-   * [{ shard, timestampNs, id, dedupId, payload }], nextCursor, hasMore,
-   * truncatedAtPerShardCap, stalledShards }. `filter` is the JSON predicate
-   * language; integers compare exactly (pass bigints as JSON text values).
+   * across shards in timestamp order, off the event loop: resolves to {
+   * events: [{ shard, timestampNs, id, dedupId, payload }], nextCursor,
+   * hasMore, truncatedAtPerShardCap, stalledShards }. `filter` is the JSON
+   * predicate language; integers compare exactly (pass bigints as JSON text
+   * values). `signal` cancels the poll (nothing is consumed: polls are
+   * cursor-based).
    */
-  async poll({ cursor, limit = 1000, perShardLimit, shards, filter } = {}) {
+  async poll({ cursor, limit = 1000, perShardLimit, shards, filter, signal } = {}) {
+    const sig = asyncCalls.signalArg({ signal });
     const request = { limit };
     if (cursor != null) request.cursor = cursor;
     if (perShardLimit != null) request.per_shard_limit = perShardLimit;
     if (shards != null) request.shards = shards;
     if (filter != null) request.filter = filter;
     const text = jsonWithBigInts(request);
-    const r = await pool.getPool().run('busPoll', [this.#live(), utf8(text)], [this]);
-    const meta = JSON.parse(r.meta);
+    const r = await asyncCalls.blocking({
+      op: 'bus_poll',
+      attempt: calls.busPollAttempt(this.#live(), utf8(text)),
+      resumable: false, // bounded: it answers with what there is
+      signal: sig,
+    });
+    asyncCalls.check(r);
+    const meta = JSON.parse(r.value.meta);
     return {
-      events: decodeEvents(r.events),
+      events: decodeEvents(r.value.events),
       nextCursor: meta.next_cursor,
       hasMore: meta.has_more,
       truncatedAtPerShardCap: meta.truncated_at_per_shard_cap,
@@ -184,9 +197,21 @@ class Bus {
     };
   }
 
-  /** Resolves once everything ingested so far is stored (or counted lost). */
-  async flush() {
-    await pool.getPool().run('busFlush', [this.#live()], [this]);
+  /**
+   * Resolves once everything ingested so far is stored (or counted lost).
+   * `{ signal }` ends the wait (rejecting with the signal's reason; the
+   * events keep being dispatched); closing the bus rejects it with
+   * ShuttingDownError.
+   */
+  async flush(options) {
+    const signal = asyncCalls.signalArg(options);
+    const r = await asyncCalls.blocking({
+      op: 'bus_flush',
+      attempt: calls.busFlushAttempt(this.#live()),
+      resumable: true,
+      signal,
+    });
+    asyncCalls.check(r);
   }
 
   /** The bus's counters (events_ingested, events_dispatched, ..., adapter, producer_nonce). */
@@ -202,14 +227,24 @@ class Bus {
   }
 
   /**
-   * Stops ingest, drains and flushes (on the pool); resolves to the report
-   * { events_dropped, events_stranded, shutdown_was_lossy, adapter_error }.
+   * Stops ingest, drains and flushes (net_bus_close, on the worker pool);
+   * resolves to the report { events_dropped, events_stranded,
+   * shutdown_was_lossy, adapter_error }. A flush or poll blocked on the bus
+   * returns first. The bus still needs close(), which then reports nothing
+   * more.
    */
   async shutdown() {
-    return counters(await pool.getPool().run('busShutdown', [this.#live()], [this]));
+    return counters(await pool.getPool().run('busClose', [this.#live()], [this]));
   }
 
-  /** Shuts the bus down (draining) and frees it. Idempotent. */
+  /**
+   * Shuts the bus down (draining what is buffered, within the configured
+   * shutdown timeout) and frees it, on the calling thread; a flush or poll
+   * blocked on it rejects with ShuttingDownError first. Idempotent. Throws
+   * BusyError when calls were still running after libnet's 5 s deadline, or
+   * when the shutdown lost events (the message says how many). Prefer
+   * closeAsync(), or shutdown() for the full report.
+   */
   close() {
     const h = this.#handle;
     if (h === null) return;
@@ -218,8 +253,24 @@ class Bus {
     calls.busFree(h);
   }
 
+  /** close() on the worker pool (the drain never blocks the event loop); rejects as close() throws. */
+  closeAsync() {
+    const h = this.#handle;
+    if (h === null) return Promise.resolve();
+    this.#handle = null;
+    busFinalizer.unregister(this);
+    return pool
+      .getPool()
+      .run('free', ['net_bus_free', h])
+      .then(() => undefined);
+  }
+
   [Symbol.dispose]() {
     this.close();
+  }
+
+  [Symbol.asyncDispose]() {
+    return this.closeAsync();
   }
 
   [util.inspect.custom]() {
@@ -307,17 +358,33 @@ class RedisStreamDedup {
     calls.check(fns.net_redis_dedup_clear(this.#live()));
   }
 
-  /** Frees the set. Idempotent. */
+  /** Frees the set. Idempotent. Throws BusyError if a call was still on it after 5 s. */
   close() {
     const h = this.#handle;
     if (h === null) return;
     this.#handle = null;
     dedupFinalizer.unregister(this);
-    fns.net_redis_dedup_free(h);
+    calls.free('net_redis_dedup_free', h);
+  }
+
+  /** close() on the worker pool; rejects with BusyError. */
+  closeAsync() {
+    const h = this.#handle;
+    if (h === null) return Promise.resolve();
+    this.#handle = null;
+    dedupFinalizer.unregister(this);
+    return pool
+      .getPool()
+      .run('free', ['net_redis_dedup_free', h])
+      .then(() => undefined);
   }
 
   [Symbol.dispose]() {
     this.close();
+  }
+
+  [Symbol.asyncDispose]() {
+    return this.closeAsync();
   }
 }
 

@@ -2,11 +2,13 @@
 // Raw libnet operations shared by the synchronous API (main thread) and the
 // async pool's workers: each does the C call and, on failure, reads
 // net_last_error_message() on the same thread before anything else runs.
+// The blocking calls (those taking a net_cancel_t) are not here: each class
+// builds their attempts for lib/async.js, which runs them as koffi async calls.
 //
 // A byte input is a Uint8Array, or `{ addr, len }` (a bigint address plus a
 // length) for large buffers the async pool passes without copying.
 
-const { fns, lastErrorMessage, takeBytes, STATUS } = require('./native');
+const { fns, lastErrorMessage, takeBytes, STATUS, CONSTANTS } = require('./native');
 const { errorFor } = require('./errors');
 
 /** Throws the NetError for a negative status; returns the status otherwise. */
@@ -69,8 +71,17 @@ function identityIsReadOnly(handle) {
   return Boolean(out[0]);
 }
 
+/**
+ * Frees a handle with C function `name` (say 'net_identity_free'): throws
+ * BusyError when libnet could not finish (calls still running after 5 s, or
+ * a close that failed), with libnet's message.
+ */
+function free(name, handle) {
+  check(fns[name](handle));
+}
+
 function identityFree(handle) {
-  fns.net_identity_free(handle);
+  free('net_identity_free', handle);
 }
 
 function sign(handle, message) {
@@ -170,7 +181,7 @@ function redexOpen(baseDir) {
 }
 
 function redexFree(handle) {
-  fns.net_redex_free(handle);
+  free('net_redex_free', handle);
 }
 
 /** A new file handle; `config` is the JSON (UTF-8 bytes) or null. */
@@ -267,16 +278,17 @@ function redexFileSweepRetention(handle) {
 
 /**
  * Closes (net_redex_file_close, reporting a failed final sync) and then frees
- * the handle, whatever the close said. A handle already freed elsewhere
- * (NET_ERR_SHUTTING_DOWN) is not an error: close is idempotent.
+ * the handle, whatever the close said; throws the close's error, else the
+ * free's (BusyError). A handle already freed elsewhere (NET_ERR_SHUTTING_DOWN)
+ * is not an error: close is idempotent.
  */
 function redexFileCloseFree(handle) {
-  try {
-    const status = fns.net_redex_file_close(handle);
-    if (status !== STATUS.NET_ERR_SHUTTING_DOWN) check(status);
-  } finally {
-    fns.net_redex_file_free(handle);
-  }
+  let closeError = null;
+  const status = fns.net_redex_file_close(handle);
+  if (status < 0 && status !== STATUS.NET_ERR_SHUTTING_DOWN) closeError = errorFor(status, lastErrorMessage());
+  const freed = fns.net_redex_file_free(handle);
+  if (closeError) throw closeError;
+  check(freed);
 }
 
 function redexFileTail(handle, fromSeq) {
@@ -285,173 +297,207 @@ function redexFileTail(handle, fromSeq) {
   return out[0];
 }
 
-function redexTailFree(handle) {
-  fns.net_redex_tail_free(handle);
+/**
+ * One item of a tail without waiting (timeout 0, on the calling thread):
+ * `{ status, seq?, payload? }`, status NET_OK / NET_LAGGED (an item),
+ * NET_TIMEOUT (nothing ready) or NET_END; errors throw.
+ */
+function redexTailTryNext(handle) {
+  const seq = [0n];
+  const payload = { ptr: null, len: 0 };
+  const status = check(fns.net_redex_tail_next(handle, 0, seq, payload, null, null));
+  if (status === STATUS.NET_OK || status === STATUS.NET_LAGGED) {
+    return { status, seq: BigInt(seq[0]), payload: takeBytes(payload) };
+  }
+  return { status };
 }
 
-/**
- * One poll of a tail, for a pool worker (never the main thread): waits up to
- * `timeoutMs` for the first item, then gathers what is already there without
- * waiting, up to `maxItems` items or `maxBytes` of payload. Returns
- * `{ items: [{ status, seq, payload }], status, message? }` where the final
- * status is NET_OK (a limit was hit), NET_TIMEOUT (nothing more ready),
- * NET_END, or an error code (with its message) met after some items; an error
- * before any item throws.
- */
-function redexTailNext(handle, timeoutMs, maxItems, maxBytes) {
-  const items = [];
-  let bytes = 0;
-  let timeout = timeoutMs;
-  for (;;) {
+/** An attempt of a blocking net_redex_tail_next for lib/async.js. */
+function redexTailNextAttempt(handle) {
+  return (token, error, timeoutMs) => {
     const seq = [0n];
     const payload = { ptr: null, len: 0 };
-    const status = fns.net_redex_tail_next(handle, timeout, seq, payload);
-    if (status === STATUS.NET_OK || status === STATUS.NET_LAGGED) {
-      const p = takeBytes(payload);
-      items.push({ status, seq: BigInt(seq[0]), payload: p });
-      bytes += p.byteLength;
-      if (items.length >= maxItems || bytes >= maxBytes) return { items, status: STATUS.NET_OK };
-      timeout = 0;
-    } else if (status === STATUS.NET_TIMEOUT || status === STATUS.NET_END) {
-      return { items, status };
-    } else if (items.length === 0) {
-      check(status);
-      throw new Error(`netmesh: unexpected status ${status} from net_redex_tail_next`);
-    } else {
-      return { items, status, message: lastErrorMessage() };
-    }
-  }
+    return {
+      fn: fns.net_redex_tail_next,
+      args: [handle, timeoutMs, seq, payload, token, error],
+      result: (status) =>
+        status === STATUS.NET_OK || status === STATUS.NET_LAGGED
+          ? { seq: BigInt(seq[0]), payload: takeBytes(payload) }
+          : null,
+    };
+  };
 }
 
 // ---- CortEX ----------------------------------------------------------------
-// `kind` is 'tasks' or 'memories': the C functions are net_<kind>_<op>.
+// One generic path over net_model_*: a model is a handle of a kind
+// (NET_MODEL_TASKS, NET_MODEL_MEMORIES); only the kinds' own writes are named
+// after them (net_tasks_create, net_memories_store, ...).
 
-function cx(kind, op) {
-  return fns[`net_${kind}_${op}`];
-}
-
-/** A new model handle (open, or restore when `snapshot` is given). */
-function cortexOpen(kind, redex, origin, config, snapshot, lastSeq, hasLastSeq) {
+/** A new model handle of `kind` (open, or restore when `snapshot` is given). */
+function modelOpen(redex, kind, origin, config, snapshot, lastSeq, hasLastSeq) {
   const out = [null];
   if (snapshot == null) {
-    check(cx(kind, 'open')(redex, origin, ptr(config), len(config), out));
+    check(fns.net_model_open(redex, kind, origin, ptr(config), len(config), out));
   } else {
     check(
-      cx(kind, 'restore')(redex, origin, ptr(config), len(config), ptr(snapshot), len(snapshot), lastSeq, hasLastSeq, out),
+      fns.net_model_restore(
+        redex, kind, origin, ptr(config), len(config), ptr(snapshot), len(snapshot), lastSeq, hasLastSeq, out,
+      ),
     );
   }
   return out[0];
 }
 
 /**
- * Closes (reporting a failed final sync) and frees a model handle. A handle
- * already closed or freed elsewhere is not an error: close is idempotent.
+ * net_model_close: stops the fold and closes the file (syncing it), throwing
+ * its error; the handle stays valid for queries until freed. A model already
+ * closed or freed is not an error.
  */
-function cortexCloseFree(kind, handle) {
-  try {
-    const status = cx(kind, 'close')(handle);
-    if (status !== STATUS.NET_ERR_SHUTTING_DOWN && status !== STATUS.NET_ERR_REDEX_CLOSED) check(status);
-  } finally {
-    cx(kind, 'free')(handle);
-  }
+function modelClose(handle) {
+  const status = fns.net_model_close(handle);
+  if (status === STATUS.NET_ERR_SHUTTING_DOWN || status === STATUS.NET_ERR_REDEX_CLOSED) return;
+  check(status);
 }
 
-/** A write (create/rename/complete/delete/store/retag/pin/unpin): its RedEX seq. */
-function cortexWrite(kind, op, handle, id, ...rest) {
+function modelKind(handle) {
+  const out = [0];
+  check(fns.net_model_kind(handle, out));
+  return Number(out[0]);
+}
+
+/** The C write of each write op: its name, and how the op's arguments after `id` are passed. */
+const WRITES = {
+  create: 'net_tasks_create',
+  rename: 'net_tasks_rename',
+  complete: 'net_tasks_complete',
+  store: 'net_memories_store',
+  retag: 'net_memories_retag',
+  pin: 'net_memories_pin',
+  unpin: 'net_memories_unpin',
+  delete: 'net_model_delete',
+};
+
+function slicesOf(list) {
+  const slices = list.map((t) => ({ ptr: ptr(t), len: len(t) }));
+  return [slices.length ? slices : null, slices.length];
+}
+
+/** A write (create/rename/complete/store/retag/pin/unpin/delete): its RedEX seq. */
+function modelWrite(op, handle, id, ...rest) {
+  const fn = fns[WRITES[op]];
+  if (!fn) throw new Error(`netmesh: unknown model write ${op}`);
   const out = [0n];
   let status;
   switch (op) {
     case 'create':
     case 'rename':
-      status = cx(kind, op)(handle, id, ptr(rest[0]), len(rest[0]), out);
+      status = fn(handle, id, ptr(rest[0]), len(rest[0]), out);
       break;
     case 'store': {
       const [content, tags, source] = rest;
-      const slices = tags.map((t) => ({ ptr: ptr(t), len: len(t) }));
-      status = cx(kind, op)(
-        handle, id, ptr(content), len(content), slices.length ? slices : null, slices.length,
-        ptr(source), len(source), out,
-      );
+      status = fn(handle, id, ptr(content), len(content), ...slicesOf(tags), ptr(source), len(source), out);
       break;
     }
-    case 'retag': {
-      const slices = rest[0].map((t) => ({ ptr: ptr(t), len: len(t) }));
-      status = cx(kind, op)(handle, id, slices.length ? slices : null, slices.length, out);
+    case 'retag':
+      status = fn(handle, id, ...slicesOf(rest[0]), out);
       break;
-    }
     default:
-      status = cx(kind, op)(handle, id, out);
+      status = fn(handle, id, out);
   }
   check(status);
   return BigInt(out[0]);
 }
 
-/** One wait: NET_OK or NET_TIMEOUT (errors throw). */
-function cortexWaitForSeq(kind, handle, seq, timeoutMs) {
-  return check(cx(kind, 'wait_for_seq')(handle, seq, timeoutMs));
+/** The fold's progress JSON text. */
+function modelProgress(handle) {
+  const out = {};
+  check(fns.net_model_progress(handle, out));
+  return takeBytes(out).toString('utf8');
 }
 
-/** A JSON-returning query (progress / find_many), as the JSON text. */
-function cortexJson(kind, op, handle, filter) {
+/** The rows matching a filter (JSON bytes or null), as JSON text. */
+function modelFindMany(handle, filter) {
   const out = {};
-  if (op === 'progress') check(cx(kind, op)(handle, out));
-  else check(cx(kind, op)(handle, ptr(filter), len(filter), out));
+  check(fns.net_model_find_many(handle, ptr(filter), len(filter), out));
   return takeBytes(out).toString('utf8');
 }
 
 /** The JSON text of row `id`, or null. */
-function cortexFindUnique(kind, handle, id) {
+function modelFindUnique(handle, id) {
   const out = {};
   const found = [false];
-  check(cx(kind, 'find_unique')(handle, id, out, found));
+  check(fns.net_model_find_unique(handle, id, out, found));
   const text = takeBytes(out).toString('utf8');
   return found[0] ? text : null;
 }
 
-function cortexCountWhere(kind, handle, filter) {
+function modelCountWhere(handle, filter) {
   const out = [0n];
-  check(cx(kind, 'count_where')(handle, ptr(filter), len(filter), out));
+  check(fns.net_model_count_where(handle, ptr(filter), len(filter), out));
   return BigInt(out[0]);
 }
 
-function cortexExistsWhere(kind, handle, filter) {
+function modelExistsWhere(handle, filter) {
   const out = [false];
-  check(cx(kind, 'exists_where')(handle, ptr(filter), len(filter), out));
+  check(fns.net_model_exists_where(handle, ptr(filter), len(filter), out));
   return Boolean(out[0]);
 }
 
 /** A new watch; with `withCurrent`, `{ watch, current }` (snapshot_and_watch). */
-function cortexWatch(kind, handle, filter, withCurrent) {
+function modelWatch(handle, filter, withCurrent) {
   const out = [null];
   if (!withCurrent) {
-    check(cx(kind, 'watch')(handle, ptr(filter), len(filter), out));
+    check(fns.net_model_watch(handle, ptr(filter), len(filter), out));
     return out[0];
   }
   const current = {};
-  check(cx(kind, 'snapshot_and_watch')(handle, ptr(filter), len(filter), current, out));
+  check(fns.net_model_snapshot_and_watch(handle, ptr(filter), len(filter), current, out));
   return { watch: out[0], current: takeBytes(current).toString('utf8') };
 }
 
-/** One watch poll: `{ status, rows?, missed? }` (errors throw). */
-function cortexWatchNext(kind, handle, timeoutMs) {
-  const rows = { ptr: null, len: 0 };
-  const missed = [0n];
-  const status = check(cx(kind, 'watch_next')(handle, timeoutMs, rows, missed));
-  if (status === STATUS.NET_OK) return { status, rows: takeBytes(rows).toString('utf8') };
-  if (status === STATUS.NET_LAGGED) return { status, missed: BigInt(missed[0]) };
-  return { status };
+/** The outcome of a watch next: `{ rows }` (JSON text), `{ missed }`, or null. */
+function watchOutcome(status, rows, missed) {
+  if (status === STATUS.NET_OK) return { rows: takeBytes(rows).toString('utf8') };
+  if (status === STATUS.NET_LAGGED) return { missed: BigInt(missed[0]) };
+  return null;
 }
 
-function cortexWatchFree(kind, handle) {
-  cx(kind, 'watch_free')(handle);
+/** One watch update without waiting (timeout 0): `{ status, value }`; errors throw. */
+function watchTryNext(handle) {
+  const rows = { ptr: null, len: 0 };
+  const missed = [0n];
+  const status = check(fns.net_model_watch_next(handle, 0, rows, missed, null, null));
+  return { status, value: watchOutcome(status, rows, missed) };
+}
+
+/** An attempt of a blocking net_model_watch_next for lib/async.js. */
+function watchNextAttempt(handle) {
+  return (token, error, timeoutMs) => {
+    const rows = { ptr: null, len: 0 };
+    const missed = [0n];
+    return {
+      fn: fns.net_model_watch_next,
+      args: [handle, timeoutMs, rows, missed, token, error],
+      result: (status) => watchOutcome(status, rows, missed),
+    };
+  };
+}
+
+/** An attempt of a blocking net_model_wait_for_seq for lib/async.js. */
+function waitForSeqAttempt(handle, seq) {
+  return (token, error, timeoutMs) => ({
+    fn: fns.net_model_wait_for_seq,
+    args: [handle, seq, timeoutMs, token, error],
+    result: () => null,
+  });
 }
 
 /** `{ data, lastSeq }` (lastSeq null for an empty log). */
-function cortexSnapshot(kind, handle) {
+function modelSnapshot(handle) {
   const out = {};
   const last = [0n];
   const has = [false];
-  check(cx(kind, 'snapshot')(handle, out, last, has));
+  check(fns.net_model_snapshot(handle, out, last, has));
   return { data: takeBytes(out), lastSeq: has[0] ? BigInt(last[0]) : null };
 }
 
@@ -463,17 +509,25 @@ function meshNew(config) {
   return out[0];
 }
 
-/** A connect (blocks for the handshake: run it on the pool). */
-function meshConnect(handle, addr, key, nodeId) {
-  check(fns.net_mesh_connect(handle, ptr(addr), len(addr), ptr(key), len(key), nodeId));
+/** An attempt of a blocking net_mesh_connect for lib/async.js. */
+function meshConnectAttempt(handle, addr, key, nodeId) {
+  return (token, error) => ({
+    fn: fns.net_mesh_connect,
+    args: [handle, addr, addr.byteLength, key, key.byteLength, nodeId, token, error],
+    result: () => null,
+  });
 }
 
-/** One accept wait: the address text, or null on timeout. */
-function meshAccept(handle, nodeId, timeoutMs) {
-  const out = {};
-  const status = check(fns.net_mesh_accept(handle, nodeId, timeoutMs, out));
-  if (status === STATUS.NET_TIMEOUT) return null;
-  return takeBytes(out).toString('utf8');
+/** An attempt of a blocking net_mesh_accept: resolves to the address text (NET_OK). */
+function meshAcceptAttempt(handle, nodeId) {
+  return (token, error, timeoutMs) => {
+    const out = { ptr: null, len: 0 };
+    return {
+      fn: fns.net_mesh_accept,
+      args: [handle, nodeId, timeoutMs, out, token, error],
+      result: (status) => (status === STATUS.NET_OK ? takeBytes(out).toString('utf8') : null),
+    };
+  };
 }
 
 function meshOpenStream(handle, peer, streamId, reliable, window) {
@@ -483,27 +537,23 @@ function meshOpenStream(handle, peer, streamId, reliable, window) {
 }
 
 function meshSend(stream, events) {
-  const slices = events.map((e) => ({ ptr: ptr(e), len: len(e) }));
-  check(fns.net_mesh_stream_send(stream, slices.length ? slices : null, slices.length));
+  check(fns.net_mesh_stream_send(stream, ...slicesOf(events)));
 }
 
-/** true when sent, false on timeout. */
-function meshSendBlocking(stream, events, timeoutMs) {
-  const slices = events.map((e) => ({ ptr: ptr(e), len: len(e) }));
-  return check(fns.net_mesh_stream_send_blocking(stream, slices.length ? slices : null, slices.length, timeoutMs)) === STATUS.NET_OK;
+/** An attempt of a blocking net_mesh_stream_send_blocking (the events stay referenced by it). */
+function meshSendBlockingAttempt(stream, events) {
+  return (token, error, timeoutMs) => ({
+    fn: fns.net_mesh_stream_send_blocking,
+    args: [stream, ...slicesOf(events), timeoutMs, token, error],
+    result: () => null,
+  });
 }
 
-/** One receive poll: `{ status, records? }` with records as
- *  `[{ peer, streamId, data }]`. */
-function meshRecvBatch(handle, max, timeoutMs) {
-  const out = {};
-  const count = [0];
-  const status = check(fns.net_mesh_recv_batch(handle, max, timeoutMs, out, count));
-  if (status !== STATUS.NET_OK) return { status };
-  const buf = takeBytes(out);
+/** Unpacks net_mesh_recv_batch's records into `[{ peer, streamId, data }]`. */
+function decodeRecords(buf, count) {
   const records = [];
   let at = 0;
-  for (let i = 0; i < Number(count[0]); i++) {
+  for (let i = 0; i < count; i++) {
     const n = buf.readUInt32LE(at + 16);
     records.push({
       peer: buf.readBigUInt64LE(at),
@@ -512,15 +562,37 @@ function meshRecvBatch(handle, max, timeoutMs) {
     });
     at += 20 + n;
   }
-  return { status, records };
+  return records;
 }
 
-/** One event (net_mesh_recv_next): `{ status, event? }`. */
-function meshRecvNext(handle, timeoutMs) {
+/** Received events without waiting (timeout 0): `{ status, records? }`; errors throw. */
+function meshTryRecvBatch(handle, max) {
+  const out = { ptr: null, len: 0 };
+  const count = [0];
+  const status = check(fns.net_mesh_recv_batch(handle, max, 0, out, count, null, null));
+  if (status !== STATUS.NET_OK) return { status };
+  return { status, records: decodeRecords(takeBytes(out), Number(count[0])) };
+}
+
+/** An attempt of a blocking net_mesh_recv_batch: resolves to the records (NET_OK). */
+function meshRecvBatchAttempt(handle, max) {
+  return (token, error, timeoutMs) => {
+    const out = { ptr: null, len: 0 };
+    const count = [0];
+    return {
+      fn: fns.net_mesh_recv_batch,
+      args: [handle, max, timeoutMs, out, count, token, error],
+      result: (status) => (status === STATUS.NET_OK ? decodeRecords(takeBytes(out), Number(count[0])) : null),
+    };
+  };
+}
+
+/** One event (net_mesh_recv_next) without waiting: `{ status, event? }`. */
+function meshRecvNext(handle) {
   const peer = [0n];
   const sid = [0n];
-  const data = {};
-  const status = check(fns.net_mesh_recv_next(handle, timeoutMs, peer, sid, data));
+  const data = { ptr: null, len: 0 };
+  const status = check(fns.net_mesh_recv_next(handle, 0, peer, sid, data, null, null));
   if (status !== STATUS.NET_OK) return { status };
   return { status, event: { peer: BigInt(peer[0]), streamId: BigInt(sid[0]), data: takeBytes(data) } };
 }
@@ -532,11 +604,11 @@ function meshBytes(fn, handle) {
 }
 
 function meshFree(handle) {
-  fns.net_mesh_free(handle);
+  free('net_mesh_free', handle);
 }
 
 function meshStreamFree(handle) {
-  fns.net_mesh_stream_free(handle);
+  free('net_mesh_stream_free', handle);
 }
 
 // -- the event bus ------------------------------------------------------------
@@ -570,16 +642,25 @@ function busIngestSlices(handle, events) {
   return report(r);
 }
 
-/** A poll: `{ events, meta }` as raw buffers (decoded by the caller). */
-function busPoll(handle, request) {
-  const events = {};
-  const meta = {};
-  const status = fns.net_bus_poll(handle, ptr(request), len(request), events, meta);
-  if (status < 0) {
-    const err = errorFor(status, lastErrorMessage());
-    throw err;
-  }
-  return { events: new Uint8Array(takeBytes(events)), meta: takeBytes(meta).toString('utf8') };
+/** An attempt of a net_bus_poll: resolves to `{ events, meta }` (raw events, meta JSON text). */
+function busPollAttempt(handle, request) {
+  return (token, error) => {
+    const events = { ptr: null, len: 0 };
+    const meta = { ptr: null, len: 0 };
+    return {
+      fn: fns.net_bus_poll,
+      args: [handle, request, request.byteLength, events, meta, token, error],
+      result: (status) =>
+        status === STATUS.NET_OK
+          ? { events: new Uint8Array(takeBytes(events)), meta: takeBytes(meta).toString('utf8') }
+          : null,
+    };
+  };
+}
+
+/** An attempt of a blocking net_bus_flush. */
+function busFlushAttempt(handle) {
+  return (token, error) => ({ fn: fns.net_bus_flush, args: [handle, token, error], result: () => null });
 }
 
 function busBytes(fn, handle) {
@@ -588,52 +669,53 @@ function busBytes(fn, handle) {
   return takeBytes(out);
 }
 
-function busFlush(handle) {
-  check(fns.net_bus_flush(handle));
-}
-
-function busShutdown(handle) {
-  return busBytes(fns.net_bus_shutdown, handle).toString('utf8');
+/** net_bus_close: drains and shuts down; the report JSON text. */
+function busClose(handle) {
+  return busBytes(fns.net_bus_close, handle).toString('utf8');
 }
 
 function busFree(handle) {
-  fns.net_bus_free(handle);
+  free('net_bus_free', handle);
 }
 
 module.exports = {
   check,
+  free,
   busNew,
   busIngest,
   busIngestPacked,
   busIngestSlices,
-  busPoll,
+  busPollAttempt,
   busBytes,
-  busFlush,
-  busShutdown,
+  busFlushAttempt,
+  busClose,
   busFree,
   meshNew,
-  meshConnect,
-  meshAccept,
+  meshConnectAttempt,
+  meshAcceptAttempt,
   meshOpenStream,
   meshSend,
-  meshSendBlocking,
-  meshRecvBatch,
+  meshSendBlockingAttempt,
+  meshTryRecvBatch,
+  meshRecvBatchAttempt,
   meshRecvNext,
   meshBytes,
   meshFree,
   meshStreamFree,
-  cortexOpen,
-  cortexCloseFree,
-  cortexWrite,
-  cortexWaitForSeq,
-  cortexJson,
-  cortexFindUnique,
-  cortexCountWhere,
-  cortexExistsWhere,
-  cortexWatch,
-  cortexWatchNext,
-  cortexWatchFree,
-  cortexSnapshot,
+  modelOpen,
+  modelClose,
+  modelKind,
+  modelWrite,
+  modelProgress,
+  modelFindMany,
+  modelFindUnique,
+  modelCountWhere,
+  modelExistsWhere,
+  modelWatch,
+  watchTryNext,
+  watchNextAttempt,
+  waitForSeqAttempt,
+  modelSnapshot,
   redexOpen,
   redexFree,
   redexOpenFile,
@@ -649,8 +731,8 @@ module.exports = {
   redexFileSweepRetention,
   redexFileCloseFree,
   redexFileTail,
-  redexTailFree,
-  redexTailNext,
+  redexTailTryNext,
+  redexTailNextAttempt,
   identityFromSeed,
   identityFromPublicKey,
   identityClone,

@@ -1,30 +1,42 @@
 'use strict';
-// CortEX: folded, queryable state over RedEX logs. Tasks and Memories (the
-// two Net v0.11 models) open on a Redex manager; writes append an event and
-// return its RedEX sequence number (a bigint); a fold thread inside libnet
-// applies events to the in-memory state that queries read.
+// CortEX: folded, queryable state over RedEX logs. One generic path over the
+// model-generic C ABI (net_model_*): Model owns a net_model_t of some kind
+// and does everything kinds share — opening, restoring, queries, watches,
+// waits, snapshots, deletes, closing; Tasks and Memories are thin
+// definitions on top of it (their kind, row shape, filter keys and their own
+// writes). Writes append an event and return its RedEX sequence number (a
+// bigint); a fold thread inside libnet applies events to the in-memory state
+// that queries read.
 //
 // Queries are synchronous (in-memory, fast). Writes have sync and *Async
-// forms (an append may fsync). Everything that blocks — waitForSeq, watch
-// iteration, closeAsync — runs on the shared async pool in slices of at most
-// POLL_MS, like RedEX tails, so it never blocks the event loop and never
-// monopolises a pool worker. Integers in rows (ids, timestamps, sequence
-// numbers, counters) are bigints.
+// forms (an append may fsync; *Async runs on the worker pool). waitForSeq
+// and watch iteration first answer from what is ready without waiting; only
+// then do they block, in one libnet call run as a koffi async call
+// (lib/async.js) with the caller's timeout, cancelled by its AbortSignal and
+// woken by close(). Integers in rows (ids, timestamps, sequence numbers,
+// counters) are bigints.
 
 const util = require('node:util');
-const { performance } = require('node:perf_hooks');
-const { STATUS } = require('./native');
+const { STATUS, CONSTANTS, fns } = require('./native');
 const calls = require('./calls');
 const args = require('./args');
 const pool = require('./pool');
+const asyncCalls = require('./async');
+const { leakRegistry } = require('./finalize');
 const { parseJsonBigInt } = require('./json');
 const { Redex, configJson, rawRedexHandle } = require('./redex');
 const { ShuttingDownError, CortexInvalidConfigError, CortexInvalidQueryError } = require('./errors');
 
-/** Longest single wait of a waitForSeq / watch poll on a pool worker (ms). */
-const POLL_MS = 50;
 const kConstruct = Symbol('netmesh.cortex.construct');
 const DONE = Object.freeze({ done: true, value: undefined });
+/** A watch yields to the event loop after this many updates served without waiting. */
+const WATCH_BATCH = 256;
+
+/** The kinds of model (NET_MODEL_*). */
+const ModelKind = Object.freeze({
+  TASKS: CONSTANTS.NET_MODEL_TASKS,
+  MEMORIES: CONSTANTS.NET_MODEL_MEMORIES,
+});
 
 function closedError(what) {
   return new ShuttingDownError(`${what} is closed`, STATUS.NET_ERR_SHUTTING_DOWN);
@@ -46,7 +58,7 @@ function pooled(fn) {
 }
 
 function timeoutArg(timeoutMs) {
-  if (timeoutMs === undefined || timeoutMs === Infinity) return Infinity;
+  if (timeoutMs === undefined || timeoutMs === null || timeoutMs === Infinity) return Infinity;
   if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
     throw new TypeError('timeoutMs must be a non-negative number (or omitted / Infinity to wait forever)');
   }
@@ -218,7 +230,7 @@ function toBuffer(v) {
 
 // ---- watches ----------------------------------------------------------------------
 
-const watchFinalizer = new FinalizationRegistry(({ kind, handle }) => calls.cortexWatchFree(kind, handle));
+const watchFinalizer = leakRegistry('Watch', 'net_model_watch_free');
 let watchHandle;
 
 /**
@@ -226,23 +238,30 @@ let watchHandle;
  * rows first, then the new rows after each change) and `{ lagged: true,
  * missed }` when this reader fell behind (the next rows include everything
  * it missed). Ends when the model is closed, its fold halts, or the watch is
- * closed.
+ * closed. With a `signal` (model.watch(filter, { signal })), aborting it
+ * closes the watch and rejects a pending next() with the signal's reason.
  */
 class Watch {
-  #kind;
   #handle;
   #model;
   #row;
   #chain = Promise.resolve();
+  #signal;
+  #onAbort = null;
+  #served = 0;
 
   /** @private Use model.watch() / model.snapshotAndWatch(). */
-  constructor(token, kind, handle, model, row) {
+  constructor(token, handle, model, row, signal) {
     if (token !== kConstruct) throw new TypeError('Watch has no public constructor: use model.watch()');
-    this.#kind = kind;
     this.#handle = handle;
     this.#model = model;
     this.#row = row;
-    watchFinalizer.register(this, { kind, handle }, this);
+    this.#signal = signal;
+    watchFinalizer.register(this, handle, this);
+    if (signal) {
+      this.#onAbort = () => this.close();
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
   }
 
   static {
@@ -261,17 +280,20 @@ class Watch {
 
   /**
    * The next update: `{ done: false, value }`, `{ done: true }` once the watch
-   * ended, or null when `timeoutMs` passed first (omitted: no limit). Calls
-   * are served in order.
+   * ended, or null when `timeoutMs` passed first (omitted: no limit; 0: only
+   * what is ready). With `{ signal }` an abort rejects the call with the
+   * signal's reason (the watch stays usable). Calls are served in order.
    */
-  next(timeoutMs) {
+  next(timeoutMs, options) {
     let wait;
+    let signal;
     try {
       wait = timeoutArg(timeoutMs);
+      signal = asyncCalls.signalArg(options) ?? this.#signal;
     } catch (err) {
       return Promise.reject(err);
     }
-    const result = this.#chain.then(() => this.#next(wait));
+    const result = this.#chain.then(() => this.#next(wait, signal));
     this.#chain = result.then(
       () => undefined,
       () => undefined,
@@ -279,45 +301,90 @@ class Watch {
     return result;
   }
 
-  async #next(timeoutMs) {
-    const deadline = performance.now() + timeoutMs;
-    for (let first = true; ; first = false) {
-      const handle = this.#handle;
-      if (handle === null) return DONE;
-      const left = deadline - performance.now();
-      if (!first && left <= 0) return null;
-      const slice = Math.min(POLL_MS, Math.max(0, Math.ceil(left)));
-      let r;
-      try {
-        r = await pool.getPool().run('cortexWatchNext', [this.#kind, handle, slice], [this]);
-      } catch (err) {
-        if (this.#handle !== handle || err instanceof ShuttingDownError) return DONE;
-        throw err;
-      }
+  async #next(timeoutMs, signal) {
+    signal?.throwIfAborted();
+    const handle = this.#handle;
+    if (handle === null) return DONE;
+    if (this.#served >= WATCH_BATCH) {
+      this.#served = 0;
+      await asyncCalls.yieldToLoop();
       if (this.#handle !== handle) return DONE;
-      if (r.status === STATUS.NET_OK) {
-        return { done: false, value: { lagged: false, rows: parseJsonBigInt(r.rows).map(this.#row) } };
-      }
-      if (r.status === STATUS.NET_LAGGED) return { done: false, value: { lagged: true, missed: r.missed } };
-      if (r.status === STATUS.NET_END) {
-        this.close();
+    }
+    let r;
+    try {
+      r = calls.watchTryNext(handle);
+    } catch (err) {
+      if (this.#handle !== handle || err instanceof ShuttingDownError) return DONE;
+      throw err;
+    }
+    if (r.status === STATUS.NET_TIMEOUT && timeoutMs > 0) {
+      this.#served = 0;
+      const b = await asyncCalls.blocking({
+        op: 'model_watch_next',
+        attempt: calls.watchNextAttempt(handle),
+        resumable: true,
+        timeoutMs,
+        signal,
+      });
+      if (this.#handle !== handle) {
+        signal?.throwIfAborted();
         return DONE;
       }
+      if (b.status === STATUS.NET_ERR_SHUTTING_DOWN) return DONE;
+      asyncCalls.check(b);
+      r = b;
     }
+    if (r.status === STATUS.NET_OK) {
+      this.#served++;
+      return { done: false, value: { lagged: false, rows: parseJsonBigInt(r.value.rows).map(this.#row) } };
+    }
+    if (r.status === STATUS.NET_LAGGED) return { done: false, value: { lagged: true, missed: r.value.missed } };
+    if (r.status === STATUS.NET_END) {
+      this.close();
+      return DONE;
+    }
+    return null; // NET_TIMEOUT
   }
 
-  /** Ends the watch; a pending next() resolves `{ done: true }`. Idempotent. */
+  /**
+   * Ends the watch; a pending next() resolves `{ done: true }` (libnet wakes
+   * it). Idempotent. Throws BusyError if a call was still on the handle after
+   * libnet's 5 s deadline.
+   */
   close() {
+    const handle = this.#detach();
+    if (handle !== null) calls.free('net_model_watch_free', handle);
+  }
+
+  /** close() with the free on the worker pool; rejects with BusyError. */
+  closeAsync() {
+    const handle = this.#detach();
+    if (handle === null) return Promise.resolve();
+    return pool
+      .getPool()
+      .run('free', ['net_model_watch_free', handle])
+      .then(() => undefined);
+  }
+
+  #detach() {
     const handle = this.#handle;
-    if (handle === null) return;
+    if (handle === null) return null;
     this.#handle = null;
     watchFinalizer.unregister(this);
-    calls.cortexWatchFree(this.#kind, handle);
+    if (this.#onAbort) {
+      this.#signal.removeEventListener('abort', this.#onAbort);
+      this.#onAbort = null;
+    }
+    return handle;
   }
 
   /** Called by `for await` on break/throw: closes the watch. */
   return() {
-    this.close();
+    try {
+      this.close();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return Promise.resolve(DONE);
   }
 
@@ -330,55 +397,93 @@ class Watch {
   }
 
   [Symbol.asyncDispose]() {
-    this.close();
-    return Promise.resolve();
+    return this.closeAsync();
   }
 
   [util.inspect.custom]() {
-    return `Watch <${this.#kind}${this.closed ? ' closed' : ''}>`;
+    return `Watch <${this.#model.constructor.name}${this.closed ? ' closed' : ''}>`;
   }
 }
 
 // ---- models -------------------------------------------------------------------------
 
-const modelFinalizer = new FinalizationRegistry(({ kind, handle }) => calls.cortexCloseFree(kind, handle));
+const modelFinalizer = leakRegistry('Model', 'net_model_free');
 let modelHandle;
 
-/** What Tasks and Memories share. */
+/**
+ * A CortEX model: folded state of one kind over a RedEX channel. The
+ * generic part of every kind — subclasses (Tasks, Memories) define `kind`,
+ * `rowOf` (libnet's JSON row to a JS row), `filterKeys` and their writes.
+ */
 class Model {
-  #kind;
   #handle;
   #origin;
 
-  /** @private Use Tasks.open / Memories.open. */
-  constructor(token, kind, handle, origin) {
-    if (token !== kConstruct) throw new TypeError(`use ${this.constructor.name}.open()`);
-    this.#kind = kind;
+  /** @private Use Tasks.open / Memories.open (or restore / openAsync). */
+  constructor(token, handle, origin) {
+    if (token !== kConstruct) throw new TypeError(`use ${new.target.name}.open()`);
     this.#handle = handle;
     this.#origin = origin;
-    modelFinalizer.register(this, { kind, handle }, this);
+    modelFinalizer.register(this, { handle, name: new.target.name }, this);
   }
 
   static {
     modelHandle = (m) => m.#handle;
   }
 
-  static _openArgs(redex, originHash, options, snapshot) {
+  /** The subclass's definition (throws on the abstract Model itself). */
+  static #definition(Cls) {
+    if (!Number.isInteger(Cls.kind) || typeof Cls.rowOf !== 'function' || !Cls.filterKeys) {
+      throw new TypeError(`${Cls.name} is not a model kind: use Tasks or Memories (or a subclass defining kind, rowOf and filterKeys)`);
+    }
+    return Cls;
+  }
+
+  static #openArgs(Cls, redex, originHash, options, snapshot) {
+    Model.#definition(Cls);
     if (!(redex instanceof Redex)) throw new TypeError('redex must be a Redex');
     const manager = rawRedexHandle(redex);
     if (manager === null) throw closedError('Redex');
     const origin = args.u64(originHash, 'originHash');
     const config = modelConfigJson(options);
-    if (snapshot == null) return [manager, origin, config, null, 0n, false];
+    if (snapshot == null) return [manager, Cls.kind, origin, config, null, 0n, false];
     if (typeof snapshot !== 'object') throw new TypeError('snapshot must be { data, lastSeq }');
     const data = args.bytes(snapshot.data, 'snapshot.data');
     const last = snapshot.lastSeq == null ? null : args.u64(snapshot.lastSeq, 'snapshot.lastSeq');
-    return [manager, origin, config, data, last ?? 0n, last !== null];
+    return [manager, Cls.kind, origin, config, data, last ?? 0n, last !== null];
+  }
+
+  /** Opens the model on `redex` as writer `originHash` (options: ModelOptions). */
+  static open(redex, originHash, options) {
+    const a = Model.#openArgs(this, redex, originHash, options, null);
+    return new this(kConstruct, calls.modelOpen(...a), a[2]);
+  }
+
+  /** open() on the worker pool (a persistent model replays its log). */
+  static openAsync(redex, originHash, options) {
+    return pooled(() => {
+      const a = Model.#openArgs(this, redex, originHash, options, null);
+      return pool
+        .getPool()
+        .run('modelOpen', a, [redex])
+        .then((h) => new this(kConstruct, h, a[2]));
+    });
+  }
+
+  /** Opens from `snapshot` ({ data, lastSeq }), replaying only later events. */
+  static restore(redex, originHash, snapshot, options) {
+    const a = Model.#openArgs(this, redex, originHash, options, snapshot);
+    return new this(kConstruct, calls.modelOpen(...a), a[2]);
   }
 
   /** The writer origin stamped on this model's events. */
   get originHash() {
     return this.#origin;
+  }
+
+  /** The kind libnet opened (ModelKind.TASKS, ModelKind.MEMORIES). */
+  get kind() {
+    return calls.modelKind(this._live());
   }
 
   /** True once closed. */
@@ -392,14 +497,20 @@ class Model {
     return h;
   }
 
-  _kind() {
-    return this.#kind;
+  #row(r) {
+    return this.constructor.rowOf(r);
   }
 
+  #filter(filter) {
+    return filterJson(filter, this.constructor.filterKeys);
+  }
+
+  /** A write of this kind (`op` as in calls.modelWrite): its RedEX seq. */
   _write(op, id, ...rest) {
-    return calls.cortexWrite(this.#kind, op, this._live(), args.u64(id, 'id'), ...rest);
+    return calls.modelWrite(op, this._live(), args.u64(id, 'id'), ...rest);
   }
 
+  /** _write() on the worker pool. */
   _writeAsync(op, id, ...rest) {
     return pooled(() => {
       const handle = this._live();
@@ -408,95 +519,146 @@ class Model {
       const conv = rest.map((r) =>
         Array.isArray(r) ? r.map((t) => pool.input(t, keep, transfer)) : pool.input(r, keep, transfer),
       );
-      return pool.getPool().run('cortexWrite', [this.#kind, op, handle, args.u64(id, 'id'), ...conv], keep, transfer);
+      return pool.getPool().run('modelWrite', [op, handle, args.u64(id, 'id'), ...conv], keep, transfer);
     });
+  }
+
+  /** Deletes row `id` (no effect if absent); returns the event's RedEX seq. */
+  delete(id) {
+    return this._write('delete', id);
+  }
+
+  /** delete() on the worker pool. */
+  deleteAsync(id) {
+    return this._writeAsync('delete', id);
   }
 
   /**
    * Resolves true once the fold has attempted RedEX sequence `seq`, false
    * when `timeoutMs` passed first (omitted: no limit); rejects with
-   * CortexHaltedError at once when the fold stopped short of it.
+   * CortexHaltedError at once when the fold stopped short of it, with
+   * ShuttingDownError when the model is closed meanwhile, and with the
+   * signal's reason when `{ signal }` aborts.
    */
-  async waitForSeq(seq, timeoutMs) {
+  async waitForSeq(seq, timeoutMs, options) {
     const target = args.u64(seq, 'seq');
     const wait = timeoutArg(timeoutMs);
-    const deadline = performance.now() + wait;
-    for (let first = true; ; first = false) {
-      const handle = this._live();
-      const left = deadline - performance.now();
-      if (!first && left <= 0) return false;
-      const slice = Math.min(POLL_MS, Math.max(0, Math.ceil(left)));
-      const status = await pool.getPool().run('cortexWaitForSeq', [this.#kind, handle, target, slice], [this]);
-      if (status === STATUS.NET_OK) return true;
-    }
+    const signal = asyncCalls.signalArg(options);
+    signal?.throwIfAborted();
+    const handle = this._live();
+    if (calls.check(fns.net_model_wait_for_seq(handle, target, 0, null, null)) === STATUS.NET_OK) return true;
+    if (wait === 0) return false;
+    const r = await asyncCalls.blocking({
+      op: 'model_wait_for_seq',
+      attempt: calls.waitForSeqAttempt(handle, target),
+      resumable: true,
+      timeoutMs: wait,
+      signal,
+    });
+    return asyncCalls.check(r) === STATUS.NET_OK;
   }
 
   /** The fold's watermarks and health: { appliedThroughSeq, foldedThroughSeq, running, errors, lastError, appSeq }. */
   progress() {
-    return progressOf(parseJsonBigInt(calls.cortexJson(this.#kind, 'progress', this._live(), null)));
+    return progressOf(parseJsonBigInt(calls.modelProgress(this._live())));
   }
 
   /** The row with `id`, or null. */
   findUnique(id) {
-    const text = calls.cortexFindUnique(this.#kind, this._live(), args.u64(id, 'id'));
-    return text === null ? null : this._row(parseJsonBigInt(text));
+    const text = calls.modelFindUnique(this._live(), args.u64(id, 'id'));
+    return text === null ? null : this.#row(parseJsonBigInt(text));
   }
 
   /** The rows matching `filter` (omitted: all), ordered and paged as it says. */
   findMany(filter) {
-    const f = filterJson(filter, this._filterKeys());
-    return parseJsonBigInt(calls.cortexJson(this.#kind, 'find_many', this._live(), f)).map((r) => this._row(r));
+    const f = this.#filter(filter);
+    return parseJsonBigInt(calls.modelFindMany(this._live(), f)).map((r) => this.#row(r));
   }
 
   /** How many rows match (offset/limit ignored), as a bigint. */
   countWhere(filter) {
-    return calls.cortexCountWhere(this.#kind, this._live(), filterJson(filter, this._filterKeys()));
+    return calls.modelCountWhere(this._live(), this.#filter(filter));
   }
 
   /** Whether any row matches. */
   existsWhere(filter) {
-    return calls.cortexExistsWhere(this.#kind, this._live(), filterJson(filter, this._filterKeys()));
+    return calls.modelExistsWhere(this._live(), this.#filter(filter));
   }
 
-  /** A Watch of the rows matching `filter`; its first update is the current rows. */
-  watch(filter) {
-    const handle = calls.cortexWatch(this.#kind, this._live(), filterJson(filter, this._filterKeys()), false);
-    return new Watch(kConstruct, this.#kind, handle, this, (r) => this._row(r));
+  /**
+   * A Watch of the rows matching `filter`; its first update is the current
+   * rows. With `{ signal }`, aborting it closes the watch.
+   */
+  watch(filter, options) {
+    const f = this.#filter(filter);
+    const signal = asyncCalls.signalArg(options);
+    signal?.throwIfAborted();
+    const handle = calls.modelWatch(this._live(), f, false);
+    return new Watch(kConstruct, handle, this, (r) => this.#row(r), signal);
   }
 
   /** `{ rows, watch }`: the current rows now, and a Watch of later changes only. */
-  snapshotAndWatch(filter) {
-    const r = calls.cortexWatch(this.#kind, this._live(), filterJson(filter, this._filterKeys()), true);
-    const watch = new Watch(kConstruct, this.#kind, r.watch, this, (row) => this._row(row));
-    return { rows: parseJsonBigInt(r.current).map((row) => this._row(row)), watch };
+  snapshotAndWatch(filter, options) {
+    const f = this.#filter(filter);
+    const signal = asyncCalls.signalArg(options);
+    signal?.throwIfAborted();
+    const r = calls.modelWatch(this._live(), f, true);
+    const watch = new Watch(kConstruct, r.watch, this, (row) => this.#row(row), signal);
+    return { rows: parseJsonBigInt(r.current).map((row) => this.#row(row)), watch };
   }
 
   /** `{ data: Buffer, lastSeq: bigint | null }`: the state as of the applied watermark. */
   snapshot() {
-    return calls.cortexSnapshot(this.#kind, this._live());
+    return calls.modelSnapshot(this._live());
   }
 
   /**
-   * Stops the fold, closes the model's RedEX file and frees the handle.
-   * Idempotent. A write in flight on the pool finishes first (libnet waits up
-   * to 5 s), so prefer closeAsync() where that may take long. Throws the close
-   * error (e.g. a failed final fsync) after freeing.
+   * Stops the fold and closes the model's RedEX file (syncing it) without
+   * freeing the handle (net_model_close): throws the close's error (say
+   * RedexIoError for a failed final fsync); later writes fail with
+   * CortexHaltedError, a pending waitForSeq rejects with it, watches end;
+   * queries keep answering from the last state. close() still frees it.
+   */
+  shutdown() {
+    calls.modelClose(this._live());
+  }
+
+  /** shutdown() on the worker pool. */
+  shutdownAsync() {
+    return pooled(() =>
+      pool
+        .getPool()
+        .run('modelClose', [this._live()], [this])
+        .then(() => undefined),
+    );
+  }
+
+  /**
+   * Frees the model (net_model_free): libnet wakes a waitForSeq blocked on
+   * it (it rejects with ShuttingDownError), ends its watches, waits up to
+   * 5 s for calls in flight (a write on the pool), then stops the fold and
+   * closes the file. Idempotent. Throws BusyError when calls were still
+   * running at that deadline or closing the file failed (the message says
+   * which; shutdown() first reports a failed sync as its RedEX error).
    */
   close() {
     const handle = this.#handle;
     if (handle === null) return;
     this.#handle = null;
     modelFinalizer.unregister(this);
-    calls.cortexCloseFree(this.#kind, handle);
+    calls.free('net_model_free', handle);
   }
 
-  /** close() on the async pool. */
+  /** close() on the worker pool; rejects as close() throws. */
   closeAsync() {
     const handle = this.#handle;
     if (handle === null) return Promise.resolve();
     this.#handle = null;
     modelFinalizer.unregister(this);
-    return pool.getPool().run('cortexCloseFree', [this.#kind, handle]);
+    return pool
+      .getPool()
+      .run('free', ['net_model_free', handle])
+      .then(() => undefined);
   }
 
   [Symbol.dispose]() {
@@ -522,35 +684,11 @@ function tagList(tags) {
   return tags.map((t, i) => text(t, `tags[${i}]`));
 }
 
-/** The tasks model (channel cortex/tasks). */
+/** The tasks model (channel cortex/tasks): rows, filter keys and the writes of its own. */
 class Tasks extends Model {
-  /** Opens the model on `redex` for the writer `originHash`; options as modelConfigJson. */
-  static open(redex, originHash, options) {
-    const a = Model._openArgs(redex, originHash, options, null);
-    return new Tasks(kConstruct, 'tasks', calls.cortexOpen('tasks', ...a), a[1]);
-  }
-
-  /** open() on the async pool (a persistent model replays its log). */
-  static openAsync(redex, originHash, options) {
-    return pooled(() => {
-      const a = Model._openArgs(redex, originHash, options, null);
-      return pool.getPool().run('cortexOpen', ['tasks', ...a], [redex]).then((h) => new Tasks(kConstruct, 'tasks', h, a[1]));
-    });
-  }
-
-  /** Opens from `snapshot` ({ data, lastSeq }), replaying only later events. */
-  static restore(redex, originHash, snapshot, options) {
-    const a = Model._openArgs(redex, originHash, options, snapshot);
-    return new Tasks(kConstruct, 'tasks', calls.cortexOpen('tasks', ...a), a[1]);
-  }
-
-  _row(r) {
-    return taskRow(r);
-  }
-
-  _filterKeys() {
-    return TASK_FILTER;
-  }
+  static kind = ModelKind.TASKS;
+  static rowOf = taskRow;
+  static filterKeys = TASK_FILTER;
 
   /** Creates task `id` (pending); returns the event's RedEX seq. */
   create(id, title) {
@@ -578,46 +716,13 @@ class Tasks extends Model {
   completeAsync(id) {
     return this._writeAsync('complete', id);
   }
-
-  /** Deletes task `id`. */
-  delete(id) {
-    return this._write('delete', id);
-  }
-
-  deleteAsync(id) {
-    return this._writeAsync('delete', id);
-  }
 }
 
-/** The memories model (channel cortex/memories). */
+/** The memories model (channel cortex/memories): rows, filter keys and the writes of its own. */
 class Memories extends Model {
-  static open(redex, originHash, options) {
-    const a = Model._openArgs(redex, originHash, options, null);
-    return new Memories(kConstruct, 'memories', calls.cortexOpen('memories', ...a), a[1]);
-  }
-
-  static openAsync(redex, originHash, options) {
-    return pooled(() => {
-      const a = Model._openArgs(redex, originHash, options, null);
-      return pool
-        .getPool()
-        .run('cortexOpen', ['memories', ...a], [redex])
-        .then((h) => new Memories(kConstruct, 'memories', h, a[1]));
-    });
-  }
-
-  static restore(redex, originHash, snapshot, options) {
-    const a = Model._openArgs(redex, originHash, options, snapshot);
-    return new Memories(kConstruct, 'memories', calls.cortexOpen('memories', ...a), a[1]);
-  }
-
-  _row(r) {
-    return memoryRow(r);
-  }
-
-  _filterKeys() {
-    return MEMORY_FILTER;
-  }
+  static kind = ModelKind.MEMORIES;
+  static rowOf = memoryRow;
+  static filterKeys = MEMORY_FILTER;
 
   /** Stores memory `id`; returns the event's RedEX seq. */
   store(id, content, tags = [], source = '') {
@@ -654,14 +759,6 @@ class Memories extends Model {
   unpinAsync(id) {
     return this._writeAsync('unpin', id);
   }
-
-  delete(id) {
-    return this._write('delete', id);
-  }
-
-  deleteAsync(id) {
-    return this._writeAsync('delete', id);
-  }
 }
 
 /** The raw handle (bigint pointer) of a model or watch, or null once closed. */
@@ -671,4 +768,4 @@ function rawCortexHandle(value) {
   return undefined;
 }
 
-module.exports = { Tasks, Memories, Watch, rawCortexHandle, modelConfigJson, filterJson, toBuffer, POLL_MS };
+module.exports = { Model, ModelKind, Tasks, Memories, Watch, rawCortexHandle, modelConfigJson, filterJson, toBuffer };

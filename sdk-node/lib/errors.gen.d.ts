@@ -29,6 +29,21 @@ export declare class PanicError extends NetError {}
  */
 export declare class InternalError extends NetError {}
 /**
+ * The call was cancelled through its `net_cancel_t` before it finished;
+ * it had no effect beyond what its documentation says of cancellation.
+ *
+ * Status `NET_ERR_CANCELLED` (-5).
+ */
+export declare class CancelledError extends NetError {}
+/**
+ * A free or close could not finish: calls on the handle were still
+ * running at the deadline (its resources were leaked rather than freed
+ * under them) or releasing them failed; the message says which.
+ *
+ * Status `NET_ERR_BUSY` (-6).
+ */
+export declare class BusyError extends NetError {}
+/**
  * The identity holds only a public key and cannot sign or be sealed.
  *
  * Status `NET_ERR_READ_ONLY` (-10).

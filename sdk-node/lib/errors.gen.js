@@ -34,6 +34,21 @@ class PanicError extends NetError {}
  */
 class InternalError extends NetError {}
 /**
+ * The call was cancelled through its `net_cancel_t` before it finished;
+ * it had no effect beyond what its documentation says of cancellation.
+ *
+ * Status `NET_ERR_CANCELLED` (-5).
+ */
+class CancelledError extends NetError {}
+/**
+ * A free or close could not finish: calls on the handle were still
+ * running at the deadline (its resources were leaked rather than freed
+ * under them) or releasing them failed; the message says which.
+ *
+ * Status `NET_ERR_BUSY` (-6).
+ */
+class BusyError extends NetError {}
+/**
  * The identity holds only a public key and cannot sign or be sealed.
  *
  * Status `NET_ERR_READ_ONLY` (-10).
@@ -401,6 +416,8 @@ const CLASS_BY_STATUS = new Map([
   [-2, ShuttingDownError], // NET_ERR_SHUTTING_DOWN
   [-3, PanicError], // NET_ERR_PANIC
   [-4, InternalError], // NET_ERR_INTERNAL
+  [-5, CancelledError], // NET_ERR_CANCELLED
+  [-6, BusyError], // NET_ERR_BUSY
   [-10, ReadOnlyError], // NET_ERR_READ_ONLY
   [-11, InvalidPublicKeyError], // NET_ERR_INVALID_PUBLIC_KEY
   [-12, InvalidSignatureError], // NET_ERR_INVALID_SIGNATURE
@@ -472,6 +489,8 @@ const ERROR_CLASSES = Object.freeze({
   ShuttingDownError,
   PanicError,
   InternalError,
+  CancelledError,
+  BusyError,
   ReadOnlyError,
   InvalidPublicKeyError,
   InvalidSignatureError,

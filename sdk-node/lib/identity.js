@@ -1,7 +1,8 @@
 'use strict';
 // Identity: an ed25519 keypair (or only its public key) behind a libnet
 // handle. Lifetime: close() / `using` / `await using`, with a
-// FinalizationRegistry as a safety net.
+// FinalizationRegistry as a safety net (lib/finalize.js: it warns and frees
+// in the background, never on the event loop).
 //
 // No JS-side lock: close() only nulls the field and frees the old pointer.
 // Calls already running on other threads (async pool) keep the raw pointer;
@@ -14,13 +15,12 @@ const calls = require('./calls');
 const args = require('./args');
 const { ShuttingDownError } = require('./errors');
 const pool = require('./pool');
+const { leakRegistry } = require('./finalize');
 
 const kConstruct = Symbol('netmesh.Identity.construct');
 
 // Frees handles whose Identity was garbage-collected without close().
-const finalizer = new FinalizationRegistry((handle) => {
-  fns.net_identity_free(handle);
-});
+const finalizer = leakRegistry('Identity', 'net_identity_free');
 
 let handleOf; // (identity) => bigint | null, set in the class's static block
 
@@ -162,6 +162,8 @@ class Identity {
   /**
    * Releases the handle. Idempotent. Waits (up to 5 s, inside libnet) for
    * calls in flight on other threads; later calls throw ShuttingDownError.
+   * Throws BusyError when calls were still running at that deadline (libnet
+   * then leaks the key rather than free it under them).
    */
   close() {
     const handle = this.#handle;
@@ -171,7 +173,7 @@ class Identity {
     calls.identityFree(handle);
   }
 
-  /** close() whose wait for in-flight calls happens on a worker thread. */
+  /** close() whose wait for in-flight calls happens on a worker thread; rejects with BusyError. */
   closeAsync() {
     const handle = this.#handle;
     if (handle === null) return Promise.resolve();
@@ -179,7 +181,7 @@ class Identity {
     finalizer.unregister(this);
     return pool
       .getPool()
-      .run('identityFree', [handle])
+      .run('free', ['net_identity_free', handle])
       .then(() => undefined);
   }
 

@@ -5,19 +5,22 @@
 // sessions are bound to the peers' ed25519 identities.
 //
 // Everything that can block — connect, accept, sendBlocking, receiving —
-// runs on the async pool (receiving in slices of at most POLL_MS, like
-// RedEX tails), so the event loop never blocks. Node ids and stream ids are
-// bigints.
+// runs as one libnet call on libuv's threadpool (a koffi async call, see
+// lib/async.js) with the caller's timeout, cancelled by its AbortSignal and
+// woken by close(); receiving first takes what is ready without waiting.
+// The event loop never blocks. Node ids and stream ids are bigints.
 
 const util = require('node:util');
-const { performance } = require('node:perf_hooks');
 const { STATUS, fns } = require('./native');
 const calls = require('./calls');
 const args = require('./args');
 const pool = require('./pool');
+const asyncCalls = require('./async');
+const { leakRegistry } = require('./finalize');
 const { ShuttingDownError, MeshConfigError } = require('./errors');
 
-const POLL_MS = 50;
+/** recv() yields to the event loop after this many batches served without waiting. */
+const RECV_BATCHES = 64;
 const U64_MAX = (1n << 64n) - 1n;
 const DONE = Object.freeze({ done: true, value: undefined });
 const kConstruct = Symbol('netmesh.Mesh.construct');
@@ -35,7 +38,7 @@ function pooled(fn) {
 }
 
 function timeoutArg(timeoutMs) {
-  if (timeoutMs === undefined || timeoutMs === Infinity) return Infinity;
+  if (timeoutMs === undefined || timeoutMs === null || timeoutMs === Infinity) return Infinity;
   if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
     throw new TypeError('timeoutMs must be a non-negative number (or omitted / Infinity to wait forever)');
   }
@@ -91,8 +94,8 @@ function meshConfigJson(options) {
   return parts.length ? Buffer.from(`{${parts.join(',')}}`, 'utf8') : null;
 }
 
-const meshFinalizer = new FinalizationRegistry((handle) => fns.net_mesh_free(handle));
-const streamFinalizer = new FinalizationRegistry((handle) => fns.net_mesh_stream_free(handle));
+const meshFinalizer = leakRegistry('Mesh', 'net_mesh_free');
+const streamFinalizer = leakRegistry('MeshStream', 'net_mesh_stream_free');
 let meshHandle;
 let streamHandle;
 
@@ -107,6 +110,7 @@ let streamHandle;
 class Mesh {
   #handle;
   #chain = Promise.resolve();
+  #served = 0;
 
   /** @private Use Mesh.open(). */
   constructor(token, handle) {
@@ -161,28 +165,51 @@ class Mesh {
     calls.check(fns.net_mesh_start(this.#live()));
   }
 
-  /** Handshakes with `nodeId` at `addr` (its static X25519 `publicKey`), on the pool. */
-  connect(addr, publicKey, nodeId) {
+  /**
+   * Handshakes with `nodeId` at `addr` (its static X25519 `publicKey`), off
+   * the event loop; `{ signal }` cancels it (it rejects with the signal's
+   * reason). Rejects with ShuttingDownError when the node is closed meanwhile.
+   */
+  connect(addr, publicKey, nodeId, options) {
     return pooled(() => {
+      const signal = asyncCalls.signalArg(options);
       const handle = this.#live();
       const a = Buffer.from(String(addr), 'utf8');
       const k = new Uint8Array(args.bytes(publicKey, 'publicKey'));
-      return pool.getPool().run('meshConnect', [handle, a, k, args.u64(nodeId, 'nodeId')], [this]);
+      return asyncCalls
+        .blocking({
+          op: 'mesh_connect',
+          attempt: calls.meshConnectAttempt(handle, a, k, args.u64(nodeId, 'nodeId')),
+          resumable: false,
+          signal,
+        })
+        .then((r) => {
+          asyncCalls.check(r);
+        });
     });
   }
 
-  /** Waits for `nodeId` to handshake in the direct form: its address, or null on timeout. */
-  async accept(nodeId, timeoutMs) {
-    const id = args.u64(nodeId, 'nodeId');
-    const deadline = performance.now() + timeoutArg(timeoutMs);
-    for (let first = true; ; first = false) {
+  /**
+   * Waits for `nodeId` to handshake in the direct form: its address, or null
+   * on timeout (omitted: no limit). `{ signal }` cancels the wait; closing the
+   * node rejects it with ShuttingDownError.
+   */
+  accept(nodeId, timeoutMs, options) {
+    return pooled(() => {
+      const id = args.u64(nodeId, 'nodeId');
+      const wait = timeoutArg(timeoutMs);
+      const signal = asyncCalls.signalArg(options);
       const handle = this.#live();
-      const left = deadline - performance.now();
-      if (!first && left <= 0) return null;
-      const slice = Math.min(POLL_MS, Math.max(0, Math.ceil(left)));
-      const addr = await pool.getPool().run('meshAccept', [handle, id, slice], [this]);
-      if (addr !== null) return addr;
-    }
+      return asyncCalls
+        .blocking({
+          op: 'mesh_accept',
+          attempt: calls.meshAcceptAttempt(handle, id),
+          resumable: false, // a handshake arriving between two attempts would find no accept
+          timeoutMs: wait,
+          signal,
+        })
+        .then((r) => (asyncCalls.check(r) === STATUS.NET_OK ? r.value : null));
+    });
   }
 
   /** Opens stream `streamId` to `peer`: `{ reliable?, window? }` (window: bytes, 0 = unlimited). */
@@ -196,17 +223,21 @@ class Mesh {
 
   /**
    * Up to `max` received events `{ peer, streamId, data }`: resolves with at
-   * least one, with [] when `timeoutMs` passed, or with null once the node is
-   * shut down. Calls are served in order.
+   * least one, with [] when `timeoutMs` passed (omitted: no limit; 0: only
+   * what is ready), or with null once the node is shut down. `{ signal }`
+   * aborts the wait (nothing is taken). Calls are served in order.
    */
-  recv(max = 1024, timeoutMs) {
+  recv(max = 1024, timeoutMs, options) {
     let wait;
+    let signal;
     try {
       wait = timeoutArg(timeoutMs);
+      signal = asyncCalls.signalArg(options);
+      if (!Number.isSafeInteger(max) || max < 0) throw new TypeError('max must be a non-negative integer');
     } catch (err) {
       return Promise.reject(err);
     }
-    const result = this.#chain.then(() => this.#recv(max, wait));
+    const result = this.#chain.then(() => this.#recv(Math.max(1, max), wait, signal));
     this.#chain = result.then(
       () => undefined,
       () => undefined,
@@ -214,41 +245,67 @@ class Mesh {
     return result;
   }
 
-  async #recv(max, timeoutMs) {
-    const deadline = performance.now() + timeoutMs;
-    for (let first = true; ; first = false) {
-      const handle = this.#handle;
-      if (handle === null) return null;
-      const left = deadline - performance.now();
-      if (!first && left <= 0) return [];
-      const slice = Math.min(POLL_MS, Math.max(0, Math.ceil(left)));
-      let r;
-      try {
-        r = await pool.getPool().run('meshRecvBatch', [handle, Math.max(1, max), slice], [this]);
-      } catch (err) {
-        if (err instanceof ShuttingDownError) return null;
-        throw err;
-      }
-      if (r.status === STATUS.NET_OK) {
-        return r.records.map((e) => ({ peer: e.peer, streamId: e.streamId, data: Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength) }));
-      }
-      if (r.status === STATUS.NET_END) return null;
+  async #recv(max, timeoutMs, signal) {
+    signal?.throwIfAborted();
+    const handle = this.#handle;
+    if (handle === null) return null;
+    if (this.#served >= RECV_BATCHES) {
+      this.#served = 0;
+      await asyncCalls.yieldToLoop();
+      if (this.#handle !== handle) return null;
     }
+    let r;
+    try {
+      r = calls.meshTryRecvBatch(handle, max);
+    } catch (err) {
+      if (err instanceof ShuttingDownError) return null;
+      throw err;
+    }
+    if (r.status === STATUS.NET_OK) {
+      this.#served++;
+      return r.records;
+    }
+    if (r.status === STATUS.NET_END) return null;
+    if (timeoutMs === 0) return [];
+    this.#served = 0;
+    const b = await asyncCalls.blocking({
+      op: 'mesh_recv_batch',
+      attempt: calls.meshRecvBatchAttempt(handle, max),
+      resumable: true,
+      timeoutMs,
+      signal,
+    });
+    if (b.status === STATUS.NET_OK) return b.value;
+    if (b.status === STATUS.NET_END || b.status === STATUS.NET_ERR_SHUTTING_DOWN) {
+      signal?.throwIfAborted();
+      return null;
+    }
+    asyncCalls.check(b);
+    return []; // NET_TIMEOUT
   }
 
   /** One event without waiting (net_mesh_recv_next with a zero timeout), or null. */
   tryRecv() {
-    const r = calls.meshRecvNext(this.#live(), 0);
+    const r = calls.meshRecvNext(this.#live());
     return r.status === STATUS.NET_OK ? r.event : null;
   }
 
-  /** Events until the node shuts down. */
-  async *[Symbol.asyncIterator]() {
+  /**
+   * Events until the node shuts down (or `{ signal }` aborts: the loop then
+   * throws the signal's reason).
+   */
+  async *events(options) {
+    const signal = asyncCalls.signalArg(options);
     for (;;) {
-      const events = await this.recv(1024);
+      const events = await this.recv(1024, undefined, { signal });
       if (events === null) return;
       yield* events;
     }
+  }
+
+  /** Events until the node shuts down: `for await (const e of mesh)`. */
+  [Symbol.asyncIterator]() {
+    return this.events();
   }
 
   /** The peers (ids as bigints). */
@@ -274,13 +331,21 @@ class Mesh {
     return out;
   }
 
-  /** Stops the node without freeing it: blocked calls return. */
+  /**
+   * Stops the node without freeing it (net_mesh_close): blocked calls return
+   * (recv with null), later ones fail with ShuttingDownError. Idempotent.
+   */
   shutdown() {
     const h = this.#handle;
-    if (h !== null) fns.net_mesh_shutdown(h);
+    if (h !== null) calls.check(fns.net_mesh_close(h));
   }
 
-  /** Shuts the node down and frees it (blocked calls return first). Idempotent. */
+  /**
+   * Shuts the node down and frees it: libnet wakes every call blocked on it
+   * and on its streams first (recv resolves null; connect, accept and
+   * sendBlocking reject). Idempotent. Throws BusyError if calls were still
+   * running after libnet's 5 s deadline.
+   */
   close() {
     const h = this.#handle;
     if (h === null) return;
@@ -289,8 +354,24 @@ class Mesh {
     calls.meshFree(h);
   }
 
+  /** close() on the worker pool; rejects with BusyError. */
+  closeAsync() {
+    const h = this.#handle;
+    if (h === null) return Promise.resolve();
+    this.#handle = null;
+    meshFinalizer.unregister(this);
+    return pool
+      .getPool()
+      .run('free', ['net_mesh_free', h])
+      .then(() => undefined);
+  }
+
   [Symbol.dispose]() {
     this.close();
+  }
+
+  [Symbol.asyncDispose]() {
+    return this.closeAsync();
   }
 
   [util.inspect.custom]() {
@@ -337,20 +418,38 @@ class MeshStream {
     calls.meshSend(this.#live(), events.map((e, i) => args.bytesOrString(e, `events[${i}]`)));
   }
 
-  /** Sends the events, waiting for credit on the pool; resolves false when `timeoutMs` passed first. */
-  sendBlocking(events, timeoutMs) {
+  /**
+   * Sends the events, waiting for credit packet by packet off the event loop;
+   * resolves true once sent, false when `timeoutMs` passed first (omitted: no
+   * limit; the packets before the one that timed out were sent). `{ signal }`
+   * cancels the wait (it rejects with the signal's reason); closing the stream
+   * rejects it with MeshStreamClosedError, closing the node with
+   * ShuttingDownError. Either way no thread is held after that.
+   */
+  sendBlocking(events, timeoutMs, options) {
     return pooled(() => {
       const handle = this.#live();
       const wait = timeoutArg(timeoutMs);
-      const ms = wait === Infinity ? 0xffffffff : Math.min(Math.ceil(wait), 0xfffffffe);
-      const keep = [this];
-      const transfer = [];
-      const list = events.map((e, i) => pool.input(args.bytesOrString(e, `events[${i}]`), keep, transfer));
-      return pool.getPool().run('meshSendBlocking', [handle, list, ms], keep, transfer);
+      const signal = asyncCalls.signalArg(options);
+      if (!Array.isArray(events)) throw new TypeError('events must be an array');
+      const list = events.map((e, i) => args.bytesOrString(e, `events[${i}]`));
+      return asyncCalls
+        .blocking({
+          op: 'mesh_stream_send_blocking',
+          attempt: calls.meshSendBlockingAttempt(handle, list),
+          resumable: false, // a cancel leaves part of the batch sent
+          timeoutMs: wait,
+          signal,
+        })
+        .then((r) => asyncCalls.check(r) === STATUS.NET_OK);
     });
   }
 
-  /** Closes the stream and frees the handle. Idempotent. */
+  /**
+   * Closes the stream and frees the handle; a pending sendBlocking rejects
+   * with MeshStreamClosedError. Idempotent. Throws BusyError if a call was
+   * still on the handle after libnet's 5 s deadline.
+   */
   close() {
     const h = this.#handle;
     if (h === null) return;
@@ -359,8 +458,24 @@ class MeshStream {
     calls.meshStreamFree(h);
   }
 
+  /** close() on the worker pool; rejects with BusyError. */
+  closeAsync() {
+    const h = this.#handle;
+    if (h === null) return Promise.resolve();
+    this.#handle = null;
+    streamFinalizer.unregister(this);
+    return pool
+      .getPool()
+      .run('free', ['net_mesh_stream_free', h])
+      .then(() => undefined);
+  }
+
   [Symbol.dispose]() {
     this.close();
+  }
+
+  [Symbol.asyncDispose]() {
+    return this.closeAsync();
   }
 
   [util.inspect.custom]() {
@@ -374,4 +489,4 @@ function rawMeshHandle(value) {
   return undefined;
 }
 
-module.exports = { Mesh, MeshStream, rawMeshHandle, meshConfigJson, POLL_MS, DONE };
+module.exports = { Mesh, MeshStream, rawMeshHandle, meshConfigJson, DONE };

@@ -11,6 +11,8 @@ export type StatusName =
   | 'NET_ERR_SHUTTING_DOWN'
   | 'NET_ERR_PANIC'
   | 'NET_ERR_INTERNAL'
+  | 'NET_ERR_CANCELLED'
+  | 'NET_ERR_BUSY'
   | 'NET_ERR_READ_ONLY'
   | 'NET_ERR_INVALID_PUBLIC_KEY'
   | 'NET_ERR_INVALID_SIGNATURE'
@@ -67,12 +69,20 @@ export type StatusName =
 
 /** The names of the `#define NET_*` constants. */
 export type ConstantName =
+  | 'NET_MODEL_TASKS'
+  | 'NET_MODEL_MEMORIES'
   | 'NET_ENVELOPE_SIZE'
   | 'NET_CHAIN_LINK_LEN'
   | 'NET_X25519_KEY_LEN'
   | 'NET_SEED_LEN'
   | 'NET_PUBLIC_KEY_LEN'
   | 'NET_SIGNATURE_LEN'
+  | 'NET_LOG_OFF'
+  | 'NET_LOG_ERROR'
+  | 'NET_LOG_WARN'
+  | 'NET_LOG_INFO'
+  | 'NET_LOG_DEBUG'
+  | 'NET_LOG_TRACE'
   | 'NET_WAIT_FOREVER'
   | 'NET_TOKEN_SIZE'
   | 'NET_SCOPE_PUBLISH'
@@ -93,6 +103,8 @@ export declare const STATUS: {
   readonly NET_ERR_SHUTTING_DOWN: -2;
   readonly NET_ERR_PANIC: -3;
   readonly NET_ERR_INTERNAL: -4;
+  readonly NET_ERR_CANCELLED: -5;
+  readonly NET_ERR_BUSY: -6;
   readonly NET_ERR_READ_ONLY: -10;
   readonly NET_ERR_INVALID_PUBLIC_KEY: -11;
   readonly NET_ERR_INVALID_SIGNATURE: -12;
@@ -150,12 +162,20 @@ export declare const STATUS: {
 
 /** Every `#define NET_*` of include/net.h, by name. */
 export declare const CONSTANTS: {
+  readonly NET_MODEL_TASKS: 1;
+  readonly NET_MODEL_MEMORIES: 2;
   readonly NET_ENVELOPE_SIZE: 209;
   readonly NET_CHAIN_LINK_LEN: 32;
   readonly NET_X25519_KEY_LEN: 32;
   readonly NET_SEED_LEN: 32;
   readonly NET_PUBLIC_KEY_LEN: 32;
   readonly NET_SIGNATURE_LEN: 64;
+  readonly NET_LOG_OFF: 0;
+  readonly NET_LOG_ERROR: 1;
+  readonly NET_LOG_WARN: 2;
+  readonly NET_LOG_INFO: 3;
+  readonly NET_LOG_DEBUG: 4;
+  readonly NET_LOG_TRACE: 5;
   readonly NET_WAIT_FOREVER: 4294967295;
   readonly NET_TOKEN_SIZE: 159;
   readonly NET_SCOPE_PUBLISH: 1;
@@ -164,7 +184,7 @@ export declare const CONSTANTS: {
   readonly NET_SCOPE_DELEGATE: 8;
   readonly NET_SCOPE_WILDCARD: 16;
   readonly NET_SCOPE_ALL: 15;
-  readonly NET_ABI_VERSION: 1;
+  readonly NET_ABI_VERSION: 2;
 };
 
 /** The values of every other enum, by enum name. */

@@ -29,6 +29,17 @@ const STATUS = Object.freeze({
   NET_ERR_PANIC: -3,
   /** An internal invariant failed; the message says which. */
   NET_ERR_INTERNAL: -4,
+  /**
+   * The call was cancelled through its `net_cancel_t` before it finished;
+   * it had no effect beyond what its documentation says of cancellation.
+   */
+  NET_ERR_CANCELLED: -5,
+  /**
+   * A free or close could not finish: calls on the handle were still
+   * running at the deadline (its resources were leaked rather than freed
+   * under them) or releasing them failed; the message says which.
+   */
+  NET_ERR_BUSY: -6,
   /** The identity holds only a public key and cannot sign or be sealed. */
   NET_ERR_READ_ONLY: -10,
   /** 32 bytes that are not a valid ed25519 public key. */
@@ -176,6 +187,30 @@ const STATUS = Object.freeze({
 
 /** Every `#define NET_*` of include/net.h, by name (koffi cannot read macros). */
 const CONSTANTS = Object.freeze({
+  /**
+   * Model kind: tasks (STORAGE.md §11.3), on channel `cortex/tasks`.
+   *
+   * Rows: `{"id", "title", "status": "pending" | "completed", "created_ns",
+   * "updated_ns"}`. Filter keys: `ids`, `status`, `title_contains`,
+   * `created_after`, `created_before`, `updated_after`, `updated_before`,
+   * `order_by` (`id_asc`, `id_desc`, `created_asc`, `created_desc`,
+   * `updated_asc`, `updated_desc`, `title_asc`, `title_desc`), `offset`,
+   * `limit`. Writes of its own: `net_tasks_create`, `net_tasks_rename`,
+   * `net_tasks_complete`.
+   */
+  NET_MODEL_TASKS: 1,
+  /**
+   * Model kind: memories (STORAGE.md §11.4), on channel `cortex/memories`.
+   *
+   * Rows: `{"id", "content", "tags", "source", "created_ns", "updated_ns",
+   * "pinned"}`. Filter keys: `ids`, `tags_any`, `tags_all`, `source`,
+   * `pinned`, `content_contains`, `created_after`, `created_before`,
+   * `updated_after`, `updated_before`, `order_by` (`id_asc`, `id_desc`,
+   * `created_asc`, `created_desc`, `updated_asc`, `updated_desc`), `offset`,
+   * `limit`. Writes of its own: `net_memories_store`, `net_memories_retag`,
+   * `net_memories_pin`, `net_memories_unpin`.
+   */
+  NET_MODEL_MEMORIES: 2,
   /** Size of a serialized identity envelope (version 1). */
   NET_ENVELOPE_SIZE: 209,
   /** Size of the chain link (a serialized CausalLink) an envelope is bound to. */
@@ -188,6 +223,18 @@ const CONSTANTS = Object.freeze({
   NET_PUBLIC_KEY_LEN: 32,
   /** Length of an ed25519 signature. */
   NET_SIGNATURE_LEN: 64,
+  /** Logging off (the default until a caller sets a level). */
+  NET_LOG_OFF: 0,
+  /** Errors only. */
+  NET_LOG_ERROR: 1,
+  /** Warnings and errors. */
+  NET_LOG_WARN: 2,
+  /** Informational records too. */
+  NET_LOG_INFO: 3,
+  /** Debug records too. */
+  NET_LOG_DEBUG: 4,
+  /** Everything. */
+  NET_LOG_TRACE: 5,
   /** `timeout_ms` value meaning "wait as long as it takes". */
   NET_WAIT_FOREVER: 4294967295,
   /** Size of a serialized permission token. */
@@ -209,7 +256,7 @@ const CONSTANTS = Object.freeze({
    * version they were written for and refuse to load on a mismatch. Bumped on
    * any incompatible change to `include/net.h`.
    */
-  NET_ABI_VERSION: 1,
+  NET_ABI_VERSION: 2,
 });
 
 /** The values of every other enum of include/net.h, by enum name. */
@@ -231,17 +278,16 @@ function defineTypes(koffi) {
   };
   named('net_status_t', () => koffi.alias('net_status_t', 'int32_t'));
   named('net_bus_t', () => koffi.opaque('net_bus_t'));
+  named('net_cancel_t', () => koffi.opaque('net_cancel_t'));
   named('net_identity_t', () => koffi.opaque('net_identity_t'));
-  named('net_memories_adapter_t', () => koffi.opaque('net_memories_adapter_t'));
-  named('net_memories_watch_t', () => koffi.opaque('net_memories_watch_t'));
   named('net_mesh_stream_t', () => koffi.opaque('net_mesh_stream_t'));
   named('net_mesh_t', () => koffi.opaque('net_mesh_t'));
+  named('net_model_t', () => koffi.opaque('net_model_t'));
+  named('net_model_watch_t', () => koffi.opaque('net_model_watch_t'));
   named('net_redex_file_t', () => koffi.opaque('net_redex_file_t'));
   named('net_redex_t', () => koffi.opaque('net_redex_t'));
   named('net_redex_tail_t', () => koffi.opaque('net_redex_tail_t'));
   named('net_redis_dedup_t', () => koffi.opaque('net_redis_dedup_t'));
-  named('net_tasks_adapter_t', () => koffi.opaque('net_tasks_adapter_t'));
-  named('net_tasks_watch_t', () => koffi.opaque('net_tasks_watch_t'));
   named('net_slice_t', () =>
     koffi.struct('net_slice_t', {
       ptr: 'const uint8_t *',
@@ -259,6 +305,12 @@ function defineTypes(koffi) {
     koffi.struct('net_bytes_t', {
       ptr: 'uint8_t *',
       len: 'size_t',
+    }),
+  );
+  named('net_error_t', () =>
+    koffi.struct('net_error_t', {
+      status: 'net_status_t',
+      message: 'net_bytes_t',
     }),
   );
   named('net_token_info_t', () =>
@@ -285,63 +337,53 @@ function defineTypes(koffi) {
  */
 const PROTOTYPES = Object.freeze([
   'net_status_t net_bus_new(const uint8_t *config_json, size_t config_json_len, _Out_ net_bus_t **out)',
-  'void net_bus_free(net_bus_t *bus)',
+  'net_status_t net_bus_free(net_bus_t *bus)',
   'net_status_t net_bus_ingest_raw(const net_bus_t *bus, const uint8_t *event, size_t event_len)',
   'net_status_t net_bus_ingest_raw_batch(const net_bus_t *bus, const net_slice_t *events, size_t count, _Inout_ net_bus_ingest_report_t *report)',
   'net_status_t net_bus_ingest_raw_packed(const net_bus_t *bus, const uint8_t *data, size_t data_len, const uint32_t *lengths, size_t count, _Inout_ net_bus_ingest_report_t *report)',
-  'net_status_t net_bus_poll(const net_bus_t *bus, const uint8_t *request_json, size_t request_json_len, _Inout_ net_bytes_t *events_out, _Inout_ net_bytes_t *meta_out)',
-  'net_status_t net_bus_flush(const net_bus_t *bus)',
+  'net_status_t net_bus_poll(const net_bus_t *bus, const uint8_t *request_json, size_t request_json_len, _Inout_ net_bytes_t *events_out, _Inout_ net_bytes_t *meta_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_bus_flush(const net_bus_t *bus, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_bus_stats(const net_bus_t *bus, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_bus_num_shards(const net_bus_t *bus, _Out_ uint16_t *out)',
-  'net_status_t net_bus_shutdown(const net_bus_t *bus, _Inout_ net_bytes_t *report_json_out)',
+  'net_status_t net_bus_close(const net_bus_t *bus, _Inout_ net_bytes_t *report_json_out)',
   'net_status_t net_redis_dedup_new(size_t capacity, _Out_ net_redis_dedup_t **out)',
-  'void net_redis_dedup_free(net_redis_dedup_t *dedup)',
+  'net_status_t net_redis_dedup_free(net_redis_dedup_t *dedup)',
   'net_status_t net_redis_dedup_is_duplicate(const net_redis_dedup_t *dedup, const uint8_t *id, size_t id_len, _Out_ bool *out)',
   'net_status_t net_redis_dedup_check_batch(const net_redis_dedup_t *dedup, const net_slice_t *ids, size_t count, _Out_ bool *duplicates_out)',
   'net_status_t net_redis_dedup_info(const net_redis_dedup_t *dedup, _Out_ size_t *len_out, _Out_ size_t *capacity_out, _Out_ uint64_t *duplicates_out)',
   'net_status_t net_redis_dedup_clear(const net_redis_dedup_t *dedup)',
   'void net_bytes_free(_Inout_ net_bytes_t *bytes)',
+  'net_status_t net_cancel_new(_Out_ net_cancel_t **out)',
+  'net_status_t net_cancel_cancel(const net_cancel_t *cancel)',
+  'net_status_t net_cancel_is_cancelled(const net_cancel_t *cancel, _Out_ bool *out)',
+  'net_status_t net_cancel_free(net_cancel_t *cancel)',
+  'void net_error_clear(_Inout_ net_error_t *error)',
   'net_status_t net_channel_validate(const uint8_t *name, size_t name_len)',
   'net_status_t net_channel_hash(const uint8_t *name, size_t name_len, _Out_ uint16_t *out)',
-  'net_status_t net_tasks_open(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, _Out_ net_tasks_adapter_t **out)',
-  'net_status_t net_tasks_restore(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, _Out_ net_tasks_adapter_t **out)',
-  'void net_tasks_free(net_tasks_adapter_t *tasks)',
-  'net_status_t net_tasks_close(const net_tasks_adapter_t *tasks)',
-  'net_status_t net_tasks_create(const net_tasks_adapter_t *tasks, uint64_t id, const uint8_t *title, size_t title_len, _Out_ uint64_t *seq_out)',
-  'net_status_t net_tasks_rename(const net_tasks_adapter_t *tasks, uint64_t id, const uint8_t *new_title, size_t new_title_len, _Out_ uint64_t *seq_out)',
-  'net_status_t net_tasks_complete(const net_tasks_adapter_t *tasks, uint64_t id, _Out_ uint64_t *seq_out)',
-  'net_status_t net_tasks_delete(const net_tasks_adapter_t *tasks, uint64_t id, _Out_ uint64_t *seq_out)',
-  'net_status_t net_tasks_wait_for_seq(const net_tasks_adapter_t *tasks, uint64_t seq, uint32_t timeout_ms)',
-  'net_status_t net_tasks_progress(const net_tasks_adapter_t *tasks, _Inout_ net_bytes_t *json_out)',
-  'net_status_t net_tasks_find_unique(const net_tasks_adapter_t *tasks, uint64_t id, _Inout_ net_bytes_t *json_out, _Out_ bool *found_out)',
-  'net_status_t net_tasks_find_many(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, _Inout_ net_bytes_t *json_out)',
-  'net_status_t net_tasks_count_where(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, _Out_ uint64_t *count_out)',
-  'net_status_t net_tasks_exists_where(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, _Out_ bool *exists_out)',
-  'net_status_t net_tasks_watch(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, _Out_ net_tasks_watch_t **out)',
-  'net_status_t net_tasks_snapshot_and_watch(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, _Inout_ net_bytes_t *current_json_out, _Out_ net_tasks_watch_t **out)',
-  'net_status_t net_tasks_watch_next(const net_tasks_watch_t *watch, uint32_t timeout_ms, _Inout_ net_bytes_t *rows_out, _Out_ uint64_t *missed_out)',
-  'void net_tasks_watch_free(net_tasks_watch_t *watch)',
-  'net_status_t net_tasks_snapshot(const net_tasks_adapter_t *tasks, _Inout_ net_bytes_t *bytes_out, _Out_ uint64_t *last_seq_out, _Out_ bool *has_last_seq_out)',
-  'net_status_t net_memories_open(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, _Out_ net_memories_adapter_t **out)',
-  'net_status_t net_memories_restore(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, _Out_ net_memories_adapter_t **out)',
-  'void net_memories_free(net_memories_adapter_t *memories)',
-  'net_status_t net_memories_close(const net_memories_adapter_t *memories)',
-  'net_status_t net_memories_store(const net_memories_adapter_t *memories, uint64_t id, const uint8_t *content, size_t content_len, const net_slice_t *tags, size_t tag_count, const uint8_t *source, size_t source_len, _Out_ uint64_t *seq_out)',
-  'net_status_t net_memories_retag(const net_memories_adapter_t *memories, uint64_t id, const net_slice_t *tags, size_t tag_count, _Out_ uint64_t *seq_out)',
-  'net_status_t net_memories_pin(const net_memories_adapter_t *memories, uint64_t id, _Out_ uint64_t *seq_out)',
-  'net_status_t net_memories_unpin(const net_memories_adapter_t *memories, uint64_t id, _Out_ uint64_t *seq_out)',
-  'net_status_t net_memories_delete(const net_memories_adapter_t *memories, uint64_t id, _Out_ uint64_t *seq_out)',
-  'net_status_t net_memories_wait_for_seq(const net_memories_adapter_t *memories, uint64_t seq, uint32_t timeout_ms)',
-  'net_status_t net_memories_progress(const net_memories_adapter_t *memories, _Inout_ net_bytes_t *json_out)',
-  'net_status_t net_memories_find_unique(const net_memories_adapter_t *memories, uint64_t id, _Inout_ net_bytes_t *json_out, _Out_ bool *found_out)',
-  'net_status_t net_memories_find_many(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, _Inout_ net_bytes_t *json_out)',
-  'net_status_t net_memories_count_where(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, _Out_ uint64_t *count_out)',
-  'net_status_t net_memories_exists_where(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, _Out_ bool *exists_out)',
-  'net_status_t net_memories_watch(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, _Out_ net_memories_watch_t **out)',
-  'net_status_t net_memories_snapshot_and_watch(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, _Inout_ net_bytes_t *current_json_out, _Out_ net_memories_watch_t **out)',
-  'net_status_t net_memories_watch_next(const net_memories_watch_t *watch, uint32_t timeout_ms, _Inout_ net_bytes_t *rows_out, _Out_ uint64_t *missed_out)',
-  'void net_memories_watch_free(net_memories_watch_t *watch)',
-  'net_status_t net_memories_snapshot(const net_memories_adapter_t *memories, _Inout_ net_bytes_t *bytes_out, _Out_ uint64_t *last_seq_out, _Out_ bool *has_last_seq_out)',
+  'net_status_t net_model_open(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, _Out_ net_model_t **out)',
+  'net_status_t net_model_restore(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, _Out_ net_model_t **out)',
+  'net_status_t net_model_free(net_model_t *model)',
+  'net_status_t net_model_close(const net_model_t *model)',
+  'net_status_t net_model_kind(const net_model_t *model, _Out_ uint32_t *kind_out)',
+  'net_status_t net_model_delete(const net_model_t *model, uint64_t id, _Out_ uint64_t *seq_out)',
+  'net_status_t net_model_wait_for_seq(const net_model_t *model, uint64_t seq, uint32_t timeout_ms, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_model_progress(const net_model_t *model, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_model_find_unique(const net_model_t *model, uint64_t id, _Inout_ net_bytes_t *json_out, _Out_ bool *found_out)',
+  'net_status_t net_model_find_many(const net_model_t *model, const uint8_t *filter_json, size_t filter_json_len, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_model_count_where(const net_model_t *model, const uint8_t *filter_json, size_t filter_json_len, _Out_ uint64_t *count_out)',
+  'net_status_t net_model_exists_where(const net_model_t *model, const uint8_t *filter_json, size_t filter_json_len, _Out_ bool *exists_out)',
+  'net_status_t net_model_watch(const net_model_t *model, const uint8_t *filter_json, size_t filter_json_len, _Out_ net_model_watch_t **out)',
+  'net_status_t net_model_snapshot_and_watch(const net_model_t *model, const uint8_t *filter_json, size_t filter_json_len, _Inout_ net_bytes_t *current_json_out, _Out_ net_model_watch_t **out)',
+  'net_status_t net_model_watch_next(const net_model_watch_t *watch, uint32_t timeout_ms, _Inout_ net_bytes_t *rows_out, _Out_ uint64_t *missed_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_model_watch_free(net_model_watch_t *watch)',
+  'net_status_t net_model_snapshot(const net_model_t *model, _Inout_ net_bytes_t *bytes_out, _Out_ uint64_t *last_seq_out, _Out_ bool *has_last_seq_out)',
+  'net_status_t net_tasks_create(const net_model_t *tasks, uint64_t id, const uint8_t *title, size_t title_len, _Out_ uint64_t *seq_out)',
+  'net_status_t net_tasks_rename(const net_model_t *tasks, uint64_t id, const uint8_t *new_title, size_t new_title_len, _Out_ uint64_t *seq_out)',
+  'net_status_t net_tasks_complete(const net_model_t *tasks, uint64_t id, _Out_ uint64_t *seq_out)',
+  'net_status_t net_memories_store(const net_model_t *memories, uint64_t id, const uint8_t *content, size_t content_len, const net_slice_t *tags, size_t tag_count, const uint8_t *source, size_t source_len, _Out_ uint64_t *seq_out)',
+  'net_status_t net_memories_retag(const net_model_t *memories, uint64_t id, const net_slice_t *tags, size_t tag_count, _Out_ uint64_t *seq_out)',
+  'net_status_t net_memories_pin(const net_model_t *memories, uint64_t id, _Out_ uint64_t *seq_out)',
+  'net_status_t net_memories_unpin(const net_model_t *memories, uint64_t id, _Out_ uint64_t *seq_out)',
   'net_status_t net_envelope_seal(const net_identity_t *source, const uint8_t *target_public_key, size_t target_public_key_len, const uint8_t *chain_link, size_t chain_link_len, _Inout_ net_bytes_t *envelope_out)',
   'net_status_t net_envelope_open(const uint8_t *envelope, size_t envelope_len, const uint8_t *target_secret_key, size_t target_secret_key_len, const uint8_t *chain_link, size_t chain_link_len, const uint8_t *expected_signer, size_t expected_signer_len, _Out_ net_identity_t **identity_out)',
   'net_status_t net_x25519_public_key(const uint8_t *secret_key, size_t secret_key_len, _Inout_ net_bytes_t *out)',
@@ -350,7 +392,7 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_identity_from_seed(const uint8_t *seed, size_t seed_len, _Out_ net_identity_t **out)',
   'net_status_t net_identity_from_public_key(const uint8_t *public_key, size_t public_key_len, _Out_ net_identity_t **out)',
   'net_status_t net_identity_clone(const net_identity_t *identity, _Out_ net_identity_t **out)',
-  'void net_identity_free(net_identity_t *identity)',
+  'net_status_t net_identity_free(net_identity_t *identity)',
   'net_status_t net_identity_public_key(const net_identity_t *identity, _Inout_ net_bytes_t *out)',
   'net_status_t net_identity_entity_id(const net_identity_t *identity, _Inout_ net_bytes_t *out)',
   'net_status_t net_identity_seed(const net_identity_t *identity, _Inout_ net_bytes_t *out)',
@@ -359,29 +401,31 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_identity_node_id(const net_identity_t *identity, _Out_ uint64_t *out)',
   'net_status_t net_identity_sign(const net_identity_t *identity, const uint8_t *message, size_t message_len, _Inout_ net_bytes_t *signature_out)',
   'net_status_t net_identity_verify(const net_identity_t *identity, const uint8_t *message, size_t message_len, const uint8_t *signature, size_t signature_len)',
+  'net_status_t net_log_set_level(uint32_t level)',
+  'net_status_t net_log_next(uint32_t timeout_ms, _Out_ uint32_t *level_out, _Inout_ net_bytes_t *text_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_new(const uint8_t *config_json, size_t config_json_len, _Out_ net_mesh_t **out)',
-  'void net_mesh_free(net_mesh_t *mesh)',
-  'net_status_t net_mesh_shutdown(const net_mesh_t *mesh)',
+  'net_status_t net_mesh_free(net_mesh_t *mesh)',
+  'net_status_t net_mesh_close(const net_mesh_t *mesh)',
   'net_status_t net_mesh_public_key(const net_mesh_t *mesh, _Inout_ net_bytes_t *out)',
   'net_status_t net_mesh_node_id(const net_mesh_t *mesh, _Out_ uint64_t *out)',
   'net_status_t net_mesh_entity_id(const net_mesh_t *mesh, _Inout_ net_bytes_t *out)',
   'net_status_t net_mesh_local_addr(const net_mesh_t *mesh, _Inout_ net_bytes_t *out)',
   'net_status_t net_mesh_start(const net_mesh_t *mesh)',
-  'net_status_t net_mesh_connect(const net_mesh_t *mesh, const uint8_t *addr, size_t addr_len, const uint8_t *peer_static_pub, size_t peer_static_pub_len, uint64_t peer_node_id)',
-  'net_status_t net_mesh_accept(const net_mesh_t *mesh, uint64_t peer_node_id, uint32_t timeout_ms, _Inout_ net_bytes_t *addr_out)',
+  'net_status_t net_mesh_connect(const net_mesh_t *mesh, const uint8_t *addr, size_t addr_len, const uint8_t *peer_static_pub, size_t peer_static_pub_len, uint64_t peer_node_id, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_mesh_accept(const net_mesh_t *mesh, uint64_t peer_node_id, uint32_t timeout_ms, _Inout_ net_bytes_t *addr_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_open_stream(const net_mesh_t *mesh, uint64_t peer, uint64_t stream_id, bool reliable, uint64_t window, _Out_ net_mesh_stream_t **out)',
   'net_status_t net_mesh_stream_send(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count)',
-  'net_status_t net_mesh_stream_send_blocking(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count, uint32_t timeout_ms)',
+  'net_status_t net_mesh_stream_send_blocking(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count, uint32_t timeout_ms, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_stream_info(const net_mesh_stream_t *stream, _Out_ uint64_t *peer_out, _Out_ uint64_t *stream_id_out)',
-  'void net_mesh_stream_free(net_mesh_stream_t *stream)',
-  'net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, _Out_ uint64_t *peer_out, _Out_ uint64_t *stream_id_out, _Inout_ net_bytes_t *data_out)',
-  'net_status_t net_mesh_recv_batch(const net_mesh_t *mesh, size_t max, uint32_t timeout_ms, _Inout_ net_bytes_t *records_out, _Out_ size_t *count_out)',
+  'net_status_t net_mesh_stream_free(net_mesh_stream_t *stream)',
+  'net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, _Out_ uint64_t *peer_out, _Out_ uint64_t *stream_id_out, _Inout_ net_bytes_t *data_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_mesh_recv_batch(const net_mesh_t *mesh, size_t max, uint32_t timeout_ms, _Inout_ net_bytes_t *records_out, _Out_ size_t *count_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_peers(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_mesh_stats(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_redex_open(const uint8_t *base_dir, size_t base_dir_len, _Out_ net_redex_t **out)',
-  'void net_redex_free(net_redex_t *redex)',
+  'net_status_t net_redex_free(net_redex_t *redex)',
   'net_status_t net_redex_open_file(const net_redex_t *redex, const uint8_t *name, size_t name_len, const uint8_t *config_json, size_t config_json_len, _Out_ net_redex_file_t **out)',
-  'void net_redex_file_free(net_redex_file_t *file)',
+  'net_status_t net_redex_file_free(net_redex_file_t *file)',
   'net_status_t net_redex_file_append(const net_redex_file_t *file, const uint8_t *payload, size_t payload_len, _Out_ uint64_t *seq_out)',
   'net_status_t net_redex_file_append_inline(const net_redex_file_t *file, const uint8_t *payload, size_t payload_len, _Out_ uint64_t *seq_out)',
   'net_status_t net_redex_file_append_batch(const net_redex_file_t *file, const net_slice_t *payloads, size_t count, _Out_ uint64_t *first_seq_out, _Out_ bool *appended_out)',
@@ -394,8 +438,8 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_redex_file_close(const net_redex_file_t *file)',
   'net_status_t net_redex_file_sweep_retention(const net_redex_file_t *file, _Out_ uint64_t *removed_out)',
   'net_status_t net_redex_file_tail(const net_redex_file_t *file, uint64_t from_seq, _Out_ net_redex_tail_t **out)',
-  'net_status_t net_redex_tail_next(const net_redex_tail_t *tail, uint32_t timeout_ms, _Out_ uint64_t *seq_out, _Inout_ net_bytes_t *payload_out)',
-  'void net_redex_tail_free(net_redex_tail_t *tail)',
+  'net_status_t net_redex_tail_next(const net_redex_tail_t *tail, uint32_t timeout_ms, _Out_ uint64_t *seq_out, _Inout_ net_bytes_t *payload_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_redex_tail_free(net_redex_tail_t *tail)',
   'const char *net_status_name(int32_t status)',
   'net_status_t net_token_issue(const net_identity_t *issuer, const uint8_t *subject, size_t subject_len, uint32_t scope, uint16_t channel_hash, uint64_t ttl_secs, uint8_t delegation_depth, _Inout_ net_bytes_t *token_out)',
   'net_status_t net_token_parse(const uint8_t *token, size_t token_len, _Inout_ net_token_info_t *out)',

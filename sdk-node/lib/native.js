@@ -3,7 +3,7 @@
 // version, and binds every function of include/net.h with koffi. The
 // declarations themselves (status codes, constants, types, prototypes) are
 // generated from the header into lib/native.gen.js. Loaded once per JS thread
-// (the main thread and each worker of the async pool).
+// (the main thread, each worker of the async pool, and the log puller).
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -11,7 +11,7 @@ const koffi = require('koffi');
 const { STATUS, CONSTANTS, ENUMS, defineTypes, PROTOTYPES } = require('./native.gen');
 
 /** The libnet ABI version this SDK was written for. */
-const SDK_ABI_VERSION = 1;
+const SDK_ABI_VERSION = 2;
 
 function libraryFileName() {
   switch (process.platform) {
@@ -28,7 +28,8 @@ function libraryFileName() {
 const BUNDLED_LIBRARY_PATH = path.join(__dirname, 'native', libraryFileName());
 
 function resolveLibraryPath() {
-  // Workers of the async pool load exactly the library the main thread loaded.
+  // Workers of the async pool and the log puller load exactly the library the
+  // main thread loaded.
   const { isMainThread, workerData } = require('node:worker_threads');
   if (!isMainThread && workerData && typeof workerData.netmeshLibraryPath === 'string') {
     return workerData.netmeshLibraryPath;
@@ -87,6 +88,32 @@ function lastErrorMessage() {
   return fns.net_last_error_message() || '';
 }
 
+/** The UTF-8 text of a libnet buffer, without releasing it. */
+function peekText(bytes) {
+  const len = Number(bytes.len);
+  if (!bytes.ptr || len === 0) return '';
+  const view = koffi.decode(bytes.ptr, 'uint8_t', len);
+  return Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString('utf8');
+}
+
+/** A zeroed `net_error_t` for a blocking call (koffi fills it back in place). */
+function errorSlot() {
+  return { status: 0, message: { ptr: null, len: 0 } };
+}
+
+/**
+ * The message a failed blocking call wrote to its `net_error_t` (which is
+ * released); '' when the call wrote none.
+ */
+function takeError(error) {
+  if (!error || !error.message || !error.message.ptr) return '';
+  try {
+    return peekText(error.message);
+  } finally {
+    fns.net_error_clear(error);
+  }
+}
+
 /**
  * Copies the bytes of a filled `net_bytes_t` into a new Buffer and releases
  * the libnet allocation (which zeroes it). Always frees, even on error.
@@ -115,4 +142,6 @@ module.exports = {
   ENUMS,
   lastErrorMessage,
   takeBytes,
+  errorSlot,
+  takeError,
 };

@@ -1,8 +1,14 @@
 'use strict';
-// The pool of worker threads behind every *Async call. Each worker loads
-// koffi + libnet itself and runs one call at a time (see worker.js), so a
-// long call never blocks the event loop and the error detail is read on the
-// thread that failed.
+// The pool of worker threads behind the *Async calls that libnet gives no
+// net_error_t (signing, envelopes, tokens, RedEX opens, appends, reads,
+// syncs, model opens and writes, closeAsync). Each worker loads koffi +
+// libnet itself and runs one call at a time (see worker.js), so a long call
+// never blocks the event loop and the error detail (net_last_error_message,
+// thread-local in libnet) is read on the thread that failed. koffi's own
+// async calls could not read it: they run on libuv's threads and return to
+// the main thread. The blocking calls, which return their error in a
+// net_error_t and take a net_cancel_t, are koffi async calls (lib/async.js);
+// every call here is bounded, so no pool worker is ever held by a wait.
 //
 // Inputs larger than COPY_LIMIT are not copied: the worker gets their address
 // (koffi.address) and the pool keeps the JS object alive until the call ends.
@@ -14,6 +20,7 @@ const { EventEmitter } = require('node:events');
 const { Worker } = require('node:worker_threads');
 const { koffi, libraryPath } = require('./native');
 const { errorFor } = require('./errors');
+const { newLoadFlag } = require('./load-guard');
 
 /** Inputs up to this size are copied to the worker; larger ones are shared by address. */
 const COPY_LIMIT = 64 * 1024;
@@ -71,15 +78,17 @@ class Pool {
   }
 
   #spawn() {
+    const loadFlag = newLoadFlag();
     const worker = new Worker(path.join(__dirname, 'worker.js'), {
-      workerData: { netmeshLibraryPath: libraryPath },
+      workerData: { netmeshLibraryPath: libraryPath, netmeshLoadFlag: loadFlag.sab },
     });
     const slot = { worker, job: null, dead: false };
     worker.on('message', (reply) => this.#onReply(slot, reply));
     worker.on('error', (err) => this.#onDeath(slot, err));
-    worker.on('exit', (code) =>
-      this.#onDeath(slot, new Error(`netmesh: pool worker exited with code ${code}`)),
-    );
+    worker.on('exit', (code) => {
+      loadFlag.release();
+      this.#onDeath(slot, new Error(`netmesh: pool worker exited with code ${code}`));
+    });
     worker.unref();
     this.#slots.push(slot);
     return slot;

@@ -6,26 +6,23 @@
 // FinalizationRegistry safety net, no JS-side lock around C calls, and
 // libnet's HandleGuard making close-vs-call races safe.
 //
-// Tails never call net_redex_tail_next on the main thread. Each pending
-// next() runs polls of at most TAIL_POLL_MS on the shared async pool: a poll
-// returns at once when an entry is there (plus whatever else is ready, up to
-// a batch limit), else after the slice, and the next poll queues behind the
-// other pooled calls. A blocked tail therefore holds a pool worker for at most
-// one slice at a time and never starves the other *Async calls, and any
-// number of tails share the pool's few threads. See docs/sdk-node.md.
+// A tail's next() first takes what is ready without waiting (a timeout-0
+// net_redex_tail_next on the main thread, up to a batch of entries); only
+// when nothing is ready does it block, in one net_redex_tail_next run as a
+// koffi async call (lib/async.js) with the caller's timeout, cancelled by its
+// AbortSignal and woken by close(). See docs/sdk-node.md.
 
 const util = require('node:util');
-const { performance } = require('node:perf_hooks');
 const { fns, STATUS } = require('./native');
 const calls = require('./calls');
 const args = require('./args');
-const { ShuttingDownError, RedexInvalidConfigError, errorFor } = require('./errors');
+const { ShuttingDownError, RedexInvalidConfigError } = require('./errors');
 const pool = require('./pool');
+const asyncCalls = require('./async');
+const { leakRegistry } = require('./finalize');
 const { parseJsonBigInt } = require('./json');
 
-/** Longest single wait of a tail poll on a pool worker (ms). */
-const TAIL_POLL_MS = 50;
-/** Once a poll has an item, it also gathers what is ready, up to these limits. */
+/** Once a tail has an item, it also takes what is ready, up to these limits, before yielding. */
 const TAIL_BATCH_ITEMS = 256;
 const TAIL_BATCH_BYTES = 1 << 20;
 
@@ -147,9 +144,9 @@ function configJson(options) {
 
 // ---- handles ----------------------------------------------------------------
 
-const managerFinalizer = new FinalizationRegistry((handle) => fns.net_redex_free(handle));
-const fileFinalizer = new FinalizationRegistry((handle) => fns.net_redex_file_free(handle));
-const tailFinalizer = new FinalizationRegistry((handle) => fns.net_redex_tail_free(handle));
+const managerFinalizer = leakRegistry('Redex', 'net_redex_free');
+const fileFinalizer = leakRegistry('RedexFile', 'net_redex_file_free');
+const tailFinalizer = leakRegistry('RedexTail', 'net_redex_tail_free');
 
 let managerHandle;
 let fileHandle;
@@ -248,7 +245,7 @@ class Redex {
   /**
    * Frees the manager. Idempotent. Files opened through it stay open until
    * their own close(). Blocks (up to 5 s, inside libnet) for an openFile in
-   * flight on another thread.
+   * flight on another thread; throws BusyError if it was still running then.
    */
   close() {
     const handle = this.#handle;
@@ -258,7 +255,7 @@ class Redex {
     calls.redexFree(handle);
   }
 
-  /** close() whose wait for in-flight calls happens on a worker thread. */
+  /** close() whose wait for in-flight calls happens on a worker thread; rejects with BusyError. */
   closeAsync() {
     const handle = this.#handle;
     if (handle === null) return Promise.resolve();
@@ -266,7 +263,7 @@ class Redex {
     managerFinalizer.unregister(this);
     return pool
       .getPool()
-      .run('redexFree', [handle])
+      .run('free', ['net_redex_free', handle])
       .then(() => undefined);
   }
 
@@ -458,11 +455,14 @@ class RedexFile {
   /**
    * A reader from `fromSeq` (default 0n): every entry from there, then live
    * appends, as an async iterator. Close it (or break out of `for await`)
-   * when done.
+   * when done. With `{ signal }`, aborting the signal ends the tail: a
+   * pending next() rejects with the signal's reason and the tail closes.
    */
-  tail(fromSeq = 0n) {
+  tail(fromSeq = 0n, options) {
     const from = args.u64(fromSeq, 'fromSeq');
-    return new RedexTail(kConstruct, calls.redexFileTail(this.#live(), from), this, from);
+    const signal = asyncCalls.signalArg(options);
+    signal?.throwIfAborted();
+    return new RedexTail(kConstruct, calls.redexFileTail(this.#live(), from), this, from, signal);
   }
 
   /**
@@ -470,7 +470,8 @@ class RedexFile {
    * the file end; other handles of the same channel get RedexClosedError;
    * this one throws ShuttingDownError from now on. Blocks (up to 5 s, inside
    * libnet) for calls in flight on other threads. Throws (RedexIoError) if
-   * the final sync failed; the handle is freed anyway.
+   * the final sync failed, or BusyError if calls were still running at the
+   * deadline; the handle is released anyway.
    */
   close() {
     const handle = this.#handle;
@@ -480,7 +481,7 @@ class RedexFile {
     calls.redexFileCloseFree(handle);
   }
 
-  /** close() on a worker thread. */
+  /** close() on a worker thread; rejects as close() throws. */
   closeAsync() {
     const handle = this.#handle;
     if (handle === null) return Promise.resolve();
@@ -535,16 +536,16 @@ function recoveryReport(text) {
   };
 }
 
+function toBuffer(v) {
+  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
 function timeoutArg(timeoutMs) {
-  if (timeoutMs === undefined || timeoutMs === Infinity) return Infinity;
+  if (timeoutMs === undefined || timeoutMs === null || timeoutMs === Infinity) return Infinity;
   if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
     throw new TypeError('timeoutMs must be a non-negative number (or omitted / Infinity to wait forever)');
   }
   return timeoutMs;
-}
-
-function toBuffer(v) {
-  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
 /**
@@ -564,17 +565,26 @@ class RedexTail {
   /** The position after the items fetched so far (for missedFrom). */
   #fetched;
   #buffer = [];
-  #error = null;
   #chain = Promise.resolve();
+  /** The tail's own AbortSignal (from file.tail()), if any. */
+  #signal;
+  #onAbort = null;
+  /** Items served without leaving the event loop since the last yield. */
+  #served = 0;
 
   /** @private Use file.tail(). */
-  constructor(token, handle, file, fromSeq) {
+  constructor(token, handle, file, fromSeq, signal) {
     if (token !== kConstruct) throw new TypeError('RedexTail has no public constructor: use file.tail()');
     this.#handle = handle;
     this.#file = file;
     this.#position = fromSeq;
     this.#fetched = fromSeq;
+    this.#signal = signal;
     tailFinalizer.register(this, handle, this);
+    if (signal) {
+      this.#onAbort = () => this.close();
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
   }
 
   static {
@@ -599,17 +609,20 @@ class RedexTail {
   /**
    * The next item: `{ done: false, value }`, `{ done: true }` once the tail or
    * its file is closed, or null when `timeoutMs` passed first (omitted or
-   * Infinity: wait as long as it takes; 0: only what is ready). Calls are
-   * served in order.
+   * Infinity: wait as long as it takes; 0: only what is ready). With
+   * `{ signal }` (or the tail's own signal) an abort rejects the call with
+   * the signal's reason; nothing is consumed. Calls are served in order.
    */
-  next(timeoutMs) {
+  next(timeoutMs, options) {
     let wait;
+    let signal;
     try {
       wait = timeoutArg(timeoutMs);
+      signal = asyncCalls.signalArg(options) ?? this.#signal;
     } catch (err) {
       return Promise.reject(err);
     }
-    const result = this.#chain.then(() => this.#next(wait));
+    const result = this.#chain.then(() => this.#next(wait, signal));
     this.#chain = result.then(
       () => undefined,
       () => undefined,
@@ -617,37 +630,70 @@ class RedexTail {
     return result;
   }
 
-  async #next(timeoutMs) {
-    const deadline = performance.now() + timeoutMs;
-    for (let first = true; ; first = false) {
-      if (this.#buffer.length > 0) return { done: false, value: this.#deliver(this.#buffer.shift()) };
-      if (this.#error !== null) {
-        const err = this.#error;
-        this.#error = null;
-        throw err;
-      }
+  async #next(timeoutMs, signal) {
+    signal?.throwIfAborted();
+    if (this.#buffer.length === 0) {
       const handle = this.#handle;
       if (handle === null) return DONE;
-      const left = deadline - performance.now();
-      if (!first && left <= 0) return null;
-      const slice = Math.min(TAIL_POLL_MS, Math.max(0, Math.ceil(left)));
-      let r;
-      try {
-        r = await pool
-          .getPool()
-          .run('redexTailNext', [handle, slice, TAIL_BATCH_ITEMS, TAIL_BATCH_BYTES], [this]);
-      } catch (err) {
-        if (this.#handle !== handle) return DONE; // closed while polling
-        throw err;
+      // What is ready, without waiting (a backfill never leaves the event loop
+      // but yields to it once per batch).
+      if (this.#served >= TAIL_BATCH_ITEMS) {
+        this.#served = 0;
+        await asyncCalls.yieldToLoop();
+        if (this.#handle !== handle) return DONE;
       }
-      if (this.#handle !== handle) return DONE; // closed while polling: drop what came
-      for (const item of r.items) this.#buffer.push(this.#convert(item));
-      if (r.status === STATUS.NET_END) this.#release();
-      else if (r.status < 0) this.#error = errorFor(r.status, r.message);
+      if (!this.#takeReady(handle) && timeoutMs > 0) {
+        // Nothing ready: block in libnet until an entry, the timeout, a
+        // cancel (the signal) or close() wakes the call.
+        this.#served = 0;
+        const r = await asyncCalls.blocking({
+          op: 'redex_tail_next',
+          attempt: calls.redexTailNextAttempt(handle),
+          resumable: true,
+          timeoutMs,
+          signal,
+        });
+        if (this.#handle !== handle) {
+          // Closed while waiting (by close(), or by the tail's signal): drop what came.
+          signal?.throwIfAborted();
+          return DONE;
+        }
+        if (r.status === STATUS.NET_OK || r.status === STATUS.NET_LAGGED) {
+          this.#buffer.push(this.#convert(r.status, r.value));
+          this.#takeReady(handle);
+        } else if (r.status === STATUS.NET_END) {
+          this.#release();
+        } else {
+          asyncCalls.check(r);
+        }
+      }
     }
+    if (this.#buffer.length > 0) {
+      this.#served++;
+      return { done: false, value: this.#deliver(this.#buffer.shift()) };
+    }
+    return this.#handle === null ? DONE : null;
   }
 
-  #convert({ status, seq, payload }) {
+  /** Moves what is ready into the buffer (up to a batch); false when nothing was. */
+  #takeReady(handle) {
+    let bytes = 0;
+    let got = false;
+    while (this.#buffer.length < TAIL_BATCH_ITEMS && bytes < TAIL_BATCH_BYTES) {
+      const r = calls.redexTailTryNext(handle);
+      if (r.status === STATUS.NET_END) {
+        this.#release();
+        break;
+      }
+      if (r.status !== STATUS.NET_OK && r.status !== STATUS.NET_LAGGED) break;
+      this.#buffer.push(this.#convert(r.status, r));
+      bytes += r.payload.byteLength;
+      got = true;
+    }
+    return got;
+  }
+
+  #convert(status, { seq, payload }) {
     if (status === STATUS.NET_LAGGED) {
       const item = { lagged: true, missedFrom: this.#fetched, resumeAt: seq };
       this.#fetched = seq;
@@ -662,29 +708,54 @@ class RedexTail {
     return item;
   }
 
-  /** Frees the handle (keeping any items already fetched). */
-  #release() {
+  /** Detaches the handle (keeping any items already fetched): the caller frees it. */
+  #detach() {
     const handle = this.#handle;
-    if (handle === null) return;
+    if (handle === null) return null;
     this.#handle = null;
     tailFinalizer.unregister(this);
-    calls.redexTailFree(handle);
+    if (this.#onAbort) {
+      this.#signal.removeEventListener('abort', this.#onAbort);
+      this.#onAbort = null;
+    }
+    return handle;
+  }
+
+  /** Frees the handle (keeping any items already fetched); throws BusyError. */
+  #release() {
+    const handle = this.#detach();
+    if (handle !== null) calls.free('net_redex_tail_free', handle);
   }
 
   /**
    * Ends the tail: a pending next() resolves `{ done: true }`, and so do later
-   * ones. Idempotent. Wakes a poll in flight on the pool and returns once it
-   * has left the handle.
+   * ones. Idempotent. Wakes a next() blocked in libnet and returns once it
+   * has left the handle. Throws BusyError if a call was still on the handle
+   * after libnet's 5 s deadline.
    */
   close() {
     this.#buffer.length = 0;
-    this.#error = null;
     this.#release();
+  }
+
+  /** close() with the free on the worker pool; rejects with BusyError. */
+  closeAsync() {
+    this.#buffer.length = 0;
+    const handle = this.#detach();
+    if (handle === null) return Promise.resolve();
+    return pool
+      .getPool()
+      .run('free', ['net_redex_tail_free', handle])
+      .then(() => undefined);
   }
 
   /** Called by `for await` on break/throw: closes the tail. */
   return() {
-    this.close();
+    try {
+      this.close();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return Promise.resolve(DONE);
   }
 
@@ -697,8 +768,7 @@ class RedexTail {
   }
 
   [Symbol.asyncDispose]() {
-    this.close();
-    return Promise.resolve();
+    return this.closeAsync();
   }
 
   [util.inspect.custom]() {
@@ -720,5 +790,4 @@ module.exports = {
   RedexTail,
   rawRedexHandle,
   configJson,
-  TAIL_POLL_MS,
 };

@@ -1,11 +1,18 @@
 'use strict';
 // A worker of the async pool: runs one libnet call at a time with koffi's
 // synchronous binding, so the call and the read of net_last_error_message()
-// happen on this same thread, then posts the outcome back.
+// happen on this same thread, then posts the outcome back. Only calls without
+// a net_error_t come here (signing, appends, opens, syncs, closes and frees);
+// the blocking calls run as koffi async calls (lib/async.js).
 
-const { parentPort, threadId } = require('node:worker_threads');
+const { parentPort, threadId, workerData } = require('node:worker_threads');
+const { beginLoad, endLoad } = require('./load-guard');
+
+// Never load koffi while the process exits (see lib/load-guard.js).
+if (!beginLoad(workerData.netmeshLoadFlag)) return;
 const calls = require('./calls');
 const { NetError } = require('./errors');
+endLoad(workerData.netmeshLoadFlag);
 
 const OPS = {
   sign: calls.sign,
@@ -14,8 +21,7 @@ const OPS = {
   tokenDelegate: calls.tokenDelegate,
   envelopeSeal: calls.envelopeSeal,
   envelopeOpen: calls.envelopeOpen,
-  identityFree: calls.identityFree,
-  redexFree: calls.redexFree,
+  free: calls.free,
   redexOpenFile: calls.redexOpenFile,
   redexFileAppend: calls.redexFileAppend,
   redexFileAppendBatch: calls.redexFileAppendBatch,
@@ -24,23 +30,11 @@ const OPS = {
   redexFileSync: calls.redexFileSync,
   redexFileSweepRetention: calls.redexFileSweepRetention,
   redexFileCloseFree: calls.redexFileCloseFree,
-  redexTailNext: calls.redexTailNext,
-  busPoll: calls.busPoll,
-  busFlush: calls.busFlush,
-  busShutdown: calls.busShutdown,
-  busFree: calls.busFree,
-  meshConnect: calls.meshConnect,
-  meshAccept: calls.meshAccept,
-  meshSend: calls.meshSend,
-  meshSendBlocking: calls.meshSendBlocking,
-  meshRecvBatch: calls.meshRecvBatch,
-  meshFree: calls.meshFree,
-  cortexOpen: calls.cortexOpen,
-  cortexCloseFree: calls.cortexCloseFree,
-  cortexWrite: calls.cortexWrite,
-  cortexWaitForSeq: calls.cortexWaitForSeq,
-  cortexWatchNext: calls.cortexWatchNext,
-  cortexSnapshot: calls.cortexSnapshot,
+  busClose: calls.busClose,
+  modelOpen: calls.modelOpen,
+  modelClose: calls.modelClose,
+  modelWrite: calls.modelWrite,
+  modelSnapshot: calls.modelSnapshot,
 };
 
 /** An owned Uint8Array's buffer can be handed over instead of copied. */

@@ -27,6 +27,11 @@ if (!source) {
 const destDir = path.join(pkgDir, 'lib', 'native');
 const dest = path.join(destDir, fileName);
 fs.mkdirSync(destDir, { recursive: true });
-fs.copyFileSync(source, dest);
-fs.chmodSync(dest, 0o755);
+// Copy, then rename over the old copy: a process that has the old one mapped
+// (another test run, a dev loop) keeps its file; overwriting it in place
+// would kill that process with SIGBUS.
+const tmp = `${dest}.${process.pid}.tmp`;
+fs.copyFileSync(source, tmp);
+fs.chmodSync(tmp, 0o755);
+fs.renameSync(tmp, dest);
 console.error(`netmesh prepack: bundled ${path.resolve(source)} -> ${path.relative(pkgDir, dest)}`);

@@ -138,3 +138,63 @@ test('an input buffer shared by address stays valid while the call runs', async 
   if (global.gc) global.gc();
   assert.deepEqual(await pending, expected);
 });
+
+test('more blocked waits than libuv threads: they take turns, each gets its entry, fs keeps working', async (t) => {
+  const fs = require('node:fs');
+  const { Redex } = netmesh;
+  const { letItBlock } = require('./race-helpers');
+  const budget = internal.waitBudget();
+  const N = budget + 7;
+  const redex = Redex.open();
+  t.after(() => redex.close());
+  const files = Array.from({ length: N }, (_, i) => redex.openFile(`budget/${i}`));
+  t.after(() => files.forEach((f) => f.close()));
+  const tails = files.map((f) => f.tail(0n));
+  t.after(() => tails.forEach((tail) => tail.close()));
+  const preempted = [];
+  const onCall = (e) => {
+    if (e.preempted) preempted.push(e);
+  };
+  internal.callEvents.on('call', onCall);
+  t.after(() => internal.callEvents.off('call', onCall));
+
+  const pending = tails.map((tail) => tail.next());
+  await letItBlock();
+  const w = internal.waits();
+  assert.equal(w.holding, budget, 'no more waits than the budget hold a thread');
+  assert.equal(w.queued, N - budget, 'the others queue for one');
+  // libuv's pool (UV_THREADPOOL_SIZE, default 4) still has a thread for fs.
+  assert.ok((await fs.promises.readFile(__filename, 'utf8')).includes('take turns'));
+  // Every wait gets its turn while they outnumber the threads.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.ok(preempted.length > 0, 'the waits took turns');
+  files.forEach((f, i) => f.append(`entry ${i}`));
+  const got = await Promise.all(pending);
+  assert.deepEqual(
+    got.map((r) => r.value.payload.toString()),
+    files.map((_, i) => `entry ${i}`),
+  );
+  await letItBlock();
+  const after = internal.waits();
+  assert.equal(after.live + after.queued + after.holding, 0, JSON.stringify(after));
+
+  // A wait aborted while it queues rejects at once (a started one would come
+  // back from libnet as NET_ERR_CANCELLED, not preempted).
+  const cancelled = [];
+  const onCancelled = (e) => {
+    if (e.status === netmesh.Status.NET_ERR_CANCELLED && !e.preempted) cancelled.push(e);
+  };
+  internal.callEvents.on('call', onCancelled);
+  t.after(() => internal.callEvents.off('call', onCancelled));
+  const ac = new AbortController();
+  const blockers = tails.slice(0, budget).map((tail) => tail.next());
+  await letItBlock();
+  const queuedCall = tails[budget].next(undefined, { signal: ac.signal });
+  await letItBlock();
+  const queuedBefore = internal.waits().queued;
+  ac.abort();
+  await assert.rejects(queuedCall, { name: 'AbortError' });
+  if (queuedBefore === 1) assert.equal(cancelled.length, 0, 'the queued wait reached libnet');
+  files.slice(0, budget).forEach((f) => f.append('unblock'));
+  await Promise.all(blockers);
+});

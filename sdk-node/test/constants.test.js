@@ -79,6 +79,8 @@ test('every error code maps to its error class', () => {
     NET_ERR_SHUTTING_DOWN: 'ShuttingDownError',
     NET_ERR_PANIC: 'PanicError',
     NET_ERR_INTERNAL: 'InternalError',
+    NET_ERR_CANCELLED: 'CancelledError',
+    NET_ERR_BUSY: 'BusyError',
     NET_ERR_READ_ONLY: 'ReadOnlyError',
     NET_ERR_INVALID_PUBLIC_KEY: 'InvalidPublicKeyError',
     NET_ERR_INVALID_SIGNATURE: 'InvalidSignatureError',

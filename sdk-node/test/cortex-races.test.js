@@ -1,18 +1,26 @@
 'use strict';
-// The three handle races for each CortEX handle type (tasks and memories
-// models, and their watches), with real threads (worker_threads calling
-// libnet on the raw pointers): (1) an op after close/free gets
-// NET_ERR_SHUTTING_DOWN, (2) concurrent frees are idempotent while ops race
-// them, (3) a free waits for an op in flight (a watch next blocked with
-// NET_WAIT_FOREVER is woken with NET_END; a 32 MiB write completes or fails
-// cleanly).
+// The three handle races for each CortEX handle type (models of each kind,
+// and their watches), with real threads (worker_threads calling libnet on
+// the raw pointers): (1) an op after close/free gets NET_ERR_SHUTTING_DOWN,
+// (2) concurrent frees are idempotent while ops race them, (3) a free waits
+// for an op in flight (a watch next or a wait_for_seq blocked forever is
+// woken, and the free returns after it left; a 32 MiB write completes or
+// fails cleanly).
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const netmesh = require('netmesh');
 const { Redex, Tasks, Memories, ShuttingDownError, CortexHaltedError, RedexClosedError, internal } = netmesh;
 const { fns, rawHandle, lastErrorMessage } = internal;
-const { startWorkers, newGate, openGate, waitRunning } = require('./race-helpers');
+const {
+  startWorkers,
+  newGate,
+  openGate,
+  waitRunning,
+  letItBlock,
+  untilWon,
+  interruptedWhileWaiting,
+} = require('./race-helpers');
 
 const S = netmesh.Status;
 const WAIT_FOREVER = netmesh.Constants.NET_WAIT_FOREVER;
@@ -24,6 +32,7 @@ function spin(us) {
   while (now() < end);
 }
 
+
 /** A fresh subject of `kind` with its SDK object and model. */
 function make(redex, kind) {
   const model = kind.startsWith('tasks') ? Tasks.open(redex, 1) : Memories.open(redex, 1);
@@ -34,13 +43,11 @@ function make(redex, kind) {
 function rawOp(kind, handle) {
   switch (kind) {
     case 'tasks':
-      return fns.net_tasks_count_where(handle, null, 0, [0n]);
     case 'memories':
-      return fns.net_memories_count_where(handle, null, 0, [0n]);
+      return fns.net_model_count_where(handle, null, 0, [0n]);
     default: {
       const rows = { ptr: null, len: 0 };
-      const f = kind === 'tasksWatch' ? fns.net_tasks_watch_next : fns.net_memories_watch_next;
-      const s = f(handle, 0, rows, [0n]);
+      const s = fns.net_model_watch_next(handle, 0, rows, [0n], null, null);
       if (rows.ptr) fns.net_bytes_free(rows);
       return s;
     }
@@ -48,10 +55,10 @@ function rawOp(kind, handle) {
 }
 
 const RAW_FREE = {
-  tasks: (h) => fns.net_tasks_free(h),
-  memories: (h) => fns.net_memories_free(h),
-  tasksWatch: (h) => fns.net_tasks_watch_free(h),
-  memoriesWatch: (h) => fns.net_memories_watch_free(h),
+  tasks: (h) => fns.net_model_free(h),
+  memories: (h) => fns.net_model_free(h),
+  tasksWatch: (h) => fns.net_model_watch_free(h),
+  memoriesWatch: (h) => fns.net_model_watch_free(h),
 };
 
 test('cortex race 1: ops after close throw ShuttingDownError; raw calls get NET_ERR_SHUTTING_DOWN on any thread', async (t) => {
@@ -118,31 +125,74 @@ test('cortex race 2: concurrent frees from several threads and the SDK close, wi
   }
 });
 
-test('cortex race 3 (watch): a next blocked with NET_WAIT_FOREVER is woken by the free, which returns after it left', async (t) => {
+test('cortex race 3 (watch): a next blocked forever on another thread is woken by the free, which returns after it left', async (t) => {
   const [reader] = await startWorkers(1);
   t.after(() => reader.terminate());
   const redex = Redex.open();
   t.after(() => redex.close());
-  for (let i = 0; i < 10; i++) {
-    for (const kind of ['tasksWatch', 'memoriesWatch']) {
-      const { model, sdk, handle } = make(redex, kind);
-      assert.ok((await sdk.next(5000)).value); // the current rows
-      const gate = newGate();
-      const blocked = reader.send('watchNextForever', { kind, handle, signal: gate }).done;
-      waitRunning(gate, 1);
-      spin(20_000); // the reader is inside the call, blocked
-      const t0 = now();
-      if (i % 2) sdk.close();
-      else RAW_FREE[kind](handle);
-      const t1 = now();
-      const r = await blocked;
-      assert.equal(r.status, S.NET_END, 'the free woke the blocked next with NET_END');
-      assert.ok(r.t1 <= t1 + 5_000_000n, 'the free returned before the next left libnet');
-      assert.ok(r.t1 >= t0 - 5_000_000n);
-      sdk.close();
-      model.close();
-    }
-  }
+  await untilWon(200, 6, async (i) => {
+    const kind = i % 2 ? 'tasksWatch' : 'memoriesWatch';
+    const { model, sdk, handle } = make(redex, kind);
+    assert.ok((await sdk.next(5000)).value); // the current rows: the next call blocks
+    const gate = newGate();
+    const blocked = reader.send('watchNextForever', { handle, signal: gate }).done;
+    waitRunning(gate, 1);
+    await letItBlock();
+    const t0 = now();
+    if (i % 4 < 2) sdk.close();
+    else RAW_FREE[kind](handle);
+    const t1 = now();
+    const r = await blocked;
+    sdk.close();
+    model.close();
+    // NET_END: woken in its wait; SHUTTING_DOWN: freed before it began.
+    assert.ok(r.status === S.NET_END || r.status === S.NET_ERR_SHUTTING_DOWN, netmesh.statusName(r.status));
+    if (r.status !== S.NET_END) return false;
+    assert.ok(r.t0 < t0, 'the next was in flight when the free began');
+    assert.ok(r.t1 <= t1 + 5_000_000n, 'the free returned before the next left libnet');
+    return true;
+  });
+});
+
+test('cortex race 3 (model): a wait_for_seq blocked forever on another thread is woken by the model free (or a cancel)', async (t) => {
+  const [waiter] = await startWorkers(1);
+  t.after(() => waiter.terminate());
+  const redex = Redex.open();
+  t.after(() => redex.close());
+  await untilWon(200, 4, async (i) => {
+    const kind = i % 2 ? 'tasks' : 'memories';
+    const { sdk, handle } = make(redex, kind);
+    const gate = newGate();
+    const blocked = waiter.send('waitForSeqForever', { handle, seq: 1_000_000n, signal: gate }).done;
+    waitRunning(gate, 1);
+    await letItBlock();
+    const t0 = now();
+    if (i % 4 < 2) sdk.close();
+    else RAW_FREE[kind](handle);
+    const t1 = now();
+    const r = await blocked;
+    sdk.close();
+    assert.equal(r.status, S.NET_ERR_SHUTTING_DOWN, r.message);
+    if (!interruptedWhileWaiting(r.message)) return false; // freed before it began
+    assert.ok(r.t1 <= t1 + 5_000_000n && r.t0 < t0, 'the free returned before the wait left libnet');
+    return true;
+  });
+  const tasks = Tasks.open(redex, 1);
+  t.after(() => tasks.close());
+  const handle = rawHandle(tasks);
+  await untilWon(200, 3, async () => {
+    const out = [null];
+    fns.net_cancel_new(out);
+    const gate = newGate();
+    const blocked = waiter.send('waitForSeqForever', { handle, seq: 1_000_000n, signal: gate, cancel: out[0] }).done;
+    waitRunning(gate, 1);
+    await letItBlock();
+    fns.net_cancel_cancel(out[0]);
+    const r = await blocked;
+    fns.net_cancel_free(out[0]);
+    assert.equal(r.status, S.NET_ERR_CANCELLED, r.message);
+    return interruptedWhileWaiting(r.message);
+  });
 });
 
 test('cortex race 3 (model): a 32 MiB write in flight when the model is freed completes or fails cleanly', async (t) => {
@@ -156,7 +206,7 @@ test('cortex race 3 (model): a 32 MiB write in flight when the model is freed co
       const gate = newGate();
       const writing = writer.send('cortexWriteBig', { kind, handle, size: 32 << 20, signal: gate }).done;
       waitRunning(gate, 1);
-      spin(2_000);
+      spin(2_000); // lands the free in the middle of the write (either outcome is checked)
       if (i % 2) sdk.close();
       else RAW_FREE[kind](handle);
       const r = await writing;

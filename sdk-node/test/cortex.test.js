@@ -54,6 +54,8 @@ test('tasks: writes, reads and progress', async (t) => {
     [p.appliedThroughSeq, p.running, p.errors, p.appSeq, p.lastError],
     [4n, true, 0n, 5n, null],
   );
+  await tasks.waitForSeq(await tasks.renameAsync(BIG, 'big id, renamed'), 5000);
+  assert.equal(tasks.findUnique(BIG).title, 'big id, renamed');
 });
 
 test('tasks: filters, order, paging, count and exists', async (t) => {
@@ -93,6 +95,12 @@ test('memories: writes and queries', async (t) => {
   assert.deepEqual(ids(mem.findMany({ orderBy: 'id_desc', limit: 2 })), [BIG, 2n]);
   await mem.waitForSeq(mem.delete(2), 5000);
   assert.equal(mem.countWhere(), 2n);
+  // The other forms of each write.
+  mem.retag(1, ['fact']);
+  await mem.pinAsync(1);
+  await mem.waitForSeq(await mem.unpinAsync(BIG), 5000);
+  const again = mem.findUnique(1);
+  assert.deepEqual([again.tags, again.pinned], [['fact'], true]);
 });
 
 test('watch: the current rows first, then each change; for await; close ends it', async (t) => {
@@ -115,7 +123,8 @@ test('watch: the current rows first, then each change; for await; close ends it'
     for await (const update of watch) seen.push(update);
   })();
   tasks.create(3, 'c');
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // Until the loop has the change (no clock: turns of the event loop).
+  while (!seen.some((u) => ids(u.rows).includes(3n))) await new Promise((resolve) => setImmediate(resolve));
   watch.close();
   await consumer;
   assert.ok(seen.length >= 1 && ids(seen[seen.length - 1].rows).includes(3n));

@@ -37,8 +37,8 @@ test('the bundled libnet is what loaded (NET_LIBRARY_PATH unset)', () => {
 
 test('version and ABI version', () => {
   assert.match(netmesh.version(), /^\d+\.\d+\.\d+/);
-  assert.equal(netmesh.abiVersion(), 1);
-  assert.equal(netmesh.ABI_VERSION, 1);
+  assert.equal(netmesh.abiVersion(), 2);
+  assert.equal(netmesh.ABI_VERSION, 2);
   assert.equal(netmesh.Constants.NET_ABI_VERSION, netmesh.abiVersion());
 });
 
@@ -52,7 +52,7 @@ test('a libnet of another ABI version is refused with a clear error', (t) => {
   fs.writeFileSync(
     src,
     '#include <stdint.h>\n' +
-      'uint32_t net_abi_version(void) { return 2; }\n' +
+      'uint32_t net_abi_version(void) { return 3; }\n' +
       'const char *net_version(void) { return "9.9.9"; }\n',
   );
   execFileSync(cc, ['-shared', '-fPIC', '-o', lib, src]);
@@ -63,8 +63,8 @@ test('a libnet of another ABI version is refused with a clear error', (t) => {
   });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /ABI version mismatch/);
-  assert.match(r.stderr, /written for libnet ABI version 1/);
-  assert.match(r.stderr, /implements ABI version 2/);
+  assert.match(r.stderr, /written for libnet ABI version 2/);
+  assert.match(r.stderr, /implements ABI version 3/);
 });
 
 test('NET_LIBRARY_PATH overrides the bundled copy', () => {

@@ -67,4 +67,59 @@ async function startWorkers(n) {
   return Promise.all(Array.from({ length: n }, () => new RaceWorker().start()));
 }
 
-module.exports = { RaceWorker, startWorkers, newGate, openGate, waitRunning };
+/** sched_yield(2), through the koffi netmesh uses (null where there is no libc.so.6). */
+const schedYield = (() => {
+  try {
+    return require('netmesh').internal.koffi.load('libc.so.6').func('int sched_yield(void)');
+  } catch {
+    return null;
+  }
+})();
+
+/**
+ * Lets a call just started (on libuv's threadpool or another thread) reach
+ * its wait, without a clock (as let_it_block in tests/ffi_common): yields the
+ * processor a number of times, with a turn of the event loop after each
+ * batch. Whether the call got there is not assumed; `untilWon` checks it
+ * from the call's outcome.
+ */
+async function letItBlock(turns = 3) {
+  for (let i = 0; i < turns; i++) {
+    if (schedYield) for (let k = 0; k < 700; k++) schedYield();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/**
+ * Runs `attempt(round)` until `wanted` rounds have shown the race was really
+ * won (the blocked call was interrupted *while it waited*, which `attempt`
+ * reports by resolving true), at most `rounds` times; fails if fewer were.
+ * A round where the interruption came before the call waited proves
+ * nothing, so it does not count.
+ */
+async function untilWon(rounds, wanted, attempt) {
+  let won = 0;
+  for (let round = 0; round < rounds; round++) {
+    if (await attempt(round)) {
+      won += 1;
+      if (won === wanted) return round + 1;
+    }
+  }
+  throw new Error(`the call was interrupted while waiting in only ${won} of ${rounds} rounds`);
+}
+
+/** Whether a call's error says it was interrupted while it waited (by a cancel or a free). */
+function interruptedWhileWaiting(message) {
+  return /while the call waited|while it waited/.test(message);
+}
+
+module.exports = {
+  RaceWorker,
+  startWorkers,
+  newGate,
+  openGate,
+  waitRunning,
+  letItBlock,
+  untilWon,
+  interruptedWhileWaiting,
+};

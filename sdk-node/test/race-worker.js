@@ -6,7 +6,7 @@
 
 const { parentPort } = require('node:worker_threads');
 const { internal } = require('netmesh');
-const { fns, lastErrorMessage } = internal;
+const { fns, lastErrorMessage, koffi } = internal;
 
 const SHUTTING_DOWN = -2;
 const WAIT_FOREVER = 0xffffffff;
@@ -14,6 +14,18 @@ const REDEX_CLOSED = -104;
 const now = () => process.hrtime.bigint();
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const sleep = (ms) => Atomics.wait(sleeper, 0, 0, ms);
+
+/** A zeroed net_error_t, and the message a failed call wrote to it (released). */
+function errorSlot() {
+  return { status: 0, message: { ptr: null, len: 0 } };
+}
+function errorText(error) {
+  if (!error.message.ptr) return '';
+  const view = koffi.decode(error.message.ptr, 'uint8_t', Number(error.message.len));
+  const text = Buffer.from(view).toString('utf8');
+  fns.net_error_clear(error);
+  return text;
+}
 
 function waitGate(gate) {
   parentPort.postMessage({ ready: true });
@@ -93,6 +105,26 @@ commands.busIngestUntilFreed = ({ handle, dedup, maxMs }) => {
   }
 };
 
+// One raw net_bus_poll (its events counted), signalling just before it starts.
+commands.busPoll = ({ handle, request, signal: gate }) => {
+  const req = Buffer.from(request);
+  const events = { ptr: null, len: 0 };
+  const meta = { ptr: null, len: 0 };
+  const error = errorSlot();
+  signal(gate);
+  const t0 = now();
+  const status = fns.net_bus_poll(handle, req, req.length, events, meta, null, error);
+  const t1 = now();
+  let count = 0;
+  if (status === 0) {
+    const view = koffi.decode(meta.ptr, 'uint8_t', Number(meta.len));
+    count = JSON.parse(Buffer.from(view).toString('utf8')).count;
+    fns.net_bytes_free(events);
+    fns.net_bytes_free(meta);
+  }
+  return { status, count, t0, t1, message: errorText(error) };
+};
+
 commands.busFreeAfter = ({ handle, dedup, delayMs }) => {
   sleep(delayMs);
   const t0 = process.hrtime.bigint();
@@ -123,7 +155,7 @@ function redexOp(kind, handle, i = 0) {
       return i % 2 ? fns.net_redex_file_append(handle, Buffer.from('r'), 1, [0n]) : fns.net_redex_file_len(handle, [0n]);
     case 'tail': {
       const payload = { ptr: null, len: 0 };
-      const s = fns.net_redex_tail_next(handle, 0, [0n], payload);
+      const s = fns.net_redex_tail_next(handle, 0, [0n], payload, null, null);
       if (payload.ptr) fns.net_bytes_free(payload);
       return s === 1 || s === 2 || s === 3 ? 0 : s; // TIMEOUT / END / LAGGED are outcomes, not errors
     }
@@ -195,15 +227,17 @@ Object.assign(commands, {
     FREE[kind](handle);
     return { t0, t1: now() };
   },
-  // net_redex_tail_next(NET_WAIT_FOREVER), signalling just before it blocks.
-  tailNextForever({ handle, signal: gate }) {
+  // net_redex_tail_next(NET_WAIT_FOREVER), signalling just before it blocks;
+  // with `cancel`, a token the main thread cancels.
+  tailNextForever({ handle, signal: gate, cancel = null }) {
     const payload = { ptr: null, len: 0 };
+    const error = errorSlot();
     signal(gate);
     const t0 = now();
-    const status = fns.net_redex_tail_next(handle, WAIT_FOREVER, [0n], payload);
+    const status = fns.net_redex_tail_next(handle, WAIT_FOREVER, [0n], payload, cancel, error);
     const t1 = now();
     if (payload.ptr) fns.net_bytes_free(payload);
-    return { status, t0, t1 };
+    return { status, t0, t1, message: errorText(error) };
   },
   // One big append (the buffer is made before the signal).
   appendBig({ handle, size, fill, signal: gate }) {
@@ -244,20 +278,22 @@ Object.assign(commands, {
 
 // ---- CortEX: raw calls on model / watch pointers ------------------------------
 
-/** One raw call on a CortEX handle; `kind` is tasks | memories | tasksWatch | memoriesWatch. */
+/**
+ * One raw call on a CortEX handle; `kind` is tasks | memories (a model of
+ * that kind: a kind write or a generic query) | tasksWatch | memoriesWatch.
+ */
 function cortexOp(kind, handle, i = 0) {
   switch (kind) {
     case 'tasks':
-      return i % 2 ? fns.net_tasks_create(handle, BigInt(i), Buffer.from('r'), 1, [0n]) : fns.net_tasks_count_where(handle, null, 0, [0n]);
+      return i % 2 ? fns.net_tasks_create(handle, BigInt(i), Buffer.from('r'), 1, [0n]) : fns.net_model_count_where(handle, null, 0, [0n]);
     case 'memories':
       return i % 2
         ? fns.net_memories_store(handle, BigInt(i), Buffer.from('r'), 1, null, 0, Buffer.from('s'), 1, [0n])
-        : fns.net_memories_count_where(handle, null, 0, [0n]);
+        : fns.net_model_count_where(handle, null, 0, [0n]);
     case 'tasksWatch':
     case 'memoriesWatch': {
       const rows = { ptr: null, len: 0 };
-      const f = kind === 'tasksWatch' ? fns.net_tasks_watch_next : fns.net_memories_watch_next;
-      const s = f(handle, 0, rows, [0n]);
+      const s = fns.net_model_watch_next(handle, 0, rows, [0n], null, null);
       if (rows.ptr) fns.net_bytes_free(rows);
       return s === 1 || s === 2 || s === 3 ? 0 : s;
     }
@@ -267,10 +303,10 @@ function cortexOp(kind, handle, i = 0) {
 }
 
 const CORTEX_FREE = {
-  tasks: (h) => fns.net_tasks_free(h),
-  memories: (h) => fns.net_memories_free(h),
-  tasksWatch: (h) => fns.net_tasks_watch_free(h),
-  memoriesWatch: (h) => fns.net_memories_watch_free(h),
+  tasks: (h) => fns.net_model_free(h),
+  memories: (h) => fns.net_model_free(h),
+  tasksWatch: (h) => fns.net_model_watch_free(h),
+  memoriesWatch: (h) => fns.net_model_watch_free(h),
 };
 
 const CORTEX_HALTED = -300;
@@ -325,16 +361,25 @@ Object.assign(commands, {
     CORTEX_FREE[kind](handle);
     return { t0, t1: now() };
   },
-  // net_*_watch_next(NET_WAIT_FOREVER), signalling just before it blocks.
-  watchNextForever({ kind, handle, signal: gate }) {
+  // net_model_watch_next(NET_WAIT_FOREVER), signalling just before it blocks.
+  watchNextForever({ handle, signal: gate, cancel = null }) {
     const rows = { ptr: null, len: 0 };
-    const f = kind === 'tasksWatch' ? fns.net_tasks_watch_next : fns.net_memories_watch_next;
+    const error = errorSlot();
     signal(gate);
     const t0 = now();
-    const status = f(handle, WAIT_FOREVER, rows, [0n]);
+    const status = fns.net_model_watch_next(handle, WAIT_FOREVER, rows, [0n], cancel, error);
     const t1 = now();
     if (rows.ptr) fns.net_bytes_free(rows);
-    return { status, t0, t1 };
+    return { status, t0, t1, message: errorText(error) };
+  },
+  // net_model_wait_for_seq(NET_WAIT_FOREVER) for a seq never written.
+  waitForSeqForever({ handle, seq, signal: gate, cancel = null }) {
+    const error = errorSlot();
+    signal(gate);
+    const t0 = now();
+    const status = fns.net_model_wait_for_seq(handle, seq, WAIT_FOREVER, cancel, error);
+    const t1 = now();
+    return { status, t0, t1, message: errorText(error) };
   },
   // One write with a big title/content (the buffer is made before the signal).
   cortexWriteBig({ kind, handle, size, signal: gate }) {
@@ -359,14 +404,16 @@ Object.assign(commands, {
     else fns.net_mesh_free(handle);
     return { ok: true };
   },
-  // net_mesh_recv_next(NET_WAIT_FOREVER) on a raw node pointer.
-  meshRecvForever({ handle }) {
+  // net_mesh_recv_next(NET_WAIT_FOREVER) on a raw node pointer, signalling just before it blocks.
+  meshRecvForever({ handle, signal: gate, cancel = null }) {
     const data = { ptr: null, len: 0 };
+    const error = errorSlot();
+    if (gate) signal(gate);
     const t0 = now();
-    const status = fns.net_mesh_recv_next(handle, WAIT_FOREVER, [0n], [0n], data);
+    const status = fns.net_mesh_recv_next(handle, WAIT_FOREVER, [0n], [0n], data, cancel, error);
     const t1 = now();
     if (data.ptr) fns.net_bytes_free(data);
-    return { status, t0, t1 };
+    return { status, t0, t1, message: errorText(error) };
   },
 });
 

@@ -1,6 +1,7 @@
 """netmesh demo: identities, a token issued, verified and delegated, an
 identity sealed into an envelope and opened again, a RedEX log written,
-reopened and tailed, a CortEX tasks model watched live, closed, reopened
+reopened and tailed (and a blocked read cancelled, from a thread and from
+asyncio), a CortEX tasks model watched live, closed, reopened
 from disk and restored from a snapshot, two mesh nodes on 127.0.0.1
 handshaking and streaming events reliably both ways, and the event bus:
 half a million events batch-ingested into persistent shards, polled back
@@ -9,6 +10,7 @@ with a cursor after a restart, and filtered.
 Run with `make -C sdk-python demo` (it installs the wheel first).
 """
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -17,6 +19,8 @@ import time
 
 from netmesh import (
     Bus,
+    Cancel,
+    CancelledError,
     Entry,
     EveryN,
     Identity,
@@ -130,6 +134,21 @@ try:
             print(f"  retention    removed {removed}; a late tail is told it missed "
                   f"{lag.missed_from}..{lag.resume_at - 1}, then gets {late.next(0)}")
             late.close()
+            with log.tail(log.next_seq) as idle, Cancel() as stop:
+                threading.Timer(0.05, stop.cancel).start()  # any thread may cancel
+                try:
+                    idle.next(cancel=stop)  # waits for an append that never comes
+                except CancelledError as exc:
+                    print(f"  cancelled    a blocked tail.next(): {exc.message}")
+
+                async def read_with_a_deadline() -> None:
+                    try:
+                        await asyncio.wait_for(idle.next_async(), 0.05)
+                    except asyncio.TimeoutError:
+                        print("  asyncio      wait_for(tail.next_async(), 0.05) timed out; "
+                              "the libnet call was cancelled with the task")
+
+                asyncio.run(read_with_a_deadline())
 finally:
     shutil.rmtree(base, ignore_errors=True)
 

@@ -16,11 +16,19 @@ the copy bundled in the wheel::
             ...
 
 Failures raise subclasses of :class:`NetError` (see :mod:`netmesh.errors`).
+Blocking calls take ``cancel=`` (a :class:`Cancel`, see :mod:`netmesh.cancel`)
+and have ``*_async`` forms; libnet's log records go to the ``netmesh``
+logger (see :mod:`netmesh.log`).
 """
 
 from __future__ import annotations
 
 from ._ffi import SDK_ABI_VERSION, ffi, lib
+
+# First, so that its exit handler runs after the others (see netmesh.log).
+from . import log as _log
+from .log import LogLevel, log_level, set_log_level
+from .cancel import Cancel
 from ._version import __version__
 from .channel import channel_hash, is_valid_channel, validate_channel
 from .envelope import (
@@ -35,6 +43,8 @@ from .cortex import (
     Memories,
     Memory,
     MemoryFilter,
+    Model,
+    ModelKind,
     Progress,
     Snapshot,
     Task,
@@ -117,7 +127,14 @@ __all__ = [
     "Mesh",
     "MeshStream",
     "MeshEvent",
+    # cancellation and logging
+    "Cancel",
+    "LogLevel",
+    "set_log_level",
+    "log_level",
     # CortEX
+    "Model",
+    "ModelKind",
     "Tasks",
     "Memories",
     "Task",
@@ -147,3 +164,5 @@ __all__ = [
 # errors: NetError, Status, status_name and one class per NET_ERR_* status and
 # family, generated from include/net.h (see netmesh.errors).
 __all__ += errors.__all__
+
+_log._configure_at_import()

@@ -4,12 +4,20 @@
 (used by netmesh._ffi in ABI mode)."""
 
 CDEF = r'''
+#define NET_MODEL_TASKS 1
+#define NET_MODEL_MEMORIES 2
 #define NET_ENVELOPE_SIZE 209
 #define NET_CHAIN_LINK_LEN 32
 #define NET_X25519_KEY_LEN 32
 #define NET_SEED_LEN 32
 #define NET_PUBLIC_KEY_LEN 32
 #define NET_SIGNATURE_LEN 64
+#define NET_LOG_OFF 0
+#define NET_LOG_ERROR 1
+#define NET_LOG_WARN 2
+#define NET_LOG_INFO 3
+#define NET_LOG_DEBUG 4
+#define NET_LOG_TRACE 5
 #define NET_WAIT_FOREVER 4294967295
 #define NET_TOKEN_SIZE 159
 #define NET_SCOPE_PUBLISH 1
@@ -18,7 +26,7 @@ CDEF = r'''
 #define NET_SCOPE_DELEGATE 8
 #define NET_SCOPE_WILDCARD 16
 #define NET_SCOPE_ALL 15
-#define NET_ABI_VERSION 1
+#define NET_ABI_VERSION 2
 enum net_status_t {
     NET_OK = 0,
     NET_TIMEOUT = 1,
@@ -28,6 +36,8 @@ enum net_status_t {
     NET_ERR_SHUTTING_DOWN = -2,
     NET_ERR_PANIC = -3,
     NET_ERR_INTERNAL = -4,
+    NET_ERR_CANCELLED = -5,
+    NET_ERR_BUSY = -6,
     NET_ERR_READ_ONLY = -10,
     NET_ERR_INVALID_PUBLIC_KEY = -11,
     NET_ERR_INVALID_SIGNATURE = -12,
@@ -84,17 +94,16 @@ enum net_status_t {
 };
 typedef int32_t net_status_t;
 typedef struct net_bus_t net_bus_t;
+typedef struct net_cancel_t net_cancel_t;
 typedef struct net_identity_t net_identity_t;
-typedef struct net_memories_adapter_t net_memories_adapter_t;
-typedef struct net_memories_watch_t net_memories_watch_t;
 typedef struct net_mesh_stream_t net_mesh_stream_t;
 typedef struct net_mesh_t net_mesh_t;
+typedef struct net_model_t net_model_t;
+typedef struct net_model_watch_t net_model_watch_t;
 typedef struct net_redex_file_t net_redex_file_t;
 typedef struct net_redex_t net_redex_t;
 typedef struct net_redex_tail_t net_redex_tail_t;
 typedef struct net_redis_dedup_t net_redis_dedup_t;
-typedef struct net_tasks_adapter_t net_tasks_adapter_t;
-typedef struct net_tasks_watch_t net_tasks_watch_t;
 typedef struct {
     const uint8_t *ptr;
     size_t len;
@@ -109,6 +118,10 @@ typedef struct {
     size_t len;
 } net_bytes_t;
 typedef struct {
+    net_status_t status;
+    net_bytes_t message;
+} net_error_t;
+typedef struct {
     uint8_t issuer[32];
     uint8_t subject[32];
     uint32_t scope;
@@ -120,63 +133,53 @@ typedef struct {
     uint64_t nonce;
 } net_token_info_t;
 net_status_t net_bus_new(const uint8_t *config_json, size_t config_json_len, net_bus_t **out);
-void net_bus_free(net_bus_t *bus);
+net_status_t net_bus_free(net_bus_t *bus);
 net_status_t net_bus_ingest_raw(const net_bus_t *bus, const uint8_t *event, size_t event_len);
 net_status_t net_bus_ingest_raw_batch(const net_bus_t *bus, const net_slice_t *events, size_t count, net_bus_ingest_report_t *report);
 net_status_t net_bus_ingest_raw_packed(const net_bus_t *bus, const uint8_t *data, size_t data_len, const uint32_t *lengths, size_t count, net_bus_ingest_report_t *report);
-net_status_t net_bus_poll(const net_bus_t *bus, const uint8_t *request_json, size_t request_json_len, net_bytes_t *events_out, net_bytes_t *meta_out);
-net_status_t net_bus_flush(const net_bus_t *bus);
+net_status_t net_bus_poll(const net_bus_t *bus, const uint8_t *request_json, size_t request_json_len, net_bytes_t *events_out, net_bytes_t *meta_out, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_bus_flush(const net_bus_t *bus, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_bus_stats(const net_bus_t *bus, net_bytes_t *json_out);
 net_status_t net_bus_num_shards(const net_bus_t *bus, uint16_t *out);
-net_status_t net_bus_shutdown(const net_bus_t *bus, net_bytes_t *report_json_out);
+net_status_t net_bus_close(const net_bus_t *bus, net_bytes_t *report_json_out);
 net_status_t net_redis_dedup_new(size_t capacity, net_redis_dedup_t **out);
-void net_redis_dedup_free(net_redis_dedup_t *dedup);
+net_status_t net_redis_dedup_free(net_redis_dedup_t *dedup);
 net_status_t net_redis_dedup_is_duplicate(const net_redis_dedup_t *dedup, const uint8_t *id, size_t id_len, bool *out);
 net_status_t net_redis_dedup_check_batch(const net_redis_dedup_t *dedup, const net_slice_t *ids, size_t count, bool *duplicates_out);
 net_status_t net_redis_dedup_info(const net_redis_dedup_t *dedup, size_t *len_out, size_t *capacity_out, uint64_t *duplicates_out);
 net_status_t net_redis_dedup_clear(const net_redis_dedup_t *dedup);
 void net_bytes_free(net_bytes_t *bytes);
+net_status_t net_cancel_new(net_cancel_t **out);
+net_status_t net_cancel_cancel(const net_cancel_t *cancel);
+net_status_t net_cancel_is_cancelled(const net_cancel_t *cancel, bool *out);
+net_status_t net_cancel_free(net_cancel_t *cancel);
+void net_error_clear(net_error_t *error);
 net_status_t net_channel_validate(const uint8_t *name, size_t name_len);
 net_status_t net_channel_hash(const uint8_t *name, size_t name_len, uint16_t *out);
-net_status_t net_tasks_open(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, net_tasks_adapter_t **out);
-net_status_t net_tasks_restore(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, net_tasks_adapter_t **out);
-void net_tasks_free(net_tasks_adapter_t *tasks);
-net_status_t net_tasks_close(const net_tasks_adapter_t *tasks);
-net_status_t net_tasks_create(const net_tasks_adapter_t *tasks, uint64_t id, const uint8_t *title, size_t title_len, uint64_t *seq_out);
-net_status_t net_tasks_rename(const net_tasks_adapter_t *tasks, uint64_t id, const uint8_t *new_title, size_t new_title_len, uint64_t *seq_out);
-net_status_t net_tasks_complete(const net_tasks_adapter_t *tasks, uint64_t id, uint64_t *seq_out);
-net_status_t net_tasks_delete(const net_tasks_adapter_t *tasks, uint64_t id, uint64_t *seq_out);
-net_status_t net_tasks_wait_for_seq(const net_tasks_adapter_t *tasks, uint64_t seq, uint32_t timeout_ms);
-net_status_t net_tasks_progress(const net_tasks_adapter_t *tasks, net_bytes_t *json_out);
-net_status_t net_tasks_find_unique(const net_tasks_adapter_t *tasks, uint64_t id, net_bytes_t *json_out, bool *found_out);
-net_status_t net_tasks_find_many(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, net_bytes_t *json_out);
-net_status_t net_tasks_count_where(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, uint64_t *count_out);
-net_status_t net_tasks_exists_where(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, bool *exists_out);
-net_status_t net_tasks_watch(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, net_tasks_watch_t **out);
-net_status_t net_tasks_snapshot_and_watch(const net_tasks_adapter_t *tasks, const uint8_t *filter_json, size_t filter_json_len, net_bytes_t *current_json_out, net_tasks_watch_t **out);
-net_status_t net_tasks_watch_next(const net_tasks_watch_t *watch, uint32_t timeout_ms, net_bytes_t *rows_out, uint64_t *missed_out);
-void net_tasks_watch_free(net_tasks_watch_t *watch);
-net_status_t net_tasks_snapshot(const net_tasks_adapter_t *tasks, net_bytes_t *bytes_out, uint64_t *last_seq_out, bool *has_last_seq_out);
-net_status_t net_memories_open(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, net_memories_adapter_t **out);
-net_status_t net_memories_restore(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, net_memories_adapter_t **out);
-void net_memories_free(net_memories_adapter_t *memories);
-net_status_t net_memories_close(const net_memories_adapter_t *memories);
-net_status_t net_memories_store(const net_memories_adapter_t *memories, uint64_t id, const uint8_t *content, size_t content_len, const net_slice_t *tags, size_t tag_count, const uint8_t *source, size_t source_len, uint64_t *seq_out);
-net_status_t net_memories_retag(const net_memories_adapter_t *memories, uint64_t id, const net_slice_t *tags, size_t tag_count, uint64_t *seq_out);
-net_status_t net_memories_pin(const net_memories_adapter_t *memories, uint64_t id, uint64_t *seq_out);
-net_status_t net_memories_unpin(const net_memories_adapter_t *memories, uint64_t id, uint64_t *seq_out);
-net_status_t net_memories_delete(const net_memories_adapter_t *memories, uint64_t id, uint64_t *seq_out);
-net_status_t net_memories_wait_for_seq(const net_memories_adapter_t *memories, uint64_t seq, uint32_t timeout_ms);
-net_status_t net_memories_progress(const net_memories_adapter_t *memories, net_bytes_t *json_out);
-net_status_t net_memories_find_unique(const net_memories_adapter_t *memories, uint64_t id, net_bytes_t *json_out, bool *found_out);
-net_status_t net_memories_find_many(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, net_bytes_t *json_out);
-net_status_t net_memories_count_where(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, uint64_t *count_out);
-net_status_t net_memories_exists_where(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, bool *exists_out);
-net_status_t net_memories_watch(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, net_memories_watch_t **out);
-net_status_t net_memories_snapshot_and_watch(const net_memories_adapter_t *memories, const uint8_t *filter_json, size_t filter_json_len, net_bytes_t *current_json_out, net_memories_watch_t **out);
-net_status_t net_memories_watch_next(const net_memories_watch_t *watch, uint32_t timeout_ms, net_bytes_t *rows_out, uint64_t *missed_out);
-void net_memories_watch_free(net_memories_watch_t *watch);
-net_status_t net_memories_snapshot(const net_memories_adapter_t *memories, net_bytes_t *bytes_out, uint64_t *last_seq_out, bool *has_last_seq_out);
+net_status_t net_model_open(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, net_model_t **out);
+net_status_t net_model_restore(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, net_model_t **out);
+net_status_t net_model_free(net_model_t *model);
+net_status_t net_model_close(const net_model_t *model);
+net_status_t net_model_kind(const net_model_t *model, uint32_t *kind_out);
+net_status_t net_model_delete(const net_model_t *model, uint64_t id, uint64_t *seq_out);
+net_status_t net_model_wait_for_seq(const net_model_t *model, uint64_t seq, uint32_t timeout_ms, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_model_progress(const net_model_t *model, net_bytes_t *json_out);
+net_status_t net_model_find_unique(const net_model_t *model, uint64_t id, net_bytes_t *json_out, bool *found_out);
+net_status_t net_model_find_many(const net_model_t *model, const uint8_t *filter_json, size_t filter_json_len, net_bytes_t *json_out);
+net_status_t net_model_count_where(const net_model_t *model, const uint8_t *filter_json, size_t filter_json_len, uint64_t *count_out);
+net_status_t net_model_exists_where(const net_model_t *model, const uint8_t *filter_json, size_t filter_json_len, bool *exists_out);
+net_status_t net_model_watch(const net_model_t *model, const uint8_t *filter_json, size_t filter_json_len, net_model_watch_t **out);
+net_status_t net_model_snapshot_and_watch(const net_model_t *model, const uint8_t *filter_json, size_t filter_json_len, net_bytes_t *current_json_out, net_model_watch_t **out);
+net_status_t net_model_watch_next(const net_model_watch_t *watch, uint32_t timeout_ms, net_bytes_t *rows_out, uint64_t *missed_out, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_model_watch_free(net_model_watch_t *watch);
+net_status_t net_model_snapshot(const net_model_t *model, net_bytes_t *bytes_out, uint64_t *last_seq_out, bool *has_last_seq_out);
+net_status_t net_tasks_create(const net_model_t *tasks, uint64_t id, const uint8_t *title, size_t title_len, uint64_t *seq_out);
+net_status_t net_tasks_rename(const net_model_t *tasks, uint64_t id, const uint8_t *new_title, size_t new_title_len, uint64_t *seq_out);
+net_status_t net_tasks_complete(const net_model_t *tasks, uint64_t id, uint64_t *seq_out);
+net_status_t net_memories_store(const net_model_t *memories, uint64_t id, const uint8_t *content, size_t content_len, const net_slice_t *tags, size_t tag_count, const uint8_t *source, size_t source_len, uint64_t *seq_out);
+net_status_t net_memories_retag(const net_model_t *memories, uint64_t id, const net_slice_t *tags, size_t tag_count, uint64_t *seq_out);
+net_status_t net_memories_pin(const net_model_t *memories, uint64_t id, uint64_t *seq_out);
+net_status_t net_memories_unpin(const net_model_t *memories, uint64_t id, uint64_t *seq_out);
 net_status_t net_envelope_seal(const net_identity_t *source, const uint8_t *target_public_key, size_t target_public_key_len, const uint8_t *chain_link, size_t chain_link_len, net_bytes_t *envelope_out);
 net_status_t net_envelope_open(const uint8_t *envelope, size_t envelope_len, const uint8_t *target_secret_key, size_t target_secret_key_len, const uint8_t *chain_link, size_t chain_link_len, const uint8_t *expected_signer, size_t expected_signer_len, net_identity_t **identity_out);
 net_status_t net_x25519_public_key(const uint8_t *secret_key, size_t secret_key_len, net_bytes_t *out);
@@ -185,7 +188,7 @@ net_status_t net_identity_generate(net_identity_t **out);
 net_status_t net_identity_from_seed(const uint8_t *seed, size_t seed_len, net_identity_t **out);
 net_status_t net_identity_from_public_key(const uint8_t *public_key, size_t public_key_len, net_identity_t **out);
 net_status_t net_identity_clone(const net_identity_t *identity, net_identity_t **out);
-void net_identity_free(net_identity_t *identity);
+net_status_t net_identity_free(net_identity_t *identity);
 net_status_t net_identity_public_key(const net_identity_t *identity, net_bytes_t *out);
 net_status_t net_identity_entity_id(const net_identity_t *identity, net_bytes_t *out);
 net_status_t net_identity_seed(const net_identity_t *identity, net_bytes_t *out);
@@ -194,29 +197,31 @@ net_status_t net_identity_origin_hash(const net_identity_t *identity, uint64_t *
 net_status_t net_identity_node_id(const net_identity_t *identity, uint64_t *out);
 net_status_t net_identity_sign(const net_identity_t *identity, const uint8_t *message, size_t message_len, net_bytes_t *signature_out);
 net_status_t net_identity_verify(const net_identity_t *identity, const uint8_t *message, size_t message_len, const uint8_t *signature, size_t signature_len);
+net_status_t net_log_set_level(uint32_t level);
+net_status_t net_log_next(uint32_t timeout_ms, uint32_t *level_out, net_bytes_t *text_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_mesh_new(const uint8_t *config_json, size_t config_json_len, net_mesh_t **out);
-void net_mesh_free(net_mesh_t *mesh);
-net_status_t net_mesh_shutdown(const net_mesh_t *mesh);
+net_status_t net_mesh_free(net_mesh_t *mesh);
+net_status_t net_mesh_close(const net_mesh_t *mesh);
 net_status_t net_mesh_public_key(const net_mesh_t *mesh, net_bytes_t *out);
 net_status_t net_mesh_node_id(const net_mesh_t *mesh, uint64_t *out);
 net_status_t net_mesh_entity_id(const net_mesh_t *mesh, net_bytes_t *out);
 net_status_t net_mesh_local_addr(const net_mesh_t *mesh, net_bytes_t *out);
 net_status_t net_mesh_start(const net_mesh_t *mesh);
-net_status_t net_mesh_connect(const net_mesh_t *mesh, const uint8_t *addr, size_t addr_len, const uint8_t *peer_static_pub, size_t peer_static_pub_len, uint64_t peer_node_id);
-net_status_t net_mesh_accept(const net_mesh_t *mesh, uint64_t peer_node_id, uint32_t timeout_ms, net_bytes_t *addr_out);
+net_status_t net_mesh_connect(const net_mesh_t *mesh, const uint8_t *addr, size_t addr_len, const uint8_t *peer_static_pub, size_t peer_static_pub_len, uint64_t peer_node_id, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_mesh_accept(const net_mesh_t *mesh, uint64_t peer_node_id, uint32_t timeout_ms, net_bytes_t *addr_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_mesh_open_stream(const net_mesh_t *mesh, uint64_t peer, uint64_t stream_id, bool reliable, uint64_t window, net_mesh_stream_t **out);
 net_status_t net_mesh_stream_send(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count);
-net_status_t net_mesh_stream_send_blocking(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count, uint32_t timeout_ms);
+net_status_t net_mesh_stream_send_blocking(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count, uint32_t timeout_ms, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_mesh_stream_info(const net_mesh_stream_t *stream, uint64_t *peer_out, uint64_t *stream_id_out);
-void net_mesh_stream_free(net_mesh_stream_t *stream);
-net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, uint64_t *peer_out, uint64_t *stream_id_out, net_bytes_t *data_out);
-net_status_t net_mesh_recv_batch(const net_mesh_t *mesh, size_t max, uint32_t timeout_ms, net_bytes_t *records_out, size_t *count_out);
+net_status_t net_mesh_stream_free(net_mesh_stream_t *stream);
+net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, uint64_t *peer_out, uint64_t *stream_id_out, net_bytes_t *data_out, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_mesh_recv_batch(const net_mesh_t *mesh, size_t max, uint32_t timeout_ms, net_bytes_t *records_out, size_t *count_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_mesh_peers(const net_mesh_t *mesh, net_bytes_t *json_out);
 net_status_t net_mesh_stats(const net_mesh_t *mesh, net_bytes_t *json_out);
 net_status_t net_redex_open(const uint8_t *base_dir, size_t base_dir_len, net_redex_t **out);
-void net_redex_free(net_redex_t *redex);
+net_status_t net_redex_free(net_redex_t *redex);
 net_status_t net_redex_open_file(const net_redex_t *redex, const uint8_t *name, size_t name_len, const uint8_t *config_json, size_t config_json_len, net_redex_file_t **out);
-void net_redex_file_free(net_redex_file_t *file);
+net_status_t net_redex_file_free(net_redex_file_t *file);
 net_status_t net_redex_file_append(const net_redex_file_t *file, const uint8_t *payload, size_t payload_len, uint64_t *seq_out);
 net_status_t net_redex_file_append_inline(const net_redex_file_t *file, const uint8_t *payload, size_t payload_len, uint64_t *seq_out);
 net_status_t net_redex_file_append_batch(const net_redex_file_t *file, const net_slice_t *payloads, size_t count, uint64_t *first_seq_out, bool *appended_out);
@@ -229,8 +234,8 @@ net_status_t net_redex_file_sync(const net_redex_file_t *file);
 net_status_t net_redex_file_close(const net_redex_file_t *file);
 net_status_t net_redex_file_sweep_retention(const net_redex_file_t *file, uint64_t *removed_out);
 net_status_t net_redex_file_tail(const net_redex_file_t *file, uint64_t from_seq, net_redex_tail_t **out);
-net_status_t net_redex_tail_next(const net_redex_tail_t *tail, uint32_t timeout_ms, uint64_t *seq_out, net_bytes_t *payload_out);
-void net_redex_tail_free(net_redex_tail_t *tail);
+net_status_t net_redex_tail_next(const net_redex_tail_t *tail, uint32_t timeout_ms, uint64_t *seq_out, net_bytes_t *payload_out, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_redex_tail_free(net_redex_tail_t *tail);
 const char *net_status_name(int32_t status);
 net_status_t net_token_issue(const net_identity_t *issuer, const uint8_t *subject, size_t subject_len, uint32_t scope, uint16_t channel_hash, uint64_t ttl_secs, uint8_t delegation_depth, net_bytes_t *token_out);
 net_status_t net_token_parse(const uint8_t *token, size_t token_len, net_token_info_t *out);

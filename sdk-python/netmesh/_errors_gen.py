@@ -18,6 +18,8 @@ __all__ = [
     "ShuttingDownError",
     "PanicError",
     "InternalError",
+    "CancelledError",
+    "BusyError",
     "ReadOnlyError",
     "InvalidPublicKeyError",
     "InvalidSignatureError",
@@ -109,6 +111,23 @@ class InternalError(NetError):
     """An internal invariant failed; the message says which.
 
     Status ``NET_ERR_INTERNAL`` (-4).
+    """
+
+
+class CancelledError(NetError):
+    """The call was cancelled through its `net_cancel_t` before it finished;
+    it had no effect beyond what its documentation says of cancellation.
+
+    Status ``NET_ERR_CANCELLED`` (-5).
+    """
+
+
+class BusyError(NetError):
+    """A free or close could not finish: calls on the handle were still
+    running at the deadline (its resources were leaked rather than freed
+    under them) or releasing them failed; the message says which.
+
+    Status ``NET_ERR_BUSY`` (-6).
     """
 
 
@@ -538,6 +557,8 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     -2: ShuttingDownError,  # NET_ERR_SHUTTING_DOWN
     -3: PanicError,  # NET_ERR_PANIC
     -4: InternalError,  # NET_ERR_INTERNAL
+    -5: CancelledError,  # NET_ERR_CANCELLED
+    -6: BusyError,  # NET_ERR_BUSY
     -10: ReadOnlyError,  # NET_ERR_READ_ONLY
     -11: InvalidPublicKeyError,  # NET_ERR_INVALID_PUBLIC_KEY
     -12: InvalidSignatureError,  # NET_ERR_INVALID_SIGNATURE
@@ -610,6 +631,8 @@ NetError
 ├── ShuttingDownError  NET_ERR_SHUTTING_DOWN
 ├── PanicError  NET_ERR_PANIC
 ├── InternalError  NET_ERR_INTERNAL
+├── CancelledError  NET_ERR_CANCELLED
+├── BusyError  NET_ERR_BUSY
 ├── ReadOnlyError  NET_ERR_READ_ONLY
 ├── InvalidPublicKeyError (also ValueError)  NET_ERR_INVALID_PUBLIC_KEY
 ├── InvalidSignatureError  NET_ERR_INVALID_SIGNATURE

@@ -12,6 +12,8 @@ Nothing here is public API; use the classes in :mod:`netmesh`.
 from __future__ import annotations
 
 import os
+import datetime
+import math
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
 from cffi import FFI  # type: ignore[import-untyped,unused-ignore]
@@ -19,7 +21,7 @@ from cffi import FFI  # type: ignore[import-untyped,unused-ignore]
 from ._cdef import CDEF
 
 #: The libnet ABI version this SDK was written against.
-SDK_ABI_VERSION = 1
+SDK_ABI_VERSION = 2
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 BUNDLED_LIBRARY_PATH = os.path.join(_PACKAGE_DIR, "_native", "libnet.so")
@@ -155,3 +157,51 @@ def opt_buf(data: Optional[BytesLike], name: str = "data") -> Tuple[Any, int]:
     if data is None:
         return ffi.NULL, 0
     return buf(data, name)
+
+
+# -- blocking calls ----------------------------------------------------------
+
+
+def error_slot() -> Any:
+    """A zeroed ``net_error_t`` for a blocking call: libnet writes the
+    call's status and message to it on failure, so the detail is right
+    whichever thread made the call."""
+    return ffi.new("net_error_t *")
+
+
+def call_error(status: int, err: Any) -> Exception:
+    """The exception for a blocking call that returned ``status`` (an error)
+    with ``err`` (its ``net_error_t``, released here)."""
+    from .errors import error_for_status
+
+    try:
+        message = ""
+        if err.message.len:
+            message = ffi.buffer(err.message.ptr, err.message.len)[:].decode("utf-8", "replace")
+        code = int(err.status) if err.status else int(status)
+    finally:
+        lib.net_error_clear(err)
+    return error_for_status(code, message)
+
+
+def check_call(status: int, err: Any) -> None:
+    """Raises the error of a failed blocking call (anything below NET_OK)."""
+    if status < 0:
+        raise call_error(status, err)
+
+
+def timeout_ms(timeout: Any, what: str = "timeout") -> int:
+    """Seconds (int, float or timedelta; None or infinity: no limit) as a
+    libnet ``timeout_ms``. A positive timeout never rounds down to 0."""
+    if timeout is None:
+        return int(lib.NET_WAIT_FOREVER)
+    if isinstance(timeout, datetime.timedelta):
+        timeout = timeout.total_seconds()
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"{what} must be seconds or a timedelta, not {type(timeout).__name__}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"{what} must be a non-negative number of seconds")
+    if math.isinf(timeout):
+        return int(lib.NET_WAIT_FOREVER)
+    ms = math.ceil(timeout * 1000)
+    return min(ms, int(lib.NET_WAIT_FOREVER) - 1)

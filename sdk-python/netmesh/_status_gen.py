@@ -30,6 +30,13 @@ class Status(enum.IntEnum):
     ERR_PANIC = -3
     #: An internal invariant failed; the message says which.
     ERR_INTERNAL = -4
+    #: The call was cancelled through its `net_cancel_t` before it finished;
+    #: it had no effect beyond what its documentation says of cancellation.
+    ERR_CANCELLED = -5
+    #: A free or close could not finish: calls on the handle were still
+    #: running at the deadline (its resources were leaked rather than freed
+    #: under them) or releasing them failed; the message says which.
+    ERR_BUSY = -6
     #: The identity holds only a public key and cannot sign or be sealed.
     ERR_READ_ONLY = -10
     #: 32 bytes that are not a valid ed25519 public key.

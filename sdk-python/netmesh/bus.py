@@ -32,9 +32,10 @@ import struct
 from array import array
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
-from ._ffi import BytesLike, buf, check, ffi, lib, new_bytes, slice_array, take_bytes
+from ._ffi import BytesLike, buf, call_error, check, check_call, error_slot, ffi, lib, new_bytes, slice_array, take_bytes
+from ._handle import _Handle
+from .cancel import Cancel, call_async, call_blocking
 from .errors import BusConfigError
-from .redex import _Handle
 
 __all__ = ["Bus", "BusEvent", "IngestReport", "PollResult", "RedisStreamDedup"]
 
@@ -103,10 +104,14 @@ class Bus(_Handle):
     ``scaling``, ``adapter``, ``producer_state_dir``); libnet validates
     them and BusConfigError names a bad key. Closing shuts the bus down,
     draining what is buffered.
+
+    :meth:`flush` and :meth:`poll` may wait (on the adapter): they take
+    ``cancel=`` and have ``*_async`` forms; :meth:`close` wakes them.
     """
 
     __slots__ = ()
     _kind = "Bus"
+    _free = staticmethod(lib.net_bus_free)
 
     def __init__(self, config: Optional[Dict[str, Any]] = None, **options: Any) -> None:
         self._ptr = None
@@ -170,19 +175,14 @@ class Bus(_Handle):
 
     # -- consume ---------------------------------------------------------------
 
-    def poll(
+    def _poll_call(
         self,
-        cursor: Optional[str] = None,
-        limit: int = 1000,
-        *,
-        per_shard_limit: Optional[int] = None,
-        shards: Optional[Iterable[int]] = None,
-        filter: Optional[Dict[str, Any]] = None,
-    ) -> PollResult:
-        """Up to ``limit`` events after ``cursor`` (None: from the start),
-        merged across shards in timestamp order. ``filter`` is the JSON
-        predicate language (exact integer comparisons). Pass
-        ``next_cursor`` to the next poll."""
+        cursor: Optional[str],
+        limit: int,
+        per_shard_limit: Optional[int],
+        shards: Optional[Iterable[int]],
+        filter: Optional[Dict[str, Any]],
+    ) -> Any:
         request: Dict[str, Any] = {"limit": limit}
         if cursor is not None:
             request["cursor"] = cursor
@@ -193,28 +193,82 @@ class Bus(_Handle):
         if filter is not None:
             request["filter"] = filter
         raw = json.dumps(request, separators=(",", ":")).encode()
-        events_out, meta_out = new_bytes(), new_bytes()
-        status = lib.net_bus_poll(self._handle(), raw, len(raw), events_out, meta_out)
-        if status != lib.NET_OK:
-            lib.net_bytes_free(events_out)
-            lib.net_bytes_free(meta_out)
-            check(status)
-        events = _decode_events(take_bytes(events_out))
-        meta = json.loads(take_bytes(meta_out))
-        return PollResult(
-            events,
-            meta["next_cursor"],
-            bool(meta["has_more"]),
-            bool(meta["truncated_at_per_shard_cap"]),
-            list(meta["stalled_shards"]),
-        )
+        handle = self._handle()
+
+        def call(token: Any) -> PollResult:
+            events_out, meta_out = new_bytes(), new_bytes()
+            err = error_slot()
+            status = lib.net_bus_poll(handle, raw, len(raw), events_out, meta_out, token, err)
+            if status != lib.NET_OK:
+                lib.net_bytes_free(events_out)
+                lib.net_bytes_free(meta_out)
+                raise call_error(status, err)
+            events = _decode_events(take_bytes(events_out))
+            meta = json.loads(take_bytes(meta_out))
+            return PollResult(
+                events,
+                meta["next_cursor"],
+                bool(meta["has_more"]),
+                bool(meta["truncated_at_per_shard_cap"]),
+                list(meta["stalled_shards"]),
+            )
+
+        return call
+
+    def poll(
+        self,
+        cursor: Optional[str] = None,
+        limit: int = 1000,
+        *,
+        per_shard_limit: Optional[int] = None,
+        shards: Optional[Iterable[int]] = None,
+        filter: Optional[Dict[str, Any]] = None,
+        cancel: Optional[Cancel] = None,
+    ) -> PollResult:
+        """Up to ``limit`` events after ``cursor`` (None: from the start),
+        merged across shards in timestamp order. ``filter`` is the JSON
+        predicate language (exact integer comparisons). Pass
+        ``next_cursor`` to the next poll. A poll waits only on the adapter
+        (a remote server); CancelledError when ``cancel`` is cancelled,
+        ShuttingDownError when the bus is closed meanwhile."""
+        call = self._poll_call(cursor, limit, per_shard_limit, shards, filter)
+        return call_blocking(call, cancel)  # type: ignore[no-any-return]
+
+    async def poll_async(
+        self,
+        cursor: Optional[str] = None,
+        limit: int = 1000,
+        *,
+        per_shard_limit: Optional[int] = None,
+        shards: Optional[Iterable[int]] = None,
+        filter: Optional[Dict[str, Any]] = None,
+        cancel: Optional[Cancel] = None,
+    ) -> PollResult:
+        """:meth:`poll` for asyncio."""
+        call = self._poll_call(cursor, limit, per_shard_limit, shards, filter)
+        return await call_async(call, cancel)
 
     # -- control ---------------------------------------------------------------
 
-    def flush(self) -> None:
+    def _flush_call(self) -> Any:
+        handle = self._handle()
+
+        def call(token: Any) -> None:
+            err = error_slot()
+            check_call(lib.net_bus_flush(handle, token, err), err)
+
+        return call
+
+    def flush(self, *, cancel: Optional[Cancel] = None) -> None:
         """Waits until everything ingested so far is stored (or counted
-        lost), then flushes the adapter."""
-        check(lib.net_bus_flush(self._handle()))
+        lost), then flushes the adapter. CancelledError when ``cancel`` is
+        cancelled (the events keep being dispatched; only the wait ends),
+        ShuttingDownError when the bus is closed meanwhile."""
+        call_blocking(self._flush_call(), cancel)
+
+    async def flush_async(self, *, cancel: Optional[Cancel] = None) -> None:
+        """:meth:`flush` for asyncio."""
+        await call_async(self._flush_call(), cancel)
 
     def stats(self) -> Dict[str, Any]:
         """The bus's counters (events_ingested, events_dispatched,
@@ -232,19 +286,22 @@ class Bus(_Handle):
         return int(out[0])
 
     def shutdown(self) -> Dict[str, Any]:
-        """Stops ingest, drains, flushes; returns the report
-        (events_dropped, events_stranded, shutdown_was_lossy,
-        adapter_error). The bus still answers :meth:`stats` until closed."""
+        """Stops ingest, drains, flushes (``net_bus_close``); returns the
+        report (events_dropped, events_stranded, shutdown_was_lossy,
+        adapter_error). The bus still answers :meth:`stats` until closed;
+        a second call returns the same report."""
         out = new_bytes()
-        check(lib.net_bus_shutdown(self._handle(), out))
+        check(lib.net_bus_close(self._handle(), out))
         result: Dict[str, Any] = json.loads(take_bytes(out))
         return result
 
     def close(self) -> None:
-        """Shuts the bus down (if not yet) and frees it (idempotent)."""
-        ptr = self._take()
-        if ptr is not None:
-            lib.net_bus_free(ptr)
+        """Shuts the bus down (if not yet), draining what is buffered, and
+        frees it (idempotent). A flush or poll blocked on it raises
+        ShuttingDownError first. Raises BusyError when the shutdown lost
+        events (the message has the counts; call :meth:`shutdown` first for
+        the whole report) or calls were still running after 5 s."""
+        super().close()
 
     def __repr__(self) -> str:
         return "<Bus closed>" if self._ptr is None else f"<Bus shards={self.num_shards}>"
@@ -257,6 +314,7 @@ class RedisStreamDedup(_Handle):
 
     __slots__ = ()
     _kind = "RedisStreamDedup"
+    _free = staticmethod(lib.net_redis_dedup_free)
 
     def __init__(self, capacity: int = 65536) -> None:
         self._ptr = None
@@ -306,6 +364,4 @@ class RedisStreamDedup(_Handle):
 
     def close(self) -> None:
         """Frees the set (idempotent)."""
-        ptr = self._take()
-        if ptr is not None:
-            lib.net_redis_dedup_free(ptr)
+        super().close()

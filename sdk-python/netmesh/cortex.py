@@ -16,8 +16,11 @@
                         continue                         # the next rows have them all
                     print(update)
 
-Two models, byte-compatible with Net v0.11: :class:`Tasks` (create, rename,
-complete, delete) and :class:`Memories` (store, retag, pin, unpin, delete).
+One generic model, :class:`Model` (libnet's ``net_model_t``: open, fold
+progress, waits, queries, watches, snapshots, deletes, close — the same for
+every kind), and its two kinds, byte-compatible with Net v0.11, as thin
+subclasses adding typed rows, filters and their own writes: :class:`Tasks`
+(create, rename, complete) and :class:`Memories` (store, retag, pin, unpin).
 Each write appends an event to the model's RedEX channel
 (``cortex/tasks`` / ``cortex/memories``) and returns its RedEX sequence
 number; a fold thread inside libnet applies events to the in-memory state
@@ -34,15 +37,17 @@ threads (they fail with :class:`~netmesh.ShuttingDownError`).
 
 from __future__ import annotations
 
-import datetime
+import collections
+import enum
 import json
-import math
 import threading
-import time
 from dataclasses import dataclass
 from typing import (
     Any,
+    AsyncIterator,
     Callable,
+    ClassVar,
+    Deque,
     Dict,
     Generic,
     Iterable,
@@ -52,29 +57,43 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
+    Type,
     TypeVar,
     Union,
 )
 
-from ._ffi import buf, check, ffi, last_error_message, lib, new_bytes, slice_array, take_bytes
+from ._ffi import (
+    buf,
+    call_error,
+    check,
+    check_call,
+    error_slot,
+    ffi,
+    lib,
+    new_bytes,
+    slice_array,
+    take_bytes,
+    timeout_ms,
+)
+from ._handle import _Handle
+from .cancel import Cancel, _check_cancel, pull, pull_async
 from .errors import (
     CortexInvalidConfigError,
     CortexWatchEndedError,
+    ShuttingDownError,
     _closed,
-    error_for_status,
 )
 from .redex import (
-    NET_WAIT_FOREVER,
     FsyncPolicy,
     Redex,
     Seconds,
     _check_u64,
-    _Handle,
-    _to_ms,
     config_json,
 )
 
 __all__ = [
+    "Model",
+    "ModelKind",
     "Tasks",
     "Memories",
     "Task",
@@ -90,7 +109,6 @@ __all__ = [
 ]
 
 _U64_MAX = (1 << 64) - 1
-_MAIN_THREAD_SLICE_MS = 100
 
 #: What the fold does when an event fails to apply: ``"stop"`` (default;
 #: the model halts and refuses writes) or ``"log_and_continue"``.
@@ -288,14 +306,6 @@ class MemoryFilter:
         return json.dumps(out, separators=(",", ":"))
 
 
-def _filter_bytes(flt: Any, expected: type) -> bytes:
-    if flt is None:
-        return b""
-    if not isinstance(flt, expected):
-        raise TypeError(f"filter must be a {expected.__name__}, not {type(flt).__name__}")
-    return flt.to_json().encode()
-
-
 # -- configuration -------------------------------------------------------------------
 
 
@@ -311,7 +321,7 @@ def model_config_json(
     start: Optional[StartPosition] = None,
     changes_capacity: Optional[int] = None,
 ) -> str:
-    """The configuration JSON of ``net_tasks_open`` / ``net_memories_open``."""
+    """The configuration JSON of ``net_model_open``."""
     base = config_json(
         persistent=persistent,
         fsync=fsync,
@@ -343,41 +353,6 @@ def model_config_json(
     return json.dumps(config, separators=(",", ":")) if config else ""
 
 
-def _timeout_ms(timeout: Optional[Seconds]) -> Optional[float]:
-    """Seconds (None: no limit) as a float, validated."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, datetime.timedelta):
-        timeout = timeout.total_seconds()
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be seconds or a timedelta, not {type(timeout).__name__}")
-    if math.isnan(timeout) or timeout < 0:
-        raise ValueError("timeout must be a non-negative number of seconds")
-    return None if math.isinf(timeout) else float(timeout)
-
-
-def _wait_loop(call: Callable[[int], int], timeout: Optional[Seconds]) -> int:
-    """Calls ``call(ms)`` until it returns something other than NET_TIMEOUT
-    or the deadline passes; on the main thread each wait is at most 100 ms so
-    Ctrl-C gets through. Returns the last status."""
-    seconds = _timeout_ms(timeout)
-    sliced = threading.current_thread() is threading.main_thread()
-    deadline = None if seconds is None else time.monotonic() + seconds
-    while True:
-        if deadline is None:
-            ms = _MAIN_THREAD_SLICE_MS if sliced else NET_WAIT_FOREVER
-        else:
-            remaining = deadline - time.monotonic()
-            ms = min(max(0, math.ceil(remaining * 1000)), NET_WAIT_FOREVER - 1)
-            if sliced:
-                ms = min(ms, _MAIN_THREAD_SLICE_MS)
-        status = call(ms)
-        if status != lib.NET_TIMEOUT:
-            return status
-        if deadline is not None and time.monotonic() >= deadline:
-            return status
-
-
 def _take_json(out: Any) -> Any:
     return json.loads(take_bytes(out).decode("utf-8"))
 
@@ -405,68 +380,151 @@ def _id(value: Any) -> int:
     return _check_query_u64(value, "id")
 
 
+class ModelKind(enum.IntEnum):
+    """The kinds of CortEX model libnet has (``NET_MODEL_*``)."""
+
+    #: Tasks, on channel ``cortex/tasks``.
+    TASKS = lib.NET_MODEL_TASKS
+    #: Memories, on channel ``cortex/memories``.
+    MEMORIES = lib.NET_MODEL_MEMORIES
+
+
 # -- watches --------------------------------------------------------------------------
 
-Row = TypeVar("Row", Task, Memory)
+Row = TypeVar("Row")
 _END = object()
 
 
 class Watch(_Handle, Generic[Row]):
-    """A live query: iterating yields the current rows (a list) first, then
-    the new rows after each change, or a :class:`WatchLagged` when this
-    reader fell behind (the next rows include everything it missed).
+    """A live query on a model (``net_model_watch_t``): iterating yields the
+    current rows (a list) first, then the new rows after each change, or a
+    :class:`WatchLagged` when this reader fell behind (the next rows include
+    everything it missed). ``async for`` works too.
 
     Iteration ends when the model is closed, its fold halts, or the watch is
-    closed from another thread (``close()`` wakes a blocked iteration).
-    :meth:`next` is the non-iterator form with a timeout.
+    closed from another thread (``close()`` wakes a blocked iteration); it
+    raises CancelledError once the watch's ``cancel`` token (given to
+    :meth:`Model.watch`) is cancelled. :meth:`next` / :meth:`next_async` are
+    the one-update forms with a timeout and a token of their own.
     """
 
-    __slots__ = ("_next_fn", "_free_fn", "_row", "_model")
+    __slots__ = ("_row", "_model", "_pending", "_cancel", "_calls")
     _kind = "Watch"
+    _free = staticmethod(lib.net_model_watch_free)
 
     def __init__(
         self,
         handle: Any,
-        next_fn: Any,
-        free_fn: Any,
         row: Callable[[Dict[str, Any]], Row],
         model: Any,
+        cancel: Optional[Cancel] = None,
     ) -> None:
+        """Internal: use :meth:`Model.watch`."""
+        if handle is None or handle == ffi.NULL:
+            raise TypeError("use Model.watch() or snapshot_and_watch()")
         super().__init__(handle)
-        self._next_fn = next_fn
-        self._free_fn = free_fn
         self._row = row
         self._model = model  # keeps the model object alive while watched
+        self._pending: Deque[Any] = collections.deque()
+        self._cancel = cancel
+        self._calls = 0  # calls inside libnet (which serves them one at a time)
 
     def __iter__(self) -> Iterator[Union[List[Row], WatchLagged]]:
         return self
 
     def __next__(self) -> Union[List[Row], WatchLagged]:
-        item = self._pull(None, iterating=True)
+        item = self._pull(lib.NET_WAIT_FOREVER, self._cancel, iterating=True)
         if item is _END or item is None:
             raise StopIteration
         return item  # type: ignore[no-any-return]
 
-    def next(self, timeout: Optional[Seconds] = None) -> Union[List[Row], WatchLagged, None]:
+    def __aiter__(self) -> AsyncIterator[Union[List[Row], WatchLagged]]:
+        return self
+
+    async def __anext__(self) -> Union[List[Row], WatchLagged]:
+        item = await self._pull_async(lib.NET_WAIT_FOREVER, self._cancel, iterating=True)
+        if item is _END or item is None:
+            raise StopAsyncIteration
+        return item  # type: ignore[no-any-return]
+
+    def next(
+        self, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
+    ) -> Union[List[Row], WatchLagged, None]:
         """Waits up to ``timeout`` seconds (None: no limit) for the next
         update: a list of rows, a :class:`WatchLagged`, or None on timeout.
-        Raises CortexWatchEndedError once the watch has ended."""
-        item = self._pull(timeout, iterating=False)
+        Raises CortexWatchEndedError once the watch has ended,
+        ShuttingDownError if it was closed before, CancelledError when
+        ``cancel`` is cancelled (the watch stays usable)."""
+        return self._ended(self._pull(timeout_ms(timeout), cancel, iterating=False))  # type: ignore[no-any-return]
+
+    async def next_async(
+        self, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
+    ) -> Union[List[Row], WatchLagged, None]:
+        """:meth:`next` for asyncio: cancelling the task cancels the wait (an
+        update already taken is kept for the next call)."""
+        return self._ended(await self._pull_async(timeout_ms(timeout), cancel, iterating=False))  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _ended(item: Any) -> Any:
         if item is _END:
             raise CortexWatchEndedError(
                 lib.NET_END, "the watch has ended: its model closed or halted, or it was closed"
             )
-        return item  # type: ignore[no-any-return]
+        return item
 
-    def _pull(self, timeout: Optional[Seconds], iterating: bool) -> Any:
+    def _start(self, iterating: bool) -> Tuple[Any, Any]:
+        try:
+            return self._pending.popleft(), None
+        except IndexError:
+            pass
         ptr = self._ptr
         if ptr is None:
             if iterating:
-                return _END
+                return _END, None
             raise _closed(self._kind)
+        return None, ptr
+
+    def _pull(self, ms: int, cancel: Optional[Cancel], iterating: bool) -> Any:
+        item, ptr = self._start(iterating)
+        if ptr is None:
+            return item
+        try:
+            return pull(
+                lambda ms, token: self._next_raw(ptr, ms, token), ms, cancel, self._keep, self._calls > 0
+            )
+        except ShuttingDownError:
+            if iterating:
+                return _END
+            raise
+
+    async def _pull_async(self, ms: int, cancel: Optional[Cancel], iterating: bool) -> Any:
+        item, ptr = self._start(iterating)
+        if ptr is None:
+            return item
+        try:
+            return await pull_async(
+                lambda ms, token: self._next_raw(ptr, ms, token), ms, cancel, self._keep, self._calls > 0
+            )
+        except ShuttingDownError:
+            if iterating:
+                return _END
+            raise
+
+    def _keep(self, item: Any) -> None:
+        if item is not None and item is not _END:
+            self._pending.append(item)
+
+    def _next_raw(self, ptr: Any, ms: int, token: Any) -> Any:
         rows = new_bytes()
         missed = ffi.new("uint64_t *")
-        status = _wait_loop(lambda ms: self._next_fn(ptr, ms, rows, missed), timeout)
+        err = error_slot()
+        with self._lock:
+            self._calls += 1
+        try:
+            status = lib.net_model_watch_next(ptr, ms, rows, missed, token, err)
+        finally:
+            with self._lock:
+                self._calls -= 1
         if status == lib.NET_OK:
             return [self._row(r) for r in _take_json(rows)]
         lib.net_bytes_free(rows)
@@ -476,36 +534,55 @@ class Watch(_Handle, Generic[Row]):
             return _END
         if status == lib.NET_TIMEOUT:
             return None
-        if status == lib.NET_ERR_SHUTTING_DOWN and iterating:
-            return _END
-        check(status)
-        return None  # unreachable
+        raise call_error(status, err)
 
     def close(self) -> None:
-        """Ends and frees the watch. Idempotent; wakes a blocked ``next``."""
-        ptr = self._take()
-        if ptr is not None:
-            self._free_fn(ptr)
+        """Ends and frees the watch. Idempotent; wakes a blocked ``next`` or
+        iteration (which then ends)."""
+        super().close()
 
 
 # -- models ---------------------------------------------------------------------------
 
+_M = TypeVar("_M", bound="Model[Any]")
 
-class _Model(_Handle, Generic[Row]):
-    """What Tasks and Memories share: opening, progress, queries, watches,
-    snapshots and closing. ``_api`` maps operation names to libnet calls."""
 
-    __slots__ = ("_origin_hash",)
-    _api: Dict[str, Any] = {}
-    _filter_type: type = object
-    _row: Callable[[Dict[str, Any]], Row]
-    _handle_type = ""
+class Model(_Handle, Generic[Row]):
+    """A CortEX model of any kind (``net_model_t``): opening, fold progress,
+    waits, queries, watches, snapshots, deletes and closing, the same for
+    every kind. :class:`Tasks` and :class:`Memories` are its typed kinds
+    (rows as dataclasses, typed filters, the kind's own writes); the base
+    class opens any kind with rows as plain dicts and filters as dicts
+    (or anything with ``to_json()``)::
+
+        with Model(redex, origin, kind=ModelKind.TASKS) as model:
+            model.find_many({"status": "pending"})     # [{"id": 1, "title": ...}, ...]
+
+    Configuration (keyword arguments, also of :meth:`restore`): the RedEX
+    file keys of :meth:`Redex.open_file` (``persistent``, ``fsync``,
+    ``max_events``, ``max_bytes``, ``max_age``, ``repair``) plus ``policy``
+    (``"stop"`` or ``"log_and_continue"``), ``start`` (``"beginning"``,
+    ``"live"`` or a sequence number) and ``changes_capacity``.
+    """
+
+    __slots__ = ("_origin_hash", "_model_kind")
+    _kind = "Model"
+    _free = staticmethod(lib.net_model_free)
+    #: The kind a subclass always opens (None: given as ``kind=``).
+    KIND: ClassVar[Optional[ModelKind]] = None
+    #: The typed filter a subclass takes besides dicts (None: any ``to_json()``).
+    FILTER: ClassVar[Optional[type]] = None
+
+    @staticmethod
+    def _row(row: Dict[str, Any]) -> Any:
+        return row
 
     def __init__(
         self,
         redex: Redex,
         origin_hash: int,
         *,
+        kind: Optional[int] = None,
         persistent: bool = False,
         fsync: FsyncPolicy = None,
         max_events: Optional[int] = None,
@@ -519,6 +596,7 @@ class _Model(_Handle, Generic[Row]):
     ) -> None:
         self._lock = threading.Lock()
         self._ptr = None
+        self._model_kind = self._resolve_kind(kind)
         if not isinstance(redex, Redex):
             raise TypeError(f"redex must be a Redex, not {type(redex).__name__}")
         self._origin_hash = _check_query_u64(origin_hash, "origin_hash")
@@ -534,18 +612,20 @@ class _Model(_Handle, Generic[Row]):
             changes_capacity=changes_capacity,
         ).encode()
         cfg = config if config else ffi.NULL
-        out = ffi.new(f"{self._handle_type} **")
+        out = ffi.new("net_model_t **")
         manager = redex._handle()
+        kind_code = int(self._model_kind)
         if _snapshot is None:
-            check(self._api["open"](manager, self._origin_hash, cfg, len(config), out))
+            check(lib.net_model_open(manager, kind_code, self._origin_hash, cfg, len(config), out))
         else:
             if not isinstance(_snapshot, Snapshot):
                 raise TypeError(f"snapshot must be a Snapshot, not {type(_snapshot).__name__}")
             data, n = buf(_snapshot.data, "snapshot.data")
             last = _snapshot.last_seq
             check(
-                self._api["restore"](
+                lib.net_model_restore(
                     manager,
+                    kind_code,
                     self._origin_hash,
                     cfg,
                     len(config),
@@ -558,28 +638,84 @@ class _Model(_Handle, Generic[Row]):
             )
         self._ptr = out[0]
 
+    @classmethod
+    def _resolve_kind(cls, kind: Optional[int]) -> ModelKind:
+        fixed = cls.KIND
+        if fixed is not None:
+            if kind is not None and int(kind) != int(fixed):
+                raise ValueError(f"{cls.__name__} is the {fixed.name.lower()} model; kind={kind!r}")
+            return fixed
+        if kind is None:
+            raise TypeError("Model needs kind= (a ModelKind); or use Tasks / Memories")
+        if isinstance(kind, bool) or not isinstance(kind, int):
+            raise TypeError(f"kind must be a ModelKind, not {type(kind).__name__}")
+        try:
+            return ModelKind(kind)
+        except ValueError:
+            raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(k.name for k in ModelKind)})") from None
+
     @property
     def origin_hash(self) -> int:
         """The writer origin stamped on this model's events."""
         return self._origin_hash
 
+    @property
+    def kind(self) -> ModelKind:
+        """The model's kind, as libnet reports it."""
+        out = ffi.new("uint32_t *")
+        check(lib.net_model_kind(self._handle(), out))
+        return ModelKind(int(out[0]))
+
+    def _filter(self, flt: Any) -> bytes:
+        if flt is None:
+            return b""
+        typed = self.FILTER
+        if typed is not None and isinstance(flt, typed):
+            return flt.to_json().encode()  # type: ignore[no-any-return,attr-defined]
+        if isinstance(flt, dict):
+            return json.dumps(flt, separators=(",", ":")).encode()
+        if typed is None and hasattr(flt, "to_json"):
+            return flt.to_json().encode()  # type: ignore[no-any-return]
+        wanted = f"a {typed.__name__} or a dict" if typed is not None else "a dict or a filter"
+        raise TypeError(f"filter must be {wanted}, not {type(flt).__name__}")
+
     # -- waiting and progress ----------------------------------------------------
 
-    def wait_for_seq(self, seq: int, timeout: Optional[Seconds] = None) -> bool:
+    def _wait_raw(self, handle: Any, target: int, ms: int, token: Any) -> Optional[bool]:
+        err = error_slot()
+        status = lib.net_model_wait_for_seq(handle, target, ms, token, err)
+        if status == lib.NET_TIMEOUT:
+            return None
+        check_call(status, err)
+        return True
+
+    def wait_for_seq(
+        self, seq: int, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
+    ) -> bool:
         """Waits until the fold has attempted RedEX sequence ``seq`` (True),
         or ``timeout`` seconds passed (False). Raises CortexHaltedError at
-        once when the fold stopped short of it."""
-        handle = self._handle()
-        target = _check_query_u64(seq, "seq")
-        status = _wait_loop(lambda ms: self._api["wait_for_seq"](handle, target, ms), timeout)
-        if status == lib.NET_TIMEOUT:
-            return False
-        check(status)
-        return True
+        once when the fold stopped short of it, ShuttingDownError when the
+        model is closed meanwhile, CancelledError when ``cancel`` is
+        cancelled."""
+        handle, target = self._handle(), _check_query_u64(seq, "seq")
+        done = pull(
+            lambda ms, token: self._wait_raw(handle, target, ms, token), timeout_ms(timeout), cancel
+        )
+        return done is not None
+
+    async def wait_for_seq_async(
+        self, seq: int, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
+    ) -> bool:
+        """:meth:`wait_for_seq` for asyncio."""
+        handle, target = self._handle(), _check_query_u64(seq, "seq")
+        done = await pull_async(
+            lambda ms, token: self._wait_raw(handle, target, ms, token), timeout_ms(timeout), cancel
+        )
+        return done is not None
 
     def progress(self) -> Progress:
         """The fold's watermarks and health."""
-        p = _json_call(self._api["progress"], self._handle())
+        p = _json_call(lib.net_model_progress, self._handle())
         return Progress(
             applied_through_seq=p["applied_through_seq"],
             folded_through_seq=p["folded_through_seq"],
@@ -595,34 +731,34 @@ class _Model(_Handle, Generic[Row]):
         """The row with ``id``, or None."""
         out = new_bytes()
         found = ffi.new("bool *")
-        status = self._api["find_unique"](self._handle(), _id(id), out, found)
+        status = lib.net_model_find_unique(self._handle(), _id(id), out, found)
         if status != lib.NET_OK:
             lib.net_bytes_free(out)
             check(status)
         if not found[0]:
             lib.net_bytes_free(out)
             return None
-        return self._row(_take_json(out))
+        return self._row(_take_json(out))  # type: ignore[no-any-return]
 
     def find_many(self, filter: Any = None) -> List[Row]:
         """The rows matching ``filter`` (all rows when None), ordered and
         paged as the filter says."""
-        flt = _filter_bytes(filter, self._filter_type)
-        rows = _json_call(self._api["find_many"], self._handle(), flt or ffi.NULL, len(flt))
+        flt = self._filter(filter)
+        rows = _json_call(lib.net_model_find_many, self._handle(), flt or ffi.NULL, len(flt))
         return [self._row(r) for r in rows]
 
     def count_where(self, filter: Any = None) -> int:
         """How many rows match (offset/limit ignored)."""
-        flt = _filter_bytes(filter, self._filter_type)
+        flt = self._filter(filter)
         out = ffi.new("uint64_t *")
-        check(self._api["count_where"](self._handle(), flt or ffi.NULL, len(flt), out))
+        check(lib.net_model_count_where(self._handle(), flt or ffi.NULL, len(flt), out))
         return int(out[0])
 
     def exists_where(self, filter: Any = None) -> bool:
         """Whether any row matches."""
-        flt = _filter_bytes(filter, self._filter_type)
+        flt = self._filter(filter)
         out = ffi.new("bool *")
-        check(self._api["exists_where"](self._handle(), flt or ffi.NULL, len(flt), out))
+        check(lib.net_model_exists_where(self._handle(), flt or ffi.NULL, len(flt), out))
         return bool(out[0])
 
     def __len__(self) -> int:
@@ -633,31 +769,30 @@ class _Model(_Handle, Generic[Row]):
 
     # -- watches -------------------------------------------------------------------
 
-    def _watch_type(self) -> str:
-        return self._handle_type.replace("adapter", "watch")
-
-    def watch(self, filter: Any = None) -> Watch[Row]:
+    def watch(self, filter: Any = None, *, cancel: Optional[Cancel] = None) -> Watch[Row]:
         """A :class:`Watch` of the rows matching ``filter``; its first update
-        is the current result."""
-        flt = _filter_bytes(filter, self._filter_type)
-        out = ffi.new(f"{self._watch_type()} **")
-        check(self._api["watch"](self._handle(), flt or ffi.NULL, len(flt), out))
-        return Watch(out[0], self._api["watch_next"], self._api["watch_free"], self._row, self)
+        is the current result. ``cancel``: the token iterating it waits with."""
+        _check_cancel(cancel)
+        flt = self._filter(filter)
+        out = ffi.new("net_model_watch_t **")
+        check(lib.net_model_watch(self._handle(), flt or ffi.NULL, len(flt), out))
+        return Watch(out[0], self._row, self, cancel)
 
-    def snapshot_and_watch(self, filter: Any = None) -> Tuple[List[Row], Watch[Row]]:
+    def snapshot_and_watch(
+        self, filter: Any = None, *, cancel: Optional[Cancel] = None
+    ) -> Tuple[List[Row], Watch[Row]]:
         """The current rows now, and a :class:`Watch` that yields only later
         changes (nothing lost in between)."""
-        flt = _filter_bytes(filter, self._filter_type)
+        _check_cancel(cancel)
+        flt = self._filter(filter)
         current = new_bytes()
-        out = ffi.new(f"{self._watch_type()} **")
-        status = self._api["snapshot_and_watch"](
-            self._handle(), flt or ffi.NULL, len(flt), current, out
-        )
+        out = ffi.new("net_model_watch_t **")
+        status = lib.net_model_snapshot_and_watch(self._handle(), flt or ffi.NULL, len(flt), current, out)
         if status != lib.NET_OK:
             lib.net_bytes_free(current)
             check(status)
         rows = [self._row(r) for r in _take_json(current)]
-        return rows, Watch(out[0], self._api["watch_next"], self._api["watch_free"], self._row, self)
+        return rows, Watch(out[0], self._row, self, cancel)
 
     # -- snapshots -------------------------------------------------------------------
 
@@ -666,101 +801,87 @@ class _Model(_Handle, Generic[Row]):
         out = new_bytes()
         last = ffi.new("uint64_t *")
         has_last = ffi.new("bool *")
-        status = self._api["snapshot"](self._handle(), out, last, has_last)
+        status = lib.net_model_snapshot(self._handle(), out, last, has_last)
         if status != lib.NET_OK:
             lib.net_bytes_free(out)
             check(status)
         return Snapshot(take_bytes(out), int(last[0]) if has_last[0] else None)
 
     @classmethod
-    def restore(cls, redex: Redex, origin_hash: int, snapshot: Snapshot, **config: Any) -> Any:
+    def restore(cls: Type[_M], redex: Redex, origin_hash: int, snapshot: Snapshot, **config: Any) -> _M:
         """Opens the model from ``snapshot`` (state and app seq), replaying
         only the events after ``snapshot.last_seq``. ``config`` as for the
-        constructor. CortexSnapshotError when the bytes do not decode."""
+        constructor (``kind=`` too, for the base class). CortexSnapshotError
+        when the bytes do not decode as the kind's state."""
         return cls(redex, origin_hash, _snapshot=snapshot, **config)
 
     # -- writes ----------------------------------------------------------------------
 
-    def _write(self, name: str, *args: Any) -> int:
+    def _write(self, fn: Any, *args: Any) -> int:
         out = ffi.new("uint64_t *")
-        check(self._api[name](self._handle(), *args, out))
+        check(fn(self._handle(), *args, out))
         return int(out[0])
+
+    def delete(self, id: int) -> int:
+        """Deletes row ``id`` (no effect if absent); returns the event's
+        RedEX seq."""
+        return self._write(lib.net_model_delete, _id(id))
 
     # -- lifetime ----------------------------------------------------------------------
 
+    def shutdown(self) -> None:
+        """Stops the fold and closes the model's RedEX file (syncing it) but
+        keeps the handle (``net_model_close``): later writes raise
+        CortexHaltedError (or a RedEX error), a waiting ``wait_for_seq``
+        raises CortexHaltedError, watches end; queries keep answering from
+        the last state until :meth:`close`. Raises the close error (e.g. a
+        failed final fsync)."""
+        status = lib.net_model_close(self._handle())
+        if status not in (lib.NET_OK, lib.NET_ERR_REDEX_CLOSED):
+            check(status)
+
     def close(self) -> None:
-        """Stops the fold, closes the model's RedEX file and frees the
-        handle. Idempotent and thread-safe; writes racing it either land or
-        fail with ShuttingDownError. Raises the close error (e.g. a failed
-        final fsync) after freeing."""
-        ptr = self._take()
-        if ptr is None:
-            return
-        message = ""
-        try:
-            status = self._api["close"](ptr)
-            if status != lib.NET_OK:
-                message = last_error_message()
-        finally:
-            self._api["free"](ptr)
-        if status not in (lib.NET_OK, lib.NET_ERR_REDEX_CLOSED, lib.NET_ERR_SHUTTING_DOWN):
-            raise error_for_status(status, message)
+        """Frees the model (``net_model_free``): wakes a blocked
+        ``wait_for_seq`` (ShuttingDownError) and ends its watches, waits for
+        calls in flight, stops the fold and closes the RedEX file.
+        Idempotent and thread-safe; writes racing it either land or raise
+        ShuttingDownError. Raises BusyError if calls were still running
+        after 5 s or closing the file failed (the message says which)."""
+        super().close()
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
-        return f"<{type(self).__name__} origin={self._origin_hash:#018x}{state}>"
+        kind = getattr(self, "_model_kind", None)
+        name = type(self).__name__ if type(self) is not Model else f"Model {kind.name.lower() if kind else '?'}"
+        return f"<{name} origin={self._origin_hash:#018x}{state}>"
 
 
-class Tasks(_Model[Task]):
-    """The tasks model (channel ``cortex/tasks``). ``Tasks(redex,
-    origin_hash, persistent=..., fsync=..., policy=..., start=...,
-    changes_capacity=...)``; retention keys and ``repair`` as
-    :meth:`Redex.open_file`."""
+class Tasks(Model[Task]):
+    """The tasks model (channel ``cortex/tasks``): a :class:`Model` of kind
+    ``TASKS`` with :class:`Task` rows, :class:`TaskFilter` filters and the
+    writes of its own, :meth:`create`, :meth:`rename` and :meth:`complete`
+    (``delete`` is every model's). ``Tasks(redex, origin_hash,
+    persistent=..., fsync=..., policy=..., start=..., changes_capacity=...)``."""
 
     __slots__ = ()
     _kind = "Tasks"
-    _handle_type = "net_tasks_adapter_t"
-    _filter_type = TaskFilter
-    _row = staticmethod(Task._from_json)  # type: ignore[assignment]
-    _api = {
-        "open": lib.net_tasks_open,
-        "restore": lib.net_tasks_restore,
-        "close": lib.net_tasks_close,
-        "free": lib.net_tasks_free,
-        "wait_for_seq": lib.net_tasks_wait_for_seq,
-        "progress": lib.net_tasks_progress,
-        "find_unique": lib.net_tasks_find_unique,
-        "find_many": lib.net_tasks_find_many,
-        "count_where": lib.net_tasks_count_where,
-        "exists_where": lib.net_tasks_exists_where,
-        "watch": lib.net_tasks_watch,
-        "snapshot_and_watch": lib.net_tasks_snapshot_and_watch,
-        "watch_next": lib.net_tasks_watch_next,
-        "watch_free": lib.net_tasks_watch_free,
-        "snapshot": lib.net_tasks_snapshot,
-        "create": lib.net_tasks_create,
-        "rename": lib.net_tasks_rename,
-        "complete": lib.net_tasks_complete,
-        "delete": lib.net_tasks_delete,
-    }
+    KIND = ModelKind.TASKS
+    FILTER = TaskFilter
+    _row = staticmethod(Task._from_json)
 
     def create(self, id: int, title: Union[str, bytes]) -> int:
         """Creates task ``id`` (pending); returns the event's RedEX seq."""
         raw = _text(title, "title")
-        return self._write("create", _id(id), raw, len(raw))
+        return self._write(lib.net_tasks_create, _id(id), raw, len(raw))
 
     def rename(self, id: int, title: Union[str, bytes]) -> int:
         """Renames task ``id``; returns the event's RedEX seq."""
         raw = _text(title, "title")
-        return self._write("rename", _id(id), raw, len(raw))
+        return self._write(lib.net_tasks_rename, _id(id), raw, len(raw))
 
     def complete(self, id: int) -> int:
         """Marks task ``id`` completed; returns the event's RedEX seq."""
-        return self._write("complete", _id(id))
-
-    def delete(self, id: int) -> int:
-        """Deletes task ``id``; returns the event's RedEX seq."""
-        return self._write("delete", _id(id))
+        return self._write(lib.net_tasks_complete, _id(id))
 
 
 def _tag_slices(tags: Iterable[str]) -> Tuple[Any, int, List[Any]]:
@@ -769,37 +890,17 @@ def _tag_slices(tags: Iterable[str]) -> Tuple[Any, int, List[Any]]:
     return slice_array([_text(t, "tags[]") for t in tags], "tags")
 
 
-class Memories(_Model[Memory]):
-    """The memories model (channel ``cortex/memories``); configuration as
-    :class:`Tasks`."""
+class Memories(Model[Memory]):
+    """The memories model (channel ``cortex/memories``): a :class:`Model`
+    of kind ``MEMORIES`` with :class:`Memory` rows, :class:`MemoryFilter`
+    filters and the writes of its own (:meth:`store`, :meth:`retag`,
+    :meth:`pin`, :meth:`unpin`); configuration as :class:`Tasks`."""
 
     __slots__ = ()
     _kind = "Memories"
-    _handle_type = "net_memories_adapter_t"
-    _filter_type = MemoryFilter
-    _row = staticmethod(Memory._from_json)  # type: ignore[assignment]
-    _api = {
-        "open": lib.net_memories_open,
-        "restore": lib.net_memories_restore,
-        "close": lib.net_memories_close,
-        "free": lib.net_memories_free,
-        "wait_for_seq": lib.net_memories_wait_for_seq,
-        "progress": lib.net_memories_progress,
-        "find_unique": lib.net_memories_find_unique,
-        "find_many": lib.net_memories_find_many,
-        "count_where": lib.net_memories_count_where,
-        "exists_where": lib.net_memories_exists_where,
-        "watch": lib.net_memories_watch,
-        "snapshot_and_watch": lib.net_memories_snapshot_and_watch,
-        "watch_next": lib.net_memories_watch_next,
-        "watch_free": lib.net_memories_watch_free,
-        "snapshot": lib.net_memories_snapshot,
-        "store": lib.net_memories_store,
-        "retag": lib.net_memories_retag,
-        "pin": lib.net_memories_pin,
-        "unpin": lib.net_memories_unpin,
-        "delete": lib.net_memories_delete,
-    }
+    KIND = ModelKind.MEMORIES
+    FILTER = MemoryFilter
+    _row = staticmethod(Memory._from_json)
 
     def store(
         self,
@@ -812,22 +913,17 @@ class Memories(_Model[Memory]):
         raw = _text(content, "content")
         src = _text(source, "source")
         slices, count, _keep = _tag_slices(tags)
-        return self._write("store", _id(id), raw, len(raw), slices, count, src, len(src))
+        return self._write(lib.net_memories_store, _id(id), raw, len(raw), slices, count, src, len(src))
 
     def retag(self, id: int, tags: Iterable[str]) -> int:
         """Replaces the tags of memory ``id``; returns the event's RedEX seq."""
         slices, count, _keep = _tag_slices(tags)
-        return self._write("retag", _id(id), slices, count)
+        return self._write(lib.net_memories_retag, _id(id), slices, count)
 
     def pin(self, id: int) -> int:
         """Pins memory ``id``; returns the event's RedEX seq."""
-        return self._write("pin", _id(id))
+        return self._write(lib.net_memories_pin, _id(id))
 
     def unpin(self, id: int) -> int:
         """Unpins memory ``id``; returns the event's RedEX seq."""
-        return self._write("unpin", _id(id))
-
-    def delete(self, id: int) -> int:
-        """Deletes memory ``id``; returns the event's RedEX seq."""
-        return self._write("delete", _id(id))
-
+        return self._write(lib.net_memories_unpin, _id(id))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from types import TracebackType
-from typing import Any, Optional, Type
+from typing import Any
 
 from ._ffi import BytesLike, buf, call_bytes, check, ffi, lib
-from .errors import InvalidSignatureError, _closed
+from ._handle import _Handle
+from .errors import InvalidSignatureError
 
 __all__ = ["Identity", "NET_SEED_LEN", "NET_PUBLIC_KEY_LEN", "NET_SIGNATURE_LEN"]
 
@@ -19,13 +18,14 @@ NET_PUBLIC_KEY_LEN: int = lib.NET_PUBLIC_KEY_LEN
 NET_SIGNATURE_LEN: int = lib.NET_SIGNATURE_LEN
 
 
-class Identity:
+class Identity(_Handle):
     """An entity identity backed by a libnet ``net_identity_t`` handle.
 
     Create one with :meth:`generate`, :meth:`from_seed` or
     :meth:`from_public_key` (read-only: it can verify but not sign). Release
     it with :meth:`close` or a ``with`` block; a forgotten identity is
-    released when it is garbage-collected.
+    released on a background thread when it is garbage-collected, with a
+    ``ResourceWarning``.
 
     Thread-safe: any method may be called from any thread, concurrently with
     :meth:`close`. A call that starts after ``close()`` raises
@@ -33,14 +33,15 @@ class Identity:
     inside libnet to finish.
     """
 
-    __slots__ = ("_ptr", "_lock", "__weakref__")
+    __slots__ = ()
+    _kind = "Identity"
+    _free = staticmethod(lib.net_identity_free)
 
     def __init__(self, _handle: Any) -> None:
         """Internal: wraps a handle returned by libnet. Use the constructors."""
         if _handle is None or _handle == ffi.NULL:
             raise TypeError("use Identity.generate(), from_seed() or from_public_key()")
-        self._lock = threading.Lock()
-        self._ptr: Optional[Any] = _handle
+        super().__init__(_handle)
 
     # -- constructors ------------------------------------------------------
 
@@ -81,48 +82,15 @@ class Identity:
 
     # -- lifetime ----------------------------------------------------------
 
-    def _handle(self) -> Any:
-        ptr = self._ptr
-        if ptr is None:
-            raise _closed("Identity")
-        return ptr
-
     def close(self) -> None:
         """Releases the identity. Idempotent and thread-safe.
 
         Waits (up to 5 s, inside libnet) for calls on other threads that are
-        already in flight; later calls raise ShuttingDownError.
+        already in flight; later calls raise ShuttingDownError. Raises
+        BusyError if calls were still running after that (the key is then
+        leaked, never freed under them).
         """
-        lock = getattr(self, "_lock", None)
-        if lock is None:  # __init__ did not get that far
-            return
-        with lock:  # only the swap is locked, never the C call
-            ptr, self._ptr = self._ptr, None
-        if ptr is not None:
-            lib.net_identity_free(ptr)
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` has been called."""
-        return self._ptr is None
-
-    def __enter__(self) -> "Identity":
-        self._handle()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: the library may be gone
-            pass
+        super().close()
 
     def __repr__(self) -> str:
         ptr = self._ptr

@@ -28,22 +28,37 @@ calls; closing the node wakes every blocked call (``recv`` returns None,
 
 from __future__ import annotations
 
+import collections
 import datetime
 import json
-import math
 import struct
 import threading
-from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, AsyncIterator, Deque, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
-from ._ffi import BytesLike, buf, check, ffi, lib, new_bytes, slice_array, take_bytes
-from .errors import MeshConfigError, error_for_status
-from .redex import NET_WAIT_FOREVER, Seconds, _Handle, _out_u64
+from ._ffi import (
+    BytesLike,
+    buf,
+    call_error,
+    check,
+    check_call,
+    error_slot,
+    ffi,
+    lib,
+    new_bytes,
+    slice_array,
+    take_bytes,
+    timeout_ms,
+)
+from ._handle import _Handle
+from .cancel import Cancel, call_async, call_blocking, pull, pull_async
+from .errors import MeshConfigError, ShuttingDownError, error_for_status
+from .redex import Seconds, _out_u64
 
 __all__ = ["Mesh", "MeshStream", "MeshEvent"]
 
 _U64_MAX = (1 << 64) - 1
 _RECORD = struct.Struct("<QQI")
-_MAIN_SLICE_MS = 100
+_END = object()
 
 
 class MeshEvent(NamedTuple):
@@ -52,21 +67,6 @@ class MeshEvent(NamedTuple):
     peer: int
     stream_id: int
     data: bytes
-
-
-def _ms(value: Optional[Seconds], what: str) -> int:
-    """Seconds (None: no limit) as a libnet timeout in ms."""
-    if value is None:
-        return NET_WAIT_FOREVER
-    if isinstance(value, datetime.timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be seconds or a timedelta, not {type(value).__name__}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{what} must be a non-negative number of seconds")
-    if math.isinf(value):
-        return NET_WAIT_FOREVER
-    return min(math.ceil(value * 1000), NET_WAIT_FOREVER - 1)
 
 
 def _u64(value: Any, what: str) -> int:
@@ -140,14 +140,22 @@ class Mesh(_Handle):
     ``send_buffer``, ``max_streams``, ``connect_form`` ("routed" |
     "direct"), ``require_identity``, ``max_pending_handshakes``,
     ``loopback_depth``. Unknown options raise MeshConfigError.
+
+    The blocking calls (:meth:`connect`, :meth:`accept`, :meth:`recv`,
+    :meth:`recv_batch`, iteration) take ``cancel=`` and have ``*_async``
+    forms for asyncio; :meth:`close` (or :meth:`shutdown`) wakes them.
     """
 
-    __slots__ = ()
+    __slots__ = ("_pending",)
     _kind = "Mesh"
+    _free = staticmethod(lib.net_mesh_free)
 
     def __init__(self, **options: Any) -> None:
         self._lock = threading.Lock()
         self._ptr = None
+        # Events taken by a receive that a signal or a task cancellation
+        # abandoned, delivered first.
+        self._pending: Deque[MeshEvent] = collections.deque()
         raw = config_json(**options).encode()
         out = ffi.new("net_mesh_t **")
         check(lib.net_mesh_new(raw if raw else ffi.NULL, len(raw), out))
@@ -189,25 +197,68 @@ class Mesh(_Handle):
         """Starts heartbeats, failure detection and eviction (idempotent)."""
         check(lib.net_mesh_start(self._handle()))
 
-    def connect(self, addr: str, public_key: BytesLike, node_id: int) -> None:
-        """Handshakes with ``node_id`` at ``addr`` (its static X25519
-        ``public_key``); blocks up to handshake_timeout × retries (GIL
-        released). MeshHandshakeTimeoutError, MeshSessionExistsError, …"""
+    def _connect_call(self, addr: str, public_key: BytesLike, node_id: int) -> Any:
+        handle = self._handle()
         raw = addr.encode()
         key, n = buf(public_key, "public_key")
-        check(lib.net_mesh_connect(self._handle(), raw, len(raw), key, n, _u64(node_id, "node_id")))
+        peer = _u64(node_id, "node_id")
 
-    def accept(self, node_id: int, timeout: Optional[Seconds] = None) -> Optional[str]:
-        """Waits for ``node_id`` to handshake in the direct form; returns its
-        address, or None when ``timeout`` passed."""
+        def call(token: Any) -> None:
+            err = error_slot()
+            check_call(lib.net_mesh_connect(handle, raw, len(raw), key, n, peer, token, err), err)
+
+        return call
+
+    def connect(
+        self, addr: str, public_key: BytesLike, node_id: int, *, cancel: Optional[Cancel] = None
+    ) -> None:
+        """Handshakes with ``node_id`` at ``addr`` (its static X25519
+        ``public_key``); blocks up to handshake_timeout × retries (GIL
+        released). MeshHandshakeTimeoutError, MeshSessionExistsError,
+        CancelledError, ShuttingDownError (also when the node is closed
+        meanwhile), …"""
+        call_blocking(self._connect_call(addr, public_key, node_id), cancel)
+
+    async def connect_async(
+        self, addr: str, public_key: BytesLike, node_id: int, *, cancel: Optional[Cancel] = None
+    ) -> None:
+        """:meth:`connect` for asyncio (cancelling the task cancels the handshake)."""
+        await call_async(self._connect_call(addr, public_key, node_id), cancel)
+
+    def _accept_raw(self, handle: Any, peer: int, ms: int, token: Any) -> Optional[str]:
         out = new_bytes()
-        status = lib.net_mesh_accept(self._handle(), _u64(node_id, "node_id"), _ms(timeout, "timeout"), out)
+        err = error_slot()
+        status = lib.net_mesh_accept(handle, peer, ms, out, token, err)
         if status == lib.NET_TIMEOUT:
             return None
         if status != lib.NET_OK:
             lib.net_bytes_free(out)
-            check(status)
+            raise call_error(status, err)
         return take_bytes(out).decode()
+
+    def accept(
+        self, node_id: int, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
+    ) -> Optional[str]:
+        """Waits for ``node_id`` to handshake in the direct form; returns its
+        address, or None when ``timeout`` passed. ShuttingDownError when the
+        node is shut down or closed meanwhile, CancelledError."""
+        handle, peer = self._handle(), _u64(node_id, "node_id")
+        return pull(  # type: ignore[no-any-return]
+            lambda ms, token: self._accept_raw(handle, peer, ms, token),
+            timeout_ms(timeout),
+            cancel,
+        )
+
+    async def accept_async(
+        self, node_id: int, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
+    ) -> Optional[str]:
+        """:meth:`accept` for asyncio."""
+        handle, peer = self._handle(), _u64(node_id, "node_id")
+        return await pull_async(  # type: ignore[no-any-return]
+            lambda ms, token: self._accept_raw(handle, peer, ms, token),
+            timeout_ms(timeout),
+            cancel,
+        )
 
     # -- streams and events -----------------------------------------------------------
 
@@ -225,52 +276,153 @@ class Mesh(_Handle):
         )
         return MeshStream(out[0], self, peer, stream_id)
 
-    def recv(self, timeout: Optional[Seconds] = None) -> Optional[MeshEvent]:
-        """The next event from any peer, or None on timeout or once the node
-        is shut down (check :attr:`closed`). Releases the GIL while waiting;
-        on the main thread it wakes every 100 ms for Ctrl-C."""
-        handle = self._handle()
+    def _recv_raw(self, handle: Any, ms: int, token: Any) -> Any:
         peer = _out_u64()
         stream_id = _out_u64()
         out = new_bytes()
-        status = _sliced_wait(
-            timeout, lambda ms: lib.net_mesh_recv_next(handle, ms, peer, stream_id, out)
-        )
-        if status != lib.NET_OK:
+        err = error_slot()
+        status = lib.net_mesh_recv_next(handle, ms, peer, stream_id, out, token, err)
+        if status == lib.NET_OK:
+            return MeshEvent(int(peer[0]), int(stream_id[0]), take_bytes(out))
+        if status == lib.NET_TIMEOUT:
             return None
-        return MeshEvent(int(peer[0]), int(stream_id[0]), take_bytes(out))
+        if status == lib.NET_END:
+            return _END
+        raise call_error(status, err)
 
-    def recv_batch(self, max_events: int = 1024, timeout: Optional[Seconds] = None) -> List[MeshEvent]:
+    def _recv_batch_raw(self, handle: Any, max_events: int, ms: int, token: Any) -> Any:
+        out = new_bytes()
+        count = ffi.new("size_t *")
+        err = error_slot()
+        status = lib.net_mesh_recv_batch(handle, max_events, ms, out, count, token, err)
+        if status == lib.NET_OK:
+            return _unpack(take_bytes(out), int(count[0]))
+        if status == lib.NET_TIMEOUT:
+            return None
+        if status == lib.NET_END:
+            return _END
+        raise call_error(status, err)
+
+    def _keep(self, value: Any) -> None:
+        if isinstance(value, MeshEvent):
+            self._pending.append(value)
+        elif isinstance(value, list):
+            self._pending.extend(value)
+
+    def _take_pending(self, max_events: int) -> List[MeshEvent]:
+        events: List[MeshEvent] = []
+        while len(events) < max_events:
+            try:
+                events.append(self._pending.popleft())
+            except IndexError:
+                break
+        return events
+
+    def _recv(self, timeout: Optional[Seconds], cancel: Optional[Cancel]) -> Any:
+        ms = timeout_ms(timeout)
+        for event in self._take_pending(1):
+            return event
+        handle = self._handle()
+        return pull(lambda ms, token: self._recv_raw(handle, ms, token), ms, cancel, self._keep)
+
+    def recv(
+        self, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
+    ) -> Optional[MeshEvent]:
+        """The next event from any peer, or None on timeout or once the node
+        is shut down (check :attr:`closed`). Releases the GIL while waiting;
+        on the main thread Ctrl-C interrupts it. CancelledError when
+        ``cancel`` is cancelled (nothing is taken)."""
+        event = self._recv(timeout, cancel)
+        return None if event is _END else event
+
+    async def recv_async(
+        self, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
+    ) -> Optional[MeshEvent]:
+        """:meth:`recv` for asyncio: cancelling the task cancels the receive
+        (an event already taken is kept for the next receive)."""
+        ms = timeout_ms(timeout)
+        for event in self._take_pending(1):
+            return event
+        handle = self._handle()
+        event = await pull_async(
+            lambda ms, token: self._recv_raw(handle, ms, token), ms, cancel, self._keep
+        )
+        return None if event is _END else event
+
+    def recv_batch(
+        self,
+        max_events: int = 1024,
+        timeout: Optional[Seconds] = None,
+        *,
+        cancel: Optional[Cancel] = None,
+    ) -> List[MeshEvent]:
         """Up to ``max_events`` events (at least one unless the timeout
         passed or the node shut down, then []): one libnet call for many
         events."""
+        ms = timeout_ms(timeout)
+        n = max(1, max_events)
+        pending = self._take_pending(n)
+        if pending:
+            return pending
         handle = self._handle()
-        out = new_bytes()
-        count = ffi.new("size_t *")
-        status = _sliced_wait(
-            timeout,
-            lambda ms: lib.net_mesh_recv_batch(handle, max(1, max_events), ms, out, count),
+        events = pull(
+            lambda ms, token: self._recv_batch_raw(handle, n, ms, token), ms, cancel, self._keep
         )
-        if status != lib.NET_OK:
-            return []
-        return _unpack(take_bytes(out), int(count[0]))
+        return [] if events is None or events is _END else events
+
+    async def recv_batch_async(
+        self,
+        max_events: int = 1024,
+        timeout: Optional[Seconds] = None,
+        *,
+        cancel: Optional[Cancel] = None,
+    ) -> List[MeshEvent]:
+        """:meth:`recv_batch` for asyncio."""
+        ms = timeout_ms(timeout)
+        n = max(1, max_events)
+        pending = self._take_pending(n)
+        if pending:
+            return pending
+        handle = self._handle()
+        events = await pull_async(
+            lambda ms, token: self._recv_batch_raw(handle, n, ms, token), ms, cancel, self._keep
+        )
+        return [] if events is None or events is _END else events
+
+    def events(self, *, cancel: Optional[Cancel] = None) -> Iterator[MeshEvent]:
+        """Events until the node shuts down or is closed (from any thread);
+        CancelledError once ``cancel`` is cancelled. ``for e in mesh`` is
+        ``mesh.events()``."""
+        while True:
+            if self._ptr is None and not self._pending:
+                return
+            try:
+                event = self._recv(None, cancel)
+            except ShuttingDownError:
+                return
+            if event is _END:
+                return
+            if event is not None:
+                yield event
 
     def __iter__(self) -> Iterator[MeshEvent]:
-        """Events until the node shuts down."""
+        return self.events()
+
+    async def events_async(self, *, cancel: Optional[Cancel] = None) -> AsyncIterator[MeshEvent]:
+        """:meth:`events` for asyncio: ``async for e in mesh.events_async()``."""
         while True:
-            event = self.recv()
+            if self._ptr is None and not self._pending:
+                return
+            try:
+                event = await self.recv_async(cancel=cancel)
+            except ShuttingDownError:
+                return
             if event is None:
-                if self.closed or self._shut_down():
-                    return
-                continue
+                return  # shut down
             yield event
 
-    def _shut_down(self) -> bool:
-        ptr = self._ptr
-        if ptr is None:
-            return True
-        out = ffi.new("uint64_t *")
-        return lib.net_mesh_node_id(ptr, out) != lib.NET_OK
+    def __aiter__(self) -> AsyncIterator[MeshEvent]:
+        return self.events_async()
 
     # -- introspection ------------------------------------------------------------------
 
@@ -292,41 +444,28 @@ class Mesh(_Handle):
     # -- lifetime ------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Stops the node without freeing it: blocked calls return."""
+        """Stops the node without freeing it (``net_mesh_close``): blocked
+        calls return (``recv`` with None, the others with
+        ShuttingDownError), later ones raise ShuttingDownError."""
         ptr = self._ptr
         if ptr is not None:
-            lib.net_mesh_shutdown(ptr)
+            status = lib.net_mesh_close(ptr)
+            if status not in (lib.NET_OK, lib.NET_ERR_SHUTTING_DOWN):
+                check(status)
 
     def close(self) -> None:
-        """Shuts the node down and frees it (idempotent, thread-safe)."""
-        ptr = self._take()
-        if ptr is not None:
-            lib.net_mesh_free(ptr)
+        """Shuts the node down and frees it (idempotent, thread-safe): every
+        call blocked on it or its streams returns first. BusyError if calls
+        were still running after 5 s."""
+        super().close()
 
     def __repr__(self) -> str:
         if self._ptr is None:
             return "<Mesh closed>"
-        return f"<Mesh node_id={self.node_id:#018x} {self.local_addr}>"
-
-
-def _sliced_wait(timeout: Optional[Seconds], call: Callable[[int], int]) -> int:
-    """Runs a blocking libnet receive: ``call(ms)`` until it returns
-    NET_OK or NET_END, or the timeout passes (NET_TIMEOUT). On the main
-    thread the wait is cut into 100 ms slices so Ctrl-C is seen."""
-    total = _ms(timeout, "timeout")
-    sliced = threading.current_thread() is threading.main_thread()
-    remaining = total
-    while True:
-        ms = min(remaining, _MAIN_SLICE_MS) if sliced else remaining
-        status = call(ms)
-        if status in (lib.NET_OK, lib.NET_END):
-            return int(status)
-        if status != lib.NET_TIMEOUT:
-            check(status)
-        if total != NET_WAIT_FOREVER:
-            remaining -= ms
-            if remaining <= 0:
-                return int(lib.NET_TIMEOUT)
+        try:
+            return f"<Mesh node_id={self.node_id:#018x} {self.local_addr}>"
+        except ShuttingDownError:
+            return "<Mesh shut down>"
 
 
 def _unpack(data: bytes, count: int) -> List[MeshEvent]:
@@ -348,6 +487,7 @@ class MeshStream(_Handle):
 
     __slots__ = ("_mesh", "_peer", "_stream_id")
     _kind = "MeshStream"
+    _free = staticmethod(lib.net_mesh_stream_free)
 
     def __init__(self, _handle: Any, mesh: Mesh, peer: int, stream_id: int) -> None:
         """Internal: use :meth:`Mesh.open_stream`."""
@@ -382,24 +522,51 @@ class MeshStream(_Handle):
         slices, n, _keep = slice_array(list(events), "events")
         check(lib.net_mesh_stream_send(self._handle(), slices, n))
 
-    def send_blocking(self, events: Iterable[BytesLike], timeout: Optional[Seconds] = None) -> bool:
+    def _send_call(self, events: Iterable[BytesLike], timeout: Optional[Seconds]) -> Any:
+        handle = self._handle()
+        slices, n, keep = slice_array(list(events), "events")
+        ms = timeout_ms(timeout)
+
+        def call(token: Any, _views: Any = keep) -> bool:  # _views: alive until the call returns
+            err = error_slot()
+            status = lib.net_mesh_stream_send_blocking(handle, slices, n, ms, token, err)
+            if status == lib.NET_TIMEOUT:
+                return False
+            check_call(status, err)
+            return True
+
+        return call
+
+    def send_blocking(
+        self,
+        events: Iterable[BytesLike],
+        timeout: Optional[Seconds] = None,
+        *,
+        cancel: Optional[Cancel] = None,
+    ) -> bool:
         """Sends the events, waiting for credit; False when ``timeout``
-        passed first (the packets before that one were sent)."""
-        slices, n, _keep = slice_array(list(events), "events")
-        status = lib.net_mesh_stream_send_blocking(
-            self._handle(), slices, n, _ms(timeout, "timeout")
-        )
-        if status == lib.NET_TIMEOUT:
-            return False
-        check(status)
-        return True
+        passed first (the packets before that one were sent).
+        MeshStreamClosedError when the stream is closed meanwhile,
+        ShuttingDownError when its node is, CancelledError (the packets
+        before the one it waited for were sent)."""
+        return call_blocking(self._send_call(events, timeout), cancel)  # type: ignore[no-any-return]
+
+    async def send_blocking_async(
+        self,
+        events: Iterable[BytesLike],
+        timeout: Optional[Seconds] = None,
+        *,
+        cancel: Optional[Cancel] = None,
+    ) -> bool:
+        """:meth:`send_blocking` for asyncio."""
+        return await call_async(self._send_call(events, timeout), cancel)
 
     def close(self) -> None:
-        ptr = self._take()
-        if ptr is not None:
-            lib.net_mesh_stream_free(ptr)
+        """Closes the stream and frees it; a ``send_blocking`` blocked on it
+        raises MeshStreamClosedError first. BusyError if calls were still
+        running after 5 s."""
+        super().close()
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
         return f"<MeshStream peer={self._peer:#018x} stream={self._stream_id}{state}>"
-

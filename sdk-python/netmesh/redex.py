@@ -29,17 +29,18 @@ and waits for the ones already inside.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import json
 import math
 import os
 import struct
 import threading
-import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import (
     Any,
+    AsyncIterator,
+    Deque,
     Dict,
     Iterable,
     Iterator,
@@ -48,16 +49,29 @@ from typing import (
     NamedTuple,
     Optional,
     Tuple,
-    Type,
-    TypeVar,
     Union,
 )
 
-from ._ffi import BytesLike, buf, check, ffi, last_error_message, lib, new_bytes, slice_array, take_bytes
+from ._ffi import (
+    BytesLike,
+    buf,
+    call_error,
+    check,
+    error_slot,
+    ffi,
+    lib,
+    new_bytes,
+    slice_array,
+    take_bytes,
+    timeout_ms,
+)
+from ._handle import _Handle
+from .cancel import Cancel, _check_cancel, pull, pull_async
 from .channel import _name_bytes
 from .errors import (
     RedexInvalidConfigError,
     RedexTailEndedError,
+    ShuttingDownError,
     _closed,
     error_for_status,
 )
@@ -85,9 +99,6 @@ NET_WAIT_FOREVER: int = lib.NET_WAIT_FOREVER
 
 _U64_MAX = (1 << 64) - 1
 _RECORD_HEADER = struct.Struct("<QI")  # read_range records: seq u64 LE | len u32 LE
-# On the main thread a blocking wait is cut into slices of this many ms so
-# that Ctrl-C (KeyboardInterrupt) and other signal handlers still run.
-_MAIN_THREAD_SLICE_MS = 100
 
 #: A duration: seconds (``int`` or ``float``) or a :class:`datetime.timedelta`.
 Seconds = Union[int, float, datetime.timedelta]
@@ -340,65 +351,6 @@ def config_json(
     return json.dumps(config, separators=(",", ":")) if config else ""
 
 
-# -- shared handle plumbing --------------------------------------------------------
-
-
-_H = TypeVar("_H", bound="_Handle")
-
-
-class _Handle:
-    """A libnet handle: ``_ptr`` is swapped out under a tiny lock at close
-    (never held across a libnet call); libnet's guard does the rest."""
-
-    __slots__ = ("_ptr", "_lock", "__weakref__")
-    _kind = "handle"
-
-    def __init__(self, ptr: Any) -> None:
-        self._lock = threading.Lock()
-        self._ptr: Optional[Any] = ptr
-
-    def _handle(self) -> Any:
-        ptr = self._ptr
-        if ptr is None:
-            raise _closed(self._kind)
-        return ptr
-
-    def _take(self) -> Optional[Any]:
-        """Swaps the pointer out; returns it to the one caller that frees it."""
-        lock = getattr(self, "_lock", None)
-        if lock is None:  # __init__ did not get that far
-            return None
-        with lock:
-            ptr, self._ptr = self._ptr, None
-        return ptr
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` has been called."""
-        return self._ptr is None
-
-    def close(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def __enter__(self: _H) -> _H:
-        self._handle()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown, or a failed final sync: nowhere to report
-            pass
-
-
 def _out_u64() -> Any:
     return ffi.new("uint64_t *")
 
@@ -420,6 +372,7 @@ class Redex(_Handle):
 
     __slots__ = ("_base_dir",)
     _kind = "Redex"
+    _free = staticmethod(lib.net_redex_free)
 
     def __init__(self, base_dir: Union[str, "os.PathLike[str]", None] = None) -> None:
         self._lock = threading.Lock()
@@ -500,10 +453,9 @@ class Redex(_Handle):
     def close(self) -> None:
         """Frees the manager. Idempotent and thread-safe; waits (up to 5 s,
         inside libnet) for calls in flight, such as an ``open_file`` still
-        recovering. Files it opened stay open."""
-        ptr = self._take()
-        if ptr is not None:
-            lib.net_redex_free(ptr)
+        recovering (BusyError if one still ran after that). Files it opened
+        stay open."""
+        super().close()
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
@@ -527,6 +479,7 @@ class RedexFile(_Handle):
 
     __slots__ = ("_name",)
     _kind = "RedexFile"
+    _free = staticmethod(lib.net_redex_file_free)
 
     def __init__(self, _handle: Any, name: str) -> None:
         """Internal: use :meth:`Redex.open_file`."""
@@ -654,39 +607,42 @@ class RedexFile(_Handle):
 
     # -- tails -----------------------------------------------------------------
 
-    def tail(self, from_seq: int = 0) -> "RedexTail":
+    def tail(self, from_seq: int = 0, *, cancel: Optional[Cancel] = None) -> "RedexTail":
         """A reader that yields every entry from ``from_seq`` on (backfill),
         then follows new appends, with no gap and no duplicate. Use
         ``file.tail(file.next_seq)`` for new appends only. The tail keeps
-        this object alive; closing the file ends it."""
+        this object alive; closing the file ends it.
+
+        ``cancel`` is the token iterating the tail waits with (iteration
+        raises CancelledError once it is cancelled); :meth:`RedexTail.next`
+        takes its own."""
+        _check_cancel(cancel)
         out = ffi.new("net_redex_tail_t **")
         check(lib.net_redex_file_tail(self._handle(), _seq_arg(from_seq, "from_seq"), out))
-        return RedexTail(out[0], self, from_seq)
+        return RedexTail(out[0], self, from_seq, cancel)
 
     # -- lifetime ------------------------------------------------------------------
 
+    def shutdown(self) -> None:
+        """Syncs and closes the file but keeps the handle (``net_redex_file_close``):
+        the channel is released for other writers, its tails end, and later
+        calls raise RedexClosedError until :meth:`close`. Idempotent.
+        Raises RedexIoError if the sync failed."""
+        status = lib.net_redex_file_close(self._handle())
+        if status not in (lib.NET_OK, lib.NET_ERR_REDEX_CLOSED):
+            check(status)
+
     def close(self) -> None:
-        """Syncs and closes the file, then frees it. Idempotent and
-        thread-safe.
+        """Syncs and closes the file (whatever the fsync policy), releases
+        the channel for other writers, ends its tails and frees the handle
+        (``net_redex_file_free``). Idempotent and thread-safe.
 
         Calls in flight on other threads finish first (libnet waits up to
-        5 s); later calls raise ShuttingDownError (RedexClosedError, a
-        subclass, for a call that slipped in between the close and the free).
-        Tails of the file end. Raises RedexIoError if the final fsync failed
-        (the file is closed and freed regardless).
+        5 s); later calls raise ShuttingDownError. Raises RedexIoError if the
+        final fsync failed, BusyError if calls were still running after 5 s
+        (the file is then leaked, never closed under them).
         """
-        ptr = self._take()
-        if ptr is None:
-            return
-        message = ""
-        try:
-            status = lib.net_redex_file_close(ptr)
-            if status != lib.NET_OK:
-                message = last_error_message()
-        finally:
-            lib.net_redex_file_free(ptr)
-        if status not in (lib.NET_OK, lib.NET_ERR_REDEX_CLOSED):
-            raise error_for_status(status, message)
+        super().close()
 
     def __repr__(self) -> str:
         ptr = self._ptr
@@ -744,31 +700,45 @@ class RedexTail(_Handle):
                 continue
             seq, payload = item
 
+        async for item in file.tail(0):       # the same from asyncio
+            ...
+
     It yields :class:`Entry` ``(seq, payload)`` tuples and, when retention
     removed entries before the tail reached them, a :class:`Lagged` item
     (then it carries on from ``resume_at``). Iteration ends when the file or
     the tail is closed, from any thread: ``close()`` wakes a blocked
-    iteration at once. While it blocks the GIL is released; on the main
-    thread it wakes every 100 ms to let Ctrl-C through.
+    iteration at once. It raises CancelledError when the tail's ``cancel``
+    token (:meth:`RedexFile.tail`) is cancelled. While it blocks the GIL is
+    released; on the main thread Ctrl-C interrupts it (see
+    :mod:`netmesh.cancel`).
 
-    :meth:`next` is the non-iterator form, with a timeout. A storage failure
-    reading an entry raises RedexIoError (from either form).
+    :meth:`next` / :meth:`next_async` are the one-item forms, with a
+    timeout and a token of their own. A storage failure reading an entry
+    raises RedexIoError.
 
     One consumer at a time is the intended use; several threads may pull
     from the same tail (each item goes to one of them), but
     :attr:`Lagged.missed_from` is then only as exact as :attr:`position`.
     """
 
-    __slots__ = ("_file", "_position")
+    __slots__ = ("_file", "_position", "_pending", "_cancel", "_calls")
     _kind = "RedexTail"
+    _free = staticmethod(lib.net_redex_tail_free)
 
-    def __init__(self, _handle: Any, file: Optional[RedexFile], from_seq: int) -> None:
+    def __init__(
+        self, _handle: Any, file: Optional[RedexFile], from_seq: int, cancel: Optional[Cancel] = None
+    ) -> None:
         """Internal: use :meth:`RedexFile.tail`."""
         if _handle is None or _handle == ffi.NULL:
             raise TypeError("use RedexFile.tail() to start a RedexTail")
         super().__init__(_handle)
         self._file = file  # keeps the file open while the tail is in use
         self._position = from_seq
+        # Items taken by a call that a signal or a task cancellation
+        # abandoned, delivered first.
+        self._pending: Deque[TailItem] = collections.deque()
+        self._cancel = cancel
+        self._calls = 0  # calls inside libnet (which serves them one at a time)
 
     @property
     def position(self) -> int:
@@ -779,85 +749,126 @@ class RedexTail(_Handle):
         return self
 
     def __next__(self) -> TailItem:
-        item = self._pull(None, iterating=True)
+        item = self._pull(lib.NET_WAIT_FOREVER, self._cancel, iterating=True)
         if item is _END or item is None:
             raise StopIteration
         return item  # type: ignore[no-any-return]
 
-    def next(self, timeout: Optional[Seconds] = None) -> Optional[TailItem]:
+    def __aiter__(self) -> AsyncIterator[TailItem]:
+        return self
+
+    async def __anext__(self) -> TailItem:
+        item = await self._pull_async(lib.NET_WAIT_FOREVER, self._cancel, iterating=True)
+        if item is _END or item is None:
+            raise StopAsyncIteration
+        return item  # type: ignore[no-any-return]
+
+    def next(
+        self, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
+    ) -> Optional[TailItem]:
         """Waits up to ``timeout`` (seconds or timedelta; None: no limit; 0:
         don't wait) for the next item: an :class:`Entry`, a :class:`Lagged`,
         or None when the timeout passed.
 
         Raises RedexTailEndedError when the tail has ended (the file was
         closed, or this tail was closed while waiting), ShuttingDownError if
-        the tail was already closed.
+        the tail was already closed, CancelledError when ``cancel`` is
+        cancelled (nothing is consumed).
         """
-        if timeout is not None:
-            if isinstance(timeout, datetime.timedelta):
-                timeout = timeout.total_seconds()
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-                raise TypeError(
-                    f"timeout must be seconds or a timedelta, not {type(timeout).__name__}"
-                )
-            if math.isnan(timeout) or timeout < 0:
-                raise ValueError("timeout must be a non-negative number of seconds")
-            if math.isinf(timeout):
-                timeout = None
-        item = self._pull(timeout, iterating=False)
+        return self._ended(self._pull(timeout_ms(timeout), cancel, iterating=False))
+
+    async def next_async(
+        self, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
+    ) -> Optional[TailItem]:
+        """:meth:`next` for asyncio: waits on a helper thread, never on the
+        event loop. Cancelling the awaiting task cancels the libnet call; an
+        entry it had already taken is kept for the next call."""
+        return self._ended(await self._pull_async(timeout_ms(timeout), cancel, iterating=False))
+
+    @staticmethod
+    def _ended(item: Any) -> Optional[TailItem]:
         if item is _END:
             raise RedexTailEndedError(
                 lib.NET_END, "the tail has ended: its file or the tail itself was closed"
             )
         return item  # type: ignore[no-any-return]
 
-    def _pull(self, timeout: Optional[float], iterating: bool) -> Any:
-        """One item, None on timeout, or _END. Loops over C waits so that a
-        wait on the main thread never blocks signal handling for long."""
+    def _start(self, iterating: bool) -> Any:
+        """A pending item, or the pointer to call (or _END)."""
+        try:
+            return self._pending.popleft(), None
+        except IndexError:
+            pass
         ptr = self._ptr
         if ptr is None:
             if iterating:
-                return _END
+                return _END, None
             raise _closed(self._kind)
-        sliced = threading.current_thread() is threading.main_thread()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        return None, ptr
+
+    def _pull(self, ms: int, cancel: Optional[Cancel], iterating: bool) -> Any:
+        """One item, None on timeout, or _END."""
+        item, ptr = self._start(iterating)
+        if ptr is None:
+            return item
+        try:
+            return pull(
+                lambda ms, token: self._next_raw(ptr, ms, token), ms, cancel, self._keep, self._calls > 0
+            )
+        except ShuttingDownError:
+            if iterating:
+                return _END  # the tail was freed between our check and the call
+            raise
+
+    async def _pull_async(self, ms: int, cancel: Optional[Cancel], iterating: bool) -> Any:
+        item, ptr = self._start(iterating)
+        if ptr is None:
+            return item
+        try:
+            return await pull_async(
+                lambda ms, token: self._next_raw(ptr, ms, token), ms, cancel, self._keep, self._calls > 0
+            )
+        except ShuttingDownError:
+            if iterating:
+                return _END
+            raise
+
+    def _keep(self, item: Any) -> None:
+        if item is not None and item is not _END:
+            self._pending.append(item)
+
+    def _next_raw(self, ptr: Any, ms: int, token: Any) -> Any:
+        """One ``net_redex_tail_next``: an item, None on timeout, or _END."""
         seq = _out_u64()
         payload = new_bytes()
-        while True:
-            if deadline is None:
-                ms = _MAIN_THREAD_SLICE_MS if sliced else NET_WAIT_FOREVER
-            else:
-                remaining = deadline - time.monotonic()
-                ms = min(max(0, math.ceil(remaining * 1000)), NET_WAIT_FOREVER - 1)
-                if sliced:
-                    ms = min(ms, _MAIN_THREAD_SLICE_MS)
-            status = lib.net_redex_tail_next(ptr, ms, seq, payload)
-            if status == lib.NET_OK:
-                entry = Entry(int(seq[0]), take_bytes(payload))
-                self._position = entry.seq + 1
-                return entry
-            if status == lib.NET_LAGGED:
-                lib.net_bytes_free(payload)  # empty for a lag; free anyway
-                lag = Lagged(self._position, int(seq[0]))
-                self._position = lag.resume_at
-                return lag
-            if status == lib.NET_END:
-                return _END
-            if status == lib.NET_TIMEOUT:
-                if deadline is not None and time.monotonic() >= deadline:
-                    return None
-                continue
-            if status == lib.NET_ERR_SHUTTING_DOWN and iterating:
-                return _END  # the tail was freed between our check and the call
-            check(status)
+        err = error_slot()
+        with self._lock:
+            self._calls += 1
+        try:
+            status = lib.net_redex_tail_next(ptr, ms, seq, payload, token, err)
+        finally:
+            with self._lock:
+                self._calls -= 1
+        if status == lib.NET_OK:
+            entry = Entry(int(seq[0]), take_bytes(payload))
+            self._position = entry.seq + 1
+            return entry
+        if status == lib.NET_LAGGED:
+            lib.net_bytes_free(payload)  # empty for a lag; free anyway
+            lag = Lagged(self._position, int(seq[0]))
+            self._position = lag.resume_at
+            return lag
+        if status == lib.NET_END:
+            return _END
+        if status == lib.NET_TIMEOUT:
+            return None
+        raise call_error(status, err)
 
     def close(self) -> None:
         """Ends and frees the tail. Idempotent and thread-safe; a ``next`` or
         an iteration blocked on another thread wakes up and ends (the free
         returns once it has left libnet)."""
-        ptr = self._take()
-        if ptr is not None:
-            lib.net_redex_tail_free(ptr)
+        super().close()
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""

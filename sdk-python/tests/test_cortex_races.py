@@ -10,8 +10,7 @@ exercise the guard directly.
 from __future__ import annotations
 
 import threading
-import time
-from typing import Any, Callable, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 
@@ -25,6 +24,8 @@ from netmesh import (
     Tasks,
 )
 from netmesh._ffi import ffi, lib
+
+from conftest import let_it_block, race_in_flight, until_won
 
 ROUNDS = 20
 ACCEPTABLE = (ShuttingDownError, CortexHaltedError, RedexClosedError, CortexWatchEndedError)
@@ -62,15 +63,17 @@ def test_op_after_close_is_refused(redex: Redex, kind: str) -> None:
         watch.next(timeout=0)
     # The guard itself, on the freed raw pointers.
     out = ffi.new("uint64_t *")
-    api = type(model)._api
-    assert api["count_where"](raw_model, ffi.NULL, 0, out) == lib.NET_ERR_SHUTTING_DOWN
-    assert api["wait_for_seq"](raw_model, 0, 0) == lib.NET_ERR_SHUTTING_DOWN
+    assert lib.net_model_count_where(raw_model, ffi.NULL, 0, out) == lib.NET_ERR_SHUTTING_DOWN
+    assert lib.net_model_wait_for_seq(raw_model, 0, 0, ffi.NULL, ffi.NULL) == lib.NET_ERR_SHUTTING_DOWN
     rows = ffi.new("net_bytes_t *")
     missed = ffi.new("uint64_t *")
-    assert api["watch_next"](raw_watch, 0, rows, missed) == lib.NET_ERR_SHUTTING_DOWN
+    assert (
+        lib.net_model_watch_next(raw_watch, 0, rows, missed, ffi.NULL, ffi.NULL)
+        == lib.NET_ERR_SHUTTING_DOWN
+    )
     # Freeing again is a no-op.
-    api["free"](raw_model)
-    api["watch_free"](raw_watch)
+    assert lib.net_model_free(raw_model) == lib.NET_OK
+    assert lib.net_model_watch_free(raw_watch) == lib.NET_OK
 
 
 # -- 2. concurrent closes are idempotent, with operations racing them -----------------
@@ -130,54 +133,60 @@ def test_concurrent_watch_closes_with_racing_next(redex: Redex) -> None:
 
 
 @pytest.mark.parametrize("kind", ["tasks", "memories"])
-def test_watch_free_wakes_a_blocked_next(redex: Redex, kind: str) -> None:
+def test_watch_free_wakes_a_raw_next_blocked_forever(redex: Redex, kind: str) -> None:
+    """net_model_watch_free on the raw pointer: a net_model_watch_next
+    blocked with no limit returns NET_END (woken in its wait) — or
+    NET_ERR_SHUTTING_DOWN when the free came first, which proves nothing —
+    and the free returns NET_OK. The SDK forms are in test_blocking.py."""
     model = Tasks(redex, 1) if kind == "tasks" else Memories(redex, 1)
-    watch = model.watch()
-    assert watch.next(timeout=5) == []
-    ptr = watch._ptr
-    api = type(model)._api
-    result: List[int] = []
-    left = threading.Event()
 
-    def blocked() -> None:
-        rows = ffi.new("net_bytes_t *")
-        missed = ffi.new("uint64_t *")
-        result.append(api["watch_next"](ptr, lib.NET_WAIT_FOREVER, rows, missed))
-        left.set()
+    def attempt(_: int) -> bool:
+        _rows, watch = model.snapshot_and_watch()
+        ptr, watch._ptr = watch._ptr, None
+        result: List[int] = []
 
-    t = threading.Thread(target=blocked)
-    t.start()
-    time.sleep(0.1)
-    assert not left.is_set()
-    started = time.monotonic()
-    watch.close()  # net_*_watch_free: wakes the next, returns after it left
-    assert left.is_set(), "the free returned before the blocked next left libnet"
-    assert time.monotonic() - started < 5
-    t.join(5)
-    assert result == [lib.NET_END]
+        def blocked() -> None:
+            rows = ffi.new("net_bytes_t *")
+            missed = ffi.new("uint64_t *")
+            result.append(
+                lib.net_model_watch_next(ptr, lib.NET_WAIT_FOREVER, rows, missed, ffi.NULL, ffi.NULL)
+            )
+
+        t = threading.Thread(target=blocked)
+        t.start()
+        let_it_block()
+        assert lib.net_model_watch_free(ptr) == lib.NET_OK
+        t.join(30)
+        assert not t.is_alive()
+        assert result[0] in (lib.NET_END, lib.NET_ERR_SHUTTING_DOWN), result
+        return result[0] == lib.NET_END
+
+    until_won(200, 5, attempt)
     model.close()
 
 
 @pytest.mark.parametrize("kind", ["tasks", "memories"])
 def test_model_free_waits_for_a_large_write(redex: Redex, kind: str) -> None:
-    model = Tasks(redex, 1) if kind == "tasks" else Memories(redex, 1)
+    """A 32 MiB write in flight when the model is closed: it lands (and the
+    close waited for it) or is refused."""
     big = "x" * (32 << 20)
-    outcome: List[object] = []
+    state: Dict[str, Any] = {}
 
-    def write() -> None:
-        try:
-            if kind == "tasks":
-                outcome.append(model.create(1, big))
-            else:
-                outcome.append(model.store(1, big, [], ""))
-        except ACCEPTABLE as e:
-            outcome.append(e)
+    def fresh() -> None:
+        state["model"] = Tasks(redex, 1) if kind == "tasks" else Memories(redex, 1)
 
-    t = threading.Thread(target=write)
-    t.start()
-    time.sleep(0.005)
-    model.close()
-    t.join(30)
-    assert not t.is_alive()
-    assert len(outcome) == 1
-    assert isinstance(outcome[0], (int, *ACCEPTABLE)), outcome
+    def run() -> int:
+        model = state["model"]
+        if kind == "tasks":
+            return model.create(1, big)
+        return model.store(1, big, [], "")
+
+    def on_result(seq: Any) -> None:
+        assert seq is None or isinstance(seq, int)
+        fresh()
+
+    fresh()
+    try:
+        race_in_flight(run, lambda: state["model"].close(), on_result, f"{kind} write", wanted=1)
+    finally:
+        state["model"].close()

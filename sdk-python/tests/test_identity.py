@@ -139,11 +139,15 @@ def test_context_manager_closes_and_close_is_idempotent():
             pass
 
 
-def test_del_frees_the_handle():
+def test_del_warns_and_frees_the_handle_on_a_background_thread():
+    from netmesh._handle import _reaper
+
     ident = Identity.from_seed(SEED_A)
     raw = ident._ptr
-    del ident
-    gc.collect()
+    with pytest.warns(ResourceWarning, match="Identity was never closed"):
+        del ident
+        gc.collect()
+    assert _reaper.wait_idle(30)
     out = ffi.new("uint64_t *")
     assert lib.net_identity_origin_hash(raw, out) == lib.NET_ERR_SHUTTING_DOWN
 

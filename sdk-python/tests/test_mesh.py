@@ -10,6 +10,8 @@ import time
 import pytest
 
 from netmesh import (
+    Cancel,
+    CancelledError,
     Mesh,
     MeshBackpressureError,
     MeshConfigError,
@@ -20,6 +22,8 @@ from netmesh import (
     MeshUnknownPeerError,
     ShuttingDownError,
 )
+
+from conftest import let_it_block, until_won
 
 PSK = bytes([0x5A] * 32)
 FAST = dict(psk=PSK, heartbeat_interval=0.05, session_timeout=1.0, hello_timeout=0.5)
@@ -117,29 +121,57 @@ def test_session_exists(pair) -> None:
 
 
 def test_direct_form_with_accept() -> None:
-    with Mesh(**FAST, connect_form="direct") as a, Mesh(**FAST) as b:
-        b.start()
-        got = []
-        t = threading.Thread(target=lambda: got.append(b.accept(a.node_id, timeout=10)))
-        t.start()
-        time.sleep(0.05)
-        a.connect(b.local_addr, b.public_key, b.node_id)
-        t.join(10)
-        assert got == [a.local_addr]
+    """A direct-form handshake needs the accept waiting first: a round whose
+    connect came too early (it times out) is retried."""
+
+    def attempt(_: int) -> bool:
+        with Mesh(**FAST, connect_form="direct", handshake_timeout=0.5) as a, Mesh(**FAST) as b:
+            b.start()
+            got = []
+            with Cancel() as stop:
+
+                def accept() -> None:
+                    try:
+                        got.append(b.accept(a.node_id, timeout=60, cancel=stop))
+                    except CancelledError:
+                        got.append("cancelled")
+
+                t = threading.Thread(target=accept)
+                t.start()
+                let_it_block()
+                try:
+                    a.connect(b.local_addr, b.public_key, b.node_id)
+                except MeshHandshakeTimeoutError:
+                    stop.cancel()
+                    t.join(30)
+                    return False
+                t.join(30)
+                assert got == [a.local_addr]
+                return True
+
+    until_won(10, 1, attempt)
 
 
-def test_close_wakes_blocked_recv_and_ends_iteration() -> None:
+def test_close_ends_a_blocked_iteration() -> None:
     a = Mesh(**FAST)
     out = []
-
-    def consume() -> None:
-        out.extend(list(a))
-
-    t = threading.Thread(target=consume)
+    t = threading.Thread(target=lambda: out.extend(a))
     t.start()
-    time.sleep(0.1)
+    let_it_block()
     a.close()
-    t.join(5)
+    t.join(30)
     assert not t.is_alive() and out == []
     with pytest.raises(ShuttingDownError):
         a.start()
+
+
+def test_shutdown_ends_receives_and_refuses_calls() -> None:
+    with Mesh(**FAST) as a:
+        a.shutdown()  # net_mesh_close: the handle stays valid
+        a.shutdown()
+        assert not a.closed
+        assert a.recv(timeout=5) is None  # ended
+        assert list(a) == []
+        with pytest.raises(ShuttingDownError):
+            a.accept(1, timeout=5)
+        assert isinstance(a.stats(), dict)  # introspection still answers

@@ -2,7 +2,8 @@
 types (node and stream), with raw-pointer calls to exercise libnet's guard:
 (1) calls after the free get NET_ERR_SHUTTING_DOWN; (2) concurrent closes
 are idempotent while calls race them; (3) the free wakes and waits for a
-blocked call (recv on the node, send_blocking on the stream)."""
+blocked call (recv on the node, send_blocking on the stream; every blocking
+call of both, and their cancellation, in test_blocking.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import threading
 import time
 from typing import List
 
-from netmesh import Mesh, ShuttingDownError
+from netmesh import Mesh, MeshStreamClosedError, ShuttingDownError
 from netmesh._ffi import ffi, lib
 from netmesh.errors import MeshError
+
+from conftest import let_it_block, until_won
 
 PSK = bytes([0x5A] * 32)
 FAST = dict(psk=PSK, heartbeat_interval=0.05, session_timeout=1.0, hello_timeout=0.3)
@@ -39,8 +42,8 @@ def test_op_after_free_is_refused() -> None:
     assert lib.net_mesh_node_id(raw_node, out) == lib.NET_ERR_SHUTTING_DOWN
     ev = ffi.new("net_slice_t[1]")
     assert lib.net_mesh_stream_send(raw_stream, ev, 0) == lib.NET_ERR_SHUTTING_DOWN
-    lib.net_mesh_free(raw_node)  # idempotent
-    lib.net_mesh_stream_free(raw_stream)
+    assert lib.net_mesh_free(raw_node) == lib.NET_OK  # idempotent
+    assert lib.net_mesh_stream_free(raw_stream) == lib.NET_OK
     b.close()
 
 
@@ -85,48 +88,62 @@ def test_concurrent_closes_with_racing_calls() -> None:
         b.close()
 
 
-def test_free_wakes_blocked_recv_and_waits() -> None:
-    a = Mesh(**FAST)
-    ptr = a._ptr
-    result = []
-    left = threading.Event()
+def test_free_wakes_a_raw_recv_blocked_forever_and_waits_for_it() -> None:
+    """net_mesh_free wakes a raw net_mesh_recv_next blocked with no limit
+    (NET_END: woken in its wait; NET_ERR_SHUTTING_DOWN: freed before it
+    began, which proves nothing) and returns only after it left libnet
+    (the round's thread has its result as soon as the close returned)."""
 
-    def blocked() -> None:
-        peer = ffi.new("uint64_t *")
-        sid = ffi.new("uint64_t *")
-        data = ffi.new("net_bytes_t *")
-        result.append(lib.net_mesh_recv_next(ptr, lib.NET_WAIT_FOREVER, peer, sid, data))
-        left.set()
+    def attempt(_: int) -> bool:
+        a = Mesh(**FAST)
+        ptr = a._ptr
+        result: List[int] = []
 
-    t = threading.Thread(target=blocked)
-    t.start()
-    time.sleep(0.1)
-    assert not left.is_set()
-    a.close()  # net_mesh_free: wakes the recv, returns after it left
-    assert left.wait(0.05), "the free returned before the blocked recv left"
-    t.join(5)
-    assert result == [lib.NET_END]
+        def blocked() -> None:
+            peer = ffi.new("uint64_t *")
+            sid = ffi.new("uint64_t *")
+            data = ffi.new("net_bytes_t *")
+            result.append(
+                lib.net_mesh_recv_next(ptr, lib.NET_WAIT_FOREVER, peer, sid, data, ffi.NULL, ffi.NULL)
+            )
+
+        t = threading.Thread(target=blocked)
+        t.start()
+        let_it_block()
+        a.close()  # net_mesh_free: wakes the recv, returns after it left
+        t.join(30)
+        assert not t.is_alive()
+        assert result[0] in (lib.NET_END, lib.NET_ERR_SHUTTING_DOWN), result
+        return result[0] == lib.NET_END
+
+    until_won(200, 5, attempt)
 
 
 def test_stream_free_wakes_blocked_send() -> None:
     a, b = connected()
-    s = a.open_stream(b.node_id, 1, window=200)
     b.shutdown()  # no grants will come
-    s.send(bytes(100))
-    outcome = []
 
-    def blocked() -> None:
-        try:
-            outcome.append(s.send_blocking([bytes(100)]))
-        except (MeshError, ShuttingDownError) as e:
-            outcome.append(e)
+    def attempt(round_: int) -> bool:
+        s = a.open_stream(b.node_id, round_ + 1, window=200)
+        s.send(bytes(100))
+        outcome: List[BaseException] = []
 
-    t = threading.Thread(target=blocked)
-    t.start()
-    time.sleep(0.1)
-    s.close()
-    t.join(5)
-    assert not t.is_alive()
-    assert len(outcome) == 1 and type(outcome[0]).__name__ == "MeshStreamClosedError"
+        def blocked() -> None:
+            try:
+                s.send_blocking([bytes(100)])
+            except (MeshError, ShuttingDownError) as e:
+                outcome.append(e)
+
+        t = threading.Thread(target=blocked)
+        t.start()
+        let_it_block()
+        s.close()
+        t.join(30)
+        assert not t.is_alive() and len(outcome) == 1
+        # MeshStreamClosedError: woken in its wait; ShuttingDownError: closed before.
+        assert isinstance(outcome[0], (MeshStreamClosedError, ShuttingDownError)), outcome
+        return isinstance(outcome[0], MeshStreamClosedError)
+
+    until_won(200, 5, attempt)
     a.close()
     b.close()

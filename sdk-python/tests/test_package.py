@@ -45,17 +45,17 @@ def test_py_typed_is_shipped():
 def test_versions():
     assert re.fullmatch(r"\d+\.\d+\.\d+", netmesh.version())
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", netmesh.__version__)
-    assert netmesh.abi_version() == 1 == netmesh.NET_ABI_VERSION
+    assert netmesh.abi_version() == 2 == netmesh.NET_ABI_VERSION
 
 
 def test_abi_mismatch_is_refused_with_both_versions_named():
     with pytest.raises(ImportError) as info:
-        _ffi.check_abi_version(2, 1, "/x/libnet.so")
+        _ffi.check_abi_version(1, 2, "/x/libnet.so")
     msg = str(info.value)
-    assert "ABI version 1" in msg and "ABI version 2" in msg and "/x/libnet.so" in msg
+    assert "ABI version 2" in msg and "ABI version 1" in msg and "/x/libnet.so" in msg
     with pytest.raises(ImportError, match="NET_ABI_VERSION 7"):
-        _ffi.check_abi_version(1, 7, "/x/libnet.so")
-    _ffi.check_abi_version(1, 1, "/x/libnet.so")
+        _ffi.check_abi_version(2, 7, "/x/libnet.so")
+    _ffi.check_abi_version(2, 2, "/x/libnet.so")
 
 
 def _import_in_subprocess(env_extra):
@@ -76,14 +76,14 @@ def test_missing_override_library_is_a_clear_import_error(tmp_path):
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler to build a fake libnet")
 def test_library_with_another_abi_version_is_refused_at_import(tmp_path):
     src = tmp_path / "fake.c"
-    src.write_text("unsigned int net_abi_version(void) { return 2; }\n")
+    src.write_text("unsigned int net_abi_version(void) { return 1; }\n")
     so = tmp_path / "libfake.so"
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(so), str(src)], check=True)
     r = _import_in_subprocess({"NET_LIBRARY_PATH": str(so)})
     assert r.returncode != 0
     assert "ImportError" in r.stderr
-    assert "written for libnet ABI version 1" in r.stderr
-    assert "implements ABI version 2" in r.stderr
+    assert "written for libnet ABI version 2" in r.stderr
+    assert "implements ABI version 1" in r.stderr
 
 
 def test_override_library_is_honoured(tmp_path):

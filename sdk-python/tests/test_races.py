@@ -21,7 +21,7 @@ import pytest
 from netmesh import Identity, NetError, ShuttingDownError
 from netmesh._ffi import ffi, lib
 
-from conftest import SEED_A
+from conftest import SEED_A, race_in_flight
 
 ROUNDS = 200
 
@@ -237,64 +237,32 @@ def big_message() -> bytes:
 
 
 def test_close_waits_for_in_flight_sign(big_message: bytes):
-    """sign() of 64 MiB (a few hundred ms inside libnet) on one thread, close()
-    from another ~50 ms in. Either the sign finishes with a good signature and
-    close() returned only after it, or sign lost the race (ShuttingDownError)
-    and we retry.
+    """sign() of 64 MiB (a few hundred ms inside libnet) on one thread,
+    close() from another while it runs: the sign either completes with a
+    good signature (the close waited for it: the free returns only once no
+    call is inside) or lost the race (ShuttingDownError) and the round is
+    retried with a shorter delay."""
+    state = {}
 
-    Timing without trusting a calibration (other processes may slow any run):
-    `remaining` = from close() starting to the signer getting its result, an
-    upper bound of how long the sign still ran inside libnet. A close() that
-    waits lasts about as long (libnet's drain polls every 200 us); one that did
-    not wait would return at once, a few hundred ms before the signer.
-    """
-    wins, retries = 0, 0
-    timings = []
-    while wins < 3:
-        assert retries < 10, f"no conclusive race in {retries} attempts"
-        seed = os.urandom(32)
-        ident = Identity.from_seed(seed)
-        result: dict = {}
-        started = threading.Event()
+    def run() -> bytes:
+        return state["ident"].sign(big_message)
 
-        def signer() -> None:
-            started.set()
-            try:
-                result["sig"] = ident.sign(big_message)
-            except ShuttingDownError as exc:
-                result["err"] = exc
-            except NetError as exc:  # anything else is a failure
-                result["other"] = exc
-            result["end"] = time.perf_counter()
+    def close() -> None:
+        state["ident"].close()
 
-        t = threading.Thread(target=signer)
-        t.start()
-        started.wait()
-        time.sleep(0.05)
-        close_start = time.perf_counter()
-        ident.close()
-        close_end = time.perf_counter()
-        t.join(30)
-        assert not t.is_alive()
-        assert "other" not in result, result.get("other")
-        if "err" in result:
-            retries += 1  # close() got there before sign() entered libnet: retry
-            continue
-        # The signature is intact: check it with a twin identity.
-        with Identity.from_seed(seed) as twin:
-            twin.verify(big_message, result["sig"])
-        remaining = result["end"] - close_start
-        closing = close_end - close_start
-        timings.append((round(closing, 3), round(remaining, 3)))
-        if remaining < 0.05:
-            retries += 1  # sign had (nearly) finished before close() began
-            continue
-        wins += 1
-        # close() was called while sign() was running inside libnet (which
-        # also shows the GIL is released during the call) and returned only
-        # after it finished.
-        assert closing >= 0.5 * remaining, (
-            f"close() returned after {closing:.3f}s but sign() ran on for "
-            f"{remaining:.3f}s after close() began"
-        )
-    print(f"race 3 (close s, remaining s): {timings}")
+    def on_result(sig) -> None:
+        if sig is not None:
+            # The signature is intact: check it with a twin identity.
+            with Identity.from_seed(state["seed"]) as twin:
+                twin.verify(big_message, sig)
+        fresh()
+
+    def fresh() -> None:
+        state["seed"] = os.urandom(32)
+        state["ident"] = Identity.from_seed(state["seed"])
+
+    fresh()
+    try:
+        race_in_flight(run, close, on_result, "identity sign", wanted=3)
+    finally:
+        state["ident"].close()

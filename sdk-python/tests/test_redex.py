@@ -5,7 +5,6 @@ The races of the three handle types are in test_redex_races.py.
 
 from __future__ import annotations
 
-import _thread
 import datetime
 import gc
 import json
@@ -19,6 +18,7 @@ import pytest
 
 import netmesh
 from netmesh import (
+    CancelledError,
     ChannelNameError,
     Entry,
     EveryN,
@@ -45,6 +45,8 @@ from netmesh import (
 )
 from netmesh._ffi import ffi, lib
 from netmesh.redex import config_json
+
+from conftest import let_it_block, until_won
 
 
 @pytest.fixture
@@ -493,20 +495,19 @@ def test_closing_the_file_ends_tails(mem: Redex):
     f.append(b"x")
     tail = f.tail(0)
     seen: List[object] = []
-    done = threading.Event()
+    first = threading.Event()
 
     def consume() -> None:
         for item in tail:  # blocks after the first entry
             seen.append(item)
-        done.set()
+            first.set()
 
     t = threading.Thread(target=consume)
     t.start()
-    time.sleep(0.1)
-    assert not done.is_set()
+    assert first.wait(30)
     f.close()
-    assert done.wait(5), "closing the file did not end the iteration"
-    t.join(5)
+    t.join(30)
+    assert not t.is_alive(), "closing the file did not end the iteration"
     assert seen == [Entry(0, b"x")]
     with pytest.raises(RedexTailEndedError) as info:
         tail.next()
@@ -520,56 +521,97 @@ def test_closing_the_file_ends_tails(mem: Redex):
         f.tail(0)
 
 
+def test_shutdown_ends_tails_and_keeps_the_handle(mem: Redex):
+    f = mem.open_file("tail/shutdown")
+    f.append(b"x")
+    tail = f.tail(1)
+    f.shutdown()  # net_redex_file_close
+    f.shutdown()  # idempotent
+    with pytest.raises(RedexTailEndedError):
+        tail.next(5)
+    with pytest.raises(RedexClosedError):
+        f.append(b"y")
+    assert not f.closed
+    f.close()
+    tail.close()
+
+
 def test_closing_the_tail_from_another_thread_wakes_a_blocked_iteration(mem: Redex):
     with mem.open_file("tail/wake") as f:
-        tail = f.tail(0)
-        ended = threading.Event()
-        ticks = 0
 
-        def consume() -> None:
-            for _ in tail:
-                pass
-            ended.set()
+        def attempt(_: int) -> bool:
+            tail = f.tail(f.next_seq)
+            entered = threading.Event()
+            ended: List[bool] = []
 
-        t = threading.Thread(target=consume)
-        t.start()
-        # The GIL is free while the consumer waits inside libnet.
-        deadline = time.monotonic() + 0.2
-        while time.monotonic() < deadline:
-            ticks += 1
-        assert ticks > 1000 and not ended.is_set()
-        start = time.monotonic()
-        tail.close()
-        assert ended.wait(5)
-        assert time.monotonic() - start < 1.0
-        t.join(5)
-        assert tail.closed
+            def consume() -> None:
+                entered.set()
+                for _ in tail:
+                    pass
+                ended.append(True)
+
+            t = threading.Thread(target=consume)
+            t.start()
+            entered.wait()
+            # The GIL is free while the consumer waits inside libnet: this
+            # thread runs on.
+            let_it_block()
+            waiting = t.is_alive() and not ended
+            tail.close()
+            t.join(30)
+            assert not t.is_alive() and ended
+            return waiting
+
+        until_won(200, 3, attempt)
         f.append(b"the file is still open")
 
 
+def _sigint_main_once_blocked() -> threading.Thread:
+    """Sends SIGINT to the main thread once it waits in a blocking call (a
+    real signal: a simulated one, _thread.interrupt_main, only runs its
+    handler when the main thread runs Python again)."""
+    main = threading.main_thread().ident
+    waits = netmesh.cancel
+
+    def interrupter() -> None:
+        while waits._main_waits == 0:
+            time.sleep(0)
+        let_it_block()
+        signal.pthread_kill(main, signal.SIGINT)
+
+    t = threading.Thread(target=interrupter)
+    t.start()
+    return t
+
+
 def test_blocked_iteration_on_the_main_thread_can_be_interrupted(mem: Redex):
+    """Ctrl-C on the main thread, blocked in a tail with no timeout: the
+    libnet call (run on a helper thread) is cancelled while it waits and
+    KeyboardInterrupt is raised; the tail reads on, nothing lost."""
     assert threading.current_thread() is threading.main_thread()
-    # interrupt_main() acts like SIGINT, which a runner started in the
-    # background may inherit as ignored: use Python's handler for the test.
+    # A runner started in the background may inherit SIGINT as ignored: use
+    # Python's handler for the test.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        _interrupted_iteration(mem)
+        with mem.open_file("tail/sigint") as f, f.tail(0) as tail:
+
+            def attempt(_: int) -> bool:
+                netmesh.cancel._last_abandoned = None
+                interrupter = _sigint_main_once_blocked()
+                try:
+                    with pytest.raises(KeyboardInterrupt):
+                        for _ in tail:
+                            pass
+                finally:
+                    interrupter.join()
+                abandoned = netmesh.cancel._last_abandoned
+                return isinstance(abandoned, CancelledError) and "while it waited" in abandoned.message
+
+            until_won(50, 3, attempt)
+            f.append(b"still usable")
+            assert tail.next(5) == (0, b"still usable")
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _interrupted_iteration(mem: Redex) -> None:
-    with mem.open_file("tail/sigint") as f, f.tail(0) as tail:
-        timer = threading.Timer(0.2, _thread.interrupt_main)
-        timer.start()
-        start = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
-            for _ in tail:
-                pass
-        assert time.monotonic() - start < 2.0
-        timer.join()
-        f.append(b"still usable")
-        assert tail.next(1) == (0, b"still usable")
 
 
 def test_a_tail_keeps_its_file_open(mem: Redex):

@@ -34,6 +34,8 @@ from netmesh import (
 )
 from netmesh._ffi import ffi, lib
 
+from conftest import let_it_block, race_in_flight, until_won
+
 ROUNDS = 40
 _names = itertools.count()
 _stats_lock = threading.Lock()
@@ -163,7 +165,7 @@ class TailSubject(Subject):
     def raw_call(self, ptr: Any) -> int:
         seq = ffi.new("uint64_t *", 7)
         payload = ffi.new("net_bytes_t *")
-        status = lib.net_redex_tail_next(ptr, 0, seq, payload)
+        status = lib.net_redex_tail_next(ptr, 0, seq, payload, ffi.NULL, ffi.NULL)
         if status in (lib.NET_OK, lib.NET_LAGGED):
             lib.net_bytes_free(payload)
         else:
@@ -272,10 +274,10 @@ def test_c_guard_refuses_every_file_function_after_free():
         assert lib.net_redex_file_close(raw) == down
         assert lib.net_redex_file_sweep_retention(raw, u64) == down
         assert lib.net_redex_file_tail(raw, 0, tail_out) == down
-        assert lib.net_redex_tail_next(raw_tail, 0, u64, out) == down
+        assert lib.net_redex_tail_next(raw_tail, 0, u64, out, ffi.NULL, ffi.NULL) == down
         assert u64[0] == 7 and flag[0] and out.ptr == ffi.NULL and tail_out[0] == ffi.NULL
-        lib.net_redex_file_free(raw)
-        lib.net_redex_tail_free(raw_tail)
+        assert lib.net_redex_file_free(raw) == lib.NET_OK  # freeing again: a no-op
+        assert lib.net_redex_tail_free(raw_tail) == lib.NET_OK
 
 
 def test_c_guard_raw_calls_racing_raw_free(subject: Subject):
@@ -398,124 +400,43 @@ def big_payload() -> bytes:
     return os.urandom(BIG)
 
 
-def test_tail_close_wakes_a_next_blocked_forever():
-    """A tail read blocked with no limit on another thread is woken by
-    close() (net_redex_tail_free) and ends; close() returns once it has
-    left libnet. Through the SDK (off the main thread RedexTail waits with
-    NET_WAIT_FOREVER) and on the raw pointer."""
+def test_tail_free_wakes_a_raw_next_blocked_forever():
+    """net_redex_tail_free wakes a net_redex_tail_next blocked with no limit
+    on the raw pointer (NET_END: woken in its wait; NET_ERR_SHUTTING_DOWN:
+    the free came first, which proves nothing), and returns NET_OK. The SDK
+    forms are in test_blocking.py."""
     with Redex() as redex, redex.open_file("race/block") as f:
-        for round_ in range(20):
+
+        def attempt(_: int) -> bool:
             tail = f.tail(f.next_seq)
-            raw = tail._ptr
-            use_raw = round_ % 2 == 1
-            result: Dict[str, Any] = {}
-            entered = threading.Event()
+            raw, tail._ptr = tail._ptr, None
+            result: List[int] = []
 
             def reader() -> None:
-                entered.set()
-                if use_raw:
-                    seq = ffi.new("uint64_t *")
-                    payload = ffi.new("net_bytes_t *")
-                    result["status"] = lib.net_redex_tail_next(
-                        raw, lib.NET_WAIT_FOREVER, seq, payload
-                    )
-                else:
-                    try:
-                        result["item"] = tail.next()  # no timeout
-                    except RedexTailEndedError as exc:
-                        result["ended"] = exc
-                    except BaseException as exc:  # noqa: BLE001
-                        result["other"] = exc
-                result["end"] = time.perf_counter()
+                seq = ffi.new("uint64_t *")
+                payload = ffi.new("net_bytes_t *")
+                result.append(
+                    lib.net_redex_tail_next(raw, lib.NET_WAIT_FOREVER, seq, payload, ffi.NULL, ffi.NULL)
+                )
 
             t = threading.Thread(target=reader)
             t.start()
-            entered.wait()
-            time.sleep(0.03)  # let it block inside libnet
-            assert t.is_alive() and not result
-            close_start = time.perf_counter()
-            if use_raw:
-                tail._ptr = None
-                lib.net_redex_tail_free(raw)
-            else:
-                tail.close()
-            close_end = time.perf_counter()
-            t.join(5)
+            let_it_block()
+            assert lib.net_redex_tail_free(raw) == lib.NET_OK
+            t.join(30)
             assert not t.is_alive(), "the free did not wake the blocked next"
-            if use_raw:
-                assert result["status"] == lib.NET_END
-            else:
-                assert "ended" in result, result
-            assert close_end - close_start < 1.0
-            assert result["end"] - close_start < 1.0
-            # The file is unaffected; the freed tail is refused.
+            assert result[0] in (lib.NET_END, lib.NET_ERR_SHUTTING_DOWN), result
+            # The freed tail is refused.
             seq = ffi.new("uint64_t *")
             payload = ffi.new("net_bytes_t *")
-            assert lib.net_redex_tail_next(raw, 0, seq, payload) == lib.NET_ERR_SHUTTING_DOWN
+            assert (
+                lib.net_redex_tail_next(raw, 0, seq, payload, ffi.NULL, ffi.NULL)
+                == lib.NET_ERR_SHUTTING_DOWN
+            )
+            return result[0] == lib.NET_END
+
+        until_won(200, 5, attempt)
         f.append(b"ok")
-
-
-def _race_in_flight(
-    run: Callable[[], Any],
-    close: Callable[[], None],
-    delay: float,
-    on_success: Callable[[Any], None],
-    label: str,
-    wins_needed: int,
-) -> None:
-    """Runs `run` on a thread, calls `close` `delay` seconds later, and checks:
-    either `run` lost the race with ShuttingDownError, or it completed and
-    `close` returned only after it did. Needs `wins_needed` conclusive rounds
-    (the close landing while `run` was inside libnet).
-
-    `remaining` (from the close starting to the worker having its result)
-    bounds how long the call still ran inside libnet; a close that waits
-    lasts about as long, one that did not would return at once."""
-    wins, retries = 0, 0
-    timings: List[Any] = []
-    while wins < wins_needed:
-        assert retries < 12, f"{label}: no conclusive race in {retries} attempts: {timings}"
-        result: Dict[str, Any] = {}
-        started = threading.Event()
-
-        def worker() -> None:
-            started.set()
-            try:
-                result["value"] = run()
-            except ShuttingDownError as exc:  # includes RedexClosedError
-                result["refused"] = exc
-            except BaseException as exc:  # noqa: BLE001 - anything else fails the test
-                result["other"] = exc
-            result["end"] = time.perf_counter()
-
-        t = threading.Thread(target=worker)
-        t.start()
-        started.wait()
-        time.sleep(delay)
-        close_start = time.perf_counter()
-        close()
-        close_end = time.perf_counter()
-        t.join(30)
-        assert not t.is_alive()
-        assert "other" not in result, result["other"]
-        if "refused" in result:
-            retries += 1  # the close got there first
-            timings.append(("refused", type(result["refused"]).__name__))
-            on_success(None)
-            continue
-        on_success(result["value"])
-        remaining = result["end"] - close_start
-        closing = close_end - close_start
-        timings.append((round(closing, 3), round(remaining, 3)))
-        if remaining < 0.002:
-            retries += 1  # it had (nearly) finished before the close began
-            continue
-        wins += 1
-        assert closing >= 0.5 * remaining, (
-            f"{label}: close returned after {closing:.3f}s but the call ran on "
-            f"for {remaining:.3f}s after the close began"
-        )
-    print(f"race 3 {label} (close s, remaining s): {timings}")
 
 
 @pytest.mark.parametrize("how", ["close", "raw_free"])
@@ -537,7 +458,7 @@ def test_file_close_waits_for_an_in_flight_large_append(
             f.close()
         else:
             raw, f._ptr = f._ptr, None
-            lib.net_redex_file_free(raw)
+            assert lib.net_redex_file_free(raw) == lib.NET_OK
 
     def verify(seq: Any) -> None:
         with Redex(redex_dir) as redex, redex.open_file(state["name"], persistent=True) as f:
@@ -558,7 +479,7 @@ def test_file_close_waits_for_an_in_flight_large_append(
 
     next_file()
     try:
-        _race_in_flight(run, close, 0.04, on_result, f"file {how}", wins_needed=1)
+        race_in_flight(run, close, on_result, f"file {how}", wanted=1)
     finally:
         state["file"].close()
 
@@ -569,14 +490,6 @@ def test_manager_close_waits_for_an_in_flight_open_file(redex_dir: str, big_payl
     the whole file, or is refused with ShuttingDownError."""
     with Redex(redex_dir) as redex, redex.open_file("big/recover", persistent=True) as f:
         f.append(big_payload)
-    # Calibrate: how long does recovery take here (warm page cache)?
-    durations = []
-    for _ in range(3):
-        with Redex(redex_dir) as redex:
-            start = time.perf_counter()
-            redex.open_file("big/recover", persistent=True).close()
-            durations.append(time.perf_counter() - start)
-    delay = min(durations) / 4
     state: Dict[str, Any] = {}
 
     def run() -> RedexFile:
@@ -594,8 +507,6 @@ def test_manager_close_waits_for_an_in_flight_open_file(redex_dir: str, big_payl
 
     state["redex"] = Redex(redex_dir)
     try:
-        _race_in_flight(
-            run, close, delay, on_result, f"manager (recovery ~{min(durations):.3f}s)", wins_needed=3
-        )
+        race_in_flight(run, close, on_result, "manager open_file (recovery)", wanted=3)
     finally:
         state["redex"].close()

@@ -117,6 +117,9 @@ pub enum BusError {
     /// The bus is shutting down or shut down.
     #[error("bus is shutting down")]
     ShuttingDown,
+    /// The call's [`CancelToken`](crate::cancel::CancelToken) was cancelled.
+    #[error("the call was cancelled through its token while it waited")]
+    Cancelled,
     /// The adapter failed.
     #[error(transparent)]
     Adapter(#[from] AdapterError),

@@ -33,6 +33,7 @@ use super::error::{BusError, Result};
 use super::poll::{ConsumeResponse, PollRequest, poll_merged};
 use super::shard::{Item, Shard, ShardState};
 use super::timestamp::{IdCounter, TimestampGenerator};
+use crate::cancel::CancelToken;
 use crate::runtime::block_on;
 
 /// How a batch ingest went: events are taken from the front, in order.
@@ -436,9 +437,25 @@ impl EventBus {
     /// [`BusError::InvalidRequest`] (bad cursor or filter),
     /// [`BusError::Adapter`].
     pub fn poll(&self, request: &PollRequest) -> Result<ConsumeResponse> {
+        self.poll_cancellable(request, None)
+    }
+
+    /// [`poll`](Self::poll) that gives up with [`BusError::Cancelled`] as
+    /// soon as `cancel` is cancelled (a poll only reads: nothing changes).
+    ///
+    /// # Errors
+    /// As [`poll`](Self::poll), plus [`BusError::Cancelled`].
+    pub fn poll_cancellable(
+        &self,
+        request: &PollRequest,
+        cancel: Option<&CancelToken>,
+    ) -> Result<ConsumeResponse> {
         let inner = self.inner.clone();
         let request = request.clone();
-        block_on(&self.handle, async move { inner.poll(&request).await })
+        let cancel = cancel.cloned();
+        block_on(&self.handle, async move {
+            until_cancelled(cancel, async move { inner.poll(&request).await }).await
+        })
     }
 
     /// Waits until everything ingested so far is stored (or lost, which the
@@ -447,25 +464,39 @@ impl EventBus {
     /// # Errors
     /// [`BusError::ShuttingDown`]; [`BusError::Adapter`] from the flush.
     pub fn flush(&self) -> Result<()> {
+        self.flush_cancellable(None)
+    }
+
+    /// [`flush`](Self::flush) that stops waiting with
+    /// [`BusError::Cancelled`] as soon as `cancel` is cancelled (the events
+    /// keep being dispatched; only the wait ends).
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush), plus [`BusError::Cancelled`].
+    pub fn flush_cancellable(&self, cancel: Option<&CancelToken>) -> Result<()> {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             return Err(BusError::ShuttingDown);
         }
         let inner = self.inner.clone();
-        block_on(&self.handle, async move {
-            let deadline = Instant::now() + inner.config.shutdown_timeout();
-            while inner.buffered() > 0 && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            tokio::time::timeout(inner.config.adapter_timeout(), inner.adapter.flush())
-                .await
-                .map_err(|_| {
-                    BusError::Adapter(super::error::AdapterError::transient(
-                        inner.adapter.name(),
-                        super::error::Reason("flush timed out".into()),
-                    ))
-                })?
-                .map_err(BusError::Adapter)
-        })
+        let cancel = cancel.cloned();
+        block_on(
+            &self.handle,
+            until_cancelled(cancel, async move {
+                let deadline = Instant::now() + inner.config.shutdown_timeout();
+                while inner.buffered() > 0 && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                tokio::time::timeout(inner.config.adapter_timeout(), inner.adapter.flush())
+                    .await
+                    .map_err(|_| {
+                        BusError::Adapter(super::error::AdapterError::transient(
+                            inner.adapter.name(),
+                            super::error::Reason("flush timed out".into()),
+                        ))
+                    })?
+                    .map_err(BusError::Adapter)
+            }),
+        )
     }
 
     /// Active shards.
@@ -592,6 +623,20 @@ impl EventBus {
         });
         *report = Some(r.clone());
         r
+    }
+}
+
+/// Runs `work` until it completes or `cancel` (if any) is cancelled.
+async fn until_cancelled<T>(
+    cancel: Option<CancelToken>,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match cancel {
+        None => work.await,
+        Some(token) => tokio::select! {
+            result = work => result,
+            () = token.cancelled() => Err(BusError::Cancelled),
+        },
     }
 }
 

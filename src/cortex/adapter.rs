@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::broadcast::{self, Receiver, Sender};
+use crate::cancel::CancelToken;
 use crate::redex::{RedexFile, TailCloser, TailItem};
 
 /// Where the fold starts reading the log.
@@ -157,6 +158,20 @@ impl<F: Fold> Shared<F> {
     fn progress(&self) -> MutexGuard<'_, Progress> {
         self.progress.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Why [`CortexAdapter::wait_for_seq_cancellable`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitOutcome {
+    /// The fold has attempted the seq.
+    Reached,
+    /// The timeout passed first.
+    TimedOut,
+    /// The fold stopped (halted on an error, or closed) short of the seq.
+    Stopped,
+    /// The call's token was cancelled.
+    Cancelled,
 }
 
 /// A running fold of one RedEX file into `F::State`.
@@ -297,15 +312,36 @@ impl<F: Fold> CortexAdapter<F> {
     /// the event may have been skipped; check `applied_through_seq` for
     /// whether its state change landed.
     pub fn wait_for_seq(&self, seq: u64, timeout: Duration) -> bool {
+        self.wait_for_seq_cancellable(seq, timeout, None) == WaitOutcome::Reached
+    }
+
+    /// [`wait_for_seq`](Self::wait_for_seq) that also gives up as soon as
+    /// `cancel` is cancelled, and says why it returned.
+    pub fn wait_for_seq_cancellable(
+        &self,
+        seq: u64,
+        timeout: Duration,
+        cancel: Option<&CancelToken>,
+    ) -> WaitOutcome {
         // A timeout too large to add to now means "no limit".
         let deadline = Instant::now().checked_add(timeout);
+        let _wake = cancel.map(|token| {
+            let shared = self.shared.clone();
+            token.on_cancel(move || {
+                drop(shared.progress());
+                shared.progressed.notify_all();
+            })
+        });
         let mut progress = self.shared.progress();
         loop {
             if progress.folded_through.is_some_and(|f| f >= seq) {
-                return true;
+                return WaitOutcome::Reached;
             }
             if !progress.running {
-                return false;
+                return WaitOutcome::Stopped;
+            }
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return WaitOutcome::Cancelled;
             }
             progress = match deadline {
                 None => self
@@ -316,7 +352,7 @@ impl<F: Fold> CortexAdapter<F> {
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
-                        return false;
+                        return WaitOutcome::TimedOut;
                     }
                     self.shared
                         .progressed

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::cancel::CancelToken;
+
 /// What a receiver gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -20,6 +22,8 @@ pub enum Recv<T> {
     Timeout,
     /// The sender closed and every value has been received.
     Closed,
+    /// The call's [`CancelToken`] was cancelled.
+    Cancelled,
 }
 
 struct State<T> {
@@ -33,6 +37,8 @@ struct Shared<T> {
     state: Mutex<State<T>>,
     sent: Condvar,
     capacity: usize,
+    /// Receivers blocked in a wait right now (for tests).
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl<T> Shared<T> {
@@ -66,6 +72,13 @@ impl<T> ReceiverCloser<T> {
         drop(self.shared.lock());
         self.shared.sent.notify_all();
     }
+
+    /// Receivers of this channel blocked in a wait right now (tests use it
+    /// to know a receive is really waiting).
+    #[cfg(feature = "test-util")]
+    pub fn waiting(&self) -> usize {
+        self.shared.waiting.load(Ordering::SeqCst)
+    }
 }
 
 impl<T> std::fmt::Debug for ReceiverCloser<T> {
@@ -84,6 +97,7 @@ pub(crate) fn channel<T: Clone>(capacity: usize) -> Sender<T> {
                 closed: false,
             }),
             sent: Condvar::new(),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
             capacity: capacity.max(1),
         }),
     }
@@ -138,14 +152,34 @@ impl<T> Drop for Sender<T> {
     }
 }
 
-impl<T: Clone> Receiver<T> {
+impl<T: Clone + Send + 'static> Receiver<T> {
     /// Waits up to `timeout` (forever with `None`) for the next value.
     pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Recv<T> {
+        self.recv_cancellable(timeout, None)
+    }
+
+    /// [`recv_timeout`](Self::recv_timeout) that also returns
+    /// [`Recv::Cancelled`] as soon as `cancel` is cancelled.
+    pub fn recv_cancellable(
+        &mut self,
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Recv<T> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let _wake = cancel.map(|token| {
+            let shared = self.shared.clone();
+            token.on_cancel(move || {
+                drop(shared.lock());
+                shared.sent.notify_all();
+            })
+        });
         let mut state = self.shared.lock();
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return Recv::Closed;
+            }
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Recv::Cancelled;
             }
             if self.next_index < state.first_index {
                 let missed = state.first_index - self.next_index;
@@ -160,25 +194,40 @@ impl<T: Clone> Receiver<T> {
             if state.closed {
                 return Recv::Closed;
             }
-            state = match deadline {
-                None => self
-                    .shared
-                    .sent
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner()),
+            let remaining = match deadline {
+                None => None,
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
                         return Recv::Timeout;
                     }
+                    Some(deadline - now)
+                }
+            };
+            self.shared.waiting.fetch_add(1, Ordering::SeqCst);
+            state = match remaining {
+                None => self
+                    .shared
+                    .sent
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(remaining) => {
                     self.shared
                         .sent
-                        .wait_timeout(state, deadline - now)
+                        .wait_timeout(state, remaining)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
             };
+            self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// Receivers of this channel blocked in a wait right now (tests use it
+    /// to know a receive is really waiting).
+    #[cfg(feature = "test-util")]
+    pub fn waiting(&self) -> usize {
+        self.shared.waiting.load(Ordering::SeqCst)
     }
 
     /// The next value if one is ready.

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::adapter::{CortexAdapter, Fold, FoldError};
-use super::model::{CortexError, Model, ModelConfig, ModelSnapshot, ModelState, Watch, page};
-use super::tasks::{decode, parse};
-use crate::redex::{Redex, RedexFile};
+use super::adapter::{Fold, FoldError};
+use super::model::{
+    CortexError, ModelAdapter, ModelFold, ModelQuery, ModelState, ModelWatch, decode_deleted,
+    decode_event, parse_event, sealed,
+};
 
 /// The RedEX channel of the memories model.
 pub const MEMORIES_CHANNEL: &str = "cortex/memories";
@@ -49,7 +50,15 @@ pub struct MemoriesState {
     pub memories: BTreeMap<u64, Memory>,
 }
 
-impl ModelState for MemoriesState {}
+impl sealed::Sealed for MemoriesState {}
+
+impl ModelState for MemoriesState {
+    type Row = Memory;
+
+    fn rows(&self) -> &BTreeMap<u64, Memory> {
+        &self.memories
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -73,24 +82,29 @@ struct Touched {
     now_ns: u64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Deleted {
-    id: u64,
-}
-
-/// The memories fold.
+/// The memories fold, and the memories model's kind
+/// (`ModelAdapter<MemoriesFold>`).
 #[derive(Debug, Default)]
 pub struct MemoriesFold;
+
+impl sealed::Sealed for MemoriesFold {}
+
+impl ModelFold for MemoriesFold {
+    type Query = MemoryQuery;
+    const NAME: &'static str = "memories";
+    const CHANNEL: &'static str = MEMORIES_CHANNEL;
+    const DELETED: u8 = MEMORY_DELETED;
+}
 
 impl Fold for MemoriesFold {
     type State = MemoriesState;
 
     fn apply(&self, state: &mut MemoriesState, seq: u64, record: &[u8]) -> Result<(), FoldError> {
-        let (meta, tail) = parse(seq, record)?;
+        let (meta, tail) = parse_event(seq, record)?;
         let memories = &mut state.memories;
         match meta.dispatch {
             MEMORY_STORED => {
-                let e: Stored = decode(seq, meta.dispatch, tail)?;
+                let e: Stored = decode_event(seq, meta.dispatch, tail)?;
                 match memories.get_mut(&e.id) {
                     Some(m) => {
                         m.content = e.content;
@@ -115,22 +129,21 @@ impl Fold for MemoriesFold {
                 }
             }
             MEMORY_RETAGGED => {
-                let e: Retagged = decode(seq, meta.dispatch, tail)?;
+                let e: Retagged = decode_event(seq, meta.dispatch, tail)?;
                 if let Some(m) = memories.get_mut(&e.id) {
                     m.tags = e.tags;
                     m.updated_ns = e.now_ns;
                 }
             }
             MEMORY_PINNED | MEMORY_UNPINNED => {
-                let e: Touched = decode(seq, meta.dispatch, tail)?;
+                let e: Touched = decode_event(seq, meta.dispatch, tail)?;
                 if let Some(m) = memories.get_mut(&e.id) {
                     m.pinned = meta.dispatch == MEMORY_PINNED;
                     m.updated_ns = e.now_ns;
                 }
             }
             MEMORY_DELETED => {
-                let e: Deleted = decode(seq, meta.dispatch, tail)?;
-                memories.remove(&e.id);
+                memories.remove(&decode_deleted(seq, meta.dispatch, tail)?);
             }
             other => tracing::debug!(
                 seq,
@@ -255,9 +268,14 @@ impl MemoryQuery {
         self.limit = Some(n);
         self
     }
+}
 
-    /// Whether `m` passes every filter.
-    pub fn matches(&self, m: &Memory) -> bool {
+impl sealed::Sealed for MemoryQuery {}
+
+impl ModelQuery for MemoryQuery {
+    type State = MemoriesState;
+
+    fn matches(&self, m: &Memory) -> bool {
         self.ids.as_ref().is_none_or(|ids| ids.contains(&m.id))
             && self
                 .tags_any
@@ -279,20 +297,11 @@ impl MemoryQuery {
             && self.updated_before.is_none_or(|t| m.updated_ns < t)
     }
 
-    /// Runs the query over a state.
-    pub fn run(&self, state: &MemoriesState) -> Vec<Memory> {
-        let mut rows: Vec<&Memory> = match &self.ids {
-            Some(ids) => ids
-                .iter()
-                .filter_map(|id| state.memories.get(id))
-                .filter(|m| self.matches(m))
-                .collect(),
-            None => state
-                .memories
-                .values()
-                .filter(|m| self.matches(m))
-                .collect(),
-        };
+    fn id_filter(&self) -> Option<&[u64]> {
+        self.ids.as_deref()
+    }
+
+    fn sort_rows(&self, rows: &mut [&Memory]) {
         match self.order_by.unwrap_or_default() {
             MemoryOrder::IdAsc => rows.sort_by_key(|m| m.id),
             MemoryOrder::IdDesc => rows.sort_by_key(|m| std::cmp::Reverse(m.id)),
@@ -305,75 +314,23 @@ impl MemoryQuery {
                 rows.sort_by_key(|m| std::cmp::Reverse((m.updated_ns, m.id)))
             }
         }
-        // Sort references; clone only the page.
-        page(rows, self.offset, self.limit)
-            .into_iter()
-            .cloned()
-            .collect()
+    }
+
+    fn page_bounds(&self) -> (Option<usize>, Option<usize>) {
+        (self.offset, self.limit)
     }
 }
 
-/// The memories model over a RedEX file.
-pub struct MemoriesAdapter {
-    model: Model<MemoriesFold>,
-}
+/// The memories model over a RedEX file: the generic [`ModelAdapter`] (open,
+/// restore, `delete`, queries, watches, snapshots, close) plus the memory
+/// writes below.
+pub type MemoriesAdapter = ModelAdapter<MemoriesFold>;
 
 /// A live memory query.
-pub type MemoriesWatch = Watch<MemoriesFold, Memory>;
+pub type MemoriesWatch = ModelWatch<MemoriesFold>;
 
-impl MemoriesAdapter {
-    /// Opens `cortex/memories` on `redex` and folds it from the start.
-    ///
-    /// # Errors
-    /// [`CortexError::Redex`] when the file cannot be opened.
-    pub fn open(redex: &Redex, origin_hash: u64, config: ModelConfig) -> Result<Self, CortexError> {
-        Ok(Self {
-            model: Model::open(redex, MEMORIES_CHANNEL, origin_hash, config, MemoriesFold)?,
-        })
-    }
-
-    /// Opens from a snapshot: its state, then the events after it.
-    ///
-    /// # Errors
-    /// [`CortexError::Snapshot`]; as [`open`](Self::open).
-    pub fn restore(
-        redex: &Redex,
-        origin_hash: u64,
-        config: ModelConfig,
-        snapshot: &ModelSnapshot,
-    ) -> Result<Self, CortexError> {
-        Ok(Self {
-            model: Model::restore(
-                redex,
-                MEMORIES_CHANNEL,
-                origin_hash,
-                config,
-                MemoriesFold,
-                snapshot,
-            )?,
-        })
-    }
-
-    /// This writer's origin.
-    pub fn origin_hash(&self) -> u64 {
-        self.model.origin_hash()
-    }
-
-    /// The app seq the next write will carry.
-    pub fn app_seq(&self) -> u64 {
-        self.model.app_seq()
-    }
-
-    /// The fold driver.
-    pub fn adapter(&self) -> &CortexAdapter<MemoriesFold> {
-        &self.model.adapter
-    }
-
-    /// The RedEX file.
-    pub fn file(&self) -> &RedexFile {
-        self.model.adapter.file()
-    }
-
+/// The writes particular to memories.
+impl ModelAdapter<MemoriesFold> {
     /// Stores (creates or replaces content/tags/source of) memory `id`.
     ///
     /// # Errors
@@ -407,7 +364,7 @@ impl MemoriesAdapter {
             source: source.to_owned(),
             now_ns,
         };
-        self.model.write(MEMORY_STORED, &event)
+        self.write(MEMORY_STORED, &event)
     }
 
     /// Replaces memory `id`'s tags.
@@ -428,7 +385,7 @@ impl MemoriesAdapter {
             tags: tags.iter().map(|t| (*t).to_owned()).collect(),
             now_ns,
         };
-        self.model.write(MEMORY_RETAGGED, &event)
+        self.write(MEMORY_RETAGGED, &event)
     }
 
     /// Pins memory `id`.
@@ -444,7 +401,7 @@ impl MemoriesAdapter {
     /// # Errors
     /// As [`store`](Self::store).
     pub fn pin_at(&self, id: u64, now_ns: u64) -> Result<u64, CortexError> {
-        self.model.write(MEMORY_PINNED, &Touched { id, now_ns })
+        self.write(MEMORY_PINNED, &Touched { id, now_ns })
     }
 
     /// Unpins memory `id`.
@@ -460,85 +417,6 @@ impl MemoriesAdapter {
     /// # Errors
     /// As [`store`](Self::store).
     pub fn unpin_at(&self, id: u64, now_ns: u64) -> Result<u64, CortexError> {
-        self.model.write(MEMORY_UNPINNED, &Touched { id, now_ns })
-    }
-
-    /// Deletes memory `id`.
-    ///
-    /// # Errors
-    /// As [`store`](Self::store).
-    pub fn delete(&self, id: u64) -> Result<u64, CortexError> {
-        self.model.write(MEMORY_DELETED, &Deleted { id })
-    }
-
-    /// Waits until the fold has attempted `seq`.
-    pub fn wait_for_seq(&self, seq: u64, timeout: std::time::Duration) -> bool {
-        self.model.adapter.wait_for_seq(seq, timeout)
-    }
-
-    /// Memory `id`, if it exists.
-    pub fn find_unique(&self, id: u64) -> Option<Memory> {
-        self.model.adapter.state().memories.get(&id).cloned()
-    }
-
-    /// The memories matching `query`, ordered and paged.
-    pub fn find_many(&self, query: &MemoryQuery) -> Vec<Memory> {
-        query.run(&self.model.adapter.state())
-    }
-
-    /// How many memories match `query`'s filters.
-    pub fn count_where(&self, query: &MemoryQuery) -> usize {
-        self.model
-            .adapter
-            .state()
-            .memories
-            .values()
-            .filter(|m| query.matches(m))
-            .count()
-    }
-
-    /// Whether any memory matches `query`'s filters.
-    pub fn exists_where(&self, query: &MemoryQuery) -> bool {
-        self.model
-            .adapter
-            .state()
-            .memories
-            .values()
-            .any(|m| query.matches(m))
-    }
-
-    /// A live query: the current result, then every change to it.
-    pub fn watch(&self, query: MemoryQuery) -> MemoriesWatch {
-        Watch::new(self.model.adapter.clone(), Box::new(move |s| query.run(s)))
-    }
-
-    /// The current result and a watch of later changes.
-    pub fn snapshot_and_watch(&self, query: MemoryQuery) -> (Vec<Memory>, MemoriesWatch) {
-        Watch::snapshot_and_watch(self.model.adapter.clone(), Box::new(move |s| query.run(s)))
-    }
-
-    /// A snapshot.
-    ///
-    /// # Errors
-    /// [`CortexError::Encode`].
-    pub fn snapshot(&self) -> Result<ModelSnapshot, CortexError> {
-        self.model.snapshot()
-    }
-
-    /// Stops the fold and closes the file.
-    ///
-    /// # Errors
-    /// RedEX close errors.
-    pub fn close(&self) -> Result<(), CortexError> {
-        self.model.close()
-    }
-}
-
-impl std::fmt::Debug for MemoriesAdapter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoriesAdapter")
-            .field("origin_hash", &format_args!("{:#018x}", self.origin_hash()))
-            .field("adapter", &self.model.adapter)
-            .finish()
+        self.write(MEMORY_UNPINNED, &Touched { id, now_ns })
     }
 }

@@ -1,6 +1,10 @@
-//! What the tasks and memories models share: opening a model file, recovering
-//! the per-origin app sequence, writing records, snapshots, and watches.
+//! The one implementation of a CortEX model, generic over the model
+//! ([`ModelFold`]): opening a model file, recovering the per-origin app
+//! sequence, writing records, queries, snapshots and watches. A model kind
+//! (`tasks.rs`, `memories.rs`) supplies only its events, fold, state, query
+//! and its particular writes.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -8,7 +12,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::adapter::{CortexAdapter, Fold, FoldConfig, StartPosition};
+use super::adapter::{CortexAdapter, Fold, FoldConfig, FoldError, StartPosition};
 use super::broadcast::{Receiver, ReceiverCloser, Recv};
 use super::meta::EventMeta;
 use crate::redex::{Redex, RedexError, RedexFile, RedexFileConfig, TailBatch, TailItem};
@@ -81,21 +85,112 @@ impl ModelSnapshot {
     }
 }
 
-/// A state that snapshots to the model's postcard form.
-pub(crate) trait ModelState:
-    Default + Serialize + DeserializeOwned + Send + Sync + 'static
-{
+/// The crate's models implement the model traits; nothing else can (their
+/// methods are free to change without a breaking release).
+pub(super) mod sealed {
+    pub trait Sealed {}
 }
 
-/// One model on one RedEX file: the fold, the writer's origin and app seq.
-pub(crate) struct Model<F: Fold>
-where
-    F::State: ModelState,
+/// The folded state of a model: its rows by id, snapshotted as postcard.
+///
+/// Implemented by [`TasksState`](super::TasksState) and
+/// [`MemoriesState`](super::MemoriesState); sealed.
+pub trait ModelState:
+    Default + Serialize + DeserializeOwned + Send + Sync + 'static + sealed::Sealed
 {
-    pub(crate) adapter: Arc<CortexAdapter<F>>,
-    origin_hash: u64,
-    app_seq: AtomicU64,
+    /// One row: a task, a memory.
+    type Row: Clone + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static;
+
+    /// Every live row, by id.
+    fn rows(&self) -> &BTreeMap<u64, Self::Row>;
 }
+
+/// A filter, order and page over a model's rows ([`TaskQuery`](super::TaskQuery),
+/// [`MemoryQuery`](super::MemoryQuery)). The kind-specific parts (which rows
+/// match, how they sort) are the query's; selecting, sorting and paging rows
+/// is the same for every model and provided here. Sealed.
+pub trait ModelQuery: Clone + Default + Send + Sync + 'static + sealed::Sealed {
+    /// The state the query runs over.
+    type State: ModelState;
+
+    /// Whether `row` passes every filter of the query (order and page aside).
+    fn matches(&self, row: &<Self::State as ModelState>::Row) -> bool;
+
+    /// The ids the query is restricted to, if it is (answered by lookups
+    /// instead of a scan).
+    fn id_filter(&self) -> Option<&[u64]>;
+
+    /// Sorts `rows` into the query's order.
+    fn sort_rows(&self, rows: &mut [&<Self::State as ModelState>::Row]);
+
+    /// `(offset, limit)`: skip that many sorted rows, then return at most
+    /// that many.
+    fn page_bounds(&self) -> (Option<usize>, Option<usize>);
+
+    /// The matching rows, sorted and paged. A row is returned once even if
+    /// its id is listed twice in the id filter.
+    fn run(&self, state: &Self::State) -> Vec<<Self::State as ModelState>::Row> {
+        let mut rows: Vec<_> = matching(self, state).collect();
+        self.sort_rows(&mut rows);
+        let (offset, limit) = self.page_bounds();
+        // Sort references; clone only the page.
+        page(rows, offset, limit).into_iter().cloned().collect()
+    }
+
+    /// How many rows match (order and page ignored).
+    fn count(&self, state: &Self::State) -> usize {
+        matching(self, state).count()
+    }
+
+    /// Whether any row matches.
+    fn exists(&self, state: &Self::State) -> bool {
+        matching(self, state).next().is_some()
+    }
+}
+
+/// The rows of `state` that match `query`'s filters, unsorted: lookups when
+/// it has an id filter (each id once), a scan otherwise.
+fn matching<'a, Q: ModelQuery>(
+    query: &'a Q,
+    state: &'a Q::State,
+) -> impl Iterator<Item = &'a <Q::State as ModelState>::Row> + 'a {
+    let rows = state.rows();
+    let (lookups, scan) = match query.id_filter() {
+        Some(ids) => {
+            let mut ids = ids.to_vec();
+            ids.sort_unstable();
+            ids.dedup();
+            (Some(ids.into_iter().filter_map(|id| rows.get(&id))), None)
+        }
+        None => (None, Some(rows.values())),
+    };
+    lookups
+        .into_iter()
+        .flatten()
+        .chain(scan.into_iter().flatten())
+        .filter(move |row| query.matches(row))
+}
+
+/// A CortEX model: its fold, the state it folds into (rows by id), the query
+/// over those rows, the channel it lives on and the dispatch of its delete
+/// event. [`ModelAdapter<F>`] is generic over it; [`TasksFold`](super::TasksFold)
+/// and [`MemoriesFold`](super::MemoriesFold) implement it. Sealed.
+pub trait ModelFold: Fold<State: ModelState> + Default + sealed::Sealed {
+    /// The model's query type.
+    type Query: ModelQuery<State = Self::State>;
+    /// The model's name ("tasks", "memories"), for messages.
+    const NAME: &'static str;
+    /// The RedEX channel the model lives on.
+    const CHANNEL: &'static str;
+    /// The dispatch of the model's `Deleted { id }` event.
+    const DELETED: u8;
+}
+
+/// A row of model `F` ([`Task`](super::Task), [`Memory`](super::Memory)).
+pub type ModelRow<F> = <<F as Fold>::State as ModelState>::Row;
+
+/// A live query over model `F` (see [`Watch`]).
+pub type ModelWatch<F> = Watch<F, ModelRow<F>>;
 
 /// `max(app_seq, seq_or_ts + 1)` over this origin's valid records from `from`
 /// on (STORAGE.md §11.2).
@@ -120,21 +215,37 @@ fn recover_app_seq(
     Ok(app_seq)
 }
 
-impl<F: Fold> Model<F>
-where
-    F::State: ModelState,
-{
-    /// Opens `channel` and starts folding.
-    pub(crate) fn open(
-        redex: &Redex,
-        channel: &str,
-        origin_hash: u64,
-        config: ModelConfig,
-        fold: F,
-    ) -> Result<Self, CortexError> {
-        let file = redex.open_file(channel, config.file)?;
+/// A model over a RedEX file: writes stamped with this writer's origin and
+/// app seq, queries, watches and snapshots. `origin_hash` identifies the
+/// writer (IDENTITY.md §2).
+///
+/// Everything a model does is here, once, for every model; the writes that
+/// are particular to one model (`create` a task, `store` a memory) are
+/// inherent methods of its instantiation, [`TasksAdapter`](super::TasksAdapter)
+/// = `ModelAdapter<TasksFold>` and [`MemoriesAdapter`](super::MemoriesAdapter)
+/// = `ModelAdapter<MemoriesFold>`.
+pub struct ModelAdapter<F: ModelFold> {
+    adapter: Arc<CortexAdapter<F>>,
+    origin_hash: u64,
+    app_seq: AtomicU64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Deleted {
+    id: u64,
+}
+
+impl<F: ModelFold> ModelAdapter<F> {
+    /// Opens the model's channel ([`ModelFold::CHANNEL`]) on `redex` and
+    /// folds it from the configured start.
+    ///
+    /// # Errors
+    /// [`CortexError::Redex`] when the file cannot be opened or read.
+    pub fn open(redex: &Redex, origin_hash: u64, config: ModelConfig) -> Result<Self, CortexError> {
+        let file = redex.open_file(F::CHANNEL, config.file)?;
         let app_seq = recover_app_seq(&file, origin_hash, file.first_seq().unwrap_or(0), 0)?;
-        let adapter = CortexAdapter::start(file, fold, F::State::default(), None, config.fold);
+        let adapter =
+            CortexAdapter::start(file, F::default(), F::State::default(), None, config.fold);
         Ok(Self {
             adapter: Arc::new(adapter),
             origin_hash,
@@ -142,25 +253,28 @@ where
         })
     }
 
-    /// Opens `channel` from a snapshot: state and app seq from the snapshot,
-    /// then replay from `last_seq + 1`.
-    pub(crate) fn restore(
+    /// Opens from a snapshot: its state and app seq, then the events after
+    /// `snapshot.last_seq` (the configured start position is ignored).
+    ///
+    /// # Errors
+    /// [`CortexError::Snapshot`] when the bytes do not decode as this model's
+    /// state; as [`open`](Self::open).
+    pub fn restore(
         redex: &Redex,
-        channel: &str,
         origin_hash: u64,
         config: ModelConfig,
-        fold: F,
         snapshot: &ModelSnapshot,
     ) -> Result<Self, CortexError> {
         let (state, snapshot_app_seq) = snapshot.decode_state::<F::State>()?;
-        let file = redex.open_file(channel, config.file)?;
+        let file = redex.open_file(F::CHANNEL, config.file)?;
         let from = snapshot.last_seq.map_or(0, |s| s + 1);
         let app_seq = recover_app_seq(&file, origin_hash, from, snapshot_app_seq)?;
         let fold_config = FoldConfig {
             start: StartPosition::FromSeq(from),
             ..config.fold
         };
-        let adapter = CortexAdapter::start(file, fold, state, snapshot.last_seq, fold_config);
+        let adapter =
+            CortexAdapter::start(file, F::default(), state, snapshot.last_seq, fold_config);
         Ok(Self {
             adapter: Arc::new(adapter),
             origin_hash,
@@ -168,14 +282,24 @@ where
         })
     }
 
-    /// The writer's origin.
-    pub(crate) fn origin_hash(&self) -> u64 {
+    /// This writer's origin.
+    pub fn origin_hash(&self) -> u64 {
         self.origin_hash
     }
 
     /// The app seq the next write will carry.
-    pub(crate) fn app_seq(&self) -> u64 {
+    pub fn app_seq(&self) -> u64 {
         self.app_seq.load(Ordering::Acquire)
+    }
+
+    /// The fold driver (watermarks, changes, state).
+    pub fn adapter(&self) -> &CortexAdapter<F> {
+        &self.adapter
+    }
+
+    /// The RedEX file.
+    pub fn file(&self) -> &RedexFile {
+        self.adapter.file()
     }
 
     /// Appends `EventMeta(dispatch, origin, app_seq) ‖ postcard(event)`;
@@ -190,10 +314,60 @@ where
         Ok(self.adapter.file().append(&record)?)
     }
 
+    /// Deletes row `id` (no effect if it does not exist); returns the RedEX
+    /// seq of the event.
+    ///
+    /// # Errors
+    /// [`CortexError::NotRunning`] when the fold has stopped; RedEX append errors.
+    pub fn delete(&self, id: u64) -> Result<u64, CortexError> {
+        self.write(F::DELETED, &Deleted { id })
+    }
+
+    /// Waits until the fold has attempted `seq` (see
+    /// [`CortexAdapter::wait_for_seq`]).
+    pub fn wait_for_seq(&self, seq: u64, timeout: Duration) -> bool {
+        self.adapter.wait_for_seq(seq, timeout)
+    }
+
+    /// Row `id`, if it exists.
+    pub fn find_unique(&self, id: u64) -> Option<ModelRow<F>> {
+        self.adapter.state().rows().get(&id).cloned()
+    }
+
+    /// The rows matching `query`, ordered and paged.
+    pub fn find_many(&self, query: &F::Query) -> Vec<ModelRow<F>> {
+        query.run(&self.adapter.state())
+    }
+
+    /// How many rows match `query`'s filters (order and paging ignored).
+    pub fn count_where(&self, query: &F::Query) -> usize {
+        query.count(&self.adapter.state())
+    }
+
+    /// Whether any row matches `query`'s filters.
+    pub fn exists_where(&self, query: &F::Query) -> bool {
+        query.exists(&self.adapter.state())
+    }
+
+    /// A live query: the current result, then every change to it.
+    pub fn watch(&self, query: F::Query) -> ModelWatch<F> {
+        Watch::new(self.adapter.clone(), Box::new(move |s| query.run(s)))
+    }
+
+    /// The current result and a watch of later changes, with nothing lost in
+    /// between.
+    pub fn snapshot_and_watch(&self, query: F::Query) -> (Vec<ModelRow<F>>, ModelWatch<F>) {
+        Watch::snapshot_and_watch(self.adapter.clone(), Box::new(move |s| query.run(s)))
+    }
+
     /// A consistent snapshot: the state and the strict-prefix watermark read
-    /// together. Events after the watermark that were folded anyway (skipped
-    /// neighbours under LogAndContinue) are replayed again on restore.
-    pub(crate) fn snapshot(&self) -> Result<ModelSnapshot, CortexError> {
+    /// together, with the app seq. Events after the watermark that were
+    /// folded anyway (skipped neighbours under LogAndContinue) are replayed
+    /// again on restore.
+    ///
+    /// # Errors
+    /// [`CortexError::Encode`] (should not happen for the crate's models).
+    pub fn snapshot(&self) -> Result<ModelSnapshot, CortexError> {
         self.adapter.with_state(|state, applied| {
             let inner = postcard::to_stdvec(state).map_err(CortexError::Encode)?;
             let payload = SnapshotPayload {
@@ -207,11 +381,52 @@ where
         })
     }
 
-    /// Stops the fold and closes the file.
-    pub(crate) fn close(&self) -> Result<(), CortexError> {
+    /// Stops the fold and closes the file (syncing it); later writes fail.
+    /// Watches of the model end.
+    ///
+    /// # Errors
+    /// RedEX close errors.
+    pub fn close(&self) -> Result<(), CortexError> {
         self.adapter.stop();
         Ok(self.adapter.file().close()?)
     }
+}
+
+impl<F: ModelFold> std::fmt::Debug for ModelAdapter<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelAdapter")
+            .field("model", &F::NAME)
+            .field("origin_hash", &format_args!("{:#018x}", self.origin_hash))
+            .field("adapter", &self.adapter)
+            .finish()
+    }
+}
+
+/// Splits a model record into its `EventMeta` and event bytes.
+pub(crate) fn parse_event(seq: u64, record: &[u8]) -> Result<(EventMeta, &[u8]), FoldError> {
+    let (meta, tail, _) = EventMeta::parse_record(record).map_err(|e| FoldError::Corrupt {
+        seq,
+        reason: e.to_string(),
+    })?;
+    Ok((meta, tail))
+}
+
+/// Decodes a model event's postcard bytes.
+pub(crate) fn decode_event<'a, T: Deserialize<'a>>(
+    seq: u64,
+    dispatch: u8,
+    tail: &'a [u8],
+) -> Result<T, FoldError> {
+    postcard::from_bytes(tail).map_err(|e| FoldError::Decode {
+        seq,
+        dispatch,
+        reason: e.to_string(),
+    })
+}
+
+/// `Deleted { id }`: the same event in every model, under its own dispatch.
+pub(crate) fn decode_deleted(seq: u64, dispatch: u8, tail: &[u8]) -> Result<u64, FoldError> {
+    decode_event::<Deleted>(seq, dispatch, tail).map(|e| e.id)
 }
 
 /// What a watch delivers.
@@ -236,6 +451,8 @@ pub enum WatchPoll<T> {
     Timeout,
     /// The model closed (or its fold halted): no more events.
     End,
+    /// The call's token was cancelled; the watch can be read again.
+    Cancelled,
 }
 
 /// A query over a model's state, boxed so watches of any query share a type.
@@ -282,6 +499,16 @@ impl<F: Fold, T: Clone + PartialEq> Watch<F, T> {
 
     /// Waits up to `timeout` (forever with `None`) for the next event.
     pub fn next_timeout(&mut self, timeout: Option<Duration>) -> WatchPoll<T> {
+        self.next_cancellable(timeout, None)
+    }
+
+    /// [`next_timeout`](Self::next_timeout) that also returns
+    /// [`WatchPoll::Cancelled`] as soon as `cancel` is cancelled.
+    pub fn next_cancellable(
+        &mut self,
+        timeout: Option<Duration>,
+        cancel: Option<&crate::cancel::CancelToken>,
+    ) -> WatchPoll<T> {
         if self.initial_pending {
             self.initial_pending = false;
             let current = (self.run)(&self.adapter.state());
@@ -300,8 +527,9 @@ impl<F: Fold, T: Clone + PartialEq> Watch<F, T> {
             }
             let remaining =
                 deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-            match self.changes.recv_timeout(remaining) {
+            match self.changes.recv_cancellable(remaining, cancel) {
                 Recv::Value(_) => self.dirty = true,
+                Recv::Cancelled => return WatchPoll::Cancelled,
                 Recv::Lagged(missed) => {
                     self.dirty = true;
                     return WatchPoll::Event(WatchEvent::Lagged(missed));
@@ -336,8 +564,8 @@ impl<F: Fold, T> std::fmt::Debug for Watch<F, T> {
     }
 }
 
-/// Sorting, paging: what every model query ends with.
-pub(crate) fn page<T>(mut rows: Vec<T>, offset: Option<usize>, limit: Option<usize>) -> Vec<T> {
+/// Paging: what every model query ends with.
+fn page<T>(mut rows: Vec<T>, offset: Option<usize>, limit: Option<usize>) -> Vec<T> {
     let offset = offset.unwrap_or(0).min(rows.len());
     rows.drain(..offset);
     if let Some(limit) = limit {

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::adapter::{CortexAdapter, Fold, FoldError};
-use super::meta::EventMeta;
-use super::model::{CortexError, Model, ModelConfig, ModelSnapshot, ModelState, Watch, page};
-use crate::redex::{Redex, RedexFile};
+use super::adapter::{Fold, FoldError};
+use super::model::{
+    CortexError, ModelAdapter, ModelFold, ModelQuery, ModelState, ModelWatch, decode_deleted,
+    decode_event, parse_event, sealed,
+};
 
 /// The RedEX channel of the tasks model.
 pub const TASKS_CHANNEL: &str = "cortex/tasks";
@@ -52,7 +53,15 @@ pub struct TasksState {
     pub tasks: BTreeMap<u64, Task>,
 }
 
-impl ModelState for TasksState {}
+impl sealed::Sealed for TasksState {}
+
+impl ModelState for TasksState {
+    type Row = Task;
+
+    fn rows(&self) -> &BTreeMap<u64, Task> {
+        &self.tasks
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct Created {
@@ -74,44 +83,28 @@ struct Completed {
     now_ns: u64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Deleted {
-    id: u64,
-}
-
-/// The tasks fold.
+/// The tasks fold, and the tasks model's kind (`ModelAdapter<TasksFold>`).
 #[derive(Debug, Default)]
 pub struct TasksFold;
 
-pub(crate) fn decode<'a, T: Deserialize<'a>>(
-    seq: u64,
-    dispatch: u8,
-    tail: &'a [u8],
-) -> Result<T, FoldError> {
-    postcard::from_bytes(tail).map_err(|e| FoldError::Decode {
-        seq,
-        dispatch,
-        reason: e.to_string(),
-    })
-}
+impl sealed::Sealed for TasksFold {}
 
-pub(crate) fn parse(seq: u64, record: &[u8]) -> Result<(EventMeta, &[u8]), FoldError> {
-    let (meta, tail, _) = EventMeta::parse_record(record).map_err(|e| FoldError::Corrupt {
-        seq,
-        reason: e.to_string(),
-    })?;
-    Ok((meta, tail))
+impl ModelFold for TasksFold {
+    type Query = TaskQuery;
+    const NAME: &'static str = "tasks";
+    const CHANNEL: &'static str = TASKS_CHANNEL;
+    const DELETED: u8 = TASK_DELETED;
 }
 
 impl Fold for TasksFold {
     type State = TasksState;
 
     fn apply(&self, state: &mut TasksState, seq: u64, record: &[u8]) -> Result<(), FoldError> {
-        let (meta, tail) = parse(seq, record)?;
+        let (meta, tail) = parse_event(seq, record)?;
         let tasks = &mut state.tasks;
         match meta.dispatch {
             TASK_CREATED => {
-                let e: Created = decode(seq, meta.dispatch, tail)?;
+                let e: Created = decode_event(seq, meta.dispatch, tail)?;
                 tasks.insert(
                     e.id,
                     Task {
@@ -124,22 +117,21 @@ impl Fold for TasksFold {
                 );
             }
             TASK_RENAMED => {
-                let e: Renamed = decode(seq, meta.dispatch, tail)?;
+                let e: Renamed = decode_event(seq, meta.dispatch, tail)?;
                 if let Some(task) = tasks.get_mut(&e.id) {
                     task.title = e.new_title;
                     task.updated_ns = e.now_ns;
                 }
             }
             TASK_COMPLETED => {
-                let e: Completed = decode(seq, meta.dispatch, tail)?;
+                let e: Completed = decode_event(seq, meta.dispatch, tail)?;
                 if let Some(task) = tasks.get_mut(&e.id) {
                     task.status = TaskStatus::Completed;
                     task.updated_ns = e.now_ns;
                 }
             }
             TASK_DELETED => {
-                let e: Deleted = decode(seq, meta.dispatch, tail)?;
-                tasks.remove(&e.id);
+                tasks.remove(&decode_deleted(seq, meta.dispatch, tail)?);
             }
             other => tracing::debug!(
                 seq,
@@ -265,9 +257,14 @@ impl TaskQuery {
         self.limit = Some(n);
         self
     }
+}
 
-    /// Whether `task` passes every filter.
-    pub fn matches(&self, task: &Task) -> bool {
+impl sealed::Sealed for TaskQuery {}
+
+impl ModelQuery for TaskQuery {
+    type State = TasksState;
+
+    fn matches(&self, task: &Task) -> bool {
         self.ids.as_ref().is_none_or(|ids| ids.contains(&task.id))
             && self.status.is_none_or(|s| s == task.status)
             && self
@@ -280,19 +277,12 @@ impl TaskQuery {
             && self.updated_before.is_none_or(|t| task.updated_ns < t)
     }
 
-    /// Runs the query over a state.
-    pub fn run(&self, state: &TasksState) -> Vec<Task> {
-        let mut rows: Vec<&Task> = match &self.ids {
-            // Point lookups without a scan.
-            Some(ids) => ids
-                .iter()
-                .filter_map(|id| state.tasks.get(id))
-                .filter(|t| self.matches(t))
-                .collect(),
-            None => state.tasks.values().filter(|t| self.matches(t)).collect(),
-        };
-        let order = self.order_by.unwrap_or_default();
-        match order {
+    fn id_filter(&self) -> Option<&[u64]> {
+        self.ids.as_deref()
+    }
+
+    fn sort_rows(&self, rows: &mut [&Task]) {
+        match self.order_by.unwrap_or_default() {
             TaskOrder::IdAsc => rows.sort_by_key(|t| t.id),
             TaskOrder::IdDesc => rows.sort_by_key(|t| std::cmp::Reverse(t.id)),
             TaskOrder::CreatedAsc => rows.sort_by_key(|t| (t.created_ns, t.id)),
@@ -302,76 +292,23 @@ impl TaskQuery {
             TaskOrder::TitleAsc => rows.sort_by(|a, b| (&a.title, a.id).cmp(&(&b.title, b.id))),
             TaskOrder::TitleDesc => rows.sort_by(|a, b| (&b.title, b.id).cmp(&(&a.title, a.id))),
         }
-        // Sort references; clone only the page.
-        page(rows, self.offset, self.limit)
-            .into_iter()
-            .cloned()
-            .collect()
+    }
+
+    fn page_bounds(&self) -> (Option<usize>, Option<usize>) {
+        (self.offset, self.limit)
     }
 }
 
-/// The tasks model over a RedEX file: typed writes, queries, watches and
-/// snapshots. `origin_hash` identifies this writer (IDENTITY.md §2).
-pub struct TasksAdapter {
-    model: Model<TasksFold>,
-}
+/// The tasks model over a RedEX file: the generic [`ModelAdapter`] (open,
+/// restore, `delete`, queries, watches, snapshots, close) plus the task
+/// writes below. `origin_hash` identifies this writer (IDENTITY.md §2).
+pub type TasksAdapter = ModelAdapter<TasksFold>;
 
 /// A live task query.
-pub type TasksWatch = Watch<TasksFold, Task>;
+pub type TasksWatch = ModelWatch<TasksFold>;
 
-impl TasksAdapter {
-    /// Opens `cortex/tasks` on `redex` and folds it from the start.
-    ///
-    /// # Errors
-    /// [`CortexError::Redex`] when the file cannot be opened.
-    pub fn open(redex: &Redex, origin_hash: u64, config: ModelConfig) -> Result<Self, CortexError> {
-        Ok(Self {
-            model: Model::open(redex, TASKS_CHANNEL, origin_hash, config, TasksFold)?,
-        })
-    }
-
-    /// Opens from a snapshot: its state, then the events after it.
-    ///
-    /// # Errors
-    /// [`CortexError::Snapshot`] when the bytes do not decode; as [`open`](Self::open).
-    pub fn restore(
-        redex: &Redex,
-        origin_hash: u64,
-        config: ModelConfig,
-        snapshot: &ModelSnapshot,
-    ) -> Result<Self, CortexError> {
-        Ok(Self {
-            model: Model::restore(
-                redex,
-                TASKS_CHANNEL,
-                origin_hash,
-                config,
-                TasksFold,
-                snapshot,
-            )?,
-        })
-    }
-
-    /// This writer's origin.
-    pub fn origin_hash(&self) -> u64 {
-        self.model.origin_hash()
-    }
-
-    /// The app seq the next write will carry.
-    pub fn app_seq(&self) -> u64 {
-        self.model.app_seq()
-    }
-
-    /// The fold driver (watermarks, changes, state).
-    pub fn adapter(&self) -> &CortexAdapter<TasksFold> {
-        &self.model.adapter
-    }
-
-    /// The RedEX file.
-    pub fn file(&self) -> &RedexFile {
-        self.model.adapter.file()
-    }
-
+/// The writes particular to tasks.
+impl ModelAdapter<TasksFold> {
     /// Creates (or overwrites) task `id`; returns the RedEX seq of the event.
     ///
     /// # Errors
@@ -385,7 +322,7 @@ impl TasksAdapter {
     /// # Errors
     /// As [`create`](Self::create).
     pub fn create_at(&self, id: u64, title: &str, now_ns: u64) -> Result<u64, CortexError> {
-        self.model.write(
+        self.write(
             TASK_CREATED,
             &Created {
                 id,
@@ -408,7 +345,7 @@ impl TasksAdapter {
     /// # Errors
     /// As [`create`](Self::create).
     pub fn rename_at(&self, id: u64, new_title: &str, now_ns: u64) -> Result<u64, CortexError> {
-        self.model.write(
+        self.write(
             TASK_RENAMED,
             &Renamed {
                 id,
@@ -431,86 +368,6 @@ impl TasksAdapter {
     /// # Errors
     /// As [`create`](Self::create).
     pub fn complete_at(&self, id: u64, now_ns: u64) -> Result<u64, CortexError> {
-        self.model.write(TASK_COMPLETED, &Completed { id, now_ns })
-    }
-
-    /// Deletes task `id`.
-    ///
-    /// # Errors
-    /// As [`create`](Self::create).
-    pub fn delete(&self, id: u64) -> Result<u64, CortexError> {
-        self.model.write(TASK_DELETED, &Deleted { id })
-    }
-
-    /// Waits until the fold has attempted `seq` (see
-    /// [`CortexAdapter::wait_for_seq`]).
-    pub fn wait_for_seq(&self, seq: u64, timeout: std::time::Duration) -> bool {
-        self.model.adapter.wait_for_seq(seq, timeout)
-    }
-
-    /// Task `id`, if it exists.
-    pub fn find_unique(&self, id: u64) -> Option<Task> {
-        self.model.adapter.state().tasks.get(&id).cloned()
-    }
-
-    /// The tasks matching `query`, ordered and paged.
-    pub fn find_many(&self, query: &TaskQuery) -> Vec<Task> {
-        query.run(&self.model.adapter.state())
-    }
-
-    /// How many tasks match `query`'s filters (order and paging ignored).
-    pub fn count_where(&self, query: &TaskQuery) -> usize {
-        self.model
-            .adapter
-            .state()
-            .tasks
-            .values()
-            .filter(|t| query.matches(t))
-            .count()
-    }
-
-    /// Whether any task matches `query`'s filters.
-    pub fn exists_where(&self, query: &TaskQuery) -> bool {
-        self.model
-            .adapter
-            .state()
-            .tasks
-            .values()
-            .any(|t| query.matches(t))
-    }
-
-    /// A live query: the current result, then every change to it.
-    pub fn watch(&self, query: TaskQuery) -> TasksWatch {
-        Watch::new(self.model.adapter.clone(), Box::new(move |s| query.run(s)))
-    }
-
-    /// The current result and a watch of later changes, with nothing lost in between.
-    pub fn snapshot_and_watch(&self, query: TaskQuery) -> (Vec<Task>, TasksWatch) {
-        Watch::snapshot_and_watch(self.model.adapter.clone(), Box::new(move |s| query.run(s)))
-    }
-
-    /// A snapshot (state, app seq, and the strict-prefix watermark).
-    ///
-    /// # Errors
-    /// [`CortexError::Encode`] (should not happen for this model).
-    pub fn snapshot(&self) -> Result<ModelSnapshot, CortexError> {
-        self.model.snapshot()
-    }
-
-    /// Stops the fold and closes the file (syncing it).
-    ///
-    /// # Errors
-    /// RedEX close errors.
-    pub fn close(&self) -> Result<(), CortexError> {
-        self.model.close()
-    }
-}
-
-impl std::fmt::Debug for TasksAdapter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TasksAdapter")
-            .field("origin_hash", &format_args!("{:#018x}", self.origin_hash()))
-            .field("adapter", &self.model.adapter)
-            .finish()
+        self.write(TASK_COMPLETED, &Completed { id, now_ns })
     }
 }

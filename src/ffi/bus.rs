@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 
 use super::bytes::{net_bytes_t, net_slice_t};
+use super::cancel::{CallCancel, net_cancel_t, net_error_t};
 use super::error::FfiError;
 use super::export::ffi_export;
 use super::handle::{self, HandleInner, opaque_handle};
@@ -27,6 +28,7 @@ use crate::bus::{
     Adapter, AdapterError, BatchIngest, BusConfig, BusError, ConsumeResponse, EventBus,
     PollRequest, RedexAdapter, RedisStreamDedup, adapter,
 };
+use crate::cancel::CancelToken;
 use crate::redex::Redex;
 use crate::redex::storage::FsStorage;
 
@@ -57,19 +59,48 @@ pub struct net_bus_ingest_report_t {
     pub taken: usize,
 }
 
+/// A bus owned by the C side, and the token its free cancels so that a
+/// flush or poll waiting on it returns. Freeing it shuts the bus down.
 pub(crate) struct BusHandle {
     bus: EventBus,
+    closing: CancelToken,
 }
 
-impl HandleInner for BusHandle {}
-opaque_handle!(net_bus_t => BusHandle, kind = b"NBUS");
+impl HandleInner for BusHandle {
+    fn wake_blocked(&self) {
+        self.closing.cancel();
+    }
 
-impl Drop for BusHandle {
-    fn drop(&mut self) {
+    fn close(self) -> Result<(), FfiError> {
         let report = self.bus.shutdown();
         if report.shutdown_was_lossy {
-            tracing::warn!(?report, "a freed bus shut down lossily");
+            return Err(FfiError::new(
+                net_status_t::NET_ERR_BUSY,
+                format!(
+                    "the freed bus shut down lossily: {} events dropped, {} stranded{}",
+                    report.events_dropped,
+                    report.events_stranded,
+                    report
+                        .adapter_error
+                        .map(|e| format!(", adapter error: {e}"))
+                        .unwrap_or_default()
+                ),
+            ));
         }
+        Ok(())
+    }
+}
+opaque_handle!(net_bus_t => BusHandle, kind = b"NBUS");
+
+/// Maps a bus call interrupted through [`CallCancel::linked_with`].
+fn bus_outcome<T>(
+    result: Result<T, BusError>,
+    cancel: &CallCancel,
+    bus: &BusHandle,
+) -> Result<T, FfiError> {
+    match result {
+        Err(BusError::Cancelled) => Err(cancel.interrupted(&bus.closing, "the bus")),
+        other => other.map_err(FfiError::from),
     }
 }
 
@@ -94,6 +125,7 @@ impl From<BusError> for FfiError {
                 net_status_t::NET_ERR_BUS_NOT_CONNECTED
             }
             BusError::ShuttingDown => net_status_t::NET_ERR_SHUTTING_DOWN,
+            BusError::Cancelled => net_status_t::NET_ERR_CANCELLED,
             BusError::Adapter(e) if e.is_retryable() => net_status_t::NET_ERR_BUS_ADAPTER,
             BusError::Adapter(_) => net_status_t::NET_ERR_BUS_ADAPTER_FATAL,
             BusError::InvalidConfig(_) | BusError::ScalingLimit(_) => {
@@ -335,21 +367,29 @@ pub unsafe extern "C" fn net_bus_new(
 ) -> net_status_t {
     ffi_export!(opt_str config_json[config_json_len]; out out; {
         let bus = start_bus(config_json.unwrap_or(""))?;
-        out.write(handle::into_raw(BusHandle { bus }));
+        out.write(handle::into_raw(BusHandle {
+            bus,
+            closing: CancelToken::new(),
+        }));
         Ok(())
     })
 }
 
 /// Shuts the bus down (draining what is buffered, within the configured
-/// shutdown timeout) and frees it. NULL-safe and idempotent; waits for
-/// calls in flight. Call `net_bus_shutdown` first to receive the report.
+/// shutdown timeout) and frees it; a flush or poll blocked on it returns
+/// `NET_ERR_SHUTTING_DOWN` first. NULL-safe and idempotent; waits for calls
+/// in flight. Call `net_bus_close` first to receive the full report.
+///
+/// Returns `NET_OK` (also for NULL or a handle already freed), or
+/// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+/// resources are then leaked rather than freed under them) or the shutdown
+/// lost events (the message says how many); both are also logged.
 ///
 /// # Safety
 /// `bus` is NULL or was returned by libnet.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_bus_free(bus: *mut net_bus_t) {
-    // SAFETY: forwarded contract.
-    super::export::guarded((), || unsafe { handle::free(bus) });
+pub unsafe extern "C" fn net_bus_free(bus: *mut net_bus_t) -> net_status_t {
+    super::export::run(|| handle::free(bus))
 }
 
 /// Queues one event (its bytes, copied) on the next shard.
@@ -439,7 +479,8 @@ pub unsafe extern "C" fn net_bus_ingest_raw_packed(
 ///
 /// # Safety
 /// `bus` is NULL or from libnet; `request_json` is NULL (length 0) or
-/// readable for its length; the outputs are valid for one write.
+/// readable for its length; the outputs are valid for one write; `cancel`
+/// is NULL or from libnet; `error_out` is NULL or valid for one write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_bus_poll(
     bus: *const net_bus_t,
@@ -447,10 +488,13 @@ pub unsafe extern "C" fn net_bus_poll(
     request_json_len: usize,
     events_out: *mut net_bytes_t,
     meta_out: *mut net_bytes_t,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
 ) -> net_status_t {
-    ffi_export!(handle bus; opt_str request_json[request_json_len]; out events_out; out meta_out; {
+    ffi_export!(error_out error_out; handle bus; cancel cancel; opt_str request_json[request_json_len]; out events_out; out meta_out; {
         let request = PollRequest::from_json(request_json.unwrap_or(""))?;
-        let response = bus.bus.poll(&request)?;
+        let stop = cancel.linked_with(&bus.closing);
+        let response = bus_outcome(bus.bus.poll_cancellable(&request, Some(&stop)), &cancel, bus)?;
         let events = encode_events(&response)?;
         let meta = serde_json::json!({
             "next_cursor": response.next_cursor,
@@ -469,15 +513,22 @@ pub unsafe extern "C" fn net_bus_poll(
 /// then flushes the adapter.
 ///
 /// Errors: `NET_ERR_BUS_ADAPTER`, `NET_ERR_BUS_ADAPTER_FATAL`,
-/// `NET_ERR_BUS_NOT_CONNECTED`, `NET_ERR_SHUTTING_DOWN`.
+/// `NET_ERR_BUS_NOT_CONNECTED`, `NET_ERR_SHUTTING_DOWN` (also when the bus
+/// is freed meanwhile), `NET_ERR_CANCELLED` (the events keep being
+/// dispatched; only the wait ends).
 ///
 /// # Safety
-/// `bus` is NULL or from libnet.
+/// `bus` is NULL or from libnet; `cancel` is NULL or from libnet;
+/// `error_out` is NULL or valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_bus_flush(bus: *const net_bus_t) -> net_status_t {
-    ffi_export!(handle bus; {
-        bus.bus.flush()?;
-        Ok(())
+pub unsafe extern "C" fn net_bus_flush(
+    bus: *const net_bus_t,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
+) -> net_status_t {
+    ffi_export!(error_out error_out; handle bus; cancel cancel; {
+        let stop = cancel.linked_with(&bus.closing);
+        bus_outcome(bus.bus.flush_cancellable(Some(&stop)), &cancel, bus)
     })
 }
 
@@ -526,12 +577,13 @@ pub unsafe extern "C" fn net_bus_num_shards(bus: *const net_bus_t, out: *mut u16
 /// and shuts the adapter down. Writes the report as JSON:
 /// `{"events_dropped": N, "events_stranded": N, "shutdown_was_lossy": B,
 /// "adapter_error": S|null}`. A second call returns the same report; the
-/// handle stays valid for `stats` until freed.
+/// handle stays valid for `stats` until freed (other calls then fail with
+/// `NET_ERR_SHUTTING_DOWN`).
 ///
 /// # Safety
 /// `bus` is NULL or from libnet; `report_json_out` is valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_bus_shutdown(
+pub unsafe extern "C" fn net_bus_close(
     bus: *const net_bus_t,
     report_json_out: *mut net_bytes_t,
 ) -> net_status_t {
@@ -567,12 +619,15 @@ pub unsafe extern "C" fn net_redis_dedup_new(
 
 /// Frees a dedup set. NULL-safe and idempotent.
 ///
+/// Returns `NET_OK` (also for NULL or a handle already freed), or
+/// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+/// resources are then leaked rather than freed under them; also logged).
+///
 /// # Safety
 /// `dedup` is NULL or was returned by libnet.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_redis_dedup_free(dedup: *mut net_redis_dedup_t) {
-    // SAFETY: forwarded contract.
-    super::export::guarded((), || unsafe { handle::free(dedup) });
+pub unsafe extern "C" fn net_redis_dedup_free(dedup: *mut net_redis_dedup_t) -> net_status_t {
+    super::export::run(|| handle::free(dedup))
 }
 
 /// Whether `id` was seen (and is still remembered); otherwise remembers

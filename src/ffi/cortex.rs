@@ -1,53 +1,96 @@
-//! `net_tasks_*` and `net_memories_*`: the CortEX models over the C ABI.
+//! `net_model_*`: the CortEX models over the C ABI, one surface for every
+//! model kind; `net_tasks_*` / `net_memories_*`: only the writes particular
+//! to one kind.
+//!
+//! A model is opened with a kind constant (`NET_MODEL_TASKS`,
+//! `NET_MODEL_MEMORIES`) and is a `net_model_t` whatever its kind. Every
+//! operation that does not depend on the kind (restore, close, delete,
+//! waiting, progress, queries, watches, snapshots) is one `net_model_*`
+//! function; a kind's own writes take the same `net_model_t` and refuse a
+//! model of another kind with `NET_ERR_INVALID_ARGUMENT`.
+//!
+//! Inside, [`AnyModel`] is the JSON edge of the generic
+//! [`ModelAdapter`](crate::cortex::ModelAdapter), implemented once for every
+//! model and boxed behind the one handle type; the kind-specific writes
+//! downcast to the concrete adapter. Adding a model kind is a constant, a
+//! line in [`open_model`] and its writes.
 //!
 //! Writes take raw arguments and return the RedEX seq of the event; queries
-//! take a filter as JSON (the field names of `TaskQuery` / `MemoryQuery`;
-//! empty means "everything") and return rows as a JSON array; watches are
-//! pulled with `_watch_next`. The model configuration is the RedEX file
+//! take a filter as JSON (the field names of the kind's query; empty means
+//! "everything") and return rows as a JSON array; watches are pulled with
+//! `net_model_watch_next`. The model configuration is the RedEX file
 //! configuration plus `"policy": "stop" | "log_and_continue"`,
 //! `"start": "beginning" | "live" | {"from_seq": N}` and `"changes_capacity": N`.
 
+use std::any::Any;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::bytes::{net_bytes_t, net_slice_t};
+use super::cancel::{CallCancel, net_cancel_t, net_error_t};
 use super::error::FfiError;
-use super::export::ffi_export;
+use super::export::{Out, ffi_export};
 use super::handle::{self, HandleInner, opaque_handle};
 use super::redex::{NET_WAIT_FOREVER, net_redex_t, parse_config_object};
 use super::status::net_status_t;
+use super::turn::{NoTurn, Turn};
+use crate::cancel::CancelToken;
 use crate::cortex::broadcast::ReceiverCloser;
 use crate::cortex::{
-    CortexError, ErrorPolicy, FoldConfig, MemoriesAdapter, MemoriesFold, Memory, MemoryQuery,
-    ModelConfig, ModelSnapshot, StartPosition, Task, TaskQuery, TasksAdapter, TasksFold, Watch,
-    WatchEvent, WatchPoll,
+    CortexError, ErrorPolicy, Fold, FoldConfig, MemoriesFold, ModelAdapter, ModelConfig, ModelFold,
+    ModelSnapshot, StartPosition, TasksFold, WaitOutcome, Watch, WatchEvent, WatchPoll,
 };
+use crate::redex::Redex;
 
-/// A tasks model (STORAGE.md §11.3) on a RedEX manager. Thread-safe;
-/// `net_tasks_free` stops its fold and closes its file.
+/// Model kind: tasks (STORAGE.md §11.3), on channel `cortex/tasks`.
+///
+/// Rows: `{"id", "title", "status": "pending" | "completed", "created_ns",
+/// "updated_ns"}`. Filter keys: `ids`, `status`, `title_contains`,
+/// `created_after`, `created_before`, `updated_after`, `updated_before`,
+/// `order_by` (`id_asc`, `id_desc`, `created_asc`, `created_desc`,
+/// `updated_asc`, `updated_desc`, `title_asc`, `title_desc`), `offset`,
+/// `limit`. Writes of its own: `net_tasks_create`, `net_tasks_rename`,
+/// `net_tasks_complete`.
+pub const NET_MODEL_TASKS: u32 = 1;
+
+/// Model kind: memories (STORAGE.md §11.4), on channel `cortex/memories`.
+///
+/// Rows: `{"id", "content", "tags", "source", "created_ns", "updated_ns",
+/// "pinned"}`. Filter keys: `ids`, `tags_any`, `tags_all`, `source`,
+/// `pinned`, `content_contains`, `created_after`, `created_before`,
+/// `updated_after`, `updated_before`, `order_by` (`id_asc`, `id_desc`,
+/// `created_asc`, `created_desc`, `updated_asc`, `updated_desc`), `offset`,
+/// `limit`. Writes of its own: `net_memories_store`, `net_memories_retag`,
+/// `net_memories_pin`, `net_memories_unpin`.
+pub const NET_MODEL_MEMORIES: u32 = 2;
+
+/// A CortEX model on a RedEX manager: folded, queryable state over one
+/// channel, of the kind it was opened with (`NET_MODEL_TASKS`,
+/// `NET_MODEL_MEMORIES`; `net_model_kind` tells). Thread-safe.
+///
+/// Every kind is driven by the same `net_model_*` functions; only a kind's
+/// own writes are named after it (`net_tasks_create`, `net_memories_store`,
+/// ...), take a `net_model_t` too, and fail with `NET_ERR_INVALID_ARGUMENT`
+/// on a model of another kind. Queries and rows are JSON; the keys of each
+/// kind are listed at its constant.
+///
+/// `net_model_free` wakes every call blocked on the model (a
+/// `net_model_wait_for_seq` returns `NET_ERR_SHUTTING_DOWN`) and ends its
+/// watches (their `net_model_watch_next` returns `NET_END`), then stops the
+/// fold and closes the file.
 #[allow(non_camel_case_types)]
-pub struct net_tasks_adapter_t {
+pub struct net_model_t {
     _opaque: [u8; 0],
 }
 
-/// A live tasks query. `net_tasks_watch_free` wakes a blocked `_next`.
+/// A live query on a model, of any kind: pulled with `net_model_watch_next`.
+/// It ends (`NET_END`) when it is freed, or when its model is freed, closed
+/// or its fold halts. Freeing the model does not free its watches.
 #[allow(non_camel_case_types)]
-pub struct net_tasks_watch_t {
-    _opaque: [u8; 0],
-}
-
-/// A memories model (STORAGE.md §11.4) on a RedEX manager.
-#[allow(non_camel_case_types)]
-pub struct net_memories_adapter_t {
-    _opaque: [u8; 0],
-}
-
-/// A live memories query. `net_memories_watch_free` wakes a blocked `_next`.
-#[allow(non_camel_case_types)]
-pub struct net_memories_watch_t {
+pub struct net_model_watch_t {
     _opaque: [u8; 0],
 }
 
@@ -65,56 +108,26 @@ impl From<CortexError> for FfiError {
     }
 }
 
-/// A model owned by the C side: dropping it (at `_free`) stops and closes it.
-pub(crate) struct ModelHandle<M: Model>(M);
-
-impl<M: Model> Drop for ModelHandle<M> {
-    fn drop(&mut self) {
-        if let Err(e) = self.0.close() {
-            tracing::error!(error = %e, "closing a freed CortEX model failed");
-        }
-    }
+/// A model kind's number in the ABI.
+pub(crate) trait AbiKind: ModelFold {
+    /// Its `NET_MODEL_*` constant.
+    const KIND: u32;
 }
 
-impl<M: Model> HandleInner for ModelHandle<M> {}
-opaque_handle!(net_tasks_adapter_t => ModelHandle<TasksAdapter>, kind = b"NCTA");
-opaque_handle!(net_memories_adapter_t => ModelHandle<MemoriesAdapter>, kind = b"NCMA");
-
-pub(crate) struct WatchHandle<F: crate::cortex::Fold, T> {
-    watch: Mutex<Watch<F, T>>,
-    closer: ReceiverCloser<u64>,
+impl AbiKind for TasksFold {
+    const KIND: u32 = NET_MODEL_TASKS;
 }
 
-impl<F: crate::cortex::Fold, T: Send + 'static> HandleInner for WatchHandle<F, T> {
-    fn wake_blocked(&self) {
-        self.closer.close();
-    }
-}
-opaque_handle!(net_tasks_watch_t => WatchHandle<TasksFold, Task>, kind = b"NCTW");
-opaque_handle!(net_memories_watch_t => WatchHandle<MemoriesFold, Memory>, kind = b"NCMW");
-
-/// What the shared FFI code below needs of both models.
-pub(crate) trait Model: Send + Sync + 'static {
-    fn open(
-        redex: &crate::redex::Redex,
-        origin: u64,
-        config: ModelConfig,
-    ) -> Result<Self, CortexError>
-    where
-        Self: Sized;
-    fn restore(
-        redex: &crate::redex::Redex,
-        origin: u64,
-        config: ModelConfig,
-        snapshot: &ModelSnapshot,
-    ) -> Result<Self, CortexError>
-    where
-        Self: Sized;
-    fn wait_for_seq(&self, seq: u64, timeout: Duration) -> bool;
-    fn progress(&self) -> Progress;
-    fn close(&self) -> Result<(), CortexError>;
+impl AbiKind for MemoriesFold {
+    const KIND: u32 = NET_MODEL_MEMORIES;
 }
 
+/// The name of a kind's constant, for messages.
+fn constant_name<F: AbiKind>() -> String {
+    format!("NET_MODEL_{}", F::NAME.to_ascii_uppercase())
+}
+
+/// The fold's state, as `net_model_progress` reports it.
 #[derive(Serialize)]
 pub(crate) struct Progress {
     applied_through_seq: Option<u64>,
@@ -125,46 +138,234 @@ pub(crate) struct Progress {
     app_seq: u64,
 }
 
-macro_rules! model_impl {
-    ($adapter:ty) => {
-        impl Model for $adapter {
-            fn open(
-                redex: &crate::redex::Redex,
-                origin: u64,
-                config: ModelConfig,
-            ) -> Result<Self, CortexError> {
-                <$adapter>::open(redex, origin, config)
-            }
-            fn restore(
-                redex: &crate::redex::Redex,
-                origin: u64,
-                config: ModelConfig,
-                snapshot: &ModelSnapshot,
-            ) -> Result<Self, CortexError> {
-                <$adapter>::restore(redex, origin, config, snapshot)
-            }
-            fn wait_for_seq(&self, seq: u64, timeout: Duration) -> bool {
-                <$adapter>::wait_for_seq(self, seq, timeout)
-            }
-            fn progress(&self) -> Progress {
-                let a = self.adapter();
-                Progress {
-                    applied_through_seq: a.applied_through_seq(),
-                    folded_through_seq: a.folded_through_seq(),
-                    running: a.is_running(),
-                    errors: a.error_count(),
-                    last_error: a.last_error().map(|e| e.to_string()),
-                    app_seq: self.app_seq(),
-                }
-            }
-            fn close(&self) -> Result<(), CortexError> {
-                <$adapter>::close(self)
-            }
-        }
-    };
+/// A model of any kind, as the generic entry points use it: the JSON edge
+/// of [`ModelAdapter`], object-safe so that one handle type serves every
+/// kind. Implemented once, for every `ModelAdapter<F>`.
+pub(crate) trait AnyModel: Send + Sync + 'static {
+    /// The kind's `NET_MODEL_*` constant.
+    fn kind(&self) -> u32;
+    /// The kind's name ("tasks").
+    fn name(&self) -> &'static str;
+    /// The concrete `ModelAdapter<F>`, for the kind-specific writes.
+    fn as_any(&self) -> &dyn Any;
+    fn delete(&self, id: u64) -> Result<u64, CortexError>;
+    fn wait_for_seq(&self, seq: u64, timeout: Duration, cancel: &CancelToken) -> WaitOutcome;
+    fn progress(&self) -> Progress;
+    /// Row `id` as a JSON object, if it exists.
+    fn find_unique(&self, id: u64) -> Result<Option<net_bytes_t>, FfiError>;
+    fn find_many(&self, filter: Option<&str>) -> Result<net_bytes_t, FfiError>;
+    fn count_where(&self, filter: Option<&str>) -> Result<u64, FfiError>;
+    fn exists_where(&self, filter: Option<&str>) -> Result<bool, FfiError>;
+    fn watch(&self, filter: Option<&str>) -> Result<Box<dyn AnyWatch>, FfiError>;
+    /// The current rows (a JSON array) and a watch of later changes.
+    fn snapshot_and_watch(
+        &self,
+        filter: Option<&str>,
+    ) -> Result<(net_bytes_t, Box<dyn AnyWatch>), FfiError>;
+    fn snapshot(&self) -> Result<ModelSnapshot, CortexError>;
+    fn close(&self) -> Result<(), CortexError>;
 }
-model_impl!(TasksAdapter);
-model_impl!(MemoriesAdapter);
+
+impl<F: AbiKind> AnyModel for ModelAdapter<F>
+where
+    F::Query: DeserializeOwned,
+{
+    fn kind(&self) -> u32 {
+        F::KIND
+    }
+
+    fn name(&self) -> &'static str {
+        F::NAME
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn delete(&self, id: u64) -> Result<u64, CortexError> {
+        ModelAdapter::delete(self, id)
+    }
+
+    fn wait_for_seq(&self, seq: u64, timeout: Duration, cancel: &CancelToken) -> WaitOutcome {
+        self.adapter()
+            .wait_for_seq_cancellable(seq, timeout, Some(cancel))
+    }
+
+    fn progress(&self) -> Progress {
+        let a = self.adapter();
+        Progress {
+            applied_through_seq: a.applied_through_seq(),
+            folded_through_seq: a.folded_through_seq(),
+            running: a.is_running(),
+            errors: a.error_count(),
+            last_error: a.last_error().map(|e| e.to_string()),
+            app_seq: self.app_seq(),
+        }
+    }
+
+    fn find_unique(&self, id: u64) -> Result<Option<net_bytes_t>, FfiError> {
+        ModelAdapter::find_unique(self, id)
+            .as_ref()
+            .map(to_json)
+            .transpose()
+    }
+
+    fn find_many(&self, filter: Option<&str>) -> Result<net_bytes_t, FfiError> {
+        to_json(&ModelAdapter::find_many(self, &parse_query(filter)?))
+    }
+
+    fn count_where(&self, filter: Option<&str>) -> Result<u64, FfiError> {
+        Ok(ModelAdapter::count_where(self, &parse_query(filter)?) as u64)
+    }
+
+    fn exists_where(&self, filter: Option<&str>) -> Result<bool, FfiError> {
+        Ok(ModelAdapter::exists_where(self, &parse_query(filter)?))
+    }
+
+    fn watch(&self, filter: Option<&str>) -> Result<Box<dyn AnyWatch>, FfiError> {
+        Ok(Box::new(ModelAdapter::watch(self, parse_query(filter)?)))
+    }
+
+    fn snapshot_and_watch(
+        &self,
+        filter: Option<&str>,
+    ) -> Result<(net_bytes_t, Box<dyn AnyWatch>), FfiError> {
+        let (current, watch) = ModelAdapter::snapshot_and_watch(self, parse_query(filter)?);
+        Ok((to_json(&current)?, Box::new(watch)))
+    }
+
+    fn snapshot(&self) -> Result<ModelSnapshot, CortexError> {
+        ModelAdapter::snapshot(self)
+    }
+
+    fn close(&self) -> Result<(), CortexError> {
+        ModelAdapter::close(self)
+    }
+}
+
+/// A model owned by the C side, and the token its free cancels: a
+/// `net_model_wait_for_seq` waiting on it returns `NET_ERR_SHUTTING_DOWN`,
+/// and a `net_model_watch_next` on any of its watches returns `NET_END`.
+/// Releasing it stops the fold and closes the file.
+pub(crate) struct ModelHandle {
+    model: Box<dyn AnyModel>,
+    closing: CancelToken,
+}
+
+impl ModelHandle {
+    /// The model as a `ModelAdapter<F>`, for a write particular to kind `F`
+    /// (`call` names the C function); `NET_ERR_INVALID_ARGUMENT` for a model
+    /// of another kind.
+    fn of_kind<F: AbiKind>(&self, call: &str) -> Result<&ModelAdapter<F>, FfiError> {
+        self.model
+            .as_any()
+            .downcast_ref::<ModelAdapter<F>>()
+            .ok_or_else(|| {
+                FfiError::invalid_argument(format!(
+                    "this net_model_t is a {} model; {call} needs a {} model (opened with {})",
+                    self.model.name(),
+                    F::NAME,
+                    constant_name::<F>(),
+                ))
+            })
+    }
+}
+
+impl HandleInner for ModelHandle {
+    fn wake_blocked(&self) {
+        self.closing.cancel();
+    }
+
+    fn close(self) -> Result<(), FfiError> {
+        self.model.close().map_err(|e| {
+            FfiError::new(
+                net_status_t::NET_ERR_BUSY,
+                format!("closing the freed CortEX model failed: {e}"),
+            )
+        })
+    }
+}
+opaque_handle!(net_model_t => ModelHandle, kind = b"NCMD");
+
+/// What one pull of a watch gave.
+pub(crate) enum WatchNext {
+    /// The query's rows, a JSON array.
+    Rows(net_bytes_t),
+    /// This many changes were missed; the next rows have them applied.
+    Lagged(u64),
+    Timeout,
+    /// The model closed, its fold halted, or the watch was freed.
+    End,
+    /// The call's token was cancelled.
+    Cancelled,
+}
+
+/// A watch of any kind: [`Watch`] with its rows rendered as JSON.
+pub(crate) trait AnyWatch: Send + 'static {
+    fn next(
+        &mut self,
+        timeout: Option<Duration>,
+        cancel: &CancelToken,
+    ) -> Result<WatchNext, FfiError>;
+    /// Ends the watch from another thread (a blocked `next` returns `End`).
+    fn closer(&self) -> ReceiverCloser<u64>;
+}
+
+impl<F: Fold, T> AnyWatch for Watch<F, T>
+where
+    T: Serialize + Clone + PartialEq + Send + 'static,
+{
+    fn next(
+        &mut self,
+        timeout: Option<Duration>,
+        cancel: &CancelToken,
+    ) -> Result<WatchNext, FfiError> {
+        Ok(match self.next_cancellable(timeout, Some(cancel)) {
+            WatchPoll::Event(WatchEvent::Update(rows)) => WatchNext::Rows(to_json(&rows)?),
+            WatchPoll::Event(WatchEvent::Lagged(missed)) => WatchNext::Lagged(missed),
+            WatchPoll::Timeout => WatchNext::Timeout,
+            WatchPoll::Cancelled => WatchNext::Cancelled,
+            _ => WatchNext::End,
+        })
+    }
+
+    fn closer(&self) -> ReceiverCloser<u64> {
+        Watch::closer(self)
+    }
+}
+
+/// A watch owned by the C side. Its free closes it (waking a blocked
+/// `_next`); its model's free ends it through `model_closing`.
+pub(crate) struct WatchHandle {
+    watch: Mutex<Box<dyn AnyWatch>>,
+    closer: ReceiverCloser<u64>,
+    /// The model's `closing` token.
+    model_closing: CancelToken,
+    /// Cancelled by this watch's free: wakes calls queued for their turn.
+    closing: CancelToken,
+    /// One `_next` at a time; a queued one keeps its deadline and token.
+    turn: Turn,
+}
+
+impl WatchHandle {
+    fn new(watch: Box<dyn AnyWatch>, model: &ModelHandle) -> Self {
+        Self {
+            closer: watch.closer(),
+            watch: Mutex::new(watch),
+            model_closing: model.closing.clone(),
+            closing: CancelToken::new(),
+            turn: Turn::default(),
+        }
+    }
+}
+
+impl HandleInner for WatchHandle {
+    fn wake_blocked(&self) {
+        self.closer.close();
+        self.closing.cancel();
+    }
+}
+opaque_handle!(net_model_watch_t => WatchHandle, kind = b"NCWA");
 
 fn config_error(message: impl Into<String>) -> FfiError {
     FfiError::new(net_status_t::NET_ERR_CORTEX_INVALID_CONFIG, message)
@@ -248,83 +449,112 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<net_bytes_t, FfiError> {
         })
 }
 
-fn open_model<M: Model>(
-    redex: &crate::redex::Redex,
+/// Opens (or, with a snapshot, restores) a model of `kind`.
+fn open_model(
+    redex: &Redex,
+    kind: u32,
     origin: u64,
     config: Option<&str>,
-    snapshot: Option<ModelSnapshot>,
-) -> Result<ModelHandle<M>, FfiError> {
-    let config = parse_model_config(config)?;
-    let model = match snapshot {
-        Some(snapshot) => M::restore(redex, origin, config, &snapshot)?,
-        None => M::open(redex, origin, config)?,
+    snapshot: Option<&ModelSnapshot>,
+) -> Result<ModelHandle, FfiError> {
+    fn open<F: AbiKind>(
+        redex: &Redex,
+        origin: u64,
+        config: ModelConfig,
+        snapshot: Option<&ModelSnapshot>,
+    ) -> Result<Box<dyn AnyModel>, FfiError>
+    where
+        F::Query: DeserializeOwned,
+    {
+        let model = match snapshot {
+            Some(snapshot) => ModelAdapter::<F>::restore(redex, origin, config, snapshot)?,
+            None => ModelAdapter::<F>::open(redex, origin, config)?,
+        };
+        Ok(Box::new(model))
+    }
+    let open = match kind {
+        NET_MODEL_TASKS => open::<TasksFold>,
+        NET_MODEL_MEMORIES => open::<MemoriesFold>,
+        other => {
+            return Err(FfiError::invalid_argument(format!(
+                "`kind` {other} is not a model kind (NET_MODEL_TASKS = {NET_MODEL_TASKS}, \
+                 NET_MODEL_MEMORIES = {NET_MODEL_MEMORIES})"
+            )));
+        }
     };
-    Ok(ModelHandle(model))
+    let config = parse_model_config(config)?;
+    Ok(ModelHandle {
+        model: open(redex, origin, config, snapshot)?,
+        closing: CancelToken::new(),
+    })
 }
 
-fn wait<M: Model>(model: &M, seq: u64, timeout_ms: u32) -> Result<net_status_t, FfiError> {
+fn wait(
+    handle: &ModelHandle,
+    seq: u64,
+    timeout_ms: u32,
+    cancel: &CallCancel,
+) -> Result<net_status_t, FfiError> {
     let timeout = if timeout_ms == NET_WAIT_FOREVER {
         Duration::MAX
     } else {
         Duration::from_millis(u64::from(timeout_ms))
     };
-    if model.wait_for_seq(seq, timeout) {
-        return Ok(net_status_t::NET_OK);
-    }
-    if model.progress().running {
-        Ok(net_status_t::NET_TIMEOUT)
-    } else {
-        Err(FfiError::new(
+    let stop = cancel.linked_with(&handle.closing);
+    match handle.model.wait_for_seq(seq, timeout, &stop) {
+        WaitOutcome::Reached => Ok(net_status_t::NET_OK),
+        WaitOutcome::TimedOut => Ok(net_status_t::NET_TIMEOUT),
+        WaitOutcome::Cancelled => Err(cancel.interrupted(&handle.closing, "the model")),
+        _ => Err(FfiError::new(
             net_status_t::NET_ERR_CORTEX_HALTED,
             format!("the fold stopped before seq {seq}"),
-        ))
+        )),
     }
 }
 
-fn watch_next<F: crate::cortex::Fold, T: Serialize + Clone + PartialEq>(
-    handle: &WatchHandle<F, T>,
+fn watch_next(
+    handle: &WatchHandle,
     timeout_ms: u32,
-    rows_out: super::export::Out<net_bytes_t>,
-    missed_out: super::export::Out<u64>,
+    rows_out: Out<net_bytes_t>,
+    missed_out: Out<u64>,
+    cancel: &CallCancel,
 ) -> Result<net_status_t, FfiError> {
-    let timeout =
-        (timeout_ms != NET_WAIT_FOREVER).then(|| Duration::from_millis(u64::from(timeout_ms)));
+    let deadline = (timeout_ms != NET_WAIT_FOREVER)
+        .then(|| Instant::now().checked_add(Duration::from_millis(u64::from(timeout_ms))))
+        .flatten();
+    let stop = cancel.linked_with(&handle.model_closing);
+    let ended = || handle.model_closing.is_cancelled() || handle.closing.is_cancelled();
+    let _turn = match handle
+        .turn
+        .take(deadline, &CancelToken::linked(&[&stop, &handle.closing]))
+    {
+        Ok(turn) => turn,
+        Err(NoTurn::TimedOut) => return Ok(net_status_t::NET_TIMEOUT),
+        Err(NoTurn::Cancelled) if ended() => return Ok(net_status_t::NET_END),
+        Err(NoTurn::Cancelled) => return Err(super::cancel::cancelled()),
+    };
+    let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     let mut watch = handle.watch.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(match watch.next_timeout(timeout) {
-        WatchPoll::Event(WatchEvent::Update(rows)) => {
-            rows_out.write(to_json(&rows)?);
+    // A freed model has no more events, not even a first result.
+    if handle.model_closing.is_cancelled() {
+        return Ok(net_status_t::NET_END);
+    }
+    Ok(match watch.next(timeout, &stop)? {
+        WatchNext::Rows(rows) => {
+            rows_out.write(rows);
             missed_out.write(0);
             net_status_t::NET_OK
         }
-        WatchPoll::Event(WatchEvent::Lagged(missed)) => {
+        WatchNext::Lagged(missed) => {
             rows_out.write(net_bytes_t::EMPTY);
             missed_out.write(missed);
             net_status_t::NET_LAGGED
         }
-        WatchPoll::Timeout => net_status_t::NET_TIMEOUT,
-        _ => net_status_t::NET_END,
+        WatchNext::Timeout => net_status_t::NET_TIMEOUT,
+        WatchNext::Cancelled if handle.model_closing.is_cancelled() => net_status_t::NET_END,
+        WatchNext::Cancelled => return Err(super::cancel::cancelled()),
+        WatchNext::End => net_status_t::NET_END,
     })
-}
-
-fn watch_handle<F: crate::cortex::Fold, T: Clone + PartialEq>(
-    watch: Watch<F, T>,
-) -> WatchHandle<F, T> {
-    let closer = watch.closer();
-    WatchHandle {
-        watch: Mutex::new(watch),
-        closer,
-    }
-}
-
-fn snapshot_out(
-    snapshot: ModelSnapshot,
-    bytes_out: super::export::Out<net_bytes_t>,
-    last_seq_out: super::export::Out<u64>,
-    has_last_seq_out: super::export::Out<bool>,
-) {
-    bytes_out.write(net_bytes_t::from_vec(snapshot.bytes));
-    last_seq_out.write(snapshot.last_seq.unwrap_or(0));
-    has_last_seq_out.write(snapshot.last_seq.is_some());
 }
 
 fn slices_to_strings(slices: &[&[u8]], what: &str) -> Result<Vec<String>, FfiError> {
@@ -339,41 +569,50 @@ fn slices_to_strings(slices: &[&[u8]], what: &str) -> Result<Vec<String>, FfiErr
         .collect()
 }
 
-// ---- tasks -------------------------------------------------------------------
+// ---- every kind ----------------------------------------------------------------
 
-/// Opens the tasks model (`cortex/tasks`) on `redex` as writer `origin_hash`
-/// and folds it from the configured start. `config_json` may be NULL.
+/// Opens the model of `kind` (`NET_MODEL_TASKS`, `NET_MODEL_MEMORIES`) on
+/// `redex` as writer `origin_hash`, and folds its channel from the configured
+/// start. `config_json` may be NULL (defaults: a memory file, `"stop"`, from
+/// the beginning). Several models (of any kinds and origins) may be open on
+/// one manager; two of the same kind share the file.
 ///
-/// Errors: `NET_ERR_CORTEX_INVALID_CONFIG` (naming the key), RedEX open errors.
+/// Errors: `NET_ERR_INVALID_ARGUMENT` for an unknown `kind`;
+/// `NET_ERR_CORTEX_INVALID_CONFIG` naming the bad key; RedEX open errors.
 ///
 /// # Safety
 /// `redex` is NULL or from libnet; `config_json` is NULL or readable for its
 /// length; `out` is valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_open(
+pub unsafe extern "C" fn net_model_open(
     redex: *const net_redex_t,
+    kind: u32,
     origin_hash: u64,
     config_json: *const u8,
     config_json_len: usize,
-    out: *mut *mut net_tasks_adapter_t,
+    out: *mut *mut net_model_t,
 ) -> net_status_t {
     ffi_export!(handle redex; opt_str config_json[config_json_len]; out out; {
-        let model = open_model::<TasksAdapter>(redex, origin_hash, config_json, None)?;
+        let model = open_model(redex, kind, origin_hash, config_json, None)?;
         out.write(handle::into_raw(model));
         Ok(())
     })
 }
 
-/// Opens the tasks model from a snapshot (`snapshot`, and `last_seq` when
-/// `has_last_seq`), replaying only the events after it.
+/// Opens the model of `kind` from a snapshot taken by `net_model_snapshot`
+/// (`snapshot`, and `last_seq` when `has_last_seq`): its state and app
+/// sequence, then only the events after it (the configured start is
+/// ignored). The snapshot must come from a model of the same kind.
 ///
-/// Errors: `NET_ERR_CORTEX_SNAPSHOT` when the bytes do not decode; as `net_tasks_open`.
+/// Errors: `NET_ERR_CORTEX_SNAPSHOT` when the bytes do not decode as that
+/// kind's state; as `net_model_open`.
 ///
 /// # Safety
-/// As `net_tasks_open`; `snapshot` is readable for `snapshot_len` bytes.
+/// As `net_model_open`; `snapshot` is readable for `snapshot_len` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_restore(
+pub unsafe extern "C" fn net_model_restore(
     redex: *const net_redex_t,
+    kind: u32,
     origin_hash: u64,
     config_json: *const u8,
     config_json_len: usize,
@@ -381,387 +620,390 @@ pub unsafe extern "C" fn net_tasks_restore(
     snapshot_len: usize,
     last_seq: u64,
     has_last_seq: bool,
-    out: *mut *mut net_tasks_adapter_t,
+    out: *mut *mut net_model_t,
 ) -> net_status_t {
     ffi_export!(handle redex; opt_str config_json[config_json_len]; bytes snapshot[snapshot_len]; out out; {
         let snapshot = ModelSnapshot { bytes: snapshot.to_vec(), last_seq: has_last_seq.then_some(last_seq) };
-        let model = open_model::<TasksAdapter>(redex, origin_hash, config_json, Some(snapshot))?;
+        let model = open_model(redex, kind, origin_hash, config_json, Some(&snapshot))?;
         out.write(handle::into_raw(model));
         Ok(())
     })
 }
 
-/// Stops the fold, closes the file and frees the model. NULL-safe and
-/// idempotent; waits up to 5 s for calls in flight.
+/// Frees a model: wakes every call blocked on it (`net_model_wait_for_seq`
+/// returns `NET_ERR_SHUTTING_DOWN`), ends its watches (their `_next`
+/// returns `NET_END`; the watches still need `net_model_watch_free`), waits
+/// up to 5 s for calls in flight, then stops the fold and closes the file.
+/// NULL-safe and idempotent.
+///
+/// Returns `NET_OK` (also for NULL or a handle already freed), or
+/// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+/// resources are then leaked rather than freed under them; also logged) or
+/// when closing the model's file failed.
 ///
 /// # Safety
-/// `tasks` is NULL or was returned by libnet.
+/// `model` is NULL or was returned by libnet.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_free(tasks: *mut net_tasks_adapter_t) {
-    // SAFETY: forwarded contract.
-    super::export::guarded((), || unsafe { handle::free(tasks) });
+pub unsafe extern "C" fn net_model_free(model: *mut net_model_t) -> net_status_t {
+    super::export::run(|| handle::free(model))
 }
 
 /// Stops the fold and closes the file (syncing it), reporting any error;
-/// later writes fail. The handle still needs `net_tasks_free`.
+/// later writes fail with `NET_ERR_CORTEX_HALTED` or a RedEX error, a
+/// waiting `net_model_wait_for_seq` returns `NET_ERR_CORTEX_HALTED`, and
+/// watches end. Queries keep answering from the last state. The handle
+/// still needs `net_model_free`.
 ///
 /// # Safety
-/// `tasks` is NULL or from libnet.
+/// `model` is NULL or from libnet.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_close(tasks: *const net_tasks_adapter_t) -> net_status_t {
-    ffi_export!(handle tasks; {
-        tasks.0.close()?;
+pub unsafe extern "C" fn net_model_close(model: *const net_model_t) -> net_status_t {
+    ffi_export!(handle model; {
+        model.model.close()?;
         Ok(())
     })
 }
 
-/// Creates (or overwrites) task `id`; writes the event's RedEX seq.
-///
-/// Errors: `NET_ERR_CORTEX_HALTED` when the fold has stopped; RedEX append errors.
+/// The model's kind: the `NET_MODEL_*` constant it was opened with.
 ///
 /// # Safety
-/// `tasks` is NULL or from libnet; `title` is readable for `title_len` bytes
-/// of UTF-8; `seq_out` is valid for one write.
+/// `model` is NULL or from libnet; `kind_out` is valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_create(
-    tasks: *const net_tasks_adapter_t,
-    id: u64,
-    title: *const u8,
-    title_len: usize,
-    seq_out: *mut u64,
+pub unsafe extern "C" fn net_model_kind(
+    model: *const net_model_t,
+    kind_out: *mut u32,
 ) -> net_status_t {
-    ffi_export!(handle tasks; str title[title_len]; out seq_out; {
-        seq_out.write(tasks.0.create(id, title)?);
+    ffi_export!(handle model; out kind_out; {
+        kind_out.write(model.model.kind());
         Ok(())
     })
 }
 
-/// Renames task `id` (no effect if absent); writes the event's RedEX seq.
+/// Deletes row `id` (a task, a memory; no effect if absent); writes the
+/// event's RedEX seq.
+///
+/// Errors: `NET_ERR_CORTEX_HALTED` when the fold has stopped; RedEX append
+/// errors.
 ///
 /// # Safety
-/// As `net_tasks_create`.
+/// `model` is NULL or from libnet; `seq_out` is valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_rename(
-    tasks: *const net_tasks_adapter_t,
-    id: u64,
-    new_title: *const u8,
-    new_title_len: usize,
-    seq_out: *mut u64,
-) -> net_status_t {
-    ffi_export!(handle tasks; str new_title[new_title_len]; out seq_out; {
-        seq_out.write(tasks.0.rename(id, new_title)?);
-        Ok(())
-    })
-}
-
-/// Marks task `id` completed; writes the event's RedEX seq.
-///
-/// # Safety
-/// `tasks` is NULL or from libnet; `seq_out` is valid for one write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_complete(
-    tasks: *const net_tasks_adapter_t,
+pub unsafe extern "C" fn net_model_delete(
+    model: *const net_model_t,
     id: u64,
     seq_out: *mut u64,
 ) -> net_status_t {
-    ffi_export!(handle tasks; out seq_out; {
-        seq_out.write(tasks.0.complete(id)?);
+    ffi_export!(handle model; out seq_out; {
+        seq_out.write(model.model.delete(id)?);
         Ok(())
     })
 }
 
-/// Deletes task `id`; writes the event's RedEX seq.
+/// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) until the fold
+/// has attempted RedEX seq `seq`, the seq a write returned: read-after-write
+/// is a write, then this. It reports fold *progress*: under
+/// `log_and_continue` the event may have been skipped (see
+/// `net_model_progress`).
+///
+/// Returns `NET_OK`; `NET_TIMEOUT`; `NET_ERR_CORTEX_HALTED` at once when the
+/// fold stopped short of `seq` (halted, or `net_model_close`);
+/// `NET_ERR_CANCELLED` when `cancel` is cancelled; `NET_ERR_SHUTTING_DOWN`
+/// when the model is freed during the wait. `cancel` and `error_out` may be
+/// NULL (see `net_error_t`).
 ///
 /// # Safety
-/// `tasks` is NULL or from libnet; `seq_out` is valid for one write.
+/// `model` is NULL or from libnet; `cancel` is NULL or from libnet;
+/// `error_out` is NULL or valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_delete(
-    tasks: *const net_tasks_adapter_t,
-    id: u64,
-    seq_out: *mut u64,
-) -> net_status_t {
-    ffi_export!(handle tasks; out seq_out; {
-        seq_out.write(tasks.0.delete(id)?);
-        Ok(())
-    })
-}
-
-/// Waits until the fold has attempted RedEX seq `seq` (fold *progress*: under
-/// `log_and_continue` the event may have been skipped; see
-/// `net_tasks_progress`). `NET_OK`, `NET_TIMEOUT`, or
-/// `NET_ERR_CORTEX_HALTED` at once when the fold stopped short of it.
-///
-/// # Safety
-/// `tasks` is NULL or from libnet.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_wait_for_seq(
-    tasks: *const net_tasks_adapter_t,
+pub unsafe extern "C" fn net_model_wait_for_seq(
+    model: *const net_model_t,
     seq: u64,
     timeout_ms: u32,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
 ) -> net_status_t {
-    ffi_export!(handle tasks; {
-        wait(&tasks.0, seq, timeout_ms)
+    ffi_export!(error_out error_out; handle model; cancel cancel; {
+        wait(model, seq, timeout_ms, &cancel)
     })
 }
 
-/// The fold's state as JSON: `{"applied_through_seq", "folded_through_seq",
-/// "running", "errors", "last_error", "app_seq"}`.
+/// The fold's state as a JSON object: `{"applied_through_seq",
+/// "folded_through_seq"` (null before the first event), `"running",
+/// "errors", "last_error"` (null or text), `"app_seq"}`.
 ///
 /// # Safety
-/// `tasks` is NULL or from libnet; `json_out` is valid for one write.
+/// `model` is NULL or from libnet; `json_out` is valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_progress(
-    tasks: *const net_tasks_adapter_t,
+pub unsafe extern "C" fn net_model_progress(
+    model: *const net_model_t,
     json_out: *mut net_bytes_t,
 ) -> net_status_t {
-    ffi_export!(handle tasks; out json_out; {
-        json_out.write(to_json(&tasks.0.progress())?);
+    ffi_export!(handle model; out json_out; {
+        json_out.write(to_json(&model.model.progress())?);
         Ok(())
     })
 }
 
-/// Task `id` as a JSON object (`{"id","title","status","created_ns",
-/// "updated_ns"}`); `*found_out` false (and an empty buffer) if absent.
+/// Row `id` as a JSON object (the keys of the model's kind); `*found_out`
+/// false, and an empty buffer, if it does not exist.
 ///
 /// # Safety
-/// `tasks` is NULL or from libnet; the outputs are valid for one write.
+/// `model` is NULL or from libnet; the outputs are valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_find_unique(
-    tasks: *const net_tasks_adapter_t,
+pub unsafe extern "C" fn net_model_find_unique(
+    model: *const net_model_t,
     id: u64,
     json_out: *mut net_bytes_t,
     found_out: *mut bool,
 ) -> net_status_t {
-    ffi_export!(handle tasks; out json_out; out found_out; {
-        let row = tasks.0.find_unique(id);
-        let json = row.as_ref().map(to_json).transpose()?;
+    ffi_export!(handle model; out json_out; out found_out; {
+        let json = model.model.find_unique(id)?;
         found_out.write(json.is_some());
         json_out.write(json.unwrap_or(net_bytes_t::EMPTY));
         Ok(())
     })
 }
 
-/// The tasks matching `filter_json` (a `TaskQuery`: `ids`, `status`,
-/// `title_contains`, `created_after`, `created_before`, `updated_after`,
-/// `updated_before`, `order_by`, `offset`, `limit`; NULL or empty: all), as a
-/// JSON array.
+/// The rows matching `filter_json` (a JSON object with the filter keys of
+/// the model's kind; NULL, empty or `{}`: every row), ordered and paged, as
+/// a JSON array.
 ///
-/// Errors: `NET_ERR_CORTEX_INVALID_QUERY` naming the bad key.
+/// Errors: `NET_ERR_CORTEX_INVALID_QUERY` naming the bad key or value (a key
+/// of another kind's filter is a bad key).
 ///
 /// # Safety
-/// `tasks` is NULL or from libnet; `filter_json` is NULL or readable for
+/// `model` is NULL or from libnet; `filter_json` is NULL or readable for
 /// its length; `json_out` is valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_find_many(
-    tasks: *const net_tasks_adapter_t,
+pub unsafe extern "C" fn net_model_find_many(
+    model: *const net_model_t,
     filter_json: *const u8,
     filter_json_len: usize,
     json_out: *mut net_bytes_t,
 ) -> net_status_t {
-    ffi_export!(handle tasks; opt_str filter_json[filter_json_len]; out json_out; {
-        let query: TaskQuery = parse_query(filter_json)?;
-        json_out.write(to_json(&tasks.0.find_many(&query))?);
+    ffi_export!(handle model; opt_str filter_json[filter_json_len]; out json_out; {
+        json_out.write(model.model.find_many(filter_json)?);
         Ok(())
     })
 }
 
-/// How many tasks match the filter (order and paging ignored).
+/// How many rows match the filter (its order and page are ignored).
 ///
 /// # Safety
-/// As `net_tasks_find_many`; `count_out` is valid for one write.
+/// As `net_model_find_many`; `count_out` is valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_count_where(
-    tasks: *const net_tasks_adapter_t,
+pub unsafe extern "C" fn net_model_count_where(
+    model: *const net_model_t,
     filter_json: *const u8,
     filter_json_len: usize,
     count_out: *mut u64,
 ) -> net_status_t {
-    ffi_export!(handle tasks; opt_str filter_json[filter_json_len]; out count_out; {
-        let query: TaskQuery = parse_query(filter_json)?;
-        count_out.write(tasks.0.count_where(&query) as u64);
+    ffi_export!(handle model; opt_str filter_json[filter_json_len]; out count_out; {
+        count_out.write(model.model.count_where(filter_json)?);
         Ok(())
     })
 }
 
-/// Whether any task matches the filter.
+/// Whether any row matches the filter.
 ///
 /// # Safety
-/// As `net_tasks_find_many`; `exists_out` is valid for one write.
+/// As `net_model_find_many`; `exists_out` is valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_exists_where(
-    tasks: *const net_tasks_adapter_t,
+pub unsafe extern "C" fn net_model_exists_where(
+    model: *const net_model_t,
     filter_json: *const u8,
     filter_json_len: usize,
     exists_out: *mut bool,
 ) -> net_status_t {
-    ffi_export!(handle tasks; opt_str filter_json[filter_json_len]; out exists_out; {
-        let query: TaskQuery = parse_query(filter_json)?;
-        exists_out.write(tasks.0.exists_where(&query));
+    ffi_export!(handle model; opt_str filter_json[filter_json_len]; out exists_out; {
+        exists_out.write(model.model.exists_where(filter_json)?);
         Ok(())
     })
 }
 
-/// A live query whose first `_next` returns the current result.
+/// A live query: the first `net_model_watch_next` returns the current rows,
+/// later ones the rows after each change that alters them.
 ///
 /// # Safety
-/// As `net_tasks_find_many`; `out` is valid for one write.
+/// As `net_model_find_many`; `out` is valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_watch(
-    tasks: *const net_tasks_adapter_t,
+pub unsafe extern "C" fn net_model_watch(
+    model: *const net_model_t,
     filter_json: *const u8,
     filter_json_len: usize,
-    out: *mut *mut net_tasks_watch_t,
+    out: *mut *mut net_model_watch_t,
 ) -> net_status_t {
-    ffi_export!(handle tasks; opt_str filter_json[filter_json_len]; out out; {
-        let query: TaskQuery = parse_query(filter_json)?;
-        out.write(handle::into_raw(watch_handle(tasks.0.watch(query))));
+    ffi_export!(handle model; opt_str filter_json[filter_json_len]; out out; {
+        let watch = model.model.watch(filter_json)?;
+        out.write(handle::into_raw(WatchHandle::new(watch, model)));
         Ok(())
     })
 }
 
-/// The current result (JSON array) and a watch whose `_next` returns only
+/// The current rows (a JSON array) and a watch whose `_next` returns only
 /// later changes; nothing can slip between the two.
 ///
 /// # Safety
-/// As `net_tasks_find_many`; the outputs are valid for one write.
+/// As `net_model_find_many`; the outputs are valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_snapshot_and_watch(
-    tasks: *const net_tasks_adapter_t,
+pub unsafe extern "C" fn net_model_snapshot_and_watch(
+    model: *const net_model_t,
     filter_json: *const u8,
     filter_json_len: usize,
     current_json_out: *mut net_bytes_t,
-    out: *mut *mut net_tasks_watch_t,
+    out: *mut *mut net_model_watch_t,
 ) -> net_status_t {
-    ffi_export!(handle tasks; opt_str filter_json[filter_json_len]; out current_json_out; out out; {
-        let query: TaskQuery = parse_query(filter_json)?;
-        let (current, watch) = tasks.0.snapshot_and_watch(query);
-        let json = to_json(&current)?;
-        current_json_out.write(json);
-        out.write(handle::into_raw(watch_handle(watch)));
+    ffi_export!(handle model; opt_str filter_json[filter_json_len]; out current_json_out; out out; {
+        let (current, watch) = model.model.snapshot_and_watch(filter_json)?;
+        current_json_out.write(current);
+        out.write(handle::into_raw(WatchHandle::new(watch, model)));
         Ok(())
     })
 }
 
 /// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the watch's
-/// next result. `NET_OK` with the rows (JSON array); `NET_LAGGED` with
-/// `*missed_out` changes missed (the next `NET_OK` has them all applied);
-/// `NET_TIMEOUT`; `NET_END` when the model closed, its fold halted, or the
-/// watch was freed.
+/// next result.
+///
+/// Returns `NET_OK` with the rows (a JSON array) in `*rows_out`;
+/// `NET_LAGGED` with `*missed_out` changes missed (and an empty
+/// `*rows_out`; the next `NET_OK` has them all applied); `NET_TIMEOUT`;
+/// `NET_END` when the watch was freed, or its model was freed, closed or its
+/// fold halted (no more results will come); `NET_ERR_CANCELLED` when
+/// `cancel` is cancelled (the watch stays usable). `cancel` and `error_out`
+/// may be NULL (see `net_error_t`). Calls on one watch are served one at a
+/// time.
 ///
 /// # Safety
-/// `watch` is NULL or from libnet; the outputs are valid for one write.
+/// `watch` is NULL or from libnet; `rows_out` and `missed_out` are valid for
+/// one write; `cancel` is NULL or from libnet; `error_out` is NULL or valid
+/// for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_watch_next(
-    watch: *const net_tasks_watch_t,
+pub unsafe extern "C" fn net_model_watch_next(
+    watch: *const net_model_watch_t,
     timeout_ms: u32,
     rows_out: *mut net_bytes_t,
     missed_out: *mut u64,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
 ) -> net_status_t {
-    ffi_export!(handle watch; out rows_out; out missed_out; {
-        watch_next(watch, timeout_ms, rows_out, missed_out)
+    ffi_export!(error_out error_out; handle watch; cancel cancel; out rows_out; out missed_out; {
+        watch_next(watch, timeout_ms, rows_out, missed_out, &cancel)
     })
 }
 
-/// Frees a watch; a `_next` blocked on it returns `NET_END`. NULL-safe, idempotent.
+/// Frees a watch; a `_next` blocked on it returns `NET_END`. NULL-safe and
+/// idempotent; a watch may be freed before or after its model.
+///
+/// Returns `NET_OK` (also for NULL or a handle already freed), or
+/// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+/// resources are then leaked rather than freed under them; also logged).
 ///
 /// # Safety
 /// `watch` is NULL or was returned by libnet.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_watch_free(watch: *mut net_tasks_watch_t) {
-    // SAFETY: forwarded contract.
-    super::export::guarded((), || unsafe { handle::free(watch) });
+pub unsafe extern "C" fn net_model_watch_free(watch: *mut net_model_watch_t) -> net_status_t {
+    super::export::run(|| handle::free(watch))
 }
 
-/// A snapshot: the postcard bytes, and the RedEX seq of the last event they
-/// contain (`*has_last_seq_out` false when none). Restore with `net_tasks_restore`.
+/// A snapshot: the state's postcard bytes, and the RedEX seq of the last
+/// event they contain (`*has_last_seq_out` false when none; `*last_seq_out`
+/// is then 0). Restore with `net_model_restore` and the same kind.
 ///
 /// # Safety
-/// `tasks` is NULL or from libnet; the outputs are valid for one write.
+/// `model` is NULL or from libnet; the outputs are valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_tasks_snapshot(
-    tasks: *const net_tasks_adapter_t,
+pub unsafe extern "C" fn net_model_snapshot(
+    model: *const net_model_t,
     bytes_out: *mut net_bytes_t,
     last_seq_out: *mut u64,
     has_last_seq_out: *mut bool,
 ) -> net_status_t {
-    ffi_export!(handle tasks; out bytes_out; out last_seq_out; out has_last_seq_out; {
-        snapshot_out(tasks.0.snapshot()?, bytes_out, last_seq_out, has_last_seq_out);
+    ffi_export!(handle model; out bytes_out; out last_seq_out; out has_last_seq_out; {
+        let snapshot = model.model.snapshot()?;
+        bytes_out.write(net_bytes_t::from_vec(snapshot.bytes));
+        last_seq_out.write(snapshot.last_seq.unwrap_or(0));
+        has_last_seq_out.write(snapshot.last_seq.is_some());
         Ok(())
     })
 }
 
-// ---- memories -------------------------------------------------------------------
+// ---- tasks only ----------------------------------------------------------------
 
-/// Opens the memories model (`cortex/memories`); as `net_tasks_open`.
+/// Creates (or overwrites) task `id` with `title`; writes the event's RedEX
+/// seq.
+///
+/// Errors: `NET_ERR_INVALID_ARGUMENT` when `tasks` is not a `NET_MODEL_TASKS`
+/// model or `title` is not UTF-8; `NET_ERR_CORTEX_HALTED` when the fold has
+/// stopped; RedEX append errors.
 ///
 /// # Safety
-/// As `net_tasks_open`.
+/// `tasks` is NULL or from libnet; `title` is readable for `title_len` bytes;
+/// `seq_out` is valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_open(
-    redex: *const net_redex_t,
-    origin_hash: u64,
-    config_json: *const u8,
-    config_json_len: usize,
-    out: *mut *mut net_memories_adapter_t,
+pub unsafe extern "C" fn net_tasks_create(
+    tasks: *const net_model_t,
+    id: u64,
+    title: *const u8,
+    title_len: usize,
+    seq_out: *mut u64,
 ) -> net_status_t {
-    ffi_export!(handle redex; opt_str config_json[config_json_len]; out out; {
-        let model = open_model::<MemoriesAdapter>(redex, origin_hash, config_json, None)?;
-        out.write(handle::into_raw(model));
+    ffi_export!(handle tasks; str title[title_len]; out seq_out; {
+        let tasks = tasks.of_kind::<TasksFold>("net_tasks_create")?;
+        seq_out.write(tasks.create(id, title)?);
         Ok(())
     })
 }
 
-/// Opens the memories model from a snapshot; as `net_tasks_restore`.
+/// Renames task `id` (no effect if absent); writes the event's RedEX seq.
+///
+/// Errors: as `net_tasks_create`.
 ///
 /// # Safety
-/// As `net_tasks_restore`.
+/// As `net_tasks_create`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_restore(
-    redex: *const net_redex_t,
-    origin_hash: u64,
-    config_json: *const u8,
-    config_json_len: usize,
-    snapshot: *const u8,
-    snapshot_len: usize,
-    last_seq: u64,
-    has_last_seq: bool,
-    out: *mut *mut net_memories_adapter_t,
+pub unsafe extern "C" fn net_tasks_rename(
+    tasks: *const net_model_t,
+    id: u64,
+    new_title: *const u8,
+    new_title_len: usize,
+    seq_out: *mut u64,
 ) -> net_status_t {
-    ffi_export!(handle redex; opt_str config_json[config_json_len]; bytes snapshot[snapshot_len]; out out; {
-        let snapshot = ModelSnapshot { bytes: snapshot.to_vec(), last_seq: has_last_seq.then_some(last_seq) };
-        let model = open_model::<MemoriesAdapter>(redex, origin_hash, config_json, Some(snapshot))?;
-        out.write(handle::into_raw(model));
+    ffi_export!(handle tasks; str new_title[new_title_len]; out seq_out; {
+        let tasks = tasks.of_kind::<TasksFold>("net_tasks_rename")?;
+        seq_out.write(tasks.rename(id, new_title)?);
         Ok(())
     })
 }
 
-/// Stops, closes and frees a memories model; as `net_tasks_free`.
+/// Marks task `id` completed (no effect if absent); writes the event's
+/// RedEX seq.
+///
+/// Errors: as `net_tasks_create`.
 ///
 /// # Safety
-/// `memories` is NULL or was returned by libnet.
+/// `tasks` is NULL or from libnet; `seq_out` is valid for one write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_free(memories: *mut net_memories_adapter_t) {
-    // SAFETY: forwarded contract.
-    super::export::guarded((), || unsafe { handle::free(memories) });
-}
-
-/// Stops the fold and closes the file; as `net_tasks_close`.
-///
-/// # Safety
-/// `memories` is NULL or from libnet.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_close(
-    memories: *const net_memories_adapter_t,
+pub unsafe extern "C" fn net_tasks_complete(
+    tasks: *const net_model_t,
+    id: u64,
+    seq_out: *mut u64,
 ) -> net_status_t {
-    ffi_export!(handle memories; {
-        memories.0.close()?;
+    ffi_export!(handle tasks; out seq_out; {
+        let tasks = tasks.of_kind::<TasksFold>("net_tasks_complete")?;
+        seq_out.write(tasks.complete(id)?);
         Ok(())
     })
 }
+
+// ---- memories only -------------------------------------------------------------
 
 /// Stores memory `id` (creating it, or replacing its content, tags and
-/// source); `tags` is an array of `tag_count` UTF-8 strings. Writes the
-/// event's RedEX seq.
+/// source); `tags` is an array of `tag_count` UTF-8 strings (NULL when 0).
+/// Writes the event's RedEX seq.
+///
+/// Errors: `NET_ERR_INVALID_ARGUMENT` when `memories` is not a
+/// `NET_MODEL_MEMORIES` model or a string is not UTF-8 (naming it);
+/// `NET_ERR_CORTEX_HALTED` when the fold has stopped; RedEX append errors.
 ///
 /// # Safety
 /// `memories` is NULL or from libnet; the strings are readable for their
@@ -769,7 +1011,7 @@ pub unsafe extern "C" fn net_memories_close(
 /// for one write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_memories_store(
-    memories: *const net_memories_adapter_t,
+    memories: *const net_model_t,
     id: u64,
     content: *const u8,
     content_len: usize,
@@ -780,269 +1022,72 @@ pub unsafe extern "C" fn net_memories_store(
     seq_out: *mut u64,
 ) -> net_status_t {
     ffi_export!(handle memories; str content[content_len]; slices tags[tag_count]; str source[source_len]; out seq_out; {
+        let memories = memories.of_kind::<MemoriesFold>("net_memories_store")?;
         let tags = slices_to_strings(&tags, "tags")?;
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-        seq_out.write(memories.0.store(id, content, &tags, source)?);
+        seq_out.write(memories.store(id, content, &tags, source)?);
         Ok(())
     })
 }
 
-/// Replaces memory `id`'s tags; writes the event's RedEX seq.
+/// Replaces memory `id`'s tags (no effect if absent); writes the event's
+/// RedEX seq.
+///
+/// Errors: as `net_memories_store`.
 ///
 /// # Safety
 /// As `net_memories_store`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_memories_retag(
-    memories: *const net_memories_adapter_t,
+    memories: *const net_model_t,
     id: u64,
     tags: *const net_slice_t,
     tag_count: usize,
     seq_out: *mut u64,
 ) -> net_status_t {
     ffi_export!(handle memories; slices tags[tag_count]; out seq_out; {
+        let memories = memories.of_kind::<MemoriesFold>("net_memories_retag")?;
         let tags = slices_to_strings(&tags, "tags")?;
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-        seq_out.write(memories.0.retag(id, &tags)?);
+        seq_out.write(memories.retag(id, &tags)?);
         Ok(())
     })
 }
 
-/// Pins memory `id`; writes the event's RedEX seq.
+/// Pins memory `id` (no effect if absent); writes the event's RedEX seq.
+///
+/// Errors: as `net_memories_store`.
 ///
 /// # Safety
 /// `memories` is NULL or from libnet; `seq_out` is valid for one write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_memories_pin(
-    memories: *const net_memories_adapter_t,
+    memories: *const net_model_t,
     id: u64,
     seq_out: *mut u64,
 ) -> net_status_t {
     ffi_export!(handle memories; out seq_out; {
-        seq_out.write(memories.0.pin(id)?);
+        let memories = memories.of_kind::<MemoriesFold>("net_memories_pin")?;
+        seq_out.write(memories.pin(id)?);
         Ok(())
     })
 }
 
-/// Unpins memory `id`; writes the event's RedEX seq.
+/// Unpins memory `id` (no effect if absent); writes the event's RedEX seq.
+///
+/// Errors: as `net_memories_store`.
 ///
 /// # Safety
 /// As `net_memories_pin`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_memories_unpin(
-    memories: *const net_memories_adapter_t,
+    memories: *const net_model_t,
     id: u64,
     seq_out: *mut u64,
 ) -> net_status_t {
     ffi_export!(handle memories; out seq_out; {
-        seq_out.write(memories.0.unpin(id)?);
-        Ok(())
-    })
-}
-
-/// Deletes memory `id`; writes the event's RedEX seq.
-///
-/// # Safety
-/// As `net_memories_pin`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_delete(
-    memories: *const net_memories_adapter_t,
-    id: u64,
-    seq_out: *mut u64,
-) -> net_status_t {
-    ffi_export!(handle memories; out seq_out; {
-        seq_out.write(memories.0.delete(id)?);
-        Ok(())
-    })
-}
-
-/// Waits for fold progress; as `net_tasks_wait_for_seq`.
-///
-/// # Safety
-/// `memories` is NULL or from libnet.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_wait_for_seq(
-    memories: *const net_memories_adapter_t,
-    seq: u64,
-    timeout_ms: u32,
-) -> net_status_t {
-    ffi_export!(handle memories; {
-        wait(&memories.0, seq, timeout_ms)
-    })
-}
-
-/// The fold's state as JSON; as `net_tasks_progress`.
-///
-/// # Safety
-/// `memories` is NULL or from libnet; `json_out` is valid for one write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_progress(
-    memories: *const net_memories_adapter_t,
-    json_out: *mut net_bytes_t,
-) -> net_status_t {
-    ffi_export!(handle memories; out json_out; {
-        json_out.write(to_json(&memories.0.progress())?);
-        Ok(())
-    })
-}
-
-/// Memory `id` as a JSON object (`{"id","content","tags","source",
-/// "created_ns","updated_ns","pinned"}`); `*found_out` false if absent.
-///
-/// # Safety
-/// `memories` is NULL or from libnet; the outputs are valid for one write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_find_unique(
-    memories: *const net_memories_adapter_t,
-    id: u64,
-    json_out: *mut net_bytes_t,
-    found_out: *mut bool,
-) -> net_status_t {
-    ffi_export!(handle memories; out json_out; out found_out; {
-        let row = memories.0.find_unique(id);
-        let json = row.as_ref().map(to_json).transpose()?;
-        found_out.write(json.is_some());
-        json_out.write(json.unwrap_or(net_bytes_t::EMPTY));
-        Ok(())
-    })
-}
-
-/// The memories matching `filter_json` (a `MemoryQuery`: `ids`, `tags_any`,
-/// `tags_all`, `source`, `pinned`, `content_contains`, `created_after`,
-/// `created_before`, `updated_after`, `updated_before`, `order_by`, `offset`,
-/// `limit`), as a JSON array.
-///
-/// # Safety
-/// As `net_tasks_find_many`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_find_many(
-    memories: *const net_memories_adapter_t,
-    filter_json: *const u8,
-    filter_json_len: usize,
-    json_out: *mut net_bytes_t,
-) -> net_status_t {
-    ffi_export!(handle memories; opt_str filter_json[filter_json_len]; out json_out; {
-        let query: MemoryQuery = parse_query(filter_json)?;
-        json_out.write(to_json(&memories.0.find_many(&query))?);
-        Ok(())
-    })
-}
-
-/// How many memories match the filter.
-///
-/// # Safety
-/// As `net_tasks_count_where`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_count_where(
-    memories: *const net_memories_adapter_t,
-    filter_json: *const u8,
-    filter_json_len: usize,
-    count_out: *mut u64,
-) -> net_status_t {
-    ffi_export!(handle memories; opt_str filter_json[filter_json_len]; out count_out; {
-        let query: MemoryQuery = parse_query(filter_json)?;
-        count_out.write(memories.0.count_where(&query) as u64);
-        Ok(())
-    })
-}
-
-/// Whether any memory matches the filter.
-///
-/// # Safety
-/// As `net_tasks_exists_where`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_exists_where(
-    memories: *const net_memories_adapter_t,
-    filter_json: *const u8,
-    filter_json_len: usize,
-    exists_out: *mut bool,
-) -> net_status_t {
-    ffi_export!(handle memories; opt_str filter_json[filter_json_len]; out exists_out; {
-        let query: MemoryQuery = parse_query(filter_json)?;
-        exists_out.write(memories.0.exists_where(&query));
-        Ok(())
-    })
-}
-
-/// A live memories query; as `net_tasks_watch`.
-///
-/// # Safety
-/// As `net_tasks_watch`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_watch(
-    memories: *const net_memories_adapter_t,
-    filter_json: *const u8,
-    filter_json_len: usize,
-    out: *mut *mut net_memories_watch_t,
-) -> net_status_t {
-    ffi_export!(handle memories; opt_str filter_json[filter_json_len]; out out; {
-        let query: MemoryQuery = parse_query(filter_json)?;
-        out.write(handle::into_raw(watch_handle(memories.0.watch(query))));
-        Ok(())
-    })
-}
-
-/// The current result and a watch of later changes; as
-/// `net_tasks_snapshot_and_watch`.
-///
-/// # Safety
-/// As `net_tasks_snapshot_and_watch`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_snapshot_and_watch(
-    memories: *const net_memories_adapter_t,
-    filter_json: *const u8,
-    filter_json_len: usize,
-    current_json_out: *mut net_bytes_t,
-    out: *mut *mut net_memories_watch_t,
-) -> net_status_t {
-    ffi_export!(handle memories; opt_str filter_json[filter_json_len]; out current_json_out; out out; {
-        let query: MemoryQuery = parse_query(filter_json)?;
-        let (current, watch) = memories.0.snapshot_and_watch(query);
-        let json = to_json(&current)?;
-        current_json_out.write(json);
-        out.write(handle::into_raw(watch_handle(watch)));
-        Ok(())
-    })
-}
-
-/// The watch's next result; as `net_tasks_watch_next`.
-///
-/// # Safety
-/// As `net_tasks_watch_next`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_watch_next(
-    watch: *const net_memories_watch_t,
-    timeout_ms: u32,
-    rows_out: *mut net_bytes_t,
-    missed_out: *mut u64,
-) -> net_status_t {
-    ffi_export!(handle watch; out rows_out; out missed_out; {
-        watch_next(watch, timeout_ms, rows_out, missed_out)
-    })
-}
-
-/// Frees a memories watch; as `net_tasks_watch_free`.
-///
-/// # Safety
-/// `watch` is NULL or was returned by libnet.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_watch_free(watch: *mut net_memories_watch_t) {
-    // SAFETY: forwarded contract.
-    super::export::guarded((), || unsafe { handle::free(watch) });
-}
-
-/// A memories snapshot; as `net_tasks_snapshot`.
-///
-/// # Safety
-/// As `net_tasks_snapshot`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_memories_snapshot(
-    memories: *const net_memories_adapter_t,
-    bytes_out: *mut net_bytes_t,
-    last_seq_out: *mut u64,
-    has_last_seq_out: *mut bool,
-) -> net_status_t {
-    ffi_export!(handle memories; out bytes_out; out last_seq_out; out has_last_seq_out; {
-        snapshot_out(memories.0.snapshot()?, bytes_out, last_seq_out, has_last_seq_out);
+        let memories = memories.of_kind::<MemoriesFold>("net_memories_unpin")?;
+        seq_out.write(memories.unpin(id)?);
         Ok(())
     })
 }
@@ -1050,6 +1095,7 @@ pub unsafe extern "C" fn net_memories_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cortex::{MemoryQuery, TaskQuery};
 
     #[test]
     fn model_config_json() {
@@ -1098,5 +1144,41 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn every_kind_constant_opens_its_model() {
+        let redex = Redex::new();
+        for (kind, name) in [(NET_MODEL_TASKS, "tasks"), (NET_MODEL_MEMORIES, "memories")] {
+            let handle = open_model(&redex, kind, 1, None, None).unwrap();
+            assert_eq!((handle.model.kind(), handle.model.name()), (kind, name));
+            handle.model.close().unwrap();
+        }
+        assert_eq!(<TasksFold as AbiKind>::KIND, NET_MODEL_TASKS);
+        assert_eq!(<MemoriesFold as AbiKind>::KIND, NET_MODEL_MEMORIES);
+        assert_eq!(constant_name::<MemoriesFold>(), "NET_MODEL_MEMORIES");
+        for bad in [0, 3, u32::MAX] {
+            let err = open_model(&redex, bad, 1, None, None).err().unwrap();
+            assert_eq!(err.status, net_status_t::NET_ERR_INVALID_ARGUMENT);
+            assert!(err.message.contains(&bad.to_string()), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn a_write_of_one_kind_refuses_a_model_of_the_other() {
+        let redex = Redex::new();
+        let memories = open_model(&redex, NET_MODEL_MEMORIES, 1, None, None).unwrap();
+        let err = memories
+            .of_kind::<TasksFold>("net_tasks_create")
+            .err()
+            .unwrap();
+        assert_eq!(err.status, net_status_t::NET_ERR_INVALID_ARGUMENT);
+        assert_eq!(
+            err.message,
+            "this net_model_t is a memories model; net_tasks_create needs a tasks model \
+             (opened with NET_MODEL_TASKS)"
+        );
+        assert!(memories.of_kind::<MemoriesFold>("net_memories_pin").is_ok());
+        memories.model.close().unwrap();
     }
 }

@@ -121,11 +121,20 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
-/// Records `message` as this thread's last error.
+/// Records `message` as this thread's last error. During thread teardown
+/// (the thread-local already destroyed) the message is dropped rather than
+/// panicking across the C boundary.
 pub(crate) fn set_last_error(message: &str) {
     // Interior NULs would truncate the C string; show them instead.
     let clean = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = clean);
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = clean);
+}
+
+/// This thread's last error message, as text.
+pub(crate) fn last_error_text() -> String {
+    LAST_ERROR
+        .try_with(|slot| slot.borrow().to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The detail of the last failed call on the calling thread, as UTF-8.
@@ -135,5 +144,7 @@ pub(crate) fn set_last_error(message: &str) {
 /// copy the text if you need it longer.
 #[unsafe(no_mangle)]
 pub extern "C" fn net_last_error_message() -> *const c_char {
-    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+    LAST_ERROR
+        .try_with(|slot| slot.borrow().as_ptr())
+        .unwrap_or(c"".as_ptr())
 }

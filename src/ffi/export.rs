@@ -19,9 +19,14 @@
 //!
 //! Each clause before the body rebinds a raw argument to a checked one:
 //!
-//! * `handle h;` enters the handle's guard (NULL, alignment and type checked;
-//!   `NET_ERR_SHUTTING_DOWN` once freed) and rebinds `h` to the inner value for
-//!   the rest of the call;
+//! * `error_out e;` (first, blocking calls only) also writes a failure's
+//!   status and message to the `net_error_t` at `e` (NULL: not wanted);
+//! * `handle h;` enters the handle's guard (NULL, foreign pointers, type and
+//!   generation checked against the handle table; `NET_ERR_SHUTTING_DOWN`
+//!   once freed) and rebinds `h` to the inner value for the rest of the call;
+//! * `cancel c;` enters the caller's `net_cancel_t` (NULL: none) for the
+//!   call and rebinds `c` to a [`super::cancel::CallCancel`]; a token already
+//!   cancelled fails the call with `NET_ERR_CANCELLED` before it starts;
 //! * `bytes p[len];` rebinds `p` to `&[u8]` (NULL allowed only when `len` is 0);
 //! * `array p[len] N;` rebinds `p` to `&[u8; N]`, refusing any other length;
 //! * `opt_array p[len] N;` like `array`, but NULL means `None`;
@@ -83,6 +88,29 @@ pub(crate) fn run<R: IntoStatus>(body: impl FnOnce() -> Result<R, FfiError>) -> 
             net_status_t::NET_ERR_PANIC
         }
     }
+}
+
+/// [`run`] for a blocking call: on failure the status and message also go to
+/// `*error_out` (when it is not NULL and aligned), for callers that made the
+/// call on another thread than the one that reads the result.
+pub(crate) fn run_reporting<R: IntoStatus>(
+    error_out: *mut super::cancel::net_error_t,
+    body: impl FnOnce() -> Result<R, FfiError>,
+) -> net_status_t {
+    let status = run(body);
+    if !status.is_ok() && !error_out.is_null() && error_out.is_aligned() {
+        let message = super::error::last_error_text();
+        // SAFETY: non-NULL and aligned; the caller passes a pointer valid for
+        // one write (documented contract). The previous contents are
+        // overwritten, not dropped (the caller zeroes the struct).
+        unsafe {
+            error_out.write(super::cancel::net_error_t {
+                status,
+                message: super::bytes::net_bytes_t::from_vec(message.into_bytes()),
+            });
+        }
+    }
+    status
 }
 
 /// For the few entry points that return a value instead of a status
@@ -287,12 +315,14 @@ pub(crate) unsafe fn input_str<'a>(
 /// See the module documentation.
 macro_rules! ffi_export {
     (@bind handle $h:ident; $($rest:tt)*) => {{
-        let raw = $h;
-        // SAFETY: the caller of this extern fn passes NULL or a handle pointer
-        // that libnet returned (its documented contract); handles are never
-        // deallocated, so reading one is valid even after its free.
-        let $h = unsafe { $crate::ffi::handle::enter(raw) }?;
+        // Any pointer value is checked against the handle table before use.
+        let $h = $crate::ffi::handle::enter($h)?;
         let $h = &*$h;
+        $crate::ffi::export::ffi_export!(@bind $($rest)*)
+    }};
+    (@bind cancel $c:ident; $($rest:tt)*) => {{
+        let $c = $crate::ffi::cancel::CallCancel::enter($c)?;
+        $c.check()?;
         $crate::ffi::export::ffi_export!(@bind $($rest)*)
     }};
     (@bind bytes $p:ident[$len:ident]; $($rest:tt)*) => {{
@@ -339,6 +369,9 @@ macro_rules! ffi_export {
         $crate::ffi::export::ffi_export!(@bind $($rest)*)
     }};
     (@bind $body:block) => { $body };
+    (error_out $e:ident; $($clauses:tt)*) => {
+        $crate::ffi::export::run_reporting($e, || $crate::ffi::export::ffi_export!(@bind $($clauses)*))
+    };
     ($($clauses:tt)*) => {
         $crate::ffi::export::run(|| $crate::ffi::export::ffi_export!(@bind $($clauses)*))
     };

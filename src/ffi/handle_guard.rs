@@ -2,50 +2,64 @@
 //!
 //! Foreign callers (Go goroutines, Python threads, Node workers, C threads) may
 //! call `net_<thing>_free` while another thread is inside an operation on the
-//! same handle. The guard makes that safe:
+//! same handle, or call with a handle freed long ago. The guard makes both
+//! safe:
 //!
-//! * every operation calls [`HandleGuard::try_enter`] and holds the returned
-//!   [`HandleOp`] for its whole duration;
+//! * every operation calls [`HandleGuard::try_enter`] with the generation its
+//!   handle pointer carries and holds the returned [`HandleOp`] for its whole
+//!   duration;
 //! * `_free` calls [`HandleGuard::begin_free`], which marks the handle as
 //!   freeing and then waits (up to a deadline) for in-flight operations to
-//!   drain. Only when it returns [`FreeOutcome::Drained`] may the inner value be
-//!   dropped; on [`FreeOutcome::TimedOut`] it must be leaked.
+//!   drain. Only when it returns [`FreeOutcome::Drained`] may the inner value
+//!   be dropped; on [`FreeOutcome::TimedOut`] it must be leaked;
+//! * once the inner value is gone, [`HandleGuard::recycle`] moves the guard to
+//!   the next generation, so the slot can carry a new handle while every
+//!   pointer to the old one keeps being refused.
 //!
-//! The handshake is Dekker-style and relies on the single total order of
-//! `SeqCst` operations: an operation increments `active_ops` and *then* reads
-//! `freeing`; a freer sets `freeing` and *then* reads `active_ops`. In the total
-//! order one of the two writes comes first, so either the freer sees the
-//! operation (and waits for it) or the operation sees the flag (and backs out
-//! without touching the inner value). Both sides must be `SeqCst`: with
-//! acquire/release alone both reads could see the old values.
-//!
-//! Each side also issues a `SeqCst` fence between its write and its read.
-//! Under the language's SC total order the fences are redundant, but they make
-//! the argument hold on the fence rule alone, and they are what lets loom
-//! (which models `SeqCst` accesses as acquire/release but fences exactly)
-//! check this file. Measured cost: about 2.5 ns per call.
-//!
-//! The guard lives in the handle's outer allocation, which is never freed (see
-//! `ffi::handle`), so a late `try_enter` after the free always touches valid
-//! memory, sees `freeing`, and bails.
+//! All state is one atomic word — the generation, a "freeing" bit and the
+//! count of operations in flight — changed only by compare-and-swap, so an
+//! operation enters only if, in one indivisible step, the generation still
+//! matches and no free has begun; a free sees every operation that got in.
+//! The successful enter is an acquire (it sees the value the handle was
+//! published with) and leaving is a release that the drain's acquire load
+//! pairs with (the operation's reads of the value happen before the free
+//! drops it).
 //!
 //! This file is also compiled by `tests/handle_guard_loom.rs` against loom's
 //! atomics; keep its imports going through `super::sync`.
 
 use std::time::Duration;
 
-use super::sync::{AtomicBool, AtomicU32, Deadline, Ordering::SeqCst, backoff, fence};
+use super::sync::{
+    AtomicU64, Deadline, Ordering::AcqRel, Ordering::Acquire, Ordering::Release, backoff,
+};
 
 /// How long `_free` waits for in-flight operations before leaking the inner
 /// value instead of freeing memory that is still in use.
 pub const FFI_HANDLE_FREE_DEADLINE: Duration = Duration::from_secs(5);
 
-/// The per-handle lifetime state: a "freeing" flag and a count of operations
-/// in flight.
+/// Bits of generation a handle carries (see `ffi::handle` for where they sit
+/// in the pointer). A slot whose generation would wrap is retired.
+pub(crate) const GENERATION_BITS: u32 = 22;
+
+const OPS_MASK: u64 = 0xFFFF_FFFF;
+const FREEING: u64 = 1 << 32;
+const GENERATION_SHIFT: u32 = 33;
+const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
+
+fn generation_of(state: u64) -> u32 {
+    ((state >> GENERATION_SHIFT) & GENERATION_MASK) as u32
+}
+
+fn vacant(generation: u32) -> u64 {
+    (u64::from(generation) << GENERATION_SHIFT) | FREEING
+}
+
+/// The per-handle lifetime state: generation, "freeing" flag, operations in
+/// flight.
 #[derive(Debug)]
 pub struct HandleGuard {
-    freeing: AtomicBool,
-    active_ops: AtomicU32,
+    state: AtomicU64,
 }
 
 /// Proof that an operation is in flight on a live handle. Dropping it ends the
@@ -58,7 +72,7 @@ pub struct HandleOp<'a> {
 
 impl Drop for HandleOp<'_> {
     fn drop(&mut self) {
-        self.guard.active_ops.fetch_sub(1, SeqCst);
+        self.guard.state.fetch_sub(1, Release);
     }
 }
 
@@ -73,7 +87,8 @@ pub enum FreeOutcome {
     /// This caller won the free but operations were still in flight at the
     /// deadline: the inner value must be leaked.
     TimedOut,
-    /// Another caller already freed (or is freeing) the handle: do nothing.
+    /// Another caller already freed (or is freeing) the handle, or the handle
+    /// is from an older generation: do nothing.
     AlreadyFreeing,
 }
 
@@ -84,34 +99,70 @@ impl Default for HandleGuard {
 }
 
 impl HandleGuard {
-    /// A guard for a live handle with no operation in flight.
+    /// A guard for an empty slot: generation 0, not enterable until
+    /// [`publish`](Self::publish).
     pub fn new() -> Self {
         Self {
-            freeing: AtomicBool::new(false),
-            active_ops: AtomicU32::new(0),
+            state: AtomicU64::new(vacant(0)),
         }
     }
 
-    /// Enters an operation, or returns `None` if the handle is being freed.
-    pub fn try_enter(&self) -> Option<HandleOp<'_>> {
-        self.active_ops.fetch_add(1, SeqCst);
-        fence(SeqCst);
-        if self.freeing.load(SeqCst) {
-            self.active_ops.fetch_sub(1, SeqCst);
-            return None;
-        }
-        Some(HandleOp { guard: self })
+    /// The generation the guard is at.
+    pub fn generation(&self) -> u32 {
+        generation_of(self.state.load(Acquire))
     }
 
-    /// Marks the handle as freeing. Returns `true` for the one caller that made
-    /// the transition; every later or concurrent caller gets `false`.
+    /// Makes a vacant slot live: operations carrying its current generation
+    /// may enter from now on. Everything written to the slot before this is
+    /// visible to them. Returns that generation.
+    pub fn publish(&self) -> u32 {
+        let previous = self.state.fetch_and(!FREEING, Release);
+        debug_assert_eq!(previous & OPS_MASK, 0, "published a slot in use");
+        generation_of(previous)
+    }
+
+    /// Enters an operation on the handle of `generation`, or returns `None`
+    /// if that handle is being (or has been) freed.
+    pub fn try_enter(&self, generation: u32) -> Option<HandleOp<'_>> {
+        let mut current = self.state.load(Acquire);
+        loop {
+            if generation_of(current) != generation
+                || current & FREEING != 0
+                || current & OPS_MASK == OPS_MASK
+            {
+                return None;
+            }
+            match self
+                .state
+                .compare_exchange_weak(current, current + 1, AcqRel, Acquire)
+            {
+                Ok(_) => return Some(HandleOp { guard: self }),
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// Marks the handle of `generation` as freeing. Returns `true` for the one
+    /// caller that made the transition; every later or concurrent caller, and
+    /// any caller with another generation, gets `false`.
     ///
-    /// After this returns, no new operation can enter. Operations already in
-    /// flight keep running; [`wait_drained`](Self::wait_drained) waits for them.
-    pub fn mark_freeing(&self) -> bool {
-        let won = !self.freeing.swap(true, SeqCst);
-        fence(SeqCst);
-        won
+    /// After this returns `true`, no new operation can enter. Operations
+    /// already in flight keep running; [`wait_drained`](Self::wait_drained)
+    /// waits for them.
+    pub fn mark_freeing(&self, generation: u32) -> bool {
+        let mut current = self.state.load(Acquire);
+        loop {
+            if generation_of(current) != generation || current & FREEING != 0 {
+                return false;
+            }
+            match self
+                .state
+                .compare_exchange_weak(current, current | FREEING, AcqRel, Acquire)
+            {
+                Ok(_) => return true,
+                Err(seen) => current = seen,
+            }
+        }
     }
 
     /// Waits until no operation is in flight, up to `timeout`. Returns `true`
@@ -119,7 +170,7 @@ impl HandleGuard {
     pub fn wait_drained(&self, timeout: Duration) -> bool {
         let deadline = Deadline::after(timeout);
         let mut round = 0u32;
-        while self.active_ops.load(SeqCst) != 0 {
+        while self.state.load(Acquire) & OPS_MASK != 0 {
             if deadline.expired() {
                 return false;
             }
@@ -131,8 +182,8 @@ impl HandleGuard {
 
     /// [`mark_freeing`](Self::mark_freeing) then
     /// [`wait_drained`](Self::wait_drained): the whole free handshake.
-    pub fn begin_free(&self, timeout: Duration) -> FreeOutcome {
-        if !self.mark_freeing() {
+    pub fn begin_free(&self, generation: u32, timeout: Duration) -> FreeOutcome {
+        if !self.mark_freeing(generation) {
             return FreeOutcome::AlreadyFreeing;
         }
         if self.wait_drained(timeout) {
@@ -142,13 +193,29 @@ impl HandleGuard {
         }
     }
 
-    /// True once a free has begun.
+    /// After a [`FreeOutcome::Drained`] free has dropped the inner value:
+    /// moves the slot to the next generation, still vacant. Returns that
+    /// generation, or `None` when the generations are used up (the slot must
+    /// then never be reused, so that no old pointer can reach a new handle).
+    pub fn recycle(&self) -> Option<u32> {
+        let current = self.state.load(Acquire);
+        debug_assert_eq!(current & OPS_MASK, 0, "recycled a slot in use");
+        debug_assert_ne!(current & FREEING, 0, "recycled a live slot");
+        let next = generation_of(current).checked_add(1)?;
+        if u64::from(next) > GENERATION_MASK {
+            return None;
+        }
+        self.state.store(vacant(next), Release);
+        Some(next)
+    }
+
+    /// True once a free has begun (or the slot is vacant).
     pub fn is_freeing(&self) -> bool {
-        self.freeing.load(SeqCst)
+        self.state.load(Acquire) & FREEING != 0
     }
 
     /// Operations currently in flight (a snapshot).
     pub fn active_ops(&self) -> u32 {
-        self.active_ops.load(SeqCst)
+        (self.state.load(Acquire) & OPS_MASK) as u32
     }
 }

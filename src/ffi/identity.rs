@@ -96,12 +96,15 @@ pub unsafe extern "C" fn net_identity_clone(
 /// Frees an identity. NULL-safe and idempotent; waits up to 5 s for calls
 /// in flight on other threads, after which calls return `NET_ERR_SHUTTING_DOWN`.
 ///
+/// Returns `NET_OK` (also for NULL or a handle already freed), or
+/// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+/// resources are then leaked rather than freed under them; also logged).
+///
 /// # Safety
 /// `identity` is NULL or was returned by libnet.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_identity_free(identity: *mut net_identity_t) {
-    // SAFETY: forwarded contract.
-    super::export::guarded((), || unsafe { handle::free(identity) });
+pub unsafe extern "C" fn net_identity_free(identity: *mut net_identity_t) -> net_status_t {
+    super::export::run(|| handle::free(identity))
 }
 
 /// The 32-byte ed25519 public key.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::bytes::{net_bytes_t, net_slice_t};
+use super::cancel::{net_cancel_t, net_error_t};
 use super::error::FfiError;
 use super::export::ffi_export;
 use super::handle::{self, HandleInner, opaque_handle};
@@ -50,6 +51,7 @@ impl From<MeshError> for FfiError {
             MeshError::StreamClosed(_) => net_status_t::NET_ERR_MESH_STREAM_CLOSED,
             MeshError::ShuttingDown => net_status_t::NET_ERR_SHUTTING_DOWN,
             MeshError::Timeout => net_status_t::NET_TIMEOUT,
+            MeshError::Cancelled => net_status_t::NET_ERR_CANCELLED,
         };
         Self::new(status, err.to_string())
     }
@@ -129,12 +131,15 @@ pub unsafe extern "C" fn net_mesh_new(
 /// Shuts the node down and frees it: blocked calls on it (and its
 /// streams) return first. NULL-safe, idempotent.
 ///
+/// Returns `NET_OK` (also for NULL or a handle already freed), or
+/// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+/// resources are then leaked rather than freed under them; also logged).
+///
 /// # Safety
 /// `mesh` is NULL or was returned by libnet.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_mesh_free(mesh: *mut net_mesh_t) {
-    // SAFETY: forwarded contract.
-    super::export::guarded((), || unsafe { handle::free(mesh) });
+pub unsafe extern "C" fn net_mesh_free(mesh: *mut net_mesh_t) -> net_status_t {
+    super::export::run(|| handle::free(mesh))
 }
 
 /// Shuts the node down without freeing it: blocked calls return
@@ -144,7 +149,7 @@ pub unsafe extern "C" fn net_mesh_free(mesh: *mut net_mesh_t) {
 /// # Safety
 /// `mesh` is NULL or from libnet.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_mesh_shutdown(mesh: *const net_mesh_t) -> net_status_t {
+pub unsafe extern "C" fn net_mesh_close(mesh: *const net_mesh_t) -> net_status_t {
     ffi_export!(handle mesh; {
         mesh.0.shutdown();
         Ok(())
@@ -235,11 +240,13 @@ fn parse_addr(addr: &str) -> Result<SocketAddr, FfiError> {
 ///
 /// Errors: `NET_ERR_MESH_HANDSHAKE_TIMEOUT`, `NET_ERR_MESH_SESSION_EXISTS`,
 /// `NET_ERR_MESH_HANDSHAKE_IN_PROGRESS`, `NET_ERR_MESH_IDENTITY_REFUSED`,
-/// `NET_ERR_SHUTTING_DOWN`.
+/// `NET_ERR_SHUTTING_DOWN` (also when the node is freed meanwhile),
+/// `NET_ERR_CANCELLED`.
 ///
 /// # Safety
 /// `mesh` is NULL or from libnet; `addr` is readable for `addr_len` bytes;
-/// `peer_static_pub` is readable for `peer_static_pub_len` bytes.
+/// `peer_static_pub` is readable for `peer_static_pub_len` bytes; `cancel`
+/// is NULL or from libnet; `error_out` is NULL or valid for one write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_mesh_connect(
     mesh: *const net_mesh_t,
@@ -248,10 +255,12 @@ pub unsafe extern "C" fn net_mesh_connect(
     peer_static_pub: *const u8,
     peer_static_pub_len: usize,
     peer_node_id: u64,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
 ) -> net_status_t {
-    ffi_export!(handle mesh; str addr[addr_len]; array peer_static_pub[peer_static_pub_len] 32; {
+    ffi_export!(error_out error_out; handle mesh; cancel cancel; str addr[addr_len]; array peer_static_pub[peer_static_pub_len] 32; {
         let addr = parse_addr(addr)?;
-        mesh.0.connect(addr, peer_static_pub, peer_node_id)?;
+        mesh.0.connect_cancellable(addr, peer_static_pub, peer_node_id, cancel.token())?;
         Ok(())
     })
 }
@@ -261,19 +270,22 @@ pub unsafe extern "C" fn net_mesh_connect(
 /// text. Routed handshakes need no accept.
 ///
 /// Returns `NET_OK`, `NET_TIMEOUT`, or an error (`NET_ERR_SHUTTING_DOWN`
-/// when the node is shut down meanwhile).
+/// when the node is shut down or freed meanwhile, `NET_ERR_CANCELLED`).
 ///
 /// # Safety
-/// `mesh` is NULL or from libnet; `addr_out` is valid for one write.
+/// `mesh` is NULL or from libnet; `addr_out` is valid for one write;
+/// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_mesh_accept(
     mesh: *const net_mesh_t,
     peer_node_id: u64,
     timeout_ms: u32,
     addr_out: *mut net_bytes_t,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
 ) -> net_status_t {
-    ffi_export!(handle mesh; out addr_out; {
-        match mesh.0.accept(peer_node_id, timeout_of(timeout_ms)) {
+    ffi_export!(error_out error_out; handle mesh; cancel cancel; out addr_out; {
+        match mesh.0.accept_cancellable(peer_node_id, timeout_of(timeout_ms), cancel.token()) {
             Ok(addr) => {
                 addr_out.write(net_bytes_t::from_vec(addr.to_string().into_bytes()));
                 Ok(net_status_t::NET_OK)
@@ -338,20 +350,30 @@ pub unsafe extern "C" fn net_mesh_stream_send(
 /// `timeout_ms` (`NET_WAIT_FOREVER`: no limit). Returns `NET_OK`,
 /// `NET_TIMEOUT` (the packets before the one that timed out were sent), or
 /// an error (`NET_ERR_MESH_STREAM_CLOSED` when the stream handle is freed
-/// meanwhile, `NET_ERR_SHUTTING_DOWN` when the node is).
+/// meanwhile, `NET_ERR_SHUTTING_DOWN` when the node is, `NET_ERR_CANCELLED`;
+/// the packets before the one it waited for were sent).
 ///
 /// # Safety
-/// As `net_mesh_stream_send`.
+/// As `net_mesh_stream_send`; `cancel` is NULL or from libnet; `error_out` is
+/// NULL or valid for one write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_mesh_stream_send_blocking(
     stream: *const net_mesh_stream_t,
     events: *const net_slice_t,
     count: usize,
     timeout_ms: u32,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
 ) -> net_status_t {
-    ffi_export!(handle stream; slices events[count]; {
+    ffi_export!(error_out error_out; handle stream; cancel cancel; slices events[count]; {
         let deadline = timeout_of(timeout_ms).and_then(|t| Instant::now().checked_add(t));
-        outcome(stream.node.send_blocking(stream.peer, stream.stream_id, &events, deadline))
+        outcome(stream.node.send_blocking_cancellable(
+            stream.peer,
+            stream.stream_id,
+            &events,
+            deadline,
+            cancel.token(),
+        ))
     })
 }
 
@@ -375,21 +397,26 @@ pub unsafe extern "C" fn net_mesh_stream_info(
 /// Closes the stream and frees the handle; a blocking send on it returns
 /// `NET_ERR_MESH_STREAM_CLOSED` first. NULL-safe, idempotent.
 ///
+/// Returns `NET_OK` (also for NULL or a handle already freed), or
+/// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+/// resources are then leaked rather than freed under them; also logged).
+///
 /// # Safety
 /// `stream` is NULL or was returned by libnet.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_mesh_stream_free(stream: *mut net_mesh_stream_t) {
-    // SAFETY: forwarded contract.
-    super::export::guarded((), || unsafe { handle::free(stream) });
+pub unsafe extern "C" fn net_mesh_stream_free(stream: *mut net_mesh_stream_t) -> net_status_t {
+    super::export::run(|| handle::free(stream))
 }
 
 /// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the next
 /// received event, from any peer and stream (inbound shards are drained
 /// round-robin). Returns `NET_OK` with the sender's node_id, the stream and
-/// the bytes; `NET_TIMEOUT`; or `NET_END` once the node is shut down.
+/// the bytes; `NET_TIMEOUT`; `NET_END` once the node is shut down (also when
+/// it is freed during the call); or `NET_ERR_CANCELLED` (nothing taken).
 ///
 /// # Safety
-/// `mesh` is NULL or from libnet; the outputs are valid for one write.
+/// `mesh` is NULL or from libnet; the outputs are valid for one write;
+/// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_mesh_recv_next(
     mesh: *const net_mesh_t,
@@ -397,9 +424,11 @@ pub unsafe extern "C" fn net_mesh_recv_next(
     peer_out: *mut u64,
     stream_id_out: *mut u64,
     data_out: *mut net_bytes_t,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
 ) -> net_status_t {
-    ffi_export!(handle mesh; out peer_out; out stream_id_out; out data_out; {
-        match mesh.0.recv_next(timeout_of(timeout_ms)) {
+    ffi_export!(error_out error_out; handle mesh; cancel cancel; out peer_out; out stream_id_out; out data_out; {
+        match mesh.0.recv_cancellable(1, timeout_of(timeout_ms), cancel.token()).map(|mut v| v.remove(0)) {
             Ok(event) => {
                 peer_out.write(event.peer);
                 stream_id_out.write(event.stream_id);
@@ -416,10 +445,12 @@ pub unsafe extern "C" fn net_mesh_recv_next(
 /// Up to `max` received events as one buffer of records
 /// `peer u64 LE ‖ stream_id u64 LE ‖ len u32 LE ‖ bytes`, waiting up to
 /// `timeout_ms` for the first; `*count_out` is the number of records.
-/// Returns `NET_OK`, `NET_TIMEOUT` or `NET_END` (shut down).
+/// Returns `NET_OK`, `NET_TIMEOUT`, `NET_END` (shut down or freed) or
+/// `NET_ERR_CANCELLED` (nothing taken).
 ///
 /// # Safety
-/// `mesh` is NULL or from libnet; the outputs are valid for one write.
+/// `mesh` is NULL or from libnet; the outputs are valid for one write;
+/// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_mesh_recv_batch(
     mesh: *const net_mesh_t,
@@ -427,9 +458,11 @@ pub unsafe extern "C" fn net_mesh_recv_batch(
     timeout_ms: u32,
     records_out: *mut net_bytes_t,
     count_out: *mut usize,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
 ) -> net_status_t {
-    ffi_export!(handle mesh; out records_out; out count_out; {
-        match mesh.0.recv(max.max(1), timeout_of(timeout_ms)) {
+    ffi_export!(error_out error_out; handle mesh; cancel cancel; out records_out; out count_out; {
+        match mesh.0.recv_cancellable(max.max(1), timeout_of(timeout_ms), cancel.token()) {
             Ok(events) => {
                 let size = events.iter().map(|e| 20 + e.data.len()).sum();
                 let mut buf = Vec::with_capacity(size);

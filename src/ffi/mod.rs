@@ -13,6 +13,7 @@
 
 mod bus;
 mod bytes;
+mod cancel;
 mod channel;
 mod cortex;
 mod envelope;
@@ -21,12 +22,17 @@ mod export;
 pub(crate) mod handle;
 pub mod handle_guard;
 mod identity;
+mod log;
 mod mesh;
 mod redex;
 mod status;
 mod sync;
 mod token;
+mod turn;
 mod version;
+
+// Handle pointers carry a generation in bits a 64-bit address leaves free.
+const _: () = assert!(usize::BITS == 64, "libnet's C ABI needs a 64-bit target");
 
 #[cfg(test)]
 mod handle_guard_tests;
@@ -34,12 +40,16 @@ mod handle_guard_tests;
 // Every public item of the area files is part of the C ABI.
 pub use bus::*;
 pub use bytes::*;
+pub use cancel::*;
 pub use channel::*;
 pub use cortex::*;
 pub use envelope::*;
 pub use error::net_last_error_message;
-pub use handle::retired_handle_count;
+#[cfg(feature = "test-util")]
+pub use handle::calls_in_flight;
+pub use handle::{handle_slot_count, live_handle_count};
 pub use identity::*;
+pub use log::*;
 pub use mesh::*;
 pub use redex::*;
 pub use status::*;

@@ -5,15 +5,18 @@
 //! `seq (u64 LE) | len (u32 LE) | payload`, which every SDK unpacks.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 use super::bytes::{net_bytes_t, net_slice_t};
+use super::cancel::{net_cancel_t, net_error_t};
 use super::error::FfiError;
 use super::export::ffi_export;
 use super::handle::{self, HandleInner, opaque_handle};
 use super::status::net_status_t;
+use super::turn::{NoTurn, Turn};
+use crate::cancel::CancelToken;
 use crate::redex::{
     FsyncPolicy, Redex, RedexFile, RedexFileConfig, RedexTail, RetentionPolicy, TailCloser,
     TailItem, TailPoll,
@@ -44,28 +47,30 @@ pub struct net_redex_tail_t {
 impl HandleInner for Redex {}
 opaque_handle!(net_redex_t => Redex, kind = b"NRDX");
 
-/// Owns a file for the C side: dropping it (at `_free`) closes the file.
+/// Owns a file for the C side: `_free` closes the file (syncing it) and
+/// returns the close's error, if any.
 pub(crate) struct FileHandle(RedexFile);
 
-impl Drop for FileHandle {
-    fn drop(&mut self) {
-        if let Err(e) = self.0.close() {
-            tracing::error!(file = self.0.name(), error = %e, "closing a freed RedEX file failed");
-        }
+impl HandleInner for FileHandle {
+    fn close(self) -> Result<(), FfiError> {
+        self.0.close().map_err(FfiError::from)
     }
 }
-
-impl HandleInner for FileHandle {}
 opaque_handle!(net_redex_file_t => FileHandle, kind = b"NRDF");
 
 pub(crate) struct TailHandle {
     tail: Mutex<RedexTail>,
     closer: TailCloser,
+    /// One `_next` at a time; a queued one keeps its deadline and token.
+    turn: Turn,
+    /// Cancelled by the free: wakes calls queued for their turn.
+    closing: CancelToken,
 }
 
 impl HandleInner for TailHandle {
     fn wake_blocked(&self) {
         self.closer.close();
+        self.closing.cancel();
     }
 }
 opaque_handle!(net_redex_tail_t => TailHandle, kind = b"NRDT");
@@ -229,12 +234,15 @@ pub unsafe extern "C" fn net_redex_open(
 /// Frees a manager. Files opened through it stay open until their own
 /// `net_redex_file_free`. NULL-safe and idempotent.
 ///
+/// Returns `NET_OK` (also for NULL or a handle already freed), or
+/// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+/// resources are then leaked rather than freed under them; also logged).
+///
 /// # Safety
 /// `redex` is NULL or was returned by libnet.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_redex_free(redex: *mut net_redex_t) {
-    // SAFETY: forwarded contract.
-    super::export::guarded((), || unsafe { handle::free(redex) });
+pub unsafe extern "C" fn net_redex_free(redex: *mut net_redex_t) -> net_status_t {
+    super::export::run(|| handle::free(redex))
 }
 
 /// Opens (creating or recovering) channel `name` with a JSON configuration
@@ -279,16 +287,18 @@ pub unsafe extern "C" fn net_redex_open_file(
 }
 
 /// Closes (syncing whatever the policy) and frees a file. NULL-safe and
-/// idempotent; waits up to 5 s for calls in flight; tails of the file end. A
-/// failure of the final fsync can only be logged here: call
-/// `net_redex_file_close` first to receive it.
+/// idempotent; waits up to 5 s for calls in flight; tails of the file end.
+///
+/// Returns `NET_OK` (also for NULL or a handle already freed), or
+/// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+/// resources are then leaked rather than freed under them; also logged), or the
+/// final fsync's `NET_ERR_REDEX_IO`.
 ///
 /// # Safety
 /// `file` is NULL or was returned by libnet.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_redex_file_free(file: *mut net_redex_file_t) {
-    // SAFETY: forwarded contract.
-    super::export::guarded((), || unsafe { handle::free(file) });
+pub unsafe extern "C" fn net_redex_file_free(file: *mut net_redex_file_t) -> net_status_t {
+    super::export::run(|| handle::free(file))
 }
 
 /// Appends a payload (any length, never inlined); writes its sequence number.
@@ -521,7 +531,12 @@ pub unsafe extern "C" fn net_redex_file_tail(
     ffi_export!(handle file; out out; {
         let tail = file.0.tail(from_seq);
         let closer = tail.closer();
-        out.write(handle::into_raw(TailHandle { tail: Mutex::new(tail), closer }));
+        out.write(handle::into_raw(TailHandle {
+            tail: Mutex::new(tail),
+            closer,
+            turn: Turn::default(),
+            closing: CancelToken::new(),
+        }));
         Ok(())
     })
 }
@@ -530,24 +545,41 @@ pub unsafe extern "C" fn net_redex_file_tail(
 /// the next entry.
 ///
 /// Returns `NET_OK` with the entry; `NET_TIMEOUT`; `NET_END` when the file or
-/// the tail was closed; or `NET_LAGGED` when entries this reader had not yet
-/// read were removed by retention: `*seq_out` is then where delivery resumes
-/// (the missed range is from the previous position up to it) and the payload
-/// is empty. Outputs are written for `NET_OK` and `NET_LAGGED` only.
+/// the tail was closed (also when the tail is freed during the call); or
+/// `NET_LAGGED` when entries this reader had not yet read were removed by
+/// retention: `*seq_out` is then where delivery resumes (the missed range is
+/// from the previous position up to it) and the payload is empty. Outputs are
+/// written for `NET_OK` and `NET_LAGGED` only. `NET_ERR_CANCELLED` when
+/// `cancel` is cancelled (the tail's position is unchanged).
 ///
 /// # Safety
-/// `tail` is NULL or from libnet; the outputs are valid for one write.
+/// `tail` is NULL or from libnet; the outputs are valid for one write;
+/// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_redex_tail_next(
     tail: *const net_redex_tail_t,
     timeout_ms: u32,
     seq_out: *mut u64,
     payload_out: *mut net_bytes_t,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
 ) -> net_status_t {
-    ffi_export!(handle tail; out seq_out; out payload_out; {
-        let timeout = (timeout_ms != NET_WAIT_FOREVER).then(|| Duration::from_millis(u64::from(timeout_ms)));
+    ffi_export!(error_out error_out; handle tail; cancel cancel; out seq_out; out payload_out; {
+        let deadline = (timeout_ms != NET_WAIT_FOREVER)
+            .then(|| Instant::now().checked_add(Duration::from_millis(u64::from(timeout_ms))))
+            .flatten();
+        let turn = match tail.turn.take(deadline, &cancel.linked_with(&tail.closing)) {
+            Ok(turn) => turn,
+            Err(NoTurn::TimedOut) => return Ok(net_status_t::NET_TIMEOUT),
+            Err(NoTurn::Cancelled) if tail.closing.is_cancelled() => return Ok(net_status_t::NET_END),
+            Err(NoTurn::Cancelled) => return Err(super::cancel::cancelled()),
+        };
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let mut reader = tail.tail.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(match reader.next_timeout(timeout)? {
+        let polled = reader.next_cancellable(timeout, cancel.token());
+        drop(reader);
+        drop(turn);
+        Ok(match polled? {
             TailPoll::Item(TailItem::Entry(entry)) => {
                 seq_out.write(entry.seq);
                 payload_out.write(net_bytes_t::from_vec(entry.payload));
@@ -559,6 +591,7 @@ pub unsafe extern "C" fn net_redex_tail_next(
                 net_status_t::NET_LAGGED
             }
             TailPoll::Timeout => net_status_t::NET_TIMEOUT,
+            TailPoll::Cancelled => return Err(super::cancel::cancelled()),
             _ => net_status_t::NET_END,
         })
     })
@@ -567,12 +600,15 @@ pub unsafe extern "C" fn net_redex_tail_next(
 /// Frees a tail; a `net_redex_tail_next` blocked on it returns `NET_END`
 /// promptly. NULL-safe and idempotent.
 ///
+/// Returns `NET_OK` (also for NULL or a handle already freed), or
+/// `NET_ERR_BUSY` when calls on it were still running after 5 s (its
+/// resources are then leaked rather than freed under them; also logged).
+///
 /// # Safety
 /// `tail` is NULL or was returned by libnet.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn net_redex_tail_free(tail: *mut net_redex_tail_t) {
-    // SAFETY: forwarded contract.
-    super::export::guarded((), || unsafe { handle::free(tail) });
+pub unsafe extern "C" fn net_redex_tail_free(tail: *mut net_redex_tail_t) -> net_status_t {
+    super::export::run(|| handle::free(tail))
 }
 
 #[cfg(test)]

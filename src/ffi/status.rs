@@ -32,6 +32,13 @@ pub enum net_status_t {
     NET_ERR_PANIC = -3,
     /// An internal invariant failed; the message says which.
     NET_ERR_INTERNAL = -4,
+    /// The call was cancelled through its `net_cancel_t` before it finished;
+    /// it had no effect beyond what its documentation says of cancellation.
+    NET_ERR_CANCELLED = -5,
+    /// A free or close could not finish: calls on the handle were still
+    /// running at the deadline (its resources were leaked rather than freed
+    /// under them) or releasing them failed; the message says which.
+    NET_ERR_BUSY = -6,
     /// The identity holds only a public key and cannot sign or be sealed.
     NET_ERR_READ_ONLY = -10,
     /// 32 bytes that are not a valid ed25519 public key.
@@ -166,6 +173,8 @@ impl net_status_t {
         Self::NET_ERR_SHUTTING_DOWN,
         Self::NET_ERR_PANIC,
         Self::NET_ERR_INTERNAL,
+        Self::NET_ERR_CANCELLED,
+        Self::NET_ERR_BUSY,
         Self::NET_ERR_READ_ONLY,
         Self::NET_ERR_INVALID_PUBLIC_KEY,
         Self::NET_ERR_INVALID_SIGNATURE,
@@ -242,6 +251,8 @@ impl net_status_t {
             Self::NET_ERR_SHUTTING_DOWN => c"NET_ERR_SHUTTING_DOWN",
             Self::NET_ERR_PANIC => c"NET_ERR_PANIC",
             Self::NET_ERR_INTERNAL => c"NET_ERR_INTERNAL",
+            Self::NET_ERR_CANCELLED => c"NET_ERR_CANCELLED",
+            Self::NET_ERR_BUSY => c"NET_ERR_BUSY",
             Self::NET_ERR_READ_ONLY => c"NET_ERR_READ_ONLY",
             Self::NET_ERR_INVALID_PUBLIC_KEY => c"NET_ERR_INVALID_PUBLIC_KEY",
             Self::NET_ERR_INVALID_SIGNATURE => c"NET_ERR_INVALID_SIGNATURE",

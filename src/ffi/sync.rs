@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
+pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A point in time after which waiting gives up.
 pub(crate) struct Deadline(Option<Instant>);

@@ -5,7 +5,7 @@ use std::ffi::c_char;
 /// The ABI version this build of libnet implements. SDKs compare it with the
 /// version they were written for and refuse to load on a mismatch. Bumped on
 /// any incompatible change to `include/net.h`.
-pub const NET_ABI_VERSION: u32 = 1;
+pub const NET_ABI_VERSION: u32 = 2;
 
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 

@@ -7,8 +7,10 @@
 //! growth.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::cancel::CancelToken;
 
 /// One received event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub enum Recv {
     Timeout,
     /// The node shut down.
     Closed,
+    /// The call's token was cancelled.
+    Cancelled,
 }
 
 struct State {
@@ -136,6 +140,13 @@ impl Inbound {
         self.ready.notify_all();
     }
 
+    /// Receivers waiting for events right now (tests use it to know a
+    /// receive is really blocked).
+    #[cfg(feature = "test-util")]
+    pub fn waiting(&self) -> usize {
+        self.lock().waiters
+    }
+
     /// Events queued in total.
     pub fn len(&self) -> usize {
         self.lock().events.iter().sum()
@@ -143,7 +154,35 @@ impl Inbound {
 
     /// Waits up to `timeout` (forever with `None`) for events and takes up
     /// to `max` of them, round-robin across shards.
+    #[cfg(test)]
     pub fn recv(&self, max: usize, timeout: Option<Duration>) -> Recv {
+        self.recv_until(max, timeout, None)
+    }
+
+    /// [`recv`](Self::recv) that also returns [`Recv::Cancelled`] as soon as
+    /// `cancel` is cancelled (with nothing taken).
+    pub fn recv_cancellable(
+        self: &Arc<Self>,
+        max: usize,
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Recv {
+        let _wake = cancel.map(|token| {
+            let queues = self.clone();
+            token.on_cancel(move || {
+                drop(queues.lock());
+                queues.ready.notify_all();
+            })
+        });
+        self.recv_until(max, timeout, cancel)
+    }
+
+    fn recv_until(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Recv {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut state = self.lock();
         loop {
@@ -153,6 +192,9 @@ impl Inbound {
             }
             if state.closed {
                 return Recv::Closed;
+            }
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Recv::Cancelled;
             }
             let wait = match deadline {
                 None => None,

@@ -695,6 +695,13 @@ impl RedexFile {
         }
     }
 
+    /// Readers (tails, CortEX folds) blocked waiting for this file to
+    /// change right now; tests use it to know a reader is really waiting.
+    #[cfg(feature = "test-util")]
+    pub fn blocked_readers(&self) -> usize {
+        self.inner.waiters.load(Ordering::SeqCst)
+    }
+
     /// What opening this persistent file found and did: the records recovery
     /// dropped and why, holes, truncations, repairs (`None` for heap files).
     pub fn recovery_report(&self) -> Option<&RecoveryReport> {

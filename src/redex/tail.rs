@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::error::Result;
 use super::file::FileInner;
+use crate::cancel::{CancelRegistration, CancelToken};
 
 /// An entry delivered by a tail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,9 @@ pub enum TailPoll {
     Timeout,
     /// The file was closed (or this tail was closed): nothing more will come.
     End,
+    /// The call's [`CancelToken`] was cancelled; the tail is unchanged and
+    /// can be read again.
+    Cancelled,
 }
 
 /// What [`RedexTail::next_batch`] returns.
@@ -63,6 +67,8 @@ pub enum TailBatch {
     Timeout,
     /// The file or the tail was closed.
     End,
+    /// The call's [`CancelToken`] was cancelled.
+    Cancelled,
 }
 
 /// About how many payload bytes one batch reads.
@@ -122,11 +128,28 @@ impl RedexTail {
     /// # Errors
     /// [`super::RedexError::Io`] if an entry cannot be read from disk.
     pub fn next_timeout(&mut self, timeout: Option<Duration>) -> Result<TailPoll> {
+        self.next_cancellable(timeout, None)
+    }
+
+    /// [`next_timeout`](Self::next_timeout) that also returns
+    /// [`TailPoll::Cancelled`] as soon as `cancel` is cancelled.
+    ///
+    /// # Errors
+    /// As [`next_timeout`](Self::next_timeout).
+    pub fn next_cancellable(
+        &mut self,
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<TailPoll> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let _wake = self.wake_on(cancel);
         let mut state = self.file.lock();
         loop {
             if self.closed.load(Ordering::Acquire) || state.is_closed() {
                 return Ok(TailPoll::End);
+            }
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Ok(TailPoll::Cancelled);
             }
             if self.cursor < state.retained_from {
                 let lag = TailItem::Lagged {
@@ -172,11 +195,29 @@ impl RedexTail {
     /// # Errors
     /// As [`next_timeout`](Self::next_timeout).
     pub fn next_batch(&mut self, timeout: Option<Duration>, max: usize) -> Result<TailBatch> {
+        self.next_batch_cancellable(timeout, max, None)
+    }
+
+    /// [`next_batch`](Self::next_batch) that also returns
+    /// [`TailBatch::Cancelled`] as soon as `cancel` is cancelled.
+    ///
+    /// # Errors
+    /// As [`next_timeout`](Self::next_timeout).
+    pub fn next_batch_cancellable(
+        &mut self,
+        timeout: Option<Duration>,
+        max: usize,
+        cancel: Option<&CancelToken>,
+    ) -> Result<TailBatch> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let _wake = self.wake_on(cancel);
         let mut state = self.file.lock();
         loop {
             if self.closed.load(Ordering::Acquire) || state.is_closed() {
                 return Ok(TailBatch::End);
+            }
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Ok(TailBatch::Cancelled);
             }
             if self.cursor < state.retained_from {
                 let lag = TailItem::Lagged {
@@ -217,6 +258,19 @@ impl RedexTail {
         }
     }
 
+    /// Wakes this tail's waits when `cancel` is cancelled.
+    fn wake_on(&self, cancel: Option<&CancelToken>) -> Option<CancelRegistration> {
+        cancel.map(|token| {
+            let file = self.file.clone();
+            token.on_cancel(move || {
+                // Take the lock so the wake-up cannot slip between a waiter's
+                // check and its wait.
+                drop(file.lock());
+                file.wake_all();
+            })
+        })
+    }
+
     /// The next item if one is ready, without waiting.
     ///
     /// # Errors
@@ -232,7 +286,7 @@ impl Iterator for RedexTail {
     fn next(&mut self) -> Option<Self::Item> {
         match self.next_timeout(None) {
             Ok(TailPoll::Item(item)) => Some(Ok(item)),
-            Ok(TailPoll::End | TailPoll::Timeout) => None,
+            Ok(_) => None,
             Err(e) => Some(Err(e)),
         }
     }

@@ -42,3 +42,82 @@ pub fn take(mut b: net_bytes_t) -> Vec<u8> {
 pub fn json(b: net_bytes_t) -> serde_json::Value {
     serde_json::from_slice(&take(b)).unwrap()
 }
+
+/// Lets a call just started on another thread reach its wait, without a
+/// clock: yields the processor a number of times. Whether it got there is
+/// not assumed; [`until_won`] checks it from the call's outcome.
+pub fn let_it_block() {
+    for _ in 0..2_000 {
+        std::thread::yield_now();
+    }
+}
+
+/// Runs `attempt` until `wanted` rounds have shown the race was really won
+/// (the blocked call was interrupted *while it waited*, which `attempt`
+/// reports by returning true), at most `rounds` times; panics if none was.
+/// A round where the interruption came before the call waited proves
+/// nothing, so it does not count.
+pub fn until_won(rounds: usize, wanted: usize, mut attempt: impl FnMut(usize) -> bool) {
+    let mut won = 0;
+    for round in 0..rounds {
+        if attempt(round) {
+            won += 1;
+            if won == wanted {
+                return;
+            }
+        }
+    }
+    panic!("the call was interrupted while waiting in only {won} of {rounds} rounds");
+}
+
+/// A new cancellation token.
+pub fn cancel_token() -> *mut net_cancel_t {
+    let mut token = std::ptr::null_mut();
+    assert_eq!(unsafe { net_cancel_new(&mut token) }, net_status_t::NET_OK);
+    token
+}
+
+/// A zeroed `net_error_t` for a blocking call, read back as (status, message).
+pub fn error_slot() -> net_error_t {
+    net_error_t {
+        status: net_status_t::NET_OK,
+        message: net_bytes_t::EMPTY,
+    }
+}
+
+/// The status and message a blocking call wrote to its `net_error_t`
+/// (cleared afterwards).
+pub fn error_of(mut error: net_error_t) -> (net_status_t, String) {
+    let text = if error.message.ptr.is_null() {
+        String::new()
+    } else {
+        String::from_utf8_lossy(unsafe {
+            std::slice::from_raw_parts(error.message.ptr, error.message.len)
+        })
+        .into_owned()
+    };
+    let status = error.status;
+    unsafe { net_error_clear(&mut error) };
+    (status, text)
+}
+
+/// Whether a call's error says it was interrupted while it waited (by a
+/// cancel or a free), as opposed to before it started.
+pub fn interrupted_while_waiting(message: &str) -> bool {
+    message.contains("while the call waited") || message.contains("while it waited")
+}
+
+/// Waits until a call on `handle` is in flight (true), or until `done` says
+/// the call already returned (false: the round proves nothing; retry).
+pub fn wait_in_flight<T>(handle: *const T, done: &std::sync::atomic::AtomicBool) -> bool {
+    use std::sync::atomic::Ordering;
+    loop {
+        if net::ffi::calls_in_flight(handle) > 0 {
+            return true;
+        }
+        if done.load(Ordering::SeqCst) {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}

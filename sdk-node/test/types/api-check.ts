@@ -4,9 +4,24 @@ import {
   MeshStream,
   MeshEvent,
   MeshBackpressureError,
+  Model,
+  ModelKind,
   Tasks,
   Memories,
   Watch,
+  Bus,
+  BusyError,
+  CancelledError,
+  setLogLevel,
+  getLogLevel,
+  setLogHook,
+  defaultLogHook,
+  LOG_LEVELS,
+  type TaskFilter,
+  type LogRecord,
+  type LogLevel,
+  type SignalOptions,
+  type CallEvent,
   Task,
   Memory,
   ModelSnapshot,
@@ -73,7 +88,7 @@ import {
 async function main(): Promise<void> {
   const v: string = version();
   const abi: number = abiVersion();
-  const want: 1 = ABI_VERSION;
+  const want: 2 = ABI_VERSION;
   const sizes: number = TOKEN_SIZE + ENVELOPE_SIZE;
 
   using a = Identity.fromSeed(Buffer.alloc(32, 1));
@@ -196,6 +211,12 @@ async function main(): Promise<void> {
   }
   redex.openFile('orders/eu', { persistent: true, repair: true });
   const tail: RedexTail = file.tail();
+  const ac = new AbortController();
+  const cancellable: RedexTail = file.tail(0n, { signal: ac.signal });
+  const r0: IteratorResult<RedexTailItem, undefined> = await cancellable.next(undefined, { signal: AbortSignal.timeout(10) });
+  const r00: IteratorResult<RedexTailItem, undefined> | null = await cancellable.next(5, { signal: ac.signal });
+  await cancellable[Symbol.asyncDispose]();
+  void [r0, r00];
   for await (const item of file.tail(0n)) {
     if (item.lagged) {
       const missed: bigint = item.resumeAt - item.missedFrom;
@@ -253,7 +274,7 @@ async function main(): Promise<void> {
   }
   const redexHandle: bigint | null = internal.rawHandle(file);
   const json: string | null = internal.redexConfigJson(options);
-  const poll: number = internal.tailPollMs;
+  const budget: number = internal.waitBudget() + internal.waits().queued;
   // @ts-expect-error sequence numbers are bigint
   const wrongSeq: number = file.append('x');
   // @ts-expect-error unknown option keys are rejected
@@ -263,7 +284,7 @@ async function main(): Promise<void> {
   // @ts-expect-error no public constructor
   new RedexFile();
   void [dir, seq, seq2, seq3, first, first2, got, got2, firstSeq, firstPayload, next, removed, fileName, r1, pos, tailFile, it];
-  void [forever, cn, lagged, redexHandle, json, poll, wrongSeq];
+  void [forever, cn, lagged, redexHandle, json, budget, wrongSeq];
 
   // CortEX
   {
@@ -285,6 +306,15 @@ async function main(): Promise<void> {
     const sw = mem.snapshotAndWatch();
     const firstMem: Memory[] = sw.rows;
     const halted: CortexError = new CortexHaltedError('x', -300);
+    const asModel: Model<Task, TaskFilter> = tasks;
+    const kind: number = tasks.kind + Tasks.kind + Memories.kind + ModelKind.TASKS + ModelKind.MEMORIES;
+    const waited: Promise<boolean> = tasks.waitForSeq(seqT, undefined, { signal: AbortSignal.timeout(100) });
+    const deleted: bigint = tasks.delete(1n) + mem.delete(2);
+    const wSig: Watch<Memory> = mem.watch({ pinned: true }, { signal: new AbortController().signal });
+    const upd2 = wSig.next(undefined, { signal: null });
+    await tasks.closeAsync();
+    await using disposable = Memories.open(r, 2n);
+    void [asModel, kind, waited, deleted, upd2, disposable];
     // @ts-expect-error tasks have no tag filters
     tasks.findMany({ tagsAny: ['x'] });
     void [okWait, row, rows, n, upd, restored, p, seqM, memRows, firstMem, halted];
@@ -300,7 +330,60 @@ async function main(): Promise<void> {
     const ok: Promise<boolean> = st.sendBlocking(['x'], 100);
     const evs: Promise<MeshEvent[] | null> = m.recv(10, 100);
     const bp: MeshBackpressureError | null = null;
-    void [conn, ok, evs, bp];
+    const opts: SignalOptions = { signal: AbortSignal.timeout(1000) };
+    const conn2: Promise<void> = m.connect('127.0.0.1:1', m.publicKey, id, opts);
+    const acc: Promise<string | null> = m.accept(id, undefined, opts);
+    const evs2: Promise<MeshEvent[] | null> = m.recv(10, null, opts);
+    const ok2: Promise<boolean> = st.sendBlocking(['x'], undefined, opts);
+    for await (const e of m.events(opts)) {
+      const d: Buffer = e.data;
+      void d;
+      break;
+    }
+    await st.closeAsync();
+    await m.closeAsync();
+    void [conn, ok, evs, bp, conn2, acc, evs2, ok2];
+  }
+
+  // bus
+  {
+    await using bus = Bus.open({ num_shards: 1, adapter: { type: 'redex' } });
+    await bus.flush({ signal: AbortSignal.timeout(1000) });
+    const page = await bus.poll({ limit: 10, signal: new AbortController().signal });
+    const report = await bus.shutdown();
+    try {
+      bus.close();
+    } catch (e) {
+      if (e instanceof BusyError || e instanceof CancelledError) {
+        const ne: NetError = e;
+        void ne;
+      }
+    }
+    void [page, report];
+  }
+
+  // log
+  {
+    const old: LogLevel = setLogLevel('info');
+    setLogLevel(2);
+    const now: LogLevel = getLogLevel();
+    const levels: readonly LogLevel[] = LOG_LEVELS;
+    const prev = setLogHook((record: LogRecord) => {
+      const t: string = record.target + record.message + record.text + record.level;
+      const n: number = record.levelNumber;
+      void [t, n];
+    });
+    setLogHook(null);
+    setLogHook(defaultLogHook);
+    // @ts-expect-error not a level
+    setLogLevel('loud');
+    internal.callEvents.on('call', (c: CallEvent) => {
+      const took: number = c.finishedAt - c.startedAt + c.status;
+      const why: string = c.op + c.message;
+      void [took, why, c.preempted];
+    });
+    const leaks: number = internal.leaks().freed;
+    void [old, now, levels, prev, leaks];
   }
 
   // Mistakes the declarations must reject:

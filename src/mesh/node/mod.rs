@@ -42,6 +42,7 @@ use super::handshake::{HandshakeError, HandshakeForm, Initiator, Responder};
 use super::inbound::{Inbound, InboundEvent, Recv};
 use super::peer::{Peer, StreamLimits};
 use super::session::Session;
+use crate::cancel::CancelToken;
 use crate::identity::{EntityId, EntityKeypair, routing_id};
 
 /// Why a mesh call failed.
@@ -106,6 +107,9 @@ pub enum MeshError {
     /// The stream was closed while the call waited.
     #[error("stream {0} was closed")]
     StreamClosed(u64),
+    /// The call's [`CancelToken`] was cancelled.
+    #[error("the call was cancelled through its token while it waited")]
+    Cancelled,
 }
 
 /// A counter per thing worth counting; all monotonic.
@@ -169,14 +173,28 @@ impl<T> Waiter<T> {
         self.done.notify_all();
     }
 
-    fn wait(&self, deadline: Instant, stop: &AtomicBool) -> Option<Result<T, String>> {
+    /// Wakes a waiter so it re-checks its stop conditions.
+    fn poke(&self) {
+        drop(self.slot.lock().unwrap_or_else(|e| e.into_inner()));
+        self.done.notify_all();
+    }
+
+    fn wait(
+        &self,
+        deadline: Instant,
+        stop: &AtomicBool,
+        cancel: Option<&CancelToken>,
+    ) -> Option<Result<T, String>> {
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(r) = slot.take() {
                 return Some(r);
             }
             let now = Instant::now();
-            if now >= deadline || stop.load(Ordering::SeqCst) {
+            if now >= deadline
+                || stop.load(Ordering::SeqCst)
+                || cancel.is_some_and(CancelToken::is_cancelled)
+            {
                 return None;
             }
             slot = self
@@ -226,7 +244,7 @@ pub(crate) struct Inner {
     accept_in_flight: AtomicUsize,
     started: AtomicBool,
     shutdown: AtomicBool,
-    inbound: Inbound,
+    inbound: Arc<Inbound>,
     /// Consumed bytes that trigger a grant at the end of a receive batch:
     /// a quarter of the window, so a sender with our window never waits
     /// on credit; smaller remainders go out on the reliability tick.
@@ -336,7 +354,7 @@ impl MeshNode {
         let recv_socket = socket.try_clone()?;
         let inner = Arc::new(Inner {
             responder: Responder::new(*static_secret, *config.psk, node_id),
-            inbound: Inbound::new(config.num_shards, config.shard_capacity),
+            inbound: Arc::new(Inbound::new(config.num_shards, config.shard_capacity)),
             grant_threshold: (config.window / 4).clamp(1, 16 * 1024),
             handshake_tokens: Mutex::new((config.max_pending_handshakes as f64, Instant::now())),
             config,
@@ -436,7 +454,22 @@ impl MeshNode {
         peer_static: &[u8; 32],
         peer_node_id: u64,
     ) -> Result<(), MeshError> {
-        self.inner.connect(addr, peer_static, peer_node_id)
+        self.inner.connect(addr, peer_static, peer_node_id, None)
+    }
+
+    /// [`connect`](Self::connect) that also gives up with
+    /// [`MeshError::Cancelled`] as soon as `cancel` is cancelled.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect), plus [`MeshError::Cancelled`].
+    pub fn connect_cancellable(
+        &self,
+        addr: SocketAddr,
+        peer_static: &[u8; 32],
+        peer_node_id: u64,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), MeshError> {
+        self.inner.connect(addr, peer_static, peer_node_id, cancel)
     }
 
     /// Waits up to `timeout` (forever with `None`) for the node
@@ -451,7 +484,21 @@ impl MeshNode {
         peer_node_id: u64,
         timeout: Option<Duration>,
     ) -> Result<SocketAddr, MeshError> {
-        self.inner.accept(peer_node_id, timeout)
+        self.inner.accept(peer_node_id, timeout, None)
+    }
+
+    /// [`accept`](Self::accept) that also gives up with
+    /// [`MeshError::Cancelled`] as soon as `cancel` is cancelled.
+    ///
+    /// # Errors
+    /// As [`accept`](Self::accept), plus [`MeshError::Cancelled`].
+    pub fn accept_cancellable(
+        &self,
+        peer_node_id: u64,
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<SocketAddr, MeshError> {
+        self.inner.accept(peer_node_id, timeout, cancel)
     }
 
     /// Opens (or reconfigures, before its first send) a stream to `peer`.
@@ -498,7 +545,7 @@ impl MeshNode {
         stream_id: u64,
         events: &[E],
     ) -> Result<(), MeshError> {
-        self.inner.send_events(peer, stream_id, events, None)
+        self.inner.send_events(peer, stream_id, events, None, None)
     }
 
     /// Sends `events`, waiting for credit packet by packet until
@@ -514,8 +561,25 @@ impl MeshNode {
         events: &[E],
         deadline: Option<Instant>,
     ) -> Result<(), MeshError> {
+        self.send_blocking_cancellable(peer, stream_id, events, deadline, None)
+    }
+
+    /// [`send_blocking`](Self::send_blocking) that also gives up with
+    /// [`MeshError::Cancelled`] as soon as `cancel` is cancelled (the packets
+    /// before the one it waited for were sent).
+    ///
+    /// # Errors
+    /// As [`send_blocking`](Self::send_blocking), plus [`MeshError::Cancelled`].
+    pub fn send_blocking_cancellable<E: AsRef<[u8]>>(
+        &self,
+        peer: u64,
+        stream_id: u64,
+        events: &[E],
+        deadline: Option<Instant>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), MeshError> {
         self.inner
-            .send_events(peer, stream_id, events, Some(deadline))
+            .send_events(peer, stream_id, events, Some(deadline), cancel)
     }
 
     /// Waits up to `timeout` (forever with `None`) for received events;
@@ -528,10 +592,25 @@ impl MeshNode {
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<InboundEvent>, MeshError> {
-        match self.inner.inbound.recv(max, timeout) {
+        self.recv_cancellable(max, timeout, None)
+    }
+
+    /// [`recv`](Self::recv) that also gives up with [`MeshError::Cancelled`]
+    /// (taking nothing) as soon as `cancel` is cancelled.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), plus [`MeshError::Cancelled`].
+    pub fn recv_cancellable(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Vec<InboundEvent>, MeshError> {
+        match self.inner.inbound.recv_cancellable(max, timeout, cancel) {
             Recv::Events(events) => Ok(events),
             Recv::Timeout => Err(MeshError::Timeout),
             Recv::Closed => Err(MeshError::ShuttingDown),
+            Recv::Cancelled => Err(MeshError::Cancelled),
         }
     }
 
@@ -723,8 +802,10 @@ impl Inner {
         addr: SocketAddr,
         peer_static: &[u8; 32],
         peer_node_id: u64,
+        cancel: Option<&CancelToken>,
     ) -> Result<(), MeshError> {
         self.check_running()?;
+        let cancelled = || cancel.is_some_and(CancelToken::is_cancelled);
         if peer_node_id == self.node_id {
             return Err(MeshError::SelfConnect);
         }
@@ -766,14 +847,23 @@ impl Inner {
             bump(&self.stats.handshakes_initiated);
             self.transmit(addr, vec![msg1], false);
             let deadline = Instant::now() + self.config.handshake_timeout;
-            let outcome = pending.waiter.wait(deadline, &self.shutdown);
+            let outcome = {
+                let _wake = cancel.map(|token| {
+                    let pending = pending.clone();
+                    token.on_cancel(move || pending.waiter.poke())
+                });
+                pending.waiter.wait(deadline, &self.shutdown, cancel)
+            };
             self.pending_connects
                 .remove_if(&key, |_, v| Arc::ptr_eq(v, &pending));
+            if outcome.is_none() && cancelled() {
+                return Err(MeshError::Cancelled);
+            }
             match outcome {
                 Some(Ok(())) => {
                     let peer = self.peer(peer_node_id)?;
                     let until = Instant::now() + self.config.hello_timeout;
-                    let binding = peer.wait_resolved(until, &|| self.is_shut_down());
+                    let binding = peer.wait_resolved(until, &|| self.is_shut_down() || cancelled());
                     if binding.peer_entity.is_none() && self.config.require_identity {
                         self.remove_peer(&peer);
                         return Err(MeshError::IdentityRefused(peer_node_id));
@@ -788,7 +878,7 @@ impl Inner {
                 None => {}
             }
             self.check_running()?;
-            std::thread::sleep(Duration::from_millis(100 * u64::from(attempt + 1)));
+            self.pause(Duration::from_millis(100 * u64::from(attempt + 1)), cancel)?;
         }
         bump(&self.stats.handshakes_failed);
         Err(MeshError::HandshakeTimeout {
@@ -797,10 +887,28 @@ impl Inner {
         })
     }
 
+    /// Waits `length` between handshake attempts, giving up early on
+    /// shutdown or cancellation.
+    fn pause(&self, length: Duration, cancel: Option<&CancelToken>) -> Result<(), MeshError> {
+        let end = Instant::now() + length;
+        loop {
+            self.check_running()?;
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Err(MeshError::Cancelled);
+            }
+            let now = Instant::now();
+            if now >= end {
+                return Ok(());
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(10)));
+        }
+    }
+
     fn accept(
         &self,
         peer_node_id: u64,
         timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
     ) -> Result<SocketAddr, MeshError> {
         self.check_running()?;
         let pending = Arc::new(PendingAccept {
@@ -817,7 +925,13 @@ impl Inner {
         let deadline = timeout
             .and_then(|t| Instant::now().checked_add(t))
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
-        let outcome = pending.waiter.wait(deadline, &self.shutdown);
+        let outcome = {
+            let _wake = cancel.map(|token| {
+                let pending = pending.clone();
+                token.on_cancel(move || pending.waiter.poke())
+            });
+            pending.waiter.wait(deadline, &self.shutdown, cancel)
+        };
         self.pending_accepts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -828,6 +942,7 @@ impl Inner {
             Some(Err(_)) if self.is_shut_down() => Err(MeshError::ShuttingDown),
             Some(Err(_)) => Err(MeshError::SessionExists(peer_node_id)),
             None if self.is_shut_down() => Err(MeshError::ShuttingDown),
+            None if cancel.is_some_and(CancelToken::is_cancelled) => Err(MeshError::Cancelled),
             None => Err(MeshError::Timeout),
         }
     }

@@ -17,6 +17,7 @@ use super::super::peer::Peer;
 use super::super::reliable::RelAck;
 use super::super::stream::TxMode;
 use super::{Inner, MeshError, bump};
+use crate::cancel::CancelToken;
 use crate::wire::{
     CONTROL_STREAM_ID, MAX_EVENTS_PER_PACKET, MAX_PAYLOAD_SIZE, StreamWindow, encode_events, flags,
     ids,
@@ -167,6 +168,7 @@ impl Inner {
         stream_id: u64,
         events: &[E],
         blocking: Option<Option<Instant>>,
+        cancel: Option<&CancelToken>,
     ) -> Result<(), MeshError> {
         self.check_running()?;
         if events.is_empty() {
@@ -186,7 +188,12 @@ impl Inner {
             return Ok(());
         }
         let peer = self.peer(peer_id)?;
-        let mode = self.stream_mode(&peer, stream_id, blocking.flatten())?;
+        // A cancel wakes a wait for credit (which re-checks at least every 50 ms anyway).
+        let _wake = cancel.map(|token| {
+            let peer = peer.clone();
+            token.on_cancel(move || peer.credit_granted.notify_all())
+        });
+        let mode = self.stream_mode(&peer, stream_id, blocking.flatten(), cancel)?;
         // A packet never costs more than the window, so every packet can
         // eventually be sent.
         let window = peer
@@ -223,7 +230,15 @@ impl Inner {
             None => self.send_now(&peer, stream_id, mode, reliable_flag, payloads)?,
             Some(deadline) => {
                 for payload in payloads {
-                    self.send_waiting(&peer, stream_id, mode, reliable_flag, payload, deadline)?;
+                    self.send_waiting(
+                        &peer,
+                        stream_id,
+                        mode,
+                        reliable_flag,
+                        payload,
+                        deadline,
+                        cancel,
+                    )?;
                 }
             }
         }
@@ -241,6 +256,7 @@ impl Inner {
         peer: &Arc<Peer>,
         stream_id: u64,
         deadline: Option<Instant>,
+        cancel: Option<&CancelToken>,
     ) -> Result<TxMode, MeshError> {
         let (reliable, mode) = {
             let mut streams = peer.streams();
@@ -261,8 +277,12 @@ impl Inner {
             if let Some(d) = deadline {
                 until = until.min(d);
             }
-            let binding = peer.wait_resolved(until, &|| self.is_shut_down());
+            let cancelled = || cancel.is_some_and(CancelToken::is_cancelled);
+            let binding = peer.wait_resolved(until, &|| self.is_shut_down() || cancelled());
             self.check_running()?;
+            if cancelled() {
+                return Err(MeshError::Cancelled);
+            }
             if binding.is_net() {
                 TxMode::Net
             } else {
@@ -324,6 +344,7 @@ impl Inner {
     }
 
     /// One packet, waiting for credit until `deadline`.
+    #[allow(clippy::too_many_arguments)]
     fn send_waiting(
         &self,
         peer: &Peer,
@@ -332,12 +353,16 @@ impl Inner {
         reliable_flag: u8,
         payload: (Vec<u8>, u16),
         deadline: Option<Instant>,
+        cancel: Option<&CancelToken>,
     ) -> Result<(), MeshError> {
         let cost = packet_cost(payload.0.len());
         let seq = {
             let mut streams = peer.streams();
             loop {
                 self.check_running()?;
+                if cancel.is_some_and(CancelToken::is_cancelled) {
+                    return Err(MeshError::Cancelled);
+                }
                 let now = Instant::now();
                 let stream = streams
                     .get_mut(stream_id)

@@ -85,6 +85,11 @@ impl MeshNode {
         self.inner.testing.loopback_echo.store(on, Ordering::SeqCst);
     }
 
+    /// How many receive calls are blocked waiting for events.
+    pub fn receivers_waiting(&self) -> usize {
+        self.inner.inbound.waiting()
+    }
+
     /// How many `accept` calls are waiting.
     pub fn accepts_in_flight(&self) -> usize {
         self.inner.accept_in_flight.load(Ordering::SeqCst)
