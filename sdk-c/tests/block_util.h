@@ -20,7 +20,8 @@
  *    whatever the machine's speed and load;
  *  - cancel_new(), call_error / error_take(): a net_cancel_t, and the
  *    net_error_t a blocking call fills, read back as a status and a
- *    NUL-terminated message (then cleared).
+ *    NUL-terminated message (then cleared);
+ *  - CANCEL_ROUND(): one round of a cancel racing a call blocked forever.
  *
  * Files that include it define _XOPEN_SOURCE 700 or _POSIX_C_SOURCE 200809L
  * first (sched_yield, pthread barriers).
@@ -129,6 +130,45 @@ static inline int cancelled_before_start(const char *message)
 {
     return strstr(message, "already cancelled") != NULL;
 }
+
+/*
+ * One round of a cancel racing a call blocked forever. `run(arg)` is a
+ * thread routine that makes the call with the token *cancel, then stores
+ * what it returned in *status and what it wrote to its net_error_t in
+ * *error. This makes the token, starts `run` on another thread and, once
+ * the call had the chance to block, cancels the token; the call must come
+ * back with NET_ERR_CANCELLED, its net_error_t saying so too. Returns 1 when
+ * the message says the call was cancelled while it waited; 0 when the token
+ * was cancelled before the call started, which proves nothing (counted in
+ * *refused).
+ */
+static inline int cancel_wakes_round(void *(*run)(void *), void *arg, net_cancel_t **cancel,
+                                     const int *status, const struct call_error *error,
+                                     unsigned long *refused)
+{
+    pthread_t t;
+    *cancel = cancel_new();
+    if (pthread_create(&t, NULL, run, arg) != 0) {
+        abort();
+    }
+    let_it_block();
+    CHECK_OK(net_cancel_cancel(*cancel));
+    pthread_join(t, NULL);
+    CHECK_OK(net_cancel_free(*cancel));
+    CHECK_STATUS(*status, NET_ERR_CANCELLED);
+    CHECK_STATUS(error->status, NET_ERR_CANCELLED); /* the error comes back with the call */
+    if (interrupted_while_waiting(error->message)) {
+        return 1;
+    }
+    CHECK(cancelled_before_start(error->message));
+    (*refused)++;
+    return 0;
+}
+
+/* cancel_wakes_round() for `b`, a test's struct for one blocked call, whose
+ * members `cancel`, `status` and `error` are its token and outcome. */
+#define CANCEL_ROUND(run, b, refused) \
+    cancel_wakes_round((run), &(b), &(b).cancel, &(b).status, &(b).error, (refused))
 
 /*
  * How long to let a racing call run before a free, in yields of the

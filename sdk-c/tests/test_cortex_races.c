@@ -397,13 +397,63 @@ struct wake_rounds {
     unsigned long refused;
 };
 
+/* A manager with a model of each kind and, `with_watches`, a watch on each
+ * whose first result was consumed (its next call blocks); whether all of
+ * it opened (wake_rounds_free() frees what did). */
+static int wake_rounds_open(struct wake_rounds *wr, int with_watches)
+{
+    int k;
+    memset(wr, 0, sizeof *wr);
+    wr->redex = redex_new(NULL);
+    for (k = 0; wr->redex != NULL && k < 2; k++) {
+        CHECK_OK(net_model_open(wr->redex, k ? NET_MODEL_MEMORIES : NET_MODEL_TASKS, 1, NULL, 0,
+                                &wr->models[k]));
+        if (with_watches && wr->models[k] != NULL &&
+            CHECK_OK(net_model_watch(wr->models[k], NULL, 0, &wr->watches[k]))) {
+            drain_first(wr->watches[k]);
+        }
+    }
+    return wr->models[0] != NULL && wr->models[1] != NULL &&
+           (!with_watches || (wr->watches[0] != NULL && wr->watches[1] != NULL));
+}
+
+static void wake_rounds_free(struct wake_rounds *wr)
+{
+    int k;
+    for (k = 0; k < 2; k++) {
+        CHECK_OK(net_model_watch_free(wr->watches[k]));
+        CHECK_OK(net_model_free(wr->models[k]));
+    }
+    CHECK_OK(net_redex_free(wr->redex));
+}
+
+/* Runs run(&b[k]) for both kinds at once, each on its own thread, lets the
+ * calls block, frees the handle each is blocked on (its watch, or else its
+ * model) and waits for both calls to return. */
+static void free_both_blocked(struct blocked b[2], void *(*run)(void *))
+{
+    pthread_t t[2];
+    int k;
+    for (k = 0; k < 2; k++) {
+        if (pthread_create(&t[k], NULL, run, &b[k]) != 0) {
+            abort();
+        }
+    }
+    let_it_block();
+    for (k = 0; k < 2; k++) {
+        CHECK_OK(b[k].watch != NULL ? net_model_watch_free(b[k].watch) : net_model_free(b[k].model));
+    }
+    for (k = 0; k < 2; k++) {
+        pthread_join(t[k], NULL);
+    }
+}
+
 /* Watch free: NET_END proves it woke the next in its wait; SHUTTING_DOWN
  * means the free came first. Both kinds, at once. */
 static int watch_free_round(void *ctx, int round)
 {
     struct wake_rounds *wr = (struct wake_rounds *)ctx;
     struct blocked b[2];
-    pthread_t t[2];
     int k, woken = 0;
     (void)round;
     for (k = 0; k < 2; k++) {
@@ -414,17 +464,8 @@ static int watch_free_round(void *ctx, int round)
         CHECK_OK(net_model_snapshot_and_watch(wr->models[k], NULL, 0, &current, &b[k].watch));
         net_bytes_free(&current);
     }
+    free_both_blocked(b, blocked_watch_next);
     for (k = 0; k < 2; k++) {
-        if (pthread_create(&t[k], NULL, blocked_watch_next, &b[k]) != 0) {
-            abort();
-        }
-    }
-    let_it_block();
-    for (k = 0; k < 2; k++) {
-        CHECK_OK(net_model_watch_free(b[k].watch));
-    }
-    for (k = 0; k < 2; k++) {
-        pthread_join(t[k], NULL);
         CHECK_U64(b[k].missed, 4242);
         if (b[k].status == NET_END) {
             woken++;
@@ -439,20 +480,10 @@ static int watch_free_round(void *ctx, int round)
 static void test_watch_free_wakes_next_blocked_forever(void)
 {
     struct wake_rounds wr;
-    int k;
-    memset(&wr, 0, sizeof wr);
-    wr.redex = redex_new(NULL);
-    for (k = 0; wr.redex != NULL && k < 2; k++) {
-        CHECK_OK(net_model_open(wr.redex, k ? NET_MODEL_MEMORIES : NET_MODEL_TASKS, 1, NULL, 0,
-                                &wr.models[k]));
-    }
-    if (wr.models[0] != NULL && wr.models[1] != NULL) {
+    if (wake_rounds_open(&wr, 0)) {
         UNTIL_WON(200, 5, watch_free_round, &wr);
     }
-    for (k = 0; k < 2; k++) {
-        CHECK_OK(net_model_free(wr.models[k]));
-    }
-    CHECK_OK(net_redex_free(wr.redex));
+    wake_rounds_free(&wr);
 }
 
 struct under_way {
@@ -551,42 +582,20 @@ static int watch_cancel_round(void *ctx, int round)
 {
     struct wake_rounds *wr = (struct wake_rounds *)ctx;
     struct blocked b;
-    pthread_t t;
+    int won;
     memset(&b, 0, sizeof b);
     b.watch = wr->watches[round % 2];
-    b.cancel = cancel_new();
     b.missed = 4242;
-    if (pthread_create(&t, NULL, blocked_watch_next, &b) != 0) {
-        abort();
-    }
-    let_it_block();
-    CHECK_OK(net_cancel_cancel(b.cancel));
-    pthread_join(t, NULL);
-    CHECK_OK(net_cancel_free(b.cancel));
-    CHECK_STATUS(b.status, NET_ERR_CANCELLED);
-    CHECK_STATUS(b.error.status, NET_ERR_CANCELLED); /* the error comes back with the call */
+    won = CANCEL_ROUND(blocked_watch_next, b, &wr->refused);
     CHECK_U64(b.missed, 4242);
-    if (interrupted_while_waiting(b.error.message)) {
-        return 1;
-    }
-    CHECK(cancelled_before_start(b.error.message));
-    wr->refused++;
-    return 0;
+    return won;
 }
 
 static void test_cancel_wakes_blocked_watch_next(void)
 {
     struct wake_rounds wr;
     int k;
-    memset(&wr, 0, sizeof wr);
-    wr.redex = redex_new(NULL);
-    for (k = 0; wr.redex != NULL && k < 2; k++) {
-        CHECK_OK(net_model_open(wr.redex, k ? NET_MODEL_MEMORIES : NET_MODEL_TASKS, 1, NULL, 0,
-                                &wr.models[k]));
-        CHECK_OK(net_model_watch(wr.models[k], NULL, 0, &wr.watches[k]));
-        drain_first(wr.watches[k]);
-    }
-    if (wr.watches[0] == NULL || wr.watches[1] == NULL) {
+    if (!wake_rounds_open(&wr, 1)) {
         goto out;
     }
     UNTIL_WON(200, 6, watch_cancel_round, &wr);
@@ -604,11 +613,7 @@ static void test_cancel_wakes_blocked_watch_next(void)
         net_bytes_free(&rows);
     }
 out:
-    for (k = 0; k < 2; k++) {
-        CHECK_OK(net_model_watch_free(wr.watches[k]));
-        CHECK_OK(net_model_free(wr.models[k]));
-    }
-    CHECK_OK(net_redex_free(wr.redex));
+    wake_rounds_free(&wr);
 }
 
 /* Model free: a wait_for_seq blocked forever returns NET_ERR_SHUTTING_DOWN,
@@ -618,7 +623,6 @@ static int wait_free_round(void *ctx, int round)
 {
     struct wake_rounds *wr = (struct wake_rounds *)ctx;
     struct blocked b[2];
-    pthread_t t[2];
     int k, woken = 0;
     (void)round;
     for (k = 0; k < 2; k++) {
@@ -626,17 +630,8 @@ static int wait_free_round(void *ctx, int round)
         CHECK_OK(net_model_open(wr->redex, k ? NET_MODEL_MEMORIES : NET_MODEL_TASKS, 2, NULL, 0,
                                 &b[k].model));
     }
+    free_both_blocked(b, blocked_wait_for_seq);
     for (k = 0; k < 2; k++) {
-        if (pthread_create(&t[k], NULL, blocked_wait_for_seq, &b[k]) != 0) {
-            abort();
-        }
-    }
-    let_it_block();
-    for (k = 0; k < 2; k++) {
-        CHECK_OK(net_model_free(b[k].model));
-    }
-    for (k = 0; k < 2; k++) {
-        pthread_join(t[k], NULL);
         CHECK_STATUS(b[k].status, NET_ERR_SHUTTING_DOWN);
         CHECK_STATUS(b[k].error.status, NET_ERR_SHUTTING_DOWN);
         if (interrupted_while_waiting(b[k].error.message)) {
@@ -664,38 +659,15 @@ static int wait_cancel_round(void *ctx, int round)
 {
     struct wake_rounds *wr = (struct wake_rounds *)ctx;
     struct blocked b;
-    pthread_t t;
     memset(&b, 0, sizeof b);
     b.model = wr->models[round % 2];
-    b.cancel = cancel_new();
-    if (pthread_create(&t, NULL, blocked_wait_for_seq, &b) != 0) {
-        abort();
-    }
-    let_it_block();
-    CHECK_OK(net_cancel_cancel(b.cancel));
-    pthread_join(t, NULL);
-    CHECK_OK(net_cancel_free(b.cancel));
-    CHECK_STATUS(b.status, NET_ERR_CANCELLED);
-    CHECK_STATUS(b.error.status, NET_ERR_CANCELLED);
-    if (interrupted_while_waiting(b.error.message)) {
-        return 1;
-    }
-    CHECK(cancelled_before_start(b.error.message));
-    wr->refused++;
-    return 0;
+    return CANCEL_ROUND(blocked_wait_for_seq, b, &wr->refused);
 }
 
 static void test_cancel_wakes_blocked_wait_for_seq(void)
 {
     struct wake_rounds wr;
-    int k;
-    memset(&wr, 0, sizeof wr);
-    wr.redex = redex_new(NULL);
-    for (k = 0; wr.redex != NULL && k < 2; k++) {
-        CHECK_OK(net_model_open(wr.redex, k ? NET_MODEL_MEMORIES : NET_MODEL_TASKS, 1, NULL, 0,
-                                &wr.models[k]));
-    }
-    if (wr.models[0] != NULL && wr.models[1] != NULL) {
+    if (wake_rounds_open(&wr, 0)) {
         UNTIL_WON(200, 6, wait_cancel_round, &wr);
         /* Waiting works on after cancelled waits. */
         CHECK_OK(net_model_wait_for_seq(wr.models[0], task_create(wr.models[0], 1, "t"), 5000,
@@ -703,10 +675,7 @@ static void test_cancel_wakes_blocked_wait_for_seq(void)
         CHECK_OK(net_model_wait_for_seq(wr.models[1], memory_store(wr.models[1], 1, "m", NULL, ""),
                                         5000, NULL, NULL));
     }
-    for (k = 0; k < 2; k++) {
-        CHECK_OK(net_model_free(wr.models[k]));
-    }
-    CHECK_OK(net_redex_free(wr.redex));
+    wake_rounds_free(&wr);
 }
 
 int main(void)

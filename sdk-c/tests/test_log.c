@@ -131,28 +131,13 @@ static void *pull_forever(void *arg)
 static int pull_cancel_round(void *ctx, int round)
 {
     struct blocked_pull p;
-    pthread_t t;
-    unsigned long *refused = (unsigned long *)ctx;
+    int won;
     (void)round;
     memset(&p, 0, sizeof p);
-    p.cancel = cancel_new();
     p.level = 4242;
-    if (pthread_create(&t, NULL, pull_forever, &p) != 0) {
-        abort();
-    }
-    let_it_block();
-    CHECK_OK(net_cancel_cancel(p.cancel));
-    pthread_join(t, NULL);
-    CHECK_OK(net_cancel_free(p.cancel));
-    CHECK_STATUS(p.status, NET_ERR_CANCELLED);
-    CHECK_STATUS(p.error.status, NET_ERR_CANCELLED);
+    won = CANCEL_ROUND(pull_forever, p, (unsigned long *)ctx);
     CHECK_U64(p.level, 4242);
-    if (interrupted_while_waiting(p.error.message)) {
-        return 1;
-    }
-    CHECK(cancelled_before_start(p.error.message));
-    (*refused)++;
-    return 0;
+    return won;
 }
 
 static void test_cancel_wakes_a_pull_blocked_forever(void)

@@ -881,29 +881,14 @@ static int tail_cancel_round(void *ctx, int round)
 {
     struct tail_round *tr = (struct tail_round *)ctx;
     struct blocked_next s;
-    pthread_t t;
+    int won;
     (void)round;
     memset(&s, 0, sizeof s);
     s.tail = tr->tail;
-    s.cancel = cancel_new();
     s.seq = 4242;
-    if (!CHECK(pthread_create(&t, NULL, blocked_next_thread, &s) == 0)) {
-        CHECK_OK(net_cancel_free(s.cancel));
-        return 0;
-    }
-    let_it_block();
-    CHECK_OK(net_cancel_cancel(s.cancel));
-    pthread_join(t, NULL);
-    CHECK_OK(net_cancel_free(s.cancel));
-    CHECK_STATUS(s.status, NET_ERR_CANCELLED);
-    CHECK_STATUS(s.error.status, NET_ERR_CANCELLED); /* the error comes back with the call */
+    won = CANCEL_ROUND(blocked_next_thread, s, &tr->refused);
     CHECK(s.seq == 4242 && s.payload.ptr == NULL);
-    if (interrupted_while_waiting(s.error.message)) {
-        return 1;
-    }
-    CHECK(cancelled_before_start(s.error.message));
-    tr->refused++;
-    return 0;
+    return won;
 }
 
 static char tail_cancel_info[200];

@@ -331,32 +331,18 @@ func TestBusRaceCloseWaitsForIngestInFlight(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		type result struct {
-			r   netmesh.IngestReport
-			err error
+		var report netmesh.IngestReport
+		var ingestErr error
+		closeErr, overWhenClosed := delay.closeDuring(func() { report, ingestErr = b.IngestPacked(packed, lengths) }, b.Close)
+		if closeErr != nil {
+			t.Fatalf("Close with an ingest in flight: %v", closeErr)
 		}
-		var returned atomic.Bool
-		done := make(chan result, 1)
-		started := make(chan struct{})
-		go func() {
-			close(started)
-			r, err := b.IngestPacked(packed, lengths)
-			returned.Store(true)
-			done <- result{r, err}
-		}()
-		<-started
-		delay.run()
-		overWhenClosed := returned.Load()
-		if err := b.Close(); err != nil {
-			t.Fatalf("Close with an ingest in flight: %v", err)
-		}
-		res := <-done
 		switch {
-		case errors.Is(res.err, netmesh.ErrShuttingDown):
+		case errors.Is(ingestErr, netmesh.ErrShuttingDown):
 			delay.tooEarly()
 			return false
-		case res.err != nil || res.r.Taken != n:
-			t.Fatalf("%+v %v", res.r, res.err)
+		case ingestErr != nil || report.Taken != n:
+			t.Fatalf("%+v %v", report, ingestErr)
 		case overWhenClosed:
 			delay.tooLate()
 			return false
@@ -380,3 +366,28 @@ func (d *delay) run() {
 func (d *delay) tooEarly() { d.n = min(d.n*2, 1<<24) }
 
 func (d *delay) tooLate() { d.n = max(d.n/2, 1) }
+
+// closeDuring runs call on another goroutine and, after the delay, closeIt
+// on this one, then waits for call to return. It reports closeIt's error
+// (then without waiting: the caller fails the test) and whether call had
+// already returned when the close began (a round that then proves nothing
+// about the close waiting for it).
+func (d *delay) closeDuring(call func(), closeIt func() error) (closeErr error, overWhenClosed bool) {
+	var returned atomic.Bool
+	done := make(chan struct{})
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		call()
+		returned.Store(true)
+		close(done)
+	}()
+	<-started
+	d.run()
+	overWhenClosed = returned.Load()
+	if closeErr = closeIt(); closeErr != nil {
+		return closeErr, overWhenClosed
+	}
+	<-done
+	return nil, overWhenClosed
+}

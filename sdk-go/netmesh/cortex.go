@@ -236,6 +236,17 @@ func openModel[R, F any](kind ModelKind, r *Redex, origin uint64, cfg ModelConfi
 	return m, nil
 }
 
+// openDefinition opens (snap == nil) or restores a model of kind on r, as
+// openModel, and wraps it in its kind's definition (Tasks, Memories) with
+// define.
+func openDefinition[R, F, D any](kind ModelKind, r *Redex, origin uint64, cfg ModelConfig, snap *ModelSnapshot, define func(*Model[R, F]) *D) (*D, error) {
+	m, err := openModel[R, F](kind, r, origin, cfg, snap)
+	if err != nil {
+		return nil, err
+	}
+	return define(m), nil
+}
+
 func (m *Model[R, F]) ptr(op string) (*C.net_model_t, error) {
 	if m == nil {
 		return nil, invalidArgument(op, "model is nil")

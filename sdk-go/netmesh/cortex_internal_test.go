@@ -96,32 +96,9 @@ func TestCortexRawWatchFreeWaitsForBlockedNext(t *testing.T) {
 			if st := ffitest.WatchNext(rw, 5000); st != ffitest.OK {
 				t.Fatalf("first next: %v", Status(st))
 			}
-			left := ffitest.NewFlag()
-			defer left.Release()
-			started := make(chan struct{})
-			res := make(chan int32, 1)
-			go func() {
-				close(started)
-				res <- ffitest.WatchNextMarked(rw, left)
-			}()
-			<-started
-			LetItBlock()
-			leftFirst, st := ffitest.WatchFreeCheck(rw, left)
-			if st != ffitest.OK {
-				t.Fatalf("watch free: %v", Status(st))
-			}
-			switch got := <-res; got {
-			case ffitest.End:
-				if !leftFirst {
-					t.Fatal("watch free returned while watch next was still inside libnet")
-				}
-				return true
-			case ffitest.ShuttingDown:
-				return false
-			default:
-				t.Fatalf("blocked next woken by the free returned %v", Status(got))
-				return false
-			}
+			return freeWakesBlockedCall(t, "net_model_watch_next", "net_model_watch_free",
+				func(left ffitest.Flag) int32 { return ffitest.WatchNextMarked(rw, left) },
+				func(left ffitest.Flag) (bool, int32) { return ffitest.WatchFreeCheck(rw, left) })
 		})
 	}
 }

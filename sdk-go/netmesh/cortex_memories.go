@@ -51,22 +51,16 @@ type Memories struct {
 	*Model[Memory, MemoryFilter]
 }
 
+func newMemories(m *Model[Memory, MemoryFilter]) *Memories { return &Memories{m} }
+
 // OpenMemories opens the memories model on r for the writer origin.
 func OpenMemories(r *Redex, origin uint64, cfg ModelConfig) (*Memories, error) {
-	m, err := openModel[Memory, MemoryFilter](ModelMemories, r, origin, cfg, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &Memories{m}, nil
+	return openDefinition(ModelMemories, r, origin, cfg, nil, newMemories)
 }
 
 // RestoreMemories opens the memories model from snap (see RestoreTasks).
 func RestoreMemories(r *Redex, origin uint64, cfg ModelConfig, snap ModelSnapshot) (*Memories, error) {
-	m, err := openModel[Memory, MemoryFilter](ModelMemories, r, origin, cfg, &snap)
-	if err != nil {
-		return nil, err
-	}
-	return &Memories{m}, nil
+	return openDefinition(ModelMemories, r, origin, cfg, &snap, newMemories)
 }
 
 // tagSlices is the C view of tags: a Go array of net_slice_t pointing at

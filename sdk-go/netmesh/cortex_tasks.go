@@ -53,26 +53,20 @@ type Tasks struct {
 	*Model[Task, TaskFilter]
 }
 
+func newTasks(m *Model[Task, TaskFilter]) *Tasks { return &Tasks{m} }
+
 // OpenTasks opens the tasks model on r for the writer origin (use an
 // identity's OriginHash). A persistent model (cfg.File.Persistent) recovers
 // its state and app sequence from its log.
 func OpenTasks(r *Redex, origin uint64, cfg ModelConfig) (*Tasks, error) {
-	m, err := openModel[Task, TaskFilter](ModelTasks, r, origin, cfg, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &Tasks{m}, nil
+	return openDefinition(ModelTasks, r, origin, cfg, nil, newTasks)
 }
 
 // RestoreTasks opens the tasks model from snap (state and app sequence),
 // replaying only the events after snap.LastSeq. ErrCortexSnapshot when the
 // bytes do not decode as tasks.
 func RestoreTasks(r *Redex, origin uint64, cfg ModelConfig, snap ModelSnapshot) (*Tasks, error) {
-	m, err := openModel[Task, TaskFilter](ModelTasks, r, origin, cfg, &snap)
-	if err != nil {
-		return nil, err
-	}
-	return &Tasks{m}, nil
+	return openDefinition(ModelTasks, r, origin, cfg, &snap, newTasks)
 }
 
 // Create creates (or overwrites) task id, pending, and returns the event's

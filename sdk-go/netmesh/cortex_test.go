@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -436,48 +435,34 @@ func TestCortexCloseWaitsForInFlightWrite(t *testing.T) {
 				write = func() (uint64, error) { return mem.Store(id, title, nil, "") }
 				closeIt = mem.Close
 			}
-			type result struct {
-				seq uint64
-				err error
+			var seq uint64
+			var writeErr error
+			closeErr, overWhenClosed := delay.closeDuring(func() { seq, writeErr = write() }, closeIt)
+			if closeErr != nil {
+				t.Fatalf("%s close: %v", kind, closeErr)
 			}
-			var returned atomic.Bool
-			done := make(chan result, 1)
-			started := make(chan struct{})
-			go func() {
-				close(started)
-				seq, err := write()
-				returned.Store(true)
-				done <- result{seq, err}
-			}()
-			<-started
-			delay.run()
-			overWhenClosed := returned.Load()
-			if err := closeIt(); err != nil {
-				t.Fatalf("%s close: %v", kind, err)
-			}
-			got := <-done
 			switch {
-			case errors.Is(got.err, netmesh.ErrShuttingDown):
+			case errors.Is(writeErr, netmesh.ErrShuttingDown):
 				delay.tooEarly()
 				return false
-			case got.err != nil:
-				t.Fatalf("%s write in flight: %v", kind, got.err)
+			case writeErr != nil:
+				t.Fatalf("%s write in flight: %v", kind, writeErr)
 			}
 			// The write completed before the model's file closed.
 			var found bool
 			if kind == "tasks" {
 				again := must(netmesh.OpenTasks(r, 1, cfg))
-				_ = again.WaitForSeq(ctx5(t), got.seq)
+				_ = again.WaitForSeq(ctx5(t), seq)
 				_, found, _ = again.FindUnique(id)
 				_ = again.Close()
 			} else {
 				again := must(netmesh.OpenMemories(r, 1, cfg))
-				_ = again.WaitForSeq(ctx5(t), got.seq)
+				_ = again.WaitForSeq(ctx5(t), seq)
 				_, found, _ = again.FindUnique(id)
 				_ = again.Close()
 			}
 			if !found {
-				t.Fatalf("%s: the write that returned seq %d is not in the reopened model", kind, got.seq)
+				t.Fatalf("%s: the write that returned seq %d is not in the reopened model", kind, seq)
 			}
 			if overWhenClosed {
 				delay.tooLate()

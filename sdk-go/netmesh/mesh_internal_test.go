@@ -63,31 +63,8 @@ func TestMeshRawFreeWakesBlockedRecv(t *testing.T) {
 		}
 		defer m.Close()
 		rm := m.h.load()
-		left := ffitest.NewFlag()
-		defer left.Release()
-		started := make(chan struct{})
-		res := make(chan int32, 1)
-		go func() {
-			close(started)
-			res <- ffitest.MeshRecvMarked(rm, left)
-		}()
-		<-started
-		LetItBlock()
-		leftFirst, st := ffitest.MeshFreeCheck(rm, left)
-		if st != ffitest.OK {
-			t.Fatalf("free: %v", Status(st))
-		}
-		switch got := <-res; got {
-		case ffitest.End:
-			if !leftFirst {
-				t.Fatal("net_mesh_free returned while net_mesh_recv_next was still inside libnet")
-			}
-			return true
-		case ffitest.ShuttingDown:
-			return false
-		default:
-			t.Fatalf("blocked recv woken by the free returned %v", Status(got))
-			return false
-		}
+		return freeWakesBlockedCall(t, "net_mesh_recv_next", "net_mesh_free",
+			func(left ffitest.Flag) int32 { return ffitest.MeshRecvMarked(rm, left) },
+			func(left ffitest.Flag) (bool, int32) { return ffitest.MeshFreeCheck(rm, left) })
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/netmesh/net/sdk-go/netmesh/internal/ffitest"
 )
 
 // Helpers for the races of both test packages (exported here, in a _test
@@ -53,4 +55,41 @@ func InterruptedWhileWaiting(err error) bool {
 		return false
 	}
 	return strings.Contains(e.Message, "while the call waited") || strings.Contains(e.Message, "while it waited")
+}
+
+// freeWakesBlockedCall runs one round of a raw-handle race: call (named
+// callName) blocks forever in libnet on another goroutine and sets left
+// C-side right after libnet returns; free (named freeName) frees the handle
+// and reports whether left was already set when the free returned. The round
+// counts (true) when the free woke the waiting call (NET_END) and returned
+// only after that call had left libnet; a free that came before the call
+// waited (NET_ERR_SHUTTING_DOWN) proves nothing (false).
+func freeWakesBlockedCall(t *testing.T, callName, freeName string, call func(left ffitest.Flag) int32, free func(left ffitest.Flag) (leftFirst bool, st int32)) bool {
+	t.Helper()
+	left := ffitest.NewFlag()
+	defer left.Release()
+	started := make(chan struct{})
+	res := make(chan int32, 1)
+	go func() {
+		close(started)
+		res <- call(left)
+	}()
+	<-started
+	LetItBlock()
+	leftFirst, st := free(left)
+	if st != ffitest.OK {
+		t.Fatalf("%s: %v", freeName, Status(st))
+	}
+	switch got := <-res; got {
+	case ffitest.End:
+		if !leftFirst {
+			t.Fatalf("%s returned while %s was still inside libnet", freeName, callName)
+		}
+		return true
+	case ffitest.ShuttingDown:
+		return false
+	default:
+		t.Fatalf("blocked %s woken by %s returned %v", callName, freeName, Status(got))
+		return false
+	}
 }

@@ -152,37 +152,23 @@ func TestCloseWaitsForInFlightSign(t *testing.T) {
 	for i := range msg {
 		msg[i] = byte(i * 31)
 	}
-	type result struct {
-		sig []byte
-		err error
-	}
 	delay := newDelay()
 	netmesh.UntilWon(t, 40, 3, func(int) bool {
 		id := mustSeed(t, seed)
-		var returned atomic.Bool
-		res := make(chan result, 1)
-		started := make(chan struct{})
-		go func() {
-			close(started)
-			sig, err := id.Sign(msg)
-			returned.Store(true)
-			res <- result{sig, err}
-		}()
-		<-started
-		delay.run()
-		overWhenClosed := returned.Load()
-		if err := id.Close(); err != nil {
-			t.Fatal(err)
+		var sig []byte
+		var signErr error
+		closeErr, overWhenClosed := delay.closeDuring(func() { sig, signErr = id.Sign(msg) }, id.Close)
+		if closeErr != nil {
+			t.Fatal(closeErr)
 		}
-		r := <-res
-		if errors.Is(r.err, netmesh.ErrShuttingDown) {
+		if errors.Is(signErr, netmesh.ErrShuttingDown) {
 			delay.tooEarly()
 			return false
 		}
-		if r.err != nil {
-			t.Fatalf("in-flight Sign: %v", r.err)
+		if signErr != nil {
+			t.Fatalf("in-flight Sign: %v", signErr)
 		}
-		if err := verifier.Verify(msg, r.sig); err != nil {
+		if err := verifier.Verify(msg, sig); err != nil {
 			t.Fatalf("signature from the in-flight Sign does not verify: %v", err)
 		}
 		if overWhenClosed {

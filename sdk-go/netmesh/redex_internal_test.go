@@ -195,31 +195,8 @@ func TestRedexRawTailFreeWaitsForBlockedNext(t *testing.T) {
 		}
 		defer tail.Close()
 		rt := tail.h.load()
-		left := ffitest.NewFlag()
-		defer left.Release()
-		started := make(chan struct{})
-		res := make(chan int32, 1)
-		go func() {
-			close(started)
-			res <- ffitest.TailNextMarked(rt, left)
-		}()
-		<-started
-		LetItBlock()
-		leftFirst, st := ffitest.TailFreeCheck(rt, left)
-		if st != ffitest.OK {
-			t.Fatalf("free: %v", Status(st))
-		}
-		switch got := <-res; got {
-		case ffitest.End:
-			if !leftFirst {
-				t.Fatal("net_redex_tail_free returned while net_redex_tail_next was still inside libnet")
-			}
-			return true
-		case ffitest.ShuttingDown:
-			return false
-		default:
-			t.Fatalf("blocked next woken by the free returned %v", Status(got))
-			return false
-		}
+		return freeWakesBlockedCall(t, "net_redex_tail_next", "net_redex_tail_free",
+			func(left ffitest.Flag) int32 { return ffitest.TailNextMarked(rt, left) },
+			func(left ffitest.Flag) (bool, int32) { return ffitest.TailFreeCheck(rt, left) })
 	})
 }

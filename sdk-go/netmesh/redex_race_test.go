@@ -156,10 +156,6 @@ func TestRedexManagerCloseWaitsForInFlightOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}()
-	type result struct {
-		f   *netmesh.RedexFile
-		err error
-	}
 	entries := uint64(48)
 	delay := newDelay()
 	netmesh.UntilWon(t, 40, 3, func(int) bool {
@@ -167,39 +163,29 @@ func TestRedexManagerCloseWaitsForInFlightOpen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var returned atomic.Bool
-		res := make(chan result, 1)
-		started := make(chan struct{})
-		go func() {
-			close(started)
-			f, err := r.OpenFile("big/recover", cfg)
-			returned.Store(true)
-			res <- result{f, err}
-		}()
-		<-started
-		delay.run()
-		overWhenClosed := returned.Load()
-		if err := r.Close(); err != nil {
-			t.Fatalf("Close with an open in flight: %v", err)
+		var f *netmesh.RedexFile
+		var openErr error
+		closeErr, overWhenClosed := delay.closeDuring(func() { f, openErr = r.OpenFile("big/recover", cfg) }, r.Close)
+		if closeErr != nil {
+			t.Fatalf("Close with an open in flight: %v", closeErr)
 		}
-		got := <-res
-		if errors.Is(got.err, netmesh.ErrShuttingDown) {
+		if errors.Is(openErr, netmesh.ErrShuttingDown) {
 			delay.tooEarly()
 			return false
 		}
-		if got.err != nil {
-			t.Fatalf("in-flight OpenFile: %v", got.err)
+		if openErr != nil {
+			t.Fatalf("in-flight OpenFile: %v", openErr)
 		}
 		// The file outlives its manager.
-		n, err := got.f.Len()
+		n, err := f.Len()
 		if err != nil || n != entries {
 			t.Fatalf("file opened while its manager closed: %d entries, %v; want %d", n, err, entries)
 		}
-		if _, err := got.f.Append([]byte("after the manager closed")); err != nil {
+		if _, err := f.Append([]byte("after the manager closed")); err != nil {
 			t.Fatalf("append after the manager closed: %v", err)
 		}
 		entries++
-		if err := got.f.Close(); err != nil {
+		if err := f.Close(); err != nil {
 			t.Fatal(err)
 		}
 		if overWhenClosed {
@@ -362,10 +348,6 @@ func TestRedexFileCloseWaitsForInFlightAppend(t *testing.T) {
 	payload := bigPayload()
 	r := mustRedex(t, dir)
 
-	type result struct {
-		seq uint64
-		err error
-	}
 	delay := newDelay()
 	netmesh.UntilWon(t, 40, 3, func(attempt int) bool {
 		name := fmt.Sprintf("inflight/a%d", attempt)
@@ -375,37 +357,27 @@ func TestRedexFileCloseWaitsForInFlightAppend(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustAppend(t, f, []byte("before"))
-		var returned atomic.Bool
-		res := make(chan result, 1)
-		started := make(chan struct{})
-		go func() {
-			close(started)
-			seq, err := f.Append(payload)
-			returned.Store(true)
-			res <- result{seq, err}
-		}()
-		<-started
-		delay.run()
-		overWhenClosed := returned.Load()
-		if err := f.Close(); err != nil {
-			t.Fatalf("Close: %v", err)
+		var seq uint64
+		var appendErr error
+		closeErr, overWhenClosed := delay.closeDuring(func() { seq, appendErr = f.Append(payload) }, f.Close)
+		if closeErr != nil {
+			t.Fatalf("Close: %v", closeErr)
 		}
-		got := <-res
 
 		reopened := mustOpenFile(t, r, name, cfg)
 		defer reopened.Close()
 		n, _ := reopened.NextSeq()
-		if errors.Is(got.err, netmesh.ErrShuttingDown) {
+		if errors.Is(appendErr, netmesh.ErrShuttingDown) {
 			if n != 1 {
 				t.Fatalf("a refused Append left %d entries", n)
 			}
 			delay.tooEarly()
 			return false
 		}
-		if got.err != nil {
-			t.Fatalf("in-flight Append: %v", got.err)
+		if appendErr != nil {
+			t.Fatalf("in-flight Append: %v", appendErr)
 		}
-		onDisk, found, err := reopened.Read(got.seq)
+		onDisk, found, err := reopened.Read(seq)
 		if err != nil || !found || !bytes.Equal(onDisk, payload) {
 			t.Fatalf("the completed Append is not on disk after reopening (found %v, %d bytes, %v)", found, len(onDisk), err)
 		}

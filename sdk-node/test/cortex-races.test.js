@@ -17,9 +17,10 @@ const {
   newGate,
   openGate,
   waitRunning,
-  letItBlock,
   untilWon,
   interruptedWhileWaiting,
+  interruptBlocked,
+  wokenByTheFree,
 } = require('./race-helpers');
 
 const S = netmesh.Status;
@@ -134,23 +135,13 @@ test('cortex race 3 (watch): a next blocked forever on another thread is woken b
     const kind = i % 2 ? 'tasksWatch' : 'memoriesWatch';
     const { model, sdk, handle } = make(redex, kind);
     assert.ok((await sdk.next(5000)).value); // the current rows: the next call blocks
-    const gate = newGate();
-    const blocked = reader.send('watchNextForever', { handle, signal: gate }).done;
-    waitRunning(gate, 1);
-    await letItBlock();
-    const t0 = now();
-    if (i % 4 < 2) sdk.close();
-    else RAW_FREE[kind](handle);
-    const t1 = now();
-    const r = await blocked;
+    const outcome = await interruptBlocked(reader, 'watchNextForever', { handle }, () => {
+      if (i % 4 < 2) sdk.close();
+      else RAW_FREE[kind](handle);
+    });
     sdk.close();
     model.close();
-    // NET_END: woken in its wait; SHUTTING_DOWN: freed before it began.
-    assert.ok(r.status === S.NET_END || r.status === S.NET_ERR_SHUTTING_DOWN, netmesh.statusName(r.status));
-    if (r.status !== S.NET_END) return false;
-    assert.ok(r.t0 < t0, 'the next was in flight when the free began');
-    assert.ok(r.t1 <= t1 + 5_000_000n, 'the free returned before the next left libnet');
-    return true;
+    return wokenByTheFree(outcome, 'next');
   });
 });
 
@@ -162,15 +153,10 @@ test('cortex race 3 (model): a wait_for_seq blocked forever on another thread is
   await untilWon(200, 4, async (i) => {
     const kind = i % 2 ? 'tasks' : 'memories';
     const { sdk, handle } = make(redex, kind);
-    const gate = newGate();
-    const blocked = waiter.send('waitForSeqForever', { handle, seq: 1_000_000n, signal: gate }).done;
-    waitRunning(gate, 1);
-    await letItBlock();
-    const t0 = now();
-    if (i % 4 < 2) sdk.close();
-    else RAW_FREE[kind](handle);
-    const t1 = now();
-    const r = await blocked;
+    const { r, t0, t1 } = await interruptBlocked(waiter, 'waitForSeqForever', { handle, seq: 1_000_000n }, () => {
+      if (i % 4 < 2) sdk.close();
+      else RAW_FREE[kind](handle);
+    });
     sdk.close();
     assert.equal(r.status, S.NET_ERR_SHUTTING_DOWN, r.message);
     if (!interruptedWhileWaiting(r.message)) return false; // freed before it began
@@ -183,12 +169,9 @@ test('cortex race 3 (model): a wait_for_seq blocked forever on another thread is
   await untilWon(200, 3, async () => {
     const out = [null];
     fns.net_cancel_new(out);
-    const gate = newGate();
-    const blocked = waiter.send('waitForSeqForever', { handle, seq: 1_000_000n, signal: gate, cancel: out[0] }).done;
-    waitRunning(gate, 1);
-    await letItBlock();
-    fns.net_cancel_cancel(out[0]);
-    const r = await blocked;
+    const { r } = await interruptBlocked(waiter, 'waitForSeqForever', { handle, seq: 1_000_000n, cancel: out[0] }, () =>
+      fns.net_cancel_cancel(out[0]),
+    );
     fns.net_cancel_free(out[0]);
     assert.equal(r.status, S.NET_ERR_CANCELLED, r.message);
     return interruptedWhileWaiting(r.message);

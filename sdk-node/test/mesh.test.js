@@ -20,7 +20,7 @@ const {
   internal,
 } = netmesh;
 const { fns, rawHandle } = internal;
-const { startWorkers, newGate, waitRunning, letItBlock, untilWon } = require('./race-helpers');
+const { startWorkers, letItBlock, untilWon, interruptBlocked, wokenByTheFree } = require('./race-helpers');
 
 const S = netmesh.Status;
 const PSK = Buffer.alloc(32, 0x5a);
@@ -185,25 +185,14 @@ test('mesh race 2: concurrent frees from threads and the SDK close, with calls r
 test('mesh race 3: a free wakes a recv blocked forever on another thread, and returns after it left', async (t) => {
   const [reader] = await startWorkers(1);
   t.after(() => reader.terminate());
-  const SLACK = 5_000_000n; // the reader stamps t1 just after its call returns
   await untilWon(200, 3, async (round) => {
     const a = Mesh.open(FAST);
     const handle = rawHandle(a);
-    const gate = newGate();
-    const blocked = reader.send('meshRecvForever', { handle, signal: gate }).done;
-    waitRunning(gate, 1);
-    await letItBlock();
-    const t0 = process.hrtime.bigint();
-    if (round % 2) a.close(); // the SDK close on this thread
-    else fns.net_mesh_free(handle); // or the raw free
-    const t1 = process.hrtime.bigint();
-    const r = await blocked;
+    const outcome = await interruptBlocked(reader, 'meshRecvForever', { handle }, () => {
+      if (round % 2) a.close(); // the SDK close on this thread
+      else fns.net_mesh_free(handle); // or the raw free
+    });
     a.close();
-    // NET_END: woken in its wait; SHUTTING_DOWN: freed before it began.
-    assert.ok(r.status === S.NET_END || r.status === S.NET_ERR_SHUTTING_DOWN, netmesh.statusName(r.status));
-    if (r.status !== S.NET_END) return false;
-    assert.ok(r.t0 < t0, 'the recv was in flight when the free began');
-    assert.ok(r.t1 <= t1 + SLACK, `the free returned ${(r.t1 - t1) / 1000n} us before the recv left`);
-    return true;
+    return wokenByTheFree(outcome, 'recv');
   });
 });

@@ -1,9 +1,11 @@
 'use strict';
 // Drives test/race-worker.js threads from the test's main thread.
 
+const assert = require('node:assert/strict');
 const path = require('node:path');
 const { once } = require('node:events');
 const { Worker } = require('node:worker_threads');
+const netmesh = require('netmesh');
 
 class RaceWorker {
   constructor() {
@@ -70,7 +72,7 @@ async function startWorkers(n) {
 /** sched_yield(2), through the koffi netmesh uses (null where there is no libc.so.6). */
 const schedYield = (() => {
   try {
-    return require('netmesh').internal.koffi.load('libc.so.6').func('int sched_yield(void)');
+    return netmesh.internal.koffi.load('libc.so.6').func('int sched_yield(void)');
   } catch {
     return null;
   }
@@ -113,6 +115,43 @@ function interruptedWhileWaiting(message) {
   return /while the call waited|while it waited/.test(message);
 }
 
+/**
+ * Starts `cmd` on `worker` (a call that blocks forever; the worker stamps
+ * when it made the call, `t0`, and when the call returned, `t1`) and, once
+ * the call had the chance to reach its wait, runs `interrupt()` (a free, a
+ * close or a cancel) on this thread. Resolves with the call's result `r`
+ * and when the interrupt began (`t0`) and returned (`t1`).
+ */
+async function interruptBlocked(worker, cmd, data, interrupt) {
+  const gate = newGate();
+  const blocked = worker.send(cmd, { ...data, signal: gate }).done;
+  waitRunning(gate, 1); // the worker is about to call
+  await letItBlock();
+  const t0 = process.hrtime.bigint();
+  interrupt();
+  const t1 = process.hrtime.bigint();
+  return { r: await blocked, t0, t1 };
+}
+
+/** How much earlier than the free's return a woken call may stamp its own (it stamps t1 just after its call returns). */
+const FREE_SLACK = 5_000_000n; // 5 ms
+
+/**
+ * Whether the free of an `interruptBlocked` round woke the call (`what`) in
+ * its wait: NET_END (true), or NET_ERR_SHUTTING_DOWN when the free came
+ * first, which proves nothing (false); anything else fails. A woken call
+ * must have been in flight when the free began, and the free must have
+ * returned only after the call left libnet.
+ */
+function wokenByTheFree({ r, t0, t1 }, what) {
+  const S = netmesh.Status;
+  assert.ok(r.status === S.NET_END || r.status === S.NET_ERR_SHUTTING_DOWN, netmesh.statusName(r.status));
+  if (r.status !== S.NET_END) return false;
+  assert.ok(r.t0 < t0, `the ${what} was in flight when the free began`);
+  assert.ok(r.t1 <= t1 + FREE_SLACK, `the free returned ${(r.t1 - t1) / 1000n} us before the ${what} left libnet`);
+  return true;
+}
+
 module.exports = {
   RaceWorker,
   startWorkers,
@@ -122,4 +161,6 @@ module.exports = {
   letItBlock,
   untilWon,
   interruptedWhileWaiting,
+  interruptBlocked,
+  wokenByTheFree,
 };

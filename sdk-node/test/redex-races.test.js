@@ -23,6 +23,8 @@ const {
   letItBlock,
   untilWon,
   interruptedWhileWaiting,
+  interruptBlocked,
+  wokenByTheFree,
 } = require('./race-helpers');
 
 const S = netmesh.Status;
@@ -198,23 +200,13 @@ test('redex race 3 (tail): a next blocked forever on another thread is woken by 
   await untilWon(200, 5, async (i) => {
     const tail = file.tail(file.nextSeq); // nothing will come
     const handle = rawHandle(tail);
-    const gate = newGate();
-    const blocked = reader.send('tailNextForever', { handle, signal: gate }).done;
-    waitRunning(gate, 1); // the reader is about to call
-    await letItBlock();
-    const t0 = now();
-    if (i % 2) tail.close(); // the SDK close (net_redex_tail_free) on this thread...
-    else fns.net_redex_tail_free(handle); // ...or the raw free
-    const t1 = now();
-    const r = await blocked;
+    const outcome = await interruptBlocked(reader, 'tailNextForever', { handle }, () => {
+      if (i % 2) tail.close(); // the SDK close (net_redex_tail_free) on this thread...
+      else fns.net_redex_tail_free(handle); // ...or the raw free
+    });
     tail.close();
     assert.equal(rawOp('tail', handle), S.NET_ERR_SHUTTING_DOWN);
-    // NET_END: the free woke it in its wait; SHUTTING_DOWN: the free came first.
-    assert.ok(r.status === S.NET_END || r.status === S.NET_ERR_SHUTTING_DOWN, netmesh.statusName(r.status));
-    if (r.status !== S.NET_END) return false;
-    assert.ok(r.t0 < t0, 'the next was in flight when the free began');
-    assert.ok(t1 + SLACK >= r.t1, `the free returned ${ms(r.t1 - t1)} ms before the next left`);
-    return true;
+    return wokenByTheFree(outcome, 'next');
   });
 });
 
@@ -232,12 +224,9 @@ test('redex race 3 (tail): a cancel from this thread wakes a next blocked foreve
     const out = [null];
     assert.equal(fns.net_cancel_new(out), S.NET_OK);
     const cancel = out[0];
-    const gate = newGate();
-    const blocked = reader.send('tailNextForever', { handle, signal: gate, cancel }).done;
-    waitRunning(gate, 1);
-    await letItBlock();
-    assert.equal(fns.net_cancel_cancel(cancel), S.NET_OK);
-    const r = await blocked;
+    const { r } = await interruptBlocked(reader, 'tailNextForever', { handle, cancel }, () =>
+      assert.equal(fns.net_cancel_cancel(cancel), S.NET_OK),
+    );
     assert.equal(fns.net_cancel_free(cancel), S.NET_OK);
     assert.equal(r.status, S.NET_ERR_CANCELLED);
     return interruptedWhileWaiting(r.message);

@@ -68,6 +68,33 @@ function isAbort(err) {
   return err instanceof Error && err.name === 'AbortError';
 }
 
+/**
+ * Whether a mesh or bus call was cancelled while it waited: they say "the
+ * call was cancelled" for a wait they cut short, and "... already cancelled
+ * when it started" for one they never began.
+ */
+const cutShort = (message) => !/already cancelled/.test(message);
+
+/**
+ * Rounds of "an abort wakes a blocked call": `call(signal)` starts it, an
+ * abort follows once it had the chance to block, and it must reject with an
+ * AbortError. A round counts when the call's last attempt (`calls`) was
+ * cancelled while it waited, as `waited(message)` tells.
+ */
+async function abortWakes(calls, call, waited) {
+  await untilWon(200, 3, async () => {
+    calls.clear();
+    const ac = new AbortController();
+    const pending = settle(call(ac.signal));
+    await letItBlock();
+    ac.abort();
+    const { error } = await pending;
+    assert.ok(isAbort(error), String(error));
+    const last = calls.last();
+    return last !== undefined && last.status === S.NET_ERR_CANCELLED && waited(last.message);
+  });
+}
+
 // ---- RedEX tail ------------------------------------------------------------------
 
 test('redex tail: close() wakes a next() blocked forever', async (t) => {
@@ -97,17 +124,7 @@ test('redex tail: an abort wakes a blocked next(), which consumed nothing; the t
   const tail = file.tail(0n);
   t.after(() => tail.close());
   const calls = record(t, 'redex_tail_next');
-  await untilWon(200, 3, async () => {
-    calls.clear();
-    const ac = new AbortController();
-    const pending = settle(tail.next(undefined, { signal: ac.signal }));
-    await letItBlock();
-    ac.abort();
-    const { error } = await pending;
-    assert.ok(isAbort(error), String(error));
-    const last = calls.last();
-    return last !== undefined && last.status === S.NET_ERR_CANCELLED && interruptedWhileWaiting(last.message);
-  });
+  await abortWakes(calls, (signal) => tail.next(undefined, { signal }), interruptedWhileWaiting);
   file.append('after');
   const r = await tail.next(5000);
   assert.equal(r.value.seq, 0n);
@@ -224,17 +241,7 @@ test('watch: an abort wakes a blocked next(); the watch reads on', async (t) => 
   const { watch } = tasks.snapshotAndWatch();
   t.after(() => watch.close());
   const calls = record(t, 'model_watch_next');
-  await untilWon(200, 3, async () => {
-    calls.clear();
-    const ac = new AbortController();
-    const pending = settle(watch.next(undefined, { signal: ac.signal }));
-    await letItBlock();
-    ac.abort();
-    const { error } = await pending;
-    assert.ok(isAbort(error), String(error));
-    const last = calls.last();
-    return last !== undefined && last.status === S.NET_ERR_CANCELLED && interruptedWhileWaiting(last.message);
-  });
+  await abortWakes(calls, (signal) => watch.next(undefined, { signal }), interruptedWhileWaiting);
   tasks.create(7, 'seen');
   const r = await watch.next(5000);
   assert.deepEqual(r.value.rows.map((row) => row.id), [7n]);
@@ -288,9 +295,7 @@ test('mesh node: an abort wakes a blocked recv() and accept(); the node works on
     const { error } = await pending;
     assert.ok(isAbort(error), String(error));
     const last = (round % 2 ? accepts : recvs).last();
-    // The mesh says "the call was cancelled" for a wait it cut short, and
-    // "... already cancelled when it started" for one it never began.
-    return last !== undefined && last.status === S.NET_ERR_CANCELLED && !/already cancelled/.test(last.message);
+    return last !== undefined && last.status === S.NET_ERR_CANCELLED && cutShort(last.message);
   });
   await b.connect(a.localAddr, a.publicKey, a.nodeId);
   b.openStream(a.nodeId, 1n, { reliable: true }).send('still here');
@@ -338,17 +343,7 @@ test('mesh stream: an abort wakes a blocked sendBlocking(); no thread stays held
   const s = stalledStream(a, b, 1n);
   t.after(() => s.close());
   const calls = record(t, 'mesh_stream_send_blocking');
-  await untilWon(200, 3, async () => {
-    calls.clear();
-    const ac = new AbortController();
-    const pending = settle(s.sendBlocking([Buffer.alloc(100, 8)], undefined, { signal: ac.signal }));
-    await letItBlock();
-    ac.abort();
-    const { error } = await pending;
-    assert.ok(isAbort(error), String(error));
-    const last = calls.last();
-    return last !== undefined && last.status === S.NET_ERR_CANCELLED && !/already cancelled/.test(last.message);
-  });
+  await abortWakes(calls, (signal) => s.sendBlocking([Buffer.alloc(100, 8)], undefined, { signal }), cutShort);
   assert.equal(internal.waits().live, 0, 'no blocking call is left in flight');
 });
 
@@ -374,17 +369,7 @@ test('bus: an abort wakes a blocked flush(); nothing is lost', async (t) => {
   t.after(() => bus.close());
   bus.ingest(Buffer.alloc(8, 1));
   const calls = record(t, 'bus_flush');
-  await untilWon(200, 3, async () => {
-    calls.clear();
-    const ac = new AbortController();
-    const pending = settle(bus.flush({ signal: ac.signal }));
-    await letItBlock();
-    ac.abort();
-    const { error } = await pending;
-    assert.ok(isAbort(error), String(error));
-    const last = calls.last();
-    return last !== undefined && last.status === S.NET_ERR_CANCELLED && !/already cancelled/.test(last.message);
-  });
+  await abortWakes(calls, (signal) => bus.flush({ signal }), cutShort);
   const report = await bus.shutdown();
   assert.equal(report.shutdown_was_lossy, false);
 });

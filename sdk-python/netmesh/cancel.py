@@ -377,6 +377,25 @@ def call_blocking(
         token.close()  # freed now, or when the call returns
 
 
+def _completion(loop: asyncio.AbstractEventLoop, job: _Job) -> "asyncio.Future[None]":
+    """A future of ``loop`` that the helper thread running ``job`` resolves
+    when the job has finished (submit the job after this)."""
+    future: "asyncio.Future[None]" = loop.create_future()
+
+    def resolve() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    def wake() -> None:
+        try:
+            loop.call_soon_threadsafe(resolve)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    job.callback = wake
+    return future
+
+
 async def call_async(
     fn: Callable[[Any], T],
     cancel: Optional[Cancel],
@@ -390,20 +409,8 @@ async def call_async(
     try:
         if cancel is not None:
             cancel._link(token)
-        future: "asyncio.Future[None]" = loop.create_future()
-
-        def resolve() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        def wake() -> None:
-            try:
-                loop.call_soon_threadsafe(resolve)
-            except RuntimeError:  # the loop is closed: nobody waits any more
-                pass
-
         job = _Job(fn, token)
-        job.callback = wake
+        future = _completion(loop, job)
         _submit(job)
         try:
             await asyncio.shield(future)
@@ -428,21 +435,8 @@ def run_in_helper(fn: Callable[[], T]) -> Awaitable[T]:
     task stops waiting, the call still completes."""
 
     async def run() -> T:
-        loop = asyncio.get_running_loop()
-        future: "asyncio.Future[None]" = loop.create_future()
-
-        def resolve() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        def wake() -> None:
-            try:
-                loop.call_soon_threadsafe(resolve)
-            except RuntimeError:  # the loop is closed: nobody waits any more
-                pass
-
         job = _Job(lambda _: fn(), None)
-        job.callback = wake
+        future = _completion(asyncio.get_running_loop(), job)
         _submit(job)
         await asyncio.shield(future)
         return job.result()  # type: ignore[no-any-return]

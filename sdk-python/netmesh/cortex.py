@@ -37,21 +37,17 @@ threads (they fail with :class:`~netmesh.ShuttingDownError`).
 
 from __future__ import annotations
 
-import collections
 import enum
 import json
 import threading
 from dataclasses import dataclass
 from typing import (
     Any,
-    AsyncIterator,
     Callable,
     ClassVar,
-    Deque,
     Dict,
     Generic,
     Iterable,
-    Iterator,
     List,
     Literal,
     Optional,
@@ -76,12 +72,11 @@ from ._ffi import (
     timeout_ms,
 )
 from ._handle import _Handle
+from ._stream import END, _Stream
 from .cancel import Cancel, _check_cancel, pull, pull_async
 from .errors import (
     CortexInvalidConfigError,
     CortexWatchEndedError,
-    ShuttingDownError,
-    _closed,
 )
 from .redex import (
     FsyncPolicy,
@@ -392,10 +387,9 @@ class ModelKind(enum.IntEnum):
 # -- watches --------------------------------------------------------------------------
 
 Row = TypeVar("Row")
-_END = object()
 
 
-class Watch(_Handle, Generic[Row]):
+class Watch(_Stream[Union[List[Row], WatchLagged]]):
     """A live query on a model (``net_model_watch_t``): iterating yields the
     current rows (a list) first, then the new rows after each change, or a
     :class:`WatchLagged` when this reader fell behind (the next rows include
@@ -408,9 +402,11 @@ class Watch(_Handle, Generic[Row]):
     the one-update forms with a timeout and a token of their own.
     """
 
-    __slots__ = ("_row", "_model", "_pending", "_cancel", "_calls")
+    __slots__ = ("_row", "_model")
     _kind = "Watch"
     _free = staticmethod(lib.net_model_watch_free)
+    _ended_error = CortexWatchEndedError
+    _ended_message = "the watch has ended: its model closed or halted, or it was closed"
 
     def __init__(
         self,
@@ -422,30 +418,9 @@ class Watch(_Handle, Generic[Row]):
         """Internal: use :meth:`Model.watch`."""
         if handle is None or handle == ffi.NULL:
             raise TypeError("use Model.watch() or snapshot_and_watch()")
-        super().__init__(handle)
+        super().__init__(handle, cancel)
         self._row = row
         self._model = model  # keeps the model object alive while watched
-        self._pending: Deque[Any] = collections.deque()
-        self._cancel = cancel
-        self._calls = 0  # calls inside libnet (which serves them one at a time)
-
-    def __iter__(self) -> Iterator[Union[List[Row], WatchLagged]]:
-        return self
-
-    def __next__(self) -> Union[List[Row], WatchLagged]:
-        item = self._pull(lib.NET_WAIT_FOREVER, self._cancel, iterating=True)
-        if item is _END or item is None:
-            raise StopIteration
-        return item  # type: ignore[no-any-return]
-
-    def __aiter__(self) -> AsyncIterator[Union[List[Row], WatchLagged]]:
-        return self
-
-    async def __anext__(self) -> Union[List[Row], WatchLagged]:
-        item = await self._pull_async(lib.NET_WAIT_FOREVER, self._cancel, iterating=True)
-        if item is _END or item is None:
-            raise StopAsyncIteration
-        return item  # type: ignore[no-any-return]
 
     def next(
         self, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
@@ -455,83 +430,27 @@ class Watch(_Handle, Generic[Row]):
         Raises CortexWatchEndedError once the watch has ended,
         ShuttingDownError if it was closed before, CancelledError when
         ``cancel`` is cancelled (the watch stays usable)."""
-        return self._ended(self._pull(timeout_ms(timeout), cancel, iterating=False))  # type: ignore[no-any-return]
+        return self._ended(self._pull(timeout_ms(timeout), cancel, iterating=False))
 
     async def next_async(
         self, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
     ) -> Union[List[Row], WatchLagged, None]:
         """:meth:`next` for asyncio: cancelling the task cancels the wait (an
         update already taken is kept for the next call)."""
-        return self._ended(await self._pull_async(timeout_ms(timeout), cancel, iterating=False))  # type: ignore[no-any-return]
-
-    @staticmethod
-    def _ended(item: Any) -> Any:
-        if item is _END:
-            raise CortexWatchEndedError(
-                lib.NET_END, "the watch has ended: its model closed or halted, or it was closed"
-            )
-        return item
-
-    def _start(self, iterating: bool) -> Tuple[Any, Any]:
-        try:
-            return self._pending.popleft(), None
-        except IndexError:
-            pass
-        ptr = self._ptr
-        if ptr is None:
-            if iterating:
-                return _END, None
-            raise _closed(self._kind)
-        return None, ptr
-
-    def _pull(self, ms: int, cancel: Optional[Cancel], iterating: bool) -> Any:
-        item, ptr = self._start(iterating)
-        if ptr is None:
-            return item
-        try:
-            return pull(
-                lambda ms, token: self._next_raw(ptr, ms, token), ms, cancel, self._keep, self._calls > 0
-            )
-        except ShuttingDownError:
-            if iterating:
-                return _END
-            raise
-
-    async def _pull_async(self, ms: int, cancel: Optional[Cancel], iterating: bool) -> Any:
-        item, ptr = self._start(iterating)
-        if ptr is None:
-            return item
-        try:
-            return await pull_async(
-                lambda ms, token: self._next_raw(ptr, ms, token), ms, cancel, self._keep, self._calls > 0
-            )
-        except ShuttingDownError:
-            if iterating:
-                return _END
-            raise
-
-    def _keep(self, item: Any) -> None:
-        if item is not None and item is not _END:
-            self._pending.append(item)
+        return self._ended(await self._pull_async(timeout_ms(timeout), cancel, iterating=False))
 
     def _next_raw(self, ptr: Any, ms: int, token: Any) -> Any:
         rows = new_bytes()
         missed = ffi.new("uint64_t *")
         err = error_slot()
-        with self._lock:
-            self._calls += 1
-        try:
-            status = lib.net_model_watch_next(ptr, ms, rows, missed, token, err)
-        finally:
-            with self._lock:
-                self._calls -= 1
+        status = self._counted(lambda: lib.net_model_watch_next(ptr, ms, rows, missed, token, err))
         if status == lib.NET_OK:
             return [self._row(r) for r in _take_json(rows)]
         lib.net_bytes_free(rows)
         if status == lib.NET_LAGGED:
             return WatchLagged(int(missed[0]))
         if status == lib.NET_END:
-            return _END
+            return END
         if status == lib.NET_TIMEOUT:
             return None
         raise call_error(status, err)

@@ -29,7 +29,6 @@ and waits for the ones already inside.
 
 from __future__ import annotations
 
-import collections
 import datetime
 import json
 import math
@@ -39,11 +38,8 @@ import threading
 from dataclasses import dataclass
 from typing import (
     Any,
-    AsyncIterator,
-    Deque,
     Dict,
     Iterable,
-    Iterator,
     List,
     Literal,
     NamedTuple,
@@ -66,13 +62,12 @@ from ._ffi import (
     timeout_ms,
 )
 from ._handle import _Handle
-from .cancel import Cancel, _check_cancel, pull, pull_async
+from ._stream import END, _Stream
+from .cancel import Cancel, _check_cancel
 from .channel import _name_bytes
 from .errors import (
     RedexInvalidConfigError,
     RedexTailEndedError,
-    ShuttingDownError,
-    _closed,
     error_for_status,
 )
 
@@ -685,10 +680,8 @@ def _unpack_records(out: Any) -> List[Entry]:
 
 # -- tails -----------------------------------------------------------------------
 
-_END = object()
 
-
-class RedexTail(_Handle):
+class RedexTail(_Stream[TailItem]):
     """A reader of a :class:`RedexFile`: an iterator that backfills from a
     sequence number, then blocks for new appends.
 
@@ -721,9 +714,11 @@ class RedexTail(_Handle):
     :attr:`Lagged.missed_from` is then only as exact as :attr:`position`.
     """
 
-    __slots__ = ("_file", "_position", "_pending", "_cancel", "_calls")
+    __slots__ = ("_file", "_position")
     _kind = "RedexTail"
     _free = staticmethod(lib.net_redex_tail_free)
+    _ended_error = RedexTailEndedError
+    _ended_message = "the tail has ended: its file or the tail itself was closed"
 
     def __init__(
         self, _handle: Any, file: Optional[RedexFile], from_seq: int, cancel: Optional[Cancel] = None
@@ -731,37 +726,14 @@ class RedexTail(_Handle):
         """Internal: use :meth:`RedexFile.tail`."""
         if _handle is None or _handle == ffi.NULL:
             raise TypeError("use RedexFile.tail() to start a RedexTail")
-        super().__init__(_handle)
+        super().__init__(_handle, cancel)
         self._file = file  # keeps the file open while the tail is in use
         self._position = from_seq
-        # Items taken by a call that a signal or a task cancellation
-        # abandoned, delivered first.
-        self._pending: Deque[TailItem] = collections.deque()
-        self._cancel = cancel
-        self._calls = 0  # calls inside libnet (which serves them one at a time)
 
     @property
     def position(self) -> int:
         """The sequence number this tail delivers (or reports missed) next."""
         return self._position
-
-    def __iter__(self) -> Iterator[TailItem]:
-        return self
-
-    def __next__(self) -> TailItem:
-        item = self._pull(lib.NET_WAIT_FOREVER, self._cancel, iterating=True)
-        if item is _END or item is None:
-            raise StopIteration
-        return item  # type: ignore[no-any-return]
-
-    def __aiter__(self) -> AsyncIterator[TailItem]:
-        return self
-
-    async def __anext__(self) -> TailItem:
-        item = await self._pull_async(lib.NET_WAIT_FOREVER, self._cancel, iterating=True)
-        if item is _END or item is None:
-            raise StopAsyncIteration
-        return item  # type: ignore[no-any-return]
 
     def next(
         self, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
@@ -785,70 +757,12 @@ class RedexTail(_Handle):
         entry it had already taken is kept for the next call."""
         return self._ended(await self._pull_async(timeout_ms(timeout), cancel, iterating=False))
 
-    @staticmethod
-    def _ended(item: Any) -> Optional[TailItem]:
-        if item is _END:
-            raise RedexTailEndedError(
-                lib.NET_END, "the tail has ended: its file or the tail itself was closed"
-            )
-        return item  # type: ignore[no-any-return]
-
-    def _start(self, iterating: bool) -> Any:
-        """A pending item, or the pointer to call (or _END)."""
-        try:
-            return self._pending.popleft(), None
-        except IndexError:
-            pass
-        ptr = self._ptr
-        if ptr is None:
-            if iterating:
-                return _END, None
-            raise _closed(self._kind)
-        return None, ptr
-
-    def _pull(self, ms: int, cancel: Optional[Cancel], iterating: bool) -> Any:
-        """One item, None on timeout, or _END."""
-        item, ptr = self._start(iterating)
-        if ptr is None:
-            return item
-        try:
-            return pull(
-                lambda ms, token: self._next_raw(ptr, ms, token), ms, cancel, self._keep, self._calls > 0
-            )
-        except ShuttingDownError:
-            if iterating:
-                return _END  # the tail was freed between our check and the call
-            raise
-
-    async def _pull_async(self, ms: int, cancel: Optional[Cancel], iterating: bool) -> Any:
-        item, ptr = self._start(iterating)
-        if ptr is None:
-            return item
-        try:
-            return await pull_async(
-                lambda ms, token: self._next_raw(ptr, ms, token), ms, cancel, self._keep, self._calls > 0
-            )
-        except ShuttingDownError:
-            if iterating:
-                return _END
-            raise
-
-    def _keep(self, item: Any) -> None:
-        if item is not None and item is not _END:
-            self._pending.append(item)
-
     def _next_raw(self, ptr: Any, ms: int, token: Any) -> Any:
-        """One ``net_redex_tail_next``: an item, None on timeout, or _END."""
+        """One ``net_redex_tail_next``: an item, None on timeout, or END."""
         seq = _out_u64()
         payload = new_bytes()
         err = error_slot()
-        with self._lock:
-            self._calls += 1
-        try:
-            status = lib.net_redex_tail_next(ptr, ms, seq, payload, token, err)
-        finally:
-            with self._lock:
-                self._calls -= 1
+        status = self._counted(lambda: lib.net_redex_tail_next(ptr, ms, seq, payload, token, err))
         if status == lib.NET_OK:
             entry = Entry(int(seq[0]), take_bytes(payload))
             self._position = entry.seq + 1
@@ -859,7 +773,7 @@ class RedexTail(_Handle):
             self._position = lag.resume_at
             return lag
         if status == lib.NET_END:
-            return _END
+            return END
         if status == lib.NET_TIMEOUT:
             return None
         raise call_error(status, err)

@@ -61,6 +61,12 @@ SEED_B = b"\x42" * 32
 SEED_C = b"\xff" * 32
 
 
+#: Meshes of the tests: two nodes in one process with one pre-shared key and
+#: fast timers.
+PSK = bytes([0x5A] * 32)
+FAST = dict(psk=PSK, heartbeat_interval=0.05, session_timeout=1.0, hello_timeout=0.5)
+
+
 @pytest.fixture
 def redex_dir():
     """A fresh directory for persistent RedEX files, removed afterwards."""
@@ -103,6 +109,28 @@ def until_won(rounds: int, wanted: int, attempt) -> int:
             if won == wanted:
                 return round_ + 1
     raise AssertionError(f"the call was interrupted while waiting in only {won} of {rounds} rounds")
+
+
+def free_wakes_blocked(call, free) -> int:
+    """One round of a raw free racing a raw call blocked with no limit:
+    ``call()`` starts on another thread and, once it had the chance to
+    block, ``free()`` runs here (a raw free, whose status must be NET_OK, or
+    a ``close()``, which raises on failure); the free must wake the call.
+    Returns the call's status: NET_END when the free woke it in its wait,
+    NET_ERR_SHUTTING_DOWN when the free came first (which proves nothing)."""
+    import threading
+
+    from netmesh._ffi import lib
+
+    result = []
+    t = threading.Thread(target=lambda: result.append(call()))
+    t.start()
+    let_it_block()
+    assert free() in (None, lib.NET_OK)
+    t.join(30)
+    assert not t.is_alive(), "the free did not wake the blocked call"
+    assert result[0] in (lib.NET_END, lib.NET_ERR_SHUTTING_DOWN), result
+    return result[0]
 
 
 def interrupted_while_waiting(message: str) -> bool:

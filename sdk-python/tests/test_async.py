@@ -26,10 +26,7 @@ from netmesh import (
     Tasks,
 )
 
-from conftest import interrupted_while_waiting, until_won
-
-PSK = bytes([0x5A] * 32)
-FAST = dict(psk=PSK, heartbeat_interval=0.05, session_timeout=1.0, hello_timeout=0.5)
+from conftest import FAST, interrupted_while_waiting, until_won
 
 
 async def _let_it_block() -> None:

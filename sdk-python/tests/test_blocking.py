@@ -34,12 +34,10 @@ from netmesh import (
     Tasks,
 )
 
-from conftest import FakeRedis, interrupted_while_waiting, let_it_block, run_blocked, until_won
+from conftest import FAST, FakeRedis, interrupted_while_waiting, let_it_block, run_blocked, until_won
 
 WHERE = ["thread", "main"]
 ROUNDS, WANTED = 200, 3
-PSK = bytes([0x5A] * 32)
-FAST = dict(psk=PSK, heartbeat_interval=0.05, session_timeout=1.0, hello_timeout=0.5)
 # A bus whose flush waits far longer than any round: its one event sits in
 # the batcher (a minute's delay, batches of a thousand).
 PATIENT = {

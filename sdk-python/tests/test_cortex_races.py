@@ -25,7 +25,7 @@ from netmesh import (
 )
 from netmesh._ffi import ffi, lib
 
-from conftest import let_it_block, race_in_flight, until_won
+from conftest import free_wakes_blocked, race_in_flight, until_won
 
 ROUNDS = 20
 ACCEPTABLE = (ShuttingDownError, CortexHaltedError, RedexClosedError, CortexWatchEndedError)
@@ -143,23 +143,13 @@ def test_watch_free_wakes_a_raw_next_blocked_forever(redex: Redex, kind: str) ->
     def attempt(_: int) -> bool:
         _rows, watch = model.snapshot_and_watch()
         ptr, watch._ptr = watch._ptr, None
-        result: List[int] = []
-
-        def blocked() -> None:
-            rows = ffi.new("net_bytes_t *")
-            missed = ffi.new("uint64_t *")
-            result.append(
-                lib.net_model_watch_next(ptr, lib.NET_WAIT_FOREVER, rows, missed, ffi.NULL, ffi.NULL)
-            )
-
-        t = threading.Thread(target=blocked)
-        t.start()
-        let_it_block()
-        assert lib.net_model_watch_free(ptr) == lib.NET_OK
-        t.join(30)
-        assert not t.is_alive()
-        assert result[0] in (lib.NET_END, lib.NET_ERR_SHUTTING_DOWN), result
-        return result[0] == lib.NET_END
+        rows = ffi.new("net_bytes_t *")
+        missed = ffi.new("uint64_t *")
+        status = free_wakes_blocked(
+            lambda: lib.net_model_watch_next(ptr, lib.NET_WAIT_FOREVER, rows, missed, ffi.NULL, ffi.NULL),
+            lambda: lib.net_model_watch_free(ptr),
+        )
+        return status == lib.NET_END
 
     until_won(200, 5, attempt)
     model.close()

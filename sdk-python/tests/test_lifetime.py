@@ -71,19 +71,27 @@ def test_every_handle_type_left_unclosed_warns_and_is_freed_in_the_background(tm
         assert g.read(0) == b"kept"
 
 
+def _bus_with_a_held_write(fake_redis: FakeRedis, shutdown_timeout_ms: int) -> Bus:
+    """A bus over ``fake_redis`` dispatching one event whose XADD the server
+    holds unanswered (until ``fake_redis.release()``): its shutdown blocks
+    for up to ``shutdown_timeout_ms``, then gives the event up."""
+    bus = Bus(
+        num_shards=1,
+        adapter={"type": "redis", "url": fake_redis.url, "command_timeout_ms": 600000},
+        shutdown_timeout_ms=shutdown_timeout_ms,
+    )
+    bus.ingest(b"held by the server")
+    assert fake_redis.wait_for_xadd()
+    return bus
+
+
 def test_a_finalizer_never_waits_for_the_free(fake_redis: FakeRedis) -> None:
     """A bus whose shutdown blocks (its Redis never answers the XADD it is
     dispatching): dropping it returns at once; the reaper's free finishes
     once the server answers. Deterministic: the free cannot complete before
     the release, and the finalizer had returned by then."""
-    bus = Bus(
-        num_shards=1,
-        adapter={"type": "redis", "url": fake_redis.url, "command_timeout_ms": 600000},
-        shutdown_timeout_ms=600000,
-    )
+    bus = _bus_with_a_held_write(fake_redis, shutdown_timeout_ms=600000)
     raw = bus._ptr
-    bus.ingest(b"held by the server")
-    assert fake_redis.wait_for_xadd()
     with pytest.warns(ResourceWarning, match="Bus was never closed"):
         del bus
         gc.collect()
@@ -96,13 +104,7 @@ def test_a_finalizer_never_waits_for_the_free(fake_redis: FakeRedis) -> None:
 
 
 def test_failed_background_frees_are_logged(fake_redis: FakeRedis, caplog: Any) -> None:
-    bus = Bus(
-        num_shards=1,
-        adapter={"type": "redis", "url": fake_redis.url, "command_timeout_ms": 600000},
-        shutdown_timeout_ms=100,
-    )
-    bus.ingest(b"never acknowledged")
-    assert fake_redis.wait_for_xadd()
+    bus = _bus_with_a_held_write(fake_redis, shutdown_timeout_ms=100)
     with caplog.at_level(logging.WARNING, logger="netmesh"):
         with pytest.warns(ResourceWarning):
             del bus
@@ -116,13 +118,7 @@ def test_failed_background_frees_are_logged(fake_redis: FakeRedis, caplog: Any) 
 
 
 def test_close_raises_busy_when_the_bus_shutdown_loses_events(fake_redis: FakeRedis) -> None:
-    bus = Bus(
-        num_shards=1,
-        adapter={"type": "redis", "url": fake_redis.url, "command_timeout_ms": 600000},
-        shutdown_timeout_ms=100,
-    )
-    bus.ingest(b"never acknowledged")
-    assert fake_redis.wait_for_xadd()
+    bus = _bus_with_a_held_write(fake_redis, shutdown_timeout_ms=100)
     with pytest.raises(BusyError) as info:
         bus.close()
     assert info.value.status == lib.NET_ERR_BUSY

@@ -23,10 +23,7 @@ from netmesh import (
     ShuttingDownError,
 )
 
-from conftest import let_it_block, until_won
-
-PSK = bytes([0x5A] * 32)
-FAST = dict(psk=PSK, heartbeat_interval=0.05, session_timeout=1.0, hello_timeout=0.5)
+from conftest import FAST, let_it_block, until_won
 
 
 @pytest.fixture

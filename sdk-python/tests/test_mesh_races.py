@@ -15,9 +15,8 @@ from netmesh import Mesh, MeshStreamClosedError, ShuttingDownError
 from netmesh._ffi import ffi, lib
 from netmesh.errors import MeshError
 
-from conftest import let_it_block, until_won
+from conftest import PSK, free_wakes_blocked, let_it_block, until_won
 
-PSK = bytes([0x5A] * 32)
 FAST = dict(psk=PSK, heartbeat_interval=0.05, session_timeout=1.0, hello_timeout=0.3)
 
 
@@ -97,24 +96,14 @@ def test_free_wakes_a_raw_recv_blocked_forever_and_waits_for_it() -> None:
     def attempt(_: int) -> bool:
         a = Mesh(**FAST)
         ptr = a._ptr
-        result: List[int] = []
-
-        def blocked() -> None:
-            peer = ffi.new("uint64_t *")
-            sid = ffi.new("uint64_t *")
-            data = ffi.new("net_bytes_t *")
-            result.append(
-                lib.net_mesh_recv_next(ptr, lib.NET_WAIT_FOREVER, peer, sid, data, ffi.NULL, ffi.NULL)
-            )
-
-        t = threading.Thread(target=blocked)
-        t.start()
-        let_it_block()
-        a.close()  # net_mesh_free: wakes the recv, returns after it left
-        t.join(30)
-        assert not t.is_alive()
-        assert result[0] in (lib.NET_END, lib.NET_ERR_SHUTTING_DOWN), result
-        return result[0] == lib.NET_END
+        peer = ffi.new("uint64_t *")
+        sid = ffi.new("uint64_t *")
+        data = ffi.new("net_bytes_t *")
+        status = free_wakes_blocked(
+            lambda: lib.net_mesh_recv_next(ptr, lib.NET_WAIT_FOREVER, peer, sid, data, ffi.NULL, ffi.NULL),
+            a.close,  # net_mesh_free: wakes the recv, returns after it left
+        )
+        return status == lib.NET_END
 
     until_won(200, 5, attempt)
 

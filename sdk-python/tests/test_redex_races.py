@@ -34,7 +34,7 @@ from netmesh import (
 )
 from netmesh._ffi import ffi, lib
 
-from conftest import let_it_block, race_in_flight, until_won
+from conftest import free_wakes_blocked, race_in_flight, until_won
 
 ROUNDS = 40
 _names = itertools.count()
@@ -410,22 +410,12 @@ def test_tail_free_wakes_a_raw_next_blocked_forever():
         def attempt(_: int) -> bool:
             tail = f.tail(f.next_seq)
             raw, tail._ptr = tail._ptr, None
-            result: List[int] = []
-
-            def reader() -> None:
-                seq = ffi.new("uint64_t *")
-                payload = ffi.new("net_bytes_t *")
-                result.append(
-                    lib.net_redex_tail_next(raw, lib.NET_WAIT_FOREVER, seq, payload, ffi.NULL, ffi.NULL)
-                )
-
-            t = threading.Thread(target=reader)
-            t.start()
-            let_it_block()
-            assert lib.net_redex_tail_free(raw) == lib.NET_OK
-            t.join(30)
-            assert not t.is_alive(), "the free did not wake the blocked next"
-            assert result[0] in (lib.NET_END, lib.NET_ERR_SHUTTING_DOWN), result
+            seq = ffi.new("uint64_t *")
+            payload = ffi.new("net_bytes_t *")
+            status = free_wakes_blocked(
+                lambda: lib.net_redex_tail_next(raw, lib.NET_WAIT_FOREVER, seq, payload, ffi.NULL, ffi.NULL),
+                lambda: lib.net_redex_tail_free(raw),
+            )
             # The freed tail is refused.
             seq = ffi.new("uint64_t *")
             payload = ffi.new("net_bytes_t *")
@@ -433,7 +423,7 @@ def test_tail_free_wakes_a_raw_next_blocked_forever():
                 lib.net_redex_tail_next(raw, 0, seq, payload, ffi.NULL, ffi.NULL)
                 == lib.NET_ERR_SHUTTING_DOWN
             )
-            return result[0] == lib.NET_END
+            return status == lib.NET_END
 
         until_won(200, 5, attempt)
         f.append(b"ok")
