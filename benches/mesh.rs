@@ -182,6 +182,43 @@ fn stream_throughput(secs: f64, window: Option<u64>) -> f64 {
     rate
 }
 
+/// Events of `size` bytes, one per `send_blocking` call, default 64 KiB
+/// window (the receiver grants as it goes); events/s received and the
+/// sender's datagrams per event.
+fn per_call(secs: f64, size: usize) -> (f64, f64) {
+    let (a, b) = pair_with(DEFAULT_WINDOW);
+    let peer = b.node_id();
+    a.open_stream(peer, 4, false, None).unwrap();
+    let a = Arc::new(a);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (a, stop) = (a.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let event = vec![5u8; size];
+            while !stop.load(Ordering::Relaxed) {
+                let _ = a.send_blocking(
+                    peer,
+                    4,
+                    &[&event],
+                    Some(Instant::now() + Duration::from_millis(100)),
+                );
+            }
+        })
+    };
+    let mut got = 0u64;
+    let t = Instant::now();
+    while t.elapsed().as_secs_f64() < secs {
+        if let Ok(events) = b.recv(65_536, Some(Duration::from_millis(100))) {
+            got += events.len() as u64;
+        }
+    }
+    let rate = got as f64 / t.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    let per_event = a.stat("datagrams_sent") as f64 / a.stat("events_sent").max(1) as f64;
+    (rate, per_event)
+}
+
 /// 64-byte events, batched 1000 per send; events/s received.
 fn small_events(secs: f64) -> f64 {
     let (a, b) = pair();
@@ -350,6 +387,22 @@ fn main() {
             windowed,
             windowed / baseline
         );
+    }
+    if wanted("percall") {
+        for size in [64usize, 1200] {
+            let mut best = (0f64, 0f64);
+            for _ in 0..2 {
+                let r = per_call(secs, size);
+                if r.0 > best.0 {
+                    best = r;
+                }
+            }
+            println!(
+                "{size} B events, one per send call   {:.3} M events/s   ({:.3} datagrams per event)",
+                best.0 / 1e6,
+                best.1
+            );
+        }
     }
     if wanted("small") {
         let small = best_of(2, || small_events(secs));

@@ -464,6 +464,10 @@ export interface MeshOptions {
   connectForm?: 'routed' | 'direct';
   helloTimeoutMs?: number;
   requireIdentity?: boolean;
+  /** Linux UDP GSO sends (default true; turns itself off if the kernel refuses). */
+  gso?: boolean;
+  /** Linux UDP GRO receives (default true). */
+  gro?: boolean;
   maxPendingHandshakes?: number;
   loopbackDepth?: number;
 }

@@ -121,6 +121,29 @@ done:
     CHECK_OK(net_mesh_free(b));
 }
 
+/* Takes `want` events from `node` (a reader running beside a blocked sender:
+ * credit comes back as the application takes events). */
+struct reader {
+    const net_mesh_t *node;
+    int want;
+    int got;
+};
+
+static void *read_events(void *arg)
+{
+    struct reader *r = arg;
+    while (r->got < r->want) {
+        uint64_t p = 0, s = 0;
+        net_bytes_t data = {NULL, 0};
+        if (net_mesh_recv_next(r->node, 20000, &p, &s, &data, NULL, NULL) != NET_OK) {
+            break;
+        }
+        net_bytes_free(&data);
+        r->got++;
+    }
+    return NULL;
+}
+
 static void test_backpressure_and_errors(void)
 {
     net_mesh_t *a = mesh_new(), *b = mesh_new(), *bad = NULL;
@@ -137,7 +160,16 @@ static void test_backpressure_and_errors(void)
     two[1] = two[0];
     CHECK_OK(net_mesh_stream_send(s, two, 1));
     CHECK_STATUS(net_mesh_stream_send(s, two, 2), NET_ERR_MESH_TOO_LARGE);
-    CHECK_OK(net_mesh_stream_send_blocking(s, two, 2, 5000, NULL, NULL)); /* waits for grants */
+    {
+        /* send_blocking waits for grants, which come as b's reader takes events. */
+        struct reader r = {b, 3, 0};
+        pthread_t t;
+        if (CHECK(pthread_create(&t, NULL, read_events, &r) == 0)) {
+            CHECK_OK(net_mesh_stream_send_blocking(s, two, 2, 5000, NULL, NULL));
+            pthread_join(t, NULL);
+            CHECK(r.got == 3);
+        }
+    }
     CHECK_STATUS(net_mesh_open_stream(a, 4242, 1, false, UINT64_MAX, NULL), NET_ERR_INVALID_ARGUMENT);
     {
         net_mesh_stream_t *none = NULL;

@@ -46,6 +46,9 @@ type MeshConfig struct {
 	RequireIdentity      bool
 	MaxPendingHandshakes int
 	LoopbackDepth        int
+	// NoGSO / NoGRO turn the Linux UDP offloads off (on by default; a GSO
+	// send the kernel refuses turns GSO off by itself).
+	NoGSO, NoGRO bool
 }
 
 // MarshalJSON gives the configuration JSON of net_mesh_new.
@@ -92,6 +95,12 @@ func (c MeshConfig) MarshalJSON() ([]byte, error) {
 	}
 	if c.RequireIdentity {
 		put("require_identity", true)
+	}
+	if c.NoGSO {
+		put("gso", false)
+	}
+	if c.NoGRO {
+		put("gro", false)
 	}
 	return json.Marshal(m)
 }

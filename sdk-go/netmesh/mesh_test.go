@@ -123,10 +123,27 @@ func TestMeshBackpressureAndBlocking(t *testing.T) {
 	if err := s.Send(big); err != nil && !errors.Is(err, netmesh.ErrMeshBackpressure) {
 		t.Fatal(err)
 	}
+	// Credit comes back as the reader takes events: read meanwhile.
+	read := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for got := 0; got < 4; {
+			events, err := b.Recv(ctx, 4-got)
+			if err != nil {
+				read <- err
+				return
+			}
+			got += len(events)
+		}
+		read <- nil
+	}()
 	if err := s.SendBlocking(ctx5(t), big, big, big); err != nil {
 		t.Fatal(err)
 	}
-	recvN(t, b, 4)
+	if err := <-read; err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestMeshErrors(t *testing.T) {

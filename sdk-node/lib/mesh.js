@@ -63,6 +63,8 @@ const PLAIN = {
   maxStreams: 'max_streams',
   connectForm: 'connect_form',
   requireIdentity: 'require_identity',
+  gso: 'gso',
+  gro: 'gro',
   maxPendingHandshakes: 'max_pending_handshakes',
   loopbackDepth: 'loopback_depth',
 };

@@ -95,6 +95,8 @@ _PLAIN = {
     "max_streams",
     "connect_form",
     "require_identity",
+    "gso",
+    "gro",
     "max_pending_handshakes",
     "loopback_depth",
 }
@@ -138,7 +140,8 @@ class Mesh(_Handle):
     ``hello_timeout`` (seconds), ``handshake_retries``, ``num_shards``,
     ``shard_capacity``, ``window`` (bytes, 0 = unlimited), ``recv_buffer``,
     ``send_buffer``, ``max_streams``, ``connect_form`` ("routed" |
-    "direct"), ``require_identity``, ``max_pending_handshakes``,
+    "direct"), ``require_identity``, ``gso`` / ``gro`` (bools, the Linux UDP
+    offloads; on by default), ``max_pending_handshakes``,
     ``loopback_depth``. Unknown options raise MeshConfigError.
 
     The blocking calls (:meth:`connect`, :meth:`accept`, :meth:`recv`,

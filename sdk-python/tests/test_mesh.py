@@ -4,6 +4,7 @@ backpressure; errors; introspection."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 
@@ -94,8 +95,11 @@ def test_backpressure_and_blocking_send(pair) -> None:
             s.send(big)
         except MeshBackpressureError:
             pass
-        assert s.send_blocking([big, big, big], timeout=5)
-        recv_n(b, 4)
+        # Credit comes back as the reader takes events: read meanwhile.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            reader = pool.submit(recv_n, b, 4)
+            assert s.send_blocking([big, big, big], timeout=5)
+            assert len(reader.result()) == 4
 
 
 def test_errors() -> None:

@@ -103,7 +103,8 @@ fn outcome(result: Result<(), MeshError>) -> Result<net_status_t, FfiError> {
 /// `psk_hex`, `identity_seed_hex`, `static_secret_hex`,
 /// `heartbeat_interval_ms`, `session_timeout_ms`, `handshake_timeout_ms`,
 /// `handshake_retries`, `num_shards`, `shard_capacity`, `window`,
-/// `recv_buffer`, `send_buffer`, `max_streams`, `stream_idle_timeout_ms`,
+/// `recv_buffer`, `send_buffer`, `gso`, `gro` (booleans: the Linux UDP
+/// offloads, on by default), `max_streams`, `stream_idle_timeout_ms`,
 /// `connect_form` ("routed" | "direct"), `hello_timeout_ms`,
 /// `require_identity`, `max_pending_handshakes`, `loopback_depth`). The
 /// socket is bound and handshakes are accepted at once.

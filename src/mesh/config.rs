@@ -60,6 +60,11 @@ pub struct MeshConfig {
     pub recv_buffer: usize,
     /// Socket send buffer (bytes).
     pub send_buffer: usize,
+    /// Send runs of equal-sized datagrams as one `sendmsg` (Linux UDP GSO;
+    /// falls back to plain sends by itself when the kernel refuses).
+    pub gso: bool,
+    /// Receive datagrams coalesced by the kernel (Linux UDP GRO).
+    pub gro: bool,
     /// Streams per session before the least recently active is evicted.
     pub max_streams: usize,
     /// Streams idle this long are evicted.
@@ -106,8 +111,11 @@ impl Default for MeshConfig {
             num_shards: 4,
             shard_capacity: 65_536,
             window: DEFAULT_WINDOW,
-            recv_buffer: 256 * 1024,
-            send_buffer: 256 * 1024,
+            // Asked for; the kernel caps them at net.core.rmem_max / wmem_max.
+            recv_buffer: 4 << 20,
+            send_buffer: 4 << 20,
+            gso: true,
+            gro: true,
             max_streams: 4096,
             stream_idle_timeout: Duration::from_secs(300),
             connect_form: ConnectForm::Routed,
@@ -135,6 +143,8 @@ struct Raw {
     window: Option<u64>,
     recv_buffer: Option<usize>,
     send_buffer: Option<usize>,
+    gso: Option<bool>,
+    gro: Option<bool>,
     max_streams: Option<usize>,
     stream_idle_timeout_ms: Option<u64>,
     connect_form: Option<ConnectForm>,
@@ -199,8 +209,8 @@ impl MeshConfig {
     /// `psk_hex`, `identity_seed_hex`, `static_secret_hex`,
     /// `heartbeat_interval_ms`, `session_timeout_ms`,
     /// `handshake_timeout_ms`, `handshake_retries`, `num_shards`,
-    /// `shard_capacity`, `window`, `recv_buffer`, `send_buffer`,
-    /// `max_streams`, `stream_idle_timeout_ms`, `connect_form`
+    /// `shard_capacity`, `window`, `recv_buffer`, `send_buffer`, `gso`,
+    /// `gro`, `max_streams`, `stream_idle_timeout_ms`, `connect_form`
     /// (`"routed"`/`"direct"`), `hello_timeout_ms`, `require_identity`,
     /// `max_pending_handshakes`, `loopback_depth`.
     ///
@@ -252,6 +262,12 @@ impl MeshConfig {
         }
         if let Some(v) = raw.send_buffer {
             config.send_buffer = range(v, "send_buffer", 4096, 1 << 30)?;
+        }
+        if let Some(v) = raw.gso {
+            config.gso = v;
+        }
+        if let Some(v) = raw.gro {
+            config.gro = v;
         }
         if let Some(v) = raw.max_streams {
             config.max_streams = range(v, "max_streams", 1, 1 << 20)?;

@@ -32,6 +32,17 @@ pub(crate) struct InboundPacket {
     /// (offset, len) of each event in `payload`.
     pub frames: Vec<(u32, u32)>,
     pub next: usize,
+    /// Stream credit (bytes) given back to the sender once the application
+    /// has taken every event of the packet; 0 for none.
+    pub credit: u64,
+}
+
+/// Credit the application freed by taking a packet's last event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Consumed {
+    pub peer: u64,
+    pub stream_id: u64,
+    pub credit: u64,
 }
 
 impl InboundPacket {
@@ -156,16 +167,18 @@ impl Inbound {
     /// to `max` of them, round-robin across shards.
     #[cfg(test)]
     pub fn recv(&self, max: usize, timeout: Option<Duration>) -> Recv {
-        self.recv_until(max, timeout, None)
+        self.recv_until(max, timeout, None, &mut Vec::new())
     }
 
     /// [`recv`](Self::recv) that also returns [`Recv::Cancelled`] as soon as
     /// `cancel` is cancelled (with nothing taken).
+    /// The credit of every packet it finished is added to `consumed`.
     pub fn recv_cancellable(
         self: &Arc<Self>,
         max: usize,
         timeout: Option<Duration>,
         cancel: Option<&CancelToken>,
+        consumed: &mut Vec<Consumed>,
     ) -> Recv {
         let _wake = cancel.map(|token| {
             let queues = self.clone();
@@ -174,7 +187,7 @@ impl Inbound {
                 queues.ready.notify_all();
             })
         });
-        self.recv_until(max, timeout, cancel)
+        self.recv_until(max, timeout, cancel, consumed)
     }
 
     fn recv_until(
@@ -182,13 +195,14 @@ impl Inbound {
         max: usize,
         timeout: Option<Duration>,
         cancel: Option<&CancelToken>,
+        consumed: &mut Vec<Consumed>,
     ) -> Recv {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut state = self.lock();
         loop {
             let total: usize = state.events.iter().sum();
             if total > 0 {
-                return Recv::Events(take(&mut state, max.max(1)));
+                return Recv::Events(take(&mut state, max.max(1), consumed));
             }
             if state.closed {
                 return Recv::Closed;
@@ -221,7 +235,7 @@ impl Inbound {
     }
 }
 
-fn take(state: &mut State, max: usize) -> Vec<InboundEvent> {
+fn take(state: &mut State, max: usize, consumed: &mut Vec<Consumed>) -> Vec<InboundEvent> {
     let shards = state.shards.len();
     let mut out = Vec::with_capacity(max.min(1024));
     let mut empty_rounds = 0;
@@ -245,6 +259,20 @@ fn take(state: &mut State, max: usize) -> Vec<InboundEvent> {
         }
         state.events[shard] -= n;
         if packet.remaining() == 0 {
+            if packet.credit > 0 {
+                let (peer, stream_id, credit) = (packet.peer, packet.stream_id, packet.credit);
+                match consumed
+                    .iter_mut()
+                    .find(|c| c.peer == peer && c.stream_id == stream_id)
+                {
+                    Some(c) => c.credit += credit,
+                    None => consumed.push(Consumed {
+                        peer,
+                        stream_id,
+                        credit,
+                    }),
+                }
+            }
             state.shards[shard].pop_front();
         }
     }
@@ -268,6 +296,7 @@ mod tests {
             payload,
             frames,
             next: 0,
+            credit: 0,
         }
     }
 

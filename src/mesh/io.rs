@@ -1,88 +1,230 @@
-//! Batched UDP I/O: `recvmmsg` / `sendmmsg` on Linux (one syscall for up to
-//! [`BATCH`] datagrams), plain `recv_from` / `send_to` loops elsewhere. The
-//! socket is non-blocking; these calls never wait.
+//! Batched UDP I/O. On Linux: `recvmmsg` with UDP GRO (the kernel hands
+//! over runs of same-sized datagrams from one sender as one buffer plus a
+//! segment size) and `sendmmsg` whose messages carry runs of equal-sized
+//! datagrams as one UDP GSO send (`UDP_SEGMENT`); both offloads are probed
+//! at start and GSO falls back to plain datagrams by itself when the kernel
+//! refuses it at send time. Elsewhere: plain `recv_from` / `send_to` loops.
+//! The socket is non-blocking; these calls never wait.
 //!
-//! This is the only module of the mesh with `unsafe` (the two syscalls and
-//! the socket-address conversions around them).
+//! This is the only module of the mesh with `unsafe` (the syscalls, the
+//! control messages and the socket-address conversions around them).
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-/// Datagrams per batch.
+/// Messages per `recvmmsg` / `sendmmsg`.
 pub const BATCH: usize = 32;
 /// Receive buffer per datagram: one byte more than the largest datagram we
 /// accept, so an oversized one is detected instead of silently truncated.
 pub const RECV_BUF: usize = crate::wire::MAX_PACKET_SIZE + crate::wire::ROUTING_HEADER_SIZE + 1;
+/// Receive buffer per message with GRO on: a coalesced run is at most one
+/// maximal UDP payload.
+const GRO_BUF: usize = 65_536;
+/// Messages per `recvmmsg` with GRO on (each buffer is 64 KiB).
+const GRO_BATCH: usize = 16;
+/// At most this many datagrams in one GSO send (the kernel's
+/// UDP_MAX_SEGMENTS).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// At most this many bytes in one GSO send (a UDP payload over IPv4 or
+/// IPv6, with room to spare).
+const GSO_MAX_BYTES: usize = 65_000;
 
-/// Reusable receive buffers.
-pub struct RecvBatch {
-    bufs: Vec<Box<[u8; RECV_BUF]>>,
-    lens: [usize; BATCH],
-    addrs: [Option<SocketAddr>; BATCH],
-    truncated: [bool; BATCH],
-    count: usize,
+/// The kernel offloads a socket uses.
+#[derive(Debug)]
+pub struct Offload {
+    gso: AtomicBool,
+    /// Receives are GRO-coalesced (fixed at start).
+    pub gro: bool,
 }
 
-impl Default for RecvBatch {
-    fn default() -> Self {
-        Self::new()
+impl Offload {
+    /// Probes and enables what is asked for and available.
+    pub fn enable(socket: &UdpSocket, gso: bool, gro: bool) -> Self {
+        Self {
+            gso: AtomicBool::new(gso && gso_available(socket)),
+            gro: gro && enable_gro(socket),
+        }
+    }
+
+    /// Whether sends use GSO now.
+    pub fn gso(&self) -> bool {
+        self.gso.load(Ordering::Relaxed)
+    }
+
+    /// Turns GSO off for good (the kernel refused it); true the first time.
+    pub fn disable_gso(&self) -> bool {
+        self.gso.swap(false, Ordering::Relaxed)
     }
 }
 
+#[cfg(target_os = "linux")]
+fn gso_available(socket: &UdpSocket) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid descriptor and an int-sized out-buffer with its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn gso_available(_socket: &UdpSocket) -> bool {
+    false
+}
+
+#[cfg(target_os = "linux")]
+fn enable_gro(socket: &UdpSocket) -> bool {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid descriptor and an int option value with its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn enable_gro(_socket: &UdpSocket) -> bool {
+    false
+}
+
+/// One received datagram inside a message buffer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Segment {
+    msg: usize,
+    offset: usize,
+    len: usize,
+    oversized: bool,
+}
+
+/// Reusable receive buffers.
+pub struct RecvBatch {
+    bufs: Vec<Vec<u8>>,
+    addrs: Vec<Option<SocketAddr>>,
+    segments: Vec<Segment>,
+    gro: bool,
+    /// Datagrams of the last `recv` that came in GRO-coalesced messages.
+    pub coalesced: usize,
+}
+
 impl RecvBatch {
-    /// Buffers for one batch.
-    pub fn new() -> Self {
+    /// Buffers for one batch: [`BATCH`] of [`RECV_BUF`] bytes, or with GRO
+    /// 16 of 64 KiB.
+    pub fn new(gro: bool) -> Self {
+        let (n, size) = if gro {
+            (GRO_BATCH, GRO_BUF)
+        } else {
+            (BATCH, RECV_BUF)
+        };
         Self {
-            bufs: (0..BATCH).map(|_| Box::new([0u8; RECV_BUF])).collect(),
-            lens: [0; BATCH],
-            addrs: [None; BATCH],
-            truncated: [false; BATCH],
-            count: 0,
+            bufs: (0..n).map(|_| vec![0u8; size]).collect(),
+            addrs: vec![None; n],
+            segments: Vec::with_capacity(n),
+            gro,
+            coalesced: 0,
         }
     }
 
     /// Datagram `i`: its bytes (mutable: opened in place), source, and
     /// whether it was longer than [`RECV_BUF`] − 1.
     pub fn get_mut(&mut self, i: usize) -> (&mut [u8], Option<SocketAddr>, bool) {
-        let len = self.lens[i];
-        (&mut self.bufs[i][..len], self.addrs[i], self.truncated[i])
+        let s = self.segments[i];
+        (
+            &mut self.bufs[s.msg][s.offset..s.offset + s.len],
+            self.addrs[s.msg],
+            s.oversized,
+        )
     }
 
-    /// Receives up to [`BATCH`] datagrams without waiting. `Ok(0)` is never
-    /// returned: nothing ready is `WouldBlock`.
+    /// Receives what is ready without waiting; returns the number of
+    /// datagrams (a GRO message counts for each datagram it holds). `Ok(0)`
+    /// is never returned: nothing ready is `WouldBlock`.
     pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        self.count = 0;
-        let n = recv_batch(socket, self)?;
-        self.count = n;
-        Ok(n)
+        self.segments.clear();
+        self.coalesced = 0;
+        recv_batch(socket, self)?;
+        Ok(self.segments.len())
+    }
+
+    /// Records message `msg` of `len` bytes, split into `segment`-sized
+    /// datagrams when the kernel coalesced it (`segment` > 0).
+    fn push_message(&mut self, msg: usize, len: usize, truncated: bool, segment: usize) {
+        let limit = RECV_BUF - 1;
+        if segment == 0 || segment >= len {
+            self.segments.push(Segment {
+                msg,
+                offset: 0,
+                len: len.min(limit),
+                oversized: truncated || len > limit,
+            });
+            return;
+        }
+        let mut offset = 0;
+        while offset < len {
+            let l = segment.min(len - offset);
+            self.segments.push(Segment {
+                msg,
+                offset,
+                len: l.min(limit),
+                oversized: l > limit || (truncated && offset + l == len),
+            });
+            self.coalesced += 1;
+            offset += l;
+        }
     }
 }
 
 #[cfg(target_os = "linux")]
-fn recv_batch(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct CmsgBuf([u8; 64]);
+
+#[cfg(target_os = "linux")]
+fn recv_batch(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<()> {
     use std::os::fd::AsRawFd;
+    let n_msgs = batch.bufs.len();
     // SAFETY: zeroed sockaddr_storage / mmsghdr / iovec are valid values.
     let mut storage: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
     let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
     let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-    for i in 0..BATCH {
+    let mut control = [CmsgBuf([0; 64]); BATCH];
+    for i in 0..n_msgs {
         iovecs[i].iov_base = batch.bufs[i].as_mut_ptr().cast();
-        iovecs[i].iov_len = RECV_BUF;
+        iovecs[i].iov_len = batch.bufs[i].len();
         msgs[i].msg_hdr.msg_name = (&mut storage[i] as *mut libc::sockaddr_storage).cast();
         msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
         msgs[i].msg_hdr.msg_iov = &mut iovecs[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
+        if batch.gro {
+            msgs[i].msg_hdr.msg_control = control[i].0.as_mut_ptr().cast();
+            msgs[i].msg_hdr.msg_controllen = control[i].0.len() as _;
+        }
     }
     // SAFETY: every pointer in `msgs` points into the live locals above and
-    // into `batch.bufs`, each buffer RECV_BUF bytes long.
+    // into `batch.bufs`, each iovec giving its buffer's true length.
     let n = unsafe {
         libc::recvmmsg(
             socket.as_raw_fd(),
             msgs.as_mut_ptr(),
-            BATCH as _,
+            n_msgs as _,
             libc::MSG_DONTWAIT,
             std::ptr::null_mut(),
         )
@@ -90,32 +232,51 @@ fn recv_batch(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let n = n as usize;
-    for i in 0..n {
+    for i in 0..n as usize {
         let len = msgs[i].msg_len as usize;
-        batch.truncated[i] = len >= RECV_BUF || msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-        batch.lens[i] = len.min(RECV_BUF);
+        let truncated = msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
         batch.addrs[i] = sockaddr_to_std(&storage[i]);
+        let segment = if batch.gro {
+            gro_segment(&msgs[i].msg_hdr)
+        } else {
+            0
+        };
+        batch.push_message(i, len, truncated, segment);
     }
-    Ok(n)
+    Ok(())
+}
+
+/// The segment size of a GRO-coalesced message (0: a single datagram).
+#[cfg(target_os = "linux")]
+fn gro_segment(hdr: &libc::msghdr) -> usize {
+    // SAFETY: the kernel filled `msg_control` / `msg_controllen` with
+    // well-formed control messages; CMSG_* walk them within those bounds.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == libc::UDP_GRO {
+                let value = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::c_int);
+                return value.max(0) as usize;
+            }
+            cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+        }
+    }
+    0
 }
 
 #[cfg(not(target_os = "linux"))]
-fn recv_batch(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
-    let mut n = 0;
-    while n < BATCH {
+fn recv_batch(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<()> {
+    for n in 0..batch.bufs.len() {
         match socket.recv_from(&mut batch.bufs[n][..]) {
             Ok((len, addr)) => {
-                batch.truncated[n] = len >= RECV_BUF;
-                batch.lens[n] = len.min(RECV_BUF);
                 batch.addrs[n] = Some(addr);
-                n += 1;
+                batch.push_message(n, len, false, 0);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && n > 0 => break,
             Err(e) => return Err(e),
         }
     }
-    Ok(n)
+    Ok(())
 }
 
 #[cfg(target_os = "linux")]
@@ -174,29 +335,97 @@ fn std_to_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> l
     }
 }
 
-/// Sends `datagrams` (all to `to`) without waiting; returns how many went
-/// (a prefix). `WouldBlock` when not even the first could.
+/// What one [`send_batch`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Datagrams handed to the kernel (a prefix of those given).
+    pub datagrams: usize,
+    /// Of the messages that carried them, how many were GSO sends.
+    pub gso_sends: usize,
+}
+
+/// Consecutive runs of `datagrams` that can travel as one GSO send: equal
+/// sizes, optionally ending with one shorter datagram, within the kernel's
+/// limits. Without `gso` every run is one datagram.
+fn gso_runs(datagrams: &[&[u8]], gso: bool) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < datagrams.len() {
+        let size = datagrams[i].len();
+        let mut end = i + 1;
+        if gso && size > 0 {
+            let mut total = size;
+            while end < datagrams.len()
+                && end - i < GSO_MAX_SEGMENTS
+                && total + datagrams[end].len() <= GSO_MAX_BYTES
+                && datagrams[end].len() <= size
+                && !datagrams[end].is_empty()
+            {
+                total += datagrams[end].len();
+                end += 1;
+                if datagrams[end - 1].len() < size {
+                    break; // a shorter datagram can only end a run
+                }
+            }
+        }
+        runs.push(i..end);
+        i = end;
+    }
+    runs
+}
+
+/// Whether a failed send is the kernel refusing GSO (the caller then
+/// resends plainly and stops asking for it).
+pub fn is_gso_refusal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::EOPNOTSUPP | libc::ENOPROTOOPT)
+    )
+}
+
+/// Sends `datagrams` (all to `to`) without waiting, runs of equal-sized
+/// ones as single GSO sends when `gso`; returns how many went (a prefix).
+/// `WouldBlock` when not even the first could; with `gso`, an error
+/// [`is_gso_refusal`] says when the kernel refused the offload.
 #[cfg(target_os = "linux")]
-pub fn send_batch(socket: &UdpSocket, to: SocketAddr, datagrams: &[&[u8]]) -> io::Result<usize> {
+pub fn send_batch(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    datagrams: &[&[u8]],
+    gso: bool,
+) -> io::Result<Sent> {
     use std::os::fd::AsRawFd;
-    let mut sent = 0;
-    // SAFETY: zeroed sockaddr_storage / iovec / mmsghdr are valid values.
+    let runs = gso_runs(datagrams, gso);
+    let mut sent = Sent::default();
+    // SAFETY: a zeroed sockaddr_storage is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let namelen = std_to_sockaddr(&to, &mut storage);
-    while sent < datagrams.len() {
-        let chunk = &datagrams[sent..(sent + BATCH).min(datagrams.len())];
-        let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut iovecs: Vec<libc::iovec> = datagrams
+        .iter()
+        .map(|d| libc::iovec {
+            iov_base: d.as_ptr() as *mut libc::c_void,
+            iov_len: d.len(),
+        })
+        .collect();
+    let mut control = vec![CmsgBuf([0; 64]); BATCH];
+    let mut r = 0;
+    while r < runs.len() {
+        let chunk = &runs[r..(r + BATCH).min(runs.len())];
+        // SAFETY: zeroed mmsghdrs are valid values.
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for (i, d) in chunk.iter().enumerate() {
-            iovecs[i].iov_base = d.as_ptr() as *mut libc::c_void;
-            iovecs[i].iov_len = d.len();
-            msgs[i].msg_hdr.msg_name = (&mut storage as *mut libc::sockaddr_storage).cast();
-            msgs[i].msg_hdr.msg_namelen = namelen;
-            msgs[i].msg_hdr.msg_iov = &mut iovecs[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
+        for (k, run) in chunk.iter().enumerate() {
+            let hdr = &mut msgs[k].msg_hdr;
+            hdr.msg_name = (&mut storage as *mut libc::sockaddr_storage).cast();
+            hdr.msg_namelen = namelen;
+            hdr.msg_iov = iovecs[run.clone()].as_mut_ptr();
+            hdr.msg_iovlen = run.len() as _;
+            if run.len() > 1 {
+                set_segment_size(hdr, &mut control[k], datagrams[run.start].len() as u16);
+            }
         }
-        // SAFETY: the headers point at `storage`, `iovecs` and the caller's
-        // datagrams, all alive for the call; the kernel only reads them.
+        // SAFETY: the headers point at `storage`, `iovecs` (which point at
+        // the caller's datagrams) and `control`, all alive for the call;
+        // the kernel only reads them.
         let n = unsafe {
             libc::sendmmsg(
                 socket.as_raw_fd(),
@@ -207,9 +436,17 @@ pub fn send_batch(socket: &UdpSocket, to: SocketAddr, datagrams: &[&[u8]]) -> io
         };
         if n < 0 {
             let err = io::Error::last_os_error();
-            return if sent > 0 { Ok(sent) } else { Err(err) };
+            return if sent.datagrams > 0 {
+                Ok(sent)
+            } else {
+                Err(err)
+            };
         }
-        sent += n as usize;
+        for run in &chunk[..n as usize] {
+            sent.datagrams += run.len();
+            sent.gso_sends += usize::from(run.len() > 1);
+        }
+        r += n as usize;
         if (n as usize) < chunk.len() {
             break;
         }
@@ -217,14 +454,37 @@ pub fn send_batch(socket: &UdpSocket, to: SocketAddr, datagrams: &[&[u8]]) -> io
     Ok(sent)
 }
 
+/// Attaches a `UDP_SEGMENT` control message of `size` to `hdr`.
+#[cfg(target_os = "linux")]
+fn set_segment_size(hdr: &mut libc::msghdr, buf: &mut CmsgBuf, size: u16) {
+    // SAFETY: CMSG_SPACE(2) fits the 64-byte, 8-aligned buffer; the header
+    // points at that buffer, so CMSG_FIRSTHDR returns its start and the
+    // data written stays inside it.
+    unsafe {
+        let space = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as usize;
+        hdr.msg_control = buf.0.as_mut_ptr().cast();
+        hdr.msg_controllen = space as _;
+        let cmsg = libc::CMSG_FIRSTHDR(hdr);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, size);
+    }
+}
+
 /// Sends `datagrams` (all to `to`) without waiting; returns how many went.
 #[cfg(not(target_os = "linux"))]
-pub fn send_batch(socket: &UdpSocket, to: SocketAddr, datagrams: &[&[u8]]) -> io::Result<usize> {
-    let mut sent = 0;
+pub fn send_batch(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    datagrams: &[&[u8]],
+    _gso: bool,
+) -> io::Result<Sent> {
+    let mut sent = Sent::default();
     for d in datagrams {
         match socket.send_to(d, to) {
-            Ok(_) => sent += 1,
-            Err(e) if sent > 0 && e.kind() == io::ErrorKind::WouldBlock => break,
+            Ok(_) => sent.datagrams += 1,
+            Err(e) if sent.datagrams > 0 && e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => return Err(e),
         }
     }
@@ -270,4 +530,78 @@ pub fn register_readable(socket: UdpSocket) -> io::Result<AsyncFd<UdpSocket>> {
     // `as_raw_fd` returns that same descriptor, for as long as the socket
     // (now owned by the `AsyncFd`) lives.
     unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }.map_err(|e| e.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(lens: &[usize], gso: bool) -> Vec<std::ops::Range<usize>> {
+        let bufs: Vec<Vec<u8>> = lens.iter().map(|&l| vec![0; l]).collect();
+        let refs: Vec<&[u8]> = bufs.iter().map(|b| b.as_slice()).collect();
+        gso_runs(&refs, gso)
+    }
+
+    #[test]
+    fn gso_runs_are_equal_sizes_ending_with_at_most_one_shorter() {
+        assert_eq!(
+            sizes(&[1200, 1200, 1200, 700, 1200], true),
+            vec![0..4, 4..5]
+        );
+        assert_eq!(sizes(&[500, 900, 900], true), vec![0..1, 1..3]);
+        assert_eq!(sizes(&[1200; 3], false), vec![0..1, 1..2, 2..3]);
+        // At most 64 segments and 65 000 bytes per send.
+        assert_eq!(sizes(&[100; 130], true), vec![0..64, 64..128, 128..130]);
+        assert_eq!(sizes(&[8192; 10], true), vec![0..7, 7..10]);
+    }
+
+    #[test]
+    fn gso_and_gro_carry_every_datagram_over_loopback() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        tx.set_nonblocking(true).unwrap();
+        let off_rx = Offload::enable(&rx, true, true);
+        let off_tx = Offload::enable(&tx, true, true);
+        let data: Vec<Vec<u8>> = (0..40u8)
+            .map(|i| vec![i; if i == 39 { 300 } else { 1200 }])
+            .collect();
+        let refs: Vec<&[u8]> = data.iter().map(|d| d.as_slice()).collect();
+        let sent = send_batch(&tx, rx.local_addr().unwrap(), &refs, off_tx.gso()).unwrap();
+        assert_eq!(sent.datagrams, 40);
+        if cfg!(target_os = "linux") {
+            assert_eq!(sent.gso_sends, 1, "40 datagrams in one GSO send");
+        }
+        let mut batch = RecvBatch::new(off_rx.gro);
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while got.len() < 40 && std::time::Instant::now() < deadline {
+            match batch.recv(&rx) {
+                Ok(n) => {
+                    for i in 0..n {
+                        let (buf, from, oversized) = batch.get_mut(i);
+                        assert_eq!(from, Some(tx.local_addr().unwrap()));
+                        assert!(!oversized);
+                        got.push(buf.to_vec());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait_readable(&rx);
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, data);
+    }
+
+    fn wait_readable(socket: &UdpSocket) {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe { libc::poll(&mut pfd, 1, 1000) };
+    }
 }

@@ -25,6 +25,7 @@ pub mod hello;
 mod inbound;
 mod io;
 mod node;
+mod outbox;
 pub mod packet;
 mod peer;
 pub mod reliable;

@@ -77,6 +77,38 @@ pub fn seal(
     out.extend_from_slice(&tag);
 }
 
+/// Seals in place: `buf` holds `HEADER_SIZE` bytes (overwritten with the
+/// header) followed by the plaintext; the plaintext is encrypted where it
+/// lies and the tag appended. The one-copy path of the outbox.
+///
+/// # Panics
+/// As [`seal`]; also refused by a debug assertion when `buf` is shorter
+/// than a header.
+pub fn seal_in_place(
+    key: &PacketKey,
+    session_id: u64,
+    counter: u64,
+    kind: &PacketKind,
+    buf: &mut Vec<u8>,
+) {
+    debug_assert!(buf.len() >= HEADER_SIZE && buf.len() - HEADER_SIZE <= MAX_PAYLOAD_SIZE);
+    let header = NetHeader {
+        flags: kind.flags,
+        subprotocol_id: kind.subprotocol_id,
+        nonce: key.nonce(counter),
+        session_id,
+        stream_id: kind.stream_id,
+        sequence: kind.sequence,
+        payload_len: (buf.len() - HEADER_SIZE) as u16,
+        event_count: kind.event_count,
+        ..NetHeader::default()
+    };
+    let header_bytes = header.encode();
+    buf[..HEADER_SIZE].copy_from_slice(&header_bytes);
+    let tag = key.seal(counter, &aad(&header_bytes), &mut buf[HEADER_SIZE..]);
+    buf.extend_from_slice(&tag);
+}
+
 /// Checks the body length a protected packet must have (WIRE.md §2.2):
 /// heartbeats exactly 16 bytes, others exactly `payload_len + 16`.
 pub fn check_body_len(header: &NetHeader, packet_len: usize) -> Result<(), WireError> {
@@ -109,4 +141,31 @@ pub fn open(
         &mut packet[HEADER_SIZE..],
     )?;
     Ok(HEADER_SIZE..HEADER_SIZE + len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealing_in_place_gives_the_same_bytes_and_opens() {
+        let key = PacketKey::new(&[7u8; 32], 0x1234);
+        let kind = PacketKind {
+            flags: flags::RELIABLE,
+            stream_id: 9,
+            sequence: 4,
+            event_count: 2,
+            ..PacketKind::default()
+        };
+        let plaintext = crate::wire::encode_events(&[&b"one"[..], b"two"]).unwrap();
+        let mut copied = Vec::new();
+        seal(&key, 0x1234, 17, &kind, &plaintext, &mut copied);
+        let mut in_place = vec![0u8; HEADER_SIZE];
+        in_place.extend_from_slice(&plaintext);
+        seal_in_place(&key, 0x1234, 17, &kind, &mut in_place);
+        assert_eq!(copied, in_place);
+        let header = NetHeader::decode(&in_place).unwrap();
+        let range = open(&key, &header, &mut in_place).unwrap();
+        assert_eq!(&in_place[range], &plaintext[..]);
+    }
 }

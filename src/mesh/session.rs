@@ -110,13 +110,33 @@ impl Session {
         plaintext: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), CounterExhausted> {
+        let counter = self.next_counter()?;
+        packet::seal(&self.tx, self.session_id, counter, kind, plaintext, out);
+        Ok(())
+    }
+
+    /// Seals one packet in place (see [`packet::seal_in_place`]), taking
+    /// the next transmit counter.
+    ///
+    /// # Errors
+    /// [`CounterExhausted`] after 2^64 − 1 packets.
+    pub fn seal_in_place(
+        &self,
+        kind: &PacketKind,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), CounterExhausted> {
+        let counter = self.next_counter()?;
+        packet::seal_in_place(&self.tx, self.session_id, counter, kind, buf);
+        Ok(())
+    }
+
+    fn next_counter(&self) -> Result<u64, CounterExhausted> {
         let counter = self.tx_counter.fetch_add(1, Ordering::Relaxed);
         if counter == u64::MAX {
             self.tx_counter.store(u64::MAX, Ordering::Relaxed);
             return Err(CounterExhausted);
         }
-        packet::seal(&self.tx, self.session_id, counter, kind, plaintext, out);
-        Ok(())
+        Ok(counter)
     }
 
     /// Checks the replay window, authenticates and decrypts `packet` in

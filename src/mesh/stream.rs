@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::credit::TxCredit;
+use super::outbox::{Outbox, TakenPacket};
 use super::reliable::{LegacyGate, ReliableReceiver, ReliableSender};
 
 /// How long a closed or evicted stream id ignores grants.
@@ -40,8 +41,12 @@ pub(crate) struct TxState {
 /// The receive half.
 #[derive(Debug, Default)]
 pub(crate) struct RxState {
-    /// Total bytes accepted (`plaintext + 80` per packet), sent in grants.
+    /// Total bytes the application has taken (`plaintext + 80` per
+    /// packet, counted once a packet's last event is taken), sent in
+    /// grants.
     pub consumed: u64,
+    /// Bytes of packets queued for the application but not taken yet.
+    pub queued: u64,
     /// `consumed` as of the last grant sent.
     pub granted: u64,
     pub legacy_gate: LegacyGate,
@@ -49,6 +54,20 @@ pub(crate) struct RxState {
 }
 
 impl RxState {
+    /// Whether a packet costing `cost` stays within `window` bytes queued
+    /// for the application: a sender that respects the credit we grant
+    /// never exceeds it, so such a packet is queued whatever the shard's
+    /// event capacity (never dropped).
+    pub fn within_window(&self, cost: u64, window: u64) -> bool {
+        window != 0 && self.queued + cost <= window
+    }
+
+    /// The application took packets worth `credit` bytes.
+    pub fn on_consumed(&mut self, credit: u64) {
+        self.consumed += credit;
+        self.queued = self.queued.saturating_sub(credit);
+    }
+
     /// The grant to send now, if at least `threshold` bytes were consumed
     /// since the last one (any amount with threshold 1); marks it sent.
     pub fn take_grant(&mut self, threshold: u64) -> Option<u64> {
@@ -95,6 +114,10 @@ pub(crate) struct StreamTable {
     default_window: u64,
     /// Streams evicted so far (idle or LRU).
     pub evicted: u64,
+    /// Packets waiting for the writer (all streams of the session).
+    pub outbox: Outbox,
+    /// Events dropped from the outbox because their stream closed first.
+    pub outbox_discarded: u64,
 }
 
 impl StreamTable {
@@ -106,7 +129,31 @@ impl StreamTable {
             idle_timeout,
             default_window,
             evicted: 0,
+            outbox: Outbox::new(),
+            outbox_discarded: 0,
         }
+    }
+
+    /// A stream and the outbox, borrowed together.
+    pub fn stream_and_outbox(&mut self, id: u64) -> Option<(&mut Stream, &mut Outbox)> {
+        let stream = self.streams.get_mut(&id)?;
+        Some((stream, &mut self.outbox))
+    }
+
+    /// The writer takes the outbox: each packet gets its stream's next
+    /// sequence, and a Net-reliable packet is kept for retransmission.
+    /// Empty: the outbox is released (see [`Outbox::take`]).
+    pub fn take_outbox(&mut self, now: Instant) -> Vec<TakenPacket> {
+        let streams = &mut self.streams;
+        self.outbox.take(now, |p| {
+            let s = streams.get_mut(&p.stream_id)?;
+            let seq = s.tx.next_seq;
+            s.tx.next_seq += 1;
+            if s.tx.mode == TxMode::Net {
+                s.tx.sender.on_sent(seq, p.count, p.payload().to_vec(), now);
+            }
+            Some(seq)
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -166,6 +213,9 @@ impl StreamTable {
     /// Closes a stream: its state goes, its id is quarantined.
     pub fn close(&mut self, id: u64, now: Instant) -> bool {
         let existed = self.streams.remove(&id).is_some();
+        if existed {
+            self.outbox_discarded += self.outbox.discard_stream(id) as u64;
+        }
         self.quarantine.insert(id, now + QUARANTINE);
         existed
     }

@@ -6,6 +6,8 @@
 //!   reliability acks, heartbeats).
 //! * `send.rs` — the send path, run on the caller's thread: framing,
 //!   credit, sealing, batched writes, the loopback path.
+//! * `writer.rs` — draining a peer's outbox (seal in place, batched
+//!   writes) and the writer thread that takes over when sends come hot.
 //! * `tasks.rs` — the timers: heartbeats + failure detection + eviction
 //!   (after `start`), and the reliability tick (retransmissions, hellos).
 //! * this file — construction, handshakes as the caller sees them
@@ -22,6 +24,7 @@ mod send;
 mod tasks;
 #[cfg(feature = "test-util")]
 mod testing;
+mod writer;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -144,6 +147,16 @@ pub(crate) struct Stats {
     pub loopback_dropped: AtomicU64,
     pub send_dropped: AtomicU64,
     pub evictions: AtomicU64,
+    /// Data packets the writers took from outboxes (each one datagram).
+    pub packets_written: AtomicU64,
+    /// Writes handed to the writer thread (the path was hot).
+    pub writer_handoffs: AtomicU64,
+    /// `sendmsg` calls carrying several datagrams as one (UDP GSO).
+    pub gso_sends: AtomicU64,
+    /// GSO refused by the kernel: the socket went back to plain sends.
+    pub gso_fallbacks: AtomicU64,
+    /// Datagrams that arrived coalesced by the kernel (UDP GRO).
+    pub gro_datagrams: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -257,6 +270,10 @@ pub(crate) struct Inner {
     pingwave_seq: AtomicU64,
     epoch: Instant,
     runtime: tokio::runtime::Handle,
+    /// The writer thread (`writer.rs`).
+    pump: Arc<writer::Pump>,
+    /// Which kernel offloads the socket uses (`io.rs`).
+    offload: super::io::Offload,
 }
 
 /// A mesh node. Cheap to share behind an `Arc`; every method takes `&self`
@@ -350,6 +367,7 @@ impl MeshNode {
         let socket = UdpSocket::bind(config.bind)?;
         socket.set_nonblocking(true)?;
         super::io::set_buffers(&socket, config.recv_buffer, config.send_buffer)?;
+        let offload = super::io::Offload::enable(&socket, config.gso, config.gro);
         let local_addr = socket.local_addr()?;
         let recv_socket = socket.try_clone()?;
         let inner = Arc::new(Inner {
@@ -378,7 +396,10 @@ impl MeshNode {
             pingwave_seq: AtomicU64::new(0),
             epoch: Instant::now(),
             runtime: runtime.clone(),
+            pump: Arc::new(writer::Pump::default()),
+            offload,
         });
+        inner.pump.start(Arc::downgrade(&inner))?;
         let readable = {
             let _enter = runtime.enter();
             super::io::register_readable(recv_socket)?
@@ -606,7 +627,13 @@ impl MeshNode {
         timeout: Option<Duration>,
         cancel: Option<&CancelToken>,
     ) -> Result<Vec<InboundEvent>, MeshError> {
-        match self.inner.inbound.recv_cancellable(max, timeout, cancel) {
+        let mut consumed = Vec::new();
+        let got = self
+            .inner
+            .inbound
+            .recv_cancellable(max, timeout, cancel, &mut consumed);
+        self.inner.credit_consumed(&consumed);
+        match got {
             Recv::Events(events) => Ok(events),
             Recv::Timeout => Err(MeshError::Timeout),
             Recv::Closed => Err(MeshError::ShuttingDown),
@@ -658,6 +685,7 @@ impl MeshNode {
     /// socket closes when the last reference goes. Idempotent.
     pub fn shutdown(&self) {
         self.inner.shutdown();
+        self.inner.pump.stop();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         if tasks.is_empty() {
             return;
@@ -697,6 +725,28 @@ impl Inner {
             self.stats.events_received.fetch_sub(n, Ordering::Relaxed);
         }
         queued
+    }
+
+    /// Credits what the application took (`recv`): a stream's grant goes
+    /// out once a quarter of its window was taken since the last one (the
+    /// reliability tick sends smaller remainders within 5 ms).
+    fn credit_consumed(&self, consumed: &[super::inbound::Consumed]) {
+        for c in consumed {
+            let Some(peer) = self.peers.get(&c.peer).map(|p| p.value().clone()) else {
+                continue;
+            };
+            let grant = {
+                let mut streams = peer.streams();
+                let Some(stream) = streams.get_mut(c.stream_id) else {
+                    continue;
+                };
+                stream.rx.on_consumed(c.credit);
+                stream.rx.take_grant(self.grant_threshold)
+            };
+            if let Some(total) = grant {
+                self.send_grant(&peer, c.stream_id, total);
+            }
+        }
     }
 
     fn check_running(&self) -> Result<(), MeshError> {
@@ -1049,6 +1099,13 @@ impl Inner {
             "loopback_dropped": g(&s.loopback_dropped),
             "send_dropped": g(&s.send_dropped),
             "evictions": g(&s.evictions),
+            "packets_written": g(&s.packets_written),
+            "writer_handoffs": g(&s.writer_handoffs),
+            "gso_sends": g(&s.gso_sends),
+            "gso_fallbacks": g(&s.gso_fallbacks),
+            "gro_datagrams": g(&s.gro_datagrams),
+            "gso": u64::from(self.offload.gso()),
+            "gro": u64::from(self.offload.gro),
         })
     }
 }

@@ -29,7 +29,7 @@ pub(super) async fn receive_loop(
     inner: Arc<Inner>,
     socket: tokio::io::unix::AsyncFd<std::net::UdpSocket>,
 ) {
-    let mut batch = RecvBatch::new();
+    let mut batch = RecvBatch::new(inner.offload.gro);
     loop {
         if inner.is_shut_down() {
             return;
@@ -40,6 +40,10 @@ pub(super) async fn receive_loop(
         loop {
             match ready.try_io(|s| batch.recv(s.get_ref())) {
                 Ok(Ok(n)) => {
+                    inner
+                        .stats
+                        .gro_datagrams
+                        .fetch_add(batch.coalesced as u64, Ordering::Relaxed);
                     let mut touched = Touched::new();
                     for i in 0..n {
                         let (buf, from, truncated) = batch.get_mut(i);
@@ -407,20 +411,25 @@ impl Inner {
         let net_reliable = header.is_reliable() && peer.binding().peer_entity.is_some();
         let mut streams = peer.streams();
         let stream = streams.for_receive(stream_id, now);
+        // A stream whose window is 0 (unlimited) sends no grants (§7.2);
+        // the others are credited when the application takes the events.
+        let window = stream.tx.credit.window();
         if net_reliable {
             // In order, exactly once; refuse (no ack, no credit) when the
-            // inbound shard is full, so the sender retransmits later.
+            // inbound shard is full and the packet exceeds the window, so
+            // the sender retransmits later.
             if !stream.rx.receiver.would_accept(header.sequence) {
                 stream.rx.receiver.on_packet(header.sequence, 0, Vec::new()); // marks ack due
                 touched.insert((peer.node_id, stream_id));
                 return;
             }
-            if !self.inbound.has_room(stream_id, frames.len()) {
+            let within = stream.rx.within_window(cost, window);
+            if !within && !self.inbound.has_room(stream_id, frames.len()) {
                 bump(&self.stats.inbound_dropped);
                 return;
             }
-            if stream.tx.credit.window() != 0 {
-                stream.rx.consumed += cost;
+            if window != 0 {
+                stream.rx.queued += cost;
             }
             let packed = pack(plaintext, &frames);
             let delivered =
@@ -435,7 +444,12 @@ impl Inner {
             drop(streams);
             touched.insert((peer.node_id, stream_id));
             for (_, _, payload) in delivered {
-                self.deliver_packed(peer.node_id, stream_id, payload, true);
+                let credit = if window != 0 {
+                    packed_cost(&payload)
+                } else {
+                    0
+                };
+                self.deliver_packed(peer.node_id, stream_id, payload, credit);
             }
             return;
         }
@@ -446,11 +460,9 @@ impl Inner {
         } else {
             true
         };
-        // A stream whose window is 0 (unlimited) sends no grants (§7.2).
-        if accepted && stream.tx.credit.window() != 0 {
-            stream.rx.consumed += cost;
-            touched.insert((peer.node_id, stream_id));
-        }
+        let credit = if accepted && window != 0 { cost } else { 0 };
+        let force = credit > 0 && stream.rx.within_window(cost, window);
+        stream.rx.queued += credit;
         drop(streams);
         let n = frames.len() as u64;
         let packet = InboundPacket {
@@ -459,14 +471,26 @@ impl Inner {
             payload: plaintext.to_vec(),
             frames,
             next: 0,
+            credit,
         };
-        if !self.deliver(packet, false) {
+        if !self.deliver(packet, force) {
             self.stats.inbound_dropped.fetch_add(n, Ordering::Relaxed);
+            if credit > 0 {
+                // Never queued: its credit comes back at once (the sender
+                // chose not to wait, or exceeds the window).
+                let mut streams = peer.streams();
+                if let Some(stream) = streams.get_mut(stream_id) {
+                    stream.rx.queued = stream.rx.queued.saturating_sub(credit);
+                    stream.rx.consumed += credit;
+                }
+                touched.insert((peer.node_id, stream_id));
+            }
         }
     }
 
     /// Queues a packed packet (`u32 count ‖ frames`, see [`pack`]).
-    fn deliver_packed(&self, peer: u64, stream_id: u64, packed: Vec<u8>, force: bool) {
+    /// Always queued (the packet was accepted into the reorder buffer).
+    fn deliver_packed(&self, peer: u64, stream_id: u64, packed: Vec<u8>, credit: u64) {
         let (payload, frames) = unpack(packed);
         let n = frames.len() as u64;
         if !self.deliver(
@@ -476,8 +500,9 @@ impl Inner {
                 payload,
                 frames,
                 next: 0,
+                credit,
             },
-            force,
+            true,
         ) {
             self.stats.inbound_dropped.fetch_add(n, Ordering::Relaxed);
         }
@@ -535,6 +560,13 @@ fn pack(plaintext: &[u8], frames: &[(u32, u32)]) -> Vec<u8> {
     }
     out.extend_from_slice(plaintext);
     out
+}
+
+/// The credit of a packed packet: its plaintext (the frames without the
+/// table) plus the per-packet overhead, as the sender debited it.
+fn packed_cost(packed: &[u8]) -> u64 {
+    let n = u32::from_le_bytes([packed[0], packed[1], packed[2], packed[3]]) as usize;
+    (packed.len() - 4 - n * 8) as u64 + super::super::credit::PACKET_COST_OVERHEAD
 }
 
 fn unpack(packed: Vec<u8>) -> (Vec<u8>, Vec<(u32, u32)>) {

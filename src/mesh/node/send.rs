@@ -8,42 +8,40 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::super::credit::{Backpressure, PACKET_COST_OVERHEAD, packet_cost};
+use super::super::credit::{PACKET_COST_OVERHEAD, packet_cost};
 use super::super::hello::{FLAG_ACK, FLAG_RELIABILITY, Hello};
 use super::super::inbound::InboundPacket;
 use super::super::io;
+use super::super::outbox::{MAX_PENDING_BYTES, Writer};
 use super::super::packet::PacketKind;
 use super::super::peer::Peer;
 use super::super::reliable::RelAck;
 use super::super::stream::TxMode;
 use super::{Inner, MeshError, bump};
 use crate::cancel::CancelToken;
-use crate::wire::{
-    CONTROL_STREAM_ID, MAX_EVENTS_PER_PACKET, MAX_PAYLOAD_SIZE, StreamWindow, encode_events, flags,
-    ids,
-};
+use crate::wire::{CONTROL_STREAM_ID, MAX_PAYLOAD_SIZE, StreamWindow, encode_events, flags, ids};
 
-/// Splits `events` into consecutive packets of at most `limit` framed
-/// bytes (and 2028 events); None when one event alone exceeds `limit`.
-fn packetize<E: AsRef<[u8]>>(events: &[E], limit: usize) -> Option<Vec<std::ops::Range<usize>>> {
-    let mut out = Vec::new();
-    let (mut start, mut size) = (0usize, 0usize);
-    for (i, e) in events.iter().enumerate() {
-        let framed = 4 + e.as_ref().len();
-        if framed > limit {
-            return None;
-        }
-        if size + framed > limit || i - start == MAX_EVENTS_PER_PACKET {
-            out.push(start..i);
-            start = i;
-            size = 0;
-        }
-        size += framed;
+/// The largest framed payload of a packet on a stream with `window`: a
+/// packet never costs more than the window, so every packet can eventually
+/// be sent. `BatchExceedsWindow` when one of `events` alone does not fit.
+fn packet_limit<E: AsRef<[u8]>>(window: u64, events: &[E]) -> Result<usize, MeshError> {
+    let limit = if window == 0 {
+        MAX_PAYLOAD_SIZE
+    } else {
+        (window.saturating_sub(PACKET_COST_OVERHEAD) as usize).min(MAX_PAYLOAD_SIZE)
+    };
+    let largest = events
+        .iter()
+        .map(|e| e.as_ref().len() + 4)
+        .max()
+        .unwrap_or(0);
+    if largest > limit {
+        return Err(MeshError::BatchExceedsWindow {
+            needed: packet_cost(largest),
+            window,
+        });
     }
-    if start < events.len() {
-        out.push(start..events.len());
-    }
-    Some(out)
+    Ok(limit)
 }
 
 /// How long a caller's send waits for kernel buffer space before giving up
@@ -161,7 +159,8 @@ impl Inner {
     }
 
     /// The send path of `send` (deadline None) and `send_blocking`
-    /// (Some(deadline), where the inner None is "no limit").
+    /// (Some(deadline), where the inner None is "no limit"): events go into
+    /// the peer's outbox (`outbox.rs`), and whoever the outbox names writes.
     pub(super) fn send_events<E: AsRef<[u8]>>(
         &self,
         peer_id: u64,
@@ -194,58 +193,163 @@ impl Inner {
             token.on_cancel(move || peer.credit_granted.notify_all())
         });
         let mode = self.stream_mode(&peer, stream_id, blocking.flatten(), cancel)?;
-        // A packet never costs more than the window, so every packet can
-        // eventually be sent.
-        let window = peer
-            .streams()
-            .get_mut(stream_id)
-            .map_or(0, |s| s.tx.credit.window());
-        let limit = if window == 0 {
-            MAX_PAYLOAD_SIZE
-        } else {
-            (window.saturating_sub(PACKET_COST_OVERHEAD) as usize).min(MAX_PAYLOAD_SIZE)
-        };
-        let ranges = packetize(events, limit).ok_or(MeshError::BatchExceedsWindow {
-            needed: events
-                .iter()
-                .map(|e| packet_cost(e.as_ref().len() + 4))
-                .max()
-                .unwrap_or(0),
-            window,
-        })?;
-        let reliable_flag = if matches!(mode, TxMode::Net | TxMode::Legacy) {
+        let flags_byte = if matches!(mode, TxMode::Net | TxMode::Legacy) {
             flags::RELIABLE
         } else {
             0
         };
-        let payloads: Vec<(Vec<u8>, u16)> = ranges
-            .iter()
-            .map(|r| {
-                encode_events(&events[r.clone()])
-                    .map(|p| (p, r.len() as u16))
-                    .map_err(|_| MeshError::EventTooLarge(0))
-            })
-            .collect::<Result<_, _>>()?;
         match blocking {
-            None => self.send_now(&peer, stream_id, mode, reliable_flag, payloads)?,
+            None => self.enqueue_now(&peer, stream_id, flags_byte, events)?,
             Some(deadline) => {
-                for payload in payloads {
-                    self.send_waiting(
-                        &peer,
-                        stream_id,
-                        mode,
-                        reliable_flag,
-                        payload,
-                        deadline,
-                        cancel,
-                    )?;
-                }
+                self.enqueue_waiting(&peer, stream_id, flags_byte, events, deadline, cancel)?
             }
         }
         self.stats
             .events_sent
             .fetch_add(events.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// All events into the outbox now, or none (Backpressure).
+    fn enqueue_now<E: AsRef<[u8]>>(
+        &self,
+        peer: &Arc<Peer>,
+        stream_id: u64,
+        flags_byte: u8,
+        events: &[E],
+    ) -> Result<(), MeshError> {
+        let writer = {
+            let mut streams = self.outbox_room(peer, None, None)?;
+            let now = Instant::now();
+            let (stream, outbox) = streams
+                .stream_and_outbox(stream_id)
+                .ok_or(MeshError::StreamClosed(stream_id))?;
+            let window = stream.tx.credit.window();
+            let limit = packet_limit(window, events)?;
+            let (_, cost) = outbox.plan(stream_id, events, limit, u64::MAX);
+            if window != 0 && cost > window {
+                return Err(MeshError::BatchExceedsWindow {
+                    needed: cost,
+                    window,
+                });
+            }
+            stream.tx.credit.try_debit(cost)?;
+            stream.last_active = now;
+            outbox.append(stream_id, flags_byte, events, limit);
+            self.claim_outbox(outbox, now)
+        };
+        self.dispatch_writer(peer, writer);
+        Ok(())
+    }
+
+    /// Events into the outbox as credit allows, waiting for more until
+    /// `deadline`; what is waiting is written before the sender parks.
+    fn enqueue_waiting<E: AsRef<[u8]>>(
+        &self,
+        peer: &Arc<Peer>,
+        stream_id: u64,
+        flags_byte: u8,
+        events: &[E],
+        deadline: Option<Instant>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), MeshError> {
+        let mut rest = events;
+        let mut streams = self.outbox_room(peer, deadline, cancel)?;
+        loop {
+            self.check_running()?;
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Err(MeshError::Cancelled);
+            }
+            let now = Instant::now();
+            let (stream, outbox) = streams
+                .stream_and_outbox(stream_id)
+                .ok_or(MeshError::StreamClosed(stream_id))?;
+            let limit = packet_limit(stream.tx.credit.window(), rest)?;
+            let (n, cost) = outbox.plan(stream_id, rest, limit, stream.tx.credit.available());
+            if n > 0 {
+                stream
+                    .tx
+                    .credit
+                    .try_debit(cost)
+                    .expect("planned within the credit available");
+                stream.last_active = now;
+                outbox.append(stream_id, flags_byte, &rest[..n], limit);
+                rest = &rest[n..];
+            }
+            let writer = if outbox.is_empty() {
+                Writer::Busy
+            } else {
+                self.claim_outbox(outbox, now)
+            };
+            if rest.is_empty() {
+                drop(streams);
+                self.dispatch_writer(peer, writer);
+                return Ok(());
+            }
+            if writer != Writer::Busy {
+                // Write what waits (it may be what the grant we wait for
+                // depends on) before waiting.
+                drop(streams);
+                self.dispatch_writer(peer, writer);
+                streams = self.outbox_room(peer, deadline, cancel)?;
+                continue;
+            }
+            if !self.peers.contains_key(&peer.node_id) {
+                return Err(MeshError::UnknownPeer(peer.node_id));
+            }
+            let wait = match deadline {
+                Some(d) if now >= d => return Err(MeshError::Timeout),
+                Some(d) => (d - now).min(Duration::from_millis(50)),
+                None => Duration::from_millis(50),
+            };
+            streams = peer
+                .credit_granted
+                .wait_timeout(streams, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Who writes after an append (the `test-util` hooks may force the
+    /// writer thread).
+    fn claim_outbox(&self, outbox: &mut super::super::outbox::Outbox, now: Instant) -> Writer {
+        let writer = outbox.claim(now);
+        #[cfg(feature = "test-util")]
+        if writer == Writer::Caller && self.testing.force_handoff() {
+            return Writer::Handoff;
+        }
+        writer
+    }
+
+    /// The peer's stream table, once its outbox has room (it only fills
+    /// past [`MAX_PENDING_BYTES`] on unlimited-window streams whose sender
+    /// outruns the writer: the sender then waits for the writer).
+    fn outbox_room<'p>(
+        &self,
+        peer: &'p Peer,
+        deadline: Option<Instant>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<std::sync::MutexGuard<'p, super::super::stream::StreamTable>, MeshError> {
+        let mut streams = peer.streams();
+        while streams.outbox.pending_bytes() > MAX_PENDING_BYTES {
+            self.check_running()?;
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Err(MeshError::Cancelled);
+            }
+            let now = Instant::now();
+            let wait = match deadline {
+                Some(d) if now >= d => return Err(MeshError::Timeout),
+                Some(d) => (d - now).min(Duration::from_millis(50)),
+                None => Duration::from_millis(50),
+            };
+            streams.outbox.want_room();
+            streams = peer
+                .credit_granted
+                .wait_timeout(streams, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(streams)
     }
 
     /// Decides (once, at the stream's first send) how it travels: a
@@ -301,133 +405,6 @@ impl Inner {
         Ok(s.tx.mode)
     }
 
-    /// All packets now, or none (Backpressure).
-    fn send_now(
-        &self,
-        peer: &Peer,
-        stream_id: u64,
-        mode: TxMode,
-        reliable_flag: u8,
-        payloads: Vec<(Vec<u8>, u16)>,
-    ) -> Result<(), MeshError> {
-        let now = Instant::now();
-        let total: u64 = payloads.iter().map(|(p, _)| packet_cost(p.len())).sum();
-        let first_seq = {
-            let mut streams = peer.streams();
-            let stream = streams
-                .get_mut(stream_id)
-                .ok_or(MeshError::StreamClosed(stream_id))?;
-            let window = stream.tx.credit.window();
-            if window != 0 && total > window {
-                return Err(MeshError::BatchExceedsWindow {
-                    needed: total,
-                    window,
-                });
-            }
-            stream.tx.credit.try_debit(total)?;
-            stream.last_active = now;
-            let first = stream.tx.next_seq;
-            stream.tx.next_seq += payloads.len() as u64;
-            if mode == TxMode::Net {
-                for (i, (p, count)) in payloads.iter().enumerate() {
-                    stream
-                        .tx
-                        .sender
-                        .on_sent(first + i as u64, *count, p.clone(), now);
-                }
-            }
-            first
-        };
-        let datagrams = self.seal_all(peer, stream_id, reliable_flag, first_seq, &payloads);
-        self.transmit(peer.addr(), datagrams, true);
-        Ok(())
-    }
-
-    /// One packet, waiting for credit until `deadline`.
-    #[allow(clippy::too_many_arguments)]
-    fn send_waiting(
-        &self,
-        peer: &Peer,
-        stream_id: u64,
-        mode: TxMode,
-        reliable_flag: u8,
-        payload: (Vec<u8>, u16),
-        deadline: Option<Instant>,
-        cancel: Option<&CancelToken>,
-    ) -> Result<(), MeshError> {
-        let cost = packet_cost(payload.0.len());
-        let seq = {
-            let mut streams = peer.streams();
-            loop {
-                self.check_running()?;
-                if cancel.is_some_and(CancelToken::is_cancelled) {
-                    return Err(MeshError::Cancelled);
-                }
-                let now = Instant::now();
-                let stream = streams
-                    .get_mut(stream_id)
-                    .ok_or(MeshError::StreamClosed(stream_id))?;
-                match stream.tx.credit.try_debit(cost) {
-                    Ok(()) => {
-                        stream.last_active = now;
-                        let seq = stream.tx.next_seq;
-                        stream.tx.next_seq += 1;
-                        if mode == TxMode::Net {
-                            stream
-                                .tx
-                                .sender
-                                .on_sent(seq, payload.1, payload.0.clone(), now);
-                        }
-                        break seq;
-                    }
-                    Err(Backpressure { .. }) => {
-                        if !self.peers.contains_key(&peer.node_id) {
-                            return Err(MeshError::UnknownPeer(peer.node_id));
-                        }
-                        let wait = match deadline {
-                            Some(d) if now >= d => return Err(MeshError::Timeout),
-                            Some(d) => (d - now).min(Duration::from_millis(50)),
-                            None => Duration::from_millis(50),
-                        };
-                        streams = peer
-                            .credit_granted
-                            .wait_timeout(streams, wait)
-                            .unwrap_or_else(|e| e.into_inner())
-                            .0;
-                    }
-                }
-            }
-        };
-        let datagrams = self.seal_all(peer, stream_id, reliable_flag, seq, &[payload]);
-        self.transmit(peer.addr(), datagrams, true);
-        Ok(())
-    }
-
-    fn seal_all(
-        &self,
-        peer: &Peer,
-        stream_id: u64,
-        reliable_flag: u8,
-        first_seq: u64,
-        payloads: &[(Vec<u8>, u16)],
-    ) -> Vec<Vec<u8>> {
-        payloads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (p, count))| {
-                let kind = PacketKind {
-                    flags: reliable_flag,
-                    stream_id,
-                    sequence: first_seq + i as u64,
-                    event_count: *count,
-                    ..PacketKind::default()
-                };
-                let mut out = Vec::with_capacity(p.len() + 80);
-                peer.session.seal(&kind, p, &mut out).ok().map(|()| out)
-            })
-            .collect()
-    }
-
     /// Sends datagrams to `to` (through the test packet filter, when one
     /// is installed). With `wait`, a full kernel buffer is waited out
     /// (bounded); otherwise the datagram drops.
@@ -445,8 +422,10 @@ impl Inner {
         let mut sent = 0;
         let give_up = Instant::now() + SOCKET_WAIT;
         while sent < refs.len() {
-            match io::send_batch(&self.socket, to, &refs[sent..]) {
-                Ok(n) => {
+            let gso = self.offload.gso();
+            match self.send_batch(to, &refs[sent..], gso) {
+                Ok(done) => {
+                    let n = done.datagrams;
                     let bytes: usize = refs[sent..sent + n].iter().map(|d| d.len()).sum();
                     self.stats
                         .datagrams_sent
@@ -454,7 +433,16 @@ impl Inner {
                     self.stats
                         .bytes_sent
                         .fetch_add(bytes as u64, Ordering::Relaxed);
+                    self.stats
+                        .gso_sends
+                        .fetch_add(done.gso_sends as u64, Ordering::Relaxed);
                     sent += n;
+                }
+                Err(e) if gso && io::is_gso_refusal(&e) => {
+                    if self.offload.disable_gso() {
+                        bump(&self.stats.gso_fallbacks);
+                        tracing::warn!(error = %e, "the kernel refused UDP GSO; sending datagrams one by one from now on");
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && wait => {
                     if Instant::now() >= give_up || self.is_shut_down() {
@@ -470,6 +458,21 @@ impl Inner {
                 .send_dropped
                 .fetch_add((refs.len() - sent) as u64, Ordering::Relaxed);
         }
+    }
+
+    /// One batched send (in `test-util` builds a refusal of GSO can be
+    /// injected, to exercise the fallback).
+    fn send_batch(
+        &self,
+        to: SocketAddr,
+        datagrams: &[&[u8]],
+        gso: bool,
+    ) -> std::io::Result<io::Sent> {
+        #[cfg(feature = "test-util")]
+        if gso && self.testing.refuse_gso() {
+            return Err(std::io::Error::from_raw_os_error(libc::EIO));
+        }
+        io::send_batch(&self.socket, to, datagrams, gso)
     }
 
     /// Delivers events sent to our own node_id. Each nested self-send (a
@@ -504,6 +507,7 @@ impl Inner {
                     payload,
                     frames,
                     next: 0,
+                    credit: 0,
                 },
                 false,
             ) {

@@ -4,8 +4,8 @@
 //! shipped node pays nothing for it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use super::super::crypto::{Role, SessionKeys};
 use super::super::filter::{PacketFilter, Verdict};
@@ -17,9 +17,49 @@ pub(super) struct Testing {
     filter: Mutex<Option<Arc<dyn PacketFilter>>>,
     has_filter: AtomicBool,
     loopback_echo: AtomicBool,
+    force_handoff: AtomicBool,
+    gso_refusals: AtomicU32,
+    handoffs: AtomicU64,
+    /// While true, writers wait at the gate before taking the outbox.
+    gate_closed: Mutex<bool>,
+    gate_opened: Condvar,
+    writers_at_gate: AtomicU64,
 }
 
 impl Testing {
+    /// Whether every send's write goes to the writer thread.
+    pub(super) fn force_handoff(&self) -> bool {
+        self.force_handoff.load(Ordering::Relaxed)
+    }
+
+    /// Counts a handoff to the writer thread.
+    pub(super) fn count_handoff(&self) {
+        self.handoffs.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Whether this GSO send must fail as a refusing kernel would.
+    pub(super) fn refuse_gso(&self) -> bool {
+        self.gso_refusals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Where a writer waits while the test holds the gate closed.
+    pub(super) fn writer_gate(&self) {
+        let mut closed = self.gate_closed.lock().unwrap_or_else(|e| e.into_inner());
+        if !*closed {
+            return;
+        }
+        self.writers_at_gate.fetch_add(1, Ordering::SeqCst);
+        while *closed {
+            closed = self
+                .gate_opened
+                .wait(closed)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        self.writers_at_gate.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// Whether the loopback path sends every delivered event to ourselves
     /// again.
     pub(super) fn loopback_echo(&self) -> bool {
@@ -85,6 +125,31 @@ impl MeshNode {
         self.inner.testing.loopback_echo.store(on, Ordering::SeqCst);
     }
 
+    /// Every send hands its write to the writer thread (no caller writes),
+    /// as when sends come faster than the path is idle.
+    pub fn set_force_handoff(&self, on: bool) {
+        self.inner.testing.force_handoff.store(on, Ordering::SeqCst);
+    }
+
+    /// Closes (or opens) the gate writers pass before taking an outbox:
+    /// while closed, sends pile up in the outbox behind the writer.
+    pub fn set_writer_gate(&self, closed: bool) {
+        let t = &self.inner.testing;
+        *t.gate_closed.lock().unwrap_or_else(|e| e.into_inner()) = closed;
+        t.gate_opened.notify_all();
+    }
+
+    /// Writers waiting at the closed gate.
+    pub fn writers_at_gate(&self) -> u64 {
+        self.inner.testing.writers_at_gate.load(Ordering::SeqCst)
+    }
+
+    /// The next `n` GSO sends fail as a kernel refusing the offload would
+    /// (EIO), which must turn GSO off and resend plainly.
+    pub fn refuse_gso(&self, n: u32) {
+        self.inner.testing.gso_refusals.store(n, Ordering::SeqCst);
+    }
+
     /// How many receive calls are blocked waiting for events.
     pub fn receivers_waiting(&self) -> usize {
         self.inner.inbound.waiting()
@@ -100,9 +165,12 @@ impl MeshNode {
         self.inner.addr_index.get(&addr).map(|e| *e)
     }
 
-    /// The value of one counter of `stats_json`.
+    /// The value of one counter of `stats_json` (a flag reads as 0 or 1).
     pub fn stat(&self, name: &str) -> u64 {
-        self.inner.stats_json()[name].as_u64().unwrap_or(0)
+        let v = &self.inner.stats_json()[name];
+        v.as_u64()
+            .or_else(|| v.as_bool().map(u64::from))
+            .unwrap_or(0)
     }
 
     /// Installs a session as a completed handshake would, through the same
