@@ -468,6 +468,9 @@ export interface MeshOptions {
   gso?: boolean;
   /** Linux UDP GRO receives (default true). */
   gro?: boolean;
+  /** Offer AES-256-GCM to Net peers when the CPU has AES instructions
+   * (default true; used when both sides offer it). */
+  aes?: boolean;
   maxPendingHandshakes?: number;
   loopbackDepth?: number;
 }

@@ -49,6 +49,10 @@ type MeshConfig struct {
 	// NoGSO / NoGRO turn the Linux UDP offloads off (on by default; a GSO
 	// send the kernel refuses turns GSO off by itself).
 	NoGSO, NoGRO bool
+	// NoAES stops offering AES-256-GCM to Net peers (offered by default
+	// when the CPU has AES instructions; used when both sides offer it):
+	// every session stays on ChaCha20-Poly1305.
+	NoAES bool
 }
 
 // MarshalJSON gives the configuration JSON of net_mesh_new.
@@ -101,6 +105,9 @@ func (c MeshConfig) MarshalJSON() ([]byte, error) {
 	}
 	if c.NoGRO {
 		put("gro", false)
+	}
+	if c.NoAES {
+		put("aes", false)
 	}
 	return json.Marshal(m)
 }

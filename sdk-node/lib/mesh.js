@@ -65,6 +65,7 @@ const PLAIN = {
   requireIdentity: 'require_identity',
   gso: 'gso',
   gro: 'gro',
+  aes: 'aes',
   maxPendingHandshakes: 'max_pending_handshakes',
   loopbackDepth: 'loopback_depth',
 };

@@ -97,6 +97,7 @@ _PLAIN = {
     "require_identity",
     "gso",
     "gro",
+    "aes",
     "max_pending_handshakes",
     "loopback_depth",
 }
@@ -141,7 +142,9 @@ class Mesh(_Handle):
     ``shard_capacity``, ``window`` (bytes, 0 = unlimited), ``recv_buffer``,
     ``send_buffer``, ``max_streams``, ``connect_form`` ("routed" |
     "direct"), ``require_identity``, ``gso`` / ``gro`` (bools, the Linux UDP
-    offloads; on by default), ``max_pending_handshakes``,
+    offloads; on by default), ``aes`` (bool, default True: offer
+    AES-256-GCM to Net peers when the CPU has AES instructions),
+    ``max_pending_handshakes``,
     ``loopback_depth``. Unknown options raise MeshConfigError.
 
     The blocking calls (:meth:`connect`, :meth:`accept`, :meth:`recv`,

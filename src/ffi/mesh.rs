@@ -106,8 +106,11 @@ fn outcome(result: Result<(), MeshError>) -> Result<net_status_t, FfiError> {
 /// `recv_buffer`, `send_buffer`, `gso`, `gro` (booleans: the Linux UDP
 /// offloads, on by default), `max_streams`, `stream_idle_timeout_ms`,
 /// `connect_form` ("routed" | "direct"), `hello_timeout_ms`,
-/// `require_identity`, `max_pending_handshakes`, `loopback_depth`). The
-/// socket is bound and handshakes are accepted at once.
+/// `require_identity`, `max_pending_handshakes`, `loopback_depth`, `aes`
+/// (boolean, default true: offer AES-256-GCM to Net peers when the CPU has
+/// AES instructions; false keeps ChaCha20-Poly1305; v0.11 peers always get
+/// ChaCha20-Poly1305)). The socket is bound and handshakes are accepted at
+/// once.
 ///
 /// Errors: `NET_ERR_MESH_CONFIG` naming the key (unknown keys included),
 /// `NET_ERR_MESH_IO` when the socket cannot be bound.
@@ -486,8 +489,9 @@ pub unsafe extern "C" fn net_mesh_recv_batch(
 
 /// The peers as a JSON array of objects: `node_id`, `addr`, `session_id`,
 /// `health` ("alive" | "suspected" | "failed"), `identity` ("net" |
-/// "legacy" | "pending"), `entity` (hex or null), `streams`, `idle_ms`.
-/// u64 values are exact JSON integers.
+/// "legacy" | "pending"), `entity` (hex or null), `streams`, `idle_ms`,
+/// `cipher` ("chacha20-poly1305" | "aes-256-gcm": what data packets to the
+/// peer are sealed with). u64 values are exact JSON integers.
 ///
 /// # Safety
 /// `mesh` is NULL or from libnet; `json_out` is valid for one write.

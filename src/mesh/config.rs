@@ -81,6 +81,10 @@ pub struct MeshConfig {
     pub max_pending_handshakes: usize,
     /// Depth cap of the self-addressed (loopback) dispatch path.
     pub loopback_depth: usize,
+    /// Offer AES-256-GCM to Net peers (it is used only when both CPUs have
+    /// AES instructions and both sides offer it; `false` keeps every
+    /// session on ChaCha20-Poly1305). v0.11 peers never get it.
+    pub aes: bool,
 }
 
 impl std::fmt::Debug for MeshConfig {
@@ -123,6 +127,7 @@ impl Default for MeshConfig {
             require_identity: false,
             max_pending_handshakes: 256,
             loopback_depth: 64,
+            aes: true,
         }
     }
 }
@@ -152,6 +157,7 @@ struct Raw {
     require_identity: Option<bool>,
     max_pending_handshakes: Option<usize>,
     loopback_depth: Option<usize>,
+    aes: Option<bool>,
 }
 
 fn key32(hex: &str, key: &str) -> Result<Zeroizing<[u8; 32]>, ConfigError> {
@@ -212,7 +218,9 @@ impl MeshConfig {
     /// `shard_capacity`, `window`, `recv_buffer`, `send_buffer`, `gso`,
     /// `gro`, `max_streams`, `stream_idle_timeout_ms`, `connect_form`
     /// (`"routed"`/`"direct"`), `hello_timeout_ms`, `require_identity`,
-    /// `max_pending_handshakes`, `loopback_depth`.
+    /// `max_pending_handshakes`, `loopback_depth`, `aes` (bool, default
+    /// true: offer AES-256-GCM to Net peers when the CPU has AES
+    /// instructions; `false` keeps ChaCha20-Poly1305).
     ///
     /// # Errors
     /// [`ConfigError`] naming the key (unknown keys included).
@@ -290,6 +298,9 @@ impl MeshConfig {
         if let Some(v) = raw.loopback_depth {
             config.loopback_depth = range(v, "loopback_depth", 1, 1 << 16)?;
         }
+        if let Some(v) = raw.aes {
+            config.aes = v;
+        }
         if config.heartbeat_interval >= config.session_timeout {
             return Err(ConfigError(format!(
                 "heartbeat_interval_ms ({}) must be below session_timeout_ms ({})",
@@ -310,15 +321,17 @@ mod tests {
         let c = MeshConfig::from_json("").unwrap();
         assert_eq!(c.heartbeat_interval, Duration::from_secs(5));
         assert_eq!(c.window, 65_536);
+        assert!(c.aes);
         let c = MeshConfig::from_json(
             r#"{"bind":"127.0.0.1:0","psk_hex":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
                 "heartbeat_interval_ms":100,"session_timeout_ms":1000,"num_shards":2,
-                "window":0,"connect_form":"direct"}"#,
+                "window":0,"connect_form":"direct","aes":false}"#,
         )
         .unwrap();
         assert_eq!(*c.psk, [0x5a; 32]);
         assert_eq!(c.connect_form, ConnectForm::Direct);
         assert_eq!(c.window, 0);
+        assert!(!c.aes);
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub const BIND_LABEL: &[u8] = b"net-bind-v1";
 pub const FLAG_ACK: u8 = 0x01;
 /// Hello flag: the sender speaks Net reliable streams.
 pub const FLAG_RELIABILITY: u8 = 0x02;
+/// Hello flag: the sender can receive AES-256-GCM packets (its CPU has AES
+/// instructions and its config allows it). Signed with the rest, so a
+/// man in the middle cannot add or strip it. Both sides must set it for
+/// data to switch to AES (`docs/mesh.md`, "Ciphers").
+pub const FLAG_AES_256_GCM: u8 = 0x04;
 
 /// Why a hello was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -239,6 +244,22 @@ mod tests {
                 .verify(&h, Role::Responder, a.node_id())
                 .is_err()
         );
+        // The AES offer is signed like every flag: stripped, refused.
+        let offer = Hello::sign(&a, &h, Role::Initiator, FLAG_RELIABILITY | FLAG_AES_256_GCM)
+            .unwrap()
+            .encode();
+        let decoded = Hello::decode(&offer).unwrap();
+        assert_eq!(decoded.flags & FLAG_AES_256_GCM, FLAG_AES_256_GCM);
+        decoded.verify(&h, Role::Responder, a.node_id()).unwrap();
+        let mut stripped = offer;
+        stripped[5] &= !FLAG_AES_256_GCM;
+        assert!(
+            Hello::decode(&stripped)
+                .unwrap()
+                .verify(&h, Role::Responder, a.node_id())
+                .is_err()
+        );
+        assert_eq!((FLAG_ACK, FLAG_RELIABILITY, FLAG_AES_256_GCM), (1, 2, 4));
         // A grant-sized event is not a hello.
         assert!(matches!(
             Hello::decode(&[0; 16]),

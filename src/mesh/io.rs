@@ -407,7 +407,7 @@ pub fn send_batch(
             iov_len: d.len(),
         })
         .collect();
-    let mut control = vec![CmsgBuf([0; 64]); BATCH];
+    let mut control = vec![CmsgBuf([0; 64]); runs.len().min(BATCH)];
     let mut r = 0;
     while r < runs.len() {
         let chunk = &runs[r..(r + BATCH).min(runs.len())];

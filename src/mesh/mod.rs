@@ -35,7 +35,7 @@ mod stream;
 
 pub use config::{ConfigError, ConnectForm, MeshConfig};
 pub use credit::{Backpressure, DEFAULT_WINDOW, TxCredit, packet_cost};
-pub use crypto::{AuthError, PacketKey, Role, SessionKeys};
+pub use crypto::{AuthError, Cipher, PacketKey, Role, SessionKeys};
 pub use failure::{FailureDetector, Health};
 #[cfg(feature = "test-util")]
 pub use filter::{NetemFilter, PacketFilter, Verdict};

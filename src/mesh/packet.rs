@@ -1,13 +1,17 @@
 //! Protected packets (WIRE.md §2, §4): header ‖ ciphertext ‖ tag, sealed
-//! under a session's transmit key and opened under its receive key.
+//! under a session's transmit key and opened under its receive key. The
+//! key's cipher decides the header flag `AES_256_GCM` (set for AES-256-GCM,
+//! clear for ChaCha20-Poly1305), and a key opens only packets whose flag
+//! names its cipher.
 
-use super::crypto::{AuthError, PacketKey};
+use super::crypto::{AuthError, Cipher, PacketKey};
 use crate::wire::{HEADER_SIZE, MAX_PAYLOAD_SIZE, NetHeader, TAG_SIZE, WireError, aad, flags};
 
 /// What goes into a protected packet's header besides the session fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PacketKind {
-    /// Flag bits (RELIABLE, HEARTBEAT).
+    /// Flag bits (RELIABLE, HEARTBEAT). `AES_256_GCM` is added by the key
+    /// when it is an AES key.
     pub flags: u8,
     /// Subprotocol id (0 = events).
     pub subprotocol_id: u16,
@@ -43,7 +47,8 @@ pub enum OpenError {
 }
 
 /// Seals `plaintext` (framed events) into `out` (cleared first): the header
-/// for `session_id` and `counter`, the ciphertext and the tag.
+/// for `session_id` and `counter` (with the flag of `key`'s cipher), the
+/// ciphertext and the tag.
 ///
 /// # Panics
 /// Never for payloads the caller framed within 8112 bytes; longer ones are
@@ -58,7 +63,7 @@ pub fn seal(
 ) {
     debug_assert!(plaintext.len() <= MAX_PAYLOAD_SIZE);
     let header = NetHeader {
-        flags: kind.flags,
+        flags: kind.flags | key.cipher().header_flag(),
         subprotocol_id: kind.subprotocol_id,
         nonce: key.nonce(counter),
         session_id,
@@ -93,7 +98,7 @@ pub fn seal_in_place(
 ) {
     debug_assert!(buf.len() >= HEADER_SIZE && buf.len() - HEADER_SIZE <= MAX_PAYLOAD_SIZE);
     let header = NetHeader {
-        flags: kind.flags,
+        flags: kind.flags | key.cipher().header_flag(),
         subprotocol_id: kind.subprotocol_id,
         nonce: key.nonce(counter),
         session_id,
@@ -124,15 +129,33 @@ pub fn check_body_len(header: &NetHeader, packet_len: usize) -> Result<(), WireE
     Ok(())
 }
 
+/// The cipher a received packet says it was sealed with (its
+/// `AES_256_GCM` flag).
+pub fn cipher_of(header: &NetHeader) -> Cipher {
+    if header.flags & flags::AES_256_GCM != 0 {
+        Cipher::Aes256Gcm
+    } else {
+        Cipher::ChaCha20Poly1305
+    }
+}
+
 /// Authenticates and decrypts `packet` (a direct packet, routing header
 /// stripped) in place under `key`; returns the plaintext range. The caller
 /// has decoded `header` from it and checked the replay window.
+///
+/// # Errors
+/// [`OpenError::Malformed`] for a wrong body length; [`OpenError::Auth`]
+/// when the tag does not verify, or the header's cipher flag is not `key`'s
+/// (refused without trying).
 pub fn open(
     key: &PacketKey,
     header: &NetHeader,
     packet: &mut [u8],
 ) -> Result<std::ops::Range<usize>, OpenError> {
     check_body_len(header, packet.len())?;
+    if cipher_of(header) != key.cipher() {
+        return Err(AuthError.into());
+    }
     let mut header_bytes = [0u8; HEADER_SIZE];
     header_bytes.copy_from_slice(&packet[..HEADER_SIZE]);
     let len = key.open(
@@ -167,5 +190,52 @@ mod tests {
         let header = NetHeader::decode(&in_place).unwrap();
         let range = open(&key, &header, &mut in_place).unwrap();
         assert_eq!(&in_place[range], &plaintext[..]);
+    }
+
+    #[test]
+    fn aes_packets_carry_the_flag_and_open_only_under_an_aes_key() {
+        let key = [7u8; 32];
+        let chacha = PacketKey::new(&key, 0x1234);
+        let aes = PacketKey::with_cipher(Cipher::Aes256Gcm, &key, 0x1234);
+        let kind = PacketKind {
+            flags: flags::RELIABLE,
+            stream_id: 9,
+            event_count: 1,
+            ..PacketKind::default()
+        };
+        let plaintext = crate::wire::encode_events(&[&[0x5Au8; 1200][..]]).unwrap();
+        let mut sealed = Vec::new();
+        seal(&aes, 0x1234, 3, &kind, &plaintext, &mut sealed);
+        let header = NetHeader::decode(&sealed).unwrap();
+        assert_eq!(header.flags, flags::RELIABLE | flags::AES_256_GCM);
+        assert_eq!(cipher_of(&header), Cipher::Aes256Gcm);
+        assert_eq!(sealed.len(), HEADER_SIZE + plaintext.len() + TAG_SIZE);
+        // In place gives the same bytes.
+        let mut in_place = vec![0u8; HEADER_SIZE];
+        in_place.extend_from_slice(&plaintext);
+        seal_in_place(&aes, 0x1234, 3, &kind, &mut in_place);
+        assert_eq!(in_place, sealed);
+        // A ChaCha key (even of the same bytes) refuses it.
+        let mut copy = sealed.clone();
+        assert!(matches!(
+            open(&chacha, &header, &mut copy),
+            Err(OpenError::Auth(_))
+        ));
+        let range = open(&aes, &header, &mut sealed).unwrap();
+        assert_eq!(&sealed[range], &plaintext[..]);
+        // The flag is authenticated: cleared, neither key opens the packet.
+        let mut forged = Vec::new();
+        seal(&aes, 0x1234, 4, &kind, &plaintext, &mut forged);
+        forged[3] &= !flags::AES_256_GCM;
+        let header = NetHeader::decode(&forged).unwrap();
+        assert!(open(&chacha, &header, &mut forged.clone()).is_err());
+        assert!(open(&aes, &header, &mut forged).is_err());
+        // And a ChaCha packet has no flag and refuses the AES key.
+        let mut sealed = Vec::new();
+        seal(&chacha, 0x1234, 5, &kind, &plaintext, &mut sealed);
+        let header = NetHeader::decode(&sealed).unwrap();
+        assert_eq!(header.flags, flags::RELIABLE);
+        assert!(open(&aes, &header, &mut sealed.clone()).is_err());
+        assert!(open(&chacha, &header, &mut sealed).is_ok());
     }
 }

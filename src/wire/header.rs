@@ -39,6 +39,11 @@ pub mod flags {
     pub const HANDSHAKE: u8 = 0x10;
     /// Authenticated keep-alive.
     pub const HEARTBEAT: u8 = 0x20;
+    /// Net extension, never sent to or by v0.11 (bit 6 is reserved there):
+    /// the packet is sealed with AES-256-GCM instead of ChaCha20-Poly1305.
+    /// Only between two Net nodes that negotiated it in their identity
+    /// hellos (`docs/mesh.md`, "Ciphers"); inside the AAD, so authenticated.
+    pub const AES_256_GCM: u8 = 0x40;
 }
 
 pub(crate) mod offset {
@@ -263,9 +268,10 @@ mod tests {
                 flags::PRIORITY,
                 flags::FIN,
                 flags::HANDSHAKE,
-                flags::HEARTBEAT
+                flags::HEARTBEAT,
+                flags::AES_256_GCM
             ),
-            (0x01, 0x02, 0x04, 0x08, 0x10, 0x20)
+            (0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40)
         );
         assert_eq!(
             [

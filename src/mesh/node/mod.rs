@@ -319,6 +319,9 @@ pub struct PeerInfo {
     pub streams: usize,
     /// Milliseconds since its last authenticated packet.
     pub idle_ms: u64,
+    /// The cipher our data packets to it are sealed with:
+    /// "chacha20-poly1305", or "aes-256-gcm" once negotiated.
+    pub cipher: &'static str,
 }
 
 impl MeshNode {
@@ -669,6 +672,7 @@ impl MeshNode {
                     "entity": p.entity.map(|e| e.to_hex()),
                     "streams": p.streams,
                     "idle_ms": p.idle_ms,
+                    "cipher": p.cipher,
                 })
             })
             .collect();
@@ -779,7 +783,8 @@ impl Inner {
     /// Installs a new session for `node_id` under one atomic map entry: a
     /// live session (inside its idle window) refuses it, whatever key the
     /// newcomer used; a dead one is replaced. Keeps the address and
-    /// session indexes current.
+    /// session indexes current. The caller sends our identity hello (after
+    /// msg2, on the responder's side).
     fn install_session(
         &self,
         node_id: u64,
@@ -819,7 +824,6 @@ impl Inner {
         self.session_index.insert(keys.session_id, node_id);
         self.addr_index.insert(addr, node_id);
         bump(&self.stats.handshakes_completed);
-        self.send_hello(&peer, false);
         Ok(peer)
     }
 
@@ -1056,6 +1060,7 @@ impl Inner {
                     entity: binding.peer_entity,
                     streams: p.streams().len(),
                     idle_ms: now.saturating_duration_since(p.last_activity()).as_millis() as u64,
+                    cipher: p.session.tx_cipher().name(),
                 }
             })
             .collect();

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::super::crypto::Role;
-use super::super::hello::{FLAG_ACK, Hello, HelloError};
+use super::super::hello::{FLAG_ACK, FLAG_AES_256_GCM, FLAG_RELIABILITY, Hello, HelloError};
 use super::super::inbound::InboundPacket;
 use super::super::io::RecvBatch;
 use super::super::peer::Peer;
@@ -190,8 +190,11 @@ impl Inner {
                 continue;
             };
             match self.install_session(pending.node_id, from, &accepted.keys, Role::Responder) {
-                Ok(_) => {
+                Ok(peer) => {
+                    // msg2 first: the caller's handshake finishes without
+                    // waiting for our hello's signature.
                     self.transmit(from, vec![accepted.msg2], false);
+                    self.send_hello(&peer, false);
                     pending.waiter.complete(Ok(from));
                 }
                 Err(_) => pending.waiter.complete(Err("exists".into())),
@@ -228,11 +231,13 @@ impl Inner {
         }
         // The re-key rule lives in install_session: a live session for this
         // node_id refuses the newcomer, whatever its key.
-        if self
-            .install_session(accepted.peer_node_id, from, &accepted.keys, Role::Responder)
-            .is_ok()
+        if let Ok(peer) =
+            self.install_session(accepted.peer_node_id, from, &accepted.keys, Role::Responder)
         {
+            // msg2 first: the caller's handshake finishes without waiting
+            // for our hello's signature.
             self.transmit(from, vec![accepted.msg2], false);
+            self.send_hello(&peer, false);
         }
     }
 
@@ -252,7 +257,10 @@ impl Inner {
                 &keys,
                 Role::Initiator,
             ) {
-                Ok(_) => pending.waiter.complete(Ok(())),
+                Ok(peer) => {
+                    self.send_hello(&peer, false);
+                    pending.waiter.complete(Ok(()));
+                }
                 Err(_) => pending.waiter.complete(Err("exists".into())),
             },
             Err(e) => {
@@ -369,17 +377,37 @@ impl Inner {
                 }
             }
         }
-        {
+        let bound = {
             let mut b = peer.binding();
             b.peer_entity = Some(hello.entity);
             b.legacy = false;
             if hello.flags & FLAG_ACK != 0 {
                 b.acked = true;
             }
-        }
+            b.is_net()
+        };
+        // Ciphers (docs/mesh.md): AES-flagged packets are opened from now
+        // on if we offered AES (the peer sends them only after our ack of
+        // this hello, which follows); data goes out with AES once the
+        // binding is complete both ways and both sides offered it.
+        let offered = self.hello_flags() & FLAG_AES_256_GCM != 0;
+        let peer_offered = hello.flags & FLAG_AES_256_GCM != 0;
+        peer.session
+            .enable_aes(offered, offered && peer_offered && bound);
         peer.binding_changed.notify_all();
         if hello.flags & FLAG_ACK == 0 {
             self.send_hello(peer, true);
+        }
+    }
+
+    /// The capability flags of our hellos: Net reliable streams, and
+    /// AES-256-GCM when the config allows it and the CPU has AES
+    /// instructions.
+    pub(super) fn hello_flags(&self) -> u8 {
+        if self.config.aes && super::super::crypto::aes_hardware() {
+            FLAG_RELIABILITY | FLAG_AES_256_GCM
+        } else {
+            FLAG_RELIABILITY
         }
     }
 

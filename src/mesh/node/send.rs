@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::super::credit::{PACKET_COST_OVERHEAD, packet_cost};
-use super::super::hello::{FLAG_ACK, FLAG_RELIABILITY, Hello};
+use super::super::hello::{FLAG_ACK, Hello};
 use super::super::inbound::InboundPacket;
 use super::super::io;
 use super::super::outbox::{MAX_PENDING_BYTES, Writer};
@@ -59,7 +59,7 @@ impl Inner {
 
     /// Our identity hello (with the ack flag when answering the peer's).
     pub(super) fn send_hello(&self, peer: &Peer, ack: bool) {
-        let mut flags_byte = FLAG_RELIABILITY;
+        let mut flags_byte = self.hello_flags();
         if ack {
             flags_byte |= FLAG_ACK;
         }

@@ -185,9 +185,11 @@ impl MeshNode {
         handshake_hash: [u8; 32],
     ) -> Result<(), MeshError> {
         let keys = SessionKeys::derive(&handshake_hash, Role::Initiator);
-        self.inner
-            .install_session(peer_node_id, addr, &keys, Role::Initiator)
-            .map(|_| ())
+        let peer = self
+            .inner
+            .install_session(peer_node_id, addr, &keys, Role::Initiator)?;
+        self.inner.send_hello(&peer, false);
+        Ok(())
     }
 
     /// Runs one heartbeat round now (as the loop does); the peers map must
