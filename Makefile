@@ -37,7 +37,7 @@ SDK_ENV := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig \
 
 .PHONY: setup setup-system setup-python setup-node build header header-check bindings lint \
         test test-rust test-symbols test-c test-go test-python test-node test-parity \
-        stage install bench demo fuzz fuzz-cmin clean
+        stage install bench bench-mesh2p demo fuzz fuzz-cmin clean
 
 ## setup: install whatever this machine lacks (system packages, cbindgen,
 ## the Python venv, Node packages). Idempotent and quick when nothing is missing.
@@ -152,7 +152,8 @@ test-parity: stage setup-python setup-node
 	$(PYTHON) scripts/parity/test-check-sdk-parity.py
 	$(SDK_ENV) $(PYTHON) scripts/check-sdk-parity.py --out $(TARGET_DIR)/parity
 
-## bench: throughput of the hot paths next to same-run baselines.
+## bench: throughput of the hot paths next to same-run baselines, then
+## bench-mesh2p. Results and method: docs/BENCHMARKS.md.
 bench: setup stage
 	$(CARGO) bench --bench identity --quiet
 	$(CARGO) bench --bench redex --quiet
@@ -162,6 +163,21 @@ bench: setup stage
 	$(CARGO) bench --bench bus_servers --quiet
 	$(SDK_ENV) ./scripts/bench-ffi-overhead.sh
 	$(SDK_ENV) ./scripts/bench-sdk-bus.sh
+	@$(MAKE) --no-print-directory bench-mesh2p
+
+## bench-mesh2p: Net against Eclipse Zenoh between two processes on
+## 127.0.0.1 (bench/mesh2p): 64 B and 1200 B events, one and several per
+## send call, and a 64 B ping-pong, over Net fire-and-forget and reliable
+## streams (send_blocking, default window) and Zenoh peer mode over TLS
+## (run-time CA) and TCP; 5 interleaved rounds of 3 s after 1 s of warm-up,
+## medians, ratios Net / Zenoh-TLS, CPU per event of both processes and
+## Net's loss counters. A separate cargo package (its own [workspace] and
+## Cargo.lock) so `make test` never builds zenoh; its first build takes
+## 10-13 min on 2 vCPUs. MESH2P_ARGS=--quick: one round of 0.5 s.
+MESH2P_ARGS ?=
+bench-mesh2p:
+	cd bench/mesh2p && CARGO_TARGET_DIR=$(TARGET_DIR) $(CARGO) build --release --quiet
+	$(RELEASE_DIR)/mesh2p $(MESH2P_ARGS)
 
 ## demo: two identities, a token issued, verified and delegated, an envelope
 ## sealed and opened, from the Python SDK.
