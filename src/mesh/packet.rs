@@ -62,24 +62,11 @@ pub fn seal(
     out: &mut Vec<u8>,
 ) {
     debug_assert!(plaintext.len() <= MAX_PAYLOAD_SIZE);
-    let header = NetHeader {
-        flags: kind.flags | key.cipher().header_flag(),
-        subprotocol_id: kind.subprotocol_id,
-        nonce: key.nonce(counter),
-        session_id,
-        stream_id: kind.stream_id,
-        sequence: kind.sequence,
-        payload_len: plaintext.len() as u16,
-        event_count: kind.event_count,
-        ..NetHeader::default()
-    };
-    let header_bytes = header.encode();
     out.clear();
     out.reserve(HEADER_SIZE + plaintext.len() + TAG_SIZE);
-    out.extend_from_slice(&header_bytes);
+    out.resize(HEADER_SIZE, 0);
     out.extend_from_slice(plaintext);
-    let tag = key.seal(counter, &aad(&header_bytes), &mut out[HEADER_SIZE..]);
-    out.extend_from_slice(&tag);
+    seal_in_place(key, session_id, counter, kind, out);
 }
 
 /// Seals in place: `buf` holds `HEADER_SIZE` bytes (overwritten with the
