@@ -49,8 +49,8 @@ pub fn numbers(events: &[StoredEvent]) -> Vec<u64> {
 /// Ingests `0..total` on a producer thread (pausing briefly every 100
 /// events so the stream is still flowing later), kills and restarts
 /// `server` once a third is in, waits for the producer, then flushes and
-/// checks that nothing was dropped, everything was dispatched, and the
-/// restart was felt (some attempt failed).
+/// checks that the restart fell mid-stream, nothing was dropped and
+/// everything was dispatched.
 pub fn produce_across_a_restart(bus: &Arc<EventBus>, server: &mut Server, total: u64) {
     let produced = Arc::new(AtomicU64::new(0));
     let producer = {
@@ -69,10 +69,15 @@ pub fn produce_across_a_restart(bus: &Arc<EventBus>, server: &mut Server, total:
         std::thread::sleep(Duration::from_millis(5));
     }
     server.restart();
+    // The restart fell mid-stream: events were still to be dispatched once
+    // the server was back, so they went through the restarted server. (Whether
+    // an attempt failed meanwhile depends on timing: a client may buffer
+    // what it publishes while it reconnects.)
+    let at_restart = bus.stats().events_dispatched;
+    assert!(at_restart < total, "the stream ended before the restart");
     producer.join().unwrap();
     bus.flush().unwrap();
     let s = bus.stats();
     assert_eq!(s.events_dropped, 0, "{s:?}");
     assert_eq!(s.events_dispatched, total, "{s:?}");
-    assert!(s.failed_attempts > 0, "the restart was not felt: {s:?}");
 }
