@@ -187,7 +187,7 @@ fn net_nodes_switch_to_aes_and_deliver_both_ways() {
         assert_eq!(CipherTap::count(&tap_b.aes_data), 0);
     }
     // Hellos, grants and heartbeats never leave ChaCha.
-    std::thread::sleep(Duration::from_millis(120)); // a few heartbeats
+    a_few_heartbeats(&a, &b);
     assert_eq!(CipherTap::count(&tap_a.aes_control), 0);
     assert_eq!(CipherTap::count(&tap_b.aes_control), 0);
     assert_eq!(a.stat("auth_failures") + b.stat("auth_failures"), 0);
@@ -264,8 +264,9 @@ fn aes_false_on_either_side_keeps_chacha() {
         let (a, b) = tapped_pair(extra_a, extra_b, tap_a.clone(), tap_b.clone());
         wait_bound(&a, &b);
         exchange(&a, &b, 50);
-        // Give a (wrong) switch every chance to happen.
-        std::thread::sleep(Duration::from_millis(100));
+        // Give a (wrong) switch every chance to happen: a few heartbeat
+        // rounds after the binding settled.
+        a_few_heartbeats(&a, &b);
         exchange(&a, &b, 10);
         assert_eq!(
             (cipher_of(&a), cipher_of(&b)),
@@ -339,4 +340,13 @@ fn aes_packets_towards_a_node_that_did_not_offer_aes_are_refused() {
         assert_eq!(recv_n(&b, 1)[0].data, b"sealed with chacha");
         assert_eq!(cipher_of(&b), CHACHA);
     }
+}
+
+/// Waits until each node has sent two more heartbeats.
+fn a_few_heartbeats(a: &MeshNode, b: &MeshNode) {
+    let (ha, hb) = (a.stat("heartbeats_sent"), b.stat("heartbeats_sent"));
+    mesh_common::wait_until(
+        || a.stat("heartbeats_sent") >= ha + 2 && b.stat("heartbeats_sent") >= hb + 2,
+        "two more heartbeats each",
+    );
 }

@@ -165,8 +165,12 @@ test('more blocked waits than libuv threads: they take turns, each gets its entr
   assert.equal(w.queued, N - budget, 'the others queue for one');
   // libuv's pool (UV_THREADPOOL_SIZE, default 4) still has a thread for fs.
   assert.ok((await fs.promises.readFile(__filename, 'utf8')).includes('take turns'));
-  // Every wait gets its turn while they outnumber the threads.
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Every wait gets its turn while they outnumber the threads: wait until a
+  // holder was preempted for a queued one.
+  const turnsBy = Date.now() + 30000;
+  while (preempted.length === 0 && Date.now() < turnsBy) {
+    await new Promise((resolve) => setImmediate(resolve));
+  }
   assert.ok(preempted.length > 0, 'the waits took turns');
   files.forEach((f, i) => f.append(`entry ${i}`));
   const got = await Promise.all(pending);
