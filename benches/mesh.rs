@@ -157,6 +157,18 @@ fn raw_udp_baseline(secs: f64) -> f64 {
     rate
 }
 
+/// Events/s `node` receives over `secs`, taking up to `max` per call.
+fn receive_rate(node: &MeshNode, secs: f64, max: usize) -> f64 {
+    let mut got = 0u64;
+    let t = Instant::now();
+    while t.elapsed().as_secs_f64() < secs {
+        if let Ok(events) = node.recv(max, Some(Duration::from_millis(100))) {
+            got += events.len() as u64;
+        }
+    }
+    got as f64 / t.elapsed().as_secs_f64()
+}
+
 /// Our stream: 1200-byte events, one per packet; events/s received.
 /// With a window, the sender blocks on credit and the receiver grants.
 fn stream_throughput(secs: f64, window: Option<u64>) -> f64 {
@@ -180,14 +192,7 @@ fn stream_throughput(secs: f64, window: Option<u64>) -> f64 {
             }
         })
     };
-    let mut got = 0u64;
-    let t = Instant::now();
-    while t.elapsed().as_secs_f64() < secs {
-        if let Ok(events) = b.recv(4096, Some(Duration::from_millis(100))) {
-            got += events.len() as u64;
-        }
-    }
-    let rate = got as f64 / t.elapsed().as_secs_f64();
+    let rate = receive_rate(&b, secs, 4096);
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     rate
@@ -216,14 +221,7 @@ fn per_call(secs: f64, size: usize) -> (f64, f64) {
             }
         })
     };
-    let mut got = 0u64;
-    let t = Instant::now();
-    while t.elapsed().as_secs_f64() < secs {
-        if let Ok(events) = b.recv(65_536, Some(Duration::from_millis(100))) {
-            got += events.len() as u64;
-        }
-    }
-    let rate = got as f64 / t.elapsed().as_secs_f64();
+    let rate = receive_rate(&b, secs, 65_536);
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     let per_event = a.stat("datagrams_sent") as f64 / a.stat("events_sent").max(1) as f64;
@@ -246,14 +244,7 @@ fn small_events(secs: f64) -> f64 {
             }
         })
     };
-    let mut got = 0u64;
-    let t = Instant::now();
-    while t.elapsed().as_secs_f64() < secs {
-        if let Ok(events) = b.recv(65_536, Some(Duration::from_millis(100))) {
-            got += events.len() as u64;
-        }
-    }
-    let rate = got as f64 / t.elapsed().as_secs_f64();
+    let rate = receive_rate(&b, secs, 65_536);
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     rate
