@@ -14,6 +14,8 @@
 //! reordering and partitions), node hooks, and fixed-ephemeral handshakes
 //! for the test vectors.
 
+pub mod capability;
+pub mod channels;
 pub mod config;
 pub mod credit;
 pub mod crypto;
@@ -30,6 +32,7 @@ pub mod packet;
 mod peer;
 pub mod reliable;
 pub mod replay;
+pub mod routing;
 pub mod session;
 mod stream;
 
