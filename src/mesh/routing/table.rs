@@ -1,0 +1,529 @@
+//! The routing table (MESH2.md §2.1): direct peers, relayed peers pinned to
+//! their relay, and destinations learned from pingwaves, each with up to a
+//! few alternative next hops so that a dead hop is replaced at once.
+//!
+//! Differences from v0.11 (§7 items 12, 13, 14, 25): a route learned through
+//! a neighbour is replaced by that neighbour's latest news even when it is
+//! worse; it is withdrawn after three heartbeat intervals without news, or
+//! at once when the neighbour fails; alternates keep their real hop count;
+//! a failed or silent neighbour is never chosen; and the number of learned
+//! destinations is capped globally and per neighbour.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::config::{MAX_ROUTE_HOPS, RoutingConfig};
+use super::dedup::{SeqVerdict, SeqWindow};
+use super::neighbors::{Neighbor, NodeId, PeerProtocol};
+
+/// How a route was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RouteKind {
+    /// The destination is a direct peer.
+    Direct,
+    /// A relayed peer (`connect_via` / routed responder), pinned to its relay.
+    Relayed,
+    /// Learned from pingwaves.
+    Learned,
+}
+
+/// The route currently chosen for a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The destination node.
+    pub destination: NodeId,
+    /// The direct peer to send to.
+    pub next_hop: NodeId,
+    /// Links to the destination (1 = direct). For a relayed peer with no
+    /// learned distance, 2.
+    pub hops: u8,
+    /// How the route was obtained.
+    pub kind: RouteKind,
+    /// When this next hop was first learned for the destination.
+    pub learned_at: Instant,
+    /// When it was last confirmed.
+    pub refreshed_at: Instant,
+}
+
+/// Why a pingwave's route was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LearnRefused {
+    /// The table holds `max_destinations` learned destinations.
+    TableFull,
+    /// The sending neighbour has used its `max_routes_per_neighbor` quota.
+    NeighborQuota,
+}
+
+/// One way to reach a learned destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Candidate {
+    via: NodeId,
+    hops: u8,
+    seq: u64,
+    learned_at: Instant,
+    refreshed_at: Instant,
+}
+
+/// A destination learned from pingwaves, with its dedup window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Learned {
+    candidates: Vec<Candidate>,
+    seqs: SeqWindow,
+}
+
+/// A relayed peer's pinned route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Relayed {
+    relay: NodeId,
+    since: Instant,
+}
+
+/// A change of route caused by a peer's failure or removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reroute {
+    /// The destination whose route went through the failed peer.
+    pub destination: NodeId,
+    /// The failed next hop.
+    pub old_next_hop: NodeId,
+    /// The route now in use, if any is left.
+    pub new_route: Option<Route>,
+}
+
+/// The routing table of one node.
+#[derive(Debug, Clone)]
+pub struct RoutingTable {
+    own_id: NodeId,
+    config: RoutingConfig,
+    neighbors: HashMap<NodeId, Neighbor>,
+    relayed: HashMap<NodeId, Relayed>,
+    learned: HashMap<NodeId, Learned>,
+}
+
+impl RoutingTable {
+    /// An empty table for node `own_id`.
+    pub fn new(own_id: NodeId, config: RoutingConfig) -> Self {
+        Self {
+            own_id,
+            config,
+            neighbors: HashMap::new(),
+            relayed: HashMap::new(),
+            learned: HashMap::new(),
+        }
+    }
+
+    /// Our node id.
+    pub fn own_id(&self) -> NodeId {
+        self.own_id
+    }
+
+    /// The config.
+    pub fn config(&self) -> &RoutingConfig {
+        &self.config
+    }
+
+    // --- direct and relayed peers (MESH2.md §0) ---
+
+    /// Registers an authenticated direct peer (`connect` / `accept`), or
+    /// re-registers it (a new session): it is usable again at once.
+    pub fn add_direct_peer(&mut self, peer: NodeId, protocol: PeerProtocol, now: Instant) {
+        if peer == self.own_id {
+            return;
+        }
+        let learned_routes = self.neighbors.get(&peer).map_or(0, |n| n.learned_routes);
+        let mut neighbor = Neighbor::new(protocol, now);
+        neighbor.learned_routes = learned_routes;
+        self.neighbors.insert(peer, neighbor);
+    }
+
+    /// Records what a direct peer speaks once the hello has told us.
+    pub fn set_peer_protocol(&mut self, peer: NodeId, protocol: PeerProtocol) {
+        if let Some(n) = self.neighbors.get_mut(&peer) {
+            n.protocol = protocol;
+        }
+    }
+
+    /// A verified sign of life from a direct peer (a heartbeat). Clears a
+    /// failure verdict: the peer's routes come back as its pingwaves do,
+    /// and relayed peers pinned to it are usable again.
+    pub fn heard_from(&mut self, peer: NodeId, now: Instant) {
+        if let Some(n) = self.neighbors.get_mut(&peer) {
+            n.last_heard = n.last_heard.max(now);
+            n.failed = false;
+        }
+    }
+
+    /// The failure detector declared `peer` Failed: every learned route
+    /// through it is withdrawn and each destination switches to its next
+    /// best route at once. Relayed peers pinned to it stay pinned (and
+    /// come back on recovery) but are not used meanwhile. Returns the
+    /// destinations whose route changed.
+    pub fn peer_failed(&mut self, peer: NodeId, now: Instant) -> Vec<Reroute> {
+        let affected = self.destinations_via(peer, now);
+        if let Some(n) = self.neighbors.get_mut(&peer) {
+            n.failed = true;
+        }
+        self.drop_candidates_via(peer);
+        self.reroutes(affected, peer, now)
+    }
+
+    /// Forgets a direct peer (evicted or disconnected), with every route
+    /// learned through it. Returns the destinations whose route changed.
+    pub fn remove_direct_peer(&mut self, peer: NodeId, now: Instant) -> Vec<Reroute> {
+        let affected = self.destinations_via(peer, now);
+        self.drop_candidates_via(peer);
+        self.neighbors.remove(&peer);
+        self.reroutes(affected, peer, now)
+    }
+
+    /// Registers a relayed peer reached through the direct peer `relay`
+    /// (`connect_via` initiator, or the responder of a routed handshake
+    /// that arrived from `relay`).
+    pub fn add_relayed_peer(&mut self, peer: NodeId, relay: NodeId, now: Instant) {
+        if peer == self.own_id || relay == peer {
+            return;
+        }
+        self.relayed.insert(peer, Relayed { relay, since: now });
+    }
+
+    /// Forgets a relayed peer.
+    pub fn remove_relayed_peer(&mut self, peer: NodeId) {
+        self.relayed.remove(&peer);
+    }
+
+    /// Whether `peer` is a registered direct peer (failed or not).
+    pub fn is_direct_peer(&self, peer: NodeId) -> bool {
+        self.neighbors.contains_key(&peer)
+    }
+
+    /// The protocol of a direct peer.
+    pub fn peer_protocol(&self, peer: NodeId) -> Option<PeerProtocol> {
+        self.neighbors.get(&peer).map(|n| n.protocol)
+    }
+
+    /// Direct peers usable at `now`, in id order (deterministic output).
+    pub fn usable_neighbors(&self, now: Instant) -> Vec<(NodeId, PeerProtocol)> {
+        let limit = self.config.route_expiry();
+        let mut v: Vec<_> = self
+            .neighbors
+            .iter()
+            .filter(|(_, n)| n.usable(now, limit))
+            .map(|(id, n)| (*id, n.protocol))
+            .collect();
+        v.sort_unstable_by_key(|(id, _)| *id);
+        v
+    }
+
+    /// Every registered direct peer (failed or silent included), in id order.
+    pub fn direct_peers(&self) -> Vec<(NodeId, PeerProtocol)> {
+        let mut v: Vec<_> = self
+            .neighbors
+            .iter()
+            .map(|(id, n)| (*id, n.protocol))
+            .collect();
+        v.sort_unstable_by_key(|(id, _)| *id);
+        v
+    }
+
+    // --- learning from pingwaves (MESH2.md §2.2) ---
+
+    /// Records that `via` (a direct peer) relayed a pingwave of `origin`
+    /// with sequence `seq` that took `hops` links to reach us. Returns the
+    /// dedup verdict (relay only [`SeqVerdict::New`]).
+    ///
+    /// The route through `via` takes this news even when it is worse than
+    /// what `via` said before (v0.11 never accepts worse news); news about
+    /// a route longer than [`MAX_ROUTE_HOPS`] is dedup-checked but not kept
+    /// as a route.
+    ///
+    /// # Errors
+    /// [`LearnRefused`] when a new destination would exceed a cap; the
+    /// pingwave must then be dropped, not relayed.
+    pub fn learn(
+        &mut self,
+        origin: NodeId,
+        via: NodeId,
+        hops: u8,
+        seq: u64,
+        now: Instant,
+    ) -> Result<SeqVerdict, LearnRefused> {
+        let restart_after = self.config.origin_restart_after();
+        let max_candidates = self.config.max_candidates_per_destination.max(1);
+        let quota = self.config.max_routes_per_neighbor;
+        let Some(neighbor) = self.neighbors.get(&via) else {
+            return Ok(SeqVerdict::Stale);
+        };
+        let neighbor_full = neighbor.learned_routes >= quota;
+        if !self.learned.contains_key(&origin) {
+            if self.learned.len() >= self.config.max_destinations {
+                return Err(LearnRefused::TableFull);
+            }
+            if neighbor_full {
+                return Err(LearnRefused::NeighborQuota);
+            }
+            self.learned.insert(
+                origin,
+                Learned {
+                    candidates: Vec::new(),
+                    seqs: SeqWindow::new(seq, now),
+                },
+            );
+            // The window was created with this seq: it is news.
+            let added = self.update_candidate(origin, via, hops, seq, now, max_candidates, true);
+            self.count_added(via, added);
+            return Ok(SeqVerdict::New);
+        }
+        let Some(entry) = self.learned.get_mut(&origin) else {
+            return Ok(SeqVerdict::Stale);
+        };
+        let verdict = entry.seqs.observe(seq, now, restart_after);
+        if verdict == SeqVerdict::Stale {
+            return Ok(verdict);
+        }
+        let has_candidate = entry.candidates.iter().any(|c| c.via == via);
+        let added = self.update_candidate(
+            origin,
+            via,
+            hops,
+            seq,
+            now,
+            max_candidates,
+            has_candidate || !neighbor_full,
+        );
+        self.count_added(via, added);
+        Ok(verdict)
+    }
+
+    /// Updates or inserts the candidate through `via`. Returns the
+    /// neighbour whose candidate was displaced (if any) and whether one
+    /// was added, as (added, displaced).
+    #[allow(clippy::too_many_arguments)]
+    fn update_candidate(
+        &mut self,
+        origin: NodeId,
+        via: NodeId,
+        hops: u8,
+        seq: u64,
+        now: Instant,
+        max_candidates: usize,
+        may_add: bool,
+    ) -> (bool, Option<NodeId>) {
+        let expiry = self.config.route_expiry();
+        let Some(entry) = self.learned.get_mut(&origin) else {
+            return (false, None);
+        };
+        if let Some(c) = entry.candidates.iter_mut().find(|c| c.via == via) {
+            if seq >= c.seq {
+                if hops > MAX_ROUTE_HOPS {
+                    // Worse news beyond our reach: this path is gone.
+                    entry.candidates.retain(|c| c.via != via);
+                    return (false, Some(via));
+                }
+                c.hops = hops;
+                c.seq = seq;
+                c.refreshed_at = now;
+            }
+            return (false, None);
+        }
+        if hops > MAX_ROUTE_HOPS || !may_add {
+            return (false, None);
+        }
+        let fresh = Candidate {
+            via,
+            hops,
+            seq,
+            learned_at: now,
+            refreshed_at: now,
+        };
+        if entry.candidates.len() < max_candidates {
+            entry.candidates.push(fresh);
+            return (true, None);
+        }
+        // Full: displace the worst (expired first, then longest, then
+        // stalest) if the newcomer is better.
+        let stale = |c: &Candidate| now.saturating_duration_since(c.refreshed_at) > expiry;
+        let worst = entry
+            .candidates
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, c)| (stale(c), c.hops, std::cmp::Reverse(c.refreshed_at)))
+            .map(|(i, c)| (i, *c));
+        match worst {
+            Some((i, w)) if stale(&w) || w.hops > hops => {
+                entry.candidates[i] = fresh;
+                (true, Some(w.via))
+            }
+            _ => (false, None),
+        }
+    }
+
+    fn count_added(&mut self, via: NodeId, (added, displaced): (bool, Option<NodeId>)) {
+        if added && let Some(n) = self.neighbors.get_mut(&via) {
+            n.learned_routes += 1;
+        }
+        if let Some(d) = displaced
+            && let Some(n) = self.neighbors.get_mut(&d)
+        {
+            n.learned_routes = n.learned_routes.saturating_sub(1);
+        }
+    }
+
+    // --- lookups ---
+
+    /// The route to `destination` at `now`, if any: a usable direct peer
+    /// first, then a relayed peer's relay while it is usable, then the
+    /// shortest fresh learned route through a usable neighbour (ties go
+    /// to the lowest next-hop id, so every node decides alike).
+    pub fn route_for(&self, destination: NodeId, now: Instant) -> Option<Route> {
+        self.route_avoiding(destination, None, now)
+    }
+
+    /// Like [`route_for`](Self::route_for), never through `avoid` (the
+    /// neighbour a packet came from: no forwarding back to the sender).
+    pub fn route_avoiding(
+        &self,
+        destination: NodeId,
+        avoid: Option<NodeId>,
+        now: Instant,
+    ) -> Option<Route> {
+        self.routes_to(destination, now)
+            .into_iter()
+            .find(|r| Some(r.next_hop) != avoid)
+    }
+
+    /// Every usable route to `destination` at `now`, best first.
+    pub fn routes_to(&self, destination: NodeId, now: Instant) -> Vec<Route> {
+        let limit = self.config.route_expiry();
+        let usable = |id: &NodeId| self.neighbors.get(id).is_some_and(|n| n.usable(now, limit));
+        let mut routes = Vec::new();
+        if destination == self.own_id {
+            return routes;
+        }
+        if let Some(n) = self.neighbors.get(&destination)
+            && usable(&destination)
+        {
+            routes.push(Route {
+                destination,
+                next_hop: destination,
+                hops: 1,
+                kind: RouteKind::Direct,
+                learned_at: n.last_heard,
+                refreshed_at: n.last_heard,
+            });
+        }
+        let learned = self.learned.get(&destination);
+        if let Some(r) = self.relayed.get(&destination)
+            && usable(&r.relay)
+        {
+            let hops = learned
+                .and_then(|l| l.candidates.iter().find(|c| c.via == r.relay))
+                .map_or(2, |c| c.hops);
+            routes.push(Route {
+                destination,
+                next_hop: r.relay,
+                hops,
+                kind: RouteKind::Relayed,
+                learned_at: r.since,
+                refreshed_at: r.since,
+            });
+        }
+        if let Some(l) = learned {
+            let mut fresh: Vec<&Candidate> = l
+                .candidates
+                .iter()
+                .filter(|c| now.saturating_duration_since(c.refreshed_at) <= limit)
+                .filter(|c| usable(&c.via))
+                .filter(|c| routes.iter().all(|r| r.next_hop != c.via))
+                .collect();
+            fresh.sort_unstable_by_key(|c| (c.hops, c.via));
+            routes.extend(fresh.into_iter().map(|c| Route {
+                destination,
+                next_hop: c.via,
+                hops: c.hops,
+                kind: RouteKind::Learned,
+                learned_at: c.learned_at,
+                refreshed_at: c.refreshed_at,
+            }));
+        }
+        routes
+    }
+
+    /// Every destination we know of (direct, relayed, learned), in id order.
+    pub fn destinations(&self) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = self
+            .neighbors
+            .keys()
+            .chain(self.relayed.keys())
+            .chain(self.learned.keys())
+            .copied()
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Learned destinations held (the capped quantity).
+    pub fn learned_len(&self) -> usize {
+        self.learned.len()
+    }
+
+    /// Learned route candidates held through `neighbor` (its quota use).
+    pub fn learned_via(&self, neighbor: NodeId) -> usize {
+        self.neighbors
+            .get(&neighbor)
+            .map_or(0, |n| n.learned_routes)
+    }
+
+    // --- maintenance ---
+
+    /// Drops learned routes without news for three heartbeat intervals,
+    /// and destinations left with none (with their dedup window). Call
+    /// each tick; lookups already ignore expired routes, so this only
+    /// frees memory.
+    pub fn sweep(&mut self, now: Instant) {
+        let expiry = self.config.route_expiry();
+        let neighbors = &mut self.neighbors;
+        self.learned.retain(|_, l| {
+            l.candidates.retain(|c| {
+                let keep = now.saturating_duration_since(c.refreshed_at) <= expiry;
+                if !keep && let Some(n) = neighbors.get_mut(&c.via) {
+                    n.learned_routes = n.learned_routes.saturating_sub(1);
+                }
+                keep
+            });
+            !l.candidates.is_empty()
+        });
+    }
+
+    fn destinations_via(&self, peer: NodeId, now: Instant) -> Vec<NodeId> {
+        self.destinations()
+            .into_iter()
+            .filter(|d| self.route_for(*d, now).is_some_and(|r| r.next_hop == peer))
+            .collect()
+    }
+
+    fn drop_candidates_via(&mut self, peer: NodeId) {
+        self.learned.retain(|_, l| {
+            l.candidates.retain(|c| c.via != peer);
+            !l.candidates.is_empty()
+        });
+        if let Some(n) = self.neighbors.get_mut(&peer) {
+            n.learned_routes = 0;
+        }
+    }
+
+    fn reroutes(&self, affected: Vec<NodeId>, old: NodeId, now: Instant) -> Vec<Reroute> {
+        affected
+            .into_iter()
+            .map(|destination| Reroute {
+                destination,
+                old_next_hop: old,
+                new_route: self.route_for(destination, now),
+            })
+            .collect()
+    }
+}
