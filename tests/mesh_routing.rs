@@ -777,3 +777,74 @@ proptest! {
         }
     }
 }
+
+// --- the fuzz target's check, on the stable toolchain ---
+
+#[path = "../fuzz/checks/mesh_routing.rs"]
+mod fuzz_check;
+
+/// A record of the fuzz input format: kind, from, gap, then the bytes.
+fn record(kind: u8, from: u8, gap_ms: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut r = vec![kind, from, gap_ms, bytes.len() as u8];
+    r.extend_from_slice(bytes);
+    r
+}
+
+/// Seed inputs: the vectors and the hostile cases above, as records.
+fn fuzz_seeds() -> Vec<Vec<u8>> {
+    let pw = load("pingwave.json");
+    let packets = load("packets.json");
+    let routed_vector = bytes(field(&packets["routing_header"], "routed_packet"));
+    let mut to_peer3 = routed(3, 8);
+    to_peer3.truncate(82);
+    let mut ttl0 = routed(3, 0);
+    ttl0.truncate(82);
+    vec![
+        record(0, 1, 0, &bytes(&pw["bytes_72"])),
+        [
+            record(0, 2, 0, &pingwave(9, 1, 8, 0)),
+            record(0, 3, 10, &pingwave(9, 1, 8, 2)),
+            record(4, 2, 250, &pingwave(9, 2, 8, 4)),
+            record(1, 3, 0, &routed(9, 8)[..82]),
+        ]
+        .concat(),
+        [record(1, 1, 0, &to_peer3), record(1, 0, 0, &to_peer3)].concat(),
+        record(1, 2, 0, &ttl0),
+        record(1, 1, 0, &routed_vector[..routed_vector.len().min(255)]),
+        [
+            record(2, 2, 0, &[0xFF; 40]),
+            record(0, 9, 0, &pingwave(5, 1, 3, 0)),
+        ]
+        .concat(),
+        (0..60u8)
+            .flat_map(|i| record(0, 1 + i % 4, 1, &pingwave(1000 + u64::from(i), 1, 3, 0)))
+            .collect(),
+        [
+            record(0x2C, 2, 0, &pingwave(9, 1, 8, 0)),
+            record(1, 3, 0, &routed(9, 8)[..82]),
+        ]
+        .concat(),
+    ]
+}
+
+#[test]
+fn fuzz_check_passes_on_the_seeds_and_on_random_inputs() {
+    for seed in fuzz_seeds() {
+        fuzz_check::check(&seed);
+    }
+    // Writes the seeds as the target's corpus when asked (once, by hand).
+    if std::env::var_os("NET_WRITE_ROUTING_CORPUS").is_some() {
+        let dir = format!("{}/fuzz/corpus/mesh_routing", env!("CARGO_MANIFEST_DIR"));
+        fs::create_dir_all(&dir).unwrap();
+        for (i, seed) in fuzz_seeds().iter().enumerate() {
+            fs::write(format!("{dir}/seed-{i:02}"), seed).unwrap();
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn fuzz_check_holds_on_arbitrary_bytes(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        fuzz_check::check(&data);
+    }
+}
