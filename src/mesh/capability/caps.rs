@@ -26,6 +26,18 @@ pub struct CapabilitySet {
     pub limits: Limits,
 }
 
+/// Prefix of the NAT class tags (`nat:open`, `nat:cone`, …).
+pub const NAT_TAG_PREFIX: &str = "nat:";
+
+impl CapabilitySet {
+    /// Replaces every `nat:*` tag with exactly `nat_tag` (what a
+    /// nat-traversal build does before announcing, MESH2.md §3.1).
+    pub fn set_nat_tag(&mut self, nat_tag: &str) {
+        self.tags.retain(|t| !t.starts_with(NAT_TAG_PREFIX));
+        self.tags.push(nat_tag.to_owned());
+    }
+}
+
 /// Hardware resources.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hardware {
@@ -360,6 +372,19 @@ mod tests {
         assert_eq!(json, r#"["Nvidia","ToolUse"]"#);
         let json = serde_json::to_string(&AcceleratorType::Fpga).unwrap();
         assert_eq!(json, r#""Fpga""#);
+    }
+
+    #[test]
+    fn nat_tag_is_replaced_not_added() {
+        let mut caps = CapabilitySet {
+            tags: vec!["nat:cone".into(), "gpu".into(), "nat:open".into()],
+            ..CapabilitySet::default()
+        };
+        caps.set_nat_tag("nat:symmetric");
+        assert_eq!(
+            caps.tags,
+            vec!["gpu".to_owned(), "nat:symmetric".to_owned()]
+        );
     }
 
     #[test]

@@ -302,8 +302,10 @@ mod tests {
     }
 
     fn sample() -> CapabilitySet {
-        let mut caps = CapabilitySet::default();
-        caps.tags = vec!["a".into(), "b".into()];
+        let mut caps = CapabilitySet {
+            tags: vec!["a".into(), "b".into()],
+            ..CapabilitySet::default()
+        };
         caps.hardware.memory_mb = 32_768;
         caps.hardware.gpu = Some(gpu(GpuVendor::Nvidia, 24_576));
         caps.hardware.additional_gpus = vec![gpu(GpuVendor::Amd, 8_192)];
