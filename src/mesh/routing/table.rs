@@ -257,6 +257,9 @@ impl RoutingTable {
         let Some(neighbor) = self.neighbors.get(&via) else {
             return Ok(SeqVerdict::Stale);
         };
+        if origin == self.own_id {
+            return Ok(SeqVerdict::Stale);
+        }
         let neighbor_full = neighbor.learned_routes >= quota;
         if !self.learned.contains_key(&origin) {
             if self.learned.len() >= self.config.max_destinations {
@@ -384,72 +387,105 @@ impl RoutingTable {
 
     /// Like [`route_for`](Self::route_for), never through `avoid` (the
     /// neighbour a packet came from: no forwarding back to the sender).
+    /// Allocation-free: this is the per-datagram path of a relay.
     pub fn route_avoiding(
         &self,
         destination: NodeId,
         avoid: Option<NodeId>,
         now: Instant,
     ) -> Option<Route> {
-        self.routes_to(destination, now)
+        let pinned = [
+            self.direct_route(destination, now),
+            self.relayed_route(destination, now),
+        ];
+        pinned
             .into_iter()
+            .flatten()
             .find(|r| Some(r.next_hop) != avoid)
+            .or_else(|| {
+                self.learned_routes(destination, now)
+                    .filter(|r| Some(r.next_hop) != avoid)
+                    .min_by_key(|r| (r.hops, r.next_hop))
+            })
     }
 
     /// Every usable route to `destination` at `now`, best first.
     pub fn routes_to(&self, destination: NodeId, now: Instant) -> Vec<Route> {
+        let mut routes: Vec<Route> = self
+            .direct_route(destination, now)
+            .into_iter()
+            .chain(self.relayed_route(destination, now))
+            .collect();
+        let mut learned: Vec<Route> = self.learned_routes(destination, now).collect();
+        learned.sort_unstable_by_key(|r| (r.hops, r.next_hop));
+        routes.extend(learned);
+        routes
+    }
+
+    fn usable(&self, neighbor: NodeId, now: Instant) -> bool {
         let limit = self.config.route_expiry();
-        let usable = |id: &NodeId| self.neighbors.get(id).is_some_and(|n| n.usable(now, limit));
-        let mut routes = Vec::new();
-        if destination == self.own_id {
-            return routes;
+        self.neighbors
+            .get(&neighbor)
+            .is_some_and(|n| n.usable(now, limit))
+    }
+
+    fn direct_route(&self, destination: NodeId, now: Instant) -> Option<Route> {
+        let n = self.neighbors.get(&destination)?;
+        self.usable(destination, now).then_some(Route {
+            destination,
+            next_hop: destination,
+            hops: 1,
+            kind: RouteKind::Direct,
+            learned_at: n.last_heard,
+            refreshed_at: n.last_heard,
+        })
+    }
+
+    fn relayed_route(&self, destination: NodeId, now: Instant) -> Option<Route> {
+        let r = self.relayed.get(&destination)?;
+        if !self.usable(r.relay, now) || self.direct_route(destination, now).is_some() {
+            return None;
         }
-        if let Some(n) = self.neighbors.get(&destination)
-            && usable(&destination)
-        {
-            routes.push(Route {
-                destination,
-                next_hop: destination,
-                hops: 1,
-                kind: RouteKind::Direct,
-                learned_at: n.last_heard,
-                refreshed_at: n.last_heard,
-            });
-        }
-        let learned = self.learned.get(&destination);
-        if let Some(r) = self.relayed.get(&destination)
-            && usable(&r.relay)
-        {
-            let hops = learned
-                .and_then(|l| l.candidates.iter().find(|c| c.via == r.relay))
-                .map_or(2, |c| c.hops);
-            routes.push(Route {
-                destination,
-                next_hop: r.relay,
-                hops,
-                kind: RouteKind::Relayed,
-                learned_at: r.since,
-                refreshed_at: r.since,
-            });
-        }
-        if let Some(l) = learned {
-            let mut fresh: Vec<&Candidate> = l
-                .candidates
-                .iter()
-                .filter(|c| now.saturating_duration_since(c.refreshed_at) <= limit)
-                .filter(|c| usable(&c.via))
-                .filter(|c| routes.iter().all(|r| r.next_hop != c.via))
-                .collect();
-            fresh.sort_unstable_by_key(|c| (c.hops, c.via));
-            routes.extend(fresh.into_iter().map(|c| Route {
+        let hops = self
+            .learned
+            .get(&destination)
+            .and_then(|l| l.candidates.iter().find(|c| c.via == r.relay))
+            .map_or(2, |c| c.hops);
+        Some(Route {
+            destination,
+            next_hop: r.relay,
+            hops,
+            kind: RouteKind::Relayed,
+            learned_at: r.since,
+            refreshed_at: r.since,
+        })
+    }
+
+    /// Fresh learned routes through usable neighbours other than the
+    /// direct or relay next hop (listed already), unsorted.
+    fn learned_routes(
+        &self,
+        destination: NodeId,
+        now: Instant,
+    ) -> impl Iterator<Item = Route> + '_ {
+        let limit = self.config.route_expiry();
+        let direct = self.direct_route(destination, now).map(|r| r.next_hop);
+        let relay = self.relayed_route(destination, now).map(|r| r.next_hop);
+        self.learned
+            .get(&destination)
+            .into_iter()
+            .flat_map(|l| l.candidates.iter())
+            .filter(move |c| now.saturating_duration_since(c.refreshed_at) <= limit)
+            .filter(move |c| Some(c.via) != direct && Some(c.via) != relay)
+            .filter(move |c| self.usable(c.via, now))
+            .map(move |c| Route {
                 destination,
                 next_hop: c.via,
                 hops: c.hops,
                 kind: RouteKind::Learned,
                 learned_at: c.learned_at,
                 refreshed_at: c.refreshed_at,
-            }));
-        }
-        routes
+            })
     }
 
     /// Every destination we know of (direct, relayed, learned), in id order.
@@ -525,5 +561,73 @@ impl RoutingTable {
                 new_route: self.route_for(destination, now),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const H: Duration = Duration::from_secs(5);
+
+    fn table(peers: &[NodeId], now: Instant) -> RoutingTable {
+        let config = RoutingConfig {
+            max_candidates_per_destination: 2,
+            ..RoutingConfig::with_heartbeat_interval(H)
+        };
+        let mut t = RoutingTable::new(1, config);
+        for p in peers {
+            t.add_direct_peer(*p, PeerProtocol::Legacy, now);
+        }
+        t
+    }
+
+    #[test]
+    fn a_shorter_candidate_displaces_the_longest_and_quotas_follow() {
+        let now = Instant::now();
+        let mut t = table(&[2, 3, 4], now);
+        assert_eq!(t.learn(9, 2, 4, 1, now), Ok(SeqVerdict::New));
+        assert_eq!(t.learn(9, 3, 3, 1, now), Ok(SeqVerdict::RecentDuplicate));
+        assert_eq!((t.learned_via(2), t.learned_via(3)), (1, 1));
+        // Full (2 candidates): a longer newcomer is not kept…
+        t.learn(9, 4, 5, 1, now).unwrap();
+        assert_eq!(t.learned_via(4), 0);
+        // …a shorter one displaces the longest.
+        t.learn(9, 4, 2, 2, now).unwrap();
+        assert_eq!((t.learned_via(2), t.learned_via(4)), (0, 1));
+        let routes = t.routes_to(9, now);
+        let hops: Vec<_> = routes.iter().map(|r| (r.next_hop, r.hops)).collect();
+        assert_eq!(hops, vec![(4, 2), (3, 3)]);
+        // Expired candidates go first, and sweep frees them.
+        let later = now + H * 3 + Duration::from_millis(1);
+        t.add_direct_peer(2, PeerProtocol::Legacy, later);
+        t.learn(9, 2, 6, 3, later).unwrap();
+        assert_eq!(t.routes_to(9, later).len(), 1);
+        t.sweep(later);
+        assert_eq!(t.learned_via(2) + t.learned_via(3) + t.learned_via(4), 1);
+    }
+
+    #[test]
+    fn news_beyond_reach_withdraws_the_path_through_its_sender() {
+        let now = Instant::now();
+        let mut t = table(&[2], now);
+        t.learn(9, 2, 3, 1, now).unwrap();
+        t.learn(9, 2, MAX_ROUTE_HOPS + 1, 2, now).unwrap();
+        assert!(t.route_for(9, now).is_none());
+        assert_eq!(t.learned_via(2), 0);
+    }
+
+    #[test]
+    fn own_id_and_unknown_senders_teach_nothing() {
+        let now = Instant::now();
+        let mut t = table(&[2], now);
+        assert_eq!(t.learn(1, 2, 2, 1, now), Ok(SeqVerdict::Stale));
+        assert_eq!(t.learn(9, 7, 2, 1, now), Ok(SeqVerdict::Stale));
+        t.add_direct_peer(1, PeerProtocol::Net, now);
+        t.add_relayed_peer(1, 2, now);
+        assert!(t.route_for(1, now).is_none());
+        assert_eq!(t.learned_len(), 0);
     }
 }
