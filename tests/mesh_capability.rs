@@ -918,10 +918,15 @@ proptest! {
         let mut bytes = good.encode();
         let at = position % bytes.len();
         bytes[at] = byte;
-        if let Ok(parsed) = Announcement::decode(&bytes)
-            && parsed.signing_input() != good.signing_input()
-        {
-            prop_assert!(parsed.verify().is_err());
+        if let Ok(parsed) = Announcement::decode(&bytes) {
+            // Whatever decodes re-encodes canonically and stably.
+            let canonical = parsed.encode();
+            let again = Announcement::decode(&canonical).unwrap();
+            prop_assert_eq!(&again, &parsed);
+            prop_assert_eq!(again.encode(), canonical);
+            if parsed.signing_input() != good.signing_input() {
+                prop_assert!(parsed.verify().is_err());
+            }
         }
     }
 
