@@ -18,6 +18,7 @@ use super::neighbors::{NodeId, PeerProtocol};
 use super::router::Router;
 use super::table::LearnRefused;
 use crate::wire::Pingwave;
+use crate::wire::classify::{DatagramClass, classify};
 use crate::wire::pingwave::{PINGWAVE_MAX_HOPS, PINGWAVE_SIZE, PINGWAVE_TTL};
 
 /// A pingwave to send to a direct peer.
@@ -49,7 +50,8 @@ pub enum PingwaveOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PingwaveDrop {
-    /// Not a 72-byte pingwave (wrong length, health byte above 3).
+    /// Not a 72-byte pingwave (wrong length, health byte above 3, or the
+    /// packet magic in front: WIRE.md §1 classifies those as packets).
     Malformed,
     /// Our own pingwave came back.
     OwnOrigin,
@@ -198,6 +200,11 @@ impl Router {
         now: Instant,
     ) -> PingwaveOutcome {
         let drop = PingwaveOutcome::Dropped;
+        // What v0.11 would not take for a pingwave (e.g. 72 bytes that
+        // start with the packet magic) is not one here either.
+        if classify(bytes) != DatagramClass::Pingwave {
+            return drop(PingwaveDrop::Malformed);
+        }
         let Ok(pw) = Pingwave::decode(bytes) else {
             return drop(PingwaveDrop::Malformed);
         };
