@@ -1387,3 +1387,64 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn changing_the_trusted_issuers_re_verifies_every_subscriber() {
+    let lidar = name("sensors/lidar");
+    let authority = key(9);
+    let trusting = |keys: Vec<_>| ChannelConfig {
+        require_token: true,
+        trusted_issuers: IssuerTrust::Issuers(keys),
+        ..ChannelConfig::default()
+    };
+    let mut w = World::new();
+    w.peer(2, PeerKind::Net);
+    w.register("sensors/lidar", trusting(vec![*authority.entity_id()]));
+    let t = token(&authority, &key(2), TokenScope::SUBSCRIBE, &lidar, 600, 0);
+    assert!(w.accepted(2, "sensors/lidar", Some(&t)));
+    // Publishing reuses the verified chain; it stays a target.
+    assert_eq!(w.targets("sensors/lidar"), vec![2]);
+    assert_eq!(w.targets("sensors/lidar"), vec![2]);
+    // Revoking trust in the authority evicts at once.
+    let evicted = w.register("sensors/lidar", trusting(vec![]));
+    assert_eq!(
+        evicted[0].reason,
+        EvictionReason::NoLongerAuthorized(Deny::Token(TokenProblem::UntrustedIssuer))
+    );
+}
+
+#[test]
+fn a_peer_whose_entity_changes_is_re_verified() {
+    let lidar = name("sensors/lidar");
+    let mut w = World::new();
+    w.peer(2, PeerKind::Net);
+    w.register("sensors/lidar", token_channel());
+    let t = token(&key(LOCAL), &key(2), TokenScope::SUBSCRIBE, &lidar, 600, 0);
+    assert!(w.accepted(2, "sensors/lidar", Some(&t)));
+    assert_eq!(w.targets("sensors/lidar"), vec![2]);
+    // The node id now proves another entity: the cached verification was
+    // for the old one, and no token names the new one.
+    w.peers.get_mut(&2).unwrap().entity = Some(*key(5).entity_id());
+    let (plan, evicted) = w.plan("sensors/lidar");
+    assert!(plan.targets.is_empty());
+    assert_eq!(
+        evicted[0].reason,
+        EvictionReason::NoLongerAuthorized(Deny::Token(TokenProblem::Missing))
+    );
+}
+
+#[test]
+fn a_token_presented_on_an_open_channel_still_counts_when_it_is_tightened() {
+    let lidar = name("sensors/lidar");
+    let mut w = World::new();
+    w.peer(2, PeerKind::Net);
+    w.peer(3, PeerKind::Net);
+    w.register("sensors/lidar", ChannelConfig::default());
+    let t = token(&key(LOCAL), &key(2), TokenScope::SUBSCRIBE, &lidar, 600, 0);
+    assert!(w.accepted(2, "sensors/lidar", Some(&t)));
+    assert!(w.accepted(3, "sensors/lidar", None));
+    let evicted = w.register("sensors/lidar", token_channel());
+    assert_eq!(evicted.len(), 1);
+    assert_eq!(evicted[0].peer, 3);
+    assert_eq!(w.targets("sensors/lidar"), vec![2]);
+}

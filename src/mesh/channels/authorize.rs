@@ -181,6 +181,36 @@ pub fn authorize(
     presented: &[PermissionToken],
     now: u64,
 ) -> Result<Grant, Deny> {
+    decide(
+        authority,
+        channel,
+        action,
+        peer,
+        TokenEvidence::Search(presented),
+        now,
+    )
+}
+
+/// What the token step of [`decide`] may rely on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TokenEvidence<'a> {
+    /// Search these presented tokens and the store (verifying signatures).
+    Search(&'a [PermissionToken]),
+    /// The caller verified a chain for this peer, channel and config
+    /// generation, and it is live now: skip the signature work.
+    AlreadyVerified,
+}
+
+/// [`authorize`], with the token step's evidence chosen by the hub (which
+/// caches verified chains so a publish does not re-verify signatures).
+pub(crate) fn decide(
+    authority: &Authority<'_>,
+    channel: &ChannelName,
+    action: Action,
+    peer: &PeerContext<'_>,
+    tokens: TokenEvidence<'_>,
+    now: u64,
+) -> Result<Grant, Deny> {
     let config = authority
         .registry
         .get(channel)
@@ -213,6 +243,10 @@ pub fn authorize(
         // The local node is the root of its channels' trust.
         return Ok(Grant::default());
     }
+    let presented = match tokens {
+        TokenEvidence::Search(presented) => presented,
+        TokenEvidence::AlreadyVerified => return Ok(Grant::default()),
+    };
     let query = TokenQuery {
         subject: &entity,
         action: action.scope(),

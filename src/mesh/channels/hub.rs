@@ -6,7 +6,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use super::authorize::{Action, Authority, Deny, Grant, PeerContext, PeerKind, authorize};
+use super::authorize::{
+    Action, Authority, Deny, Grant, PeerContext, PeerKind, TokenEvidence, authorize, decide,
+};
 use super::capabilities::Capabilities;
 use super::config::{ChannelConfig, ChannelsSettings};
 use super::directory::PeerDirectory;
@@ -16,7 +18,7 @@ use super::membership::{
 use super::publish::{PublishError, PublishPlan, PublishTarget};
 use super::rate::TokenBucket;
 use super::registry::{ChannelRegistry, Registration, RegistryError};
-use super::roster::{Member, Roster};
+use super::roster::{Member, Roster, VerifiedChain};
 use super::subnet::SubnetId;
 use super::subscriptions::{HashCollision, InboundChannel, Subscriptions};
 use super::throttle::AuthThrottle;
@@ -167,6 +169,9 @@ pub struct ChannelHub {
     /// Subscribe requests whose name was not held before they were sent:
     /// released if the request fails.
     reserved: HashSet<(u64, u64)>,
+    /// Bumped whenever a channel's policy or the local node changes, which
+    /// invalidates every cached token verification.
+    generation: u64,
     counters: ChannelCounters,
 }
 
@@ -204,6 +209,7 @@ impl ChannelHub {
             outgoing,
             subscriptions: Subscriptions::new(),
             reserved: HashSet::new(),
+            generation: 0,
             counters: ChannelCounters::default(),
         }
     }
@@ -235,12 +241,15 @@ impl ChannelHub {
     /// Subscribers are re-checked at the next publish or sweep.
     pub fn set_local(&mut self, local: LocalNode) {
         self.local = local;
+        self.generation += 1;
     }
 
     /// Keeps a token for later checks — typically a delegation parent that
     /// subscribers' tokens chain through (v0.11 Subscribes carry one token).
+    /// Installed tokens are never evicted by learned ones; they go when
+    /// they expire.
     pub fn install_token(&mut self, token: PermissionToken) {
-        self.store.insert(token);
+        self.store.insert_pinned(token);
     }
 
     fn authority(&self) -> Authority<'_> {
@@ -267,6 +276,7 @@ impl ChannelHub {
     ) -> Result<Vec<Eviction>, RegistryError> {
         let rate = config.max_rate_pps;
         let registration = self.registry.register(name.clone(), config)?;
+        self.generation += 1;
         match rate {
             Some(pps) => {
                 self.buckets
@@ -292,6 +302,7 @@ impl ChannelHub {
     /// De-registers `name`: every subscriber is evicted and returned.
     pub fn deregister(&mut self, name: &ChannelName) -> Vec<Eviction> {
         self.registry.deregister(name);
+        self.generation += 1;
         self.buckets.remove(name);
         let evictions: Vec<Eviction> = self
             .roster
@@ -321,38 +332,57 @@ impl ChannelHub {
             let Some(context) = peers.peer(peer) else {
                 continue;
             };
-            if let Err(deny) = self.check_member(channel, &context, now) {
-                self.roster.remove(channel, peer);
-                evictions.push(Eviction {
-                    channel: channel.clone(),
-                    peer,
-                    reason: EvictionReason::NoLongerAuthorized(deny),
-                });
+            match self.check_member(channel, &context, now) {
+                Ok(Some(verified)) => {
+                    if let Some(member) = self.roster.member_mut(channel, peer) {
+                        member.verified = Some(verified);
+                    }
+                }
+                Ok(None) => {}
+                Err(deny) => {
+                    self.roster.remove(channel, peer);
+                    evictions.push(Eviction {
+                        channel: channel.clone(),
+                        peer,
+                        reason: EvictionReason::NoLongerAuthorized(deny),
+                    });
+                }
             }
         }
         self.counters.evicted += evictions.len() as u64;
         evictions
     }
 
+    /// The shared decision for an existing member. A chain verified under
+    /// the current config generation that is still live is not verified
+    /// again (the rest of the policy always is); otherwise the member's
+    /// tokens and the store are searched and a new verification returned.
     fn check_member(
         &self,
         channel: &ChannelName,
         context: &PeerContext<'_>,
         now: u64,
-    ) -> Result<Grant, Deny> {
-        let presented: &[PermissionToken] = self
-            .roster
-            .members(channel)
-            .find(|(p, _)| *p == context.node_id)
-            .map_or(&[], |(_, m)| m.presented.as_slice());
-        authorize(
+    ) -> Result<Option<VerifiedChain>, Deny> {
+        let member = self.roster.member(channel, context.node_id);
+        let cached = member
+            .and_then(|m| m.verified)
+            .is_some_and(|v| v.holds(self.generation, context.entity.as_ref(), now));
+        let evidence = match (cached, member) {
+            (true, _) => TokenEvidence::AlreadyVerified,
+            (false, Some(m)) => TokenEvidence::Search(&m.presented),
+            (false, None) => TokenEvidence::Search(&[]),
+        };
+        let grant = decide(
             &self.authority(),
             channel,
             Action::Subscribe,
             context,
-            presented,
+            evidence,
             now,
-        )
+        )?;
+        Ok(context
+            .entity
+            .and_then(|e| VerifiedChain::of(&grant.chain, self.generation, e)))
     }
 
     /// Handles a membership message's bytes from `peer` (the peer owning
@@ -433,20 +463,37 @@ impl ChannelHub {
         token: Option<&[u8]>,
         now: Now,
     ) -> HandleOutcome {
-        let decision = self.decide_subscribe(peer, channel, token, now);
+        // An unparsable token counts as none (§1.3 step 7); a bad signature
+        // is skipped by the chain search.
+        let presented: Vec<PermissionToken> = token
+            .and_then(|bytes| PermissionToken::from_bytes(bytes).ok())
+            .into_iter()
+            .collect();
+        let decision = self.decide_subscribe(peer, channel, &presented, now);
         let mut events = Vec::new();
         let reply = match decision {
             Ok(grant) => {
                 self.throttle.record_success(peer.node_id);
+                // Only after acceptance are tokens kept (§1.3 step 12).
                 for token in &grant.chain {
                     self.store.insert(*token);
+                }
+                let verified = peer
+                    .entity
+                    .and_then(|e| VerifiedChain::of(&grant.chain, self.generation, e));
+                let mut kept = grant.chain;
+                for token in presented {
+                    if !kept.contains(&token) {
+                        kept.push(token);
+                    }
                 }
                 self.roster.insert(
                     channel,
                     peer.node_id,
                     Member {
-                        presented: grant.chain,
+                        presented: kept,
                         since: now.unix_secs,
+                        verified,
                     },
                 );
                 self.counters.accepted += 1;
@@ -493,7 +540,7 @@ impl ChannelHub {
         &mut self,
         peer: &PeerContext<'_>,
         channel: &ChannelName,
-        token: Option<&[u8]>,
+        presented: &[PermissionToken],
         now: Now,
     ) -> Result<Grant, Deny> {
         if self.throttle.is_throttled(peer.node_id, now.instant) {
@@ -505,18 +552,12 @@ impl ChannelHub {
         {
             return Err(Deny::TooManyChannels);
         }
-        // An unparsable token counts as none (§1.3 step 7); a bad signature
-        // is skipped by the chain search.
-        let presented: Vec<PermissionToken> = token
-            .and_then(|bytes| PermissionToken::from_bytes(bytes).ok())
-            .into_iter()
-            .collect();
         let grant = authorize(
             &self.authority(),
             channel,
             Action::Subscribe,
             peer,
-            &presented,
+            presented,
             now.unix_secs,
         )?;
         let full = self

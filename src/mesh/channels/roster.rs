@@ -4,15 +4,56 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::identity::{ChannelName, PermissionToken};
+use crate::identity::{ChannelName, EntityId, PermissionToken};
 
 /// One subscriber of one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
-    /// The tokens presented with the accepted Subscribe (re-checked later).
+    /// The tokens it presented and the chain that admitted it (re-checked
+    /// later; at most [`MAX_TOKEN_CHAIN`](super::MAX_TOKEN_CHAIN) + 1).
     pub presented: Vec<PermissionToken>,
     /// UNIX second of the (latest) accepted Subscribe.
     pub since: u64,
+    /// The last successful token verification, reused while it holds.
+    pub verified: Option<VerifiedChain>,
+}
+
+/// A verified token chain's validity: signatures need not be checked
+/// again while the config generation and the peer's entity are unchanged
+/// and `live_from <= now < live_until` (tokens cannot be revoked, only
+/// expire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifiedChain {
+    /// The hub's config generation when it was verified.
+    pub generation: u64,
+    /// The subject it was verified for.
+    pub entity: EntityId,
+    /// Latest `not_before` in the chain.
+    pub live_from: u64,
+    /// Earliest `not_after` in the chain.
+    pub live_until: u64,
+}
+
+impl VerifiedChain {
+    /// The window of `chain` (leaf first), or `None` for an empty chain.
+    pub fn of(chain: &[PermissionToken], generation: u64, entity: EntityId) -> Option<Self> {
+        let live_from = chain.iter().map(PermissionToken::not_before).max()?;
+        let live_until = chain.iter().map(PermissionToken::not_after).min()?;
+        Some(Self {
+            generation,
+            entity,
+            live_from,
+            live_until,
+        })
+    }
+
+    /// Whether it still vouches for `entity` at `now` under `generation`.
+    pub fn holds(&self, generation: u64, entity: Option<&EntityId>, now: u64) -> bool {
+        self.generation == generation
+            && entity == Some(&self.entity)
+            && self.live_from <= now
+            && now < self.live_until
+    }
 }
 
 /// Subscribers per channel and channels per peer.
@@ -33,6 +74,16 @@ impl Roster {
         self.by_channel
             .get(channel)
             .is_some_and(|members| members.contains_key(&peer))
+    }
+
+    /// `peer`'s membership of `channel`.
+    pub fn member(&self, channel: &ChannelName, peer: u64) -> Option<&Member> {
+        self.by_channel.get(channel)?.get(&peer)
+    }
+
+    /// `peer`'s membership of `channel`, to update.
+    pub fn member_mut(&mut self, channel: &ChannelName, peer: u64) -> Option<&mut Member> {
+        self.by_channel.get_mut(channel)?.get_mut(&peer)
     }
 
     /// How many channels `peer` is subscribed to.
@@ -152,6 +203,7 @@ mod tests {
         Member {
             presented: Vec::new(),
             since: 0,
+            verified: None,
         }
     }
 

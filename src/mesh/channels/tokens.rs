@@ -193,14 +193,17 @@ fn check_link(
     Ok(())
 }
 
-/// Tokens kept between requests: leaves of accepted subscribers (so a
-/// re-subscribe without a token still finds one, as in v0.11) and
-/// delegation parents installed by the operator. Bounded: one token per
-/// (subject, slot, scope) where slot is the channel hash or "wildcard",
-/// the newest replacing the older; the oldest entry goes when full.
+/// Tokens kept between requests: the chains of accepted subscribers
+/// ("learned", so a re-subscribe without a token still finds one, as in
+/// v0.11) and the tokens the operator installs ("pinned", typically
+/// delegation parents). One token per (subject, slot, scope) where slot is
+/// the channel hash or "wildcard", the newest replacing the older. Learned
+/// tokens are bounded by the capacity, the oldest going first; pinned ones
+/// are never evicted, only purged when expired.
 #[derive(Debug)]
 pub struct TokenStore {
     capacity: usize,
+    pinned: HashMap<EntityId, Vec<PermissionToken>>,
     tokens: HashMap<EntityId, Vec<PermissionToken>>,
     insertion_order: VecDeque<(EntityId, u64)>,
     len: usize,
@@ -216,25 +219,44 @@ impl TokenStore {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
+            pinned: HashMap::new(),
             tokens: HashMap::new(),
             insertion_order: VecDeque::new(),
             len: 0,
         }
     }
 
-    /// Tokens whose subject is `subject`.
+    /// Tokens whose subject is `subject`, pinned ones first.
     pub fn by_subject(&self, subject: &EntityId) -> impl Iterator<Item = &PermissionToken> {
-        self.tokens.get(subject).into_iter().flatten()
+        let pinned = self.pinned.get(subject).into_iter().flatten();
+        pinned.chain(self.tokens.get(subject).into_iter().flatten())
     }
 
-    /// Number of tokens held.
+    /// Number of learned tokens held (bounded by the capacity).
     pub fn len(&self) -> usize {
         self.len
     }
 
-    /// True when the store is empty.
+    /// Number of pinned tokens held.
+    pub fn pinned_len(&self) -> usize {
+        self.pinned.values().map(Vec::len).sum()
+    }
+
+    /// True when the store holds no token at all.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len == 0 && self.pinned.is_empty()
+    }
+
+    /// Keeps `token` until it expires, whatever the pressure on learned
+    /// tokens (replacing a pinned token in the same slot with the same
+    /// scope).
+    pub fn insert_pinned(&mut self, token: PermissionToken) {
+        let key = slot_key(&token);
+        let entries = self.pinned.entry(*token.subject()).or_default();
+        match entries.iter_mut().find(|t| slot_key(t) == key) {
+            Some(existing) => *existing = token,
+            None => entries.push(token),
+        }
     }
 
     /// Keeps `token` (replacing the one in the same slot with the same
@@ -301,6 +323,13 @@ impl TokenStore {
 
     /// Drops every token expired at `now`; returns how many went.
     pub fn purge_expired(&mut self, now: u64) -> usize {
+        let mut pinned_removed = 0;
+        self.pinned.retain(|_, entries| {
+            let before = entries.len();
+            entries.retain(|t| !t.is_expired_at(now));
+            pinned_removed += before - entries.len();
+            !entries.is_empty()
+        });
         let subjects: Vec<EntityId> = self.tokens.keys().copied().collect();
         let removed: usize = subjects
             .iter()
@@ -309,6 +338,89 @@ impl TokenStore {
         if removed > 0 {
             self.forget_stale_order();
         }
-        removed
+        removed + pinned_removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{EntityKeypair, TokenClaims};
+
+    fn token(subject: u8, channel_hash: u16, scope: TokenScope, not_after: u64) -> PermissionToken {
+        let issuer = EntityKeypair::from_seed(&[1; 32]);
+        PermissionToken::sign(
+            &issuer,
+            TokenClaims {
+                subject: *EntityKeypair::from_seed(&[subject; 32]).entity_id(),
+                scope,
+                channel_hash,
+                not_before: 0,
+                not_after,
+                delegation_depth: 0,
+                nonce: u64::from(subject) << 32 | u64::from(channel_hash) | not_after << 20,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn one_token_per_slot_and_scope_newest_wins() {
+        let mut store = TokenStore::new(16);
+        let old = token(2, 7, TokenScope::SUBSCRIBE, 100);
+        let new = token(2, 7, TokenScope::SUBSCRIBE, 200);
+        store.insert(old);
+        store.insert(new);
+        store.insert(token(2, 7, TokenScope::PUBLISH, 100));
+        store.insert(token(
+            2,
+            9,
+            TokenScope::SUBSCRIBE | TokenScope::WILDCARD,
+            100,
+        ));
+        // A WILDCARD token lives in the wildcard slot, whatever its hash.
+        store.insert(token(
+            2,
+            8,
+            TokenScope::SUBSCRIBE | TokenScope::WILDCARD,
+            150,
+        ));
+        assert_eq!(store.len(), 3);
+        let subject = *new.subject();
+        assert!(store.by_subject(&subject).any(|t| *t == new));
+        assert!(!store.by_subject(&subject).any(|t| *t == old));
+    }
+
+    #[test]
+    fn learned_tokens_are_bounded_and_pinned_ones_survive() {
+        let mut store = TokenStore::new(4);
+        let pinned = token(9, 1, TokenScope::ALL, 1000);
+        store.insert_pinned(pinned);
+        for subject in 10..40 {
+            store.insert(token(subject, 1, TokenScope::SUBSCRIBE, 1000));
+            // Replacements must not grow the bookkeeping without bound.
+            store.insert(token(subject, 1, TokenScope::SUBSCRIBE, 1001));
+        }
+        assert_eq!(store.len(), 4);
+        assert!(store.insertion_order.len() <= 2 * 4 + 16);
+        assert_eq!(store.pinned_len(), 1);
+        assert!(store.by_subject(pinned.subject()).any(|t| *t == pinned));
+        // The newest learned tokens are the ones kept.
+        let newest = token(39, 1, TokenScope::SUBSCRIBE, 1001);
+        assert!(store.by_subject(newest.subject()).any(|t| *t == newest));
+        assert!(TokenStore::new(0).is_empty());
+    }
+
+    #[test]
+    fn purge_drops_expired_tokens_of_both_kinds() {
+        let mut store = TokenStore::new(8);
+        store.insert(token(2, 1, TokenScope::SUBSCRIBE, 50));
+        store.insert(token(3, 1, TokenScope::SUBSCRIBE, 150));
+        store.insert_pinned(token(4, 1, TokenScope::ALL, 50));
+        assert_eq!(store.purge_expired(49), 0);
+        assert_eq!(store.purge_expired(50), 2);
+        assert_eq!((store.len(), store.pinned_len()), (1, 0));
+        store.insert(token(5, 1, TokenScope::SUBSCRIBE, 150));
+        assert_eq!(store.len(), 2);
     }
 }
