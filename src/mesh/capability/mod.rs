@@ -40,8 +40,8 @@ pub use pipeline::{
 };
 pub use plane::{CapabilityConfig, CapabilityPlane};
 pub use query::{
-    BestNode, BestNodeQuery, FoundNodes, NodeQuery, NodeScorer, QueryError, ScoringWeights,
-    find_best_node, find_best_node_for, find_nodes,
+    BestNode, BestNodeQuery, FoundNodes, NodeCapabilities, NodeQuery, NodeScorer, QueryError,
+    ScoringWeights, capabilities_json, find_best_node, find_best_node_for, find_nodes,
 };
 pub use scheduler::AnnounceScheduler;
 pub use scope::{CandidateScope, NoSubnets, QueryScope, SubnetView};

@@ -223,6 +223,12 @@ impl CapabilityPlane {
         )
     }
 
+    /// Every live indexed node as JSON (see
+    /// [`capabilities_json`](super::query::capabilities_json)).
+    pub fn capabilities_json(&self, now_unix_ns: u64) -> String {
+        super::query::capabilities_json(&self.index, now_unix_ns)
+    }
+
     /// Our latest announcement, if we made one.
     pub fn latest(&self) -> Option<&Announcement> {
         self.latest.as_ref().map(|(a, _)| a)

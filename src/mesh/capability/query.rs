@@ -172,6 +172,61 @@ impl BestNode {
     }
 }
 
+/// One indexed node as the C ABI shows it. JSON:
+/// `{"node_id":…,"version":…,"timestamp_ns":…,"expires_at_ns":…,
+/// "hop_count":…,"reflex_addr":"ip:port"|null,"capabilities":{…wire form…}}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeCapabilities<'a> {
+    /// The node.
+    pub node_id: u64,
+    /// Its indexed version.
+    pub version: u64,
+    /// Origin creation time, UNIX ns.
+    pub timestamp_ns: u64,
+    /// Local expiry, UNIX ns.
+    pub expires_at_ns: u64,
+    /// Hops the indexed copy had taken.
+    pub hop_count: u8,
+    /// Its reflexive address, if announced.
+    pub reflex_addr: Option<std::net::SocketAddr>,
+    /// What it offers (the wire form).
+    pub capabilities: &'a super::caps::CapabilitySet,
+}
+
+impl<'a> NodeCapabilities<'a> {
+    /// The view of one index entry.
+    pub fn of(entry: &'a IndexedNode) -> Self {
+        let a = &entry.announcement;
+        Self {
+            node_id: a.node_id,
+            version: a.version,
+            timestamp_ns: a.timestamp_ns,
+            expires_at_ns: entry.expires_at_ns,
+            hop_count: a.hop_count,
+            reflex_addr: a.reflex_addr,
+            capabilities: &a.capabilities,
+        }
+    }
+
+    /// The JSON form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("capability sets always serialise")
+    }
+}
+
+/// The JSON form of every live entry, ascending by node id:
+/// `{"nodes":[<NodeCapabilities>, …]}`.
+pub fn capabilities_json(index: &CapabilityIndex, now_unix_ns: u64) -> String {
+    let mut nodes: Vec<NodeCapabilities<'_>> =
+        index.live(now_unix_ns).map(NodeCapabilities::of).collect();
+    nodes.sort_unstable_by_key(|n| n.node_id);
+    #[derive(Serialize)]
+    struct All<'a> {
+        nodes: Vec<NodeCapabilities<'a>>,
+    }
+    serde_json::to_string(&All { nodes }).expect("capability sets always serialise")
+}
+
 /// Candidates: live entries that are in scope and match the filter.
 fn candidates<'a>(
     index: &'a CapabilityIndex,
@@ -380,5 +435,25 @@ mod tests {
             best.to_json(),
             r#"{"node_id":18446744073709551615,"score":1.5}"#
         );
+    }
+
+    #[test]
+    fn capabilities_json_lists_live_entries() {
+        let a = node(1, caps(512, Some(1), &[]));
+        let mut index = CapabilityIndex::new(a.node_id, IndexLimits::default());
+        index.insert(a.clone(), NOW).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&capabilities_json(&index, NOW)).unwrap();
+        let entry = &json["nodes"][0];
+        assert_eq!(entry["node_id"].as_u64(), Some(a.node_id));
+        assert_eq!(entry["expires_at_ns"].as_u64(), Some(NOW + 300_000_000_000));
+        assert_eq!(entry["reflex_addr"], serde_json::Value::Null);
+        assert_eq!(entry["capabilities"]["hardware"]["memory_mb"], 512);
+        assert_eq!(
+            entry["capabilities"]["hardware"]["gpu"]["vendor"],
+            "Unknown"
+        );
+        let later = capabilities_json(&index, NOW + 300_000_000_000);
+        assert_eq!(later, r#"{"nodes":[]}"#);
     }
 }
