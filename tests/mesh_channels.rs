@@ -1448,3 +1448,69 @@ fn a_token_presented_on_an_open_channel_still_counts_when_it_is_tightened() {
     assert_eq!(evicted[0].peer, 3);
     assert_eq!(w.targets("sensors/lidar"), vec![2]);
 }
+
+// The fuzz target's property (fuzz/checks/channels_membership.rs), run
+// here on its seed corpus and on random inputs so it holds on stable too.
+#[path = "../fuzz/checks/channels_membership.rs"]
+mod channels_membership_check;
+
+#[test]
+fn the_fuzz_property_holds_on_the_seed_corpus() {
+    let dir = format!(
+        "{}/fuzz/corpus/channels_membership",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut seeds = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        channels_membership_check::check(&std::fs::read(entry.unwrap().path()).unwrap());
+        seeds += 1;
+    }
+    assert!(seeds >= 3);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn the_fuzz_property_holds_on_random_inputs(
+        data in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        channels_membership_check::check(&data);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// The same property on well-formed messages (which random bytes
+    /// rarely are), mixed with garbage.
+    #[test]
+    fn the_fuzz_property_holds_on_structured_inputs(
+        messages in proptest::collection::vec(
+            (any::<u8>(), 0u8..4, 0u64..4, 0usize..4, proptest::option::of(any::<u8>())),
+            0..40,
+        ),
+    ) {
+        let channels = ["a", "b", "c", "d"];
+        let mut data = Vec::new();
+        for (peer, kind, nonce, channel, token_fill) in messages {
+            let channel = name(channels[channel]);
+            let message = match kind {
+                0 => Membership::Subscribe {
+                    nonce,
+                    channel,
+                    token: token_fill.map(|b| vec![b; 159]),
+                },
+                1 => Membership::Unsubscribe { nonce, channel },
+                2 => Membership::Ack { nonce, accepted: nonce % 2 == 0, reason: AckReason::Ok },
+                _ => {
+                    data.extend_from_slice(&[peer, 3, 0xff, 0, 1]);
+                    continue;
+                }
+            };
+            let bytes = message.encode();
+            data.push(peer);
+            data.push(bytes.len() as u8);
+            data.extend_from_slice(&bytes);
+        }
+        channels_membership_check::check(&data);
+    }
+}
