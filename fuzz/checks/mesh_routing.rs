@@ -26,6 +26,8 @@ pub fn check(data: &[u8]) {
         max_destinations: MAX_DESTINATIONS,
         max_routes_per_neighbor: MAX_PER_NEIGHBOR,
         max_candidates_per_destination: 3,
+        route_expiry_intervals: 3,
+        route_hold_intervals: 6,
     };
     let mut router = Router::new(100, config);
     for (peer, protocol) in [

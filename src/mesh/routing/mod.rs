@@ -33,7 +33,9 @@ pub mod sim;
 mod snapshot;
 mod table;
 
-pub use config::{MAX_ROUTE_HOPS, NET_PINGWAVE_TTL, ROUTE_EXPIRY_INTERVALS, RoutingConfig};
+pub use config::{
+    MAX_ROUTE_HOPS, NET_PINGWAVE_TTL, ROUTE_EXPIRY_INTERVALS, ROUTE_HOLD_INTERVALS, RoutingConfig,
+};
 pub use dedup::{SEQ_WINDOW, SeqVerdict, SeqWindow};
 pub use distance_vector::{OutboundPingwave, PingwaveCounters, PingwaveDrop, PingwaveOutcome};
 pub use forward::{DropReason, Forward, ForwardCounters};

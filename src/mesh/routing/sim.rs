@@ -44,6 +44,9 @@ pub struct SimMesh {
     /// (due, sequence) → (from, to, datagram).
     in_flight: BTreeMap<(Instant, u64), (usize, usize, Datagram)>,
     sent: u64,
+    /// Per-mille of datagrams lost on every link, and the PRNG state.
+    loss_per_mille: u32,
+    rng: u64,
 }
 
 impl SimMesh {
@@ -74,6 +77,8 @@ impl SimMesh {
             links: BTreeSet::new(),
             in_flight: BTreeMap::new(),
             sent: 0,
+            loss_per_mille: 0,
+            rng: 0x9E37_79B9_7F4A_7C15,
         }
     }
 
@@ -91,6 +96,25 @@ impl SimMesh {
     pub fn with_failure_detector(mut self, after: Duration) -> Self {
         self.fail_after = Some(after);
         self
+    }
+
+    /// Every link loses `per_mille` of its datagrams (heartbeats and
+    /// pingwaves alike), chosen by a PRNG seeded with `seed`.
+    pub fn with_loss(mut self, per_mille: u32, seed: u64) -> Self {
+        self.loss_per_mille = per_mille.min(1000);
+        self.rng = seed | 1;
+        self
+    }
+
+    /// xorshift64: deterministic, good enough to pick lost datagrams.
+    fn lost(&mut self) -> bool {
+        if self.loss_per_mille == 0 {
+            return false;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng % 1000 < u64::from(self.loss_per_mille)
     }
 
     /// The node id of node `i`.
@@ -169,7 +193,7 @@ impl SimMesh {
     }
 
     fn send(&mut self, from: usize, to: usize, datagram: Datagram) {
-        if !self.linked(from, to) {
+        if !self.linked(from, to) || self.lost() {
             return;
         }
         self.sent += 1;

@@ -36,6 +36,9 @@ pub struct RouteView {
     pub kind: RouteKind,
     /// Milliseconds since the route was last confirmed.
     pub age_ms: u64,
+    /// No news for the expiry time: kept only because nothing fresher is
+    /// left.
+    pub stale: bool,
     /// Other usable next hops, ready if this one fails.
     pub alternates: usize,
 }
@@ -60,6 +63,7 @@ impl Router {
                     hops: best.hops,
                     kind: best.kind,
                     age_ms: millis(now.saturating_duration_since(best.refreshed_at)),
+                    stale: best.stale,
                     alternates: all.len() - 1,
                 })
             })

@@ -4,8 +4,10 @@
 //!
 //! Differences from v0.11 (§7 items 12, 13, 14, 25): a route learned through
 //! a neighbour is replaced by that neighbour's latest news even when it is
-//! worse; it is withdrawn after three heartbeat intervals without news, or
-//! at once when the neighbour fails; alternates keep their real hop count;
+//! worse; after three heartbeat intervals without news it is stale (any
+//! fresh route wins over it) and it is deleted after six, or at once when
+//! the neighbour fails; a neighbour silent for three intervals is never a
+//! next hop; alternates keep their real hop count;
 //! a failed or silent neighbour is never chosen; and the number of learned
 //! destinations is capped globally and per neighbour.
 
@@ -47,6 +49,9 @@ pub struct Route {
     pub learned_at: Instant,
     /// When it was last confirmed.
     pub refreshed_at: Instant,
+    /// A learned route without news for the expiry time: used only while
+    /// no fresh route exists, deleted after the hold time.
+    pub stale: bool,
 }
 
 /// Why a pingwave's route was not recorded.
@@ -405,7 +410,7 @@ impl RoutingTable {
             .or_else(|| {
                 self.learned_routes(destination, now)
                     .filter(|r| Some(r.next_hop) != avoid)
-                    .min_by_key(|r| (r.hops, r.next_hop))
+                    .min_by_key(|r| (r.stale, r.hops, r.next_hop))
             })
     }
 
@@ -417,7 +422,7 @@ impl RoutingTable {
             .chain(self.relayed_route(destination, now))
             .collect();
         let mut learned: Vec<Route> = self.learned_routes(destination, now).collect();
-        learned.sort_unstable_by_key(|r| (r.hops, r.next_hop));
+        learned.sort_unstable_by_key(|r| (r.stale, r.hops, r.next_hop));
         routes.extend(learned);
         routes
     }
@@ -438,6 +443,7 @@ impl RoutingTable {
             kind: RouteKind::Direct,
             learned_at: n.last_heard,
             refreshed_at: n.last_heard,
+            stale: false,
         })
     }
 
@@ -458,24 +464,26 @@ impl RoutingTable {
             kind: RouteKind::Relayed,
             learned_at: r.since,
             refreshed_at: r.since,
+            stale: false,
         })
     }
 
-    /// Fresh learned routes through usable neighbours other than the
-    /// direct or relay next hop (listed already), unsorted.
+    /// Learned routes not past the hold time, through usable neighbours
+    /// other than the direct or relay next hop (listed already), unsorted.
     fn learned_routes(
         &self,
         destination: NodeId,
         now: Instant,
     ) -> impl Iterator<Item = Route> + '_ {
-        let limit = self.config.route_expiry();
+        let expiry = self.config.route_expiry();
+        let hold = self.config.route_hold();
         let direct = self.direct_route(destination, now).map(|r| r.next_hop);
         let relay = self.relayed_route(destination, now).map(|r| r.next_hop);
         self.learned
             .get(&destination)
             .into_iter()
             .flat_map(|l| l.candidates.iter())
-            .filter(move |c| now.saturating_duration_since(c.refreshed_at) <= limit)
+            .filter(move |c| now.saturating_duration_since(c.refreshed_at) <= hold)
             .filter(move |c| Some(c.via) != direct && Some(c.via) != relay)
             .filter(move |c| self.usable(c.via, now))
             .map(move |c| Route {
@@ -485,6 +493,7 @@ impl RoutingTable {
                 kind: RouteKind::Learned,
                 learned_at: c.learned_at,
                 refreshed_at: c.refreshed_at,
+                stale: now.saturating_duration_since(c.refreshed_at) > expiry,
             })
     }
 
@@ -516,16 +525,15 @@ impl RoutingTable {
 
     // --- maintenance ---
 
-    /// Drops learned routes without news for three heartbeat intervals,
-    /// and destinations left with none (with their dedup window). Call
-    /// each tick; lookups already ignore expired routes, so this only
-    /// frees memory.
+    /// Deletes learned routes without news for the hold time, and
+    /// destinations left with none (with their dedup window). Call each
+    /// tick; lookups already ignore them, so this only frees memory.
     pub fn sweep(&mut self, now: Instant) {
-        let expiry = self.config.route_expiry();
+        let hold = self.config.route_hold();
         let neighbors = &mut self.neighbors;
         self.learned.retain(|_, l| {
             l.candidates.retain(|c| {
-                let keep = now.saturating_duration_since(c.refreshed_at) <= expiry;
+                let keep = now.saturating_duration_since(c.refreshed_at) <= hold;
                 if !keep && let Some(n) = neighbors.get_mut(&c.via) {
                     n.learned_routes = n.learned_routes.saturating_sub(1);
                 }
@@ -600,12 +608,20 @@ mod tests {
         let routes = t.routes_to(9, now);
         let hops: Vec<_> = routes.iter().map(|r| (r.next_hop, r.hops)).collect();
         assert_eq!(hops, vec![(4, 2), (3, 3)]);
-        // Expired candidates go first, and sweep frees them.
+        // Stale candidates are displaced first and rank after fresh ones;
+        // sweep frees them after the hold time.
         let later = now + H * 3 + Duration::from_millis(1);
         t.add_direct_peer(2, PeerProtocol::Legacy, later);
         t.learn(9, 2, 6, 3, later).unwrap();
-        assert_eq!(t.routes_to(9, later).len(), 1);
-        t.sweep(later);
+        t.heard_from(4, later);
+        let routes = t.routes_to(9, later);
+        let ranked: Vec<_> = routes.iter().map(|r| (r.next_hop, r.stale)).collect();
+        assert_eq!(ranked, vec![(2, false), (4, true)]);
+        t.heard_from(2, now + H * 6);
+        t.heard_from(4, now + H * 6);
+        t.sweep(now + H * 6);
+        assert_eq!(t.routes_to(9, now + H * 6).len(), 2);
+        t.sweep(now + H * 6 + Duration::from_millis(1));
         assert_eq!(t.learned_via(2) + t.learned_via(3) + t.learned_via(4), 1);
     }
 
