@@ -1514,3 +1514,46 @@ proptest! {
         channels_membership_check::check(&data);
     }
 }
+
+#[test]
+fn overlapping_subscribes_keep_the_name_while_one_is_in_flight() {
+    let mut w = World::new();
+    w.peer(7, PeerKind::Legacy);
+    let lidar = name("sensors/lidar");
+    let stream = publish_stream_id(lidar.hash());
+    let now = w.now();
+    w.hub.subscribe(7, &lidar, None, now).unwrap();
+    w.advance(Duration::from_secs(3));
+    let second = nonce_of(&w.hub.subscribe(7, &lidar, None, w.now()).unwrap());
+    // The first times out while the second is pending: the name stays.
+    w.advance(Duration::from_secs(2));
+    assert_eq!(w.hub.expire_requests(w.now()).len(), 1);
+    assert_eq!(
+        w.hub.resolve_inbound(7, stream),
+        InboundChannel::Named(lidar.clone())
+    );
+    ack_from(&mut w, 7, second, true, AckReason::Ok);
+    assert_eq!(
+        w.hub.resolve_inbound(7, stream),
+        InboundChannel::Named(lidar)
+    );
+}
+
+#[test]
+fn a_name_reserved_by_failed_overlapping_subscribes_is_released() {
+    let mut w = World::new();
+    w.peer(7, PeerKind::Legacy);
+    let lidar = name("sensors/lidar");
+    let stream = publish_stream_id(lidar.hash());
+    w.hub.subscribe(7, &lidar, None, w.now()).unwrap();
+    w.advance(Duration::from_secs(3));
+    let second = nonce_of(&w.hub.subscribe(7, &lidar, None, w.now()).unwrap());
+    w.advance(Duration::from_secs(2));
+    w.hub.expire_requests(w.now());
+    // Never accepted: the v0.11 publisher's refusal releases the name.
+    ack_from(&mut w, 7, second, false, AckReason::Unauthorized);
+    assert_eq!(
+        w.hub.resolve_inbound(7, stream),
+        InboundChannel::Unsubscribed(lidar.hash())
+    );
+}

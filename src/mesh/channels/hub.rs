@@ -166,9 +166,9 @@ pub struct ChannelHub {
     buckets: HashMap<ChannelName, TokenBucket>,
     outgoing: OutgoingRequests,
     subscriptions: Subscriptions,
-    /// Subscribe requests whose name was not held before they were sent:
-    /// released if the request fails.
-    reserved: HashSet<(u64, u64)>,
+    /// Names held at a publisher only because a Subscribe for them is in
+    /// flight (never accepted yet): released if the requests fail.
+    reserved: HashSet<(u64, ChannelName)>,
     /// Bumped whenever a channel's policy or the local node changes, which
     /// invalidates every cached token verification.
     generation: u64,
@@ -594,8 +594,8 @@ impl ChannelHub {
             .subscribe(publisher, channel, token, now.instant)?;
         // Reserve the hash while the request is in flight.
         self.subscriptions.add(publisher, channel)?;
-        if !held && let Membership::Subscribe { nonce, .. } = &message {
-            self.reserved.insert((publisher, *nonce));
+        if !held {
+            self.reserved.insert((publisher, channel.clone()));
         }
         Ok(message)
     }
@@ -615,25 +615,28 @@ impl ChannelHub {
 
     /// Applies a finished request to our subscriptions.
     fn settle(&mut self, done: CompletedRequest, publisher_kind: PeerKind) -> ChannelEvent {
-        let reserved = self.reserved.remove(&(done.peer, done.nonce));
-        match (done.kind, done.outcome) {
-            (RequestKind::Subscribe, RequestOutcome::Accepted) => {}
+        let key = (done.peer, done.channel.clone());
+        // Another Subscribe for the same name still in flight keeps the name.
+        let still_asking =
+            self.outgoing
+                .is_pending(done.peer, RequestKind::Subscribe, &done.channel);
+        let release = match (done.kind, done.outcome) {
+            (RequestKind::Subscribe, RequestOutcome::Accepted) => {
+                self.reserved.remove(&key);
+                false
+            }
+            // A Net publisher evicts on a refused re-subscribe; a v0.11 one
+            // keeps the old subscription.
             (RequestKind::Subscribe, RequestOutcome::Rejected(_)) => {
-                // A Net publisher evicts on a refused re-subscribe; a v0.11
-                // one keeps the old subscription.
-                if reserved || publisher_kind == PeerKind::Net {
-                    self.subscriptions.remove(done.peer, &done.channel);
-                }
+                self.reserved.contains(&key) || publisher_kind == PeerKind::Net
             }
-            (RequestKind::Subscribe, _) => {
-                if reserved {
-                    self.subscriptions.remove(done.peer, &done.channel);
-                }
-            }
-            (RequestKind::Unsubscribe, RequestOutcome::Accepted) => {
-                self.subscriptions.remove(done.peer, &done.channel);
-            }
-            (RequestKind::Unsubscribe, _) => {}
+            (RequestKind::Subscribe, _) => self.reserved.contains(&key),
+            (RequestKind::Unsubscribe, RequestOutcome::Accepted) => true,
+            (RequestKind::Unsubscribe, _) => false,
+        };
+        if release && !still_asking {
+            self.reserved.remove(&key);
+            self.subscriptions.remove(done.peer, &done.channel);
         }
         ChannelEvent::RequestCompleted(done)
     }
