@@ -169,6 +169,7 @@ fn a_reaches_c_through_b_on_a_line() {
     assert_eq!(sim.trace(2, 0).unwrap(), vec![2, 1, 0]);
     // B forwarded one, delivered none; C delivered one.
     assert_eq!(sim.router(1).forward_counters().forwarded, 2);
+    assert_eq!(sim.router(1).forward_counters().delivered, 0);
     assert_eq!(sim.router(2).forward_counters().delivered, 1);
 }
 
@@ -591,6 +592,17 @@ fn a_restarted_origin_is_relayed_again() {
     r.table_mut().heard_from(3, t2);
     let copies = relayed(&r.on_pingwave(Some(2), &pingwave(9, 2, 3, 0), t2));
     assert_eq!(copies.len(), 1);
+    // Its new life keeps the route fresh past the old one's hold time.
+    for tick in 3..12u32 {
+        let t = t0 + H * tick;
+        r.table_mut().heard_from(2, t);
+        r.on_pingwave(Some(2), &pingwave(9, u64::from(tick), 3, 0), t);
+        let route = r.route_for(9, t).unwrap();
+        assert!(
+            !route.stale && route.refreshed_at == t,
+            "tick {tick}: {route:?}"
+        );
+    }
 }
 
 #[test]

@@ -292,6 +292,12 @@ impl RoutingTable {
         if verdict == SeqVerdict::Stale {
             return Ok(verdict);
         }
+        // The origin restarted (its window was reset below what the
+        // candidates heard): their news is from its previous life.
+        let highest = entry.seqs.highest();
+        for c in entry.candidates.iter_mut().filter(|c| c.seq > highest) {
+            c.seq = 0;
+        }
         let has_candidate = entry.candidates.iter().any(|c| c.via == via);
         let added = self.update_candidate(
             origin,
