@@ -669,6 +669,8 @@ fn a_relayed_peer_follows_its_relay_and_fails_over_to_a_learned_route() {
     let now = Instant::now();
     let mut r = router(1, &[2, 3], PeerProtocol::Net, now);
     r.table_mut().add_relayed_peer(9, 2, now);
+    assert_eq!(r.table().relay_of(9), Some(2));
+    assert_eq!(r.table().relayed_peers(), vec![(9, 2)]);
     let route = r.route_for(9, now).unwrap();
     assert_eq!((route.next_hop, route.kind), (2, RouteKind::Relayed));
     r.on_pingwave(Some(3), &pingwave(9, 1, 8, 2), now);

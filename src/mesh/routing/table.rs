@@ -200,6 +200,19 @@ impl RoutingTable {
         self.relayed.remove(&peer);
     }
 
+    /// The relay a relayed peer is pinned to.
+    pub fn relay_of(&self, peer: NodeId) -> Option<NodeId> {
+        self.relayed.get(&peer).map(|r| r.relay)
+    }
+
+    /// Every relayed peer and its relay, in id order (the peers whose
+    /// per-peer messages must travel in a routing header, §7 item 1).
+    pub fn relayed_peers(&self) -> Vec<(NodeId, NodeId)> {
+        let mut v: Vec<_> = self.relayed.iter().map(|(p, r)| (*p, r.relay)).collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Whether `peer` is a registered direct peer (failed or not).
     pub fn is_direct_peer(&self, peer: NodeId) -> bool {
         self.neighbors.contains_key(&peer)
