@@ -1345,23 +1345,29 @@ net_status_t net_mesh_stream_free(net_mesh_stream_t *stream);
 
 // Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the next
 // received event, from any peer and stream (inbound shards are drained
-// round-robin). Returns `NET_OK` with the sender's node_id, the stream and
-// the bytes; `NET_TIMEOUT`; `NET_END` once the node is shut down (also when
-// it is freed during the call); or `NET_ERR_CANCELLED` (nothing taken).
+// round-robin). Returns `NET_OK` with the sender's node_id, the stream,
+// the bytes and (when `dropped_before_out` is not NULL) the number of
+// events of that stream dropped just before this one because the inbound
+// queue was full (only senders that do not wait for credit cause drops);
+// `NET_TIMEOUT`; `NET_END` once the node is shut down (also when it is
+// freed during the call); or `NET_ERR_CANCELLED` (nothing taken).
 //
 // # Safety
-// `mesh` is NULL or from libnet; the outputs are valid for one write;
-// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one write.
+// `mesh` is NULL or from libnet; the outputs are valid for one write
+// (`dropped_before_out` may be NULL); `cancel` is NULL or from libnet;
+// `error_out` is NULL or valid for one write.
 net_status_t net_mesh_recv_next(const net_mesh_t *mesh,
                                 uint32_t timeout_ms,
                                 uint64_t *peer_out,
                                 uint64_t *stream_id_out,
                                 net_bytes_t *data_out,
+                                uint64_t *dropped_before_out,
                                 const net_cancel_t *cancel,
                                 net_error_t *error_out);
 
 // Up to `max` received events as one buffer of records
-// `peer u64 LE ‖ stream_id u64 LE ‖ len u32 LE ‖ bytes`, waiting up to
+// `peer u64 LE ‖ stream_id u64 LE ‖ dropped_before u64 LE ‖ len u32 LE ‖
+// bytes` (`dropped_before` as in `net_mesh_recv_next`), waiting up to
 // `timeout_ms` for the first; `*count_out` is the number of records.
 // Returns `NET_OK`, `NET_TIMEOUT`, `NET_END` (shut down or freed) or
 // `NET_ERR_CANCELLED` (nothing taken).
@@ -1381,7 +1387,9 @@ net_status_t net_mesh_recv_batch(const net_mesh_t *mesh,
 // `health` ("alive" | "suspected" | "failed"), `identity` ("net" |
 // "legacy" | "pending"), `entity` (hex or null), `streams`, `idle_ms`,
 // `cipher` ("chacha20-poly1305" | "aes-256-gcm": what data packets to the
-// peer are sealed with). u64 values are exact JSON integers.
+// peer are sealed with), `dropped_unreported` (events from it dropped for
+// want of queue room and not yet reported on a later event). u64 values
+// are exact JSON integers.
 //
 // # Safety
 // `mesh` is NULL or from libnet; `json_out` is valid for one write.

@@ -480,6 +480,8 @@ export interface MeshEvent {
   peer: bigint;
   streamId: bigint;
   data: Buffer;
+  /** Events of this stream dropped just before this one because the inbound queue was full (only senders that do not wait for credit cause drops). */
+  droppedBefore: bigint;
 }
 
 /** One connected peer. */
@@ -492,6 +494,10 @@ export interface MeshPeer {
   entity: string | null;
   streams: number;
   idleMs: number;
+  /** What data packets to the peer are sealed with. */
+  cipher: 'chacha20-poly1305' | 'aes-256-gcm';
+  /** Events from the peer dropped for want of queue room, not yet reported on a later event. */
+  droppedUnreported: bigint;
 }
 
 /** A mesh node: one UDP socket, Noise sessions with its peers. */

@@ -74,7 +74,7 @@ fn send(s: *mut net_mesh_stream_t, events: &[&[u8]]) -> net_status_t {
 }
 
 fn recv(m: *mut net_mesh_t, timeout_ms: u32) -> Result<(u64, u64, Vec<u8>), net_status_t> {
-    let (mut peer, mut sid, mut data) = (0, 0, net_bytes_t::EMPTY);
+    let (mut peer, mut sid, mut data, mut dropped) = (0, 0, net_bytes_t::EMPTY, u64::MAX);
     match unsafe {
         net_mesh_recv_next(
             m,
@@ -82,11 +82,15 @@ fn recv(m: *mut net_mesh_t, timeout_ms: u32) -> Result<(u64, u64, Vec<u8>), net_
             &mut peer,
             &mut sid,
             &mut data,
+            &mut dropped,
             ptr::null(),
             ptr::null_mut(),
         )
     } {
-        net_status_t::NET_OK => Ok((peer, sid, take(data))),
+        net_status_t::NET_OK => {
+            assert_eq!(dropped, 0, "no test here overflows a shard");
+            Ok((peer, sid, take(data)))
+        }
         other => Err(other),
     }
 }
@@ -110,8 +114,8 @@ fn two_nodes_exchange_events_both_ways() {
     assert_eq!(recv(a, 10), Err(net_status_t::NET_TIMEOUT));
     // Batch receive.
     assert_eq!(send(ab, &[b"1", b"2", b"3"]), net_status_t::NET_OK);
-    let mut got = 0;
-    while got < 3 {
+    let mut got = Vec::new();
+    while got.len() < 3 {
         let (mut records, mut count) = (net_bytes_t::EMPTY, 0usize);
         let st = unsafe {
             net_mesh_recv_batch(
@@ -125,10 +129,19 @@ fn two_nodes_exchange_events_both_ways() {
             )
         };
         assert_eq!(st, net_status_t::NET_OK);
+        // Records: peer u64 ‖ stream_id u64 ‖ dropped_before u64 ‖ len u32 ‖ bytes.
         let r = take(records);
-        assert!(r.len() >= count * 20);
-        got += count;
+        let mut at = 0;
+        for _ in 0..count {
+            let u64_at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().unwrap());
+            assert_eq!((u64_at(at), u64_at(at + 16)), (node_id(a), 0));
+            let len = u32::from_le_bytes(r[at + 24..at + 28].try_into().unwrap()) as usize;
+            got.push(r[at + 28..at + 28 + len].to_vec());
+            at += 28 + len;
+        }
+        assert_eq!(at, r.len());
     }
+    assert_eq!(got, [b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]);
     // JSON introspection.
     let mut j = net_bytes_t::EMPTY;
     assert_eq!(unsafe { net_mesh_peers(a, &mut j) }, net_status_t::NET_OK);
@@ -328,6 +341,7 @@ fn race_cancel_wakes_a_blocked_recv_and_accept() {
                         &mut peer,
                         &mut sid,
                         &mut data,
+                        ptr::null_mut(),
                         token.0,
                         &mut error,
                     )

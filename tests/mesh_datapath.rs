@@ -263,3 +263,46 @@ fn a_paused_reader_slows_a_waiting_sender_1200_byte_events() {
 fn a_paused_reader_slows_a_waiting_reliable_sender() {
     paused_reader_loses_nothing(64, true);
 }
+
+/// A sender that does not wait for credit (an unlimited window) overflows a
+/// reader that does not read: every dropped event is reported to the
+/// receiving application, at once in the peer's `dropped_unreported` and on
+/// the stream's next event as `dropped_before`.
+#[test]
+fn drops_from_a_sender_that_does_not_wait_reach_the_application() {
+    let (a, b) = pair(r#","shard_capacity":100"#);
+    let peer = b.node_id();
+    a.open_stream(peer, 12, false, Some(0)).unwrap();
+    let n = 2_000u32;
+    for i in 0..n {
+        a.send_blocking(peer, 12, &[event(i, 64)], None).unwrap();
+    }
+    let from_a = |b: &MeshNode| b.peers()[0].dropped_unreported;
+    wait_until(
+        || b.stat("inbound_dropped") + b.stat("inbound_queued") == u64::from(n),
+        "every event queued or dropped",
+    );
+    // Packets within the receive window are queued beyond the shard's
+    // capacity (a sender that waits for credit never loses one); the rest
+    // of the burst is dropped, and each queued event carries the number
+    // dropped just before it.
+    let dropped = b.stat("inbound_dropped");
+    assert!(dropped > 0 && dropped < u64::from(n));
+    let queued = recv_n(&b, (u64::from(n) - dropped) as usize);
+    let mut expected = 0u32;
+    for (number, e) in numbered(&queued).into_iter().zip(&queued) {
+        assert_eq!(
+            u64::from(number - expected),
+            e.dropped_before,
+            "gap before {number}"
+        );
+        expected = number + 1;
+    }
+    let unreported = u64::from(n - expected);
+    assert_eq!(from_a(&b), unreported);
+    a.send_blocking(peer, 12, &[event(n, 64)], None).unwrap();
+    let next = recv_n(&b, 1);
+    assert_eq!(numbered(&next), vec![n]);
+    assert_eq!(next[0].dropped_before, unreported);
+    assert_eq!(from_a(&b), 0);
+}

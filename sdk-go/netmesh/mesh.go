@@ -117,6 +117,10 @@ type MeshEvent struct {
 	Peer     uint64 // the sending node
 	StreamID uint64
 	Data     []byte
+	// DroppedBefore counts events of this stream dropped just before this
+	// one because the inbound queue was full (only senders that do not
+	// wait for credit cause drops).
+	DroppedBefore uint64
 }
 
 // MeshPeer describes one connected peer.
@@ -129,6 +133,11 @@ type MeshPeer struct {
 	Entity    *string `json:"entity"`   // hex ed25519 key when bound
 	Streams   int     `json:"streams"`
 	IdleMs    uint64  `json:"idle_ms"`
+	Cipher    string  `json:"cipher"` // "chacha20-poly1305" or "aes-256-gcm"
+	// DroppedUnreported counts events from the peer dropped for want of
+	// inbound queue room and not yet reported on a later event
+	// (MeshEvent.DroppedBefore).
+	DroppedUnreported uint64 `json:"dropped_unreported"`
 }
 
 // Mesh is a node (net_mesh_t). Safe for concurrent use, Close included;
@@ -315,16 +324,16 @@ func (m *Mesh) Recv(ctx context.Context, max int) ([]MeshEvent, error) {
 // RecvNext waits for one event (net_mesh_recv_next); outcomes as Recv.
 func (m *Mesh) RecvNext(ctx context.Context) (MeshEvent, error) {
 	const op = "net_mesh_recv_next"
-	var peer, sid C.uint64_t
+	var peer, sid, dropped C.uint64_t
 	var data C.net_bytes_t
 	st, err := m.blocking(ctx, op, func(p *C.net_mesh_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
-		return C.net_mesh_recv_next(p, C.uint32_t(waitForever), &peer, &sid, &data, cancel, errOut)
+		return C.net_mesh_recv_next(p, C.uint32_t(waitForever), &peer, &sid, &data, &dropped, cancel, errOut)
 	})
 	switch {
 	case err != nil:
 		return MeshEvent{}, err
 	case st == StatusOK:
-		return MeshEvent{Peer: uint64(peer), StreamID: uint64(sid), Data: takeBytes(&data)}, nil
+		return MeshEvent{Peer: uint64(peer), StreamID: uint64(sid), Data: takeBytes(&data), DroppedBefore: uint64(dropped)}, nil
 	case st == StatusEnd:
 		return MeshEvent{}, io.EOF
 	}
@@ -336,22 +345,27 @@ func unexpected(op string, st Status) error {
 	return &Error{Op: op, Status: StatusInternal, Message: "unexpected status " + st.String()}
 }
 
+// recordHeader is the size of net_mesh_recv_batch's record header:
+// peer, stream_id, dropped_before (u64 LE each) and the length (u32 LE).
+const recordHeader = 28
+
 func decodeMeshRecords(b []byte, count int) ([]MeshEvent, error) {
 	events := make([]MeshEvent, 0, count)
 	for i := 0; i < count; i++ {
-		if len(b) < 20 {
+		if len(b) < recordHeader {
 			return nil, &Error{Op: "net_mesh_recv_batch", Status: StatusInternal, Message: "truncated record"}
 		}
-		n := int(binary.LittleEndian.Uint32(b[16:20]))
-		if len(b) < 20+n {
+		n := int(binary.LittleEndian.Uint32(b[24:recordHeader]))
+		if len(b) < recordHeader+n {
 			return nil, &Error{Op: "net_mesh_recv_batch", Status: StatusInternal, Message: "truncated record"}
 		}
 		events = append(events, MeshEvent{
-			Peer:     binary.LittleEndian.Uint64(b[0:8]),
-			StreamID: binary.LittleEndian.Uint64(b[8:16]),
-			Data:     b[20 : 20+n : 20+n],
+			Peer:          binary.LittleEndian.Uint64(b[0:8]),
+			StreamID:      binary.LittleEndian.Uint64(b[8:16]),
+			DroppedBefore: binary.LittleEndian.Uint64(b[16:24]),
+			Data:          b[recordHeader : recordHeader+n : recordHeader+n],
 		})
-		b = b[20+n:]
+		b = b[recordHeader+n:]
 	}
 	return events, nil
 }

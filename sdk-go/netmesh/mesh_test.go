@@ -2,6 +2,7 @@ package netmesh_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"runtime"
@@ -227,5 +228,65 @@ func TestMeshConcurrentClosesWithRacingOps(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
+	}
+}
+
+// A sender that does not wait for credit (window 0) overflows a reader
+// that does not read: every dropped event reaches the application, as
+// DroppedBefore on the stream's next event and at once as the peer's
+// DroppedUnreported.
+func TestMeshDropsReachTheApplication(t *testing.T) {
+	a := fastMesh(t, nil)
+	b := fastMesh(t, func(c *netmesh.MeshConfig) { c.ShardCapacity = 100 })
+	bid := must(b.NodeID())
+	if err := a.Connect(ctx5(t), must(b.LocalAddr()), must(b.PublicKey()), bid); err != nil {
+		t.Fatal(err)
+	}
+	var zero uint64
+	s := must(a.OpenStream(bid, 12, false, &zero))
+	const n = 2000
+	event := func(i uint32) []byte { // 64 bytes: the burst exceeds the 64 KiB receive window
+		e := make([]byte, 64)
+		binary.LittleEndian.PutUint32(e, i)
+		return e
+	}
+	for i := uint32(0); i < n; i++ {
+		if err := s.Send(event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	var dropped uint64
+	for {
+		stats := must(b.Stats())
+		dropped = stats["inbound_dropped"]
+		if dropped+stats["inbound_queued"] == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never settled: %v", stats)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if dropped == 0 {
+		t.Fatal("a 100-event shard took a 2000-event burst without dropping")
+	}
+	expected := uint32(0)
+	for _, e := range recvN(t, b, int(n-dropped)) {
+		number := binary.LittleEndian.Uint32(e.Data)
+		if uint64(number-expected) != e.DroppedBefore {
+			t.Fatalf("event %d: DroppedBefore %d, gap %d", number, e.DroppedBefore, number-expected)
+		}
+		expected = number + 1
+	}
+	unreported := uint64(n - expected)
+	if got := must(b.Peers())[0].DroppedUnreported; got != unreported {
+		t.Fatalf("DroppedUnreported %d, want %d", got, unreported)
+	}
+	if err := s.Send(event(n)); err != nil {
+		t.Fatal(err)
+	}
+	if next := recvN(t, b, 1)[0]; next.DroppedBefore != unreported {
+		t.Fatalf("last event: DroppedBefore %d, want %d", next.DroppedBefore, unreported)
 	}
 }

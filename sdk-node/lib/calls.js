@@ -549,18 +549,22 @@ function meshSendBlockingAttempt(stream, events) {
   });
 }
 
-/** Unpacks net_mesh_recv_batch's records into `[{ peer, streamId, data }]`. */
+/** Bytes before each record's event: peer, streamId, droppedBefore (u64 LE), length (u32 LE). */
+const RECORD_HEADER = 28;
+
+/** Unpacks net_mesh_recv_batch's records into `[{ peer, streamId, data, droppedBefore }]`. */
 function decodeRecords(buf, count) {
   const records = [];
   let at = 0;
   for (let i = 0; i < count; i++) {
-    const n = buf.readUInt32LE(at + 16);
+    const n = buf.readUInt32LE(at + 24);
     records.push({
       peer: buf.readBigUInt64LE(at),
       streamId: buf.readBigUInt64LE(at + 8),
-      data: Buffer.from(buf.subarray(at + 20, at + 20 + n)),
+      data: Buffer.from(buf.subarray(at + RECORD_HEADER, at + RECORD_HEADER + n)),
+      droppedBefore: buf.readBigUInt64LE(at + 16),
     });
-    at += 20 + n;
+    at += RECORD_HEADER + n;
   }
   return records;
 }
@@ -591,10 +595,12 @@ function meshRecvBatchAttempt(handle, max) {
 function meshRecvNext(handle) {
   const peer = [0n];
   const sid = [0n];
+  const dropped = [0n];
   const data = { ptr: null, len: 0 };
-  const status = check(fns.net_mesh_recv_next(handle, 0, peer, sid, data, null, null));
+  const status = check(fns.net_mesh_recv_next(handle, 0, peer, sid, data, dropped, null, null));
   if (status !== STATUS.NET_OK) return { status };
-  return { status, event: { peer: BigInt(peer[0]), streamId: BigInt(sid[0]), data: takeBytes(data) } };
+  const event = { peer: BigInt(peer[0]), streamId: BigInt(sid[0]), data: takeBytes(data), droppedBefore: BigInt(dropped[0]) };
+  return { status, event };
 }
 
 function meshBytes(fn, handle) {

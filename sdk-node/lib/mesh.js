@@ -323,6 +323,8 @@ class Mesh {
       entity: p.entity,
       streams: Number(p.streams),
       idleMs: Number(p.idle_ms),
+      cipher: p.cipher,
+      droppedUnreported: BigInt(p.dropped_unreported),
     }));
   }
 

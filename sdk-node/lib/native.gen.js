@@ -418,7 +418,7 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_mesh_stream_send_blocking(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count, uint32_t timeout_ms, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_stream_info(const net_mesh_stream_t *stream, _Out_ uint64_t *peer_out, _Out_ uint64_t *stream_id_out)',
   'net_status_t net_mesh_stream_free(net_mesh_stream_t *stream)',
-  'net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, _Out_ uint64_t *peer_out, _Out_ uint64_t *stream_id_out, _Inout_ net_bytes_t *data_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, _Out_ uint64_t *peer_out, _Out_ uint64_t *stream_id_out, _Inout_ net_bytes_t *data_out, _Out_ uint64_t *dropped_before_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_recv_batch(const net_mesh_t *mesh, size_t max, uint32_t timeout_ms, _Inout_ net_bytes_t *records_out, _Out_ size_t *count_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_peers(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_mesh_stats(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',

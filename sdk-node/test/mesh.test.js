@@ -92,6 +92,49 @@ test('a reliable stream delivers many events in order', async (t) => {
   s.close();
 });
 
+// A sender that does not wait for credit (window 0) overflows a reader that
+// does not read: every dropped event reaches the application, as
+// droppedBefore on the stream's next event and at once in the peer's
+// droppedUnreported.
+test('drops from a sender that does not wait reach the application', async (t) => {
+  const a = Mesh.open(FAST);
+  const b = Mesh.open({ ...FAST, shardCapacity: 100 });
+  t.after(() => {
+    a.close();
+    b.close();
+  });
+  await a.connect(b.localAddr, b.publicKey, b.nodeId);
+  const s = a.openStream(b.nodeId, 12, { window: 0 });
+  const n = 2000;
+  const event = (i) => {
+    const buf = Buffer.alloc(64); // the burst exceeds the 64 KiB receive window
+    buf.writeUInt32LE(i);
+    return buf;
+  };
+  for (let i = 0; i < n; i++) s.send(event(i));
+  const deadline = Date.now() + 20000;
+  let stats = b.stats();
+  while (stats.inbound_dropped + stats.inbound_queued !== n) {
+    assert.ok(Date.now() < deadline, JSON.stringify(stats, (_, v) => (typeof v === 'bigint' ? String(v) : v)));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    stats = b.stats();
+  }
+  const dropped = stats.inbound_dropped;
+  assert.ok(dropped > 0 && dropped < n);
+  let expected = 0;
+  for (const e of await recvN(b, n - dropped)) {
+    const number = e.data.readUInt32LE(0);
+    assert.equal(e.droppedBefore, BigInt(number - expected), `event ${number}`);
+    expected = number + 1;
+  }
+  const unreported = BigInt(n - expected);
+  assert.equal(b.peers()[0].droppedUnreported, unreported);
+  s.send(event(n));
+  const [last] = await recvN(b, 1);
+  assert.equal(last.droppedBefore, unreported);
+  s.close();
+});
+
 test('backpressure, too-large batches and blocking sends', async (t) => {
   const [a, b] = await pair(t);
   const s = a.openStream(b.nodeId, 4, { window: 1000 });
@@ -153,7 +196,7 @@ test('mesh race 1: ops after close are refused, raw calls get NET_ERR_SHUTTING_D
   await assert.rejects(a.connect(b.localAddr, b.publicKey, b.nodeId), ShuttingDownError);
   await assert.rejects(s.sendBlocking(['x']), ShuttingDownError);
   assert.equal(fns.net_mesh_node_id(rawNode, [0n]), S.NET_ERR_SHUTTING_DOWN);
-  assert.equal(fns.net_mesh_recv_next(rawNode, 0, [0n], [0n], {}, null, null), S.NET_ERR_SHUTTING_DOWN);
+  assert.equal(fns.net_mesh_recv_next(rawNode, 0, [0n], [0n], {}, null, null, null), S.NET_ERR_SHUTTING_DOWN);
   assert.equal(fns.net_mesh_stream_send(rawStream, null, 0), S.NET_ERR_SHUTTING_DOWN);
   fns.net_mesh_free(rawNode); // idempotent
   fns.net_mesh_stream_free(rawStream);

@@ -214,7 +214,7 @@ net_status_t net_mesh_stream_send(const net_mesh_stream_t *stream, const net_sli
 net_status_t net_mesh_stream_send_blocking(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count, uint32_t timeout_ms, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_mesh_stream_info(const net_mesh_stream_t *stream, uint64_t *peer_out, uint64_t *stream_id_out);
 net_status_t net_mesh_stream_free(net_mesh_stream_t *stream);
-net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, uint64_t *peer_out, uint64_t *stream_id_out, net_bytes_t *data_out, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, uint64_t *peer_out, uint64_t *stream_id_out, net_bytes_t *data_out, uint64_t *dropped_before_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_mesh_recv_batch(const net_mesh_t *mesh, size_t max, uint32_t timeout_ms, net_bytes_t *records_out, size_t *count_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_mesh_peers(const net_mesh_t *mesh, net_bytes_t *json_out);
 net_status_t net_mesh_stats(const net_mesh_t *mesh, net_bytes_t *json_out);

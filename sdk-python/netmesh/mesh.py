@@ -57,16 +57,21 @@ from .redex import Seconds, _out_u64
 __all__ = ["Mesh", "MeshStream", "MeshEvent"]
 
 _U64_MAX = (1 << 64) - 1
-_RECORD = struct.Struct("<QQI")
+# net_mesh_recv_batch records: peer, stream_id, dropped_before, len, bytes.
+_RECORD = struct.Struct("<QQQI")
 _END = object()
 
 
 class MeshEvent(NamedTuple):
-    """One received event: the sending node, the stream, the bytes."""
+    """One received event: the sending node, the stream, the bytes, and
+    ``dropped_before``: events of this stream dropped just before this one
+    because the inbound queue was full (only senders that do not wait for
+    credit cause drops)."""
 
     peer: int
     stream_id: int
     data: bytes
+    dropped_before: int = 0
 
 
 def _u64(value: Any, what: str) -> int:
@@ -285,11 +290,12 @@ class Mesh(_Handle):
     def _recv_raw(self, handle: Any, ms: int, token: Any) -> Any:
         peer = _out_u64()
         stream_id = _out_u64()
+        dropped = _out_u64()
         out = new_bytes()
         err = error_slot()
-        status = lib.net_mesh_recv_next(handle, ms, peer, stream_id, out, token, err)
+        status = lib.net_mesh_recv_next(handle, ms, peer, stream_id, out, dropped, token, err)
         if status == lib.NET_OK:
-            return MeshEvent(int(peer[0]), int(stream_id[0]), take_bytes(out))
+            return MeshEvent(int(peer[0]), int(stream_id[0]), take_bytes(out), int(dropped[0]))
         if status == lib.NET_TIMEOUT:
             return None
         if status == lib.NET_END:
@@ -434,7 +440,10 @@ class Mesh(_Handle):
 
     def peers(self) -> List[Dict[str, Any]]:
         """The peers: node_id, addr, session_id, health, identity ("net" |
-        "legacy" | "pending"), entity (hex or None), streams, idle_ms."""
+        "legacy" | "pending"), entity (hex or None), streams, idle_ms,
+        cipher, dropped_unreported (events from the peer dropped for want
+        of queue room, not yet reported on a later event's
+        ``dropped_before``)."""
         out = new_bytes()
         check(lib.net_mesh_peers(self._handle(), out))
         result: List[Dict[str, Any]] = json.loads(take_bytes(out))
@@ -480,9 +489,9 @@ def _unpack(data: bytes, count: int) -> List[MeshEvent]:
     for _ in range(count):
         if pos + _RECORD.size > len(data):
             raise error_for_status(lib.NET_ERR_INTERNAL, "recv_batch: truncated record")
-        peer, stream_id, n = _RECORD.unpack_from(data, pos)
+        peer, stream_id, dropped_before, n = _RECORD.unpack_from(data, pos)
         pos += _RECORD.size
-        events.append(MeshEvent(peer, stream_id, data[pos : pos + n]))
+        events.append(MeshEvent(peer, stream_id, data[pos : pos + n], dropped_before))
         pos += n
     return events
 

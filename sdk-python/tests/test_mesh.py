@@ -176,3 +176,36 @@ def test_shutdown_ends_receives_and_refuses_calls() -> None:
         with pytest.raises(ShuttingDownError):
             a.accept(1, timeout=5)
         assert isinstance(a.stats(), dict)  # introspection still answers
+
+
+def test_drops_reach_the_application() -> None:
+    """A sender that does not wait for credit (window 0) overflows a reader
+    that does not read: every dropped event reaches the application, as
+    ``dropped_before`` on the stream's next event and at once in the peer's
+    ``dropped_unreported``."""
+    with Mesh(**FAST) as a, Mesh(**FAST, shard_capacity=100) as b:
+        a.connect(b.local_addr, b.public_key, b.node_id)
+        n = 2000
+        # 64-byte events: the burst exceeds the 64 KiB receive window.
+        event = lambda i: i.to_bytes(4, "little") + bytes(60)  # noqa: E731
+        with a.open_stream(b.node_id, 12, window=0) as s:
+            for i in range(n):
+                s.send(event(i))
+            deadline = time.monotonic() + 20
+            while True:
+                stats = b.stats()
+                if stats["inbound_dropped"] + stats["inbound_queued"] == n:
+                    break
+                assert time.monotonic() < deadline, stats
+                time.sleep(0.005)
+            dropped = stats["inbound_dropped"]
+            assert 0 < dropped < n
+            expected = 0
+            for e in recv_n(b, n - dropped):
+                number = int.from_bytes(e.data[:4], "little")
+                assert e.dropped_before == number - expected, number
+                expected = number + 1
+            unreported = n - expected
+            assert b.peers()[0]["dropped_unreported"] == unreported
+            s.send(event(n))
+            assert recv_n(b, 1)[0].dropped_before == unreported

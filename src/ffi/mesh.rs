@@ -414,13 +414,17 @@ pub unsafe extern "C" fn net_mesh_stream_free(stream: *mut net_mesh_stream_t) ->
 
 /// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the next
 /// received event, from any peer and stream (inbound shards are drained
-/// round-robin). Returns `NET_OK` with the sender's node_id, the stream and
-/// the bytes; `NET_TIMEOUT`; `NET_END` once the node is shut down (also when
-/// it is freed during the call); or `NET_ERR_CANCELLED` (nothing taken).
+/// round-robin). Returns `NET_OK` with the sender's node_id, the stream,
+/// the bytes and (when `dropped_before_out` is not NULL) the number of
+/// events of that stream dropped just before this one because the inbound
+/// queue was full (only senders that do not wait for credit cause drops);
+/// `NET_TIMEOUT`; `NET_END` once the node is shut down (also when it is
+/// freed during the call); or `NET_ERR_CANCELLED` (nothing taken).
 ///
 /// # Safety
-/// `mesh` is NULL or from libnet; the outputs are valid for one write;
-/// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one write.
+/// `mesh` is NULL or from libnet; the outputs are valid for one write
+/// (`dropped_before_out` may be NULL); `cancel` is NULL or from libnet;
+/// `error_out` is NULL or valid for one write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_mesh_recv_next(
     mesh: *const net_mesh_t,
@@ -428,6 +432,7 @@ pub unsafe extern "C" fn net_mesh_recv_next(
     peer_out: *mut u64,
     stream_id_out: *mut u64,
     data_out: *mut net_bytes_t,
+    dropped_before_out: *mut u64,
     cancel: *const net_cancel_t,
     error_out: *mut net_error_t,
 ) -> net_status_t {
@@ -436,6 +441,10 @@ pub unsafe extern "C" fn net_mesh_recv_next(
             Ok(event) => {
                 peer_out.write(event.peer);
                 stream_id_out.write(event.stream_id);
+                if !dropped_before_out.is_null() {
+                    // SAFETY: the caller passes NULL or a pointer valid for one write.
+                    unsafe { dropped_before_out.write(event.dropped_before) };
+                }
                 data_out.write(net_bytes_t::from_vec(event.data));
                 Ok(net_status_t::NET_OK)
             }
@@ -446,8 +455,12 @@ pub unsafe extern "C" fn net_mesh_recv_next(
     })
 }
 
+/// Bytes before each record's event in `net_mesh_recv_batch`'s buffer.
+const RECORD_HEADER: usize = 8 + 8 + 8 + 4;
+
 /// Up to `max` received events as one buffer of records
-/// `peer u64 LE ‖ stream_id u64 LE ‖ len u32 LE ‖ bytes`, waiting up to
+/// `peer u64 LE ‖ stream_id u64 LE ‖ dropped_before u64 LE ‖ len u32 LE ‖
+/// bytes` (`dropped_before` as in `net_mesh_recv_next`), waiting up to
 /// `timeout_ms` for the first; `*count_out` is the number of records.
 /// Returns `NET_OK`, `NET_TIMEOUT`, `NET_END` (shut down or freed) or
 /// `NET_ERR_CANCELLED` (nothing taken).
@@ -468,11 +481,12 @@ pub unsafe extern "C" fn net_mesh_recv_batch(
     ffi_export!(error_out error_out; handle mesh; cancel cancel; out records_out; out count_out; {
         match mesh.0.recv_cancellable(max.max(1), timeout_of(timeout_ms), cancel.token()) {
             Ok(events) => {
-                let size = events.iter().map(|e| 20 + e.data.len()).sum();
+                let size = events.iter().map(|e| RECORD_HEADER + e.data.len()).sum();
                 let mut buf = Vec::with_capacity(size);
                 for e in &events {
                     buf.extend_from_slice(&e.peer.to_le_bytes());
                     buf.extend_from_slice(&e.stream_id.to_le_bytes());
+                    buf.extend_from_slice(&e.dropped_before.to_le_bytes());
                     buf.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
                     buf.extend_from_slice(&e.data);
                 }
@@ -491,7 +505,9 @@ pub unsafe extern "C" fn net_mesh_recv_batch(
 /// `health` ("alive" | "suspected" | "failed"), `identity` ("net" |
 /// "legacy" | "pending"), `entity` (hex or null), `streams`, `idle_ms`,
 /// `cipher` ("chacha20-poly1305" | "aes-256-gcm": what data packets to the
-/// peer are sealed with). u64 values are exact JSON integers.
+/// peer are sealed with), `dropped_unreported` (events from it dropped for
+/// want of queue room and not yet reported on a later event). u64 values
+/// are exact JSON integers.
 ///
 /// # Safety
 /// `mesh` is NULL or from libnet; `json_out` is valid for one write.

@@ -6,7 +6,7 @@
 //! sender retransmits (reliable): backpressure is explicit, never silent
 //! growth.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,11 @@ pub struct InboundEvent {
     pub stream_id: u64,
     /// The event bytes.
     pub data: Vec<u8>,
+    /// Events of this stream from this peer that were dropped (the inbound
+    /// queue was full) after the previous event delivered from it and
+    /// before this one. Non-zero only on streams whose sender did not wait
+    /// for credit (fail-fast or unlimited-window senders, v0.11 nodes).
+    pub dropped_before: u64,
 }
 
 /// A decrypted packet's events, queued as one unit.
@@ -35,6 +40,9 @@ pub(crate) struct InboundPacket {
     /// Stream credit (bytes) given back to the sender once the application
     /// has taken every event of the packet; 0 for none.
     pub credit: u64,
+    /// Events of the stream dropped just before this packet (reported on
+    /// its first event).
+    pub dropped_before: u64,
 }
 
 /// Credit the application freed by taking a packet's last event.
@@ -74,6 +82,9 @@ struct State {
     waiters: usize,
     /// Packets pushed since the last [`Inbound::signal`].
     unsignalled: bool,
+    /// Events dropped per (peer, stream) not yet reported: the next packet
+    /// queued for that stream carries the count to the application.
+    drops: HashMap<(u64, u64), u64>,
 }
 
 /// The sharded inbound queues.
@@ -94,6 +105,7 @@ impl Inbound {
                 closed: false,
                 waiters: 0,
                 unsignalled: false,
+                drops: HashMap::new(),
             }),
             ready: Condvar::new(),
             capacity: capacity.max(1),
@@ -112,10 +124,13 @@ impl Inbound {
     }
 
     /// Queues a packet; with `force` even over capacity (in-order reliable
-    /// deliveries that were already accepted). Returns false when refused.
-    /// Waiting receivers are woken by the next [`Inbound::signal`], so a
-    /// batch of packets costs one wake-up, not one per packet.
-    pub fn push(&self, packet: InboundPacket, force: bool) -> bool {
+    /// deliveries that were already accepted). Returns false when refused;
+    /// a packet refused for want of room is remembered as dropped and
+    /// reported on the stream's next queued event
+    /// ([`InboundEvent::dropped_before`]). Waiting receivers are woken by
+    /// the next [`Inbound::signal`], so a batch of packets costs one
+    /// wake-up, not one per packet.
+    pub fn push(&self, mut packet: InboundPacket, force: bool) -> bool {
         if packet.frames.is_empty() {
             return true;
         }
@@ -125,8 +140,15 @@ impl Inbound {
         }
         let shard = (packet.stream_id % state.shards.len() as u64) as usize;
         let n = packet.frames.len();
+        let key = (packet.peer, packet.stream_id);
         if !force && state.events[shard] + n > self.capacity {
+            *state.drops.entry(key).or_insert(0) += n as u64;
             return false;
+        }
+        if !state.drops.is_empty()
+            && let Some(dropped) = state.drops.remove(&key)
+        {
+            packet.dropped_before += dropped;
         }
         state.events[shard] += n;
         state.shards[shard].push_back(packet);
@@ -143,6 +165,26 @@ impl Inbound {
         if wake {
             self.ready.notify_one();
         }
+    }
+
+    /// Forgets the unreported drops of a peer that is gone.
+    pub fn forget_peer(&self, peer: u64) {
+        let mut state = self.lock();
+        if !state.drops.is_empty() {
+            state.drops.retain(|&(p, _), _| p != peer);
+        }
+    }
+
+    /// Events dropped from `peer` (all streams) and not yet reported on a
+    /// later event.
+    pub fn unreported_drops(&self, peer: u64) -> u64 {
+        let state = self.lock();
+        state
+            .drops
+            .iter()
+            .filter(|((p, _), _)| *p == peer)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Ends every wait; later pushes are refused.
@@ -255,6 +297,7 @@ fn take(state: &mut State, max: usize, consumed: &mut Vec<Consumed>) -> Vec<Inbo
                 peer: packet.peer,
                 stream_id: packet.stream_id,
                 data: packet.payload[at as usize..(at + len) as usize].to_vec(),
+                dropped_before: std::mem::take(&mut packet.dropped_before),
             });
         }
         state.events[shard] -= n;
@@ -297,6 +340,7 @@ mod tests {
             frames,
             next: 0,
             credit: 0,
+            dropped_before: 0,
         }
     }
 
@@ -315,5 +359,41 @@ mod tests {
         assert_eq!(q.recv(1, Some(Duration::from_millis(1))), Recv::Timeout);
         q.close();
         assert_eq!(q.recv(1, None), Recv::Closed);
+    }
+
+    #[test]
+    fn drops_are_reported_on_the_streams_next_event() {
+        let q = Inbound::new(1, 2);
+        assert!(q.push(packet(5, &[b"a", b"b"]), false));
+        assert!(!q.push(packet(5, &[b"c", b"d"]), false)); // full: 2 dropped
+        assert!(!q.push(packet(7, &[b"z"]), false)); // another stream: 1
+        assert!(!q.push(packet(5, &[b"e"]), false)); // 3 on stream 5
+        assert_eq!(q.unreported_drops(9), 4);
+        let Recv::Events(got) = q.recv(10, Some(Duration::ZERO)) else {
+            panic!()
+        };
+        assert!(got.iter().all(|e| e.dropped_before == 0));
+        assert!(q.push(packet(5, &[b"f", b"g"]), false));
+        assert!(q.push(packet(7, &[b"y"]), true));
+        let Recv::Events(got) = q.recv(10, Some(Duration::ZERO)) else {
+            panic!()
+        };
+        let seen: Vec<_> = got
+            .iter()
+            .map(|e| (e.stream_id, e.data.clone(), e.dropped_before))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (5, b"f".to_vec(), 3),
+                (5, b"g".to_vec(), 0),
+                (7, b"y".to_vec(), 1)
+            ]
+        );
+        assert_eq!(q.unreported_drops(9), 0);
+        assert!(!q.push(packet(5, &[b"1", b"2", b"3"]), false)); // over capacity
+        assert_eq!(q.unreported_drops(9), 3);
+        q.forget_peer(9);
+        assert_eq!(q.unreported_drops(9), 0);
     }
 }

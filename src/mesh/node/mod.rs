@@ -322,6 +322,10 @@ pub struct PeerInfo {
     /// The cipher our data packets to it are sealed with:
     /// "chacha20-poly1305", or "aes-256-gcm" once negotiated.
     pub cipher: &'static str,
+    /// Events from it dropped because the inbound queue was full and not
+    /// yet reported on a later event of their stream
+    /// ([`InboundEvent::dropped_before`]).
+    pub dropped_unreported: u64,
 }
 
 impl MeshNode {
@@ -673,6 +677,7 @@ impl MeshNode {
                     "streams": p.streams,
                     "idle_ms": p.idle_ms,
                     "cipher": p.cipher,
+                    "dropped_unreported": p.dropped_unreported,
                 })
             })
             .collect();
@@ -837,6 +842,7 @@ impl Inner {
             self.session_index.remove(&peer.session.id());
             let addr = peer.addr();
             self.addr_index.remove_if(&addr, |_, v| *v == peer.node_id);
+            self.inbound.forget_peer(peer.node_id);
             peer.binding_changed.notify_all();
             peer.credit_granted.notify_all();
         }
@@ -1061,6 +1067,7 @@ impl Inner {
                     streams: p.streams().len(),
                     idle_ms: now.saturating_duration_since(p.last_activity()).as_millis() as u64,
                     cipher: p.session.tx_cipher().name(),
+                    dropped_unreported: self.inbound.unreported_drops(p.node_id),
                 }
             })
             .collect();

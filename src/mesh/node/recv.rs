@@ -500,6 +500,7 @@ impl Inner {
             frames,
             next: 0,
             credit,
+            dropped_before: 0,
         };
         if !self.deliver(packet, force) {
             self.stats.inbound_dropped.fetch_add(n, Ordering::Relaxed);
@@ -529,6 +530,7 @@ impl Inner {
                 frames,
                 next: 0,
                 credit,
+                dropped_before: 0,
             },
             true,
         ) {

@@ -508,6 +508,7 @@ impl Inner {
                     frames,
                     next: 0,
                     credit: 0,
+                    dropped_before: 0,
                 },
                 false,
             ) {
