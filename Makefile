@@ -24,7 +24,7 @@ CARGO_FUZZ     := $(TOOLS_DIR)/bin/cargo-fuzz
 FUZZ_SECONDS   ?= 60
 # The random RedEX corruption campaign `make fuzz` runs first (make test runs 260).
 REDEX_CAMPAIGN_TRIALS ?= 200000
-FUZZ_TARGETS   := token_from_bytes envelope_from_bytes channel_name redex_recovery redex_idx_record wire_decode cortex_decode mesh_decode bus_decode
+FUZZ_TARGETS   := token_from_bytes envelope_from_bytes channel_name redex_recovery redex_idx_record wire_decode cortex_decode mesh_decode bus_decode channels_membership mesh_routing capability_decode
 
 # What every SDK test run sees: libnet installed into a staging prefix, found
 # through pkg-config (Go, C) or an explicit path (Python, Node).

@@ -86,10 +86,13 @@ macro_rules! regressions {
 
 corpus!(
     bus_decode,
+    capability_decode,
     channel_name,
+    channels_membership,
     cortex_decode,
     envelope_from_bytes,
     mesh_decode,
+    mesh_routing,
     redex_idx_record,
     redex_recovery,
     token_from_bytes,
@@ -98,10 +101,13 @@ corpus!(
 
 regressions!(
     bus_decode,
+    capability_decode,
     channel_name,
+    channels_membership,
     cortex_decode,
     envelope_from_bytes,
     mesh_decode,
+    mesh_routing,
     redex_idx_record,
     redex_recovery,
     token_from_bytes,

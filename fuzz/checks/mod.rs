@@ -10,10 +10,13 @@
 //! Keep these free of libFuzzer APIs: only `net` and its dependencies.
 
 pub mod bus_decode;
+pub mod capability_decode;
 pub mod channel_name;
+pub mod channels_membership;
 pub mod cortex_decode;
 pub mod envelope_from_bytes;
 pub mod mesh_decode;
+pub mod mesh_routing;
 pub mod redex_idx_record;
 pub mod redex_recovery;
 pub mod token_from_bytes;
@@ -26,10 +29,13 @@ pub type Check = fn(data: &[u8]);
 /// `regressions/`) and its check.
 pub const TARGETS: &[(&str, Check)] = &[
     ("bus_decode", bus_decode::check),
+    ("capability_decode", capability_decode::check),
     ("channel_name", channel_name::check),
+    ("channels_membership", channels_membership::check),
     ("cortex_decode", cortex_decode::check),
     ("envelope_from_bytes", envelope_from_bytes::check),
     ("mesh_decode", mesh_decode::check),
+    ("mesh_routing", mesh_routing::check),
     ("redex_idx_record", redex_idx_record::check),
     ("redex_recovery", redex_recovery::check),
     ("token_from_bytes", token_from_bytes::check),
