@@ -19,6 +19,8 @@ pub mod identity;
 /// cbindgen:ignore
 pub mod mesh;
 /// cbindgen:ignore
+pub mod netdb;
+/// cbindgen:ignore
 pub mod redex;
 /// cbindgen:ignore
 pub mod runtime;
