@@ -6,9 +6,11 @@
 //! people, or JSON with `--json`; a failure prints one line on standard
 //! error and exits non-zero. See docs/cli.md.
 
+mod bench;
 mod cortex;
 mod error;
 mod identity;
+mod mesh;
 mod output;
 mod redex;
 
@@ -44,6 +46,12 @@ enum Command {
     /// Issue, verify, delegate and show permission tokens (159-byte files).
     #[command(subcommand)]
     Token(identity::TokenCommand),
+    /// Run a mesh node in the foreground and query it through its control socket.
+    #[command(subcommand)]
+    Mesh(mesh::MeshCommand),
+    /// Measure mesh throughput and latency between this process and a second
+    /// `net` process on loopback.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +62,8 @@ fn main() -> ExitCode {
         Command::Cortex(command) => cortex::run(command, out),
         Command::Identity(command) => identity::run_identity(command, out),
         Command::Token(command) => identity::run_token(command, out),
+        Command::Mesh(command) => mesh::run(command, out),
+        Command::Bench(args) => bench::run(&args, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
