@@ -12,12 +12,16 @@ DESTDIR        ?=
 
 ROOT           := $(CURDIR)
 VERSION        := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
-ABI_VERSION    := $(shell sed -n 's/^pub const NET_ABI_VERSION: u32 = \([0-9]*\);/\1/p' src/ffi/version.rs)
 TARGET_DIR     := $(ROOT)/target
 RELEASE_DIR    := $(TARGET_DIR)/release
 TOOLS_DIR      := $(TARGET_DIR)/tools
 STAGE          := $(TARGET_DIR)/stage
 VENV           := $(TARGET_DIR)/venv
+# `make dist`: release artifacts (dist/), the packaging venv (auditwheel) and
+# scratch space. See docs/packaging.md.
+DIST           := $(ROOT)/dist
+DIST_VENV      := $(TARGET_DIR)/dist-venv
+DIST_WORK      := $(TARGET_DIR)/dist-work
 CBINDGEN_VERSION := 0.29.2
 CBINDGEN       := $(TOOLS_DIR)/bin/cbindgen
 CARGO_FUZZ     := $(TOOLS_DIR)/bin/cargo-fuzz
@@ -27,9 +31,13 @@ REDEX_CAMPAIGN_TRIALS ?= 200000
 FUZZ_TARGETS   := token_from_bytes envelope_from_bytes channel_name redex_recovery redex_idx_record wire_decode cortex_decode mesh_decode bus_decode channels_membership mesh_routing capability_decode
 
 # What every SDK test run sees: libnet installed into a staging prefix, found
-# through pkg-config (Go, C) or an explicit path (Python, Node).
+# through pkg-config (C, Go's test helpers), CGO_CFLAGS/CGO_LDFLAGS (Go: its
+# default build links the libnet.a of a released module, which a checkout
+# lacks, so -I/-L name the stage) or an explicit path (Python, Node).
 SDK_ENV := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig \
            LD_LIBRARY_PATH=$(STAGE)/lib \
+           CGO_CFLAGS="-g -O2 -I$(STAGE)/include" \
+           CGO_LDFLAGS="-g -O2 -L$(STAGE)/lib" \
            NET_STAGE=$(STAGE) \
            NET_LIBRARY_PATH=$(STAGE)/lib/libnet.so \
            NET_VENV=$(VENV) \
@@ -37,7 +45,8 @@ SDK_ENV := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig \
 
 .PHONY: setup setup-system setup-python setup-node build header header-check bindings lint \
         test test-rust test-symbols test-c test-go test-python test-node test-parity \
-        stage install bench bench-mesh2p demo fuzz fuzz-cmin clean
+        stage install bench bench-mesh2p demo fuzz fuzz-cmin clean \
+        dist dist-lib dist-python dist-node dist-go setup-dist dist-check version-check set-version
 
 ## setup: install whatever this machine lacks (system packages, cbindgen,
 ## the Python venv, Node packages). Idempotent and quick when nothing is missing.
@@ -95,27 +104,72 @@ lint:
 stage: build
 	@$(MAKE) --no-print-directory install PREFIX=$(STAGE) DESTDIR= SKIP_BUILD=1 >/dev/null
 
-## install: libnet.so.$(VERSION) (soname libnet.so.$(ABI_VERSION), with the usual symlinks),
-## libnet.a, net.h, net.pc and the CMake package into $(DESTDIR)$(PREFIX).
+## install: libnet.so.$(VERSION) (with a symlink named by its soname, and
+## libnet.so for -lnet), libnet.a, net.h, net.pc and the CMake package into
+## $(DESTDIR)$(PREFIX). The soname is read from the built library.
 install:
 	@[ -n "$${SKIP_BUILD:-}" ] || $(MAKE) --no-print-directory build
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/Net $(DESTDIR)$(PREFIX)/include
 	install -m 0755 $(RELEASE_DIR)/libnet.so $(DESTDIR)$(PREFIX)/lib/libnet.so.$(VERSION)
-	ln -sf libnet.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libnet.so.$(ABI_VERSION)
-	ln -sf libnet.so.$(ABI_VERSION) $(DESTDIR)$(PREFIX)/lib/libnet.so
+	soname=$$(readelf -d $(RELEASE_DIR)/libnet.so | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p'); \
+	  [ -n "$$soname" ] || { echo "install: $(RELEASE_DIR)/libnet.so has no SONAME" >&2; exit 1; }; \
+	  ln -sf libnet.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$$soname; \
+	  ln -sf $$soname $(DESTDIR)$(PREFIX)/lib/libnet.so; \
+	  sed -e "s|@VERSION@|$(VERSION)|" -e "s|@SONAME@|$$soname|" sdk-c/cmake/NetConfig.cmake.in \
+	    > $(DESTDIR)$(PREFIX)/lib/cmake/Net/NetConfig.cmake
 	install -m 0644 $(RELEASE_DIR)/libnet.a $(DESTDIR)$(PREFIX)/lib/libnet.a
 	install -m 0644 include/net.h $(DESTDIR)$(PREFIX)/include/net.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' sdk-c/net.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/net.pc
-	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ABI_VERSION@|$(ABI_VERSION)|' sdk-c/cmake/NetConfig.cmake.in \
-	  > $(DESTDIR)$(PREFIX)/lib/cmake/Net/NetConfig.cmake
 	sed -e 's|@VERSION@|$(VERSION)|' sdk-c/cmake/NetConfigVersion.cmake.in \
 	  > $(DESTDIR)$(PREFIX)/lib/cmake/Net/NetConfigVersion.cmake
+
+## dist: every release artifact of this platform into dist/, from one
+## release build (docs/packaging.md): the C prefix and its tarball (stripped
+## libnet.so + split debug info, libnet.a, net.h, net.pc, CMake files), the
+## manylinux wheel and the sdist, the npm tarballs (netmesh and its
+## per-platform package) and the Go module as published (static libnet.a).
+dist: build setup-dist setup-python setup-node
+	@mkdir -p $(DIST)
+	@$(MAKE) --no-print-directory dist-lib dist-python dist-node dist-go
+
+setup-dist:
+	@./packaging/ensure-dist-tools.sh $(DIST_VENV)
+
+dist-lib:
+	@./packaging/dist-lib.sh $(ROOT) $(RELEASE_DIR) $(DIST)
+
+dist-python:
+	@./packaging/dist-python.sh $(ROOT) $(DIST) $(VENV) $(DIST_VENV) $(DIST_WORK)/python
+
+dist-node:
+	@./packaging/dist-node.sh $(ROOT) $(DIST) $(DIST_WORK)/node
+
+dist-go:
+	@./packaging/dist-go.sh $(ROOT) $(DIST)
+
+## dist-check: what a user does with dist/, in fresh directories outside
+## the tree with no NET_*, PKG_CONFIG_PATH or LD_LIBRARY_PATH: pip install
+## the wheel and run a script; npm install the tarballs and run an .mjs, a
+## .cjs and a strict .ts program (and compare the types with the runtime
+## exports); build and run a Go module that requires the packaged module;
+## build and run the README's C recipes; then the Debian libnet1 check.
+dist-check: dist
+	@./packaging/check-dist.sh $(ROOT) $(DIST) $(DIST_WORK)/check
+
+## version-check: every place that states the version agrees with
+## Cargo.toml's. set-version VERSION=X.Y.Z: the one way to change it.
+version-check:
+	@./packaging/version.sh check
+
+set-version:
+	@[ -n "$(NEW)" ] || { echo "usage: make set-version NEW=X.Y.Z" >&2; exit 1; }
+	@./packaging/version.sh set $(NEW)
 
 ## test: every test suite: Rust (unit, integration, vectors, loom), lints, the
 ## header drift check, C (ASan), Go (-race), Python (pytest on the wheel),
 ## Node (node:test on the packed package) and the SDK parity check.
-test: setup header-check lint test-rust stage test-symbols test-c test-go test-python test-node test-parity
+test: setup header-check version-check lint test-rust stage test-symbols test-c test-go test-python test-node test-parity dist-check
 	@echo "make test: all suites passed"
 
 ## test-symbols: the staged (release) libnet exports and contains no
@@ -212,4 +266,4 @@ $(CARGO_FUZZ):
 
 clean:
 	$(CARGO) clean
-	rm -rf sdk-python/build sdk-python/dist sdk-node/node_modules sdk-node/*.tgz
+	rm -rf sdk-python/build sdk-python/dist sdk-node/node_modules sdk-node/*.tgz $(DIST)

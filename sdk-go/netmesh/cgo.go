@@ -1,7 +1,9 @@
 package netmesh
 
 /*
-#cgo pkg-config: net
+// How libnet is found (its #cgo lines) is chosen by build tag:
+// cgo_bundled.go (default: the static libnet.a shipped in the released
+// module) or cgo_pkgconfig.go (-tags netmesh_pkgconfig: a system libnet).
 #include <stdlib.h>
 #include <net.h>
 */

@@ -91,7 +91,11 @@ export type ConstantName =
   | 'NET_SCOPE_DELEGATE'
   | 'NET_SCOPE_WILDCARD'
   | 'NET_SCOPE_ALL'
-  | 'NET_ABI_VERSION';
+  | 'NET_ABI_VERSION'
+  | 'NET_VERSION_MAJOR'
+  | 'NET_VERSION_MINOR'
+  | 'NET_VERSION_PATCH'
+  | 'NET_VERSION';
 
 /** Every status code of `net_status_t`, by name. */
 export declare const STATUS: {
@@ -185,6 +189,10 @@ export declare const CONSTANTS: {
   readonly NET_SCOPE_WILDCARD: 16;
   readonly NET_SCOPE_ALL: 15;
   readonly NET_ABI_VERSION: 2;
+  readonly NET_VERSION_MAJOR: 0;
+  readonly NET_VERSION_MINOR: 1;
+  readonly NET_VERSION_PATCH: 0;
+  readonly NET_VERSION: 1000;
 };
 
 /** The values of every other enum, by enum name. */

@@ -257,6 +257,23 @@ const CONSTANTS = Object.freeze({
    * any incompatible change to `include/net.h`.
    */
   NET_ABI_VERSION: 2,
+  /**
+   * The major part of the library version (`MAJOR.MINOR.PATCH`). The version
+   * is set once, in `Cargo.toml`; `make set-version` rewrites these constants
+   * and a unit test pins them to it.
+   */
+  NET_VERSION_MAJOR: 0,
+  /** The minor part of the library version. */
+  NET_VERSION_MINOR: 1,
+  /** The patch part of the library version. */
+  NET_VERSION_PATCH: 0,
+  /**
+   * The library version as one integer for preprocessor comparisons,
+   * `MAJOR * 1000000 + MINOR * 1000 + PATCH` (0.1.0 is 1000). The header
+   * compiled against says which libnet it describes; `net_version()` says
+   * which one is loaded.
+   */
+  NET_VERSION: 1000,
 });
 
 /** The values of every other enum of include/net.h, by enum name. */

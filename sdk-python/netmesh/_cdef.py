@@ -27,6 +27,10 @@ CDEF = r'''
 #define NET_SCOPE_WILDCARD 16
 #define NET_SCOPE_ALL 15
 #define NET_ABI_VERSION 2
+#define NET_VERSION_MAJOR 0
+#define NET_VERSION_MINOR 1
+#define NET_VERSION_PATCH 0
+#define NET_VERSION 1000
 enum net_status_t {
     NET_OK = 0,
     NET_TIMEOUT = 1,
