@@ -66,7 +66,7 @@ setup-node:
 
 ## build: libnet.so and libnet.a (release: LTO, unwinding panics).
 build:
-	$(CARGO) build --release --lib
+	$(CARGO) build --release --lib --bin net
 
 ## header: regenerate include/net.h with the pinned cbindgen, then the SDKs'
 ## low-level layer from it (see `bindings`).
@@ -119,6 +119,8 @@ install:
 	    > $(DESTDIR)$(PREFIX)/lib/cmake/Net/NetConfig.cmake
 	install -m 0644 $(RELEASE_DIR)/libnet.a $(DESTDIR)$(PREFIX)/lib/libnet.a
 	install -m 0644 include/net.h $(DESTDIR)$(PREFIX)/include/net.h
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(RELEASE_DIR)/net $(DESTDIR)$(PREFIX)/bin/net
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' sdk-c/net.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/net.pc
 	sed -e 's|@VERSION@|$(VERSION)|' sdk-c/cmake/NetConfigVersion.cmake.in \

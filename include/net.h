@@ -336,16 +336,6 @@ typedef struct net_model_t net_model_t;
 // or its fold halts. Freeing the model does not free its watches.
 typedef struct net_model_watch_t net_model_watch_t;
 
-// NetDB: the tasks and memories models of one redex behind one handle
-// (`net_netdb_open`). Thread-safe.
-//
-// Its models are `net_model_t` handles it owns: `net_netdb_model` lends
-// them, for every `net_model_*` / `net_tasks_*` / `net_memories_*` call,
-// until `net_netdb_free` frees them. (Freeing one yourself with
-// `net_model_free` closes that model early; the NetDB then reports it
-// closed.)
-typedef struct net_netdb_t net_netdb_t;
-
 // One channel's RedEX file. Thread-safe; `net_redex_file_free` closes it.
 typedef struct net_redex_file_t net_redex_file_t;
 
@@ -1429,90 +1419,6 @@ net_status_t net_mesh_peers(const net_mesh_t *mesh, net_bytes_t *json_out);
 // # Safety
 // `mesh` is NULL or from libnet; `json_out` is valid for one write.
 net_status_t net_mesh_stats(const net_mesh_t *mesh, net_bytes_t *json_out);
-
-// Opens a NetDB on `redex` as writer `origin_hash`: the models named in
-// `config_json` (a JSON object; NULL or empty: no model), tasks first, each
-// replaying its log to the tail before this returns. Keys: `"with_tasks"`,
-// `"with_memories"`, `"persistent"` (booleans, default false; persistent
-// needs a redex with a directory), `"policy"` (`"stop"`, the default, or
-// `"log_and_continue"`).
-//
-// Failure-atomic: when a model cannot open, or its fold stops while
-// replaying (`NET_ERR_CORTEX_HALTED`), nothing stays open.
-//
-// Errors: `NET_ERR_CORTEX_INVALID_CONFIG` naming the bad key;
-// `NET_ERR_REDEX_NO_PERSISTENT_DIR`; the models' open errors.
-//
-// # Safety
-// `redex` is NULL or from libnet; `config_json` is NULL or readable for its
-// length; `out` is valid for one write.
-net_status_t net_netdb_open(const net_redex_t *redex,
-                            uint64_t origin_hash,
-                            const uint8_t *config_json,
-                            size_t config_json_len,
-                            net_netdb_t **out);
-
-// Opens a NetDB from a bundle (`net_netdb_snapshot`): each model in it is
-// restored (and then folds the events its log has after it), each enabled
-// model not in it opens fresh. A bundle restored into a log that lacks its
-// events (a fresh redex) folds the events appended from then on.
-//
-// Errors: `NET_ERR_CORTEX_SNAPSHOT` when the bundle does not decode, or
-// holds a model `config_json` does not enable; as `net_netdb_open`.
-//
-// # Safety
-// As `net_netdb_open`; `bundle` is readable for `bundle_len` bytes.
-net_status_t net_netdb_open_from_bundle(const net_redex_t *redex,
-                                        uint64_t origin_hash,
-                                        const uint8_t *config_json,
-                                        size_t config_json_len,
-                                        const uint8_t *bundle,
-                                        size_t bundle_len,
-                                        net_netdb_t **out);
-
-// Lends the NetDB's model of `kind` (`NET_MODEL_TASKS`,
-// `NET_MODEL_MEMORIES`) for the `net_model_*`, `net_tasks_*` and
-// `net_memories_*` calls. The handle stays the NetDB's: `net_netdb_free`
-// frees it; do not free it yourself unless you mean to close that model.
-//
-// Errors: `NET_ERR_INVALID_ARGUMENT` for an unknown kind or a model the
-// NetDB was opened without.
-//
-// # Safety
-// `db` is NULL or from libnet; `out` is valid for one write.
-net_status_t net_netdb_model(const net_netdb_t *db, uint32_t kind, net_model_t **out);
-
-// A bundle of both models cut at one point (STORAGE.md §12 bytes): every
-// write that returned before this call is in it, and a write in it comes
-// with every write, to either model, that returned before that write
-// began. Open it with `net_netdb_open_from_bundle`.
-//
-// Errors: `NET_ERR_SHUTTING_DOWN` when a model of the NetDB was freed;
-// RedEX read errors.
-//
-// # Safety
-// `db` is NULL or from libnet; `bundle_out` is valid for one write.
-net_status_t net_netdb_snapshot(const net_netdb_t *db, net_bytes_t *bundle_out);
-
-// Closes both models (tasks first): their folds stop, their files close
-// (syncing). Returns the first failure (the second is logged); idempotent
-// (later calls return `NET_OK`). The handle still needs `net_netdb_free`.
-//
-// # Safety
-// `db` is NULL or from libnet.
-net_status_t net_netdb_close(const net_netdb_t *db);
-
-// Frees a NetDB and its models (their handles, lent by `net_netdb_model`,
-// are freed with it: later calls on them return `NET_ERR_SHUTTING_DOWN`).
-// NULL-safe and idempotent; waits up to 5 s for calls in flight.
-//
-// Returns `NET_OK` (also for NULL or a handle already freed), or
-// `NET_ERR_BUSY` when calls were still running after 5 s or closing a
-// model failed.
-//
-// # Safety
-// `db` is NULL or was returned by libnet.
-net_status_t net_netdb_free(net_netdb_t *db);
 
 // Creates a RedEX manager. With `base_dir` (UTF-8, `base_dir_len` bytes)
 // persistent files live under it; with NULL only memory files can be opened.

@@ -1,5 +1,7 @@
 // Package netmesh is the Go SDK of Net: a thin cgo layer over libnet's C ABI
-// (include/net.h), found through pkg-config ("net").
+// (include/net.h): by default it links the static libnet.a a released module
+// carries; -tags netmesh_pkgconfig links a system libnet found through
+// pkg-config ("net").
 //
 // # Surface
 //
