@@ -173,8 +173,17 @@ fn reliable_stream_delivers_in_order_exactly_once_under_loss_reorder_duplication
     ))));
     a.open_stream(b.node_id(), 5, true, None).unwrap();
     let n = 2000u32;
+    // Credit comes back as the reader takes events: read meanwhile.
+    let b = Arc::new(b);
+    let reader = {
+        let b = b.clone();
+        std::thread::spawn(move || recv_n(&b, n as usize))
+    };
     for i in 0..n {
-        let event = i.to_le_bytes();
+        // 200-byte events: 400 KB spread over dozens of packets even when
+        // coalesced, so 20 % loss always hits some and forces retransmits.
+        let mut event = [0u8; 200];
+        event[..4].copy_from_slice(&i.to_le_bytes());
         a.send_blocking(
             b.node_id(),
             5,
@@ -183,7 +192,7 @@ fn reliable_stream_delivers_in_order_exactly_once_under_loss_reorder_duplication
         )
         .unwrap();
     }
-    let got = recv_n(&b, n as usize);
+    let got = reader.join().unwrap();
     let seq: Vec<u32> = got
         .iter()
         .map(|e| u32::from_le_bytes(e.data[..4].try_into().unwrap()))

@@ -49,6 +49,7 @@ impl From<MeshError> for FfiError {
             MeshError::IdentityRefused(_) => net_status_t::NET_ERR_MESH_IDENTITY_REFUSED,
             MeshError::SelfConnect => net_status_t::NET_ERR_INVALID_ARGUMENT,
             MeshError::StreamClosed(_) => net_status_t::NET_ERR_MESH_STREAM_CLOSED,
+            MeshError::NoRoute(_) => net_status_t::NET_ERR_MESH_NO_ROUTE,
             MeshError::ShuttingDown => net_status_t::NET_ERR_SHUTTING_DOWN,
             MeshError::Timeout => net_status_t::NET_TIMEOUT,
             MeshError::Cancelled => net_status_t::NET_ERR_CANCELLED,

@@ -128,6 +128,9 @@ pub enum net_status_t {
     NET_ERR_MESH_HANDSHAKE_IN_PROGRESS = -208,
     /// The stream was closed (its handle freed) while the call waited.
     NET_ERR_MESH_STREAM_CLOSED = -209,
+    /// No route to the node (`net_mesh_connect_routed`), or the relay named
+    /// is not a direct peer (`net_mesh_connect_via`).
+    NET_ERR_MESH_NO_ROUTE = -210,
     /// The CortEX fold is not running (halted on an error under the stop
     /// policy, or closed); reopen the model.
     NET_ERR_CORTEX_HALTED = -300,
@@ -215,6 +218,7 @@ impl net_status_t {
         Self::NET_ERR_MESH_IDENTITY_REFUSED,
         Self::NET_ERR_MESH_HANDSHAKE_IN_PROGRESS,
         Self::NET_ERR_MESH_STREAM_CLOSED,
+        Self::NET_ERR_MESH_NO_ROUTE,
         Self::NET_ERR_CORTEX_HALTED,
         Self::NET_ERR_CORTEX_INVALID_QUERY,
         Self::NET_ERR_CORTEX_INVALID_CONFIG,
@@ -293,6 +297,7 @@ impl net_status_t {
             Self::NET_ERR_MESH_IDENTITY_REFUSED => c"NET_ERR_MESH_IDENTITY_REFUSED",
             Self::NET_ERR_MESH_HANDSHAKE_IN_PROGRESS => c"NET_ERR_MESH_HANDSHAKE_IN_PROGRESS",
             Self::NET_ERR_MESH_STREAM_CLOSED => c"NET_ERR_MESH_STREAM_CLOSED",
+            Self::NET_ERR_MESH_NO_ROUTE => c"NET_ERR_MESH_NO_ROUTE",
             Self::NET_ERR_CORTEX_HALTED => c"NET_ERR_CORTEX_HALTED",
             Self::NET_ERR_CORTEX_INVALID_QUERY => c"NET_ERR_CORTEX_INVALID_QUERY",
             Self::NET_ERR_CORTEX_INVALID_CONFIG => c"NET_ERR_CORTEX_INVALID_CONFIG",

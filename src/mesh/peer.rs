@@ -65,7 +65,12 @@ impl Binding {
 /// A connected peer.
 pub(crate) struct Peer {
     pub node_id: u64,
+    /// For a direct peer, its address; for a relayed one, the address of
+    /// the relay its session came through.
     addr: Mutex<SocketAddr>,
+    /// The relay (node_id) of a relayed session: every packet to it
+    /// travels behind a routing header, to the route's next hop.
+    pub relay: Option<u64>,
     pub session: Session,
     epoch: Instant,
     last_activity_ms: AtomicU64,
@@ -108,6 +113,7 @@ impl Peer {
         let peer = Self {
             node_id,
             addr: Mutex::new(addr),
+            relay: None,
             session,
             epoch,
             last_activity_ms: AtomicU64::new(0),

@@ -28,6 +28,13 @@ pub enum TxMode {
     Net,
 }
 
+/// First gap before the last grant is repeated ([`RxState::regrant_due`]).
+const REGRANT_FIRST: Duration = Duration::from_millis(20);
+/// Largest gap between repeats of the last grant.
+const REGRANT_MAX_GAP: Duration = Duration::from_secs(1);
+/// Repeats of one grant: about 5 s of cover for a stalled sender.
+pub(crate) const MAX_REGRANTS: u32 = 10;
+
 /// The send half.
 #[derive(Debug)]
 pub(crate) struct TxState {
@@ -49,6 +56,10 @@ pub(crate) struct RxState {
     pub queued: u64,
     /// `consumed` as of the last grant sent.
     pub granted: u64,
+    /// When the last grant was (re-)sent, as the reliability tick saw it.
+    regrant_at: Option<Instant>,
+    /// Re-sends of the last grant so far (reset by a new grant).
+    regrants: u32,
     pub legacy_gate: LegacyGate,
     pub receiver: ReliableReceiver,
 }
@@ -76,7 +87,32 @@ impl RxState {
             return None;
         }
         self.granted = self.consumed;
+        self.regrant_at = None;
+        self.regrants = 0;
         Some(self.consumed)
+    }
+
+    /// The last grant again, when it is due for a re-send: grants travel
+    /// unreliably, and a sender whose last grant was lost waits for credit
+    /// while we, having consumed everything, would send no new one (the
+    /// lost window update). So the last grant is repeated after 20 ms,
+    /// then with doubling gaps up to 1 s, [`MAX_REGRANTS`] times; any new
+    /// grant starts over. Grants are absolute: a repeat is harmless.
+    pub fn regrant_due(&mut self, now: Instant) -> Option<u64> {
+        if self.granted == 0 || self.regrants >= MAX_REGRANTS {
+            return None;
+        }
+        let Some(at) = self.regrant_at else {
+            self.regrant_at = Some(now);
+            return None;
+        };
+        let gap = (REGRANT_FIRST * 2u32.pow(self.regrants.min(6))).min(REGRANT_MAX_GAP);
+        if now.saturating_duration_since(at) < gap {
+            return None;
+        }
+        self.regrants += 1;
+        self.regrant_at = Some(now);
+        Some(self.granted)
     }
 }
 
@@ -260,6 +296,34 @@ impl StreamTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_grant_is_repeated_with_backoff_until_a_new_one() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut rx = RxState::default();
+        assert_eq!(rx.regrant_due(t0), None, "nothing granted yet");
+        rx.on_consumed(100);
+        assert_eq!(rx.take_grant(1), Some(100));
+        assert_eq!(rx.regrant_due(ms(0)), None, "starts the clock");
+        assert_eq!(rx.regrant_due(ms(19)), None);
+        assert_eq!(rx.regrant_due(ms(20)), Some(100));
+        assert_eq!(rx.regrant_due(ms(59)), None, "then 40 ms");
+        assert_eq!(rx.regrant_due(ms(60)), Some(100));
+        let mut at = 60;
+        let mut repeats = 2;
+        while let Some(total) = rx.regrant_due(ms(at + 1000)) {
+            assert_eq!(total, 100);
+            at += 1000;
+            repeats += 1;
+        }
+        assert_eq!(repeats, MAX_REGRANTS, "bounded");
+        // A new grant starts over.
+        rx.on_consumed(1);
+        assert_eq!(rx.take_grant(1), Some(101));
+        assert_eq!(rx.regrant_due(ms(at + 2000)), None);
+        assert_eq!(rx.regrant_due(ms(at + 2020)), Some(101));
+    }
 
     #[test]
     fn grants_wait_for_the_threshold_and_never_repeat() {

@@ -44,6 +44,7 @@ use super::crypto::{Role, SessionKeys};
 use super::handshake::{HandshakeError, HandshakeForm, Initiator, Responder};
 use super::inbound::{Inbound, InboundEvent, Recv};
 use super::peer::{Peer, StreamLimits};
+use super::routing::{PeerProtocol, Router, RoutingConfig};
 use super::session::Session;
 use crate::cancel::CancelToken;
 use crate::identity::{EntityId, EntityKeypair, routing_id};
@@ -79,6 +80,10 @@ pub enum MeshError {
     /// No session with this node.
     #[error("no session with {0:#018x}")]
     UnknownPeer(u64),
+    /// No route to this node (`connect_routed`), or the relay named is not
+    /// a direct peer (`connect_via`).
+    #[error("no route to {0:#018x}")]
+    NoRoute(u64),
     /// The stream's window is spent (non-blocking send).
     #[error(transparent)]
     Backpressure(#[from] Backpressure),
@@ -232,6 +237,8 @@ struct PendingConnect {
     initiator: Mutex<Option<Initiator>>,
     peer_node_id: u64,
     addr: SocketAddr,
+    /// The relay of a `connect_via` / `connect_routed`.
+    relay: Option<u64>,
     waiter: Waiter<()>,
 }
 
@@ -267,7 +274,10 @@ pub(crate) struct Inner {
     #[cfg(feature = "test-util")]
     testing: testing::Testing,
     handshake_tokens: Mutex<(f64, Instant)>,
-    pingwave_seq: AtomicU64,
+    /// The routing table, pingwave distance vector and forwarding
+    /// decisions (`routing/`); locked briefly per pingwave, routed
+    /// datagram, heartbeat tick and peer change.
+    router: Mutex<Router>,
     epoch: Instant,
     runtime: tokio::runtime::Handle,
     /// The writer thread (`writer.rs`).
@@ -326,6 +336,9 @@ pub struct PeerInfo {
     /// yet reported on a later event of their stream
     /// ([`InboundEvent::dropped_before`]).
     pub dropped_unreported: u64,
+    /// The relay (node_id) a relayed session goes through; `None` for a
+    /// direct peer.
+    pub relay: Option<u64>,
 }
 
 impl MeshNode {
@@ -377,6 +390,10 @@ impl MeshNode {
         let offload = super::io::Offload::enable(&socket, config.gso, config.gro);
         let local_addr = socket.local_addr()?;
         let recv_socket = socket.try_clone()?;
+        let routing = RoutingConfig {
+            heartbeat_interval: config.heartbeat_interval,
+            ..RoutingConfig::default()
+        };
         let inner = Arc::new(Inner {
             responder: Responder::new(*static_secret, *config.psk, node_id),
             inbound: Arc::new(Inbound::new(config.num_shards, config.shard_capacity)),
@@ -400,7 +417,11 @@ impl MeshNode {
             pins: Mutex::new(HashMap::new()),
             #[cfg(feature = "test-util")]
             testing: testing::Testing::default(),
-            pingwave_seq: AtomicU64::new(0),
+            router: Mutex::new(Router::with_first_pingwave_seq(
+                node_id,
+                routing,
+                first_pingwave_seq(),
+            )),
             epoch: Instant::now(),
             runtime: runtime.clone(),
             pump: Arc::new(writer::Pump::default()),
@@ -482,7 +503,60 @@ impl MeshNode {
         peer_static: &[u8; 32],
         peer_node_id: u64,
     ) -> Result<(), MeshError> {
-        self.inner.connect(addr, peer_static, peer_node_id, None)
+        self.inner
+            .connect(addr, peer_static, peer_node_id, None, None)
+    }
+
+    /// Handshakes with `peer_node_id` through `relay`, one of our direct
+    /// peers (the routed handshake of WIRE.md §3.5, forwarded by the
+    /// relay). The session is relayed: every packet to the peer travels
+    /// behind a routing header towards the best route (the relay, or
+    /// another path if the relay fails), heartbeats included, so the peer
+    /// is liveness-checked like a direct one.
+    ///
+    /// # Errors
+    /// [`MeshError::NoRoute`] when `relay` is not a direct peer; as
+    /// [`connect`](Self::connect) otherwise.
+    pub fn connect_via(
+        &self,
+        relay: u64,
+        peer_static: &[u8; 32],
+        peer_node_id: u64,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), MeshError> {
+        self.inner
+            .connect_through(relay, peer_static, peer_node_id, cancel)
+    }
+
+    /// [`connect_via`](Self::connect_via) through the next hop of the
+    /// routing table's best route to `peer_node_id`.
+    ///
+    /// # Errors
+    /// [`MeshError::NoRoute`] when no route is known; as
+    /// [`connect_via`](Self::connect_via) otherwise.
+    pub fn connect_routed(
+        &self,
+        peer_static: &[u8; 32],
+        peer_node_id: u64,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), MeshError> {
+        let hop = self
+            .inner
+            .router()
+            .route_for(peer_node_id, Instant::now())
+            .map(|route| route.next_hop)
+            .ok_or(MeshError::NoRoute(peer_node_id))?;
+        self.inner
+            .connect_through(hop, peer_static, peer_node_id, cancel)
+    }
+
+    /// The routing table as JSON: `node_id`, `routes` (per destination:
+    /// `destination`, `next_hop`, `hops`, `kind` ("direct" | "relayed" |
+    /// "learned"), `age_ms`, `stale`, `alternates`), and the `forwarding`
+    /// and `pingwaves` counters. Ids are exact JSON integers.
+    pub fn routes_json(&self) -> String {
+        let snapshot = self.inner.router().snapshot(Instant::now());
+        serde_json::to_string(&snapshot).unwrap_or_else(|_| "{}".into())
     }
 
     /// [`connect`](Self::connect) that also gives up with
@@ -497,7 +571,8 @@ impl MeshNode {
         peer_node_id: u64,
         cancel: Option<&CancelToken>,
     ) -> Result<(), MeshError> {
-        self.inner.connect(addr, peer_static, peer_node_id, cancel)
+        self.inner
+            .connect(addr, peer_static, peer_node_id, None, cancel)
     }
 
     /// Waits up to `timeout` (forever with `None`) for the node
@@ -678,6 +753,7 @@ impl MeshNode {
                     "idle_ms": p.idle_ms,
                     "cipher": p.cipher,
                     "dropped_unreported": p.dropped_unreported,
+                    "relay": p.relay,
                 })
             })
             .collect();
@@ -796,16 +872,19 @@ impl Inner {
         addr: SocketAddr,
         keys: &SessionKeys,
         role: Role,
+        relay: Option<u64>,
     ) -> Result<Arc<Peer>, MeshError> {
         let now = Instant::now();
-        let peer = Arc::new(Peer::new(
+        let mut peer = Peer::new(
             node_id,
             addr,
             Session::new(keys, role),
             self.config.session_timeout,
             self.stream_limits(),
             self.epoch,
-        ));
+        );
+        peer.relay = relay;
+        let peer = Arc::new(peer);
         let replaced = match self.peers.entry(node_id) {
             Entry::Occupied(mut e) => {
                 if e.get().is_live(now, self.config.session_timeout) {
@@ -827,9 +906,27 @@ impl Inner {
             old.credit_granted.notify_all();
         }
         self.session_index.insert(keys.session_id, node_id);
-        self.addr_index.insert(addr, node_id);
+        match relay {
+            // A relayed peer's address is its relay's: the address index
+            // keeps naming the relay.
+            Some(relay) => self
+                .router()
+                .table_mut()
+                .add_relayed_peer(node_id, relay, now),
+            None => {
+                self.addr_index.insert(addr, node_id);
+                self.router()
+                    .table_mut()
+                    .add_direct_peer(node_id, PeerProtocol::Legacy, now);
+            }
+        }
         bump(&self.stats.handshakes_completed);
         Ok(peer)
+    }
+
+    /// The router, whatever a panicking holder left behind.
+    fn router(&self) -> std::sync::MutexGuard<'_, Router> {
+        self.router.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Removes a peer (and its index entries) if it is still `peer`.
@@ -843,6 +940,14 @@ impl Inner {
             let addr = peer.addr();
             self.addr_index.remove_if(&addr, |_, v| *v == peer.node_id);
             self.inbound.forget_peer(peer.node_id);
+            let mut router = self.router();
+            if peer.relay.is_some() {
+                router.table_mut().remove_relayed_peer(peer.node_id);
+            } else {
+                router
+                    .table_mut()
+                    .remove_direct_peer(peer.node_id, Instant::now());
+            }
             peer.binding_changed.notify_all();
             peer.credit_granted.notify_all();
         }
@@ -857,11 +962,32 @@ impl Inner {
         self.addr_index.insert(addr, peer.node_id);
     }
 
+    /// `connect` through the direct peer `relay`.
+    fn connect_through(
+        &self,
+        relay: u64,
+        peer_static: &[u8; 32],
+        peer_node_id: u64,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), MeshError> {
+        self.check_running()?;
+        let addr = self
+            .peers
+            .get(&relay)
+            .filter(|p| p.relay.is_none() && relay != peer_node_id)
+            .map(|p| p.addr())
+            .ok_or(MeshError::NoRoute(peer_node_id))?;
+        self.connect(addr, peer_static, peer_node_id, Some(relay), cancel)
+    }
+
+    /// A handshake with `peer_node_id` at `addr`, or through the direct
+    /// peer `relay` at `addr` (always the routed form then).
     fn connect(
         &self,
         addr: SocketAddr,
         peer_static: &[u8; 32],
         peer_node_id: u64,
+        relay: Option<u64>,
         cancel: Option<&CancelToken>,
     ) -> Result<(), MeshError> {
         self.check_running()?;
@@ -874,9 +1000,9 @@ impl Inner {
         {
             return Err(MeshError::SessionExists(peer_node_id));
         }
-        let form = match self.config.connect_form {
-            ConnectForm::Routed => HandshakeForm::Routed,
-            ConnectForm::Direct => HandshakeForm::Direct,
+        let form = match (relay, self.config.connect_form) {
+            (Some(_), _) | (None, ConnectForm::Routed) => HandshakeForm::Routed,
+            (None, ConnectForm::Direct) => HandshakeForm::Direct,
         };
         let key = match form {
             HandshakeForm::Direct => PendingKey::Addr(addr),
@@ -896,6 +1022,7 @@ impl Inner {
                 initiator: Mutex::new(Some(initiator)),
                 peer_node_id,
                 addr,
+                relay,
                 waiter: Waiter::new(),
             });
             match self.pending_connects.entry(key) {
@@ -1068,6 +1195,7 @@ impl Inner {
                     idle_ms: now.saturating_duration_since(p.last_activity()).as_millis() as u64,
                     cipher: p.session.tx_cipher().name(),
                     dropped_unreported: self.inbound.unreported_drops(p.node_id),
+                    relay: p.relay,
                 }
             })
             .collect();
@@ -1120,4 +1248,13 @@ impl Inner {
             "gro": u64::from(self.offload.gro),
         })
     }
+}
+
+/// The first pingwave sequence number: milliseconds since the UNIX epoch,
+/// so a restarted node's pingwaves are newer than its previous life's and
+/// its peers relay them again at once (v0.11 restarts at 1).
+fn first_pingwave_seq() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64)
 }

@@ -14,6 +14,7 @@ use super::super::inbound::InboundPacket;
 use super::super::io::RecvBatch;
 use super::super::peer::Peer;
 use super::super::reliable::{Received, RelAck};
+use super::super::routing::{Forward, PeerProtocol, PingwaveOutcome};
 use super::super::session::RecvError;
 use super::super::stream::TxMode;
 use super::{Inner, PendingKey, bump};
@@ -80,9 +81,10 @@ impl Inner {
         match classify(buf) {
             DatagramClass::Direct => self.handle_direct(buf, from, touched),
             DatagramClass::Routed => self.handle_routed(buf, from, touched),
-            // Pingwaves and keep-alives are unauthenticated beacons: counted
-            // by the datagram counter, nothing else to do without routing.
-            DatagramClass::Pingwave | DatagramClass::KeepAlive => {}
+            DatagramClass::Pingwave => self.handle_pingwave(buf, from),
+            // Keep-alives are unauthenticated NAT beacons: counted by the
+            // datagram counter, nothing else to do.
+            DatagramClass::KeepAlive => {}
             _ => bump(&self.stats.malformed),
         }
     }
@@ -126,14 +128,46 @@ impl Inner {
             .filter(|p| p.session.id() == session_id)
     }
 
+    /// The direct peer whose session uses `addr` as its address (the only
+    /// peers whose pingwaves and routed datagrams we act on).
+    fn direct_peer_at(&self, addr: SocketAddr) -> Option<u64> {
+        self.addr_index.get(&addr).map(|id| *id)
+    }
+
+    /// A pingwave: the router learns a route from it and says where its
+    /// copies go (never back to the sender; only from direct peers).
+    fn handle_pingwave(&self, buf: &[u8], from: SocketAddr) {
+        let from_peer = self.direct_peer_at(from);
+        let outcome = self.router().on_pingwave(from_peer, buf, Instant::now());
+        if let PingwaveOutcome::Accepted { relay } = outcome {
+            for copy in relay {
+                if let Some(addr) = self.peers.get(&copy.to).map(|p| p.addr()) {
+                    self.transmit(addr, vec![copy.bytes.to_vec()], false);
+                }
+            }
+        }
+    }
+
     fn handle_routed(&self, buf: &mut [u8], from: SocketAddr, touched: &mut Touched) {
         let Ok(rt) = RoutingHeader::decode(buf) else {
             bump(&self.stats.malformed);
             return;
         };
         if rt.dest_id != self.node_id {
-            // Not a relay (multi-hop routing is a later layer).
-            bump(&self.stats.not_for_us);
+            // A relay: forward only what an authenticated direct peer sent,
+            // towards the best route that does not lead back to it.
+            let from_peer = self.direct_peer_at(from);
+            let decision = self.router().forward(from_peer, buf, Instant::now());
+            match decision {
+                Forward::Relay { next_hop, .. } => {
+                    if let Some(addr) = self.peers.get(&next_hop).map(|p| p.addr())
+                        && decision.rewrite(buf)
+                    {
+                        self.transmit(addr, vec![buf.to_vec()], false);
+                    }
+                }
+                _ => bump(&self.stats.not_for_us),
+            }
             return;
         }
         let Ok(header) = NetHeader::decode(&buf[ROUTING_HEADER_SIZE..]) else {
@@ -144,9 +178,8 @@ impl Inner {
             self.handle_routed_handshake(buf, &rt, from);
             return;
         }
-        if header.is_heartbeat() {
-            return; // heartbeats are link-local
-        }
+        // Heartbeats too: a relayed peer's liveness (v0.11 sends none
+        // routed; its relayed peers are never heard, as in v0.11).
         let Some(peer) = self.peer_by_session(header.session_id) else {
             bump(&self.stats.unknown_session);
             return;
@@ -189,7 +222,8 @@ impl Inner {
             let Ok(accepted) = self.responder.accept_direct(buf, pending.node_id) else {
                 continue;
             };
-            match self.install_session(pending.node_id, from, &accepted.keys, Role::Responder) {
+            match self.install_session(pending.node_id, from, &accepted.keys, Role::Responder, None)
+            {
                 Ok(peer) => {
                     // msg2 first: the caller's handshake finishes without
                     // waiting for our hello's signature.
@@ -229,11 +263,20 @@ impl Inner {
             bump(&self.stats.handshakes_failed);
             return;
         }
-        // The re-key rule lives in install_session: a live session for this
-        // node_id refuses the newcomer, whatever its key.
-        if let Ok(peer) =
-            self.install_session(accepted.peer_node_id, from, &accepted.keys, Role::Responder)
-        {
+        // Through a relay when it came from another direct peer's address
+        // (else the initiator sent it straight to us: the routed form of a
+        // direct connect). The re-key rule lives in install_session: a live
+        // session for this node_id refuses the newcomer, whatever its key.
+        let relay = self
+            .direct_peer_at(from)
+            .filter(|id| *id != accepted.peer_node_id);
+        if let Ok(peer) = self.install_session(
+            accepted.peer_node_id,
+            from,
+            &accepted.keys,
+            Role::Responder,
+            relay,
+        ) {
             // msg2 first: the caller's handshake finishes without waiting
             // for our hello's signature.
             self.transmit(from, vec![accepted.msg2], false);
@@ -256,6 +299,7 @@ impl Inner {
                 pending.addr,
                 &keys,
                 Role::Initiator,
+                pending.relay,
             ) {
                 Ok(peer) => {
                     self.send_hello(&peer, false);
@@ -311,6 +355,7 @@ impl Inner {
         if header.is_heartbeat() {
             bump(&self.stats.heartbeats_received);
             peer.heartbeat(now);
+            self.router().table_mut().heard_from(peer.node_id, now);
             return;
         }
         match header.subprotocol_id {
@@ -386,6 +431,10 @@ impl Inner {
             }
             b.is_net()
         };
+        // A Net peer: our pingwaves to it carry Net reach (TTL 8).
+        self.router()
+            .table_mut()
+            .set_peer_protocol(peer.node_id, PeerProtocol::Net);
         // Ciphers (docs/mesh.md): AES-flagged packets are opened from now
         // on if we offered AES (the peer sends them only after our ack of
         // this hello, which follows); data goes out with AES once the

@@ -19,7 +19,11 @@ use super::super::reliable::RelAck;
 use super::super::stream::TxMode;
 use super::{Inner, MeshError, bump};
 use crate::cancel::CancelToken;
-use crate::wire::{CONTROL_STREAM_ID, MAX_PAYLOAD_SIZE, StreamWindow, encode_events, flags, ids};
+use crate::identity::routing_id;
+use crate::wire::{
+    CONTROL_STREAM_ID, MAX_PAYLOAD_SIZE, ROUTED_DATA_TTL, RoutingHeader, StreamWindow,
+    encode_events, flags, ids,
+};
 
 /// The largest framed payload of a packet on a stream with `window`: a
 /// packet never costs more than the window, so every packet can eventually
@@ -53,7 +57,7 @@ impl Inner {
     pub(super) fn send_control(&self, peer: &Peer, kind: &PacketKind, plaintext: &[u8]) {
         let mut out = Vec::new();
         if peer.session.seal(kind, plaintext, &mut out).is_ok() {
-            self.transmit(peer.addr(), vec![out], false);
+            self.transmit_to_peer(peer, vec![out], false);
         }
     }
 
@@ -155,7 +159,7 @@ impl Inner {
         self.stats
             .retransmits
             .fetch_add(datagrams.len() as u64, Ordering::Relaxed);
-        self.transmit(peer.addr(), datagrams, false);
+        self.transmit_to_peer(peer, datagrams, false);
     }
 
     /// The send path of `send` (deadline None) and `send_blocking`
@@ -408,6 +412,42 @@ impl Inner {
     /// Sends datagrams to `to` (through the test packet filter, when one
     /// is installed). With `wait`, a full kernel buffer is waited out
     /// (bounded); otherwise the datagram drops.
+    /// Sends sealed packets to `peer`: to its address, or for a relayed
+    /// peer behind a routing header (data TTL 8) to the next hop of the
+    /// best route to it — its relay, or another path when the relay failed.
+    /// A relayed peer with no usable hop left gets nothing (its failure
+    /// detector notices).
+    pub(super) fn transmit_to_peer(&self, peer: &Peer, mut datagrams: Vec<Vec<u8>>, wait: bool) {
+        let Some(relay) = peer.relay else {
+            self.transmit(peer.addr(), datagrams, wait);
+            return;
+        };
+        let hop = self
+            .router()
+            .route_for(peer.node_id, Instant::now())
+            .map_or(relay, |route| route.next_hop);
+        let Some(addr) = self
+            .peers
+            .get(&hop)
+            .filter(|p| p.relay.is_none())
+            .map(|p| p.addr())
+        else {
+            return;
+        };
+        let header = RoutingHeader {
+            ttl: ROUTED_DATA_TTL,
+            hop_count: 0,
+            flags: 0,
+            src_id: routing_id(self.node_id),
+            dest_id: peer.node_id,
+        }
+        .encode();
+        for datagram in &mut datagrams {
+            datagram.splice(0..0, header);
+        }
+        self.transmit(addr, datagrams, wait);
+    }
+
     pub(super) fn transmit(&self, to: SocketAddr, datagrams: Vec<Vec<u8>>, wait: bool) {
         if datagrams.is_empty() {
             return;

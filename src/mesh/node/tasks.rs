@@ -10,7 +10,6 @@
 //!   is a v0.11 peer).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::super::failure::Health;
@@ -18,7 +17,6 @@ use super::super::packet::PacketKind;
 use super::super::peer::Peer;
 use super::super::stream::TxMode;
 use super::{Inner, bump};
-use crate::wire::Pingwave;
 
 /// Period of the reliability tick.
 pub(super) const TICK: Duration = Duration::from_millis(5);
@@ -53,9 +51,19 @@ pub(super) fn heartbeat_round(inner: &Inner) {
     for peer in &peers {
         inner.send_control(peer, &PacketKind::HEARTBEAT, &[]);
         bump(&inner.stats.heartbeats_sent);
-        let seq = inner.pingwave_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let pingwave = Pingwave::new(inner.node_id, seq, micros).encode();
-        inner.transmit(peer.addr(), vec![pingwave.to_vec()], false);
+    }
+    // One pingwave per direct peer (TTL 3 to v0.11 peers, 8 to Net peers),
+    // right after the heartbeats; the router's table ages meanwhile.
+    let pingwaves = {
+        let mut router = inner.router();
+        let out = router.originate_pingwaves(micros);
+        router.tick(now);
+        out
+    };
+    for pingwave in pingwaves {
+        if let Some(addr) = inner.peers.get(&pingwave.to).map(|p| p.addr()) {
+            inner.transmit(addr, vec![pingwave.bytes.to_vec()], false);
+        }
     }
     for peer in &peers {
         if peer.should_evict(now) {
@@ -66,6 +74,15 @@ pub(super) fn heartbeat_round(inner: &Inner) {
         }
         if peer.health(now) == Health::Failed {
             tracing::debug!(peer = peer.node_id, "peer failed (3 heartbeats missed)");
+            // Withdraws the routes through it and reroutes at once.
+            let reroutes = inner.router().table_mut().peer_failed(peer.node_id, now);
+            if !reroutes.is_empty() {
+                tracing::info!(
+                    peer = peer.node_id,
+                    routes = reroutes.len(),
+                    "rerouted around a failed peer"
+                );
+            }
         }
         peer.streams().sweep(now);
     }
@@ -102,7 +119,11 @@ fn reliability_round(inner: &Inner) {
                 if stream.rx.receiver.ack_due() {
                     acks.push(stream.rx.receiver.take_ack(id));
                 }
-                if let Some(total) = stream.rx.take_grant(1) {
+                if let Some(total) = stream
+                    .rx
+                    .take_grant(1)
+                    .or_else(|| stream.rx.regrant_due(now))
+                {
                     grants.push((id, total));
                 }
             }

@@ -187,7 +187,7 @@ impl MeshNode {
         let keys = SessionKeys::derive(&handshake_hash, Role::Initiator);
         let peer = self
             .inner
-            .install_session(peer_node_id, addr, &keys, Role::Initiator)?;
+            .install_session(peer_node_id, addr, &keys, Role::Initiator, None)?;
         self.inner.send_hello(&peer, false);
         Ok(())
     }

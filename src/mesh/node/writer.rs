@@ -173,7 +173,7 @@ impl Inner {
             self.stats
                 .packets_written
                 .fetch_add(packets, Ordering::Relaxed);
-            self.transmit(peer.addr(), datagrams, true);
+            self.transmit_to_peer(peer, datagrams, true);
         }
     }
 }
