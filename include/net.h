@@ -260,6 +260,9 @@ enum net_status_t
     NET_ERR_MESH_HANDSHAKE_IN_PROGRESS = -208,
     // The stream was closed (its handle freed) while the call waited.
     NET_ERR_MESH_STREAM_CLOSED = -209,
+    // No route to the node (`net_mesh_connect_routed`), or the relay named
+    // is not a direct peer (`net_mesh_connect_via`).
+    NET_ERR_MESH_NO_ROUTE = -210,
     // The CortEX fold is not running (halted on an error under the stop
     // policy, or closed); reopen the model.
     NET_ERR_CORTEX_HALTED = -300,

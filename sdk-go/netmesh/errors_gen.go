@@ -173,6 +173,10 @@ const (
 	// StatusMeshStreamClosed is NET_ERR_MESH_STREAM_CLOSED (-209):
 	// The stream was closed (its handle freed) while the call waited.
 	StatusMeshStreamClosed Status = C.NET_ERR_MESH_STREAM_CLOSED
+	// StatusMeshNoRoute is NET_ERR_MESH_NO_ROUTE (-210):
+	// No route to the node (`net_mesh_connect_routed`), or the relay named
+	// is not a direct peer (`net_mesh_connect_via`).
+	StatusMeshNoRoute Status = C.NET_ERR_MESH_NO_ROUTE
 	// StatusCortexHalted is NET_ERR_CORTEX_HALTED (-300):
 	// The CortEX fold is not running (halted on an error under the stop
 	// policy, or closed); reopen the model.
@@ -270,6 +274,7 @@ const (
 	ErrMeshIdentityRefused        = StatusMeshIdentityRefused
 	ErrMeshHandshakeInProgress    = StatusMeshHandshakeInProgress
 	ErrMeshStreamClosed           = StatusMeshStreamClosed
+	ErrMeshNoRoute                = StatusMeshNoRoute
 	ErrCortexHalted               = StatusCortexHalted
 	ErrCortexInvalidQuery         = StatusCortexInvalidQuery
 	ErrCortexInvalidConfig        = StatusCortexInvalidConfig
@@ -344,6 +349,7 @@ var statusTable = [...]statusInfo{
 	{StatusMeshIdentityRefused, "NET_ERR_MESH_IDENTITY_REFUSED", "the peer failed identity binding"},
 	{StatusMeshHandshakeInProgress, "NET_ERR_MESH_HANDSHAKE_IN_PROGRESS", "another connect to the same node or address is in flight"},
 	{StatusMeshStreamClosed, "NET_ERR_MESH_STREAM_CLOSED", "the stream was closed (its handle freed) while the call waited"},
+	{StatusMeshNoRoute, "NET_ERR_MESH_NO_ROUTE", "no route to the node (net_mesh_connect_routed), or the relay named is not a direct peer"},
 	{StatusCortexHalted, "NET_ERR_CORTEX_HALTED", "the CortEX fold is not running (halted on an error under the stop policy, or closed); reopen the model"},
 	{StatusCortexInvalidQuery, "NET_ERR_CORTEX_INVALID_QUERY", "a CortEX query filter is invalid; the message names the key"},
 	{StatusCortexInvalidConfig, "NET_ERR_CORTEX_INVALID_CONFIG", "a CortEX model configuration is invalid; the message names the key"},

@@ -313,6 +313,13 @@ export declare class MeshHandshakeInProgressError extends MeshError {}
  */
 export declare class MeshStreamClosedError extends MeshError {}
 /**
+ * No route to the node (`net_mesh_connect_routed`), or the relay named
+ * is not a direct peer (`net_mesh_connect_via`).
+ *
+ * Status `NET_ERR_MESH_NO_ROUTE` (-210).
+ */
+export declare class MeshNoRouteError extends MeshError {}
+/**
  * Base class of the NET_ERR_CORTEX_* errors; also raised for a code of
  * their block (-300 to -399) that this SDK does not know yet.
  */

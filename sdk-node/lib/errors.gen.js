@@ -318,6 +318,13 @@ class MeshHandshakeInProgressError extends MeshError {}
  */
 class MeshStreamClosedError extends MeshError {}
 /**
+ * No route to the node (`net_mesh_connect_routed`), or the relay named
+ * is not a direct peer (`net_mesh_connect_via`).
+ *
+ * Status `NET_ERR_MESH_NO_ROUTE` (-210).
+ */
+class MeshNoRouteError extends MeshError {}
+/**
  * Base class of the NET_ERR_CORTEX_* errors; also raised for a code of
  * their block (-300 to -399) that this SDK does not know yet.
  */
@@ -458,6 +465,7 @@ const CLASS_BY_STATUS = new Map([
   [-207, MeshIdentityRefusedError], // NET_ERR_MESH_IDENTITY_REFUSED
   [-208, MeshHandshakeInProgressError], // NET_ERR_MESH_HANDSHAKE_IN_PROGRESS
   [-209, MeshStreamClosedError], // NET_ERR_MESH_STREAM_CLOSED
+  [-210, MeshNoRouteError], // NET_ERR_MESH_NO_ROUTE
   [-300, CortexHaltedError], // NET_ERR_CORTEX_HALTED
   [-301, CortexInvalidQueryError], // NET_ERR_CORTEX_INVALID_QUERY
   [-302, CortexInvalidConfigError], // NET_ERR_CORTEX_INVALID_CONFIG
@@ -535,6 +543,7 @@ const ERROR_CLASSES = Object.freeze({
   MeshIdentityRefusedError,
   MeshHandshakeInProgressError,
   MeshStreamClosedError,
+  MeshNoRouteError,
   CortexError,
   CortexHaltedError,
   CortexInvalidQueryError,

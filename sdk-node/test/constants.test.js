@@ -121,6 +121,7 @@ test('every error code maps to its error class', () => {
     NET_ERR_MESH_IDENTITY_REFUSED: 'MeshIdentityRefusedError',
     NET_ERR_MESH_HANDSHAKE_IN_PROGRESS: 'MeshHandshakeInProgressError',
     NET_ERR_MESH_STREAM_CLOSED: 'MeshStreamClosedError',
+    NET_ERR_MESH_NO_ROUTE: 'MeshNoRouteError',
     NET_ERR_CORTEX_HALTED: 'CortexHaltedError',
     NET_ERR_CORTEX_INVALID_QUERY: 'CortexInvalidQueryError',
     NET_ERR_CORTEX_INVALID_CONFIG: 'CortexInvalidConfigError',

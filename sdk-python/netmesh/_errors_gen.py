@@ -64,6 +64,7 @@ __all__ = [
     "MeshIdentityRefusedError",
     "MeshHandshakeInProgressError",
     "MeshStreamClosedError",
+    "MeshNoRouteError",
     "CortexError",
     "CortexHaltedError",
     "CortexInvalidQueryError",
@@ -444,6 +445,14 @@ class MeshStreamClosedError(MeshError):
     """
 
 
+class MeshNoRouteError(MeshError):
+    """No route to the node (`net_mesh_connect_routed`), or the relay named
+    is not a direct peer (`net_mesh_connect_via`).
+
+    Status ``NET_ERR_MESH_NO_ROUTE`` (-210).
+    """
+
+
 class CortexError(NetError):
     """Base class of the NET_ERR_CORTEX_* errors; also raised for a code of
     their block (-300 to -399) that this SDK does not know yet.
@@ -599,6 +608,7 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     -207: MeshIdentityRefusedError,  # NET_ERR_MESH_IDENTITY_REFUSED
     -208: MeshHandshakeInProgressError,  # NET_ERR_MESH_HANDSHAKE_IN_PROGRESS
     -209: MeshStreamClosedError,  # NET_ERR_MESH_STREAM_CLOSED
+    -210: MeshNoRouteError,  # NET_ERR_MESH_NO_ROUTE
     -300: CortexHaltedError,  # NET_ERR_CORTEX_HALTED
     -301: CortexInvalidQueryError,  # NET_ERR_CORTEX_INVALID_QUERY
     -302: CortexInvalidConfigError,  # NET_ERR_CORTEX_INVALID_CONFIG
@@ -676,7 +686,8 @@ NetError
 │   ├── MeshTooLargeError (also ValueError)  NET_ERR_MESH_TOO_LARGE
 │   ├── MeshIdentityRefusedError  NET_ERR_MESH_IDENTITY_REFUSED
 │   ├── MeshHandshakeInProgressError  NET_ERR_MESH_HANDSHAKE_IN_PROGRESS
-│   └── MeshStreamClosedError  NET_ERR_MESH_STREAM_CLOSED
+│   ├── MeshStreamClosedError  NET_ERR_MESH_STREAM_CLOSED
+│   └── MeshNoRouteError  NET_ERR_MESH_NO_ROUTE
 ├── CortexError  NET_ERR_CORTEX_*
 │   ├── CortexHaltedError  NET_ERR_CORTEX_HALTED
 │   ├── CortexInvalidQueryError (also ValueError)  NET_ERR_CORTEX_INVALID_QUERY
