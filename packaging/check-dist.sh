@@ -78,8 +78,10 @@ platform_tgz=$dist/netmesh-$NET_NODE_PLATFORM-$NET_VERSION.tgz
 nd=$work/node && mkdir -p "$nd"
 echo '{ "name": "netmesh-dist-check", "version": "0.0.0", "private": true }' >"$nd/package.json"
 run "$nd" node npm install --no-audit --no-fund --prefer-offline "$platform_tgz" "$main_tgz"
-if grep -qi "install-scripts\|install script" "$logs/node.log"; then
-    fail "npm warned about install scripts: $(grep -i 'install' "$logs/node.log" | head -n3)"
+# npm's wording changes between versions ("install script", "scripts were
+# not run", "approve-builds"): any warning line naming scripts fails.
+if grep -iE "warn" "$logs/node.log" | grep -qiE "scripts?|approve-builds"; then
+    fail "npm warned about install scripts: $(grep -iE 'warn' "$logs/node.log" | grep -iE 'scripts?|approve-builds' | head -n3)"
 fi
 [ -f "$nd/node_modules/@netmesh/$NET_NODE_PLATFORM/libnet.so" ] || fail "@netmesh/$NET_NODE_PLATFORM was not installed"
 cat >"$nd/check.mjs" <<'JS'
@@ -101,7 +103,10 @@ const { Identity } = netmesh;
 const me = Identity.generate();
 me.close();
 const lib = netmesh.internal.libraryPath;
-if (!lib.includes('node_modules')) throw new Error(`libnet loaded from ${lib}`);
+if (!lib.includes(`node_modules/@netmesh/`)) throw new Error(`libnet loaded from ${lib}, not the platform package`);
+if (require('node:fs').existsSync(require('node:path').join(require.resolve('netmesh'), '..', 'lib', 'native'))) {
+  throw new Error('netmesh carries its own lib/native/ copy of libnet');
+}
 console.log(`cjs ok: netmesh ${netmesh.version()} from ${lib}`);
 JS
 cat >"$nd/check.mts" <<'TS'

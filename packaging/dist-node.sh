@@ -56,15 +56,6 @@ printf '# @netmesh/%s\n\nlibnet for [netmesh](https://www.npmjs.com/package/netm
         cp "$sdk/$f" "$main/$f"
     done
 cp "$root/LICENSE" "$main/LICENSE"
-# Until lib/native.js asks lib/native-path.js for the platform package,
-# the library must also sit in lib/native/ (see docs/packaging.md).
-transitional=
-if ! grep -q "require('./native-path')" "$main/lib/native.js"; then
-    transitional=1
-    mkdir -p "$main/lib/native"
-    cp "$lib" "$main/lib/native/libnet.so"
-fi
-
 # koffi and its prebuilt binary for this platform, without running koffi's
 # install script (it only looks for that binary).
 echo '{"name":"netmesh-bundle","version":"0.0.0","private":true}' >"$main/package.json"
@@ -74,9 +65,9 @@ echo '{"name":"netmesh-bundle","version":"0.0.0","private":true}' >"$main/packag
 # index.mjs: the named exports of index.js, generated now (gen-esm.js).
 NET_LIBRARY_PATH=$lib node "$sdk/scripts/gen-esm.js" "$main"
 
-node - "$sdk/package.json" "$main/package.json" "$NET_VERSION" "$koffi_platform" "$NET_OS" "$transitional" <<'JS'
+node - "$sdk/package.json" "$main/package.json" "$NET_VERSION" "$koffi_platform" "$NET_OS" <<'JS'
 const fs = require('node:fs');
-const [source, file, version, koffiPlatform, os, transitional] = process.argv.slice(2);
+const [source, file, version, koffiPlatform, os] = process.argv.slice(2);
 const dev = JSON.parse(fs.readFileSync(source, 'utf8'));
 const pkg = {
   name: dev.name,
@@ -108,7 +99,6 @@ const pkg = {
     ['x64', 'arm64'].map((cpu) => [`@netmesh/${os}-${cpu}-gnu`, version]),
   ),
 };
-if (transitional) pkg.files.push('lib/native/');
 fs.writeFileSync(file, JSON.stringify(pkg, null, 2) + '\n');
 JS
 
@@ -118,4 +108,4 @@ rm -f "$dist"/netmesh-*.tgz
 main_tgz=$dist/netmesh-$NET_VERSION.tgz
 platform_tgz=$dist/netmesh-$NET_NODE_PLATFORM-$NET_VERSION.tgz
 [ -f "$main_tgz" ] && [ -f "$platform_tgz" ] || { echo "dist: npm pack wrote no tarball" >&2; exit 1; }
-echo "dist: $(basename "$main_tgz") ($(du -h "$main_tgz" | cut -f1)), $(basename "$platform_tgz") ($(du -h "$platform_tgz" | cut -f1))${transitional:+ (libnet also in netmesh: lib/native.js predates lib/native-path.js)}"
+echo "dist: $(basename "$main_tgz") ($(du -h "$main_tgz" | cut -f1)), $(basename "$platform_tgz") ($(du -h "$platform_tgz" | cut -f1))"

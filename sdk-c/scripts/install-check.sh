@@ -37,8 +37,8 @@ expect_dynamic_from_prefix() {
     local bin=$1 dep resolved
     dep=$(needed "$bin" | grep 'libnet' || true)
     [ -n "$dep" ] || fail "$bin has no libnet.so dependency"
-    [[ $dep =~ ^libnet\.so(\.[0-9]+)*$ ]] ||
-        fail "$bin records libnet as '$dep' in DT_NEEDED (expected a bare soname like libnet.so)"
+    [[ $dep =~ ^libnet(mesh)?\.so(\.[0-9]+)*$ ]] ||
+        fail "$bin records libnet as '$dep' in DT_NEEDED (expected a bare soname like libnetmesh.so.2)"
     resolved=$(LD_LIBRARY_PATH="$prefix/lib" ldd "$bin" | awk '$1 == "'"$dep"'" {print $3}')
     [ "$resolved" = "$prefix/lib/libnet.so" ] || [ "$resolved" = "$prefix/lib/$dep" ] ||
         fail "$bin resolves libnet to '$resolved', expected $prefix/lib/$dep"

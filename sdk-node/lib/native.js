@@ -8,24 +8,18 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const koffi = require('koffi');
+const nativePath = require('./native-path');
 const { STATUS, CONSTANTS, ENUMS, defineTypes, PROTOTYPES } = require('./native.gen');
 
 /** The libnet ABI version this SDK was written for. */
 const SDK_ABI_VERSION = 2;
 
-function libraryFileName() {
-  switch (process.platform) {
-    case 'darwin':
-      return 'libnet.dylib';
-    case 'win32':
-      return 'net.dll';
-    default:
-      return 'libnet.so';
-  }
-}
-
-/** Where `npm pack` puts the bundled copy of libnet (see scripts/bundle-native.js). */
-const BUNDLED_LIBRARY_PATH = path.join(__dirname, 'native', libraryFileName());
+/**
+ * The bundled libnet for this platform: the @netmesh/<os>-<arch>-gnu package
+ * npm installed beside netmesh, else lib/native/ of a development pack
+ * (lib/native-path.js).
+ */
+const BUNDLED_LIBRARY_PATH = nativePath.bundledLibraryPath();
 
 function resolveLibraryPath() {
   // Workers of the async pool and the log puller load exactly the library the
@@ -40,9 +34,8 @@ function resolveLibraryPath() {
   }
   if (!fs.existsSync(BUNDLED_LIBRARY_PATH)) {
     throw new Error(
-      `netmesh: the bundled libnet is missing (${BUNDLED_LIBRARY_PATH}). ` +
-        'Install netmesh from its packed tarball (npm pack runs scripts/bundle-native.js), ' +
-        'or set NET_LIBRARY_PATH to a libnet shared library for development.',
+      `${nativePath.missingLibraryHint()} (In a checkout: npm pack runs ` +
+        'scripts/bundle-native.js, which copies libnet into lib/native/.)',
     );
   }
   return BUNDLED_LIBRARY_PATH;

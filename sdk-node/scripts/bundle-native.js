@@ -6,8 +6,9 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-const fileName =
-  process.platform === 'darwin' ? 'libnet.dylib' : process.platform === 'win32' ? 'net.dll' : 'libnet.so';
+const { libraryFileName } = require('../lib/native-path');
+
+const fileName = libraryFileName();
 const pkgDir = path.resolve(__dirname, '..');
 const candidates = [
   process.env.NET_LIBRARY_PATH,

@@ -394,8 +394,8 @@ fn next_items(tail: &mut crate::redex::RedexTail) -> Option<Vec<Result<TailItem,
     }
 }
 
-/// Folds a batch under one state lock, then publishes the watermarks and
-/// the change notifications together. Returns false when the fold halts.
+/// Folds a batch under one state lock and, before releasing it, publishes
+/// the watermarks and the change notifications together. Returns false when the fold halts.
 fn fold_batch<F: Fold>(
     shared: &Shared<F>,
     items: Vec<Result<TailItem, FoldError>>,
@@ -403,8 +403,12 @@ fn fold_batch<F: Fold>(
 ) -> bool {
     let mut expected = shared.progress().expected_next;
     let mut outcomes: Vec<(Option<u64>, Result<(), FoldError>)> = Vec::with_capacity(items.len());
+    // The state lock is held until the watermarks cover the batch: a reader
+    // of both (`with_state`, hence every snapshot) never sees events in the
+    // state that `applied_through` does not claim yet, which a restore would
+    // then apply twice. Lock order: state, then progress.
+    let mut state = shared.state.write().unwrap_or_else(|e| e.into_inner());
     {
-        let mut state = shared.state.write().unwrap_or_else(|e| e.into_inner());
         for item in items {
             let (seq, result) = match item {
                 Ok(TailItem::Entry(entry)) => {
@@ -500,6 +504,7 @@ fn fold_batch<F: Fold>(
         // that event's notification, not before it.
         shared.changes.send_all(folded);
     }
+    drop(state);
     shared.progressed.notify_all();
     keep_going
 }

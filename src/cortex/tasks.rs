@@ -176,7 +176,8 @@ pub struct TaskQuery {
     pub ids: Option<Vec<u64>>,
     /// Only this status.
     pub status: Option<TaskStatus>,
-    /// Title contains this text (case-sensitive).
+    /// Title contains this text, ignoring case (Unicode lowercase; ASCII
+    /// without allocating).
     pub title_contains: Option<String>,
     /// Created at or after (UNIX ns).
     pub created_after: Option<u64>,
@@ -207,7 +208,7 @@ impl TaskQuery {
         self
     }
 
-    /// Only tasks whose title contains `text`.
+    /// Only tasks whose title contains `text`, ignoring case.
     #[must_use]
     pub fn title_contains(mut self, text: impl Into<String>) -> Self {
         self.title_contains = Some(text.into());
@@ -259,6 +260,22 @@ impl TaskQuery {
     }
 }
 
+/// Whether `haystack` contains `needle`, ignoring case: byte windows for
+/// ASCII text, Unicode lowercase otherwise (COMPUTE.md §6: the title
+/// filter is case-insensitive).
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if haystack.is_ascii() && needle.is_ascii() {
+        return haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()));
+    }
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
 impl sealed::Sealed for TaskQuery {}
 
 impl ModelQuery for TaskQuery {
@@ -270,7 +287,7 @@ impl ModelQuery for TaskQuery {
             && self
                 .title_contains
                 .as_ref()
-                .is_none_or(|t| task.title.contains(t.as_str()))
+                .is_none_or(|t| contains_ignore_case(&task.title, t))
             && self.created_after.is_none_or(|t| task.created_ns >= t)
             && self.created_before.is_none_or(|t| task.created_ns < t)
             && self.updated_after.is_none_or(|t| task.updated_ns >= t)

@@ -28,9 +28,17 @@
 //! * A bundle restored into a log that lacks its events (a fresh redex)
 //!   folds the events appended afterwards (v0.11 waits for seqs past the
 //!   bundle's).
-//! * The accessors return [`NetDbError::ModelNotIncluded`] for a model that is
-//!   not enabled instead of panicking; `try_tasks` / `try_memories` return an
-//!   `Option`.
+//! * The accessors return [`NetDbError::ModelNotIncluded`] for a model that
+//!   is not enabled instead of panicking; `try_tasks` / `try_memories` return
+//!   an `Option`.
+//!
+//! (The links name full paths: this module's docs are resolved from the
+//! crate root, as `lib.rs` documents the module too.)
+//!
+//! [`TasksAdapter`]: crate::cortex::TasksAdapter
+//! [`MemoriesAdapter`]: crate::cortex::MemoriesAdapter
+//! [`NetDb::snapshot`]: crate::netdb::NetDb::snapshot
+//! [`NetDbError::ModelNotIncluded`]: crate::netdb::NetDbError::ModelNotIncluded
 
 mod bundle;
 

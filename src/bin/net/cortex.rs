@@ -33,31 +33,37 @@ pub struct ModelArgs {
 /// Runs a `net cortex` subcommand.
 pub fn run(command: CortexCommand, out: Output) -> Result<()> {
     match command {
-        CortexCommand::Tasks(args) => show::<TasksFold>(&args, out, |task| {
-            format!(
-                "{:>6}  {:<9}  {}  {}",
-                task["id"],
-                task["status"].as_str().unwrap_or(""),
-                time(&task["updated_ns"]),
-                task["title"].as_str().unwrap_or("")
-            )
-        }),
-        CortexCommand::Memories(args) => show::<MemoriesFold>(&args, out, |memory| {
-            format!(
-                "{:>6}  {}  {}  [{}]  {}{}",
-                memory["id"],
-                time(&memory["updated_ns"]),
-                memory["source"].as_str().unwrap_or(""),
-                joined(&memory["tags"]),
-                if memory["pinned"].as_bool() == Some(true) {
-                    "(pinned) "
-                } else {
-                    ""
-                },
-                memory["content"].as_str().unwrap_or("")
-            )
-        }),
+        CortexCommand::Tasks(args) => show::<TasksFold>(&args, out, task_line),
+        CortexCommand::Memories(args) => show::<MemoriesFold>(&args, out, memory_line),
     }
+}
+
+/// One task row (its JSON form) as a line of text.
+pub fn task_line(task: &Value) -> String {
+    format!(
+        "{:>6}  {:<9}  {}  {}",
+        task["id"],
+        task["status"].as_str().unwrap_or(""),
+        time(&task["updated_ns"]),
+        task["title"].as_str().unwrap_or("")
+    )
+}
+
+/// One memory row (its JSON form) as a line of text.
+pub fn memory_line(memory: &Value) -> String {
+    format!(
+        "{:>6}  {}  {}  [{}]  {}{}",
+        memory["id"],
+        time(&memory["updated_ns"]),
+        memory["source"].as_str().unwrap_or(""),
+        joined(&memory["tags"]),
+        if memory["pinned"].as_bool() == Some(true) {
+            "(pinned) "
+        } else {
+            ""
+        },
+        memory["content"].as_str().unwrap_or("")
+    )
 }
 
 fn time(v: &Value) -> String {

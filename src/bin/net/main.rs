@@ -11,6 +11,7 @@ mod cortex;
 mod error;
 mod identity;
 mod mesh;
+mod netdb;
 mod output;
 mod redex;
 
@@ -40,6 +41,10 @@ enum Command {
     /// Fold a CortEX model's log and print its state.
     #[command(subcommand)]
     Cortex(cortex::CortexCommand),
+    /// Cut a NetDB bundle (tasks and memories at one point) from a RedEX
+    /// directory, and open one.
+    #[command(subcommand)]
+    Netdb(netdb::NetdbCommand),
     /// Make and show identities (32-byte ed25519 seed files).
     #[command(subcommand)]
     Identity(identity::IdentityCommand),
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Redex(command) => redex::run(command, out),
         Command::Cortex(command) => cortex::run(command, out),
+        Command::Netdb(command) => netdb::run(command, out),
         Command::Identity(command) => identity::run_identity(command, out),
         Command::Token(command) => identity::run_token(command, out),
         Command::Mesh(command) => mesh::run(command, out),

@@ -26,7 +26,8 @@ pub enum MeshCommand {
     Up(UpArgs),
     /// List the running node's peers (node id, address, health, cipher, ...).
     Peers(NodeArgs),
-    /// List the running node's routes (today: one direct route per peer).
+    /// List the running node's routes: destination, next hop, hops, kind
+    /// (direct, relayed or learned from pingwaves).
     Routes(NodeArgs),
     /// Show the running node's counters.
     Stats(NodeArgs),
@@ -326,6 +327,29 @@ fn ping(agent: &Agent, request: &Value) -> Result<Value> {
     }))
 }
 
+/// The routing table's routes (`MeshNode::routes_json`), each with the
+/// address of its next hop.
+fn routes(node: &MeshNode) -> Result<Value> {
+    let snapshot: Value = serde_json::from_str(&node.routes_json()).context("routes")?;
+    let addrs: std::collections::HashMap<u64, String> = node
+        .peers()
+        .iter()
+        .map(|p| (p.node_id, p.addr.to_string()))
+        .collect();
+    let routes = snapshot["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|route| {
+            let mut route = route.clone();
+            let hop = route["next_hop"].as_u64().unwrap_or(0);
+            route["addr"] = json!(addrs.get(&hop));
+            route
+        })
+        .collect();
+    Ok(Value::Array(routes))
+}
+
 /// Answers one control request.
 fn handle(agent: &Agent, socket: &Path, stop: &mpsc::Sender<()>, request: &Value) -> Result<Value> {
     let node = agent.node();
@@ -333,12 +357,7 @@ fn handle(agent: &Agent, socket: &Path, stop: &mpsc::Sender<()>, request: &Value
         "info" => Ok(info(agent, socket)),
         "peers" => serde_json::from_str(&node.peers_json()).context("peers"),
         "stats" => serde_json::from_str(&node.stats_json()).context("stats"),
-        "routes" => Ok(Value::Array(
-            node.peers()
-                .iter()
-                .map(|p| json!({"destination": p.node_id, "next_hop": p.node_id, "hops": 1, "addr": p.addr.to_string(), "kind": "direct"}))
-                .collect(),
-        )),
+        "routes" => routes(node),
         "ping" => ping(agent, request),
         "connect" => {
             let contact = Contact::parse(request["contact"].as_str().unwrap_or(""))?;
