@@ -312,10 +312,7 @@ def check_go_decls(block, decls, env):
     block.kind = "declaration"
     genv = go_env(env)
     for name, lines in decls:
-        rc, out = run(["go", "doc", "-short=false", f"./netmesh.{name}"], env=genv,
-                      cwd=os.path.join(ROOT, "sdk-go"))
-        if rc != 0:
-            rc, out = run(["go", "doc", f"./netmesh.{name}"], env=genv, cwd=os.path.join(ROOT, "sdk-go"))
+        rc, out = run(["go", "doc", "./netmesh", name], env=genv, cwd=os.path.join(ROOT, "sdk-go"))
         if rc != 0:
             return fail(block, f"netmesh has no type {name}:\n{out}")
         real = []
@@ -552,6 +549,16 @@ SELF_TEST = {
            "```go\nid, _ := netmesh.GenerateIdentity()\n_, _ = id.Sign([]byte(\"x\"))\n```\n"),
     "go arity": ("```go\n_, _ = netmesh.ChannelHash(\"a\", \"b\")\n```\n",
                  "```go\n_, _ = netmesh.ChannelHash(\"a\")\n```\n"),
+    "c arity": ("<!-- snippet: declare: net_mesh_t *b; -->\n```c\nuint64_t peer, stream; net_bytes_t data;\n"
+                "net_mesh_recv_next(b, NET_WAIT_FOREVER, &peer, &stream, &data, NULL, NULL);\n```\n",
+                "<!-- snippet: declare: net_mesh_t *b; -->\n```c\nuint64_t peer, stream, dropped; net_bytes_t data;\n"
+                "net_mesh_recv_next(b, NET_WAIT_FOREVER, &peer, &stream, &data, &dropped, NULL, NULL);\n```\n"),
+    "go declaration": ("```go\ntype Tasks struct{ *Model[Memory, TaskFilter] }\n```\n",
+                       "```go\ntype Tasks struct{ *Model[Task, TaskFilter] }\n```\n"),
+    "go program": ("```go\npackage main\n\nimport \"github.com/netmesh/net/sdk-go/netmesh\"\n\n"
+                   "func main() {\n\tif err := netmesh.CheckABI(); err == nil {\n\t\tpanic(\"stale\")\n\t}\n}\n```\n",
+                   "```go\npackage main\n\nimport \"github.com/netmesh/net/sdk-go/netmesh\"\n\n"
+                   "func main() {\n\tif err := netmesh.CheckABI(); err != nil {\n\t\tpanic(err)\n\t}\n}\n```\n"),
     "python": ("```python\nfrom netmesh import Identity, no_such_function\n```\n",
                "```python\nfrom netmesh import Identity, channel_hash\n```\n"),
     "python attribute": ("```python\nfrom netmesh import Identity\nwith Identity.generate() as a:\n    a.sign_all(b'x')\n```\n",

@@ -9,8 +9,8 @@
 // Each block becomes the body of `async function snippet() { ... }` in a
 // file of its own (after its declarations and setup), and is
 //   1. syntax-checked by `node --check`;
-//   2. type-checked against the SDK's index.d.ts by tsc (allowJs + checkJs,
-//      one tsc run for all blocks): unknown exports, methods, properties,
+//   2. type-checked against the SDK's index.d.ts by tsc (allowJs + checkJs +
+//      strictNullChecks, one tsc run for all blocks): unknown exports, methods, properties,
 //      wrong arity and argument types are errors;
 //   3. required at run time: every name destructured from require('netmesh')
 //      must exist in the loaded module;
@@ -40,14 +40,16 @@ const lineMaps = new Map();
 const files = [];
 for (const b of blocks) {
   const out = ['// @ts-check', "'use strict';"];
-  const map = [null, null];
+  const map = [null, null, null]; // index 0 unused; lines 1 and 2 are the prologue
   const push = (text, docLine) => {
     for (const [i, l] of text.split('\n').entries()) {
       out.push(l);
       map.push(docLine === null ? null : docLine + i);
     }
   };
-  for (const d of b.declare) push(d, null);
+  // A declared variable has a type and no value: initialise it (as any) so
+  // that strictNullChecks does not call its uses "used before assigned".
+  for (const d of b.declare) push(d.replace(/\blet\s+(\w+)\s*;/g, 'let $1 = /** @type {any} */ (undefined);'), null);
   push('async function snippet() {', null);
   for (const s of b.setup) push(s, null);
   push(placeholders(b.code).replace(/\n$/, ''), b.line);
@@ -76,7 +78,7 @@ for (const b of blocks) {
 // 2. types
 const tsconfig = {
   compilerOptions: {
-    allowJs: true, checkJs: true, noEmit: true, strict: false, skipLibCheck: true,
+    allowJs: true, checkJs: true, noEmit: true, strict: false, strictNullChecks: true, skipLibCheck: true,
     target: 'es2022', lib: ['es2022', 'esnext.disposable'],
     module: 'nodenext', moduleResolution: 'nodenext', moduleDetection: 'force',
     types: ['node'], typeRoots: [path.join(sdk, 'node_modules', '@types')],

@@ -327,9 +327,10 @@ def check(block):
         checker.first_line = first
         checker.stmts(tree.body)
     errors += checker.errors
-    whole = ast.parse(declare + "\n" + setup + "\n" + block["code"], type_comments=False) \
-        if not errors else None
-    free = free_names(whole) if whole is not None else []
+    declared = {t.target.id for t in trees[0][0].body
+                if isinstance(t, ast.AnnAssign) and isinstance(t.target, ast.Name)}
+    whole = ast.parse(setup + "\n" + block["code"]) if not errors else None
+    free = [n for n in free_names(whole) if n not in declared] if whole is not None else []
     if free or block["declare"]:
         kind = "fragment"
         detail = "names, attributes and signatures checked"
