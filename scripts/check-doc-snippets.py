@@ -36,6 +36,11 @@ rendered), each ``<!-- snippet: ... -->``:
 * anything else is setup code placed before the block (C/Go: file-scope /
   function-scope declarations; Python/JS: statements giving values).
 
+The prose is held to net.h too (check_claims): every constant or status
+cited with its value, docs/sdk-c.md's table of the calls with positive
+outcomes (against each call's comment in the header) and its list of the
+calls taking a cancellation token.
+
 Output: one line per block, a summary, exit status 1 on any failure.
 ``--self-test`` feeds the checker one stale block per language and
 asserts that each is reported as failing.
@@ -486,6 +491,88 @@ def check_js(blocks, env):
     apply_results(blocks, out, "jscheck.js")
 
 
+# ------------------------------------------------------ claims in prose ---
+
+POSITIVE = ("NET_TIMEOUT", "NET_END", "NET_LAGGED")
+
+
+def header_facts(stage):
+    with open(os.path.join(stage, "include", "net.h")) as f:
+        text = f.read()
+    values = {k: int(v) for k, v in re.findall(r"\b(NET_[A-Z0-9_]+) = (-?\d+)", text)}
+    values.update({k: int(v) for k, v in re.findall(r"#define (NET_[A-Z0-9_]+) (-?\d+)\b", text)})
+    funcs = {m.group(2): (m.group(1), m.group(3)) for m in
+             re.finditer(r"((?://[^\n]*\n)+)net_status_t (net_\w+)\(([^;]*)\);", text)}
+    return values, funcs
+
+
+def line_of(text, pos):
+    return text.count("\n", 0, pos) + 1
+
+
+def check_claims(paths, stage):
+    """What the guides' prose states about net.h: the value of every constant
+    or status cited with its number, the calls with positive outcomes (the
+    table in docs/sdk-c.md) and the calls that take a cancellation token."""
+    values, funcs = header_facts(stage)
+    out = []
+    for path in paths:
+        with open(os.path.join(ROOT, path)) as f:
+            text = f.read()
+        cited = [(m.start(), m.group(1), int(m.group(2))) for m in re.finditer(
+            r"`(?:Status\.|Constants\.)?(NET_[A-Z0-9_]+)`? (?:\(|=== |\| )(-?\d+)\b", text)]
+        if cited:
+            b = Block(path, line_of(text, cited[0][0]), "c", "", [])
+            b.kind, b.status = "claims", "ok"
+            for pos, name, value in cited:
+                if values.get(name) != value:
+                    fail(b, f"{path}:{line_of(text, pos)}: says {name} is {value}; net.h: {values.get(name)}")
+            for m in re.finditer(r"`NET_ERR_([A-Z]+)_\*` \((-?\d+)…(-?\d+)\)", text):
+                family = [v for k, v in values.items() if k.startswith(f"NET_ERR_{m.group(1)}_")]
+                if (max(family), min(family)) != (int(m.group(2)), int(m.group(3))):
+                    fail(b, f"{path}:{line_of(text, m.start())}: NET_ERR_{m.group(1)}_* are "
+                         f"{max(family)}…{min(family)} in net.h")
+            if b.status == "ok":
+                b.detail = f"{len(cited)} constants and statuses cited with their value match net.h"
+            out.append(b)
+        table = re.search(r"\| call \| positive outcomes \|\n\s*\|[-|]+\|\n((?:[ \t]*\|.*\|\n)+)", text)
+        if table:
+            b = Block(path, line_of(text, table.start()), "c", "", [])
+            b.kind, b.status = "claims", "ok"
+            listed = {}
+            for row in table.group(1).strip().split("\n"):
+                calls, outcomes = row.strip().strip("|").split("|")
+                for call in re.findall(r"`(net_\w+)`", calls):
+                    listed[call] = set(re.findall(r"`(NET_\w+)`", outcomes))
+            for name, (comment, _) in funcs.items():
+                said = {p for p in POSITIVE if p in comment}
+                if name.endswith(("_free", "_close")):
+                    continue
+                if said != listed.get(name, set()):
+                    fail(b, f"{path}: the table gives {name} {sorted(listed.get(name, set())) or 'no positive outcome'}; "
+                         f"its comment in net.h: {sorted(said) or 'none'}")
+            for name in listed:
+                if name not in funcs:
+                    fail(b, f"{path}: the table names {name}, which net.h does not declare")
+            if b.status == "ok":
+                b.detail = f"the positive outcomes of {len(listed)} calls match their net.h comments"
+            out.append(b)
+        blocking = re.search(r"They are (`net_\w+`(?:,|, and| and|\s)*)+", text)
+        if blocking and "Pass `NULL, NULL`" in text[blocking.end():blocking.end() + 40]:
+            b = Block(path, line_of(text, blocking.start()), "c", "", [])
+            b.kind, b.status = "claims", "ok"
+            said = set(re.findall(r"`(net_\w+)`", blocking.group(0)))
+            real = {n for n, (_, params) in funcs.items() if "net_cancel_t *cancel" in params
+                    and "net_error_t *error_out" in params}
+            if said != real:
+                fail(b, f"{path}: the calls taking a cancel token and a net_error_t: guide lists "
+                     f"{sorted(said - real)} that do not, misses {sorted(real - said)}")
+            else:
+                b.detail = f"the {len(real)} calls taking a cancel token and a net_error_t match net.h"
+            out.append(b)
+    return out
+
+
 # ------------------------------------------------------------- driver ---
 
 def check_all(blocks, env, python):
@@ -523,20 +610,22 @@ def report(blocks):
         counts[b.status] = counts.get(b.status, 0) + 1
     per_file = {}
     for b in blocks:
-        c = per_file.setdefault(b.path, {"run": 0, "compiled": 0, "skipped": 0, "failed": 0})
+        c = per_file.setdefault(b.path, {"run": 0, "checked": 0, "claims": 0, "skipped": 0, "failed": 0})
         if b.status == "FAIL":
             c["failed"] += 1
         elif b.status == "skipped":
             c["skipped"] += 1
+        elif b.kind == "claims":
+            c["claims"] += 1
         elif "run" in b.detail and "not run" not in b.detail:
             c["run"] += 1
         else:
-            c["compiled"] += 1
+            c["checked"] += 1
     for path, c in per_file.items():
-        print(f"  {path}: {c['run']} run, {c['compiled']} checked without running, "
-              f"{c['skipped']} skipped, {c['failed']} failed")
+        print(f"  {path}: {c['run']} blocks run, {c['checked']} compiled or checked without running, "
+              f"{c['skipped']} skipped, {c['claims']} prose checks, {c['failed']} failed")
     passed, failed, skipped = counts.get("ok", 0), counts.get("FAIL", 0), counts.get("skipped", 0)
-    print(f"doc snippets: {passed} passed, {failed} failed, {skipped} skipped")
+    print(f"snippets: {passed} passed, {failed} failed, {skipped} skipped")
     return failed == 0
 
 
@@ -576,6 +665,13 @@ SELF_TEST = {
 }
 
 
+STALE_CLAIMS = {
+    "status value": "- `NET_ERR_BUSY` (-7): the free could not finish\n",
+    "outcomes table": "| call | positive outcomes |\n|---|---|\n| `net_redex_tail_next` | `NET_TIMEOUT` |\n",
+    "blocking calls": "They are `net_redex_tail_next` and `net_bus_flush`. Pass `NULL, NULL` for neither.\n",
+}
+
+
 def self_test(env, python):
     """Each stale block must fail and its corrected twin must pass."""
     bad, good = [], []
@@ -594,10 +690,25 @@ def self_test(env, python):
         if b.status != "ok":
             print(f"self-test: the correct {name} block failed:\n{textwrap.indent(b.detail, '    ')}")
             ok = False
-    n = len(SELF_TEST)
+    # Stale prose: each must be reported; the C guide itself must pass.
+    os.makedirs(env.work, exist_ok=True)
+    for name, text in STALE_CLAIMS.items():
+        path = os.path.join(env.work, f"claims-{name}.md")
+        with open(path, "w") as f:
+            f.write(text)
+        results = check_claims([path], env.stage)
+        if not results or all(b.status == "ok" for b in results):
+            print(f"self-test: the stale claim ({name}) was not reported")
+            ok = False
+    for b in check_claims(["docs/sdk-c.md"], env.stage):
+        if b.status != "ok":
+            print(f"self-test: docs/sdk-c.md's claims failed:\n{textwrap.indent(b.detail, '    ')}")
+            ok = False
+    n = len(SELF_TEST) + len(STALE_CLAIMS)
     if ok:
-        print(f"doc snippets self-test: {2 * n} passed, 0 failed "
-              f"({n} stale blocks reported, {n} correct ones accepted)")
+        print(f"self-test: {n} stale blocks and claims reported, {len(SELF_TEST)} correct blocks "
+              "and docs/sdk-c.md's claims accepted")
+        print(f"self-test: {n + len(SELF_TEST) + 1} passed, 0 failed")
     return ok
 
 
@@ -621,6 +732,8 @@ def main():
         with open(os.path.join(ROOT, rel)) as f:
             blocks += extract(rel, f.read())
     check_all(blocks, env, args.python)
+    blocks += check_claims(args.files and [os.path.relpath(os.path.abspath(p), ROOT) for p in args.files]
+                           or GUIDES, env.stage)
     sys.exit(0 if report(blocks) else 1)
 
 

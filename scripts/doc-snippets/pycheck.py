@@ -343,7 +343,7 @@ def check(block):
         else:
             source = setup + "\n" + block["code"]
             try:
-                p = subprocess.run([sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "-c", source],
+                p = subprocess.run([sys.executable, "-X", "dev", "-c", source],
                                    cwd=block["tmp"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True, timeout=60)
                 if p.returncode != 0:
