@@ -11,7 +11,7 @@ staged libnet and the SDKs in this checkout:
   standard headers; a line ``...`` separates file-scope code above it (a
   helper function) from statements below. The ``net_*`` symbols the object
   needs must be exported by the staged libnet.
-* Go: a ``package main`` block is built and run; the other blocks become
+* Go: a ``package main`` block is built, vetted and run; the other blocks become
   ``func snippetN()`` bodies in one package importing netmesh and the
   standard packages they name, type-checked in one ``go build`` (only the
   "declared and not used" / "imported and not used" errors are ignored). A
@@ -424,6 +424,8 @@ def check_go(blocks, env):
         for b, d, tmp in programs:
             exe = os.path.join(bindir, os.path.basename(d))
             rc, out = run(["go", "build", "-o", exe, "."], env=genv, cwd=d, timeout=600)
+            if rc == 0:
+                rc, out = run(["go", "vet", "."], env=genv, cwd=d, timeout=600)
             if rc != 0:
                 fail(b, out)
                 continue
@@ -434,7 +436,7 @@ def check_go(blocks, env):
             if rc != 0:
                 fail(b, f"exit status {rc}:\n{out}")
                 continue
-            b.status, b.detail = "ok", "built and run"
+            b.status, b.detail = "ok", "built, vetted and run"
 
 
 # ------------------------------------------------------- Python and JS ---
@@ -474,7 +476,8 @@ def check_python(blocks, env, python):
     spec = os.path.join(base, "blocks.json")
     with open(spec, "w") as f:
         json.dump(to_json(blocks, base), f)
-    penv = env.run_env(PYTHONPATH=os.path.join(ROOT, "sdk-python"))
+    # netmesh from the checkout (no wheel build), leaving no bytecode in it.
+    penv = env.run_env(PYTHONPATH=os.path.join(ROOT, "sdk-python"), PYTHONDONTWRITEBYTECODE="1")
     rc, out = run([python, os.path.join(HELPERS, "pycheck.py"), spec], env=penv, timeout=600)
     apply_results(blocks, out, "pycheck.py")
 

@@ -361,7 +361,13 @@ def check(block):
 def main():
     with open(sys.argv[1]) as f:
         blocks = json.load(f)
-    results = [check(b) for b in blocks]
+    results = []
+    for b in blocks:
+        try:
+            results.append(check(b))
+        except Exception as e:  # noqa: BLE001 - a checker bug fails this block, not the run
+            results.append({"id": b["id"], "kind": "fragment", "detail": "",
+                            "errors": [f"{b['path']}:{b['line']}: pycheck.py failed: {e!r}"]})
     print(json.dumps(results))
 
 
