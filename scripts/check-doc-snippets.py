@@ -198,6 +198,18 @@ class Env:
         return self.exports
 
 
+C_LITERAL_WITH_LENGTH = re.compile(r'\(const uint8_t \*\)\s*"((?:[^"\\]|\\.)*)"\s*,\s*(\d+)\b')
+
+
+def c_literal_lengths(block, code):
+    """A string literal passed with its length: the length must be right."""
+    for m in C_LITERAL_WITH_LENGTH.finditer(code):
+        value = m.group(1).encode().decode("unicode_escape").encode("utf-8")
+        if len(value) != int(m.group(2)):
+            fail(block, f"{block.path}:{block.line + code.count(chr(10), 0, m.start())}: "
+                 f"\"{m.group(1)}\" is {len(value)} bytes, passed as {m.group(2)}")
+
+
 def check_c(block, env, idx):
     d = os.path.join(env.work, "c", f"b{idx}")
     os.makedirs(d, exist_ok=True)
@@ -224,6 +236,8 @@ def check_c(block, env, idx):
         block.status = "ok"
         return
     block.kind = "fragment"
+    # A line "..." elides code: what is above the first one is file scope (a
+    # helper function), what is below the last one the statements.
     lines = code.split("\n")
     split = [n for n, l in enumerate(lines) if l.strip() == "..."]
     file_scope, body_start = [], 0
@@ -231,7 +245,6 @@ def check_c(block, env, idx):
         file_scope = lines[:split[0]]
         body_start = split[-1] + 1
     body = lines[body_start:]
-    # A line "..." between two statements elides code: drop the middle ones.
     text = "".join(f"#include <{h}>\n" for h in C_HEADERS)
     for decl in block.declare + block.setup:
         text += f"#line {block.line - 1} \"{doc}\"\n{decl}\n"
@@ -251,8 +264,10 @@ def check_c(block, env, idx):
                      - env.libnet_exports())
     if missing:
         return fail(block, "not exported by the staged libnet: " + ", ".join(missing))
-    block.status = "ok"
-    block.detail = "compiled"
+    c_literal_lengths(block, code)
+    if block.status is None:
+        block.status = "ok"
+        block.detail = "compiled"
 
 
 # -------------------------------------------------------------------- Go ---
@@ -585,6 +600,7 @@ def check_all(blocks, env, python):
         if b.skip:
             b.status, b.kind, b.detail = "skipped", "block", b.skip
     by = {lang: [b for b in todo if b.lang == lang] for lang in ("c", "go", "python", "js")}
+    shutil.rmtree(os.path.join(env.work, "c"), ignore_errors=True)
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         jobs = [pool.submit(check_go, by["go"], env) if by["go"] else None,
                 pool.submit(check_python, by["python"], env, python) if by["python"] else None,
@@ -637,6 +653,10 @@ SELF_TEST = {
           "```c\nnet_identity_t *id = NULL;\nnet_identity_generate(&id);\nnet_identity_free(id);\n```\n"),
     "c program": ("```c\n#include <net.h>\nint main(void) { return net_abi_version() == NET_ABI_VERSION ? 3 : 0; }\n```\n",
                   "```c\n#include <net.h>\nint main(void) { return net_abi_version() == NET_ABI_VERSION ? 0 : 3; }\n```\n"),
+    "c length": ("<!-- snippet: declare: net_bus_t *bus; -->\n```c\nnet_bytes_t e = {0}, m = {0};\n"
+                 "net_bus_poll(bus, (const uint8_t *)\"{\\\"limit\\\":10}\", 13, &e, &m, NULL, NULL);\n```\n",
+                 "<!-- snippet: declare: net_bus_t *bus; -->\n```c\nnet_bytes_t e = {0}, m = {0};\n"
+                 "net_bus_poll(bus, (const uint8_t *)\"{\\\"limit\\\":10}\", 12, &e, &m, NULL, NULL);\n```\n"),
     "go": ("```go\nid, _ := netmesh.GenerateIdentity()\n_ = id.SignEverything([]byte(\"x\"))\n```\n",
            "```go\nid, _ := netmesh.GenerateIdentity()\n_, _ = id.Sign([]byte(\"x\"))\n```\n"),
     "go arity": ("```go\n_, _ = netmesh.ChannelHash(\"a\", \"b\")\n```\n",
