@@ -233,7 +233,9 @@ def check_c(block, env, idx):
             if rc != 0:
                 return fail(block, f"exit status {rc}:\n{out}")
             block.detail = "compiled, linked and run"
-        block.status = "ok"
+        c_literal_lengths(block, code)
+        if block.status is None:
+            block.status = "ok"
         return
     block.kind = "fragment"
     # A line "..." elides code: what is above the first one is file scope (a
