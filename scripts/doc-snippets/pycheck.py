@@ -31,7 +31,11 @@ import typing
 
 import netmesh
 
-MODULE, CLASS, INST, FUNC = "module", "class", "inst", "func"
+import collections.abc
+
+MODULE, CLASS, INST, FUNC, ITER = "module", "class", "inst", "func", "iter"
+CONTAINERS = {list, tuple, collections.abc.Iterator, collections.abc.Iterable, collections.abc.Sequence,
+              collections.abc.AsyncIterator, collections.abc.AsyncIterable}
 
 
 def resolve_hint(hint, receiver=None):
@@ -42,8 +46,13 @@ def resolve_hint(hint, receiver=None):
         hint = getattr(netmesh, hint.strip("'\""), None)
         return (INST, hint) if inspect.isclass(hint) else None
     if isinstance(hint, typing.TypeVar):
-        return (INST, receiver) if receiver is not None else None
+        # A bound TypeVar is a "self type" (`def __enter__(self: _H) -> _H`);
+        # a free one (a generic's element type) is unknown here.
+        return (INST, receiver) if receiver is not None and hint.__bound__ is not None else None
     origin = typing.get_origin(hint)
+    if origin in CONTAINERS and typing.get_args(hint):
+        element = resolve_hint(typing.get_args(hint)[0], receiver)
+        return (ITER, element) if element is not None else None
     if origin is typing.Union:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return resolve_hint(args[0], receiver) if len(args) == 1 else None
@@ -61,6 +70,14 @@ def return_type(fn, receiver=None):
         except (TypeError, ValueError):
             return None
     return resolve_hint(hints.get("return"), receiver)
+
+
+def field_type(cls, attr):
+    """The annotated type of a field (dataclass, NamedTuple, attribute)."""
+    try:
+        return resolve_hint(typing.get_type_hints(cls).get(attr), cls)
+    except Exception:  # noqa: BLE001 - unresolvable annotations
+        return None
 
 
 def instance_attrs(cls):
@@ -130,9 +147,9 @@ class Checker:
                     return (FUNC, getattr(cls, attr), cls, False)
                 if inspect.isfunction(static):
                     return (FUNC, static, cls, True)
-                return None
+                return field_type(cls, attr)
             if attr in instance_attrs(cls):
-                return None
+                return field_type(cls, attr)
             self.error(node, f"a netmesh.{cls.__name__} has no attribute {attr!r}")
             return None
         return None
@@ -149,9 +166,9 @@ class Checker:
     def call(self, node):
         target = self.infer(node.func)
         for a in node.args:
-            self.infer(a.value if isinstance(a, ast.Starred) else a)
+            self.expr_walk(a.value if isinstance(a, ast.Starred) else a)
         for k in node.keywords:
-            self.infer(k.value)
+            self.expr_walk(k.value)
         if target is None:
             return None
         if target[0] == CLASS:
@@ -248,11 +265,20 @@ class Checker:
                     self.bind_target(item.optional_vars, typ)
             self.stmts(s.body)
         elif isinstance(s, (ast.For, ast.AsyncFor)):
-            self.infer(s.iter)
-            self.bind_target(s.target, None)
+            self.bind_target(s.target, self.element(s.iter, isinstance(s, ast.AsyncFor)))
             self.stmts(s.body)
             self.stmts(s.orelse)
-        elif isinstance(s, (ast.While, ast.If)):
+        elif isinstance(s, ast.If):
+            self.expr_walk(s.test)
+            narrowed = self.isinstance_test(s.test)
+            saved = dict(self.env)
+            if narrowed:
+                self.env[narrowed[0]] = narrowed[1]
+            self.stmts(s.body)
+            if narrowed:
+                self.env[narrowed[0]] = saved.get(narrowed[0])
+            self.stmts(s.orelse)
+        elif isinstance(s, ast.While):
             self.expr_walk(s.test)
             self.stmts(s.body)
             self.stmts(s.orelse)
@@ -281,6 +307,30 @@ class Checker:
             self.expr_walk(s.subject)
             for case in s.cases:
                 self.stmts(case.body)
+
+    def element(self, node, is_async):
+        """What iterating over `node` yields, when its type says."""
+        typ = self.infer(node)
+        if typ is None:
+            return None
+        if typ[0] == ITER:
+            return typ[1]
+        if typ[0] == INST:
+            method = getattr(typ[1], "__aiter__" if is_async else "__iter__", None)
+            if method is not None:
+                it = return_type(method, typ[1])
+                if it is not None and it[0] == ITER:
+                    return it[1]
+        return None
+
+    def isinstance_test(self, test):
+        """`isinstance(name, Cls)` with Cls a known class: (name, its type)."""
+        if (isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "isinstance"
+                and len(test.args) == 2 and isinstance(test.args[0], ast.Name)):
+            cls = self.infer(test.args[1])
+            if cls is not None and cls[0] == CLASS:
+                return test.args[0].id, (INST, cls[1])
+        return None
 
     def expr_walk(self, node):
         """Checks every call and attribute inside an expression."""
