@@ -210,7 +210,7 @@ test-parity: stage setup-python setup-node
 	$(SDK_ENV) $(PYTHON) scripts/check-sdk-parity.py --out $(TARGET_DIR)/parity
 
 ## test-docs: every c, go, python and js block of the SDK guides (README.md,
-## docs/sdk-*.md, docs/cortex.md) proven against the staged libnet and the
+## docs/sdk-*.md, docs/cortex.md, sdk-python/README.md) proven against the staged libnet and the
 ## SDKs of this checkout: complete programs compiled, linked and run, fragments
 ## compiled (C), type-checked (Go: go build; JS: tsc against index.d.ts) or
 ## checked name by name with inspect (Python); context comes from

@@ -66,6 +66,7 @@ GUIDES = [
     "docs/sdk-python.md",
     "docs/sdk-node.md",
     "docs/cortex.md",
+    "sdk-python/README.md",
 ]
 LANGS = {"c": "c", "go": "go", "python": "python", "py": "python", "js": "js", "javascript": "js"}
 OPEN_RE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)\s*$")
