@@ -84,15 +84,18 @@ class Block:
         self.tmpdirs = []
         self.setup = []           # code with values
         self.declare = []         # typed declarations without values
+        self.bad_directives = []
         for d in directives:
             d = d.strip()
             key, _, rest = d.partition(":")
             key = key.strip()
-            if key == "skip" and rest.strip():
+            if key in ("skip", "no-run", "tmpdir", "declare") and not rest.strip():
+                self.bad_directives.append(f"<!-- snippet: {d} --> needs a value after the colon")
+            elif key == "skip":
                 self.skip = rest.strip()
-            elif key == "no-run" and rest.strip():
+            elif key == "no-run":
                 self.no_run = rest.strip()
-            elif key == "tmpdir" and rest.strip():
+            elif key == "tmpdir":
                 self.tmpdirs.append(rest.strip())
             elif key == "declare":
                 self.declare.append(rest.strip())
@@ -598,10 +601,13 @@ def check_claims(paths, stage):
 
 def check_all(blocks, env, python):
     os.makedirs(env.work, exist_ok=True)
-    todo = [b for b in blocks if not b.skip]
     for b in blocks:
-        if b.skip:
+        if b.bad_directives:
+            b.kind = "block"
+            fail(b, "\n".join(f"{b.where}: {e}" for e in b.bad_directives))
+        elif b.skip:
             b.status, b.kind, b.detail = "skipped", "block", b.skip
+    todo = [b for b in blocks if b.status is None]
     by = {lang: [b for b in todo if b.lang == lang] for lang in ("c", "go", "python", "js")}
     shutil.rmtree(os.path.join(env.work, "c"), ignore_errors=True)
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
@@ -614,7 +620,7 @@ def check_all(blocks, env, python):
                 j.result()
     for b in todo:
         if b.status is None:
-            fail(b, "not checked (checker error)")
+            fail(b, f"{b.where}: not checked (checker error)")
 
 
 def report(blocks):
