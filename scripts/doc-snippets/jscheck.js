@@ -9,9 +9,9 @@
 // Each block becomes the body of `async function snippet() { ... }` in a
 // file of its own (after its declarations and setup), and is
 //   1. syntax-checked by `node --check`;
-//   2. type-checked against the SDK's index.d.ts by tsc (allowJs + checkJs +
-//      strictNullChecks, one tsc run for all blocks): unknown exports, methods, properties,
-//      wrong arity and argument types are errors;
+//   2. type-checked against the SDK's index.d.ts by tsc (allowJs, checkJs,
+//      strictNullChecks; one tsc run for all blocks): unknown exports,
+//      methods and properties, wrong arity and argument types are errors;
 //   3. required at run time: every name destructured from require('netmesh')
 //      must exist in the loaded module;
 //   4. executed (node, with a timeout) when it has no `declare:` context and
