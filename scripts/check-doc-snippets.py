@@ -546,7 +546,7 @@ def check_claims(paths, stage):
         cited = [(m.start(), m.group(1), int(m.group(2))) for m in re.finditer(
             r"`(?:Status\.|Constants\.)?(NET_[A-Z0-9_]+)`? (?:\(|=== |\| )(-?\d+)\b", text)]
         if cited:
-            b = Block(path, line_of(text, cited[0][0]), "c", "", [])
+            b = Block(path, line_of(text, cited[0][0]), "net.h", "", [])
             b.kind, b.status = "claims", "ok"
             for pos, name, value in cited:
                 if values.get(name) != value:
@@ -561,7 +561,7 @@ def check_claims(paths, stage):
             out.append(b)
         table = re.search(r"\| call \| positive outcomes \|\n\s*\|[-|]+\|\n((?:[ \t]*\|.*\|\n)+)", text)
         if table:
-            b = Block(path, line_of(text, table.start()), "c", "", [])
+            b = Block(path, line_of(text, table.start()), "net.h", "", [])
             b.kind, b.status = "claims", "ok"
             listed = {}
             for row in table.group(1).strip().split("\n"):
@@ -583,7 +583,7 @@ def check_claims(paths, stage):
             out.append(b)
         blocking = re.search(r"They are (`net_\w+`(?:,|, and| and|\s)*)+", text)
         if blocking and "Pass `NULL, NULL`" in text[blocking.end():blocking.end() + 40]:
-            b = Block(path, line_of(text, blocking.start()), "c", "", [])
+            b = Block(path, line_of(text, blocking.start()), "net.h", "", [])
             b.kind, b.status = "claims", "ok"
             said = set(re.findall(r"`(net_\w+)`", blocking.group(0)))
             real = {n for n, (_, params) in funcs.items() if "net_cancel_t *cancel" in params
