@@ -44,7 +44,7 @@ SDK_ENV := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig \
            NET_ROOT=$(ROOT)
 
 .PHONY: setup setup-system setup-python setup-node build header header-check bindings lint \
-        test test-rust test-symbols test-c test-go test-python test-node test-parity \
+        test test-rust test-symbols test-c test-go test-python test-node test-parity test-docs \
         stage install bench bench-mesh2p demo fuzz fuzz-cmin clean \
         dist dist-lib dist-python dist-node dist-go setup-dist dist-check version-check set-version
 
@@ -170,8 +170,9 @@ set-version:
 
 ## test: every test suite: Rust (unit, integration, vectors, loom), lints, the
 ## header drift check, C (ASan), Go (-race), Python (pytest on the wheel),
-## Node (node:test on the packed package) and the SDK parity check.
-test: setup header-check version-check lint test-rust stage test-symbols test-c test-go test-python test-node test-parity dist-check
+## Node (node:test on the packed package), the SDK parity check and the
+## guides' code snippets (test-docs).
+test: setup header-check version-check lint test-rust stage test-symbols test-c test-go test-python test-node test-parity test-docs dist-check
 	@echo "make test: all suites passed"
 
 ## test-symbols: the staged (release) libnet exports and contains no
@@ -207,6 +208,18 @@ test-node: stage setup-node
 test-parity: stage setup-python setup-node
 	$(PYTHON) scripts/parity/test-check-sdk-parity.py
 	$(SDK_ENV) $(PYTHON) scripts/check-sdk-parity.py --out $(TARGET_DIR)/parity
+
+## test-docs: every c, go, python and js block of the SDK guides (README.md,
+## docs/sdk-*.md, docs/cortex.md, sdk-python/README.md) proven against the staged libnet and the
+## SDKs of this checkout: complete programs compiled, linked and run, fragments
+## compiled (C), type-checked (Go: go build; JS: tsc against index.d.ts) or
+## checked name by name with inspect (Python); context comes from
+## `<!-- snippet: ... -->` comments in the guides. First the checker's
+## self-test (a stale block per language must fail). Under a minute once
+## libnet is staged. See scripts/check-doc-snippets.py.
+test-docs: stage setup-python setup-node
+	$(PYTHON) scripts/check-doc-snippets.py --self-test --stage $(STAGE) --python $(VENV)/bin/python
+	$(PYTHON) scripts/check-doc-snippets.py --stage $(STAGE) --python $(VENV)/bin/python
 
 ## bench: throughput of the hot paths next to same-run baselines, then
 ## bench-mesh2p. Results and method: docs/BENCHMARKS.md.
