@@ -249,10 +249,17 @@ bench-mesh2p:
 	$(RELEASE_DIR)/mesh2p $(MESH2P_ARGS)
 
 ## demo: two identities, a token issued, verified and delegated, an envelope
-## sealed and opened, from the Python SDK.
+## sealed and opened, from the Python SDK; then a million events through the
+## bus into RedEX files, which the `net` command lists, verifies and reads.
 demo: setup stage
 	$(SDK_ENV) $(MAKE) --no-print-directory -C sdk-python demo
-	$(CARGO) run --release --quiet --example bus_demo
+	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/net-demo.XXXXXX") && trap 'rm -rf "$$dir"' EXIT && \
+	  NET_DEMO_DIR=$$dir $(CARGO) run --release --quiet --example bus_demo && \
+	  echo "== the net command on the bus's RedEX directory" && \
+	  echo "\$$ net redex ls $$dir" && $(RELEASE_DIR)/net redex ls "$$dir" && \
+	  echo "\$$ net redex verify $$dir" && $(RELEASE_DIR)/net redex verify "$$dir" && \
+	  echo "\$$ net redex cat $$dir demo/bus/shard-00000 --limit 3" && \
+	  $(RELEASE_DIR)/net redex cat "$$dir" demo/bus/shard-00000 --limit 3
 
 ## fuzz: a long RedEX corruption campaign (REDEX_CAMPAIGN_TRIALS), then
 ## every cargo-fuzz target for FUZZ_SECONDS each (needs a nightly

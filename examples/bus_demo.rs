@@ -1,6 +1,8 @@
 //! `make demo`, bus part: a million events through the event bus into the
 //! embedded RedEX adapter (persistent files in a temp directory), then
 //! polled back with a cursor — with a progress line for each phase.
+//! With `NET_DEMO_DIR` set, the RedEX files go there and stay (`make demo`
+//! then shows and verifies them with the `net` command).
 //!
 //! Run: `cargo run --release --example bus_demo`
 
@@ -25,7 +27,10 @@ fn progress(phase: &str, done: u32, started: Instant) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::temp_dir().join(format!("netmesh-demo-bus-{}", std::process::id()));
+    let kept = std::env::var_os("NET_DEMO_DIR").map(std::path::PathBuf::from);
+    let dir = kept.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("netmesh-demo-bus-{}", std::process::id()))
+    });
     println!("== bus: {EVENTS} events into the embedded RedEX adapter, polled back with a cursor");
     let adapter = Arc::new(RedexAdapter::new(
         Redex::with_persistent_dir(&dir),
@@ -105,7 +110,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  read back  {read} events ({ticks} ticks), dropped {}, lossy shutdown: {}",
         report.events_dropped, report.shutdown_was_lossy
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    if kept.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     if read != EVENTS || report.shutdown_was_lossy {
         return Err("the bus lost events".into());
     }

@@ -67,6 +67,7 @@ GUIDES = [
     "docs/sdk-node.md",
     "docs/cortex.md",
     "sdk-python/README.md",
+    "sdk-node/README.md",
 ]
 LANGS = {"c": "c", "go": "go", "python": "python", "py": "python", "js": "js", "javascript": "js"}
 OPEN_RE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)\s*$")

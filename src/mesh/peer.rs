@@ -81,6 +81,10 @@ pub(crate) struct Peer {
     pub credit_granted: Condvar,
     /// Sequence of our reliability messages (stream 0x1A00).
     pub rel_seq: AtomicU64,
+    /// Our signed hellos for this session (flags byte, encoded event), at
+    /// most two (with and without the ack flag): re-sends reuse them
+    /// instead of signing again.
+    hellos: Mutex<Vec<(u8, Vec<u8>)>>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -127,9 +131,30 @@ impl Peer {
             )),
             credit_granted: Condvar::new(),
             rel_seq: AtomicU64::new(0),
+            hellos: Mutex::new(Vec::new()),
         };
         peer.touch(now);
         peer
+    }
+
+    /// Our encoded hello with `flags` for this session: the cached one, or
+    /// `sign()`'s, cached when it succeeds. A hello binds the session's
+    /// handshake hash, so one signature serves every re-send.
+    pub fn hello_event<E>(
+        &self,
+        flags: u8,
+        sign: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Vec<u8>, E> {
+        let mut cached = self.hellos.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, bytes)) = cached.iter().find(|(f, _)| *f == flags) {
+            return Ok(bytes.clone());
+        }
+        let bytes = sign()?;
+        if cached.len() >= 2 {
+            cached.remove(0);
+        }
+        cached.push((flags, bytes.clone()));
+        Ok(bytes)
     }
 
     pub fn addr(&self) -> SocketAddr {

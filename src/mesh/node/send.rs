@@ -67,12 +67,15 @@ impl Inner {
         if ack {
             flags_byte |= FLAG_ACK;
         }
-        let Ok(hello) = Hello::sign(
-            &self.identity,
-            peer.session.handshake_hash(),
-            peer.role(),
-            flags_byte,
-        ) else {
+        let Ok(hello) = peer.hello_event(flags_byte, || {
+            Hello::sign(
+                &self.identity,
+                peer.session.handshake_hash(),
+                peer.role(),
+                flags_byte,
+            )
+            .map(|hello| hello.encode().to_vec())
+        }) else {
             return;
         };
         if !ack {
@@ -80,7 +83,7 @@ impl Inner {
             b.last_sent = Some(Instant::now());
             b.sends += 1;
         }
-        let Ok(payload) = encode_events(&[&hello.encode()[..]]) else {
+        let Ok(payload) = encode_events(&[&hello[..]]) else {
             return;
         };
         let kind = PacketKind {
