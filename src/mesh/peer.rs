@@ -2,7 +2,7 @@
 //! binding state and streams.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,9 @@ pub(crate) struct Peer {
     pub credit_granted: Condvar,
     /// Sequence of our reliability messages (stream 0x1A00).
     pub rel_seq: AtomicU64,
+    /// The heartbeat round reported it Failed (and not yet recovered):
+    /// makes the Failed and recovery hooks run once per transition.
+    pub failed_reported: AtomicBool,
 }
 
 impl std::fmt::Debug for Peer {
@@ -127,6 +130,7 @@ impl Peer {
             )),
             credit_granted: Condvar::new(),
             rel_seq: AtomicU64::new(0),
+            failed_reported: AtomicBool::new(false),
         };
         peer.touch(now);
         peer

@@ -19,6 +19,8 @@
 //! its peers first), and the peers map is only ever entered through one
 //! guard at a time.
 
+mod capabilities;
+mod channels;
 mod recv;
 mod send;
 mod tasks;
@@ -48,6 +50,9 @@ use super::routing::{PeerProtocol, Router, RoutingConfig};
 use super::session::Session;
 use crate::cancel::CancelToken;
 use crate::identity::{EntityId, EntityKeypair, routing_id};
+
+pub use capabilities::CapabilityError;
+pub use channels::{ChannelError, PublishReport};
 
 /// Why a mesh call failed.
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +289,10 @@ pub(crate) struct Inner {
     pump: Arc<writer::Pump>,
     /// Which kernel offloads the socket uses (`io.rs`).
     offload: super::io::Offload,
+    /// Channel registry, rosters and our subscriptions (`channels.rs`).
+    channels: channels::ChannelGlue,
+    /// Our announcements and the capability index (`capabilities.rs`).
+    capabilities: capabilities::CapabilityGlue,
 }
 
 /// A mesh node. Cheap to share behind an `Arc`; every method takes `&self`
@@ -394,7 +403,16 @@ impl MeshNode {
             heartbeat_interval: config.heartbeat_interval,
             ..RoutingConfig::default()
         };
+        let channel_glue =
+            channels::ChannelGlue::new(node_id, *identity.entity_id(), config.channels.clone());
+        let capability_glue = capabilities::CapabilityGlue::new(
+            &identity,
+            config.capabilities,
+            config.capability_gc_interval,
+        );
         let inner = Arc::new(Inner {
+            channels: channel_glue,
+            capabilities: capability_glue,
             responder: Responder::new(*static_secret, *config.psk, node_id),
             inbound: Arc::new(Inbound::new(config.num_shards, config.shard_capacity)),
             grant_threshold: (config.window / 4).clamp(1, 16 * 1024),
@@ -904,6 +922,8 @@ impl Inner {
             self.addr_index.remove_if(&old_addr, |_, v| *v == node_id);
             old.binding_changed.notify_all();
             old.credit_granted.notify_all();
+            // A new session is a new subscriber and a new announcer.
+            self.on_peer_removed(node_id);
         }
         self.session_index.insert(keys.session_id, node_id);
         match relay {
@@ -948,8 +968,10 @@ impl Inner {
                     .table_mut()
                     .remove_direct_peer(peer.node_id, Instant::now());
             }
+            drop(router);
             peer.binding_changed.notify_all();
             peer.credit_granted.notify_all();
+            self.on_peer_removed(peer.node_id);
         }
     }
 
@@ -1159,6 +1181,7 @@ impl Inner {
             return;
         }
         self.inbound.close();
+        self.channels.wake_all();
         for entry in self.pending_connects.iter() {
             entry.value().waiter.complete(Err("shutdown".into()));
         }
