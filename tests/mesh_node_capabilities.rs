@@ -146,3 +146,60 @@ fn a_failed_peer_leaves_the_index() {
     a.shutdown();
     wait_until(|| found(&b, &q).is_empty(), "a's entry goes when it fails");
 }
+
+#[test]
+fn an_announcement_inside_the_rate_limit_is_sent_later_not_dropped() {
+    let a = node(r#","min_announce_interval_ms":300"#);
+    a.start().unwrap();
+    let b = started();
+    link(&a, &b);
+    a.announce(caps(&["v1"])).unwrap();
+    wait_until(
+        || found(&b, &query(r#"{"filter":{"require_tags":["v1"]}}"#)) == vec![a.node_id()],
+        "the first announcement goes out at once",
+    );
+    // Within 300 ms of the first: deferred, then sent by the tick.
+    a.announce(caps(&["v2"])).unwrap();
+    wait_until(
+        || found(&b, &query(r#"{"filter":{"require_tags":["v2"]}}"#)) == vec![a.node_id()],
+        "the deferred announcement arrives",
+    );
+    assert!(found(&b, &query(r#"{"filter":{"require_tags":["v1"]}}"#)).is_empty());
+}
+
+#[test]
+fn a_recovered_peer_gets_the_announcement_again() {
+    use std::sync::Arc;
+    let (a, b) = (started(), started());
+    link(&a, &b);
+    a.announce(caps(&["comeback"])).unwrap();
+    let q = query(r#"{"filter":{"require_tags":["comeback"]}}"#);
+    wait_until(|| found(&b, &q) == vec![a.node_id()], "b finds a");
+    let cuts: Vec<Arc<NetemFilter>> = (0..2)
+        .map(|seed| {
+            Arc::new(NetemFilter::new(
+                0.0,
+                0.0,
+                0.0,
+                std::time::Duration::ZERO,
+                seed,
+            ))
+        })
+        .collect();
+    for (n, cut) in [(&a, &cuts[0]), (&b, &cuts[1])] {
+        cut.partition(true);
+        n.set_filter(Some(cut.clone()));
+    }
+    wait_until(
+        || found(&b, &q).is_empty(),
+        "b declares a failed and drops it",
+    );
+    for cut in &cuts {
+        cut.partition(false);
+    }
+    // v0.11 never re-pushes: the entry would stay gone.
+    wait_until(
+        || found(&b, &q) == vec![a.node_id()],
+        "a re-pushes on recovery",
+    );
+}

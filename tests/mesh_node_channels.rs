@@ -412,3 +412,80 @@ fn colliding_channel_hashes_are_never_merged_at_one_publisher() {
     let got = recv_n(&b, 1);
     assert_eq!(got[0].channel.as_ref(), Some(&first));
 }
+
+#[test]
+fn an_ack_counts_only_from_the_publisher_asked_with_its_nonce() {
+    let b = started("");
+    // Two v0.11-style peers: `publisher` is asked; `spoofer` is not.
+    let mut publisher = RawPeer::connect(&b, 0x0aaa_0000_0000_0001, &PSK).expect("handshake");
+    let mut spoofer = RawPeer::connect(&b, 0x0bbb_0000_0000_0002, &PSK).expect("handshake");
+    let b = Arc::new(b);
+    let ch = name("asked/only");
+    let waiting = {
+        let (b, ch) = (b.clone(), ch.clone());
+        std::thread::spawn(move || b.subscribe(0x0aaa_0000_0000_0001, &ch, None, None))
+    };
+    let (_, events) = publisher
+        .recv_matching(Duration::from_secs(5), |h, _| {
+            h.subprotocol_id == ids::MEMBERSHIP
+        })
+        .expect("the Subscribe");
+    let nonce = match Membership::decode(&events[0]).unwrap() {
+        Membership::Subscribe {
+            nonce,
+            channel,
+            token,
+        } => {
+            assert_eq!((channel, token), (ch.clone(), None));
+            nonce
+        }
+        other => panic!("expected a Subscribe, got {other:?}"),
+    };
+    let accept = Membership::Ack {
+        nonce,
+        accepted: true,
+        reason: AckReason::Ok,
+    }
+    .encode();
+    let datagram = spoofer.subprotocol(ids::MEMBERSHIP, &[&accept]);
+    spoofer.send(&datagram);
+    wait_until(
+        || {
+            let json: serde_json::Value = serde_json::from_str(&b.channels_json()).unwrap();
+            json["counters"]["unmatched_acks"].as_u64() == Some(1)
+        },
+        "the spoofed Ack is counted and ignored",
+    );
+    let refuse = Membership::Ack {
+        nonce,
+        accepted: false,
+        reason: AckReason::Unauthorized,
+    }
+    .encode();
+    let datagram = publisher.subprotocol(ids::MEMBERSHIP, &[&refuse]);
+    publisher.send(&datagram);
+    assert_eq!(rejected(waiting.join().unwrap()), AckReason::Unauthorized);
+}
+
+#[test]
+fn tightening_or_deregistering_a_channel_evicts_its_subscribers() {
+    let (a, b) = (started(""), started(""));
+    link(&b, &a);
+    let (open, gone) = (name("policy/open"), name("policy/gone"));
+    a.register_channel(&open, ChannelConfig::default()).unwrap();
+    a.register_channel(&gone, ChannelConfig::default()).unwrap();
+    b.subscribe(a.node_id(), &open, None, None).unwrap();
+    b.subscribe(a.node_id(), &gone, None, None).unwrap();
+    let tightened = ChannelConfig {
+        require_token: true,
+        ..ChannelConfig::default()
+    };
+    assert_eq!(a.register_channel(&open, tightened).unwrap(), 1);
+    assert_eq!(a.deregister_channel(&gone).unwrap(), 1);
+    assert_eq!(a.publish(&open, &[b"x"], false).unwrap().attempted, 0);
+    assert!(matches!(
+        a.publish(&gone, &[b"x"], false),
+        Err(ChannelError::Publish(_))
+    ));
+    assert!(nothing_for(&b, 300));
+}
