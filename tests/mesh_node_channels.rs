@@ -489,3 +489,41 @@ fn tightening_or_deregistering_a_channel_evicts_its_subscribers() {
     ));
     assert!(nothing_for(&b, 300));
 }
+
+#[test]
+fn a_subscribe_filter_sees_the_subscribers_announced_capabilities() {
+    use net::mesh::capability::CapabilitySet;
+    use net::mesh::channels::RequireTags;
+    let (a, b) = (started(""), started(""));
+    link(&b, &a);
+    let ch = name("gpu/jobs");
+    a.register_channel(
+        &ch,
+        ChannelConfig {
+            subscribe_caps: Some(Arc::new(RequireTags::new(["gpu"]))),
+            ..ChannelConfig::default()
+        },
+    )
+    .unwrap();
+    // Never announced: the filter fails closed.
+    assert_eq!(
+        rejected(b.subscribe(a.node_id(), &ch, None, None)),
+        AckReason::Unauthorized
+    );
+    b.announce(CapabilitySet {
+        tags: vec!["gpu".into()],
+        ..CapabilitySet::default()
+    })
+    .unwrap();
+    wait_until(
+        || {
+            a.find_nodes(&Default::default())
+                .nodes
+                .contains(&b.node_id())
+        },
+        "a indexes b's announcement",
+    );
+    b.subscribe(a.node_id(), &ch, None, None).unwrap();
+    a.publish(&ch, &[b"job"], false).unwrap();
+    assert_eq!(recv_n(&b, 1)[0].channel.as_ref(), Some(&ch));
+}

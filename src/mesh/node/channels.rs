@@ -478,6 +478,11 @@ impl Inner {
         events: &[E],
     ) -> Result<(), MeshError> {
         let peer = self.peer(peer_id)?;
+        // While the identity exchange is still running the plan saw a
+        // v0.11 peer; fixing the stream's mode now could tie a Net
+        // subscriber to v0.11 semantics for good, so the send path decides
+        // (it waits for the exchange, at most `hello_timeout`).
+        let resolved = peer.binding().resolved();
         {
             let mut streams = peer.streams();
             let now = Instant::now();
@@ -487,7 +492,9 @@ impl Inner {
             };
             if stream.tx.mode == TxMode::Undecided && stream.tx.next_seq == 0 {
                 stream.tx.reliable = mode != TxMode::Plain;
-                stream.tx.mode = mode;
+                if resolved {
+                    stream.tx.mode = mode;
+                }
             }
         }
         self.send_events(peer_id, stream_id, events, None, None)
