@@ -9,7 +9,13 @@
 //! * `writer.rs` — draining a peer's outbox (seal in place, batched
 //!   writes) and the writer thread that takes over when sends come hot.
 //! * `tasks.rs` — the timers: heartbeats + failure detection + eviction
-//!   (after `start`), and the reliability tick (retransmissions, hellos).
+//!   (after `start`), and the reliability tick (retransmissions, hellos,
+//!   membership request expiry, token sweeps, deferred announcements,
+//!   capability GC).
+//! * `channels/` — the `ChannelHub` glue (0x0A00, subscribe, publish,
+//!   channel tagging of inbound events) and the channel calls.
+//! * `capabilities.rs` — the `CapabilityPlane` glue (0x0C00, announce,
+//!   pushes on session-up and recovery, queries).
 //! * this file — construction, handshakes as the caller sees them
 //!   (`connect`, `accept`), session installation (the re-key rules),
 //!   streams, `recv`, introspection and shutdown.
@@ -17,7 +23,8 @@
 //! Locking rules: no lock or map guard is held across an `.await` (the
 //! async tasks never await while holding one; the heartbeat loop snapshots
 //! its peers first), and the peers map is only ever entered through one
-//! guard at a time.
+//! guard at a time. The capability plane's lock comes before the channel
+//! hub's; neither is held across a send.
 
 mod capabilities;
 mod channels;
