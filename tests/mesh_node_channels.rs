@@ -527,3 +527,33 @@ fn a_subscribe_filter_sees_the_subscribers_announced_capabilities() {
     a.publish(&ch, &[b"job"], false).unwrap();
     assert_eq!(recv_n(&b, 1)[0].channel.as_ref(), Some(&ch));
 }
+
+#[test]
+fn a_publisher_that_never_answers_times_out_and_a_cancel_ends_the_wait() {
+    let b = started(r#","membership_ack_timeout_ms":300"#);
+    let silent = RawPeer::connect(&b, 0x0ccc_0000_0000_0003, &PSK).expect("handshake");
+    let ch = name("silent/feed");
+    match b.subscribe(silent.node_id, &ch, None, None) {
+        Err(ChannelError::Mesh(MeshError::Timeout)) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // A cancelled wait returns at once, long before the timeout.
+    let b = started(r#","membership_ack_timeout_ms":60000"#);
+    let silent = RawPeer::connect(&b, 0x0ddd_0000_0000_0004, &PSK).expect("handshake");
+    let token = net::cancel::CancelToken::new();
+    let b = Arc::new(b);
+    let waiting = {
+        let (b, token, ch) = (b.clone(), token.clone(), ch.clone());
+        std::thread::spawn(move || b.subscribe(silent.node_id, &ch, None, Some(&token)))
+    };
+    token.cancel();
+    match waiting.join().unwrap() {
+        Err(ChannelError::Mesh(MeshError::Cancelled)) => {}
+        other => panic!("expected a cancellation, got {other:?}"),
+    }
+    // Subscribing to a node we have no session with fails at once.
+    match b.subscribe(0x0eee_0000_0000_0005, &ch, None, None) {
+        Err(ChannelError::Mesh(MeshError::UnknownPeer(_))) => {}
+        other => panic!("expected an unknown peer, got {other:?}"),
+    }
+}

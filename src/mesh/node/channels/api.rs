@@ -3,7 +3,7 @@
 //! parent module.
 
 use super::super::MeshNode;
-use super::{ChannelError, NodeDirectory, PublishReport, channel_now, log_eviction};
+use super::{ChannelError, NodeDirectory, PublishReport, Request, channel_now, log_eviction};
 use crate::cancel::CancelToken;
 use crate::identity::{ChannelName, PermissionToken};
 use crate::mesh::channels::ChannelConfig;
@@ -88,7 +88,7 @@ impl MeshNode {
         cancel: Option<&CancelToken>,
     ) -> Result<(), ChannelError> {
         self.inner
-            .membership_request(publisher, name, Some(token), cancel)
+            .membership_request(publisher, name, Request::Subscribe(token), cancel)
     }
 
     /// Unsubscribes from `name` at `publisher` and waits for the Ack
@@ -102,7 +102,8 @@ impl MeshNode {
         name: &ChannelName,
         cancel: Option<&CancelToken>,
     ) -> Result<(), ChannelError> {
-        self.inner.membership_request(publisher, name, None, cancel)
+        self.inner
+            .membership_request(publisher, name, Request::Unsubscribe, cancel)
     }
 
     /// Publishes `events` on our registered channel `name` to every

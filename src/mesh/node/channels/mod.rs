@@ -199,6 +199,15 @@ impl PeerDirectory for NodeDirectory<'_> {
     }
 }
 
+/// What a membership request asks.
+#[derive(Debug, Clone, Copy)]
+enum Request<'a> {
+    /// Subscribe, presenting the token if any.
+    Subscribe(Option<&'a PermissionToken>),
+    /// Unsubscribe.
+    Unsubscribe,
+}
+
 fn nonce_of(message: &Membership) -> Option<u64> {
     match message {
         Membership::Subscribe { nonce, .. }
@@ -331,13 +340,12 @@ impl Inner {
         }
     }
 
-    /// Sends a Subscribe (`token` Some or None) or an Unsubscribe
-    /// (`subscribe` false) and waits for its Ack.
+    /// Sends a Subscribe or an Unsubscribe and waits for its Ack.
     fn membership_request(
         &self,
         publisher: u64,
         name: &ChannelName,
-        subscribe: Option<Option<&PermissionToken>>,
+        request: Request<'_>,
         cancel: Option<&CancelToken>,
     ) -> Result<(), ChannelError> {
         self.check_running()?;
@@ -345,9 +353,9 @@ impl Inner {
         let now = channel_now();
         let message = {
             let mut hub = self.channels.hub();
-            match subscribe {
-                Some(token) => hub.subscribe(publisher, name, token, now),
-                None => hub.unsubscribe(publisher, name, now),
+            match request {
+                Request::Subscribe(token) => hub.subscribe(publisher, name, token, now),
+                Request::Unsubscribe => hub.unsubscribe(publisher, name, now),
             }
         }
         .map_err(|e| match e {
