@@ -8,6 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use super::capability::CapabilityConfig;
+use super::capability::plane::DEFAULT_GC_INTERVAL;
+use super::channels::ChannelsSettings;
 use super::credit::DEFAULT_WINDOW;
 
 /// Why a configuration was refused.
@@ -85,6 +88,15 @@ pub struct MeshConfig {
     /// AES instructions and both sides offer it; `false` keeps every
     /// session on ChaCha20-Poly1305). v0.11 peers never get it.
     pub aes: bool,
+    /// Channel limits and timers (MESH2.md §6): `membership_ack_timeout`,
+    /// `max_channels_per_peer`, the auth throttle, `token_sweep_interval`.
+    pub channels: ChannelsSettings,
+    /// Capability announcements: TTL, `min_announce_interval`,
+    /// `require_signed_capabilities`, index bounds.
+    pub capabilities: CapabilityConfig,
+    /// How often expired capability entries and dedup records are swept
+    /// (60 s).
+    pub capability_gc_interval: Duration,
 }
 
 impl std::fmt::Debug for MeshConfig {
@@ -128,6 +140,9 @@ impl Default for MeshConfig {
             max_pending_handshakes: 256,
             loopback_depth: 64,
             aes: true,
+            channels: ChannelsSettings::default(),
+            capabilities: CapabilityConfig::default(),
+            capability_gc_interval: DEFAULT_GC_INTERVAL,
         }
     }
 }
@@ -158,6 +173,16 @@ struct Raw {
     max_pending_handshakes: Option<usize>,
     loopback_depth: Option<usize>,
     aes: Option<bool>,
+    membership_ack_timeout_ms: Option<u64>,
+    max_channels_per_peer: Option<usize>,
+    max_auth_failures_per_window: Option<u16>,
+    auth_failure_window_ms: Option<u64>,
+    auth_throttle_duration_ms: Option<u64>,
+    token_sweep_interval_ms: Option<u64>,
+    capability_ttl_secs: Option<u32>,
+    min_announce_interval_ms: Option<u64>,
+    require_signed_capabilities: Option<bool>,
+    capability_gc_interval_ms: Option<u64>,
 }
 
 fn key32(hex: &str, key: &str) -> Result<Zeroizing<[u8; 32]>, ConfigError> {
@@ -220,7 +245,14 @@ impl MeshConfig {
     /// (`"routed"`/`"direct"`), `hello_timeout_ms`, `require_identity`,
     /// `max_pending_handshakes`, `loopback_depth`, `aes` (bool, default
     /// true: offer AES-256-GCM to Net peers when the CPU has AES
-    /// instructions; `false` keeps ChaCha20-Poly1305).
+    /// instructions; `false` keeps ChaCha20-Poly1305). Channels and
+    /// capabilities (MESH2.md §6 defaults): `membership_ack_timeout_ms`,
+    /// `max_channels_per_peer`, `max_auth_failures_per_window` (65535
+    /// disables throttling), `auth_failure_window_ms`,
+    /// `auth_throttle_duration_ms`, `token_sweep_interval_ms`,
+    /// `capability_ttl_secs`, `min_announce_interval_ms`,
+    /// `require_signed_capabilities`, `capability_gc_interval_ms` (sweep
+    /// and GC intervals below 1 s are refused: v0.11 clamps them to 1 s).
     ///
     /// # Errors
     /// [`ConfigError`] naming the key (unknown keys included).
@@ -230,19 +262,19 @@ impl MeshConfig {
             return Ok(config);
         }
         let raw: Raw = serde_json::from_str(json).map_err(|e| ConfigError(e.to_string()))?;
-        if let Some(bind) = raw.bind {
+        if let Some(bind) = raw.bind.clone() {
             config.bind = bind
                 .parse()
                 .map_err(|_| ConfigError(format!("bind: {bind:?} is not an IP:port address")))?;
         }
-        if let Some(psk) = raw.psk_hex {
-            config.psk = key32(&psk, "psk_hex")?;
+        if let Some(psk) = raw.psk_hex.as_deref() {
+            config.psk = key32(psk, "psk_hex")?;
         }
-        if let Some(seed) = raw.identity_seed_hex {
-            config.identity_seed = Some(key32(&seed, "identity_seed_hex")?);
+        if let Some(seed) = raw.identity_seed_hex.as_deref() {
+            config.identity_seed = Some(key32(seed, "identity_seed_hex")?);
         }
-        if let Some(secret) = raw.static_secret_hex {
-            config.static_secret = Some(key32(&secret, "static_secret_hex")?);
+        if let Some(secret) = raw.static_secret_hex.as_deref() {
+            config.static_secret = Some(key32(secret, "static_secret_hex")?);
         }
         if let Some(v) = raw.heartbeat_interval_ms {
             config.heartbeat_interval = ms(v, "heartbeat_interval_ms", 10, DAY_MS)?;
@@ -301,6 +333,7 @@ impl MeshConfig {
         if let Some(v) = raw.aes {
             config.aes = v;
         }
+        apply_channel_keys(&raw, &mut config)?;
         if config.heartbeat_interval >= config.session_timeout {
             return Err(ConfigError(format!(
                 "heartbeat_interval_ms ({}) must be below session_timeout_ms ({})",
@@ -310,6 +343,44 @@ impl MeshConfig {
         }
         Ok(config)
     }
+}
+
+/// The channel and capability keys of [`MeshConfig::from_json`].
+fn apply_channel_keys(raw: &Raw, config: &mut MeshConfig) -> Result<(), ConfigError> {
+    let channels = &mut config.channels;
+    if let Some(v) = raw.membership_ack_timeout_ms {
+        channels.membership_ack_timeout = ms(v, "membership_ack_timeout_ms", 10, DAY_MS)?;
+    }
+    if let Some(v) = raw.max_channels_per_peer {
+        channels.max_channels_per_peer = range(v, "max_channels_per_peer", 1, 1 << 20)?;
+    }
+    if let Some(v) = raw.max_auth_failures_per_window {
+        channels.max_auth_failures_per_window =
+            range(v, "max_auth_failures_per_window", 1, u16::MAX)?;
+    }
+    if let Some(v) = raw.auth_failure_window_ms {
+        channels.auth_failure_window = ms(v, "auth_failure_window_ms", 1, DAY_MS)?;
+    }
+    if let Some(v) = raw.auth_throttle_duration_ms {
+        channels.auth_throttle_duration = ms(v, "auth_throttle_duration_ms", 1, DAY_MS)?;
+    }
+    if let Some(v) = raw.token_sweep_interval_ms {
+        channels.token_sweep_interval = ms(v, "token_sweep_interval_ms", 1000, DAY_MS)?;
+    }
+    let capabilities = &mut config.capabilities;
+    if let Some(v) = raw.capability_ttl_secs {
+        capabilities.ttl_secs = range(v, "capability_ttl_secs", 0, 86_400 * 365)?;
+    }
+    if let Some(v) = raw.min_announce_interval_ms {
+        capabilities.min_announce_interval = ms(v, "min_announce_interval_ms", 0, DAY_MS)?;
+    }
+    if let Some(v) = raw.require_signed_capabilities {
+        capabilities.pipeline.require_signed = v;
+    }
+    if let Some(v) = raw.capability_gc_interval_ms {
+        config.capability_gc_interval = ms(v, "capability_gc_interval_ms", 1000, DAY_MS)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -332,6 +403,23 @@ mod tests {
         assert_eq!(c.connect_form, ConnectForm::Direct);
         assert_eq!(c.window, 0);
         assert!(!c.aes);
+        let c = MeshConfig::from_json(
+            r#"{"membership_ack_timeout_ms":700,"max_channels_per_peer":2,
+                "token_sweep_interval_ms":1000,"min_announce_interval_ms":0,
+                "require_signed_capabilities":false,"capability_ttl_secs":60,
+                "capability_gc_interval_ms":2000}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.channels.membership_ack_timeout,
+            Duration::from_millis(700)
+        );
+        assert_eq!(c.channels.max_channels_per_peer, 2);
+        assert_eq!(c.channels.token_sweep_interval, Duration::from_secs(1));
+        assert_eq!(c.capabilities.min_announce_interval, Duration::ZERO);
+        assert!(!c.capabilities.pipeline.require_signed);
+        assert_eq!(c.capabilities.ttl_secs, 60);
+        assert_eq!(c.capability_gc_interval, Duration::from_secs(2));
     }
 
     #[test]
@@ -346,6 +434,19 @@ mod tests {
                 "heartbeat_interval_ms",
             ),
             (r#"{"connect_form":"sideways"}"#, "sideways"),
+            (
+                r#"{"token_sweep_interval_ms":0}"#,
+                "token_sweep_interval_ms",
+            ),
+            (
+                r#"{"membership_ack_timeout_ms":5}"#,
+                "membership_ack_timeout_ms",
+            ),
+            (r#"{"max_channels_per_peer":0}"#, "max_channels_per_peer"),
+            (
+                r#"{"capability_gc_interval_ms":10}"#,
+                "capability_gc_interval_ms",
+            ),
         ] {
             let err = MeshConfig::from_json(json).unwrap_err();
             assert!(err.0.contains(key), "{json}: {err}");

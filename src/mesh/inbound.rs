@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
+use crate::identity::ChannelName;
 
 /// One received event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,12 @@ pub struct InboundEvent {
     /// before this one. Non-zero only on streams whose sender did not wait
     /// for credit (fail-fast or unlimited-window senders, v0.11 nodes).
     pub dropped_before: u64,
+    /// The channel the event was published on, when it came on a publish
+    /// stream (`0x0001_0000_0000_0000 | channel_hash`) of a publisher we
+    /// subscribed to that channel at. `None` for ordinary streams and for
+    /// publish streams we hold no subscription for (only the hash in
+    /// `stream_id` is known then).
+    pub channel: Option<ChannelName>,
 }
 
 /// A decrypted packet's events, queued as one unit.
@@ -43,6 +50,8 @@ pub(crate) struct InboundPacket {
     /// Events of the stream dropped just before this packet (reported on
     /// its first event).
     pub dropped_before: u64,
+    /// The channel of a publish stream (see [`InboundEvent::channel`]).
+    pub channel: Option<ChannelName>,
 }
 
 /// Credit the application freed by taking a packet's last event.
@@ -298,6 +307,7 @@ fn take(state: &mut State, max: usize, consumed: &mut Vec<Consumed>) -> Vec<Inbo
                 stream_id: packet.stream_id,
                 data: packet.payload[at as usize..(at + len) as usize].to_vec(),
                 dropped_before: std::mem::take(&mut packet.dropped_before),
+                channel: packet.channel.clone(),
             });
         }
         state.events[shard] -= n;
@@ -341,6 +351,7 @@ mod tests {
             next: 0,
             credit: 0,
             dropped_before: 0,
+            channel: None,
         }
     }
 

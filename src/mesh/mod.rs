@@ -45,7 +45,7 @@ pub use filter::{NetemFilter, PacketFilter, Verdict};
 pub use handshake::{Accepted, HandshakeError, HandshakeForm, Initiator, Responder, prologue};
 pub use hello::{Hello, HelloError};
 pub use inbound::InboundEvent;
-pub use node::{MeshError, MeshNode, PeerInfo};
+pub use node::{CapabilityError, ChannelError, MeshError, MeshNode, PeerInfo, PublishReport};
 pub use packet::{OpenError, PacketKind};
 pub use reliable::{LegacyGate, RelAck, ReliableReceiver, ReliableSender};
 pub use replay::{Advance, ReplayError, ReplayWindow};

@@ -2,7 +2,7 @@
 //! binding state and streams.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -85,6 +85,9 @@ pub(crate) struct Peer {
     /// most two (with and without the ack flag): re-sends reuse them
     /// instead of signing again.
     hellos: Mutex<Vec<(u8, Vec<u8>)>>,
+    /// The heartbeat round reported it Failed (and not yet recovered):
+    /// makes the Failed and recovery hooks run once per transition.
+    pub failed_reported: AtomicBool,
 }
 
 impl std::fmt::Debug for Peer {
@@ -132,6 +135,7 @@ impl Peer {
             credit_granted: Condvar::new(),
             rel_seq: AtomicU64::new(0),
             hellos: Mutex::new(Vec::new()),
+            failed_reported: AtomicBool::new(false),
         };
         peer.touch(now);
         peer

@@ -134,3 +134,68 @@ impl RawPeer {
         self.sock.send_to(datagram, self.target).unwrap();
     }
 }
+
+impl RawPeer {
+    /// A sealed packet of `events` on subprotocol `subprotocol` (stream id
+    /// = the subprotocol id, flags 0: how v0.11 sends subprotocol traffic).
+    pub fn subprotocol(&mut self, subprotocol: u16, events: &[&[u8]]) -> Vec<u8> {
+        let payload = net::wire::encode_events(events).unwrap();
+        let kind = PacketKind {
+            subprotocol_id: subprotocol,
+            stream_id: u64::from(subprotocol),
+            sequence: self.seq,
+            event_count: events.len() as u16,
+            ..PacketKind::default()
+        };
+        self.seq += 1;
+        let mut out = Vec::new();
+        self.session.seal(&kind, &payload, &mut out).unwrap();
+        out
+    }
+
+    /// The next protected packet of our session that `accept` takes, with
+    /// its plaintext events; None when none comes within `timeout`.
+    /// Handshakes, pingwaves and packets that do not open are skipped.
+    pub fn recv_matching(
+        &mut self,
+        timeout: Duration,
+        mut accept: impl FnMut(&net::wire::NetHeader, &[Vec<u8>]) -> bool,
+    ) -> Option<(net::wire::NetHeader, Vec<Vec<u8>>)> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 9216];
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            self.sock
+                .set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))))
+                .unwrap();
+            let Ok((n, _)) = self.sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let packet = &mut buf[..n];
+            if net::wire::classify(packet) != net::wire::DatagramClass::Direct {
+                continue;
+            }
+            let Ok(header) = net::wire::NetHeader::decode(packet) else {
+                continue;
+            };
+            if header.is_handshake() || header.session_id != self.session.id() {
+                continue;
+            }
+            let Ok(opened) = self.session.open(&header, packet) else {
+                continue;
+            };
+            let plaintext = &packet[opened.plaintext.clone()];
+            let events: Vec<Vec<u8>> =
+                net::wire::decode_events(plaintext, usize::from(header.event_count))
+                    .into_iter()
+                    .map(<[u8]>::to_vec)
+                    .collect();
+            if accept(&header, &events) {
+                return Some((header, events));
+            }
+        }
+    }
+}

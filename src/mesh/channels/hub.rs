@@ -229,6 +229,11 @@ impl ChannelHub {
         &self.roster
     }
 
+    /// Our subscriptions (held, or reserved by a Subscribe in flight).
+    pub fn subscriptions(&self) -> &Subscriptions {
+        &self.subscriptions
+    }
+
     /// Counters.
     pub fn counters(&self) -> ChannelCounters {
         ChannelCounters {

@@ -115,6 +115,13 @@ impl Subscriptions {
                 .is_some_and(|m| m.contains_key(&name.hash()))
     }
 
+    /// Every (publisher, name) held, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &ChannelName)> {
+        self.by_peer
+            .iter()
+            .flat_map(|(peer, names)| names.values().map(move |name| (*peer, name)))
+    }
+
     /// Which channel an event from `peer` on `stream_id` belongs to.
     pub fn resolve(&self, peer: u64, stream_id: u64) -> InboundChannel {
         let Some(hash) = publish_stream_hash(stream_id) else {

@@ -9,7 +9,13 @@
 //! * `writer.rs` — draining a peer's outbox (seal in place, batched
 //!   writes) and the writer thread that takes over when sends come hot.
 //! * `tasks.rs` — the timers: heartbeats + failure detection + eviction
-//!   (after `start`), and the reliability tick (retransmissions, hellos).
+//!   (after `start`), and the reliability tick (retransmissions, hellos,
+//!   membership request expiry, token sweeps, deferred announcements,
+//!   capability GC).
+//! * `channels/` — the `ChannelHub` glue (0x0A00, subscribe, publish,
+//!   channel tagging of inbound events) and the channel calls.
+//! * `capabilities.rs` — the `CapabilityPlane` glue (0x0C00, announce,
+//!   pushes on session-up and recovery, queries).
 //! * this file — construction, handshakes as the caller sees them
 //!   (`connect`, `accept`), session installation (the re-key rules),
 //!   streams, `recv`, introspection and shutdown.
@@ -17,8 +23,11 @@
 //! Locking rules: no lock or map guard is held across an `.await` (the
 //! async tasks never await while holding one; the heartbeat loop snapshots
 //! its peers first), and the peers map is only ever entered through one
-//! guard at a time.
+//! guard at a time. The capability plane's lock comes before the channel
+//! hub's; neither is held across a send.
 
+mod capabilities;
+mod channels;
 mod recv;
 mod send;
 mod tasks;
@@ -48,6 +57,9 @@ use super::routing::{PeerProtocol, Router, RoutingConfig};
 use super::session::Session;
 use crate::cancel::CancelToken;
 use crate::identity::{EntityId, EntityKeypair, routing_id};
+
+pub use capabilities::CapabilityError;
+pub use channels::{ChannelError, PublishReport};
 
 /// Why a mesh call failed.
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +296,10 @@ pub(crate) struct Inner {
     pump: Arc<writer::Pump>,
     /// Which kernel offloads the socket uses (`io.rs`).
     offload: super::io::Offload,
+    /// Channel registry, rosters and our subscriptions (`channels.rs`).
+    channels: channels::ChannelGlue,
+    /// Our announcements and the capability index (`capabilities.rs`).
+    capabilities: capabilities::CapabilityGlue,
 }
 
 /// A mesh node. Cheap to share behind an `Arc`; every method takes `&self`
@@ -394,7 +410,16 @@ impl MeshNode {
             heartbeat_interval: config.heartbeat_interval,
             ..RoutingConfig::default()
         };
+        let channel_glue =
+            channels::ChannelGlue::new(node_id, *identity.entity_id(), config.channels.clone());
+        let capability_glue = capabilities::CapabilityGlue::new(
+            &identity,
+            config.capabilities,
+            config.capability_gc_interval,
+        );
         let inner = Arc::new(Inner {
+            channels: channel_glue,
+            capabilities: capability_glue,
             responder: Responder::new(*static_secret, *config.psk, node_id),
             inbound: Arc::new(Inbound::new(config.num_shards, config.shard_capacity)),
             grant_threshold: (config.window / 4).clamp(1, 16 * 1024),
@@ -904,6 +929,8 @@ impl Inner {
             self.addr_index.remove_if(&old_addr, |_, v| *v == node_id);
             old.binding_changed.notify_all();
             old.credit_granted.notify_all();
+            // A new session is a new subscriber and a new announcer.
+            self.on_peer_removed(node_id);
         }
         self.session_index.insert(keys.session_id, node_id);
         match relay {
@@ -948,8 +975,10 @@ impl Inner {
                     .table_mut()
                     .remove_direct_peer(peer.node_id, Instant::now());
             }
+            drop(router);
             peer.binding_changed.notify_all();
             peer.credit_granted.notify_all();
+            self.on_peer_removed(peer.node_id);
         }
     }
 
@@ -1159,6 +1188,7 @@ impl Inner {
             return;
         }
         self.inbound.close();
+        self.channels.wake_all();
         for entry in self.pending_connects.iter() {
             entry.value().waiter.complete(Err("shutdown".into()));
         }

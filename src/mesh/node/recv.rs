@@ -229,6 +229,7 @@ impl Inner {
                     // waiting for our hello's signature.
                     self.transmit(from, vec![accepted.msg2], false);
                     self.send_hello(&peer, false);
+                    self.on_session_up(&peer);
                     pending.waiter.complete(Ok(from));
                 }
                 Err(_) => pending.waiter.complete(Err("exists".into())),
@@ -281,6 +282,7 @@ impl Inner {
             // for our hello's signature.
             self.transmit(from, vec![accepted.msg2], false);
             self.send_hello(&peer, false);
+            self.on_session_up(&peer);
         }
     }
 
@@ -303,6 +305,7 @@ impl Inner {
             ) {
                 Ok(peer) => {
                     self.send_hello(&peer, false);
+                    self.on_session_up(&peer);
                     pending.waiter.complete(Ok(()));
                 }
                 Err(_) => pending.waiter.complete(Err("exists".into())),
@@ -364,6 +367,8 @@ impl Inner {
                     self.handle_window_event(peer, event, now);
                 }
             }
+            ids::MEMBERSHIP => self.handle_membership(peer, header, plaintext),
+            ids::CAPABILITY => self.handle_capability(peer, header, plaintext),
             ids::NET_RELIABILITY if peer.binding().peer_entity.is_some() => {
                 for event in decode_events(plaintext, usize::from(header.event_count)) {
                     if let Ok(ack) = RelAck::decode(event) {
@@ -550,6 +555,7 @@ impl Inner {
             next: 0,
             credit,
             dropped_before: 0,
+            channel: self.channel_of(peer.node_id, stream_id),
         };
         if !self.deliver(packet, force) {
             self.stats.inbound_dropped.fetch_add(n, Ordering::Relaxed);
@@ -580,6 +586,7 @@ impl Inner {
                 next: 0,
                 credit,
                 dropped_before: 0,
+                channel: self.channel_of(peer, stream_id),
             },
             true,
         ) {

@@ -552,6 +552,7 @@ impl Inner {
                     next: 0,
                     credit: 0,
                     dropped_before: 0,
+                    channel: None,
                 },
                 false,
             ) {

@@ -10,6 +10,7 @@
 //!   is a v0.11 peer).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::super::failure::Health;
@@ -72,7 +73,14 @@ pub(super) fn heartbeat_round(inner: &Inner) {
             inner.remove_peer(peer);
             continue;
         }
-        if peer.health(now) == Health::Failed {
+        let failed = peer.health(now) == Health::Failed;
+        if failed && !peer.failed_reported.swap(true, Ordering::SeqCst) {
+            inner.on_peer_failed(peer);
+        } else if !failed && peer.failed_reported.swap(false, Ordering::SeqCst) {
+            tracing::info!(peer = peer.node_id, "peer recovered");
+            inner.on_peer_recovered(peer);
+        }
+        if failed {
             tracing::debug!(peer = peer.node_id, "peer failed (3 heartbeats missed)");
             // Withdraws the routes through it and reroutes at once.
             let reroutes = inner.router().table_mut().peer_failed(peer.node_id, now);
@@ -102,6 +110,8 @@ pub(super) async fn reliability_loop(inner: Arc<Inner>) {
 
 fn reliability_round(inner: &Inner) {
     let now = Instant::now();
+    inner.channel_tick(now);
+    inner.capability_tick(now);
     for peer in snapshot(inner) {
         drive_hello(inner, &peer, now);
         let mut due: Vec<(u64, Vec<u64>)> = Vec::new();
