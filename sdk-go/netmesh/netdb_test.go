@@ -228,3 +228,46 @@ func TestNetDBUseAfterCloseErrorsCleanly(t *testing.T) {
 		t.Fatalf("nil NetDB: %v", err)
 	}
 }
+
+// Close races calls in flight on the NetDB and on its lent models: every
+// call either succeeds (it ran before the free) or fails with
+// ErrShuttingDown; nothing else, and nothing crashes.
+func TestNetDBCloseRacesCallsInFlight(t *testing.T) {
+	for round := 0; round < 50; round++ {
+		db := must(netmesh.OpenNetDB(memRedex(t), 7, bothModels))
+		tasks, memories := must(db.Tasks()), must(db.Memories())
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		start := make(chan struct{})
+		callers := []func(i uint64) error{
+			func(i uint64) error { _, err := tasks.Create(i, "t"); return err },
+			func(i uint64) error { _, err := memories.Store(i, "m", []string{"x"}, ""); return err },
+			func(uint64) error { _, err := db.SnapshotBundle(); return err },
+			func(uint64) error { _, err := tasks.CountWhere(nil); return err },
+		}
+		for _, call := range callers {
+			wg.Add(1)
+			go func(call func(uint64) error) {
+				defer wg.Done()
+				<-start
+				for i := uint64(0); ; i++ {
+					if err := call(i); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}(call)
+		}
+		close(start)
+		if err := db.Close(); err != nil {
+			t.Fatalf("round %d: Close: %v", round, err)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if !errors.Is(err, netmesh.ErrShuttingDown) {
+				t.Fatalf("round %d: a call racing Close: %v", round, err)
+			}
+		}
+	}
+}

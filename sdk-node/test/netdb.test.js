@@ -170,3 +170,19 @@ test('netdb: use after close fails cleanly', async (t) => {
   assert.equal(scoped.closed, true);
   scoped[Symbol.dispose]();
 });
+
+test('netdb: close races calls on the worker pool', async (t) => {
+  for (let round = 0; round < 20; round++) {
+    const db = NetDB.open(memRedex(t), ORIGIN, BOTH);
+    const { tasks, memories } = db;
+    const pending = [];
+    for (let i = 0; i < 16; i++) {
+      pending.push(tasks.createAsync(i, 't'), memories.storeAsync(i, 'm', ['x']), db.snapshotBundleAsync());
+    }
+    db.close();
+    for (const r of await Promise.allSettled(pending)) {
+      if (r.status === 'rejected') assert.ok(r.reason instanceof ShuttingDownError, String(r.reason));
+    }
+    assert.throws(() => tasks.create(99, 'late'), ShuttingDownError);
+  }
+});

@@ -180,3 +180,42 @@ def test_async_close() -> None:
             assert db.closed
 
     asyncio.run(main())
+
+
+def test_close_races_calls_in_flight() -> None:
+    """Every call racing close either lands or raises ShuttingDownError."""
+    for _ in range(30):
+        with Redex() as redex:
+            db = NetDB(redex, ORIGIN, **BOTH)
+            tasks, memories = db.tasks, db.memories
+            unexpected: list = []
+            start = threading.Barrier(5)
+
+            def hammer(call) -> None:
+                start.wait()
+                i = 0
+                while True:
+                    try:
+                        call(i)
+                    except ShuttingDownError:
+                        return
+                    except Exception as e:  # noqa: BLE001 - collected for the assertion
+                        unexpected.append(e)
+                        return
+                    i += 1
+
+            calls = [
+                lambda i: tasks.create(i, "t"),
+                lambda i: memories.store(i, "m", ["x"]),
+                lambda i: db.snapshot_bundle(),
+                lambda i: tasks.count_where(),
+            ]
+            threads = [threading.Thread(target=hammer, args=(c,)) for c in calls]
+            for t in threads:
+                t.start()
+            start.wait()
+            db.close()
+            for t in threads:
+                t.join(timeout=30)
+            assert not any(t.is_alive() for t in threads)
+            assert unexpected == []
