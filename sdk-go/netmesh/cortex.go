@@ -203,9 +203,10 @@ func (k ModelKind) String() string {
 type Model[R, F any] struct {
 	h    handle // *C.net_model_t
 	kind ModelKind
-	// lender is the NetDB that lent this model (nil for a model opened on
-	// its own): it owns the handle, and this reference keeps it reachable.
-	lender *NetDB
+	// lender is the handle of the NetDB that lent this model (nil for a
+	// model opened on its own): it owns the model's handle, and this
+	// reference keeps it reachable.
+	lender *netdbCore
 }
 
 func freeModel(p unsafe.Pointer) error {

@@ -50,9 +50,17 @@ func (c NetDBConfig) marshal() ([]byte, error) {
 // garbage collected unclosed (on another goroutine, with a warning logged).
 // Safe for concurrent use, Close included.
 type NetDB struct {
-	h        handle // *C.net_netdb_t
+	core     *netdbCore
 	tasks    *Tasks
 	memories *Memories
+}
+
+// netdbCore is the NetDB's handle, referenced by the NetDB and by the models
+// it lent (so it lives while any of them is reachable) and referencing
+// neither: the finalizer sits on it, outside any cycle, and runs once
+// nothing can use the handle any more.
+type netdbCore struct {
+	h handle // *C.net_netdb_t
 }
 
 func freeNetDB(p unsafe.Pointer) error {
@@ -109,8 +117,8 @@ func openNetDB(r *Redex, origin uint64, cfg NetDBConfig, bundle []byte) (*NetDB,
 	if err != nil {
 		return nil, err
 	}
-	db := &NetDB{h: newHandle(unsafe.Pointer(out))}
-	runtime.SetFinalizer(db, func(db *NetDB) { db.h.leaked("netmesh NetDB", freeNetDB) })
+	db := &NetDB{core: &netdbCore{h: newHandle(unsafe.Pointer(out))}}
+	runtime.SetFinalizer(db.core, func(c *netdbCore) { c.h.leaked("netmesh NetDB", freeNetDB) })
 	if cfg.WithTasks {
 		m, err := lendModel[Task, TaskFilter](db, ModelTasks)
 		if err != nil {
@@ -138,7 +146,7 @@ func lendModel[R, F any](db *NetDB, kind ModelKind) (*Model[R, F], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Model[R, F]{h: newHandle(unsafe.Pointer(out)), kind: kind, lender: db}, nil
+	return &Model[R, F]{h: newHandle(unsafe.Pointer(out)), kind: kind, lender: db.core}, nil
 }
 
 // do runs one call on the live handle.
@@ -146,12 +154,12 @@ func (db *NetDB) do(op string, f func(p *C.net_netdb_t) C.net_status_t) error {
 	if db == nil {
 		return invalidArgument(op, "NetDB is nil")
 	}
-	p := (*C.net_netdb_t)(db.h.load())
+	p := (*C.net_netdb_t)(db.core.h.load())
 	if p == nil {
 		return shuttingDown(op, "NetDB has been closed")
 	}
 	err := check(op, func() C.net_status_t { return f(p) })
-	runtime.KeepAlive(db)
+	runtime.KeepAlive(db.core)
 	return err
 }
 
@@ -207,8 +215,8 @@ func (db *NetDB) Close() error {
 	if db == nil {
 		return nil
 	}
-	runtime.SetFinalizer(db, nil)
-	return db.h.close(func(p unsafe.Pointer) error {
+	runtime.SetFinalizer(db.core, nil)
+	return db.core.h.close(func(p unsafe.Pointer) error {
 		if db.tasks != nil {
 			_ = db.tasks.Close()
 		}
