@@ -339,6 +339,16 @@ typedef struct net_model_t net_model_t;
 // or its fold halts. Freeing the model does not free its watches.
 typedef struct net_model_watch_t net_model_watch_t;
 
+// NetDB: the tasks and memories models of one redex behind one handle
+// (`net_netdb_open`). Thread-safe.
+//
+// Its models are `net_model_t` handles it owns: `net_netdb_model` lends
+// them, for every `net_model_*` / `net_tasks_*` / `net_memories_*` call,
+// until `net_netdb_free` frees them. (Freeing one yourself with
+// `net_model_free` closes that model early; the NetDB then reports it
+// closed.)
+typedef struct net_netdb_t net_netdb_t;
+
 // One channel's RedEX file. Thread-safe; `net_redex_file_free` closes it.
 typedef struct net_redex_file_t net_redex_file_t;
 
@@ -1282,6 +1292,43 @@ net_status_t net_mesh_connect(const net_mesh_t *mesh,
                               const net_cancel_t *cancel,
                               net_error_t *error_out);
 
+// Handshakes with node `peer_node_id` (static X25519 key `peer_static_pub`,
+// 32 bytes) through `relay_node_id`, one of this node's direct peers: the
+// routed handshake, forwarded by the relay. The session is relayed: its
+// packets travel routed towards the best route (the relay, or another path
+// if the relay fails), heartbeats included. The peer needs no accept.
+//
+// Errors: `NET_ERR_MESH_NO_ROUTE` when `relay_node_id` is not a direct
+// peer; as `net_mesh_connect` otherwise.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `peer_static_pub` is readable for
+// `peer_static_pub_len` bytes; `cancel` is NULL or from libnet;
+// `error_out` is NULL or valid for one write.
+net_status_t net_mesh_connect_via(const net_mesh_t *mesh,
+                                  uint64_t relay_node_id,
+                                  const uint8_t *peer_static_pub,
+                                  size_t peer_static_pub_len,
+                                  uint64_t peer_node_id,
+                                  const net_cancel_t *cancel,
+                                  net_error_t *error_out);
+
+// `net_mesh_connect_via` through the next hop of the routing table's best
+// route to `peer_node_id` (routes are learned from pingwaves once the
+// nodes on the path run `net_mesh_start`; see `net_mesh_routes`).
+//
+// Errors: `NET_ERR_MESH_NO_ROUTE` when no route to `peer_node_id` is
+// known; as `net_mesh_connect_via` otherwise.
+//
+// # Safety
+// As `net_mesh_connect_via`.
+net_status_t net_mesh_connect_routed(const net_mesh_t *mesh,
+                                     const uint8_t *peer_static_pub,
+                                     size_t peer_static_pub_len,
+                                     uint64_t peer_node_id,
+                                     const net_cancel_t *cancel,
+                                     net_error_t *error_out);
+
 // Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for node
 // `peer_node_id` to handshake in the direct form; writes its address as
 // text. Routed handshakes need no accept.
@@ -1408,12 +1455,25 @@ net_status_t net_mesh_recv_batch(const net_mesh_t *mesh,
 // "legacy" | "pending"), `entity` (hex or null), `streams`, `idle_ms`,
 // `cipher` ("chacha20-poly1305" | "aes-256-gcm": what data packets to the
 // peer are sealed with), `dropped_unreported` (events from it dropped for
-// want of queue room and not yet reported on a later event). u64 values
-// are exact JSON integers.
+// want of queue room and not yet reported on a later event), `relay` (the
+// node_id of the relay a `net_mesh_connect_via` session goes through;
+// null for a direct peer). u64 values are exact JSON integers.
 //
 // # Safety
 // `mesh` is NULL or from libnet; `json_out` is valid for one write.
 net_status_t net_mesh_peers(const net_mesh_t *mesh, net_bytes_t *json_out);
+
+// The routing table as a JSON object: `node_id`; `routes`, one per
+// reachable destination in id order (`destination`, `next_hop` (the direct
+// peer packets go to), `hops`, `kind` ("direct" | "relayed" | "learned"),
+// `age_ms`, `stale`, `alternates`); the `forwarding` counters (`forwarded`,
+// `delivered`, `dropped_*`) and the `pingwaves` counters (`sent`,
+// `accepted`, `relayed`, `duplicate`, `dropped_*`). u64 values are exact
+// JSON integers.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_mesh_routes(const net_mesh_t *mesh, net_bytes_t *json_out);
 
 // The node's counters as a JSON object (datagrams and bytes each way,
 // events, handshakes, rejections by reason, retransmissions, grants,
@@ -1422,6 +1482,90 @@ net_status_t net_mesh_peers(const net_mesh_t *mesh, net_bytes_t *json_out);
 // # Safety
 // `mesh` is NULL or from libnet; `json_out` is valid for one write.
 net_status_t net_mesh_stats(const net_mesh_t *mesh, net_bytes_t *json_out);
+
+// Opens a NetDB on `redex` as writer `origin_hash`: the models named in
+// `config_json` (a JSON object; NULL or empty: no model), tasks first, each
+// replaying its log to the tail before this returns. Keys: `"with_tasks"`,
+// `"with_memories"`, `"persistent"` (booleans, default false; persistent
+// needs a redex with a directory), `"policy"` (`"stop"`, the default, or
+// `"log_and_continue"`).
+//
+// Failure-atomic: when a model cannot open, or its fold stops while
+// replaying (`NET_ERR_CORTEX_HALTED`), nothing stays open.
+//
+// Errors: `NET_ERR_CORTEX_INVALID_CONFIG` naming the bad key;
+// `NET_ERR_REDEX_NO_PERSISTENT_DIR`; the models' open errors.
+//
+// # Safety
+// `redex` is NULL or from libnet; `config_json` is NULL or readable for its
+// length; `out` is valid for one write.
+net_status_t net_netdb_open(const net_redex_t *redex,
+                            uint64_t origin_hash,
+                            const uint8_t *config_json,
+                            size_t config_json_len,
+                            net_netdb_t **out);
+
+// Opens a NetDB from a bundle (`net_netdb_snapshot`): each model in it is
+// restored (and then folds the events its log has after it), each enabled
+// model not in it opens fresh. A bundle restored into a log that lacks its
+// events (a fresh redex) folds the events appended from then on.
+//
+// Errors: `NET_ERR_CORTEX_SNAPSHOT` when the bundle does not decode, or
+// holds a model `config_json` does not enable; as `net_netdb_open`.
+//
+// # Safety
+// As `net_netdb_open`; `bundle` is readable for `bundle_len` bytes.
+net_status_t net_netdb_open_from_bundle(const net_redex_t *redex,
+                                        uint64_t origin_hash,
+                                        const uint8_t *config_json,
+                                        size_t config_json_len,
+                                        const uint8_t *bundle,
+                                        size_t bundle_len,
+                                        net_netdb_t **out);
+
+// Lends the NetDB's model of `kind` (`NET_MODEL_TASKS`,
+// `NET_MODEL_MEMORIES`) for the `net_model_*`, `net_tasks_*` and
+// `net_memories_*` calls. The handle stays the NetDB's: `net_netdb_free`
+// frees it; do not free it yourself unless you mean to close that model.
+//
+// Errors: `NET_ERR_INVALID_ARGUMENT` for an unknown kind or a model the
+// NetDB was opened without.
+//
+// # Safety
+// `db` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_netdb_model(const net_netdb_t *db, uint32_t kind, net_model_t **out);
+
+// A bundle of both models cut at one point (STORAGE.md §12 bytes): every
+// write that returned before this call is in it, and a write in it comes
+// with every write, to either model, that returned before that write
+// began. Open it with `net_netdb_open_from_bundle`.
+//
+// Errors: `NET_ERR_SHUTTING_DOWN` when a model of the NetDB was freed;
+// RedEX read errors.
+//
+// # Safety
+// `db` is NULL or from libnet; `bundle_out` is valid for one write.
+net_status_t net_netdb_snapshot(const net_netdb_t *db, net_bytes_t *bundle_out);
+
+// Closes both models (tasks first): their folds stop, their files close
+// (syncing). Returns the first failure (the second is logged); idempotent
+// (later calls return `NET_OK`). The handle still needs `net_netdb_free`.
+//
+// # Safety
+// `db` is NULL or from libnet.
+net_status_t net_netdb_close(const net_netdb_t *db);
+
+// Frees a NetDB and its models (their handles, lent by `net_netdb_model`,
+// are freed with it: later calls on them return `NET_ERR_SHUTTING_DOWN`).
+// NULL-safe and idempotent; waits up to 5 s for calls in flight.
+//
+// Returns `NET_OK` (also for NULL or a handle already freed), or
+// `NET_ERR_BUSY` when calls were still running after 5 s or closing a
+// model failed.
+//
+// # Safety
+// `db` is NULL or was returned by libnet.
+net_status_t net_netdb_free(net_netdb_t *db);
 
 // Creates a RedEX manager. With `base_dir` (UTF-8, `base_dir_len` bytes)
 // persistent files live under it; with NULL only memory files can be opened.

@@ -498,6 +498,36 @@ export interface MeshPeer {
   cipher: 'chacha20-poly1305' | 'aes-256-gcm';
   /** Events from the peer dropped for want of queue room, not yet reported on a later event. */
   droppedUnreported: bigint;
+  /** The node_id of the relay a relayed session goes through; null for a direct peer. */
+  relay: bigint | null;
+}
+
+/** The route in use to one destination (Mesh.routes). */
+export interface MeshRoute {
+  destination: bigint;
+  /** The direct peer packets to the destination go to. */
+  nextHop: bigint;
+  /** Links to the destination. */
+  hops: number;
+  /** `relayed`: a relayed session's pinned route; `learned`: from pingwaves. */
+  kind: 'direct' | 'relayed' | 'learned';
+  /** Milliseconds since the route was last confirmed. */
+  ageMs: number;
+  /** No news for the expiry time: kept only for want of a fresher route. */
+  stale: boolean;
+  /** Other usable next hops, ready if this one fails. */
+  alternates: number;
+}
+
+/** A node's routing table and routing counters (Mesh.routes). */
+export interface MeshRoutes {
+  nodeId: bigint;
+  /** One per reachable destination, in id order. */
+  routes: MeshRoute[];
+  /** Routed datagrams `forwarded` as a relay, `delivered` to us, `dropped_*` by reason. */
+  forwarding: Record<string, number>;
+  /** Pingwaves `sent`, `accepted`, `relayed`, `duplicate`, `dropped_*` by reason. */
+  pingwaves: Record<string, number>;
 }
 
 /** A mesh node: one UDP socket, Noise sessions with its peers. */
@@ -598,6 +628,10 @@ export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable, Async
   start(): void;
   /** Handshakes off the event loop; `signal` cancels it; close() rejects it with `ShuttingDownError`. */
   connect(addr: string, publicKey: BytesLike, nodeId: U64Like, options?: SignalOptions): Promise<void>;
+  /** Handshakes with `nodeId` through `relay`, a direct peer (a relayed session); rejects with `MeshNoRouteError` when `relay` is no direct peer. */
+  connectVia(relay: U64Like, publicKey: BytesLike, nodeId: U64Like, options?: SignalOptions): Promise<void>;
+  /** `connectVia` through the next hop of the best learned route; rejects with `MeshNoRouteError` when none is known. */
+  connectRouted(publicKey: BytesLike, nodeId: U64Like, options?: SignalOptions): Promise<void>;
   /** The peer's address, or null on timeout (omitted: no limit). */
   accept(nodeId: U64Like, timeoutMs?: number | null, options?: SignalOptions): Promise<string | null>;
   openStream(peer: U64Like, streamId: U64Like, options?: { reliable?: boolean; window?: U64Like }): MeshStream;
@@ -608,6 +642,8 @@ export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable, Async
   events(options?: SignalOptions): AsyncGenerator<MeshEvent, void, undefined>;
   [Symbol.asyncIterator](): AsyncIterator<MeshEvent>;
   peers(): MeshPeer[];
+  /** The routing table (`net_mesh_routes`). */
+  routes(): MeshRoutes;
   stats(): Record<string, number | bigint>;
   /** Stops the node without freeing it (`net_mesh_close`): blocked calls return. */
   shutdown(): void;
@@ -826,6 +862,46 @@ export declare class Memories extends Model<Memory, MemoryFilter> {
   pinAsync(id: U64Like): Promise<bigint>;
   unpin(id: U64Like): bigint;
   unpinAsync(id: U64Like): Promise<bigint>;
+}
+
+/** Which models a NetDB opens, and how (all optional; no model by default). */
+export interface NetDBOptions {
+  /** Open the tasks model (channel cortex/tasks). */
+  withTasks?: boolean;
+  /** Open the memories model (channel cortex/memories). */
+  withMemories?: boolean;
+  /** Keep the models' logs on disk (the Redex needs a directory). */
+  persistent?: boolean;
+  /** Both folds' error policy (default 'stop'). */
+  policy?: 'stop' | 'log_and_continue';
+}
+
+/**
+ * The tasks and memories models of one Redex behind one handle: opened
+ * together (failure-atomic), bundled together (one cut), closed together.
+ */
+export declare class NetDB implements Disposable, AsyncDisposable {
+  private constructor();
+  /** Throws `CortexInvalidConfigError`, `RedexNoPersistentDirError`, `RedexLockedError`, `CortexHaltedError`; on an error nothing stays open. */
+  static open(redex: Redex, originHash: U64Like, options?: NetDBOptions | null): NetDB;
+  static openAsync(redex: Redex, originHash: U64Like, options?: NetDBOptions | null): Promise<NetDB>;
+  /** Throws `CortexSnapshotError` when the bundle does not decode or holds a model `options` does not enable. */
+  static openFromBundle(redex: Redex, originHash: U64Like, bundle: BytesLike, options?: NetDBOptions | null): NetDB;
+  readonly closed: boolean;
+  /** The lent tasks model; `InvalidArgumentError` when not enabled. Its close() only lets go of it. */
+  readonly tasks: Tasks;
+  /** The lent memories model; `InvalidArgumentError` when not enabled. */
+  readonly memories: Memories;
+  /** Both models cut at one point (STORAGE.md §12 bytes). */
+  snapshotBundle(): Buffer;
+  snapshotBundleAsync(): Promise<Buffer>;
+  /** Stops both folds and closes their files (`net_netdb_close`); idempotent. */
+  shutdown(): void;
+  /** Frees the NetDB and its models; idempotent; throws `BusyError`. */
+  close(): void;
+  closeAsync(): Promise<void>;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------

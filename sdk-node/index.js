@@ -10,6 +10,7 @@ const channel = require('./lib/channel');
 const pool = require('./lib/pool');
 const redex = require('./lib/redex');
 const cortex = require('./lib/cortex');
+const netdb = require('./lib/netdb');
 const mesh = require('./lib/mesh');
 const bus = require('./lib/bus');
 const asyncCalls = require('./lib/async');
@@ -64,6 +65,8 @@ module.exports = {
   Tasks: cortex.Tasks,
   Memories: cortex.Memories,
   Watch: cortex.Watch,
+  // NetDB
+  NetDB: netdb.NetDB,
   // libnet's log
   setLogLevel: log.setLogLevel,
   getLogLevel: log.getLogLevel,

@@ -474,3 +474,230 @@ fn race_free_wakes_an_accept_blocked_forever() {
         message.contains("shut down")
     });
 }
+
+// ---- relays and routes (issue 13) ----------------------------------------------
+
+/// A started node (heartbeats carry the pingwaves routes are learned from).
+fn started_node(config: &str) -> *mut net_mesh_t {
+    let mut out = ptr::null_mut();
+    let st = unsafe { net_mesh_new(config.as_ptr(), config.len(), &mut out) };
+    assert_eq!(st, net_status_t::NET_OK, "{}", last_error());
+    assert_eq!(unsafe { net_mesh_start(out) }, net_status_t::NET_OK);
+    out
+}
+
+fn public_key(m: *mut net_mesh_t) -> Vec<u8> {
+    let mut key = net_bytes_t::EMPTY;
+    assert_eq!(
+        unsafe { net_mesh_public_key(m, &mut key) },
+        net_status_t::NET_OK
+    );
+    take(key)
+}
+
+fn routes(m: *mut net_mesh_t) -> serde_json::Value {
+    let mut out = net_bytes_t::EMPTY;
+    assert_eq!(
+        unsafe { net_mesh_routes(m, &mut out) },
+        net_status_t::NET_OK,
+        "{}",
+        last_error()
+    );
+    json(out)
+}
+
+fn peers(m: *mut net_mesh_t) -> Vec<serde_json::Value> {
+    let mut out = net_bytes_t::EMPTY;
+    assert_eq!(unsafe { net_mesh_peers(m, &mut out) }, net_status_t::NET_OK);
+    json(out).as_array().unwrap().clone()
+}
+
+/// The route of `m` to `destination`, if it has one.
+fn route_to(m: *mut net_mesh_t, destination: u64) -> Option<serde_json::Value> {
+    routes(m)["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["destination"].as_u64() == Some(destination))
+        .cloned()
+}
+
+/// The peers-JSON entry of `peer` on `m`, if it is a peer.
+fn peer_entry(m: *mut net_mesh_t, peer: u64) -> Option<serde_json::Value> {
+    peers(m)
+        .into_iter()
+        .find(|p| p["node_id"].as_u64() == Some(peer))
+}
+
+/// Polls `f` every 5 ms until it holds; panics after 20 s.
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn connect_via(
+    m: *mut net_mesh_t,
+    relay: u64,
+    key: &[u8],
+    peer: u64,
+    cancel: *const net_cancel_t,
+) -> (net_status_t, (net_status_t, String)) {
+    let mut error = error_slot();
+    let st = unsafe {
+        net_mesh_connect_via(m, relay, key.as_ptr(), key.len(), peer, cancel, &mut error)
+    };
+    (st, error_of(error))
+}
+
+fn connect_routed(m: *mut net_mesh_t, key: &[u8], peer: u64) -> net_status_t {
+    unsafe {
+        net_mesh_connect_routed(
+            m,
+            key.as_ptr(),
+            key.len(),
+            peer,
+            ptr::null(),
+            ptr::null_mut(),
+        )
+    }
+}
+
+#[test]
+fn relayed_sessions_through_a_relay_and_routes_json() {
+    let (a, r, b, c) = (
+        started_node(CONFIG),
+        started_node(CONFIG),
+        started_node(CONFIG),
+        started_node(CONFIG),
+    );
+    let (ida, idr, idb, idc) = (node_id(a), node_id(r), node_id(b), node_id(c));
+    for n in [a, b, c] {
+        connect(n, r);
+        let id = node_id(n);
+        wait_for("the link up on the relay", || peer_entry(r, id).is_some());
+    }
+    let (key_a, key_c) = (public_key(a), public_key(c));
+
+    // A relay must be a direct peer; a routed connect needs a route.
+    let (st, (err_st, message)) = connect_via(b, idc, &key_a, ida, ptr::null());
+    assert_eq!(
+        (st, err_st),
+        (
+            net_status_t::NET_ERR_MESH_NO_ROUTE,
+            net_status_t::NET_ERR_MESH_NO_ROUTE
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        connect_routed(b, &key_a, 0x1234),
+        net_status_t::NET_ERR_MESH_NO_ROUTE
+    );
+    assert_eq!(
+        connect_via(b, idr, &key_a[..31], ida, ptr::null()).0,
+        net_status_t::NET_ERR_INVALID_ARGUMENT
+    );
+
+    // B reaches A through R, both ways.
+    let (st, (_, message)) = connect_via(b, idr, &key_a, ida, ptr::null());
+    assert_eq!(st, net_status_t::NET_OK, "{message}");
+    assert_eq!(peer_entry(b, ida).unwrap()["relay"].as_u64(), Some(idr));
+    wait_for("a sees b relayed by r", || {
+        peer_entry(a, idb).is_some_and(|p| p["relay"].as_u64() == Some(idr))
+    });
+    let ba = stream(b, ida, 3, true);
+    assert_eq!(send(ba, &[b"b to a"]), net_status_t::NET_OK);
+    assert_eq!(recv(a, 20_000).unwrap(), (idb, 3, b"b to a".to_vec()));
+    let ab = stream(a, idb, 4, true);
+    assert_eq!(send(ab, &[b"a to b"]), net_status_t::NET_OK);
+    assert_eq!(recv(b, 20_000).unwrap(), (ida, 4, b"a to b".to_vec()));
+    wait_for("b's route to a through r", || {
+        route_to(b, ida).is_some_and(|r| r["next_hop"].as_u64() == Some(idr))
+    });
+    let relay_routes = routes(r);
+    assert_eq!(relay_routes["node_id"].as_u64(), Some(idr));
+    assert!(relay_routes["forwarding"]["forwarded"].as_u64().unwrap() > 0);
+
+    // A learns C at two hops from the pingwaves R relays, then connects.
+    wait_for("a learns c through r", || {
+        route_to(a, idc)
+            .is_some_and(|r| r["next_hop"].as_u64() == Some(idr) && r["hops"].as_u64() == Some(2))
+    });
+    assert_eq!(
+        connect_routed(a, &key_c, idc),
+        net_status_t::NET_OK,
+        "{}",
+        last_error()
+    );
+    assert_eq!(peer_entry(a, idc).unwrap()["relay"].as_u64(), Some(idr));
+    unsafe {
+        net_mesh_stream_free(ba);
+        net_mesh_stream_free(ab);
+        for n in [a, b, c, r] {
+            assert_eq!(net_mesh_free(n), net_status_t::NET_OK);
+        }
+    }
+}
+
+#[test]
+fn race_relay_calls_after_free_are_refused() {
+    let m = started_node(CONFIG);
+    let key = [7u8; 32];
+    assert_eq!(routes(m)["routes"].as_array().map(Vec::len), Some(0));
+    unsafe { net_mesh_free(m) };
+    let mut out = net_bytes_t::EMPTY;
+    assert_eq!(
+        unsafe { net_mesh_routes(m, &mut out) },
+        net_status_t::NET_ERR_SHUTTING_DOWN
+    );
+    assert!(out.ptr.is_null());
+    assert_eq!(
+        connect_via(m, 1, &key, 2, ptr::null()).0,
+        net_status_t::NET_ERR_SHUTTING_DOWN
+    );
+    assert_eq!(
+        connect_routed(m, &key, 2),
+        net_status_t::NET_ERR_SHUTTING_DOWN
+    );
+}
+
+/// A node whose connects wait (almost) forever for an answer.
+const PATIENT: &str = r#"{"psk_hex":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a","heartbeat_interval_ms":50,"handshake_timeout_ms":600000,"handshake_retries":1}"#;
+
+#[test]
+fn race_cancel_and_free_wake_a_connect_via_waiting_for_its_peer() {
+    // The relay knows no node 0x5eed: the routed handshake is never answered.
+    let (a, r) = (P(started_node(PATIENT)), started_node(CONFIG));
+    connect(a.0, r);
+    let idr = node_id(r);
+    until_won(200, 5, |round| {
+        let token = P(cancel_token());
+        let blocked = thread::spawn(move || {
+            let (a, token) = (a, token);
+            connect_via(a.0, idr, &[9u8; 32], 0x5eed + round as u64, token.0)
+        });
+        let_it_block();
+        unsafe { net_cancel_cancel(token.0) };
+        let (status, (error_status, message)) = blocked.join().unwrap();
+        assert_eq!(
+            (status, error_status),
+            (net_status_t::NET_ERR_CANCELLED, status),
+            "{message}"
+        );
+        unsafe { net_cancel_free(token.0) };
+        !message.contains("already cancelled")
+    });
+    let blocked = thread::spawn(move || {
+        let a = a;
+        connect_via(a.0, idr, &[9u8; 32], 0xdead, ptr::null())
+    });
+    // Freed while the connect is in flight: it wakes with "shut down".
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let _ = wait_in_flight(a.0, &done);
+    assert_eq!(unsafe { net_mesh_free(a.0) }, net_status_t::NET_OK);
+    let (status, _) = blocked.join().unwrap();
+    assert_eq!(status, net_status_t::NET_ERR_SHUTTING_DOWN);
+    unsafe { net_mesh_free(r) };
+}

@@ -35,6 +35,35 @@ const (
 	PolicyLogAndContinue ErrorPolicy = "log_and_continue"
 )
 
+// addTo sets cfg["policy"] (configuration JSON) unless p is "".
+func (p ErrorPolicy) addTo(cfg map[string]any) error {
+	switch p {
+	case "":
+	case PolicyStop, PolicyLogAndContinue:
+		cfg["policy"] = string(p)
+	default:
+		return fmt.Errorf(`policy: expected "stop" or "log_and_continue", got %q`, string(p))
+	}
+	return nil
+}
+
+// openInputs is what every open on a Redex starts with: the configuration
+// JSON (marshal's error as ErrCortexInvalidConfig) and the Redex handle.
+func openInputs(op string, r *Redex, marshal func() ([]byte, error)) ([]byte, *C.net_redex_t, error) {
+	js, err := marshal()
+	if err != nil {
+		if abiErr != nil {
+			return nil, nil, abiErr
+		}
+		return nil, nil, &Error{Op: op, Status: StatusCortexInvalidConfig, Message: err.Error()}
+	}
+	rp, err := r.handle(op)
+	if err != nil {
+		return nil, nil, err
+	}
+	return js, rp, nil
+}
+
 // StartPosition is where a model's fold starts reading its log.
 type StartPosition struct {
 	kind uint8
@@ -76,12 +105,8 @@ func (c ModelConfig) marshal() ([]byte, error) {
 			return nil, err
 		}
 	}
-	switch c.Policy {
-	case "":
-	case PolicyStop, PolicyLogAndContinue:
-		cfg["policy"] = string(c.Policy)
-	default:
-		return nil, fmt.Errorf(`policy: expected "stop" or "log_and_continue", got %q`, string(c.Policy))
+	if err := c.Policy.addTo(cfg); err != nil {
+		return nil, err
 	}
 	switch c.Start.kind {
 	case 1:
@@ -178,6 +203,10 @@ func (k ModelKind) String() string {
 type Model[R, F any] struct {
 	h    handle // *C.net_model_t
 	kind ModelKind
+	// lender is the handle of the NetDB that lent this model (nil for a
+	// model opened on its own): it owns the model's handle, and this
+	// reference keeps it reachable.
+	lender *netdbCore
 }
 
 func freeModel(p unsafe.Pointer) error {
@@ -190,14 +219,7 @@ func openModel[R, F any](kind ModelKind, r *Redex, origin uint64, cfg ModelConfi
 	if snap != nil {
 		op = "net_model_restore"
 	}
-	js, err := cfg.marshal()
-	if err != nil {
-		if abiErr != nil {
-			return nil, abiErr
-		}
-		return nil, &Error{Op: op, Status: StatusCortexInvalidConfig, Message: err.Error()}
-	}
-	rp, err := r.handle(op)
+	js, rp, err := openInputs(op, r, cfg.marshal)
 	if err != nil {
 		return nil, err
 	}
@@ -495,9 +517,16 @@ func (m *Model[R, F]) Shutdown() error {
 // calls were still running at libnet's 5 s deadline or closing the model's
 // file failed (call Shutdown first to get that error itself). Idempotent and
 // safe to call concurrently; every call returns the one free's outcome.
+//
+// A model lent by a NetDB (NetDB.Tasks, NetDB.Memories) is the NetDB's:
+// Close only lets go of it (later calls on this value fail with
+// ErrShuttingDown) and the NetDB's own Close frees it.
 func (m *Model[R, F]) Close() error {
 	if m == nil {
 		return nil
+	}
+	if m.lender != nil {
+		return m.h.close(func(unsafe.Pointer) error { return nil })
 	}
 	runtime.SetFinalizer(m, nil)
 	return m.h.close(freeModel)

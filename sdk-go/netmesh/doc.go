@@ -9,7 +9,8 @@
 // tokens ([Token], 159 bytes, issued, parsed, verified and delegated),
 // identity envelopes ([SealEnvelope], [OpenEnvelope], 209 bytes), channel
 // names ([ChannelHash], [ValidateChannel]), RedEX logs ([Redex]), CortEX
-// models ([Model], [Tasks], [Memories]), the encrypted mesh ([Mesh]), the
+// models ([Model], [Tasks], [Memories]) and NetDB over both ([NetDB]), the
+// encrypted mesh with relays and routes ([Mesh]), the
 // event bus ([Bus]) and the library versions ([Version], [ABIVersion]).
 //
 // # Errors
@@ -32,7 +33,7 @@
 // # Lifetime and thread safety
 //
 // Every type wrapping a libnet handle ([Identity], [Redex], [RedexFile],
-// [RedexTail], [Model] and so [Tasks] and [Memories], [Watch], [Mesh],
+// [RedexTail], [Model] and so [Tasks] and [Memories], [NetDB], [Watch], [Mesh],
 // [MeshStream], [Bus], [RedisStreamDedup]) has Close, which frees the handle,
 // wakes every call blocked on it and returns the free's outcome: nil, or an
 // error matching [ErrBusy] when calls were still running at libnet's 5 s

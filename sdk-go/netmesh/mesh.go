@@ -138,6 +138,54 @@ type MeshPeer struct {
 	// inbound queue room and not yet reported on a later event
 	// (MeshEvent.DroppedBefore).
 	DroppedUnreported uint64 `json:"dropped_unreported"`
+	// Relay is the node_id of the relay a relayed session (ConnectVia,
+	// ConnectRouted, or a peer that reached us so) goes through; nil for a
+	// direct peer.
+	Relay *uint64 `json:"relay"`
+}
+
+// MeshRoutes is a node's routing table (Mesh.Routes).
+type MeshRoutes struct {
+	// NodeID is this node's id.
+	NodeID uint64 `json:"node_id"`
+	// Routes has one entry per reachable destination, in id order.
+	Routes []MeshRoute `json:"routes"`
+	// Forwarding counts the routed datagrams this node handled as a relay
+	// ("forwarded") or received ("delivered"), and those it dropped, by
+	// reason ("dropped_malformed", "dropped_not_from_peer",
+	// "dropped_ttl_expired", "dropped_no_route", "dropped_would_loop").
+	Forwarding map[string]uint64 `json:"forwarding"`
+	// Pingwaves counts pingwaves "sent", "accepted", "relayed",
+	// "duplicate" and dropped ("dropped_*", by reason).
+	Pingwaves map[string]uint64 `json:"pingwaves"`
+}
+
+// MeshRoute is the route in use to one destination.
+type MeshRoute struct {
+	Destination uint64 `json:"destination"`
+	// NextHop is the direct peer packets to Destination go to.
+	NextHop uint64 `json:"next_hop"`
+	// Hops counts the links to Destination.
+	Hops uint8 `json:"hops"`
+	// Kind is "direct", "relayed" (a relayed session's pinned route) or
+	// "learned" (from pingwaves).
+	Kind string `json:"kind"`
+	// AgeMs is the time since the route was last confirmed.
+	AgeMs uint64 `json:"age_ms"`
+	// Stale: no news for the expiry time, kept only for want of a fresher one.
+	Stale bool `json:"stale"`
+	// Alternates counts other usable next hops, ready if this one fails.
+	Alternates int `json:"alternates"`
+}
+
+// Route is the route to destination in rs, and whether there is one.
+func (rs MeshRoutes) Route(destination uint64) (MeshRoute, bool) {
+	for _, r := range rs.Routes {
+		if r.Destination == destination {
+			return r, true
+		}
+	}
+	return MeshRoute{}, false
 }
 
 // Mesh is a node (net_mesh_t). Safe for concurrent use, Close included;
@@ -254,6 +302,32 @@ func (m *Mesh) Connect(ctx context.Context, addr string, publicKey []byte, nodeI
 	_, err := m.blocking(ctx, "net_mesh_connect", func(p *C.net_mesh_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
 		return C.net_mesh_connect(p, stringPtr(addr), C.size_t(len(addr)), bytesPtr(publicKey), C.size_t(len(publicKey)),
 			C.uint64_t(nodeID), cancel, errOut)
+	})
+	runtime.KeepAlive(publicKey)
+	return err
+}
+
+// ConnectVia handshakes with nodeID (static key publicKey, 32 bytes)
+// through relay, one of this node's direct peers (net_mesh_connect_via).
+// The session is relayed: its packets travel routed towards the best route
+// (the relay, or another path if it fails); the peer needs no Accept.
+// Errors: ErrMeshNoRoute when relay is not a direct peer; as Connect
+// otherwise (ctx bounds the handshake, Close wakes it).
+func (m *Mesh) ConnectVia(ctx context.Context, relay uint64, publicKey []byte, nodeID uint64) error {
+	_, err := m.blocking(ctx, "net_mesh_connect_via", func(p *C.net_mesh_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return C.net_mesh_connect_via(p, C.uint64_t(relay), bytesPtr(publicKey), C.size_t(len(publicKey)),
+			C.uint64_t(nodeID), cancel, errOut)
+	})
+	runtime.KeepAlive(publicKey)
+	return err
+}
+
+// ConnectRouted is ConnectVia through the next hop of the best route to
+// nodeID that this node learned from pingwaves (see Routes; the nodes on the
+// path must have called Start). ErrMeshNoRoute when no route is known.
+func (m *Mesh) ConnectRouted(ctx context.Context, publicKey []byte, nodeID uint64) error {
+	_, err := m.blocking(ctx, "net_mesh_connect_routed", func(p *C.net_mesh_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return C.net_mesh_connect_routed(p, bytesPtr(publicKey), C.size_t(len(publicKey)), C.uint64_t(nodeID), cancel, errOut)
 	})
 	runtime.KeepAlive(publicKey)
 	return err
@@ -383,6 +457,21 @@ func (m *Mesh) Peers() ([]MeshPeer, error) {
 		return nil, &Error{Op: "net_mesh_peers", Status: StatusInternal, Message: err.Error()}
 	}
 	return peers, nil
+}
+
+// Routes returns the node's routing table and its routing counters.
+func (m *Mesh) Routes() (MeshRoutes, error) {
+	var routes MeshRoutes
+	b, err := m.bytesOf("net_mesh_routes", func(p *C.net_mesh_t, out *C.net_bytes_t) C.net_status_t {
+		return C.net_mesh_routes(p, out)
+	})
+	if err != nil {
+		return routes, err
+	}
+	if err := json.Unmarshal(b, &routes); err != nil {
+		return MeshRoutes{}, &Error{Op: "net_mesh_routes", Status: StatusInternal, Message: err.Error()}
+	}
+	return routes, nil
 }
 
 // Stats returns the node's counters.

@@ -501,6 +501,32 @@ function modelSnapshot(handle) {
   return { data: takeBytes(out), lastSeq: has[0] ? BigInt(last[0]) : null };
 }
 
+// ---- NetDB -------------------------------------------------------------------
+
+/** A new NetDB handle (net_netdb_open, or net_netdb_open_from_bundle when `bundle` is given). */
+function netdbOpen(redex, origin, config, bundle) {
+  const out = [null];
+  if (bundle == null) {
+    check(fns.net_netdb_open(redex, origin, ptr(config), len(config), out));
+  } else {
+    check(fns.net_netdb_open_from_bundle(redex, origin, ptr(config), len(config), ptr(bundle), len(bundle), out));
+  }
+  return out[0];
+}
+
+/** The NetDB's model handle of `kind` (lent: the NetDB frees it). */
+function netdbModel(handle, kind) {
+  const out = [null];
+  check(fns.net_netdb_model(handle, kind, out));
+  return out[0];
+}
+
+function netdbSnapshot(handle) {
+  const out = {};
+  check(fns.net_netdb_snapshot(handle, out));
+  return takeBytes(out);
+}
+
 // ---- mesh --------------------------------------------------------------------
 
 function meshNew(config) {
@@ -514,6 +540,21 @@ function meshConnectAttempt(handle, addr, key, nodeId) {
   return (token, error) => ({
     fn: fns.net_mesh_connect,
     args: [handle, addr, addr.byteLength, key, key.byteLength, nodeId, token, error],
+    result: () => null,
+  });
+}
+
+/**
+ * An attempt of a blocking net_mesh_connect_via (`relay` a bigint) or, with
+ * `relay` null, net_mesh_connect_routed.
+ */
+function meshConnectViaAttempt(handle, relay, key, nodeId) {
+  return (token, error) => ({
+    fn: relay === null ? fns.net_mesh_connect_routed : fns.net_mesh_connect_via,
+    args:
+      relay === null
+        ? [handle, key, key.byteLength, nodeId, token, error]
+        : [handle, relay, key, key.byteLength, nodeId, token, error],
     result: () => null,
   });
 }
@@ -697,7 +738,11 @@ module.exports = {
   busClose,
   busFree,
   meshNew,
+  netdbOpen,
+  netdbModel,
+  netdbSnapshot,
   meshConnectAttempt,
+  meshConnectViaAttempt,
   meshAcceptAttempt,
   meshOpenStream,
   meshSend,

@@ -418,13 +418,16 @@ let modelHandle;
 class Model {
   #handle;
   #origin;
+  /** The NetDB that lent this model and frees it (null: the model's own). */
+  #lender;
 
   /** @private Use Tasks.open / Memories.open (or restore / openAsync). */
-  constructor(token, handle, origin) {
+  constructor(token, handle, origin, lender = null) {
     if (token !== kConstruct) throw new TypeError(`use ${new.target.name}.open()`);
     this.#handle = handle;
     this.#origin = origin;
-    modelFinalizer.register(this, { handle, name: new.target.name }, this);
+    this.#lender = lender;
+    if (lender === null) modelFinalizer.register(this, { handle, name: new.target.name }, this);
   }
 
   static {
@@ -640,11 +643,16 @@ class Model {
    * closes the file. Idempotent. Throws BusyError when calls were still
    * running at that deadline or closing the file failed (the message says
    * which; shutdown() first reports a failed sync as its RedEX error).
+   *
+   * A model lent by a NetDB (db.tasks, db.memories) is the NetDB's: close()
+   * only lets go of it (later calls throw ShuttingDownError), and the
+   * NetDB's close() frees it.
    */
   close() {
     const handle = this.#handle;
     if (handle === null) return;
     this.#handle = null;
+    if (this.#lender !== null) return;
     modelFinalizer.unregister(this);
     calls.free('net_model_free', handle);
   }
@@ -654,6 +662,7 @@ class Model {
     const handle = this.#handle;
     if (handle === null) return Promise.resolve();
     this.#handle = null;
+    if (this.#lender !== null) return Promise.resolve();
     modelFinalizer.unregister(this);
     return pool
       .getPool()
@@ -768,4 +777,9 @@ function rawCortexHandle(value) {
   return undefined;
 }
 
-module.exports = { Model, ModelKind, Tasks, Memories, Watch, rawCortexHandle, modelConfigJson, filterJson, toBuffer };
+/** A model of class `Cls` over `handle`, which `lender` (a NetDB) owns and frees. */
+function lendModel(Cls, handle, origin, lender) {
+  return new Cls(kConstruct, handle, origin, lender);
+}
+
+module.exports = { Model, ModelKind, Tasks, Memories, Watch, rawCortexHandle, modelConfigJson, filterJson, toBuffer, lendModel };

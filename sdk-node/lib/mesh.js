@@ -193,6 +193,45 @@ class Mesh {
   }
 
   /**
+   * Handshakes with `nodeId` (its static X25519 `publicKey`) through
+   * `relay`, one of this node's direct peers, off the event loop. The
+   * session is relayed: its packets travel routed towards the best route
+   * (the relay, or another path if it fails); the peer needs no accept.
+   * Rejects with MeshNoRouteError when `relay` is not a direct peer;
+   * otherwise as connect().
+   */
+  connectVia(relay, publicKey, nodeId, options) {
+    return this.#connectThrough('mesh_connect_via', args.u64(relay, 'relay'), publicKey, nodeId, options);
+  }
+
+  /**
+   * connectVia() through the next hop of the best route to `nodeId` learned
+   * from pingwaves (see routes(); the nodes on the path must be started).
+   * Rejects with MeshNoRouteError when no route is known.
+   */
+  connectRouted(publicKey, nodeId, options) {
+    return this.#connectThrough('mesh_connect_routed', null, publicKey, nodeId, options);
+  }
+
+  #connectThrough(op, relay, publicKey, nodeId, options) {
+    return pooled(() => {
+      const signal = asyncCalls.signalArg(options);
+      const handle = this.#live();
+      const k = new Uint8Array(args.bytes(publicKey, 'publicKey'));
+      return asyncCalls
+        .blocking({
+          op,
+          attempt: calls.meshConnectViaAttempt(handle, relay, k, args.u64(nodeId, 'nodeId')),
+          resumable: false,
+          signal,
+        })
+        .then((r) => {
+          asyncCalls.check(r);
+        });
+    });
+  }
+
+  /**
    * Waits for `nodeId` to handshake in the direct form: its address, or null
    * on timeout (omitted: no limit). `{ signal }` cancels the wait; closing the
    * node rejects it with ShuttingDownError.
@@ -325,7 +364,33 @@ class Mesh {
       idleMs: Number(p.idle_ms),
       cipher: p.cipher,
       droppedUnreported: BigInt(p.dropped_unreported),
+      relay: p.relay ?? null,
     }));
+  }
+
+  /**
+   * The routing table: `{ nodeId, routes, forwarding, pingwaves }`, one
+   * route per reachable destination in id order (`{ destination, nextHop,
+   * hops, kind: 'direct' | 'relayed' | 'learned', ageMs, stale, alternates }`,
+   * ids as bigints) and the counters (numbers).
+   */
+  routes() {
+    const raw = require('./json').parseJsonBigInt(calls.meshBytes(fns.net_mesh_routes, this.#live()).toString('utf8'));
+    const counters = (c) => Object.fromEntries(Object.entries(c).map(([k, v]) => [k, Number(v)]));
+    return {
+      nodeId: raw.node_id,
+      routes: raw.routes.map((r) => ({
+        destination: r.destination,
+        nextHop: r.next_hop,
+        hops: Number(r.hops),
+        kind: r.kind,
+        ageMs: Number(r.age_ms),
+        stale: r.stale,
+        alternates: Number(r.alternates),
+      })),
+      forwarding: counters(raw.forwarding),
+      pingwaves: counters(raw.pingwaves),
+    };
   }
 
   /** The node's counters (numbers; node_id as bigint). */

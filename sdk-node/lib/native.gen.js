@@ -306,6 +306,7 @@ function defineTypes(koffi) {
   named('net_mesh_t', () => koffi.opaque('net_mesh_t'));
   named('net_model_t', () => koffi.opaque('net_model_t'));
   named('net_model_watch_t', () => koffi.opaque('net_model_watch_t'));
+  named('net_netdb_t', () => koffi.opaque('net_netdb_t'));
   named('net_redex_file_t', () => koffi.opaque('net_redex_file_t'));
   named('net_redex_t', () => koffi.opaque('net_redex_t'));
   named('net_redex_tail_t', () => koffi.opaque('net_redex_tail_t'));
@@ -434,6 +435,8 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_mesh_local_addr(const net_mesh_t *mesh, _Inout_ net_bytes_t *out)',
   'net_status_t net_mesh_start(const net_mesh_t *mesh)',
   'net_status_t net_mesh_connect(const net_mesh_t *mesh, const uint8_t *addr, size_t addr_len, const uint8_t *peer_static_pub, size_t peer_static_pub_len, uint64_t peer_node_id, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_mesh_connect_via(const net_mesh_t *mesh, uint64_t relay_node_id, const uint8_t *peer_static_pub, size_t peer_static_pub_len, uint64_t peer_node_id, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_mesh_connect_routed(const net_mesh_t *mesh, const uint8_t *peer_static_pub, size_t peer_static_pub_len, uint64_t peer_node_id, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_accept(const net_mesh_t *mesh, uint64_t peer_node_id, uint32_t timeout_ms, _Inout_ net_bytes_t *addr_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_open_stream(const net_mesh_t *mesh, uint64_t peer, uint64_t stream_id, bool reliable, uint64_t window, _Out_ net_mesh_stream_t **out)',
   'net_status_t net_mesh_stream_send(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count)',
@@ -443,7 +446,14 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, _Out_ uint64_t *peer_out, _Out_ uint64_t *stream_id_out, _Inout_ net_bytes_t *data_out, _Out_ uint64_t *dropped_before_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_recv_batch(const net_mesh_t *mesh, size_t max, uint32_t timeout_ms, _Inout_ net_bytes_t *records_out, _Out_ size_t *count_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_peers(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_mesh_routes(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_mesh_stats(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_netdb_open(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, _Out_ net_netdb_t **out)',
+  'net_status_t net_netdb_open_from_bundle(const net_redex_t *redex, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *bundle, size_t bundle_len, _Out_ net_netdb_t **out)',
+  'net_status_t net_netdb_model(const net_netdb_t *db, uint32_t kind, _Out_ net_model_t **out)',
+  'net_status_t net_netdb_snapshot(const net_netdb_t *db, _Inout_ net_bytes_t *bundle_out)',
+  'net_status_t net_netdb_close(const net_netdb_t *db)',
+  'net_status_t net_netdb_free(net_netdb_t *db)',
   'net_status_t net_redex_open(const uint8_t *base_dir, size_t base_dir_len, _Out_ net_redex_t **out)',
   'net_status_t net_redex_free(net_redex_t *redex)',
   'net_status_t net_redex_open_file(const net_redex_t *redex, const uint8_t *name, size_t name_len, const uint8_t *config_json, size_t config_json_len, _Out_ net_redex_file_t **out)',

@@ -35,6 +35,8 @@ const OPS = {
   modelClose: calls.modelClose,
   modelWrite: calls.modelWrite,
   modelSnapshot: calls.modelSnapshot,
+  netdbOpen: calls.netdbOpen,
+  netdbSnapshot: calls.netdbSnapshot,
 };
 
 /** An owned Uint8Array's buffer can be handed over instead of copied. */

@@ -53,8 +53,9 @@ from .cortex import (
     Watch,
     WatchLagged,
 )
+from .netdb import NetDB
 from .bus import Bus, BusEvent, IngestReport, PollResult, RedisStreamDedup
-from .mesh import Mesh, MeshEvent, MeshStream
+from .mesh import Mesh, MeshEvent, MeshStream, Route, Routes
 from . import errors
 from .errors import *  # noqa: F401,F403  (NetError, Status, status_name and every error class)
 from .identity import NET_PUBLIC_KEY_LEN, NET_SEED_LEN, NET_SIGNATURE_LEN, Identity
@@ -79,6 +80,14 @@ from .token import NET_TOKEN_SIZE, Scope, Token, TokenInfo
 #: The libnet ABI version this SDK was written for (checked at import).
 NET_ABI_VERSION: int = SDK_ABI_VERSION
 
+#: The libnet version of the header this SDK was built from: NET_VERSION is
+#: MAJOR * 1_000_000 + MINOR * 1_000 + PATCH (the loaded library's own is
+#: :func:`version`).
+NET_VERSION_MAJOR: int = lib.NET_VERSION_MAJOR
+NET_VERSION_MINOR: int = lib.NET_VERSION_MINOR
+NET_VERSION_PATCH: int = lib.NET_VERSION_PATCH
+NET_VERSION: int = lib.NET_VERSION
+
 
 def version() -> str:
     """The version of the loaded libnet ("MAJOR.MINOR.PATCH")."""
@@ -102,6 +111,10 @@ __all__ = [
     "version",
     "abi_version",
     "NET_ABI_VERSION",
+    "NET_VERSION",
+    "NET_VERSION_MAJOR",
+    "NET_VERSION_MINOR",
+    "NET_VERSION_PATCH",
     # identity
     "Identity",
     "NET_SEED_LEN",
@@ -127,6 +140,8 @@ __all__ = [
     "Mesh",
     "MeshStream",
     "MeshEvent",
+    "Route",
+    "Routes",
     # cancellation and logging
     "Cancel",
     "LogLevel",
@@ -145,6 +160,7 @@ __all__ = [
     "Snapshot",
     "Watch",
     "WatchLagged",
+    "NetDB",
     # RedEX
     "Redex",
     "RedexFile",

@@ -484,7 +484,7 @@ class Model(_Handle, Generic[Row]):
     ``"live"`` or a sequence number) and ``changes_capacity``.
     """
 
-    __slots__ = ("_origin_hash", "_model_kind")
+    __slots__ = ("_origin_hash", "_model_kind", "_lender")
     _kind = "Model"
     _free = staticmethod(lib.net_model_free)
     #: The kind a subclass always opens (None: given as ``kind=``).
@@ -513,6 +513,7 @@ class Model(_Handle, Generic[Row]):
         changes_capacity: Optional[int] = None,
         _snapshot: Optional[Snapshot] = None,
     ) -> None:
+        self._lender: Any = None
         self._lock = threading.Lock()
         self._ptr = None
         self._model_kind = self._resolve_kind(kind)
@@ -556,6 +557,17 @@ class Model(_Handle, Generic[Row]):
                 )
             )
         self._ptr = out[0]
+
+    @classmethod
+    def _lent(cls: Type[_M], ptr: Any, lender: Any, origin_hash: int) -> _M:
+        """The model ``ptr`` that ``lender`` (a NetDB) owns and frees."""
+        model = cls.__new__(cls)
+        model._lender = lender
+        model._lock = threading.Lock()
+        model._ptr = ptr
+        model._origin_hash = origin_hash
+        model._model_kind = cls._resolve_kind(None)
+        return model
 
     @classmethod
     def _resolve_kind(cls, kind: Optional[int]) -> ModelKind:
@@ -765,8 +777,19 @@ class Model(_Handle, Generic[Row]):
         calls in flight, stops the fold and closes the RedEX file.
         Idempotent and thread-safe; writes racing it either land or raise
         ShuttingDownError. Raises BusyError if calls were still running
-        after 5 s or closing the file failed (the message says which)."""
+        after 5 s or closing the file failed (the message says which).
+
+        A model lent by a :class:`~netmesh.NetDB` is the NetDB's: closing it
+        only lets go of it (later calls raise ShuttingDownError); the
+        NetDB's own close frees it."""
+        if self._lender is not None:
+            self._take()
+            return
         super().close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_lender", None) is None:
+            super().__del__()
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""

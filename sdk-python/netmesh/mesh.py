@@ -29,6 +29,7 @@ calls; closing the node wakes every blocked call (``recv`` returns None,
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime
 import json
 import struct
@@ -54,7 +55,7 @@ from .cancel import Cancel, call_async, call_blocking, pull, pull_async
 from .errors import MeshConfigError, ShuttingDownError, error_for_status
 from .redex import Seconds, _out_u64
 
-__all__ = ["Mesh", "MeshStream", "MeshEvent"]
+__all__ = ["Mesh", "MeshStream", "MeshEvent", "Route", "Routes"]
 
 _U64_MAX = (1 << 64) - 1
 # net_mesh_recv_batch records: peer, stream_id, dropped_before, len, bytes.
@@ -72,6 +73,55 @@ class MeshEvent(NamedTuple):
     stream_id: int
     data: bytes
     dropped_before: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """The route in use to one destination (:meth:`Mesh.routes`)."""
+
+    #: The destination node.
+    destination: int
+    #: The direct peer packets to the destination go to.
+    next_hop: int
+    #: Links to the destination.
+    hops: int
+    #: ``"direct"``, ``"relayed"`` (a relayed session's pinned route) or
+    #: ``"learned"`` (from pingwaves).
+    kind: str
+    #: Milliseconds since the route was last confirmed.
+    age_ms: int
+    #: No news for the expiry time: kept only for want of a fresher route.
+    stale: bool
+    #: Other usable next hops, ready if this one fails.
+    alternates: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Routes:
+    """A node's routing table (:meth:`Mesh.routes`): ``routes`` in
+    destination order, ``forwarding`` (routed datagrams ``forwarded`` as a
+    relay, ``delivered`` to us, ``dropped_*`` by reason) and ``pingwaves``
+    (``sent``, ``accepted``, ``relayed``, ``duplicate``, ``dropped_*``)
+    counters."""
+
+    node_id: int
+    routes: List[Route]
+    forwarding: Dict[str, int]
+    pingwaves: Dict[str, int]
+
+    def route(self, destination: int) -> Optional[Route]:
+        """The route to ``destination``, or None."""
+        return next((r for r in self.routes if r.destination == destination), None)
+
+    @classmethod
+    def _from_json(cls, data: Dict[str, Any]) -> "Routes":
+        fields = [f.name for f in dataclasses.fields(Route)]
+        return cls(
+            node_id=data["node_id"],
+            routes=[Route(**{k: r[k] for k in fields}) for r in data["routes"]],
+            forwarding=dict(data["forwarding"]),
+            pingwaves=dict(data["pingwaves"]),
+        )
 
 
 def _u64(value: Any, what: str) -> int:
@@ -235,6 +285,53 @@ class Mesh(_Handle):
     ) -> None:
         """:meth:`connect` for asyncio (cancelling the task cancels the handshake)."""
         await call_async(self._connect_call(addr, public_key, node_id), cancel)
+
+    def _connect_via_call(self, relay: Optional[int], public_key: BytesLike, node_id: int) -> Any:
+        handle = self._handle()
+        key, n = buf(public_key, "public_key")
+        peer = _u64(node_id, "node_id")
+        hop = None if relay is None else _u64(relay, "relay")
+
+        def call(token: Any) -> None:
+            err = error_slot()
+            if hop is None:
+                status = lib.net_mesh_connect_routed(handle, key, n, peer, token, err)
+            else:
+                status = lib.net_mesh_connect_via(handle, hop, key, n, peer, token, err)
+            check_call(status, err)
+
+        return call
+
+    def connect_via(
+        self, relay: int, public_key: BytesLike, node_id: int, *, cancel: Optional[Cancel] = None
+    ) -> None:
+        """Handshakes with ``node_id`` (its static X25519 ``public_key``)
+        through ``relay``, one of this node's direct peers. The session is
+        relayed: its packets travel routed towards the best route (the
+        relay, or another path if it fails); the peer needs no accept.
+        MeshNoRouteError when ``relay`` is not a direct peer; otherwise as
+        :meth:`connect`."""
+        call_blocking(self._connect_via_call(relay, public_key, node_id), cancel)
+
+    async def connect_via_async(
+        self, relay: int, public_key: BytesLike, node_id: int, *, cancel: Optional[Cancel] = None
+    ) -> None:
+        """:meth:`connect_via` for asyncio."""
+        await call_async(self._connect_via_call(relay, public_key, node_id), cancel)
+
+    def connect_routed(
+        self, public_key: BytesLike, node_id: int, *, cancel: Optional[Cancel] = None
+    ) -> None:
+        """:meth:`connect_via` through the next hop of the best route to
+        ``node_id`` learned from pingwaves (see :meth:`routes`; the nodes on
+        the path must be started). MeshNoRouteError when none is known."""
+        call_blocking(self._connect_via_call(None, public_key, node_id), cancel)
+
+    async def connect_routed_async(
+        self, public_key: BytesLike, node_id: int, *, cancel: Optional[Cancel] = None
+    ) -> None:
+        """:meth:`connect_routed` for asyncio."""
+        await call_async(self._connect_via_call(None, public_key, node_id), cancel)
 
     def _accept_raw(self, handle: Any, peer: int, ms: int, token: Any) -> Optional[str]:
         out = new_bytes()
@@ -443,11 +540,19 @@ class Mesh(_Handle):
         "legacy" | "pending"), entity (hex or None), streams, idle_ms,
         cipher, dropped_unreported (events from the peer dropped for want
         of queue room, not yet reported on a later event's
-        ``dropped_before``)."""
+        ``dropped_before``), relay (the node_id of the relay a relayed
+        session goes through; None for a direct peer)."""
         out = new_bytes()
         check(lib.net_mesh_peers(self._handle(), out))
         result: List[Dict[str, Any]] = json.loads(take_bytes(out))
         return result
+
+    def routes(self) -> Routes:
+        """The routing table: a :class:`Routes` with one :class:`Route` per
+        reachable destination, and the forwarding and pingwave counters."""
+        out = new_bytes()
+        check(lib.net_mesh_routes(self._handle(), out))
+        return Routes._from_json(json.loads(take_bytes(out)))
 
     def stats(self) -> Dict[str, int]:
         """The node's counters."""

@@ -270,6 +270,59 @@ pub unsafe extern "C" fn net_mesh_connect(
     })
 }
 
+/// Handshakes with node `peer_node_id` (static X25519 key `peer_static_pub`,
+/// 32 bytes) through `relay_node_id`, one of this node's direct peers: the
+/// routed handshake, forwarded by the relay. The session is relayed: its
+/// packets travel routed towards the best route (the relay, or another path
+/// if the relay fails), heartbeats included. The peer needs no accept.
+///
+/// Errors: `NET_ERR_MESH_NO_ROUTE` when `relay_node_id` is not a direct
+/// peer; as `net_mesh_connect` otherwise.
+///
+/// # Safety
+/// `mesh` is NULL or from libnet; `peer_static_pub` is readable for
+/// `peer_static_pub_len` bytes; `cancel` is NULL or from libnet;
+/// `error_out` is NULL or valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_mesh_connect_via(
+    mesh: *const net_mesh_t,
+    relay_node_id: u64,
+    peer_static_pub: *const u8,
+    peer_static_pub_len: usize,
+    peer_node_id: u64,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
+) -> net_status_t {
+    ffi_export!(error_out error_out; handle mesh; cancel cancel; array peer_static_pub[peer_static_pub_len] 32; {
+        mesh.0.connect_via(relay_node_id, peer_static_pub, peer_node_id, cancel.token())?;
+        Ok(())
+    })
+}
+
+/// `net_mesh_connect_via` through the next hop of the routing table's best
+/// route to `peer_node_id` (routes are learned from pingwaves once the
+/// nodes on the path run `net_mesh_start`; see `net_mesh_routes`).
+///
+/// Errors: `NET_ERR_MESH_NO_ROUTE` when no route to `peer_node_id` is
+/// known; as `net_mesh_connect_via` otherwise.
+///
+/// # Safety
+/// As `net_mesh_connect_via`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_mesh_connect_routed(
+    mesh: *const net_mesh_t,
+    peer_static_pub: *const u8,
+    peer_static_pub_len: usize,
+    peer_node_id: u64,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
+) -> net_status_t {
+    ffi_export!(error_out error_out; handle mesh; cancel cancel; array peer_static_pub[peer_static_pub_len] 32; {
+        mesh.0.connect_routed(peer_static_pub, peer_node_id, cancel.token())?;
+        Ok(())
+    })
+}
+
 /// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for node
 /// `peer_node_id` to handshake in the direct form; writes its address as
 /// text. Routed handshakes need no accept.
@@ -507,8 +560,9 @@ pub unsafe extern "C" fn net_mesh_recv_batch(
 /// "legacy" | "pending"), `entity` (hex or null), `streams`, `idle_ms`,
 /// `cipher` ("chacha20-poly1305" | "aes-256-gcm": what data packets to the
 /// peer are sealed with), `dropped_unreported` (events from it dropped for
-/// want of queue room and not yet reported on a later event). u64 values
-/// are exact JSON integers.
+/// want of queue room and not yet reported on a later event), `relay` (the
+/// node_id of the relay a `net_mesh_connect_via` session goes through;
+/// null for a direct peer). u64 values are exact JSON integers.
 ///
 /// # Safety
 /// `mesh` is NULL or from libnet; `json_out` is valid for one write.
@@ -519,6 +573,27 @@ pub unsafe extern "C" fn net_mesh_peers(
 ) -> net_status_t {
     ffi_export!(handle mesh; out json_out; {
         json_out.write(net_bytes_t::from_vec(mesh.0.peers_json().into_bytes()));
+        Ok(())
+    })
+}
+
+/// The routing table as a JSON object: `node_id`; `routes`, one per
+/// reachable destination in id order (`destination`, `next_hop` (the direct
+/// peer packets go to), `hops`, `kind` ("direct" | "relayed" | "learned"),
+/// `age_ms`, `stale`, `alternates`); the `forwarding` counters (`forwarded`,
+/// `delivered`, `dropped_*`) and the `pingwaves` counters (`sent`,
+/// `accepted`, `relayed`, `duplicate`, `dropped_*`). u64 values are exact
+/// JSON integers.
+///
+/// # Safety
+/// `mesh` is NULL or from libnet; `json_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_mesh_routes(
+    mesh: *const net_mesh_t,
+    json_out: *mut net_bytes_t,
+) -> net_status_t {
+    ffi_export!(handle mesh; out json_out; {
+        json_out.write(net_bytes_t::from_vec(mesh.0.routes_json().into_bytes()));
         Ok(())
     })
 }

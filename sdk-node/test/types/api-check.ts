@@ -1,5 +1,10 @@
 // Type-checked (tsc --noEmit) against the installed package's index.d.ts; not run.
 import {
+  NetDB,
+  type NetDBOptions,
+  type MeshRoutes,
+  type MeshRoute,
+  MeshNoRouteError,
   Mesh,
   MeshStream,
   MeshEvent,
@@ -318,6 +323,17 @@ async function main(): Promise<void> {
     // @ts-expect-error tasks have no tag filters
     tasks.findMany({ tagsAny: ['x'] });
     void [okWait, row, rows, n, upd, restored, p, seqM, memRows, firstMem, halted];
+    const dbOptions: NetDBOptions = { withTasks: true, withMemories: true, persistent: false, policy: 'stop' };
+    const db: NetDB = NetDB.open(r, 1n, dbOptions);
+    const dbTasks: Tasks = db.tasks;
+    const dbMemories: Memories = db.memories;
+    const bundle: Buffer = db.snapshotBundle();
+    const fromBundle: NetDB = NetDB.openFromBundle(r, 2n, bundle, { withTasks: true });
+    const dbAsync: Promise<NetDB> = NetDB.openAsync(r, 3n, null);
+    db.shutdown();
+    await db.closeAsync();
+    fromBundle.close();
+    void [dbTasks, dbMemories, dbAsync];
   }
 
   // mesh
@@ -333,6 +349,14 @@ async function main(): Promise<void> {
     const opts: SignalOptions = { signal: AbortSignal.timeout(1000) };
     const conn2: Promise<void> = m.connect('127.0.0.1:1', m.publicKey, id, opts);
     const acc: Promise<string | null> = m.accept(id, undefined, opts);
+    const via: Promise<void> = m.connectVia(id, m.publicKey, 2n, opts);
+    const routed: Promise<void> = m.connectRouted(m.publicKey, 2n);
+    const table: MeshRoutes = m.routes();
+    const first: MeshRoute | undefined = table.routes[0];
+    const hop: bigint | undefined = first?.nextHop;
+    const relay: bigint | null = m.peers()[0].relay;
+    const noRoute: MeshNoRouteError | null = null;
+    void [via, routed, hop, relay, noRoute];
     const evs2: Promise<MeshEvent[] | null> = m.recv(10, null, opts);
     const ok2: Promise<boolean> = st.sendBlocking(['x'], undefined, opts);
     for await (const e of m.events(opts)) {
