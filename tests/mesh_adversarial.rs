@@ -92,26 +92,41 @@ fn wrong_psk_and_unknown_sessions_are_ignored() {
 }
 
 #[test]
-fn a_hijacked_node_id_is_refused_while_the_session_is_live() {
+fn a_hijacked_node_id_never_replaces_the_live_session() {
     let a = node("");
     let b = node("");
     a.start().unwrap();
     b.start().unwrap();
     a.connect(b.local_addr(), &b.public_key(), b.node_id())
         .unwrap();
-    // An attacker with the PSK claims a's node_id, under its own ephemeral.
-    assert!(
-        RawPeer::connect(&b, a.node_id(), &PSK).is_none(),
-        "re-key must be refused"
-    );
-    assert!(b.stat("handshakes_refused") >= 1);
+    let session = b.peers()[0].session_id;
+    assert_eq!(b.peers()[0].identity, "net");
+    // Attackers with the PSK claim a's node_id, each under its own
+    // ephemeral. a's session is bound, so each is answered as a candidate
+    // (a restarted a would be), one at a time: a newer one supersedes the
+    // older, and none can prove a's entity.
+    let mut attackers: Vec<RawPeer> = (0..5)
+        .map(|_| RawPeer::connect(&b, a.node_id(), &PSK).expect("answered as a candidate"))
+        .collect();
+    assert_eq!(b.stat("session_candidates"), 5);
+    assert!(b.stats_json().contains(r#""candidates_held":1"#));
+    // Data on a candidate's session is never delivered.
+    for attacker in &mut attackers {
+        let forged = attacker.data(1, &[b"forged"], 0);
+        attacker.send(&forged);
+    }
+    // The last one expires without a hello (hello_timeout).
+    wait_until(|| b.stat("candidates_dropped") == 5, "candidates dropped");
+    assert_eq!(b.stat("sessions_replaced"), 0);
     // a's session is untouched.
+    assert_eq!(b.peers()[0].session_id, session);
     a.send(b.node_id(), 1, &[b"still mine"]).unwrap();
     let got = recv_n(&b, 1);
     assert_eq!(
         (got[0].peer, got[0].data.as_slice()),
         (a.node_id(), &b"still mine"[..])
     );
+    assert!(nothing_for(&b, 100));
 }
 
 #[test]

@@ -88,6 +88,9 @@ pub(crate) struct Peer {
     /// The heartbeat round reported it Failed (and not yet recovered):
     /// makes the Failed and recovery hooks run once per transition.
     pub failed_reported: AtomicBool,
+    /// A candidate session (`node/session_install.rs`): held aside until
+    /// its hello proves the entity pinned for its node_id.
+    candidate: AtomicBool,
 }
 
 impl std::fmt::Debug for Peer {
@@ -136,6 +139,7 @@ impl Peer {
             rel_seq: AtomicU64::new(0),
             hellos: Mutex::new(Vec::new()),
             failed_reported: AtomicBool::new(false),
+            candidate: AtomicBool::new(false),
         };
         peer.touch(now);
         peer
@@ -215,11 +219,30 @@ impl Peer {
         self.binding.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether this is a candidate session, not (yet) the node's session.
+    pub fn is_candidate(&self) -> bool {
+        self.candidate.load(Ordering::SeqCst)
+    }
+
+    pub fn set_candidate(&self, on: bool) {
+        self.candidate.store(on, Ordering::SeqCst);
+    }
+
     /// Waits until the binding is resolved or `deadline` passes.
     pub fn wait_resolved(&self, deadline: Instant, stop: &dyn Fn() -> bool) -> Binding {
+        self.wait_binding(deadline, stop, &Binding::resolved)
+    }
+
+    /// Waits until `done` holds for the binding or `deadline` passes.
+    pub fn wait_binding(
+        &self,
+        deadline: Instant,
+        stop: &dyn Fn() -> bool,
+        done: &dyn Fn(&Binding) -> bool,
+    ) -> Binding {
         let mut b = self.binding();
         loop {
-            if b.resolved() || stop() {
+            if done(&b) || stop() {
                 return b.clone();
             }
             let now = Instant::now();

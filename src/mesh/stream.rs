@@ -60,6 +60,11 @@ pub(crate) struct RxState {
     regrant_at: Option<Instant>,
     /// Re-sends of the last grant so far (reset by a new grant).
     regrants: u32,
+    /// The most bytes seen outstanding at once (received, not yet
+    /// granted back): a sender never has more than its window
+    /// outstanding, so this is a lower bound of the sender's window that
+    /// reaches it as soon as the sender stalls once.
+    peak_outstanding: u64,
     pub legacy_gate: LegacyGate,
     pub receiver: ReliableReceiver,
 }
@@ -71,6 +76,22 @@ impl RxState {
     /// event capacity (never dropped).
     pub fn within_window(&self, cost: u64, window: u64) -> bool {
         window != 0 && self.queued + cost <= window
+    }
+
+    /// A packet worth `credit` bytes was queued for the application.
+    pub fn on_queued(&mut self, credit: u64) {
+        self.queued += credit;
+        let outstanding = self.queued + self.consumed.saturating_sub(self.granted);
+        self.peak_outstanding = self.peak_outstanding.max(outstanding);
+    }
+
+    /// How many consumed bytes make a grant worth sending now: a quarter
+    /// of the sender's window as observed ([`on_queued`](Self::on_queued)),
+    /// at most `cap` (a quarter of our own window). We do not know the
+    /// sender's window; one smaller than our threshold would otherwise
+    /// stall on every window until the reliability tick.
+    pub fn grant_threshold(&self, cap: u64) -> u64 {
+        (self.peak_outstanding / 4).clamp(1, cap.max(1))
     }
 
     /// The application took packets worth `credit` bytes.
@@ -323,6 +344,27 @@ mod tests {
         assert_eq!(rx.take_grant(1), Some(101));
         assert_eq!(rx.regrant_due(ms(at + 2000)), None);
         assert_eq!(rx.regrant_due(ms(at + 2020)), Some(101));
+    }
+
+    #[test]
+    fn the_grant_threshold_follows_the_senders_observed_window() {
+        let cap = 16 * 1024;
+        let mut rx = RxState::default();
+        assert_eq!(rx.grant_threshold(cap), 1, "nothing seen: grant at once");
+        // A 4 KiB sender: at most 4096 bytes outstanding, ever.
+        for _ in 0..4 {
+            rx.on_queued(1024);
+        }
+        assert_eq!(rx.grant_threshold(cap), 1024);
+        rx.on_consumed(1024);
+        assert_eq!(rx.take_grant(rx.grant_threshold(cap)), Some(1024));
+        rx.on_queued(1024);
+        assert_eq!(rx.grant_threshold(cap), 1024, "never more than it has seen");
+        // A sender with a large window is capped at our quarter window.
+        for _ in 0..200 {
+            rx.on_queued(1024);
+        }
+        assert_eq!(rx.grant_threshold(cap), cap);
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod capabilities;
 mod channels;
 mod recv;
 mod send;
+mod session_install;
 mod tasks;
 #[cfg(feature = "test-util")]
 mod testing;
@@ -49,12 +50,10 @@ use zeroize::Zeroizing;
 
 use super::config::{ConfigError, ConnectForm, MeshConfig};
 use super::credit::Backpressure;
-use super::crypto::{Role, SessionKeys};
 use super::handshake::{HandshakeError, HandshakeForm, Initiator, Responder};
 use super::inbound::{Inbound, InboundEvent, Recv};
 use super::peer::{Peer, StreamLimits};
-use super::routing::{PeerProtocol, Router, RoutingConfig};
-use super::session::Session;
+use super::routing::{Router, RoutingConfig};
 use crate::cancel::CancelToken;
 use crate::identity::{EntityId, EntityKeypair, routing_id};
 
@@ -174,6 +173,12 @@ pub(crate) struct Stats {
     pub gso_fallbacks: AtomicU64,
     /// Datagrams that arrived coalesced by the kernel (UDP GRO).
     pub gro_datagrams: AtomicU64,
+    /// Handshakes taken as candidates to replace a live bound session.
+    pub session_candidates: AtomicU64,
+    /// Candidates whose hello proved the pinned entity: sessions replaced.
+    pub sessions_replaced: AtomicU64,
+    /// Candidates dropped: hello refused, superseded or never came.
+    pub candidates_dropped: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -277,12 +282,16 @@ pub(crate) struct Inner {
     started: AtomicBool,
     shutdown: AtomicBool,
     inbound: Arc<Inbound>,
-    /// Consumed bytes that trigger a grant at the end of a receive batch:
-    /// a quarter of the window, so a sender with our window never waits
-    /// on credit; smaller remainders go out on the reliability tick.
+    /// The most consumed bytes that wait for a grant: a quarter of our
+    /// window, so a sender with our window never waits on credit. Each
+    /// stream grants sooner when its sender's window looks smaller
+    /// (`RxState::grant_threshold`); remainders go out on the reliability
+    /// tick.
     grant_threshold: u64,
     pub(crate) stats: Stats,
     pins: Mutex<HashMap<u64, EntityId>>,
+    /// Sessions waiting to replace a bound one (`session_install.rs`).
+    candidates: session_install::Candidates,
     #[cfg(feature = "test-util")]
     testing: testing::Testing,
     handshake_tokens: Mutex<(f64, Instant)>,
@@ -440,6 +449,7 @@ impl MeshNode {
             shutdown: AtomicBool::new(false),
             stats: Stats::default(),
             pins: Mutex::new(HashMap::new()),
+            candidates: session_install::Candidates::default(),
             #[cfg(feature = "test-util")]
             testing: testing::Testing::default(),
             router: Mutex::new(Router::with_first_pingwave_seq(
@@ -838,8 +848,9 @@ impl Inner {
     }
 
     /// Credits what the application took (`recv`): a stream's grant goes
-    /// out once a quarter of its window was taken since the last one (the
-    /// reliability tick sends smaller remainders within 5 ms).
+    /// out once a quarter of the sender's window (as observed, at most a
+    /// quarter of ours) was taken since the last one (the reliability tick
+    /// sends smaller remainders within 5 ms).
     fn credit_consumed(&self, consumed: &[super::inbound::Consumed]) {
         for c in consumed {
             let Some(peer) = self.peers.get(&c.peer).map(|p| p.value().clone()) else {
@@ -851,7 +862,8 @@ impl Inner {
                     continue;
                 };
                 stream.rx.on_consumed(c.credit);
-                stream.rx.take_grant(self.grant_threshold)
+                let threshold = stream.rx.grant_threshold(self.grant_threshold);
+                stream.rx.take_grant(threshold)
             };
             if let Some(total) = grant {
                 self.send_grant(&peer, c.stream_id, total);
@@ -886,100 +898,9 @@ impl Inner {
         }
     }
 
-    /// Installs a new session for `node_id` under one atomic map entry: a
-    /// live session (inside its idle window) refuses it, whatever key the
-    /// newcomer used; a dead one is replaced. Keeps the address and
-    /// session indexes current. The caller sends our identity hello (after
-    /// msg2, on the responder's side).
-    fn install_session(
-        &self,
-        node_id: u64,
-        addr: SocketAddr,
-        keys: &SessionKeys,
-        role: Role,
-        relay: Option<u64>,
-    ) -> Result<Arc<Peer>, MeshError> {
-        let now = Instant::now();
-        let mut peer = Peer::new(
-            node_id,
-            addr,
-            Session::new(keys, role),
-            self.config.session_timeout,
-            self.stream_limits(),
-            self.epoch,
-        );
-        peer.relay = relay;
-        let peer = Arc::new(peer);
-        let replaced = match self.peers.entry(node_id) {
-            Entry::Occupied(mut e) => {
-                if e.get().is_live(now, self.config.session_timeout) {
-                    bump(&self.stats.handshakes_refused);
-                    return Err(MeshError::SessionExists(node_id));
-                }
-                Some(e.insert(peer.clone()))
-            }
-            Entry::Vacant(e) => {
-                e.insert(peer.clone());
-                None
-            }
-        };
-        if let Some(old) = replaced {
-            self.session_index.remove(&old.session.id());
-            let old_addr = old.addr();
-            self.addr_index.remove_if(&old_addr, |_, v| *v == node_id);
-            old.binding_changed.notify_all();
-            old.credit_granted.notify_all();
-            // A new session is a new subscriber and a new announcer.
-            self.on_peer_removed(node_id);
-        }
-        self.session_index.insert(keys.session_id, node_id);
-        match relay {
-            // A relayed peer's address is its relay's: the address index
-            // keeps naming the relay.
-            Some(relay) => self
-                .router()
-                .table_mut()
-                .add_relayed_peer(node_id, relay, now),
-            None => {
-                self.addr_index.insert(addr, node_id);
-                self.router()
-                    .table_mut()
-                    .add_direct_peer(node_id, PeerProtocol::Legacy, now);
-            }
-        }
-        bump(&self.stats.handshakes_completed);
-        Ok(peer)
-    }
-
     /// The router, whatever a panicking holder left behind.
     fn router(&self) -> std::sync::MutexGuard<'_, Router> {
         self.router.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Removes a peer (and its index entries) if it is still `peer`.
-    fn remove_peer(&self, peer: &Arc<Peer>) {
-        let removed = self
-            .peers
-            .remove_if(&peer.node_id, |_, v| Arc::ptr_eq(v, peer))
-            .is_some();
-        if removed {
-            self.session_index.remove(&peer.session.id());
-            let addr = peer.addr();
-            self.addr_index.remove_if(&addr, |_, v| *v == peer.node_id);
-            self.inbound.forget_peer(peer.node_id);
-            let mut router = self.router();
-            if peer.relay.is_some() {
-                router.table_mut().remove_relayed_peer(peer.node_id);
-            } else {
-                router
-                    .table_mut()
-                    .remove_direct_peer(peer.node_id, Instant::now());
-            }
-            drop(router);
-            peer.binding_changed.notify_all();
-            peer.credit_granted.notify_all();
-            self.on_peer_removed(peer.node_id);
-        }
     }
 
     /// Moves a peer to a new address (roaming, or a direct path after a
@@ -1061,6 +982,7 @@ impl Inner {
                 }
             }
             bump(&self.stats.handshakes_initiated);
+            let sent_at = Instant::now();
             self.transmit(addr, vec![msg1], false);
             let deadline = Instant::now() + self.config.handshake_timeout;
             let outcome = {
@@ -1078,13 +1000,8 @@ impl Inner {
             match outcome {
                 Some(Ok(())) => {
                     let peer = self.peer(peer_node_id)?;
-                    let until = Instant::now() + self.config.hello_timeout;
-                    let binding = peer.wait_resolved(until, &|| self.is_shut_down() || cancelled());
-                    if binding.peer_entity.is_none() && self.config.require_identity {
-                        self.remove_peer(&peer);
-                        return Err(MeshError::IdentityRefused(peer_node_id));
-                    }
-                    return Ok(());
+                    let rtt = sent_at.elapsed();
+                    return self.settle_binding(&peer, rtt, &|| self.is_shut_down() || cancelled());
                 }
                 Some(Err(_)) if self.is_shut_down() => return Err(MeshError::ShuttingDown),
                 Some(Err(message)) if message == "exists" => {
@@ -1236,7 +1153,7 @@ impl Inner {
     fn stats_json(&self) -> serde_json::Value {
         let s = &self.stats;
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        json!({
+        let mut out = json!({
             "node_id": self.node_id,
             "peers": self.peers.len(),
             "inbound_queued": self.inbound.len(),
@@ -1276,7 +1193,14 @@ impl Inner {
             "gro_datagrams": g(&s.gro_datagrams),
             "gso": u64::from(self.offload.gso()),
             "gro": u64::from(self.offload.gro),
-        })
+        });
+        // Session replacement (session_install.rs), outside the macro's
+        // recursion budget.
+        out["session_candidates"] = g(&s.session_candidates).into();
+        out["sessions_replaced"] = g(&s.sessions_replaced).into();
+        out["candidates_dropped"] = g(&s.candidates_dropped).into();
+        out["candidates_held"] = (self.candidates.len() as u64).into();
+        out
     }
 }
 

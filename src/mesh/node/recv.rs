@@ -17,6 +17,7 @@ use super::super::reliable::{Received, RelAck};
 use super::super::routing::{Forward, PeerProtocol, PingwaveOutcome};
 use super::super::session::RecvError;
 use super::super::stream::TxMode;
+use super::session_install::Installed;
 use super::{Inner, PendingKey, bump};
 use crate::wire::{
     DatagramClass, NetHeader, ROUTING_HEADER_SIZE, RoutingHeader, StreamWindow, classify,
@@ -108,7 +109,7 @@ impl Inner {
             Some(p) => p,
             None => {
                 bump(&self.stats.session_scans);
-                match self.peer_by_session(header.session_id) {
+                match self.session_owner(header.session_id) {
                     Some(p) => p,
                     None => {
                         bump(&self.stats.unknown_session);
@@ -126,6 +127,13 @@ impl Inner {
             .get(&node)
             .map(|p| p.value().clone())
             .filter(|p| p.session.id() == session_id)
+    }
+
+    /// The peer or the candidate (`session_install.rs`) whose session is
+    /// `session_id`.
+    fn session_owner(&self, session_id: u64) -> Option<Arc<Peer>> {
+        self.peer_by_session(session_id)
+            .or_else(|| self.candidate_by_session(session_id))
     }
 
     /// The direct peer whose session uses `addr` as its address (the only
@@ -180,7 +188,7 @@ impl Inner {
         }
         // Heartbeats too: a relayed peer's liveness (v0.11 sends none
         // routed; its relayed peers are never heard, as in v0.11).
-        let Some(peer) = self.peer_by_session(header.session_id) else {
+        let Some(peer) = self.session_owner(header.session_id) else {
             bump(&self.stats.unknown_session);
             return;
         };
@@ -222,15 +230,29 @@ impl Inner {
             let Ok(accepted) = self.responder.accept_direct(buf, pending.node_id) else {
                 continue;
             };
-            match self.install_session(pending.node_id, from, &accepted.keys, Role::Responder, None)
-            {
-                Ok(peer) => {
+            let installed = self.install_session(
+                pending.node_id,
+                from,
+                &accepted.keys,
+                Role::Responder,
+                None,
+                true,
+            );
+            match installed {
+                Ok(installed) => {
                     // msg2 first: the caller's handshake finishes without
                     // waiting for our hello's signature.
                     self.transmit(from, vec![accepted.msg2], false);
-                    self.send_hello(&peer, false);
-                    self.on_session_up(&peer);
-                    pending.waiter.complete(Ok(from));
+                    self.send_hello(installed.peer(), false);
+                    match installed {
+                        Installed::Session(peer) => {
+                            self.on_session_up(&peer);
+                            pending.waiter.complete(Ok(from));
+                        }
+                        // `accept` returns when the candidate's hello
+                        // replaces the old session.
+                        Installed::Candidate(peer) => self.candidate_accept(&peer, pending),
+                    }
                 }
                 Err(_) => pending.waiter.complete(Err("exists".into())),
             }
@@ -266,23 +288,27 @@ impl Inner {
         }
         // Through a relay when it came from another direct peer's address
         // (else the initiator sent it straight to us: the routed form of a
-        // direct connect). The re-key rule lives in install_session: a live
-        // session for this node_id refuses the newcomer, whatever its key.
+        // direct connect). The re-key rules live in session_install.rs: a
+        // live unbound session refuses the newcomer, whatever its key; a
+        // live bound one takes it as a candidate.
         let relay = self
             .direct_peer_at(from)
             .filter(|id| *id != accepted.peer_node_id);
-        if let Ok(peer) = self.install_session(
+        if let Ok(installed) = self.install_session(
             accepted.peer_node_id,
             from,
             &accepted.keys,
             Role::Responder,
             relay,
+            true,
         ) {
             // msg2 first: the caller's handshake finishes without waiting
             // for our hello's signature.
             self.transmit(from, vec![accepted.msg2], false);
-            self.send_hello(&peer, false);
-            self.on_session_up(&peer);
+            self.send_hello(installed.peer(), false);
+            if let Installed::Session(peer) = installed {
+                self.on_session_up(&peer);
+            }
         }
     }
 
@@ -302,10 +328,12 @@ impl Inner {
                 &keys,
                 Role::Initiator,
                 pending.relay,
+                false,
             ) {
-                Ok(peer) => {
-                    self.send_hello(&peer, false);
-                    self.on_session_up(&peer);
+                Ok(installed) => {
+                    let peer = installed.peer();
+                    self.send_hello(peer, false);
+                    self.on_session_up(peer);
                     pending.waiter.complete(Ok(()));
                 }
                 Err(_) => pending.waiter.complete(Err("exists".into())),
@@ -339,6 +367,18 @@ impl Inner {
         };
         let now = Instant::now();
         peer.touch(now);
+        if peer.is_candidate() {
+            // A candidate is heard only for its hello (session_install.rs).
+            if header.subprotocol_id == ids::STREAM_WINDOW && !header.is_heartbeat() {
+                let plaintext = &packet[opened.plaintext.clone()];
+                for event in decode_events(plaintext, usize::from(header.event_count)) {
+                    if let Ok(hello) = Hello::decode(event) {
+                        self.handle_hello(peer, &hello);
+                    }
+                }
+            }
+            return;
+        }
         if let Some(jump) = opened.jump {
             bump(&self.stats.counter_jumps);
             tracing::warn!(
@@ -405,6 +445,9 @@ impl Inner {
         if let Err(e) = hello.verify(peer.session.handshake_hash(), peer.role(), peer.node_id) {
             tracing::warn!(peer = peer.node_id, error = %e, "identity hello refused");
             bump(&self.stats.identity_refused);
+            if peer.is_candidate() {
+                self.drop_candidate(peer);
+            }
             return;
         }
         // Trust on first use: a node_id stays bound to its first entity.
@@ -418,6 +461,7 @@ impl Inner {
                         "peer presented a different entity than the pinned one; session dropped"
                     );
                     bump(&self.stats.identity_refused);
+                    // A candidate is dropped; the bound session stays.
                     self.remove_peer(peer);
                     return;
                 }
@@ -426,6 +470,11 @@ impl Inner {
                     pins.insert(peer.node_id, hello.entity);
                 }
             }
+        }
+        // A restarted peer proved the pinned entity: its candidate session
+        // replaces the old one now.
+        if peer.is_candidate() && !self.promote_candidate(peer) {
+            return;
         }
         let bound = {
             let mut b = peer.binding();
@@ -511,7 +560,7 @@ impl Inner {
                 return;
             }
             if window != 0 {
-                stream.rx.queued += cost;
+                stream.rx.on_queued(cost);
             }
             let packed = pack(plaintext, &frames);
             let delivered =
@@ -544,7 +593,7 @@ impl Inner {
         };
         let credit = if accepted && window != 0 { cost } else { 0 };
         let force = credit > 0 && stream.rx.within_window(cost, window);
-        stream.rx.queued += credit;
+        stream.rx.on_queued(credit);
         drop(streams);
         let n = frames.len() as u64;
         let packet = InboundPacket {
@@ -595,8 +644,9 @@ impl Inner {
     }
 
     /// Sends the acks that came due during a batch, and the grants of
-    /// streams that consumed at least `grant_threshold` bytes since their
-    /// last grant (the reliability tick sends the rest within 5 ms).
+    /// streams that consumed at least their grant threshold (a quarter of
+    /// the sender's window as observed, at most `grant_threshold`) since
+    /// their last grant (the reliability tick sends the rest within 5 ms).
     pub(super) fn flush_touched(&self, touched: &Touched) {
         for &(node_id, stream_id) in touched {
             let Some(peer) = self.peers.get(&node_id).map(|p| p.value().clone()) else {
@@ -607,7 +657,8 @@ impl Inner {
                 let Some(stream) = streams.get_mut(stream_id) else {
                     continue;
                 };
-                let grant = stream.rx.take_grant(self.grant_threshold);
+                let threshold = stream.rx.grant_threshold(self.grant_threshold);
+                let grant = stream.rx.take_grant(threshold);
                 let ack = stream
                     .rx
                     .receiver

@@ -301,8 +301,14 @@ impl Inner {
                 streams = self.outbox_room(peer, deadline, cancel)?;
                 continue;
             }
-            if !self.peers.contains_key(&peer.node_id) {
-                return Err(MeshError::UnknownPeer(peer.node_id));
+            if !self.is_current(peer) {
+                // Removed, or replaced by a new session (a restart): this
+                // session's streams are gone.
+                return Err(if self.peers.contains_key(&peer.node_id) {
+                    MeshError::StreamClosed(stream_id)
+                } else {
+                    MeshError::UnknownPeer(peer.node_id)
+                });
             }
             let wait = match deadline {
                 Some(d) if now >= d => return Err(MeshError::Timeout),
@@ -425,10 +431,15 @@ impl Inner {
             self.transmit(peer.addr(), datagrams, wait);
             return;
         };
-        let hop = self
-            .router()
-            .route_for(peer.node_id, Instant::now())
-            .map_or(relay, |route| route.next_hop);
+        // A candidate goes through the relay its handshake came from: the
+        // route still leads to the session it may replace.
+        let hop = if peer.is_candidate() {
+            relay
+        } else {
+            self.router()
+                .route_for(peer.node_id, Instant::now())
+                .map_or(relay, |route| route.next_hop)
+        };
         let Some(addr) = self
             .peers
             .get(&hop)

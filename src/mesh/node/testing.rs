@@ -185,10 +185,10 @@ impl MeshNode {
         handshake_hash: [u8; 32],
     ) -> Result<(), MeshError> {
         let keys = SessionKeys::derive(&handshake_hash, Role::Initiator);
-        let peer = self
-            .inner
-            .install_session(peer_node_id, addr, &keys, Role::Initiator, None)?;
-        self.inner.send_hello(&peer, false);
+        let installed =
+            self.inner
+                .install_session(peer_node_id, addr, &keys, Role::Initiator, None, false)?;
+        self.inner.send_hello(installed.peer(), false);
         Ok(())
     }
 
