@@ -16,9 +16,11 @@
 //!   channel tagging of inbound events) and the channel calls.
 //! * `capabilities.rs` — the `CapabilityPlane` glue (0x0C00, announce,
 //!   pushes on session-up and recovery, queries).
+//! * `session_install.rs` — session installation and the re-key rules:
+//!   candidate sessions that let a restarted Net peer replace its session,
+//!   and what `connect` waits for after its handshake.
 //! * this file — construction, handshakes as the caller sees them
-//!   (`connect`, `accept`), session installation (the re-key rules),
-//!   streams, `recv`, introspection and shutdown.
+//!   (`connect`, `accept`), streams, `recv`, introspection and shutdown.
 //!
 //! Locking rules: no lock or map guard is held across an `.await` (the
 //! async tasks never await while holding one; the heartbeat loop snapshots
@@ -526,8 +528,12 @@ impl MeshNode {
 
     /// Handshakes with the node `peer_node_id` at `addr`, whose static
     /// X25519 key is `peer_static`, in the configured form (retries with
-    /// back-off), then waits for the identity exchange to settle (at most
-    /// `hello_timeout`).
+    /// back-off). A Net peer's hello, sent right behind its msg2, gets a
+    /// grace of a few handshake round trips (at least 50 ms): with it, the
+    /// call returns once the identity binding is complete; without it (a
+    /// v0.11 peer), the call returns with the binding pending, and reliable
+    /// streams wait for it at their first send (at most `hello_timeout`).
+    /// With `require_identity` the whole `hello_timeout` is waited.
     ///
     /// # Errors
     /// [`MeshError::SessionExists`] when a live session exists,
