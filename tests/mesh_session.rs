@@ -352,3 +352,38 @@ fn grants_keep_a_small_window_sender_going() {
         "4 KiB window took {small:?} against {large:?} with 64 KiB"
     );
 }
+
+#[test]
+fn candidates_are_bounded_across_node_ids_and_expire() {
+    // Nine bound peers, and an attacker with the PSK claiming each one's
+    // node_id: eight candidates are held, the ninth is refused as v0.11
+    // would, and all of them expire without a hello.
+    let b = node(&format!(r#"{LONG_LIVED},"hello_timeout_ms":2000"#));
+    let peers: Vec<MeshNode> = (0..9).map(|_| node(LONG_LIVED)).collect();
+    for p in &peers {
+        p.connect(b.local_addr(), &b.public_key(), b.node_id())
+            .unwrap();
+    }
+    wait_until(
+        || b.peers().iter().filter(|p| p.identity == "net").count() == 9,
+        "all nine bound",
+    );
+    let held: Vec<RawPeer> = peers[..8]
+        .iter()
+        .map(|p| RawPeer::connect(&b, p.node_id(), &PSK).expect("a candidate"))
+        .collect();
+    assert_eq!(held.len(), 8);
+    assert!(b.stats_json().contains(r#""candidates_held":8"#));
+    assert!(RawPeer::connect(&b, peers[8].node_id(), &PSK).is_none());
+    assert_eq!(b.stat("session_candidates"), 8);
+    assert_eq!(b.stat("handshakes_refused"), 1);
+    wait_until(
+        || b.stats_json().contains(r#""candidates_held":0"#),
+        "candidates expired",
+    );
+    assert_eq!(b.stat("candidates_dropped"), 8);
+    assert_eq!(b.stat("sessions_replaced"), 0);
+    for p in &peers {
+        flows(p, &b, 1, b"still here");
+    }
+}
