@@ -595,3 +595,18 @@ fn mapper_with_upnp_renews_on_the_same_port() {
         Some("DeletePortMapping")
     );
 }
+
+#[test]
+fn pcp_detects_a_gateway_reboot() {
+    let epochs = [5000u32, 3];
+    let gw = Udp::start(Box::new(move |req, n| {
+        let mut b = pcp_answer(req, 0, 0);
+        b[8..12].copy_from_slice(&epochs[n.min(1)].to_be_bytes());
+        vec![b]
+    }));
+    let mut c = PcpClient::new(gw.addr, FAST).unwrap();
+    c.map_udp(4000, 4000, Duration::from_secs(60)).unwrap();
+    assert!(!c.take_reboot());
+    c.map_udp(4000, 4000, Duration::from_secs(60)).unwrap();
+    assert!(c.take_reboot(), "epoch went from 5000 to 3");
+}

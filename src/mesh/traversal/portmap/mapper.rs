@@ -16,9 +16,11 @@
 //! - **External address**: NAT-PMP and UPnP ask for it at every renewal,
 //!   PCP returns it with each MAP; a change is reported
 //!   ([`MapperEvent::Renewed`] with `external_changed`).
-//! - **Gateway reboot** (NAT-PMP epoch going backwards, RFC 6886 §3.6):
-//!   the renewal in progress re-creates the mapping; it is counted in
-//!   [`MapperStats::gateway_reboots`].
+//! - **Gateway reboot** (the NAT-PMP or PCP epoch going backwards, RFC
+//!   6886 §3.6, RFC 6887 §8.5): seen in a renewal's answers, the renewal
+//!   itself re-created the mapping; seen in the gateway's multicast
+//!   announcement ([`PortMapper::on_gateway_announcement`]), the mapping
+//!   is renewed at once. Counted in [`MapperStats::gateway_reboots`].
 //! - **Teardown** on [`PortMapper::shutdown`] and after the failures.
 //!
 //! # Node event → call → then the node…
@@ -27,6 +29,7 @@
 //! |---|---|---|
 //! | start with `try_port_mapping` | [`PortMapper::start`] (blocking task) | on `Installed`: `ReflexState::set_override(external, PortMapping)`, adds `nat-mapped`, announces |
 //! | timer at [`PortMapper::next_deadline`] | [`PortMapper::tick`] (blocking task) | `Renewed` with a new external: updates the override and announces; `Removed`: `clear_override(PortMapping)`, announces |
+//! | datagram on 224.0.0.1:5350 from the gateway | [`PortMapper::on_gateway_announcement`] | re-arms its timer at [`PortMapper::next_deadline`] |
 //! | shutdown | [`PortMapper::shutdown`] (blocking task, bounded by the backend deadlines) | `clear_override(PortMapping)` |
 //! | stats query | [`PortMapper::stats`] | — |
 
@@ -96,6 +99,11 @@ pub trait Backend: Send {
     fn unmap(&mut self, lease: &Lease) -> Result<(), PortMapError>;
     /// Whether the gateway showed a reboot since the last call.
     fn take_reboot(&mut self) -> bool {
+        false
+    }
+    /// An epoch from the gateway's announcement: does it show a reboot?
+    /// (Only NAT-PMP gateways announce.)
+    fn observe_epoch(&mut self, _epoch: u32, _now: Instant) -> bool {
         false
     }
 }
@@ -381,6 +389,32 @@ impl PortMapper {
         MapperEvent::Removed { reason, deleted }
     }
 
+    /// A datagram the gateway multicast to 224.0.0.1:5350 (RFC 6886
+    /// §3.2.1: sent when it restarts or its external address changes).
+    /// When it shows a reboot (epoch check) or another external address,
+    /// the mapping is renewed at once: [`next_deadline`](Self::next_deadline)
+    /// becomes `now`. Returns whether it did; garbage and announcements
+    /// from other gateways' epochs that look normal change nothing.
+    pub fn on_gateway_announcement(&mut self, bytes: &[u8], now: Instant) -> bool {
+        let Ok(super::natpmp::Response::ExternalAddress { epoch, address }) =
+            super::natpmp::decode_response(bytes)
+        else {
+            return false;
+        };
+        let Some((backend, lease)) = self.active.as_mut() else {
+            return false;
+        };
+        let rebooted = backend.observe_epoch(epoch, now);
+        let moved = lease.external.ip() != IpAddr::V4(address);
+        if rebooted {
+            self.stats.gateway_reboots += 1;
+        }
+        if rebooted || moved {
+            self.next_renewal = Some(now);
+        }
+        rebooted || moved
+    }
+
     /// Removes the mapping (if any). `None` when nothing was installed.
     pub fn shutdown(&mut self) -> Option<MapperEvent> {
         self.active.as_ref()?;
@@ -439,6 +473,10 @@ impl Backend for PcpBackend {
             Some(c) => Ok(c.delete(lease.internal_port)?),
             None => Ok(()),
         }
+    }
+
+    fn take_reboot(&mut self) -> bool {
+        self.client.as_mut().is_some_and(PcpClient::take_reboot)
     }
 }
 
@@ -499,6 +537,12 @@ impl Backend for NatPmpBackend {
 
     fn take_reboot(&mut self) -> bool {
         self.client.as_mut().is_some_and(NatPmpClient::take_reboot)
+    }
+
+    fn observe_epoch(&mut self, epoch: u32, now: Instant) -> bool {
+        self.client
+            .as_mut()
+            .is_some_and(|c| c.observe_epoch(epoch, now))
     }
 }
 

@@ -279,6 +279,12 @@ impl NatPmpClient {
         std::mem::take(&mut self.reboot_seen)
     }
 
+    /// Feeds an epoch heard outside a request (the gateway's multicast
+    /// announcement, RFC 6886 §3.2.1); returns whether it shows a reboot.
+    pub fn observe_epoch(&mut self, epoch: u32, now: Instant) -> bool {
+        self.epoch.observe(epoch, now)
+    }
+
     /// Sends `request` per the schedule until `accept` takes an answer.
     fn transact(
         &mut self,

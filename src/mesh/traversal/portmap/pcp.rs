@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use super::Retransmit;
+use super::natpmp::EpochCheck;
 
 /// Protocol version.
 pub const VERSION: u8 = 2;
@@ -275,6 +276,8 @@ pub struct PcpClient {
     client_ip: IpAddr,
     schedule: Retransmit,
     nonce: [u8; 12],
+    epoch: EpochCheck,
+    reboot_seen: bool,
 }
 
 impl PcpClient {
@@ -295,7 +298,15 @@ impl PcpClient {
             client_ip,
             schedule,
             nonce,
+            epoch: EpochCheck::default(),
+            reboot_seen: false,
         })
+    }
+
+    /// Whether an answer since the last call showed the gateway lost its
+    /// state (its epoch went backwards, RFC 6887 §8.5); clears the flag.
+    pub fn take_reboot(&mut self) -> bool {
+        std::mem::take(&mut self.reboot_seen)
     }
 
     /// The nonce of this client's mapping.
@@ -331,6 +342,9 @@ impl PcpClient {
                     || response.internal_port != request.internal_port
                 {
                     continue;
+                }
+                if self.epoch.observe(response.epoch, Instant::now()) {
+                    self.reboot_seen = true;
                 }
                 return Ok(response);
             }

@@ -66,6 +66,10 @@ impl Backend for Fake {
     fn take_reboot(&mut self) -> bool {
         std::mem::take(&mut *self.reboot.lock().unwrap())
     }
+
+    fn observe_epoch(&mut self, epoch: u32, _now: Instant) -> bool {
+        epoch < 100
+    }
 }
 
 fn config() -> MapperConfig {
@@ -266,4 +270,38 @@ fn renew_interval_bounds() {
         renew_interval(Duration::from_secs(1)),
         Duration::from_secs(1)
     );
+}
+
+#[test]
+fn gateway_announcements_trigger_an_immediate_renewal() {
+    let fake = Fake::new(
+        Protocol::NatPmp,
+        &[Some("8.8.4.4:4000"), Some("8.8.4.4:4000")],
+    );
+    let mut m = PortMapper::with_backends(config(), vec![Box::new(fake.clone())]);
+    let t0 = Instant::now();
+    let announce = |epoch: u32, ip: [u8; 4]| {
+        let mut b = vec![0, 128, 0, 0];
+        b.extend_from_slice(&epoch.to_be_bytes());
+        b.extend_from_slice(&ip);
+        b
+    };
+    // Nothing installed yet: ignored.
+    assert!(!m.on_gateway_announcement(&announce(5, [8, 8, 4, 4]), t0));
+    m.start(t0).unwrap();
+    let scheduled = m.next_deadline();
+    // Garbage and a normal announcement change nothing.
+    assert!(!m.on_gateway_announcement(b"\x00\x80junk", t0));
+    assert!(!m.on_gateway_announcement(&announce(5000, [8, 8, 4, 4]), t0));
+    assert_eq!(m.next_deadline(), scheduled);
+    // A reboot (epoch reset): renew now.
+    let t1 = t0 + Duration::from_secs(3);
+    assert!(m.on_gateway_announcement(&announce(5, [8, 8, 4, 4]), t1));
+    assert_eq!(m.next_deadline(), Some(t1));
+    assert_eq!(m.stats().gateway_reboots, 1);
+    assert!(matches!(m.tick(t1), Some(MapperEvent::Renewed { .. })));
+    // A new external address: renew now too.
+    let t2 = t1 + Duration::from_secs(1);
+    assert!(m.on_gateway_announcement(&announce(6000, [9, 9, 9, 9]), t2));
+    assert_eq!(m.next_deadline(), Some(t2));
 }
