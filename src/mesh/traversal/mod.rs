@@ -5,7 +5,7 @@
 //! out — so the node drives them with one call per event (the tables in
 //! [`rendezvous`] and [`portmap::mapper`]).
 //!
-//! - [`classify`]: Open / Cone / Symmetric / Unknown plus RFC 4787 mapping
+//! - [`classify`](mod@classify): Open / Cone / Symmetric / Unknown plus RFC 4787 mapping
 //!   and filtering, the advertisable reflex, the reflex override.
 //! - [`pair`]: v0.11's pair-action matrix and the refined one.
 //! - [`rendezvous`]: coordinator and endpoint machines, authenticated
