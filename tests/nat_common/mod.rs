@@ -54,6 +54,10 @@ pub enum NatKind {
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 2);
 pub const ROUTER_LAN_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
 pub const ROUTER_WAN_IP: Ipv4Addr = Ipv4Addr::new(11, 0, 0, 2);
+/// The second home (beds with two homes): client, router LAN and WAN.
+pub const CLIENT2_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 78, 2);
+pub const ROUTER2_LAN_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 78, 1);
+pub const ROUTER2_WAN_IP: Ipv4Addr = Ipv4Addr::new(11, 0, 0, 5);
 pub const INET1_IP: Ipv4Addr = Ipv4Addr::new(11, 0, 0, 1);
 pub const INET2_IP: Ipv4Addr = Ipv4Addr::new(11, 0, 0, 3);
 /// A second address of inet2 that classification never probes.
@@ -67,15 +71,11 @@ pub enum Role {
     Inet1,
     Inet2,
     Exchange,
+    /// The second home's client (beds built with two homes).
+    Client2,
+    /// The second home's router.
+    Router2,
 }
-
-const ROLES: [Role; 5] = [
-    Role::Exchange,
-    Role::Router,
-    Role::Client,
-    Role::Inet1,
-    Role::Inet2,
-];
 
 impl Role {
     fn suffix(self) -> &'static str {
@@ -85,6 +85,8 @@ impl Role {
             Role::Inet1 => "i1",
             Role::Inet2 => "i2",
             Role::Exchange => "ix",
+            Role::Client2 => "c2",
+            Role::Router2 => "r2",
         }
     }
 }
@@ -158,11 +160,23 @@ pub struct Bed {
     children: Vec<Child>,
     dir: PathBuf,
     pub kind: NatKind,
+    /// The second home's NAT, when there is one.
+    pub kind2: Option<NatKind>,
 }
 
 impl Bed {
     /// Builds a bed with a `kind` router, with miniupnpd when asked.
     pub fn new(kind: NatKind, miniupnpd: bool) -> Bed {
+        Self::build_bed(kind, None, miniupnpd)
+    }
+
+    /// Builds a bed with two homes behind `kind` and `kind2` routers
+    /// (the second home's roles are `Client2` and `Router2`).
+    pub fn two_homes(kind: NatKind, kind2: NatKind) -> Bed {
+        Self::build_bed(kind, Some(kind2), false)
+    }
+
+    fn build_bed(kind: NatKind, kind2: Option<NatKind>, miniupnpd: bool) -> Bed {
         require_bed();
         let prefix = format!(
             "nb{}x{}",
@@ -176,6 +190,7 @@ impl Bed {
             children: Vec::new(),
             dir,
             kind,
+            kind2,
         };
         if let Err(e) = bed.build(miniupnpd) {
             // `bed` drops here and removes what was made.
@@ -196,62 +211,114 @@ impl Bed {
         run(&full)
     }
 
+    fn roles(&self) -> Vec<Role> {
+        let mut roles = vec![
+            Role::Exchange,
+            Role::Router,
+            Role::Client,
+            Role::Inet1,
+            Role::Inet2,
+        ];
+        if self.kind2.is_some() {
+            roles.extend([Role::Router2, Role::Client2]);
+        }
+        roles
+    }
+
     fn build(&mut self, miniupnpd: bool) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
-        for role in ROLES {
+        for role in self.roles() {
             let ns = self.ns(role);
             run(&["ip", "netns", "add", &ns])?;
             self.made.push(ns);
-        }
-        let (r, ix, c, i1, i2) = (
-            self.ns(Role::Router),
-            self.ns(Role::Exchange),
-            self.ns(Role::Client),
-            self.ns(Role::Inet1),
-            self.ns(Role::Inet2),
-        );
-        // Links are created inside their namespaces, never in the host's.
-        for (a_name, a_ns, b_name, b_ns) in [
-            ("wan", &r, "p-r", &ix),
-            ("eth0", &i1, "p-i1", &ix),
-            ("eth0", &i2, "p-i2", &ix),
-            ("lan", &r, "eth0", &c),
-        ] {
-            run(&[
-                "ip", "link", "add", a_name, "netns", a_ns, "type", "veth", "peer", "name", b_name,
-                "netns", b_ns,
-            ])?;
-        }
-        self.ip(Role::Exchange, "link add br0 type bridge")?;
-        for port in ["p-r", "p-i1", "p-i2"] {
-            self.ip(Role::Exchange, &format!("link set {port} master br0"))?;
-            self.ip(Role::Exchange, &format!("link set {port} up"))?;
-        }
-        self.ip(Role::Exchange, "link set br0 up")?;
-        self.ip(
-            Role::Router,
-            &format!("addr add {ROUTER_WAN_IP}/24 dev wan"),
-        )?;
-        self.ip(
-            Role::Router,
-            &format!("addr add {ROUTER_LAN_IP}/24 dev lan"),
-        )?;
-        self.ip(Role::Router, "link set wan up")?;
-        self.ip(Role::Router, "link set lan up")?;
-        self.ip(Role::Inet1, &format!("addr add {INET1_IP}/24 dev eth0"))?;
-        self.ip(Role::Inet1, "link set eth0 up")?;
-        self.ip(Role::Inet2, &format!("addr add {INET2_IP}/24 dev eth0"))?;
-        self.ip(Role::Inet2, &format!("addr add {INET2_ALT_IP}/24 dev eth0"))?;
-        self.ip(Role::Inet2, "link set eth0 up")?;
-        self.ip(Role::Client, &format!("addr add {CLIENT_IP}/24 dev eth0"))?;
-        self.ip(Role::Client, "link set eth0 up")?;
-        self.ip(
-            Role::Client,
-            &format!("route add default via {ROUTER_LAN_IP}"),
-        )?;
-        for role in ROLES {
             self.ip(role, "link set lo up")?;
         }
+        // Links are created inside their namespaces, never in the host's.
+        self.ip(Role::Exchange, "link add br0 type bridge")?;
+        self.ip(Role::Exchange, "link set br0 up")?;
+        for (role, ip, port) in [
+            (Role::Inet1, vec![INET1_IP], "p-i1"),
+            (Role::Inet2, vec![INET2_IP, INET2_ALT_IP], "p-i2"),
+        ] {
+            self.link(role, "eth0", Role::Exchange, port)?;
+            self.bridge(port)?;
+            for ip in ip {
+                self.ip(role, &format!("addr add {ip}/24 dev eth0"))?;
+            }
+            self.ip(role, "link set eth0 up")?;
+        }
+        self.home(
+            Role::Router,
+            Role::Client,
+            ROUTER_WAN_IP,
+            ROUTER_LAN_IP,
+            CLIENT_IP,
+            self.kind,
+            "p-r",
+        )?;
+        if let Some(kind2) = self.kind2 {
+            self.home(
+                Role::Router2,
+                Role::Client2,
+                ROUTER2_WAN_IP,
+                ROUTER2_LAN_IP,
+                CLIENT2_IP,
+                kind2,
+                "p-r2",
+            )?;
+        }
+        if miniupnpd {
+            self.start_miniupnpd()?;
+        }
+        Ok(())
+    }
+
+    fn link(&self, a: Role, a_name: &str, b: Role, b_name: &str) -> Result<(), String> {
+        run(&[
+            "ip",
+            "link",
+            "add",
+            a_name,
+            "netns",
+            &self.ns(a),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b_name,
+            "netns",
+            &self.ns(b),
+        ])
+    }
+
+    fn bridge(&self, port: &str) -> Result<(), String> {
+        self.ip(Role::Exchange, &format!("link set {port} master br0"))?;
+        self.ip(Role::Exchange, &format!("link set {port} up"))
+    }
+
+    /// A home: a client behind a `kind` router whose WAN is on the bridge.
+    #[allow(clippy::too_many_arguments)]
+    fn home(
+        &self,
+        router: Role,
+        client: Role,
+        wan_ip: Ipv4Addr,
+        lan_ip: Ipv4Addr,
+        client_ip: Ipv4Addr,
+        kind: NatKind,
+        bridge_port: &str,
+    ) -> Result<(), String> {
+        self.link(router, "wan", Role::Exchange, bridge_port)?;
+        self.bridge(bridge_port)?;
+        self.link(router, "lan", client, "eth0")?;
+        self.ip(router, &format!("addr add {wan_ip}/24 dev wan"))?;
+        self.ip(router, &format!("addr add {lan_ip}/24 dev lan"))?;
+        self.ip(router, "link set wan up")?;
+        self.ip(router, "link set lan up")?;
+        self.ip(client, &format!("addr add {client_ip}/24 dev eth0"))?;
+        self.ip(client, "link set eth0 up")?;
+        self.ip(client, &format!("route add default via {lan_ip}"))?;
+        let r = self.ns(router);
         run(&[
             "ip",
             "netns",
@@ -261,18 +328,27 @@ impl Bed {
             "-qw",
             "net.ipv4.ip_forward=1",
         ])?;
-        let masquerade = match self.kind {
+        let masquerade = match kind {
             NatKind::Cone => "masquerade",
             NatKind::Symmetric => "masquerade random",
         };
         // The chains miniupnpd fills (its nftables defaults: table inet
         // filter; miniupnpd, prerouting_miniupnpd, postrouting_miniupnpd).
+        // Like a home router, it drops unsolicited input on the WAN side:
+        // the drop also keeps conntrack from confirming an entry for it,
+        // which would otherwise steal the port a later outgoing packet
+        // needs (and break hole punching, as with a real router that
+        // remembered the stray packet).
         let ruleset = format!(
             "table inet filter {{
   chain forward {{ type filter hook forward priority 0; policy drop;
     ct state established,related accept
     iifname \"lan\" accept
     jump miniupnpd
+  }}
+  chain input {{ type filter hook input priority 0; policy drop;
+    ct state established,related accept
+    iifname {{ \"lan\", \"lo\" }} accept
   }}
   chain miniupnpd {{}}
   chain prerouting {{ type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }}
@@ -282,7 +358,7 @@ impl Bed {
 }}
 "
         );
-        let rules = self.dir.join("router.nft");
+        let rules = self.dir.join(format!("{}.nft", router.suffix()));
         std::fs::write(&rules, ruleset).map_err(|e| e.to_string())?;
         run(&[
             "ip",
@@ -292,11 +368,7 @@ impl Bed {
             "nft",
             "-f",
             rules.to_str().unwrap_or_default(),
-        ])?;
-        if miniupnpd {
-            self.start_miniupnpd()?;
-        }
-        Ok(())
+        ])
     }
 
     fn start_miniupnpd(&mut self) -> Result<(), String> {
