@@ -7,6 +7,8 @@
 //!
 //! - [`classify`](mod@classify): Open / Cone / Symmetric / Unknown plus RFC 4787 mapping
 //!   and filtering, the advertisable reflex, the reflex override.
+//! - [`classifier`]: when and whom to probe — rounds at start, on address
+//!   change and every 60 s, random direct probe peers on distinct IPs.
 //! - [`pair`]: v0.11's pair-action matrix and the refined one.
 //! - [`rendezvous`]: coordinator and endpoint machines, authenticated
 //!   random punch ids between Net nodes, the traversal counters.
@@ -17,11 +19,13 @@
 //! Differences from v0.11 (MESH2.md §7 items 19–23) are documented in each
 //! module. See `docs/mesh.md`, "NAT traversal".
 
+pub mod classifier;
 pub mod classify;
 pub mod pair;
 pub mod portmap;
 pub mod rendezvous;
 
+pub use classifier::{Classifier, ProbeCandidate, Step, choose_probe_peers, reflex_answer};
 pub use classify::{
     Classification, Filtering, FilteringEvidence, LocalView, Mapping, NatClass, Observation,
     OverrideOrigin, ReflexState, classify, is_advertisable,
