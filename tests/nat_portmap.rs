@@ -305,6 +305,7 @@ fn mapper_falls_back_from_pcp_to_nat_pmp() {
         gateway: Some(gw.addr),
         pcp_schedule: FAST,
         natpmp_schedule: FAST,
+        natpmp_probe_schedule: FAST,
         // No IGD on this port.
         ssdp_target: "127.0.0.1:9".parse().unwrap(),
         upnp_timeout: Duration::from_millis(100),
@@ -563,6 +564,7 @@ fn mapper_with_upnp_renews_on_the_same_port() {
         gateway: Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9)),
         pcp_schedule: FAST,
         natpmp_schedule: FAST,
+        natpmp_probe_schedule: FAST,
         ssdp_target: igd.ssdp_target(),
         upnp_timeout: Duration::from_secs(2),
         ..MapperConfig::new(4000)

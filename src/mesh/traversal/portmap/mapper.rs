@@ -123,8 +123,12 @@ pub struct MapperConfig {
     pub ssdp_target: SocketAddr,
     /// PCP schedule.
     pub pcp_schedule: Retransmit,
-    /// NAT-PMP schedule.
+    /// NAT-PMP schedule for renewals and deletes (RFC 6886's by default).
     pub natpmp_schedule: Retransmit,
+    /// NAT-PMP schedule for the install, while it is not known whether the
+    /// gateway speaks NAT-PMP at all: short, so a silent gateway does not
+    /// hold up UPnP for the RFC's 64 s (v0.11 gave it one 1 s try).
+    pub natpmp_probe_schedule: Retransmit,
     /// UPnP search and per-request deadline.
     pub upnp_timeout: Duration,
     /// Retry delay of a failed renewal.
@@ -148,6 +152,10 @@ impl MapperConfig {
                 tries: 3,
             },
             natpmp_schedule: Retransmit::NAT_PMP,
+            natpmp_probe_schedule: Retransmit {
+                initial: Duration::from_millis(250),
+                tries: 4,
+            },
             upnp_timeout: Duration::from_secs(2),
             renew_retry_delay: RENEW_RETRY_DELAY,
         }
@@ -241,7 +249,10 @@ impl PortMapper {
         let mut backends: Vec<Box<dyn Backend>> = Vec::new();
         if let Some(gw) = gateway {
             backends.push(Box::new(PcpBackend::new(gw, config.pcp_schedule)));
-            backends.push(Box::new(NatPmpBackend::new(gw, config.natpmp_schedule)));
+            backends.push(Box::new(
+                NatPmpBackend::new(gw, config.natpmp_schedule)
+                    .with_probe_schedule(config.natpmp_probe_schedule),
+            ));
         }
         backends.push(Box::new(UpnpBackend::new(
             config.ssdp_target,
@@ -485,17 +496,25 @@ impl Backend for PcpBackend {
 pub struct NatPmpBackend {
     gateway: SocketAddrV4,
     schedule: Retransmit,
+    probe_schedule: Retransmit,
     client: Option<NatPmpClient>,
 }
 
 impl NatPmpBackend {
-    /// For `gateway`:5351.
+    /// For `gateway`:5351, `schedule` for every request.
     pub fn new(gateway: SocketAddrV4, schedule: Retransmit) -> Self {
         Self {
             gateway,
             schedule,
+            probe_schedule: schedule,
             client: None,
         }
+    }
+
+    /// Uses `probe` for the install (before the gateway answered once).
+    pub fn with_probe_schedule(mut self, probe: Retransmit) -> Self {
+        self.probe_schedule = probe;
+        self
     }
 }
 
@@ -511,13 +530,15 @@ impl Backend for NatPmpBackend {
         lifetime: Duration,
     ) -> Result<Lease, PortMapError> {
         if self.client.is_none() {
-            self.client = Some(NatPmpClient::new(self.gateway, self.schedule)?);
+            self.client = Some(NatPmpClient::new(self.gateway, self.probe_schedule)?);
         }
         let Some(client) = self.client.as_mut() else {
             unreachable!("set above")
         };
         // The external address is asked every time: it may have changed.
         let ip = client.external_address()?;
+        // The gateway speaks NAT-PMP: the RFC's schedule from now on.
+        client.set_schedule(self.schedule);
         let suggested = previous.map_or(internal_port, |l| l.external.port());
         let (port, granted) = client.map_udp(internal_port, suggested, lifetime)?;
         Ok(Lease {

@@ -273,6 +273,11 @@ impl NatPmpClient {
         })
     }
 
+    /// Changes the retransmission schedule of later requests.
+    pub fn set_schedule(&mut self, schedule: Retransmit) {
+        self.schedule = schedule;
+    }
+
     /// Whether any answer since the last call showed a gateway reboot
     /// (clears the flag).
     pub fn take_reboot(&mut self) -> bool {

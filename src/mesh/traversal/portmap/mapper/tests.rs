@@ -305,3 +305,13 @@ fn gateway_announcements_trigger_an_immediate_renewal() {
     assert!(m.on_gateway_announcement(&announce(6000, [9, 9, 9, 9]), t2));
     assert_eq!(m.next_deadline(), Some(t2));
 }
+
+#[test]
+fn nat_pmp_install_probes_briefly() {
+    let c = MapperConfig::new(4000);
+    assert_eq!(c.natpmp_schedule, Retransmit::NAT_PMP);
+    assert!(c.natpmp_probe_schedule.total() < Duration::from_secs(4));
+    assert!(c.pcp_schedule.total() < Duration::from_secs(2));
+    assert!(!c.enabled);
+    assert_eq!(c.lease, DEFAULT_LEASE);
+}
