@@ -16,6 +16,11 @@ declare -A NEEDED=(
   # The bus's JetStream and Redis suites run against real servers.
   [nats-server]=nats-server
   [redis-server]=redis-server
+  # The NAT test bed (tests/nat_bed.rs): network namespaces and veth links,
+  # NAT routers built with nftables, and a real port-mapping gateway
+  # (miniupnpd serves NAT-PMP, PCP and UPnP IGD) in a router namespace.
+  [ip]=iproute2
+  [nft]=nftables
 )
 
 missing=()
@@ -29,6 +34,9 @@ if command -v gcc >/dev/null 2>&1; then
   fi
 fi
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+# miniupnpd lives in /usr/sbin (not always on a non-root PATH); the nftables
+# backend matches the routers the test bed builds.
+[ -x /usr/sbin/miniupnpd ] || missing+=(miniupnpd-nftables miniupnpd)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -93,9 +93,12 @@ corpus!(
     envelope_from_bytes,
     mesh_decode,
     mesh_routing,
+    portmap_decode,
     redex_idx_record,
     redex_recovery,
     token_from_bytes,
+    traversal_rendezvous,
+    upnp_decode,
     wire_decode,
 );
 
@@ -108,9 +111,12 @@ regressions!(
     envelope_from_bytes,
     mesh_decode,
     mesh_routing,
+    portmap_decode,
     redex_idx_record,
     redex_recovery,
     token_from_bytes,
+    traversal_rendezvous,
+    upnp_decode,
     wire_decode,
 );
 

@@ -17,9 +17,12 @@ pub mod cortex_decode;
 pub mod envelope_from_bytes;
 pub mod mesh_decode;
 pub mod mesh_routing;
+pub mod portmap_decode;
 pub mod redex_idx_record;
 pub mod redex_recovery;
 pub mod token_from_bytes;
+pub mod traversal_rendezvous;
+pub mod upnp_decode;
 pub mod wire_decode;
 
 /// A check: panics when `data` breaks the target's property.
@@ -36,8 +39,11 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("envelope_from_bytes", envelope_from_bytes::check),
     ("mesh_decode", mesh_decode::check),
     ("mesh_routing", mesh_routing::check),
+    ("portmap_decode", portmap_decode::check),
     ("redex_idx_record", redex_idx_record::check),
     ("redex_recovery", redex_recovery::check),
     ("token_from_bytes", token_from_bytes::check),
+    ("traversal_rendezvous", traversal_rendezvous::check),
+    ("upnp_decode", upnp_decode::check),
     ("wire_decode", wire_decode::check),
 ];

@@ -35,6 +35,7 @@ pub mod replay;
 pub mod routing;
 pub mod session;
 mod stream;
+pub mod traversal;
 
 pub use config::{ConfigError, ConnectForm, MeshConfig};
 pub use credit::{Backpressure, DEFAULT_WINDOW, TxCredit, packet_cost};
