@@ -133,13 +133,14 @@ fn signed(
             not_before,
             not_after,
             delegation_depth,
-            nonce: rand_nonce(),
+            nonce: next_nonce(),
         },
     )
     .unwrap()
 }
 
-fn rand_nonce() -> u64 {
+/// Distinct nonces (their only job here: no two tokens alike).
+fn next_nonce() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0x7e57_0000);
     NEXT.fetch_add(1, Ordering::Relaxed)
