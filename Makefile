@@ -228,6 +228,7 @@ bench: setup stage
 	$(CARGO) bench --bench redex --quiet
 	$(CARGO) bench --bench cortex --quiet
 	$(CARGO) bench --bench mesh --quiet
+	$(CARGO) bench --bench mesh2 --quiet
 	$(CARGO) bench --bench bus --quiet
 	$(CARGO) bench --bench bus_servers --quiet
 	$(SDK_ENV) ./scripts/bench-ffi-overhead.sh
@@ -250,7 +251,10 @@ bench-mesh2p:
 
 ## demo: two identities, a token issued, verified and delegated, an envelope
 ## sealed and opened, from the Python SDK; then a million events through the
-## bus into RedEX files, which the `net` command lists, verifies and reads.
+## bus into RedEX files, which the `net` command lists, verifies and reads;
+## then a five-node mesh on 127.0.0.1 (examples/mesh_demo.rs): a line and a
+## diamond, a token-gated channel with a refused subscriber, publishing over
+## a relay, and a relay killed mid-stream with the reroute time printed.
 demo: setup stage
 	$(SDK_ENV) $(MAKE) --no-print-directory -C sdk-python demo
 	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/net-demo.XXXXXX") && trap 'rm -rf "$$dir"' EXIT && \
@@ -260,6 +264,7 @@ demo: setup stage
 	  echo "\$$ net redex verify $$dir" && $(RELEASE_DIR)/net redex verify "$$dir" && \
 	  echo "\$$ net redex cat $$dir demo/bus/shard-00000 --limit 3" && \
 	  $(RELEASE_DIR)/net redex cat "$$dir" demo/bus/shard-00000 --limit 3
+	$(CARGO) run --release --quiet --example mesh_demo
 
 ## fuzz: a long RedEX corruption campaign (REDEX_CAMPAIGN_TRIALS), then
 ## every cargo-fuzz target for FUZZ_SECONDS each (needs a nightly

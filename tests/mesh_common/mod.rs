@@ -27,6 +27,41 @@ pub fn node(extra: &str) -> MeshNode {
     MeshNode::new(MeshConfig::from_json(&json).unwrap()).unwrap()
 }
 
+/// [`node`], started (heartbeats and failure detection on).
+pub fn started_node(extra: &str) -> MeshNode {
+    let n = node(extra);
+    n.start().unwrap();
+    n
+}
+
+/// `a` connects to `b`; returns once both ends hold a bound Net session
+/// (the identity exchange done).
+pub fn bound_link(a: &MeshNode, b: &MeshNode) {
+    a.connect(b.local_addr(), &b.public_key(), b.node_id())
+        .unwrap();
+    wait_until(
+        || is_bound(a, b.node_id()) && is_bound(b, a.node_id()),
+        "a bound Net session on both ends",
+    );
+}
+
+/// Whether `n` holds a Net session (identity bound) with `peer`.
+pub fn is_bound(n: &MeshNode, peer: u64) -> bool {
+    n.peers()
+        .iter()
+        .any(|p| p.node_id == peer && p.identity == "net")
+}
+
+/// `(next_hop, hops)` of `n`'s best route to `dest`, from `routes_json`.
+pub fn route_to(n: &MeshNode, dest: u64) -> Option<(u64, u64)> {
+    let routes: serde_json::Value = serde_json::from_str(&n.routes_json()).unwrap();
+    routes["routes"]
+        .as_array()?
+        .iter()
+        .find(|r| r["destination"].as_u64() == Some(dest))
+        .map(|r| (r["next_hop"].as_u64().unwrap(), r["hops"].as_u64().unwrap()))
+}
+
 pub fn wait_until(mut f: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {
