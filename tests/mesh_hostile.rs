@@ -425,6 +425,8 @@ fn oversized_garbage_and_forged_announcements_are_never_indexed_or_forwarded() {
         too_long,
     ];
     let received_before = b.stat("datagrams_received");
+    let dropped_before = b.stat("capabilities_dropped");
+    let accepted_before = b.stat("capabilities_accepted");
     for frame in &frames {
         let datagram = hostile.subprotocol(ids::CAPABILITY, &[frame.as_slice()]);
         hostile.send(&datagram);
@@ -444,6 +446,12 @@ fn oversized_garbage_and_forged_announcements_are_never_indexed_or_forwarded() {
         },
         "b has taken in every hostile frame",
     );
+    // Each one was counted as dropped by the pipeline, none accepted.
+    wait_until(
+        || b.stat("capabilities_dropped") >= dropped_before + frames.len() as u64,
+        "every hostile announcement counted as dropped",
+    );
+    assert_eq!(b.stat("capabilities_accepted"), accepted_before);
     // An honest announcement sent after them is indexed two hops away:
     // anything b had forwarded would have arrived at a before it.
     c.announce(CapabilitySet {

@@ -165,6 +165,13 @@ fn a_reliable_stream_over_a_diamond_survives_the_death_of_its_relay() {
     got.extend(recv_n(&d, 500));
     let rerouted = killed.elapsed();
     assert_eq!(numbered(&got), (0..1000).collect::<Vec<_>>());
+    // The peer list names the relay in use now, not the dead one.
+    let relay_now = a
+        .peers()
+        .into_iter()
+        .find(|p| p.node_id == d.node_id())
+        .and_then(|p| p.relay);
+    assert_eq!(relay_now, Some(b2.node_id()));
     // Nothing more arrives (no duplicate).
     assert!(mesh_common::nothing_for(&d, 200));
     eprintln!("reroute after the relay's death: first 500 events over b2 within {rerouted:?}");

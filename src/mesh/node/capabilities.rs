@@ -27,7 +27,7 @@ use super::super::capability::{
 use super::super::channels::Capabilities;
 use super::super::packet::PacketKind;
 use super::super::peer::Peer;
-use super::{Inner, MeshError, MeshNode};
+use super::{Inner, MeshError, MeshNode, bump};
 use crate::identity::EntityKeypair;
 use crate::wire::{NetHeader, decode_events, encode_events, ids};
 
@@ -171,6 +171,7 @@ impl Inner {
                 .on_frame(frame, peer.node_id, now_ns);
             match verdict {
                 Verdict::Accepted(accepted) => {
+                    bump(&self.stats.capabilities_accepted);
                     let Some(forward) = accepted.forward else {
                         continue;
                     };
@@ -184,6 +185,7 @@ impl Inner {
                     self.broadcast_announcement(&forward.bytes, &skip);
                 }
                 Verdict::Dropped(reason) => {
+                    bump(&self.stats.capabilities_dropped);
                     tracing::debug!(peer = peer.node_id, %reason, "capability announcement dropped");
                 }
             }

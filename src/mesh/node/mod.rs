@@ -175,6 +175,11 @@ pub(crate) struct Stats {
     pub gso_fallbacks: AtomicU64,
     /// Datagrams that arrived coalesced by the kernel (UDP GRO).
     pub gro_datagrams: AtomicU64,
+    /// Capability announcements accepted by the receive pipeline.
+    pub capabilities_accepted: AtomicU64,
+    /// Capability announcements dropped by it (garbage, unsigned, forged,
+    /// stale, already seen: the debug log says why).
+    pub capabilities_dropped: AtomicU64,
     /// Handshakes taken as candidates to replace a live bound session.
     pub session_candidates: AtomicU64,
     /// Candidates whose hello proved the pinned entity: sessions replaced.
@@ -363,7 +368,9 @@ pub struct PeerInfo {
     /// yet reported on a later event of their stream
     /// ([`InboundEvent::dropped_before`]).
     pub dropped_unreported: u64,
-    /// The relay (node_id) a relayed session goes through; `None` for a
+    /// For a relayed session, the relay (node_id) its packets go through
+    /// now: the next hop of the best route, which moves when a relay dies
+    /// (the session's first relay while no route is known); `None` for a
     /// direct peer.
     pub relay: Option<u64>,
 }
@@ -1148,7 +1155,13 @@ impl Inner {
                     idle_ms: now.saturating_duration_since(p.last_activity()).as_millis() as u64,
                     cipher: p.session.tx_cipher().name(),
                     dropped_unreported: self.inbound.unreported_drops(p.node_id),
-                    relay: p.relay,
+                    // The relay in use now: the route's next hop (the
+                    // session's first relay may have died since).
+                    relay: p.relay.map(|first| {
+                        self.router()
+                            .route_for(p.node_id, now)
+                            .map_or(first, |route| route.next_hop)
+                    }),
                 }
             })
             .collect();
@@ -1197,6 +1210,8 @@ impl Inner {
             "gso_sends": g(&s.gso_sends),
             "gso_fallbacks": g(&s.gso_fallbacks),
             "gro_datagrams": g(&s.gro_datagrams),
+            "capabilities_accepted": g(&s.capabilities_accepted),
+            "capabilities_dropped": g(&s.capabilities_dropped),
             "gso": u64::from(self.offload.gso()),
             "gro": u64::from(self.offload.gro),
         });
