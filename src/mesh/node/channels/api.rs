@@ -16,7 +16,7 @@ impl MeshNode {
     ///
     /// # Errors
     /// [`ChannelError::Registry`] when another registered name has the
-    /// same 16-bit hash (nothing changes); [`MeshError::ShuttingDown`].
+    /// same 16-bit hash (nothing changes); [`MeshError::ShuttingDown`](crate::mesh::MeshError::ShuttingDown).
     pub fn register_channel(
         &self,
         name: &ChannelName,
@@ -45,7 +45,7 @@ impl MeshNode {
     /// returned) and new Subscribes get UnknownChannel.
     ///
     /// # Errors
-    /// [`MeshError::ShuttingDown`].
+    /// [`MeshError::ShuttingDown`](crate::mesh::MeshError::ShuttingDown).
     pub fn deregister_channel(&self, name: &ChannelName) -> Result<usize, ChannelError> {
         self.inner.check_running()?;
         let evictions = self.inner.channels.hub().deregister(name);
@@ -60,7 +60,7 @@ impl MeshNode {
     /// one token). It goes when it expires.
     ///
     /// # Errors
-    /// [`MeshError::ShuttingDown`].
+    /// [`MeshError::ShuttingDown`](crate::mesh::MeshError::ShuttingDown).
     pub fn install_channel_token(&self, token: PermissionToken) -> Result<(), ChannelError> {
         self.inner.check_running()?;
         self.inner.channels.hub().install_token(token);
@@ -77,9 +77,9 @@ impl MeshNode {
     /// [`ChannelError::Rejected`] with the publisher's reason;
     /// [`ChannelError::HashCollision`] when we hold another name with the
     /// same hash at this publisher (nothing is sent);
-    /// [`ChannelError::TooManyPending`]; [`MeshError::UnknownPeer`] (no
-    /// session, or it went away while waiting), [`MeshError::Timeout`],
-    /// [`MeshError::Cancelled`], [`MeshError::ShuttingDown`].
+    /// [`ChannelError::TooManyPending`]; [`MeshError::UnknownPeer`](crate::mesh::MeshError::UnknownPeer) (no
+    /// session, or it went away while waiting), [`MeshError::Timeout`](crate::mesh::MeshError::Timeout),
+    /// [`MeshError::Cancelled`](crate::mesh::MeshError::Cancelled), [`MeshError::ShuttingDown`](crate::mesh::MeshError::ShuttingDown).
     pub fn subscribe(
         &self,
         publisher: u64,
@@ -113,13 +113,13 @@ impl MeshNode {
     /// retransmitting reliable stream (in order, exactly once) and v0.11
     /// subscribers the RELIABLE header bit, as v0.11 sends. Relayed
     /// subscribers get it routed. Never waits: a subscriber whose window is
-    /// spent is reported with [`MeshError::Backpressure`] and the others
+    /// spent is reported with [`MeshError::Backpressure`](crate::mesh::MeshError::Backpressure) and the others
     /// are sent to.
     ///
     /// # Errors
     /// [`ChannelError::Publish`] (unknown channel, not authorized to
     /// publish, rate limited; nothing sent);
-    /// [`MeshError::EventTooLarge`], [`MeshError::ShuttingDown`].
+    /// [`MeshError::EventTooLarge`](crate::mesh::MeshError::EventTooLarge), [`MeshError::ShuttingDown`](crate::mesh::MeshError::ShuttingDown).
     pub fn publish<E: AsRef<[u8]>>(
         &self,
         name: &ChannelName,
