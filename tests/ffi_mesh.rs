@@ -83,6 +83,7 @@ fn recv(m: *mut net_mesh_t, timeout_ms: u32) -> Result<(u64, u64, Vec<u8>), net_
             &mut sid,
             &mut data,
             &mut dropped,
+            ptr::null_mut(),
             ptr::null(),
             ptr::null_mut(),
         )
@@ -129,15 +130,18 @@ fn two_nodes_exchange_events_both_ways() {
             )
         };
         assert_eq!(st, net_status_t::NET_OK);
-        // Records: peer u64 ‖ stream_id u64 ‖ dropped_before u64 ‖ len u32 ‖ bytes.
+        // Records: peer u64 ‖ stream_id u64 ‖ dropped_before u64 ‖ len u32 ‖
+        // channel_len u16 ‖ channel ‖ bytes.
         let r = take(records);
         let mut at = 0;
         for _ in 0..count {
             let u64_at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().unwrap());
             assert_eq!((u64_at(at), u64_at(at + 16)), (node_id(a), 0));
             let len = u32::from_le_bytes(r[at + 24..at + 28].try_into().unwrap()) as usize;
-            got.push(r[at + 28..at + 28 + len].to_vec());
-            at += 28 + len;
+            let channel_len = u16::from_le_bytes(r[at + 28..at + 30].try_into().unwrap());
+            assert_eq!(channel_len, 0, "an ordinary stream has no channel");
+            got.push(r[at + 30..at + 30 + len].to_vec());
+            at += 30 + len;
         }
         assert_eq!(at, r.len());
     }
@@ -341,6 +345,7 @@ fn race_cancel_wakes_a_blocked_recv_and_accept() {
                         &mut peer,
                         &mut sid,
                         &mut data,
+                        ptr::null_mut(),
                         ptr::null_mut(),
                         token.0,
                         &mut error,
