@@ -22,39 +22,6 @@ fn node() -> *mut net_mesh_t {
     out
 }
 
-fn node_id(m: *mut net_mesh_t) -> u64 {
-    let mut id = 0;
-    assert_eq!(
-        unsafe { net_mesh_node_id(m, &mut id) },
-        net_status_t::NET_OK
-    );
-    id
-}
-
-fn connect(a: *mut net_mesh_t, b: *mut net_mesh_t) {
-    let mut key = net_bytes_t::EMPTY;
-    let mut addr = net_bytes_t::EMPTY;
-    unsafe {
-        assert_eq!(net_mesh_public_key(b, &mut key), net_status_t::NET_OK);
-        assert_eq!(net_mesh_local_addr(b, &mut addr), net_status_t::NET_OK);
-    }
-    let key = take(key);
-    let addr = take(addr);
-    let st = unsafe {
-        net_mesh_connect(
-            a,
-            addr.as_ptr(),
-            addr.len(),
-            key.as_ptr(),
-            key.len(),
-            node_id(b),
-            ptr::null(),
-            ptr::null_mut(),
-        )
-    };
-    assert_eq!(st, net_status_t::NET_OK, "{}", last_error());
-}
-
 fn stream(m: *mut net_mesh_t, peer: u64, id: u64, reliable: bool) -> *mut net_mesh_stream_t {
     let mut out = ptr::null_mut();
     let st = unsafe { net_mesh_open_stream(m, peer, id, reliable, u64::MAX, &mut out) };
@@ -532,15 +499,6 @@ fn peer_entry(m: *mut net_mesh_t, peer: u64) -> Option<serde_json::Value> {
     peers(m)
         .into_iter()
         .find(|p| p["node_id"].as_u64() == Some(peer))
-}
-
-/// Polls `f` every 5 ms until it holds; panics after 20 s.
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn connect_via(

@@ -2,13 +2,12 @@
 //! (accepted, unknown channel, token required without and with a token the
 //! publisher's identity issued), publish and receive with the channel name
 //! (`recv_next` and `recv_batch`), unsubscribe stops delivery, the publish
-//! report, configuration errors naming the key, a hash collision; announce
+//! report, configuration errors naming the key, a hash collision (at
+//! registration and at subscription), a full channel, a spent rate; announce
 //! and find across three nodes (one hop forwarded); a subscriber relayed
 //! through R; calls after free refused.
 
 use std::ptr;
-use std::thread;
-use std::time::{Duration, Instant};
 
 mod ffi_common;
 
@@ -28,15 +27,6 @@ fn started(extra: &str) -> *mut net_mesh_t {
     out
 }
 
-fn node_id(m: *mut net_mesh_t) -> u64 {
-    let mut id = 0;
-    assert_eq!(
-        unsafe { net_mesh_node_id(m, &mut id) },
-        net_status_t::NET_OK
-    );
-    id
-}
-
 fn bytes_of(
     m: *mut net_mesh_t,
     f: unsafe extern "C" fn(*const net_mesh_t, *mut net_bytes_t) -> net_status_t,
@@ -51,35 +41,6 @@ fn json_of(
     f: unsafe extern "C" fn(*const net_mesh_t, *mut net_bytes_t) -> net_status_t,
 ) -> Value {
     serde_json::from_slice(&bytes_of(m, f)).unwrap()
-}
-
-fn connect(a: *mut net_mesh_t, b: *mut net_mesh_t) {
-    let (key, addr) = (
-        bytes_of(b, net_mesh_public_key),
-        bytes_of(b, net_mesh_local_addr),
-    );
-    let st = unsafe {
-        net_mesh_connect(
-            a,
-            addr.as_ptr(),
-            addr.len(),
-            key.as_ptr(),
-            key.len(),
-            node_id(b),
-            ptr::null(),
-            ptr::null_mut(),
-        )
-    };
-    assert_eq!(st, net_status_t::NET_OK, "{}", last_error());
-}
-
-/// Polls `f` every 5 ms until it holds; panics after 20 s.
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn register(m: *mut net_mesh_t, name: &str, config: &str) -> (net_status_t, String) {
@@ -342,6 +303,14 @@ fn subscribe_publish_receive_unsubscribe_with_and_without_tokens() {
         net_status_t::NET_ERR_CHANNEL_HASH_COLLISION,
         "{message}"
     );
+    // A subscriber holding one of them cannot take the other at that publisher.
+    assert_eq!(subscribe(b, ida, &first, None).0, net_status_t::NET_OK);
+    let (st, (_, message)) = subscribe(b, ida, &second, None);
+    assert_eq!(
+        st,
+        net_status_t::NET_ERR_CHANNEL_HASH_COLLISION,
+        "{message}"
+    );
 
     // Calls after free fail cleanly.
     unsafe {
@@ -509,6 +478,41 @@ fn a_subscriber_relayed_through_r_receives_with_the_channel() {
     assert_eq!(recv(b), (ida, b"over r".to_vec(), "relayed".to_owned()));
     unsafe {
         for n in [a, r, b] {
+            assert_eq!(net_mesh_free(n), net_status_t::NET_OK);
+        }
+    }
+}
+
+#[test]
+fn a_full_channel_and_a_spent_rate_have_their_own_statuses() {
+    let (a, b, c) = (started(""), started(""), started(""));
+    connect(b, a);
+    connect(c, a);
+    let ida = node_id(a);
+    assert_eq!(
+        register(a, "one", r#"{"max_subscribers":1}"#).0,
+        net_status_t::NET_OK
+    );
+    assert_eq!(subscribe(b, ida, "one", None).0, net_status_t::NET_OK);
+    let (st, (err, message)) = subscribe(c, ida, "one", None);
+    assert_eq!(
+        (st, err),
+        (net_status_t::NET_ERR_CHANNEL_FULL, st),
+        "{message}"
+    );
+
+    assert_eq!(
+        register(a, "slow", r#"{"max_rate_pps":1}"#).0,
+        net_status_t::NET_OK
+    );
+    assert!(publish(a, "slow", &[b"first"]).is_ok());
+    assert_eq!(
+        publish(a, "slow", &[b"second"]),
+        Err(net_status_t::NET_ERR_CHANNEL_RATE_LIMITED)
+    );
+    assert!(last_error().contains("rate"), "{}", last_error());
+    unsafe {
+        for n in [a, b, c] {
             assert_eq!(net_mesh_free(n), net_status_t::NET_OK);
         }
     }

@@ -127,16 +127,36 @@ type ModelInfo struct {
 	ParametersBX10  uint32   `json:"parameters_b_x10"`
 	ContextLength   uint32   `json:"context_length"`
 	Quantization    *string  `json:"quantization"`
-	Modalities      []string `json:"modalities"`
+	Modalities      []string `json:"modalities"` // "Text", "Image", "Audio", "Video", "Code", "Embedding", "ToolUse"
 	TokensPerSecond uint32   `json:"tokens_per_sec"`
 	Loaded          bool     `json:"loaded"`
 }
 
-// Capabilities is what a node announces about itself.
+// Software is the software part of Capabilities.
+type Software struct {
+	OS          string  `json:"os,omitempty"`
+	OSVersion   string  `json:"os_version,omitempty"`
+	CUDAVersion *string `json:"cuda_version,omitempty"`
+}
+
+// Limits are a node's service limits (0: unspecified).
+type Limits struct {
+	MaxConcurrentRequests uint32 `json:"max_concurrent_requests,omitempty"`
+	MaxTokensPerRequest   uint32 `json:"max_tokens_per_request,omitempty"`
+	RateLimitRPM          uint32 `json:"rate_limit_rpm,omitempty"`
+	MaxBatchSize          uint32 `json:"max_batch_size,omitempty"`
+	MaxInputBytes         uint32 `json:"max_input_bytes,omitempty"`
+	MaxOutputBytes        uint32 `json:"max_output_bytes,omitempty"`
+}
+
+// Capabilities is what a node announces about itself (omitted members
+// announce their defaults).
 type Capabilities struct {
 	Hardware Hardware    `json:"hardware"`
+	Software Software    `json:"software"`
 	Models   []ModelInfo `json:"models,omitempty"`
 	Tags     []string    `json:"tags,omitempty"`
+	Limits   Limits      `json:"limits"`
 }
 
 // NodeQuery selects indexed nodes: Filter, and Scope ("" or "any",

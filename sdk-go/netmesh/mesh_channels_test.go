@@ -114,7 +114,9 @@ func TestMeshCapabilitiesAcrossThreeNodes(t *testing.T) {
 	linkTo(t, a, b)
 	linkTo(t, c, b)
 	idc := must(c.NodeID())
-	err := c.Announce(netmesh.Capabilities{Tags: []string{"gpu"}, Hardware: netmesh.Hardware{MemoryMB: 4096}})
+	err := c.Announce(netmesh.Capabilities{Tags: []string{"gpu"}, Hardware: netmesh.Hardware{MemoryMB: 4096},
+		Software: netmesh.Software{OS: "linux"}, Limits: netmesh.Limits{MaxBatchSize: 8},
+		Models: []netmesh.ModelInfo{{ModelID: "m1", Family: "f", ContextLength: 4096, Modalities: []string{"Text"}, Loaded: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +138,7 @@ func TestMeshCapabilitiesAcrossThreeNodes(t *testing.T) {
 	all := must(a.Capabilities())
 	found := false
 	for _, n := range all {
-		found = found || (n.NodeID == idc && n.HopCount == 1)
+		found = found || (n.NodeID == idc && n.HopCount == 1 && strings.Contains(string(n.Capabilities), `"os":"linux"`))
 	}
 	if !found {
 		t.Fatalf("capabilities %+v", all)

@@ -7,9 +7,7 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { setTimeout: sleep } = require('node:timers/promises');
 const {
-  Mesh,
   Identity,
   Token,
   Scope,
@@ -20,35 +18,9 @@ const {
   ShuttingDownError,
 } = require('netmesh');
 
-const FAST = { psk: Buffer.alloc(32, 0x5a), heartbeatIntervalMs: 50, sessionTimeoutMs: 1000, helloTimeoutMs: 500 };
+const { FAST, waitFor, started, link, recvOne } = require('./helpers');
+
 const SEED = Buffer.alloc(32, 7);
-
-/** Polls `cond` every 5 ms until it holds; fails after 20 s. */
-async function waitFor(what, cond) {
-  const deadline = Date.now() + 20000;
-  while (!cond()) {
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-function started(t, options = FAST) {
-  const m = Mesh.open(options);
-  t.after(() => m.close());
-  m.start();
-  return m;
-}
-
-async function link(node, relay) {
-  await node.connect(relay.localAddr, relay.publicKey, relay.nodeId);
-  await waitFor('the link up on the relay', () => relay.peers().some((p) => p.nodeId === node.nodeId));
-}
-
-async function recvOne(node) {
-  const got = await node.recv(1, 20000);
-  assert.equal(got.length, 1);
-  return got[0];
-}
 
 test('mesh channels: subscribe, tokens, publish, receive with the channel, unsubscribe', async (t) => {
   const a = started(t, { ...FAST, identitySeed: SEED });

@@ -529,8 +529,16 @@ pub unsafe extern "C" fn net_mesh_announce(
     })
 }
 
-fn query_error(e: impl std::fmt::Display) -> FfiError {
-    capabilities_error(e.to_string())
+/// A query from its JSON (NULL or blank: the default query, which matches
+/// every node).
+fn parse_query<Q: Default, E: std::fmt::Display>(
+    json: Option<&str>,
+    parse: fn(&str) -> Result<Q, E>,
+) -> Result<Q, FfiError> {
+    match json.filter(|q| !q.trim().is_empty()) {
+        Some(q) => parse(q).map_err(|e| capabilities_error(e.to_string())),
+        None => Ok(Q::default()),
+    }
 }
 
 /// The indexed nodes (this node included once it announced) matching
@@ -553,10 +561,7 @@ pub unsafe extern "C" fn net_mesh_find_nodes(
     json_out: *mut net_bytes_t,
 ) -> net_status_t {
     ffi_export!(handle mesh; opt_str query_json[query_json_len]; out json_out; {
-        let query = match query_json.filter(|q| !q.trim().is_empty()) {
-            Some(q) => NodeQuery::from_json(q).map_err(query_error)?,
-            None => NodeQuery::default(),
-        };
+        let query = parse_query(query_json, NodeQuery::from_json)?;
         json_out.write(net_bytes_t::from_vec(mesh.0.find_nodes(&query).to_json().into_bytes()));
         Ok(())
     })
@@ -578,10 +583,7 @@ pub unsafe extern "C" fn net_mesh_find_best_node(
     json_out: *mut net_bytes_t,
 ) -> net_status_t {
     ffi_export!(handle mesh; opt_str query_json[query_json_len]; out json_out; {
-        let query = match query_json.filter(|q| !q.trim().is_empty()) {
-            Some(q) => BestNodeQuery::from_json(q).map_err(query_error)?,
-            None => BestNodeQuery::default(),
-        };
+        let query = parse_query(query_json, BestNodeQuery::from_json)?;
         json_out.write(net_bytes_t::from_vec(mesh.0.find_best_node(&query).to_json().into_bytes()));
         Ok(())
     })
