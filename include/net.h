@@ -207,6 +207,32 @@ enum net_status_t
     NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH = -35,
     // A channel name breaks the naming rules; the message says which.
     NET_ERR_CHANNEL_INVALID_NAME = -40,
+    // The publisher refused the subscription: no token, or one that does
+    // not authorize it, or capabilities its filter rejects; or this node
+    // fails its own channel's publish policy.
+    NET_ERR_CHANNEL_UNAUTHORIZED = -41,
+    // The channel is not registered at the publisher (subscribe) or on this
+    // node (publish).
+    NET_ERR_CHANNEL_UNKNOWN = -42,
+    // The publisher throttles this node's requests, or the channel's
+    // `max_rate_pps` is spent (nothing was published).
+    NET_ERR_CHANNEL_RATE_LIMITED = -43,
+    // The publisher refused the subscription: this node holds its most
+    // channels there, or the channel has `max_subscribers` already (v0.11
+    // acks both with one reason).
+    NET_ERR_CHANNEL_FULL = -44,
+    // Another channel name with the same 16-bit hash is registered here, or
+    // subscribed to at that publisher; its events would be indistinguishable.
+    NET_ERR_CHANNEL_HASH_COLLISION = -45,
+    // Too many subscribe and unsubscribe requests are waiting for acks;
+    // retry later.
+    NET_ERR_CHANNEL_TOO_MANY_PENDING = -46,
+    // The channel configuration is invalid; the message names the key.
+    NET_ERR_CHANNEL_CONFIG = -47,
+    // The publisher did not answer the subscribe or unsubscribe within the
+    // membership ack timeout (it may be down, or a v0.11 node without the
+    // channel machinery).
+    NET_ERR_CHANNEL_NO_ANSWER = -48,
     // A RedEX file operation failed in the storage layer (nothing appended).
     NET_ERR_REDEX_IO = -100,
     // The RedEX file refuses appends after a failed fsync or an unrecoverable
@@ -263,6 +289,9 @@ enum net_status_t
     // No route to the node (`net_mesh_connect_routed`), or the relay named
     // is not a direct peer (`net_mesh_connect_via`).
     NET_ERR_MESH_NO_ROUTE = -210,
+    // A capability set or query is invalid (the message names the key), or
+    // the set does not fit one announcement.
+    NET_ERR_MESH_CAPABILITIES = -211,
     // The CortEX fold is not running (halted on an error under the stop
     // policy, or closed); reopen the model.
     NET_ERR_CORTEX_HALTED = -300,
@@ -702,6 +731,207 @@ net_status_t net_channel_validate(const uint8_t *name, size_t name_len);
 // # Safety
 // `name` is readable for `name_len` bytes; `out` is valid for one write.
 net_status_t net_channel_hash(const uint8_t *name, size_t name_len, uint16_t *out);
+
+// Registers the channel `name` on this node with `config_json`, or
+// replaces its configuration (subscribers that no longer qualify are
+// evicted at once; their number goes to `evicted_out`, which may be NULL).
+// Until a channel is registered, subscribes to it are refused
+// (`NET_ERR_CHANNEL_UNKNOWN` at the subscriber).
+//
+// `config_json` (NULL/empty: an open, global channel) is an object with
+// any of: `visibility` ("global" (default) | "subnet_local" |
+// "parent_visible" | "exported"), `publish_caps` and `subscribe_caps`
+// (capability filters, the `filter` of `net_mesh_find_nodes`, matched
+// against the publisher's / the subscriber's announced capabilities; null:
+// none), `require_token` (boolean: subscribers need a PermissionToken for
+// this channel chained to a trusted issuer), `trusted_issuers` (an array of
+// 64-hex-digit entity ids that may root a token chain besides this node,
+// or "any": any issuer, as v0.11), `max_subscribers` (integer or null),
+// `max_rate_pps` (publish calls per second, at least 1, or null),
+// `reliable` (boolean: publish on retransmitting streams to Net peers),
+// `priority` (0..255).
+//
+// Errors: `NET_ERR_CHANNEL_INVALID_NAME`, `NET_ERR_CHANNEL_CONFIG` naming
+// the key (unknown keys included), `NET_ERR_CHANNEL_HASH_COLLISION` when
+// another registered name has the same hash (nothing changes),
+// `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `name` is readable for `name_len` bytes;
+// `config_json` is NULL or readable for its length; `evicted_out` is NULL
+// or valid for one write.
+net_status_t net_mesh_register_channel(const net_mesh_t *mesh,
+                                       const uint8_t *name,
+                                       size_t name_len,
+                                       const uint8_t *config_json,
+                                       size_t config_json_len,
+                                       uint64_t *evicted_out);
+
+// De-registers the channel `name`: every subscriber is evicted (their
+// number goes to `evicted_out`, which may be NULL) and new subscribes get
+// `NET_ERR_CHANNEL_UNKNOWN`. De-registering an unknown name evicts none.
+//
+// Errors: `NET_ERR_CHANNEL_INVALID_NAME`, `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `name` is readable for `name_len` bytes;
+// `evicted_out` is NULL or valid for one write.
+net_status_t net_mesh_deregister_channel(const net_mesh_t *mesh,
+                                         const uint8_t *name,
+                                         size_t name_len,
+                                         uint64_t *evicted_out);
+
+// Keeps a 159-byte PermissionToken for authorization checks on this
+// node's channels: typically a delegation parent that subscribers' tokens
+// chain through (a subscribe carries one token). It goes when it expires.
+//
+// Errors: `NET_ERR_TOKEN_INVALID_FORMAT`, `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `token` is readable for `token_len` bytes.
+net_status_t net_mesh_install_channel_token(const net_mesh_t *mesh,
+                                            const uint8_t *token,
+                                            size_t token_len);
+
+// Subscribes to the channel `name` at `publisher` (a peer, direct or
+// relayed), presenting `token` (159 bytes, or NULL with length 0 for
+// none), and waits for the publisher's answer (at most the configured
+// membership ack timeout). Re-subscribing is idempotent. The channel's
+// events then arrive through `net_mesh_recv_next` / `net_mesh_recv_batch`
+// with its name.
+//
+// Errors: the publisher's refusal (`NET_ERR_CHANNEL_UNAUTHORIZED`,
+// `NET_ERR_CHANNEL_UNKNOWN`, `NET_ERR_CHANNEL_RATE_LIMITED`,
+// `NET_ERR_CHANNEL_FULL`); `NET_ERR_CHANNEL_HASH_COLLISION` when another
+// name with the same hash is held at this publisher (nothing sent);
+// `NET_ERR_CHANNEL_TOO_MANY_PENDING`; `NET_ERR_MESH_UNKNOWN_PEER` (no
+// session, or it went away); `NET_ERR_CHANNEL_NO_ANSWER`;
+// `NET_ERR_CANCELLED`; `NET_ERR_SHUTTING_DOWN`;
+// `NET_ERR_CHANNEL_INVALID_NAME`; `NET_ERR_TOKEN_INVALID_FORMAT`.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `name` is readable for `name_len` bytes;
+// `token` is NULL (with `token_len` 0) or readable for `token_len` bytes;
+// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+// write.
+net_status_t net_mesh_subscribe(const net_mesh_t *mesh,
+                                uint64_t publisher,
+                                const uint8_t *name,
+                                size_t name_len,
+                                const uint8_t *token,
+                                size_t token_len,
+                                const net_cancel_t *cancel,
+                                net_error_t *error_out);
+
+// Unsubscribes from the channel `name` at `publisher` and waits for its
+// answer (always an acceptance, even when not subscribed). Events of the
+// channel from that publisher stop arriving.
+//
+// Errors: as `net_mesh_subscribe`, without the refusals and the collision.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `name` is readable for `name_len` bytes;
+// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+// write.
+net_status_t net_mesh_unsubscribe(const net_mesh_t *mesh,
+                                  uint64_t publisher,
+                                  const uint8_t *name,
+                                  size_t name_len,
+                                  const net_cancel_t *cancel,
+                                  net_error_t *error_out);
+
+// Publishes `count` events on this node's registered channel `name` to
+// every authorized subscriber (direct or relayed), reliably when
+// `reliable` or the channel is configured so. Never waits: a subscriber
+// whose window is spent is listed in the report and the others are sent
+// to. Writes the report as a JSON object: `attempted` (subscribers it was
+// for), `delivered` (subscribers whose packets were queued), `evicted`
+// (subscribers dropped by the publish-time re-check), `errors` (an array
+// of `peer`, `status` (e.g. "NET_ERR_MESH_BACKPRESSURE"), `code`,
+// `message`).
+//
+// Errors: `NET_ERR_CHANNEL_UNKNOWN` (not registered here),
+// `NET_ERR_CHANNEL_UNAUTHORIZED` (this node fails its own publish policy),
+// `NET_ERR_CHANNEL_RATE_LIMITED` (nothing sent), `NET_ERR_MESH_TOO_LARGE`,
+// `NET_ERR_CHANNEL_INVALID_NAME`, `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `name` is readable for `name_len` bytes;
+// `events` points to `count` slices, each readable for its length (NULL
+// when `count` is 0); `report_out` is valid for one write.
+net_status_t net_mesh_publish(const net_mesh_t *mesh,
+                              const uint8_t *name,
+                              size_t name_len,
+                              const net_slice_t *events,
+                              size_t count,
+                              bool reliable,
+                              net_bytes_t *report_out);
+
+// The node's channels as a JSON object: `channels` (registered here:
+// `name`, `hash`, `subscribers`, `visibility`, `require_token`,
+// `reliable`, `priority`, `max_rate_pps`), `subscriptions` (this node's:
+// `publisher`, `channel`, requests in flight included) and `counters`
+// (`malformed`, `accepted`, `refused`, `unmatched_acks`, `evicted`).
+//
+// # Safety
+// `mesh` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_mesh_channels(const net_mesh_t *mesh, net_bytes_t *json_out);
+
+// Announces this node's capabilities: signs them, indexes them locally
+// (this node's own queries find it) and sends them to every peer, which
+// forward them on (at once, or when the announce interval allows; never
+// dropped). `caps_json` is a CapabilitySet in the WIRE.md §10.4 shape —
+// `hardware` (`cpu_cores`, `cpu_threads`, `memory_mb`, `gpu`,
+// `additional_gpus`, `storage_mb`, `network_mbps`, `accelerators`),
+// `software` (`os`, `os_version`, `runtimes`, `frameworks`,
+// `cuda_version`, `drivers`), `models`, `tools`, `tags`, `limits` — where
+// any member may be omitted (its default) and none may be unknown.
+//
+// Errors: `NET_ERR_MESH_CAPABILITIES` naming the bad key, or when the set
+// does not fit one announcement; `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `caps_json` is readable for its length.
+net_status_t net_mesh_announce(const net_mesh_t *mesh,
+                               const uint8_t *caps_json,
+                               size_t caps_json_len);
+
+// The indexed nodes (this node included once it announced) matching
+// `query_json` (NULL/empty: all): an object with `filter` (any of
+// `require_tags`, `require_models`, `require_tools` (arrays: all present),
+// `min_memory_mb`, `require_gpu`, `gpu_vendor`, `min_vram_mb`,
+// `min_context_length`, `require_modalities`) and `scope` ("any",
+// "global_only", "same_subnet", {"tenants": […]} or {"regions": […]}). Writes `{"nodes": [node_id, …]}` in ascending id order.
+//
+// Errors: `NET_ERR_MESH_CAPABILITIES` naming the bad key.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `query_json` is NULL or readable for its
+// length; `json_out` is valid for one write.
+net_status_t net_mesh_find_nodes(const net_mesh_t *mesh,
+                                 const uint8_t *query_json,
+                                 size_t query_json_len,
+                                 net_bytes_t *json_out);
+
+// The best-scoring indexed node for `query_json` (as
+// `net_mesh_find_nodes`'s, plus `weights`: `memory`, `vram`, `speed`,
+// `loaded`, each 0..1). Writes `{"node_id": id or null, "score": n}`.
+//
+// Errors: `NET_ERR_MESH_CAPABILITIES` naming the bad key.
+//
+// # Safety
+// As `net_mesh_find_nodes`.
+net_status_t net_mesh_find_best_node(const net_mesh_t *mesh,
+                                     const uint8_t *query_json,
+                                     size_t query_json_len,
+                                     net_bytes_t *json_out);
+
+// Every live indexed node as `{"nodes": [{node_id, version, timestamp_ns,
+// expires_at_ns, hop_count, reflex_addr, capabilities}, …]}`.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_mesh_capabilities(const net_mesh_t *mesh, net_bytes_t *json_out);
 
 // Opens the model of `kind` (`NET_MODEL_TASKS`, `NET_MODEL_MEMORIES`) on
 // `redex` as writer `origin_hash`, and folds its channel from the configured
@@ -1270,9 +1500,12 @@ net_status_t net_mesh_local_addr(const net_mesh_t *mesh, net_bytes_t *out);
 net_status_t net_mesh_start(const net_mesh_t *mesh);
 
 // Handshakes with node `peer_node_id` at `addr` ("IP:port") whose static
-// X25519 key is `peer_static_pub` (32 bytes), then waits for the identity
-// exchange (at most the configured hello timeout). Blocks up to
-// handshake_timeout × retries.
+// X25519 key is `peer_static_pub` (32 bytes), then waits briefly for the
+// identity hello (a grace of a few handshake round trips: a Net peer's
+// hello follows its handshake reply at once; a v0.11 peer sends none and
+// its binding stays pending until the hello timeout, which only the first
+// reliable-stream send waits for). Blocks up to handshake_timeout ×
+// retries.
 //
 // Errors: `NET_ERR_MESH_HANDSHAKE_TIMEOUT`, `NET_ERR_MESH_SESSION_EXISTS`,
 // `NET_ERR_MESH_HANDSHAKE_IN_PROGRESS`, `NET_ERR_MESH_IDENTITY_REFUSED`,
@@ -1415,26 +1648,31 @@ net_status_t net_mesh_stream_free(net_mesh_stream_t *stream);
 // round-robin). Returns `NET_OK` with the sender's node_id, the stream,
 // the bytes and (when `dropped_before_out` is not NULL) the number of
 // events of that stream dropped just before this one because the inbound
-// queue was full (only senders that do not wait for credit cause drops);
-// `NET_TIMEOUT`; `NET_END` once the node is shut down (also when it is
-// freed during the call); or `NET_ERR_CANCELLED` (nothing taken).
+// queue was full (only senders that do not wait for credit cause drops),
+// and (when `channel_out` is not NULL) the name of the channel the event
+// was published on — empty bytes for an ordinary stream, or a publish
+// stream this node holds no subscription for; `NET_TIMEOUT`; `NET_END`
+// once the node is shut down (also when it is freed during the call); or
+// `NET_ERR_CANCELLED` (nothing taken).
 //
 // # Safety
 // `mesh` is NULL or from libnet; the outputs are valid for one write
-// (`dropped_before_out` may be NULL); `cancel` is NULL or from libnet;
-// `error_out` is NULL or valid for one write.
+// (`dropped_before_out` and `channel_out` may be NULL); `cancel` is NULL or
+// from libnet; `error_out` is NULL or valid for one write.
 net_status_t net_mesh_recv_next(const net_mesh_t *mesh,
                                 uint32_t timeout_ms,
                                 uint64_t *peer_out,
                                 uint64_t *stream_id_out,
                                 net_bytes_t *data_out,
                                 uint64_t *dropped_before_out,
+                                net_bytes_t *channel_out,
                                 const net_cancel_t *cancel,
                                 net_error_t *error_out);
 
 // Up to `max` received events as one buffer of records
 // `peer u64 LE ‖ stream_id u64 LE ‖ dropped_before u64 LE ‖ len u32 LE ‖
-// bytes` (`dropped_before` as in `net_mesh_recv_next`), waiting up to
+// channel_len u16 LE ‖ channel ‖ bytes` (`dropped_before` and the channel
+// name as in `net_mesh_recv_next`; `channel_len` 0: none), waiting up to
 // `timeout_ms` for the first; `*count_out` is the number of records.
 // Returns `NET_OK`, `NET_TIMEOUT`, `NET_END` (shut down or freed) or
 // `NET_ERR_CANCELLED` (nothing taken).

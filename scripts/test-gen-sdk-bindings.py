@@ -128,7 +128,7 @@ GROWN_STATUSES = """    // The call stalled behind another `net_probe_token_t` (
     // the operation).
     NET_ERR_STALLED = -7,
     // A channel name is longer than 255 bytes.
-    NET_ERR_CHANNEL_TOO_LONG = -41,
+    NET_ERR_CHANNEL_TOO_LONG = -49,
     // The log callback is already installed.
     NET_ERR_PROBE_BUSY = -500,
     // The log buffer overflowed; records were dropped.

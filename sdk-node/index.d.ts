@@ -482,6 +482,63 @@ export interface MeshEvent {
   data: Buffer;
   /** Events of this stream dropped just before this one because the inbound queue was full (only senders that do not wait for credit cause drops). */
   droppedBefore: bigint;
+  /** The channel the event was published on ('' for an ordinary stream). */
+  channel: string;
+}
+
+/** Constraints on announced capabilities (libnet's snake_case keys); empty ones constrain nothing. */
+export interface CapabilityFilter {
+  require_tags?: string[];
+  require_models?: string[];
+  require_tools?: string[];
+  min_memory_mb?: number;
+  require_gpu?: boolean;
+  gpu_vendor?: string;
+  min_vram_mb?: number;
+  min_context_length?: number;
+  require_modalities?: string[];
+}
+
+/** A channel's policy; `{}` is an open, global channel. */
+export interface ChannelConfig {
+  visibility?: 'global' | 'subnet_local' | 'parent_visible' | 'exported';
+  publishCaps?: CapabilityFilter | null;
+  subscribeCaps?: CapabilityFilter | null;
+  /** Subscribers present a token for the channel chained to a trusted issuer. */
+  requireToken?: boolean;
+  /** Entity ids (32 bytes) that may root a token chain besides this node, or 'any' (v0.11's rule). */
+  trustedIssuers?: BytesLike[] | 'any';
+  maxSubscribers?: number | null;
+  maxRatePps?: number | null;
+  reliable?: boolean;
+  priority?: number;
+}
+
+/** What a publish did. */
+export interface PublishReport {
+  attempted: number;
+  delivered: number;
+  evicted: number;
+  errors: { peer: bigint; status: string; code: number; message: string }[];
+}
+
+/** A capability query: `filter`, `scope` ('any' | 'global_only' | 'same_subnet'), and for findBestNode `weights`. */
+export interface NodeQuery {
+  filter?: CapabilityFilter;
+  scope?: 'any' | 'global_only' | 'same_subnet' | { tenants: string[] } | { regions: string[] };
+  weights?: { memory?: number; vram?: number; speed?: number; loaded?: number };
+}
+
+/** One indexed node. */
+export interface NodeCapabilities {
+  nodeId: bigint;
+  version: bigint;
+  timestampNs: bigint;
+  expiresAtNs: bigint;
+  hopCount: number;
+  reflexAddr: string | null;
+  /** The WIRE.md §10.4 set, as announced. */
+  capabilities: Record<string, unknown>;
 }
 
 /** One connected peer. */
@@ -645,6 +702,24 @@ export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable, Async
   /** The routing table (`net_mesh_routes`). */
   routes(): MeshRoutes;
   stats(): Record<string, number | bigint>;
+  /** Registers (or reconfigures) a channel; the subscribers evicted. Throws `ChannelConfigError` naming the key. */
+  registerChannel(name: string, config?: ChannelConfig): number;
+  /** Removes a channel; the subscribers evicted. */
+  deregisterChannel(name: string): number;
+  /** Keeps a token (a delegation parent) for this node's channel checks. */
+  installChannelToken(token: BytesLike): void;
+  /** Subscribes at `publisher` off the event loop; rejects with the refusal (`ChannelUnauthorizedError`, `ChannelUnknownError`, …). */
+  subscribe(publisher: U64Like, name: string, options?: SignalOptions & { token?: BytesLike | null }): Promise<void>;
+  unsubscribe(publisher: U64Like, name: string, options?: SignalOptions): Promise<void>;
+  /** Publishes to every authorized subscriber; never waits. */
+  publish(name: string, events: (BytesLike | string)[], options?: { reliable?: boolean }): PublishReport;
+  /** `{ channels, subscriptions, counters }` (`net_mesh_channels`). */
+  channels(): Record<string, unknown>;
+  /** Announces this node's capabilities (a WIRE.md §10.4 set, snake_case; omitted members default). */
+  announce(capabilities: Record<string, unknown>): void;
+  findNodes(query?: NodeQuery): bigint[];
+  findBestNode(query?: NodeQuery): { nodeId: bigint; score: number } | null;
+  capabilities(): NodeCapabilities[];
   /** Stops the node without freeing it (`net_mesh_close`): blocked calls return. */
   shutdown(): void;
   /** Shuts down and frees (blocked calls return first); idempotent; throws `BusyError`. */

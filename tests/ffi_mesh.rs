@@ -22,39 +22,6 @@ fn node() -> *mut net_mesh_t {
     out
 }
 
-fn node_id(m: *mut net_mesh_t) -> u64 {
-    let mut id = 0;
-    assert_eq!(
-        unsafe { net_mesh_node_id(m, &mut id) },
-        net_status_t::NET_OK
-    );
-    id
-}
-
-fn connect(a: *mut net_mesh_t, b: *mut net_mesh_t) {
-    let mut key = net_bytes_t::EMPTY;
-    let mut addr = net_bytes_t::EMPTY;
-    unsafe {
-        assert_eq!(net_mesh_public_key(b, &mut key), net_status_t::NET_OK);
-        assert_eq!(net_mesh_local_addr(b, &mut addr), net_status_t::NET_OK);
-    }
-    let key = take(key);
-    let addr = take(addr);
-    let st = unsafe {
-        net_mesh_connect(
-            a,
-            addr.as_ptr(),
-            addr.len(),
-            key.as_ptr(),
-            key.len(),
-            node_id(b),
-            ptr::null(),
-            ptr::null_mut(),
-        )
-    };
-    assert_eq!(st, net_status_t::NET_OK, "{}", last_error());
-}
-
 fn stream(m: *mut net_mesh_t, peer: u64, id: u64, reliable: bool) -> *mut net_mesh_stream_t {
     let mut out = ptr::null_mut();
     let st = unsafe { net_mesh_open_stream(m, peer, id, reliable, u64::MAX, &mut out) };
@@ -83,6 +50,7 @@ fn recv(m: *mut net_mesh_t, timeout_ms: u32) -> Result<(u64, u64, Vec<u8>), net_
             &mut sid,
             &mut data,
             &mut dropped,
+            ptr::null_mut(),
             ptr::null(),
             ptr::null_mut(),
         )
@@ -129,15 +97,18 @@ fn two_nodes_exchange_events_both_ways() {
             )
         };
         assert_eq!(st, net_status_t::NET_OK);
-        // Records: peer u64 ‖ stream_id u64 ‖ dropped_before u64 ‖ len u32 ‖ bytes.
+        // Records: peer u64 ‖ stream_id u64 ‖ dropped_before u64 ‖ len u32 ‖
+        // channel_len u16 ‖ channel ‖ bytes.
         let r = take(records);
         let mut at = 0;
         for _ in 0..count {
             let u64_at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().unwrap());
             assert_eq!((u64_at(at), u64_at(at + 16)), (node_id(a), 0));
             let len = u32::from_le_bytes(r[at + 24..at + 28].try_into().unwrap()) as usize;
-            got.push(r[at + 28..at + 28 + len].to_vec());
-            at += 28 + len;
+            let channel_len = u16::from_le_bytes(r[at + 28..at + 30].try_into().unwrap());
+            assert_eq!(channel_len, 0, "an ordinary stream has no channel");
+            got.push(r[at + 30..at + 30 + len].to_vec());
+            at += 30 + len;
         }
         assert_eq!(at, r.len());
     }
@@ -342,6 +313,7 @@ fn race_cancel_wakes_a_blocked_recv_and_accept() {
                         &mut sid,
                         &mut data,
                         ptr::null_mut(),
+                        ptr::null_mut(),
                         token.0,
                         &mut error,
                     )
@@ -527,15 +499,6 @@ fn peer_entry(m: *mut net_mesh_t, peer: u64) -> Option<serde_json::Value> {
     peers(m)
         .into_iter()
         .find(|p| p["node_id"].as_u64() == Some(peer))
-}
-
-/// Polls `f` every 5 ms until it holds; panics after 20 s.
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn connect_via(

@@ -78,7 +78,7 @@ static void expect_event(const net_mesh_t *m, uint64_t peer, uint64_t stream_id,
 {
     uint64_t p = 0, s = 0, dropped = 99;
     net_bytes_t data = {NULL, 0};
-    if (CHECK_OK(net_mesh_recv_next(m, 5000, &p, &s, &data, &dropped, NULL, NULL))) {
+    if (CHECK_OK(net_mesh_recv_next(m, 5000, &p, &s, &data, &dropped, NULL, NULL, NULL))) {
         CHECK_U64(p, peer);
         CHECK_U64(s, stream_id);
         CHECK_U64(dropped, 0);
@@ -108,7 +108,7 @@ static void test_two_nodes_both_ways(void)
     CHECK_OK(net_mesh_open_stream(b, node_id(a), 9, false, UINT64_MAX, &ba));
     CHECK_OK(send_text(ba, "hello from b"));
     expect_event(a, node_id(b), 9, "hello from b");
-    CHECK_STATUS(net_mesh_recv_next(a, 10, &p, &s, &data, NULL, NULL, NULL), NET_TIMEOUT);
+    CHECK_STATUS(net_mesh_recv_next(a, 10, &p, &s, &data, NULL, NULL, NULL, NULL), NET_TIMEOUT);
     CHECK(data.ptr == NULL);
     CHECK_OK(net_mesh_peers(a, &json));
     CHECK(json_has(&json, "\"identity\":\"net\"") && json_has(&json, "\"health\":\"alive\""));
@@ -137,7 +137,7 @@ static void *read_events(void *arg)
     while (r->got < r->want) {
         uint64_t p = 0, s = 0;
         net_bytes_t data = {NULL, 0};
-        if (net_mesh_recv_next(r->node, 20000, &p, &s, &data, NULL, NULL, NULL) != NET_OK) {
+        if (net_mesh_recv_next(r->node, 20000, &p, &s, &data, NULL, NULL, NULL, NULL) != NET_OK) {
             break;
         }
         net_bytes_free(&data);
@@ -219,7 +219,7 @@ static void test_op_after_free(void)
     CHECK_STATUS(net_mesh_node_id(a, &id), NET_ERR_SHUTTING_DOWN);
     CHECK(strstr(net_last_error_message(), "freed") != NULL);
     CHECK_U64(id, 42);
-    CHECK_STATUS(net_mesh_recv_next(a, NET_WAIT_FOREVER, &p, &sid, &bytes, NULL, NULL, NULL),
+    CHECK_STATUS(net_mesh_recv_next(a, NET_WAIT_FOREVER, &p, &sid, &bytes, NULL, NULL, NULL, NULL),
                  NET_ERR_SHUTTING_DOWN);
     CHECK_STATUS(net_mesh_recv_batch(a, 8, NET_WAIT_FOREVER, &bytes, &count, NULL, NULL),
                  NET_ERR_SHUTTING_DOWN);
@@ -259,7 +259,7 @@ static void *race_caller(void *arg)
         uint64_t p, s;
         net_bytes_t d = {NULL, 0};
         int st = i % 2 ? send_text(r->stream, "x")
-                       : net_mesh_recv_next(r->mesh, 1, &p, &s, &d, NULL, NULL, NULL);
+                       : net_mesh_recv_next(r->mesh, 1, &p, &s, &d, NULL, NULL, NULL, NULL);
         net_bytes_free(&d);
         if (st != NET_OK && st != NET_TIMEOUT && st != NET_END && st != NET_ERR_SHUTTING_DOWN &&
             st != NET_ERR_MESH_BACKPRESSURE && st != NET_ERR_MESH_UNKNOWN_PEER &&
@@ -331,7 +331,7 @@ static void *blocked_call(void *arg)
     net_slice_t e;
     switch (b->call) {
     case RECV_NEXT:
-        b->status = net_mesh_recv_next(b->mesh, NET_WAIT_FOREVER, &p, &s, &b->out, NULL, b->cancel,
+        b->status = net_mesh_recv_next(b->mesh, NET_WAIT_FOREVER, &p, &s, &b->out, NULL, NULL, b->cancel,
                                        &error);
         break;
     case RECV_BATCH:

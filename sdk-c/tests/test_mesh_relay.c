@@ -105,7 +105,7 @@ static void expect_event(const net_mesh_t *m, uint64_t peer, uint64_t stream_id,
 {
     uint64_t p = 0, s = 0;
     net_bytes_t data = {NULL, 0};
-    if (CHECK_OK(net_mesh_recv_next(m, WAIT_MS, &p, &s, &data, NULL, NULL, NULL))) {
+    if (CHECK_OK(net_mesh_recv_next(m, WAIT_MS, &p, &s, &data, NULL, NULL, NULL, NULL))) {
         CHECK_U64(p, peer);
         CHECK_U64(s, stream_id);
         CHECK_MEM(data.ptr, data.len, text, strlen(text));

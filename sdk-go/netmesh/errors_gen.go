@@ -98,6 +98,40 @@ const (
 	// StatusChannelInvalidName is NET_ERR_CHANNEL_INVALID_NAME (-40):
 	// A channel name breaks the naming rules; the message says which.
 	StatusChannelInvalidName Status = C.NET_ERR_CHANNEL_INVALID_NAME
+	// StatusChannelUnauthorized is NET_ERR_CHANNEL_UNAUTHORIZED (-41):
+	// The publisher refused the subscription: no token, or one that does
+	// not authorize it, or capabilities its filter rejects; or this node
+	// fails its own channel's publish policy.
+	StatusChannelUnauthorized Status = C.NET_ERR_CHANNEL_UNAUTHORIZED
+	// StatusChannelUnknown is NET_ERR_CHANNEL_UNKNOWN (-42):
+	// The channel is not registered at the publisher (subscribe) or on this
+	// node (publish).
+	StatusChannelUnknown Status = C.NET_ERR_CHANNEL_UNKNOWN
+	// StatusChannelRateLimited is NET_ERR_CHANNEL_RATE_LIMITED (-43):
+	// The publisher throttles this node's requests, or the channel's
+	// `max_rate_pps` is spent (nothing was published).
+	StatusChannelRateLimited Status = C.NET_ERR_CHANNEL_RATE_LIMITED
+	// StatusChannelFull is NET_ERR_CHANNEL_FULL (-44):
+	// The publisher refused the subscription: this node holds its most
+	// channels there, or the channel has `max_subscribers` already (v0.11
+	// acks both with one reason).
+	StatusChannelFull Status = C.NET_ERR_CHANNEL_FULL
+	// StatusChannelHashCollision is NET_ERR_CHANNEL_HASH_COLLISION (-45):
+	// Another channel name with the same 16-bit hash is registered here, or
+	// subscribed to at that publisher; its events would be indistinguishable.
+	StatusChannelHashCollision Status = C.NET_ERR_CHANNEL_HASH_COLLISION
+	// StatusChannelTooManyPending is NET_ERR_CHANNEL_TOO_MANY_PENDING (-46):
+	// Too many subscribe and unsubscribe requests are waiting for acks;
+	// retry later.
+	StatusChannelTooManyPending Status = C.NET_ERR_CHANNEL_TOO_MANY_PENDING
+	// StatusChannelConfig is NET_ERR_CHANNEL_CONFIG (-47):
+	// The channel configuration is invalid; the message names the key.
+	StatusChannelConfig Status = C.NET_ERR_CHANNEL_CONFIG
+	// StatusChannelNoAnswer is NET_ERR_CHANNEL_NO_ANSWER (-48):
+	// The publisher did not answer the subscribe or unsubscribe within the
+	// membership ack timeout (it may be down, or a v0.11 node without the
+	// channel machinery).
+	StatusChannelNoAnswer Status = C.NET_ERR_CHANNEL_NO_ANSWER
 	// StatusRedexIO is NET_ERR_REDEX_IO (-100):
 	// A RedEX file operation failed in the storage layer (nothing appended).
 	StatusRedexIO Status = C.NET_ERR_REDEX_IO
@@ -177,6 +211,10 @@ const (
 	// No route to the node (`net_mesh_connect_routed`), or the relay named
 	// is not a direct peer (`net_mesh_connect_via`).
 	StatusMeshNoRoute Status = C.NET_ERR_MESH_NO_ROUTE
+	// StatusMeshCapabilities is NET_ERR_MESH_CAPABILITIES (-211):
+	// A capability set or query is invalid (the message names the key), or
+	// the set does not fit one announcement.
+	StatusMeshCapabilities Status = C.NET_ERR_MESH_CAPABILITIES
 	// StatusCortexHalted is NET_ERR_CORTEX_HALTED (-300):
 	// The CortEX fold is not running (halted on an error under the stop
 	// policy, or closed); reopen the model.
@@ -252,6 +290,14 @@ const (
 	ErrEnvelopeSealOpenFailed     = StatusEnvelopeSealOpenFailed
 	ErrEnvelopeOriginHashMismatch = StatusEnvelopeOriginHashMismatch
 	ErrChannelInvalidName         = StatusChannelInvalidName
+	ErrChannelUnauthorized        = StatusChannelUnauthorized
+	ErrChannelUnknown             = StatusChannelUnknown
+	ErrChannelRateLimited         = StatusChannelRateLimited
+	ErrChannelFull                = StatusChannelFull
+	ErrChannelHashCollision       = StatusChannelHashCollision
+	ErrChannelTooManyPending      = StatusChannelTooManyPending
+	ErrChannelConfig              = StatusChannelConfig
+	ErrChannelNoAnswer            = StatusChannelNoAnswer
 	ErrRedexIO                    = StatusRedexIO
 	ErrRedexPoisoned              = StatusRedexPoisoned
 	ErrRedexSyncFailed            = StatusRedexSyncFailed
@@ -275,6 +321,7 @@ const (
 	ErrMeshHandshakeInProgress    = StatusMeshHandshakeInProgress
 	ErrMeshStreamClosed           = StatusMeshStreamClosed
 	ErrMeshNoRoute                = StatusMeshNoRoute
+	ErrMeshCapabilities           = StatusMeshCapabilities
 	ErrCortexHalted               = StatusCortexHalted
 	ErrCortexInvalidQuery         = StatusCortexInvalidQuery
 	ErrCortexInvalidConfig        = StatusCortexInvalidConfig
@@ -327,6 +374,14 @@ var statusTable = [...]statusInfo{
 	{StatusEnvelopeSealOpenFailed, "NET_ERR_ENVELOPE_SEAL_OPEN_FAILED", "the envelope cannot be opened with this key, or was altered"},
 	{StatusEnvelopeOriginHashMismatch, "NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH", "the opened identity's origin hash is not the expected one"},
 	{StatusChannelInvalidName, "NET_ERR_CHANNEL_INVALID_NAME", "a channel name breaks the naming rules; the message says which"},
+	{StatusChannelUnauthorized, "NET_ERR_CHANNEL_UNAUTHORIZED", "the publisher refused the subscription: no token, or one that does not authorize it, or capabilities its filter rejects; or this node fails its own channel's publish policy"},
+	{StatusChannelUnknown, "NET_ERR_CHANNEL_UNKNOWN", "the channel is not registered at the publisher (subscribe) or on this node"},
+	{StatusChannelRateLimited, "NET_ERR_CHANNEL_RATE_LIMITED", "the publisher throttles this node's requests, or the channel's max_rate_pps is spent"},
+	{StatusChannelFull, "NET_ERR_CHANNEL_FULL", "the publisher refused the subscription: this node holds its most channels there, or the channel has max_subscribers already"},
+	{StatusChannelHashCollision, "NET_ERR_CHANNEL_HASH_COLLISION", "another channel name with the same 16-bit hash is registered here, or subscribed to at that publisher; its events would be indistinguishable"},
+	{StatusChannelTooManyPending, "NET_ERR_CHANNEL_TOO_MANY_PENDING", "too many subscribe and unsubscribe requests are waiting for acks; retry later"},
+	{StatusChannelConfig, "NET_ERR_CHANNEL_CONFIG", "the channel configuration is invalid; the message names the key"},
+	{StatusChannelNoAnswer, "NET_ERR_CHANNEL_NO_ANSWER", "the publisher did not answer the subscribe or unsubscribe within the membership ack timeout"},
 	{StatusRedexIO, "NET_ERR_REDEX_IO", "a RedEX file operation failed in the storage layer"},
 	{StatusRedexPoisoned, "NET_ERR_REDEX_POISONED", "the RedEX file refuses appends after a failed fsync or an unrecoverable partial write; close and reopen it"},
 	{StatusRedexSyncFailed, "NET_ERR_REDEX_SYNC_FAILED", "the append landed but its required fsync failed; the file is poisoned"},
@@ -350,6 +405,7 @@ var statusTable = [...]statusInfo{
 	{StatusMeshHandshakeInProgress, "NET_ERR_MESH_HANDSHAKE_IN_PROGRESS", "another connect to the same node or address is in flight"},
 	{StatusMeshStreamClosed, "NET_ERR_MESH_STREAM_CLOSED", "the stream was closed (its handle freed) while the call waited"},
 	{StatusMeshNoRoute, "NET_ERR_MESH_NO_ROUTE", "no route to the node (net_mesh_connect_routed), or the relay named is not a direct peer"},
+	{StatusMeshCapabilities, "NET_ERR_MESH_CAPABILITIES", "a capability set or query is invalid (the message names the key), or the set does not fit one announcement"},
 	{StatusCortexHalted, "NET_ERR_CORTEX_HALTED", "the CortEX fold is not running (halted on an error under the stop policy, or closed); reopen the model"},
 	{StatusCortexInvalidQuery, "NET_ERR_CORTEX_INVALID_QUERY", "a CortEX query filter is invalid; the message names the key"},
 	{StatusCortexInvalidConfig, "NET_ERR_CORTEX_INVALID_CONFIG", "a CortEX model configuration is invalid; the message names the key"},

@@ -121,6 +121,10 @@ type MeshEvent struct {
 	// one because the inbound queue was full (only senders that do not
 	// wait for credit cause drops).
 	DroppedBefore uint64
+	// Channel is the name of the channel the event was published on ("" for
+	// an ordinary stream, or a publish stream this node holds no
+	// subscription for).
+	Channel string
 }
 
 // MeshPeer describes one connected peer.
@@ -399,15 +403,16 @@ func (m *Mesh) Recv(ctx context.Context, max int) ([]MeshEvent, error) {
 func (m *Mesh) RecvNext(ctx context.Context) (MeshEvent, error) {
 	const op = "net_mesh_recv_next"
 	var peer, sid, dropped C.uint64_t
-	var data C.net_bytes_t
+	var data, channel C.net_bytes_t
 	st, err := m.blocking(ctx, op, func(p *C.net_mesh_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
-		return C.net_mesh_recv_next(p, C.uint32_t(waitForever), &peer, &sid, &data, &dropped, cancel, errOut)
+		return C.net_mesh_recv_next(p, C.uint32_t(waitForever), &peer, &sid, &data, &dropped, &channel, cancel, errOut)
 	})
 	switch {
 	case err != nil:
 		return MeshEvent{}, err
 	case st == StatusOK:
-		return MeshEvent{Peer: uint64(peer), StreamID: uint64(sid), Data: takeBytes(&data), DroppedBefore: uint64(dropped)}, nil
+		return MeshEvent{Peer: uint64(peer), StreamID: uint64(sid), Data: takeBytes(&data), DroppedBefore: uint64(dropped),
+			Channel: string(takeBytes(&channel))}, nil
 	case st == StatusEnd:
 		return MeshEvent{}, io.EOF
 	}
@@ -420,8 +425,9 @@ func unexpected(op string, st Status) error {
 }
 
 // recordHeader is the size of net_mesh_recv_batch's record header:
-// peer, stream_id, dropped_before (u64 LE each) and the length (u32 LE).
-const recordHeader = 28
+// peer, stream_id, dropped_before (u64 LE each), the event's length (u32
+// LE) and the channel name's length (u16 LE); the name, then the event follow.
+const recordHeader = 30
 
 func decodeMeshRecords(b []byte, count int) ([]MeshEvent, error) {
 	events := make([]MeshEvent, 0, count)
@@ -429,17 +435,20 @@ func decodeMeshRecords(b []byte, count int) ([]MeshEvent, error) {
 		if len(b) < recordHeader {
 			return nil, &Error{Op: "net_mesh_recv_batch", Status: StatusInternal, Message: "truncated record"}
 		}
-		n := int(binary.LittleEndian.Uint32(b[24:recordHeader]))
-		if len(b) < recordHeader+n {
+		n := int(binary.LittleEndian.Uint32(b[24:28]))
+		c := int(binary.LittleEndian.Uint16(b[28:recordHeader]))
+		if len(b) < recordHeader+c+n {
 			return nil, &Error{Op: "net_mesh_recv_batch", Status: StatusInternal, Message: "truncated record"}
 		}
+		at := recordHeader + c
 		events = append(events, MeshEvent{
 			Peer:          binary.LittleEndian.Uint64(b[0:8]),
 			StreamID:      binary.LittleEndian.Uint64(b[8:16]),
 			DroppedBefore: binary.LittleEndian.Uint64(b[16:24]),
-			Data:          b[recordHeader : recordHeader+n : recordHeader+n],
+			Channel:       string(b[recordHeader:at]),
+			Data:          b[at : at+n : at+n],
 		})
-		b = b[recordHeader+n:]
+		b = b[at+n:]
 	}
 	return events, nil
 }

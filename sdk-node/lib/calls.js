@@ -590,22 +590,28 @@ function meshSendBlockingAttempt(stream, events) {
   });
 }
 
-/** Bytes before each record's event: peer, streamId, droppedBefore (u64 LE), length (u32 LE). */
-const RECORD_HEADER = 28;
+/**
+ * Bytes before each record's channel name and event: peer, streamId,
+ * droppedBefore (u64 LE), the event's length (u32 LE), the name's length (u16 LE).
+ */
+const RECORD_HEADER = 30;
 
-/** Unpacks net_mesh_recv_batch's records into `[{ peer, streamId, data, droppedBefore }]`. */
+/** Unpacks net_mesh_recv_batch's records into `[{ peer, streamId, data, droppedBefore, channel }]`. */
 function decodeRecords(buf, count) {
   const records = [];
   let at = 0;
   for (let i = 0; i < count; i++) {
     const n = buf.readUInt32LE(at + 24);
+    const c = buf.readUInt16LE(at + 28);
+    const data = at + RECORD_HEADER + c;
     records.push({
       peer: buf.readBigUInt64LE(at),
       streamId: buf.readBigUInt64LE(at + 8),
-      data: Buffer.from(buf.subarray(at + RECORD_HEADER, at + RECORD_HEADER + n)),
+      data: Buffer.from(buf.subarray(data, data + n)),
       droppedBefore: buf.readBigUInt64LE(at + 16),
+      channel: buf.toString('utf8', at + RECORD_HEADER, data),
     });
-    at += RECORD_HEADER + n;
+    at = data + n;
   }
   return records;
 }
@@ -638,10 +644,43 @@ function meshRecvNext(handle) {
   const sid = [0n];
   const dropped = [0n];
   const data = { ptr: null, len: 0 };
-  const status = check(fns.net_mesh_recv_next(handle, 0, peer, sid, data, dropped, null, null));
+  const channel = { ptr: null, len: 0 };
+  const status = check(fns.net_mesh_recv_next(handle, 0, peer, sid, data, dropped, channel, null, null));
   if (status !== STATUS.NET_OK) return { status };
-  const event = { peer: BigInt(peer[0]), streamId: BigInt(sid[0]), data: takeBytes(data), droppedBefore: BigInt(dropped[0]) };
+  const event = {
+    peer: BigInt(peer[0]),
+    streamId: BigInt(sid[0]),
+    data: takeBytes(data),
+    droppedBefore: BigInt(dropped[0]),
+    channel: takeBytes(channel).toString('utf8'),
+  };
   return { status, event };
+}
+
+/** An attempt of a blocking net_mesh_subscribe (token: a Uint8Array or null) or net_mesh_unsubscribe. */
+function meshMembershipAttempt(handle, subscribe, publisher, name, token) {
+  return (tok, error) => ({
+    fn: subscribe ? fns.net_mesh_subscribe : fns.net_mesh_unsubscribe,
+    args: subscribe
+      ? [handle, publisher, name, name.byteLength, token, token === null ? 0 : token.byteLength, tok, error]
+      : [handle, publisher, name, name.byteLength, tok, error],
+    result: () => null,
+  });
+}
+
+/** net_mesh_publish: the report's JSON text. */
+function meshPublish(handle, name, events, reliable) {
+  const out = { ptr: null, len: 0 };
+  check(fns.net_mesh_publish(handle, name, name.byteLength, ...slicesOf(events), reliable, out));
+  return takeBytes(out).toString('utf8');
+}
+
+/** A JSON-in, JSON-out net_mesh_* query (find_nodes, find_best_node): the answer's text. */
+function meshQuery(fn, handle, query) {
+  const q = Buffer.from(query, 'utf8');
+  const out = { ptr: null, len: 0 };
+  check(fn(handle, q, q.byteLength, out));
+  return takeBytes(out).toString('utf8');
 }
 
 function meshBytes(fn, handle) {
@@ -750,6 +789,9 @@ module.exports = {
   meshTryRecvBatch,
   meshRecvBatchAttempt,
   meshRecvNext,
+  meshMembershipAttempt,
+  meshPublish,
+  meshQuery,
   meshBytes,
   meshFree,
   meshStreamFree,

@@ -156,11 +156,74 @@ export declare class EnvelopeSealOpenFailedError extends EnvelopeError {}
  */
 export declare class EnvelopeOriginHashMismatchError extends EnvelopeError {}
 /**
+ * Base class of the NET_ERR_CHANNEL_* errors; also raised for a code of
+ * their block (-40 to -49) that this SDK does not know yet.
+ */
+export declare class ChannelError extends NetError {}
+/**
  * A channel name breaks the naming rules; the message says which.
  *
  * Status `NET_ERR_CHANNEL_INVALID_NAME` (-40).
  */
-export declare class ChannelNameError extends NetError {}
+export declare class ChannelNameError extends ChannelError {}
+/**
+ * The publisher refused the subscription: no token, or one that does
+ * not authorize it, or capabilities its filter rejects; or this node
+ * fails its own channel's publish policy.
+ *
+ * Status `NET_ERR_CHANNEL_UNAUTHORIZED` (-41).
+ */
+export declare class ChannelUnauthorizedError extends ChannelError {}
+/**
+ * The channel is not registered at the publisher (subscribe) or on this
+ * node (publish).
+ *
+ * Status `NET_ERR_CHANNEL_UNKNOWN` (-42).
+ */
+export declare class ChannelUnknownError extends ChannelError {}
+/**
+ * The publisher throttles this node's requests, or the channel's
+ * `max_rate_pps` is spent (nothing was published).
+ *
+ * Status `NET_ERR_CHANNEL_RATE_LIMITED` (-43).
+ */
+export declare class ChannelRateLimitedError extends ChannelError {}
+/**
+ * The publisher refused the subscription: this node holds its most
+ * channels there, or the channel has `max_subscribers` already (v0.11
+ * acks both with one reason).
+ *
+ * Status `NET_ERR_CHANNEL_FULL` (-44).
+ */
+export declare class ChannelFullError extends ChannelError {}
+/**
+ * Another channel name with the same 16-bit hash is registered here, or
+ * subscribed to at that publisher; its events would be indistinguishable.
+ *
+ * Status `NET_ERR_CHANNEL_HASH_COLLISION` (-45).
+ */
+export declare class ChannelHashCollisionError extends ChannelError {}
+/**
+ * Too many subscribe and unsubscribe requests are waiting for acks;
+ * retry later.
+ *
+ * Status `NET_ERR_CHANNEL_TOO_MANY_PENDING` (-46).
+ */
+export declare class ChannelTooManyPendingError extends ChannelError {}
+/**
+ * The channel configuration is invalid; the message names the key.
+ *
+ * Status `NET_ERR_CHANNEL_CONFIG` (-47).
+ */
+export declare class ChannelConfigError extends ChannelError {}
+/**
+ * The publisher did not answer the subscribe or unsubscribe within the
+ * membership ack timeout (it may be down, or a v0.11 node without the
+ * channel machinery).
+ *
+ * Status `NET_ERR_CHANNEL_NO_ANSWER` (-48).
+ */
+export declare class ChannelNoAnswerError extends ChannelError {}
 /**
  * Base class of the NET_ERR_REDEX_* errors; also raised for a code of
  * their block (-100 to -199) that this SDK does not know yet.
@@ -319,6 +382,13 @@ export declare class MeshStreamClosedError extends MeshError {}
  * Status `NET_ERR_MESH_NO_ROUTE` (-210).
  */
 export declare class MeshNoRouteError extends MeshError {}
+/**
+ * A capability set or query is invalid (the message names the key), or
+ * the set does not fit one announcement.
+ *
+ * Status `NET_ERR_MESH_CAPABILITIES` (-211).
+ */
+export declare class MeshCapabilitiesError extends MeshError {}
 /**
  * Base class of the NET_ERR_CORTEX_* errors; also raised for a code of
  * their block (-300 to -399) that this SDK does not know yet.

@@ -161,11 +161,74 @@ class EnvelopeSealOpenFailedError extends EnvelopeError {}
  */
 class EnvelopeOriginHashMismatchError extends EnvelopeError {}
 /**
+ * Base class of the NET_ERR_CHANNEL_* errors; also raised for a code of
+ * their block (-40 to -49) that this SDK does not know yet.
+ */
+class ChannelError extends NetError {}
+/**
  * A channel name breaks the naming rules; the message says which.
  *
  * Status `NET_ERR_CHANNEL_INVALID_NAME` (-40).
  */
-class ChannelNameError extends NetError {}
+class ChannelNameError extends ChannelError {}
+/**
+ * The publisher refused the subscription: no token, or one that does
+ * not authorize it, or capabilities its filter rejects; or this node
+ * fails its own channel's publish policy.
+ *
+ * Status `NET_ERR_CHANNEL_UNAUTHORIZED` (-41).
+ */
+class ChannelUnauthorizedError extends ChannelError {}
+/**
+ * The channel is not registered at the publisher (subscribe) or on this
+ * node (publish).
+ *
+ * Status `NET_ERR_CHANNEL_UNKNOWN` (-42).
+ */
+class ChannelUnknownError extends ChannelError {}
+/**
+ * The publisher throttles this node's requests, or the channel's
+ * `max_rate_pps` is spent (nothing was published).
+ *
+ * Status `NET_ERR_CHANNEL_RATE_LIMITED` (-43).
+ */
+class ChannelRateLimitedError extends ChannelError {}
+/**
+ * The publisher refused the subscription: this node holds its most
+ * channels there, or the channel has `max_subscribers` already (v0.11
+ * acks both with one reason).
+ *
+ * Status `NET_ERR_CHANNEL_FULL` (-44).
+ */
+class ChannelFullError extends ChannelError {}
+/**
+ * Another channel name with the same 16-bit hash is registered here, or
+ * subscribed to at that publisher; its events would be indistinguishable.
+ *
+ * Status `NET_ERR_CHANNEL_HASH_COLLISION` (-45).
+ */
+class ChannelHashCollisionError extends ChannelError {}
+/**
+ * Too many subscribe and unsubscribe requests are waiting for acks;
+ * retry later.
+ *
+ * Status `NET_ERR_CHANNEL_TOO_MANY_PENDING` (-46).
+ */
+class ChannelTooManyPendingError extends ChannelError {}
+/**
+ * The channel configuration is invalid; the message names the key.
+ *
+ * Status `NET_ERR_CHANNEL_CONFIG` (-47).
+ */
+class ChannelConfigError extends ChannelError {}
+/**
+ * The publisher did not answer the subscribe or unsubscribe within the
+ * membership ack timeout (it may be down, or a v0.11 node without the
+ * channel machinery).
+ *
+ * Status `NET_ERR_CHANNEL_NO_ANSWER` (-48).
+ */
+class ChannelNoAnswerError extends ChannelError {}
 /**
  * Base class of the NET_ERR_REDEX_* errors; also raised for a code of
  * their block (-100 to -199) that this SDK does not know yet.
@@ -325,6 +388,13 @@ class MeshStreamClosedError extends MeshError {}
  */
 class MeshNoRouteError extends MeshError {}
 /**
+ * A capability set or query is invalid (the message names the key), or
+ * the set does not fit one announcement.
+ *
+ * Status `NET_ERR_MESH_CAPABILITIES` (-211).
+ */
+class MeshCapabilitiesError extends MeshError {}
+/**
  * Base class of the NET_ERR_CORTEX_* errors; also raised for a code of
  * their block (-300 to -399) that this SDK does not know yet.
  */
@@ -443,6 +513,14 @@ const CLASS_BY_STATUS = new Map([
   [-34, EnvelopeSealOpenFailedError], // NET_ERR_ENVELOPE_SEAL_OPEN_FAILED
   [-35, EnvelopeOriginHashMismatchError], // NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH
   [-40, ChannelNameError], // NET_ERR_CHANNEL_INVALID_NAME
+  [-41, ChannelUnauthorizedError], // NET_ERR_CHANNEL_UNAUTHORIZED
+  [-42, ChannelUnknownError], // NET_ERR_CHANNEL_UNKNOWN
+  [-43, ChannelRateLimitedError], // NET_ERR_CHANNEL_RATE_LIMITED
+  [-44, ChannelFullError], // NET_ERR_CHANNEL_FULL
+  [-45, ChannelHashCollisionError], // NET_ERR_CHANNEL_HASH_COLLISION
+  [-46, ChannelTooManyPendingError], // NET_ERR_CHANNEL_TOO_MANY_PENDING
+  [-47, ChannelConfigError], // NET_ERR_CHANNEL_CONFIG
+  [-48, ChannelNoAnswerError], // NET_ERR_CHANNEL_NO_ANSWER
   [-100, RedexIoError], // NET_ERR_REDEX_IO
   [-101, RedexPoisonedError], // NET_ERR_REDEX_POISONED
   [-102, RedexSyncFailedError], // NET_ERR_REDEX_SYNC_FAILED
@@ -466,6 +544,7 @@ const CLASS_BY_STATUS = new Map([
   [-208, MeshHandshakeInProgressError], // NET_ERR_MESH_HANDSHAKE_IN_PROGRESS
   [-209, MeshStreamClosedError], // NET_ERR_MESH_STREAM_CLOSED
   [-210, MeshNoRouteError], // NET_ERR_MESH_NO_ROUTE
+  [-211, MeshCapabilitiesError], // NET_ERR_MESH_CAPABILITIES
   [-300, CortexHaltedError], // NET_ERR_CORTEX_HALTED
   [-301, CortexInvalidQueryError], // NET_ERR_CORTEX_INVALID_QUERY
   [-302, CortexInvalidConfigError], // NET_ERR_CORTEX_INVALID_CONFIG
@@ -485,6 +564,7 @@ const CLASS_BY_STATUS = new Map([
 const ERROR_FAMILIES = Object.freeze([
   Object.freeze({ lowest: -29, highest: -20, Class: TokenError }),
   Object.freeze({ lowest: -39, highest: -30, Class: EnvelopeError }),
+  Object.freeze({ lowest: -49, highest: -40, Class: ChannelError }),
   Object.freeze({ lowest: -199, highest: -100, Class: RedexError }),
   Object.freeze({ lowest: -299, highest: -200, Class: MeshError }),
   Object.freeze({ lowest: -399, highest: -300, Class: CortexError }),
@@ -518,7 +598,16 @@ const ERROR_CLASSES = Object.freeze({
   EnvelopeInvalidAttestationError,
   EnvelopeSealOpenFailedError,
   EnvelopeOriginHashMismatchError,
+  ChannelError,
   ChannelNameError,
+  ChannelUnauthorizedError,
+  ChannelUnknownError,
+  ChannelRateLimitedError,
+  ChannelFullError,
+  ChannelHashCollisionError,
+  ChannelTooManyPendingError,
+  ChannelConfigError,
+  ChannelNoAnswerError,
   RedexError,
   RedexIoError,
   RedexPoisonedError,
@@ -544,6 +633,7 @@ const ERROR_CLASSES = Object.freeze({
   MeshHandshakeInProgressError,
   MeshStreamClosedError,
   MeshNoRouteError,
+  MeshCapabilitiesError,
   CortexError,
   CortexHaltedError,
   CortexInvalidQueryError,

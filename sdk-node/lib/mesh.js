@@ -37,6 +37,39 @@ function pooled(fn) {
   }
 }
 
+/** A ChannelConfig (camelCase) as libnet's channel config JSON. */
+function channelConfigJson(c) {
+  const out = {};
+  if (c.visibility !== undefined) out.visibility = c.visibility;
+  if (c.publishCaps !== undefined) out.publish_caps = c.publishCaps;
+  if (c.subscribeCaps !== undefined) out.subscribe_caps = c.subscribeCaps;
+  if (c.requireToken !== undefined) out.require_token = c.requireToken;
+  if (c.trustedIssuers !== undefined) {
+    out.trusted_issuers =
+      c.trustedIssuers === 'any' ? 'any' : c.trustedIssuers.map((id) => Buffer.from(args.bytes(id, 'trustedIssuers')).toString('hex'));
+  }
+  if (c.maxSubscribers !== undefined) out.max_subscribers = c.maxSubscribers;
+  if (c.maxRatePps !== undefined) out.max_rate_pps = c.maxRatePps;
+  if (c.reliable !== undefined) out.reliable = c.reliable;
+  if (c.priority !== undefined) out.priority = c.priority;
+  for (const key of Object.keys(c)) {
+    if (!CHANNEL_CONFIG_KEYS.has(key)) out[key] = c[key]; // libnet names the unknown key
+  }
+  return out;
+}
+
+const CHANNEL_CONFIG_KEYS = new Set([
+  'visibility',
+  'publishCaps',
+  'subscribeCaps',
+  'requireToken',
+  'trustedIssuers',
+  'maxSubscribers',
+  'maxRatePps',
+  'reliable',
+  'priority',
+]);
+
 function timeoutArg(timeoutMs) {
   if (timeoutMs === undefined || timeoutMs === null || timeoutMs === Infinity) return Infinity;
   if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
@@ -399,6 +432,135 @@ class Mesh {
     const out = {};
     for (const [k, v] of Object.entries(raw)) out[k] = k === 'node_id' ? v : Number(v);
     return out;
+  }
+
+  // -- channels and capabilities ---------------------------------------------
+
+  /**
+   * Registers the channel `name` on this node with `config` (omitted: an
+   * open, global channel), or replaces its config; returns the number of
+   * subscribers evicted because they no longer qualify. Throws
+   * ChannelConfigError naming the key, ChannelNameError,
+   * ChannelHashCollisionError.
+   */
+  registerChannel(name, config) {
+    const n = Buffer.from(String(name), 'utf8');
+    const c = Buffer.from(JSON.stringify(channelConfigJson(config ?? {})), 'utf8');
+    const out = [0n];
+    calls.check(fns.net_mesh_register_channel(this.#live(), n, n.byteLength, c, c.byteLength, out));
+    return Number(out[0]);
+  }
+
+  /** Removes the channel `name`; returns the number of subscribers evicted. */
+  deregisterChannel(name) {
+    const n = Buffer.from(String(name), 'utf8');
+    const out = [0n];
+    calls.check(fns.net_mesh_deregister_channel(this.#live(), n, n.byteLength, out));
+    return Number(out[0]);
+  }
+
+  /** Keeps a 159-byte token (typically a delegation parent subscribers' tokens chain through). */
+  installChannelToken(token) {
+    const t = new Uint8Array(args.bytes(token, 'token'));
+    calls.check(fns.net_mesh_install_channel_token(this.#live(), t, t.byteLength));
+  }
+
+  /**
+   * Subscribes to `name` at `publisher` (a direct or relayed peer), off the
+   * event loop, presenting `options.token` if given; `{ signal }` cancels.
+   * Rejects with the refusal (ChannelUnauthorizedError, ChannelUnknownError,
+   * ChannelRateLimitedError, ChannelFullError), ChannelHashCollisionError,
+   * MeshUnknownPeerError or ShuttingDownError. The channel's events then
+   * arrive with `channel` set.
+   */
+  subscribe(publisher, name, options) {
+    return this.#membership('mesh_subscribe', true, publisher, name, options);
+  }
+
+  /** Ends the subscription to `name` at `publisher`; its events stop arriving. */
+  unsubscribe(publisher, name, options) {
+    return this.#membership('mesh_unsubscribe', false, publisher, name, options);
+  }
+
+  #membership(op, subscribe, publisher, name, options) {
+    return pooled(() => {
+      const signal = asyncCalls.signalArg(options);
+      const handle = this.#live();
+      const p = args.u64(publisher, 'publisher');
+      const n = Buffer.from(String(name), 'utf8');
+      const token = options && options.token != null ? new Uint8Array(args.bytes(options.token, 'token')) : null;
+      return asyncCalls
+        .blocking({
+          op,
+          attempt: calls.meshMembershipAttempt(handle, subscribe, p, n, token),
+          resumable: false,
+          signal,
+        })
+        .then((r) => {
+          asyncCalls.check(r);
+        });
+    });
+  }
+
+  /**
+   * Publishes `events` on this node's registered channel `name` to every
+   * authorized subscriber (`{ reliable }`); never waits. Returns the report
+   * `{ attempted, delivered, evicted, errors: [{ peer, status, code, message }] }`.
+   * Throws ChannelUnknownError, ChannelUnauthorizedError,
+   * ChannelRateLimitedError, MeshTooLargeError.
+   */
+  publish(name, events, options) {
+    const n = Buffer.from(String(name), 'utf8');
+    const list = events.map((e, i) => args.bytesOrString(e, `events[${i}]`));
+    const raw = require('./json').parseJsonBigInt(calls.meshPublish(this.#live(), n, list, Boolean(options?.reliable)));
+    return {
+      attempted: Number(raw.attempted),
+      delivered: Number(raw.delivered),
+      evicted: Number(raw.evicted),
+      errors: raw.errors.map((e) => ({ peer: e.peer, status: e.status, code: Number(e.code), message: e.message })),
+    };
+  }
+
+  /** The channels JSON: `{ channels, subscriptions, counters }` (u64s as bigints). */
+  channels() {
+    return require('./json').parseJsonBigInt(calls.meshBytes(fns.net_mesh_channels, this.#live()).toString('utf8'));
+  }
+
+  /**
+   * Announces this node's capabilities (a WIRE.md §10.4 set: `hardware`,
+   * `software`, `models`, `tools`, `tags`, `limits`, snake_case keys;
+   * omitted members take their defaults). Throws MeshCapabilitiesError
+   * naming a bad key.
+   */
+  announce(capabilities) {
+    const c = Buffer.from(JSON.stringify(capabilities), 'utf8');
+    calls.check(fns.net_mesh_announce(this.#live(), c, c.byteLength));
+  }
+
+  /** The indexed nodes matching `{ filter, scope }` (snake_case filter keys), ids ascending (bigints). */
+  findNodes(query) {
+    const raw = require('./json').parseJsonBigInt(calls.meshQuery(fns.net_mesh_find_nodes, this.#live(), JSON.stringify(query ?? {})));
+    return raw.nodes.map((n) => BigInt(n));
+  }
+
+  /** The best-scoring node for `{ filter, scope, weights }`: `{ nodeId, score }`, or null. */
+  findBestNode(query) {
+    const raw = require('./json').parseJsonBigInt(calls.meshQuery(fns.net_mesh_find_best_node, this.#live(), JSON.stringify(query ?? {})));
+    return raw.node_id === null ? null : { nodeId: BigInt(raw.node_id), score: Number(raw.score) };
+  }
+
+  /** Every live indexed node: `{ nodeId, version, hopCount, expiresAtNs, capabilities }`. */
+  capabilities() {
+    const raw = require('./json').parseJsonBigInt(calls.meshBytes(fns.net_mesh_capabilities, this.#live()).toString('utf8'));
+    return raw.nodes.map((n) => ({
+      nodeId: BigInt(n.node_id),
+      version: BigInt(n.version),
+      timestampNs: BigInt(n.timestamp_ns),
+      expiresAtNs: BigInt(n.expires_at_ns),
+      hopCount: Number(n.hop_count),
+      reflexAddr: n.reflex_addr ?? null,
+      capabilities: n.capabilities,
+    }));
   }
 
   /**

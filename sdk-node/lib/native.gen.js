@@ -76,6 +76,46 @@ const STATUS = Object.freeze({
   NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH: -35,
   /** A channel name breaks the naming rules; the message says which. */
   NET_ERR_CHANNEL_INVALID_NAME: -40,
+  /**
+   * The publisher refused the subscription: no token, or one that does
+   * not authorize it, or capabilities its filter rejects; or this node
+   * fails its own channel's publish policy.
+   */
+  NET_ERR_CHANNEL_UNAUTHORIZED: -41,
+  /**
+   * The channel is not registered at the publisher (subscribe) or on this
+   * node (publish).
+   */
+  NET_ERR_CHANNEL_UNKNOWN: -42,
+  /**
+   * The publisher throttles this node's requests, or the channel's
+   * `max_rate_pps` is spent (nothing was published).
+   */
+  NET_ERR_CHANNEL_RATE_LIMITED: -43,
+  /**
+   * The publisher refused the subscription: this node holds its most
+   * channels there, or the channel has `max_subscribers` already (v0.11
+   * acks both with one reason).
+   */
+  NET_ERR_CHANNEL_FULL: -44,
+  /**
+   * Another channel name with the same 16-bit hash is registered here, or
+   * subscribed to at that publisher; its events would be indistinguishable.
+   */
+  NET_ERR_CHANNEL_HASH_COLLISION: -45,
+  /**
+   * Too many subscribe and unsubscribe requests are waiting for acks;
+   * retry later.
+   */
+  NET_ERR_CHANNEL_TOO_MANY_PENDING: -46,
+  /** The channel configuration is invalid; the message names the key. */
+  NET_ERR_CHANNEL_CONFIG: -47,
+  /**
+   * The publisher did not answer the subscribe or unsubscribe within the
+   * membership ack timeout (it may be down, or a v0.11 node without the
+   * channel machinery).
+   */
+  NET_ERR_CHANNEL_NO_ANSWER: -48,
   /** A RedEX file operation failed in the storage layer (nothing appended). */
   NET_ERR_REDEX_IO: -100,
   /**
@@ -150,6 +190,11 @@ const STATUS = Object.freeze({
    * is not a direct peer (`net_mesh_connect_via`).
    */
   NET_ERR_MESH_NO_ROUTE: -210,
+  /**
+   * A capability set or query is invalid (the message names the key), or
+   * the set does not fit one announcement.
+   */
+  NET_ERR_MESH_CAPABILITIES: -211,
   /**
    * The CortEX fold is not running (halted on an error under the stop
    * policy, or closed); reopen the model.
@@ -383,6 +428,17 @@ const PROTOTYPES = Object.freeze([
   'void net_error_clear(_Inout_ net_error_t *error)',
   'net_status_t net_channel_validate(const uint8_t *name, size_t name_len)',
   'net_status_t net_channel_hash(const uint8_t *name, size_t name_len, _Out_ uint16_t *out)',
+  'net_status_t net_mesh_register_channel(const net_mesh_t *mesh, const uint8_t *name, size_t name_len, const uint8_t *config_json, size_t config_json_len, _Out_ uint64_t *evicted_out)',
+  'net_status_t net_mesh_deregister_channel(const net_mesh_t *mesh, const uint8_t *name, size_t name_len, _Out_ uint64_t *evicted_out)',
+  'net_status_t net_mesh_install_channel_token(const net_mesh_t *mesh, const uint8_t *token, size_t token_len)',
+  'net_status_t net_mesh_subscribe(const net_mesh_t *mesh, uint64_t publisher, const uint8_t *name, size_t name_len, const uint8_t *token, size_t token_len, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_mesh_unsubscribe(const net_mesh_t *mesh, uint64_t publisher, const uint8_t *name, size_t name_len, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_mesh_publish(const net_mesh_t *mesh, const uint8_t *name, size_t name_len, const net_slice_t *events, size_t count, bool reliable, _Inout_ net_bytes_t *report_out)',
+  'net_status_t net_mesh_channels(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_mesh_announce(const net_mesh_t *mesh, const uint8_t *caps_json, size_t caps_json_len)',
+  'net_status_t net_mesh_find_nodes(const net_mesh_t *mesh, const uint8_t *query_json, size_t query_json_len, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_mesh_find_best_node(const net_mesh_t *mesh, const uint8_t *query_json, size_t query_json_len, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_mesh_capabilities(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_model_open(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, _Out_ net_model_t **out)',
   'net_status_t net_model_restore(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, _Out_ net_model_t **out)',
   'net_status_t net_model_free(net_model_t *model)',
@@ -443,7 +499,7 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_mesh_stream_send_blocking(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count, uint32_t timeout_ms, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_stream_info(const net_mesh_stream_t *stream, _Out_ uint64_t *peer_out, _Out_ uint64_t *stream_id_out)',
   'net_status_t net_mesh_stream_free(net_mesh_stream_t *stream)',
-  'net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, _Out_ uint64_t *peer_out, _Out_ uint64_t *stream_id_out, _Inout_ net_bytes_t *data_out, _Out_ uint64_t *dropped_before_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, _Out_ uint64_t *peer_out, _Out_ uint64_t *stream_id_out, _Inout_ net_bytes_t *data_out, _Out_ uint64_t *dropped_before_out, _Inout_ net_bytes_t *channel_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_recv_batch(const net_mesh_t *mesh, size_t max, uint32_t timeout_ms, _Inout_ net_bytes_t *records_out, _Out_ size_t *count_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_mesh_peers(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_mesh_routes(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',

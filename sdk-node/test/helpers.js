@@ -162,4 +162,42 @@ class FakeRedis {
   }
 }
 
-module.exports = { NET_ROOT, vectors, hex, u64, settle, own, FakeRedis };
+// ---- mesh helpers (mesh-relay and mesh-channels tests) ----------------------
+
+const { setTimeout: sleepMs } = require('node:timers/promises');
+const assert = require('node:assert/strict');
+
+/** Fast heartbeats and a shared PSK for mesh tests on 127.0.0.1. */
+const FAST = { psk: Buffer.alloc(32, 0x5a), heartbeatIntervalMs: 50, sessionTimeoutMs: 1000, helloTimeoutMs: 500 };
+
+/** Polls `cond` every 5 ms until it holds; fails after 20 s. */
+async function waitFor(what, cond) {
+  const deadline = Date.now() + 20000;
+  while (!cond()) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await sleepMs(5);
+  }
+}
+
+/** A started node closed when test `t` ends. */
+function started(t, options = FAST) {
+  const m = require('netmesh').Mesh.open(options);
+  t.after(() => m.close());
+  m.start();
+  return m;
+}
+
+/** `node` connects directly to `relay`; resolves once `relay` lists it. */
+async function link(node, relay) {
+  await node.connect(relay.localAddr, relay.publicKey, relay.nodeId);
+  await waitFor('the link up on the relay', () => relay.peers().some((p) => p.nodeId === node.nodeId));
+}
+
+/** The next event of `node` (waits up to 20 s). */
+async function recvOne(node) {
+  const got = await node.recv(1, 20000);
+  assert.equal(got.length, 1);
+  return got[0];
+}
+
+module.exports = { NET_ROOT, vectors, hex, u64, settle, own, FakeRedis, FAST, waitFor, started, link, recvOne };

@@ -5,39 +5,11 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { setTimeout: sleep } = require('node:timers/promises');
-const { Mesh, MeshNoRouteError, ShuttingDownError } = require('netmesh');
+const { MeshNoRouteError, ShuttingDownError } = require('netmesh');
 
-const FAST = { psk: Buffer.alloc(32, 0x5a), heartbeatIntervalMs: 50, sessionTimeoutMs: 1000, helloTimeoutMs: 500 };
-
-/** Polls `cond` every 5 ms until it holds; fails after 20 s. */
-async function waitFor(what, cond) {
-  const deadline = Date.now() + 20000;
-  while (!cond()) {
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-function started(t, options = FAST) {
-  const m = Mesh.open(options);
-  t.after(() => m.close());
-  m.start();
-  return m;
-}
-
-async function link(node, relay) {
-  await node.connect(relay.localAddr, relay.publicKey, relay.nodeId);
-  await waitFor('the link up on the relay', () => relay.peers().some((p) => p.nodeId === node.nodeId));
-}
+const { FAST, waitFor, started, link, recvOne } = require('./helpers');
 
 const relayOf = (node, peer) => node.peers().find((p) => p.nodeId === peer)?.relay;
-
-async function recvOne(node) {
-  const got = await node.recv(1, 20000);
-  assert.equal(got.length, 1);
-  return got[0];
-}
 
 test('mesh relay: connectVia, connectRouted and routes', async (t) => {
   const [a, r, b, c] = [started(t), started(t), started(t), started(t)];

@@ -196,7 +196,7 @@ test('mesh race 1: ops after close are refused, raw calls get NET_ERR_SHUTTING_D
   await assert.rejects(a.connect(b.localAddr, b.publicKey, b.nodeId), ShuttingDownError);
   await assert.rejects(s.sendBlocking(['x']), ShuttingDownError);
   assert.equal(fns.net_mesh_node_id(rawNode, [0n]), S.NET_ERR_SHUTTING_DOWN);
-  assert.equal(fns.net_mesh_recv_next(rawNode, 0, [0n], [0n], {}, null, null, null), S.NET_ERR_SHUTTING_DOWN);
+  assert.equal(fns.net_mesh_recv_next(rawNode, 0, [0n], [0n], {}, null, null, null, null), S.NET_ERR_SHUTTING_DOWN);
   assert.equal(fns.net_mesh_stream_send(rawStream, null, 0), S.NET_ERR_SHUTTING_DOWN);
   fns.net_mesh_free(rawNode); // idempotent
   fns.net_mesh_stream_free(rawStream);

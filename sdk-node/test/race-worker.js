@@ -410,7 +410,7 @@ Object.assign(commands, {
     const error = errorSlot();
     if (gate) signal(gate);
     const t0 = now();
-    const status = fns.net_mesh_recv_next(handle, WAIT_FOREVER, [0n], [0n], data, null, cancel, error);
+    const status = fns.net_mesh_recv_next(handle, WAIT_FOREVER, [0n], [0n], data, null, null, cancel, error);
     const t1 = now();
     if (data.ptr) fns.net_bytes_free(data);
     return { status, t0, t1, message: errorText(error) };

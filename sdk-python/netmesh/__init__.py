@@ -55,7 +55,17 @@ from .cortex import (
 )
 from .netdb import NetDB
 from .bus import Bus, BusEvent, IngestReport, PollResult, RedisStreamDedup
-from .mesh import Mesh, MeshEvent, MeshStream, Route, Routes
+from .mesh import (
+    CapabilityFilter,
+    ChannelConfig,
+    Mesh,
+    MeshEvent,
+    MeshStream,
+    PublishFailure,
+    PublishReport,
+    Route,
+    Routes,
+)
 from . import errors
 from .errors import *  # noqa: F401,F403  (NetError, Status, status_name and every error class)
 from .identity import NET_PUBLIC_KEY_LEN, NET_SEED_LEN, NET_SIGNATURE_LEN, Identity
@@ -140,6 +150,10 @@ __all__ = [
     "Mesh",
     "MeshStream",
     "MeshEvent",
+    "CapabilityFilter",
+    "ChannelConfig",
+    "PublishFailure",
+    "PublishReport",
     "Route",
     "Routes",
     # cancellation and logging

@@ -60,6 +60,14 @@ enum net_status_t {
     NET_ERR_ENVELOPE_SEAL_OPEN_FAILED = -34,
     NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH = -35,
     NET_ERR_CHANNEL_INVALID_NAME = -40,
+    NET_ERR_CHANNEL_UNAUTHORIZED = -41,
+    NET_ERR_CHANNEL_UNKNOWN = -42,
+    NET_ERR_CHANNEL_RATE_LIMITED = -43,
+    NET_ERR_CHANNEL_FULL = -44,
+    NET_ERR_CHANNEL_HASH_COLLISION = -45,
+    NET_ERR_CHANNEL_TOO_MANY_PENDING = -46,
+    NET_ERR_CHANNEL_CONFIG = -47,
+    NET_ERR_CHANNEL_NO_ANSWER = -48,
     NET_ERR_REDEX_IO = -100,
     NET_ERR_REDEX_POISONED = -101,
     NET_ERR_REDEX_SYNC_FAILED = -102,
@@ -83,6 +91,7 @@ enum net_status_t {
     NET_ERR_MESH_HANDSHAKE_IN_PROGRESS = -208,
     NET_ERR_MESH_STREAM_CLOSED = -209,
     NET_ERR_MESH_NO_ROUTE = -210,
+    NET_ERR_MESH_CAPABILITIES = -211,
     NET_ERR_CORTEX_HALTED = -300,
     NET_ERR_CORTEX_INVALID_QUERY = -301,
     NET_ERR_CORTEX_INVALID_CONFIG = -302,
@@ -162,6 +171,17 @@ net_status_t net_cancel_free(net_cancel_t *cancel);
 void net_error_clear(net_error_t *error);
 net_status_t net_channel_validate(const uint8_t *name, size_t name_len);
 net_status_t net_channel_hash(const uint8_t *name, size_t name_len, uint16_t *out);
+net_status_t net_mesh_register_channel(const net_mesh_t *mesh, const uint8_t *name, size_t name_len, const uint8_t *config_json, size_t config_json_len, uint64_t *evicted_out);
+net_status_t net_mesh_deregister_channel(const net_mesh_t *mesh, const uint8_t *name, size_t name_len, uint64_t *evicted_out);
+net_status_t net_mesh_install_channel_token(const net_mesh_t *mesh, const uint8_t *token, size_t token_len);
+net_status_t net_mesh_subscribe(const net_mesh_t *mesh, uint64_t publisher, const uint8_t *name, size_t name_len, const uint8_t *token, size_t token_len, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_mesh_unsubscribe(const net_mesh_t *mesh, uint64_t publisher, const uint8_t *name, size_t name_len, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_mesh_publish(const net_mesh_t *mesh, const uint8_t *name, size_t name_len, const net_slice_t *events, size_t count, bool reliable, net_bytes_t *report_out);
+net_status_t net_mesh_channels(const net_mesh_t *mesh, net_bytes_t *json_out);
+net_status_t net_mesh_announce(const net_mesh_t *mesh, const uint8_t *caps_json, size_t caps_json_len);
+net_status_t net_mesh_find_nodes(const net_mesh_t *mesh, const uint8_t *query_json, size_t query_json_len, net_bytes_t *json_out);
+net_status_t net_mesh_find_best_node(const net_mesh_t *mesh, const uint8_t *query_json, size_t query_json_len, net_bytes_t *json_out);
+net_status_t net_mesh_capabilities(const net_mesh_t *mesh, net_bytes_t *json_out);
 net_status_t net_model_open(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, net_model_t **out);
 net_status_t net_model_restore(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, net_model_t **out);
 net_status_t net_model_free(net_model_t *model);
@@ -222,7 +242,7 @@ net_status_t net_mesh_stream_send(const net_mesh_stream_t *stream, const net_sli
 net_status_t net_mesh_stream_send_blocking(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count, uint32_t timeout_ms, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_mesh_stream_info(const net_mesh_stream_t *stream, uint64_t *peer_out, uint64_t *stream_id_out);
 net_status_t net_mesh_stream_free(net_mesh_stream_t *stream);
-net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, uint64_t *peer_out, uint64_t *stream_id_out, net_bytes_t *data_out, uint64_t *dropped_before_out, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_mesh_recv_next(const net_mesh_t *mesh, uint32_t timeout_ms, uint64_t *peer_out, uint64_t *stream_id_out, net_bytes_t *data_out, uint64_t *dropped_before_out, net_bytes_t *channel_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_mesh_recv_batch(const net_mesh_t *mesh, size_t max, uint32_t timeout_ms, net_bytes_t *records_out, size_t *count_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_mesh_peers(const net_mesh_t *mesh, net_bytes_t *json_out);
 net_status_t net_mesh_routes(const net_mesh_t *mesh, net_bytes_t *json_out);

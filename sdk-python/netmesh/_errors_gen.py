@@ -39,7 +39,16 @@ __all__ = [
     "EnvelopeInvalidAttestationError",
     "EnvelopeSealOpenFailedError",
     "EnvelopeOriginHashMismatchError",
+    "ChannelError",
     "ChannelNameError",
+    "ChannelUnauthorizedError",
+    "ChannelUnknownError",
+    "ChannelRateLimitedError",
+    "ChannelFullError",
+    "ChannelHashCollisionError",
+    "ChannelTooManyPendingError",
+    "ChannelConfigError",
+    "ChannelNoAnswerError",
     "RedexError",
     "RedexIoError",
     "RedexPoisonedError",
@@ -65,6 +74,7 @@ __all__ = [
     "MeshHandshakeInProgressError",
     "MeshStreamClosedError",
     "MeshNoRouteError",
+    "MeshCapabilitiesError",
     "CortexError",
     "CortexHaltedError",
     "CortexInvalidQueryError",
@@ -263,10 +273,82 @@ class EnvelopeOriginHashMismatchError(EnvelopeError):
     """
 
 
-class ChannelNameError(NetError, ValueError):
+class ChannelError(NetError):
+    """Base class of the NET_ERR_CHANNEL_* errors; also raised for a code of
+    their block (-40 to -49) that this SDK does not know yet.
+    """
+
+
+class ChannelNameError(ChannelError, ValueError):
     """A channel name breaks the naming rules; the message says which.
 
     Status ``NET_ERR_CHANNEL_INVALID_NAME`` (-40). Also a ``ValueError``.
+    """
+
+
+class ChannelUnauthorizedError(ChannelError):
+    """The publisher refused the subscription: no token, or one that does
+    not authorize it, or capabilities its filter rejects; or this node
+    fails its own channel's publish policy.
+
+    Status ``NET_ERR_CHANNEL_UNAUTHORIZED`` (-41).
+    """
+
+
+class ChannelUnknownError(ChannelError):
+    """The channel is not registered at the publisher (subscribe) or on this
+    node (publish).
+
+    Status ``NET_ERR_CHANNEL_UNKNOWN`` (-42).
+    """
+
+
+class ChannelRateLimitedError(ChannelError):
+    """The publisher throttles this node's requests, or the channel's
+    `max_rate_pps` is spent (nothing was published).
+
+    Status ``NET_ERR_CHANNEL_RATE_LIMITED`` (-43).
+    """
+
+
+class ChannelFullError(ChannelError):
+    """The publisher refused the subscription: this node holds its most
+    channels there, or the channel has `max_subscribers` already (v0.11
+    acks both with one reason).
+
+    Status ``NET_ERR_CHANNEL_FULL`` (-44).
+    """
+
+
+class ChannelHashCollisionError(ChannelError):
+    """Another channel name with the same 16-bit hash is registered here, or
+    subscribed to at that publisher; its events would be indistinguishable.
+
+    Status ``NET_ERR_CHANNEL_HASH_COLLISION`` (-45).
+    """
+
+
+class ChannelTooManyPendingError(ChannelError):
+    """Too many subscribe and unsubscribe requests are waiting for acks;
+    retry later.
+
+    Status ``NET_ERR_CHANNEL_TOO_MANY_PENDING`` (-46).
+    """
+
+
+class ChannelConfigError(ChannelError, ValueError):
+    """The channel configuration is invalid; the message names the key.
+
+    Status ``NET_ERR_CHANNEL_CONFIG`` (-47). Also a ``ValueError``.
+    """
+
+
+class ChannelNoAnswerError(ChannelError):
+    """The publisher did not answer the subscribe or unsubscribe within the
+    membership ack timeout (it may be down, or a v0.11 node without the
+    channel machinery).
+
+    Status ``NET_ERR_CHANNEL_NO_ANSWER`` (-48).
     """
 
 
@@ -453,6 +535,14 @@ class MeshNoRouteError(MeshError):
     """
 
 
+class MeshCapabilitiesError(MeshError, ValueError):
+    """A capability set or query is invalid (the message names the key), or
+    the set does not fit one announcement.
+
+    Status ``NET_ERR_MESH_CAPABILITIES`` (-211). Also a ``ValueError``.
+    """
+
+
 class CortexError(NetError):
     """Base class of the NET_ERR_CORTEX_* errors; also raised for a code of
     their block (-300 to -399) that this SDK does not know yet.
@@ -586,6 +676,14 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     -34: EnvelopeSealOpenFailedError,  # NET_ERR_ENVELOPE_SEAL_OPEN_FAILED
     -35: EnvelopeOriginHashMismatchError,  # NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH
     -40: ChannelNameError,  # NET_ERR_CHANNEL_INVALID_NAME
+    -41: ChannelUnauthorizedError,  # NET_ERR_CHANNEL_UNAUTHORIZED
+    -42: ChannelUnknownError,  # NET_ERR_CHANNEL_UNKNOWN
+    -43: ChannelRateLimitedError,  # NET_ERR_CHANNEL_RATE_LIMITED
+    -44: ChannelFullError,  # NET_ERR_CHANNEL_FULL
+    -45: ChannelHashCollisionError,  # NET_ERR_CHANNEL_HASH_COLLISION
+    -46: ChannelTooManyPendingError,  # NET_ERR_CHANNEL_TOO_MANY_PENDING
+    -47: ChannelConfigError,  # NET_ERR_CHANNEL_CONFIG
+    -48: ChannelNoAnswerError,  # NET_ERR_CHANNEL_NO_ANSWER
     -100: RedexIoError,  # NET_ERR_REDEX_IO
     -101: RedexPoisonedError,  # NET_ERR_REDEX_POISONED
     -102: RedexSyncFailedError,  # NET_ERR_REDEX_SYNC_FAILED
@@ -609,6 +707,7 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     -208: MeshHandshakeInProgressError,  # NET_ERR_MESH_HANDSHAKE_IN_PROGRESS
     -209: MeshStreamClosedError,  # NET_ERR_MESH_STREAM_CLOSED
     -210: MeshNoRouteError,  # NET_ERR_MESH_NO_ROUTE
+    -211: MeshCapabilitiesError,  # NET_ERR_MESH_CAPABILITIES
     -300: CortexHaltedError,  # NET_ERR_CORTEX_HALTED
     -301: CortexInvalidQueryError,  # NET_ERR_CORTEX_INVALID_QUERY
     -302: CortexInvalidConfigError,  # NET_ERR_CORTEX_INVALID_CONFIG
@@ -628,6 +727,7 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
 ERROR_FAMILIES: Tuple[Tuple[int, int, Type[NetError]], ...] = (
     (-29, -20, TokenError),
     (-39, -30, EnvelopeError),
+    (-49, -40, ChannelError),
     (-199, -100, RedexError),
     (-299, -200, MeshError),
     (-399, -300, CortexError),
@@ -662,7 +762,16 @@ NetError
 │   ├── EnvelopeInvalidAttestationError  NET_ERR_ENVELOPE_INVALID_ATTESTATION
 │   ├── EnvelopeSealOpenFailedError  NET_ERR_ENVELOPE_SEAL_OPEN_FAILED
 │   └── EnvelopeOriginHashMismatchError  NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH
-├── ChannelNameError (also ValueError)  NET_ERR_CHANNEL_INVALID_NAME
+├── ChannelError  NET_ERR_CHANNEL_*
+│   ├── ChannelNameError (also ValueError)  NET_ERR_CHANNEL_INVALID_NAME
+│   ├── ChannelUnauthorizedError  NET_ERR_CHANNEL_UNAUTHORIZED
+│   ├── ChannelUnknownError  NET_ERR_CHANNEL_UNKNOWN
+│   ├── ChannelRateLimitedError  NET_ERR_CHANNEL_RATE_LIMITED
+│   ├── ChannelFullError  NET_ERR_CHANNEL_FULL
+│   ├── ChannelHashCollisionError  NET_ERR_CHANNEL_HASH_COLLISION
+│   ├── ChannelTooManyPendingError  NET_ERR_CHANNEL_TOO_MANY_PENDING
+│   ├── ChannelConfigError (also ValueError)  NET_ERR_CHANNEL_CONFIG
+│   └── ChannelNoAnswerError  NET_ERR_CHANNEL_NO_ANSWER
 ├── RedexError  NET_ERR_REDEX_*
 │   ├── RedexIoError  NET_ERR_REDEX_IO
 │   ├── RedexPoisonedError  NET_ERR_REDEX_POISONED
@@ -687,7 +796,8 @@ NetError
 │   ├── MeshIdentityRefusedError  NET_ERR_MESH_IDENTITY_REFUSED
 │   ├── MeshHandshakeInProgressError  NET_ERR_MESH_HANDSHAKE_IN_PROGRESS
 │   ├── MeshStreamClosedError  NET_ERR_MESH_STREAM_CLOSED
-│   └── MeshNoRouteError  NET_ERR_MESH_NO_ROUTE
+│   ├── MeshNoRouteError  NET_ERR_MESH_NO_ROUTE
+│   └── MeshCapabilitiesError (also ValueError)  NET_ERR_MESH_CAPABILITIES
 ├── CortexError  NET_ERR_CORTEX_*
 │   ├── CortexHaltedError  NET_ERR_CORTEX_HALTED
 │   ├── CortexInvalidQueryError (also ValueError)  NET_ERR_CORTEX_INVALID_QUERY

@@ -73,6 +73,32 @@ class Status(enum.IntEnum):
     ERR_ENVELOPE_ORIGIN_HASH_MISMATCH = -35
     #: A channel name breaks the naming rules; the message says which.
     ERR_CHANNEL_INVALID_NAME = -40
+    #: The publisher refused the subscription: no token, or one that does
+    #: not authorize it, or capabilities its filter rejects; or this node
+    #: fails its own channel's publish policy.
+    ERR_CHANNEL_UNAUTHORIZED = -41
+    #: The channel is not registered at the publisher (subscribe) or on this
+    #: node (publish).
+    ERR_CHANNEL_UNKNOWN = -42
+    #: The publisher throttles this node's requests, or the channel's
+    #: `max_rate_pps` is spent (nothing was published).
+    ERR_CHANNEL_RATE_LIMITED = -43
+    #: The publisher refused the subscription: this node holds its most
+    #: channels there, or the channel has `max_subscribers` already (v0.11
+    #: acks both with one reason).
+    ERR_CHANNEL_FULL = -44
+    #: Another channel name with the same 16-bit hash is registered here, or
+    #: subscribed to at that publisher; its events would be indistinguishable.
+    ERR_CHANNEL_HASH_COLLISION = -45
+    #: Too many subscribe and unsubscribe requests are waiting for acks;
+    #: retry later.
+    ERR_CHANNEL_TOO_MANY_PENDING = -46
+    #: The channel configuration is invalid; the message names the key.
+    ERR_CHANNEL_CONFIG = -47
+    #: The publisher did not answer the subscribe or unsubscribe within the
+    #: membership ack timeout (it may be down, or a v0.11 node without the
+    #: channel machinery).
+    ERR_CHANNEL_NO_ANSWER = -48
     #: A RedEX file operation failed in the storage layer (nothing appended).
     ERR_REDEX_IO = -100
     #: The RedEX file refuses appends after a failed fsync or an unrecoverable
@@ -129,6 +155,9 @@ class Status(enum.IntEnum):
     #: No route to the node (`net_mesh_connect_routed`), or the relay named
     #: is not a direct peer (`net_mesh_connect_via`).
     ERR_MESH_NO_ROUTE = -210
+    #: A capability set or query is invalid (the message names the key), or
+    #: the set does not fit one announcement.
+    ERR_MESH_CAPABILITIES = -211
     #: The CortEX fold is not running (halted on an error under the stop
     #: policy, or closed); reopen the model.
     ERR_CORTEX_HALTED = -300

@@ -55,24 +55,37 @@ from .cancel import Cancel, call_async, call_blocking, pull, pull_async
 from .errors import MeshConfigError, ShuttingDownError, error_for_status
 from .redex import Seconds, _out_u64
 
-__all__ = ["Mesh", "MeshStream", "MeshEvent", "Route", "Routes"]
+__all__ = [
+    "Mesh",
+    "MeshStream",
+    "MeshEvent",
+    "Route",
+    "Routes",
+    "ChannelConfig",
+    "CapabilityFilter",
+    "PublishReport",
+    "PublishFailure",
+]
 
 _U64_MAX = (1 << 64) - 1
-# net_mesh_recv_batch records: peer, stream_id, dropped_before, len, bytes.
-_RECORD = struct.Struct("<QQQI")
+# net_mesh_recv_batch records: peer, stream_id, dropped_before, len,
+# channel_len, then the channel name and the bytes.
+_RECORD = struct.Struct("<QQQIH")
 _END = object()
 
 
 class MeshEvent(NamedTuple):
-    """One received event: the sending node, the stream, the bytes, and
+    """One received event: the sending node, the stream, the bytes,
     ``dropped_before``: events of this stream dropped just before this one
     because the inbound queue was full (only senders that do not wait for
-    credit cause drops)."""
+    credit cause drops), and ``channel``: the name of the channel it was
+    published on ("" for an ordinary stream)."""
 
     peer: int
     stream_id: int
     data: bytes
     dropped_before: int = 0
+    channel: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,10 +402,17 @@ class Mesh(_Handle):
         stream_id = _out_u64()
         dropped = _out_u64()
         out = new_bytes()
+        channel = new_bytes()
         err = error_slot()
-        status = lib.net_mesh_recv_next(handle, ms, peer, stream_id, out, dropped, token, err)
+        status = lib.net_mesh_recv_next(handle, ms, peer, stream_id, out, dropped, channel, token, err)
         if status == lib.NET_OK:
-            return MeshEvent(int(peer[0]), int(stream_id[0]), take_bytes(out), int(dropped[0]))
+            return MeshEvent(
+                int(peer[0]),
+                int(stream_id[0]),
+                take_bytes(out),
+                int(dropped[0]),
+                take_bytes(channel).decode(),
+            )
         if status == lib.NET_TIMEOUT:
             return None
         if status == lib.NET_END:
@@ -573,6 +593,149 @@ class Mesh(_Handle):
             if status not in (lib.NET_OK, lib.NET_ERR_SHUTTING_DOWN):
                 check(status)
 
+    # -- channels and capabilities --------------------------------------------------
+
+    def register_channel(self, name: str, config: Optional["ChannelConfig"] = None) -> int:
+        """Registers the channel ``name`` (or replaces its config); returns
+        the subscribers evicted because they no longer qualify.
+        ChannelConfigError naming the key, ChannelNameError,
+        ChannelHashCollisionError."""
+        n, nl = _name(name)
+        cfg = json.dumps((config or ChannelConfig())._json()).encode()
+        evicted = _out_u64()
+        check(lib.net_mesh_register_channel(self._handle(), n, nl, cfg, len(cfg), evicted))
+        return int(evicted[0])
+
+    def deregister_channel(self, name: str) -> int:
+        """Removes the channel ``name``; returns the subscribers evicted."""
+        n, nl = _name(name)
+        evicted = _out_u64()
+        check(lib.net_mesh_deregister_channel(self._handle(), n, nl, evicted))
+        return int(evicted[0])
+
+    def install_channel_token(self, token: BytesLike) -> None:
+        """Keeps a 159-byte token (typically a delegation parent that
+        subscribers' tokens chain through) for authorization checks."""
+        t, tl = buf(token, "token")
+        check(lib.net_mesh_install_channel_token(self._handle(), t, tl))
+
+    def _membership_call(self, publisher: int, name: str, token: Optional[BytesLike], subscribe: bool) -> Any:
+        handle = self._handle()
+        peer = _u64(publisher, "publisher")
+        n, nl = _name(name)
+        t, tl = (ffi.NULL, 0) if token is None else buf(token, "token")
+
+        def call(cancel_token: Any, _keep: Any = (n, t)) -> None:
+            err = error_slot()
+            if subscribe:
+                status = lib.net_mesh_subscribe(handle, peer, n, nl, t, tl, cancel_token, err)
+            else:
+                status = lib.net_mesh_unsubscribe(handle, peer, n, nl, cancel_token, err)
+            check_call(status, err)
+
+        return call
+
+    def subscribe(
+        self,
+        publisher: int,
+        name: str,
+        token: Optional[BytesLike] = None,
+        *,
+        cancel: Optional[Cancel] = None,
+    ) -> None:
+        """Subscribes to ``name`` at ``publisher`` (a direct or relayed
+        peer), presenting ``token`` if given, and waits for the answer. The
+        channel's events then arrive with ``MeshEvent.channel`` set.
+        Refusals: ChannelUnauthorizedError, ChannelUnknownError,
+        ChannelRateLimitedError, ChannelFullError; also
+        ChannelHashCollisionError, MeshUnknownPeerError, CancelledError,
+        ShuttingDownError."""
+        call_blocking(self._membership_call(publisher, name, token, True), cancel)
+
+    async def subscribe_async(
+        self,
+        publisher: int,
+        name: str,
+        token: Optional[BytesLike] = None,
+        *,
+        cancel: Optional[Cancel] = None,
+    ) -> None:
+        """:meth:`subscribe` for asyncio."""
+        await call_async(self._membership_call(publisher, name, token, True), cancel)
+
+    def unsubscribe(self, publisher: int, name: str, *, cancel: Optional[Cancel] = None) -> None:
+        """Ends the subscription to ``name`` at ``publisher`` and waits for
+        the answer; its events stop arriving."""
+        call_blocking(self._membership_call(publisher, name, None, False), cancel)
+
+    async def unsubscribe_async(self, publisher: int, name: str, *, cancel: Optional[Cancel] = None) -> None:
+        """:meth:`unsubscribe` for asyncio."""
+        await call_async(self._membership_call(publisher, name, None, False), cancel)
+
+    def publish(self, name: str, events: Iterable[BytesLike], *, reliable: bool = False) -> "PublishReport":
+        """Publishes ``events`` on this node's registered channel ``name`` to
+        every authorized subscriber; never waits. ChannelUnknownError,
+        ChannelUnauthorizedError, ChannelRateLimitedError,
+        MeshTooLargeError."""
+        n, nl = _name(name)
+        slices, count, _keep = slice_array(list(events), "events")
+        out = new_bytes()
+        check(lib.net_mesh_publish(self._handle(), n, nl, slices, count, bool(reliable), out))
+        return PublishReport._from_json(json.loads(take_bytes(out)))
+
+    def channels(self) -> Dict[str, Any]:
+        """``channels`` registered here (name, hash, subscribers, …),
+        ``subscriptions`` held (publisher, channel) and ``counters``."""
+        out = new_bytes()
+        check(lib.net_mesh_channels(self._handle(), out))
+        result: Dict[str, Any] = json.loads(take_bytes(out))
+        return result
+
+    def announce(self, capabilities: Dict[str, Any]) -> None:
+        """Announces this node's capabilities (a WIRE.md §10.4 set as a
+        dict: ``hardware``, ``software``, ``models``, ``tools``, ``tags``,
+        ``limits``; omitted members take their defaults). MeshCapabilitiesError
+        naming a bad key."""
+        data = json.dumps(capabilities).encode()
+        check(lib.net_mesh_announce(self._handle(), data, len(data)))
+
+    def _query(self, fn: Any, query: Dict[str, Any]) -> Any:
+        data = json.dumps(query).encode()
+        out = new_bytes()
+        check(fn(self._handle(), data, len(data), out))
+        return json.loads(take_bytes(out))
+
+    def find_nodes(self, filter: Optional["CapabilityFilter"] = None, *, scope: str = "any") -> List[int]:
+        """The indexed nodes (this one once it announced) matching
+        ``filter`` within ``scope``, in ascending id order."""
+        query = {"filter": (filter or CapabilityFilter())._json(), "scope": scope}
+        return [int(n) for n in self._query(lib.net_mesh_find_nodes, query)["nodes"]]
+
+    def find_best_node(
+        self,
+        filter: Optional["CapabilityFilter"] = None,
+        *,
+        scope: str = "any",
+        weights: Optional[Dict[str, float]] = None,
+    ) -> Optional[Tuple[int, float]]:
+        """(node_id, score) of the best-scoring match (``weights``: memory,
+        vram, speed, loaded, each 0..1), or None."""
+        query: Dict[str, Any] = {"filter": (filter or CapabilityFilter())._json(), "scope": scope}
+        if weights:
+            query["weights"] = weights
+        best = self._query(lib.net_mesh_find_best_node, query)
+        if best["node_id"] is None:
+            return None
+        return int(best["node_id"]), float(best["score"])
+
+    def capabilities(self) -> List[Dict[str, Any]]:
+        """Every live indexed node: node_id, version, timestamp_ns,
+        expires_at_ns, hop_count, reflex_addr, capabilities."""
+        out = new_bytes()
+        check(lib.net_mesh_capabilities(self._handle(), out))
+        result: List[Dict[str, Any]] = json.loads(take_bytes(out))["nodes"]
+        return result
+
     def close(self) -> None:
         """Shuts the node down and frees it (idempotent, thread-safe): every
         call blocked on it or its streams returns first. BusyError if calls
@@ -588,15 +751,101 @@ class Mesh(_Handle):
             return "<Mesh shut down>"
 
 
+def _name(name: str) -> Tuple[bytes, int]:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be str, not {type(name).__name__}")
+    data = name.encode()
+    return data, len(data)
+
+
+@dataclasses.dataclass
+class CapabilityFilter:
+    """Constraints on announced capabilities (a query's filter, or a
+    channel's publish / subscribe filter); empty fields constrain nothing."""
+
+    require_tags: List[str] = dataclasses.field(default_factory=list)
+    require_models: List[str] = dataclasses.field(default_factory=list)
+    require_tools: List[str] = dataclasses.field(default_factory=list)
+    min_memory_mb: Optional[int] = None
+    require_gpu: bool = False
+    gpu_vendor: Optional[str] = None
+    min_vram_mb: Optional[int] = None
+    min_context_length: Optional[int] = None
+    require_modalities: List[str] = dataclasses.field(default_factory=list)
+
+    def _json(self) -> Dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, [], False)}
+
+
+@dataclasses.dataclass
+class ChannelConfig:
+    """A channel's policy; the default is an open, global channel.
+    ``trusted_issuers``: entity ids (32 bytes) that may root a token chain
+    besides this node, or "any" (v0.11's rule)."""
+
+    visibility: str = "global"
+    publish_caps: Optional[CapabilityFilter] = None
+    subscribe_caps: Optional[CapabilityFilter] = None
+    require_token: bool = False
+    trusted_issuers: Any = dataclasses.field(default_factory=list)
+    max_subscribers: Optional[int] = None
+    max_rate_pps: Optional[int] = None
+    reliable: bool = False
+    priority: int = 0
+
+    def _json(self) -> Dict[str, Any]:
+        issuers = self.trusted_issuers
+        return {
+            "visibility": self.visibility,
+            "publish_caps": self.publish_caps._json() if self.publish_caps else None,
+            "subscribe_caps": self.subscribe_caps._json() if self.subscribe_caps else None,
+            "require_token": self.require_token,
+            "trusted_issuers": issuers if isinstance(issuers, str) else [bytes(i).hex() for i in issuers],
+            "max_subscribers": self.max_subscribers,
+            "max_rate_pps": self.max_rate_pps,
+            "reliable": self.reliable,
+            "priority": self.priority,
+        }
+
+
+class PublishFailure(NamedTuple):
+    """A subscriber a publish could not send to: its node_id, the status
+    name (e.g. "NET_ERR_MESH_BACKPRESSURE"), code and message."""
+
+    peer: int
+    status: str
+    code: int
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishReport:
+    """What a publish did: subscribers it was for (``attempted``), whose
+    packets were queued (``delivered``), dropped by the publish-time
+    re-check (``evicted``), and the per-subscriber ``errors``."""
+
+    attempted: int
+    delivered: int
+    evicted: int
+    errors: Tuple[PublishFailure, ...]
+
+    @classmethod
+    def _from_json(cls, j: Dict[str, Any]) -> "PublishReport":
+        errors = tuple(PublishFailure(int(e["peer"]), e["status"], int(e["code"]), e["message"]) for e in j["errors"])
+        return cls(int(j["attempted"]), int(j["delivered"]), int(j["evicted"]), errors)
+
+
 def _unpack(data: bytes, count: int) -> List[MeshEvent]:
     events = []
     pos = 0
     for _ in range(count):
         if pos + _RECORD.size > len(data):
             raise error_for_status(lib.NET_ERR_INTERNAL, "recv_batch: truncated record")
-        peer, stream_id, dropped_before, n = _RECORD.unpack_from(data, pos)
+        peer, stream_id, dropped_before, n, c = _RECORD.unpack_from(data, pos)
         pos += _RECORD.size
-        events.append(MeshEvent(peer, stream_id, data[pos : pos + n], dropped_before))
+        channel = data[pos : pos + c].decode()
+        pos += c
+        events.append(MeshEvent(peer, stream_id, data[pos : pos + n], dropped_before, channel))
         pos += n
     return events
 

@@ -100,7 +100,7 @@ def test_free_wakes_a_raw_recv_blocked_forever_and_waits_for_it() -> None:
         sid = ffi.new("uint64_t *")
         data = ffi.new("net_bytes_t *")
         status = free_wakes_blocked(
-            lambda: lib.net_mesh_recv_next(ptr, lib.NET_WAIT_FOREVER, peer, sid, data, ffi.NULL, ffi.NULL, ffi.NULL),
+            lambda: lib.net_mesh_recv_next(ptr, lib.NET_WAIT_FOREVER, peer, sid, data, ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL),
             a.close,  # net_mesh_free: wakes the recv, returns after it left
         )
         return status == lib.NET_END

@@ -34,31 +34,35 @@ pub struct net_mesh_stream_t {
 
 impl From<MeshError> for FfiError {
     fn from(err: MeshError) -> Self {
-        let status = match &err {
-            MeshError::Config(_) => net_status_t::NET_ERR_MESH_CONFIG,
-            MeshError::Io(_) => net_status_t::NET_ERR_MESH_IO,
-            MeshError::HandshakeTimeout { .. } => net_status_t::NET_ERR_MESH_HANDSHAKE_TIMEOUT,
-            MeshError::Handshake(_) => net_status_t::NET_ERR_INVALID_PUBLIC_KEY,
-            MeshError::SessionExists(_) => net_status_t::NET_ERR_MESH_SESSION_EXISTS,
-            MeshError::HandshakeInProgress(_) => net_status_t::NET_ERR_MESH_HANDSHAKE_IN_PROGRESS,
-            MeshError::UnknownPeer(_) => net_status_t::NET_ERR_MESH_UNKNOWN_PEER,
-            MeshError::Backpressure(_) => net_status_t::NET_ERR_MESH_BACKPRESSURE,
-            MeshError::BatchExceedsWindow { .. } | MeshError::EventTooLarge(_) => {
-                net_status_t::NET_ERR_MESH_TOO_LARGE
-            }
-            MeshError::IdentityRefused(_) => net_status_t::NET_ERR_MESH_IDENTITY_REFUSED,
-            MeshError::SelfConnect => net_status_t::NET_ERR_INVALID_ARGUMENT,
-            MeshError::StreamClosed(_) => net_status_t::NET_ERR_MESH_STREAM_CLOSED,
-            MeshError::NoRoute(_) => net_status_t::NET_ERR_MESH_NO_ROUTE,
-            MeshError::ShuttingDown => net_status_t::NET_ERR_SHUTTING_DOWN,
-            MeshError::Timeout => net_status_t::NET_TIMEOUT,
-            MeshError::Cancelled => net_status_t::NET_ERR_CANCELLED,
-        };
-        Self::new(status, err.to_string())
+        Self::new(mesh_status(&err), err.to_string())
     }
 }
 
-pub(crate) struct MeshHandle(Arc<MeshNode>);
+/// The status a mesh error maps to.
+pub(crate) fn mesh_status(err: &MeshError) -> net_status_t {
+    match err {
+        MeshError::Config(_) => net_status_t::NET_ERR_MESH_CONFIG,
+        MeshError::Io(_) => net_status_t::NET_ERR_MESH_IO,
+        MeshError::HandshakeTimeout { .. } => net_status_t::NET_ERR_MESH_HANDSHAKE_TIMEOUT,
+        MeshError::Handshake(_) => net_status_t::NET_ERR_INVALID_PUBLIC_KEY,
+        MeshError::SessionExists(_) => net_status_t::NET_ERR_MESH_SESSION_EXISTS,
+        MeshError::HandshakeInProgress(_) => net_status_t::NET_ERR_MESH_HANDSHAKE_IN_PROGRESS,
+        MeshError::UnknownPeer(_) => net_status_t::NET_ERR_MESH_UNKNOWN_PEER,
+        MeshError::Backpressure(_) => net_status_t::NET_ERR_MESH_BACKPRESSURE,
+        MeshError::BatchExceedsWindow { .. } | MeshError::EventTooLarge(_) => {
+            net_status_t::NET_ERR_MESH_TOO_LARGE
+        }
+        MeshError::IdentityRefused(_) => net_status_t::NET_ERR_MESH_IDENTITY_REFUSED,
+        MeshError::SelfConnect => net_status_t::NET_ERR_INVALID_ARGUMENT,
+        MeshError::StreamClosed(_) => net_status_t::NET_ERR_MESH_STREAM_CLOSED,
+        MeshError::NoRoute(_) => net_status_t::NET_ERR_MESH_NO_ROUTE,
+        MeshError::ShuttingDown => net_status_t::NET_ERR_SHUTTING_DOWN,
+        MeshError::Timeout => net_status_t::NET_TIMEOUT,
+        MeshError::Cancelled => net_status_t::NET_ERR_CANCELLED,
+    }
+}
+
+pub(crate) struct MeshHandle(pub(crate) Arc<MeshNode>);
 
 impl HandleInner for MeshHandle {
     fn wake_blocked(&self) {
@@ -239,9 +243,12 @@ fn parse_addr(addr: &str) -> Result<SocketAddr, FfiError> {
 }
 
 /// Handshakes with node `peer_node_id` at `addr` ("IP:port") whose static
-/// X25519 key is `peer_static_pub` (32 bytes), then waits for the identity
-/// exchange (at most the configured hello timeout). Blocks up to
-/// handshake_timeout × retries.
+/// X25519 key is `peer_static_pub` (32 bytes), then waits briefly for the
+/// identity hello (a grace of a few handshake round trips: a Net peer's
+/// hello follows its handshake reply at once; a v0.11 peer sends none and
+/// its binding stays pending until the hello timeout, which only the first
+/// reliable-stream send waits for). Blocks up to handshake_timeout ×
+/// retries.
 ///
 /// Errors: `NET_ERR_MESH_HANDSHAKE_TIMEOUT`, `NET_ERR_MESH_SESSION_EXISTS`,
 /// `NET_ERR_MESH_HANDSHAKE_IN_PROGRESS`, `NET_ERR_MESH_IDENTITY_REFUSED`,
@@ -471,14 +478,17 @@ pub unsafe extern "C" fn net_mesh_stream_free(stream: *mut net_mesh_stream_t) ->
 /// round-robin). Returns `NET_OK` with the sender's node_id, the stream,
 /// the bytes and (when `dropped_before_out` is not NULL) the number of
 /// events of that stream dropped just before this one because the inbound
-/// queue was full (only senders that do not wait for credit cause drops);
-/// `NET_TIMEOUT`; `NET_END` once the node is shut down (also when it is
-/// freed during the call); or `NET_ERR_CANCELLED` (nothing taken).
+/// queue was full (only senders that do not wait for credit cause drops),
+/// and (when `channel_out` is not NULL) the name of the channel the event
+/// was published on — empty bytes for an ordinary stream, or a publish
+/// stream this node holds no subscription for; `NET_TIMEOUT`; `NET_END`
+/// once the node is shut down (also when it is freed during the call); or
+/// `NET_ERR_CANCELLED` (nothing taken).
 ///
 /// # Safety
 /// `mesh` is NULL or from libnet; the outputs are valid for one write
-/// (`dropped_before_out` may be NULL); `cancel` is NULL or from libnet;
-/// `error_out` is NULL or valid for one write.
+/// (`dropped_before_out` and `channel_out` may be NULL); `cancel` is NULL or
+/// from libnet; `error_out` is NULL or valid for one write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_mesh_recv_next(
     mesh: *const net_mesh_t,
@@ -487,6 +497,7 @@ pub unsafe extern "C" fn net_mesh_recv_next(
     stream_id_out: *mut u64,
     data_out: *mut net_bytes_t,
     dropped_before_out: *mut u64,
+    channel_out: *mut net_bytes_t,
     cancel: *const net_cancel_t,
     error_out: *mut net_error_t,
 ) -> net_status_t {
@@ -499,6 +510,12 @@ pub unsafe extern "C" fn net_mesh_recv_next(
                     // SAFETY: the caller passes NULL or a pointer valid for one write.
                     unsafe { dropped_before_out.write(event.dropped_before) };
                 }
+                if !channel_out.is_null() {
+                    let name = event.channel.as_ref().map_or("", |c| c.as_str());
+                    let name = net_bytes_t::from_vec(name.as_bytes().to_vec());
+                    // SAFETY: the caller passes NULL or a pointer valid for one write.
+                    unsafe { channel_out.write(name) };
+                }
                 data_out.write(net_bytes_t::from_vec(event.data));
                 Ok(net_status_t::NET_OK)
             }
@@ -510,11 +527,12 @@ pub unsafe extern "C" fn net_mesh_recv_next(
 }
 
 /// Bytes before each record's event in `net_mesh_recv_batch`'s buffer.
-const RECORD_HEADER: usize = 8 + 8 + 8 + 4;
+const RECORD_HEADER: usize = 8 + 8 + 8 + 4 + 2;
 
 /// Up to `max` received events as one buffer of records
 /// `peer u64 LE ‖ stream_id u64 LE ‖ dropped_before u64 LE ‖ len u32 LE ‖
-/// bytes` (`dropped_before` as in `net_mesh_recv_next`), waiting up to
+/// channel_len u16 LE ‖ channel ‖ bytes` (`dropped_before` and the channel
+/// name as in `net_mesh_recv_next`; `channel_len` 0: none), waiting up to
 /// `timeout_ms` for the first; `*count_out` is the number of records.
 /// Returns `NET_OK`, `NET_TIMEOUT`, `NET_END` (shut down or freed) or
 /// `NET_ERR_CANCELLED` (nothing taken).
@@ -532,16 +550,27 @@ pub unsafe extern "C" fn net_mesh_recv_batch(
     cancel: *const net_cancel_t,
     error_out: *mut net_error_t,
 ) -> net_status_t {
+    fn channel(e: &crate::mesh::InboundEvent) -> &[u8] {
+        e.channel
+            .as_ref()
+            .map_or(&[][..], |c| c.as_str().as_bytes())
+    }
     ffi_export!(error_out error_out; handle mesh; cancel cancel; out records_out; out count_out; {
         match mesh.0.recv_cancellable(max.max(1), timeout_of(timeout_ms), cancel.token()) {
             Ok(events) => {
-                let size = events.iter().map(|e| RECORD_HEADER + e.data.len()).sum();
+                let size = events
+                    .iter()
+                    .map(|e| RECORD_HEADER + channel(e).len() + e.data.len())
+                    .sum();
                 let mut buf = Vec::with_capacity(size);
                 for e in &events {
                     buf.extend_from_slice(&e.peer.to_le_bytes());
                     buf.extend_from_slice(&e.stream_id.to_le_bytes());
                     buf.extend_from_slice(&e.dropped_before.to_le_bytes());
                     buf.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
+                    // Channel names are at most 255 bytes (ChannelName's rule).
+                    buf.extend_from_slice(&(channel(e).len() as u16).to_le_bytes());
+                    buf.extend_from_slice(channel(e));
                     buf.extend_from_slice(&e.data);
                 }
                 records_out.write(net_bytes_t::from_vec(buf));

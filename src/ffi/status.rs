@@ -75,6 +75,32 @@ pub enum net_status_t {
     NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH = -35,
     /// A channel name breaks the naming rules; the message says which.
     NET_ERR_CHANNEL_INVALID_NAME = -40,
+    /// The publisher refused the subscription: no token, or one that does
+    /// not authorize it, or capabilities its filter rejects; or this node
+    /// fails its own channel's publish policy.
+    NET_ERR_CHANNEL_UNAUTHORIZED = -41,
+    /// The channel is not registered at the publisher (subscribe) or on this
+    /// node (publish).
+    NET_ERR_CHANNEL_UNKNOWN = -42,
+    /// The publisher throttles this node's requests, or the channel's
+    /// `max_rate_pps` is spent (nothing was published).
+    NET_ERR_CHANNEL_RATE_LIMITED = -43,
+    /// The publisher refused the subscription: this node holds its most
+    /// channels there, or the channel has `max_subscribers` already (v0.11
+    /// acks both with one reason).
+    NET_ERR_CHANNEL_FULL = -44,
+    /// Another channel name with the same 16-bit hash is registered here, or
+    /// subscribed to at that publisher; its events would be indistinguishable.
+    NET_ERR_CHANNEL_HASH_COLLISION = -45,
+    /// Too many subscribe and unsubscribe requests are waiting for acks;
+    /// retry later.
+    NET_ERR_CHANNEL_TOO_MANY_PENDING = -46,
+    /// The channel configuration is invalid; the message names the key.
+    NET_ERR_CHANNEL_CONFIG = -47,
+    /// The publisher did not answer the subscribe or unsubscribe within the
+    /// membership ack timeout (it may be down, or a v0.11 node without the
+    /// channel machinery).
+    NET_ERR_CHANNEL_NO_ANSWER = -48,
     /// A RedEX file operation failed in the storage layer (nothing appended).
     NET_ERR_REDEX_IO = -100,
     /// The RedEX file refuses appends after a failed fsync or an unrecoverable
@@ -131,6 +157,9 @@ pub enum net_status_t {
     /// No route to the node (`net_mesh_connect_routed`), or the relay named
     /// is not a direct peer (`net_mesh_connect_via`).
     NET_ERR_MESH_NO_ROUTE = -210,
+    /// A capability set or query is invalid (the message names the key), or
+    /// the set does not fit one announcement.
+    NET_ERR_MESH_CAPABILITIES = -211,
     /// The CortEX fold is not running (halted on an error under the stop
     /// policy, or closed); reopen the model.
     NET_ERR_CORTEX_HALTED = -300,
@@ -196,6 +225,14 @@ impl net_status_t {
         Self::NET_ERR_ENVELOPE_SEAL_OPEN_FAILED,
         Self::NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH,
         Self::NET_ERR_CHANNEL_INVALID_NAME,
+        Self::NET_ERR_CHANNEL_UNAUTHORIZED,
+        Self::NET_ERR_CHANNEL_UNKNOWN,
+        Self::NET_ERR_CHANNEL_RATE_LIMITED,
+        Self::NET_ERR_CHANNEL_FULL,
+        Self::NET_ERR_CHANNEL_HASH_COLLISION,
+        Self::NET_ERR_CHANNEL_TOO_MANY_PENDING,
+        Self::NET_ERR_CHANNEL_CONFIG,
+        Self::NET_ERR_CHANNEL_NO_ANSWER,
         Self::NET_ERR_REDEX_IO,
         Self::NET_ERR_REDEX_POISONED,
         Self::NET_ERR_REDEX_SYNC_FAILED,
@@ -219,6 +256,7 @@ impl net_status_t {
         Self::NET_ERR_MESH_HANDSHAKE_IN_PROGRESS,
         Self::NET_ERR_MESH_STREAM_CLOSED,
         Self::NET_ERR_MESH_NO_ROUTE,
+        Self::NET_ERR_MESH_CAPABILITIES,
         Self::NET_ERR_CORTEX_HALTED,
         Self::NET_ERR_CORTEX_INVALID_QUERY,
         Self::NET_ERR_CORTEX_INVALID_CONFIG,
@@ -275,6 +313,14 @@ impl net_status_t {
             Self::NET_ERR_ENVELOPE_SEAL_OPEN_FAILED => c"NET_ERR_ENVELOPE_SEAL_OPEN_FAILED",
             Self::NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH => c"NET_ERR_ENVELOPE_ORIGIN_HASH_MISMATCH",
             Self::NET_ERR_CHANNEL_INVALID_NAME => c"NET_ERR_CHANNEL_INVALID_NAME",
+            Self::NET_ERR_CHANNEL_UNAUTHORIZED => c"NET_ERR_CHANNEL_UNAUTHORIZED",
+            Self::NET_ERR_CHANNEL_UNKNOWN => c"NET_ERR_CHANNEL_UNKNOWN",
+            Self::NET_ERR_CHANNEL_RATE_LIMITED => c"NET_ERR_CHANNEL_RATE_LIMITED",
+            Self::NET_ERR_CHANNEL_FULL => c"NET_ERR_CHANNEL_FULL",
+            Self::NET_ERR_CHANNEL_HASH_COLLISION => c"NET_ERR_CHANNEL_HASH_COLLISION",
+            Self::NET_ERR_CHANNEL_TOO_MANY_PENDING => c"NET_ERR_CHANNEL_TOO_MANY_PENDING",
+            Self::NET_ERR_CHANNEL_CONFIG => c"NET_ERR_CHANNEL_CONFIG",
+            Self::NET_ERR_CHANNEL_NO_ANSWER => c"NET_ERR_CHANNEL_NO_ANSWER",
             Self::NET_ERR_REDEX_IO => c"NET_ERR_REDEX_IO",
             Self::NET_ERR_REDEX_POISONED => c"NET_ERR_REDEX_POISONED",
             Self::NET_ERR_REDEX_SYNC_FAILED => c"NET_ERR_REDEX_SYNC_FAILED",
@@ -298,6 +344,7 @@ impl net_status_t {
             Self::NET_ERR_MESH_HANDSHAKE_IN_PROGRESS => c"NET_ERR_MESH_HANDSHAKE_IN_PROGRESS",
             Self::NET_ERR_MESH_STREAM_CLOSED => c"NET_ERR_MESH_STREAM_CLOSED",
             Self::NET_ERR_MESH_NO_ROUTE => c"NET_ERR_MESH_NO_ROUTE",
+            Self::NET_ERR_MESH_CAPABILITIES => c"NET_ERR_MESH_CAPABILITIES",
             Self::NET_ERR_CORTEX_HALTED => c"NET_ERR_CORTEX_HALTED",
             Self::NET_ERR_CORTEX_INVALID_QUERY => c"NET_ERR_CORTEX_INVALID_QUERY",
             Self::NET_ERR_CORTEX_INVALID_CONFIG => c"NET_ERR_CORTEX_INVALID_CONFIG",

@@ -121,3 +121,50 @@ pub fn wait_in_flight<T>(handle: *const T, done: &std::sync::atomic::AtomicBool)
         std::thread::yield_now();
     }
 }
+
+/// The node_id of a mesh node.
+pub fn node_id(m: *mut net_mesh_t) -> u64 {
+    let mut id = 0;
+    assert_eq!(
+        unsafe { net_mesh_node_id(m, &mut id) },
+        net_status_t::NET_OK
+    );
+    id
+}
+
+/// `a` handshakes with `b` directly (the routed form, b needs no accept).
+pub fn connect(a: *mut net_mesh_t, b: *mut net_mesh_t) {
+    let mut key = net_bytes_t::EMPTY;
+    let mut addr = net_bytes_t::EMPTY;
+    unsafe {
+        assert_eq!(net_mesh_public_key(b, &mut key), net_status_t::NET_OK);
+        assert_eq!(net_mesh_local_addr(b, &mut addr), net_status_t::NET_OK);
+    }
+    let key = take(key);
+    let addr = take(addr);
+    let st = unsafe {
+        net_mesh_connect(
+            a,
+            addr.as_ptr(),
+            addr.len(),
+            key.as_ptr(),
+            key.len(),
+            node_id(b),
+            std::ptr::null(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(st, net_status_t::NET_OK, "{}", last_error());
+}
+
+/// Polls `f` every 5 ms until it holds; panics after 20 s.
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

@@ -4,6 +4,10 @@ import {
   type NetDBOptions,
   type MeshRoutes,
   type MeshRoute,
+  type ChannelConfig,
+  type PublishReport,
+  type NodeCapabilities,
+  ChannelUnauthorizedError,
   MeshNoRouteError,
   Mesh,
   MeshStream,
@@ -357,6 +361,20 @@ async function main(): Promise<void> {
     const relay: bigint | null = m.peers()[0].relay;
     const noRoute: MeshNoRouteError | null = null;
     void [via, routed, hop, relay, noRoute];
+    const cfg: ChannelConfig = { requireToken: true, subscribeCaps: { require_tags: ['gpu'] }, maxRatePps: 10 };
+    const evicted: number = m.registerChannel('news', cfg);
+    const sub: Promise<void> = m.subscribe(id, 'news', { token: Buffer.alloc(159), signal: opts.signal });
+    const unsub: Promise<void> = m.unsubscribe(id, 'news', opts);
+    const report: PublishReport = m.publish('news', ['x', Buffer.from('y')], { reliable: true });
+    m.announce({ tags: ['gpu'], hardware: { memory_mb: 1024 } });
+    const found: bigint[] = m.findNodes({ filter: { require_tags: ['gpu'] } });
+    const best: { nodeId: bigint; score: number } | null = m.findBestNode({ weights: { memory: 1 } });
+    const caps: NodeCapabilities[] = m.capabilities();
+    const gone: number = m.deregisterChannel('news');
+    m.installChannelToken(Buffer.alloc(159));
+    const refused: ChannelUnauthorizedError | null = null;
+    const chan: string = (await m.recv(1))?.[0]?.channel ?? '';
+    void [evicted, sub, unsub, report, found, best, caps, gone, refused, chan, m.channels()];
     const evs2: Promise<MeshEvent[] | null> = m.recv(10, null, opts);
     const ok2: Promise<boolean> = st.sendBlocking(['x'], undefined, opts);
     for await (const e of m.events(opts)) {

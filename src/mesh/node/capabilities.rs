@@ -56,6 +56,22 @@ impl Capabilities for CapabilitySet {
     }
 }
 
+/// A capability query filter (the `find_nodes` one) serves as a channel's
+/// publish or subscribe filter: it is matched against the peer's announced
+/// set, and against the empty set for a peer that announced nothing (so
+/// any requirement fails closed).
+impl super::super::channels::CapabilityFilter for super::super::capability::CapabilityFilter {
+    fn admits(&self, capabilities: &dyn Capabilities) -> bool {
+        match capabilities
+            .as_any()
+            .and_then(|any| any.downcast_ref::<CapabilitySet>())
+        {
+            Some(set) => self.matches(set),
+            None => self.matches(&CapabilitySet::default()),
+        }
+    }
+}
+
 /// The node's capability state.
 pub(super) struct CapabilityGlue {
     plane: Mutex<CapabilityPlane>,

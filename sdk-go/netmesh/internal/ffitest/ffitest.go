@@ -51,7 +51,7 @@ static int watch_free_check(net_model_watch_t *watch, int *left, net_status_t *s
 static net_status_t mesh_recv_marked(const net_mesh_t *mesh, int *left) {
 	uint64_t peer = 0, sid = 0;
 	net_bytes_t data = {0};
-	net_status_t st = net_mesh_recv_next(mesh, NET_WAIT_FOREVER, &peer, &sid, &data, NULL, NULL, NULL);
+	net_status_t st = net_mesh_recv_next(mesh, NET_WAIT_FOREVER, &peer, &sid, &data, NULL, NULL, NULL, NULL);
 	__atomic_store_n(left, 1, __ATOMIC_SEQ_CST);
 	net_bytes_free(&data);
 	return st;
