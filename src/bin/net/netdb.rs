@@ -108,11 +108,17 @@ fn open_db(redex: &Redex, tasks: bool, memories: bool, bundle: Option<&[u8]>) ->
     if memories {
         builder = builder.with_memories();
     }
-    match bundle {
+    // Opening folds each model's log to its end: a spinner on a terminal
+    // while that runs (a large log takes a while).
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message("opening NetDB: folding the models' logs");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let db = match bundle {
         Some(bytes) => builder.build_from_bundle(bytes),
         None => builder.build(),
-    }
-    .context("opening NetDB")
+    };
+    spinner.finish_and_clear();
+    db.context("opening NetDB")
 }
 
 fn snapshot(args: &SnapshotArgs, out: Output) -> Result<()> {
