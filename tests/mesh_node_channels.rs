@@ -106,6 +106,70 @@ fn subscribe_publish_unsubscribe_between_net_nodes() {
     b.unsubscribe(a.node_id(), &ch, None).unwrap();
 }
 
+/// Records the header priority of every publish packet a node sends on
+/// `stream`.
+struct PriorityProbe {
+    stream: u64,
+    seen: std::sync::Mutex<Vec<u8>>,
+}
+
+impl net::mesh::PacketFilter for PriorityProbe {
+    fn outbound(&self, _to: std::net::SocketAddr, datagram: &[u8]) -> net::mesh::Verdict {
+        if let Ok(h) = net::wire::NetHeader::decode(datagram)
+            && h.stream_id == self.stream
+        {
+            self.seen.lock().unwrap().push(h.priority);
+        }
+        net::mesh::Verdict::Pass
+    }
+}
+
+#[test]
+fn a_channels_priority_reaches_net_subscribers_headers_only() {
+    let (a, b) = (started(""), started(""));
+    link(&b, &a);
+    let ch = name("alerts/fire");
+    let config = ChannelConfig {
+        priority: 9,
+        ..ChannelConfig::default()
+    };
+    a.register_channel(&ch, config.clone()).unwrap();
+    b.subscribe(a.node_id(), &ch, None, None).unwrap();
+    let probe = Arc::new(PriorityProbe {
+        stream: publish_stream_id(ch.hash()),
+        seen: Default::default(),
+    });
+    a.set_filter(Some(probe.clone()));
+    a.publish(&ch, &[b"smoke".as_slice()], true).unwrap();
+    assert_eq!(recv_n(&b, 1)[0].data, b"smoke");
+    let seen = probe.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty() && seen.iter().all(|&p| p == 9), "{seen:?}");
+
+    // A v0.11 subscriber of the same kind of channel sees priority 0, as
+    // v0.11 always sends.
+    let legacy = name("alerts/legacy");
+    a.register_channel(&legacy, config).unwrap();
+    let mut raw = RawPeer::connect(&a, 0x0123_4567_89ab_cdef, &PSK).expect("handshake");
+    let subscribe = Membership::Subscribe {
+        nonce: 1,
+        channel: legacy.clone(),
+        token: None,
+    }
+    .encode();
+    let datagram = raw.subprotocol(ids::MEMBERSHIP, &[&subscribe]);
+    raw.send(&datagram);
+    raw.recv_matching(Duration::from_secs(5), |h, _| {
+        h.subprotocol_id == ids::MEMBERSHIP
+    })
+    .expect("an Ack");
+    a.publish(&legacy, &[b"e"], false).unwrap();
+    let stream = publish_stream_id(legacy.hash());
+    let (header, _) = raw
+        .recv_matching(Duration::from_secs(5), |h, _| h.stream_id == stream)
+        .expect("the publish");
+    assert_eq!(header.priority, 0);
+}
+
 #[test]
 fn refusals_are_typed_and_a_valid_token_is_accepted() {
     let a = seeded(0x11, "");

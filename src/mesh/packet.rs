@@ -21,6 +21,8 @@ pub struct PacketKind {
     pub sequence: u64,
     /// Number of event frames in the payload.
     pub event_count: u16,
+    /// Header priority (0 towards v0.11 peers, which always send 0).
+    pub priority: u8,
 }
 
 impl PacketKind {
@@ -31,6 +33,7 @@ impl PacketKind {
         stream_id: 0,
         sequence: 0,
         event_count: 0,
+        priority: 0,
     };
 }
 
@@ -93,6 +96,7 @@ pub fn seal_in_place(
         sequence: kind.sequence,
         payload_len: (buf.len() - HEADER_SIZE) as u16,
         event_count: kind.event_count,
+        priority: kind.priority,
         ..NetHeader::default()
     };
     let header_bytes = header.encode();

@@ -43,6 +43,9 @@ pub(crate) struct TxState {
     pub credit: TxCredit,
     pub next_seq: u64,
     pub sender: ReliableSender,
+    /// Header priority of this stream's packets towards a Net peer (a
+    /// channel's `priority`); the writer sends higher priorities first.
+    pub priority: u8,
 }
 
 /// The receive half.
@@ -154,6 +157,7 @@ impl Stream {
                 credit: TxCredit::new(window),
                 next_seq: 0,
                 sender: ReliableSender::new(),
+                priority: 0,
             },
             rx: RxState::default(),
             last_active: now,
@@ -200,17 +204,27 @@ impl StreamTable {
     /// The writer takes the outbox: each packet gets its stream's next
     /// sequence, and a Net-reliable packet is kept for retransmission.
     /// Empty: the outbox is released (see [`Outbox::take`]).
+    ///
+    /// Packets of higher-priority streams come first; each stream's
+    /// packets keep their order (a stable sort, skipped when every
+    /// priority is 0).
     pub fn take_outbox(&mut self, now: Instant) -> Vec<TakenPacket> {
         let streams = &mut self.streams;
-        self.outbox.take(now, |p| {
+        let mut prioritized = false;
+        let mut taken = self.outbox.take(now, |p| {
             let s = streams.get_mut(&p.stream_id)?;
             let seq = s.tx.next_seq;
             s.tx.next_seq += 1;
             if s.tx.mode == TxMode::Net {
                 s.tx.sender.on_sent(seq, p.count, p.payload().to_vec(), now);
             }
-            Some(seq)
-        })
+            prioritized |= s.tx.priority != 0;
+            Some((seq, s.tx.priority))
+        });
+        if prioritized {
+            taken.sort_by_key(|t| std::cmp::Reverse(t.priority));
+        }
+        taken
     }
 
     pub fn len(&self) -> usize {
@@ -317,6 +331,37 @@ impl StreamTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn higher_priority_streams_are_written_first_each_in_its_own_order() {
+        let now = Instant::now();
+        let mut table = StreamTable::new(8, Duration::from_secs(60), 1 << 20);
+        table.open(1, false, None, now);
+        table.open(2, false, None, now).tx.priority = 7;
+        table.open(3, false, None, now).tx.priority = 3;
+        // Interleaved, one event per packet (limit 8 bytes).
+        for (stream, event) in [(1, b"a1"), (2, b"b1"), (3, b"c1"), (1, b"a2"), (2, b"b2")] {
+            table.outbox.append(stream, 0, &[event.as_slice()], 8);
+        }
+        let order: Vec<(u64, u64)> = table
+            .take_outbox(now)
+            .iter()
+            .map(|t| (t.packet.stream_id, t.sequence))
+            .collect();
+        assert_eq!(order, vec![(2, 0), (2, 1), (3, 0), (1, 0), (1, 1)]);
+        // All priorities 0: the append order, untouched.
+        table.open(2, false, None, now).tx.priority = 0;
+        table.open(3, false, None, now).tx.priority = 0;
+        for (stream, event) in [(3, b"c2"), (1, b"a3"), (2, b"b3")] {
+            table.outbox.append(stream, 0, &[event.as_slice()], 8);
+        }
+        let streams: Vec<u64> = table
+            .take_outbox(now)
+            .iter()
+            .map(|t| t.packet.stream_id)
+            .collect();
+        assert_eq!(streams, vec![3, 1, 2]);
+    }
 
     #[test]
     fn the_last_grant_is_repeated_with_backoff_until_a_new_one() {

@@ -151,6 +151,8 @@ impl Inner {
                     stream_id,
                     sequence: seq,
                     event_count: packet.event_count,
+                    // Only Net reliable streams retransmit: a Net peer.
+                    priority: stream.tx.priority,
                     ..PacketKind::default()
                 };
                 let mut out = Vec::new();

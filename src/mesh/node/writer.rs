@@ -156,6 +156,8 @@ impl Inner {
                 return;
             }
             let packets = taken.len() as u64;
+            // v0.11 always sends priority 0; only a Net peer sees ours.
+            let net = peer.binding().is_net();
             let mut datagrams = Vec::with_capacity(taken.len());
             for t in taken {
                 let kind = PacketKind {
@@ -163,6 +165,7 @@ impl Inner {
                     stream_id: t.packet.stream_id,
                     sequence: t.sequence,
                     event_count: t.packet.count,
+                    priority: if net { t.priority } else { 0 },
                     ..PacketKind::default()
                 };
                 let mut buf = t.packet.buf;

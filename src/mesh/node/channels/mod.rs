@@ -28,8 +28,8 @@ use serde_json::json;
 use super::super::capability::CapabilityPlane;
 use super::super::channels::{
     ChannelEvent, ChannelHub, ChannelsSettings, Eviction, HashCollision, InboundChannel, LocalNode,
-    Now, PeerContext, PeerDirectory, PeerKind, PublishError, RegistryError, RequestError,
-    RequestOutcome, SubnetId, SubscribeError, Transport, publish_stream_hash,
+    Now, PeerContext, PeerDirectory, PeerKind, PublishError, PublishTarget, RegistryError,
+    RequestError, RequestOutcome, SubnetId, SubscribeError, Transport, publish_stream_hash,
 };
 use super::super::packet::PacketKind;
 use super::super::peer::Peer;
@@ -465,7 +465,7 @@ impl Inner {
                 }
                 _ => TxMode::Plain,
             };
-            match self.publish_to(target.peer, plan.stream_id, mode, events) {
+            match self.publish_to(target, plan.stream_id, mode, events) {
                 Ok(()) => report.delivered += 1,
                 Err(e) => report.errors.push((target.peer, e)),
             }
@@ -481,11 +481,12 @@ impl Inner {
     /// its own settings). Never waits: a spent window is Backpressure.
     fn publish_to<E: AsRef<[u8]>>(
         &self,
-        peer_id: u64,
+        target: &PublishTarget,
         stream_id: u64,
         mode: TxMode,
         events: &[E],
     ) -> Result<(), MeshError> {
+        let peer_id = target.peer;
         let peer = self.peer(peer_id)?;
         // While the identity exchange is still running the plan saw a
         // v0.11 peer; fixing the stream's mode now could tie a Net
@@ -505,6 +506,7 @@ impl Inner {
                     stream.tx.mode = mode;
                 }
             }
+            stream.tx.priority = target.header_priority;
         }
         self.send_events(peer_id, stream_id, events, None, None)
     }
