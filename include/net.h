@@ -2120,6 +2120,44 @@ net_status_t net_token_delegate(const net_identity_t *signer,
                                 uint32_t requested_scope,
                                 net_bytes_t *token_out);
 
+// The node's NAT as a JSON object: `class` ("open" | "cone" |
+// "symmetric" | "unknown": what the `nat:*` capability tag says),
+// `reflex` ("IP:port" peers can reach us at, or null — never a private,
+// loopback or wildcard address), `mapping` and `filtering` (the RFC 4787
+// behaviours the last round showed: "None", "EndpointIndependent",
+// "AddressDependent", "AddressAndPortDependent", "Dependent", "Unknown"),
+// `port_preserving`, `override` ("IP:port" or null), `rounds`
+// (classification rounds committed), `classify` (whether the node
+// classifies by itself: config `nat_classify`).
+//
+// # Safety
+// `mesh` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_mesh_nat(const net_mesh_t *mesh, net_bytes_t *json_out);
+
+// Sets the operator's reflex override to `addr` ("IP:port", a public
+// address: class Open with that reflex, classification paused), or
+// clears it when `addr` is NULL. A node that announced capabilities
+// re-announces at once with the new `nat:*` tag and reflex.
+//
+// Errors: `NET_ERR_INVALID_ARGUMENT` naming `addr` when it is not an
+// IP:port address or is private, loopback, a wildcard or port 0.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `addr` is NULL or readable for
+// `addr_len` bytes.
+net_status_t net_mesh_set_reflex_override(const net_mesh_t *mesh,
+                                          const uint8_t *addr,
+                                          size_t addr_len);
+
+// Starts a NAT classification round now (as when the local address
+// changed). It probes up to three direct Net peers on distinct IP
+// addresses; with fewer than two it waits for more. Returns at once;
+// `net_mesh_nat`'s `rounds` counts the rounds committed.
+//
+// # Safety
+// `mesh` is NULL or from libnet.
+net_status_t net_mesh_reclassify_nat(const net_mesh_t *mesh);
+
 // The library version ("MAJOR.MINOR.PATCH"), a static NUL-terminated string.
 const char *net_version(void);
 

@@ -281,6 +281,9 @@ net_status_t net_token_is_expired(const uint8_t *token, size_t token_len, bool *
 net_status_t net_token_is_expired_at(const uint8_t *token, size_t token_len, uint64_t now_unix_secs, bool *out);
 net_status_t net_token_authorizes(const uint8_t *token, size_t token_len, uint32_t action, uint16_t channel_hash, bool *out);
 net_status_t net_token_delegate(const net_identity_t *signer, const uint8_t *parent, size_t parent_len, const uint8_t *new_subject, size_t new_subject_len, uint32_t requested_scope, net_bytes_t *token_out);
+net_status_t net_mesh_nat(const net_mesh_t *mesh, net_bytes_t *json_out);
+net_status_t net_mesh_set_reflex_override(const net_mesh_t *mesh, const uint8_t *addr, size_t addr_len);
+net_status_t net_mesh_reclassify_nat(const net_mesh_t *mesh);
 const char *net_version(void);
 uint32_t net_abi_version(void);
 '''

@@ -30,6 +30,7 @@ mod redex;
 mod status;
 mod sync;
 mod token;
+mod traversal;
 mod turn;
 mod version;
 

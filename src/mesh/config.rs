@@ -97,6 +97,8 @@ pub struct MeshConfig {
     /// How often expired capability entries and dedup records are swept
     /// (60 s).
     pub capability_gc_interval: Duration,
+    /// NAT classification and the reflex override (`node/traversal.rs`).
+    pub traversal: super::TraversalSettings,
 }
 
 impl std::fmt::Debug for MeshConfig {
@@ -143,6 +145,7 @@ impl Default for MeshConfig {
             channels: ChannelsSettings::default(),
             capabilities: CapabilityConfig::default(),
             capability_gc_interval: DEFAULT_GC_INTERVAL,
+            traversal: super::TraversalSettings::default(),
         }
     }
 }
@@ -183,6 +186,10 @@ struct Raw {
     min_announce_interval_ms: Option<u64>,
     require_signed_capabilities: Option<bool>,
     capability_gc_interval_ms: Option<u64>,
+    nat_classify: Option<bool>,
+    classify_period_ms: Option<u64>,
+    classify_deadline_ms: Option<u64>,
+    reflex_override: Option<String>,
 }
 
 fn key32(hex: &str, key: &str) -> Result<Zeroizing<[u8; 32]>, ConfigError> {
@@ -253,6 +260,10 @@ impl MeshConfig {
     /// `capability_ttl_secs`, `min_announce_interval_ms`,
     /// `require_signed_capabilities`, `capability_gc_interval_ms` (sweep
     /// and GC intervals below 1 s are refused: v0.11 clamps them to 1 s).
+    /// NAT (`node/traversal.rs`): `nat_classify` (bool, default true),
+    /// `classify_period_ms` (≥ 1000, default 60 000),
+    /// `classify_deadline_ms` (≥ 100, default 5 000), `reflex_override`
+    /// (`"ip:port"`, a public address: class Open with that reflex).
     ///
     /// # Errors
     /// [`ConfigError`] naming the key (unknown keys included).
@@ -334,6 +345,7 @@ impl MeshConfig {
             config.aes = v;
         }
         apply_channel_keys(&raw, &mut config)?;
+        apply_traversal_keys(&raw, &mut config)?;
         if config.heartbeat_interval >= config.session_timeout {
             return Err(ConfigError(format!(
                 "heartbeat_interval_ms ({}) must be below session_timeout_ms ({})",
@@ -343,6 +355,34 @@ impl MeshConfig {
         }
         Ok(config)
     }
+}
+
+/// The NAT keys of [`MeshConfig::from_json`].
+fn apply_traversal_keys(raw: &Raw, config: &mut MeshConfig) -> Result<(), ConfigError> {
+    let t = &mut config.traversal;
+    if let Some(v) = raw.nat_classify {
+        t.classify = v;
+    }
+    if let Some(v) = raw.classify_period_ms {
+        t.classify_period = ms(v, "classify_period_ms", 1000, DAY_MS)?;
+    }
+    if let Some(v) = raw.classify_deadline_ms {
+        t.classify_deadline = ms(v, "classify_deadline_ms", 100, DAY_MS)?;
+    }
+    if let Some(addr) = raw.reflex_override.as_deref() {
+        let parsed: SocketAddr = addr.parse().map_err(|_| {
+            ConfigError(format!(
+                "reflex_override: {addr:?} is not an IP:port address"
+            ))
+        })?;
+        if !crate::mesh::traversal::is_advertisable(parsed) {
+            return Err(ConfigError(format!(
+                "reflex_override: {addr} is not reachable from other networks (private, loopback, wildcard or port 0)"
+            )));
+        }
+        t.reflex_override = Some(parsed);
+    }
+    Ok(())
 }
 
 /// The channel and capability keys of [`MeshConfig::from_json`].

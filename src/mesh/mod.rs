@@ -46,7 +46,10 @@ pub use filter::{NetemFilter, PacketFilter, Verdict};
 pub use handshake::{Accepted, HandshakeError, HandshakeForm, Initiator, Responder, prologue};
 pub use hello::{Hello, HelloError};
 pub use inbound::InboundEvent;
-pub use node::{CapabilityError, ChannelError, MeshError, MeshNode, PeerInfo, PublishReport};
+pub use node::{
+    CapabilityError, ChannelError, MeshError, MeshNode, NatStatus, PeerInfo, PublishReport,
+    TraversalSettings,
+};
 pub use packet::{OpenError, PacketKind};
 pub use reliable::{LegacyGate, RelAck, ReliableReceiver, ReliableSender};
 pub use replay::{Advance, ReplayError, ReplayWindow};

@@ -178,9 +178,12 @@ impl CapabilityPlane {
     }
 
     /// Sets or clears our reflexive address (used from the next
-    /// announcement on) and resets the limiter, as v0.11 does for the
-    /// reflex override.
+    /// announcement on) and, when it changed, resets the limiter, as v0.11
+    /// does for the reflex override.
     pub fn set_reflex_addr(&mut self, reflex_addr: Option<SocketAddr>) {
+        if self.reflex_addr == reflex_addr {
+            return; // unchanged: the limiter keeps its state
+        }
         self.reflex_addr = reflex_addr;
         self.scheduler.reset();
     }

@@ -110,7 +110,7 @@ impl CapabilityGlue {
     }
 }
 
-fn unix_ns() -> u64 {
+pub(super) fn unix_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
@@ -134,7 +134,7 @@ impl Inner {
     }
 
     /// `bytes` to every peer except `skip`.
-    fn broadcast_announcement(&self, bytes: &[u8], skip: &[u64]) {
+    pub(super) fn broadcast_announcement(&self, bytes: &[u8], skip: &[u64]) {
         let peers: Vec<_> = self
             .peers
             .iter()
@@ -148,6 +148,7 @@ impl Inner {
 
     /// A session with `peer` came up: our latest announcement, if any.
     pub(super) fn on_session_up(&self, peer: &Peer) {
+        self.traversal_session_up(peer);
         let bytes = self.capabilities.plane().on_peer_connected(peer.node_id);
         if let Some(bytes) = bytes {
             self.send_announcement(peer, &bytes);
@@ -253,13 +254,22 @@ impl MeshNode {
     /// # Errors
     /// [`CapabilityError::Announcement`] when the set does not fit one
     /// frame (nothing changes); [`MeshError::ShuttingDown`].
-    pub fn announce(&self, caps: CapabilitySet) -> Result<(), CapabilityError> {
+    ///
+    /// Once this node has classified its NAT (or has a reflex override),
+    /// the set carries exactly one `nat:*` tag naming the class and the
+    /// announcement our reflex address (`node/traversal.rs`); both are
+    /// kept current by re-announcing when a classification changes them.
+    pub fn announce(&self, mut caps: CapabilitySet) -> Result<(), CapabilityError> {
         self.inner.check_running()?;
-        let bytes = self
-            .inner
-            .capabilities
-            .plane()
-            .announce(caps, Instant::now(), unix_ns())?;
+        let (tag, reflex) = (self.inner.nat_tag(), self.inner.nat_reflex());
+        if let Some(tag) = tag {
+            caps.set_nat_tag(tag);
+        }
+        let bytes = {
+            let mut plane = self.inner.capabilities.plane();
+            plane.set_reflex_addr(reflex);
+            plane.announce(caps, Instant::now(), unix_ns())?
+        };
         if let Some(bytes) = bytes {
             self.inner.broadcast_announcement(&bytes, &[]);
         }

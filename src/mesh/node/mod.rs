@@ -36,6 +36,7 @@ mod session_install;
 mod tasks;
 #[cfg(feature = "test-util")]
 mod testing;
+mod traversal;
 mod writer;
 
 use std::collections::HashMap;
@@ -61,6 +62,7 @@ use crate::identity::{EntityId, EntityKeypair, routing_id};
 
 pub use capabilities::CapabilityError;
 pub use channels::{ChannelError, PublishReport};
+pub use traversal::{NatStatus, TraversalSettings};
 
 /// Why a mesh call failed.
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +188,12 @@ pub(crate) struct Stats {
     pub sessions_replaced: AtomicU64,
     /// Candidates dropped: hello refused, superseded or never came.
     pub candidates_dropped: AtomicU64,
+    /// Reflex probes (empty 0x0D00 events) we sent.
+    pub reflex_probes: AtomicU64,
+    /// Reflex answers we received.
+    pub reflex_answers: AtomicU64,
+    /// Reflex probes we answered.
+    pub reflex_answered: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -316,6 +324,8 @@ pub(crate) struct Inner {
     channels: channels::ChannelGlue,
     /// Our announcements and the capability index (`capabilities.rs`).
     capabilities: capabilities::CapabilityGlue,
+    /// NAT classification and the reflex (`traversal.rs`).
+    traversal: traversal::TraversalGlue,
 }
 
 /// A mesh node. Cheap to share behind an `Arc`; every method takes `&self`
@@ -435,7 +445,9 @@ impl MeshNode {
             config.capabilities,
             config.capability_gc_interval,
         );
+        let traversal = traversal::TraversalGlue::new(&config.traversal, local_addr);
         let inner = Arc::new(Inner {
+            traversal,
             channels: channel_glue,
             capabilities: capability_glue,
             responder: Responder::new(*static_secret, *config.psk, node_id),
@@ -1221,6 +1233,9 @@ impl Inner {
         out["sessions_replaced"] = g(&s.sessions_replaced).into();
         out["candidates_dropped"] = g(&s.candidates_dropped).into();
         out["candidates_held"] = (self.candidates.len() as u64).into();
+        out["reflex_probes"] = g(&s.reflex_probes).into();
+        out["reflex_answers"] = g(&s.reflex_answers).into();
+        out["reflex_answered"] = g(&s.reflex_answered).into();
         out
     }
 }

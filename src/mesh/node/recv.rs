@@ -437,6 +437,7 @@ impl Inner {
             }
             ids::MEMBERSHIP => self.handle_membership(peer, header, plaintext),
             ids::CAPABILITY => self.handle_capability(peer, header, plaintext),
+            ids::REFLEX => self.handle_reflex(peer, header, plaintext, direct_from),
             ids::NET_RELIABILITY if peer.binding().peer_entity.is_some() => {
                 for event in decode_events(plaintext, usize::from(header.event_count)) {
                     if let Ok(ack) = RelAck::decode(event) {
@@ -526,6 +527,10 @@ impl Inner {
         peer.session
             .enable_aes(offered, offered && peer_offered && bound);
         peer.binding_changed.notify_all();
+        if bound {
+            // A Net peer is a probe candidate now.
+            self.traversal_session_up(peer);
+        }
         if hello.flags & FLAG_ACK == 0 {
             self.send_hello(peer, true);
         }

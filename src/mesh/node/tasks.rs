@@ -112,6 +112,7 @@ fn reliability_round(inner: &Inner) {
     let now = Instant::now();
     inner.channel_tick(now);
     inner.capability_tick(now);
+    inner.traversal_tick(now);
     inner.expire_candidates(now);
     for peer in snapshot(inner) {
         drive_hello(inner, &peer, now);

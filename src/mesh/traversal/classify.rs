@@ -270,11 +270,9 @@ pub fn classify(
             mapping: Mapping::None,
             // No NAT: whatever filters is a firewall; evidence still counts.
             filtering,
-            reflex: if all_agree {
-                Some(first.observed)
-            } else {
-                None
-            },
+            // Our own address, when peers can use it (never loopback or
+            // private: the module doc).
+            reflex: agreed_reflex,
             port_preserving: true,
         };
     }
