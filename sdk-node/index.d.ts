@@ -473,6 +473,29 @@ export interface MeshOptions {
   aes?: boolean;
   maxPendingHandshakes?: number;
   loopbackDepth?: number;
+  /** The node classifies its NAT by itself (default true). */
+  natClassify?: boolean;
+  classifyPeriodMs?: number;
+  classifyDeadlineMs?: number;
+  /** 'IP:port', a public address: class Open with that reflex. */
+  reflexOverride?: string;
+}
+
+/** Where a node's NAT stands (`Mesh.nat()`). */
+export interface NatStatus {
+  /** What the `nat:*` capability tag says. */
+  class: 'open' | 'cone' | 'symmetric' | 'unknown';
+  /** 'IP:port' peers can reach us at (never private, loopback or wildcard). */
+  reflex: string | null;
+  /** RFC 4787 mapping of the last round ('EndpointIndependent', …). */
+  mapping: string;
+  /** RFC 4787 filtering of the last round. */
+  filtering: string;
+  portPreserving: boolean;
+  override: string | null;
+  /** Classification rounds committed. */
+  rounds: number;
+  classify: boolean;
 }
 
 /** One received event. */
@@ -702,6 +725,12 @@ export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable, Async
   /** The routing table (`net_mesh_routes`). */
   routes(): MeshRoutes;
   stats(): Record<string, number | bigint>;
+  /** The node's NAT (`net_mesh_nat`). */
+  nat(): NatStatus;
+  /** Sets ('IP:port') or clears (null) the reflex override; throws `InvalidArgumentError`. */
+  setReflexOverride(addr: string | null): void;
+  /** Starts a NAT classification round now. */
+  reclassifyNat(): void;
   /** Registers (or reconfigures) a channel; the subscribers evicted. Throws `ChannelConfigError` naming the key. */
   registerChannel(name: string, config?: ChannelConfig): number;
   /** Removes a channel; the subscribers evicted. */

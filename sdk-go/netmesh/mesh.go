@@ -53,6 +53,15 @@ type MeshConfig struct {
 	// when the CPU has AES instructions; used when both sides offer it):
 	// every session stays on ChaCha20-Poly1305.
 	NoAES bool
+	// NoNATClassify stops the node classifying its NAT by itself (on by
+	// default; see Mesh.NAT).
+	NoNATClassify bool
+	// ClassifyPeriod and ClassifyDeadline time the classification rounds
+	// (60 s and 5 s by default).
+	ClassifyPeriod, ClassifyDeadline time.Duration
+	// ReflexOverride ("IP:port", a public address) announces class Open
+	// with that reflex and pauses classification.
+	ReflexOverride string
 }
 
 // MarshalJSON gives the configuration JSON of net_mesh_new.
@@ -81,6 +90,14 @@ func (c MeshConfig) MarshalJSON() ([]byte, error) {
 	ms("handshake_timeout_ms", c.HandshakeTimeout)
 	ms("stream_idle_timeout_ms", c.StreamIdleTimeout)
 	ms("hello_timeout_ms", c.HelloTimeout)
+	ms("classify_period_ms", c.ClassifyPeriod)
+	ms("classify_deadline_ms", c.ClassifyDeadline)
+	if c.NoNATClassify {
+		put("nat_classify", false)
+	}
+	if c.ReflexOverride != "" {
+		put("reflex_override", c.ReflexOverride)
+	}
 	if c.HandshakeRetries > 0 {
 		put("handshake_retries", c.HandshakeRetries)
 	}

@@ -84,6 +84,8 @@ const DURATIONS = {
   handshakeTimeoutMs: 'handshake_timeout_ms',
   streamIdleTimeoutMs: 'stream_idle_timeout_ms',
   helloTimeoutMs: 'hello_timeout_ms',
+  classifyPeriodMs: 'classify_period_ms',
+  classifyDeadlineMs: 'classify_deadline_ms',
 };
 const PLAIN = {
   bind: 'bind',
@@ -101,6 +103,8 @@ const PLAIN = {
   aes: 'aes',
   maxPendingHandshakes: 'max_pending_handshakes',
   loopbackDepth: 'loopback_depth',
+  natClassify: 'nat_classify',
+  reflexOverride: 'reflex_override',
 };
 const KEYS = { psk: 'psk_hex', identitySeed: 'identity_seed_hex', staticSecret: 'static_secret_hex' };
 
@@ -424,6 +428,47 @@ class Mesh {
       forwarding: counters(raw.forwarding),
       pingwaves: counters(raw.pingwaves),
     };
+  }
+
+  /**
+   * Where this node's NAT stands: `{ class: 'open' | 'cone' | 'symmetric' |
+   * 'unknown' (the nat:* capability tag), reflex ('IP:port' peers can reach
+   * us at, or null), mapping, filtering (RFC 4787 names), portPreserving,
+   * override, rounds, classify }`.
+   */
+  nat() {
+    const raw = JSON.parse(calls.meshBytes(fns.net_mesh_nat, this.#live()).toString('utf8'));
+    return {
+      class: raw.class,
+      reflex: raw.reflex,
+      mapping: raw.mapping,
+      filtering: raw.filtering,
+      portPreserving: raw.port_preserving,
+      override: raw.override,
+      rounds: Number(raw.rounds),
+      classify: raw.classify,
+    };
+  }
+
+  /**
+   * Sets the operator's reflex override ('IP:port', a public address: class
+   * Open with that reflex, classification paused), or clears it with null.
+   * Throws InvalidArgumentError for a malformed, private, loopback or
+   * wildcard address.
+   */
+  setReflexOverride(addr) {
+    if (addr === null || addr === undefined) {
+      calls.check(fns.net_mesh_set_reflex_override(this.#live(), null, 0));
+      return;
+    }
+    if (typeof addr !== 'string') throw new TypeError('addr must be a string or null');
+    const a = Buffer.from(addr, 'utf8');
+    calls.check(fns.net_mesh_set_reflex_override(this.#live(), a, a.byteLength));
+  }
+
+  /** Starts a NAT classification round now; `nat().rounds` counts the rounds committed. */
+  reclassifyNat() {
+    calls.check(fns.net_mesh_reclassify_nat(this.#live()));
   }
 
   /** The node's counters (numbers; node_id as bigint). */

@@ -61,6 +61,7 @@ from .mesh import (
     Mesh,
     MeshEvent,
     MeshStream,
+    NatStatus,
     PublishFailure,
     PublishReport,
     Route,
@@ -156,6 +157,7 @@ __all__ = [
     "PublishReport",
     "Route",
     "Routes",
+    "NatStatus",
     # cancellation and logging
     "Cancel",
     "LogLevel",

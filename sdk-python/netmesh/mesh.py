@@ -151,9 +151,13 @@ _DURATIONS = {
     "handshake_timeout": "handshake_timeout_ms",
     "stream_idle_timeout": "stream_idle_timeout_ms",
     "hello_timeout": "hello_timeout_ms",
+    "classify_period": "classify_period_ms",
+    "classify_deadline": "classify_deadline_ms",
 }
 _PLAIN = {
     "bind",
+    "nat_classify",
+    "reflex_override",
     "handshake_retries",
     "num_shards",
     "shard_capacity",
@@ -199,6 +203,41 @@ def config_json(**options: Any) -> str:
     return json.dumps(out, separators=(",", ":")) if out else ""
 
 
+@dataclasses.dataclass(frozen=True)
+class NatStatus:
+    """Where a node's NAT stands (:meth:`Mesh.nat`)."""
+
+    #: "open", "cone", "symmetric" or "unknown" (the ``nat:*`` tag).
+    nat_class: str
+    #: "IP:port" peers can reach us at, or None (never a private,
+    #: loopback or wildcard address).
+    reflex: Optional[str]
+    #: RFC 4787 mapping shown by the last round ("EndpointIndependent", ...).
+    mapping: str
+    #: RFC 4787 filtering shown by the last round.
+    filtering: str
+    port_preserving: bool
+    #: The active reflex override, if any.
+    override: Optional[str]
+    #: Classification rounds committed.
+    rounds: int
+    #: Whether the node classifies by itself.
+    classify: bool
+
+    @classmethod
+    def _from_json(cls, j: Dict[str, Any]) -> "NatStatus":
+        return cls(
+            nat_class=j["class"],
+            reflex=j["reflex"],
+            mapping=j["mapping"],
+            filtering=j["filtering"],
+            port_preserving=bool(j["port_preserving"]),
+            override=j["override"],
+            rounds=int(j["rounds"]),
+            classify=bool(j["classify"]),
+        )
+
+
 class Mesh(_Handle):
     """A mesh node (``net_mesh_t``).
 
@@ -213,7 +252,10 @@ class Mesh(_Handle):
     offloads; on by default), ``aes`` (bool, default True: offer
     AES-256-GCM to Net peers when the CPU has AES instructions),
     ``max_pending_handshakes``,
-    ``loopback_depth``. Unknown options raise MeshConfigError.
+    ``loopback_depth``; NAT: ``nat_classify`` (bool, default True: the node
+    classifies its NAT by itself), ``classify_period`` /
+    ``classify_deadline`` (seconds), ``reflex_override`` ("IP:port", a
+    public address). Unknown options raise MeshConfigError.
 
     The blocking calls (:meth:`connect`, :meth:`accept`, :meth:`recv`,
     :meth:`recv_batch`, iteration) take ``cancel=`` and have ``*_async``
@@ -573,6 +615,32 @@ class Mesh(_Handle):
         out = new_bytes()
         check(lib.net_mesh_routes(self._handle(), out))
         return Routes._from_json(json.loads(take_bytes(out)))
+
+    def nat(self) -> "NatStatus":
+        """Where this node's NAT stands (:class:`NatStatus`): the class the
+        ``nat:*`` capability tag carries, the reflex address peers can reach
+        us at, the RFC 4787 detail of the last classification round."""
+        out = new_bytes()
+        check(lib.net_mesh_nat(self._handle(), out))
+        return NatStatus._from_json(json.loads(take_bytes(out)))
+
+    def set_reflex_override(self, addr: Optional[str]) -> None:
+        """Sets the operator's reflex override (``"IP:port"``, a public
+        address: class Open with that reflex, classification paused), or
+        clears it with None. A node that announced re-announces at once.
+        InvalidArgumentError for a malformed, private, loopback or wildcard
+        address."""
+        if addr is None:
+            check(lib.net_mesh_set_reflex_override(self._handle(), ffi.NULL, 0))
+        else:
+            data = addr.encode()
+            check(lib.net_mesh_set_reflex_override(self._handle(), data, len(data)))
+
+    def reclassify_nat(self) -> None:
+        """Starts a NAT classification round now (it needs two direct Net
+        peers on distinct IP addresses); ``nat().rounds`` counts the rounds
+        committed."""
+        check(lib.net_mesh_reclassify_nat(self._handle()))
 
     def stats(self) -> Dict[str, int]:
         """The node's counters."""
