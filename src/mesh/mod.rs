@@ -47,8 +47,8 @@ pub use handshake::{Accepted, HandshakeError, HandshakeForm, Initiator, Responde
 pub use hello::{Hello, HelloError};
 pub use inbound::InboundEvent;
 pub use node::{
-    CapabilityError, ChannelError, MeshError, MeshNode, NatStatus, PeerInfo, PublishReport,
-    TraversalSettings,
+    CapabilityError, ChannelError, DirectOutcome, MeshError, MeshNode, NatStatus, PeerInfo,
+    PublishReport, RelayReason, TraversalSettings,
 };
 pub use packet::{OpenError, PacketKind};
 pub use reliable::{LegacyGate, RelAck, ReliableReceiver, ReliableSender};

@@ -69,8 +69,9 @@ pub(crate) struct Peer {
     /// the relay its session came through.
     addr: Mutex<SocketAddr>,
     /// The relay (node_id) of a relayed session: every packet to it
-    /// travels behind a routing header, to the route's next hop.
-    pub relay: Option<u64>,
+    /// travels behind a routing header, to the route's next hop. A relayed
+    /// session may move to a direct path (`node/traversal.rs`).
+    relay: Mutex<Option<u64>>,
     pub session: Session,
     epoch: Instant,
     last_activity_ms: AtomicU64,
@@ -123,7 +124,7 @@ impl Peer {
         let peer = Self {
             node_id,
             addr: Mutex::new(addr),
-            relay: None,
+            relay: Mutex::new(None),
             session,
             epoch,
             last_activity_ms: AtomicU64::new(0),
@@ -163,6 +164,17 @@ impl Peer {
         }
         cached.push((flags, bytes.clone()));
         Ok(bytes)
+    }
+
+    /// The relay of a relayed session (None: direct).
+    pub fn relay(&self) -> Option<u64> {
+        *self.relay.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the relay (at install) or clears it (the session moved to a
+    /// direct path).
+    pub fn set_relay(&self, relay: Option<u64>) {
+        *self.relay.lock().unwrap_or_else(|e| e.into_inner()) = relay;
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -62,7 +62,7 @@ use crate::identity::{EntityId, EntityKeypair, routing_id};
 
 pub use capabilities::CapabilityError;
 pub use channels::{ChannelError, PublishReport};
-pub use traversal::{NatStatus, TraversalSettings};
+pub use traversal::{DirectOutcome, NatStatus, RelayReason, TraversalSettings};
 
 /// Why a mesh call failed.
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +194,8 @@ pub(crate) struct Stats {
     pub reflex_answers: AtomicU64,
     /// Reflex probes we answered.
     pub reflex_answered: AtomicU64,
+    /// Relayed sessions moved to a direct path (`connect_direct`).
+    pub paths_upgraded: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -445,7 +447,7 @@ impl MeshNode {
             config.capabilities,
             config.capability_gc_interval,
         );
-        let traversal = traversal::TraversalGlue::new(&config.traversal, local_addr);
+        let traversal = traversal::TraversalGlue::new(&config.traversal, local_addr, node_id);
         let inner = Arc::new(Inner {
             traversal,
             channels: channel_glue,
@@ -949,7 +951,7 @@ impl Inner {
         let addr = self
             .peers
             .get(&relay)
-            .filter(|p| p.relay.is_none() && relay != peer_node_id)
+            .filter(|p| p.relay().is_none() && relay != peer_node_id)
             .map(|p| p.addr())
             .ok_or(MeshError::NoRoute(peer_node_id))?;
         self.connect(addr, peer_static, peer_node_id, Some(relay), cancel)
@@ -1169,7 +1171,7 @@ impl Inner {
                     dropped_unreported: self.inbound.unreported_drops(p.node_id),
                     // The relay in use now: the route's next hop (the
                     // session's first relay may have died since).
-                    relay: p.relay.map(|first| {
+                    relay: p.relay().map(|first| {
                         self.router()
                             .route_for(p.node_id, now)
                             .map_or(first, |route| route.next_hop)
@@ -1236,6 +1238,7 @@ impl Inner {
         out["reflex_probes"] = g(&s.reflex_probes).into();
         out["reflex_answers"] = g(&s.reflex_answers).into();
         out["reflex_answered"] = g(&s.reflex_answered).into();
+        out["paths_upgraded"] = g(&s.paths_upgraded).into();
         out
     }
 }

@@ -105,9 +105,9 @@ impl Inner {
             DatagramClass::Direct => self.handle_direct(buf, from, touched),
             DatagramClass::Routed => self.handle_routed(buf, from, touched, forwards),
             DatagramClass::Pingwave => self.handle_pingwave(buf, from),
-            // Keep-alives are unauthenticated NAT beacons: counted by the
-            // datagram counter, nothing else to do.
-            DatagramClass::KeepAlive => {}
+            // Keep-alives: a punch's (node/traversal.rs); stray ones are
+            // counted by the datagram counter and dropped there.
+            DatagramClass::KeepAlive => self.handle_keepalive(buf, from),
             _ => bump(&self.stats.malformed),
         }
     }
@@ -419,8 +419,14 @@ impl Inner {
         if let Some(from) = direct_from
             && from != peer.addr()
         {
-            // Authenticated from a new address: the peer moved.
-            self.refresh_addr(peer, from);
+            if peer.relay().is_some() {
+                // A relayed session heard straight: a path upgrade, if a
+                // punch with this peer allows it (node/traversal.rs).
+                self.on_direct_packet_of_relayed(peer, from);
+            } else {
+                // Authenticated from a new address: the peer moved.
+                self.refresh_addr(peer, from);
+            }
         }
         let plaintext = &packet[opened.plaintext.clone()];
         if header.is_heartbeat() {
@@ -438,6 +444,7 @@ impl Inner {
             ids::MEMBERSHIP => self.handle_membership(peer, header, plaintext),
             ids::CAPABILITY => self.handle_capability(peer, header, plaintext),
             ids::REFLEX => self.handle_reflex(peer, header, plaintext, direct_from),
+            ids::RENDEZVOUS => self.handle_rendezvous(peer, header, plaintext),
             ids::NET_RELIABILITY if peer.binding().peer_entity.is_some() => {
                 for event in decode_events(plaintext, usize::from(header.event_count)) {
                     if let Ok(ack) = RelAck::decode(event) {

@@ -429,7 +429,7 @@ impl Inner {
     /// A relayed peer with no usable hop left gets nothing (its failure
     /// detector notices).
     pub(super) fn transmit_to_peer(&self, peer: &Peer, mut datagrams: Vec<Vec<u8>>, wait: bool) {
-        let Some(relay) = peer.relay else {
+        let Some(relay) = peer.relay() else {
             self.transmit(peer.addr(), datagrams, wait);
             return;
         };
@@ -445,7 +445,7 @@ impl Inner {
         let Some(addr) = self
             .peers
             .get(&hop)
-            .filter(|p| p.relay.is_none())
+            .filter(|p| p.relay().is_none())
             .map(|p| p.addr())
         else {
             return;

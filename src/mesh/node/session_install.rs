@@ -98,7 +98,7 @@ impl Inner {
         candidate_ok: bool,
     ) -> Result<Installed, MeshError> {
         let now = Instant::now();
-        let mut peer = Peer::new(
+        let peer = Peer::new(
             node_id,
             addr,
             Session::new(keys, role),
@@ -106,7 +106,7 @@ impl Inner {
             self.stream_limits(),
             self.epoch,
         );
-        peer.relay = relay;
+        peer.set_relay(relay);
         let peer = Arc::new(peer);
         let replaced = match self.peers.entry(node_id) {
             Entry::Occupied(mut e) => {
@@ -138,7 +138,7 @@ impl Inner {
     /// The session-id and address indexes and the router learn `peer`.
     fn index_session(&self, peer: &Peer, now: Instant) {
         self.session_index.insert(peer.session.id(), peer.node_id);
-        match peer.relay {
+        match peer.relay() {
             // A relayed peer's address is its relay's: the address index
             // keeps naming the relay.
             Some(relay) => self
@@ -166,7 +166,7 @@ impl Inner {
         self.addr_index.remove_if(&old_addr, |_, v| *v == node_id);
         {
             let mut router = self.router();
-            match (old.relay, new.relay) {
+            match (old.relay(), new.relay()) {
                 (Some(_), None) => router.table_mut().remove_relayed_peer(node_id),
                 (None, Some(_)) => {
                     router
@@ -198,7 +198,7 @@ impl Inner {
             self.addr_index.remove_if(&addr, |_, v| *v == peer.node_id);
             self.inbound.forget_peer(peer.node_id);
             let mut router = self.router();
-            if peer.relay.is_some() {
+            if peer.relay().is_some() {
                 router.table_mut().remove_relayed_peer(peer.node_id);
             } else {
                 router

@@ -21,21 +21,25 @@
 //! peer without the feature never receives a 0x0D00 event it would hand
 //! to its application.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
 use super::super::packet::PacketKind;
 use super::super::peer::Peer;
 use super::super::traversal::classifier::{CLASSIFY_DEADLINE, CLASSIFY_PERIOD};
+use super::super::traversal::rendezvous::{RendezvousFrame, decode_frame};
 use super::super::traversal::{
-    Classification, Classifier, FilteringEvidence, LocalView, NatClass, OverrideOrigin,
-    ProbeCandidate, ReflexState, Step, reflex_answer,
+    Action, Classification, Classifier, Coordinator, Endpoint, FallbackReason, FilteringEvidence,
+    LocalView, NatClass, NatProfile, OverrideOrigin, PairAction, PeerView, ProbeCandidate,
+    PunchKey, PunchOutcome, PunchStats, PunchTiming, ReflexState, Step, pair_action, reflex_answer,
 };
-use super::{Inner, MeshNode, bump};
-use crate::wire::subproto::{ADDRESS_SIZE, decode_address};
+use super::{Inner, MeshError, MeshNode, Waiter, bump};
+use crate::cancel::CancelToken;
+use crate::wire::subproto::{ADDRESS_SIZE, PunchKeepAlive, Rendezvous, decode_address};
 use crate::wire::{NetHeader, decode_events, encode_events, ids};
 
 /// NAT classification settings (config keys `nat_classify`,
@@ -83,6 +87,19 @@ struct State {
     classifier: Classifier,
     reflex: ReflexState,
     rounds: u64,
+    /// Our side of punches (A or B).
+    endpoint: Endpoint,
+    /// Our coordinator side (R).
+    coordinator: Coordinator,
+    /// Keep-alives to send at their instant (never early).
+    keepalives: Vec<(Instant, SocketAddr, [u8; PunchKeepAlive::SIZE])>,
+    /// `connect_direct` calls waiting for their punch, by counterpart.
+    waiters: HashMap<u64, Arc<Waiter<PunchOutcome>>>,
+    /// Relayed Net peers whose session may move to a direct path, until
+    /// the instant: an authenticated packet of theirs arriving straight
+    /// from an address inside the window moves it (a punch with them is
+    /// in progress or just finished).
+    path_windows: HashMap<u64, Instant>,
 }
 
 /// The node's classification state.
@@ -93,7 +110,7 @@ pub(super) struct TraversalGlue {
 }
 
 impl TraversalGlue {
-    pub(super) fn new(settings: &TraversalSettings, bound: SocketAddr) -> Self {
+    pub(super) fn new(settings: &TraversalSettings, bound: SocketAddr, node_id: u64) -> Self {
         let mut reflex = ReflexState::new();
         if let Some(addr) = settings.reflex_override {
             reflex.set_override(addr, OverrideOrigin::Operator);
@@ -107,6 +124,11 @@ impl TraversalGlue {
                 ),
                 reflex,
                 rounds: 0,
+                endpoint: Endpoint::new(node_id, PunchTiming::default()),
+                coordinator: Coordinator::new(node_id, PunchTiming::default()),
+                keepalives: Vec::new(),
+                waiters: HashMap::new(),
+                path_windows: HashMap::new(),
             }),
             enabled: settings.classify,
             local: LocalView {
@@ -201,7 +223,7 @@ impl Inner {
             .map(|e| ProbeCandidate {
                 node_id: e.node_id,
                 addr: e.addr(),
-                relayed: e.relay.is_some(),
+                relayed: e.relay().is_some(),
             })
             .collect()
     }
@@ -209,6 +231,7 @@ impl Inner {
     /// The reliability tick: starts a due round or ends one at its
     /// deadline.
     pub(super) fn traversal_tick(&self, now: Instant) {
+        self.punch_tick(now);
         let glue = &self.traversal;
         if !glue.enabled {
             return;
@@ -235,7 +258,7 @@ impl Inner {
     /// A direct session came up: a classifier starved of probe peers
     /// tries again.
     pub(super) fn traversal_session_up(&self, peer: &Peer) {
-        if peer.relay.is_none() {
+        if peer.relay().is_none() {
             self.traversal
                 .state()
                 .classifier
@@ -365,6 +388,9 @@ impl Inner {
             "override": st.reflex.override_addr().map(|(a, _)| a.to_string()),
             "rounds": st.rounds,
             "classify": self.traversal.enabled,
+            "punches_attempted": st.endpoint.stats().punches_attempted,
+            "punches_succeeded": st.endpoint.stats().punches_succeeded,
+            "relay_fallbacks": st.endpoint.stats().relay_fallbacks,
         })
     }
 }
@@ -421,5 +447,504 @@ impl MeshNode {
             .state()
             .classifier
             .on_local_address_changed(Instant::now());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Hole punching (MESH2.md §4.3–4.4) and the relayed → direct upgrade.
+//
+// | Node event | Here |
+// |---|---|
+// | 0x0D01 PunchRequest, or a PunchAck for another node (we are R) | `Coordinator::on_frame`, actions performed |
+// | 0x0D01 introduce, or an ack for us (we are A or B) | `Endpoint::on_frame`; an introduce opens the path window for that peer |
+// | 14-byte keep-alive datagram | `Endpoint::on_keepalive` (our ack goes through R) |
+// | reliability tick | due keep-alives sent; `Endpoint::poll` at its deadline |
+// | `connect_direct` | the pair action; a punch through the coordinator; then a new direct session, or the relayed one moved to the punched path |
+// | authenticated packet of a relayed peer, straight from X, inside its path window | the session moves to X (direct); a heartbeat straight back |
+
+/// How `connect_direct` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DirectOutcome {
+    /// The session with the peer runs on a direct path.
+    Direct,
+    /// The session runs through the coordinator (the pair cannot punch, or
+    /// the punch failed; a relayed session existing before stays).
+    Relayed(RelayReason),
+}
+
+/// Why `connect_direct` ended on the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RelayReason {
+    /// The NAT pair cannot punch (both symmetric, or symmetric and unknown).
+    SkipPunch,
+    /// The coordinator introduced nobody within the punch deadline (it has
+    /// no session with the peer, or no address for it).
+    NoIntroduce,
+    /// Introduced, but the peer's keep-alives never came through.
+    NoAck,
+    /// The punch worked but the session could not use the path.
+    PathFailed,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn fresh_key() -> PunchKey {
+    let mut key = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
+    PunchKey(key)
+}
+
+/// How long after a punch the session may still move (the keep-alives'
+/// lead and the punch deadline, plus a round trip of slack).
+const PATH_WINDOW_SLACK: Duration = Duration::from_secs(2);
+
+impl Inner {
+    fn send_rendezvous(&self, to: u64, frame: &[u8]) {
+        let Some(peer) = self.peers.get(&to).map(|p| p.clone()) else {
+            return;
+        };
+        let Ok(payload) = encode_events(&[frame]) else {
+            return;
+        };
+        let kind = PacketKind {
+            subprotocol_id: ids::RENDEZVOUS,
+            stream_id: u64::from(ids::RENDEZVOUS),
+            sequence: peer.session.next_control_seq(),
+            event_count: 1,
+            ..PacketKind::default()
+        };
+        self.send_control(&peer, &kind, &payload);
+    }
+
+    /// Performs the machines' actions (sends after the traversal lock is
+    /// released: the caller passes them out).
+    fn perform(&self, actions: Vec<Action>) {
+        let now = Instant::now();
+        for action in actions {
+            match action {
+                Action::Send { to, bytes } => self.send_rendezvous(to, &bytes),
+                Action::KeepAlive { to, at, bytes } if at <= now => {
+                    self.transmit(to, vec![bytes.to_vec()], false);
+                }
+                Action::KeepAlive { to, at, bytes } => {
+                    self.traversal.state().keepalives.push((at, to, bytes));
+                }
+                Action::Finished { peer, outcome } => {
+                    let waiter = self.traversal.state().waiters.get(&peer).cloned();
+                    if let Some(waiter) = waiter {
+                        waiter.complete(Ok(outcome));
+                    }
+                }
+            }
+        }
+    }
+
+    /// What R knows about `node`.
+    fn peer_view(&self, node: u64) -> Option<PeerView> {
+        let peer = self.peers.get(&node).map(|p| p.clone())?;
+        let indexed_reflex = self
+            .capabilities
+            .plane()
+            .index()
+            .get(node)
+            .and_then(|n| n.announcement.reflex_addr);
+        Some(PeerView {
+            has_session: true,
+            indexed_reflex,
+            // A relayed peer's address is its relay's: nothing to punch to.
+            observed: peer.relay().is_none().then(|| peer.addr()),
+            is_net: peer.binding().is_net(),
+        })
+    }
+
+    /// One 0x0D01 packet from `peer`.
+    pub(super) fn handle_rendezvous(&self, peer: &Peer, header: &NetHeader, plaintext: &[u8]) {
+        let now = Instant::now();
+        for event in decode_events(plaintext, usize::from(header.event_count)) {
+            let Ok(frame) = decode_frame(event) else {
+                bump(&self.stats.malformed);
+                continue;
+            };
+            let for_coordinator = match &frame {
+                RendezvousFrame::V011(Rendezvous::PunchRequest { .. }) => true,
+                RendezvousFrame::V011(Rendezvous::PunchAck { to_peer, .. }) => {
+                    *to_peer != self.node_id
+                }
+                _ => false,
+            };
+            let outcome = if for_coordinator {
+                let mut st = self.traversal.state();
+                st.coordinator
+                    .on_frame(peer.node_id, event, unix_ms(), fresh_key, |n| {
+                        self.peer_view(n)
+                    })
+            } else {
+                let introduced = match &frame {
+                    RendezvousFrame::NetIntroduce(i) => Some(i.peer),
+                    RendezvousFrame::V011(Rendezvous::PunchIntroduce { peer, .. }) => Some(*peer),
+                    _ => None,
+                };
+                let mut st = self.traversal.state();
+                let result = st.endpoint.on_frame(peer.node_id, event, now, unix_ms());
+                if let (Ok(_), Some(counterpart)) = (&result, introduced) {
+                    // The counterpart's session may move to the punched
+                    // path while the punch runs.
+                    let until = now
+                        + PunchTiming::default().fire_lead * 4
+                        + PunchTiming::default().deadline
+                        + PATH_WINDOW_SLACK;
+                    st.path_windows.insert(counterpart, until);
+                }
+                result
+            };
+            match outcome {
+                Ok(actions) => self.perform(actions),
+                Err(ignored) => {
+                    tracing::debug!(peer = peer.node_id, ?ignored, "rendezvous frame ignored");
+                }
+            }
+        }
+    }
+
+    /// A 14-byte keep-alive datagram from `source`.
+    pub(super) fn handle_keepalive(&self, buf: &[u8], source: SocketAddr) {
+        let result = self
+            .traversal
+            .state()
+            .endpoint
+            .on_keepalive(source, buf, Instant::now());
+        match result {
+            Ok(actions) => self.perform(actions),
+            Err(ignored) => tracing::trace!(%source, ?ignored, "keep-alive ignored"),
+        }
+    }
+
+    /// From the reliability tick: due keep-alives, expired punches.
+    fn punch_tick(&self, now: Instant) {
+        let (due, actions) = {
+            let mut st = self.traversal.state();
+            let mut due = Vec::new();
+            st.keepalives.retain(|&(at, to, bytes)| {
+                if at <= now {
+                    due.push((to, bytes));
+                    false
+                } else {
+                    true
+                }
+            });
+            st.path_windows.retain(|_, until| *until > now);
+            let actions = if st.endpoint.next_deadline().is_some_and(|d| d <= now) {
+                st.endpoint.poll(now)
+            } else {
+                Vec::new()
+            };
+            (due, actions)
+        };
+        for (to, bytes) in due {
+            self.transmit(to, vec![bytes.to_vec()], false);
+        }
+        self.perform(actions);
+    }
+
+    /// An authenticated packet of the relayed `peer` arrived straight from
+    /// `from`. Inside the peer's path window the session moves to `from`
+    /// (both ends do, each on the other's first direct packet), with a
+    /// heartbeat straight back; outside it nothing changes (the packet
+    /// still counts: it was authentic).
+    pub(super) fn on_direct_packet_of_relayed(&self, peer: &Arc<Peer>, from: SocketAddr) {
+        let open = self
+            .traversal
+            .state()
+            .path_windows
+            .get(&peer.node_id)
+            .is_some_and(|until| Instant::now() < *until);
+        if open && peer.binding().is_net() {
+            self.move_to_direct(peer, from);
+        }
+    }
+
+    /// The session with `peer` leaves its relay for the direct path at
+    /// `addr`: same session, same streams (nothing resent or lost beyond
+    /// what reliability already covers), new path.
+    fn move_to_direct(&self, peer: &Arc<Peer>, addr: SocketAddr) {
+        if peer.relay().is_none() {
+            return;
+        }
+        peer.set_relay(None);
+        if let Some(old) = peer.set_addr(addr) {
+            self.addr_index.remove_if(&old, |_, v| *v == peer.node_id);
+        }
+        self.addr_index.insert(addr, peer.node_id);
+        {
+            let mut router = self.router();
+            let table = router.table_mut();
+            table.remove_relayed_peer(peer.node_id);
+            table.add_direct_peer(
+                peer.node_id,
+                super::super::routing::PeerProtocol::Net,
+                Instant::now(),
+            );
+        }
+        self.traversal.state().path_windows.remove(&peer.node_id);
+        bump(&self.stats.paths_upgraded);
+        tracing::info!(peer = peer.node_id, %addr, "relayed session moved to a direct path");
+        // Our first direct packet: the peer moves too.
+        self.send_heartbeat_to(peer);
+        peer.binding_changed.notify_all();
+    }
+
+    /// A heartbeat of `peer`'s session along its current path.
+    fn send_heartbeat_to(&self, peer: &Peer) {
+        self.send_control(peer, &PacketKind::HEARTBEAT, &[]);
+    }
+
+    /// A heartbeat of `peer`'s session straight to `addr`, whatever its
+    /// path (the probe of a path upgrade).
+    fn send_heartbeat_at(&self, peer: &Peer, addr: SocketAddr) {
+        let mut out = Vec::new();
+        if peer
+            .session
+            .seal(&PacketKind::HEARTBEAT, &[], &mut out)
+            .is_ok()
+        {
+            self.transmit(addr, vec![out], false);
+        }
+    }
+
+    /// The punch-side counters.
+    pub(super) fn punch_stats(&self) -> PunchStats {
+        self.traversal.state().endpoint.stats()
+    }
+}
+
+impl MeshNode {
+    /// Reaches `peer_node_id` (static key `peer_static`) on a direct path,
+    /// with `coordinator` (a direct peer with sessions to both) for the
+    /// rendezvous (MESH2.md §4.3):
+    ///
+    /// - the pair action from our NAT class and the peer's announced one
+    ///   (its `nat:*` tag; none ⇒ Unknown): `Direct` handshakes to the
+    ///   peer's announced reflex, `SinglePunch` runs one rendezvous
+    ///   through the coordinator, `SkipPunch` goes through the coordinator;
+    /// - with no session yet, the punched path gets a new direct session
+    ///   and any failure falls back to a session relayed by the
+    ///   coordinator;
+    /// - with a relayed session (a `connect_via` through any relay), the
+    ///   session itself moves to the punched path: streams in flight keep
+    ///   their sequence numbers and credit, so nothing is lost or
+    ///   delivered twice (v0.11 needs a second handshake, which the peer
+    ///   refuses while the relayed session lives). Both ends must be Net
+    ///   nodes; a v0.11 peer keeps the relayed session.
+    ///
+    /// Blocks up to about three punch deadlines (15 s) plus the
+    /// handshakes.
+    ///
+    /// # Errors
+    /// [`MeshError::NoRoute`] when `coordinator` is not a direct peer;
+    /// handshake errors of the fallback; [`MeshError::Cancelled`],
+    /// [`MeshError::ShuttingDown`].
+    pub fn connect_direct(
+        &self,
+        peer_node_id: u64,
+        peer_static: &[u8; 32],
+        coordinator: u64,
+        cancel: Option<&CancelToken>,
+    ) -> Result<DirectOutcome, MeshError> {
+        let inner = &self.inner;
+        inner.check_running()?;
+        if peer_node_id == inner.node_id {
+            return Err(MeshError::SelfConnect);
+        }
+        let existing = inner.peers.get(&peer_node_id).map(|p| p.clone());
+        if existing.as_ref().is_some_and(|p| p.relay().is_none()) {
+            return Ok(DirectOutcome::Direct);
+        }
+        if inner
+            .peers
+            .get(&coordinator)
+            .is_none_or(|p| p.relay().is_some())
+        {
+            return Err(MeshError::NoRoute(coordinator));
+        }
+        let (local, own_reflex) = {
+            let st = inner.traversal.state();
+            let c = st.reflex.classification();
+            (
+                NatProfile {
+                    class: st.reflex.class(),
+                    filtering: c.filtering,
+                    mapped: false,
+                },
+                st.reflex.reflex(),
+            )
+        };
+        let (remote, remote_reflex) = {
+            let plane = inner.capabilities.plane();
+            match plane.index().get(peer_node_id) {
+                Some(n) => (
+                    NatProfile::from_tags(
+                        n.announcement.capabilities.tags.iter().map(String::as_str),
+                    ),
+                    n.announcement.reflex_addr,
+                ),
+                None => (NatProfile::from_class(NatClass::Unknown), None),
+            }
+        };
+        let upgrade = existing.is_some();
+        let action = pair_action(local, remote);
+        let fallback = |reason: RelayReason| -> Result<DirectOutcome, MeshError> {
+            if !upgrade {
+                self.connect_via(coordinator, peer_static, peer_node_id, cancel)?;
+            }
+            inner.traversal.state().endpoint.on_relay_result(true);
+            Ok(DirectOutcome::Relayed(reason))
+        };
+        match action {
+            PairAction::SkipPunch => return fallback(RelayReason::SkipPunch),
+            PairAction::Direct if !upgrade => {
+                if let Some(reflex) = remote_reflex
+                    && self
+                        .connect_cancellable(reflex, peer_static, peer_node_id, cancel)
+                        .is_ok()
+                {
+                    return Ok(DirectOutcome::Direct);
+                }
+                // No announced reflex, or it did not answer: the
+                // coordinator knows where it sees the peer (v0.11 gives up
+                // with PeerNotReachable without a reflex).
+            }
+            // An upgrade punches even towards an open peer: the punch is
+            // what opens the path window on both ends.
+            _ => {}
+        }
+        let outcome = self.punch(peer_node_id, coordinator, own_reflex, cancel)?;
+        match outcome {
+            PunchOutcome::Direct(addr) if upgrade => {
+                let moved = self.upgrade_path(peer_node_id, addr, cancel)?;
+                inner
+                    .traversal
+                    .state()
+                    .endpoint
+                    .on_direct_result(peer_node_id, moved);
+                if moved {
+                    Ok(DirectOutcome::Direct)
+                } else {
+                    fallback(RelayReason::PathFailed)
+                }
+            }
+            PunchOutcome::Direct(addr) => {
+                let ok = self
+                    .connect_cancellable(addr, peer_static, peer_node_id, cancel)
+                    .is_ok();
+                inner
+                    .traversal
+                    .state()
+                    .endpoint
+                    .on_direct_result(peer_node_id, ok);
+                if ok {
+                    Ok(DirectOutcome::Direct)
+                } else {
+                    fallback(RelayReason::PathFailed)
+                }
+            }
+            PunchOutcome::Relay(FallbackReason::NoIntroduce) => fallback(RelayReason::NoIntroduce),
+            PunchOutcome::Relay(_) => fallback(RelayReason::NoAck),
+        }
+    }
+
+    /// One rendezvous: request, wait for the endpoint machine's verdict.
+    fn punch(
+        &self,
+        target: u64,
+        coordinator: u64,
+        own_reflex: Option<SocketAddr>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<PunchOutcome, MeshError> {
+        let inner = &self.inner;
+        let waiter = Arc::new(Waiter::new());
+        let actions = {
+            let mut st = inner.traversal.state();
+            st.waiters.insert(target, waiter.clone());
+            st.endpoint
+                .request(target, coordinator, own_reflex, Instant::now())
+        };
+        inner.perform(actions);
+        let timing = PunchTiming::default();
+        let deadline =
+            Instant::now() + timing.deadline * 2 + timing.fire_lead * 4 + PATH_WINDOW_SLACK;
+        let result = {
+            let _wake = cancel.map(|token| {
+                let waiter = waiter.clone();
+                token.on_cancel(move || waiter.poke())
+            });
+            waiter.wait(deadline, &inner.shutdown, cancel)
+        };
+        inner.traversal.state().waiters.remove(&target);
+        inner.check_running()?;
+        if cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(MeshError::Cancelled);
+        }
+        Ok(match result {
+            Some(Ok(outcome)) => outcome,
+            _ => PunchOutcome::Relay(FallbackReason::NoAck),
+        })
+    }
+
+    /// Moves the relayed session with `peer_node_id` to `addr`: a
+    /// heartbeat of the session goes straight there; the peer, inside its
+    /// path window, moves and answers straight back, and its answer moves
+    /// ours. Waits up to a punch deadline for that.
+    fn upgrade_path(
+        &self,
+        peer_node_id: u64,
+        addr: SocketAddr,
+        cancel: Option<&CancelToken>,
+    ) -> Result<bool, MeshError> {
+        let inner = &self.inner;
+        let peer = inner.peer(peer_node_id)?;
+        if !peer.binding().is_net() {
+            return Ok(false);
+        }
+        let window = Instant::now() + PunchTiming::default().deadline;
+        inner
+            .traversal
+            .state()
+            .path_windows
+            .insert(peer_node_id, window + PATH_WINDOW_SLACK);
+        let mut next_probe = Instant::now();
+        loop {
+            inner.check_running()?;
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Err(MeshError::Cancelled);
+            }
+            if peer.relay().is_none() {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= window {
+                return Ok(false);
+            }
+            if now >= next_probe {
+                // Lost probes are repeated (every 100 ms).
+                inner.send_heartbeat_at(&peer, addr);
+                next_probe = now + Duration::from_millis(100);
+            }
+            let guard = peer.binding();
+            let _ = peer
+                .binding_changed
+                .wait_timeout(guard, Duration::from_millis(10));
+        }
+    }
+
+    /// The punch counters (MESH2.md §4.7): `punches_attempted`,
+    /// `punches_succeeded`, `relay_fallbacks`.
+    pub fn punch_stats(&self) -> PunchStats {
+        self.inner.punch_stats()
     }
 }
