@@ -223,6 +223,12 @@ static void test_capabilities_three_nodes(void)
     CHECK_OK(net_mesh_announce(c, (const uint8_t *)caps, strlen(caps)));
     CHECK_STATUS(net_mesh_announce(c, (const uint8_t *)"{\"tagz\":[]}", 11), NET_ERR_MESH_CAPABILITIES);
     CHECK(strstr(net_last_error_message(), "`tagz`") != NULL);
+    /* List items may leave members out (defaults); an unknown one is named. */
+    CHECK_OK(net_mesh_announce(c, (const uint8_t *)"{\"models\":[{\"model_id\":\"m\"}]}", 29));
+    CHECK_STATUS(net_mesh_announce(c, (const uint8_t *)"{\"models\":[{\"bogus\":1}]}", 24),
+                 NET_ERR_MESH_CAPABILITIES);
+    CHECK(strstr(net_last_error_message(), "`models[0].bogus`") != NULL);
+    CHECK_OK(net_mesh_announce(c, (const uint8_t *)caps, strlen(caps)));
     snprintf(fragment, sizeof fragment, "{\"nodes\":[%llu]}", (unsigned long long)id_of(c));
     if (wait_found(a, query, fragment)) {
         snprintf(fragment, sizeof fragment, "\"node_id\":%llu,", (unsigned long long)id_of(c));

@@ -249,3 +249,22 @@ func (m *Modality) UnmarshalJSON(b []byte) error {
 	*m = Modality(s)
 	return err
 }
+
+// MarshalJSON writes the model with nil Modalities as [] (libnet wants
+// every member of a list item).
+func (m ModelInfo) MarshalJSON() ([]byte, error) {
+	type plain ModelInfo
+	if m.Modalities == nil {
+		m.Modalities = []Modality{}
+	}
+	return json.Marshal(plain(m))
+}
+
+// MarshalJSON writes the tool with nil Requires as [].
+func (t ToolInfo) MarshalJSON() ([]byte, error) {
+	type plain ToolInfo
+	if t.Requires == nil {
+		t.Requires = []string{}
+	}
+	return json.Marshal(plain(t))
+}

@@ -254,6 +254,12 @@ func TestMeshCapabilitiesRoundTrip(t *testing.T) {
 			t.Errorf("%s filter finds c", name)
 		}
 	}
+	// Items left mostly zero announce (nil lists included), and the full set again.
+	partial := netmesh.Capabilities{Models: []netmesh.ModelInfo{{ModelID: "partial"}}, Tools: []netmesh.ToolInfo{{ToolID: "t"}},
+		Hardware: netmesh.Hardware{GPU: &netmesh.GPUInfo{}, Accelerators: []netmesh.AcceleratorInfo{{}}}}
+	if err := c.Announce(partial); err != nil {
+		t.Fatal(err)
+	}
 	bad := caps
 	bad.Hardware.GPU = &netmesh.GPUInfo{Vendor: "nvidea"}
 	if err := c.Announce(bad); !errors.Is(err, netmesh.ErrMeshCapabilities) || !strings.Contains(err.Error(), "nvidea") {

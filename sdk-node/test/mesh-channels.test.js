@@ -174,6 +174,11 @@ test('mesh capabilities: a full camelCase set reads back field by field', async 
     (e) => e instanceof MeshCapabilitiesError && /nvidea/.test(e.message),
   );
   assert.throws(() => c.announce({ models: [{ modalities: ['smell'] }] }), MeshCapabilitiesError);
+  assert.throws(
+    () => c.announce({ tools: [{ toolName: 'x' }] }),
+    (e) => e instanceof MeshCapabilitiesError && /`tools\[0\]\.tool_name`/.test(e.message),
+  );
+  c.announce({ hardware: { gpu: { vendor: 'amd' } }, models: [{ modelId: 'partial' }] }); // items take their defaults
   c.announce(FULL);
   const finds = (filter) => {
     const found = a.findNodes({ filter });

@@ -183,6 +183,10 @@ def test_a_full_capability_set_reads_back_field_by_field() -> None:
             n.start()
         link(a, b)
         link(c, b)
+        # A dict's list items may leave members out; an unknown one is named.
+        c.announce({"models": [{"model_id": "partial"}], "hardware": {"gpu": {"vendor": "Amd"}}})
+        with pytest.raises(MeshCapabilitiesError, match=r"`tools\[0\]\.tool_name`"):
+            c.announce({"tools": [{"tool_name": "x"}]})
         c.announce(caps)
         wait_for("a finds c", lambda: a.find_nodes(CapabilityFilter(require_tags=["zone:eu"])) == [c.node_id])
         entry = next(n for n in a.capabilities() if n.node_id == c.node_id)
