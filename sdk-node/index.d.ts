@@ -509,17 +509,154 @@ export interface MeshEvent {
   channel: string;
 }
 
-/** Constraints on announced capabilities (libnet's snake_case keys); empty ones constrain nothing. */
+/** A GPU vendor by its binding name (any case is accepted on input; output is lowercase). */
+export type GpuVendor = 'unknown' | 'nvidia' | 'amd' | 'intel' | 'apple' | 'qualcomm';
+/** A non-GPU accelerator kind by its binding name. */
+export type AcceleratorType = 'unknown' | 'tpu' | 'npu' | 'fpga' | 'asic' | 'dsp';
+/** A model modality by its binding name (`tool_use` and `tooluse` are read as `tool-use`). */
+export type Modality = 'text' | 'image' | 'audio' | 'video' | 'code' | 'embedding' | 'tool-use';
+
+/** One GPU. */
+export interface GpuInfo {
+  vendor?: GpuVendor;
+  model?: string;
+  /** MiB. */
+  vramMb?: number;
+  computeUnits?: number;
+  tensorCores?: number;
+  /** FP16 TFLOPS × 10, truncated. */
+  fp16TflopsX10?: number;
+}
+
+/** One non-GPU accelerator. */
+export interface AcceleratorInfo {
+  accelType?: AcceleratorType;
+  model?: string;
+  /** MiB. */
+  memoryMb?: number;
+  /** TOPS × 10, truncated. */
+  topsX10?: number;
+}
+
+/** A node's hardware. */
+export interface Hardware {
+  cpuCores?: number;
+  cpuThreads?: number;
+  /** MiB. */
+  memoryMb?: number;
+  /** The primary GPU (null: none); only it satisfies `requireGpu`. */
+  gpu?: GpuInfo | null;
+  /** Further GPUs (count towards the total VRAM only). */
+  additionalGpus?: GpuInfo[];
+  /** MiB. */
+  storageMb?: number;
+  /** Mbit/s. */
+  networkMbps?: number;
+  accelerators?: AcceleratorInfo[];
+}
+
+/** A node's software; runtimes, frameworks and drivers are `[name, version]` pairs. */
+export interface Software {
+  os?: string;
+  osVersion?: string;
+  runtimes?: [string, string][];
+  frameworks?: [string, string][];
+  /** null: no CUDA. */
+  cudaVersion?: string | null;
+  drivers?: [string, string][];
+}
+
+/** A model the node can serve. */
+export interface ModelInfo {
+  /** What `requireModels` matches. */
+  modelId?: string;
+  family?: string;
+  /** Billions of parameters × 10, truncated. */
+  parametersBX10?: number;
+  /** Tokens. */
+  contextLength?: number;
+  quantization?: string | null;
+  modalities?: Modality[];
+  tokensPerSec?: number;
+  /** Loaded now. */
+  loaded?: boolean;
+}
+
+/** A tool the node can run. */
+export interface ToolInfo {
+  /** What `requireTools` matches. */
+  toolId?: string;
+  name?: string;
+  version?: string;
+  /** JSON schema of the input (null: unpublished). */
+  inputSchema?: string | null;
+  outputSchema?: string | null;
+  requires?: string[];
+  estimatedTimeMs?: number;
+  /** Calls are independent. */
+  stateless?: boolean;
+}
+
+/** Service limits (0: unspecified). */
+export interface Limits {
+  maxConcurrentRequests?: number;
+  maxTokensPerRequest?: number;
+  rateLimitRpm?: number;
+  maxBatchSize?: number;
+  maxInputBytes?: number;
+  maxOutputBytes?: number;
+}
+
+/**
+ * What a node announces (WIRE.md §10.4): omitted members take their
+ * defaults. `announce` also takes libnet's snake_case keys.
+ */
+export interface Capabilities {
+  hardware?: Hardware;
+  software?: Software;
+  models?: ModelInfo[];
+  tools?: ToolInfo[];
+  /** Free-form; the prefixes `nat:`, `scope:` and `subprotocol:` are reserved. */
+  tags?: string[];
+  limits?: Limits;
+}
+
+/** Every member filled in, as the index returns a set. */
+export type FullCapabilities = {
+  hardware: Required<Omit<Hardware, 'gpu' | 'additionalGpus' | 'accelerators'>> & {
+    gpu: Required<GpuInfo> | null;
+    additionalGpus: Required<GpuInfo>[];
+    accelerators: Required<AcceleratorInfo>[];
+  };
+  software: Required<Software>;
+  models: Required<ModelInfo>[];
+  tools: Required<ToolInfo>[];
+  tags: string[];
+  limits: Required<Limits>;
+};
+
+/**
+ * Constraints on announced capabilities; empty ones constrain nothing.
+ * libnet's snake_case keys (`require_tags`, …) are accepted too.
+ */
 export interface CapabilityFilter {
-  require_tags?: string[];
-  require_models?: string[];
-  require_tools?: string[];
-  min_memory_mb?: number;
-  require_gpu?: boolean;
-  gpu_vendor?: string;
-  min_vram_mb?: number;
-  min_context_length?: number;
-  require_modalities?: string[];
+  /** All present. */
+  requireTags?: string[];
+  /** Any one present. */
+  requireModels?: string[];
+  /** Any one present. */
+  requireTools?: string[];
+  minMemoryMb?: number;
+  /** A primary GPU. */
+  requireGpu?: boolean;
+  /** The primary GPU's vendor. */
+  gpuVendor?: GpuVendor;
+  /** MiB over every GPU. */
+  minVramMb?: number;
+  /** Of some model. */
+  minContextLength?: number;
+  /** Each offered by some model. */
+  requireModalities?: Modality[];
 }
 
 /** A channel's policy; `{}` is an open, global channel. */
@@ -560,8 +697,8 @@ export interface NodeCapabilities {
   expiresAtNs: bigint;
   hopCount: number;
   reflexAddr: string | null;
-  /** The WIRE.md §10.4 set, as announced. */
-  capabilities: Record<string, unknown>;
+  /** The announced set, every member filled in. */
+  capabilities: FullCapabilities;
 }
 
 /** One connected peer. */
@@ -744,8 +881,8 @@ export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable, Async
   publish(name: string, events: (BytesLike | string)[], options?: { reliable?: boolean }): PublishReport;
   /** `{ channels, subscriptions, counters }` (`net_mesh_channels`). */
   channels(): Record<string, unknown>;
-  /** Announces this node's capabilities (a WIRE.md §10.4 set, snake_case; omitted members default). */
-  announce(capabilities: Record<string, unknown>): void;
+  /** Announces this node's capabilities (omitted members default); throws `MeshCapabilitiesError` naming a bad key or name. */
+  announce(capabilities: Capabilities): void;
   findNodes(query?: NodeQuery): bigint[];
   findBestNode(query?: NodeQuery): { nodeId: bigint; score: number } | null;
   capabilities(): NodeCapabilities[];

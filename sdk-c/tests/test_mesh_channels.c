@@ -13,6 +13,15 @@
  *  - C announces capabilities; A, linked to C only through B, finds it
  *    (net_mesh_find_nodes, net_mesh_find_best_node, hop_count 1);
  *  - a subscriber relayed through R receives with the channel name;
+ *  - a full channel (max_subscribers) refuses with NET_ERR_CHANNEL_FULL, a
+ *    publish past max_rate_pps fails with NET_ERR_CHANNEL_RATE_LIMITED;
+ *  - token chains (net_mesh_install_channel_token, net_token_delegate): on
+ *    a channel whose only trusted issuer is the identity A, a token A gave B
+ *    (depth 1) that B delegated to C lets C subscribe once the publisher
+ *    holds the parent, and not before; a chain one link past the depth (a
+ *    grandchild hand-signed, since net_token_delegate refuses to make it)
+ *    and a chain rooted at an untrusted identity are refused with
+ *    NET_ERR_CHANNEL_UNAUTHORIZED;
  *  - the calls on a freed node return NET_ERR_SHUTTING_DOWN.
  *
  * Run under AddressSanitizer + LeakSanitizer.
@@ -214,6 +223,12 @@ static void test_capabilities_three_nodes(void)
     CHECK_OK(net_mesh_announce(c, (const uint8_t *)caps, strlen(caps)));
     CHECK_STATUS(net_mesh_announce(c, (const uint8_t *)"{\"tagz\":[]}", 11), NET_ERR_MESH_CAPABILITIES);
     CHECK(strstr(net_last_error_message(), "`tagz`") != NULL);
+    /* List items may leave members out (defaults); an unknown one is named. */
+    CHECK_OK(net_mesh_announce(c, (const uint8_t *)"{\"models\":[{\"model_id\":\"m\"}]}", 29));
+    CHECK_STATUS(net_mesh_announce(c, (const uint8_t *)"{\"models\":[{\"bogus\":1}]}", 24),
+                 NET_ERR_MESH_CAPABILITIES);
+    CHECK(strstr(net_last_error_message(), "`models[0].bogus`") != NULL);
+    CHECK_OK(net_mesh_announce(c, (const uint8_t *)caps, strlen(caps)));
     snprintf(fragment, sizeof fragment, "{\"nodes\":[%llu]}", (unsigned long long)id_of(c));
     if (wait_found(a, query, fragment)) {
         snprintf(fragment, sizeof fragment, "\"node_id\":%llu,", (unsigned long long)id_of(c));
@@ -250,6 +265,169 @@ done:
     CHECK_OK(net_mesh_free(b));
 }
 
+static void test_full_channel_and_spent_rate(void)
+{
+    net_mesh_t *a = node_with(CONFIG), *b = node_with(CONFIG), *c = node_with(CONFIG);
+    net_slice_t e = {(const uint8_t *)"second", 6};
+    net_bytes_t report = {NULL, 0};
+    if (a == NULL || b == NULL || c == NULL || !link_to(b, a) || !link_to(c, a)) {
+        goto done;
+    }
+    CHECK_OK(reg(a, "one", "{\"max_subscribers\":1}"));
+    CHECK_OK(sub(b, id_of(a), "one", NULL));
+    CHECK_OK(sub(b, id_of(a), "one", NULL)); /* idempotent at the cap */
+    CHECK_STATUS(sub(c, id_of(a), "one", NULL), NET_ERR_CHANNEL_FULL);
+    CHECK_OK(reg(a, "slow", "{\"max_rate_pps\":1}"));
+    CHECK(pub(a, "slow", "first", "\"attempted\":0"));
+    CHECK_STATUS(net_mesh_publish(a, (const uint8_t *)"slow", 4, &e, 1, false, &report),
+                 NET_ERR_CHANNEL_RATE_LIMITED);
+    CHECK(report.ptr == NULL);
+done:
+    CHECK_OK(net_mesh_free(a));
+    CHECK_OK(net_mesh_free(b));
+    CHECK_OK(net_mesh_free(c));
+}
+
+static net_identity_t *identity_of(uint8_t fill)
+{
+    uint8_t seed[32];
+    net_identity_t *id = NULL;
+    memset(seed, fill, sizeof seed);
+    CHECK_OK(net_identity_from_seed(seed, sizeof seed, &id));
+    return id;
+}
+
+/* Whether `publisher` accepts `token` for C's subscription to "chain". */
+static net_status_t sub_with(const net_mesh_t *c, uint64_t publisher, const net_bytes_t *token)
+{
+    return sub(c, publisher, "chain", token);
+}
+
+/* A SUBSCRIBE token from `signer` to `subject` claiming `parent`'s lifetime
+ * and channel with depth 0, signed by hand: what a holder of a spent depth
+ * would forge (IDENTITY.md §4.1 layout, signature over bytes 0..95). */
+static int forge_child(const net_identity_t *signer, const net_bytes_t *parent, const net_bytes_t *subject,
+                       uint8_t out[NET_TOKEN_SIZE])
+{
+    net_token_info_t info;
+    net_bytes_t key = {NULL, 0}, sig = {NULL, 0};
+    int ok = CHECK_OK(net_token_parse(parent->ptr, parent->len, &info)) &&
+             CHECK_OK(net_identity_public_key(signer, &key)) && CHECK(key.len == 32 && subject->len == 32);
+    if (ok) {
+        uint32_t scope = NET_SCOPE_SUBSCRIBE;
+        uint64_t nonce = 0x5eed;
+        memcpy(out, key.ptr, 32);
+        memcpy(out + 32, subject->ptr, 32);
+        for (int i = 0; i < 4; i++) {
+            out[64 + i] = (uint8_t)(scope >> (8 * i));
+        }
+        out[68] = (uint8_t)info.channel_hash;
+        out[69] = (uint8_t)(info.channel_hash >> 8);
+        for (int i = 0; i < 8; i++) {
+            out[70 + i] = (uint8_t)(info.not_before >> (8 * i));
+            out[78 + i] = (uint8_t)(info.not_after >> (8 * i));
+            out[87 + i] = (uint8_t)(nonce >> (8 * i));
+        }
+        out[86] = 0;
+        ok = CHECK_OK(net_identity_sign(signer, out, 95, &sig)) && CHECK(sig.len == 64);
+        if (ok) {
+            memcpy(out + 95, sig.ptr, 64);
+            ok = CHECK_OK(net_token_verify(out, NET_TOKEN_SIZE));
+        }
+    }
+    net_bytes_free(&key);
+    net_bytes_free(&sig);
+    return ok;
+}
+
+static void test_token_chains(void)
+{
+    net_mesh_t *p = node_with(CONFIG), *c = node_with(CONFIG);
+    net_identity_t *ida = identity_of(0xa1), *idb = identity_of(0xb2), *idd = identity_of(0xd3),
+                   *idu = identity_of(0xe4);
+    net_bytes_t a_entity = {NULL, 0}, b_entity = {NULL, 0}, d_entity = {NULL, 0}, c_entity = {NULL, 0};
+    net_bytes_t parent = {NULL, 0}, leaf = {NULL, 0}, middle = {NULL, 0}, refused = {NULL, 0};
+    net_bytes_t rogue_parent = {NULL, 0}, rogue_leaf = {NULL, 0}, rogue_direct = {NULL, 0};
+    net_bytes_t forged = {NULL, 0};
+    uint8_t grandchild[NET_TOKEN_SIZE];
+    net_token_info_t info;
+    char config[256], hex[65];
+    uint16_t hash = 0;
+    uint64_t idp;
+    if (p == NULL || c == NULL || ida == NULL || idb == NULL || idd == NULL || idu == NULL || !link_to(c, p) ||
+        !CHECK_OK(net_identity_entity_id(ida, &a_entity)) || !CHECK_OK(net_identity_entity_id(idb, &b_entity)) ||
+        !CHECK_OK(net_identity_entity_id(idd, &d_entity)) || !CHECK_OK(net_mesh_entity_id(c, &c_entity)) ||
+        !CHECK_OK(net_channel_hash((const uint8_t *)"chain", 5, &hash))) {
+        goto done;
+    }
+    idp = id_of(p);
+    for (size_t i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", a_entity.ptr[i]);
+    }
+    snprintf(config, sizeof config, "{\"require_token\":true,\"trusted_issuers\":[\"%s\"]}", hex);
+    CHECK_OK(reg(p, "chain", config));
+
+    /* A -> B (SUBSCRIBE | DELEGATE, depth 1) -> C. */
+    if (!CHECK_OK(net_token_issue(ida, b_entity.ptr, 32, NET_SCOPE_SUBSCRIBE | NET_SCOPE_DELEGATE, hash, 3600, 1,
+                                  &parent)) ||
+        !CHECK_OK(net_token_delegate(idb, parent.ptr, parent.len, c_entity.ptr, 32, NET_SCOPE_SUBSCRIBE, &leaf))) {
+        goto done;
+    }
+    /* The Subscribe carries only the leaf: refused until P holds the parent. */
+    CHECK_STATUS(sub_with(c, idp, &leaf), NET_ERR_CHANNEL_UNAUTHORIZED);
+
+    /* A chain rooted at U, whom the channel does not trust, even with U's
+     * parent installed; and U's direct token. (Before A's parent is
+     * installed: the publisher pins one parent per subject, channel and
+     * scope, the newest replacing the older, so A's parent replaces U's.) */
+    if (CHECK_OK(net_token_issue(idu, b_entity.ptr, 32, NET_SCOPE_SUBSCRIBE | NET_SCOPE_DELEGATE, hash, 3600, 1,
+                                 &rogue_parent)) &&
+        CHECK_OK(net_token_delegate(idb, rogue_parent.ptr, rogue_parent.len, c_entity.ptr, 32, NET_SCOPE_SUBSCRIBE,
+                                    &rogue_leaf)) &&
+        CHECK_OK(net_token_issue(idu, c_entity.ptr, 32, NET_SCOPE_SUBSCRIBE, hash, 3600, 0, &rogue_direct))) {
+        CHECK_OK(net_mesh_install_channel_token(p, rogue_parent.ptr, rogue_parent.len));
+        CHECK_STATUS(sub_with(c, idp, &rogue_leaf), NET_ERR_CHANNEL_UNAUTHORIZED);
+        CHECK_STATUS(sub_with(c, idp, &rogue_direct), NET_ERR_CHANNEL_UNAUTHORIZED);
+    }
+    /* One link past the depth: A -> B -> D (depth 0) -> C. */
+    if (CHECK_OK(net_token_delegate(idb, parent.ptr, parent.len, d_entity.ptr, 32, NET_SCOPE_ALL, &middle)) &&
+        CHECK_OK(net_token_parse(middle.ptr, middle.len, &info))) {
+        CHECK(info.delegation_depth == 0);
+        CHECK_STATUS(net_token_delegate(idd, middle.ptr, middle.len, c_entity.ptr, 32, NET_SCOPE_SUBSCRIBE, &refused),
+                     NET_ERR_TOKEN_DELEGATION_EXHAUSTED);
+        CHECK(refused.ptr == NULL);
+        if (forge_child(idd, &middle, &c_entity, grandchild)) {
+            forged.ptr = grandchild;
+            forged.len = sizeof grandchild;
+            CHECK_OK(net_mesh_install_channel_token(p, parent.ptr, parent.len));
+            CHECK_OK(net_mesh_install_channel_token(p, middle.ptr, middle.len));
+            CHECK_STATUS(sub_with(c, idp, &forged), NET_ERR_CHANNEL_UNAUTHORIZED);
+        }
+    }
+
+    CHECK_STATUS(net_mesh_install_channel_token(p, leaf.ptr, 100), NET_ERR_TOKEN_INVALID_FORMAT);
+
+    /* The parent is installed now: the proper leaf subscribes and receives. */
+    if (CHECK_OK(sub_with(c, idp, &leaf))) {
+        CHECK(pub(p, "chain", "chained", "\"delivered\":1"));
+        expect_on(c, idp, "chained", "chain");
+    }
+done:
+    {
+        net_bytes_t *owned[] = {&a_entity, &b_entity, &d_entity, &c_entity, &parent,
+                                &leaf, &middle, &rogue_parent, &rogue_leaf, &rogue_direct};
+        for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) {
+            net_bytes_free(owned[i]);
+        }
+    }
+    CHECK_OK(net_identity_free(ida));
+    CHECK_OK(net_identity_free(idb));
+    CHECK_OK(net_identity_free(idd));
+    CHECK_OK(net_identity_free(idu));
+    CHECK_OK(net_mesh_free(p));
+    CHECK_OK(net_mesh_free(c));
+}
+
 static void test_after_free(void)
 {
     net_mesh_t *m = node_with(CONFIG);
@@ -274,6 +452,8 @@ int main(void)
     RUN_TEST(test_subscribe_publish_tokens);
     RUN_TEST(test_capabilities_three_nodes);
     RUN_TEST(test_relayed_subscriber);
+    RUN_TEST(test_full_channel_and_spent_rate);
+    RUN_TEST(test_token_chains);
     RUN_TEST(test_after_free);
     return check_finish("test_mesh_channels");
 }

@@ -110,55 +110,6 @@ type PublishReport struct {
 	Errors    []PublishFailure `json:"errors"`
 }
 
-// Hardware is the hardware part of Capabilities (a subset of the WIRE.md
-// §10.4 members; the others announce their defaults).
-type Hardware struct {
-	CPUCores    uint16 `json:"cpu_cores,omitempty"`
-	CPUThreads  uint16 `json:"cpu_threads,omitempty"`
-	MemoryMB    uint32 `json:"memory_mb,omitempty"`
-	StorageMB   uint64 `json:"storage_mb,omitempty"`
-	NetworkMbps uint32 `json:"network_mbps,omitempty"`
-}
-
-// ModelInfo is a model a node can serve.
-type ModelInfo struct {
-	ModelID         string   `json:"model_id"`
-	Family          string   `json:"family"`
-	ParametersBX10  uint32   `json:"parameters_b_x10"`
-	ContextLength   uint32   `json:"context_length"`
-	Quantization    *string  `json:"quantization"`
-	Modalities      []string `json:"modalities"` // "Text", "Image", "Audio", "Video", "Code", "Embedding", "ToolUse"
-	TokensPerSecond uint32   `json:"tokens_per_sec"`
-	Loaded          bool     `json:"loaded"`
-}
-
-// Software is the software part of Capabilities.
-type Software struct {
-	OS          string  `json:"os,omitempty"`
-	OSVersion   string  `json:"os_version,omitempty"`
-	CUDAVersion *string `json:"cuda_version,omitempty"`
-}
-
-// Limits are a node's service limits (0: unspecified).
-type Limits struct {
-	MaxConcurrentRequests uint32 `json:"max_concurrent_requests,omitempty"`
-	MaxTokensPerRequest   uint32 `json:"max_tokens_per_request,omitempty"`
-	RateLimitRPM          uint32 `json:"rate_limit_rpm,omitempty"`
-	MaxBatchSize          uint32 `json:"max_batch_size,omitempty"`
-	MaxInputBytes         uint32 `json:"max_input_bytes,omitempty"`
-	MaxOutputBytes        uint32 `json:"max_output_bytes,omitempty"`
-}
-
-// Capabilities is what a node announces about itself (omitted members
-// announce their defaults).
-type Capabilities struct {
-	Hardware Hardware    `json:"hardware"`
-	Software Software    `json:"software"`
-	Models   []ModelInfo `json:"models,omitempty"`
-	Tags     []string    `json:"tags,omitempty"`
-	Limits   Limits      `json:"limits"`
-}
-
 // NodeQuery selects indexed nodes: Filter, and Scope ("" or "any",
 // "global_only", "same_subnet").
 type NodeQuery struct {
@@ -184,13 +135,13 @@ func (q NodeQuery) fields() map[string]any {
 
 // NodeCapabilities is one indexed node (Mesh.Capabilities).
 type NodeCapabilities struct {
-	NodeID       uint64          `json:"node_id"`
-	Version      uint64          `json:"version"`
-	TimestampNs  uint64          `json:"timestamp_ns"`
-	ExpiresAtNs  uint64          `json:"expires_at_ns"`
-	HopCount     uint8           `json:"hop_count"`
-	ReflexAddr   *string         `json:"reflex_addr"`
-	Capabilities json.RawMessage `json:"capabilities"` // the full WIRE.md §10.4 set
+	NodeID       uint64       `json:"node_id"`
+	Version      uint64       `json:"version"`
+	TimestampNs  uint64       `json:"timestamp_ns"`
+	ExpiresAtNs  uint64       `json:"expires_at_ns"`
+	HopCount     uint8        `json:"hop_count"`
+	ReflexAddr   *string      `json:"reflex_addr"`
+	Capabilities Capabilities `json:"capabilities"` // the full WIRE.md §10.4 set
 }
 
 func (m *Mesh) withName(op, name string, f func(p *C.net_mesh_t, n *C.uint8_t, nl C.size_t) C.net_status_t) error {
@@ -312,11 +263,12 @@ func (m *Mesh) Channels() (map[string]any, error) {
 }
 
 // Announce signs caps, indexes them here and sends them to every peer,
-// which forward them on. Errors: ErrMeshCapabilities, ErrShuttingDown.
+// which forward them on. Errors: ErrMeshCapabilities (also for an
+// enumeration name that is none of the known ones), ErrShuttingDown.
 func (m *Mesh) Announce(caps Capabilities) error {
 	b, err := json.Marshal(caps)
 	if err != nil {
-		return err
+		return &Error{Op: "net_mesh_announce", Status: StatusMeshCapabilities, Message: err.Error()}
 	}
 	_, err = m.do("net_mesh_announce", func(p *C.net_mesh_t) C.net_status_t {
 		return C.net_mesh_announce(p, bytesPtr(b), C.size_t(len(b)))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -116,7 +117,7 @@ func TestMeshCapabilitiesAcrossThreeNodes(t *testing.T) {
 	idc := must(c.NodeID())
 	err := c.Announce(netmesh.Capabilities{Tags: []string{"gpu"}, Hardware: netmesh.Hardware{MemoryMB: 4096},
 		Software: netmesh.Software{OS: "linux"}, Limits: netmesh.Limits{MaxBatchSize: 8},
-		Models: []netmesh.ModelInfo{{ModelID: "m1", Family: "f", ContextLength: 4096, Modalities: []string{"Text"}, Loaded: true}}})
+		Models: []netmesh.ModelInfo{{ModelID: "m1", Family: "f", ContextLength: 4096, Modalities: []netmesh.Modality{netmesh.ModalityText}, Loaded: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestMeshCapabilitiesAcrossThreeNodes(t *testing.T) {
 	all := must(a.Capabilities())
 	found := false
 	for _, n := range all {
-		found = found || (n.NodeID == idc && n.HopCount == 1 && strings.Contains(string(n.Capabilities), `"os":"linux"`))
+		found = found || (n.NodeID == idc && n.HopCount == 1 && n.Capabilities.Software.OS == "linux")
 	}
 	if !found {
 		t.Fatalf("capabilities %+v", all)
@@ -172,4 +173,119 @@ func TestMeshChannelThroughRelay(t *testing.T) {
 		t.Fatalf("report %+v", r)
 	}
 	expectEvent(t, b, ida, "over r", "relayed")
+}
+
+// fullCapabilities sets every member of the capability set.
+func fullCapabilities() netmesh.Capabilities {
+	cuda, q, in, out := "12.4", "q4_k_m", `{"type":"object"}`, `{"type":"string"}`
+	return netmesh.Capabilities{
+		Hardware: netmesh.Hardware{
+			CPUCores: 16, CPUThreads: 32, MemoryMB: 65536,
+			GPU: &netmesh.GPUInfo{Vendor: netmesh.GPUVendorNvidia, Model: "RTX 4090", VRAMMB: 24576,
+				ComputeUnits: 128, TensorCores: 512, FP16TflopsX10: 825},
+			AdditionalGPUs: []netmesh.GPUInfo{{Vendor: netmesh.GPUVendorAMD, Model: "MI300", VRAMMB: 8192,
+				ComputeUnits: 304, TensorCores: 0, FP16TflopsX10: 1307}},
+			StorageMB: 2_000_000, NetworkMbps: 10000,
+			Accelerators: []netmesh.AcceleratorInfo{{Type: netmesh.AcceleratorTPU, Model: "v5e", MemoryMB: 16384, TopsX10: 3940}},
+		},
+		Software: netmesh.Software{
+			OS: "linux", OSVersion: "6.8",
+			Runtimes:    []netmesh.NameVersion{{Name: "python", Version: "3.12"}},
+			Frameworks:  []netmesh.NameVersion{{Name: "torch", Version: "2.3"}},
+			CUDAVersion: &cuda,
+			Drivers:     []netmesh.NameVersion{{Name: "nvidia", Version: "550.54"}},
+		},
+		Models: []netmesh.ModelInfo{{ModelID: "llama-3-8b", Family: "llama", ParametersBX10: 80, ContextLength: 8192,
+			Quantization: &q, Modalities: []netmesh.Modality{netmesh.ModalityText, netmesh.ModalityToolUse},
+			TokensPerSecond: 95, Loaded: true}},
+		Tools: []netmesh.ToolInfo{{ToolID: "grep", Name: "Grep", Version: "3.11", InputSchema: &in, OutputSchema: &out,
+			Requires: []string{"fs"}, EstimatedTimeMs: 40, Stateless: true}},
+		Tags: []string{"gpu", "zone:eu"},
+		Limits: netmesh.Limits{MaxConcurrentRequests: 4, MaxTokensPerRequest: 4096, RateLimitRPM: 600,
+			MaxBatchSize: 8, MaxInputBytes: 1 << 20, MaxOutputBytes: 1 << 21},
+	}
+}
+
+// A set with every member set, announced by C, reads back field for field
+// from A's index (through B), and a filter on each kind of field finds it.
+func TestMeshCapabilitiesRoundTrip(t *testing.T) {
+	a, b, c := startedMesh(t), startedMesh(t), startedMesh(t)
+	linkTo(t, a, b)
+	linkTo(t, c, b)
+	idc := must(c.NodeID())
+	caps := fullCapabilities()
+	if err := c.Announce(caps); err != nil {
+		t.Fatal(err)
+	}
+	finds := func(f netmesh.CapabilityFilter) bool {
+		nodes := must(a.FindNodes(netmesh.NodeQuery{Filter: f}))
+		return len(nodes) == 1 && nodes[0] == idc
+	}
+	waitFor(t, "a finds c", func() bool { return finds(netmesh.CapabilityFilter{RequireTags: []string{"zone:eu"}}) })
+	var got *netmesh.Capabilities
+	for _, n := range must(a.Capabilities()) {
+		if n.NodeID == idc && n.HopCount == 1 {
+			got = &n.Capabilities
+		}
+	}
+	if got == nil || !reflect.DeepEqual(*got, caps) {
+		t.Fatalf("read back\n%+v\nannounced\n%+v", got, caps)
+	}
+	for name, f := range map[string]netmesh.CapabilityFilter{
+		"model":    {RequireModels: []string{"llama-3-8b"}},
+		"tool":     {RequireTools: []string{"grep"}},
+		"memory":   {MinMemoryMB: 65536},
+		"gpu":      {RequireGPU: true, GPUVendor: "nvidia"},
+		"vram":     {MinVRAMMB: 24576 + 8192},
+		"context":  {MinContextLength: 8192},
+		"modality": {RequireModalities: []string{"tool-use"}},
+	} {
+		if !finds(f) {
+			t.Errorf("%s filter does not find c", name)
+		}
+	}
+	for name, f := range map[string]netmesh.CapabilityFilter{
+		"model":  {RequireModels: []string{"gpt"}},
+		"memory": {MinMemoryMB: 65537},
+		"vendor": {GPUVendor: "amd"}, // only the primary GPU counts
+		"vram":   {MinVRAMMB: 24576 + 8192 + 1},
+	} {
+		if finds(f) {
+			t.Errorf("%s filter finds c", name)
+		}
+	}
+	// Items left mostly zero announce (nil lists included), and the full set again.
+	partial := netmesh.Capabilities{Models: []netmesh.ModelInfo{{ModelID: "partial"}}, Tools: []netmesh.ToolInfo{{ToolID: "t"}},
+		Hardware: netmesh.Hardware{GPU: &netmesh.GPUInfo{}, Accelerators: []netmesh.AcceleratorInfo{{}}}}
+	if err := c.Announce(partial); err != nil {
+		t.Fatal(err)
+	}
+	bad := caps
+	bad.Hardware.GPU = &netmesh.GPUInfo{Vendor: "nvidea"}
+	if err := c.Announce(bad); !errors.Is(err, netmesh.ErrMeshCapabilities) || !strings.Contains(err.Error(), "nvidea") {
+		t.Fatalf("typo vendor: %v", err)
+	}
+}
+
+// A full channel, a spent publish rate: each with its own typed error.
+func TestMeshChannelFullAndRateLimited(t *testing.T) {
+	a, b, c := startedMesh(t), startedMesh(t), startedMesh(t)
+	linkTo(t, b, a)
+	linkTo(t, c, a)
+	ida := must(a.NodeID())
+	must(a.RegisterChannel("one", netmesh.ChannelConfig{MaxSubscribers: 1}))
+	if err := b.Subscribe(ctx5(t), ida, "one", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Subscribe(ctx5(t), ida, "one", nil); err != nil { // idempotent at the cap
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(ctx5(t), ida, "one", nil); !errors.Is(err, netmesh.ErrChannelFull) {
+		t.Fatalf("full channel: %v", err)
+	}
+	must(a.RegisterChannel("slow", netmesh.ChannelConfig{MaxRatePPS: 1}))
+	must(a.Publish("slow", [][]byte{[]byte("first")}, false))
+	if _, err := a.Publish("slow", [][]byte{[]byte("second")}, false); !errors.Is(err, netmesh.ErrChannelRateLimited) {
+		t.Fatalf("spent rate: %v", err)
+	}
 }

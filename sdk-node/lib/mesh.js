@@ -14,6 +14,7 @@ const util = require('node:util');
 const { STATUS, fns } = require('./native');
 const calls = require('./calls');
 const args = require('./args');
+const caps = require('./capabilities');
 const pool = require('./pool');
 const asyncCalls = require('./async');
 const { leakRegistry } = require('./finalize');
@@ -41,8 +42,8 @@ function pooled(fn) {
 function channelConfigJson(c) {
   const out = {};
   if (c.visibility !== undefined) out.visibility = c.visibility;
-  if (c.publishCaps !== undefined) out.publish_caps = c.publishCaps;
-  if (c.subscribeCaps !== undefined) out.subscribe_caps = c.subscribeCaps;
+  if (c.publishCaps !== undefined) out.publish_caps = caps.filterToWire(c.publishCaps);
+  if (c.subscribeCaps !== undefined) out.subscribe_caps = caps.filterToWire(c.subscribeCaps);
   if (c.requireToken !== undefined) out.require_token = c.requireToken;
   if (c.trustedIssuers !== undefined) {
     out.trusted_issuers =
@@ -572,29 +573,35 @@ class Mesh {
   }
 
   /**
-   * Announces this node's capabilities (a WIRE.md §10.4 set: `hardware`,
-   * `software`, `models`, `tools`, `tags`, `limits`, snake_case keys;
-   * omitted members take their defaults). Throws MeshCapabilitiesError
-   * naming a bad key.
+   * Announces this node's capabilities: a set with `hardware`, `software`,
+   * `models`, `tools`, `tags`, `limits` (camelCase keys; libnet's snake_case
+   * ones are accepted too; omitted members take their defaults; GPU vendor,
+   * accelerator type and modalities by their lowercase names). Throws
+   * MeshCapabilitiesError naming a bad key or enumeration name.
    */
   announce(capabilities) {
-    const c = Buffer.from(JSON.stringify(capabilities), 'utf8');
+    const c = Buffer.from(JSON.stringify(caps.capabilitiesToWire(capabilities)), 'utf8');
     calls.check(fns.net_mesh_announce(this.#live(), c, c.byteLength));
   }
 
-  /** The indexed nodes matching `{ filter, scope }` (snake_case filter keys), ids ascending (bigints). */
+  /** The indexed nodes matching `{ filter, scope }` (filter keys camelCase or snake_case), ids ascending (bigints). */
   findNodes(query) {
-    const raw = require('./json').parseJsonBigInt(calls.meshQuery(fns.net_mesh_find_nodes, this.#live(), JSON.stringify(query ?? {})));
+    const q = JSON.stringify(caps.queryToWire(query));
+    const raw = require('./json').parseJsonBigInt(calls.meshQuery(fns.net_mesh_find_nodes, this.#live(), q));
     return raw.nodes.map((n) => BigInt(n));
   }
 
   /** The best-scoring node for `{ filter, scope, weights }`: `{ nodeId, score }`, or null. */
   findBestNode(query) {
-    const raw = require('./json').parseJsonBigInt(calls.meshQuery(fns.net_mesh_find_best_node, this.#live(), JSON.stringify(query ?? {})));
+    const q = JSON.stringify(caps.queryToWire(query));
+    const raw = require('./json').parseJsonBigInt(calls.meshQuery(fns.net_mesh_find_best_node, this.#live(), q));
     return raw.node_id === null ? null : { nodeId: BigInt(raw.node_id), score: Number(raw.score) };
   }
 
-  /** Every live indexed node: `{ nodeId, version, hopCount, expiresAtNs, capabilities }`. */
+  /**
+   * Every live indexed node: `{ nodeId, version, timestampNs, expiresAtNs,
+   * hopCount, reflexAddr, capabilities }`, the set in its camelCase form.
+   */
   capabilities() {
     const raw = require('./json').parseJsonBigInt(calls.meshBytes(fns.net_mesh_capabilities, this.#live()).toString('utf8'));
     return raw.nodes.map((n) => ({
@@ -604,7 +611,7 @@ class Mesh {
       expiresAtNs: BigInt(n.expires_at_ns),
       hopCount: Number(n.hop_count),
       reflexAddr: n.reflex_addr ?? null,
-      capabilities: n.capabilities,
+      capabilities: caps.capabilitiesFromWire(n.capabilities),
     }));
   }
 

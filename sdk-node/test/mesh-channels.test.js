@@ -3,7 +3,11 @@
 // (accepted, unknown channel, token required without and with a token the
 // publisher's identity issued), publish with a report and receive with the
 // channel name, unsubscribe stops delivery; announce and find across three
-// nodes (one hop forwarded); a subscriber relayed through R; calls after close.
+// nodes (one hop forwarded; snake_case keys still accepted); a full
+// camelCase capability set read back field by field and found by a filter on
+// each kind of field; a full channel (ChannelFullError) and a spent publish
+// rate (ChannelRateLimitedError); a subscriber relayed through R; calls after
+// close.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -12,6 +16,8 @@ const {
   Token,
   Scope,
   ChannelConfigError,
+  ChannelFullError,
+  ChannelRateLimitedError,
   ChannelUnauthorizedError,
   ChannelUnknownError,
   MeshCapabilitiesError,
@@ -84,6 +90,7 @@ test('mesh capabilities: announce and find across three nodes', async (t) => {
   assert.throws(() => a.findNodes({ scope: 'everywhere' }), MeshCapabilitiesError);
   const entry = a.capabilities().find((n) => n.nodeId === c.nodeId);
   assert.equal(entry.hopCount, 1);
+  assert.equal(entry.capabilities.hardware.memoryMb, 4096);
 
   a.registerChannel('jobs', { subscribeCaps: { require_tags: ['gpu'] } });
   await link(c, a);
@@ -101,4 +108,123 @@ test('mesh channels: a subscriber relayed through R', async (t) => {
   assert.equal(a.publish('relayed', ['over r'], { reliable: true }).delivered, 1);
   const e = await recvOne(b);
   assert.deepEqual([e.peer, e.data.toString(), e.channel], [a.nodeId, 'over r', 'relayed']);
+});
+
+/** A set with every member set (enumeration names in assorted cases). */
+const FULL = {
+  hardware: {
+    cpuCores: 16,
+    cpuThreads: 32,
+    memoryMb: 65536,
+    gpu: { vendor: 'NVIDIA', model: 'RTX 4090', vramMb: 24576, computeUnits: 128, tensorCores: 512, fp16TflopsX10: 825 },
+    additionalGpus: [{ vendor: 'amd', model: 'MI300', vramMb: 8192, computeUnits: 304, tensorCores: 0, fp16TflopsX10: 1307 }],
+    storageMb: 2000000,
+    networkMbps: 10000,
+    accelerators: [{ accelType: 'tpu', model: 'v5e', memoryMb: 16384, topsX10: 3940 }],
+  },
+  software: {
+    os: 'linux',
+    osVersion: '6.8',
+    runtimes: [['python', '3.12']],
+    frameworks: [['torch', '2.3']],
+    cudaVersion: '12.4',
+    drivers: [['nvidia', '550.54']],
+  },
+  models: [
+    {
+      modelId: 'llama-3-8b',
+      family: 'llama',
+      parametersBX10: 80,
+      contextLength: 8192,
+      quantization: 'q4_k_m',
+      modalities: ['text', 'tool_use'],
+      tokensPerSec: 95,
+      loaded: true,
+    },
+  ],
+  tools: [
+    {
+      toolId: 'grep',
+      name: 'Grep',
+      version: '3.11',
+      inputSchema: '{"type":"object"}',
+      outputSchema: '{"type":"string"}',
+      requires: ['fs'],
+      estimatedTimeMs: 40,
+      stateless: true,
+    },
+  ],
+  tags: ['gpu', 'zone:eu'],
+  limits: {
+    maxConcurrentRequests: 4,
+    maxTokensPerRequest: 4096,
+    rateLimitRpm: 600,
+    maxBatchSize: 8,
+    maxInputBytes: 1 << 20,
+    maxOutputBytes: 1 << 21,
+  },
+};
+
+test('mesh capabilities: a full camelCase set reads back field by field', async (t) => {
+  const [a, b, c] = [started(t), started(t), started(t)];
+  await link(a, b);
+  await link(c, b);
+  assert.throws(
+    () => c.announce({ hardware: { gpu: { vendor: 'nvidea' } } }),
+    (e) => e instanceof MeshCapabilitiesError && /nvidea/.test(e.message),
+  );
+  assert.throws(() => c.announce({ models: [{ modalities: ['smell'] }] }), MeshCapabilitiesError);
+  assert.throws(
+    () => c.announce({ tools: [{ toolName: 'x' }] }),
+    (e) => e instanceof MeshCapabilitiesError && /`tools\[0\]\.tool_name`/.test(e.message),
+  );
+  c.announce({ hardware: { gpu: { vendor: 'amd' } }, models: [{ modelId: 'partial' }] }); // items take their defaults
+  c.announce(FULL);
+  const finds = (filter) => {
+    const found = a.findNodes({ filter });
+    return found.length === 1 && found[0] === c.nodeId;
+  };
+  await waitFor('a finds c', () => finds({ requireTags: ['zone:eu'] }));
+  const got = a.capabilities().find((n) => n.nodeId === c.nodeId).capabilities;
+  // What was announced, with the enumeration names in their canonical lowercase form.
+  const want = structuredClone(FULL);
+  want.hardware.gpu.vendor = 'nvidia';
+  want.models[0].modalities = ['text', 'tool-use'];
+  for (const member of Object.keys(want)) assert.deepEqual(got[member], want[member], member);
+  assert.deepEqual(got, want);
+
+  for (const filter of [
+    { requireModels: ['llama-3-8b'] },
+    { requireTools: ['grep'] },
+    { minMemoryMb: 65536 },
+    { requireGpu: true, gpuVendor: 'nvidia' },
+    { minVramMb: 24576 + 8192 },
+    { minContextLength: 8192 },
+    { requireModalities: ['tool-use', 'text'] },
+    { require_tools: ['grep'] }, // snake_case still accepted
+  ]) {
+    assert.ok(finds(filter), JSON.stringify(filter));
+  }
+  for (const filter of [
+    { requireModels: ['gpt'] },
+    { minMemoryMb: 65537 },
+    { gpuVendor: 'amd' }, // only the primary GPU counts
+    { minVramMb: 24576 + 8192 + 1 },
+    { requireModalities: ['image'] },
+  ]) {
+    assert.deepEqual(a.findNodes({ filter }), [], JSON.stringify(filter));
+  }
+});
+
+test('mesh channels: a full channel and a spent publish rate', async (t) => {
+  const [a, b, c] = [started(t), started(t), started(t)];
+  await link(b, a);
+  await link(c, a);
+  a.registerChannel('one', { maxSubscribers: 1 });
+  await b.subscribe(a.nodeId, 'one');
+  await b.subscribe(a.nodeId, 'one'); // idempotent at the cap
+  await assert.rejects(c.subscribe(a.nodeId, 'one'), ChannelFullError);
+  a.registerChannel('slow', { maxRatePps: 1 });
+  a.publish('slow', ['first']);
+  assert.throws(() => a.publish('slow', ['second']), (e) => e instanceof ChannelRateLimitedError && /rate/.test(e.message));
 });

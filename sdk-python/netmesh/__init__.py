@@ -55,6 +55,21 @@ from .cortex import (
 )
 from .netdb import NetDB
 from .bus import Bus, BusEvent, IngestReport, PollResult, RedisStreamDedup
+from . import capabilities as _capabilities
+from .capabilities import (
+    AcceleratorInfo,
+    AcceleratorType,
+    Capabilities,
+    GpuInfo,
+    GpuVendor,
+    Hardware,
+    IndexedNode,
+    Limits,
+    Modality,
+    ModelInfo,
+    Software,
+    ToolInfo,
+)
 from .mesh import (
     CapabilityFilter,
     ChannelConfig,
@@ -153,6 +168,8 @@ __all__ = [
     "MeshEvent",
     "CapabilityFilter",
     "ChannelConfig",
+    # capability sets
+    *_capabilities.__all__,
     "PublishFailure",
     "PublishReport",
     "Route",

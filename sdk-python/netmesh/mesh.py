@@ -34,7 +34,7 @@ import datetime
 import json
 import struct
 import threading
-from typing import Any, AsyncIterator, Deque, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, AsyncIterator, Deque, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from ._ffi import (
     BytesLike,
@@ -51,6 +51,7 @@ from ._ffi import (
     timeout_ms,
 )
 from ._handle import _Handle
+from .capabilities import Capabilities, GpuVendor, IndexedNode, Modality, capabilities_json
 from .cancel import Cancel, call_async, call_blocking, pull, pull_async
 from .errors import MeshConfigError, ShuttingDownError, error_for_status
 from .redex import Seconds, _out_u64
@@ -759,12 +760,13 @@ class Mesh(_Handle):
         result: Dict[str, Any] = json.loads(take_bytes(out))
         return result
 
-    def announce(self, capabilities: Dict[str, Any]) -> None:
-        """Announces this node's capabilities (a WIRE.md §10.4 set as a
-        dict: ``hardware``, ``software``, ``models``, ``tools``, ``tags``,
-        ``limits``; omitted members take their defaults). MeshCapabilitiesError
-        naming a bad key."""
-        data = json.dumps(capabilities).encode()
+    def announce(self, capabilities: Union[Capabilities, Dict[str, Any]]) -> None:
+        """Announces this node's capabilities: a :class:`Capabilities`, or a
+        WIRE.md §10.4 set as a dict (``hardware``, ``software``, ``models``,
+        ``tools``, ``tags``, ``limits``; omitted members take their
+        defaults). MeshCapabilitiesError naming a bad key or enumeration
+        name."""
+        data = json.dumps(capabilities_json(capabilities)).encode()
         check(lib.net_mesh_announce(self._handle(), data, len(data)))
 
     def _query(self, fn: Any, query: Dict[str, Any]) -> Any:
@@ -796,13 +798,13 @@ class Mesh(_Handle):
             return None
         return int(best["node_id"]), float(best["score"])
 
-    def capabilities(self) -> List[Dict[str, Any]]:
-        """Every live indexed node: node_id, version, timestamp_ns,
-        expires_at_ns, hop_count, reflex_addr, capabilities."""
+    def capabilities(self) -> List[IndexedNode]:
+        """Every live indexed node (this one once it announced), its
+        announcement's version, times, hop count, reflexive address and
+        typed :class:`Capabilities`."""
         out = new_bytes()
         check(lib.net_mesh_capabilities(self._handle(), out))
-        result: List[Dict[str, Any]] = json.loads(take_bytes(out))["nodes"]
-        return result
+        return [IndexedNode._from_json(n) for n in json.loads(take_bytes(out))["nodes"]]
 
     def close(self) -> None:
         """Shuts the node down and frees it (idempotent, thread-safe): every
@@ -829,20 +831,31 @@ def _name(name: str) -> Tuple[bytes, int]:
 @dataclasses.dataclass
 class CapabilityFilter:
     """Constraints on announced capabilities (a query's filter, or a
-    channel's publish / subscribe filter); empty fields constrain nothing."""
+    channel's publish / subscribe filter); empty fields constrain nothing.
+    ``require_tags`` must all be present, ``require_models`` /
+    ``require_tools`` any one; ``min_vram_mb`` counts every GPU, but
+    ``require_gpu`` and ``gpu_vendor`` only the primary one;
+    ``min_context_length`` and ``require_modalities`` look at the models.
+    ``gpu_vendor`` and ``require_modalities`` take :class:`GpuVendor` /
+    :class:`Modality` members or their names (any case)."""
 
     require_tags: List[str] = dataclasses.field(default_factory=list)
     require_models: List[str] = dataclasses.field(default_factory=list)
     require_tools: List[str] = dataclasses.field(default_factory=list)
     min_memory_mb: Optional[int] = None
     require_gpu: bool = False
-    gpu_vendor: Optional[str] = None
+    gpu_vendor: Optional[Union[GpuVendor, str]] = None
     min_vram_mb: Optional[int] = None
     min_context_length: Optional[int] = None
-    require_modalities: List[str] = dataclasses.field(default_factory=list)
+    require_modalities: List[Union[Modality, str]] = dataclasses.field(default_factory=list)
 
     def _json(self) -> Dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, [], False)}
+        out = {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, [], False)}
+        if self.gpu_vendor is not None:
+            out["gpu_vendor"] = GpuVendor.parse(self.gpu_vendor).value
+        if self.require_modalities:
+            out["require_modalities"] = [Modality.parse(m).value for m in self.require_modalities]
+        return out
 
 
 @dataclasses.dataclass

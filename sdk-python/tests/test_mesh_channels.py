@@ -3,7 +3,8 @@
 publisher's identity issued), publish with a report and receive with the
 channel name, unsubscribe stops delivery; announce and find across three
 nodes (one hop forwarded); a subscriber relayed through R; calls after
-close."""
+close; a full capability set read back field by field and found by a
+filter on each kind of field; a full channel and a spent publish rate."""
 
 from __future__ import annotations
 
@@ -12,7 +13,20 @@ import asyncio
 import pytest
 
 from netmesh import (
+    AcceleratorInfo,
+    AcceleratorType,
+    Capabilities,
     CapabilityFilter,
+    ChannelFullError,
+    ChannelRateLimitedError,
+    GpuInfo,
+    GpuVendor,
+    Hardware,
+    Limits,
+    Modality,
+    ModelInfo,
+    Software,
+    ToolInfo,
     ChannelConfig,
     ChannelConfigError,
     ChannelUnauthorizedError,
@@ -98,9 +112,9 @@ def test_announce_and_find_across_three_nodes() -> None:
         assert a.find_best_node(CapabilityFilter(require_tags=["tpu"])) is None
         with pytest.raises(MeshCapabilitiesError):
             a.find_nodes(scope="everywhere")
-        entry = next(n for n in a.capabilities() if n["node_id"] == c.node_id)
-        assert entry["hop_count"] == 1
-        assert entry["capabilities"]["hardware"]["memory_mb"] == 4096
+        entry = next(n for n in a.capabilities() if n.node_id == c.node_id)
+        assert entry.hop_count == 1
+        assert entry.capabilities.hardware.memory_mb == 4096
 
         a.register_channel("jobs", ChannelConfig(subscribe_caps=gpu))
         link(c, a)
@@ -123,3 +137,100 @@ def test_a_subscriber_relayed_through_r() -> None:
         assert (event.peer, event.data, event.channel) == (a.node_id, b"over r", "relayed")
         b.unsubscribe(a.node_id, "relayed")
         assert a.publish("relayed", [b"gone"]).attempted == 0
+
+
+def full_capabilities() -> Capabilities:
+    """A set with every member set (enumerations in assorted spellings)."""
+    return Capabilities(
+        hardware=Hardware(
+            cpu_cores=16,
+            cpu_threads=32,
+            memory_mb=65536,
+            gpu=GpuInfo("NVIDIA", "RTX 4090", 24576, 128, 512, 825),
+            additional_gpus=[GpuInfo(GpuVendor.AMD, "MI300", 8192, 304, 0, 1307)],
+            storage_mb=2_000_000,
+            network_mbps=10_000,
+            accelerators=[AcceleratorInfo("tpu", "v5e", 16384, 3940)],
+        ),
+        software=Software(
+            os="linux",
+            os_version="6.8",
+            runtimes=[("python", "3.12")],
+            frameworks=[("torch", "2.3")],
+            cuda_version="12.4",
+            drivers=[("nvidia", "550.54")],
+        ),
+        models=[ModelInfo("llama-3-8b", "llama", 80, 8192, "q4_k_m", ["text", "tool_use"], 95, True)],
+        tools=[ToolInfo("grep", "Grep", "3.11", '{"type":"object"}', '{"type":"string"}', ["fs"], 40, True)],
+        tags=["gpu", "zone:eu"],
+        limits=Limits(4, 4096, 600, 8, 1 << 20, 1 << 21),
+    )
+
+
+def test_a_full_capability_set_reads_back_field_by_field() -> None:
+    caps = full_capabilities()
+    assert caps.hardware.gpu is not None and caps.hardware.gpu.vendor is GpuVendor.NVIDIA
+    assert caps.models[0].modalities == [Modality.TEXT, Modality.TOOL_USE]
+    assert caps.to_json()["hardware"]["accelerators"][0]["accel_type"] == "Tpu"
+    assert Capabilities.from_json(caps.to_json()) == caps
+    with pytest.raises(MeshCapabilitiesError, match="nvidea"):
+        GpuInfo(vendor="nvidea")
+    with pytest.raises(MeshCapabilitiesError, match="smell"):
+        ModelInfo(modalities=["smell"])
+
+    with Mesh(**FAST) as a, Mesh(**FAST) as b, Mesh(**FAST) as c:
+        for n in (a, b, c):
+            n.start()
+        link(a, b)
+        link(c, b)
+        # A dict's list items may leave members out; an unknown one is named.
+        c.announce({"models": [{"model_id": "partial"}], "hardware": {"gpu": {"vendor": "Amd"}}})
+        with pytest.raises(MeshCapabilitiesError, match=r"`tools\[0\]\.tool_name`"):
+            c.announce({"tools": [{"tool_name": "x"}]})
+        c.announce(caps)
+        wait_for("a finds c", lambda: a.find_nodes(CapabilityFilter(require_tags=["zone:eu"])) == [c.node_id])
+        entry = next(n for n in a.capabilities() if n.node_id == c.node_id)
+        got = entry.capabilities
+        for member in ("hardware", "software", "models", "tools", "tags", "limits"):
+            assert getattr(got, member) == getattr(caps, member), member
+        assert got == caps
+        assert got.hardware.accelerators[0].accel_type is AcceleratorType.TPU
+        assert entry.hop_count == 1 and entry.expires_at_ns > entry.timestamp_ns > 0
+
+        for finds in (
+            CapabilityFilter(require_models=["llama-3-8b"]),
+            CapabilityFilter(require_tools=["grep"]),
+            CapabilityFilter(min_memory_mb=65536),
+            CapabilityFilter(require_gpu=True, gpu_vendor=GpuVendor.NVIDIA),
+            CapabilityFilter(min_vram_mb=24576 + 8192),
+            CapabilityFilter(min_context_length=8192),
+            CapabilityFilter(require_modalities=[Modality.TOOL_USE, "text"]),
+        ):
+            assert a.find_nodes(finds) == [c.node_id], finds
+        for misses in (
+            CapabilityFilter(require_models=["gpt"]),
+            CapabilityFilter(min_memory_mb=65537),
+            CapabilityFilter(gpu_vendor="amd"),  # only the primary GPU counts
+            CapabilityFilter(min_vram_mb=24576 + 8192 + 1),
+            CapabilityFilter(require_modalities=["image"]),
+        ):
+            assert a.find_nodes(misses) == [], misses
+        with pytest.raises(MeshCapabilitiesError):
+            a.find_nodes(CapabilityFilter(gpu_vendor="nvidea"))
+
+
+def test_a_full_channel_and_a_spent_rate_raise_their_own_errors() -> None:
+    with Mesh(**FAST) as a, Mesh(**FAST) as b, Mesh(**FAST) as c:
+        for n in (a, b, c):
+            n.start()
+        link(b, a)
+        link(c, a)
+        a.register_channel("one", ChannelConfig(max_subscribers=1))
+        b.subscribe(a.node_id, "one")
+        b.subscribe(a.node_id, "one")  # idempotent at the cap
+        with pytest.raises(ChannelFullError):
+            c.subscribe(a.node_id, "one")
+        a.register_channel("slow", ChannelConfig(max_rate_pps=1))
+        a.publish("slow", [b"first"])
+        with pytest.raises(ChannelRateLimitedError, match="rate"):
+            a.publish("slow", [b"second"])

@@ -19,7 +19,8 @@ use super::status::net_status_t;
 use crate::identity::{ChannelName, EntityId, PermissionToken};
 use crate::mesh::capability::announcement::decode_hex;
 use crate::mesh::capability::{
-    AnnouncementError, BestNodeQuery, CapabilityFilter, CapabilitySet, NodeQuery,
+    AcceleratorInfo, AnnouncementError, BestNodeQuery, CapabilityFilter, CapabilitySet, GpuInfo,
+    ModelInfo, NodeQuery, ToolInfo,
 };
 use crate::mesh::channels::{
     ChannelConfig, Deny, IssuerTrust, PublishError, RegistryError, Visibility,
@@ -239,14 +240,70 @@ fn merge(template: &mut Value, given: Value) {
     }
 }
 
+/// Checks the keys of one list or optional item (a GPU, an accelerator, a
+/// model, a tool) against its `template` and fills the members it omits.
+fn complete_item(item: &mut Value, template: &Value, path: &str) -> Result<(), FfiError> {
+    let (Value::Object(given), Value::Object(template_map)) = (&*item, template) else {
+        return Ok(()); // not an object: serde names the type
+    };
+    check_keys(given, template_map, path)?;
+    let mut full = template.clone();
+    merge(&mut full, std::mem::take(item));
+    *item = full;
+    Ok(())
+}
+
+/// Completes the items of the set's lists and optional members, which
+/// `CapabilitySet::default()` has no template for (an empty list, a null
+/// GPU): each item gets the defaults and the unknown-key check the other
+/// members get.
+fn complete_items(given: &mut Map<String, Value>) -> Result<(), FfiError> {
+    fn template<T: serde::Serialize + Default>() -> Result<Value, FfiError> {
+        serde_json::to_value(T::default())
+            .map_err(|e| FfiError::new(net_status_t::NET_ERR_INTERNAL, e.to_string()))
+    }
+    let members = [
+        (Some("hardware"), "gpu", template::<GpuInfo>()?),
+        (Some("hardware"), "additional_gpus", template::<GpuInfo>()?),
+        (
+            Some("hardware"),
+            "accelerators",
+            template::<AcceleratorInfo>()?,
+        ),
+        (None, "models", template::<ModelInfo>()?),
+        (None, "tools", template::<ToolInfo>()?),
+    ];
+    for (parent, member, item_template) in &members {
+        let holder = match parent {
+            Some(p) => given.get_mut(*p).and_then(Value::as_object_mut),
+            None => Some(&mut *given),
+        };
+        let Some(slot) = holder.and_then(|h| h.get_mut(*member)) else {
+            continue;
+        };
+        let path = parent.map_or_else(|| (*member).to_owned(), |p| format!("{p}.{member}"));
+        if let Value::Array(items) = slot {
+            for (i, item) in items.iter_mut().enumerate() {
+                complete_item(item, item_template, &format!("{path}[{i}]"))?;
+            }
+        } else {
+            complete_item(slot, item_template, &path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Parses a capability set (see `net_mesh_announce`): the WIRE.md §10.4
-/// members, any of them omitted (defaults), none unknown.
+/// members, any of them omitted (defaults), none unknown — at every depth,
+/// the items of lists (models, tools, GPUs, accelerators) and the primary
+/// GPU included.
 pub(crate) fn capability_set_from_json(json: &str) -> Result<CapabilitySet, FfiError> {
-    let given: Value = serde_json::from_str(json)
+    let mut given: Value = serde_json::from_str(json)
         .map_err(|e| capabilities_error(format!("capability set is not JSON: {e}")))?;
-    let Value::Object(given_map) = &given else {
+    let Value::Object(given_map) = &mut given else {
         return Err(capabilities_error("capability set must be a JSON object"));
     };
+    complete_items(given_map)?;
     let mut template = serde_json::to_value(CapabilitySet::default())
         .map_err(|e| FfiError::new(net_status_t::NET_ERR_INTERNAL, e.to_string()))?;
     if let Value::Object(template_map) = &template {
@@ -608,6 +665,7 @@ pub unsafe extern "C" fn net_mesh_capabilities(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mesh::capability::GpuVendor;
 
     fn config_err(json: &str) -> String {
         channel_config_from_json(json).unwrap_err().message
@@ -657,5 +715,42 @@ mod tests {
         );
         let err = capability_set_from_json(r#"{"tags":"gpu"}"#).unwrap_err();
         assert_eq!(err.status, net_status_t::NET_ERR_MESH_CAPABILITIES);
+    }
+
+    #[test]
+    fn capability_set_items_take_defaults_and_refuse_unknown_keys() {
+        let caps = capability_set_from_json(
+            r#"{"hardware":{"gpu":{"vendor":"Amd"},"additional_gpus":[{"vram_mb":8}],
+                "accelerators":[{}]},"models":[{"model_id":"m"}],"tools":[{"tool_id":"t"}]}"#,
+        )
+        .unwrap();
+        let gpu = caps.hardware.gpu.unwrap();
+        assert_eq!((gpu.vendor, gpu.vram_mb), (GpuVendor::Amd, 0));
+        assert_eq!(caps.hardware.additional_gpus[0].vram_mb, 8);
+        assert_eq!(caps.hardware.accelerators, vec![AcceleratorInfo::default()]);
+        assert_eq!(caps.models[0].model_id, "m");
+        assert!(caps.models[0].modalities.is_empty());
+        assert_eq!(caps.tools[0].tool_id, "t");
+        assert_eq!(
+            capability_set_from_json(r#"{"hardware":{"gpu":null}}"#)
+                .unwrap()
+                .hardware
+                .gpu,
+            None
+        );
+        for (json, path) in [
+            (r#"{"models":[{},{"bogus":1}]}"#, "`models[1].bogus`"),
+            (r#"{"tools":[{"tool_idd":"t"}]}"#, "`tools[0].tool_idd`"),
+            (r#"{"hardware":{"gpu":{"vram":1}}}"#, "`hardware.gpu.vram`"),
+            (
+                r#"{"hardware":{"accelerators":[{"kind":"Tpu"}]}}"#,
+                "`hardware.accelerators[0].kind`",
+            ),
+        ] {
+            let err = capability_set_from_json(json).unwrap_err();
+            assert!(err.message.contains(path), "{json}: {}", err.message);
+        }
+        // Items that are not objects are left to serde, which refuses them.
+        assert!(capability_set_from_json(r#"{"models":[1]}"#).is_err());
     }
 }

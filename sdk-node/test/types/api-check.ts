@@ -7,6 +7,10 @@ import {
   type ChannelConfig,
   type PublishReport,
   type NodeCapabilities,
+  type Capabilities,
+  type CapabilityFilter,
+  type GpuVendor,
+  type Modality,
   ChannelUnauthorizedError,
   MeshNoRouteError,
   Mesh,
@@ -361,15 +365,28 @@ async function main(): Promise<void> {
     const relay: bigint | null = m.peers()[0].relay;
     const noRoute: MeshNoRouteError | null = null;
     void [via, routed, hop, relay, noRoute];
-    const cfg: ChannelConfig = { requireToken: true, subscribeCaps: { require_tags: ['gpu'] }, maxRatePps: 10 };
+    const cfg: ChannelConfig = { requireToken: true, subscribeCaps: { requireTags: ['gpu'] }, maxRatePps: 10 };
     const evicted: number = m.registerChannel('news', cfg);
     const sub: Promise<void> = m.subscribe(id, 'news', { token: Buffer.alloc(159), signal: opts.signal });
     const unsub: Promise<void> = m.unsubscribe(id, 'news', opts);
     const report: PublishReport = m.publish('news', ['x', Buffer.from('y')], { reliable: true });
-    m.announce({ tags: ['gpu'], hardware: { memory_mb: 1024 } });
-    const found: bigint[] = m.findNodes({ filter: { require_tags: ['gpu'] } });
+    const set: Capabilities = {
+      tags: ['gpu'],
+      hardware: { memoryMb: 1024, gpu: { vendor: 'nvidia', vramMb: 8192 }, accelerators: [{ accelType: 'tpu' }] },
+      software: { runtimes: [['python', '3.12']], cudaVersion: null },
+      models: [{ modelId: 'm', modalities: ['text', 'tool-use'] }],
+      tools: [{ toolId: 't', inputSchema: null }],
+      limits: { maxBatchSize: 8 },
+    };
+    m.announce(set);
+    const filter: CapabilityFilter = { requireTags: ['gpu'], gpuVendor: 'amd', requireModalities: ['image'] };
+    const found: bigint[] = m.findNodes({ filter });
     const best: { nodeId: bigint; score: number } | null = m.findBestNode({ weights: { memory: 1 } });
     const caps: NodeCapabilities[] = m.capabilities();
+    const vendor: GpuVendor | undefined = caps[0].capabilities.hardware.gpu?.vendor;
+    const mods: Modality[] = caps[0].capabilities.models[0].modalities;
+    const toolId: string = caps[0].capabilities.tools[0].toolId;
+    void [vendor, mods, toolId];
     const gone: number = m.deregisterChannel('news');
     m.installChannelToken(Buffer.alloc(159));
     const refused: ChannelUnauthorizedError | null = null;
