@@ -87,3 +87,121 @@ fn a_node_behind_a_symmetric_nat_finds_symmetric_and_advertises_no_reflex() {
     // Each peer saw another port: nothing another peer could use.
     assert_eq!(status.reflex, None);
 }
+
+/// Two homes behind `kind` and `kind2` routers; a coordinator on inet1
+/// and a second probe node on inet2; both home nodes classify themselves
+/// and announce, then A reaches B relayed by the coordinator.
+fn two_homes(kind: NatKind, kind2: NatKind) -> (Bed, [MeshNode; 4]) {
+    let bed = Bed::two_homes(kind, kind2);
+    let r_addr = SocketAddr::from((INET1_IP, PORT));
+    let p_addr = SocketAddr::from((INET2_IP, PORT));
+    let r = node_in(&bed, Role::Inet1, r_addr);
+    let p = node_in(&bed, Role::Inet2, p_addr);
+    let any = SocketAddr::from(([0, 0, 0, 0], HOME_PORT));
+    let a = node_in(&bed, Role::Client, any);
+    let b = node_in(&bed, Role::Client2, any);
+    for home in [&a, &b] {
+        connect(home, &r, r_addr);
+        connect(home, &p, p_addr);
+        classified(home);
+        home.announce(net::mesh::capability::CapabilitySet::default())
+            .unwrap();
+    }
+    // R indexes both (their reflexes), A indexes B (its class).
+    wait_until(
+        || {
+            let json = a.capabilities_json();
+            json.contains(&b.node_id().to_string())
+        },
+        "a indexes b's announcement",
+    );
+    a.connect_via(r.node_id(), &b.public_key(), b.node_id(), None)
+        .unwrap();
+    wait_until(
+        || is_bound(&a, b.node_id()) && is_bound(&b, a.node_id()),
+        "a relayed session a-b",
+    );
+    (bed, [a, b, r, p])
+}
+
+fn relay_of(n: &MeshNode, peer: u64) -> Option<Option<u64>> {
+    n.peers()
+        .into_iter()
+        .find(|p| p.node_id == peer)
+        .map(|p| p.relay)
+}
+
+#[test]
+fn two_nodes_behind_cone_nats_punch_and_their_relayed_session_goes_direct() {
+    let (_bed, [a, b, r, _p]) = two_homes(NatKind::Cone, NatKind::Cone);
+    assert_eq!(relay_of(&a, b.node_id()), Some(Some(r.node_id())));
+    let outcome = a
+        .connect_direct(b.node_id(), &b.public_key(), r.node_id(), None)
+        .unwrap();
+    assert_eq!(outcome, net::mesh::DirectOutcome::Direct);
+    wait_until(
+        || relay_of(&b, a.node_id()) == Some(None),
+        "b's session with a went direct",
+    );
+    // Through the NATs: b sees a at a's router, a sees b at b's.
+    let peer_addr = |n: &MeshNode, of: u64| {
+        n.peers()
+            .into_iter()
+            .find(|p| p.node_id == of)
+            .map(|p| p.addr.ip())
+    };
+    assert_eq!(peer_addr(&b, a.node_id()), Some(ROUTER_WAN_IP.into()));
+    assert_eq!(
+        peer_addr(&a, b.node_id()),
+        Some(nat_common::ROUTER2_WAN_IP.into())
+    );
+    a.send(b.node_id(), 5, &[b"through two NATs".as_slice()])
+        .unwrap();
+    assert_eq!(mesh_common::recv_n(&b, 1)[0].data, b"through two NATs");
+    let stats = a.punch_stats();
+    assert_eq!((stats.punches_attempted, stats.punches_succeeded), (1, 1));
+}
+
+#[test]
+fn two_symmetric_nats_skip_the_punch_and_keep_the_relay() {
+    let (_bed, [a, b, r, _p]) = two_homes(NatKind::Symmetric, NatKind::Symmetric);
+    let outcome = a
+        .connect_direct(b.node_id(), &b.public_key(), r.node_id(), None)
+        .unwrap();
+    assert_eq!(
+        outcome,
+        net::mesh::DirectOutcome::Relayed(net::mesh::RelayReason::SkipPunch)
+    );
+    assert_eq!(relay_of(&a, b.node_id()), Some(Some(r.node_id())));
+    assert_eq!(a.punch_stats().relay_fallbacks, 1);
+    assert_eq!(a.punch_stats().punches_attempted, 0);
+}
+
+#[test]
+fn a_punch_that_cannot_pass_falls_back_to_the_relay() {
+    // Symmetric → port-restricted cone: A's keep-alives leave from a new
+    // port B's router never saw, B's go to A's mapping for R, which only
+    // R may use. The punch times out; the session stays relayed.
+    let (_bed, [a, b, r, _p]) = two_homes(NatKind::Symmetric, NatKind::Cone);
+    let outcome = a
+        .connect_direct(b.node_id(), &b.public_key(), r.node_id(), None)
+        .unwrap();
+    assert_eq!(
+        outcome,
+        net::mesh::DirectOutcome::Relayed(net::mesh::RelayReason::NoAck)
+    );
+    assert_eq!(relay_of(&a, b.node_id()), Some(Some(r.node_id())));
+    let stats = a.punch_stats();
+    assert_eq!(
+        (
+            stats.punches_attempted,
+            stats.punches_succeeded,
+            stats.relay_fallbacks
+        ),
+        (1, 0, 1)
+    );
+    // The relayed session still carries events.
+    a.send(b.node_id(), 6, &[b"still relayed".as_slice()])
+        .unwrap();
+    assert_eq!(mesh_common::recv_n(&b, 1)[0].data, b"still relayed");
+}
