@@ -4,6 +4,8 @@
 //! ([`replay`]). The orchestrator, source and target state machines and
 //! the mesh glue build on these.
 
+pub mod chunks;
 pub mod wire;
 
+pub use chunks::{ChunkError, SnapshotReassembler, chunk_count, split_snapshot};
 pub use wire::{FailureReason, MigrationMessage, MigrationWireError};
