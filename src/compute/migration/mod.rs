@@ -5,7 +5,12 @@
 //! the mesh glue build on these.
 
 pub mod chunks;
+pub mod replay;
 pub mod wire;
 
 pub use chunks::{ChunkError, SnapshotReassembler, chunk_count, split_snapshot};
+pub use replay::{
+    CaptureOutcome, DrainError, DrainReport, InsertOutcome, ReplayBuffer, ReplayError, ReplayGap,
+    SourceBuffer, UnknownProducers,
+};
 pub use wire::{FailureReason, MigrationMessage, MigrationWireError};
