@@ -143,3 +143,60 @@ pub trait MeshDaemon: Send {
         }
     }
 }
+
+/// Daemons for the compute tests.
+#[cfg(test)]
+pub(crate) mod test_daemons {
+    use super::*;
+
+    /// Sums event payload lengths; state is the count as 8 LE bytes; emits
+    /// the new count; rejects events whose payload is `fail`.
+    #[derive(Debug, Default)]
+    pub(crate) struct Counter {
+        pub(crate) count: u64,
+    }
+
+    impl MeshDaemon for Counter {
+        fn name(&self) -> &str {
+            "counter"
+        }
+
+        fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+            if event.payload == b"fail" {
+                return Err(DaemonError::ProcessFailed("asked to fail".into()));
+            }
+            self.count += 1;
+            Ok(vec![self.count.to_le_bytes().to_vec()])
+        }
+
+        fn is_stateful(&self) -> bool {
+            true
+        }
+
+        fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+            Ok(self.count.to_le_bytes().to_vec())
+        }
+
+        fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+            let bytes: [u8; 8] = state
+                .try_into()
+                .map_err(|_| DaemonError::RestoreFailed(format!("{} bytes", state.len())))?;
+            self.count = u64::from_le_bytes(bytes);
+            Ok(())
+        }
+    }
+
+    /// Stateless: echoes each payload twice.
+    #[derive(Debug, Default)]
+    pub(crate) struct Echo;
+
+    impl MeshDaemon for Echo {
+        fn name(&self) -> &str {
+            "echo"
+        }
+
+        fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+            Ok(vec![event.payload.clone(), event.payload.clone()])
+        }
+    }
+}
