@@ -10,7 +10,9 @@
 //!   "treated as stateless";
 //! - a duplicate registration is [`DaemonError::AlreadyRegistered`], not a
 //!   `ProcessFailed` text to substring-match, and a causal sequence
-//!   overflow is [`DaemonError::SequenceOverflow`].
+//!   overflow is [`DaemonError::SequenceOverflow`];
+//! - re-locking an origin from inside its own `with_host` closure is
+//!   [`DaemonError::Reentrant`] instead of a deadlock.
 
 use crate::cortex::causal::CausalLink;
 use crate::mesh::capability::CapabilityFilter;
@@ -83,6 +85,11 @@ pub enum DaemonError {
     /// The origin is already registered; the existing entry was kept.
     #[error("daemon {0:#018x} is already registered")]
     AlreadyRegistered(u64),
+    /// A registry call for an origin whose host lock this thread already
+    /// holds (from inside `with_host`); it would deadlock, so it did
+    /// nothing. Use the `&mut DaemonHost` the closure was given.
+    #[error("daemon {0:#018x} is already locked by this thread")]
+    Reentrant(u64),
     /// The daemon's chain is at sequence 2^64−1 and cannot emit; nothing
     /// was appended.
     #[error("causal sequence overflow for {0:#018x}")]

@@ -473,6 +473,14 @@ mod tests {
         CausalEvent::bare(producer, seq, vec![producer as u8, seq as u8])
     }
 
+    /// A `process` that always succeeds, collecting what it applies.
+    fn record(applied: &mut Vec<CausalEvent>) -> impl FnMut(&CausalEvent) -> Result<(), ()> + '_ {
+        |e| {
+            applied.push(e.clone());
+            Ok(())
+        }
+    }
+
     fn keys(applied: &[CausalEvent]) -> Vec<(u64, u64)> {
         applied
             .iter()
@@ -486,9 +494,7 @@ mod tests {
         buffer.insert_all((9..=13).map(|s| ev(7, s))).unwrap();
         assert_eq!(buffer.duplicates(), 2);
         let mut applied = Vec::new();
-        let report = buffer
-            .drain(|e| Ok::<_, ()>(applied.push(e.clone())))
-            .unwrap();
+        let report = buffer.drain(record(&mut applied)).unwrap();
         assert_eq!(
             report,
             DrainReport {
@@ -507,9 +513,7 @@ mod tests {
         for s in [3, 1, 2] {
             buffer.insert(ev(1, s)).unwrap();
         }
-        buffer
-            .drain(|e| Ok::<_, ()>(applied.push(e.clone())))
-            .unwrap();
+        buffer.drain(record(&mut applied)).unwrap();
         assert_eq!(keys(&applied), [(1, 1), (1, 2), (1, 3)]);
     }
 
@@ -520,9 +524,7 @@ mod tests {
             .insert_all([ev(1, 1), ev(2, 1), ev(1, 2), ev(2, 2)])
             .unwrap();
         let mut applied = Vec::new();
-        buffer
-            .drain(|e| Ok::<_, ()>(applied.push(e.clone())))
-            .unwrap();
+        buffer.drain(record(&mut applied)).unwrap();
         // Arrival order across producers, sequence order within each.
         assert_eq!(keys(&applied), [(1, 1), (2, 1), (1, 2), (2, 2)]);
     }
@@ -532,9 +534,7 @@ mod tests {
         let mut buffer = ReplayBuffer::new([(1, 4)], UnknownProducers::FromGenesis);
         buffer.insert_all([ev(1, 7), ev(1, 6), ev(2, 1)]).unwrap();
         let mut applied = Vec::new();
-        let report = buffer
-            .drain(|e| Ok::<_, ()>(applied.push(e.clone())))
-            .unwrap();
+        let report = buffer.drain(record(&mut applied)).unwrap();
         assert_eq!(keys(&applied), [(2, 1)]);
         assert_eq!(report.held, 2);
         assert_eq!(
@@ -547,9 +547,7 @@ mod tests {
             }]
         );
         buffer.insert(ev(1, 5)).unwrap();
-        buffer
-            .drain(|e| Ok::<_, ()>(applied.push(e.clone())))
-            .unwrap();
+        buffer.drain(record(&mut applied)).unwrap();
         assert_eq!(keys(&applied)[1..], [(1, 5), (1, 6), (1, 7)]);
         assert!(buffer.gaps().is_empty());
     }
@@ -571,9 +569,7 @@ mod tests {
         assert_eq!(buffer.watermark(3), None);
         buffer.insert_all([ev(3, 58), ev(3, 57)]).unwrap();
         let mut applied = Vec::new();
-        buffer
-            .drain(|e| Ok::<_, ()>(applied.push(e.clone())))
-            .unwrap();
+        buffer.drain(record(&mut applied)).unwrap();
         assert_eq!(keys(&applied), [(3, 57), (3, 58)]);
         assert_eq!(buffer.insert(ev(3, 57)), Ok(InsertOutcome::Duplicate));
         assert_eq!(buffer.watermarks(), [(3, 58)]);
