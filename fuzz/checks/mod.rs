@@ -19,6 +19,7 @@ pub mod ledger_decode;
 pub mod mesh_decode;
 pub mod mesh_routing;
 pub mod migration_decode;
+pub mod migration_reassembly;
 pub mod portmap_decode;
 pub mod redex_idx_record;
 pub mod redex_recovery;
@@ -44,6 +45,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("ledger_decode", ledger_decode::check),
     ("mesh_decode", mesh_decode::check),
     ("migration_decode", migration_decode::check),
+    ("migration_reassembly", migration_reassembly::check),
     ("mesh_routing", mesh_routing::check),
     ("portmap_decode", portmap_decode::check),
     ("redex_idx_record", redex_idx_record::check),

@@ -490,6 +490,51 @@ mod tests {
         }
     }
 
+    /// Delivers race replaces: every successful deliver is counted in
+    /// exactly one host (a replaced one handed back, or the last one), and
+    /// every Stale one in none.
+    #[test]
+    fn racing_delivers_and_replaces_lose_no_write() {
+        const DELIVERERS: usize = 3;
+        const PER_THREAD: usize = 200;
+        const REPLACES: usize = 50;
+        let registry = DaemonRegistry::new();
+        let first = host(1);
+        let origin = first.origin_hash();
+        registry.register(first).unwrap();
+        let start = Barrier::new(DELIVERERS + 1);
+        let (ok, replaced) = thread::scope(|s| {
+            let deliverers: Vec<_> = (0..DELIVERERS)
+                .map(|_| {
+                    let (registry, start) = (&registry, &start);
+                    s.spawn(move || {
+                        start.wait();
+                        let mut ok = 0u64;
+                        for seq in 1..=PER_THREAD as u64 {
+                            match registry.deliver(origin, &ev(seq)) {
+                                Ok(_) => ok += 1,
+                                Err(DaemonError::Stale(_)) => {}
+                                Err(other) => panic!("{other}"),
+                            }
+                        }
+                        ok
+                    })
+                })
+                .collect();
+            start.wait();
+            let mut replaced = 0u64;
+            for _ in 0..REPLACES {
+                let old = registry.replace(host(1)).expect("a host was registered");
+                replaced += old.stats().events_processed;
+                thread::yield_now();
+            }
+            let ok: u64 = deliverers.into_iter().map(|d| d.join().unwrap()).sum();
+            (ok, replaced)
+        });
+        let last = registry.stats(origin).unwrap().events_processed;
+        assert_eq!(replaced + last, ok);
+    }
+
     #[test]
     fn restore_and_snapshot_through_the_registry() {
         let registry = DaemonRegistry::new();
