@@ -147,7 +147,7 @@ fn migrate_under_load(
             let host =
                 DaemonHost::from_snapshot(Box::new(daemon), keypair.clone(), &snapshot, Some(&ext))
                     .unwrap();
-            let replay = ReplayBuffer::new(ext.horizon.clone(), UnknownProducers::FromGenesis);
+            let replay = ReplayBuffer::new(ext.applied.clone(), UnknownProducers::FromGenesis);
             target = Some(Target {
                 host,
                 replay,

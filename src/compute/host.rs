@@ -4,7 +4,8 @@
 //! `deliver` runs, in order: (1) record the event in the observed horizon
 //! — **before** `process`, so a failing event still advances it; (2)
 //! `process` (on error: `errors += 1`, return it); (3) `events_processed
-//! += 1`; (4) compute the horizon bloom once and chain every output
+//! += 1` and record the event as applied (the per-producer watermark a
+//! migration target replays from); (4) compute the horizon bloom once and chain every output
 //! (sequence + 1, `parent_hash = xxh3(head link ‖ head payload)`, that
 //! bloom, `received_at = now`), `events_emitted += 1` each; (5) return the
 //! chained outputs. The host never sends anything. A new host starts at its
@@ -14,12 +15,13 @@
 //! - a stateless daemon snapshots an empty state, so it can migrate (§8
 //!   item 4), and `snapshots_taken` counts;
 //! - [`DaemonHost::take_snapshot_at`] also returns a
-//!   [`NetSnapshotExt`] with the head payload and the horizon, and
+//!   [`NetSnapshotExt`] with the head payload, the horizon and the
+//!   applied watermarks, and
 //!   [`DaemonHost::from_snapshot`] uses it, so the chain continues across a
 //!   migration with a verifiable `parent_hash` and replay watermarks
 //!   survive (§8 item 5). Without it (a v0.11 source) a non-genesis head
 //!   payload falls back to the state bytes, as v0.11 does, and the horizon
-//!   starts empty;
+//!   and watermarks start empty;
 //! - [`DaemonHost::restore_from_snapshot`] of **another** entity's snapshot
 //!   (standby sync) takes the state, horizon and ledger but keeps the
 //!   host's own chain, instead of adopting the other origin's chain (§8
@@ -109,7 +111,7 @@ pub struct DaemonStats {
 pub struct DaemonSnapshot {
     /// The v0.11 `CDS1` record (no envelope; the migration seals one).
     pub snapshot: StateSnapshot,
-    /// The head payload and observed horizon.
+    /// The head payload, observed horizon and applied watermarks.
     pub ext: NetSnapshotExt,
 }
 
@@ -120,6 +122,7 @@ pub struct DaemonHost {
     head: CausalLink,
     head_payload: Vec<u8>,
     horizon: ObservedHorizon,
+    applied: ObservedHorizon,
     ledger: SubscriptionLedger,
     stats: DaemonStats,
 }
@@ -145,6 +148,7 @@ impl DaemonHost {
             head,
             head_payload: Vec::new(),
             horizon: ObservedHorizon::new(),
+            applied: ObservedHorizon::new(),
             ledger: SubscriptionLedger::new(),
             stats: DaemonStats::default(),
         }
@@ -171,7 +175,7 @@ impl DaemonHost {
                 keypair.entity_id()
             )));
         }
-        let (ledger, horizon) = Self::checked_parts(snapshot, ext)?;
+        let (ledger, horizon, applied) = Self::checked_parts(snapshot, ext)?;
         daemon.restore(&snapshot.state)?;
         Ok(Self {
             daemon,
@@ -179,6 +183,7 @@ impl DaemonHost {
             head: snapshot.chain_link,
             head_payload: head_payload_of(snapshot, ext),
             horizon,
+            applied,
             ledger,
             stats: DaemonStats::default(),
         })
@@ -198,13 +203,14 @@ impl DaemonHost {
         snapshot: &StateSnapshot,
         ext: Option<&NetSnapshotExt>,
     ) -> Result<(), DaemonError> {
-        let (ledger, horizon) = Self::checked_parts(snapshot, ext)?;
+        let (ledger, horizon, applied) = Self::checked_parts(snapshot, ext)?;
         self.daemon.restore(&snapshot.state)?;
         if &snapshot.entity_id == self.keypair.entity_id() {
             self.head = snapshot.chain_link;
             self.head_payload = head_payload_of(snapshot, ext);
         }
         self.horizon = horizon;
+        self.applied = applied;
         self.ledger = ledger;
         Ok(())
     }
@@ -212,17 +218,20 @@ impl DaemonHost {
     fn checked_parts(
         snapshot: &StateSnapshot,
         ext: Option<&NetSnapshotExt>,
-    ) -> Result<(SubscriptionLedger, ObservedHorizon), DaemonError> {
+    ) -> Result<(SubscriptionLedger, ObservedHorizon, ObservedHorizon), DaemonError> {
         if let Some(ext) = ext {
             ext.check_binds(snapshot)
                 .map_err(|e| DaemonError::RestoreFailed(e.to_string()))?;
         }
         let ledger = SubscriptionLedger::from_bytes(&snapshot.bindings)
             .map_err(|e| DaemonError::RestoreFailed(e.to_string()))?;
-        let horizon = ext.map_or_else(ObservedHorizon::new, |ext| {
-            ext.horizon.iter().copied().collect()
+        let (horizon, applied) = ext.map_or_else(Default::default, |ext| {
+            (
+                ext.horizon.iter().copied().collect(),
+                ext.applied.iter().copied().collect(),
+            )
         });
-        Ok((ledger, horizon))
+        Ok((ledger, horizon, applied))
     }
 
     /// Delivers an event received at `now_ns` (ns since the UNIX epoch) and
@@ -247,6 +256,7 @@ impl DaemonHost {
             }
         };
         self.stats.events_processed += 1;
+        self.applied.observe(event.producer(), event.sequence());
         let fits = u64::try_from(outputs.len())
             .ok()
             .and_then(|n| self.head.sequence.checked_add(n))
@@ -304,6 +314,7 @@ impl DaemonHost {
                 head: self.head,
                 head_payload: self.head_payload.clone(),
                 horizon: self.horizon.entries(),
+                applied: self.applied.entries(),
             },
         })
     }
@@ -354,6 +365,12 @@ impl DaemonHost {
     /// The observed horizon.
     pub fn horizon(&self) -> &ObservedHorizon {
         &self.horizon
+    }
+
+    /// Per producer, the highest sequence `process` accepted: where a
+    /// target's replay resumes (`ReplayBuffer` watermarks).
+    pub fn applied(&self) -> &ObservedHorizon {
+        &self.applied
     }
 
     /// The subscription ledger.
@@ -442,6 +459,7 @@ mod tests {
         let err = host.deliver_at(&ev(5, 8, b"fail"), 0).unwrap_err();
         assert!(matches!(err, DaemonError::ProcessFailed(_)));
         assert_eq!(host.horizon().get(5), Some(8));
+        assert_eq!(host.applied().get(5), None, "seen but not applied");
         assert_eq!(host.stats().errors, 1);
         assert_eq!(host.stats().events_processed, 0);
         assert_eq!(host.head().sequence, 0);
@@ -473,6 +491,7 @@ mod tests {
         .unwrap();
         assert_eq!(target.stats(), DaemonStats::default());
         assert_eq!(target.horizon().get(5), Some(3));
+        assert_eq!(target.applied().get(5), Some(3));
         assert_eq!(target.ledger(), source.ledger());
         let out = target.deliver_at(&ev(5, 4, b"e"), 0).unwrap();
         assert_eq!(out[0].payload, 4u64.to_le_bytes());

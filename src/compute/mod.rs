@@ -12,7 +12,7 @@
 //! - [`factory`]: [`DaemonFactoryRegistry`], how a migration target builds a
 //!   daemon locally (§1.4).
 //! - [`snapshot`]: the v0.11 `CDS1` [`StateSnapshot`] bytes (§2.4) and the
-//!   Net-only [`NetSnapshotExt`] that carries the head payload and horizon.
+//!   Net-only [`NetSnapshotExt`] (head payload, horizon, applied watermarks).
 //! - [`ledger`]: the subscription ledger and its `bindings_bytes` (§1.8).
 //! - [`migration`]: the 0x0500 wire codec, chunking and reassembly, and the
 //!   source and target replay buffers (§2.2–2.8).

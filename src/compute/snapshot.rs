@@ -20,18 +20,22 @@
 //!
 //! v0.11 carries neither the head payload (so a target cannot compute the
 //! next link's `parent_hash`, and continuity proofs across the move break)
-//! nor the observed horizon. Rather than change the v2 bytes, a Net source
+//! nor the observed horizon, nor which events the state has applied.
+//! Rather than change the v2 bytes, a Net source
 //! sends this record alongside the snapshot, and only to a peer known to be
 //! a Net node; a v0.11 peer never sees it. Layout, little-endian:
 //!
 //! `NSX1` (4) ‖ version 1 (1) ‖ head link (32) ‖ head_payload_len u32 ‖
-//! head_payload ‖ horizon_count u32 ‖ per origin (strictly ascending):
-//! origin u64 ‖ max_seq u64.
+//! head_payload ‖ horizon list ‖ applied list, where each list is
+//! `count u32 ‖ per origin (strictly ascending): origin u64 ‖ seq u64`.
+//! The horizon is the highest sequence *seen* per producer (a failed event
+//! counts); the applied list is the highest sequence the state *applied*
+//! per producer — the target's replay watermarks.
 //!
 //! The head link must equal the snapshot's `chain_link` byte for byte
 //! ([`NetSnapshotExt::check_binds`]), which ties the extension to exactly
 //! one snapshot. Decoding requires the magic, version 1, the exact length,
-//! `horizon_count ≤ remaining / 16` and ascending origins (one canonical
+//! each `count ≤ remaining / 16` and ascending origins (one canonical
 //! encoding per value).
 
 use crate::compute::codec::{Reader, Truncated};
@@ -50,7 +54,7 @@ pub const SNAPSHOT_FIXED_SIZE: usize = 94;
 pub const EXT_MAGIC: [u8; 4] = *b"NSX1";
 /// The only extension version.
 pub const EXT_VERSION: u8 = 1;
-/// One horizon entry: origin u64 ‖ max_seq u64.
+/// One horizon or applied entry: origin u64 ‖ seq u64.
 pub const EXT_HORIZON_ENTRY_SIZE: usize = 16;
 
 /// Why snapshot or extension bytes were rejected, or could not be built.
@@ -99,15 +103,15 @@ pub enum SnapshotError {
     #[error("{0} trailing bytes")]
     TrailingBytes(usize),
     /// A count larger than the remaining bytes can hold.
-    #[error("{count} horizon entries declared; at most {max} fit")]
+    #[error("{count} entries declared; at most {max} fit")]
     TooManyEntries {
         /// Declared count.
         count: u32,
         /// What fits.
         max: usize,
     },
-    /// Extension horizon origins not strictly ascending.
-    #[error("horizon origins are not strictly ascending at {0:#018x}")]
+    /// Extension horizon or applied origins not strictly ascending.
+    #[error("origins are not strictly ascending at {0:#018x}")]
     UnorderedHorizon(u64),
     /// The extension's head link is not the snapshot's chain link.
     #[error("extension head link does not match the snapshot's chain link")]
@@ -238,8 +242,8 @@ impl StateSnapshot {
 }
 
 /// What a Net source adds to a snapshot for a Net target: the head
-/// payload (chain continuity) and the observed horizon (per-producer replay
-/// watermarks). See the module doc.
+/// payload (chain continuity), the observed horizon and the per-producer
+/// applied watermarks (replay). See the module doc.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetSnapshotExt {
     /// The chain head this extension belongs to (= the snapshot's
@@ -250,6 +254,8 @@ pub struct NetSnapshotExt {
     /// Observed horizon: (producer origin, highest sequence seen), ascending
     /// by origin.
     pub horizon: Vec<(u64, u64)>,
+    /// (producer origin, highest sequence applied), ascending by origin.
+    pub applied: Vec<(u64, u64)>,
 }
 
 impl NetSnapshotExt {
@@ -267,26 +273,22 @@ impl NetSnapshotExt {
     /// The extension bytes.
     ///
     /// # Errors
-    /// [`SnapshotError::TooLarge`] for a head payload or horizon of 2^32 or
-    /// more; [`SnapshotError::UnorderedHorizon`] if origins are not strictly
-    /// ascending.
+    /// [`SnapshotError::TooLarge`] for a head payload or list of 2^32 or
+    /// more; [`SnapshotError::UnorderedHorizon`] if a list's origins are not
+    /// strictly ascending.
     pub fn to_bytes(&self) -> Result<Vec<u8>, SnapshotError> {
         let payload_len = prefix_u32(self.head_payload.len(), "head payload")?;
-        let count = prefix_u32(self.horizon.len(), "horizon")?;
-        check_ascending(&self.horizon)?;
+        let entries = self.horizon.len() + self.applied.len();
         let mut out = Vec::with_capacity(
-            4 + 1 + CAUSAL_LINK_SIZE + 8 + self.head_payload.len() + 16 * self.horizon.len(),
+            4 + 1 + CAUSAL_LINK_SIZE + 12 + self.head_payload.len() + 16 * entries,
         );
         out.extend_from_slice(&EXT_MAGIC);
         out.push(EXT_VERSION);
         out.extend_from_slice(&self.head.to_bytes());
         out.extend_from_slice(&payload_len.to_le_bytes());
         out.extend_from_slice(&self.head_payload);
-        out.extend_from_slice(&count.to_le_bytes());
-        for (origin, seq) in &self.horizon {
-            out.extend_from_slice(&origin.to_le_bytes());
-            out.extend_from_slice(&seq.to_le_bytes());
-        }
+        put_entries(&mut out, &self.horizon, "horizon")?;
+        put_entries(&mut out, &self.applied, "applied")?;
         Ok(out)
     }
 
@@ -300,16 +302,8 @@ impl NetSnapshotExt {
         let head = r.causal_link("head link")?;
         let len = r.u32("head payload length")? as usize;
         let head_payload = r.take(len, "head payload")?.to_vec();
-        let count = r.u32("horizon count")?;
-        let max = r.remaining() / EXT_HORIZON_ENTRY_SIZE;
-        if count as usize > max {
-            return Err(SnapshotError::TooManyEntries { count, max });
-        }
-        let mut horizon = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            horizon.push((r.u64("horizon origin")?, r.u64("horizon sequence")?));
-        }
-        check_ascending(&horizon)?;
+        let horizon = read_entries(&mut r)?;
+        let applied = read_entries(&mut r)?;
         if r.remaining() != 0 {
             return Err(SnapshotError::TrailingBytes(r.remaining()));
         }
@@ -317,8 +311,38 @@ impl NetSnapshotExt {
             head,
             head_payload,
             horizon,
+            applied,
         })
     }
+}
+
+fn put_entries(
+    out: &mut Vec<u8>,
+    entries: &[(u64, u64)],
+    what: &'static str,
+) -> Result<(), SnapshotError> {
+    let count = prefix_u32(entries.len(), what)?;
+    check_ascending(entries)?;
+    out.extend_from_slice(&count.to_le_bytes());
+    for (origin, seq) in entries {
+        out.extend_from_slice(&origin.to_le_bytes());
+        out.extend_from_slice(&seq.to_le_bytes());
+    }
+    Ok(())
+}
+
+fn read_entries(r: &mut Reader<'_>) -> Result<Vec<(u64, u64)>, SnapshotError> {
+    let count = r.u32("entry count")?;
+    let max = r.remaining() / EXT_HORIZON_ENTRY_SIZE;
+    if count as usize > max {
+        return Err(SnapshotError::TooManyEntries { count, max });
+    }
+    let mut entries = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        entries.push((r.u64("entry origin")?, r.u64("entry sequence")?));
+    }
+    check_ascending(&entries)?;
+    Ok(entries)
 }
 
 /// A reader past `magic ‖ version`, after checking both.
@@ -466,9 +490,12 @@ mod tests {
             head: snap.chain_link,
             head_payload: b"last output".to_vec(),
             horizon: vec![(1, 5), (9, 2)],
+            applied: vec![(1, 4)],
         };
         let bytes = ext.to_bytes().unwrap();
-        assert_eq!(bytes.len(), 4 + 1 + 32 + 4 + 11 + 4 + 32);
+        // magic, version, link, payload, horizon list, applied list.
+        const HORIZON_AT: usize = 4 + 1 + 32 + 4 + 11;
+        assert_eq!(bytes.len(), HORIZON_AT + 4 + 32 + 4 + 16);
         assert_eq!(&bytes[..5], b"NSX1\x01");
         assert_eq!(NetSnapshotExt::from_bytes(&bytes).unwrap(), ext);
         ext.check_binds(&snap).unwrap();
@@ -490,18 +517,31 @@ mod tests {
             unordered.to_bytes(),
             Err(SnapshotError::UnorderedHorizon(9))
         );
+        let unordered_applied = NetSnapshotExt {
+            applied: vec![(2, 1), (1, 1)],
+            ..ext.clone()
+        };
+        assert_eq!(
+            unordered_applied.to_bytes(),
+            Err(SnapshotError::UnorderedHorizon(1))
+        );
         let mut swapped = bytes.clone();
-        let n = swapped.len();
-        swapped[n - 32..n - 24].copy_from_slice(&10u64.to_le_bytes());
+        swapped[HORIZON_AT + 4..HORIZON_AT + 12].copy_from_slice(&10u64.to_le_bytes());
         assert_eq!(
             NetSnapshotExt::from_bytes(&swapped),
             Err(SnapshotError::UnorderedHorizon(9))
         );
         let mut too_many = bytes.clone();
-        too_many[n - 36..n - 32].copy_from_slice(&3u32.to_le_bytes());
+        too_many[HORIZON_AT..HORIZON_AT + 4].copy_from_slice(&4u32.to_le_bytes());
         assert!(matches!(
             NetSnapshotExt::from_bytes(&too_many),
-            Err(SnapshotError::TooManyEntries { count: 3, max: 2 })
+            Err(SnapshotError::TooManyEntries { count: 4, max: 3 })
         ));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(
+            NetSnapshotExt::from_bytes(&trailing),
+            Err(SnapshotError::TrailingBytes(1))
+        );
     }
 }

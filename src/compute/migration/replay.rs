@@ -20,8 +20,9 @@
 //!   event (5 events, the 3rd fails → error, 2 applied, 3 calls; retry →
 //!   5 applied, six calls in all).
 //!
-//! Watermarks come from the snapshot's observed horizon when the source is
-//! a Net node ([`crate::compute::NetSnapshotExt`]). A v0.11 source sends no
+//! Watermarks come from the snapshot's applied list when the source is a
+//! Net node ([`crate::compute::NetSnapshotExt::applied`]; not the observed
+//! horizon, which also counts events whose `process` failed). A v0.11 source sends no
 //! horizon, so a producer without a watermark is either expected to start
 //! at sequence 1 ([`UnknownProducers::FromGenesis`]) or anchored at the
 //! lowest sequence pending for it when a drain starts
