@@ -67,7 +67,7 @@ impl MeshDaemon for Tally {
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
-        if state.len() % 16 != 0 {
+        if !state.len().is_multiple_of(16) {
             return Err(DaemonError::RestoreFailed("length".into()));
         }
         self.last = state
@@ -188,8 +188,10 @@ fn migrate_under_load(
         expected.insert(p, s.max(expected.get(&p).copied().unwrap_or(0)));
     }
     let state = t.host.take_snapshot_at(0).unwrap().snapshot.state;
-    let mut model = Tally::default();
-    model.last = expected;
+    let model = Tally {
+        last: expected,
+        ..Tally::default()
+    };
     assert_eq!(state, model.snapshot().unwrap());
 
     // The target's first output continued the source's chain.
