@@ -11,7 +11,8 @@
 //! retried; the target removes the entry only after a successful
 //! activation. `remove` and `take` are idempotent.
 //!
-//! Departures from v0.11: v0.11's inert host config is not carried (see
+//! Departures from v0.11: a factory may fail (typed error, entry kept);
+//! v0.11's inert host config is not carried (see
 //! [`crate::compute::host`]); the factory runs outside the registry lock,
 //! so a slow factory never blocks other origins; duplicates are
 //! [`DaemonError::AlreadyRegistered`].
@@ -22,8 +23,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::compute::daemon::{DaemonError, MeshDaemon};
 use crate::identity::EntityKeypair;
 
-/// Builds a fresh daemon of one kind.
-pub type DaemonFactory = Arc<dyn Fn() -> Box<dyn MeshDaemon> + Send + Sync>;
+/// Builds a fresh daemon of one kind. It may fail (a foreign-language
+/// factory can raise); a migration target then answers StateFailed.
+pub type DaemonFactory = Arc<dyn Fn() -> Result<Box<dyn MeshDaemon>, DaemonError> + Send + Sync>;
 
 /// One registered factory.
 #[derive(Clone)]
@@ -108,7 +110,8 @@ impl DaemonFactoryRegistry {
     /// has one. The entry stays.
     ///
     /// # Errors
-    /// [`DaemonError::NotFound`] without an entry.
+    /// [`DaemonError::NotFound`] without an entry; the factory's own error
+    /// (the entry stays, so a retry can succeed).
     pub fn construct(
         &self,
         origin: u64,
@@ -118,7 +121,7 @@ impl DaemonFactoryRegistry {
             .get(&origin)
             .cloned()
             .ok_or(DaemonError::NotFound(origin))?;
-        Ok(((entry.factory)(), entry.keypair))
+        Ok(((entry.factory)()?, entry.keypair))
     }
 
     /// Removes `origin`'s entry; returns whether there was one.
@@ -157,7 +160,7 @@ mod tests {
     fn counter_factory(built: Arc<AtomicUsize>) -> DaemonFactory {
         Arc::new(move || {
             built.fetch_add(1, Ordering::SeqCst);
-            Box::new(Counter::default())
+            Ok(Box::new(Counter::default()))
         })
     }
 
@@ -171,11 +174,11 @@ mod tests {
             .register(keypair.clone(), counter_factory(built.clone()))
             .unwrap();
         assert_eq!(
-            factories.register(keypair.clone(), Arc::new(|| Box::new(Echo))),
+            factories.register(keypair.clone(), Arc::new(|| Ok(Box::new(Echo)))),
             Err(DaemonError::AlreadyRegistered(origin))
         );
         assert_eq!(
-            factories.register_placeholder(origin, Arc::new(|| Box::new(Echo))),
+            factories.register_placeholder(origin, Arc::new(|| Ok(Box::new(Echo)))),
             Err(DaemonError::AlreadyRegistered(origin))
         );
         for _ in 0..2 {
@@ -198,11 +201,33 @@ mod tests {
     fn placeholders_have_no_keypair() {
         let factories = DaemonFactoryRegistry::new();
         factories
-            .register_placeholder(9, Arc::new(|| Box::new(Echo)))
+            .register_placeholder(9, Arc::new(|| Ok(Box::new(Echo))))
             .unwrap();
         let (daemon, keypair) = factories.construct(9).unwrap();
         assert_eq!(daemon.name(), "echo");
         assert!(keypair.is_none());
         assert_eq!(factories.len(), 1);
+    }
+
+    #[test]
+    fn a_failing_factory_keeps_its_entry() {
+        let factories = DaemonFactoryRegistry::new();
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let counted = attempts.clone();
+        factories
+            .register_placeholder(
+                5,
+                Arc::new(move || {
+                    if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                        Err(DaemonError::ProcessFailed("not yet".into()))
+                    } else {
+                        Ok(Box::new(Echo))
+                    }
+                }),
+            )
+            .unwrap();
+        assert!(factories.construct(5).is_err());
+        assert!(factories.contains(5));
+        assert_eq!(factories.construct(5).unwrap().0.name(), "echo");
     }
 }
