@@ -12,6 +12,8 @@ pub mod bus;
 /// cbindgen:ignore
 pub mod cancel;
 /// cbindgen:ignore
+pub mod compute;
+/// cbindgen:ignore
 pub mod cortex;
 pub mod ffi;
 /// cbindgen:ignore

@@ -15,11 +15,16 @@ pub mod channel_name;
 pub mod channels_membership;
 pub mod cortex_decode;
 pub mod envelope_from_bytes;
+pub mod ledger_decode;
 pub mod mesh_decode;
 pub mod mesh_routing;
+pub mod migration_decode;
+pub mod migration_reassembly;
 pub mod portmap_decode;
 pub mod redex_idx_record;
 pub mod redex_recovery;
+pub mod snapshot_decode;
+pub mod snapshot_ext_decode;
 pub mod token_from_bytes;
 pub mod traversal_rendezvous;
 pub mod upnp_decode;
@@ -37,11 +42,16 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("channels_membership", channels_membership::check),
     ("cortex_decode", cortex_decode::check),
     ("envelope_from_bytes", envelope_from_bytes::check),
+    ("ledger_decode", ledger_decode::check),
     ("mesh_decode", mesh_decode::check),
+    ("migration_decode", migration_decode::check),
+    ("migration_reassembly", migration_reassembly::check),
     ("mesh_routing", mesh_routing::check),
     ("portmap_decode", portmap_decode::check),
     ("redex_idx_record", redex_idx_record::check),
     ("redex_recovery", redex_recovery::check),
+    ("snapshot_decode", snapshot_decode::check),
+    ("snapshot_ext_decode", snapshot_ext_decode::check),
     ("token_from_bytes", token_from_bytes::check),
     ("traversal_rendezvous", traversal_rendezvous::check),
     ("upnp_decode", upnp_decode::check),

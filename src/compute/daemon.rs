@@ -1,0 +1,209 @@
+//! The daemon contract (COMPUTE.md §1.1): [`MeshDaemon`], the
+//! [`CausalEvent`] it processes and the [`DaemonError`] it and the host,
+//! registry and factories report.
+//!
+//! Departures from v0.11:
+//! - a stateless daemon snapshots an **empty** state instead of refusing,
+//!   so it can migrate and be synced (§8 item 4): [`MeshDaemon::snapshot`]
+//!   returns bytes, not an `Option`;
+//! - a snapshot failure is an error ([`DaemonError::SnapshotFailed`]), never
+//!   "treated as stateless";
+//! - a duplicate registration is [`DaemonError::AlreadyRegistered`], not a
+//!   `ProcessFailed` text to substring-match, and a causal sequence
+//!   overflow is [`DaemonError::SequenceOverflow`];
+//! - re-locking an origin from inside its own `with_host` closure is
+//!   [`DaemonError::Reentrant`] instead of a deadlock.
+
+use crate::cortex::causal::CausalLink;
+use crate::mesh::capability::CapabilityFilter;
+
+/// An event delivered to (or emitted by) a daemon: its causal link, payload
+/// and receive time.
+///
+/// The producer is `link.origin_hash` and its position in the producer's
+/// chain is `link.sequence`; the target replay buffer keys on that pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CausalEvent {
+    /// The event's causal link (STORAGE.md §14).
+    pub link: CausalLink,
+    /// The event's payload.
+    pub payload: Vec<u8>,
+    /// Receive time, nanoseconds since the UNIX epoch (0 if unknown).
+    pub received_at: u64,
+}
+
+impl CausalEvent {
+    /// An event from `origin_hash` at `sequence` with no horizon and no
+    /// parent, as foreign bindings build inbound events (§1.6).
+    pub fn bare(origin_hash: u64, sequence: u64, payload: Vec<u8>) -> Self {
+        Self {
+            link: CausalLink {
+                origin_hash,
+                horizon_encoded: 0,
+                sequence,
+                parent_hash: 0,
+            },
+            payload,
+            received_at: 0,
+        }
+    }
+
+    /// The producer's origin hash.
+    pub fn producer(&self) -> u64 {
+        self.link.origin_hash
+    }
+
+    /// The event's sequence in its producer's chain.
+    pub fn sequence(&self) -> u64 {
+        self.link.sequence
+    }
+}
+
+/// Why a daemon, host, registry or factory operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The daemon's `process` failed; the text is the daemon's. The event
+    /// was not applied; delivering it again is the caller's choice.
+    #[error("process failed: {0}")]
+    ProcessFailed(String),
+    /// The daemon could not serialize its state; nothing was changed.
+    #[error("snapshot failed: {0}")]
+    SnapshotFailed(String),
+    /// A state could not be restored (bad bytes, wrong identity, state for a
+    /// stateless daemon, malformed ledger). A fresh host was not built; an
+    /// in-place restore may have left the daemon as its `restore` left it.
+    #[error("restore failed: {0}")]
+    RestoreFailed(String),
+    /// No daemon (or factory) is registered under this origin.
+    #[error("no daemon {0:#018x}")]
+    NotFound(u64),
+    /// The daemon was replaced or unregistered while the call waited for it;
+    /// the call did nothing. Look the origin up again.
+    #[error("daemon {0:#018x} was replaced or unregistered during the call")]
+    Stale(u64),
+    /// The origin is already registered; the existing entry was kept.
+    #[error("daemon {0:#018x} is already registered")]
+    AlreadyRegistered(u64),
+    /// A registry call for an origin whose host lock this thread already
+    /// holds (from inside `with_host`); it would deadlock, so it did
+    /// nothing. Use the `&mut DaemonHost` the closure was given.
+    #[error("daemon {0:#018x} is already locked by this thread")]
+    Reentrant(u64),
+    /// The daemon's chain is at sequence 2^64−1 and cannot emit; nothing
+    /// was appended.
+    #[error("causal sequence overflow for {0:#018x}")]
+    SequenceOverflow(u64),
+}
+
+/// A daemon: a deterministic, synchronous event processor that Net can
+/// snapshot on one node and restore on another.
+///
+/// Every method runs under the daemon's host lock, so keep them fast.
+pub trait MeshDaemon: Send {
+    /// A name for diagnostics.
+    fn name(&self) -> &str;
+
+    /// Where the daemon may run; the empty filter (the default) means
+    /// anywhere.
+    fn requirements(&self) -> CapabilityFilter {
+        CapabilityFilter::new()
+    }
+
+    /// Processes one event, returning zero or more output payloads (the
+    /// host chains each one).
+    ///
+    /// # Errors
+    /// [`DaemonError::ProcessFailed`] if the event cannot be applied; the
+    /// daemon must then be unchanged.
+    fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError>;
+
+    /// Whether the daemon carries state. Stateless daemons (the default)
+    /// snapshot an empty state and still migrate.
+    fn is_stateful(&self) -> bool {
+        false
+    }
+
+    /// The daemon's state as bytes (empty for a stateless daemon, the
+    /// default).
+    ///
+    /// # Errors
+    /// [`DaemonError::SnapshotFailed`] if the state cannot be serialized.
+    fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+        Ok(Vec::new())
+    }
+
+    /// Replaces the daemon's state with `state`.
+    ///
+    /// # Errors
+    /// [`DaemonError::RestoreFailed`] if the bytes are not a valid state.
+    /// The default accepts only the empty state.
+    fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+        if state.is_empty() {
+            Ok(())
+        } else {
+            Err(DaemonError::RestoreFailed(format!(
+                "{} is stateless but got {} bytes of state",
+                self.name(),
+                state.len()
+            )))
+        }
+    }
+}
+
+/// Daemons for the compute tests.
+#[cfg(test)]
+pub(crate) mod test_daemons {
+    use super::*;
+
+    /// Sums event payload lengths; state is the count as 8 LE bytes; emits
+    /// the new count; rejects events whose payload is `fail`.
+    #[derive(Debug, Default)]
+    pub(crate) struct Counter {
+        pub(crate) count: u64,
+    }
+
+    impl MeshDaemon for Counter {
+        fn name(&self) -> &str {
+            "counter"
+        }
+
+        fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+            if event.payload == b"fail" {
+                return Err(DaemonError::ProcessFailed("asked to fail".into()));
+            }
+            self.count += 1;
+            Ok(vec![self.count.to_le_bytes().to_vec()])
+        }
+
+        fn is_stateful(&self) -> bool {
+            true
+        }
+
+        fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+            Ok(self.count.to_le_bytes().to_vec())
+        }
+
+        fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+            let bytes: [u8; 8] = state
+                .try_into()
+                .map_err(|_| DaemonError::RestoreFailed(format!("{} bytes", state.len())))?;
+            self.count = u64::from_le_bytes(bytes);
+            Ok(())
+        }
+    }
+
+    /// Stateless: echoes each payload twice.
+    #[derive(Debug, Default)]
+    pub(crate) struct Echo;
+
+    impl MeshDaemon for Echo {
+        fn name(&self) -> &str {
+            "echo"
+        }
+
+        fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+            Ok(vec![event.payload.clone(), event.payload.clone()])
+        }
+    }
+}

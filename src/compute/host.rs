@@ -1,0 +1,608 @@
+//! [`DaemonHost`]: one daemon with its keypair, causal chain head, observed
+//! horizon, subscription ledger and stats (COMPUTE.md §1.2).
+//!
+//! `deliver` runs, in order: (1) record the event in the observed horizon
+//! — **before** `process`, so a failing event still advances it; (2)
+//! `process` (on error: `errors += 1`, return it); (3) `events_processed
+//! += 1` and record the event as applied (the per-producer watermark a
+//! migration target replays from); (4) compute the horizon bloom once and chain every output
+//! (sequence + 1, `parent_hash = xxh3(head link ‖ head payload)`, that
+//! bloom, `received_at = now`), `events_emitted += 1` each; (5) return the
+//! chained outputs. The host never sends anything. A new host starts at its
+//! origin's genesis link, so its first output is sequence 1.
+//!
+//! Departures from v0.11:
+//! - a stateless daemon snapshots an empty state, so it can migrate (§8
+//!   item 4), and `snapshots_taken` counts;
+//! - [`DaemonHost::take_snapshot_at`] also returns a
+//!   [`NetSnapshotExt`] with the head payload, the horizon and the
+//!   applied watermarks, and
+//!   [`DaemonHost::from_snapshot`] uses it, so the chain continues across a
+//!   migration with a verifiable `parent_hash` and replay watermarks
+//!   survive (§8 item 5). Without it (a v0.11 source) a non-genesis head
+//!   payload falls back to the state bytes, as v0.11 does, and the horizon
+//!   and watermarks start empty;
+//! - [`DaemonHost::restore_from_snapshot`] of **another** entity's snapshot
+//!   (standby sync) takes the state, horizon and ledger but keeps the
+//!   host's own chain, instead of adopting the other origin's chain (§8
+//!   item 8); a snapshot of the host's own entity also moves its head;
+//! - the chain keeps only its head and head payload (not every event), and
+//!   a sequence overflow is checked before anything is appended;
+//! - v0.11's inert `DaemonHostConfig` (two fields never read) is dropped.
+
+use std::collections::BTreeMap;
+
+use crate::compute::daemon::{CausalEvent, DaemonError, MeshDaemon};
+use crate::compute::ledger::SubscriptionLedger;
+use crate::compute::snapshot::{NetSnapshotExt, StateSnapshot};
+use crate::cortex::causal::{CausalLink, Horizon};
+use crate::identity::{EntityId, EntityKeypair};
+
+/// Per producer origin, the highest sequence a daemon has seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedHorizon {
+    seen: BTreeMap<u64, u64>,
+}
+
+impl ObservedHorizon {
+    /// The empty horizon.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `origin`'s event `sequence` was seen (keeps the max).
+    pub fn observe(&mut self, origin: u64, sequence: u64) {
+        let seen = self.seen.entry(origin).or_insert(sequence);
+        *seen = (*seen).max(sequence);
+    }
+
+    /// The highest sequence seen from `origin`.
+    pub fn get(&self, origin: u64) -> Option<u64> {
+        self.seen.get(&origin).copied()
+    }
+
+    /// (origin, highest sequence) pairs, ascending by origin.
+    pub fn entries(&self) -> Vec<(u64, u64)> {
+        self.seen.iter().map(|(&o, &s)| (o, s)).collect()
+    }
+
+    /// The bloom of every origin seen (STORAGE.md §16), as links carry it.
+    pub fn bloom(&self) -> Horizon {
+        let mut bloom = Horizon::default();
+        self.seen.keys().for_each(|&origin| bloom.observe(origin));
+        bloom
+    }
+
+    /// Origins seen.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether nothing was seen.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+impl FromIterator<(u64, u64)> for ObservedHorizon {
+    fn from_iter<I: IntoIterator<Item = (u64, u64)>>(iter: I) -> Self {
+        let mut horizon = Self::new();
+        iter.into_iter().for_each(|(o, s)| horizon.observe(o, s));
+        horizon
+    }
+}
+
+/// A host's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DaemonStats {
+    /// Events `process` accepted.
+    pub events_processed: u64,
+    /// Outputs chained.
+    pub events_emitted: u64,
+    /// Events `process` rejected.
+    pub errors: u64,
+    /// Snapshots taken.
+    pub snapshots_taken: u64,
+}
+
+/// A snapshot as a host takes it: the v0.11 record, and the Net extension
+/// that only goes to Net peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSnapshot {
+    /// The v0.11 `CDS1` record (no envelope; the migration seals one).
+    pub snapshot: StateSnapshot,
+    /// The head payload, observed horizon and applied watermarks.
+    pub ext: NetSnapshotExt,
+}
+
+/// One daemon and everything Net keeps about it; see the module doc.
+pub struct DaemonHost {
+    daemon: Box<dyn MeshDaemon>,
+    keypair: EntityKeypair,
+    head: CausalLink,
+    head_payload: Vec<u8>,
+    horizon: ObservedHorizon,
+    applied: ObservedHorizon,
+    ledger: SubscriptionLedger,
+    stats: DaemonStats,
+}
+
+impl std::fmt::Debug for DaemonHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaemonHost")
+            .field("name", &self.daemon.name())
+            .field("origin_hash", &format_args!("{:#018x}", self.origin_hash()))
+            .field("head", &self.head)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DaemonHost {
+    /// A host at its origin's genesis link.
+    pub fn new(daemon: Box<dyn MeshDaemon>, keypair: EntityKeypair) -> Self {
+        let head = CausalLink::genesis(keypair.origin_hash());
+        Self {
+            daemon,
+            keypair,
+            head,
+            head_payload: Vec::new(),
+            horizon: ObservedHorizon::new(),
+            applied: ObservedHorizon::new(),
+            ledger: SubscriptionLedger::new(),
+            stats: DaemonStats::default(),
+        }
+    }
+
+    /// Rebuilds a host from a snapshot (a migration target, or a restart).
+    /// `ext`, when the source sent one, restores the head payload and the
+    /// horizon.
+    ///
+    /// # Errors
+    /// [`DaemonError::RestoreFailed`] if the snapshot is another entity's
+    /// (full 32-byte comparison), `ext` belongs to another snapshot, the
+    /// ledger bytes are malformed; or the daemon's own `restore` error.
+    pub fn from_snapshot(
+        mut daemon: Box<dyn MeshDaemon>,
+        keypair: EntityKeypair,
+        snapshot: &StateSnapshot,
+        ext: Option<&NetSnapshotExt>,
+    ) -> Result<Self, DaemonError> {
+        if &snapshot.entity_id != keypair.entity_id() {
+            return Err(DaemonError::RestoreFailed(format!(
+                "snapshot is of entity {} but the keypair is {}",
+                snapshot.entity_id,
+                keypair.entity_id()
+            )));
+        }
+        let (ledger, horizon, applied) = Self::checked_parts(snapshot, ext)?;
+        daemon.restore(&snapshot.state)?;
+        Ok(Self {
+            daemon,
+            keypair,
+            head: snapshot.chain_link,
+            head_payload: head_payload_of(snapshot, ext),
+            horizon,
+            applied,
+            ledger,
+            stats: DaemonStats::default(),
+        })
+    }
+
+    /// Restores a snapshot in place (standby sync). The daemon's state,
+    /// horizon and ledger become the snapshot's; the chain head moves to
+    /// the snapshot's only if it is this host's own entity. The keypair and
+    /// stats are kept.
+    ///
+    /// # Errors
+    /// [`DaemonError::RestoreFailed`] for a mismatched `ext` or malformed
+    /// ledger (nothing changed), or the daemon's `restore` error (the
+    /// daemon is as its `restore` left it; nothing else changed).
+    pub fn restore_from_snapshot(
+        &mut self,
+        snapshot: &StateSnapshot,
+        ext: Option<&NetSnapshotExt>,
+    ) -> Result<(), DaemonError> {
+        let (ledger, horizon, applied) = Self::checked_parts(snapshot, ext)?;
+        self.daemon.restore(&snapshot.state)?;
+        if &snapshot.entity_id == self.keypair.entity_id() {
+            self.head = snapshot.chain_link;
+            self.head_payload = head_payload_of(snapshot, ext);
+        }
+        self.horizon = horizon;
+        self.applied = applied;
+        self.ledger = ledger;
+        Ok(())
+    }
+
+    fn checked_parts(
+        snapshot: &StateSnapshot,
+        ext: Option<&NetSnapshotExt>,
+    ) -> Result<(SubscriptionLedger, ObservedHorizon, ObservedHorizon), DaemonError> {
+        if let Some(ext) = ext {
+            ext.check_binds(snapshot)
+                .map_err(|e| DaemonError::RestoreFailed(e.to_string()))?;
+        }
+        let ledger = SubscriptionLedger::from_bytes(&snapshot.bindings)
+            .map_err(|e| DaemonError::RestoreFailed(e.to_string()))?;
+        let (horizon, applied) = ext.map_or_else(Default::default, |ext| {
+            (
+                ext.horizon.iter().copied().collect(),
+                ext.applied.iter().copied().collect(),
+            )
+        });
+        Ok((ledger, horizon, applied))
+    }
+
+    /// Delivers an event received at `now_ns` (ns since the UNIX epoch) and
+    /// returns the daemon's outputs, chained. See the module doc for the
+    /// order of effects.
+    ///
+    /// # Errors
+    /// The daemon's `process` error (the horizon still recorded the
+    /// event); [`DaemonError::SequenceOverflow`] if the outputs would pass
+    /// sequence 2^64−1 (the event was processed; nothing was chained).
+    pub fn deliver_at(
+        &mut self,
+        event: &CausalEvent,
+        now_ns: u64,
+    ) -> Result<Vec<CausalEvent>, DaemonError> {
+        self.horizon.observe(event.producer(), event.sequence());
+        let outputs = match self.daemon.process(event) {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                self.stats.errors += 1;
+                return Err(e);
+            }
+        };
+        self.stats.events_processed += 1;
+        self.applied.observe(event.producer(), event.sequence());
+        let fits = u64::try_from(outputs.len())
+            .ok()
+            .and_then(|n| self.head.sequence.checked_add(n))
+            .is_some();
+        if !fits {
+            return Err(DaemonError::SequenceOverflow(self.origin_hash()));
+        }
+        let bloom = self.horizon.bloom().0;
+        let mut chained = Vec::with_capacity(outputs.len());
+        for payload in outputs {
+            self.head = self.head.next(&self.head_payload, bloom);
+            self.head_payload.clone_from(&payload);
+            self.stats.events_emitted += 1;
+            chained.push(CausalEvent {
+                link: self.head,
+                payload,
+                received_at: now_ns,
+            });
+        }
+        Ok(chained)
+    }
+
+    /// [`deliver_at`](Self::deliver_at) with the current time.
+    ///
+    /// # Errors
+    /// As [`deliver_at`](Self::deliver_at).
+    pub fn deliver(&mut self, event: &CausalEvent) -> Result<Vec<CausalEvent>, DaemonError> {
+        self.deliver_at(event, crate::redex::now_ns())
+    }
+
+    /// Snapshots the daemon at its chain head, taken at `now_ns`. Stateless
+    /// daemons snapshot an empty state.
+    ///
+    /// # Errors
+    /// The daemon's [`DaemonError::SnapshotFailed`]; or
+    /// [`DaemonError::SnapshotFailed`] if the ledger cannot be encoded.
+    pub fn take_snapshot_at(&mut self, now_ns: u64) -> Result<DaemonSnapshot, DaemonError> {
+        let state = self.daemon.snapshot()?;
+        let bindings = self
+            .ledger
+            .to_bytes()
+            .map_err(|e| DaemonError::SnapshotFailed(e.to_string()))?;
+        self.stats.snapshots_taken += 1;
+        Ok(DaemonSnapshot {
+            snapshot: StateSnapshot {
+                entity_id: *self.keypair.entity_id(),
+                through_seq: self.head.sequence,
+                chain_link: self.head,
+                created_at: now_ns,
+                state,
+                bindings,
+                envelope: None,
+            },
+            ext: NetSnapshotExt {
+                head: self.head,
+                head_payload: self.head_payload.clone(),
+                horizon: self.horizon.entries(),
+                applied: self.applied.entries(),
+            },
+        })
+    }
+
+    /// [`take_snapshot_at`](Self::take_snapshot_at) with the current time.
+    ///
+    /// # Errors
+    /// As [`take_snapshot_at`](Self::take_snapshot_at).
+    pub fn take_snapshot(&mut self) -> Result<DaemonSnapshot, DaemonError> {
+        self.take_snapshot_at(crate::redex::now_ns())
+    }
+
+    /// The daemon's name.
+    pub fn name(&self) -> &str {
+        self.daemon.name()
+    }
+
+    /// The daemon.
+    pub fn daemon(&self) -> &dyn MeshDaemon {
+        self.daemon.as_ref()
+    }
+
+    /// The daemon's origin hash.
+    pub fn origin_hash(&self) -> u64 {
+        self.keypair.origin_hash()
+    }
+
+    /// The daemon's public key.
+    pub fn entity_id(&self) -> &EntityId {
+        self.keypair.entity_id()
+    }
+
+    /// The daemon's keypair.
+    pub fn keypair(&self) -> &EntityKeypair {
+        &self.keypair
+    }
+
+    /// The chain head (genesis until the first output).
+    pub fn head(&self) -> &CausalLink {
+        &self.head
+    }
+
+    /// The head event's payload.
+    pub fn head_payload(&self) -> &[u8] {
+        &self.head_payload
+    }
+
+    /// The observed horizon.
+    pub fn horizon(&self) -> &ObservedHorizon {
+        &self.horizon
+    }
+
+    /// Per producer, the highest sequence `process` accepted: where a
+    /// target's replay resumes (`ReplayBuffer` watermarks).
+    pub fn applied(&self) -> &ObservedHorizon {
+        &self.applied
+    }
+
+    /// The subscription ledger.
+    pub fn ledger(&self) -> &SubscriptionLedger {
+        &self.ledger
+    }
+
+    /// The subscription ledger, to record or remove subscriptions.
+    pub fn ledger_mut(&mut self) -> &mut SubscriptionLedger {
+        &mut self.ledger
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> DaemonStats {
+        self.stats
+    }
+}
+
+/// The head payload to chain from: the extension's, else empty at genesis,
+/// else (v0.11 source) the state bytes.
+fn head_payload_of(snapshot: &StateSnapshot, ext: Option<&NetSnapshotExt>) -> Vec<u8> {
+    match ext {
+        Some(ext) => ext.head_payload.clone(),
+        None if snapshot.through_seq == 0 => Vec::new(),
+        None => {
+            tracing::warn!(
+                origin = snapshot.origin_hash(),
+                "snapshot without head payload; chaining from the state bytes as v0.11 does"
+            );
+            snapshot.state.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::daemon::test_daemons::{Counter, Echo};
+    use crate::identity::ChannelName;
+
+    fn keypair(seed: u8) -> EntityKeypair {
+        EntityKeypair::from_seed(&[seed; 32])
+    }
+
+    fn counter_host(seed: u8) -> DaemonHost {
+        DaemonHost::new(Box::new(Counter::default()), keypair(seed))
+    }
+
+    fn ev(producer: u64, seq: u64, payload: &[u8]) -> CausalEvent {
+        CausalEvent::bare(producer, seq, payload.to_vec())
+    }
+
+    #[test]
+    fn outputs_are_chained_from_genesis() {
+        let mut host = DaemonHost::new(Box::new(Echo), keypair(1));
+        let genesis = *host.head();
+        assert_eq!(genesis, CausalLink::genesis(host.origin_hash()));
+        let out = host.deliver_at(&ev(9, 1, b"hi"), 42).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].link.sequence, 1);
+        out[0].link.validate_after(&genesis, &[]).unwrap();
+        out[1]
+            .link
+            .validate_after(&out[0].link, &out[0].payload)
+            .unwrap();
+        assert!(out.iter().all(|o| o.received_at == 42));
+        let mut bloom = Horizon::default();
+        bloom.observe(9);
+        assert_eq!(out[0].link.horizon_encoded, bloom.0);
+        assert_eq!(host.head(), &out[1].link);
+        assert_eq!(host.head_payload(), b"hi");
+        assert_eq!(
+            host.stats(),
+            DaemonStats {
+                events_processed: 1,
+                events_emitted: 2,
+                errors: 0,
+                snapshots_taken: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_failing_event_still_advances_the_horizon() {
+        let mut host = counter_host(1);
+        let err = host.deliver_at(&ev(5, 8, b"fail"), 0).unwrap_err();
+        assert!(matches!(err, DaemonError::ProcessFailed(_)));
+        assert_eq!(host.horizon().get(5), Some(8));
+        assert_eq!(host.applied().get(5), None, "seen but not applied");
+        assert_eq!(host.stats().errors, 1);
+        assert_eq!(host.stats().events_processed, 0);
+        assert_eq!(host.head().sequence, 0);
+    }
+
+    #[test]
+    fn migration_through_the_wire_keeps_chain_horizon_and_ledger() {
+        let mut source = counter_host(2);
+        source
+            .ledger_mut()
+            .record(77, ChannelName::new("feeds/x").unwrap(), Some(vec![1]))
+            .unwrap();
+        for s in 1..=3 {
+            source.deliver_at(&ev(5, s, b"e"), 0).unwrap();
+        }
+        let taken = source.take_snapshot_at(99).unwrap();
+        assert_eq!(source.stats().snapshots_taken, 1);
+        assert_eq!(taken.snapshot.through_seq, 3);
+        assert_eq!(taken.snapshot.created_at, 99);
+        let snapshot = StateSnapshot::from_bytes(&taken.snapshot.to_bytes().unwrap()).unwrap();
+        let ext = NetSnapshotExt::from_bytes(&taken.ext.to_bytes().unwrap()).unwrap();
+
+        let mut target = DaemonHost::from_snapshot(
+            Box::new(Counter::default()),
+            keypair(2),
+            &snapshot,
+            Some(&ext),
+        )
+        .unwrap();
+        assert_eq!(target.stats(), DaemonStats::default());
+        assert_eq!(target.horizon().get(5), Some(3));
+        assert_eq!(target.applied().get(5), Some(3));
+        assert_eq!(target.ledger(), source.ledger());
+        let out = target.deliver_at(&ev(5, 4, b"e"), 0).unwrap();
+        assert_eq!(out[0].payload, 4u64.to_le_bytes());
+        // The chain continues at through_seq + 1 with a verifiable parent.
+        out[0]
+            .link
+            .validate_after(source.head(), source.head_payload())
+            .unwrap();
+    }
+
+    #[test]
+    fn without_the_extension_the_head_payload_is_the_state() {
+        let mut source = counter_host(2);
+        source.deliver_at(&ev(5, 1, b"e"), 0).unwrap();
+        let taken = source.take_snapshot_at(0).unwrap();
+        let target = DaemonHost::from_snapshot(
+            Box::new(Counter::default()),
+            keypair(2),
+            &taken.snapshot,
+            None,
+        )
+        .unwrap();
+        assert_eq!(target.head_payload(), taken.snapshot.state);
+        assert!(target.horizon().is_empty());
+        // At genesis there is no payload to lose.
+        let fresh = counter_host(3).take_snapshot_at(0).unwrap();
+        let target = DaemonHost::from_snapshot(
+            Box::new(Counter::default()),
+            keypair(3),
+            &fresh.snapshot,
+            None,
+        )
+        .unwrap();
+        assert!(target.head_payload().is_empty());
+    }
+
+    #[test]
+    fn from_snapshot_rejects_wrong_identity_foreign_ext_and_bad_ledger() {
+        let taken = counter_host(2).take_snapshot_at(0).unwrap();
+        let wrong = DaemonHost::from_snapshot(
+            Box::new(Counter::default()),
+            keypair(3),
+            &taken.snapshot,
+            None,
+        );
+        assert!(matches!(wrong, Err(DaemonError::RestoreFailed(_))));
+        let mut ext = taken.ext.clone();
+        ext.head.parent_hash ^= 1;
+        let foreign = DaemonHost::from_snapshot(
+            Box::new(Counter::default()),
+            keypair(2),
+            &taken.snapshot,
+            Some(&ext),
+        );
+        assert!(matches!(foreign, Err(DaemonError::RestoreFailed(_))));
+        let mut bad_ledger = taken.snapshot.clone();
+        bad_ledger.bindings = vec![1, 0, 0];
+        let bad =
+            DaemonHost::from_snapshot(Box::new(Counter::default()), keypair(2), &bad_ledger, None);
+        assert!(matches!(bad, Err(DaemonError::RestoreFailed(_))));
+        assert!(
+            taken.snapshot.bindings.is_empty(),
+            "an empty ledger adds no bytes"
+        );
+    }
+
+    #[test]
+    fn stateless_daemons_snapshot_empty_state_and_migrate() {
+        let mut source = DaemonHost::new(Box::new(Echo), keypair(4));
+        source.deliver_at(&ev(1, 1, b"x"), 0).unwrap();
+        let taken = source.take_snapshot_at(0).unwrap();
+        assert!(taken.snapshot.state.is_empty());
+        let target = DaemonHost::from_snapshot(
+            Box::new(Echo),
+            keypair(4),
+            &taken.snapshot,
+            Some(&taken.ext),
+        )
+        .unwrap();
+        assert_eq!(target.head(), source.head());
+        let mut with_state = taken.snapshot.clone();
+        with_state.state = vec![1];
+        let err = DaemonHost::from_snapshot(Box::new(Echo), keypair(4), &with_state, None);
+        assert!(matches!(err, Err(DaemonError::RestoreFailed(_))));
+    }
+
+    #[test]
+    fn restore_in_place_keeps_own_chain_for_another_entity() {
+        let mut active = counter_host(5);
+        for s in 1..=4 {
+            active.deliver_at(&ev(8, s, b"e"), 0).unwrap();
+        }
+        let taken = active.take_snapshot_at(0).unwrap();
+        let mut standby = counter_host(6);
+        standby.deliver_at(&ev(8, 1, b"e"), 0).unwrap();
+        let own_head = *standby.head();
+        standby
+            .restore_from_snapshot(&taken.snapshot, Some(&taken.ext))
+            .unwrap();
+        assert_eq!(standby.head(), &own_head);
+        assert_eq!(standby.horizon().get(8), Some(4));
+        let out = standby.deliver_at(&ev(8, 5, b"e"), 0).unwrap();
+        assert_eq!(out[0].payload, 5u64.to_le_bytes());
+        assert_eq!(out[0].link.origin_hash, standby.origin_hash());
+
+        // The same entity's own snapshot moves the head back.
+        let mut again = counter_host(5);
+        again
+            .restore_from_snapshot(&taken.snapshot, Some(&taken.ext))
+            .unwrap();
+        assert_eq!(again.head(), active.head());
+        assert_eq!(again.head_payload(), active.head_payload());
+    }
+}

@@ -1,0 +1,565 @@
+//! Snapshot chunking and target-side reassembly (COMPUTE.md §2.5).
+//!
+//! A serialized snapshot of at most 7 000 bytes travels as one
+//! SnapshotReady (chunk 0 of 1, possibly empty); a larger one as 7 000-byte
+//! chunks in index order, all with the same `seq_through` and total.
+//!
+//! [`SnapshotReassembler`] holds one partial snapshot per origin. For each
+//! chunk, in this order: sweep partial snapshots idle for the idle limit
+//! (300 s; time is passed in); check the chunk's bounds; reject a
+//! `seq_through` below the latest one accepted for the origin; a higher
+//! one evicts the older partial snapshot; the first chunk fixes the total
+//! (a different total is rejected); a duplicate index replaces the earlier
+//! chunk; at most 64 MiB are buffered per (origin, seq_through); when every
+//! index is present the chunks are concatenated in order and the partial
+//! state is dropped. **A rejected chunk never changes anything** — every
+//! check runs before the first mutation.
+//!
+//! Departures from v0.11: the byte cap and idle limit are configurable
+//! ([`SnapshotReassembler::with_limits`]; a Net-to-Net migration of more
+//! than 64 MiB of state needs a larger cap on the target), and the latest
+//! accepted `seq_through` of an origin survives both completion and the
+//! idle sweep until [`SnapshotReassembler::discard`], so an old chunk
+//! replayed late cannot start a stale reassembly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use super::wire::{MAX_CHUNK_LEN, MAX_TOTAL_CHUNKS, MigrationMessage};
+
+/// A partial snapshot idle this long is dropped.
+pub const REASSEMBLY_IDLE_LIMIT: Duration = Duration::from_secs(300);
+/// Most bytes buffered per (origin, seq_through).
+pub const MAX_REASSEMBLY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why a snapshot could not be split, or a chunk was rejected (nothing
+/// changed; the sender may retry or give up).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChunkError {
+    /// The snapshot needs more than 700 000 chunks.
+    #[error("snapshot of {0} bytes needs more than 700000 chunks")]
+    SnapshotTooLarge(usize),
+    /// Chunk index, total or length out of bounds.
+    #[error("bad chunk: index {index} of {total}, {len} bytes")]
+    BadChunk {
+        /// chunk_index.
+        index: u32,
+        /// total_chunks.
+        total: u32,
+        /// Chunk length.
+        len: usize,
+    },
+    /// `seq_through` is below the latest accepted for the origin.
+    #[error("stale chunk: seq_through {got} is below {latest}")]
+    Stale {
+        /// The chunk's seq_through.
+        got: u64,
+        /// The latest accepted.
+        latest: u64,
+    },
+    /// The total differs from the one the first chunk fixed.
+    #[error("chunk says {got} chunks; the first chunk said {expected}")]
+    TotalMismatch {
+        /// The total fixed by the first chunk.
+        expected: u32,
+        /// The chunk's total.
+        got: u32,
+    },
+    /// Accepting the chunk would buffer more than the byte cap.
+    #[error("reassembly would hold {would_hold} bytes; the cap is {cap}")]
+    TooLarge {
+        /// Buffered bytes with this chunk.
+        would_hold: usize,
+        /// The cap.
+        cap: usize,
+    },
+}
+
+/// How many chunks a serialized snapshot of `len` bytes travels in (at
+/// least one).
+///
+/// # Errors
+/// [`ChunkError::SnapshotTooLarge`] above 700 000 chunks.
+pub fn chunk_count(len: usize) -> Result<u32, ChunkError> {
+    u32::try_from(len.div_ceil(MAX_CHUNK_LEN).max(1))
+        .ok()
+        .filter(|&total| total <= MAX_TOTAL_CHUNKS)
+        .ok_or(ChunkError::SnapshotTooLarge(len))
+}
+
+/// Splits serialized snapshot bytes into SnapshotReady messages.
+///
+/// # Errors
+/// [`ChunkError::SnapshotTooLarge`] above 700 000 × 7 000 bytes.
+pub fn split_snapshot(
+    origin: u64,
+    seq_through: u64,
+    bytes: &[u8],
+) -> Result<Vec<MigrationMessage>, ChunkError> {
+    let total = chunk_count(bytes.len())?;
+    let chunk = |index: u32, bytes: &[u8]| MigrationMessage::SnapshotReady {
+        origin,
+        seq_through,
+        chunk_index: index,
+        total_chunks: total,
+        bytes: bytes.to_vec(),
+    };
+    if bytes.is_empty() {
+        return Ok(vec![chunk(0, &[])]);
+    }
+    Ok(bytes
+        .chunks(MAX_CHUNK_LEN)
+        .zip(0..)
+        .map(|(part, index)| chunk(index, part))
+        .collect())
+}
+
+#[derive(Debug)]
+struct Partial {
+    seq_through: u64,
+    total: u32,
+    chunks: BTreeMap<u32, Vec<u8>>,
+    bytes: usize,
+    last_activity: Instant,
+}
+
+#[derive(Debug, Default)]
+struct OriginState {
+    latest_seq: u64,
+    partial: Option<Partial>,
+}
+
+/// Per-origin snapshot reassembly on a migration target; see the module
+/// doc for the rules.
+#[derive(Debug)]
+pub struct SnapshotReassembler {
+    idle_limit: Duration,
+    max_bytes: usize,
+    origins: HashMap<u64, OriginState>,
+}
+
+impl Default for SnapshotReassembler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SnapshotReassembler {
+    /// A reassembler with v0.11's limits (300 s idle, 64 MiB).
+    pub fn new() -> Self {
+        Self::with_limits(REASSEMBLY_IDLE_LIMIT, MAX_REASSEMBLY_BYTES)
+    }
+
+    /// A reassembler with other limits.
+    pub fn with_limits(idle_limit: Duration, max_bytes: usize) -> Self {
+        Self {
+            idle_limit,
+            max_bytes,
+            origins: HashMap::new(),
+        }
+    }
+
+    /// Feeds one chunk received at `now`. Returns the whole snapshot when
+    /// this chunk completes it.
+    ///
+    /// # Errors
+    /// [`ChunkError::BadChunk`], [`ChunkError::Stale`],
+    /// [`ChunkError::TotalMismatch`] or [`ChunkError::TooLarge`]; the
+    /// chunk is dropped and nothing else changes (the idle sweep still ran).
+    pub fn feed(
+        &mut self,
+        origin: u64,
+        seq_through: u64,
+        index: u32,
+        total: u32,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Result<Option<Vec<u8>>, ChunkError> {
+        self.sweep(now);
+        if total == 0 || total > MAX_TOTAL_CHUNKS || index >= total || bytes.len() > MAX_CHUNK_LEN {
+            return Err(ChunkError::BadChunk {
+                index,
+                total,
+                len: bytes.len(),
+            });
+        }
+        let state = self.origins.get(&origin);
+        if let Some(state) = state
+            && seq_through < state.latest_seq
+        {
+            return Err(ChunkError::Stale {
+                got: seq_through,
+                latest: state.latest_seq,
+            });
+        }
+        let current = state
+            .and_then(|s| s.partial.as_ref())
+            .filter(|p| p.seq_through == seq_through);
+        let would_hold = match current {
+            Some(partial) if partial.total != total => {
+                return Err(ChunkError::TotalMismatch {
+                    expected: partial.total,
+                    got: total,
+                });
+            }
+            Some(partial) => {
+                partial.bytes - partial.chunks.get(&index).map_or(0, Vec::len) + bytes.len()
+            }
+            None => bytes.len(),
+        };
+        if would_hold > self.max_bytes {
+            return Err(ChunkError::TooLarge {
+                would_hold,
+                cap: self.max_bytes,
+            });
+        }
+
+        // Every check passed: from here on the chunk is accepted.
+        let state = self.origins.entry(origin).or_default();
+        state.latest_seq = seq_through;
+        let partial = match &mut state.partial {
+            Some(p) if p.seq_through == seq_through => p,
+            slot => slot.insert(Partial {
+                seq_through,
+                total,
+                chunks: BTreeMap::new(),
+                bytes: 0,
+                last_activity: now,
+            }),
+        };
+        partial.chunks.insert(index, bytes.to_vec());
+        partial.bytes = would_hold;
+        partial.last_activity = now;
+        if partial.chunks.len() < total as usize {
+            return Ok(None);
+        }
+        let done = state
+            .partial
+            .take()
+            .map(|p| p.chunks.into_values().collect::<Vec<_>>());
+        Ok(done.map(|parts| parts.concat()))
+    }
+
+    /// Feeds a SnapshotReady message; other messages are ignored (`None`).
+    ///
+    /// # Errors
+    /// As [`feed`](Self::feed).
+    pub fn feed_message(
+        &mut self,
+        message: &MigrationMessage,
+        now: Instant,
+    ) -> Result<Option<Vec<u8>>, ChunkError> {
+        match message {
+            MigrationMessage::SnapshotReady {
+                origin,
+                seq_through,
+                chunk_index,
+                total_chunks,
+                bytes,
+            } => self.feed(
+                *origin,
+                *seq_through,
+                *chunk_index,
+                *total_chunks,
+                bytes,
+                now,
+            ),
+            _ => Ok(None),
+        }
+    }
+
+    /// Drops partial snapshots idle for the idle limit or longer (the
+    /// origins' latest accepted `seq_through` is kept).
+    pub fn sweep(&mut self, now: Instant) {
+        for state in self.origins.values_mut() {
+            if state
+                .partial
+                .as_ref()
+                .is_some_and(|p| now.saturating_duration_since(p.last_activity) >= self.idle_limit)
+            {
+                state.partial = None;
+            }
+        }
+    }
+
+    /// Forgets everything about `origin` (its migration completed or was
+    /// aborted).
+    pub fn discard(&mut self, origin: u64) {
+        self.origins.remove(&origin);
+    }
+
+    /// Bytes buffered for `origin`'s partial snapshot.
+    pub fn buffered_bytes(&self, origin: u64) -> usize {
+        self.partial(origin).map_or(0, |p| p.bytes)
+    }
+
+    /// The `seq_through` of `origin`'s partial snapshot, if one is pending.
+    pub fn pending_seq(&self, origin: u64) -> Option<u64> {
+        self.partial(origin).map(|p| p.seq_through)
+    }
+
+    /// The latest `seq_through` accepted for `origin`.
+    pub fn latest_seq(&self, origin: u64) -> Option<u64> {
+        self.origins.get(&origin).map(|s| s.latest_seq)
+    }
+
+    fn partial(&self, origin: u64) -> Option<&Partial> {
+        self.origins.get(&origin).and_then(|s| s.partial.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    struct Chunk {
+        origin: u64,
+        seq: u64,
+        index: u32,
+        total: u32,
+        bytes: Vec<u8>,
+    }
+
+    fn chunks_of(origin: u64, seq: u64, snapshot: &[u8]) -> Vec<Chunk> {
+        split_snapshot(origin, seq, snapshot)
+            .unwrap()
+            .into_iter()
+            .map(|m| match m {
+                MigrationMessage::SnapshotReady {
+                    origin,
+                    seq_through,
+                    chunk_index,
+                    total_chunks,
+                    bytes,
+                } => Chunk {
+                    origin,
+                    seq: seq_through,
+                    index: chunk_index,
+                    total: total_chunks,
+                    bytes,
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn feed(
+        r: &mut SnapshotReassembler,
+        c: &Chunk,
+        now: Instant,
+    ) -> Result<Option<Vec<u8>>, ChunkError> {
+        r.feed(c.origin, c.seq, c.index, c.total, &c.bytes, now)
+    }
+
+    #[test]
+    fn small_large_and_empty_snapshots_split_and_reassemble() {
+        let now = Instant::now();
+        for len in [
+            0,
+            1,
+            MAX_CHUNK_LEN,
+            MAX_CHUNK_LEN + 1,
+            5 * MAX_CHUNK_LEN + 17,
+        ] {
+            let snapshot = bytes(len);
+            let chunks = chunks_of(9, 4, &snapshot);
+            assert_eq!(
+                chunks.len(),
+                len.div_ceil(MAX_CHUNK_LEN).max(1),
+                "len {len}"
+            );
+            assert!(
+                chunks
+                    .iter()
+                    .all(|c| c.bytes.len() <= MAX_CHUNK_LEN && c.seq == 4)
+            );
+            let mut r = SnapshotReassembler::new();
+            let (last, rest) = chunks.split_last().unwrap();
+            for c in rest {
+                assert_eq!(feed(&mut r, c, now).unwrap(), None);
+            }
+            assert_eq!(feed(&mut r, last, now).unwrap(), Some(snapshot));
+            assert_eq!(r.pending_seq(9), None);
+            assert_eq!(r.latest_seq(9), Some(4));
+        }
+        let most = MAX_CHUNK_LEN * MAX_TOTAL_CHUNKS as usize;
+        assert_eq!(chunk_count(0), Ok(1));
+        assert_eq!(chunk_count(most), Ok(MAX_TOTAL_CHUNKS));
+        assert_eq!(
+            chunk_count(most + 1),
+            Err(ChunkError::SnapshotTooLarge(most + 1))
+        );
+    }
+
+    #[test]
+    fn out_of_order_and_duplicate_chunks() {
+        let now = Instant::now();
+        let snapshot = bytes(3 * MAX_CHUNK_LEN);
+        let chunks = chunks_of(1, 2, &snapshot);
+        let mut r = SnapshotReassembler::new();
+        assert_eq!(feed(&mut r, &chunks[2], now).unwrap(), None);
+        // A duplicate replaces: a forged copy of chunk 0 is overwritten by the real one.
+        let forged = Chunk {
+            bytes: vec![0xEE; 10],
+            ..chunks_of(1, 2, &snapshot).remove(0)
+        };
+        assert_eq!(feed(&mut r, &forged, now).unwrap(), None);
+        assert_eq!(r.buffered_bytes(1), MAX_CHUNK_LEN + 10);
+        assert_eq!(feed(&mut r, &chunks[0], now).unwrap(), None);
+        assert_eq!(r.buffered_bytes(1), 2 * MAX_CHUNK_LEN);
+        assert_eq!(feed(&mut r, &chunks[2], now).unwrap(), None);
+        assert_eq!(feed(&mut r, &chunks[1], now).unwrap(), Some(snapshot));
+    }
+
+    #[test]
+    fn mixed_seq_through_stale_rejected_newer_evicts() {
+        let now = Instant::now();
+        let old = bytes(2 * MAX_CHUNK_LEN);
+        let new = bytes(2 * MAX_CHUNK_LEN + 1);
+        let old_chunks = chunks_of(1, 5, &old);
+        let new_chunks = chunks_of(1, 6, &new);
+        let mut r = SnapshotReassembler::new();
+        feed(&mut r, &old_chunks[0], now).unwrap();
+        feed(&mut r, &new_chunks[0], now).unwrap();
+        assert_eq!(r.pending_seq(1), Some(6));
+        assert_eq!(r.buffered_bytes(1), MAX_CHUNK_LEN);
+        assert_eq!(
+            feed(&mut r, &old_chunks[1], now),
+            Err(ChunkError::Stale { got: 5, latest: 6 })
+        );
+        feed(&mut r, &new_chunks[1], now).unwrap();
+        assert_eq!(feed(&mut r, &new_chunks[2], now).unwrap(), Some(new));
+        // After completion an older seq is still stale.
+        assert!(matches!(
+            feed(&mut r, &old_chunks[0], now),
+            Err(ChunkError::Stale { .. })
+        ));
+    }
+
+    #[test]
+    fn origins_are_isolated() {
+        let now = Instant::now();
+        let a = bytes(2 * MAX_CHUNK_LEN);
+        let b = bytes(MAX_CHUNK_LEN + 3);
+        let (ca, cb) = (chunks_of(1, 9, &a), chunks_of(2, 1, &b));
+        let mut r = SnapshotReassembler::new();
+        feed(&mut r, &ca[0], now).unwrap();
+        feed(&mut r, &cb[0], now).unwrap();
+        assert_eq!(feed(&mut r, &cb[1], now).unwrap(), Some(b));
+        assert_eq!(r.pending_seq(1), Some(9));
+        assert_eq!(feed(&mut r, &ca[1], now).unwrap(), Some(a));
+    }
+
+    #[test]
+    fn byte_cap_rejects_without_mutation() {
+        let now = Instant::now();
+        let mut r = SnapshotReassembler::with_limits(REASSEMBLY_IDLE_LIMIT, 2 * MAX_CHUNK_LEN);
+        let chunks = chunks_of(1, 1, &bytes(3 * MAX_CHUNK_LEN));
+        feed(&mut r, &chunks[0], now).unwrap();
+        feed(&mut r, &chunks[1], now).unwrap();
+        assert!(matches!(
+            feed(&mut r, &chunks[2], now),
+            Err(ChunkError::TooLarge { .. })
+        ));
+        assert_eq!(r.buffered_bytes(1), 2 * MAX_CHUNK_LEN);
+        // A replacement of the same size still fits.
+        assert_eq!(feed(&mut r, &chunks[1], now).unwrap(), None);
+        // A newer snapshot's first chunk that alone exceeds the cap does not evict.
+        let mut tiny = SnapshotReassembler::with_limits(REASSEMBLY_IDLE_LIMIT, 10);
+        tiny.feed(1, 1, 0, 2, &[1; 10], now).unwrap();
+        assert!(tiny.feed(1, 2, 0, 2, &[1; 11], now).is_err());
+        assert_eq!(
+            (tiny.pending_seq(1), tiny.latest_seq(1)),
+            (Some(1), Some(1))
+        );
+    }
+
+    #[test]
+    fn idle_sweep_drops_partials_but_keeps_latest_seq() {
+        let t0 = Instant::now();
+        let mut r = SnapshotReassembler::new();
+        let chunks = chunks_of(1, 7, &bytes(2 * MAX_CHUNK_LEN));
+        feed(&mut r, &chunks[0], t0).unwrap();
+        r.sweep(t0 + REASSEMBLY_IDLE_LIMIT - Duration::from_millis(1));
+        assert_eq!(r.pending_seq(1), Some(7));
+        r.sweep(t0 + REASSEMBLY_IDLE_LIMIT);
+        assert_eq!(r.pending_seq(1), None);
+        assert_eq!(r.latest_seq(1), Some(7));
+        let later = t0 + REASSEMBLY_IDLE_LIMIT;
+        assert!(matches!(
+            r.feed(1, 6, 0, 1, b"old", later),
+            Err(ChunkError::Stale { .. })
+        ));
+        // The lone second chunk does not complete the swept snapshot.
+        assert_eq!(feed(&mut r, &chunks[1], later).unwrap(), None);
+    }
+
+    #[test]
+    fn forged_chunk_sets_never_complete_and_rejects_do_not_mutate() {
+        let now = Instant::now();
+        let mut r = SnapshotReassembler::new();
+        r.feed(1, 3, 0, 3, b"a", now).unwrap();
+        for (index, total, len) in [
+            (3, 3, 1),
+            (0, 0, 1),
+            (0, MAX_TOTAL_CHUNKS + 1, 1),
+            (1, 3, MAX_CHUNK_LEN + 1),
+        ] {
+            assert!(matches!(
+                r.feed(1, 3, index, total, &vec![0; len], now),
+                Err(ChunkError::BadChunk { .. })
+            ));
+        }
+        // A different total cannot finish the set (nor can a 1-of-1 "shortcut").
+        assert_eq!(
+            r.feed(1, 3, 1, 2, b"b", now),
+            Err(ChunkError::TotalMismatch {
+                expected: 3,
+                got: 2
+            })
+        );
+        assert_eq!(
+            r.feed(1, 3, 0, 1, b"all", now),
+            Err(ChunkError::TotalMismatch {
+                expected: 3,
+                got: 1
+            })
+        );
+        assert_eq!(r.buffered_bytes(1), 1);
+        r.feed(1, 3, 1, 3, b"b", now).unwrap();
+        assert_eq!(
+            r.feed(1, 3, 2, 3, b"c", now).unwrap(),
+            Some(b"abc".to_vec())
+        );
+    }
+
+    #[test]
+    fn failure_mid_chunking_then_retargeting_has_intact_coverage() {
+        let now = Instant::now();
+        let snapshot = bytes(4 * MAX_CHUNK_LEN + 5);
+        let chunks = chunks_of(1, 11, &snapshot);
+        let mut first_target = SnapshotReassembler::new();
+        feed(&mut first_target, &chunks[0], now).unwrap();
+        feed(&mut first_target, &chunks[3], now).unwrap();
+        first_target.discard(1);
+        assert_eq!(first_target.latest_seq(1), None);
+        let mut second_target = SnapshotReassembler::new();
+        let mut done = None;
+        for c in chunks.iter().rev() {
+            assert!(done.is_none());
+            done = feed(&mut second_target, c, now).unwrap();
+        }
+        assert_eq!(done, Some(snapshot.clone()));
+        // The first target, retried from scratch, also completes intact.
+        let mut done = None;
+        for c in &chunks {
+            done = feed(&mut first_target, c, now).unwrap();
+        }
+        assert_eq!(done, Some(snapshot));
+    }
+}

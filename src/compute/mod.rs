@@ -1,0 +1,50 @@
+//! Compute (COMPUTE.md §1–§2): daemons that run where their inputs are and
+//! migrate between nodes without losing or repeating an event.
+//!
+//! This module is the pure foundation: no sockets, no FFI, and no clocks
+//! except explicit `now` arguments and the `*_now` conveniences.
+//!
+//! - [`daemon`]: the [`MeshDaemon`] contract, [`CausalEvent`], [`DaemonError`].
+//! - [`host`]: [`DaemonHost`], one daemon with its keypair, chain head,
+//!   observed horizon, subscription ledger and stats (§1.2).
+//! - [`registry`]: [`DaemonRegistry`], the per-node map with the `Stale`
+//!   guard and no orphan writes (§1.3, §8 item 10).
+//! - [`factory`]: [`DaemonFactoryRegistry`], how a migration target builds a
+//!   daemon locally (§1.4).
+//! - [`snapshot`]: the v0.11 `CDS1` [`StateSnapshot`] bytes (§2.4) and the
+//!   Net-only [`NetSnapshotExt`] (head payload, horizon, applied watermarks).
+//! - [`ledger`]: the subscription ledger and its `bindings_bytes` (§1.8).
+//! - [`migration`]: the 0x0500 wire codec, chunking and reassembly, and the
+//!   source and target replay buffers (§2.2–2.8).
+//!
+//! [`daemon`]: crate::compute::daemon
+//! [`host`]: crate::compute::host
+//! [`registry`]: crate::compute::registry
+//! [`factory`]: crate::compute::factory
+//! [`snapshot`]: crate::compute::snapshot
+//! [`ledger`]: crate::compute::ledger
+//! [`migration`]: crate::compute::migration
+//! [`MeshDaemon`]: crate::compute::MeshDaemon
+//! [`CausalEvent`]: crate::compute::CausalEvent
+//! [`DaemonError`]: crate::compute::DaemonError
+//! [`DaemonHost`]: crate::compute::DaemonHost
+//! [`DaemonRegistry`]: crate::compute::DaemonRegistry
+//! [`DaemonFactoryRegistry`]: crate::compute::DaemonFactoryRegistry
+//! [`StateSnapshot`]: crate::compute::StateSnapshot
+//! [`NetSnapshotExt`]: crate::compute::NetSnapshotExt
+
+mod codec;
+pub mod daemon;
+pub mod factory;
+pub mod host;
+pub mod ledger;
+pub mod migration;
+pub mod registry;
+pub mod snapshot;
+
+pub use daemon::{CausalEvent, DaemonError, MeshDaemon};
+pub use factory::{DaemonFactory, DaemonFactoryRegistry, FactoryEntry};
+pub use host::{DaemonHost, DaemonSnapshot, DaemonStats, ObservedHorizon};
+pub use ledger::{LedgerError, SubscriptionLedger};
+pub use registry::DaemonRegistry;
+pub use snapshot::{NetSnapshotExt, SnapshotError, StateSnapshot};

@@ -1,0 +1,557 @@
+//! [`DaemonRegistry`]: a node's daemons by origin hash (COMPUTE.md §1.3).
+//! Different daemons run concurrently; one daemon strictly serially (each
+//! host has its own lock; the map lock is only held for look-ups).
+//!
+//! **Stale guard** (as v0.11): a per-daemon call looks the host up,
+//! releases the map, takes the host lock, then checks the map again; if
+//! the entry is gone or is another host (a `replace` or `unregister` ran
+//! meanwhile), it returns [`DaemonError::Stale`] without touching anything.
+//!
+//! **No orphan writes** (fixes §8 item 10): in v0.11 a call already inside
+//! the host lock when `replace`/`unregister` runs finishes on the removed
+//! host and its write is lost. Here `replace` and `unregister` take the old
+//! host's lock **before** changing the map, so they wait for the call in
+//! flight, and they hand back the removed host with every write that call
+//! made. Lock order is always host, then map. One exception: called from
+//! inside the same origin's `with_host` closure (a watchdog unregistering
+//! its own daemon) they cannot wait for themselves; they change the map,
+//! return no host, and the closure finishes on the host it holds.
+//!
+//! Because a mutator waits for the host lock, a `with_host` closure that
+//! replaces or unregisters *another* origin can deadlock with a closure on
+//! that origin doing the same to it; closures must not do that.
+//!
+//! Other departures: re-locking an origin from inside its own `with_host`
+//! is [`DaemonError::Reentrant`] instead of a deadlock; `list` reads the
+//! name recorded at registration, so it never waits for a busy daemon.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::compute::daemon::{CausalEvent, DaemonError};
+use crate::compute::host::{DaemonHost, DaemonSnapshot, DaemonStats};
+use crate::compute::snapshot::{NetSnapshotExt, StateSnapshot};
+use crate::identity::EntityKeypair;
+
+/// One registered host. `host` is `None` once a mutator has taken it out.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    host: Mutex<Option<DaemonHost>>,
+}
+
+thread_local! {
+    /// Addresses of the slots whose lock this thread holds.
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+fn slot_id(slot: &Arc<Slot>) -> usize {
+    Arc::as_ptr(slot) as usize
+}
+
+fn held_here(slot: &Arc<Slot>) -> bool {
+    HELD.with(|held| held.borrow().contains(&slot_id(slot)))
+}
+
+/// A held slot lock, registered in `HELD` until dropped.
+struct SlotGuard<'a> {
+    id: usize,
+    guard: MutexGuard<'a, Option<DaemonHost>>,
+}
+
+impl<'a> SlotGuard<'a> {
+    fn lock(slot: &'a Arc<Slot>) -> Self {
+        let guard = slot.host.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = slot_id(slot);
+        HELD.with(|held| held.borrow_mut().push(id));
+        Self { id, guard }
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        HELD.with(|held| {
+            let mut held = held.borrow_mut();
+            if let Some(at) = held.iter().rposition(|&id| id == self.id) {
+                held.remove(at);
+            }
+        });
+    }
+}
+
+/// A node's daemons; see the module doc.
+#[derive(Debug, Default)]
+pub struct DaemonRegistry {
+    map: Mutex<HashMap<u64, Arc<Slot>>>,
+    /// Mutators about to wait for a host lock (lets tests order threads
+    /// without sleeping).
+    #[cfg(test)]
+    mutators_waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl DaemonRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<u64, Arc<Slot>>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lookup(&self, origin: u64) -> Result<Arc<Slot>, DaemonError> {
+        self.map()
+            .get(&origin)
+            .cloned()
+            .ok_or(DaemonError::NotFound(origin))
+    }
+
+    fn is_current(&self, origin: u64, slot: &Arc<Slot>) -> bool {
+        self.map()
+            .get(&origin)
+            .is_some_and(|current| Arc::ptr_eq(current, slot))
+    }
+
+    fn new_slot(host: DaemonHost) -> Arc<Slot> {
+        Arc::new(Slot {
+            name: host.name().to_owned(),
+            host: Mutex::new(Some(host)),
+        })
+    }
+
+    /// Adds a host.
+    ///
+    /// # Errors
+    /// [`DaemonError::AlreadyRegistered`] if its origin is taken (the
+    /// existing host is kept; `host` is dropped).
+    pub fn register(&self, host: DaemonHost) -> Result<(), DaemonError> {
+        let origin = host.origin_hash();
+        let mut map = self.map();
+        if map.contains_key(&origin) {
+            return Err(DaemonError::AlreadyRegistered(origin));
+        }
+        map.insert(origin, Self::new_slot(host));
+        Ok(())
+    }
+
+    /// Installs `host`, replacing any host of its origin (the slot is
+    /// never empty). Waits for a call in flight on the old host and returns
+    /// it (`None` if there was none, or when called from inside its own
+    /// `with_host`).
+    pub fn replace(&self, host: DaemonHost) -> Option<DaemonHost> {
+        let origin = host.origin_hash();
+        let new = Self::new_slot(host);
+        // Only a removal can find nothing to remove.
+        self.swap(origin, Some(new)).unwrap_or_default()
+    }
+
+    /// Removes `origin`'s host. Waits for a call in flight and returns the
+    /// host (`None` when called from inside its own `with_host`).
+    ///
+    /// # Errors
+    /// [`DaemonError::NotFound`].
+    pub fn unregister(&self, origin: u64) -> Result<Option<DaemonHost>, DaemonError> {
+        self.swap(origin, None)
+    }
+
+    /// Replaces (`new` = Some) or removes (`new` = None) `origin`'s slot
+    /// after waiting for its host lock; returns the old host.
+    fn swap(&self, origin: u64, new: Option<Arc<Slot>>) -> Result<Option<DaemonHost>, DaemonError> {
+        loop {
+            let old = self.map().get(&origin).cloned();
+            let Some(old) = old else {
+                let mut map = self.map();
+                if map.contains_key(&origin) {
+                    continue; // registered meanwhile: wait for its lock first
+                }
+                return match new {
+                    Some(slot) => {
+                        map.insert(origin, slot);
+                        Ok(None)
+                    }
+                    None => Err(DaemonError::NotFound(origin)),
+                };
+            };
+            let mut guard = if held_here(&old) {
+                None
+            } else {
+                #[cfg(test)]
+                self.mutators_waiting
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Some(SlotGuard::lock(&old))
+            };
+            {
+                let mut map = self.map();
+                if !map.get(&origin).is_some_and(|c| Arc::ptr_eq(c, &old)) {
+                    continue; // replaced while we waited: start over
+                }
+                match &new {
+                    Some(slot) => map.insert(origin, Arc::clone(slot)),
+                    None => map.remove(&origin),
+                };
+            }
+            return Ok(guard.as_mut().and_then(|g| g.guard.take()));
+        }
+    }
+
+    /// Runs `f` on `origin`'s host under its lock. `f` may call any
+    /// registry operation, including `unregister`/`replace` of its own
+    /// origin, but not a per-daemon call on its own origin.
+    ///
+    /// # Errors
+    /// [`DaemonError::NotFound`], [`DaemonError::Stale`] (the host was
+    /// replaced or removed while waiting; `f` did not run), or
+    /// [`DaemonError::Reentrant`].
+    pub fn with_host<R>(
+        &self,
+        origin: u64,
+        f: impl FnOnce(&mut DaemonHost) -> R,
+    ) -> Result<R, DaemonError> {
+        let slot = self.lookup(origin)?;
+        self.run_locked(origin, &slot, f)
+    }
+
+    fn run_locked<R>(
+        &self,
+        origin: u64,
+        slot: &Arc<Slot>,
+        f: impl FnOnce(&mut DaemonHost) -> R,
+    ) -> Result<R, DaemonError> {
+        if held_here(slot) {
+            return Err(DaemonError::Reentrant(origin));
+        }
+        let mut guard = SlotGuard::lock(slot);
+        if !self.is_current(origin, slot) {
+            return Err(DaemonError::Stale(origin));
+        }
+        let host = guard.guard.as_mut().ok_or(DaemonError::Stale(origin))?;
+        Ok(f(host))
+    }
+
+    /// Delivers an event to `origin`'s daemon; returns its chained outputs.
+    ///
+    /// # Errors
+    /// As [`with_host`](Self::with_host), or the host's
+    /// [`deliver`](DaemonHost::deliver) error.
+    pub fn deliver(
+        &self,
+        origin: u64,
+        event: &CausalEvent,
+    ) -> Result<Vec<CausalEvent>, DaemonError> {
+        self.with_host(origin, |host| host.deliver(event))?
+    }
+
+    /// Snapshots `origin`'s daemon.
+    ///
+    /// # Errors
+    /// As [`with_host`](Self::with_host), or the snapshot error.
+    pub fn snapshot(&self, origin: u64) -> Result<DaemonSnapshot, DaemonError> {
+        self.with_host(origin, DaemonHost::take_snapshot)?
+    }
+
+    /// Restores a snapshot into `origin`'s host in place.
+    ///
+    /// # Errors
+    /// As [`with_host`](Self::with_host), or the restore error.
+    pub fn restore_from_snapshot(
+        &self,
+        origin: u64,
+        snapshot: &StateSnapshot,
+        ext: Option<&NetSnapshotExt>,
+    ) -> Result<(), DaemonError> {
+        self.with_host(origin, |host| host.restore_from_snapshot(snapshot, ext))?
+    }
+
+    /// `origin`'s counters.
+    ///
+    /// # Errors
+    /// As [`with_host`](Self::with_host).
+    pub fn stats(&self, origin: u64) -> Result<DaemonStats, DaemonError> {
+        self.with_host(origin, |host| host.stats())
+    }
+
+    /// A copy of `origin`'s keypair; `None` if absent or stale.
+    pub fn daemon_keypair(&self, origin: u64) -> Option<EntityKeypair> {
+        self.with_host(origin, |host| host.keypair().clone()).ok()
+    }
+
+    /// (origin, name) of every daemon, in no particular order.
+    pub fn list(&self) -> Vec<(u64, String)> {
+        self.map()
+            .iter()
+            .map(|(&origin, slot)| (origin, slot.name.clone()))
+            .collect()
+    }
+
+    /// Number of daemons.
+    pub fn count(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Whether `origin` is registered.
+    pub fn contains(&self, origin: u64) -> bool {
+        self.map().contains_key(&origin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::sync::{Barrier, mpsc};
+    use std::thread;
+
+    use super::*;
+    use crate::compute::daemon::test_daemons::{Counter, Echo};
+
+    fn host(seed: u8) -> DaemonHost {
+        DaemonHost::new(
+            Box::new(Counter::default()),
+            EntityKeypair::from_seed(&[seed; 32]),
+        )
+    }
+
+    fn ev(seq: u64) -> CausalEvent {
+        CausalEvent::bare(42, seq, b"e".to_vec())
+    }
+
+    #[test]
+    fn register_deliver_duplicate_list() {
+        let registry = DaemonRegistry::new();
+        let a = host(1);
+        let origin = a.origin_hash();
+        registry.register(a).unwrap();
+        assert_eq!(
+            registry.register(host(1)),
+            Err(DaemonError::AlreadyRegistered(origin))
+        );
+        let echo = DaemonHost::new(Box::new(Echo), EntityKeypair::from_seed(&[2; 32]));
+        let echo_origin = echo.origin_hash();
+        registry.register(echo).unwrap();
+        let out = registry.deliver(origin, &ev(1)).unwrap();
+        assert_eq!(out[0].payload, 1u64.to_le_bytes());
+        assert_eq!(registry.stats(origin).unwrap().events_processed, 1);
+        let mut list = registry.list();
+        list.sort();
+        let mut expected = vec![
+            (origin, "counter".to_owned()),
+            (echo_origin, "echo".to_owned()),
+        ];
+        expected.sort();
+        assert_eq!(list, expected);
+        assert_eq!(registry.count(), 2);
+        assert!(registry.contains(origin));
+        assert_eq!(
+            registry.daemon_keypair(origin).unwrap().entity_id(),
+            EntityKeypair::from_seed(&[1; 32]).entity_id()
+        );
+        assert_eq!(registry.deliver(7, &ev(1)), Err(DaemonError::NotFound(7)));
+        assert_eq!(
+            registry.unregister(7).unwrap_err(),
+            DaemonError::NotFound(7)
+        );
+        let removed = registry.unregister(origin).unwrap().unwrap();
+        assert_eq!(removed.stats().events_processed, 1);
+        assert!(registry.daemon_keypair(origin).is_none());
+        assert_eq!(registry.replace(host(1)).map(|h| h.origin_hash()), None);
+        assert!(registry.contains(origin));
+    }
+
+    #[test]
+    fn with_host_may_unregister_its_own_origin() {
+        let registry = DaemonRegistry::new();
+        let a = host(1);
+        let origin = a.origin_hash();
+        registry.register(a).unwrap();
+        let outcome = registry
+            .with_host(origin, |h| {
+                let removed = registry.unregister(origin);
+                // The closure still owns the host it was given.
+                h.deliver(&ev(1)).unwrap();
+                removed
+            })
+            .unwrap();
+        assert!(matches!(outcome, Ok(None)));
+        assert!(!registry.contains(origin));
+        assert_eq!(registry.stats(origin), Err(DaemonError::NotFound(origin)));
+    }
+
+    #[test]
+    fn relocking_the_same_origin_is_an_error_not_a_deadlock() {
+        let registry = DaemonRegistry::new();
+        let (a, b) = (host(1), host(2));
+        let (origin, other) = (a.origin_hash(), b.origin_hash());
+        registry.register(a).unwrap();
+        registry.register(b).unwrap();
+        let inner = registry
+            .with_host(origin, |_| {
+                (
+                    registry.deliver(origin, &ev(1)),
+                    registry.deliver(other, &ev(1)),
+                )
+            })
+            .unwrap();
+        assert_eq!(inner.0, Err(DaemonError::Reentrant(origin)));
+        assert!(inner.1.is_ok());
+    }
+
+    #[test]
+    fn a_slow_closure_does_not_block_other_daemons() {
+        let registry = DaemonRegistry::new();
+        let (a, b) = (host(1), host(2));
+        let (slow, fast) = (a.origin_hash(), b.origin_hash());
+        registry.register(a).unwrap();
+        registry.register(b).unwrap();
+        let entered = Barrier::new(2);
+        let (release, wait) = mpsc::channel::<()>();
+        thread::scope(|s| {
+            let (registry, entered) = (&registry, &entered);
+            let worker = s.spawn(move || {
+                registry.with_host(slow, |_| {
+                    entered.wait();
+                    wait.recv().unwrap()
+                })
+            });
+            entered.wait();
+            // `slow` is held until released; `fast` is independent.
+            registry.deliver(fast, &ev(1)).unwrap();
+            assert_eq!(registry.stats(fast).unwrap().events_processed, 1);
+            release.send(()).unwrap();
+            worker.join().unwrap().unwrap();
+        });
+    }
+
+    #[test]
+    fn replace_or_unregister_between_lookup_and_lock_is_stale() {
+        for unregister in [false, true] {
+            let registry = DaemonRegistry::new();
+            let a = host(1);
+            let origin = a.origin_hash();
+            registry.register(a).unwrap();
+            let looked_up = registry.lookup(origin).unwrap();
+            if unregister {
+                registry.unregister(origin).unwrap().unwrap();
+            } else {
+                registry.replace(host(1)).unwrap();
+            }
+            let mut ran = false;
+            let result = registry.run_locked(origin, &looked_up, |_| ran = true);
+            assert_eq!(result, Err(DaemonError::Stale(origin)));
+            assert!(!ran);
+        }
+    }
+
+    /// §8 item 10: a call already inside the host lock when `replace` runs
+    /// must not write to an orphan. `replace` waits for it and returns the
+    /// old host *with* that call's write.
+    #[test]
+    fn replace_waits_for_the_call_in_flight_and_keeps_its_write() {
+        for unregister in [false, true] {
+            let registry = DaemonRegistry::new();
+            let a = host(1);
+            let origin = a.origin_hash();
+            registry.register(a).unwrap();
+            let entered = Barrier::new(2);
+            let (release, wait) = mpsc::channel::<()>();
+            thread::scope(|s| {
+                let (registry, entered) = (&registry, &entered);
+                let in_flight = s.spawn(move || {
+                    registry.with_host(origin, |h| {
+                        entered.wait();
+                        wait.recv().unwrap();
+                        h.deliver(&ev(1)).unwrap()
+                    })
+                });
+                entered.wait();
+                let mutator = s.spawn(|| {
+                    if unregister {
+                        registry.unregister(origin).unwrap()
+                    } else {
+                        registry.replace(host(1))
+                    }
+                });
+                while registry.mutators_waiting.load(Ordering::SeqCst) == 0 {
+                    thread::yield_now();
+                }
+                release.send(()).unwrap();
+                let out = in_flight.join().unwrap().unwrap();
+                assert_eq!(out.len(), 1);
+                let old = mutator
+                    .join()
+                    .unwrap()
+                    .expect("the old host is handed back");
+                assert_eq!(old.stats().events_processed, 1);
+            });
+            if unregister {
+                assert!(!registry.contains(origin));
+            } else {
+                assert_eq!(registry.stats(origin).unwrap().events_processed, 0);
+            }
+        }
+    }
+
+    /// Delivers race replaces: every successful deliver is counted in
+    /// exactly one host (a replaced one handed back, or the last one), and
+    /// every Stale one in none.
+    #[test]
+    fn racing_delivers_and_replaces_lose_no_write() {
+        const DELIVERERS: usize = 3;
+        const PER_THREAD: usize = 200;
+        const REPLACES: usize = 50;
+        let registry = DaemonRegistry::new();
+        let first = host(1);
+        let origin = first.origin_hash();
+        registry.register(first).unwrap();
+        let start = Barrier::new(DELIVERERS + 1);
+        let (ok, replaced) = thread::scope(|s| {
+            let deliverers: Vec<_> = (0..DELIVERERS)
+                .map(|_| {
+                    let (registry, start) = (&registry, &start);
+                    s.spawn(move || {
+                        start.wait();
+                        let mut ok = 0u64;
+                        for seq in 1..=PER_THREAD as u64 {
+                            match registry.deliver(origin, &ev(seq)) {
+                                Ok(_) => ok += 1,
+                                Err(DaemonError::Stale(_)) => {}
+                                Err(other) => panic!("{other}"),
+                            }
+                        }
+                        ok
+                    })
+                })
+                .collect();
+            start.wait();
+            let mut replaced = 0u64;
+            for _ in 0..REPLACES {
+                let old = registry.replace(host(1)).expect("a host was registered");
+                replaced += old.stats().events_processed;
+                thread::yield_now();
+            }
+            let ok: u64 = deliverers.into_iter().map(|d| d.join().unwrap()).sum();
+            (ok, replaced)
+        });
+        let last = registry.stats(origin).unwrap().events_processed;
+        assert_eq!(replaced + last, ok);
+    }
+
+    #[test]
+    fn restore_and_snapshot_through_the_registry() {
+        let registry = DaemonRegistry::new();
+        let a = host(1);
+        let origin = a.origin_hash();
+        registry.register(a).unwrap();
+        for s in 1..=3 {
+            registry.deliver(origin, &ev(s)).unwrap();
+        }
+        let taken = registry.snapshot(origin).unwrap();
+        assert_eq!(taken.snapshot.state, 3u64.to_le_bytes());
+        registry.replace(host(1));
+        registry
+            .restore_from_snapshot(origin, &taken.snapshot, Some(&taken.ext))
+            .unwrap();
+        let out = registry.deliver(origin, &ev(4)).unwrap();
+        assert_eq!(out[0].payload, 4u64.to_le_bytes());
+        assert_eq!(out[0].link.sequence, 4);
+    }
+}
