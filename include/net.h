@@ -118,6 +118,22 @@
 // PUBLISH | SUBSCRIBE | ADMIN | DELEGATE.
 #define NET_SCOPE_ALL 15
 
+// `net_mesh_connect_direct`: the session runs on a direct path.
+#define NET_DIRECT_OUTCOME_DIRECT 0
+
+// Relayed: the NAT pair cannot punch (both symmetric, or symmetric and
+// unknown), so the coordinator relays.
+#define NET_DIRECT_OUTCOME_SKIP_PUNCH 1
+
+// Relayed: the coordinator introduced nobody within the punch deadline.
+#define NET_DIRECT_OUTCOME_NO_INTRODUCE 2
+
+// Relayed: introduced, but the peer's keep-alives never came through.
+#define NET_DIRECT_OUTCOME_NO_ACK 3
+
+// Relayed: the punch worked but the session could not use the path.
+#define NET_DIRECT_OUTCOME_PATH_FAILED 4
+
 // The ABI version this build of libnet implements. SDKs compare it with the
 // version they were written for and refuse to load on a mismatch. Bumped on
 // any incompatible change to `include/net.h`.
@@ -2157,6 +2173,39 @@ net_status_t net_mesh_set_reflex_override(const net_mesh_t *mesh,
 // # Safety
 // `mesh` is NULL or from libnet.
 net_status_t net_mesh_reclassify_nat(const net_mesh_t *mesh);
+
+// Reaches node `peer_node_id` (static X25519 key `peer_static_pub`, 32
+// bytes) on a direct path, with `coordinator_node_id` — a direct peer
+// holding sessions with both — for the rendezvous: the NAT pair decides
+// (a handshake to the peer's announced reflex, one hole punch, or the
+// relay). With no session yet, a punched path gets a new direct session
+// and any failure a session relayed by the coordinator. A session relayed
+// already (`net_mesh_connect_via`) moves to the punched path itself:
+// streams in flight lose and repeat nothing. `outcome_out` gets
+// `NET_DIRECT_OUTCOME_DIRECT` or the reason the session is relayed
+// (`NET_DIRECT_OUTCOME_SKIP_PUNCH`, `_NO_INTRODUCE`, `_NO_ACK`,
+// `_PATH_FAILED`). Blocks up to about 15 s plus the handshakes; the
+// counters are in `net_mesh_nat` (`punches_attempted`,
+// `punches_succeeded`, `relay_fallbacks`).
+//
+// Errors: `NET_ERR_MESH_NO_ROUTE` when `coordinator_node_id` is not a
+// direct peer; `NET_ERR_INVALID_ARGUMENT` for our own node id; the handshake errors of
+// `net_mesh_connect_via` for the fallback; `NET_ERR_CANCELLED`,
+// `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `peer_static_pub` is readable for
+// `peer_static_pub_len` bytes; `cancel` is NULL or from libnet;
+// `error_out` is NULL or valid for one write; `outcome_out` is valid for
+// one write.
+net_status_t net_mesh_connect_direct(const net_mesh_t *mesh,
+                                     uint64_t peer_node_id,
+                                     const uint8_t *peer_static_pub,
+                                     size_t peer_static_pub_len,
+                                     uint64_t coordinator_node_id,
+                                     const net_cancel_t *cancel,
+                                     net_error_t *error_out,
+                                     uint32_t *outcome_out);
 
 // The library version ("MAJOR.MINOR.PATCH"), a static NUL-terminated string.
 const char *net_version(void);

@@ -496,6 +496,12 @@ export interface NatStatus {
   /** Classification rounds committed. */
   rounds: number;
   classify: boolean;
+  /** Introduces received for punches this node asked for. */
+  punchesAttempted: number;
+  /** Direct paths after a punch. */
+  punchesSucceeded: number;
+  /** connectDirect calls that ended relayed. */
+  relayFallbacks: number;
 }
 
 /** One received event. */
@@ -864,6 +870,13 @@ export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable, Async
   stats(): Record<string, number | bigint>;
   /** The node's NAT (`net_mesh_nat`). */
   nat(): NatStatus;
+  /** Hole punching through `coordinator`; a relayed session moves to the direct path. */
+  connectDirect(
+    nodeId: U64Like,
+    publicKey: BytesLike,
+    coordinator: U64Like,
+    options?: SignalOptions,
+  ): Promise<'direct' | 'skip-punch' | 'no-introduce' | 'no-ack' | 'path-failed'>;
   /** Sets ('IP:port') or clears (null) the reflex override; throws `InvalidArgumentError`. */
   setReflexOverride(addr: string | null): void;
   /** Starts a NAT classification round now. */

@@ -140,6 +140,93 @@ done:
     CHECK_OK(net_mesh_free(c));
 }
 
+/* Whether the peers-JSON entry of `peer` at `m` holds `fragment` (entries
+ * hold no nested objects). */
+static int entry_has(const net_mesh_t *m, uint64_t peer, const char *fragment)
+{
+    char node[64];
+    net_bytes_t json = {NULL, 0};
+    int ok = 0;
+    snprintf(node, sizeof node, "\"node_id\":%llu,", (unsigned long long)peer);
+    if (CHECK_OK(net_mesh_peers(m, &json)) && json_has(&json, node)) {
+        /* The entry's object: from its opening brace (keys are sorted,
+         * node_id is not first) to its closing one. */
+        const char *at = strstr((const char *)json.ptr, node);
+        const char *start = at;
+        const char *end = at ? strchr(at, '}') : NULL;
+        while (start != NULL && start > (const char *)json.ptr && *start != '{') {
+            start--;
+        }
+        if (start != NULL && end != NULL) {
+            net_bytes_t entry;
+            entry.ptr = (uint8_t *)start;
+            entry.len = (size_t)(end - start);
+            ok = json_has(&entry, fragment);
+        }
+    }
+    net_bytes_free(&json);
+    return ok;
+}
+
+/* The session with `peer` is relayed by `relay` (0: direct). */
+static int relay_is(const net_mesh_t *m, uint64_t peer, uint64_t relay)
+{
+    char via[64];
+    if (relay == 0) {
+        snprintf(via, sizeof via, "\"relay\":null");
+    } else {
+        snprintf(via, sizeof via, "\"relay\":%llu", (unsigned long long)relay);
+    }
+    return entry_has(m, peer, via);
+}
+
+/* Polls until `a` and `b` both hold a bound Net session with each other. */
+static int wait_bound(const net_mesh_t *a, const net_mesh_t *b)
+{
+    const struct timespec pause = {0, 5 * 1000 * 1000};
+    int64_t deadline = now_ms() + WAIT_MS;
+    while (!(entry_has(a, node_id(b), "\"identity\":\"net\"") &&
+             entry_has(b, node_id(a), "\"identity\":\"net\""))) {
+        if (now_ms() > deadline) {
+            return CHECK(!"bound in time") && 0;
+        }
+        nanosleep(&pause, NULL);
+    }
+    return 1;
+}
+
+/* A session relayed by R moves to a direct path through one punch. */
+static void test_connect_direct(void)
+{
+    net_mesh_t *a = started_node("127.0.0.1"), *r = started_node("127.0.0.1"),
+               *b = started_node("127.0.0.1");
+    net_bytes_t key_b = {NULL, 0};
+    uint32_t outcome = 99;
+    if (a == NULL || r == NULL || b == NULL || !link_nodes(a, r) || !link_nodes(b, r)) {
+        goto done;
+    }
+    CHECK_OK(net_mesh_public_key(b, &key_b));
+    if (!CHECK_OK(net_mesh_connect_via(a, node_id(r), key_b.ptr, key_b.len, node_id(b), NULL, NULL))) {
+        goto done;
+    }
+    CHECK(relay_is(a, node_id(b), node_id(r)));
+    CHECK_STATUS(net_mesh_connect_direct(a, node_id(b), key_b.ptr, key_b.len, 0x1234, NULL, NULL, &outcome),
+                 NET_ERR_MESH_NO_ROUTE);
+    CHECK_STATUS(net_mesh_connect_direct(a, node_id(b), key_b.ptr, key_b.len, node_id(r), NULL, NULL, NULL),
+                 NET_ERR_INVALID_ARGUMENT);
+    /* The identity exchange done on both ends: only Net nodes move. */
+    if (wait_bound(a, b) && CHECK_OK(net_mesh_connect_direct(a, node_id(b), key_b.ptr, key_b.len, node_id(r), NULL, NULL, &outcome))) {
+        CHECK(outcome == NET_DIRECT_OUTCOME_DIRECT);
+        CHECK(relay_is(a, node_id(b), 0));
+        CHECK(nat_has(a, "\"punches_succeeded\":1"));
+    }
+done:
+    net_bytes_free(&key_b);
+    CHECK_OK(net_mesh_free(a));
+    CHECK_OK(net_mesh_free(r));
+    CHECK_OK(net_mesh_free(b));
+}
+
 /* The calls on NULL and on a freed node fail cleanly. */
 static void test_after_free_and_null(void)
 {
@@ -162,6 +249,7 @@ static void test_after_free_and_null(void)
 int main(void)
 {
     RUN_TEST(test_classification_and_override);
+    RUN_TEST(test_connect_direct);
     RUN_TEST(test_after_free_and_null);
     return check_finish("test_mesh_nat");
 }

@@ -1,8 +1,10 @@
 package netmesh_test
 
 import (
+	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/netmesh/net/sdk-go/netmesh"
 )
@@ -78,5 +80,42 @@ func TestMeshNATConfig(t *testing.T) {
 	_, err := netmesh.NewMesh(netmesh.MeshConfig{ReflexOverride: "192.168.1.1:7000"})
 	if !errors.Is(err, netmesh.ErrMeshConfig) {
 		t.Fatalf("private override: %v", err)
+	}
+}
+
+// A session relayed by R moves to a direct path through one punch.
+func TestMeshConnectDirect(t *testing.T) {
+	a, r, b := startedMesh(t), startedMesh(t), startedMesh(t)
+	ida, idr, idb := must(a.NodeID()), must(r.NodeID()), must(b.NodeID())
+	for _, n := range []*netmesh.Mesh{a, b} {
+		if err := n.Connect(ctx5(t), must(r.LocalAddr()), must(r.PublicKey()), idr); err != nil {
+			t.Fatal(err)
+		}
+		idn := must(n.NodeID())
+		waitFor(t, "bound to r", func() bool { return boundTo(n, idr) && boundTo(r, idn) })
+	}
+	keyB := must(b.PublicKey())
+	if err := a.ConnectVia(ctx5(t), idr, keyB, idb); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a relayed session", func() bool { return boundTo(a, idb) && boundTo(b, ida) })
+	if !relayedBy(a, idb, idr) {
+		t.Fatal("not relayed by r")
+	}
+	if _, err := a.ConnectDirect(ctx5(t), idb, keyB, 0x1234); !errors.Is(err, netmesh.ErrMeshNoRoute) {
+		t.Fatalf("bad coordinator: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	outcome, err := a.ConnectDirect(ctx, idb, keyB, idr)
+	if err != nil || outcome != netmesh.DirectPath || outcome.String() != "direct" {
+		t.Fatalf("ConnectDirect: %v %v", outcome, err)
+	}
+	if p, _ := peerOf(a, idb); p.Relay != nil {
+		t.Fatalf("still relayed: %+v", p)
+	}
+	waitFor(t, "b moved too", func() bool { p, _ := peerOf(b, ida); return p.Relay == nil })
+	if n := natOf(t, a); n.PunchesAttempted != 1 || n.PunchesSucceeded != 1 {
+		t.Fatalf("counters: %+v", n)
 	}
 }

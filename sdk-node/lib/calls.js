@@ -559,6 +559,18 @@ function meshConnectViaAttempt(handle, relay, key, nodeId) {
   });
 }
 
+/** An attempt of a blocking net_mesh_connect_direct: resolves to the outcome code. */
+function meshConnectDirectAttempt(handle, nodeId, key, coordinator) {
+  return (token, error) => {
+    const outcome = [0];
+    return {
+      fn: fns.net_mesh_connect_direct,
+      args: [handle, nodeId, key, key.byteLength, coordinator, token, error, outcome],
+      result: () => outcome[0],
+    };
+  };
+}
+
 /** An attempt of a blocking net_mesh_accept: resolves to the address text (NET_OK). */
 function meshAcceptAttempt(handle, nodeId) {
   return (token, error, timeoutMs) => {
@@ -782,6 +794,7 @@ module.exports = {
   netdbSnapshot,
   meshConnectAttempt,
   meshConnectViaAttempt,
+  meshConnectDirectAttempt,
   meshAcceptAttempt,
   meshOpenStream,
   meshSend,

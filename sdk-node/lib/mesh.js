@@ -107,6 +107,8 @@ const PLAIN = {
   natClassify: 'nat_classify',
   reflexOverride: 'reflex_override',
 };
+/** net_mesh_connect_direct's outcome codes, by value. */
+const DIRECT_OUTCOMES = ['direct', 'skip-punch', 'no-introduce', 'no-ack', 'path-failed'];
 const KEYS = { psk: 'psk_hex', identitySeed: 'identity_seed_hex', staticSecret: 'static_secret_hex' };
 
 /** The configuration JSON of net_mesh_new for Mesh options (camelCase). */
@@ -249,6 +251,30 @@ class Mesh {
    */
   connectRouted(publicKey, nodeId, options) {
     return this.#connectThrough('mesh_connect_routed', null, publicKey, nodeId, options);
+  }
+
+  /**
+   * Reaches `nodeId` on a direct path with `coordinator` (a direct peer
+   * holding sessions with both) for the hole punch; a session relayed
+   * already moves to the punched path with nothing lost or repeated.
+   * Resolves to 'direct' or the reason the session stays relayed:
+   * 'skip-punch', 'no-introduce', 'no-ack', 'path-failed'. Rejects with
+   * MeshNoRouteError when `coordinator` is not a direct peer.
+   */
+  connectDirect(nodeId, publicKey, coordinator, options) {
+    return pooled(() => {
+      const signal = asyncCalls.signalArg(options);
+      const handle = this.#live();
+      const k = new Uint8Array(args.bytes(publicKey, 'publicKey'));
+      return asyncCalls
+        .blocking({
+          op: 'mesh_connect_direct',
+          attempt: calls.meshConnectDirectAttempt(handle, args.u64(nodeId, 'nodeId'), k, args.u64(coordinator, 'coordinator')),
+          resumable: false,
+          signal,
+        })
+        .then((r) => DIRECT_OUTCOMES[asyncCalls.check(r)] ?? 'path-failed');
+    });
   }
 
   #connectThrough(op, relay, publicKey, nodeId, options) {
@@ -448,6 +474,9 @@ class Mesh {
       override: raw.override,
       rounds: Number(raw.rounds),
       classify: raw.classify,
+      punchesAttempted: Number(raw.punches_attempted),
+      punchesSucceeded: Number(raw.punches_succeeded),
+      relayFallbacks: Number(raw.relay_fallbacks),
     };
   }
 

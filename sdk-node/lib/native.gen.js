@@ -301,6 +301,19 @@ const CONSTANTS = Object.freeze({
   NET_SCOPE_WILDCARD: 16,
   /** PUBLISH | SUBSCRIBE | ADMIN | DELEGATE. */
   NET_SCOPE_ALL: 15,
+  /** `net_mesh_connect_direct`: the session runs on a direct path. */
+  NET_DIRECT_OUTCOME_DIRECT: 0,
+  /**
+   * Relayed: the NAT pair cannot punch (both symmetric, or symmetric and
+   * unknown), so the coordinator relays.
+   */
+  NET_DIRECT_OUTCOME_SKIP_PUNCH: 1,
+  /** Relayed: the coordinator introduced nobody within the punch deadline. */
+  NET_DIRECT_OUTCOME_NO_INTRODUCE: 2,
+  /** Relayed: introduced, but the peer's keep-alives never came through. */
+  NET_DIRECT_OUTCOME_NO_ACK: 3,
+  /** Relayed: the punch worked but the session could not use the path. */
+  NET_DIRECT_OUTCOME_PATH_FAILED: 4,
   /**
    * The ABI version this build of libnet implements. SDKs compare it with the
    * version they were written for and refuse to load on a mismatch. Bumped on
@@ -541,6 +554,7 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_mesh_nat(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_mesh_set_reflex_override(const net_mesh_t *mesh, const uint8_t *addr, size_t addr_len)',
   'net_status_t net_mesh_reclassify_nat(const net_mesh_t *mesh)',
+  'net_status_t net_mesh_connect_direct(const net_mesh_t *mesh, uint64_t peer_node_id, const uint8_t *peer_static_pub, size_t peer_static_pub_len, uint64_t coordinator_node_id, const net_cancel_t *cancel, _Inout_ net_error_t *error_out, _Out_ uint32_t *outcome_out)',
   'const char *net_version(void)',
   'uint32_t net_abi_version(void)',
 ]);

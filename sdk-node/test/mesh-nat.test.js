@@ -48,3 +48,22 @@ test('mesh nat: options', (t) => {
   assert.deepEqual([a.nat().classify, a.nat().reflex], [false, '198.51.100.9:7000']);
   assert.throws(() => Mesh.open({ ...FAST, reflexOverride: '192.168.1.1:7000' }), MeshConfigError);
 });
+
+test('mesh nat: connectDirect moves a relayed session to a direct path', async (t) => {
+  const { MeshNoRouteError } = require('netmesh');
+  const [a, r, b] = [started(t), started(t), started(t)];
+  for (const n of [a, b]) {
+    await n.connect(r.localAddr, r.publicKey, r.nodeId);
+    await waitFor('bound to r', () => bound(n, r.nodeId) && bound(r, n.nodeId));
+  }
+  await a.connectVia(r.nodeId, b.publicKey, b.nodeId);
+  await waitFor('a relayed session', () => bound(a, b.nodeId) && bound(b, a.nodeId));
+  const relayOf = (n, peer) => n.peers().find((p) => p.nodeId === peer)?.relay;
+  assert.equal(relayOf(a, b.nodeId), r.nodeId);
+  await assert.rejects(a.connectDirect(b.nodeId, b.publicKey, 0x1234n), MeshNoRouteError);
+  assert.equal(await a.connectDirect(b.nodeId, b.publicKey, r.nodeId), 'direct');
+  assert.equal(relayOf(a, b.nodeId), null);
+  await waitFor('b moved too', () => relayOf(b, a.nodeId) === null);
+  const status = a.nat();
+  assert.deepEqual([status.punchesAttempted, status.punchesSucceeded], [1, 1]);
+});

@@ -26,6 +26,11 @@ CDEF = r'''
 #define NET_SCOPE_DELEGATE 8
 #define NET_SCOPE_WILDCARD 16
 #define NET_SCOPE_ALL 15
+#define NET_DIRECT_OUTCOME_DIRECT 0
+#define NET_DIRECT_OUTCOME_SKIP_PUNCH 1
+#define NET_DIRECT_OUTCOME_NO_INTRODUCE 2
+#define NET_DIRECT_OUTCOME_NO_ACK 3
+#define NET_DIRECT_OUTCOME_PATH_FAILED 4
 #define NET_ABI_VERSION 2
 #define NET_VERSION_MAJOR 0
 #define NET_VERSION_MINOR 1
@@ -284,6 +289,7 @@ net_status_t net_token_delegate(const net_identity_t *signer, const uint8_t *par
 net_status_t net_mesh_nat(const net_mesh_t *mesh, net_bytes_t *json_out);
 net_status_t net_mesh_set_reflex_override(const net_mesh_t *mesh, const uint8_t *addr, size_t addr_len);
 net_status_t net_mesh_reclassify_nat(const net_mesh_t *mesh);
+net_status_t net_mesh_connect_direct(const net_mesh_t *mesh, uint64_t peer_node_id, const uint8_t *peer_static_pub, size_t peer_static_pub_len, uint64_t coordinator_node_id, const net_cancel_t *cancel, net_error_t *error_out, uint32_t *outcome_out);
 const char *net_version(void);
 uint32_t net_abi_version(void);
 '''

@@ -204,6 +204,15 @@ def config_json(**options: Any) -> str:
     return json.dumps(out, separators=(",", ":")) if out else ""
 
 
+_DIRECT_OUTCOMES = {
+    lib.NET_DIRECT_OUTCOME_DIRECT: "direct",
+    lib.NET_DIRECT_OUTCOME_SKIP_PUNCH: "skip-punch",
+    lib.NET_DIRECT_OUTCOME_NO_INTRODUCE: "no-introduce",
+    lib.NET_DIRECT_OUTCOME_NO_ACK: "no-ack",
+    lib.NET_DIRECT_OUTCOME_PATH_FAILED: "path-failed",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class NatStatus:
     """Where a node's NAT stands (:meth:`Mesh.nat`)."""
@@ -224,6 +233,12 @@ class NatStatus:
     rounds: int
     #: Whether the node classifies by itself.
     classify: bool
+    #: Introduces received for punches this node asked for.
+    punches_attempted: int = 0
+    #: Direct paths after a punch.
+    punches_succeeded: int = 0
+    #: :meth:`Mesh.connect_direct` calls that ended relayed.
+    relay_fallbacks: int = 0
 
     @classmethod
     def _from_json(cls, j: Dict[str, Any]) -> "NatStatus":
@@ -236,6 +251,9 @@ class NatStatus:
             override=j["override"],
             rounds=int(j["rounds"]),
             classify=bool(j["classify"]),
+            punches_attempted=int(j["punches_attempted"]),
+            punches_succeeded=int(j["punches_succeeded"]),
+            relay_fallbacks=int(j["relay_fallbacks"]),
         )
 
 
@@ -357,6 +375,40 @@ class Mesh(_Handle):
             check_call(status, err)
 
         return call
+
+    def _connect_direct_call(self, public_key: BytesLike, node_id: int, coordinator: int) -> Any:
+        handle = self._handle()
+        key, n = buf(public_key, "public_key")
+        peer = _u64(node_id, "node_id")
+        via = _u64(coordinator, "coordinator")
+
+        def call(token: Any) -> str:
+            err = error_slot()
+            out = ffi.new("uint32_t *")
+            check_call(lib.net_mesh_connect_direct(handle, peer, key, n, via, token, err, out), err)
+            return _DIRECT_OUTCOMES.get(int(out[0]), "path-failed")
+
+        return call
+
+    def connect_direct(
+        self, public_key: BytesLike, node_id: int, coordinator: int, *, cancel: Optional[Cancel] = None
+    ) -> str:
+        """Reaches ``node_id`` on a direct path, with ``coordinator`` (a
+        direct peer holding sessions with both) for the hole punch; a
+        session relayed already moves to the punched path with nothing lost
+        or repeated. Returns ``"direct"`` or why the session stays relayed:
+        ``"skip-punch"``, ``"no-introduce"``, ``"no-ack"``,
+        ``"path-failed"``. MeshNoRouteError when ``coordinator`` is not a
+        direct peer."""
+        result: str = call_blocking(self._connect_direct_call(public_key, node_id, coordinator), cancel)
+        return result
+
+    async def connect_direct_async(
+        self, public_key: BytesLike, node_id: int, coordinator: int, *, cancel: Optional[Cancel] = None
+    ) -> str:
+        """:meth:`connect_direct` for asyncio."""
+        result: str = await call_async(self._connect_direct_call(public_key, node_id, coordinator), cancel)
+        return result
 
     def connect_via(
         self, relay: int, public_key: BytesLike, node_id: int, *, cancel: Optional[Cancel] = None

@@ -65,3 +65,30 @@ def test_nat_options() -> None:
         assert (status.classify, status.reflex) == (False, "198.51.100.9:7000")
     with pytest.raises(MeshConfigError):
         Mesh(**FAST, reflex_override="192.168.1.1:7000")
+
+
+def test_connect_direct_moves_a_relayed_session_to_a_direct_path() -> None:
+    import asyncio
+
+    from netmesh import MeshNoRouteError
+
+    with Mesh(**FAST) as a, Mesh(**FAST) as r, Mesh(**FAST) as b:
+        for n in (a, r, b):
+            n.start()
+        for n in (a, b):
+            n.connect(r.local_addr, r.public_key, r.node_id)
+            wait_for("bound to r", lambda: bound(n, r.node_id) and bound(r, n.node_id))
+        a.connect_via(r.node_id, b.public_key, b.node_id)
+        wait_for("a relayed session", lambda: bound(a, b.node_id) and bound(b, a.node_id))
+        relay = lambda n, peer: next(p["relay"] for p in n.peers() if p["node_id"] == peer)  # noqa: E731
+        assert relay(a, b.node_id) == r.node_id
+
+        with pytest.raises(MeshNoRouteError):
+            a.connect_direct(b.public_key, b.node_id, 0x1234)
+        assert a.connect_direct(b.public_key, b.node_id, r.node_id) == "direct"
+        assert relay(a, b.node_id) is None
+        wait_for("b moved too", lambda: relay(b, a.node_id) is None)
+        status = a.nat()
+        assert (status.punches_attempted, status.punches_succeeded) == (1, 1)
+        # Already direct: nothing to do.
+        assert asyncio.run(a.connect_direct_async(b.public_key, b.node_id, r.node_id)) == "direct"

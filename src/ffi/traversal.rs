@@ -1,9 +1,12 @@
 //! `net_mesh_*` NAT calls: where the node's NAT stands (class, reflex,
 //! RFC 4787 detail), the operator's reflex override, and a classification
-//! round on demand. Classification itself runs by itself on the node
+//! round on demand, and `net_mesh_connect_direct` (hole punching through a
+//! coordinator; a relayed session moves to the punched path).
+//! Classification itself runs by itself on the node
 //! (`src/mesh/node/traversal.rs`).
 
 use super::bytes::net_bytes_t;
+use super::cancel::{net_cancel_t, net_error_t};
 use super::error::FfiError;
 use super::export::ffi_export;
 use super::mesh::net_mesh_t;
@@ -80,6 +83,71 @@ pub unsafe extern "C" fn net_mesh_set_reflex_override(
 pub unsafe extern "C" fn net_mesh_reclassify_nat(mesh: *const net_mesh_t) -> net_status_t {
     ffi_export!(handle mesh; {
         mesh.0.reclassify_nat();
+        Ok(())
+    })
+}
+
+/// `net_mesh_connect_direct`: the session runs on a direct path.
+pub const NET_DIRECT_OUTCOME_DIRECT: u32 = 0;
+/// Relayed: the NAT pair cannot punch (both symmetric, or symmetric and
+/// unknown), so the coordinator relays.
+pub const NET_DIRECT_OUTCOME_SKIP_PUNCH: u32 = 1;
+/// Relayed: the coordinator introduced nobody within the punch deadline.
+pub const NET_DIRECT_OUTCOME_NO_INTRODUCE: u32 = 2;
+/// Relayed: introduced, but the peer's keep-alives never came through.
+pub const NET_DIRECT_OUTCOME_NO_ACK: u32 = 3;
+/// Relayed: the punch worked but the session could not use the path.
+pub const NET_DIRECT_OUTCOME_PATH_FAILED: u32 = 4;
+
+fn outcome_code(outcome: crate::mesh::DirectOutcome) -> u32 {
+    use crate::mesh::{DirectOutcome, RelayReason};
+    match outcome {
+        DirectOutcome::Direct => NET_DIRECT_OUTCOME_DIRECT,
+        DirectOutcome::Relayed(RelayReason::SkipPunch) => NET_DIRECT_OUTCOME_SKIP_PUNCH,
+        DirectOutcome::Relayed(RelayReason::NoIntroduce) => NET_DIRECT_OUTCOME_NO_INTRODUCE,
+        DirectOutcome::Relayed(RelayReason::NoAck) => NET_DIRECT_OUTCOME_NO_ACK,
+        _ => NET_DIRECT_OUTCOME_PATH_FAILED,
+    }
+}
+
+/// Reaches node `peer_node_id` (static X25519 key `peer_static_pub`, 32
+/// bytes) on a direct path, with `coordinator_node_id` — a direct peer
+/// holding sessions with both — for the rendezvous: the NAT pair decides
+/// (a handshake to the peer's announced reflex, one hole punch, or the
+/// relay). With no session yet, a punched path gets a new direct session
+/// and any failure a session relayed by the coordinator. A session relayed
+/// already (`net_mesh_connect_via`) moves to the punched path itself:
+/// streams in flight lose and repeat nothing. `outcome_out` gets
+/// `NET_DIRECT_OUTCOME_DIRECT` or the reason the session is relayed
+/// (`NET_DIRECT_OUTCOME_SKIP_PUNCH`, `_NO_INTRODUCE`, `_NO_ACK`,
+/// `_PATH_FAILED`). Blocks up to about 15 s plus the handshakes; the
+/// counters are in `net_mesh_nat` (`punches_attempted`,
+/// `punches_succeeded`, `relay_fallbacks`).
+///
+/// Errors: `NET_ERR_MESH_NO_ROUTE` when `coordinator_node_id` is not a
+/// direct peer; `NET_ERR_INVALID_ARGUMENT` for our own node id; the handshake errors of
+/// `net_mesh_connect_via` for the fallback; `NET_ERR_CANCELLED`,
+/// `NET_ERR_SHUTTING_DOWN`.
+///
+/// # Safety
+/// `mesh` is NULL or from libnet; `peer_static_pub` is readable for
+/// `peer_static_pub_len` bytes; `cancel` is NULL or from libnet;
+/// `error_out` is NULL or valid for one write; `outcome_out` is valid for
+/// one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_mesh_connect_direct(
+    mesh: *const net_mesh_t,
+    peer_node_id: u64,
+    peer_static_pub: *const u8,
+    peer_static_pub_len: usize,
+    coordinator_node_id: u64,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
+    outcome_out: *mut u32,
+) -> net_status_t {
+    ffi_export!(error_out error_out; handle mesh; cancel cancel; array peer_static_pub[peer_static_pub_len] 32; out outcome_out; {
+        let outcome = mesh.0.connect_direct(peer_node_id, peer_static_pub, coordinator_node_id, cancel.token())?;
+        outcome_out.write(outcome_code(outcome));
         Ok(())
     })
 }
