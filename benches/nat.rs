@@ -34,7 +34,9 @@ fn benchmarking() -> bool {
 
 fn node_in(bed: &Bed, role: Role, bind: SocketAddr) -> MeshNode {
     bed.in_ns(role, move || {
-        let n = node(&format!(r#","bind":"{bind}","min_announce_interval_ms":100"#));
+        let n = node(&format!(
+            r#","bind":"{bind}","min_announce_interval_ms":100"#
+        ));
         n.start().unwrap();
         n
     })

@@ -205,3 +205,54 @@ fn a_punch_that_cannot_pass_falls_back_to_the_relay() {
         .unwrap();
     assert_eq!(mesh_common::recv_n(&b, 1)[0].data, b"still relayed");
 }
+
+#[test]
+fn a_node_behind_a_symmetric_nat_maps_its_port_and_is_reached_from_outside() {
+    // miniupnpd on the router: the node asks for a mapping by itself
+    // (config), announces it, and a public node handshakes to it from
+    // outside — which the symmetric NAT alone would never let in.
+    let bed = Bed::new(NatKind::Symmetric, true);
+    let home = bed.in_ns(Role::Client, || {
+        let n = node(&format!(
+            r#","bind":"0.0.0.0:{HOME_PORT}","port_mapping":true,"port_mapping_gateway":"{}""#,
+            nat_common::ROUTER_LAN_IP
+        ));
+        n.start().unwrap();
+        n
+    });
+    wait_until(
+        || home.nat_status().override_addr.is_some(),
+        "a port mapping installed",
+    );
+    let status = home.nat_status();
+    let external = status.override_addr.unwrap();
+    assert_eq!(external.ip(), std::net::IpAddr::V4(ROUTER_WAN_IP));
+    assert_eq!(
+        (status.class, status.reflex),
+        (NatClass::Open, Some(external))
+    );
+    let nat: serde_json::Value = serde_json::from_str(&home.nat_json()).unwrap();
+    assert_eq!(nat["port_mapping_active"], true, "{nat}");
+    assert!(
+        bed.upnp_rules()
+            .contains(&format!("dport {}", external.port())),
+        "{}",
+        bed.upnp_rules()
+    );
+
+    let public = node_in(&bed, Role::Inet1, SocketAddr::from((INET1_IP, PORT)));
+    connect(&public, &home, external);
+    public
+        .send(home.node_id(), 3, &[b"from outside".as_slice()])
+        .unwrap();
+    assert_eq!(mesh_common::recv_n(&home, 1)[0].data, b"from outside");
+
+    // Shutdown deletes the mapping at the gateway.
+    home.shutdown();
+    assert!(
+        !bed.upnp_rules()
+            .contains(&format!("dport {}", external.port())),
+        "{}",
+        bed.upnp_rules()
+    );
+}

@@ -190,6 +190,8 @@ struct Raw {
     classify_period_ms: Option<u64>,
     classify_deadline_ms: Option<u64>,
     reflex_override: Option<String>,
+    port_mapping: Option<bool>,
+    port_mapping_gateway: Option<String>,
 }
 
 fn key32(hex: &str, key: &str) -> Result<Zeroizing<[u8; 32]>, ConfigError> {
@@ -263,7 +265,10 @@ impl MeshConfig {
     /// NAT (`node/traversal.rs`): `nat_classify` (bool, default true),
     /// `classify_period_ms` (≥ 1000, default 60 000),
     /// `classify_deadline_ms` (≥ 100, default 5 000), `reflex_override`
-    /// (`"ip:port"`, a public address: class Open with that reflex).
+    /// (`"ip:port"`, a public address: class Open with that reflex),
+    /// `port_mapping` (bool, default false: ask the gateway for a mapping
+    /// with PCP, NAT-PMP or UPnP IGD), `port_mapping_gateway` (IPv4; default
+    /// the default route's gateway).
     ///
     /// # Errors
     /// [`ConfigError`] naming the key (unknown keys included).
@@ -381,6 +386,16 @@ fn apply_traversal_keys(raw: &Raw, config: &mut MeshConfig) -> Result<(), Config
             )));
         }
         t.reflex_override = Some(parsed);
+    }
+    if let Some(v) = raw.port_mapping {
+        t.port_mapping = v;
+    }
+    if let Some(gw) = raw.port_mapping_gateway.as_deref() {
+        t.port_mapping_gateway = Some(gw.parse().map_err(|_| {
+            ConfigError(format!(
+                "port_mapping_gateway: {gw:?} is not an IPv4 address"
+            ))
+        })?);
     }
     Ok(())
 }

@@ -261,10 +261,8 @@ impl MeshNode {
     /// kept current by re-announcing when a classification changes them.
     pub fn announce(&self, mut caps: CapabilitySet) -> Result<(), CapabilityError> {
         self.inner.check_running()?;
-        let (tag, reflex) = (self.inner.nat_tag(), self.inner.nat_reflex());
-        if let Some(tag) = tag {
-            caps.set_nat_tag(tag);
-        }
+        let reflex = self.inner.nat_reflex();
+        self.inner.nat_tags(&mut caps);
         let bytes = {
             let mut plane = self.inner.capabilities.plane();
             plane.set_reflex_addr(reflex);

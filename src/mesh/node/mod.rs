@@ -486,6 +486,7 @@ impl MeshNode {
             offload,
         });
         inner.pump.start(Arc::downgrade(&inner))?;
+        inner.start_port_mapping()?;
         let readable = {
             let _enter = runtime.enter();
             super::io::register_readable(recv_socket)?
@@ -833,6 +834,8 @@ impl MeshNode {
     pub fn shutdown(&self) {
         self.inner.shutdown();
         self.inner.pump.stop();
+        // The mapping is deleted at the gateway (bounded wait).
+        self.inner.stop_port_mapping();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         if tasks.is_empty() {
             return;

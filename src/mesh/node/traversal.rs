@@ -31,6 +31,10 @@ use serde_json::json;
 use super::super::packet::PacketKind;
 use super::super::peer::Peer;
 use super::super::traversal::classifier::{CLASSIFY_DEADLINE, CLASSIFY_PERIOD};
+use super::super::traversal::pair::MAPPED_TAG;
+use super::super::traversal::portmap::mapper::{
+    MapperConfig, MapperEvent, MapperStats, PortMapper, gateway_v4,
+};
 use super::super::traversal::rendezvous::{RendezvousFrame, decode_frame};
 use super::super::traversal::{
     Action, Classification, Classifier, Coordinator, Endpoint, FallbackReason, FilteringEvidence,
@@ -55,6 +59,11 @@ pub struct TraversalSettings {
     /// A reflex override from configuration: class Open, this reflex,
     /// no classification (MESH2.md §4.5).
     pub reflex_override: Option<SocketAddr>,
+    /// Ask the gateway for a port mapping of our port (PCP, NAT-PMP, UPnP
+    /// IGD; off by default, as in v0.11).
+    pub port_mapping: bool,
+    /// The PCP / NAT-PMP gateway (None: the default route's).
+    pub port_mapping_gateway: Option<std::net::Ipv4Addr>,
 }
 
 impl Default for TraversalSettings {
@@ -64,6 +73,8 @@ impl Default for TraversalSettings {
             classify_period: CLASSIFY_PERIOD,
             classify_deadline: CLASSIFY_DEADLINE,
             reflex_override: None,
+            port_mapping: false,
+            port_mapping_gateway: None,
         }
     }
 }
@@ -95,6 +106,8 @@ struct State {
     keepalives: Vec<(Instant, SocketAddr, [u8; PunchKeepAlive::SIZE])>,
     /// `connect_direct` calls waiting for their punch, by counterpart.
     waiters: HashMap<u64, Arc<Waiter<PunchOutcome>>>,
+    /// The port mapper's state (none: not running).
+    mapping: MapperStats,
     /// Relayed Net peers whose session may move to a direct path, until
     /// the instant: an authenticated packet of theirs arriving straight
     /// from an address inside the window moves it (a punch with them is
@@ -105,6 +118,8 @@ struct State {
 /// The node's classification state.
 pub(super) struct TraversalGlue {
     state: Mutex<State>,
+    /// The port-mapping thread and its stop signal.
+    portmap: Mutex<Option<(Arc<PortmapStop>, std::thread::JoinHandle<()>)>>,
     enabled: bool,
     local: LocalView,
 }
@@ -129,7 +144,9 @@ impl TraversalGlue {
                 keepalives: Vec::new(),
                 waiters: HashMap::new(),
                 path_windows: HashMap::new(),
+                mapping: MapperStats::default(),
             }),
+            portmap: Mutex::new(None),
             enabled: settings.classify,
             local: LocalView {
                 bound,
@@ -354,6 +371,7 @@ impl Inner {
             // Unknown (an override cleared before any round): the stale
             // class tag goes.
             caps.set_nat_tag(class.tag());
+            set_mapped_tag(&mut caps, self.mapped());
             plane
                 .announce(caps, Instant::now(), super::capabilities::unix_ns())
                 .ok()
@@ -376,6 +394,15 @@ impl Inner {
         self.traversal.state().reflex.reflex()
     }
 
+    /// The `nat-mapped` tag and the rest of what an announcement being
+    /// made says about our NAT.
+    pub(super) fn nat_tags(&self, caps: &mut super::super::capability::CapabilitySet) {
+        if let Some(tag) = self.nat_tag() {
+            caps.set_nat_tag(tag);
+        }
+        set_mapped_tag(caps, self.mapped());
+    }
+
     fn nat_json(&self) -> serde_json::Value {
         let st = self.traversal.state();
         let c = st.reflex.classification();
@@ -391,7 +418,20 @@ impl Inner {
             "punches_attempted": st.endpoint.stats().punches_attempted,
             "punches_succeeded": st.endpoint.stats().punches_succeeded,
             "relay_fallbacks": st.endpoint.stats().relay_fallbacks,
+            "port_mapping_active": st.mapping.active,
+            "port_mapping_external": st.mapping.external.map(|a| a.to_string()),
+            "port_mapping_protocol": st.mapping.protocol.map(|p| format!("{p:?}")),
+            "port_mapping_renewals": st.mapping.renewals,
         })
+    }
+}
+
+/// Adds or removes the `nat-mapped` tag (a port mapping forwards our
+/// reflex: peers handshake straight to it, `pair.rs`).
+pub(super) fn set_mapped_tag(caps: &mut super::super::capability::CapabilitySet, mapped: bool) {
+    caps.tags.retain(|t| t != MAPPED_TAG);
+    if mapped {
+        caps.tags.push(MAPPED_TAG.to_owned());
     }
 }
 
@@ -946,5 +986,174 @@ impl MeshNode {
     /// `punches_succeeded`, `relay_fallbacks`.
     pub fn punch_stats(&self) -> PunchStats {
         self.inner.punch_stats()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Port mapping on the node (MESH2.md §4.6; config `port_mapping`, off by
+// default). One thread, spawned by the thread that builds the node (so its
+// sockets live in the same network namespace as the mesh socket), runs the
+// `PortMapper`: install, renew at its deadlines, tear down at shutdown. An
+// installed mapping is the reflex override (origin PortMapping: class Open,
+// reflex = the external address) plus the `nat-mapped` tag, announced at
+// once; its removal clears both and announces again. A gateway that
+// grants nothing is asked again every `PORTMAP_RETRY` (v0.11 gives up).
+
+/// How long after a failed install the gateway is asked again.
+const PORTMAP_RETRY: Duration = Duration::from_secs(300);
+/// How long `shutdown` waits for the mapping's teardown.
+const PORTMAP_STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// The port-mapping thread's stop signal.
+#[derive(Default)]
+pub(super) struct PortmapStop {
+    stop: Mutex<bool>,
+    wake: std::sync::Condvar,
+}
+
+impl PortmapStop {
+    /// Sleeps until `until` or a stop; true when stopped.
+    fn sleep_until(&self, until: Instant) -> bool {
+        let mut stopped = self.stop.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if *stopped {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return false;
+            }
+            stopped = self
+                .wake
+                .wait_timeout(stopped, until - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn signal(&self) {
+        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.wake.notify_all();
+    }
+}
+
+impl Inner {
+    /// Starts the port-mapping thread when the configuration asks for it.
+    pub(super) fn start_port_mapping(self: &Arc<Self>) -> std::io::Result<()> {
+        let settings = &self.config.traversal;
+        if !settings.port_mapping {
+            return Ok(());
+        }
+        let mut config = MapperConfig::new(self.local_addr.port());
+        config.enabled = true;
+        config.gateway = settings.port_mapping_gateway.map(gateway_v4);
+        let stop = Arc::new(PortmapStop::default());
+        let weak = Arc::downgrade(self);
+        let thread_stop = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("net-portmap".into())
+            .spawn(move || portmap_thread(weak, config, thread_stop))?;
+        *self
+            .traversal
+            .portmap
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((stop, handle));
+        Ok(())
+    }
+
+    /// Stops the port-mapping thread, waiting (bounded) for its teardown.
+    pub(super) fn stop_port_mapping(&self) {
+        let taken = self
+            .traversal
+            .portmap
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some((stop, handle)) = taken else {
+            return;
+        };
+        stop.signal();
+        let give_up = Instant::now() + PORTMAP_STOP_WAIT;
+        while !handle.is_finished() && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if handle.is_finished() {
+            let _ = handle.join();
+        }
+    }
+
+    fn on_mapper_event(&self, event: MapperEvent, stats: MapperStats) {
+        let changed = {
+            let mut st = self.traversal.state();
+            st.mapping = stats;
+            match event {
+                MapperEvent::Installed(lease)
+                | MapperEvent::Renewed {
+                    lease,
+                    external_changed: true,
+                } => st
+                    .reflex
+                    .set_override(lease.external, OverrideOrigin::PortMapping),
+                MapperEvent::Removed { .. } => {
+                    st.reflex.clear_override(OverrideOrigin::PortMapping)
+                }
+                _ => false,
+            }
+        };
+        tracing::info!(?event, "port mapping");
+        if changed
+            || matches!(
+                event,
+                MapperEvent::Installed(_) | MapperEvent::Removed { .. }
+            )
+        {
+            self.reannounce_nat();
+        }
+    }
+
+    /// Whether a port mapping forwards our reflex (the `nat-mapped` tag).
+    fn mapped(&self) -> bool {
+        self.traversal.state().mapping.active
+    }
+}
+
+fn portmap_thread(inner: std::sync::Weak<Inner>, config: MapperConfig, stop: Arc<PortmapStop>) {
+    let mut mapper = PortMapper::new(config);
+    let mut retry_at = Some(Instant::now());
+    loop {
+        let due = match (retry_at, mapper.next_deadline()) {
+            (Some(r), _) => r,
+            (None, Some(d)) => d,
+            (None, None) => Instant::now() + PORTMAP_RETRY,
+        };
+        if stop.sleep_until(due) {
+            break;
+        }
+        let Some(node) = inner.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        if retry_at.is_some() {
+            match mapper.start(now) {
+                Ok(event) => {
+                    retry_at = None;
+                    node.on_mapper_event(event, mapper.stats());
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "no port mapping (asked again in 5 min)");
+                    retry_at = Some(now + PORTMAP_RETRY);
+                }
+            }
+        } else if let Some(event) = mapper.tick(now) {
+            if matches!(event, MapperEvent::Removed { .. }) {
+                retry_at = Some(now + PORTMAP_RETRY);
+            }
+            node.on_mapper_event(event, mapper.stats());
+        }
+    }
+    if let Some(event) = mapper.shutdown()
+        && let Some(node) = inner.upgrade()
+    {
+        node.on_mapper_event(event, mapper.stats());
     }
 }

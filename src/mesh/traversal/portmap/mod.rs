@@ -146,7 +146,11 @@ pub fn gateway_from_proc_route(text: &str) -> Option<Ipv4Addr> {
 /// The IPv4 default gateway of this host (Linux; `None` elsewhere or when
 /// there is none).
 pub fn default_gateway() -> Option<Ipv4Addr> {
-    let text = std::fs::read_to_string("/proc/net/route").ok()?;
+    // The calling thread's network namespace (`/proc/net` is the thread
+    // group leader's, which differs for a thread that entered another).
+    let text = std::fs::read_to_string("/proc/thread-self/net/route")
+        .or_else(|_| std::fs::read_to_string("/proc/net/route"))
+        .ok()?;
     gateway_from_proc_route(&text)
 }
 
