@@ -20,6 +20,7 @@ pub mod mesh_routing;
 pub mod portmap_decode;
 pub mod redex_idx_record;
 pub mod redex_recovery;
+pub mod rules_json;
 pub mod token_from_bytes;
 pub mod traversal_rendezvous;
 pub mod upnp_decode;
@@ -42,6 +43,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("portmap_decode", portmap_decode::check),
     ("redex_idx_record", redex_idx_record::check),
     ("redex_recovery", redex_recovery::check),
+    ("rules_json", rules_json::check),
     ("token_from_bytes", token_from_bytes::check),
     ("traversal_rendezvous", traversal_rendezvous::check),
     ("upnp_decode", upnp_decode::check),
