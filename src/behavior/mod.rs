@@ -7,4 +7,6 @@
 //! - [`loadbalance`]: endpoint selection strategies and circuit breakers
 //!   (§4.4).
 
+pub mod pattern;
 pub mod rules;
+pub mod safety;

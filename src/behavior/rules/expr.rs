@@ -22,17 +22,14 @@
 
 use std::fmt;
 
-use regex::{Regex, RegexBuilder};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::RuleError;
 use super::value::{json_eq, json_order};
 
-/// Longest `Matches` pattern accepted, in bytes.
-pub const MAX_PATTERN_LEN: usize = 4096;
-/// Bound on a compiled `Matches` program (the regex crate's size limit).
-pub const MAX_REGEX_PROGRAM: usize = 1 << 20;
+pub use crate::behavior::pattern::MAX_PATTERN_LEN;
 /// Longest field path, in bytes.
 pub const MAX_PATH_LEN: usize = 1024;
 /// Most segments in a field path.
@@ -246,23 +243,11 @@ fn in_array(left: &Value, right: &Value) -> bool {
 }
 
 /// Compiles a `Matches` pattern within the size bounds.
-pub(crate) fn compile_pattern(pattern: &str) -> Result<Regex, RuleError> {
-    let invalid = |reason: String| RuleError::InvalidRegex {
-        pattern: pattern.chars().take(128).collect(),
+fn compile_pattern(pattern: &str) -> Result<Regex, RuleError> {
+    crate::behavior::pattern::compile(pattern).map_err(|reason| RuleError::InvalidRegex {
+        pattern: crate::behavior::pattern::excerpt(pattern),
         reason,
-    };
-    if pattern.len() > MAX_PATTERN_LEN {
-        return Err(invalid(format!(
-            "{} bytes, more than {MAX_PATTERN_LEN}",
-            pattern.len()
-        )));
-    }
-    RegexBuilder::new(pattern)
-        .size_limit(MAX_REGEX_PROGRAM)
-        .dfa_size_limit(MAX_REGEX_PROGRAM)
-        .nest_limit(64)
-        .build()
-        .map_err(|e| invalid(e.to_string()))
+    })
 }
 
 impl TryFrom<ConditionRepr> for Condition {
