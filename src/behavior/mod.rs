@@ -7,6 +7,7 @@
 //! - [`loadbalance`]: endpoint selection strategies and circuit breakers
 //!   (§4.4).
 
+pub mod loadbalance;
 pub mod pattern;
 pub mod rules;
 pub mod safety;
