@@ -34,11 +34,20 @@ fn keyed(key: &str) -> RequestContext {
     }
 }
 
-/// Picks `n` times (each selection dropped at once); counts per endpoint.
+/// Picks `n` times at time 0 (each selection dropped at once); counts per
+/// endpoint.
 fn tally(lb: &LoadBalancer, n: usize, ctx: &RequestContext) -> HashMap<u8, usize> {
+    tally_with(lb, n, ctx, 0)
+}
+
+fn tally_at(lb: &LoadBalancer, n: usize, now: u64) -> HashMap<u8, usize> {
+    tally_with(lb, n, &RequestContext::default(), now)
+}
+
+fn tally_with(lb: &LoadBalancer, n: usize, ctx: &RequestContext, now: u64) -> HashMap<u8, usize> {
     let mut counts = HashMap::new();
     for _ in 0..n {
-        let s = lb.select_at(ctx, 0).unwrap();
+        let s = lb.select_at(ctx, now).unwrap();
         *counts.entry(s.id()[0]).or_default() += 1;
     }
     counts
@@ -460,15 +469,6 @@ fn circuit_opens_probes_once_and_closes() {
     probe.complete(true, 61_000);
     assert!(!lb.circuit_open(&id(0)).unwrap());
     assert_eq!(tally_at(&lb, 10, 61_000).len(), 2);
-}
-
-fn tally_at(lb: &LoadBalancer, n: usize, now: u64) -> HashMap<u8, usize> {
-    let mut counts = HashMap::new();
-    for _ in 0..n {
-        let s = lb.select_at(&ctx(), now).unwrap();
-        *counts.entry(s.id()[0]).or_default() += 1;
-    }
-    counts
 }
 
 #[test]
