@@ -4,7 +4,7 @@
 //! measures on its own sessions.
 //!
 //! Per pingwave: ignore our own and those past
-//! [`PINGWAVE_MAX_HOPS`](crate::wire::pingwave::PINGWAVE_MAX_HOPS);
+//! [`PINGWAVE_MAX_HOPS`];
 //! deduplicate by (origin, seq) with the mesh's per-origin
 //! [`SeqWindow`] (an origin silent for the dedup interval may restart its
 //! counter); upsert the origin (hops, load, health, next hop); refresh the
