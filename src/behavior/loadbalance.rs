@@ -538,12 +538,17 @@ impl LoadBalancer {
             return Err(LbError::NoEndpoints);
         }
         for _ in 0..self.config.max_attempts.max(1) {
-            let eligible = self.eligible(&members.list, ctx, now_ms)?;
-            if eligible.is_empty() {
-                return Err(LbError::NoHealthyEndpoint);
-            }
-            let pick = self.pick(&members, &eligible, ctx);
-            let member = &members.list[eligible[pick]];
+            let index = match self.sampled_pick(&members.list, ctx, now_ms) {
+                Some(index) => index,
+                None => {
+                    let eligible = self.eligible(&members.list, ctx, now_ms)?;
+                    if eligible.is_empty() {
+                        return Err(LbError::NoHealthyEndpoint);
+                    }
+                    eligible[self.pick(&members, &eligible, ctx)]
+                }
+            };
+            let member = &members.list[index];
             let probe = member.circuit_is_open();
             if probe
                 && member
@@ -578,17 +583,9 @@ impl LoadBalancer {
     ) -> Result<Vec<usize>, LbError> {
         let cfg = &self.config;
         let all: Vec<usize> = (0..list.len())
-            .filter(|&i| {
-                let m = &list[i];
-                m.enabled.load(Ordering::Relaxed)
-                    && m.health().receives_traffic()
-                    && m.circuit_admits(now_ms, cfg.circuit_recovery_ms)
-                    && m.connections.load(Ordering::Acquire) < cfg.max_connections
-                    && ctx.required_tags.iter().all(|t| m.tags.contains(t))
-            })
+            .filter(|&i| self.admits(&list[i], ctx, now_ms))
             .collect();
-        let zone = ctx.zone.as_ref().or(cfg.local_zone.as_ref());
-        let Some(zone) = zone.filter(|_| cfg.zone_aware) else {
+        let Some(zone) = self.zone_of(ctx) else {
             return Ok(all);
         };
         let local: Vec<usize> = all
@@ -603,6 +600,63 @@ impl LoadBalancer {
         } else {
             Err(LbError::NoEndpointInZone(zone.clone()))
         }
+    }
+
+    /// Whether `m` may take `ctx` at `now_ms` (zones aside).
+    fn admits(&self, m: &Member, ctx: &RequestContext, now_ms: u64) -> bool {
+        let cfg = &self.config;
+        m.enabled.load(Ordering::Relaxed)
+            && m.health().receives_traffic()
+            && m.circuit_admits(now_ms, cfg.circuit_recovery_ms)
+            && m.connections.load(Ordering::Acquire) < cfg.max_connections
+            && ctx.required_tags.iter().all(|t| m.tags.contains(t))
+    }
+
+    /// The zone `ctx` is confined to, if zone-aware.
+    fn zone_of<'a>(&'a self, ctx: &'a RequestContext) -> Option<&'a String> {
+        let zone = ctx.zone.as_ref().or(self.config.local_zone.as_ref());
+        zone.filter(|_| self.config.zone_aware)
+    }
+
+    /// Random and PowerOfTwo without a zone: draw from all endpoints and
+    /// keep the draw if every drawn endpoint is eligible (O(1) instead of
+    /// filtering them all). Conditioned on success the draw is uniform over
+    /// the eligible ones, and on failure the caller filters and draws
+    /// uniformly again, so the mixture stays uniform. `None`: filter.
+    fn sampled_pick(
+        &self,
+        list: &[Arc<Member>],
+        ctx: &RequestContext,
+        now_ms: u64,
+    ) -> Option<usize> {
+        let n = list.len();
+        if n < 2 || self.zone_of(ctx).is_some() {
+            return None;
+        }
+        match self.config.strategy {
+            Strategy::Random => {
+                let a = self.rng().gen_range(0..n);
+                self.admits(&list[a], ctx, now_ms).then_some(a)
+            }
+            Strategy::PowerOfTwo => {
+                let (a, b) = self.distinct_pair(n);
+                if !(self.admits(&list[a], ctx, now_ms) && self.admits(&list[b], ctx, now_ms)) {
+                    return None;
+                }
+                let conns = |i: usize| list[i].connections.load(Ordering::Acquire);
+                Some(if conns(b) < conns(a) { b } else { a })
+            }
+            _ => None,
+        }
+    }
+
+    /// Two distinct indices below `n` (≥ 2), uniformly.
+    fn distinct_pair(&self, n: usize) -> (usize, usize) {
+        let mut rng = self.rng();
+        let a = rng.gen_range(0..n);
+        // Uniform over the n − 1 others.
+        let b = rng.gen_range(0..n - 1);
+        (a, if b >= a { b + 1 } else { b })
     }
 
     fn rng(&self) -> std::sync::MutexGuard<'_, SmallRng> {
@@ -655,13 +709,7 @@ impl LoadBalancer {
                 if n < 2 {
                     return self.round_robin(n);
                 }
-                let (a, b) = {
-                    let mut rng = self.rng();
-                    let a = rng.gen_range(0..n);
-                    // Uniform over the n − 1 others.
-                    let b = rng.gen_range(0..n - 1);
-                    (a, if b >= a { b + 1 } else { b })
-                };
+                let (a, b) = self.distinct_pair(n);
                 if conns(b) < conns(a) { b } else { a }
             }
             Strategy::Adaptive => {

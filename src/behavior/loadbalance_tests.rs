@@ -507,3 +507,29 @@ fn concurrent_selection_respects_max_connections() {
         assert_eq!(lb.connections(&id(i)).unwrap(), 0);
     }
 }
+
+#[test]
+fn sampled_picks_skip_ineligible_and_stay_uniform() {
+    for strategy in [Strategy::Random, Strategy::PowerOfTwo] {
+        let lb = balancer(strategy, 10);
+        for i in [1u8, 4, 7] {
+            lb.set_health(&id(i), Health::Unhealthy).unwrap();
+        }
+        lb.set_enabled(&id(9), false).unwrap();
+        let n = 12_000;
+        let counts = tally(&lb, n, &ctx());
+        for i in [1u8, 4, 7, 9] {
+            assert!(!counts.contains_key(&i), "{strategy:?} picked {i}");
+        }
+        // Uniform over the six eligible: relabel and test.
+        let relabelled: HashMap<u8, usize> = counts
+            .values()
+            .enumerate()
+            .map(|(k, &c)| (k as u8, c))
+            .collect();
+        assert_eq!(relabelled.len(), 6);
+        let chi = chi_square(&relabelled, 6, n);
+        // df = 5: P(chi² > 35) ≈ 1.5e-6.
+        assert!(chi < 35.0, "{strategy:?}: chi² = {chi}: {counts:?}");
+    }
+}

@@ -37,15 +37,13 @@ pub enum Suppression {
     RateLimited,
 }
 
-/// What one visited rule gave.
+/// What one matching rule gave (enabled, and its condition held).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleOutcome {
     /// The rule's id.
     pub rule_id: Arc<str>,
     /// The rule's name.
     pub name: Arc<str>,
-    /// Enabled and its condition held.
-    pub matched: bool,
     /// The action, when the match was released.
     pub action: Option<Action>,
     /// Why a match was not released.
@@ -54,12 +52,15 @@ pub struct RuleOutcome {
     pub stop_processing: bool,
 }
 
-/// The result of one walk over the rules: one outcome per visited rule, in
-/// evaluation order.
+/// The result of one walk over the rules: one outcome per matching rule,
+/// in evaluation order (rules that did not match leave no outcome, so a
+/// walk over many rules allocates only for the few that fire).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Evaluation {
-    /// Every visited rule.
+    /// The matching rules, released or suppressed.
     pub outcomes: Vec<RuleOutcome>,
+    /// How many rules were visited.
+    pub visited: usize,
 }
 
 impl Evaluation {
@@ -70,11 +71,7 @@ impl Evaluation {
 
     /// The ids of the rules that matched (released or not).
     pub fn matched_ids(&self) -> Vec<&str> {
-        self.outcomes
-            .iter()
-            .filter(|o| o.matched)
-            .map(|o| &*o.rule_id)
-            .collect()
+        self.outcomes.iter().map(|o| &*o.rule_id).collect()
     }
 }
 
@@ -172,24 +169,23 @@ impl Entry {
         Ok(())
     }
 
-    fn visit(&self, ctx: &Value, now_ms: u64) -> RuleOutcome {
+    /// Visits the rule: `None` when it does not match.
+    fn visit(&self, ctx: &Value, now_ms: u64) -> Option<RuleOutcome> {
         let c = &self.counters;
         c.evaluations.fetch_add(1, Ordering::Relaxed);
-        let matched = self.enabled.load(Ordering::Relaxed) && self.rule.condition.eval(ctx);
-        let mut outcome = RuleOutcome {
-            rule_id: self.id.clone(),
-            name: self.name.clone(),
-            matched,
-            action: None,
-            suppressed: None,
-            stop_processing: matched && self.rule.stop_on_match,
-        };
-        if !matched {
-            return outcome;
+        if !(self.enabled.load(Ordering::Relaxed) && self.rule.condition.eval(ctx)) {
+            return None;
         }
         c.matches.fetch_add(1, Ordering::Relaxed);
         c.last_match_plus_one
             .store(now_ms.saturating_add(1), Ordering::Relaxed);
+        let mut outcome = RuleOutcome {
+            rule_id: self.id.clone(),
+            name: self.name.clone(),
+            action: None,
+            suppressed: None,
+            stop_processing: self.rule.stop_on_match,
+        };
         match self.try_release(now_ms) {
             Ok(()) => {
                 c.executions.fetch_add(1, Ordering::Relaxed);
@@ -204,7 +200,7 @@ impl Entry {
                 outcome.suppressed = Some(why);
             }
         }
-        outcome
+        Some(outcome)
     }
 
     fn stats(&self) -> RuleStats {
@@ -351,10 +347,7 @@ impl RuleEngine {
 
     /// The first matching rule's outcome (later rules are not visited).
     pub fn evaluate_first(&self, ctx: &Value, now_ms: u64) -> Option<RuleOutcome> {
-        self.walk(ctx, now_ms, |_| true, true)
-            .outcomes
-            .pop()
-            .filter(|o| o.matched)
+        self.walk(ctx, now_ms, |_| true, true).outcomes.pop()
     }
 
     fn walk(
@@ -366,23 +359,19 @@ impl RuleEngine {
     ) -> Evaluation {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         let list = self.read();
-        let mut outcomes = Vec::with_capacity(if first_only { 1 } else { list.len() });
+        let mut evaluation = Evaluation::default();
         for entry in list.iter().filter(|e| visit(&e.rule)) {
-            let outcome = entry.visit(ctx, now_ms);
-            let (matched, stop) = (outcome.matched, outcome.stop_processing);
-            if first_only {
-                if matched {
-                    outcomes.push(outcome);
-                    break;
-                }
+            evaluation.visited += 1;
+            let Some(outcome) = entry.visit(ctx, now_ms) else {
                 continue;
-            }
-            outcomes.push(outcome);
+            };
+            let stop = first_only || outcome.stop_processing;
+            evaluation.outcomes.push(outcome);
             if stop {
                 break;
             }
         }
-        Evaluation { outcomes }
+        evaluation
     }
 
     /// A rule's counters.

@@ -67,7 +67,7 @@ fn stop_on_match_ends_the_walk_even_when_suppressed() {
     assert!(first.outcomes[0].stop_processing);
     // In cooldown: suppressed, yet the walk still stops there.
     let second = engine.evaluate(&json!({}), 10);
-    assert_eq!(second.outcomes.len(), 1);
+    assert_eq!((second.outcomes.len(), second.visited), (1, 1));
     assert_eq!(second.outcomes[0].suppressed, Some(Suppression::Cooldown));
     assert!(second.outcomes[0].stop_processing);
     assert!(released(&second).is_empty());
@@ -77,7 +77,9 @@ fn stop_on_match_ends_the_walk_even_when_suppressed() {
         .add(Rule::new("stopper", Expr::Never, Action::Noop).stop_on_match())
         .unwrap();
     engine.add(always("after")).unwrap();
-    assert_eq!(released(&engine.evaluate(&json!({}), 0)), ["after"]);
+    let e = engine.evaluate(&json!({}), 0);
+    assert_eq!(released(&e), ["after"]);
+    assert_eq!(e.visited, 2);
 }
 
 #[test]
@@ -108,6 +110,7 @@ fn tags_select_the_rules_visited() {
         .unwrap();
     let e = engine.evaluate_tagged(&json!({}), "auth", 0);
     assert_eq!(released(&e), ["a", "ab"]);
+    assert_eq!(e.visited, 2);
     assert!(
         engine
             .evaluate_tagged(&json!({}), "none", 0)
