@@ -230,6 +230,7 @@ bench: setup stage
 	$(CARGO) bench --bench mesh --quiet
 	$(CARGO) bench --bench mesh2 --quiet
 	$(CARGO) bench --bench bus --quiet
+	$(CARGO) bench --bench behavior --quiet
 	$(CARGO) bench --bench bus_servers --quiet
 	$(SDK_ENV) ./scripts/bench-ffi-overhead.sh
 	$(SDK_ENV) ./scripts/bench-sdk-bus.sh
