@@ -8,6 +8,9 @@
 //! - Power-of-two-choices selection over 1 000 endpoints (target ≥ 10 M/s),
 //!   against drawing two random indices.
 
+mod common;
+use common::{ns_per_call, row};
+
 use std::hint::black_box;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Instant;
@@ -18,30 +21,6 @@ use net::behavior::safety::{SafetyConfig, SafetyEnvelope, SafetyLimits, SafetyRe
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-
-/// Best-of-`rounds` nanoseconds per call of `f`, each round `iters` calls.
-fn ns_per_call(iters: u64, rounds: u32, mut f: impl FnMut()) -> f64 {
-    for _ in 0..iters / 10 {
-        f();
-    }
-    (0..rounds)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / iters as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
-fn row(name: &str, ours: f64, baseline_name: &str, baseline: f64) {
-    println!(
-        "{name:<34} {ours:>10.1} ns  {:>12.0}/s   vs {baseline_name:<30} {baseline:>10.1} ns   ratio {:.2}",
-        1e9 / ours,
-        ours / baseline
-    );
-}
 
 fn rules() {
     let engine = RuleEngine::new();
