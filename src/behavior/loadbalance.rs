@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 
 /// An endpoint id: 32 bytes (a node or entity id).
 pub type EndpointId = [u8; 32];
@@ -39,7 +40,8 @@ pub type EndpointId = [u8; 32];
 pub const DEFAULT_WEIGHT: u32 = 100;
 
 /// An endpoint's health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Health {
     /// Full traffic (multiplier 1).
@@ -89,7 +91,8 @@ impl Health {
 }
 
 /// Load figures an endpoint reports (fractions in 0..=1).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EndpointMetrics {
     /// CPU use.
     pub cpu: f64,
@@ -167,7 +170,8 @@ pub fn load_score(metrics: &EndpointMetrics, connections: u64) -> f64 {
 }
 
 /// How an endpoint is picked among the eligible ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Strategy {
     /// In turn (the default).
@@ -196,8 +200,10 @@ pub enum Strategy {
     Adaptive,
 }
 
-/// Balancer settings (COMPUTE.md §7 defaults).
-#[derive(Debug, Clone, PartialEq)]
+/// Balancer settings (COMPUTE.md §7 defaults). JSON: missing fields
+/// default, unknown ones are an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LbConfig {
     /// The strategy.
     pub strategy: Strategy,

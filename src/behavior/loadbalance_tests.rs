@@ -533,3 +533,14 @@ fn sampled_picks_skip_ineligible_and_stay_uniform() {
         assert!(chi < 35.0, "{strategy:?}: chi² = {chi}: {counts:?}");
     }
 }
+
+#[test]
+fn config_has_a_json_form() {
+    let cfg: LbConfig =
+        serde_json::from_str(r#"{"strategy": "power_of_two", "zone_fallback": false}"#).unwrap();
+    assert_eq!(cfg.strategy, Strategy::PowerOfTwo);
+    assert!(!cfg.zone_fallback);
+    assert_eq!(cfg.ring_points, 150);
+    let err = serde_json::from_str::<LbConfig>(r#"{"stratgy": "random"}"#).unwrap_err();
+    assert!(err.to_string().contains("stratgy"), "{err}");
+}

@@ -151,11 +151,18 @@ impl ProximityGraph {
         &self.config
     }
 
-    /// A pingwave this node emits: ttl = radius.
-    pub fn own_pingwave(&self, seq: u64, load_level: u8, health: Health) -> Pingwave {
-        // The origin timestamp is not used by receivers of this graph;
-        // v0.11 peers still read it, so it stays 0 rather than a clock.
-        let mut pw = Pingwave::new(self.local, seq, 0);
+    /// A pingwave this node emits: ttl = radius. This graph never reads
+    /// the origin timestamp, but v0.11 peers derive latency from it, so the
+    /// caller passes its wall clock (µs since the UNIX epoch) to keep them
+    /// sane.
+    pub fn own_pingwave(
+        &self,
+        seq: u64,
+        origin_timestamp_us: u64,
+        load_level: u8,
+        health: Health,
+    ) -> Pingwave {
+        let mut pw = Pingwave::new(self.local, seq, origin_timestamp_us);
         pw.ttl = self.config.radius;
         pw.load_level = load_level;
         pw.health = health;
@@ -515,9 +522,10 @@ mod tests {
     #[test]
     fn own_pingwave_carries_radius_and_state() {
         let g = graph();
-        let p = g.own_pingwave(9, 17, Health::Degraded);
+        let p = g.own_pingwave(9, 1_700_000_000_000_000, 17, Health::Degraded);
         let back = Pingwave::decode(&p.encode()).unwrap();
         assert_eq!((back.ttl, back.seq, back.load_level), (3, 9, 17));
+        assert_eq!(back.origin_timestamp_us, 1_700_000_000_000_000);
         assert_eq!(back.origin_node_id(), ME);
         assert_eq!(back.health, Health::Degraded);
     }

@@ -76,7 +76,7 @@ impl Evaluation {
 }
 
 /// Counters of one rule since it was added.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleStats {
     /// Times the rule was visited.
     pub evaluations: u64,

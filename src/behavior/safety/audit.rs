@@ -3,11 +3,14 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 /// Entries the ring keeps.
 pub const AUDIT_CAPACITY: usize = 10_000;
 
 /// What an entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AuditKind {
     /// A request was refused.
@@ -22,7 +25,7 @@ pub enum AuditKind {
 }
 
 /// One audit entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// `now_ms` of the call.
     pub at_ms: u64,
@@ -34,8 +37,10 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
-/// Which entries to keep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which entries to keep (JSON: missing fields default, unknown ones are
+/// an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
     /// Keep nothing at all when false.
     pub enabled: bool,

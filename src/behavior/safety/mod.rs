@@ -45,6 +45,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
+
 pub use audit::{AUDIT_CAPACITY, AuditConfig, AuditEntry, AuditKind};
 pub use content::{ContentPolicy, PolicyAction, PolicyRule, REDACTED};
 use window::{Receipt, SlidingWindow};
@@ -170,7 +172,8 @@ pub enum SafetyError {
 }
 
 /// How the envelope treats violations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SafetyMode {
     /// Refuse violations (the default).
@@ -201,8 +204,10 @@ impl SafetyMode {
     }
 }
 
-/// The caps (COMPUTE.md §7 defaults).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The caps (COMPUTE.md §7 defaults). The JSON form names these fields;
+/// missing ones take the default and unknown ones are an error.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SafetyLimits {
     /// Requests in flight (1 000).
     pub max_concurrent: u64,
@@ -330,7 +335,7 @@ pub struct Clearance {
 }
 
 /// Current usage.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SafetyUsage {
     /// Requests in flight.
     pub concurrent: u64,
@@ -650,7 +655,7 @@ impl SafetyEnvelope {
                 } else {
                     warnings.append(&mut violations);
                     if record {
-                        claim = commit(&mut st, limits, req, now_ms, enforce)?;
+                        claim = commit(&mut st, limits, req, now_ms);
                     }
                     Ok(())
                 }
@@ -748,22 +753,11 @@ fn limit_violations(st: &State, limits: &SafetyLimits, req: &SafetyRequest) -> V
     out
 }
 
-/// Records `req`'s claims (the caps were checked under the same lock).
-/// In Enforce an overflow is refused before anything is written; in
-/// AuditOnly counters saturate.
-fn commit(
-    st: &mut State,
-    limits: &SafetyLimits,
-    req: &SafetyRequest,
-    now_ms: u64,
-    enforce: bool,
-) -> Result<Claim, SafetyError> {
-    let memory = st.memory_mb.checked_add(req.memory_mb);
-    if enforce && memory.is_none() {
-        return Err(SafetyError::Overflow { what: "memory" });
-    }
+/// Records `req`'s claims (the caps, overflow included, were checked under
+/// the same lock; in AuditOnly the counters saturate).
+fn commit(st: &mut State, limits: &SafetyLimits, req: &SafetyRequest, now_ms: u64) -> Claim {
     st.concurrent = st.concurrent.saturating_add(1);
-    st.memory_mb = memory.unwrap_or(u64::MAX);
+    st.memory_mb = st.memory_mb.saturating_add(req.memory_mb);
     st.global.record(now_ms, 1);
     if let Some(w) = st.sources.get_mut(&req.source) {
         w.record(now_ms, 1);
@@ -772,12 +766,12 @@ fn commit(
         w.record(now_ms, 1);
         st.sources.insert(req.source.clone(), w);
     }
-    Ok(Claim {
+    Claim {
         concurrent: true,
         memory_mb: req.memory_mb,
         tokens: Some(st.tokens.record(now_ms, req.tokens)),
         cost: Some(st.cost.record(now_ms, req.cost_cents)),
-    })
+    }
 }
 
 /// An admitted request's claims. Dropping it releases the concurrency

@@ -523,3 +523,23 @@ fn per_source_cap_under_concurrent_sources() {
     let admitted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(admitted, 50);
 }
+
+#[test]
+fn limits_and_modes_have_a_json_form() {
+    let limits: SafetyLimits =
+        serde_json::from_str(r#"{"max_concurrent": 5, "burst": 1.5}"#).unwrap();
+    assert_eq!(limits.max_concurrent, 5);
+    assert_eq!(
+        limits.per_source_rpm,
+        SafetyLimits::default().per_source_rpm
+    );
+    let err = serde_json::from_str::<SafetyLimits>(r#"{"max_concurent": 5}"#).unwrap_err();
+    assert!(err.to_string().contains("max_concurent"), "{err}");
+    let back: SafetyLimits =
+        serde_json::from_str(&serde_json::to_string(&limits).unwrap()).unwrap();
+    assert_eq!(back, limits);
+    assert_eq!(
+        serde_json::to_string(&SafetyMode::AuditOnly).unwrap(),
+        r#""audit_only""#
+    );
+}
