@@ -18,6 +18,7 @@ pub mod envelope_from_bytes;
 pub mod mesh_decode;
 pub mod mesh_routing;
 pub mod portmap_decode;
+pub mod proximity_pingwaves;
 pub mod redex_idx_record;
 pub mod redex_recovery;
 pub mod rules_json;
@@ -41,6 +42,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("mesh_decode", mesh_decode::check),
     ("mesh_routing", mesh_routing::check),
     ("portmap_decode", portmap_decode::check),
+    ("proximity_pingwaves", proximity_pingwaves::check),
     ("redex_idx_record", redex_idx_record::check),
     ("redex_recovery", redex_recovery::check),
     ("rules_json", rules_json::check),
