@@ -7,6 +7,9 @@
 //!   threads, against a bare mutex lock/unlock pair.
 //! - Power-of-two-choices selection over 1 000 endpoints (target ≥ 10 M/s),
 //!   against drawing two random indices.
+//!
+//! Under `cargo test` (no `--bench` argument) it runs a short smoke pass:
+//! 1/100 of the iterations, figures meaningless.
 
 mod common;
 use common::{ns_per_call, row};
@@ -21,6 +24,15 @@ use net::behavior::safety::{SafetyConfig, SafetyEnvelope, SafetyLimits, SafetyRe
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+
+/// `n` iterations under `cargo bench`, n / 100 in the smoke pass.
+fn iters(n: u64) -> u64 {
+    if std::env::args().any(|a| a == "--bench") {
+        n
+    } else {
+        (n / 100).max(10)
+    }
+}
 
 fn rules() {
     let engine = RuleEngine::new();
@@ -45,10 +57,10 @@ fn rules() {
         ))
         .unwrap();
     let ctx = json!({"req": {"size": 4096, "user": {"tier": "free"}, "latency_ms": 12.5, "region": "eu"}});
-    let ours = ns_per_call(20_000, 5, || {
+    let ours = ns_per_call(iters(20_000), 5, || {
         black_box(engine.evaluate(black_box(&ctx), 0));
     });
-    let baseline = ns_per_call(20_000, 5, || {
+    let baseline = ns_per_call(iters(20_000), 5, || {
         let req = &black_box(&ctx)["req"];
         let mut hits = 0;
         for i in 0..100u64 {
@@ -79,11 +91,11 @@ fn safety() {
         ..SafetyConfig::default()
     });
     let req = SafetyRequest::new("bench").tokens(10).memory_mb(1);
-    let ours = ns_per_call(200_000, 5, || {
+    let ours = ns_per_call(iters(200_000), 5, || {
         drop(black_box(env.acquire_at(black_box(&req), 0)));
     });
     let lock = Mutex::new(0u64);
-    let baseline = ns_per_call(200_000, 5, || {
+    let baseline = ns_per_call(iters(200_000), 5, || {
         *lock.lock().unwrap() += 1;
         *lock.lock().unwrap() -= 1;
     });
@@ -95,7 +107,7 @@ fn safety() {
     );
 
     const THREADS: usize = 4;
-    const EACH: u64 = 200_000;
+    let each = iters(200_000);
     let barrier = Arc::new(Barrier::new(THREADS + 1));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
@@ -103,7 +115,7 @@ fn safety() {
             std::thread::spawn(move || {
                 let req = SafetyRequest::new(format!("bench-{t}")).tokens(10);
                 barrier.wait();
-                for _ in 0..EACH {
+                for _ in 0..each {
                     drop(black_box(env.acquire_at(&req, 0)));
                 }
             })
@@ -114,7 +126,7 @@ fn safety() {
     for h in handles {
         h.join().unwrap();
     }
-    let ns = start.elapsed().as_nanos() as f64 / (THREADS as u64 * EACH) as f64;
+    let ns = start.elapsed().as_nanos() as f64 / (THREADS as u64 * each) as f64;
     row(
         "safety: acquire + release, 4 thr",
         ns,
@@ -135,11 +147,11 @@ fn p2c() {
         lb.add(Endpoint::new(id)).unwrap();
     }
     let ctx = RequestContext::default();
-    let ours = ns_per_call(500_000, 5, || {
+    let ours = ns_per_call(iters(500_000), 5, || {
         drop(black_box(lb.select_at(black_box(&ctx), 0)));
     });
     let mut rng = SmallRng::seed_from_u64(1);
-    let baseline = ns_per_call(500_000, 5, || {
+    let baseline = ns_per_call(iters(500_000), 5, || {
         black_box((rng.gen_range(0..1_000usize), rng.gen_range(0..999usize)));
     });
     row(
