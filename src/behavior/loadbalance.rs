@@ -772,10 +772,16 @@ impl LoadBalancer {
     fn ring_pick(&self, members: &Members, eligible: &[usize], key: &str) -> usize {
         let h = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
         let ring = &members.ring;
+        // Position in `eligible` of each endpoint (usize::MAX: not eligible),
+        // so the walk is O(ring) even when most endpoints are out.
+        let mut position = vec![usize::MAX; members.list.len()];
+        for (pos, &idx) in eligible.iter().enumerate() {
+            position[idx] = pos;
+        }
         let start = ring.partition_point(|&(p, _)| p < h);
         (0..ring.len())
-            .map(|k| ring[(start + k) % ring.len()].1)
-            .find_map(|idx| eligible.iter().position(|&e| e == idx))
+            .map(|k| position[ring[(start + k) % ring.len()].1])
+            .find(|&pos| pos != usize::MAX)
             .unwrap_or(0)
     }
 }

@@ -73,9 +73,10 @@ pub enum Op {
 }
 
 /// A dot path: a top-level key, then object keys or decimal array indices.
+/// Each segment keeps its index form, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FieldPath {
-    segments: Vec<String>,
+    segments: Vec<(String, Option<usize>)>,
 }
 
 impl FieldPath {
@@ -90,11 +91,14 @@ impl FieldPath {
         if path.len() > MAX_PATH_LEN {
             return Err(bad("longer than 1024 bytes"));
         }
-        let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
+        let segments: Vec<(String, Option<usize>)> = path
+            .split('.')
+            .map(|seg| (seg.to_owned(), array_index(seg)))
+            .collect();
         if segments.len() > MAX_PATH_SEGMENTS {
             return Err(bad("more than 64 segments"));
         }
-        if segments.iter().any(String::is_empty) {
+        if segments.iter().any(|(seg, _)| seg.is_empty()) {
             return Err(bad("empty segment"));
         }
         Ok(Self { segments })
@@ -103,10 +107,10 @@ impl FieldPath {
     /// The value the path reaches, or `None` when it is missing.
     fn resolve<'a>(&self, ctx: &'a Value) -> Option<&'a Value> {
         let mut at = ctx;
-        for seg in &self.segments {
+        for (key, index) in &self.segments {
             at = match at {
-                Value::Object(map) => map.get(seg.as_str())?,
-                Value::Array(items) => items.get(array_index(seg)?)?,
+                Value::Object(map) => map.get(key.as_str())?,
+                Value::Array(items) => items.get((*index)?)?,
                 _ => return None,
             };
         }
@@ -116,7 +120,7 @@ impl FieldPath {
 
 /// A decimal array index: digits only (no sign, no `+`, no spaces).
 fn array_index(seg: &str) -> Option<usize> {
-    if seg.bytes().all(|b| b.is_ascii_digit()) {
+    if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
         seg.parse().ok()
     } else {
         None
