@@ -176,7 +176,46 @@ mod tests {
             Number::from_f64(f).unwrap()
         }
 
+        fn arb_number() -> impl Strategy<Value = Number> {
+            prop_oneof![
+                any::<i64>().prop_map(Number::from),
+                any::<u64>().prop_map(Number::from),
+                (proptest::num::f64::NORMAL | proptest::num::f64::ZERO).prop_map(n_f),
+                // Near the 2^53 / 2^63 / 2^64 edges, as integers and floats.
+                prop::sample::select(vec![53u32, 63, 64]).prop_flat_map(|e| {
+                    (-3i64..=3).prop_map(move |d| {
+                        let edge = 2f64.powi(e as i32);
+                        if d % 2 == 0 {
+                            n_f(edge + d as f64 * 2048.0)
+                        } else {
+                            Number::from(
+                                ((edge as u128).saturating_add_signed(d as i128))
+                                    .min(u64::MAX as u128) as u64,
+                            )
+                        }
+                    })
+                }),
+            ]
+        }
+
         proptest! {
+            // The order is total and consistent on any three JSON numbers.
+            #[test]
+            fn order_is_total_antisymmetric_and_transitive(
+                a in arb_number(), b in arb_number(), c in arb_number()
+            ) {
+                let ab = compare_numbers(&a, &b).unwrap();
+                prop_assert_eq!(compare_numbers(&b, &a).unwrap(), ab.reverse());
+                prop_assert_eq!(compare_numbers(&a, &a), Some(Ordering::Equal));
+                let bc = compare_numbers(&b, &c).unwrap();
+                if ab != Ordering::Greater && bc != Ordering::Greater {
+                    prop_assert_ne!(compare_numbers(&a, &c).unwrap(), Ordering::Greater);
+                }
+                if ab == Ordering::Equal && bc == Ordering::Equal {
+                    prop_assert_eq!(compare_numbers(&a, &c), Some(Ordering::Equal));
+                }
+            }
+
             // Integers of any sign and size: the model is i128 order.
             #[test]
             fn integers_match_i128(a in any::<i64>(), b in any::<u64>()) {
