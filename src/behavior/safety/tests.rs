@@ -543,3 +543,47 @@ fn limits_and_modes_have_a_json_form() {
         r#""audit_only""#
     );
 }
+
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        // Whatever the arrival times and sources, no 60-second interval
+        // ever holds more admissions than the global or per-source cap.
+        #[test]
+        fn never_over_a_cap_in_any_window(
+            arrivals in prop::collection::vec((0u64..20_000, 0u8..3), 1..400),
+            global in 1u64..30,
+            per_source in 1u64..12,
+        ) {
+            let env = envelope(SafetyLimits {
+                global_rpm: global,
+                per_source_rpm: per_source,
+                ..limits()
+            });
+            let mut now = 0;
+            let mut admitted: Vec<(u64, u8)> = Vec::new();
+            for (gap, source) in arrivals {
+                now += gap;
+                if env.acquire_at(&req(&format!("s{source}")), now).is_ok() {
+                    admitted.push((now, source));
+                }
+            }
+            for &(end, _) in &admitted {
+                let inside: Vec<u8> = admitted
+                    .iter()
+                    .filter(|&&(t, _)| t <= end && end - t < RATE_WINDOW_MS)
+                    .map(|&(_, s)| s)
+                    .collect();
+                prop_assert!(inside.len() as u64 <= global);
+                for s in 0..3u8 {
+                    let n = inside.iter().filter(|&&x| x == s).count() as u64;
+                    prop_assert!(n <= per_source, "source {s}: {n} > {per_source}");
+                }
+            }
+        }
+    }
+}
