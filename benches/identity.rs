@@ -8,38 +8,16 @@
 //! `-- --channel-hash-only` prints just `channel_hash_ns_per_call <ns>` for
 //! native Rust, which scripts/bench-ffi-overhead.sh compares the SDKs against.
 
+mod common;
+use common::{ns_per_call, row};
+
 use std::hint::black_box;
-use std::time::Instant;
 
 use blake2::Blake2sMac256;
 use blake2::digest::{FixedOutput, KeyInit, Update};
 use ed25519_dalek::{Signer, SigningKey};
 use net::ffi::{net_channel_hash, net_status_t};
 use net::identity::{EntityKeypair, Signature, checked_channel_hash, origin_hash_of};
-
-/// Best-of-`rounds` nanoseconds per call of `f`, each round `iters` calls.
-fn ns_per_call(iters: u64, rounds: u32, mut f: impl FnMut()) -> f64 {
-    for _ in 0..iters / 10 {
-        f();
-    }
-    (0..rounds)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / iters as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
-fn row(name: &str, ours: f64, baseline_name: &str, baseline: f64) {
-    println!(
-        "{name:<34} {ours:>10.1} ns  {:>12.0}/s   vs {baseline_name:<30} {baseline:>10.1} ns   ratio {:.2}",
-        1e9 / ours,
-        ours / baseline
-    );
-}
 
 const CHANNEL: &str = "sensors/lidar";
 

@@ -8,6 +8,8 @@
 //! See `docs/ARCHITECTURE.md` for the map of the code.
 
 /// cbindgen:ignore
+pub mod behavior;
+/// cbindgen:ignore
 pub mod bus;
 /// cbindgen:ignore
 pub mod cancel;

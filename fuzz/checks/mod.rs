@@ -21,10 +21,12 @@ pub mod mesh_routing;
 pub mod migration_decode;
 pub mod migration_reassembly;
 pub mod portmap_decode;
+pub mod proximity_pingwaves;
 pub mod redex_idx_record;
 pub mod redex_recovery;
 pub mod snapshot_decode;
 pub mod snapshot_ext_decode;
+pub mod rules_json;
 pub mod token_from_bytes;
 pub mod traversal_rendezvous;
 pub mod upnp_decode;
@@ -48,10 +50,12 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("migration_reassembly", migration_reassembly::check),
     ("mesh_routing", mesh_routing::check),
     ("portmap_decode", portmap_decode::check),
+    ("proximity_pingwaves", proximity_pingwaves::check),
     ("redex_idx_record", redex_idx_record::check),
     ("redex_recovery", redex_recovery::check),
     ("snapshot_decode", snapshot_decode::check),
     ("snapshot_ext_decode", snapshot_ext_decode::check),
+    ("rules_json", rules_json::check),
     ("token_from_bytes", token_from_bytes::check),
     ("traversal_rendezvous", traversal_rendezvous::check),
     ("upnp_decode", upnp_decode::check),
