@@ -229,6 +229,7 @@ bench: setup stage
 	$(CARGO) bench --bench cortex --quiet
 	$(CARGO) bench --bench mesh --quiet
 	$(CARGO) bench --bench mesh2 --quiet
+	$(CARGO) bench --bench nat --quiet
 	$(CARGO) bench --bench bus --quiet
 	$(CARGO) bench --bench behavior --quiet
 	$(CARGO) bench --bench bus_servers --quiet

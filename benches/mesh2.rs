@@ -397,7 +397,11 @@ fn main() {
         println!(
             "direct stream, {FANOUT_EVENT} B x {FANOUT_PER_CALL}/call (baseline)   {baseline:>10.0} events/s"
         );
-        for k in [1usize, 10, 100] {
+        // MESH2_FANOUT=1,10 picks the subscriber counts (for profiling one).
+        let ks: Vec<usize> = std::env::var("MESH2_FANOUT").map_or(vec![1, 10, 100], |v| {
+            v.split(',').filter_map(|k| k.trim().parse().ok()).collect()
+        });
+        for k in ks {
             let rate = best_of(|| fanout(k));
             println!(
                 "publish to {k:>3} subscribers, delivered total {rate:>10.0} events/s   ratio {:.2}{}",
