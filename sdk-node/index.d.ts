@@ -479,6 +479,10 @@ export interface MeshOptions {
   classifyDeadlineMs?: number;
   /** 'IP:port', a public address: class Open with that reflex. */
   reflexOverride?: string;
+  /** Ask the gateway for a port mapping (PCP, NAT-PMP, UPnP IGD); default false. */
+  portMapping?: boolean;
+  /** The PCP / NAT-PMP gateway (IPv4); default the default route's. */
+  portMappingGateway?: string;
 }
 
 /** Where a node's NAT stands (`Mesh.nat()`). */

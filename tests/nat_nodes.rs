@@ -256,3 +256,76 @@ fn a_node_behind_a_symmetric_nat_maps_its_port_and_is_reached_from_outside() {
         bed.upnp_rules()
     );
 }
+
+/// The pair matrix on running nodes (the symmetric ↔ symmetric and
+/// symmetric → cone cells are the two tests above): every pair of router
+/// types, `connect_direct` from the first home to the second over the
+/// session the coordinator relays. Direct wherever a path exists — which
+/// with authenticated keep-alives includes a full cone and a symmetric NAT
+/// both ways — and the relay, still working, where none does.
+#[test]
+fn the_pair_matrix_through_real_nats() {
+    use NatKind::{Cone, FullCone, Symmetric};
+    use net::mesh::traversal::{NatProfile, PairAction, pair_action};
+    use net::mesh::{DirectOutcome, RelayReason};
+    let cells = [
+        (Cone, Cone, DirectOutcome::Direct),
+        (FullCone, Cone, DirectOutcome::Direct),
+        (Cone, FullCone, DirectOutcome::Direct),
+        (FullCone, FullCone, DirectOutcome::Direct),
+        (FullCone, Symmetric, DirectOutcome::Direct),
+        (Symmetric, FullCone, DirectOutcome::Direct),
+        (Cone, Symmetric, DirectOutcome::Relayed(RelayReason::NoAck)),
+    ];
+    for (ka, kb, want) in cells {
+        let (_bed, [a, b, r, _p]) = two_homes(ka, kb);
+        // What the nodes know of each other decides the action.
+        let profile = |n: &MeshNode| NatProfile::from_class(n.nat_status().class);
+        let action = pair_action(profile(&a), profile(&b));
+        let got = a
+            .connect_direct(b.node_id(), &b.public_key(), r.node_id(), None)
+            .unwrap();
+        assert_eq!(got, want, "{ka:?} → {kb:?} (action {action:?})");
+        match got {
+            DirectOutcome::Direct => {
+                assert_ne!(action, PairAction::SkipPunch);
+                wait_until(
+                    || relay_of(&b, a.node_id()) == Some(None),
+                    "the other end moved too",
+                );
+            }
+            _ => assert_eq!(relay_of(&a, b.node_id()), Some(Some(r.node_id()))),
+        }
+        a.send(b.node_id(), 7, &[format!("{ka:?}→{kb:?}").as_bytes()])
+            .unwrap();
+        assert_eq!(
+            mesh_common::recv_n(&b, 1)[0].data,
+            format!("{ka:?}→{kb:?}").as_bytes()
+        );
+    }
+}
+
+#[test]
+fn a_new_local_address_starts_a_classification_round_by_itself() {
+    let (bed, home, _p1, _p2) = mesh_behind(NatKind::Cone);
+    let first = classified(&home).rounds;
+    // The home gets a second address, as when a network changes.
+    let status = std::process::Command::new("ip")
+        .args([
+            "-n",
+            &bed.ns(Role::Client),
+            "addr",
+            "add",
+            "192.168.77.9/24",
+            "dev",
+            "eth0",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until(
+        || home.nat_status().rounds > first,
+        "a new round after the address change",
+    );
+    assert_eq!(home.nat_status().class, NatClass::Cone);
+}

@@ -224,6 +224,11 @@ fn profile(kind: NatKind) -> NatProfile {
             filtering: Filtering::AddressAndPortDependent,
             mapped: false,
         },
+        NatKind::FullCone => NatProfile {
+            class: NatClass::Cone,
+            filtering: Filtering::EndpointIndependent,
+            mapped: false,
+        },
         NatKind::Symmetric => NatProfile::from_class(NatClass::Symmetric),
     }
 }

@@ -62,6 +62,12 @@ type MeshConfig struct {
 	// ReflexOverride ("IP:port", a public address) announces class Open
 	// with that reflex and pauses classification.
 	ReflexOverride string
+	// PortMapping asks the gateway for a mapping of the node's port (PCP,
+	// NAT-PMP, UPnP IGD; off by default): announced as the reflex,
+	// renewed, deleted at Close. PortMappingGateway names the PCP/NAT-PMP
+	// gateway (IPv4; default the default route's).
+	PortMapping        bool
+	PortMappingGateway string
 }
 
 // MarshalJSON gives the configuration JSON of net_mesh_new.
@@ -97,6 +103,12 @@ func (c MeshConfig) MarshalJSON() ([]byte, error) {
 	}
 	if c.ReflexOverride != "" {
 		put("reflex_override", c.ReflexOverride)
+	}
+	if c.PortMapping {
+		put("port_mapping", true)
+	}
+	if c.PortMappingGateway != "" {
+		put("port_mapping_gateway", c.PortMappingGateway)
 	}
 	if c.HandshakeRetries > 0 {
 		put("handshake_retries", c.HandshakeRetries)

@@ -81,6 +81,10 @@ func TestMeshNATConfig(t *testing.T) {
 	if !errors.Is(err, netmesh.ErrMeshConfig) {
 		t.Fatalf("private override: %v", err)
 	}
+	_, err = netmesh.NewMesh(netmesh.MeshConfig{PortMapping: true, PortMappingGateway: "not an address"})
+	if !errors.Is(err, netmesh.ErrMeshConfig) {
+		t.Fatalf("bad gateway: %v", err)
+	}
 }
 
 // A session relayed by R moves to a direct path through one punch.

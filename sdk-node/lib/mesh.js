@@ -106,6 +106,8 @@ const PLAIN = {
   loopbackDepth: 'loopback_depth',
   natClassify: 'nat_classify',
   reflexOverride: 'reflex_override',
+  portMapping: 'port_mapping',
+  portMappingGateway: 'port_mapping_gateway',
 };
 /** net_mesh_connect_direct's outcome codes, by value. */
 const DIRECT_OUTCOMES = ['direct', 'skip-punch', 'no-introduce', 'no-ack', 'path-failed'];

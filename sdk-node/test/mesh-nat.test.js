@@ -47,6 +47,7 @@ test('mesh nat: options', (t) => {
   t.after(() => a.close());
   assert.deepEqual([a.nat().classify, a.nat().reflex], [false, '198.51.100.9:7000']);
   assert.throws(() => Mesh.open({ ...FAST, reflexOverride: '192.168.1.1:7000' }), MeshConfigError);
+  assert.throws(() => Mesh.open({ ...FAST, portMapping: true, portMappingGateway: 'not an address' }), MeshConfigError);
 });
 
 test('mesh nat: connectDirect moves a relayed session to a direct path', async (t) => {

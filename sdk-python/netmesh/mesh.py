@@ -159,6 +159,8 @@ _PLAIN = {
     "bind",
     "nat_classify",
     "reflex_override",
+    "port_mapping",
+    "port_mapping_gateway",
     "handshake_retries",
     "num_shards",
     "shard_capacity",
@@ -274,7 +276,10 @@ class Mesh(_Handle):
     ``loopback_depth``; NAT: ``nat_classify`` (bool, default True: the node
     classifies its NAT by itself), ``classify_period`` /
     ``classify_deadline`` (seconds), ``reflex_override`` ("IP:port", a
-    public address). Unknown options raise MeshConfigError.
+    public address), ``port_mapping`` (bool, default False: ask the gateway
+    for a mapping with PCP, NAT-PMP or UPnP IGD), ``port_mapping_gateway``
+    (IPv4; default the default route's). Unknown options raise
+    MeshConfigError.
 
     The blocking calls (:meth:`connect`, :meth:`accept`, :meth:`recv`,
     :meth:`recv_batch`, iteration) take ``cancel=`` and have ``*_async``

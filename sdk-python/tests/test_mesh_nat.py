@@ -65,6 +65,8 @@ def test_nat_options() -> None:
         assert (status.classify, status.reflex) == (False, "198.51.100.9:7000")
     with pytest.raises(MeshConfigError):
         Mesh(**FAST, reflex_override="192.168.1.1:7000")
+    with pytest.raises(MeshConfigError):
+        Mesh(**FAST, port_mapping=True, port_mapping_gateway="not an address")
 
 
 def test_connect_direct_moves_a_relayed_session_to_a_direct_path() -> None:

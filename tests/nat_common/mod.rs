@@ -16,6 +16,8 @@
 //! - Cone: `masquerade` (Linux keeps the source port when it is free: one
 //!   external endpoint for every destination, i.e. endpoint-independent
 //!   mapping; conntrack filters by address and port).
+//! - Full cone: the cone plus a DNAT of the home ports to the client
+//!   (endpoint-independent filtering for them).
 //! - Symmetric: `masquerade random` (a random external port per
 //!   connection, i.e. per destination address and port).
 //!
@@ -45,11 +47,19 @@ use std::time::{Duration, Instant};
 /// The router's NAT behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NatKind {
-    /// Endpoint-independent mapping, address-and-port-dependent filtering.
+    /// Endpoint-independent mapping, address-and-port-dependent filtering
+    /// (a port-restricted cone).
     Cone,
+    /// Endpoint-independent mapping and filtering (a full cone): the cone's
+    /// masquerade plus a forward of the home ports ([`FULL_CONE_PORTS`]) to
+    /// the client, so anyone may send to a mapping.
+    FullCone,
     /// A new random port per destination.
     Symmetric,
 }
+
+/// The client ports a full-cone router forwards from its WAN side.
+pub const FULL_CONE_PORTS: (u16, u16) = (40_000, 40_999);
 
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 2);
 pub const ROUTER_LAN_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
@@ -329,8 +339,20 @@ impl Bed {
             "net.ipv4.ip_forward=1",
         ])?;
         let masquerade = match kind {
-            NatKind::Cone => "masquerade",
+            NatKind::Cone | NatKind::FullCone => "masquerade",
             NatKind::Symmetric => "masquerade random",
+        };
+        // A full cone: the WAN side's home ports reach the client (same
+        // port, which masquerade keeps), and the forward chain lets them.
+        let (full_cone_dnat, full_cone_accept) = match kind {
+            NatKind::FullCone => (
+                format!(
+                    "iifname \"wan\" udp dport {}-{} dnat ip to {client_ip};",
+                    FULL_CONE_PORTS.0, FULL_CONE_PORTS.1
+                ),
+                "ct status dnat accept".to_owned(),
+            ),
+            _ => (String::new(), String::new()),
         };
         // The chains miniupnpd fills (its nftables defaults: table inet
         // filter; miniupnpd, prerouting_miniupnpd, postrouting_miniupnpd).
@@ -344,6 +366,7 @@ impl Bed {
   chain forward {{ type filter hook forward priority 0; policy drop;
     ct state established,related accept
     iifname \"lan\" accept
+    {full_cone_accept}
     jump miniupnpd
   }}
   chain input {{ type filter hook input priority 0; policy drop;
@@ -351,7 +374,7 @@ impl Bed {
     iifname {{ \"lan\", \"lo\" }} accept
   }}
   chain miniupnpd {{}}
-  chain prerouting {{ type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }}
+  chain prerouting {{ type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; {full_cone_dnat} }}
   chain postrouting {{ type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; oifname \"wan\" {masquerade}; }}
   chain prerouting_miniupnpd {{}}
   chain postrouting_miniupnpd {{}}

@@ -487,6 +487,7 @@ impl MeshNode {
         });
         inner.pump.start(Arc::downgrade(&inner))?;
         inner.start_port_mapping()?;
+        inner.start_interface_watch()?;
         let readable = {
             let _enter = runtime.enter();
             super::io::register_readable(recv_socket)?
@@ -835,7 +836,7 @@ impl MeshNode {
         self.inner.shutdown();
         self.inner.pump.stop();
         // The mapping is deleted at the gateway (bounded wait).
-        self.inner.stop_port_mapping();
+        self.inner.stop_traversal_threads();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         if tasks.is_empty() {
             return;

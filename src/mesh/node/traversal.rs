@@ -108,6 +108,9 @@ struct State {
     waiters: HashMap<u64, Arc<Waiter<PunchOutcome>>>,
     /// The port mapper's state (none: not running).
     mapping: MapperStats,
+    /// Our socket as classification sees it (interfaces refreshed by the
+    /// watcher for a wildcard bind).
+    local: LocalView,
     /// Relayed Net peers whose session may move to a direct path, until
     /// the instant: an authenticated packet of theirs arriving straight
     /// from an address inside the window moves it (a punch with them is
@@ -120,8 +123,9 @@ pub(super) struct TraversalGlue {
     state: Mutex<State>,
     /// The port-mapping thread and its stop signal.
     portmap: Mutex<Option<(Arc<PortmapStop>, std::thread::JoinHandle<()>)>>,
+    /// The interface watcher (wildcard binds) and its stop signal.
+    watcher: Mutex<Option<(Arc<PortmapStop>, std::thread::JoinHandle<()>)>>,
     enabled: bool,
-    local: LocalView,
 }
 
 impl TraversalGlue {
@@ -145,17 +149,18 @@ impl TraversalGlue {
                 waiters: HashMap::new(),
                 path_windows: HashMap::new(),
                 mapping: MapperStats::default(),
+                local: LocalView {
+                    bound,
+                    interface_addrs: if bound.ip().is_unspecified() {
+                        interface_addrs()
+                    } else {
+                        Vec::new()
+                    },
+                },
             }),
             portmap: Mutex::new(None),
+            watcher: Mutex::new(None),
             enabled: settings.classify,
-            local: LocalView {
-                bound,
-                interface_addrs: if bound.ip().is_unspecified() {
-                    interface_addrs()
-                } else {
-                    Vec::new()
-                },
-            },
         }
     }
 
@@ -262,13 +267,17 @@ impl Inner {
             }
         }
         let candidates = self.probe_candidates();
-        let step = glue.state().classifier.poll(
-            now,
-            &candidates,
-            fresh_seed(),
-            &glue.local,
-            FilteringEvidence::default(),
-        );
+        let step = {
+            let mut st = glue.state();
+            let st = &mut *st;
+            st.classifier.poll(
+                now,
+                &candidates,
+                fresh_seed(),
+                &st.local,
+                FilteringEvidence::default(),
+            )
+        };
         self.on_classifier_step(step);
     }
 
@@ -307,14 +316,17 @@ impl Inner {
                         continue;
                     };
                     bump(&self.stats.reflex_answers);
-                    let glue = &self.traversal;
-                    let step = glue.state().classifier.on_answer(
-                        peer.node_id,
-                        observed,
-                        Instant::now(),
-                        &glue.local,
-                        FilteringEvidence::default(),
-                    );
+                    let step = {
+                        let mut st = self.traversal.state();
+                        let st = &mut *st;
+                        st.classifier.on_answer(
+                            peer.node_id,
+                            observed,
+                            Instant::now(),
+                            &st.local,
+                            FilteringEvidence::default(),
+                        )
+                    };
                     self.on_classifier_step(step);
                 }
                 _ => bump(&self.stats.malformed),
@@ -1037,7 +1049,67 @@ impl PortmapStop {
     }
 }
 
+/// How often the watcher lists the interfaces.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+fn stop_thread(slot: &Mutex<Option<(Arc<PortmapStop>, std::thread::JoinHandle<()>)>>) {
+    let taken = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let Some((stop, handle)) = taken else {
+        return;
+    };
+    stop.signal();
+    let give_up = Instant::now() + PORTMAP_STOP_WAIT;
+    while !handle.is_finished() && Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if handle.is_finished() {
+        let _ = handle.join();
+    }
+}
+
 impl Inner {
+    /// For a wildcard bind with classification on: a thread (started by
+    /// the thread that builds the node, so in the socket's network
+    /// namespace) lists the interfaces every 2 s; a change starts a
+    /// classification round at once (the local address changed).
+    pub(super) fn start_interface_watch(self: &Arc<Self>) -> std::io::Result<()> {
+        if !self.traversal.enabled || !self.local_addr.ip().is_unspecified() {
+            return Ok(());
+        }
+        let stop = Arc::new(PortmapStop::default());
+        let weak = Arc::downgrade(self);
+        let thread_stop = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("net-netwatch".into())
+            .spawn(move || {
+                while !thread_stop.sleep_until(Instant::now() + WATCH_INTERVAL) {
+                    let addrs = interface_addrs();
+                    let Some(node) = weak.upgrade() else {
+                        return;
+                    };
+                    node.on_interfaces(addrs);
+                }
+            })?;
+        *self
+            .traversal
+            .watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((stop, handle));
+        Ok(())
+    }
+
+    fn on_interfaces(&self, addrs: Vec<IpAddr>) {
+        let mut st = self.traversal.state();
+        if st.local.interface_addrs != addrs {
+            tracing::info!(
+                ?addrs,
+                "local addresses changed: NAT classification starts over"
+            );
+            st.local.interface_addrs = addrs;
+            st.classifier.on_local_address_changed(Instant::now());
+        }
+    }
+
     /// Starts the port-mapping thread when the configuration asks for it.
     pub(super) fn start_port_mapping(self: &Arc<Self>) -> std::io::Result<()> {
         let settings = &self.config.traversal;
@@ -1061,25 +1133,11 @@ impl Inner {
         Ok(())
     }
 
-    /// Stops the port-mapping thread, waiting (bounded) for its teardown.
-    pub(super) fn stop_port_mapping(&self) {
-        let taken = self
-            .traversal
-            .portmap
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let Some((stop, handle)) = taken else {
-            return;
-        };
-        stop.signal();
-        let give_up = Instant::now() + PORTMAP_STOP_WAIT;
-        while !handle.is_finished() && Instant::now() < give_up {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if handle.is_finished() {
-            let _ = handle.join();
-        }
+    /// Stops the port-mapping thread (waiting, bounded, for its
+    /// teardown) and the interface watcher.
+    pub(super) fn stop_traversal_threads(&self) {
+        stop_thread(&self.traversal.watcher);
+        stop_thread(&self.traversal.portmap);
     }
 
     fn on_mapper_event(&self, event: MapperEvent, stats: MapperStats) {

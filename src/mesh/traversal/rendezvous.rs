@@ -15,7 +15,14 @@
 //! 4. A keep-alive from the counterpart ⇒ `PunchAck{self → counterpart}`
 //!    through R, which forwards it.
 //! 5. The requester, on the counterpart's ack, handshakes directly; the
-//!    node reports the result ([`Endpoint::on_direct_result`]).
+//!    node reports the result ([`Endpoint::on_direct_result`]). Between
+//!    Net nodes the requester does not wait for the ack when it hears the
+//!    counterpart's (authenticated) keep-alive: it answers the address that
+//!    came from at once. The counterpart's mapping towards our reflex lets
+//!    that answer in even when our keep-alives never reached it — a
+//!    symmetric counterpart's announced reflex is only its mapping towards
+//!    R — so a full cone reaches a symmetric NAT directly, which waiting
+//!    for the ack (v0.11) never does.
 //!
 //! # Authenticated punches (between Net nodes; MESH2.md §7 item 21)
 //! v0.11 sends punch id 0 and accepts any keep-alive from the counterpart's
@@ -720,12 +727,20 @@ impl Endpoint {
         intro.acked = true;
         let punch_id = intro.key.map_or(0, |k| k.ack_id(local_id, counterpart));
         let coordinator = punch.coordinator;
-        if !punch.requester {
+        // A requester that hears its counterpart (Net mode: the tag proves
+        // who sent it) answers that address at once: the counterpart's
+        // mapping towards our reflex exists and lets our reply in, even
+        // when our own keep-alives never reached it (a symmetric
+        // counterpart's reflex is only its mapping towards R), so its ack
+        // may never come. The handshake or path check that follows proves
+        // the path both ways. v0.11 mode keeps waiting for the ack.
+        let finish = punch.requester && intro.key.is_some();
+        if !punch.requester || finish {
             // B's part ends with the ack; A's handshake arrives as a
             // normal inbound handshake.
             self.punches.remove(&counterpart);
         }
-        Ok(vec![Action::Send {
+        let mut actions = vec![Action::Send {
             to: coordinator,
             bytes: Rendezvous::PunchAck {
                 from_peer: local_id,
@@ -733,7 +748,15 @@ impl Endpoint {
                 punch_id,
             }
             .encode(),
-        }])
+        }];
+        if finish {
+            self.pending_direct.insert(counterpart);
+            actions.push(Action::Finished {
+                peer: counterpart,
+                outcome: PunchOutcome::Direct(source),
+            });
+        }
+        Ok(actions)
     }
 
     /// The next instant [`poll`](Self::poll) has work.
