@@ -17,13 +17,14 @@
 //!   caller owns), so tests never read a clock; v0.11's per-result
 //!   `eval_time_ns` is left to the caller for the same reason.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::Value;
 
 use super::RuleError;
+use super::expr::{Condition, Expr};
 use super::json::RuleSet;
 use super::rule::{Action, Rule};
 
@@ -94,7 +95,10 @@ pub struct RuleStats {
 
 #[derive(Default)]
 struct Counters {
-    evaluations: AtomicU64,
+    /// Visits by walks that did not visit every rule (tagged, stopped
+    /// early); a walk over every rule counts once, engine-wide
+    /// (`RuleEngine::full_walks`), instead of once per rule.
+    partial_evaluations: AtomicU64,
     matches: AtomicU64,
     executions: AtomicU64,
     suppressed_cooldown: AtomicU64,
@@ -112,6 +116,10 @@ struct Gate {
 
 struct Entry {
     rule: Rule,
+    /// The condition with its field paths interned in the table's slots.
+    compiled: Compiled,
+    /// `RuleEngine::full_walks` when the rule was added.
+    full_walks_at_add: u64,
     id: Arc<str>,
     name: Arc<str>,
     enabled: AtomicBool,
@@ -125,9 +133,90 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A rule's condition with each field path replaced by its slot in the
+/// table's path list, so one evaluation resolves each distinct path once
+/// however many rules test it.
+enum Compiled {
+    Leaf(usize, Condition),
+    And(Vec<Compiled>),
+    Or(Vec<Compiled>),
+    Not(Box<Compiled>),
+    Always,
+    Never,
+}
+
+impl Compiled {
+    fn new(expr: &Expr, paths: &mut Paths) -> Self {
+        match expr {
+            Expr::Single(c) => Self::Leaf(paths.slot(c), c.clone()),
+            Expr::And(all) => Self::And(all.iter().map(|e| Self::new(e, paths)).collect()),
+            Expr::Or(any) => Self::Or(any.iter().map(|e| Self::new(e, paths)).collect()),
+            Expr::Not(e) => Self::Not(Box::new(Self::new(e, paths))),
+            Expr::Always => Self::Always,
+            Expr::Never => Self::Never,
+        }
+    }
+
+    fn eval<'a>(
+        &self,
+        ctx: &'a Value,
+        paths: &Paths,
+        cache: &mut [Option<Option<&'a Value>>],
+    ) -> bool {
+        match self {
+            Self::Leaf(slot, c) => {
+                let left = match cache[*slot] {
+                    Some(resolved) => resolved,
+                    None => {
+                        let resolved = paths.list[*slot].resolve(ctx);
+                        cache[*slot] = Some(resolved);
+                        resolved
+                    }
+                };
+                c.eval_on(left)
+            }
+            Self::And(all) => all.iter().all(|e| e.eval(ctx, paths, cache)),
+            Self::Or(any) => any.iter().any(|e| e.eval(ctx, paths, cache)),
+            Self::Not(e) => !e.eval(ctx, paths, cache),
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
+}
+
+/// The distinct field paths of the rules ever added (a condition per path
+/// resolves it).
+#[derive(Default)]
+struct Paths {
+    list: Vec<Condition>,
+    slots: HashMap<String, usize>,
+}
+
+impl Paths {
+    fn slot(&mut self, c: &Condition) -> usize {
+        if let Some(&slot) = self.slots.get(c.field()) {
+            return slot;
+        }
+        let slot = self.list.len();
+        self.list.push(c.clone());
+        self.slots.insert(c.field().to_owned(), slot);
+        slot
+    }
+}
+
+/// The rules in evaluation order and their interned paths.
+#[derive(Default)]
+struct Table {
+    /// Sorted by descending priority, ties in insertion order.
+    entries: Vec<Arc<Entry>>,
+    paths: Paths,
+}
+
 impl Entry {
-    fn new(rule: Rule) -> Self {
+    fn new(rule: Rule, paths: &mut Paths, full_walks: u64) -> Self {
         Self {
+            compiled: Compiled::new(&rule.condition, paths),
+            full_walks_at_add: full_walks,
             id: Arc::from(rule.id.as_str()),
             name: Arc::from(rule.name.as_str()),
             enabled: AtomicBool::new(rule.enabled),
@@ -170,10 +259,15 @@ impl Entry {
     }
 
     /// Visits the rule: `None` when it does not match.
-    fn visit(&self, ctx: &Value, now_ms: u64) -> Option<RuleOutcome> {
+    fn visit<'a>(
+        &self,
+        ctx: &'a Value,
+        now_ms: u64,
+        paths: &Paths,
+        cache: &mut [Option<Option<&'a Value>>],
+    ) -> Option<RuleOutcome> {
         let c = &self.counters;
-        c.evaluations.fetch_add(1, Ordering::Relaxed);
-        if !(self.enabled.load(Ordering::Relaxed) && self.rule.condition.eval(ctx)) {
+        if !(self.enabled.load(Ordering::Relaxed) && self.compiled.eval(ctx, paths, cache)) {
             return None;
         }
         c.matches.fetch_add(1, Ordering::Relaxed);
@@ -203,11 +297,12 @@ impl Entry {
         Some(outcome)
     }
 
-    fn stats(&self) -> RuleStats {
+    fn stats(&self, full_walks: u64) -> RuleStats {
         let c = &self.counters;
         let last = c.last_match_plus_one.load(Ordering::Relaxed);
         RuleStats {
-            evaluations: c.evaluations.load(Ordering::Relaxed),
+            evaluations: full_walks.saturating_sub(self.full_walks_at_add)
+                + c.partial_evaluations.load(Ordering::Relaxed),
             matches: c.matches.load(Ordering::Relaxed),
             executions: c.executions.load(Ordering::Relaxed),
             suppressed_cooldown: c.suppressed_cooldown.load(Ordering::Relaxed),
@@ -221,9 +316,11 @@ impl Entry {
 /// threads (`Arc<RuleEngine>`); every method takes `&self`.
 #[derive(Default)]
 pub struct RuleEngine {
-    /// Sorted by descending priority, ties in insertion order.
-    rules: RwLock<Vec<Arc<Entry>>>,
+    rules: RwLock<Table>,
     evaluations: AtomicU64,
+    /// Walks that visited every rule (each rule's visit count includes
+    /// those since it was added).
+    full_walks: AtomicU64,
 }
 
 impl RuleEngine {
@@ -242,11 +339,11 @@ impl RuleEngine {
         Ok(engine)
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Vec<Arc<Entry>>> {
+    fn read(&self) -> RwLockReadGuard<'_, Table> {
         self.rules.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Vec<Arc<Entry>>> {
+    fn write(&self) -> RwLockWriteGuard<'_, Table> {
         self.rules.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -266,8 +363,10 @@ impl RuleEngine {
     /// added then.
     pub fn add_all(&self, rules: impl IntoIterator<Item = Rule>) -> Result<(), RuleError> {
         let rules: Vec<Rule> = rules.into_iter().collect();
-        let mut list = self.write();
-        let mut seen: std::collections::HashSet<&str> = list.iter().map(|e| &*e.rule.id).collect();
+        let mut table = self.write();
+        let table = &mut *table;
+        let mut seen: std::collections::HashSet<&str> =
+            table.entries.iter().map(|e| &*e.rule.id).collect();
         for rule in &rules {
             rule.validate()?;
             if !seen.insert(rule.id.as_str()) {
@@ -276,17 +375,22 @@ impl RuleEngine {
         }
         for rule in rules {
             let p = rule.priority.value();
-            let at = list.partition_point(|e| e.rule.priority.value() >= p);
-            list.insert(at, Arc::new(Entry::new(rule)));
+            let at = table
+                .entries
+                .partition_point(|e| e.rule.priority.value() >= p);
+            // Walks hold the read lock: no full walk runs while we count.
+            let full_walks = self.full_walks.load(Ordering::Relaxed);
+            let entry = Entry::new(rule, &mut table.paths, full_walks);
+            table.entries.insert(at, Arc::new(entry));
         }
         Ok(())
     }
 
     /// Removes a rule; its stats and gate go with it.
     pub fn remove(&self, id: &str) -> Option<Rule> {
-        let mut list = self.write();
-        let at = list.iter().position(|e| &*e.id == id)?;
-        Some(list.remove(at).snapshot())
+        let mut table = self.write();
+        let at = table.entries.iter().position(|e| &*e.id == id)?;
+        Some(table.entries.remove(at).snapshot())
     }
 
     /// Enables or disables a rule.
@@ -294,8 +398,9 @@ impl RuleEngine {
     /// # Errors
     /// [`RuleError::UnknownRule`] if no rule has this id.
     pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), RuleError> {
-        let list = self.read();
-        let entry = list
+        let table = self.read();
+        let entry = table
+            .entries
             .iter()
             .find(|e| &*e.id == id)
             .ok_or_else(|| RuleError::UnknownRule(id.to_owned()))?;
@@ -306,6 +411,7 @@ impl RuleEngine {
     /// A rule by id.
     pub fn get(&self, id: &str) -> Option<Rule> {
         self.read()
+            .entries
             .iter()
             .find(|e| &*e.id == id)
             .map(|e| e.snapshot())
@@ -313,7 +419,7 @@ impl RuleEngine {
 
     /// Every rule, in evaluation order.
     pub fn rules(&self) -> Vec<Rule> {
-        self.read().iter().map(|e| e.snapshot()).collect()
+        self.read().entries.iter().map(|e| e.snapshot()).collect()
     }
 
     /// The rules as a [`RuleSet`] named `name` (in evaluation order).
@@ -323,7 +429,7 @@ impl RuleEngine {
 
     /// Number of rules.
     pub fn len(&self) -> usize {
-        self.read().len()
+        self.read().entries.len()
     }
 
     /// No rules.
@@ -358,17 +464,37 @@ impl RuleEngine {
         first_only: bool,
     ) -> Evaluation {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
-        let list = self.read();
+        let table = self.read();
+        let mut cache = vec![None; table.paths.list.len()];
         let mut evaluation = Evaluation::default();
-        for entry in list.iter().filter(|e| visit(&e.rule)) {
+        let mut every_rule = true;
+        let mut end = table.entries.len();
+        for (i, entry) in table.entries.iter().enumerate() {
+            if !visit(&entry.rule) {
+                every_rule = false;
+                continue;
+            }
             evaluation.visited += 1;
-            let Some(outcome) = entry.visit(ctx, now_ms) else {
+            let Some(outcome) = entry.visit(ctx, now_ms, &table.paths, &mut cache) else {
                 continue;
             };
             let stop = first_only || outcome.stop_processing;
             evaluation.outcomes.push(outcome);
             if stop {
+                end = i + 1;
                 break;
+            }
+        }
+        // Visit counts: one engine-wide increment for a walk over every
+        // rule, one per visited rule otherwise.
+        if every_rule && end == table.entries.len() {
+            self.full_walks.fetch_add(1, Ordering::Relaxed);
+        } else {
+            for entry in table.entries[..end].iter().filter(|e| visit(&e.rule)) {
+                entry
+                    .counters
+                    .partial_evaluations
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
         evaluation
@@ -376,7 +502,13 @@ impl RuleEngine {
 
     /// A rule's counters.
     pub fn stats(&self, id: &str) -> Option<RuleStats> {
-        self.read().iter().find(|e| &*e.id == id).map(|e| e.stats())
+        let table = self.read();
+        let full_walks = self.full_walks.load(Ordering::Relaxed);
+        table
+            .entries
+            .iter()
+            .find(|e| &*e.id == id)
+            .map(|e| e.stats(full_walks))
     }
 
     /// Number of `evaluate*` calls on this engine.

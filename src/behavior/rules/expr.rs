@@ -203,7 +203,18 @@ impl Condition {
 
     /// Whether the condition holds on `ctx`.
     pub fn eval(&self, ctx: &Value) -> bool {
-        let Some(left) = self.path.resolve(ctx) else {
+        self.eval_on(self.path.resolve(ctx))
+    }
+
+    /// The value the field path names in `ctx` (None: missing).
+    pub(crate) fn resolve<'a>(&self, ctx: &'a Value) -> Option<&'a Value> {
+        self.path.resolve(ctx)
+    }
+
+    /// Whether the condition holds on `left`, the field's value already
+    /// resolved (None: missing).
+    pub(crate) fn eval_on(&self, left: Option<&Value>) -> bool {
+        let Some(left) = left else {
             return self.op == Op::NotExists;
         };
         let right = &self.value;

@@ -607,3 +607,46 @@ fn fuzz_seeds_are_what_their_names_say() {
     }
     assert!(seen >= 6);
 }
+
+#[test]
+fn visit_counts_add_up_across_full_tagged_and_stopped_walks() {
+    let engine = RuleEngine::new();
+    let mut first = Rule::new(
+        "a",
+        Expr::cond("x", Op::Eq, json!(1)).unwrap(),
+        Action::Noop,
+    );
+    first.stop_on_match = true;
+    first.tags = vec!["t".into()];
+    engine.add(first).unwrap();
+    engine
+        .add(Rule::new(
+            "b",
+            Expr::cond("x", Op::Gt, json!(0)).unwrap(),
+            Action::Noop,
+        ))
+        .unwrap();
+    let visits = |id: &str| engine.stats(id).unwrap().evaluations;
+    engine.evaluate(&json!({"x": 2}), 0); // a, b (full walk)
+    engine.evaluate(&json!({"x": 1}), 0); // a stops the walk: a only
+    engine.evaluate_tagged(&json!({"x": 2}), "t", 0); // a only
+    assert!(engine.evaluate_first(&json!({"x": 2}), 0).is_some()); // a, b: b matched last
+    assert_eq!((visits("a"), visits("b")), (4, 2));
+    // A rule added later counts only the walks after it.
+    engine
+        .add(Rule::new("c", Expr::Always, Action::Noop))
+        .unwrap();
+    engine.evaluate(&json!({"x": 2}), 0);
+    assert_eq!((visits("a"), visits("b"), visits("c")), (5, 3, 1));
+    // Paths shared by several rules resolve once, and missing ones stay
+    // missing for every rule that tests them.
+    engine
+        .add(Rule::new(
+            "d",
+            Expr::cond("y", Op::NotExists, Value::Null).unwrap(),
+            Action::Noop,
+        ))
+        .unwrap();
+    let got = engine.evaluate(&json!({"x": 2}), 0);
+    assert_eq!(got.matched_ids(), vec!["b", "c", "d"]);
+}
