@@ -7,6 +7,7 @@
 mod mesh_common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use mesh_common::{bound_link, is_bound, recv_n, started_node, wait_until};
@@ -29,7 +30,7 @@ fn a_relayed_session_moves_to_a_direct_path_with_a_stream_in_flight() {
     let (a, r, b) = (
         Arc::new(started_node("")),
         started_node(""),
-        started_node(""),
+        Arc::new(started_node("")),
     );
     bound_link(&a, &r);
     bound_link(&b, &r);
@@ -41,13 +42,18 @@ fn a_relayed_session_moves_to_a_direct_path_with_a_stream_in_flight() {
     );
     assert_eq!(relay_of(&a, b.node_id()), Some(Some(r.node_id())));
 
-    // A reliable stream runs while the path changes.
-    let total = 3000u32;
+    // A reliable stream runs before, during and after the move: the
+    // sender signals once 200 events are out, keeps sending while the
+    // path changes, and sends 500 more once it has changed.
     a.open_stream(b.node_id(), 9, true, None).unwrap();
+    let moved = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
     let sender = {
-        let (a, peer) = (a.clone(), b.node_id());
+        let (a, peer, moved) = (a.clone(), b.node_id(), moved.clone());
         std::thread::spawn(move || {
-            for i in 0..total {
+            let mut after = 0u32;
+            let mut i = 0u32;
+            while after < 500 {
                 a.send_blocking(
                     peer,
                     9,
@@ -55,20 +61,48 @@ fn a_relayed_session_moves_to_a_direct_path_with_a_stream_in_flight() {
                     Some(Instant::now() + Duration::from_secs(20)),
                 )
                 .unwrap();
-                if i % 100 == 0 {
-                    std::thread::sleep(Duration::from_millis(1));
+                i += 1;
+                if i == 200 {
+                    started_tx.send(()).unwrap();
+                }
+                if moved.load(Ordering::SeqCst) {
+                    after += 1;
+                }
+            }
+            i
+        })
+    };
+    // b reads as an application would (credit follows consumption), until
+    // it has what the sender reports it sent.
+    let expected = Arc::new(AtomicU32::new(0));
+    let reader = {
+        let (b, expected) = (b.clone(), expected.clone());
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let want = expected.load(Ordering::SeqCst) as usize;
+                if want > 0 && got.len() >= want {
+                    return got;
+                }
+                assert!(Instant::now() < deadline, "got {} events", got.len());
+                if let Ok(mut events) = b.recv(4096, Some(Duration::from_millis(50))) {
+                    got.append(&mut events);
                 }
             }
         })
     };
+    started_rx.recv().unwrap();
     let outcome = a
         .connect_direct(b.node_id(), &b.public_key(), r.node_id(), None)
         .unwrap();
+    moved.store(true, Ordering::SeqCst);
     assert_eq!(outcome, DirectOutcome::Direct);
     assert_eq!(relay_of(&a, b.node_id()), Some(None));
     wait_until(|| relay_of(&b, a.node_id()) == Some(None), "b moved too");
-    let got = recv_n(&b, total as usize);
-    sender.join().unwrap();
+    let total = sender.join().unwrap();
+    expected.store(total, Ordering::SeqCst);
+    let got = reader.join().unwrap();
     let seqs: Vec<u32> = got
         .iter()
         .map(|e| u32::from_le_bytes(e.data[..4].try_into().unwrap()))
