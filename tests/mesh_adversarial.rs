@@ -100,7 +100,8 @@ fn a_hijacked_node_id_never_replaces_the_live_session() {
     a.connect(b.local_addr(), &b.public_key(), b.node_id())
         .unwrap();
     let session = b.peers()[0].session_id;
-    assert_eq!(b.peers()[0].identity, "net");
+    // `connect` returns once a is bound; b is once a's answer reaches it.
+    wait_until(|| b.peers()[0].identity == "net", "b binds a");
     // Attackers with the PSK claim a's node_id, each under its own
     // ephemeral. a's session is bound, so each is answered as a candidate
     // (a restarted a would be), one at a time: a newer one supersedes the

@@ -1,5 +1,5 @@
-//! Every mesh decoder of untrusted bytes: reliability acks, identity
-//! hellos, handshake packets (both forms, as responder and as initiator
+//! Every mesh decoder of untrusted bytes: reliability acks, window
+//! offers, path probes and their answers, identity hellos, handshake packets (both forms, as responder and as initiator
 //! awaiting msg2), and protected packets opened under a session. None may
 //! panic; decoded acks and hellos re-encode to the same bytes.
 
@@ -32,6 +32,15 @@ fn fixture() -> &'static Fixture {
 pub fn check(data: &[u8]) {
     let f = fixture();
     if let Ok(ack) = RelAck::decode(data) {
+        assert_eq!(&ack.encode()[..], data);
+    }
+    if let Ok(offer) = WindowOffer::decode(data) {
+        assert_eq!(&offer.encode()[..], data);
+    }
+    if let Ok(probe) = PathProbe::decode(data) {
+        assert_eq!(&probe.encode(data.len() + 84)[..8], &data[..8]);
+    }
+    if let Ok(ack) = PathProbeAck::decode(data) {
         assert_eq!(&ack.encode()[..], data);
     }
     if let Ok(hello) = Hello::decode(data) {

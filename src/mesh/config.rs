@@ -59,6 +59,19 @@ pub struct MeshConfig {
     pub shard_capacity: usize,
     /// Default per-stream send window in bytes (0 = unlimited).
     pub window: u64,
+    /// Between Net nodes, how far a default window may widen while its
+    /// sender is held back by credit and the reader keeps up (bytes; at
+    /// most `window` turns growth off). `docs/mesh.md`, *Window growth*.
+    pub max_window: u64,
+    /// Receive-window bytes beyond the default that all streams of the node
+    /// may hold together once widened.
+    pub window_budget: u64,
+    /// Between Net nodes, datagrams of up to 65 000 bytes where the route
+    /// carries them unfragmented and a probe gets through
+    /// (`mesh::pathsize`); v0.11's 8 KiB otherwise.
+    pub large_datagrams: bool,
+    /// How often a peer's large-datagram path is probed again.
+    pub path_probe_interval: Duration,
     /// Socket receive buffer (bytes).
     pub recv_buffer: usize,
     /// Socket send buffer (bytes).
@@ -129,6 +142,10 @@ impl Default for MeshConfig {
             num_shards: 4,
             shard_capacity: 65_536,
             window: DEFAULT_WINDOW,
+            max_window: 4 << 20,
+            window_budget: 64 << 20,
+            large_datagrams: true,
+            path_probe_interval: Duration::from_secs(60),
             // Asked for; the kernel caps them at net.core.rmem_max / wmem_max.
             recv_buffer: 4 << 20,
             send_buffer: 4 << 20,
@@ -164,6 +181,10 @@ struct Raw {
     num_shards: Option<usize>,
     shard_capacity: Option<usize>,
     window: Option<u64>,
+    max_window: Option<u64>,
+    window_budget: Option<u64>,
+    large_datagrams: Option<bool>,
+    path_probe_interval_ms: Option<u64>,
     recv_buffer: Option<usize>,
     send_buffer: Option<usize>,
     gso: Option<bool>,
@@ -249,7 +270,12 @@ impl MeshConfig {
     /// `psk_hex`, `identity_seed_hex`, `static_secret_hex`,
     /// `heartbeat_interval_ms`, `session_timeout_ms`,
     /// `handshake_timeout_ms`, `handshake_retries`, `num_shards`,
-    /// `shard_capacity`, `window`, `recv_buffer`, `send_buffer`, `gso`,
+    /// `shard_capacity`, `window`, `max_window` (bytes, default 4 MiB; at
+    /// most `window` turns window growth off), `window_budget` (bytes,
+    /// default 64 MiB), `large_datagrams` (bool, default true: up to
+    /// 65 000-byte datagrams between Net nodes where the route carries them
+    /// unfragmented and a probe gets through), `path_probe_interval_ms`
+    /// (≥ 100, default 60 000), `recv_buffer`, `send_buffer`, `gso`,
     /// `gro`, `max_streams`, `stream_idle_timeout_ms`, `connect_form`
     /// (`"routed"`/`"direct"`), `hello_timeout_ms`, `require_identity`,
     /// `max_pending_handshakes`, `loopback_depth`, `aes` (bool, default
@@ -312,6 +338,18 @@ impl MeshConfig {
         }
         if let Some(v) = raw.window {
             config.window = v;
+        }
+        if let Some(v) = raw.max_window {
+            config.max_window = range(v, "max_window", 0, 1 << 30)?;
+        }
+        if let Some(v) = raw.window_budget {
+            config.window_budget = range(v, "window_budget", 0, 1 << 40)?;
+        }
+        if let Some(v) = raw.large_datagrams {
+            config.large_datagrams = v;
+        }
+        if let Some(v) = raw.path_probe_interval_ms {
+            config.path_probe_interval = ms(v, "path_probe_interval_ms", 100, DAY_MS)?;
         }
         if let Some(v) = raw.recv_buffer {
             config.recv_buffer = range(v, "recv_buffer", 4096, 1 << 30)?;

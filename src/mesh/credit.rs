@@ -7,6 +7,64 @@ pub const PACKET_COST_OVERHEAD: u64 = 80;
 /// Default stream window (bytes).
 pub const DEFAULT_WINDOW: u64 = 65_536;
 
+/// First bytes of a [`WindowOffer`].
+pub const WINDOW_OFFER_MAGIC: [u8; 4] = *b"NETW";
+
+/// A Net receiver's permission to widen a stream's default window (Net
+/// nodes only, both having set the hello flag `FLAG_WINDOW_GROWTH`): a
+/// 0x0B00 event of 20 bytes (`NETW` ‖ stream_id u64 LE ‖ window u64 LE)
+/// that rides with the stream's grants. v0.11 takes only 16-byte events
+/// on 0x0B00 as grants, and never gets one anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowOffer {
+    /// The stream.
+    pub stream_id: u64,
+    /// The window the sender may use, in bytes.
+    pub window: u64,
+}
+
+/// Why bytes are not a [`WindowOffer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a window offer ({len} bytes)")]
+pub struct NotWindowOffer {
+    /// The length seen.
+    pub len: usize,
+}
+
+impl WindowOffer {
+    /// Encoded size.
+    pub const SIZE: usize = 20;
+
+    /// The bytes.
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut out = [0u8; Self::SIZE];
+        out[..4].copy_from_slice(&WINDOW_OFFER_MAGIC);
+        out[4..12].copy_from_slice(&self.stream_id.to_le_bytes());
+        out[12..].copy_from_slice(&self.window.to_le_bytes());
+        out
+    }
+
+    /// Decodes an offer.
+    ///
+    /// # Errors
+    /// [`NotWindowOffer`] for any other length or magic.
+    pub fn decode(bytes: &[u8]) -> Result<Self, NotWindowOffer> {
+        let not = NotWindowOffer { len: bytes.len() };
+        if bytes.len() != Self::SIZE || bytes[..4] != WINDOW_OFFER_MAGIC {
+            return Err(not);
+        }
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        Ok(Self {
+            stream_id: word(4),
+            window: word(12),
+        })
+    }
+}
+
 /// A send that does not fit the stream's remaining credit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("stream window full: packet needs {needed} bytes of credit, {available} available")]
@@ -87,6 +145,20 @@ impl TxCredit {
         }
     }
 
+    /// Widens the window to `window` (a Net receiver's offer, see
+    /// `docs/mesh.md` *Window growth*): the credit grows by the difference.
+    /// Returns the credit added (0 for an unlimited window or one not
+    /// larger than the current).
+    pub fn grow_window(&mut self, window: u64) -> u64 {
+        if self.window == 0 || window <= self.window {
+            return 0;
+        }
+        let added = window - self.window;
+        self.window = window;
+        self.credit = self.credit.saturating_add(added);
+        added
+    }
+
     /// Applies a grant: `c = min(total_consumed, bytes_sent)`; credit grows
     /// by whatever `c` exceeds the largest value seen, capped at the window.
     /// Returns the credit added (0 for stale or duplicate grants).
@@ -109,6 +181,34 @@ impl TxCredit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_offers_round_trip_and_refuse_other_bytes() {
+        let offer = WindowOffer {
+            stream_id: 7,
+            window: 1 << 20,
+        };
+        let bytes = offer.encode();
+        assert_eq!(WindowOffer::decode(&bytes), Ok(offer));
+        assert!(WindowOffer::decode(&bytes[..16]).is_err(), "a grant's size");
+        let mut wrong = bytes;
+        wrong[0] = b'X';
+        assert!(WindowOffer::decode(&wrong).is_err());
+    }
+
+    #[test]
+    fn a_grown_window_adds_its_difference_and_grants_fill_up_to_it() {
+        let mut c = TxCredit::new(1000);
+        c.try_debit(900).unwrap();
+        assert_eq!(c.grow_window(500), 0, "never shrinks");
+        assert_eq!(c.grow_window(4000), 3000);
+        assert_eq!(c.available(), 3100);
+        assert_eq!(c.apply_grant(900), 900);
+        assert_eq!(c.available(), 4000);
+        let mut unlimited = TxCredit::new(0);
+        assert_eq!(unlimited.grow_window(4000), 0);
+        assert_eq!(unlimited.window(), 0);
+    }
 
     #[test]
     fn debit_refuse_grant_like_the_live_session() {

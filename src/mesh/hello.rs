@@ -34,6 +34,17 @@ pub const FLAG_RELIABILITY: u8 = 0x02;
 /// data to switch to AES (`docs/mesh.md`, "Ciphers").
 pub const FLAG_AES_256_GCM: u8 = 0x04;
 
+/// Hello flag: the sender widens a stream's default window when the
+/// receiver offers it, and offers wider windows as a receiver
+/// ([`WindowOffer`](super::credit::WindowOffer); `docs/mesh.md`, *Window
+/// growth*).
+pub const FLAG_WINDOW_GROWTH: u8 = 0x08;
+
+/// Hello flag: the sender receives datagrams of up to 65 000 bytes
+/// (`MAX_LARGE_PACKET_SIZE`); a peer that set it too may send it such
+/// datagrams once a probe got through (`mesh::pathsize`).
+pub const FLAG_LARGE_DATAGRAMS: u8 = 0x10;
+
 /// Why a hello was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

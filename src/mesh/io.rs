@@ -106,6 +106,72 @@ fn enable_gro(_socket: &UdpSocket) -> bool {
     false
 }
 
+/// The kernel's view of a route's MTU (the interface's, or a smaller path
+/// MTU it learned): a UDP socket of each family, created with the node's
+/// socket (so in its network namespace), `connect`ed to the peer only to
+/// ask (`IP_MTU` / `IPV6_MTU`). Nothing is ever sent from it.
+#[derive(Debug)]
+pub struct MtuOracle {
+    v4: Option<std::sync::Mutex<UdpSocket>>,
+    v6: Option<std::sync::Mutex<UdpSocket>>,
+}
+
+impl MtuOracle {
+    /// Sockets for both families (either may be missing).
+    pub fn new() -> Self {
+        let open = |addr: &str| UdpSocket::bind(addr).ok().map(std::sync::Mutex::new);
+        Self {
+            v4: open("0.0.0.0:0"),
+            v6: open("[::]:0"),
+        }
+    }
+
+    /// The MTU of the route to `to`, if the kernel says.
+    pub fn path_mtu(&self, to: SocketAddr) -> Option<usize> {
+        let socket = match to {
+            SocketAddr::V4(_) => self.v4.as_ref()?,
+            SocketAddr::V6(_) => self.v6.as_ref()?,
+        };
+        let socket = socket.lock().unwrap_or_else(|e| e.into_inner());
+        socket.connect(to).ok()?;
+        route_mtu(&socket, to.is_ipv6())
+    }
+}
+
+impl Default for MtuOracle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn route_mtu(socket: &UdpSocket, v6: bool) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    let (level, name) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU)
+    };
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid descriptor and an int-sized out-buffer with its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && value > 0).then_some(value as usize)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn route_mtu(_socket: &UdpSocket, _v6: bool) -> Option<usize> {
+    None
+}
+
 /// One received datagram inside a message buffer.
 #[derive(Debug, Clone, Copy, Default)]
 struct Segment {
@@ -121,30 +187,40 @@ pub struct RecvBatch {
     addrs: Vec<Option<SocketAddr>>,
     segments: Vec<Segment>,
     gro: bool,
+    /// The longest datagram accepted; longer ones are flagged oversized.
+    limit: usize,
     /// Datagrams of the last `recv` that came in GRO-coalesced messages.
     pub coalesced: usize,
 }
 
 impl RecvBatch {
     /// Buffers for one batch: [`BATCH`] of [`RECV_BUF`] bytes, or with GRO
-    /// 16 of 64 KiB.
-    pub fn new(gro: bool) -> Self {
-        let (n, size) = if gro {
-            (GRO_BATCH, GRO_BUF)
+    /// 16 of 64 KiB. With `large` (the node takes datagrams of up to
+    /// `MAX_LARGE_PACKET_SIZE` from Net peers), buffers are 64 KiB either
+    /// way.
+    pub fn new(gro: bool, large: bool) -> Self {
+        let (n, size) = match (gro, large) {
+            (true, _) => (GRO_BATCH, GRO_BUF),
+            (false, true) => (BATCH, GRO_BUF),
+            (false, false) => (BATCH, RECV_BUF),
+        };
+        let limit = if large {
+            crate::wire::MAX_LARGE_PACKET_SIZE + crate::wire::ROUTING_HEADER_SIZE
         } else {
-            (BATCH, RECV_BUF)
+            RECV_BUF - 1
         };
         Self {
             bufs: (0..n).map(|_| vec![0u8; size]).collect(),
             addrs: vec![None; n],
             segments: Vec::with_capacity(n),
             gro,
+            limit,
             coalesced: 0,
         }
     }
 
     /// Datagram `i`: its bytes (mutable: opened in place), source, and
-    /// whether it was longer than [`RECV_BUF`] − 1.
+    /// whether it was longer than the batch accepts.
     pub fn get_mut(&mut self, i: usize) -> (&mut [u8], Option<SocketAddr>, bool) {
         let s = self.segments[i];
         (
@@ -167,7 +243,7 @@ impl RecvBatch {
     /// Records message `msg` of `len` bytes, split into `segment`-sized
     /// datagrams when the kernel coalesced it (`segment` > 0).
     fn push_message(&mut self, msg: usize, len: usize, truncated: bool, segment: usize) {
-        let limit = RECV_BUF - 1;
+        let limit = self.limit;
         if segment == 0 || segment >= len {
             self.segments.push(Segment {
                 msg,
@@ -572,7 +648,7 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert_eq!(sent.gso_sends, 1, "40 datagrams in one GSO send");
         }
-        let mut batch = RecvBatch::new(off_rx.gro);
+        let mut batch = RecvBatch::new(off_rx.gro, false);
         let mut got = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while got.len() < 40 && std::time::Instant::now() < deadline {
@@ -603,5 +679,17 @@ mod tests {
         };
         // SAFETY: one valid pollfd for the duration of the call.
         unsafe { libc::poll(&mut pfd, 1, 1000) };
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod mtu_tests {
+    use super::*;
+
+    #[test]
+    fn the_loopback_route_carries_64_kib() {
+        let oracle = MtuOracle::new();
+        let mtu = oracle.path_mtu("127.0.0.1:9".parse().unwrap()).unwrap();
+        assert!(mtu >= 65_535, "{mtu}");
     }
 }

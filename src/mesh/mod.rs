@@ -5,7 +5,7 @@
 //! `docs/mesh.md`.
 //!
 //! The protocol modules (`crypto`, `replay`, `handshake`, `packet`,
-//! `credit`, `reliable`, `failure`, `hello`, `session`) are pure: bytes and
+//! `credit`, `reliable`, `failure`, `hello`, `session`, `pathsize`) are pure: bytes and
 //! time in, bytes out. `node` puts them on a socket; `io` is the only
 //! module with `unsafe` (batched syscalls).
 //!
@@ -29,6 +29,7 @@ mod io;
 mod node;
 mod outbox;
 pub mod packet;
+pub mod pathsize;
 mod peer;
 pub mod reliable;
 pub mod replay;
@@ -38,7 +39,7 @@ mod stream;
 pub mod traversal;
 
 pub use config::{ConfigError, ConnectForm, MeshConfig};
-pub use credit::{Backpressure, DEFAULT_WINDOW, TxCredit, packet_cost};
+pub use credit::{Backpressure, DEFAULT_WINDOW, TxCredit, WindowOffer, packet_cost};
 pub use crypto::{AuthError, Cipher, PacketKey, Role, SessionKeys};
 pub use failure::{FailureDetector, Health};
 #[cfg(feature = "test-util")]
@@ -51,5 +52,6 @@ pub use node::{
     PublishReport, RelayReason, TraversalSettings,
 };
 pub use packet::{OpenError, PacketKind};
+pub use pathsize::{PathProbe, PathProbeAck};
 pub use reliable::{LegacyGate, RelAck, ReliableReceiver, ReliableSender};
 pub use replay::{Advance, ReplayError, ReplayWindow};

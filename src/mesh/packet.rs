@@ -5,7 +5,9 @@
 //! names its cipher.
 
 use super::crypto::{AuthError, Cipher, PacketKey};
-use crate::wire::{HEADER_SIZE, MAX_PAYLOAD_SIZE, NetHeader, TAG_SIZE, WireError, aad, flags};
+use crate::wire::{
+    HEADER_SIZE, MAX_LARGE_PAYLOAD_SIZE, NetHeader, TAG_SIZE, WireError, aad, flags,
+};
 
 /// What goes into a protected packet's header besides the session fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,8 +56,9 @@ pub enum OpenError {
 /// ciphertext and the tag.
 ///
 /// # Panics
-/// Never for payloads the caller framed within 8112 bytes; longer ones are
-/// a bug in the caller and are refused by a debug assertion.
+/// Never for payloads the caller framed within 8112 bytes (64 920 between
+/// Net nodes that agreed on large datagrams); longer ones are a bug in the
+/// caller and are refused by a debug assertion.
 pub fn seal(
     key: &PacketKey,
     session_id: u64,
@@ -64,7 +67,7 @@ pub fn seal(
     plaintext: &[u8],
     out: &mut Vec<u8>,
 ) {
-    debug_assert!(plaintext.len() <= MAX_PAYLOAD_SIZE);
+    debug_assert!(plaintext.len() <= MAX_LARGE_PAYLOAD_SIZE);
     out.clear();
     out.reserve(HEADER_SIZE + plaintext.len() + TAG_SIZE);
     out.resize(HEADER_SIZE, 0);
@@ -86,7 +89,7 @@ pub fn seal_in_place(
     kind: &PacketKind,
     buf: &mut Vec<u8>,
 ) {
-    debug_assert!(buf.len() >= HEADER_SIZE && buf.len() - HEADER_SIZE <= MAX_PAYLOAD_SIZE);
+    debug_assert!(buf.len() >= HEADER_SIZE && buf.len() - HEADER_SIZE <= MAX_LARGE_PAYLOAD_SIZE);
     let header = NetHeader {
         flags: kind.flags | key.cipher().header_flag(),
         subprotocol_id: kind.subprotocol_id,

@@ -2,15 +2,17 @@
 //! binding state and streams.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::crypto::Role;
 use super::failure::{FailureDetector, Health};
+use super::pathsize::PathSize;
 use super::session::Session;
 use super::stream::StreamTable;
 use crate::identity::EntityId;
+use crate::wire::MAX_PAYLOAD_SIZE;
 
 /// What we know of the peer's identity (see `hello.rs`).
 #[derive(Debug, Clone)]
@@ -21,6 +23,8 @@ pub(crate) struct Binding {
     pub acked: bool,
     /// No hello within the timeout: a v0.11 peer.
     pub legacy: bool,
+    /// The `FLAG_*` bits of the peer's verified hello (0 before it).
+    pub peer_flags: u8,
     /// When the binding started (the session's creation).
     pub since: Instant,
     /// When we last sent our hello, and how many times.
@@ -34,6 +38,7 @@ impl Binding {
             peer_entity: None,
             acked: false,
             legacy: false,
+            peer_flags: 0,
             since: now,
             last_sent: None,
             sends: 0,
@@ -43,6 +48,11 @@ impl Binding {
     /// Net reliable streams may be used: both sides know each other.
     pub fn is_net(&self) -> bool {
         self.peer_entity.is_some() && self.acked
+    }
+
+    /// Whether the peer's verified hello set `flag` (a Net capability).
+    pub fn peer_has(&self, flag: u8) -> bool {
+        self.peer_entity.is_some() && self.peer_flags & flag != 0
     }
 
     /// The mode of new reliable streams is known.
@@ -92,6 +102,10 @@ pub(crate) struct Peer {
     /// A candidate session (`node/session_install.rs`): held aside until
     /// its hello proves the entity pinned for its node_id.
     candidate: AtomicBool,
+    /// The datagram size the path takes and its probing (`pathsize.rs`).
+    path: Mutex<PathSize>,
+    /// `path`'s payload limit, read by every send without the lock.
+    max_payload: AtomicUsize,
 }
 
 impl std::fmt::Debug for Peer {
@@ -141,6 +155,8 @@ impl Peer {
             hellos: Mutex::new(Vec::new()),
             failed_reported: AtomicBool::new(false),
             candidate: AtomicBool::new(false),
+            path: Mutex::new(PathSize::new()),
+            max_payload: AtomicUsize::new(MAX_PAYLOAD_SIZE),
         };
         peer.touch(now);
         peer
@@ -175,6 +191,22 @@ impl Peer {
     /// direct path).
     pub fn set_relay(&self, relay: Option<u64>) {
         *self.relay.lock().unwrap_or_else(|e| e.into_inner()) = relay;
+    }
+
+    /// The path's datagram size and its probing.
+    pub fn path(&self) -> MutexGuard<'_, PathSize> {
+        self.path.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The largest framed payload of a packet to this peer now (8112, or
+    /// more once a large-datagram probe went through).
+    pub fn max_payload(&self) -> usize {
+        self.max_payload.load(Ordering::Relaxed)
+    }
+
+    /// Publishes the path's payload limit to the senders.
+    pub fn set_max_payload(&self, max: usize) {
+        self.max_payload.store(max, Ordering::Relaxed);
     }
 
     pub fn addr(&self) -> SocketAddr {

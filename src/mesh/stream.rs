@@ -6,6 +6,8 @@
 //! quarantined for 2 s (grants for them are ignored).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::credit::TxCredit;
@@ -46,6 +48,9 @@ pub(crate) struct TxState {
     /// Header priority of this stream's packets towards a Net peer (a
     /// channel's `priority`); the writer sends higher priorities first.
     pub priority: u8,
+    /// The window is the default one, so a Net receiver's offer may widen
+    /// it (a window the application chose is kept).
+    pub default_window: bool,
 }
 
 /// The receive half.
@@ -70,22 +75,123 @@ pub(crate) struct RxState {
     peak_outstanding: u64,
     pub legacy_gate: LegacyGate,
     pub receiver: ReliableReceiver,
+    /// The window we let a Net sender widen its default window to (0:
+    /// none offered), sent with every grant; see [`grow_offer`](Self::grow_offer).
+    pub offered: u64,
+    /// The sender came within a quarter of the window since the last
+    /// widening: it is held back by credit.
+    window_hit: bool,
+    /// The bytes of the node's window budget this stream holds beyond the
+    /// default window (returned when the stream goes).
+    lease: Option<WindowLease>,
+}
+
+/// A node's budget of receive-window bytes beyond the default window,
+/// shared by every stream that widened its window (`window_budget`).
+#[derive(Debug)]
+pub(crate) struct WindowPool {
+    used: AtomicU64,
+    limit: u64,
+}
+
+impl WindowPool {
+    pub fn new(limit: u64) -> Arc<Self> {
+        Arc::new(Self {
+            used: AtomicU64::new(0),
+            limit,
+        })
+    }
+
+    /// Bytes held by streams now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn try_take(&self, bytes: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&n| n <= self.limit)
+            })
+            .is_ok()
+    }
+}
+
+/// A stream's share of the [`WindowPool`], returned on drop.
+#[derive(Debug)]
+struct WindowLease {
+    pool: Arc<WindowPool>,
+    bytes: u64,
+}
+
+impl Drop for WindowLease {
+    fn drop(&mut self) {
+        self.pool.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 impl RxState {
-    /// Whether a packet costing `cost` stays within `window` bytes queued
-    /// for the application: a sender that respects the credit we grant
-    /// never exceeds it, so such a packet is queued whatever the shard's
-    /// event capacity (never dropped).
-    pub fn within_window(&self, cost: u64, window: u64) -> bool {
-        window != 0 && self.queued + cost <= window
+    /// The window a sender may use on this stream: `own` (our default,
+    /// which v0.11 senders share) or the wider one we offered.
+    pub fn effective_window(&self, own: u64) -> u64 {
+        if own == 0 { 0 } else { own.max(self.offered) }
     }
 
-    /// A packet worth `credit` bytes was queued for the application.
-    pub fn on_queued(&mut self, credit: u64) {
+    /// Whether a packet costing `cost` stays within `window` bytes queued
+    /// for the application (or the wider window we offered): a sender
+    /// that respects the credit we grant never exceeds it, so such a
+    /// packet is queued whatever the shard's event capacity (never
+    /// dropped).
+    pub fn within_window(&self, cost: u64, window: u64) -> bool {
+        window != 0 && self.queued + cost <= self.effective_window(window)
+    }
+
+    /// A packet worth `credit` bytes was queued for the application, on a
+    /// stream whose own window is `window`.
+    pub fn on_queued(&mut self, credit: u64, window: u64) {
         self.queued += credit;
         let outstanding = self.queued + self.consumed.saturating_sub(self.granted);
         self.peak_outstanding = self.peak_outstanding.max(outstanding);
+        let effective = self.effective_window(window);
+        if effective != 0 && outstanding.saturating_mul(4) >= effective.saturating_mul(3) {
+            self.window_hit = true;
+        }
+    }
+
+    /// After the application took events: the wider window to offer a Net
+    /// sender, if its credit held it back (it came within a quarter of the
+    /// window) while the application keeps up (took everything queued).
+    /// Doubles the window, up to `max_window`, taking the difference from
+    /// `pool`; `None` when nothing changes.
+    pub fn grow_offer(&mut self, own: u64, max_window: u64, pool: &Arc<WindowPool>) -> Option<u64> {
+        if own == 0 || !self.window_hit || self.queued != 0 {
+            return None;
+        }
+        let current = self.effective_window(own);
+        let wider = current.saturating_mul(2).min(max_window);
+        if wider <= current {
+            return None;
+        }
+        let delta = wider - current;
+        if !pool.try_take(delta) {
+            return None;
+        }
+        match &mut self.lease {
+            Some(lease) => lease.bytes += delta,
+            None => {
+                self.lease = Some(WindowLease {
+                    pool: pool.clone(),
+                    bytes: delta,
+                })
+            }
+        }
+        self.offered = wider;
+        self.window_hit = false;
+        Some(wider)
+    }
+
+    /// The window offered to the sender, to send with a grant.
+    pub fn offer(&self) -> Option<u64> {
+        (self.offered != 0).then_some(self.offered)
     }
 
     /// How many consumed bytes make a grant worth sending now: a quarter
@@ -94,6 +200,7 @@ impl RxState {
     /// sender's window; one smaller than our threshold would otherwise
     /// stall on every window until the reliability tick.
     pub fn grant_threshold(&self, cap: u64) -> u64 {
+        let cap = cap.max(self.offered / 4);
         (self.peak_outstanding / 4).clamp(1, cap.max(1))
     }
 
@@ -158,6 +265,7 @@ impl Stream {
                 next_seq: 0,
                 sender: ReliableSender::new(),
                 priority: 0,
+                default_window: true,
             },
             rx: RxState::default(),
             last_active: now,
@@ -240,6 +348,7 @@ impl StreamTable {
         now: Instant,
     ) -> &mut Stream {
         self.quarantine.remove(&id);
+        let default_window = window.is_none();
         let window = window.unwrap_or(self.default_window);
         self.make_room(id, now);
         let stream = self
@@ -249,6 +358,7 @@ impl StreamTable {
         if stream.tx.next_seq == 0 {
             stream.tx.reliable = reliable;
             stream.tx.credit = TxCredit::new(window);
+            stream.tx.default_window = default_window;
         }
         stream.last_active = now;
         stream
@@ -398,18 +508,61 @@ mod tests {
         assert_eq!(rx.grant_threshold(cap), 1, "nothing seen: grant at once");
         // A 4 KiB sender: at most 4096 bytes outstanding, ever.
         for _ in 0..4 {
-            rx.on_queued(1024);
+            rx.on_queued(1024, 65_536);
         }
         assert_eq!(rx.grant_threshold(cap), 1024);
         rx.on_consumed(1024);
         assert_eq!(rx.take_grant(rx.grant_threshold(cap)), Some(1024));
-        rx.on_queued(1024);
+        rx.on_queued(1024, 65_536);
         assert_eq!(rx.grant_threshold(cap), 1024, "never more than it has seen");
         // A sender with a large window is capped at our quarter window.
         for _ in 0..200 {
-            rx.on_queued(1024);
+            rx.on_queued(1024, 65_536);
         }
         assert_eq!(rx.grant_threshold(cap), cap);
+    }
+
+    #[test]
+    fn a_window_grows_only_when_the_sender_is_held_back_and_the_reader_keeps_up() {
+        let pool = WindowPool::new(300_000);
+        let own = 65_536;
+        let mut rx = RxState::default();
+        // Bytes arrive, the reader takes them, the grant goes back.
+        let round = |rx: &mut RxState, bytes: u64| {
+            rx.on_queued(bytes, own);
+            rx.on_consumed(bytes);
+            rx.take_grant(1);
+        };
+        // Half a window outstanding: the sender is not held back.
+        round(&mut rx, 32_768);
+        assert_eq!(rx.grow_offer(own, 1 << 20, &pool), None);
+        // Three quarters outstanding, but the reader has not taken it all.
+        rx.on_queued(49_152, own);
+        rx.on_consumed(1_000);
+        assert_eq!(rx.grow_offer(own, 1 << 20, &pool), None);
+        // Taken: the window doubles, the pool pays the difference.
+        rx.on_consumed(48_152);
+        rx.take_grant(1);
+        assert_eq!(rx.grow_offer(own, 1 << 20, &pool), Some(131_072));
+        assert_eq!(pool.used(), 65_536);
+        assert!(rx.within_window(131_072, own));
+        assert!(!rx.within_window(131_073, own));
+        assert_eq!(rx.offer(), Some(131_072));
+        assert_eq!(rx.grow_offer(own, 1 << 20, &pool), None, "needs a new hit");
+        // The next hit is measured against the wider window.
+        round(&mut rx, 65_536);
+        assert_eq!(rx.grow_offer(own, 1 << 20, &pool), None);
+        round(&mut rx, 98_304);
+        assert_eq!(rx.grow_offer(own, 1 << 20, &pool), Some(262_144));
+        assert_eq!(pool.used(), 196_608);
+        // The pool's limit stops the next doubling; the cap stops any.
+        round(&mut rx, 262_144);
+        assert_eq!(rx.grow_offer(own, 1 << 20, &pool), None, "over the budget");
+        assert_eq!(rx.grow_offer(own, 262_144, &pool), None, "at the cap");
+        // An unlimited stream never grows; a dropped stream returns its bytes.
+        assert_eq!(RxState::default().grow_offer(0, 1 << 20, &pool), None);
+        drop(rx);
+        assert_eq!(pool.used(), 0);
     }
 
     #[test]

@@ -15,6 +15,11 @@ pub const AAD_SIZE: usize = 52;
 pub const MAX_PACKET_SIZE: usize = 8192;
 /// The largest (plaintext, framed) payload: 8192 − 64 − 16.
 pub const MAX_PAYLOAD_SIZE: usize = MAX_PACKET_SIZE - HEADER_SIZE - TAG_SIZE;
+/// The largest datagram two Net nodes exchange once both offered it and a
+/// probe went through (`mesh::pathsize`); never towards v0.11.
+pub const MAX_LARGE_PACKET_SIZE: usize = 65_000;
+/// The largest payload of such a datagram.
+pub const MAX_LARGE_PAYLOAD_SIZE: usize = MAX_LARGE_PACKET_SIZE - HEADER_SIZE - TAG_SIZE;
 /// The most event frames one packet may declare: 8112 / 4.
 pub const MAX_EVENTS_PER_PACKET: usize = MAX_PAYLOAD_SIZE / 4;
 /// Header bytes `45 4E`: the u16 0x4E45 little-endian.
@@ -181,6 +186,20 @@ impl NetHeader {
     /// [`WireError::UnsupportedVersion`], [`WireError::PayloadTooLarge`],
     /// [`WireError::TooManyEvents`].
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        Self::decode_limited(bytes, MAX_PAYLOAD_SIZE)
+    }
+
+    /// As [`decode`](Self::decode), with `payload_len` up to
+    /// [`MAX_LARGE_PAYLOAD_SIZE`]: what a Net node that offered large
+    /// datagrams accepts.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode).
+    pub fn decode_large(bytes: &[u8]) -> Result<Self, WireError> {
+        Self::decode_limited(bytes, MAX_LARGE_PAYLOAD_SIZE)
+    }
+
+    fn decode_limited(bytes: &[u8], max_payload: usize) -> Result<Self, WireError> {
         let b = bytes.get(..HEADER_SIZE).ok_or(WireError::Truncated {
             what: "NetHeader",
             needed: HEADER_SIZE,
@@ -213,7 +232,7 @@ impl NetHeader {
             payload_len: u16_at(b, offset::PAYLOAD_LEN),
             event_count: u16_at(b, offset::EVENT_COUNT),
         };
-        if usize::from(header.payload_len) > MAX_PAYLOAD_SIZE {
+        if usize::from(header.payload_len) > max_payload {
             return Err(WireError::PayloadTooLarge(usize::from(header.payload_len)));
         }
         if usize::from(header.event_count) > MAX_EVENTS_PER_PACKET {

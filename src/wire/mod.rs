@@ -14,8 +14,9 @@ pub use classify::{DatagramClass, classify};
 pub use error::WireError;
 pub use frames::{decode_events, encode_events, framed_len, split_into_packets};
 pub use header::{
-    AAD_SIZE, HEADER_SIZE, MAX_EVENTS_PER_PACKET, MAX_PACKET_SIZE, MAX_PAYLOAD_SIZE, NONCE_SIZE,
-    NetHeader, PACKET_OVERHEAD, TAG_SIZE, aad, flags, nonce, nonce_prefix,
+    AAD_SIZE, HEADER_SIZE, MAX_EVENTS_PER_PACKET, MAX_LARGE_PACKET_SIZE, MAX_LARGE_PAYLOAD_SIZE,
+    MAX_PACKET_SIZE, MAX_PAYLOAD_SIZE, NONCE_SIZE, NetHeader, PACKET_OVERHEAD, TAG_SIZE, aad,
+    flags, nonce, nonce_prefix,
 };
 pub use pingwave::{Health, PINGWAVE_SIZE, Pingwave};
 pub use routing::{

@@ -30,6 +30,7 @@
 
 mod capabilities;
 mod channels;
+mod pathsize;
 mod recv;
 mod send;
 mod session_install;
@@ -54,9 +55,11 @@ use zeroize::Zeroizing;
 use super::config::{ConfigError, ConnectForm, MeshConfig};
 use super::credit::Backpressure;
 use super::handshake::{HandshakeError, HandshakeForm, Initiator, Responder};
+use super::hello::FLAG_WINDOW_GROWTH;
 use super::inbound::{Inbound, InboundEvent, Recv};
 use super::peer::{Peer, StreamLimits};
 use super::routing::{Router, RoutingConfig};
+use super::stream::WindowPool;
 use crate::cancel::CancelToken;
 use crate::identity::{EntityId, EntityKeypair, routing_id};
 
@@ -158,6 +161,15 @@ pub(crate) struct Stats {
     pub inbound_dropped: AtomicU64,
     pub retransmits: AtomicU64,
     pub grants_sent: AtomicU64,
+    /// Large-datagram probes sent, answered ones that raised a peer's
+    /// datagram size, and probes given up (`node/pathsize.rs`).
+    pub path_probes_sent: AtomicU64,
+    pub paths_enlarged: AtomicU64,
+    pub path_probes_failed: AtomicU64,
+    /// Wider windows offered to Net senders (receiver side).
+    pub windows_offered: AtomicU64,
+    /// Windows widened on a receiver's offer (sender side).
+    pub windows_widened: AtomicU64,
     pub acks_sent: AtomicU64,
     pub heartbeats_sent: AtomicU64,
     pub heartbeats_received: AtomicU64,
@@ -305,6 +317,9 @@ pub(crate) struct Inner {
     /// (`RxState::grant_threshold`); remainders go out on the reliability
     /// tick.
     grant_threshold: u64,
+    /// Receive-window bytes beyond the default that widened streams hold
+    /// (`window_budget`).
+    window_pool: Arc<WindowPool>,
     pub(crate) stats: Stats,
     pins: Mutex<HashMap<u64, EntityId>>,
     /// Sessions waiting to replace a bound one (`session_install.rs`).
@@ -322,6 +337,8 @@ pub(crate) struct Inner {
     pump: Arc<writer::Pump>,
     /// Which kernel offloads the socket uses (`io.rs`).
     offload: super::io::Offload,
+    /// Route MTUs, for large datagrams (`node/pathsize.rs`).
+    mtu_oracle: super::io::MtuOracle,
     /// Channel registry, rosters and our subscriptions (`channels.rs`).
     channels: channels::ChannelGlue,
     /// Our announcements and the capability index (`capabilities.rs`).
@@ -385,6 +402,9 @@ pub struct PeerInfo {
     /// (the session's first relay while no route is known); `None` for a
     /// direct peer.
     pub relay: Option<u64>,
+    /// The largest datagram we send it: 8192 (v0.11's), or up to 65 000
+    /// between Net nodes once a large-datagram probe went through.
+    pub max_datagram: usize,
 }
 
 impl MeshNode {
@@ -455,6 +475,7 @@ impl MeshNode {
             responder: Responder::new(*static_secret, *config.psk, node_id),
             inbound: Arc::new(Inbound::new(config.num_shards, config.shard_capacity)),
             grant_threshold: (config.window / 4).clamp(1, 16 * 1024),
+            window_pool: WindowPool::new(config.window_budget),
             handshake_tokens: Mutex::new((config.max_pending_handshakes as f64, Instant::now())),
             config,
             identity,
@@ -484,6 +505,7 @@ impl MeshNode {
             runtime: runtime.clone(),
             pump: Arc::new(writer::Pump::default()),
             offload,
+            mtu_oracle: super::io::MtuOracle::new(),
         });
         inner.pump.start(Arc::downgrade(&inner))?;
         inner.start_port_mapping()?;
@@ -818,6 +840,7 @@ impl MeshNode {
                     "cipher": p.cipher,
                     "dropped_unreported": p.dropped_unreported,
                     "relay": p.relay,
+                    "max_datagram": p.max_datagram,
                 })
             })
             .collect();
@@ -887,17 +910,39 @@ impl Inner {
             let Some(peer) = self.peers.get(&c.peer).map(|p| p.value().clone()) else {
                 continue;
             };
-            let grant = {
+            let grows = peer.binding().peer_has(FLAG_WINDOW_GROWTH)
+                && self.hello_flags() & FLAG_WINDOW_GROWTH != 0;
+            let (grant, widened) = {
                 let mut streams = peer.streams();
                 let Some(stream) = streams.get_mut(c.stream_id) else {
                     continue;
                 };
                 stream.rx.on_consumed(c.credit);
-                let threshold = stream.rx.grant_threshold(self.grant_threshold);
-                stream.rx.take_grant(threshold)
+                // A Net sender held back by credit while the application
+                // keeps up: offer it a wider window (docs/mesh.md, *Window
+                // growth*), sent with a grant now.
+                let widened = grows
+                    && stream
+                        .rx
+                        .grow_offer(
+                            stream.tx.credit.window(),
+                            self.config.max_window,
+                            &self.window_pool,
+                        )
+                        .is_some();
+                let threshold = if widened {
+                    1
+                } else {
+                    stream.rx.grant_threshold(self.grant_threshold)
+                };
+                let grant = stream.rx.take_grant(threshold);
+                (grant.map(|total| (total, stream.rx.offer())), widened)
             };
-            if let Some(total) = grant {
-                self.send_grant(&peer, c.stream_id, total);
+            if widened {
+                bump(&self.stats.windows_offered);
+            }
+            if let Some((total, offer)) = grant {
+                self.send_grant(&peer, c.stream_id, total, offer);
             }
         }
     }
@@ -939,6 +984,7 @@ impl Inner {
     fn refresh_addr(&self, peer: &Peer, addr: SocketAddr) {
         if let Some(old) = peer.set_addr(addr) {
             self.addr_index.remove_if(&old, |_, v| *v == peer.node_id);
+            self.path_changed(peer);
         }
         self.addr_index.insert(addr, peer.node_id);
     }
@@ -1180,6 +1226,7 @@ impl Inner {
                             .route_for(p.node_id, now)
                             .map_or(first, |route| route.next_hop)
                     }),
+                    max_datagram: p.path().datagram(),
                 }
             })
             .collect();
@@ -1243,6 +1290,12 @@ impl Inner {
         out["reflex_answers"] = g(&s.reflex_answers).into();
         out["reflex_answered"] = g(&s.reflex_answered).into();
         out["paths_upgraded"] = g(&s.paths_upgraded).into();
+        out["windows_offered"] = g(&s.windows_offered).into();
+        out["windows_widened"] = g(&s.windows_widened).into();
+        out["window_budget_used"] = self.window_pool.used().into();
+        out["path_probes_sent"] = g(&s.path_probes_sent).into();
+        out["paths_enlarged"] = g(&s.paths_enlarged).into();
+        out["path_probes_failed"] = g(&s.path_probes_failed).into();
         out
     }
 }

@@ -8,10 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::super::credit::WindowOffer;
 use super::super::crypto::Role;
-use super::super::hello::{FLAG_ACK, FLAG_AES_256_GCM, FLAG_RELIABILITY, Hello, HelloError};
+use super::super::hello::{
+    FLAG_ACK, FLAG_AES_256_GCM, FLAG_LARGE_DATAGRAMS, FLAG_RELIABILITY, FLAG_WINDOW_GROWTH, Hello,
+    HelloError,
+};
 use super::super::inbound::InboundPacket;
 use super::super::io::RecvBatch;
+use super::super::pathsize::{PathProbe, PathProbeAck};
 use super::super::peer::Peer;
 use super::super::reliable::{Received, RelAck};
 use super::super::routing::{Forward, PeerProtocol, PingwaveOutcome};
@@ -48,7 +53,7 @@ pub(super) async fn receive_loop(
     inner: Arc<Inner>,
     socket: tokio::io::unix::AsyncFd<std::net::UdpSocket>,
 ) {
-    let mut batch = RecvBatch::new(inner.offload.gro);
+    let mut batch = RecvBatch::new(inner.offload.gro, inner.config.large_datagrams);
     loop {
         if inner.is_shut_down() {
             return;
@@ -84,6 +89,10 @@ pub(super) async fn receive_loop(
     }
 }
 
+/// The longest datagram a v0.11 node sends: a packet behind a routing
+/// header.
+const V011_MAX_DATAGRAM: usize = crate::wire::MAX_PACKET_SIZE + crate::wire::ROUTING_HEADER_SIZE;
+
 impl Inner {
     fn handle_datagram(
         &self,
@@ -97,7 +106,7 @@ impl Inner {
         self.stats
             .bytes_received
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
-        if truncated {
+        if truncated || (buf.len() > V011_MAX_DATAGRAM && !self.takes_large_from(from)) {
             bump(&self.stats.oversized);
             return;
         }
@@ -112,8 +121,26 @@ impl Inner {
         }
     }
 
+    /// Whether a datagram longer than v0.11's may come from `from`: a
+    /// direct Net peer there that offered large datagrams, as we did.
+    fn takes_large_from(&self, from: SocketAddr) -> bool {
+        self.config.large_datagrams
+            && self
+                .addr_index
+                .get(&from)
+                .and_then(|id| self.peers.get(&*id).map(|p| p.value().clone()))
+                .is_some_and(|p| p.binding().peer_has(FLAG_LARGE_DATAGRAMS))
+    }
+
     fn handle_direct(&self, buf: &mut [u8], from: SocketAddr, touched: &mut Touched) {
-        let Ok(header) = NetHeader::decode(buf) else {
+        // Longer than v0.11's only from a peer that offered large
+        // datagrams (`takes_large_from`).
+        let decoded = if self.config.large_datagrams {
+            NetHeader::decode_large(buf)
+        } else {
+            NetHeader::decode(buf)
+        };
+        let Ok(header) = decoded else {
             bump(&self.stats.malformed);
             return;
         };
@@ -449,6 +476,10 @@ impl Inner {
                 for event in decode_events(plaintext, usize::from(header.event_count)) {
                     if let Ok(ack) = RelAck::decode(event) {
                         self.handle_ack(peer, &ack, now);
+                    } else if let Ok(probe) = PathProbe::decode(event) {
+                        self.answer_path_probe(peer, header, &probe);
+                    } else if let Ok(ack) = PathProbeAck::decode(event) {
+                        self.on_path_probe_ack(peer, &ack);
                     }
                 }
             }
@@ -457,6 +488,10 @@ impl Inner {
     }
 
     fn handle_window_event(&self, peer: &Arc<Peer>, event: &[u8], now: Instant) {
+        if let Ok(offer) = WindowOffer::decode(event) {
+            self.handle_window_offer(peer, &offer, now);
+            return;
+        }
         if let Ok(grant) = StreamWindow::decode(event) {
             let mut streams = peer.streams();
             if streams.is_quarantined(grant.stream_id, now) {
@@ -474,6 +509,34 @@ impl Inner {
             Ok(hello) => self.handle_hello(peer, &hello),
             Err(HelloError::NotHello(_)) => {}
             Err(_) => bump(&self.stats.identity_refused),
+        }
+    }
+
+    /// A Net receiver lets us widen a default window (`docs/mesh.md`,
+    /// *Window growth*): only if we offered growth in our hello, the peer's
+    /// verified hello did too, and the application left the window at its
+    /// default; never past our own `max_window`.
+    fn handle_window_offer(&self, peer: &Arc<Peer>, offer: &WindowOffer, now: Instant) {
+        if self.hello_flags() & FLAG_WINDOW_GROWTH == 0
+            || !peer.binding().peer_has(FLAG_WINDOW_GROWTH)
+        {
+            return;
+        }
+        let mut streams = peer.streams();
+        if streams.is_quarantined(offer.stream_id, now) {
+            return;
+        }
+        let Some(stream) = streams.get_mut(offer.stream_id) else {
+            return;
+        };
+        if !stream.tx.default_window {
+            return;
+        }
+        let window = offer.window.min(self.config.max_window);
+        if stream.tx.credit.grow_window(window) > 0 {
+            drop(streams);
+            bump(&self.stats.windows_widened);
+            peer.credit_granted.notify_all();
         }
     }
 
@@ -515,6 +578,7 @@ impl Inner {
         let bound = {
             let mut b = peer.binding();
             b.peer_entity = Some(hello.entity);
+            b.peer_flags = hello.flags;
             b.legacy = false;
             if hello.flags & FLAG_ACK != 0 {
                 b.acked = true;
@@ -535,8 +599,10 @@ impl Inner {
             .enable_aes(offered, offered && peer_offered && bound);
         peer.binding_changed.notify_all();
         if bound {
-            // A Net peer is a probe candidate now.
+            // A Net peer is a probe candidate now, and its path may take
+            // large datagrams (node/pathsize.rs).
             self.traversal_session_up(peer);
+            self.path_changed(peer);
         }
         if hello.flags & FLAG_ACK == 0 {
             self.send_hello(peer, true);
@@ -547,11 +613,17 @@ impl Inner {
     /// AES-256-GCM when the config allows it and the CPU has AES
     /// instructions.
     pub(super) fn hello_flags(&self) -> u8 {
+        let mut flags = FLAG_RELIABILITY;
         if self.config.aes && super::super::crypto::aes_hardware() {
-            FLAG_RELIABILITY | FLAG_AES_256_GCM
-        } else {
-            FLAG_RELIABILITY
+            flags |= FLAG_AES_256_GCM;
         }
+        if self.config.max_window > self.config.window && self.config.window != 0 {
+            flags |= FLAG_WINDOW_GROWTH;
+        }
+        if self.config.large_datagrams {
+            flags |= FLAG_LARGE_DATAGRAMS;
+        }
+        flags
     }
 
     fn handle_ack(&self, peer: &Arc<Peer>, ack: &RelAck, now: Instant) {
@@ -600,7 +672,7 @@ impl Inner {
                 return;
             }
             if window != 0 {
-                stream.rx.on_queued(cost);
+                stream.rx.on_queued(cost, window);
             }
             let packed = pack(plaintext, &frames);
             let delivered =
@@ -633,7 +705,7 @@ impl Inner {
         };
         let credit = if accepted && window != 0 { cost } else { 0 };
         let force = credit > 0 && stream.rx.within_window(cost, window);
-        stream.rx.on_queued(credit);
+        stream.rx.on_queued(credit, window);
         drop(streams);
         let n = frames.len() as u64;
         let packet = InboundPacket {
@@ -698,7 +770,10 @@ impl Inner {
                     continue;
                 };
                 let threshold = stream.rx.grant_threshold(self.grant_threshold);
-                let grant = stream.rx.take_grant(threshold);
+                let grant = stream
+                    .rx
+                    .take_grant(threshold)
+                    .map(|total| (total, stream.rx.offer()));
                 let ack = stream
                     .rx
                     .receiver
@@ -706,8 +781,8 @@ impl Inner {
                     .then(|| stream.rx.receiver.take_ack(stream_id));
                 (grant, ack)
             };
-            if let Some(total) = grant {
-                self.send_grant(&peer, stream_id, total);
+            if let Some((total, offer)) = grant {
+                self.send_grant(&peer, stream_id, total, offer);
             }
             if let Some(ack) = ack {
                 self.send_ack(&peer, &ack);

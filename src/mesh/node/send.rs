@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::super::credit::WindowOffer;
 use super::super::credit::{PACKET_COST_OVERHEAD, packet_cost};
+use super::super::hello::FLAG_WINDOW_GROWTH;
 use super::super::hello::{FLAG_ACK, Hello};
 use super::super::inbound::InboundPacket;
 use super::super::io;
@@ -28,11 +30,28 @@ use crate::wire::{
 /// The largest framed payload of a packet on a stream with `window`: a
 /// packet never costs more than the window, so every packet can eventually
 /// be sent. `BatchExceedsWindow` when one of `events` alone does not fit.
-fn packet_limit<E: AsRef<[u8]>>(window: u64, events: &[E]) -> Result<usize, MeshError> {
-    let limit = if window == 0 {
-        MAX_PAYLOAD_SIZE
+fn packet_limit<E: AsRef<[u8]>>(
+    window: u64,
+    events: &[E],
+    peer_max: usize,
+) -> Result<usize, MeshError> {
+    // Past v0.11's 8 KiB (a Net peer whose path took a large-datagram
+    // probe, node/pathsize.rs), a packet holds at most a quarter of the
+    // window, so that several are in flight.
+    let cap = if peer_max > MAX_PAYLOAD_SIZE {
+        let quarter = if window == 0 {
+            peer_max
+        } else {
+            (window / 4) as usize
+        };
+        quarter.clamp(MAX_PAYLOAD_SIZE, peer_max)
     } else {
-        (window.saturating_sub(PACKET_COST_OVERHEAD) as usize).min(MAX_PAYLOAD_SIZE)
+        MAX_PAYLOAD_SIZE
+    };
+    let limit = if window == 0 {
+        cap
+    } else {
+        (window.saturating_sub(PACKET_COST_OVERHEAD) as usize).min(cap)
     };
     let largest = events
         .iter()
@@ -96,20 +115,37 @@ impl Inner {
         self.send_control(peer, &kind, &payload);
     }
 
-    /// An absolute StreamWindow grant for `stream_id`.
-    pub(super) fn send_grant(&self, peer: &Peer, stream_id: u64, total_consumed: u64) {
+    /// An absolute StreamWindow grant for `stream_id`, and with it the
+    /// wider window we offer a Net sender (`docs/mesh.md`, *Window
+    /// growth*), if any: repeated with every grant, so a lost one costs
+    /// nothing.
+    pub(super) fn send_grant(
+        &self,
+        peer: &Peer,
+        stream_id: u64,
+        total_consumed: u64,
+        offer: Option<u64>,
+    ) {
         let grant = StreamWindow {
             stream_id,
             total_consumed,
+        }
+        .encode();
+        let offer = offer
+            .filter(|_| peer.binding().peer_has(FLAG_WINDOW_GROWTH))
+            .map(|window| WindowOffer { stream_id, window }.encode());
+        let encoded = match &offer {
+            Some(offer) => encode_events(&[&grant[..], &offer[..]]),
+            None => encode_events(&[&grant[..]]),
         };
-        let Ok(payload) = encode_events(&[&grant.encode()[..]]) else {
+        let Ok(payload) = encoded else {
             return;
         };
         let kind = PacketKind {
             subprotocol_id: ids::STREAM_WINDOW,
             stream_id: CONTROL_STREAM_ID,
             sequence: peer.session.next_control_seq(),
-            event_count: 1,
+            event_count: if offer.is_some() { 2 } else { 1 },
             ..PacketKind::default()
         };
         self.send_control(peer, &kind, &payload);
@@ -121,6 +157,13 @@ impl Inner {
         let Ok(payload) = encode_events(&[&ack.encode()[..]]) else {
             return;
         };
+        self.send_reliability_event(peer, &payload);
+        bump(&self.stats.acks_sent);
+    }
+
+    /// One framed event on the Net reliability subprotocol (0x1A00): acks,
+    /// path probes and their answers (Net peers only).
+    pub(super) fn send_reliability_event(&self, peer: &Peer, payload: &[u8]) {
         let kind = PacketKind {
             subprotocol_id: ids::NET_RELIABILITY,
             stream_id: u64::from(ids::NET_RELIABILITY),
@@ -128,8 +171,7 @@ impl Inner {
             event_count: 1,
             ..PacketKind::default()
         };
-        self.send_control(peer, &kind, &payload);
-        bump(&self.stats.acks_sent);
+        self.send_control(peer, &kind, payload);
     }
 
     /// Retransmits packet `seq` of a Net reliable stream (same sequence,
@@ -234,7 +276,7 @@ impl Inner {
                 .stream_and_outbox(stream_id)
                 .ok_or(MeshError::StreamClosed(stream_id))?;
             let window = stream.tx.credit.window();
-            let limit = packet_limit(window, events)?;
+            let limit = packet_limit(window, events, peer.max_payload())?;
             let (_, cost) = outbox.plan(stream_id, events, limit, u64::MAX);
             if window != 0 && cost > window {
                 return Err(MeshError::BatchExceedsWindow {
@@ -273,7 +315,7 @@ impl Inner {
             let (stream, outbox) = streams
                 .stream_and_outbox(stream_id)
                 .ok_or(MeshError::StreamClosed(stream_id))?;
-            let limit = packet_limit(stream.tx.credit.window(), rest)?;
+            let limit = packet_limit(stream.tx.credit.window(), rest, peer.max_payload())?;
             let (n, cost) = outbox.plan(stream_id, rest, limit, stream.tx.credit.available());
             if n > 0 {
                 stream

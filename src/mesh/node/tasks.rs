@@ -116,6 +116,7 @@ fn reliability_round(inner: &Inner) {
     inner.expire_candidates(now);
     for peer in snapshot(inner) {
         drive_hello(inner, &peer, now);
+        inner.drive_path_probe(&peer, now);
         let mut due: Vec<(u64, Vec<u64>)> = Vec::new();
         let mut acks = Vec::new();
         let mut grants = Vec::new();
@@ -136,12 +137,12 @@ fn reliability_round(inner: &Inner) {
                     .take_grant(1)
                     .or_else(|| stream.rx.regrant_due(now))
                 {
-                    grants.push((id, total));
+                    grants.push((id, total, stream.rx.offer()));
                 }
             }
         }
-        for (id, total) in grants {
-            inner.send_grant(&peer, id, total);
+        for (id, total, offer) in grants {
+            inner.send_grant(&peer, id, total, offer);
         }
         for ack in &acks {
             inner.send_ack(&peer, ack);

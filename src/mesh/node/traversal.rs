@@ -733,6 +733,7 @@ impl Inner {
             self.addr_index.remove_if(&old, |_, v| *v == peer.node_id);
         }
         self.addr_index.insert(addr, peer.node_id);
+        self.path_changed(peer);
         {
             let mut router = self.router();
             let table = router.table_mut();
