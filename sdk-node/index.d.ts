@@ -457,6 +457,16 @@ export interface MeshOptions {
   numShards?: number;
   shardCapacity?: number;
   window?: U64Like;
+  /** How far a default window widens between Net nodes while its sender is
+   * held back and the reader keeps up (default 4 MiB; at most `window`
+   * turns it off). */
+  maxWindow?: U64Like;
+  /** What widened streams of the node may hold beyond the default (default 64 MiB). */
+  windowBudget?: U64Like;
+  /** Up to 65 000-byte datagrams between Net nodes where the route carries
+   * them unfragmented and a probe gets through (default true). */
+  largeDatagrams?: boolean;
+  pathProbeIntervalMs?: number;
   recvBuffer?: number;
   sendBuffer?: number;
   maxStreams?: number;
@@ -727,6 +737,9 @@ export interface MeshPeer {
   droppedUnreported: bigint;
   /** The node_id of the relay a relayed session goes through; null for a direct peer. */
   relay: bigint | null;
+  /** The largest datagram sent to the peer: 8192 (v0.11's), or up to 65 000
+   * between Net nodes once a large-datagram probe got through. */
+  maxDatagram: number;
 }
 
 /** The route in use to one destination (Mesh.routes). */

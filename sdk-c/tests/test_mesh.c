@@ -23,7 +23,7 @@
 #define _XOPEN_SOURCE 700
 
 #include "block_util.h"
-#include "cortex_util.h"
+#include "mesh_util.h"
 
 static const char CONFIG[] =
     "{\"psk_hex\":\"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a\","
@@ -46,19 +46,12 @@ static net_mesh_t *mesh_new(void)
     return mesh_with(CONFIG);
 }
 
-static uint64_t node_id(const net_mesh_t *m)
-{
-    uint64_t id = 0;
-    CHECK_OK(net_mesh_node_id(m, &id));
-    return id;
-}
-
 static int mesh_connect(const net_mesh_t *a, const net_mesh_t *b)
 {
     net_bytes_t key = {NULL, 0}, addr = {NULL, 0};
     int ok = CHECK_OK(net_mesh_public_key(b, &key)) && CHECK_OK(net_mesh_local_addr(b, &addr)) &&
              CHECK(key.len == 32) &&
-             CHECK_OK(net_mesh_connect(a, addr.ptr, addr.len, key.ptr, key.len, node_id(b), NULL, NULL));
+             CHECK_OK(net_mesh_connect(a, addr.ptr, addr.len, key.ptr, key.len, mesh_node_id(b), NULL, NULL));
     net_bytes_free(&key);
     net_bytes_free(&addr);
     return ok;
@@ -102,12 +95,12 @@ static void test_two_nodes_both_ways(void)
     if (!mesh_connect(a, b)) {
         goto done;
     }
-    CHECK_OK(net_mesh_open_stream(a, node_id(b), 7, true, UINT64_MAX, &ab));
+    CHECK_OK(net_mesh_open_stream(a, mesh_node_id(b), 7, true, UINT64_MAX, &ab));
     CHECK_OK(send_text(ab, "hello from a"));
-    expect_event(b, node_id(a), 7, "hello from a");
-    CHECK_OK(net_mesh_open_stream(b, node_id(a), 9, false, UINT64_MAX, &ba));
+    expect_event(b, mesh_node_id(a), 7, "hello from a");
+    CHECK_OK(net_mesh_open_stream(b, mesh_node_id(a), 9, false, UINT64_MAX, &ba));
     CHECK_OK(send_text(ba, "hello from b"));
-    expect_event(a, node_id(b), 9, "hello from b");
+    expect_event(a, mesh_node_id(b), 9, "hello from b");
     CHECK_STATUS(net_mesh_recv_next(a, 10, &p, &s, &data, NULL, NULL, NULL, NULL), NET_TIMEOUT);
     CHECK(data.ptr == NULL);
     CHECK_OK(net_mesh_peers(a, &json));
@@ -156,7 +149,7 @@ static void test_backpressure_and_errors(void)
     if (a == NULL || b == NULL || !mesh_connect(a, b)) {
         goto done;
     }
-    CHECK_OK(net_mesh_open_stream(a, node_id(b), 4, false, 1000, &s));
+    CHECK_OK(net_mesh_open_stream(a, mesh_node_id(b), 4, false, 1000, &s));
     two[0].ptr = big;
     two[0].len = sizeof big;
     two[1] = two[0];
@@ -204,7 +197,7 @@ static void test_op_after_free(void)
     }
     e.ptr = (const uint8_t *)"x";
     e.len = 1;
-    CHECK_OK(net_mesh_open_stream(a, node_id(b), 1, false, UINT64_MAX, &s));
+    CHECK_OK(net_mesh_open_stream(a, mesh_node_id(b), 1, false, UINT64_MAX, &s));
     CHECK_OK(net_mesh_stream_free(s));
     CHECK_STATUS(send_text(s, "x"), NET_ERR_SHUTTING_DOWN);
     CHECK_STATUS(net_mesh_stream_send_blocking(s, &e, 1, NET_WAIT_FOREVER, NULL, NULL),
@@ -212,7 +205,7 @@ static void test_op_after_free(void)
     CHECK_STATUS(net_mesh_stream_info(s, &p, &sid), NET_ERR_SHUTTING_DOWN);
     CHECK_OK(net_mesh_stream_free(s)); /* idempotent */
     /* A stream whose node is freed refuses (shut down) but stays safe to free. */
-    CHECK_OK(net_mesh_open_stream(a, node_id(b), 2, false, UINT64_MAX, &s2));
+    CHECK_OK(net_mesh_open_stream(a, mesh_node_id(b), 2, false, UINT64_MAX, &s2));
     CHECK_OK(net_mesh_free(a));
     CHECK_STATUS(send_text(s2, "x"), NET_ERR_SHUTTING_DOWN);
     CHECK_OK(net_mesh_stream_free(s2));
@@ -281,7 +274,7 @@ static void test_concurrent_frees(void)
         memset(&r, 0, sizeof r);
         r.mesh = mesh_new();
         if (r.mesh == NULL || b == NULL || !mesh_connect(r.mesh, b) ||
-            !CHECK_OK(net_mesh_open_stream(r.mesh, node_id(b), 1, false, UINT64_MAX, &r.stream))) {
+            !CHECK_OK(net_mesh_open_stream(r.mesh, mesh_node_id(b), 1, false, UINT64_MAX, &r.stream))) {
             CHECK_OK(net_mesh_free(r.mesh));
             CHECK_OK(net_mesh_free(b));
             return;
@@ -484,7 +477,7 @@ static net_mesh_stream_t *stalled_stream(const net_mesh_t *a, const net_mesh_t *
     net_slice_t e;
     e.ptr = first;
     e.len = sizeof first;
-    if (!CHECK_OK(net_mesh_open_stream(a, node_id(b), 1, false, 200, &s))) {
+    if (!CHECK_OK(net_mesh_open_stream(a, mesh_node_id(b), 1, false, 200, &s))) {
         return NULL;
     }
     CHECK_OK(net_mesh_stream_send(s, &e, 1)); /* 184 of 200 bytes of credit */
@@ -615,9 +608,9 @@ static void test_cancel_wakes_every_blocked_call(void)
     late = mesh_new();
     if (late != NULL && mesh_connect(late, cr.node)) {
         net_mesh_stream_t *s = NULL;
-        if (CHECK_OK(net_mesh_open_stream(late, node_id(cr.node), 3, true, UINT64_MAX, &s))) {
+        if (CHECK_OK(net_mesh_open_stream(late, mesh_node_id(cr.node), 3, true, UINT64_MAX, &s))) {
             CHECK_OK(send_text(s, "still here"));
-            expect_event(cr.node, node_id(late), 3, "still here");
+            expect_event(cr.node, mesh_node_id(late), 3, "still here");
         }
         CHECK_OK(net_mesh_stream_free(s));
     }
@@ -629,10 +622,44 @@ out:
     silent_peer_free(&silent);
 }
 
+/* Window growth and large datagrams are configuration keys: two nodes
+ * with large datagrams reach 65 000-byte datagrams on loopback (the peers
+ * JSON shows it once a probe got through); a node that turned them off
+ * keeps its peer at v0.11's 8192 and is never probed. */
+static void test_large_datagrams_and_window_options(void)
+{
+    static const char BIG[] =
+        "{\"psk_hex\":\"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a\","
+        "\"heartbeat_interval_ms\":50,\"session_timeout_ms\":1000,\"hello_timeout_ms\":500,"
+        "\"max_window\":1048576,\"window_budget\":8388608,\"path_probe_interval_ms\":200}";
+    static const char SMALL[] =
+        "{\"psk_hex\":\"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a\","
+        "\"large_datagrams\":false}";
+    net_mesh_t *a = mesh_with(BIG), *b = mesh_with(BIG), *c = mesh_with(SMALL);
+    if (mesh_connect(a, b) && mesh_connect(a, c)) {
+        char of_b[64], of_c[64];
+        snprintf(of_b, sizeof of_b, "\"max_datagram\":65000,\"node_id\":%llu,",
+                 (unsigned long long)mesh_node_id(b));
+        snprintf(of_c, sizeof of_c, "\"max_datagram\":8192,\"node_id\":%llu,",
+                 (unsigned long long)mesh_node_id(c));
+        CHECK(wait_json(net_mesh_peers, a, of_b, of_c));
+        CHECK(wait_json(net_mesh_stats, a, "\"paths_enlarged\":1,", NULL));
+    }
+    /* Probing more often than every 100 ms is refused, naming the key. */
+    net_mesh_t *bad = NULL;
+    static const char FAST_PROBES[] = "{\"path_probe_interval_ms\":10}";
+    CHECK_STATUS(net_mesh_new((const uint8_t *)FAST_PROBES, strlen(FAST_PROBES), &bad), NET_ERR_MESH_CONFIG);
+    CHECK(strstr(net_last_error_message(), "path_probe_interval_ms") != NULL);
+    net_mesh_free(a);
+    net_mesh_free(b);
+    net_mesh_free(c);
+}
+
 int main(void)
 {
     RUN_TEST(test_two_nodes_both_ways);
     RUN_TEST(test_backpressure_and_errors);
+    RUN_TEST(test_large_datagrams_and_window_options);
     RUN_TEST(test_op_after_free);
     RUN_TEST(test_concurrent_frees);
     RUN_TEST(test_node_free_wakes_calls_blocked_forever);

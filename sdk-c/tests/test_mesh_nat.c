@@ -15,10 +15,8 @@
 #include <time.h>
 
 #include "block_util.h"
-#include "cortex_util.h"
+#include "mesh_util.h"
 
-/* How long a condition may take to hold on a loaded machine. */
-#define WAIT_MS 20000
 
 static net_mesh_t *started_node(const char *ip)
 {
@@ -36,53 +34,17 @@ static net_mesh_t *started_node(const char *ip)
     return m;
 }
 
-static uint64_t node_id(const net_mesh_t *m)
-{
-    uint64_t id = 0;
-    CHECK_OK(net_mesh_node_id(m, &id));
-    return id;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* Whether `fn`'s JSON for `m` holds `fragment` (and, when `also` is not
- * NULL, that too), polled every 5 ms for up to WAIT_MS. */
-static int wait_json(net_status_t (*fn)(const net_mesh_t *, net_bytes_t *), const net_mesh_t *m,
-                     const char *fragment, const char *also)
-{
-    const struct timespec pause = {0, 5 * 1000 * 1000};
-    int64_t deadline = now_ms() + WAIT_MS;
-    for (;;) {
-        net_bytes_t json = {NULL, 0};
-        int found = CHECK_OK(fn(m, &json)) && json_has(&json, fragment) &&
-                    (also == NULL || json_has(&json, also));
-        net_bytes_free(&json);
-        if (found) {
-            return 1;
-        }
-        if (now_ms() > deadline) {
-            return CHECK(!"condition held in time") && 0;
-        }
-        nanosleep(&pause, NULL);
-    }
-}
-
 /* `a` connects to `b`; both ends hold a bound Net session. */
 static int link_nodes(const net_mesh_t *a, const net_mesh_t *b)
 {
     net_bytes_t key = {NULL, 0}, addr = {NULL, 0};
     char of_a[64], of_b[64];
     int ok = CHECK_OK(net_mesh_public_key(b, &key)) && CHECK_OK(net_mesh_local_addr(b, &addr)) &&
-             CHECK_OK(net_mesh_connect(a, addr.ptr, addr.len, key.ptr, key.len, node_id(b), NULL, NULL));
+             CHECK_OK(net_mesh_connect(a, addr.ptr, addr.len, key.ptr, key.len, mesh_node_id(b), NULL, NULL));
     net_bytes_free(&key);
     net_bytes_free(&addr);
-    snprintf(of_a, sizeof of_a, "\"node_id\":%llu,", (unsigned long long)node_id(a));
-    snprintf(of_b, sizeof of_b, "\"node_id\":%llu,", (unsigned long long)node_id(b));
+    snprintf(of_a, sizeof of_a, "\"node_id\":%llu,", (unsigned long long)mesh_node_id(a));
+    snprintf(of_b, sizeof of_b, "\"node_id\":%llu,", (unsigned long long)mesh_node_id(b));
     return ok && wait_json(net_mesh_peers, b, of_a, "\"identity\":\"net\"") &&
            wait_json(net_mesh_peers, a, of_b, "\"identity\":\"net\"");
 }
@@ -185,8 +147,8 @@ static int wait_bound(const net_mesh_t *a, const net_mesh_t *b)
 {
     const struct timespec pause = {0, 5 * 1000 * 1000};
     int64_t deadline = now_ms() + WAIT_MS;
-    while (!(entry_has(a, node_id(b), "\"identity\":\"net\"") &&
-             entry_has(b, node_id(a), "\"identity\":\"net\""))) {
+    while (!(entry_has(a, mesh_node_id(b), "\"identity\":\"net\"") &&
+             entry_has(b, mesh_node_id(a), "\"identity\":\"net\""))) {
         if (now_ms() > deadline) {
             return CHECK(!"bound in time") && 0;
         }
@@ -206,18 +168,18 @@ static void test_connect_direct(void)
         goto done;
     }
     CHECK_OK(net_mesh_public_key(b, &key_b));
-    if (!CHECK_OK(net_mesh_connect_via(a, node_id(r), key_b.ptr, key_b.len, node_id(b), NULL, NULL))) {
+    if (!CHECK_OK(net_mesh_connect_via(a, mesh_node_id(r), key_b.ptr, key_b.len, mesh_node_id(b), NULL, NULL))) {
         goto done;
     }
-    CHECK(relay_is(a, node_id(b), node_id(r)));
-    CHECK_STATUS(net_mesh_connect_direct(a, node_id(b), key_b.ptr, key_b.len, 0x1234, NULL, NULL, &outcome),
+    CHECK(relay_is(a, mesh_node_id(b), mesh_node_id(r)));
+    CHECK_STATUS(net_mesh_connect_direct(a, mesh_node_id(b), key_b.ptr, key_b.len, 0x1234, NULL, NULL, &outcome),
                  NET_ERR_MESH_NO_ROUTE);
-    CHECK_STATUS(net_mesh_connect_direct(a, node_id(b), key_b.ptr, key_b.len, node_id(r), NULL, NULL, NULL),
+    CHECK_STATUS(net_mesh_connect_direct(a, mesh_node_id(b), key_b.ptr, key_b.len, mesh_node_id(r), NULL, NULL, NULL),
                  NET_ERR_INVALID_ARGUMENT);
     /* The identity exchange done on both ends: only Net nodes move. */
-    if (wait_bound(a, b) && CHECK_OK(net_mesh_connect_direct(a, node_id(b), key_b.ptr, key_b.len, node_id(r), NULL, NULL, &outcome))) {
+    if (wait_bound(a, b) && CHECK_OK(net_mesh_connect_direct(a, mesh_node_id(b), key_b.ptr, key_b.len, mesh_node_id(r), NULL, NULL, &outcome))) {
         CHECK(outcome == NET_DIRECT_OUTCOME_DIRECT);
-        CHECK(relay_is(a, node_id(b), 0));
+        CHECK(relay_is(a, mesh_node_id(b), 0));
         CHECK(nat_has(a, "\"punches_succeeded\":1"));
     }
 done:

@@ -21,14 +21,12 @@
 #include <time.h>
 
 #include "block_util.h"
-#include "cortex_util.h"
+#include "mesh_util.h"
 
 static const char CONFIG[] =
     "{\"psk_hex\":\"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a\","
     "\"heartbeat_interval_ms\":50,\"session_timeout_ms\":1000,\"hello_timeout_ms\":500}";
 
-/* How long a condition may take to hold on a loaded machine. */
-#define WAIT_MS 20000
 
 static net_mesh_t *started_node(void)
 {
@@ -40,52 +38,17 @@ static net_mesh_t *started_node(void)
     return m;
 }
 
-static uint64_t node_id(const net_mesh_t *m)
-{
-    uint64_t id = 0;
-    CHECK_OK(net_mesh_node_id(m, &id));
-    return id;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* Whether the JSON `fn` returns for `m` holds `fragment`, polled every 5 ms
- * for up to WAIT_MS. */
-static int wait_json(net_status_t (*fn)(const net_mesh_t *, net_bytes_t *), const net_mesh_t *m,
-                     const char *fragment)
-{
-    const struct timespec pause = {0, 5 * 1000 * 1000};
-    int64_t deadline = now_ms() + WAIT_MS;
-    for (;;) {
-        net_bytes_t json = {NULL, 0};
-        int found = CHECK_OK(fn(m, &json)) && json_has(&json, fragment);
-        net_bytes_free(&json);
-        if (found) {
-            return 1;
-        }
-        if (now_ms() > deadline) {
-            return CHECK(!"condition held in time") && 0;
-        }
-        nanosleep(&pause, NULL);
-    }
-}
-
 /* `a` connects to `b` directly; both ends see the session. */
 static int link_nodes(const net_mesh_t *a, const net_mesh_t *b)
 {
     net_bytes_t key = {NULL, 0}, addr = {NULL, 0};
     char fragment[64];
     int ok = CHECK_OK(net_mesh_public_key(b, &key)) && CHECK_OK(net_mesh_local_addr(b, &addr)) &&
-             CHECK_OK(net_mesh_connect(a, addr.ptr, addr.len, key.ptr, key.len, node_id(b), NULL, NULL));
+             CHECK_OK(net_mesh_connect(a, addr.ptr, addr.len, key.ptr, key.len, mesh_node_id(b), NULL, NULL));
     net_bytes_free(&key);
     net_bytes_free(&addr);
-    snprintf(fragment, sizeof fragment, "\"node_id\":%llu,", (unsigned long long)node_id(a));
-    return ok && wait_json(net_mesh_peers, b, fragment);
+    snprintf(fragment, sizeof fragment, "\"node_id\":%llu,", (unsigned long long)mesh_node_id(a));
+    return ok && wait_json(net_mesh_peers, b, fragment, NULL);
 }
 
 static int send_text(const net_mesh_t *from, uint64_t to, uint64_t stream_id, const char *text)
@@ -148,7 +111,7 @@ static void test_relay_star(void)
     if (a == NULL || r == NULL || b == NULL || c == NULL) {
         goto done;
     }
-    ida = node_id(a), idr = node_id(r), idb = node_id(b), idc = node_id(c);
+    ida = mesh_node_id(a), idr = mesh_node_id(r), idb = mesh_node_id(b), idc = mesh_node_id(c);
     if (!link_nodes(a, r) || !link_nodes(b, r) || !link_nodes(c, r)) {
         goto done;
     }
@@ -173,7 +136,7 @@ static void test_relay_star(void)
     }
     CHECK(peer_relayed_by(b, ida, idr));
     snprintf(fragment, sizeof fragment, "\"node_id\":%llu,", (unsigned long long)idb);
-    if (wait_json(net_mesh_peers, a, fragment)) {
+    if (wait_json(net_mesh_peers, a, fragment, NULL)) {
         CHECK(peer_relayed_by(a, idb, idr));
     }
     if (send_text(b, ida, 3, "b to a via r")) {
@@ -184,7 +147,7 @@ static void test_relay_star(void)
     }
     snprintf(fragment, sizeof fragment, "\"destination\":%llu,\"next_hop\":%llu,",
              (unsigned long long)ida, (unsigned long long)idr);
-    CHECK(wait_json(net_mesh_routes, b, fragment));
+    CHECK(wait_json(net_mesh_routes, b, fragment, NULL));
     CHECK_OK(net_mesh_routes(r, &json));
     snprintf(fragment, sizeof fragment, "\"node_id\":%llu,", (unsigned long long)idr);
     CHECK(json_has(&json, fragment) && json_has(&json, "\"forwarding\":{\"forwarded\":"));
@@ -194,7 +157,7 @@ static void test_relay_star(void)
     /* A learns C from the pingwaves R relays, then connects along the route. */
     snprintf(fragment, sizeof fragment, "\"destination\":%llu,\"next_hop\":%llu,\"hops\":2,",
              (unsigned long long)idc, (unsigned long long)idr);
-    if (wait_json(net_mesh_routes, a, fragment) &&
+    if (wait_json(net_mesh_routes, a, fragment, NULL) &&
         CHECK_OK(net_mesh_connect_routed(a, key_c.ptr, key_c.len, idc, NULL, NULL))) {
         CHECK(peer_relayed_by(a, idc, idr));
         if (send_text(a, idc, 5, "a to c routed")) {

@@ -49,6 +49,20 @@ type MeshConfig struct {
 	// NoGSO / NoGRO turn the Linux UDP offloads off (on by default; a GSO
 	// send the kernel refuses turns GSO off by itself).
 	NoGSO, NoGRO bool
+	// MaxWindow bounds how far a default stream window widens between Net
+	// nodes while its sender is held back by credit and the reader keeps
+	// up (nil: 4 MiB; at most Window turns growth off). WindowBudget is
+	// what all widened streams of the node may hold beyond the default
+	// (0: 64 MiB).
+	MaxWindow    *uint64
+	WindowBudget uint64
+	// NoLargeDatagrams keeps every datagram within v0.11's 8 KiB (by
+	// default two Net nodes use up to 65 000-byte datagrams where the route
+	// carries them unfragmented and a probe gets through).
+	NoLargeDatagrams bool
+	// PathProbeInterval is how often a large-datagram path is probed again
+	// (60 s by default).
+	PathProbeInterval time.Duration
 	// NoAES stops offering AES-256-GCM to Net peers (offered by default
 	// when the CPU has AES instructions; used when both sides offer it):
 	// every session stays on ChaCha20-Poly1305.
@@ -123,6 +137,16 @@ func (c MeshConfig) MarshalJSON() ([]byte, error) {
 	if c.Window != nil {
 		put("window", *c.Window)
 	}
+	if c.MaxWindow != nil {
+		put("max_window", *c.MaxWindow)
+	}
+	if c.WindowBudget > 0 {
+		put("window_budget", c.WindowBudget)
+	}
+	if c.NoLargeDatagrams {
+		put("large_datagrams", false)
+	}
+	ms("path_probe_interval_ms", c.PathProbeInterval)
 	if c.ConnectForm != "" {
 		put("connect_form", c.ConnectForm)
 	}
@@ -175,6 +199,10 @@ type MeshPeer struct {
 	// ConnectRouted, or a peer that reached us so) goes through; nil for a
 	// direct peer.
 	Relay *uint64 `json:"relay"`
+	// MaxDatagram is the largest datagram sent to the peer: 8192 (v0.11's),
+	// or up to 65 000 between Net nodes once a large-datagram probe got
+	// through.
+	MaxDatagram int `json:"max_datagram"`
 }
 
 // MeshRoutes is a node's routing table (Mesh.Routes).

@@ -290,3 +290,34 @@ func TestMeshDropsReachTheApplication(t *testing.T) {
 		t.Fatalf("last event: DroppedBefore %d, want %d", next.DroppedBefore, unreported)
 	}
 }
+
+// Window growth and large datagrams are options; a node with large
+// datagrams off keeps its peer at v0.11's 8 KiB, two nodes with them on
+// reach 65 000 on loopback.
+func TestMeshDatagramAndWindowOptions(t *testing.T) {
+	maxWindow := uint64(1 << 20)
+	big := func(c *netmesh.MeshConfig) {
+		c.MaxWindow = &maxWindow
+		c.WindowBudget = 8 << 20
+		c.PathProbeInterval = 200 * time.Millisecond
+	}
+	small := func(c *netmesh.MeshConfig) { c.NoLargeDatagrams = true }
+	for _, tc := range []struct {
+		name string
+		b    func(*netmesh.MeshConfig)
+		want int
+	}{{"large", big, 65000}, {"small", small, 8192}} {
+		a, b := fastMesh(t, big), fastMesh(t, tc.b)
+		if err := a.Connect(ctx5(t), must(b.LocalAddr()), must(b.PublicKey()), must(b.NodeID())); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, tc.name+" datagram size", func() bool {
+			peers := must(a.Peers())
+			return len(peers) == 1 && peers[0].Identity == "net" && peers[0].MaxDatagram == tc.want &&
+				(tc.want == 8192 || must(a.Stats())["paths_enlarged"] >= 1)
+		})
+		if tc.want == 8192 && must(a.Stats())["path_probes_sent"] != 0 {
+			t.Fatalf("probed a node without large datagrams: %v", must(a.Stats()))
+		}
+	}
+}

@@ -87,6 +87,7 @@ const DURATIONS = {
   helloTimeoutMs: 'hello_timeout_ms',
   classifyPeriodMs: 'classify_period_ms',
   classifyDeadlineMs: 'classify_deadline_ms',
+  pathProbeIntervalMs: 'path_probe_interval_ms',
 };
 const PLAIN = {
   bind: 'bind',
@@ -94,6 +95,9 @@ const PLAIN = {
   numShards: 'num_shards',
   shardCapacity: 'shard_capacity',
   window: 'window',
+  maxWindow: 'max_window',
+  windowBudget: 'window_budget',
+  largeDatagrams: 'large_datagrams',
   recvBuffer: 'recv_buffer',
   sendBuffer: 'send_buffer',
   maxStreams: 'max_streams',
@@ -150,7 +154,8 @@ let streamHandle;
  * sessionTimeoutMs, handshakeTimeoutMs, handshakeRetries, numShards,
  * shardCapacity, window, recvBuffer, sendBuffer, maxStreams,
  * streamIdleTimeoutMs, connectForm ('routed' | 'direct'), helloTimeoutMs,
- * requireIdentity, maxPendingHandshakes, loopbackDepth.
+ * requireIdentity, maxPendingHandshakes, loopbackDepth, maxWindow,
+ * windowBudget, largeDatagrams, pathProbeIntervalMs.
  */
 class Mesh {
   #handle;
@@ -431,6 +436,7 @@ class Mesh {
       cipher: p.cipher,
       droppedUnreported: BigInt(p.dropped_unreported),
       relay: p.relay ?? null,
+      maxDatagram: Number(p.max_datagram),
     }));
   }
 

@@ -21,6 +21,7 @@ const {
 } = netmesh;
 const { fns, rawHandle } = internal;
 const { startWorkers, letItBlock, untilWon, interruptBlocked, wokenByTheFree } = require('./race-helpers');
+const { waitFor } = require('./helpers');
 
 const S = netmesh.Status;
 const PSK = Buffer.alloc(32, 0x5a);
@@ -240,4 +241,26 @@ test('mesh race 3: a free wakes a recv blocked forever on another thread, and re
     a.close();
     return wokenByTheFree(outcome, 'recv');
   });
+});
+
+test('window growth and large datagrams are options', async (t) => {
+  // Two nodes with large datagrams reach 65 000-byte datagrams on
+  // loopback; a node without them keeps its peer at v0.11's 8192 and is
+  // never probed.
+  for (const [large, want] of [[true, 65000], [false, 8192]]) {
+    const a = Mesh.open({ ...FAST, maxWindow: 1n << 20n, windowBudget: 8 << 20, pathProbeIntervalMs: 200 });
+    const b = Mesh.open({ ...FAST, largeDatagrams: large });
+    t.after(() => {
+      a.close();
+      b.close();
+    });
+    await a.connect(b.localAddr, b.publicKey, b.nodeId);
+    await waitFor(`max_datagram ${want}`, () => {
+      const peers = a.peers();
+      const enlarged = Number(a.stats().paths_enlarged ?? 0);
+      return peers.length === 1 && peers[0].identity === 'net' && peers[0].maxDatagram === want && (want === 8192 || enlarged >= 1);
+    });
+    if (!large) assert.equal(Number(a.stats().path_probes_sent), 0);
+  }
+  assert.throws(() => Mesh.open({ ...FAST, pathProbeIntervalMs: 10 }), MeshConfigError);
 });

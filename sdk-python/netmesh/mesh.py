@@ -154,6 +154,7 @@ _DURATIONS = {
     "hello_timeout": "hello_timeout_ms",
     "classify_period": "classify_period_ms",
     "classify_deadline": "classify_deadline_ms",
+    "path_probe_interval": "path_probe_interval_ms",
 }
 _PLAIN = {
     "bind",
@@ -165,6 +166,9 @@ _PLAIN = {
     "num_shards",
     "shard_capacity",
     "window",
+    "max_window",
+    "window_budget",
+    "large_datagrams",
     "recv_buffer",
     "send_buffer",
     "max_streams",
@@ -267,7 +271,13 @@ class Mesh(_Handle):
     ``identity_seed``, ``static_secret``, ``heartbeat_interval``,
     ``session_timeout``, ``handshake_timeout``, ``stream_idle_timeout``,
     ``hello_timeout`` (seconds), ``handshake_retries``, ``num_shards``,
-    ``shard_capacity``, ``window`` (bytes, 0 = unlimited), ``recv_buffer``,
+    ``shard_capacity``, ``window`` (bytes, 0 = unlimited), ``max_window``
+    (bytes, default 4 MiB: how far a default window widens between Net
+    nodes while its sender is held back and the reader keeps up; at most
+    ``window`` turns that off), ``window_budget`` (bytes, default 64 MiB),
+    ``large_datagrams`` (bool, default True: up to 65 000-byte datagrams
+    between Net nodes where the route carries them unfragmented and a probe
+    gets through), ``path_probe_interval`` (seconds), ``recv_buffer``,
     ``send_buffer``, ``max_streams``, ``connect_form`` ("routed" |
     "direct"), ``require_identity``, ``gso`` / ``gro`` (bools, the Linux UDP
     offloads; on by default), ``aes`` (bool, default True: offer
@@ -661,7 +671,9 @@ class Mesh(_Handle):
         cipher, dropped_unreported (events from the peer dropped for want
         of queue room, not yet reported on a later event's
         ``dropped_before``), relay (the node_id of the relay a relayed
-        session goes through; None for a direct peer)."""
+        session goes through; None for a direct peer), max_datagram (8192,
+        v0.11's, or up to 65 000 between Net nodes once a large-datagram
+        probe got through)."""
         out = new_bytes()
         check(lib.net_mesh_peers(self._handle(), out))
         result: List[Dict[str, Any]] = json.loads(take_bytes(out))

@@ -209,3 +209,31 @@ def test_drops_reach_the_application() -> None:
             assert b.peers()[0]["dropped_unreported"] == unreported
             s.send(event(n))
             assert recv_n(b, 1)[0].dropped_before == unreported
+
+
+@pytest.mark.parametrize("large, want", [(True, 65000), (False, 8192)])
+def test_datagram_and_window_options(large: bool, want: int) -> None:
+    """Window growth and large datagrams are options: two nodes with large
+    datagrams reach 65 000-byte datagrams on loopback; a node without them
+    keeps its peer at v0.11's 8192 and is never probed."""
+    opts = dict(FAST, max_window=1 << 20, window_budget=8 << 20, path_probe_interval=0.2)
+    with Mesh(**opts) as a, Mesh(**FAST, large_datagrams=large) as b:
+        a.connect(b.local_addr, b.public_key, b.node_id)
+        deadline = time.monotonic() + 20
+
+        def done() -> bool:
+            peers = a.peers()
+            return (
+                len(peers) == 1
+                and peers[0]["identity"] == "net"
+                and peers[0]["max_datagram"] == want
+                and (want == 8192 or a.stats()["paths_enlarged"] >= 1)
+            )
+
+        while not done():
+            assert time.monotonic() < deadline, (a.peers(), a.stats())
+            time.sleep(0.005)  # bounded poll of the peer list
+        if not large:
+            assert a.stats()["path_probes_sent"] == 0
+    with pytest.raises(MeshConfigError):
+        Mesh(**FAST, path_probe_interval=0.01)

@@ -130,6 +130,8 @@ pub struct ReliableSender {
     srtt: Option<Duration>,
     rttvar: Duration,
     retransmits: u64,
+    /// When the last ack arrived (see [`due`](Self::due)).
+    last_ack: Option<Instant>,
 }
 
 impl Default for ReliableSender {
@@ -146,6 +148,7 @@ impl ReliableSender {
             srtt: None,
             rttvar: Duration::ZERO,
             retransmits: 0,
+            last_ack: None,
         }
     }
 
@@ -184,6 +187,7 @@ impl ReliableSender {
     /// Applies an ack: drops what it covers and returns the sequences to
     /// retransmit now (reported lost and not resent within the last RTT).
     pub fn on_ack(&mut self, ack: &RelAck, now: Instant) -> Vec<u64> {
+        self.last_ack = Some(now);
         let mut sample = None;
         let rest = self.unacked.split_off(&ack.next_expected);
         for packet in std::mem::replace(&mut self.unacked, rest).into_values() {
@@ -225,10 +229,23 @@ impl ReliableSender {
 
     /// Sequences whose retransmission timer expired (RTO doubled per send,
     /// capped), oldest first, at most `limit`.
+    ///
+    /// While the receiver has been silent for a whole RTO (no ack at all:
+    /// a descheduled process, a dead path), only the oldest packet is
+    /// resent, as a probe with its own backoff, instead of the whole
+    /// window: a receiver that was merely slow answers the probe and the
+    /// acks say what is really missing (v0.11 has no retransmission; the
+    /// first version here resent every expired packet on a loaded
+    /// machine's stall, megabytes of spurious traffic with wide windows).
     pub fn due(&self, now: Instant, limit: usize) -> Vec<u64> {
         let rto = self.rto();
+        let silent = self
+            .last_ack
+            .is_none_or(|at| now.saturating_duration_since(at) >= rto);
+        let candidates = if silent { 1 } else { usize::MAX };
         self.unacked
             .iter()
+            .take(candidates)
             .filter(|(_, p)| {
                 let backoff = rto
                     .saturating_mul(1 << p.sends.saturating_sub(1).min(6))
@@ -439,9 +456,18 @@ mod tests {
         assert_eq!(s.on_ack(&ack, later), vec![1]);
         assert_eq!(s.in_flight(), 2); // 1 and 3 (2 was selectively acked)
         s.resend(1, later).unwrap();
-        // Timer: 3 is due once the RTO passes; 1 was just resent.
+        // The resent 1 arrives: 0..=2 acknowledged.
+        let heard = later + Duration::from_millis(1);
+        let ack = RelAck {
+            stream_id: 1,
+            next_expected: 3,
+            received: 0,
+            has_gap: false,
+        };
+        assert!(s.on_ack(&ack, heard).is_empty());
+        // Timer: 3 is due once the RTO passes.
         let rto = s.rto();
-        let due = s.due(later + rto, 10);
+        let due = s.due(heard + rto - Duration::from_millis(1), 10);
         assert_eq!(due, vec![3]);
         let ack = RelAck {
             stream_id: 1,
@@ -452,6 +478,34 @@ mod tests {
         s.on_ack(&ack, later + rto);
         assert_eq!(s.in_flight(), 0);
         assert_eq!(s.retransmits(), 1);
+    }
+
+    #[test]
+    fn a_silent_receiver_gets_one_probe_not_the_window() {
+        let t0 = Instant::now();
+        let mut s = ReliableSender::new();
+        for seq in 0..10 {
+            s.on_sent(seq, 1, vec![seq as u8], t0);
+        }
+        // No ack ever: one probe, the oldest, with its own backoff.
+        let rto = s.rto();
+        assert_eq!(s.due(t0 + rto, 64), vec![0]);
+        s.resend(0, t0 + rto).unwrap();
+        assert!(s.due(t0 + rto * 2, 64).is_empty(), "the probe backs off");
+        assert_eq!(s.due(t0 + rto * 3, 64), vec![0]);
+        // The receiver answers (it had 0..=3): the rest are resent at once.
+        let heard = t0 + rto * 3;
+        let ack = RelAck {
+            stream_id: 1,
+            next_expected: 4,
+            received: 0,
+            has_gap: false,
+        };
+        assert!(s.on_ack(&ack, heard).is_empty());
+        // (1..=3 took 3 RTOs: the RTO grew with that sample.)
+        let at = t0 + s.rto();
+        assert!(at >= heard);
+        assert_eq!(s.due(at, 64), (4..10).collect::<Vec<_>>());
     }
 
     #[test]

@@ -254,6 +254,11 @@ pub fn run_once(
     result.retransmits = u(&sent, &["stats", "retransmits"]);
     result.send_timeouts = u(&sent, &["send_timeouts"]);
     result.pong_timeouts = u(&sent, &["pong_timeouts"]);
+    if std::env::var_os("MESH2P_STATS").is_some() {
+        // Side runs: both nodes' counters as they closed.
+        eprintln!("sender stats {}", sent["stats"]);
+        eprintln!("receiver stats {}", received["stats"]);
+    }
     if let Workload::Stream { .. } = workload {
         result.unreceived = u(&sent, &["count"]) as i64 - u(&received, &["count"]) as i64;
     }

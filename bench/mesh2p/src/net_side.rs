@@ -29,7 +29,16 @@ const PONG_TIMEOUT: Duration = Duration::from_millis(500);
 /// Defaults but for the PSK and 4 MiB socket buffers (the kernel's
 /// `rmem_max` here): the stream window is the default one.
 fn node() -> Result<MeshNode, String> {
-    let json = format!(r#"{{"psk_hex":"{PSK}","recv_buffer":4194304,"send_buffer":4194304}}"#);
+    // MESH2P_NET_CONFIG: extra keys for side runs (e.g. `"large_datagrams":false`).
+    let extra = std::env::var("MESH2P_NET_CONFIG").unwrap_or_default();
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(",{extra}")
+    };
+    let json = format!(
+        r#"{{"psk_hex":"{PSK}","recv_buffer":4194304,"send_buffer":4194304{extra}}}"#
+    );
     let config = MeshConfig::from_json(&json).map_err(|e| e.to_string())?;
     MeshNode::new(config).map_err(|e| format!("MeshNode::new: {e}"))
 }
