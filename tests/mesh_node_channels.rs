@@ -124,6 +124,49 @@ impl net::mesh::PacketFilter for PriorityProbe {
     }
 }
 
+/// A publish puts every subscriber's events into its outbox first, and the
+/// outboxes waiting for the writer are written together: one `sendmmsg`
+/// for many subscribers, not one system call each.
+#[test]
+fn a_publish_writes_its_subscribers_together() {
+    // Not started, and no large-datagram probes: no heartbeats, pingwaves
+    // or probes among the counted writes.
+    let quiet = r#","large_datagrams":false"#;
+    let publisher = node(quiet);
+    let subs: Vec<MeshNode> = (0..5).map(|_| node(quiet)).collect();
+    let ch = name("fanout/batched");
+    publisher
+        .register_channel(&ch, ChannelConfig::default())
+        .unwrap();
+    for s in &subs {
+        link(s, &publisher);
+        s.subscribe(publisher.node_id(), &ch, None, None).unwrap();
+    }
+    // Every write goes to the writer thread, held at its gate: the
+    // subscribers' outboxes queue up behind it.
+    publisher.set_force_handoff(true);
+    publisher.set_writer_gate(true);
+    let (calls, packets) = (
+        publisher.stat("write_calls"),
+        publisher.stat("packets_written"),
+    );
+    let report = publisher.publish(&ch, &[b"to all"], false).unwrap();
+    assert_eq!(report.delivered, 5);
+    wait_until(
+        || publisher.writers_at_gate() == 1,
+        "the writer at its gate",
+    );
+    publisher.set_writer_gate(false);
+    for s in &subs {
+        assert_eq!(recv_n(s, 1)[0].data, b"to all");
+    }
+    assert_eq!(publisher.stat("packets_written") - packets, 5);
+    // The first outbox reached the writer alone; the other four went in
+    // one call (not four).
+    let used = publisher.stat("write_calls") - calls;
+    assert!(used <= 2, "{used} write calls for 5 subscribers");
+}
+
 #[test]
 fn a_channels_priority_reaches_net_subscribers_headers_only() {
     let (a, b) = (started(""), started(""));

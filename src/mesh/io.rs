@@ -420,10 +420,12 @@ pub struct Sent {
     pub gso_sends: usize,
 }
 
-/// Consecutive runs of `datagrams` that can travel as one GSO send: equal
-/// sizes, optionally ending with one shorter datagram, within the kernel's
-/// limits. Without `gso` every run is one datagram.
-fn gso_runs(datagrams: &[&[u8]], gso: bool) -> Vec<std::ops::Range<usize>> {
+/// Consecutive runs of `datagrams` that can travel as one GSO send: the
+/// same destination (`dest_of`, one index per datagram; all the same when
+/// empty), equal sizes, optionally ending with one shorter datagram, within
+/// the kernel's limits. Without `gso` every run is one datagram.
+fn gso_runs(datagrams: &[&[u8]], dest_of: &[usize], gso: bool) -> Vec<std::ops::Range<usize>> {
+    let dest = |i: usize| dest_of.get(i).copied().unwrap_or(0);
     let mut runs = Vec::new();
     let mut i = 0;
     while i < datagrams.len() {
@@ -433,6 +435,7 @@ fn gso_runs(datagrams: &[&[u8]], gso: bool) -> Vec<std::ops::Range<usize>> {
             let mut total = size;
             while end < datagrams.len()
                 && end - i < GSO_MAX_SEGMENTS
+                && dest(end) == dest(i)
                 && total + datagrams[end].len() <= GSO_MAX_BYTES
                 && datagrams[end].len() <= size
                 && !datagrams[end].is_empty()
@@ -463,19 +466,41 @@ pub fn is_gso_refusal(e: &io::Error) -> bool {
 /// ones as single GSO sends when `gso`; returns how many went (a prefix).
 /// `WouldBlock` when not even the first could; with `gso`, an error
 /// [`is_gso_refusal`] says when the kernel refused the offload.
-#[cfg(target_os = "linux")]
+#[cfg(test)]
 pub fn send_batch(
     socket: &UdpSocket,
     to: SocketAddr,
     datagrams: &[&[u8]],
     gso: bool,
 ) -> io::Result<Sent> {
+    send_batch_to(socket, &[to], datagrams, &[], gso)
+}
+
+/// As `send_batch` (tests), datagram `i` going to `dests[dest_of[i]]` (all to
+/// `dests[0]` when `dest_of` is empty): one `sendmmsg` carries datagrams
+/// for many peers (a publish to its subscribers, the writer draining
+/// several outboxes); GSO runs never span two destinations.
+#[cfg(target_os = "linux")]
+pub fn send_batch_to(
+    socket: &UdpSocket,
+    dests: &[SocketAddr],
+    datagrams: &[&[u8]],
+    dest_of: &[usize],
+    gso: bool,
+) -> io::Result<Sent> {
     use std::os::fd::AsRawFd;
-    let runs = gso_runs(datagrams, gso);
+    debug_assert!(dest_of.is_empty() || dest_of.len() == datagrams.len());
+    let runs = gso_runs(datagrams, dest_of, gso);
     let mut sent = Sent::default();
-    // SAFETY: a zeroed sockaddr_storage is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let namelen = std_to_sockaddr(&to, &mut storage);
+    let names: Vec<(libc::sockaddr_storage, libc::socklen_t)> = dests
+        .iter()
+        .map(|to| {
+            // SAFETY: a zeroed sockaddr_storage is a valid value.
+            let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            let len = std_to_sockaddr(to, &mut storage);
+            (storage, len)
+        })
+        .collect();
     let mut iovecs: Vec<libc::iovec> = datagrams
         .iter()
         .map(|d| libc::iovec {
@@ -490,16 +515,19 @@ pub fn send_batch(
         // SAFETY: zeroed mmsghdrs are valid values.
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
         for (k, run) in chunk.iter().enumerate() {
+            let (storage, namelen) = &names[dest_of.get(run.start).copied().unwrap_or(0)];
             let hdr = &mut msgs[k].msg_hdr;
-            hdr.msg_name = (&mut storage as *mut libc::sockaddr_storage).cast();
-            hdr.msg_namelen = namelen;
+            // The kernel only reads the name (sendmmsg takes it through a
+            // mutable pointer all the same).
+            hdr.msg_name = (storage as *const libc::sockaddr_storage).cast_mut().cast();
+            hdr.msg_namelen = *namelen;
             hdr.msg_iov = iovecs[run.clone()].as_mut_ptr();
             hdr.msg_iovlen = run.len() as _;
             if run.len() > 1 {
                 set_segment_size(hdr, &mut control[k], datagrams[run.start].len() as u16);
             }
         }
-        // SAFETY: the headers point at `storage`, `iovecs` (which point at
+        // SAFETY: the headers point at `names`, `iovecs` (which point at
         // the caller's datagrams) and `control`, all alive for the call;
         // the kernel only reads them.
         let n = unsafe {
@@ -550,14 +578,16 @@ fn set_segment_size(hdr: &mut libc::msghdr, buf: &mut CmsgBuf, size: u16) {
 
 /// Sends `datagrams` (all to `to`) without waiting; returns how many went.
 #[cfg(not(target_os = "linux"))]
-pub fn send_batch(
+pub fn send_batch_to(
     socket: &UdpSocket,
-    to: SocketAddr,
+    dests: &[SocketAddr],
     datagrams: &[&[u8]],
+    dest_of: &[usize],
     _gso: bool,
 ) -> io::Result<Sent> {
     let mut sent = Sent::default();
-    for d in datagrams {
+    for (i, d) in datagrams.iter().enumerate() {
+        let to = dests[dest_of.get(i).copied().unwrap_or(0)];
         match socket.send_to(d, to) {
             Ok(_) => sent.datagrams += 1,
             Err(e) if sent.datagrams > 0 && e.kind() == io::ErrorKind::WouldBlock => break,
@@ -615,7 +645,7 @@ mod tests {
     fn sizes(lens: &[usize], gso: bool) -> Vec<std::ops::Range<usize>> {
         let bufs: Vec<Vec<u8>> = lens.iter().map(|&l| vec![0; l]).collect();
         let refs: Vec<&[u8]> = bufs.iter().map(|b| b.as_slice()).collect();
-        gso_runs(&refs, gso)
+        gso_runs(&refs, &[], gso)
     }
 
     #[test]
@@ -668,6 +698,53 @@ mod tests {
             }
         }
         assert_eq!(got, data);
+    }
+
+    #[test]
+    fn gso_runs_never_span_two_destinations() {
+        let bufs: Vec<Vec<u8>> = (0..6).map(|_| vec![0; 1200]).collect();
+        let refs: Vec<&[u8]> = bufs.iter().map(|b| b.as_slice()).collect();
+        assert_eq!(
+            gso_runs(&refs, &[0, 0, 1, 1, 1, 0], true),
+            vec![0..2, 2..5, 5..6]
+        );
+    }
+
+    #[test]
+    fn one_send_reaches_several_destinations_in_order() {
+        let rxs: Vec<UdpSocket> = (0..3)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.set_nonblocking(true).unwrap();
+        let gso = Offload::enable(&tx, true, false).gso();
+        let dests: Vec<SocketAddr> = rxs.iter().map(|r| r.local_addr().unwrap()).collect();
+        // Interleaved destinations; equal sizes per destination.
+        let dest_of = [0, 0, 1, 2, 2, 2, 1];
+        let data: Vec<Vec<u8>> = dest_of
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| vec![i as u8; 500 + d * 100])
+            .collect();
+        let refs: Vec<&[u8]> = data.iter().map(|d| d.as_slice()).collect();
+        let sent = send_batch_to(&tx, &dests, &refs, &dest_of, gso).unwrap();
+        assert_eq!(sent.datagrams, 7);
+        for (d, rx) in rxs.iter().enumerate() {
+            rx.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            let want: Vec<&Vec<u8>> = data
+                .iter()
+                .zip(dest_of)
+                .filter(|&(_, of)| of == d)
+                .map(|(x, _)| x)
+                .collect();
+            for w in want {
+                let mut buf = [0u8; 2048];
+                let (n, from) = rx.recv_from(&mut buf).unwrap();
+                assert_eq!(from, tx.local_addr().unwrap());
+                assert_eq!(&buf[..n], &w[..], "destination {d}");
+            }
+        }
     }
 
     fn wait_readable(socket: &UdpSocket) {

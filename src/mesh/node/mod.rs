@@ -161,6 +161,9 @@ pub(crate) struct Stats {
     pub inbound_dropped: AtomicU64,
     pub retransmits: AtomicU64,
     pub grants_sent: AtomicU64,
+    /// `sendmmsg` (or plain send) calls: datagrams_sent / write_calls is
+    /// what batching achieves.
+    pub write_calls: AtomicU64,
     /// Large-datagram probes sent, answered ones that raised a peer's
     /// datagram size, and probes given up (`node/pathsize.rs`).
     pub path_probes_sent: AtomicU64,
@@ -1293,6 +1296,7 @@ impl Inner {
         out["windows_offered"] = g(&s.windows_offered).into();
         out["windows_widened"] = g(&s.windows_widened).into();
         out["window_budget_used"] = self.window_pool.used().into();
+        out["write_calls"] = g(&s.write_calls).into();
         out["path_probes_sent"] = g(&s.path_probes_sent).into();
         out["paths_enlarged"] = g(&s.paths_enlarged).into();
         out["path_probes_failed"] = g(&s.path_probes_failed).into();

@@ -76,8 +76,9 @@ pub(super) async fn receive_loop(
                         inner.handle_datagram(buf, from, truncated, &mut touched, &mut forwards);
                     }
                     inner.inbound.signal();
-                    for (to, datagrams) in forwards.by_hop {
-                        inner.transmit(to, datagrams, false);
+                    if !forwards.by_hop.is_empty() {
+                        // Every next hop's forwards in one write.
+                        inner.transmit_many(forwards.by_hop, false);
                     }
                     inner.flush_touched(&touched);
                 }

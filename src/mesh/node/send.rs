@@ -220,9 +220,66 @@ impl Inner {
         blocking: Option<Option<Instant>>,
         cancel: Option<&CancelToken>,
     ) -> Result<(), MeshError> {
+        let Some((peer, flags_byte)) =
+            self.begin_send(peer_id, stream_id, events, blocking.flatten(), cancel)?
+        else {
+            return Ok(());
+        };
+        match blocking {
+            None => {
+                let writer = self.enqueue_now(&peer, stream_id, flags_byte, events)?;
+                self.dispatch_writer(&peer, writer);
+            }
+            Some(deadline) => {
+                // A cancel wakes a wait for credit (which re-checks at
+                // least every 50 ms anyway).
+                let _wake = cancel.map(|token| {
+                    let peer = peer.clone();
+                    token.on_cancel(move || peer.credit_granted.notify_all())
+                });
+                self.enqueue_waiting(&peer, stream_id, flags_byte, events, deadline, cancel)?
+            }
+        }
+        self.stats
+            .events_sent
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A fail-fast send whose write is left to the caller
+    /// ([`dispatch_writers`](Self::dispatch_writers)), so that the writes
+    /// of several sends (a publish's subscribers) go out together. None
+    /// when nothing is left to write (the events went to our own node).
+    pub(super) fn send_events_deferred<E: AsRef<[u8]>>(
+        &self,
+        peer_id: u64,
+        stream_id: u64,
+        events: &[E],
+    ) -> Result<Option<(Arc<Peer>, Writer)>, MeshError> {
+        let Some((peer, flags_byte)) = self.begin_send(peer_id, stream_id, events, None, None)?
+        else {
+            return Ok(None);
+        };
+        let writer = self.enqueue_now(&peer, stream_id, flags_byte, events)?;
+        self.stats
+            .events_sent
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        Ok(Some((peer, writer)))
+    }
+
+    /// What every send starts with: the checks, the loopback path (None:
+    /// done), the peer, and its stream's mode as the packet flags.
+    fn begin_send<E: AsRef<[u8]>>(
+        &self,
+        peer_id: u64,
+        stream_id: u64,
+        events: &[E],
+        deadline: Option<Instant>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Option<(Arc<Peer>, u8)>, MeshError> {
         self.check_running()?;
         if events.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         for e in events {
             if e.as_ref().len() + 4 > MAX_PAYLOAD_SIZE {
@@ -235,62 +292,45 @@ impl Inner {
                 events.iter().map(|e| e.as_ref().to_vec()).collect(),
                 0,
             );
-            return Ok(());
+            return Ok(None);
         }
         let peer = self.peer(peer_id)?;
-        // A cancel wakes a wait for credit (which re-checks at least every 50 ms anyway).
-        let _wake = cancel.map(|token| {
-            let peer = peer.clone();
-            token.on_cancel(move || peer.credit_granted.notify_all())
-        });
-        let mode = self.stream_mode(&peer, stream_id, blocking.flatten(), cancel)?;
+        let mode = self.stream_mode(&peer, stream_id, deadline, cancel)?;
         let flags_byte = if matches!(mode, TxMode::Net | TxMode::Legacy) {
             flags::RELIABLE
         } else {
             0
         };
-        match blocking {
-            None => self.enqueue_now(&peer, stream_id, flags_byte, events)?,
-            Some(deadline) => {
-                self.enqueue_waiting(&peer, stream_id, flags_byte, events, deadline, cancel)?
-            }
-        }
-        self.stats
-            .events_sent
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
-        Ok(())
+        Ok(Some((peer, flags_byte)))
     }
 
-    /// All events into the outbox now, or none (Backpressure).
+    /// All events into the outbox now, or none (Backpressure); returns who
+    /// writes.
     fn enqueue_now<E: AsRef<[u8]>>(
         &self,
         peer: &Arc<Peer>,
         stream_id: u64,
         flags_byte: u8,
         events: &[E],
-    ) -> Result<(), MeshError> {
-        let writer = {
-            let mut streams = self.outbox_room(peer, None, None)?;
-            let now = Instant::now();
-            let (stream, outbox) = streams
-                .stream_and_outbox(stream_id)
-                .ok_or(MeshError::StreamClosed(stream_id))?;
-            let window = stream.tx.credit.window();
-            let limit = packet_limit(window, events, peer.max_payload())?;
-            let (_, cost) = outbox.plan(stream_id, events, limit, u64::MAX);
-            if window != 0 && cost > window {
-                return Err(MeshError::BatchExceedsWindow {
-                    needed: cost,
-                    window,
-                });
-            }
-            stream.tx.credit.try_debit(cost)?;
-            stream.last_active = now;
-            outbox.append(stream_id, flags_byte, events, limit);
-            self.claim_outbox(outbox, now)
-        };
-        self.dispatch_writer(peer, writer);
-        Ok(())
+    ) -> Result<Writer, MeshError> {
+        let mut streams = self.outbox_room(peer, None, None)?;
+        let now = Instant::now();
+        let (stream, outbox) = streams
+            .stream_and_outbox(stream_id)
+            .ok_or(MeshError::StreamClosed(stream_id))?;
+        let window = stream.tx.credit.window();
+        let limit = packet_limit(window, events, peer.max_payload())?;
+        let (_, cost) = outbox.plan(stream_id, events, limit, u64::MAX);
+        if window != 0 && cost > window {
+            return Err(MeshError::BatchExceedsWindow {
+                needed: cost,
+                window,
+            });
+        }
+        stream.tx.credit.try_debit(cost)?;
+        stream.last_active = now;
+        outbox.append(stream_id, flags_byte, events, limit);
+        Ok(self.claim_outbox(outbox, now))
     }
 
     /// Events into the outbox as credit allows, waiting for more until
@@ -470,10 +510,22 @@ impl Inner {
     /// best route to it — its relay, or another path when the relay failed.
     /// A relayed peer with no usable hop left gets nothing (its failure
     /// detector notices).
-    pub(super) fn transmit_to_peer(&self, peer: &Peer, mut datagrams: Vec<Vec<u8>>, wait: bool) {
+    pub(super) fn transmit_to_peer(&self, peer: &Peer, datagrams: Vec<Vec<u8>>, wait: bool) {
+        if let Some((addr, datagrams)) = self.route_datagrams(peer, datagrams) {
+            self.transmit(addr, datagrams, wait);
+        }
+    }
+
+    /// Where `peer`'s datagrams go: its address, or for a relayed session
+    /// the next hop, each datagram behind a routing header. None when a
+    /// relayed peer has no live hop.
+    pub(super) fn route_datagrams(
+        &self,
+        peer: &Peer,
+        mut datagrams: Vec<Vec<u8>>,
+    ) -> Option<(SocketAddr, Vec<Vec<u8>>)> {
         let Some(relay) = peer.relay() else {
-            self.transmit(peer.addr(), datagrams, wait);
-            return;
+            return Some((peer.addr(), datagrams));
         };
         // A candidate goes through the relay its handshake came from: the
         // route still leads to the session it may replace.
@@ -484,14 +536,11 @@ impl Inner {
                 .route_for(peer.node_id, Instant::now())
                 .map_or(relay, |route| route.next_hop)
         };
-        let Some(addr) = self
+        let addr = self
             .peers
             .get(&hop)
             .filter(|p| p.relay().is_none())
-            .map(|p| p.addr())
-        else {
-            return;
-        };
+            .map(|p| p.addr())?;
         let header = RoutingHeader {
             ttl: ROUTED_DATA_TTL,
             hop_count: 0,
@@ -503,25 +552,48 @@ impl Inner {
         for datagram in &mut datagrams {
             datagram.splice(0..0, header);
         }
-        self.transmit(addr, datagrams, wait);
+        Some((addr, datagrams))
     }
 
     pub(super) fn transmit(&self, to: SocketAddr, datagrams: Vec<Vec<u8>>, wait: bool) {
+        self.transmit_many(vec![(to, datagrams)], wait);
+    }
+
+    /// Datagrams for several destinations, written together: one
+    /// `sendmmsg` for as many as fit (a publish to its subscribers, the
+    /// writer draining several outboxes, a relay's forwards), GSO runs per
+    /// destination.
+    pub(super) fn transmit_many(&self, batches: Vec<(SocketAddr, Vec<Vec<u8>>)>, wait: bool) {
+        let mut dests = Vec::with_capacity(batches.len());
+        let mut datagrams = Vec::new();
+        let mut dest_of = Vec::new();
+        for (to, batch) in batches {
+            #[cfg(feature = "test-util")]
+            let batch = self.testing.filter_outbound(self, to, batch);
+            if batch.is_empty() {
+                continue;
+            }
+            dest_of.extend(std::iter::repeat_n(dests.len(), batch.len()));
+            dests.push(to);
+            datagrams.extend(batch);
+        }
         if datagrams.is_empty() {
             return;
         }
-        #[cfg(feature = "test-util")]
-        let datagrams = self.testing.filter_outbound(self, to, datagrams);
-        self.write(to, &datagrams, wait);
+        if dests.len() == 1 {
+            dest_of.clear();
+        }
+        self.write(&dests, &datagrams, &dest_of, wait);
     }
 
-    fn write(&self, to: SocketAddr, datagrams: &[Vec<u8>], wait: bool) {
+    fn write(&self, dests: &[SocketAddr], datagrams: &[Vec<u8>], dest_of: &[usize], wait: bool) {
         let refs: Vec<&[u8]> = datagrams.iter().map(|d| d.as_slice()).collect();
         let mut sent = 0;
         let give_up = Instant::now() + SOCKET_WAIT;
         while sent < refs.len() {
             let gso = self.offload.gso();
-            match self.send_batch(to, &refs[sent..], gso) {
+            let rest_of = dest_of.get(sent..).unwrap_or(&[]);
+            match self.send_batch(dests, &refs[sent..], rest_of, gso) {
                 Ok(done) => {
                     let n = done.datagrams;
                     let bytes: usize = refs[sent..sent + n].iter().map(|d| d.len()).sum();
@@ -562,15 +634,17 @@ impl Inner {
     /// injected, to exercise the fallback).
     fn send_batch(
         &self,
-        to: SocketAddr,
+        dests: &[SocketAddr],
         datagrams: &[&[u8]],
+        dest_of: &[usize],
         gso: bool,
     ) -> std::io::Result<io::Sent> {
         #[cfg(feature = "test-util")]
         if gso && self.testing.refuse_gso() {
             return Err(std::io::Error::from_raw_os_error(libc::EIO));
         }
-        io::send_batch(&self.socket, to, datagrams, gso)
+        bump(&self.stats.write_calls);
+        io::send_batch_to(&self.socket, dests, datagrams, dest_of, gso)
     }
 
     /// Delivers events sent to our own node_id. Each nested self-send (a

@@ -78,17 +78,17 @@ impl Pump {
         }
     }
 
-    /// The next peer to drain: waits (lingering first) until there is one;
-    /// None once stopped.
-    fn next(&self) -> Option<Arc<Peer>> {
+    /// The peers to drain next, every one queued (written together):
+    /// waits (lingering first) until there is one; None once stopped.
+    fn next(&self) -> Option<Vec<Arc<Peer>>> {
         let linger_until = Instant::now() + LINGER;
         let mut st = self.state();
         loop {
             if st.stop {
                 return None;
             }
-            if let Some(peer) = st.queue.pop_front() {
-                return Some(peer);
+            if !st.queue.is_empty() {
+                return Some(st.queue.drain(..).collect());
             }
             if Instant::now() < linger_until {
                 drop(st);
@@ -111,72 +111,111 @@ fn writer_thread(inner: Weak<Inner>) {
             drop(node);
             pump.next()
         };
-        let Some(peer) = pump_peer else { return };
+        let Some(peers) = pump_peer else { return };
         let Some(node) = inner.upgrade() else {
-            peer.streams().outbox.release();
+            for peer in peers {
+                peer.streams().outbox.release();
+            }
             return;
         };
-        node.drain_outbox(&peer);
+        node.drain_outboxes(&peers);
     }
 }
 
 impl Inner {
     /// Runs the writer a send's [`Writer`] verdict asks for.
     pub(super) fn dispatch_writer(&self, peer: &Arc<Peer>, writer: Writer) {
-        match writer {
-            Writer::Busy => {}
-            Writer::Caller => self.drain_outbox(peer),
-            Writer::Handoff => {
-                #[cfg(feature = "test-util")]
-                self.testing.count_handoff();
-                self.stats.writer_handoffs.fetch_add(1, Ordering::Relaxed);
-                self.pump.hand(peer.clone());
+        self.dispatch_writers(vec![(peer.clone(), writer)]);
+    }
+
+    /// Runs the writers several sends' verdicts ask for (a publish to its
+    /// subscribers): the outboxes the caller claimed are written together,
+    /// one `sendmmsg` for all of them; hot paths go to the writer thread.
+    pub(super) fn dispatch_writers(&self, verdicts: Vec<(Arc<Peer>, Writer)>) {
+        let mut callers = Vec::new();
+        for (peer, writer) in verdicts {
+            match writer {
+                Writer::Busy => {}
+                Writer::Caller => callers.push(peer),
+                Writer::Handoff => {
+                    #[cfg(feature = "test-util")]
+                    self.testing.count_handoff();
+                    self.stats.writer_handoffs.fetch_add(1, Ordering::Relaxed);
+                    self.pump.hand(peer);
+                }
+            }
+        }
+        if !callers.is_empty() {
+            self.drain_outboxes(&callers);
+        }
+    }
+
+    /// Writes the outboxes of `peers` (the caller claimed each) until they
+    /// are empty, every round's datagrams for all of them in one write.
+    pub(super) fn drain_outboxes(&self, peers: &[Arc<Peer>]) {
+        #[cfg(feature = "test-util")]
+        self.testing.writer_gate();
+        let mut active: Vec<&Arc<Peer>> = peers.iter().collect();
+        while !active.is_empty() {
+            let mut batches = Vec::with_capacity(active.len());
+            // An outbox found empty was released by the take (another
+            // writer may claim it now), as was every outbox once the node
+            // stops: those peers leave the round.
+            active.retain(|peer| match self.take_sealed(peer) {
+                Some(datagrams) => {
+                    if let Some(batch) = self.route_datagrams(peer, datagrams) {
+                        batches.push(batch);
+                    }
+                    true
+                }
+                None => false,
+            });
+            if !batches.is_empty() {
+                self.transmit_many(batches, true);
             }
         }
     }
 
-    /// Writes `peer`'s outbox until it is empty (the caller claimed it).
-    pub(super) fn drain_outbox(&self, peer: &Peer) {
-        #[cfg(feature = "test-util")]
-        self.testing.writer_gate();
-        loop {
-            let (taken, wake_senders) = {
-                let mut streams = peer.streams();
-                if self.is_shut_down() {
-                    streams.outbox.release();
-                    return;
-                }
-                let taken = streams.take_outbox(Instant::now());
-                (taken, streams.outbox.take_room_wanted())
-            };
-            if wake_senders {
-                peer.credit_granted.notify_all();
+    /// Takes what `peer`'s outbox holds and seals it in place; None when
+    /// the outbox was empty (taking it released it) or the node is
+    /// shutting down (released too).
+    fn take_sealed(&self, peer: &Peer) -> Option<Vec<Vec<u8>>> {
+        let (taken, wake_senders) = {
+            let mut streams = peer.streams();
+            if self.is_shut_down() {
+                streams.outbox.release();
+                return None;
             }
-            if taken.is_empty() {
-                return;
-            }
-            let packets = taken.len() as u64;
-            // v0.11 always sends priority 0; only a Net peer sees ours.
-            let net = peer.binding().is_net();
-            let mut datagrams = Vec::with_capacity(taken.len());
-            for t in taken {
-                let kind = PacketKind {
-                    flags: t.packet.flags,
-                    stream_id: t.packet.stream_id,
-                    sequence: t.sequence,
-                    event_count: t.packet.count,
-                    priority: if net { t.priority } else { 0 },
-                    ..PacketKind::default()
-                };
-                let mut buf = t.packet.buf;
-                if peer.session.seal_in_place(&kind, &mut buf).is_ok() {
-                    datagrams.push(buf);
-                }
-            }
-            self.stats
-                .packets_written
-                .fetch_add(packets, Ordering::Relaxed);
-            self.transmit_to_peer(peer, datagrams, true);
+            let taken = streams.take_outbox(Instant::now());
+            (taken, streams.outbox.take_room_wanted())
+        };
+        if wake_senders {
+            peer.credit_granted.notify_all();
         }
+        if taken.is_empty() {
+            return None;
+        }
+        let packets = taken.len() as u64;
+        // v0.11 always sends priority 0; only a Net peer sees ours.
+        let net = peer.binding().is_net();
+        let mut datagrams = Vec::with_capacity(taken.len());
+        for t in taken {
+            let kind = PacketKind {
+                flags: t.packet.flags,
+                stream_id: t.packet.stream_id,
+                sequence: t.sequence,
+                event_count: t.packet.count,
+                priority: if net { t.priority } else { 0 },
+                ..PacketKind::default()
+            };
+            let mut buf = t.packet.buf;
+            if peer.session.seal_in_place(&kind, &mut buf).is_ok() {
+                datagrams.push(buf);
+            }
+        }
+        self.stats
+            .packets_written
+            .fetch_add(packets, Ordering::Relaxed);
+        Some(datagrams)
     }
 }

@@ -31,6 +31,7 @@ use super::super::channels::{
     Now, PeerContext, PeerDirectory, PeerKind, PublishError, PublishTarget, RegistryError,
     RequestError, RequestOutcome, SubnetId, SubscribeError, Transport, publish_stream_hash,
 };
+use super::super::outbox::Writer;
 use super::super::packet::PacketKind;
 use super::super::peer::Peer;
 use super::super::stream::TxMode;
@@ -456,6 +457,9 @@ impl Inner {
             evicted: evictions.len(),
             ..PublishReport::default()
         };
+        // Every subscriber's events go into its outbox first; then the
+        // outboxes this call claimed are written together (one sendmmsg).
+        let mut writers = Vec::with_capacity(plan.targets.len());
         for target in &plan.targets {
             let mode = match target.transport {
                 Transport::NetReliable => TxMode::Net,
@@ -466,26 +470,31 @@ impl Inner {
                 _ => TxMode::Plain,
             };
             match self.publish_to(target, plan.stream_id, mode, events) {
-                Ok(()) => report.delivered += 1,
+                Ok(writer) => {
+                    report.delivered += 1;
+                    writers.extend(writer);
+                }
                 Err(e) => report.errors.push((target.peer, e)),
             }
         }
+        self.dispatch_writers(writers);
         for &peer in &plan.unreachable {
             report.errors.push((peer, MeshError::UnknownPeer(peer)));
         }
         Ok(report)
     }
 
-    /// Sends `events` to one subscriber on the publish stream, opened on
-    /// first use in `mode` (a stream the application opened first keeps
-    /// its own settings). Never waits: a spent window is Backpressure.
+    /// Puts `events` for one subscriber into its outbox on the publish
+    /// stream, opened on first use in `mode` (a stream the application
+    /// opened first keeps its own settings), and says who writes it. Never
+    /// waits: a spent window is Backpressure.
     fn publish_to<E: AsRef<[u8]>>(
         &self,
         target: &PublishTarget,
         stream_id: u64,
         mode: TxMode,
         events: &[E],
-    ) -> Result<(), MeshError> {
+    ) -> Result<Option<(Arc<Peer>, Writer)>, MeshError> {
         let peer_id = target.peer;
         let peer = self.peer(peer_id)?;
         // While the identity exchange is still running the plan saw a
@@ -508,7 +517,7 @@ impl Inner {
             }
             stream.tx.priority = target.header_priority;
         }
-        self.send_events(peer_id, stream_id, events, None, None)
+        self.send_events_deferred(peer_id, stream_id, events)
     }
 
     fn channels_json(&self) -> serde_json::Value {
