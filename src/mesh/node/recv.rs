@@ -452,7 +452,12 @@ impl Inner {
                     }
                 }
             }
-            _ => self.handle_data(peer, header, plaintext, now, touched),
+            id => match self.subprotocol_handler(id) {
+                Some(handler) => {
+                    self.handle_subprotocol(&*handler, peer.node_id, header, plaintext);
+                }
+                None => self.handle_data(peer, header, plaintext, now, touched),
+            },
         }
     }
 
