@@ -40,6 +40,7 @@ pub mod host;
 pub mod ledger;
 pub mod migration;
 pub mod registry;
+pub mod runtime;
 pub mod snapshot;
 
 pub use daemon::{CausalEvent, DaemonError, MeshDaemon};
@@ -47,4 +48,8 @@ pub use factory::{DaemonFactory, DaemonFactoryRegistry, FactoryEntry};
 pub use host::{DaemonHost, DaemonSnapshot, DaemonStats, ObservedHorizon};
 pub use ledger::{LedgerError, SubscriptionLedger};
 pub use registry::DaemonRegistry;
+pub use runtime::{
+    ComputeError, ComputeRuntime, DeliveryOutcome, MigrationPhase, MigrationStatus,
+    MigrationTransport, RuntimeConfig,
+};
 pub use snapshot::{NetSnapshotExt, SnapshotError, StateSnapshot};

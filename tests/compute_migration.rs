@@ -1,0 +1,654 @@
+//! Daemon migration on the mesh (COMPUTE.md §2, issue 15): three nodes over
+//! encrypted UDP on 127.0.0.1, a stateful counter daemon, a producer that
+//! keeps delivering while the daemon moves, and faults injected in each
+//! phase. The counter refuses any event that is not its producer's next
+//! sequence, so a lost, repeated or reordered event fails the run; the
+//! final count must equal the number of events sent, the daemon must run
+//! in exactly one place, and its causal chain must continue the source's.
+//!
+//! Faults are injected by a transport wrapper that drops the 0x0500
+//! messages of one type a node sends (a lossy or dead peer for exactly
+//! that step), by packet loss on every node, and by shutting a node down.
+
+mod mesh_common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mesh_common::{bound_link, node, wait_until};
+use net::compute::migration::wire::msg_type;
+use net::compute::{
+    CausalEvent, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome, MeshDaemon,
+    MigrationPhase, MigrationStatus, MigrationTransport, RuntimeConfig,
+};
+use net::identity::EntityKeypair;
+use net::mesh::{MeshError, MeshNode, NetemFilter};
+use net::wire::ids;
+
+const PRODUCER: u64 = 0xfeed_0000_0000_0001;
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Counts events, refusing any that is not its producer's next sequence.
+#[derive(Default)]
+struct Counter {
+    last: BTreeMap<u64, u64>,
+    count: u64,
+}
+
+impl MeshDaemon for Counter {
+    fn name(&self) -> &str {
+        "counter"
+    }
+
+    fn is_stateful(&self) -> bool {
+        true
+    }
+
+    fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+        let last = self.last.get(&event.producer()).copied().unwrap_or(0);
+        if event.sequence() != last + 1 {
+            return Err(DaemonError::ProcessFailed(format!(
+                "sequence {} after {last}",
+                event.sequence()
+            )));
+        }
+        self.last.insert(event.producer(), event.sequence());
+        self.count += 1;
+        Ok(vec![self.count.to_le_bytes().to_vec()])
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+        let mut out = self.count.to_le_bytes().to_vec();
+        for (producer, seq) in &self.last {
+            out.extend_from_slice(&producer.to_le_bytes());
+            out.extend_from_slice(&seq.to_le_bytes());
+        }
+        Ok(out)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+        let bad = || DaemonError::RestoreFailed("bad counter state".into());
+        if state.len() < 8 || (state.len() - 8) % 16 != 0 {
+            return Err(bad());
+        }
+        let u64_at = |at: usize| u64::from_le_bytes(state[at..at + 8].try_into().unwrap());
+        self.count = u64_at(0);
+        self.last = (8..state.len())
+            .step_by(16)
+            .map(|at| (u64_at(at), u64_at(at + 8)))
+            .collect();
+        Ok(())
+    }
+}
+
+fn count_of(host: &DaemonHost) -> u64 {
+    let state = host.daemon().snapshot().unwrap();
+    u64::from_le_bytes(state[..8].try_into().unwrap())
+}
+
+/// The mesh as a migration transport, with faults: message types this
+/// node drops, and a switch that drops everything.
+struct FaultyTransport {
+    node: Arc<MeshNode>,
+    dropped: Mutex<HashSet<u8>>,
+    dead: AtomicBool,
+}
+
+impl MigrationTransport for FaultyTransport {
+    fn local_node(&self) -> u64 {
+        self.node.node_id()
+    }
+
+    fn send(&self, to: u64, message: &[u8]) -> Result<(), MeshError> {
+        let kind = message.first().copied().unwrap_or(u8::MAX);
+        if self.dead.load(Ordering::SeqCst) || self.dropped.lock().unwrap().contains(&kind) {
+            return Ok(());
+        }
+        self.node.send_subprotocol(to, ids::MIGRATION, message)
+    }
+}
+
+struct Site {
+    node: Arc<MeshNode>,
+    transport: Arc<FaultyTransport>,
+    runtime: ComputeRuntime,
+}
+
+impl Site {
+    fn id(&self) -> u64 {
+        self.node.node_id()
+    }
+
+    fn drop_type(&self, kind: u8) {
+        self.transport.dropped.lock().unwrap().insert(kind);
+    }
+
+    fn heal(&self) {
+        self.transport.dropped.lock().unwrap().clear();
+    }
+
+    fn has(&self, origin: u64) -> bool {
+        self.runtime.registry().contains(origin)
+    }
+
+    fn count(&self, origin: u64) -> Option<u64> {
+        self.runtime
+            .registry()
+            .with_host(origin, |h| count_of(h))
+            .ok()
+    }
+
+    /// Crashes the node: its runtime and its sessions are gone.
+    fn kill(&self) {
+        self.transport.dead.store(true, Ordering::SeqCst);
+        self.runtime.shutdown();
+        self.node.shutdown();
+    }
+}
+
+fn config() -> RuntimeConfig {
+    RuntimeConfig::with_timers(
+        Duration::from_millis(50),
+        Duration::from_millis(1_500),
+        Duration::from_millis(3_000),
+    )
+}
+
+fn site() -> Site {
+    let node = Arc::new(node(r#","session_timeout_ms":5000"#));
+    node.start().unwrap();
+    let transport = Arc::new(FaultyTransport {
+        node: Arc::clone(&node),
+        dropped: Mutex::new(HashSet::new()),
+        dead: AtomicBool::new(false),
+    });
+    let runtime = ComputeRuntime::new(
+        Arc::clone(&transport) as Arc<dyn MigrationTransport>,
+        config(),
+    )
+    .unwrap();
+    node.register_subprotocol(ids::MIGRATION, runtime.handler())
+        .unwrap();
+    Site {
+        node,
+        transport,
+        runtime,
+    }
+}
+
+/// Three nodes, all connected.
+fn three() -> [Site; 3] {
+    let sites = [site(), site(), site()];
+    bound_link(&sites[0].node, &sites[1].node);
+    bound_link(&sites[0].node, &sites[2].node);
+    bound_link(&sites[1].node, &sites[2].node);
+    sites
+}
+
+/// Spawns the counter on `home` and lets every other site build it when
+/// it arrives (same identity: no envelope is carried yet).
+fn spawn_counter(sites: &[Site], home: usize) -> u64 {
+    let keypair = EntityKeypair::generate();
+    let origin = keypair.origin_hash();
+    for (i, s) in sites.iter().enumerate() {
+        if i == home {
+            s.runtime
+                .spawn(DaemonHost::new(
+                    Box::new(Counter::default()),
+                    keypair.clone(),
+                ))
+                .unwrap();
+        } else {
+            register_factory(s, &keypair);
+        }
+    }
+    origin
+}
+
+fn register_factory(site: &Site, keypair: &EntityKeypair) {
+    // A node the daemon left may still hold its factory: keep it.
+    let _ = site.runtime.factories().register(
+        keypair.clone(),
+        Arc::new(|| Ok(Box::new(Counter::default()) as Box<dyn MeshDaemon>)),
+    );
+}
+
+/// Delivers sequences 1.. to the daemon at the node named by `home`,
+/// paced, until stopped; returns how many it sent.
+struct Producer {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl Producer {
+    fn start(runtime: &'static ComputeRuntime, origin: u64) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (s, n) = (Arc::clone(&stop), Arc::clone(&sent));
+        let thread = std::thread::spawn(move || {
+            let mut seq = 0u64;
+            while !s.load(Ordering::SeqCst) {
+                seq += 1;
+                let event = CausalEvent::bare(PRODUCER, seq, seq.to_le_bytes().to_vec());
+                match runtime.deliver(origin, event) {
+                    Ok(DeliveryOutcome::Duplicate) => panic!("event {seq} called a duplicate"),
+                    Ok(_) => {}
+                    Err(e) => panic!("event {seq}: {e}"),
+                }
+                n.store(seq, Ordering::SeqCst);
+                // The producer's pace, not a synchronisation.
+                std::thread::sleep(Duration::from_micros(300));
+            }
+            seq
+        });
+        Self {
+            stop,
+            sent,
+            thread: Some(thread),
+        }
+    }
+
+    fn wait_sent(&self, at_least: u64) {
+        wait_until(
+            || self.sent.load(Ordering::SeqCst) >= at_least,
+            "the producer to send",
+        );
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+/// Leaks the sites so a producer thread can borrow a runtime for the
+/// test's lifetime.
+fn leak(sites: [Site; 3]) -> &'static [Site; 3] {
+    Box::leak(Box::new(sites))
+}
+
+fn wait_done(orchestrator: &Site, origin: u64) -> MigrationStatus {
+    orchestrator.runtime.wait_migration(origin, WAIT).unwrap()
+}
+
+fn wait_count(site: &Site, origin: u64, expected: u64) {
+    wait_until(
+        || site.count(origin) == Some(expected),
+        "the daemon to apply every event",
+    );
+}
+
+/// Exactly one site runs the daemon, with the model's count, and its
+/// chain head is one output per event (the chain continued across moves).
+fn assert_only(sites: &[Site], home: usize, origin: u64, expected: u64) {
+    wait_count(&sites[home], origin, expected);
+    for (i, s) in sites.iter().enumerate() {
+        assert_eq!(s.has(origin), i == home, "daemon on site {i}");
+    }
+    let head = sites[home]
+        .runtime
+        .registry()
+        .with_host(origin, |h| *h.head())
+        .unwrap();
+    assert_eq!(head.sequence, expected, "one chained output per event");
+}
+
+fn migrate_under_load(orch: usize, source: usize, target: usize) {
+    let sites = leak(three());
+    let origin = spawn_counter(sites, source);
+    let producer = Producer::start(&sites[source].runtime, origin);
+    producer.wait_sent(200);
+    sites[orch]
+        .runtime
+        .start_migration(origin, sites[source].id(), sites[target].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[orch], origin), MigrationStatus::Completed);
+    // Late events, delivered at the old home, are forwarded.
+    let after = producer.sent.load(Ordering::SeqCst);
+    producer.wait_sent(after + 200);
+    let sent = producer.finish();
+    assert_only(sites, target, origin, sent);
+    wait_until(
+        || sites[source].runtime.unacknowledged_forwards(origin) == 0,
+        "every forwarded event acknowledged",
+    );
+}
+
+#[test]
+fn migrates_under_load_with_a_third_node_orchestrating() {
+    migrate_under_load(2, 0, 1);
+}
+
+#[test]
+fn migrates_under_load_orchestrated_by_the_source() {
+    migrate_under_load(0, 0, 1);
+}
+
+#[test]
+fn migrates_under_load_orchestrated_by_the_target() {
+    migrate_under_load(1, 0, 1);
+}
+
+#[test]
+fn migrates_there_and_back() {
+    let sites = leak(three());
+    let origin = spawn_counter(sites, 0);
+    for i in 1..=10 {
+        sites[0]
+            .runtime
+            .deliver(origin, CausalEvent::bare(PRODUCER, i, vec![]))
+            .unwrap();
+    }
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    for i in 11..=20 {
+        sites[1]
+            .runtime
+            .deliver(origin, CausalEvent::bare(PRODUCER, i, vec![]))
+            .unwrap();
+    }
+    let keypair = sites[1].runtime.registry().daemon_keypair(origin).unwrap();
+    register_factory(&sites[0], &keypair);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[1].id(), sites[0].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    assert_only(sites, 0, origin, 20);
+}
+
+#[test]
+fn stateless_daemons_migrate() {
+    struct Echo;
+    impl MeshDaemon for Echo {
+        fn name(&self) -> &str {
+            "echo"
+        }
+        fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+            Ok(vec![event.payload.clone()])
+        }
+    }
+    let sites = three();
+    let keypair = EntityKeypair::generate();
+    let origin = keypair.origin_hash();
+    sites[0]
+        .runtime
+        .spawn(DaemonHost::new(Box::new(Echo), keypair.clone()))
+        .unwrap();
+    sites[1]
+        .runtime
+        .factories()
+        .register(
+            keypair,
+            Arc::new(|| Ok(Box::new(Echo) as Box<dyn MeshDaemon>)),
+        )
+        .unwrap();
+    sites[0]
+        .runtime
+        .deliver(origin, CausalEvent::bare(PRODUCER, 1, b"x".to_vec()))
+        .unwrap();
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    assert!(!sites[0].has(origin) && sites[1].has(origin));
+    let outcome = sites[1]
+        .runtime
+        .deliver(origin, CausalEvent::bare(PRODUCER, 2, b"y".to_vec()))
+        .unwrap();
+    let DeliveryOutcome::Processed(outputs) = outcome else {
+        panic!("not processed: {outcome:?}");
+    };
+    assert_eq!(
+        outputs[0].link.sequence, 2,
+        "the chain continues at the target"
+    );
+}
+
+#[test]
+fn migrates_under_packet_loss() {
+    let sites = leak(three());
+    for s in sites.iter() {
+        s.node.set_filter(Some(Arc::new(NetemFilter::new(
+            0.15,
+            0.0,
+            0.0,
+            Duration::ZERO,
+            7,
+        ))));
+    }
+    let origin = spawn_counter(sites, 0);
+    let producer = Producer::start(&sites[0].runtime, origin);
+    producer.wait_sent(100);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    let after = producer.sent.load(Ordering::SeqCst);
+    producer.wait_sent(after + 100);
+    let sent = producer.finish();
+    assert_only(sites, 1, origin, sent);
+}
+
+#[test]
+fn a_target_without_a_factory_fails_everywhere_and_a_retry_succeeds() {
+    let sites = leak(three());
+    let keypair = EntityKeypair::generate();
+    let origin = keypair.origin_hash();
+    sites[0]
+        .runtime
+        .spawn(DaemonHost::new(
+            Box::new(Counter::default()),
+            keypair.clone(),
+        ))
+        .unwrap();
+    let producer = Producer::start(&sites[0].runtime, origin);
+    producer.wait_sent(50);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    let status = wait_done(&sites[2], origin);
+    assert!(
+        matches!(status, MigrationStatus::Failed(ref r) if r.code() == 1),
+        "{status:?}"
+    );
+    wait_until(
+        || !sites[0].runtime.is_migrating(origin),
+        "the source to abort",
+    );
+    register_factory(&sites[1], &keypair);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    let sent = producer.finish();
+    assert_only(sites, 1, origin, sent);
+}
+
+#[test]
+fn a_second_migration_of_the_same_daemon_is_refused() {
+    let sites = three();
+    let origin = spawn_counter(&sites, 0);
+    sites[1].drop_type(msg_type::RESTORE_COMPLETE);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    let again = sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id());
+    assert!(matches!(again, Err(net::compute::ComputeError::AlreadyMigrating(o)) if o == origin));
+    sites[1].heal();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+}
+
+/// Drops the messages of `kind` sent by site `dropper` from the start; if
+/// the loss is before Cutover the migration must fail and leave the daemon
+/// at the source with every event applied; healing and retrying must
+/// succeed. After Cutover the migration must ride the loss out once healed.
+fn fault_in_phase(dropper: usize, kind: u8, before_cutover: bool) {
+    let (orch, source, target) = (2, 0, 1);
+    let sites = leak(three());
+    let origin = spawn_counter(sites, source);
+    let producer = Producer::start(&sites[source].runtime, origin);
+    producer.wait_sent(100);
+    sites[dropper].drop_type(kind);
+    sites[orch]
+        .runtime
+        .start_migration(origin, sites[source].id(), sites[target].id())
+        .unwrap();
+    if before_cutover {
+        let status = wait_done(&sites[orch], origin);
+        assert!(matches!(status, MigrationStatus::Failed(_)), "{status:?}");
+        wait_until(
+            || !sites[source].runtime.is_migrating(origin),
+            "the source to abort",
+        );
+        let now = producer.sent.load(Ordering::SeqCst);
+        producer.wait_sent(now + 50);
+        // The daemon never left: every event so far is applied there.
+        let sent_so_far = producer.sent.load(Ordering::SeqCst);
+        wait_until(
+            || {
+                sites[source]
+                    .count(origin)
+                    .is_some_and(|c| c >= sent_so_far)
+            },
+            "the source to keep applying",
+        );
+        assert!(!sites[target].has(origin) && !sites[orch].has(origin));
+        sites[dropper].heal();
+        sites[orch]
+            .runtime
+            .start_migration(origin, sites[source].id(), sites[target].id())
+            .unwrap();
+    } else {
+        wait_until(
+            || {
+                sites[orch].runtime.migration_status(origin)
+                    == Some(MigrationStatus::Running(MigrationPhase::Cutover))
+                    || sites[orch].runtime.migration_status(origin)
+                        == Some(MigrationStatus::Running(MigrationPhase::Complete))
+            },
+            "the migration to pass cut-over",
+        );
+        sites[dropper].heal();
+    }
+    assert_eq!(wait_done(&sites[orch], origin), MigrationStatus::Completed);
+    let after = producer.sent.load(Ordering::SeqCst);
+    producer.wait_sent(after + 50);
+    let sent = producer.finish();
+    assert_only(sites, target, origin, sent);
+}
+
+#[test]
+fn fault_snapshot_phase_orchestrator_loses_take_snapshot() {
+    fault_in_phase(2, msg_type::TAKE_SNAPSHOT, true);
+}
+
+#[test]
+fn fault_transfer_phase_source_loses_its_chunks() {
+    fault_in_phase(0, msg_type::SNAPSHOT_READY, true);
+}
+
+#[test]
+fn fault_restore_phase_target_loses_restore_complete() {
+    fault_in_phase(1, msg_type::RESTORE_COMPLETE, true);
+}
+
+#[test]
+fn fault_replay_phase_target_loses_replay_complete() {
+    fault_in_phase(1, msg_type::REPLAY_COMPLETE, true);
+}
+
+#[test]
+fn fault_cutover_phase_source_loses_its_forwarded_events() {
+    fault_in_phase(0, msg_type::BUFFERED_EVENTS, false);
+}
+
+#[test]
+fn fault_cutover_phase_source_loses_cleanup_complete() {
+    fault_in_phase(0, msg_type::CLEANUP_COMPLETE, false);
+}
+
+#[test]
+fn fault_complete_phase_orchestrator_loses_activate_target() {
+    fault_in_phase(2, msg_type::ACTIVATE_TARGET, false);
+}
+
+#[test]
+fn killed_target_in_transfer_fails_and_a_retry_elsewhere_succeeds() {
+    let sites = leak(three());
+    let origin = spawn_counter(sites, 0);
+    let producer = Producer::start(&sites[0].runtime, origin);
+    producer.wait_sent(100);
+    sites[1].kill();
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    let status = wait_done(&sites[2], origin);
+    assert!(matches!(status, MigrationStatus::Failed(_)), "{status:?}");
+    wait_until(
+        || !sites[0].runtime.is_migrating(origin),
+        "the source to abort",
+    );
+    // Retry towards the orchestrator's own node.
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[2].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    let sent = producer.finish();
+    wait_count(&sites[2], origin, sent);
+    assert!(!sites[0].has(origin));
+}
+
+#[test]
+fn killed_orchestrator_in_replay_lets_the_source_abort_and_a_retry_succeeds() {
+    let sites = leak(three());
+    let origin = spawn_counter(sites, 0);
+    let producer = Producer::start(&sites[0].runtime, origin);
+    producer.wait_sent(100);
+    // The target's replies stop at Replay; then the orchestrator dies.
+    sites[1].drop_type(msg_type::REPLAY_COMPLETE);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    wait_until(
+        || {
+            sites[2].runtime.migration_status(origin)
+                == Some(MigrationStatus::Running(MigrationPhase::Replay))
+        },
+        "the Replay phase",
+    );
+    sites[2].kill();
+    wait_until(
+        || !sites[0].runtime.is_migrating(origin),
+        "the source to abort by itself",
+    );
+    assert!(sites[0].has(origin) && !sites[1].has(origin));
+    // The source orchestrates the retry itself; the target's held copy is
+    // superseded by the new snapshot.
+    sites[1].heal();
+    sites[0]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[0], origin), MigrationStatus::Completed);
+    let sent = producer.finish();
+    wait_count(&sites[1], origin, sent);
+    assert!(!sites[0].has(origin));
+}
