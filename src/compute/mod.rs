@@ -52,4 +52,7 @@ pub use runtime::{
     ComputeError, ComputeRuntime, DeliveryOutcome, MigrationPhase, MigrationStatus,
     MigrationTransport, RuntimeConfig,
 };
-pub use snapshot::{NetSnapshotExt, SnapshotError, StateSnapshot};
+pub use snapshot::{
+    NetSnapshotExt, SnapshotError, StateSnapshot, decode_migration_payload,
+    encode_migration_payload,
+};

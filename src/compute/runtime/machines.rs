@@ -46,9 +46,8 @@ use crate::compute::migration::{
     CaptureOutcome, FailureReason, InsertOutcome, MigrationMessage, ReplayBuffer,
     SnapshotReassembler, SourceBuffer, UnknownProducers, split_snapshot,
 };
-use crate::compute::snapshot::SNAPSHOT_FIXED_SIZE;
-use crate::compute::{CausalEvent, DaemonError, DaemonHost, NetSnapshotExt, StateSnapshot};
-use crate::identity::IDENTITY_ENVELOPE_SIZE;
+use crate::compute::snapshot::{decode_migration_payload, encode_migration_payload};
+use crate::compute::{CausalEvent, DaemonError, DaemonHost};
 
 /// Most BufferedEvents bytes per message, so one message fits a packet.
 const MAX_BATCH_BYTES: usize = 7_000;
@@ -569,22 +568,14 @@ fn on_take_snapshot(
             return;
         }
     };
-    let mut bytes = match snapshot.snapshot.to_bytes() {
+    let ext = shared.config.send_extension.then_some(&snapshot.ext);
+    let bytes = match encode_migration_payload(&snapshot.snapshot, ext) {
         Ok(b) => b,
         Err(e) => {
             fail(shared, from, origin, state_failed(e.to_string()));
             return;
         }
     };
-    if shared.config.send_extension {
-        match snapshot.ext.to_bytes() {
-            Ok(ext) => bytes.extend_from_slice(&ext),
-            Err(e) => {
-                fail(shared, from, origin, state_failed(e.to_string()));
-                return;
-            }
-        }
-    }
     let seq_through = snapshot.snapshot.through_seq;
     let chunks: Vec<Vec<u8>> = match split_snapshot(origin, seq_through, &bytes) {
         Ok(messages) => messages.iter().filter_map(encode).collect(),
@@ -741,40 +732,6 @@ fn source_tick(shared: &Shared, state: &mut State, now: Instant) {
 
 // ----------------------------------------------------------------- target
 
-/// Where the `CDS1` record ends in a snapshot payload (the Net extension
-/// may follow), or `None` if the bytes are too short to say.
-fn cds1_len(bytes: &[u8]) -> Option<usize> {
-    let u32_at = |at: usize| -> Option<usize> {
-        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-        usize::try_from(u32::from_le_bytes(b)).ok()
-    };
-    let state_len_at = SNAPSHOT_FIXED_SIZE - 9;
-    let state_len = u32_at(state_len_at)?;
-    let bindings_len_at = state_len_at.checked_add(4)?.checked_add(state_len)?;
-    let bindings_len = u32_at(bindings_len_at)?;
-    let flag_at = bindings_len_at.checked_add(4)?.checked_add(bindings_len)?;
-    let flag = *bytes.get(flag_at)?;
-    let end = flag_at + 1;
-    Some(if flag == 1 {
-        end.checked_add(IDENTITY_ENVELOPE_SIZE)?
-    } else {
-        end
-    })
-}
-
-fn parse_payload(bytes: &[u8]) -> Result<(StateSnapshot, Option<NetSnapshotExt>), String> {
-    let end = cds1_len(bytes)
-        .filter(|&n| n <= bytes.len())
-        .ok_or("truncated snapshot")?;
-    let snapshot = StateSnapshot::from_bytes(&bytes[..end]).map_err(|e| e.to_string())?;
-    let ext = if end == bytes.len() {
-        None
-    } else {
-        Some(NetSnapshotExt::from_bytes(&bytes[end..]).map_err(|e| e.to_string())?)
-    };
-    Ok((snapshot, ext))
-}
-
 #[allow(clippy::too_many_arguments)]
 fn on_snapshot_ready(
     shared: &Shared,
@@ -855,7 +812,8 @@ fn on_snapshot_ready(
 type Restored = (DaemonHost, Option<Vec<(u64, u64)>>);
 
 fn restore(shared: &Shared, origin: u64, payload: &[u8]) -> Result<Restored, FailureReason> {
-    let (snapshot, ext) = parse_payload(payload).map_err(state_failed)?;
+    let (snapshot, ext) =
+        decode_migration_payload(payload).map_err(|e| state_failed(e.to_string()))?;
     if snapshot.origin_hash() != origin {
         return Err(state_failed("snapshot of another daemon"));
     }
