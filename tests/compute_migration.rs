@@ -322,10 +322,18 @@ fn migrate_under_load(orch: usize, source: usize, target: usize) {
     let first = Producer::start(&sites[source].runtime, origin);
     let second = Producer::start_as(&sites[source].runtime, origin, SECOND);
     first.wait_sent(200);
+    // Hold the move in Replay (the target's answer is lost and re-sent)
+    // until events have arrived during it.
+    sites[target].drop_type(msg_type::REPLAY_COMPLETE);
     sites[orch]
         .runtime
         .start_migration(origin, sites[source].id(), sites[target].id())
         .unwrap();
+    wait_until(
+        || first.buffered.load(Ordering::SeqCst) >= 50,
+        "events delivered during the migration",
+    );
+    sites[target].heal();
     assert_eq!(wait_done(&sites[orch], origin), MigrationStatus::Completed);
     // Late events, delivered at the old home, are forwarded.
     let after = first.sent.load(Ordering::SeqCst);
@@ -689,4 +697,88 @@ fn killed_orchestrator_in_replay_lets_the_source_abort_and_a_retry_succeeds() {
     wait_count(&sites[1], origin, sent);
     assert!(!sites[0].has(origin));
     teardown(sites);
+}
+
+/// A handler that hands every message to the test.
+struct Collect(Mutex<std::sync::mpsc::Sender<(u64, Vec<u8>)>>);
+
+impl net::mesh::SubprotocolHandler for Collect {
+    fn on_message(&self, from: u64, message: &[u8]) {
+        let _ = self.0.lock().unwrap().send((from, message.to_vec()));
+    }
+}
+
+#[test]
+fn subprotocol_hooks_route_one_id_to_one_handler() {
+    const ID: u16 = 0x0600;
+    let a = node("");
+    let b = node("");
+    bound_link(&a, &b);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handler = Arc::new(Collect(Mutex::new(tx)));
+    b.register_subprotocol(ID, handler.clone()).unwrap();
+    // Core ids and taken ids are refused; the first handler stays.
+    for core in [
+        ids::EVENTS,
+        ids::MEMBERSHIP,
+        ids::STREAM_WINDOW,
+        ids::NET_RELIABILITY,
+    ] {
+        assert!(matches!(
+            b.register_subprotocol(core, handler.clone()),
+            Err(MeshError::SubprotocolInUse(id)) if id == core
+        ));
+    }
+    assert!(matches!(
+        b.register_subprotocol(ID, handler.clone()),
+        Err(MeshError::SubprotocolInUse(ID))
+    ));
+    a.send_subprotocol(b.node_id(), ID, b"over the wire")
+        .unwrap();
+    let got = rx.recv_timeout(WAIT).unwrap();
+    assert_eq!(got, (a.node_id(), b"over the wire".to_vec()));
+    b.send_subprotocol(b.node_id(), ID, b"to ourselves")
+        .unwrap();
+    assert_eq!(
+        rx.recv_timeout(WAIT).unwrap(),
+        (b.node_id(), b"to ourselves".to_vec())
+    );
+    // Without a session, or to ourselves without a handler: UnknownPeer.
+    assert!(matches!(
+        a.send_subprotocol(0x1234, ID, b"x"),
+        Err(MeshError::UnknownPeer(0x1234))
+    ));
+    assert!(matches!(
+        a.send_subprotocol(a.node_id(), ID, b"x"),
+        Err(MeshError::UnknownPeer(_))
+    ));
+    assert!(b.unregister_subprotocol(ID));
+    assert!(!b.unregister_subprotocol(ID));
+    b.register_subprotocol(ID, handler).unwrap();
+}
+
+#[test]
+fn racing_starts_of_one_migration_admit_exactly_one() {
+    let sites = three();
+    let origin = spawn_counter(&sites, 0);
+    sites[1].drop_type(msg_type::RESTORE_COMPLETE);
+    let barrier = std::sync::Barrier::new(8);
+    let started: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    sites[2]
+                        .runtime
+                        .start_migration(origin, sites[0].id(), sites[1].id())
+                        .is_ok()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(started.iter().filter(|&&ok| ok).count(), 1);
+    sites[1].heal();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    assert!(sites[1].has(origin) && !sites[0].has(origin));
 }

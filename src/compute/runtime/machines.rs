@@ -111,6 +111,7 @@ struct Activated {
 
 #[derive(Debug)]
 struct Announcement {
+    origin: u64,
     to: Vec<u64>,
     bytes: Vec<u8>,
     left: u32,
@@ -302,6 +303,8 @@ pub(super) fn start(
         .send(source, &bytes)
         .map_err(|e| ComputeError::Transport(e.to_string()))?;
     state.finished.remove(&origin);
+    // The last attempt's abort must not reach this one.
+    state.announcements.retain(|a| a.origin != origin);
     state.orchestrations.insert(
         origin,
         Orchestration {
@@ -345,6 +348,7 @@ fn abort_orchestration(shared: &Shared, state: &mut State, origin: u64, reason: 
             send_bytes(shared, node, &bytes);
         }
         state.announcements.push(Announcement {
+            origin,
             to,
             bytes,
             left: ABORT_ANNOUNCEMENTS - 1,
@@ -942,10 +946,23 @@ fn on_activate(shared: &Shared, state: &mut State, from: u64, origin: u64) {
     }
 }
 
-fn on_failed(shared: &Shared, state: &mut State, origin: u64) {
-    abort_source(shared, state, origin);
-    state.targets.remove(&origin);
-    state.reassembler.discard(origin);
+fn on_failed(shared: &Shared, state: &mut State, from: u64, origin: u64) {
+    // Only the migration's own orchestrator or target can abort a source.
+    let party = state
+        .sources
+        .get(&origin)
+        .is_some_and(|s| s.orchestrator == from || s.target == from);
+    if party {
+        abort_source(shared, state, origin);
+    }
+    if state
+        .targets
+        .get(&origin)
+        .is_some_and(|t| t.orchestrator == from)
+    {
+        state.targets.remove(&origin);
+        state.reassembler.discard(origin);
+    }
 }
 
 // --------------------------------------------------------------- dispatch
@@ -1002,7 +1019,7 @@ pub(super) fn handle(shared: &Shared, from: u64, bytes: &[u8], now: Instant) {
         MigrationMessage::ActivateTarget { .. } => on_activate(shared, &mut state, from, origin),
         MigrationMessage::MigrationFailed { reason, .. } => {
             tracing::info!(origin, from, ?reason, "migration failed");
-            on_failed(shared, &mut state, origin);
+            on_failed(shared, &mut state, from, origin);
         }
         // Replies for an orchestration we no longer hold: stale.
         _ => {}
