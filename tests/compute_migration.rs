@@ -71,7 +71,7 @@ impl MeshDaemon for Counter {
 
     fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
         let bad = || DaemonError::RestoreFailed("bad counter state".into());
-        if state.len() < 8 || (state.len() - 8) % 16 != 0 {
+        if state.len() < 8 || !(state.len() - 8).is_multiple_of(16) {
             return Err(bad());
         }
         let u64_at = |at: usize| u64::from_le_bytes(state[at..at + 8].try_into().unwrap());
