@@ -782,3 +782,29 @@ fn racing_starts_of_one_migration_admit_exactly_one() {
     assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
     assert!(sites[1].has(origin) && !sites[0].has(origin));
 }
+
+#[test]
+fn a_target_without_compute_says_so_and_the_daemon_stays() {
+    let sites = three();
+    let origin = spawn_counter(&sites, 0);
+    assert!(sites[1].node.unregister_subprotocol(ids::MIGRATION));
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    let status = wait_done(&sites[2], origin);
+    assert_eq!(
+        status,
+        MigrationStatus::Failed(net::compute::migration::FailureReason::ComputeNotSupported)
+    );
+    wait_until(
+        || !sites[0].runtime.is_migrating(origin),
+        "the source to abort",
+    );
+    assert!(sites[0].has(origin));
+    sites[0]
+        .runtime
+        .deliver(origin, CausalEvent::bare(PRODUCER, 1, vec![]))
+        .unwrap();
+    assert_eq!(sites[0].count(origin), Some(1));
+}

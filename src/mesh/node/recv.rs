@@ -456,6 +456,9 @@ impl Inner {
                 Some(handler) => {
                     self.handle_subprotocol(&*handler, peer.node_id, header, plaintext);
                 }
+                None if id == ids::MIGRATION => {
+                    self.refuse_migration(peer.node_id, header, plaintext);
+                }
                 None => self.handle_data(peer, header, plaintext, now, touched),
             },
         }

@@ -19,6 +19,11 @@
 //! arrives; see `compute/runtime/`), which keeps the bytes on the wire
 //! identical to v0.11's.
 //!
+//! A node with no 0x0500 handler answers TakeSnapshot and SnapshotReady
+//! with MigrationFailed(ComputeNotSupported) and drops the other migration
+//! messages, as v0.11 does (WIRE.md §10.9), so an orchestrator learns at
+//! once that the node runs no compute.
+//!
 //! Ids the node itself dispatches (window grants, membership, capability,
 //! reflex, rendezvous, Net reliability) and plain events (0x0000) cannot
 //! be registered.
@@ -31,6 +36,13 @@ use arc_swap::ArcSwap;
 use super::super::packet::PacketKind;
 use super::{Inner, MeshError, MeshNode};
 use crate::wire::{NetHeader, decode_events, encode_events, ids};
+
+/// 0x0500 type bytes and the failure code the node itself uses
+/// (`compute::migration::wire` owns the codec; a test pins these to it).
+const MIGRATION_TAKE_SNAPSHOT: u8 = 0;
+const MIGRATION_SNAPSHOT_READY: u8 = 1;
+const MIGRATION_FAILED: u8 = 6;
+const COMPUTE_NOT_SUPPORTED: u16 = 2;
 
 /// Receives the messages of one subprotocol (see the module doc).
 pub trait SubprotocolHandler: Send + Sync + 'static {
@@ -160,6 +172,25 @@ impl Inner {
         self.subprotocols.get(id)
     }
 
+    /// A 0x0500 packet with no handler installed (module doc). Only the
+    /// type byte and the origin are read; the reply is the 11-byte
+    /// MigrationFailed of COMPUTE.md §2.2–2.3.
+    pub(super) fn refuse_migration(&self, from: u64, header: &NetHeader, plaintext: &[u8]) {
+        for frame in decode_events(plaintext, usize::from(header.event_count)) {
+            let (Some(&kind), Some(origin)) = (frame.first(), frame.get(1..9)) else {
+                continue;
+            };
+            if kind != MIGRATION_TAKE_SNAPSHOT && kind != MIGRATION_SNAPSHOT_READY {
+                continue;
+            }
+            let mut reply = Vec::with_capacity(11);
+            reply.push(MIGRATION_FAILED);
+            reply.extend_from_slice(origin);
+            reply.extend_from_slice(&COMPUTE_NOT_SUPPORTED.to_le_bytes());
+            let _ = self.send_subprotocol(from, ids::MIGRATION, &reply);
+        }
+    }
+
     /// One packet of a registered subprotocol: each frame to the handler.
     pub(super) fn handle_subprotocol(
         &self,
@@ -171,5 +202,21 @@ impl Inner {
         for frame in decode_events(plaintext, usize::from(header.event_count)) {
             handler.on_message(from, frame);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compute::migration::wire::{failure_code, msg_type};
+
+    #[test]
+    fn the_refusal_constants_are_the_codec_s() {
+        assert_eq!(super::MIGRATION_TAKE_SNAPSHOT, msg_type::TAKE_SNAPSHOT);
+        assert_eq!(super::MIGRATION_SNAPSHOT_READY, msg_type::SNAPSHOT_READY);
+        assert_eq!(super::MIGRATION_FAILED, msg_type::MIGRATION_FAILED);
+        assert_eq!(
+            super::COMPUTE_NOT_SUPPORTED,
+            failure_code::COMPUTE_NOT_SUPPORTED
+        );
     }
 }
