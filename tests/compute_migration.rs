@@ -632,6 +632,52 @@ fn fault_complete_phase_orchestrator_loses_activate_target() {
 }
 
 #[test]
+fn fault_cutover_phase_orchestrator_loses_cutover_notify() {
+    fault_in_phase(2, msg_type::CUTOVER_NOTIFY, false);
+}
+
+#[test]
+fn fault_complete_phase_target_loses_activate_ack() {
+    fault_in_phase(1, msg_type::ACTIVATE_ACK, false);
+}
+
+#[test]
+fn shutdown_wakes_a_waiter_and_refuses_new_work() {
+    let sites = three();
+    let origin = spawn_counter(&sites, 0);
+    sites[1].drop_type(msg_type::RESTORE_COMPLETE);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| sites[2].runtime.wait_migration(origin, WAIT));
+        wait_until(|| sites[2].runtime.is_migrating(origin), "the migration");
+        sites[2].runtime.shutdown();
+        let woken = waiter.join().unwrap();
+        assert!(
+            matches!(
+                woken,
+                Err(net::compute::ComputeError::ShuttingDown) | Ok(MigrationStatus::Failed(_))
+            ),
+            "{woken:?}"
+        );
+    });
+    assert!(matches!(
+        sites[2]
+            .runtime
+            .start_migration(origin, sites[0].id(), sites[1].id()),
+        Err(net::compute::ComputeError::ShuttingDown)
+    ));
+    // The source, left without its orchestrator, keeps the daemon.
+    wait_until(
+        || !sites[0].runtime.is_migrating(origin),
+        "the source to abort",
+    );
+    assert!(sites[0].has(origin));
+}
+
+#[test]
 fn killed_target_in_transfer_fails_and_a_retry_elsewhere_succeeds() {
     let sites = leak(three());
     let origin = spawn_counter(sites, 0);
