@@ -854,3 +854,58 @@ fn a_target_without_compute_says_so_and_the_daemon_stays() {
         .unwrap();
     assert_eq!(sites[0].count(origin), Some(1));
 }
+
+#[test]
+fn a_multi_chunk_state_of_one_mebibyte_migrates_intact() {
+    struct Blob(Vec<u8>);
+    impl MeshDaemon for Blob {
+        fn name(&self) -> &str {
+            "blob"
+        }
+        fn is_stateful(&self) -> bool {
+            true
+        }
+        fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+            let at = event.sequence() as usize % self.0.len();
+            self.0[at] ^= 0xff;
+            Ok(vec![])
+        }
+        fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+            Ok(self.0.clone())
+        }
+        fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+            self.0 = state.to_vec();
+            Ok(())
+        }
+    }
+    let sites = three();
+    let keypair = EntityKeypair::generate();
+    let origin = keypair.origin_hash();
+    let state: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 + i / 251) as u8).collect();
+    sites[0]
+        .runtime
+        .spawn(DaemonHost::new(
+            Box::new(Blob(state.clone())),
+            keypair.clone(),
+        ))
+        .unwrap();
+    sites[1]
+        .runtime
+        .factories()
+        .register(
+            keypair,
+            Arc::new(|| Ok(Box::new(Blob(Vec::new())) as Box<dyn MeshDaemon>)),
+        )
+        .unwrap();
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    let moved = sites[1]
+        .runtime
+        .registry()
+        .with_host(origin, |h| h.daemon().snapshot().unwrap())
+        .unwrap();
+    assert!(moved == state, "the state arrived intact");
+}

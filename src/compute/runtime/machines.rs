@@ -63,6 +63,9 @@ struct Orchestration {
     phase: MigrationPhase,
     phase_started: Instant,
     last_sent: Instant,
+    /// When the last new chunk arrived (a Transfer still in progress is
+    /// not re-requested).
+    last_progress: Instant,
     /// SnapshotReady chunks as received (encoded), by index.
     chunks: BTreeMap<u32, Vec<u8>>,
     total_chunks: Option<u32>,
@@ -76,6 +79,9 @@ struct SourceRecord {
     chunks: Vec<Vec<u8>>,
     buffer: SourceBuffer,
     last_heard: Instant,
+    /// When the chunks were last sent (requests queued while a large
+    /// snapshot was built do not each re-send it).
+    chunks_sent: Instant,
     /// After cut-over: the forwarder count CleanupComplete waits for.
     cutover_mark: Option<u64>,
 }
@@ -313,6 +319,7 @@ pub(super) fn start(
             phase: MigrationPhase::Snapshot,
             phase_started: now,
             last_sent: now,
+            last_progress: now,
             chunks: BTreeMap::new(),
             total_chunks: None,
         },
@@ -385,10 +392,15 @@ fn orchestrate(
                 o.chunks.clear();
             }
             o.total_chunks = Some(*total_chunks);
-            o.chunks.insert(*chunk_index, raw.to_vec());
+            if o.chunks.insert(*chunk_index, raw.to_vec()).is_none() {
+                o.last_progress = now;
+            }
             send_bytes(shared, o.target, raw);
             true
         }
+        // A late or repeated chunk from the source once the snapshot is
+        // through: ours, never the local target role's.
+        MigrationMessage::SnapshotReady { .. } if from == o.source => true,
         MigrationMessage::RestoreComplete { .. }
             if from == o.target && matches!(o.phase, P::Transfer | P::Restore) =>
         {
@@ -465,11 +477,26 @@ fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
             timed_out.push((origin, o.phase));
             continue;
         }
-        if now.duration_since(o.last_sent) < shared.config.retry_interval {
+        let complete = o.total_chunks.is_some_and(|t| o.chunks.len() == t as usize);
+        let receiving = o.phase == P::Transfer
+            && !complete
+            && now.duration_since(o.last_progress) < shared.config.retry_interval;
+        if receiving || now.duration_since(o.last_sent) < shared.config.retry_interval {
             continue;
         }
         o.last_sent = now;
-        let complete = o.total_chunks.is_some_and(|t| o.chunks.len() == t as usize);
+        if o.phase > P::Snapshot && o.phase < P::Cutover && !(o.phase == P::Transfer && !complete) {
+            // The source hears nothing else from us until Cutover: an
+            // empty batch keeps its `source_timeout` from firing.
+            send(
+                shared,
+                o.source,
+                &MigrationMessage::BufferedEvents {
+                    origin,
+                    events: Vec::new(),
+                },
+            );
+        }
         match o.phase {
             P::Transfer if complete => {
                 for chunk in o.chunks.values() {
@@ -542,8 +569,11 @@ fn on_take_snapshot(
         }
         if source.orchestrator == from && source.target == target {
             source.last_heard = now;
-            for chunk in &source.chunks {
-                send_bytes(shared, from, chunk);
+            if now.duration_since(source.chunks_sent) >= shared.config.retry_interval {
+                source.chunks_sent = now;
+                for chunk in &source.chunks {
+                    send_bytes(shared, from, chunk);
+                }
             }
         } else {
             fail(shared, from, origin, FailureReason::AlreadyMigrating);
@@ -605,6 +635,7 @@ fn on_take_snapshot(
             chunks,
             buffer,
             last_heard: now,
+            chunks_sent: Instant::now(),
             cutover_mark: None,
         },
     );
