@@ -21,6 +21,10 @@
 //!   captured events locally: the daemon stays where it was, nothing lost.
 //!   From Cutover on nothing is aborted: the daemon has left the source,
 //!   so the orchestrator keeps re-sending until the target is active;
+//! - between Snapshot and Cutover the orchestrator sends the source an
+//!   empty BufferedEvents each retry interval as a keep-alive; chunks are
+//!   re-requested only when they stop arriving, and the source re-sends
+//!   them at most once per retry interval;
 //! - every refusal gets a MigrationFailed reply (daemon missing at the
 //!   source, a second migration, a missing factory, restore failures);
 //! - the source's captured events go to the target as BufferedEvents that
@@ -481,11 +485,11 @@ fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
         let receiving = o.phase == P::Transfer
             && !complete
             && now.duration_since(o.last_progress) < shared.config.retry_interval;
-        if receiving || now.duration_since(o.last_sent) < shared.config.retry_interval {
+        if now.duration_since(o.last_sent) < shared.config.retry_interval {
             continue;
         }
         o.last_sent = now;
-        if o.phase > P::Snapshot && o.phase < P::Cutover && !(o.phase == P::Transfer && !complete) {
+        if o.phase > P::Snapshot && o.phase < P::Cutover {
             // The source hears nothing else from us until Cutover: an
             // empty batch keeps its `source_timeout` from firing.
             send(
@@ -496,6 +500,9 @@ fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
                     events: Vec::new(),
                 },
             );
+        }
+        if receiving {
+            continue;
         }
         match o.phase {
             P::Transfer if complete => {
