@@ -909,3 +909,88 @@ fn a_multi_chunk_state_of_one_mebibyte_migrates_intact() {
         .unwrap();
     assert!(moved == state, "the state arrived intact");
 }
+
+#[test]
+fn a_retry_after_an_unannounced_abort_restores_the_new_state_not_the_held_copy() {
+    /// Counts without emitting: its chain head never moves, so every
+    /// snapshot has the same seq_through.
+    #[derive(Default)]
+    struct Silent(Counter);
+    impl MeshDaemon for Silent {
+        fn name(&self) -> &str {
+            "silent"
+        }
+        fn is_stateful(&self) -> bool {
+            true
+        }
+        fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+            self.0.process(event).map(|_| Vec::new())
+        }
+        fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+            self.0.snapshot()
+        }
+        fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+            self.0.restore(state)
+        }
+    }
+    let sites = three();
+    let keypair = EntityKeypair::generate();
+    let origin = keypair.origin_hash();
+    sites[0]
+        .runtime
+        .spawn(DaemonHost::new(
+            Box::new(Silent::default()),
+            keypair.clone(),
+        ))
+        .unwrap();
+    sites[1]
+        .runtime
+        .factories()
+        .register(
+            keypair,
+            Arc::new(|| Ok(Box::new(Silent::default()) as Box<dyn MeshDaemon>)),
+        )
+        .unwrap();
+    let deliver = |seq: u64| {
+        sites[0]
+            .runtime
+            .deliver(origin, CausalEvent::bare(PRODUCER, seq, vec![]))
+            .unwrap()
+    };
+    deliver(1);
+    // The first attempt stalls in Replay and times out; the target never
+    // hears of the abort, so it keeps its restored copy (count 1).
+    sites[1].drop_type(msg_type::REPLAY_COMPLETE);
+    sites[2].drop_type(msg_type::MIGRATION_FAILED);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert!(matches!(
+        wait_done(&sites[2], origin),
+        MigrationStatus::Failed(_)
+    ));
+    assert!(sites[1].runtime.is_migrating(origin), "the held copy stays");
+    wait_until(
+        || !sites[0].runtime.is_migrating(origin),
+        "the source to abort",
+    );
+    for seq in 2..=5 {
+        assert!(matches!(deliver(seq), DeliveryOutcome::Processed(_)));
+    }
+    sites[1].heal();
+    sites[2].heal();
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    let count = sites[1]
+        .runtime
+        .registry()
+        .with_host(origin, |h| {
+            u64::from_le_bytes(h.daemon().snapshot().unwrap()[..8].try_into().unwrap())
+        })
+        .unwrap();
+    assert_eq!(count, 5, "the retry carried the state after the abort");
+}

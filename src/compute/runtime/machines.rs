@@ -52,6 +52,7 @@ use crate::compute::migration::{
 };
 use crate::compute::snapshot::{decode_migration_payload, encode_migration_payload};
 use crate::compute::{CausalEvent, DaemonError, DaemonHost};
+use xxhash_rust::xxh3::xxh3_64;
 
 /// Most BufferedEvents bytes per message, so one message fits a packet.
 const MAX_BATCH_BYTES: usize = 7_000;
@@ -108,7 +109,8 @@ struct Forwarder {
 #[derive(Debug)]
 struct TargetRecord {
     orchestrator: u64,
-    seq_through: u64,
+    /// xxh3 of the restored snapshot payload.
+    payload_hash: u64,
     host: DaemonHost,
     replay: ReplayBuffer,
     taken: u64,
@@ -786,21 +788,6 @@ fn on_snapshot_ready(
     bytes: &[u8],
     now: Instant,
 ) {
-    if let Some(target) = state.targets.get(&origin) {
-        if target.seq_through == seq_through && target.orchestrator == from {
-            send(
-                shared,
-                from,
-                &MigrationMessage::RestoreComplete {
-                    origin,
-                    restored_seq: seq_through,
-                },
-            );
-            return;
-        }
-        // Another migration of the daemon: the held copy is superseded.
-        state.targets.remove(&origin);
-    }
     let leaving = state
         .sources
         .get(&origin)
@@ -821,6 +808,27 @@ fn on_snapshot_ready(
         }
     };
     state.reassembler.discard(origin);
+    // The same snapshot again (a retransmission): answer, restore nothing.
+    // Its hash, not its seq_through, decides: a daemon that emitted
+    // nothing since an aborted attempt keeps its seq but not its state
+    // (and every snapshot carries its creation time).
+    let payload_hash = xxh3_64(&payload);
+    if let Some(target) = state.targets.get(&origin)
+        && target.payload_hash == payload_hash
+        && target.orchestrator == from
+    {
+        send(
+            shared,
+            from,
+            &MigrationMessage::RestoreComplete {
+                origin,
+                restored_seq: seq_through,
+            },
+        );
+        return;
+    }
+    // Another migration of the daemon: a held copy is superseded.
+    state.targets.remove(&origin);
     match restore(shared, origin, &payload) {
         Ok((host, ext_applied)) => {
             let replay = match ext_applied {
@@ -832,7 +840,7 @@ fn on_snapshot_ready(
                 origin,
                 TargetRecord {
                     orchestrator: from,
-                    seq_through,
+                    payload_hash,
                     host,
                     replay,
                     taken: 0,
