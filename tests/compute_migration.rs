@@ -994,3 +994,48 @@ fn a_retry_after_an_unannounced_abort_restores_the_new_state_not_the_held_copy()
         .unwrap();
     assert_eq!(count, 5, "the retry carried the state after the abort");
 }
+
+#[test]
+fn runtimes_installed_on_mesh_nodes_migrate_and_one_node_takes_one_runtime() {
+    let a = Arc::new(node(""));
+    let b = Arc::new(node(""));
+    bound_link(&a, &b);
+    let ra = ComputeRuntime::on_mesh(Arc::clone(&a), config()).unwrap();
+    let rb = ComputeRuntime::on_mesh(Arc::clone(&b), config()).unwrap();
+    assert!(matches!(
+        ComputeRuntime::on_mesh(Arc::clone(&a), config()),
+        Err(net::compute::ComputeError::Transport(_))
+    ));
+    let keypair = EntityKeypair::generate();
+    let origin = ra
+        .spawn(DaemonHost::new(
+            Box::new(Counter::default()),
+            keypair.clone(),
+        ))
+        .unwrap();
+    rb.factories()
+        .register(
+            keypair,
+            Arc::new(|| Ok(Box::new(Counter::default()) as Box<dyn MeshDaemon>)),
+        )
+        .unwrap();
+    ra.deliver(origin, CausalEvent::bare(PRODUCER, 1, vec![]))
+        .unwrap();
+    ra.start_migration(origin, a.node_id(), b.node_id())
+        .unwrap();
+    assert_eq!(
+        ra.wait_migration(origin, WAIT).unwrap(),
+        MigrationStatus::Completed
+    );
+    rb.deliver(origin, CausalEvent::bare(PRODUCER, 2, vec![]))
+        .unwrap();
+    assert_eq!(rb.registry().with_host(origin, |h| count_of(h)).unwrap(), 2);
+    // The runtime's outputs: one per event, chained on the node that
+    // applied it.
+    assert_eq!(ra.next_output(WAIT).unwrap().link.sequence, 1);
+    assert_eq!(rb.next_output(WAIT).unwrap().link.sequence, 2);
+    // Shut down, the node forgets the handler: a new runtime may attach.
+    ra.shutdown();
+    let again = ComputeRuntime::on_mesh(Arc::clone(&a), config()).unwrap();
+    again.shutdown();
+}
