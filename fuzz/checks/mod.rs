@@ -27,6 +27,7 @@ pub mod redex_recovery;
 pub mod rules_json;
 pub mod snapshot_decode;
 pub mod snapshot_ext_decode;
+pub mod snapshot_payload_decode;
 pub mod token_from_bytes;
 pub mod traversal_rendezvous;
 pub mod upnp_decode;
@@ -55,6 +56,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("redex_recovery", redex_recovery::check),
     ("snapshot_decode", snapshot_decode::check),
     ("snapshot_ext_decode", snapshot_ext_decode::check),
+    ("snapshot_payload_decode", snapshot_payload_decode::check),
     ("rules_json", rules_json::check),
     ("token_from_bytes", token_from_bytes::check),
     ("traversal_rendezvous", traversal_rendezvous::check),

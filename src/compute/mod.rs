@@ -1,7 +1,7 @@
 //! Compute (COMPUTE.md §1–§2): daemons that run where their inputs are and
 //! migrate between nodes without losing or repeating an event.
 //!
-//! This module is the pure foundation: no sockets, no FFI, and no clocks
+//! Everything but [`runtime`] is pure: no sockets, no FFI, and no clocks
 //! except explicit `now` arguments and the `*_now` conveniences.
 //!
 //! - [`daemon`]: the [`MeshDaemon`] contract, [`CausalEvent`], [`DaemonError`].
@@ -16,6 +16,9 @@
 //! - [`ledger`]: the subscription ledger and its `bindings_bytes` (§1.8).
 //! - [`migration`]: the 0x0500 wire codec, chunking and reassembly, and the
 //!   source and target replay buffers (§2.2–2.8).
+//! - [`runtime`]: [`ComputeRuntime`], the node side — delivery and the
+//!   migration state machines over the mesh (not pure: a worker thread).
+//! - [`scheduler`]: placement by requirements and load (§1.5).
 //!
 //! [`daemon`]: crate::compute::daemon
 //! [`host`]: crate::compute::host
@@ -24,6 +27,9 @@
 //! [`snapshot`]: crate::compute::snapshot
 //! [`ledger`]: crate::compute::ledger
 //! [`migration`]: crate::compute::migration
+//! [`runtime`]: crate::compute::runtime
+//! [`scheduler`]: crate::compute::scheduler
+//! [`ComputeRuntime`]: crate::compute::ComputeRuntime
 //! [`MeshDaemon`]: crate::compute::MeshDaemon
 //! [`CausalEvent`]: crate::compute::CausalEvent
 //! [`DaemonError`]: crate::compute::DaemonError
@@ -40,6 +46,8 @@ pub mod host;
 pub mod ledger;
 pub mod migration;
 pub mod registry;
+pub mod runtime;
+pub mod scheduler;
 pub mod snapshot;
 
 pub use daemon::{CausalEvent, DaemonError, MeshDaemon};
@@ -47,4 +55,15 @@ pub use factory::{DaemonFactory, DaemonFactoryRegistry, FactoryEntry};
 pub use host::{DaemonHost, DaemonSnapshot, DaemonStats, ObservedHorizon};
 pub use ledger::{LedgerError, SubscriptionLedger};
 pub use registry::DaemonRegistry;
-pub use snapshot::{NetSnapshotExt, SnapshotError, StateSnapshot};
+pub use runtime::{
+    ComputeError, ComputeRuntime, DeliveryOutcome, MigrationPhase, MigrationStatus,
+    MigrationTransport, RuntimeConfig,
+};
+pub use scheduler::{
+    Candidate, MIGRATION_TAG, Placement, PlacementError, PlacementReason, Scheduler,
+    candidates_from_index,
+};
+pub use snapshot::{
+    NetSnapshotExt, SnapshotError, StateSnapshot, decode_migration_payload,
+    encode_migration_payload,
+};

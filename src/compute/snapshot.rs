@@ -241,6 +241,61 @@ impl StateSnapshot {
     }
 }
 
+/// A migration snapshot payload (what the SnapshotReady chunks carry once
+/// reassembled): the `CDS1` record, then — from a Net source to a Net
+/// target — the `NSX1` extension. A v0.11 payload is the record alone.
+///
+/// # Errors
+/// As [`StateSnapshot::to_bytes`] and [`NetSnapshotExt::to_bytes`];
+/// [`SnapshotError::ExtensionMismatch`] if `ext` is another snapshot's.
+pub fn encode_migration_payload(
+    snapshot: &StateSnapshot,
+    ext: Option<&NetSnapshotExt>,
+) -> Result<Vec<u8>, SnapshotError> {
+    let mut out = snapshot.to_bytes()?;
+    if let Some(ext) = ext {
+        ext.check_binds(snapshot)?;
+        out.extend_from_slice(&ext.to_bytes()?);
+    }
+    Ok(out)
+}
+
+/// Parses a migration snapshot payload (see
+/// [`encode_migration_payload`]). The record's own lengths say where it
+/// ends; anything after it must be exactly one extension made for it.
+///
+/// # Errors
+/// Any [`StateSnapshot::from_bytes`] or [`NetSnapshotExt::from_bytes`]
+/// error; [`SnapshotError::ExtensionMismatch`].
+pub fn decode_migration_payload(
+    bytes: &[u8],
+) -> Result<(StateSnapshot, Option<NetSnapshotExt>), SnapshotError> {
+    let end = record_len(bytes)?;
+    let snapshot = StateSnapshot::from_bytes(&bytes[..end])?;
+    if end == bytes.len() {
+        return Ok((snapshot, None));
+    }
+    let ext = NetSnapshotExt::from_bytes(&bytes[end..])?;
+    ext.check_binds(&snapshot)?;
+    Ok((snapshot, Some(ext)))
+}
+
+/// Where the `CDS1` record at the start of `bytes` ends, from its length
+/// fields (the fields themselves are checked by the decoder).
+fn record_len(bytes: &[u8]) -> Result<usize, SnapshotError> {
+    let mut r = Reader::new(bytes);
+    r.take(SNAPSHOT_FIXED_SIZE - 9, "snapshot header")?;
+    let state_len = r.u32("state length")? as usize;
+    r.take(state_len, "state")?;
+    let bindings_len = r.u32("bindings length")? as usize;
+    r.take(bindings_len, "bindings")?;
+    let flag = r.u8("envelope flag")?;
+    if flag == 1 {
+        r.take(IDENTITY_ENVELOPE_SIZE, "identity envelope")?;
+    }
+    Ok(bytes.len() - r.remaining())
+}
+
 /// What a Net source adds to a snapshot for a Net target: the head
 /// payload (chain continuity), the observed horizon and the per-producer
 /// applied watermarks (replay). See the module doc.
@@ -390,6 +445,56 @@ mod tests {
             bindings: vec![],
             envelope: None,
         }
+    }
+
+    #[test]
+    fn migration_payload_carries_the_extension_only_when_given() {
+        let keypair = EntityKeypair::from_seed(&[6; 32]);
+        let snap = snapshot(&keypair);
+        let ext = NetSnapshotExt {
+            head: snap.chain_link,
+            head_payload: b"head".to_vec(),
+            horizon: vec![(1, 5)],
+            applied: vec![(1, 4)],
+        };
+        let record = encode_migration_payload(&snap, None).unwrap();
+        assert_eq!(record, snap.to_bytes().unwrap(), "v0.11 bytes alone");
+        assert_eq!(
+            decode_migration_payload(&record).unwrap(),
+            (snap.clone(), None)
+        );
+        let both = encode_migration_payload(&snap, Some(&ext)).unwrap();
+        assert_eq!(
+            decode_migration_payload(&both).unwrap(),
+            (snap.clone(), Some(ext.clone()))
+        );
+        // Garbage after the record is not an extension.
+        let mut junk = record.clone();
+        junk.push(0);
+        assert!(decode_migration_payload(&junk).is_err());
+        // Every truncation is refused, never a panic.
+        for cut in 0..both.len() {
+            let _ = decode_migration_payload(&both[..cut]);
+        }
+        assert!(decode_migration_payload(&record[..record.len() - 1]).is_err());
+        // An extension made for another snapshot.
+        let other = NetSnapshotExt {
+            head: CausalLink {
+                sequence: 11,
+                ..snap.chain_link
+            },
+            ..ext
+        };
+        let mut forged = record;
+        forged.extend_from_slice(&other.to_bytes().unwrap());
+        assert_eq!(
+            decode_migration_payload(&forged),
+            Err(SnapshotError::ExtensionMismatch)
+        );
+        assert_eq!(
+            encode_migration_payload(&snap, Some(&other)),
+            Err(SnapshotError::ExtensionMismatch)
+        );
     }
 
     #[test]

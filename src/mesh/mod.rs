@@ -49,7 +49,7 @@ pub use hello::{Hello, HelloError};
 pub use inbound::InboundEvent;
 pub use node::{
     CapabilityError, ChannelError, DirectOutcome, MeshError, MeshNode, NatStatus, PeerInfo,
-    PublishReport, RelayReason, TraversalSettings,
+    PublishReport, RelayReason, SubprotocolHandler, TraversalSettings,
 };
 pub use packet::{OpenError, PacketKind};
 pub use pathsize::{PathProbe, PathProbeAck};

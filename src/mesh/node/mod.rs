@@ -34,6 +34,7 @@ mod pathsize;
 mod recv;
 mod send;
 mod session_install;
+mod subprotocols;
 mod tasks;
 #[cfg(feature = "test-util")]
 mod testing;
@@ -65,6 +66,7 @@ use crate::identity::{EntityId, EntityKeypair, routing_id};
 
 pub use capabilities::CapabilityError;
 pub use channels::{ChannelError, PublishReport};
+pub use subprotocols::SubprotocolHandler;
 pub use traversal::{DirectOutcome, NatStatus, RelayReason, TraversalSettings};
 
 /// Why a mesh call failed.
@@ -136,6 +138,10 @@ pub enum MeshError {
     /// The call's [`CancelToken`] was cancelled.
     #[error("the call was cancelled through its token while it waited")]
     Cancelled,
+    /// The subprotocol id is dispatched by the node itself or already has
+    /// a handler; the existing handler was kept.
+    #[error("subprotocol {0:#06x} is reserved or already has a handler")]
+    SubprotocolInUse(u16),
 }
 
 /// A counter per thing worth counting; all monotonic.
@@ -348,6 +354,8 @@ pub(crate) struct Inner {
     capabilities: capabilities::CapabilityGlue,
     /// NAT classification and the reflex (`traversal.rs`).
     traversal: traversal::TraversalGlue,
+    /// Handlers of subsystem subprotocols (`subprotocols.rs`).
+    subprotocols: subprotocols::SubprotocolHooks,
 }
 
 /// A mesh node. Cheap to share behind an `Arc`; every method takes `&self`
@@ -472,6 +480,7 @@ impl MeshNode {
         );
         let traversal = traversal::TraversalGlue::new(&config.traversal, local_addr, node_id);
         let inner = Arc::new(Inner {
+            subprotocols: subprotocols::SubprotocolHooks::default(),
             traversal,
             channels: channel_glue,
             capabilities: capability_glue,

@@ -484,7 +484,15 @@ impl Inner {
                     }
                 }
             }
-            _ => self.handle_data(peer, header, plaintext, now, touched),
+            id => match self.subprotocol_handler(id) {
+                Some(handler) => {
+                    self.handle_subprotocol(&*handler, peer.node_id, header, plaintext);
+                }
+                None if id == ids::MIGRATION => {
+                    self.refuse_migration(peer.node_id, header, plaintext);
+                }
+                None => self.handle_data(peer, header, plaintext, now, touched),
+            },
         }
     }
 

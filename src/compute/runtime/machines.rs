@@ -1,0 +1,1081 @@
+//! The migration state machines of one node — orchestrator, source and
+//! target in one dispatcher (§2.1) — and the migration-aware delivery
+//! path. All state is behind one lock ([`State`]), taken by the worker
+//! for each message and tick and by [`deliver`].
+//!
+//! # The flow (O = orchestrator, S = source, T = target; any two of O, S, T may be one node)
+//!
+//! | Phase | O sends (re-sent every retry interval until the reply) | reply |
+//! |---|---|---|
+//! | Snapshot | TakeSnapshot → S | S snapshots, starts capturing, sends every SnapshotReady chunk → O |
+//! | Transfer | each chunk, unchanged → T (all chunks again on retry) | T reassembles, restores (held, not yet running), RestoreComplete → O |
+//! | Restore → Replay | BufferedEvents (its own, empty) → T | T replays, ReplayComplete → O |
+//! | Cutover | CutoverNotify → S | S stops the daemon, forwards its captured events → T (re-sent until T's ReplayComplete → S), then CleanupComplete → O |
+//! | Complete | ActivateTarget → T | T drains, registers the daemon, ActivateAck → O; O's record ends |
+//!
+//! Departures from v0.11 (§2.7, §8):
+//! - retransmission as above, and timeouts: before Cutover the
+//!   orchestrator aborts a phase that overruns `step_timeout` and sends
+//!   MigrationFailed to source and target; a source that hears nothing for
+//!   `source_timeout` aborts by itself. An abort at the source applies the
+//!   captured events locally: the daemon stays where it was, nothing lost.
+//!   From Cutover on nothing is aborted: the daemon has left the source,
+//!   so the orchestrator keeps re-sending until the target is active;
+//! - between Snapshot and Cutover the orchestrator sends the source an
+//!   empty BufferedEvents each retry interval as a keep-alive; chunks are
+//!   re-requested only when they stop arriving, and the source re-sends
+//!   them at most once per retry interval;
+//! - every refusal gets a MigrationFailed reply (daemon missing at the
+//!   source, a second migration, a missing factory, restore failures);
+//! - the source's captured events go to the target as BufferedEvents that
+//!   the source re-sends until the target's ReplayComplete, and only then
+//!   is CleanupComplete sent, so the target is activated only after it has
+//!   every captured event (v0.11's final batch could lose the race);
+//! - the target answers BufferedEvents to their **sender** with
+//!   ReplayComplete{replayed_seq = events it has taken for the daemon so
+//!   far, duplicates excluded} — a count the source compares with what it
+//!   sent (v0.11: the last replayed inbound sequence, to the orchestrator);
+//! - the restored daemon is not registered until ActivateTarget, so local
+//!   deliveries on the target before that go through the replay buffer in
+//!   (producer, sequence) order;
+//! - after activation the target keeps accepting BufferedEvents for the
+//!   daemon (events forwarded by the old source), applying each event
+//!   above its producer's applied watermark once.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
+
+use super::{ComputeError, DeliveryOutcome, MigrationPhase, MigrationStatus, Shared};
+use crate::compute::migration::{
+    CaptureOutcome, FailureReason, InsertOutcome, MigrationMessage, ReplayBuffer,
+    SnapshotReassembler, SourceBuffer, UnknownProducers, split_snapshot,
+};
+use crate::compute::snapshot::{decode_migration_payload, encode_migration_payload};
+use crate::compute::{CausalEvent, DaemonError, DaemonHost};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Most BufferedEvents bytes per message, so one message fits a packet.
+const MAX_BATCH_BYTES: usize = 7_000;
+/// Fixed bytes of one event in BufferedEvents: link 32 ‖ len 4 ‖ received_at 8.
+const EVENT_OVERHEAD: usize = 44;
+/// How many times an abort is announced (MigrationFailed has no reply).
+const ABORT_ANNOUNCEMENTS: u32 = 3;
+
+#[derive(Debug)]
+struct Orchestration {
+    source: u64,
+    target: u64,
+    phase: MigrationPhase,
+    phase_started: Instant,
+    last_sent: Instant,
+    /// When the last new chunk arrived (a Transfer still in progress is
+    /// not re-requested).
+    last_progress: Instant,
+    /// SnapshotReady chunks as received (encoded), by index.
+    chunks: BTreeMap<u32, Vec<u8>>,
+    total_chunks: Option<u32>,
+}
+
+#[derive(Debug)]
+struct SourceRecord {
+    orchestrator: u64,
+    target: u64,
+    /// The encoded SnapshotReady chunks, re-sent on a repeated request.
+    chunks: Vec<Vec<u8>>,
+    buffer: SourceBuffer,
+    last_heard: Instant,
+    /// When the chunks were last sent (requests queued while a large
+    /// snapshot was built do not each re-send it).
+    chunks_sent: Instant,
+    /// After cut-over: the forwarder count CleanupComplete waits for.
+    cutover_mark: Option<u64>,
+}
+
+/// Events the old source forwards to the daemon's new node, in order, one
+/// batch in flight, re-sent until acknowledged.
+#[derive(Debug)]
+struct Forwarder {
+    target: u64,
+    queue: VecDeque<CausalEvent>,
+    /// Events put in batches so far (sent or in flight).
+    sent: u64,
+    /// Events ever enqueued.
+    enqueued: u64,
+    /// The target's last acknowledged count.
+    acked: u64,
+    in_flight: Option<(Vec<u8>, Instant)>,
+}
+
+#[derive(Debug)]
+struct TargetRecord {
+    orchestrator: u64,
+    /// xxh3 of the restored snapshot payload.
+    payload_hash: u64,
+    host: DaemonHost,
+    replay: ReplayBuffer,
+    taken: u64,
+}
+
+#[derive(Debug)]
+struct Activated {
+    taken: u64,
+}
+
+#[derive(Debug)]
+struct Announcement {
+    origin: u64,
+    to: Vec<u64>,
+    bytes: Vec<u8>,
+    left: u32,
+}
+
+/// One node's migration state.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    orchestrations: HashMap<u64, Orchestration>,
+    finished: HashMap<u64, MigrationStatus>,
+    sources: HashMap<u64, SourceRecord>,
+    forwarders: HashMap<u64, Forwarder>,
+    targets: HashMap<u64, TargetRecord>,
+    activated: HashMap<u64, Activated>,
+    reassembler: SnapshotReassembler,
+    announcements: Vec<Announcement>,
+}
+
+impl State {
+    pub(crate) fn status(&self, origin: u64) -> Option<MigrationStatus> {
+        self.orchestrations
+            .get(&origin)
+            .map(|o| MigrationStatus::Running(o.phase))
+            .or_else(|| self.finished.get(&origin).cloned())
+    }
+
+    pub(crate) fn is_migrating(&self, origin: u64) -> bool {
+        self.orchestrations.contains_key(&origin)
+            || self
+                .sources
+                .get(&origin)
+                .is_some_and(|s| s.cutover_mark.is_none())
+            || self.targets.contains_key(&origin)
+    }
+
+    pub(crate) fn unacknowledged_forwards(&self, origin: u64) -> u64 {
+        self.forwarders
+            .get(&origin)
+            .map_or(0, |f| f.enqueued.saturating_sub(f.acked))
+    }
+}
+
+fn encode(message: &MigrationMessage) -> Option<Vec<u8>> {
+    match message.encode() {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            tracing::warn!(error = %e, "migration message cannot be encoded");
+            None
+        }
+    }
+}
+
+fn send(shared: &Shared, to: u64, message: &MigrationMessage) {
+    if let Some(bytes) = encode(message) {
+        send_bytes(shared, to, &bytes);
+    }
+}
+
+fn send_bytes(shared: &Shared, to: u64, bytes: &[u8]) {
+    if let Err(e) = shared.send(to, bytes) {
+        tracing::debug!(to, error = %e, "migration message not sent");
+    }
+}
+
+fn fail(shared: &Shared, to: u64, origin: u64, reason: FailureReason) {
+    send(
+        shared,
+        to,
+        &MigrationMessage::MigrationFailed { origin, reason },
+    );
+}
+
+fn state_failed(text: impl Into<String>) -> FailureReason {
+    let mut text = text.into();
+    text.truncate(1024);
+    FailureReason::StateFailed(text)
+}
+
+// ---------------------------------------------------------------- delivery
+
+/// The migration-aware delivery path (module doc of `runtime`).
+pub(super) fn deliver(
+    shared: &Shared,
+    origin: u64,
+    event: CausalEvent,
+) -> Result<DeliveryOutcome, ComputeError> {
+    let mut state = shared.state();
+    if let Some(source) = state.sources.get_mut(&origin)
+        && source.cutover_mark.is_none()
+    {
+        return match source.buffer.capture(event) {
+            Ok(CaptureOutcome::Buffered) => Ok(DeliveryOutcome::Buffered),
+            Ok(CaptureOutcome::Deliver(event) | CaptureOutcome::Forward(event)) => {
+                // Not reachable while capturing; deliver rather than drop.
+                process_local(shared, origin, &event)
+            }
+            Err(e) => Err(ComputeError::Buffer(e.to_string())),
+        };
+    }
+    if let Some(forwarder) = state.forwarders.get_mut(&origin) {
+        forwarder.queue.push_back(event);
+        forwarder.enqueued += 1;
+        pump_forwarder(shared, origin, forwarder, Instant::now(), false);
+        return Ok(DeliveryOutcome::Forwarded);
+    }
+    if let Some(target) = state.targets.get_mut(&origin) {
+        return match target.replay.insert(event) {
+            Ok(InsertOutcome::Queued) => Ok(DeliveryOutcome::Buffered),
+            Ok(InsertOutcome::Duplicate) => Ok(DeliveryOutcome::Duplicate),
+            Err(e) => Err(ComputeError::Buffer(e.to_string())),
+        };
+    }
+    // Still under the state lock: a snapshot cannot fall between the
+    // check above and this event's processing.
+    let outcome = process_local(shared, origin, &event);
+    drop(state);
+    outcome
+}
+
+fn process_local(
+    shared: &Shared,
+    origin: u64,
+    event: &CausalEvent,
+) -> Result<DeliveryOutcome, ComputeError> {
+    let outputs = shared.registry.deliver(origin, event)?;
+    shared.push_outputs(outputs.clone());
+    Ok(DeliveryOutcome::Processed(outputs))
+}
+
+/// Sends the forwarder's next batch if none is in flight (or re-sends the
+/// one in flight when `retransmit` and it is due).
+fn pump_forwarder(
+    shared: &Shared,
+    origin: u64,
+    forwarder: &mut Forwarder,
+    now: Instant,
+    retransmit: bool,
+) {
+    if forwarder.in_flight.is_some() && forwarder.acked >= forwarder.sent {
+        forwarder.in_flight = None;
+    }
+    if let Some((bytes, last)) = &mut forwarder.in_flight {
+        if retransmit && now.duration_since(*last) >= shared.config.retry_interval {
+            *last = now;
+            send_bytes(shared, forwarder.target, bytes);
+        }
+        return;
+    }
+    if forwarder.queue.is_empty() {
+        return;
+    }
+    let mut events = Vec::new();
+    let mut bytes = 0;
+    while let Some(next) = forwarder.queue.front() {
+        let size = EVENT_OVERHEAD + next.payload.len();
+        if !events.is_empty() && bytes + size > MAX_BATCH_BYTES {
+            break;
+        }
+        bytes += size;
+        events.extend(forwarder.queue.pop_front());
+    }
+    forwarder.sent += events.len() as u64;
+    let message = MigrationMessage::BufferedEvents { origin, events };
+    if let Some(encoded) = encode(&message) {
+        send_bytes(shared, forwarder.target, &encoded);
+        forwarder.in_flight = Some((encoded, now));
+    }
+}
+
+// ----------------------------------------------------------- orchestrator
+
+pub(super) fn start(
+    shared: &Shared,
+    origin: u64,
+    source: u64,
+    target: u64,
+    now: Instant,
+) -> Result<(), ComputeError> {
+    let mut state = shared.state();
+    if state.orchestrations.contains_key(&origin) {
+        return Err(ComputeError::AlreadyMigrating(origin));
+    }
+    let take = MigrationMessage::TakeSnapshot {
+        origin,
+        target_node: target,
+    };
+    let bytes = encode(&take).ok_or(ComputeError::Transport("encode".into()))?;
+    shared
+        .send(source, &bytes)
+        .map_err(|e| ComputeError::Transport(e.to_string()))?;
+    state.finished.remove(&origin);
+    // The last attempt's abort must not reach this one.
+    state.announcements.retain(|a| a.origin != origin);
+    state.orchestrations.insert(
+        origin,
+        Orchestration {
+            source,
+            target,
+            phase: MigrationPhase::Snapshot,
+            phase_started: now,
+            last_sent: now,
+            last_progress: now,
+            chunks: BTreeMap::new(),
+            total_chunks: None,
+        },
+    );
+    shared.changed.notify_all();
+    Ok(())
+}
+
+fn set_phase(o: &mut Orchestration, phase: MigrationPhase, now: Instant) {
+    o.phase = phase;
+    o.phase_started = now;
+    o.last_sent = now;
+}
+
+fn finish(shared: &Shared, state: &mut State, origin: u64, status: MigrationStatus) {
+    state.orchestrations.remove(&origin);
+    state.finished.insert(origin, status);
+    shared.changed.notify_all();
+}
+
+/// Aborts an orchestration before Cutover: tells source and target.
+fn abort_orchestration(shared: &Shared, state: &mut State, origin: u64, reason: FailureReason) {
+    let Some(o) = state.orchestrations.get(&origin) else {
+        return;
+    };
+    let message = MigrationMessage::MigrationFailed {
+        origin,
+        reason: reason.clone(),
+    };
+    if let Some(bytes) = encode(&message) {
+        let to = vec![o.source, o.target];
+        for &node in &to {
+            send_bytes(shared, node, &bytes);
+        }
+        state.announcements.push(Announcement {
+            origin,
+            to,
+            bytes,
+            left: ABORT_ANNOUNCEMENTS - 1,
+        });
+    }
+    finish(shared, state, origin, MigrationStatus::Failed(reason));
+}
+
+/// Handles a message if it belongs to the orchestration; returns whether
+/// it did.
+fn orchestrate(
+    shared: &Shared,
+    state: &mut State,
+    from: u64,
+    message: &MigrationMessage,
+    raw: &[u8],
+    now: Instant,
+) -> bool {
+    let origin = message.origin();
+    let Some(o) = state.orchestrations.get_mut(&origin) else {
+        return false;
+    };
+    use MigrationPhase as P;
+    match message {
+        MigrationMessage::SnapshotReady {
+            chunk_index,
+            total_chunks,
+            ..
+        } if from == o.source && matches!(o.phase, P::Snapshot | P::Transfer) => {
+            if o.phase == P::Snapshot {
+                set_phase(o, P::Transfer, now);
+            }
+            if o.total_chunks.is_some_and(|t| t != *total_chunks) {
+                o.chunks.clear();
+            }
+            o.total_chunks = Some(*total_chunks);
+            if o.chunks.insert(*chunk_index, raw.to_vec()).is_none() {
+                o.last_progress = now;
+            }
+            send_bytes(shared, o.target, raw);
+            true
+        }
+        // A late or repeated chunk from the source once the snapshot is
+        // through: ours, never the local target role's.
+        MigrationMessage::SnapshotReady { .. } if from == o.source => true,
+        MigrationMessage::RestoreComplete { .. }
+            if from == o.target && matches!(o.phase, P::Transfer | P::Restore) =>
+        {
+            set_phase(o, P::Restore, now);
+            set_phase(o, P::Replay, now);
+            let target = o.target;
+            send(
+                shared,
+                target,
+                &MigrationMessage::BufferedEvents {
+                    origin,
+                    events: Vec::new(),
+                },
+            );
+            shared.changed.notify_all();
+            true
+        }
+        MigrationMessage::ReplayComplete { .. } if from == o.target && o.phase == P::Replay => {
+            set_phase(o, P::Cutover, now);
+            let (source, target) = (o.source, o.target);
+            send(
+                shared,
+                source,
+                &MigrationMessage::CutoverNotify {
+                    origin,
+                    target_node: target,
+                },
+            );
+            shared.changed.notify_all();
+            true
+        }
+        MigrationMessage::CleanupComplete { .. } if from == o.source && o.phase == P::Cutover => {
+            set_phase(o, P::Complete, now);
+            let target = o.target;
+            send(shared, target, &MigrationMessage::ActivateTarget { origin });
+            shared.changed.notify_all();
+            true
+        }
+        MigrationMessage::ActivateAck { .. } if from == o.target && o.phase == P::Complete => {
+            finish(shared, state, origin, MigrationStatus::Completed);
+            true
+        }
+        MigrationMessage::MigrationFailed { reason, .. }
+            if from == o.source || from == o.target =>
+        {
+            if o.phase < P::Cutover {
+                abort_orchestration(shared, state, origin, reason.clone());
+            } else {
+                tracing::error!(
+                    origin,
+                    ?reason,
+                    "migration failed after cut-over; the daemon is not running until a retry"
+                );
+                finish(
+                    shared,
+                    state,
+                    origin,
+                    MigrationStatus::Failed(reason.clone()),
+                );
+            }
+            // The local source and target roles see the failure too.
+            false
+        }
+        _ => false,
+    }
+}
+
+fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
+    use MigrationPhase as P;
+    let mut timed_out = Vec::new();
+    for (&origin, o) in &mut state.orchestrations {
+        if o.phase < P::Cutover && now.duration_since(o.phase_started) > shared.config.step_timeout
+        {
+            timed_out.push((origin, o.phase));
+            continue;
+        }
+        let complete = o.total_chunks.is_some_and(|t| o.chunks.len() == t as usize);
+        let receiving = o.phase == P::Transfer
+            && !complete
+            && now.duration_since(o.last_progress) < shared.config.retry_interval;
+        if now.duration_since(o.last_sent) < shared.config.retry_interval {
+            continue;
+        }
+        o.last_sent = now;
+        if o.phase > P::Snapshot && o.phase < P::Cutover {
+            // The source hears nothing else from us until Cutover: an
+            // empty batch keeps its `source_timeout` from firing.
+            send(
+                shared,
+                o.source,
+                &MigrationMessage::BufferedEvents {
+                    origin,
+                    events: Vec::new(),
+                },
+            );
+        }
+        if receiving {
+            continue;
+        }
+        match o.phase {
+            P::Transfer if complete => {
+                for chunk in o.chunks.values() {
+                    send_bytes(shared, o.target, chunk);
+                }
+            }
+            P::Snapshot | P::Transfer => send(
+                shared,
+                o.source,
+                &MigrationMessage::TakeSnapshot {
+                    origin,
+                    target_node: o.target,
+                },
+            ),
+            P::Restore | P::Replay => send(
+                shared,
+                o.target,
+                &MigrationMessage::BufferedEvents {
+                    origin,
+                    events: Vec::new(),
+                },
+            ),
+            P::Cutover => send(
+                shared,
+                o.source,
+                &MigrationMessage::CutoverNotify {
+                    origin,
+                    target_node: o.target,
+                },
+            ),
+            P::Complete => send(
+                shared,
+                o.target,
+                &MigrationMessage::ActivateTarget { origin },
+            ),
+        }
+    }
+    for (origin, phase) in timed_out {
+        tracing::warn!(origin, phase = phase.as_str(), "migration phase timed out");
+        abort_orchestration(
+            shared,
+            state,
+            origin,
+            state_failed(format!("timed out in phase {}", phase.as_str())),
+        );
+    }
+    state.announcements.retain_mut(|a| {
+        for &node in &a.to {
+            send_bytes(shared, node, &a.bytes);
+        }
+        a.left -= 1;
+        a.left > 0
+    });
+}
+
+// ----------------------------------------------------------------- source
+
+fn on_take_snapshot(
+    shared: &Shared,
+    state: &mut State,
+    from: u64,
+    origin: u64,
+    target: u64,
+    now: Instant,
+) {
+    if let Some(source) = state.sources.get_mut(&origin) {
+        if source.cutover_mark.is_some() {
+            // Already handed over: a stale request.
+            return;
+        }
+        if source.orchestrator == from && source.target == target {
+            source.last_heard = now;
+            if now.duration_since(source.chunks_sent) >= shared.config.retry_interval {
+                source.chunks_sent = now;
+                for chunk in &source.chunks {
+                    send_bytes(shared, from, chunk);
+                }
+            }
+        } else {
+            fail(shared, from, origin, FailureReason::AlreadyMigrating);
+        }
+        return;
+    }
+    if state.targets.contains_key(&origin) {
+        fail(shared, from, origin, FailureReason::AlreadyMigrating);
+        return;
+    }
+    // The lock on `state` keeps deliveries out: the snapshot and the start
+    // of capture are one step.
+    let snapshot = match shared.registry.snapshot(origin) {
+        Ok(s) => s,
+        Err(DaemonError::NotFound(_) | DaemonError::Stale(_)) => {
+            fail(
+                shared,
+                from,
+                origin,
+                state_failed("daemon not found on the source"),
+            );
+            return;
+        }
+        Err(e) => {
+            fail(shared, from, origin, state_failed(e.to_string()));
+            return;
+        }
+    };
+    let ext = shared.config.send_extension.then_some(&snapshot.ext);
+    let bytes = match encode_migration_payload(&snapshot.snapshot, ext) {
+        Ok(b) => b,
+        Err(e) => {
+            fail(shared, from, origin, state_failed(e.to_string()));
+            return;
+        }
+    };
+    let seq_through = snapshot.snapshot.through_seq;
+    let chunks: Vec<Vec<u8>> = match split_snapshot(origin, seq_through, &bytes) {
+        Ok(messages) => messages.iter().filter_map(encode).collect(),
+        Err(e) => {
+            fail(shared, from, origin, state_failed(e.to_string()));
+            return;
+        }
+    };
+    let mut buffer = SourceBuffer::new();
+    if buffer.begin().is_err() {
+        return;
+    }
+    for chunk in &chunks {
+        send_bytes(shared, from, chunk);
+    }
+    // A daemon that comes back here leaves no forwarder to its old node.
+    state.forwarders.remove(&origin);
+    state.sources.insert(
+        origin,
+        SourceRecord {
+            orchestrator: from,
+            target,
+            chunks,
+            buffer,
+            last_heard: now,
+            chunks_sent: Instant::now(),
+            cutover_mark: None,
+        },
+    );
+}
+
+fn on_cutover(
+    shared: &Shared,
+    state: &mut State,
+    from: u64,
+    origin: u64,
+    target: u64,
+    now: Instant,
+) {
+    let Some(source) = state.sources.get_mut(&origin) else {
+        fail(
+            shared,
+            from,
+            origin,
+            state_failed("no migration of this daemon at the source"),
+        );
+        return;
+    };
+    source.last_heard = now;
+    if source.cutover_mark.is_none() {
+        if source.target != target {
+            fail(shared, from, origin, FailureReason::AlreadyMigrating);
+            return;
+        }
+        let captured = source.buffer.cutover().unwrap_or_default();
+        if let Err(e) = shared.registry.unregister(origin) {
+            tracing::warn!(origin, error = %e, "source daemon already gone at cut-over");
+        }
+        let forwarder = state.forwarders.entry(origin).or_insert(Forwarder {
+            target,
+            queue: VecDeque::new(),
+            sent: 0,
+            enqueued: 0,
+            acked: 0,
+            in_flight: None,
+        });
+        forwarder.enqueued += captured.len() as u64;
+        forwarder.queue.extend(captured);
+        let mark = forwarder.enqueued;
+        pump_forwarder(shared, origin, forwarder, now, false);
+        if let Some(source) = state.sources.get_mut(&origin) {
+            source.cutover_mark = Some(mark);
+        }
+    }
+    maybe_cleanup_complete(shared, state, origin);
+}
+
+/// CleanupComplete once the target has every event captured before
+/// cut-over.
+fn maybe_cleanup_complete(shared: &Shared, state: &State, origin: u64) {
+    let Some(source) = state.sources.get(&origin) else {
+        return;
+    };
+    let Some(mark) = source.cutover_mark else {
+        return;
+    };
+    let acked = state.forwarders.get(&origin).map_or(0, |f| f.acked);
+    if acked >= mark {
+        send(
+            shared,
+            source.orchestrator,
+            &MigrationMessage::CleanupComplete { origin },
+        );
+    }
+}
+
+fn on_forward_ack(
+    shared: &Shared,
+    state: &mut State,
+    from: u64,
+    origin: u64,
+    count: u64,
+    now: Instant,
+) {
+    let Some(forwarder) = state.forwarders.get_mut(&origin) else {
+        return;
+    };
+    if forwarder.target != from {
+        return;
+    }
+    let before = forwarder.acked;
+    forwarder.acked = forwarder.acked.max(count);
+    pump_forwarder(shared, origin, forwarder, now, false);
+    let mark = state.sources.get(&origin).and_then(|s| s.cutover_mark);
+    if mark.is_some_and(|m| before < m && count >= m) {
+        maybe_cleanup_complete(shared, state, origin);
+    }
+}
+
+/// Gives the daemon back to local processing: captured events first.
+fn abort_source(shared: &Shared, state: &mut State, origin: u64) {
+    let Some(mut source) = state.sources.remove(&origin) else {
+        return;
+    };
+    if source.cutover_mark.is_some() {
+        // Handed over already: the daemon lives on the target now.
+        state.sources.insert(origin, source);
+        return;
+    }
+    for event in source.buffer.abort() {
+        if let Err(e) = process_local(shared, origin, &event) {
+            tracing::warn!(origin, error = %e, "captured event failed after abort");
+        }
+    }
+}
+
+fn source_tick(shared: &Shared, state: &mut State, now: Instant) {
+    let expired: Vec<u64> = state
+        .sources
+        .iter()
+        .filter(|(_, s)| {
+            s.cutover_mark.is_none()
+                && now.duration_since(s.last_heard) > shared.config.source_timeout
+        })
+        .map(|(&origin, _)| origin)
+        .collect();
+    for origin in expired {
+        tracing::warn!(origin, "orchestrator silent: source aborts the migration");
+        abort_source(shared, state, origin);
+    }
+    for (&origin, forwarder) in &mut state.forwarders {
+        pump_forwarder(shared, origin, forwarder, now, true);
+    }
+}
+
+// ----------------------------------------------------------------- target
+
+#[allow(clippy::too_many_arguments)]
+fn on_snapshot_ready(
+    shared: &Shared,
+    state: &mut State,
+    from: u64,
+    origin: u64,
+    seq_through: u64,
+    index: u32,
+    total: u32,
+    bytes: &[u8],
+    now: Instant,
+) {
+    let leaving = state
+        .sources
+        .get(&origin)
+        .is_some_and(|s| s.cutover_mark.is_none());
+    if shared.registry.contains(origin) || leaving {
+        // The daemon runs (or is leaving) here: a stale chunk.
+        return;
+    }
+    let payload = match state
+        .reassembler
+        .feed(origin, seq_through, index, total, bytes, now)
+    {
+        Ok(Some(payload)) => payload,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!(origin, error = %e, "snapshot chunk refused");
+            return;
+        }
+    };
+    state.reassembler.discard(origin);
+    // The same snapshot again (a retransmission): answer, restore nothing.
+    // Its hash, not its seq_through, decides: a daemon that emitted
+    // nothing since an aborted attempt keeps its seq but not its state
+    // (and every snapshot carries its creation time).
+    let payload_hash = xxh3_64(&payload);
+    if let Some(target) = state.targets.get(&origin)
+        && target.payload_hash == payload_hash
+        && target.orchestrator == from
+    {
+        send(
+            shared,
+            from,
+            &MigrationMessage::RestoreComplete {
+                origin,
+                restored_seq: seq_through,
+            },
+        );
+        return;
+    }
+    // Another migration of the daemon: a held copy is superseded.
+    state.targets.remove(&origin);
+    match restore(shared, origin, &payload) {
+        Ok((host, ext_applied)) => {
+            let replay = match ext_applied {
+                Some(applied) => ReplayBuffer::new(applied, UnknownProducers::FromGenesis),
+                None => ReplayBuffer::new([], UnknownProducers::AdoptLowest),
+            };
+            state.activated.remove(&origin);
+            state.targets.insert(
+                origin,
+                TargetRecord {
+                    orchestrator: from,
+                    payload_hash,
+                    host,
+                    replay,
+                    taken: 0,
+                },
+            );
+            send(
+                shared,
+                from,
+                &MigrationMessage::RestoreComplete {
+                    origin,
+                    restored_seq: seq_through,
+                },
+            );
+        }
+        Err(reason) => fail(shared, from, origin, reason),
+    }
+}
+
+type Restored = (DaemonHost, Option<Vec<(u64, u64)>>);
+
+fn restore(shared: &Shared, origin: u64, payload: &[u8]) -> Result<Restored, FailureReason> {
+    let (snapshot, ext) =
+        decode_migration_payload(payload).map_err(|e| state_failed(e.to_string()))?;
+    if snapshot.origin_hash() != origin {
+        return Err(state_failed("snapshot of another daemon"));
+    }
+    let (daemon, keypair) = match shared.factories.construct(origin) {
+        Ok(built) => built,
+        Err(DaemonError::NotFound(_)) => return Err(FailureReason::FactoryNotFound),
+        Err(e) => return Err(state_failed(e.to_string())),
+    };
+    let keypair = keypair.ok_or_else(|| {
+        FailureReason::IdentityTransportFailed(
+            "no keypair for the daemon here (identity envelopes are not carried yet)".into(),
+        )
+    })?;
+    let host = DaemonHost::from_snapshot(daemon, keypair, &snapshot, ext.as_ref())
+        .map_err(|e| state_failed(e.to_string()))?;
+    Ok((host, ext.map(|e| e.applied)))
+}
+
+fn drain_target(shared: &Shared, target: &mut TargetRecord) -> Result<(), DaemonError> {
+    let host = &mut target.host;
+    let mut outputs = Vec::new();
+    let result = target.replay.drain(|event| {
+        outputs.extend(host.deliver(event)?);
+        Ok::<(), DaemonError>(())
+    });
+    shared.push_outputs(outputs);
+    result.map(drop).map_err(|e| e.error)
+}
+
+fn on_buffered_events(
+    shared: &Shared,
+    state: &mut State,
+    from: u64,
+    origin: u64,
+    events: Vec<CausalEvent>,
+) {
+    if let Some(target) = state.targets.get_mut(&origin) {
+        for event in events {
+            match target.replay.insert(event) {
+                Ok(InsertOutcome::Queued) => target.taken += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(origin, error = %e, "replay buffer full");
+                    return;
+                }
+            }
+        }
+        match drain_target(shared, target) {
+            Ok(()) => send(
+                shared,
+                from,
+                &MigrationMessage::ReplayComplete {
+                    origin,
+                    replayed_seq: target.taken,
+                },
+            ),
+            // No reply: the sender re-sends, and that drain resumes at the
+            // failed event (§2.8).
+            Err(e) => tracing::warn!(origin, error = %e, "replay stopped at a failing event"),
+        }
+        return;
+    }
+    if let Some(activated) = state.activated.get_mut(&origin) {
+        // Forwarded by the old source after cut-over.
+        for event in events {
+            let applied = shared
+                .registry
+                .with_host(origin, |h| h.applied().get(event.producer()))
+                .ok()
+                .flatten();
+            if event.sequence() == 0 || applied.is_some_and(|w| event.sequence() <= w) {
+                continue;
+            }
+            match process_local(shared, origin, &event) {
+                Ok(_) => activated.taken += 1,
+                Err(e) => {
+                    tracing::warn!(origin, error = %e, "forwarded event failed");
+                    return;
+                }
+            }
+        }
+        let replayed_seq = activated.taken;
+        send(
+            shared,
+            from,
+            &MigrationMessage::ReplayComplete {
+                origin,
+                replayed_seq,
+            },
+        );
+    }
+}
+
+fn on_activate(shared: &Shared, state: &mut State, from: u64, origin: u64) {
+    if let Some(mut target) = state.targets.remove(&origin) {
+        if let Err(e) = drain_target(shared, &mut target) {
+            tracing::warn!(origin, error = %e, "activation waits for a failing replay");
+            state.targets.insert(origin, target);
+            return;
+        }
+        let taken = target.taken;
+        if let Err(e) = shared.registry.register(target.host) {
+            fail(shared, from, origin, state_failed(e.to_string()));
+            return;
+        }
+        shared.factories.remove(origin);
+        state.sources.remove(&origin);
+        state.forwarders.remove(&origin);
+        state.activated.insert(origin, Activated { taken });
+    }
+    match state.activated.get(&origin) {
+        Some(activated) => send(
+            shared,
+            from,
+            &MigrationMessage::ActivateAck {
+                origin,
+                replayed_seq: activated.taken,
+            },
+        ),
+        None => fail(
+            shared,
+            from,
+            origin,
+            state_failed("no restored daemon to activate"),
+        ),
+    }
+}
+
+fn on_failed(shared: &Shared, state: &mut State, from: u64, origin: u64) {
+    // Only the migration's own orchestrator or target can abort a source.
+    let party = state
+        .sources
+        .get(&origin)
+        .is_some_and(|s| s.orchestrator == from || s.target == from);
+    if party {
+        abort_source(shared, state, origin);
+    }
+    if state
+        .targets
+        .get(&origin)
+        .is_some_and(|t| t.orchestrator == from)
+    {
+        state.targets.remove(&origin);
+        state.reassembler.discard(origin);
+    }
+}
+
+// --------------------------------------------------------------- dispatch
+
+/// One inbound 0x0500 message.
+pub(super) fn handle(shared: &Shared, from: u64, bytes: &[u8], now: Instant) {
+    let message = match MigrationMessage::decode(bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::debug!(from, error = %e, "undecodable migration message");
+            return;
+        }
+    };
+    let mut state = shared.state();
+    if orchestrate(shared, &mut state, from, &message, bytes, now) {
+        return;
+    }
+    let origin = message.origin();
+    if let Some(source) = state.sources.get_mut(&origin)
+        && source.orchestrator == from
+    {
+        source.last_heard = now;
+    }
+    match message {
+        MigrationMessage::TakeSnapshot { target_node, .. } => {
+            on_take_snapshot(shared, &mut state, from, origin, target_node, now);
+        }
+        MigrationMessage::SnapshotReady {
+            seq_through,
+            chunk_index,
+            total_chunks,
+            bytes,
+            ..
+        } => on_snapshot_ready(
+            shared,
+            &mut state,
+            from,
+            origin,
+            seq_through,
+            chunk_index,
+            total_chunks,
+            &bytes,
+            now,
+        ),
+        MigrationMessage::BufferedEvents { events, .. } => {
+            on_buffered_events(shared, &mut state, from, origin, events);
+        }
+        MigrationMessage::ReplayComplete { replayed_seq, .. } => {
+            on_forward_ack(shared, &mut state, from, origin, replayed_seq, now);
+        }
+        MigrationMessage::CutoverNotify { target_node, .. } => {
+            on_cutover(shared, &mut state, from, origin, target_node, now);
+        }
+        MigrationMessage::ActivateTarget { .. } => on_activate(shared, &mut state, from, origin),
+        MigrationMessage::MigrationFailed { reason, .. } => {
+            tracing::info!(origin, from, ?reason, "migration failed");
+            on_failed(shared, &mut state, from, origin);
+        }
+        // Replies for an orchestration we no longer hold: stale.
+        _ => {}
+    }
+}
+
+/// Retransmissions and timeouts.
+pub(super) fn tick(shared: &Shared, now: Instant) {
+    let mut state = shared.state();
+    orchestrator_tick(shared, &mut state, now);
+    source_tick(shared, &mut state, now);
+    state.reassembler.sweep(now);
+}

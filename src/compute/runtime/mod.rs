@@ -1,0 +1,560 @@
+//! The node side of compute (COMPUTE.md §1.6–1.7, §2): a
+//! [`ComputeRuntime`] owns a node's [`DaemonRegistry`] and
+//! [`DaemonFactoryRegistry`], delivers events to daemons (every output
+//! chained by the host's CausalLink and queued for
+//! [`ComputeRuntime::next_output`]), and runs the orchestrator, source and
+//! target state machines of the 0x0500 migration over a
+//! [`MigrationTransport`] (a [`MeshNode`] in production).
+//!
+//! # Delivery is migration-aware (§8 item 1)
+//!
+//! [`ComputeRuntime::deliver`] consults the migration state first:
+//! - a daemon being snapshotted or transferred here (the **source**) keeps
+//!   its events in a [`SourceBuffer`]: capture begins under the same lock
+//!   as the snapshot, so every event is either in the snapshot or in the
+//!   buffer, never both and never neither;
+//! - after cut-over the source **forwards** every event (the buffered ones
+//!   first) to the target, in order, retransmitting each batch until the
+//!   target acknowledges it — late events are never dropped;
+//! - a daemon restored here but not yet activated (the **target**) takes
+//!   events into its [`ReplayBuffer`], keyed by (producer, sequence) with
+//!   the snapshot's per-producer applied watermarks, so each event is
+//!   applied once, in producer order.
+//!
+//! # Reliability (§8 items 3, 6)
+//!
+//! The 0x0500 messages are v0.11's bytes, one per packet
+//! ([`MeshNode::send_subprotocol`]). Reliability is built on the protocol's
+//! own request/reply pairs: the orchestrator re-sends the request of its
+//! current phase every `retry_interval` until the phase's reply arrives,
+//! and every handler is idempotent (a repeated TakeSnapshot re-sends the
+//! same chunks, a repeated SnapshotReady re-sends RestoreComplete, …). See
+//! `machines.rs` for the flow and where it departs from v0.11.
+//!
+//! [`MeshNode`]: crate::mesh::MeshNode
+//! [`MeshNode::send_subprotocol`]: crate::mesh::MeshNode::send_subprotocol
+//! [`SourceBuffer`]: crate::compute::migration::SourceBuffer
+//! [`ReplayBuffer`]: crate::compute::migration::ReplayBuffer
+
+mod machines;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::compute::migration::FailureReason;
+use crate::compute::{CausalEvent, DaemonError, DaemonFactoryRegistry, DaemonHost, DaemonRegistry};
+use crate::mesh::{MeshError, MeshNode, SubprotocolHandler};
+use crate::wire::ids;
+
+use machines::State;
+
+/// Where migration messages go: the mesh node in production, anything in
+/// tests.
+pub trait MigrationTransport: Send + Sync + 'static {
+    /// This node's id.
+    fn local_node(&self) -> u64;
+    /// Sends one encoded 0x0500 message to `to` (our own id included);
+    /// best-effort, one datagram.
+    ///
+    /// # Errors
+    /// Whatever the transport reports (no session with `to`, shut down).
+    fn send(&self, to: u64, message: &[u8]) -> Result<(), MeshError>;
+}
+
+impl MigrationTransport for MeshNode {
+    fn local_node(&self) -> u64 {
+        self.node_id()
+    }
+
+    fn send(&self, to: u64, message: &[u8]) -> Result<(), MeshError> {
+        self.send_subprotocol(to, ids::MIGRATION, message)
+    }
+}
+
+/// Timers of a [`ComputeRuntime`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RuntimeConfig {
+    /// How often an unanswered migration message is re-sent.
+    pub retry_interval: Duration,
+    /// How long the orchestrator waits in one phase before Cutover
+    /// (Snapshot, Transfer, Restore, Replay) before it aborts everywhere.
+    pub step_timeout: Duration,
+    /// How long a source waits without hearing from the orchestrator
+    /// before it aborts on its own (only before cut-over).
+    pub source_timeout: Duration,
+    /// Whether snapshots carry the Net extension (`NSX1`: head payload,
+    /// horizon, applied watermarks) after the `CDS1` bytes. Turn it off
+    /// towards v0.11 targets.
+    pub send_extension: bool,
+    /// Outputs kept for [`ComputeRuntime::next_output`]; beyond it the
+    /// oldest are dropped (and counted).
+    pub output_capacity: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            retry_interval: Duration::from_millis(200),
+            step_timeout: Duration::from_secs(10),
+            source_timeout: Duration::from_secs(30),
+            send_extension: true,
+            output_capacity: 65_536,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// The defaults with other timers (tests use short ones).
+    pub fn with_timers(
+        retry_interval: Duration,
+        step_timeout: Duration,
+        source_timeout: Duration,
+    ) -> Self {
+        Self {
+            retry_interval,
+            step_timeout,
+            source_timeout,
+            ..Self::default()
+        }
+    }
+}
+
+/// A migration's phase at its orchestrator (§2.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum MigrationPhase {
+    /// Waiting for the source's snapshot.
+    Snapshot,
+    /// Forwarding chunks to the target.
+    Transfer,
+    /// The target restored the daemon (passed through on RestoreComplete).
+    Restore,
+    /// Waiting for the target's replay of the orchestrator's batch.
+    Replay,
+    /// The source has handed over; waiting for its cleanup.
+    Cutover,
+    /// Activating the target.
+    Complete,
+}
+
+impl MigrationPhase {
+    /// The v0.11 phase string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Transfer => "transfer",
+            Self::Restore => "restore",
+            Self::Replay => "replay",
+            Self::Cutover => "cutover",
+            Self::Complete => "complete",
+        }
+    }
+}
+
+/// Where a migration this node orchestrates stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MigrationStatus {
+    /// In progress, in this phase.
+    Running(MigrationPhase),
+    /// The target is active; the source copy is gone.
+    Completed,
+    /// Aborted on every side that could be reached; the daemon stays at
+    /// the source (a failure after cut-over is reported, never undone).
+    Failed(FailureReason),
+}
+
+/// What [`ComputeRuntime::deliver`] did with an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeliveryOutcome {
+    /// Processed here; the chained outputs (also queued for
+    /// [`ComputeRuntime::next_output`]).
+    Processed(Vec<CausalEvent>),
+    /// Kept for the migration in progress; it will be applied once, on
+    /// whichever node ends up running the daemon.
+    Buffered,
+    /// The daemon has moved; the event is on its way to the new node.
+    Forwarded,
+    /// Already applied (at or below the producer's watermark); dropped.
+    Duplicate,
+}
+
+/// Why a runtime call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ComputeError {
+    /// The daemon, registry or factory refused.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    /// A migration of this origin is already orchestrated here.
+    #[error("daemon {0:#018x} is already migrating")]
+    AlreadyMigrating(u64),
+    /// Source and target are the same node.
+    #[error("source and target are both {0:#018x}")]
+    SameNode(u64),
+    /// The first message could not be sent (e.g. no session with the
+    /// node); the migration was not started.
+    #[error("migration transport: {0}")]
+    Transport(String),
+    /// No migration of this origin is known here.
+    #[error("no migration of {0:#018x} is known here")]
+    NoMigration(u64),
+    /// The migration or a buffer refused the event (buffer full).
+    #[error("migration buffer: {0}")]
+    Buffer(String),
+    /// The wait's deadline passed.
+    #[error("timed out")]
+    Timeout,
+    /// The runtime is shut down.
+    #[error("compute runtime is shut down")]
+    ShuttingDown,
+}
+
+pub(crate) enum Inbound {
+    Message { from: u64, bytes: Vec<u8> },
+    Stop,
+}
+
+pub(crate) struct Shared {
+    node_id: u64,
+    transport: Arc<dyn MigrationTransport>,
+    config: RuntimeConfig,
+    registry: DaemonRegistry,
+    factories: DaemonFactoryRegistry,
+    state: Mutex<State>,
+    changed: Condvar,
+    outputs: Mutex<VecDeque<CausalEvent>>,
+    output_ready: Condvar,
+    outputs_dropped: AtomicU64,
+    shutdown: AtomicBool,
+    inbox: Mutex<mpsc::Sender<Inbound>>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn send(&self, to: u64, bytes: &[u8]) -> Result<(), MeshError> {
+        self.transport.send(to, bytes)
+    }
+
+    fn push_outputs(&self, outputs: Vec<CausalEvent>) {
+        if outputs.is_empty() {
+            return;
+        }
+        let mut queue = self.outputs.lock().unwrap_or_else(PoisonError::into_inner);
+        for output in outputs {
+            if queue.len() >= self.config.output_capacity.max(1) {
+                queue.pop_front();
+                self.outputs_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            queue.push_back(output);
+        }
+        self.output_ready.notify_all();
+    }
+
+    fn enqueue(&self, item: Inbound) {
+        let inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        // A closed inbox means the worker ended (shutdown): nothing to do.
+        let _ = inbox.send(item);
+    }
+}
+
+/// The queueing end of a runtime's inbox, installed as the node's 0x0500
+/// handler: it only queues (the receive path never waits on a daemon).
+struct InboxHandler(Arc<Shared>);
+
+impl SubprotocolHandler for InboxHandler {
+    fn on_message(&self, from: u64, message: &[u8]) {
+        if !self.0.shutdown.load(Ordering::Relaxed) {
+            self.0.enqueue(Inbound::Message {
+                from,
+                bytes: message.to_vec(),
+            });
+        }
+    }
+}
+
+/// A node's compute runtime: see the module doc.
+pub struct ComputeRuntime {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    node: Option<Arc<MeshNode>>,
+}
+
+impl std::fmt::Debug for ComputeRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComputeRuntime")
+            .field("node_id", &format_args!("{:#018x}", self.shared.node_id))
+            .field("daemons", &self.shared.registry.count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ComputeRuntime {
+    /// A runtime over `transport`; feed it inbound messages through
+    /// [`handler`](Self::handler).
+    ///
+    /// # Errors
+    /// [`ComputeError::Transport`] if the worker thread cannot start.
+    pub fn new(
+        transport: Arc<dyn MigrationTransport>,
+        config: RuntimeConfig,
+    ) -> Result<Self, ComputeError> {
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            node_id: transport.local_node(),
+            transport,
+            config,
+            registry: DaemonRegistry::new(),
+            factories: DaemonFactoryRegistry::new(),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            outputs: Mutex::new(VecDeque::new()),
+            output_ready: Condvar::new(),
+            outputs_dropped: AtomicU64::new(0),
+            shutdown: AtomicBool::new(false),
+            inbox: Mutex::new(tx),
+        });
+        let worker_shared = Arc::clone(&shared);
+        let worker = std::thread::Builder::new()
+            .name("net-compute".into())
+            .spawn(move || worker_loop(&worker_shared, &rx))
+            .map_err(|e| ComputeError::Transport(format!("worker thread: {e}")))?;
+        Ok(Self {
+            shared,
+            worker: Mutex::new(Some(worker)),
+            node: None,
+        })
+    }
+
+    /// A runtime on `node`, installed as its 0x0500 handler.
+    ///
+    /// # Errors
+    /// [`ComputeError::Transport`] if the node already has a 0x0500
+    /// handler or the worker cannot start.
+    pub fn on_mesh(node: Arc<MeshNode>, config: RuntimeConfig) -> Result<Self, ComputeError> {
+        let mut runtime = Self::new(Arc::clone(&node) as Arc<dyn MigrationTransport>, config)?;
+        node.register_subprotocol(ids::MIGRATION, runtime.handler())
+            .map_err(|e| ComputeError::Transport(e.to_string()))?;
+        runtime.node = Some(node);
+        Ok(runtime)
+    }
+
+    /// The handler that queues inbound 0x0500 messages for this runtime.
+    pub fn handler(&self) -> Arc<dyn SubprotocolHandler> {
+        Arc::new(InboxHandler(Arc::clone(&self.shared)))
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.shared.node_id
+    }
+
+    /// The daemons running here.
+    pub fn registry(&self) -> &DaemonRegistry {
+        &self.shared.registry
+    }
+
+    /// The factories migration targets build daemons with.
+    pub fn factories(&self) -> &DaemonFactoryRegistry {
+        &self.shared.factories
+    }
+
+    /// Runs `host` here.
+    ///
+    /// # Errors
+    /// [`DaemonError::AlreadyRegistered`]; [`ComputeError::ShuttingDown`].
+    pub fn spawn(&self, host: DaemonHost) -> Result<u64, ComputeError> {
+        self.check_running()?;
+        let origin = host.origin_hash();
+        self.shared.registry.register(host)?;
+        Ok(origin)
+    }
+
+    /// Delivers one event to daemon `origin`, wherever the migration state
+    /// says it belongs (see the module doc).
+    ///
+    /// # Errors
+    /// The daemon's error (not found, process failed); a full migration
+    /// buffer; [`ComputeError::ShuttingDown`].
+    pub fn deliver(
+        &self,
+        origin: u64,
+        event: CausalEvent,
+    ) -> Result<DeliveryOutcome, ComputeError> {
+        self.check_running()?;
+        machines::deliver(&self.shared, origin, event)
+    }
+
+    /// Starts migrating daemon `origin` from node `source` to node
+    /// `target`, orchestrated here (this node may be either, or a third).
+    ///
+    /// # Errors
+    /// [`ComputeError::AlreadyMigrating`]; [`ComputeError::SameNode`];
+    /// [`ComputeError::Transport`] if the source cannot be reached (the
+    /// record is removed).
+    pub fn start_migration(
+        &self,
+        origin: u64,
+        source: u64,
+        target: u64,
+    ) -> Result<(), ComputeError> {
+        self.check_running()?;
+        if source == target {
+            return Err(ComputeError::SameNode(source));
+        }
+        machines::start(&self.shared, origin, source, target, Instant::now())
+    }
+
+    /// The status of the migration of `origin` orchestrated here, if any
+    /// (the last one, once finished).
+    pub fn migration_status(&self, origin: u64) -> Option<MigrationStatus> {
+        self.shared.state().status(origin)
+    }
+
+    /// Waits until the migration of `origin` orchestrated here finishes.
+    ///
+    /// # Errors
+    /// [`ComputeError::NoMigration`]; [`ComputeError::Timeout`] (the
+    /// migration goes on); [`ComputeError::ShuttingDown`].
+    pub fn wait_migration(
+        &self,
+        origin: u64,
+        timeout: Duration,
+    ) -> Result<MigrationStatus, ComputeError> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.state();
+        loop {
+            match state.status(origin) {
+                None => return Err(ComputeError::NoMigration(origin)),
+                Some(MigrationStatus::Running(_)) => {}
+                Some(done) => return Ok(done),
+            }
+            if self.shared.shutdown.load(Ordering::SeqCst) {
+                return Err(ComputeError::ShuttingDown);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ComputeError::Timeout);
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Whether this node holds any migration state for `origin` (as
+    /// orchestrator, source or not-yet-active target).
+    pub fn is_migrating(&self, origin: u64) -> bool {
+        self.shared.state().is_migrating(origin)
+    }
+
+    /// Events forwarded after cut-over that the new node has not yet
+    /// acknowledged.
+    pub fn unacknowledged_forwards(&self, origin: u64) -> u64 {
+        self.shared.state().unacknowledged_forwards(origin)
+    }
+
+    /// The next chained output of any daemon here, waiting up to
+    /// `timeout`.
+    pub fn next_output(&self, timeout: Duration) -> Option<CausalEvent> {
+        let deadline = Instant::now() + timeout;
+        let mut queue = self
+            .shared
+            .outputs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(output) = queue.pop_front() {
+                return Some(output);
+            }
+            let now = Instant::now();
+            if now >= deadline || self.shared.shutdown.load(Ordering::SeqCst) {
+                return None;
+            }
+            queue = self
+                .shared
+                .output_ready
+                .wait_timeout(queue, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Outputs dropped because nobody took them in time.
+    pub fn outputs_dropped(&self) -> u64 {
+        self.shared.outputs_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Stops the worker, uninstalls the 0x0500 handler and wakes every
+    /// waiter. Idempotent. Daemons stay registered (take them out through
+    /// [`registry`](Self::registry) if needed).
+    pub fn shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        if let Some(node) = &self.node {
+            node.unregister_subprotocol(ids::MIGRATION);
+        }
+        self.shared.enqueue(Inbound::Stop);
+        let worker = self
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(worker) = worker
+            && worker.thread().id() != std::thread::current().id()
+        {
+            let _ = worker.join();
+        }
+        let _state = self.shared.state();
+        self.shared.changed.notify_all();
+        self.shared.output_ready.notify_all();
+    }
+
+    fn check_running(&self) -> Result<(), ComputeError> {
+        if self.shared.shutdown.load(Ordering::SeqCst) {
+            return Err(ComputeError::ShuttingDown);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ComputeRuntime {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn worker_loop(shared: &Arc<Shared>, rx: &mpsc::Receiver<Inbound>) {
+    let tick = (shared.config.retry_interval / 2).max(Duration::from_millis(5));
+    let mut next_tick = Instant::now() + tick;
+    loop {
+        let now = Instant::now();
+        let wait = next_tick.saturating_duration_since(now);
+        match rx.recv_timeout(wait) {
+            Ok(Inbound::Message { from, bytes }) => {
+                machines::handle(shared, from, &bytes, Instant::now());
+            }
+            Ok(Inbound::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            machines::tick(shared, now);
+            next_tick = now + tick;
+        }
+    }
+}

@@ -1,0 +1,1041 @@
+//! Daemon migration on the mesh (COMPUTE.md §2, issue 15): three nodes over
+//! encrypted UDP on 127.0.0.1, a stateful counter daemon, a producer that
+//! keeps delivering while the daemon moves, and faults injected in each
+//! phase. The counter refuses any event that is not its producer's next
+//! sequence, so a lost, repeated or reordered event fails the run; the
+//! final count must equal the number of events sent, the daemon must run
+//! in exactly one place, and its causal chain must continue the source's.
+//!
+//! Faults are injected by a transport wrapper that drops the 0x0500
+//! messages of one type a node sends (a lossy or dead peer for exactly
+//! that step), by packet loss on every node, and by shutting a node down.
+
+mod mesh_common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mesh_common::{bound_link, node, wait_until};
+use net::compute::migration::wire::msg_type;
+use net::compute::{
+    CausalEvent, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome, MeshDaemon,
+    MigrationPhase, MigrationStatus, MigrationTransport, RuntimeConfig,
+};
+use net::identity::EntityKeypair;
+use net::mesh::{MeshError, MeshNode, NetemFilter};
+use net::wire::ids;
+
+const PRODUCER: u64 = 0xfeed_0000_0000_0001;
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Counts events, refusing any that is not its producer's next sequence.
+#[derive(Default)]
+struct Counter {
+    last: BTreeMap<u64, u64>,
+    count: u64,
+}
+
+impl MeshDaemon for Counter {
+    fn name(&self) -> &str {
+        "counter"
+    }
+
+    fn is_stateful(&self) -> bool {
+        true
+    }
+
+    fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+        let last = self.last.get(&event.producer()).copied().unwrap_or(0);
+        if event.sequence() != last + 1 {
+            return Err(DaemonError::ProcessFailed(format!(
+                "sequence {} after {last}",
+                event.sequence()
+            )));
+        }
+        self.last.insert(event.producer(), event.sequence());
+        self.count += 1;
+        Ok(vec![self.count.to_le_bytes().to_vec()])
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+        let mut out = self.count.to_le_bytes().to_vec();
+        for (producer, seq) in &self.last {
+            out.extend_from_slice(&producer.to_le_bytes());
+            out.extend_from_slice(&seq.to_le_bytes());
+        }
+        Ok(out)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+        let bad = || DaemonError::RestoreFailed("bad counter state".into());
+        if state.len() < 8 || !(state.len() - 8).is_multiple_of(16) {
+            return Err(bad());
+        }
+        let u64_at = |at: usize| u64::from_le_bytes(state[at..at + 8].try_into().unwrap());
+        self.count = u64_at(0);
+        self.last = (8..state.len())
+            .step_by(16)
+            .map(|at| (u64_at(at), u64_at(at + 8)))
+            .collect();
+        Ok(())
+    }
+}
+
+fn count_of(host: &DaemonHost) -> u64 {
+    let state = host.daemon().snapshot().unwrap();
+    u64::from_le_bytes(state[..8].try_into().unwrap())
+}
+
+/// The mesh as a migration transport, with faults: message types this
+/// node drops, and a switch that drops everything.
+struct FaultyTransport {
+    node: Arc<MeshNode>,
+    dropped: Mutex<HashSet<u8>>,
+    dead: AtomicBool,
+}
+
+impl MigrationTransport for FaultyTransport {
+    fn local_node(&self) -> u64 {
+        self.node.node_id()
+    }
+
+    fn send(&self, to: u64, message: &[u8]) -> Result<(), MeshError> {
+        let kind = message.first().copied().unwrap_or(u8::MAX);
+        if self.dead.load(Ordering::SeqCst) || self.dropped.lock().unwrap().contains(&kind) {
+            return Ok(());
+        }
+        self.node.send_subprotocol(to, ids::MIGRATION, message)
+    }
+}
+
+struct Site {
+    node: Arc<MeshNode>,
+    transport: Arc<FaultyTransport>,
+    runtime: ComputeRuntime,
+}
+
+impl Site {
+    fn id(&self) -> u64 {
+        self.node.node_id()
+    }
+
+    fn drop_type(&self, kind: u8) {
+        self.transport.dropped.lock().unwrap().insert(kind);
+    }
+
+    fn heal(&self) {
+        self.transport.dropped.lock().unwrap().clear();
+    }
+
+    fn has(&self, origin: u64) -> bool {
+        self.runtime.registry().contains(origin)
+    }
+
+    fn count(&self, origin: u64) -> Option<u64> {
+        self.runtime
+            .registry()
+            .with_host(origin, |h| count_of(h))
+            .ok()
+    }
+
+    /// Crashes the node: its runtime and its sessions are gone.
+    fn kill(&self) {
+        self.transport.dead.store(true, Ordering::SeqCst);
+        self.runtime.shutdown();
+        self.node.shutdown();
+    }
+}
+
+fn config() -> RuntimeConfig {
+    RuntimeConfig::with_timers(
+        Duration::from_millis(50),
+        Duration::from_millis(1_500),
+        Duration::from_millis(3_000),
+    )
+}
+
+fn site() -> Site {
+    let node = Arc::new(node(r#","session_timeout_ms":5000"#));
+    node.start().unwrap();
+    let transport = Arc::new(FaultyTransport {
+        node: Arc::clone(&node),
+        dropped: Mutex::new(HashSet::new()),
+        dead: AtomicBool::new(false),
+    });
+    let runtime = ComputeRuntime::new(
+        Arc::clone(&transport) as Arc<dyn MigrationTransport>,
+        config(),
+    )
+    .unwrap();
+    node.register_subprotocol(ids::MIGRATION, runtime.handler())
+        .unwrap();
+    Site {
+        node,
+        transport,
+        runtime,
+    }
+}
+
+/// Three nodes, all connected.
+fn three() -> [Site; 3] {
+    let sites = [site(), site(), site()];
+    bound_link(&sites[0].node, &sites[1].node);
+    bound_link(&sites[0].node, &sites[2].node);
+    bound_link(&sites[1].node, &sites[2].node);
+    sites
+}
+
+/// Spawns the counter on `home` and lets every other site build it when
+/// it arrives (same identity: no envelope is carried yet).
+fn spawn_counter(sites: &[Site], home: usize) -> u64 {
+    let keypair = EntityKeypair::generate();
+    let origin = keypair.origin_hash();
+    for (i, s) in sites.iter().enumerate() {
+        if i == home {
+            s.runtime
+                .spawn(DaemonHost::new(
+                    Box::new(Counter::default()),
+                    keypair.clone(),
+                ))
+                .unwrap();
+        } else {
+            register_factory(s, &keypair);
+        }
+    }
+    origin
+}
+
+fn register_factory(site: &Site, keypair: &EntityKeypair) {
+    // A node the daemon left may still hold its factory: keep it.
+    let _ = site.runtime.factories().register(
+        keypair.clone(),
+        Arc::new(|| Ok(Box::new(Counter::default()) as Box<dyn MeshDaemon>)),
+    );
+}
+
+/// Delivers sequences 1.. to the daemon at the node named by `home`,
+/// paced, until stopped; returns how many it sent.
+struct Producer {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    /// Events the delivery path kept for the migration, and forwarded
+    /// after it.
+    buffered: Arc<AtomicU64>,
+    forwarded: Arc<AtomicU64>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl Producer {
+    fn start(runtime: &'static ComputeRuntime, origin: u64) -> Self {
+        Self::start_as(runtime, origin, PRODUCER)
+    }
+
+    fn start_as(runtime: &'static ComputeRuntime, origin: u64, producer: u64) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let buffered = Arc::new(AtomicU64::new(0));
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let (s, n) = (Arc::clone(&stop), Arc::clone(&sent));
+        let (b, f) = (Arc::clone(&buffered), Arc::clone(&forwarded));
+        let thread = std::thread::spawn(move || {
+            let mut seq = 0u64;
+            while !s.load(Ordering::SeqCst) {
+                seq += 1;
+                let event = CausalEvent::bare(producer, seq, seq.to_le_bytes().to_vec());
+                match runtime.deliver(origin, event) {
+                    Ok(DeliveryOutcome::Duplicate) => panic!("event {seq} called a duplicate"),
+                    Ok(DeliveryOutcome::Buffered) => drop(b.fetch_add(1, Ordering::SeqCst)),
+                    Ok(DeliveryOutcome::Forwarded) => drop(f.fetch_add(1, Ordering::SeqCst)),
+                    Ok(_) => {}
+                    Err(e) => panic!("event {seq}: {e}"),
+                }
+                n.store(seq, Ordering::SeqCst);
+                // The producer's pace, not a synchronisation.
+                std::thread::sleep(Duration::from_micros(300));
+            }
+            seq
+        });
+        Self {
+            stop,
+            sent,
+            buffered,
+            forwarded,
+            thread: Some(thread),
+        }
+    }
+
+    fn wait_sent(&self, at_least: u64) {
+        wait_until(
+            || self.sent.load(Ordering::SeqCst) >= at_least,
+            "the producer to send",
+        );
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+/// Leaks the sites so a producer thread can borrow a runtime for the
+/// test's lifetime.
+fn leak(sites: [Site; 3]) -> &'static [Site; 3] {
+    Box::leak(Box::new(sites))
+}
+
+fn wait_done(orchestrator: &Site, origin: u64) -> MigrationStatus {
+    orchestrator.runtime.wait_migration(origin, WAIT).unwrap()
+}
+
+fn wait_count(site: &Site, origin: u64, expected: u64) {
+    wait_until(
+        || site.count(origin) == Some(expected),
+        "the daemon to apply every event",
+    );
+}
+
+/// Exactly one site runs the daemon, with the model's count, and its
+/// chain head is one output per event (the chain continued across moves).
+fn assert_only(sites: &[Site], home: usize, origin: u64, expected: u64) {
+    wait_count(&sites[home], origin, expected);
+    for (i, s) in sites.iter().enumerate() {
+        assert_eq!(s.has(origin), i == home, "daemon on site {i}");
+    }
+    let head = sites[home]
+        .runtime
+        .registry()
+        .with_host(origin, |h| *h.head())
+        .unwrap();
+    assert_eq!(head.sequence, expected, "one chained output per event");
+}
+
+/// Two producers deliver at the source throughout; the second one's
+/// sequences collide with the first's (v0.11 keyed replay by sequence
+/// alone and lost one of each pair).
+fn migrate_under_load(orch: usize, source: usize, target: usize) {
+    const SECOND: u64 = PRODUCER + 1;
+    let sites = leak(three());
+    let origin = spawn_counter(sites, source);
+    let first = Producer::start(&sites[source].runtime, origin);
+    let second = Producer::start_as(&sites[source].runtime, origin, SECOND);
+    first.wait_sent(200);
+    // Hold the move in Replay (the target's answer is lost and re-sent)
+    // until events have arrived during it.
+    sites[target].drop_type(msg_type::REPLAY_COMPLETE);
+    sites[orch]
+        .runtime
+        .start_migration(origin, sites[source].id(), sites[target].id())
+        .unwrap();
+    wait_until(
+        || first.buffered.load(Ordering::SeqCst) >= 50,
+        "events delivered during the migration",
+    );
+    sites[target].heal();
+    assert_eq!(wait_done(&sites[orch], origin), MigrationStatus::Completed);
+    // Late events, delivered at the old home, are forwarded.
+    let after = first.sent.load(Ordering::SeqCst);
+    first.wait_sent(after + 200);
+    let buffered = first.buffered.load(Ordering::SeqCst) + second.buffered.load(Ordering::SeqCst);
+    let forwarded =
+        first.forwarded.load(Ordering::SeqCst) + second.forwarded.load(Ordering::SeqCst);
+    let sent = first.finish() + second.finish();
+    assert!(buffered > 0, "no event arrived during the migration");
+    assert!(forwarded > 0, "no event arrived after the cut-over");
+    assert_only(sites, target, origin, sent);
+    wait_until(
+        || sites[source].runtime.unacknowledged_forwards(origin) == 0,
+        "every forwarded event acknowledged",
+    );
+    teardown(sites);
+}
+
+fn teardown(sites: &[Site]) {
+    for s in sites {
+        s.kill();
+    }
+}
+
+#[test]
+fn migrates_under_load_with_a_third_node_orchestrating() {
+    migrate_under_load(2, 0, 1);
+}
+
+#[test]
+fn migrates_under_load_orchestrated_by_the_source() {
+    migrate_under_load(0, 0, 1);
+}
+
+#[test]
+fn migrates_under_load_orchestrated_by_the_target() {
+    migrate_under_load(1, 0, 1);
+}
+
+#[test]
+fn migrates_there_and_back() {
+    let sites = leak(three());
+    let origin = spawn_counter(sites, 0);
+    for i in 1..=10 {
+        sites[0]
+            .runtime
+            .deliver(origin, CausalEvent::bare(PRODUCER, i, vec![]))
+            .unwrap();
+    }
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    for i in 11..=20 {
+        sites[1]
+            .runtime
+            .deliver(origin, CausalEvent::bare(PRODUCER, i, vec![]))
+            .unwrap();
+    }
+    let keypair = sites[1].runtime.registry().daemon_keypair(origin).unwrap();
+    register_factory(&sites[0], &keypair);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[1].id(), sites[0].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    assert_only(sites, 0, origin, 20);
+    teardown(sites);
+}
+
+#[test]
+fn stateless_daemons_migrate() {
+    struct Echo;
+    impl MeshDaemon for Echo {
+        fn name(&self) -> &str {
+            "echo"
+        }
+        fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+            Ok(vec![event.payload.clone()])
+        }
+    }
+    let sites = three();
+    let keypair = EntityKeypair::generate();
+    let origin = keypair.origin_hash();
+    sites[0]
+        .runtime
+        .spawn(DaemonHost::new(Box::new(Echo), keypair.clone()))
+        .unwrap();
+    sites[1]
+        .runtime
+        .factories()
+        .register(
+            keypair,
+            Arc::new(|| Ok(Box::new(Echo) as Box<dyn MeshDaemon>)),
+        )
+        .unwrap();
+    sites[0]
+        .runtime
+        .deliver(origin, CausalEvent::bare(PRODUCER, 1, b"x".to_vec()))
+        .unwrap();
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    assert!(!sites[0].has(origin) && sites[1].has(origin));
+    let outcome = sites[1]
+        .runtime
+        .deliver(origin, CausalEvent::bare(PRODUCER, 2, b"y".to_vec()))
+        .unwrap();
+    let DeliveryOutcome::Processed(outputs) = outcome else {
+        panic!("not processed: {outcome:?}");
+    };
+    assert_eq!(
+        outputs[0].link.sequence, 2,
+        "the chain continues at the target"
+    );
+}
+
+#[test]
+fn migrates_under_packet_loss() {
+    let sites = leak(three());
+    for s in sites.iter() {
+        s.node.set_filter(Some(Arc::new(NetemFilter::new(
+            0.15,
+            0.0,
+            0.0,
+            Duration::ZERO,
+            7,
+        ))));
+    }
+    let origin = spawn_counter(sites, 0);
+    let producer = Producer::start(&sites[0].runtime, origin);
+    producer.wait_sent(100);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    let after = producer.sent.load(Ordering::SeqCst);
+    producer.wait_sent(after + 100);
+    let sent = producer.finish();
+    assert_only(sites, 1, origin, sent);
+    teardown(sites);
+}
+
+#[test]
+fn a_target_without_a_factory_fails_everywhere_and_a_retry_succeeds() {
+    let sites = leak(three());
+    let keypair = EntityKeypair::generate();
+    let origin = keypair.origin_hash();
+    sites[0]
+        .runtime
+        .spawn(DaemonHost::new(
+            Box::new(Counter::default()),
+            keypair.clone(),
+        ))
+        .unwrap();
+    let producer = Producer::start(&sites[0].runtime, origin);
+    producer.wait_sent(50);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    let status = wait_done(&sites[2], origin);
+    assert!(
+        matches!(status, MigrationStatus::Failed(ref r) if r.code() == 1),
+        "{status:?}"
+    );
+    wait_until(
+        || !sites[0].runtime.is_migrating(origin),
+        "the source to abort",
+    );
+    register_factory(&sites[1], &keypair);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    let sent = producer.finish();
+    assert_only(sites, 1, origin, sent);
+    teardown(sites);
+}
+
+#[test]
+fn a_second_migration_of_the_same_daemon_is_refused() {
+    let sites = three();
+    let origin = spawn_counter(&sites, 0);
+    sites[1].drop_type(msg_type::RESTORE_COMPLETE);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    let again = sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id());
+    assert!(matches!(again, Err(net::compute::ComputeError::AlreadyMigrating(o)) if o == origin));
+    sites[1].heal();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+}
+
+/// Drops the messages of `kind` sent by site `dropper` from the start; if
+/// the loss is before Cutover the migration must fail and leave the daemon
+/// at the source with every event applied; healing and retrying must
+/// succeed. After Cutover the migration must ride the loss out once healed.
+fn fault_in_phase(dropper: usize, kind: u8, before_cutover: bool) {
+    let (orch, source, target) = (2, 0, 1);
+    let sites = leak(three());
+    let origin = spawn_counter(sites, source);
+    let producer = Producer::start(&sites[source].runtime, origin);
+    producer.wait_sent(100);
+    sites[dropper].drop_type(kind);
+    sites[orch]
+        .runtime
+        .start_migration(origin, sites[source].id(), sites[target].id())
+        .unwrap();
+    if before_cutover {
+        let status = wait_done(&sites[orch], origin);
+        assert!(matches!(status, MigrationStatus::Failed(_)), "{status:?}");
+        wait_until(
+            || !sites[source].runtime.is_migrating(origin),
+            "the source to abort",
+        );
+        let now = producer.sent.load(Ordering::SeqCst);
+        producer.wait_sent(now + 50);
+        // The daemon never left: every event so far is applied there.
+        let sent_so_far = producer.sent.load(Ordering::SeqCst);
+        wait_until(
+            || {
+                sites[source]
+                    .count(origin)
+                    .is_some_and(|c| c >= sent_so_far)
+            },
+            "the source to keep applying",
+        );
+        assert!(!sites[target].has(origin) && !sites[orch].has(origin));
+        sites[dropper].heal();
+        sites[orch]
+            .runtime
+            .start_migration(origin, sites[source].id(), sites[target].id())
+            .unwrap();
+    } else {
+        wait_until(
+            || {
+                sites[orch].runtime.migration_status(origin)
+                    == Some(MigrationStatus::Running(MigrationPhase::Cutover))
+                    || sites[orch].runtime.migration_status(origin)
+                        == Some(MigrationStatus::Running(MigrationPhase::Complete))
+            },
+            "the migration to pass cut-over",
+        );
+        sites[dropper].heal();
+    }
+    assert_eq!(wait_done(&sites[orch], origin), MigrationStatus::Completed);
+    let after = producer.sent.load(Ordering::SeqCst);
+    producer.wait_sent(after + 50);
+    let sent = producer.finish();
+    assert_only(sites, target, origin, sent);
+    teardown(sites);
+}
+
+#[test]
+fn fault_snapshot_phase_orchestrator_loses_take_snapshot() {
+    fault_in_phase(2, msg_type::TAKE_SNAPSHOT, true);
+}
+
+#[test]
+fn fault_transfer_phase_source_loses_its_chunks() {
+    fault_in_phase(0, msg_type::SNAPSHOT_READY, true);
+}
+
+#[test]
+fn fault_restore_phase_target_loses_restore_complete() {
+    fault_in_phase(1, msg_type::RESTORE_COMPLETE, true);
+}
+
+#[test]
+fn fault_replay_phase_target_loses_replay_complete() {
+    fault_in_phase(1, msg_type::REPLAY_COMPLETE, true);
+}
+
+#[test]
+fn fault_cutover_phase_source_loses_its_forwarded_events() {
+    fault_in_phase(0, msg_type::BUFFERED_EVENTS, false);
+}
+
+#[test]
+fn fault_cutover_phase_source_loses_cleanup_complete() {
+    fault_in_phase(0, msg_type::CLEANUP_COMPLETE, false);
+}
+
+#[test]
+fn fault_complete_phase_orchestrator_loses_activate_target() {
+    fault_in_phase(2, msg_type::ACTIVATE_TARGET, false);
+}
+
+#[test]
+fn fault_cutover_phase_orchestrator_loses_cutover_notify() {
+    fault_in_phase(2, msg_type::CUTOVER_NOTIFY, false);
+}
+
+#[test]
+fn fault_complete_phase_target_loses_activate_ack() {
+    fault_in_phase(1, msg_type::ACTIVATE_ACK, false);
+}
+
+#[test]
+fn shutdown_wakes_a_waiter_and_refuses_new_work() {
+    let sites = three();
+    let origin = spawn_counter(&sites, 0);
+    sites[1].drop_type(msg_type::RESTORE_COMPLETE);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| sites[2].runtime.wait_migration(origin, WAIT));
+        wait_until(|| sites[2].runtime.is_migrating(origin), "the migration");
+        sites[2].runtime.shutdown();
+        let woken = waiter.join().unwrap();
+        assert!(
+            matches!(
+                woken,
+                Err(net::compute::ComputeError::ShuttingDown) | Ok(MigrationStatus::Failed(_))
+            ),
+            "{woken:?}"
+        );
+    });
+    assert!(matches!(
+        sites[2]
+            .runtime
+            .start_migration(origin, sites[0].id(), sites[1].id()),
+        Err(net::compute::ComputeError::ShuttingDown)
+    ));
+    // The source, left without its orchestrator, keeps the daemon.
+    wait_until(
+        || !sites[0].runtime.is_migrating(origin),
+        "the source to abort",
+    );
+    assert!(sites[0].has(origin));
+}
+
+#[test]
+fn killed_target_in_transfer_fails_and_a_retry_elsewhere_succeeds() {
+    let sites = leak(three());
+    let origin = spawn_counter(sites, 0);
+    let producer = Producer::start(&sites[0].runtime, origin);
+    producer.wait_sent(100);
+    sites[1].kill();
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    let status = wait_done(&sites[2], origin);
+    assert!(matches!(status, MigrationStatus::Failed(_)), "{status:?}");
+    wait_until(
+        || !sites[0].runtime.is_migrating(origin),
+        "the source to abort",
+    );
+    // Retry towards the orchestrator's own node.
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[2].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    let sent = producer.finish();
+    wait_count(&sites[2], origin, sent);
+    assert!(!sites[0].has(origin));
+    teardown(sites);
+}
+
+#[test]
+fn killed_orchestrator_in_replay_lets_the_source_abort_and_a_retry_succeeds() {
+    let sites = leak(three());
+    let origin = spawn_counter(sites, 0);
+    let producer = Producer::start(&sites[0].runtime, origin);
+    producer.wait_sent(100);
+    // The target's replies stop at Replay; then the orchestrator dies.
+    sites[1].drop_type(msg_type::REPLAY_COMPLETE);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    wait_until(
+        || {
+            sites[2].runtime.migration_status(origin)
+                == Some(MigrationStatus::Running(MigrationPhase::Replay))
+        },
+        "the Replay phase",
+    );
+    sites[2].kill();
+    wait_until(
+        || !sites[0].runtime.is_migrating(origin),
+        "the source to abort by itself",
+    );
+    assert!(sites[0].has(origin) && !sites[1].has(origin));
+    // The source orchestrates the retry itself; the target's held copy is
+    // superseded by the new snapshot.
+    sites[1].heal();
+    sites[0]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[0], origin), MigrationStatus::Completed);
+    let sent = producer.finish();
+    wait_count(&sites[1], origin, sent);
+    assert!(!sites[0].has(origin));
+    teardown(sites);
+}
+
+/// A handler that hands every message to the test.
+struct Collect(Mutex<std::sync::mpsc::Sender<(u64, Vec<u8>)>>);
+
+impl net::mesh::SubprotocolHandler for Collect {
+    fn on_message(&self, from: u64, message: &[u8]) {
+        let _ = self.0.lock().unwrap().send((from, message.to_vec()));
+    }
+}
+
+#[test]
+fn subprotocol_hooks_route_one_id_to_one_handler() {
+    const ID: u16 = 0x0600;
+    let a = node("");
+    let b = node("");
+    bound_link(&a, &b);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handler = Arc::new(Collect(Mutex::new(tx)));
+    b.register_subprotocol(ID, handler.clone()).unwrap();
+    // Core ids and taken ids are refused; the first handler stays.
+    for core in [
+        ids::EVENTS,
+        ids::MEMBERSHIP,
+        ids::STREAM_WINDOW,
+        ids::NET_RELIABILITY,
+    ] {
+        assert!(matches!(
+            b.register_subprotocol(core, handler.clone()),
+            Err(MeshError::SubprotocolInUse(id)) if id == core
+        ));
+    }
+    assert!(matches!(
+        b.register_subprotocol(ID, handler.clone()),
+        Err(MeshError::SubprotocolInUse(ID))
+    ));
+    a.send_subprotocol(b.node_id(), ID, b"over the wire")
+        .unwrap();
+    let got = rx.recv_timeout(WAIT).unwrap();
+    assert_eq!(got, (a.node_id(), b"over the wire".to_vec()));
+    b.send_subprotocol(b.node_id(), ID, b"to ourselves")
+        .unwrap();
+    assert_eq!(
+        rx.recv_timeout(WAIT).unwrap(),
+        (b.node_id(), b"to ourselves".to_vec())
+    );
+    // Without a session, or to ourselves without a handler: UnknownPeer.
+    assert!(matches!(
+        a.send_subprotocol(0x1234, ID, b"x"),
+        Err(MeshError::UnknownPeer(0x1234))
+    ));
+    assert!(matches!(
+        a.send_subprotocol(a.node_id(), ID, b"x"),
+        Err(MeshError::UnknownPeer(_))
+    ));
+    assert!(b.unregister_subprotocol(ID));
+    assert!(!b.unregister_subprotocol(ID));
+    b.register_subprotocol(ID, handler).unwrap();
+}
+
+#[test]
+fn racing_starts_of_one_migration_admit_exactly_one() {
+    let sites = three();
+    let origin = spawn_counter(&sites, 0);
+    sites[1].drop_type(msg_type::RESTORE_COMPLETE);
+    let barrier = std::sync::Barrier::new(8);
+    let started: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    sites[2]
+                        .runtime
+                        .start_migration(origin, sites[0].id(), sites[1].id())
+                        .is_ok()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(started.iter().filter(|&&ok| ok).count(), 1);
+    sites[1].heal();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    assert!(sites[1].has(origin) && !sites[0].has(origin));
+}
+
+#[test]
+fn a_target_without_compute_says_so_and_the_daemon_stays() {
+    let sites = three();
+    let origin = spawn_counter(&sites, 0);
+    assert!(sites[1].node.unregister_subprotocol(ids::MIGRATION));
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    let status = wait_done(&sites[2], origin);
+    assert_eq!(
+        status,
+        MigrationStatus::Failed(net::compute::migration::FailureReason::ComputeNotSupported)
+    );
+    wait_until(
+        || !sites[0].runtime.is_migrating(origin),
+        "the source to abort",
+    );
+    assert!(sites[0].has(origin));
+    sites[0]
+        .runtime
+        .deliver(origin, CausalEvent::bare(PRODUCER, 1, vec![]))
+        .unwrap();
+    assert_eq!(sites[0].count(origin), Some(1));
+}
+
+#[test]
+fn a_multi_chunk_state_of_one_mebibyte_migrates_intact() {
+    struct Blob(Vec<u8>);
+    impl MeshDaemon for Blob {
+        fn name(&self) -> &str {
+            "blob"
+        }
+        fn is_stateful(&self) -> bool {
+            true
+        }
+        fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+            let at = event.sequence() as usize % self.0.len();
+            self.0[at] ^= 0xff;
+            Ok(vec![])
+        }
+        fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+            Ok(self.0.clone())
+        }
+        fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+            self.0 = state.to_vec();
+            Ok(())
+        }
+    }
+    let sites = three();
+    let keypair = EntityKeypair::generate();
+    let origin = keypair.origin_hash();
+    let state: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 + i / 251) as u8).collect();
+    sites[0]
+        .runtime
+        .spawn(DaemonHost::new(
+            Box::new(Blob(state.clone())),
+            keypair.clone(),
+        ))
+        .unwrap();
+    sites[1]
+        .runtime
+        .factories()
+        .register(
+            keypair,
+            Arc::new(|| Ok(Box::new(Blob(Vec::new())) as Box<dyn MeshDaemon>)),
+        )
+        .unwrap();
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    let moved = sites[1]
+        .runtime
+        .registry()
+        .with_host(origin, |h| h.daemon().snapshot().unwrap())
+        .unwrap();
+    assert!(moved == state, "the state arrived intact");
+}
+
+#[test]
+fn a_retry_after_an_unannounced_abort_restores_the_new_state_not_the_held_copy() {
+    /// Counts without emitting: its chain head never moves, so every
+    /// snapshot has the same seq_through.
+    #[derive(Default)]
+    struct Silent(Counter);
+    impl MeshDaemon for Silent {
+        fn name(&self) -> &str {
+            "silent"
+        }
+        fn is_stateful(&self) -> bool {
+            true
+        }
+        fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+            self.0.process(event).map(|_| Vec::new())
+        }
+        fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+            self.0.snapshot()
+        }
+        fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+            self.0.restore(state)
+        }
+    }
+    let sites = three();
+    let keypair = EntityKeypair::generate();
+    let origin = keypair.origin_hash();
+    sites[0]
+        .runtime
+        .spawn(DaemonHost::new(
+            Box::new(Silent::default()),
+            keypair.clone(),
+        ))
+        .unwrap();
+    sites[1]
+        .runtime
+        .factories()
+        .register(
+            keypair,
+            Arc::new(|| Ok(Box::new(Silent::default()) as Box<dyn MeshDaemon>)),
+        )
+        .unwrap();
+    let deliver = |seq: u64| {
+        sites[0]
+            .runtime
+            .deliver(origin, CausalEvent::bare(PRODUCER, seq, vec![]))
+            .unwrap()
+    };
+    deliver(1);
+    // The first attempt stalls in Replay and times out; the target never
+    // hears of the abort, so it keeps its restored copy (count 1).
+    sites[1].drop_type(msg_type::REPLAY_COMPLETE);
+    sites[2].drop_type(msg_type::MIGRATION_FAILED);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert!(matches!(
+        wait_done(&sites[2], origin),
+        MigrationStatus::Failed(_)
+    ));
+    assert!(sites[1].runtime.is_migrating(origin), "the held copy stays");
+    wait_until(
+        || !sites[0].runtime.is_migrating(origin),
+        "the source to abort",
+    );
+    for seq in 2..=5 {
+        assert!(matches!(deliver(seq), DeliveryOutcome::Processed(_)));
+    }
+    sites[1].heal();
+    sites[2].heal();
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    let count = sites[1]
+        .runtime
+        .registry()
+        .with_host(origin, |h| {
+            u64::from_le_bytes(h.daemon().snapshot().unwrap()[..8].try_into().unwrap())
+        })
+        .unwrap();
+    assert_eq!(count, 5, "the retry carried the state after the abort");
+}
+
+#[test]
+fn runtimes_installed_on_mesh_nodes_migrate_and_one_node_takes_one_runtime() {
+    let a = Arc::new(node(""));
+    let b = Arc::new(node(""));
+    bound_link(&a, &b);
+    let ra = ComputeRuntime::on_mesh(Arc::clone(&a), config()).unwrap();
+    let rb = ComputeRuntime::on_mesh(Arc::clone(&b), config()).unwrap();
+    assert!(matches!(
+        ComputeRuntime::on_mesh(Arc::clone(&a), config()),
+        Err(net::compute::ComputeError::Transport(_))
+    ));
+    let keypair = EntityKeypair::generate();
+    let origin = ra
+        .spawn(DaemonHost::new(
+            Box::new(Counter::default()),
+            keypair.clone(),
+        ))
+        .unwrap();
+    rb.factories()
+        .register(
+            keypair,
+            Arc::new(|| Ok(Box::new(Counter::default()) as Box<dyn MeshDaemon>)),
+        )
+        .unwrap();
+    ra.deliver(origin, CausalEvent::bare(PRODUCER, 1, vec![]))
+        .unwrap();
+    ra.start_migration(origin, a.node_id(), b.node_id())
+        .unwrap();
+    assert_eq!(
+        ra.wait_migration(origin, WAIT).unwrap(),
+        MigrationStatus::Completed
+    );
+    rb.deliver(origin, CausalEvent::bare(PRODUCER, 2, vec![]))
+        .unwrap();
+    assert_eq!(rb.registry().with_host(origin, |h| count_of(h)).unwrap(), 2);
+    // The runtime's outputs: one per event, chained on the node that
+    // applied it.
+    assert_eq!(ra.next_output(WAIT).unwrap().link.sequence, 1);
+    assert_eq!(rb.next_output(WAIT).unwrap().link.sequence, 2);
+    // Shut down, the node forgets the handler: a new runtime may attach.
+    ra.shutdown();
+    let again = ComputeRuntime::on_mesh(Arc::clone(&a), config()).unwrap();
+    again.shutdown();
+}
