@@ -51,18 +51,20 @@ test('rules: evaluate, rate limit, stats, round trip, typed errors', () => {
 });
 
 test('safety: permits release with `using`, caps, kill switch, limits, audit', () => {
-  using safety = new Safety({
+  const safety = new Safety({
     limits: { max_concurrent: 1 },
     policies: [
       { name: 'no-secrets', rule: { block: '(?i)password' } },
       { name: 'mail', rule: { redact: '[a-z]+@[a-z]+' } },
     ],
   });
-  {
-    using permit = safety.acquire('a', { content: 'to bob@example', tokens: 10 });
+  const permit = safety.acquire('a', { content: 'to bob@example', tokens: 10 });
+  try {
     assert.equal(permit.info().redacted, 'to [REDACTED]');
     permit.consume(4);
     assert.throws(() => safety.acquire('b'), (e) => e instanceof netmesh.SafetyLimitError && /concurrent/.test(e.message));
+  } finally {
+    permit[Symbol.dispose]();
   }
   const u = safety.usage();
   assert.equal(u.concurrent, 0n);
@@ -78,10 +80,11 @@ test('safety: permits release with `using`, caps, kill switch, limits, audit', (
   assert.throws(() => safety.setLimits({ per_source_rmp: 1 }), (e) => e instanceof netmesh.SafetyConfigError && /per_source_rmp/.test(e.message));
   assert.ok(safety.audit(true).filter((a) => a.kind === 'blocked').length >= 4);
   assert.deepEqual(safety.audit(), []);
+  safety.close();
 });
 
 test('load balancer: selections release on complete and on close', () => {
-  using lb = new LoadBalancer({ strategy: 'power_of_two', seed: 1, max_connections: 1 });
+  const lb = new LoadBalancer({ strategy: 'power_of_two', seed: 1, max_connections: 1 });
   assert.throws(() => lb.select(), netmesh.LbNoEndpointError);
   const one = Buffer.alloc(32, 1);
   const two = Buffer.alloc(32, 2);
@@ -89,11 +92,13 @@ test('load balancer: selections release on complete and on close', () => {
   lb.add(two, { tags: ['gpu'] });
   assert.throws(() => lb.add(two), netmesh.LbDuplicateEndpointError);
   assert.throws(() => lb.add(Buffer.alloc(32, 3), { health: 'sideways' }), (e) => e instanceof netmesh.LbConfigError && /sideways/.test(e.message));
-  {
-    using sel = lb.select({ required_tags: ['gpu'] });
+  const sel = lb.select({ required_tags: ['gpu'] });
+  try {
     assert.deepEqual(sel.id, two);
     assert.equal(sel.isProbe, false);
     assert.deepEqual(lb.endpoints().map((e) => e.connections), [0n, 1n]);
+  } finally {
+    sel[Symbol.dispose]();
   }
   assert.deepEqual(lb.endpoints().map((e) => e.connections), [0n, 0n]);
   const a = lb.select();
@@ -105,6 +110,7 @@ test('load balancer: selections release on complete and on close', () => {
   assert.deepEqual(lb.endpoints().map((e) => e.connections), [0n, 0n]);
   lb.remove(two);
   assert.throws(() => lb.remove(two), netmesh.LbUnknownEndpointError);
+  lb.close();
 });
 
 test('closeAsync waits for calls and later calls are refused', async () => {
