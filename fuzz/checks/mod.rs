@@ -25,6 +25,7 @@ pub mod proximity_pingwaves;
 pub mod redex_idx_record;
 pub mod redex_recovery;
 pub mod rules_json;
+pub mod safety_json;
 pub mod snapshot_decode;
 pub mod snapshot_ext_decode;
 pub mod token_from_bytes;
@@ -56,6 +57,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("snapshot_decode", snapshot_decode::check),
     ("snapshot_ext_decode", snapshot_ext_decode::check),
     ("rules_json", rules_json::check),
+    ("safety_json", safety_json::check),
     ("token_from_bytes", token_from_bytes::check),
     ("traversal_rendezvous", traversal_rendezvous::check),
     ("upnp_decode", upnp_decode::check),
