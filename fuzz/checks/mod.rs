@@ -29,6 +29,7 @@ pub mod safety_json;
 pub mod snapshot_decode;
 pub mod snapshot_ext_decode;
 pub mod token_from_bytes;
+pub mod traceparent;
 pub mod traversal_rendezvous;
 pub mod upnp_decode;
 pub mod wire_decode;
@@ -59,6 +60,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("rules_json", rules_json::check),
     ("safety_json", safety_json::check),
     ("token_from_bytes", token_from_bytes::check),
+    ("traceparent", traceparent::check),
     ("traversal_rendezvous", traversal_rendezvous::check),
     ("upnp_decode", upnp_decode::check),
     ("wire_decode", wire_decode::check),

@@ -191,6 +191,11 @@ func (r *Rules) Evaluate(context any, tag string) (*Evaluation, error) {
 	if err != nil {
 		return nil, err
 	}
+	for i := range out.Outcomes {
+		if string(out.Outcomes[i].Action) == "null" {
+			out.Outcomes[i].Action = nil
+		}
+	}
 	return &out, nil
 }
 

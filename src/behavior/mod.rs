@@ -9,6 +9,8 @@
 //!   (§4.4).
 //! - [`proximity`](crate::behavior::proximity): the proximity graph fed by pingwaves and locally
 //!   measured round-trip times (§4.5).
+//! - [`trace`](crate::behavior::trace): W3C `traceparent` contexts and the sampling policies
+//!   (§4.2).
 //! - [`pattern`](crate::behavior::pattern): the bounded regexes shared by rules and safety.
 //!
 //! Each module's doc lists how it departs from v0.11 (§8 items 7, 11, 12
@@ -19,3 +21,4 @@ pub mod pattern;
 pub mod proximity;
 pub mod rules;
 pub mod safety;
+pub mod trace;
