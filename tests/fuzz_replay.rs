@@ -87,6 +87,7 @@ macro_rules! regressions {
 corpus!(
     bus_decode,
     capability_decode,
+    capability_diff,
     channel_name,
     channels_membership,
     cortex_decode,
@@ -114,6 +115,7 @@ corpus!(
 regressions!(
     bus_decode,
     capability_decode,
+    capability_diff,
     channel_name,
     channels_membership,
     cortex_decode,

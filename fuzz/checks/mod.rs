@@ -11,6 +11,7 @@
 
 pub mod bus_decode;
 pub mod capability_decode;
+pub mod capability_diff;
 pub mod channel_name;
 pub mod channels_membership;
 pub mod cortex_decode;
@@ -42,6 +43,7 @@ pub type Check = fn(data: &[u8]);
 pub const TARGETS: &[(&str, Check)] = &[
     ("bus_decode", bus_decode::check),
     ("capability_decode", capability_decode::check),
+    ("capability_diff", capability_diff::check),
     ("channel_name", channel_name::check),
     ("channels_membership", channels_membership::check),
     ("cortex_decode", cortex_decode::check),

@@ -9,6 +9,7 @@
 //!   (§4.4).
 //! - [`proximity`](crate::behavior::proximity): the proximity graph fed by pingwaves and locally
 //!   measured round-trip times (§4.5).
+//! - [`diff`](crate::behavior::diff): capability diffs with version chains (§4.2).
 //! - [`metadata`](crate::behavior::metadata): node status and metadata with an atomic versioned
 //!   store (§4.2, §8 item 14).
 //! - [`api`](crate::behavior::api): the API schema registry with semver matching (§4.2).
@@ -20,6 +21,7 @@
 //! and 14 are fixed here).
 
 pub mod api;
+pub mod diff;
 pub mod loadbalance;
 pub mod metadata;
 pub mod pattern;
