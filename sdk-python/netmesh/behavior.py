@@ -27,7 +27,20 @@ from typing import Any, Dict, List, Optional, Sequence
 from ._ffi import BytesLike, buf, call_bytes, check, ffi, lib, new_bytes, take_bytes
 from ._handle import _Handle
 
-__all__ = ["Rules", "Safety", "Permit", "LoadBalancer", "Selection"]
+__all__ = [
+    "Rules",
+    "Safety",
+    "Permit",
+    "LoadBalancer",
+    "Selection",
+    "NET_BEHAVIOR_MAX_CONTEXT_BYTES",
+    "NET_LB_ENDPOINT_ID_LEN",
+]
+
+#: Largest context JSON Rules.evaluate and LoadBalancer.select accept.
+NET_BEHAVIOR_MAX_CONTEXT_BYTES: int = lib.NET_BEHAVIOR_MAX_CONTEXT_BYTES
+#: Length of a load-balancer endpoint id.
+NET_LB_ENDPOINT_ID_LEN: int = lib.NET_LB_ENDPOINT_ID_LEN
 
 Json = Any
 
