@@ -36,6 +36,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Largest context JSON `net_rules_evaluate` and `net_lb_select` accept.
+#define NET_BEHAVIOR_MAX_CONTEXT_BYTES 16777216
+
+// Length of an endpoint id.
+#define NET_LB_ENDPOINT_ID_LEN 32
+
 // Model kind: tasks (STORAGE.md §11.3), on channel `cortex/tasks`.
 //
 // Rows: `{"id", "title", "status": "pending" | "completed", "created_ns",
@@ -338,6 +344,35 @@ enum net_status_t
     NET_ERR_BUS_INVALID_REQUEST = -407,
     // The producer state file could not be read or written.
     NET_ERR_BUS_PRODUCER_STATE = -408,
+    // A rule set, rule or context is invalid (malformed JSON, an unknown key,
+    // a bad operand or regex, a duplicate id); the message names it.
+    NET_ERR_RULES_INVALID = -600,
+    // No rule has that id.
+    NET_ERR_RULES_UNKNOWN_RULE = -601,
+    // A safety configuration, limits or request is invalid; the message
+    // names the key or pattern.
+    NET_ERR_SAFETY_CONFIG = -620,
+    // The safety kill switch is engaged; nothing was admitted.
+    NET_ERR_SAFETY_KILL_SWITCH = -621,
+    // A safety cap is reached (concurrency, memory, tokens per request,
+    // hourly cost, sources tracked); retry after a permit is released.
+    NET_ERR_SAFETY_LIMIT = -622,
+    // A safety rate is reached (global or per-source requests per minute,
+    // tokens per minute); retry later.
+    NET_ERR_SAFETY_RATE_LIMITED = -623,
+    // The content breaks a Block policy (a blocked pattern, a missing
+    // required one, or too large); the message names the policy.
+    NET_ERR_SAFETY_CONTENT = -624,
+    // A load-balancer configuration, endpoint or request is invalid; the
+    // message names the key.
+    NET_ERR_LB_CONFIG = -640,
+    // No endpoint can take the request (none added, none healthy or under
+    // its connection cap, none carrying the required tags or in the zone).
+    NET_ERR_LB_NO_ENDPOINT = -641,
+    // An endpoint with that id is already in the balancer.
+    NET_ERR_LB_DUPLICATE_ENDPOINT = -642,
+    // No endpoint has that id.
+    NET_ERR_LB_UNKNOWN_ENDPOINT = -643,
 };
 #ifndef __cplusplus
 typedef int32_t net_status_t;
@@ -356,6 +391,14 @@ typedef struct net_cancel_t net_cancel_t;
 // An entity identity: an ed25519 keypair, or only its public key.
 // Thread-safe; release with `net_identity_free`.
 typedef struct net_identity_t net_identity_t;
+
+// A selected endpoint with a reserved connection slot, released by
+// `net_lb_selection_complete` or `net_lb_selection_free`.
+typedef struct net_lb_selection_t net_lb_selection_t;
+
+// A load balancer over 32-byte endpoint ids. Thread-safe; release with
+// `net_lb_free` (selections already made stay valid and release into it).
+typedef struct net_lb_t net_lb_t;
 
 // One stream to one peer. Thread-safe; freeing it closes the stream.
 typedef struct net_mesh_stream_t net_mesh_stream_t;
@@ -407,6 +450,28 @@ typedef struct net_redex_tail_t net_redex_tail_t;
 // A bounded FIFO set of recently seen dedup ids. Thread-safe.
 typedef struct net_redis_dedup_t net_redis_dedup_t;
 
+// A rules engine: an ordered set of rules evaluated against JSON contexts.
+// Thread-safe (evaluations run concurrently); release with `net_rules_free`.
+typedef struct net_rules_t net_rules_t;
+
+// An admitted request's claims (a concurrency slot, memory, reserved
+// tokens and cost), released by `net_safety_permit_free`.
+typedef struct net_safety_permit_t net_safety_permit_t;
+
+// A safety envelope: kill switch, caps, rate limits, content policies and
+// audit. Thread-safe; release with `net_safety_free` (permits already
+// issued stay valid and release into it).
+typedef struct net_safety_t net_safety_t;
+
+// A byte buffer allocated by libnet. Release it with `net_bytes_free`, never
+// with `free()`. An empty result has `ptr == NULL` and `len == 0`.
+typedef struct {
+    // First byte, or NULL when `len` is 0.
+    uint8_t *ptr;
+    // Number of bytes.
+    size_t len;
+} net_bytes_t;
+
 // A borrowed byte range passed into libnet (for example one payload of a
 // batch). libnet reads it during the call and keeps no reference.
 typedef struct {
@@ -426,15 +491,6 @@ typedef struct {
     // rest were refused by backpressure: retry them later.
     size_t taken;
 } net_bus_ingest_report_t;
-
-// A byte buffer allocated by libnet. Release it with `net_bytes_free`, never
-// with `free()`. An empty result has `ptr == NULL` and `len == 0`.
-typedef struct {
-    // First byte, or NULL when `len` is 0.
-    uint8_t *ptr;
-    // Number of bytes.
-    size_t len;
-} net_bytes_t;
 
 // The error of a failed blocking call, for callers on another thread than
 // the one that made it. Zero it before the call; libnet writes it only when
@@ -472,6 +528,304 @@ typedef struct {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Creates a rules engine holding the rules of a JSON rule set
+// (`{"name": …, "rules": [...]}`, docs/sdk-c.md has the form); an empty
+// `ruleset_json` (length 0) makes an empty engine.
+//
+// Errors: `NET_ERR_RULES_INVALID` naming the bad key, operand, regex or
+// duplicate id.
+//
+// # Safety
+// `ruleset_json` is readable for `ruleset_json_len` bytes; `out` is valid
+// for one write.
+net_status_t net_rules_new(const uint8_t *ruleset_json, size_t ruleset_json_len, net_rules_t **out);
+
+// Adds the rules of a JSON rule set, all or none.
+//
+// Errors: `NET_ERR_RULES_INVALID` (also for an id already present).
+//
+// # Safety
+// `rules` is NULL or from libnet; `ruleset_json` is readable for its length.
+net_status_t net_rules_load(const net_rules_t *rules,
+                            const uint8_t *ruleset_json,
+                            size_t ruleset_json_len);
+
+// Removes the rule with this id (its stats go with it).
+//
+// Errors: `NET_ERR_RULES_UNKNOWN_RULE`.
+//
+// # Safety
+// `rules` is NULL or from libnet; `id` is readable for `id_len` bytes.
+net_status_t net_rules_remove(const net_rules_t *rules, const uint8_t *id, size_t id_len);
+
+// Evaluates the rules against a JSON context (with `tag`, only the rules
+// carrying that tag; NULL: all). Writes
+// `{"visited": n, "outcomes": [{"rule_id", "name", "action" (null when
+// suppressed), "suppressed" (null, "cooldown" or "rate_limited"),
+// "stop_processing"}]}`, one outcome per matching rule in evaluation order.
+// Released actions count against their rule's cooldown and rate limit.
+//
+// Errors: `NET_ERR_RULES_INVALID` for malformed context JSON or one over
+// 16 MiB.
+//
+// # Safety
+// `rules` is NULL or from libnet; `context_json` is readable for its
+// length; `tag` is NULL (with length 0) or readable for `tag_len` bytes;
+// `out` is valid for one write.
+net_status_t net_rules_evaluate(const net_rules_t *rules,
+                                const uint8_t *context_json,
+                                size_t context_json_len,
+                                const uint8_t *tag,
+                                size_t tag_len,
+                                net_bytes_t *out);
+
+// A rule's counters as JSON: `{"evaluations", "matches", "executions",
+// "suppressed_cooldown", "suppressed_rate_limit", "last_match_ms"}`
+// (`last_match_ms` on the engine's clock, or null).
+//
+// Errors: `NET_ERR_RULES_UNKNOWN_RULE`.
+//
+// # Safety
+// `rules` is NULL or from libnet; `id` is readable for `id_len` bytes;
+// `out` is valid for one write.
+net_status_t net_rules_stats(const net_rules_t *rules,
+                             const uint8_t *id,
+                             size_t id_len,
+                             net_bytes_t *out);
+
+// The engine's rules as a JSON rule set named `"rules"`, in evaluation
+// order (loads back with `net_rules_new`).
+//
+// # Safety
+// `rules` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_rules_to_json(const net_rules_t *rules, net_bytes_t *out);
+
+// Frees a rules engine. NULL-safe and idempotent; waits up to 5 s for
+// calls in flight (then `NET_ERR_BUSY`, the engine leaked).
+//
+// # Safety
+// `rules` is NULL or was returned by libnet.
+net_status_t net_rules_free(net_rules_t *rules);
+
+// Creates a safety envelope from JSON (`{"mode", "limits", "policies",
+// "audit"}`, every key optional; length 0: the defaults of COMPUTE.md §7).
+//
+// Errors: `NET_ERR_SAFETY_CONFIG` naming the bad key or pattern.
+//
+// # Safety
+// `config_json` is readable for its length; `out` is valid for one write.
+net_status_t net_safety_new(const uint8_t *config_json, size_t config_json_len, net_safety_t **out);
+
+// Admits a request (`{"source", "content", "tokens", "memory_mb",
+// "cost_cents"}`) and writes a permit holding its claims until
+// `net_safety_permit_free`. All limits are checked and recorded at once:
+// racing acquirers never exceed a cap.
+//
+// Errors: `NET_ERR_SAFETY_KILL_SWITCH`, `NET_ERR_SAFETY_LIMIT`,
+// `NET_ERR_SAFETY_RATE_LIMITED`, `NET_ERR_SAFETY_CONTENT` (the message
+// says which limit or policy), `NET_ERR_SAFETY_CONFIG` for a bad request.
+//
+// # Safety
+// `safety` is NULL or from libnet; `request_json` is readable for its
+// length; `out` is valid for one write.
+net_status_t net_safety_acquire(const net_safety_t *safety,
+                                const uint8_t *request_json,
+                                size_t request_json_len,
+                                net_safety_permit_t **out);
+
+// Whether a request would be admitted now, claiming nothing. Writes
+// `{"warnings": [...], "redacted": text or null}`.
+//
+// Errors: as `net_safety_acquire`.
+//
+// # Safety
+// As `net_safety_acquire`, with `out` a `net_bytes_t`.
+net_status_t net_safety_check(const net_safety_t *safety,
+                              const uint8_t *request_json,
+                              size_t request_json_len,
+                              net_bytes_t *out);
+
+// Replaces the limits (JSON, missing keys take the defaults). Permits in
+// flight keep their claims; a lower cap refuses new requests until usage
+// falls under it.
+//
+// Errors: `NET_ERR_SAFETY_CONFIG` naming the bad key.
+//
+// # Safety
+// `safety` is NULL or from libnet; `limits_json` is readable for its length.
+net_status_t net_safety_set_limits(const net_safety_t *safety,
+                                   const uint8_t *limits_json,
+                                   size_t limits_json_len);
+
+// The current limits as JSON (every key).
+//
+// # Safety
+// `safety` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_safety_limits(const net_safety_t *safety, net_bytes_t *out);
+
+// Engages the kill switch: every acquire and check fails with
+// `NET_ERR_SAFETY_KILL_SWITCH` (naming `reason`) until
+// `net_safety_reset_kill_switch`, or, when `auto_reset_ms` is not 0, until
+// that many milliseconds have passed.
+//
+// # Safety
+// `safety` is NULL or from libnet; `reason` is readable for `reason_len` bytes.
+net_status_t net_safety_kill(const net_safety_t *safety,
+                             const uint8_t *reason,
+                             size_t reason_len,
+                             uint64_t auto_reset_ms);
+
+// Lifts the kill switch.
+//
+// # Safety
+// `safety` is NULL or from libnet.
+net_status_t net_safety_reset_kill_switch(const net_safety_t *safety);
+
+// Current usage as JSON: `{"concurrent", "memory_mb",
+// "requests_last_minute", "tokens_last_minute", "cost_last_hour_cents",
+// "sources", "kill_switch" (bool), "mode"}`.
+//
+// # Safety
+// `safety` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_safety_usage(const net_safety_t *safety, net_bytes_t *out);
+
+// The audit ring as a JSON array, oldest first: `[{"at_ms", "source",
+// "kind" ("blocked", "warning", "error", "success"), "detail"}]`. With
+// `clear`, the ring is emptied in the same call.
+//
+// # Safety
+// `safety` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_safety_audit(const net_safety_t *safety, bool clear, net_bytes_t *out);
+
+// Frees a safety envelope. NULL-safe and idempotent; waits up to 5 s for
+// calls in flight. Permits already issued stay valid.
+//
+// # Safety
+// `safety` is NULL or was returned by libnet.
+net_status_t net_safety_free(net_safety_t *safety);
+
+// A permit's details as JSON: `{"warnings": [...], "redacted": text or
+// null, "deadline_ms", "unaccounted"}` (`deadline_ms` on the envelope's
+// clock; `unaccounted`: issued while Disabled, claims nothing).
+//
+// # Safety
+// `permit` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_safety_permit_info(const net_safety_permit_t *permit, net_bytes_t *out);
+
+// Marks tokens and cost as really used: they stay charged to their rate
+// windows when the permit is freed (the unused rest of the reservation is
+// given back).
+//
+// # Safety
+// `permit` is NULL or from libnet.
+net_status_t net_safety_permit_consume(const net_safety_permit_t *permit,
+                                       uint64_t tokens,
+                                       uint64_t cost_cents);
+
+// Releases a permit's claims (the concurrency slot, memory, and the
+// unconsumed tokens and cost). NULL-safe and idempotent; waits up to 5 s
+// for calls in flight on it.
+//
+// # Safety
+// `permit` is NULL or was returned by libnet.
+net_status_t net_safety_permit_free(net_safety_permit_t *permit);
+
+// Creates a load balancer from JSON settings (`{"strategy":
+// "power_of_two", "max_connections", "circuit_failures",
+// "circuit_recovery_ms", "zone_aware", "zone_fallback", "local_zone",
+// "ring_points", "max_attempts", "seed"}`, every key optional; length 0:
+// round robin with the COMPUTE.md §7 defaults).
+//
+// Errors: `NET_ERR_LB_CONFIG` naming the bad key.
+//
+// # Safety
+// `config_json` is readable for its length; `out` is valid for one write.
+net_status_t net_lb_new(const uint8_t *config_json, size_t config_json_len, net_lb_t **out);
+
+// Adds an endpoint with a 32-byte id and JSON options (`{"weight",
+// "health" ("healthy", "degraded", "unhealthy", "unknown"), "tags",
+// "zone", "enabled", "priority", "metrics": {"cpu", "memory",
+// "response_ms", "error_rate"}}`, every key optional; length 0: healthy,
+// weight 100).
+//
+// Errors: `NET_ERR_LB_DUPLICATE_ENDPOINT`; `NET_ERR_LB_CONFIG` naming the
+// bad key; `NET_ERR_INVALID_ARGUMENT` unless the id is 32 bytes.
+//
+// # Safety
+// `lb` is NULL or from libnet; the buffers are readable for their lengths.
+net_status_t net_lb_add(const net_lb_t *lb,
+                        const uint8_t *id,
+                        size_t id_len,
+                        const uint8_t *options_json,
+                        size_t options_json_len);
+
+// Removes an endpoint (selections on it still release harmlessly).
+//
+// Errors: `NET_ERR_LB_UNKNOWN_ENDPOINT`.
+//
+// # Safety
+// `lb` is NULL or from libnet; `id` is readable for `id_len` bytes.
+net_status_t net_lb_remove(const net_lb_t *lb, const uint8_t *id, size_t id_len);
+
+// Picks an endpoint for a request (`{"routing_key", "session_id",
+// "request_id", "required_tags", "zone"}`, every key optional; length 0:
+// no constraints) and reserves a connection on it until the selection is
+// completed or freed.
+//
+// Errors: `NET_ERR_LB_NO_ENDPOINT` (the message says why);
+// `NET_ERR_LB_CONFIG` naming a bad key.
+//
+// # Safety
+// `lb` is NULL or from libnet; `request_json` is readable for its length;
+// `out` is valid for one write.
+net_status_t net_lb_select(const net_lb_t *lb,
+                           const uint8_t *request_json,
+                           size_t request_json_len,
+                           net_lb_selection_t **out);
+
+// The endpoints as a JSON array in insertion order: `[{"id" (hex),
+// "weight", "health", "enabled", "zone", "tags", "priority",
+// "connections", "circuit_open"}]`.
+//
+// # Safety
+// `lb` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_lb_endpoints(const net_lb_t *lb, net_bytes_t *out);
+
+// Frees a load balancer. NULL-safe and idempotent; waits up to 5 s for
+// calls in flight. Selections already made stay valid.
+//
+// # Safety
+// `lb` is NULL or was returned by libnet.
+net_status_t net_lb_free(net_lb_t *lb);
+
+// The selected endpoint's 32-byte id, and whether the selection is its
+// circuit's half-open probe.
+//
+// # Safety
+// `selection` is NULL or from libnet; `id_out` and `probe_out` are valid
+// for one write each.
+net_status_t net_lb_selection_id(const net_lb_selection_t *selection,
+                                 net_bytes_t *id_out,
+                                 bool *probe_out);
+
+// Reports the request's outcome and releases the connection slot: a
+// success closes a half-open circuit, failures count towards opening one.
+// The handle must still be freed.
+//
+// Errors: `NET_ERR_INVALID_ARGUMENT` when already completed.
+//
+// # Safety
+// `selection` is NULL or from libnet.
+net_status_t net_lb_selection_complete(const net_lb_selection_t *selection, bool ok);
+
+// Frees a selection, releasing its connection slot if it was not
+// completed (without touching the circuit). NULL-safe and idempotent;
+// waits up to 5 s for calls in flight on it.
+//
+// # Safety
+// `selection` is NULL or was returned by libnet.
+net_status_t net_lb_selection_free(net_lb_selection_t *selection);
 
 // Starts a bus from a JSON configuration (NULL or empty: every default,
 // over the embedded adapter with memory files). Keys: every `BusConfig`

@@ -1339,3 +1339,180 @@ export declare const internal: {
   /** Resolves true once the running puller is about to make its first pull. */
   logPullerPulling(): Promise<boolean>;
 };
+
+// ---- behavior plane ----------------------------------------------------------
+
+/** JSON given as an object (serialized) or as JSON text. */
+export type JsonInput = object | string;
+
+/** What one matching rule gave. */
+export interface RuleOutcome {
+  rule_id: string;
+  name: string;
+  /** The released action, or null when suppressed. */
+  action: Record<string, unknown> | null;
+  suppressed: null | 'cooldown' | 'rate_limited';
+  stop_processing: boolean;
+}
+
+/** The result of one walk over the rules. */
+export interface RuleEvaluation {
+  visited: bigint;
+  outcomes: RuleOutcome[];
+}
+
+/** A rule's counters since it was added. */
+export interface RuleStats {
+  evaluations: bigint;
+  matches: bigint;
+  executions: bigint;
+  suppressed_cooldown: bigint;
+  suppressed_rate_limit: bigint;
+  last_match_ms: bigint | null;
+}
+
+/** A rules engine (net_rules_t): rules evaluated against JSON contexts; actions are returned, never run. */
+export declare class Rules implements Disposable, AsyncDisposable {
+  /** An engine holding the rules of a rule set `{ name, rules: [...] }` (omitted: empty). */
+  constructor(ruleSet?: JsonInput | null);
+  load(ruleSet: JsonInput): void;
+  remove(ruleId: string): void;
+  evaluate(context: JsonInput, tag?: string | null): RuleEvaluation;
+  stats(ruleId: string): RuleStats;
+  toJSON(): { name: string; rules: Record<string, unknown>[] };
+  readonly closed: boolean;
+  close(): void;
+  closeAsync(): Promise<void>;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** A request as the safety envelope sees it. */
+export interface SafetyRequestOptions {
+  content?: string | null;
+  tokens?: number;
+  memoryMb?: number;
+  costCents?: number;
+}
+
+/** An admission's details. */
+export interface PermitInfo {
+  warnings: string[];
+  redacted: string | null;
+  deadline_ms: bigint;
+  unaccounted: boolean;
+}
+
+/** An admitted request's claims (net_safety_permit_t), released by release() / close() / `using`. */
+export declare class Permit implements Disposable, AsyncDisposable {
+  private constructor();
+  info(): PermitInfo;
+  consume(tokens?: U64Like, costCents?: U64Like): void;
+  release(): void;
+  readonly closed: boolean;
+  close(): void;
+  closeAsync(): Promise<void>;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** A safety envelope's usage. */
+export interface SafetyUsage {
+  concurrent: bigint;
+  memory_mb: bigint;
+  requests_last_minute: bigint;
+  tokens_last_minute: bigint;
+  cost_last_hour_cents: bigint;
+  sources: bigint;
+  kill_switch: boolean;
+  mode: 'enforce' | 'audit_only' | 'disabled';
+}
+
+/** One audit entry. */
+export interface SafetyAuditEntry {
+  at_ms: bigint;
+  source: string;
+  kind: 'blocked' | 'warning' | 'error' | 'success';
+  detail: string;
+}
+
+/** A safety envelope (net_safety_t): kill switch, exact caps, rate limits, content policies, audit. */
+export declare class Safety implements Disposable, AsyncDisposable {
+  /** An envelope from `{ mode, limits, policies, audit }` (omitted: the defaults). */
+  constructor(config?: JsonInput | null);
+  acquire(source: string, options?: SafetyRequestOptions): Permit;
+  check(source: string, options?: SafetyRequestOptions): { warnings: string[]; redacted: string | null };
+  readonly limits: Record<string, bigint | number>;
+  setLimits(limits: JsonInput): void;
+  kill(reason: string, autoResetMs?: U64Like): void;
+  resetKillSwitch(): void;
+  usage(): SafetyUsage;
+  audit(clear?: boolean): SafetyAuditEntry[];
+  readonly closed: boolean;
+  close(): void;
+  closeAsync(): Promise<void>;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** An endpoint's options. */
+export interface EndpointOptions {
+  weight?: number;
+  health?: 'healthy' | 'degraded' | 'unhealthy' | 'unknown';
+  tags?: string[];
+  zone?: string | null;
+  enabled?: boolean;
+  priority?: number;
+  metrics?: { cpu?: number; memory?: number; response_ms?: number; error_rate?: number };
+}
+
+/** What a selection asks for. */
+export interface SelectRequest {
+  routing_key?: string | null;
+  session_id?: string | null;
+  request_id?: string | null;
+  required_tags?: string[];
+  zone?: string | null;
+}
+
+/** An endpoint as LoadBalancer.endpoints() reports it. */
+export interface EndpointInfo {
+  id: string;
+  weight: bigint;
+  health: string;
+  enabled: boolean;
+  zone: string | null;
+  tags: string[];
+  priority: bigint;
+  connections: bigint;
+  circuit_open: boolean;
+}
+
+/** A selected endpoint with a reserved connection slot (net_lb_selection_t). */
+export declare class Selection implements Disposable, AsyncDisposable {
+  private constructor();
+  readonly id: Buffer;
+  readonly isProbe: boolean;
+  /** Reports the outcome, releases the slot and closes the selection. */
+  complete(ok?: boolean): void;
+  readonly closed: boolean;
+  close(): void;
+  closeAsync(): Promise<void>;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** A load balancer over 32-byte endpoint ids (net_lb_t). */
+export declare class LoadBalancer implements Disposable, AsyncDisposable {
+  /** A balancer from `{ strategy, max_connections, ... }` (omitted: round robin). */
+  constructor(config?: JsonInput | null);
+  add(endpointId: BytesLike, options?: EndpointOptions): void;
+  remove(endpointId: BytesLike): void;
+  select(request?: SelectRequest): Selection;
+  endpoints(): EndpointInfo[];
+  readonly closed: boolean;
+  close(): void;
+  closeAsync(): Promise<void>;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}

@@ -13,6 +13,7 @@ const cortex = require('./lib/cortex');
 const netdb = require('./lib/netdb');
 const mesh = require('./lib/mesh');
 const bus = require('./lib/bus');
+const behavior = require('./lib/behavior');
 const asyncCalls = require('./lib/async');
 const log = require('./lib/log');
 const finalize = require('./lib/finalize');
@@ -33,6 +34,12 @@ function abiVersion() {
 }
 
 module.exports = {
+  // behavior plane
+  Rules: behavior.Rules,
+  Safety: behavior.Safety,
+  Permit: behavior.Permit,
+  LoadBalancer: behavior.LoadBalancer,
+  Selection: behavior.Selection,
   // identity
   Identity,
   // tokens

@@ -11,6 +11,7 @@
 
 pub mod bus_decode;
 pub mod capability_decode;
+pub mod capability_diff;
 pub mod channel_name;
 pub mod channels_membership;
 pub mod cortex_decode;
@@ -25,10 +26,12 @@ pub mod proximity_pingwaves;
 pub mod redex_idx_record;
 pub mod redex_recovery;
 pub mod rules_json;
+pub mod safety_json;
 pub mod snapshot_decode;
 pub mod snapshot_ext_decode;
 pub mod snapshot_payload_decode;
 pub mod token_from_bytes;
+pub mod traceparent;
 pub mod traversal_rendezvous;
 pub mod upnp_decode;
 pub mod wire_decode;
@@ -41,6 +44,7 @@ pub type Check = fn(data: &[u8]);
 pub const TARGETS: &[(&str, Check)] = &[
     ("bus_decode", bus_decode::check),
     ("capability_decode", capability_decode::check),
+    ("capability_diff", capability_diff::check),
     ("channel_name", channel_name::check),
     ("channels_membership", channels_membership::check),
     ("cortex_decode", cortex_decode::check),
@@ -58,7 +62,9 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("snapshot_ext_decode", snapshot_ext_decode::check),
     ("snapshot_payload_decode", snapshot_payload_decode::check),
     ("rules_json", rules_json::check),
+    ("safety_json", safety_json::check),
     ("token_from_bytes", token_from_bytes::check),
+    ("traceparent", traceparent::check),
     ("traversal_rendezvous", traversal_rendezvous::check),
     ("upnp_decode", upnp_decode::check),
     ("wire_decode", wire_decode::check),

@@ -258,6 +258,46 @@ const (
 	// StatusBusProducerState is NET_ERR_BUS_PRODUCER_STATE (-408):
 	// The producer state file could not be read or written.
 	StatusBusProducerState Status = C.NET_ERR_BUS_PRODUCER_STATE
+	// StatusRulesInvalid is NET_ERR_RULES_INVALID (-600):
+	// A rule set, rule or context is invalid (malformed JSON, an unknown key,
+	// a bad operand or regex, a duplicate id); the message names it.
+	StatusRulesInvalid Status = C.NET_ERR_RULES_INVALID
+	// StatusRulesUnknownRule is NET_ERR_RULES_UNKNOWN_RULE (-601):
+	// No rule has that id.
+	StatusRulesUnknownRule Status = C.NET_ERR_RULES_UNKNOWN_RULE
+	// StatusSafetyConfig is NET_ERR_SAFETY_CONFIG (-620):
+	// A safety configuration, limits or request is invalid; the message
+	// names the key or pattern.
+	StatusSafetyConfig Status = C.NET_ERR_SAFETY_CONFIG
+	// StatusSafetyKillSwitch is NET_ERR_SAFETY_KILL_SWITCH (-621):
+	// The safety kill switch is engaged; nothing was admitted.
+	StatusSafetyKillSwitch Status = C.NET_ERR_SAFETY_KILL_SWITCH
+	// StatusSafetyLimit is NET_ERR_SAFETY_LIMIT (-622):
+	// A safety cap is reached (concurrency, memory, tokens per request,
+	// hourly cost, sources tracked); retry after a permit is released.
+	StatusSafetyLimit Status = C.NET_ERR_SAFETY_LIMIT
+	// StatusSafetyRateLimited is NET_ERR_SAFETY_RATE_LIMITED (-623):
+	// A safety rate is reached (global or per-source requests per minute,
+	// tokens per minute); retry later.
+	StatusSafetyRateLimited Status = C.NET_ERR_SAFETY_RATE_LIMITED
+	// StatusSafetyContent is NET_ERR_SAFETY_CONTENT (-624):
+	// The content breaks a Block policy (a blocked pattern, a missing
+	// required one, or too large); the message names the policy.
+	StatusSafetyContent Status = C.NET_ERR_SAFETY_CONTENT
+	// StatusLbConfig is NET_ERR_LB_CONFIG (-640):
+	// A load-balancer configuration, endpoint or request is invalid; the
+	// message names the key.
+	StatusLbConfig Status = C.NET_ERR_LB_CONFIG
+	// StatusLbNoEndpoint is NET_ERR_LB_NO_ENDPOINT (-641):
+	// No endpoint can take the request (none added, none healthy or under
+	// its connection cap, none carrying the required tags or in the zone).
+	StatusLbNoEndpoint Status = C.NET_ERR_LB_NO_ENDPOINT
+	// StatusLbDuplicateEndpoint is NET_ERR_LB_DUPLICATE_ENDPOINT (-642):
+	// An endpoint with that id is already in the balancer.
+	StatusLbDuplicateEndpoint Status = C.NET_ERR_LB_DUPLICATE_ENDPOINT
+	// StatusLbUnknownEndpoint is NET_ERR_LB_UNKNOWN_ENDPOINT (-643):
+	// No endpoint has that id.
+	StatusLbUnknownEndpoint Status = C.NET_ERR_LB_UNKNOWN_ENDPOINT
 )
 
 // Sentinel errors, one per error status, for errors.Is:
@@ -335,6 +375,17 @@ const (
 	ErrBusAdapterFatal            = StatusBusAdapterFatal
 	ErrBusInvalidRequest          = StatusBusInvalidRequest
 	ErrBusProducerState           = StatusBusProducerState
+	ErrRulesInvalid               = StatusRulesInvalid
+	ErrRulesUnknownRule           = StatusRulesUnknownRule
+	ErrSafetyConfig               = StatusSafetyConfig
+	ErrSafetyKillSwitch           = StatusSafetyKillSwitch
+	ErrSafetyLimit                = StatusSafetyLimit
+	ErrSafetyRateLimited          = StatusSafetyRateLimited
+	ErrSafetyContent              = StatusSafetyContent
+	ErrLbConfig                   = StatusLbConfig
+	ErrLbNoEndpoint               = StatusLbNoEndpoint
+	ErrLbDuplicateEndpoint        = StatusLbDuplicateEndpoint
+	ErrLbUnknownEndpoint          = StatusLbUnknownEndpoint
 )
 
 // statusInfo describes a status: its C name and a short text (the first
@@ -419,6 +470,17 @@ var statusTable = [...]statusInfo{
 	{StatusBusAdapterFatal, "NET_ERR_BUS_ADAPTER_FATAL", "the adapter failed for good (malformed remote data, an id that does not fit, a closed log); the message carries the cause"},
 	{StatusBusInvalidRequest, "NET_ERR_BUS_INVALID_REQUEST", "a poll request is invalid (JSON, cursor, filter or limit); the message says which"},
 	{StatusBusProducerState, "NET_ERR_BUS_PRODUCER_STATE", "the producer state file could not be read or written"},
+	{StatusRulesInvalid, "NET_ERR_RULES_INVALID", "a rule set, rule or context is invalid (malformed JSON, an unknown key, a bad operand or regex, a duplicate id); the message names it"},
+	{StatusRulesUnknownRule, "NET_ERR_RULES_UNKNOWN_RULE", "no rule has that id"},
+	{StatusSafetyConfig, "NET_ERR_SAFETY_CONFIG", "a safety configuration, limits or request is invalid; the message names the key or pattern"},
+	{StatusSafetyKillSwitch, "NET_ERR_SAFETY_KILL_SWITCH", "the safety kill switch is engaged; nothing was admitted"},
+	{StatusSafetyLimit, "NET_ERR_SAFETY_LIMIT", "a safety cap is reached (concurrency, memory, tokens per request, hourly cost, sources tracked); retry after a permit is released"},
+	{StatusSafetyRateLimited, "NET_ERR_SAFETY_RATE_LIMITED", "a safety rate is reached (global or per-source requests per minute, tokens per minute); retry later"},
+	{StatusSafetyContent, "NET_ERR_SAFETY_CONTENT", "the content breaks a Block policy (a blocked pattern, a missing required one, or too large); the message names the policy"},
+	{StatusLbConfig, "NET_ERR_LB_CONFIG", "a load-balancer configuration, endpoint or request is invalid; the message names the key"},
+	{StatusLbNoEndpoint, "NET_ERR_LB_NO_ENDPOINT", "no endpoint can take the request"},
+	{StatusLbDuplicateEndpoint, "NET_ERR_LB_DUPLICATE_ENDPOINT", "an endpoint with that id is already in the balancer"},
+	{StatusLbUnknownEndpoint, "NET_ERR_LB_UNKNOWN_ENDPOINT", "no endpoint has that id"},
 }
 
 // statusInfos is statusTable by status.

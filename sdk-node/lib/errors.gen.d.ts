@@ -481,3 +481,76 @@ export declare class BusInvalidRequestError extends BusError {}
  * Status `NET_ERR_BUS_PRODUCER_STATE` (-408).
  */
 export declare class BusProducerStateError extends BusError {}
+/**
+ * A rule set, rule or context is invalid (malformed JSON, an unknown key,
+ * a bad operand or regex, a duplicate id); the message names it.
+ *
+ * Status `NET_ERR_RULES_INVALID` (-600).
+ */
+export declare class RulesInvalidError extends NetError {}
+/**
+ * No rule has that id.
+ *
+ * Status `NET_ERR_RULES_UNKNOWN_RULE` (-601).
+ */
+export declare class RulesUnknownRuleError extends NetError {}
+/**
+ * A safety configuration, limits or request is invalid; the message
+ * names the key or pattern.
+ *
+ * Status `NET_ERR_SAFETY_CONFIG` (-620).
+ */
+export declare class SafetyConfigError extends NetError {}
+/**
+ * The safety kill switch is engaged; nothing was admitted.
+ *
+ * Status `NET_ERR_SAFETY_KILL_SWITCH` (-621).
+ */
+export declare class SafetyKillSwitchError extends NetError {}
+/**
+ * A safety cap is reached (concurrency, memory, tokens per request,
+ * hourly cost, sources tracked); retry after a permit is released.
+ *
+ * Status `NET_ERR_SAFETY_LIMIT` (-622).
+ */
+export declare class SafetyLimitError extends NetError {}
+/**
+ * A safety rate is reached (global or per-source requests per minute,
+ * tokens per minute); retry later.
+ *
+ * Status `NET_ERR_SAFETY_RATE_LIMITED` (-623).
+ */
+export declare class SafetyRateLimitedError extends NetError {}
+/**
+ * The content breaks a Block policy (a blocked pattern, a missing
+ * required one, or too large); the message names the policy.
+ *
+ * Status `NET_ERR_SAFETY_CONTENT` (-624).
+ */
+export declare class SafetyContentError extends NetError {}
+/**
+ * A load-balancer configuration, endpoint or request is invalid; the
+ * message names the key.
+ *
+ * Status `NET_ERR_LB_CONFIG` (-640).
+ */
+export declare class LbConfigError extends NetError {}
+/**
+ * No endpoint can take the request (none added, none healthy or under
+ * its connection cap, none carrying the required tags or in the zone).
+ *
+ * Status `NET_ERR_LB_NO_ENDPOINT` (-641).
+ */
+export declare class LbNoEndpointError extends NetError {}
+/**
+ * An endpoint with that id is already in the balancer.
+ *
+ * Status `NET_ERR_LB_DUPLICATE_ENDPOINT` (-642).
+ */
+export declare class LbDuplicateEndpointError extends NetError {}
+/**
+ * No endpoint has that id.
+ *
+ * Status `NET_ERR_LB_UNKNOWN_ENDPOINT` (-643).
+ */
+export declare class LbUnknownEndpointError extends NetError {}

@@ -486,6 +486,79 @@ class BusInvalidRequestError extends BusError {}
  * Status `NET_ERR_BUS_PRODUCER_STATE` (-408).
  */
 class BusProducerStateError extends BusError {}
+/**
+ * A rule set, rule or context is invalid (malformed JSON, an unknown key,
+ * a bad operand or regex, a duplicate id); the message names it.
+ *
+ * Status `NET_ERR_RULES_INVALID` (-600).
+ */
+class RulesInvalidError extends NetError {}
+/**
+ * No rule has that id.
+ *
+ * Status `NET_ERR_RULES_UNKNOWN_RULE` (-601).
+ */
+class RulesUnknownRuleError extends NetError {}
+/**
+ * A safety configuration, limits or request is invalid; the message
+ * names the key or pattern.
+ *
+ * Status `NET_ERR_SAFETY_CONFIG` (-620).
+ */
+class SafetyConfigError extends NetError {}
+/**
+ * The safety kill switch is engaged; nothing was admitted.
+ *
+ * Status `NET_ERR_SAFETY_KILL_SWITCH` (-621).
+ */
+class SafetyKillSwitchError extends NetError {}
+/**
+ * A safety cap is reached (concurrency, memory, tokens per request,
+ * hourly cost, sources tracked); retry after a permit is released.
+ *
+ * Status `NET_ERR_SAFETY_LIMIT` (-622).
+ */
+class SafetyLimitError extends NetError {}
+/**
+ * A safety rate is reached (global or per-source requests per minute,
+ * tokens per minute); retry later.
+ *
+ * Status `NET_ERR_SAFETY_RATE_LIMITED` (-623).
+ */
+class SafetyRateLimitedError extends NetError {}
+/**
+ * The content breaks a Block policy (a blocked pattern, a missing
+ * required one, or too large); the message names the policy.
+ *
+ * Status `NET_ERR_SAFETY_CONTENT` (-624).
+ */
+class SafetyContentError extends NetError {}
+/**
+ * A load-balancer configuration, endpoint or request is invalid; the
+ * message names the key.
+ *
+ * Status `NET_ERR_LB_CONFIG` (-640).
+ */
+class LbConfigError extends NetError {}
+/**
+ * No endpoint can take the request (none added, none healthy or under
+ * its connection cap, none carrying the required tags or in the zone).
+ *
+ * Status `NET_ERR_LB_NO_ENDPOINT` (-641).
+ */
+class LbNoEndpointError extends NetError {}
+/**
+ * An endpoint with that id is already in the balancer.
+ *
+ * Status `NET_ERR_LB_DUPLICATE_ENDPOINT` (-642).
+ */
+class LbDuplicateEndpointError extends NetError {}
+/**
+ * No endpoint has that id.
+ *
+ * Status `NET_ERR_LB_UNKNOWN_ENDPOINT` (-643).
+ */
+class LbUnknownEndpointError extends NetError {}
 
 /** The class of each error status. */
 const CLASS_BY_STATUS = new Map([
@@ -558,6 +631,17 @@ const CLASS_BY_STATUS = new Map([
   [-406, BusAdapterFatalError], // NET_ERR_BUS_ADAPTER_FATAL
   [-407, BusInvalidRequestError], // NET_ERR_BUS_INVALID_REQUEST
   [-408, BusProducerStateError], // NET_ERR_BUS_PRODUCER_STATE
+  [-600, RulesInvalidError], // NET_ERR_RULES_INVALID
+  [-601, RulesUnknownRuleError], // NET_ERR_RULES_UNKNOWN_RULE
+  [-620, SafetyConfigError], // NET_ERR_SAFETY_CONFIG
+  [-621, SafetyKillSwitchError], // NET_ERR_SAFETY_KILL_SWITCH
+  [-622, SafetyLimitError], // NET_ERR_SAFETY_LIMIT
+  [-623, SafetyRateLimitedError], // NET_ERR_SAFETY_RATE_LIMITED
+  [-624, SafetyContentError], // NET_ERR_SAFETY_CONTENT
+  [-640, LbConfigError], // NET_ERR_LB_CONFIG
+  [-641, LbNoEndpointError], // NET_ERR_LB_NO_ENDPOINT
+  [-642, LbDuplicateEndpointError], // NET_ERR_LB_DUPLICATE_ENDPOINT
+  [-643, LbUnknownEndpointError], // NET_ERR_LB_UNKNOWN_ENDPOINT
 ]);
 
 /** Families: a code in [lowest, highest] this SDK does not know gets `Class`. */
@@ -649,6 +733,17 @@ const ERROR_CLASSES = Object.freeze({
   BusAdapterFatalError,
   BusInvalidRequestError,
   BusProducerStateError,
+  RulesInvalidError,
+  RulesUnknownRuleError,
+  SafetyConfigError,
+  SafetyKillSwitchError,
+  SafetyLimitError,
+  SafetyRateLimitedError,
+  SafetyContentError,
+  LbConfigError,
+  LbNoEndpointError,
+  LbDuplicateEndpointError,
+  LbUnknownEndpointError,
 });
 
 module.exports = { ...ERROR_CLASSES, ERROR_CLASSES, CLASS_BY_STATUS, ERROR_FAMILIES };

@@ -233,10 +233,57 @@ const STATUS = Object.freeze({
   NET_ERR_BUS_INVALID_REQUEST: -407,
   /** The producer state file could not be read or written. */
   NET_ERR_BUS_PRODUCER_STATE: -408,
+  /**
+   * A rule set, rule or context is invalid (malformed JSON, an unknown key,
+   * a bad operand or regex, a duplicate id); the message names it.
+   */
+  NET_ERR_RULES_INVALID: -600,
+  /** No rule has that id. */
+  NET_ERR_RULES_UNKNOWN_RULE: -601,
+  /**
+   * A safety configuration, limits or request is invalid; the message
+   * names the key or pattern.
+   */
+  NET_ERR_SAFETY_CONFIG: -620,
+  /** The safety kill switch is engaged; nothing was admitted. */
+  NET_ERR_SAFETY_KILL_SWITCH: -621,
+  /**
+   * A safety cap is reached (concurrency, memory, tokens per request,
+   * hourly cost, sources tracked); retry after a permit is released.
+   */
+  NET_ERR_SAFETY_LIMIT: -622,
+  /**
+   * A safety rate is reached (global or per-source requests per minute,
+   * tokens per minute); retry later.
+   */
+  NET_ERR_SAFETY_RATE_LIMITED: -623,
+  /**
+   * The content breaks a Block policy (a blocked pattern, a missing
+   * required one, or too large); the message names the policy.
+   */
+  NET_ERR_SAFETY_CONTENT: -624,
+  /**
+   * A load-balancer configuration, endpoint or request is invalid; the
+   * message names the key.
+   */
+  NET_ERR_LB_CONFIG: -640,
+  /**
+   * No endpoint can take the request (none added, none healthy or under
+   * its connection cap, none carrying the required tags or in the zone).
+   */
+  NET_ERR_LB_NO_ENDPOINT: -641,
+  /** An endpoint with that id is already in the balancer. */
+  NET_ERR_LB_DUPLICATE_ENDPOINT: -642,
+  /** No endpoint has that id. */
+  NET_ERR_LB_UNKNOWN_ENDPOINT: -643,
 });
 
 /** Every `#define NET_*` of include/net.h, by name (koffi cannot read macros). */
 const CONSTANTS = Object.freeze({
+  /** Largest context JSON `net_rules_evaluate` and `net_lb_select` accept. */
+  NET_BEHAVIOR_MAX_CONTEXT_BYTES: 16777216,
+  /** Length of an endpoint id. */
+  NET_LB_ENDPOINT_ID_LEN: 32,
   /**
    * Model kind: tasks (STORAGE.md §11.3), on channel `cortex/tasks`.
    *
@@ -360,6 +407,8 @@ function defineTypes(koffi) {
   named('net_bus_t', () => koffi.opaque('net_bus_t'));
   named('net_cancel_t', () => koffi.opaque('net_cancel_t'));
   named('net_identity_t', () => koffi.opaque('net_identity_t'));
+  named('net_lb_selection_t', () => koffi.opaque('net_lb_selection_t'));
+  named('net_lb_t', () => koffi.opaque('net_lb_t'));
   named('net_mesh_stream_t', () => koffi.opaque('net_mesh_stream_t'));
   named('net_mesh_t', () => koffi.opaque('net_mesh_t'));
   named('net_model_t', () => koffi.opaque('net_model_t'));
@@ -369,6 +418,15 @@ function defineTypes(koffi) {
   named('net_redex_t', () => koffi.opaque('net_redex_t'));
   named('net_redex_tail_t', () => koffi.opaque('net_redex_tail_t'));
   named('net_redis_dedup_t', () => koffi.opaque('net_redis_dedup_t'));
+  named('net_rules_t', () => koffi.opaque('net_rules_t'));
+  named('net_safety_permit_t', () => koffi.opaque('net_safety_permit_t'));
+  named('net_safety_t', () => koffi.opaque('net_safety_t'));
+  named('net_bytes_t', () =>
+    koffi.struct('net_bytes_t', {
+      ptr: 'uint8_t *',
+      len: 'size_t',
+    }),
+  );
   named('net_slice_t', () =>
     koffi.struct('net_slice_t', {
       ptr: 'const uint8_t *',
@@ -380,12 +438,6 @@ function defineTypes(koffi) {
       queued: 'size_t',
       sampled: 'size_t',
       taken: 'size_t',
-    }),
-  );
-  named('net_bytes_t', () =>
-    koffi.struct('net_bytes_t', {
-      ptr: 'uint8_t *',
-      len: 'size_t',
     }),
   );
   named('net_error_t', () =>
@@ -417,6 +469,35 @@ function defineTypes(koffi) {
  * take a Buffer/Uint8Array or a bigint address.
  */
 const PROTOTYPES = Object.freeze([
+  'net_status_t net_rules_new(const uint8_t *ruleset_json, size_t ruleset_json_len, _Out_ net_rules_t **out)',
+  'net_status_t net_rules_load(const net_rules_t *rules, const uint8_t *ruleset_json, size_t ruleset_json_len)',
+  'net_status_t net_rules_remove(const net_rules_t *rules, const uint8_t *id, size_t id_len)',
+  'net_status_t net_rules_evaluate(const net_rules_t *rules, const uint8_t *context_json, size_t context_json_len, const uint8_t *tag, size_t tag_len, _Inout_ net_bytes_t *out)',
+  'net_status_t net_rules_stats(const net_rules_t *rules, const uint8_t *id, size_t id_len, _Inout_ net_bytes_t *out)',
+  'net_status_t net_rules_to_json(const net_rules_t *rules, _Inout_ net_bytes_t *out)',
+  'net_status_t net_rules_free(net_rules_t *rules)',
+  'net_status_t net_safety_new(const uint8_t *config_json, size_t config_json_len, _Out_ net_safety_t **out)',
+  'net_status_t net_safety_acquire(const net_safety_t *safety, const uint8_t *request_json, size_t request_json_len, _Out_ net_safety_permit_t **out)',
+  'net_status_t net_safety_check(const net_safety_t *safety, const uint8_t *request_json, size_t request_json_len, _Inout_ net_bytes_t *out)',
+  'net_status_t net_safety_set_limits(const net_safety_t *safety, const uint8_t *limits_json, size_t limits_json_len)',
+  'net_status_t net_safety_limits(const net_safety_t *safety, _Inout_ net_bytes_t *out)',
+  'net_status_t net_safety_kill(const net_safety_t *safety, const uint8_t *reason, size_t reason_len, uint64_t auto_reset_ms)',
+  'net_status_t net_safety_reset_kill_switch(const net_safety_t *safety)',
+  'net_status_t net_safety_usage(const net_safety_t *safety, _Inout_ net_bytes_t *out)',
+  'net_status_t net_safety_audit(const net_safety_t *safety, bool clear, _Inout_ net_bytes_t *out)',
+  'net_status_t net_safety_free(net_safety_t *safety)',
+  'net_status_t net_safety_permit_info(const net_safety_permit_t *permit, _Inout_ net_bytes_t *out)',
+  'net_status_t net_safety_permit_consume(const net_safety_permit_t *permit, uint64_t tokens, uint64_t cost_cents)',
+  'net_status_t net_safety_permit_free(net_safety_permit_t *permit)',
+  'net_status_t net_lb_new(const uint8_t *config_json, size_t config_json_len, _Out_ net_lb_t **out)',
+  'net_status_t net_lb_add(const net_lb_t *lb, const uint8_t *id, size_t id_len, const uint8_t *options_json, size_t options_json_len)',
+  'net_status_t net_lb_remove(const net_lb_t *lb, const uint8_t *id, size_t id_len)',
+  'net_status_t net_lb_select(const net_lb_t *lb, const uint8_t *request_json, size_t request_json_len, _Out_ net_lb_selection_t **out)',
+  'net_status_t net_lb_endpoints(const net_lb_t *lb, _Inout_ net_bytes_t *out)',
+  'net_status_t net_lb_free(net_lb_t *lb)',
+  'net_status_t net_lb_selection_id(const net_lb_selection_t *selection, _Inout_ net_bytes_t *id_out, _Out_ bool *probe_out)',
+  'net_status_t net_lb_selection_complete(const net_lb_selection_t *selection, bool ok)',
+  'net_status_t net_lb_selection_free(net_lb_selection_t *selection)',
   'net_status_t net_bus_new(const uint8_t *config_json, size_t config_json_len, _Out_ net_bus_t **out)',
   'net_status_t net_bus_free(net_bus_t *bus)',
   'net_status_t net_bus_ingest_raw(const net_bus_t *bus, const uint8_t *event, size_t event_len)',

@@ -144,6 +144,17 @@ test('every error code maps to its error class', () => {
     NET_ERR_BUS_ADAPTER_FATAL: 'BusAdapterFatalError',
     NET_ERR_BUS_INVALID_REQUEST: 'BusInvalidRequestError',
     NET_ERR_BUS_PRODUCER_STATE: 'BusProducerStateError',
+    NET_ERR_RULES_INVALID: 'RulesInvalidError',
+    NET_ERR_RULES_UNKNOWN_RULE: 'RulesUnknownRuleError',
+    NET_ERR_SAFETY_CONFIG: 'SafetyConfigError',
+    NET_ERR_SAFETY_KILL_SWITCH: 'SafetyKillSwitchError',
+    NET_ERR_SAFETY_LIMIT: 'SafetyLimitError',
+    NET_ERR_SAFETY_RATE_LIMITED: 'SafetyRateLimitedError',
+    NET_ERR_SAFETY_CONTENT: 'SafetyContentError',
+    NET_ERR_LB_CONFIG: 'LbConfigError',
+    NET_ERR_LB_NO_ENDPOINT: 'LbNoEndpointError',
+    NET_ERR_LB_DUPLICATE_ENDPOINT: 'LbDuplicateEndpointError',
+    NET_ERR_LB_UNKNOWN_ENDPOINT: 'LbUnknownEndpointError',
   };
   for (const [name, status] of Object.entries(netmesh.Status)) {
     assert.equal(netmesh.statusName(status), name);

@@ -54,6 +54,7 @@ from .cortex import (
     WatchLagged,
 )
 from .netdb import NetDB
+from .behavior import LoadBalancer, Permit, Rules, Safety, Selection
 from .bus import Bus, BusEvent, IngestReport, PollResult, RedisStreamDedup
 from . import capabilities as _capabilities
 from .capabilities import (
@@ -127,6 +128,12 @@ def abi_version() -> int:
 
 
 __all__ = [
+    # behavior
+    "LoadBalancer",
+    "Permit",
+    "Rules",
+    "Safety",
+    "Selection",
     # bus
     "Bus",
     "BusEvent",

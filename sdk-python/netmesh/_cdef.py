@@ -4,6 +4,8 @@
 (used by netmesh._ffi in ABI mode)."""
 
 CDEF = r'''
+#define NET_BEHAVIOR_MAX_CONTEXT_BYTES 16777216
+#define NET_LB_ENDPOINT_ID_LEN 32
 #define NET_MODEL_TASKS 1
 #define NET_MODEL_MEMORIES 2
 #define NET_ENVELOPE_SIZE 209
@@ -110,11 +112,24 @@ enum net_status_t {
     NET_ERR_BUS_ADAPTER_FATAL = -406,
     NET_ERR_BUS_INVALID_REQUEST = -407,
     NET_ERR_BUS_PRODUCER_STATE = -408,
+    NET_ERR_RULES_INVALID = -600,
+    NET_ERR_RULES_UNKNOWN_RULE = -601,
+    NET_ERR_SAFETY_CONFIG = -620,
+    NET_ERR_SAFETY_KILL_SWITCH = -621,
+    NET_ERR_SAFETY_LIMIT = -622,
+    NET_ERR_SAFETY_RATE_LIMITED = -623,
+    NET_ERR_SAFETY_CONTENT = -624,
+    NET_ERR_LB_CONFIG = -640,
+    NET_ERR_LB_NO_ENDPOINT = -641,
+    NET_ERR_LB_DUPLICATE_ENDPOINT = -642,
+    NET_ERR_LB_UNKNOWN_ENDPOINT = -643,
 };
 typedef int32_t net_status_t;
 typedef struct net_bus_t net_bus_t;
 typedef struct net_cancel_t net_cancel_t;
 typedef struct net_identity_t net_identity_t;
+typedef struct net_lb_selection_t net_lb_selection_t;
+typedef struct net_lb_t net_lb_t;
 typedef struct net_mesh_stream_t net_mesh_stream_t;
 typedef struct net_mesh_t net_mesh_t;
 typedef struct net_model_t net_model_t;
@@ -124,6 +139,13 @@ typedef struct net_redex_file_t net_redex_file_t;
 typedef struct net_redex_t net_redex_t;
 typedef struct net_redex_tail_t net_redex_tail_t;
 typedef struct net_redis_dedup_t net_redis_dedup_t;
+typedef struct net_rules_t net_rules_t;
+typedef struct net_safety_permit_t net_safety_permit_t;
+typedef struct net_safety_t net_safety_t;
+typedef struct {
+    uint8_t *ptr;
+    size_t len;
+} net_bytes_t;
 typedef struct {
     const uint8_t *ptr;
     size_t len;
@@ -133,10 +155,6 @@ typedef struct {
     size_t sampled;
     size_t taken;
 } net_bus_ingest_report_t;
-typedef struct {
-    uint8_t *ptr;
-    size_t len;
-} net_bytes_t;
 typedef struct {
     net_status_t status;
     net_bytes_t message;
@@ -152,6 +170,35 @@ typedef struct {
     uint64_t not_after;
     uint64_t nonce;
 } net_token_info_t;
+net_status_t net_rules_new(const uint8_t *ruleset_json, size_t ruleset_json_len, net_rules_t **out);
+net_status_t net_rules_load(const net_rules_t *rules, const uint8_t *ruleset_json, size_t ruleset_json_len);
+net_status_t net_rules_remove(const net_rules_t *rules, const uint8_t *id, size_t id_len);
+net_status_t net_rules_evaluate(const net_rules_t *rules, const uint8_t *context_json, size_t context_json_len, const uint8_t *tag, size_t tag_len, net_bytes_t *out);
+net_status_t net_rules_stats(const net_rules_t *rules, const uint8_t *id, size_t id_len, net_bytes_t *out);
+net_status_t net_rules_to_json(const net_rules_t *rules, net_bytes_t *out);
+net_status_t net_rules_free(net_rules_t *rules);
+net_status_t net_safety_new(const uint8_t *config_json, size_t config_json_len, net_safety_t **out);
+net_status_t net_safety_acquire(const net_safety_t *safety, const uint8_t *request_json, size_t request_json_len, net_safety_permit_t **out);
+net_status_t net_safety_check(const net_safety_t *safety, const uint8_t *request_json, size_t request_json_len, net_bytes_t *out);
+net_status_t net_safety_set_limits(const net_safety_t *safety, const uint8_t *limits_json, size_t limits_json_len);
+net_status_t net_safety_limits(const net_safety_t *safety, net_bytes_t *out);
+net_status_t net_safety_kill(const net_safety_t *safety, const uint8_t *reason, size_t reason_len, uint64_t auto_reset_ms);
+net_status_t net_safety_reset_kill_switch(const net_safety_t *safety);
+net_status_t net_safety_usage(const net_safety_t *safety, net_bytes_t *out);
+net_status_t net_safety_audit(const net_safety_t *safety, bool clear, net_bytes_t *out);
+net_status_t net_safety_free(net_safety_t *safety);
+net_status_t net_safety_permit_info(const net_safety_permit_t *permit, net_bytes_t *out);
+net_status_t net_safety_permit_consume(const net_safety_permit_t *permit, uint64_t tokens, uint64_t cost_cents);
+net_status_t net_safety_permit_free(net_safety_permit_t *permit);
+net_status_t net_lb_new(const uint8_t *config_json, size_t config_json_len, net_lb_t **out);
+net_status_t net_lb_add(const net_lb_t *lb, const uint8_t *id, size_t id_len, const uint8_t *options_json, size_t options_json_len);
+net_status_t net_lb_remove(const net_lb_t *lb, const uint8_t *id, size_t id_len);
+net_status_t net_lb_select(const net_lb_t *lb, const uint8_t *request_json, size_t request_json_len, net_lb_selection_t **out);
+net_status_t net_lb_endpoints(const net_lb_t *lb, net_bytes_t *out);
+net_status_t net_lb_free(net_lb_t *lb);
+net_status_t net_lb_selection_id(const net_lb_selection_t *selection, net_bytes_t *id_out, bool *probe_out);
+net_status_t net_lb_selection_complete(const net_lb_selection_t *selection, bool ok);
+net_status_t net_lb_selection_free(net_lb_selection_t *selection);
 net_status_t net_bus_new(const uint8_t *config_json, size_t config_json_len, net_bus_t **out);
 net_status_t net_bus_free(net_bus_t *bus);
 net_status_t net_bus_ingest_raw(const net_bus_t *bus, const uint8_t *event, size_t event_len);

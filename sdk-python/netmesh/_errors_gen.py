@@ -90,6 +90,17 @@ __all__ = [
     "BusAdapterFatalError",
     "BusInvalidRequestError",
     "BusProducerStateError",
+    "RulesInvalidError",
+    "RulesUnknownRuleError",
+    "SafetyConfigError",
+    "SafetyKillSwitchError",
+    "SafetyLimitError",
+    "SafetyRateLimitedError",
+    "SafetyContentError",
+    "LbConfigError",
+    "LbNoEndpointError",
+    "LbDuplicateEndpointError",
+    "LbUnknownEndpointError",
     "ERROR_CLASSES",
     "ERROR_FAMILIES",
     "HIERARCHY",
@@ -650,6 +661,90 @@ class BusProducerStateError(BusError):
     """
 
 
+class RulesInvalidError(NetError):
+    """A rule set, rule or context is invalid (malformed JSON, an unknown key,
+    a bad operand or regex, a duplicate id); the message names it.
+
+    Status ``NET_ERR_RULES_INVALID`` (-600).
+    """
+
+
+class RulesUnknownRuleError(NetError):
+    """No rule has that id.
+
+    Status ``NET_ERR_RULES_UNKNOWN_RULE`` (-601).
+    """
+
+
+class SafetyConfigError(NetError):
+    """A safety configuration, limits or request is invalid; the message
+    names the key or pattern.
+
+    Status ``NET_ERR_SAFETY_CONFIG`` (-620).
+    """
+
+
+class SafetyKillSwitchError(NetError):
+    """The safety kill switch is engaged; nothing was admitted.
+
+    Status ``NET_ERR_SAFETY_KILL_SWITCH`` (-621).
+    """
+
+
+class SafetyLimitError(NetError):
+    """A safety cap is reached (concurrency, memory, tokens per request,
+    hourly cost, sources tracked); retry after a permit is released.
+
+    Status ``NET_ERR_SAFETY_LIMIT`` (-622).
+    """
+
+
+class SafetyRateLimitedError(NetError):
+    """A safety rate is reached (global or per-source requests per minute,
+    tokens per minute); retry later.
+
+    Status ``NET_ERR_SAFETY_RATE_LIMITED`` (-623).
+    """
+
+
+class SafetyContentError(NetError):
+    """The content breaks a Block policy (a blocked pattern, a missing
+    required one, or too large); the message names the policy.
+
+    Status ``NET_ERR_SAFETY_CONTENT`` (-624).
+    """
+
+
+class LbConfigError(NetError):
+    """A load-balancer configuration, endpoint or request is invalid; the
+    message names the key.
+
+    Status ``NET_ERR_LB_CONFIG`` (-640).
+    """
+
+
+class LbNoEndpointError(NetError):
+    """No endpoint can take the request (none added, none healthy or under
+    its connection cap, none carrying the required tags or in the zone).
+
+    Status ``NET_ERR_LB_NO_ENDPOINT`` (-641).
+    """
+
+
+class LbDuplicateEndpointError(NetError):
+    """An endpoint with that id is already in the balancer.
+
+    Status ``NET_ERR_LB_DUPLICATE_ENDPOINT`` (-642).
+    """
+
+
+class LbUnknownEndpointError(NetError):
+    """No endpoint has that id.
+
+    Status ``NET_ERR_LB_UNKNOWN_ENDPOINT`` (-643).
+    """
+
+
 #: The class raised for each error status.
 ERROR_CLASSES: Dict[int, Type[NetError]] = {
     -1: InvalidArgumentError,  # NET_ERR_INVALID_ARGUMENT
@@ -721,6 +816,17 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     -406: BusAdapterFatalError,  # NET_ERR_BUS_ADAPTER_FATAL
     -407: BusInvalidRequestError,  # NET_ERR_BUS_INVALID_REQUEST
     -408: BusProducerStateError,  # NET_ERR_BUS_PRODUCER_STATE
+    -600: RulesInvalidError,  # NET_ERR_RULES_INVALID
+    -601: RulesUnknownRuleError,  # NET_ERR_RULES_UNKNOWN_RULE
+    -620: SafetyConfigError,  # NET_ERR_SAFETY_CONFIG
+    -621: SafetyKillSwitchError,  # NET_ERR_SAFETY_KILL_SWITCH
+    -622: SafetyLimitError,  # NET_ERR_SAFETY_LIMIT
+    -623: SafetyRateLimitedError,  # NET_ERR_SAFETY_RATE_LIMITED
+    -624: SafetyContentError,  # NET_ERR_SAFETY_CONTENT
+    -640: LbConfigError,  # NET_ERR_LB_CONFIG
+    -641: LbNoEndpointError,  # NET_ERR_LB_NO_ENDPOINT
+    -642: LbDuplicateEndpointError,  # NET_ERR_LB_DUPLICATE_ENDPOINT
+    -643: LbUnknownEndpointError,  # NET_ERR_LB_UNKNOWN_ENDPOINT
 }
 
 #: ``(lowest, highest, base)``: the class of a code of a family this SDK does not know yet.
@@ -803,14 +909,25 @@ NetError
 │   ├── CortexInvalidQueryError (also ValueError)  NET_ERR_CORTEX_INVALID_QUERY
 │   ├── CortexInvalidConfigError (also ValueError)  NET_ERR_CORTEX_INVALID_CONFIG
 │   └── CortexSnapshotError (also ValueError)  NET_ERR_CORTEX_SNAPSHOT
-└── BusError  NET_ERR_BUS_*
-    ├── BusConfigError (also ValueError)  NET_ERR_BUS_CONFIG
-    ├── BusBackpressureError  NET_ERR_BUS_BACKPRESSURE
-    ├── BusSampledError  NET_ERR_BUS_SAMPLED
-    ├── BusUnroutedError  NET_ERR_BUS_UNROUTED
-    ├── BusNotConnectedError  NET_ERR_BUS_NOT_CONNECTED
-    ├── BusAdapterError  NET_ERR_BUS_ADAPTER
-    ├── BusAdapterFatalError  NET_ERR_BUS_ADAPTER_FATAL
-    ├── BusInvalidRequestError (also ValueError)  NET_ERR_BUS_INVALID_REQUEST
-    └── BusProducerStateError  NET_ERR_BUS_PRODUCER_STATE
+├── BusError  NET_ERR_BUS_*
+│   ├── BusConfigError (also ValueError)  NET_ERR_BUS_CONFIG
+│   ├── BusBackpressureError  NET_ERR_BUS_BACKPRESSURE
+│   ├── BusSampledError  NET_ERR_BUS_SAMPLED
+│   ├── BusUnroutedError  NET_ERR_BUS_UNROUTED
+│   ├── BusNotConnectedError  NET_ERR_BUS_NOT_CONNECTED
+│   ├── BusAdapterError  NET_ERR_BUS_ADAPTER
+│   ├── BusAdapterFatalError  NET_ERR_BUS_ADAPTER_FATAL
+│   ├── BusInvalidRequestError (also ValueError)  NET_ERR_BUS_INVALID_REQUEST
+│   └── BusProducerStateError  NET_ERR_BUS_PRODUCER_STATE
+├── RulesInvalidError  NET_ERR_RULES_INVALID
+├── RulesUnknownRuleError  NET_ERR_RULES_UNKNOWN_RULE
+├── SafetyConfigError  NET_ERR_SAFETY_CONFIG
+├── SafetyKillSwitchError  NET_ERR_SAFETY_KILL_SWITCH
+├── SafetyLimitError  NET_ERR_SAFETY_LIMIT
+├── SafetyRateLimitedError  NET_ERR_SAFETY_RATE_LIMITED
+├── SafetyContentError  NET_ERR_SAFETY_CONTENT
+├── LbConfigError  NET_ERR_LB_CONFIG
+├── LbNoEndpointError  NET_ERR_LB_NO_ENDPOINT
+├── LbDuplicateEndpointError  NET_ERR_LB_DUPLICATE_ENDPOINT
+└── LbUnknownEndpointError  NET_ERR_LB_UNKNOWN_ENDPOINT
 """

@@ -188,3 +188,32 @@ class Status(enum.IntEnum):
     ERR_BUS_INVALID_REQUEST = -407
     #: The producer state file could not be read or written.
     ERR_BUS_PRODUCER_STATE = -408
+    #: A rule set, rule or context is invalid (malformed JSON, an unknown key,
+    #: a bad operand or regex, a duplicate id); the message names it.
+    ERR_RULES_INVALID = -600
+    #: No rule has that id.
+    ERR_RULES_UNKNOWN_RULE = -601
+    #: A safety configuration, limits or request is invalid; the message
+    #: names the key or pattern.
+    ERR_SAFETY_CONFIG = -620
+    #: The safety kill switch is engaged; nothing was admitted.
+    ERR_SAFETY_KILL_SWITCH = -621
+    #: A safety cap is reached (concurrency, memory, tokens per request,
+    #: hourly cost, sources tracked); retry after a permit is released.
+    ERR_SAFETY_LIMIT = -622
+    #: A safety rate is reached (global or per-source requests per minute,
+    #: tokens per minute); retry later.
+    ERR_SAFETY_RATE_LIMITED = -623
+    #: The content breaks a Block policy (a blocked pattern, a missing
+    #: required one, or too large); the message names the policy.
+    ERR_SAFETY_CONTENT = -624
+    #: A load-balancer configuration, endpoint or request is invalid; the
+    #: message names the key.
+    ERR_LB_CONFIG = -640
+    #: No endpoint can take the request (none added, none healthy or under
+    #: its connection cap, none carrying the required tags or in the zone).
+    ERR_LB_NO_ENDPOINT = -641
+    #: An endpoint with that id is already in the balancer.
+    ERR_LB_DUPLICATE_ENDPOINT = -642
+    #: No endpoint has that id.
+    ERR_LB_UNKNOWN_ENDPOINT = -643

@@ -9,8 +9,9 @@
 //! guard entry, `catch_unwind`).
 //!
 //! One file per area: `identity.rs`, `token.rs`, `envelope.rs`, `channel.rs`,
-//! `redex.rs`, `cortex.rs`, `mesh.rs`, `bus.rs`, `version.rs`.
+//! `redex.rs`, `cortex.rs`, `mesh.rs`, `bus.rs`, `behavior.rs`, `version.rs`.
 
+mod behavior;
 mod bus;
 mod bytes;
 mod cancel;
@@ -41,6 +42,7 @@ const _: () = assert!(usize::BITS == 64, "libnet's C ABI needs a 64-bit target")
 mod handle_guard_tests;
 
 // Every public item of the area files is part of the C ABI.
+pub use behavior::*;
 pub use bus::*;
 pub use bytes::*;
 pub use cancel::*;

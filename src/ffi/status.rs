@@ -4,7 +4,8 @@
 //! are errors. The numbers are part of the ABI: never renumber, only add.
 //! Ranges: -1..-9 generic, -10..-19 identity, -20..-29 tokens, -30..-39
 //! envelopes, -40..-49 channels; later areas take their own blocks of 100
-//! (RedEX -100, mesh -200, CortEX -300, bus -400).
+//! (RedEX -100, mesh -200, CortEX -300, bus -400, behavior -600: rules
+//! -600, safety -620, load balancing -640).
 
 use std::ffi::{CStr, c_char};
 
@@ -190,6 +191,35 @@ pub enum net_status_t {
     NET_ERR_BUS_INVALID_REQUEST = -407,
     /// The producer state file could not be read or written.
     NET_ERR_BUS_PRODUCER_STATE = -408,
+    /// A rule set, rule or context is invalid (malformed JSON, an unknown key,
+    /// a bad operand or regex, a duplicate id); the message names it.
+    NET_ERR_RULES_INVALID = -600,
+    /// No rule has that id.
+    NET_ERR_RULES_UNKNOWN_RULE = -601,
+    /// A safety configuration, limits or request is invalid; the message
+    /// names the key or pattern.
+    NET_ERR_SAFETY_CONFIG = -620,
+    /// The safety kill switch is engaged; nothing was admitted.
+    NET_ERR_SAFETY_KILL_SWITCH = -621,
+    /// A safety cap is reached (concurrency, memory, tokens per request,
+    /// hourly cost, sources tracked); retry after a permit is released.
+    NET_ERR_SAFETY_LIMIT = -622,
+    /// A safety rate is reached (global or per-source requests per minute,
+    /// tokens per minute); retry later.
+    NET_ERR_SAFETY_RATE_LIMITED = -623,
+    /// The content breaks a Block policy (a blocked pattern, a missing
+    /// required one, or too large); the message names the policy.
+    NET_ERR_SAFETY_CONTENT = -624,
+    /// A load-balancer configuration, endpoint or request is invalid; the
+    /// message names the key.
+    NET_ERR_LB_CONFIG = -640,
+    /// No endpoint can take the request (none added, none healthy or under
+    /// its connection cap, none carrying the required tags or in the zone).
+    NET_ERR_LB_NO_ENDPOINT = -641,
+    /// An endpoint with that id is already in the balancer.
+    NET_ERR_LB_DUPLICATE_ENDPOINT = -642,
+    /// No endpoint has that id.
+    NET_ERR_LB_UNKNOWN_ENDPOINT = -643,
 }
 
 impl net_status_t {
@@ -270,6 +300,17 @@ impl net_status_t {
         Self::NET_ERR_BUS_ADAPTER_FATAL,
         Self::NET_ERR_BUS_INVALID_REQUEST,
         Self::NET_ERR_BUS_PRODUCER_STATE,
+        Self::NET_ERR_RULES_INVALID,
+        Self::NET_ERR_RULES_UNKNOWN_RULE,
+        Self::NET_ERR_SAFETY_CONFIG,
+        Self::NET_ERR_SAFETY_KILL_SWITCH,
+        Self::NET_ERR_SAFETY_LIMIT,
+        Self::NET_ERR_SAFETY_RATE_LIMITED,
+        Self::NET_ERR_SAFETY_CONTENT,
+        Self::NET_ERR_LB_CONFIG,
+        Self::NET_ERR_LB_NO_ENDPOINT,
+        Self::NET_ERR_LB_DUPLICATE_ENDPOINT,
+        Self::NET_ERR_LB_UNKNOWN_ENDPOINT,
     ];
 
     /// The status with this numeric code, if there is one.
@@ -358,6 +399,17 @@ impl net_status_t {
             Self::NET_ERR_BUS_ADAPTER_FATAL => c"NET_ERR_BUS_ADAPTER_FATAL",
             Self::NET_ERR_BUS_INVALID_REQUEST => c"NET_ERR_BUS_INVALID_REQUEST",
             Self::NET_ERR_BUS_PRODUCER_STATE => c"NET_ERR_BUS_PRODUCER_STATE",
+            Self::NET_ERR_RULES_INVALID => c"NET_ERR_RULES_INVALID",
+            Self::NET_ERR_RULES_UNKNOWN_RULE => c"NET_ERR_RULES_UNKNOWN_RULE",
+            Self::NET_ERR_SAFETY_CONFIG => c"NET_ERR_SAFETY_CONFIG",
+            Self::NET_ERR_SAFETY_KILL_SWITCH => c"NET_ERR_SAFETY_KILL_SWITCH",
+            Self::NET_ERR_SAFETY_LIMIT => c"NET_ERR_SAFETY_LIMIT",
+            Self::NET_ERR_SAFETY_RATE_LIMITED => c"NET_ERR_SAFETY_RATE_LIMITED",
+            Self::NET_ERR_SAFETY_CONTENT => c"NET_ERR_SAFETY_CONTENT",
+            Self::NET_ERR_LB_CONFIG => c"NET_ERR_LB_CONFIG",
+            Self::NET_ERR_LB_NO_ENDPOINT => c"NET_ERR_LB_NO_ENDPOINT",
+            Self::NET_ERR_LB_DUPLICATE_ENDPOINT => c"NET_ERR_LB_DUPLICATE_ENDPOINT",
+            Self::NET_ERR_LB_UNKNOWN_ENDPOINT => c"NET_ERR_LB_UNKNOWN_ENDPOINT",
         }
     }
 

@@ -35,6 +35,7 @@
 
 pub mod audit;
 pub mod content;
+pub mod json;
 pub mod window;
 
 #[cfg(test)]
@@ -161,6 +162,10 @@ pub enum SafetyError {
         /// Which counter.
         what: &'static str,
     },
+    /// A configuration, limits or request JSON is malformed, too large, or
+    /// has an unknown key or a wrong type (the message names it).
+    #[error("{0}")]
+    InvalidConfig(String),
     /// A content-policy pattern does not compile or is too large.
     #[error("invalid pattern {pattern:?}: {reason}")]
     InvalidPattern {
@@ -359,6 +364,9 @@ struct Kill {
 }
 
 struct State {
+    /// The caps, under the same lock as the counters: an update applies
+    /// between two admissions, never inside one.
+    limits: SafetyLimits,
     concurrent: u64,
     memory_mb: u64,
     global: SlidingWindow,
@@ -374,8 +382,9 @@ fn rate_window() -> SlidingWindow {
 }
 
 impl State {
-    fn new() -> Self {
+    fn new(limits: SafetyLimits) -> Self {
         Self {
+            limits,
             concurrent: 0,
             memory_mb: 0,
             global: rate_window(),
@@ -428,7 +437,6 @@ impl State {
 }
 
 struct Inner {
-    limits: SafetyLimits,
     policies: Vec<ContentPolicy>,
     audit_config: AuditConfig,
     mode: AtomicU8,
@@ -470,11 +478,10 @@ impl SafetyEnvelope {
     pub fn new(config: SafetyConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
-                limits: config.limits,
                 policies: config.policies,
                 audit_config: config.audit,
                 mode: AtomicU8::new(config.mode.to_u8()),
-                state: Mutex::new(State::new()),
+                state: Mutex::new(State::new(config.limits)),
                 audit: Mutex::new(audit::AuditRing::default()),
                 epoch: Instant::now(),
             }),
@@ -488,8 +495,16 @@ impl SafetyEnvelope {
     }
 
     /// The caps.
-    pub fn limits(&self) -> &SafetyLimits {
-        &self.inner.limits
+    pub fn limits(&self) -> SafetyLimits {
+        lock(&self.inner.state).limits
+    }
+
+    /// Replaces the caps. Requests in flight keep what they claimed (a
+    /// lower cap refuses new requests until usage falls under it); the
+    /// rate windows keep their history, so a lowered rate applies to the
+    /// requests already counted in the window.
+    pub fn set_limits(&self, limits: SafetyLimits) {
+        lock(&self.inner.state).limits = limits;
     }
 
     /// The current mode.
@@ -540,7 +555,7 @@ impl SafetyEnvelope {
     /// too); see [`SafetyError`].
     pub fn check_at(&self, req: &SafetyRequest, now_ms: u64) -> Result<Clearance, SafetyError> {
         self.admit(req, now_ms, false)
-            .map(|(clearance, _)| clearance)
+            .map(|(clearance, _, _)| clearance)
     }
 
     /// [`SafetyEnvelope::check_at`] now.
@@ -557,7 +572,7 @@ impl SafetyEnvelope {
     /// # Errors
     /// As [`SafetyEnvelope::check_at`]; nothing is claimed then.
     pub fn acquire_at(&self, req: &SafetyRequest, now_ms: u64) -> Result<SafetyGuard, SafetyError> {
-        let (clearance, claim) = self.admit(req, now_ms, true)?;
+        let (clearance, claim, max_time_ms) = self.admit(req, now_ms, true)?;
         Ok(SafetyGuard {
             inner: self.inner.clone(),
             claim,
@@ -565,7 +580,7 @@ impl SafetyEnvelope {
             consumed_cost: 0,
             warnings: clearance.warnings,
             redacted: clearance.redacted,
-            deadline_ms: now_ms.saturating_add(self.inner.limits.max_time_ms),
+            deadline_ms: now_ms.saturating_add(max_time_ms),
         })
     }
 
@@ -617,10 +632,11 @@ impl SafetyEnvelope {
         req: &SafetyRequest,
         now_ms: u64,
         record: bool,
-    ) -> Result<(Clearance, Claim), SafetyError> {
+    ) -> Result<(Clearance, Claim, u64), SafetyError> {
         let mode = self.mode();
         if mode == SafetyMode::Disabled {
-            return Ok((Clearance::default(), Claim::default()));
+            let max_time_ms = self.limits().max_time_ms;
+            return Ok((Clearance::default(), Claim::default(), max_time_ms));
         }
         let enforce = mode == SafetyMode::Enforce;
         // Regexes run outside the lock.
@@ -638,10 +654,13 @@ impl SafetyEnvelope {
                 warnings.push(violation);
             }
         }
-        let limits = &self.inner.limits;
         let mut claim = Claim::default();
+        let max_time_ms;
         let outcome = {
             let mut st = lock(&self.inner.state);
+            let limits = st.limits;
+            let limits = &limits;
+            max_time_ms = limits.max_time_ms;
             if let Some(reason) = st.kill_reason(now_ms) {
                 Err(SafetyError::KillSwitch { reason })
             } else if let Some(refusal) = refusal {
@@ -683,6 +702,7 @@ impl SafetyEnvelope {
                         redacted: verdict.redacted,
                     },
                     claim,
+                    max_time_ms,
                 ))
             }
         }
