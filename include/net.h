@@ -1802,7 +1802,13 @@ net_status_t net_log_next(uint32_t timeout_ms,
 // `psk_hex`, `identity_seed_hex`, `static_secret_hex`,
 // `heartbeat_interval_ms`, `session_timeout_ms`, `handshake_timeout_ms`,
 // `handshake_retries`, `num_shards`, `shard_capacity`, `window`,
-// `recv_buffer`, `send_buffer`, `gso`, `gro` (booleans: the Linux UDP
+// `max_window` (bytes, default 4 MiB: how far a default window widens
+// between Net nodes while its sender is held back and the reader keeps
+// up; at most `window` turns that off), `window_budget` (bytes, default
+// 64 MiB), `large_datagrams` (boolean, default true: up to 65 000-byte
+// datagrams between Net nodes where the route carries them unfragmented
+// and a probe gets through), `path_probe_interval_ms` (≥ 100, default
+// 60 000), `recv_buffer`, `send_buffer`, `gso`, `gro` (booleans: the Linux UDP
 // offloads, on by default), `max_streams`, `stream_idle_timeout_ms`,
 // `connect_form` ("routed" | "direct"), `hello_timeout_ms`,
 // `require_identity`, `max_pending_handshakes`, `loopback_depth`, `aes`
