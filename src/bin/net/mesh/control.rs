@@ -85,9 +85,28 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
 }
 
 /// Serves requests on `listener` forever, one thread per connection.
+/// A request's result, and what to do once the answer is written (a
+/// `stop` stops the node only then: stopping first could end the process
+/// with the answer half written).
+pub struct Answer {
+    /// The result sent back.
+    pub result: Value,
+    /// Runs after the answer went out.
+    pub after: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl From<Value> for Answer {
+    fn from(result: Value) -> Self {
+        Self {
+            result,
+            after: None,
+        }
+    }
+}
+
 pub fn serve(
     listener: UnixListener,
-    handle: impl Fn(&Value) -> Result<Value> + Send + Sync + 'static,
+    handle: impl Fn(&Value) -> Result<Answer> + Send + Sync + 'static,
 ) {
     let handle = std::sync::Arc::new(handle);
     for stream in listener.incoming() {
@@ -99,18 +118,26 @@ pub fn serve(
     }
 }
 
-fn answer(stream: UnixStream, handle: &dyn Fn(&Value) -> Result<Value>) -> std::io::Result<()> {
+fn answer(stream: UnixStream, handle: &dyn Fn(&Value) -> Result<Answer>) -> std::io::Result<()> {
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line)?;
+    let mut after = None;
     let reply = match serde_json::from_str::<Value>(&line) {
         Ok(request) => match handle(&request) {
-            Ok(result) => json!({"ok": true, "result": result}),
+            Ok(answer) => {
+                after = answer.after;
+                json!({"ok": true, "result": answer.result})
+            }
             Err(e) => json!({"ok": false, "error": e.message()}),
         },
         Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
     };
     let mut stream = stream;
-    writeln!(stream, "{reply}")
+    let written = writeln!(stream, "{reply}").and_then(|()| stream.flush());
+    if let Some(after) = after {
+        after();
+    }
+    written
 }
 
 /// Sends `request` to the node at `path` and returns its result.

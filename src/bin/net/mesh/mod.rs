@@ -351,9 +351,14 @@ fn routes(node: &MeshNode) -> Result<Value> {
 }
 
 /// Answers one control request.
-fn handle(agent: &Agent, socket: &Path, stop: &mpsc::Sender<()>, request: &Value) -> Result<Value> {
+fn handle(
+    agent: &Agent,
+    socket: &Path,
+    stop: &mpsc::Sender<()>,
+    request: &Value,
+) -> Result<control::Answer> {
     let node = agent.node();
-    match request["cmd"].as_str().unwrap_or("") {
+    let result = match request["cmd"].as_str().unwrap_or("") {
         "info" => Ok(info(agent, socket)),
         "peers" => serde_json::from_str(&node.peers_json()).context("peers"),
         "stats" => serde_json::from_str(&node.stats_json()).context("stats"),
@@ -365,11 +370,18 @@ fn handle(agent: &Agent, socket: &Path, stop: &mpsc::Sender<()>, request: &Value
             Ok(json!({"node_id": contact.node_id}))
         }
         "stop" => {
-            let _ = stop.send(());
-            Ok(json!({"stopping": true}))
+            // Stop once the answer is written (control::Answer).
+            let stop = stop.clone();
+            return Ok(control::Answer {
+                result: json!({"stopping": true}),
+                after: Some(Box::new(move || {
+                    let _ = stop.send(());
+                })),
+            });
         }
         other => Err(CliError::new(format!("unknown request {other:?}"))),
-    }
+    };
+    result.map(control::Answer::from)
 }
 
 /// Reads a node configuration file.
