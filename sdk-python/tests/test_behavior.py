@@ -90,6 +90,16 @@ def test_safety_permits_release_on_exit_and_errors_are_typed() -> None:
         assert safety.audit() == []
 
 
+def test_safety_warn_policies_admit_with_warnings() -> None:
+    """A Warn policy admits the request and says why on the permit."""
+    config = {"policies": [{"name": "small", "rule": {"max_size": 4}, "action": "warn"}]}
+    with Safety(config) as safety:
+        with safety.acquire("a", content="longer than four") as permit:
+            assert any("small" in w for w in permit.warnings), permit.info()
+        with safety.acquire("a", content="ok") as permit:
+            assert permit.warnings == []
+
+
 def test_safety_exact_cap_under_racing_threads() -> None:
     with Safety({"limits": {"max_concurrent": 5}}) as safety:
         start = threading.Barrier(40)
