@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::bufpool::BufferPool;
 use crate::cancel::CancelToken;
 use crate::identity::ChannelName;
 
@@ -101,10 +102,12 @@ pub(crate) struct Inbound {
     state: Mutex<State>,
     ready: Condvar,
     capacity: usize,
+    /// Where taken packets' payload buffers go back to (`bufpool.rs`).
+    buffers: Arc<BufferPool>,
 }
 
 impl Inbound {
-    pub fn new(shards: usize, capacity: usize) -> Self {
+    pub fn new(shards: usize, capacity: usize, buffers: Arc<BufferPool>) -> Self {
         let shards = shards.max(1);
         Self {
             state: Mutex::new(State {
@@ -118,6 +121,7 @@ impl Inbound {
             }),
             ready: Condvar::new(),
             capacity: capacity.max(1),
+            buffers,
         }
     }
 
@@ -253,7 +257,12 @@ impl Inbound {
         loop {
             let total: usize = state.events.iter().sum();
             if total > 0 {
-                return Recv::Events(take(&mut state, max.max(1), consumed));
+                // Only the queue work under the lock: the event copies are
+                // made after it is released, so the network thread's
+                // pushes never wait for them.
+                let pieces = take(&mut state, max.max(1), consumed);
+                drop(state);
+                return Recv::Events(materialize(pieces, &self.buffers));
             }
             if state.closed {
                 return Recv::Closed;
@@ -286,11 +295,25 @@ impl Inbound {
     }
 }
 
-fn take(state: &mut State, max: usize, consumed: &mut Vec<Consumed>) -> Vec<InboundEvent> {
+/// What [`take`] removed from the queues, in delivery order.
+enum Piece {
+    /// A packet whose events from `from` on were all taken (and which left
+    /// the queue).
+    Whole { packet: InboundPacket, from: usize },
+    /// One event copied out of a packet that stays queued (only the last
+    /// packet a `recv` reaches into when `max` cuts it).
+    Copied(InboundEvent),
+}
+
+/// Takes up to `max` events round-robin across shards, under the lock:
+/// whole packets are moved out; only a packet cut by `max` has its events
+/// copied here. [`materialize`] makes the events.
+fn take(state: &mut State, max: usize, consumed: &mut Vec<Consumed>) -> Vec<Piece> {
     let shards = state.shards.len();
-    let mut out = Vec::with_capacity(max.min(1024));
+    let mut pieces = Vec::new();
+    let mut taken = 0;
     let mut empty_rounds = 0;
-    while out.len() < max && empty_rounds < shards {
+    while taken < max && empty_rounds < shards {
         let shard = state.cursor % shards;
         state.cursor = state.cursor.wrapping_add(1);
         let Some(packet) = state.shards[shard].front_mut() else {
@@ -298,35 +321,72 @@ fn take(state: &mut State, max: usize, consumed: &mut Vec<Consumed>) -> Vec<Inbo
             continue;
         };
         empty_rounds = 0;
-        let n = packet.remaining().min(max - out.len());
-        for _ in 0..n {
-            let (at, len) = packet.frames[packet.next];
-            packet.next += 1;
-            out.push(InboundEvent {
-                peer: packet.peer,
-                stream_id: packet.stream_id,
-                data: packet.payload[at as usize..(at + len) as usize].to_vec(),
-                dropped_before: std::mem::take(&mut packet.dropped_before),
-                channel: packet.channel.clone(),
-            });
-        }
+        let n = packet.remaining().min(max - taken);
+        taken += n;
         state.events[shard] -= n;
-        if packet.remaining() == 0 {
-            if packet.credit > 0 {
-                let (peer, stream_id, credit) = (packet.peer, packet.stream_id, packet.credit);
-                match consumed
-                    .iter_mut()
-                    .find(|c| c.peer == peer && c.stream_id == stream_id)
-                {
-                    Some(c) => c.credit += credit,
-                    None => consumed.push(Consumed {
-                        peer,
-                        stream_id,
-                        credit,
-                    }),
-                }
+        if n < packet.remaining() {
+            for _ in 0..n {
+                let (at, len) = packet.frames[packet.next];
+                packet.next += 1;
+                pieces.push(Piece::Copied(InboundEvent {
+                    peer: packet.peer,
+                    stream_id: packet.stream_id,
+                    data: packet.payload[at as usize..(at + len) as usize].to_vec(),
+                    dropped_before: std::mem::take(&mut packet.dropped_before),
+                    channel: packet.channel.clone(),
+                }));
             }
-            state.shards[shard].pop_front();
+            continue;
+        }
+        let Some(packet) = state.shards[shard].pop_front() else {
+            continue;
+        };
+        if packet.credit > 0 {
+            let (peer, stream_id, credit) = (packet.peer, packet.stream_id, packet.credit);
+            match consumed
+                .iter_mut()
+                .find(|c| c.peer == peer && c.stream_id == stream_id)
+            {
+                Some(c) => c.credit += credit,
+                None => consumed.push(Consumed {
+                    peer,
+                    stream_id,
+                    credit,
+                }),
+            }
+        }
+        let from = packet.next;
+        pieces.push(Piece::Whole { packet, from });
+    }
+    pieces
+}
+
+/// The events of what [`take`] removed, made without the lock; the
+/// emptied payload buffers go back to `buffers`.
+fn materialize(pieces: Vec<Piece>, buffers: &BufferPool) -> Vec<InboundEvent> {
+    let count = pieces
+        .iter()
+        .map(|piece| match piece {
+            Piece::Whole { packet, from } => packet.frames.len() - from,
+            Piece::Copied(_) => 1,
+        })
+        .sum();
+    let mut out = Vec::with_capacity(count);
+    for piece in pieces {
+        match piece {
+            Piece::Copied(event) => out.push(event),
+            Piece::Whole { mut packet, from } => {
+                for &(at, len) in &packet.frames[from..] {
+                    out.push(InboundEvent {
+                        peer: packet.peer,
+                        stream_id: packet.stream_id,
+                        data: packet.payload[at as usize..(at + len) as usize].to_vec(),
+                        dropped_before: std::mem::take(&mut packet.dropped_before),
+                        channel: packet.channel.clone(),
+                    });
+                }
+                buffers.give(packet.payload);
+            }
         }
     }
     out
@@ -357,7 +417,7 @@ mod tests {
 
     #[test]
     fn fifo_per_shard_bounded_and_closable() {
-        let q = Inbound::new(2, 3);
+        let q = Inbound::new(2, 3, Arc::default());
         assert!(q.push(packet(0, &[b"a", b"b"]), false));
         assert!(!q.push(packet(2, &[b"c", b"d"]), false)); // shard 0 full
         assert!(q.push(packet(1, &[b"x"]), false));
@@ -374,7 +434,7 @@ mod tests {
 
     #[test]
     fn drops_are_reported_on_the_streams_next_event() {
-        let q = Inbound::new(1, 2);
+        let q = Inbound::new(1, 2, Arc::default());
         assert!(q.push(packet(5, &[b"a", b"b"]), false));
         assert!(!q.push(packet(5, &[b"c", b"d"]), false)); // full: 2 dropped
         assert!(!q.push(packet(7, &[b"z"]), false)); // another stream: 1
@@ -406,5 +466,43 @@ mod tests {
         assert_eq!(q.unreported_drops(9), 3);
         q.forget_peer(9);
         assert_eq!(q.unreported_drops(9), 0);
+    }
+
+    #[test]
+    fn a_packet_cut_by_max_keeps_its_rest_and_its_credit_until_taken() {
+        let q = Arc::new(Inbound::new(2, 100, Arc::default()));
+        let mut first = packet(0, &[b"a", b"b", b"c"]);
+        first.credit = 30;
+        first.dropped_before = 4;
+        assert!(q.push(first, false));
+        let mut second = packet(1, &[b"x", b"y"]);
+        second.credit = 20;
+        assert!(q.push(second, false));
+        let mut consumed = Vec::new();
+        let Recv::Events(got) = q.recv_cancellable(2, Some(Duration::ZERO), None, &mut consumed)
+        else {
+            panic!()
+        };
+        let seen: Vec<_> = got
+            .iter()
+            .map(|e| (e.data.clone(), e.dropped_before))
+            .collect();
+        assert_eq!(seen, vec![(b"a".to_vec(), 4), (b"b".to_vec(), 0)]);
+        assert!(consumed.is_empty(), "no packet was finished");
+        assert_eq!(q.len(), 3);
+        let Recv::Events(got) = q.recv_cancellable(10, Some(Duration::ZERO), None, &mut consumed)
+        else {
+            panic!()
+        };
+        let data: Vec<_> = got.iter().map(|e| (e.stream_id, e.data.clone())).collect();
+        assert_eq!(
+            data,
+            vec![(1, b"x".to_vec()), (1, b"y".to_vec()), (0, b"c".to_vec())]
+        );
+        assert!(got.iter().all(|e| e.dropped_before == 0));
+        consumed.sort_by_key(|c| c.stream_id);
+        let credits: Vec<_> = consumed.iter().map(|c| (c.stream_id, c.credit)).collect();
+        assert_eq!(credits, vec![(0, 30), (1, 20)]);
+        assert_eq!(q.len(), 0);
     }
 }

@@ -14,6 +14,7 @@
 //! reordering and partitions), node hooks, and fixed-ephemeral handshakes
 //! for the test vectors.
 
+mod bufpool;
 pub mod capability;
 pub mod channels;
 pub mod config;

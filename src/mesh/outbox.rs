@@ -22,8 +22,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::bufpool::BufferPool;
 use super::credit::PACKET_COST_OVERHEAD;
-use crate::wire::{HEADER_SIZE, MAX_EVENTS_PER_PACKET};
+use crate::wire::{HEADER_SIZE, MAX_EVENTS_PER_PACKET, ROUTING_HEADER_SIZE, TAG_SIZE};
 
 /// Past this many bytes waiting, senders wait for the writer (only reached
 /// on unlimited-window streams: credit bounds the others).
@@ -175,13 +176,16 @@ impl Outbox {
     }
 
     /// Appends `events` to `stream_id` (what [`Outbox::plan`] costed, with
-    /// the same `limit`).
+    /// the same `limit`). New packets take their buffer from `pool`, with
+    /// room for the whole packet, its tag and a routing header, so the
+    /// buffer never grows while it is filled, sealed or routed.
     pub fn append<E: AsRef<[u8]>>(
         &mut self,
         stream_id: u64,
         flags: u8,
         events: &[E],
         limit: usize,
+        pool: &BufferPool,
     ) {
         let mut open = self.open_index(stream_id);
         for e in events {
@@ -197,8 +201,7 @@ impl Outbox {
             let i = match open {
                 Some(i) if !new_packet => i,
                 _ => {
-                    let mut buf =
-                        Vec::with_capacity(HEADER_SIZE + limit.min(framed.max(1024)) + 16);
+                    let mut buf = pool.take(HEADER_SIZE + limit + TAG_SIZE + ROUTING_HEADER_SIZE);
                     buf.resize(HEADER_SIZE, 0);
                     self.packets.push_back(PendingPacket {
                         stream_id,
@@ -321,7 +324,7 @@ mod tests {
             let (n, cost) = o.plan(7, &[&ev], 8112, u64::MAX);
             assert_eq!(n, 1);
             debited += cost;
-            o.append(7, 0, &[&ev], 8112);
+            o.append(7, 0, &[&ev], 8112, &BufferPool::new());
         }
         let taken = take_all(&mut o);
         // 8112 / 68 = 119 events per packet.
@@ -349,9 +352,9 @@ mod tests {
     #[test]
     fn streams_keep_their_own_packets_and_order() {
         let mut o = Outbox::new();
-        o.append(1, 0, &[b"a1"], 100);
-        o.append(2, 2, &[b"b1"], 100);
-        o.append(1, 0, &[b"a2", b"a3"], 100);
+        o.append(1, 0, &[b"a1"], 100, &BufferPool::new());
+        o.append(2, 2, &[b"b1"], 100, &BufferPool::new());
+        o.append(1, 0, &[b"a2", b"a3"], 100, &BufferPool::new());
         let taken = take_all(&mut o);
         assert_eq!(taken.len(), 2);
         assert_eq!(
@@ -370,7 +373,7 @@ mod tests {
         assert_eq!(o.plan(1, &evs, 30, u64::MAX), (5, 3 * 80 + 5 * 14));
         assert_eq!(o.plan(1, &evs, 30, 94 + 14), (2, 108));
         assert_eq!(o.plan(1, &evs, 30, 93), (0, 0));
-        o.append(1, 0, &evs[..1], 30);
+        o.append(1, 0, &evs[..1], 30, &BufferPool::new());
         // The open packet takes one more without a new header.
         assert_eq!(o.plan(1, &evs[..1], 30, u64::MAX), (1, 14));
         let many = vec![[0u8; 0]; MAX_EVENTS_PER_PACKET + 1];
@@ -385,27 +388,27 @@ mod tests {
     fn the_idle_path_is_written_by_the_caller_a_hot_one_is_handed_off() {
         let t0 = Instant::now();
         let mut o = Outbox::new();
-        o.append(1, 0, &[b"x"], 100);
+        o.append(1, 0, &[b"x"], 100, &BufferPool::new());
         assert_eq!(o.claim(t0), Writer::Caller);
-        o.append(1, 0, &[b"y"], 100);
+        o.append(1, 0, &[b"y"], 100, &BufferPool::new());
         assert_eq!(o.claim(t0), Writer::Busy);
         assert_eq!(take_at(&mut o, t0).len(), 1);
         assert!(o.is_writing(), "a writer that took something goes on");
         assert!(take_at(&mut o, t0).is_empty());
         assert!(!o.is_writing());
-        o.append(1, 0, &[b"z"], 100);
+        o.append(1, 0, &[b"z"], 100, &BufferPool::new());
         assert_eq!(o.claim(t0 + HOT_GAP / 2), Writer::Handoff);
         assert_eq!(o.claim(t0), Writer::Busy);
         assert!(take_at(&mut o, t0).len() == 1 && take_at(&mut o, t0).is_empty());
-        o.append(1, 0, &[b"w"], 100);
+        o.append(1, 0, &[b"w"], 100, &BufferPool::new());
         assert_eq!(o.claim(t0 + HOT_GAP * 3), Writer::Caller);
     }
 
     #[test]
     fn a_closed_stream_loses_only_its_own_events() {
         let mut o = Outbox::new();
-        o.append(1, 0, &[b"a"], 100);
-        o.append(2, 0, &[b"bb", b"cc"], 100);
+        o.append(1, 0, &[b"a"], 100, &BufferPool::new());
+        o.append(2, 0, &[b"bb", b"cc"], 100, &BufferPool::new());
         assert_eq!(o.discard_stream(2), 2);
         assert_eq!(o.pending_bytes(), 5);
         let taken = o.take(Instant::now(), |p| (p.stream_id == 1).then_some((0, 0)));

@@ -187,6 +187,17 @@ impl ReliableSender {
     /// Applies an ack: drops what it covers and returns the sequences to
     /// retransmit now (reported lost and not resent within the last RTT).
     pub fn on_ack(&mut self, ack: &RelAck, now: Instant) -> Vec<u64> {
+        self.on_ack_into(ack, now, &mut Vec::new())
+    }
+
+    /// [`on_ack`](Self::on_ack) that hands the payloads of the packets it
+    /// drops to `freed` (so their buffers can be reused).
+    pub fn on_ack_into(
+        &mut self,
+        ack: &RelAck,
+        now: Instant,
+        freed: &mut Vec<Vec<u8>>,
+    ) -> Vec<u64> {
         self.last_ack = Some(now);
         let mut sample = None;
         let rest = self.unacked.split_off(&ack.next_expected);
@@ -194,11 +205,16 @@ impl ReliableSender {
             if packet.sends == 1 {
                 sample = Some(now.saturating_duration_since(packet.first_sent));
             }
+            freed.push(packet.payload);
         }
         // Selectively acknowledged: the bits set in `received`.
         for i in (0..64u64).filter(|i| ack.received >> i & 1 == 1) {
-            self.unacked
-                .remove(&ack.next_expected.saturating_add(1 + i));
+            if let Some(packet) = self
+                .unacked
+                .remove(&ack.next_expected.saturating_add(1 + i))
+            {
+                freed.push(packet.payload);
+            }
         }
         if let Some(rtt) = sample {
             self.observe_rtt(rtt);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::bufpool::BufferPool;
 use super::credit::TxCredit;
 use super::outbox::{Outbox, TakenPacket};
 use super::reliable::{LegacyGate, ReliableReceiver, ReliableSender};
@@ -316,7 +317,8 @@ impl StreamTable {
     /// Packets of higher-priority streams come first; each stream's
     /// packets keep their order (a stable sort, skipped when every
     /// priority is 0).
-    pub fn take_outbox(&mut self, now: Instant) -> Vec<TakenPacket> {
+    /// The copies kept for retransmission come from `buffers`.
+    pub fn take_outbox(&mut self, now: Instant, buffers: &BufferPool) -> Vec<TakenPacket> {
         let streams = &mut self.streams;
         let mut prioritized = false;
         let mut taken = self.outbox.take(now, |p| {
@@ -324,7 +326,8 @@ impl StreamTable {
             let seq = s.tx.next_seq;
             s.tx.next_seq += 1;
             if s.tx.mode == TxMode::Net {
-                s.tx.sender.on_sent(seq, p.count, p.payload().to_vec(), now);
+                s.tx.sender
+                    .on_sent(seq, p.count, buffers.copy_of(p.payload()), now);
             }
             prioritized |= s.tx.priority != 0;
             Some((seq, s.tx.priority))
@@ -451,10 +454,12 @@ mod tests {
         table.open(3, false, None, now).tx.priority = 3;
         // Interleaved, one event per packet (limit 8 bytes).
         for (stream, event) in [(1, b"a1"), (2, b"b1"), (3, b"c1"), (1, b"a2"), (2, b"b2")] {
-            table.outbox.append(stream, 0, &[event.as_slice()], 8);
+            table
+                .outbox
+                .append(stream, 0, &[event.as_slice()], 8, &BufferPool::new());
         }
         let order: Vec<(u64, u64)> = table
-            .take_outbox(now)
+            .take_outbox(now, &BufferPool::new())
             .iter()
             .map(|t| (t.packet.stream_id, t.sequence))
             .collect();
@@ -463,10 +468,12 @@ mod tests {
         table.open(2, false, None, now).tx.priority = 0;
         table.open(3, false, None, now).tx.priority = 0;
         for (stream, event) in [(3, b"c2"), (1, b"a3"), (2, b"b3")] {
-            table.outbox.append(stream, 0, &[event.as_slice()], 8);
+            table
+                .outbox
+                .append(stream, 0, &[event.as_slice()], 8, &BufferPool::new());
         }
         let streams: Vec<u64> = table
-            .take_outbox(now)
+            .take_outbox(now, &BufferPool::new())
             .iter()
             .map(|t| t.packet.stream_id)
             .collect();

@@ -53,6 +53,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
+use super::bufpool::BufferPool;
 use super::config::{ConfigError, ConnectForm, MeshConfig};
 use super::credit::Backpressure;
 use super::handshake::{HandshakeError, HandshakeForm, Initiator, Responder};
@@ -320,6 +321,8 @@ pub(crate) struct Inner {
     started: AtomicBool,
     shutdown: AtomicBool,
     inbound: Arc<Inbound>,
+    /// Datagram buffers reused by the send and receive paths (`bufpool.rs`).
+    buffers: Arc<BufferPool>,
     /// The most consumed bytes that wait for a grant: a quarter of our
     /// window, so a sender with our window never waits on credit. Each
     /// stream grants sooner when its sender's window looks smaller
@@ -479,13 +482,19 @@ impl MeshNode {
             config.capability_gc_interval,
         );
         let traversal = traversal::TraversalGlue::new(&config.traversal, local_addr, node_id);
+        let buffers = Arc::new(BufferPool::new());
         let inner = Arc::new(Inner {
             subprotocols: subprotocols::SubprotocolHooks::default(),
             traversal,
             channels: channel_glue,
             capabilities: capability_glue,
             responder: Responder::new(*static_secret, *config.psk, node_id),
-            inbound: Arc::new(Inbound::new(config.num_shards, config.shard_capacity)),
+            inbound: Arc::new(Inbound::new(
+                config.num_shards,
+                config.shard_capacity,
+                buffers.clone(),
+            )),
+            buffers,
             grant_threshold: (config.window / 4).clamp(1, 16 * 1024),
             window_pool: WindowPool::new(config.window_budget),
             handshake_tokens: Mutex::new((config.max_pending_handshakes as f64, Instant::now())),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::super::bufpool::BufferPool;
 use super::super::credit::WindowOffer;
 use super::super::crypto::Role;
 use super::super::hello::{
@@ -636,13 +637,15 @@ impl Inner {
     }
 
     fn handle_ack(&self, peer: &Arc<Peer>, ack: &RelAck, now: Instant) {
+        let mut freed = Vec::new();
         let lost = {
             let mut streams = peer.streams();
             let Some(stream) = streams.get_mut(ack.stream_id) else {
                 return;
             };
-            stream.tx.sender.on_ack(ack, now)
+            stream.tx.sender.on_ack_into(ack, now, &mut freed)
         };
+        self.buffers.give_all(freed);
         if !lost.is_empty() {
             self.resend(peer, ack.stream_id, &lost);
         }
@@ -683,7 +686,7 @@ impl Inner {
             if window != 0 {
                 stream.rx.on_queued(cost, window);
             }
-            let packed = pack(plaintext, &frames);
+            let packed = pack(plaintext, &frames, &self.buffers);
             let delivered =
                 match stream
                     .rx
@@ -720,7 +723,7 @@ impl Inner {
         let packet = InboundPacket {
             peer: peer.node_id,
             stream_id,
-            payload: plaintext.to_vec(),
+            payload: self.buffers.copy_of(plaintext),
             frames,
             next: 0,
             credit,
@@ -811,9 +814,9 @@ fn frame_offsets(payload: &[u8], events: &[&[u8]]) -> Vec<(u32, u32)> {
 
 /// Packs the events of a plaintext for the reorder buffer: the payload and
 /// the frame table, so delivery needs no re-parse.
-fn pack(plaintext: &[u8], frames: &[(u32, u32)]) -> Vec<u8> {
+fn pack(plaintext: &[u8], frames: &[(u32, u32)], buffers: &BufferPool) -> Vec<u8> {
     let table = 4 + frames.len() * 8;
-    let mut out = Vec::with_capacity(table + plaintext.len());
+    let mut out = buffers.take(table + plaintext.len());
     out.extend_from_slice(&(frames.len() as u32).to_le_bytes());
     for &(at, len) in frames {
         out.extend_from_slice(&(at + table as u32).to_le_bytes());

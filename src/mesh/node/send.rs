@@ -329,7 +329,7 @@ impl Inner {
         }
         stream.tx.credit.try_debit(cost)?;
         stream.last_active = now;
-        outbox.append(stream_id, flags_byte, events, limit);
+        outbox.append(stream_id, flags_byte, events, limit, &self.buffers);
         Ok(self.claim_outbox(outbox, now))
     }
 
@@ -364,7 +364,7 @@ impl Inner {
                     .try_debit(cost)
                     .expect("planned within the credit available");
                 stream.last_active = now;
-                outbox.append(stream_id, flags_byte, &rest[..n], limit);
+                outbox.append(stream_id, flags_byte, &rest[..n], limit, &self.buffers);
                 rest = &rest[n..];
             }
             let writer = if outbox.is_empty() {
@@ -584,6 +584,7 @@ impl Inner {
             dest_of.clear();
         }
         self.write(&dests, &datagrams, &dest_of, wait);
+        self.buffers.give_all(datagrams);
     }
 
     fn write(&self, dests: &[SocketAddr], datagrams: &[Vec<u8>], dest_of: &[usize], wait: bool) {

@@ -186,7 +186,7 @@ impl Inner {
                 streams.outbox.release();
                 return None;
             }
-            let taken = streams.take_outbox(Instant::now());
+            let taken = streams.take_outbox(Instant::now(), &self.buffers);
             (taken, streams.outbox.take_room_wanted())
         };
         if wake_senders {
