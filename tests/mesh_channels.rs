@@ -1075,12 +1075,14 @@ fn transport_and_framing_per_peer_kind() {
             PublishTarget {
                 peer: 2,
                 transport: Transport::NetBestEffort,
-                header_priority: 0
+                header_priority: 0,
+                subnet_stamp: SubnetId::GLOBAL,
             },
             PublishTarget {
                 peer: 3,
                 transport: Transport::Legacy { header_flags: 0 },
-                header_priority: 0
+                header_priority: 0,
+                subnet_stamp: SubnetId::GLOBAL,
             },
         ]
     );
@@ -1091,7 +1093,8 @@ fn transport_and_framing_per_peer_kind() {
             PublishTarget {
                 peer: 2,
                 transport: Transport::NetReliable,
-                header_priority: 5
+                header_priority: 5,
+                subnet_stamp: SubnetId::GLOBAL,
             },
             // v0.11 bytes: the RELIABLE flag, priority 0.
             PublishTarget {
@@ -1099,7 +1102,8 @@ fn transport_and_framing_per_peer_kind() {
                 transport: Transport::Legacy {
                     header_flags: flags::RELIABLE
                 },
-                header_priority: 0
+                header_priority: 0,
+                subnet_stamp: SubnetId::GLOBAL,
             },
         ]
     );

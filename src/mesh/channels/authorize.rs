@@ -53,8 +53,10 @@ pub struct PeerContext<'a> {
     /// Its entity: proved in the Net hello, or TOFU-pinned from its signed
     /// direct announcement (MESH2.md §3.2 step 8); `None` if unknown.
     pub entity: Option<EntityId>,
-    /// Its subnet (GLOBAL when unknown).
-    pub subnet: SubnetId,
+    /// Its subnet; `None` when unknown (a node with a subnet
+    /// configuration whose peer announced nothing), which sees Global
+    /// channels only.
+    pub subnet: Option<SubnetId>,
     /// Its announced capabilities; `None` is treated as none at all.
     pub capabilities: Option<&'a dyn Capabilities>,
     /// Net or v0.11.
@@ -80,7 +82,7 @@ impl<'a> PeerContext<'a> {
         Self {
             node_id,
             entity: None,
-            subnet: SubnetId::GLOBAL,
+            subnet: Some(SubnetId::GLOBAL),
             capabilities: None,
             kind: PeerKind::Legacy,
         }
@@ -218,7 +220,7 @@ pub(crate) fn decide(
     if action == Action::Subscribe
         && !config
             .visibility
-            .allows(authority.local_subnet, peer.subnet)
+            .allows_peer(authority.local_subnet, peer.subnet)
     {
         return Err(Deny::NotVisible);
     }

@@ -1,4 +1,6 @@
-//! Subnet ids and the channel visibility predicate (MESH2.md §1.8, §5).
+//! Subnet ids, the channel visibility predicate (MESH2.md §1.8, §5) and
+//! the confinement stamp relays check (the gateway, `docs/mesh.md`
+//! "Subnets").
 
 /// A subnet: four 8-bit levels, level 0 in the top byte; 0 is GLOBAL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -38,6 +40,53 @@ impl SubnetId {
         let mask = u32::MAX << (8 * (4 - depth));
         other.0 & mask == self.0
     }
+
+    /// The levels, level 0 first.
+    pub fn levels(self) -> [u8; 4] {
+        self.0.to_be_bytes()
+    }
+}
+
+/// Why a subnet text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("subnet {0:?}: expected \"global\" or 1 to 4 dotted levels 0-255 (e.g. \"3.7.2\")")]
+pub struct SubnetParseError(pub String);
+
+impl std::str::FromStr for SubnetId {
+    type Err = SubnetParseError;
+
+    /// `"global"` or dotted levels (`"3.7.2"`; at most four, each 0–255).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let refuse = || SubnetParseError(text.to_owned());
+        if text == "global" {
+            return Ok(Self::GLOBAL);
+        }
+        let mut levels = Vec::with_capacity(4);
+        for part in text.split('.') {
+            if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(refuse());
+            }
+            levels.push(part.parse::<u8>().map_err(|_| refuse())?);
+        }
+        Self::from_levels(&levels).ok_or_else(refuse)
+    }
+}
+
+impl std::fmt::Display for SubnetId {
+    /// `global`, or the levels up to the last non-zero one, dotted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let depth = self.depth() as usize;
+        if depth == 0 {
+            return f.write_str("global");
+        }
+        for (i, level) in self.levels()[..depth].iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            write!(f, "{level}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Who may see a channel (MESH2.md §1.1, §1.8).
@@ -66,6 +115,40 @@ impl Visibility {
             Visibility::Exported => false,
         }
     }
+
+    /// [`allows`](Self::allows) for a subscriber whose subnet may be
+    /// unknown: an unknown subnet sees only Global channels (v0.11 takes
+    /// it for GLOBAL, which sees every ParentVisible channel).
+    pub fn allows_peer(self, source: SubnetId, dest: Option<SubnetId>) -> bool {
+        match dest {
+            Some(dest) => self.allows(source, dest),
+            None => self == Visibility::Global,
+        }
+    }
+
+    /// The confinement stamp of a packet of a channel published from
+    /// `source` to an (authorized) subscriber in `dest`: the subnet whose
+    /// subtree the packet must not leave on its way, or GLOBAL for no
+    /// bound. SubnetLocal stays in the publisher's subnet; ParentVisible
+    /// in the subscriber's (an ancestor of the publisher's). Carried in
+    /// the header's `subnet_id` towards Net peers (v0.11 sends and
+    /// ignores 0); see [`may_forward`].
+    pub fn confinement(self, source: SubnetId, dest: SubnetId) -> SubnetId {
+        match self {
+            Visibility::SubnetLocal => source,
+            Visibility::ParentVisible => dest,
+            _ => SubnetId::GLOBAL,
+        }
+    }
+}
+
+/// The gateway rule a node applies before handing a stamped packet to a
+/// next hop (as a relay, and as the sender choosing its first hop): a
+/// packet confined to `stamp` goes only to a hop inside that subnet's
+/// subtree. An unstamped packet (GLOBAL, all v0.11 traffic) always may; a
+/// hop of unknown subnet never gets a stamped one.
+pub fn may_forward(stamp: SubnetId, next_hop: Option<SubnetId>) -> bool {
+    stamp == SubnetId::GLOBAL || next_hop.is_some_and(|hop| stamp.is_ancestor_of(hop))
 }
 
 #[cfg(test)]
@@ -106,5 +189,64 @@ mod tests {
         assert!(Visibility::Global.allows(ab, c));
         // Without a subnet policy everyone is GLOBAL.
         assert!(Visibility::SubnetLocal.allows(SubnetId::GLOBAL, SubnetId::GLOBAL));
+        // An unknown subscriber sees Global only (v0.11: as GLOBAL).
+        assert!(Visibility::Global.allows_peer(ab, None));
+        assert!(!Visibility::ParentVisible.allows_peer(ab, None));
+        assert!(!Visibility::SubnetLocal.allows_peer(SubnetId::GLOBAL, None));
+        assert!(Visibility::ParentVisible.allows_peer(ab, Some(SubnetId::GLOBAL)));
+    }
+
+    #[test]
+    fn text_round_trips_and_refuses_garbage() {
+        for (text, levels) in [
+            ("global", &[][..]),
+            ("3", &[3][..]),
+            ("3.7.2", &[3, 7, 2][..]),
+            ("3.0.2", &[3, 0, 2][..]),
+            ("255.1.1.9", &[255, 1, 1, 9][..]),
+        ] {
+            let id: SubnetId = text.parse().unwrap();
+            assert_eq!(id, subnet(levels));
+            assert_eq!(id.to_string(), text);
+        }
+        // Trailing zero levels are not written back.
+        assert_eq!("3.7.0".parse::<SubnetId>().unwrap().to_string(), "3.7");
+        for bad in [
+            "",
+            "1.2.3.4.5",
+            "256",
+            "1..2",
+            "a",
+            "-1",
+            "1.2.",
+            "Global",
+            "0001",
+        ] {
+            assert!(bad.parse::<SubnetId>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn confinement_keeps_packets_inside_the_allowed_subtree() {
+        let ab = subnet(&[3, 7, 2]);
+        let parent = subnet(&[3, 7]);
+        let other = subnet(&[3, 8, 1]);
+        let local = Visibility::SubnetLocal.confinement(ab, ab);
+        assert_eq!(local, ab);
+        assert!(may_forward(local, Some(ab)));
+        assert!(may_forward(local, Some(subnet(&[3, 7, 2, 1]))));
+        assert!(!may_forward(local, Some(other)));
+        assert!(!may_forward(local, Some(parent)));
+        assert!(!may_forward(local, Some(SubnetId::GLOBAL)));
+        assert!(!may_forward(local, None));
+        let up = Visibility::ParentVisible.confinement(ab, parent);
+        assert_eq!(up, parent);
+        assert!(may_forward(up, Some(ab)));
+        assert!(may_forward(up, Some(subnet(&[3, 7, 9]))));
+        assert!(!may_forward(up, Some(other)));
+        let open = Visibility::Global.confinement(ab, other);
+        assert_eq!(open, SubnetId::GLOBAL);
+        assert!(may_forward(open, None));
+        assert!(may_forward(open, Some(other)));
     }
 }
