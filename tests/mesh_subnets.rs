@@ -128,7 +128,7 @@ fn own_subnet_comes_from_the_id_or_the_policy_and_peers_learn_it() {
     assert_eq!(tagged.subnet(), SubnetId::GLOBAL);
     announce(&tagged, &["zone:a", "site:y", "rack:r1", "gpu"]);
     assert_eq!(tagged.subnet(), subnet("3.8.1"));
-    let status: serde_json::Value = serde_json::from_str(&tagged.stats_json()).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&tagged.channels_json()).unwrap();
     assert_eq!(status["subnet"], "3.8.1");
 
     bound_link(&explicit, &tagged);

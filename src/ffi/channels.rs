@@ -542,8 +542,10 @@ pub unsafe extern "C" fn net_mesh_publish(
 /// The node's channels as a JSON object: `channels` (registered here:
 /// `name`, `hash`, `subscribers`, `visibility`, `require_token`,
 /// `reliable`, `priority`, `max_rate_pps`), `subscriptions` (this node's:
-/// `publisher`, `channel`, requests in flight included) and `counters`
-/// (`malformed`, `accepted`, `refused`, `unmatched_acks`, `evicted`).
+/// `publisher`, `channel`, requests in flight included), `counters`
+/// (`malformed`, `accepted`, `refused`, `unmatched_acks`, `evicted`) and
+/// `subnet` (this node's subnet, "global" or dotted levels such as "3.7.2":
+/// the source side of every channel's visibility).
 ///
 /// # Safety
 /// `mesh` is NULL or from libnet; `json_out` is valid for one write.

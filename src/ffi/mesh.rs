@@ -644,8 +644,7 @@ pub unsafe extern "C" fn net_mesh_routes(
 /// The node's counters as a JSON object (datagrams and bytes each way,
 /// events, handshakes, rejections by reason, retransmissions, grants,
 /// heartbeats, drops; `subnet_blocked`: channel packets not handed to a hop
-/// outside their subnet), and `subnet`, this node's subnet ("global" or
-/// dotted levels).
+/// outside their subnet).
 ///
 /// # Safety
 /// `mesh` is NULL or from libnet; `json_out` is valid for one write.

@@ -1316,8 +1316,7 @@ impl Inner {
         // Session replacement (session_install.rs), outside the macro's
         // recursion budget.
         out["session_candidates"] = g(&s.session_candidates).into();
-        // Subnets (`subnets.rs`): ours, and the stamped packets refused.
-        out["subnet"] = self.own_subnet().to_string().into();
+        // Stamped channel packets refused at a hop (`subnets.rs`).
         out["subnet_blocked"] = g(&s.subnet_blocked).into();
         out["sessions_replaced"] = g(&s.sessions_replaced).into();
         out["candidates_dropped"] = g(&s.candidates_dropped).into();

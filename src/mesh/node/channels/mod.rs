@@ -567,6 +567,7 @@ impl Inner {
         subscriptions.sort();
         let counters = hub.counters();
         json!({
+            "subnet": hub.local().subnet.to_string(),
             "channels": channels,
             "subscriptions": subscriptions
                 .into_iter()
