@@ -112,6 +112,8 @@ const PLAIN = {
   reflexOverride: 'reflex_override',
   portMapping: 'port_mapping',
   portMappingGateway: 'port_mapping_gateway',
+  subnet: 'subnet',
+  subnetPolicy: 'subnet_policy',
 };
 /** net_mesh_connect_direct's outcome codes, by value. */
 const DIRECT_OUTCOMES = ['direct', 'skip-punch', 'no-introduce', 'no-ack', 'path-failed'];
@@ -155,7 +157,8 @@ let streamHandle;
  * shardCapacity, window, recvBuffer, sendBuffer, maxStreams,
  * streamIdleTimeoutMs, connectForm ('routed' | 'direct'), helloTimeoutMs,
  * requireIdentity, maxPendingHandshakes, loopbackDepth, maxWindow,
- * windowBudget, largeDatagrams, pathProbeIntervalMs.
+ * windowBudget, largeDatagrams, pathProbeIntervalMs, subnet ('global' or
+ * dotted levels such as '3.7.2'), subnetPolicy ([{ prefix, level, values }]).
  */
 class Mesh {
   #handle;
@@ -437,6 +440,7 @@ class Mesh {
       droppedUnreported: BigInt(p.dropped_unreported),
       relay: p.relay ?? null,
       maxDatagram: Number(p.max_datagram),
+      subnet: p.subnet ?? null,
     }));
   }
 
