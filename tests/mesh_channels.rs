@@ -952,6 +952,26 @@ fn subnet_visibility_scenarios() {
     w.register("global", local(Visibility::SubnetLocal));
     assert_eq!(w.targets("global"), vec![2]);
 
+    // The confinement stamp each Net target's packets carry: the
+    // publisher's subnet for SubnetLocal, the subscriber's for
+    // ParentVisible (GLOBAL here: the ancestor 3.7), none for Global; a
+    // v0.11 subscriber never gets one.
+    let stamp = |w: &mut World, channel: &str, peer: u64| {
+        let (plan, _) = w.plan(channel);
+        plan.targets.iter().find(|t| t.peer == peer).unwrap().subnet_stamp
+    };
+    assert_eq!(stamp(&mut w, "local", 2), ab);
+    assert!(w.accepted(4, "parent", None));
+    assert_eq!(stamp(&mut w, "parent", 4), SubnetId::from_levels(&[3, 7]).unwrap());
+    w.register("open", local(Visibility::Global));
+    assert!(w.accepted(3, "open", None));
+    assert_eq!(stamp(&mut w, "open", 3), SubnetId::GLOBAL);
+    w.peer(6, PeerKind::Legacy);
+    w.peers.get_mut(&6).unwrap().subnet = ab;
+    assert!(w.accepted(6, "local", None));
+    assert_eq!(stamp(&mut w, "local", 6), SubnetId::GLOBAL);
+    assert_eq!(stamp(&mut w, "local", 2), ab);
+
     // No subnet policy: everyone GLOBAL, SubnetLocal delivers everywhere.
     let mut flat = World::new();
     flat.peer(2, PeerKind::Net);
