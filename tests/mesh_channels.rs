@@ -958,11 +958,18 @@ fn subnet_visibility_scenarios() {
     // v0.11 subscriber never gets one.
     let stamp = |w: &mut World, channel: &str, peer: u64| {
         let (plan, _) = w.plan(channel);
-        plan.targets.iter().find(|t| t.peer == peer).unwrap().subnet_stamp
+        plan.targets
+            .iter()
+            .find(|t| t.peer == peer)
+            .unwrap()
+            .subnet_stamp
     };
     assert_eq!(stamp(&mut w, "local", 2), ab);
     assert!(w.accepted(4, "parent", None));
-    assert_eq!(stamp(&mut w, "parent", 4), SubnetId::from_levels(&[3, 7]).unwrap());
+    assert_eq!(
+        stamp(&mut w, "parent", 4),
+        SubnetId::from_levels(&[3, 7]).unwrap()
+    );
     w.register("open", local(Visibility::Global));
     assert!(w.accepted(3, "open", None));
     assert_eq!(stamp(&mut w, "open", 3), SubnetId::GLOBAL);

@@ -76,11 +76,9 @@ impl Inner {
         self.channels.local_subnet()
     }
 
-    /// `node_id`'s subnet as far as we know (`None`: unknown).
+    /// `node_id`'s subnet as far as we know (`None`: unknown). Never takes
+    /// the hub's lock: the hub's directory calls it with the hub locked.
     pub(super) fn peer_subnet(&self, plane: &CapabilityPlane, node_id: u64) -> Option<SubnetId> {
-        if node_id == self.node_id {
-            return Some(self.own_subnet());
-        }
         self.config.subnets.peer_subnet(signed_tags(plane, node_id))
     }
 
