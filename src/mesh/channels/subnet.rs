@@ -226,6 +226,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Every id prints and parses back to itself; any text (a peer's
+        /// tag remainder) parses or is refused, never panics.
+        #[test]
+        fn text_round_trips_for_every_id(raw: u32, text in ".{0,24}") {
+            let id = SubnetId(raw);
+            proptest::prop_assert_eq!(id.to_string().parse::<SubnetId>(), Ok(id));
+            if let Ok(parsed) = text.parse::<SubnetId>() {
+                proptest::prop_assert!(parsed.depth() <= 4);
+            }
+        }
+
+        /// A stamp admits exactly the hops its own subtree contains.
+        #[test]
+        fn may_forward_is_ancestry(stamp: u32, hop: u32) {
+            let (stamp, hop) = (SubnetId(stamp), SubnetId(hop));
+            proptest::prop_assert_eq!(may_forward(stamp, Some(hop)), stamp.is_ancestor_of(hop));
+        }
+    }
+
     #[test]
     fn confinement_keeps_packets_inside_the_allowed_subtree() {
         let ab = subnet(&[3, 7, 2]);
