@@ -1119,7 +1119,9 @@ net_status_t net_channel_hash(const uint8_t *name, size_t name_len, uint16_t *ou
 // or "any": any issuer, as v0.11), `max_subscribers` (integer or null),
 // `max_rate_pps` (publish calls per second, at least 1, or null),
 // `reliable` (boolean: publish on retransmitting streams to Net peers),
-// `priority` (0..255).
+// `priority` (0..255), `export_to` (an array of subnets, "3.8": an
+// "exported" channel is visible to peers in these subnets and below them;
+// none without it).
 //
 // Errors: `NET_ERR_CHANNEL_INVALID_NAME`, `NET_ERR_CHANNEL_CONFIG` naming
 // the key (unknown keys included), `NET_ERR_CHANNEL_HASH_COLLISION` when

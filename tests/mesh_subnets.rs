@@ -428,3 +428,53 @@ fn capability_queries_respect_subnets() {
         "{seen_by_stranger:?}"
     );
 }
+
+#[test]
+fn an_exported_channel_reaches_its_export_targets_only() {
+    let publisher = in_subnet("3.7.2");
+    let target = in_subnet("3.8.1");
+    let home = in_subnet("3.7.2");
+    let elsewhere = in_subnet("4.1");
+    announce(&publisher, &[]);
+    for (n, id) in [(&target, "3.8.1"), (&home, "3.7.2"), (&elsewhere, "4.1")] {
+        announce(n, &[]);
+        bound_link(n, &publisher);
+        wait_known(&publisher, n, id);
+    }
+    let ch = name("exported/feed");
+    publisher
+        .register_channel(
+            &ch,
+            ChannelConfig {
+                visibility: Visibility::Exported,
+                export_to: vec![subnet("3.8")],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    target
+        .subscribe(publisher.node_id(), &ch, None, None)
+        .unwrap();
+    for n in [&home, &elsewhere] {
+        assert_eq!(
+            refused(n.subscribe(publisher.node_id(), &ch, None, None)),
+            AckReason::Unauthorized
+        );
+    }
+    let report = publisher.publish(&ch, &[b"out".as_slice()], true).unwrap();
+    assert_eq!(report.delivered, 1);
+    assert_eq!(recv_n(&target, 1)[0].data, b"out");
+    // Withdrawing the export evicts the subscriber.
+    publisher
+        .register_channel(
+            &ch,
+            ChannelConfig {
+                visibility: Visibility::Exported,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let report = publisher.publish(&ch, &[b"gone".as_slice()], true).unwrap();
+    assert_eq!(report.attempted, 0);
+    assert!(nothing_for(&target, 200));
+}

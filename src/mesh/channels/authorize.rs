@@ -10,7 +10,7 @@
 
 use super::capabilities::{Capabilities, NoCapabilities};
 use super::registry::ChannelRegistry;
-use super::subnet::SubnetId;
+use super::subnet::{SubnetId, visible};
 use super::tokens::{TokenProblem, TokenQuery, TokenStore, find_chain};
 use crate::identity::{ChannelName, EntityId, PermissionToken, TokenScope};
 use crate::wire::AckReason;
@@ -218,9 +218,12 @@ pub(crate) fn decide(
         .get(channel)
         .ok_or(Deny::UnknownChannel)?;
     if action == Action::Subscribe
-        && !config
-            .visibility
-            .allows_peer(authority.local_subnet, peer.subnet)
+        && !visible(
+            config.visibility,
+            &config.export_to,
+            authority.local_subnet,
+            peer.subnet,
+        )
     {
         return Err(Deny::NotVisible);
     }

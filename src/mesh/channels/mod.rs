@@ -50,7 +50,7 @@ pub use publish::{
 pub use rate::{RateLimited, TokenBucket};
 pub use registry::{ChannelRegistry, HashLookup, Registration, RegistryError};
 pub use roster::{Member, Roster, VerifiedChain};
-pub use subnet::{SubnetId, SubnetParseError, Visibility, may_forward};
+pub use subnet::{SubnetId, SubnetParseError, Visibility, may_forward, visible};
 pub use subscriptions::{
     HashCollision, InboundChannel, PUBLISH_STREAM_BASE, Subscriptions, publish_stream_hash,
 };

@@ -45,6 +45,16 @@ impl SubnetId {
     pub fn levels(self) -> [u8; 4] {
         self.0.to_be_bytes()
     }
+
+    /// The deepest subnet that is an ancestor of both (their levels up to
+    /// the first that differs).
+    pub fn common_ancestor(self, other: SubnetId) -> SubnetId {
+        let shared = (self.0 ^ other.0).leading_zeros() / 8;
+        if shared == 0 {
+            return SubnetId::GLOBAL;
+        }
+        SubnetId(self.0 & (u32::MAX << (8 * (4 - shared.min(4)))))
+    }
 }
 
 /// Why a subnet text was refused.
@@ -97,7 +107,8 @@ pub enum Visibility {
     SubnetLocal,
     /// Peers whose subnet is the publisher's or one of its ancestors.
     ParentVisible,
-    /// Meant for gateways; never visible to a mesh peer.
+    /// Visible to the subnets the channel exports to (and below them);
+    /// none without export targets (v0.11: never visible to a mesh peer).
     Exported,
     /// Everyone (the default).
     #[default]
@@ -106,7 +117,8 @@ pub enum Visibility {
 
 impl Visibility {
     /// Whether a subscriber in `dest` may see a channel published from
-    /// `source` (MESH2.md §1.8).
+    /// `source` (MESH2.md §1.8). Exported is false here: it depends on the
+    /// channel's export targets ([`visible`]).
     pub fn allows(self, source: SubnetId, dest: SubnetId) -> bool {
         match self {
             Visibility::Global => true,
@@ -128,17 +140,35 @@ impl Visibility {
 
     /// The confinement stamp of a packet of a channel published from
     /// `source` to an (authorized) subscriber in `dest`: the subnet whose
-    /// subtree the packet must not leave on its way, or GLOBAL for no
-    /// bound. SubnetLocal stays in the publisher's subnet; ParentVisible
-    /// in the subscriber's (an ancestor of the publisher's). Carried in
-    /// the header's `subnet_id` towards Net peers (v0.11 sends and
-    /// ignores 0); see [`may_forward`].
+    /// subtree the packet must not leave on its way — the smallest holding
+    /// both ends (SubnetLocal: the publisher's subnet; ParentVisible: the
+    /// subscriber's, an ancestor of the publisher's; Exported: their
+    /// common ancestor) — or GLOBAL (no bound) for Global. Carried in the
+    /// header's `subnet_id` towards Net peers (v0.11 sends and ignores 0);
+    /// see [`may_forward`].
     pub fn confinement(self, source: SubnetId, dest: SubnetId) -> SubnetId {
         match self {
-            Visibility::SubnetLocal => source,
-            Visibility::ParentVisible => dest,
-            _ => SubnetId::GLOBAL,
+            Visibility::Global => SubnetId::GLOBAL,
+            _ => source.common_ancestor(dest),
         }
+    }
+}
+
+/// Whether a subscriber in `dest` (`None`: unknown) may see a channel with
+/// `visibility` published from `source`, where `exports` are the channel's
+/// export targets: an Exported channel is visible in an export target and
+/// below it (v0.11's gateway rule, here on the mesh path); the others
+/// follow [`Visibility::allows_peer`].
+pub fn visible(
+    visibility: Visibility,
+    exports: &[SubnetId],
+    source: SubnetId,
+    dest: Option<SubnetId>,
+) -> bool {
+    match (visibility, dest) {
+        (Visibility::Exported, Some(dest)) => exports.iter().any(|t| t.is_ancestor_of(dest)),
+        (Visibility::Exported, None) => false,
+        (other, dest) => other.allows_peer(source, dest),
     }
 }
 
@@ -238,12 +268,104 @@ mod tests {
             }
         }
 
+        /// The common ancestor is an ancestor of both, and the deepest.
+        #[test]
+        fn common_ancestor_is_the_deepest_shared_one(a: u32, b: u32) {
+            let (a, b) = (SubnetId(a), SubnetId(b));
+            let c = a.common_ancestor(b);
+            proptest::prop_assert!(c.is_ancestor_of(a) && c.is_ancestor_of(b));
+            proptest::prop_assert_eq!(c, b.common_ancestor(a));
+            for depth in (c.depth() + 1)..=4 {
+                let deeper = SubnetId(a.0 & (u32::MAX << (8 * (4 - depth))));
+                proptest::prop_assert!(!(deeper.is_ancestor_of(b) && deeper.depth() > c.depth()));
+            }
+        }
+
         /// A stamp admits exactly the hops its own subtree contains.
         #[test]
         fn may_forward_is_ancestry(stamp: u32, hop: u32) {
             let (stamp, hop) = (SubnetId(stamp), SubnetId(hop));
             proptest::prop_assert_eq!(may_forward(stamp, Some(hop)), stamp.is_ancestor_of(hop));
         }
+    }
+
+    #[test]
+    fn exported_channels_reach_their_export_targets_only() {
+        let source = subnet(&[3, 7, 2]);
+        let exports = [subnet(&[3, 8]), subnet(&[5, 1, 1])];
+        assert!(visible(
+            Visibility::Exported,
+            &exports,
+            source,
+            Some(subnet(&[3, 8]))
+        ));
+        assert!(visible(
+            Visibility::Exported,
+            &exports,
+            source,
+            Some(subnet(&[3, 8, 4]))
+        ));
+        assert!(visible(
+            Visibility::Exported,
+            &exports,
+            source,
+            Some(subnet(&[5, 1, 1]))
+        ));
+        assert!(!visible(
+            Visibility::Exported,
+            &exports,
+            source,
+            Some(subnet(&[5, 1]))
+        ));
+        assert!(!visible(
+            Visibility::Exported,
+            &exports,
+            source,
+            Some(source)
+        ));
+        assert!(!visible(Visibility::Exported, &exports, source, None));
+        assert!(!visible(
+            Visibility::Exported,
+            &[],
+            source,
+            Some(subnet(&[3, 8]))
+        ));
+        assert!(visible(Visibility::Global, &[], source, None));
+        // The stamp of an exported packet: the smallest subtree holding both
+        // ends.
+        assert_eq!(
+            Visibility::Exported.confinement(source, subnet(&[3, 8, 4])),
+            subnet(&[3])
+        );
+        assert_eq!(
+            Visibility::Exported.confinement(source, subnet(&[5, 1, 1])),
+            SubnetId::GLOBAL
+        );
+    }
+
+    #[test]
+    fn common_ancestors() {
+        assert_eq!(
+            subnet(&[3, 7, 2]).common_ancestor(subnet(&[3, 7, 5])),
+            subnet(&[3, 7])
+        );
+        assert_eq!(
+            subnet(&[3, 7, 2]).common_ancestor(subnet(&[3, 7, 2])),
+            subnet(&[3, 7, 2])
+        );
+        assert_eq!(
+            subnet(&[3, 7, 2]).common_ancestor(subnet(&[3, 7])),
+            subnet(&[3, 7])
+        );
+        assert_eq!(subnet(&[3]).common_ancestor(subnet(&[4])), SubnetId::GLOBAL);
+        assert_eq!(
+            subnet(&[3, 0, 2]).common_ancestor(subnet(&[3, 0, 5])),
+            subnet(&[3])
+        );
+        assert_eq!(
+            SubnetId::GLOBAL.common_ancestor(subnet(&[3])),
+            SubnetId::GLOBAL
+        );
     }
 
     #[test]

@@ -556,6 +556,7 @@ impl Inner {
                     "reliable": config.reliable,
                     "priority": config.priority,
                     "max_rate_pps": config.max_rate_pps.map(|r| r.get()),
+                    "export_to": config.export_to.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 })
             })
             .collect();
