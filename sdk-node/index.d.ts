@@ -708,6 +708,9 @@ export interface ChannelConfig {
   maxRatePps?: number | null;
   reliable?: boolean;
   priority?: number;
+  /** The subnets ('3.8') whose peers, and those of the subnets below them,
+   * may see an 'exported' channel (none without it). */
+  exportTo?: string[];
 }
 
 /** What a publish did. */

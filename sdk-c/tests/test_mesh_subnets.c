@@ -91,6 +91,18 @@ static void test_subnet_local_channel(void)
         CHECK_MEM(data.ptr, data.len, "inside", 6);
         CHECK_MEM(name.ptr, name.len, CHANNEL, strlen(CHANNEL));
     }
+    {
+        static const char OUT[] = "out";
+        static const char EXPORTED[] = "{\"visibility\":\"exported\",\"export_to\":[\"3.8\"]}";
+        static const char BAD[] = "{\"export_to\":[\"9.9.9.9.9\"]}";
+        CHECK_OK(net_mesh_register_channel(pub, (const uint8_t *)OUT, strlen(OUT), (const uint8_t *)EXPORTED,
+                                           strlen(EXPORTED), NULL));
+        CHECK_OK(subscribe(other, mesh_node_id(pub), OUT));
+        CHECK_STATUS(subscribe(mate, mesh_node_id(pub), OUT), NET_ERR_CHANNEL_UNAUTHORIZED);
+        CHECK_STATUS(net_mesh_register_channel(pub, (const uint8_t *)"bad", 3, (const uint8_t *)BAD, strlen(BAD), NULL),
+                     NET_ERR_CHANNEL_CONFIG);
+        CHECK(strstr(net_last_error_message(), "export_to") != NULL);
+    }
 done:
     net_bytes_free(&report);
     net_bytes_free(&data);

@@ -62,6 +62,20 @@ func TestMeshSubnets(t *testing.T) {
 	}
 	expectEvent(t, mate, idp, "inside", "local")
 
+	// An exported channel reaches its export target only.
+	must(pub.RegisterChannel("out", netmesh.ChannelConfig{Visibility: "exported", ExportTo: []string{"3.8"}}))
+	if err := other.Subscribe(ctx5(t), idp, "out", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := mate.Subscribe(ctx5(t), idp, "out", nil); !errors.Is(err, netmesh.ErrChannelUnauthorized) {
+		t.Fatalf("not exported to 3.7: %v", err)
+	}
+	must(pub.Publish("out", [][]byte{[]byte("exported")}, true))
+	expectEvent(t, other, idp, "exported", "out")
+	if _, err := pub.RegisterChannel("bad", netmesh.ChannelConfig{ExportTo: []string{"9.9.9.9.9"}}); !errors.Is(err, netmesh.ErrChannelConfig) {
+		t.Fatalf("bad export: %v", err)
+	}
+
 	for _, cfg := range []netmesh.MeshConfig{
 		{Subnet: "1.2.3.4.5"},
 		{SubnetPolicy: []netmesh.SubnetRule{{Prefix: "x:", Level: 4, Values: map[string]uint8{"a": 1}}}},

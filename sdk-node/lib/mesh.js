@@ -53,6 +53,7 @@ function channelConfigJson(c) {
   if (c.maxRatePps !== undefined) out.max_rate_pps = c.maxRatePps;
   if (c.reliable !== undefined) out.reliable = c.reliable;
   if (c.priority !== undefined) out.priority = c.priority;
+  if (c.exportTo !== undefined) out.export_to = c.exportTo;
   for (const key of Object.keys(c)) {
     if (!CHANNEL_CONFIG_KEYS.has(key)) out[key] = c[key]; // libnet names the unknown key
   }
@@ -69,6 +70,7 @@ const CHANNEL_CONFIG_KEYS = new Set([
   'maxRatePps',
   'reliable',
   'priority',
+  'exportTo',
 ]);
 
 function timeoutArg(timeoutMs) {

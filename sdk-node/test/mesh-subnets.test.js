@@ -6,7 +6,7 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { ChannelUnauthorizedError, MeshConfigError, Mesh } = require('netmesh');
+const { ChannelConfigError, ChannelUnauthorizedError, MeshConfigError, Mesh } = require('netmesh');
 
 const { FAST, waitFor, started, link, recvOne } = require('./helpers');
 
@@ -35,6 +35,15 @@ test('mesh subnets: a SubnetLocal channel across two subnets', async (t) => {
   const event = await recvOne(mate);
   assert.equal(Buffer.from(event.data).toString(), 'inside');
   assert.equal(event.channel, 'local');
+
+  // An exported channel reaches its export target only.
+  pub.registerChannel('out', { visibility: 'exported', exportTo: ['3.8'] });
+  await other.subscribe(pub.nodeId, 'out');
+  await assert.rejects(mate.subscribe(pub.nodeId, 'out'), ChannelUnauthorizedError);
+  pub.publish('out', ['exported'], { reliable: true });
+  const out = await recvOne(other);
+  assert.deepEqual([Buffer.from(out.data).toString(), out.channel], ['exported', 'out']);
+  assert.throws(() => pub.registerChannel('bad', { exportTo: ['9.9.9.9.9'] }), (e) => e instanceof ChannelConfigError && /export_to/.test(e.message));
 });
 
 test('mesh subnets: bad options are refused', () => {

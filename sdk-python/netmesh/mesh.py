@@ -939,7 +939,9 @@ class CapabilityFilter:
 class ChannelConfig:
     """A channel's policy; the default is an open, global channel.
     ``trusted_issuers``: entity ids (32 bytes) that may root a token chain
-    besides this node, or "any" (v0.11's rule)."""
+    besides this node, or "any" (v0.11's rule). ``export_to``: the subnets
+    ("3.8") whose peers, and those of the subnets below them, may see an
+    "exported" channel (none without it)."""
 
     visibility: str = "global"
     publish_caps: Optional[CapabilityFilter] = None
@@ -950,6 +952,7 @@ class ChannelConfig:
     max_rate_pps: Optional[int] = None
     reliable: bool = False
     priority: int = 0
+    export_to: List[str] = dataclasses.field(default_factory=list)
 
     def _json(self) -> Dict[str, Any]:
         issuers = self.trusted_issuers
@@ -963,6 +966,7 @@ class ChannelConfig:
             "max_rate_pps": self.max_rate_pps,
             "reliable": self.reliable,
             "priority": self.priority,
+            "export_to": list(self.export_to),
         }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from netmesh import ChannelConfig, ChannelUnauthorizedError, Mesh, MeshConfigError
+from netmesh import ChannelConfig, ChannelConfigError, ChannelUnauthorizedError, Mesh, MeshConfigError
 
 from conftest import FAST
 from test_mesh_relay import link, wait_for
@@ -45,6 +45,17 @@ def test_subnet_local_channel_across_subnets() -> None:
         assert pub.publish("local", [b"inside"], reliable=True).delivered == 1
         event = mate.recv(timeout=20)
         assert event is not None and event.data == b"inside" and event.channel == "local"
+
+        # An exported channel reaches its export target only.
+        pub.register_channel("out", ChannelConfig(visibility="exported", export_to=["3.8"]))
+        other.subscribe(pub.node_id, "out")
+        with pytest.raises(ChannelUnauthorizedError):
+            mate.subscribe(pub.node_id, "out")
+        pub.publish("out", [b"exported"], reliable=True)
+        event = other.recv(timeout=20)
+        assert event is not None and event.data == b"exported" and event.channel == "out"
+        with pytest.raises(ChannelConfigError, match="export_to"):
+            pub.register_channel("bad", ChannelConfig(export_to=["9.9.9.9.9"]))
 
 
 @pytest.mark.parametrize(

@@ -367,6 +367,8 @@ async function main(): Promise<void> {
     const noRoute: MeshNoRouteError | null = null;
     const rule: SubnetRule = { prefix: 'zone:', level: 0, values: { a: 3 } };
     const zoned: Mesh = Mesh.open({ subnet: '3.7', subnetPolicy: [rule] });
+    const exported: ChannelConfig = { visibility: 'exported', exportTo: ['3.8'] };
+    void exported;
     const peerSubnet: string | null = zoned.peers()[0].subnet;
     void [via, routed, hop, relay, noRoute, peerSubnet];
     const cfg: ChannelConfig = { requireToken: true, subscribeCaps: { requireTags: ['gpu'] }, maxRatePps: 10 };
