@@ -40,21 +40,6 @@ static int announce(const net_mesh_t *m, const char *caps)
     return CHECK_OK(net_mesh_announce(m, (const uint8_t *)caps, strlen(caps)));
 }
 
-/* `a` connects to `b`; both ends hold a bound Net session. */
-static int link_nodes(const net_mesh_t *a, const net_mesh_t *b)
-{
-    net_bytes_t key = {NULL, 0}, addr = {NULL, 0};
-    char of_a[64], of_b[64];
-    int ok = CHECK_OK(net_mesh_public_key(b, &key)) && CHECK_OK(net_mesh_local_addr(b, &addr)) &&
-             CHECK_OK(net_mesh_connect(a, addr.ptr, addr.len, key.ptr, key.len, mesh_node_id(b), NULL, NULL));
-    net_bytes_free(&key);
-    net_bytes_free(&addr);
-    snprintf(of_a, sizeof of_a, "\"node_id\":%llu,", (unsigned long long)mesh_node_id(a));
-    snprintf(of_b, sizeof of_b, "\"node_id\":%llu,", (unsigned long long)mesh_node_id(b));
-    return ok && wait_json(net_mesh_peers, b, of_a, "\"identity\":\"net\"") &&
-           wait_json(net_mesh_peers, a, of_b, "\"identity\":\"net\"");
-}
-
 static net_status_t subscribe(const net_mesh_t *m, uint64_t publisher, const char *name)
 {
     return net_mesh_subscribe(m, publisher, (const uint8_t *)name, strlen(name), NULL, 0, NULL, NULL);
@@ -74,7 +59,7 @@ static void test_subnet_local_channel(void)
         goto done;
     }
     if (!announce(pub, "{}") || !announce(mate, "{\"tags\":[\"zone:a\",\"site:x\"]}") ||
-        !announce(other, "{}") || !link_nodes(mate, pub) || !link_nodes(other, pub)) {
+        !announce(other, "{}") || !mesh_link(mate, pub) || !mesh_link(other, pub)) {
         goto done;
     }
     CHECK(wait_json(net_mesh_peers, pub, "\"subnet\":\"3.7\"", "\"subnet\":\"3.8\""));
