@@ -19,12 +19,19 @@
 use super::super::capability::{CapabilityPlane, SubnetView};
 use super::super::channels::{SubnetId, claimed_subnet, may_forward};
 use super::{Inner, bump};
-use crate::wire::NetHeader;
+use crate::wire::HEADER_SIZE;
+use crate::wire::header::{HEADER_MAGIC, offset};
 
 /// The confinement stamp of a sealed packet (GLOBAL when none, or when the
-/// bytes are not a packet).
+/// bytes are not a packet). Reads only the field: it runs for every
+/// datagram a relay forwards.
 pub(super) fn stamp_of(packet: &[u8]) -> SubnetId {
-    NetHeader::decode(packet).map_or(SubnetId::GLOBAL, |h| SubnetId(h.subnet_id))
+    if packet.len() < HEADER_SIZE || packet[..2] != HEADER_MAGIC {
+        return SubnetId::GLOBAL;
+    }
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&packet[offset::SUBNET_ID..offset::SUBNET_ID + 4]);
+    SubnetId(u32::from_le_bytes(word))
 }
 
 /// The capability queries' view of subnets.
@@ -121,5 +128,28 @@ impl Inner {
             bump(&self.stats.subnet_blocked);
         }
         allowed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::NetHeader;
+
+    #[test]
+    fn the_stamp_is_read_from_the_header_field() {
+        let header = NetHeader {
+            subnet_id: 0x0307_0200,
+            stream_id: 7,
+            ..NetHeader::default()
+        };
+        let mut packet = header.encode().to_vec();
+        packet.extend_from_slice(&[0u8; 32]);
+        assert_eq!(stamp_of(&packet), SubnetId(0x0307_0200));
+        assert_eq!(NetHeader::decode(&packet).unwrap().subnet_id, 0x0307_0200);
+        // Not a packet (short, or no magic): no stamp.
+        assert_eq!(stamp_of(&packet[..HEADER_SIZE - 1]), SubnetId::GLOBAL);
+        packet[0] ^= 0xff;
+        assert_eq!(stamp_of(&packet), SubnetId::GLOBAL);
     }
 }
