@@ -1119,7 +1119,9 @@ net_status_t net_channel_hash(const uint8_t *name, size_t name_len, uint16_t *ou
 // or "any": any issuer, as v0.11), `max_subscribers` (integer or null),
 // `max_rate_pps` (publish calls per second, at least 1, or null),
 // `reliable` (boolean: publish on retransmitting streams to Net peers),
-// `priority` (0..255).
+// `priority` (0..255), `export_to` (an array of subnets, "3.8": an
+// "exported" channel is visible to peers in these subnets and below them;
+// none without it).
 //
 // Errors: `NET_ERR_CHANNEL_INVALID_NAME`, `NET_ERR_CHANNEL_CONFIG` naming
 // the key (unknown keys included), `NET_ERR_CHANNEL_HASH_COLLISION` when
@@ -1240,8 +1242,10 @@ net_status_t net_mesh_publish(const net_mesh_t *mesh,
 // The node's channels as a JSON object: `channels` (registered here:
 // `name`, `hash`, `subscribers`, `visibility`, `require_token`,
 // `reliable`, `priority`, `max_rate_pps`), `subscriptions` (this node's:
-// `publisher`, `channel`, requests in flight included) and `counters`
-// (`malformed`, `accepted`, `refused`, `unmatched_acks`, `evicted`).
+// `publisher`, `channel`, requests in flight included), `counters`
+// (`malformed`, `accepted`, `refused`, `unmatched_acks`, `evicted`) and
+// `subnet` (this node's subnet, "global" or dotted levels such as "3.7.2":
+// the source side of every channel's visibility).
 //
 // # Safety
 // `mesh` is NULL or from libnet; `json_out` is valid for one write.
@@ -1814,8 +1818,12 @@ net_status_t net_log_next(uint32_t timeout_ms,
 // `require_identity`, `max_pending_handshakes`, `loopback_depth`, `aes`
 // (boolean, default true: offer AES-256-GCM to Net peers when the CPU has
 // AES instructions; false keeps ChaCha20-Poly1305; v0.11 peers always get
-// ChaCha20-Poly1305)). The socket is bound and handshakes are accepted at
-// once.
+// ChaCha20-Poly1305), `subnet` ("global" or 1–4 dotted levels such as
+// "3.7.2": this node's subnet), `subnet_policy` (an array of rules
+// `{"prefix":"region:","level":0,"values":{"eu":3}}` mapping capability
+// tags to subnet levels: this node's subnet when `subnet` is unset, and
+// that of peers announcing no `subnet:` tag)). The socket is bound and
+// handshakes are accepted at once.
 //
 // Errors: `NET_ERR_MESH_CONFIG` naming the key (unknown keys included),
 // `NET_ERR_MESH_IO` when the socket cannot be bound.
@@ -2071,7 +2079,9 @@ net_status_t net_mesh_recv_batch(const net_mesh_t *mesh,
 // peer are sealed with), `dropped_unreported` (events from it dropped for
 // want of queue room and not yet reported on a later event), `relay` (the
 // node_id of the relay a `net_mesh_connect_via` session goes through;
-// null for a direct peer). u64 values are exact JSON integers.
+// null for a direct peer), `subnet` (its subnet as this node knows it,
+// "global" or dotted levels; null when unknown). u64 values are exact
+// JSON integers.
 //
 // # Safety
 // `mesh` is NULL or from libnet; `json_out` is valid for one write.
@@ -2091,7 +2101,8 @@ net_status_t net_mesh_routes(const net_mesh_t *mesh, net_bytes_t *json_out);
 
 // The node's counters as a JSON object (datagrams and bytes each way,
 // events, handshakes, rejections by reason, retransmissions, grants,
-// heartbeats, drops).
+// heartbeats, drops; `subnet_blocked`: channel packets not handed to a hop
+// outside their subnet).
 //
 // # Safety
 // `mesh` is NULL or from libnet; `json_out` is valid for one write.

@@ -493,6 +493,22 @@ export interface MeshOptions {
   portMapping?: boolean;
   /** The PCP / NAT-PMP gateway (IPv4); default the default route's. */
   portMappingGateway?: string;
+  /** This node's subnet: 'global' or one to four dotted levels ('3.7.2').
+   * Unset: from `subnetPolicy` over the tags it announces, else global. */
+  subnet?: string;
+  /** Rules mapping capability tags to subnet levels: this node's subnet
+   * when `subnet` is unset, and that of peers announcing no `subnet:` tag. */
+  subnetPolicy?: SubnetRule[];
+}
+
+/** One rule of `MeshOptions.subnetPolicy`: the first tag starting with
+ * `prefix` whose remainder is a key of `values` sets subnet level `level`
+ * (0-3, 0 the top) to that value (1-255); a later rule for the same level
+ * overwrites. */
+export interface SubnetRule {
+  prefix: string;
+  level: number;
+  values: Record<string, number>;
 }
 
 /** Where a node's NAT stands (`Mesh.nat()`). */
@@ -692,6 +708,9 @@ export interface ChannelConfig {
   maxRatePps?: number | null;
   reliable?: boolean;
   priority?: number;
+  /** The subnets ('3.8') whose peers, and those of the subnets below them,
+   * may see an 'exported' channel (none without it). */
+  exportTo?: string[];
 }
 
 /** What a publish did. */
@@ -740,6 +759,9 @@ export interface MeshPeer {
   /** The largest datagram sent to the peer: 8192 (v0.11's), or up to 65 000
    * between Net nodes once a large-datagram probe got through. */
   maxDatagram: number;
+  /** The peer's subnet as this node knows it ('global' or dotted levels);
+   * null when unknown. */
+  subnet: string | null;
 }
 
 /** The route in use to one destination (Mesh.routes). */

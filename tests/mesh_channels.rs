@@ -952,6 +952,33 @@ fn subnet_visibility_scenarios() {
     w.register("global", local(Visibility::SubnetLocal));
     assert_eq!(w.targets("global"), vec![2]);
 
+    // The confinement stamp each Net target's packets carry: the
+    // publisher's subnet for SubnetLocal, the subscriber's for
+    // ParentVisible (GLOBAL here: the ancestor 3.7), none for Global; a
+    // v0.11 subscriber never gets one.
+    let stamp = |w: &mut World, channel: &str, peer: u64| {
+        let (plan, _) = w.plan(channel);
+        plan.targets
+            .iter()
+            .find(|t| t.peer == peer)
+            .unwrap()
+            .subnet_stamp
+    };
+    assert_eq!(stamp(&mut w, "local", 2), ab);
+    assert!(w.accepted(4, "parent", None));
+    assert_eq!(
+        stamp(&mut w, "parent", 4),
+        SubnetId::from_levels(&[3, 7]).unwrap()
+    );
+    w.register("open", local(Visibility::Global));
+    assert!(w.accepted(3, "open", None));
+    assert_eq!(stamp(&mut w, "open", 3), SubnetId::GLOBAL);
+    w.peer(6, PeerKind::Legacy);
+    w.peers.get_mut(&6).unwrap().subnet = ab;
+    assert!(w.accepted(6, "local", None));
+    assert_eq!(stamp(&mut w, "local", 6), SubnetId::GLOBAL);
+    assert_eq!(stamp(&mut w, "local", 2), ab);
+
     // No subnet policy: everyone GLOBAL, SubnetLocal delivers everywhere.
     let mut flat = World::new();
     flat.peer(2, PeerKind::Net);
@@ -1075,12 +1102,14 @@ fn transport_and_framing_per_peer_kind() {
             PublishTarget {
                 peer: 2,
                 transport: Transport::NetBestEffort,
-                header_priority: 0
+                header_priority: 0,
+                subnet_stamp: SubnetId::GLOBAL,
             },
             PublishTarget {
                 peer: 3,
                 transport: Transport::Legacy { header_flags: 0 },
-                header_priority: 0
+                header_priority: 0,
+                subnet_stamp: SubnetId::GLOBAL,
             },
         ]
     );
@@ -1091,7 +1120,8 @@ fn transport_and_framing_per_peer_kind() {
             PublishTarget {
                 peer: 2,
                 transport: Transport::NetReliable,
-                header_priority: 5
+                header_priority: 5,
+                subnet_stamp: SubnetId::GLOBAL,
             },
             // v0.11 bytes: the RELIABLE flag, priority 0.
             PublishTarget {
@@ -1099,7 +1129,8 @@ fn transport_and_framing_per_peer_kind() {
                 transport: Transport::Legacy {
                     header_flags: flags::RELIABLE
                 },
-                header_priority: 0
+                header_priority: 0,
+                subnet_stamp: SubnetId::GLOBAL,
             },
         ]
     );

@@ -1,14 +1,18 @@
 /*
  * mesh_util.h: helpers shared by the mesh C tests (test_mesh.c,
- * test_mesh_relay.c, test_mesh_nat.c). Header-only, like check.h.
+ * test_mesh_relay.c, test_mesh_nat.c, test_mesh_subnets.c). Header-only,
+ * like check.h.
  *
  *  - mesh_node_id(): a node's id, CHECKing the call;
  *  - now_ms() and wait_json(): bounded polls of the JSON a mesh call
- *    returns (never a fixed sleep).
+ *    returns (never a fixed sleep);
+ *  - mesh_link(): one node connects to another and both see a bound Net
+ *    session.
  */
 #ifndef NET_SDK_C_MESH_UTIL_H
 #define NET_SDK_C_MESH_UTIL_H
 
+#include <stdio.h>
 #include <time.h>
 
 #include "cortex_util.h"
@@ -50,6 +54,21 @@ static inline int wait_json(net_status_t (*fn)(const net_mesh_t *, net_bytes_t *
         }
         nanosleep(&pause, NULL);
     }
+}
+
+/* `a` connects to `b`; returns once both ends hold a bound Net session. */
+static inline int mesh_link(const net_mesh_t *a, const net_mesh_t *b)
+{
+    net_bytes_t key = {NULL, 0}, addr = {NULL, 0};
+    char of_a[64], of_b[64];
+    int ok = CHECK_OK(net_mesh_public_key(b, &key)) && CHECK_OK(net_mesh_local_addr(b, &addr)) &&
+             CHECK_OK(net_mesh_connect(a, addr.ptr, addr.len, key.ptr, key.len, mesh_node_id(b), NULL, NULL));
+    net_bytes_free(&key);
+    net_bytes_free(&addr);
+    snprintf(of_a, sizeof of_a, "\"node_id\":%llu,", (unsigned long long)mesh_node_id(a));
+    snprintf(of_b, sizeof of_b, "\"node_id\":%llu,", (unsigned long long)mesh_node_id(b));
+    return ok && wait_json(net_mesh_peers, b, of_a, "\"identity\":\"net\"") &&
+           wait_json(net_mesh_peers, a, of_b, "\"identity\":\"net\"");
 }
 
 #endif

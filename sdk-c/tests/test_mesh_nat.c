@@ -34,21 +34,6 @@ static net_mesh_t *started_node(const char *ip)
     return m;
 }
 
-/* `a` connects to `b`; both ends hold a bound Net session. */
-static int link_nodes(const net_mesh_t *a, const net_mesh_t *b)
-{
-    net_bytes_t key = {NULL, 0}, addr = {NULL, 0};
-    char of_a[64], of_b[64];
-    int ok = CHECK_OK(net_mesh_public_key(b, &key)) && CHECK_OK(net_mesh_local_addr(b, &addr)) &&
-             CHECK_OK(net_mesh_connect(a, addr.ptr, addr.len, key.ptr, key.len, mesh_node_id(b), NULL, NULL));
-    net_bytes_free(&key);
-    net_bytes_free(&addr);
-    snprintf(of_a, sizeof of_a, "\"node_id\":%llu,", (unsigned long long)mesh_node_id(a));
-    snprintf(of_b, sizeof of_b, "\"node_id\":%llu,", (unsigned long long)mesh_node_id(b));
-    return ok && wait_json(net_mesh_peers, b, of_a, "\"identity\":\"net\"") &&
-           wait_json(net_mesh_peers, a, of_b, "\"identity\":\"net\"");
-}
-
 static int nat_has(const net_mesh_t *m, const char *fragment)
 {
     net_bytes_t json = {NULL, 0};
@@ -70,7 +55,7 @@ static void test_classification_and_override(void)
     CHECK(nat_has(a, "\"class\":\"unknown\""));
     CHECK(nat_has(a, "\"rounds\":0"));
     CHECK(nat_has(a, "\"classify\":true"));
-    if (!link_nodes(a, b) || !link_nodes(a, c)) {
+    if (!mesh_link(a, b) || !mesh_link(a, c)) {
         goto done;
     }
     CHECK(wait_json(net_mesh_nat, a, "\"rounds\":1", NULL));
@@ -164,7 +149,7 @@ static void test_connect_direct(void)
                *b = started_node("127.0.0.1");
     net_bytes_t key_b = {NULL, 0};
     uint32_t outcome = 99;
-    if (a == NULL || r == NULL || b == NULL || !link_nodes(a, r) || !link_nodes(b, r)) {
+    if (a == NULL || r == NULL || b == NULL || !mesh_link(a, r) || !mesh_link(b, r)) {
         goto done;
     }
     CHECK_OK(net_mesh_public_key(b, &key_b));

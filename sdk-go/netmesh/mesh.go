@@ -82,6 +82,25 @@ type MeshConfig struct {
 	// gateway (IPv4; default the default route's).
 	PortMapping        bool
 	PortMappingGateway string
+	// Subnet is this node's subnet: "global" or one to four dotted levels
+	// ("3.7.2"). Empty: from SubnetPolicy over the tags it announces, else
+	// GLOBAL. With either set, the node announces its subnet (a "subnet:"
+	// tag) and a peer that announced nothing sees only Global channels.
+	Subnet string
+	// SubnetPolicy maps capability tags to subnet levels: this node's
+	// subnet when Subnet is empty, and that of peers announcing no
+	// "subnet:" tag (docs/mesh.md, "Subnets").
+	SubnetPolicy []SubnetRule
+}
+
+// SubnetRule is one rule of MeshConfig.SubnetPolicy: the first tag that
+// starts with Prefix and whose remainder is a key of Values sets subnet
+// level Level (0-3; 0 is the top level) to that value (1-255). A later
+// rule for the same level overwrites an earlier one.
+type SubnetRule struct {
+	Prefix string           `json:"prefix"`
+	Level  uint8            `json:"level"`
+	Values map[string]uint8 `json:"values"`
 }
 
 // MarshalJSON gives the configuration JSON of net_mesh_new.
@@ -123,6 +142,12 @@ func (c MeshConfig) MarshalJSON() ([]byte, error) {
 	}
 	if c.PortMappingGateway != "" {
 		put("port_mapping_gateway", c.PortMappingGateway)
+	}
+	if c.Subnet != "" {
+		put("subnet", c.Subnet)
+	}
+	if c.SubnetPolicy != nil {
+		put("subnet_policy", c.SubnetPolicy)
 	}
 	if c.HandshakeRetries > 0 {
 		put("handshake_retries", c.HandshakeRetries)
@@ -203,6 +228,9 @@ type MeshPeer struct {
 	// or up to 65 000 between Net nodes once a large-datagram probe got
 	// through.
 	MaxDatagram int `json:"max_datagram"`
+	// Subnet is the peer's subnet as this node knows it ("global" or dotted
+	// levels, from its announcement); nil when unknown.
+	Subnet *string `json:"subnet"`
 }
 
 // MeshRoutes is a node's routing table (Mesh.Routes).

@@ -62,6 +62,9 @@ type ChannelConfig struct {
 	Reliable bool
 	// Priority is the header priority of publish packets to Net peers.
 	Priority uint8
+	// ExportTo lists the subnets ("3.8") whose peers, and those of the
+	// subnets below them, may see an "exported" channel (none without it).
+	ExportTo []string
 }
 
 // MarshalJSON writes the libnet channel configuration.
@@ -90,6 +93,9 @@ func (c ChannelConfig) MarshalJSON() ([]byte, error) {
 	}
 	if c.MaxRatePPS > 0 {
 		m["max_rate_pps"] = c.MaxRatePPS
+	}
+	if c.ExportTo != nil {
+		m["export_to"] = c.ExportTo
 	}
 	return json.Marshal(m)
 }

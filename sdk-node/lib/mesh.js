@@ -53,6 +53,7 @@ function channelConfigJson(c) {
   if (c.maxRatePps !== undefined) out.max_rate_pps = c.maxRatePps;
   if (c.reliable !== undefined) out.reliable = c.reliable;
   if (c.priority !== undefined) out.priority = c.priority;
+  if (c.exportTo !== undefined) out.export_to = c.exportTo;
   for (const key of Object.keys(c)) {
     if (!CHANNEL_CONFIG_KEYS.has(key)) out[key] = c[key]; // libnet names the unknown key
   }
@@ -69,6 +70,7 @@ const CHANNEL_CONFIG_KEYS = new Set([
   'maxRatePps',
   'reliable',
   'priority',
+  'exportTo',
 ]);
 
 function timeoutArg(timeoutMs) {
@@ -112,6 +114,8 @@ const PLAIN = {
   reflexOverride: 'reflex_override',
   portMapping: 'port_mapping',
   portMappingGateway: 'port_mapping_gateway',
+  subnet: 'subnet',
+  subnetPolicy: 'subnet_policy',
 };
 /** net_mesh_connect_direct's outcome codes, by value. */
 const DIRECT_OUTCOMES = ['direct', 'skip-punch', 'no-introduce', 'no-ack', 'path-failed'];
@@ -155,7 +159,8 @@ let streamHandle;
  * shardCapacity, window, recvBuffer, sendBuffer, maxStreams,
  * streamIdleTimeoutMs, connectForm ('routed' | 'direct'), helloTimeoutMs,
  * requireIdentity, maxPendingHandshakes, loopbackDepth, maxWindow,
- * windowBudget, largeDatagrams, pathProbeIntervalMs.
+ * windowBudget, largeDatagrams, pathProbeIntervalMs, subnet ('global' or
+ * dotted levels such as '3.7.2'), subnetPolicy ([{ prefix, level, values }]).
  */
 class Mesh {
   #handle;
@@ -437,6 +442,7 @@ class Mesh {
       droppedUnreported: BigInt(p.dropped_unreported),
       relay: p.relay ?? null,
       maxDatagram: Number(p.max_datagram),
+      subnet: p.subnet ?? null,
     }));
   }
 

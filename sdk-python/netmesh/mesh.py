@@ -179,6 +179,8 @@ _PLAIN = {
     "aes",
     "max_pending_handshakes",
     "loopback_depth",
+    "subnet",
+    "subnet_policy",
 }
 _KEYS = {"psk": "psk_hex", "identity_seed": "identity_seed_hex", "static_secret": "static_secret_hex"}
 
@@ -288,8 +290,12 @@ class Mesh(_Handle):
     ``classify_deadline`` (seconds), ``reflex_override`` ("IP:port", a
     public address), ``port_mapping`` (bool, default False: ask the gateway
     for a mapping with PCP, NAT-PMP or UPnP IGD), ``port_mapping_gateway``
-    (IPv4; default the default route's). Unknown options raise
-    MeshConfigError.
+    (IPv4; default the default route's); subnets: ``subnet`` ("global" or
+    one to four dotted levels such as "3.7.2": this node's subnet),
+    ``subnet_policy`` (a list of rules ``{"prefix": "region:", "level": 0,
+    "values": {"eu": 3}}`` mapping capability tags to subnet levels: this
+    node's subnet when ``subnet`` is unset, and that of peers announcing no
+    ``subnet:`` tag). Unknown options raise MeshConfigError.
 
     The blocking calls (:meth:`connect`, :meth:`accept`, :meth:`recv`,
     :meth:`recv_batch`, iteration) take ``cancel=`` and have ``*_async``
@@ -673,7 +679,8 @@ class Mesh(_Handle):
         ``dropped_before``), relay (the node_id of the relay a relayed
         session goes through; None for a direct peer), max_datagram (8192,
         v0.11's, or up to 65 000 between Net nodes once a large-datagram
-        probe got through)."""
+        probe got through), subnet (the peer's subnet as this node knows it,
+        "global" or dotted levels; None when unknown)."""
         out = new_bytes()
         check(lib.net_mesh_peers(self._handle(), out))
         result: List[Dict[str, Any]] = json.loads(take_bytes(out))
@@ -823,7 +830,8 @@ class Mesh(_Handle):
 
     def channels(self) -> Dict[str, Any]:
         """``channels`` registered here (name, hash, subscribers, …),
-        ``subscriptions`` held (publisher, channel) and ``counters``."""
+        ``subscriptions`` held (publisher, channel), ``counters`` and
+        ``subnet`` (this node's subnet, "global" or dotted levels)."""
         out = new_bytes()
         check(lib.net_mesh_channels(self._handle(), out))
         result: Dict[str, Any] = json.loads(take_bytes(out))
@@ -931,7 +939,9 @@ class CapabilityFilter:
 class ChannelConfig:
     """A channel's policy; the default is an open, global channel.
     ``trusted_issuers``: entity ids (32 bytes) that may root a token chain
-    besides this node, or "any" (v0.11's rule)."""
+    besides this node, or "any" (v0.11's rule). ``export_to``: the subnets
+    ("3.8") whose peers, and those of the subnets below them, may see an
+    "exported" channel (none without it)."""
 
     visibility: str = "global"
     publish_caps: Optional[CapabilityFilter] = None
@@ -942,6 +952,7 @@ class ChannelConfig:
     max_rate_pps: Optional[int] = None
     reliable: bool = False
     priority: int = 0
+    export_to: List[str] = dataclasses.field(default_factory=list)
 
     def _json(self) -> Dict[str, Any]:
         issuers = self.trusted_issuers
@@ -955,6 +966,7 @@ class ChannelConfig:
             "max_rate_pps": self.max_rate_pps,
             "reliable": self.reliable,
             "priority": self.priority,
+            "export_to": list(self.export_to),
         }
 
 

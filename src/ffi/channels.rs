@@ -23,7 +23,7 @@ use crate::mesh::capability::{
     ModelInfo, NodeQuery, ToolInfo,
 };
 use crate::mesh::channels::{
-    ChannelConfig, Deny, IssuerTrust, PublishError, RegistryError, Visibility,
+    ChannelConfig, Deny, IssuerTrust, PublishError, RegistryError, SubnetParseError, Visibility,
 };
 use crate::mesh::{CapabilityError, ChannelError, PublishReport};
 use crate::wire::AckReason;
@@ -163,6 +163,19 @@ pub(crate) fn channel_config_from_json(json: &str) -> Result<ChannelConfig, FfiE
                             })?,
                     ),
                 }
+            }
+            "export_to" => {
+                config.export_to = value
+                    .as_array()
+                    .ok_or_else(|| bad("must be an array of subnets (\"3.7.2\")"))?
+                    .iter()
+                    .map(|s| {
+                        s.as_str()
+                            .ok_or_else(|| bad("must be an array of subnets (\"3.7.2\")"))?
+                            .parse()
+                            .map_err(|e: SubnetParseError| bad(&e.to_string()))
+                    })
+                    .collect::<Result<_, _>>()?
             }
             "priority" => {
                 config.priority = value
@@ -353,7 +366,9 @@ fn report_json(report: &PublishReport) -> String {
 /// or "any": any issuer, as v0.11), `max_subscribers` (integer or null),
 /// `max_rate_pps` (publish calls per second, at least 1, or null),
 /// `reliable` (boolean: publish on retransmitting streams to Net peers),
-/// `priority` (0..255).
+/// `priority` (0..255), `export_to` (an array of subnets, "3.8": an
+/// "exported" channel is visible to peers in these subnets and below them;
+/// none without it).
 ///
 /// Errors: `NET_ERR_CHANNEL_INVALID_NAME`, `NET_ERR_CHANNEL_CONFIG` naming
 /// the key (unknown keys included), `NET_ERR_CHANNEL_HASH_COLLISION` when
@@ -542,8 +557,10 @@ pub unsafe extern "C" fn net_mesh_publish(
 /// The node's channels as a JSON object: `channels` (registered here:
 /// `name`, `hash`, `subscribers`, `visibility`, `require_token`,
 /// `reliable`, `priority`, `max_rate_pps`), `subscriptions` (this node's:
-/// `publisher`, `channel`, requests in flight included) and `counters`
-/// (`malformed`, `accepted`, `refused`, `unmatched_acks`, `evicted`).
+/// `publisher`, `channel`, requests in flight included), `counters`
+/// (`malformed`, `accepted`, `refused`, `unmatched_acks`, `evicted`) and
+/// `subnet` (this node's subnet, "global" or dotted levels such as "3.7.2":
+/// the source side of every channel's visibility).
 ///
 /// # Safety
 /// `mesh` is NULL or from libnet; `json_out` is valid for one write.
@@ -686,7 +703,20 @@ mod tests {
         assert_eq!(c.trusted_issuers, IssuerTrust::AnyIssuer);
         assert!(c.subscribe_caps.is_some() && c.publish_caps.is_none());
         assert!(channel_config_from_json("").unwrap().is_open());
+        let exported =
+            channel_config_from_json(r#"{"visibility":"exported","export_to":["3.8","global"]}"#)
+                .unwrap();
+        assert_eq!(
+            exported.export_to,
+            vec![
+                crate::mesh::channels::SubnetId::from_levels(&[3, 8]).unwrap(),
+                crate::mesh::channels::SubnetId::GLOBAL
+            ]
+        );
         for (json, key) in [
+            (r#"{"export_to":"3.8"}"#, "`export_to`"),
+            (r#"{"export_to":[7]}"#, "`export_to`"),
+            (r#"{"export_to":["1.2.3.4.5"]}"#, "`export_to`"),
             (r#"{"visbility":"global"}"#, "`visbility`: unknown key"),
             (r#"{"visibility":"galaxy"}"#, "`visibility`"),
             (r#"{"priority":256}"#, "`priority`"),

@@ -122,8 +122,12 @@ fn outcome(result: Result<(), MeshError>) -> Result<net_status_t, FfiError> {
 /// `require_identity`, `max_pending_handshakes`, `loopback_depth`, `aes`
 /// (boolean, default true: offer AES-256-GCM to Net peers when the CPU has
 /// AES instructions; false keeps ChaCha20-Poly1305; v0.11 peers always get
-/// ChaCha20-Poly1305)). The socket is bound and handshakes are accepted at
-/// once.
+/// ChaCha20-Poly1305), `subnet` ("global" or 1–4 dotted levels such as
+/// "3.7.2": this node's subnet), `subnet_policy` (an array of rules
+/// `{"prefix":"region:","level":0,"values":{"eu":3}}` mapping capability
+/// tags to subnet levels: this node's subnet when `subnet` is unset, and
+/// that of peers announcing no `subnet:` tag)). The socket is bound and
+/// handshakes are accepted at once.
 ///
 /// Errors: `NET_ERR_MESH_CONFIG` naming the key (unknown keys included),
 /// `NET_ERR_MESH_IO` when the socket cannot be bound.
@@ -599,7 +603,9 @@ pub unsafe extern "C" fn net_mesh_recv_batch(
 /// peer are sealed with), `dropped_unreported` (events from it dropped for
 /// want of queue room and not yet reported on a later event), `relay` (the
 /// node_id of the relay a `net_mesh_connect_via` session goes through;
-/// null for a direct peer). u64 values are exact JSON integers.
+/// null for a direct peer), `subnet` (its subnet as this node knows it,
+/// "global" or dotted levels; null when unknown). u64 values are exact
+/// JSON integers.
 ///
 /// # Safety
 /// `mesh` is NULL or from libnet; `json_out` is valid for one write.
@@ -637,7 +643,8 @@ pub unsafe extern "C" fn net_mesh_routes(
 
 /// The node's counters as a JSON object (datagrams and bytes each way,
 /// events, handshakes, rejections by reason, retransmissions, grants,
-/// heartbeats, drops).
+/// heartbeats, drops; `subnet_blocked`: channel packets not handed to a hop
+/// outside their subnet).
 ///
 /// # Safety
 /// `mesh` is NULL or from libnet; `json_out` is valid for one write.

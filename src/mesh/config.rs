@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::capability::CapabilityConfig;
 use super::capability::plane::DEFAULT_GC_INTERVAL;
-use super::channels::ChannelsSettings;
+use super::channels::{ChannelsSettings, SubnetPolicy, SubnetRule, SubnetSettings};
 use super::credit::DEFAULT_WINDOW;
 
 /// Why a configuration was refused.
@@ -112,6 +112,9 @@ pub struct MeshConfig {
     pub capability_gc_interval: Duration,
     /// NAT classification and the reflex override (`node/traversal.rs`).
     pub traversal: super::TraversalSettings,
+    /// The node's subnet (explicit id and/or assignment policy; MESH2.md
+    /// §5, `docs/mesh.md` "Subnets"). Default: none, every node GLOBAL.
+    pub subnets: SubnetSettings,
 }
 
 impl std::fmt::Debug for MeshConfig {
@@ -163,6 +166,7 @@ impl Default for MeshConfig {
             capabilities: CapabilityConfig::default(),
             capability_gc_interval: DEFAULT_GC_INTERVAL,
             traversal: super::TraversalSettings::default(),
+            subnets: SubnetSettings::default(),
         }
     }
 }
@@ -213,6 +217,17 @@ struct Raw {
     reflex_override: Option<String>,
     port_mapping: Option<bool>,
     port_mapping_gateway: Option<String>,
+    subnet: Option<serde_json::Value>,
+    subnet_policy: Option<serde_json::Value>,
+}
+
+/// One rule of `subnet_policy`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    prefix: String,
+    level: u8,
+    values: std::collections::BTreeMap<String, u8>,
 }
 
 fn key32(hex: &str, key: &str) -> Result<Zeroizing<[u8; 32]>, ConfigError> {
@@ -294,7 +309,13 @@ impl MeshConfig {
     /// (`"ip:port"`, a public address: class Open with that reflex),
     /// `port_mapping` (bool, default false: ask the gateway for a mapping
     /// with PCP, NAT-PMP or UPnP IGD), `port_mapping_gateway` (IPv4; default
-    /// the default route's gateway).
+    /// the default route's gateway). Subnets (`docs/mesh.md` "Subnets"):
+    /// `subnet` (`"global"` or dotted levels such as `"3.7.2"`: this
+    /// node's subnet), `subnet_policy` (an array of rules
+    /// `{"prefix":"region:","level":0,"values":{"eu":3}}`: the first tag
+    /// with the prefix whose remainder is in `values` sets that level, 0–3,
+    /// to a byte 1–255; our subnet when `subnet` is unset, and peers' that
+    /// announce none).
     ///
     /// # Errors
     /// [`ConfigError`] naming the key (unknown keys included).
@@ -473,6 +494,35 @@ fn apply_channel_keys(raw: &Raw, config: &mut MeshConfig) -> Result<(), ConfigEr
     if let Some(v) = raw.capability_gc_interval_ms {
         config.capability_gc_interval = ms(v, "capability_gc_interval_ms", 1000, DAY_MS)?;
     }
+    apply_subnet_keys(raw, config)
+}
+
+/// `subnet` and `subnet_policy` of [`MeshConfig::from_json`].
+fn apply_subnet_keys(raw: &Raw, config: &mut MeshConfig) -> Result<(), ConfigError> {
+    if let Some(value) = raw.subnet.as_ref() {
+        let text = value
+            .as_str()
+            .ok_or_else(|| ConfigError(format!("subnet: {value} is not a string")))?;
+        let id = text
+            .parse()
+            .map_err(|e| ConfigError(format!("subnet: {e}")))?;
+        config.subnets.id = Some(id);
+    }
+    if let Some(value) = raw.subnet_policy.as_ref() {
+        let rules: Vec<RawRule> = serde_json::from_value(value.clone())
+            .map_err(|e| ConfigError(format!("subnet_policy: {e}")))?;
+        let rules = rules
+            .into_iter()
+            .map(|r| SubnetRule {
+                prefix: r.prefix,
+                level: r.level,
+                values: r.values,
+            })
+            .collect();
+        let policy =
+            SubnetPolicy::new(rules).map_err(|e| ConfigError(format!("subnet_policy: {e}")))?;
+        config.subnets.policy = Some(policy);
+    }
     Ok(())
 }
 
@@ -513,6 +563,18 @@ mod tests {
         assert!(!c.capabilities.pipeline.require_signed);
         assert_eq!(c.capabilities.ttl_secs, 60);
         assert_eq!(c.capability_gc_interval, Duration::from_secs(2));
+        assert_eq!(c.subnets, SubnetSettings::default());
+        let c = MeshConfig::from_json(
+            r#"{"subnet":"3.7.2","subnet_policy":[
+                {"prefix":"region:","level":0,"values":{"eu":3,"us":4}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.subnets.id.map(|s| s.to_string()).as_deref(),
+            Some("3.7.2")
+        );
+        let policy = c.subnets.policy.as_ref().unwrap();
+        assert_eq!(policy.assign(&["region:us"]).to_string(), "4");
     }
 
     #[test]
@@ -539,6 +601,25 @@ mod tests {
             (
                 r#"{"capability_gc_interval_ms":10}"#,
                 "capability_gc_interval_ms",
+            ),
+            (r#"{"subnet":"3.7.2.1.1"}"#, "subnet"),
+            (r#"{"subnet":7}"#, "subnet"),
+            (r#"{"subnet_policy":{}}"#, "subnet_policy"),
+            (
+                r#"{"subnet_policy":[{"prefix":"r:","level":4,"values":{}}]}"#,
+                "subnet_policy",
+            ),
+            (
+                r#"{"subnet_policy":[{"prefix":"r:","level":0,"values":{"x":0}}]}"#,
+                "subnet_policy",
+            ),
+            (
+                r#"{"subnet_policy":[{"prefix":"r:","level":0,"values":{"x":256}}]}"#,
+                "subnet_policy",
+            ),
+            (
+                r#"{"subnet_policy":[{"prefix":"r:","level":0,"value":{}}]}"#,
+                "subnet_policy",
             ),
         ] {
             let err = MeshConfig::from_json(json).unwrap_err();

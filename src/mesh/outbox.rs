@@ -63,6 +63,9 @@ pub(crate) struct TakenPacket {
     pub sequence: u64,
     /// Its stream's priority (header byte towards Net peers).
     pub priority: u8,
+    /// Its stream's subnet confinement stamp (header `subnet_id` towards
+    /// Net peers; 0 = none).
+    pub subnet_stamp: u32,
 }
 
 /// Who writes after a send appended.
@@ -235,21 +238,22 @@ impl Outbox {
     }
 
     /// The writer takes everything waiting, in order; `next_seq` gives
-    /// each packet its stream sequence and priority. Empty: the writer is
+    /// each packet its stream sequence, priority and subnet stamp. Empty: the writer is
     /// done (the outbox is released and the time noted).
     pub fn take(
         &mut self,
         now: Instant,
-        mut next_seq: impl FnMut(&PendingPacket) -> Option<(u64, u8)>,
+        mut next_seq: impl FnMut(&PendingPacket) -> Option<(u64, u8, u32)>,
     ) -> Vec<TakenPacket> {
         let mut out = Vec::with_capacity(self.packets.len());
         for packet in self.packets.drain(..) {
             // None: the stream is gone (closed meanwhile): its events go.
-            if let Some((sequence, priority)) = next_seq(&packet) {
+            if let Some((sequence, priority, subnet_stamp)) = next_seq(&packet) {
                 out.push(TakenPacket {
                     packet,
                     sequence,
                     priority,
+                    subnet_stamp,
                 });
             }
         }
@@ -311,7 +315,7 @@ mod tests {
         o.take(now, |p| {
             let s = seq.entry(p.stream_id).or_default();
             *s += 1;
-            Some((*s - 1, 0))
+            Some((*s - 1, 0, 0))
         })
     }
 
@@ -411,7 +415,7 @@ mod tests {
         o.append(2, 0, &[b"bb", b"cc"], 100, &BufferPool::new());
         assert_eq!(o.discard_stream(2), 2);
         assert_eq!(o.pending_bytes(), 5);
-        let taken = o.take(Instant::now(), |p| (p.stream_id == 1).then_some((0, 0)));
+        let taken = o.take(Instant::now(), |p| (p.stream_id == 1).then_some((0, 0, 0)));
         assert_eq!(taken.len(), 1);
     }
 }

@@ -25,6 +25,9 @@ pub struct PacketKind {
     pub event_count: u16,
     /// Header priority (0 towards v0.11 peers, which always send 0).
     pub priority: u8,
+    /// Header `subnet_id`: a channel packet's confinement stamp towards
+    /// Net peers (0 towards v0.11 peers, which always send 0).
+    pub subnet_id: u32,
 }
 
 impl PacketKind {
@@ -36,6 +39,7 @@ impl PacketKind {
         sequence: 0,
         event_count: 0,
         priority: 0,
+        subnet_id: 0,
     };
 }
 
@@ -100,6 +104,7 @@ pub fn seal_in_place(
         payload_len: (buf.len() - HEADER_SIZE) as u16,
         event_count: kind.event_count,
         priority: kind.priority,
+        subnet_id: kind.subnet_id,
         ..NetHeader::default()
     };
     let header_bytes = header.encode();

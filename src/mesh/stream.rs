@@ -49,6 +49,11 @@ pub(crate) struct TxState {
     /// Header priority of this stream's packets towards a Net peer (a
     /// channel's `priority`); the writer sends higher priorities first.
     pub priority: u8,
+    /// Header `subnet_id` of this stream's packets towards a Net peer: the
+    /// subnet a channel's packets must not leave
+    /// ([`Visibility::confinement`](crate::mesh::channels::Visibility::confinement));
+    /// 0 for none.
+    pub subnet_stamp: u32,
     /// The window is the default one, so a Net receiver's offer may widen
     /// it (a window the application chose is kept).
     pub default_window: bool,
@@ -266,6 +271,7 @@ impl Stream {
                 next_seq: 0,
                 sender: ReliableSender::new(),
                 priority: 0,
+                subnet_stamp: 0,
                 default_window: true,
             },
             rx: RxState::default(),
@@ -330,7 +336,7 @@ impl StreamTable {
                     .on_sent(seq, p.count, buffers.copy_of(p.payload()), now);
             }
             prioritized |= s.tx.priority != 0;
-            Some((seq, s.tx.priority))
+            Some((seq, s.tx.priority, s.tx.subnet_stamp))
         });
         if prioritized {
             taken.sort_by_key(|t| std::cmp::Reverse(t.priority));

@@ -4,6 +4,7 @@ import {
   type NetDBOptions,
   type MeshRoutes,
   type MeshRoute,
+  type SubnetRule,
   type ChannelConfig,
   type PublishReport,
   type NodeCapabilities,
@@ -364,7 +365,12 @@ async function main(): Promise<void> {
     const hop: bigint | undefined = first?.nextHop;
     const relay: bigint | null = m.peers()[0].relay;
     const noRoute: MeshNoRouteError | null = null;
-    void [via, routed, hop, relay, noRoute];
+    const rule: SubnetRule = { prefix: 'zone:', level: 0, values: { a: 3 } };
+    const zoned: Mesh = Mesh.open({ subnet: '3.7', subnetPolicy: [rule] });
+    const exported: ChannelConfig = { visibility: 'exported', exportTo: ['3.8'] };
+    void exported;
+    const peerSubnet: string | null = zoned.peers()[0].subnet;
+    void [via, routed, hop, relay, noRoute, peerSubnet];
     const cfg: ChannelConfig = { requireToken: true, subscribeCaps: { requireTags: ['gpu'] }, maxRatePps: 10 };
     const evicted: number = m.registerChannel('news', cfg);
     const sub: Promise<void> = m.subscribe(id, 'news', { token: Buffer.alloc(159), signal: opts.signal });

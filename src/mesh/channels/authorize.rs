@@ -10,7 +10,7 @@
 
 use super::capabilities::{Capabilities, NoCapabilities};
 use super::registry::ChannelRegistry;
-use super::subnet::SubnetId;
+use super::subnet::{SubnetId, visible};
 use super::tokens::{TokenProblem, TokenQuery, TokenStore, find_chain};
 use crate::identity::{ChannelName, EntityId, PermissionToken, TokenScope};
 use crate::wire::AckReason;
@@ -53,8 +53,10 @@ pub struct PeerContext<'a> {
     /// Its entity: proved in the Net hello, or TOFU-pinned from its signed
     /// direct announcement (MESH2.md §3.2 step 8); `None` if unknown.
     pub entity: Option<EntityId>,
-    /// Its subnet (GLOBAL when unknown).
-    pub subnet: SubnetId,
+    /// Its subnet; `None` when unknown (a node with a subnet
+    /// configuration whose peer announced nothing), which sees Global
+    /// channels only.
+    pub subnet: Option<SubnetId>,
     /// Its announced capabilities; `None` is treated as none at all.
     pub capabilities: Option<&'a dyn Capabilities>,
     /// Net or v0.11.
@@ -80,7 +82,7 @@ impl<'a> PeerContext<'a> {
         Self {
             node_id,
             entity: None,
-            subnet: SubnetId::GLOBAL,
+            subnet: Some(SubnetId::GLOBAL),
             capabilities: None,
             kind: PeerKind::Legacy,
         }
@@ -216,9 +218,12 @@ pub(crate) fn decide(
         .get(channel)
         .ok_or(Deny::UnknownChannel)?;
     if action == Action::Subscribe
-        && !config
-            .visibility
-            .allows(authority.local_subnet, peer.subnet)
+        && !visible(
+            config.visibility,
+            &config.export_to,
+            authority.local_subnet,
+            peer.subnet,
+        )
     {
         return Err(Deny::NotVisible);
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::capabilities::CapabilityFilter;
-use super::subnet::Visibility;
+use super::subnet::{SubnetId, Visibility};
 use crate::identity::EntityId;
 
 /// Which token issuers a channel accepts as the root of a token chain.
@@ -70,6 +70,9 @@ pub struct ChannelConfig {
     /// Publish calls per second, enforced by a token bucket with a
     /// one-second burst.
     pub max_rate_pps: Option<NonZeroU32>,
+    /// For an Exported channel: the subnets (each with everything below
+    /// it) whose peers may see it. Empty: nobody (v0.11's Exported).
+    pub export_to: Vec<SubnetId>,
 }
 
 impl ChannelConfig {

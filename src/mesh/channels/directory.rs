@@ -32,7 +32,7 @@ impl PeerFacts {
         PeerContext {
             node_id,
             entity: self.entity,
-            subnet: self.subnet,
+            subnet: Some(self.subnet),
             capabilities: self
                 .capabilities
                 .as_ref()

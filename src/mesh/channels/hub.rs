@@ -242,6 +242,11 @@ impl ChannelHub {
         }
     }
 
+    /// The local node as the hub sees it.
+    pub fn local(&self) -> LocalNode {
+        self.local
+    }
+
     /// Updates what the hub knows of the local node (e.g. its subnet).
     /// Subscribers are re-checked at the next publish or sweep.
     pub fn set_local(&mut self, local: LocalNode) {
@@ -689,7 +694,7 @@ impl ChannelHub {
         let publisher = PeerContext {
             node_id: self.local.node_id,
             entity: self.local.entity,
-            subnet: self.local.subnet,
+            subnet: Some(self.local.subnet),
             capabilities: own_capabilities,
             kind: PeerKind::Net,
         };
@@ -714,8 +719,13 @@ impl ChannelHub {
         for (peer, _) in self.roster.members(channel) {
             match peers.peer(peer) {
                 Some(context) => {
-                    plan.targets
-                        .push(PublishTarget::for_peer(peer, context.kind, config))
+                    let mut target = PublishTarget::for_peer(peer, context.kind, config);
+                    // The stamp travels only to Net peers.
+                    if let (PeerKind::Net, Some(dest)) = (context.kind, context.subnet) {
+                        target.subnet_stamp =
+                            config.visibility.confinement(self.local.subnet, dest);
+                    }
+                    plan.targets.push(target)
                 }
                 None => plan.unreachable.push(peer),
             }

@@ -1,7 +1,8 @@
 //! Publish/subscribe channels (MESH2.md §1): the per-node registry of
 //! channel configs, one authorization function for subscribe and publish,
-//! rosters, membership request tracking, publish planning and the sweeps
-//! that evict subscribers. Pure: peers, tokens and time in, decisions out;
+//! rosters, membership request tracking, publish planning, the sweeps
+//! that evict subscribers, and subnets (assignment, visibility, the
+//! confinement stamp relays check). Pure: peers, tokens and time in, decisions out;
 //! [`ChannelHub`] is the one object the node glue drives.
 //!
 //! Differences from v0.11 (MESH2.md §7 items 4–9) are documented where they
@@ -12,6 +13,7 @@
 //! instead of bare hashes (`registry`, `subscriptions`). Every byte sent to
 //! a v0.11 peer is v0.11's.
 
+mod assignment;
 mod authorize;
 mod capabilities;
 mod config;
@@ -27,6 +29,9 @@ mod subscriptions;
 mod throttle;
 mod tokens;
 
+pub use assignment::{
+    PolicyError, SUBNET_TAG_PREFIX, SubnetPolicy, SubnetRule, SubnetSettings, claimed_subnet,
+};
 pub use authorize::{Action, Authority, Deny, Grant, PeerContext, PeerKind, authorize};
 pub use capabilities::{Capabilities, CapabilityFilter, NoCapabilities, RequireTags};
 pub use config::{ChannelConfig, ChannelsSettings, IssuerTrust, MAX_TOKEN_CHAIN};
@@ -45,7 +50,7 @@ pub use publish::{
 pub use rate::{RateLimited, TokenBucket};
 pub use registry::{ChannelRegistry, HashLookup, Registration, RegistryError};
 pub use roster::{Member, Roster, VerifiedChain};
-pub use subnet::{SubnetId, Visibility};
+pub use subnet::{SubnetId, SubnetParseError, Visibility, may_forward, visible};
 pub use subscriptions::{
     HashCollision, InboundChannel, PUBLISH_STREAM_BASE, Subscriptions, publish_stream_hash,
 };

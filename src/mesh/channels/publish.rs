@@ -12,6 +12,7 @@
 use super::authorize::{Deny, PeerKind};
 use super::config::ChannelConfig;
 use super::rate::RateLimited;
+use super::subnet::SubnetId;
 use crate::identity::{ChannelName, publish_stream_id};
 use crate::wire::flags;
 
@@ -48,6 +49,10 @@ pub struct PublishTarget {
     pub transport: Transport,
     /// The header's priority byte (0 towards v0.11 peers).
     pub header_priority: u8,
+    /// The header's `subnet_id`: the subnet the packets must not leave
+    /// ([`Visibility::confinement`](super::Visibility::confinement)),
+    /// towards Net peers only; GLOBAL (0, v0.11's value) for none.
+    pub subnet_stamp: SubnetId,
 }
 
 impl PublishTarget {
@@ -62,6 +67,7 @@ impl PublishTarget {
                     Transport::NetBestEffort
                 },
                 header_priority: config.priority,
+                subnet_stamp: SubnetId::GLOBAL,
             },
             PeerKind::Legacy => Self {
                 peer,
@@ -69,6 +75,7 @@ impl PublishTarget {
                     header_flags: if config.reliable { flags::RELIABLE } else { 0 },
                 },
                 header_priority: 0,
+                subnet_stamp: SubnetId::GLOBAL,
             },
         }
     }

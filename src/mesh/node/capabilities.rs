@@ -22,11 +22,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::super::capability::{
     AnnouncementError, BestNode, BestNodeQuery, CapabilityConfig, CapabilityPlane, CapabilitySet,
-    FoundNodes, NoSubnets, NodeQuery, Verdict, VersionClock,
+    FoundNodes, NodeQuery, Verdict, VersionClock,
 };
-use super::super::channels::Capabilities;
+use super::super::channels::{Capabilities, SubnetId};
 use super::super::packet::PacketKind;
 use super::super::peer::Peer;
+use super::subnets::NodeSubnets;
 use super::{Inner, MeshError, MeshNode, bump};
 use crate::identity::EntityKeypair;
 use crate::wire::{NetHeader, decode_events, encode_events, ids};
@@ -77,7 +78,6 @@ pub(super) struct CapabilityGlue {
     plane: Mutex<CapabilityPlane>,
     next_gc: Mutex<Instant>,
     gc_interval: Duration,
-    node_id: u64,
 }
 
 impl CapabilityGlue {
@@ -88,7 +88,6 @@ impl CapabilityGlue {
     ) -> Self {
         let gc_interval = gc_interval.max(Duration::from_secs(1));
         Self {
-            node_id: identity.node_id(),
             plane: Mutex::new(CapabilityPlane::new(
                 identity.clone(),
                 config,
@@ -101,12 +100,6 @@ impl CapabilityGlue {
 
     pub(super) fn plane(&self) -> MutexGuard<'_, CapabilityPlane> {
         self.plane.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn subnets(&self) -> NoSubnets {
-        NoSubnets {
-            local_node_id: self.node_id,
-        }
     }
 }
 
@@ -259,10 +252,14 @@ impl MeshNode {
     /// the set carries exactly one `nat:*` tag naming the class and the
     /// announcement our reflex address (`node/traversal.rs`); both are
     /// kept current by re-announcing when a classification changes them.
+    /// With a subnet configuration it carries exactly one `subnet:` tag
+    /// naming our subnet (`node/subnets.rs`), and the policy over these
+    /// tags becomes our subnet when no id is configured.
     pub fn announce(&self, mut caps: CapabilitySet) -> Result<(), CapabilityError> {
         self.inner.check_running()?;
         let reflex = self.inner.nat_reflex();
         self.inner.nat_tags(&mut caps);
+        self.inner.subnet_tags(&mut caps.tags);
         let bytes = {
             let mut plane = self.inner.capabilities.plane();
             plane.set_reflex_addr(reflex);
@@ -277,16 +274,29 @@ impl MeshNode {
     /// The indexed nodes (ourselves included, once we announced) in the
     /// query's scope matching its filter, by ascending node id.
     pub fn find_nodes(&self, query: &NodeQuery) -> FoundNodes {
-        let glue = &self.inner.capabilities;
-        glue.plane().find_nodes(query, unix_ns(), &glue.subnets())
+        let plane = self.inner.capabilities.plane();
+        let subnets = NodeSubnets {
+            inner: &self.inner,
+            plane: &plane,
+        };
+        plane.find_nodes(query, unix_ns(), &subnets)
     }
 
     /// The best-scoring indexed node for the query (`node_id` None when
     /// nothing matches).
     pub fn find_best_node(&self, query: &BestNodeQuery) -> BestNode {
-        let glue = &self.inner.capabilities;
-        glue.plane()
-            .find_best_node(query, unix_ns(), &glue.subnets())
+        let plane = self.inner.capabilities.plane();
+        let subnets = NodeSubnets {
+            inner: &self.inner,
+            plane: &plane,
+        };
+        plane.find_best_node(query, unix_ns(), &subnets)
+    }
+
+    /// Our subnet now: the configured one, else the policy over the tags
+    /// we last announced, else GLOBAL (`docs/mesh.md` "Subnets").
+    pub fn subnet(&self) -> SubnetId {
+        self.inner.own_subnet()
     }
 
     /// Every live indexed node as JSON (see

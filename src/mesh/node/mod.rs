@@ -34,6 +34,7 @@ mod pathsize;
 mod recv;
 mod send;
 mod session_install;
+mod subnets;
 mod subprotocols;
 mod tasks;
 #[cfg(feature = "test-util")]
@@ -165,6 +166,8 @@ pub(crate) struct Stats {
     pub unknown_session: AtomicU64,
     pub oversized: AtomicU64,
     pub not_for_us: AtomicU64,
+    /// Stamped channel packets not handed to a hop outside their subnet.
+    pub subnet_blocked: AtomicU64,
     pub inbound_dropped: AtomicU64,
     pub retransmits: AtomicU64,
     pub grants_sent: AtomicU64,
@@ -419,6 +422,10 @@ pub struct PeerInfo {
     /// The largest datagram we send it: 8192 (v0.11's), or up to 65 000
     /// between Net nodes once a large-datagram probe went through.
     pub max_datagram: usize,
+    /// Its subnet as this node knows it (its signed announcement's
+    /// `subnet:` tag or our policy over its tags; `docs/mesh.md`
+    /// "Subnets"); `None` when unknown.
+    pub subnet: Option<crate::mesh::channels::SubnetId>,
 }
 
 impl MeshNode {
@@ -474,8 +481,12 @@ impl MeshNode {
             heartbeat_interval: config.heartbeat_interval,
             ..RoutingConfig::default()
         };
-        let channel_glue =
-            channels::ChannelGlue::new(node_id, *identity.entity_id(), config.channels.clone());
+        let channel_glue = channels::ChannelGlue::new(
+            node_id,
+            *identity.entity_id(),
+            config.subnets.own_subnet::<String>(&[]),
+            config.channels.clone(),
+        );
         let capability_glue = capabilities::CapabilityGlue::new(
             &identity,
             config.capabilities,
@@ -862,6 +873,7 @@ impl MeshNode {
                     "dropped_unreported": p.dropped_unreported,
                     "relay": p.relay,
                     "max_datagram": p.max_datagram,
+                    "subnet": p.subnet.map(|s| s.to_string()),
                 })
             })
             .collect();
@@ -1225,9 +1237,17 @@ impl Inner {
     fn peer_infos(&self) -> Vec<PeerInfo> {
         let now = Instant::now();
         let peers: Vec<Arc<Peer>> = self.peers.iter().map(|e| e.value().clone()).collect();
+        let subnets: Vec<_> = {
+            let plane = self.capabilities.plane();
+            peers
+                .iter()
+                .map(|p| self.peer_subnet(&plane, p.node_id))
+                .collect()
+        };
         let mut out: Vec<PeerInfo> = peers
             .iter()
-            .map(|p| {
+            .zip(subnets)
+            .map(|(p, subnet)| {
                 let binding = p.binding().clone();
                 PeerInfo {
                     node_id: p.node_id,
@@ -1248,6 +1268,7 @@ impl Inner {
                             .map_or(first, |route| route.next_hop)
                     }),
                     max_datagram: p.path().datagram(),
+                    subnet,
                 }
             })
             .collect();
@@ -1304,6 +1325,8 @@ impl Inner {
         // Session replacement (session_install.rs), outside the macro's
         // recursion budget.
         out["session_candidates"] = g(&s.session_candidates).into();
+        // Stamped channel packets refused at a hop (`subnets.rs`).
+        out["subnet_blocked"] = g(&s.subnet_blocked).into();
         out["sessions_replaced"] = g(&s.sessions_replaced).into();
         out["candidates_dropped"] = g(&s.candidates_dropped).into();
         out["candidates_held"] = (self.candidates.len() as u64).into();

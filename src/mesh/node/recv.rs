@@ -225,6 +225,11 @@ impl Inner {
             let decision = self.router().forward(from_peer, buf, Instant::now());
             match decision {
                 Forward::Relay { next_hop, .. } => {
+                    // The gateway: a stamped channel packet never goes to
+                    // a hop outside its subnet (`node/subnets.rs`).
+                    if !self.relay_may_forward(next_hop, &buf[ROUTING_HEADER_SIZE..]) {
+                        return;
+                    }
                     if let Some(addr) = self.peers.get(&next_hop).map(|p| p.addr())
                         && decision.rewrite(buf)
                     {

@@ -195,6 +195,7 @@ impl Inner {
                     event_count: packet.event_count,
                     // Only Net reliable streams retransmit: a Net peer.
                     priority: stream.tx.priority,
+                    subnet_id: stream.tx.subnet_stamp,
                     ..PacketKind::default()
                 };
                 let mut out = Vec::new();
@@ -541,6 +542,9 @@ impl Inner {
             .get(&hop)
             .filter(|p| p.relay().is_none())
             .map(|p| p.addr())?;
+        // The first hop of a stamped channel packet must be inside its
+        // subnet (`node/subnets.rs`).
+        self.confine(hop, &mut datagrams);
         let header = RoutingHeader {
             ttl: ROUTED_DATA_TTL,
             hop_count: 0,

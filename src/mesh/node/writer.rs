@@ -206,6 +206,7 @@ impl Inner {
                 sequence: t.sequence,
                 event_count: t.packet.count,
                 priority: if net { t.priority } else { 0 },
+                subnet_id: if net { t.subnet_stamp } else { 0 },
                 ..PacketKind::default()
             };
             let mut buf = t.packet.buf;

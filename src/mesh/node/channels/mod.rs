@@ -119,13 +119,18 @@ pub(super) struct ChannelGlue {
 }
 
 impl ChannelGlue {
-    pub(super) fn new(node_id: u64, entity: EntityId, settings: ChannelsSettings) -> Self {
+    pub(super) fn new(
+        node_id: u64,
+        entity: EntityId,
+        subnet: SubnetId,
+        settings: ChannelsSettings,
+    ) -> Self {
         let sweep_interval = settings.token_sweep_interval.max(Duration::from_secs(1));
         let ack_timeout = settings.membership_ack_timeout;
         let local = LocalNode {
             node_id,
             entity: Some(entity),
-            subnet: SubnetId::GLOBAL,
+            subnet,
         };
         Self {
             hub: Mutex::new(ChannelHub::new(local, settings)),
@@ -149,6 +154,21 @@ impl ChannelGlue {
         }
     }
 
+    /// Our subnet (the source side of visibility).
+    pub(super) fn local_subnet(&self) -> SubnetId {
+        self.hub().local().subnet
+    }
+
+    /// Moves us to `subnet` (subscribers are re-checked at the next
+    /// publish or sweep).
+    pub(super) fn set_local_subnet(&self, subnet: SubnetId) {
+        let mut hub = self.hub();
+        let local = hub.local();
+        if local.subnet != subnet {
+            hub.set_local(LocalNode { subnet, ..local });
+        }
+    }
+
     /// Wakes every caller waiting for an Ack (shutdown).
     pub(super) fn wake_all(&self) {
         self.waits.poke();
@@ -166,8 +186,8 @@ fn channel_now() -> Now {
 }
 
 /// The hub's view of the node's peers: entity from the identity hello or
-/// the capability pin, capabilities from the index, GLOBAL subnet (no
-/// subnet policy yet), Net once the hello exchange completed both ways.
+/// the capability pin, capabilities and subnet from the index
+/// (`node/subnets.rs`), Net once the hello exchange completed both ways.
 pub(super) struct NodeDirectory<'a> {
     pub(super) inner: &'a Inner,
     pub(super) plane: &'a CapabilityPlane,
@@ -193,7 +213,7 @@ impl PeerDirectory for NodeDirectory<'_> {
         Some(PeerContext {
             node_id,
             entity: proved.or_else(|| self.plane.pipeline().pinned_entity(node_id)),
-            subnet: SubnetId::GLOBAL,
+            subnet: self.inner.peer_subnet(self.plane, node_id),
             capabilities,
             kind,
         })
@@ -516,6 +536,7 @@ impl Inner {
                 }
             }
             stream.tx.priority = target.header_priority;
+            stream.tx.subnet_stamp = target.subnet_stamp.0;
         }
         self.send_events_deferred(peer_id, stream_id, events)
     }
@@ -535,6 +556,7 @@ impl Inner {
                     "reliable": config.reliable,
                     "priority": config.priority,
                     "max_rate_pps": config.max_rate_pps.map(|r| r.get()),
+                    "export_to": config.export_to.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -546,6 +568,7 @@ impl Inner {
         subscriptions.sort();
         let counters = hub.counters();
         json!({
+            "subnet": hub.local().subnet.to_string(),
             "channels": channels,
             "subscriptions": subscriptions
                 .into_iter()
