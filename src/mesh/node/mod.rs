@@ -307,6 +307,11 @@ struct PendingAccept {
 }
 
 /// The state every task shares.
+/// The maps every packet looks up (peer by id, by address, by session):
+/// a randomly seeded fast hash instead of SipHash (their keys are only
+/// inserted for authenticated sessions).
+type FastMap<K, V> = DashMap<K, V, foldhash::fast::RandomState>;
+
 pub(crate) struct Inner {
     config: MeshConfig,
     identity: EntityKeypair,
@@ -315,9 +320,9 @@ pub(crate) struct Inner {
     responder: Responder,
     socket: UdpSocket,
     local_addr: SocketAddr,
-    peers: DashMap<u64, Arc<Peer>>,
-    addr_index: DashMap<SocketAddr, u64>,
-    session_index: DashMap<u64, u64>,
+    peers: FastMap<u64, Arc<Peer>>,
+    addr_index: FastMap<SocketAddr, u64>,
+    session_index: FastMap<u64, u64>,
     pending_connects: DashMap<PendingKey, Arc<PendingConnect>>,
     pending_accepts: Mutex<Vec<Arc<PendingAccept>>>,
     accept_in_flight: AtomicUsize,
@@ -515,9 +520,9 @@ impl MeshNode {
             static_public,
             socket,
             local_addr,
-            peers: DashMap::new(),
-            addr_index: DashMap::new(),
-            session_index: DashMap::new(),
+            peers: FastMap::default(),
+            addr_index: FastMap::default(),
+            session_index: FastMap::default(),
             pending_connects: DashMap::new(),
             pending_accepts: Mutex::new(Vec::new()),
             accept_in_flight: AtomicUsize::new(0),

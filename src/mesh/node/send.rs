@@ -462,10 +462,11 @@ impl Inner {
     ) -> Result<TxMode, MeshError> {
         let (reliable, mode) = {
             let mut streams = peer.streams();
-            let now = Instant::now();
+            // The clock only for a stream opened here (a send's hot path
+            // reads it once, in the enqueue).
             let s = match streams.get_mut(stream_id) {
                 Some(s) => s,
-                None => streams.open(stream_id, false, None, now),
+                None => streams.open(stream_id, false, None, Instant::now()),
             };
             (s.tx.reliable, s.tx.mode)
         };

@@ -125,7 +125,10 @@ fn writer_thread(inner: Weak<Inner>) {
 impl Inner {
     /// Runs the writer a send's [`Writer`] verdict asks for.
     pub(super) fn dispatch_writer(&self, peer: &Arc<Peer>, writer: Writer) {
-        self.dispatch_writers(vec![(peer.clone(), writer)]);
+        // Busy (the common verdict of a fast sender) costs nothing.
+        if writer != Writer::Busy {
+            self.dispatch_writers(vec![(peer.clone(), writer)]);
+        }
     }
 
     /// Runs the writers several sends' verdicts ask for (a publish to its
