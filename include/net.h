@@ -1575,7 +1575,7 @@ net_status_t net_compute_wait_migration(const net_compute_t *compute,
 
 // Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit; 0: don't wait)
 // for the next work item and writes it: its id (what the answer names),
-// its kind (`NET_COMPUTE_WORK_*`), the SDK object it is for (`instance`;
+// its kind (a work item kind, e.g. `NET_COMPUTE_WORK_PROCESS`), the SDK object it is for (`instance`;
 // 0 for a Create), the daemon's origin hash, the event's producer and
 // sequence (Process; else 0), and the payload (Process: the event bytes;
 // Restore: the state; Create: the kind's name; else empty). Returns

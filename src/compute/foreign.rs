@@ -81,7 +81,7 @@ pub enum WorkRequest {
 }
 
 impl WorkRequest {
-    /// The request's kind as a number (the C ABI's `NET_COMPUTE_WORK_*`).
+    /// The request's kind as a number (the C ABI's work item kinds).
     pub fn code(&self) -> u32 {
         match self {
             Self::Process { .. } => 1,
