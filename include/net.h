@@ -1441,7 +1441,8 @@ net_status_t net_compute_spawn(const net_compute_t *compute,
 //
 // Errors: `NET_ERR_COMPUTE_UNKNOWN_KIND`;
 // `NET_ERR_COMPUTE_ALREADY_REGISTERED` if the origin is already expected
-// here (the entry is kept; a node the daemon left keeps its entry).
+// here (the entry is kept). The entry is used up when the daemon arrives:
+// expect it again before moving it here once more.
 //
 // # Safety
 // As `net_compute_spawn`.

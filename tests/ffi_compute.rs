@@ -49,6 +49,45 @@ struct Counter {
     last: u64,
 }
 
+/// A work item as `net_compute_next` hands it out.
+#[derive(Debug, Default)]
+struct Work {
+    id: u64,
+    kind: u32,
+    instance: u64,
+    daemon: u64,
+    producer: u64,
+    sequence: u64,
+    payload: Vec<u8>,
+}
+
+/// `net_compute_next`: the status, and the item when it is `NET_OK`.
+fn next_work(
+    rt: *mut net_compute_t,
+    timeout_ms: u32,
+    cancel: *const net_cancel_t,
+) -> (net_status_t, Work) {
+    let mut w = Work::default();
+    let mut payload = net_bytes_t::EMPTY;
+    let st = unsafe {
+        net_compute_next(
+            rt,
+            timeout_ms,
+            &mut w.id,
+            &mut w.kind,
+            &mut w.instance,
+            &mut w.daemon,
+            &mut w.producer,
+            &mut w.sequence,
+            &mut payload,
+            cancel,
+            ptr::null_mut(),
+        )
+    };
+    w.payload = take(payload);
+    (st, w)
+}
+
 /// An SDK's side of one runtime: objects by instance id, and a thread
 /// pulling work until the runtime is freed.
 struct Sdk {
@@ -67,29 +106,20 @@ impl Sdk {
             let rt = rt;
             let mut handled = 0;
             loop {
-                let (mut id, mut kind, mut instance, mut daemon, mut producer, mut seq) =
-                    (0, 0, 0, 0, 0, 0);
-                let mut payload = net_bytes_t::EMPTY;
-                let st = unsafe {
-                    net_compute_next(
-                        rt.0,
-                        NET_WAIT_FOREVER,
-                        &mut id,
-                        &mut kind,
-                        &mut instance,
-                        &mut daemon,
-                        &mut producer,
-                        &mut seq,
-                        &mut payload,
-                        ptr::null(),
-                        ptr::null_mut(),
-                    )
-                };
+                let (st, w) = next_work(rt.0, NET_WAIT_FOREVER, ptr::null());
                 if st == net_status_t::NET_END || st == net_status_t::NET_ERR_SHUTTING_DOWN {
                     return handled;
                 }
                 assert_eq!(st, OK, "{}", last_error());
-                let payload = take(payload);
+                let Work {
+                    id,
+                    kind,
+                    instance,
+                    daemon,
+                    sequence: seq,
+                    payload,
+                    ..
+                } = w;
                 handled += 1;
                 let mut objects = objs.lock().unwrap();
                 let st = match kind {
@@ -438,30 +468,14 @@ fn an_unanswered_work_item_fails_the_call_and_a_late_answer_is_refused() {
         let rt = P(rt);
         thread::spawn(move || {
             let rt = rt;
-            let (mut id, mut k, mut i, mut d, mut p, mut s) = (0, 0, 0, 0, 0, 0);
-            let mut payload = net_bytes_t::EMPTY;
-            let st = unsafe {
-                net_compute_next(
-                    rt.0,
-                    10_000,
-                    &mut id,
-                    &mut k,
-                    &mut i,
-                    &mut d,
-                    &mut p,
-                    &mut s,
-                    &mut payload,
-                    ptr::null(),
-                    ptr::null_mut(),
-                )
-            };
+            let (st, w) = next_work(rt.0, 10_000, ptr::null());
             assert_eq!(st, OK);
             assert_eq!(
-                (k, i, d, p, s),
+                (w.kind, w.instance, w.daemon, w.producer, w.sequence),
                 (NET_COMPUTE_WORK_PROCESS, 1, origin, PRODUCER, 2)
             );
-            assert_eq!(take(payload), b"late");
-            id
+            assert_eq!(w.payload, b"late");
+            w.id
         })
     };
     let st = unsafe {
@@ -594,50 +608,24 @@ fn bad_arguments_get_typed_errors() {
     );
     assert_eq!(unsafe { net_compute_stop(rt, origin) }, OK);
     // The stopped daemon's object is released through a Drop item.
-    let (mut id, mut k, mut i, mut d, mut p, mut s) = (0, 0, 0, 0, 0, 0);
-    let mut payload = net_bytes_t::EMPTY;
-    let st = unsafe {
-        net_compute_next(
-            rt,
-            0,
-            &mut id,
-            &mut k,
-            &mut i,
-            &mut d,
-            &mut p,
-            &mut s,
-            &mut payload,
-            ptr::null(),
-            ptr::null_mut(),
-        )
-    };
+    let (st, w) = next_work(rt, 0, ptr::null());
     assert_eq!(st, OK);
-    assert_eq!((k, i, d), (NET_COMPUTE_WORK_DROP, 1, origin));
-    take(std::mem::replace(&mut payload, net_bytes_t::EMPTY));
+    assert_eq!(
+        (w.kind, w.instance, w.daemon),
+        (NET_COMPUTE_WORK_DROP, 1, origin)
+    );
     // A Drop needs no answer (answering one is refused).
     assert_eq!(
-        unsafe { net_compute_complete_restore(rt, id) },
+        unsafe { net_compute_complete_restore(rt, w.id) },
         net_status_t::NET_ERR_COMPUTE_WORK_EXPIRED
     );
     // A cancelled next returns at once.
     let token = cancel_token();
     unsafe { net_cancel_cancel(token) };
-    let st = unsafe {
-        net_compute_next(
-            rt,
-            NET_WAIT_FOREVER,
-            &mut id,
-            &mut k,
-            &mut i,
-            &mut d,
-            &mut p,
-            &mut s,
-            &mut payload,
-            token,
-            ptr::null_mut(),
-        )
-    };
-    assert_eq!(st, net_status_t::NET_ERR_CANCELLED);
+    assert_eq!(
+        next_work(rt, NET_WAIT_FOREVER, token).0,
+        net_status_t::NET_ERR_CANCELLED
+    );
     unsafe { net_cancel_free(token) };
     assert_eq!(unsafe { net_compute_free(rt) }, OK);
     assert_eq!(unsafe { net_mesh_free(mesh) }, OK);
@@ -658,25 +646,7 @@ fn race_runtime() -> (P<net_mesh_t>, P<net_compute_t>) {
 /// A quick call, or (slow) a `next` that waits for work.
 fn call(rt: *mut net_compute_t, slow: bool) -> net_status_t {
     if slow {
-        let (mut id, mut k, mut i, mut d, mut p, mut s) = (0, 0, 0, 0, 0, 0);
-        let mut payload = net_bytes_t::EMPTY;
-        let st = unsafe {
-            net_compute_next(
-                rt,
-                2_000,
-                &mut id,
-                &mut k,
-                &mut i,
-                &mut d,
-                &mut p,
-                &mut s,
-                &mut payload,
-                ptr::null(),
-                ptr::null_mut(),
-            )
-        };
-        take(payload);
-        st
+        next_work(rt, 2_000, ptr::null()).0
     } else {
         let mut out = net_bytes_t::EMPTY;
         let st = unsafe { net_compute_daemons(rt, &mut out) };

@@ -104,6 +104,19 @@ impl ComputeHandle {
             })
     }
 
+    /// Whether `kind` (registered) is stateful, and the keypair and origin
+    /// of the identity `seed`.
+    fn identity(
+        &self,
+        kind: &str,
+        seed: &[u8; 32],
+    ) -> Result<(bool, EntityKeypair, u64), FfiError> {
+        let stateful = self.stateful(kind)?;
+        let keypair = EntityKeypair::from_seed(seed);
+        let origin = keypair.origin_hash();
+        Ok((stateful, keypair, origin))
+    }
+
     /// The error of a daemon call, `NET_ERR_SHUTTING_DOWN` if it failed
     /// because the runtime was being freed.
     fn daemon_error(&self, err: ComputeError) -> FfiError {
@@ -211,10 +224,6 @@ fn timeout_of(timeout_ms: u32) -> Option<Duration> {
     (timeout_ms != NET_WAIT_FOREVER).then(|| Duration::from_millis(u64::from(timeout_ms)))
 }
 
-fn keypair_of(seed: &[u8; 32]) -> EntityKeypair {
-    EntityKeypair::from_seed(seed)
-}
-
 /// Creates the compute runtime of node `mesh` and installs it as the
 /// node's migration (0x0500) handler. `config_json` (NULL/empty: defaults)
 /// takes `retry_interval_ms` (200), `step_timeout_ms` (10 000),
@@ -318,9 +327,7 @@ pub unsafe extern "C" fn net_compute_spawn(
     origin_out: *mut u64,
 ) -> net_status_t {
     ffi_export!(handle compute; str kind[kind_len]; array seed[seed_len] 32; out origin_out; {
-        let stateful = compute.stateful(kind)?;
-        let keypair = keypair_of(seed);
-        let origin = keypair.origin_hash();
+        let (stateful, keypair, origin) = compute.identity(kind, seed)?;
         if compute.runtime.registry().contains(origin) {
             return Err(DaemonError::AlreadyRegistered(origin).into());
         }
@@ -340,7 +347,8 @@ pub unsafe extern "C" fn net_compute_spawn(
 ///
 /// Errors: `NET_ERR_COMPUTE_UNKNOWN_KIND`;
 /// `NET_ERR_COMPUTE_ALREADY_REGISTERED` if the origin is already expected
-/// here (the entry is kept; a node the daemon left keeps its entry).
+/// here (the entry is kept). The entry is used up when the daemon arrives:
+/// expect it again before moving it here once more.
 ///
 /// # Safety
 /// As `net_compute_spawn`.
@@ -354,9 +362,7 @@ pub unsafe extern "C" fn net_compute_expect(
     origin_out: *mut u64,
 ) -> net_status_t {
     ffi_export!(handle compute; str kind[kind_len]; array seed[seed_len] 32; out origin_out; {
-        let stateful = compute.stateful(kind)?;
-        let keypair = keypair_of(seed);
-        let origin = keypair.origin_hash();
+        let (stateful, keypair, origin) = compute.identity(kind, seed)?;
         let factory = ForeignDaemon::factory(Arc::clone(&compute.bridge), kind.to_owned(), origin, stateful);
         compute.runtime.factories().register(keypair, factory)?;
         origin_out.write(origin);
