@@ -12,6 +12,8 @@
 // (quick synchronous calls). deliver(), waitMigration() and nextOutput()
 // run on the threadpool too, so the event loop stays free to run the
 // daemon while libnet waits for it. Daemon methods must be synchronous.
+// Like a listening server, an open Compute keeps the process alive (its
+// pull waits on the threadpool): close it when done.
 
 const util = require('node:util');
 const { STATUS, CONSTANTS, fns, takeBytes, errorSlot, takeError } = require('./native');
@@ -114,10 +116,10 @@ async function offLoop(fn, argsOf) {
  */
 class Compute {
   #handle;
-  #factories = new Map();
-  #objects = new Map(); // instance (bigint) -> Daemon
-  #origins = new Map(); // daemon origin -> instance running here
-  #next = 1n;
+  // Shared with the work loop, which holds it and the raw handle but not
+  // the Compute: a Compute dropped without close() is collected, and its
+  // finalizer's free ends the loop.
+  #daemons = new Daemons();
   #loop;
 
   /** @private Use Compute.open(). */
@@ -125,7 +127,7 @@ class Compute {
     if (token !== kConstruct) throw new TypeError('use Compute.open()');
     this.#handle = handle;
     computeFinalizer.register(this, handle, this);
-    this.#loop = this.#serve(handle);
+    this.#loop = serve(handle, this.#daemons);
   }
 
   static {
@@ -160,13 +162,7 @@ class Compute {
     if (typeof factory !== 'function') throw new TypeError('factory must be a function returning a Daemon');
     const k = Buffer.from(String(kind), 'utf8');
     calls.check(fns.net_compute_register_kind(this.#live(), k, k.length, Boolean(stateful)));
-    this.#factories.set(String(kind), factory);
-  }
-
-  #keep(daemon) {
-    const instance = this.#next++;
-    this.#objects.set(instance, daemon);
-    return instance;
+    this.#daemons.factories.set(String(kind), factory);
   }
 
   /**
@@ -176,20 +172,20 @@ class Compute {
   spawn(kind, seed, daemon) {
     const handle = this.#live();
     const s = seedArg(seed);
-    const factory = this.#factories.get(String(kind));
+    const factory = this.#daemons.factories.get(String(kind));
     if (daemon === undefined && factory === undefined) {
       throw new ComputeUnknownKindError(`no daemon kind ${JSON.stringify(kind)} is registered`, STATUS.NET_ERR_COMPUTE_UNKNOWN_KIND);
     }
-    const instance = this.#keep(daemon ?? factory());
+    const instance = this.#daemons.keep(daemon ?? factory());
     const k = Buffer.from(String(kind), 'utf8');
     const out = [0n];
     const status = fns.net_compute_spawn(handle, k, k.length, s, s.length, instance, out);
     if (status < 0) {
-      this.#objects.delete(instance);
+      this.#daemons.objects.delete(instance);
       calls.check(status);
     }
     const origin = BigInt(out[0]);
-    this.#origins.set(origin, instance);
+    this.#daemons.origins.set(origin, instance);
     return origin;
   }
 
@@ -211,7 +207,7 @@ class Compute {
   daemon(origin) {
     const o = args.u64(origin, 'origin');
     if (!this.daemons().some((d) => d.origin === o)) return null;
-    return this.#objects.get(this.#origins.get(o)) ?? null;
+    return this.#daemons.objects.get(this.#daemons.origins.get(o)) ?? null;
   }
 
   /** The daemons running here: [{ origin, name }]. */
@@ -290,67 +286,6 @@ class Compute {
     return status === STATUS.NET_OK ? statusOf(takeBytes(out)) : null;
   }
 
-  async #serve(handle) {
-    for (;;) {
-      let item;
-      try {
-        const r = await asyncCalls.blocking({ op: 'compute_next', attempt: nextAttempt(handle), resumable: true });
-        if (r.status !== STATUS.NET_OK) return; // NET_END: closed
-        item = r.value;
-      } catch {
-        return; // freed under the call: nothing more to serve
-      }
-      this.#answer(handle, item);
-    }
-  }
-
-  #answer(handle, w) {
-    const fail = (err) => {
-      const msg = Buffer.from(`${err && err.name ? `${err.name}: ` : ''}${err && err.message !== undefined ? err.message : String(err)}`, 'utf8');
-      fns.net_compute_fail(handle, w.id, msg, msg.length);
-    };
-    switch (w.kind) {
-      case CONSTANTS.NET_COMPUTE_WORK_DROP:
-        this.#objects.delete(w.instance);
-        if (this.#origins.get(w.daemon) === w.instance) this.#origins.delete(w.daemon);
-        return;
-      case CONSTANTS.NET_COMPUTE_WORK_CREATE: {
-        const factory = this.#factories.get(w.payload.toString('utf8'));
-        let instance;
-        try {
-          if (!factory) throw new Error(`no factory for kind ${w.payload.toString('utf8')}`);
-          instance = this.#keep(factory());
-        } catch (err) {
-          fail(err);
-          return;
-        }
-        if (fns.net_compute_complete_create(handle, w.id, instance) < 0) this.#objects.delete(instance);
-        else this.#origins.set(w.daemon, instance);
-        return;
-      }
-      default:
-        break;
-    }
-    const daemon = this.#objects.get(w.instance);
-    try {
-      if (!daemon) throw new Error(`no daemon object ${w.instance}`);
-      if (w.kind === CONSTANTS.NET_COMPUTE_WORK_PROCESS) {
-        const outputs = [...(daemon.process({ producer: w.producer, sequence: w.sequence, payload: w.payload, daemon: w.daemon }) ?? [])];
-        const slices = outputs.map((o, i) => new Uint8Array(args.bytes(o, `outputs[${i}]`)));
-        const list = slices.map((s) => ({ ptr: s, len: s.length }));
-        fns.net_compute_complete_process(handle, w.id, list.length ? list : null, list.length);
-      } else if (w.kind === CONSTANTS.NET_COMPUTE_WORK_SNAPSHOT) {
-        const state = new Uint8Array(args.bytes(daemon.snapshot() ?? Buffer.alloc(0), 'snapshot'));
-        fns.net_compute_complete_snapshot(handle, w.id, state, state.length);
-      } else if (w.kind === CONSTANTS.NET_COMPUTE_WORK_RESTORE) {
-        daemon.restore(w.payload);
-        fns.net_compute_complete_restore(handle, w.id);
-      }
-    } catch (err) {
-      fail(err);
-    }
-  }
-
   /**
    * Closes the runtime: calls blocked in it return, its daemons stop here.
    * Idempotent. The free waits (up to 5 s) for calls in flight; use
@@ -383,6 +318,82 @@ class Compute {
 
   [util.inspect.custom]() {
     return `Compute { ${this.closed ? 'closed' : 'open'} }`;
+  }
+}
+
+/** The daemon objects of one Compute: factories by kind, objects by instance id, the instance running each origin here. */
+class Daemons {
+  factories = new Map();
+  objects = new Map();
+  origins = new Map();
+  next = 1n;
+
+  keep(daemon) {
+    const instance = this.next++;
+    this.objects.set(instance, daemon);
+    return instance;
+  }
+}
+
+/** Pulls work items until the runtime is freed and answers each on the main thread. */
+async function serve(handle, daemons) {
+  for (;;) {
+    let item;
+    try {
+      const r = await asyncCalls.blocking({ op: 'compute_next', attempt: nextAttempt(handle), resumable: true });
+      if (r.status !== STATUS.NET_OK) return; // NET_END: closed
+      item = r.value;
+    } catch {
+      return; // freed under the call: nothing more to serve
+    }
+    answer(handle, daemons, item);
+  }
+}
+
+function answer(handle, daemons, w) {
+  const fail = (err) => {
+    const msg = Buffer.from(`${err && err.name ? `${err.name}: ` : ''}${err && err.message !== undefined ? err.message : String(err)}`, 'utf8');
+    fns.net_compute_fail(handle, w.id, msg, msg.length);
+  };
+  switch (w.kind) {
+    case CONSTANTS.NET_COMPUTE_WORK_DROP:
+      daemons.objects.delete(w.instance);
+      if (daemons.origins.get(w.daemon) === w.instance) daemons.origins.delete(w.daemon);
+      return;
+    case CONSTANTS.NET_COMPUTE_WORK_CREATE: {
+      const factory = daemons.factories.get(w.payload.toString('utf8'));
+      let instance;
+      try {
+        if (!factory) throw new Error(`no factory for kind ${w.payload.toString('utf8')}`);
+        instance = daemons.keep(factory());
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      if (fns.net_compute_complete_create(handle, w.id, instance) < 0) daemons.objects.delete(instance);
+      else daemons.origins.set(w.daemon, instance);
+      return;
+    }
+    default:
+      break;
+  }
+  const daemon = daemons.objects.get(w.instance);
+  try {
+    if (!daemon) throw new Error(`no daemon object ${w.instance}`);
+    if (w.kind === CONSTANTS.NET_COMPUTE_WORK_PROCESS) {
+      const outputs = [...(daemon.process({ producer: w.producer, sequence: w.sequence, payload: w.payload, daemon: w.daemon }) ?? [])];
+      const slices = outputs.map((o, i) => new Uint8Array(args.bytes(o, `outputs[${i}]`)));
+      const list = slices.map((s) => ({ ptr: s, len: s.length }));
+      fns.net_compute_complete_process(handle, w.id, list.length ? list : null, list.length);
+    } else if (w.kind === CONSTANTS.NET_COMPUTE_WORK_SNAPSHOT) {
+      const state = new Uint8Array(args.bytes(daemon.snapshot() ?? Buffer.alloc(0), 'snapshot'));
+      fns.net_compute_complete_snapshot(handle, w.id, state, state.length);
+    } else if (w.kind === CONSTANTS.NET_COMPUTE_WORK_RESTORE) {
+      daemon.restore(w.payload);
+      fns.net_compute_complete_restore(handle, w.id);
+    }
+  } catch (err) {
+    fail(err);
   }
 }
 

@@ -186,25 +186,23 @@ class Compute(_Handle):
     ends when the runtime is closed.
     """
 
-    __slots__ = ("_factories", "_objects", "_origins", "_next_instance", "_objects_lock", "_worker")
+    __slots__ = ("_daemons", "_worker")
     _kind = "Compute"
     _free = staticmethod(lib.net_compute_free)
 
     def __init__(self, mesh: Mesh, **options: Any) -> None:
         self._lock = threading.Lock()
         self._ptr = None
-        self._factories: Dict[str, Callable[[], Daemon]] = {}
-        # The daemon objects by instance id, and the instance running each
-        # daemon (origin) here.
-        self._objects: Dict[int, Daemon] = {}
-        self._origins: Dict[int, int] = {}
-        self._objects_lock = threading.Lock()
-        self._next_instance = 1
+        # Shared with the work thread, which holds it and the raw handle but
+        # not the Compute: a Compute dropped without close() is collected,
+        # and the free its finalizer hands over ends the thread.
+        self._daemons = _Daemons()
         raw = _config_json(options)
         out = ffi.new("net_compute_t **")
         check(lib.net_compute_new(mesh._handle(), raw if raw else ffi.NULL, len(raw), out))
         self._ptr = out[0]
-        self._worker = threading.Thread(target=self._serve, args=(out[0],), name="netmesh-compute", daemon=True)
+        self._worker = threading.Thread(
+            target=_serve, args=(out[0], self._daemons), name="netmesh-compute", daemon=True)
         self._worker.start()
 
     # -- daemons -----------------------------------------------------------------
@@ -215,34 +213,27 @@ class Compute(_Handle):
         migration). ComputeAlreadyRegisteredError if the kind exists."""
         raw = kind.encode()
         check(lib.net_compute_register_kind(self._handle(), raw, len(raw), stateful))
-        self._factories[kind] = factory
-
-    def _keep(self, daemon: Daemon) -> int:
-        with self._objects_lock:
-            instance = self._next_instance
-            self._next_instance += 1
-            self._objects[instance] = daemon
-        return instance
+        self._daemons.factories[kind] = factory
 
     def spawn(self, kind: str, seed: BytesLike, daemon: Optional[Daemon] = None) -> int:
         """Runs a daemon of ``kind`` here under the identity of ``seed``
         (32 bytes): ``daemon``, or a new one from the kind's factory.
         Returns its origin hash, which names it everywhere."""
         handle = self._handle()
-        if kind not in self._factories:
+        daemons = self._daemons
+        if kind not in daemons.factories:
             from .errors import ComputeUnknownKindError
 
             raise ComputeUnknownKindError(lib.NET_ERR_COMPUTE_UNKNOWN_KIND, f"no daemon kind {kind!r} is registered")
         key = _seed(seed)
-        instance = self._keep(daemon if daemon is not None else self._factories[kind]())
+        instance = daemons.keep(daemon if daemon is not None else daemons.factories[kind]())
         raw = kind.encode()
         out = ffi.new("uint64_t *")
         status = lib.net_compute_spawn(handle, raw, len(raw), key, 32, instance, out)
         if status != lib.NET_OK:
-            with self._objects_lock:
-                self._objects.pop(instance, None)
+            daemons.drop(instance)
             check(status)
-        self._note_origin(int(out[0]), instance)
+        daemons.note_origin(int(out[0]), instance)
         return int(out[0])
 
     def expect(self, kind: str, seed: BytesLike) -> int:
@@ -264,9 +255,7 @@ class Compute(_Handle):
         """The object of daemon ``origin`` if it runs here, else None."""
         if not any(entry["origin"] == origin for entry in self.daemons()):
             return None
-        with self._objects_lock:
-            instance = self._origins.get(origin)
-            return self._objects.get(instance) if instance is not None else None
+        return self._daemons.running(origin)
 
     def daemons(self) -> List[Dict[str, Any]]:
         """The daemons running here: ``[{"origin", "name"}]``."""
@@ -341,62 +330,6 @@ class Compute(_Handle):
 
     # -- the work loop -------------------------------------------------------------
 
-    def _note_origin(self, origin: int, instance: int) -> None:
-        with self._objects_lock:
-            self._origins[origin] = instance
-
-    def _serve(self, handle: Any) -> None:
-        work = ffi.new("uint64_t *")
-        kind = ffi.new("uint32_t *")
-        instance = ffi.new("uint64_t *")
-        daemon = ffi.new("uint64_t *")
-        producer = ffi.new("uint64_t *")
-        sequence = ffi.new("uint64_t *")
-        payload = new_bytes()
-        while True:
-            status = lib.net_compute_next(
-                handle, lib.NET_WAIT_FOREVER, work, kind, instance, daemon, producer, sequence, payload,
-                ffi.NULL, ffi.NULL,
-            )
-            if status != lib.NET_OK:
-                return  # NET_END: closed (or freed)
-            data = take_bytes(payload)
-            self._answer(handle, int(work[0]), int(kind[0]), int(instance[0]), int(daemon[0]),
-                         int(producer[0]), int(sequence[0]), data)
-
-    def _answer(self, handle: Any, work: int, kind: int, instance: int, origin: int,
-                producer: int, sequence: int, data: bytes) -> None:
-        if kind == lib.NET_COMPUTE_WORK_DROP:
-            with self._objects_lock:
-                self._objects.pop(instance, None)
-                if self._origins.get(origin) == instance:
-                    del self._origins[origin]
-            return
-        try:
-            if kind == lib.NET_COMPUTE_WORK_CREATE:
-                factory = self._factories[data.decode()]
-                new = self._keep(factory())
-                self._note_origin(origin, new)
-                if lib.net_compute_complete_create(handle, work, new) != lib.NET_OK:
-                    with self._objects_lock:
-                        self._objects.pop(new, None)
-                return
-            with self._objects_lock:
-                obj = self._objects[instance]
-            if kind == lib.NET_COMPUTE_WORK_PROCESS:
-                outputs = list(obj.process(DaemonEvent(producer, sequence, data, origin)) or ())
-                slices, n, _views = slice_array(outputs, "outputs")
-                lib.net_compute_complete_process(handle, work, slices, n)
-            elif kind == lib.NET_COMPUTE_WORK_SNAPSHOT:
-                state, n = buf(obj.snapshot(), "snapshot")
-                lib.net_compute_complete_snapshot(handle, work, state, n)
-            elif kind == lib.NET_COMPUTE_WORK_RESTORE:
-                obj.restore(data)
-                lib.net_compute_complete_restore(handle, work)
-        except Exception as e:  # noqa: BLE001 - the daemon's failure is the call's
-            message = f"{type(e).__name__}: {e}".encode()
-            lib.net_compute_fail(handle, work, message, len(message))
-
     def close(self) -> None:
         """Closes the runtime: the work thread ends, calls blocked in it
         return, its daemons stop here. Idempotent."""
@@ -407,3 +340,92 @@ class Compute(_Handle):
 
     def __repr__(self) -> str:
         return f"<Compute {'closed' if self.closed else 'open'}>"
+
+
+class _Daemons:
+    """The daemon objects of one Compute: factories by kind, objects by
+    instance id, and the instance running each daemon (origin) here."""
+
+    def __init__(self) -> None:
+        self.factories: Dict[str, Callable[[], Daemon]] = {}
+        self.lock = threading.Lock()
+        self.objects: Dict[int, Daemon] = {}
+        self.origins: Dict[int, int] = {}
+        self.next_instance = 1
+
+    def keep(self, daemon: Daemon) -> int:
+        with self.lock:
+            instance = self.next_instance
+            self.next_instance += 1
+            self.objects[instance] = daemon
+        return instance
+
+    def drop(self, instance: int, origin: Optional[int] = None) -> None:
+        with self.lock:
+            self.objects.pop(instance, None)
+            if origin is not None and self.origins.get(origin) == instance:
+                del self.origins[origin]
+
+    def note_origin(self, origin: int, instance: int) -> None:
+        with self.lock:
+            self.origins[origin] = instance
+
+    def running(self, origin: int) -> Optional[Daemon]:
+        with self.lock:
+            instance = self.origins.get(origin)
+            return self.objects.get(instance) if instance is not None else None
+
+    def get(self, instance: int) -> Daemon:
+        with self.lock:
+            return self.objects[instance]
+
+
+def _serve(handle: Any, daemons: _Daemons) -> None:
+    """The work thread: pulls work items until the runtime is freed."""
+    work = ffi.new("uint64_t *")
+    kind = ffi.new("uint32_t *")
+    instance = ffi.new("uint64_t *")
+    daemon = ffi.new("uint64_t *")
+    producer = ffi.new("uint64_t *")
+    sequence = ffi.new("uint64_t *")
+    payload = new_bytes()
+    while True:
+        status = lib.net_compute_next(
+            handle, lib.NET_WAIT_FOREVER, work, kind, instance, daemon, producer, sequence, payload,
+            ffi.NULL, ffi.NULL,
+        )
+        if status != lib.NET_OK:
+            return  # NET_END: closed (or freed)
+        data = take_bytes(payload)
+        _answer(handle, daemons, int(work[0]), int(kind[0]), int(instance[0]), int(daemon[0]),
+                int(producer[0]), int(sequence[0]), data)
+
+
+def _answer(handle: Any, daemons: _Daemons, work: int, kind: int, instance: int, origin: int,
+            producer: int, sequence: int, data: bytes) -> None:
+    """Runs one work item on its daemon object and answers it."""
+    if kind == lib.NET_COMPUTE_WORK_DROP:
+        daemons.drop(instance, origin)
+        return
+    try:
+        if kind == lib.NET_COMPUTE_WORK_CREATE:
+            new = daemons.keep(daemons.factories[data.decode()]())
+            if lib.net_compute_complete_create(handle, work, new) == lib.NET_OK:
+                daemons.note_origin(origin, new)
+            else:
+                daemons.drop(new)
+            return
+        obj = daemons.get(instance)
+        if kind == lib.NET_COMPUTE_WORK_PROCESS:
+            outputs = list(obj.process(DaemonEvent(producer, sequence, data, origin)) or ())
+            slices, n, _views = slice_array(outputs, "outputs")
+            lib.net_compute_complete_process(handle, work, slices, n)
+        elif kind == lib.NET_COMPUTE_WORK_SNAPSHOT:
+            state, n = buf(obj.snapshot(), "snapshot")
+            lib.net_compute_complete_snapshot(handle, work, state, n)
+        elif kind == lib.NET_COMPUTE_WORK_RESTORE:
+            obj.restore(data)
+            lib.net_compute_complete_restore(handle, work)
+    except Exception as e:  # noqa: BLE001 - the daemon's failure is the call's
+        message = f"{type(e).__name__}: {e}".encode()
+        lib.net_compute_fail(handle, work, message, len(message))

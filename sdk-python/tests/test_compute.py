@@ -6,6 +6,7 @@ closing races in-flight calls."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import List
@@ -200,7 +201,7 @@ def test_daemon_failures_and_bad_arguments_raise_typed_errors() -> None:
         rt.stop(origin)
         with pytest.raises(ComputeNotFoundError):
             rt.stop(origin)
-        wait_for("the stopped daemon's object released", lambda: not rt._objects)
+        wait_for("the stopped daemon's object released", lambda: not rt._daemons.objects)
     with pytest.raises(ShuttingDownError):
         rt.daemons()
     assert "closed" in repr(rt)
@@ -245,3 +246,15 @@ def test_close_races_calls_in_flight() -> None:
         with pytest.raises(ShuttingDownError):
             rt.deliver(origin, PRODUCER, 1, b"")
         rt.close()
+
+
+def test_a_forgotten_compute_is_freed_in_the_background() -> None:
+    with Mesh(**FAST) as mesh:
+        rt = Compute(mesh)
+        worker = rt._worker
+        with pytest.warns(ResourceWarning, match="Compute was never closed"):
+            del rt
+            gc.collect()
+        # The free the finalizer handed over ends the work thread.
+        worker.join(10)
+        assert not worker.is_alive()
