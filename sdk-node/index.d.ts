@@ -924,14 +924,14 @@ export declare class Compute implements AsyncDisposable {
   register(kind: string, factory: () => Daemon, stateful?: boolean): void;
   spawn(kind: string, seed: BytesLike, daemon?: Daemon): bigint;
   expect(kind: string, seed: BytesLike): bigint;
-  stop(origin: U64Like): void;
+  stop(origin: U64Like): Promise<void>;
   daemon(origin: U64Like): Daemon | null;
   daemons(): { origin: bigint; name: string }[];
-  stats(origin: U64Like): DaemonStats;
+  stats(origin: U64Like): Promise<DaemonStats>;
   deliver(origin: U64Like, producer: U64Like, sequence: U64Like, payload?: BytesLike | null): Promise<number>;
   nextOutput(timeoutMs?: number): Promise<DaemonOutput | null>;
-  startMigration(origin: U64Like, source: U64Like, target: U64Like): void;
-  migrationStatus(origin: U64Like): MigrationStatus;
+  startMigration(origin: U64Like, source: U64Like, target: U64Like): Promise<void>;
+  migrationStatus(origin: U64Like): Promise<MigrationStatus>;
   waitMigration(origin: U64Like, timeoutMs?: number): Promise<MigrationStatus | null>;
   close(): void;
   closeAsync(): Promise<void>;

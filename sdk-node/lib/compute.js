@@ -10,8 +10,10 @@
 // call, lib/async.js), runs the daemon method on the main thread when an
 // item arrives, and answers with net_compute_complete_* / net_compute_fail
 // (quick synchronous calls). deliver(), waitMigration() and nextOutput()
-// run on the threadpool too, so the event loop stays free to run the
-// daemon while libnet waits for it. Daemon methods must be synchronous.
+// run on the threadpool too, and stop(), stats(), startMigration() and
+// migrationStatus() on the worker pool (they wait for locks a daemon call
+// holds while it waits for the main thread), so the event loop stays free
+// to run the daemon while libnet waits for it. Daemon methods must be synchronous.
 // Like a listening server, an open Compute keeps the process alive (its
 // pull waits on the threadpool): close it when done.
 
@@ -20,6 +22,7 @@ const { STATUS, CONSTANTS, fns, takeBytes, errorSlot, takeError } = require('./n
 const calls = require('./calls');
 const args = require('./args');
 const asyncCalls = require('./async');
+const pool = require('./pool');
 const { rawMeshHandle } = require('./mesh');
 const { leakRegistry } = require('./finalize');
 const { parseJsonBigInt } = require('./json');
@@ -97,6 +100,15 @@ function seedArg(seed) {
 function statusOf(buf) {
   const j = parseBig(buf);
   return { state: j.state, phase: j.phase ?? null, code: j.code === undefined ? null : Number(j.code), reason: j.reason ?? null };
+}
+
+/** A promise for `fn()`, rejected (not thrown) when it throws. */
+function pooled(fn) {
+  try {
+    return fn();
+  } catch (err) {
+    return Promise.reject(err);
+  }
 }
 
 /** A call with a net_error_t and no token, on the threadpool; throws its error. */
@@ -198,9 +210,13 @@ class Compute {
     return BigInt(out[0]);
   }
 
-  /** Stops daemon `origin` here (ComputeNotFoundError if it does not run here). */
+  /**
+   * Stops daemon `origin` here (rejects with ComputeNotFoundError if it does
+   * not run here). Off the event loop: it waits for a call in flight on the
+   * daemon, which may be waiting for this thread.
+   */
   stop(origin) {
-    calls.check(fns.net_compute_stop(this.#live(), args.u64(origin, 'origin')));
+    return pooled(() => pool.getPool().run('computeStop', [this.#live(), args.u64(origin, 'origin')], [this]).then(() => undefined));
   }
 
   /** The Daemon object of `origin` if it runs here, else null. */
@@ -217,19 +233,28 @@ class Compute {
     return parseBig(takeBytes(out)).map((d) => ({ origin: BigInt(d.origin), name: d.name }));
   }
 
-  /** Daemon `origin`'s counters: name, eventsProcessed, eventsEmitted, errors, headSequence (bigints). */
+  /**
+   * Daemon `origin`'s counters: name, eventsProcessed, eventsEmitted,
+   * errors, headSequence (bigints). Off the event loop (it waits for the
+   * daemon's lock).
+   */
   stats(origin) {
-    const out = { ptr: null, len: 0 };
-    calls.check(fns.net_compute_stats(this.#live(), args.u64(origin, 'origin'), out));
-    const j = parseBig(takeBytes(out));
-    return {
-      origin: BigInt(j.origin),
-      name: j.name,
-      eventsProcessed: BigInt(j.events_processed),
-      eventsEmitted: BigInt(j.events_emitted),
-      errors: BigInt(j.errors),
-      headSequence: BigInt(j.head_sequence),
-    };
+    return pooled(() =>
+      pool
+        .getPool()
+        .run('computeStats', [this.#live(), args.u64(origin, 'origin')], [this])
+        .then((raw) => {
+          const j = parseBig(Buffer.from(raw));
+          return {
+            origin: BigInt(j.origin),
+            name: j.name,
+            eventsProcessed: BigInt(j.events_processed),
+            eventsEmitted: BigInt(j.events_emitted),
+            errors: BigInt(j.errors),
+            headSequence: BigInt(j.head_sequence),
+          };
+        }),
+    );
   }
 
   /**
@@ -261,20 +286,33 @@ class Compute {
     return { daemon: BigInt(origin[0]), sequence: BigInt(seq[0]), payload: takeBytes(out) };
   }
 
-  /** Starts moving daemon `origin` from node `source` to node `target`, orchestrated by this node. */
+  /**
+   * Starts moving daemon `origin` from node `source` to node `target`,
+   * orchestrated by this node. Off the event loop (it waits for the
+   * runtime's lock, which a daemon call may hold).
+   */
   startMigration(origin, source, target) {
-    calls.check(fns.net_compute_start_migration(this.#live(), args.u64(origin, 'origin'), args.u64(source, 'source'), args.u64(target, 'target')));
+    return pooled(() =>
+      pool
+        .getPool()
+        .run('computeStartMigration', [this.#live(), args.u64(origin, 'origin'), args.u64(source, 'source'), args.u64(target, 'target')], [this])
+        .then(() => undefined),
+    );
   }
 
   /**
    * The migration of `origin` orchestrated here (the last one, once
    * finished): { state: 'running' | 'completed' | 'failed', phase, code,
-   * reason }. ComputeNoMigrationError if there is none.
+   * reason }. Rejects with ComputeNoMigrationError if there is none. Off
+   * the event loop, as startMigration.
    */
   migrationStatus(origin) {
-    const out = { ptr: null, len: 0 };
-    calls.check(fns.net_compute_migration_status(this.#live(), args.u64(origin, 'origin'), out));
-    return statusOf(takeBytes(out));
+    return pooled(() =>
+      pool
+        .getPool()
+        .run('computeMigrationStatus', [this.#live(), args.u64(origin, 'origin')], [this])
+        .then((raw) => statusOf(Buffer.from(raw))),
+    );
   }
 
   /** Resolves with the migration's final status once it completed or failed, or null after `timeoutMs`. */

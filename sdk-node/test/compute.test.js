@@ -95,11 +95,11 @@ test('a JavaScript counter migrates under load, every event applied exactly once
     }
   })();
   await waitFor('events before the move', () => sent >= 50n);
-  c.startMigration(origin, meshes[0].nodeId, meshes[1].nodeId);
+  await c.startMigration(origin, meshes[0].nodeId, meshes[1].nodeId);
   const phases = [];
   let done = null;
   while (done === null) {
-    const status = c.migrationStatus(origin);
+    const status = await c.migrationStatus(origin);
     if (phases.at(-1) !== status.phase) phases.push(status.phase);
     done = await c.waitMigration(origin, 5);
   }
@@ -113,9 +113,10 @@ test('a JavaScript counter migrates under load, every event applied exactly once
 
   const total = sent;
   await waitFor('every event applied on the target', () => b.daemon(origin)?.count === total);
-  assert.equal(b.stats(origin).errors, 0n);
-  assert.equal(b.stats(origin).name, 'counter');
-  assert.throws(() => a.stats(origin), ComputeNotFoundError);
+  const stats = await b.stats(origin);
+  assert.equal(stats.errors, 0n);
+  assert.equal(stats.name, 'counter');
+  await assert.rejects(a.stats(origin), ComputeNotFoundError);
   let last = null;
   for (;;) {
     const out = await b.nextOutput(0);
@@ -127,7 +128,7 @@ test('a JavaScript counter migrates under load, every event applied exactly once
 
   // And back, orchestrated by the node it leaves.
   assert.equal(a.expect('counter', SEED), origin);
-  b.startMigration(origin, meshes[1].nodeId, meshes[0].nodeId);
+  await b.startMigration(origin, meshes[1].nodeId, meshes[0].nodeId);
   const back = await b.waitMigration(origin, 20000);
   assert.equal(back.state, 'completed');
   assert.equal(await a.deliver(origin, PRODUCER, total + 1n), Delivery.PROCESSED);
@@ -162,15 +163,15 @@ test('daemon failures and bad arguments reject with typed errors', async (t) => 
   assert.equal(await rt.deliver(origin, PRODUCER, 1n, Buffer.from('ok')), Delivery.PROCESSED);
   await assert.rejects(rt.deliver(origin, PRODUCER, 2n, Buffer.from('boom')), (e) => e instanceof ComputeDaemonError && /boom/.test(e.message));
   await assert.rejects(rt.deliver(origin, PRODUCER, 2n, Buffer.from('block')), (e) => e instanceof ComputeDaemonError && /did not answer/.test(e.message));
-  assert.equal(rt.stats(origin).errors, 2n);
+  assert.equal((await rt.stats(origin)).errors, 2n);
   await assert.rejects(rt.deliver(12345n, PRODUCER, 1n, null), ComputeNotFoundError);
-  assert.throws(() => rt.migrationStatus(origin), ComputeNoMigrationError);
+  await assert.rejects(rt.migrationStatus(origin), ComputeNoMigrationError);
   await assert.rejects(rt.waitMigration(origin, 0), ComputeNoMigrationError);
-  assert.throws(() => rt.startMigration(origin, 12345n, mesh.nodeId), ComputeTransportError);
+  await assert.rejects(rt.startMigration(origin, 12345n, mesh.nodeId), ComputeTransportError);
   const out = await rt.nextOutput(0);
   assert.equal(out.sequence, 1n);
-  rt.stop(origin);
-  assert.throws(() => rt.stop(origin), ComputeNotFoundError);
+  await rt.stop(origin);
+  await assert.rejects(rt.stop(origin), ComputeNotFoundError);
   assert.equal(rt.daemon(origin), null);
   assert.equal(typeof internal.rawHandle(rt), 'bigint');
 });
@@ -198,4 +199,22 @@ test('close racing a delivery in flight: it completes or is refused, never hangs
   } finally {
     mesh.close();
   }
+});
+
+test('stats and migrationStatus while a daemon call waits for the main thread do not block the event loop', async (t) => {
+  const mesh = Mesh.open(FAST);
+  const rt = Compute.open(mesh, { workTimeoutMs: 2000 });
+  t.after(async () => {
+    await rt.closeAsync();
+    mesh.close();
+  });
+  rt.register('counter', () => new Counter());
+  const origin = rt.spawn('counter', SEED);
+  // The delivery holds the daemon's lock until the main thread runs
+  // process(); stats() must wait off the loop, or process() never runs.
+  const delivered = rt.deliver(origin, PRODUCER, 1n, null);
+  const stats = await rt.stats(origin);
+  assert.equal(await delivered, Delivery.PROCESSED);
+  assert.equal(stats.errors, 0n);
+  await assert.rejects(rt.migrationStatus(origin), ComputeNoMigrationError);
 });

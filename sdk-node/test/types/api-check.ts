@@ -123,7 +123,9 @@ async function computeCheck(mesh: Mesh): Promise<void> {
   rt.register('counter', () => new TypedCounter());
   const origin: bigint = rt.spawn('counter', Buffer.alloc(32));
   const outcome: number = await rt.deliver(origin, 1n, 1n, Buffer.from('x'));
-  if (outcome === Delivery.FORWARDED) rt.startMigration(origin, 1n, 2n);
+  if (outcome === Delivery.FORWARDED) await rt.startMigration(origin, 1n, 2n);
+  const phase: MigrationStatus = await rt.migrationStatus(origin);
+  void phase;
   const status: MigrationStatus | null = await rt.waitMigration(origin, 100);
   if (status?.state === 'failed') throw new ComputeDaemonError(status.reason ?? '', -503);
   await rt.closeAsync();
