@@ -218,3 +218,40 @@ test('stats and migrationStatus while a daemon call waits for the main thread do
   assert.equal(stats.errors, 0n);
   await assert.rejects(rt.migrationStatus(origin), ComputeNoMigrationError);
 });
+
+test('a Compute dropped without close is finalized, its pull loop ends and the process exits', () => {
+  const { spawnSync } = require('node:child_process');
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--expose-gc',
+      '-e',
+      `
+      const netmesh = require('netmesh');
+      process.on('warning', () => {});
+      const mesh = netmesh.Mesh.open();
+      (function () {
+        const rt = netmesh.Compute.open(mesh);
+        rt.register('k', () => new netmesh.Daemon());
+      })();
+      (async () => {
+        for (let i = 0; i < 400; i++) {
+          global.gc();
+          await new Promise((r) => setTimeout(r, 5));
+          const l = netmesh.internal.leaks();
+          if (l.leaked.Compute === 1 && l.inFlight === 0) {
+            console.log('finalized, freed', l.freed, 'failed', l.failed);
+            mesh.close();
+            return; // the process must now exit: nothing waits on the threadpool
+          }
+        }
+        console.log('not finalized', JSON.stringify(netmesh.internal.leaks()));
+        process.exit(1);
+      })();
+      `,
+    ],
+    { cwd: process.cwd(), env: process.env, encoding: 'utf8', timeout: 60_000 },
+  );
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /finalized, freed 1 failed 0/);
+});
