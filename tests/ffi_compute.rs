@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 
@@ -92,6 +92,8 @@ fn next_work(
 /// pulling work until the runtime is freed.
 struct Sdk {
     objects: Arc<Mutex<HashMap<u64, Counter>>>,
+    /// Work kinds (bit `1 << kind`) the SDK answers with a failure.
+    failing: Arc<AtomicU32>,
     puller: Option<thread::JoinHandle<u64>>,
 }
 
@@ -102,6 +104,8 @@ impl Sdk {
         let objects: Arc<Mutex<HashMap<u64, Counter>>> = Arc::default();
         let rt = P(rt);
         let objs = Arc::clone(&objects);
+        let failing = Arc::new(AtomicU32::new(0));
+        let fails = Arc::clone(&failing);
         let puller = thread::spawn(move || {
             let rt = rt;
             let mut handled = 0;
@@ -121,6 +125,13 @@ impl Sdk {
                     ..
                 } = w;
                 handled += 1;
+                if kind != NET_COMPUTE_WORK_DROP && fails.load(Ordering::SeqCst) & (1 << kind) != 0
+                {
+                    let msg = "refused by the test";
+                    let st = unsafe { net_compute_fail(rt.0, id, msg.as_ptr(), msg.len()) };
+                    assert_eq!(st, OK);
+                    continue;
+                }
                 let mut objects = objs.lock().unwrap();
                 let st = match kind {
                     NET_COMPUTE_WORK_PROCESS => {
@@ -175,6 +186,7 @@ impl Sdk {
         });
         Self {
             objects,
+            failing,
             puller: Some(puller),
         }
     }
@@ -399,6 +411,83 @@ fn a_foreign_counter_migrates_under_load_exactly_once() {
         handled[0] > 0 && handled[1] > 0 && handled[2] == 0,
         "{handled:?}"
     );
+    for m in meshes {
+        assert_eq!(unsafe { net_mesh_free(m) }, OK);
+    }
+}
+
+/// A foreign daemon whose SDK refuses the snapshot, or whose target SDK
+/// refuses to build the object, fails the migration cleanly: the status
+/// says why, the daemon keeps running at the source with nothing lost,
+/// and a retry once the SDK cooperates succeeds.
+#[test]
+fn refused_snapshot_or_construction_fails_the_migration_and_a_retry_succeeds() {
+    let meshes = [node(), node()];
+    connect(meshes[0], meshes[1]);
+    let rts = meshes.map(|m| runtime(m, RUNTIME));
+    let sdks = rts.map(Sdk::serve);
+    let origin = sdks[0].spawn(rts[0]);
+    assert_eq!(expect(rts[1]), origin);
+    let [a, b] = meshes.map(node_id);
+    let seq = AtomicU64::new(0);
+    // Right after a failure the source may still be leaving its capture
+    // (it hears the abort through its own queue): a buffered event is
+    // applied there when it does.
+    let send = |n: u64| {
+        for _ in 0..n {
+            let next = seq.fetch_add(1, Ordering::SeqCst) + 1;
+            let outcome = deliver(rts[0], origin, next);
+            assert!(
+                outcome == Ok(NET_COMPUTE_PROCESSED) || outcome == Ok(NET_COMPUTE_BUFFERED),
+                "{outcome:?}"
+            );
+        }
+    };
+    send(5);
+    let wait = |rt| {
+        let mut out = net_bytes_t::EMPTY;
+        let st =
+            unsafe { net_compute_wait_migration(rt, origin, 20_000, &mut out, ptr::null_mut()) };
+        assert_eq!(st, OK, "{}", last_error());
+        json(out)
+    };
+    for (sdk, kind) in [
+        (&sdks[0], NET_COMPUTE_WORK_SNAPSHOT),
+        (&sdks[1], NET_COMPUTE_WORK_CREATE),
+    ] {
+        sdk.failing.store(1 << kind, Ordering::SeqCst);
+        assert_eq!(
+            unsafe { net_compute_start_migration(rts[0], origin, a, b) },
+            OK
+        );
+        let status = wait(rts[0]);
+        assert_eq!(status["state"], "failed", "{status}");
+        let reason = status["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("state-failed") && reason.contains("refused by the test"),
+            "{reason}"
+        );
+        sdk.failing.store(0, Ordering::SeqCst);
+        // Still at the source, still counting.
+        send(5);
+        let sent = seq.load(Ordering::SeqCst);
+        wait_for("the count at the source", || sdks[0].counts() == vec![sent]);
+    }
+    assert_eq!(
+        unsafe { net_compute_start_migration(rts[0], origin, a, b) },
+        OK
+    );
+    assert_eq!(wait(rts[0])["state"], "completed");
+    let total = seq.load(Ordering::SeqCst);
+    wait_for("the count on the target", || {
+        sdks[1].counts() == vec![total]
+    });
+    for rt in rts {
+        assert_eq!(unsafe { net_compute_free(rt) }, OK);
+    }
+    for sdk in sdks {
+        sdk.join();
+    }
     for m in meshes {
         assert_eq!(unsafe { net_mesh_free(m) }, OK);
     }
