@@ -122,12 +122,40 @@ func (c ComputeConfig) json() []byte {
 type Compute struct {
 	h    handle // *C.net_compute_t
 	done chan struct{}
+	// Shared with the work goroutine, which holds it and the raw pointer
+	// but not the Compute: a Compute dropped without Close is collected,
+	// and its finalizer's free ends the goroutine.
+	t *daemonTable
+}
 
+// daemonTable is one Compute's daemon objects: factories by kind, objects
+// by instance id, and the instance running each daemon (origin) here.
+type daemonTable struct {
 	mu        sync.Mutex
 	factories map[string]func() Daemon
-	objects   map[uint64]Daemon // by instance id
-	origins   map[uint64]uint64 // daemon origin -> instance running here
+	objects   map[uint64]Daemon
+	origins   map[uint64]uint64
 	next      uint64
+}
+
+func (t *daemonTable) keep(d Daemon) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.next++
+	t.objects[t.next] = d
+	return t.next
+}
+
+func (t *daemonTable) drop(instance uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.objects, instance)
+}
+
+func (t *daemonTable) setOrigin(origin, instance uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.origins[origin] = instance
 }
 
 func freeCompute(p unsafe.Pointer) error {
@@ -152,11 +180,9 @@ func NewCompute(mesh *Mesh, cfg ComputeConfig) (*Compute, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Compute{h: newHandle(unsafe.Pointer(out)), done: make(chan struct{}),
-		factories: map[string]func() Daemon{}, objects: map[uint64]Daemon{}, origins: map[uint64]uint64{}}
-	// The goroutine holds the raw pointer, not c, so c can be collected
-	// (its finalizer frees the handle, which ends the goroutine).
-	go serveCompute(out, c.done, &c.mu, c.factories, c.objects, c.origins, &c.next)
+	t := &daemonTable{factories: map[string]func() Daemon{}, objects: map[uint64]Daemon{}, origins: map[uint64]uint64{}}
+	c := &Compute{h: newHandle(unsafe.Pointer(out)), done: make(chan struct{}), t: t}
+	go serveCompute(out, c.done, t)
 	runtime.SetFinalizer(c, func(c *Compute) { c.h.leaked("netmesh.Compute", freeCompute) })
 	return c, nil
 }
@@ -215,19 +241,11 @@ func (c *Compute) Register(kind string, factory func() Daemon, stateful bool) er
 	})
 	runtime.KeepAlive(kind)
 	if err == nil {
-		c.mu.Lock()
-		c.factories[kind] = factory
-		c.mu.Unlock()
+		c.t.mu.Lock()
+		c.t.factories[kind] = factory
+		c.t.mu.Unlock()
 	}
 	return err
-}
-
-func keep(mu *sync.Mutex, objects map[uint64]Daemon, next *uint64, d Daemon) uint64 {
-	mu.Lock()
-	defer mu.Unlock()
-	*next++
-	objects[*next] = d
-	return *next
 }
 
 // Spawn runs daemon d (nil: one from the kind's factory) of kind kind here
@@ -238,16 +256,16 @@ func (c *Compute) Spawn(kind string, seed []byte, d Daemon) (uint64, error) {
 	if len(seed) != 32 {
 		return 0, invalidArgument(op, fmt.Sprintf("seed must be 32 bytes, got %d", len(seed)))
 	}
-	c.mu.Lock()
-	factory := c.factories[kind]
-	c.mu.Unlock()
+	c.t.mu.Lock()
+	factory := c.t.factories[kind]
+	c.t.mu.Unlock()
 	if d == nil && factory != nil {
 		d = factory()
 	}
 	if d == nil {
 		return 0, &Error{Op: op, Status: StatusComputeUnknownKind, Message: fmt.Sprintf("no daemon kind %q is registered", kind)}
 	}
-	instance := keep(&c.mu, c.objects, &c.next, d)
+	instance := c.t.keep(d)
 	var origin C.uint64_t
 	_, err := c.do(op, func(p *C.net_compute_t) C.net_status_t {
 		return C.net_compute_spawn(p, stringPtr(kind), C.size_t(len(kind)), bytesPtr(seed), C.size_t(len(seed)),
@@ -255,13 +273,11 @@ func (c *Compute) Spawn(kind string, seed []byte, d Daemon) (uint64, error) {
 	})
 	runtime.KeepAlive(kind)
 	runtime.KeepAlive(seed)
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err != nil {
-		delete(c.objects, instance)
+		c.t.drop(instance)
 		return 0, err
 	}
-	c.origins[uint64(origin)] = instance
+	c.t.setOrigin(uint64(origin), instance)
 	return uint64(origin), nil
 }
 
@@ -295,9 +311,9 @@ func (c *Compute) Daemon(origin uint64) (Daemon, bool) {
 	}
 	for _, e := range list {
 		if e.Origin == origin {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			d, ok := c.objects[c.origins[origin]]
+			c.t.mu.Lock()
+			defer c.t.mu.Unlock()
+			d, ok := c.t.objects[c.t.origins[origin]]
 			return d, ok
 		}
 	}
@@ -424,8 +440,7 @@ func (c *Compute) Close() error {
 
 // serveCompute pulls work items until the runtime is freed, and answers
 // each by calling the daemon object it names.
-func serveCompute(p *C.net_compute_t, done chan struct{}, mu *sync.Mutex, factories map[string]func() Daemon,
-	objects map[uint64]Daemon, origins map[uint64]uint64, next *uint64) {
+func serveCompute(p *C.net_compute_t, done chan struct{}, t *daemonTable) {
 	defer close(done)
 	for {
 		var work, instance, daemon, producer, seq C.uint64_t
@@ -437,13 +452,12 @@ func serveCompute(p *C.net_compute_t, done chan struct{}, mu *sync.Mutex, factor
 			return // NET_END: freed
 		}
 		data := takeBytes(&payload)
-		answerWork(p, mu, factories, objects, origins, next, uint64(work), uint32(kind), uint64(instance),
+		answerWork(p, t, uint64(work), uint32(kind), uint64(instance),
 			uint64(daemon), DaemonEvent{Producer: uint64(producer), Sequence: uint64(seq), Payload: data, Daemon: uint64(daemon)})
 	}
 }
 
-func answerWork(p *C.net_compute_t, mu *sync.Mutex, factories map[string]func() Daemon, objects map[uint64]Daemon,
-	origins map[uint64]uint64, next *uint64, work uint64, kind uint32, instance, origin uint64, ev DaemonEvent) {
+func answerWork(p *C.net_compute_t, t *daemonTable, work uint64, kind uint32, instance, origin uint64, ev DaemonEvent) {
 	w := C.uint64_t(work)
 	fail := func(err error) {
 		msg := err.Error()
@@ -452,37 +466,37 @@ func answerWork(p *C.net_compute_t, mu *sync.Mutex, factories map[string]func() 
 	}
 	switch kind {
 	case C.NET_COMPUTE_WORK_DROP:
-		mu.Lock()
-		delete(objects, instance)
-		if origins[origin] == instance {
-			delete(origins, origin)
+		t.mu.Lock()
+		delete(t.objects, instance)
+		if t.origins[origin] == instance {
+			delete(t.origins, origin)
 		}
-		mu.Unlock()
+		t.mu.Unlock()
 		return
 	case C.NET_COMPUTE_WORK_CREATE:
-		mu.Lock()
-		factory := factories[string(ev.Payload)]
-		mu.Unlock()
+		t.mu.Lock()
+		factory := t.factories[string(ev.Payload)]
+		t.mu.Unlock()
 		if factory == nil {
 			fail(fmt.Errorf("no factory for kind %q", ev.Payload))
 			return
 		}
-		d := factory()
-		id := keep(mu, objects, next, d)
-		if C.net_compute_complete_create(p, w, C.uint64_t(id)) != C.NET_OK {
-			mu.Lock()
-			delete(objects, id)
-			mu.Unlock()
+		d, err := safeFactory(factory)
+		if err != nil {
+			fail(err)
 			return
 		}
-		mu.Lock()
-		origins[origin] = id
-		mu.Unlock()
+		id := t.keep(d)
+		if C.net_compute_complete_create(p, w, C.uint64_t(id)) != C.NET_OK {
+			t.drop(id)
+			return
+		}
+		t.setOrigin(origin, id)
 		return
 	}
-	mu.Lock()
-	d := objects[instance]
-	mu.Unlock()
+	t.mu.Lock()
+	d := t.objects[instance]
+	t.mu.Unlock()
 	if d == nil {
 		fail(fmt.Errorf("no daemon object %d", instance))
 		return
@@ -524,6 +538,18 @@ func safeProcess(d Daemon, ev DaemonEvent) (out [][]byte, err error) {
 		}
 	}()
 	return d.Process(ev)
+}
+
+func safeFactory(factory func() Daemon) (d Daemon, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("daemon factory panicked: %v", r)
+		}
+	}()
+	if d = factory(); d == nil {
+		err = fmt.Errorf("the daemon factory returned nil")
+	}
+	return d, err
 }
 
 func safeCall(f func() ([]byte, error)) (out []byte, err error) {
