@@ -1494,17 +1494,19 @@ net_status_t net_compute_deliver(const net_compute_t *compute,
 // output of any daemon here (outputs of events replayed or forwarded
 // during a migration come out on the node that applied them). Writes the
 // daemon's origin hash, the output's sequence in the daemon's causal chain
-// and its bytes. Returns `NET_OK`, `NET_TIMEOUT`, or `NET_END` once the
-// runtime is freed.
+// and its bytes. Returns `NET_OK`, `NET_TIMEOUT`, `NET_END` once the
+// runtime is freed, or `NET_ERR_CANCELLED` (nothing taken).
 //
 // # Safety
 // `compute` is NULL or from libnet; the outputs are valid for one write;
-// `error_out` is NULL or valid for one write.
+// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+// write.
 net_status_t net_compute_next_output(const net_compute_t *compute,
                                      uint32_t timeout_ms,
                                      uint64_t *origin_out,
                                      uint64_t *sequence_out,
                                      net_bytes_t *payload_out,
+                                     const net_cancel_t *cancel,
                                      net_error_t *error_out);
 
 // Daemon `origin`'s statistics as a JSON object: `origin`, `name` (its
@@ -1563,15 +1565,17 @@ net_status_t net_compute_migration_status(const net_compute_t *compute,
 // writes its status as `net_compute_migration_status` does. Returns
 // `NET_OK`, `NET_TIMEOUT` (the migration goes on), or an error
 // (`NET_ERR_COMPUTE_NO_MIGRATION`; `NET_ERR_SHUTTING_DOWN` when the
-// runtime is freed during the wait).
+// runtime is freed during the wait; `NET_ERR_CANCELLED`).
 //
 // # Safety
 // `compute` is NULL or from libnet; `json_out` is valid for one write;
-// `error_out` is NULL or valid for one write.
+// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+// write.
 net_status_t net_compute_wait_migration(const net_compute_t *compute,
                                         uint64_t origin,
                                         uint32_t timeout_ms,
                                         net_bytes_t *json_out,
+                                        const net_cancel_t *cancel,
                                         net_error_t *error_out);
 
 // Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit; 0: don't wait)

@@ -929,10 +929,10 @@ export declare class Compute implements AsyncDisposable {
   daemons(): { origin: bigint; name: string }[];
   stats(origin: U64Like): Promise<DaemonStats>;
   deliver(origin: U64Like, producer: U64Like, sequence: U64Like, payload?: BytesLike | null): Promise<number>;
-  nextOutput(timeoutMs?: number): Promise<DaemonOutput | null>;
+  nextOutput(timeoutMs?: number, options?: SignalOptions): Promise<DaemonOutput | null>;
   startMigration(origin: U64Like, source: U64Like, target: U64Like): Promise<void>;
   migrationStatus(origin: U64Like): Promise<MigrationStatus>;
-  waitMigration(origin: U64Like, timeoutMs?: number): Promise<MigrationStatus | null>;
+  waitMigration(origin: U64Like, timeoutMs?: number, options?: SignalOptions): Promise<MigrationStatus | null>;
   close(): void;
   closeAsync(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;

@@ -335,7 +335,14 @@ fn a_foreign_counter_migrates_under_load_exactly_once() {
             phases.push(phase);
         }
         let st = unsafe {
-            net_compute_wait_migration(rts[2], origin, 5, &mut json_out, ptr::null_mut())
+            net_compute_wait_migration(
+                rts[2],
+                origin,
+                5,
+                &mut json_out,
+                ptr::null(),
+                ptr::null_mut(),
+            )
         };
         if st == OK {
             break;
@@ -374,7 +381,15 @@ fn a_foreign_counter_migrates_under_load_exactly_once() {
         let (mut o, mut seq) = (0, 0);
         let mut payload = net_bytes_t::EMPTY;
         let st = unsafe {
-            net_compute_next_output(rts[1], 0, &mut o, &mut seq, &mut payload, ptr::null_mut())
+            net_compute_next_output(
+                rts[1],
+                0,
+                &mut o,
+                &mut seq,
+                &mut payload,
+                ptr::null(),
+                ptr::null_mut(),
+            )
         };
         if st == net_status_t::NET_TIMEOUT {
             break;
@@ -392,7 +407,14 @@ fn a_foreign_counter_migrates_under_load_exactly_once() {
         OK
     );
     let st = unsafe {
-        net_compute_wait_migration(rts[1], origin, 20_000, &mut json_out, ptr::null_mut())
+        net_compute_wait_migration(
+            rts[1],
+            origin,
+            20_000,
+            &mut json_out,
+            ptr::null(),
+            ptr::null_mut(),
+        )
     };
     assert_eq!(st, OK, "{}", last_error());
     assert_eq!(json(json_out)["state"], "completed");
@@ -446,8 +468,9 @@ fn refused_snapshot_or_construction_fails_the_migration_and_a_retry_succeeds() {
     send(5);
     let wait = |rt| {
         let mut out = net_bytes_t::EMPTY;
-        let st =
-            unsafe { net_compute_wait_migration(rt, origin, 20_000, &mut out, ptr::null_mut()) };
+        let st = unsafe {
+            net_compute_wait_migration(rt, origin, 20_000, &mut out, ptr::null(), ptr::null_mut())
+        };
         assert_eq!(st, OK, "{}", last_error());
         json(out)
     };
@@ -682,7 +705,9 @@ fn bad_arguments_get_typed_errors() {
         net_status_t::NET_ERR_COMPUTE_NO_MIGRATION
     );
     assert_eq!(
-        unsafe { net_compute_wait_migration(rt, origin, 0, &mut json_out, ptr::null_mut()) },
+        unsafe {
+            net_compute_wait_migration(rt, origin, 0, &mut json_out, ptr::null(), ptr::null_mut())
+        },
         net_status_t::NET_ERR_COMPUTE_NO_MIGRATION
     );
     let me = node_id(mesh);
@@ -838,4 +863,84 @@ fn race_free_waits_for_in_flight_call() {
         }
     }
     panic!("the call was never seen in flight in 50 rounds");
+}
+
+/// A cancel wakes `net_compute_next_output` and `net_compute_wait_migration`
+/// waiting without limit (`NET_ERR_CANCELLED`, in the call's `net_error_t`).
+#[test]
+fn cancel_wakes_the_waits() {
+    let meshes = [node(), node()];
+    connect(meshes[0], meshes[1]);
+    // Nobody pulls work at B: the object for the arriving daemon is never
+    // built, so the migration stays in its Transfer phase while we wait
+    // for it at A (whose state is free: the wait is on B).
+    let rts = meshes.map(|m| runtime(m, r#"{"work_timeout_ms": 30000}"#));
+    let sdk = Sdk::serve(rts[0]);
+    let origin = sdk.spawn(rts[0]);
+    expect(rts[1]);
+    let [a, b] = meshes.map(node_id);
+    assert_eq!(
+        unsafe { net_compute_start_migration(rts[0], origin, a, b) },
+        OK
+    );
+    type Wait = fn(P<net_compute_t>, u64, *const net_cancel_t) -> net_error_t;
+    let waits: [Wait; 2] = [
+        |rt, _, cancel| {
+            let (mut o, mut seq) = (0, 0);
+            let mut payload = net_bytes_t::EMPTY;
+            let mut error = error_slot();
+            unsafe {
+                net_compute_next_output(
+                    rt.0,
+                    NET_WAIT_FOREVER,
+                    &mut o,
+                    &mut seq,
+                    &mut payload,
+                    cancel,
+                    &mut error,
+                )
+            };
+            error
+        },
+        |rt, origin, cancel| {
+            let mut out = net_bytes_t::EMPTY;
+            let mut error = error_slot();
+            unsafe {
+                net_compute_wait_migration(
+                    rt.0,
+                    origin,
+                    NET_WAIT_FOREVER,
+                    &mut out,
+                    cancel,
+                    &mut error,
+                )
+            };
+            error
+        },
+    ];
+    for wait in waits {
+        let token = P(cancel_token());
+        let done = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (rt, done) = (P(rts[0]), Arc::clone(&done));
+            thread::spawn(move || {
+                let (rt, token) = (rt, token);
+                let error = wait(rt, origin, token.0);
+                done.store(true, Ordering::SeqCst);
+                error_of(error)
+            })
+        };
+        wait_in_flight(rts[0], &done);
+        unsafe { net_cancel_cancel(token.0) };
+        let (status, message) = waiter.join().unwrap();
+        assert_eq!(status, net_status_t::NET_ERR_CANCELLED, "{message}");
+        unsafe { net_cancel_free(token.0) };
+    }
+    for rt in rts {
+        assert_eq!(unsafe { net_compute_free(rt) }, OK);
+    }
+    sdk.join();
+    for m in meshes {
+        assert_eq!(unsafe { net_mesh_free(m) }, OK);
+    }
 }

@@ -285,7 +285,7 @@ static void test_c_counter_migrates_under_load_exactly_once(void)
             last_phase = phase;
         }
         net_bytes_free(&status);
-        net_status_t st = net_compute_wait_migration(sites[2].rt, origin, 5, &done, NULL);
+        net_status_t st = net_compute_wait_migration(sites[2].rt, origin, 5, &done, NULL, NULL);
         if (st != NET_TIMEOUT) {
             CHECK_OK(st);
             break;

@@ -6,6 +6,7 @@ package netmesh
 import "C"
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -370,17 +371,31 @@ func (c *Compute) Deliver(origin, producer, sequence uint64, payload []byte) (De
 }
 
 // NextOutput waits up to timeout (negative: no limit) for the next output
-// of any daemon here; ok is false on timeout or once closed.
-func (c *Compute) NextOutput(timeout time.Duration) (out DaemonOutput, ok bool, err error) {
+// of any daemon here; ok is false on timeout or once closed. ctx cancels
+// the wait (an *Error matching ErrCancelled and ctx.Err(); nothing taken).
+func (c *Compute) NextOutput(ctx context.Context, timeout time.Duration) (out DaemonOutput, ok bool, err error) {
 	var origin, seq C.uint64_t
 	var data C.net_bytes_t
-	st, err := c.withError("net_compute_next_output", func(p *C.net_compute_t, e *C.net_error_t) C.net_status_t {
-		return C.net_compute_next_output(p, timeoutMs(timeout), &origin, &seq, &data, e)
+	st, err := c.blocking(ctx, "net_compute_next_output", func(p *C.net_compute_t, cancel *C.net_cancel_t, e *C.net_error_t) C.net_status_t {
+		return C.net_compute_next_output(p, timeoutMs(timeout), &origin, &seq, &data, cancel, e)
 	})
 	if err != nil || st != StatusOK {
 		return DaemonOutput{}, false, err
 	}
 	return DaemonOutput{Daemon: uint64(origin), Sequence: uint64(seq), Payload: takeBytes(&data)}, true, nil
+}
+
+// blocking runs one blocking net_compute_* call under ctx.
+func (c *Compute) blocking(ctx context.Context, op string, f func(p *C.net_compute_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t) (Status, error) {
+	p, err := c.ptr(op)
+	if err != nil {
+		return 0, err
+	}
+	st, err := blocking(ctx, op, func(cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return f(p, cancel, errOut)
+	})
+	runtime.KeepAlive(c)
+	return st, err
 }
 
 func timeoutMs(d time.Duration) C.uint32_t {
@@ -412,11 +427,11 @@ func (c *Compute) MigrationStatus(origin uint64) (MigrationStatus, error) {
 
 // WaitMigration waits up to timeout (negative: no limit) until the
 // migration of origin orchestrated here has completed or failed; ok is
-// false if the timeout passed first.
-func (c *Compute) WaitMigration(origin uint64, timeout time.Duration) (status MigrationStatus, ok bool, err error) {
+// false if the timeout passed first. ctx cancels the wait.
+func (c *Compute) WaitMigration(ctx context.Context, origin uint64, timeout time.Duration) (status MigrationStatus, ok bool, err error) {
 	var out C.net_bytes_t
-	st, err := c.withError("net_compute_wait_migration", func(p *C.net_compute_t, e *C.net_error_t) C.net_status_t {
-		return C.net_compute_wait_migration(p, C.uint64_t(origin), timeoutMs(timeout), &out, e)
+	st, err := c.blocking(ctx, "net_compute_wait_migration", func(p *C.net_compute_t, cancel *C.net_cancel_t, e *C.net_error_t) C.net_status_t {
+		return C.net_compute_wait_migration(p, C.uint64_t(origin), timeoutMs(timeout), &out, cancel, e)
 	})
 	if err != nil || st != StatusOK {
 		return MigrationStatus{}, false, err

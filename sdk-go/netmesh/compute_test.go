@@ -1,6 +1,7 @@
 package netmesh_test
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -149,7 +150,7 @@ func TestComputeGoCounterMigratesUnderLoadExactlyOnce(t *testing.T) {
 		if i := slices.Index(order, st.Phase); len(seen) == 0 || seen[len(seen)-1] != i {
 			seen = append(seen, i)
 		}
-		status, ok, err := c.WaitMigration(origin, 5*time.Millisecond)
+		status, ok, err := c.WaitMigration(context.Background(), origin, 5*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +182,7 @@ func TestComputeGoCounterMigratesUnderLoadExactlyOnce(t *testing.T) {
 	}
 	var last uint64
 	for {
-		out, ok, err := b.NextOutput(0)
+		out, ok, err := b.NextOutput(context.Background(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,7 +205,7 @@ func TestComputeGoCounterMigratesUnderLoadExactlyOnce(t *testing.T) {
 	if err := b.StartMigration(origin, must(meshes[1].NodeID()), must(meshes[0].NodeID())); err != nil {
 		t.Fatal(err)
 	}
-	if st, ok, err := b.WaitMigration(origin, 20*time.Second); err != nil || !ok || st.State != "completed" {
+	if st, ok, err := b.WaitMigration(context.Background(), origin, 20*time.Second); err != nil || !ok || st.State != "completed" {
 		t.Fatalf("return trip: %+v %v %v", st, ok, err)
 	}
 	if outcome := must(a.Deliver(origin, computeProducer, total+1, nil)); outcome != netmesh.DeliveryProcessed {
@@ -274,13 +275,13 @@ func TestComputeErrorsAreTyped(t *testing.T) {
 	if _, err := c.MigrationStatus(origin); !errors.Is(err, netmesh.ErrComputeNoMigration) {
 		t.Fatalf("no migration: %v", err)
 	}
-	if _, _, err := c.WaitMigration(origin, 0); !errors.Is(err, netmesh.ErrComputeNoMigration) {
+	if _, _, err := c.WaitMigration(context.Background(), origin, 0); !errors.Is(err, netmesh.ErrComputeNoMigration) {
 		t.Fatalf("wait, no migration: %v", err)
 	}
 	if err := c.StartMigration(origin, 12345, must(m.NodeID())); !errors.Is(err, netmesh.ErrComputeTransport) {
 		t.Fatalf("unreachable source: %v", err)
 	}
-	if out, ok, err := c.NextOutput(0); err != nil || !ok || out.Sequence != 1 {
+	if out, ok, err := c.NextOutput(context.Background(), 0); err != nil || !ok || out.Sequence != 1 {
 		t.Fatalf("output %+v %v %v", out, ok, err)
 	}
 	if err := c.Stop(origin); err != nil {
@@ -334,5 +335,15 @@ func TestComputeCloseRacesCallsInFlight(t *testing.T) {
 		if _, err := c.Deliver(origin, computeProducer, 1, nil); !errors.Is(err, netmesh.ErrShuttingDown) {
 			t.Fatalf("after close: %v", err)
 		}
+	}
+}
+
+func TestComputeWaitsEndWithTheirContext(t *testing.T) {
+	m := fastMesh(t, nil)
+	c := fastCompute(t, m, netmesh.ComputeConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	if _, ok, err := c.NextOutput(ctx, -1); ok || !errors.Is(err, netmesh.ErrCancelled) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("NextOutput under a cancelled context: %v %v", ok, err)
 	}
 }

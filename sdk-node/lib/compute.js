@@ -275,15 +275,20 @@ class Compute {
     return outcome[0];
   }
 
-  /** The next output of any daemon here ({ daemon, sequence, payload }), or null after `timeoutMs` or once closed. */
-  async nextOutput(timeoutMs) {
-    const handle = this.#live();
-    const origin = [0n];
-    const seq = [0n];
-    const out = { ptr: null, len: 0 };
-    const status = await offLoop(fns.net_compute_next_output, (error) => [handle, timeoutArg(timeoutMs), origin, seq, out, error]);
-    if (status !== STATUS.NET_OK) return null;
-    return { daemon: BigInt(origin[0]), sequence: BigInt(seq[0]), payload: takeBytes(out) };
+  /**
+   * The next output of any daemon here ({ daemon, sequence, payload }), or
+   * null after `timeoutMs` (omitted: no limit) or once closed; `{ signal }`
+   * cancels the wait (it rejects with the signal's reason).
+   */
+  nextOutput(timeoutMs, options) {
+    return pooled(() => {
+      const wait = timeoutArg(timeoutMs);
+      const signal = asyncCalls.signalArg(options);
+      const handle = this.#live();
+      return asyncCalls
+        .blocking({ op: 'compute_next_output', attempt: nextOutputAttempt(handle), resumable: true, timeoutMs: waitMs(wait), signal })
+        .then((r) => (asyncCalls.check(r) === STATUS.NET_OK ? r.value : null));
+    });
   }
 
   /**
@@ -315,13 +320,21 @@ class Compute {
     );
   }
 
-  /** Resolves with the migration's final status once it completed or failed, or null after `timeoutMs`. */
-  async waitMigration(origin, timeoutMs) {
-    const handle = this.#live();
-    const o = args.u64(origin, 'origin');
-    const out = { ptr: null, len: 0 };
-    const status = await offLoop(fns.net_compute_wait_migration, (error) => [handle, o, timeoutArg(timeoutMs), out, error]);
-    return status === STATUS.NET_OK ? statusOf(takeBytes(out)) : null;
+  /**
+   * Resolves with the migration's final status once it completed or
+   * failed, or null after `timeoutMs` (omitted: no limit); `{ signal }`
+   * cancels the wait.
+   */
+  waitMigration(origin, timeoutMs, options) {
+    return pooled(() => {
+      const o = args.u64(origin, 'origin');
+      const wait = timeoutArg(timeoutMs);
+      const signal = asyncCalls.signalArg(options);
+      const handle = this.#live();
+      return asyncCalls
+        .blocking({ op: 'compute_wait_migration', attempt: waitMigrationAttempt(handle, o), resumable: true, timeoutMs: waitMs(wait), signal })
+        .then((r) => (asyncCalls.check(r) === STATUS.NET_OK ? r.value : null));
+    });
   }
 
   /**
@@ -433,6 +446,36 @@ function answer(handle, daemons, w) {
   } catch (err) {
     fail(err);
   }
+}
+
+/** asyncCalls.blocking's timeoutMs for a libnet timeout (FOREVER: Infinity). */
+function waitMs(timeout) {
+  return timeout === asyncCalls.FOREVER ? Infinity : timeout;
+}
+
+function nextOutputAttempt(handle) {
+  return (token, error, timeoutMs) => {
+    const origin = [0n];
+    const seq = [0n];
+    const out = { ptr: null, len: 0 };
+    return {
+      fn: fns.net_compute_next_output,
+      args: [handle, timeoutMs, origin, seq, out, token, error],
+      result: (status) =>
+        status === STATUS.NET_OK ? { daemon: BigInt(origin[0]), sequence: BigInt(seq[0]), payload: takeBytes(out) } : null,
+    };
+  };
+}
+
+function waitMigrationAttempt(handle, origin) {
+  return (token, error, timeoutMs) => {
+    const out = { ptr: null, len: 0 };
+    return {
+      fn: fns.net_compute_wait_migration,
+      args: [handle, origin, timeoutMs, out, token, error],
+      result: (status) => (status === STATUS.NET_OK ? statusOf(takeBytes(out)) : null),
+    };
+  };
 }
 
 function nextAttempt(handle) {

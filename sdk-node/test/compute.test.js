@@ -170,6 +170,11 @@ test('daemon failures and bad arguments reject with typed errors', async (t) => 
   await assert.rejects(rt.startMigration(origin, 12345n, mesh.nodeId), ComputeTransportError);
   const out = await rt.nextOutput(0);
   assert.equal(out.sequence, 1n);
+  // An AbortSignal ends a wait without limit.
+  const controller = new AbortController();
+  const waiting = rt.nextOutput(undefined, { signal: controller.signal });
+  controller.abort(new Error('enough'));
+  await assert.rejects(waiting, /enough/);
   await rt.stop(origin);
   await assert.rejects(rt.stop(origin), ComputeNotFoundError);
   assert.equal(rt.daemon(origin), null);

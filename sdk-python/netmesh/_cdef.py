@@ -262,12 +262,12 @@ net_status_t net_compute_spawn(const net_compute_t *compute, const uint8_t *kind
 net_status_t net_compute_expect(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint64_t *origin_out);
 net_status_t net_compute_stop(const net_compute_t *compute, uint64_t origin);
 net_status_t net_compute_deliver(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, uint32_t *outcome_out, net_error_t *error_out);
-net_status_t net_compute_next_output(const net_compute_t *compute, uint32_t timeout_ms, uint64_t *origin_out, uint64_t *sequence_out, net_bytes_t *payload_out, net_error_t *error_out);
+net_status_t net_compute_next_output(const net_compute_t *compute, uint32_t timeout_ms, uint64_t *origin_out, uint64_t *sequence_out, net_bytes_t *payload_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_stats(const net_compute_t *compute, uint64_t origin, net_bytes_t *json_out);
 net_status_t net_compute_daemons(const net_compute_t *compute, net_bytes_t *json_out);
 net_status_t net_compute_start_migration(const net_compute_t *compute, uint64_t origin, uint64_t source, uint64_t target);
 net_status_t net_compute_migration_status(const net_compute_t *compute, uint64_t origin, net_bytes_t *json_out);
-net_status_t net_compute_wait_migration(const net_compute_t *compute, uint64_t origin, uint32_t timeout_ms, net_bytes_t *json_out, net_error_t *error_out);
+net_status_t net_compute_wait_migration(const net_compute_t *compute, uint64_t origin, uint32_t timeout_ms, net_bytes_t *json_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_next(const net_compute_t *compute, uint32_t timeout_ms, uint64_t *work_id_out, uint32_t *kind_out, uint64_t *instance_out, uint64_t *daemon_out, uint64_t *producer_out, uint64_t *sequence_out, net_bytes_t *payload_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_complete_process(const net_compute_t *compute, uint64_t work_id, const net_slice_t *outputs, size_t count);
 net_status_t net_compute_complete_snapshot(const net_compute_t *compute, uint64_t work_id, const uint8_t *state, size_t state_len);

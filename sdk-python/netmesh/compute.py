@@ -47,6 +47,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional
 from ._ffi import BytesLike, buf, check, check_call, error_slot, ffi, lib, new_bytes, slice_array, take_bytes, timeout_ms
 from ._handle import _Handle
 from .mesh import Mesh, _u64
+from .cancel import Cancel, call_blocking
 from .redex import Seconds
 
 __all__ = [
@@ -288,16 +289,23 @@ class Compute(_Handle):
         check_call(status, err)
         return Delivery(int(outcome[0]))
 
-    def next_output(self, timeout: Seconds = None) -> Optional[DaemonOutput]:
+    def next_output(self, timeout: Seconds = None, *, cancel: Optional[Cancel] = None) -> Optional[DaemonOutput]:
         """The next output of any daemon here, waiting up to ``timeout``
-        seconds (None: no limit); None on timeout or once closed."""
+        seconds (None: no limit); None on timeout or once closed.
+        ``cancel`` ends the wait (CancelledError)."""
+        handle = self._handle()
+        ms = timeout_ms(timeout)
         origin = ffi.new("uint64_t *")
         seq = ffi.new("uint64_t *")
         out = new_bytes()
-        err = error_slot()
-        status = lib.net_compute_next_output(self._handle(), timeout_ms(timeout), origin, seq, out, err)
-        check_call(status, err)
-        if status != lib.NET_OK:
+
+        def call(token: Any) -> int:
+            err = error_slot()
+            status = int(lib.net_compute_next_output(handle, ms, origin, seq, out, token, err))
+            check_call(status, err)
+            return status
+
+        if call_blocking(call, cancel) != lib.NET_OK:
             return None
         return DaemonOutput(int(origin[0]), int(seq[0]), take_bytes(out))
 
@@ -317,14 +325,24 @@ class Compute(_Handle):
         check(lib.net_compute_migration_status(self._handle(), _u64(origin, "origin"), out))
         return MigrationStatus._from_json(take_bytes(out))
 
-    def wait_migration(self, origin: int, timeout: Seconds = None) -> Optional[MigrationStatus]:
+    def wait_migration(
+        self, origin: int, timeout: Seconds = None, *, cancel: Optional[Cancel] = None
+    ) -> Optional[MigrationStatus]:
         """Waits until the migration of ``origin`` orchestrated here has
-        completed or failed (None if ``timeout`` seconds pass first)."""
+        completed or failed (None if ``timeout`` seconds pass first).
+        ``cancel`` ends the wait (CancelledError)."""
+        handle = self._handle()
+        target = _u64(origin, "origin")
+        ms = timeout_ms(timeout)
         out = new_bytes()
-        err = error_slot()
-        status = lib.net_compute_wait_migration(self._handle(), _u64(origin, "origin"), timeout_ms(timeout), out, err)
-        check_call(status, err)
-        if status != lib.NET_OK:
+
+        def call(token: Any) -> int:
+            err = error_slot()
+            status = int(lib.net_compute_wait_migration(handle, target, ms, out, token, err))
+            check_call(status, err)
+            return status
+
+        if call_blocking(call, cancel) != lib.NET_OK:
             return None
         return MigrationStatus._from_json(take_bytes(out))
 

@@ -14,6 +14,8 @@ from typing import List
 import pytest
 
 from netmesh import (
+    Cancel,
+    CancelledError,
     Compute,
     ComputeAlreadyRegisteredError,
     ComputeConfigError,
@@ -198,6 +200,16 @@ def test_daemon_failures_and_bad_arguments_raise_typed_errors() -> None:
             rt.start_migration(origin, 12345, mesh.node_id)
         assert rt.next_output(timeout=0) == DaemonOutput(origin, 1, (1).to_bytes(8, "little"))
         assert rt.next_output(timeout=0) is None
+        # A cancel ends the waits (here from another thread, while they wait).
+        for wait in (lambda c: rt.next_output(cancel=c), lambda c: rt.wait_migration(origin, cancel=c)):
+            with Cancel() as token:
+                timer = threading.Timer(0.05, token.cancel)
+                timer.start()
+                try:
+                    with pytest.raises((CancelledError, ComputeNoMigrationError)):
+                        wait(token)
+                finally:
+                    timer.join()
         rt.stop(origin)
         with pytest.raises(ComputeNotFoundError):
             rt.stop(origin)

@@ -31,6 +31,7 @@ use super::handle::{self, HandleInner, opaque_handle};
 use super::mesh::net_mesh_t;
 use super::redex::NET_WAIT_FOREVER;
 use super::status::net_status_t;
+use crate::cancel::CancelToken;
 use crate::compute::migration::FailureReason;
 use crate::compute::{
     ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome, ForeignDaemon,
@@ -152,6 +153,7 @@ impl From<ComputeError> for FfiError {
             ComputeError::NoMigration(_) => net_status_t::NET_ERR_COMPUTE_NO_MIGRATION,
             ComputeError::Buffer(_) => net_status_t::NET_ERR_COMPUTE_BUFFER_FULL,
             ComputeError::Timeout => net_status_t::NET_TIMEOUT,
+            ComputeError::Cancelled => return super::cancel::cancelled(),
             _ => net_status_t::NET_ERR_SHUTTING_DOWN,
         };
         Self::new(status, err.to_string())
@@ -439,12 +441,13 @@ pub unsafe extern "C" fn net_compute_deliver(
 /// output of any daemon here (outputs of events replayed or forwarded
 /// during a migration come out on the node that applied them). Writes the
 /// daemon's origin hash, the output's sequence in the daemon's causal chain
-/// and its bytes. Returns `NET_OK`, `NET_TIMEOUT`, or `NET_END` once the
-/// runtime is freed.
+/// and its bytes. Returns `NET_OK`, `NET_TIMEOUT`, `NET_END` once the
+/// runtime is freed, or `NET_ERR_CANCELLED` (nothing taken).
 ///
 /// # Safety
 /// `compute` is NULL or from libnet; the outputs are valid for one write;
-/// `error_out` is NULL or valid for one write.
+/// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+/// write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_compute_next_output(
     compute: *const net_compute_t,
@@ -452,20 +455,21 @@ pub unsafe extern "C" fn net_compute_next_output(
     origin_out: *mut u64,
     sequence_out: *mut u64,
     payload_out: *mut net_bytes_t,
+    cancel: *const net_cancel_t,
     error_out: *mut net_error_t,
 ) -> net_status_t {
-    ffi_export!(error_out error_out; handle compute; out origin_out; out sequence_out; out payload_out; {
-        // "Forever" in slices, so a free (which wakes the wait) is noticed.
-        let slice = Duration::from_secs(3600);
-        let output = loop {
+    ffi_export!(error_out error_out; handle compute; cancel cancel; out origin_out; out sequence_out; out payload_out; {
+        let Some(output) = compute
+            .runtime
+            .next_output_cancellable(timeout_of(timeout_ms), cancel.token())
+        else {
             if compute.bridge.is_closed() {
                 return Ok(net_status_t::NET_END);
             }
-            match compute.runtime.next_output(timeout_of(timeout_ms).unwrap_or(slice)) {
-                Some(output) => break output,
-                None if timeout_ms != NET_WAIT_FOREVER => return Ok(net_status_t::NET_TIMEOUT),
-                None => {}
+            if cancel.token().is_some_and(CancelToken::is_cancelled) {
+                return Err(super::cancel::cancelled());
             }
+            return Ok(net_status_t::NET_TIMEOUT);
         };
         origin_out.write(output.link.origin_hash);
         sequence_out.write(output.link.sequence);
@@ -611,28 +615,30 @@ pub unsafe extern "C" fn net_compute_migration_status(
 /// writes its status as `net_compute_migration_status` does. Returns
 /// `NET_OK`, `NET_TIMEOUT` (the migration goes on), or an error
 /// (`NET_ERR_COMPUTE_NO_MIGRATION`; `NET_ERR_SHUTTING_DOWN` when the
-/// runtime is freed during the wait).
+/// runtime is freed during the wait; `NET_ERR_CANCELLED`).
 ///
 /// # Safety
 /// `compute` is NULL or from libnet; `json_out` is valid for one write;
-/// `error_out` is NULL or valid for one write.
+/// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+/// write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn net_compute_wait_migration(
     compute: *const net_compute_t,
     origin: u64,
     timeout_ms: u32,
     json_out: *mut net_bytes_t,
+    cancel: *const net_cancel_t,
     error_out: *mut net_error_t,
 ) -> net_status_t {
-    ffi_export!(error_out error_out; handle compute; out json_out; {
-        let slice = Duration::from_secs(3600);
-        let status = loop {
-            match compute.runtime.wait_migration(origin, timeout_of(timeout_ms).unwrap_or(slice)) {
-                Ok(status) => break status,
-                Err(ComputeError::Timeout) if timeout_ms == NET_WAIT_FOREVER => {}
-                Err(ComputeError::Timeout) => return Ok(net_status_t::NET_TIMEOUT),
-                Err(e) => return Err(e.into()),
-            }
+    ffi_export!(error_out error_out; handle compute; cancel cancel; out json_out; {
+        let status = match compute.runtime.wait_migration_cancellable(
+            origin,
+            timeout_of(timeout_ms),
+            cancel.token(),
+        ) {
+            Ok(status) => status,
+            Err(ComputeError::Timeout) => return Ok(net_status_t::NET_TIMEOUT),
+            Err(e) => return Err(e.into()),
         };
         json_out.write(net_bytes_t::from_vec(status_json(&status)));
         Ok(net_status_t::NET_OK)
