@@ -49,6 +49,29 @@ struct Counter {
     last: u64,
 }
 
+/// `net_compute_spawn` of SDK object `instance` of `kind` under `seed`:
+/// the status and the origin.
+fn spawn_raw(
+    rt: *mut net_compute_t,
+    kind: &str,
+    seed: &[u8],
+    instance: u64,
+) -> (net_status_t, u64) {
+    let mut origin = 0;
+    let st = unsafe {
+        net_compute_spawn(
+            rt,
+            kind.as_ptr(),
+            kind.len(),
+            seed.as_ptr(),
+            seed.len(),
+            instance,
+            &mut origin,
+        )
+    };
+    (st, origin)
+}
+
 /// A work item as `net_compute_next` hands it out.
 #[derive(Debug, Default)]
 struct Work {
@@ -198,19 +221,7 @@ impl Sdk {
             .lock()
             .unwrap()
             .insert(instance, Counter::default());
-        let mut origin = 0;
-        let kind = "counter";
-        let st = unsafe {
-            net_compute_spawn(
-                rt,
-                kind.as_ptr(),
-                kind.len(),
-                SEED.as_ptr(),
-                SEED.len(),
-                instance,
-                &mut origin,
-            )
-        };
+        let (st, origin) = spawn_raw(rt, "counter", &SEED, instance);
         assert_eq!(st, OK, "{}", last_error());
         origin
     }
@@ -541,19 +552,7 @@ fn expect_again(rt: *mut net_compute_t) {
 fn an_unanswered_work_item_fails_the_call_and_a_late_answer_is_refused() {
     let mesh = node();
     let rt = runtime(mesh, r#"{"work_timeout_ms": 100}"#);
-    let kind = "counter";
-    let mut origin = 0;
-    let st = unsafe {
-        net_compute_spawn(
-            rt,
-            kind.as_ptr(),
-            kind.len(),
-            SEED.as_ptr(),
-            32,
-            1,
-            &mut origin,
-        )
-    };
+    let (st, origin) = spawn_raw(rt, "counter", &SEED, 1);
     assert_eq!(st, OK);
     // Nobody pulls: the delivery fails after the work timeout.
     let mut error = error_slot();
@@ -642,52 +641,18 @@ fn bad_arguments_get_typed_errors() {
         unsafe { net_compute_register_kind(rt, ptr::null(), 0, true) },
         net_status_t::NET_ERR_INVALID_ARGUMENT
     );
-    let other = "nope";
-    let mut origin = 0;
     assert_eq!(
-        unsafe { net_compute_spawn(rt, other.as_ptr(), 4, SEED.as_ptr(), 32, 1, &mut origin) },
+        spawn_raw(rt, "nope", &SEED, 1).0,
         net_status_t::NET_ERR_COMPUTE_UNKNOWN_KIND
     );
     assert_eq!(
-        unsafe {
-            net_compute_spawn(
-                rt,
-                kind.as_ptr(),
-                kind.len(),
-                SEED.as_ptr(),
-                31,
-                1,
-                &mut origin,
-            )
-        },
+        spawn_raw(rt, kind, &SEED[..31], 1).0,
         net_status_t::NET_ERR_INVALID_ARGUMENT
     );
+    let (st, origin) = spawn_raw(rt, kind, &SEED, 1);
+    assert_eq!(st, OK);
     assert_eq!(
-        unsafe {
-            net_compute_spawn(
-                rt,
-                kind.as_ptr(),
-                kind.len(),
-                SEED.as_ptr(),
-                32,
-                1,
-                &mut origin,
-            )
-        },
-        OK
-    );
-    assert_eq!(
-        unsafe {
-            net_compute_spawn(
-                rt,
-                kind.as_ptr(),
-                kind.len(),
-                SEED.as_ptr(),
-                32,
-                2,
-                &mut origin,
-            )
-        },
+        spawn_raw(rt, kind, &SEED, 2).0,
         net_status_t::NET_ERR_COMPUTE_ALREADY_REGISTERED
     );
     let mut outcome = 0;
