@@ -252,13 +252,17 @@ bench-mesh2p:
 	$(RELEASE_DIR)/mesh2p $(MESH2P_ARGS)
 
 ## demo: two identities, a token issued, verified and delegated, an envelope
-## sealed and opened, from the Python SDK; then a million events through the
+## sealed and opened, from the Python SDK; a stateful counter daemon written
+## in Python migrating from one node to another while a producer keeps
+## sending (each phase printed, the final count equal to the events sent,
+## sdk-python/examples/compute_demo.py); then a million events through the
 ## bus into RedEX files, which the `net` command lists, verifies and reads;
 ## then a five-node mesh on 127.0.0.1 (examples/mesh_demo.rs): a line and a
 ## diamond, a token-gated channel with a refused subscriber, publishing over
 ## a relay, and a relay killed mid-stream with the reroute time printed.
 demo: setup stage
 	$(SDK_ENV) $(MAKE) --no-print-directory -C sdk-python demo
+	$(SDK_ENV) $(MAKE) --no-print-directory -C sdk-python demo-compute
 	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/net-demo.XXXXXX") && trap 'rm -rf "$$dir"' EXIT && \
 	  NET_DEMO_DIR=$$dir $(CARGO) run --release --quiet --example bus_demo && \
 	  echo "== the net command on the bus's RedEX directory" && \

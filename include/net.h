@@ -42,6 +42,40 @@
 // Length of an endpoint id.
 #define NET_LB_ENDPOINT_ID_LEN 32
 
+// Work item kind: apply the event in the payload to the instance; answer
+// with `net_compute_complete_process`.
+#define NET_COMPUTE_WORK_PROCESS 1
+
+// Work item kind: serialize the instance's state; answer with
+// `net_compute_complete_snapshot`.
+#define NET_COMPUTE_WORK_SNAPSHOT 2
+
+// Work item kind: replace the instance's state with the payload; answer
+// with `net_compute_complete_restore`.
+#define NET_COMPUTE_WORK_RESTORE 3
+
+// Work item kind: build a fresh object of the kind named by the payload
+// for the daemon (a migration is arriving); answer with
+// `net_compute_complete_create` and the new object's instance id.
+#define NET_COMPUTE_WORK_CREATE 4
+
+// Work item kind: Rust no longer uses the instance (the daemon moved
+// away, stopped, or the runtime closed); release it. Needs no answer.
+#define NET_COMPUTE_WORK_DROP 5
+
+// `net_compute_deliver` outcome: processed here.
+#define NET_COMPUTE_PROCESSED 0
+
+// `net_compute_deliver` outcome: kept for the migration in progress; it
+// will be applied once, wherever the daemon ends up.
+#define NET_COMPUTE_BUFFERED 1
+
+// `net_compute_deliver` outcome: the daemon moved; forwarded to it.
+#define NET_COMPUTE_FORWARDED 2
+
+// `net_compute_deliver` outcome: already applied; dropped.
+#define NET_COMPUTE_DUPLICATE 3
+
 // Model kind: tasks (STORAGE.md §11.3), on channel `cortex/tasks`.
 //
 // Rows: `{"id", "title", "status": "pending" | "completed", "created_ns",
@@ -344,6 +378,34 @@ enum net_status_t
     NET_ERR_BUS_INVALID_REQUEST = -407,
     // The producer state file could not be read or written.
     NET_ERR_BUS_PRODUCER_STATE = -408,
+    // No daemon with that origin runs here (it may have migrated away), or
+    // no factory expects it.
+    NET_ERR_COMPUTE_NOT_FOUND = -500,
+    // The daemon was replaced or stopped while the call waited for it; the
+    // call did nothing. Look it up again.
+    NET_ERR_COMPUTE_STALE = -501,
+    // A daemon kind, daemon or expected origin with that name is already
+    // registered; the existing one was kept.
+    NET_ERR_COMPUTE_ALREADY_REGISTERED = -502,
+    // The daemon failed: its process, snapshot or restore reported an error,
+    // or it did not answer its work item in time. The message says which.
+    NET_ERR_COMPUTE_DAEMON = -503,
+    // No daemon kind with that name is registered on this runtime.
+    NET_ERR_COMPUTE_UNKNOWN_KIND = -504,
+    // A migration of that daemon is already orchestrated here.
+    NET_ERR_COMPUTE_ALREADY_MIGRATING = -505,
+    // No migration of that daemon is known here.
+    NET_ERR_COMPUTE_NO_MIGRATION = -506,
+    // A migration message could not be sent (no session with the node), or
+    // the node already has a compute runtime.
+    NET_ERR_COMPUTE_TRANSPORT = -507,
+    // The migration's event buffer is full; the event was not taken.
+    NET_ERR_COMPUTE_BUFFER_FULL = -508,
+    // The compute configuration is invalid; the message names the key.
+    NET_ERR_COMPUTE_CONFIG = -509,
+    // The work item is no longer awaited: answered already, or its daemon
+    // call stopped waiting (its timeout passed). The answer was dropped.
+    NET_ERR_COMPUTE_WORK_EXPIRED = -510,
     // A rule set, rule or context is invalid (malformed JSON, an unknown key,
     // a bad operand or regex, a duplicate id); the message names it.
     NET_ERR_RULES_INVALID = -600,
@@ -387,6 +449,9 @@ typedef struct net_bus_t net_bus_t;
 // it while a call uses it is safe and immediate (the call keeps its own
 // reference; the free does not cancel it).
 typedef struct net_cancel_t net_cancel_t;
+
+// A node's compute runtime. Thread-safe.
+typedef struct net_compute_t net_compute_t;
 
 // An entity identity: an ed25519 keypair, or only its public key.
 // Thread-safe; release with `net_identity_free`.
@@ -1306,6 +1371,306 @@ net_status_t net_mesh_find_best_node(const net_mesh_t *mesh,
 // # Safety
 // `mesh` is NULL or from libnet; `json_out` is valid for one write.
 net_status_t net_mesh_capabilities(const net_mesh_t *mesh, net_bytes_t *json_out);
+
+// Creates the compute runtime of node `mesh` and installs it as the
+// node's migration (0x0500) handler. `config_json` (NULL/empty: defaults)
+// takes `retry_interval_ms` (200), `step_timeout_ms` (10 000),
+// `source_timeout_ms` (30 000), `work_timeout_ms` (30 000: how long a
+// daemon call waits for the SDK's answer), `send_extension` (true; false
+// towards v0.11 targets) and `output_capacity` (65 536).
+//
+// Errors: `NET_ERR_COMPUTE_CONFIG` naming the key (unknown keys
+// included); `NET_ERR_COMPUTE_TRANSPORT` if the node already has a
+// migration handler (one runtime per node).
+//
+// # Safety
+// `mesh` is NULL or from libnet; `config_json` is NULL or readable for its
+// length; `out` is valid for one write.
+net_status_t net_compute_new(const net_mesh_t *mesh,
+                             const uint8_t *config_json,
+                             size_t config_json_len,
+                             net_compute_t **out);
+
+// Closes the runtime and frees it: `net_compute_next` calls return
+// `NET_END`, daemon calls waiting for an answer fail, waits return; the
+// migration handler is uninstalled and the daemons are dropped (no Drop
+// work items are handed out after this). NULL-safe, idempotent.
+//
+// Returns `NET_OK` (also for NULL or a handle already freed), or
+// `NET_ERR_BUSY` when calls on it were still running after 5 s.
+//
+// # Safety
+// `compute` is NULL or was returned by libnet.
+net_status_t net_compute_free(net_compute_t *compute);
+
+// Registers daemon kind `kind` (UTF-8, non-empty), implemented by the
+// SDK: daemons of it can be spawned here and arrive here by migration.
+// `stateful` says whether its daemons carry state.
+//
+// Errors: `NET_ERR_COMPUTE_ALREADY_REGISTERED` if the kind exists (it is
+// kept); `NET_ERR_INVALID_ARGUMENT` for an empty name.
+//
+// # Safety
+// `compute` is NULL or from libnet; `kind` is readable for `kind_len`.
+net_status_t net_compute_register_kind(const net_compute_t *compute,
+                                       const uint8_t *kind,
+                                       size_t kind_len,
+                                       bool stateful);
+
+// Runs a daemon of kind `kind` here: the SDK's object `instance` (an id
+// the SDK chose and keys its objects by; it must hold the object before
+// this call) under the identity of `seed` (32 bytes). Writes the daemon's
+// origin hash, which names it in every other call.
+//
+// Errors: `NET_ERR_COMPUTE_UNKNOWN_KIND`;
+// `NET_ERR_COMPUTE_ALREADY_REGISTERED` if a daemon with that identity runs
+// here (no Drop work item is issued for `instance` then).
+//
+// # Safety
+// `compute` is NULL or from libnet; `kind` and `seed` are readable for
+// their lengths; `origin_out` is valid for one write.
+net_status_t net_compute_spawn(const net_compute_t *compute,
+                               const uint8_t *kind,
+                               size_t kind_len,
+                               const uint8_t *seed,
+                               size_t seed_len,
+                               uint64_t instance,
+                               uint64_t *origin_out);
+
+// Lets a daemon of kind `kind` with the identity of `seed` (32 bytes)
+// arrive here by migration: when its snapshot comes, a Create work item
+// asks the SDK for an object of the kind, and the state is restored into
+// it. Writes the daemon's origin hash. Identities do not travel with a
+// migration yet, so the target must know the seed.
+//
+// Errors: `NET_ERR_COMPUTE_UNKNOWN_KIND`;
+// `NET_ERR_COMPUTE_ALREADY_REGISTERED` if the origin is already expected
+// here (the entry is kept). The entry is used up when the daemon arrives:
+// expect it again before moving it here once more.
+//
+// # Safety
+// As `net_compute_spawn`.
+net_status_t net_compute_expect(const net_compute_t *compute,
+                                const uint8_t *kind,
+                                size_t kind_len,
+                                const uint8_t *seed,
+                                size_t seed_len,
+                                uint64_t *origin_out);
+
+// Stops daemon `origin` here: unregisters it (its object gets a Drop
+// work item) and forgets its migration factory.
+//
+// Errors: `NET_ERR_COMPUTE_NOT_FOUND`.
+//
+// # Safety
+// `compute` is NULL or from libnet.
+net_status_t net_compute_stop(const net_compute_t *compute, uint64_t origin);
+
+// Delivers the event (`producer`, `sequence`, `payload`) to daemon
+// `origin`, wherever the migration state says it belongs, and writes what
+// happened: `NET_COMPUTE_PROCESSED` (its outputs are queued for
+// `net_compute_next_output`), `NET_COMPUTE_BUFFERED`,
+// `NET_COMPUTE_FORWARDED` or `NET_COMPUTE_DUPLICATE`. A producer's
+// sequences start at 1 and are contiguous per daemon.
+//
+// Blocks while the daemon processes the event (a Process work item, which
+// another thread of the SDK must answer): never call it from the thread
+// that pulls work.
+//
+// Errors: `NET_ERR_COMPUTE_NOT_FOUND`; `NET_ERR_COMPUTE_DAEMON` (the
+// daemon failed or did not answer in time; the message says which);
+// `NET_ERR_COMPUTE_BUFFER_FULL`; `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `compute` is NULL or from libnet; `payload` is readable for its length;
+// `outcome_out` is valid for one write; `error_out` is NULL or valid for
+// one write.
+net_status_t net_compute_deliver(const net_compute_t *compute,
+                                 uint64_t origin,
+                                 uint64_t producer,
+                                 uint64_t sequence,
+                                 const uint8_t *payload,
+                                 size_t payload_len,
+                                 uint32_t *outcome_out,
+                                 net_error_t *error_out);
+
+// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the next
+// output of any daemon here (outputs of events replayed or forwarded
+// during a migration come out on the node that applied them). Writes the
+// daemon's origin hash, the output's sequence in the daemon's causal chain
+// and its bytes. Returns `NET_OK`, `NET_TIMEOUT`, `NET_END` once the
+// runtime is freed, or `NET_ERR_CANCELLED` (nothing taken).
+//
+// # Safety
+// `compute` is NULL or from libnet; the outputs are valid for one write;
+// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+// write.
+net_status_t net_compute_next_output(const net_compute_t *compute,
+                                     uint32_t timeout_ms,
+                                     uint64_t *origin_out,
+                                     uint64_t *sequence_out,
+                                     net_bytes_t *payload_out,
+                                     const net_cancel_t *cancel,
+                                     net_error_t *error_out);
+
+// Daemon `origin`'s statistics as a JSON object: `origin`, `name` (its
+// kind), `events_processed`, `events_emitted`, `errors`, `head_sequence`
+// (its causal chain's last output). u64 values are exact JSON integers.
+//
+// Errors: `NET_ERR_COMPUTE_NOT_FOUND` (not running here, e.g. it migrated
+// away), `NET_ERR_COMPUTE_STALE`.
+//
+// # Safety
+// `compute` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_compute_stats(const net_compute_t *compute,
+                               uint64_t origin,
+                               net_bytes_t *json_out);
+
+// The daemons running here as a JSON array of `{"origin", "name"}`,
+// in origin order.
+//
+// # Safety
+// `compute` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_compute_daemons(const net_compute_t *compute, net_bytes_t *json_out);
+
+// Starts moving daemon `origin` from node `source` to node `target`,
+// orchestrated by this node (which may be either, or a third node
+// connected to both). Watch it with `net_compute_migration_status` or
+// `net_compute_wait_migration`. Events keep being accepted everywhere
+// during the move; each is applied exactly once.
+//
+// Errors: `NET_ERR_COMPUTE_ALREADY_MIGRATING`; `NET_ERR_INVALID_ARGUMENT`
+// when source and target are the same node; `NET_ERR_COMPUTE_TRANSPORT`
+// when the source cannot be reached (nothing started).
+//
+// # Safety
+// `compute` is NULL or from libnet.
+net_status_t net_compute_start_migration(const net_compute_t *compute,
+                                         uint64_t origin,
+                                         uint64_t source,
+                                         uint64_t target);
+
+// The migration of `origin` this node orchestrates (the last one, once
+// finished) as a JSON object: `{"state": "running", "phase": "snapshot" |
+// "transfer" | "restore" | "replay" | "cutover" | "complete"}`,
+// `{"state": "completed", "phase": "complete"}`, or `{"state": "failed",
+// "code": <v0.11 failure code>, "reason": "<kind>[: detail]"}`.
+//
+// Errors: `NET_ERR_COMPUTE_NO_MIGRATION`.
+//
+// # Safety
+// `compute` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_compute_migration_status(const net_compute_t *compute,
+                                          uint64_t origin,
+                                          net_bytes_t *json_out);
+
+// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) until the
+// migration of `origin` orchestrated here has completed or failed, and
+// writes its status as `net_compute_migration_status` does. Returns
+// `NET_OK`, `NET_TIMEOUT` (the migration goes on), or an error
+// (`NET_ERR_COMPUTE_NO_MIGRATION`; `NET_ERR_SHUTTING_DOWN` when the
+// runtime is freed during the wait; `NET_ERR_CANCELLED`).
+//
+// # Safety
+// `compute` is NULL or from libnet; `json_out` is valid for one write;
+// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+// write.
+net_status_t net_compute_wait_migration(const net_compute_t *compute,
+                                        uint64_t origin,
+                                        uint32_t timeout_ms,
+                                        net_bytes_t *json_out,
+                                        const net_cancel_t *cancel,
+                                        net_error_t *error_out);
+
+// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit; 0: don't wait)
+// for the next work item and writes it: its id (what the answer names),
+// its kind (a work item kind, e.g. `NET_COMPUTE_WORK_PROCESS`), the SDK object it is for (`instance`;
+// 0 for a Create), the daemon's origin hash, the event's producer and
+// sequence (Process; else 0), and the payload (Process: the event bytes;
+// Restore: the state; Create: the kind's name; else empty). Returns
+// `NET_OK`, `NET_TIMEOUT`, `NET_END` once the runtime is freed, or
+// `NET_ERR_CANCELLED`.
+//
+// Answer every item but a Drop with exactly one `net_compute_complete_*`
+// or `net_compute_fail`, within `work_timeout_ms`. Pull on a thread that
+// never waits on this runtime's daemons (`net_compute_deliver`): the
+// daemon call waits for this thread.
+//
+// # Safety
+// `compute` is NULL or from libnet; the outputs are valid for one write;
+// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+// write.
+net_status_t net_compute_next(const net_compute_t *compute,
+                              uint32_t timeout_ms,
+                              uint64_t *work_id_out,
+                              uint32_t *kind_out,
+                              uint64_t *instance_out,
+                              uint64_t *daemon_out,
+                              uint64_t *producer_out,
+                              uint64_t *sequence_out,
+                              net_bytes_t *payload_out,
+                              const net_cancel_t *cancel,
+                              net_error_t *error_out);
+
+// Answers Process work item `work_id` with the event's `count` outputs
+// (zero or more; each is chained by the daemon's causal chain).
+//
+// Errors: `NET_ERR_COMPUTE_WORK_EXPIRED` (answered already, or its caller
+// stopped waiting: the event counts as failed, so undo its effect);
+// `NET_ERR_INVALID_ARGUMENT` if the item is not a Process.
+//
+// # Safety
+// `compute` is NULL or from libnet; `outputs` points to `count` slices,
+// each readable for its length (NULL when `count` is 0).
+net_status_t net_compute_complete_process(const net_compute_t *compute,
+                                          uint64_t work_id,
+                                          const net_slice_t *outputs,
+                                          size_t count);
+
+// Answers Snapshot work item `work_id` with the instance's state.
+//
+// Errors: as `net_compute_complete_process`.
+//
+// # Safety
+// `compute` is NULL or from libnet; `state` is readable for `state_len`.
+net_status_t net_compute_complete_snapshot(const net_compute_t *compute,
+                                           uint64_t work_id,
+                                           const uint8_t *state,
+                                           size_t state_len);
+
+// Answers Restore work item `work_id`: the state was restored.
+//
+// Errors: as `net_compute_complete_process`.
+//
+// # Safety
+// `compute` is NULL or from libnet.
+net_status_t net_compute_complete_restore(const net_compute_t *compute, uint64_t work_id);
+
+// Answers Create work item `work_id` with the id of the object the SDK
+// built. On `NET_ERR_COMPUTE_WORK_EXPIRED` nobody will use the object:
+// release it.
+//
+// Errors: as `net_compute_complete_process`.
+//
+// # Safety
+// `compute` is NULL or from libnet.
+net_status_t net_compute_complete_create(const net_compute_t *compute,
+                                         uint64_t work_id,
+                                         uint64_t instance);
+
+// Fails work item `work_id` (any kind but Drop) with `message` (UTF-8):
+// the daemon call that made it returns an error with that text (a process
+// failure leaves the event unapplied; a snapshot, restore or create
+// failure aborts the migration step).
+//
+// Errors: `NET_ERR_COMPUTE_WORK_EXPIRED`.
+//
+// # Safety
+// `compute` is NULL or from libnet; `message` is readable for its length.
+net_status_t net_compute_fail(const net_compute_t *compute,
+                              uint64_t work_id,
+                              const uint8_t *message,
+                              size_t message_len);
 
 // Opens the model of `kind` (`NET_MODEL_TASKS`, `NET_MODEL_MEMORIES`) on
 // `redex` as writer `origin_hash`, and folds its channel from the configured

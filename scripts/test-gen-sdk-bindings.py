@@ -130,9 +130,9 @@ GROWN_STATUSES = """    // The call stalled behind another `net_probe_token_t` (
     // A channel name is longer than 255 bytes.
     NET_ERR_CHANNEL_TOO_LONG = -49,
     // The log callback is already installed.
-    NET_ERR_PROBE_BUSY = -500,
+    NET_ERR_PROBE_BUSY = -900,
     // The log buffer overflowed; records were dropped.
-    NET_ERR_PROBE_OVERFLOW = -501,
+    NET_ERR_PROBE_OVERFLOW = -901,
 """
 
 
@@ -200,7 +200,7 @@ def main() -> int:
         check(classes["ProbeBusyError"].parent == "ProbeError" and classes["ProbeOverflowError"].parent == "ProbeError",
               "a new block of NET_ERR_PROBE_* codes is a ProbeError family")
         fams = {f.base: (f.lowest, f.highest) for f in gen.families(model)}
-        check(fams.get("ProbeError") == (-599, -500) and fams.get("ChannelError") == (-49, -40), "family ranges")
+        check(fams.get("ProbeError") == (-999, -900) and fams.get("ChannelError") == (-49, -40), "family ranges")
         go = files["sdk-go/netmesh/errors_gen.go"]
         check(re.search(r"\n\tErrStalled +?= StatusStalled\n", go) is not None
               and "\tStatusStalled Status = C.NET_ERR_STALLED\n" in go, "Go constant and sentinel")

@@ -879,6 +879,87 @@ export declare class RedisStreamDedup implements Disposable, AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** An event a daemon processes (`Daemon.process`). */
+export interface DaemonEvent {
+  /** The producer's origin hash. */
+  producer: bigint;
+  /** The event's sequence in its producer's chain. */
+  sequence: bigint;
+  payload: Buffer;
+  /** The daemon's own origin hash. */
+  daemon: bigint;
+}
+
+/** An output a daemon emitted (`Compute.nextOutput`). */
+export interface DaemonOutput {
+  daemon: bigint;
+  /** Its sequence in the daemon's causal chain. */
+  sequence: bigint;
+  payload: Buffer;
+}
+
+/** What `Compute.deliver` did with an event. */
+export declare const Delivery: Readonly<{ PROCESSED: number; BUFFERED: number; FORWARDED: number; DUPLICATE: number }>;
+
+/** Where a migration orchestrated by this node stands. */
+export interface MigrationStatus {
+  state: 'running' | 'completed' | 'failed';
+  phase: 'snapshot' | 'transfer' | 'restore' | 'replay' | 'cutover' | 'complete' | null;
+  /** The v0.11 failure code, once failed. */
+  code: number | null;
+  /** "factory-not-found", "state-failed: ...", once failed. */
+  reason: string | null;
+}
+
+export interface DaemonStats {
+  origin: bigint;
+  name: string;
+  eventsProcessed: bigint;
+  eventsEmitted: bigint;
+  errors: bigint;
+  headSequence: bigint;
+}
+
+export interface ComputeOptions {
+  retryIntervalMs?: number;
+  stepTimeoutMs?: number;
+  sourceTimeoutMs?: number;
+  /** How long a daemon call waits for the JS daemon (default 30 000). */
+  workTimeoutMs?: number;
+  sendExtension?: boolean;
+  outputCapacity?: number;
+}
+
+/** A daemon written in JavaScript: extend it; methods must be synchronous. */
+export declare class Daemon {
+  /** Applies one event and returns its outputs; throw to refuse it. */
+  process(event: DaemonEvent): Iterable<BytesLike>;
+  snapshot(): BytesLike;
+  restore(state: Buffer): void;
+}
+
+/** A node's compute runtime (one per mesh node); daemons run on the main thread. */
+export declare class Compute implements AsyncDisposable {
+  private constructor();
+  static open(mesh: Mesh, options?: ComputeOptions | null): Compute;
+  readonly closed: boolean;
+  register(kind: string, factory: () => Daemon, stateful?: boolean): void;
+  spawn(kind: string, seed: BytesLike, daemon?: Daemon): bigint;
+  expect(kind: string, seed: BytesLike): bigint;
+  stop(origin: U64Like): Promise<void>;
+  daemon(origin: U64Like): Daemon | null;
+  daemons(): { origin: bigint; name: string }[];
+  stats(origin: U64Like): Promise<DaemonStats>;
+  deliver(origin: U64Like, producer: U64Like, sequence: U64Like, payload?: BytesLike | null): Promise<number>;
+  nextOutput(timeoutMs?: number, options?: SignalOptions): Promise<DaemonOutput | null>;
+  startMigration(origin: U64Like, source: U64Like, target: U64Like): Promise<void>;
+  migrationStatus(origin: U64Like): Promise<MigrationStatus>;
+  waitMigration(origin: U64Like, timeoutMs?: number, options?: SignalOptions): Promise<MigrationStatus | null>;
+  close(): void;
+  closeAsync(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
 export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable, AsyncDisposable {
   private constructor();
   static open(options?: MeshOptions | null): Mesh;

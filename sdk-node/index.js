@@ -14,6 +14,7 @@ const netdb = require('./lib/netdb');
 const mesh = require('./lib/mesh');
 const bus = require('./lib/bus');
 const behavior = require('./lib/behavior');
+const compute = require('./lib/compute');
 const asyncCalls = require('./lib/async');
 const log = require('./lib/log');
 const finalize = require('./lib/finalize');
@@ -66,6 +67,10 @@ module.exports = {
   // mesh
   Mesh: mesh.Mesh,
   MeshStream: mesh.MeshStream,
+  // compute
+  Compute: compute.Compute,
+  Daemon: compute.Daemon,
+  Delivery: compute.Delivery,
   // CortEX
   Model: cortex.Model,
   ModelKind: cortex.ModelKind,
@@ -121,6 +126,8 @@ module.exports = {
       if (b !== undefined) return b;
       const m = mesh.rawMeshHandle(value);
       if (m !== undefined) return m;
+      const k = compute.rawComputeHandle(value);
+      if (k !== undefined) return k;
       const c = cortex.rawCortexHandle(value);
       if (c !== undefined) return c;
       const h = redex.rawRedexHandle(value);

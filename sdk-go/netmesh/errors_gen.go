@@ -258,6 +258,45 @@ const (
 	// StatusBusProducerState is NET_ERR_BUS_PRODUCER_STATE (-408):
 	// The producer state file could not be read or written.
 	StatusBusProducerState Status = C.NET_ERR_BUS_PRODUCER_STATE
+	// StatusComputeNotFound is NET_ERR_COMPUTE_NOT_FOUND (-500):
+	// No daemon with that origin runs here (it may have migrated away), or
+	// no factory expects it.
+	StatusComputeNotFound Status = C.NET_ERR_COMPUTE_NOT_FOUND
+	// StatusComputeStale is NET_ERR_COMPUTE_STALE (-501):
+	// The daemon was replaced or stopped while the call waited for it; the
+	// call did nothing. Look it up again.
+	StatusComputeStale Status = C.NET_ERR_COMPUTE_STALE
+	// StatusComputeAlreadyRegistered is NET_ERR_COMPUTE_ALREADY_REGISTERED (-502):
+	// A daemon kind, daemon or expected origin with that name is already
+	// registered; the existing one was kept.
+	StatusComputeAlreadyRegistered Status = C.NET_ERR_COMPUTE_ALREADY_REGISTERED
+	// StatusComputeDaemon is NET_ERR_COMPUTE_DAEMON (-503):
+	// The daemon failed: its process, snapshot or restore reported an error,
+	// or it did not answer its work item in time. The message says which.
+	StatusComputeDaemon Status = C.NET_ERR_COMPUTE_DAEMON
+	// StatusComputeUnknownKind is NET_ERR_COMPUTE_UNKNOWN_KIND (-504):
+	// No daemon kind with that name is registered on this runtime.
+	StatusComputeUnknownKind Status = C.NET_ERR_COMPUTE_UNKNOWN_KIND
+	// StatusComputeAlreadyMigrating is NET_ERR_COMPUTE_ALREADY_MIGRATING (-505):
+	// A migration of that daemon is already orchestrated here.
+	StatusComputeAlreadyMigrating Status = C.NET_ERR_COMPUTE_ALREADY_MIGRATING
+	// StatusComputeNoMigration is NET_ERR_COMPUTE_NO_MIGRATION (-506):
+	// No migration of that daemon is known here.
+	StatusComputeNoMigration Status = C.NET_ERR_COMPUTE_NO_MIGRATION
+	// StatusComputeTransport is NET_ERR_COMPUTE_TRANSPORT (-507):
+	// A migration message could not be sent (no session with the node), or
+	// the node already has a compute runtime.
+	StatusComputeTransport Status = C.NET_ERR_COMPUTE_TRANSPORT
+	// StatusComputeBufferFull is NET_ERR_COMPUTE_BUFFER_FULL (-508):
+	// The migration's event buffer is full; the event was not taken.
+	StatusComputeBufferFull Status = C.NET_ERR_COMPUTE_BUFFER_FULL
+	// StatusComputeConfig is NET_ERR_COMPUTE_CONFIG (-509):
+	// The compute configuration is invalid; the message names the key.
+	StatusComputeConfig Status = C.NET_ERR_COMPUTE_CONFIG
+	// StatusComputeWorkExpired is NET_ERR_COMPUTE_WORK_EXPIRED (-510):
+	// The work item is no longer awaited: answered already, or its daemon
+	// call stopped waiting (its timeout passed). The answer was dropped.
+	StatusComputeWorkExpired Status = C.NET_ERR_COMPUTE_WORK_EXPIRED
 	// StatusRulesInvalid is NET_ERR_RULES_INVALID (-600):
 	// A rule set, rule or context is invalid (malformed JSON, an unknown key,
 	// a bad operand or regex, a duplicate id); the message names it.
@@ -375,6 +414,17 @@ const (
 	ErrBusAdapterFatal            = StatusBusAdapterFatal
 	ErrBusInvalidRequest          = StatusBusInvalidRequest
 	ErrBusProducerState           = StatusBusProducerState
+	ErrComputeNotFound            = StatusComputeNotFound
+	ErrComputeStale               = StatusComputeStale
+	ErrComputeAlreadyRegistered   = StatusComputeAlreadyRegistered
+	ErrComputeDaemon              = StatusComputeDaemon
+	ErrComputeUnknownKind         = StatusComputeUnknownKind
+	ErrComputeAlreadyMigrating    = StatusComputeAlreadyMigrating
+	ErrComputeNoMigration         = StatusComputeNoMigration
+	ErrComputeTransport           = StatusComputeTransport
+	ErrComputeBufferFull          = StatusComputeBufferFull
+	ErrComputeConfig              = StatusComputeConfig
+	ErrComputeWorkExpired         = StatusComputeWorkExpired
 	ErrRulesInvalid               = StatusRulesInvalid
 	ErrRulesUnknownRule           = StatusRulesUnknownRule
 	ErrSafetyConfig               = StatusSafetyConfig
@@ -470,6 +520,17 @@ var statusTable = [...]statusInfo{
 	{StatusBusAdapterFatal, "NET_ERR_BUS_ADAPTER_FATAL", "the adapter failed for good (malformed remote data, an id that does not fit, a closed log); the message carries the cause"},
 	{StatusBusInvalidRequest, "NET_ERR_BUS_INVALID_REQUEST", "a poll request is invalid (JSON, cursor, filter or limit); the message says which"},
 	{StatusBusProducerState, "NET_ERR_BUS_PRODUCER_STATE", "the producer state file could not be read or written"},
+	{StatusComputeNotFound, "NET_ERR_COMPUTE_NOT_FOUND", "no daemon with that origin runs here (it may have migrated away), or no factory expects it"},
+	{StatusComputeStale, "NET_ERR_COMPUTE_STALE", "the daemon was replaced or stopped while the call waited for it; the call did nothing"},
+	{StatusComputeAlreadyRegistered, "NET_ERR_COMPUTE_ALREADY_REGISTERED", "a daemon kind, daemon or expected origin with that name is already registered; the existing one was kept"},
+	{StatusComputeDaemon, "NET_ERR_COMPUTE_DAEMON", "the daemon failed: its process, snapshot or restore reported an error, or it did not answer its work item in time"},
+	{StatusComputeUnknownKind, "NET_ERR_COMPUTE_UNKNOWN_KIND", "no daemon kind with that name is registered on this runtime"},
+	{StatusComputeAlreadyMigrating, "NET_ERR_COMPUTE_ALREADY_MIGRATING", "a migration of that daemon is already orchestrated here"},
+	{StatusComputeNoMigration, "NET_ERR_COMPUTE_NO_MIGRATION", "no migration of that daemon is known here"},
+	{StatusComputeTransport, "NET_ERR_COMPUTE_TRANSPORT", "a migration message could not be sent (no session with the node), or the node already has a compute runtime"},
+	{StatusComputeBufferFull, "NET_ERR_COMPUTE_BUFFER_FULL", "the migration's event buffer is full; the event was not taken"},
+	{StatusComputeConfig, "NET_ERR_COMPUTE_CONFIG", "the compute configuration is invalid; the message names the key"},
+	{StatusComputeWorkExpired, "NET_ERR_COMPUTE_WORK_EXPIRED", "the work item is no longer awaited: answered already, or its daemon call stopped waiting"},
 	{StatusRulesInvalid, "NET_ERR_RULES_INVALID", "a rule set, rule or context is invalid (malformed JSON, an unknown key, a bad operand or regex, a duplicate id); the message names it"},
 	{StatusRulesUnknownRule, "NET_ERR_RULES_UNKNOWN_RULE", "no rule has that id"},
 	{StatusSafetyConfig, "NET_ERR_SAFETY_CONFIG", "a safety configuration, limits or request is invalid; the message names the key or pattern"},

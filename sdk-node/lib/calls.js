@@ -776,7 +776,36 @@ function busFree(handle) {
   free('net_bus_free', handle);
 }
 
+// ---- compute: the calls that wait for a runtime lock a daemon call may
+// hold (it waits for the main thread), so they run on the worker pool ----
+
+function computeStats(handle, origin) {
+  const out = { ptr: null, len: 0 };
+  check(fns.net_compute_stats(handle, origin, out));
+  return takeBytes(out);
+}
+
+function computeMigrationStatus(handle, origin) {
+  const out = { ptr: null, len: 0 };
+  check(fns.net_compute_migration_status(handle, origin, out));
+  return takeBytes(out);
+}
+
+function computeStartMigration(handle, origin, source, target) {
+  check(fns.net_compute_start_migration(handle, origin, source, target));
+  return null;
+}
+
+function computeStop(handle, origin) {
+  check(fns.net_compute_stop(handle, origin));
+  return null;
+}
+
 module.exports = {
+  computeStats,
+  computeMigrationStatus,
+  computeStartMigration,
+  computeStop,
   check,
   free,
   busNew,

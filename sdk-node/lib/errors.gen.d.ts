@@ -482,6 +482,83 @@ export declare class BusInvalidRequestError extends BusError {}
  */
 export declare class BusProducerStateError extends BusError {}
 /**
+ * Base class of the NET_ERR_COMPUTE_* errors; also raised for a code of
+ * their block (-500 to -599) that this SDK does not know yet.
+ */
+export declare class ComputeError extends NetError {}
+/**
+ * No daemon with that origin runs here (it may have migrated away), or
+ * no factory expects it.
+ *
+ * Status `NET_ERR_COMPUTE_NOT_FOUND` (-500).
+ */
+export declare class ComputeNotFoundError extends ComputeError {}
+/**
+ * The daemon was replaced or stopped while the call waited for it; the
+ * call did nothing. Look it up again.
+ *
+ * Status `NET_ERR_COMPUTE_STALE` (-501).
+ */
+export declare class ComputeStaleError extends ComputeError {}
+/**
+ * A daemon kind, daemon or expected origin with that name is already
+ * registered; the existing one was kept.
+ *
+ * Status `NET_ERR_COMPUTE_ALREADY_REGISTERED` (-502).
+ */
+export declare class ComputeAlreadyRegisteredError extends ComputeError {}
+/**
+ * The daemon failed: its process, snapshot or restore reported an error,
+ * or it did not answer its work item in time. The message says which.
+ *
+ * Status `NET_ERR_COMPUTE_DAEMON` (-503).
+ */
+export declare class ComputeDaemonError extends ComputeError {}
+/**
+ * No daemon kind with that name is registered on this runtime.
+ *
+ * Status `NET_ERR_COMPUTE_UNKNOWN_KIND` (-504).
+ */
+export declare class ComputeUnknownKindError extends ComputeError {}
+/**
+ * A migration of that daemon is already orchestrated here.
+ *
+ * Status `NET_ERR_COMPUTE_ALREADY_MIGRATING` (-505).
+ */
+export declare class ComputeAlreadyMigratingError extends ComputeError {}
+/**
+ * No migration of that daemon is known here.
+ *
+ * Status `NET_ERR_COMPUTE_NO_MIGRATION` (-506).
+ */
+export declare class ComputeNoMigrationError extends ComputeError {}
+/**
+ * A migration message could not be sent (no session with the node), or
+ * the node already has a compute runtime.
+ *
+ * Status `NET_ERR_COMPUTE_TRANSPORT` (-507).
+ */
+export declare class ComputeTransportError extends ComputeError {}
+/**
+ * The migration's event buffer is full; the event was not taken.
+ *
+ * Status `NET_ERR_COMPUTE_BUFFER_FULL` (-508).
+ */
+export declare class ComputeBufferFullError extends ComputeError {}
+/**
+ * The compute configuration is invalid; the message names the key.
+ *
+ * Status `NET_ERR_COMPUTE_CONFIG` (-509).
+ */
+export declare class ComputeConfigError extends ComputeError {}
+/**
+ * The work item is no longer awaited: answered already, or its daemon
+ * call stopped waiting (its timeout passed). The answer was dropped.
+ *
+ * Status `NET_ERR_COMPUTE_WORK_EXPIRED` (-510).
+ */
+export declare class ComputeWorkExpiredError extends ComputeError {}
+/**
  * A rule set, rule or context is invalid (malformed JSON, an unknown key,
  * a bad operand or regex, a duplicate id); the message names it.
  *

@@ -487,6 +487,83 @@ class BusInvalidRequestError extends BusError {}
  */
 class BusProducerStateError extends BusError {}
 /**
+ * Base class of the NET_ERR_COMPUTE_* errors; also raised for a code of
+ * their block (-500 to -599) that this SDK does not know yet.
+ */
+class ComputeError extends NetError {}
+/**
+ * No daemon with that origin runs here (it may have migrated away), or
+ * no factory expects it.
+ *
+ * Status `NET_ERR_COMPUTE_NOT_FOUND` (-500).
+ */
+class ComputeNotFoundError extends ComputeError {}
+/**
+ * The daemon was replaced or stopped while the call waited for it; the
+ * call did nothing. Look it up again.
+ *
+ * Status `NET_ERR_COMPUTE_STALE` (-501).
+ */
+class ComputeStaleError extends ComputeError {}
+/**
+ * A daemon kind, daemon or expected origin with that name is already
+ * registered; the existing one was kept.
+ *
+ * Status `NET_ERR_COMPUTE_ALREADY_REGISTERED` (-502).
+ */
+class ComputeAlreadyRegisteredError extends ComputeError {}
+/**
+ * The daemon failed: its process, snapshot or restore reported an error,
+ * or it did not answer its work item in time. The message says which.
+ *
+ * Status `NET_ERR_COMPUTE_DAEMON` (-503).
+ */
+class ComputeDaemonError extends ComputeError {}
+/**
+ * No daemon kind with that name is registered on this runtime.
+ *
+ * Status `NET_ERR_COMPUTE_UNKNOWN_KIND` (-504).
+ */
+class ComputeUnknownKindError extends ComputeError {}
+/**
+ * A migration of that daemon is already orchestrated here.
+ *
+ * Status `NET_ERR_COMPUTE_ALREADY_MIGRATING` (-505).
+ */
+class ComputeAlreadyMigratingError extends ComputeError {}
+/**
+ * No migration of that daemon is known here.
+ *
+ * Status `NET_ERR_COMPUTE_NO_MIGRATION` (-506).
+ */
+class ComputeNoMigrationError extends ComputeError {}
+/**
+ * A migration message could not be sent (no session with the node), or
+ * the node already has a compute runtime.
+ *
+ * Status `NET_ERR_COMPUTE_TRANSPORT` (-507).
+ */
+class ComputeTransportError extends ComputeError {}
+/**
+ * The migration's event buffer is full; the event was not taken.
+ *
+ * Status `NET_ERR_COMPUTE_BUFFER_FULL` (-508).
+ */
+class ComputeBufferFullError extends ComputeError {}
+/**
+ * The compute configuration is invalid; the message names the key.
+ *
+ * Status `NET_ERR_COMPUTE_CONFIG` (-509).
+ */
+class ComputeConfigError extends ComputeError {}
+/**
+ * The work item is no longer awaited: answered already, or its daemon
+ * call stopped waiting (its timeout passed). The answer was dropped.
+ *
+ * Status `NET_ERR_COMPUTE_WORK_EXPIRED` (-510).
+ */
+class ComputeWorkExpiredError extends ComputeError {}
+/**
  * A rule set, rule or context is invalid (malformed JSON, an unknown key,
  * a bad operand or regex, a duplicate id); the message names it.
  *
@@ -631,6 +708,17 @@ const CLASS_BY_STATUS = new Map([
   [-406, BusAdapterFatalError], // NET_ERR_BUS_ADAPTER_FATAL
   [-407, BusInvalidRequestError], // NET_ERR_BUS_INVALID_REQUEST
   [-408, BusProducerStateError], // NET_ERR_BUS_PRODUCER_STATE
+  [-500, ComputeNotFoundError], // NET_ERR_COMPUTE_NOT_FOUND
+  [-501, ComputeStaleError], // NET_ERR_COMPUTE_STALE
+  [-502, ComputeAlreadyRegisteredError], // NET_ERR_COMPUTE_ALREADY_REGISTERED
+  [-503, ComputeDaemonError], // NET_ERR_COMPUTE_DAEMON
+  [-504, ComputeUnknownKindError], // NET_ERR_COMPUTE_UNKNOWN_KIND
+  [-505, ComputeAlreadyMigratingError], // NET_ERR_COMPUTE_ALREADY_MIGRATING
+  [-506, ComputeNoMigrationError], // NET_ERR_COMPUTE_NO_MIGRATION
+  [-507, ComputeTransportError], // NET_ERR_COMPUTE_TRANSPORT
+  [-508, ComputeBufferFullError], // NET_ERR_COMPUTE_BUFFER_FULL
+  [-509, ComputeConfigError], // NET_ERR_COMPUTE_CONFIG
+  [-510, ComputeWorkExpiredError], // NET_ERR_COMPUTE_WORK_EXPIRED
   [-600, RulesInvalidError], // NET_ERR_RULES_INVALID
   [-601, RulesUnknownRuleError], // NET_ERR_RULES_UNKNOWN_RULE
   [-620, SafetyConfigError], // NET_ERR_SAFETY_CONFIG
@@ -653,6 +741,7 @@ const ERROR_FAMILIES = Object.freeze([
   Object.freeze({ lowest: -299, highest: -200, Class: MeshError }),
   Object.freeze({ lowest: -399, highest: -300, Class: CortexError }),
   Object.freeze({ lowest: -499, highest: -400, Class: BusError }),
+  Object.freeze({ lowest: -599, highest: -500, Class: ComputeError }),
 ]);
 
 /** Every generated error class, by name. */
@@ -733,6 +822,18 @@ const ERROR_CLASSES = Object.freeze({
   BusAdapterFatalError,
   BusInvalidRequestError,
   BusProducerStateError,
+  ComputeError,
+  ComputeNotFoundError,
+  ComputeStaleError,
+  ComputeAlreadyRegisteredError,
+  ComputeDaemonError,
+  ComputeUnknownKindError,
+  ComputeAlreadyMigratingError,
+  ComputeNoMigrationError,
+  ComputeTransportError,
+  ComputeBufferFullError,
+  ComputeConfigError,
+  ComputeWorkExpiredError,
   RulesInvalidError,
   RulesUnknownRuleError,
   SafetyConfigError,

@@ -234,6 +234,46 @@ const STATUS = Object.freeze({
   /** The producer state file could not be read or written. */
   NET_ERR_BUS_PRODUCER_STATE: -408,
   /**
+   * No daemon with that origin runs here (it may have migrated away), or
+   * no factory expects it.
+   */
+  NET_ERR_COMPUTE_NOT_FOUND: -500,
+  /**
+   * The daemon was replaced or stopped while the call waited for it; the
+   * call did nothing. Look it up again.
+   */
+  NET_ERR_COMPUTE_STALE: -501,
+  /**
+   * A daemon kind, daemon or expected origin with that name is already
+   * registered; the existing one was kept.
+   */
+  NET_ERR_COMPUTE_ALREADY_REGISTERED: -502,
+  /**
+   * The daemon failed: its process, snapshot or restore reported an error,
+   * or it did not answer its work item in time. The message says which.
+   */
+  NET_ERR_COMPUTE_DAEMON: -503,
+  /** No daemon kind with that name is registered on this runtime. */
+  NET_ERR_COMPUTE_UNKNOWN_KIND: -504,
+  /** A migration of that daemon is already orchestrated here. */
+  NET_ERR_COMPUTE_ALREADY_MIGRATING: -505,
+  /** No migration of that daemon is known here. */
+  NET_ERR_COMPUTE_NO_MIGRATION: -506,
+  /**
+   * A migration message could not be sent (no session with the node), or
+   * the node already has a compute runtime.
+   */
+  NET_ERR_COMPUTE_TRANSPORT: -507,
+  /** The migration's event buffer is full; the event was not taken. */
+  NET_ERR_COMPUTE_BUFFER_FULL: -508,
+  /** The compute configuration is invalid; the message names the key. */
+  NET_ERR_COMPUTE_CONFIG: -509,
+  /**
+   * The work item is no longer awaited: answered already, or its daemon
+   * call stopped waiting (its timeout passed). The answer was dropped.
+   */
+  NET_ERR_COMPUTE_WORK_EXPIRED: -510,
+  /**
    * A rule set, rule or context is invalid (malformed JSON, an unknown key,
    * a bad operand or regex, a duplicate id); the message names it.
    */
@@ -284,6 +324,43 @@ const CONSTANTS = Object.freeze({
   NET_BEHAVIOR_MAX_CONTEXT_BYTES: 16777216,
   /** Length of an endpoint id. */
   NET_LB_ENDPOINT_ID_LEN: 32,
+  /**
+   * Work item kind: apply the event in the payload to the instance; answer
+   * with `net_compute_complete_process`.
+   */
+  NET_COMPUTE_WORK_PROCESS: 1,
+  /**
+   * Work item kind: serialize the instance's state; answer with
+   * `net_compute_complete_snapshot`.
+   */
+  NET_COMPUTE_WORK_SNAPSHOT: 2,
+  /**
+   * Work item kind: replace the instance's state with the payload; answer
+   * with `net_compute_complete_restore`.
+   */
+  NET_COMPUTE_WORK_RESTORE: 3,
+  /**
+   * Work item kind: build a fresh object of the kind named by the payload
+   * for the daemon (a migration is arriving); answer with
+   * `net_compute_complete_create` and the new object's instance id.
+   */
+  NET_COMPUTE_WORK_CREATE: 4,
+  /**
+   * Work item kind: Rust no longer uses the instance (the daemon moved
+   * away, stopped, or the runtime closed); release it. Needs no answer.
+   */
+  NET_COMPUTE_WORK_DROP: 5,
+  /** `net_compute_deliver` outcome: processed here. */
+  NET_COMPUTE_PROCESSED: 0,
+  /**
+   * `net_compute_deliver` outcome: kept for the migration in progress; it
+   * will be applied once, wherever the daemon ends up.
+   */
+  NET_COMPUTE_BUFFERED: 1,
+  /** `net_compute_deliver` outcome: the daemon moved; forwarded to it. */
+  NET_COMPUTE_FORWARDED: 2,
+  /** `net_compute_deliver` outcome: already applied; dropped. */
+  NET_COMPUTE_DUPLICATE: 3,
   /**
    * Model kind: tasks (STORAGE.md §11.3), on channel `cortex/tasks`.
    *
@@ -406,6 +483,7 @@ function defineTypes(koffi) {
   named('net_status_t', () => koffi.alias('net_status_t', 'int32_t'));
   named('net_bus_t', () => koffi.opaque('net_bus_t'));
   named('net_cancel_t', () => koffi.opaque('net_cancel_t'));
+  named('net_compute_t', () => koffi.opaque('net_compute_t'));
   named('net_identity_t', () => koffi.opaque('net_identity_t'));
   named('net_lb_selection_t', () => koffi.opaque('net_lb_selection_t'));
   named('net_lb_t', () => koffi.opaque('net_lb_t'));
@@ -533,6 +611,25 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_mesh_find_nodes(const net_mesh_t *mesh, const uint8_t *query_json, size_t query_json_len, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_mesh_find_best_node(const net_mesh_t *mesh, const uint8_t *query_json, size_t query_json_len, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_mesh_capabilities(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_compute_new(const net_mesh_t *mesh, const uint8_t *config_json, size_t config_json_len, _Out_ net_compute_t **out)',
+  'net_status_t net_compute_free(net_compute_t *compute)',
+  'net_status_t net_compute_register_kind(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, bool stateful)',
+  'net_status_t net_compute_spawn(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint64_t instance, _Out_ uint64_t *origin_out)',
+  'net_status_t net_compute_expect(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, _Out_ uint64_t *origin_out)',
+  'net_status_t net_compute_stop(const net_compute_t *compute, uint64_t origin)',
+  'net_status_t net_compute_deliver(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, _Out_ uint32_t *outcome_out, _Inout_ net_error_t *error_out)',
+  'net_status_t net_compute_next_output(const net_compute_t *compute, uint32_t timeout_ms, _Out_ uint64_t *origin_out, _Out_ uint64_t *sequence_out, _Inout_ net_bytes_t *payload_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_compute_stats(const net_compute_t *compute, uint64_t origin, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_compute_daemons(const net_compute_t *compute, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_compute_start_migration(const net_compute_t *compute, uint64_t origin, uint64_t source, uint64_t target)',
+  'net_status_t net_compute_migration_status(const net_compute_t *compute, uint64_t origin, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_compute_wait_migration(const net_compute_t *compute, uint64_t origin, uint32_t timeout_ms, _Inout_ net_bytes_t *json_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_compute_next(const net_compute_t *compute, uint32_t timeout_ms, _Out_ uint64_t *work_id_out, _Out_ uint32_t *kind_out, _Out_ uint64_t *instance_out, _Out_ uint64_t *daemon_out, _Out_ uint64_t *producer_out, _Out_ uint64_t *sequence_out, _Inout_ net_bytes_t *payload_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
+  'net_status_t net_compute_complete_process(const net_compute_t *compute, uint64_t work_id, const net_slice_t *outputs, size_t count)',
+  'net_status_t net_compute_complete_snapshot(const net_compute_t *compute, uint64_t work_id, const uint8_t *state, size_t state_len)',
+  'net_status_t net_compute_complete_restore(const net_compute_t *compute, uint64_t work_id)',
+  'net_status_t net_compute_complete_create(const net_compute_t *compute, uint64_t work_id, uint64_t instance)',
+  'net_status_t net_compute_fail(const net_compute_t *compute, uint64_t work_id, const uint8_t *message, size_t message_len)',
   'net_status_t net_model_open(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, _Out_ net_model_t **out)',
   'net_status_t net_model_restore(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, _Out_ net_model_t **out)',
   'net_status_t net_model_free(net_model_t *model)',

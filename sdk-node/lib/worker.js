@@ -37,6 +37,10 @@ const OPS = {
   modelSnapshot: calls.modelSnapshot,
   netdbOpen: calls.netdbOpen,
   netdbSnapshot: calls.netdbSnapshot,
+  computeStats: calls.computeStats,
+  computeMigrationStatus: calls.computeMigrationStatus,
+  computeStartMigration: calls.computeStartMigration,
+  computeStop: calls.computeStop,
 };
 
 /** An owned Uint8Array's buffer can be handed over instead of copied. */

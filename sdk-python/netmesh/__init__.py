@@ -56,6 +56,7 @@ from .cortex import (
 from .netdb import NetDB
 from .behavior import LoadBalancer, Permit, Rules, Safety, Selection
 from .bus import Bus, BusEvent, IngestReport, PollResult, RedisStreamDedup
+from .compute import Compute, Daemon, DaemonEvent, DaemonOutput, Delivery, MigrationStatus
 from . import capabilities as _capabilities
 from .capabilities import (
     AcceleratorInfo,
@@ -140,6 +141,13 @@ __all__ = [
     "IngestReport",
     "PollResult",
     "RedisStreamDedup",
+    # compute
+    "Compute",
+    "Daemon",
+    "DaemonEvent",
+    "DaemonOutput",
+    "Delivery",
+    "MigrationStatus",
     "__version__",
     "version",
     "abi_version",

@@ -6,6 +6,15 @@
 CDEF = r'''
 #define NET_BEHAVIOR_MAX_CONTEXT_BYTES 16777216
 #define NET_LB_ENDPOINT_ID_LEN 32
+#define NET_COMPUTE_WORK_PROCESS 1
+#define NET_COMPUTE_WORK_SNAPSHOT 2
+#define NET_COMPUTE_WORK_RESTORE 3
+#define NET_COMPUTE_WORK_CREATE 4
+#define NET_COMPUTE_WORK_DROP 5
+#define NET_COMPUTE_PROCESSED 0
+#define NET_COMPUTE_BUFFERED 1
+#define NET_COMPUTE_FORWARDED 2
+#define NET_COMPUTE_DUPLICATE 3
 #define NET_MODEL_TASKS 1
 #define NET_MODEL_MEMORIES 2
 #define NET_ENVELOPE_SIZE 209
@@ -112,6 +121,17 @@ enum net_status_t {
     NET_ERR_BUS_ADAPTER_FATAL = -406,
     NET_ERR_BUS_INVALID_REQUEST = -407,
     NET_ERR_BUS_PRODUCER_STATE = -408,
+    NET_ERR_COMPUTE_NOT_FOUND = -500,
+    NET_ERR_COMPUTE_STALE = -501,
+    NET_ERR_COMPUTE_ALREADY_REGISTERED = -502,
+    NET_ERR_COMPUTE_DAEMON = -503,
+    NET_ERR_COMPUTE_UNKNOWN_KIND = -504,
+    NET_ERR_COMPUTE_ALREADY_MIGRATING = -505,
+    NET_ERR_COMPUTE_NO_MIGRATION = -506,
+    NET_ERR_COMPUTE_TRANSPORT = -507,
+    NET_ERR_COMPUTE_BUFFER_FULL = -508,
+    NET_ERR_COMPUTE_CONFIG = -509,
+    NET_ERR_COMPUTE_WORK_EXPIRED = -510,
     NET_ERR_RULES_INVALID = -600,
     NET_ERR_RULES_UNKNOWN_RULE = -601,
     NET_ERR_SAFETY_CONFIG = -620,
@@ -127,6 +147,7 @@ enum net_status_t {
 typedef int32_t net_status_t;
 typedef struct net_bus_t net_bus_t;
 typedef struct net_cancel_t net_cancel_t;
+typedef struct net_compute_t net_compute_t;
 typedef struct net_identity_t net_identity_t;
 typedef struct net_lb_selection_t net_lb_selection_t;
 typedef struct net_lb_t net_lb_t;
@@ -234,6 +255,25 @@ net_status_t net_mesh_announce(const net_mesh_t *mesh, const uint8_t *caps_json,
 net_status_t net_mesh_find_nodes(const net_mesh_t *mesh, const uint8_t *query_json, size_t query_json_len, net_bytes_t *json_out);
 net_status_t net_mesh_find_best_node(const net_mesh_t *mesh, const uint8_t *query_json, size_t query_json_len, net_bytes_t *json_out);
 net_status_t net_mesh_capabilities(const net_mesh_t *mesh, net_bytes_t *json_out);
+net_status_t net_compute_new(const net_mesh_t *mesh, const uint8_t *config_json, size_t config_json_len, net_compute_t **out);
+net_status_t net_compute_free(net_compute_t *compute);
+net_status_t net_compute_register_kind(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, bool stateful);
+net_status_t net_compute_spawn(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint64_t instance, uint64_t *origin_out);
+net_status_t net_compute_expect(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint64_t *origin_out);
+net_status_t net_compute_stop(const net_compute_t *compute, uint64_t origin);
+net_status_t net_compute_deliver(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, uint32_t *outcome_out, net_error_t *error_out);
+net_status_t net_compute_next_output(const net_compute_t *compute, uint32_t timeout_ms, uint64_t *origin_out, uint64_t *sequence_out, net_bytes_t *payload_out, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_compute_stats(const net_compute_t *compute, uint64_t origin, net_bytes_t *json_out);
+net_status_t net_compute_daemons(const net_compute_t *compute, net_bytes_t *json_out);
+net_status_t net_compute_start_migration(const net_compute_t *compute, uint64_t origin, uint64_t source, uint64_t target);
+net_status_t net_compute_migration_status(const net_compute_t *compute, uint64_t origin, net_bytes_t *json_out);
+net_status_t net_compute_wait_migration(const net_compute_t *compute, uint64_t origin, uint32_t timeout_ms, net_bytes_t *json_out, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_compute_next(const net_compute_t *compute, uint32_t timeout_ms, uint64_t *work_id_out, uint32_t *kind_out, uint64_t *instance_out, uint64_t *daemon_out, uint64_t *producer_out, uint64_t *sequence_out, net_bytes_t *payload_out, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_compute_complete_process(const net_compute_t *compute, uint64_t work_id, const net_slice_t *outputs, size_t count);
+net_status_t net_compute_complete_snapshot(const net_compute_t *compute, uint64_t work_id, const uint8_t *state, size_t state_len);
+net_status_t net_compute_complete_restore(const net_compute_t *compute, uint64_t work_id);
+net_status_t net_compute_complete_create(const net_compute_t *compute, uint64_t work_id, uint64_t instance);
+net_status_t net_compute_fail(const net_compute_t *compute, uint64_t work_id, const uint8_t *message, size_t message_len);
 net_status_t net_model_open(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, net_model_t **out);
 net_status_t net_model_restore(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, net_model_t **out);
 net_status_t net_model_free(net_model_t *model);

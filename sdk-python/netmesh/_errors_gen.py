@@ -90,6 +90,18 @@ __all__ = [
     "BusAdapterFatalError",
     "BusInvalidRequestError",
     "BusProducerStateError",
+    "ComputeError",
+    "ComputeNotFoundError",
+    "ComputeStaleError",
+    "ComputeAlreadyRegisteredError",
+    "ComputeDaemonError",
+    "ComputeUnknownKindError",
+    "ComputeAlreadyMigratingError",
+    "ComputeNoMigrationError",
+    "ComputeTransportError",
+    "ComputeBufferFullError",
+    "ComputeConfigError",
+    "ComputeWorkExpiredError",
     "RulesInvalidError",
     "RulesUnknownRuleError",
     "SafetyConfigError",
@@ -661,6 +673,95 @@ class BusProducerStateError(BusError):
     """
 
 
+class ComputeError(NetError):
+    """Base class of the NET_ERR_COMPUTE_* errors; also raised for a code of
+    their block (-500 to -599) that this SDK does not know yet.
+    """
+
+
+class ComputeNotFoundError(ComputeError):
+    """No daemon with that origin runs here (it may have migrated away), or
+    no factory expects it.
+
+    Status ``NET_ERR_COMPUTE_NOT_FOUND`` (-500).
+    """
+
+
+class ComputeStaleError(ComputeError):
+    """The daemon was replaced or stopped while the call waited for it; the
+    call did nothing. Look it up again.
+
+    Status ``NET_ERR_COMPUTE_STALE`` (-501).
+    """
+
+
+class ComputeAlreadyRegisteredError(ComputeError):
+    """A daemon kind, daemon or expected origin with that name is already
+    registered; the existing one was kept.
+
+    Status ``NET_ERR_COMPUTE_ALREADY_REGISTERED`` (-502).
+    """
+
+
+class ComputeDaemonError(ComputeError):
+    """The daemon failed: its process, snapshot or restore reported an error,
+    or it did not answer its work item in time. The message says which.
+
+    Status ``NET_ERR_COMPUTE_DAEMON`` (-503).
+    """
+
+
+class ComputeUnknownKindError(ComputeError):
+    """No daemon kind with that name is registered on this runtime.
+
+    Status ``NET_ERR_COMPUTE_UNKNOWN_KIND`` (-504).
+    """
+
+
+class ComputeAlreadyMigratingError(ComputeError):
+    """A migration of that daemon is already orchestrated here.
+
+    Status ``NET_ERR_COMPUTE_ALREADY_MIGRATING`` (-505).
+    """
+
+
+class ComputeNoMigrationError(ComputeError):
+    """No migration of that daemon is known here.
+
+    Status ``NET_ERR_COMPUTE_NO_MIGRATION`` (-506).
+    """
+
+
+class ComputeTransportError(ComputeError):
+    """A migration message could not be sent (no session with the node), or
+    the node already has a compute runtime.
+
+    Status ``NET_ERR_COMPUTE_TRANSPORT`` (-507).
+    """
+
+
+class ComputeBufferFullError(ComputeError):
+    """The migration's event buffer is full; the event was not taken.
+
+    Status ``NET_ERR_COMPUTE_BUFFER_FULL`` (-508).
+    """
+
+
+class ComputeConfigError(ComputeError):
+    """The compute configuration is invalid; the message names the key.
+
+    Status ``NET_ERR_COMPUTE_CONFIG`` (-509).
+    """
+
+
+class ComputeWorkExpiredError(ComputeError):
+    """The work item is no longer awaited: answered already, or its daemon
+    call stopped waiting (its timeout passed). The answer was dropped.
+
+    Status ``NET_ERR_COMPUTE_WORK_EXPIRED`` (-510).
+    """
+
+
 class RulesInvalidError(NetError):
     """A rule set, rule or context is invalid (malformed JSON, an unknown key,
     a bad operand or regex, a duplicate id); the message names it.
@@ -816,6 +917,17 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     -406: BusAdapterFatalError,  # NET_ERR_BUS_ADAPTER_FATAL
     -407: BusInvalidRequestError,  # NET_ERR_BUS_INVALID_REQUEST
     -408: BusProducerStateError,  # NET_ERR_BUS_PRODUCER_STATE
+    -500: ComputeNotFoundError,  # NET_ERR_COMPUTE_NOT_FOUND
+    -501: ComputeStaleError,  # NET_ERR_COMPUTE_STALE
+    -502: ComputeAlreadyRegisteredError,  # NET_ERR_COMPUTE_ALREADY_REGISTERED
+    -503: ComputeDaemonError,  # NET_ERR_COMPUTE_DAEMON
+    -504: ComputeUnknownKindError,  # NET_ERR_COMPUTE_UNKNOWN_KIND
+    -505: ComputeAlreadyMigratingError,  # NET_ERR_COMPUTE_ALREADY_MIGRATING
+    -506: ComputeNoMigrationError,  # NET_ERR_COMPUTE_NO_MIGRATION
+    -507: ComputeTransportError,  # NET_ERR_COMPUTE_TRANSPORT
+    -508: ComputeBufferFullError,  # NET_ERR_COMPUTE_BUFFER_FULL
+    -509: ComputeConfigError,  # NET_ERR_COMPUTE_CONFIG
+    -510: ComputeWorkExpiredError,  # NET_ERR_COMPUTE_WORK_EXPIRED
     -600: RulesInvalidError,  # NET_ERR_RULES_INVALID
     -601: RulesUnknownRuleError,  # NET_ERR_RULES_UNKNOWN_RULE
     -620: SafetyConfigError,  # NET_ERR_SAFETY_CONFIG
@@ -838,6 +950,7 @@ ERROR_FAMILIES: Tuple[Tuple[int, int, Type[NetError]], ...] = (
     (-299, -200, MeshError),
     (-399, -300, CortexError),
     (-499, -400, BusError),
+    (-599, -500, ComputeError),
 )
 
 #: The class tree, for documentation.
@@ -919,6 +1032,18 @@ NetError
 │   ├── BusAdapterFatalError  NET_ERR_BUS_ADAPTER_FATAL
 │   ├── BusInvalidRequestError (also ValueError)  NET_ERR_BUS_INVALID_REQUEST
 │   └── BusProducerStateError  NET_ERR_BUS_PRODUCER_STATE
+├── ComputeError  NET_ERR_COMPUTE_*
+│   ├── ComputeNotFoundError  NET_ERR_COMPUTE_NOT_FOUND
+│   ├── ComputeStaleError  NET_ERR_COMPUTE_STALE
+│   ├── ComputeAlreadyRegisteredError  NET_ERR_COMPUTE_ALREADY_REGISTERED
+│   ├── ComputeDaemonError  NET_ERR_COMPUTE_DAEMON
+│   ├── ComputeUnknownKindError  NET_ERR_COMPUTE_UNKNOWN_KIND
+│   ├── ComputeAlreadyMigratingError  NET_ERR_COMPUTE_ALREADY_MIGRATING
+│   ├── ComputeNoMigrationError  NET_ERR_COMPUTE_NO_MIGRATION
+│   ├── ComputeTransportError  NET_ERR_COMPUTE_TRANSPORT
+│   ├── ComputeBufferFullError  NET_ERR_COMPUTE_BUFFER_FULL
+│   ├── ComputeConfigError  NET_ERR_COMPUTE_CONFIG
+│   └── ComputeWorkExpiredError  NET_ERR_COMPUTE_WORK_EXPIRED
 ├── RulesInvalidError  NET_ERR_RULES_INVALID
 ├── RulesUnknownRuleError  NET_ERR_RULES_UNKNOWN_RULE
 ├── SafetyConfigError  NET_ERR_SAFETY_CONFIG

@@ -188,6 +188,34 @@ class Status(enum.IntEnum):
     ERR_BUS_INVALID_REQUEST = -407
     #: The producer state file could not be read or written.
     ERR_BUS_PRODUCER_STATE = -408
+    #: No daemon with that origin runs here (it may have migrated away), or
+    #: no factory expects it.
+    ERR_COMPUTE_NOT_FOUND = -500
+    #: The daemon was replaced or stopped while the call waited for it; the
+    #: call did nothing. Look it up again.
+    ERR_COMPUTE_STALE = -501
+    #: A daemon kind, daemon or expected origin with that name is already
+    #: registered; the existing one was kept.
+    ERR_COMPUTE_ALREADY_REGISTERED = -502
+    #: The daemon failed: its process, snapshot or restore reported an error,
+    #: or it did not answer its work item in time. The message says which.
+    ERR_COMPUTE_DAEMON = -503
+    #: No daemon kind with that name is registered on this runtime.
+    ERR_COMPUTE_UNKNOWN_KIND = -504
+    #: A migration of that daemon is already orchestrated here.
+    ERR_COMPUTE_ALREADY_MIGRATING = -505
+    #: No migration of that daemon is known here.
+    ERR_COMPUTE_NO_MIGRATION = -506
+    #: A migration message could not be sent (no session with the node), or
+    #: the node already has a compute runtime.
+    ERR_COMPUTE_TRANSPORT = -507
+    #: The migration's event buffer is full; the event was not taken.
+    ERR_COMPUTE_BUFFER_FULL = -508
+    #: The compute configuration is invalid; the message names the key.
+    ERR_COMPUTE_CONFIG = -509
+    #: The work item is no longer awaited: answered already, or its daemon
+    #: call stopped waiting (its timeout passed). The answer was dropped.
+    ERR_COMPUTE_WORK_EXPIRED = -510
     #: A rule set, rule or context is invalid (malformed JSON, an unknown key,
     #: a bad operand or regex, a duplicate id); the message names it.
     ERR_RULES_INVALID = -600

@@ -14,6 +14,8 @@
 //! - [`snapshot`]: the v0.11 `CDS1` [`StateSnapshot`] bytes (§2.4) and the
 //!   Net-only [`NetSnapshotExt`] (head payload, horizon, applied watermarks).
 //! - [`ledger`]: the subscription ledger and its `bindings_bytes` (§1.8).
+//! - [`foreign`]: [`ForeignDaemon`], a daemon whose code runs in an SDK,
+//!   reached through the pull-based [`WorkBridge`] (§1.9, no callbacks).
 //! - [`migration`]: the 0x0500 wire codec, chunking and reassembly, and the
 //!   source and target replay buffers (§2.2–2.8).
 //! - [`runtime`]: [`ComputeRuntime`], the node side — delivery and the
@@ -26,6 +28,9 @@
 //! [`factory`]: crate::compute::factory
 //! [`snapshot`]: crate::compute::snapshot
 //! [`ledger`]: crate::compute::ledger
+//! [`foreign`]: crate::compute::foreign
+//! [`ForeignDaemon`]: crate::compute::ForeignDaemon
+//! [`WorkBridge`]: crate::compute::WorkBridge
 //! [`migration`]: crate::compute::migration
 //! [`runtime`]: crate::compute::runtime
 //! [`scheduler`]: crate::compute::scheduler
@@ -42,6 +47,7 @@
 mod codec;
 pub mod daemon;
 pub mod factory;
+pub mod foreign;
 pub mod host;
 pub mod ledger;
 pub mod migration;
@@ -52,6 +58,7 @@ pub mod snapshot;
 
 pub use daemon::{CausalEvent, DaemonError, MeshDaemon};
 pub use factory::{DaemonFactory, DaemonFactoryRegistry, FactoryEntry};
+pub use foreign::{ForeignDaemon, WorkBridge, WorkError, WorkReply, WorkRequest};
 pub use host::{DaemonHost, DaemonSnapshot, DaemonStats, ObservedHorizon};
 pub use ledger::{LedgerError, SubscriptionLedger};
 pub use registry::DaemonRegistry;

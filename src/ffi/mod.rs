@@ -9,7 +9,7 @@
 //! guard entry, `catch_unwind`).
 //!
 //! One file per area: `identity.rs`, `token.rs`, `envelope.rs`, `channel.rs`,
-//! `redex.rs`, `cortex.rs`, `mesh.rs`, `bus.rs`, `behavior.rs`, `version.rs`.
+//! `redex.rs`, `cortex.rs`, `mesh.rs`, `compute.rs`, `bus.rs`, `behavior.rs`, `version.rs`.
 
 mod behavior;
 mod bus;
@@ -17,6 +17,7 @@ mod bytes;
 mod cancel;
 mod channel;
 mod channels;
+mod compute;
 mod cortex;
 mod envelope;
 mod error;
@@ -48,6 +49,7 @@ pub use bytes::*;
 pub use cancel::*;
 pub use channel::*;
 pub use channels::*;
+pub use compute::*;
 pub use cortex::*;
 pub use envelope::*;
 pub use error::net_last_error_message;

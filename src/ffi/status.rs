@@ -4,7 +4,7 @@
 //! are errors. The numbers are part of the ABI: never renumber, only add.
 //! Ranges: -1..-9 generic, -10..-19 identity, -20..-29 tokens, -30..-39
 //! envelopes, -40..-49 channels; later areas take their own blocks of 100
-//! (RedEX -100, mesh -200, CortEX -300, bus -400, behavior -600: rules
+//! (RedEX -100, mesh -200, CortEX -300, bus -400, compute -500, behavior -600: rules
 //! -600, safety -620, load balancing -640).
 
 use std::ffi::{CStr, c_char};
@@ -191,6 +191,34 @@ pub enum net_status_t {
     NET_ERR_BUS_INVALID_REQUEST = -407,
     /// The producer state file could not be read or written.
     NET_ERR_BUS_PRODUCER_STATE = -408,
+    /// No daemon with that origin runs here (it may have migrated away), or
+    /// no factory expects it.
+    NET_ERR_COMPUTE_NOT_FOUND = -500,
+    /// The daemon was replaced or stopped while the call waited for it; the
+    /// call did nothing. Look it up again.
+    NET_ERR_COMPUTE_STALE = -501,
+    /// A daemon kind, daemon or expected origin with that name is already
+    /// registered; the existing one was kept.
+    NET_ERR_COMPUTE_ALREADY_REGISTERED = -502,
+    /// The daemon failed: its process, snapshot or restore reported an error,
+    /// or it did not answer its work item in time. The message says which.
+    NET_ERR_COMPUTE_DAEMON = -503,
+    /// No daemon kind with that name is registered on this runtime.
+    NET_ERR_COMPUTE_UNKNOWN_KIND = -504,
+    /// A migration of that daemon is already orchestrated here.
+    NET_ERR_COMPUTE_ALREADY_MIGRATING = -505,
+    /// No migration of that daemon is known here.
+    NET_ERR_COMPUTE_NO_MIGRATION = -506,
+    /// A migration message could not be sent (no session with the node), or
+    /// the node already has a compute runtime.
+    NET_ERR_COMPUTE_TRANSPORT = -507,
+    /// The migration's event buffer is full; the event was not taken.
+    NET_ERR_COMPUTE_BUFFER_FULL = -508,
+    /// The compute configuration is invalid; the message names the key.
+    NET_ERR_COMPUTE_CONFIG = -509,
+    /// The work item is no longer awaited: answered already, or its daemon
+    /// call stopped waiting (its timeout passed). The answer was dropped.
+    NET_ERR_COMPUTE_WORK_EXPIRED = -510,
     /// A rule set, rule or context is invalid (malformed JSON, an unknown key,
     /// a bad operand or regex, a duplicate id); the message names it.
     NET_ERR_RULES_INVALID = -600,
@@ -300,6 +328,17 @@ impl net_status_t {
         Self::NET_ERR_BUS_ADAPTER_FATAL,
         Self::NET_ERR_BUS_INVALID_REQUEST,
         Self::NET_ERR_BUS_PRODUCER_STATE,
+        Self::NET_ERR_COMPUTE_NOT_FOUND,
+        Self::NET_ERR_COMPUTE_STALE,
+        Self::NET_ERR_COMPUTE_ALREADY_REGISTERED,
+        Self::NET_ERR_COMPUTE_DAEMON,
+        Self::NET_ERR_COMPUTE_UNKNOWN_KIND,
+        Self::NET_ERR_COMPUTE_ALREADY_MIGRATING,
+        Self::NET_ERR_COMPUTE_NO_MIGRATION,
+        Self::NET_ERR_COMPUTE_TRANSPORT,
+        Self::NET_ERR_COMPUTE_BUFFER_FULL,
+        Self::NET_ERR_COMPUTE_CONFIG,
+        Self::NET_ERR_COMPUTE_WORK_EXPIRED,
         Self::NET_ERR_RULES_INVALID,
         Self::NET_ERR_RULES_UNKNOWN_RULE,
         Self::NET_ERR_SAFETY_CONFIG,
@@ -399,6 +438,17 @@ impl net_status_t {
             Self::NET_ERR_BUS_ADAPTER_FATAL => c"NET_ERR_BUS_ADAPTER_FATAL",
             Self::NET_ERR_BUS_INVALID_REQUEST => c"NET_ERR_BUS_INVALID_REQUEST",
             Self::NET_ERR_BUS_PRODUCER_STATE => c"NET_ERR_BUS_PRODUCER_STATE",
+            Self::NET_ERR_COMPUTE_NOT_FOUND => c"NET_ERR_COMPUTE_NOT_FOUND",
+            Self::NET_ERR_COMPUTE_STALE => c"NET_ERR_COMPUTE_STALE",
+            Self::NET_ERR_COMPUTE_ALREADY_REGISTERED => c"NET_ERR_COMPUTE_ALREADY_REGISTERED",
+            Self::NET_ERR_COMPUTE_DAEMON => c"NET_ERR_COMPUTE_DAEMON",
+            Self::NET_ERR_COMPUTE_UNKNOWN_KIND => c"NET_ERR_COMPUTE_UNKNOWN_KIND",
+            Self::NET_ERR_COMPUTE_ALREADY_MIGRATING => c"NET_ERR_COMPUTE_ALREADY_MIGRATING",
+            Self::NET_ERR_COMPUTE_NO_MIGRATION => c"NET_ERR_COMPUTE_NO_MIGRATION",
+            Self::NET_ERR_COMPUTE_TRANSPORT => c"NET_ERR_COMPUTE_TRANSPORT",
+            Self::NET_ERR_COMPUTE_BUFFER_FULL => c"NET_ERR_COMPUTE_BUFFER_FULL",
+            Self::NET_ERR_COMPUTE_CONFIG => c"NET_ERR_COMPUTE_CONFIG",
+            Self::NET_ERR_COMPUTE_WORK_EXPIRED => c"NET_ERR_COMPUTE_WORK_EXPIRED",
             Self::NET_ERR_RULES_INVALID => c"NET_ERR_RULES_INVALID",
             Self::NET_ERR_RULES_UNKNOWN_RULE => c"NET_ERR_RULES_UNKNOWN_RULE",
             Self::NET_ERR_SAFETY_CONFIG => c"NET_ERR_SAFETY_CONFIG",

@@ -1,5 +1,11 @@
 // Type-checked (tsc --noEmit) against the installed package's index.d.ts; not run.
 import {
+  Compute,
+  Daemon,
+  Delivery,
+  type DaemonEvent,
+  type MigrationStatus,
+  ComputeDaemonError,
   NetDB,
   type NetDBOptions,
   type MeshRoutes,
@@ -98,6 +104,33 @@ import {
   type RedexDroppedRecord,
   type RedexDropReason,
 } from 'netmesh';
+
+class TypedCounter extends Daemon {
+  count = 0n;
+  process(event: DaemonEvent): Buffer[] {
+    this.count += 1n;
+    return [Buffer.from(event.payload)];
+  }
+  snapshot(): Buffer {
+    return Buffer.from(this.count.toString());
+  }
+  restore(state: Buffer): void {
+    this.count = BigInt(state.toString());
+  }
+}
+
+async function computeCheck(mesh: Mesh): Promise<void> {
+  const rt: Compute = Compute.open(mesh, { workTimeoutMs: 1000 });
+  rt.register('counter', () => new TypedCounter());
+  const origin: bigint = rt.spawn('counter', Buffer.alloc(32));
+  const outcome: number = await rt.deliver(origin, 1n, 1n, Buffer.from('x'));
+  if (outcome === Delivery.FORWARDED) await rt.startMigration(origin, 1n, 2n);
+  const phase: MigrationStatus = await rt.migrationStatus(origin);
+  void phase;
+  const status: MigrationStatus | null = await rt.waitMigration(origin, 100);
+  if (status?.state === 'failed') throw new ComputeDaemonError(status.reason ?? '', -503);
+  await rt.closeAsync();
+}
 
 async function main(): Promise<void> {
   const v: string = version();
@@ -348,6 +381,7 @@ async function main(): Promise<void> {
   // mesh
   {
     const m: Mesh = Mesh.open({ psk: Buffer.alloc(32), heartbeatIntervalMs: 100, connectForm: 'routed' });
+    await computeCheck(m);
     const id: bigint = m.nodeId;
     const conn: Promise<void> = m.connect('127.0.0.1:1', m.publicKey, id);
     const st: MeshStream = m.openStream(id, 1n, { reliable: true, window: 0 });

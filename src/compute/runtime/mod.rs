@@ -45,6 +45,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::cancel::CancelToken;
 use crate::compute::migration::FailureReason;
 use crate::compute::{CausalEvent, DaemonError, DaemonFactoryRegistry, DaemonHost, DaemonRegistry};
 use crate::mesh::{MeshError, MeshNode, SubprotocolHandler};
@@ -214,6 +215,9 @@ pub enum ComputeError {
     /// The runtime is shut down.
     #[error("compute runtime is shut down")]
     ShuttingDown,
+    /// The wait's cancel token fired.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 pub(crate) enum Inbound {
@@ -430,7 +434,29 @@ impl ComputeRuntime {
         origin: u64,
         timeout: Duration,
     ) -> Result<MigrationStatus, ComputeError> {
-        let deadline = Instant::now() + timeout;
+        self.wait_migration_cancellable(origin, Some(timeout), None)
+    }
+
+    /// [`wait_migration`](Self::wait_migration) with no limit (`None`) and
+    /// a token that ends the wait.
+    ///
+    /// # Errors
+    /// As `wait_migration`; [`ComputeError::Cancelled`] once `cancel`
+    /// fires.
+    pub fn wait_migration_cancellable(
+        &self,
+        origin: u64,
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<MigrationStatus, ComputeError> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let _wake = cancel.map(|token| {
+            let shared = Arc::clone(&self.shared);
+            token.on_cancel(move || {
+                let _state = shared.state();
+                shared.changed.notify_all();
+            })
+        });
         let mut state = self.shared.state();
         loop {
             match state.status(origin) {
@@ -441,14 +467,19 @@ impl ComputeRuntime {
             if self.shared.shutdown.load(Ordering::SeqCst) {
                 return Err(ComputeError::ShuttingDown);
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(ComputeError::Timeout);
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Err(ComputeError::Cancelled);
             }
+            let now = Instant::now();
+            let wait = match deadline {
+                Some(deadline) if now >= deadline => return Err(ComputeError::Timeout),
+                Some(deadline) => deadline - now,
+                None => Duration::from_secs(3600),
+            };
             state = self
                 .shared
                 .changed
-                .wait_timeout(state, deadline - now)
+                .wait_timeout(state, wait)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
@@ -469,7 +500,27 @@ impl ComputeRuntime {
     /// The next chained output of any daemon here, waiting up to
     /// `timeout`.
     pub fn next_output(&self, timeout: Duration) -> Option<CausalEvent> {
-        let deadline = Instant::now() + timeout;
+        self.next_output_cancellable(Some(timeout), None)
+    }
+
+    /// [`next_output`](Self::next_output) with no limit (`None`) and a
+    /// token that ends the wait; `None` also once shut down or cancelled.
+    pub fn next_output_cancellable(
+        &self,
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Option<CausalEvent> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let _wake = cancel.map(|token| {
+            let shared = Arc::clone(&self.shared);
+            token.on_cancel(move || {
+                let _queue = shared
+                    .outputs
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                shared.output_ready.notify_all();
+            })
+        });
         let mut queue = self
             .shared
             .outputs
@@ -479,14 +530,21 @@ impl ComputeRuntime {
             if let Some(output) = queue.pop_front() {
                 return Some(output);
             }
-            let now = Instant::now();
-            if now >= deadline || self.shared.shutdown.load(Ordering::SeqCst) {
+            if self.shared.shutdown.load(Ordering::SeqCst)
+                || cancel.is_some_and(CancelToken::is_cancelled)
+            {
                 return None;
             }
+            let now = Instant::now();
+            let wait = match deadline {
+                Some(deadline) if now >= deadline => return None,
+                Some(deadline) => deadline - now,
+                None => Duration::from_secs(3600),
+            };
             queue = self
                 .shared
                 .output_ready
-                .wait_timeout(queue, deadline - now)
+                .wait_timeout(queue, wait)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }

@@ -1,0 +1,368 @@
+/*
+ * Compute through the C ABI: a counter daemon written in C migrates between
+ * nodes of a three-node mesh (encrypted UDP on 127.0.0.1) while a producer
+ * keeps delivering; every event is applied exactly once. libnet never calls
+ * into C: each runtime has a pull loop (a thread) that takes work items with
+ * net_compute_next and answers them (process, snapshot, restore, create,
+ * drop). Also: a work item nobody answers fails its delivery after the work
+ * timeout and a late answer is refused; freeing the runtime wakes the pull
+ * loop (NET_END) and calls after the free are refused.
+ *
+ * Run under AddressSanitizer + LeakSanitizer.
+ */
+#define _XOPEN_SOURCE 700
+
+#include "mesh_util.h"
+
+static const char CONFIG[] =
+    "{\"psk_hex\":\"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a\","
+    "\"heartbeat_interval_ms\":50,\"session_timeout_ms\":5000,\"hello_timeout_ms\":500}";
+static const char RUNTIME[] =
+    "{\"retry_interval_ms\":50,\"step_timeout_ms\":3000,\"source_timeout_ms\":6000,"
+    "\"work_timeout_ms\":5000,\"output_capacity\":1000000}";
+static const char KIND[] = "counter";
+static const uint64_t PRODUCER = 0xfeed000000000001ULL;
+#define MAX_OBJECTS 8
+
+/* One counter object of the SDK (this program). */
+struct counter {
+    int used;
+    uint64_t instance, count, last;
+};
+
+/* A runtime and the objects its pull loop serves. */
+struct site {
+    net_mesh_t *mesh;
+    net_compute_t *rt;
+    pthread_t loop;
+    pthread_mutex_t lock;
+    struct counter objects[MAX_OBJECTS];
+    uint64_t next_instance;
+    unsigned long handled;
+};
+
+static struct counter *find(struct site *s, uint64_t instance)
+{
+    for (int i = 0; i < MAX_OBJECTS; i++) {
+        if (s->objects[i].used && s->objects[i].instance == instance) {
+            return &s->objects[i];
+        }
+    }
+    return NULL;
+}
+
+/* A new counter object; its instance id. */
+static uint64_t add_object(struct site *s)
+{
+    for (int i = 0; i < MAX_OBJECTS; i++) {
+        if (!s->objects[i].used) {
+            s->objects[i] = (struct counter){1, ++s->next_instance, 0, 0};
+            return s->objects[i].instance;
+        }
+    }
+    CHECK(!"room for another object");
+    return 0;
+}
+
+static void put_u64(uint8_t *out, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        out[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint64_t get_u64(const uint8_t *in)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | in[i];
+    }
+    return v;
+}
+
+/* Answers one work item. */
+static void answer(struct site *s, uint64_t id, uint32_t kind, uint64_t instance, uint64_t sequence,
+                   const net_bytes_t *payload)
+{
+    net_status_t st = NET_OK;
+    pthread_mutex_lock(&s->lock);
+    struct counter *c = find(s, instance);
+    switch (kind) {
+    case NET_COMPUTE_WORK_PROCESS:
+        if (c == NULL || sequence != c->last + 1) {
+            static const char msg[] = "out of order";
+            st = net_compute_fail(s->rt, id, (const uint8_t *)msg, strlen(msg));
+        } else {
+            uint8_t out[8];
+            c->last = sequence;
+            c->count++;
+            put_u64(out, c->count);
+            net_slice_t slice = {out, sizeof out};
+            st = net_compute_complete_process(s->rt, id, &slice, 1);
+        }
+        break;
+    case NET_COMPUTE_WORK_SNAPSHOT: {
+        uint8_t state[16];
+        put_u64(state, c ? c->count : 0);
+        put_u64(state + 8, c ? c->last : 0);
+        st = net_compute_complete_snapshot(s->rt, id, state, sizeof state);
+        break;
+    }
+    case NET_COMPUTE_WORK_RESTORE:
+        if (c == NULL || payload->len != 16) {
+            static const char msg[] = "bad state";
+            st = net_compute_fail(s->rt, id, (const uint8_t *)msg, strlen(msg));
+        } else {
+            c->count = get_u64(payload->ptr);
+            c->last = get_u64(payload->ptr + 8);
+            st = net_compute_complete_restore(s->rt, id);
+        }
+        break;
+    case NET_COMPUTE_WORK_CREATE:
+        CHECK(payload->len == strlen(KIND) && memcmp(payload->ptr, KIND, payload->len) == 0);
+        st = net_compute_complete_create(s->rt, id, add_object(s));
+        break;
+    case NET_COMPUTE_WORK_DROP:
+        if (c != NULL) {
+            c->used = 0;
+        }
+        break;
+    default:
+        CHECK(!"a known work kind");
+    }
+    pthread_mutex_unlock(&s->lock);
+    CHECK(st == NET_OK || st == NET_ERR_SHUTTING_DOWN);
+}
+
+/* The pull loop: until the runtime is freed (NET_END). */
+static void *pull_loop(void *arg)
+{
+    struct site *s = arg;
+    for (;;) {
+        uint64_t id = 0, instance = 0, daemon = 0, producer = 0, sequence = 0;
+        uint32_t kind = 0;
+        net_bytes_t payload = {NULL, 0};
+        net_status_t st = net_compute_next(s->rt, NET_WAIT_FOREVER, &id, &kind, &instance, &daemon, &producer,
+                                           &sequence, &payload, NULL, NULL);
+        if (st == NET_END || st == NET_ERR_SHUTTING_DOWN) {
+            return NULL;
+        }
+        if (!CHECK_OK(st)) {
+            return NULL;
+        }
+        s->handled++;
+        answer(s, id, kind, instance, sequence, &payload);
+        net_bytes_free(&payload);
+    }
+}
+
+static void site_open(struct site *s, const char *runtime)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->lock, NULL);
+    CHECK_OK(net_mesh_new((const uint8_t *)CONFIG, strlen(CONFIG), &s->mesh));
+    CHECK_OK(net_compute_new(s->mesh, (const uint8_t *)runtime, strlen(runtime), &s->rt));
+    CHECK_OK(net_compute_register_kind(s->rt, (const uint8_t *)KIND, strlen(KIND), true));
+    CHECK(pthread_create(&s->loop, NULL, pull_loop, s) == 0);
+}
+
+static void site_close(struct site *s)
+{
+    CHECK_OK(net_compute_free(s->rt));
+    CHECK(pthread_join(s->loop, NULL) == 0);
+    CHECK_OK(net_mesh_free(s->mesh));
+    pthread_mutex_destroy(&s->lock);
+}
+
+static int connect_to(const net_mesh_t *a, const net_mesh_t *b)
+{
+    net_bytes_t key = {NULL, 0}, addr = {NULL, 0};
+    int ok = CHECK_OK(net_mesh_public_key(b, &key)) && CHECK_OK(net_mesh_local_addr(b, &addr)) &&
+             CHECK_OK(net_mesh_connect(a, addr.ptr, addr.len, key.ptr, key.len, mesh_node_id(b), NULL, NULL));
+    net_bytes_free(&key);
+    net_bytes_free(&addr);
+    return ok;
+}
+
+/* The count of the (last) live object at `s`, and how many objects live there. */
+static uint64_t live_count(struct site *s, int *objects)
+{
+    uint64_t count = 0;
+    *objects = 0;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < MAX_OBJECTS; i++) {
+        if (s->objects[i].used) {
+            (*objects)++;
+            count = s->objects[i].count;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return count;
+}
+
+struct producer {
+    net_compute_t *rt;
+    uint64_t origin;
+    volatile int stop;
+    volatile uint64_t sent;
+    unsigned long outcomes[4];
+    int failed;
+};
+
+static void *produce(void *arg)
+{
+    struct producer *p = arg;
+    for (uint64_t seq = 1; !p->stop || seq <= 200; seq++) {
+        uint8_t payload[8];
+        uint32_t outcome = 99;
+        put_u64(payload, seq);
+        net_error_t err = {NET_OK, {NULL, 0}};
+        net_status_t st = net_compute_deliver(p->rt, p->origin, PRODUCER, seq, payload, sizeof payload, &outcome, &err);
+        if (st != NET_OK || outcome == NET_COMPUTE_DUPLICATE || outcome > 3) {
+            fprintf(stderr, "event %llu: %s outcome %u: %.*s\n", (unsigned long long)seq, status_name(st), outcome,
+                    (int)err.message.len, err.message.ptr ? (const char *)err.message.ptr : "");
+            net_error_clear(&err);
+            p->failed = 1;
+            return NULL;
+        }
+        p->outcomes[outcome]++;
+        p->sent = seq;
+    }
+    return NULL;
+}
+
+static int json_phase_index(const net_bytes_t *json)
+{
+    static const char *const phases[] = {"snapshot", "transfer", "restore", "replay", "cutover", "complete"};
+    char fragment[64];
+    for (int i = 0; i < 6; i++) {
+        snprintf(fragment, sizeof fragment, "\"phase\":\"%s\"", phases[i]);
+        if (json_has(json, fragment)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void test_c_counter_migrates_under_load_exactly_once(void)
+{
+    static struct site sites[3];
+    for (int i = 0; i < 3; i++) {
+        site_open(&sites[i], RUNTIME);
+    }
+    CHECK(connect_to(sites[0].mesh, sites[1].mesh));
+    CHECK(connect_to(sites[0].mesh, sites[2].mesh));
+    CHECK(connect_to(sites[1].mesh, sites[2].mesh));
+
+    uint8_t seed[32];
+    memset(seed, 7, sizeof seed);
+    uint64_t origin = 0, expected = 0;
+    pthread_mutex_lock(&sites[0].lock);
+    uint64_t instance = add_object(&sites[0]);
+    pthread_mutex_unlock(&sites[0].lock);
+    CHECK_OK(net_compute_spawn(sites[0].rt, (const uint8_t *)KIND, strlen(KIND), seed, 32, instance, &origin));
+    CHECK_OK(net_compute_expect(sites[1].rt, (const uint8_t *)KIND, strlen(KIND), seed, 32, &expected));
+    CHECK_U64(expected, origin);
+
+    struct producer p = {sites[0].rt, origin, 0, 0, {0}, 0};
+    pthread_t producer;
+    CHECK(pthread_create(&producer, NULL, produce, &p) == 0);
+    const struct timespec pause = {0, 5 * 1000 * 1000};
+    int64_t deadline = now_ms() + WAIT_MS;
+    while (p.sent < 50 && !p.failed && now_ms() < deadline) {
+        nanosleep(&pause, NULL);
+    }
+    CHECK(p.sent >= 50);
+    CHECK_OK(net_compute_start_migration(sites[2].rt, origin, mesh_node_id(sites[0].mesh),
+                                         mesh_node_id(sites[1].mesh)));
+    int last_phase = -1, in_order = 1;
+    net_bytes_t done = {NULL, 0};
+    for (;;) {
+        net_bytes_t status = {NULL, 0};
+        if (CHECK_OK(net_compute_migration_status(sites[2].rt, origin, &status))) {
+            int phase = json_phase_index(&status);
+            in_order &= phase >= last_phase;
+            last_phase = phase;
+        }
+        net_bytes_free(&status);
+        net_status_t st = net_compute_wait_migration(sites[2].rt, origin, 5, &done, NULL, NULL);
+        if (st != NET_TIMEOUT) {
+            CHECK_OK(st);
+            break;
+        }
+    }
+    CHECK(in_order);
+    CHECK(json_has(&done, "\"state\":\"completed\""));
+    net_bytes_free(&done);
+    p.stop = 1;
+    CHECK(pthread_join(producer, NULL) == 0);
+    CHECK(!p.failed);
+    CHECK(p.outcomes[NET_COMPUTE_FORWARDED] > 0);
+
+    /* Every event applied once, on the target; the source's object dropped. */
+    int objects = 0;
+    deadline = now_ms() + WAIT_MS;
+    while (live_count(&sites[1], &objects) != p.sent && now_ms() < deadline) {
+        nanosleep(&pause, NULL);
+    }
+    CHECK_U64(live_count(&sites[1], &objects), p.sent);
+    CHECK(objects == 1);
+    deadline = now_ms() + WAIT_MS;
+    while ((live_count(&sites[0], &objects), objects) != 0 && now_ms() < deadline) {
+        nanosleep(&pause, NULL);
+    }
+    CHECK(objects == 0);
+    net_bytes_t stats = {NULL, 0};
+    CHECK_STATUS(net_compute_stats(sites[0].rt, origin, &stats), NET_ERR_COMPUTE_NOT_FOUND);
+    CHECK_OK(net_compute_stats(sites[1].rt, origin, &stats));
+    CHECK(json_has(&stats, "\"errors\":0"));
+    net_bytes_free(&stats);
+    CHECK(sites[2].handled == 0); /* the orchestrator runs no daemon */
+
+    for (int i = 0; i < 3; i++) {
+        site_close(&sites[i]);
+    }
+}
+
+static void test_unanswered_work_and_free(void)
+{
+    net_mesh_t *mesh = NULL;
+    net_compute_t *rt = NULL;
+    static const char SHORT[] = "{\"work_timeout_ms\":100}";
+    CHECK_OK(net_mesh_new((const uint8_t *)CONFIG, strlen(CONFIG), &mesh));
+    CHECK_STATUS(net_compute_new(mesh, (const uint8_t *)"{\"x\":1}", 7, &rt), NET_ERR_COMPUTE_CONFIG);
+    CHECK_OK(net_compute_new(mesh, (const uint8_t *)SHORT, strlen(SHORT), &rt));
+    CHECK_OK(net_compute_register_kind(rt, (const uint8_t *)KIND, strlen(KIND), true));
+    uint8_t seed[32];
+    memset(seed, 9, sizeof seed);
+    uint64_t origin = 0;
+    CHECK_OK(net_compute_spawn(rt, (const uint8_t *)KIND, strlen(KIND), seed, 32, 1, &origin));
+
+    /* Nobody pulls: the delivery fails after the work timeout. */
+    uint32_t outcome = 0;
+    net_error_t err = {NET_OK, {NULL, 0}};
+    CHECK_STATUS(net_compute_deliver(rt, origin, PRODUCER, 1, NULL, 0, &outcome, &err), NET_ERR_COMPUTE_DAEMON);
+    CHECK(err.status == NET_ERR_COMPUTE_DAEMON);
+    net_error_clear(&err);
+    /* The withdrawn item is not handed out; an answer to it is refused. */
+    uint64_t id = 0, instance = 0, daemon = 0, producer = 0, sequence = 0;
+    uint32_t kind = 0;
+    net_bytes_t payload = {NULL, 0};
+    CHECK_STATUS(net_compute_next(rt, 0, &id, &kind, &instance, &daemon, &producer, &sequence, &payload, NULL, NULL),
+                 NET_TIMEOUT);
+    CHECK_STATUS(net_compute_complete_process(rt, 1, NULL, 0), NET_ERR_COMPUTE_WORK_EXPIRED);
+
+    CHECK_OK(net_compute_free(rt));
+    CHECK_OK(net_compute_free(rt));
+    CHECK_STATUS(net_compute_next(rt, 0, &id, &kind, &instance, &daemon, &producer, &sequence, &payload, NULL, NULL),
+                 NET_ERR_SHUTTING_DOWN);
+    CHECK_OK(net_compute_free(NULL));
+    CHECK_OK(net_mesh_free(mesh));
+}
+
+int main(void)
+{
+    RUN_TEST(test_c_counter_migrates_under_load_exactly_once);
+    RUN_TEST(test_unanswered_work_and_free);
+    return check_finish("test_compute");
+}

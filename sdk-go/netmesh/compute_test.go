@@ -1,0 +1,349 @@
+package netmesh_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/netmesh/net/sdk-go/netmesh"
+)
+
+const computeProducer = uint64(0xfeed_0000_0000_0001)
+
+var computeSeed = bytesOf(7, 32)
+
+func bytesOf(b byte, n int) []byte {
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = b
+	}
+	return out
+}
+
+// counter counts events, refusing any that is not its producer's next one.
+type counter struct {
+	mu          sync.Mutex
+	count, last uint64
+}
+
+func (c *counter) Process(ev netmesh.DaemonEvent) ([][]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ev.Sequence != c.last+1 {
+		return nil, fmt.Errorf("sequence %d after %d", ev.Sequence, c.last)
+	}
+	c.last = ev.Sequence
+	c.count++
+	return [][]byte{binary.LittleEndian.AppendUint64(nil, c.count)}, nil
+}
+
+func (c *counter) Snapshot() ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, c.count), c.last), nil
+}
+
+func (c *counter) Restore(state []byte) error {
+	if len(state) != 16 {
+		return fmt.Errorf("bad state: %d bytes", len(state))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.count = binary.LittleEndian.Uint64(state)
+	c.last = binary.LittleEndian.Uint64(state[8:])
+	return nil
+}
+
+func (c *counter) value() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count
+}
+
+func newCounter() netmesh.Daemon { return &counter{} }
+
+func fastCompute(t *testing.T, m *netmesh.Mesh, cfg netmesh.ComputeConfig) *netmesh.Compute {
+	t.Helper()
+	c := must(netmesh.NewCompute(m, cfg))
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Register("counter", newCounter, true); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func waitUntil(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func countOf(c *netmesh.Compute, origin uint64) uint64 {
+	d, ok := c.Daemon(origin)
+	if !ok {
+		return 0
+	}
+	return d.(*counter).value()
+}
+
+func TestComputeGoCounterMigratesUnderLoadExactlyOnce(t *testing.T) {
+	meshes := []*netmesh.Mesh{fastMesh(t, nil), fastMesh(t, nil), fastMesh(t, nil)}
+	for _, pair := range [][2]int{{0, 1}, {0, 2}, {1, 2}} {
+		a, b := meshes[pair[0]], meshes[pair[1]]
+		if err := a.Connect(ctx5(t), must(b.LocalAddr()), must(b.PublicKey()), must(b.NodeID())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := netmesh.ComputeConfig{RetryInterval: 50 * time.Millisecond, StepTimeout: 3 * time.Second,
+		SourceTimeout: 6 * time.Second, WorkTimeout: 5 * time.Second, OutputCapacity: 1 << 20}
+	a, b, c := fastCompute(t, meshes[0], cfg), fastCompute(t, meshes[1], cfg), fastCompute(t, meshes[2], cfg)
+	origin := must(a.Spawn("counter", computeSeed, nil))
+	if got := must(b.Expect("counter", computeSeed)); got != origin {
+		t.Fatalf("expect gave %x, spawn %x", got, origin)
+	}
+	if list := must(a.Daemons()); len(list) != 1 || list[0] != (netmesh.DaemonEntry{Origin: origin, Name: "counter"}) {
+		t.Fatalf("daemons: %+v", list)
+	}
+
+	var stop atomic.Bool
+	var sent atomic.Uint64
+	var forwarded atomic.Uint64
+	produced := make(chan error, 1)
+	go func() {
+		for seq := uint64(1); !stop.Load() || seq <= 200; seq++ {
+			outcome, err := a.Deliver(origin, computeProducer, seq, binary.LittleEndian.AppendUint64(nil, seq))
+			if err != nil {
+				produced <- fmt.Errorf("event %d: %w", seq, err)
+				return
+			}
+			if outcome == netmesh.DeliveryDuplicate {
+				produced <- fmt.Errorf("event %d called a duplicate", seq)
+				return
+			}
+			if outcome == netmesh.DeliveryForwarded {
+				forwarded.Add(1)
+			}
+			sent.Store(seq)
+		}
+		produced <- nil
+	}()
+	waitUntil(t, "events before the move", func() bool { return sent.Load() >= 50 })
+	if err := c.StartMigration(origin, must(meshes[0].NodeID()), must(meshes[1].NodeID())); err != nil {
+		t.Fatal(err)
+	}
+	order := []string{"snapshot", "transfer", "restore", "replay", "cutover", "complete"}
+	var seen []int
+	var done netmesh.MigrationStatus
+	for {
+		st := must(c.MigrationStatus(origin))
+		if i := slices.Index(order, st.Phase); len(seen) == 0 || seen[len(seen)-1] != i {
+			seen = append(seen, i)
+		}
+		status, ok, err := c.WaitMigration(context.Background(), origin, 5*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			done = status
+			break
+		}
+	}
+	stop.Store(true)
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	if done != (netmesh.MigrationStatus{State: "completed", Phase: "complete"}) || !done.Done() {
+		t.Fatalf("migration ended %+v", done)
+	}
+	if !slices.IsSorted(seen) || slices.Contains(seen, -1) {
+		t.Fatalf("phases out of order: %v", seen)
+	}
+	if forwarded.Load() == 0 {
+		t.Fatal("no event was forwarded after the cut-over")
+	}
+	total := sent.Load()
+	waitUntil(t, "every event applied on the target", func() bool { return countOf(b, origin) == total })
+	if st := must(b.Stats(origin)); st.Errors != 0 || st.Name != "counter" {
+		t.Fatalf("target stats %+v", st)
+	}
+	if _, err := a.Stats(origin); !errors.Is(err, netmesh.ErrComputeNotFound) {
+		t.Fatalf("source stats: %v", err)
+	}
+	var last uint64
+	for {
+		out, ok, err := b.NextOutput(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if out.Daemon != origin {
+			t.Fatalf("output of %x", out.Daemon)
+		}
+		last = binary.LittleEndian.Uint64(out.Payload)
+	}
+	if last != total {
+		t.Fatalf("last output %d, sent %d", last, total)
+	}
+
+	// And back, orchestrated by the node it leaves.
+	if _, err := a.Expect("counter", computeSeed); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StartMigration(origin, must(meshes[1].NodeID()), must(meshes[0].NodeID())); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok, err := b.WaitMigration(context.Background(), origin, 20*time.Second); err != nil || !ok || st.State != "completed" {
+		t.Fatalf("return trip: %+v %v %v", st, ok, err)
+	}
+	if outcome := must(a.Deliver(origin, computeProducer, total+1, nil)); outcome != netmesh.DeliveryProcessed {
+		t.Fatalf("outcome %d", outcome)
+	}
+	if got := countOf(a, origin); got != total+1 {
+		t.Fatalf("count %d after the return, want %d", got, total+1)
+	}
+}
+
+// picky fails events whose payload says so, and blocks on "block".
+type picky struct {
+	counter
+	release chan struct{}
+}
+
+func (p *picky) Process(ev netmesh.DaemonEvent) ([][]byte, error) {
+	switch string(ev.Payload) {
+	case "boom":
+		return nil, errors.New("boom")
+	case "panic":
+		panic("oops")
+	case "block":
+		<-p.release
+	}
+	return p.counter.Process(ev)
+}
+
+func TestComputeErrorsAreTyped(t *testing.T) {
+	m := fastMesh(t, nil)
+	if _, err := netmesh.NewCompute(nil, netmesh.ComputeConfig{}); !errors.Is(err, netmesh.ErrInvalidArgument) {
+		t.Fatalf("nil mesh: %v", err)
+	}
+	c := fastCompute(t, m, netmesh.ComputeConfig{WorkTimeout: 200 * time.Millisecond})
+	if _, err := netmesh.NewCompute(m, netmesh.ComputeConfig{}); !errors.Is(err, netmesh.ErrComputeTransport) {
+		t.Fatalf("second runtime: %v", err)
+	}
+	if err := c.Register("counter", newCounter, true); !errors.Is(err, netmesh.ErrComputeAlreadyRegistered) {
+		t.Fatalf("register twice: %v", err)
+	}
+	if _, err := c.Spawn("nope", computeSeed, nil); !errors.Is(err, netmesh.ErrComputeUnknownKind) {
+		t.Fatalf("unknown kind: %v", err)
+	}
+	if _, err := c.Spawn("counter", []byte{1}, nil); !errors.Is(err, netmesh.ErrInvalidArgument) {
+		t.Fatalf("short seed: %v", err)
+	}
+	p := &picky{release: make(chan struct{})}
+	origin := must(c.Spawn("counter", computeSeed, p))
+	if _, err := c.Spawn("counter", computeSeed, nil); !errors.Is(err, netmesh.ErrComputeAlreadyRegistered) {
+		t.Fatalf("spawn twice: %v", err)
+	}
+	must(c.Deliver(origin, computeProducer, 1, []byte("ok")))
+	for _, payload := range []string{"boom", "panic", "block"} {
+		_, err := c.Deliver(origin, computeProducer, 2, []byte(payload))
+		if !errors.Is(err, netmesh.ErrComputeDaemon) {
+			t.Fatalf("%s: %v", payload, err)
+		}
+		t.Logf("%s: %v", payload, err)
+	}
+	close(p.release)
+	if st := must(c.Stats(origin)); st.Errors != 3 || st.EventsProcessed != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if _, err := c.Deliver(12345, computeProducer, 1, nil); !errors.Is(err, netmesh.ErrComputeNotFound) {
+		t.Fatalf("unknown daemon: %v", err)
+	}
+	if _, err := c.MigrationStatus(origin); !errors.Is(err, netmesh.ErrComputeNoMigration) {
+		t.Fatalf("no migration: %v", err)
+	}
+	if _, _, err := c.WaitMigration(context.Background(), origin, 0); !errors.Is(err, netmesh.ErrComputeNoMigration) {
+		t.Fatalf("wait, no migration: %v", err)
+	}
+	if err := c.StartMigration(origin, 12345, must(m.NodeID())); !errors.Is(err, netmesh.ErrComputeTransport) {
+		t.Fatalf("unreachable source: %v", err)
+	}
+	if out, ok, err := c.NextOutput(context.Background(), 0); err != nil || !ok || out.Sequence != 1 {
+		t.Fatalf("output %+v %v %v", out, ok, err)
+	}
+	if err := c.Stop(origin); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(origin); !errors.Is(err, netmesh.ErrComputeNotFound) {
+		t.Fatalf("stop twice: %v", err)
+	}
+	if _, ok := c.Daemon(origin); ok {
+		t.Fatal("a stopped daemon is still listed")
+	}
+}
+
+func TestComputeCloseRacesCallsInFlight(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		m := fastMesh(t, nil)
+		c := must(netmesh.NewCompute(m, netmesh.ComputeConfig{}))
+		p := &picky{release: make(chan struct{})}
+		must(0, c.Register("counter", newCounter, true))
+		origin := must(c.Spawn("counter", computeSeed, p))
+		entered := make(chan struct{})
+		result := make(chan error, 1)
+		go func() {
+			close(entered)
+			_, err := c.Deliver(origin, computeProducer, 1, []byte("block"))
+			result <- err
+		}()
+		<-entered
+		var wg sync.WaitGroup
+		closed := make(chan error, 4)
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				closed <- c.Close()
+			}()
+		}
+		// The close wakes the delivery (whether it was already waiting for
+		// the daemon or not); the closes then wait for the daemon method.
+		if err := <-result; !errors.Is(err, netmesh.ErrShuttingDown) {
+			t.Fatalf("in-flight delivery: %v", err)
+		}
+		close(p.release)
+		wg.Wait()
+		close(closed)
+		for err := range closed {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.Deliver(origin, computeProducer, 1, nil); !errors.Is(err, netmesh.ErrShuttingDown) {
+			t.Fatalf("after close: %v", err)
+		}
+	}
+}
+
+func TestComputeWaitsEndWithTheirContext(t *testing.T) {
+	m := fastMesh(t, nil)
+	c := fastCompute(t, m, netmesh.ComputeConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	if _, ok, err := c.NextOutput(ctx, -1); ok || !errors.Is(err, netmesh.ErrCancelled) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("NextOutput under a cancelled context: %v %v", ok, err)
+	}
+}

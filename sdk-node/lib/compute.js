@@ -1,0 +1,519 @@
+'use strict';
+// Compute: stateful daemons written in JavaScript that migrate between
+// nodes. A Compute is a node's compute runtime (net_compute_t), installed as
+// the mesh node's migration handler (one per node).
+//
+// libnet never calls into JavaScript. Every call it makes on a daemon
+// (process an event, snapshot, restore, build an object for a daemon
+// arriving by migration, drop one) is a work item: the Compute keeps one
+// net_compute_next waiting on libuv's threadpool (a resumable koffi async
+// call, lib/async.js), runs the daemon method on the main thread when an
+// item arrives, and answers with net_compute_complete_* / net_compute_fail
+// (quick synchronous calls). deliver(), waitMigration() and nextOutput()
+// run on the threadpool too, and stop(), stats(), startMigration() and
+// migrationStatus() on the worker pool (they wait for locks a daemon call
+// holds while it waits for the main thread), so the event loop stays free
+// to run the daemon while libnet waits for it. Daemon methods must be synchronous.
+// Like a listening server, an open Compute keeps the process alive (its
+// pull waits on the threadpool): close it when done.
+
+const util = require('node:util');
+const { STATUS, CONSTANTS, fns, takeBytes, errorSlot, takeError } = require('./native');
+const calls = require('./calls');
+const args = require('./args');
+const asyncCalls = require('./async');
+const pool = require('./pool');
+const { rawMeshHandle } = require('./mesh');
+const { leakRegistry } = require('./finalize');
+const { parseJsonBigInt } = require('./json');
+const { errorFor, ShuttingDownError, ComputeConfigError, ComputeUnknownKindError } = require('./errors');
+
+const computeFinalizer = leakRegistry('Compute', 'net_compute_free');
+const kConstruct = Symbol('netmesh.Compute.construct');
+let computeHandle;
+
+/** What deliver() did with an event. */
+const Delivery = Object.freeze({
+  PROCESSED: CONSTANTS.NET_COMPUTE_PROCESSED,
+  BUFFERED: CONSTANTS.NET_COMPUTE_BUFFERED,
+  FORWARDED: CONSTANTS.NET_COMPUTE_FORWARDED,
+  DUPLICATE: CONSTANTS.NET_COMPUTE_DUPLICATE,
+});
+
+/**
+ * A daemon: extend it and override process(event) (and, for a stateful
+ * daemon, snapshot() and restore(state)). `event` is `{ producer, sequence,
+ * payload, daemon }` (bigints and a Buffer); process returns the outputs (an
+ * array of Buffers / Uint8Arrays); throwing refuses the event (leave the
+ * state unchanged). Methods must be synchronous.
+ */
+class Daemon {
+  process(_event) {
+    throw new Error(`${this.constructor.name} does not implement process()`);
+  }
+
+  snapshot() {
+    return Buffer.alloc(0);
+  }
+
+  restore(state) {
+    if (state.length > 0) throw new Error(`${this.constructor.name} is stateless but got ${state.length} bytes of state`);
+  }
+}
+
+const DURATIONS = {
+  retryIntervalMs: 'retry_interval_ms',
+  stepTimeoutMs: 'step_timeout_ms',
+  sourceTimeoutMs: 'source_timeout_ms',
+  workTimeoutMs: 'work_timeout_ms',
+};
+const PLAIN = { sendExtension: 'send_extension', outputCapacity: 'output_capacity' };
+
+function configJson(options = {}) {
+  const out = {};
+  for (const [key, value] of Object.entries(options ?? {})) {
+    if (value === undefined) continue;
+    if (key in DURATIONS) out[DURATIONS[key]] = value;
+    else if (key in PLAIN) out[PLAIN[key]] = value;
+    else {
+      const known = [...Object.keys(DURATIONS), ...Object.keys(PLAIN)].sort().join(', ');
+      throw new ComputeConfigError(`unknown option ${key} (known: ${known})`, STATUS.NET_ERR_COMPUTE_CONFIG);
+    }
+  }
+  return Object.keys(out).length ? Buffer.from(JSON.stringify(out), 'utf8') : null;
+}
+
+function timeoutArg(timeoutMs) {
+  if (timeoutMs === undefined || timeoutMs === null || timeoutMs === Infinity) return asyncCalls.FOREVER;
+  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
+    throw new TypeError('timeoutMs must be a non-negative number (or omitted / Infinity to wait forever)');
+  }
+  return Math.min(Math.ceil(timeoutMs), asyncCalls.MAX_TIMEOUT_MS);
+}
+
+function seedArg(seed) {
+  const s = args.bytes(seed, 'seed');
+  if (s.length !== 32) throw new RangeError(`seed must be 32 bytes, got ${s.length}`);
+  return new Uint8Array(s);
+}
+
+function statusOf(buf) {
+  const j = parseBig(buf);
+  return { state: j.state, phase: j.phase ?? null, code: j.code === undefined ? null : Number(j.code), reason: j.reason ?? null };
+}
+
+/** A promise for `fn()`, rejected (not thrown) when it throws. */
+function pooled(fn) {
+  try {
+    return fn();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** A call with a net_error_t and no token, on the threadpool; throws its error. */
+async function offLoop(fn, argsOf) {
+  const error = errorSlot();
+  const status = await asyncCalls.runAsync(fn, argsOf(error));
+  if (status < 0) throw errorFor(status, takeError(error));
+  return status;
+}
+
+/**
+ * A node's compute runtime. `Compute.open(mesh, options)`; options (all
+ * optional): retryIntervalMs (200), stepTimeoutMs (10 000), sourceTimeoutMs
+ * (30 000), workTimeoutMs (30 000: how long a daemon call waits for the JS
+ * daemon), sendExtension (true), outputCapacity (65 536). Origins, node ids
+ * and sequences are bigints.
+ */
+class Compute {
+  #handle;
+  // Shared with the work loop, which holds it and the raw handle but not
+  // the Compute: a Compute dropped without close() is collected, and its
+  // finalizer's free ends the loop.
+  #daemons = new Daemons();
+  #loop;
+
+  /** @private Use Compute.open(). */
+  constructor(token, handle) {
+    if (token !== kConstruct) throw new TypeError('use Compute.open()');
+    this.#handle = handle;
+    computeFinalizer.register(this, handle, this);
+    this.#loop = serve(handle, this.#daemons);
+  }
+
+  static {
+    computeHandle = (c) => c.#handle;
+  }
+
+  /** Creates the compute runtime of `mesh` and starts pulling its work. */
+  static open(mesh, options) {
+    const m = rawMeshHandle(mesh);
+    if (m === undefined) throw new TypeError('mesh must be a Mesh');
+    const json = configJson(options);
+    const out = [null];
+    calls.check(fns.net_compute_new(m, json, json === null ? 0 : json.length, out));
+    return new Compute(kConstruct, out[0]);
+  }
+
+  #live() {
+    const h = this.#handle;
+    if (h === null) throw new ShuttingDownError('Compute is closed', STATUS.NET_ERR_SHUTTING_DOWN);
+    return h;
+  }
+
+  get closed() {
+    return this.#handle === null;
+  }
+
+  /**
+   * Registers daemon kind `kind`: `factory()` builds a fresh Daemon (for
+   * spawn() without one, and for a daemon arriving by migration).
+   */
+  register(kind, factory, stateful = true) {
+    if (typeof factory !== 'function') throw new TypeError('factory must be a function returning a Daemon');
+    const k = Buffer.from(String(kind), 'utf8');
+    calls.check(fns.net_compute_register_kind(this.#live(), k, k.length, Boolean(stateful)));
+    this.#daemons.factories.set(String(kind), factory);
+  }
+
+  /**
+   * Runs `daemon` (omitted: one from the kind's factory) of kind `kind`
+   * here under the identity of `seed` (32 bytes); returns its origin hash.
+   */
+  spawn(kind, seed, daemon) {
+    const handle = this.#live();
+    const s = seedArg(seed);
+    const factory = this.#daemons.factories.get(String(kind));
+    if (daemon === undefined && factory === undefined) {
+      throw new ComputeUnknownKindError(`no daemon kind ${JSON.stringify(kind)} is registered`, STATUS.NET_ERR_COMPUTE_UNKNOWN_KIND);
+    }
+    const instance = this.#daemons.keep(daemon ?? factory());
+    const k = Buffer.from(String(kind), 'utf8');
+    const out = [0n];
+    const status = fns.net_compute_spawn(handle, k, k.length, s, s.length, instance, out);
+    if (status < 0) {
+      this.#daemons.objects.delete(instance);
+      calls.check(status);
+    }
+    const origin = BigInt(out[0]);
+    this.#daemons.origins.set(origin, instance);
+    return origin;
+  }
+
+  /** Lets the daemon of `kind` with the identity of `seed` arrive here by migration; returns its origin. */
+  expect(kind, seed) {
+    const s = seedArg(seed);
+    const k = Buffer.from(String(kind), 'utf8');
+    const out = [0n];
+    calls.check(fns.net_compute_expect(this.#live(), k, k.length, s, s.length, out));
+    return BigInt(out[0]);
+  }
+
+  /**
+   * Stops daemon `origin` here (rejects with ComputeNotFoundError if it does
+   * not run here). Off the event loop: it waits for a call in flight on the
+   * daemon, which may be waiting for this thread.
+   */
+  stop(origin) {
+    return pooled(() => pool.getPool().run('computeStop', [this.#live(), args.u64(origin, 'origin')], [this]).then(() => undefined));
+  }
+
+  /** The Daemon object of `origin` if it runs here, else null. */
+  daemon(origin) {
+    const o = args.u64(origin, 'origin');
+    if (!this.daemons().some((d) => d.origin === o)) return null;
+    return this.#daemons.objects.get(this.#daemons.origins.get(o)) ?? null;
+  }
+
+  /** The daemons running here: [{ origin, name }]. */
+  daemons() {
+    const out = { ptr: null, len: 0 };
+    calls.check(fns.net_compute_daemons(this.#live(), out));
+    return parseBig(takeBytes(out)).map((d) => ({ origin: BigInt(d.origin), name: d.name }));
+  }
+
+  /**
+   * Daemon `origin`'s counters: name, eventsProcessed, eventsEmitted,
+   * errors, headSequence (bigints). Off the event loop (it waits for the
+   * daemon's lock).
+   */
+  stats(origin) {
+    return pooled(() =>
+      pool
+        .getPool()
+        .run('computeStats', [this.#live(), args.u64(origin, 'origin')], [this])
+        .then((raw) => {
+          const j = parseBig(Buffer.from(raw));
+          return {
+            origin: BigInt(j.origin),
+            name: j.name,
+            eventsProcessed: BigInt(j.events_processed),
+            eventsEmitted: BigInt(j.events_emitted),
+            errors: BigInt(j.errors),
+            headSequence: BigInt(j.head_sequence),
+          };
+        }),
+    );
+  }
+
+  /**
+   * Delivers an event to daemon `origin` wherever it is (a producer's
+   * sequences start at 1 and are contiguous per daemon), off the event
+   * loop; resolves with a Delivery once it is processed, buffered or
+   * forwarded. Rejects with ComputeDaemonError if the daemon refused it or
+   * did not answer in time.
+   */
+  async deliver(origin, producer, sequence, payload) {
+    const handle = this.#live();
+    const o = args.u64(origin, 'origin');
+    const p = new Uint8Array(args.bytes(payload ?? Buffer.alloc(0), 'payload'));
+    const outcome = [0];
+    await offLoop(fns.net_compute_deliver, (error) => [
+      handle, o, args.u64(producer, 'producer'), args.u64(sequence, 'sequence'), p, p.length, outcome, error,
+    ]);
+    return outcome[0];
+  }
+
+  /**
+   * The next output of any daemon here ({ daemon, sequence, payload }), or
+   * null after `timeoutMs` (omitted: no limit) or once closed; `{ signal }`
+   * cancels the wait (it rejects with the signal's reason).
+   */
+  nextOutput(timeoutMs, options) {
+    return pooled(() => {
+      const wait = timeoutArg(timeoutMs);
+      const signal = asyncCalls.signalArg(options);
+      const handle = this.#live();
+      return asyncCalls
+        .blocking({ op: 'compute_next_output', attempt: nextOutputAttempt(handle), resumable: true, timeoutMs: waitMs(wait), signal })
+        .then((r) => (asyncCalls.check(r) === STATUS.NET_OK ? r.value : null));
+    });
+  }
+
+  /**
+   * Starts moving daemon `origin` from node `source` to node `target`,
+   * orchestrated by this node. Off the event loop (it waits for the
+   * runtime's lock, which a daemon call may hold).
+   */
+  startMigration(origin, source, target) {
+    return pooled(() =>
+      pool
+        .getPool()
+        .run('computeStartMigration', [this.#live(), args.u64(origin, 'origin'), args.u64(source, 'source'), args.u64(target, 'target')], [this])
+        .then(() => undefined),
+    );
+  }
+
+  /**
+   * The migration of `origin` orchestrated here (the last one, once
+   * finished): { state: 'running' | 'completed' | 'failed', phase, code,
+   * reason }. Rejects with ComputeNoMigrationError if there is none. Off
+   * the event loop, as startMigration.
+   */
+  migrationStatus(origin) {
+    return pooled(() =>
+      pool
+        .getPool()
+        .run('computeMigrationStatus', [this.#live(), args.u64(origin, 'origin')], [this])
+        .then((raw) => statusOf(Buffer.from(raw))),
+    );
+  }
+
+  /**
+   * Resolves with the migration's final status once it completed or
+   * failed, or null after `timeoutMs` (omitted: no limit); `{ signal }`
+   * cancels the wait.
+   */
+  waitMigration(origin, timeoutMs, options) {
+    return pooled(() => {
+      const o = args.u64(origin, 'origin');
+      const wait = timeoutArg(timeoutMs);
+      const signal = asyncCalls.signalArg(options);
+      const handle = this.#live();
+      return asyncCalls
+        .blocking({ op: 'compute_wait_migration', attempt: waitMigrationAttempt(handle, o), resumable: true, timeoutMs: waitMs(wait), signal })
+        .then((r) => (asyncCalls.check(r) === STATUS.NET_OK ? r.value : null));
+    });
+  }
+
+  /**
+   * Closes the runtime: calls blocked in it return, its daemons stop here.
+   * Idempotent. The free waits (up to 5 s) for calls in flight; use
+   * closeAsync() to keep the event loop free meanwhile (a delivery waiting
+   * for a daemon method needs the event loop).
+   */
+  close() {
+    const h = this.#handle;
+    if (h === null) return;
+    this.#handle = null;
+    computeFinalizer.unregister(this);
+    calls.check(fns.net_compute_free(h));
+  }
+
+  /** close() off the event loop; resolves once the work loop has ended. */
+  async closeAsync() {
+    const h = this.#handle;
+    if (h !== null) {
+      this.#handle = null;
+      computeFinalizer.unregister(this);
+      const status = await asyncCalls.runAsync(fns.net_compute_free, [h]);
+      if (status < 0) throw errorFor(status, 'net_compute_free failed');
+    }
+    await this.#loop;
+  }
+
+  [Symbol.asyncDispose]() {
+    return this.closeAsync();
+  }
+
+  [util.inspect.custom]() {
+    return `Compute { ${this.closed ? 'closed' : 'open'} }`;
+  }
+}
+
+/** The daemon objects of one Compute: factories by kind, objects by instance id, the instance running each origin here. */
+class Daemons {
+  factories = new Map();
+  objects = new Map();
+  origins = new Map();
+  next = 1n;
+
+  keep(daemon) {
+    const instance = this.next++;
+    this.objects.set(instance, daemon);
+    return instance;
+  }
+}
+
+/** Pulls work items until the runtime is freed and answers each on the main thread. */
+async function serve(handle, daemons) {
+  for (;;) {
+    let item;
+    try {
+      const r = await asyncCalls.blocking({ op: 'compute_next', attempt: nextAttempt(handle), resumable: true });
+      if (r.status !== STATUS.NET_OK) return; // NET_END: closed
+      item = r.value;
+    } catch {
+      return; // freed under the call: nothing more to serve
+    }
+    answer(handle, daemons, item);
+  }
+}
+
+function answer(handle, daemons, w) {
+  const fail = (err) => {
+    const msg = Buffer.from(`${err && err.name ? `${err.name}: ` : ''}${err && err.message !== undefined ? err.message : String(err)}`, 'utf8');
+    fns.net_compute_fail(handle, w.id, msg, msg.length);
+  };
+  switch (w.kind) {
+    case CONSTANTS.NET_COMPUTE_WORK_DROP:
+      daemons.objects.delete(w.instance);
+      if (daemons.origins.get(w.daemon) === w.instance) daemons.origins.delete(w.daemon);
+      return;
+    case CONSTANTS.NET_COMPUTE_WORK_CREATE: {
+      const factory = daemons.factories.get(w.payload.toString('utf8'));
+      let instance;
+      try {
+        if (!factory) throw new Error(`no factory for kind ${w.payload.toString('utf8')}`);
+        instance = daemons.keep(factory());
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      if (fns.net_compute_complete_create(handle, w.id, instance) < 0) daemons.objects.delete(instance);
+      else daemons.origins.set(w.daemon, instance);
+      return;
+    }
+    default:
+      break;
+  }
+  const daemon = daemons.objects.get(w.instance);
+  try {
+    if (!daemon) throw new Error(`no daemon object ${w.instance}`);
+    if (w.kind === CONSTANTS.NET_COMPUTE_WORK_PROCESS) {
+      const outputs = [...(daemon.process({ producer: w.producer, sequence: w.sequence, payload: w.payload, daemon: w.daemon }) ?? [])];
+      const slices = outputs.map((o, i) => new Uint8Array(args.bytes(o, `outputs[${i}]`)));
+      const list = slices.map((s) => ({ ptr: s, len: s.length }));
+      fns.net_compute_complete_process(handle, w.id, list.length ? list : null, list.length);
+    } else if (w.kind === CONSTANTS.NET_COMPUTE_WORK_SNAPSHOT) {
+      const state = new Uint8Array(args.bytes(daemon.snapshot() ?? Buffer.alloc(0), 'snapshot'));
+      fns.net_compute_complete_snapshot(handle, w.id, state, state.length);
+    } else if (w.kind === CONSTANTS.NET_COMPUTE_WORK_RESTORE) {
+      daemon.restore(w.payload);
+      fns.net_compute_complete_restore(handle, w.id);
+    }
+  } catch (err) {
+    fail(err);
+  }
+}
+
+/** asyncCalls.blocking's timeoutMs for a libnet timeout (FOREVER: Infinity). */
+function waitMs(timeout) {
+  return timeout === asyncCalls.FOREVER ? Infinity : timeout;
+}
+
+function nextOutputAttempt(handle) {
+  return (token, error, timeoutMs) => {
+    const origin = [0n];
+    const seq = [0n];
+    const out = { ptr: null, len: 0 };
+    return {
+      fn: fns.net_compute_next_output,
+      args: [handle, timeoutMs, origin, seq, out, token, error],
+      result: (status) =>
+        status === STATUS.NET_OK ? { daemon: BigInt(origin[0]), sequence: BigInt(seq[0]), payload: takeBytes(out) } : null,
+    };
+  };
+}
+
+function waitMigrationAttempt(handle, origin) {
+  return (token, error, timeoutMs) => {
+    const out = { ptr: null, len: 0 };
+    return {
+      fn: fns.net_compute_wait_migration,
+      args: [handle, origin, timeoutMs, out, token, error],
+      result: (status) => (status === STATUS.NET_OK ? statusOf(takeBytes(out)) : null),
+    };
+  };
+}
+
+function nextAttempt(handle) {
+  return (token, error) => {
+    const id = [0n];
+    const kind = [0];
+    const instance = [0n];
+    const daemon = [0n];
+    const producer = [0n];
+    const sequence = [0n];
+    const payload = { ptr: null, len: 0 };
+    return {
+      fn: fns.net_compute_next,
+      args: [handle, asyncCalls.FOREVER, id, kind, instance, daemon, producer, sequence, payload, token, error],
+      result: (status) =>
+        status === STATUS.NET_OK
+          ? {
+              id: BigInt(id[0]),
+              kind: kind[0],
+              instance: BigInt(instance[0]),
+              daemon: BigInt(daemon[0]),
+              producer: BigInt(producer[0]),
+              sequence: BigInt(sequence[0]),
+              payload: takeBytes(payload),
+            }
+          : null,
+    };
+  };
+}
+
+/** libnet's JSON with every integer a bigint (origins are u64). */
+function parseBig(buf) {
+  return parseJsonBigInt(buf.toString('utf8'));
+}
+
+/** The pointer behind a Compute (tests), else undefined. */
+function rawComputeHandle(value) {
+  return value instanceof Compute ? computeHandle(value) : undefined;
+}
+
+module.exports = { Compute, Daemon, Delivery, configJson, rawComputeHandle };

@@ -1,0 +1,266 @@
+'use strict';
+// Compute through the Node SDK: a counter daemon written in JavaScript
+// migrates from one node to another (encrypted UDP on 127.0.0.1) and back
+// while a producer keeps delivering, and applies every event exactly once;
+// daemon failures, unanswered work and bad arguments reject with typed
+// errors; closing wakes an in-flight delivery. Daemon methods run on the
+// main thread while libnet waits for them on the threadpool.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const netmesh = require('netmesh');
+const {
+  Compute,
+  Daemon,
+  Delivery,
+  Mesh,
+  ComputeAlreadyRegisteredError,
+  ComputeConfigError,
+  ComputeDaemonError,
+  ComputeNoMigrationError,
+  ComputeNotFoundError,
+  ComputeTransportError,
+  ComputeUnknownKindError,
+  ShuttingDownError,
+  internal,
+} = netmesh;
+const { waitFor } = require('./helpers');
+
+const PSK = Buffer.alloc(32, 0x5a);
+const FAST = { psk: PSK, heartbeatIntervalMs: 50, sessionTimeoutMs: 1000, helloTimeoutMs: 500 };
+const FAST_COMPUTE = { retryIntervalMs: 50, stepTimeoutMs: 3000, sourceTimeoutMs: 6000, workTimeoutMs: 5000 };
+const SEED = Buffer.alloc(32, 7);
+const PRODUCER = 0xfeed000000000001n;
+const u64le = (n) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b;
+};
+
+/** Counts events, refusing any that is not its producer's next one. */
+class Counter extends Daemon {
+  count = 0n;
+  last = 0n;
+
+  process(event) {
+    if (event.sequence !== this.last + 1n) throw new Error(`sequence ${event.sequence} after ${this.last}`);
+    this.last = event.sequence;
+    this.count += 1n;
+    return [u64le(this.count)];
+  }
+
+  snapshot() {
+    return Buffer.concat([u64le(this.count), u64le(this.last)]);
+  }
+
+  restore(state) {
+    this.count = state.readBigUInt64LE(0);
+    this.last = state.readBigUInt64LE(8);
+  }
+}
+
+// Two nodes, the source orchestrating: each Compute keeps one resumable
+// wait on libuv's threadpool, and with a third node and a waitMigration the
+// waits would outnumber the wait budget (threads - 1) and take turns,
+// slowing every delivery. One Compute per process is the usual shape.
+async function two(t) {
+  const meshes = [Mesh.open(FAST), Mesh.open(FAST)];
+  await meshes[0].connect(meshes[1].localAddr, meshes[1].publicKey, meshes[1].nodeId);
+  const runtimes = meshes.map((m) => Compute.open(m, FAST_COMPUTE));
+  for (const rt of runtimes) rt.register('counter', () => new Counter());
+  t.after(async () => {
+    for (const rt of runtimes) await rt.closeAsync();
+    for (const m of meshes) m.close();
+  });
+  return [meshes, runtimes];
+}
+
+const ORDER = ['snapshot', 'transfer', 'restore', 'replay', 'cutover', 'complete'];
+
+test('a JavaScript counter migrates under load, every event applied exactly once', async (t) => {
+  const [meshes, [a, b]] = await two(t);
+  const origin = a.spawn('counter', SEED);
+  assert.equal(b.expect('counter', SEED), origin);
+  assert.deepEqual(a.daemons(), [{ origin, name: 'counter' }]);
+  assert.ok(a.daemon(origin) instanceof Counter);
+  assert.equal(b.daemon(origin), null);
+
+  let stop = false;
+  let sent = 0n;
+  const outcomes = new Map();
+  const producer = (async () => {
+    for (let seq = 1n; !stop || seq <= 200n; seq++) {
+      const outcome = await a.deliver(origin, PRODUCER, seq, u64le(seq));
+      assert.notEqual(outcome, Delivery.DUPLICATE);
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      sent = seq;
+    }
+  })();
+  await waitFor('events before the move', () => sent >= 50n);
+  await a.startMigration(origin, meshes[0].nodeId, meshes[1].nodeId);
+  // The phases as the orchestrator passes them (each look is a call on the
+  // worker pool, so this loop yields to the event loop).
+  const phases = [];
+  for (;;) {
+    const status = await a.migrationStatus(origin);
+    if (phases.at(-1) !== status.phase) phases.push(status.phase);
+    if (status.state !== 'running') break;
+  }
+  const done = await a.waitMigration(origin, 20000);
+  stop = true;
+  await producer;
+  assert.deepEqual(done, { state: 'completed', phase: 'complete', code: null, reason: null });
+  const positions = phases.map((p) => ORDER.indexOf(p));
+  assert.deepEqual(positions, [...positions].sort((x, y) => x - y));
+  assert.ok(!positions.includes(-1), String(phases));
+  assert.ok((outcomes.get(Delivery.FORWARDED) ?? 0) > 0, 'no event was forwarded after the cut-over');
+
+  const total = sent;
+  await waitFor('every event applied on the target', () => b.daemon(origin)?.count === total);
+  const stats = await b.stats(origin);
+  assert.equal(stats.errors, 0n);
+  assert.equal(stats.name, 'counter');
+  await assert.rejects(a.stats(origin), ComputeNotFoundError);
+  let last = null;
+  for (;;) {
+    const out = await b.nextOutput(0);
+    if (out === null) break;
+    assert.equal(out.daemon, origin);
+    last = out;
+  }
+  assert.equal(last.payload.readBigUInt64LE(0), total);
+
+  // And back, orchestrated by the node it leaves.
+  assert.equal(a.expect('counter', SEED), origin);
+  await b.startMigration(origin, meshes[1].nodeId, meshes[0].nodeId);
+  const back = await b.waitMigration(origin, 20000);
+  assert.equal(back.state, 'completed');
+  assert.equal(await a.deliver(origin, PRODUCER, total + 1n), Delivery.PROCESSED);
+  assert.equal(a.daemon(origin).count, total + 1n);
+});
+
+test('daemon failures and bad arguments reject with typed errors', async (t) => {
+  const mesh = Mesh.open(FAST);
+  t.after(() => mesh.close());
+  assert.throws(() => Compute.open(mesh, { nope: 1 }), ComputeConfigError);
+  assert.throws(() => Compute.open({}, {}), TypeError);
+  const rt = Compute.open(mesh, { workTimeoutMs: 200 });
+  t.after(() => rt.closeAsync());
+  assert.throws(() => Compute.open(mesh), ComputeTransportError);
+  class Picky extends Counter {
+    process(event) {
+      if (event.payload.toString() === 'boom') throw new Error('boom');
+      if (event.payload.toString() === 'block') {
+        // Hold the main thread's answer back past the work timeout.
+        const end = Date.now() + 400;
+        while (Date.now() < end);
+      }
+      return super.process(event);
+    }
+  }
+  rt.register('picky', () => new Picky());
+  assert.throws(() => rt.register('picky', () => new Picky()), ComputeAlreadyRegisteredError);
+  assert.throws(() => rt.spawn('nope', SEED), ComputeUnknownKindError);
+  assert.throws(() => rt.spawn('picky', Buffer.alloc(3)), RangeError);
+  const origin = rt.spawn('picky', SEED);
+  assert.throws(() => rt.spawn('picky', SEED), ComputeAlreadyRegisteredError);
+  assert.equal(await rt.deliver(origin, PRODUCER, 1n, Buffer.from('ok')), Delivery.PROCESSED);
+  await assert.rejects(rt.deliver(origin, PRODUCER, 2n, Buffer.from('boom')), (e) => e instanceof ComputeDaemonError && /boom/.test(e.message));
+  await assert.rejects(rt.deliver(origin, PRODUCER, 2n, Buffer.from('block')), (e) => e instanceof ComputeDaemonError && /did not answer/.test(e.message));
+  assert.equal((await rt.stats(origin)).errors, 2n);
+  await assert.rejects(rt.deliver(12345n, PRODUCER, 1n, null), ComputeNotFoundError);
+  await assert.rejects(rt.migrationStatus(origin), ComputeNoMigrationError);
+  await assert.rejects(rt.waitMigration(origin, 0), ComputeNoMigrationError);
+  await assert.rejects(rt.startMigration(origin, 12345n, mesh.nodeId), ComputeTransportError);
+  const out = await rt.nextOutput(0);
+  assert.equal(out.sequence, 1n);
+  // An AbortSignal ends a wait without limit.
+  const controller = new AbortController();
+  const waiting = rt.nextOutput(undefined, { signal: controller.signal });
+  controller.abort(new Error('enough'));
+  await assert.rejects(waiting, /enough/);
+  await rt.stop(origin);
+  await assert.rejects(rt.stop(origin), ComputeNotFoundError);
+  assert.equal(rt.daemon(origin), null);
+  assert.equal(typeof internal.rawHandle(rt), 'bigint');
+});
+
+test('close racing a delivery in flight: it completes or is refused, never hangs; later calls are refused', async () => {
+  const mesh = Mesh.open(FAST);
+  try {
+    const rt = Compute.open(mesh);
+    rt.register('counter', () => new Counter());
+    const origin = rt.spawn('counter', SEED);
+    // The delivery waits on the threadpool for the main thread to run the
+    // daemon; the main thread closes the runtime instead.
+    const pending = rt.deliver(origin, PRODUCER, 1n, null);
+    const closing = rt.closeAsync();
+    const outcome = await pending.then(
+      (delivery) => delivery,
+      (e) => e,
+    );
+    assert.ok(outcome === Delivery.PROCESSED || outcome instanceof ShuttingDownError, String(outcome));
+    await closing;
+    await rt.closeAsync();
+    rt.close();
+    assert.ok(rt.closed);
+    await assert.rejects(() => rt.deliver(origin, PRODUCER, 1n, null), ShuttingDownError);
+  } finally {
+    mesh.close();
+  }
+});
+
+test('stats and migrationStatus while a daemon call waits for the main thread do not block the event loop', async (t) => {
+  const mesh = Mesh.open(FAST);
+  const rt = Compute.open(mesh, { workTimeoutMs: 2000 });
+  t.after(async () => {
+    await rt.closeAsync();
+    mesh.close();
+  });
+  rt.register('counter', () => new Counter());
+  const origin = rt.spawn('counter', SEED);
+  // The delivery holds the daemon's lock until the main thread runs
+  // process(); stats() must wait off the loop, or process() never runs.
+  const delivered = rt.deliver(origin, PRODUCER, 1n, null);
+  const stats = await rt.stats(origin);
+  assert.equal(await delivered, Delivery.PROCESSED);
+  assert.equal(stats.errors, 0n);
+  await assert.rejects(rt.migrationStatus(origin), ComputeNoMigrationError);
+});
+
+test('a Compute dropped without close is finalized, its pull loop ends and the process exits', () => {
+  const { spawnSync } = require('node:child_process');
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--expose-gc',
+      '-e',
+      `
+      const netmesh = require('netmesh');
+      process.on('warning', () => {});
+      const mesh = netmesh.Mesh.open();
+      (function () {
+        const rt = netmesh.Compute.open(mesh);
+        rt.register('k', () => new netmesh.Daemon());
+      })();
+      (async () => {
+        for (let i = 0; i < 400; i++) {
+          global.gc();
+          await new Promise((r) => setTimeout(r, 5));
+          const l = netmesh.internal.leaks();
+          if (l.leaked.Compute === 1 && l.inFlight === 0) {
+            console.log('finalized, freed', l.freed, 'failed', l.failed);
+            mesh.close();
+            return; // the process must now exit: nothing waits on the threadpool
+          }
+        }
+        console.log('not finalized', JSON.stringify(netmesh.internal.leaks()));
+        process.exit(1);
+      })();
+      `,
+    ],
+    { cwd: process.cwd(), env: process.env, encoding: 'utf8', timeout: 60_000 },
+  );
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /finalized, freed 1 failed 0/);
+});

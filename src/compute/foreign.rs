@@ -1,0 +1,669 @@
+//! Daemons written in another language, without callbacks (COMPUTE.md
+//! §1.9, DESIGN.md "No callbacks from Rust into foreign code").
+//!
+//! A [`ForeignDaemon`] is the Rust side of a daemon whose code lives in an
+//! SDK (Go, Python, Node, C). Every call the host makes on it — `process`,
+//! `snapshot`, `restore` — becomes a [`WorkRequest`] queued on a
+//! [`WorkBridge`]; the SDK pulls requests with [`WorkBridge::next`] (on a
+//! thread of its own), runs its daemon object and answers with
+//! [`WorkBridge::complete`]. The calling thread waits for the answer up to
+//! the bridge's reply timeout: an unanswered request fails the daemon call
+//! with a typed error (the delivery or migration step fails cleanly), and a
+//! late answer is refused ([`WorkError::Expired`]).
+//!
+//! A migration target builds a foreign daemon from a factory that asks the
+//! SDK to construct an object of the daemon's kind ([`WorkRequest::Create`],
+//! answered with the SDK's instance id); the snapshot is then restored into
+//! it by a [`WorkRequest::Restore`]. When a foreign daemon is dropped (it
+//! migrated away, was stopped, or its runtime closed) the SDK is told with a
+//! [`WorkRequest::Drop`], which needs no answer.
+//!
+//! Instance ids are the SDK's: it picks one when it builds an object (for a
+//! local spawn, before handing it to Rust; for a Create, in its answer) and
+//! keys its objects by it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::cancel::CancelToken;
+use crate::compute::{CausalEvent, DaemonError, DaemonFactory, MeshDaemon};
+
+/// What the SDK is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WorkRequest {
+    /// Apply one event to instance `instance` (daemon `daemon`); answer with
+    /// its outputs.
+    Process {
+        /// The SDK's object.
+        instance: u64,
+        /// The daemon's origin hash.
+        daemon: u64,
+        /// The event's producer (origin hash).
+        producer: u64,
+        /// The event's sequence in its producer's chain.
+        sequence: u64,
+        /// The event's payload.
+        payload: Vec<u8>,
+    },
+    /// Serialize the instance's state; answer with the bytes.
+    Snapshot {
+        /// The SDK's object.
+        instance: u64,
+        /// The daemon's origin hash.
+        daemon: u64,
+    },
+    /// Replace the instance's state with `state`; answer done.
+    Restore {
+        /// The SDK's object.
+        instance: u64,
+        /// The daemon's origin hash.
+        daemon: u64,
+        /// The state bytes (from a snapshot).
+        state: Vec<u8>,
+    },
+    /// Build a fresh object of kind `kind` for daemon `daemon` (a migration
+    /// is arriving); answer with its instance id.
+    Create {
+        /// The kind's name, as registered.
+        kind: String,
+        /// The daemon's origin hash.
+        daemon: u64,
+    },
+    /// The instance is no longer used by Rust: release it. Needs no answer.
+    Drop {
+        /// The SDK's object.
+        instance: u64,
+        /// The daemon's origin hash.
+        daemon: u64,
+    },
+}
+
+impl WorkRequest {
+    /// The request's kind as a number (the C ABI's work item kinds).
+    pub fn code(&self) -> u32 {
+        match self {
+            Self::Process { .. } => 1,
+            Self::Snapshot { .. } => 2,
+            Self::Restore { .. } => 3,
+            Self::Create { .. } => 4,
+            Self::Drop { .. } => 5,
+        }
+    }
+
+    fn wants_answer(&self) -> bool {
+        !matches!(self, Self::Drop { .. })
+    }
+}
+
+/// The SDK's answer to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WorkReply {
+    /// Outputs of a Process.
+    Outputs(Vec<Vec<u8>>),
+    /// State of a Snapshot.
+    State(Vec<u8>),
+    /// A Restore succeeded.
+    Restored,
+    /// The instance a Create built.
+    Created(u64),
+}
+
+impl WorkReply {
+    fn answers(&self, request: &WorkRequest) -> bool {
+        matches!(
+            (self, request),
+            (Self::Outputs(_), WorkRequest::Process { .. })
+                | (Self::State(_), WorkRequest::Snapshot { .. })
+                | (Self::Restored, WorkRequest::Restore { .. })
+                | (Self::Created(_), WorkRequest::Create { .. })
+        )
+    }
+}
+
+/// Why a bridge call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkError {
+    /// No request arrived within the wait (not an error for `next`).
+    #[error("no work within the wait")]
+    Timeout,
+    /// The bridge is closed (its runtime is shutting down).
+    #[error("the compute runtime is closed")]
+    Closed,
+    /// The caller's cancel token fired.
+    #[error("cancelled")]
+    Cancelled,
+    /// The work id is unknown: already answered, or its caller stopped
+    /// waiting (the reply timeout passed). The answer was dropped.
+    #[error("work item {0} is no longer awaited (answered already, or it timed out)")]
+    Expired(u64),
+    /// The answer does not fit the request (e.g. outputs for a Snapshot).
+    #[error("work item {id} is a {request} request; that answer does not fit it")]
+    WrongAnswer {
+        /// The work id.
+        id: u64,
+        /// The request kind.
+        request: &'static str,
+    },
+    /// The SDK did not answer in time.
+    #[error("the daemon did not answer within {0:?}")]
+    NoAnswer(Duration),
+    /// The SDK answered with a failure; the text is its.
+    #[error("{0}")]
+    Failed(String),
+}
+
+struct Item {
+    request: WorkRequest,
+    handed_out: bool,
+    reply: Option<Result<WorkReply, String>>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<u64>,
+    items: HashMap<u64, Item>,
+    next_id: u64,
+    closed: bool,
+}
+
+/// The queue between Rust daemon calls and the SDK's pull loop; see the
+/// module doc.
+pub struct WorkBridge {
+    state: Mutex<State>,
+    queued: Condvar,
+    answered: Condvar,
+    reply_timeout: Duration,
+}
+
+impl std::fmt::Debug for WorkBridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state();
+        f.debug_struct("WorkBridge")
+            .field("queued", &state.queue.len())
+            .field("pending", &state.items.len())
+            .field("closed", &state.closed)
+            .finish()
+    }
+}
+
+impl WorkBridge {
+    /// A bridge whose daemon calls wait up to `reply_timeout` for the SDK.
+    pub fn new(reply_timeout: Duration) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            queued: Condvar::new(),
+            answered: Condvar::new(),
+            reply_timeout,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(state: &mut State, request: WorkRequest) -> u64 {
+        state.next_id += 1;
+        let id = state.next_id;
+        state.items.insert(
+            id,
+            Item {
+                request,
+                handed_out: false,
+                reply: None,
+            },
+        );
+        state.queue.push_back(id);
+        id
+    }
+
+    /// Queues `request` and waits for the SDK's answer.
+    ///
+    /// # Errors
+    /// [`WorkError::Closed`]; [`WorkError::NoAnswer`] after the reply
+    /// timeout (the request is withdrawn, a late answer is refused);
+    /// [`WorkError::Failed`] with the SDK's text.
+    pub fn call(&self, request: WorkRequest) -> Result<WorkReply, WorkError> {
+        let deadline = Instant::now() + self.reply_timeout;
+        let mut state = self.state();
+        if state.closed {
+            return Err(WorkError::Closed);
+        }
+        let id = Self::push(&mut state, request);
+        self.queued.notify_one();
+        loop {
+            let item = state
+                .items
+                .get_mut(&id)
+                .expect("only its caller removes it");
+            if let Some(reply) = item.reply.take() {
+                state.items.remove(&id);
+                return reply.map_err(WorkError::Failed);
+            }
+            let now = Instant::now();
+            if state.closed || now >= deadline {
+                state.items.remove(&id);
+                state.queue.retain(|queued| *queued != id);
+                return Err(if state.closed {
+                    WorkError::Closed
+                } else {
+                    WorkError::NoAnswer(self.reply_timeout)
+                });
+            }
+            state = self
+                .answered
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Queues `request` without waiting (a Drop).
+    pub fn notify(&self, request: WorkRequest) {
+        let mut state = self.state();
+        if !state.closed {
+            Self::push(&mut state, request);
+            self.queued.notify_one();
+        }
+    }
+
+    /// The next request and its work id, waiting up to `timeout` (`None`:
+    /// no limit). A Drop is forgotten once handed out (it has no answer).
+    ///
+    /// # Errors
+    /// [`WorkError::Timeout`]; [`WorkError::Closed`] once the bridge is
+    /// closed and nothing is queued; [`WorkError::Cancelled`].
+    pub fn next(
+        self: &Arc<Self>,
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(u64, WorkRequest), WorkError> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let _wake = cancel.map(|token| {
+            let bridge = Arc::clone(self);
+            token.on_cancel(move || {
+                let _state = bridge.state();
+                bridge.queued.notify_all();
+            })
+        });
+        let mut state = self.state();
+        loop {
+            while let Some(id) = state.queue.pop_front() {
+                let Some(item) = state.items.get_mut(&id) else {
+                    continue;
+                };
+                if !item.request.wants_answer() {
+                    let item = state.items.remove(&id).expect("present");
+                    return Ok((id, item.request));
+                }
+                item.handed_out = true;
+                return Ok((id, item.request.clone()));
+            }
+            if state.closed {
+                return Err(WorkError::Closed);
+            }
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Err(WorkError::Cancelled);
+            }
+            let now = Instant::now();
+            let wait = match deadline {
+                Some(d) if now >= d => return Err(WorkError::Timeout),
+                Some(d) => d - now,
+                None => Duration::from_secs(3600),
+            };
+            state = self
+                .queued
+                .wait_timeout(state, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Answers work item `id`.
+    ///
+    /// # Errors
+    /// [`WorkError::Expired`] if nobody waits for it any more (the answer
+    /// is dropped: a Create's object should be released);
+    /// [`WorkError::WrongAnswer`] if `reply` does not fit the request (the
+    /// item stays open).
+    pub fn complete(&self, id: u64, reply: Result<WorkReply, String>) -> Result<(), WorkError> {
+        let mut state = self.state();
+        let item = state
+            .items
+            .get_mut(&id)
+            .filter(|item| item.handed_out && item.reply.is_none())
+            .ok_or(WorkError::Expired(id))?;
+        if let Ok(answer) = &reply
+            && !answer.answers(&item.request)
+        {
+            return Err(WorkError::WrongAnswer {
+                id,
+                request: request_name(&item.request),
+            });
+        }
+        item.reply = Some(reply);
+        self.answered.notify_all();
+        Ok(())
+    }
+
+    /// Closes the bridge: every waiting daemon call fails with
+    /// [`WorkError::Closed`], `next` returns it once the queue is empty,
+    /// and new requests are refused. Idempotent.
+    pub fn close(&self) {
+        let mut state = self.state();
+        state.closed = true;
+        let State { queue, items, .. } = &mut *state;
+        queue.retain(|id| {
+            items
+                .get(id)
+                .is_some_and(|item| !item.request.wants_answer())
+        });
+        self.queued.notify_all();
+        self.answered.notify_all();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.state().closed
+    }
+
+    /// Requests queued or handed out and not yet answered.
+    pub fn pending(&self) -> usize {
+        self.state().items.len()
+    }
+}
+
+fn request_name(request: &WorkRequest) -> &'static str {
+    match request {
+        WorkRequest::Process { .. } => "process",
+        WorkRequest::Snapshot { .. } => "snapshot",
+        WorkRequest::Restore { .. } => "restore",
+        WorkRequest::Create { .. } => "create",
+        WorkRequest::Drop { .. } => "drop",
+    }
+}
+
+/// A daemon whose code runs in an SDK; every call goes through the bridge.
+pub struct ForeignDaemon {
+    bridge: Arc<WorkBridge>,
+    kind: String,
+    instance: u64,
+    daemon: u64,
+    stateful: bool,
+}
+
+impl std::fmt::Debug for ForeignDaemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForeignDaemon")
+            .field("kind", &self.kind)
+            .field("instance", &self.instance)
+            .field("daemon", &format_args!("{:#018x}", self.daemon))
+            .finish()
+    }
+}
+
+impl ForeignDaemon {
+    /// The Rust side of SDK object `instance` of kind `kind`, for daemon
+    /// `daemon`.
+    pub fn new(
+        bridge: Arc<WorkBridge>,
+        kind: impl Into<String>,
+        instance: u64,
+        daemon: u64,
+        stateful: bool,
+    ) -> Self {
+        Self {
+            bridge,
+            kind: kind.into(),
+            instance,
+            daemon,
+            stateful,
+        }
+    }
+
+    /// A factory for a migration target: asks the SDK to build an object
+    /// of `kind` for `daemon` (a Create request) and wraps it.
+    pub fn factory(
+        bridge: Arc<WorkBridge>,
+        kind: String,
+        daemon: u64,
+        stateful: bool,
+    ) -> DaemonFactory {
+        Arc::new(move || {
+            let reply = bridge
+                .call(WorkRequest::Create {
+                    kind: kind.clone(),
+                    daemon,
+                })
+                .map_err(|e| DaemonError::RestoreFailed(format!("constructing {kind}: {e}")))?;
+            let WorkReply::Created(instance) = reply else {
+                unreachable!("complete() accepts only a fitting answer");
+            };
+            Ok(Box::new(ForeignDaemon::new(
+                Arc::clone(&bridge),
+                kind.clone(),
+                instance,
+                daemon,
+                stateful,
+            )) as Box<dyn MeshDaemon>)
+        })
+    }
+
+    /// The SDK's instance id.
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+}
+
+impl MeshDaemon for ForeignDaemon {
+    fn name(&self) -> &str {
+        &self.kind
+    }
+
+    fn is_stateful(&self) -> bool {
+        self.stateful
+    }
+
+    fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+        let reply = self
+            .bridge
+            .call(WorkRequest::Process {
+                instance: self.instance,
+                daemon: self.daemon,
+                producer: event.producer(),
+                sequence: event.sequence(),
+                payload: event.payload.clone(),
+            })
+            .map_err(|e| DaemonError::ProcessFailed(e.to_string()))?;
+        match reply {
+            WorkReply::Outputs(outputs) => Ok(outputs),
+            _ => unreachable!("complete() accepts only a fitting answer"),
+        }
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+        let reply = self
+            .bridge
+            .call(WorkRequest::Snapshot {
+                instance: self.instance,
+                daemon: self.daemon,
+            })
+            .map_err(|e| DaemonError::SnapshotFailed(e.to_string()))?;
+        match reply {
+            WorkReply::State(state) => Ok(state),
+            _ => unreachable!("complete() accepts only a fitting answer"),
+        }
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+        self.bridge
+            .call(WorkRequest::Restore {
+                instance: self.instance,
+                daemon: self.daemon,
+                state: state.to_vec(),
+            })
+            .map_err(|e| DaemonError::RestoreFailed(e.to_string()))?;
+        Ok(())
+    }
+}
+
+impl Drop for ForeignDaemon {
+    fn drop(&mut self) {
+        self.bridge.notify(WorkRequest::Drop {
+            instance: self.instance,
+            daemon: self.daemon,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(bridge: Arc<WorkBridge>, count: usize) -> std::thread::JoinHandle<Vec<WorkRequest>> {
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while seen.len() < count {
+                let (id, request) = bridge.next(Some(Duration::from_secs(10)), None).unwrap();
+                let reply = match &request {
+                    WorkRequest::Process { payload, .. } => {
+                        Ok(WorkReply::Outputs(vec![payload.clone()]))
+                    }
+                    WorkRequest::Snapshot { .. } => Ok(WorkReply::State(b"s".to_vec())),
+                    WorkRequest::Restore { state, .. } if state == b"bad" => {
+                        Err("bad state".into())
+                    }
+                    WorkRequest::Restore { .. } => Ok(WorkReply::Restored),
+                    WorkRequest::Create { .. } => Ok(WorkReply::Created(77)),
+                    WorkRequest::Drop { .. } => {
+                        seen.push(request);
+                        continue;
+                    }
+                };
+                bridge.complete(id, reply).unwrap();
+                seen.push(request);
+            }
+            seen
+        })
+    }
+
+    #[test]
+    fn every_daemon_call_is_a_request_the_sdk_answers() {
+        let bridge = Arc::new(WorkBridge::new(Duration::from_secs(10)));
+        let server = serve(Arc::clone(&bridge), 5);
+        let factory = ForeignDaemon::factory(Arc::clone(&bridge), "counter".into(), 9, true);
+        let mut daemon = factory().unwrap();
+        assert_eq!(daemon.name(), "counter");
+        assert!(daemon.is_stateful());
+        let event = CausalEvent::bare(1, 1, b"hi".to_vec());
+        assert_eq!(daemon.process(&event).unwrap(), vec![b"hi".to_vec()]);
+        assert_eq!(daemon.snapshot().unwrap(), b"s");
+        daemon.restore(b"ok").unwrap();
+        drop(daemon);
+        let seen = server.join().unwrap();
+        assert_eq!(
+            seen.iter().map(WorkRequest::code).collect::<Vec<_>>(),
+            [4, 1, 2, 3, 5]
+        );
+        assert_eq!(bridge.pending(), 0);
+    }
+
+    #[test]
+    fn a_failure_answer_is_the_daemon_error() {
+        let bridge = Arc::new(WorkBridge::new(Duration::from_secs(10)));
+        let server = serve(Arc::clone(&bridge), 1);
+        let mut daemon = ForeignDaemon::new(Arc::clone(&bridge), "k", 1, 2, true);
+        let err = daemon.restore(b"bad").unwrap_err();
+        assert_eq!(err, DaemonError::RestoreFailed("bad state".into()));
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn an_unanswered_request_times_out_and_a_late_answer_is_refused() {
+        let bridge = Arc::new(WorkBridge::new(Duration::from_millis(50)));
+        let daemon = ForeignDaemon::new(Arc::clone(&bridge), "k", 1, 2, true);
+        let taker = {
+            let bridge = Arc::clone(&bridge);
+            std::thread::spawn(move || bridge.next(Some(Duration::from_secs(10)), None).unwrap())
+        };
+        let err = daemon.snapshot().unwrap_err();
+        assert!(matches!(err, DaemonError::SnapshotFailed(ref t) if t.contains("did not answer")));
+        let (id, _) = taker.join().unwrap();
+        assert_eq!(
+            bridge.complete(id, Ok(WorkReply::State(Vec::new()))),
+            Err(WorkError::Expired(id))
+        );
+        // A request nobody took is withdrawn too.
+        assert!(daemon.snapshot().is_err());
+        std::mem::forget(daemon);
+        assert_eq!(bridge.pending(), 0);
+        assert_eq!(
+            bridge.next(Some(Duration::ZERO), None),
+            Err(WorkError::Timeout)
+        );
+    }
+
+    #[test]
+    fn a_wrong_answer_is_refused_and_the_item_stays_open() {
+        let bridge = Arc::new(WorkBridge::new(Duration::from_secs(10)));
+        let caller = {
+            let bridge = Arc::clone(&bridge);
+            std::thread::spawn(move || {
+                bridge.call(WorkRequest::Snapshot {
+                    instance: 1,
+                    daemon: 2,
+                })
+            })
+        };
+        let (id, _) = bridge.next(Some(Duration::from_secs(10)), None).unwrap();
+        assert!(matches!(
+            bridge.complete(id, Ok(WorkReply::Restored)),
+            Err(WorkError::WrongAnswer { .. })
+        ));
+        bridge
+            .complete(id, Ok(WorkReply::State(b"x".to_vec())))
+            .unwrap();
+        assert_eq!(caller.join().unwrap(), Ok(WorkReply::State(b"x".to_vec())));
+        assert_eq!(
+            bridge.complete(id, Err("again".into())),
+            Err(WorkError::Expired(id))
+        );
+    }
+
+    #[test]
+    fn close_wakes_callers_and_pullers_and_cancel_wakes_a_puller() {
+        let bridge = Arc::new(WorkBridge::new(Duration::from_secs(60)));
+        let token = CancelToken::new();
+        let puller = {
+            let (bridge, token) = (Arc::clone(&bridge), token.clone());
+            std::thread::spawn(move || bridge.next(None, Some(&token)))
+        };
+        token.cancel();
+        assert_eq!(puller.join().unwrap(), Err(WorkError::Cancelled));
+        let caller = {
+            let bridge = Arc::clone(&bridge);
+            std::thread::spawn(move || {
+                bridge.call(WorkRequest::Snapshot {
+                    instance: 1,
+                    daemon: 2,
+                })
+            })
+        };
+        while bridge.pending() == 0 {
+            std::thread::yield_now();
+        }
+        bridge.close();
+        assert_eq!(caller.join().unwrap(), Err(WorkError::Closed));
+        assert_eq!(bridge.next(None, None), Err(WorkError::Closed));
+        assert_eq!(
+            bridge.call(WorkRequest::Snapshot {
+                instance: 1,
+                daemon: 2
+            }),
+            Err(WorkError::Closed)
+        );
+    }
+}

@@ -1,0 +1,862 @@
+//! `net_compute_*`: daemons and their migration over the C ABI.
+//!
+//! A `net_compute_t` is a node's compute runtime, made on a `net_mesh_t`
+//! (it becomes the node's 0x0500 migration handler). Daemons are written in
+//! the SDK's language and reached without callbacks: each daemon call Rust
+//! makes (process an event, take a snapshot, restore a state, build an
+//! object for an arriving migration, drop an object) is a **work item** the
+//! SDK pulls with `net_compute_next` on a thread of its own and answers with
+//! one `net_compute_complete_*` or `net_compute_fail` call. A work item
+//! not answered within `work_timeout_ms` fails the daemon call that made it
+//! (a delivery returns `NET_ERR_COMPUTE_DAEMON`, a migration step aborts);
+//! a late answer gets `NET_ERR_COMPUTE_WORK_EXPIRED`. See
+//! `src/compute/foreign.rs` and docs/compute.md.
+//!
+//! Daemons and migrations are named by the daemon's origin hash (u64);
+//! their status and statistics come back as JSON. Freeing the runtime
+//! wakes every call blocked in it (`next` returns `NET_END`, waiting daemon
+//! calls fail), uninstalls the migration handler and drops its daemons.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::bytes::{net_bytes_t, net_slice_t};
+use super::cancel::{net_cancel_t, net_error_t};
+use super::error::FfiError;
+use super::export::ffi_export;
+use super::handle::{self, HandleInner, opaque_handle};
+use super::mesh::net_mesh_t;
+use super::redex::NET_WAIT_FOREVER;
+use super::status::net_status_t;
+use crate::cancel::CancelToken;
+use crate::compute::migration::FailureReason;
+use crate::compute::{
+    ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome, ForeignDaemon,
+    MigrationStatus, RuntimeConfig, WorkBridge, WorkError, WorkReply, WorkRequest,
+};
+use crate::identity::EntityKeypair;
+
+/// Work item kind: apply the event in the payload to the instance; answer
+/// with `net_compute_complete_process`.
+pub const NET_COMPUTE_WORK_PROCESS: u32 = 1;
+/// Work item kind: serialize the instance's state; answer with
+/// `net_compute_complete_snapshot`.
+pub const NET_COMPUTE_WORK_SNAPSHOT: u32 = 2;
+/// Work item kind: replace the instance's state with the payload; answer
+/// with `net_compute_complete_restore`.
+pub const NET_COMPUTE_WORK_RESTORE: u32 = 3;
+/// Work item kind: build a fresh object of the kind named by the payload
+/// for the daemon (a migration is arriving); answer with
+/// `net_compute_complete_create` and the new object's instance id.
+pub const NET_COMPUTE_WORK_CREATE: u32 = 4;
+/// Work item kind: Rust no longer uses the instance (the daemon moved
+/// away, stopped, or the runtime closed); release it. Needs no answer.
+pub const NET_COMPUTE_WORK_DROP: u32 = 5;
+
+/// `net_compute_deliver` outcome: processed here.
+pub const NET_COMPUTE_PROCESSED: u32 = 0;
+/// `net_compute_deliver` outcome: kept for the migration in progress; it
+/// will be applied once, wherever the daemon ends up.
+pub const NET_COMPUTE_BUFFERED: u32 = 1;
+/// `net_compute_deliver` outcome: the daemon moved; forwarded to it.
+pub const NET_COMPUTE_FORWARDED: u32 = 2;
+/// `net_compute_deliver` outcome: already applied; dropped.
+pub const NET_COMPUTE_DUPLICATE: u32 = 3;
+
+/// A node's compute runtime. Thread-safe.
+#[allow(non_camel_case_types)]
+pub struct net_compute_t {
+    _opaque: [u8; 0],
+}
+
+pub(crate) struct ComputeHandle {
+    runtime: ComputeRuntime,
+    bridge: Arc<WorkBridge>,
+    /// Registered kinds and whether their daemons are stateful.
+    kinds: Mutex<HashMap<String, bool>>,
+}
+
+impl HandleInner for ComputeHandle {
+    fn wake_blocked(&self) {
+        // Daemon calls waiting for the SDK first: the runtime's worker may
+        // be one of them, and shutdown joins it.
+        self.bridge.close();
+        self.runtime.shutdown();
+    }
+}
+
+opaque_handle!(net_compute_t => ComputeHandle, kind = b"NCMP");
+
+impl ComputeHandle {
+    fn stateful(&self, kind: &str) -> Result<bool, FfiError> {
+        self.kinds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(kind)
+            .copied()
+            .ok_or_else(|| {
+                FfiError::new(
+                    net_status_t::NET_ERR_COMPUTE_UNKNOWN_KIND,
+                    format!("no daemon kind {kind:?} is registered"),
+                )
+            })
+    }
+
+    /// Whether `kind` (registered) is stateful, and the keypair and origin
+    /// of the identity `seed`.
+    fn identity(
+        &self,
+        kind: &str,
+        seed: &[u8; 32],
+    ) -> Result<(bool, EntityKeypair, u64), FfiError> {
+        let stateful = self.stateful(kind)?;
+        let keypair = EntityKeypair::from_seed(seed);
+        let origin = keypair.origin_hash();
+        Ok((stateful, keypair, origin))
+    }
+
+    /// The error of a daemon call, `NET_ERR_SHUTTING_DOWN` if it failed
+    /// because the runtime was being freed.
+    fn daemon_error(&self, err: ComputeError) -> FfiError {
+        if self.bridge.is_closed() {
+            return FfiError::new(
+                net_status_t::NET_ERR_SHUTTING_DOWN,
+                format!("the compute runtime was freed during the call ({err})"),
+            );
+        }
+        err.into()
+    }
+}
+
+impl From<DaemonError> for FfiError {
+    fn from(err: DaemonError) -> Self {
+        let status = match err {
+            DaemonError::NotFound(_) => net_status_t::NET_ERR_COMPUTE_NOT_FOUND,
+            DaemonError::Stale(_) => net_status_t::NET_ERR_COMPUTE_STALE,
+            DaemonError::AlreadyRegistered(_) => net_status_t::NET_ERR_COMPUTE_ALREADY_REGISTERED,
+            _ => net_status_t::NET_ERR_COMPUTE_DAEMON,
+        };
+        Self::new(status, err.to_string())
+    }
+}
+
+impl From<ComputeError> for FfiError {
+    fn from(err: ComputeError) -> Self {
+        let status = match &err {
+            ComputeError::Daemon(daemon) => return daemon.clone().into(),
+            ComputeError::AlreadyMigrating(_) => net_status_t::NET_ERR_COMPUTE_ALREADY_MIGRATING,
+            ComputeError::SameNode(_) => net_status_t::NET_ERR_INVALID_ARGUMENT,
+            ComputeError::Transport(_) => net_status_t::NET_ERR_COMPUTE_TRANSPORT,
+            ComputeError::NoMigration(_) => net_status_t::NET_ERR_COMPUTE_NO_MIGRATION,
+            ComputeError::Buffer(_) => net_status_t::NET_ERR_COMPUTE_BUFFER_FULL,
+            ComputeError::Timeout => net_status_t::NET_TIMEOUT,
+            ComputeError::Cancelled => return super::cancel::cancelled(),
+            _ => net_status_t::NET_ERR_SHUTTING_DOWN,
+        };
+        Self::new(status, err.to_string())
+    }
+}
+
+impl From<WorkError> for FfiError {
+    fn from(err: WorkError) -> Self {
+        let status = match &err {
+            WorkError::Expired(_) => net_status_t::NET_ERR_COMPUTE_WORK_EXPIRED,
+            WorkError::WrongAnswer { .. } => net_status_t::NET_ERR_INVALID_ARGUMENT,
+            WorkError::Closed => net_status_t::NET_ERR_SHUTTING_DOWN,
+            WorkError::Cancelled => net_status_t::NET_ERR_CANCELLED,
+            _ => net_status_t::NET_ERR_COMPUTE_DAEMON,
+        };
+        Self::new(status, err.to_string())
+    }
+}
+
+fn config_error(message: impl Into<String>) -> FfiError {
+    FfiError::new(net_status_t::NET_ERR_COMPUTE_CONFIG, message)
+}
+
+/// Default `work_timeout_ms`.
+const DEFAULT_WORK_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn parse_config(json: Option<&str>) -> Result<(RuntimeConfig, Duration), FfiError> {
+    let mut config = RuntimeConfig::default();
+    let mut work_timeout = DEFAULT_WORK_TIMEOUT;
+    let Some(text) = json.filter(|t| !t.trim().is_empty()) else {
+        return Ok((config, work_timeout));
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| config_error(format!("config JSON: {e}")))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| config_error("config must be a JSON object"))?;
+    for (key, value) in object {
+        let millis = || {
+            value
+                .as_u64()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| config_error(format!("`{key}` must be a positive integer (ms)")))
+        };
+        match key.as_str() {
+            "retry_interval_ms" => config.retry_interval = millis()?,
+            "step_timeout_ms" => config.step_timeout = millis()?,
+            "source_timeout_ms" => config.source_timeout = millis()?,
+            "work_timeout_ms" => work_timeout = millis()?,
+            "send_extension" => {
+                config.send_extension = value
+                    .as_bool()
+                    .ok_or_else(|| config_error("`send_extension` must be a boolean"))?;
+            }
+            "output_capacity" => {
+                config.output_capacity = value
+                    .as_u64()
+                    .filter(|n| *n > 0)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| config_error("`output_capacity` must be a positive integer"))?;
+            }
+            other => return Err(config_error(format!("unknown key `{other}`"))),
+        }
+    }
+    Ok((config, work_timeout))
+}
+
+fn timeout_of(timeout_ms: u32) -> Option<Duration> {
+    (timeout_ms != NET_WAIT_FOREVER).then(|| Duration::from_millis(u64::from(timeout_ms)))
+}
+
+/// Creates the compute runtime of node `mesh` and installs it as the
+/// node's migration (0x0500) handler. `config_json` (NULL/empty: defaults)
+/// takes `retry_interval_ms` (200), `step_timeout_ms` (10 000),
+/// `source_timeout_ms` (30 000), `work_timeout_ms` (30 000: how long a
+/// daemon call waits for the SDK's answer), `send_extension` (true; false
+/// towards v0.11 targets) and `output_capacity` (65 536).
+///
+/// Errors: `NET_ERR_COMPUTE_CONFIG` naming the key (unknown keys
+/// included); `NET_ERR_COMPUTE_TRANSPORT` if the node already has a
+/// migration handler (one runtime per node).
+///
+/// # Safety
+/// `mesh` is NULL or from libnet; `config_json` is NULL or readable for its
+/// length; `out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_new(
+    mesh: *const net_mesh_t,
+    config_json: *const u8,
+    config_json_len: usize,
+    out: *mut *mut net_compute_t,
+) -> net_status_t {
+    ffi_export!(handle mesh; opt_str config_json[config_json_len]; out out; {
+        let (config, work_timeout) = parse_config(config_json)?;
+        let runtime = ComputeRuntime::on_mesh(Arc::clone(&mesh.0), config)?;
+        out.write(handle::into_raw(ComputeHandle {
+            runtime,
+            bridge: Arc::new(WorkBridge::new(work_timeout)),
+            kinds: Mutex::new(HashMap::new()),
+        }));
+        Ok(())
+    })
+}
+
+/// Closes the runtime and frees it: `net_compute_next` calls return
+/// `NET_END`, daemon calls waiting for an answer fail, waits return; the
+/// migration handler is uninstalled and the daemons are dropped (no Drop
+/// work items are handed out after this). NULL-safe, idempotent.
+///
+/// Returns `NET_OK` (also for NULL or a handle already freed), or
+/// `NET_ERR_BUSY` when calls on it were still running after 5 s.
+///
+/// # Safety
+/// `compute` is NULL or was returned by libnet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_free(compute: *mut net_compute_t) -> net_status_t {
+    super::export::run(|| handle::free(compute))
+}
+
+/// Registers daemon kind `kind` (UTF-8, non-empty), implemented by the
+/// SDK: daemons of it can be spawned here and arrive here by migration.
+/// `stateful` says whether its daemons carry state.
+///
+/// Errors: `NET_ERR_COMPUTE_ALREADY_REGISTERED` if the kind exists (it is
+/// kept); `NET_ERR_INVALID_ARGUMENT` for an empty name.
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `kind` is readable for `kind_len`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_register_kind(
+    compute: *const net_compute_t,
+    kind: *const u8,
+    kind_len: usize,
+    stateful: bool,
+) -> net_status_t {
+    ffi_export!(handle compute; str kind[kind_len]; {
+        if kind.is_empty() {
+            return Err(FfiError::invalid_argument("`kind` is empty"));
+        }
+        let mut kinds = compute.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        if kinds.contains_key(kind) {
+            return Err(FfiError::new(
+                net_status_t::NET_ERR_COMPUTE_ALREADY_REGISTERED,
+                format!("daemon kind {kind:?} is already registered"),
+            ));
+        }
+        kinds.insert(kind.to_owned(), stateful);
+        Ok(())
+    })
+}
+
+/// Runs a daemon of kind `kind` here: the SDK's object `instance` (an id
+/// the SDK chose and keys its objects by; it must hold the object before
+/// this call) under the identity of `seed` (32 bytes). Writes the daemon's
+/// origin hash, which names it in every other call.
+///
+/// Errors: `NET_ERR_COMPUTE_UNKNOWN_KIND`;
+/// `NET_ERR_COMPUTE_ALREADY_REGISTERED` if a daemon with that identity runs
+/// here (no Drop work item is issued for `instance` then).
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `kind` and `seed` are readable for
+/// their lengths; `origin_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_spawn(
+    compute: *const net_compute_t,
+    kind: *const u8,
+    kind_len: usize,
+    seed: *const u8,
+    seed_len: usize,
+    instance: u64,
+    origin_out: *mut u64,
+) -> net_status_t {
+    ffi_export!(handle compute; str kind[kind_len]; array seed[seed_len] 32; out origin_out; {
+        let (stateful, keypair, origin) = compute.identity(kind, seed)?;
+        if compute.runtime.registry().contains(origin) {
+            return Err(DaemonError::AlreadyRegistered(origin).into());
+        }
+        let daemon = ForeignDaemon::new(Arc::clone(&compute.bridge), kind, instance, origin, stateful);
+        let host = DaemonHost::new(Box::new(daemon), keypair);
+        compute.runtime.spawn(host)?;
+        origin_out.write(origin);
+        Ok(())
+    })
+}
+
+/// Lets a daemon of kind `kind` with the identity of `seed` (32 bytes)
+/// arrive here by migration: when its snapshot comes, a Create work item
+/// asks the SDK for an object of the kind, and the state is restored into
+/// it. Writes the daemon's origin hash. Identities do not travel with a
+/// migration yet, so the target must know the seed.
+///
+/// Errors: `NET_ERR_COMPUTE_UNKNOWN_KIND`;
+/// `NET_ERR_COMPUTE_ALREADY_REGISTERED` if the origin is already expected
+/// here (the entry is kept). The entry is used up when the daemon arrives:
+/// expect it again before moving it here once more.
+///
+/// # Safety
+/// As `net_compute_spawn`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_expect(
+    compute: *const net_compute_t,
+    kind: *const u8,
+    kind_len: usize,
+    seed: *const u8,
+    seed_len: usize,
+    origin_out: *mut u64,
+) -> net_status_t {
+    ffi_export!(handle compute; str kind[kind_len]; array seed[seed_len] 32; out origin_out; {
+        let (stateful, keypair, origin) = compute.identity(kind, seed)?;
+        let factory = ForeignDaemon::factory(Arc::clone(&compute.bridge), kind.to_owned(), origin, stateful);
+        compute.runtime.factories().register(keypair, factory)?;
+        origin_out.write(origin);
+        Ok(())
+    })
+}
+
+/// Stops daemon `origin` here: unregisters it (its object gets a Drop
+/// work item) and forgets its migration factory.
+///
+/// Errors: `NET_ERR_COMPUTE_NOT_FOUND`.
+///
+/// # Safety
+/// `compute` is NULL or from libnet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_stop(
+    compute: *const net_compute_t,
+    origin: u64,
+) -> net_status_t {
+    ffi_export!(handle compute; {
+        compute.runtime.factories().remove(origin);
+        compute.runtime.registry().unregister(origin)?;
+        Ok(())
+    })
+}
+
+/// Delivers the event (`producer`, `sequence`, `payload`) to daemon
+/// `origin`, wherever the migration state says it belongs, and writes what
+/// happened: `NET_COMPUTE_PROCESSED` (its outputs are queued for
+/// `net_compute_next_output`), `NET_COMPUTE_BUFFERED`,
+/// `NET_COMPUTE_FORWARDED` or `NET_COMPUTE_DUPLICATE`. A producer's
+/// sequences start at 1 and are contiguous per daemon.
+///
+/// Blocks while the daemon processes the event (a Process work item, which
+/// another thread of the SDK must answer): never call it from the thread
+/// that pulls work.
+///
+/// Errors: `NET_ERR_COMPUTE_NOT_FOUND`; `NET_ERR_COMPUTE_DAEMON` (the
+/// daemon failed or did not answer in time; the message says which);
+/// `NET_ERR_COMPUTE_BUFFER_FULL`; `NET_ERR_SHUTTING_DOWN`.
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `payload` is readable for its length;
+/// `outcome_out` is valid for one write; `error_out` is NULL or valid for
+/// one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_deliver(
+    compute: *const net_compute_t,
+    origin: u64,
+    producer: u64,
+    sequence: u64,
+    payload: *const u8,
+    payload_len: usize,
+    outcome_out: *mut u32,
+    error_out: *mut net_error_t,
+) -> net_status_t {
+    ffi_export!(error_out error_out; handle compute; bytes payload[payload_len]; out outcome_out; {
+        let event = crate::compute::CausalEvent::bare(producer, sequence, payload.to_vec());
+        let outcome = compute
+            .runtime
+            .deliver(origin, event)
+            .map_err(|e| compute.daemon_error(e))?;
+        outcome_out.write(match outcome {
+            DeliveryOutcome::Buffered => NET_COMPUTE_BUFFERED,
+            DeliveryOutcome::Forwarded => NET_COMPUTE_FORWARDED,
+            DeliveryOutcome::Duplicate => NET_COMPUTE_DUPLICATE,
+            _ => NET_COMPUTE_PROCESSED,
+        });
+        Ok(())
+    })
+}
+
+/// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the next
+/// output of any daemon here (outputs of events replayed or forwarded
+/// during a migration come out on the node that applied them). Writes the
+/// daemon's origin hash, the output's sequence in the daemon's causal chain
+/// and its bytes. Returns `NET_OK`, `NET_TIMEOUT`, `NET_END` once the
+/// runtime is freed, or `NET_ERR_CANCELLED` (nothing taken).
+///
+/// # Safety
+/// `compute` is NULL or from libnet; the outputs are valid for one write;
+/// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+/// write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_next_output(
+    compute: *const net_compute_t,
+    timeout_ms: u32,
+    origin_out: *mut u64,
+    sequence_out: *mut u64,
+    payload_out: *mut net_bytes_t,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
+) -> net_status_t {
+    ffi_export!(error_out error_out; handle compute; cancel cancel; out origin_out; out sequence_out; out payload_out; {
+        let Some(output) = compute
+            .runtime
+            .next_output_cancellable(timeout_of(timeout_ms), cancel.token())
+        else {
+            if compute.bridge.is_closed() {
+                return Ok(net_status_t::NET_END);
+            }
+            if cancel.token().is_some_and(CancelToken::is_cancelled) {
+                return Err(super::cancel::cancelled());
+            }
+            return Ok(net_status_t::NET_TIMEOUT);
+        };
+        origin_out.write(output.link.origin_hash);
+        sequence_out.write(output.link.sequence);
+        payload_out.write(net_bytes_t::from_vec(output.payload));
+        Ok(net_status_t::NET_OK)
+    })
+}
+
+/// Daemon `origin`'s statistics as a JSON object: `origin`, `name` (its
+/// kind), `events_processed`, `events_emitted`, `errors`, `head_sequence`
+/// (its causal chain's last output). u64 values are exact JSON integers.
+///
+/// Errors: `NET_ERR_COMPUTE_NOT_FOUND` (not running here, e.g. it migrated
+/// away), `NET_ERR_COMPUTE_STALE`.
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `json_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_stats(
+    compute: *const net_compute_t,
+    origin: u64,
+    json_out: *mut net_bytes_t,
+) -> net_status_t {
+    ffi_export!(handle compute; out json_out; {
+        let value = compute.runtime.registry().with_host(origin, |host| {
+            let stats = host.stats();
+            json!({
+                "origin": origin,
+                "name": host.name(),
+                "events_processed": stats.events_processed,
+                "events_emitted": stats.events_emitted,
+                "errors": stats.errors,
+                "head_sequence": host.head().sequence,
+            })
+        })?;
+        json_out.write(net_bytes_t::from_vec(value.to_string().into_bytes()));
+        Ok(())
+    })
+}
+
+/// The daemons running here as a JSON array of `{"origin", "name"}`,
+/// in origin order.
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `json_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_daemons(
+    compute: *const net_compute_t,
+    json_out: *mut net_bytes_t,
+) -> net_status_t {
+    ffi_export!(handle compute; out json_out; {
+        let mut daemons = compute.runtime.registry().list();
+        daemons.sort();
+        let value: Vec<_> = daemons
+            .into_iter()
+            .map(|(origin, name)| json!({"origin": origin, "name": name}))
+            .collect();
+        json_out.write(net_bytes_t::from_vec(serde_json::Value::from(value).to_string().into_bytes()));
+        Ok(())
+    })
+}
+
+/// Starts moving daemon `origin` from node `source` to node `target`,
+/// orchestrated by this node (which may be either, or a third node
+/// connected to both). Watch it with `net_compute_migration_status` or
+/// `net_compute_wait_migration`. Events keep being accepted everywhere
+/// during the move; each is applied exactly once.
+///
+/// Errors: `NET_ERR_COMPUTE_ALREADY_MIGRATING`; `NET_ERR_INVALID_ARGUMENT`
+/// when source and target are the same node; `NET_ERR_COMPUTE_TRANSPORT`
+/// when the source cannot be reached (nothing started).
+///
+/// # Safety
+/// `compute` is NULL or from libnet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_start_migration(
+    compute: *const net_compute_t,
+    origin: u64,
+    source: u64,
+    target: u64,
+) -> net_status_t {
+    ffi_export!(handle compute; {
+        compute.runtime.start_migration(origin, source, target)?;
+        Ok(())
+    })
+}
+
+fn failure_text(reason: &FailureReason) -> String {
+    match reason {
+        FailureReason::NotReady => "not-ready".into(),
+        FailureReason::FactoryNotFound => "factory-not-found".into(),
+        FailureReason::ComputeNotSupported => "compute-not-supported".into(),
+        FailureReason::StateFailed(detail) => format!("state-failed: {detail}"),
+        FailureReason::AlreadyMigrating => "already-migrating".into(),
+        FailureReason::IdentityTransportFailed(detail) => {
+            format!("identity-transport-failed: {detail}")
+        }
+        FailureReason::NotReadyTimeout { attempts } => format!("not-ready-timeout: {attempts}"),
+    }
+}
+
+fn status_json(status: &MigrationStatus) -> Vec<u8> {
+    let value = match status {
+        MigrationStatus::Running(phase) => json!({"state": "running", "phase": phase.as_str()}),
+        MigrationStatus::Completed => json!({"state": "completed", "phase": "complete"}),
+        MigrationStatus::Failed(reason) => json!({
+            "state": "failed",
+            "code": reason.code(),
+            "reason": failure_text(reason),
+        }),
+    };
+    value.to_string().into_bytes()
+}
+
+/// The migration of `origin` this node orchestrates (the last one, once
+/// finished) as a JSON object: `{"state": "running", "phase": "snapshot" |
+/// "transfer" | "restore" | "replay" | "cutover" | "complete"}`,
+/// `{"state": "completed", "phase": "complete"}`, or `{"state": "failed",
+/// "code": <v0.11 failure code>, "reason": "<kind>[: detail]"}`.
+///
+/// Errors: `NET_ERR_COMPUTE_NO_MIGRATION`.
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `json_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_migration_status(
+    compute: *const net_compute_t,
+    origin: u64,
+    json_out: *mut net_bytes_t,
+) -> net_status_t {
+    ffi_export!(handle compute; out json_out; {
+        let status = compute
+            .runtime
+            .migration_status(origin)
+            .ok_or_else(|| FfiError::from(ComputeError::NoMigration(origin)))?;
+        json_out.write(net_bytes_t::from_vec(status_json(&status)));
+        Ok(())
+    })
+}
+
+/// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) until the
+/// migration of `origin` orchestrated here has completed or failed, and
+/// writes its status as `net_compute_migration_status` does. Returns
+/// `NET_OK`, `NET_TIMEOUT` (the migration goes on), or an error
+/// (`NET_ERR_COMPUTE_NO_MIGRATION`; `NET_ERR_SHUTTING_DOWN` when the
+/// runtime is freed during the wait; `NET_ERR_CANCELLED`).
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `json_out` is valid for one write;
+/// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+/// write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_wait_migration(
+    compute: *const net_compute_t,
+    origin: u64,
+    timeout_ms: u32,
+    json_out: *mut net_bytes_t,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
+) -> net_status_t {
+    ffi_export!(error_out error_out; handle compute; cancel cancel; out json_out; {
+        let status = match compute.runtime.wait_migration_cancellable(
+            origin,
+            timeout_of(timeout_ms),
+            cancel.token(),
+        ) {
+            Ok(status) => status,
+            Err(ComputeError::Timeout) => return Ok(net_status_t::NET_TIMEOUT),
+            Err(e) => return Err(e.into()),
+        };
+        json_out.write(net_bytes_t::from_vec(status_json(&status)));
+        Ok(net_status_t::NET_OK)
+    })
+}
+
+/// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit; 0: don't wait)
+/// for the next work item and writes it: its id (what the answer names),
+/// its kind (a work item kind, e.g. `NET_COMPUTE_WORK_PROCESS`), the SDK object it is for (`instance`;
+/// 0 for a Create), the daemon's origin hash, the event's producer and
+/// sequence (Process; else 0), and the payload (Process: the event bytes;
+/// Restore: the state; Create: the kind's name; else empty). Returns
+/// `NET_OK`, `NET_TIMEOUT`, `NET_END` once the runtime is freed, or
+/// `NET_ERR_CANCELLED`.
+///
+/// Answer every item but a Drop with exactly one `net_compute_complete_*`
+/// or `net_compute_fail`, within `work_timeout_ms`. Pull on a thread that
+/// never waits on this runtime's daemons (`net_compute_deliver`): the
+/// daemon call waits for this thread.
+///
+/// # Safety
+/// `compute` is NULL or from libnet; the outputs are valid for one write;
+/// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+/// write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_next(
+    compute: *const net_compute_t,
+    timeout_ms: u32,
+    work_id_out: *mut u64,
+    kind_out: *mut u32,
+    instance_out: *mut u64,
+    daemon_out: *mut u64,
+    producer_out: *mut u64,
+    sequence_out: *mut u64,
+    payload_out: *mut net_bytes_t,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
+) -> net_status_t {
+    ffi_export!(error_out error_out; handle compute; cancel cancel;
+        out work_id_out; out kind_out; out instance_out; out daemon_out; out producer_out;
+        out sequence_out; out payload_out; {
+        let (id, request) = match compute.bridge.next(timeout_of(timeout_ms), cancel.token()) {
+            Ok(work) => work,
+            Err(WorkError::Timeout) => return Ok(net_status_t::NET_TIMEOUT),
+            Err(WorkError::Closed) => return Ok(net_status_t::NET_END),
+            Err(e) => return Err(e.into()),
+        };
+        let kind = request.code();
+        let (instance, daemon, producer, sequence, payload) = match request {
+            WorkRequest::Process { instance, daemon, producer, sequence, payload } => {
+                (instance, daemon, producer, sequence, payload)
+            }
+            WorkRequest::Snapshot { instance, daemon } | WorkRequest::Drop { instance, daemon } => {
+                (instance, daemon, 0, 0, Vec::new())
+            }
+            WorkRequest::Restore { instance, daemon, state } => (instance, daemon, 0, 0, state),
+            WorkRequest::Create { kind, daemon } => (0, daemon, 0, 0, kind.into_bytes()),
+        };
+        work_id_out.write(id);
+        kind_out.write(kind);
+        instance_out.write(instance);
+        daemon_out.write(daemon);
+        producer_out.write(producer);
+        sequence_out.write(sequence);
+        payload_out.write(net_bytes_t::from_vec(payload));
+        Ok(net_status_t::NET_OK)
+    })
+}
+
+/// Answers Process work item `work_id` with the event's `count` outputs
+/// (zero or more; each is chained by the daemon's causal chain).
+///
+/// Errors: `NET_ERR_COMPUTE_WORK_EXPIRED` (answered already, or its caller
+/// stopped waiting: the event counts as failed, so undo its effect);
+/// `NET_ERR_INVALID_ARGUMENT` if the item is not a Process.
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `outputs` points to `count` slices,
+/// each readable for its length (NULL when `count` is 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_complete_process(
+    compute: *const net_compute_t,
+    work_id: u64,
+    outputs: *const net_slice_t,
+    count: usize,
+) -> net_status_t {
+    ffi_export!(handle compute; slices outputs[count]; {
+        let outputs = outputs.iter().map(|o| o.to_vec()).collect();
+        compute.bridge.complete(work_id, Ok(WorkReply::Outputs(outputs)))?;
+        Ok(())
+    })
+}
+
+/// Answers Snapshot work item `work_id` with the instance's state.
+///
+/// Errors: as `net_compute_complete_process`.
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `state` is readable for `state_len`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_complete_snapshot(
+    compute: *const net_compute_t,
+    work_id: u64,
+    state: *const u8,
+    state_len: usize,
+) -> net_status_t {
+    ffi_export!(handle compute; bytes state[state_len]; {
+        compute.bridge.complete(work_id, Ok(WorkReply::State(state.to_vec())))?;
+        Ok(())
+    })
+}
+
+/// Answers Restore work item `work_id`: the state was restored.
+///
+/// Errors: as `net_compute_complete_process`.
+///
+/// # Safety
+/// `compute` is NULL or from libnet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_complete_restore(
+    compute: *const net_compute_t,
+    work_id: u64,
+) -> net_status_t {
+    ffi_export!(handle compute; {
+        compute.bridge.complete(work_id, Ok(WorkReply::Restored))?;
+        Ok(())
+    })
+}
+
+/// Answers Create work item `work_id` with the id of the object the SDK
+/// built. On `NET_ERR_COMPUTE_WORK_EXPIRED` nobody will use the object:
+/// release it.
+///
+/// Errors: as `net_compute_complete_process`.
+///
+/// # Safety
+/// `compute` is NULL or from libnet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_complete_create(
+    compute: *const net_compute_t,
+    work_id: u64,
+    instance: u64,
+) -> net_status_t {
+    ffi_export!(handle compute; {
+        compute.bridge.complete(work_id, Ok(WorkReply::Created(instance)))?;
+        Ok(())
+    })
+}
+
+/// Fails work item `work_id` (any kind but Drop) with `message` (UTF-8):
+/// the daemon call that made it returns an error with that text (a process
+/// failure leaves the event unapplied; a snapshot, restore or create
+/// failure aborts the migration step).
+///
+/// Errors: `NET_ERR_COMPUTE_WORK_EXPIRED`.
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `message` is readable for its length.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_fail(
+    compute: *const net_compute_t,
+    work_id: u64,
+    message: *const u8,
+    message_len: usize,
+) -> net_status_t {
+    ffi_export!(handle compute; str message[message_len]; {
+        compute.bridge.complete(work_id, Err(message.to_owned()))?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_keys_are_parsed_and_bad_ones_named() {
+        let (config, work) = parse_config(Some(
+            r#"{"retry_interval_ms": 50, "step_timeout_ms": 1000, "source_timeout_ms": 2000,
+                "work_timeout_ms": 300, "send_extension": false, "output_capacity": 8}"#,
+        ))
+        .unwrap();
+        assert_eq!(config.retry_interval, Duration::from_millis(50));
+        assert_eq!(config.step_timeout, Duration::from_secs(1));
+        assert_eq!(config.source_timeout, Duration::from_secs(2));
+        assert_eq!(work, Duration::from_millis(300));
+        assert!(!config.send_extension);
+        assert_eq!(config.output_capacity, 8);
+        assert_eq!(parse_config(None).unwrap().1, DEFAULT_WORK_TIMEOUT);
+        for (bad, key) in [
+            (r#"{"nope": 1}"#, "nope"),
+            (r#"{"retry_interval_ms": 0}"#, "retry_interval_ms"),
+            (r#"{"send_extension": 1}"#, "send_extension"),
+            (r#"{"output_capacity": -1}"#, "output_capacity"),
+            ("[]", "object"),
+            ("{", "JSON"),
+        ] {
+            let err = parse_config(Some(bad)).unwrap_err();
+            assert_eq!(err.status, net_status_t::NET_ERR_COMPUTE_CONFIG);
+            assert!(err.message.contains(key), "{bad}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn failure_reasons_read_as_v011_kinds() {
+        assert_eq!(
+            failure_text(&FailureReason::FactoryNotFound),
+            "factory-not-found"
+        );
+        assert_eq!(
+            failure_text(&FailureReason::StateFailed("bad".into())),
+            "state-failed: bad"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&status_json(
+            &MigrationStatus::Failed(FailureReason::AlreadyMigrating),
+        ))
+        .unwrap();
+        assert_eq!(json["state"], "failed");
+        assert_eq!(json["reason"], "already-migrating");
+    }
+}

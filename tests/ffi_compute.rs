@@ -1,0 +1,911 @@
+//! The compute C ABI from Rust, as an SDK uses it: daemons whose code lives
+//! "outside" (here, a pull loop in a test thread answering work items), a
+//! counter daemon migrating between nodes of a three-node mesh while a
+//! producer keeps delivering (exactly once: the final count is the number
+//! of events sent), work items that are never answered failing cleanly,
+//! and the three handle races for `net_compute_t`.
+
+use std::collections::HashMap;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+
+mod ffi_common;
+
+use ffi_common::*;
+use net::ffi::*;
+
+const OK: net_status_t = net_status_t::NET_OK;
+const CONFIG: &str = r#"{"psk_hex":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a","heartbeat_interval_ms":50,"session_timeout_ms":5000,"hello_timeout_ms":500}"#;
+const RUNTIME: &str = r#"{"retry_interval_ms": 50, "step_timeout_ms": 3000, "source_timeout_ms": 6000, "work_timeout_ms": 5000}"#;
+const PRODUCER: u64 = 0xfeed_0000_0000_0001;
+const SEED: [u8; 32] = [7; 32];
+
+fn node() -> *mut net_mesh_t {
+    let mut out = ptr::null_mut();
+    let st = unsafe { net_mesh_new(CONFIG.as_ptr(), CONFIG.len(), &mut out) };
+    assert_eq!(st, OK, "{}", last_error());
+    out
+}
+
+fn runtime(mesh: *mut net_mesh_t, config: &str) -> *mut net_compute_t {
+    let mut out = ptr::null_mut();
+    let st = unsafe { net_compute_new(mesh, config.as_ptr(), config.len(), &mut out) };
+    assert_eq!(st, OK, "{}", last_error());
+    let kind = "counter";
+    assert_eq!(
+        unsafe { net_compute_register_kind(out, kind.as_ptr(), kind.len(), true) },
+        OK
+    );
+    out
+}
+
+/// The counter an SDK would implement: counts events, refusing any that is
+/// not its producer's next sequence; state = count ‖ last sequence.
+#[derive(Default, Clone, Copy)]
+struct Counter {
+    count: u64,
+    last: u64,
+}
+
+/// `net_compute_spawn` of SDK object `instance` of `kind` under `seed`:
+/// the status and the origin.
+fn spawn_raw(
+    rt: *mut net_compute_t,
+    kind: &str,
+    seed: &[u8],
+    instance: u64,
+) -> (net_status_t, u64) {
+    let mut origin = 0;
+    let st = unsafe {
+        net_compute_spawn(
+            rt,
+            kind.as_ptr(),
+            kind.len(),
+            seed.as_ptr(),
+            seed.len(),
+            instance,
+            &mut origin,
+        )
+    };
+    (st, origin)
+}
+
+/// A work item as `net_compute_next` hands it out.
+#[derive(Debug, Default)]
+struct Work {
+    id: u64,
+    kind: u32,
+    instance: u64,
+    daemon: u64,
+    producer: u64,
+    sequence: u64,
+    payload: Vec<u8>,
+}
+
+/// `net_compute_next`: the status, and the item when it is `NET_OK`.
+fn next_work(
+    rt: *mut net_compute_t,
+    timeout_ms: u32,
+    cancel: *const net_cancel_t,
+) -> (net_status_t, Work) {
+    let mut w = Work::default();
+    let mut payload = net_bytes_t::EMPTY;
+    let st = unsafe {
+        net_compute_next(
+            rt,
+            timeout_ms,
+            &mut w.id,
+            &mut w.kind,
+            &mut w.instance,
+            &mut w.daemon,
+            &mut w.producer,
+            &mut w.sequence,
+            &mut payload,
+            cancel,
+            ptr::null_mut(),
+        )
+    };
+    w.payload = take(payload);
+    (st, w)
+}
+
+/// An SDK's side of one runtime: objects by instance id, and a thread
+/// pulling work until the runtime is freed.
+struct Sdk {
+    objects: Arc<Mutex<HashMap<u64, Counter>>>,
+    /// Work kinds (bit `1 << kind`) the SDK answers with a failure.
+    failing: Arc<AtomicU32>,
+    puller: Option<thread::JoinHandle<u64>>,
+}
+
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
+
+impl Sdk {
+    fn serve(rt: *mut net_compute_t) -> Self {
+        let objects: Arc<Mutex<HashMap<u64, Counter>>> = Arc::default();
+        let rt = P(rt);
+        let objs = Arc::clone(&objects);
+        let failing = Arc::new(AtomicU32::new(0));
+        let fails = Arc::clone(&failing);
+        let puller = thread::spawn(move || {
+            let rt = rt;
+            let mut handled = 0;
+            loop {
+                let (st, w) = next_work(rt.0, NET_WAIT_FOREVER, ptr::null());
+                if st == net_status_t::NET_END || st == net_status_t::NET_ERR_SHUTTING_DOWN {
+                    return handled;
+                }
+                assert_eq!(st, OK, "{}", last_error());
+                let Work {
+                    id,
+                    kind,
+                    instance,
+                    daemon,
+                    sequence: seq,
+                    payload,
+                    ..
+                } = w;
+                handled += 1;
+                if kind != NET_COMPUTE_WORK_DROP && fails.load(Ordering::SeqCst) & (1 << kind) != 0
+                {
+                    let msg = "refused by the test";
+                    let st = unsafe { net_compute_fail(rt.0, id, msg.as_ptr(), msg.len()) };
+                    assert_eq!(st, OK);
+                    continue;
+                }
+                let mut objects = objs.lock().unwrap();
+                let st = match kind {
+                    NET_COMPUTE_WORK_PROCESS => {
+                        let c = objects.get_mut(&instance).unwrap();
+                        if seq != c.last + 1 {
+                            let msg = format!("sequence {seq} after {}", c.last);
+                            unsafe { net_compute_fail(rt.0, id, msg.as_ptr(), msg.len()) }
+                        } else {
+                            c.last = seq;
+                            c.count += 1;
+                            let out = c.count.to_le_bytes();
+                            let slice = net_slice_t {
+                                ptr: out.as_ptr(),
+                                len: out.len(),
+                            };
+                            unsafe { net_compute_complete_process(rt.0, id, &slice, 1) }
+                        }
+                    }
+                    NET_COMPUTE_WORK_SNAPSHOT => {
+                        let c = objects[&instance];
+                        let mut state = c.count.to_le_bytes().to_vec();
+                        state.extend_from_slice(&c.last.to_le_bytes());
+                        unsafe {
+                            net_compute_complete_snapshot(rt.0, id, state.as_ptr(), state.len())
+                        }
+                    }
+                    NET_COMPUTE_WORK_RESTORE => {
+                        let c = objects.get_mut(&instance).unwrap();
+                        c.count = u64::from_le_bytes(payload[..8].try_into().unwrap());
+                        c.last = u64::from_le_bytes(payload[8..16].try_into().unwrap());
+                        unsafe { net_compute_complete_restore(rt.0, id) }
+                    }
+                    NET_COMPUTE_WORK_CREATE => {
+                        assert_eq!(payload, b"counter");
+                        let instance = NEXT_INSTANCE.fetch_add(1, Ordering::SeqCst);
+                        objects.insert(instance, Counter::default());
+                        unsafe { net_compute_complete_create(rt.0, id, instance) }
+                    }
+                    NET_COMPUTE_WORK_DROP => {
+                        objects.remove(&instance);
+                        OK
+                    }
+                    other => panic!("work kind {other}"),
+                };
+                assert_ne!(daemon, 0);
+                assert!(
+                    st == OK || st == net_status_t::NET_ERR_SHUTTING_DOWN,
+                    "{st:?} {}",
+                    last_error()
+                );
+            }
+        });
+        Self {
+            objects,
+            failing,
+            puller: Some(puller),
+        }
+    }
+
+    /// Spawns a counter on `rt` under `SEED`.
+    fn spawn(&self, rt: *mut net_compute_t) -> u64 {
+        let instance = NEXT_INSTANCE.fetch_add(1, Ordering::SeqCst);
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(instance, Counter::default());
+        let (st, origin) = spawn_raw(rt, "counter", &SEED, instance);
+        assert_eq!(st, OK, "{}", last_error());
+        origin
+    }
+
+    /// The counts of the objects alive here.
+    fn counts(&self) -> Vec<u64> {
+        self.objects
+            .lock()
+            .unwrap()
+            .values()
+            .map(|c| c.count)
+            .collect()
+    }
+
+    fn join(mut self) -> u64 {
+        self.puller.take().unwrap().join().unwrap()
+    }
+}
+
+fn expect(rt: *mut net_compute_t) -> u64 {
+    let mut origin = 0;
+    let kind = "counter";
+    let st = unsafe {
+        net_compute_expect(
+            rt,
+            kind.as_ptr(),
+            kind.len(),
+            SEED.as_ptr(),
+            SEED.len(),
+            &mut origin,
+        )
+    };
+    assert_eq!(st, OK, "{}", last_error());
+    origin
+}
+
+fn deliver(rt: *mut net_compute_t, origin: u64, seq: u64) -> Result<u32, net_status_t> {
+    let mut outcome = u32::MAX;
+    let payload = seq.to_le_bytes();
+    let st = unsafe {
+        net_compute_deliver(
+            rt,
+            origin,
+            PRODUCER,
+            seq,
+            payload.as_ptr(),
+            payload.len(),
+            &mut outcome,
+            ptr::null_mut(),
+        )
+    };
+    if st == OK { Ok(outcome) } else { Err(st) }
+}
+
+fn stats(rt: *mut net_compute_t, origin: u64) -> Option<serde_json::Value> {
+    let mut out = net_bytes_t::EMPTY;
+    let st = unsafe { net_compute_stats(rt, origin, &mut out) };
+    (st == OK).then(|| json(out))
+}
+
+fn migration_status(rt: *mut net_compute_t, origin: u64) -> serde_json::Value {
+    let mut out = net_bytes_t::EMPTY;
+    let st = unsafe { net_compute_migration_status(rt, origin, &mut out) };
+    assert_eq!(st, OK, "{}", last_error());
+    json(out)
+}
+
+#[test]
+fn a_foreign_counter_migrates_under_load_exactly_once() {
+    let meshes = [node(), node(), node()];
+    connect(meshes[0], meshes[1]);
+    connect(meshes[0], meshes[2]);
+    connect(meshes[1], meshes[2]);
+    let rts = meshes.map(|m| runtime(m, RUNTIME));
+    let sdks = rts.map(Sdk::serve);
+    let origin = sdks[0].spawn(rts[0]);
+    assert_eq!(expect(rts[1]), origin);
+
+    let mut out = net_bytes_t::EMPTY;
+    assert_eq!(unsafe { net_compute_daemons(rts[0], &mut out) }, OK);
+    assert_eq!(
+        json(out),
+        serde_json::json!([{"origin": origin, "name": "counter"}])
+    );
+
+    // The producer keeps delivering to the source node while the daemon
+    // moves (orchestrated by the third node); every outcome but Duplicate
+    // is fine, and afterwards events are forwarded.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let producer = {
+        let (stop, sent, rt) = (Arc::clone(&stop), Arc::clone(&sent), P(rts[0]));
+        thread::spawn(move || {
+            let rt = rt;
+            let mut outcomes = [0u64; 4];
+            let mut seq = 0;
+            while !stop.load(Ordering::SeqCst) || seq < 200 {
+                seq += 1;
+                let outcome = deliver(rt.0, origin, seq)
+                    .unwrap_or_else(|st| panic!("event {seq}: {st:?} {}", last_error()));
+                assert_ne!(outcome, NET_COMPUTE_DUPLICATE);
+                outcomes[outcome as usize] += 1;
+                sent.store(seq, Ordering::SeqCst);
+            }
+            outcomes
+        })
+    };
+    wait_for("events before the move", || {
+        sent.load(Ordering::SeqCst) >= 50
+    });
+    let [a, b, _] = meshes.map(node_id);
+    assert_eq!(
+        unsafe { net_compute_start_migration(rts[2], origin, a, b) },
+        OK
+    );
+    let mut phases = Vec::new();
+    let mut json_out = net_bytes_t::EMPTY;
+    loop {
+        let status = migration_status(rts[2], origin);
+        let phase = status["phase"].as_str().unwrap().to_owned();
+        if phases.last() != Some(&phase) {
+            phases.push(phase);
+        }
+        let st = unsafe {
+            net_compute_wait_migration(
+                rts[2],
+                origin,
+                5,
+                &mut json_out,
+                ptr::null(),
+                ptr::null_mut(),
+            )
+        };
+        if st == OK {
+            break;
+        }
+        assert_eq!(st, net_status_t::NET_TIMEOUT, "{}", last_error());
+    }
+    let done = json(std::mem::replace(&mut json_out, net_bytes_t::EMPTY));
+    assert_eq!(done["state"], "completed", "{done}");
+    assert!(
+        phases.first().is_some_and(|p| p == "snapshot"),
+        "{phases:?}"
+    );
+    stop.store(true, Ordering::SeqCst);
+    let outcomes = producer.join().unwrap();
+    let total = sent.load(Ordering::SeqCst);
+    assert!(outcomes[NET_COMPUTE_FORWARDED as usize] > 0, "{outcomes:?}");
+
+    // Every event reaches the daemon on B exactly once (its host's stats
+    // count only what it applied since the restore).
+    wait_for("every event applied at the target", || {
+        sdks[1].counts() == vec![total]
+    });
+    let at_target = stats(rts[1], origin).unwrap();
+    assert_eq!(at_target["errors"], 0);
+    assert!(at_target["events_processed"].as_u64().unwrap() <= total);
+    assert!(stats(rts[0], origin).is_none());
+    // The source's object was dropped (a Drop work item) once it left.
+    wait_for("the source's object dropped", || {
+        sdks[0].counts().is_empty()
+    });
+
+    // Outputs come out where the events were applied: the last one on B
+    // carries the final count.
+    let mut last = 0;
+    loop {
+        let (mut o, mut seq) = (0, 0);
+        let mut payload = net_bytes_t::EMPTY;
+        let st = unsafe {
+            net_compute_next_output(
+                rts[1],
+                0,
+                &mut o,
+                &mut seq,
+                &mut payload,
+                ptr::null(),
+                ptr::null_mut(),
+            )
+        };
+        if st == net_status_t::NET_TIMEOUT {
+            break;
+        }
+        assert_eq!(st, OK);
+        assert_eq!(o, origin);
+        last = u64::from_le_bytes(take(payload)[..].try_into().unwrap());
+    }
+    assert_eq!(last, total);
+
+    // And it can move back (B is the source, A the target, B orchestrates).
+    expect_again(rts[0]);
+    assert_eq!(
+        unsafe { net_compute_start_migration(rts[1], origin, b, a) },
+        OK
+    );
+    let st = unsafe {
+        net_compute_wait_migration(
+            rts[1],
+            origin,
+            20_000,
+            &mut json_out,
+            ptr::null(),
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(st, OK, "{}", last_error());
+    assert_eq!(json(json_out)["state"], "completed");
+    assert_eq!(
+        deliver(rts[0], origin, total + 1),
+        Ok(NET_COMPUTE_PROCESSED)
+    );
+    assert_eq!(sdks[0].counts(), vec![total + 1]);
+
+    for rt in rts {
+        assert_eq!(unsafe { net_compute_free(rt) }, OK);
+    }
+    // The orchestrator's SDK never got work: it runs no daemon.
+    let handled = sdks.map(Sdk::join);
+    assert!(
+        handled[0] > 0 && handled[1] > 0 && handled[2] == 0,
+        "{handled:?}"
+    );
+    for m in meshes {
+        assert_eq!(unsafe { net_mesh_free(m) }, OK);
+    }
+}
+
+/// A foreign daemon whose SDK refuses the snapshot, or whose target SDK
+/// refuses to build the object, fails the migration cleanly: the status
+/// says why, the daemon keeps running at the source with nothing lost,
+/// and a retry once the SDK cooperates succeeds.
+#[test]
+fn refused_snapshot_or_construction_fails_the_migration_and_a_retry_succeeds() {
+    let meshes = [node(), node()];
+    connect(meshes[0], meshes[1]);
+    let rts = meshes.map(|m| runtime(m, RUNTIME));
+    let sdks = rts.map(Sdk::serve);
+    let origin = sdks[0].spawn(rts[0]);
+    assert_eq!(expect(rts[1]), origin);
+    let [a, b] = meshes.map(node_id);
+    let seq = AtomicU64::new(0);
+    // Right after a failure the source may still be leaving its capture
+    // (it hears the abort through its own queue): a buffered event is
+    // applied there when it does.
+    let send = |n: u64| {
+        for _ in 0..n {
+            let next = seq.fetch_add(1, Ordering::SeqCst) + 1;
+            let outcome = deliver(rts[0], origin, next);
+            assert!(
+                outcome == Ok(NET_COMPUTE_PROCESSED) || outcome == Ok(NET_COMPUTE_BUFFERED),
+                "{outcome:?}"
+            );
+        }
+    };
+    send(5);
+    let wait = |rt| {
+        let mut out = net_bytes_t::EMPTY;
+        let st = unsafe {
+            net_compute_wait_migration(rt, origin, 20_000, &mut out, ptr::null(), ptr::null_mut())
+        };
+        assert_eq!(st, OK, "{}", last_error());
+        json(out)
+    };
+    for (sdk, kind) in [
+        (&sdks[0], NET_COMPUTE_WORK_SNAPSHOT),
+        (&sdks[1], NET_COMPUTE_WORK_CREATE),
+    ] {
+        sdk.failing.store(1 << kind, Ordering::SeqCst);
+        assert_eq!(
+            unsafe { net_compute_start_migration(rts[0], origin, a, b) },
+            OK
+        );
+        let status = wait(rts[0]);
+        assert_eq!(status["state"], "failed", "{status}");
+        let reason = status["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("state-failed") && reason.contains("refused by the test"),
+            "{reason}"
+        );
+        sdk.failing.store(0, Ordering::SeqCst);
+        // Still at the source, still counting.
+        send(5);
+        let sent = seq.load(Ordering::SeqCst);
+        wait_for("the count at the source", || sdks[0].counts() == vec![sent]);
+    }
+    assert_eq!(
+        unsafe { net_compute_start_migration(rts[0], origin, a, b) },
+        OK
+    );
+    assert_eq!(wait(rts[0])["state"], "completed");
+    let total = seq.load(Ordering::SeqCst);
+    wait_for("the count on the target", || {
+        sdks[1].counts() == vec![total]
+    });
+    for rt in rts {
+        assert_eq!(unsafe { net_compute_free(rt) }, OK);
+    }
+    for sdk in sdks {
+        sdk.join();
+    }
+    for m in meshes {
+        assert_eq!(unsafe { net_mesh_free(m) }, OK);
+    }
+}
+
+/// A node the daemon left keeps its factory entry; registering it again
+/// says so, and the entry serves the return trip.
+fn expect_again(rt: *mut net_compute_t) {
+    let kind = "counter";
+    let mut origin = 0;
+    let st = unsafe {
+        net_compute_expect(
+            rt,
+            kind.as_ptr(),
+            kind.len(),
+            SEED.as_ptr(),
+            SEED.len(),
+            &mut origin,
+        )
+    };
+    assert!(
+        st == OK || st == net_status_t::NET_ERR_COMPUTE_ALREADY_REGISTERED,
+        "{st:?}"
+    );
+}
+
+#[test]
+fn an_unanswered_work_item_fails_the_call_and_a_late_answer_is_refused() {
+    let mesh = node();
+    let rt = runtime(mesh, r#"{"work_timeout_ms": 100}"#);
+    let (st, origin) = spawn_raw(rt, "counter", &SEED, 1);
+    assert_eq!(st, OK);
+    // Nobody pulls: the delivery fails after the work timeout.
+    let mut error = error_slot();
+    let mut outcome = 0;
+    let st = unsafe {
+        net_compute_deliver(
+            rt,
+            origin,
+            PRODUCER,
+            1,
+            ptr::null(),
+            0,
+            &mut outcome,
+            &mut error,
+        )
+    };
+    assert_eq!(st, net_status_t::NET_ERR_COMPUTE_DAEMON);
+    let (status, message) = error_of(error);
+    assert_eq!(status, st);
+    assert!(message.contains("did not answer"), "{message}");
+    // A puller takes the next item but answers only after its caller gave
+    // up: the answer is refused.
+    let puller = {
+        let rt = P(rt);
+        thread::spawn(move || {
+            let rt = rt;
+            let (st, w) = next_work(rt.0, 10_000, ptr::null());
+            assert_eq!(st, OK);
+            assert_eq!(
+                (w.kind, w.instance, w.daemon, w.producer, w.sequence),
+                (NET_COMPUTE_WORK_PROCESS, 1, origin, PRODUCER, 2)
+            );
+            assert_eq!(w.payload, b"late");
+            w.id
+        })
+    };
+    let st = unsafe {
+        net_compute_deliver(
+            rt,
+            origin,
+            PRODUCER,
+            2,
+            b"late".as_ptr(),
+            4,
+            &mut outcome,
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(st, net_status_t::NET_ERR_COMPUTE_DAEMON);
+    let id = puller.join().unwrap();
+    assert_eq!(
+        unsafe { net_compute_complete_process(rt, id, ptr::null(), 0) },
+        net_status_t::NET_ERR_COMPUTE_WORK_EXPIRED
+    );
+    assert_eq!(
+        unsafe { net_compute_complete_restore(rt, 999) },
+        net_status_t::NET_ERR_COMPUTE_WORK_EXPIRED
+    );
+    assert_eq!(stats(rt, origin).unwrap()["errors"], 2);
+    assert_eq!(unsafe { net_compute_free(rt) }, OK);
+    assert_eq!(unsafe { net_mesh_free(mesh) }, OK);
+}
+
+#[test]
+fn bad_arguments_get_typed_errors() {
+    let mesh = node();
+    let bad = r#"{"work_timeout_ms": "soon"}"#;
+    let mut out = ptr::null_mut();
+    assert_eq!(
+        unsafe { net_compute_new(mesh, bad.as_ptr(), bad.len(), &mut out) },
+        net_status_t::NET_ERR_COMPUTE_CONFIG
+    );
+    assert!(last_error().contains("work_timeout_ms"), "{}", last_error());
+    let rt = runtime(mesh, "");
+    // One runtime per node.
+    assert_eq!(
+        unsafe { net_compute_new(mesh, ptr::null(), 0, &mut out) },
+        net_status_t::NET_ERR_COMPUTE_TRANSPORT
+    );
+    let kind = "counter";
+    assert_eq!(
+        unsafe { net_compute_register_kind(rt, kind.as_ptr(), kind.len(), true) },
+        net_status_t::NET_ERR_COMPUTE_ALREADY_REGISTERED
+    );
+    assert_eq!(
+        unsafe { net_compute_register_kind(rt, ptr::null(), 0, true) },
+        net_status_t::NET_ERR_INVALID_ARGUMENT
+    );
+    assert_eq!(
+        spawn_raw(rt, "nope", &SEED, 1).0,
+        net_status_t::NET_ERR_COMPUTE_UNKNOWN_KIND
+    );
+    assert_eq!(
+        spawn_raw(rt, kind, &SEED[..31], 1).0,
+        net_status_t::NET_ERR_INVALID_ARGUMENT
+    );
+    let (st, origin) = spawn_raw(rt, kind, &SEED, 1);
+    assert_eq!(st, OK);
+    assert_eq!(
+        spawn_raw(rt, kind, &SEED, 2).0,
+        net_status_t::NET_ERR_COMPUTE_ALREADY_REGISTERED
+    );
+    let mut outcome = 0;
+    assert_eq!(
+        unsafe { net_compute_deliver(rt, 42, 1, 1, ptr::null(), 0, &mut outcome, ptr::null_mut()) },
+        net_status_t::NET_ERR_COMPUTE_NOT_FOUND
+    );
+    assert_eq!(
+        unsafe { net_compute_stop(rt, 42) },
+        net_status_t::NET_ERR_COMPUTE_NOT_FOUND
+    );
+    let mut json_out = net_bytes_t::EMPTY;
+    assert_eq!(
+        unsafe { net_compute_migration_status(rt, origin, &mut json_out) },
+        net_status_t::NET_ERR_COMPUTE_NO_MIGRATION
+    );
+    assert_eq!(
+        unsafe {
+            net_compute_wait_migration(rt, origin, 0, &mut json_out, ptr::null(), ptr::null_mut())
+        },
+        net_status_t::NET_ERR_COMPUTE_NO_MIGRATION
+    );
+    let me = node_id(mesh);
+    assert_eq!(
+        unsafe { net_compute_start_migration(rt, origin, me, me) },
+        net_status_t::NET_ERR_INVALID_ARGUMENT
+    );
+    // A source we have no session with cannot be asked for a snapshot.
+    assert_eq!(
+        unsafe { net_compute_start_migration(rt, origin, 12345, me) },
+        net_status_t::NET_ERR_COMPUTE_TRANSPORT
+    );
+    assert_eq!(unsafe { net_compute_stop(rt, origin) }, OK);
+    // The stopped daemon's object is released through a Drop item.
+    let (st, w) = next_work(rt, 0, ptr::null());
+    assert_eq!(st, OK);
+    assert_eq!(
+        (w.kind, w.instance, w.daemon),
+        (NET_COMPUTE_WORK_DROP, 1, origin)
+    );
+    // A Drop needs no answer (answering one is refused).
+    assert_eq!(
+        unsafe { net_compute_complete_restore(rt, w.id) },
+        net_status_t::NET_ERR_COMPUTE_WORK_EXPIRED
+    );
+    // A cancelled next returns at once.
+    let token = cancel_token();
+    unsafe { net_cancel_cancel(token) };
+    assert_eq!(
+        next_work(rt, NET_WAIT_FOREVER, token).0,
+        net_status_t::NET_ERR_CANCELLED
+    );
+    unsafe { net_cancel_free(token) };
+    assert_eq!(unsafe { net_compute_free(rt) }, OK);
+    assert_eq!(unsafe { net_mesh_free(mesh) }, OK);
+}
+
+// --- the three handle races -------------------------------------------
+
+fn race_runtime() -> (P<net_mesh_t>, P<net_compute_t>) {
+    let mesh = node();
+    let mut rt = ptr::null_mut();
+    assert_eq!(
+        unsafe { net_compute_new(mesh, ptr::null(), 0, &mut rt) },
+        OK
+    );
+    (P(mesh), P(rt))
+}
+
+/// A quick call, or (slow) a `next` that waits for work.
+fn call(rt: *mut net_compute_t, slow: bool) -> net_status_t {
+    if slow {
+        next_work(rt, 2_000, ptr::null()).0
+    } else {
+        let mut out = net_bytes_t::EMPTY;
+        let st = unsafe { net_compute_daemons(rt, &mut out) };
+        take(out);
+        st
+    }
+}
+
+#[test]
+fn race_op_after_free_is_refused() {
+    for _ in 0..10 {
+        let (mesh, rt) = race_runtime();
+        assert_eq!(unsafe { net_compute_free(rt.0) }, OK);
+        assert_eq!(call(rt.0, false), net_status_t::NET_ERR_SHUTTING_DOWN);
+        assert!(last_error().contains("freed"), "{}", last_error());
+        unsafe { net_mesh_free(mesh.0) };
+    }
+    for _ in 0..10 {
+        let (mesh, rt) = race_runtime();
+        let start = Arc::new(Barrier::new(4));
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                let start = start.clone();
+                thread::spawn(move || {
+                    let rt = rt;
+                    start.wait();
+                    for _ in 0..100 {
+                        let st = call(rt.0, false);
+                        assert!(
+                            st == OK || st == net_status_t::NET_ERR_SHUTTING_DOWN,
+                            "{st:?}"
+                        );
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        assert_eq!(unsafe { net_compute_free(rt.0) }, OK);
+        for w in workers {
+            w.join().unwrap();
+        }
+        unsafe { net_mesh_free(mesh.0) };
+    }
+}
+
+#[test]
+fn race_concurrent_frees_are_idempotent() {
+    for _ in 0..10 {
+        let (mesh, rt) = race_runtime();
+        let start = Arc::new(Barrier::new(6));
+        let threads: Vec<_> = (0..6)
+            .map(|i| {
+                let start = start.clone();
+                thread::spawn(move || {
+                    let rt = rt;
+                    start.wait();
+                    if i % 2 == 1 {
+                        let _ = call(rt.0, false);
+                    }
+                    unsafe { net_compute_free(rt.0) }
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), OK);
+        }
+        assert_eq!(call(rt.0, false), net_status_t::NET_ERR_SHUTTING_DOWN);
+        unsafe { net_mesh_free(mesh.0) };
+    }
+}
+
+/// The free wakes a `next` waiting for work (it returns `NET_END`, never
+/// `NET_ERR_SHUTTING_DOWN` once inside) and returns only after it.
+#[test]
+fn race_free_waits_for_in_flight_call() {
+    for _ in 0..50 {
+        let (mesh, rt) = race_runtime();
+        let done = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let done = done.clone();
+            thread::spawn(move || {
+                let rt = rt;
+                let st = call(rt.0, true);
+                done.store(true, Ordering::SeqCst);
+                st
+            })
+        };
+        let in_flight = wait_in_flight(rt.0, &done);
+        assert_eq!(unsafe { net_compute_free(rt.0) }, OK);
+        let freed_after = done.load(Ordering::SeqCst);
+        let st = worker.join().unwrap();
+        unsafe { net_mesh_free(mesh.0) };
+        if in_flight {
+            assert!(
+                freed_after,
+                "the free returned before the call it waited for"
+            );
+            assert_eq!(st, net_status_t::NET_END);
+            return;
+        }
+    }
+    panic!("the call was never seen in flight in 50 rounds");
+}
+
+/// A cancel wakes `net_compute_next_output` and `net_compute_wait_migration`
+/// waiting without limit (`NET_ERR_CANCELLED`, in the call's `net_error_t`).
+#[test]
+fn cancel_wakes_the_waits() {
+    let meshes = [node(), node()];
+    connect(meshes[0], meshes[1]);
+    // Nobody pulls work at B: the object for the arriving daemon is never
+    // built, so the migration stays in its Transfer phase while we wait
+    // for it at A (whose state is free: the wait is on B).
+    let rts = meshes.map(|m| runtime(m, r#"{"work_timeout_ms": 30000}"#));
+    let sdk = Sdk::serve(rts[0]);
+    let origin = sdk.spawn(rts[0]);
+    expect(rts[1]);
+    let [a, b] = meshes.map(node_id);
+    assert_eq!(
+        unsafe { net_compute_start_migration(rts[0], origin, a, b) },
+        OK
+    );
+    type Wait = fn(P<net_compute_t>, u64, *const net_cancel_t) -> net_error_t;
+    let waits: [Wait; 2] = [
+        |rt, _, cancel| {
+            let (mut o, mut seq) = (0, 0);
+            let mut payload = net_bytes_t::EMPTY;
+            let mut error = error_slot();
+            unsafe {
+                net_compute_next_output(
+                    rt.0,
+                    NET_WAIT_FOREVER,
+                    &mut o,
+                    &mut seq,
+                    &mut payload,
+                    cancel,
+                    &mut error,
+                )
+            };
+            error
+        },
+        |rt, origin, cancel| {
+            let mut out = net_bytes_t::EMPTY;
+            let mut error = error_slot();
+            unsafe {
+                net_compute_wait_migration(
+                    rt.0,
+                    origin,
+                    NET_WAIT_FOREVER,
+                    &mut out,
+                    cancel,
+                    &mut error,
+                )
+            };
+            error
+        },
+    ];
+    for wait in waits {
+        let token = P(cancel_token());
+        let done = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (rt, done) = (P(rts[0]), Arc::clone(&done));
+            thread::spawn(move || {
+                let (rt, token) = (rt, token);
+                let error = wait(rt, origin, token.0);
+                done.store(true, Ordering::SeqCst);
+                error_of(error)
+            })
+        };
+        wait_in_flight(rts[0], &done);
+        unsafe { net_cancel_cancel(token.0) };
+        let (status, message) = waiter.join().unwrap();
+        assert_eq!(status, net_status_t::NET_ERR_CANCELLED, "{message}");
+        unsafe { net_cancel_free(token.0) };
+    }
+    for rt in rts {
+        assert_eq!(unsafe { net_compute_free(rt) }, OK);
+    }
+    sdk.join();
+    for m in meshes {
+        assert_eq!(unsafe { net_mesh_free(m) }, OK);
+    }
+}
