@@ -110,8 +110,10 @@ fn anchor_hash(anchor: Anchor<'_>, origin: u64, first_seq: u64) -> Option<u64> {
 
 /// Assesses `events` (ascending, as stored) against `anchor`.
 ///
-/// A first event at sequence 1 always anchors to the genesis link, with or
-/// without a snapshot, as v0.11 does.
+/// A first event at sequence 1 with no usable anchor attaches to the
+/// origin's genesis link, as v0.11's does; an explicit snapshot anchor at
+/// sequence 0 wins over it, so a fork's chain (whose genesis parent is the
+/// fork sentinel, see [`ForkRecord`](super::reconcile::ForkRecord)) verifies.
 pub fn assess(events: &[CausalEvent], anchor: Option<Anchor<'_>>) -> ChainStatus {
     let Some(first) = events.first() else {
         let head_seq = match anchor {
@@ -125,11 +127,9 @@ pub fn assess(events: &[CausalEvent], anchor: Option<Anchor<'_>>) -> ChainStatus
         };
     };
     let origin = first.link.origin_hash;
-    let expected = if first.link.sequence == 1 {
-        anchor_hash(Anchor::Genesis, origin, 1)
-    } else {
-        anchor.and_then(|anchor| anchor_hash(anchor, origin, first.link.sequence))
-    };
+    let expected = anchor
+        .and_then(|anchor| anchor_hash(anchor, origin, first.link.sequence))
+        .or_else(|| anchor_hash(Anchor::Genesis, origin, first.link.sequence));
     let Some(expected) = expected else {
         return ChainStatus::Unverifiable;
     };

@@ -355,15 +355,10 @@ impl ContinuityMessage {
                 )?;
                 let rest = r.take(r.remaining(), "frames")?;
                 let mut events = Vec::with_capacity(count);
-                for frame in decode_frames(rest) {
+                let mut used = 0usize;
+                for frame in decode_frames(rest).take(count) {
                     let frame = frame.map_err(ContinuityWireError::BadFrame)?;
-                    if events.len() == count {
-                        return Err(ContinuityWireError::TooMany {
-                            what: "branch events",
-                            count: count as u64 + 1,
-                            max: count as u64,
-                        });
-                    }
+                    used += FRAME_LEN_SIZE + CAUSAL_LINK_SIZE + frame.payload.len();
                     events.push(CausalEvent {
                         link: frame.link,
                         payload: frame.payload.to_vec(),
@@ -376,6 +371,9 @@ impl ContinuityMessage {
                         needed: count,
                         available: events.len(),
                     });
+                }
+                if rest.len() > used {
+                    return Err(ContinuityWireError::TrailingBytes(rest.len() - used));
                 }
                 check_branch_links(origin, after_seq, events.iter().map(|e| &e.link))?;
                 ContinuityMessage::Branch {
