@@ -34,6 +34,7 @@
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use crate::compute::CausalEvent;
+use crate::compute::codec::Reader;
 use crate::cortex::causal::{CausalError, CausalLink};
 
 /// Size of an encoded [`ForkRecord`].
@@ -345,19 +346,20 @@ impl ForkRecord {
         if bytes.len() != FORK_RECORD_SIZE {
             return Err(ForkRecordError::WrongLength(bytes.len()));
         }
-        let word = |at: usize| {
-            let mut le = [0u8; 8];
-            le.copy_from_slice(&bytes[at..at + 8]);
-            u64::from_le_bytes(le)
-        };
-        let genesis = CausalLink::from_bytes(&bytes[24..56])
-            .map_err(|_| ForkRecordError::WrongLength(bytes.len()))?;
+        let wrong_length = |_| ForkRecordError::WrongLength(bytes.len());
+        let mut r = Reader::new(bytes);
+        let original_origin = r.u64("original").map_err(wrong_length)?;
+        let forked_origin = r.u64("forked").map_err(wrong_length)?;
+        let fork_seq = r.u64("fork_seq").map_err(wrong_length)?;
+        let genesis = r.causal_link("genesis").map_err(wrong_length)?;
+        let has_snapshot = r.u8("flag").map_err(wrong_length)? != 0;
+        let snapshot_seq = r.u64("snapshot_seq").map_err(wrong_length)?;
         let record = Self {
-            original_origin: word(0),
-            forked_origin: word(8),
-            fork_seq: word(16),
+            original_origin,
+            forked_origin,
+            fork_seq,
             genesis,
-            snapshot_seq: (bytes[56] != 0).then(|| word(57)),
+            snapshot_seq: has_snapshot.then_some(snapshot_seq),
         };
         record.verify()?;
         Ok(record)
