@@ -284,8 +284,10 @@ mod tests {
                 ..
             }
         ));
-        let mut tie = CorrelationConfig::default();
-        tie.subnet_ratio = 0.5;
+        let tie = CorrelationConfig {
+            subnet_ratio: 0.5,
+            ..CorrelationConfig::default()
+        };
         let mut detector = CorrelationDetector::new(tie);
         detector.record_failure(1, subnet(&[2]), 0);
         detector.record_failure(2, subnet(&[1]), 0);

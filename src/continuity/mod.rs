@@ -20,9 +20,13 @@
 //! [`chain`]: crate::continuity::chain
 //! [`correlation`]: crate::continuity::correlation
 //! [`partition`]: crate::continuity::partition
-//! [`reconcile`]: crate::continuity::reconcile
+//! [`reconcile`]: mod@crate::continuity::reconcile
 //! [`wire`]: crate::continuity::wire
 //! [`engine`]: crate::continuity::engine
+//! [`ChainFollower`]: crate::continuity::chain::ChainFollower
+//! [`partition_key`]: crate::continuity::partition::partition_key
+//! [`ForkRecord`]: crate::continuity::reconcile::ForkRecord
+//! [`ContinuityEngine`]: crate::continuity::engine::ContinuityEngine
 
 pub mod chain;
 pub mod correlation;
