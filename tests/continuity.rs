@@ -913,6 +913,89 @@ fn engine_ignores_bad_bytes_and_strangers() {
     assert_eq!(engine.recovery_budget(), None);
 }
 
+#[test]
+fn engine_surfaces_every_request_and_announcement() {
+    let mut engine = ContinuityEngine::new(1, EngineConfig::default());
+    let mut chain = CausalChain::new(9);
+    chain.append(b"s", 0);
+    let proof = chain.prove(1, 1).unwrap();
+    let record = ForkRecord::new(9, 10, 1, None);
+    let head = ChainPoint {
+        origin: 9,
+        seq: 1,
+        hash: 3,
+    };
+    let cases = [
+        (
+            ContinuityMessage::ChainHead(head),
+            Output::ChainHead { peer: 2, head },
+        ),
+        (
+            ContinuityMessage::ProofRequest {
+                origin: 9,
+                from_seq: 1,
+                to_seq: 1,
+            },
+            Output::ProofRequested {
+                peer: 2,
+                origin: 9,
+                from_seq: 1,
+                to_seq: 1,
+            },
+        ),
+        (
+            ContinuityMessage::Proof(proof),
+            Output::ProofReceived { peer: 2, proof },
+        ),
+        (
+            ContinuityMessage::ForkAnnounce {
+                partition_key: 5,
+                record,
+            },
+            Output::ForkAnnounced {
+                peer: 2,
+                partition_key: 5,
+                record,
+            },
+        ),
+        (
+            ContinuityMessage::BranchRequest {
+                origin: 9,
+                after_seq: 0,
+            },
+            Output::BranchRequested {
+                peer: 2,
+                origin: 9,
+                after_seq: 0,
+            },
+        ),
+    ];
+    for (message, expected) in cases {
+        let Output::Send {
+            to,
+            subprotocol,
+            bytes,
+        } = engine.outgoing(2, &message).unwrap()
+        else {
+            panic!("outgoing is a send");
+        };
+        assert_eq!((to, subprotocol), (2, message.subprotocol()));
+        assert_eq!(
+            engine.on_message(2, subprotocol, &bytes).unwrap(),
+            vec![expected]
+        );
+    }
+    let bad = ContinuityMessage::HealHello {
+        our_side: vec![3, 3],
+        other_side: vec![],
+        heads: vec![],
+    };
+    assert_eq!(
+        engine.outgoing(2, &bad),
+        Err(ContinuityWireError::Unsorted("our_side"))
+    );
+}
+
 // ------------------------------------------------------------ properties
 
 fn payloads() -> impl Strategy<Value = Vec<Vec<u8>>> {

@@ -311,11 +311,24 @@ impl ContinuityEngine {
         after_seq: u64,
         events: Vec<CausalEvent>,
     ) -> Result<Output, ContinuityWireError> {
-        let message = ContinuityMessage::Branch {
-            origin,
-            after_seq,
-            events,
-        };
+        self.outgoing(
+            to,
+            &ContinuityMessage::Branch {
+                origin,
+                after_seq,
+                events,
+            },
+        )
+    }
+
+    /// Any message the node sends on its own account (a ForkAnnounce after
+    /// a reconciliation, a Proof answering a request, a ChainHead), as an
+    /// [`Output::Send`]; refused if it would not decode.
+    pub fn outgoing(
+        &self,
+        to: u64,
+        message: &ContinuityMessage,
+    ) -> Result<Output, ContinuityWireError> {
         Ok(Output::Send {
             to,
             subprotocol: message.subprotocol(),
