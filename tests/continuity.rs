@@ -1093,6 +1093,71 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Arbitrary bytes on any of the five subprotocols: never a panic, and
+    /// what decodes re-encodes to a message that decodes the same.
+    #[test]
+    fn arbitrary_bytes_never_panic(selector in 0usize..5, body in prop::collection::vec(any::<u8>(), 0..200)) {
+        let subprotocol = [ids::CONTINUITY, ids::FORK_ANNOUNCE, ids::PROOF_TRANSFER, ids::PARTITION, ids::RECONCILE][selector];
+        let mut body = body;
+        if let Some(first) = body.first_mut() {
+            *first = 1; // mostly the right version, so the fields get read
+        }
+        if let Ok(message) = ContinuityMessage::decode(subprotocol, &body) {
+            let encoded = message.encode().unwrap();
+            prop_assert_eq!(ContinuityMessage::decode(subprotocol, &encoded), Ok(message));
+        }
+    }
+
+    /// A follower fed a stream event by event reaches the verdict `assess`
+    /// gives the whole log: it breaks exactly where `assess` stops being
+    /// continuous (duplicates of the last event aside).
+    #[test]
+    fn follower_agrees_with_assess(
+        payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..3), 1..12),
+        fault in 0usize..12,
+        kind in 0u8..4,
+    ) {
+        let mut events = extend(&genesis(5), &owned(&payloads));
+        let at = fault % events.len();
+        match kind {
+            0 => {}
+            1 => events[at].link.parent_hash ^= 1,
+            2 => { events.remove(at); }
+            _ => events[at].link.origin_hash = 6,
+        }
+        let status = assess(&events, None);
+        let mut follower = ChainFollower::from_genesis(5);
+        let mut broke_at = None;
+        for event in &events {
+            if let Observation::Broke(d) = follower.observe(&event.link, &event.payload, 0) {
+                broke_at = d.failed.map(|l| l.sequence);
+                break;
+            }
+        }
+        match status {
+            ChainStatus::Continuous { head_seq, head_hash, .. } if !events.is_empty() => {
+                prop_assert_eq!(broke_at, None);
+                prop_assert_eq!(follower.head().sequence, head_seq);
+                prop_assert_eq!(follower.head_hash(), head_hash);
+            }
+            ChainStatus::Continuous { .. } => prop_assert_eq!(broke_at, None),
+            ChainStatus::Forked { seq, .. } | ChainStatus::OriginMismatch { seq, .. } => {
+                prop_assert_eq!(broke_at, Some(seq));
+            }
+            ChainStatus::Gap { found, .. } => prop_assert_eq!(broke_at, Some(found)),
+            // The first event is gone: nothing anchors the log, and the
+            // follower (from genesis) sees the gap at once.
+            ChainStatus::Unverifiable => {
+                prop_assert_eq!(broke_at, Some(events[0].link.sequence));
+            }
+            other => prop_assert!(false, "unexpected {other:?}"),
+        }
+    }
+}
+
 // ------------------------------------------- model of the record lifecycle
 
 #[derive(Debug, Clone)]
