@@ -11,9 +11,10 @@ use net::continuity::wire::{MAX_SIDE_MEMBERS, msg_type};
 use net::continuity::{
     Agreement, Anchor, CausalCone, ChainFollower, ChainPoint, ChainStatus, ContinuityEngine,
     ContinuityMessage, ContinuityWireError, CorrelationDetector, DiscontinuityReason, EngineConfig,
-    FailureCause, ForkRecord, Influence, Observation, Output, PartitionConfig, PartitionEvent,
-    PartitionPhase, PartitionTracker, ReconcileError, Reconciliation, Side, Verdict, assess,
-    partition_key, reconcile,
+    FailureCause, ForkRecord, HorizonDivergence, Influence, Observation, ObservationWindow, Output,
+    PartitionConfig, PartitionEvent, PartitionPhase, PartitionTracker, PropagationModel,
+    ReconcileError, Reconciliation, Side, Verdict, assess, crossing_depth, partition_key,
+    reconcile,
 };
 use net::cortex::causal::{CausalChain, CausalError, CausalLink};
 use net::mesh::channels::SubnetId;
@@ -994,6 +995,78 @@ fn engine_surfaces_every_request_and_announcement() {
         engine.outgoing(2, &bad),
         Err(ContinuityWireError::Unsorted("our_side"))
     );
+}
+
+// ------------------------------------------------- observation windows
+
+#[test]
+fn observation_window_freshness_and_divergence() {
+    let mut here = ObservationWindow::new();
+    here.observe(1, 5, 1_000, 50);
+    here.observe(1, 3, 1_100, 50); // sequences only move up
+    here.observe(2, 7, 1_000, 0);
+    assert_eq!(here.seq(1), Some(5));
+    assert!(here.within_cone(1, 1_100 + 100 + 50, 100));
+    assert!(!here.within_cone(1, 1_100 + 100 + 51, 100));
+    assert!(!here.within_cone(9, 0, u64::MAX), "never seen");
+    assert!(here.within_cone(1, 0, 0), "a clock behind is fresh");
+    let mut there = ObservationWindow::new();
+    there.observe(2, 10, 0, 0);
+    there.observe(3, 1, 0, 0);
+    assert_eq!(
+        here.divergence(&there),
+        HorizonDivergence {
+            only_here: vec![1],
+            only_there: vec![3],
+            common: 1,
+            seq_distance: 3
+        }
+    );
+    assert_eq!(here.horizon(), vec![(1, 5), (2, 7)]);
+}
+
+#[test]
+fn observation_window_is_bounded_and_evicts_the_longest_silent() {
+    let mut window = ObservationWindow::new();
+    let cap = net::continuity::observation::MAX_TRACKED_ORIGINS as u64;
+    for origin in 0..cap {
+        window.observe(origin, 1, origin + 10, 0);
+    }
+    window.observe(0, 2, cap + 10, 0); // origin 0 heard from again
+    window.observe(cap, 1, cap + 11, 0);
+    assert_eq!(window.len(), cap as usize);
+    assert_eq!(window.seq(1), None, "the longest silent is evicted");
+    assert_eq!(window.seq(0), Some(2));
+    assert_eq!(window.seq(cap), Some(1));
+}
+
+#[test]
+fn propagation_estimates_and_calibration() {
+    let subnet = |levels: &[u8]| SubnetId::from_levels(levels).unwrap();
+    assert_eq!(crossing_depth(subnet(&[1, 2]), subnet(&[1, 2])), 0);
+    assert_eq!(crossing_depth(subnet(&[1, 2]), subnet(&[1, 3])), 1);
+    assert_eq!(crossing_depth(subnet(&[1, 2]), subnet(&[2, 2])), 2);
+    assert_eq!(crossing_depth(SubnetId::GLOBAL, subnet(&[1, 2, 3])), 3);
+    let mut model = PropagationModel::default();
+    assert_eq!(model.estimate_us(0, 0), 100.0);
+    assert_eq!(model.estimate_us(3, 1), 1_500.0);
+    assert_eq!(
+        model.estimate_us(1, 9),
+        50_000.0,
+        "the last multiplier is reused"
+    );
+    // rtt 2 000 µs over 1 hop within a subnet: 1 000 µs per hop, α 0.5.
+    model.calibrate(2_000.0, 1, 0);
+    assert_eq!(model.base_us(), 550.0);
+    model.calibrate(f64::NAN, 1, 0);
+    model.calibrate(-1.0, 1, 0);
+    assert_eq!(model.base_us(), 550.0);
+    for _ in 0..9 {
+        model.calibrate(2_000.0, 1, 0);
+    }
+    let before = model.base_us();
+    model.calibrate(1e12, 1, 0); // capped at one second per hop, α 0.1
+    assert!((model.base_us() - (before + 0.1 * (1e6 - before))).abs() < 1e-6);
 }
 
 // ------------------------------------------------------------ properties

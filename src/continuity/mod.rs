@@ -5,6 +5,8 @@
 //!
 //! - [`chain`]: chain status of a log, the [`ChainFollower`] for a stream
 //!   as it arrives, causal cones.
+//! - [`observation`]: what a node has seen of each origin, how fresh, and
+//!   propagation delay estimates.
 //! - [`correlation`]: whether failures in a window are a mass failure and
 //!   where they concentrate.
 //! - [`partition`]: partition records from suspicion to heal, and the
@@ -19,6 +21,7 @@
 //!
 //! [`chain`]: crate::continuity::chain
 //! [`correlation`]: crate::continuity::correlation
+//! [`observation`]: crate::continuity::observation
 //! [`partition`]: crate::continuity::partition
 //! [`reconcile`]: mod@crate::continuity::reconcile
 //! [`wire`]: crate::continuity::wire
@@ -31,6 +34,7 @@
 pub mod chain;
 pub mod correlation;
 pub mod engine;
+pub mod observation;
 pub mod partition;
 pub mod reconcile;
 pub mod wire;
@@ -41,6 +45,7 @@ pub use chain::{
 };
 pub use correlation::{CorrelationConfig, CorrelationDetector, FailureCause, Verdict};
 pub use engine::{ContinuityEngine, EngineConfig, Output};
+pub use observation::{HorizonDivergence, ObservationWindow, PropagationModel, crossing_depth};
 pub use partition::{
     PartitionConfig, PartitionEvent, PartitionPhase, PartitionRecord, PartitionTracker,
     partition_key,
