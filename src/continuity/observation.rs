@@ -150,7 +150,8 @@ pub fn crossing_depth(a: SubnetId, b: SubnetId) -> u32 {
     deeper.saturating_sub(a.common_ancestor(b).depth())
 }
 
-/// Delay estimates: base × max(hops, 1) × multiplier[depth].
+/// Delay estimates: base × max(hops, 1) × the multiplier for the levels
+/// crossed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PropagationModel {
     base_us: f64,
