@@ -516,6 +516,41 @@ fn reconcile_validates_both_branches_against_the_split() {
 }
 
 #[test]
+fn fork_record_layout_is_v011s() {
+    let fork = ForkRecord::new(0x0102, 0x0304, 7, Some(9));
+    let bytes = fork.to_bytes();
+    assert_eq!(bytes.len(), 65);
+    assert_eq!(bytes[0..8], 0x0102u64.to_le_bytes());
+    assert_eq!(bytes[8..16], 0x0304u64.to_le_bytes());
+    assert_eq!(bytes[16..24], 7u64.to_le_bytes());
+    assert_eq!(bytes[24..56], fork.genesis.to_bytes());
+    assert_eq!((bytes[56], &bytes[57..65]), (1, &9u64.to_le_bytes()[..]));
+    let mut sentinel_input = Vec::new();
+    sentinel_input.extend_from_slice(&0x0102u64.to_le_bytes());
+    sentinel_input.extend_from_slice(&7u64.to_le_bytes());
+    sentinel_input.extend_from_slice(b"fork");
+    assert_eq!(
+        fork.genesis,
+        CausalLink {
+            origin_hash: 0x0304,
+            horizon_encoded: 0,
+            sequence: 0,
+            parent_hash: xxhash_rust::xxh3::xxh3_64(&sentinel_input),
+        }
+    );
+    // v0.11 writes any non-zero flag for "present"; an absent seq may be
+    // anything.
+    let mut loose = ForkRecord::new(1, 2, 3, None).to_bytes();
+    loose[57] = 5;
+    assert_eq!(ForkRecord::from_bytes(&loose).unwrap().snapshot_seq, None);
+    loose[56] = 0xff;
+    assert_eq!(
+        ForkRecord::from_bytes(&loose).unwrap().snapshot_seq,
+        Some(5)
+    );
+}
+
+#[test]
 fn fork_records_refuse_bad_bytes() {
     let fork = ForkRecord::new(1, 2, 3, Some(4));
     assert_eq!(ForkRecord::from_bytes(&fork.to_bytes()), Ok(fork));

@@ -428,10 +428,17 @@ impl ContinuityEngine {
             if ours.hash == head.hash && ours.seq == head.seq {
                 continue;
             }
-            let after_seq = record
+            // The split point must be an event both sides hold: what we
+            // had seen at the split, but no further than either head (the
+            // other side may not have received all of it). Both sides may
+            // pick different points at or before the divergence;
+            // `reconcile` skips the events they share, so the winner and
+            // the fork do not depend on it.
+            let seen_at_split = record
                 .horizon_at_split
                 .binary_search_by_key(&head.origin, |&(origin, _)| origin)
                 .map_or(0, |at| record.horizon_at_split[at].1);
+            let after_seq = seen_at_split.min(head.seq).min(ours.seq);
             out.push(send(
                 from,
                 &ContinuityMessage::BranchRequest {
