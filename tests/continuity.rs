@@ -924,6 +924,101 @@ fn two_engines_detect_heal_and_agree_on_the_key_winner_and_fork() {
     assert_eq!(a_fork, b_fork);
 }
 
+/// One writer's chain: its side had seen further than the other before
+/// the split and kept writing; the other side wrote nothing. Each side
+/// asks for the other's branch from a point it holds, and both agree the
+/// reader catches up.
+#[test]
+fn engines_catch_up_a_side_that_was_behind_at_the_split() {
+    let log = extend(&genesis(9), &[b"1", b"2", b"3", b"4", b"5"]);
+    let point = |e: &CausalEvent| ChainPoint {
+        origin: 9,
+        seq: e.link.sequence,
+        hash: e.link.chain_hash(&e.payload),
+    };
+    let writer_log = log.clone(); // 1..=5; had 1..=3 at the split
+    let reader_log = log[..2].to_vec(); // 1..=2
+    let mut writer = ContinuityEngine::new(1, EngineConfig::default());
+    let mut reader = ContinuityEngine::new(2, EngineConfig::default());
+    writer.peer_up(2, None);
+    reader.peer_up(1, None);
+    assert!(!writer.on_peer_failed(2, 0, &[(9, 3)]).is_empty());
+    assert!(!reader.on_peer_failed(1, 0, &[(9, 2)]).is_empty());
+    writer.set_head(point(&writer_log[4]));
+    reader.set_head(point(&reader_log[1]));
+    let mut wire = Vec::new();
+    for (engine, me, peer) in [(&mut writer, 1u64, 2u64), (&mut reader, 2, 1)] {
+        for output in engine.on_peer_returned(peer, 10) {
+            if let Output::Send {
+                to,
+                subprotocol,
+                bytes,
+            } = output
+            {
+                wire.push((me, to, subprotocol, bytes));
+            }
+        }
+    }
+    let mut received: BTreeMap<u64, Vec<CausalEvent>> = BTreeMap::new();
+    while let Some((from, to, subprotocol, bytes)) = wire.pop() {
+        let (engine, own) = if to == 1 {
+            (&mut writer, &writer_log)
+        } else {
+            (&mut reader, &reader_log)
+        };
+        for output in engine.on_message(from, subprotocol, &bytes).unwrap() {
+            match output {
+                Output::Send {
+                    to: dest,
+                    subprotocol,
+                    bytes,
+                } => wire.push((to, dest, subprotocol, bytes)),
+                Output::BranchRequested {
+                    peer,
+                    origin,
+                    after_seq,
+                } => {
+                    assert_eq!(after_seq, 2, "no further than the reader's head");
+                    let from_split = own[after_seq as usize - 1..].to_vec();
+                    if let Output::Send {
+                        to: dest,
+                        subprotocol,
+                        bytes,
+                    } = engine.branch(peer, origin, after_seq, from_split).unwrap()
+                    {
+                        wire.push((to, dest, subprotocol, bytes));
+                    }
+                }
+                Output::BranchReceived { events, .. } => {
+                    received.insert(to, events);
+                }
+                _ => {}
+            }
+        }
+    }
+    let for_writer = &received[&1];
+    let for_reader = &received[&2];
+    // Each branch starts with the split event, which each side holds.
+    assert_eq!(for_writer[0], writer_log[1]);
+    assert_eq!(for_reader[0], reader_log[1]);
+    assert_eq!(
+        reconcile(&writer_log[1], &writer_log[2..], &for_writer[1..]),
+        Ok(Reconciliation::Catchup {
+            behind: Side::Theirs,
+            events: writer_log[2..].to_vec()
+        })
+    );
+    assert_eq!(
+        reconcile(&reader_log[1], &reader_log[2..], &for_reader[1..]),
+        Ok(Reconciliation::Catchup {
+            behind: Side::Ours,
+            events: writer_log[2..].to_vec()
+        })
+    );
+    assert_eq!(writer.agreed_key(1), reader.agreed_key(1));
+    assert!(writer.agreed_key(1).is_some());
+}
+
 #[test]
 fn engine_ignores_bad_bytes_and_strangers() {
     let mut engine = ContinuityEngine::new(1, EngineConfig::default());
