@@ -16,6 +16,8 @@ pub mod cancel;
 /// cbindgen:ignore
 pub mod compute;
 /// cbindgen:ignore
+pub mod continuity;
+/// cbindgen:ignore
 pub mod cortex;
 pub mod ffi;
 /// cbindgen:ignore

@@ -14,6 +14,7 @@ pub mod capability_decode;
 pub mod capability_diff;
 pub mod channel_name;
 pub mod channels_membership;
+pub mod continuity_decode;
 pub mod cortex_decode;
 pub mod envelope_from_bytes;
 pub mod ledger_decode;
@@ -47,6 +48,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("capability_diff", capability_diff::check),
     ("channel_name", channel_name::check),
     ("channels_membership", channels_membership::check),
+    ("continuity_decode", continuity_decode::check),
     ("cortex_decode", cortex_decode::check),
     ("envelope_from_bytes", envelope_from_bytes::check),
     ("ledger_decode", ledger_decode::check),

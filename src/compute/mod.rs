@@ -44,7 +44,7 @@
 //! [`StateSnapshot`]: crate::compute::StateSnapshot
 //! [`NetSnapshotExt`]: crate::compute::NetSnapshotExt
 
-mod codec;
+pub(crate) mod codec;
 pub mod daemon;
 pub mod factory;
 pub mod foreign;

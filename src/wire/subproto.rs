@@ -25,6 +25,16 @@ pub mod ids {
     pub const REFLEX: u16 = 0x0D00;
     /// NAT rendezvous.
     pub const RENDEZVOUS: u16 = 0x0D01;
+    /// Continuity: chain heads and proof requests (`crate::continuity::wire`).
+    pub const CONTINUITY: u16 = 0x0700;
+    /// Fork announcements.
+    pub const FORK_ANNOUNCE: u16 = 0x0701;
+    /// Continuity proof transfer.
+    pub const PROOF_TRANSFER: u16 = 0x0702;
+    /// Partition: the heal hello.
+    pub const PARTITION: u16 = 0x0800;
+    /// Reconcile: branch requests and branches.
+    pub const RECONCILE: u16 = 0x0801;
     /// Net-to-Net reliability (NACKs). In the vendor range, which v0.11
     /// would deliver as plain events, so it is only ever sent to peers that
     /// proved they are Net nodes (see docs/mesh.md).
