@@ -116,9 +116,10 @@ pub const fn publish_stream_id(hash: u16) -> u64 {
     0x0001_0000_0000_0000 | hash as u64
 }
 
-/// A validated channel name.
+/// A validated channel name. Cloning it is a reference count (every event
+/// received on a channel carries its name).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChannelName(String);
+pub struct ChannelName(std::sync::Arc<str>);
 
 impl ChannelName {
     /// Validates and wraps `name`.
@@ -127,7 +128,7 @@ impl ChannelName {
     /// See [`validate_channel_name`].
     pub fn new(name: &str) -> Result<Self, ChannelNameError> {
         validate_channel_name(name)?;
-        Ok(Self(name.to_owned()))
+        Ok(Self(std::sync::Arc::from(name)))
     }
 
     /// The name.
@@ -143,7 +144,7 @@ impl ChannelName {
     /// True when `self` equals `other` or is a `/`-delimited ancestor of it
     /// (`a/b` is a prefix of `a/b/c` but not of `a/bc`).
     pub fn is_prefix_of(&self, other: &ChannelName) -> bool {
-        match other.0.strip_prefix(self.0.as_str()) {
+        match other.0.strip_prefix(&*self.0) {
             Some(rest) => rest.is_empty() || rest.starts_with('/'),
             None => false,
         }
