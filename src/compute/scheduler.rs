@@ -101,6 +101,32 @@ impl Scheduler {
         self.choose(&matching)
     }
 
+    /// [`place`](Self::place) among the nodes not in `excluded` (this node
+    /// included, unless excluded): how a group spreads its members over
+    /// distinct nodes.
+    ///
+    /// # Errors
+    /// [`PlacementError::NoCandidate`] if every matching node is excluded
+    /// or none matches.
+    pub fn place_excluding<'a>(
+        &'a self,
+        filter: &CapabilityFilter,
+        remote: impl IntoIterator<Item = &'a Candidate>,
+        excluded: &std::collections::BTreeSet<u64>,
+    ) -> Result<Placement, PlacementError> {
+        let local = std::iter::once(&self.local);
+        let matching: Vec<&Candidate> = local
+            .chain(
+                remote
+                    .into_iter()
+                    .filter(|c| c.node_id != self.local.node_id),
+            )
+            .filter(|c| !excluded.contains(&c.node_id))
+            .filter(|c| filter.matches(&c.capabilities))
+            .collect();
+        self.choose(&matching)
+    }
+
     /// Nodes a daemon requiring `filter` may migrate to from `source`,
     /// most preferred first: they announce [`MIGRATION_TAG`], match, and
     /// are not the source. This node qualifies like any other.
