@@ -9,11 +9,13 @@
 //! released, a promoted standby continuing one identity and one chain
 //! with nothing applied twice.
 
+mod compute_common;
 mod mesh_common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use compute_common::{Counter, count_of};
 use mesh_common::{bound_link, started_node, wait_until};
 use net::behavior::loadbalance::{LbConfig, RequestContext, Strategy};
 use net::compute::groups::{
@@ -24,66 +26,11 @@ use net::compute::{
     CausalEvent, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome, MeshDaemon,
     RuntimeConfig,
 };
-use net::cortex::causal::CausalLink;
 use net::identity::EntityKeypair;
 use net::mesh::MeshNode;
 use net::mesh::capability::{CapabilityFilter, CapabilitySet};
 
 const PRODUCER: u64 = 0xfeed_0000_0000_0001;
-
-/// Counts events, refusing any that is not its producer's next sequence:
-/// an event lost, repeated or reordered fails the delivery.
-#[derive(Default)]
-struct Counter {
-    last: BTreeMap<u64, u64>,
-    count: u64,
-}
-
-impl MeshDaemon for Counter {
-    fn name(&self) -> &str {
-        "counter"
-    }
-
-    fn is_stateful(&self) -> bool {
-        true
-    }
-
-    fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
-        let last = self.last.get(&event.producer()).copied().unwrap_or(0);
-        if event.sequence() != last + 1 {
-            return Err(DaemonError::ProcessFailed(format!(
-                "sequence {} after {last}",
-                event.sequence()
-            )));
-        }
-        self.last.insert(event.producer(), event.sequence());
-        self.count += 1;
-        Ok(vec![self.count.to_le_bytes().to_vec()])
-    }
-
-    fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
-        let mut out = self.count.to_le_bytes().to_vec();
-        for (producer, seq) in &self.last {
-            out.extend_from_slice(&producer.to_le_bytes());
-            out.extend_from_slice(&seq.to_le_bytes());
-        }
-        Ok(out)
-    }
-
-    fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
-        let bad = || DaemonError::RestoreFailed("bad counter state".into());
-        if state.len() < 8 || !(state.len() - 8).is_multiple_of(16) {
-            return Err(bad());
-        }
-        let u64_at = |at: usize| u64::from_le_bytes(state[at..at + 8].try_into().unwrap());
-        self.count = u64_at(0);
-        self.last = (8..state.len())
-            .step_by(16)
-            .map(|at| (u64_at(at), u64_at(at + 8)))
-            .collect();
-        Ok(())
-    }
-}
 
 /// Counts whatever it gets (a replica sees an arbitrary share of a
 /// producer's sequence), optionally requiring a capability tag.
@@ -137,21 +84,7 @@ fn tally() -> DaemonMaker {
 }
 
 fn event(producer: u64, sequence: u64) -> CausalEvent {
-    CausalEvent {
-        link: CausalLink {
-            origin_hash: producer,
-            horizon_encoded: 0,
-            sequence,
-            parent_hash: 0,
-        },
-        payload: sequence.to_le_bytes().to_vec(),
-        received_at: 0,
-    }
-}
-
-fn state_u64(host: &DaemonHost) -> u64 {
-    let state = host.daemon().snapshot().unwrap();
-    u64::from_le_bytes(state[..8].try_into().unwrap())
+    CausalEvent::bare(producer, sequence, sequence.to_le_bytes().to_vec())
 }
 
 struct Site {
@@ -284,7 +217,7 @@ fn replica_members_run_on_distinct_nodes_and_routes_release_their_slots() {
     let mut total = 0;
     for m in &members {
         assert_eq!(group.member_set().reserved_slots(m.index), Some(0));
-        total += c.with_host(m.node_id, m.origin_hash, |h| state_u64(h));
+        total += c.with_host(m.node_id, m.origin_hash, |h| count_of(h));
     }
     assert_eq!(total, 300);
     assert_eq!(group.health(), GroupHealth::Healthy);
@@ -416,7 +349,7 @@ fn replica_member_on_a_dead_node_is_replaced_on_another_node() {
         group.route(&ctx, event(PRODUCER, seq)).unwrap();
     }
     let fresh = c.with_host(replacement.node_id, replacement.origin_hash, |h| {
-        state_u64(h)
+        count_of(h)
     });
     assert_eq!(
         fresh, 10,
@@ -542,7 +475,7 @@ fn standby_group_needs_two_members_and_syncs_real_state() {
     assert_eq!(report.through_seq, 8);
     assert_eq!(group.logged(), 0, "every standby holds what was logged");
     for m in &members[1..] {
-        let (count, head) = c.with_host(m.node_id, m.origin_hash, |h| (state_u64(h), *h.head()));
+        let (count, head) = c.with_host(m.node_id, m.origin_hash, |h| (count_of(h), *h.head()));
         assert_eq!(count, 8);
         assert_eq!(head.sequence, 8);
     }
@@ -578,7 +511,7 @@ fn standby_promoted_after_the_active_dies_continues_one_chain_nothing_twice() {
     );
     // State = the last sync (10) + the 5 logged events replayed once each
     // (the counter refuses a repeated or missing sequence).
-    let (count, head) = c.with_host(active, origin, |h| (state_u64(h), *h.head()));
+    let (count, head) = c.with_host(active, origin, |h| (count_of(h), *h.head()));
     assert_eq!(count, 15);
     assert_eq!(head.sequence, 15);
     // The replayed events re-emitted exactly the old active's links.
@@ -625,10 +558,7 @@ fn standby_promotion_prefers_the_most_recent_sync_and_fails_cleanly() {
     assert_eq!(group.logged(), 2, "member 2 still needs the events after 4");
     assert_eq!(group.promote().unwrap(), 1);
     let active = group.active_node();
-    assert_eq!(
-        c.with_host(active, group.origin_hash(), |h| state_u64(h)),
-        6
-    );
+    assert_eq!(c.with_host(active, group.origin_hash(), |h| count_of(h)), 6);
     // A group whose only standby is gone refuses to promote, unchanged.
     let mut pair = StandbyGroup::spawn(c.handle(), counter(), [10; 32], 2).unwrap();
     let standby = pair.members()[1].node_id;

@@ -12,15 +12,15 @@
 //! members are in other processes implements the same trait over a
 //! remote-spawn protocol (not built yet; see `docs/compute.md`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::compute::daemon::CausalEvent;
 use crate::compute::groups::GroupError;
 use crate::compute::host::{DaemonHost, DaemonSnapshot};
 use crate::compute::runtime::{ComputeRuntime, DeliveryOutcome};
-use crate::compute::scheduler::Candidate;
-use crate::mesh::capability::CapabilitySet;
+use crate::compute::scheduler::{Candidate, Scheduler};
+use crate::mesh::capability::{CapabilityFilter, CapabilitySet};
 
 /// Where a group's members run. Every call names the node.
 pub trait GroupCluster: Send + Sync {
@@ -68,6 +68,40 @@ pub trait GroupCluster: Send + Sync {
 
     /// Whether daemon `origin` runs on `node`.
     fn contains(&self, node: u64, origin: u64) -> bool;
+}
+
+/// A node for a new member requiring `filter`: matching, not in
+/// `excluded` (the group's nodes and the failed ones), least loaded. The
+/// coordinator's node is a candidate only if it is in the cluster.
+///
+/// # Errors
+/// [`GroupError::PlacementFailed`].
+pub(crate) fn place_distinct(
+    cluster: &dyn GroupCluster,
+    filter: &CapabilityFilter,
+    mut excluded: BTreeSet<u64>,
+) -> Result<u64, GroupError> {
+    let candidates = cluster.candidates();
+    let local_id = cluster.local_node();
+    let local = match candidates.iter().find(|c| c.node_id == local_id) {
+        Some(local) => local.clone(),
+        None => {
+            excluded.insert(local_id);
+            Candidate {
+                node_id: local_id,
+                capabilities: CapabilitySet::default(),
+                load: u64::MAX,
+            }
+        }
+    };
+    Scheduler::new(local)
+        .place_excluding(filter, &candidates, &excluded)
+        .map(|p| p.node_id)
+        .map_err(|_| {
+            GroupError::PlacementFailed(
+                "no matching node outside the group's nodes and the failed ones".into(),
+            )
+        })
 }
 
 struct Site {

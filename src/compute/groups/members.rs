@@ -152,19 +152,9 @@ impl ReplayLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cortex::causal::CausalLink;
 
     fn event(producer: u64, sequence: u64) -> CausalEvent {
-        CausalEvent {
-            link: CausalLink {
-                origin_hash: producer,
-                horizon_encoded: 0,
-                sequence,
-                parent_hash: 0,
-            },
-            payload: vec![],
-            received_at: 0,
-        }
+        CausalEvent::bare(producer, sequence, vec![])
     }
 
     #[test]

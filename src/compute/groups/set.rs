@@ -25,12 +25,12 @@ use crate::behavior::loadbalance::{
     Endpoint, EndpointId, Health, LbConfig, LoadBalancer, RequestContext,
 };
 use crate::compute::daemon::CausalEvent;
+use crate::compute::groups::cluster::place_distinct;
 use crate::compute::groups::members::{GroupHealth, MemberInfo, health_of};
 use crate::compute::groups::{GroupCluster, GroupError};
 use crate::compute::host::DaemonHost;
 use crate::compute::runtime::DeliveryOutcome;
-use crate::compute::scheduler::{Candidate, Scheduler};
-use crate::mesh::capability::{CapabilityFilter, CapabilitySet};
+use crate::mesh::capability::CapabilityFilter;
 
 /// Builds the host of member `index`, generation `generation`.
 pub(crate) type Minter = Box<dyn Fn(u8, u32) -> Result<DaemonHost, GroupError> + Send + Sync>;
@@ -102,33 +102,12 @@ impl MemberSet {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// A node for a member: matching, not excluded, least loaded.
+    /// A node for a member, also avoiding `extra_excluded`.
     fn place(&self, extra_excluded: &BTreeSet<u64>) -> Result<u64, GroupError> {
-        let candidates = self.cluster.candidates();
-        let local_id = self.cluster.local_node();
         let mut excluded: BTreeSet<u64> = self.members.iter().map(|m| m.info.node_id).collect();
         excluded.extend(&self.failed_nodes);
         excluded.extend(extra_excluded);
-        let local = match candidates.iter().find(|c| c.node_id == local_id) {
-            Some(local) => local.clone(),
-            None => {
-                // The coordinator is not a member node: never place on it.
-                excluded.insert(local_id);
-                Candidate {
-                    node_id: local_id,
-                    capabilities: CapabilitySet::default(),
-                    load: u64::MAX,
-                }
-            }
-        };
-        Scheduler::new(local)
-            .place_excluding(&self.filter, &candidates, &excluded)
-            .map(|p| p.node_id)
-            .map_err(|_| {
-                GroupError::PlacementFailed(
-                    "no matching node outside the group's nodes and the failed ones".into(),
-                )
-            })
+        place_distinct(self.cluster.as_ref(), &self.filter, excluded)
     }
 
     /// Places, mints and spawns member `index` of `generation`, avoiding

@@ -35,15 +35,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::compute::daemon::CausalEvent;
+use crate::compute::groups::cluster::place_distinct;
 use crate::compute::groups::members::{
     GroupHealth, MemberInfo, ReplayLog, health_of, standby_keypair,
 };
 use crate::compute::groups::{DaemonMaker, GroupCluster, GroupError, check_count};
 use crate::compute::host::{DaemonHost, DaemonSnapshot};
 use crate::compute::runtime::DeliveryOutcome;
-use crate::compute::scheduler::{Candidate, Scheduler};
 use crate::identity::EntityKeypair;
-use crate::mesh::capability::{CapabilityFilter, CapabilitySet};
+use crate::mesh::capability::CapabilityFilter;
 
 /// What a member last synced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -150,30 +150,9 @@ impl StandbyGroup {
     }
 
     fn place(&self) -> Result<u64, GroupError> {
-        let candidates = self.cluster.candidates();
-        let local_id = self.cluster.local_node();
         let mut excluded: BTreeSet<u64> = self.members.iter().map(|m| m.info.node_id).collect();
         excluded.extend(&self.failed_nodes);
-        let local = candidates
-            .iter()
-            .find(|c| c.node_id == local_id)
-            .cloned()
-            .unwrap_or_else(|| {
-                excluded.insert(local_id);
-                Candidate {
-                    node_id: local_id,
-                    capabilities: CapabilitySet::default(),
-                    load: u64::MAX,
-                }
-            });
-        Scheduler::new(local)
-            .place_excluding(&self.filter, &candidates, &excluded)
-            .map(|p| p.node_id)
-            .map_err(|_| {
-                GroupError::PlacementFailed(
-                    "no matching node outside the group's nodes and the failed ones".into(),
-                )
-            })
+        place_distinct(self.cluster.as_ref(), &self.filter, excluded)
     }
 
     /// Spawns a fresh copy of the group's daemon on `node`.
