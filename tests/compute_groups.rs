@@ -567,3 +567,57 @@ fn standby_promotion_prefers_the_most_recent_sync_and_fails_cleanly() {
     assert_eq!(pair.promote(), Err(GroupError::NoHealthyMember));
     assert_eq!(pair.active_index(), 0);
 }
+
+#[test]
+fn a_suspected_node_that_recovers_takes_its_members_back_and_a_dead_group_refuses() {
+    let c = Cluster::plain(2);
+    let mut group =
+        ReplicaGroup::spawn(c.handle(), tally(), [11; 32], 2, LbConfig::default()).unwrap();
+    let suspect = group.members()[1].clone();
+    // A false suspicion: the node is alive but reported failed, and there
+    // is no spare node to re-create the member on.
+    assert!(group.on_node_failed(suspect.node_id).is_empty());
+    assert_eq!(
+        group.health(),
+        GroupHealth::Degraded {
+            healthy: 1,
+            total: 2
+        }
+    );
+    let ctx = RequestContext::default();
+    for seq in 1..=4 {
+        assert_eq!(group.route(&ctx, event(PRODUCER, seq)).unwrap().index, 0);
+    }
+    assert_eq!(group.on_node_recovered(suspect.node_id), vec![1]);
+    assert_eq!(group.health(), GroupHealth::Healthy);
+    assert_eq!(group.members()[1], suspect);
+    let other = group.members()[0].node_id;
+    group.on_node_failed(suspect.node_id);
+    group.on_node_failed(other);
+    assert_eq!(group.health(), GroupHealth::Dead);
+    assert_eq!(
+        group.route(&ctx, event(PRODUCER, 5)),
+        Err(GroupError::NoHealthyMember)
+    );
+}
+
+#[test]
+fn a_standby_group_stops_its_stale_copy_when_a_suspected_node_recovers() {
+    let c = Cluster::plain(3);
+    let mut group = StandbyGroup::spawn(c.handle(), counter(), [12; 32], 2).unwrap();
+    let origin = group.origin_hash();
+    feed(&mut group, 1, 3);
+    group.sync_standbys().unwrap();
+    feed(&mut group, 4, 5);
+    let suspect = group.active_node();
+    assert_eq!(group.on_node_failed(suspect).unwrap(), vec![0]);
+    assert_ne!(group.active_node(), suspect);
+    assert_eq!(c.with_host(group.active_node(), origin, |h| count_of(h)), 5);
+    // The old active still runs on the suspected node: a second copy of
+    // the group's identity, out of the group's hands until it recovers.
+    assert!(c.site(suspect).runtime.registry().contains(origin));
+    group.on_node_recovered(suspect);
+    assert!(!c.site(suspect).runtime.registry().contains(origin));
+    assert!(group.members().iter().all(|m| m.node_id != suspect));
+    assert_eq!(c.daemons(), 2);
+}

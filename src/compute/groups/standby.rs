@@ -177,8 +177,9 @@ impl StandbyGroup {
         self.members[self.active].info.node_id
     }
 
-    /// Delivers `event` to the active member; an event it applied is
-    /// logged for the standbys.
+    /// Delivers `event` to the active member; an event it applied (or
+    /// that a migration of the active buffered) is logged for the
+    /// standbys.
     ///
     /// # Errors
     /// [`GroupError::NoHealthyMember`] if the active is unhealthy (its
@@ -191,7 +192,10 @@ impl StandbyGroup {
         let outcome = self
             .cluster
             .deliver(active.node_id, active.origin_hash, event.clone())?;
-        if matches!(outcome, DeliveryOutcome::Processed(_)) {
+        // Processed, or kept by a migration of the active to be applied
+        // once wherever it lands: either way the standbys will need it. A
+        // Duplicate was logged when first applied.
+        if !matches!(outcome, DeliveryOutcome::Duplicate) {
             self.log.record(event);
         }
         Ok(outcome)
