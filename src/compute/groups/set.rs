@@ -6,9 +6,10 @@
 //!   registers them all locally), and the nodes are distinct: placement
 //!   excludes every node already holding a member of the group and every
 //!   node reported failed, and picks the least loaded of the rest
-//!   ([`Scheduler::place_excluding`]);
-//! - routing completes its load-balancer [`Selection`] with the delivery's
-//!   outcome, so a slot is released on every path (§8 item 7);
+//!   ([`Scheduler::place_excluding`](crate::compute::Scheduler::place_excluding));
+//! - routing completes its load-balancer
+//!   [`Selection`](crate::behavior::loadbalance::Selection) with the
+//!   delivery's outcome, so a slot is released on every path (§8 item 7);
 //! - a failed spawn or scale removes what it had already placed, and
 //!   dropping the group stops its members (§8 item 9);
 //! - a member re-created after its node failed gets a **new identity**
