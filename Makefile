@@ -28,7 +28,7 @@ CARGO_FUZZ     := $(TOOLS_DIR)/bin/cargo-fuzz
 FUZZ_SECONDS   ?= 60
 # The random RedEX corruption campaign `make fuzz` runs first (make test runs 260).
 REDEX_CAMPAIGN_TRIALS ?= 200000
-FUZZ_TARGETS   := token_from_bytes envelope_from_bytes channel_name redex_recovery redex_idx_record wire_decode cortex_decode mesh_decode bus_decode channels_membership mesh_routing capability_decode portmap_decode upnp_decode traversal_rendezvous migration_decode migration_reassembly snapshot_decode snapshot_ext_decode snapshot_payload_decode ledger_decode rules_json safety_json traceparent capability_diff proximity_pingwaves continuity_decode
+FUZZ_TARGETS   := token_from_bytes envelope_from_bytes channel_name redex_recovery redex_idx_record wire_decode cortex_decode mesh_decode bus_decode channels_membership mesh_routing capability_decode portmap_decode upnp_decode traversal_rendezvous migration_decode migration_reassembly snapshot_decode snapshot_ext_decode snapshot_payload_decode ledger_decode fork_record_decode rules_json safety_json traceparent capability_diff proximity_pingwaves continuity_decode
 
 # What every SDK test run sees: libnet installed into a staging prefix, found
 # through pkg-config (C, Go's test helpers), CGO_CFLAGS/CGO_LDFLAGS (Go: its

@@ -10,14 +10,16 @@
 //! messages of one type a node sends (a lossy or dead peer for exactly
 //! that step), by packet loss on every node, and by shutting a node down.
 
+mod compute_common;
 mod mesh_common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use compute_common::{Counter, count_of};
 use mesh_common::{bound_link, node, wait_until};
 use net::compute::migration::wire::msg_type;
 use net::compute::{
@@ -30,64 +32,6 @@ use net::wire::ids;
 
 const PRODUCER: u64 = 0xfeed_0000_0000_0001;
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Counts events, refusing any that is not its producer's next sequence.
-#[derive(Default)]
-struct Counter {
-    last: BTreeMap<u64, u64>,
-    count: u64,
-}
-
-impl MeshDaemon for Counter {
-    fn name(&self) -> &str {
-        "counter"
-    }
-
-    fn is_stateful(&self) -> bool {
-        true
-    }
-
-    fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
-        let last = self.last.get(&event.producer()).copied().unwrap_or(0);
-        if event.sequence() != last + 1 {
-            return Err(DaemonError::ProcessFailed(format!(
-                "sequence {} after {last}",
-                event.sequence()
-            )));
-        }
-        self.last.insert(event.producer(), event.sequence());
-        self.count += 1;
-        Ok(vec![self.count.to_le_bytes().to_vec()])
-    }
-
-    fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
-        let mut out = self.count.to_le_bytes().to_vec();
-        for (producer, seq) in &self.last {
-            out.extend_from_slice(&producer.to_le_bytes());
-            out.extend_from_slice(&seq.to_le_bytes());
-        }
-        Ok(out)
-    }
-
-    fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
-        let bad = || DaemonError::RestoreFailed("bad counter state".into());
-        if state.len() < 8 || !(state.len() - 8).is_multiple_of(16) {
-            return Err(bad());
-        }
-        let u64_at = |at: usize| u64::from_le_bytes(state[at..at + 8].try_into().unwrap());
-        self.count = u64_at(0);
-        self.last = (8..state.len())
-            .step_by(16)
-            .map(|at| (u64_at(at), u64_at(at + 8)))
-            .collect();
-        Ok(())
-    }
-}
-
-fn count_of(host: &DaemonHost) -> u64 {
-    let state = host.daemon().snapshot().unwrap();
-    u64::from_le_bytes(state[..8].try_into().unwrap())
-}
 
 /// The mesh as a migration transport, with faults: message types this
 /// node drops, and a switch that drops everything.

@@ -17,6 +17,7 @@ pub mod channels_membership;
 pub mod continuity_decode;
 pub mod cortex_decode;
 pub mod envelope_from_bytes;
+pub mod fork_record_decode;
 pub mod ledger_decode;
 pub mod mesh_decode;
 pub mod mesh_routing;
@@ -51,6 +52,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("continuity_decode", continuity_decode::check),
     ("cortex_decode", cortex_decode::check),
     ("envelope_from_bytes", envelope_from_bytes::check),
+    ("fork_record_decode", fork_record_decode::check),
     ("ledger_decode", ledger_decode::check),
     ("mesh_decode", mesh_decode::check),
     ("migration_decode", migration_decode::check),

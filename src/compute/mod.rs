@@ -21,6 +21,8 @@
 //! - [`runtime`]: [`ComputeRuntime`], the node side — delivery and the
 //!   migration state machines over the mesh (not pure: a worker thread).
 //! - [`scheduler`]: placement by requirements and load (§1.5).
+//! - [`groups`]: replica, fork and standby groups on distinct nodes (§3);
+//!   pure records and logs apart from the parts that drive daemons.
 //!
 //! [`daemon`]: crate::compute::daemon
 //! [`host`]: crate::compute::host
@@ -34,6 +36,7 @@
 //! [`migration`]: crate::compute::migration
 //! [`runtime`]: crate::compute::runtime
 //! [`scheduler`]: crate::compute::scheduler
+//! [`groups`]: crate::compute::groups
 //! [`ComputeRuntime`]: crate::compute::ComputeRuntime
 //! [`MeshDaemon`]: crate::compute::MeshDaemon
 //! [`CausalEvent`]: crate::compute::CausalEvent
@@ -48,6 +51,7 @@ pub(crate) mod codec;
 pub mod daemon;
 pub mod factory;
 pub mod foreign;
+pub mod groups;
 pub mod host;
 pub mod ledger;
 pub mod migration;

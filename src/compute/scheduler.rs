@@ -16,6 +16,8 @@
 //!   a [`ComputeRuntime`](crate::compute::ComputeRuntime) should announce),
 //!   the source is excluded, and the list comes back ordered by preference.
 
+use std::collections::BTreeSet;
+
 use crate::mesh::capability::{CapabilityFilter, CapabilitySet, IndexedNode};
 
 /// The tag of nodes that accept migrations.
@@ -89,6 +91,22 @@ impl Scheduler {
         filter: &CapabilityFilter,
         remote: impl IntoIterator<Item = &'a Candidate>,
     ) -> Result<Placement, PlacementError> {
+        self.place_excluding(filter, remote, &BTreeSet::new())
+    }
+
+    /// [`place`](Self::place) among the nodes not in `excluded` (this node
+    /// included, unless excluded): how a group spreads its members over
+    /// distinct nodes.
+    ///
+    /// # Errors
+    /// [`PlacementError::NoCandidate`] if every matching node is excluded
+    /// or none matches.
+    pub fn place_excluding<'a>(
+        &'a self,
+        filter: &CapabilityFilter,
+        remote: impl IntoIterator<Item = &'a Candidate>,
+        excluded: &BTreeSet<u64>,
+    ) -> Result<Placement, PlacementError> {
         let local = std::iter::once(&self.local);
         let matching: Vec<&Candidate> = local
             .chain(
@@ -96,6 +114,7 @@ impl Scheduler {
                     .into_iter()
                     .filter(|c| c.node_id != self.local.node_id),
             )
+            .filter(|c| !excluded.contains(&c.node_id))
             .filter(|c| filter.matches(&c.capabilities))
             .collect();
         self.choose(&matching)
@@ -223,6 +242,22 @@ mod tests {
                 .node_id,
             4
         );
+    }
+
+    #[test]
+    fn excluded_nodes_are_never_chosen() {
+        let scheduler = Scheduler::new(node(1, 0, &[]));
+        let remote = [node(2, 1, &[]), node(3, 2, &[])];
+        let any = CapabilityFilter::new();
+        let chosen = |excluded: &[u64]| {
+            scheduler
+                .place_excluding(&any, &remote, &excluded.iter().copied().collect())
+                .map(|p| p.node_id)
+        };
+        assert_eq!(chosen(&[]), Ok(1));
+        assert_eq!(chosen(&[1]), Ok(2));
+        assert_eq!(chosen(&[1, 2]), Ok(3));
+        assert_eq!(chosen(&[1, 2, 3]), Err(PlacementError::NoCandidate));
     }
 
     #[test]

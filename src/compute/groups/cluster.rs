@@ -1,0 +1,228 @@
+//! The nodes a group places its members on ([`GroupCluster`]), and its
+//! implementation over compute runtimes ([`RuntimeCluster`]).
+//!
+//! Not pure: this is where a group's decisions reach daemons. A group
+//! never touches a registry directly; it asks the cluster to spawn, feed,
+//! snapshot, restore or stop a daemon **on a given node**, so members
+//! really run on the nodes the scheduler chose (v0.11's groups keep every
+//! member in the creating node's registry, §3).
+//!
+//! [`RuntimeCluster`] reaches each node's [`ComputeRuntime`] in this
+//! process (one per [`MeshNode`](crate::mesh::MeshNode)). A cluster whose
+//! members are in other processes implements the same trait over a
+//! remote-spawn protocol (not built yet; see `docs/compute.md`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::compute::daemon::CausalEvent;
+use crate::compute::groups::GroupError;
+use crate::compute::host::{DaemonHost, DaemonSnapshot};
+use crate::compute::runtime::{ComputeRuntime, DeliveryOutcome};
+use crate::compute::scheduler::{Candidate, Scheduler};
+use crate::mesh::capability::{CapabilityFilter, CapabilitySet};
+
+/// Where a group's members run. Every call names the node.
+pub trait GroupCluster: Send + Sync {
+    /// The node the group's coordinator runs on.
+    fn local_node(&self) -> u64;
+
+    /// The nodes that may host members now, with their capabilities and
+    /// load (lower is preferred).
+    fn candidates(&self) -> Vec<Candidate>;
+
+    /// Runs `host` on `node`.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownNode`], or the runtime's refusal.
+    fn spawn(&self, node: u64, host: DaemonHost) -> Result<(), GroupError>;
+
+    /// Delivers `event` to daemon `origin` on `node`.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownNode`], or the runtime's or daemon's error.
+    fn deliver(
+        &self,
+        node: u64,
+        origin: u64,
+        event: CausalEvent,
+    ) -> Result<DeliveryOutcome, GroupError>;
+
+    /// Snapshots daemon `origin` on `node`.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownNode`], or the registry's or daemon's error.
+    fn snapshot(&self, node: u64, origin: u64) -> Result<DaemonSnapshot, GroupError>;
+
+    /// Restores `snapshot` into daemon `origin` on `node`, in place.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownNode`], or the registry's or daemon's error.
+    fn restore(&self, node: u64, origin: u64, snapshot: &DaemonSnapshot) -> Result<(), GroupError>;
+
+    /// Stops daemon `origin` on `node` (absent is fine).
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownNode`].
+    fn stop(&self, node: u64, origin: u64) -> Result<(), GroupError>;
+
+    /// Whether daemon `origin` runs on `node`.
+    fn contains(&self, node: u64, origin: u64) -> bool;
+}
+
+/// A node for a new member requiring `filter`: matching, not in
+/// `excluded` (the group's nodes and the failed ones), least loaded. The
+/// coordinator's node is a candidate only if it is in the cluster.
+///
+/// # Errors
+/// [`GroupError::PlacementFailed`].
+pub(crate) fn place_distinct(
+    cluster: &dyn GroupCluster,
+    filter: &CapabilityFilter,
+    mut excluded: BTreeSet<u64>,
+) -> Result<u64, GroupError> {
+    let candidates = cluster.candidates();
+    let local_id = cluster.local_node();
+    let local = match candidates.iter().find(|c| c.node_id == local_id) {
+        Some(local) => local.clone(),
+        None => {
+            excluded.insert(local_id);
+            Candidate {
+                node_id: local_id,
+                capabilities: CapabilitySet::default(),
+                load: u64::MAX,
+            }
+        }
+    };
+    Scheduler::new(local)
+        .place_excluding(filter, &candidates, &excluded)
+        .map(|p| p.node_id)
+        .map_err(|_| {
+            GroupError::PlacementFailed(
+                "no matching node outside the group's nodes and the failed ones".into(),
+            )
+        })
+}
+
+struct Site {
+    runtime: Arc<ComputeRuntime>,
+    capabilities: CapabilitySet,
+}
+
+/// A [`GroupCluster`] over compute runtimes in this process; the load of a
+/// node is the number of daemons its runtime hosts.
+pub struct RuntimeCluster {
+    local: u64,
+    sites: RwLock<BTreeMap<u64, Site>>,
+}
+
+impl std::fmt::Debug for RuntimeCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeCluster")
+            .field("local", &format_args!("{:#018x}", self.local))
+            .field("nodes", &self.read().keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl RuntimeCluster {
+    /// A cluster whose coordinator is `local` (a node of the cluster or
+    /// not).
+    pub fn new(local: u64) -> Self {
+        Self {
+            local,
+            sites: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Adds (or replaces) a node, announcing `capabilities`.
+    pub fn add(&self, runtime: Arc<ComputeRuntime>, capabilities: CapabilitySet) {
+        let node = runtime.node_id();
+        self.sites
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                node,
+                Site {
+                    runtime,
+                    capabilities,
+                },
+            );
+    }
+
+    /// Removes a node (it left, or its failure was detected); returns
+    /// whether it was there.
+    pub fn remove(&self, node: u64) -> bool {
+        self.sites
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&node)
+            .is_some()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, Site>> {
+        self.sites.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn runtime(&self, node: u64) -> Result<Arc<ComputeRuntime>, GroupError> {
+        self.read()
+            .get(&node)
+            .map(|site| Arc::clone(&site.runtime))
+            .ok_or(GroupError::UnknownNode(node))
+    }
+}
+
+impl GroupCluster for RuntimeCluster {
+    fn local_node(&self) -> u64 {
+        self.local
+    }
+
+    fn candidates(&self) -> Vec<Candidate> {
+        self.read()
+            .iter()
+            .map(|(&node_id, site)| Candidate {
+                node_id,
+                capabilities: site.capabilities.clone(),
+                load: u64::try_from(site.runtime.registry().count()).unwrap_or(u64::MAX),
+            })
+            .collect()
+    }
+
+    fn spawn(&self, node: u64, host: DaemonHost) -> Result<(), GroupError> {
+        self.runtime(node)?.spawn(host)?;
+        Ok(())
+    }
+
+    fn deliver(
+        &self,
+        node: u64,
+        origin: u64,
+        event: CausalEvent,
+    ) -> Result<DeliveryOutcome, GroupError> {
+        Ok(self.runtime(node)?.deliver(origin, event)?)
+    }
+
+    fn snapshot(&self, node: u64, origin: u64) -> Result<DaemonSnapshot, GroupError> {
+        Ok(self.runtime(node)?.registry().snapshot(origin)?)
+    }
+
+    fn restore(&self, node: u64, origin: u64, snapshot: &DaemonSnapshot) -> Result<(), GroupError> {
+        self.runtime(node)?.registry().restore_from_snapshot(
+            origin,
+            &snapshot.snapshot,
+            Some(&snapshot.ext),
+        )?;
+        Ok(())
+    }
+
+    fn stop(&self, node: u64, origin: u64) -> Result<(), GroupError> {
+        // Absent (already stopped) is what we want.
+        let _ = self.runtime(node)?.registry().unregister(origin);
+        Ok(())
+    }
+
+    fn contains(&self, node: u64, origin: u64) -> bool {
+        self.runtime(node)
+            .is_ok_and(|runtime| runtime.registry().contains(origin))
+    }
+}

@@ -1,0 +1,65 @@
+//! Shared daemons of the compute integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use net::compute::{CausalEvent, DaemonError, DaemonHost, MeshDaemon};
+
+/// Counts events, refusing any that is not its producer's next sequence.
+#[derive(Default)]
+pub struct Counter {
+    pub last: BTreeMap<u64, u64>,
+    pub count: u64,
+}
+
+impl MeshDaemon for Counter {
+    fn name(&self) -> &str {
+        "counter"
+    }
+
+    fn is_stateful(&self) -> bool {
+        true
+    }
+
+    fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+        let last = self.last.get(&event.producer()).copied().unwrap_or(0);
+        if event.sequence() != last + 1 {
+            return Err(DaemonError::ProcessFailed(format!(
+                "sequence {} after {last}",
+                event.sequence()
+            )));
+        }
+        self.last.insert(event.producer(), event.sequence());
+        self.count += 1;
+        Ok(vec![self.count.to_le_bytes().to_vec()])
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+        let mut out = self.count.to_le_bytes().to_vec();
+        for (producer, seq) in &self.last {
+            out.extend_from_slice(&producer.to_le_bytes());
+            out.extend_from_slice(&seq.to_le_bytes());
+        }
+        Ok(out)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+        let bad = || DaemonError::RestoreFailed("bad counter state".into());
+        if state.len() < 8 || !(state.len() - 8).is_multiple_of(16) {
+            return Err(bad());
+        }
+        let u64_at = |at: usize| u64::from_le_bytes(state[at..at + 8].try_into().unwrap());
+        self.count = u64_at(0);
+        self.last = (8..state.len())
+            .step_by(16)
+            .map(|at| (u64_at(at), u64_at(at + 8)))
+            .collect();
+        Ok(())
+    }
+}
+
+/// The count in a [`Counter`]'s (or any daemon's) state: its first 8 bytes.
+pub fn count_of(host: &DaemonHost) -> u64 {
+    let state = host.daemon().snapshot().unwrap();
+    u64::from_le_bytes(state[..8].try_into().unwrap())
+}
