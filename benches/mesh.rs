@@ -325,6 +325,26 @@ fn process_cpu() -> Duration {
     Duration::from_nanos(ns)
 }
 
+/// Our two handshake state machines (`Initiator`, `Responder`: the routed
+/// form, our X25519) in one thread, no sockets: what the node's crypto
+/// costs, against [`raw_noise_handshakes`].
+fn machine_handshakes(n: u64) -> (f64, Duration) {
+    let responder = Responder::new([9u8; 32], [0x5a; 32], 2);
+    let public = net::identity::x25519_public_key(&[9u8; 32]);
+    let cpu = process_cpu();
+    let t = Instant::now();
+    for i in 0..n {
+        let init =
+            Initiator::new(HandshakeForm::Routed, &[0x5a; 32], 1_000 + i, 2, &public).unwrap();
+        let accepted = responder.accept_routed(init.msg1()).unwrap();
+        let _ = init.finish(&accepted.msg2).unwrap();
+    }
+    (
+        n as f64 / t.elapsed().as_secs_f64(),
+        process_cpu().saturating_sub(cpu) / n as u32,
+    )
+}
+
 /// Two snow state machines in one thread; rate and CPU time per handshake.
 fn raw_noise_handshakes(n: u64) -> (f64, Duration) {
     let secret = [9u8; 32];
@@ -482,6 +502,12 @@ fn main() {
         println!(
             "  CPU per handshake (both ends)     {cpu_node:.1?}   vs raw {cpu_raw:.1?}   ratio {:.2}",
             cpu_raw.as_secs_f64() / cpu_node.as_secs_f64().max(1e-9)
+        );
+        let (hs_machines, cpu_machines) = machine_handshakes(scaled(2000));
+        println!(
+            "  our state machines, in-process    {:.0}/s   CPU {cpu_machines:.1?}   ratio to raw {:.2}",
+            hs_machines,
+            hs_machines / hs_raw
         );
     }
     if wanted("latency") {

@@ -299,3 +299,35 @@ fn addr_to_node_refresh() {
     assert_eq!(b.peers()[0].addr, new_addr);
     let _ = AtomicBool::new(false);
 }
+
+/// The reliability tick looks only at peers whose state changed or whose
+/// timer came. A peer that went quiet (identity exchange settled, no
+/// streams: the tick no longer visits it) and then opens a reliable stream
+/// whose packets are lost still gets them retransmitted, in order, once.
+#[test]
+fn quiet_peer_still_retransmits() {
+    let a = node(r#","large_datagrams":false"#);
+    let b = node(r#","large_datagrams":false"#);
+    bound_link(&a, &b);
+    wait_until(
+        || a.tick_scheduled_for_test(b.node_id()) == Some(false),
+        "the tick to leave the quiet peer alone",
+    );
+    let rec = Arc::new(FlagRecorder {
+        stream: 78,
+        flags: Mutex::new(Vec::new()),
+        drop_every: 2,
+        seen: AtomicUsize::new(0),
+    });
+    a.set_filter(Some(rec.clone()));
+    a.open_stream(b.node_id(), 78, true, None).unwrap();
+    for i in 0..20u8 {
+        a.send(b.node_id(), 78, &[&[i; 32][..]]).unwrap();
+    }
+    let got = recv_n(&b, 20);
+    let data: Vec<u8> = got.iter().map(|e| e.data[0]).collect();
+    assert_eq!(data, (0..20).collect::<Vec<u8>>());
+    assert!(nothing_for(&b, 100), "an event arrived twice");
+    // The first data packet was dropped, so its events came by a re-send.
+    assert!(rec.seen.load(Ordering::SeqCst) >= 2);
+}

@@ -6,15 +6,13 @@
 //! the packet behind an 18-byte routing header whose `src_id` and the msg1
 //! payload (the initiator's full node_id) tell the responder who is calling.
 
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 
-use ring::agreement::{EphemeralPrivateKey, UnparsedPublicKey, X25519, agree_ephemeral};
-use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
+use snow::params::NoiseParams;
 use snow::resolvers::{CryptoResolver, DefaultResolver, FallbackResolver, RingResolver};
-use snow::types::{Cipher, Dh, Hash, Random};
-use zeroize::Zeroizing;
 
 use super::crypto::{Role, SessionKeys};
+use super::noise_dh::{StaticKey, X25519Resolver};
 use crate::identity::routing_id;
 use crate::wire::{
     HEADER_SIZE, NetHeader, ROUTED_HANDSHAKE_TTL, ROUTING_HEADER_SIZE, RoutingHeader, WireError,
@@ -96,6 +94,18 @@ static PARAMS: LazyLock<NoiseParams> = LazyLock::new(|| {
 
 fn params() -> NoiseParams {
     PARAMS.clone()
+}
+
+/// Our X25519 ([`super::noise_dh`]) with snow's ring and default
+/// primitives for the rest; `ours` is the responder's static key.
+fn resolver(ours: Option<Arc<StaticKey>>) -> Box<dyn CryptoResolver + Send> {
+    Box::new(FallbackResolver::new(
+        Box::new(X25519Resolver { ours }),
+        Box::new(FallbackResolver::new(
+            Box::new(RingResolver),
+            Box::new(DefaultResolver),
+        )),
+    ))
 }
 
 fn setup(e: snow::Error) -> HandshakeError {
@@ -213,7 +223,7 @@ impl Initiator {
         fixed_ephemeral: Option<&[u8; 32]>,
     ) -> Result<Self, HandshakeError> {
         let prologue = prologue(our_node_id, peer_node_id);
-        let mut builder = snow::Builder::new(params())
+        let mut builder = snow::Builder::with_resolver(params(), resolver(None))
             .remote_public_key(peer_static)
             .map_err(setup)?
             .psk(0, psk)
@@ -337,10 +347,7 @@ impl Responder {
     /// A responder with our static X25519 secret.
     pub fn new(static_secret: [u8; 32], psk: [u8; 32], our_node_id: u64) -> Self {
         Self {
-            static_key: Arc::new(StaticKey {
-                public: crate::identity::x25519_public_key(&static_secret),
-                secret: Zeroizing::new(static_secret),
-            }),
+            static_key: Arc::new(StaticKey::new(static_secret)),
             psk,
             our_node_id,
         }
@@ -445,15 +452,9 @@ impl Responder {
         fixed_ephemeral: Option<&[u8; 32]>,
     ) -> Result<(Vec<u8>, SessionKeys, Vec<u8>), HandshakeError> {
         let prologue = prologue(peer_node_id, self.our_node_id);
-        let resolver = Box::new(FallbackResolver::new(
-            Box::new(ResponderDh(self.static_key.clone())),
-            Box::new(FallbackResolver::new(
-                Box::new(RingResolver),
-                Box::new(DefaultResolver),
-            )),
-        ));
+        let resolver = resolver(Some(self.static_key.clone()));
         let mut builder = snow::Builder::with_resolver(params(), resolver)
-            .local_private_key(&self.static_key.secret[..])
+            .local_private_key(&self.static_key.secret()[..])
             .map_err(setup)?
             .psk(0, &self.psk)
             .map_err(setup)?
@@ -470,172 +471,13 @@ impl Responder {
         payload.truncate(n);
         let mut msg2 = [0u8; MAX_NOISE_MESSAGE];
         // `ee` fails only on the caller's ephemeral key (a low-order point,
-        // which ring refuses): the caller's fault, so a silent drop.
+        // which our X25519 refuses): the caller's fault, so a silent drop.
         let len = state
             .write_message(&[], &mut msg2)
             .map_err(|_| HandshakeError::Decrypt)?;
         let keys = SessionKeys::derive(&handshake_hash(&state), Role::Responder);
         Ok((payload, keys, msg2[..len].to_vec()))
     }
-}
-
-/// The responder's static X25519 key pair, its public half computed once.
-struct StaticKey {
-    secret: Zeroizing<[u8; 32]>,
-    public: [u8; 32],
-}
-
-/// The X25519 the responder's Noise state uses (everything else is snow's
-/// ring and default primitives). Two things differ from snow's own
-/// curve25519-dalek wrapper, none on the wire:
-///
-/// * the static key's public half comes from [`StaticKey`] (snow derives
-///   it again for every handshake);
-/// * a *generated* ephemeral key is a ring `EphemeralPrivateKey`: the
-///   responder uses it for one agreement only (`ee`), and ring's X25519
-///   (assembly with ADX/BMI2 on x86_64) runs several times faster than
-///   the dalek Montgomery ladder. It never leaves ring, and ring consumes
-///   it in the agreement. ring refuses a low-order peer key (an all-zero
-///   shared secret), where dalek would compute the zero secret: such a
-///   msg1 is dropped.
-///
-/// A fixed ephemeral key (test vectors, `set`) and the static key (`es`)
-/// stay with x25519-dalek, as in snow.
-struct ResponderDh(Arc<StaticKey>);
-
-impl CryptoResolver for ResponderDh {
-    fn resolve_rng(&self) -> Option<Box<dyn Random>> {
-        None
-    }
-
-    fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
-        match choice {
-            DHChoice::Curve25519 => Some(Box::new(X25519Key {
-                ours: self.0.clone(),
-                key: KeyPair::Unset,
-            })),
-            _ => None,
-        }
-    }
-
-    fn resolve_hash(&self, _choice: &HashChoice) -> Option<Box<dyn Hash>> {
-        None
-    }
-
-    fn resolve_cipher(&self, _choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
-        None
-    }
-}
-
-/// One of the responder's Noise key slots (`s` or `e`).
-struct X25519Key {
-    ours: Arc<StaticKey>,
-    key: KeyPair,
-}
-
-enum KeyPair {
-    Unset,
-    /// A key snow set: the static key (public half known) or a fixed
-    /// ephemeral key.
-    Set {
-        secret: Zeroizing<[u8; 32]>,
-        public: [u8; 32],
-    },
-    /// A generated ephemeral key, used up by its one agreement.
-    Ephemeral {
-        secret: Mutex<Option<EphemeralPrivateKey>>,
-        public: [u8; 32],
-    },
-}
-
-impl Dh for X25519Key {
-    fn name(&self) -> &'static str {
-        "25519"
-    }
-
-    fn pub_len(&self) -> usize {
-        32
-    }
-
-    fn priv_len(&self) -> usize {
-        32
-    }
-
-    fn set(&mut self, privkey: &[u8]) {
-        let mut secret = Zeroizing::new([0u8; 32]);
-        let n = privkey.len().min(32);
-        secret[..n].copy_from_slice(&privkey[..n]);
-        let public = if constant_time_eq(&secret, &self.ours.secret) {
-            self.ours.public
-        } else {
-            crate::identity::x25519_public_key(&secret)
-        };
-        self.key = KeyPair::Set { secret, public };
-    }
-
-    fn generate(&mut self, _rng: &mut dyn Random) -> Result<(), snow::Error> {
-        let rng = ring::rand::SystemRandom::new();
-        let secret = EphemeralPrivateKey::generate(&X25519, &rng).map_err(|_| snow::Error::Rng)?;
-        let public: [u8; 32] = secret
-            .compute_public_key()
-            .ok()
-            .and_then(|p| p.as_ref().try_into().ok())
-            .ok_or(snow::Error::Rng)?;
-        self.key = KeyPair::Ephemeral {
-            secret: Mutex::new(Some(secret)),
-            public,
-        };
-        Ok(())
-    }
-
-    fn pubkey(&self) -> &[u8] {
-        match &self.key {
-            KeyPair::Unset => &[0u8; 32],
-            KeyPair::Set { public, .. } | KeyPair::Ephemeral { public, .. } => public,
-        }
-    }
-
-    fn privkey(&self) -> &[u8] {
-        // snow's handshake never reads it; ring never reveals a generated
-        // ephemeral key.
-        match &self.key {
-            KeyPair::Set { secret, .. } => &secret[..],
-            KeyPair::Unset | KeyPair::Ephemeral { .. } => &[],
-        }
-    }
-
-    fn dh(&self, pubkey: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
-        let theirs: [u8; 32] = pubkey
-            .get(..32)
-            .and_then(|p| p.try_into().ok())
-            .ok_or(snow::Error::Dh)?;
-        let out = out.get_mut(..32).ok_or(snow::Error::Dh)?;
-        match &self.key {
-            KeyPair::Unset => Err(snow::Error::Dh),
-            KeyPair::Set { secret, .. } => {
-                let shared = x25519_dalek::StaticSecret::from(**secret)
-                    .diffie_hellman(&x25519_dalek::PublicKey::from(theirs));
-                out.copy_from_slice(shared.as_bytes());
-                Ok(())
-            }
-            KeyPair::Ephemeral { secret, .. } => {
-                let secret = secret
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take()
-                    .ok_or(snow::Error::Dh)?;
-                agree_ephemeral(secret, &UnparsedPublicKey::new(&X25519, theirs), |shared| {
-                    out.copy_from_slice(shared)
-                })
-                .map_err(|_| snow::Error::Dh)
-            }
-        }
-    }
-}
-
-/// Equality of two secrets without an early exit.
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -650,7 +492,7 @@ mod tests {
     }
 
     /// A plain snow initiator (snow's own resolvers) against our responder
-    /// (ring ephemeral, cached static key): both ends agree on the
+    /// (our X25519, cached static key): both ends agree on the
     /// handshake hash, handshake after handshake.
     #[test]
     fn responder_interoperates_with_plain_snow() {
@@ -681,61 +523,5 @@ mod tests {
         }
         hashes.dedup();
         assert_eq!(hashes.len(), 3, "every handshake has a fresh ephemeral key");
-    }
-
-    #[test]
-    fn cached_static_public_key_is_the_derived_one() {
-        let r = responder();
-        let mut key = X25519Key {
-            ours: r.static_key.clone(),
-            key: KeyPair::Unset,
-        };
-        key.set(&SECRET);
-        assert_eq!(key.pubkey(), crate::identity::x25519_public_key(&SECRET));
-        let other = [3u8; 32];
-        key.set(&other);
-        assert_eq!(key.pubkey(), crate::identity::x25519_public_key(&other));
-        assert_eq!(key.privkey(), other);
-    }
-
-    #[test]
-    fn generated_ephemeral_agrees_once_and_refuses_low_order_points() {
-        let ours = responder().static_key.clone();
-        let fresh = || {
-            let mut key = X25519Key {
-                ours: ours.clone(),
-                key: KeyPair::Unset,
-            };
-            key.generate(&mut NoRng).unwrap();
-            key
-        };
-        // Agreement with a static peer matches the peer's own computation.
-        let key = fresh();
-        let peer = [7u8; 32];
-        let peer_public = crate::identity::x25519_public_key(&peer);
-        let mut out = [0u8; 32];
-        key.dh(&peer_public, &mut out).unwrap();
-        let mut expected = [0u8; 32];
-        let mut peer_key = X25519Key {
-            ours: ours.clone(),
-            key: KeyPair::Unset,
-        };
-        peer_key.set(&peer);
-        peer_key.dh(key.pubkey(), &mut expected).unwrap();
-        assert_eq!(out, expected);
-        // The key is used up.
-        assert!(key.dh(&peer_public, &mut out).is_err());
-        // The zero point (low order): refused.
-        assert!(fresh().dh(&[0u8; 32], &mut out).is_err());
-        // Too short.
-        assert!(fresh().dh(&[1u8; 16], &mut out).is_err());
-    }
-
-    struct NoRng;
-
-    impl Random for NoRng {
-        fn try_fill_bytes(&mut self, _dest: &mut [u8]) -> Result<(), snow::Error> {
-            Err(snow::Error::Rng)
-        }
     }
 }

@@ -28,6 +28,7 @@ pub mod hello;
 mod inbound;
 mod io;
 mod node;
+mod noise_dh;
 mod outbox;
 pub mod packet;
 pub mod pathsize;

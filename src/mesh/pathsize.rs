@@ -213,6 +213,16 @@ impl PathSize {
         });
     }
 
+    /// When [`due`](Self::due) turns true without anything else changing
+    /// (None: not before the path changes).
+    pub fn next_due(&self) -> Option<Instant> {
+        match &self.probe {
+            Some(p) if p.tries == 0 => Some(p.sent_at),
+            Some(p) => Some(p.sent_at + PROBE_TIMEOUT),
+            None => self.next_probe,
+        }
+    }
+
     /// Whether [`poll`](Self::poll) has something to do at `now` (cheap:
     /// the caller looks up the route's MTU only then).
     pub fn due(&self, now: Instant) -> bool {

@@ -106,6 +106,14 @@ pub(crate) struct Peer {
     path: Mutex<PathSize>,
     /// `path`'s payload limit, read by every send without the lock.
     max_payload: AtomicUsize,
+    /// The reliability tick's schedule for this peer (`node/tasks.rs`):
+    /// set by every holder of the binding, stream or path lock (state the
+    /// tick examines may have changed), cleared by the tick before it
+    /// looks. A peer with it clear is visited only at `tick_at_ms`.
+    tick_wanted: AtomicBool,
+    /// Milliseconds since `epoch` at which the tick must look again even
+    /// unasked (a hello re-send, a path probe); `u64::MAX`: never.
+    tick_at_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Peer {
@@ -157,6 +165,8 @@ impl Peer {
             candidate: AtomicBool::new(false),
             path: Mutex::new(PathSize::new()),
             max_payload: AtomicUsize::new(MAX_PAYLOAD_SIZE),
+            tick_wanted: AtomicBool::new(true),
+            tick_at_ms: AtomicU64::new(0),
         };
         peer.touch(now);
         peer
@@ -195,7 +205,9 @@ impl Peer {
 
     /// The path's datagram size and its probing.
     pub fn path(&self) -> MutexGuard<'_, PathSize> {
-        self.path.lock().unwrap_or_else(|e| e.into_inner())
+        let guard = self.path.lock().unwrap_or_else(|e| e.into_inner());
+        self.want_tick();
+        guard
     }
 
     /// The largest framed payload of a packet to this peer now (8112, or
@@ -260,7 +272,9 @@ impl Peer {
     }
 
     pub fn binding(&self) -> MutexGuard<'_, Binding> {
-        self.binding.lock().unwrap_or_else(|e| e.into_inner())
+        let guard = self.binding.lock().unwrap_or_else(|e| e.into_inner());
+        self.want_tick();
+        guard
     }
 
     /// Whether this is a candidate session, not (yet) the node's session.
@@ -303,6 +317,64 @@ impl Peer {
     }
 
     pub fn streams(&self) -> MutexGuard<'_, StreamTable> {
+        let guard = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        self.want_tick();
+        guard
+    }
+
+    /// Asks the reliability tick to look at this peer next time. Called
+    /// with one of the locks the tick examines held (the lock accessors
+    /// above do; so must a holder that got its guard back from a condvar
+    /// wait): the tick clears the flag *before* taking those locks, so a
+    /// change made under them either sets the flag after the clear or is
+    /// seen by the tick's look.
+    pub fn want_tick(&self) {
+        // A load first: the hot path finds it set and leaves the cache
+        // line shared.
+        if !self.tick_wanted.load(Ordering::Relaxed) {
+            self.tick_wanted.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether the tick should look at this peer at `now` (clears the
+    /// request: see [`want_tick`](Self::want_tick)).
+    pub fn tick_due(&self, now: Instant) -> bool {
+        self.tick_wanted.swap(false, Ordering::AcqRel)
+            || self.millis_since_epoch(now) >= self.tick_at_ms.load(Ordering::Acquire)
+    }
+
+    /// [`tick_due`](Self::tick_due) without clearing the request.
+    #[cfg(feature = "test-util")]
+    pub fn tick_scheduled(&self, now: Instant) -> bool {
+        self.tick_wanted.load(Ordering::Acquire)
+            || self.millis_since_epoch(now) >= self.tick_at_ms.load(Ordering::Acquire)
+    }
+
+    /// After the tick's look: `busy` (some stream still has timed work)
+    /// keeps the peer on every tick; otherwise the tick returns at `next`
+    /// (a hello re-send, a path probe) or when asked.
+    pub fn tick_done(&self, busy: bool, next: Option<Instant>) {
+        if busy {
+            self.want_tick();
+        }
+        let at = next.map_or(u64::MAX, |t| self.millis_since_epoch(t));
+        self.tick_at_ms.store(at, Ordering::Release);
+    }
+
+    /// The tick's examination locks, without asking for another look.
+    pub fn streams_for_tick(&self) -> MutexGuard<'_, StreamTable> {
         self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn binding_for_tick(&self) -> MutexGuard<'_, Binding> {
+        self.binding.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn path_for_tick(&self) -> MutexGuard<'_, PathSize> {
+        self.path.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn millis_since_epoch(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_millis() as u64
     }
 }

@@ -251,6 +251,14 @@ impl RxState {
         self.regrant_at = Some(now);
         Some(self.granted)
     }
+
+    /// Whether the reliability tick still has work here: an ack to send,
+    /// a grant not sent, or re-sends of the last grant to come.
+    pub fn tick_pending(&self) -> bool {
+        self.receiver.ack_due()
+            || self.consumed > self.granted
+            || (self.granted > 0 && self.regrants < MAX_REGRANTS)
+    }
 }
 
 /// One stream.

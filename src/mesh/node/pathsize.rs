@@ -41,9 +41,16 @@ impl Inner {
     }
 
     /// The reliability tick: probes due, re-sent or given up.
-    pub(super) fn drive_path_probe(&self, peer: &Peer, now: Instant) {
-        if !self.config.large_datagrams || !peer.path().due(now) {
-            return;
+    /// Runs the path probe if it is due; returns when it is due next.
+    pub(super) fn drive_path_probe(&self, peer: &Peer, now: Instant) -> Option<Instant> {
+        if !self.config.large_datagrams {
+            return None;
+        }
+        {
+            let path = peer.path_for_tick();
+            if !path.due(now) {
+                return path.next_due();
+            }
         }
         let size = self.large_probe_size(peer);
         let action = peer.path().poll(size, self.config.path_probe_interval, now);
@@ -51,6 +58,7 @@ impl Inner {
             peer.set_max_payload(MAX_PAYLOAD_SIZE);
         }
         self.act_on_probe(peer, action);
+        peer.path_for_tick().next_due()
     }
 
     fn act_on_probe(&self, peer: &Peer, action: Option<ProbeAction>) {

@@ -405,6 +405,8 @@ impl Inner {
                 .wait_timeout(streams, wait)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            // The guard came back from the wait, not from `streams()`.
+            peer.want_tick();
         }
     }
 
@@ -446,6 +448,7 @@ impl Inner {
                 .wait_timeout(streams, wait)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            peer.want_tick();
         }
         Ok(streams)
     }

@@ -114,16 +114,27 @@ fn reliability_round(inner: &Inner) {
     inner.capability_tick(now);
     inner.traversal_tick(now);
     inner.expire_candidates(now);
-    for peer in snapshot(inner) {
-        drive_hello(inner, &peer, now);
-        inner.drive_path_probe(&peer, now);
+    // Only the peers whose state changed since the last look or whose
+    // timer came (`Peer::tick_due`): a node with thousands of quiet
+    // sessions does not walk them every 5 ms.
+    let due: Vec<Arc<Peer>> = inner
+        .peers
+        .iter()
+        .filter(|e| e.value().tick_due(now))
+        .map(|e| e.value().clone())
+        .collect();
+    for peer in due {
+        let hello_at = drive_hello(inner, &peer, now);
+        let probe_at = inner.drive_path_probe(&peer, now);
         let mut due: Vec<(u64, Vec<u64>)> = Vec::new();
         let mut acks = Vec::new();
         let mut grants = Vec::new();
+        let mut busy = false;
         {
-            let mut streams = peer.streams();
+            let mut streams = peer.streams_for_tick();
             for (&id, stream) in streams.iter_mut() {
-                if stream.tx.mode == TxMode::Net && stream.tx.sender.in_flight() > 0 {
+                let sending = stream.tx.mode == TxMode::Net && stream.tx.sender.in_flight() > 0;
+                if sending {
                     let seqs = stream.tx.sender.due(now, 64);
                     if !seqs.is_empty() {
                         due.push((id, seqs));
@@ -139,8 +150,12 @@ fn reliability_round(inner: &Inner) {
                 {
                     grants.push((id, total, stream.rx.offer()));
                 }
+                busy |= sending || stream.rx.tick_pending();
             }
         }
+        // Set before sending: what we send takes the peer's locks, and
+        // asks for the next look itself where it leaves work behind.
+        peer.tick_done(busy, [hello_at, probe_at].into_iter().flatten().min());
         for (id, total, offer) in grants {
             inner.send_grant(&peer, id, total, offer);
         }
@@ -154,26 +169,33 @@ fn reliability_round(inner: &Inner) {
 }
 
 /// Re-sends our hello until the peer acknowledges it; without any hello
-/// from the peer by `hello_timeout`, treats it as a v0.11 node.
-fn drive_hello(inner: &Inner, peer: &Arc<Peer>, now: Instant) {
-    let (resend, went_legacy) = {
-        let mut b = peer.binding();
+/// from the peer by `hello_timeout`, treats it as a v0.11 node. Returns
+/// when it has something to do next (None: nothing, the exchange settled).
+fn drive_hello(inner: &Inner, peer: &Arc<Peer>, now: Instant) -> Option<Instant> {
+    let (resend, went_legacy, next) = {
+        let mut b = peer.binding_for_tick();
         if b.acked || b.legacy {
-            return;
+            return None;
         }
-        if b.peer_entity.is_none()
-            && now.saturating_duration_since(b.since) >= inner.config.hello_timeout
-        {
+        let legacy_at = b
+            .peer_entity
+            .is_none()
+            .then(|| b.since + inner.config.hello_timeout);
+        if legacy_at.is_some_and(|at| now >= at) {
             b.legacy = true;
-            (false, true)
+            (false, true, None)
         } else {
-            let backoff = HELLO_RETRY
-                .saturating_mul(1 << b.sends.saturating_sub(1).min(4))
-                .min(Duration::from_secs(1));
             let due = b
                 .last_sent
-                .is_none_or(|t| now.saturating_duration_since(t) >= backoff);
-            (due, false)
+                .is_none_or(|t| now.saturating_duration_since(t) >= resend_gap(b.sends));
+            // After a send now, the next one comes `backoff` later.
+            let resend_at = if due {
+                now + resend_gap(b.sends + 1)
+            } else {
+                b.last_sent.map_or(now, |t| t + resend_gap(b.sends))
+            };
+            let next = legacy_at.map_or(resend_at, |at| at.min(resend_at));
+            (due, false, Some(next))
         }
     };
     if went_legacy {
@@ -186,9 +208,18 @@ fn drive_hello(inner: &Inner, peer: &Arc<Peer>, now: Instant) {
             bump(&inner.stats.identity_refused);
             inner.remove_peer(peer);
         }
-        return;
+        return None;
     }
     if resend {
         inner.send_hello(peer, false);
     }
+    next
+}
+
+/// The wait before the next hello re-send after `sends` sends: 100 ms,
+/// doubling, at most a second.
+fn resend_gap(sends: u32) -> Duration {
+    HELLO_RETRY
+        .saturating_mul(1 << sends.saturating_sub(1).min(4))
+        .min(Duration::from_secs(1))
 }

@@ -199,6 +199,14 @@ impl MeshNode {
         tasks::heartbeat_round(&self.inner);
     }
 
+    /// Whether the reliability tick will look at `peer` on its next round
+    /// (asked to, or its timer came); None for an unknown peer. Reading it
+    /// does not change it.
+    pub fn tick_scheduled_for_test(&self, peer: u64) -> Option<bool> {
+        let peer = self.inner.peers.get(&peer)?.value().clone();
+        Some(peer.tick_scheduled(std::time::Instant::now()))
+    }
+
     /// The peers map, for the guard-holding regression test.
     pub fn peer_ids_for_test(&self) -> Vec<u64> {
         self.inner.peers.iter().map(|e| *e.key()).collect()
