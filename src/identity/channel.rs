@@ -117,9 +117,38 @@ pub const fn publish_stream_id(hash: u16) -> u64 {
 }
 
 /// A validated channel name. Cloning it is a reference count (every event
-/// received on a channel carries its name).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// received on a channel carries its name). Comparisons order and equate
+/// by the name; two clones of one name compare without reading it.
+#[derive(Clone, Eq)]
 pub struct ChannelName(std::sync::Arc<str>);
+
+impl std::hash::Hash for ChannelName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for ChannelName {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Ord for ChannelName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if std::sync::Arc::ptr_eq(&self.0, &other.0) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.0.cmp(&other.0)
+        }
+    }
+}
+
+impl PartialOrd for ChannelName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl ChannelName {
     /// Validates and wraps `name`.
@@ -174,6 +203,25 @@ impl std::str::FromStr for ChannelName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Clones (one allocation) and separately built names (two) compare
+    /// alike: by the name.
+    #[test]
+    fn comparisons_are_by_name() {
+        use std::cmp::Ordering;
+        let a = ChannelName::new("a/b").unwrap();
+        let same = ChannelName::new("a/b").unwrap();
+        let later = ChannelName::new("a/c").unwrap();
+        assert_eq!(a, a.clone());
+        assert_eq!(a, same);
+        assert_eq!(a.cmp(&same), Ordering::Equal);
+        assert_eq!(a.cmp(&a.clone()), Ordering::Equal);
+        assert_eq!(a.cmp(&later), Ordering::Less);
+        assert_eq!(later.partial_cmp(&same), Some(Ordering::Greater));
+        assert_ne!(a, later);
+        let set: std::collections::BTreeSet<_> = [a.clone(), same, later].into();
+        assert_eq!(set.len(), 2);
+    }
 
     #[test]
     fn prefix_is_segment_aware() {

@@ -291,8 +291,8 @@ impl Stream {
 /// The streams of one session.
 #[derive(Debug)]
 pub(crate) struct StreamTable {
-    streams: HashMap<u64, Stream>,
-    quarantine: HashMap<u64, Instant>,
+    streams: HashMap<u64, Stream, foldhash::fast::RandomState>,
+    quarantine: HashMap<u64, Instant, foldhash::fast::RandomState>,
     max_streams: usize,
     idle_timeout: Duration,
     default_window: u64,
@@ -307,8 +307,8 @@ pub(crate) struct StreamTable {
 impl StreamTable {
     pub fn new(max_streams: usize, idle_timeout: Duration, default_window: u64) -> Self {
         Self {
-            streams: HashMap::new(),
-            quarantine: HashMap::new(),
+            streams: HashMap::default(),
+            quarantine: HashMap::default(),
             max_streams: max_streams.max(1),
             idle_timeout,
             default_window,

@@ -352,6 +352,10 @@ pub(crate) struct Inner {
     /// datagram, heartbeat tick and peer change.
     router: Mutex<Router>,
     epoch: Instant,
+    /// Seconds since the UNIX epoch, refreshed by the reliability tick
+    /// (every 5 ms): the publish path's clock for token expiry, without a
+    /// wall-clock read per call.
+    unix_secs: AtomicU64,
     runtime: tokio::runtime::Handle,
     /// The writer thread (`writer.rs`).
     pump: Arc<writer::Pump>,
@@ -539,6 +543,7 @@ impl MeshNode {
                 first_pingwave_seq(),
             )),
             epoch: Instant::now(),
+            unix_secs: AtomicU64::new(unix_secs_now()),
             runtime: runtime.clone(),
             pump: Arc::new(writer::Pump::default()),
             offload,
@@ -996,6 +1001,15 @@ impl Inner {
         self.shutdown.load(Ordering::SeqCst)
     }
 
+    /// Seconds since the UNIX epoch as of the last reliability tick.
+    fn unix_secs(&self) -> u64 {
+        self.unix_secs.load(Ordering::Relaxed)
+    }
+
+    fn refresh_unix_secs(&self) {
+        self.unix_secs.store(unix_secs_now(), Ordering::Relaxed);
+    }
+
     fn peer(&self, node_id: u64) -> Result<Arc<Peer>, MeshError> {
         self.check_running()?;
         self.peers
@@ -1348,6 +1362,13 @@ impl Inner {
         out["path_probes_failed"] = g(&s.path_probes_failed).into();
         out
     }
+}
+
+/// Seconds since the UNIX epoch now (0 before it).
+fn unix_secs_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The first pingwave sequence number: milliseconds since the UNIX epoch,

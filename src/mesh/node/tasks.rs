@@ -110,6 +110,7 @@ pub(super) async fn reliability_loop(inner: Arc<Inner>) {
 
 fn reliability_round(inner: &Inner) {
     let now = Instant::now();
+    inner.refresh_unix_secs();
     inner.channel_tick(now);
     inner.capability_tick(now);
     inner.traversal_tick(now);

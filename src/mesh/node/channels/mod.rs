@@ -456,6 +456,12 @@ impl Inner {
         {
             return Err(MeshError::EventTooLarge(e.as_ref().len()).into());
         }
+        // The wall clock (token expiry) as of the last reliability tick,
+        // at most 5 ms old: one clock read per publish, not three.
+        let now = Now {
+            instant: Instant::now(),
+            unix_secs: self.unix_secs(),
+        };
         let (plan, evictions) = {
             let plane = self.capabilities.plane();
             let directory = NodeDirectory {
@@ -467,7 +473,7 @@ impl Inner {
                 .map(|a| &a.capabilities as &dyn super::super::channels::Capabilities);
             self.channels
                 .hub()
-                .plan_publish(name, own, &directory, channel_now())?
+                .plan_publish(name, own, &directory, now)?
         };
         for eviction in &evictions {
             log_eviction(eviction);
@@ -489,7 +495,7 @@ impl Inner {
                 }
                 _ => TxMode::Plain,
             };
-            match self.publish_to(target, plan.stream_id, mode, events) {
+            match self.publish_to(target, plan.stream_id, mode, events, now.instant) {
                 Ok(writer) => {
                     report.delivered += 1;
                     writers.extend(writer);
@@ -514,6 +520,7 @@ impl Inner {
         stream_id: u64,
         mode: TxMode,
         events: &[E],
+        now: Instant,
     ) -> Result<Option<(Arc<Peer>, Writer)>, MeshError> {
         let peer_id = target.peer;
         let peer = self.peer(peer_id)?;
@@ -524,7 +531,6 @@ impl Inner {
         let resolved = peer.binding().resolved();
         {
             let mut streams = peer.streams();
-            let now = Instant::now();
             let stream = match streams.get_mut(stream_id) {
                 Some(s) => s,
                 None => streams.open(stream_id, mode != TxMode::Plain, None, now),
