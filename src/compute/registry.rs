@@ -27,7 +27,8 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use crate::compute::daemon::{CausalEvent, DaemonError};
 use crate::compute::host::{DaemonHost, DaemonSnapshot, DaemonStats};
@@ -84,6 +85,10 @@ impl Drop for SlotGuard<'_> {
 #[derive(Debug, Default)]
 pub struct DaemonRegistry {
     map: Mutex<HashMap<u64, Arc<Slot>>>,
+    /// Changes so far (deliveries, registrations, removals, wake-ups):
+    /// waiters sleep on `changed` until it moves.
+    changes: Mutex<u64>,
+    changed: Condvar,
     /// Mutators about to wait for a host lock (lets tests order threads
     /// without sleeping).
     #[cfg(test)]
@@ -132,7 +137,32 @@ impl DaemonRegistry {
             return Err(DaemonError::AlreadyRegistered(origin));
         }
         map.insert(origin, Self::new_slot(host));
+        drop(map);
+        self.bump();
         Ok(())
+    }
+
+    /// Counts a change and wakes every [`wait_change`](Self::wait_change).
+    pub fn bump(&self) {
+        *self.changes.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.changed.notify_all();
+    }
+
+    /// The change counter (see [`wait_change`](Self::wait_change)).
+    pub fn changes(&self) -> u64 {
+        *self.changes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits up to `timeout` until the change counter differs from `seen`
+    /// (a delivery, registration or removal happened, or someone called
+    /// [`bump`](Self::bump)); returns the counter.
+    pub fn wait_change(&self, seen: u64, timeout: Duration) -> u64 {
+        let changes = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        *self
+            .changed
+            .wait_timeout_while(changes, timeout, |now| *now == seen)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
     }
 
     /// Installs `host`, replacing any host of its origin (the slot is
@@ -143,7 +173,9 @@ impl DaemonRegistry {
         let origin = host.origin_hash();
         let new = Self::new_slot(host);
         // Only a removal can find nothing to remove.
-        self.swap(origin, Some(new)).unwrap_or_default()
+        let old = self.swap(origin, Some(new)).unwrap_or_default();
+        self.bump();
+        old
     }
 
     /// Removes `origin`'s host. Waits for a call in flight and returns the
@@ -152,7 +184,9 @@ impl DaemonRegistry {
     /// # Errors
     /// [`DaemonError::NotFound`].
     pub fn unregister(&self, origin: u64) -> Result<Option<DaemonHost>, DaemonError> {
-        self.swap(origin, None)
+        let old = self.swap(origin, None);
+        self.bump();
+        old
     }
 
     /// Replaces (`new` = Some) or removes (`new` = None) `origin`'s slot
@@ -239,7 +273,9 @@ impl DaemonRegistry {
         origin: u64,
         event: &CausalEvent,
     ) -> Result<Vec<CausalEvent>, DaemonError> {
-        self.with_host(origin, |host| host.deliver(event))?
+        let outputs = self.with_host(origin, |host| host.deliver(event));
+        self.bump();
+        outputs?
     }
 
     /// Snapshots `origin`'s daemon.
