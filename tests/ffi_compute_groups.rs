@@ -222,16 +222,20 @@ fn runtimes(nodes: &[Node]) -> Vec<*const net_compute_t> {
     nodes.iter().map(|n| n.rt.0.cast_const()).collect()
 }
 
-fn replica(nodes: &[Node], count: u32) -> P<net_compute_group_t> {
-    let rts = runtimes(nodes);
+/// `net_compute_group_replica` over `rts`: the status and the handle.
+fn create_replica(
+    rts: &[*const net_compute_t],
+    kind: &str,
+    count: u32,
+    lb: &str,
+) -> (net_status_t, *mut net_compute_group_t) {
     let mut group = ptr::null_mut();
-    let lb = r#"{"strategy": "round_robin"}"#;
     let st = unsafe {
         net_compute_group_replica(
             rts.as_ptr(),
             rts.len(),
-            KIND.as_ptr(),
-            KIND.len(),
+            kind.as_ptr(),
+            kind.len(),
             SEED.as_ptr(),
             SEED.len(),
             count,
@@ -240,12 +244,14 @@ fn replica(nodes: &[Node], count: u32) -> P<net_compute_group_t> {
             &mut group,
         )
     };
-    assert_eq!(st, OK, "{}", last_error());
-    P(group)
+    (st, group)
 }
 
-fn standby(nodes: &[Node], count: u32) -> P<net_compute_group_t> {
-    let rts = runtimes(nodes);
+/// `net_compute_group_standby` over `rts`: the status and the handle.
+fn create_standby(
+    rts: &[*const net_compute_t],
+    count: u32,
+) -> (net_status_t, *mut net_compute_group_t) {
     let mut group = ptr::null_mut();
     let st = unsafe {
         net_compute_group_standby(
@@ -259,6 +265,22 @@ fn standby(nodes: &[Node], count: u32) -> P<net_compute_group_t> {
             &mut group,
         )
     };
+    (st, group)
+}
+
+fn replica(nodes: &[Node], count: u32) -> P<net_compute_group_t> {
+    let (st, group) = create_replica(
+        &runtimes(nodes),
+        KIND,
+        count,
+        r#"{"strategy": "round_robin"}"#,
+    );
+    assert_eq!(st, OK, "{}", last_error());
+    P(group)
+}
+
+fn standby(nodes: &[Node], count: u32) -> P<net_compute_group_t> {
+    let (st, group) = create_standby(&runtimes(nodes), count);
     assert_eq!(st, OK, "{}", last_error());
     P(group)
 }
@@ -710,53 +732,52 @@ fn a_fork_group_carries_its_lineage() {
 fn bad_group_arguments_are_refused_with_their_status() {
     let nodes: Vec<Node> = (0..2).map(|_| new_node()).collect();
     let rts = runtimes(&nodes);
-    let mut group = ptr::null_mut();
-    let make = |kind: &str,
-                count: u32,
-                lb: &str,
-                rts: &[*const net_compute_t],
-                out: &mut *mut net_compute_group_t| unsafe {
-        net_compute_group_replica(
-            rts.as_ptr(),
-            rts.len(),
-            kind.as_ptr(),
-            kind.len(),
-            SEED.as_ptr(),
-            SEED.len(),
-            count,
-            lb.as_ptr(),
-            lb.len(),
-            out,
-        )
+    let refused = |(st, group): (net_status_t, *mut net_compute_group_t)| {
+        assert!(group.is_null(), "nothing written on failure");
+        st
     };
-    assert_eq!(
-        make("nope", 1, "", &rts, &mut group),
-        net_status_t::NET_ERR_COMPUTE_UNKNOWN_KIND
-    );
-    assert_eq!(
-        make(KIND, 3, "", &rts, &mut group),
-        net_status_t::NET_ERR_COMPUTE_GROUP_PLACEMENT
-    );
-    assert_eq!(
-        make(KIND, 0, "", &rts, &mut group),
-        net_status_t::NET_ERR_COMPUTE_CONFIG
-    );
-    assert_eq!(
-        make(KIND, 1, r#"{"bogus": 1}"#, &rts, &mut group),
-        net_status_t::NET_ERR_COMPUTE_CONFIG
-    );
-    assert!(last_error().contains("bogus"), "{}", last_error());
-    assert_eq!(
-        make(KIND, 1, "", &[], &mut group),
-        net_status_t::NET_ERR_INVALID_ARGUMENT
-    );
-    let twice = [rts[0], rts[0]];
-    assert_eq!(
-        make(KIND, 1, "", &twice, &mut group),
-        net_status_t::NET_ERR_INVALID_ARGUMENT
-    );
-    assert!(group.is_null(), "nothing written on failure");
-    // A failed placement left nothing spawned.
+    let cases: [(&str, u32, &str, &[*const net_compute_t], net_status_t); 6] = [
+        (
+            "nope",
+            1,
+            "",
+            &rts,
+            net_status_t::NET_ERR_COMPUTE_UNKNOWN_KIND,
+        ),
+        (
+            KIND,
+            3,
+            "",
+            &rts,
+            net_status_t::NET_ERR_COMPUTE_GROUP_PLACEMENT,
+        ),
+        (KIND, 0, "", &rts, net_status_t::NET_ERR_COMPUTE_CONFIG),
+        (
+            KIND,
+            1,
+            r#"{"bogus": 1}"#,
+            &rts,
+            net_status_t::NET_ERR_COMPUTE_CONFIG,
+        ),
+        (KIND, 1, "", &[], net_status_t::NET_ERR_INVALID_ARGUMENT),
+        (
+            KIND,
+            1,
+            "",
+            &[rts[0], rts[0]],
+            net_status_t::NET_ERR_INVALID_ARGUMENT,
+        ),
+    ];
+    for (kind, count, lb, nodes_of, want) in cases {
+        assert_eq!(
+            refused(create_replica(nodes_of, kind, count, lb)),
+            want,
+            "{kind} {count} {lb}"
+        );
+        if lb.contains("bogus") {
+            assert!(last_error().contains("bogus"), "{}", last_error());
+        }
+    }
     // A failed placement left nothing spawned (the objects it had built
     // are dropped).
     for node in &nodes {
@@ -765,19 +786,10 @@ fn bad_group_arguments_are_refused_with_their_status() {
         });
     }
     // Standby groups need two members.
-    let st = unsafe {
-        net_compute_group_standby(
-            rts.as_ptr(),
-            rts.len(),
-            KIND.as_ptr(),
-            KIND.len(),
-            SEED.as_ptr(),
-            SEED.len(),
-            1,
-            &mut group,
-        )
-    };
-    assert_eq!(st, net_status_t::NET_ERR_COMPUTE_CONFIG);
+    assert_eq!(
+        refused(create_standby(&rts, 1)),
+        net_status_t::NET_ERR_COMPUTE_CONFIG
+    );
     // Scaling a standby group is refused by kind.
     let group = standby(&nodes, 2);
     assert_eq!(

@@ -2,21 +2,19 @@ package netmesh_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/netmesh/net/sdk-go/netmesh"
 )
 
-// groupCounter counts events, refusing one whose sequence it has passed
-// (an event applied twice fails); a replica sees every other sequence.
+// groupCounter is the counter (state, Snapshot, Restore) refusing only an
+// event whose sequence it has passed (one applied twice): a replica sees
+// every other sequence.
 type groupCounter struct {
-	mu          sync.Mutex
-	count, last uint64
+	counter
 }
 
 func (c *groupCounter) Process(ev netmesh.DaemonEvent) ([][]byte, error) {
@@ -28,23 +26,6 @@ func (c *groupCounter) Process(ev netmesh.DaemonEvent) ([][]byte, error) {
 	c.last = ev.Sequence
 	c.count++
 	return nil, nil
-}
-
-func (c *groupCounter) Snapshot() ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, c.count), c.last), nil
-}
-
-func (c *groupCounter) Restore(state []byte) error {
-	if len(state) != 16 {
-		return fmt.Errorf("bad state: %d bytes", len(state))
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.count = binary.LittleEndian.Uint64(state)
-	c.last = binary.LittleEndian.Uint64(state[8:])
-	return nil
 }
 
 func (c *groupCounter) values() (uint64, uint64) {
