@@ -524,7 +524,9 @@ fn stats_json(host: &DaemonHost) -> serde_json::Value {
 /// waited for; the count is checked after every delivery here, so no
 /// caller needs to poll. Returns `NET_OK` or `NET_TIMEOUT` (nothing
 /// written), or an error (`NET_ERR_SHUTTING_DOWN` when the runtime is
-/// freed during the wait; `NET_ERR_CANCELLED`).
+/// freed during the wait; `NET_ERR_CANCELLED`). Each look at the count
+/// waits for a daemon call in progress on that daemon: never call it from
+/// the thread that pulls work.
 ///
 /// # Safety
 /// `compute` is NULL or from libnet; `json_out` is valid for one write;
