@@ -27,6 +27,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -86,8 +87,11 @@ impl Drop for SlotGuard<'_> {
 pub struct DaemonRegistry {
     map: Mutex<HashMap<u64, Arc<Slot>>>,
     /// Changes so far (deliveries, registrations, removals, wake-ups):
-    /// waiters sleep on `changed` until it moves.
-    changes: Mutex<u64>,
+    /// waiters sleep on `changed` until it moves. A delivery only bumps
+    /// the atomic unless someone waits (`waiters`).
+    changes: AtomicU64,
+    waiters: AtomicUsize,
+    wait_lock: Mutex<()>,
     changed: Condvar,
     /// Mutators about to wait for a host lock (lets tests order threads
     /// without sleeping).
@@ -144,25 +148,41 @@ impl DaemonRegistry {
 
     /// Counts a change and wakes every [`wait_change`](Self::wait_change).
     pub fn bump(&self) {
-        *self.changes.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        self.changed.notify_all();
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            // Under the lock: a waiter between its check and its sleep
+            // holds it, so the notification cannot fall in that gap.
+            let _lock = self
+                .wait_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.changed.notify_all();
+        }
     }
 
     /// The change counter (see [`wait_change`](Self::wait_change)).
     pub fn changes(&self) -> u64 {
-        *self.changes.lock().unwrap_or_else(PoisonError::into_inner)
+        self.changes.load(Ordering::SeqCst)
     }
 
     /// Waits up to `timeout` until the change counter differs from `seen`
     /// (a delivery, registration or removal happened, or someone called
     /// [`bump`](Self::bump)); returns the counter.
     pub fn wait_change(&self, seen: u64, timeout: Duration) -> u64 {
-        let changes = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
-        *self
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let lock = self
+            .wait_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (lock, _) = self
             .changed
-            .wait_timeout_while(changes, timeout, |now| *now == seen)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
+            .wait_timeout_while(lock, timeout, |()| {
+                self.changes.load(Ordering::SeqCst) == seen
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(lock);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.changes()
     }
 
     /// Installs `host`, replacing any host of its origin (the slot is
@@ -349,6 +369,29 @@ mod tests {
 
     fn ev(seq: u64) -> CausalEvent {
         CausalEvent::bare(42, seq, b"e".to_vec())
+    }
+
+    #[test]
+    fn deliveries_and_membership_changes_wake_change_waiters() {
+        let registry = Arc::new(DaemonRegistry::new());
+        let a = host(1);
+        let origin = a.origin_hash();
+        let before = registry.changes();
+        registry.register(a).unwrap();
+        assert_eq!(registry.changes(), before + 1);
+        // Nothing changes: the wait ends at its timeout with the same count.
+        let now = registry.changes();
+        assert_eq!(registry.wait_change(now, Duration::from_millis(10)), now);
+        // A delivery on another thread wakes a waiter (or, if it came
+        // first, the wait returns at once): never a lost wake-up.
+        let waiter = {
+            let registry = Arc::clone(&registry);
+            thread::spawn(move || registry.wait_change(now, Duration::from_secs(30)))
+        };
+        registry.deliver(origin, &ev(1)).unwrap();
+        assert_eq!(waiter.join().unwrap(), now + 1);
+        registry.unregister(origin).unwrap();
+        assert_eq!(registry.changes(), now + 2);
     }
 
     #[test]
