@@ -17,6 +17,11 @@
 //!
 //! Group calls wait for those work items (bounded by each node's
 //! `work_timeout_ms`); never make them from a thread that pulls work.
+//!
+//! A group keeps its nodes' runtimes (not their handles) alive until it
+//! is freed: freeing a node's `net_compute_t` shuts that runtime down (its
+//! members' calls fail until `net_compute_group_node_failed` replaces
+//! them), and its memory goes with the group.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
