@@ -406,6 +406,24 @@ enum net_status_t
     // The work item is no longer awaited: answered already, or its daemon
     // call stopped waiting (its timeout passed). The answer was dropped.
     NET_ERR_COMPUTE_WORK_EXPIRED = -510,
+    // No node can take a group member: none matches the kind's requirements
+    // outside the nodes the group already uses or knows to have failed.
+    // Nothing the call placed stays spawned.
+    NET_ERR_COMPUTE_GROUP_PLACEMENT = -511,
+    // No member of the group can take the event (all unhealthy); report a
+    // failed node with `net_compute_group_node_failed` to get it replaced.
+    NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER = -512,
+    // The group does not know that node (it is not one of the group's
+    // compute runtimes).
+    NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE = -513,
+    // A standby group's daemon kind is stateless: there is no state to sync.
+    NET_ERR_COMPUTE_GROUP_STATELESS = -514,
+    // A promoted standby failed to replay a logged event; the new active is in
+    // place and the rest of the log stays pending (promote again resumes).
+    NET_ERR_COMPUTE_GROUP_REPLAY = -515,
+    // The operation does not apply to this kind of group (e.g. scaling a
+    // standby group, promoting in a replica group).
+    NET_ERR_COMPUTE_GROUP_WRONG_KIND = -516,
     // A rule set, rule or context is invalid (malformed JSON, an unknown key,
     // a bad operand or regex, a duplicate id); the message names it.
     NET_ERR_RULES_INVALID = -600,
@@ -449,6 +467,11 @@ typedef struct net_bus_t net_bus_t;
 // it while a call uses it is safe and immediate (the call keeps its own
 // reference; the free does not cancel it).
 typedef struct net_cancel_t net_cancel_t;
+
+// A group of daemons over several compute runtimes. Thread-safe: routes
+// of a replica or fork group run concurrently; membership changes and
+// standby deliveries take turns.
+typedef struct net_compute_group_t net_compute_group_t;
 
 // A node's compute runtime. Thread-safe.
 typedef struct net_compute_t net_compute_t;
@@ -1526,6 +1549,29 @@ net_status_t net_compute_stats(const net_compute_t *compute,
                                uint64_t origin,
                                net_bytes_t *json_out);
 
+// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) until daemon
+// `origin` runs here having processed at least `events_processed` events,
+// and writes its statistics as `net_compute_stats` does. A daemon not
+// here yet (arriving by migration, or spawned by another thread) is
+// waited for; the count is checked after every delivery here, so no
+// caller needs to poll. Returns `NET_OK` or `NET_TIMEOUT` (nothing
+// written), or an error (`NET_ERR_SHUTTING_DOWN` when the runtime is
+// freed during the wait; `NET_ERR_CANCELLED`). Each look at the count
+// waits for a daemon call in progress on that daemon: never call it from
+// the thread that pulls work.
+//
+// # Safety
+// `compute` is NULL or from libnet; `json_out` is valid for one write;
+// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+// write.
+net_status_t net_compute_wait_processed(const net_compute_t *compute,
+                                        uint64_t origin,
+                                        uint64_t events_processed,
+                                        uint32_t timeout_ms,
+                                        net_bytes_t *json_out,
+                                        const net_cancel_t *cancel,
+                                        net_error_t *error_out);
+
 // The daemons running here as a JSON array of `{"origin", "name"}`,
 // in origin order.
 //
@@ -1671,6 +1717,186 @@ net_status_t net_compute_fail(const net_compute_t *compute,
                               uint64_t work_id,
                               const uint8_t *message,
                               size_t message_len);
+
+// Creates a replica group: `count` (1–255) daemons of kind `kind`, each
+// on its own node among the `node_count` runtimes `nodes` (the first
+// coordinates), with identities derived from `seed` (32 bytes; member
+// `i` of generation 0 has v0.11's replica identity). `lb_json`
+// (NULL/empty: defaults) is the load balancer's configuration, e.g.
+// `{"strategy": "round_robin"}`. Every node must have `kind` registered
+// and a thread pulling its work: each member's object is built with a
+// Create work item on its node.
+//
+// Errors: `NET_ERR_COMPUTE_CONFIG` (count out of range, bad `lb_json`,
+// a kind stateful on some nodes only); `NET_ERR_COMPUTE_UNKNOWN_KIND`
+// (not registered on a node); `NET_ERR_COMPUTE_GROUP_PLACEMENT` (fewer
+// than `count` nodes: nothing stays spawned); `NET_ERR_INVALID_ARGUMENT`
+// (no nodes, a node listed twice); `NET_ERR_COMPUTE_DAEMON` (an object
+// could not be built).
+//
+// # Safety
+// `nodes` is readable for `node_count` pointers, each NULL or from
+// libnet; `kind`, `seed` and `lb_json` are readable for their lengths
+// (`lb_json` may be NULL); `out` is valid for one write.
+net_status_t net_compute_group_replica(const net_compute_t *const *nodes,
+                                       size_t node_count,
+                                       const uint8_t *kind,
+                                       size_t kind_len,
+                                       const uint8_t *seed,
+                                       size_t seed_len,
+                                       uint32_t count,
+                                       const uint8_t *lb_json,
+                                       size_t lb_json_len,
+                                       net_compute_group_t **out);
+
+// Creates a fork group: snapshots daemon `parent_origin` (of kind
+// `kind`, running on node `parent_node`, one of `nodes`) once and starts
+// `count` (1–255) forks of it from that state, each with its own
+// identity and a ForkRecord naming the parent and the fork point (see
+// `net_compute_group_status`), on distinct nodes. `lb_json` as for
+// `net_compute_group_replica`.
+//
+// Errors: as `net_compute_group_replica`; `NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE`
+// (`parent_node` is not among `nodes`); `NET_ERR_COMPUTE_NOT_FOUND` (no
+// such parent there).
+//
+// # Safety
+// As `net_compute_group_replica`.
+net_status_t net_compute_group_fork(const net_compute_t *const *nodes,
+                                    size_t node_count,
+                                    const uint8_t *kind,
+                                    size_t kind_len,
+                                    uint64_t parent_node,
+                                    uint64_t parent_origin,
+                                    uint32_t count,
+                                    const uint8_t *lb_json,
+                                    size_t lb_json_len,
+                                    net_compute_group_t **out);
+
+// Creates a standby group: `count` (2–255) copies of one daemon of kind
+// `kind` (identity from `seed`, 32 bytes) on distinct nodes among
+// `nodes`; member 0 is active and takes every routed event, the others
+// are standbys brought to its state by `net_compute_group_sync` and made
+// active by `net_compute_group_promote`, which replays the events the
+// group logged since their sync (each applied once).
+//
+// Errors: as `net_compute_group_replica` (count 2–255).
+//
+// # Safety
+// As `net_compute_group_replica`.
+net_status_t net_compute_group_standby(const net_compute_t *const *nodes,
+                                       size_t node_count,
+                                       const uint8_t *kind,
+                                       size_t kind_len,
+                                       const uint8_t *seed,
+                                       size_t seed_len,
+                                       uint32_t count,
+                                       net_compute_group_t **out);
+
+// Frees the group: its members are stopped on their nodes (their objects
+// get Drop work items). NULL-safe, idempotent; waits for calls in flight
+// (at most 5 s: then `NET_ERR_BUSY`).
+//
+// # Safety
+// `group` is NULL or was returned by libnet.
+net_status_t net_compute_group_free(net_compute_group_t *group);
+
+// Routes the event (`producer`, `sequence`, `payload`) into the group:
+// a replica or fork group's load balancer picks a healthy member
+// (`key`, UTF-8, NULL for none, is the consistent-hash key for the
+// hashing strategies); a standby group's active member takes it (and
+// the group logs it for the standbys). Writes the member's index, origin
+// and node, and what its runtime did (`NET_COMPUTE_PROCESSED`, ...).
+// Blocks while the member processes it.
+//
+// Errors: `NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER`; the member's
+// delivery error (`NET_ERR_COMPUTE_DAEMON`, ...).
+//
+// # Safety
+// `group` is NULL or from libnet; `payload` and `key` are readable for
+// their lengths (`key` may be NULL); the outputs are valid for one write;
+// `error_out` is NULL or valid for one write.
+net_status_t net_compute_group_route(const net_compute_group_t *group,
+                                     uint64_t producer,
+                                     uint64_t sequence,
+                                     const uint8_t *payload,
+                                     size_t payload_len,
+                                     const uint8_t *key,
+                                     size_t key_len,
+                                     uint32_t *index_out,
+                                     uint64_t *origin_out,
+                                     uint64_t *node_out,
+                                     uint32_t *outcome_out,
+                                     net_error_t *error_out);
+
+// Scales a replica or fork group to `count` members (1–255): new ones
+// are placed on nodes the group does not use (a fork group's new members
+// are new forks at the same point); the highest indices are stopped.
+//
+// Errors: `NET_ERR_COMPUTE_CONFIG` (out of range);
+// `NET_ERR_COMPUTE_GROUP_PLACEMENT` (the members this call added are
+// removed again); `NET_ERR_COMPUTE_GROUP_WRONG_KIND` (a standby group).
+//
+// # Safety
+// `group` is NULL or from libnet.
+net_status_t net_compute_group_scale(const net_compute_group_t *group, uint32_t count);
+
+// Reports node `node` failed (the application's failure detector, or a
+// node it shut down): its members turn unhealthy and are re-created on
+// other nodes of the group — replicas and forks with a new identity and
+// fresh state; in a standby group a standby is promoted first if the
+// active was there, and re-created standbys are synced at once. Writes
+// `{"replaced": [index, ...]}`; a member that could not be placed stays
+// unhealthy (it takes no traffic).
+//
+// Errors: a standby group's promotion error
+// (`NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER`,
+// `NET_ERR_COMPUTE_GROUP_REPLAY`).
+//
+// # Safety
+// `group` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_compute_group_node_failed(const net_compute_group_t *group,
+                                           uint64_t node,
+                                           net_bytes_t *json_out);
+
+// Brings every healthy standby of a standby group to the active's state
+// (snapshot of the active, restored into each). Writes `{"through_seq":
+// n, "synced": [index, ...], "failed": [{"index": i, "error": "..."}]}`.
+//
+// Errors: `NET_ERR_COMPUTE_GROUP_STATELESS`; the active's snapshot error
+// (nothing changed); `NET_ERR_COMPUTE_GROUP_WRONG_KIND`.
+//
+// # Safety
+// `group` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_compute_group_sync(const net_compute_group_t *group, net_bytes_t *json_out);
+
+// Makes a standby the active member of a standby group: the synced
+// standby with the latest state, into which the events logged since its
+// sync are replayed (each applied once). The old active becomes a
+// standby (unsynced until the next sync). Writes the new active's index.
+//
+// Errors: `NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER` (nothing changed);
+// `NET_ERR_COMPUTE_GROUP_REPLAY` (the new active is in place, the rest
+// of the log pending: promote again resumes it after a fix);
+// `NET_ERR_COMPUTE_GROUP_WRONG_KIND`.
+//
+// # Safety
+// `group` is NULL or from libnet; `index_out` is valid for one write.
+net_status_t net_compute_group_promote(const net_compute_group_t *group, uint32_t *index_out);
+
+// The group as a JSON object: `kind` ("replica" | "fork" | "standby"),
+// `daemon_kind`, `nodes` (the group's node ids), `health` ("healthy" |
+// "degraded" | "dead"), `healthy` and `total` member counts, and
+// `members`: `[{"index", "origin", "node", "healthy", "generation"}]`.
+// A replica group adds `group_id`; a fork group `parent_origin`,
+// `fork_seq`, `lineage_verified` and `records` (each member's 65-byte
+// ForkRecord in hex, by index); a standby group `origin`, `active`
+// (index), `logged` (events kept for the standbys) and each member's
+// `synced_through` (null: the active, or not synced since placed).
+//
+// # Safety
+// `group` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_compute_group_status(const net_compute_group_t *group, net_bytes_t *json_out);
 
 // Opens the model of `kind` (`NET_MODEL_TASKS`, `NET_MODEL_MEMORIES`) on
 // `redex` as writer `origin_hash`, and folds its channel from the configured

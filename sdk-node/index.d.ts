@@ -955,7 +955,77 @@ export declare class Compute implements AsyncDisposable {
   startMigration(origin: U64Like, source: U64Like, target: U64Like): Promise<void>;
   migrationStatus(origin: U64Like): Promise<MigrationStatus>;
   waitMigration(origin: U64Like, timeoutMs?: number, options?: SignalOptions): Promise<MigrationStatus | null>;
+  /** Resolves with the stats once `origin` has processed `count` events here (null after `timeoutMs`). */
+  waitProcessed(origin: U64Like, count: U64Like, timeoutMs?: number, options?: SignalOptions): Promise<DaemonStats | null>;
   close(): void;
+  closeAsync(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Where `ComputeGroup.route` delivered an event. */
+export interface Routed {
+  index: number;
+  origin: bigint;
+  node: bigint;
+  /** A `Delivery` value. */
+  outcome: number;
+}
+
+export interface GroupMember {
+  index: number;
+  origin: bigint;
+  node: bigint;
+  healthy: boolean;
+  generation: number;
+  /** Standby groups: the active's chain sequence this standby last synced to (null: the active, or unsynced). */
+  syncedThrough?: bigint | null;
+}
+
+export interface GroupStatus {
+  kind: 'replica' | 'fork' | 'standby';
+  daemonKind: string;
+  nodes: bigint[];
+  health: 'healthy' | 'degraded' | 'dead';
+  healthy: number;
+  total: number;
+  members: GroupMember[];
+  /** Replica groups. */
+  groupId?: number;
+  /** Fork groups: the parent, the fork point, whether every ForkRecord verifies, the records (hex). */
+  parentOrigin?: bigint;
+  forkSeq?: bigint;
+  lineageVerified?: boolean;
+  records?: string[];
+  /** Standby groups: the one origin, the active's index, events logged for the standbys. */
+  origin?: bigint;
+  active?: number;
+  logged?: number;
+}
+
+export interface SyncReport {
+  throughSeq: bigint;
+  synced: number[];
+  failed: { index: number; error: string }[];
+}
+
+export interface GroupOptions {
+  /** The load balancer's configuration, e.g. `{ strategy: 'round_robin' }`. */
+  lb?: Record<string, unknown> | string | null;
+}
+
+/** A replica, fork or standby group over Computes of this process; its members are Daemons built by each node's kind factory. */
+export declare class ComputeGroup implements AsyncDisposable {
+  private constructor();
+  static replica(nodes: Compute[], kind: string, seed: BytesLike, count: number, options?: GroupOptions): Promise<ComputeGroup>;
+  static fork(nodes: Compute[], kind: string, parentNode: U64Like, parentOrigin: U64Like, count: number, options?: GroupOptions): Promise<ComputeGroup>;
+  static standby(nodes: Compute[], kind: string, seed: BytesLike, count: number): Promise<ComputeGroup>;
+  readonly closed: boolean;
+  route(producer: U64Like, sequence: U64Like, payload?: BytesLike | null, options?: { key?: string }): Promise<Routed>;
+  scale(count: number): Promise<void>;
+  nodeFailed(node: U64Like): Promise<number[]>;
+  sync(): Promise<SyncReport>;
+  promote(): Promise<number>;
+  status(): Promise<GroupStatus>;
   closeAsync(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }

@@ -15,6 +15,7 @@ const mesh = require('./lib/mesh');
 const bus = require('./lib/bus');
 const behavior = require('./lib/behavior');
 const compute = require('./lib/compute');
+const computeGroup = require('./lib/compute-group');
 const asyncCalls = require('./lib/async');
 const log = require('./lib/log');
 const finalize = require('./lib/finalize');
@@ -69,6 +70,7 @@ module.exports = {
   MeshStream: mesh.MeshStream,
   // compute
   Compute: compute.Compute,
+  ComputeGroup: computeGroup.ComputeGroup,
   Daemon: compute.Daemon,
   Delivery: compute.Delivery,
   // CortEX

@@ -78,17 +78,6 @@ func fastCompute(t *testing.T, m *netmesh.Mesh, cfg netmesh.ComputeConfig) *netm
 	return c
 }
 
-func waitUntil(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func countOf(c *netmesh.Compute, origin uint64) uint64 {
 	d, ok := c.Daemon(origin)
 	if !ok {
@@ -118,7 +107,7 @@ func TestComputeGoCounterMigratesUnderLoadExactlyOnce(t *testing.T) {
 
 	var stop atomic.Bool
 	var sent atomic.Uint64
-	var forwarded atomic.Uint64
+	var forwarded, processedAtA atomic.Uint64
 	produced := make(chan error, 1)
 	go func() {
 		for seq := uint64(1); !stop.Load() || seq <= 200; seq++ {
@@ -134,11 +123,16 @@ func TestComputeGoCounterMigratesUnderLoadExactlyOnce(t *testing.T) {
 			if outcome == netmesh.DeliveryForwarded {
 				forwarded.Add(1)
 			}
+			if outcome == netmesh.DeliveryProcessed {
+				processedAtA.Add(1)
+			}
 			sent.Store(seq)
 		}
 		produced <- nil
 	}()
-	waitUntil(t, "events before the move", func() bool { return sent.Load() >= 50 })
+	if _, ok, err := a.WaitProcessed(context.Background(), origin, 50, 20*time.Second); !ok || err != nil {
+		t.Fatalf("events before the move: ok=%v err=%v", ok, err)
+	}
 	if err := c.StartMigration(origin, must(meshes[0].NodeID()), must(meshes[1].NodeID())); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +167,14 @@ func TestComputeGoCounterMigratesUnderLoadExactlyOnce(t *testing.T) {
 		t.Fatal("no event was forwarded after the cut-over")
 	}
 	total := sent.Load()
-	waitUntil(t, "every event applied on the target", func() bool { return countOf(b, origin) == total })
+	// B applies what A did not: the events buffered during the move and
+	// those forwarded after it.
+	if _, ok, err := b.WaitProcessed(context.Background(), origin, total-processedAtA.Load(), 20*time.Second); !ok || err != nil {
+		t.Fatalf("every event applied on the target: ok=%v err=%v", ok, err)
+	}
+	if got := countOf(b, origin); got != total {
+		t.Fatalf("target count %d, sent %d", got, total)
+	}
 	if st := must(b.Stats(origin)); st.Errors != 0 || st.Name != "counter" {
 		t.Fatalf("target stats %+v", st)
 	}

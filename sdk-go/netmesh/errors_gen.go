@@ -297,6 +297,30 @@ const (
 	// The work item is no longer awaited: answered already, or its daemon
 	// call stopped waiting (its timeout passed). The answer was dropped.
 	StatusComputeWorkExpired Status = C.NET_ERR_COMPUTE_WORK_EXPIRED
+	// StatusComputeGroupPlacement is NET_ERR_COMPUTE_GROUP_PLACEMENT (-511):
+	// No node can take a group member: none matches the kind's requirements
+	// outside the nodes the group already uses or knows to have failed.
+	// Nothing the call placed stays spawned.
+	StatusComputeGroupPlacement Status = C.NET_ERR_COMPUTE_GROUP_PLACEMENT
+	// StatusComputeGroupNoHealthyMember is NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER (-512):
+	// No member of the group can take the event (all unhealthy); report a
+	// failed node with `net_compute_group_node_failed` to get it replaced.
+	StatusComputeGroupNoHealthyMember Status = C.NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER
+	// StatusComputeGroupUnknownNode is NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE (-513):
+	// The group does not know that node (it is not one of the group's
+	// compute runtimes).
+	StatusComputeGroupUnknownNode Status = C.NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE
+	// StatusComputeGroupStateless is NET_ERR_COMPUTE_GROUP_STATELESS (-514):
+	// A standby group's daemon kind is stateless: there is no state to sync.
+	StatusComputeGroupStateless Status = C.NET_ERR_COMPUTE_GROUP_STATELESS
+	// StatusComputeGroupReplay is NET_ERR_COMPUTE_GROUP_REPLAY (-515):
+	// A promoted standby failed to replay a logged event; the new active is in
+	// place and the rest of the log stays pending (promote again resumes).
+	StatusComputeGroupReplay Status = C.NET_ERR_COMPUTE_GROUP_REPLAY
+	// StatusComputeGroupWrongKind is NET_ERR_COMPUTE_GROUP_WRONG_KIND (-516):
+	// The operation does not apply to this kind of group (e.g. scaling a
+	// standby group, promoting in a replica group).
+	StatusComputeGroupWrongKind Status = C.NET_ERR_COMPUTE_GROUP_WRONG_KIND
 	// StatusRulesInvalid is NET_ERR_RULES_INVALID (-600):
 	// A rule set, rule or context is invalid (malformed JSON, an unknown key,
 	// a bad operand or regex, a duplicate id); the message names it.
@@ -345,97 +369,103 @@ const (
 //
 // They are constants of type Status; every *Error unwraps to its Status.
 const (
-	ErrInvalidArgument            = StatusInvalidArgument
-	ErrShuttingDown               = StatusShuttingDown
-	ErrPanic                      = StatusPanic
-	ErrInternal                   = StatusInternal
-	ErrCancelled                  = StatusCancelled
-	ErrBusy                       = StatusBusy
-	ErrReadOnly                   = StatusReadOnly
-	ErrInvalidPublicKey           = StatusInvalidPublicKey
-	ErrInvalidSignature           = StatusInvalidSignature
-	ErrTokenInvalidSignature      = StatusTokenInvalidSignature
-	ErrTokenNotYetValid           = StatusTokenNotYetValid
-	ErrTokenExpired               = StatusTokenExpired
-	ErrTokenDelegationExhausted   = StatusTokenDelegationExhausted
-	ErrTokenDelegationNotAllowed  = StatusTokenDelegationNotAllowed
-	ErrTokenNotAuthorized         = StatusTokenNotAuthorized
-	ErrTokenInvalidFormat         = StatusTokenInvalidFormat
-	ErrTokenZeroTTL               = StatusTokenZeroTTL
-	ErrEnvelopeUnknownVersion     = StatusEnvelopeUnknownVersion
-	ErrEnvelopeInvalidLength      = StatusEnvelopeInvalidLength
-	ErrEnvelopeInvalidSignerKey   = StatusEnvelopeInvalidSignerKey
-	ErrEnvelopeInvalidAttestation = StatusEnvelopeInvalidAttestation
-	ErrEnvelopeSealOpenFailed     = StatusEnvelopeSealOpenFailed
-	ErrEnvelopeOriginHashMismatch = StatusEnvelopeOriginHashMismatch
-	ErrChannelInvalidName         = StatusChannelInvalidName
-	ErrChannelUnauthorized        = StatusChannelUnauthorized
-	ErrChannelUnknown             = StatusChannelUnknown
-	ErrChannelRateLimited         = StatusChannelRateLimited
-	ErrChannelFull                = StatusChannelFull
-	ErrChannelHashCollision       = StatusChannelHashCollision
-	ErrChannelTooManyPending      = StatusChannelTooManyPending
-	ErrChannelConfig              = StatusChannelConfig
-	ErrChannelNoAnswer            = StatusChannelNoAnswer
-	ErrRedexIO                    = StatusRedexIO
-	ErrRedexPoisoned              = StatusRedexPoisoned
-	ErrRedexSyncFailed            = StatusRedexSyncFailed
-	ErrRedexLocked                = StatusRedexLocked
-	ErrRedexClosed                = StatusRedexClosed
-	ErrRedexInvalidConfig         = StatusRedexInvalidConfig
-	ErrRedexInlineLength          = StatusRedexInlineLength
-	ErrRedexTooLarge              = StatusRedexTooLarge
-	ErrRedexGenerationOverflow    = StatusRedexGenerationOverflow
-	ErrRedexNoPersistentDir       = StatusRedexNoPersistentDir
-	ErrRedexCorrupt               = StatusRedexCorrupt
-	ErrRedexSeqExhausted          = StatusRedexSeqExhausted
-	ErrMeshConfig                 = StatusMeshConfig
-	ErrMeshIO                     = StatusMeshIO
-	ErrMeshHandshakeTimeout       = StatusMeshHandshakeTimeout
-	ErrMeshSessionExists          = StatusMeshSessionExists
-	ErrMeshUnknownPeer            = StatusMeshUnknownPeer
-	ErrMeshBackpressure           = StatusMeshBackpressure
-	ErrMeshTooLarge               = StatusMeshTooLarge
-	ErrMeshIdentityRefused        = StatusMeshIdentityRefused
-	ErrMeshHandshakeInProgress    = StatusMeshHandshakeInProgress
-	ErrMeshStreamClosed           = StatusMeshStreamClosed
-	ErrMeshNoRoute                = StatusMeshNoRoute
-	ErrMeshCapabilities           = StatusMeshCapabilities
-	ErrCortexHalted               = StatusCortexHalted
-	ErrCortexInvalidQuery         = StatusCortexInvalidQuery
-	ErrCortexInvalidConfig        = StatusCortexInvalidConfig
-	ErrCortexSnapshot             = StatusCortexSnapshot
-	ErrBusConfig                  = StatusBusConfig
-	ErrBusBackpressure            = StatusBusBackpressure
-	ErrBusSampled                 = StatusBusSampled
-	ErrBusUnrouted                = StatusBusUnrouted
-	ErrBusNotConnected            = StatusBusNotConnected
-	ErrBusAdapter                 = StatusBusAdapter
-	ErrBusAdapterFatal            = StatusBusAdapterFatal
-	ErrBusInvalidRequest          = StatusBusInvalidRequest
-	ErrBusProducerState           = StatusBusProducerState
-	ErrComputeNotFound            = StatusComputeNotFound
-	ErrComputeStale               = StatusComputeStale
-	ErrComputeAlreadyRegistered   = StatusComputeAlreadyRegistered
-	ErrComputeDaemon              = StatusComputeDaemon
-	ErrComputeUnknownKind         = StatusComputeUnknownKind
-	ErrComputeAlreadyMigrating    = StatusComputeAlreadyMigrating
-	ErrComputeNoMigration         = StatusComputeNoMigration
-	ErrComputeTransport           = StatusComputeTransport
-	ErrComputeBufferFull          = StatusComputeBufferFull
-	ErrComputeConfig              = StatusComputeConfig
-	ErrComputeWorkExpired         = StatusComputeWorkExpired
-	ErrRulesInvalid               = StatusRulesInvalid
-	ErrRulesUnknownRule           = StatusRulesUnknownRule
-	ErrSafetyConfig               = StatusSafetyConfig
-	ErrSafetyKillSwitch           = StatusSafetyKillSwitch
-	ErrSafetyLimit                = StatusSafetyLimit
-	ErrSafetyRateLimited          = StatusSafetyRateLimited
-	ErrSafetyContent              = StatusSafetyContent
-	ErrLbConfig                   = StatusLbConfig
-	ErrLbNoEndpoint               = StatusLbNoEndpoint
-	ErrLbDuplicateEndpoint        = StatusLbDuplicateEndpoint
-	ErrLbUnknownEndpoint          = StatusLbUnknownEndpoint
+	ErrInvalidArgument             = StatusInvalidArgument
+	ErrShuttingDown                = StatusShuttingDown
+	ErrPanic                       = StatusPanic
+	ErrInternal                    = StatusInternal
+	ErrCancelled                   = StatusCancelled
+	ErrBusy                        = StatusBusy
+	ErrReadOnly                    = StatusReadOnly
+	ErrInvalidPublicKey            = StatusInvalidPublicKey
+	ErrInvalidSignature            = StatusInvalidSignature
+	ErrTokenInvalidSignature       = StatusTokenInvalidSignature
+	ErrTokenNotYetValid            = StatusTokenNotYetValid
+	ErrTokenExpired                = StatusTokenExpired
+	ErrTokenDelegationExhausted    = StatusTokenDelegationExhausted
+	ErrTokenDelegationNotAllowed   = StatusTokenDelegationNotAllowed
+	ErrTokenNotAuthorized          = StatusTokenNotAuthorized
+	ErrTokenInvalidFormat          = StatusTokenInvalidFormat
+	ErrTokenZeroTTL                = StatusTokenZeroTTL
+	ErrEnvelopeUnknownVersion      = StatusEnvelopeUnknownVersion
+	ErrEnvelopeInvalidLength       = StatusEnvelopeInvalidLength
+	ErrEnvelopeInvalidSignerKey    = StatusEnvelopeInvalidSignerKey
+	ErrEnvelopeInvalidAttestation  = StatusEnvelopeInvalidAttestation
+	ErrEnvelopeSealOpenFailed      = StatusEnvelopeSealOpenFailed
+	ErrEnvelopeOriginHashMismatch  = StatusEnvelopeOriginHashMismatch
+	ErrChannelInvalidName          = StatusChannelInvalidName
+	ErrChannelUnauthorized         = StatusChannelUnauthorized
+	ErrChannelUnknown              = StatusChannelUnknown
+	ErrChannelRateLimited          = StatusChannelRateLimited
+	ErrChannelFull                 = StatusChannelFull
+	ErrChannelHashCollision        = StatusChannelHashCollision
+	ErrChannelTooManyPending       = StatusChannelTooManyPending
+	ErrChannelConfig               = StatusChannelConfig
+	ErrChannelNoAnswer             = StatusChannelNoAnswer
+	ErrRedexIO                     = StatusRedexIO
+	ErrRedexPoisoned               = StatusRedexPoisoned
+	ErrRedexSyncFailed             = StatusRedexSyncFailed
+	ErrRedexLocked                 = StatusRedexLocked
+	ErrRedexClosed                 = StatusRedexClosed
+	ErrRedexInvalidConfig          = StatusRedexInvalidConfig
+	ErrRedexInlineLength           = StatusRedexInlineLength
+	ErrRedexTooLarge               = StatusRedexTooLarge
+	ErrRedexGenerationOverflow     = StatusRedexGenerationOverflow
+	ErrRedexNoPersistentDir        = StatusRedexNoPersistentDir
+	ErrRedexCorrupt                = StatusRedexCorrupt
+	ErrRedexSeqExhausted           = StatusRedexSeqExhausted
+	ErrMeshConfig                  = StatusMeshConfig
+	ErrMeshIO                      = StatusMeshIO
+	ErrMeshHandshakeTimeout        = StatusMeshHandshakeTimeout
+	ErrMeshSessionExists           = StatusMeshSessionExists
+	ErrMeshUnknownPeer             = StatusMeshUnknownPeer
+	ErrMeshBackpressure            = StatusMeshBackpressure
+	ErrMeshTooLarge                = StatusMeshTooLarge
+	ErrMeshIdentityRefused         = StatusMeshIdentityRefused
+	ErrMeshHandshakeInProgress     = StatusMeshHandshakeInProgress
+	ErrMeshStreamClosed            = StatusMeshStreamClosed
+	ErrMeshNoRoute                 = StatusMeshNoRoute
+	ErrMeshCapabilities            = StatusMeshCapabilities
+	ErrCortexHalted                = StatusCortexHalted
+	ErrCortexInvalidQuery          = StatusCortexInvalidQuery
+	ErrCortexInvalidConfig         = StatusCortexInvalidConfig
+	ErrCortexSnapshot              = StatusCortexSnapshot
+	ErrBusConfig                   = StatusBusConfig
+	ErrBusBackpressure             = StatusBusBackpressure
+	ErrBusSampled                  = StatusBusSampled
+	ErrBusUnrouted                 = StatusBusUnrouted
+	ErrBusNotConnected             = StatusBusNotConnected
+	ErrBusAdapter                  = StatusBusAdapter
+	ErrBusAdapterFatal             = StatusBusAdapterFatal
+	ErrBusInvalidRequest           = StatusBusInvalidRequest
+	ErrBusProducerState            = StatusBusProducerState
+	ErrComputeNotFound             = StatusComputeNotFound
+	ErrComputeStale                = StatusComputeStale
+	ErrComputeAlreadyRegistered    = StatusComputeAlreadyRegistered
+	ErrComputeDaemon               = StatusComputeDaemon
+	ErrComputeUnknownKind          = StatusComputeUnknownKind
+	ErrComputeAlreadyMigrating     = StatusComputeAlreadyMigrating
+	ErrComputeNoMigration          = StatusComputeNoMigration
+	ErrComputeTransport            = StatusComputeTransport
+	ErrComputeBufferFull           = StatusComputeBufferFull
+	ErrComputeConfig               = StatusComputeConfig
+	ErrComputeWorkExpired          = StatusComputeWorkExpired
+	ErrComputeGroupPlacement       = StatusComputeGroupPlacement
+	ErrComputeGroupNoHealthyMember = StatusComputeGroupNoHealthyMember
+	ErrComputeGroupUnknownNode     = StatusComputeGroupUnknownNode
+	ErrComputeGroupStateless       = StatusComputeGroupStateless
+	ErrComputeGroupReplay          = StatusComputeGroupReplay
+	ErrComputeGroupWrongKind       = StatusComputeGroupWrongKind
+	ErrRulesInvalid                = StatusRulesInvalid
+	ErrRulesUnknownRule            = StatusRulesUnknownRule
+	ErrSafetyConfig                = StatusSafetyConfig
+	ErrSafetyKillSwitch            = StatusSafetyKillSwitch
+	ErrSafetyLimit                 = StatusSafetyLimit
+	ErrSafetyRateLimited           = StatusSafetyRateLimited
+	ErrSafetyContent               = StatusSafetyContent
+	ErrLbConfig                    = StatusLbConfig
+	ErrLbNoEndpoint                = StatusLbNoEndpoint
+	ErrLbDuplicateEndpoint         = StatusLbDuplicateEndpoint
+	ErrLbUnknownEndpoint           = StatusLbUnknownEndpoint
 )
 
 // statusInfo describes a status: its C name and a short text (the first
@@ -531,6 +561,12 @@ var statusTable = [...]statusInfo{
 	{StatusComputeBufferFull, "NET_ERR_COMPUTE_BUFFER_FULL", "the migration's event buffer is full; the event was not taken"},
 	{StatusComputeConfig, "NET_ERR_COMPUTE_CONFIG", "the compute configuration is invalid; the message names the key"},
 	{StatusComputeWorkExpired, "NET_ERR_COMPUTE_WORK_EXPIRED", "the work item is no longer awaited: answered already, or its daemon call stopped waiting"},
+	{StatusComputeGroupPlacement, "NET_ERR_COMPUTE_GROUP_PLACEMENT", "no node can take a group member: none matches the kind's requirements outside the nodes the group already uses or knows to have failed"},
+	{StatusComputeGroupNoHealthyMember, "NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER", "no member of the group can take the event (all unhealthy); report a failed node with net_compute_group_node_failed to get it replaced"},
+	{StatusComputeGroupUnknownNode, "NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE", "the group does not know that node"},
+	{StatusComputeGroupStateless, "NET_ERR_COMPUTE_GROUP_STATELESS", "a standby group's daemon kind is stateless: there is no state to sync"},
+	{StatusComputeGroupReplay, "NET_ERR_COMPUTE_GROUP_REPLAY", "a promoted standby failed to replay a logged event; the new active is in place and the rest of the log stays pending"},
+	{StatusComputeGroupWrongKind, "NET_ERR_COMPUTE_GROUP_WRONG_KIND", "the operation does not apply to this kind of group (e.g"},
 	{StatusRulesInvalid, "NET_ERR_RULES_INVALID", "a rule set, rule or context is invalid (malformed JSON, an unknown key, a bad operand or regex, a duplicate id); the message names it"},
 	{StatusRulesUnknownRule, "NET_ERR_RULES_UNKNOWN_RULE", "no rule has that id"},
 	{StatusSafetyConfig, "NET_ERR_SAFETY_CONFIG", "a safety configuration, limits or request is invalid; the message names the key or pattern"},

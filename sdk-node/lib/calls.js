@@ -801,7 +801,49 @@ function computeStop(handle, origin) {
   return null;
 }
 
+function computeGroupReplica(rts, kind, seed, count, lb) {
+  const out = [null];
+  check(fns.net_compute_group_replica(rts, rts.length, kind, kind.length, seed, seed.length, count, ptr(lb), len(lb), out));
+  return out[0];
+}
+
+function computeGroupFork(rts, kind, parentNode, parentOrigin, count, lb) {
+  const out = [null];
+  check(fns.net_compute_group_fork(rts, rts.length, kind, kind.length, parentNode, parentOrigin, count, ptr(lb), len(lb), out));
+  return out[0];
+}
+
+function computeGroupStandby(rts, kind, seed, count) {
+  const out = [null];
+  check(fns.net_compute_group_standby(rts, rts.length, kind, kind.length, seed, seed.length, count, out));
+  return out[0];
+}
+
+function computeGroupScale(handle, count) {
+  check(fns.net_compute_group_scale(handle, count));
+  return null;
+}
+
+function computeGroupPromote(handle) {
+  const index = [0];
+  check(fns.net_compute_group_promote(handle, index));
+  return index[0];
+}
+
+/** A group call writing JSON (status, sync, node_failed): its bytes. */
+function computeGroupJson(name, handle, ...extra) {
+  const out = { ptr: null, len: 0 };
+  check(fns[name](handle, ...extra, out));
+  return takeBytes(out);
+}
+
 module.exports = {
+  computeGroupReplica,
+  computeGroupFork,
+  computeGroupStandby,
+  computeGroupScale,
+  computeGroupPromote,
+  computeGroupJson,
   computeStats,
   computeMigrationStatus,
   computeStartMigration,

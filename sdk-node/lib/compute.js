@@ -243,18 +243,28 @@ class Compute {
       pool
         .getPool()
         .run('computeStats', [this.#live(), args.u64(origin, 'origin')], [this])
-        .then((raw) => {
-          const j = parseBig(Buffer.from(raw));
-          return {
-            origin: BigInt(j.origin),
-            name: j.name,
-            eventsProcessed: BigInt(j.events_processed),
-            eventsEmitted: BigInt(j.events_emitted),
-            errors: BigInt(j.errors),
-            headSequence: BigInt(j.head_sequence),
-          };
-        }),
+        .then((raw) => statsOf(Buffer.from(raw))),
     );
+  }
+
+  /**
+   * Resolves with daemon `origin`'s stats once it runs here having
+   * processed at least `count` events (it may still be arriving by
+   * migration), or null after `timeoutMs` (omitted: no limit); `{ signal }`
+   * cancels the wait. The count is checked after every delivery here:
+   * nothing polls.
+   */
+  waitProcessed(origin, count, timeoutMs, options) {
+    return pooled(() => {
+      const o = args.u64(origin, 'origin');
+      const n = args.u64(count, 'count');
+      const wait = timeoutArg(timeoutMs);
+      const signal = asyncCalls.signalArg(options);
+      const handle = this.#live();
+      return asyncCalls
+        .blocking({ op: 'compute_wait_processed', attempt: waitProcessedAttempt(handle, o, n), resumable: true, timeoutMs: waitMs(wait), signal })
+        .then((r) => (asyncCalls.check(r) === STATUS.NET_OK ? r.value : null));
+    });
   }
 
   /**
@@ -475,6 +485,30 @@ function waitMigrationAttempt(handle, origin) {
       args: [handle, origin, timeoutMs, out, token, error],
       result: (status) => (status === STATUS.NET_OK ? statusOf(takeBytes(out)) : null),
     };
+  };
+}
+
+function waitProcessedAttempt(handle, origin, count) {
+  return (token, error, timeoutMs) => {
+    const out = { ptr: null, len: 0 };
+    return {
+      fn: fns.net_compute_wait_processed,
+      args: [handle, origin, count, timeoutMs, out, token, error],
+      result: (status) => (status === STATUS.NET_OK ? statsOf(takeBytes(out)) : null),
+    };
+  };
+}
+
+/** A daemon's stats JSON as the SDK returns it (bigints). */
+function statsOf(buf) {
+  const j = parseBig(buf);
+  return {
+    origin: BigInt(j.origin),
+    name: j.name,
+    eventsProcessed: BigInt(j.events_processed),
+    eventsEmitted: BigInt(j.events_emitted),
+    errors: BigInt(j.errors),
+    headSequence: BigInt(j.head_sequence),
   };
 }
 

@@ -559,6 +559,48 @@ export declare class ComputeConfigError extends ComputeError {}
  */
 export declare class ComputeWorkExpiredError extends ComputeError {}
 /**
+ * No node can take a group member: none matches the kind's requirements
+ * outside the nodes the group already uses or knows to have failed.
+ * Nothing the call placed stays spawned.
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_PLACEMENT` (-511).
+ */
+export declare class ComputeGroupPlacementError extends ComputeError {}
+/**
+ * No member of the group can take the event (all unhealthy); report a
+ * failed node with `net_compute_group_node_failed` to get it replaced.
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER` (-512).
+ */
+export declare class ComputeGroupNoHealthyMemberError extends ComputeError {}
+/**
+ * The group does not know that node (it is not one of the group's
+ * compute runtimes).
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE` (-513).
+ */
+export declare class ComputeGroupUnknownNodeError extends ComputeError {}
+/**
+ * A standby group's daemon kind is stateless: there is no state to sync.
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_STATELESS` (-514).
+ */
+export declare class ComputeGroupStatelessError extends ComputeError {}
+/**
+ * A promoted standby failed to replay a logged event; the new active is in
+ * place and the rest of the log stays pending (promote again resumes).
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_REPLAY` (-515).
+ */
+export declare class ComputeGroupReplayError extends ComputeError {}
+/**
+ * The operation does not apply to this kind of group (e.g. scaling a
+ * standby group, promoting in a replica group).
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_WRONG_KIND` (-516).
+ */
+export declare class ComputeGroupWrongKindError extends ComputeError {}
+/**
  * A rule set, rule or context is invalid (malformed JSON, an unknown key,
  * a bad operand or regex, a duplicate id); the message names it.
  *

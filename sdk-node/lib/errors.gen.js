@@ -564,6 +564,48 @@ class ComputeConfigError extends ComputeError {}
  */
 class ComputeWorkExpiredError extends ComputeError {}
 /**
+ * No node can take a group member: none matches the kind's requirements
+ * outside the nodes the group already uses or knows to have failed.
+ * Nothing the call placed stays spawned.
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_PLACEMENT` (-511).
+ */
+class ComputeGroupPlacementError extends ComputeError {}
+/**
+ * No member of the group can take the event (all unhealthy); report a
+ * failed node with `net_compute_group_node_failed` to get it replaced.
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER` (-512).
+ */
+class ComputeGroupNoHealthyMemberError extends ComputeError {}
+/**
+ * The group does not know that node (it is not one of the group's
+ * compute runtimes).
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE` (-513).
+ */
+class ComputeGroupUnknownNodeError extends ComputeError {}
+/**
+ * A standby group's daemon kind is stateless: there is no state to sync.
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_STATELESS` (-514).
+ */
+class ComputeGroupStatelessError extends ComputeError {}
+/**
+ * A promoted standby failed to replay a logged event; the new active is in
+ * place and the rest of the log stays pending (promote again resumes).
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_REPLAY` (-515).
+ */
+class ComputeGroupReplayError extends ComputeError {}
+/**
+ * The operation does not apply to this kind of group (e.g. scaling a
+ * standby group, promoting in a replica group).
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_WRONG_KIND` (-516).
+ */
+class ComputeGroupWrongKindError extends ComputeError {}
+/**
  * A rule set, rule or context is invalid (malformed JSON, an unknown key,
  * a bad operand or regex, a duplicate id); the message names it.
  *
@@ -719,6 +761,12 @@ const CLASS_BY_STATUS = new Map([
   [-508, ComputeBufferFullError], // NET_ERR_COMPUTE_BUFFER_FULL
   [-509, ComputeConfigError], // NET_ERR_COMPUTE_CONFIG
   [-510, ComputeWorkExpiredError], // NET_ERR_COMPUTE_WORK_EXPIRED
+  [-511, ComputeGroupPlacementError], // NET_ERR_COMPUTE_GROUP_PLACEMENT
+  [-512, ComputeGroupNoHealthyMemberError], // NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER
+  [-513, ComputeGroupUnknownNodeError], // NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE
+  [-514, ComputeGroupStatelessError], // NET_ERR_COMPUTE_GROUP_STATELESS
+  [-515, ComputeGroupReplayError], // NET_ERR_COMPUTE_GROUP_REPLAY
+  [-516, ComputeGroupWrongKindError], // NET_ERR_COMPUTE_GROUP_WRONG_KIND
   [-600, RulesInvalidError], // NET_ERR_RULES_INVALID
   [-601, RulesUnknownRuleError], // NET_ERR_RULES_UNKNOWN_RULE
   [-620, SafetyConfigError], // NET_ERR_SAFETY_CONFIG
@@ -834,6 +882,12 @@ const ERROR_CLASSES = Object.freeze({
   ComputeBufferFullError,
   ComputeConfigError,
   ComputeWorkExpiredError,
+  ComputeGroupPlacementError,
+  ComputeGroupNoHealthyMemberError,
+  ComputeGroupUnknownNodeError,
+  ComputeGroupStatelessError,
+  ComputeGroupReplayError,
+  ComputeGroupWrongKindError,
   RulesInvalidError,
   RulesUnknownRuleError,
   SafetyConfigError,

@@ -274,6 +274,34 @@ const STATUS = Object.freeze({
    */
   NET_ERR_COMPUTE_WORK_EXPIRED: -510,
   /**
+   * No node can take a group member: none matches the kind's requirements
+   * outside the nodes the group already uses or knows to have failed.
+   * Nothing the call placed stays spawned.
+   */
+  NET_ERR_COMPUTE_GROUP_PLACEMENT: -511,
+  /**
+   * No member of the group can take the event (all unhealthy); report a
+   * failed node with `net_compute_group_node_failed` to get it replaced.
+   */
+  NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER: -512,
+  /**
+   * The group does not know that node (it is not one of the group's
+   * compute runtimes).
+   */
+  NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE: -513,
+  /** A standby group's daemon kind is stateless: there is no state to sync. */
+  NET_ERR_COMPUTE_GROUP_STATELESS: -514,
+  /**
+   * A promoted standby failed to replay a logged event; the new active is in
+   * place and the rest of the log stays pending (promote again resumes).
+   */
+  NET_ERR_COMPUTE_GROUP_REPLAY: -515,
+  /**
+   * The operation does not apply to this kind of group (e.g. scaling a
+   * standby group, promoting in a replica group).
+   */
+  NET_ERR_COMPUTE_GROUP_WRONG_KIND: -516,
+  /**
    * A rule set, rule or context is invalid (malformed JSON, an unknown key,
    * a bad operand or regex, a duplicate id); the message names it.
    */
@@ -483,6 +511,7 @@ function defineTypes(koffi) {
   named('net_status_t', () => koffi.alias('net_status_t', 'int32_t'));
   named('net_bus_t', () => koffi.opaque('net_bus_t'));
   named('net_cancel_t', () => koffi.opaque('net_cancel_t'));
+  named('net_compute_group_t', () => koffi.opaque('net_compute_group_t'));
   named('net_compute_t', () => koffi.opaque('net_compute_t'));
   named('net_identity_t', () => koffi.opaque('net_identity_t'));
   named('net_lb_selection_t', () => koffi.opaque('net_lb_selection_t'));
@@ -620,6 +649,7 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_compute_deliver(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, _Out_ uint32_t *outcome_out, _Inout_ net_error_t *error_out)',
   'net_status_t net_compute_next_output(const net_compute_t *compute, uint32_t timeout_ms, _Out_ uint64_t *origin_out, _Out_ uint64_t *sequence_out, _Inout_ net_bytes_t *payload_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_compute_stats(const net_compute_t *compute, uint64_t origin, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_compute_wait_processed(const net_compute_t *compute, uint64_t origin, uint64_t events_processed, uint32_t timeout_ms, _Inout_ net_bytes_t *json_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_compute_daemons(const net_compute_t *compute, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_compute_start_migration(const net_compute_t *compute, uint64_t origin, uint64_t source, uint64_t target)',
   'net_status_t net_compute_migration_status(const net_compute_t *compute, uint64_t origin, _Inout_ net_bytes_t *json_out)',
@@ -630,6 +660,16 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_compute_complete_restore(const net_compute_t *compute, uint64_t work_id)',
   'net_status_t net_compute_complete_create(const net_compute_t *compute, uint64_t work_id, uint64_t instance)',
   'net_status_t net_compute_fail(const net_compute_t *compute, uint64_t work_id, const uint8_t *message, size_t message_len)',
+  'net_status_t net_compute_group_replica(const net_compute_t *const *nodes, size_t node_count, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint32_t count, const uint8_t *lb_json, size_t lb_json_len, _Out_ net_compute_group_t **out)',
+  'net_status_t net_compute_group_fork(const net_compute_t *const *nodes, size_t node_count, const uint8_t *kind, size_t kind_len, uint64_t parent_node, uint64_t parent_origin, uint32_t count, const uint8_t *lb_json, size_t lb_json_len, _Out_ net_compute_group_t **out)',
+  'net_status_t net_compute_group_standby(const net_compute_t *const *nodes, size_t node_count, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint32_t count, _Out_ net_compute_group_t **out)',
+  'net_status_t net_compute_group_free(net_compute_group_t *group)',
+  'net_status_t net_compute_group_route(const net_compute_group_t *group, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, const uint8_t *key, size_t key_len, _Out_ uint32_t *index_out, _Out_ uint64_t *origin_out, _Out_ uint64_t *node_out, _Out_ uint32_t *outcome_out, _Inout_ net_error_t *error_out)',
+  'net_status_t net_compute_group_scale(const net_compute_group_t *group, uint32_t count)',
+  'net_status_t net_compute_group_node_failed(const net_compute_group_t *group, uint64_t node, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_compute_group_sync(const net_compute_group_t *group, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_compute_group_promote(const net_compute_group_t *group, _Out_ uint32_t *index_out)',
+  'net_status_t net_compute_group_status(const net_compute_group_t *group, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_model_open(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, _Out_ net_model_t **out)',
   'net_status_t net_model_restore(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, _Out_ net_model_t **out)',
   'net_status_t net_model_free(net_model_t *model)',

@@ -56,7 +56,7 @@ from .cortex import (
 from .netdb import NetDB
 from .behavior import LoadBalancer, Permit, Rules, Safety, Selection
 from .bus import Bus, BusEvent, IngestReport, PollResult, RedisStreamDedup
-from .compute import Compute, Daemon, DaemonEvent, DaemonOutput, Delivery, MigrationStatus
+from .compute import Compute, ComputeGroup, Daemon, DaemonEvent, DaemonOutput, Delivery, MigrationStatus, Routed
 from . import capabilities as _capabilities
 from .capabilities import (
     AcceleratorInfo,
@@ -143,11 +143,13 @@ __all__ = [
     "RedisStreamDedup",
     # compute
     "Compute",
+    "ComputeGroup",
     "Daemon",
     "DaemonEvent",
     "DaemonOutput",
     "Delivery",
     "MigrationStatus",
+    "Routed",
     "__version__",
     "version",
     "abi_version",

@@ -132,6 +132,12 @@ enum net_status_t {
     NET_ERR_COMPUTE_BUFFER_FULL = -508,
     NET_ERR_COMPUTE_CONFIG = -509,
     NET_ERR_COMPUTE_WORK_EXPIRED = -510,
+    NET_ERR_COMPUTE_GROUP_PLACEMENT = -511,
+    NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER = -512,
+    NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE = -513,
+    NET_ERR_COMPUTE_GROUP_STATELESS = -514,
+    NET_ERR_COMPUTE_GROUP_REPLAY = -515,
+    NET_ERR_COMPUTE_GROUP_WRONG_KIND = -516,
     NET_ERR_RULES_INVALID = -600,
     NET_ERR_RULES_UNKNOWN_RULE = -601,
     NET_ERR_SAFETY_CONFIG = -620,
@@ -147,6 +153,7 @@ enum net_status_t {
 typedef int32_t net_status_t;
 typedef struct net_bus_t net_bus_t;
 typedef struct net_cancel_t net_cancel_t;
+typedef struct net_compute_group_t net_compute_group_t;
 typedef struct net_compute_t net_compute_t;
 typedef struct net_identity_t net_identity_t;
 typedef struct net_lb_selection_t net_lb_selection_t;
@@ -264,6 +271,7 @@ net_status_t net_compute_stop(const net_compute_t *compute, uint64_t origin);
 net_status_t net_compute_deliver(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, uint32_t *outcome_out, net_error_t *error_out);
 net_status_t net_compute_next_output(const net_compute_t *compute, uint32_t timeout_ms, uint64_t *origin_out, uint64_t *sequence_out, net_bytes_t *payload_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_stats(const net_compute_t *compute, uint64_t origin, net_bytes_t *json_out);
+net_status_t net_compute_wait_processed(const net_compute_t *compute, uint64_t origin, uint64_t events_processed, uint32_t timeout_ms, net_bytes_t *json_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_daemons(const net_compute_t *compute, net_bytes_t *json_out);
 net_status_t net_compute_start_migration(const net_compute_t *compute, uint64_t origin, uint64_t source, uint64_t target);
 net_status_t net_compute_migration_status(const net_compute_t *compute, uint64_t origin, net_bytes_t *json_out);
@@ -274,6 +282,16 @@ net_status_t net_compute_complete_snapshot(const net_compute_t *compute, uint64_
 net_status_t net_compute_complete_restore(const net_compute_t *compute, uint64_t work_id);
 net_status_t net_compute_complete_create(const net_compute_t *compute, uint64_t work_id, uint64_t instance);
 net_status_t net_compute_fail(const net_compute_t *compute, uint64_t work_id, const uint8_t *message, size_t message_len);
+net_status_t net_compute_group_replica(const net_compute_t *const *nodes, size_t node_count, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint32_t count, const uint8_t *lb_json, size_t lb_json_len, net_compute_group_t **out);
+net_status_t net_compute_group_fork(const net_compute_t *const *nodes, size_t node_count, const uint8_t *kind, size_t kind_len, uint64_t parent_node, uint64_t parent_origin, uint32_t count, const uint8_t *lb_json, size_t lb_json_len, net_compute_group_t **out);
+net_status_t net_compute_group_standby(const net_compute_t *const *nodes, size_t node_count, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint32_t count, net_compute_group_t **out);
+net_status_t net_compute_group_free(net_compute_group_t *group);
+net_status_t net_compute_group_route(const net_compute_group_t *group, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, const uint8_t *key, size_t key_len, uint32_t *index_out, uint64_t *origin_out, uint64_t *node_out, uint32_t *outcome_out, net_error_t *error_out);
+net_status_t net_compute_group_scale(const net_compute_group_t *group, uint32_t count);
+net_status_t net_compute_group_node_failed(const net_compute_group_t *group, uint64_t node, net_bytes_t *json_out);
+net_status_t net_compute_group_sync(const net_compute_group_t *group, net_bytes_t *json_out);
+net_status_t net_compute_group_promote(const net_compute_group_t *group, uint32_t *index_out);
+net_status_t net_compute_group_status(const net_compute_group_t *group, net_bytes_t *json_out);
 net_status_t net_model_open(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, net_model_t **out);
 net_status_t net_model_restore(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, net_model_t **out);
 net_status_t net_model_free(net_model_t *model);

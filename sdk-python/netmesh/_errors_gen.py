@@ -102,6 +102,12 @@ __all__ = [
     "ComputeBufferFullError",
     "ComputeConfigError",
     "ComputeWorkExpiredError",
+    "ComputeGroupPlacementError",
+    "ComputeGroupNoHealthyMemberError",
+    "ComputeGroupUnknownNodeError",
+    "ComputeGroupStatelessError",
+    "ComputeGroupReplayError",
+    "ComputeGroupWrongKindError",
     "RulesInvalidError",
     "RulesUnknownRuleError",
     "SafetyConfigError",
@@ -762,6 +768,54 @@ class ComputeWorkExpiredError(ComputeError):
     """
 
 
+class ComputeGroupPlacementError(ComputeError):
+    """No node can take a group member: none matches the kind's requirements
+    outside the nodes the group already uses or knows to have failed.
+    Nothing the call placed stays spawned.
+
+    Status ``NET_ERR_COMPUTE_GROUP_PLACEMENT`` (-511).
+    """
+
+
+class ComputeGroupNoHealthyMemberError(ComputeError):
+    """No member of the group can take the event (all unhealthy); report a
+    failed node with `net_compute_group_node_failed` to get it replaced.
+
+    Status ``NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER`` (-512).
+    """
+
+
+class ComputeGroupUnknownNodeError(ComputeError):
+    """The group does not know that node (it is not one of the group's
+    compute runtimes).
+
+    Status ``NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE`` (-513).
+    """
+
+
+class ComputeGroupStatelessError(ComputeError):
+    """A standby group's daemon kind is stateless: there is no state to sync.
+
+    Status ``NET_ERR_COMPUTE_GROUP_STATELESS`` (-514).
+    """
+
+
+class ComputeGroupReplayError(ComputeError):
+    """A promoted standby failed to replay a logged event; the new active is in
+    place and the rest of the log stays pending (promote again resumes).
+
+    Status ``NET_ERR_COMPUTE_GROUP_REPLAY`` (-515).
+    """
+
+
+class ComputeGroupWrongKindError(ComputeError):
+    """The operation does not apply to this kind of group (e.g. scaling a
+    standby group, promoting in a replica group).
+
+    Status ``NET_ERR_COMPUTE_GROUP_WRONG_KIND`` (-516).
+    """
+
+
 class RulesInvalidError(NetError):
     """A rule set, rule or context is invalid (malformed JSON, an unknown key,
     a bad operand or regex, a duplicate id); the message names it.
@@ -928,6 +982,12 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     -508: ComputeBufferFullError,  # NET_ERR_COMPUTE_BUFFER_FULL
     -509: ComputeConfigError,  # NET_ERR_COMPUTE_CONFIG
     -510: ComputeWorkExpiredError,  # NET_ERR_COMPUTE_WORK_EXPIRED
+    -511: ComputeGroupPlacementError,  # NET_ERR_COMPUTE_GROUP_PLACEMENT
+    -512: ComputeGroupNoHealthyMemberError,  # NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER
+    -513: ComputeGroupUnknownNodeError,  # NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE
+    -514: ComputeGroupStatelessError,  # NET_ERR_COMPUTE_GROUP_STATELESS
+    -515: ComputeGroupReplayError,  # NET_ERR_COMPUTE_GROUP_REPLAY
+    -516: ComputeGroupWrongKindError,  # NET_ERR_COMPUTE_GROUP_WRONG_KIND
     -600: RulesInvalidError,  # NET_ERR_RULES_INVALID
     -601: RulesUnknownRuleError,  # NET_ERR_RULES_UNKNOWN_RULE
     -620: SafetyConfigError,  # NET_ERR_SAFETY_CONFIG
@@ -1043,7 +1103,13 @@ NetError
 │   ├── ComputeTransportError  NET_ERR_COMPUTE_TRANSPORT
 │   ├── ComputeBufferFullError  NET_ERR_COMPUTE_BUFFER_FULL
 │   ├── ComputeConfigError  NET_ERR_COMPUTE_CONFIG
-│   └── ComputeWorkExpiredError  NET_ERR_COMPUTE_WORK_EXPIRED
+│   ├── ComputeWorkExpiredError  NET_ERR_COMPUTE_WORK_EXPIRED
+│   ├── ComputeGroupPlacementError  NET_ERR_COMPUTE_GROUP_PLACEMENT
+│   ├── ComputeGroupNoHealthyMemberError  NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER
+│   ├── ComputeGroupUnknownNodeError  NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE
+│   ├── ComputeGroupStatelessError  NET_ERR_COMPUTE_GROUP_STATELESS
+│   ├── ComputeGroupReplayError  NET_ERR_COMPUTE_GROUP_REPLAY
+│   └── ComputeGroupWrongKindError  NET_ERR_COMPUTE_GROUP_WRONG_KIND
 ├── RulesInvalidError  NET_ERR_RULES_INVALID
 ├── RulesUnknownRuleError  NET_ERR_RULES_UNKNOWN_RULE
 ├── SafetyConfigError  NET_ERR_SAFETY_CONFIG

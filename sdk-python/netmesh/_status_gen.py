@@ -216,6 +216,24 @@ class Status(enum.IntEnum):
     #: The work item is no longer awaited: answered already, or its daemon
     #: call stopped waiting (its timeout passed). The answer was dropped.
     ERR_COMPUTE_WORK_EXPIRED = -510
+    #: No node can take a group member: none matches the kind's requirements
+    #: outside the nodes the group already uses or knows to have failed.
+    #: Nothing the call placed stays spawned.
+    ERR_COMPUTE_GROUP_PLACEMENT = -511
+    #: No member of the group can take the event (all unhealthy); report a
+    #: failed node with `net_compute_group_node_failed` to get it replaced.
+    ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER = -512
+    #: The group does not know that node (it is not one of the group's
+    #: compute runtimes).
+    ERR_COMPUTE_GROUP_UNKNOWN_NODE = -513
+    #: A standby group's daemon kind is stateless: there is no state to sync.
+    ERR_COMPUTE_GROUP_STATELESS = -514
+    #: A promoted standby failed to replay a logged event; the new active is in
+    #: place and the rest of the log stays pending (promote again resumes).
+    ERR_COMPUTE_GROUP_REPLAY = -515
+    #: The operation does not apply to this kind of group (e.g. scaling a
+    #: standby group, promoting in a replica group).
+    ERR_COMPUTE_GROUP_WRONG_KIND = -516
     #: A rule set, rule or context is invalid (malformed JSON, an unknown key,
     #: a bad operand or regex, a duplicate id); the message names it.
     ERR_RULES_INVALID = -600

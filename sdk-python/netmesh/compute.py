@@ -42,7 +42,7 @@ import dataclasses
 import enum
 import json
 import threading
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
 from ._ffi import BytesLike, buf, check, check_call, error_slot, ffi, lib, new_bytes, slice_array, take_bytes, timeout_ms
 from ._handle import _Handle
@@ -52,11 +52,13 @@ from .redex import Seconds
 
 __all__ = [
     "Compute",
+    "ComputeGroup",
     "Daemon",
     "DaemonEvent",
     "DaemonOutput",
     "Delivery",
     "MigrationStatus",
+    "Routed",
 ]
 
 
@@ -274,6 +276,31 @@ class Compute(_Handle):
         result: Dict[str, Any] = json.loads(take_bytes(out))
         return result
 
+    def wait_processed(
+        self, origin: int, count: int, timeout: Seconds = None, *, cancel: Optional[Cancel] = None
+    ) -> Optional[Dict[str, Any]]:
+        """Waits until daemon ``origin`` runs here having processed at
+        least ``count`` events (it may still be on its way here by
+        migration) and returns its :meth:`stats`; None if ``timeout``
+        seconds pass first. The count is checked after every delivery here:
+        nothing polls. ``cancel`` ends the wait (CancelledError)."""
+        handle = self._handle()
+        target = _u64(origin, "origin")
+        wanted = _u64(count, "count")
+        ms = timeout_ms(timeout)
+        out = new_bytes()
+
+        def call(token: Any) -> int:
+            err = error_slot()
+            status = int(lib.net_compute_wait_processed(handle, target, wanted, ms, out, token, err))
+            check_call(status, err)
+            return status
+
+        if call_blocking(call, cancel) != lib.NET_OK:
+            return None
+        result: Dict[str, Any] = json.loads(take_bytes(out))
+        return result
+
     def deliver(self, origin: int, producer: int, sequence: int, payload: BytesLike) -> Delivery:
         """Delivers an event to daemon ``origin`` wherever it is (a
         producer's sequences start at 1 and are contiguous per daemon) and
@@ -358,6 +385,147 @@ class Compute(_Handle):
 
     def __repr__(self) -> str:
         return f"<Compute {'closed' if self.closed else 'open'}>"
+
+
+class Routed(NamedTuple):
+    """Where :meth:`ComputeGroup.route` delivered an event: the member's
+    index, origin hash and node, and what its runtime did."""
+
+    index: int
+    origin: int
+    node: int
+    outcome: Delivery
+
+
+def _runtimes(nodes: Sequence[Compute]) -> Any:
+    if not nodes:
+        raise ValueError("a group needs at least one node")
+    return ffi.new("const net_compute_t *[]", [rt._handle() for rt in nodes])
+
+
+def _lb_json(lb: Optional[Dict[str, Any]]) -> bytes:
+    return json.dumps(lb).encode() if lb else b""
+
+
+class ComputeGroup(_Handle):
+    """A replica, fork or standby group (``net_compute_group_t``) of
+    daemons of one registered kind, placed on distinct nodes among the
+    :class:`Compute` runtimes it is made over (runtimes of this process:
+    groups spanning processes are not there yet). Each member is an
+    object built by its node's kind factory, called on that node's work
+    thread. Build one with :meth:`replica`, :meth:`fork` or
+    :meth:`standby`; close it to stop its members.
+
+    Group calls wait for the members' daemon methods: never make them from
+    a daemon method."""
+
+    __slots__ = ()
+    _kind = "ComputeGroup"
+    _free = staticmethod(lib.net_compute_group_free)
+
+    @classmethod
+    def replica(
+        cls, nodes: Sequence[Compute], kind: str, seed: BytesLike, count: int, *, lb: Optional[Dict[str, Any]] = None
+    ) -> "ComputeGroup":
+        """``count`` identical daemons of ``kind`` (identities from the
+        32-byte ``seed``), one per node, sharing routed events through a
+        load balancer (``lb``: its configuration, e.g. ``{"strategy":
+        "round_robin"}``)."""
+        raw, cfg = kind.encode(), _lb_json(lb)
+        out = ffi.new("net_compute_group_t **")
+        runtimes = _runtimes(nodes)
+        check(lib.net_compute_group_replica(
+            runtimes, len(nodes), raw, len(raw), _seed(seed), 32, _u32(count), cfg if cfg else ffi.NULL, len(cfg), out))
+        return cls(out[0])
+
+    @classmethod
+    def fork(
+        cls, nodes: Sequence[Compute], kind: str, parent_node: int, parent_origin: int, count: int, *,
+        lb: Optional[Dict[str, Any]] = None,
+    ) -> "ComputeGroup":
+        """``count`` forks of daemon ``parent_origin`` (running on node
+        ``parent_node``), each started from its state with a new identity
+        and a ForkRecord (see :meth:`status`), one per node."""
+        raw, cfg = kind.encode(), _lb_json(lb)
+        out = ffi.new("net_compute_group_t **")
+        runtimes = _runtimes(nodes)
+        check(lib.net_compute_group_fork(
+            runtimes, len(nodes), raw, len(raw), _u64(parent_node, "parent_node"), _u64(parent_origin, "parent_origin"),
+            _u32(count), cfg if cfg else ffi.NULL, len(cfg), out))
+        return cls(out[0])
+
+    @classmethod
+    def standby(cls, nodes: Sequence[Compute], kind: str, seed: BytesLike, count: int) -> "ComputeGroup":
+        """``count`` (≥ 2) copies of one daemon: member 0 active, the
+        others standbys brought to its state by :meth:`sync` and made
+        active by :meth:`promote`."""
+        raw = kind.encode()
+        out = ffi.new("net_compute_group_t **")
+        runtimes = _runtimes(nodes)
+        check(lib.net_compute_group_standby(runtimes, len(nodes), raw, len(raw), _seed(seed), 32, _u32(count), out))
+        return cls(out[0])
+
+    def route(self, producer: int, sequence: int, payload: BytesLike, *, key: Optional[str] = None) -> Routed:
+        """Routes an event into the group (a replica or fork group's load
+        balancer picks a member, ``key`` being the consistent-hash key; a
+        standby group's active takes it) and waits until it is processed."""
+        data, n = buf(payload, "payload")
+        raw_key = key.encode() if key is not None else None
+        index, origin, node, outcome = (ffi.new("uint32_t *"), ffi.new("uint64_t *"), ffi.new("uint64_t *"),
+                                        ffi.new("uint32_t *"))
+        err = error_slot()
+        status = lib.net_compute_group_route(
+            self._handle(), _u64(producer, "producer"), _u64(sequence, "sequence"), data, n,
+            raw_key if raw_key is not None else ffi.NULL, len(raw_key or b""), index, origin, node, outcome, err)
+        check_call(status, err)
+        return Routed(int(index[0]), int(origin[0]), int(node[0]), Delivery(int(outcome[0])))
+
+    def scale(self, count: int) -> None:
+        """Scales a replica or fork group to ``count`` members."""
+        check(lib.net_compute_group_scale(self._handle(), _u32(count)))
+
+    def node_failed(self, node: int) -> List[int]:
+        """Reports node ``node`` failed: its members are re-created on other
+        nodes. Returns the indices replaced."""
+        out = new_bytes()
+        check(lib.net_compute_group_node_failed(self._handle(), _u64(node, "node"), out))
+        replaced: List[int] = json.loads(take_bytes(out))["replaced"]
+        return replaced
+
+    def sync(self) -> Dict[str, Any]:
+        """Brings a standby group's standbys to the active's state; returns
+        ``{"through_seq", "synced": [index], "failed": [{"index", "error"}]}``."""
+        out = new_bytes()
+        check(lib.net_compute_group_sync(self._handle(), out))
+        result: Dict[str, Any] = json.loads(take_bytes(out))
+        return result
+
+    def promote(self) -> int:
+        """Makes the most recent standby the active (the events logged
+        since its sync are replayed into it, each once); returns its index."""
+        out = ffi.new("uint32_t *")
+        check(lib.net_compute_group_promote(self._handle(), out))
+        return int(out[0])
+
+    def status(self) -> Dict[str, Any]:
+        """The group: ``kind``, ``health``, ``nodes``, ``members`` (index,
+        origin, node, healthy, generation) and the kind's own fields
+        (replica ``group_id``; fork ``parent_origin``, ``fork_seq``,
+        ``records``, ``lineage_verified``; standby ``origin``, ``active``,
+        ``logged``)."""
+        out = new_bytes()
+        check(lib.net_compute_group_status(self._handle(), out))
+        result: Dict[str, Any] = json.loads(take_bytes(out))
+        return result
+
+    def __repr__(self) -> str:
+        return f"<ComputeGroup {'closed' if self.closed else 'open'}>"
+
+
+def _u32(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
+        raise ValueError(f"count must be an integer in 0..2**32-1, got {value!r}")
+    return value
 
 
 class _Daemons:

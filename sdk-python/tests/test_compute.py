@@ -110,7 +110,7 @@ def test_a_python_counter_migrates_under_load_exactly_once(three) -> None:
     producer = threading.Thread(target=produce)
     producer.start()
     try:
-        wait_for("events before the move", lambda: sent[0] >= 50)
+        assert a.wait_processed(origin, 50, timeout=20) is not None, "events before the move"
         c.start_migration(origin, meshes[0].node_id, meshes[1].node_id)
         phases: List[str] = []
         while True:
@@ -130,7 +130,11 @@ def test_a_python_counter_migrates_under_load_exactly_once(three) -> None:
     total = sent[0]
     assert outcomes[Delivery.FORWARDED] > 0
 
-    wait_for("every event applied on the target", lambda: getattr(b.daemon(origin), "count", 0) == total)
+    # B applies what A did not: the events buffered during the move and
+    # those forwarded after it.
+    arrived = b.wait_processed(origin, total - outcomes[Delivery.PROCESSED], timeout=20)
+    assert arrived is not None, "every event applied on the target"
+    assert b.daemon(origin).count == total
     assert b.stats(origin)["errors"] == 0
     assert a.daemon(origin) is None
     with pytest.raises(ComputeNotFoundError):

@@ -27,7 +27,9 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use crate::compute::daemon::{CausalEvent, DaemonError};
 use crate::compute::host::{DaemonHost, DaemonSnapshot, DaemonStats};
@@ -84,6 +86,13 @@ impl Drop for SlotGuard<'_> {
 #[derive(Debug, Default)]
 pub struct DaemonRegistry {
     map: Mutex<HashMap<u64, Arc<Slot>>>,
+    /// Changes so far (deliveries, registrations, removals, wake-ups):
+    /// waiters sleep on `changed` until it moves. A delivery only bumps
+    /// the atomic unless someone waits (`waiters`).
+    changes: AtomicU64,
+    waiters: AtomicUsize,
+    wait_lock: Mutex<()>,
+    changed: Condvar,
     /// Mutators about to wait for a host lock (lets tests order threads
     /// without sleeping).
     #[cfg(test)]
@@ -132,7 +141,48 @@ impl DaemonRegistry {
             return Err(DaemonError::AlreadyRegistered(origin));
         }
         map.insert(origin, Self::new_slot(host));
+        drop(map);
+        self.bump();
         Ok(())
+    }
+
+    /// Counts a change and wakes every [`wait_change`](Self::wait_change).
+    pub fn bump(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            // Under the lock: a waiter between its check and its sleep
+            // holds it, so the notification cannot fall in that gap.
+            let _lock = self
+                .wait_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.changed.notify_all();
+        }
+    }
+
+    /// The change counter (see [`wait_change`](Self::wait_change)).
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `timeout` until the change counter differs from `seen`
+    /// (a delivery, registration or removal happened, or someone called
+    /// [`bump`](Self::bump)); returns the counter.
+    pub fn wait_change(&self, seen: u64, timeout: Duration) -> u64 {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let lock = self
+            .wait_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (lock, _) = self
+            .changed
+            .wait_timeout_while(lock, timeout, |()| {
+                self.changes.load(Ordering::SeqCst) == seen
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(lock);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.changes()
     }
 
     /// Installs `host`, replacing any host of its origin (the slot is
@@ -143,7 +193,9 @@ impl DaemonRegistry {
         let origin = host.origin_hash();
         let new = Self::new_slot(host);
         // Only a removal can find nothing to remove.
-        self.swap(origin, Some(new)).unwrap_or_default()
+        let old = self.swap(origin, Some(new)).unwrap_or_default();
+        self.bump();
+        old
     }
 
     /// Removes `origin`'s host. Waits for a call in flight and returns the
@@ -152,7 +204,9 @@ impl DaemonRegistry {
     /// # Errors
     /// [`DaemonError::NotFound`].
     pub fn unregister(&self, origin: u64) -> Result<Option<DaemonHost>, DaemonError> {
-        self.swap(origin, None)
+        let old = self.swap(origin, None);
+        self.bump();
+        old
     }
 
     /// Replaces (`new` = Some) or removes (`new` = None) `origin`'s slot
@@ -239,7 +293,9 @@ impl DaemonRegistry {
         origin: u64,
         event: &CausalEvent,
     ) -> Result<Vec<CausalEvent>, DaemonError> {
-        self.with_host(origin, |host| host.deliver(event))?
+        let outputs = self.with_host(origin, |host| host.deliver(event));
+        self.bump();
+        outputs?
     }
 
     /// Snapshots `origin`'s daemon.
@@ -313,6 +369,29 @@ mod tests {
 
     fn ev(seq: u64) -> CausalEvent {
         CausalEvent::bare(42, seq, b"e".to_vec())
+    }
+
+    #[test]
+    fn deliveries_and_membership_changes_wake_change_waiters() {
+        let registry = Arc::new(DaemonRegistry::new());
+        let a = host(1);
+        let origin = a.origin_hash();
+        let before = registry.changes();
+        registry.register(a).unwrap();
+        assert_eq!(registry.changes(), before + 1);
+        // Nothing changes: the wait ends at its timeout with the same count.
+        let now = registry.changes();
+        assert_eq!(registry.wait_change(now, Duration::from_millis(10)), now);
+        // A delivery on another thread wakes a waiter (or, if it came
+        // first, the wait returns at once): never a lost wake-up.
+        let waiter = {
+            let registry = Arc::clone(&registry);
+            thread::spawn(move || registry.wait_change(now, Duration::from_secs(30)))
+        };
+        registry.deliver(origin, &ev(1)).unwrap();
+        assert_eq!(waiter.join().unwrap(), now + 1);
+        registry.unregister(origin).unwrap();
+        assert_eq!(registry.changes(), now + 2);
     }
 
     #[test]

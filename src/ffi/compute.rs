@@ -73,10 +73,10 @@ pub struct net_compute_t {
 }
 
 pub(crate) struct ComputeHandle {
-    runtime: ComputeRuntime,
-    bridge: Arc<WorkBridge>,
+    pub(super) runtime: Arc<ComputeRuntime>,
+    pub(super) bridge: Arc<WorkBridge>,
     /// Registered kinds and whether their daemons are stateful.
-    kinds: Mutex<HashMap<String, bool>>,
+    pub(super) kinds: Mutex<HashMap<String, bool>>,
 }
 
 impl HandleInner for ComputeHandle {
@@ -91,7 +91,7 @@ impl HandleInner for ComputeHandle {
 opaque_handle!(net_compute_t => ComputeHandle, kind = b"NCMP");
 
 impl ComputeHandle {
-    fn stateful(&self, kind: &str) -> Result<bool, FfiError> {
+    pub(super) fn stateful(&self, kind: &str) -> Result<bool, FfiError> {
         self.kinds
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -222,7 +222,7 @@ fn parse_config(json: Option<&str>) -> Result<(RuntimeConfig, Duration), FfiErro
     Ok((config, work_timeout))
 }
 
-fn timeout_of(timeout_ms: u32) -> Option<Duration> {
+pub(super) fn timeout_of(timeout_ms: u32) -> Option<Duration> {
     (timeout_ms != NET_WAIT_FOREVER).then(|| Duration::from_millis(u64::from(timeout_ms)))
 }
 
@@ -251,7 +251,7 @@ pub unsafe extern "C" fn net_compute_new(
         let (config, work_timeout) = parse_config(config_json)?;
         let runtime = ComputeRuntime::on_mesh(Arc::clone(&mesh.0), config)?;
         out.write(handle::into_raw(ComputeHandle {
-            runtime,
+            runtime: Arc::new(runtime),
             bridge: Arc::new(WorkBridge::new(work_timeout)),
             kinds: Mutex::new(HashMap::new()),
         }));
@@ -427,14 +427,19 @@ pub unsafe extern "C" fn net_compute_deliver(
             .runtime
             .deliver(origin, event)
             .map_err(|e| compute.daemon_error(e))?;
-        outcome_out.write(match outcome {
-            DeliveryOutcome::Buffered => NET_COMPUTE_BUFFERED,
-            DeliveryOutcome::Forwarded => NET_COMPUTE_FORWARDED,
-            DeliveryOutcome::Duplicate => NET_COMPUTE_DUPLICATE,
-            _ => NET_COMPUTE_PROCESSED,
-        });
+        outcome_out.write(outcome_code(outcome));
         Ok(())
     })
+}
+
+/// The `NET_COMPUTE_*` code of a delivery outcome.
+pub(super) fn outcome_code(outcome: DeliveryOutcome) -> u32 {
+    match outcome {
+        DeliveryOutcome::Buffered => NET_COMPUTE_BUFFERED,
+        DeliveryOutcome::Forwarded => NET_COMPUTE_FORWARDED,
+        DeliveryOutcome::Duplicate => NET_COMPUTE_DUPLICATE,
+        _ => NET_COMPUTE_PROCESSED,
+    }
 }
 
 /// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the next
@@ -494,19 +499,60 @@ pub unsafe extern "C" fn net_compute_stats(
     json_out: *mut net_bytes_t,
 ) -> net_status_t {
     ffi_export!(handle compute; out json_out; {
-        let value = compute.runtime.registry().with_host(origin, |host| {
-            let stats = host.stats();
-            json!({
-                "origin": origin,
-                "name": host.name(),
-                "events_processed": stats.events_processed,
-                "events_emitted": stats.events_emitted,
-                "errors": stats.errors,
-                "head_sequence": host.head().sequence,
-            })
-        })?;
+        let value = compute.runtime.registry().with_host(origin, |host| stats_json(host))?;
         json_out.write(net_bytes_t::from_vec(value.to_string().into_bytes()));
         Ok(())
+    })
+}
+
+fn stats_json(host: &DaemonHost) -> serde_json::Value {
+    let stats = host.stats();
+    json!({
+        "origin": host.origin_hash(),
+        "name": host.name(),
+        "events_processed": stats.events_processed,
+        "events_emitted": stats.events_emitted,
+        "errors": stats.errors,
+        "head_sequence": host.head().sequence,
+    })
+}
+
+/// Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) until daemon
+/// `origin` runs here having processed at least `events_processed` events,
+/// and writes its statistics as `net_compute_stats` does. A daemon not
+/// here yet (arriving by migration, or spawned by another thread) is
+/// waited for; the count is checked after every delivery here, so no
+/// caller needs to poll. Returns `NET_OK` or `NET_TIMEOUT` (nothing
+/// written), or an error (`NET_ERR_SHUTTING_DOWN` when the runtime is
+/// freed during the wait; `NET_ERR_CANCELLED`). Each look at the count
+/// waits for a daemon call in progress on that daemon: never call it from
+/// the thread that pulls work.
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `json_out` is valid for one write;
+/// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+/// write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_wait_processed(
+    compute: *const net_compute_t,
+    origin: u64,
+    events_processed: u64,
+    timeout_ms: u32,
+    json_out: *mut net_bytes_t,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
+) -> net_status_t {
+    ffi_export!(error_out error_out; handle compute; cancel cancel; out json_out; {
+        let reached = compute.runtime.wait_daemon(origin, timeout_of(timeout_ms), cancel.token(), |host| {
+            (host.stats().events_processed >= events_processed).then(|| stats_json(host))
+        });
+        let value = match reached {
+            Ok(value) => value,
+            Err(ComputeError::Timeout) => return Ok(net_status_t::NET_TIMEOUT),
+            Err(e) => return Err(e.into()),
+        };
+        json_out.write(net_bytes_t::from_vec(value.to_string().into_bytes()));
+        Ok(net_status_t::NET_OK)
     })
 }
 

@@ -219,6 +219,24 @@ pub enum net_status_t {
     /// The work item is no longer awaited: answered already, or its daemon
     /// call stopped waiting (its timeout passed). The answer was dropped.
     NET_ERR_COMPUTE_WORK_EXPIRED = -510,
+    /// No node can take a group member: none matches the kind's requirements
+    /// outside the nodes the group already uses or knows to have failed.
+    /// Nothing the call placed stays spawned.
+    NET_ERR_COMPUTE_GROUP_PLACEMENT = -511,
+    /// No member of the group can take the event (all unhealthy); report a
+    /// failed node with `net_compute_group_node_failed` to get it replaced.
+    NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER = -512,
+    /// The group does not know that node (it is not one of the group's
+    /// compute runtimes).
+    NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE = -513,
+    /// A standby group's daemon kind is stateless: there is no state to sync.
+    NET_ERR_COMPUTE_GROUP_STATELESS = -514,
+    /// A promoted standby failed to replay a logged event; the new active is in
+    /// place and the rest of the log stays pending (promote again resumes).
+    NET_ERR_COMPUTE_GROUP_REPLAY = -515,
+    /// The operation does not apply to this kind of group (e.g. scaling a
+    /// standby group, promoting in a replica group).
+    NET_ERR_COMPUTE_GROUP_WRONG_KIND = -516,
     /// A rule set, rule or context is invalid (malformed JSON, an unknown key,
     /// a bad operand or regex, a duplicate id); the message names it.
     NET_ERR_RULES_INVALID = -600,
@@ -339,6 +357,12 @@ impl net_status_t {
         Self::NET_ERR_COMPUTE_BUFFER_FULL,
         Self::NET_ERR_COMPUTE_CONFIG,
         Self::NET_ERR_COMPUTE_WORK_EXPIRED,
+        Self::NET_ERR_COMPUTE_GROUP_PLACEMENT,
+        Self::NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER,
+        Self::NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE,
+        Self::NET_ERR_COMPUTE_GROUP_STATELESS,
+        Self::NET_ERR_COMPUTE_GROUP_REPLAY,
+        Self::NET_ERR_COMPUTE_GROUP_WRONG_KIND,
         Self::NET_ERR_RULES_INVALID,
         Self::NET_ERR_RULES_UNKNOWN_RULE,
         Self::NET_ERR_SAFETY_CONFIG,
@@ -449,6 +473,14 @@ impl net_status_t {
             Self::NET_ERR_COMPUTE_BUFFER_FULL => c"NET_ERR_COMPUTE_BUFFER_FULL",
             Self::NET_ERR_COMPUTE_CONFIG => c"NET_ERR_COMPUTE_CONFIG",
             Self::NET_ERR_COMPUTE_WORK_EXPIRED => c"NET_ERR_COMPUTE_WORK_EXPIRED",
+            Self::NET_ERR_COMPUTE_GROUP_PLACEMENT => c"NET_ERR_COMPUTE_GROUP_PLACEMENT",
+            Self::NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER => {
+                c"NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER"
+            }
+            Self::NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE => c"NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE",
+            Self::NET_ERR_COMPUTE_GROUP_STATELESS => c"NET_ERR_COMPUTE_GROUP_STATELESS",
+            Self::NET_ERR_COMPUTE_GROUP_REPLAY => c"NET_ERR_COMPUTE_GROUP_REPLAY",
+            Self::NET_ERR_COMPUTE_GROUP_WRONG_KIND => c"NET_ERR_COMPUTE_GROUP_WRONG_KIND",
             Self::NET_ERR_RULES_INVALID => c"NET_ERR_RULES_INVALID",
             Self::NET_ERR_RULES_UNKNOWN_RULE => c"NET_ERR_RULES_UNKNOWN_RULE",
             Self::NET_ERR_SAFETY_CONFIG => c"NET_ERR_SAFETY_CONFIG",

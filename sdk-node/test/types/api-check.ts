@@ -1,6 +1,10 @@
 // Type-checked (tsc --noEmit) against the installed package's index.d.ts; not run.
 import {
   Compute,
+  ComputeGroup,
+  type GroupStatus,
+  type Routed,
+  type SyncReport,
   Daemon,
   Delivery,
   type DaemonEvent,
@@ -129,6 +133,22 @@ async function computeCheck(mesh: Mesh): Promise<void> {
   void phase;
   const status: MigrationStatus | null = await rt.waitMigration(origin, 100);
   if (status?.state === 'failed') throw new ComputeDaemonError(status.reason ?? '', -503);
+  const stats = await rt.waitProcessed(origin, 1n, 100);
+  void stats?.eventsProcessed;
+  const group: ComputeGroup = await ComputeGroup.replica([rt], 'counter', Buffer.alloc(32), 1, { lb: { strategy: 'round_robin' } });
+  const routed: Routed = await group.route(1n, 2n, Buffer.from('x'), { key: 'k' });
+  await group.scale(1);
+  const replaced: number[] = await group.nodeFailed(routed.node);
+  const st: GroupStatus = await group.status();
+  void [replaced, st.members[0]?.origin];
+  await group.closeAsync();
+  const standby = await ComputeGroup.standby([rt], 'counter', Buffer.alloc(32), 2);
+  const report: SyncReport = await standby.sync();
+  const active: number = await standby.promote();
+  void [report.throughSeq, active];
+  await standby.closeAsync();
+  const forks = await ComputeGroup.fork([rt], 'counter', 1n, origin, 1);
+  await forks.closeAsync();
   await rt.closeAsync();
 }
 

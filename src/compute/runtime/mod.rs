@@ -286,6 +286,16 @@ impl SubprotocolHandler for InboxHandler {
     }
 }
 
+/// How long a wait until `deadline` (`None`: no limit) may still sleep.
+fn time_left(deadline: Option<Instant>) -> Result<Duration, ComputeError> {
+    let now = Instant::now();
+    match deadline {
+        Some(deadline) if now >= deadline => Err(ComputeError::Timeout),
+        Some(deadline) => Ok(deadline - now),
+        None => Ok(Duration::from_secs(3600)),
+    }
+}
+
 /// A node's compute runtime: see the module doc.
 pub struct ComputeRuntime {
     shared: Arc<Shared>,
@@ -470,18 +480,52 @@ impl ComputeRuntime {
             if cancel.is_some_and(CancelToken::is_cancelled) {
                 return Err(ComputeError::Cancelled);
             }
-            let now = Instant::now();
-            let wait = match deadline {
-                Some(deadline) if now >= deadline => return Err(ComputeError::Timeout),
-                Some(deadline) => deadline - now,
-                None => Duration::from_secs(3600),
-            };
+            let wait = time_left(deadline)?;
             state = self
                 .shared
                 .changed
                 .wait_timeout(state, wait)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+        }
+    }
+
+    /// Waits until `done` returns `Some` for daemon `origin`'s host here,
+    /// checking it now and after every delivery, registration or removal on
+    /// this node. A daemon not here (yet: it may arrive by migration) is
+    /// waited for. `None` waits without limit.
+    ///
+    /// # Errors
+    /// [`ComputeError::Timeout`]; [`ComputeError::Cancelled`] once
+    /// `cancel` fires; [`ComputeError::ShuttingDown`].
+    pub fn wait_daemon<R>(
+        &self,
+        origin: u64,
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+        mut done: impl FnMut(&DaemonHost) -> Option<R>,
+    ) -> Result<R, ComputeError> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let _wake = cancel.map(|token| {
+            let shared = Arc::clone(&self.shared);
+            token.on_cancel(move || shared.registry.bump())
+        });
+        let registry = &self.shared.registry;
+        loop {
+            let seen = registry.changes();
+            match registry.with_host(origin, |host| done(host)) {
+                Ok(Some(result)) => return Ok(result),
+                Ok(None) | Err(DaemonError::NotFound(_) | DaemonError::Stale(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if self.shared.shutdown.load(Ordering::SeqCst) {
+                return Err(ComputeError::ShuttingDown);
+            }
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Err(ComputeError::Cancelled);
+            }
+            let wait = time_left(deadline)?;
+            registry.wait_change(seen, wait);
         }
     }
 
@@ -574,6 +618,7 @@ impl ComputeRuntime {
         {
             let _ = worker.join();
         }
+        self.shared.registry.bump();
         let _state = self.shared.state();
         self.shared.changed.notify_all();
         self.shared.output_ready.notify_all();
