@@ -53,7 +53,7 @@ pub(crate) fn mesh_status(err: &MeshError) -> net_status_t {
             net_status_t::NET_ERR_MESH_TOO_LARGE
         }
         MeshError::IdentityRefused(_) => net_status_t::NET_ERR_MESH_IDENTITY_REFUSED,
-        MeshError::SelfConnect | MeshError::SubprotocolInUse(_) => {
+        MeshError::SelfConnect | MeshError::SubprotocolInUse(_) | MeshError::Continuity(_) => {
             net_status_t::NET_ERR_INVALID_ARGUMENT
         }
         MeshError::StreamClosed(_) => net_status_t::NET_ERR_MESH_STREAM_CLOSED,

@@ -49,8 +49,9 @@ pub use handshake::{Accepted, HandshakeError, HandshakeForm, Initiator, Responde
 pub use hello::{Hello, HelloError};
 pub use inbound::InboundEvent;
 pub use node::{
-    CapabilityError, ChannelError, DirectOutcome, MeshError, MeshNode, NatStatus, PeerInfo,
-    PublishReport, RelayReason, SubprotocolHandler, TraversalSettings,
+    CONTINUITY_SUBPROTOCOLS, CapabilityError, ChainStatusInfo, ChannelError, ContinuityError,
+    ContinuityEvent, DirectOutcome, MeshError, MeshNode, NatStatus, PartitionStatus, PeerInfo,
+    PublishReport, ReconcileOutcome, RelayReason, SubprotocolHandler, TraversalSettings,
 };
 pub use packet::{OpenError, PacketKind};
 pub use pathsize::{PathProbe, PathProbeAck};

@@ -62,6 +62,15 @@ pub(super) struct SubprotocolHooks {
 }
 
 impl SubprotocolHooks {
+    /// Installs the node's own handler for `id` (construction only).
+    pub(super) fn install(&self, id: u16, handler: Arc<dyn SubprotocolHandler>) {
+        self.handlers.rcu(|current| {
+            let mut next = HandlerMap::clone(current);
+            next.insert(id, handler.clone());
+            next
+        });
+    }
+
     pub(super) fn get(&self, id: u16) -> Option<Arc<dyn SubprotocolHandler>> {
         self.handlers.load().get(&id).cloned()
     }

@@ -114,6 +114,7 @@ fn reliability_round(inner: &Inner) {
     inner.capability_tick(now);
     inner.traversal_tick(now);
     inner.expire_candidates(now);
+    inner.continuity_tick();
     for peer in snapshot(inner) {
         drive_hello(inner, &peer, now);
         inner.drive_path_probe(&peer, now);
