@@ -40,6 +40,7 @@ use super::{Inner, MeshError, MeshNode};
 use crate::cancel::CancelToken;
 use crate::compute::CausalEvent;
 use crate::continuity::reconcile::MAX_BRANCH_EVENTS;
+use crate::continuity::wire::msg_type;
 use crate::continuity::{
     ChainFollower, ChainPoint, ContinuityEngine, ContinuityMessage, Discontinuity, EngineConfig,
     ForkRecord, Observation, Output, PartitionEvent, PartitionRecord, Reconciliation, Side,
@@ -197,7 +198,7 @@ impl Chain {
     }
 
     /// Events from `seq` on, if `seq` is held.
-    fn from_seq(&self, seq: u64) -> Option<Vec<CausalEvent>> {
+    fn events_from(&self, seq: u64) -> Option<Vec<CausalEvent>> {
         let first = self.log.front()?.link.sequence;
         let at = usize::try_from(seq.checked_sub(first)?).ok()?;
         (at < self.log.len()).then(|| self.log.iter().skip(at).cloned().collect())
@@ -273,8 +274,16 @@ pub(super) struct ContinuityGlue {
     changed: Condvar,
 }
 
-/// A message to send once the lock is released.
-type Outgoing = Vec<(u64, u16, Vec<u8>)>;
+/// Where an outgoing message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum To {
+    Peer(u64),
+    /// Every peer that runs continuity (fork announcements).
+    Everyone,
+}
+
+/// Messages to send once the lock is released.
+type Outgoing = Vec<(To, u16, Vec<u8>)>;
 
 impl ContinuityGlue {
     pub(super) fn new(node_id: u64, enabled: bool) -> Self {
@@ -334,7 +343,7 @@ impl State {
                             },
                         );
                     }
-                    out.push((to, subprotocol, bytes));
+                    out.push((To::Peer(to), subprotocol, bytes));
                 }
                 Output::Partition(event) => self.emit(ContinuityEvent::Partition(event)),
                 Output::HealAgreed {
@@ -397,7 +406,7 @@ impl State {
         let Some(chain) = self.chains.get(&origin) else {
             return;
         };
-        let Some(events) = chain.from_seq(after_seq) else {
+        let Some(events) = chain.events_from(after_seq) else {
             tracing::debug!(
                 peer,
                 origin,
@@ -438,7 +447,7 @@ impl State {
             .engine
             .outgoing(peer, &ContinuityMessage::ChainHead(chain.head()))
         {
-            out.push((to, subprotocol, bytes));
+            out.push((To::Peer(to), subprotocol, bytes));
         }
     }
 
@@ -510,7 +519,7 @@ impl State {
         let Some(chain) = self.chains.get_mut(&origin) else {
             return;
         };
-        let Some(ours) = chain.from_seq(transfer.after_seq) else {
+        let Some(ours) = chain.events_from(transfer.after_seq) else {
             return;
         };
         let theirs = transfer.events;
@@ -568,11 +577,9 @@ impl State {
                 partition_key: key.unwrap_or(0),
                 record: fork,
             };
-            out.push((
-                u64::MAX,
-                announce.subprotocol(),
-                announce.encode().unwrap_or_default(),
-            ));
+            if let Ok(bytes) = announce.encode() {
+                out.push((To::Everyone, announce.subprotocol(), bytes));
+            }
         }
         self.emit(ContinuityEvent::Reconciled {
             origin,
@@ -586,13 +593,17 @@ impl State {
     /// Starts a transfer for each BranchRequest we send.
     fn track_requests(&mut self, outgoing: &Outgoing, now: Instant) {
         for (to, subprotocol, bytes) in outgoing {
-            if *subprotocol != ids::RECONCILE {
+            let To::Peer(to) = *to else {
+                continue;
+            };
+            // Only requests (a Branch piece is not decoded again).
+            if *subprotocol != ids::RECONCILE || bytes.get(1) != Some(&msg_type::BRANCH_REQUEST) {
                 continue;
             }
             if let Ok(ContinuityMessage::BranchRequest { origin, after_seq }) =
                 ContinuityMessage::decode(*subprotocol, bytes)
             {
-                self.transfers.entry((*to, origin)).or_insert(Transfer {
+                self.transfers.entry((to, origin)).or_insert(Transfer {
                     after_seq,
                     events: Vec::new(),
                     head: None,
@@ -625,7 +636,7 @@ impl State {
                 after_seq: from,
             };
             if let Ok(bytes) = ask.encode() {
-                out.push((peer, ask.subprotocol(), bytes));
+                out.push((To::Peer(peer), ask.subprotocol(), bytes));
             }
             true
         });
@@ -638,7 +649,7 @@ impl State {
             }
             hello.retries += 1;
             hello.last_sent = now;
-            out.push((peer, ids::PARTITION, hello.bytes.clone()));
+            out.push((To::Peer(peer), ids::PARTITION, hello.bytes.clone()));
             true
         });
         out
@@ -658,7 +669,7 @@ fn push_branch(
             to,
             subprotocol,
             bytes,
-        }) => out.push((to, subprotocol, bytes)),
+        }) => out.push((To::Peer(to), subprotocol, bytes)),
         Ok(_) => {}
         Err(error) => tracing::debug!(peer, origin, %error, "branch piece not encodable"),
     }
@@ -707,10 +718,9 @@ impl Inner {
 
     fn continuity_send(&self, outgoing: Outgoing) {
         for (to, subprotocol, bytes) in outgoing {
-            let targets: Vec<u64> = if to == u64::MAX {
-                self.peers.iter().map(|e| *e.key()).collect()
-            } else {
-                vec![to]
+            let targets: Vec<u64> = match to {
+                To::Everyone => self.peers.iter().map(|e| *e.key()).collect(),
+                To::Peer(peer) => vec![peer],
             };
             for peer in targets {
                 if !self.continuity_peer(peer) {
@@ -878,7 +888,7 @@ impl MeshNode {
         state
             .chains
             .get(&origin)
-            .and_then(|chain| chain.from_seq(from_seq))
+            .and_then(|chain| chain.events_from(from_seq))
             .unwrap_or_default()
     }
 
