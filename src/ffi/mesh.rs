@@ -93,7 +93,7 @@ impl Drop for StreamHandle {
 opaque_handle!(net_mesh_t => MeshHandle, kind = b"NMSH");
 opaque_handle!(net_mesh_stream_t => StreamHandle, kind = b"NMST");
 
-fn timeout_of(timeout_ms: u32) -> Option<Duration> {
+pub(crate) fn timeout_of(timeout_ms: u32) -> Option<Duration> {
     (timeout_ms != NET_WAIT_FOREVER).then(|| Duration::from_millis(u64::from(timeout_ms)))
 }
 

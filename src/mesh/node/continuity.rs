@@ -41,10 +41,12 @@ use crate::cancel::CancelToken;
 use crate::compute::CausalEvent;
 use crate::continuity::reconcile::MAX_BRANCH_EVENTS;
 use crate::continuity::wire::msg_type;
+use serde_json::json;
+
 use crate::continuity::{
-    ChainFollower, ChainPoint, ContinuityEngine, ContinuityMessage, Discontinuity, EngineConfig,
-    ForkRecord, Observation, Output, PartitionEvent, PartitionRecord, Reconciliation, Side,
-    reconcile,
+    ChainFollower, ChainPoint, ContinuityEngine, ContinuityMessage, Discontinuity,
+    DiscontinuityReason, EngineConfig, FailureCause, ForkRecord, Observation, Output,
+    PartitionEvent, PartitionPhase, PartitionRecord, Reconciliation, Side, reconcile,
 };
 use crate::wire::ids;
 
@@ -300,6 +302,12 @@ impl ContinuityGlue {
             }),
             changed: Condvar::new(),
         }
+    }
+
+    /// Wakes every continuity wait (shutdown).
+    pub(super) fn wake_all(&self) {
+        drop(self.state());
+        self.changed.notify_all();
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -1000,5 +1008,190 @@ impl MeshNode {
     /// Events dropped because nobody took them ([`EVENT_QUEUE`]).
     pub fn continuity_events_dropped(&self) -> u64 {
         self.inner.continuity.state().events_dropped
+    }
+}
+
+// ------------------------------------------------------------------ JSON
+// The C ABI's forms (`ffi/continuity.rs`); u64 values are exact integers,
+// hashes too.
+
+fn point_json(p: &ChainPoint) -> serde_json::Value {
+    json!({"origin": p.origin, "seq": p.seq, "hash": p.hash})
+}
+
+fn fork_json(f: &ForkRecord) -> serde_json::Value {
+    json!({
+        "original_origin": f.original_origin,
+        "forked_origin": f.forked_origin,
+        "fork_seq": f.fork_seq,
+        "bytes": f.to_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    })
+}
+
+fn phase_str(phase: PartitionPhase) -> &'static str {
+    match phase {
+        PartitionPhase::Suspected => "suspected",
+        PartitionPhase::Confirmed => "confirmed",
+        PartitionPhase::Healing => "healing",
+        PartitionPhase::Healed => "healed",
+    }
+}
+
+fn cause_json(cause: &FailureCause) -> serde_json::Value {
+    match cause {
+        FailureCause::SubnetFailure { subnet, share } => {
+            json!({"kind": "subnet", "subnet": subnet.to_string(), "share": share})
+        }
+        FailureCause::BroadOutage => json!({"kind": "broad_outage"}),
+        _ => json!({"kind": "unknown"}),
+    }
+}
+
+impl PartitionStatus {
+    /// This record as JSON: `id`, `phase` ("suspected" | "confirmed" |
+    /// "healing" | "healed"), `our_side`, `other_side`, `returned` (node
+    /// ids ascending), `cause` (`kind` "subnet" with `subnet` and `share`,
+    /// "broad_outage" or "unknown"), `horizon_at_split` ([origin, seq]
+    /// pairs), `detected_at_ms`, `confirmed_at_ms`, `healed_at_ms` (the
+    /// node's clock; null when not yet), `partition_key` (null until
+    /// agreed).
+    pub fn to_json(&self) -> serde_json::Value {
+        let r = &self.record;
+        json!({
+            "id": r.id,
+            "phase": phase_str(r.phase),
+            "our_side": r.our_side,
+            "other_side": r.other_side,
+            "returned": r.returned,
+            "cause": cause_json(&r.cause),
+            "horizon_at_split": r.horizon_at_split,
+            "detected_at_ms": r.detected_at_ms,
+            "confirmed_at_ms": r.confirmed_at_ms,
+            "healed_at_ms": r.healed_at_ms,
+            "partition_key": self.partition_key,
+        })
+    }
+}
+
+impl ChainStatusInfo {
+    /// This chain as JSON: `origin`, `head` ({origin, seq, hash}), `held`,
+    /// `broken` (null, or {`reason`: "chain_break" | "conflicting_chains",
+    /// `last_verified_seq`, `detected_at_ms`}), `forks` (each
+    /// {original_origin, forked_origin, fork_seq, bytes: the 65-byte record
+    /// in hex}).
+    pub fn to_json(&self) -> serde_json::Value {
+        let broken = self.broken.map(|d| {
+            let reason = match d.reason {
+                DiscontinuityReason::ConflictingChains { .. } => "conflicting_chains",
+                _ => "chain_break",
+            };
+            json!({
+                "reason": reason,
+                "last_verified_seq": d.last_verified.sequence,
+                "detected_at_ms": d.detected_at_ms,
+            })
+        });
+        json!({
+            "origin": self.origin,
+            "head": point_json(&self.head),
+            "held": self.held,
+            "broken": broken,
+            "forks": self.forks.iter().map(fork_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl ContinuityEvent {
+    /// This event as JSON, `type` first: "detected" | "extended" |
+    /// "confirmed" | "healed" (with `record`), "healing" (`record`,
+    /// `progress`), "agreed" (`record`, `peer`, `partition_key`),
+    /// "reconciled" (`origin`, `peer`, `partition_key`, `head`, `outcome`
+    /// "converged" | "caught_up" (`appended`) | "diverged" (`we_won`,
+    /// `fork`)), "fork_adopted" (`peer`, `partition_key`, `fork`),
+    /// "chain_broken" (`origin`, `reason`).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            ContinuityEvent::Partition(event) => match event {
+                PartitionEvent::Detected(id) => json!({"type": "detected", "record": id}),
+                PartitionEvent::Extended(id) => json!({"type": "extended", "record": id}),
+                PartitionEvent::Confirmed(id) => json!({"type": "confirmed", "record": id}),
+                PartitionEvent::Healing { id, progress } => {
+                    json!({"type": "healing", "record": id, "progress": progress})
+                }
+                PartitionEvent::Healed(id) => json!({"type": "healed", "record": id}),
+            },
+            ContinuityEvent::Agreed {
+                record,
+                peer,
+                partition_key,
+            } => json!({
+                "type": "agreed", "record": record, "peer": peer, "partition_key": partition_key,
+            }),
+            ContinuityEvent::Reconciled {
+                origin,
+                peer,
+                partition_key,
+                head,
+                outcome,
+            } => {
+                let mut v = json!({
+                    "type": "reconciled",
+                    "origin": origin,
+                    "peer": peer,
+                    "partition_key": partition_key,
+                    "head": point_json(head),
+                });
+                match outcome {
+                    ReconcileOutcome::Converged => v["outcome"] = json!("converged"),
+                    ReconcileOutcome::CaughtUp { appended } => {
+                        v["outcome"] = json!("caught_up");
+                        v["appended"] = json!(appended);
+                    }
+                    ReconcileOutcome::Diverged { we_won, fork } => {
+                        v["outcome"] = json!("diverged");
+                        v["we_won"] = json!(we_won);
+                        v["fork"] = fork_json(fork);
+                    }
+                }
+                v
+            }
+            ContinuityEvent::ForkAdopted {
+                peer,
+                partition_key,
+                fork,
+            } => json!({
+                "type": "fork_adopted", "peer": peer, "partition_key": partition_key,
+                "fork": fork_json(fork),
+            }),
+            ContinuityEvent::ChainBroken { origin, reason, .. } => {
+                json!({"type": "chain_broken", "origin": origin, "reason": reason})
+            }
+        }
+    }
+}
+
+impl MeshNode {
+    /// [`partitions`](Self::partitions) as a JSON array
+    /// ([`PartitionStatus::to_json`]).
+    pub fn partitions_json(&self) -> String {
+        serde_json::Value::Array(
+            self.partitions()
+                .iter()
+                .map(PartitionStatus::to_json)
+                .collect(),
+        )
+        .to_string()
+    }
+
+    /// [`continuity_status`](Self::continuity_status) as a JSON array
+    /// ([`ChainStatusInfo::to_json`]).
+    pub fn continuity_json(&self) -> String {
+        serde_json::Value::Array(
+            self.continuity_status()
+                .iter()
+                .map(ChainStatusInfo::to_json)
+                .collect(),
+        )
+        .to_string()
     }
 }

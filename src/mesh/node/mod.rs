@@ -908,6 +908,7 @@ impl MeshNode {
     /// socket closes when the last reference goes. Idempotent.
     pub fn shutdown(&self) {
         self.inner.shutdown();
+        self.inner.continuity.wake_all();
         self.inner.pump.stop();
         // The mapping is deleted at the gateway (bounded wait).
         self.inner.stop_traversal_threads();
