@@ -12,30 +12,16 @@
 //!
 //! Under `cargo test` (no `--bench` argument) it runs one short round.
 
-use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use net::compute::CausalEvent;
 use net::continuity::{PartitionEvent, reconcile};
 use net::cortex::causal::CausalLink;
-use net::mesh::filter::{PacketFilter, Verdict};
+use net::mesh::filter::DropTo;
 use net::mesh::{ContinuityEvent, MeshConfig, MeshNode};
 
 const PSK_HEX: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
-
-struct DropTo(BTreeSet<SocketAddr>);
-
-impl PacketFilter for DropTo {
-    fn outbound(&self, to: SocketAddr, _datagram: &[u8]) -> Verdict {
-        if self.0.contains(&to) {
-            Verdict::Drop
-        } else {
-            Verdict::Pass
-        }
-    }
-}
 
 fn node() -> MeshNode {
     let json = format!(

@@ -6,6 +6,7 @@
 //! to the same winner and fork identity everywhere. And a node without
 //! continuity never receives one of its messages.
 
+mod continuity_common;
 mod mesh_common;
 
 use std::collections::BTreeSet;
@@ -15,58 +16,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use continuity_common::{extend, genesis};
 use mesh_common::{bound_link, recv_n, started_node};
 use net::compute::CausalEvent;
 use net::continuity::{ChainPoint, Observation, PartitionEvent, PartitionPhase};
-use net::cortex::causal::CausalLink;
-use net::mesh::filter::{PacketFilter, Verdict};
+use net::mesh::filter::DropTo;
 use net::mesh::*;
 
 const CHAIN: u64 = 0xC0A1_7000_0000_0001;
-
-fn genesis(origin: u64) -> CausalEvent {
-    CausalEvent {
-        link: CausalLink::genesis(origin),
-        payload: Vec::new(),
-        received_at: 0,
-    }
-}
-
-/// Events following `from`, one per payload.
-fn extend(from: &CausalEvent, payloads: &[&[u8]]) -> Vec<CausalEvent> {
-    let mut prev = from.clone();
-    payloads
-        .iter()
-        .map(|payload| {
-            let event = CausalEvent {
-                link: prev.link.next(&prev.payload, 0),
-                payload: payload.to_vec(),
-                received_at: 0,
-            };
-            prev = event.clone();
-            event
-        })
-        .collect()
-}
 
 fn point(event: &CausalEvent) -> ChainPoint {
     ChainPoint {
         origin: event.link.origin_hash,
         seq: event.link.sequence,
         hash: event.link.chain_hash(&event.payload),
-    }
-}
-
-/// Drops every datagram to the addresses it holds.
-struct DropTo(BTreeSet<SocketAddr>);
-
-impl PacketFilter for DropTo {
-    fn outbound(&self, to: SocketAddr, _datagram: &[u8]) -> Verdict {
-        if self.0.contains(&to) {
-            Verdict::Drop
-        } else {
-            Verdict::Pass
-        }
     }
 }
 

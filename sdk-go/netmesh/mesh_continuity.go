@@ -88,36 +88,32 @@ type ContinuityEvent struct {
 	Reason       string      `json:"reason"`
 }
 
+// meshJSON decodes the JSON that op (a net_mesh_* call filling a
+// net_bytes_t) returns.
+func meshJSON[T any](m *Mesh, op string, f func(p *C.net_mesh_t, out *C.net_bytes_t) C.net_status_t) (T, error) {
+	var v T
+	b, err := m.bytesOf(op, f)
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, &Error{Op: op, Status: StatusInternal, Message: err.Error()}
+	}
+	return v, nil
+}
+
 // Partitions lists the node's partition records, oldest first.
 func (m *Mesh) Partitions() ([]PartitionRecord, error) {
-	const op = "net_mesh_partitions"
-	b, err := m.bytesOf(op, func(p *C.net_mesh_t, out *C.net_bytes_t) C.net_status_t {
+	return meshJSON[[]PartitionRecord](m, "net_mesh_partitions", func(p *C.net_mesh_t, out *C.net_bytes_t) C.net_status_t {
 		return C.net_mesh_partitions(p, out)
 	})
-	if err != nil {
-		return nil, err
-	}
-	var records []PartitionRecord
-	if err := json.Unmarshal(b, &records); err != nil {
-		return nil, &Error{Op: op, Status: StatusInternal, Message: err.Error()}
-	}
-	return records, nil
 }
 
 // ContinuityStatus lists the chains the node follows.
 func (m *Mesh) ContinuityStatus() ([]ChainStatus, error) {
-	const op = "net_mesh_continuity_status"
-	b, err := m.bytesOf(op, func(p *C.net_mesh_t, out *C.net_bytes_t) C.net_status_t {
+	return meshJSON[[]ChainStatus](m, "net_mesh_continuity_status", func(p *C.net_mesh_t, out *C.net_bytes_t) C.net_status_t {
 		return C.net_mesh_continuity_status(p, out)
 	})
-	if err != nil {
-		return nil, err
-	}
-	var chains []ChainStatus
-	if err := json.Unmarshal(b, &chains); err != nil {
-		return nil, &Error{Op: op, Status: StatusInternal, Message: err.Error()}
-	}
-	return chains, nil
 }
 
 // FollowChain follows chain origin from its genesis (idempotent): its

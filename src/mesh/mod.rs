@@ -44,7 +44,7 @@ pub use credit::{Backpressure, DEFAULT_WINDOW, TxCredit, WindowOffer, packet_cos
 pub use crypto::{AuthError, Cipher, PacketKey, Role, SessionKeys};
 pub use failure::{FailureDetector, Health};
 #[cfg(feature = "test-util")]
-pub use filter::{NetemFilter, PacketFilter, Verdict};
+pub use filter::{DropTo, NetemFilter, PacketFilter, Verdict};
 pub use handshake::{Accepted, HandshakeError, HandshakeForm, Initiator, Responder, prologue};
 pub use hello::{Hello, HelloError};
 pub use inbound::InboundEvent;
