@@ -127,7 +127,13 @@ func (m *Mesh) FollowChain(origin uint64) error {
 	return err
 }
 
-var observations = [...]string{"extended", "duplicate", "stale", "broke", "ignored"}
+var observations = map[C.uint32_t]string{
+	C.NET_CHAIN_EXTENDED:  "extended",
+	C.NET_CHAIN_DUPLICATE: "duplicate",
+	C.NET_CHAIN_STALE:     "stale",
+	C.NET_CHAIN_BROKE:     "broke",
+	C.NET_CHAIN_IGNORED:   "ignored",
+}
 
 // ObserveChainEvent hands the node the next event of a followed chain (its
 // 32-byte causal link and payload) and says what it did: "extended",
@@ -143,8 +149,8 @@ func (m *Mesh) ObserveChainEvent(link, payload []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if int(code) < len(observations) {
-		return observations[code], nil
+	if name, ok := observations[code]; ok {
+		return name, nil
 	}
 	return "ignored", nil
 }

@@ -11,7 +11,7 @@
 // The event loop never blocks. Node ids and stream ids are bigints.
 
 const util = require('node:util');
-const { STATUS, fns } = require('./native');
+const { STATUS, CONSTANTS, fns } = require('./native');
 const calls = require('./calls');
 const args = require('./args');
 const caps = require('./capabilities');
@@ -119,7 +119,13 @@ const PLAIN = {
   subnetPolicy: 'subnet_policy',
 };
 /** net_mesh_observe_chain_event's codes (NET_CHAIN_*), by value. */
-const OBSERVATIONS = ['extended', 'duplicate', 'stale', 'broke', 'ignored'];
+const OBSERVATIONS = {
+  [CONSTANTS.NET_CHAIN_EXTENDED]: 'extended',
+  [CONSTANTS.NET_CHAIN_DUPLICATE]: 'duplicate',
+  [CONSTANTS.NET_CHAIN_STALE]: 'stale',
+  [CONSTANTS.NET_CHAIN_BROKE]: 'broke',
+  [CONSTANTS.NET_CHAIN_IGNORED]: 'ignored',
+};
 
 /** libnet's snake_case JSON keys as camelCase, deeply. */
 function camel(value) {

@@ -183,7 +183,13 @@ _PLAIN = {
     "subnet",
     "subnet_policy",
 }
-_OBSERVATIONS = {0: "extended", 1: "duplicate", 2: "stale", 3: "broke", 4: "ignored"}
+_OBSERVATIONS = {
+    lib.NET_CHAIN_EXTENDED: "extended",
+    lib.NET_CHAIN_DUPLICATE: "duplicate",
+    lib.NET_CHAIN_STALE: "stale",
+    lib.NET_CHAIN_BROKE: "broke",
+    lib.NET_CHAIN_IGNORED: "ignored",
+}
 _KEYS = {"psk": "psk_hex", "identity_seed": "identity_seed_hex", "static_secret": "static_secret_hex"}
 
 

@@ -15,7 +15,7 @@
 //!   checked by a [`ChainFollower`] and kept (the last
 //!   [`MAX_BRANCH_EVENTS`] per chain) to answer branch requests.
 //! * Branch transfer in pieces: a Branch answer is cut into messages of at
-//!   most [`PIECE_BUDGET`] bytes (consecutive `after_seq`s), followed by a
+//!   most `PIECE_BUDGET` (7 000) bytes (consecutive `after_seq`s), followed by a
 //!   ChainHead naming the sender's head, which tells the requester the
 //!   branch is complete. Delivery is datagram-like, so the requester asks
 //!   again from the last event it holds when a transfer stalls, and each
@@ -1005,7 +1005,7 @@ impl MeshNode {
         }
     }
 
-    /// Events dropped because nobody took them ([`EVENT_QUEUE`]).
+    /// Events dropped because nobody took them (`EVENT_QUEUE`, 4 096).
     pub fn continuity_events_dropped(&self) -> u64 {
         self.inner.continuity.state().events_dropped
     }
