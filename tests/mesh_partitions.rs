@@ -151,7 +151,9 @@ impl Journal {
             while !done(i, &nodes[i], &self.seen[i]) {
                 assert!(
                     Instant::now() < deadline,
-                    "node {i}: timed out waiting for {what}"
+                    "node {i}: timed out waiting for {what}: {:?} {:?}",
+                    self.seen[i],
+                    nodes[i].partitions()
                 );
                 match nodes[i].next_continuity_event(Some(Duration::from_millis(50))) {
                     Ok(event) => self.seen[i].push(event),
@@ -437,6 +439,58 @@ fn a_peer_without_continuity_receives_none_of_its_messages() {
         0,
         "x received continuity messages"
     );
+    for n in &nodes {
+        n.shutdown();
+    }
+}
+
+/// A split long enough for both sides to evict each other's sessions: the
+/// application reconnects after the heal, and the new session counts as
+/// the peer's return, so the record heals and both sides agree on the key.
+#[test]
+fn a_split_outliving_the_sessions_heals_on_reconnect() {
+    let quick = r#","heartbeat_interval_ms":20,"session_timeout_ms":100"#;
+    let a = started_node(quick);
+    let b = started_node(quick);
+    bound_link(&a, &b);
+    let nodes = vec![a, b];
+    let mut journal = Journal {
+        seen: vec![Vec::new(); 2],
+    };
+    {
+        let refs: Vec<&MeshNode> = nodes.iter().collect();
+        let _split = Split::new(&[refs[0]], &[refs[1]]);
+        journal.wait_all(
+            &nodes,
+            &[0, 1],
+            Duration::from_secs(15),
+            "the sessions evicted",
+            |_, n, ev| {
+                has(ev, |e| {
+                    matches!(e, ContinuityEvent::Partition(PartitionEvent::Detected(_)))
+                }) && n.peers().is_empty()
+            },
+        );
+    }
+    let (a, b) = (&nodes[0], &nodes[1]);
+    bound_link(a, b);
+    journal.wait_all(
+        &nodes,
+        &[0, 1],
+        Duration::from_secs(15),
+        "agreement",
+        |_, _, ev| {
+            has(ev, |e| {
+                matches!(e, ContinuityEvent::Partition(PartitionEvent::Healed(_)))
+            }) && has(ev, |e| matches!(e, ContinuityEvent::Agreed { .. }))
+        },
+    );
+    let keys: BTreeSet<_> = nodes
+        .iter()
+        .map(|n| n.partitions()[0].partition_key)
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys.iter().all(Option::is_some));
     for n in &nodes {
         n.shutdown();
     }

@@ -29,7 +29,7 @@
 //! it is held. Handlers run on the receive path: decoding and a bounded
 //! amount of work, never a blocking call.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,9 @@ pub const EVENT_QUEUE: usize = 4_096;
 /// again, and how many times.
 const RETRY_AFTER: Duration = Duration::from_millis(300);
 const MAX_RETRIES: u32 = 20;
+/// How long a message waits for its peer's identity hello (a session just
+/// up) before it is dropped.
+const DEFER_FOR: Duration = Duration::from_secs(2);
 /// Bytes of one Branch frame beyond its payload (length + link) and of the
 /// message header (version, type, origin, after_seq, count).
 const FRAME_OVERHEAD: usize = 4 + 32;
@@ -267,6 +270,13 @@ struct State {
     keys: BTreeMap<u64, u64>,
     events: VecDeque<ContinuityEvent>,
     events_dropped: u64,
+    /// Messages for peers whose identity hello has not arrived, and when
+    /// they were first held back.
+    deferred: Vec<(Message, Instant)>,
+    /// Peers the engine holds as failed: a new session with one of them
+    /// (a restarted or reconnected peer, after its old session was
+    /// evicted) is its return, not a fresh peer.
+    failed: BTreeSet<u64>,
 }
 
 /// The node's continuity state (`Inner::continuity`).
@@ -284,8 +294,11 @@ enum To {
     Everyone,
 }
 
+/// A message: where, on which subprotocol, the body.
+type Message = (To, u16, Vec<u8>);
+
 /// Messages to send once the lock is released.
-type Outgoing = Vec<(To, u16, Vec<u8>)>;
+type Outgoing = Vec<Message>;
 
 impl ContinuityGlue {
     pub(super) fn new(node_id: u64, enabled: bool) -> Self {
@@ -299,6 +312,8 @@ impl ContinuityGlue {
                 keys: BTreeMap::new(),
                 events: VecDeque::new(),
                 events_dropped: 0,
+                deferred: Vec::new(),
+                failed: BTreeSet::new(),
             }),
             changed: Condvar::new(),
         }
@@ -683,6 +698,16 @@ fn push_branch(
     }
 }
 
+/// Whether a peer takes continuity messages now.
+enum Gate {
+    /// A Net peer whose verified hello set `FLAG_CONTINUITY`.
+    Send,
+    /// Its identity hello has not arrived yet: ask again later.
+    NotYet,
+    /// A v0.11 peer, a Net node without continuity, or gone.
+    No,
+}
+
 /// Routes one continuity subprotocol into the glue.
 struct Handler {
     id: u16,
@@ -718,27 +743,45 @@ impl Inner {
 
     /// Whether `peer` takes continuity messages: a Net peer whose verified
     /// hello set `FLAG_CONTINUITY`.
-    fn continuity_peer(&self, node_id: u64) -> bool {
-        self.peers
-            .get(&node_id)
-            .is_some_and(|p| p.value().binding().peer_has(FLAG_CONTINUITY))
+    fn continuity_peer(&self, node_id: u64) -> Gate {
+        let Some(peer) = self.peers.get(&node_id).map(|p| p.value().clone()) else {
+            return Gate::No;
+        };
+        let binding = peer.binding();
+        if binding.peer_has(FLAG_CONTINUITY) {
+            Gate::Send
+        } else if binding.peer_entity.is_none() && !binding.legacy {
+            Gate::NotYet
+        } else {
+            Gate::No
+        }
     }
 
-    fn continuity_send(&self, outgoing: Outgoing) {
+    /// Sends each message to its continuity peers; one for a peer whose
+    /// identity hello has not arrived yet (a session just up) is returned,
+    /// to be tried again on the tick.
+    fn continuity_send(&self, outgoing: Outgoing) -> Outgoing {
+        let mut later = Outgoing::new();
         for (to, subprotocol, bytes) in outgoing {
             let targets: Vec<u64> = match to {
                 To::Everyone => self.peers.iter().map(|e| *e.key()).collect(),
                 To::Peer(peer) => vec![peer],
             };
             for peer in targets {
-                if !self.continuity_peer(peer) {
-                    continue;
+                match self.continuity_peer(peer) {
+                    Gate::Send => {}
+                    Gate::NotYet => {
+                        later.push((To::Peer(peer), subprotocol, bytes.clone()));
+                        continue;
+                    }
+                    Gate::No => continue,
                 }
                 if let Err(error) = self.send_subprotocol(peer, subprotocol, &bytes) {
                     tracing::debug!(peer, subprotocol, %error, "continuity message not sent");
                 }
             }
         }
+        later
     }
 
     /// Runs `f` on the state, records what it emitted, sends what it
@@ -759,12 +802,16 @@ impl Inner {
             }
             outgoing
         };
-        self.continuity_send(outgoing);
+        self.defer(self.continuity_send(outgoing), now);
     }
 
     pub(super) fn continuity_peer_up(&self, peer: &Peer) {
         let node_id = peer.node_id;
-        self.continuity_drive(|state, _, _| {
+        self.continuity_drive(|state, now, now_ms| {
+            if state.failed.remove(&node_id) {
+                let outputs = state.engine.on_peer_returned(node_id, now_ms);
+                return state.apply(outputs, now, now_ms);
+            }
             state.engine.peer_up(node_id, None);
             Outgoing::new()
         });
@@ -775,6 +822,7 @@ impl Inner {
         let subnet = self.peer_subnet(&self.capabilities.plane(), node_id);
         self.continuity_drive(|state, now, now_ms| {
             state.engine.peer_up(node_id, subnet);
+            state.failed.insert(node_id);
             let horizon = state.horizon();
             let outputs = state.engine.on_peer_failed(node_id, now_ms, &horizon);
             state.apply(outputs, now, now_ms)
@@ -784,13 +832,37 @@ impl Inner {
     pub(super) fn continuity_peer_returned(&self, peer: &Peer) {
         let node_id = peer.node_id;
         self.continuity_drive(|state, now, now_ms| {
+            state.failed.remove(&node_id);
             let outputs = state.engine.on_peer_returned(node_id, now_ms);
             state.apply(outputs, now, now_ms)
         });
     }
 
-    /// The reliability tick's share: confirmations and retransmissions.
+    /// Keeps messages for peers whose binding is not done, until
+    /// [`DEFER_FOR`] after they were first held back.
+    fn defer(&self, later: Outgoing, since: Instant) {
+        if later.is_empty() {
+            return;
+        }
+        let mut state = self.continuity.state();
+        state
+            .deferred
+            .extend(later.into_iter().map(|message| (message, since)));
+    }
+
+    /// The reliability tick's share: confirmations, retransmissions, and
+    /// messages held back for peers whose binding was not done.
     pub(super) fn continuity_tick(&self) {
+        if !self.continuity.enabled {
+            return;
+        }
+        let deferred = std::mem::take(&mut self.continuity.state().deferred);
+        let now = Instant::now();
+        for (message, since) in deferred {
+            if now.saturating_duration_since(since) < DEFER_FOR {
+                self.defer(self.continuity_send(vec![message]), since);
+            }
+        }
         self.continuity_drive(|state, now, now_ms| {
             let outputs = state.engine.tick(now_ms);
             let mut out = state.apply(outputs, now, now_ms);
@@ -801,12 +873,21 @@ impl Inner {
 
     fn continuity_message(&self, from: u64, subprotocol: u16, bytes: &[u8]) {
         self.continuity_drive(|state, now, now_ms| {
-            if subprotocol == ids::PARTITION {
-                // Their HealHello answers ours.
-                state.hellos.remove(&from);
-            }
+            // Their HealHello answers ours; whether ours arrived is not
+            // known, so a pending one goes once more (they answer no more).
+            let again = if subprotocol == ids::PARTITION {
+                state.hellos.remove(&from)
+            } else {
+                None
+            };
             match state.engine.on_message(from, subprotocol, bytes) {
-                Ok(outputs) => state.apply(outputs, now, now_ms),
+                Ok(outputs) => {
+                    let mut out = state.apply(outputs, now, now_ms);
+                    if let Some(hello) = again {
+                        out.push((To::Peer(from), ids::PARTITION, hello.bytes));
+                    }
+                    out
+                }
                 Err(error) => {
                     tracing::debug!(from, subprotocol, %error, "continuity message refused");
                     Outgoing::new()
