@@ -387,6 +387,10 @@ fn a_peer_without_continuity_receives_none_of_its_messages() {
             y.register_subprotocol(id, counter.clone()),
             Err(MeshError::SubprotocolInUse(_))
         ));
+        assert!(
+            !y.unregister_subprotocol(id),
+            "the node keeps its own handler"
+        );
     }
     assert!(matches!(
         x.follow_chain(1),

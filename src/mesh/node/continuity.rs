@@ -737,6 +737,11 @@ impl Inner {
         }
     }
 
+    /// Whether `id` is one of the continuity ids the node dispatches.
+    pub(super) fn continuity_owns(&self, id: u16) -> bool {
+        self.continuity.enabled && CONTINUITY_SUBPROTOCOLS.contains(&id)
+    }
+
     fn continuity_now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
