@@ -74,6 +74,8 @@ const DEFER_FOR: Duration = Duration::from_secs(2);
 /// message header (version, type, origin, after_seq, count).
 const FRAME_OVERHEAD: usize = 4 + 32;
 const BRANCH_HEADER: usize = 2 + 8 + 8 + 4;
+/// Most bytes a branch being received may hold (links and payloads).
+pub const MAX_TRANSFER_BYTES: usize = 64 << 20;
 
 /// Why a continuity call was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -248,6 +250,8 @@ struct Transfer {
     /// The split sequence asked for.
     after_seq: u64,
     events: Vec<CausalEvent>,
+    /// Bytes held (links and payloads), capped at [`MAX_TRANSFER_BYTES`].
+    bytes: usize,
     /// The sender's head, once its ChainHead arrived.
     head: Option<ChainPoint>,
     last_progress: Instant,
@@ -444,7 +448,7 @@ impl State {
         for event in events {
             let cost = FRAME_OVERHEAD + event.payload.len();
             if !piece.is_empty() && size + cost > PIECE_BUDGET {
-                let next = first + piece.len() as u64;
+                let next = first.saturating_add(piece.len() as u64);
                 push_branch(
                     &self.engine,
                     peer,
@@ -491,7 +495,7 @@ impl State {
         let next = transfer
             .events
             .last()
-            .map_or(transfer.after_seq, |e| e.link.sequence + 1);
+            .map_or(transfer.after_seq, |e| e.link.sequence.saturating_add(1));
         // A piece may repeat what we hold (a re-asked transfer starts at
         // our last event): keep only what extends it.
         if after_seq > next {
@@ -500,8 +504,11 @@ impl State {
         let skip = usize::try_from(next - after_seq).unwrap_or(usize::MAX);
         let mut moved = false;
         for event in events.into_iter().skip(skip) {
-            if transfer.events.len() > MAX_BRANCH_EVENTS {
-                break;
+            transfer.bytes += FRAME_OVERHEAD + event.payload.len();
+            if transfer.events.len() > MAX_BRANCH_EVENTS || transfer.bytes > MAX_TRANSFER_BYTES {
+                tracing::debug!(peer, origin, "branch over its bounds: transfer dropped");
+                self.transfers.remove(&(peer, origin));
+                return;
             }
             transfer.events.push(event);
             moved = true;
@@ -629,6 +636,7 @@ impl State {
                 self.transfers.entry((to, origin)).or_insert(Transfer {
                     after_seq,
                     events: Vec::new(),
+                    bytes: 0,
                     head: None,
                     last_progress: now,
                     retries: 0,
