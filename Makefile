@@ -232,6 +232,7 @@ bench: setup stage
 	$(CARGO) bench --bench nat --quiet
 	$(CARGO) bench --bench bus --quiet
 	$(CARGO) bench --bench behavior --quiet
+	$(CARGO) bench --bench partitions --quiet
 	$(CARGO) bench --bench bus_servers --quiet
 	$(SDK_ENV) ./scripts/bench-ffi-overhead.sh
 	$(SDK_ENV) ./scripts/bench-sdk-bus.sh

@@ -76,6 +76,21 @@
 // `net_compute_deliver` outcome: already applied; dropped.
 #define NET_COMPUTE_DUPLICATE 3
 
+// `net_mesh_observe_chain_event`: the event extended the chain.
+#define NET_CHAIN_EXTENDED 0
+
+// The event repeats one already followed.
+#define NET_CHAIN_DUPLICATE 1
+
+// The event is older than the follower remembers (not applied).
+#define NET_CHAIN_STALE 2
+
+// The chain broke at this event (a `chain_broken` event follows).
+#define NET_CHAIN_BROKE 3
+
+// The chain was already broken; the event was not checked.
+#define NET_CHAIN_IGNORED 4
+
 // Model kind: tasks (STORAGE.md §11.3), on channel `cortex/tasks`.
 //
 // Rows: `{"id", "title", "status": "pending" | "completed", "created_ns",
@@ -1897,6 +1912,76 @@ net_status_t net_compute_group_promote(const net_compute_group_t *group, uint32_
 // # Safety
 // `group` is NULL or from libnet; `json_out` is valid for one write.
 net_status_t net_compute_group_status(const net_compute_group_t *group, net_bytes_t *json_out);
+
+// The node's partition records as a JSON array, oldest first: `id`,
+// `phase` ("suspected" | "confirmed" | "healing" | "healed"), `our_side`,
+// `other_side`, `returned` (node ids), `cause` (`kind`: "subnet" with
+// `subnet` and `share`, "broad_outage", "unknown"), `horizon_at_split`
+// ([origin, seq] pairs), `detected_at_ms`, `confirmed_at_ms`,
+// `healed_at_ms` (null until then), `partition_key` (null until a
+// returned peer's view arrived). u64 values are exact JSON integers.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_mesh_partitions(const net_mesh_t *mesh, net_bytes_t *json_out);
+
+// The chains the node follows as a JSON array: `origin`, `head`
+// ({`origin`, `seq`, `hash`}), `held` (events kept), `broken` (null or
+// {`reason`: "chain_break" | "conflicting_chains", `last_verified_seq`,
+// `detected_at_ms`}), `forks` (each {`original_origin`, `forked_origin`,
+// `fork_seq`, `bytes`: the 65-byte fork record in hex}).
+//
+// # Safety
+// `mesh` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_mesh_continuity_status(const net_mesh_t *mesh, net_bytes_t *json_out);
+
+// Follows chain `origin` from its genesis (idempotent): its events are
+// handed over with `net_mesh_observe_chain_event` and it is reconciled
+// after a partition heals. `NET_ERR_INVALID_ARGUMENT` when the node runs
+// without continuity (`"continuity": false`).
+//
+// # Safety
+// `mesh` is NULL or from libnet.
+net_status_t net_mesh_follow_chain(const net_mesh_t *mesh, uint64_t origin);
+
+// Hands the node the next event of a followed chain: `link` is its
+// 32-byte causal link (STORAGE.md §14), `payload` its bytes. Writes what
+// it did to the chain (`NET_CHAIN_EXTENDED` … `NET_CHAIN_IGNORED`).
+// `NET_ERR_INVALID_ARGUMENT` for a link of another length or a malformed
+// one, a chain not followed, or continuity off.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `link` holds `link_len` bytes; `payload`
+// holds `payload_len` bytes (NULL when 0); `observation_out` is valid for
+// one write.
+net_status_t net_mesh_observe_chain_event(const net_mesh_t *mesh,
+                                          const uint8_t *link,
+                                          size_t link_len,
+                                          const uint8_t *payload,
+                                          size_t payload_len,
+                                          uint32_t *observation_out);
+
+// The node's next continuity event as JSON, waiting up to `timeout_ms`
+// (`NET_WAIT_FOREVER`: no limit): `type` "detected" | "extended" |
+// "confirmed" | "healed" (`record`), "healing" (`record`, `progress`),
+// "agreed" (`record`, `peer`, `partition_key`), "reconciled" (`origin`,
+// `peer`, `partition_key`, `head`, `outcome`: "converged", "caught_up"
+// with `appended`, "diverged" with `we_won` and `fork`), "fork_adopted"
+// (`peer`, `partition_key`, `fork`), "chain_broken" (`origin`,
+// `reason`). One queue per node: each event goes to one caller. Returns
+// `NET_OK`, `NET_TIMEOUT`, `NET_END` (shut down or freed during the
+// call), `NET_ERR_CANCELLED`, or `NET_ERR_INVALID_ARGUMENT` (continuity
+// off).
+//
+// # Safety
+// `mesh` is NULL or from libnet; `json_out` is valid for one write;
+// `cancel` is NULL or from libnet; `error_out` is NULL or valid for one
+// write.
+net_status_t net_mesh_continuity_next(const net_mesh_t *mesh,
+                                      uint32_t timeout_ms,
+                                      net_bytes_t *json_out,
+                                      const net_cancel_t *cancel,
+                                      net_error_t *error_out);
 
 // Opens the model of `kind` (`NET_MODEL_TASKS`, `NET_MODEL_MEMORIES`) on
 // `redex` as writer `origin_hash`, and folds its channel from the configured

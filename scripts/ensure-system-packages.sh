@@ -20,6 +20,8 @@ declare -A NEEDED=(
   # NAT routers built with nftables, and a real port-mapping gateway
   # (miniupnpd serves NAT-PMP, PCP and UPnP IGD) in a router namespace.
   [ip]=iproute2
+  # The partition suite (tests/mesh_partitions.rs) splits its nodes with
+  # an nftables table of its own, too.
   [nft]=nftables
 )
 

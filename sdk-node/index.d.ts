@@ -481,6 +481,8 @@ export interface MeshOptions {
   /** Offer AES-256-GCM to Net peers when the CPU has AES instructions
    * (default true; used when both sides offer it). */
   aes?: boolean;
+  /** Run the continuity plane (partition records, heal exchange, reconciliation); default true. */
+  continuity?: boolean;
   maxPendingHandshakes?: number;
   loopbackDepth?: number;
   /** The node classifies its NAT by itself (default true). */
@@ -509,6 +511,62 @@ export interface SubnetRule {
   prefix: string;
   level: number;
   values: Record<string, number>;
+}
+
+/** One partition record (`Mesh.partitions()`). */
+export interface PartitionRecord {
+  id: bigint;
+  phase: 'suspected' | 'confirmed' | 'healing' | 'healed';
+  ourSide: bigint[];
+  otherSide: bigint[];
+  returned: bigint[];
+  cause: { kind: 'subnet' | 'broad_outage' | 'unknown'; subnet?: string; share?: number };
+  horizonAtSplit: [bigint, bigint][];
+  detectedAtMs: bigint;
+  confirmedAtMs: bigint | null;
+  healedAtMs: bigint | null;
+  partitionKey: bigint | null;
+}
+
+/** A point on a chain. */
+export interface ChainPoint {
+  origin: bigint;
+  seq: bigint;
+  hash: bigint;
+}
+
+/** A fork a losing branch became. */
+export interface ForkInfo {
+  originalOrigin: bigint;
+  forkedOrigin: bigint;
+  forkSeq: bigint;
+  /** The 65-byte fork record, hex. */
+  bytes: string;
+}
+
+/** One followed chain (`Mesh.continuityStatus()`). */
+export interface ChainStatus {
+  origin: bigint;
+  head: ChainPoint;
+  held: bigint;
+  broken: { reason: 'chain_break' | 'conflicting_chains'; lastVerifiedSeq: bigint; detectedAtMs: bigint } | null;
+  forks: ForkInfo[];
+}
+
+/** One continuity event (`Mesh.continuityNext()`); fields by `type`. */
+export interface ContinuityEvent {
+  type: 'detected' | 'extended' | 'confirmed' | 'healing' | 'healed' | 'agreed' | 'reconciled' | 'fork_adopted' | 'chain_broken';
+  record?: bigint;
+  progress?: number;
+  peer?: bigint;
+  partitionKey?: bigint | null;
+  origin?: bigint;
+  head?: ChainPoint;
+  outcome?: 'converged' | 'caught_up' | 'diverged';
+  appended?: bigint;
+  weWon?: boolean;
+  fork?: ForkInfo;
+  reason?: string;
 }
 
 /** Where a node's NAT stands (`Mesh.nat()`). */
@@ -1060,6 +1118,16 @@ export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable, Async
   stats(): Record<string, number | bigint>;
   /** The node's NAT (`net_mesh_nat`). */
   nat(): NatStatus;
+  /** The partition records (`net_mesh_partitions`), camelCase, integers as bigints. */
+  partitions(): PartitionRecord[];
+  /** The chains this node follows (`net_mesh_continuity_status`). */
+  continuityStatus(): ChainStatus[];
+  /** Follows chain `origin` from its genesis (`net_mesh_follow_chain`). */
+  followChain(origin: U64Like): void;
+  /** Hands the node the next event of a followed chain (`net_mesh_observe_chain_event`). */
+  observeChainEvent(link: Uint8Array | ArrayBuffer, payload?: Uint8Array | ArrayBuffer): 'extended' | 'duplicate' | 'stale' | 'broke' | 'ignored';
+  /** The next continuity event (`net_mesh_continuity_next`); null on timeout or shutdown. */
+  continuityNext(timeoutMs?: number, options?: { signal?: AbortSignal }): Promise<ContinuityEvent | null>;
   /** Hole punching through `coordinator`; a relayed session moves to the direct path. */
   connectDirect(
     nodeId: U64Like,

@@ -4,8 +4,11 @@
 //! agree on the winner and the fork identity whatever order they see
 //! things in, and a model-based test of the partition record lifecycle.
 
+mod continuity_common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
+use continuity_common::{extend, genesis};
 use net::compute::{CausalEvent, ObservedHorizon};
 use net::continuity::wire::{MAX_SIDE_MEMBERS, msg_type};
 use net::continuity::{
@@ -22,31 +25,6 @@ use net::wire::subproto::ids;
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------- helpers
-
-fn genesis(origin: u64) -> CausalEvent {
-    CausalEvent {
-        link: CausalLink::genesis(origin),
-        payload: Vec::new(),
-        received_at: 0,
-    }
-}
-
-/// Events following `from`, one per payload.
-fn extend(from: &CausalEvent, payloads: &[&[u8]]) -> Vec<CausalEvent> {
-    let mut prev = from.clone();
-    payloads
-        .iter()
-        .map(|payload| {
-            let event = CausalEvent {
-                link: prev.link.next(&prev.payload, 0),
-                payload: payload.to_vec(),
-                received_at: 0,
-            };
-            prev = event.clone();
-            event
-        })
-        .collect()
-}
 
 fn owned(payloads: &[Vec<u8>]) -> Vec<&[u8]> {
     payloads.iter().map(Vec::as_slice).collect()

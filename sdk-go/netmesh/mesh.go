@@ -67,6 +67,10 @@ type MeshConfig struct {
 	// when the CPU has AES instructions; used when both sides offer it):
 	// every session stays on ChaCha20-Poly1305.
 	NoAES bool
+	// NoContinuity turns the continuity plane off (partition records, the
+	// heal exchange, chain reconciliation; on by default, see
+	// Mesh.Partitions).
+	NoContinuity bool
 	// NoNATClassify stops the node classifying its NAT by itself (on by
 	// default; see Mesh.NAT).
 	NoNATClassify bool
@@ -186,6 +190,9 @@ func (c MeshConfig) MarshalJSON() ([]byte, error) {
 	}
 	if c.NoAES {
 		put("aes", false)
+	}
+	if c.NoContinuity {
+		put("continuity", false)
 	}
 	return json.Marshal(m)
 }

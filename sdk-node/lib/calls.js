@@ -650,6 +650,18 @@ function meshRecvBatchAttempt(handle, max) {
   };
 }
 
+/** An attempt of net_mesh_continuity_next: the event's JSON text. */
+function meshContinuityNextAttempt(handle) {
+  return (token, error, timeoutMs) => {
+    const out = { ptr: null, len: 0 };
+    return {
+      fn: fns.net_mesh_continuity_next,
+      args: [handle, timeoutMs, out, token, error],
+      result: (status) => (status === STATUS.NET_OK ? takeBytes(out).toString('utf8') : null),
+    };
+  };
+}
+
 /** One event (net_mesh_recv_next) without waiting: `{ status, event? }`. */
 function meshRecvNext(handle) {
   const peer = [0n];
@@ -872,6 +884,7 @@ module.exports = {
   meshSendBlockingAttempt,
   meshTryRecvBatch,
   meshRecvBatchAttempt,
+  meshContinuityNextAttempt,
   meshRecvNext,
   meshMembershipAttempt,
   meshPublish,

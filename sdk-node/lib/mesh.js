@@ -11,7 +11,7 @@
 // The event loop never blocks. Node ids and stream ids are bigints.
 
 const util = require('node:util');
-const { STATUS, fns } = require('./native');
+const { STATUS, CONSTANTS, fns } = require('./native');
 const calls = require('./calls');
 const args = require('./args');
 const caps = require('./capabilities');
@@ -108,6 +108,7 @@ const PLAIN = {
   gso: 'gso',
   gro: 'gro',
   aes: 'aes',
+  continuity: 'continuity',
   maxPendingHandshakes: 'max_pending_handshakes',
   loopbackDepth: 'loopback_depth',
   natClassify: 'nat_classify',
@@ -117,6 +118,24 @@ const PLAIN = {
   subnet: 'subnet',
   subnetPolicy: 'subnet_policy',
 };
+/** net_mesh_observe_chain_event's codes (NET_CHAIN_*), by value. */
+const OBSERVATIONS = {
+  [CONSTANTS.NET_CHAIN_EXTENDED]: 'extended',
+  [CONSTANTS.NET_CHAIN_DUPLICATE]: 'duplicate',
+  [CONSTANTS.NET_CHAIN_STALE]: 'stale',
+  [CONSTANTS.NET_CHAIN_BROKE]: 'broke',
+  [CONSTANTS.NET_CHAIN_IGNORED]: 'ignored',
+};
+
+/** libnet's snake_case JSON keys as camelCase, deeply. */
+function camel(value) {
+  if (Array.isArray(value)) return value.map(camel);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c) => c.toUpperCase()), camel(v)]),
+  );
+}
+
 /** net_mesh_connect_direct's outcome codes, by value. */
 const DIRECT_OUTCOMES = ['direct', 'skip-punch', 'no-introduce', 'no-ack', 'path-failed'];
 const KEYS = { psk: 'psk_hex', identitySeed: 'identity_seed_hex', staticSecret: 'static_secret_hex' };
@@ -521,6 +540,73 @@ class Mesh {
     const out = {};
     for (const [k, v] of Object.entries(raw)) out[k] = k === 'node_id' ? v : Number(v);
     return out;
+  }
+
+  // -- continuity and partitions ---------------------------------------------
+
+  /**
+   * The partition records, oldest first, as libnet's JSON with camelCase
+   * keys and integers as bigints: `{ id, phase: 'suspected' | 'confirmed' |
+   * 'healing' | 'healed', ourSide, otherSide, returned, cause, horizonAtSplit,
+   * detectedAtMs, confirmedAtMs, healedAtMs, partitionKey }` (null until agreed).
+   */
+  partitions() {
+    return camel(require('./json').parseJsonBigInt(calls.meshBytes(fns.net_mesh_partitions, this.#live()).toString('utf8')));
+  }
+
+  /**
+   * The chains this node follows: `{ origin, head: { origin, seq, hash }, held,
+   * broken (null or { reason, lastVerifiedSeq, detectedAtMs }), forks }`.
+   */
+  continuityStatus() {
+    return camel(
+      require('./json').parseJsonBigInt(calls.meshBytes(fns.net_mesh_continuity_status, this.#live()).toString('utf8')),
+    );
+  }
+
+  /** Follows chain `origin` from its genesis (idempotent); InvalidArgumentError with continuity off. */
+  followChain(origin) {
+    calls.check(fns.net_mesh_follow_chain(this.#live(), args.u64(origin, 'origin')));
+  }
+
+  /**
+   * Hands the node the next event of a followed chain (its 32-byte causal
+   * link and payload): 'extended' | 'duplicate' | 'stale' | 'broke' (a
+   * 'chain_broken' event follows) | 'ignored' (already broken).
+   */
+  observeChainEvent(link, payload = new Uint8Array(0)) {
+    const l = args.bytes(link, 'link');
+    const p = args.bytes(payload, 'payload');
+    const code = [0];
+    calls.check(fns.net_mesh_observe_chain_event(this.#live(), l, l.byteLength, p, p.byteLength, code));
+    return OBSERVATIONS[Number(code[0])] ?? 'ignored';
+  }
+
+  /**
+   * The next continuity event (`{ type: 'detected' | 'extended' | 'confirmed'
+   * | 'healing' | 'healed' | 'agreed' | 'reconciled' | 'fork_adopted' |
+   * 'chain_broken', ... }`, camelCase, integers as bigints), waiting up to
+   * `timeoutMs` (omitted: no limit); null on timeout or once the node is shut
+   * down. `{ signal }` aborts the wait (nothing is taken).
+   */
+  async continuityNext(timeoutMs, options) {
+    const wait = timeoutArg(timeoutMs);
+    const signal = asyncCalls.signalArg(options);
+    signal?.throwIfAborted();
+    const b = await asyncCalls.blocking({
+      op: 'mesh_continuity_next',
+      attempt: calls.meshContinuityNextAttempt(this.#live()),
+      resumable: true,
+      timeoutMs: wait,
+      signal,
+    });
+    if (b.status === STATUS.NET_OK) return camel(require('./json').parseJsonBigInt(b.value));
+    if (b.status === STATUS.NET_END || b.status === STATUS.NET_ERR_SHUTTING_DOWN) {
+      signal?.throwIfAborted();
+      return null;
+    }
+    asyncCalls.check(b);
+    return null; // NET_TIMEOUT
   }
 
   // -- channels and capabilities ---------------------------------------------

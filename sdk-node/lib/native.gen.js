@@ -389,6 +389,16 @@ const CONSTANTS = Object.freeze({
   NET_COMPUTE_FORWARDED: 2,
   /** `net_compute_deliver` outcome: already applied; dropped. */
   NET_COMPUTE_DUPLICATE: 3,
+  /** `net_mesh_observe_chain_event`: the event extended the chain. */
+  NET_CHAIN_EXTENDED: 0,
+  /** The event repeats one already followed. */
+  NET_CHAIN_DUPLICATE: 1,
+  /** The event is older than the follower remembers (not applied). */
+  NET_CHAIN_STALE: 2,
+  /** The chain broke at this event (a `chain_broken` event follows). */
+  NET_CHAIN_BROKE: 3,
+  /** The chain was already broken; the event was not checked. */
+  NET_CHAIN_IGNORED: 4,
   /**
    * Model kind: tasks (STORAGE.md §11.3), on channel `cortex/tasks`.
    *
@@ -670,6 +680,11 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_compute_group_sync(const net_compute_group_t *group, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_compute_group_promote(const net_compute_group_t *group, _Out_ uint32_t *index_out)',
   'net_status_t net_compute_group_status(const net_compute_group_t *group, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_mesh_partitions(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_mesh_continuity_status(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_mesh_follow_chain(const net_mesh_t *mesh, uint64_t origin)',
+  'net_status_t net_mesh_observe_chain_event(const net_mesh_t *mesh, const uint8_t *link, size_t link_len, const uint8_t *payload, size_t payload_len, _Out_ uint32_t *observation_out)',
+  'net_status_t net_mesh_continuity_next(const net_mesh_t *mesh, uint32_t timeout_ms, _Inout_ net_bytes_t *json_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_model_open(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, _Out_ net_model_t **out)',
   'net_status_t net_model_restore(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, _Out_ net_model_t **out)',
   'net_status_t net_model_free(net_model_t *model)',

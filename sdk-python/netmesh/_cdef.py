@@ -15,6 +15,11 @@ CDEF = r'''
 #define NET_COMPUTE_BUFFERED 1
 #define NET_COMPUTE_FORWARDED 2
 #define NET_COMPUTE_DUPLICATE 3
+#define NET_CHAIN_EXTENDED 0
+#define NET_CHAIN_DUPLICATE 1
+#define NET_CHAIN_STALE 2
+#define NET_CHAIN_BROKE 3
+#define NET_CHAIN_IGNORED 4
 #define NET_MODEL_TASKS 1
 #define NET_MODEL_MEMORIES 2
 #define NET_ENVELOPE_SIZE 209
@@ -292,6 +297,11 @@ net_status_t net_compute_group_node_failed(const net_compute_group_t *group, uin
 net_status_t net_compute_group_sync(const net_compute_group_t *group, net_bytes_t *json_out);
 net_status_t net_compute_group_promote(const net_compute_group_t *group, uint32_t *index_out);
 net_status_t net_compute_group_status(const net_compute_group_t *group, net_bytes_t *json_out);
+net_status_t net_mesh_partitions(const net_mesh_t *mesh, net_bytes_t *json_out);
+net_status_t net_mesh_continuity_status(const net_mesh_t *mesh, net_bytes_t *json_out);
+net_status_t net_mesh_follow_chain(const net_mesh_t *mesh, uint64_t origin);
+net_status_t net_mesh_observe_chain_event(const net_mesh_t *mesh, const uint8_t *link, size_t link_len, const uint8_t *payload, size_t payload_len, uint32_t *observation_out);
+net_status_t net_mesh_continuity_next(const net_mesh_t *mesh, uint32_t timeout_ms, net_bytes_t *json_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_model_open(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, net_model_t **out);
 net_status_t net_model_restore(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, net_model_t **out);
 net_status_t net_model_free(net_model_t *model);

@@ -177,10 +177,18 @@ _PLAIN = {
     "gso",
     "gro",
     "aes",
+    "continuity",
     "max_pending_handshakes",
     "loopback_depth",
     "subnet",
     "subnet_policy",
+}
+_OBSERVATIONS = {
+    lib.NET_CHAIN_EXTENDED: "extended",
+    lib.NET_CHAIN_DUPLICATE: "duplicate",
+    lib.NET_CHAIN_STALE: "stale",
+    lib.NET_CHAIN_BROKE: "broke",
+    lib.NET_CHAIN_IGNORED: "ignored",
 }
 _KEYS = {"psk": "psk_hex", "identity_seed": "identity_seed_hex", "static_secret": "static_secret_hex"}
 
@@ -284,6 +292,8 @@ class Mesh(_Handle):
     "direct"), ``require_identity``, ``gso`` / ``gro`` (bools, the Linux UDP
     offloads; on by default), ``aes`` (bool, default True: offer
     AES-256-GCM to Net peers when the CPU has AES instructions),
+    ``continuity`` (bool, default True: partition records, the heal
+    exchange and chain reconciliation run by themselves),
     ``max_pending_handshakes``,
     ``loopback_depth``; NAT: ``nat_classify`` (bool, default True: the node
     classifies its NAT by itself), ``classify_period`` /
@@ -302,7 +312,7 @@ class Mesh(_Handle):
     forms for asyncio; :meth:`close` (or :meth:`shutdown`) wakes them.
     """
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_pending", "_continuity_pending")
     _kind = "Mesh"
     _free = staticmethod(lib.net_mesh_free)
 
@@ -312,6 +322,7 @@ class Mesh(_Handle):
         # Events taken by a receive that a signal or a task cancellation
         # abandoned, delivered first.
         self._pending: Deque[MeshEvent] = collections.deque()
+        self._continuity_pending: Deque[Dict[str, Any]] = collections.deque()
         raw = config_json(**options).encode()
         out = ffi.new("net_mesh_t **")
         check(lib.net_mesh_new(raw if raw else ffi.NULL, len(raw), out))
@@ -685,6 +696,87 @@ class Mesh(_Handle):
         check(lib.net_mesh_peers(self._handle(), out))
         result: List[Dict[str, Any]] = json.loads(take_bytes(out))
         return result
+
+    # -- continuity and partitions ------------------------------------------------------
+
+    def partitions(self) -> List[Dict[str, Any]]:
+        """The partition records, oldest first: id, phase ("suspected" |
+        "confirmed" | "healing" | "healed"), our_side, other_side, returned
+        (node ids), cause ({"kind": "subnet" | "broad_outage" | "unknown",
+        ...}), horizon_at_split ([origin, seq] pairs), detected_at_ms,
+        confirmed_at_ms, healed_at_ms, partition_key (None until a returned
+        peer's view arrived)."""
+        out = new_bytes()
+        check(lib.net_mesh_partitions(self._handle(), out))
+        result: List[Dict[str, Any]] = json.loads(take_bytes(out))
+        return result
+
+    def continuity_status(self) -> List[Dict[str, Any]]:
+        """The chains this node follows: origin, head ({origin, seq, hash}),
+        held, broken (None or {reason, last_verified_seq, detected_at_ms}),
+        forks (each {original_origin, forked_origin, fork_seq, bytes})."""
+        out = new_bytes()
+        check(lib.net_mesh_continuity_status(self._handle(), out))
+        result: List[Dict[str, Any]] = json.loads(take_bytes(out))
+        return result
+
+    def follow_chain(self, origin: int) -> None:
+        """Follows chain ``origin`` from its genesis (idempotent): it is then
+        checked event by event and reconciled after a partition heals.
+        InvalidArgumentError when the node runs without continuity."""
+        check(lib.net_mesh_follow_chain(self._handle(), _u64(origin, "origin")))
+
+    def observe_chain_event(self, link: BytesLike, payload: BytesLike = b"") -> str:
+        """Hands the node the next event of a followed chain (its 32-byte
+        causal link and its payload); returns what it did: "extended",
+        "duplicate", "stale", "broke" (a ``chain_broken`` event follows) or
+        "ignored" (the chain was already broken). InvalidArgumentError for a
+        malformed link or a chain not followed."""
+        link_buf, link_len = buf(link, "link")
+        payload_buf, payload_len = buf(payload, "payload")
+        code = ffi.new("uint32_t *")
+        check(
+            lib.net_mesh_observe_chain_event(
+                self._handle(), link_buf, link_len, payload_buf, payload_len, code
+            )
+        )
+        return _OBSERVATIONS.get(int(code[0]), "ignored")
+
+    def _continuity_raw(self, handle: Any, ms: int, token: Any) -> Any:
+        out = new_bytes()
+        err = error_slot()
+        status = lib.net_mesh_continuity_next(handle, ms, out, token, err)
+        if status == lib.NET_OK:
+            return json.loads(take_bytes(out))
+        if status == lib.NET_TIMEOUT:
+            return None
+        if status == lib.NET_END:
+            return _END
+        raise call_error(status, err)
+
+    def _keep_continuity(self, value: Any) -> None:
+        if isinstance(value, dict):
+            self._continuity_pending.append(value)
+
+    def continuity_next(
+        self, timeout: Optional[Seconds] = None, *, cancel: Optional[Cancel] = None
+    ) -> Optional[Dict[str, Any]]:
+        """The next continuity event as a dict (``type``: "detected",
+        "extended", "confirmed", "healing", "healed", "agreed",
+        "reconciled", "fork_adopted", "chain_broken"), or None on timeout or
+        once the node is shut down. CancelledError when ``cancel`` is
+        cancelled (nothing is lost: an event taken meanwhile is kept)."""
+        if self._continuity_pending:
+            return self._continuity_pending.popleft()
+        ms = timeout_ms(timeout)
+        handle = self._handle()
+        event = pull(
+            lambda ms, token: self._continuity_raw(handle, ms, token),
+            ms,
+            cancel,
+            self._keep_continuity,
+        )
+        return None if event is _END else event
 
     def routes(self) -> Routes:
         """The routing table: a :class:`Routes` with one :class:`Route` per

@@ -53,7 +53,7 @@ pub(crate) fn mesh_status(err: &MeshError) -> net_status_t {
             net_status_t::NET_ERR_MESH_TOO_LARGE
         }
         MeshError::IdentityRefused(_) => net_status_t::NET_ERR_MESH_IDENTITY_REFUSED,
-        MeshError::SelfConnect | MeshError::SubprotocolInUse(_) => {
+        MeshError::SelfConnect | MeshError::SubprotocolInUse(_) | MeshError::Continuity(_) => {
             net_status_t::NET_ERR_INVALID_ARGUMENT
         }
         MeshError::StreamClosed(_) => net_status_t::NET_ERR_MESH_STREAM_CLOSED,
@@ -93,7 +93,7 @@ impl Drop for StreamHandle {
 opaque_handle!(net_mesh_t => MeshHandle, kind = b"NMSH");
 opaque_handle!(net_mesh_stream_t => StreamHandle, kind = b"NMST");
 
-fn timeout_of(timeout_ms: u32) -> Option<Duration> {
+pub(crate) fn timeout_of(timeout_ms: u32) -> Option<Duration> {
     (timeout_ms != NET_WAIT_FOREVER).then(|| Duration::from_millis(u64::from(timeout_ms)))
 }
 

@@ -92,6 +92,10 @@ pub struct MeshConfig {
     pub hello_timeout: Duration,
     /// Refuse peers that do not bind their identity (v0.11 peers).
     pub require_identity: bool,
+    /// Run the continuity plane (partition records, the heal exchange,
+    /// reconciliation; `docs/continuity.md`). Default true; advertised in
+    /// the hello, so peers send its messages only to nodes that run it.
+    pub continuity: bool,
     /// Unanswered handshakes kept in flight at once (a flood beyond this is
     /// dropped before any Diffie-Hellman work).
     pub max_pending_handshakes: usize,
@@ -159,6 +163,7 @@ impl Default for MeshConfig {
             connect_form: ConnectForm::Routed,
             hello_timeout: Duration::from_secs(2),
             require_identity: false,
+            continuity: true,
             max_pending_handshakes: 256,
             loopback_depth: 64,
             aes: true,
@@ -198,6 +203,7 @@ struct Raw {
     connect_form: Option<ConnectForm>,
     hello_timeout_ms: Option<u64>,
     require_identity: Option<bool>,
+    continuity: Option<bool>,
     max_pending_handshakes: Option<usize>,
     loopback_depth: Option<usize>,
     aes: Option<bool>,
@@ -293,7 +299,7 @@ impl MeshConfig {
     /// (≥ 100, default 60 000), `recv_buffer`, `send_buffer`, `gso`,
     /// `gro`, `max_streams`, `stream_idle_timeout_ms`, `connect_form`
     /// (`"routed"`/`"direct"`), `hello_timeout_ms`, `require_identity`,
-    /// `max_pending_handshakes`, `loopback_depth`, `aes` (bool, default
+    /// `continuity` (bool, default true), `max_pending_handshakes`, `loopback_depth`, `aes` (bool, default
     /// true: offer AES-256-GCM to Net peers when the CPU has AES
     /// instructions; `false` keeps ChaCha20-Poly1305). Channels and
     /// capabilities (MESH2.md §6 defaults): `membership_ack_timeout_ms`,
@@ -395,6 +401,9 @@ impl MeshConfig {
         }
         if let Some(v) = raw.hello_timeout_ms {
             config.hello_timeout = ms(v, "hello_timeout_ms", 0, DAY_MS)?;
+        }
+        if let Some(v) = raw.continuity {
+            config.continuity = v;
         }
         if let Some(v) = raw.require_identity {
             config.require_identity = v;

@@ -27,6 +27,22 @@ pub trait PacketFilter: Send + Sync + 'static {
     fn outbound(&self, to: SocketAddr, datagram: &[u8]) -> Verdict;
 }
 
+/// Drops every datagram to a set of addresses: one side of a partition
+/// (install it on every node of the side, naming the other side's
+/// addresses).
+#[derive(Debug, Clone, Default)]
+pub struct DropTo(pub std::collections::BTreeSet<SocketAddr>);
+
+impl PacketFilter for DropTo {
+    fn outbound(&self, to: SocketAddr, _datagram: &[u8]) -> Verdict {
+        if self.0.contains(&to) {
+            Verdict::Drop
+        } else {
+            Verdict::Pass
+        }
+    }
+}
+
 /// Probabilities are in [0, 1]; each datagram draws once.
 #[derive(Debug)]
 pub struct NetemFilter {

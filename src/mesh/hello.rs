@@ -45,6 +45,11 @@ pub const FLAG_WINDOW_GROWTH: u8 = 0x08;
 /// datagrams once a probe got through (`mesh::pathsize`).
 pub const FLAG_LARGE_DATAGRAMS: u8 = 0x10;
 
+/// Hello flag: the sender runs the continuity plane (partition records,
+/// the heal exchange, reconciliation on 0x0700–0x0702 / 0x0800–0x0801);
+/// only peers that set it are sent those messages (`mesh/node/continuity.rs`).
+pub const FLAG_CONTINUITY: u8 = 0x20;
+
 /// Why a hello was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -45,13 +45,14 @@ pub use credit::{Backpressure, DEFAULT_WINDOW, TxCredit, WindowOffer, packet_cos
 pub use crypto::{AuthError, Cipher, PacketKey, Role, SessionKeys};
 pub use failure::{FailureDetector, Health};
 #[cfg(feature = "test-util")]
-pub use filter::{NetemFilter, PacketFilter, Verdict};
+pub use filter::{DropTo, NetemFilter, PacketFilter, Verdict};
 pub use handshake::{Accepted, HandshakeError, HandshakeForm, Initiator, Responder, prologue};
 pub use hello::{Hello, HelloError};
 pub use inbound::InboundEvent;
 pub use node::{
-    CapabilityError, ChannelError, DirectOutcome, MeshError, MeshNode, NatStatus, PeerInfo,
-    PublishReport, RelayReason, SubprotocolHandler, TraversalSettings,
+    CONTINUITY_SUBPROTOCOLS, CapabilityError, ChainStatusInfo, ChannelError, ContinuityError,
+    ContinuityEvent, DirectOutcome, MeshError, MeshNode, NatStatus, PartitionStatus, PeerInfo,
+    PublishReport, ReconcileOutcome, RelayReason, SubprotocolHandler, TraversalSettings,
 };
 pub use packet::{OpenError, PacketKind};
 pub use pathsize::{PathProbe, PathProbeAck};

@@ -142,6 +142,7 @@ impl Inner {
     /// A session with `peer` came up: our latest announcement, if any.
     pub(super) fn on_session_up(&self, peer: &Peer) {
         self.traversal_session_up(peer);
+        self.continuity_peer_up(peer);
         let bytes = self.capabilities.plane().on_peer_connected(peer.node_id);
         if let Some(bytes) = bytes {
             self.send_announcement(peer, &bytes);
@@ -153,6 +154,7 @@ impl Inner {
     pub(super) fn on_peer_failed(&self, peer: &Peer) {
         self.capabilities.plane().on_peer_failed(peer.node_id);
         self.channels_peer_gone(peer.node_id);
+        self.continuity_peer_failed(peer);
     }
 
     /// `peer` came back from Failed: our announcement is pushed again
@@ -162,6 +164,7 @@ impl Inner {
         if let Some(bytes) = bytes {
             self.send_announcement(peer, &bytes);
         }
+        self.continuity_peer_returned(peer);
     }
 
     /// `node_id`'s session is gone for good (evicted, replaced, refused):

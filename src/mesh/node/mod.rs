@@ -30,6 +30,7 @@
 
 mod capabilities;
 mod channels;
+mod continuity;
 mod pathsize;
 mod recv;
 mod send;
@@ -68,6 +69,10 @@ use crate::identity::{EntityId, EntityKeypair, routing_id};
 
 pub use capabilities::CapabilityError;
 pub use channels::{ChannelError, PublishReport};
+pub use continuity::{
+    CONTINUITY_SUBPROTOCOLS, ChainStatusInfo, ContinuityError, ContinuityEvent, PartitionStatus,
+    ReconcileOutcome,
+};
 pub use subprotocols::SubprotocolHandler;
 pub use traversal::{DirectOutcome, NatStatus, RelayReason, TraversalSettings};
 
@@ -144,6 +149,9 @@ pub enum MeshError {
     /// a handler; the existing handler was kept.
     #[error("subprotocol {0:#06x} is reserved or already has a handler")]
     SubprotocolInUse(u16),
+    /// A continuity call was refused (continuity off, chain not followed).
+    #[error(transparent)]
+    Continuity(#[from] continuity::ContinuityError),
 }
 
 /// A counter per thing worth counting; all monotonic.
@@ -371,6 +379,9 @@ pub(crate) struct Inner {
     traversal: traversal::TraversalGlue,
     /// Handlers of subsystem subprotocols (`subprotocols.rs`).
     subprotocols: subprotocols::SubprotocolHooks,
+    /// Partition records, followed chains, the heal exchange
+    /// (`continuity.rs`).
+    continuity: continuity::ContinuityGlue,
 }
 
 /// A mesh node. Cheap to share behind an `Arc`; every method takes `&self`
@@ -505,6 +516,7 @@ impl MeshNode {
         let buffers = Arc::new(BufferPool::new());
         let inner = Arc::new(Inner {
             subprotocols: subprotocols::SubprotocolHooks::default(),
+            continuity: continuity::ContinuityGlue::new(node_id, config.continuity),
             traversal,
             channels: channel_glue,
             capabilities: capability_glue,
@@ -549,6 +561,7 @@ impl MeshNode {
             offload,
             mtu_oracle: super::io::MtuOracle::new(),
         });
+        inner.install_continuity();
         inner.pump.start(Arc::downgrade(&inner))?;
         inner.start_port_mapping()?;
         inner.start_interface_watch()?;
@@ -900,6 +913,7 @@ impl MeshNode {
     /// socket closes when the last reference goes. Idempotent.
     pub fn shutdown(&self) {
         self.inner.shutdown();
+        self.inner.continuity.wake_all();
         self.inner.pump.stop();
         // The mapping is deleted at the gateway (bounded wait).
         self.inner.stop_traversal_threads();

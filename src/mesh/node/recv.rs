@@ -638,6 +638,9 @@ impl Inner {
         if self.config.large_datagrams {
             flags |= FLAG_LARGE_DATAGRAMS;
         }
+        if self.config.continuity {
+            flags |= super::super::hello::FLAG_CONTINUITY;
+        }
         flags
     }
 

@@ -62,6 +62,15 @@ pub(super) struct SubprotocolHooks {
 }
 
 impl SubprotocolHooks {
+    /// Installs the node's own handler for `id` (construction only).
+    pub(super) fn install(&self, id: u16, handler: Arc<dyn SubprotocolHandler>) {
+        self.handlers.rcu(|current| {
+            let mut next = HandlerMap::clone(current);
+            next.insert(id, handler.clone());
+            next
+        });
+    }
+
     pub(super) fn get(&self, id: u16) -> Option<Arc<dyn SubprotocolHandler>> {
         self.handlers.load().get(&id).cloned()
     }
@@ -110,8 +119,12 @@ impl MeshNode {
     }
 
     /// Removes subprotocol `id`'s handler; its packets become plain events
-    /// again. Returns whether one was registered.
+    /// again. Returns whether one was registered (false, and nothing
+    /// removed, for the continuity ids while the node runs continuity).
     pub fn unregister_subprotocol(&self, id: u16) -> bool {
+        if self.inner.continuity_owns(id) {
+            return false;
+        }
         let mut removed = false;
         self.inner.subprotocols.handlers.rcu(|current| {
             let mut next = HandlerMap::clone(current);

@@ -115,6 +115,7 @@ fn reliability_round(inner: &Inner) {
     inner.capability_tick(now);
     inner.traversal_tick(now);
     inner.expire_candidates(now);
+    inner.continuity_tick();
     // Only the peers whose state changed since the last look or whose
     // timer came (`Peer::tick_due`): a node with thousands of quiet
     // sessions does not walk them every 5 ms.

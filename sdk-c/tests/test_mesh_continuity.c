@@ -1,0 +1,130 @@
+/*
+ * Continuity through the C ABI (issue 16 item 3): a followed chain checked
+ * event by event (a second writer breaks it; the node says so as an event
+ * and in its status), partition records as JSON, the event wait with a
+ * timeout and a cancellation token, continuity off refused, and the calls
+ * on NULL and on a freed node. The partition itself runs on five real nodes
+ * in the Rust suite (tests/mesh_partitions.rs).
+ *
+ * Run under AddressSanitizer + LeakSanitizer.
+ */
+#define _XOPEN_SOURCE 700
+
+#include <stdio.h>
+
+#include "block_util.h"
+#include "mesh_util.h"
+
+#define ORIGIN 0x123456789ABCull
+
+static net_mesh_t *node(const char *extra)
+{
+    char config[320];
+    net_mesh_t *m = NULL;
+    snprintf(config, sizeof config,
+             "{\"psk_hex\":\"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a\"%s}", extra);
+    if (!CHECK_OK(net_mesh_new((const uint8_t *)config, strlen(config), &m))) {
+        return NULL;
+    }
+    return m;
+}
+
+/* A 32-byte causal link: origin, horizon, sequence, parent hash (LE). */
+static void causal_link(uint8_t out[32], uint64_t origin, uint64_t seq, uint64_t parent)
+{
+    uint64_t words[4] = {origin, 0, seq, parent};
+    for (int w = 0; w < 4; w++) {
+        for (int i = 0; i < 8; i++) {
+            out[w * 8 + i] = (uint8_t)(words[w] >> (8 * i));
+        }
+    }
+}
+
+static int json_is(net_status_t (*fn)(const net_mesh_t *, net_bytes_t *), const net_mesh_t *m,
+                   const char *fragment)
+{
+    net_bytes_t json = {NULL, 0};
+    int found = CHECK_OK(fn(m, &json)) && json_has(&json, fragment);
+    net_bytes_free(&json);
+    return found;
+}
+
+static void test_a_chain_followed_and_broken(void)
+{
+    net_mesh_t *m = node("");
+    uint8_t link[32];
+    uint32_t seen = 99;
+    net_bytes_t event = {NULL, 0};
+    net_error_t error = {NET_OK, {NULL, 0}};
+    if (m == NULL) {
+        return;
+    }
+    CHECK(json_is(net_mesh_partitions, m, "[]"));
+    CHECK(json_is(net_mesh_continuity_status, m, "[]"));
+    causal_link(link, ORIGIN, 1, 0);
+    CHECK_STATUS(net_mesh_observe_chain_event(m, link, 32, (const uint8_t *)"x", 1, &seen),
+                 NET_ERR_INVALID_ARGUMENT);
+    CHECK(seen == 99);
+    CHECK_OK(net_mesh_follow_chain(m, ORIGIN));
+    CHECK_OK(net_mesh_follow_chain(m, ORIGIN));
+    CHECK(json_is(net_mesh_continuity_status, m, "\"held\":1"));
+    CHECK_STATUS(net_mesh_observe_chain_event(m, link, 31, (const uint8_t *)"x", 1, &seen),
+                 NET_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(net_mesh_continuity_next(m, 10, &event, NULL, &error), NET_TIMEOUT);
+    CHECK(event.ptr == NULL);
+    /* A parent hash that is not the genesis's: the chain breaks. */
+    causal_link(link, ORIGIN, 1, 0xDEAD);
+    CHECK_OK(net_mesh_observe_chain_event(m, link, 32, (const uint8_t *)"x", 1, &seen));
+    CHECK(seen == NET_CHAIN_BROKE);
+    causal_link(link, ORIGIN, 2, 0xBEEF);
+    CHECK_OK(net_mesh_observe_chain_event(m, link, 32, NULL, 0, &seen));
+    CHECK(seen == NET_CHAIN_IGNORED);
+    if (CHECK_OK(net_mesh_continuity_next(m, 5000, &event, NULL, &error))) {
+        CHECK(json_has(&event, "\"type\":\"chain_broken\""));
+        net_bytes_free(&event);
+    }
+    CHECK(json_is(net_mesh_continuity_status, m, "\"reason\":\"conflicting_chains\""));
+    CHECK_OK(net_mesh_free(m));
+}
+
+static void test_cancel_off_null_and_freed(void)
+{
+    net_mesh_t *m = node("");
+    net_mesh_t *off = node(",\"continuity\":false");
+    net_cancel_t *cancel = NULL;
+    net_bytes_t event = {NULL, 0};
+    net_error_t error = {NET_OK, {NULL, 0}};
+    uint8_t link[32];
+    uint32_t seen = 0;
+    if (m == NULL || off == NULL || !CHECK_OK(net_cancel_new(&cancel))) {
+        return;
+    }
+    /* A cancelled token: the wait does not start. */
+    CHECK_OK(net_cancel_cancel(cancel));
+    CHECK_STATUS(net_mesh_continuity_next(m, NET_WAIT_FOREVER, &event, cancel, &error), NET_ERR_CANCELLED);
+    CHECK(error.status == NET_ERR_CANCELLED);
+    net_error_clear(&error);
+    CHECK_STATUS(net_mesh_follow_chain(off, 1), NET_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(net_mesh_continuity_next(off, 0, &event, NULL, NULL), NET_ERR_INVALID_ARGUMENT);
+    CHECK(json_is(net_mesh_partitions, off, "[]"));
+    CHECK_STATUS(net_mesh_partitions(NULL, &event), NET_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(net_mesh_continuity_status(m, NULL), NET_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(net_mesh_follow_chain(NULL, 1), NET_ERR_INVALID_ARGUMENT);
+    CHECK_OK(net_mesh_free(m));
+    causal_link(link, ORIGIN, 1, 0);
+    CHECK_STATUS(net_mesh_partitions(m, &event), NET_ERR_SHUTTING_DOWN);
+    CHECK_STATUS(net_mesh_continuity_status(m, &event), NET_ERR_SHUTTING_DOWN);
+    CHECK_STATUS(net_mesh_follow_chain(m, 1), NET_ERR_SHUTTING_DOWN);
+    CHECK_STATUS(net_mesh_observe_chain_event(m, link, 32, NULL, 0, &seen), NET_ERR_SHUTTING_DOWN);
+    CHECK_STATUS(net_mesh_continuity_next(m, 0, &event, NULL, NULL), NET_ERR_SHUTTING_DOWN);
+    CHECK(event.ptr == NULL);
+    CHECK_OK(net_mesh_free(off));
+    net_cancel_free(cancel);
+}
+
+int main(void)
+{
+    RUN_TEST(test_a_chain_followed_and_broken);
+    RUN_TEST(test_cancel_off_null_and_freed);
+    return check_finish("test_mesh_continuity");
+}

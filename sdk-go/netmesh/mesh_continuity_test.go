@@ -1,0 +1,89 @@
+package netmesh_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/netmesh/net/sdk-go/netmesh"
+)
+
+const chainOrigin = uint64(0x1234_5678_9ABC)
+
+// link is a 32-byte causal link: origin, horizon, sequence, parent hash (LE).
+func link(origin, seq, parent uint64) []byte {
+	b := make([]byte, 32)
+	binary.LittleEndian.PutUint64(b[0:], origin)
+	binary.LittleEndian.PutUint64(b[16:], seq)
+	binary.LittleEndian.PutUint64(b[24:], parent)
+	return b
+}
+
+// A followed chain checked event by event: a second writer breaks it, and
+// the node says so as an event and in its status. (The partition itself
+// runs on five real nodes in the Rust suite, tests/mesh_partitions.rs.)
+func TestMeshContinuityChain(t *testing.T) {
+	m := fastMesh(t, nil)
+	if p := must(m.Partitions()); len(p) != 0 {
+		t.Fatalf("partitions: %+v", p)
+	}
+	if c := must(m.ContinuityStatus()); len(c) != 0 {
+		t.Fatalf("chains: %+v", c)
+	}
+	if _, err := m.ObserveChainEvent(link(chainOrigin, 1, 0), []byte("x")); !errors.Is(err, netmesh.ErrInvalidArgument) {
+		t.Fatalf("not followed: %v", err)
+	}
+	must(0, m.FollowChain(chainOrigin))
+	must(0, m.FollowChain(chainOrigin))
+	chains := must(m.ContinuityStatus())
+	if len(chains) != 1 || chains[0].Origin != chainOrigin || chains[0].Head.Seq != 0 || chains[0].Held != 1 || chains[0].Broken != nil {
+		t.Fatalf("followed: %+v", chains)
+	}
+	if _, err := m.ObserveChainEvent(link(chainOrigin, 1, 0)[:31], nil); !errors.Is(err, netmesh.ErrInvalidArgument) {
+		t.Fatalf("short link: %v", err)
+	}
+	if got := must(m.ObserveChainEvent(link(chainOrigin, 1, 0xDEAD), []byte("x"))); got != "broke" {
+		t.Fatalf("observe: %s", got)
+	}
+	if got := must(m.ObserveChainEvent(link(chainOrigin, 2, 0xBEEF), []byte("y"))); got != "ignored" {
+		t.Fatalf("observe after the break: %s", got)
+	}
+	event := must(m.ContinuityNext(ctx5(t)))
+	if event.Type != "chain_broken" || event.Origin != chainOrigin {
+		t.Fatalf("event: %+v", event)
+	}
+	chains = must(m.ContinuityStatus())
+	if chains[0].Broken == nil || chains[0].Broken.Reason != "conflicting_chains" {
+		t.Fatalf("broken: %+v", chains[0].Broken)
+	}
+}
+
+// The wait ends with the context, and with io.EOF once the node is closed.
+func TestMeshContinuityNextEnds(t *testing.T) {
+	m := fastMesh(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := m.ContinuityNext(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.ContinuityNext(context.Background())
+		done <- err
+	}()
+	must(0, m.Close())
+	if err := <-done; !errors.Is(err, io.EOF) && !errors.Is(err, netmesh.ErrShuttingDown) {
+		t.Fatalf("after close: %v", err)
+	}
+}
+
+func TestMeshContinuityOff(t *testing.T) {
+	m := fastMesh(t, func(c *netmesh.MeshConfig) { c.NoContinuity = true })
+	err := m.FollowChain(1)
+	if !errors.Is(err, netmesh.ErrInvalidArgument) || !strings.Contains(err.Error(), "continuity is off") {
+		t.Fatalf("follow: %v", err)
+	}
+}

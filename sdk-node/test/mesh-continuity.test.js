@@ -1,0 +1,67 @@
+'use strict';
+// Continuity through the Node SDK: a followed chain checked event by event
+// (a second writer breaks it, and the node says so as an event and in its
+// status), partition records, the event wait with a timeout and an abort,
+// continuity off refused. The partition itself runs on five real nodes in
+// the Rust suite (tests/mesh_partitions.rs).
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { InvalidArgumentError, Mesh } = require('netmesh');
+
+const { FAST } = require('./helpers');
+
+const ORIGIN = 0x1234_5678_9abcn;
+
+/** A 32-byte causal link: origin, horizon, sequence, parent hash (LE). */
+function causalLink(origin, seq, parent) {
+  const b = Buffer.alloc(32);
+  b.writeBigUInt64LE(origin, 0);
+  b.writeBigUInt64LE(seq, 16);
+  b.writeBigUInt64LE(parent, 24);
+  return b;
+}
+
+test('continuity: a chain followed and broken', async (t) => {
+  const m = Mesh.open(FAST);
+  t.after(() => m.close());
+  assert.deepEqual(m.partitions(), []);
+  assert.deepEqual(m.continuityStatus(), []);
+  assert.throws(() => m.observeChainEvent(causalLink(ORIGIN, 1n, 0n), Buffer.from('x')), InvalidArgumentError);
+  m.followChain(ORIGIN);
+  m.followChain(ORIGIN); // idempotent
+  let [chain] = m.continuityStatus();
+  assert.equal(chain.origin, ORIGIN);
+  assert.equal(chain.head.seq, 0n);
+  assert.equal(chain.held, 1n);
+  assert.equal(chain.broken, null);
+  assert.equal(await m.continuityNext(10), null);
+  assert.throws(() => m.observeChainEvent(causalLink(ORIGIN, 1n, 0n).subarray(0, 31)), InvalidArgumentError);
+  assert.equal(m.observeChainEvent(causalLink(ORIGIN, 1n, 0xdeadn), Buffer.from('x')), 'broke');
+  assert.equal(m.observeChainEvent(causalLink(ORIGIN, 2n, 0xbeefn), Buffer.from('y')), 'ignored');
+  const event = await m.continuityNext(5000);
+  assert.equal(event.type, 'chain_broken');
+  assert.equal(event.origin, ORIGIN);
+  [chain] = m.continuityStatus();
+  assert.equal(chain.broken.reason, 'conflicting_chains'); // its parent is not our genesis
+  assert.equal(chain.broken.lastVerifiedSeq, 0n);
+});
+
+test('continuity: the wait is aborted, and ends at close', async (t) => {
+  const m = Mesh.open(FAST);
+  t.after(() => m.close());
+  const controller = new AbortController();
+  const waiting = m.continuityNext(undefined, { signal: controller.signal });
+  controller.abort();
+  await assert.rejects(waiting, { name: 'AbortError' });
+  const blocked = m.continuityNext();
+  m.close();
+  assert.equal(await blocked, null);
+});
+
+test('continuity: off is refused', (t) => {
+  const m = Mesh.open({ ...FAST, continuity: false });
+  t.after(() => m.close());
+  assert.throws(() => m.followChain(1n), (err) => err instanceof InvalidArgumentError && /continuity is off/.test(err.message));
+  assert.deepEqual(m.partitions(), []);
+});

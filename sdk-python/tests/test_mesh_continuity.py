@@ -1,0 +1,74 @@
+"""Continuity through the Python SDK: a followed chain checked event by
+event (a second writer breaks it, and the node says so as an event and in
+its status), partition records, the event wait with a timeout and a
+cancel, continuity off refused. The partition itself runs on five real
+nodes in the Rust suite (tests/mesh_partitions.rs)."""
+
+from __future__ import annotations
+
+import struct
+import threading
+
+import pytest
+
+from netmesh import Cancel, CancelledError, InvalidArgumentError, Mesh
+
+from conftest import FAST, let_it_block
+
+ORIGIN = 0x1234_5678_9ABC
+
+
+def link(origin: int, seq: int, parent: int) -> bytes:
+    """A 32-byte causal link: origin, horizon, sequence, parent hash (LE)."""
+    return struct.pack("<QQQQ", origin, 0, seq, parent)
+
+
+def test_a_chain_followed_and_broken():
+    with Mesh(**FAST) as m:
+        assert m.partitions() == []
+        assert m.continuity_status() == []
+        with pytest.raises(InvalidArgumentError, match="not followed"):
+            m.observe_chain_event(link(ORIGIN, 1, 0), b"x")
+        m.follow_chain(ORIGIN)
+        m.follow_chain(ORIGIN)  # idempotent
+        status = m.continuity_status()
+        assert status[0]["origin"] == ORIGIN
+        assert status[0]["head"]["seq"] == 0
+        assert status[0]["held"] == 1
+        assert status[0]["broken"] is None
+        assert m.continuity_next(0.01) is None
+        with pytest.raises(InvalidArgumentError):
+            m.observe_chain_event(link(ORIGIN, 1, 0)[:31], b"x")
+        # A parent hash that is not the genesis's: the chain breaks.
+        assert m.observe_chain_event(link(ORIGIN, 1, 0xDEAD), b"x") == "broke"
+        assert m.observe_chain_event(link(ORIGIN, 2, 0xBEEF), b"y") == "ignored"
+        event = m.continuity_next(5)
+        assert event == {"type": "chain_broken", "origin": ORIGIN, "reason": "the stream stopped verifying"}
+        broken = m.continuity_status()[0]["broken"]
+        assert broken["reason"] == "conflicting_chains"  # its parent is not our genesis
+        assert broken["last_verified_seq"] == 0
+
+
+def test_the_event_wait_is_cancelled():
+    with Mesh(**FAST) as m:
+        cancel = Cancel()
+
+        def cancel_soon() -> None:
+            let_it_block()
+            cancel.cancel()
+
+        canceller = threading.Thread(target=cancel_soon)
+        canceller.start()
+        # Cancelled before or during its wait: CancelledError either way.
+        with pytest.raises(CancelledError):
+            m.continuity_next(None, cancel=cancel)
+        canceller.join()
+
+
+def test_continuity_off_is_refused():
+    with Mesh(continuity=False, **FAST) as m:
+        with pytest.raises(InvalidArgumentError, match="continuity is off"):
+            m.follow_chain(1)
+        with pytest.raises(InvalidArgumentError, match="continuity is off"):
+            m.continuity_next(0)
+        assert m.partitions() == []
