@@ -247,21 +247,22 @@ impl Inner {
         Ok(())
     }
 
-    /// A fail-fast send whose write is left to the caller
-    /// ([`dispatch_writers`](Self::dispatch_writers)), so that the writes
-    /// of several sends (a publish's subscribers) go out together. None
-    /// when nothing is left to write (the events went to our own node).
-    pub(super) fn send_events_deferred<E: AsRef<[u8]>>(
+    /// Events into `peer`'s outbox now without writing them: returns who
+    /// writes, for the caller to dispatch once every peer's events are in
+    /// (the publish path, which holds the peer and checked the events
+    /// already: one peer lookup and one size check per subscriber, not
+    /// two).
+    pub(super) fn send_checked_events_deferred<E: AsRef<[u8]>>(
         &self,
-        peer_id: u64,
+        peer: Arc<Peer>,
         stream_id: u64,
         events: &[E],
     ) -> Result<Option<(Arc<Peer>, Writer)>, MeshError> {
-        let Some((peer, flags_byte)) = self.begin_send(peer_id, stream_id, events, None, None)?
-        else {
+        if events.is_empty() {
             return Ok(None);
-        };
-        let writer = self.enqueue_now(&peer, stream_id, flags_byte, events)?;
+        }
+        let mode = self.stream_mode(&peer, stream_id, None, None)?;
+        let writer = self.enqueue_now(&peer, stream_id, flags_of(mode), events)?;
         self.stats
             .events_sent
             .fetch_add(events.len() as u64, Ordering::Relaxed);
@@ -297,12 +298,7 @@ impl Inner {
         }
         let peer = self.peer(peer_id)?;
         let mode = self.stream_mode(&peer, stream_id, deadline, cancel)?;
-        let flags_byte = if matches!(mode, TxMode::Net | TxMode::Legacy) {
-            flags::RELIABLE
-        } else {
-            0
-        };
-        Ok(Some((peer, flags_byte)))
+        Ok(Some((peer, flags_of(mode))))
     }
 
     /// All events into the outbox now, or none (Backpressure); returns who
@@ -702,5 +698,14 @@ impl Inner {
                 pending.push((events, depth + 1));
             }
         }
+    }
+}
+
+/// The packet flags a stream's mode puts on its data packets.
+fn flags_of(mode: TxMode) -> u8 {
+    if matches!(mode, TxMode::Net | TxMode::Legacy) {
+        flags::RELIABLE
+    } else {
+        0
     }
 }

@@ -544,7 +544,7 @@ impl Inner {
             stream.tx.priority = target.header_priority;
             stream.tx.subnet_stamp = target.subnet_stamp.0;
         }
-        self.send_events_deferred(peer_id, stream_id, events)
+        self.send_checked_events_deferred(peer, stream_id, events)
     }
 
     fn channels_json(&self) -> serde_json::Value {
