@@ -17,14 +17,14 @@
 //!   caller owns), so tests never read a clock; v0.11's per-result
 //!   `eval_time_ns` is left to the caller for the same reason.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::Value;
 
 use super::RuleError;
-use super::expr::{Condition, Expr};
+use super::compiled::{Compiled, Paths};
 use super::json::RuleSet;
 use super::rule::{Action, Rule};
 
@@ -116,8 +116,6 @@ struct Gate {
 
 struct Entry {
     rule: Rule,
-    /// The condition with its field paths interned in the table's slots.
-    compiled: Compiled,
     /// `RuleEngine::full_walks` when the rule was added.
     full_walks_at_add: u64,
     id: Arc<str>,
@@ -133,89 +131,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A rule's condition with each field path replaced by its slot in the
-/// table's path list, so one evaluation resolves each distinct path once
-/// however many rules test it.
-enum Compiled {
-    Leaf(usize, Condition),
-    And(Vec<Compiled>),
-    Or(Vec<Compiled>),
-    Not(Box<Compiled>),
-    Always,
-    Never,
-}
-
-impl Compiled {
-    fn new(expr: &Expr, paths: &mut Paths) -> Self {
-        match expr {
-            Expr::Single(c) => Self::Leaf(paths.slot(c), c.clone()),
-            Expr::And(all) => Self::And(all.iter().map(|e| Self::new(e, paths)).collect()),
-            Expr::Or(any) => Self::Or(any.iter().map(|e| Self::new(e, paths)).collect()),
-            Expr::Not(e) => Self::Not(Box::new(Self::new(e, paths))),
-            Expr::Always => Self::Always,
-            Expr::Never => Self::Never,
-        }
-    }
-
-    fn eval<'a>(
-        &self,
-        ctx: &'a Value,
-        paths: &Paths,
-        cache: &mut [Option<Option<&'a Value>>],
-    ) -> bool {
-        match self {
-            Self::Leaf(slot, c) => {
-                let left = match cache[*slot] {
-                    Some(resolved) => resolved,
-                    None => {
-                        let resolved = paths.list[*slot].resolve(ctx);
-                        cache[*slot] = Some(resolved);
-                        resolved
-                    }
-                };
-                c.eval_on(left)
-            }
-            Self::And(all) => all.iter().all(|e| e.eval(ctx, paths, cache)),
-            Self::Or(any) => any.iter().any(|e| e.eval(ctx, paths, cache)),
-            Self::Not(e) => !e.eval(ctx, paths, cache),
-            Self::Always => true,
-            Self::Never => false,
-        }
-    }
-}
-
-/// The distinct field paths of the rules ever added (a condition per path
-/// resolves it).
-#[derive(Default)]
-struct Paths {
-    list: Vec<Condition>,
-    slots: HashMap<String, usize>,
-}
-
-impl Paths {
-    fn slot(&mut self, c: &Condition) -> usize {
-        if let Some(&slot) = self.slots.get(c.field()) {
-            return slot;
-        }
-        let slot = self.list.len();
-        self.list.push(c.clone());
-        self.slots.insert(c.field().to_owned(), slot);
-        slot
-    }
-}
-
 /// The rules in evaluation order and their interned paths.
 #[derive(Default)]
 struct Table {
     /// Sorted by descending priority, ties in insertion order.
     entries: Vec<Arc<Entry>>,
+    /// `entries[i]`'s condition, compiled: one contiguous list the walk
+    /// reads (an entry is read only when its condition holds).
+    tests: Vec<Compiled>,
     paths: Paths,
 }
 
 impl Entry {
-    fn new(rule: Rule, paths: &mut Paths, full_walks: u64) -> Self {
+    fn new(rule: Rule, full_walks: u64) -> Self {
         Self {
-            compiled: Compiled::new(&rule.condition, paths),
             full_walks_at_add: full_walks,
             id: Arc::from(rule.id.as_str()),
             name: Arc::from(rule.name.as_str()),
@@ -258,16 +187,10 @@ impl Entry {
         Ok(())
     }
 
-    /// Visits the rule: `None` when it does not match.
-    fn visit<'a>(
-        &self,
-        ctx: &'a Value,
-        now_ms: u64,
-        paths: &Paths,
-        cache: &mut [Option<Option<&'a Value>>],
-    ) -> Option<RuleOutcome> {
+    /// The outcome of a rule whose condition held (`None` when disabled).
+    fn on_match(&self, now_ms: u64) -> Option<RuleOutcome> {
         let c = &self.counters;
-        if !(self.enabled.load(Ordering::Relaxed) && self.compiled.eval(ctx, paths, cache)) {
+        if !self.enabled.load(Ordering::Relaxed) {
             return None;
         }
         c.matches.fetch_add(1, Ordering::Relaxed);
@@ -380,8 +303,12 @@ impl RuleEngine {
                 .partition_point(|e| e.rule.priority.value() >= p);
             // Walks hold the read lock: no full walk runs while we count.
             let full_walks = self.full_walks.load(Ordering::Relaxed);
-            let entry = Entry::new(rule, &mut table.paths, full_walks);
-            table.entries.insert(at, Arc::new(entry));
+            table
+                .tests
+                .insert(at, Compiled::new(&rule.condition, &mut table.paths));
+            table
+                .entries
+                .insert(at, Arc::new(Entry::new(rule, full_walks)));
         }
         Ok(())
     }
@@ -390,6 +317,7 @@ impl RuleEngine {
     pub fn remove(&self, id: &str) -> Option<Rule> {
         let mut table = self.write();
         let at = table.entries.iter().position(|e| &*e.id == id)?;
+        table.tests.remove(at);
         Some(table.entries.remove(at).snapshot())
     }
 
@@ -465,17 +393,29 @@ impl RuleEngine {
     ) -> Evaluation {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         let table = self.read();
-        let mut cache = vec![None; table.paths.list.len()];
+        // Each path resolved at most once per walk; on the stack for the
+        // usual handful of paths.
+        let mut on_stack = [None; 32];
+        let mut on_heap = Vec::new();
+        let cache: &mut [Option<Option<&Value>>] = if table.paths.len() <= on_stack.len() {
+            &mut on_stack[..table.paths.len()]
+        } else {
+            on_heap.resize(table.paths.len(), None);
+            &mut on_heap
+        };
         let mut evaluation = Evaluation::default();
         let mut every_rule = true;
         let mut end = table.entries.len();
-        for (i, entry) in table.entries.iter().enumerate() {
+        for (i, (entry, test)) in table.entries.iter().zip(&table.tests).enumerate() {
             if !visit(&entry.rule) {
                 every_rule = false;
                 continue;
             }
             evaluation.visited += 1;
-            let Some(outcome) = entry.visit(ctx, now_ms, &table.paths, &mut cache) else {
+            if !test.eval(ctx, &table.paths, cache) {
+                continue;
+            }
+            let Some(outcome) = entry.on_match(now_ms) else {
                 continue;
             };
             let stop = first_only || outcome.stop_processing;

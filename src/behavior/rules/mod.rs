@@ -13,6 +13,7 @@
 //! and invalid regexes are load errors, `Matches` is a regex, limits are
 //! exact sliding windows, the engine is shared, and rule sets persist.
 
+mod compiled;
 pub mod engine;
 pub mod expr;
 pub mod json;

@@ -15,14 +15,14 @@ use serde_json::{Number, Value};
 
 /// A JSON number as the engine sees it.
 #[derive(Debug, Clone, Copy)]
-enum Num {
+pub(crate) enum Num {
     /// Any integer (`i64` or `u64`), exact.
     Int(i128),
     /// A float (what serde_json stored as `f64`).
     Float(f64),
 }
 
-fn num(n: &Number) -> Num {
+pub(crate) fn num(n: &Number) -> Num {
     if let Some(i) = n.as_i64() {
         Num::Int(i128::from(i))
     } else if let Some(u) = n.as_u64() {
@@ -56,7 +56,12 @@ fn int_float(i: i128, f: f64) -> Option<Ordering> {
 
 /// Numeric order of two JSON numbers; `None` when NaN is involved.
 pub fn compare_numbers(a: &Number, b: &Number) -> Option<Ordering> {
-    match (num(a), num(b)) {
+    compare_nums(num(a), num(b))
+}
+
+/// [`compare_numbers`] on numbers already read.
+pub(crate) fn compare_nums(a: Num, b: Num) -> Option<Ordering> {
+    match (a, b) {
         (Num::Int(x), Num::Int(y)) => Some(x.cmp(&y)),
         (Num::Int(x), Num::Float(y)) => int_float(x, y),
         (Num::Float(x), Num::Int(y)) => int_float(y, x).map(Ordering::reverse),
