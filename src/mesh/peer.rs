@@ -336,11 +336,14 @@ impl Peer {
         }
     }
 
-    /// Whether the tick should look at this peer at `now` (clears the
-    /// request: see [`want_tick`](Self::want_tick)).
-    pub fn tick_due(&self, now: Instant) -> bool {
-        self.tick_wanted.swap(false, Ordering::AcqRel)
-            || self.millis_since_epoch(now) >= self.tick_at_ms.load(Ordering::Acquire)
+    /// Whether the tick should look at this peer at `now_ms` (milliseconds
+    /// since the node epoch, read once per round); clears the request (see
+    /// [`want_tick`](Self::want_tick)). A peer not asked for costs two
+    /// loads and no write to its cache line (a request missed by the
+    /// relaxed load stays set for the next round).
+    pub fn tick_due(&self, now_ms: u64) -> bool {
+        (self.tick_wanted.load(Ordering::Relaxed) && self.tick_wanted.swap(false, Ordering::AcqRel))
+            || now_ms >= self.tick_at_ms.load(Ordering::Acquire)
     }
 
     /// [`tick_due`](Self::tick_due) without clearing the request.

@@ -119,10 +119,11 @@ fn reliability_round(inner: &Inner) {
     // Only the peers whose state changed since the last look or whose
     // timer came (`Peer::tick_due`): a node with thousands of quiet
     // sessions does not walk them every 5 ms.
+    let now_ms = now.saturating_duration_since(inner.epoch).as_millis() as u64;
     let due: Vec<Arc<Peer>> = inner
         .peers
         .iter()
-        .filter(|e| e.value().tick_due(now))
+        .filter(|e| e.value().tick_due(now_ms))
         .map(|e| e.value().clone())
         .collect();
     for peer in due {
