@@ -141,7 +141,10 @@ func TestMeshConnectViaHonoursTheContext(t *testing.T) {
 	linkTo(t, a, r)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.ConnectVia(ctx, must(r.NodeID()), make([]byte, 32), 0x5eed) }()
+	// A valid key (a low-order one such as 32 zero bytes is refused at once)
+	// for a node id nobody has.
+	key := must(r.PublicKey())
+	go func() { done <- a.ConnectVia(ctx, must(r.NodeID()), key, 0x5eed) }()
 	time.AfterFunc(50*time.Millisecond, cancel)
 	select {
 	case err := <-done:

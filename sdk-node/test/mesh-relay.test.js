@@ -60,7 +60,8 @@ test('mesh relay: an unanswered connectVia ends with its signal', async (t) => {
   const r = started(t);
   await link(a, r);
   const controller = new AbortController();
-  const pending = a.connectVia(r.nodeId, Buffer.alloc(32), 0x5eedn, { signal: controller.signal });
+  // A valid key for a node id nobody has (32 zero bytes are refused at once).
+  const pending = a.connectVia(r.nodeId, r.publicKey, 0x5eedn, { signal: controller.signal });
   controller.abort(new Error('gave up'));
   await assert.rejects(pending, /gave up/);
 });

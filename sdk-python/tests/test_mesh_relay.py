@@ -103,14 +103,15 @@ def test_async_relay_calls_and_cancel() -> None:
             await a.connect_via_async(r.node_id, b.public_key, b.node_id)
             assert relay_of(a, b.node_id) == r.node_id
             wait_for("routes", lambda: a.routes().route(b.node_id) is not None)
-            # A handshake nobody answers waits until it is cancelled.
+            # A handshake nobody answers waits until it is cancelled (a valid
+            # key for a node id nobody has; 32 zero bytes are refused at once).
             cancel = Cancel()
-            pending = asyncio.ensure_future(a.connect_via_async(r.node_id, bytes(32), 0x5EED, cancel=cancel))
+            pending = asyncio.ensure_future(a.connect_via_async(r.node_id, r.public_key, 0x5EED, cancel=cancel))
             await asyncio.sleep(0)
             cancel.cancel()
             with pytest.raises(CancelledError):
                 await asyncio.wait_for(pending, 20)
             with pytest.raises(MeshNoRouteError):
-                await a.connect_routed_async(bytes(32), 0x5EED)
+                await a.connect_routed_async(r.public_key, 0x5EED)
 
     asyncio.run(main())
