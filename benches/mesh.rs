@@ -510,6 +510,11 @@ fn main() {
             hs_machines / hs_raw
         );
     }
+    if wanted("handshake-node") {
+        // The node's half alone, for profiling.
+        let (hs_node, cpu_node) = node_handshakes(scaled(2000));
+        println!("handshakes through a node (UDP)     {hs_node:.0}/s   CPU {cpu_node:.1?}");
+    }
     if wanted("latency") {
         let (p50, p99) = latency(scaled(2000) as usize);
         println!("one-way latency (half RTT)          p50 {p50:?}, p99 {p99:?}");

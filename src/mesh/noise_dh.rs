@@ -16,12 +16,18 @@
 //!   the ladder's time, and a handshake does two or three of them.
 //! * **Public keys from the base-point table** (dalek's fixed-base
 //!   multiplication), and the static key's public half computed once.
+//! * **Work off the critical path**: the Edwards form of a peer key is
+//!   kept per thread for its second use, and a node makes the next
+//!   handshake's ephemeral key pair while the caller finishes this one.
 //! * **An all-zero shared secret is refused** (a low-order peer key): the
 //!   handshake fails instead of deriving keys from a value the peer chose.
 
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 
+use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::montgomery::MontgomeryPoint;
+use rand_core::RngCore;
 use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::CryptoResolver;
 use snow::types::{Cipher, Dh, Hash, Random};
@@ -30,11 +36,106 @@ use zeroize::Zeroizing;
 /// X25519(`secret`, `their_public`) (RFC 7748 §5): the secret is clamped,
 /// the top bit of the `u` coordinate ignored.
 pub(crate) fn x25519(secret: &[u8; 32], their_public: &[u8; 32]) -> [u8; 32] {
-    let u = MontgomeryPoint(*their_public);
-    match u.to_edwards(0) {
+    match edwards_of(their_public) {
         Some(point) => point.mul_clamped(*secret).to_montgomery().to_bytes(),
-        None => u.mul_clamped(*secret).to_bytes(),
+        None => MontgomeryPoint(*their_public)
+            .mul_clamped(*secret)
+            .to_bytes(),
     }
+}
+
+/// The Edwards point of a public `u` (None on the twist), from a small
+/// per-thread cache: a handshake uses the same peer key twice (the
+/// responder's `es` and `ee` both take the initiator's ephemeral key) and
+/// an initiator uses a responder's static key on every handshake, and the
+/// map costs a square root. Public values only.
+fn edwards_of(u: &[u8; 32]) -> Option<EdwardsPoint> {
+    RECENT_POINTS.with(|recent| recent.borrow_mut().get(u))
+}
+
+/// A peer key and its Edwards point (None: on the twist).
+type KnownPoint = ([u8; 32], Option<EdwardsPoint>);
+
+/// The last few keys mapped on this thread, replaced in turn.
+struct RecentPoints {
+    slots: [Option<KnownPoint>; 4],
+    next: usize,
+}
+
+thread_local! {
+    static RECENT_POINTS: RefCell<RecentPoints> = const {
+        RefCell::new(RecentPoints { slots: [None; 4], next: 0 })
+    };
+}
+
+impl RecentPoints {
+    fn get(&mut self, u: &[u8; 32]) -> Option<EdwardsPoint> {
+        if let Some((_, point)) = self.slots.iter().flatten().find(|(key, _)| key == u) {
+            return *point;
+        }
+        let point = MontgomeryPoint(*u).to_edwards(0);
+        self.slots[self.next] = Some((*u, point));
+        self.next = (self.next + 1) % self.slots.len();
+        point
+    }
+}
+
+/// Ephemeral key pairs made ahead of time: taking one moves a
+/// fixed-base multiplication off a responder's critical path. Each is
+/// handed out once.
+pub(crate) struct EphemeralPool {
+    ready: Mutex<Vec<EphemeralKey>>,
+}
+
+/// The responders' pool; a node refills it through
+/// [`make_ephemeral_ahead`].
+static EPHEMERALS: EphemeralPool = EphemeralPool::new();
+
+/// How many ready ephemeral key pairs a pool keeps.
+const EPHEMERALS_AHEAD: usize = 8;
+
+struct EphemeralKey {
+    secret: Zeroizing<[u8; 32]>,
+    public: [u8; 32],
+}
+
+impl EphemeralPool {
+    const fn new() -> Self {
+        Self {
+            ready: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Makes one key pair if fewer than [`EPHEMERALS_AHEAD`] are ready.
+    fn make_ahead(&self) {
+        if self.keys().len() >= EPHEMERALS_AHEAD {
+            return;
+        }
+        let mut secret = Zeroizing::new([0u8; 32]);
+        if rand_core::OsRng.try_fill_bytes(&mut secret[..]).is_err() {
+            return;
+        }
+        let public = crate::identity::x25519_public_key(&secret);
+        let mut ready = self.keys();
+        if ready.len() < EPHEMERALS_AHEAD {
+            ready.push(EphemeralKey { secret, public });
+        }
+    }
+
+    fn take(&self) -> Option<EphemeralKey> {
+        self.keys().pop()
+    }
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, Vec<EphemeralKey>> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Makes one ephemeral key pair for a later answer if fewer than a few
+/// are ready. Called where a node has just answered a handshake and the
+/// caller is busy with its reply, so the work overlaps the round trip.
+pub(crate) fn make_ephemeral_ahead() {
+    EPHEMERALS.make_ahead();
 }
 
 /// A static X25519 key pair, its public half computed once.
@@ -72,6 +173,8 @@ impl CryptoResolver for X25519Resolver {
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
         match choice {
             DHChoice::Curve25519 => Some(Box::new(X25519Key {
+                // A responder's ephemeral: one made ahead, if ready.
+                made_ahead: self.ours.as_ref().map(|_| &EPHEMERALS),
                 ours: self.ours.clone(),
                 secret: Zeroizing::new([0; 32]),
                 public: [0; 32],
@@ -93,6 +196,7 @@ impl CryptoResolver for X25519Resolver {
 /// One of a Noise state's key slots (`s` or `e`).
 pub(crate) struct X25519Key {
     ours: Option<Arc<StaticKey>>,
+    made_ahead: Option<&'static EphemeralPool>,
     secret: Zeroizing<[u8; 32]>,
     public: [u8; 32],
     set: bool,
@@ -124,6 +228,13 @@ impl Dh for X25519Key {
     }
 
     fn generate(&mut self, rng: &mut dyn Random) -> Result<(), snow::Error> {
+        let ready = self.made_ahead.and_then(EphemeralPool::take);
+        if let Some(EphemeralKey { secret, public }) = ready {
+            self.secret = secret;
+            self.public = public;
+            self.set = true;
+            return Ok(());
+        }
         let mut secret = Zeroizing::new([0u8; 32]);
         rng.try_fill_bytes(&mut secret[..])?;
         self.public = crate::identity::x25519_public_key(&secret);
@@ -295,5 +406,90 @@ mod tests {
         key.set(&other);
         assert_eq!(key.pubkey(), crate::identity::x25519_public_key(&other));
         assert_eq!(key.privkey(), other);
+    }
+
+    /// Keys seen again (more of them than the per-thread cache holds, in
+    /// a rotating and a repeating order, twist keys among them) give the
+    /// ladder's answer every time: the cache never hands out another
+    /// key's point.
+    #[test]
+    fn recently_seen_keys_give_the_ladders_answer() {
+        let mut seed = 11;
+        let keys: Vec<[u8; 32]> = (0..7).map(|_| bytes(&mut seed)).collect();
+        assert!(
+            keys.iter()
+                .any(|k| MontgomeryPoint(*k).to_edwards(0).is_none())
+                && keys
+                    .iter()
+                    .any(|k| MontgomeryPoint(*k).to_edwards(0).is_some()),
+            "the set holds curve and twist keys"
+        );
+        for round in 0..50 {
+            let key = &keys[(round * 3 + round / 7) % keys.len()];
+            let secret = bytes(&mut seed);
+            assert_eq!(x25519(&secret, key), ladder(&secret, key), "round {round}");
+            assert_eq!(
+                x25519(&secret, key),
+                ladder(&secret, key),
+                "round {round} again"
+            );
+        }
+    }
+
+    /// A responder's ephemeral comes from the keys made ahead, each a
+    /// valid pair handed out once; with none ready it makes its own; an
+    /// initiator's never comes from the pool.
+    #[test]
+    fn keys_made_ahead_serve_responders_once_each() {
+        static POOL: EphemeralPool = EphemeralPool::new();
+        for _ in 0..EPHEMERALS_AHEAD + 3 {
+            POOL.make_ahead();
+        }
+        assert_eq!(
+            POOL.keys().len(),
+            EPHEMERALS_AHEAD,
+            "the pool stays bounded"
+        );
+        let ready: Vec<[u8; 32]> = POOL.keys().iter().map(|k| k.public).collect();
+        let key = |made_ahead| X25519Key {
+            ours: None,
+            made_ahead,
+            secret: Zeroizing::new([0; 32]),
+            public: [0; 32],
+            set: false,
+        };
+        let mut rng = SnowRng(rand_core::OsRng);
+        let mut seen = Vec::new();
+        for _ in 0..EPHEMERALS_AHEAD + 1 {
+            let mut k = key(Some(&POOL));
+            k.generate(&mut rng).unwrap();
+            let secret: [u8; 32] = k.privkey().try_into().unwrap();
+            assert_eq!(k.pubkey(), crate::identity::x25519_public_key(&secret));
+            assert!(!seen.contains(&secret), "an ephemeral handed out twice");
+            seen.push(secret);
+        }
+        let public = |secret| crate::identity::x25519_public_key(secret);
+        assert!(
+            seen[..EPHEMERALS_AHEAD]
+                .iter()
+                .all(|s| ready.contains(&public(s)))
+        );
+        assert!(
+            !ready.contains(&public(&seen[EPHEMERALS_AHEAD])),
+            "made its own"
+        );
+        POOL.make_ahead();
+        let mut k = key(None);
+        k.generate(&mut rng).unwrap();
+        assert_eq!(POOL.keys().len(), 1, "an initiator makes its own");
+    }
+
+    struct SnowRng(rand_core::OsRng);
+
+    impl Random for SnowRng {
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), snow::Error> {
+            self.0.fill_bytes(dest);
+            Ok(())
+        }
     }
 }

@@ -17,6 +17,7 @@ use super::super::hello::{
 };
 use super::super::inbound::InboundPacket;
 use super::super::io::RecvBatch;
+use super::super::noise_dh::make_ephemeral_ahead;
 use super::super::pathsize::{PathProbe, PathProbeAck};
 use super::super::peer::Peer;
 use super::super::reliable::{Received, RelAck};
@@ -371,6 +372,8 @@ impl Inner {
             if let Installed::Session(peer) = installed {
                 self.on_session_up(&peer);
             }
+            // While the caller finishes: the next answer's ephemeral key.
+            make_ephemeral_ahead();
         }
     }
 
