@@ -236,6 +236,7 @@ bench: setup stage
 	$(CARGO) bench --bench bus_servers --quiet
 	$(SDK_ENV) ./scripts/bench-ffi-overhead.sh
 	$(SDK_ENV) ./scripts/bench-sdk-bus.sh
+	$(SDK_ENV) ./scripts/bench-sdk-compute.sh
 	@$(MAKE) --no-print-directory bench-mesh2p
 
 ## bench-mesh2p: Net against Eclipse Zenoh between two processes on

@@ -1,0 +1,164 @@
+/*
+ * bench-compute: events/s through a stateful counter daemon written in C,
+ * the baseline the Go, Python and Node daemons are compared with
+ * (scripts/bench-sdk-compute.sh). The daemon is a loop: a thread pulls
+ * work items with net_compute_next and answers each Process with the
+ * counter's new value (one 8-byte output, chained by the daemon's causal
+ * chain). The main thread delivers EVENTS events of 64 bytes with
+ * net_compute_deliver (the call the SDK tests use), then waits with
+ * net_compute_wait_processed until the daemon has processed them all; a
+ * round is timed from the first delivery to that wait's return. Best of
+ * ROUNDS rounds, a fresh daemon (identity) per round, one runtime on one
+ * mesh node. Prints exactly one line:
+ *
+ *     compute_daemon_events_per_sec <float>
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "net.h"
+
+#define EVENT 64
+#define EVENTS 20000
+#define ROUNDS 5
+#define PRODUCER 0xfeed000000000001ULL
+
+static const char MESH[] =
+    "{\"psk_hex\":\"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a\"}";
+static const char RUNTIME[] = "{\"work_timeout_ms\":10000}";
+static const char KIND[] = "counter";
+
+/* The daemon's state: one counter per live object (one at a time here). */
+struct counter {
+    uint64_t instance, count, last;
+    int failed;
+};
+
+struct daemon_loop {
+    net_compute_t *rt;
+    struct counter counter;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void fail_item(net_compute_t *rt, uint64_t id, const char *why)
+{
+    net_compute_fail(rt, id, (const uint8_t *)why, strlen(why));
+}
+
+/* The daemon: answers work items until the runtime is freed (NET_END). */
+static void *daemon_loop(void *arg)
+{
+    struct daemon_loop *d = arg;
+    struct counter *c = &d->counter;
+    for (;;) {
+        uint64_t id = 0, instance = 0, origin = 0, producer = 0, sequence = 0;
+        uint32_t kind = 0;
+        net_bytes_t payload = {NULL, 0};
+        net_status_t st = net_compute_next(d->rt, NET_WAIT_FOREVER, &id, &kind, &instance, &origin, &producer,
+                                           &sequence, &payload, NULL, NULL);
+        if (st != NET_OK) {
+            return NULL;
+        }
+        if (kind == NET_COMPUTE_WORK_PROCESS) {
+            if (instance != c->instance || sequence != c->last + 1) {
+                c->failed = 1;
+                fail_item(d->rt, id, "out of order");
+            } else {
+                uint8_t out[8];
+                c->last = sequence;
+                c->count++;
+                memcpy(out, &c->count, sizeof out);
+                net_slice_t slice = {out, sizeof out};
+                if (net_compute_complete_process(d->rt, id, &slice, 1) != NET_OK) {
+                    c->failed = 1;
+                }
+            }
+        } else if (kind != NET_COMPUTE_WORK_DROP) {
+            fail_item(d->rt, id, "the benchmark's daemon only processes");
+        }
+        net_bytes_free(&payload);
+    }
+}
+
+int main(void)
+{
+    static uint8_t event[EVENT];
+    net_mesh_t *mesh = NULL;
+    struct daemon_loop d;
+    pthread_t loop;
+    double best = 0.0;
+    int r, ok = 1;
+
+    memset(&d, 0, sizeof d);
+    memset(event, 'e', sizeof event);
+    if (net_mesh_new((const uint8_t *)MESH, strlen(MESH), &mesh) != NET_OK ||
+        net_compute_new(mesh, (const uint8_t *)RUNTIME, strlen(RUNTIME), &d.rt) != NET_OK ||
+        net_compute_register_kind(d.rt, (const uint8_t *)KIND, strlen(KIND), true) != NET_OK) {
+        fprintf(stderr, "setup: %s\n", net_last_error_message());
+        return 1;
+    }
+    if (pthread_create(&loop, NULL, daemon_loop, &d) != 0) {
+        fprintf(stderr, "pthread_create failed\n");
+        return 1;
+    }
+    for (r = 0; r < ROUNDS && ok; r++) {
+        uint8_t seed[32];
+        uint64_t origin = 0, seq;
+        uint32_t outcome = 0;
+        net_bytes_t stats = {NULL, 0};
+        double t0;
+        memset(seed, 0x40 + r, sizeof seed);
+        /* The pull loop reads the counter only while a Process of this
+         * daemon is in flight, which the spawn precedes. */
+        d.counter = (struct counter){(uint64_t)r + 1, 0, 0, 0};
+        if (net_compute_spawn(d.rt, (const uint8_t *)KIND, strlen(KIND), seed, sizeof seed, d.counter.instance,
+                              &origin) != NET_OK) {
+            fprintf(stderr, "spawn: %s\n", net_last_error_message());
+            return 1;
+        }
+        t0 = now_s();
+        for (seq = 1; seq <= EVENTS; seq++) {
+            if (net_compute_deliver(d.rt, origin, PRODUCER, seq, event, sizeof event, &outcome, NULL) != NET_OK ||
+                outcome != NET_COMPUTE_PROCESSED) {
+                fprintf(stderr, "deliver %llu: %s\n", (unsigned long long)seq, net_last_error_message());
+                ok = 0;
+                break;
+            }
+        }
+        if (ok && net_compute_wait_processed(d.rt, origin, EVENTS, 10000, &stats, NULL, NULL) != NET_OK) {
+            fprintf(stderr, "wait_processed: %s\n", net_last_error_message());
+            ok = 0;
+        }
+        if (ok) {
+            double rate = (double)EVENTS / (now_s() - t0);
+            best = rate > best ? rate : best;
+        }
+        net_bytes_free(&stats);
+        if (ok && (d.counter.failed || d.counter.count != EVENTS)) {
+            fprintf(stderr, "the counter is at %llu, not %d\n", (unsigned long long)d.counter.count, EVENTS);
+            ok = 0;
+        }
+        if (net_compute_stop(d.rt, origin) != NET_OK) {
+            fprintf(stderr, "stop: %s\n", net_last_error_message());
+            ok = 0;
+        }
+    }
+    net_compute_free(d.rt);
+    pthread_join(loop, NULL);
+    net_mesh_free(mesh);
+    if (!ok) {
+        return 1;
+    }
+    printf("compute_daemon_events_per_sec %.0f\n", best);
+    return 0;
+}
