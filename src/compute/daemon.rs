@@ -14,6 +14,9 @@
 //! - re-locking an origin from inside its own `with_host` closure is
 //!   [`DaemonError::Reentrant`] instead of a deadlock.
 
+use std::time::Instant;
+
+use crate::cancel::CancelToken;
 use crate::cortex::causal::CausalLink;
 use crate::mesh::capability::CapabilityFilter;
 
@@ -94,6 +97,40 @@ pub enum DaemonError {
     /// was appended.
     #[error("causal sequence overflow for {0:#018x}")]
     SequenceOverflow(u64),
+    /// A batch's wait limit passed before the daemon took the batch up;
+    /// nothing was applied or recorded. Delivering it again is safe.
+    #[error("the batch was not taken up within the wait; nothing was applied")]
+    TimedOut,
+    /// A batch's cancel token fired before the daemon took the batch up;
+    /// nothing was applied or recorded.
+    #[error("the batch was cancelled before it was taken up; nothing was applied")]
+    Cancelled,
+}
+
+/// How long a batched delivery may wait for its daemon to take the batch
+/// up ([`MeshDaemon::process_batch`]); `Default`: no limit.
+///
+/// The limit bounds only the wait **before** the daemon starts: once a
+/// daemon is applying a batch the call waits for its answer, so a batch is
+/// never half given up on.
+#[derive(Debug, Clone, Default)]
+pub struct BatchWait {
+    /// Give up if the batch is not taken up by then.
+    pub deadline: Option<Instant>,
+    /// Give up if this fires before the batch is taken up.
+    pub cancel: Option<CancelToken>,
+}
+
+/// What [`MeshDaemon::process_batch`] did: the outputs of the events it
+/// applied, in order (`outputs.len()` events, a prefix of the batch), and
+/// the error of the next event if it stopped early.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchProcessed {
+    /// Per applied event, its output payloads.
+    pub outputs: Vec<Vec<Vec<u8>>>,
+    /// Why event `outputs.len()` was not applied; `None` when every event
+    /// was. Events after it were not attempted.
+    pub error: Option<DaemonError>,
 }
 
 /// A daemon: a deterministic, synchronous event processor that Net can
@@ -117,6 +154,27 @@ pub trait MeshDaemon: Send {
     /// [`DaemonError::ProcessFailed`] if the event cannot be applied; the
     /// daemon must then be unchanged.
     fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError>;
+
+    /// Processes `events` in order, stopping at the first failure, with
+    /// exactly the effects of calling [`process`](Self::process) on each
+    /// (the default does that). Daemons reached through a queue (see
+    /// `ForeignDaemon`) override it to pay one round trip per batch; they
+    /// may give up with [`DaemonError::TimedOut`] or
+    /// [`DaemonError::Cancelled`] per `wait` only before applying anything.
+    fn process_batch(&mut self, events: &[CausalEvent], wait: &BatchWait) -> BatchProcessed {
+        let _ = wait;
+        let mut done = BatchProcessed::default();
+        for event in events {
+            match self.process(event) {
+                Ok(outputs) => done.outputs.push(outputs),
+                Err(e) => {
+                    done.error = Some(e);
+                    break;
+                }
+            }
+        }
+        done
+    }
 
     /// Whether the daemon carries state. Stateless daemons (the default)
     /// snapshot an empty state and still migrate.

@@ -27,7 +27,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
-use crate::compute::{CausalEvent, DaemonError, DaemonFactory, MeshDaemon};
+use crate::compute::{
+    BatchProcessed, BatchWait, CausalEvent, DaemonError, DaemonFactory, MeshDaemon,
+};
 
 /// What the SDK is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,17 @@ pub enum WorkRequest {
         sequence: u64,
         /// The event's payload.
         payload: Vec<u8>,
+    },
+    /// Apply `events` in order to instance `instance`, stopping at the
+    /// first failure; answer once with each applied event's outputs
+    /// ([`WorkReply::BatchOutputs`]).
+    ProcessBatch {
+        /// The SDK's object.
+        instance: u64,
+        /// The daemon's origin hash.
+        daemon: u64,
+        /// The events, in delivery order.
+        events: Vec<CausalEvent>,
     },
     /// Serialize the instance's state; answer with the bytes.
     Snapshot {
@@ -89,6 +102,7 @@ impl WorkRequest {
             Self::Restore { .. } => 3,
             Self::Create { .. } => 4,
             Self::Drop { .. } => 5,
+            Self::ProcessBatch { .. } => 6,
         }
     }
 
@@ -109,10 +123,26 @@ pub enum WorkReply {
     Restored,
     /// The instance a Create built.
     Created(u64),
+    /// Outputs of a ProcessBatch: per applied event (a prefix of the
+    /// batch), its outputs; and, when fewer events than the batch's were
+    /// applied, why the next one failed (the rest were not attempted).
+    BatchOutputs {
+        /// Per applied event, its outputs.
+        outputs: Vec<Vec<Vec<u8>>>,
+        /// The failure of event `outputs.len()`; present exactly when that
+        /// is less than the batch's length.
+        failure: Option<String>,
+    },
 }
 
 impl WorkReply {
     fn answers(&self, request: &WorkRequest) -> bool {
+        if let (Self::BatchOutputs { outputs, failure }, WorkRequest::ProcessBatch { events, .. }) =
+            (self, request)
+        {
+            return outputs.len() <= events.len()
+                && failure.is_some() == (outputs.len() < events.len());
+        }
         matches!(
             (self, request),
             (Self::Outputs(_), WorkRequest::Process { .. })
@@ -154,6 +184,10 @@ pub enum WorkError {
     /// The SDK answered with a failure; the text is its.
     #[error("{0}")]
     Failed(String),
+    /// A batch was not taken up by the SDK before the caller's deadline
+    /// (withdrawn; nothing was handed out).
+    #[error("the batch was not taken up within the wait")]
+    NotTaken,
 }
 
 struct Item {
@@ -227,7 +261,40 @@ impl WorkBridge {
     /// timeout (the request is withdrawn, a late answer is refused);
     /// [`WorkError::Failed`] with the SDK's text.
     pub fn call(&self, request: WorkRequest) -> Result<WorkReply, WorkError> {
-        let deadline = Instant::now() + self.reply_timeout;
+        self.wait_reply(request, None, None)
+    }
+
+    /// [`call`](Self::call), giving up with [`WorkError::NotTaken`] at
+    /// `deadline` or [`WorkError::Cancelled`] when `cancel` fires — but only
+    /// while the SDK has not taken the request: once handed out, the call
+    /// waits for the answer (up to the reply timeout), so the SDK never
+    /// applies a request its caller gave up on for that reason.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call), plus those two.
+    pub fn call_within(
+        self: &Arc<Self>,
+        request: WorkRequest,
+        deadline: Option<Instant>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<WorkReply, WorkError> {
+        let _wake = cancel.map(|token| {
+            let bridge = Arc::clone(self);
+            token.on_cancel(move || {
+                let _state = bridge.state();
+                bridge.answered.notify_all();
+            })
+        });
+        self.wait_reply(request, deadline, cancel)
+    }
+
+    fn wait_reply(
+        &self,
+        request: WorkRequest,
+        deadline: Option<Instant>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<WorkReply, WorkError> {
+        let reply_deadline = Instant::now() + self.reply_timeout;
         let mut state = self.state();
         if state.closed {
             return Err(WorkError::Closed);
@@ -244,18 +311,30 @@ impl WorkBridge {
                 return reply.map_err(WorkError::Failed);
             }
             let now = Instant::now();
-            if state.closed || now >= deadline {
+            let waiting = !item.handed_out;
+            let given_up = if state.closed {
+                Some(WorkError::Closed)
+            } else if now >= reply_deadline {
+                Some(WorkError::NoAnswer(self.reply_timeout))
+            } else if waiting && cancel.is_some_and(CancelToken::is_cancelled) {
+                Some(WorkError::Cancelled)
+            } else if waiting && deadline.is_some_and(|d| now >= d) {
+                Some(WorkError::NotTaken)
+            } else {
+                None
+            };
+            if let Some(err) = given_up {
                 state.items.remove(&id);
                 state.queue.retain(|queued| *queued != id);
-                return Err(if state.closed {
-                    WorkError::Closed
-                } else {
-                    WorkError::NoAnswer(self.reply_timeout)
-                });
+                return Err(err);
+            }
+            let mut until = reply_deadline;
+            if waiting && let Some(d) = deadline {
+                until = until.min(d);
             }
             state = self
                 .answered
-                .wait_timeout(state, deadline - now)
+                .wait_timeout(state, until - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
@@ -383,6 +462,7 @@ fn request_name(request: &WorkRequest) -> &'static str {
         WorkRequest::Restore { .. } => "restore",
         WorkRequest::Create { .. } => "create",
         WorkRequest::Drop { .. } => "drop",
+        WorkRequest::ProcessBatch { .. } => "process batch",
     }
 }
 
@@ -484,6 +564,37 @@ impl MeshDaemon for ForeignDaemon {
         }
     }
 
+    /// One ProcessBatch work item for the whole batch, answered once.
+    fn process_batch(&mut self, events: &[CausalEvent], wait: &BatchWait) -> BatchProcessed {
+        if events.is_empty() {
+            return BatchProcessed::default();
+        }
+        let reply = self.bridge.call_within(
+            WorkRequest::ProcessBatch {
+                instance: self.instance,
+                daemon: self.daemon,
+                events: events.to_vec(),
+            },
+            wait.deadline,
+            wait.cancel.as_ref(),
+        );
+        match reply {
+            Ok(WorkReply::BatchOutputs { outputs, failure }) => BatchProcessed {
+                outputs,
+                error: failure.map(DaemonError::ProcessFailed),
+            },
+            Ok(_) => unreachable!("complete() accepts only a fitting answer"),
+            Err(e) => BatchProcessed {
+                outputs: Vec::new(),
+                error: Some(match e {
+                    WorkError::NotTaken => DaemonError::TimedOut,
+                    WorkError::Cancelled => DaemonError::Cancelled,
+                    e => DaemonError::ProcessFailed(e.to_string()),
+                }),
+            },
+        }
+    }
+
     fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
         let reply = self
             .bridge
@@ -529,6 +640,12 @@ mod tests {
             while seen.len() < count {
                 let (id, request) = bridge.next(Some(Duration::from_secs(10)), None).unwrap();
                 let reply = match &request {
+                    WorkRequest::ProcessBatch { events, .. } => {
+                        let applied = events.iter().take_while(|e| e.payload != b"fail");
+                        let outputs: Vec<_> = applied.map(|e| vec![e.payload.clone()]).collect();
+                        let failure = (outputs.len() < events.len()).then(|| "fail".to_owned());
+                        Ok(WorkReply::BatchOutputs { outputs, failure })
+                    }
                     WorkRequest::Process { payload, .. } => {
                         Ok(WorkReply::Outputs(vec![payload.clone()]))
                     }
@@ -569,6 +686,118 @@ mod tests {
             [4, 1, 2, 3, 5]
         );
         assert_eq!(bridge.pending(), 0);
+    }
+
+    #[test]
+    fn a_batch_is_one_request_answered_once_and_stops_at_a_failure() {
+        let bridge = Arc::new(WorkBridge::new(Duration::from_secs(10)));
+        let server = serve(Arc::clone(&bridge), 3);
+        let mut daemon = ForeignDaemon::new(Arc::clone(&bridge), "k", 1, 2, true);
+        let events: Vec<_> = [&b"a"[..], b"b", b"fail", b"c"]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| CausalEvent::bare(1, i as u64 + 1, p.to_vec()))
+            .collect();
+        let wait = BatchWait::default();
+        let done = daemon.process_batch(&events[..2], &wait);
+        assert_eq!(done.outputs, vec![vec![b"a".to_vec()], vec![b"b".to_vec()]]);
+        assert_eq!(done.error, None);
+        let done = daemon.process_batch(&events, &wait);
+        assert_eq!(done.outputs.len(), 2);
+        assert_eq!(done.error, Some(DaemonError::ProcessFailed("fail".into())));
+        assert_eq!(daemon.process_batch(&[], &wait), BatchProcessed::default());
+        drop(daemon);
+        let seen = server.join().unwrap();
+        assert_eq!(
+            seen.iter().map(WorkRequest::code).collect::<Vec<_>>(),
+            [6, 6, 5]
+        );
+    }
+
+    #[test]
+    fn a_batch_answer_must_fit_its_batch() {
+        let bridge = Arc::new(WorkBridge::new(Duration::from_secs(10)));
+        let caller = {
+            let bridge = Arc::clone(&bridge);
+            std::thread::spawn(move || {
+                let events = vec![CausalEvent::bare(1, 1, Vec::new()); 2];
+                let mut daemon = ForeignDaemon::new(bridge, "k", 1, 2, true);
+                let done = daemon.process_batch(&events, &BatchWait::default());
+                std::mem::forget(daemon);
+                done
+            })
+        };
+        let (id, _) = bridge.next(Some(Duration::from_secs(10)), None).unwrap();
+        for (outputs, failure) in [
+            (3, None),                 // more events than the batch
+            (1, None),                 // short without a failure
+            (2, Some("x".to_owned())), // a failure after all applied
+        ] {
+            let reply = WorkReply::BatchOutputs {
+                outputs: vec![Vec::new(); outputs],
+                failure,
+            };
+            assert!(matches!(
+                bridge.complete(id, Ok(reply)),
+                Err(WorkError::WrongAnswer { .. })
+            ));
+        }
+        let reply = WorkReply::BatchOutputs {
+            outputs: vec![Vec::new(); 2],
+            failure: None,
+        };
+        bridge.complete(id, Ok(reply)).unwrap();
+        assert_eq!(caller.join().unwrap().outputs.len(), 2);
+    }
+
+    /// The wait limit and cancel apply until the SDK takes the batch;
+    /// after that the caller waits for the answer.
+    #[test]
+    fn a_batch_wait_gives_up_only_before_the_sdk_takes_it() {
+        let bridge = Arc::new(WorkBridge::new(Duration::from_secs(10)));
+        let events = vec![CausalEvent::bare(1, 1, Vec::new())];
+        let mut daemon = ForeignDaemon::new(Arc::clone(&bridge), "k", 1, 2, true);
+        let soon = BatchWait {
+            deadline: Some(Instant::now() + Duration::from_millis(20)),
+            cancel: None,
+        };
+        let done = daemon.process_batch(&events, &soon);
+        assert_eq!(done.error, Some(DaemonError::TimedOut));
+        assert_eq!(bridge.pending(), 0, "withdrawn");
+        let token = CancelToken::new();
+        token.cancel();
+        let cancelled = BatchWait {
+            deadline: None,
+            cancel: Some(token),
+        };
+        let done = daemon.process_batch(&events, &cancelled);
+        assert_eq!(done.error, Some(DaemonError::Cancelled));
+        // Taken before the deadline: the answer is waited for past it.
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let answerer = {
+            let bridge = Arc::clone(&bridge);
+            std::thread::spawn(move || {
+                let (id, _) = bridge.next(Some(Duration::from_secs(10)), None).unwrap();
+                // The property is about time: answer once the deadline passed.
+                while Instant::now() <= deadline + Duration::from_millis(20) {
+                    std::thread::yield_now();
+                }
+                let reply = WorkReply::BatchOutputs {
+                    outputs: vec![vec![b"x".to_vec()]],
+                    failure: None,
+                };
+                bridge.complete(id, Ok(reply)).unwrap();
+            })
+        };
+        let short = BatchWait {
+            deadline: Some(deadline),
+            cancel: None,
+        };
+        let done = daemon.process_batch(&events, &short);
+        answerer.join().unwrap();
+        assert_eq!(done.error, None);
+        assert_eq!(done.outputs, vec![vec![b"x".to_vec()]]);
+        std::mem::forget(daemon);
     }
 
     #[test]

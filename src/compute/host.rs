@@ -32,11 +32,22 @@
 
 use std::collections::BTreeMap;
 
-use crate::compute::daemon::{CausalEvent, DaemonError, MeshDaemon};
+use crate::compute::daemon::{BatchWait, CausalEvent, DaemonError, MeshDaemon};
 use crate::compute::ledger::SubscriptionLedger;
 use crate::compute::snapshot::{NetSnapshotExt, StateSnapshot};
 use crate::cortex::causal::{CausalLink, Horizon};
 use crate::identity::{EntityId, EntityKeypair};
+
+/// What [`DaemonHost::deliver_batch_at`] did: the chained outputs of each
+/// delivered event (a prefix of the batch, in order) and the error of the
+/// next event if the batch stopped early.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchDelivered {
+    /// Per delivered event, its chained outputs.
+    pub outputs: Vec<Vec<CausalEvent>>,
+    /// Why event `outputs.len()` was not delivered; `None` when all were.
+    pub error: Option<DaemonError>,
+}
 
 /// Per producer origin, the highest sequence a daemon has seen.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -255,6 +266,61 @@ impl DaemonHost {
                 return Err(e);
             }
         };
+        self.record_applied(event, outputs, now_ns)
+    }
+
+    /// Delivers `events` in order through one
+    /// [`MeshDaemon::process_batch`] call, with exactly the effects of
+    /// [`deliver_at`](Self::deliver_at) on each event up to the first
+    /// failure: per event, the horizon, then the stats, the applied
+    /// watermark and the chained outputs (each event's outputs chained with
+    /// the horizon as it stood after that event). The failing event counts
+    /// as an error and advances the horizon, as a single failed delivery
+    /// does; events after it are not delivered. A batch the daemon never
+    /// took up ([`DaemonError::TimedOut`], [`DaemonError::Cancelled`])
+    /// records nothing.
+    pub fn deliver_batch_at(
+        &mut self,
+        events: &[CausalEvent],
+        wait: &BatchWait,
+        now_ns: u64,
+    ) -> BatchDelivered {
+        let done = self.daemon.process_batch(events, wait);
+        let applied = done.outputs.len().min(events.len());
+        let mut delivered = BatchDelivered {
+            outputs: Vec::with_capacity(applied),
+            error: None,
+        };
+        for (event, outputs) in events.iter().zip(done.outputs) {
+            self.horizon.observe(event.producer(), event.sequence());
+            match self.record_applied(event, outputs, now_ns) {
+                Ok(chained) => delivered.outputs.push(chained),
+                Err(e) => {
+                    delivered.error = Some(e);
+                    return delivered;
+                }
+            }
+        }
+        if let Some(e) = done.error {
+            if !matches!(e, DaemonError::TimedOut | DaemonError::Cancelled) {
+                if let Some(event) = events.get(applied) {
+                    self.horizon.observe(event.producer(), event.sequence());
+                }
+                self.stats.errors += 1;
+            }
+            delivered.error = Some(e);
+        }
+        delivered
+    }
+
+    /// The bookkeeping of an applied event: stats, applied watermark, and
+    /// its outputs chained.
+    fn record_applied(
+        &mut self,
+        event: &CausalEvent,
+        outputs: Vec<Vec<u8>>,
+        now_ns: u64,
+    ) -> Result<Vec<CausalEvent>, DaemonError> {
         self.stats.events_processed += 1;
         self.applied.observe(event.producer(), event.sequence());
         let fits = u64::try_from(outputs.len())
@@ -408,6 +474,7 @@ fn head_payload_of(snapshot: &StateSnapshot, ext: Option<&NetSnapshotExt>) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compute::daemon::BatchProcessed;
     use crate::compute::daemon::test_daemons::{Counter, Echo};
     use crate::identity::ChannelName;
 
@@ -451,6 +518,72 @@ mod tests {
                 snapshots_taken: 0
             }
         );
+    }
+
+    /// Several producers, and a failing event in the middle: a batch leaves
+    /// the host exactly as the same events delivered one by one (outputs,
+    /// chain, horizon, watermarks, stats, snapshot), stopping at the
+    /// failure.
+    #[test]
+    fn a_batch_equals_the_same_single_deliveries() {
+        let events: Vec<_> = (1..=6)
+            .map(|s| ev(5 + s % 2, s, if s == 5 { b"fail" } else { b"e" }))
+            .collect();
+        let mut single = counter_host(3);
+        let mut expected = Vec::new();
+        let mut failure = None;
+        for event in &events {
+            match single.deliver_at(event, 7) {
+                Ok(out) => expected.push(out),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut batched = counter_host(3);
+        let done = batched.deliver_batch_at(&events, &BatchWait::default(), 7);
+        assert_eq!(done.outputs.len(), 4);
+        assert_eq!(done.outputs, expected);
+        assert_eq!(done.error, failure);
+        assert_eq!(batched.stats(), single.stats());
+        assert_eq!(batched.stats().errors, 1);
+        assert_eq!(batched.head(), single.head());
+        assert_eq!(batched.head_payload(), single.head_payload());
+        assert_eq!(batched.horizon(), single.horizon());
+        assert_eq!(batched.applied(), single.applied());
+        assert_eq!(
+            batched.take_snapshot_at(1).unwrap(),
+            single.take_snapshot_at(1).unwrap()
+        );
+        // The rest goes on from the failure as it would have.
+        let rest = [ev(6, 6, b"e")];
+        let out = batched.deliver_batch_at(&rest, &BatchWait::default(), 7);
+        assert_eq!(out.outputs[0], single.deliver_at(&rest[0], 7).unwrap());
+    }
+
+    #[test]
+    fn a_batch_not_taken_up_records_nothing() {
+        struct Late;
+        impl MeshDaemon for Late {
+            fn name(&self) -> &str {
+                "late"
+            }
+            fn process(&mut self, _: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+                unreachable!("a late daemon never gets an event")
+            }
+            fn process_batch(&mut self, _: &[CausalEvent], _: &BatchWait) -> BatchProcessed {
+                BatchProcessed {
+                    outputs: Vec::new(),
+                    error: Some(DaemonError::TimedOut),
+                }
+            }
+        }
+        let mut host = DaemonHost::new(Box::new(Late), keypair(4));
+        let done = host.deliver_batch_at(&[ev(5, 1, b"e")], &BatchWait::default(), 0);
+        assert_eq!(done.error, Some(DaemonError::TimedOut));
+        assert_eq!(host.stats(), DaemonStats::default());
+        assert_eq!(host.horizon().get(5), None);
     }
 
     #[test]

@@ -60,14 +60,14 @@ pub mod runtime;
 pub mod scheduler;
 pub mod snapshot;
 
-pub use daemon::{CausalEvent, DaemonError, MeshDaemon};
+pub use daemon::{BatchProcessed, BatchWait, CausalEvent, DaemonError, MeshDaemon};
 pub use factory::{DaemonFactory, DaemonFactoryRegistry, FactoryEntry};
 pub use foreign::{ForeignDaemon, WorkBridge, WorkError, WorkReply, WorkRequest};
-pub use host::{DaemonHost, DaemonSnapshot, DaemonStats, ObservedHorizon};
+pub use host::{BatchDelivered, DaemonHost, DaemonSnapshot, DaemonStats, ObservedHorizon};
 pub use ledger::{LedgerError, SubscriptionLedger};
 pub use registry::DaemonRegistry;
 pub use runtime::{
-    ComputeError, ComputeRuntime, DeliveryOutcome, MigrationPhase, MigrationStatus,
+    BatchOutcome, ComputeError, ComputeRuntime, DeliveryOutcome, MigrationPhase, MigrationStatus,
     MigrationTransport, RuntimeConfig,
 };
 pub use scheduler::{

@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::compute::daemon::{CausalEvent, DaemonError};
-use crate::compute::host::{DaemonHost, DaemonSnapshot, DaemonStats};
+use crate::compute::daemon::{BatchWait, CausalEvent, DaemonError};
+use crate::compute::host::{BatchDelivered, DaemonHost, DaemonSnapshot, DaemonStats};
 use crate::compute::snapshot::{NetSnapshotExt, StateSnapshot};
 use crate::identity::EntityKeypair;
 
@@ -296,6 +296,26 @@ impl DaemonRegistry {
         let outputs = self.with_host(origin, |host| host.deliver(event));
         self.bump();
         outputs?
+    }
+
+    /// Delivers `events` in order to `origin`'s daemon in one
+    /// [`DaemonHost::deliver_batch_at`] under one host lock; waiters see
+    /// the counts after the whole batch.
+    ///
+    /// # Errors
+    /// As [`with_host`](Self::with_host) (nothing delivered); a failure
+    /// partway is in the returned [`BatchDelivered`].
+    pub fn deliver_batch(
+        &self,
+        origin: u64,
+        events: &[CausalEvent],
+        wait: &BatchWait,
+    ) -> Result<BatchDelivered, DaemonError> {
+        let delivered = self.with_host(origin, |host| {
+            host.deliver_batch_at(events, wait, crate::redex::now_ns())
+        });
+        self.bump();
+        delivered
     }
 
     /// Snapshots `origin`'s daemon.

@@ -278,7 +278,7 @@ fn invalid(message: impl Into<String>) -> FfiError {
 
 /// Splits packed events (`data` back to back, one length each) into
 /// slices; the lengths must add up to exactly `data.len()`.
-fn split_packed<'a>(data: &'a [u8], lengths: &[u32]) -> Result<Vec<&'a [u8]>, FfiError> {
+pub(super) fn split_packed<'a>(data: &'a [u8], lengths: &[u32]) -> Result<Vec<&'a [u8]>, FfiError> {
     let mut events = Vec::with_capacity(lengths.len());
     let mut rest = data;
     for (i, &len) in lengths.iter().enumerate() {

@@ -34,8 +34,8 @@ use super::status::net_status_t;
 use crate::cancel::CancelToken;
 use crate::compute::migration::FailureReason;
 use crate::compute::{
-    ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome, ForeignDaemon,
-    MigrationStatus, RuntimeConfig, WorkBridge, WorkError, WorkReply, WorkRequest,
+    BatchWait, ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome,
+    ForeignDaemon, MigrationStatus, RuntimeConfig, WorkBridge, WorkError, WorkReply, WorkRequest,
 };
 use crate::identity::EntityKeypair;
 
@@ -55,6 +55,16 @@ pub const NET_COMPUTE_WORK_CREATE: u32 = 4;
 /// Work item kind: Rust no longer uses the instance (the daemon moved
 /// away, stopped, or the runtime closed); release it. Needs no answer.
 pub const NET_COMPUTE_WORK_DROP: u32 = 5;
+
+/// Work item kind: apply the events in the payload to the instance in
+/// order, stopping at the first failure; answer once with
+/// `net_compute_complete_batch`. The payload is the events back to back,
+/// each `producer (u64 LE) ‖ sequence (u64 LE) ‖ length (u32 LE) ‖ bytes`
+/// (`NET_COMPUTE_BATCH_RECORD_HEADER` bytes before each event's bytes);
+/// the item's producer and sequence are the first event's.
+pub const NET_COMPUTE_WORK_PROCESS_BATCH: u32 = 6;
+/// Bytes before each event's payload in a ProcessBatch work item.
+pub const NET_COMPUTE_BATCH_RECORD_HEADER: usize = 20;
 
 /// `net_compute_deliver` outcome: processed here.
 pub const NET_COMPUTE_PROCESSED: u32 = 0;
@@ -432,6 +442,117 @@ pub unsafe extern "C" fn net_compute_deliver(
     })
 }
 
+/// Delivers `count` events of `producer`, with sequences `first_sequence`,
+/// `first_sequence + 1`, …, to daemon `origin`, in order, with the effects
+/// of one `net_compute_deliver` per event (each is processed, buffered,
+/// forwarded or dropped as a duplicate, and chained, counted and waited
+/// for per event), stopping at the first event that fails. The events are
+/// packed: their bytes back to back in `data` and each one's length in
+/// `lengths`. Events processed here reach an SDK daemon as **one**
+/// `NET_COMPUTE_WORK_PROCESS_BATCH` work item answered once.
+///
+/// Writes to `delivered_out` how many events were delivered — **also when
+/// the call fails** — and, when `outcomes_out` is not NULL, each delivered
+/// event's outcome (`NET_COMPUTE_PROCESSED`, …) to `outcomes_out[0..]`
+/// (room for `count` values). Returns `NET_OK` when all were delivered;
+/// otherwise the status of event `*delivered_out` (as
+/// `net_compute_deliver` would have returned it; its message in
+/// `error_out`), and the events after it were not delivered: deliver them
+/// again once the cause is fixed.
+///
+/// `timeout_ms` (`NET_WAIT_FOREVER`: no limit) and `cancel` bound the wait
+/// for the daemon to **take the batch up**: `NET_TIMEOUT` or
+/// `NET_ERR_CANCELLED` with nothing delivered. Once the SDK holds the work
+/// item the call waits for its answer (up to `work_timeout_ms`), so an SDK
+/// never applies a batch its caller gave up on. Blocks like
+/// `net_compute_deliver`: never call it from the thread that pulls work.
+///
+/// Errors: `NET_ERR_INVALID_ARGUMENT` (lengths not adding up to
+/// `data_len`, sequences past 2^64−1; nothing delivered);
+/// `NET_ERR_COMPUTE_NOT_FOUND`; `NET_ERR_COMPUTE_DAEMON`;
+/// `NET_ERR_COMPUTE_BUFFER_FULL`; `NET_ERR_SHUTTING_DOWN`.
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `data` is readable for `data_len`
+/// bytes and `lengths` for `count` values (either NULL when its length is
+/// 0); `outcomes_out` is NULL or writable for `count` values;
+/// `delivered_out` is valid for one write; `cancel` is NULL or from
+/// libnet; `error_out` is NULL or valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_deliver_batch(
+    compute: *const net_compute_t,
+    origin: u64,
+    producer: u64,
+    first_sequence: u64,
+    data: *const u8,
+    data_len: usize,
+    lengths: *const u32,
+    count: usize,
+    timeout_ms: u32,
+    outcomes_out: *mut u32,
+    delivered_out: *mut usize,
+    cancel: *const net_cancel_t,
+    error_out: *mut net_error_t,
+) -> net_status_t {
+    ffi_export!(error_out error_out; handle compute; cancel cancel; bytes data[data_len]; out delivered_out; {
+        // SAFETY: the caller made `lengths` readable for `count` values.
+        let lengths = unsafe { super::export::input_values(lengths, count, "lengths") }?;
+        // SAFETY: the caller made `outcomes_out` NULL or writable for `count` values.
+        let outcomes = unsafe { super::export::output_values(outcomes_out, count, "outcomes_out") }?;
+        let payloads = super::bus::split_packed(data, lengths)?;
+        let events = payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, payload)| {
+                let sequence = u64::try_from(i)
+                    .ok()
+                    .and_then(|i| first_sequence.checked_add(i))
+                    .ok_or_else(|| FfiError::invalid_argument("sequences pass 2^64-1"))?;
+                Ok(crate::compute::CausalEvent::bare(producer, sequence, payload.to_vec()))
+            })
+            .collect::<Result<Vec<_>, FfiError>>()?;
+        let wait = BatchWait {
+            deadline: timeout_of(timeout_ms).and_then(|t| std::time::Instant::now().checked_add(t)),
+            cancel: cancel.token().cloned(),
+        };
+        let done = compute
+            .runtime
+            .deliver_batch(origin, events, &wait)
+            .map_err(|e| compute.daemon_error(e))?;
+        delivered_out.write(done.outcomes.len());
+        if let Some(outcomes) = outcomes {
+            for (slot, outcome) in outcomes.iter_mut().zip(done.outcomes) {
+                *slot = outcome_code(outcome);
+            }
+        }
+        match done.error {
+            None => Ok(net_status_t::NET_OK),
+            Some(ComputeError::Daemon(DaemonError::TimedOut)) => Ok(net_status_t::NET_TIMEOUT),
+            Some(ComputeError::Daemon(DaemonError::Cancelled)) => Err(super::cancel::cancelled()),
+            Some(e) => Err(compute.daemon_error(e)),
+        }
+    })
+}
+
+/// The events of a ProcessBatch work item as its payload (see
+/// `NET_COMPUTE_WORK_PROCESS_BATCH`).
+fn pack_batch(events: &[crate::compute::CausalEvent]) -> Vec<u8> {
+    let size = events
+        .iter()
+        .map(|e| NET_COMPUTE_BATCH_RECORD_HEADER + e.payload.len())
+        .sum();
+    let mut packed = Vec::with_capacity(size);
+    for event in events {
+        // A payload is a delivered event's: it came through a `u32` length.
+        let len = u32::try_from(event.payload.len()).unwrap_or(u32::MAX);
+        packed.extend_from_slice(&event.producer().to_le_bytes());
+        packed.extend_from_slice(&event.sequence().to_le_bytes());
+        packed.extend_from_slice(&len.to_le_bytes());
+        packed.extend_from_slice(&event.payload);
+    }
+    packed
+}
+
 /// The `NET_COMPUTE_*` code of a delivery outcome.
 pub(super) fn outcome_code(outcome: DeliveryOutcome) -> u32 {
     match outcome {
@@ -742,6 +863,10 @@ pub unsafe extern "C" fn net_compute_next(
             }
             WorkRequest::Restore { instance, daemon, state } => (instance, daemon, 0, 0, state),
             WorkRequest::Create { kind, daemon } => (0, daemon, 0, 0, kind.into_bytes()),
+            WorkRequest::ProcessBatch { instance, daemon, events } => {
+                let first = events.first().map_or((0, 0), |e| (e.producer(), e.sequence()));
+                (instance, daemon, first.0, first.1, pack_batch(&events))
+            }
         };
         work_id_out.write(id);
         kind_out.write(kind);
@@ -774,6 +899,72 @@ pub unsafe extern "C" fn net_compute_complete_process(
     ffi_export!(handle compute; slices outputs[count]; {
         let outputs = outputs.iter().map(|o| o.to_vec()).collect();
         compute.bridge.complete(work_id, Ok(WorkReply::Outputs(outputs)))?;
+        Ok(())
+    })
+}
+
+/// Answers ProcessBatch work item `work_id` once for the whole batch:
+/// the first `applied` events were applied, and their outputs are packed —
+/// every output's bytes back to back in `outputs` (`outputs_len` bytes),
+/// each output's length in `output_lengths` (`output_count` values), and
+/// how many outputs each applied event produced in `outputs_per_event`
+/// (`applied` values, adding up to `output_count`). When `applied` is less
+/// than the batch's length, event `applied` failed with `failure` (UTF-8,
+/// non-NULL; may be empty) and the rest were not attempted; when every
+/// event was applied, `failure` must be NULL. A failure of the first event
+/// may also be answered with `net_compute_fail`.
+///
+/// Errors: `NET_ERR_COMPUTE_WORK_EXPIRED` (answered already, or its caller
+/// stopped waiting: the batch counts as failed, so undo its effect);
+/// `NET_ERR_INVALID_ARGUMENT` if the item is not a ProcessBatch, the counts
+/// do not add up, `applied` exceeds the batch, or `failure` is missing or
+/// superfluous (the item stays open).
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `outputs` is readable for
+/// `outputs_len` bytes, `output_lengths` for `output_count` values and
+/// `outputs_per_event` for `applied` values (each NULL when its length is
+/// 0); `failure` is NULL or readable for `failure_len`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_complete_batch(
+    compute: *const net_compute_t,
+    work_id: u64,
+    applied: usize,
+    outputs: *const u8,
+    outputs_len: usize,
+    output_lengths: *const u32,
+    output_count: usize,
+    outputs_per_event: *const u32,
+    failure: *const u8,
+    failure_len: usize,
+) -> net_status_t {
+    ffi_export!(handle compute; bytes outputs[outputs_len]; opt_str failure[failure_len]; {
+        // SAFETY: the caller made `output_lengths` readable for `output_count` values.
+        let lengths = unsafe { super::export::input_values(output_lengths, output_count, "output_lengths") }?;
+        // SAFETY: the caller made `outputs_per_event` readable for `applied` values.
+        let per_event = unsafe { super::export::input_values(outputs_per_event, applied, "outputs_per_event") }?;
+        let mut flat = super::bus::split_packed(outputs, lengths)?.into_iter();
+        let mut grouped = Vec::with_capacity(per_event.len());
+        for (i, &n) in per_event.iter().enumerate() {
+            let event: Vec<Vec<u8>> = flat.by_ref().take(n as usize).map(<[u8]>::to_vec).collect();
+            if event.len() != n as usize {
+                return Err(FfiError::invalid_argument(format!(
+                    "outputs_per_event[{i}]: the counts add up to more than output_count ({output_count})"
+                )));
+            }
+            grouped.push(event);
+        }
+        if flat.next().is_some() {
+            return Err(FfiError::invalid_argument(format!(
+                "outputs_per_event: the counts add up to less than output_count ({output_count})"
+            )));
+        }
+        let failure = failure.map(|text| {
+            if text.is_empty() { "the daemon failed".to_owned() } else { text.to_owned() }
+        });
+        compute
+            .bridge
+            .complete(work_id, Ok(WorkReply::BatchOutputs { outputs: grouped, failure }))?;
         Ok(())
     })
 }

@@ -243,6 +243,33 @@ pub(crate) unsafe fn input_values<'a, T>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
 }
 
+/// `count` writable values of `T` at `ptr`; `None` for NULL (the caller
+/// does not want them).
+///
+/// # Safety
+/// If `ptr` is not NULL and `count > 0`, it must be valid for writes of
+/// `count` values and not aliased during the call.
+pub(crate) unsafe fn output_values<'a, T>(
+    ptr: *mut T,
+    count: usize,
+    name: &str,
+) -> Result<Option<&'a mut [T]>, FfiError> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    if count == 0 {
+        return Ok(Some(&mut []));
+    }
+    if !ptr.is_aligned() {
+        return Err(FfiError::invalid_argument(format!(
+            "`{name}` is misaligned"
+        )));
+    }
+    // SAFETY: non-NULL, aligned, and the caller vouches for `count`
+    // writable values nobody else touches during the call.
+    Ok(Some(unsafe { std::slice::from_raw_parts_mut(ptr, count) }))
+}
+
 /// # Safety
 /// If `count > 0`, `ptr` must be valid for reads of `count` slices, each of
 /// which is valid as for [`input_bytes`].

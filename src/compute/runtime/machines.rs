@@ -45,13 +45,13 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
-use super::{ComputeError, DeliveryOutcome, MigrationPhase, MigrationStatus, Shared};
+use super::{BatchOutcome, ComputeError, DeliveryOutcome, MigrationPhase, MigrationStatus, Shared};
 use crate::compute::migration::{
     CaptureOutcome, FailureReason, InsertOutcome, MigrationMessage, ReplayBuffer,
     SnapshotReassembler, SourceBuffer, UnknownProducers, split_snapshot,
 };
 use crate::compute::snapshot::{decode_migration_payload, encode_migration_payload};
-use crate::compute::{CausalEvent, DaemonError, DaemonHost};
+use crate::compute::{BatchWait, CausalEvent, DaemonError, DaemonHost};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Most BufferedEvents bytes per message, so one message fits a packet.
@@ -241,6 +241,66 @@ pub(super) fn deliver(
     let outcome = process_local(shared, origin, &event);
     drop(state);
     outcome
+}
+
+/// [`deliver`] for several events under one look at the migration state
+/// (which cannot change while the state lock is held, so each event goes
+/// where a single delivery would have sent it); events processed here go
+/// to the daemon as one batch.
+pub(super) fn deliver_batch(
+    shared: &Shared,
+    origin: u64,
+    events: Vec<CausalEvent>,
+    wait: &BatchWait,
+) -> Result<BatchOutcome, ComputeError> {
+    let mut state = shared.state();
+    let mut done = BatchOutcome::default();
+    if let Some(source) = state.sources.get_mut(&origin)
+        && source.cutover_mark.is_none()
+    {
+        for event in events {
+            let outcome = match source.buffer.capture(event) {
+                Ok(CaptureOutcome::Buffered) => Ok(DeliveryOutcome::Buffered),
+                Ok(CaptureOutcome::Deliver(event) | CaptureOutcome::Forward(event)) => {
+                    process_local(shared, origin, &event)
+                }
+                Err(e) => Err(ComputeError::Buffer(e.to_string())),
+            };
+            if !done.push(outcome) {
+                break;
+            }
+        }
+        return Ok(done);
+    }
+    if let Some(forwarder) = state.forwarders.get_mut(&origin) {
+        done.outcomes = vec![DeliveryOutcome::Forwarded; events.len()];
+        forwarder.enqueued += events.len() as u64;
+        forwarder.queue.extend(events);
+        pump_forwarder(shared, origin, forwarder, Instant::now(), false);
+        return Ok(done);
+    }
+    if let Some(target) = state.targets.get_mut(&origin) {
+        for event in events {
+            let outcome = match target.replay.insert(event) {
+                Ok(InsertOutcome::Queued) => Ok(DeliveryOutcome::Buffered),
+                Ok(InsertOutcome::Duplicate) => Ok(DeliveryOutcome::Duplicate),
+                Err(e) => Err(ComputeError::Buffer(e.to_string())),
+            };
+            if !done.push(outcome) {
+                break;
+            }
+        }
+        return Ok(done);
+    }
+    // Under the state lock, as for one event.
+    let delivered = shared.registry.deliver_batch(origin, &events, wait)?;
+    drop(state);
+    for outputs in delivered.outputs {
+        shared.push_outputs(outputs.clone());
+        done.outcomes.push(DeliveryOutcome::Processed(outputs));
+    }
+    done.error = delivered.error.map(ComputeError::Daemon);
+    Ok(done)
 }
 
 fn process_local(

@@ -47,7 +47,9 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
 use crate::compute::migration::FailureReason;
-use crate::compute::{CausalEvent, DaemonError, DaemonFactoryRegistry, DaemonHost, DaemonRegistry};
+use crate::compute::{
+    BatchWait, CausalEvent, DaemonError, DaemonFactoryRegistry, DaemonHost, DaemonRegistry,
+};
 use crate::mesh::{MeshError, MeshNode, SubprotocolHandler};
 use crate::wire::ids;
 
@@ -184,6 +186,34 @@ pub enum DeliveryOutcome {
     Forwarded,
     /// Already applied (at or below the producer's watermark); dropped.
     Duplicate,
+}
+
+/// What [`ComputeRuntime::deliver_batch`] did: one outcome per event
+/// delivered (a prefix of the batch, in order) and, if it stopped early,
+/// the error of the next event; the events after that were not delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Per delivered event, what [`ComputeRuntime::deliver`] would have
+    /// returned for it.
+    pub outcomes: Vec<DeliveryOutcome>,
+    /// Why event `outcomes.len()` was not delivered; `None` when all were.
+    pub error: Option<ComputeError>,
+}
+
+impl BatchOutcome {
+    /// Records one event's result; `false` once the batch must stop.
+    pub(crate) fn push(&mut self, outcome: Result<DeliveryOutcome, ComputeError>) -> bool {
+        match outcome {
+            Ok(outcome) => {
+                self.outcomes.push(outcome);
+                true
+            }
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
 }
 
 /// Why a runtime call failed.
@@ -406,6 +436,31 @@ impl ComputeRuntime {
     ) -> Result<DeliveryOutcome, ComputeError> {
         self.check_running()?;
         machines::deliver(&self.shared, origin, event)
+    }
+
+    /// Delivers `events` to daemon `origin` in order, with the effects of
+    /// one [`deliver`](Self::deliver) per event (buffering, forwarding,
+    /// duplicates, the daemon's chain, horizon, watermarks and stats are
+    /// per event), stopping at the first event that fails. Events processed
+    /// here reach the daemon as one [`MeshDaemon::process_batch`] call: a
+    /// foreign daemon gets one work item for the batch. `wait` bounds only
+    /// the wait for the daemon to take the batch up
+    /// ([`DaemonError::TimedOut`], [`DaemonError::Cancelled`]: nothing
+    /// applied).
+    ///
+    /// # Errors
+    /// [`ComputeError::ShuttingDown`], or the daemon lookup's error
+    /// (nothing delivered); a failure partway is in the [`BatchOutcome`].
+    ///
+    /// [`MeshDaemon::process_batch`]: crate::compute::MeshDaemon::process_batch
+    pub fn deliver_batch(
+        &self,
+        origin: u64,
+        events: Vec<CausalEvent>,
+        wait: &BatchWait,
+    ) -> Result<BatchOutcome, ComputeError> {
+        self.check_running()?;
+        machines::deliver_batch(&self.shared, origin, events, wait)
     }
 
     /// Starts migrating daemon `origin` from node `source` to node
