@@ -63,6 +63,17 @@
 // away, stopped, or the runtime closed); release it. Needs no answer.
 #define NET_COMPUTE_WORK_DROP 5
 
+// Work item kind: apply the events in the payload to the instance in
+// order, stopping at the first failure; answer once with
+// `net_compute_complete_batch`. The payload is the events back to back,
+// each `producer (u64 LE) ‖ sequence (u64 LE) ‖ length (u32 LE) ‖ bytes`
+// (`NET_COMPUTE_BATCH_RECORD_HEADER` bytes before each event's bytes);
+// the item's producer and sequence are the first event's.
+#define NET_COMPUTE_WORK_PROCESS_BATCH 6
+
+// Bytes before each event's payload in a ProcessBatch work item.
+#define NET_COMPUTE_BATCH_RECORD_HEADER 20
+
 // `net_compute_deliver` outcome: processed here.
 #define NET_COMPUTE_PROCESSED 0
 
@@ -1532,6 +1543,56 @@ net_status_t net_compute_deliver(const net_compute_t *compute,
                                  uint32_t *outcome_out,
                                  net_error_t *error_out);
 
+// Delivers `count` events of `producer`, with sequences `first_sequence`,
+// `first_sequence + 1`, …, to daemon `origin`, in order, with the effects
+// of one `net_compute_deliver` per event (each is processed, buffered,
+// forwarded or dropped as a duplicate, and chained, counted and waited
+// for per event), stopping at the first event that fails. The events are
+// packed: their bytes back to back in `data` and each one's length in
+// `lengths`. Events processed here reach an SDK daemon as **one**
+// `NET_COMPUTE_WORK_PROCESS_BATCH` work item answered once.
+//
+// Writes to `delivered_out` how many events were delivered — **also when
+// the call fails** — and, when `outcomes_out` is not NULL, each delivered
+// event's outcome (`NET_COMPUTE_PROCESSED`, …) to `outcomes_out[0..]`
+// (room for `count` values). Returns `NET_OK` when all were delivered;
+// otherwise the status of event `*delivered_out` (as
+// `net_compute_deliver` would have returned it; its message in
+// `error_out`), and the events after it were not delivered: deliver them
+// again once the cause is fixed.
+//
+// `timeout_ms` (`NET_WAIT_FOREVER`: no limit) and `cancel` bound the wait
+// for the daemon to **take the batch up**: `NET_TIMEOUT` or
+// `NET_ERR_CANCELLED` with nothing delivered. Once the SDK holds the work
+// item the call waits for its answer (up to `work_timeout_ms`), so an SDK
+// never applies a batch its caller gave up on. Blocks like
+// `net_compute_deliver`: never call it from the thread that pulls work.
+//
+// Errors: `NET_ERR_INVALID_ARGUMENT` (lengths not adding up to
+// `data_len`, sequences past 2^64−1; nothing delivered);
+// `NET_ERR_COMPUTE_NOT_FOUND`; `NET_ERR_COMPUTE_DAEMON`;
+// `NET_ERR_COMPUTE_BUFFER_FULL`; `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `compute` is NULL or from libnet; `data` is readable for `data_len`
+// bytes and `lengths` for `count` values (either NULL when its length is
+// 0); `outcomes_out` is NULL or writable for `count` values;
+// `delivered_out` is valid for one write; `cancel` is NULL or from
+// libnet; `error_out` is NULL or valid for one write.
+net_status_t net_compute_deliver_batch(const net_compute_t *compute,
+                                       uint64_t origin,
+                                       uint64_t producer,
+                                       uint64_t first_sequence,
+                                       const uint8_t *data,
+                                       size_t data_len,
+                                       const uint32_t *lengths,
+                                       size_t count,
+                                       uint32_t timeout_ms,
+                                       uint32_t *outcomes_out,
+                                       size_t *delivered_out,
+                                       const net_cancel_t *cancel,
+                                       net_error_t *error_out);
+
 // Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the next
 // output of any daemon here (outputs of events replayed or forwarded
 // during a migration come out on the node that applied them). Writes the
@@ -1687,6 +1748,39 @@ net_status_t net_compute_complete_process(const net_compute_t *compute,
                                           uint64_t work_id,
                                           const net_slice_t *outputs,
                                           size_t count);
+
+// Answers ProcessBatch work item `work_id` once for the whole batch:
+// the first `applied` events were applied, and their outputs are packed —
+// every output's bytes back to back in `outputs` (`outputs_len` bytes),
+// each output's length in `output_lengths` (`output_count` values), and
+// how many outputs each applied event produced in `outputs_per_event`
+// (`applied` values, adding up to `output_count`). When `applied` is less
+// than the batch's length, event `applied` failed with `failure` (UTF-8,
+// non-NULL; may be empty) and the rest were not attempted; when every
+// event was applied, `failure` must be NULL. A failure of the first event
+// may also be answered with `net_compute_fail`.
+//
+// Errors: `NET_ERR_COMPUTE_WORK_EXPIRED` (answered already, or its caller
+// stopped waiting: the batch counts as failed, so undo its effect);
+// `NET_ERR_INVALID_ARGUMENT` if the item is not a ProcessBatch, the counts
+// do not add up, `applied` exceeds the batch, or `failure` is missing or
+// superfluous (the item stays open).
+//
+// # Safety
+// `compute` is NULL or from libnet; `outputs` is readable for
+// `outputs_len` bytes, `output_lengths` for `output_count` values and
+// `outputs_per_event` for `applied` values (each NULL when its length is
+// 0); `failure` is NULL or readable for `failure_len`.
+net_status_t net_compute_complete_batch(const net_compute_t *compute,
+                                        uint64_t work_id,
+                                        size_t applied,
+                                        const uint8_t *outputs,
+                                        size_t outputs_len,
+                                        const uint32_t *output_lengths,
+                                        size_t output_count,
+                                        const uint32_t *outputs_per_event,
+                                        const uint8_t *failure,
+                                        size_t failure_len);
 
 // Answers Snapshot work item `work_id` with the instance's state.
 //

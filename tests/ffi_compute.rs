@@ -3,7 +3,9 @@
 //! counter daemon migrating between nodes of a three-node mesh while a
 //! producer keeps delivering (exactly once: the final count is the number
 //! of events sent), work items that are never answered failing cleanly,
-//! and the three handle races for `net_compute_t`.
+//! batched delivery (one work item per batch, a failure partway, timeout
+//! and cancel before the SDK takes it), and the three handle races for
+//! `net_compute_t`.
 
 use std::collections::HashMap;
 use std::ptr;
@@ -173,6 +175,10 @@ impl Sdk {
                             unsafe { net_compute_complete_process(rt.0, id, &slice, 1) }
                         }
                     }
+                    NET_COMPUTE_WORK_PROCESS_BATCH => {
+                        let c = objects.get_mut(&instance).unwrap();
+                        answer_batch(rt.0, id, c, &payload)
+                    }
                     NET_COMPUTE_WORK_SNAPSHOT => {
                         let c = objects[&instance];
                         let mut state = c.count.to_le_bytes().to_vec();
@@ -239,6 +245,100 @@ impl Sdk {
     fn join(mut self) -> u64 {
         self.puller.take().unwrap().join().unwrap()
     }
+}
+
+/// The events of a ProcessBatch payload: (producer, sequence, bytes).
+fn unpack_batch(mut packed: &[u8]) -> Vec<(u64, u64, Vec<u8>)> {
+    let mut events = Vec::new();
+    while !packed.is_empty() {
+        let (head, rest) = packed.split_at(NET_COMPUTE_BATCH_RECORD_HEADER);
+        let producer = u64::from_le_bytes(head[..8].try_into().unwrap());
+        let sequence = u64::from_le_bytes(head[8..16].try_into().unwrap());
+        let len = u32::from_le_bytes(head[16..].try_into().unwrap()) as usize;
+        events.push((producer, sequence, rest[..len].to_vec()));
+        packed = &rest[len..];
+    }
+    events
+}
+
+/// The counter over a batch, as an SDK loops over it: applies events until
+/// one is refused (a payload `fail`, or not the next sequence) and answers
+/// once.
+fn answer_batch(rt: *mut net_compute_t, id: u64, c: &mut Counter, packed: &[u8]) -> net_status_t {
+    let (mut outputs, mut lengths, mut per_event) = (Vec::new(), Vec::new(), Vec::new());
+    let mut failure = None;
+    for (producer, seq, payload) in unpack_batch(packed) {
+        assert_eq!(producer, PRODUCER);
+        if payload == b"fail" || seq != c.last + 1 {
+            failure = Some(format!("refused sequence {seq} after {}", c.last));
+            break;
+        }
+        c.last = seq;
+        c.count += 1;
+        outputs.extend_from_slice(&c.count.to_le_bytes());
+        lengths.push(8u32);
+        per_event.push(1u32);
+    }
+    let (fail_ptr, fail_len) = failure
+        .as_ref()
+        .map_or((ptr::null(), 0), |f| (f.as_ptr(), f.len()));
+    unsafe {
+        net_compute_complete_batch(
+            rt,
+            id,
+            per_event.len(),
+            outputs.as_ptr(),
+            outputs.len(),
+            lengths.as_ptr(),
+            lengths.len(),
+            per_event.as_ptr(),
+            fail_ptr,
+            fail_len,
+        )
+    }
+}
+
+/// `net_compute_deliver_batch` of `payloads` from `first`: the status, how
+/// many were delivered, their outcomes and the error message.
+fn deliver_batch(
+    rt: *mut net_compute_t,
+    origin: u64,
+    first: u64,
+    payloads: &[Vec<u8>],
+    timeout_ms: u32,
+    cancel: *const net_cancel_t,
+) -> (net_status_t, usize, Vec<u32>, String) {
+    let data: Vec<u8> = payloads.concat();
+    let lengths: Vec<u32> = payloads.iter().map(|p| p.len() as u32).collect();
+    let mut outcomes = vec![u32::MAX; payloads.len()];
+    let mut delivered = usize::MAX;
+    let mut error = error_slot();
+    let st = unsafe {
+        net_compute_deliver_batch(
+            rt,
+            origin,
+            PRODUCER,
+            first,
+            data.as_ptr(),
+            data.len(),
+            lengths.as_ptr(),
+            lengths.len(),
+            timeout_ms,
+            outcomes.as_mut_ptr(),
+            &mut delivered,
+            cancel,
+            &mut error,
+        )
+    };
+    let (_, message) = error_of(error);
+    if delivered != usize::MAX {
+        outcomes.truncate(delivered);
+    }
+    (st, delivered, outcomes, message)
+}
+
+fn payloads(range: std::ops::RangeInclusive<u64>) -> Vec<Vec<u8>> {
+    range.map(|s| s.to_le_bytes().to_vec()).collect()
 }
 
 fn expect(rt: *mut net_compute_t) -> u64 {
@@ -318,12 +418,38 @@ fn a_foreign_counter_migrates_under_load_exactly_once() {
             let rt = rt;
             let mut outcomes = [0u64; 4];
             let mut seq = 0;
+            let mut round = 0u64;
             while !stop.load(Ordering::SeqCst) || seq < 200 {
-                seq += 1;
-                let outcome = deliver(rt.0, origin, seq)
-                    .unwrap_or_else(|st| panic!("event {seq}: {st:?} {}", last_error()));
-                assert_ne!(outcome, NET_COMPUTE_DUPLICATE);
-                outcomes[outcome as usize] += 1;
+                // Single deliveries and batches of 5 in turn: a batch meets
+                // every migration state a single event does.
+                round += 1;
+                if round.is_multiple_of(2) {
+                    let (st, delivered, batch, message) = deliver_batch(
+                        rt.0,
+                        origin,
+                        seq + 1,
+                        &payloads(seq + 1..=seq + 5),
+                        NET_WAIT_FOREVER,
+                        ptr::null(),
+                    );
+                    assert_eq!(
+                        (st, delivered),
+                        (OK, 5),
+                        "batch from {}: {message}",
+                        seq + 1
+                    );
+                    for outcome in batch {
+                        assert_ne!(outcome, NET_COMPUTE_DUPLICATE);
+                        outcomes[outcome as usize] += 1;
+                    }
+                    seq += 5;
+                } else {
+                    seq += 1;
+                    let outcome = deliver(rt.0, origin, seq)
+                        .unwrap_or_else(|st| panic!("event {seq}: {st:?} {}", last_error()));
+                    assert_ne!(outcome, NET_COMPUTE_DUPLICATE);
+                    outcomes[outcome as usize] += 1;
+                }
                 sent.store(seq, Ordering::SeqCst);
             }
             outcomes
@@ -638,6 +764,243 @@ fn an_unanswered_work_item_fails_the_call_and_a_late_answer_is_refused() {
     assert_eq!(unsafe { net_mesh_free(mesh) }, OK);
 }
 
+/// A batch is applied in order through one work item, each event counted,
+/// chained and queued as an output; a daemon failure partway stops the
+/// batch there, and the rest can be delivered again.
+#[test]
+fn a_batch_is_delivered_in_order_and_stops_at_a_failing_event() {
+    let mesh = node();
+    let rt = runtime(mesh, RUNTIME);
+    let sdk = Sdk::serve(rt);
+    let origin = sdk.spawn(rt);
+    let (st, delivered, outcomes, message) = deliver_batch(
+        rt,
+        origin,
+        1,
+        &payloads(1..=64),
+        NET_WAIT_FOREVER,
+        ptr::null(),
+    );
+    assert_eq!(st, OK, "{message}");
+    assert_eq!(delivered, 64);
+    assert!(outcomes.iter().all(|o| *o == NET_COMPUTE_PROCESSED));
+    for expected in 1..=64u64 {
+        let (mut o, mut seq) = (0, 0);
+        let mut payload = net_bytes_t::EMPTY;
+        let st = unsafe {
+            net_compute_next_output(
+                rt,
+                5_000,
+                &mut o,
+                &mut seq,
+                &mut payload,
+                ptr::null(),
+                ptr::null_mut(),
+            )
+        };
+        assert_eq!(st, OK);
+        assert_eq!((o, seq), (origin, expected), "chained in order");
+        assert_eq!(take(payload), expected.to_le_bytes(), "applied in order");
+    }
+    // Event 69 fails: 65..=68 are applied, 70.. are not attempted.
+    let mut batch = payloads(65..=72);
+    batch[4] = b"fail".to_vec();
+    let (st, delivered, outcomes, message) =
+        deliver_batch(rt, origin, 65, &batch, NET_WAIT_FOREVER, ptr::null());
+    assert_eq!(st, net_status_t::NET_ERR_COMPUTE_DAEMON);
+    assert!(message.contains("refused sequence 69"), "{message}");
+    assert_eq!(delivered, 4);
+    assert_eq!(outcomes, [NET_COMPUTE_PROCESSED; 4]);
+    let s = stats(rt, origin).unwrap();
+    assert_eq!(
+        (
+            s["events_processed"].as_u64(),
+            s["errors"].as_u64(),
+            s["head_sequence"].as_u64()
+        ),
+        (Some(68), Some(1), Some(68))
+    );
+    let (st, delivered, _, message) = deliver_batch(
+        rt,
+        origin,
+        69,
+        &payloads(69..=72),
+        NET_WAIT_FOREVER,
+        ptr::null(),
+    );
+    assert_eq!((st, delivered), (OK, 4), "{message}");
+    assert_eq!(sdk.counts(), [72]);
+    // A batch of one, and an empty one.
+    assert_eq!(
+        deliver_batch(rt, origin, 73, &payloads(73..=73), 1_000, ptr::null()).1,
+        1
+    );
+    assert_eq!(deliver_batch(rt, origin, 74, &[], 1_000, ptr::null()).0, OK);
+    assert_eq!(stats(rt, origin).unwrap()["events_processed"], 73);
+    assert_eq!(unsafe { net_compute_free(rt) }, OK);
+    sdk.join();
+    assert_eq!(unsafe { net_mesh_free(mesh) }, OK);
+}
+
+/// With nobody pulling, the batch's timeout and cancel give up before the
+/// work item is taken: nothing delivered, nothing counted, the item gone.
+#[test]
+fn a_batch_not_taken_up_times_out_or_is_cancelled_with_nothing_applied() {
+    let mesh = node();
+    let rt = runtime(mesh, RUNTIME);
+    let (st, origin) = spawn_raw(rt, "counter", &SEED, 1);
+    assert_eq!(st, OK);
+    let (st, delivered, _, _) = deliver_batch(rt, origin, 1, &payloads(1..=3), 50, ptr::null());
+    assert_eq!((st, delivered), (net_status_t::NET_TIMEOUT, 0));
+    assert_eq!(
+        next_work(rt, 0, ptr::null()).0,
+        net_status_t::NET_TIMEOUT,
+        "withdrawn"
+    );
+    let token = P(cancel_token());
+    let done = Arc::new(AtomicBool::new(false));
+    let caller = {
+        let (rt, done) = (P(rt), Arc::clone(&done));
+        thread::spawn(move || {
+            let (rt, token) = (rt, token);
+            let r = deliver_batch(rt.0, origin, 1, &payloads(1..=3), NET_WAIT_FOREVER, token.0);
+            done.store(true, Ordering::SeqCst);
+            r
+        })
+    };
+    wait_in_flight(rt, &done);
+    unsafe { net_cancel_cancel(token.0) };
+    let (st, delivered, _, _) = caller.join().unwrap();
+    assert_eq!((st, delivered), (net_status_t::NET_ERR_CANCELLED, 0));
+    unsafe { net_cancel_free(token.0) };
+    let s = stats(rt, origin).unwrap();
+    assert_eq!(
+        (s["events_processed"].as_u64(), s["errors"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(next_work(rt, 0, ptr::null()).0, net_status_t::NET_TIMEOUT);
+    assert_eq!(unsafe { net_compute_free(rt) }, OK);
+    assert_eq!(unsafe { net_mesh_free(mesh) }, OK);
+}
+
+/// Bad packing is refused with nothing delivered, and a batch answer that
+/// does not add up is refused with the item left open.
+#[test]
+fn batch_arguments_and_answers_are_checked() {
+    let mesh = node();
+    let rt = runtime(mesh, RUNTIME);
+    let (st, origin) = spawn_raw(rt, "counter", &SEED, 1);
+    assert_eq!(st, OK);
+    let lengths = [4u32, 4];
+    let mut delivered = 0usize;
+    let st = unsafe {
+        net_compute_deliver_batch(
+            rt,
+            origin,
+            PRODUCER,
+            1,
+            b"abc".as_ptr(),
+            3,
+            lengths.as_ptr(),
+            2,
+            0,
+            ptr::null_mut(),
+            &mut delivered,
+            ptr::null(),
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(st, net_status_t::NET_ERR_INVALID_ARGUMENT);
+    assert!(last_error().contains("lengths"), "{}", last_error());
+    let st = unsafe {
+        net_compute_deliver_batch(
+            rt,
+            origin,
+            PRODUCER,
+            u64::MAX,
+            b"ab".as_ptr(),
+            2,
+            [1u32, 1].as_ptr(),
+            2,
+            0,
+            ptr::null_mut(),
+            &mut delivered,
+            ptr::null(),
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(st, net_status_t::NET_ERR_INVALID_ARGUMENT);
+    let caller = {
+        let rt = P(rt);
+        thread::spawn(move || {
+            let rt = rt;
+            deliver_batch(
+                rt.0,
+                origin,
+                1,
+                &payloads(1..=2),
+                NET_WAIT_FOREVER,
+                ptr::null(),
+            )
+        })
+    };
+    let (st, w) = next_work(rt, 10_000, ptr::null());
+    assert_eq!(st, OK);
+    assert_eq!(
+        (w.kind, w.instance, w.daemon, w.producer, w.sequence),
+        (NET_COMPUTE_WORK_PROCESS_BATCH, 1, origin, PRODUCER, 1)
+    );
+    assert_eq!(
+        unpack_batch(&w.payload),
+        [
+            (PRODUCER, 1, 1u64.to_le_bytes().to_vec()),
+            (PRODUCER, 2, 2u64.to_le_bytes().to_vec())
+        ]
+    );
+    let complete = |applied: usize, counts: &[u32], failure: Option<&str>| unsafe {
+        let out = [0u8; 2];
+        let lengths = [1u32, 1];
+        let (f, fl) = failure.map_or((ptr::null(), 0), |f| (f.as_ptr(), f.len()));
+        net_compute_complete_batch(
+            rt,
+            w.id,
+            applied,
+            out.as_ptr(),
+            2,
+            lengths.as_ptr(),
+            2,
+            counts.as_ptr(),
+            f,
+            fl,
+        )
+    };
+    let invalid = net_status_t::NET_ERR_INVALID_ARGUMENT;
+    assert_eq!(complete(2, &[1, 2], None), invalid, "counts add up to more");
+    assert_eq!(complete(2, &[1, 0], None), invalid, "counts add up to less");
+    assert_eq!(complete(1, &[2], None), invalid, "short without a failure");
+    assert_eq!(
+        complete(2, &[1, 1], Some("x")),
+        invalid,
+        "a failure after all"
+    );
+    assert_eq!(
+        unsafe { net_compute_complete_process(rt, w.id, ptr::null(), 0) },
+        invalid,
+        "not a Process"
+    );
+    assert_eq!(complete(1, &[2], Some("")), OK);
+    let (st, delivered, _, message) = caller.join().unwrap();
+    assert_eq!((st, delivered), (net_status_t::NET_ERR_COMPUTE_DAEMON, 1));
+    assert!(message.contains("the daemon failed"), "{message}");
+    assert_eq!(
+        complete(1, &[2], Some("")),
+        net_status_t::NET_ERR_COMPUTE_WORK_EXPIRED
+    );
+    assert_eq!(stats(rt, origin).unwrap()["events_emitted"], 2);
+    assert_eq!(unsafe { net_compute_free(rt) }, OK);
+    assert_eq!(unsafe { net_mesh_free(mesh) }, OK);
+}
+
 #[test]
 fn bad_arguments_get_typed_errors() {
     let mesh = node();
@@ -853,6 +1216,76 @@ fn race_free_waits_for_in_flight_call() {
         }
     }
     panic!("the call was never seen in flight in 50 rounds");
+}
+
+/// `net_compute_deliver_batch` and `net_compute_complete_batch` after the
+/// free are refused; a free wakes a batch delivery waiting for its answer
+/// (it fails with `NET_ERR_SHUTTING_DOWN`) and returns only after it.
+#[test]
+fn race_batch_calls_after_free_and_free_waits_for_a_batch() {
+    let (mesh, rt) = race_runtime();
+    assert_eq!(unsafe { net_compute_free(rt.0) }, OK);
+    assert_eq!(
+        deliver_batch(rt.0, 1, 1, &payloads(1..=2), 0, ptr::null()).0,
+        net_status_t::NET_ERR_SHUTTING_DOWN
+    );
+    assert_eq!(
+        unsafe {
+            net_compute_complete_batch(
+                rt.0,
+                1,
+                0,
+                ptr::null(),
+                0,
+                ptr::null(),
+                0,
+                ptr::null(),
+                ptr::null(),
+                0,
+            )
+        },
+        net_status_t::NET_ERR_SHUTTING_DOWN
+    );
+    unsafe { net_mesh_free(mesh.0) };
+    for _ in 0..50 {
+        let (mesh, rt) = race_runtime();
+        let kind = "counter";
+        assert_eq!(
+            unsafe { net_compute_register_kind(rt.0, kind.as_ptr(), kind.len(), true) },
+            OK
+        );
+        let (st, origin) = spawn_raw(rt.0, kind, &SEED, 1);
+        assert_eq!(st, OK);
+        let done = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let done = done.clone();
+            thread::spawn(move || {
+                let rt = rt;
+                let r = deliver_batch(
+                    rt.0,
+                    origin,
+                    1,
+                    &payloads(1..=2),
+                    NET_WAIT_FOREVER,
+                    ptr::null(),
+                );
+                done.store(true, Ordering::SeqCst);
+                r
+            })
+        };
+        let in_flight = wait_in_flight(rt.0, &done);
+        assert_eq!(unsafe { net_compute_free(rt.0) }, OK);
+        let inside_after_free = net::ffi::calls_in_flight(rt.0);
+        let (st, delivered, _, _) = worker.join().unwrap();
+        unsafe { net_mesh_free(mesh.0) };
+        if in_flight {
+            assert_eq!(inside_after_free, 0, "the free returned before the batch");
+            assert_eq!(st, net_status_t::NET_ERR_SHUTTING_DOWN);
+            assert!(delivered == 0 || delivered == usize::MAX);
+            return;
+        }
+    }
+    panic!("the batch was never seen in flight in 50 rounds");
 }
 
 /// A cancel wakes `net_compute_next_output` and `net_compute_wait_migration`

@@ -378,6 +378,17 @@ const CONSTANTS = Object.freeze({
    * away, stopped, or the runtime closed); release it. Needs no answer.
    */
   NET_COMPUTE_WORK_DROP: 5,
+  /**
+   * Work item kind: apply the events in the payload to the instance in
+   * order, stopping at the first failure; answer once with
+   * `net_compute_complete_batch`. The payload is the events back to back,
+   * each `producer (u64 LE) ‖ sequence (u64 LE) ‖ length (u32 LE) ‖ bytes`
+   * (`NET_COMPUTE_BATCH_RECORD_HEADER` bytes before each event's bytes);
+   * the item's producer and sequence are the first event's.
+   */
+  NET_COMPUTE_WORK_PROCESS_BATCH: 6,
+  /** Bytes before each event's payload in a ProcessBatch work item. */
+  NET_COMPUTE_BATCH_RECORD_HEADER: 20,
   /** `net_compute_deliver` outcome: processed here. */
   NET_COMPUTE_PROCESSED: 0,
   /**
@@ -657,6 +668,7 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_compute_expect(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, _Out_ uint64_t *origin_out)',
   'net_status_t net_compute_stop(const net_compute_t *compute, uint64_t origin)',
   'net_status_t net_compute_deliver(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, _Out_ uint32_t *outcome_out, _Inout_ net_error_t *error_out)',
+  'net_status_t net_compute_deliver_batch(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t first_sequence, const uint8_t *data, size_t data_len, const uint32_t *lengths, size_t count, uint32_t timeout_ms, _Out_ uint32_t *outcomes_out, _Out_ size_t *delivered_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_compute_next_output(const net_compute_t *compute, uint32_t timeout_ms, _Out_ uint64_t *origin_out, _Out_ uint64_t *sequence_out, _Inout_ net_bytes_t *payload_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_compute_stats(const net_compute_t *compute, uint64_t origin, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_compute_wait_processed(const net_compute_t *compute, uint64_t origin, uint64_t events_processed, uint32_t timeout_ms, _Inout_ net_bytes_t *json_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
@@ -666,6 +678,7 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_compute_wait_migration(const net_compute_t *compute, uint64_t origin, uint32_t timeout_ms, _Inout_ net_bytes_t *json_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_compute_next(const net_compute_t *compute, uint32_t timeout_ms, _Out_ uint64_t *work_id_out, _Out_ uint32_t *kind_out, _Out_ uint64_t *instance_out, _Out_ uint64_t *daemon_out, _Out_ uint64_t *producer_out, _Out_ uint64_t *sequence_out, _Inout_ net_bytes_t *payload_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_compute_complete_process(const net_compute_t *compute, uint64_t work_id, const net_slice_t *outputs, size_t count)',
+  'net_status_t net_compute_complete_batch(const net_compute_t *compute, uint64_t work_id, size_t applied, const uint8_t *outputs, size_t outputs_len, const uint32_t *output_lengths, size_t output_count, const uint32_t *outputs_per_event, const uint8_t *failure, size_t failure_len)',
   'net_status_t net_compute_complete_snapshot(const net_compute_t *compute, uint64_t work_id, const uint8_t *state, size_t state_len)',
   'net_status_t net_compute_complete_restore(const net_compute_t *compute, uint64_t work_id)',
   'net_status_t net_compute_complete_create(const net_compute_t *compute, uint64_t work_id, uint64_t instance)',

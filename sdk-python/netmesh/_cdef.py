@@ -11,6 +11,8 @@ CDEF = r'''
 #define NET_COMPUTE_WORK_RESTORE 3
 #define NET_COMPUTE_WORK_CREATE 4
 #define NET_COMPUTE_WORK_DROP 5
+#define NET_COMPUTE_WORK_PROCESS_BATCH 6
+#define NET_COMPUTE_BATCH_RECORD_HEADER 20
 #define NET_COMPUTE_PROCESSED 0
 #define NET_COMPUTE_BUFFERED 1
 #define NET_COMPUTE_FORWARDED 2
@@ -274,6 +276,7 @@ net_status_t net_compute_spawn(const net_compute_t *compute, const uint8_t *kind
 net_status_t net_compute_expect(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint64_t *origin_out);
 net_status_t net_compute_stop(const net_compute_t *compute, uint64_t origin);
 net_status_t net_compute_deliver(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, uint32_t *outcome_out, net_error_t *error_out);
+net_status_t net_compute_deliver_batch(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t first_sequence, const uint8_t *data, size_t data_len, const uint32_t *lengths, size_t count, uint32_t timeout_ms, uint32_t *outcomes_out, size_t *delivered_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_next_output(const net_compute_t *compute, uint32_t timeout_ms, uint64_t *origin_out, uint64_t *sequence_out, net_bytes_t *payload_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_stats(const net_compute_t *compute, uint64_t origin, net_bytes_t *json_out);
 net_status_t net_compute_wait_processed(const net_compute_t *compute, uint64_t origin, uint64_t events_processed, uint32_t timeout_ms, net_bytes_t *json_out, const net_cancel_t *cancel, net_error_t *error_out);
@@ -283,6 +286,7 @@ net_status_t net_compute_migration_status(const net_compute_t *compute, uint64_t
 net_status_t net_compute_wait_migration(const net_compute_t *compute, uint64_t origin, uint32_t timeout_ms, net_bytes_t *json_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_next(const net_compute_t *compute, uint32_t timeout_ms, uint64_t *work_id_out, uint32_t *kind_out, uint64_t *instance_out, uint64_t *daemon_out, uint64_t *producer_out, uint64_t *sequence_out, net_bytes_t *payload_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_complete_process(const net_compute_t *compute, uint64_t work_id, const net_slice_t *outputs, size_t count);
+net_status_t net_compute_complete_batch(const net_compute_t *compute, uint64_t work_id, size_t applied, const uint8_t *outputs, size_t outputs_len, const uint32_t *output_lengths, size_t output_count, const uint32_t *outputs_per_event, const uint8_t *failure, size_t failure_len);
 net_status_t net_compute_complete_snapshot(const net_compute_t *compute, uint64_t work_id, const uint8_t *state, size_t state_len);
 net_status_t net_compute_complete_restore(const net_compute_t *compute, uint64_t work_id);
 net_status_t net_compute_complete_create(const net_compute_t *compute, uint64_t work_id, uint64_t instance);
