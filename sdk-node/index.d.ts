@@ -1009,6 +1009,21 @@ export declare class Compute implements AsyncDisposable {
   daemons(): { origin: bigint; name: string }[];
   stats(origin: U64Like): Promise<DaemonStats>;
   deliver(origin: U64Like, producer: U64Like, sequence: U64Like, payload?: BytesLike | null): Promise<number>;
+  /**
+   * Delivers `payloads` at sequences `firstSequence`, `firstSequence + 1n`,
+   * … in order, as one call and one work item (the daemon's process() still
+   * runs per event). Resolves with each event's Delivery, or null when the
+   * daemon did not take the batch up within `timeoutMs` (nothing
+   * delivered). Rejects when an event fails; the error carries `delivered`
+   * (events delivered before it) and their `outcomes`.
+   */
+  deliverBatch(
+    origin: U64Like,
+    producer: U64Like,
+    firstSequence: U64Like,
+    payloads: BytesLike[],
+    options?: { timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<number[] | null>;
   nextOutput(timeoutMs?: number, options?: SignalOptions): Promise<DaemonOutput | null>;
   startMigration(origin: U64Like, source: U64Like, target: U64Like): Promise<void>;
   migrationStatus(origin: U64Like): Promise<MigrationStatus>;

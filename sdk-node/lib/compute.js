@@ -286,6 +286,55 @@ class Compute {
   }
 
   /**
+   * Delivers `payloads` (an array of Buffers / Uint8Arrays) from
+   * `producer` at sequences `firstSequence`, `firstSequence + 1n`, … to
+   * daemon `origin` in order, as one call and — for events processed here —
+   * one work item the daemon's loop applies event by event (its process()
+   * is called per event, as for deliver()). Resolves with each event's
+   * Delivery, or null when the daemon did not take the batch up within
+   * `options.timeoutMs` (omitted: no limit; nothing was delivered);
+   * `options.signal` cancels likewise until the batch is taken up. Rejects
+   * when an event fails: the error's `delivered` says how many events
+   * before it were delivered (their Deliveries in `outcomes`); the events
+   * after it were not delivered.
+   */
+  deliverBatch(origin, producer, firstSequence, payloads, options) {
+    return pooled(() => {
+      const handle = this.#live();
+      const o = args.u64(origin, 'origin');
+      const p = args.u64(producer, 'producer');
+      const first = args.u64(firstSequence, 'firstSequence');
+      if (!Array.isArray(payloads)) throw new TypeError('payloads must be an array of bytes');
+      const parts = payloads.map((x, i) => args.bytes(x, `payloads[${i}]`));
+      const lengths = new Uint32Array(parts.map((x) => x.length));
+      const data = new Uint8Array(Buffer.concat(parts));
+      const opts = options ?? {};
+      const wait = opts.timeoutMs === undefined ? asyncCalls.FOREVER : timeoutArg(opts.timeoutMs);
+      const signal = asyncCalls.signalArg(opts.signal === undefined ? undefined : { signal: opts.signal });
+      const attempt = (token, error, timeoutMs) => {
+        const outcomes = new Uint32Array(Math.max(parts.length, 1));
+        const delivered = new BigUint64Array(1);
+        return {
+          fn: fns.net_compute_deliver_batch,
+          args: [handle, o, p, first, data, data.length, lengths, parts.length, timeoutMs, outcomes, delivered, token, error],
+          result: () => Array.from(outcomes.subarray(0, Number(delivered[0]))),
+        };
+      };
+      return asyncCalls
+        .blocking({ op: 'compute_deliver_batch', attempt, resumable: false, timeoutMs: waitMs(wait), signal })
+        .then((r) => {
+          if (r.status < 0) {
+            const err = errorFor(r.status, r.message);
+            err.outcomes = r.value ?? [];
+            err.delivered = err.outcomes.length;
+            throw err;
+          }
+          return r.status === STATUS.NET_OK ? r.value : null;
+        });
+    });
+  }
+
+  /**
    * The next output of any daemon here ({ daemon, sequence, payload }), or
    * null after `timeoutMs` (omitted: no limit) or once closed; `{ signal }`
    * cancels the wait (it rejects with the signal's reason).
@@ -413,7 +462,7 @@ async function serve(handle, daemons) {
 
 function answer(handle, daemons, w) {
   const fail = (err) => {
-    const msg = Buffer.from(`${err && err.name ? `${err.name}: ` : ''}${err && err.message !== undefined ? err.message : String(err)}`, 'utf8');
+    const msg = Buffer.from(errorText(err), 'utf8');
     fns.net_compute_fail(handle, w.id, msg, msg.length);
   };
   switch (w.kind) {
@@ -446,6 +495,8 @@ function answer(handle, daemons, w) {
       const slices = outputs.map((o, i) => new Uint8Array(args.bytes(o, `outputs[${i}]`)));
       const list = slices.map((s) => ({ ptr: s, len: s.length }));
       fns.net_compute_complete_process(handle, w.id, list.length ? list : null, list.length);
+    } else if (w.kind === CONSTANTS.NET_COMPUTE_WORK_PROCESS_BATCH) {
+      processBatch(handle, daemon, w);
     } else if (w.kind === CONSTANTS.NET_COMPUTE_WORK_SNAPSHOT) {
       const state = new Uint8Array(args.bytes(daemon.snapshot() ?? Buffer.alloc(0), 'snapshot'));
       fns.net_compute_complete_snapshot(handle, w.id, state, state.length);
@@ -456,6 +507,47 @@ function answer(handle, daemons, w) {
   } catch (err) {
     fail(err);
   }
+}
+
+const RECORD_HEADER = CONSTANTS.NET_COMPUTE_BATCH_RECORD_HEADER;
+
+/**
+ * A ProcessBatch item: the daemon's process() per event, in order, until
+ * one throws; one answer with every applied event's outputs (and the
+ * failure of the event that threw).
+ */
+function processBatch(handle, daemon, w) {
+  const buf = w.payload;
+  const outputs = [];
+  const perEvent = [];
+  let failure = null;
+  for (let at = 0; at < buf.length; ) {
+    const producer = buf.readBigUInt64LE(at);
+    const sequence = buf.readBigUInt64LE(at + 8);
+    const len = buf.readUInt32LE(at + 16);
+    const payload = buf.subarray(at + RECORD_HEADER, at + RECORD_HEADER + len);
+    at += RECORD_HEADER + len;
+    try {
+      const out = [...(daemon.process({ producer, sequence, payload, daemon: w.daemon }) ?? [])];
+      const bytes = out.map((x, i) => args.bytes(x, `outputs[${i}]`));
+      outputs.push(...bytes);
+      perEvent.push(bytes.length);
+    } catch (err) {
+      failure = Buffer.from(errorText(err), 'utf8');
+      break;
+    }
+  }
+  const data = new Uint8Array(Buffer.concat(outputs));
+  const lengths = new Uint32Array(outputs.map((x) => x.length));
+  const counts = new Uint32Array(perEvent);
+  fns.net_compute_complete_batch(
+    handle, w.id, counts.length, data, data.length, lengths, lengths.length, counts,
+    failure, failure === null ? 0 : failure.length,
+  );
+}
+
+function errorText(err) {
+  return `${err && err.name ? `${err.name}: ` : ''}${err && err.message !== undefined ? err.message : String(err)}`;
 }
 
 /** asyncCalls.blocking's timeoutMs for a libnet timeout (FOREVER: Infinity). */

@@ -188,6 +188,58 @@ test('daemon failures and bad arguments reject with typed errors', async (t) => 
   assert.equal(typeof internal.rawHandle(rt), 'bigint');
 });
 
+test('deliverBatch: one work item applied in order, a failure partway, a timeout before it is taken', async (t) => {
+  const mesh = Mesh.open(FAST);
+  t.after(() => mesh.close());
+  const rt = Compute.open(mesh, FAST_COMPUTE);
+  t.after(() => rt.closeAsync());
+  class Failing extends Counter {
+    process(event) {
+      if (event.payload.toString() === 'boom') throw new Error('boom at ' + event.sequence);
+      return super.process(event);
+    }
+  }
+  rt.register('counter', () => new Failing());
+  const origin = rt.spawn('counter', SEED);
+  const batch = (from, n) => Array.from({ length: n }, (_, i) => u64le(from + i));
+  const outcomes = await rt.deliverBatch(origin, PRODUCER, 1n, batch(1, 64));
+  assert.deepEqual(outcomes, Array(64).fill(Delivery.PROCESSED));
+  for (let i = 1n; i <= 64n; i++) {
+    const out = await rt.nextOutput(5000);
+    assert.equal(out.sequence, i);
+    assert.equal(out.payload.readBigUInt64LE(0), i);
+  }
+  const failing = batch(65, 8);
+  failing[4] = Buffer.from('boom');
+  await assert.rejects(rt.deliverBatch(origin, PRODUCER, 65n, failing), (e) =>
+    e instanceof ComputeDaemonError && /boom at 69/.test(e.message) && e.delivered === 4 && e.outcomes.length === 4);
+  let stats = await rt.stats(origin);
+  assert.equal(stats.eventsProcessed, 68n);
+  assert.equal(stats.errors, 1n);
+  assert.deepEqual(await rt.deliverBatch(origin, PRODUCER, 69n, batch(69, 4), { timeoutMs: 5000 }), Array(4).fill(Delivery.PROCESSED));
+  assert.equal((await rt.stats(origin)).eventsProcessed, 72n);
+  assert.deepEqual(await rt.deliverBatch(origin, PRODUCER, 73n, []), []);
+  await assert.rejects(rt.deliverBatch(origin, PRODUCER, 73n, 'nope'), TypeError);
+  await assert.rejects(rt.deliverBatch(12345n, PRODUCER, 1n, batch(1, 1)), ComputeNotFoundError);
+});
+
+test('deliverBatch gives up before the daemon takes the batch: timeout (null) or signal, nothing applied', async (t) => {
+  const mesh = Mesh.open(FAST);
+  t.after(() => mesh.close());
+  const rt = Compute.open(mesh, FAST_COMPUTE);
+  t.after(() => rt.closeAsync());
+  rt.register('counter', () => new Counter());
+  const origin = rt.spawn('counter', SEED);
+  // A zero timeout gives up before any pull loop can take the item.
+  assert.equal(await rt.deliverBatch(origin, PRODUCER, 1n, [u64le(1)], { timeoutMs: 0 }), null);
+  const controller = new AbortController();
+  controller.abort(new Error('stop'));
+  await assert.rejects(rt.deliverBatch(origin, PRODUCER, 1n, [u64le(1)], { signal: controller.signal }), /stop/);
+  assert.equal((await rt.stats(origin)).eventsProcessed, 0n);
+  assert.deepEqual(await rt.deliverBatch(origin, PRODUCER, 1n, [u64le(1)]), [Delivery.PROCESSED]);
+  assert.equal((await rt.stats(origin)).eventsProcessed, 1n);
+});
+
 test('close racing a delivery in flight: it completes or is refused, never hangs; later calls are refused', async () => {
   const mesh = Mesh.open(FAST);
   try {
