@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -370,6 +371,52 @@ func (c *Compute) Deliver(origin, producer, sequence uint64, payload []byte) (De
 	return Delivery(outcome), err
 }
 
+// DeliverBatch delivers payloads from producer at sequences firstSequence,
+// firstSequence+1, … to daemon origin in order, as one call and — for the
+// events processed here — one work item, which the work goroutine applies
+// by calling the daemon's Process once per event. It returns each event's
+// Delivery. ok is false (nothing delivered) when the daemon did not take
+// the batch up within timeout (negative: no limit) or ctx was done first
+// (then err matches ErrCancelled); once taken up, the call waits for the
+// daemon. When an event fails, err says why and outcomes holds the events
+// delivered before it; the ones after it were not delivered. Never call it
+// from a Daemon method.
+func (c *Compute) DeliverBatch(ctx context.Context, origin, producer, firstSequence uint64, payloads [][]byte, timeout time.Duration) (outcomes []Delivery, ok bool, err error) {
+	data := make([]byte, 0, packedSize(payloads))
+	lengths := make([]C.uint32_t, len(payloads))
+	for i, p := range payloads {
+		data = append(data, p...)
+		lengths[i] = C.uint32_t(len(p))
+	}
+	raw := make([]C.uint32_t, len(payloads))
+	var delivered C.size_t
+	st, err := c.blocking(ctx, "net_compute_deliver_batch", func(p *C.net_compute_t, cancel *C.net_cancel_t, e *C.net_error_t) C.net_status_t {
+		return C.net_compute_deliver_batch(p, C.uint64_t(origin), C.uint64_t(producer), C.uint64_t(firstSequence),
+			bytesPtr(data), C.size_t(len(data)), unsafe.SliceData(lengths), C.size_t(len(lengths)), timeoutMs(timeout),
+			unsafe.SliceData(raw), &delivered, cancel, e)
+	})
+	runtime.KeepAlive(data)
+	runtime.KeepAlive(lengths)
+	if n := int(delivered); n <= len(raw) {
+		outcomes = make([]Delivery, n)
+		for i := range outcomes {
+			outcomes[i] = Delivery(raw[i])
+		}
+	}
+	if err != nil || st != StatusOK {
+		return outcomes, false, err
+	}
+	return outcomes, true, nil
+}
+
+func packedSize(payloads [][]byte) int {
+	n := 0
+	for _, p := range payloads {
+		n += len(p)
+	}
+	return n
+}
+
 // NextOutput waits up to timeout (negative: no limit) for the next output
 // of any daemon here; ok is false on timeout or once closed. ctx cancels
 // the wait (an *Error matching ErrCancelled and ctx.Err(); nothing taken).
@@ -527,6 +574,8 @@ func answerWork(p *C.net_compute_t, t *daemonTable, work uint64, kind uint32, in
 		slices := eventSlices(outputs, &pinner)
 		C.net_compute_complete_process(p, w, unsafe.SliceData(slices), C.size_t(len(slices)))
 		pinner.Unpin()
+	case C.NET_COMPUTE_WORK_PROCESS_BATCH:
+		answerBatch(p, w, d, ev)
 	case C.NET_COMPUTE_WORK_SNAPSHOT:
 		state, err := safeCall(func() ([]byte, error) { return d.Snapshot() })
 		if err != nil {
@@ -542,6 +591,53 @@ func answerWork(p *C.net_compute_t, t *daemonTable, work uint64, kind uint32, in
 		}
 		C.net_compute_complete_restore(p, w)
 	}
+}
+
+// answerBatch applies a ProcessBatch item's events (ev.Payload, packed as
+// NET_COMPUTE_WORK_PROCESS_BATCH describes) with one Process call each, in
+// order, until one fails, and answers once.
+func answerBatch(p *C.net_compute_t, w C.uint64_t, d Daemon, ev DaemonEvent) {
+	var outputs []byte
+	var lengths, perEvent []C.uint32_t
+	var failure *string
+	for rest := ev.Payload; len(rest) >= C.NET_COMPUTE_BATCH_RECORD_HEADER; {
+		n := int(binary.LittleEndian.Uint32(rest[16:20]))
+		body := rest[C.NET_COMPUTE_BATCH_RECORD_HEADER:]
+		if n > len(body) {
+			break // libnet packs whole records; never reached
+		}
+		event := DaemonEvent{
+			Producer: binary.LittleEndian.Uint64(rest[0:8]),
+			Sequence: binary.LittleEndian.Uint64(rest[8:16]),
+			Payload:  body[:n:n],
+			Daemon:   ev.Daemon,
+		}
+		rest = body[n:]
+		out, err := safeProcess(d, event)
+		if err != nil {
+			msg := err.Error()
+			failure = &msg
+			break
+		}
+		for _, o := range out {
+			outputs = append(outputs, o...)
+			lengths = append(lengths, C.uint32_t(len(o)))
+		}
+		perEvent = append(perEvent, C.uint32_t(len(out)))
+	}
+	var failPtr *C.uint8_t
+	var failLen C.size_t
+	if failure != nil {
+		// A non-NULL pointer even for an empty message: it marks the failure.
+		msg := append([]byte(*failure), 0)
+		failPtr, failLen = (*C.uint8_t)(unsafe.Pointer(&msg[0])), C.size_t(len(msg)-1)
+		defer runtime.KeepAlive(msg)
+	}
+	C.net_compute_complete_batch(p, w, C.size_t(len(perEvent)), bytesPtr(outputs), C.size_t(len(outputs)),
+		unsafe.SliceData(lengths), C.size_t(len(lengths)), unsafe.SliceData(perEvent), failPtr, failLen)
+	runtime.KeepAlive(outputs)
+	runtime.KeepAlive(lengths)
+	runtime.KeepAlive(perEvent)
 }
 
 // safeProcess runs Process, turning a panic into an error (the daemon call

@@ -296,6 +296,68 @@ func TestComputeErrorsAreTyped(t *testing.T) {
 	}
 }
 
+func seqPayloads(from uint64, n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = binary.LittleEndian.AppendUint64(nil, from+uint64(i))
+	}
+	return out
+}
+
+// DeliverBatch: one call, applied in order by Process per event, outputs
+// chained in order; a failing event stops the batch there (the delivered
+// prefix comes back with the error); a zero timeout or a done context gives
+// up before the daemon takes the batch, with nothing applied.
+func TestComputeDeliverBatch(t *testing.T) {
+	m := fastMesh(t, nil)
+	c := fastCompute(t, m, netmesh.ComputeConfig{WorkTimeout: 5 * time.Second})
+	p := &picky{release: make(chan struct{})}
+	origin := must(c.Spawn("counter", computeSeed, p))
+	ctx := context.Background()
+	outcomes, ok, err := c.DeliverBatch(ctx, origin, computeProducer, 1, seqPayloads(1, 64), -1)
+	if err != nil || !ok || len(outcomes) != 64 {
+		t.Fatalf("batch: %d %v %v", len(outcomes), ok, err)
+	}
+	for i, o := range outcomes {
+		if o != netmesh.DeliveryProcessed {
+			t.Fatalf("outcome %d: %v", i, o)
+		}
+	}
+	for want := uint64(1); want <= 64; want++ {
+		out, ok, err := c.NextOutput(ctx, 5*time.Second)
+		if err != nil || !ok || out.Sequence != want || binary.LittleEndian.Uint64(out.Payload) != want {
+			t.Fatalf("output %d: %+v %v %v", want, out, ok, err)
+		}
+	}
+	batch := seqPayloads(65, 8)
+	batch[4] = []byte("boom")
+	outcomes, ok, err = c.DeliverBatch(ctx, origin, computeProducer, 65, batch, time.Second)
+	if !errors.Is(err, netmesh.ErrComputeDaemon) || ok || len(outcomes) != 4 {
+		t.Fatalf("failing batch: %d %v %v", len(outcomes), ok, err)
+	}
+	if st := must(c.Stats(origin)); st.EventsProcessed != 68 || st.Errors != 1 || st.HeadSequence != 68 {
+		t.Fatalf("stats %+v", st)
+	}
+	if outcomes, ok, err = c.DeliverBatch(ctx, origin, computeProducer, 69, seqPayloads(69, 4), -1); err != nil || !ok || len(outcomes) != 4 {
+		t.Fatalf("the rest: %d %v %v", len(outcomes), ok, err)
+	}
+	if outcomes, ok, err = c.DeliverBatch(ctx, origin, computeProducer, 73, seqPayloads(73, 1), 0); err != nil || ok || len(outcomes) != 0 {
+		t.Fatalf("zero timeout: %d %v %v", len(outcomes), ok, err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, ok, err = c.DeliverBatch(done, origin, computeProducer, 73, seqPayloads(73, 1), -1); ok || !errors.Is(err, netmesh.ErrCancelled) {
+		t.Fatalf("cancelled: %v %v", ok, err)
+	}
+	if p.value() != 72 {
+		t.Fatalf("count %d", p.value())
+	}
+	if _, _, err = c.DeliverBatch(ctx, 12345, computeProducer, 1, seqPayloads(1, 1), -1); !errors.Is(err, netmesh.ErrComputeNotFound) {
+		t.Fatalf("unknown daemon: %v", err)
+	}
+	close(p.release)
+}
+
 func TestComputeCloseRacesCallsInFlight(t *testing.T) {
 	for round := 0; round < 5; round++ {
 		m := fastMesh(t, nil)
