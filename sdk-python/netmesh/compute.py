@@ -41,12 +41,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import struct
 import threading
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
 from ._ffi import BytesLike, buf, check, check_call, error_slot, ffi, lib, new_bytes, slice_array, take_bytes, timeout_ms
 from ._handle import _Handle
 from .mesh import Mesh, _u64
+from ._neterror import NetError
 from .cancel import Cancel, call_blocking
 from .redex import Seconds
 
@@ -315,6 +317,64 @@ class Compute(_Handle):
         )
         check_call(status, err)
         return Delivery(int(outcome[0]))
+
+    def deliver_batch(
+        self,
+        origin: int,
+        producer: int,
+        first_sequence: int,
+        payloads: Sequence[BytesLike],
+        timeout: Seconds = None,
+        *,
+        cancel: Optional[Cancel] = None,
+    ) -> Optional[List[Delivery]]:
+        """Delivers ``payloads`` from ``producer`` at sequences
+        ``first_sequence``, ``first_sequence + 1``, … to daemon ``origin``
+        in order, as one call and — for the events processed here — one
+        work item, which the work thread applies with one ``process`` call
+        per event. Returns each event's Delivery; None (nothing delivered)
+        if the daemon did not take the batch up within ``timeout`` seconds
+        (None: no limit); ``cancel`` gives up likewise (CancelledError).
+        Once taken up, the call waits for the daemon. If an event fails the
+        error is raised with ``delivered`` (how many events before it were
+        delivered) and ``outcomes`` (their Deliveries) set; the events after
+        it were not delivered."""
+        handle = self._handle()
+        target = _u64(origin, "origin")
+        source = _u64(producer, "producer")
+        first = _u64(first_sequence, "first_sequence")
+        parts = []
+        for i, p in enumerate(payloads):
+            if not isinstance(p, (bytes, bytearray, memoryview)):
+                raise TypeError(f"payloads[{i}] must be bytes-like, not {type(p).__name__}")
+            parts.append(bytes(p))
+        data = b"".join(parts)
+        count = len(parts)
+        lengths = ffi.new("uint32_t[]", [len(p) for p in parts] or [0])
+        raw = ffi.new("uint32_t[]", max(count, 1))
+        delivered = ffi.new("size_t *")
+        ms = timeout_ms(timeout)
+
+        def outcomes() -> List[Delivery]:
+            return [Delivery(int(raw[i])) for i in range(min(int(delivered[0]), count))]
+
+        def call(token: Any) -> int:
+            err = error_slot()
+            status = int(lib.net_compute_deliver_batch(
+                handle, target, source, first, data, len(data), lengths, count, ms, raw, delivered, token, err,
+            ))
+            try:
+                check_call(status, err)
+            except NetError as e:
+                done = outcomes()
+                setattr(e, "delivered", len(done))
+                setattr(e, "outcomes", done)
+                raise
+            return status
+
+        if call_blocking(call, cancel) != lib.NET_OK:
+            return None
+        return outcomes()
 
     def next_output(self, timeout: Seconds = None, *, cancel: Optional[Cancel] = None) -> Optional[DaemonOutput]:
         """The next output of any daemon here, waiting up to ``timeout``
@@ -606,6 +666,8 @@ def _answer(handle: Any, daemons: _Daemons, work: int, kind: int, instance: int,
             outputs = list(obj.process(DaemonEvent(producer, sequence, data, origin)) or ())
             slices, n, _views = slice_array(outputs, "outputs")
             lib.net_compute_complete_process(handle, work, slices, n)
+        elif kind == lib.NET_COMPUTE_WORK_PROCESS_BATCH:
+            _answer_batch(handle, work, obj, origin, data)
         elif kind == lib.NET_COMPUTE_WORK_SNAPSHOT:
             state, n = buf(obj.snapshot(), "snapshot")
             lib.net_compute_complete_snapshot(handle, work, state, n)
@@ -615,3 +677,37 @@ def _answer(handle: Any, daemons: _Daemons, work: int, kind: int, instance: int,
     except Exception as e:  # noqa: BLE001 - the daemon's failure is the call's
         message = f"{type(e).__name__}: {e}".encode()
         lib.net_compute_fail(handle, work, message, len(message))
+
+
+_RECORD = struct.Struct("<QQI")
+
+
+def _answer_batch(handle: Any, work: int, obj: Daemon, origin: int, data: bytes) -> None:
+    """A ProcessBatch item: ``process`` per event in order until one
+    raises, then one answer with the applied events' outputs (and the
+    failure of the event that raised)."""
+    outputs: List[bytes] = []
+    per_event: List[int] = []
+    failure = ffi.NULL
+    failure_len = 0
+    view = memoryview(data)
+    at = 0
+    while at < len(data):
+        producer, sequence, n = _RECORD.unpack_from(data, at)
+        at += _RECORD.size
+        payload = bytes(view[at:at + n])
+        at += n
+        try:
+            out = [bytes(o) for o in (obj.process(DaemonEvent(producer, sequence, payload, origin)) or ())]
+        except Exception as e:  # noqa: BLE001 - the daemon's failure is the event's
+            failure = f"{type(e).__name__}: {e}".encode()
+            failure_len = len(failure)
+            break
+        outputs.extend(out)
+        per_event.append(len(out))
+    packed = b"".join(outputs)
+    lengths = ffi.new("uint32_t[]", [len(o) for o in outputs] or [0])
+    counts = ffi.new("uint32_t[]", per_event or [0])
+    lib.net_compute_complete_batch(
+        handle, work, len(per_event), packed, len(packed), lengths, len(outputs), counts, failure, failure_len,
+    )

@@ -223,6 +223,46 @@ def test_daemon_failures_and_bad_arguments_raise_typed_errors() -> None:
     assert "closed" in repr(rt)
 
 
+def test_deliver_batch_applies_in_order_and_stops_at_a_failing_event() -> None:
+    class Failing(Counter):
+        def process(self, event: DaemonEvent) -> List[bytes]:
+            if event.payload == b"boom":
+                raise RuntimeError(f"boom at {event.sequence}")
+            return super().process(event)
+
+    def batch(first: int, n: int) -> List[bytes]:
+        return [(first + i).to_bytes(8, "little") for i in range(n)]
+
+    with Mesh(**FAST) as mesh, Compute(mesh, **FAST_COMPUTE) as rt:
+        rt.register("counter", Failing)
+        origin = rt.spawn("counter", SEED)
+        assert rt.deliver_batch(origin, PRODUCER, 1, batch(1, 64)) == [Delivery.PROCESSED] * 64
+        for seq in range(1, 65):
+            assert rt.next_output(timeout=5) == DaemonOutput(origin, seq, seq.to_bytes(8, "little"))
+        failing = batch(65, 8)
+        failing[4] = b"boom"
+        with pytest.raises(ComputeDaemonError, match="RuntimeError: boom at 69") as raised:
+            rt.deliver_batch(origin, PRODUCER, 65, failing, timeout=5)
+        assert getattr(raised.value, "delivered") == 4
+        assert getattr(raised.value, "outcomes") == [Delivery.PROCESSED] * 4
+        stats = rt.stats(origin)
+        assert (stats["events_processed"], stats["errors"], stats["head_sequence"]) == (68, 1, 68)
+        assert rt.deliver_batch(origin, PRODUCER, 69, batch(69, 4)) == [Delivery.PROCESSED] * 4
+        # A zero timeout gives up before the work thread can take the batch;
+        # a cancelled token likewise; nothing is applied either way.
+        assert rt.deliver_batch(origin, PRODUCER, 73, batch(73, 1), timeout=0) is None
+        with Cancel() as token:
+            token.cancel()
+            with pytest.raises(CancelledError):
+                rt.deliver_batch(origin, PRODUCER, 73, batch(73, 1), cancel=token)
+        assert rt.deliver_batch(origin, PRODUCER, 73, []) == []
+        with pytest.raises(TypeError):
+            rt.deliver_batch(origin, PRODUCER, 73, ["text"])  # type: ignore[list-item]
+        with pytest.raises(ComputeNotFoundError):
+            rt.deliver_batch(12345, PRODUCER, 1, batch(1, 1))
+        assert rt.stats(origin)["events_processed"] == 72
+
+
 def test_close_races_calls_in_flight() -> None:
     entered = threading.Event()
     release = threading.Event()
