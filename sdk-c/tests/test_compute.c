@@ -86,6 +86,43 @@ static uint64_t get_u64(const uint8_t *in)
     return v;
 }
 
+static uint32_t get_u32(const uint8_t *in)
+{
+    return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24;
+}
+
+#define MAX_BATCH 256
+
+/* A ProcessBatch item: the counter per event until one is refused (out of
+ * order, or the payload "fail"), then one answer. Called with the lock. */
+static net_status_t answer_batch(struct site *s, uint64_t id, struct counter *c, const net_bytes_t *payload)
+{
+    static uint8_t outputs[MAX_BATCH * 8];
+    static uint32_t lengths[MAX_BATCH], per_event[MAX_BATCH];
+    size_t applied = 0;
+    const char *failure = NULL;
+    for (size_t at = 0; at < payload->len;) {
+        const uint8_t *rec = payload->ptr + at;
+        uint64_t sequence = get_u64(rec + 8);
+        uint32_t len = get_u32(rec + 16);
+        at += NET_COMPUTE_BATCH_RECORD_HEADER + len;
+        int refused = c == NULL || sequence <= c->last || (!s->gaps_allowed && sequence != c->last + 1) ||
+                      (len == 4 && memcmp(rec + NET_COMPUTE_BATCH_RECORD_HEADER, "fail", 4) == 0);
+        if (refused || applied == MAX_BATCH) {
+            failure = refused ? "refused" : "batch too large for this test";
+            break;
+        }
+        c->last = sequence;
+        c->count++;
+        put_u64(outputs + 8 * applied, c->count);
+        lengths[applied] = 8;
+        per_event[applied] = 1;
+        applied++;
+    }
+    return net_compute_complete_batch(s->rt, id, applied, outputs, 8 * applied, lengths, applied, per_event,
+                                      (const uint8_t *)failure, failure ? strlen(failure) : 0);
+}
+
 /* Answers one work item. */
 static void answer(struct site *s, uint64_t id, uint32_t kind, uint64_t instance, uint64_t sequence,
                    const net_bytes_t *payload)
@@ -106,6 +143,9 @@ static void answer(struct site *s, uint64_t id, uint32_t kind, uint64_t instance
             net_slice_t slice = {out, sizeof out};
             st = net_compute_complete_process(s->rt, id, &slice, 1);
         }
+        break;
+    case NET_COMPUTE_WORK_PROCESS_BATCH:
+        st = answer_batch(s, id, c, payload);
         break;
     case NET_COMPUTE_WORK_SNAPSHOT: {
         uint8_t state[16];
@@ -372,6 +412,77 @@ static void test_unanswered_work_and_free(void)
     CHECK_OK(net_mesh_free(mesh));
 }
 
+/* net_compute_deliver_batch: 64 events applied in order through one work
+ * item (outputs chained in order), a refused event partway stops the batch
+ * (the delivered count and outcomes come back with the error), and a zero
+ * timeout gives up before the pull loop can take the batch. */
+static void test_batch_delivery(void)
+{
+    struct site s;
+    site_open(&s, RUNTIME);
+    uint8_t seed[32];
+    memset(seed, 5, sizeof seed);
+    pthread_mutex_lock(&s.lock);
+    uint64_t instance = add_object(&s);
+    pthread_mutex_unlock(&s.lock);
+    uint64_t origin = 0;
+    CHECK_OK(net_compute_spawn(s.rt, (const uint8_t *)KIND, strlen(KIND), seed, 32, instance, &origin));
+    uint8_t data[72 * 8];
+    uint32_t lengths[72], outcomes[72];
+    for (uint64_t i = 0; i < 72; i++) {
+        put_u64(data + 8 * i, i + 1);
+        lengths[i] = 8;
+    }
+    size_t delivered = 0;
+    unsigned long handled = s.handled;
+    CHECK_OK(net_compute_deliver_batch(s.rt, origin, PRODUCER, 1, data, 64 * 8, lengths, 64, NET_WAIT_FOREVER,
+                                       outcomes, &delivered, NULL, NULL));
+    CHECK(delivered == 64);
+    CHECK(s.handled == handled + 1); /* one work item for the batch */
+    for (uint64_t i = 1; i <= 64; i++) {
+        CHECK(outcomes[i - 1] == NET_COMPUTE_PROCESSED);
+        uint64_t from = 0, sequence = 0;
+        net_bytes_t out = {NULL, 0};
+        CHECK_OK(net_compute_next_output(s.rt, 5000, &from, &sequence, &out, NULL, NULL));
+        CHECK(from == origin && sequence == i && out.len == 8 && get_u64(out.ptr) == i);
+        net_bytes_free(&out);
+    }
+    /* Event 69 says "fail": 65..68 are applied, 70.. are not attempted. */
+    uint8_t failing[8 * 8];
+    uint32_t failing_lengths[8];
+    size_t len = 0;
+    for (uint64_t seq = 65; seq <= 72; seq++) {
+        failing_lengths[seq - 65] = seq == 69 ? 4 : 8;
+        if (seq == 69) {
+            memcpy(failing + len, "fail", 4);
+        } else {
+            put_u64(failing + len, seq);
+        }
+        len += failing_lengths[seq - 65];
+    }
+    net_error_t err = {NET_OK, {NULL, 0}};
+    CHECK_STATUS(net_compute_deliver_batch(s.rt, origin, PRODUCER, 65, failing, len, failing_lengths, 8,
+                                           NET_WAIT_FOREVER, outcomes, &delivered, NULL, &err),
+                 NET_ERR_COMPUTE_DAEMON);
+    CHECK(delivered == 4 && err.status == NET_ERR_COMPUTE_DAEMON);
+    net_error_clear(&err);
+    CHECK_OK(net_compute_deliver_batch(s.rt, origin, PRODUCER, 69, data + 68 * 8, 4 * 8, lengths, 4,
+                                       NET_WAIT_FOREVER, NULL, &delivered, NULL, NULL));
+    CHECK(delivered == 4);
+    CHECK_STATUS(net_compute_deliver_batch(s.rt, origin, PRODUCER, 73, data, 8, lengths, 1, 0, outcomes,
+                                           &delivered, NULL, NULL),
+                 NET_TIMEOUT);
+    CHECK(delivered == 0);
+    net_bytes_t stats = {NULL, 0};
+    CHECK_OK(net_compute_stats(s.rt, origin, &stats));
+    char text[512] = {0};
+    memcpy(text, stats.ptr, stats.len < sizeof text - 1 ? stats.len : sizeof text - 1);
+    net_bytes_free(&stats);
+    CHECK(strstr(text, "\"events_processed\":72") != NULL);
+    CHECK(strstr(text, "\"errors\":1,") != NULL);
+    site_close(&s);
+}
+
 /* Three sites whose counters accept sequence gaps, and their runtimes. */
 static void open_group_sites(struct site *sites, const net_compute_t **rts)
 {
@@ -513,6 +624,7 @@ int main(void)
 {
     RUN_TEST(test_c_counter_migrates_under_load_exactly_once);
     RUN_TEST(test_unanswered_work_and_free);
+    RUN_TEST(test_batch_delivery);
     RUN_TEST(test_replica_group_over_three_nodes);
     RUN_TEST(test_standby_group_promotion);
     return check_finish("test_compute");
