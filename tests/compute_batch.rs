@@ -1,0 +1,141 @@
+//! `ComputeRuntime::deliver_batch` leaves a daemon exactly as the same
+//! events delivered one by one: outcomes, chained outputs (links and
+//! payloads), the causal head, horizon, applied watermarks and stats, and
+//! the outputs queue — with several producers and an event refused partway
+//! (the batch stops there; the rest can be delivered again).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+mod compute_common;
+
+use compute_common::Counter;
+use net::compute::{
+    BatchWait, CausalEvent, ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome,
+    MigrationTransport, RuntimeConfig,
+};
+use net::identity::EntityKeypair;
+use net::mesh::MeshError;
+
+/// A node alone: nothing is ever sent (no migration runs here).
+struct Alone;
+
+impl MigrationTransport for Alone {
+    fn local_node(&self) -> u64 {
+        1
+    }
+
+    fn send(&self, _to: u64, _message: &[u8]) -> Result<(), MeshError> {
+        Ok(())
+    }
+}
+
+fn runtime() -> (ComputeRuntime, u64) {
+    let rt = ComputeRuntime::new(Arc::new(Alone), RuntimeConfig::default()).unwrap();
+    let host = DaemonHost::new(
+        Box::new(Counter::default()),
+        EntityKeypair::from_seed(&[3; 32]),
+    );
+    let origin = rt.spawn(host).unwrap();
+    (rt, origin)
+}
+
+/// Two producers interleaved; producer 8's sequence 3 is missing, so its
+/// sequence 4 (the sixth event) is refused.
+fn events() -> Vec<CausalEvent> {
+    [(7, 1), (8, 1), (7, 2), (8, 2), (7, 3), (8, 4), (7, 4)]
+        .into_iter()
+        .map(|(producer, seq)| CausalEvent::bare(producer, seq, vec![seq as u8; 3]))
+        .collect()
+}
+
+fn drain(rt: &ComputeRuntime) -> Vec<CausalEvent> {
+    std::iter::from_fn(|| rt.next_output(Duration::ZERO)).collect()
+}
+
+#[test]
+fn a_batch_equals_the_same_single_deliveries() {
+    let (single, origin) = runtime();
+    let mut single_outcomes = Vec::new();
+    let mut single_error = None;
+    for event in events() {
+        match single.deliver(origin, event) {
+            Ok(outcome) => single_outcomes.push(outcome),
+            Err(e) => {
+                single_error = Some(e);
+                break;
+            }
+        }
+    }
+    let (batched, origin_b) = runtime();
+    assert_eq!(origin, origin_b);
+    let done = batched
+        .deliver_batch(origin, events(), &BatchWait::default())
+        .unwrap();
+    assert_eq!(done.outcomes.len(), 5);
+    assert!(matches!(
+        done.error,
+        Some(ComputeError::Daemon(DaemonError::ProcessFailed(ref t))) if t.contains("sequence 4 after 2")
+    ));
+    assert_eq!(done.error, single_error);
+    // Received-at times differ between the two runs; everything else
+    // matches, link by link.
+    let strip = |outcomes: Vec<DeliveryOutcome>| -> Vec<_> {
+        outcomes
+            .into_iter()
+            .map(|o| match o {
+                DeliveryOutcome::Processed(out) => out
+                    .into_iter()
+                    .map(|e| (e.link, e.payload))
+                    .collect::<Vec<_>>(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(strip(done.outcomes), strip(single_outcomes));
+    let queued = |rt: &ComputeRuntime| -> Vec<_> {
+        drain(rt).into_iter().map(|e| (e.link, e.payload)).collect()
+    };
+    assert_eq!(queued(&batched), queued(&single));
+    let view = |rt: &ComputeRuntime| {
+        rt.registry()
+            .with_host(origin, |h| {
+                (
+                    h.stats(),
+                    *h.head(),
+                    h.head_payload().to_vec(),
+                    h.horizon().clone(),
+                    h.applied().clone(),
+                    h.daemon().snapshot().unwrap(),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(view(&batched), view(&single));
+    assert_eq!(view(&batched).0.events_processed, 5);
+    assert_eq!(view(&batched).0.errors, 1);
+    // The rest, from the refused event's producer's next sequence.
+    let rest = vec![
+        CausalEvent::bare(8, 3, vec![3; 3]),
+        CausalEvent::bare(8, 4, vec![4; 3]),
+        CausalEvent::bare(7, 4, vec![4; 3]),
+    ];
+    for event in rest.clone() {
+        single.deliver(origin, event).unwrap();
+    }
+    let done = batched
+        .deliver_batch(origin, rest, &BatchWait::default())
+        .unwrap();
+    assert_eq!((done.outcomes.len(), done.error), (3, None));
+    assert_eq!(queued(&batched), queued(&single));
+    assert_eq!(view(&batched), view(&single));
+    // Unknown daemons and an empty batch.
+    assert!(matches!(
+        batched.deliver_batch(42, events(), &BatchWait::default()),
+        Err(ComputeError::Daemon(DaemonError::NotFound(42)))
+    ));
+    let empty = batched
+        .deliver_batch(origin, Vec::new(), &BatchWait::default())
+        .unwrap();
+    assert_eq!((empty.outcomes.len(), empty.error), (0, None));
+}
