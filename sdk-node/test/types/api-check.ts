@@ -128,6 +128,8 @@ async function computeCheck(mesh: Mesh): Promise<void> {
   rt.register('counter', () => new TypedCounter());
   const origin: bigint = rt.spawn('counter', Buffer.alloc(32));
   const outcome: number = await rt.deliver(origin, 1n, 1n, Buffer.from('x'));
+  const batch: number[] | null = await rt.deliverBatch(origin, 1n, 2n, [Buffer.from('x')], { timeoutMs: 100 });
+  void batch;
   if (outcome === Delivery.FORWARDED) await rt.startMigration(origin, 1n, 2n);
   const phase: MigrationStatus = await rt.migrationStatus(origin);
   void phase;
