@@ -343,20 +343,13 @@ class Compute(_Handle):
         target = _u64(origin, "origin")
         source = _u64(producer, "producer")
         first = _u64(first_sequence, "first_sequence")
-        parts = []
-        for i, p in enumerate(payloads):
-            if not isinstance(p, (bytes, bytearray, memoryview)):
-                raise TypeError(f"payloads[{i}] must be bytes-like, not {type(p).__name__}")
-            parts.append(bytes(p))
-        data = b"".join(parts)
-        count = len(parts)
-        lengths = ffi.new("uint32_t[]", [len(p) for p in parts] or [0])
+        data, lengths, count = _pack(payloads)
         raw = ffi.new("uint32_t[]", max(count, 1))
         delivered = ffi.new("size_t *")
         ms = timeout_ms(timeout)
 
         def outcomes() -> List[Delivery]:
-            return [Delivery(int(raw[i])) for i in range(min(int(delivered[0]), count))]
+            return [_DELIVERIES[code] for code in ffi.unpack(raw, min(int(delivered[0]), count))]
 
         def call(token: Any) -> int:
             err = error_slot()
@@ -680,34 +673,70 @@ def _answer(handle: Any, daemons: _Daemons, work: int, kind: int, instance: int,
 
 
 _RECORD = struct.Struct("<QQI")
+_DELIVERIES = {d.value: d for d in Delivery}
+_new_event = tuple.__new__
+
+
+def _pack(payloads: Sequence[BytesLike]) -> Any:
+    """Payloads as one buffer, a uint32_t length array and the count."""
+    parts = list(payloads)
+    try:
+        data = b"".join(parts)
+    except TypeError:
+        bad = next(i for i, p in enumerate(parts) if not isinstance(p, (bytes, bytearray, memoryview)))
+        raise TypeError(f"payloads[{bad}] must be bytes-like, not {type(parts[bad]).__name__}") from None
+    sizes = [len(p) for p in parts]
+    if sum(sizes) != len(data):  # memoryviews of wider items
+        sizes = [memoryview(p).nbytes for p in parts]
+    return data, ffi.new("uint32_t[]", sizes or [0]), len(parts)
 
 
 def _answer_batch(handle: Any, work: int, obj: Daemon, origin: int, data: bytes) -> None:
     """A ProcessBatch item: ``process`` per event in order until one
     raises, then one answer with the applied events' outputs (and the
-    failure of the event that raised)."""
-    outputs: List[bytes] = []
+    failure of the event that raised). Outputs are checked to be
+    bytes-like once, at the end; the first event with another output
+    counts as failed there."""
+    outputs: List[Any] = []
     per_event: List[int] = []
-    failure = ffi.NULL
-    failure_len = 0
-    view = memoryview(data)
-    at = 0
-    while at < len(data):
-        producer, sequence, n = _RECORD.unpack_from(data, at)
-        at += _RECORD.size
-        payload = bytes(view[at:at + n])
-        at += n
-        try:
-            out = [bytes(o) for o in (obj.process(DaemonEvent(producer, sequence, payload, origin)) or ())]
-        except Exception as e:  # noqa: BLE001 - the daemon's failure is the event's
-            failure = f"{type(e).__name__}: {e}".encode()
-            failure_len = len(failure)
-            break
-        outputs.extend(out)
-        per_event.append(len(out))
-    packed = b"".join(outputs)
-    lengths = ffi.new("uint32_t[]", [len(o) for o in outputs] or [0])
+    failure: Optional[str] = None
+    process = obj.process
+    unpack_from = _RECORD.unpack_from
+    header = _RECORD.size
+    at, end = 0, len(data)
+    try:
+        while at < end:
+            producer, sequence, n = unpack_from(data, at)
+            start = at + header
+            at = start + n
+            out = process(_new_event(DaemonEvent, (producer, sequence, data[start:at], origin)))
+            if out is None:
+                per_event.append(0)
+                continue
+            if type(out) is not list:
+                out = list(out)
+            outputs += out
+            per_event.append(len(out))
+    except Exception as e:  # noqa: BLE001 - the daemon's failure is the event's
+        failure = f"{type(e).__name__}: {e}"
+    try:
+        packed = b"".join(outputs)
+    except TypeError:
+        bad = next(i for i, o in enumerate(outputs) if not isinstance(o, (bytes, bytearray, memoryview)))
+        applied, seen = 0, 0
+        while seen + per_event[applied] <= bad:
+            seen += per_event[applied]
+            applied += 1
+        failure = f"TypeError: output {bad - seen} is {type(outputs[bad]).__name__}, not bytes-like"
+        del outputs[seen:], per_event[applied:]
+        packed = b"".join(outputs)
+    sizes = [len(o) for o in outputs]
+    if sum(sizes) != len(packed):  # memoryviews of wider items
+        sizes = [memoryview(o).nbytes for o in outputs]
+    lengths = ffi.new("uint32_t[]", sizes or [0])
     counts = ffi.new("uint32_t[]", per_event or [0])
+    message = ffi.NULL if failure is None else failure.encode()
     lib.net_compute_complete_batch(
-        handle, work, len(per_event), packed, len(packed), lengths, len(outputs), counts, failure, failure_len,
+        handle, work, len(per_event), packed, len(packed), lengths, len(outputs), counts, message,
+        0 if failure is None else len(message),
     )

@@ -228,6 +228,9 @@ def test_deliver_batch_applies_in_order_and_stops_at_a_failing_event() -> None:
         def process(self, event: DaemonEvent) -> List[bytes]:
             if event.payload == b"boom":
                 raise RuntimeError(f"boom at {event.sequence}")
+            if event.payload == b"text":
+                super().process(event)
+                return ["not bytes"]  # type: ignore[list-item]
             return super().process(event)
 
     def batch(first: int, n: int) -> List[bytes]:
@@ -261,6 +264,12 @@ def test_deliver_batch_applies_in_order_and_stops_at_a_failing_event() -> None:
         with pytest.raises(ComputeNotFoundError):
             rt.deliver_batch(12345, PRODUCER, 1, batch(1, 1))
         assert rt.stats(origin)["events_processed"] == 72
+        # An output that is not bytes fails its event (the ones before it
+        # are delivered).
+        with pytest.raises(ComputeDaemonError, match="TypeError: output 0 is str") as raised:
+            rt.deliver_batch(origin, PRODUCER, 73, batch(73, 2) + [b"text"] + batch(76, 1))
+        assert getattr(raised.value, "delivered") == 2
+        assert rt.stats(origin)["events_processed"] == 74
 
 
 def test_close_races_calls_in_flight() -> None:
