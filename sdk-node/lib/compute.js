@@ -527,12 +527,15 @@ function processBatch(handle, daemon, w) {
     const len = buf.readUInt32LE(at + 16);
     const payload = buf.subarray(at + RECORD_HEADER, at + RECORD_HEADER + len);
     at += RECORD_HEADER + len;
+    const before = outputs.length;
     try {
-      const out = [...(daemon.process({ producer, sequence, payload, daemon: w.daemon }) ?? [])];
-      const bytes = out.map((x, i) => args.bytes(x, `outputs[${i}]`));
-      outputs.push(...bytes);
-      perEvent.push(bytes.length);
+      const out = daemon.process({ producer, sequence, payload, daemon: w.daemon });
+      if (out != null) {
+        for (const x of out) outputs.push(x instanceof Uint8Array ? x : args.bytes(x, 'an output'));
+      }
+      perEvent.push(outputs.length - before);
     } catch (err) {
+      outputs.length = before;
       failure = Buffer.from(errorText(err), 'utf8');
       break;
     }
