@@ -365,7 +365,11 @@ class Compute(_Handle):
                 raise
             return status
 
-        if call_blocking(call, cancel) != lib.NET_OK:
+        # Without a token it runs on this thread, as deliver() does (a
+        # taken batch is bounded by work_timeout); with one, so that a
+        # signal handler on the main thread can cancel it.
+        status = call(ffi.NULL) if cancel is None else call_blocking(call, cancel)
+        if status != lib.NET_OK:
             return None
         return outcomes()
 
