@@ -307,7 +307,7 @@ class Compute {
       if (!Array.isArray(payloads)) throw new TypeError('payloads must be an array of bytes');
       const parts = payloads.map((x, i) => args.bytes(x, `payloads[${i}]`));
       const lengths = new Uint32Array(parts.map((x) => x.length));
-      const data = new Uint8Array(Buffer.concat(parts));
+      const data = Buffer.concat(parts);
       const opts = options ?? {};
       const wait = opts.timeoutMs === undefined ? asyncCalls.FOREVER : timeoutArg(opts.timeoutMs);
       const signal = asyncCalls.signalArg(opts.signal === undefined ? undefined : { signal: opts.signal });
