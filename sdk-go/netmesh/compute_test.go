@@ -369,7 +369,12 @@ func TestComputeCloseRacesCallsInFlight(t *testing.T) {
 		result := make(chan error, 1)
 		go func() {
 			close(entered)
-			_, err := c.Deliver(origin, computeProducer, 1, []byte("block"))
+			var err error
+			if round%2 == 1 { // a batch in flight is woken the same way
+				_, _, err = c.DeliverBatch(context.Background(), origin, computeProducer, 1, [][]byte{[]byte("block")}, -1)
+			} else {
+				_, err = c.Deliver(origin, computeProducer, 1, []byte("block"))
+			}
 			result <- err
 		}()
 		<-entered
@@ -397,6 +402,9 @@ func TestComputeCloseRacesCallsInFlight(t *testing.T) {
 		}
 		if _, err := c.Deliver(origin, computeProducer, 1, nil); !errors.Is(err, netmesh.ErrShuttingDown) {
 			t.Fatalf("after close: %v", err)
+		}
+		if _, _, err := c.DeliverBatch(context.Background(), origin, computeProducer, 1, nil, 0); !errors.Is(err, netmesh.ErrShuttingDown) {
+			t.Fatalf("batch after close: %v", err)
 		}
 	}
 }

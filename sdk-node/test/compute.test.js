@@ -260,6 +260,7 @@ test('close racing a delivery in flight: it completes or is refused, never hangs
     rt.close();
     assert.ok(rt.closed);
     await assert.rejects(() => rt.deliver(origin, PRODUCER, 1n, null), ShuttingDownError);
+    await assert.rejects(() => rt.deliverBatch(origin, PRODUCER, 1n, [Buffer.alloc(0)]), ShuttingDownError);
   } finally {
     mesh.close();
   }

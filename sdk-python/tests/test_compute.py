@@ -310,6 +310,8 @@ def test_close_races_calls_in_flight() -> None:
         assert len(errors) == 1 and isinstance(errors[0], ShuttingDownError), errors
         with pytest.raises(ShuttingDownError):
             rt.deliver(origin, PRODUCER, 1, b"")
+        with pytest.raises(ShuttingDownError):
+            rt.deliver_batch(origin, PRODUCER, 1, [b""])
         rt.close()
 
 
