@@ -116,6 +116,20 @@ struct TargetRecord {
     taken: u64,
 }
 
+/// A restore this node refused as target: the same snapshot again (the
+/// orchestrator's retransmission, queued while the refusal was being
+/// decided) is not refused a second time. v0.11 messages carry no attempt
+/// id, so a second MigrationFailed would reach the orchestrator late and
+/// abort its next attempt of the daemon with this attempt's reason.
+#[derive(Debug)]
+struct Refusal {
+    orchestrator: u64,
+    /// xxh3 of the refused snapshot payload (every snapshot carries its
+    /// creation time, so a new attempt never matches).
+    payload_hash: u64,
+    at: Instant,
+}
+
 #[derive(Debug)]
 struct Activated {
     taken: u64,
@@ -138,6 +152,7 @@ pub(crate) struct State {
     forwarders: HashMap<u64, Forwarder>,
     targets: HashMap<u64, TargetRecord>,
     activated: HashMap<u64, Activated>,
+    refused: HashMap<u64, Refusal>,
     reassembler: SnapshotReassembler,
     announcements: Vec<Announcement>,
 }
@@ -827,10 +842,19 @@ fn on_snapshot_ready(
         );
         return;
     }
+    // The same refused snapshot again: refused once already.
+    if state
+        .refused
+        .get(&origin)
+        .is_some_and(|r| r.payload_hash == payload_hash && r.orchestrator == from)
+    {
+        return;
+    }
     // Another migration of the daemon: a held copy is superseded.
     state.targets.remove(&origin);
     match restore(shared, origin, &payload) {
         Ok((host, ext_applied)) => {
+            state.refused.remove(&origin);
             let replay = match ext_applied {
                 Some(applied) => ReplayBuffer::new(applied, UnknownProducers::FromGenesis),
                 None => ReplayBuffer::new([], UnknownProducers::AdoptLowest),
@@ -855,7 +879,17 @@ fn on_snapshot_ready(
                 },
             );
         }
-        Err(reason) => fail(shared, from, origin, reason),
+        Err(reason) => {
+            state.refused.insert(
+                origin,
+                Refusal {
+                    orchestrator: from,
+                    payload_hash,
+                    at: now,
+                },
+            );
+            fail(shared, from, origin, reason);
+        }
     }
 }
 
@@ -1077,5 +1111,11 @@ pub(super) fn tick(shared: &Shared, now: Instant) {
     let mut state = shared.state();
     orchestrator_tick(shared, &mut state, now);
     source_tick(shared, &mut state, now);
+    // Retransmissions of a refused snapshot end when its orchestrator
+    // aborts (at the refusal, or at its step timeout).
+    let keep = shared.config.step_timeout.max(shared.config.source_timeout);
+    state
+        .refused
+        .retain(|_, r| now.duration_since(r.at) <= keep);
     state.reassembler.sweep(now);
 }
