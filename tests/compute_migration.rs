@@ -349,6 +349,51 @@ fn migrates_there_and_back() {
     teardown(sites);
 }
 
+/// The daemon bounces between two nodes twenty times, orchestrated by a
+/// third, while a producer keeps delivering at the first node: events for
+/// a daemon that has left are forwarded, events forwarded to a node the
+/// daemon is leaving again are captured and forwarded back, and a
+/// forwarder still holding events when the daemon returns hands them to
+/// the replay. The counter refuses any gap or repeat; its final count must
+/// equal the events sent.
+#[test]
+fn twenty_migrations_under_load_lose_and_repeat_nothing() {
+    let sites = leak(three());
+    let origin = spawn_counter(sites, 0);
+    let producer = Producer::start(&sites[0].runtime, origin);
+    let mut home = 0;
+    for i in 0..20 {
+        let to = 1 - home;
+        register_factory(
+            &sites[to],
+            &sites[home]
+                .runtime
+                .registry()
+                .daemon_keypair(origin)
+                .unwrap(),
+        );
+        producer.wait_sent(producer.sent.load(Ordering::SeqCst) + 20);
+        sites[2]
+            .runtime
+            .start_migration(origin, sites[home].id(), sites[to].id())
+            .unwrap();
+        assert_eq!(
+            wait_done(&sites[2], origin),
+            MigrationStatus::Completed,
+            "migration {i}"
+        );
+        home = to;
+    }
+    producer.wait_sent(producer.sent.load(Ordering::SeqCst) + 20);
+    let sent = producer.finish();
+    assert_only(sites, home, origin, sent);
+    wait_until(
+        || sites[0].runtime.unacknowledged_forwards(origin) == 0,
+        "every forwarded event acknowledged",
+    );
+    teardown(sites);
+}
+
 #[test]
 fn stateless_daemons_migrate() {
     struct Echo;

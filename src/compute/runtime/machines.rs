@@ -103,7 +103,21 @@ struct Forwarder {
     enqueued: u64,
     /// The target's last acknowledged count.
     acked: u64,
-    in_flight: Option<(Vec<u8>, Instant)>,
+    in_flight: Option<InFlight>,
+    /// The daemon is being restored here: new events wait in the queue
+    /// (sent on if the restore is aborted, replayed here once activated),
+    /// so none makes a round trip through the node it is leaving and
+    /// comes back after later ones were applied here.
+    paused: bool,
+}
+
+/// The forwarder's unacknowledged batch: its bytes for retransmission and
+/// its events, handed to the replay if the daemon comes back here first.
+#[derive(Debug)]
+struct InFlight {
+    bytes: Vec<u8>,
+    events: Vec<CausalEvent>,
+    last_sent: Instant,
 }
 
 #[derive(Debug)]
@@ -133,6 +147,10 @@ struct Refusal {
 #[derive(Debug)]
 struct Activated {
     taken: u64,
+    /// Per producer, the highest sequence taken from BufferedEvents since
+    /// activation: a retransmitted batch is not taken (or counted) twice
+    /// when its events were captured or forwarded rather than applied.
+    seen: HashMap<u64, u64>,
 }
 
 #[derive(Debug)]
@@ -226,6 +244,20 @@ pub(super) fn deliver(
     event: CausalEvent,
 ) -> Result<DeliveryOutcome, ComputeError> {
     let mut state = shared.state();
+    // Still under the state lock when processed here: a snapshot cannot
+    // fall between the migration checks and the event's processing.
+    deliver_locked(shared, &mut state, origin, event)
+}
+
+/// [`deliver`] under the state lock: also the path of events forwarded to
+/// a node the daemon has left again (captured or forwarded on, never
+/// applied to a copy that is leaving).
+fn deliver_locked(
+    shared: &Shared,
+    state: &mut State,
+    origin: u64,
+    event: CausalEvent,
+) -> Result<DeliveryOutcome, ComputeError> {
     if let Some(source) = state.sources.get_mut(&origin)
         && source.cutover_mark.is_none()
     {
@@ -251,11 +283,7 @@ pub(super) fn deliver(
             Err(e) => Err(ComputeError::Buffer(e.to_string())),
         };
     }
-    // Still under the state lock: a snapshot cannot fall between the
-    // check above and this event's processing.
-    let outcome = process_local(shared, origin, &event);
-    drop(state);
-    outcome
+    process_local(shared, origin, &event)
 }
 
 fn process_local(
@@ -280,14 +308,14 @@ fn pump_forwarder(
     if forwarder.in_flight.is_some() && forwarder.acked >= forwarder.sent {
         forwarder.in_flight = None;
     }
-    if let Some((bytes, last)) = &mut forwarder.in_flight {
-        if retransmit && now.duration_since(*last) >= shared.config.retry_interval {
-            *last = now;
-            send_bytes(shared, forwarder.target, bytes);
+    if let Some(in_flight) = &mut forwarder.in_flight {
+        if retransmit && now.duration_since(in_flight.last_sent) >= shared.config.retry_interval {
+            in_flight.last_sent = now;
+            send_bytes(shared, forwarder.target, &in_flight.bytes);
         }
         return;
     }
-    if forwarder.queue.is_empty() {
+    if forwarder.queue.is_empty() || forwarder.paused {
         return;
     }
     let mut events = Vec::new();
@@ -301,10 +329,17 @@ fn pump_forwarder(
         events.extend(forwarder.queue.pop_front());
     }
     forwarder.sent += events.len() as u64;
-    let message = MigrationMessage::BufferedEvents { origin, events };
-    if let Some(encoded) = encode(&message) {
-        send_bytes(shared, forwarder.target, &encoded);
-        forwarder.in_flight = Some((encoded, now));
+    let message = MigrationMessage::BufferedEvents {
+        origin,
+        events: events.clone(),
+    };
+    if let Some(bytes) = encode(&message) {
+        send_bytes(shared, forwarder.target, &bytes);
+        forwarder.in_flight = Some(InFlight {
+            bytes,
+            events,
+            last_sent: now,
+        });
     }
 }
 
@@ -699,6 +734,7 @@ fn on_cutover(
             enqueued: 0,
             acked: 0,
             in_flight: None,
+            paused: false,
         });
         forwarder.enqueued += captured.len() as u64;
         forwarder.queue.extend(captured);
@@ -860,6 +896,9 @@ fn on_snapshot_ready(
                 None => ReplayBuffer::new([], UnknownProducers::AdoptLowest),
             };
             state.activated.remove(&origin);
+            if let Some(forwarder) = state.forwarders.get_mut(&origin) {
+                forwarder.paused = true;
+            }
             state.targets.insert(
                 origin,
                 TargetRecord {
@@ -880,6 +919,10 @@ fn on_snapshot_ready(
             );
         }
         Err(reason) => {
+            if let Some(forwarder) = state.forwarders.get_mut(&origin) {
+                forwarder.paused = false;
+                pump_forwarder(shared, origin, forwarder, now, false);
+            }
             state.refused.insert(
                 origin,
                 Refusal {
@@ -960,32 +1003,43 @@ fn on_buffered_events(
         }
         return;
     }
-    if let Some(activated) = state.activated.get_mut(&origin) {
-        // Forwarded by the old source after cut-over.
-        for event in events {
-            let applied = shared
-                .registry
-                .with_host(origin, |h| h.applied().get(event.producer()))
-                .ok()
-                .flatten();
-            if event.sequence() == 0 || applied.is_some_and(|w| event.sequence() <= w) {
-                continue;
-            }
-            match process_local(shared, origin, &event) {
-                Ok(_) => activated.taken += 1,
-                Err(e) => {
-                    tracing::warn!(origin, error = %e, "forwarded event failed");
-                    return;
-                }
-            }
+    if !state.activated.contains_key(&origin) {
+        return;
+    }
+    // Forwarded after cut-over by the node the daemon left. The daemon may
+    // be leaving here again (captured), or gone on (forwarded further).
+    for event in events {
+        let (producer, sequence) = (event.producer(), event.sequence());
+        let applied = shared
+            .registry
+            .with_host(origin, |h| h.applied().get(producer))
+            .ok()
+            .flatten();
+        let seen = state
+            .activated
+            .get(&origin)
+            .and_then(|a| a.seen.get(&producer).copied());
+        let below = |watermark: Option<u64>| watermark.is_some_and(|w| sequence <= w);
+        if sequence == 0 || below(applied) || below(seen) {
+            continue;
         }
-        let replayed_seq = activated.taken;
+        if let Err(e) = deliver_locked(shared, state, origin, event) {
+            // No reply: the sender re-sends from this event.
+            tracing::warn!(origin, error = %e, "forwarded event failed");
+            return;
+        }
+        if let Some(activated) = state.activated.get_mut(&origin) {
+            activated.taken += 1;
+            activated.seen.insert(producer, sequence);
+        }
+    }
+    if let Some(activated) = state.activated.get(&origin) {
         send(
             shared,
             from,
             &MigrationMessage::ReplayComplete {
                 origin,
-                replayed_seq,
+                replayed_seq: activated.taken,
             },
         );
     }
@@ -993,6 +1047,17 @@ fn on_buffered_events(
 
 fn on_activate(shared: &Shared, state: &mut State, from: u64, origin: u64) {
     if let Some(mut target) = state.targets.remove(&origin) {
+        // The daemon is back where events were still being forwarded to
+        // its last node: those not acknowledged join the replay (what the
+        // last node applied or sent on is a duplicate there).
+        if let Some(forwarder) = state.forwarders.remove(&origin) {
+            let pending = forwarder.in_flight.map(|f| f.events).unwrap_or_default();
+            for event in pending.into_iter().chain(forwarder.queue) {
+                if let Err(e) = target.replay.insert(event) {
+                    tracing::warn!(origin, error = %e, "replay buffer full");
+                }
+            }
+        }
         if let Err(e) = drain_target(shared, &mut target) {
             tracing::warn!(origin, error = %e, "activation waits for a failing replay");
             state.targets.insert(origin, target);
@@ -1005,8 +1070,13 @@ fn on_activate(shared: &Shared, state: &mut State, from: u64, origin: u64) {
         }
         shared.factories.remove(origin);
         state.sources.remove(&origin);
-        state.forwarders.remove(&origin);
-        state.activated.insert(origin, Activated { taken });
+        state.activated.insert(
+            origin,
+            Activated {
+                taken,
+                seen: HashMap::new(),
+            },
+        );
     }
     match state.activated.get(&origin) {
         Some(activated) => send(
@@ -1042,6 +1112,11 @@ fn on_failed(shared: &Shared, state: &mut State, from: u64, origin: u64) {
     {
         state.targets.remove(&origin);
         state.reassembler.discard(origin);
+        // The daemon stays where it was: events held for it go on there.
+        if let Some(forwarder) = state.forwarders.get_mut(&origin) {
+            forwarder.paused = false;
+            pump_forwarder(shared, origin, forwarder, Instant::now(), false);
+        }
     }
 }
 
