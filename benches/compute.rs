@@ -151,6 +151,19 @@ fn link(a: &MeshNode, b: &MeshNode) {
     }
 }
 
+/// The default runtime configuration; `NET_BENCH_TRANSFER_RATE` (bytes/s,
+/// 0 = unpaced) overrides the snapshot pacing to explore it.
+fn config() -> RuntimeConfig {
+    let mut config = RuntimeConfig::default();
+    if let Some(rate) = std::env::var("NET_BENCH_TRANSFER_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.transfer_rate = rate;
+    }
+    config
+}
+
 struct Site {
     node: Arc<MeshNode>,
     runtime: ComputeRuntime,
@@ -160,8 +173,7 @@ fn sites(n: usize) -> Vec<Site> {
     let sites: Vec<Site> = (0..n)
         .map(|_| {
             let node = node();
-            let runtime =
-                ComputeRuntime::on_mesh(Arc::clone(&node), RuntimeConfig::default()).unwrap();
+            let runtime = ComputeRuntime::on_mesh(Arc::clone(&node), config()).unwrap();
             Site { node, runtime }
         })
         .collect();

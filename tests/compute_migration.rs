@@ -93,12 +93,16 @@ impl Site {
     }
 }
 
+/// Short timers, and snapshot chunks paced at 64 MiB/s so every test also
+/// runs the pacer (a 1 MiB state takes ~16 ms).
 fn config() -> RuntimeConfig {
-    RuntimeConfig::with_timers(
+    let mut config = RuntimeConfig::with_timers(
         Duration::from_millis(50),
         Duration::from_millis(1_500),
         Duration::from_millis(3_000),
-    )
+    );
+    config.transfer_rate = 64 << 20;
+    config
 }
 
 fn site() -> Site {

@@ -43,7 +43,8 @@
 //!   above its producer's applied watermark once.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{ComputeError, DeliveryOutcome, MigrationPhase, MigrationStatus, Shared};
 use crate::compute::migration::{
@@ -72,7 +73,7 @@ struct Orchestration {
     /// not re-requested).
     last_progress: Instant,
     /// SnapshotReady chunks as received (encoded), by index.
-    chunks: BTreeMap<u32, Vec<u8>>,
+    chunks: BTreeMap<u32, Chunk>,
     total_chunks: Option<u32>,
 }
 
@@ -81,7 +82,7 @@ struct SourceRecord {
     orchestrator: u64,
     target: u64,
     /// The encoded SnapshotReady chunks, re-sent on a repeated request.
-    chunks: Vec<Vec<u8>>,
+    chunks: Vec<Chunk>,
     buffer: SourceBuffer,
     last_heard: Instant,
     /// When the chunks were last sent (requests queued while a large
@@ -161,9 +162,47 @@ struct Announcement {
     left: u32,
 }
 
+/// An encoded SnapshotReady message, shared by its record and the paced
+/// send queue.
+type Chunk = Arc<Vec<u8>>;
+
+/// Snapshot chunks on their way to other nodes, sent at
+/// `RuntimeConfig::transfer_rate` (a token bucket): a large snapshot sent
+/// in one burst overflows the receiver's socket buffer, and every lost
+/// chunk costs a whole re-send.
+#[derive(Debug)]
+struct Pacer {
+    queue: VecDeque<(u64, Chunk)>,
+    tokens: f64,
+    refilled: Instant,
+    /// When the queue last ran empty (a whole re-send waits for the
+    /// previous one to be out).
+    drained: Instant,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        let now = Instant::now();
+        Self {
+            queue: VecDeque::new(),
+            tokens: PACER_BURST,
+            refilled: now,
+            drained: now,
+        }
+    }
+}
+
+/// Bytes per second a whole re-send of an unpaced snapshot assumes the
+/// target needs to receive and restore it (the re-send waits twice that).
+const ASSUMED_RESTORE_RATE: u64 = 256 << 20;
+
+/// Bytes the pacer may send at once.
+const PACER_BURST: f64 = (1 << 20) as f64;
+
 /// One node's migration state.
 #[derive(Debug, Default)]
 pub(crate) struct State {
+    pacer: Pacer,
     orchestrations: HashMap<u64, Orchestration>,
     finished: HashMap<u64, MigrationStatus>,
     sources: HashMap<u64, SourceRecord>,
@@ -219,6 +258,42 @@ fn send_bytes(shared: &Shared, to: u64, bytes: &[u8]) {
     if let Err(e) = shared.send(to, bytes) {
         tracing::debug!(to, error = %e, "migration message not sent");
     }
+}
+
+/// Sends a snapshot chunk: at once to this node, through the pacer to
+/// another.
+fn send_chunk(shared: &Shared, state: &mut State, to: u64, chunk: &Chunk) {
+    if to == shared.node_id || shared.config.transfer_rate == 0 {
+        send_bytes(shared, to, chunk);
+    } else {
+        state.pacer.queue.push_back((to, Arc::clone(chunk)));
+    }
+}
+
+/// Sends the queued chunks the rate allows; returns how long until the
+/// next one may go (`None`: nothing queued).
+pub(super) fn pump_chunks(shared: &Shared, now: Instant) -> Option<Duration> {
+    let mut state = shared.state();
+    let pacer = &mut state.pacer;
+    if pacer.queue.is_empty() {
+        return None;
+    }
+    let rate = shared.config.transfer_rate as f64;
+    let elapsed = now.saturating_duration_since(pacer.refilled).as_secs_f64();
+    pacer.tokens = (pacer.tokens + elapsed * rate).min(PACER_BURST);
+    pacer.refilled = now;
+    while let Some((to, chunk)) = pacer.queue.front() {
+        let len = chunk.len() as f64;
+        if pacer.tokens < len {
+            let wait = (len - pacer.tokens) / rate.max(1.0);
+            return Some(Duration::from_secs_f64(wait));
+        }
+        pacer.tokens -= len;
+        send_bytes(shared, *to, chunk);
+        pacer.queue.pop_front();
+    }
+    pacer.drained = now;
+    None
 }
 
 fn fail(shared: &Shared, to: u64, origin: u64, reason: FailureReason) {
@@ -448,10 +523,12 @@ fn orchestrate(
                 o.chunks.clear();
             }
             o.total_chunks = Some(*total_chunks);
-            if o.chunks.insert(*chunk_index, raw.to_vec()).is_none() {
+            let chunk = Arc::new(raw.to_vec());
+            if o.chunks.insert(*chunk_index, Arc::clone(&chunk)).is_none() {
                 o.last_progress = now;
             }
-            send_bytes(shared, o.target, raw);
+            let target = o.target;
+            send_chunk(shared, state, target, &chunk);
             true
         }
         // A late or repeated chunk from the source once the snapshot is
@@ -527,6 +604,9 @@ fn orchestrate(
 fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
     use MigrationPhase as P;
     let mut timed_out = Vec::new();
+    let mut resend = Vec::new();
+    let chunks_out = state.pacer.queue.is_empty();
+    let chunks_drained = state.pacer.drained;
     for (&origin, o) in &mut state.orchestrations {
         if o.phase < P::Cutover && now.duration_since(o.phase_started) > shared.config.step_timeout
         {
@@ -558,8 +638,18 @@ fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
         }
         match o.phase {
             P::Transfer if complete => {
-                for chunk in o.chunks.values() {
-                    send_bytes(shared, o.target, chunk);
+                // A large snapshot takes the target a while to restore:
+                // a whole re-send waits for the last one to be out, and
+                // for twice its paced sending time after that.
+                let bytes: usize = o.chunks.values().map(|c| c.len()).sum();
+                let rate = match shared.config.transfer_rate {
+                    0 => ASSUMED_RESTORE_RATE,
+                    rate => rate,
+                };
+                let settle = Duration::from_secs_f64(2.0 * bytes as f64 / rate as f64)
+                    .max(shared.config.retry_interval);
+                if chunks_out && now.duration_since(chunks_drained) >= settle {
+                    resend.push((o.target, o.chunks.values().cloned().collect::<Vec<_>>()));
                 }
             }
             P::Snapshot | P::Transfer => send(
@@ -591,6 +681,11 @@ fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
                 o.target,
                 &MigrationMessage::ActivateTarget { origin },
             ),
+        }
+    }
+    for (target, chunks) in resend {
+        for chunk in &chunks {
+            send_chunk(shared, state, target, chunk);
         }
     }
     for (origin, phase) in timed_out {
@@ -628,10 +723,13 @@ fn on_take_snapshot(
         }
         if source.orchestrator == from && source.target == target {
             source.last_heard = now;
-            if now.duration_since(source.chunks_sent) >= shared.config.retry_interval {
+            if now.duration_since(source.chunks_sent) >= shared.config.retry_interval
+                && state.pacer.queue.is_empty()
+            {
                 source.chunks_sent = now;
-                for chunk in &source.chunks {
-                    send_bytes(shared, from, chunk);
+                let chunks = source.chunks.clone();
+                for chunk in &chunks {
+                    send_chunk(shared, state, from, chunk);
                 }
             }
         } else {
@@ -670,8 +768,8 @@ fn on_take_snapshot(
         }
     };
     let seq_through = snapshot.snapshot.through_seq;
-    let chunks: Vec<Vec<u8>> = match split_snapshot(origin, seq_through, &bytes) {
-        Ok(messages) => messages.iter().filter_map(encode).collect(),
+    let chunks: Vec<Chunk> = match split_snapshot(origin, seq_through, &bytes) {
+        Ok(messages) => messages.iter().filter_map(encode).map(Arc::new).collect(),
         Err(e) => {
             fail(shared, from, origin, state_failed(e.to_string()));
             return;
@@ -682,7 +780,7 @@ fn on_take_snapshot(
         return;
     }
     for chunk in &chunks {
-        send_bytes(shared, from, chunk);
+        send_chunk(shared, state, from, chunk);
     }
     // A daemon that comes back here leaves no forwarder to its old node.
     state.forwarders.remove(&origin);
