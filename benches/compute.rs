@@ -28,9 +28,14 @@ use net::compute::{
     MigrationTransport, RuntimeConfig,
 };
 use net::identity::EntityKeypair;
-use net::mesh::{MeshConfig, MeshError, MeshNode};
+use net::mesh::{MeshError, MeshNode};
 
-const PSK: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+#[path = "../tests/compute_common/mod.rs"]
+mod compute_common;
+#[path = "../tests/mesh_common/mod.rs"]
+mod mesh_common;
+
+use compute_common::Blob;
 const PRODUCER: u64 = 0xfeed_0000_0000_0001;
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -127,30 +132,6 @@ fn events_per_second() {
 
 // ----------------------------------------------------------- migration
 
-fn node() -> Arc<MeshNode> {
-    let json = format!(
-        r#"{{"psk_hex":"{PSK}","recv_buffer":4194304,"send_buffer":4194304,"heartbeat_interval_ms":200,"session_timeout_ms":10000}}"#
-    );
-    let node = Arc::new(MeshNode::new(MeshConfig::from_json(&json).unwrap()).unwrap());
-    node.start().unwrap();
-    node
-}
-
-fn link(a: &MeshNode, b: &MeshNode) {
-    a.connect(b.local_addr(), &b.public_key(), b.node_id())
-        .unwrap();
-    let bound = |n: &MeshNode, peer: u64| {
-        n.peers()
-            .iter()
-            .any(|p| p.node_id == peer && p.identity == "net")
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(bound(a, b.node_id()) && bound(b, a.node_id())) {
-        assert!(Instant::now() < deadline, "no session between the nodes");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// The default runtime configuration; `NET_BENCH_TRANSFER_RATE` (bytes/s,
 /// 0 = unpaced) overrides the snapshot pacing to explore it.
 fn config() -> RuntimeConfig {
@@ -172,14 +153,18 @@ struct Site {
 fn sites(n: usize) -> Vec<Site> {
     let sites: Vec<Site> = (0..n)
         .map(|_| {
-            let node = node();
+            // Default 4 MiB socket buffers; slow heartbeats, long sessions.
+            let node = Arc::new(mesh_common::node(
+                r#","heartbeat_interval_ms":200,"session_timeout_ms":10000"#,
+            ));
+            node.start().unwrap();
             let runtime = ComputeRuntime::on_mesh(Arc::clone(&node), config()).unwrap();
             Site { node, runtime }
         })
         .collect();
     for i in 0..n {
         for j in i + 1..n {
-            link(&sites[i].node, &sites[j].node);
+            mesh_common::bound_link(&sites[i].node, &sites[j].node);
         }
     }
     sites
@@ -189,32 +174,6 @@ fn teardown(sites: Vec<Site>) {
     for s in sites {
         s.runtime.shutdown();
         s.node.shutdown();
-    }
-}
-
-/// A daemon that is only its state.
-struct Blob(Vec<u8>);
-
-impl MeshDaemon for Blob {
-    fn name(&self) -> &str {
-        "blob"
-    }
-
-    fn is_stateful(&self) -> bool {
-        true
-    }
-
-    fn process(&mut self, _: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
-        Ok(Vec::new())
-    }
-
-    fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
-        Ok(self.0.clone())
-    }
-
-    fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
-        self.0 = state.to_vec();
-        Ok(())
     }
 }
 
@@ -376,7 +335,7 @@ impl MeshDaemon for Ledger {
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
-        if state.len() < 16 || state.len() % 8 != 0 {
+        if state.len() < 16 || !state.len().is_multiple_of(8) {
             return Err(DaemonError::RestoreFailed("bad ledger state".into()));
         }
         let words: Vec<u64> = state

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use compute_common::{Counter, count_of};
+use compute_common::{Blob, Counter, count_of};
 use mesh_common::{bound_link, node, wait_until};
 use net::compute::migration::wire::msg_type;
 use net::compute::{
@@ -850,27 +850,6 @@ fn a_target_without_compute_says_so_and_the_daemon_stays() {
 
 #[test]
 fn a_multi_chunk_state_of_one_mebibyte_migrates_intact() {
-    struct Blob(Vec<u8>);
-    impl MeshDaemon for Blob {
-        fn name(&self) -> &str {
-            "blob"
-        }
-        fn is_stateful(&self) -> bool {
-            true
-        }
-        fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
-            let at = event.sequence() as usize % self.0.len();
-            self.0[at] ^= 0xff;
-            Ok(vec![])
-        }
-        fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
-            Ok(self.0.clone())
-        }
-        fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
-            self.0 = state.to_vec();
-            Ok(())
-        }
-    }
     let sites = three();
     let keypair = EntityKeypair::generate();
     let origin = keypair.origin_hash();
