@@ -333,6 +333,10 @@ fn deliver_locked(
     origin: u64,
     event: CausalEvent,
 ) -> Result<DeliveryOutcome, ComputeError> {
+    // No migration on this node at all (the common case): no lookups.
+    if state.sources.is_empty() && state.forwarders.is_empty() && state.targets.is_empty() {
+        return process_local(shared, origin, &event);
+    }
     if let Some(source) = state.sources.get_mut(&origin)
         && source.cutover_mark.is_none()
     {
