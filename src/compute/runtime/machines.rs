@@ -40,7 +40,18 @@
 //!   (producer, sequence) order;
 //! - after activation the target keeps accepting BufferedEvents for the
 //!   daemon (events forwarded by the old source), applying each event
-//!   above its producer's applied watermark once.
+//!   above its producer's applied watermark once — through the same
+//!   migration-aware path as a local delivery, so a daemon leaving again
+//!   captures them or forwards them on;
+//! - a forwarder on the node the daemon is being restored on pauses, and
+//!   what it holds joins the replay at activation (resumes on an abort);
+//! - a target refuses one snapshot once (its payload hash is remembered):
+//!   v0.11 messages carry no attempt id, and a re-refused retransmission
+//!   would abort the orchestrator's next attempt;
+//! - snapshot chunks for other nodes leave through a token bucket
+//!   (`RuntimeConfig::transfer_rate`), and a whole re-send of a complete
+//!   snapshot waits until the last one is out and the target had time to
+//!   restore it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
