@@ -398,6 +398,46 @@ fn twenty_migrations_under_load_lose_and_repeat_nothing() {
     teardown(sites);
 }
 
+/// A move back to the node that forwards the producer's events is
+/// aborted after the restore there (its RestoreComplete never arrives):
+/// the forwarder, paused during the restore, resumes, and the daemon keeps
+/// every event where it stayed.
+#[test]
+fn an_aborted_move_back_resumes_the_paused_forwarder() {
+    let sites = leak(three());
+    let origin = spawn_counter(sites, 0);
+    let producer = Producer::start(&sites[0].runtime, origin);
+    producer.wait_sent(50);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    let keypair = sites[1].runtime.registry().daemon_keypair(origin).unwrap();
+    register_factory(&sites[0], &keypair);
+    sites[0].drop_type(msg_type::RESTORE_COMPLETE);
+    let forwarded = producer.forwarded.load(Ordering::SeqCst);
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[1].id(), sites[0].id())
+        .unwrap();
+    assert!(matches!(
+        wait_done(&sites[2], origin),
+        MigrationStatus::Failed(_)
+    ));
+    sites[0].heal();
+    // Events delivered at node 0 during and after the abort reach node 1.
+    producer.wait_sent(producer.sent.load(Ordering::SeqCst) + 50);
+    assert!(producer.forwarded.load(Ordering::SeqCst) > forwarded + 50);
+    let sent = producer.finish();
+    assert_only(sites, 1, origin, sent);
+    wait_until(
+        || sites[0].runtime.unacknowledged_forwards(origin) == 0,
+        "every forwarded event acknowledged",
+    );
+    teardown(sites);
+}
+
 #[test]
 fn stateless_daemons_migrate() {
     struct Echo;
