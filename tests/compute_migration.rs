@@ -238,6 +238,15 @@ fn wait_done(orchestrator: &Site, origin: u64) -> MigrationStatus {
     orchestrator.runtime.wait_migration(origin, WAIT).unwrap()
 }
 
+/// Moves `origin` from site `from` to site `to`, orchestrated by site 2.
+fn move_by_third(sites: &[Site], origin: u64, from: usize, to: usize) -> MigrationStatus {
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[from].id(), sites[to].id())
+        .unwrap();
+    wait_done(&sites[2], origin)
+}
+
 fn wait_count(site: &Site, origin: u64, expected: u64) {
     wait_until(
         || site.count(origin) == Some(expected),
@@ -377,12 +386,8 @@ fn twenty_migrations_under_load_lose_and_repeat_nothing() {
                 .unwrap(),
         );
         producer.wait_sent(producer.sent.load(Ordering::SeqCst) + 20);
-        sites[2]
-            .runtime
-            .start_migration(origin, sites[home].id(), sites[to].id())
-            .unwrap();
         assert_eq!(
-            wait_done(&sites[2], origin),
+            move_by_third(sites, origin, home, to),
             MigrationStatus::Completed,
             "migration {i}"
         );
@@ -408,21 +413,16 @@ fn an_aborted_move_back_resumes_the_paused_forwarder() {
     let origin = spawn_counter(sites, 0);
     let producer = Producer::start(&sites[0].runtime, origin);
     producer.wait_sent(50);
-    sites[2]
-        .runtime
-        .start_migration(origin, sites[0].id(), sites[1].id())
-        .unwrap();
-    assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+    assert_eq!(
+        move_by_third(sites, origin, 0, 1),
+        MigrationStatus::Completed
+    );
     let keypair = sites[1].runtime.registry().daemon_keypair(origin).unwrap();
     register_factory(&sites[0], &keypair);
     sites[0].drop_type(msg_type::RESTORE_COMPLETE);
     let forwarded = producer.forwarded.load(Ordering::SeqCst);
-    sites[2]
-        .runtime
-        .start_migration(origin, sites[1].id(), sites[0].id())
-        .unwrap();
     assert!(matches!(
-        wait_done(&sites[2], origin),
+        move_by_third(sites, origin, 1, 0),
         MigrationStatus::Failed(_)
     ));
     sites[0].heal();
