@@ -233,6 +233,7 @@ bench: setup stage
 	$(CARGO) bench --bench bus --quiet
 	$(CARGO) bench --bench behavior --quiet
 	$(CARGO) bench --bench partitions --quiet
+	$(CARGO) bench --bench compute --quiet
 	$(CARGO) bench --bench bus_servers --quiet
 	$(SDK_ENV) ./scripts/bench-ffi-overhead.sh
 	$(SDK_ENV) ./scripts/bench-sdk-bus.sh

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use compute_common::{Counter, count_of};
+use compute_common::{Blob, Counter, count_of};
 use mesh_common::{bound_link, node, wait_until};
 use net::compute::migration::wire::msg_type;
 use net::compute::{
@@ -93,12 +93,16 @@ impl Site {
     }
 }
 
+/// Short timers, and snapshot chunks paced at 64 MiB/s so every test also
+/// runs the pacer (a 1 MiB state takes ~16 ms).
 fn config() -> RuntimeConfig {
-    RuntimeConfig::with_timers(
+    let mut config = RuntimeConfig::with_timers(
         Duration::from_millis(50),
         Duration::from_millis(1_500),
         Duration::from_millis(3_000),
-    )
+    );
+    config.transfer_rate = 64 << 20;
+    config
 }
 
 fn site() -> Site {
@@ -234,6 +238,15 @@ fn wait_done(orchestrator: &Site, origin: u64) -> MigrationStatus {
     orchestrator.runtime.wait_migration(origin, WAIT).unwrap()
 }
 
+/// Moves `origin` from site `from` to site `to`, orchestrated by site 2.
+fn move_by_third(sites: &[Site], origin: u64, from: usize, to: usize) -> MigrationStatus {
+    sites[2]
+        .runtime
+        .start_migration(origin, sites[from].id(), sites[to].id())
+        .unwrap();
+    wait_done(&sites[2], origin)
+}
+
 fn wait_count(site: &Site, origin: u64, expected: u64) {
     wait_until(
         || site.count(origin) == Some(expected),
@@ -346,6 +359,82 @@ fn migrates_there_and_back() {
         .unwrap();
     assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
     assert_only(sites, 0, origin, 20);
+    teardown(sites);
+}
+
+/// The daemon bounces between two nodes twenty times, orchestrated by a
+/// third, while a producer keeps delivering at the first node: events for
+/// a daemon that has left are forwarded, events forwarded to a node the
+/// daemon is leaving again are captured and forwarded back, and a
+/// forwarder still holding events when the daemon returns hands them to
+/// the replay. The counter refuses any gap or repeat; its final count must
+/// equal the events sent.
+#[test]
+fn twenty_migrations_under_load_lose_and_repeat_nothing() {
+    let sites = leak(three());
+    let origin = spawn_counter(sites, 0);
+    let producer = Producer::start(&sites[0].runtime, origin);
+    let mut home = 0;
+    for i in 0..20 {
+        let to = 1 - home;
+        register_factory(
+            &sites[to],
+            &sites[home]
+                .runtime
+                .registry()
+                .daemon_keypair(origin)
+                .unwrap(),
+        );
+        producer.wait_sent(producer.sent.load(Ordering::SeqCst) + 20);
+        assert_eq!(
+            move_by_third(sites, origin, home, to),
+            MigrationStatus::Completed,
+            "migration {i}"
+        );
+        home = to;
+    }
+    producer.wait_sent(producer.sent.load(Ordering::SeqCst) + 20);
+    let sent = producer.finish();
+    assert_only(sites, home, origin, sent);
+    wait_until(
+        || sites[0].runtime.unacknowledged_forwards(origin) == 0,
+        "every forwarded event acknowledged",
+    );
+    teardown(sites);
+}
+
+/// A move back to the node that forwards the producer's events is
+/// aborted after the restore there (its RestoreComplete never arrives):
+/// the forwarder, paused during the restore, resumes, and the daemon keeps
+/// every event where it stayed.
+#[test]
+fn an_aborted_move_back_resumes_the_paused_forwarder() {
+    let sites = leak(three());
+    let origin = spawn_counter(sites, 0);
+    let producer = Producer::start(&sites[0].runtime, origin);
+    producer.wait_sent(50);
+    assert_eq!(
+        move_by_third(sites, origin, 0, 1),
+        MigrationStatus::Completed
+    );
+    let keypair = sites[1].runtime.registry().daemon_keypair(origin).unwrap();
+    register_factory(&sites[0], &keypair);
+    sites[0].drop_type(msg_type::RESTORE_COMPLETE);
+    let forwarded = producer.forwarded.load(Ordering::SeqCst);
+    assert!(matches!(
+        move_by_third(sites, origin, 1, 0),
+        MigrationStatus::Failed(_)
+    ));
+    sites[0].heal();
+    // Events delivered at node 0 during and after the abort reach node 1.
+    producer.wait_sent(producer.sent.load(Ordering::SeqCst) + 50);
+    assert!(producer.forwarded.load(Ordering::SeqCst) > forwarded + 50);
+    let sent = producer.finish();
+    assert_only(sites, 1, origin, sent);
+    wait_until(
+        || sites[0].runtime.unacknowledged_forwards(origin) == 0,
+        "every forwarded event acknowledged",
+    );
     teardown(sites);
 }
 
@@ -801,27 +890,6 @@ fn a_target_without_compute_says_so_and_the_daemon_stays() {
 
 #[test]
 fn a_multi_chunk_state_of_one_mebibyte_migrates_intact() {
-    struct Blob(Vec<u8>);
-    impl MeshDaemon for Blob {
-        fn name(&self) -> &str {
-            "blob"
-        }
-        fn is_stateful(&self) -> bool {
-            true
-        }
-        fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
-            let at = event.sequence() as usize % self.0.len();
-            self.0[at] ^= 0xff;
-            Ok(vec![])
-        }
-        fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
-            Ok(self.0.clone())
-        }
-        fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
-            self.0 = state.to_vec();
-            Ok(())
-        }
-    }
     let sites = three();
     let keypair = EntityKeypair::generate();
     let origin = keypair.origin_hash();

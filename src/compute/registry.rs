@@ -36,6 +36,10 @@ use crate::compute::host::{BatchDelivered, DaemonHost, DaemonSnapshot, DaemonSta
 use crate::compute::snapshot::{NetSnapshotExt, StateSnapshot};
 use crate::identity::EntityKeypair;
 
+/// The registry's map, looked up on every delivery: foldhash, seeded per
+/// registry (as the mesh's stream tables), not SipHash.
+type SlotMap = HashMap<u64, Arc<Slot>, foldhash::fast::RandomState>;
+
 /// One registered host. `host` is `None` once a mutator has taken it out.
 #[derive(Debug)]
 struct Slot {
@@ -85,7 +89,7 @@ impl Drop for SlotGuard<'_> {
 /// A node's daemons; see the module doc.
 #[derive(Debug, Default)]
 pub struct DaemonRegistry {
-    map: Mutex<HashMap<u64, Arc<Slot>>>,
+    map: Mutex<SlotMap>,
     /// Changes so far (deliveries, registrations, removals, wake-ups):
     /// waiters sleep on `changed` until it moves. A delivery only bumps
     /// the atomic unless someone waits (`waiters`).
@@ -105,7 +109,7 @@ impl DaemonRegistry {
         Self::default()
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<u64, Arc<Slot>>> {
+    fn map(&self) -> MutexGuard<'_, SlotMap> {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -47,7 +47,7 @@ pub const FLAG_LARGE_DATAGRAMS: u8 = 0x10;
 
 /// Hello flag: the sender runs the continuity plane (partition records,
 /// the heal exchange, reconciliation on 0x0700–0x0702 / 0x0800–0x0801);
-/// only peers that set it are sent those messages (`mesh/node/continuity.rs`).
+/// only peers that set it are sent those messages (`mesh/node/continuity/`).
 pub const FLAG_CONTINUITY: u8 = 0x20;
 
 /// Why a hello was refused.

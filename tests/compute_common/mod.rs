@@ -58,6 +58,36 @@ impl MeshDaemon for Counter {
     }
 }
 
+/// A daemon that is its state: each event flips the byte at its sequence
+/// (modulo the length), so a lost or repeated event shows in the bytes.
+pub struct Blob(pub Vec<u8>);
+
+impl MeshDaemon for Blob {
+    fn name(&self) -> &str {
+        "blob"
+    }
+
+    fn is_stateful(&self) -> bool {
+        true
+    }
+
+    fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+        if let Some(len) = std::num::NonZeroUsize::new(self.0.len()) {
+            self.0[event.sequence() as usize % len] ^= 0xff;
+        }
+        Ok(vec![])
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+        Ok(self.0.clone())
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+        self.0 = state.to_vec();
+        Ok(())
+    }
+}
+
 /// The count in a [`Counter`]'s (or any daemon's) state: its first 8 bytes.
 pub fn count_of(host: &DaemonHost) -> u64 {
     let state = host.daemon().snapshot().unwrap();

@@ -60,23 +60,30 @@ impl Compiled {
         cache: &mut [Option<Option<&'a Value>>],
     ) -> bool {
         match self {
-            Self::Leaf(slot, test) => {
-                let slot = *slot as usize;
-                let left = match cache[slot] {
-                    Some(resolved) => resolved,
-                    None => {
-                        let resolved = paths.list[slot].resolve(ctx);
-                        cache[slot] = Some(resolved);
-                        resolved
-                    }
-                };
-                test.eval(left)
-            }
+            Self::Leaf(slot, test) => test.eval(resolve(*slot, ctx, paths, cache)),
             Self::And(all) => all.iter().all(|e| e.eval(ctx, paths, cache)),
             Self::Or(any) => any.iter().any(|e| e.eval(ctx, paths, cache)),
             Self::Not(e) => !e.eval(ctx, paths, cache),
             Self::Always => true,
             Self::Never => false,
+        }
+    }
+}
+
+/// The field at `slot`, resolved on `ctx` once per walk.
+pub(super) fn resolve<'a>(
+    slot: u32,
+    ctx: &'a Value,
+    paths: &Paths,
+    cache: &mut [Option<Option<&'a Value>>],
+) -> Option<&'a Value> {
+    let slot = slot as usize;
+    match cache[slot] {
+        Some(resolved) => resolved,
+        None => {
+            let resolved = paths.list[slot].resolve(ctx);
+            cache[slot] = Some(resolved);
+            resolved
         }
     }
 }

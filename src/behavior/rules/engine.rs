@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use super::RuleError;
 use super::compiled::{Compiled, Paths};
+use super::index::{RuleIndex, STACK_RULES};
 use super::json::RuleSet;
 use super::rule::{Action, Rule};
 
@@ -140,6 +141,8 @@ struct Table {
     /// reads (an entry is read only when its condition holds).
     tests: Vec<Compiled>,
     paths: Paths,
+    /// The single-comparison rules of `tests`, by field and operator.
+    index: RuleIndex,
 }
 
 impl Entry {
@@ -310,6 +313,7 @@ impl RuleEngine {
                 .entries
                 .insert(at, Arc::new(Entry::new(rule, full_walks)));
         }
+        table.index = RuleIndex::build(&table.tests);
         Ok(())
     }
 
@@ -318,6 +322,7 @@ impl RuleEngine {
         let mut table = self.write();
         let at = table.entries.iter().position(|e| &*e.id == id)?;
         table.tests.remove(at);
+        table.index = RuleIndex::build(&table.tests);
         Some(table.entries.remove(at).snapshot())
     }
 
@@ -403,28 +408,53 @@ impl RuleEngine {
             on_heap.resize(table.paths.len(), None);
             &mut on_heap
         };
+        // The single-comparison rules that hold, one bit each.
+        let mut bits_on_stack = [0u64; STACK_RULES / 64];
+        let mut bits_on_heap = Vec::new();
+        let words = table.entries.len().div_ceil(64);
+        let bits: &mut [u64] = if words <= bits_on_stack.len() {
+            &mut bits_on_stack[..words]
+        } else {
+            bits_on_heap.resize(words, 0);
+            &mut bits_on_heap
+        };
+        table.index.matches(ctx, &table.paths, cache, bits);
+        // Visited in priority order: the unindexed rules (tested here) and
+        // the indexed ones whose bit is set; the rest cannot match.
         let mut evaluation = Evaluation::default();
-        let mut every_rule = true;
         let mut end = table.entries.len();
-        for (i, (entry, test)) in table.entries.iter().zip(&table.tests).enumerate() {
-            if !visit(&entry.rule) {
-                every_rule = false;
-                continue;
-            }
-            evaluation.visited += 1;
-            if !test.eval(ctx, &table.paths, cache) {
-                continue;
-            }
-            let Some(outcome) = entry.on_match(now_ms) else {
-                continue;
-            };
-            let stop = first_only || outcome.stop_processing;
-            evaluation.outcomes.push(outcome);
-            if stop {
-                end = i + 1;
-                break;
+        'walk: for (w, &held) in bits.iter().enumerate() {
+            let mut word = held | table.index.unindexed_word(w);
+            while word != 0 {
+                let i = w * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                let entry = &table.entries[i];
+                if !visit(&entry.rule) {
+                    continue;
+                }
+                if !table.index.is_indexed(i) && !table.tests[i].eval(ctx, &table.paths, cache) {
+                    continue;
+                }
+                let Some(outcome) = entry.on_match(now_ms) else {
+                    continue;
+                };
+                let stop = first_only || outcome.stop_processing;
+                evaluation.outcomes.push(outcome);
+                if stop {
+                    end = i + 1;
+                    break 'walk;
+                }
             }
         }
+        let every_rule = table.entries.iter().all(|e| visit(&e.rule));
+        evaluation.visited = if every_rule {
+            end
+        } else {
+            table.entries[..end]
+                .iter()
+                .filter(|e| visit(&e.rule))
+                .count()
+        };
         // Visit counts: one engine-wide increment for a walk over every
         // rule, one per visited rule otherwise.
         if every_rule && end == table.entries.len() {

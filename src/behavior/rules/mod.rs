@@ -16,6 +16,7 @@
 mod compiled;
 pub mod engine;
 pub mod expr;
+mod index;
 pub mod json;
 pub mod rule;
 pub mod value;

@@ -650,3 +650,92 @@ fn visit_counts_add_up_across_full_tagged_and_stopped_walks() {
     let got = engine.evaluate(&json!({"x": 2}), 0);
     assert_eq!(got.matched_ids(), vec!["b", "c", "d"]);
 }
+
+/// One comparison rule of the index's kinds (or another), on one of two
+/// fields.
+fn arb_simple_rule(i: usize) -> impl Strategy<Value = Rule> {
+    let operand = prop_oneof![
+        (-3i64..4).prop_map(|n| json!(n)),
+        (-3i64..4).prop_map(|n| json!(n as f64 + 0.5)),
+        Just(json!(u64::MAX)),
+        Just(json!(9_007_199_254_740_993u64)),
+        prop::sample::select(vec!["", "a", "b", "mars"]).prop_map(|s| json!(s)),
+        Just(json!(["mars", "venus"])),
+        Just(json!(["a", "b"])),
+    ];
+    let op = prop::sample::select(vec![
+        Op::Eq,
+        Op::Ne,
+        Op::Lt,
+        Op::Le,
+        Op::Gt,
+        Op::Ge,
+        Op::In,
+        Op::NotIn,
+    ]);
+    (
+        prop::sample::select(vec!["x", "y.z"]),
+        op,
+        operand,
+        0u8..3,
+        any::<bool>(),
+    )
+        .prop_filter_map(
+            "an operand the operator refuses",
+            move |(f, op, v, p, stop)| {
+                let mut rule = Rule::new(format!("r{i}"), Expr::cond(f, op, v).ok()?, Action::Noop);
+                rule.priority = Priority::Custom(p.into());
+                rule.stop_on_match = stop;
+                Some(rule)
+            },
+        )
+}
+
+fn arb_field_value() -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        Just(None),
+        (-4i64..5).prop_map(|n| Some(json!(n))),
+        (-4i64..5).prop_map(|n| Some(json!(n as f64 + 0.5))),
+        Just(Some(json!(9_007_199_254_740_992.0))),
+        Just(Some(json!(u64::MAX))),
+        prop::sample::select(vec!["", "a", "b", "mars", "venus"]).prop_map(|s| Some(json!(s))),
+        Just(Some(json!(null))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The engine (through its index of single comparisons) matches what
+    /// each rule's own condition says, in priority order, stopping where a
+    /// matched rule says so.
+    #[test]
+    fn evaluation_matches_each_rules_condition(
+        rules in (1usize..40).prop_flat_map(|n| (0..n).map(arb_simple_rule).collect::<Vec<_>>()),
+        x in arb_field_value(),
+        z in arb_field_value(),
+    ) {
+        let engine = RuleEngine::new();
+        engine.add_all(rules.clone()).unwrap();
+        let mut ctx = json!({"y": {}});
+        if let Some(x) = x {
+            ctx["x"] = x;
+        }
+        if let Some(z) = z {
+            ctx["y"]["z"] = z;
+        }
+        let mut ordered = rules.clone();
+        ordered.sort_by_key(|r| std::cmp::Reverse(r.priority.value()));
+        let mut expected = Vec::new();
+        for rule in &ordered {
+            if rule.condition.eval(&ctx) {
+                expected.push(rule.id.as_str());
+                if rule.stop_on_match {
+                    break;
+                }
+            }
+        }
+        let got = engine.evaluate(&ctx, 0);
+        prop_assert_eq!(got.matched_ids(), expected);
+    }
+}

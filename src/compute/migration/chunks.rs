@@ -29,8 +29,9 @@ use super::wire::{MAX_CHUNK_LEN, MAX_TOTAL_CHUNKS, MigrationMessage};
 
 /// A partial snapshot idle this long is dropped.
 pub const REASSEMBLY_IDLE_LIMIT: Duration = Duration::from_secs(300);
-/// Most bytes buffered per (origin, seq_through).
-pub const MAX_REASSEMBLY_BYTES: usize = 64 * 1024 * 1024;
+/// Most bytes buffered per (origin, seq_through): a 64 MiB daemon state
+/// (issue 15's largest) plus its snapshot's framing, with room.
+pub const MAX_REASSEMBLY_BYTES: usize = 96 * 1024 * 1024;
 
 /// Why a snapshot could not be split, or a chunk was rejected (nothing
 /// changed; the sender may retry or give up).

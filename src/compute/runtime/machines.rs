@@ -40,10 +40,22 @@
 //!   (producer, sequence) order;
 //! - after activation the target keeps accepting BufferedEvents for the
 //!   daemon (events forwarded by the old source), applying each event
-//!   above its producer's applied watermark once.
+//!   above its producer's applied watermark once — through the same
+//!   migration-aware path as a local delivery, so a daemon leaving again
+//!   captures them or forwards them on;
+//! - a forwarder on the node the daemon is being restored on pauses, and
+//!   what it holds joins the replay at activation (resumes on an abort);
+//! - a target refuses one snapshot once (its payload hash is remembered):
+//!   v0.11 messages carry no attempt id, and a re-refused retransmission
+//!   would abort the orchestrator's next attempt;
+//! - snapshot chunks for other nodes leave through a token bucket
+//!   (`RuntimeConfig::transfer_rate`), and a whole re-send of a complete
+//!   snapshot waits until the last one is out and the target had time to
+//!   restore it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{BatchOutcome, ComputeError, DeliveryOutcome, MigrationPhase, MigrationStatus, Shared};
 use crate::compute::migration::{
@@ -72,7 +84,7 @@ struct Orchestration {
     /// not re-requested).
     last_progress: Instant,
     /// SnapshotReady chunks as received (encoded), by index.
-    chunks: BTreeMap<u32, Vec<u8>>,
+    chunks: BTreeMap<u32, Chunk>,
     total_chunks: Option<u32>,
 }
 
@@ -81,7 +93,7 @@ struct SourceRecord {
     orchestrator: u64,
     target: u64,
     /// The encoded SnapshotReady chunks, re-sent on a repeated request.
-    chunks: Vec<Vec<u8>>,
+    chunks: Vec<Chunk>,
     buffer: SourceBuffer,
     last_heard: Instant,
     /// When the chunks were last sent (requests queued while a large
@@ -103,7 +115,21 @@ struct Forwarder {
     enqueued: u64,
     /// The target's last acknowledged count.
     acked: u64,
-    in_flight: Option<(Vec<u8>, Instant)>,
+    in_flight: Option<InFlight>,
+    /// The daemon is being restored here: new events wait in the queue
+    /// (sent on if the restore is aborted, replayed here once activated),
+    /// so none makes a round trip through the node it is leaving and
+    /// comes back after later ones were applied here.
+    paused: bool,
+}
+
+/// The forwarder's unacknowledged batch: its bytes for retransmission and
+/// its events, handed to the replay if the daemon comes back here first.
+#[derive(Debug)]
+struct InFlight {
+    bytes: Vec<u8>,
+    events: Vec<CausalEvent>,
+    last_sent: Instant,
 }
 
 #[derive(Debug)]
@@ -116,9 +142,27 @@ struct TargetRecord {
     taken: u64,
 }
 
+/// A restore this node refused as target: the same snapshot again (the
+/// orchestrator's retransmission, queued while the refusal was being
+/// decided) is not refused a second time. v0.11 messages carry no attempt
+/// id, so a second MigrationFailed would reach the orchestrator late and
+/// abort its next attempt of the daemon with this attempt's reason.
+#[derive(Debug)]
+struct Refusal {
+    orchestrator: u64,
+    /// xxh3 of the refused snapshot payload (every snapshot carries its
+    /// creation time, so a new attempt never matches).
+    payload_hash: u64,
+    at: Instant,
+}
+
 #[derive(Debug)]
 struct Activated {
     taken: u64,
+    /// Per producer, the highest sequence taken from BufferedEvents since
+    /// activation: a retransmitted batch is not taken (or counted) twice
+    /// when its events were captured or forwarded rather than applied.
+    seen: HashMap<u64, u64>,
 }
 
 #[derive(Debug)]
@@ -129,15 +173,54 @@ struct Announcement {
     left: u32,
 }
 
+/// An encoded SnapshotReady message, shared by its record and the paced
+/// send queue.
+type Chunk = Arc<Vec<u8>>;
+
+/// Snapshot chunks on their way to other nodes, sent at
+/// `RuntimeConfig::transfer_rate` (a token bucket): a large snapshot sent
+/// in one burst overflows the receiver's socket buffer, and every lost
+/// chunk costs a whole re-send.
+#[derive(Debug)]
+struct Pacer {
+    queue: VecDeque<(u64, Chunk)>,
+    tokens: f64,
+    refilled: Instant,
+    /// When the queue last ran empty (a whole re-send waits for the
+    /// previous one to be out).
+    drained: Instant,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        let now = Instant::now();
+        Self {
+            queue: VecDeque::new(),
+            tokens: PACER_BURST,
+            refilled: now,
+            drained: now,
+        }
+    }
+}
+
+/// Bytes per second a whole re-send of an unpaced snapshot assumes the
+/// target needs to receive and restore it (the re-send waits twice that).
+const ASSUMED_RESTORE_RATE: u64 = 256 << 20;
+
+/// Bytes the pacer may send at once.
+const PACER_BURST: f64 = (1 << 20) as f64;
+
 /// One node's migration state.
 #[derive(Debug, Default)]
 pub(crate) struct State {
+    pacer: Pacer,
     orchestrations: HashMap<u64, Orchestration>,
     finished: HashMap<u64, MigrationStatus>,
     sources: HashMap<u64, SourceRecord>,
     forwarders: HashMap<u64, Forwarder>,
     targets: HashMap<u64, TargetRecord>,
     activated: HashMap<u64, Activated>,
+    refused: HashMap<u64, Refusal>,
     reassembler: SnapshotReassembler,
     announcements: Vec<Announcement>,
 }
@@ -188,6 +271,42 @@ fn send_bytes(shared: &Shared, to: u64, bytes: &[u8]) {
     }
 }
 
+/// Sends a snapshot chunk: at once to this node, through the pacer to
+/// another.
+fn send_chunk(shared: &Shared, state: &mut State, to: u64, chunk: &Chunk) {
+    if to == shared.node_id || shared.config.transfer_rate == 0 {
+        send_bytes(shared, to, chunk);
+    } else {
+        state.pacer.queue.push_back((to, Arc::clone(chunk)));
+    }
+}
+
+/// Sends the queued chunks the rate allows; returns how long until the
+/// next one may go (`None`: nothing queued).
+pub(super) fn pump_chunks(shared: &Shared, now: Instant) -> Option<Duration> {
+    let mut state = shared.state();
+    let pacer = &mut state.pacer;
+    if pacer.queue.is_empty() {
+        return None;
+    }
+    let rate = shared.config.transfer_rate as f64;
+    let elapsed = now.saturating_duration_since(pacer.refilled).as_secs_f64();
+    pacer.tokens = (pacer.tokens + elapsed * rate).min(PACER_BURST);
+    pacer.refilled = now;
+    while let Some((to, chunk)) = pacer.queue.front() {
+        let len = chunk.len() as f64;
+        if pacer.tokens < len {
+            let wait = (len - pacer.tokens) / rate.max(1.0);
+            return Some(Duration::from_secs_f64(wait));
+        }
+        pacer.tokens -= len;
+        send_bytes(shared, *to, chunk);
+        pacer.queue.pop_front();
+    }
+    pacer.drained = now;
+    None
+}
+
 fn fail(shared: &Shared, to: u64, origin: u64, reason: FailureReason) {
     send(
         shared,
@@ -211,6 +330,24 @@ pub(super) fn deliver(
     event: CausalEvent,
 ) -> Result<DeliveryOutcome, ComputeError> {
     let mut state = shared.state();
+    // Still under the state lock when processed here: a snapshot cannot
+    // fall between the migration checks and the event's processing.
+    deliver_locked(shared, &mut state, origin, event)
+}
+
+/// [`deliver`] under the state lock: also the path of events forwarded to
+/// a node the daemon has left again (captured or forwarded on, never
+/// applied to a copy that is leaving).
+fn deliver_locked(
+    shared: &Shared,
+    state: &mut State,
+    origin: u64,
+    event: CausalEvent,
+) -> Result<DeliveryOutcome, ComputeError> {
+    // No migration on this node at all (the common case): no lookups.
+    if state.sources.is_empty() && state.forwarders.is_empty() && state.targets.is_empty() {
+        return process_local(shared, origin, &event);
+    }
     if let Some(source) = state.sources.get_mut(&origin)
         && source.cutover_mark.is_none()
     {
@@ -236,17 +373,14 @@ pub(super) fn deliver(
             Err(e) => Err(ComputeError::Buffer(e.to_string())),
         };
     }
-    // Still under the state lock: a snapshot cannot fall between the
-    // check above and this event's processing.
-    let outcome = process_local(shared, origin, &event);
-    drop(state);
-    outcome
+    process_local(shared, origin, &event)
 }
 
-/// [`deliver`] for several events under one look at the migration state
-/// (which cannot change while the state lock is held, so each event goes
-/// where a single delivery would have sent it); events processed here go
-/// to the daemon as one batch.
+/// [`deliver`] for several events under one hold of the state lock: the
+/// migration state cannot change meanwhile, so each event goes where a
+/// single delivery would have sent it — events for a daemon that migrates,
+/// has moved or is arriving take [`deliver_locked`] one by one, and events
+/// processed here go to the daemon as one batch.
 pub(super) fn deliver_batch(
     shared: &Shared,
     origin: u64,
@@ -255,38 +389,15 @@ pub(super) fn deliver_batch(
 ) -> Result<BatchOutcome, ComputeError> {
     let mut state = shared.state();
     let mut done = BatchOutcome::default();
-    if let Some(source) = state.sources.get_mut(&origin)
-        && source.cutover_mark.is_none()
-    {
+    let migrating = state
+        .sources
+        .get(&origin)
+        .is_some_and(|source| source.cutover_mark.is_none())
+        || state.forwarders.contains_key(&origin)
+        || state.targets.contains_key(&origin);
+    if migrating {
         for event in events {
-            let outcome = match source.buffer.capture(event) {
-                Ok(CaptureOutcome::Buffered) => Ok(DeliveryOutcome::Buffered),
-                Ok(CaptureOutcome::Deliver(event) | CaptureOutcome::Forward(event)) => {
-                    process_local(shared, origin, &event)
-                }
-                Err(e) => Err(ComputeError::Buffer(e.to_string())),
-            };
-            if !done.push(outcome) {
-                break;
-            }
-        }
-        return Ok(done);
-    }
-    if let Some(forwarder) = state.forwarders.get_mut(&origin) {
-        done.outcomes = vec![DeliveryOutcome::Forwarded; events.len()];
-        forwarder.enqueued += events.len() as u64;
-        forwarder.queue.extend(events);
-        pump_forwarder(shared, origin, forwarder, Instant::now(), false);
-        return Ok(done);
-    }
-    if let Some(target) = state.targets.get_mut(&origin) {
-        for event in events {
-            let outcome = match target.replay.insert(event) {
-                Ok(InsertOutcome::Queued) => Ok(DeliveryOutcome::Buffered),
-                Ok(InsertOutcome::Duplicate) => Ok(DeliveryOutcome::Duplicate),
-                Err(e) => Err(ComputeError::Buffer(e.to_string())),
-            };
-            if !done.push(outcome) {
+            if !done.push(deliver_locked(shared, &mut state, origin, event)) {
                 break;
             }
         }
@@ -325,14 +436,14 @@ fn pump_forwarder(
     if forwarder.in_flight.is_some() && forwarder.acked >= forwarder.sent {
         forwarder.in_flight = None;
     }
-    if let Some((bytes, last)) = &mut forwarder.in_flight {
-        if retransmit && now.duration_since(*last) >= shared.config.retry_interval {
-            *last = now;
-            send_bytes(shared, forwarder.target, bytes);
+    if let Some(in_flight) = &mut forwarder.in_flight {
+        if retransmit && now.duration_since(in_flight.last_sent) >= shared.config.retry_interval {
+            in_flight.last_sent = now;
+            send_bytes(shared, forwarder.target, &in_flight.bytes);
         }
         return;
     }
-    if forwarder.queue.is_empty() {
+    if forwarder.queue.is_empty() || forwarder.paused {
         return;
     }
     let mut events = Vec::new();
@@ -346,10 +457,17 @@ fn pump_forwarder(
         events.extend(forwarder.queue.pop_front());
     }
     forwarder.sent += events.len() as u64;
-    let message = MigrationMessage::BufferedEvents { origin, events };
-    if let Some(encoded) = encode(&message) {
-        send_bytes(shared, forwarder.target, &encoded);
-        forwarder.in_flight = Some((encoded, now));
+    let message = MigrationMessage::BufferedEvents {
+        origin,
+        events: events.clone(),
+    };
+    if let Some(bytes) = encode(&message) {
+        send_bytes(shared, forwarder.target, &bytes);
+        forwarder.in_flight = Some(InFlight {
+            bytes,
+            events,
+            last_sent: now,
+        });
     }
 }
 
@@ -458,10 +576,12 @@ fn orchestrate(
                 o.chunks.clear();
             }
             o.total_chunks = Some(*total_chunks);
-            if o.chunks.insert(*chunk_index, raw.to_vec()).is_none() {
+            let chunk = Arc::new(raw.to_vec());
+            if o.chunks.insert(*chunk_index, Arc::clone(&chunk)).is_none() {
                 o.last_progress = now;
             }
-            send_bytes(shared, o.target, raw);
+            let target = o.target;
+            send_chunk(shared, state, target, &chunk);
             true
         }
         // A late or repeated chunk from the source once the snapshot is
@@ -537,6 +657,9 @@ fn orchestrate(
 fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
     use MigrationPhase as P;
     let mut timed_out = Vec::new();
+    let mut resend = Vec::new();
+    let chunks_out = state.pacer.queue.is_empty();
+    let chunks_drained = state.pacer.drained;
     for (&origin, o) in &mut state.orchestrations {
         if o.phase < P::Cutover && now.duration_since(o.phase_started) > shared.config.step_timeout
         {
@@ -568,8 +691,18 @@ fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
         }
         match o.phase {
             P::Transfer if complete => {
-                for chunk in o.chunks.values() {
-                    send_bytes(shared, o.target, chunk);
+                // A large snapshot takes the target a while to restore:
+                // a whole re-send waits for the last one to be out, and
+                // for twice its paced sending time after that.
+                let bytes: usize = o.chunks.values().map(|c| c.len()).sum();
+                let rate = match shared.config.transfer_rate {
+                    0 => ASSUMED_RESTORE_RATE,
+                    rate => rate,
+                };
+                let settle = Duration::from_secs_f64(2.0 * bytes as f64 / rate as f64)
+                    .max(shared.config.retry_interval);
+                if chunks_out && now.duration_since(chunks_drained) >= settle {
+                    resend.push((o.target, o.chunks.values().cloned().collect::<Vec<_>>()));
                 }
             }
             P::Snapshot | P::Transfer => send(
@@ -601,6 +734,11 @@ fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
                 o.target,
                 &MigrationMessage::ActivateTarget { origin },
             ),
+        }
+    }
+    for (target, chunks) in resend {
+        for chunk in &chunks {
+            send_chunk(shared, state, target, chunk);
         }
     }
     for (origin, phase) in timed_out {
@@ -638,10 +776,13 @@ fn on_take_snapshot(
         }
         if source.orchestrator == from && source.target == target {
             source.last_heard = now;
-            if now.duration_since(source.chunks_sent) >= shared.config.retry_interval {
+            if now.duration_since(source.chunks_sent) >= shared.config.retry_interval
+                && state.pacer.queue.is_empty()
+            {
                 source.chunks_sent = now;
-                for chunk in &source.chunks {
-                    send_bytes(shared, from, chunk);
+                let chunks = source.chunks.clone();
+                for chunk in &chunks {
+                    send_chunk(shared, state, from, chunk);
                 }
             }
         } else {
@@ -680,8 +821,8 @@ fn on_take_snapshot(
         }
     };
     let seq_through = snapshot.snapshot.through_seq;
-    let chunks: Vec<Vec<u8>> = match split_snapshot(origin, seq_through, &bytes) {
-        Ok(messages) => messages.iter().filter_map(encode).collect(),
+    let chunks: Vec<Chunk> = match split_snapshot(origin, seq_through, &bytes) {
+        Ok(messages) => messages.iter().filter_map(encode).map(Arc::new).collect(),
         Err(e) => {
             fail(shared, from, origin, state_failed(e.to_string()));
             return;
@@ -692,7 +833,7 @@ fn on_take_snapshot(
         return;
     }
     for chunk in &chunks {
-        send_bytes(shared, from, chunk);
+        send_chunk(shared, state, from, chunk);
     }
     // A daemon that comes back here leaves no forwarder to its old node.
     state.forwarders.remove(&origin);
@@ -744,6 +885,7 @@ fn on_cutover(
             enqueued: 0,
             acked: 0,
             in_flight: None,
+            paused: false,
         });
         forwarder.enqueued += captured.len() as u64;
         forwarder.queue.extend(captured);
@@ -887,15 +1029,27 @@ fn on_snapshot_ready(
         );
         return;
     }
+    // The same refused snapshot again: refused once already.
+    if state
+        .refused
+        .get(&origin)
+        .is_some_and(|r| r.payload_hash == payload_hash && r.orchestrator == from)
+    {
+        return;
+    }
     // Another migration of the daemon: a held copy is superseded.
     state.targets.remove(&origin);
     match restore(shared, origin, &payload) {
         Ok((host, ext_applied)) => {
+            state.refused.remove(&origin);
             let replay = match ext_applied {
                 Some(applied) => ReplayBuffer::new(applied, UnknownProducers::FromGenesis),
                 None => ReplayBuffer::new([], UnknownProducers::AdoptLowest),
             };
             state.activated.remove(&origin);
+            if let Some(forwarder) = state.forwarders.get_mut(&origin) {
+                forwarder.paused = true;
+            }
             state.targets.insert(
                 origin,
                 TargetRecord {
@@ -915,7 +1069,21 @@ fn on_snapshot_ready(
                 },
             );
         }
-        Err(reason) => fail(shared, from, origin, reason),
+        Err(reason) => {
+            if let Some(forwarder) = state.forwarders.get_mut(&origin) {
+                forwarder.paused = false;
+                pump_forwarder(shared, origin, forwarder, now, false);
+            }
+            state.refused.insert(
+                origin,
+                Refusal {
+                    orchestrator: from,
+                    payload_hash,
+                    at: now,
+                },
+            );
+            fail(shared, from, origin, reason);
+        }
     }
 }
 
@@ -986,32 +1154,43 @@ fn on_buffered_events(
         }
         return;
     }
-    if let Some(activated) = state.activated.get_mut(&origin) {
-        // Forwarded by the old source after cut-over.
-        for event in events {
-            let applied = shared
-                .registry
-                .with_host(origin, |h| h.applied().get(event.producer()))
-                .ok()
-                .flatten();
-            if event.sequence() == 0 || applied.is_some_and(|w| event.sequence() <= w) {
-                continue;
-            }
-            match process_local(shared, origin, &event) {
-                Ok(_) => activated.taken += 1,
-                Err(e) => {
-                    tracing::warn!(origin, error = %e, "forwarded event failed");
-                    return;
-                }
-            }
+    if !state.activated.contains_key(&origin) {
+        return;
+    }
+    // Forwarded after cut-over by the node the daemon left. The daemon may
+    // be leaving here again (captured), or gone on (forwarded further).
+    for event in events {
+        let (producer, sequence) = (event.producer(), event.sequence());
+        let applied = shared
+            .registry
+            .with_host(origin, |h| h.applied().get(producer))
+            .ok()
+            .flatten();
+        let seen = state
+            .activated
+            .get(&origin)
+            .and_then(|a| a.seen.get(&producer).copied());
+        let below = |watermark: Option<u64>| watermark.is_some_and(|w| sequence <= w);
+        if sequence == 0 || below(applied) || below(seen) {
+            continue;
         }
-        let replayed_seq = activated.taken;
+        if let Err(e) = deliver_locked(shared, state, origin, event) {
+            // No reply: the sender re-sends from this event.
+            tracing::warn!(origin, error = %e, "forwarded event failed");
+            return;
+        }
+        if let Some(activated) = state.activated.get_mut(&origin) {
+            activated.taken += 1;
+            activated.seen.insert(producer, sequence);
+        }
+    }
+    if let Some(activated) = state.activated.get(&origin) {
         send(
             shared,
             from,
             &MigrationMessage::ReplayComplete {
                 origin,
-                replayed_seq,
+                replayed_seq: activated.taken,
             },
         );
     }
@@ -1019,6 +1198,17 @@ fn on_buffered_events(
 
 fn on_activate(shared: &Shared, state: &mut State, from: u64, origin: u64) {
     if let Some(mut target) = state.targets.remove(&origin) {
+        // The daemon is back where events were still being forwarded to
+        // its last node: those not acknowledged join the replay (what the
+        // last node applied or sent on is a duplicate there).
+        if let Some(forwarder) = state.forwarders.remove(&origin) {
+            let pending = forwarder.in_flight.map(|f| f.events).unwrap_or_default();
+            for event in pending.into_iter().chain(forwarder.queue) {
+                if let Err(e) = target.replay.insert(event) {
+                    tracing::warn!(origin, error = %e, "replay buffer full");
+                }
+            }
+        }
         if let Err(e) = drain_target(shared, &mut target) {
             tracing::warn!(origin, error = %e, "activation waits for a failing replay");
             state.targets.insert(origin, target);
@@ -1031,8 +1221,13 @@ fn on_activate(shared: &Shared, state: &mut State, from: u64, origin: u64) {
         }
         shared.factories.remove(origin);
         state.sources.remove(&origin);
-        state.forwarders.remove(&origin);
-        state.activated.insert(origin, Activated { taken });
+        state.activated.insert(
+            origin,
+            Activated {
+                taken,
+                seen: HashMap::new(),
+            },
+        );
     }
     match state.activated.get(&origin) {
         Some(activated) => send(
@@ -1068,6 +1263,11 @@ fn on_failed(shared: &Shared, state: &mut State, from: u64, origin: u64) {
     {
         state.targets.remove(&origin);
         state.reassembler.discard(origin);
+        // The daemon stays where it was: events held for it go on there.
+        if let Some(forwarder) = state.forwarders.get_mut(&origin) {
+            forwarder.paused = false;
+            pump_forwarder(shared, origin, forwarder, Instant::now(), false);
+        }
     }
 }
 
@@ -1137,5 +1337,11 @@ pub(super) fn tick(shared: &Shared, now: Instant) {
     let mut state = shared.state();
     orchestrator_tick(shared, &mut state, now);
     source_tick(shared, &mut state, now);
+    // Retransmissions of a refused snapshot end when its orchestrator
+    // aborts (at the refusal, or at its step timeout).
+    let keep = shared.config.step_timeout.max(shared.config.source_timeout);
+    state
+        .refused
+        .retain(|_, r| now.duration_since(r.at) <= keep);
     state.reassembler.sweep(now);
 }

@@ -39,7 +39,7 @@
 mod machines;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -97,6 +97,12 @@ pub struct RuntimeConfig {
     /// Outputs kept for [`ComputeRuntime::next_output`]; beyond it the
     /// oldest are dropped (and counted).
     pub output_capacity: usize,
+    /// Bytes per second at which snapshot chunks leave for another node
+    /// (default 256 MiB/s; 0: all at once). v0.11's protocol has no
+    /// per-chunk acknowledgement, so a chunk lost to a full socket buffer
+    /// costs a whole re-send; unpaced, a 64 MiB snapshot on a loaded
+    /// machine lost chunks and took 1–3.5 s on loopback, paced ~0.75 s.
+    pub transfer_rate: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -107,6 +113,7 @@ impl Default for RuntimeConfig {
             source_timeout: Duration::from_secs(30),
             send_extension: true,
             output_capacity: 65_536,
+            transfer_rate: 256 << 20,
         }
     }
 }
@@ -265,6 +272,9 @@ pub(crate) struct Shared {
     changed: Condvar,
     outputs: Mutex<VecDeque<CausalEvent>>,
     output_ready: Condvar,
+    /// Threads asleep in `next_output`, counted under the `outputs` lock:
+    /// a delivery with nobody waiting skips the wake-up (a syscall).
+    output_waiters: AtomicUsize,
     outputs_dropped: AtomicU64,
     shutdown: AtomicBool,
     inbox: Mutex<mpsc::Sender<Inbound>>,
@@ -291,7 +301,9 @@ impl Shared {
             }
             queue.push_back(output);
         }
-        self.output_ready.notify_all();
+        if self.output_waiters.load(Ordering::Relaxed) > 0 {
+            self.output_ready.notify_all();
+        }
     }
 
     fn enqueue(&self, item: Inbound) {
@@ -363,6 +375,7 @@ impl ComputeRuntime {
             changed: Condvar::new(),
             outputs: Mutex::new(VecDeque::new()),
             output_ready: Condvar::new(),
+            output_waiters: AtomicUsize::new(0),
             outputs_dropped: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             inbox: Mutex::new(tx),
@@ -640,12 +653,16 @@ impl ComputeRuntime {
                 Some(deadline) => deadline - now,
                 None => Duration::from_secs(3600),
             };
+            // Counted while the lock is held: a delivery checks the count
+            // under the same lock, so it cannot miss this sleep.
+            self.shared.output_waiters.fetch_add(1, Ordering::Relaxed);
             queue = self
                 .shared
                 .output_ready
                 .wait_timeout(queue, wait)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            self.shared.output_waiters.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -696,9 +713,13 @@ impl Drop for ComputeRuntime {
 fn worker_loop(shared: &Arc<Shared>, rx: &mpsc::Receiver<Inbound>) {
     let tick = (shared.config.retry_interval / 2).max(Duration::from_millis(5));
     let mut next_tick = Instant::now() + tick;
+    let mut next_chunk: Option<Instant> = None;
     loop {
         let now = Instant::now();
-        let wait = next_tick.saturating_duration_since(now);
+        let mut wait = next_tick.saturating_duration_since(now);
+        if let Some(at) = next_chunk {
+            wait = wait.min(at.saturating_duration_since(now));
+        }
         match rx.recv_timeout(wait) {
             Ok(Inbound::Message { from, bytes }) => {
                 machines::handle(shared, from, &bytes, Instant::now());
@@ -714,5 +735,6 @@ fn worker_loop(shared: &Arc<Shared>, rx: &mpsc::Receiver<Inbound>) {
             machines::tick(shared, now);
             next_tick = now + tick;
         }
+        next_chunk = machines::pump_chunks(shared, Instant::now()).map(|d| Instant::now() + d);
     }
 }

@@ -71,7 +71,7 @@ pub use capabilities::CapabilityError;
 pub use channels::{ChannelError, PublishReport};
 pub use continuity::{
     CONTINUITY_SUBPROTOCOLS, ChainStatusInfo, ContinuityError, ContinuityEvent, PartitionStatus,
-    ReconcileOutcome,
+    ProofVerdict, ReconcileOutcome,
 };
 pub use subprotocols::SubprotocolHandler;
 pub use traversal::{DirectOutcome, NatStatus, RelayReason, TraversalSettings};

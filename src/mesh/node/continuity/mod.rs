@@ -50,6 +50,11 @@ use crate::continuity::{
 };
 use crate::wire::ids;
 
+mod proofs;
+
+use proofs::ProofAsk;
+pub use proofs::ProofVerdict;
+
 /// The subprotocols the glue handles.
 pub const CONTINUITY_SUBPROTOCOLS: [u16; 5] = [
     ids::CONTINUITY,
@@ -87,6 +92,20 @@ pub enum ContinuityError {
     /// The event's chain is not followed: call `follow_chain` first.
     #[error("chain {0:#018x} is not followed")]
     NotFollowed(u64),
+    /// A proof range that is empty-ended or too long: `from_seq` must not
+    /// exceed `to_seq`, and a proof spans fewer than 100 000 events
+    /// (STORAGE.md §15).
+    #[error("no proof spans {from_seq}..={to_seq} (from ≤ to, fewer than 100 000 events)")]
+    InvalidProofRange {
+        /// First sequence asked.
+        from_seq: u64,
+        /// Last sequence asked.
+        to_seq: u64,
+    },
+    /// The peer is not connected, or does not run continuity (a v0.11
+    /// node, or a Net node with continuity off).
+    #[error("peer {0:#018x} is not a connected continuity peer")]
+    NotContinuityPeer(u64),
 }
 
 /// How one chain came out of a heal.
@@ -147,6 +166,20 @@ pub enum ContinuityEvent {
         partition_key: u64,
         /// The fork.
         fork: ForkRecord,
+    },
+    /// The answer to [`MeshNode::request_continuity_proof`]: how `peer`'s
+    /// account of `from_seq..=to_seq` of `origin` compares with ours.
+    ProofChecked {
+        /// The peer asked.
+        peer: u64,
+        /// The chain.
+        origin: u64,
+        /// First sequence asked.
+        from_seq: u64,
+        /// Last sequence asked.
+        to_seq: u64,
+        /// The comparison.
+        verdict: ProofVerdict,
     },
     /// A followed chain stopped verifying (two writers, a gap, a foreign
     /// link) or a reconciliation was refused.
@@ -272,6 +305,11 @@ struct State {
     hellos: BTreeMap<u64, HelloRetry>,
     /// The key agreed with each returned peer.
     keys: BTreeMap<u64, u64>,
+    /// Proofs we asked peers for, by (peer, origin).
+    proof_asks: BTreeMap<(u64, u64), ProofAsk>,
+    /// When each peer was last served a proof, and how many in that
+    /// second (a bound on the hashing a peer can make us do).
+    proofs_served: BTreeMap<u64, (Instant, u32)>,
     events: VecDeque<ContinuityEvent>,
     events_dropped: u64,
     /// Messages for peers whose identity hello has not arrived, and when
@@ -314,6 +352,8 @@ impl ContinuityGlue {
                 transfers: BTreeMap::new(),
                 hellos: BTreeMap::new(),
                 keys: BTreeMap::new(),
+                proof_asks: BTreeMap::new(),
+                proofs_served: BTreeMap::new(),
                 events: VecDeque::new(),
                 events_dropped: 0,
                 deferred: Vec::new(),
@@ -400,6 +440,9 @@ impl State {
                     if let Some(transfer) = self.transfers.get_mut(&(peer, head.origin)) {
                         transfer.head = Some(head);
                         self.try_finish(peer, head.origin, now_ms, &mut out);
+                    } else {
+                        // The answer of a peer that cannot prove a range.
+                        self.on_proof_refused(peer, head);
                     }
                 }
                 Output::ForkAnnounced {
@@ -419,9 +462,13 @@ impl State {
                         });
                     }
                 }
-                // Proofs are for the application's own followers; the
-                // glue neither asks for nor serves them yet.
-                _ => {}
+                Output::ProofRequested {
+                    peer,
+                    origin,
+                    from_seq,
+                    to_seq,
+                } => self.serve_proof(peer, origin, from_seq, to_seq, now, &mut out),
+                Output::ProofReceived { peer, proof } => self.on_proof(peer, &proof),
             }
         }
         out
@@ -671,6 +718,7 @@ impl State {
             }
             true
         });
+        self.proof_retries(now, &mut out);
         self.hellos.retain(|&peer, hello| {
             if now.saturating_duration_since(hello.last_sent) < RETRY_AFTER {
                 return true;
@@ -1202,7 +1250,10 @@ impl ContinuityEvent {
     /// "reconciled" (`origin`, `peer`, `partition_key`, `head`, `outcome`
     /// "converged" | "caught_up" (`appended`) | "diverged" (`we_won`,
     /// `fork`)), "fork_adopted" (`peer`, `partition_key`, `fork`),
-    /// "chain_broken" (`origin`, `reason`).
+    /// "proof_checked" (`peer`, `origin`, `from_seq`, `to_seq`, `verdict`
+    /// "consistent" | "conflicts" (`seq`, `ours`, `theirs`) | "unknown" |
+    /// "unavailable" (`their_head`) | "unanswered"), "chain_broken"
+    /// (`origin`, `reason`).
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             ContinuityEvent::Partition(event) => match event {
@@ -1257,6 +1308,20 @@ impl ContinuityEvent {
                 "type": "fork_adopted", "peer": peer, "partition_key": partition_key,
                 "fork": fork_json(fork),
             }),
+            ContinuityEvent::ProofChecked {
+                peer,
+                origin,
+                from_seq,
+                to_seq,
+                verdict,
+            } => {
+                let mut v = json!({
+                    "type": "proof_checked", "peer": peer, "origin": origin,
+                    "from_seq": from_seq, "to_seq": to_seq,
+                });
+                verdict.add_json(&mut v);
+                v
+            }
             ContinuityEvent::ChainBroken { origin, reason, .. } => {
                 json!({"type": "chain_broken", "origin": origin, "reason": reason})
             }
