@@ -2038,6 +2038,24 @@ net_status_t net_mesh_continuity_status(const net_mesh_t *mesh, net_bytes_t *jso
 // `mesh` is NULL or from libnet.
 net_status_t net_mesh_follow_chain(const net_mesh_t *mesh, uint64_t origin);
 
+// Asks `peer` to prove `from_seq..=to_seq` of the followed chain `origin`
+// (STORAGE.md §15) and checks the proof against the events this node
+// holds or remembers; the verdict arrives as a `proof_checked` event of
+// `net_mesh_continuity_next` (`verdict`: "consistent", "conflicts" with
+// `seq`/`ours`/`theirs`, "unknown", "unavailable" with `their_head`, or
+// "unanswered" after about six seconds). `NET_ERR_INVALID_ARGUMENT` when
+// continuity is off, the chain is not followed, `from_seq > to_seq` or the
+// span is 100 000 events or more, or `peer` is not a connected continuity
+// peer (a v0.11 node, or one with continuity off).
+//
+// # Safety
+// `mesh` is NULL or from libnet.
+net_status_t net_mesh_request_continuity_proof(const net_mesh_t *mesh,
+                                               uint64_t peer,
+                                               uint64_t origin,
+                                               uint64_t from_seq,
+                                               uint64_t to_seq);
+
 // Hands the node the next event of a followed chain: `link` is its
 // 32-byte causal link (STORAGE.md §14), `payload` its bytes. Writes what
 // it did to the chain (`NET_CHAIN_EXTENDED` … `NET_CHAIN_IGNORED`).

@@ -555,7 +555,7 @@ export interface ChainStatus {
 
 /** One continuity event (`Mesh.continuityNext()`); fields by `type`. */
 export interface ContinuityEvent {
-  type: 'detected' | 'extended' | 'confirmed' | 'healing' | 'healed' | 'agreed' | 'reconciled' | 'fork_adopted' | 'chain_broken';
+  type: 'detected' | 'extended' | 'confirmed' | 'healing' | 'healed' | 'agreed' | 'reconciled' | 'fork_adopted' | 'proof_checked' | 'chain_broken';
   record?: bigint;
   progress?: number;
   peer?: bigint;
@@ -567,6 +567,14 @@ export interface ContinuityEvent {
   weWon?: boolean;
   fork?: ForkInfo;
   reason?: string;
+  /** proof_checked: the span asked, the verdict and its details. */
+  fromSeq?: bigint;
+  toSeq?: bigint;
+  verdict?: 'consistent' | 'conflicts' | 'unknown' | 'unavailable' | 'unanswered';
+  seq?: bigint;
+  ours?: bigint;
+  theirs?: bigint;
+  theirHead?: ChainPoint;
 }
 
 /** Where a node's NAT stands (`Mesh.nat()`). */
@@ -1139,6 +1147,8 @@ export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable, Async
   continuityStatus(): ChainStatus[];
   /** Follows chain `origin` from its genesis (`net_mesh_follow_chain`). */
   followChain(origin: U64Like): void;
+  /** Asks `peer` to prove a span of a followed chain (`net_mesh_request_continuity_proof`); the verdict arrives as a 'proof_checked' event. */
+  requestContinuityProof(peer: U64Like, origin: U64Like, fromSeq: U64Like, toSeq: U64Like): void;
   /** Hands the node the next event of a followed chain (`net_mesh_observe_chain_event`). */
   observeChainEvent(link: Uint8Array | ArrayBuffer, payload?: Uint8Array | ArrayBuffer): 'extended' | 'duplicate' | 'stale' | 'broke' | 'ignored';
   /** The next continuity event (`net_mesh_continuity_next`); null on timeout or shutdown. */

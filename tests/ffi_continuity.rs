@@ -1,7 +1,8 @@
 //! The continuity C ABI from Rust (`net_mesh_partitions`,
 //! `net_mesh_continuity_status`, `net_mesh_follow_chain`,
-//! `net_mesh_observe_chain_event`, `net_mesh_continuity_next`): a chain
-//! followed and broken through the ABI, refusals with their statuses, and
+//! `net_mesh_observe_chain_event`, `net_mesh_continuity_next`,
+//! `net_mesh_request_continuity_proof`): a chain followed and broken
+//! through the ABI, a proof asked of a peer, refusals with their statuses, and
 //! the three handle races for these calls on `net_mesh_t` (op after free,
 //! concurrent idempotent frees with racing ops, free and cancel wake a
 //! blocked `continuity_next`). The partition itself runs on real nodes in
@@ -169,6 +170,55 @@ fn continuity_off_is_refused_with_a_status() {
     unsafe { net_mesh_free(m) };
 }
 
+/// A proof asked of a connected peer through the ABI: both follow the
+/// chain from its genesis, which both hold, so the verdict is consistent;
+/// the refusals carry their reasons.
+#[test]
+fn a_proof_asked_through_the_abi_arrives_as_an_event() {
+    const CHAIN: u64 = 0xC0A1_7000_0000_0003;
+    let a = node_with("");
+    let b = node_with("");
+    unsafe {
+        assert_eq!(net_mesh_start(a), net_status_t::NET_OK);
+        assert_eq!(net_mesh_start(b), net_status_t::NET_OK);
+    }
+    connect(a, b);
+    let peer = node_id(b);
+    let ask =
+        |origin, from, to| unsafe { net_mesh_request_continuity_proof(a, peer, origin, from, to) };
+    assert_eq!(ask(CHAIN, 0, 0), net_status_t::NET_ERR_INVALID_ARGUMENT);
+    assert!(last_error().contains("not followed"), "{}", last_error());
+    for m in [a, b] {
+        assert_eq!(
+            unsafe { net_mesh_follow_chain(m, CHAIN) },
+            net_status_t::NET_OK
+        );
+    }
+    assert_eq!(ask(CHAIN, 3, 2), net_status_t::NET_ERR_INVALID_ARGUMENT);
+    assert_eq!(
+        unsafe { net_mesh_request_continuity_proof(a, 0xDEAD, CHAIN, 0, 0) },
+        net_status_t::NET_ERR_INVALID_ARGUMENT
+    );
+    assert!(last_error().contains("continuity peer"), "{}", last_error());
+    assert_eq!(ask(CHAIN, 0, 0), net_status_t::NET_OK);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        assert!(Instant::now() < deadline, "no proof_checked event");
+        if let Ok(event) = next(a, 100, ptr::null())
+            && event["type"] == "proof_checked"
+        {
+            break event;
+        }
+    };
+    assert_eq!(event["peer"], peer);
+    assert_eq!(event["origin"], CHAIN);
+    assert_eq!(event["verdict"], "consistent", "{event}");
+    unsafe {
+        net_mesh_free(a);
+        net_mesh_free(b);
+    }
+}
+
 // ---- race 1: op after free -----------------------------------------------------
 
 #[test]
@@ -184,6 +234,10 @@ fn race_continuity_calls_after_free_are_refused() {
         );
         assert_eq!(
             net_mesh_follow_chain(m, 1),
+            net_status_t::NET_ERR_SHUTTING_DOWN
+        );
+        assert_eq!(
+            net_mesh_request_continuity_proof(m, 2, 1, 0, 0),
             net_status_t::NET_ERR_SHUTTING_DOWN
         );
         let link = CausalLink::genesis(1).next(&[], 0).to_bytes();

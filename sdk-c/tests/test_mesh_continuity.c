@@ -105,6 +105,12 @@ static void test_cancel_off_null_and_freed(void)
     CHECK(error.status == NET_ERR_CANCELLED);
     net_error_clear(&error);
     CHECK_STATUS(net_mesh_follow_chain(off, 1), NET_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(net_mesh_request_continuity_proof(off, 2, 1, 0, 0), NET_ERR_INVALID_ARGUMENT);
+    /* Not followed, then a span that is empty, then no such peer. */
+    CHECK_STATUS(net_mesh_request_continuity_proof(m, 2, ORIGIN, 0, 0), NET_ERR_INVALID_ARGUMENT);
+    CHECK_OK(net_mesh_follow_chain(m, ORIGIN));
+    CHECK_STATUS(net_mesh_request_continuity_proof(m, 2, ORIGIN, 3, 2), NET_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(net_mesh_request_continuity_proof(m, 2, ORIGIN, 0, 0), NET_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(net_mesh_continuity_next(off, 0, &event, NULL, NULL), NET_ERR_INVALID_ARGUMENT);
     CHECK(json_is(net_mesh_partitions, off, "[]"));
     CHECK_STATUS(net_mesh_partitions(NULL, &event), NET_ERR_INVALID_ARGUMENT);
@@ -113,6 +119,7 @@ static void test_cancel_off_null_and_freed(void)
     CHECK_OK(net_mesh_free(m));
     causal_link(link, ORIGIN, 1, 0);
     CHECK_STATUS(net_mesh_partitions(m, &event), NET_ERR_SHUTTING_DOWN);
+    CHECK_STATUS(net_mesh_request_continuity_proof(m, 2, ORIGIN, 0, 0), NET_ERR_SHUTTING_DOWN);
     CHECK_STATUS(net_mesh_continuity_status(m, &event), NET_ERR_SHUTTING_DOWN);
     CHECK_STATUS(net_mesh_follow_chain(m, 1), NET_ERR_SHUTTING_DOWN);
     CHECK_STATUS(net_mesh_observe_chain_event(m, link, 32, NULL, 0, &seen), NET_ERR_SHUTTING_DOWN);

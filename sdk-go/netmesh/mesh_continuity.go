@@ -71,8 +71,10 @@ type ChainStatus struct {
 // "healing" (with Progress), "healed" (these with Record), "agreed"
 // (Record, Peer, PartitionKey), "reconciled" (Origin, Peer, PartitionKey,
 // Head, Outcome "converged" | "caught_up" (Appended) | "diverged" (WeWon,
-// Fork)), "fork_adopted" (Peer, PartitionKey, Fork) or "chain_broken"
-// (Origin, Reason).
+// Fork)), "fork_adopted" (Peer, PartitionKey, Fork), "proof_checked"
+// (Peer, Origin, FromSeq, ToSeq, Verdict "consistent" | "conflicts" (Seq,
+// Ours, Theirs) | "unknown" | "unavailable" (TheirHead) | "unanswered") or
+// "chain_broken" (Origin, Reason).
 type ContinuityEvent struct {
 	Type         string      `json:"type"`
 	Record       uint64      `json:"record"`
@@ -86,6 +88,13 @@ type ContinuityEvent struct {
 	WeWon        bool        `json:"we_won"`
 	Fork         *ForkInfo   `json:"fork"`
 	Reason       string      `json:"reason"`
+	FromSeq      uint64      `json:"from_seq"`
+	ToSeq        uint64      `json:"to_seq"`
+	Verdict      string      `json:"verdict"`
+	Seq          uint64      `json:"seq"`
+	Ours         uint64      `json:"ours"`
+	Theirs       uint64      `json:"theirs"`
+	TheirHead    *ChainPoint `json:"their_head"`
 }
 
 // meshJSON decodes the JSON that op (a net_mesh_* call filling a
@@ -123,6 +132,20 @@ func (m *Mesh) ContinuityStatus() ([]ChainStatus, error) {
 func (m *Mesh) FollowChain(origin uint64) error {
 	_, err := m.do("net_mesh_follow_chain", func(p *C.net_mesh_t) C.net_status_t {
 		return C.net_mesh_follow_chain(p, C.uint64_t(origin))
+	})
+	return err
+}
+
+// RequestContinuityProof asks peer to prove fromSeq..=toSeq of the
+// followed chain origin and checks the proof against what this node holds
+// or remembers; the verdict arrives as a "proof_checked" event of
+// ContinuityNext. ErrInvalidArgument when continuity is off, the chain is
+// not followed, fromSeq > toSeq or the span is 100 000 events or more, or
+// peer is not a connected continuity peer.
+func (m *Mesh) RequestContinuityProof(peer, origin, fromSeq, toSeq uint64) error {
+	_, err := m.do("net_mesh_request_continuity_proof", func(p *C.net_mesh_t) C.net_status_t {
+		return C.net_mesh_request_continuity_proof(p, C.uint64_t(peer), C.uint64_t(origin),
+			C.uint64_t(fromSeq), C.uint64_t(toSeq))
 	})
 	return err
 }

@@ -61,6 +61,33 @@ func TestMeshContinuityChain(t *testing.T) {
 	}
 }
 
+// A proof asked of a connected peer: both follow the chain from its
+// genesis, which both hold, so the verdict is consistent.
+func TestMeshContinuityProof(t *testing.T) {
+	a, b := connectPair(t)
+	peer := must(b.NodeID())
+	if err := a.RequestContinuityProof(peer, chainOrigin, 0, 0); !errors.Is(err, netmesh.ErrInvalidArgument) {
+		t.Fatalf("not followed: %v", err)
+	}
+	must(0, a.FollowChain(chainOrigin))
+	must(0, b.FollowChain(chainOrigin))
+	if err := a.RequestContinuityProof(peer, chainOrigin, 3, 2); !errors.Is(err, netmesh.ErrInvalidArgument) {
+		t.Fatalf("empty range: %v", err)
+	}
+	must(0, a.RequestContinuityProof(peer, chainOrigin, 0, 0))
+	ctx := ctx5(t)
+	for {
+		event := must(a.ContinuityNext(ctx))
+		if event.Type != "proof_checked" {
+			continue
+		}
+		if event.Peer != peer || event.Origin != chainOrigin || event.Verdict != "consistent" {
+			t.Fatalf("verdict: %+v", event)
+		}
+		return
+	}
+}
+
 // The wait ends with the context, and with io.EOF once the node is closed.
 func TestMeshContinuityNextEnds(t *testing.T) {
 	m := fastMesh(t, nil)

@@ -570,6 +570,27 @@ class Mesh {
   }
 
   /**
+   * Asks `peer` to prove `fromSeq..=toSeq` of the followed chain `origin`;
+   * the verdict arrives as a 'proof_checked' event of continuityNext()
+   * ('consistent' | 'conflicts' (seq, ours, theirs) | 'unknown' |
+   * 'unavailable' (theirHead) | 'unanswered'). InvalidArgumentError when
+   * continuity is off, the chain is not followed, fromSeq > toSeq or the
+   * span is 100 000 events or more, or `peer` is not a connected
+   * continuity peer.
+   */
+  requestContinuityProof(peer, origin, fromSeq, toSeq) {
+    calls.check(
+      fns.net_mesh_request_continuity_proof(
+        this.#live(),
+        args.u64(peer, 'peer'),
+        args.u64(origin, 'origin'),
+        args.u64(fromSeq, 'fromSeq'),
+        args.u64(toSeq, 'toSeq'),
+      ),
+    );
+  }
+
+  /**
    * Hands the node the next event of a followed chain (its 32-byte causal
    * link and payload): 'extended' | 'duplicate' | 'stale' | 'broke' (a
    * 'chain_broken' event follows) | 'ignored' (already broken).

@@ -696,6 +696,7 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_mesh_partitions(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_mesh_continuity_status(const net_mesh_t *mesh, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_mesh_follow_chain(const net_mesh_t *mesh, uint64_t origin)',
+  'net_status_t net_mesh_request_continuity_proof(const net_mesh_t *mesh, uint64_t peer, uint64_t origin, uint64_t from_seq, uint64_t to_seq)',
   'net_status_t net_mesh_observe_chain_event(const net_mesh_t *mesh, const uint8_t *link, size_t link_len, const uint8_t *payload, size_t payload_len, _Out_ uint32_t *observation_out)',
   'net_status_t net_mesh_continuity_next(const net_mesh_t *mesh, uint32_t timeout_ms, _Inout_ net_bytes_t *json_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_model_open(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, _Out_ net_model_t **out)',

@@ -22,6 +22,32 @@ function causalLink(origin, seq, parent) {
   return b;
 }
 
+test('continuity: a proof asked of a peer arrives as an event', async (t) => {
+  // Both follow the chain from its genesis, which both hold: consistent.
+  const a = Mesh.open(FAST);
+  const b = Mesh.open(FAST);
+  t.after(() => {
+    a.close();
+    b.close();
+  });
+  a.start();
+  b.start();
+  await a.connect(b.localAddr, b.publicKey, b.nodeId);
+  assert.throws(() => a.requestContinuityProof(b.nodeId, ORIGIN, 0, 0), InvalidArgumentError);
+  a.followChain(ORIGIN);
+  b.followChain(ORIGIN);
+  assert.throws(() => a.requestContinuityProof(b.nodeId, ORIGIN, 3, 2), InvalidArgumentError);
+  a.requestContinuityProof(b.nodeId, ORIGIN, 0, 0);
+  let event = null;
+  for (let i = 0; i < 100 && event?.type !== 'proof_checked'; i++) {
+    event = await a.continuityNext(100);
+  }
+  assert.equal(event?.type, 'proof_checked');
+  assert.equal(event.peer, b.nodeId);
+  assert.equal(event.origin, ORIGIN);
+  assert.equal(event.verdict, 'consistent');
+});
+
 test('continuity: a chain followed and broken', async (t) => {
   const m = Mesh.open(FAST);
   t.after(() => m.close());

@@ -304,6 +304,7 @@ net_status_t net_compute_group_status(const net_compute_group_t *group, net_byte
 net_status_t net_mesh_partitions(const net_mesh_t *mesh, net_bytes_t *json_out);
 net_status_t net_mesh_continuity_status(const net_mesh_t *mesh, net_bytes_t *json_out);
 net_status_t net_mesh_follow_chain(const net_mesh_t *mesh, uint64_t origin);
+net_status_t net_mesh_request_continuity_proof(const net_mesh_t *mesh, uint64_t peer, uint64_t origin, uint64_t from_seq, uint64_t to_seq);
 net_status_t net_mesh_observe_chain_event(const net_mesh_t *mesh, const uint8_t *link, size_t link_len, const uint8_t *payload, size_t payload_len, uint32_t *observation_out);
 net_status_t net_mesh_continuity_next(const net_mesh_t *mesh, uint32_t timeout_ms, net_bytes_t *json_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_model_open(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, net_model_t **out);

@@ -726,6 +726,26 @@ class Mesh(_Handle):
         InvalidArgumentError when the node runs without continuity."""
         check(lib.net_mesh_follow_chain(self._handle(), _u64(origin, "origin")))
 
+    def request_continuity_proof(self, peer: int, origin: int, from_seq: int, to_seq: int) -> None:
+        """Asks ``peer`` to prove ``from_seq..=to_seq`` of the followed chain
+        ``origin`` and checks the proof against what this node holds or
+        remembers; the verdict arrives as a ``proof_checked`` event of
+        :meth:`continuity_next` (``verdict``: "consistent", "conflicts" with
+        ``seq``/``ours``/``theirs``, "unknown", "unavailable" with
+        ``their_head``, or "unanswered"). InvalidArgumentError when
+        continuity is off, the chain is not followed, ``from_seq > to_seq``
+        or the span is 100 000 events or more, or ``peer`` is not a
+        connected continuity peer."""
+        check(
+            lib.net_mesh_request_continuity_proof(
+                self._handle(),
+                _u64(peer, "peer"),
+                _u64(origin, "origin"),
+                _u64(from_seq, "from_seq"),
+                _u64(to_seq, "to_seq"),
+            )
+        )
+
     def observe_chain_event(self, link: BytesLike, payload: BytesLike = b"") -> str:
         """Hands the node the next event of a followed chain (its 32-byte
         causal link and its payload); returns what it did: "extended",

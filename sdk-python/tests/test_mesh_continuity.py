@@ -49,6 +49,30 @@ def test_a_chain_followed_and_broken():
         assert broken["last_verified_seq"] == 0
 
 
+def test_a_proof_asked_of_a_peer_arrives_as_an_event():
+    """Both follow the chain from its genesis, which both hold: consistent."""
+    with Mesh(**FAST) as a, Mesh(**FAST) as b:
+        a.start()
+        b.start()
+        a.connect(b.local_addr, b.public_key, b.node_id)
+        with pytest.raises(InvalidArgumentError, match="not followed"):
+            a.request_continuity_proof(b.node_id, ORIGIN, 0, 0)
+        a.follow_chain(ORIGIN)
+        b.follow_chain(ORIGIN)
+        with pytest.raises(InvalidArgumentError):
+            a.request_continuity_proof(b.node_id, ORIGIN, 3, 2)
+        a.request_continuity_proof(b.node_id, ORIGIN, 0, 0)
+        for _ in range(100):
+            event = a.continuity_next(0.1)
+            if event is not None and event["type"] == "proof_checked":
+                break
+        else:
+            pytest.fail("no proof_checked event")
+        assert event["peer"] == b.node_id
+        assert event["origin"] == ORIGIN
+        assert event["verdict"] == "consistent"
+
+
 def test_the_event_wait_is_cancelled():
     with Mesh(**FAST) as m:
         cancel = Cancel()

@@ -82,6 +82,32 @@ pub unsafe extern "C" fn net_mesh_follow_chain(
     })
 }
 
+/// Asks `peer` to prove `from_seq..=to_seq` of the followed chain `origin`
+/// (STORAGE.md §15) and checks the proof against the events this node
+/// holds or remembers; the verdict arrives as a `proof_checked` event of
+/// `net_mesh_continuity_next` (`verdict`: "consistent", "conflicts" with
+/// `seq`/`ours`/`theirs`, "unknown", "unavailable" with `their_head`, or
+/// "unanswered" after about six seconds). `NET_ERR_INVALID_ARGUMENT` when
+/// continuity is off, the chain is not followed, `from_seq > to_seq` or the
+/// span is 100 000 events or more, or `peer` is not a connected continuity
+/// peer (a v0.11 node, or one with continuity off).
+///
+/// # Safety
+/// `mesh` is NULL or from libnet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_mesh_request_continuity_proof(
+    mesh: *const net_mesh_t,
+    peer: u64,
+    origin: u64,
+    from_seq: u64,
+    to_seq: u64,
+) -> net_status_t {
+    ffi_export!(handle mesh; {
+        mesh.0.request_continuity_proof(peer, origin, from_seq, to_seq)?;
+        Ok(())
+    })
+}
+
 /// Hands the node the next event of a followed chain: `link` is its
 /// 32-byte causal link (STORAGE.md §14), `payload` its bytes. Writes what
 /// it did to the chain (`NET_CHAIN_EXTENDED` … `NET_CHAIN_IGNORED`).
