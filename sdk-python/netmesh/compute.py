@@ -706,7 +706,7 @@ def _answer_batch(handle: Any, work: int, obj: Daemon, origin: int, data: bytes)
     failure: Optional[str] = None
     process = obj.process
     unpack_from = _RECORD.unpack_from
-    header = _RECORD.size
+    header = lib.NET_COMPUTE_BATCH_RECORD_HEADER  # producer, sequence, length: _RECORD.size
     at, end = 0, len(data)
     try:
         while at < end:
