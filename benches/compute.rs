@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use net::compute::{
-    CausalEvent, ComputeRuntime, DaemonError, DaemonHost, MeshDaemon, MigrationStatus,
+    BatchWait, CausalEvent, ComputeRuntime, DaemonError, DaemonHost, MeshDaemon, MigrationStatus,
     MigrationTransport, RuntimeConfig,
 };
 use net::identity::EntityKeypair;
@@ -125,6 +125,41 @@ fn events_per_second() {
     let (ours, base) = (median(ours), median(base));
     println!(
         "daemon events/s (deliver + link)  {ours:>12.0}/s   vs bare call of the same work {base:>12.0}/s   ratio {:.2} (target >= 0.5)",
+        ours / base
+    );
+    // The same events in batches of BATCH (`deliver_batch`: one lookup and
+    // one lock per batch; each event still gets its own horizon,
+    // watermark, causal link and output), against the same bare calls.
+    const BATCH: usize = 64;
+    let (mut ours, mut base) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        let start = Instant::now();
+        for _ in 0..n / BATCH as u64 {
+            let events: Vec<CausalEvent> = (0..BATCH)
+                .map(|_| {
+                    seq += 1;
+                    CausalEvent::bare(PRODUCER, seq, Vec::new())
+                })
+                .collect();
+            let outcome = runtime
+                .deliver_batch(origin, events, &BatchWait::default())
+                .unwrap();
+            assert!(outcome.error.is_none());
+            black_box(outcome);
+        }
+        ours.push((n / BATCH as u64 * BATCH as u64) as f64 / start.elapsed().as_secs_f64());
+        while runtime.next_output(Duration::ZERO).is_some() {}
+        let start = Instant::now();
+        for _ in 0..n {
+            seq += 1;
+            let event = black_box(CausalEvent::bare(PRODUCER, seq, Vec::new()));
+            black_box(bare.apply(event.producer(), event.sequence()));
+        }
+        base.push(n as f64 / start.elapsed().as_secs_f64());
+    }
+    let (ours, base) = (median(ours), median(base));
+    println!(
+        "  in batches of {BATCH} (deliver_batch)   {ours:>12.0}/s   vs bare call of the same work {base:>12.0}/s   ratio {:.2} (target >= 0.5)",
         ours / base
     );
     runtime.shutdown();
