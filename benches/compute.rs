@@ -103,61 +103,54 @@ fn events_per_second() {
         .unwrap();
     let mut seq = 0u64;
     let mut bare = Tally::default();
-    let (mut ours, mut base) = (Vec::new(), Vec::new());
-    for _ in 0..7 {
-        let start = Instant::now();
-        for _ in 0..n {
-            seq += 1;
-            let event = CausalEvent::bare(PRODUCER, seq, Vec::new());
-            black_box(runtime.deliver(origin, event).unwrap());
+    // Events of `batch` through `deliver` (one per call) or, above 1,
+    // `deliver_batch` (one lookup and lock per batch; each event still gets
+    // its own horizon, watermark, causal link and output), and the same
+    // number through the bare call; medians of 7 rounds.
+    let mut rates = |batch: usize| {
+        let (mut ours, mut base) = (Vec::new(), Vec::new());
+        let rounds = n / batch as u64;
+        for _ in 0..7 {
+            let start = Instant::now();
+            for _ in 0..rounds {
+                if batch == 1 {
+                    seq += 1;
+                    let event = CausalEvent::bare(PRODUCER, seq, Vec::new());
+                    black_box(runtime.deliver(origin, event).unwrap());
+                    continue;
+                }
+                let events: Vec<CausalEvent> = (0..batch)
+                    .map(|_| {
+                        seq += 1;
+                        CausalEvent::bare(PRODUCER, seq, Vec::new())
+                    })
+                    .collect();
+                let outcome = runtime
+                    .deliver_batch(origin, events, &BatchWait::default())
+                    .unwrap();
+                assert!(outcome.error.is_none());
+                black_box(outcome);
+            }
+            ours.push((rounds * batch as u64) as f64 / start.elapsed().as_secs_f64());
+            // Drained outside the timing: the consumer's side, not delivery.
+            while runtime.next_output(Duration::ZERO).is_some() {}
+            let start = Instant::now();
+            for _ in 0..n {
+                seq += 1;
+                let event = black_box(CausalEvent::bare(PRODUCER, seq, Vec::new()));
+                black_box(bare.apply(event.producer(), event.sequence()));
+            }
+            base.push(n as f64 / start.elapsed().as_secs_f64());
         }
-        ours.push(n as f64 / start.elapsed().as_secs_f64());
-        // Drained outside the timing: the consumer's side, not delivery.
-        while runtime.next_output(Duration::ZERO).is_some() {}
-        let start = Instant::now();
-        for _ in 0..n {
-            seq += 1;
-            let event = black_box(CausalEvent::bare(PRODUCER, seq, Vec::new()));
-            black_box(bare.apply(event.producer(), event.sequence()));
-        }
-        base.push(n as f64 / start.elapsed().as_secs_f64());
-    }
-    let (ours, base) = (median(ours), median(base));
+        (median(ours), median(base))
+    };
+    let (ours, base) = rates(1);
     println!(
         "daemon events/s (deliver + link)  {ours:>12.0}/s   vs bare call of the same work {base:>12.0}/s   ratio {:.2} (target >= 0.5)",
         ours / base
     );
-    // The same events in batches of BATCH (`deliver_batch`: one lookup and
-    // one lock per batch; each event still gets its own horizon,
-    // watermark, causal link and output), against the same bare calls.
     const BATCH: usize = 64;
-    let (mut ours, mut base) = (Vec::new(), Vec::new());
-    for _ in 0..7 {
-        let start = Instant::now();
-        for _ in 0..n / BATCH as u64 {
-            let events: Vec<CausalEvent> = (0..BATCH)
-                .map(|_| {
-                    seq += 1;
-                    CausalEvent::bare(PRODUCER, seq, Vec::new())
-                })
-                .collect();
-            let outcome = runtime
-                .deliver_batch(origin, events, &BatchWait::default())
-                .unwrap();
-            assert!(outcome.error.is_none());
-            black_box(outcome);
-        }
-        ours.push((n / BATCH as u64 * BATCH as u64) as f64 / start.elapsed().as_secs_f64());
-        while runtime.next_output(Duration::ZERO).is_some() {}
-        let start = Instant::now();
-        for _ in 0..n {
-            seq += 1;
-            let event = black_box(CausalEvent::bare(PRODUCER, seq, Vec::new()));
-            black_box(bare.apply(event.producer(), event.sequence()));
-        }
-        base.push(n as f64 / start.elapsed().as_secs_f64());
-    }
-    let (ours, base) = (median(ours), median(base));
+    let (ours, base) = rates(BATCH);
     println!(
         "  in batches of {BATCH} (deliver_batch)   {ours:>12.0}/s   vs bare call of the same work {base:>12.0}/s   ratio {:.2} (target >= 0.5)",
         ours / base

@@ -249,6 +249,19 @@ pub enum Agreement {
     Unknown,
 }
 
+impl Agreement {
+    /// Two checks of one claim together: a conflict in either is the
+    /// verdict, else consistent if either end was known.
+    pub fn and(self, other: Agreement) -> Agreement {
+        match (self, other) {
+            (conflict @ Agreement::Conflicts { .. }, _)
+            | (_, conflict @ Agreement::Conflicts { .. }) => conflict,
+            (Agreement::Unknown, Agreement::Unknown) => Agreement::Unknown,
+            _ => Agreement::Consistent,
+        }
+    }
+}
+
 /// Follows one origin's stream event by event: checks each link against
 /// the head and remembers the last [`FOLLOWER_MEMORY`] hashes.
 #[derive(Debug, Clone)]
@@ -397,14 +410,8 @@ impl ChainFollower {
         if proof.origin_hash != self.origin_hash() {
             return Agreement::Unknown;
         }
-        let from = self.check_head(proof.from_seq, proof.from_hash);
-        let to = self.check_head(proof.to_seq, proof.to_hash);
-        match (from, to) {
-            (conflict @ Agreement::Conflicts { .. }, _)
-            | (_, conflict @ Agreement::Conflicts { .. }) => conflict,
-            (Agreement::Unknown, Agreement::Unknown) => Agreement::Unknown,
-            _ => Agreement::Consistent,
-        }
+        self.check_head(proof.from_seq, proof.from_hash)
+            .and(self.check_head(proof.to_seq, proof.to_hash))
     }
 
     /// Verifies `proof` against `log` and, if it holds, adopts its end as

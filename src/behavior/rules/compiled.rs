@@ -181,17 +181,17 @@ impl Paths {
     }
 }
 
+/// Values and operators the rule tests share (`index.rs`, `tests.rs`).
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
+pub(super) mod samples {
+    use serde_json::{Value, json};
 
-    use super::*;
+    use super::Op;
 
-    /// The pre-read tests answer as the condition itself does, for every
-    /// operator, on every kind of field value (and a missing field).
-    #[test]
-    fn fast_tests_agree_with_the_condition() {
-        let values = [
+    /// Numbers at the edges of exact comparison: both kinds equal (1 and
+    /// 1.0), the integer limits, and integers past 2^53 next to a float.
+    pub(in crate::behavior::rules) fn edge_numbers() -> Vec<Value> {
+        vec![
             json!(0),
             json!(1),
             json!(1.0),
@@ -201,16 +201,47 @@ mod tests {
             json!(i64::MIN),
             json!(9_007_199_254_740_993u64),
             json!(9_007_199_254_740_992.0),
-            json!("a"),
-            json!("b"),
-            json!(""),
-            json!("mars"),
-            json!(null),
-            json!(true),
-            json!([1, "a"]),
-            json!(["mars", "venus"]),
-            json!({"k": 1}),
-        ];
+        ]
+    }
+
+    /// The comparison and membership operators.
+    pub(in crate::behavior::rules) const COMPARISONS: [Op; 8] = [
+        Op::Eq,
+        Op::Ne,
+        Op::Lt,
+        Op::Le,
+        Op::Gt,
+        Op::Ge,
+        Op::In,
+        Op::NotIn,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::samples::{COMPARISONS, edge_numbers};
+    use super::*;
+
+    /// The pre-read tests answer as the condition itself does, for every
+    /// operator, on every kind of field value (and a missing field).
+    #[test]
+    fn fast_tests_agree_with_the_condition() {
+        let values: Vec<Value> = edge_numbers()
+            .into_iter()
+            .chain([
+                json!("a"),
+                json!("b"),
+                json!(""),
+                json!("mars"),
+                json!(null),
+                json!(true),
+                json!([1, "a"]),
+                json!(["mars", "venus"]),
+                json!({"k": 1}),
+            ])
+            .collect();
         let operands = [
             json!(1),
             json!(1.0),
@@ -223,19 +254,9 @@ mod tests {
             json!([]),
             json!([1, "a"]),
         ];
-        let ops = [
-            Op::Eq,
-            Op::Ne,
-            Op::Lt,
-            Op::Le,
-            Op::Gt,
-            Op::Ge,
-            Op::In,
-            Op::NotIn,
-            Op::Contains,
-            Op::Exists,
-            Op::NotExists,
-        ];
+        let ops = COMPARISONS
+            .into_iter()
+            .chain([Op::Contains, Op::Exists, Op::NotExists]);
         let mut fast = 0;
         for op in ops {
             for operand in &operands {

@@ -376,27 +376,23 @@ impl RuleEngine {
     /// otherwise (the release is recorded at once). A match of a
     /// `stop_on_match` rule ends the walk, released or not.
     pub fn evaluate(&self, ctx: &Value, now_ms: u64) -> Evaluation {
-        self.walk(ctx, now_ms, |_| true, false)
+        self.walk(ctx, now_ms, None, false)
     }
 
     /// As [`RuleEngine::evaluate`], visiting only rules tagged `tag`.
     pub fn evaluate_tagged(&self, ctx: &Value, tag: &str, now_ms: u64) -> Evaluation {
-        self.walk(ctx, now_ms, |r| r.tags.iter().any(|t| t == tag), false)
+        self.walk(ctx, now_ms, Some(tag), false)
     }
 
     /// The first matching rule's outcome (later rules are not visited).
     pub fn evaluate_first(&self, ctx: &Value, now_ms: u64) -> Option<RuleOutcome> {
-        self.walk(ctx, now_ms, |_| true, true).outcomes.pop()
+        self.walk(ctx, now_ms, None, true).outcomes.pop()
     }
 
-    fn walk(
-        &self,
-        ctx: &Value,
-        now_ms: u64,
-        visit: impl Fn(&Rule) -> bool,
-        first_only: bool,
-    ) -> Evaluation {
+    fn walk(&self, ctx: &Value, now_ms: u64, tag: Option<&str>, first_only: bool) -> Evaluation {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
+        // Every rule, or only those tagged `tag`.
+        let visit = |rule: &Rule| tag.is_none_or(|tag| rule.tags.iter().any(|t| t == tag));
         let table = self.read();
         // Each path resolved at most once per walk; on the stack for the
         // usual handful of paths.
@@ -446,21 +442,14 @@ impl RuleEngine {
                 }
             }
         }
-        let every_rule = table.entries.iter().all(|e| visit(&e.rule));
-        evaluation.visited = if every_rule {
-            end
-        } else {
-            table.entries[..end]
-                .iter()
-                .filter(|e| visit(&e.rule))
-                .count()
-        };
-        // Visit counts: one engine-wide increment for a walk over every
-        // rule, one per visited rule otherwise.
-        if every_rule && end == table.entries.len() {
+        // Visit counts: one engine-wide increment for an untagged walk over
+        // every rule, one per visited rule otherwise.
+        if tag.is_none() && end == table.entries.len() {
+            evaluation.visited = end;
             self.full_walks.fetch_add(1, Ordering::Relaxed);
         } else {
             for entry in table.entries[..end].iter().filter(|e| visit(&e.rule)) {
+                evaluation.visited += 1;
                 entry
                     .counters
                     .partial_evaluations

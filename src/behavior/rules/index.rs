@@ -190,6 +190,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::behavior::rules::compiled::samples::{COMPARISONS, edge_numbers};
     use crate::behavior::rules::expr::Expr;
 
     /// Every indexed rule's bit equals its own test's answer, over rule
@@ -198,33 +199,13 @@ mod tests {
     /// string lists, and contexts with fields of each type or missing.
     #[test]
     fn bits_agree_with_each_rules_test() {
-        let numbers = [
-            json!(0),
-            json!(1),
-            json!(1.0),
-            json!(1.5),
-            json!(-3),
-            json!(u64::MAX),
-            json!(i64::MIN),
-            json!(9_007_199_254_740_993u64),
-            json!(9_007_199_254_740_992.0),
-        ];
+        let numbers = edge_numbers();
         let texts = [json!(""), json!("a"), json!("b"), json!("mars")];
         let lists = [json!(["mars", "venus"]), json!([]), json!(["a", "a", "b"])];
-        let ops = [
-            Op::Eq,
-            Op::Ne,
-            Op::Lt,
-            Op::Le,
-            Op::Gt,
-            Op::Ge,
-            Op::In,
-            Op::NotIn,
-        ];
         let mut paths = Paths::default();
         let mut tests = Vec::new();
         for field in ["x", "y.z"] {
-            for op in ops {
+            for op in COMPARISONS {
                 for operand in numbers.iter().chain(&texts).chain(&lists) {
                     if let Ok(expr) = Expr::cond(field, op, operand.clone()) {
                         tests.push(Compiled::new(&expr, &mut paths));

@@ -663,16 +663,7 @@ fn arb_simple_rule(i: usize) -> impl Strategy<Value = Rule> {
         Just(json!(["mars", "venus"])),
         Just(json!(["a", "b"])),
     ];
-    let op = prop::sample::select(vec![
-        Op::Eq,
-        Op::Ne,
-        Op::Lt,
-        Op::Le,
-        Op::Gt,
-        Op::Ge,
-        Op::In,
-        Op::NotIn,
-    ]);
+    let op = prop::sample::select(super::compiled::samples::COMPARISONS.to_vec());
     (
         prop::sample::select(vec!["x", "y.z"]),
         op,

@@ -114,14 +114,8 @@ impl Chain {
     }
 
     fn check_proof(&self, proof: &ContinuityProof) -> Agreement {
-        let from = self.check_point(proof.from_seq, proof.from_hash);
-        let to = self.check_point(proof.to_seq, proof.to_hash);
-        match (from, to) {
-            (conflict @ Agreement::Conflicts { .. }, _)
-            | (_, conflict @ Agreement::Conflicts { .. }) => conflict,
-            (Agreement::Unknown, Agreement::Unknown) => Agreement::Unknown,
-            _ => Agreement::Consistent,
-        }
+        self.check_point(proof.from_seq, proof.from_hash)
+            .and(self.check_point(proof.to_seq, proof.to_hash))
     }
 }
 
