@@ -2073,6 +2073,25 @@ net_status_t net_mesh_observe_chain_event(const net_mesh_t *mesh,
                                           size_t payload_len,
                                           uint32_t *observation_out);
 
+// The causal link that follows `prev_link` (32 bytes, STORAGE.md §14)
+// whose event carried `prev_payload`: the same origin, `horizon`, the next
+// sequence, and the parent hash xxh3_64(prev_link ‖ prev_payload). A
+// chain starts at its genesis link (the origin as u64 LE, then 24 zero
+// bytes; its payload is empty). With the 32 bytes written to `out`, an
+// event is framed for a causal stream as u32 LE (32 + payload length) ‖
+// link ‖ payload. `NET_ERR_INVALID_ARGUMENT` for a link of another length
+// or at the last sequence.
+//
+// # Safety
+// `prev_link` holds `prev_link_len` bytes; `prev_payload` holds
+// `prev_payload_len` bytes (NULL when 0); `out` is valid for one write.
+net_status_t net_causal_next_link(const uint8_t *prev_link,
+                                  size_t prev_link_len,
+                                  const uint8_t *prev_payload,
+                                  size_t prev_payload_len,
+                                  uint64_t horizon,
+                                  net_bytes_t *out);
+
 // The node's next continuity event as JSON, waiting up to `timeout_ms`
 // (`NET_WAIT_FOREVER`: no limit): `type` "detected" | "extended" |
 // "confirmed" | "healed" (`record`), "healing" (`record`, `progress`),
@@ -2765,6 +2784,28 @@ net_status_t net_mesh_open_stream(const net_mesh_t *mesh,
                                   bool reliable,
                                   uint64_t window,
                                   net_mesh_stream_t **out);
+
+// Opens stream `stream_id` to `peer` as `net_mesh_open_stream` does, as a
+// causal stream: its packets carry subprotocol 0x0400, so each event is
+// read as CausalLink frames (`u32 LE length (32 + payload) ‖ 32-byte link
+// ‖ payload`, concatenated). A Net receiver checks the frames of every
+// chain it follows (`net_mesh_follow_chain`) as they arrive, in stream
+// order on a reliable stream, and proves the chain against this node
+// every `proof_interval_ms`; the sender checks the frames it sends for
+// the chains it follows. Events reach the receiving application as on
+// any stream. Opening an existing id as causal (or plain) applies to the
+// packets written from then on.
+//
+// Errors: as `net_mesh_open_stream`.
+//
+// # Safety
+// `mesh` is NULL or from libnet; `out` is valid for one write.
+net_status_t net_mesh_open_causal_stream(const net_mesh_t *mesh,
+                                         uint64_t peer,
+                                         uint64_t stream_id,
+                                         bool reliable,
+                                         uint64_t window,
+                                         net_mesh_stream_t **out);
 
 // Sends `count` events now, or none: `NET_ERR_MESH_BACKPRESSURE` when the
 // window cannot take them all. Events are framed into as few packets as fit.

@@ -199,6 +199,12 @@ export declare function openEnvelopeAsync(
 ): Promise<Identity>;
 /** The X25519 public key of a 32-byte X25519 secret. */
 export declare function x25519PublicKey(secretKey: BytesLike): Buffer;
+/** The first causal link of chain `origin` (32 bytes). */
+export declare function genesisLink(origin: U64Like): Buffer;
+/** The causal link after `prev` whose event carried `prevPayload`. */
+export declare function nextCausalLink(prev: BytesLike, prevPayload?: BytesLike, horizon?: U64Like): Buffer;
+/** One event of a causal stream: u32 LE (32 + payload length) ‖ link ‖ payload. */
+export declare function causalFrame(link: BytesLike, payload?: BytesLike): Buffer;
 
 // ---------------------------------------------------------------------------
 // Channels
@@ -483,6 +489,9 @@ export interface MeshOptions {
   aes?: boolean;
   /** Run the continuity plane (partition records, heal exchange, reconciliation); default true. */
   continuity?: boolean;
+  /** How often a chain heard on a causal stream is proved against the peer
+   * it came from (default 10 000; 0: never). */
+  proofIntervalMs?: number;
   maxPendingHandshakes?: number;
   loopbackDepth?: number;
   /** The node classifies its NAT by itself (default true). */
@@ -551,6 +560,12 @@ export interface ChainStatus {
   held: bigint;
   broken: { reason: 'chain_break' | 'conflicting_chains'; lastVerifiedSeq: bigint; detectedAtMs: bigint } | null;
   forks: ForkInfo[];
+  /** The peer its events last came from on a causal stream (the one the node proves it against). */
+  source: bigint | null;
+  /** The last sequence the node's own proofs settled. */
+  provedTo: bigint;
+  /** A proof conflicted (no more until the chain is reconciled). */
+  proofConflicted: boolean;
 }
 
 /** One continuity event (`Mesh.continuityNext()`); fields by `type`. */
@@ -1129,6 +1144,8 @@ export declare class Mesh implements AsyncIterable<MeshEvent>, Disposable, Async
   /** The peer's address, or null on timeout (omitted: no limit). */
   accept(nodeId: U64Like, timeoutMs?: number | null, options?: SignalOptions): Promise<string | null>;
   openStream(peer: U64Like, streamId: U64Like, options?: { reliable?: boolean; window?: U64Like }): MeshStream;
+  /** A causal stream (subprotocol 0x0400): each event is causal frames (`causalFrame`); receivers following the chain check and prove it. */
+  openCausalStream(peer: U64Like, streamId: U64Like, options?: { reliable?: boolean; window?: U64Like }): MeshStream;
   /** Events ([] on timeout, null once shut down); `signal` aborts the wait (nothing taken). */
   recv(max?: number, timeoutMs?: number | null, options?: SignalOptions): Promise<MeshEvent[] | null>;
   tryRecv(): MeshEvent | null;

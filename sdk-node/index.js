@@ -12,6 +12,7 @@ const redex = require('./lib/redex');
 const cortex = require('./lib/cortex');
 const netdb = require('./lib/netdb');
 const mesh = require('./lib/mesh');
+const causal = require('./lib/causal');
 const bus = require('./lib/bus');
 const behavior = require('./lib/behavior');
 const compute = require('./lib/compute');
@@ -68,6 +69,9 @@ module.exports = {
   // mesh
   Mesh: mesh.Mesh,
   MeshStream: mesh.MeshStream,
+  genesisLink: causal.genesisLink,
+  nextCausalLink: causal.nextCausalLink,
+  causalFrame: causal.causalFrame,
   // compute
   Compute: compute.Compute,
   ComputeGroup: computeGroup.ComputeGroup,

@@ -1,8 +1,10 @@
 //! The continuity C ABI from Rust (`net_mesh_partitions`,
 //! `net_mesh_continuity_status`, `net_mesh_follow_chain`,
 //! `net_mesh_observe_chain_event`, `net_mesh_continuity_next`,
-//! `net_mesh_request_continuity_proof`): a chain followed and broken
-//! through the ABI, a proof asked of a peer, refusals with their statuses, and
+//! `net_mesh_request_continuity_proof`, `net_mesh_open_causal_stream`): a
+//! chain followed and broken through the ABI, a proof asked of a peer, a
+//! causal stream followed and proved by the node itself, refusals with
+//! their statuses, and
 //! the three handle races for these calls on `net_mesh_t` (op after free,
 //! concurrent idempotent frees with racing ops, free and cancel wake a
 //! blocked `continuity_next`). The partition itself runs on real nodes in
@@ -219,6 +221,114 @@ fn a_proof_asked_through_the_abi_arrives_as_an_event() {
     }
 }
 
+#[test]
+fn a_causal_stream_opened_through_the_abi_is_followed_and_proved() {
+    const CHAIN: u64 = 0xC0A1_5700_0000_0003;
+    let a = node_with("");
+    let b = node_with(r#","proof_interval_ms":100"#);
+    unsafe {
+        assert_eq!(net_mesh_start(a), net_status_t::NET_OK);
+        assert_eq!(net_mesh_start(b), net_status_t::NET_OK);
+    }
+    connect(a, b);
+    let peer = node_id(b);
+    for m in [a, b] {
+        assert_eq!(
+            unsafe { net_mesh_follow_chain(m, CHAIN) },
+            net_status_t::NET_OK
+        );
+    }
+    let mut stream = ptr::null_mut();
+    assert_eq!(
+        unsafe { net_mesh_open_causal_stream(a, 0xDEAD, 5, true, u64::MAX, &mut stream) },
+        net_status_t::NET_ERR_MESH_UNKNOWN_PEER
+    );
+    assert_eq!(
+        unsafe { net_mesh_open_causal_stream(a, peer, 5, true, u64::MAX, &mut stream) },
+        net_status_t::NET_OK
+    );
+    // Ten events of the chain, one frame each: u32 LE length ‖ link ‖ payload.
+    let mut link = CausalLink::genesis(CHAIN);
+    let mut payload: Vec<u8> = Vec::new();
+    let mut bodies = Vec::new();
+    for i in 0..10u8 {
+        link = link.next(&payload, 0);
+        payload = vec![i; 3];
+        let mut body = ((32 + payload.len()) as u32).to_le_bytes().to_vec();
+        body.extend_from_slice(&link.to_bytes());
+        body.extend_from_slice(&payload);
+        bodies.push(body);
+    }
+    let slices: Vec<net_slice_t> = bodies
+        .iter()
+        .map(|b| net_slice_t {
+            ptr: b.as_ptr(),
+            len: b.len(),
+        })
+        .collect();
+    assert_eq!(
+        unsafe { net_mesh_stream_send(stream, slices.as_ptr(), slices.len()) },
+        net_status_t::NET_OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "no proof of the whole chain");
+        if let Ok(event) = next(b, 100, ptr::null())
+            && event["type"] == "proof_checked"
+        {
+            assert_eq!(event["verdict"], "consistent", "{event}");
+            if event["to_seq"] == 10 {
+                break;
+            }
+        }
+    }
+    let chain = &status_json(b)[0];
+    assert_eq!(chain["head"]["seq"], 10, "{chain}");
+    assert_eq!(chain["source"], node_id(a), "{chain}");
+    assert_eq!(chain["proved_to"], 10, "{chain}");
+    assert_eq!(chain["proof_conflicted"], false, "{chain}");
+    // The sender followed what it sent.
+    assert_eq!(status_json(a)[0]["head"]["seq"], 10);
+    unsafe {
+        net_mesh_stream_free(stream);
+        net_mesh_free(a);
+        net_mesh_free(b);
+    }
+}
+
+#[test]
+fn the_next_causal_link_is_computed_as_the_chain_does() {
+    let genesis = CausalLink::genesis(0xC0A1);
+    let mut out = net_bytes_t::EMPTY;
+    let prev = genesis.to_bytes();
+    assert_eq!(
+        unsafe { net_causal_next_link(prev.as_ptr(), 32, ptr::null(), 0, 0, &mut out) },
+        net_status_t::NET_OK
+    );
+    let first = genesis.next(&[], 0);
+    assert_eq!(take(out), first.to_bytes());
+    let prev = first.to_bytes();
+    let mut out = net_bytes_t::EMPTY;
+    assert_eq!(
+        unsafe { net_causal_next_link(prev.as_ptr(), 32, b"ab".as_ptr(), 2, 7, &mut out) },
+        net_status_t::NET_OK
+    );
+    assert_eq!(take(out), first.next(b"ab", 7).to_bytes());
+    let mut out = net_bytes_t::EMPTY;
+    assert_eq!(
+        unsafe { net_causal_next_link(prev.as_ptr(), 31, ptr::null(), 0, 0, &mut out) },
+        net_status_t::NET_ERR_INVALID_ARGUMENT
+    );
+    let mut last = first;
+    last.sequence = u64::MAX;
+    let last = last.to_bytes();
+    assert_eq!(
+        unsafe { net_causal_next_link(last.as_ptr(), 32, ptr::null(), 0, 0, &mut out) },
+        net_status_t::NET_ERR_INVALID_ARGUMENT
+    );
+    assert!(last_error().contains("last sequence"), "{}", last_error());
+}
+
 // ---- race 1: op after free -----------------------------------------------------
 
 #[test]
@@ -240,6 +350,12 @@ fn race_continuity_calls_after_free_are_refused() {
             net_mesh_request_continuity_proof(m, 2, 1, 0, 0),
             net_status_t::NET_ERR_SHUTTING_DOWN
         );
+        let mut stream = ptr::null_mut();
+        assert_eq!(
+            net_mesh_open_causal_stream(m, 2, 1, true, u64::MAX, &mut stream),
+            net_status_t::NET_ERR_SHUTTING_DOWN
+        );
+        assert!(stream.is_null());
         let link = CausalLink::genesis(1).next(&[], 0).to_bytes();
         assert_eq!(
             observe(m, &link, b""),
@@ -261,7 +377,7 @@ fn race_concurrent_frees_are_idempotent_with_continuity_ops_racing() {
         let pm = P(node_with(""));
         let started = Instant::now();
         let mut threads = Vec::new();
-        for t in 0..3 {
+        for t in 0..4 {
             threads.push(thread::spawn(move || {
                 let pm = pm;
                 for i in 0..200u64 {
@@ -270,7 +386,17 @@ fn race_concurrent_frees_are_idempotent_with_continuity_ops_racing() {
                         1 => next(pm.0, 1, ptr::null())
                             .err()
                             .map_or(net_status_t::NET_OK, |e| e.0),
-                        _ => unsafe { net_mesh_follow_chain(pm.0, i) },
+                        2 => unsafe { net_mesh_follow_chain(pm.0, i) },
+                        _ => {
+                            let mut stream = ptr::null_mut();
+                            match unsafe {
+                                net_mesh_open_causal_stream(pm.0, i, 1, true, u64::MAX, &mut stream)
+                            } {
+                                // No such peer: refused while the node lives.
+                                net_status_t::NET_ERR_MESH_UNKNOWN_PEER => net_status_t::NET_OK,
+                                st => st,
+                            }
+                        }
                     };
                     assert!(
                         matches!(

@@ -2,8 +2,9 @@
  * Continuity through the C ABI (issue 16 item 3): a followed chain checked
  * event by event (a second writer breaks it; the node says so as an event
  * and in its status), partition records as JSON, the event wait with a
- * timeout and a cancellation token, continuity off refused, and the calls
- * on NULL and on a freed node. The partition itself runs on five real nodes
+ * timeout and a cancellation token, continuity off refused, a causal stream
+ * followed and proved by the receiving node itself, and the calls on NULL
+ * and on a freed node. The partition itself runs on five real nodes
  * in the Rust suite (tests/mesh_partitions.rs).
  *
  * Run under AddressSanitizer + LeakSanitizer.
@@ -129,9 +130,65 @@ static void test_cancel_off_null_and_freed(void)
     net_cancel_free(cancel);
 }
 
+/* Ten events of ORIGIN sent on a causal stream: the receiver checks them
+ * as they arrive and proves the chain against the sender by itself; the
+ * sender followed what it sent. */
+static void test_a_causal_stream_followed_and_proved(void)
+{
+    net_mesh_t *a = node("");
+    net_mesh_t *b = node(",\"proof_interval_ms\":100");
+    net_mesh_stream_t *stream = NULL;
+    uint8_t prev[32], frames[10][40];
+    net_slice_t events[10];
+    net_bytes_t next = {NULL, 0};
+    char source[64];
+    if (a == NULL || b == NULL || !CHECK_OK(net_mesh_start(a)) || !CHECK_OK(net_mesh_start(b)) ||
+        !mesh_link(a, b)) {
+        goto done;
+    }
+    CHECK_OK(net_mesh_follow_chain(a, ORIGIN));
+    CHECK_OK(net_mesh_follow_chain(b, ORIGIN));
+    CHECK_STATUS(net_mesh_open_causal_stream(a, 12345, 1, true, UINT64_MAX, &stream),
+                 NET_ERR_MESH_UNKNOWN_PEER);
+    CHECK_STATUS(net_causal_next_link(prev, 31, NULL, 0, 0, &next), NET_ERR_INVALID_ARGUMENT);
+    /* Each frame: u32 LE 36 (link + 4-byte payload), the link, the payload. */
+    causal_link(prev, ORIGIN, 0, 0);
+    for (int i = 0; i < 10; i++) {
+        const uint8_t *payload = i == 0 ? NULL : frames[i - 1] + 36;
+        if (!CHECK_OK(net_causal_next_link(prev, 32, payload, i == 0 ? 0 : 4, 0, &next)) ||
+            !CHECK(next.len == 32)) {
+            net_bytes_free(&next);
+            goto done;
+        }
+        memcpy(prev, next.ptr, 32);
+        net_bytes_free(&next);
+        frames[i][0] = 36;
+        frames[i][1] = frames[i][2] = frames[i][3] = 0;
+        memcpy(frames[i] + 4, prev, 32);
+        memcpy(frames[i] + 36, "evt", 3);
+        frames[i][39] = (uint8_t)('0' + i);
+        events[i].ptr = frames[i];
+        events[i].len = sizeof frames[i];
+    }
+    if (!CHECK_OK(net_mesh_open_causal_stream(a, mesh_node_id(b), 7, true, UINT64_MAX, &stream))) {
+        goto done;
+    }
+    CHECK_OK(net_mesh_stream_send(stream, events, 10));
+    snprintf(source, sizeof source, "\"source\":%llu}", (unsigned long long)mesh_node_id(a));
+    CHECK(wait_json(net_mesh_continuity_status, b, "\"proved_to\":10,", source));
+    CHECK(json_is(net_mesh_continuity_status, b, "\"seq\":10}"));
+    CHECK(json_is(net_mesh_continuity_status, b, "\"proof_conflicted\":false"));
+    CHECK(json_is(net_mesh_continuity_status, a, "\"seq\":10}"));
+done:
+    net_mesh_stream_free(stream);
+    net_mesh_free(a);
+    net_mesh_free(b);
+}
+
 int main(void)
 {
     RUN_TEST(test_a_chain_followed_and_broken);
+    RUN_TEST(test_a_causal_stream_followed_and_proved);
     RUN_TEST(test_cancel_off_null_and_freed);
     return check_finish("test_mesh_continuity");
 }

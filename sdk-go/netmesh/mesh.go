@@ -71,6 +71,12 @@ type MeshConfig struct {
 	// heal exchange, chain reconciliation; on by default, see
 	// Mesh.Partitions).
 	NoContinuity bool
+	// ProofInterval is how often the node proves each followed chain heard
+	// on a causal stream against the peer it came from (10 s by default);
+	// NoChainProofs turns those proofs off (the application's own
+	// RequestContinuityProof still works).
+	ProofInterval time.Duration
+	NoChainProofs bool
 	// NoNATClassify stops the node classifying its NAT by itself (on by
 	// default; see Mesh.NAT).
 	NoNATClassify bool
@@ -193,6 +199,10 @@ func (c MeshConfig) MarshalJSON() ([]byte, error) {
 	}
 	if c.NoContinuity {
 		put("continuity", false)
+	}
+	ms("proof_interval_ms", c.ProofInterval)
+	if c.NoChainProofs {
+		put("proof_interval_ms", 0)
 	}
 	return json.Marshal(m)
 }
@@ -449,12 +459,34 @@ func (m *Mesh) Accept(ctx context.Context, nodeID uint64) (string, error) {
 // OpenStream opens streamID to peer. window: nil for the node's default,
 // 0 for unlimited.
 func (m *Mesh) OpenStream(peer, streamID uint64, reliable bool, window *uint64) (*MeshStream, error) {
+	return m.openStream(peer, streamID, reliable, window, false)
+}
+
+// OpenCausalStream opens a stream as OpenStream does, as a causal stream:
+// its packets carry subprotocol 0x0400, so each event is read as causal
+// frames (CausalFrame). A Net receiver checks the frames of every chain it
+// follows (FollowChain) as they arrive, in stream order on a reliable
+// stream, and proves the chain against this node every ProofInterval; this
+// node checks the frames it sends for the chains it follows. The receiving
+// application gets the events as on any stream.
+func (m *Mesh) OpenCausalStream(peer, streamID uint64, reliable bool, window *uint64) (*MeshStream, error) {
+	return m.openStream(peer, streamID, reliable, window, true)
+}
+
+func (m *Mesh) openStream(peer, streamID uint64, reliable bool, window *uint64, causal bool) (*MeshStream, error) {
 	w := ^uint64(0)
 	if window != nil {
 		w = *window
 	}
+	op := "net_mesh_open_stream"
+	if causal {
+		op = "net_mesh_open_causal_stream"
+	}
 	var out *C.net_mesh_stream_t
-	_, err := m.do("net_mesh_open_stream", func(p *C.net_mesh_t) C.net_status_t {
+	_, err := m.do(op, func(p *C.net_mesh_t) C.net_status_t {
+		if causal {
+			return C.net_mesh_open_causal_stream(p, C.uint64_t(peer), C.uint64_t(streamID), C.bool(reliable), C.uint64_t(w), &out)
+		}
 		return C.net_mesh_open_stream(p, C.uint64_t(peer), C.uint64_t(streamID), C.bool(reliable), C.uint64_t(w), &out)
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 )
@@ -64,6 +65,47 @@ type ChainStatus struct {
 		DetectedAtMs    uint64 `json:"detected_at_ms"`
 	} `json:"broken"`
 	Forks []ForkInfo `json:"forks"`
+	// Source is the peer the chain's events last came from on a causal
+	// stream (nil: none yet), the one the node proves it against;
+	// ProvedTo is the last sequence those proofs settled; ProofConflicted
+	// says a proof conflicted (no more until the chain is reconciled).
+	Source          *uint64 `json:"source"`
+	ProvedTo        uint64  `json:"proved_to"`
+	ProofConflicted bool    `json:"proof_conflicted"`
+}
+
+// GenesisLink is the first link of origin's causal chain (its event has
+// no payload).
+func GenesisLink(origin uint64) []byte {
+	out := make([]byte, 32)
+	binary.LittleEndian.PutUint64(out, origin)
+	return out
+}
+
+// NextCausalLink is the causal link that follows prev (32 bytes) whose
+// event carried prevPayload: the same origin, horizon, the next sequence,
+// and the parent hash xxh3_64(prev ‖ prevPayload).
+func NextCausalLink(prev, prevPayload []byte, horizon uint64) ([]byte, error) {
+	var out C.net_bytes_t
+	if err := check("net_causal_next_link", func() C.net_status_t {
+		return C.net_causal_next_link(bytesPtr(prev), C.size_t(len(prev)), bytesPtr(prevPayload), C.size_t(len(prevPayload)), C.uint64_t(horizon), &out)
+	}); err != nil {
+		return nil, err
+	}
+	return takeBytes(&out), nil
+}
+
+// CausalFrame is one event of a causal stream (OpenCausalStream): the
+// 32-byte causal link and the payload as a frame (u32 LE 32+len(payload),
+// link, payload). Frames may be concatenated into one event.
+func CausalFrame(link, payload []byte) ([]byte, error) {
+	if len(link) != 32 {
+		return nil, invalidArgument("CausalFrame", "a causal link is 32 bytes")
+	}
+	out := make([]byte, 4, 36+len(payload))
+	binary.LittleEndian.PutUint32(out, uint32(32+len(payload)))
+	out = append(out, link...)
+	return append(out, payload...), nil
 }
 
 // ContinuityEvent is one event of the node's continuity plane

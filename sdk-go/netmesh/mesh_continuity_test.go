@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netmesh/net/sdk-go/netmesh"
 )
@@ -112,5 +113,73 @@ func TestMeshContinuityOff(t *testing.T) {
 	err := m.FollowChain(1)
 	if !errors.Is(err, netmesh.ErrInvalidArgument) || !strings.Contains(err.Error(), "continuity is off") {
 		t.Fatalf("follow: %v", err)
+	}
+}
+
+// A causal stream: both nodes follow the chain; the receiver checks each
+// event as it arrives and proves the chain against the sender by itself.
+func TestMeshCausalStream(t *testing.T) {
+	a := fastMesh(t, nil)
+	b := fastMesh(t, func(c *netmesh.MeshConfig) { c.ProofInterval = 100 * time.Millisecond })
+	must(0, a.Start())
+	must(0, b.Start())
+	bid, aid := must(b.NodeID()), must(a.NodeID())
+	if err := a.Connect(ctx5(t), must(b.LocalAddr()), must(b.PublicKey()), bid); err != nil {
+		t.Fatal(err)
+	}
+	must(0, a.FollowChain(chainOrigin))
+	must(0, b.FollowChain(chainOrigin))
+	if _, err := netmesh.CausalFrame(make([]byte, 31), nil); !errors.Is(err, netmesh.ErrInvalidArgument) {
+		t.Fatalf("short link: %v", err)
+	}
+	if _, err := a.OpenCausalStream(12345, 1, true, nil); !errors.Is(err, netmesh.ErrMeshUnknownPeer) {
+		t.Fatalf("unknown peer: %v", err)
+	}
+	s := must(a.OpenCausalStream(bid, 7, true, nil))
+	defer s.Close()
+	if _, err := netmesh.NextCausalLink(make([]byte, 31), nil, 0); !errors.Is(err, netmesh.ErrInvalidArgument) {
+		t.Fatalf("short link: %v", err)
+	}
+	// Ten events of the chain, from its genesis.
+	prev, prevPayload := netmesh.GenesisLink(chainOrigin), []byte{}
+	if string(prev) != string(link(chainOrigin, 0, 0)) {
+		t.Fatal("genesis")
+	}
+	events := make([][]byte, 0, 10)
+	for i := uint64(1); i <= 10; i++ {
+		l := must(netmesh.NextCausalLink(prev, prevPayload, 0))
+		if binary.LittleEndian.Uint64(l[16:]) != i || binary.LittleEndian.Uint64(l[0:]) != chainOrigin {
+			t.Fatalf("link %d: %x", i, l)
+		}
+		payload := []byte{byte(i)}
+		events = append(events, must(netmesh.CausalFrame(l, payload)))
+		prev, prevPayload = l, payload
+	}
+	must(0, s.Send(events...))
+	got := recvN(t, b, 10)
+	for i := range got {
+		if string(got[i].Data) != string(events[i]) {
+			t.Fatalf("event %d changed", i)
+		}
+	}
+	ctx := ctx5(t)
+	for {
+		event := must(b.ContinuityNext(ctx))
+		if event.Type != "proof_checked" {
+			continue
+		}
+		if event.Verdict != "consistent" || event.Peer != aid {
+			t.Fatalf("verdict: %+v", event)
+		}
+		if event.ToSeq == 10 {
+			break
+		}
+	}
+	chain := must(b.ContinuityStatus())[0]
+	if chain.Head.Seq != 10 || chain.Source == nil || *chain.Source != aid || chain.ProvedTo != 10 || chain.ProofConflicted {
+		t.Fatalf("status: %+v", chain)
+	}
+	if head := must(a.ContinuityStatus())[0].Head.Seq; head != 10 {
+		t.Fatalf("the sender's own chain: %d", head)
 	}
 }

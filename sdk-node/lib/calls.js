@@ -589,6 +589,12 @@ function meshOpenStream(handle, peer, streamId, reliable, window) {
   return out[0];
 }
 
+function meshOpenCausalStream(handle, peer, streamId, reliable, window) {
+  const out = [null];
+  check(fns.net_mesh_open_causal_stream(handle, peer, streamId, reliable, window, out));
+  return out[0];
+}
+
 function meshSend(stream, events) {
   check(fns.net_mesh_stream_send(stream, ...slicesOf(events)));
 }
@@ -880,6 +886,7 @@ module.exports = {
   meshConnectDirectAttempt,
   meshAcceptAttempt,
   meshOpenStream,
+  meshOpenCausalStream,
   meshSend,
   meshSendBlockingAttempt,
   meshTryRecvBatch,

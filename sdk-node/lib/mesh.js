@@ -90,6 +90,7 @@ const DURATIONS = {
   classifyPeriodMs: 'classify_period_ms',
   classifyDeadlineMs: 'classify_deadline_ms',
   pathProbeIntervalMs: 'path_probe_interval_ms',
+  proofIntervalMs: 'proof_interval_ms',
 };
 const PLAIN = {
   bind: 'bind',
@@ -355,6 +356,23 @@ class Mesh {
     const s = args.u64(streamId, 'streamId');
     const window = options.window == null ? U64_MAX : args.u64(options.window, 'window');
     const handle = calls.meshOpenStream(this.#live(), p, s, Boolean(options.reliable), window);
+    return new MeshStream(kConstruct, handle, this, p, s);
+  }
+
+  /**
+   * Opens a stream as openStream() does, as a causal stream: its packets
+   * carry subprotocol 0x0400, so each event is read as causal frames
+   * (causalFrame()). A Net receiver checks the frames of every chain it
+   * follows (followChain()) as they arrive, in stream order on a reliable
+   * stream, and proves the chain against this node every `proofIntervalMs`;
+   * this node checks the frames it sends for the chains it follows. The
+   * receiving application gets the events as on any stream.
+   */
+  openCausalStream(peer, streamId, options = {}) {
+    const p = args.u64(peer, 'peer');
+    const s = args.u64(streamId, 'streamId');
+    const window = options.window == null ? U64_MAX : args.u64(options.window, 'window');
+    const handle = calls.meshOpenCausalStream(this.#live(), p, s, Boolean(options.reliable), window);
     return new MeshStream(kConstruct, handle, this, p, s);
   }
 

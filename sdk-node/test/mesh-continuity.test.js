@@ -7,7 +7,14 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { InvalidArgumentError, Mesh } = require('netmesh');
+const {
+  InvalidArgumentError,
+  Mesh,
+  MeshUnknownPeerError,
+  causalFrame,
+  genesisLink,
+  nextCausalLink,
+} = require('netmesh');
 
 const { FAST } = require('./helpers');
 
@@ -46,6 +53,62 @@ test('continuity: a proof asked of a peer arrives as an event', async (t) => {
   assert.equal(event.peer, b.nodeId);
   assert.equal(event.origin, ORIGIN);
   assert.equal(event.verdict, 'consistent');
+});
+
+test('continuity: a causal stream is followed and proved by the node', async (t) => {
+  // The receiver checks each event as it arrives and proves the chain
+  // against the sender by itself; the sender followed what it sent.
+  const a = Mesh.open(FAST);
+  const b = Mesh.open({ ...FAST, proofIntervalMs: 100 });
+  t.after(() => {
+    a.close();
+    b.close();
+  });
+  a.start();
+  b.start();
+  await a.connect(b.localAddr, b.publicKey, b.nodeId);
+  a.followChain(ORIGIN);
+  b.followChain(ORIGIN);
+  assert.throws(() => a.openCausalStream(12345n, 1n, { reliable: true }), MeshUnknownPeerError);
+  assert.throws(() => nextCausalLink(Buffer.alloc(31)), InvalidArgumentError);
+  assert.throws(() => causalFrame(Buffer.alloc(31)), RangeError);
+  let prev = genesisLink(ORIGIN);
+  let prevPayload = Buffer.alloc(0);
+  assert.deepEqual(prev, causalLink(ORIGIN, 0n, 0n));
+  const events = [];
+  for (let i = 1n; i <= 10n; i++) {
+    const link = nextCausalLink(prev, prevPayload);
+    assert.equal(link.readBigUInt64LE(0), ORIGIN);
+    assert.equal(link.readBigUInt64LE(16), i);
+    const payload = Buffer.from([Number(i)]);
+    events.push(causalFrame(link, payload));
+    prev = link;
+    prevPayload = payload;
+  }
+  const stream = a.openCausalStream(b.nodeId, 7n, { reliable: true });
+  t.after(() => stream.close());
+  stream.send(...events);
+  const got = [];
+  while (got.length < 10) got.push(...(await b.recv(10, 5000)));
+  assert.deepEqual(
+    got.map((e) => Buffer.from(e.data)),
+    events,
+  );
+  let settled = false;
+  for (let i = 0; i < 200 && !settled; i++) {
+    const event = await b.continuityNext(100);
+    if (event?.type !== 'proof_checked') continue;
+    assert.equal(event.verdict, 'consistent');
+    assert.equal(event.peer, a.nodeId);
+    settled = event.toSeq === 10n;
+  }
+  assert.ok(settled, 'no proof of the whole chain');
+  const [chain] = b.continuityStatus();
+  assert.equal(chain.head.seq, 10n);
+  assert.equal(chain.source, a.nodeId);
+  assert.equal(chain.provedTo, 10n);
+  assert.equal(chain.proofConflicted, false);
+  assert.equal(a.continuityStatus()[0].head.seq, 10n);
 });
 
 test('continuity: a chain followed and broken', async (t) => {

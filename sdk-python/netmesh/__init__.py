@@ -83,6 +83,9 @@ from .mesh import (
     PublishReport,
     Route,
     Routes,
+    causal_frame,
+    genesis_link,
+    next_causal_link,
 )
 from . import errors
 from .errors import *  # noqa: F401,F403  (NetError, Status, status_name and every error class)
@@ -185,6 +188,9 @@ __all__ = [
     "MeshEvent",
     "CapabilityFilter",
     "ChannelConfig",
+    "causal_frame",
+    "genesis_link",
+    "next_causal_link",
     # capability sets
     *_capabilities.__all__,
     "PublishFailure",

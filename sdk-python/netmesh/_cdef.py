@@ -306,6 +306,7 @@ net_status_t net_mesh_continuity_status(const net_mesh_t *mesh, net_bytes_t *jso
 net_status_t net_mesh_follow_chain(const net_mesh_t *mesh, uint64_t origin);
 net_status_t net_mesh_request_continuity_proof(const net_mesh_t *mesh, uint64_t peer, uint64_t origin, uint64_t from_seq, uint64_t to_seq);
 net_status_t net_mesh_observe_chain_event(const net_mesh_t *mesh, const uint8_t *link, size_t link_len, const uint8_t *payload, size_t payload_len, uint32_t *observation_out);
+net_status_t net_causal_next_link(const uint8_t *prev_link, size_t prev_link_len, const uint8_t *prev_payload, size_t prev_payload_len, uint64_t horizon, net_bytes_t *out);
 net_status_t net_mesh_continuity_next(const net_mesh_t *mesh, uint32_t timeout_ms, net_bytes_t *json_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_model_open(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, net_model_t **out);
 net_status_t net_model_restore(const net_redex_t *redex, uint32_t kind, uint64_t origin_hash, const uint8_t *config_json, size_t config_json_len, const uint8_t *snapshot, size_t snapshot_len, uint64_t last_seq, bool has_last_seq, net_model_t **out);
@@ -363,6 +364,7 @@ net_status_t net_mesh_connect_via(const net_mesh_t *mesh, uint64_t relay_node_id
 net_status_t net_mesh_connect_routed(const net_mesh_t *mesh, const uint8_t *peer_static_pub, size_t peer_static_pub_len, uint64_t peer_node_id, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_mesh_accept(const net_mesh_t *mesh, uint64_t peer_node_id, uint32_t timeout_ms, net_bytes_t *addr_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_mesh_open_stream(const net_mesh_t *mesh, uint64_t peer, uint64_t stream_id, bool reliable, uint64_t window, net_mesh_stream_t **out);
+net_status_t net_mesh_open_causal_stream(const net_mesh_t *mesh, uint64_t peer, uint64_t stream_id, bool reliable, uint64_t window, net_mesh_stream_t **out);
 net_status_t net_mesh_stream_send(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count);
 net_status_t net_mesh_stream_send_blocking(const net_mesh_stream_t *stream, const net_slice_t *events, size_t count, uint32_t timeout_ms, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_mesh_stream_info(const net_mesh_stream_t *stream, uint64_t *peer_out, uint64_t *stream_id_out);

@@ -39,6 +39,7 @@ from typing import Any, AsyncIterator, Deque, Dict, Iterable, Iterator, List, Na
 from ._ffi import (
     BytesLike,
     buf,
+    call_bytes,
     call_error,
     check,
     check_call,
@@ -155,6 +156,7 @@ _DURATIONS = {
     "classify_period": "classify_period_ms",
     "classify_deadline": "classify_deadline_ms",
     "path_probe_interval": "path_probe_interval_ms",
+    "proof_interval": "proof_interval_ms",
 }
 _PLAIN = {
     "bind",
@@ -294,6 +296,8 @@ class Mesh(_Handle):
     AES-256-GCM to Net peers when the CPU has AES instructions),
     ``continuity`` (bool, default True: partition records, the heal
     exchange and chain reconciliation run by themselves),
+    ``proof_interval`` (seconds, default 10; 0: off — how often a chain
+    heard on a causal stream is proved against the peer it came from),
     ``max_pending_handshakes``,
     ``loopback_depth``; NAT: ``nat_classify`` (bool, default True: the node
     classifies its NAT by itself), ``classify_period`` /
@@ -515,14 +519,28 @@ class Mesh(_Handle):
     ) -> "MeshStream":
         """Opens stream ``stream_id`` to ``peer``; ``window`` in bytes (None:
         the node's default, 0: unlimited)."""
+        return self._open_stream(lib.net_mesh_open_stream, peer, stream_id, reliable, window)
+
+    def _open_stream(
+        self, fn: Any, peer: int, stream_id: int, reliable: bool, window: Optional[int]
+    ) -> "MeshStream":
         out = ffi.new("net_mesh_stream_t **")
         w = _U64_MAX if window is None else _u64(window, "window")
-        check(
-            lib.net_mesh_open_stream(
-                self._handle(), _u64(peer, "peer"), _u64(stream_id, "stream_id"), bool(reliable), w, out
-            )
-        )
+        check(fn(self._handle(), _u64(peer, "peer"), _u64(stream_id, "stream_id"), bool(reliable), w, out))
         return MeshStream(out[0], self, peer, stream_id)
+
+    def open_causal_stream(
+        self, peer: int, stream_id: int, *, reliable: bool = False, window: Optional[int] = None
+    ) -> "MeshStream":
+        """Opens a stream as :meth:`open_stream` does, as a causal stream: its
+        packets carry subprotocol 0x0400, so each event is read as causal
+        frames (:func:`causal_frame`). A Net receiver checks the frames of
+        every chain it follows (:meth:`follow_chain`) as they arrive, in
+        stream order on a reliable stream, and proves the chain against this
+        node every ``proof_interval``; this node checks the frames it sends
+        for the chains it follows. The receiving application gets the events
+        as on any stream."""
+        return self._open_stream(lib.net_mesh_open_causal_stream, peer, stream_id, reliable, window)
 
     def _recv_raw(self, handle: Any, ms: int, token: Any) -> Any:
         peer = _out_u64()
@@ -714,7 +732,10 @@ class Mesh(_Handle):
     def continuity_status(self) -> List[Dict[str, Any]]:
         """The chains this node follows: origin, head ({origin, seq, hash}),
         held, broken (None or {reason, last_verified_seq, detected_at_ms}),
-        forks (each {original_origin, forked_origin, fork_seq, bytes})."""
+        forks (each {original_origin, forked_origin, fork_seq, bytes}),
+        source (None or the peer its events last came from on a causal
+        stream, which the node proves it against), proved_to (the last
+        sequence those proofs settled), proof_conflicted."""
         out = new_bytes()
         check(lib.net_mesh_continuity_status(self._handle(), out))
         result: List[Dict[str, Any]] = json.loads(take_bytes(out))
@@ -1213,3 +1234,28 @@ class MeshStream(_Handle):
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
         return f"<MeshStream peer={self._peer:#018x} stream={self._stream_id}{state}>"
+
+
+def genesis_link(origin: int) -> bytes:
+    """The first causal link of chain ``origin`` (its event has no payload)."""
+    return struct.pack("<QQQQ", _u64(origin, "origin"), 0, 0, 0)
+
+
+def next_causal_link(prev: BytesLike, prev_payload: BytesLike = b"", horizon: int = 0) -> bytes:
+    """The causal link that follows ``prev`` (32 bytes) whose event carried
+    ``prev_payload``: the same origin, ``horizon``, the next sequence and
+    the parent hash xxh3_64(prev ‖ prev_payload)."""
+    link, n = buf(prev, "prev")
+    payload, m = buf(prev_payload, "prev_payload")
+    return call_bytes(lib.net_causal_next_link, link, n, payload, m, _u64(horizon, "horizon"))
+
+
+def causal_frame(link: BytesLike, payload: BytesLike = b"") -> bytes:
+    """One event of a causal stream: the 32-byte ``link`` and ``payload``
+    framed as u32 LE (32 + len(payload)) ‖ link ‖ payload (frames may be
+    concatenated into one event)."""
+    link = bytes(link)
+    payload = bytes(payload)
+    if len(link) != 32:
+        raise ValueError(f"a causal link is 32 bytes, got {len(link)}")
+    return struct.pack("<I", 32 + len(payload)) + link + payload

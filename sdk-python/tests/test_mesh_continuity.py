@@ -11,7 +11,16 @@ import threading
 
 import pytest
 
-from netmesh import Cancel, CancelledError, InvalidArgumentError, Mesh
+from netmesh import (
+    Cancel,
+    CancelledError,
+    InvalidArgumentError,
+    Mesh,
+    MeshUnknownPeerError,
+    causal_frame,
+    genesis_link,
+    next_causal_link,
+)
 
 from conftest import FAST, let_it_block
 
@@ -71,6 +80,56 @@ def test_a_proof_asked_of_a_peer_arrives_as_an_event():
         assert event["peer"] == b.node_id
         assert event["origin"] == ORIGIN
         assert event["verdict"] == "consistent"
+
+
+def test_a_causal_stream_is_followed_and_proved_by_the_node():
+    """The receiver checks each event of a causal stream as it arrives and
+    proves the chain against the sender by itself; the sender followed what
+    it sent."""
+    with Mesh(**FAST) as a, Mesh(**FAST, proof_interval=0.1) as b:
+        a.start()
+        b.start()
+        a.connect(b.local_addr, b.public_key, b.node_id)
+        a.follow_chain(ORIGIN)
+        b.follow_chain(ORIGIN)
+        with pytest.raises(MeshUnknownPeerError):
+            a.open_causal_stream(12345, 1, reliable=True)
+        with pytest.raises(InvalidArgumentError):
+            next_causal_link(b"\0" * 31)
+        with pytest.raises(ValueError):
+            causal_frame(b"\0" * 31)
+        prev, prev_payload = genesis_link(ORIGIN), b""
+        assert prev == link(ORIGIN, 0, 0)
+        events = []
+        for i in range(1, 11):
+            current = next_causal_link(prev, prev_payload)
+            assert struct.unpack_from("<QQQ", current)[0::2] == (ORIGIN, i)
+            payload = bytes([i])
+            events.append(causal_frame(current, payload))
+            prev, prev_payload = current, payload
+        with a.open_causal_stream(b.node_id, 7, reliable=True) as stream:
+            stream.send(events)
+            got = []
+            while len(got) < 10:
+                event = b.recv(5)
+                assert event is not None
+                got.append(event)
+            assert [e.data for e in got] == events
+            for _ in range(200):
+                event = b.continuity_next(0.1)
+                if event is not None and event["type"] == "proof_checked":
+                    assert event["verdict"] == "consistent"
+                    assert event["peer"] == a.node_id
+                    if event["to_seq"] == 10:
+                        break
+            else:
+                pytest.fail("no proof of the whole chain")
+        chain = b.continuity_status()[0]
+        assert chain["head"]["seq"] == 10
+        assert chain["source"] == a.node_id
+        assert chain["proved_to"] == 10
+        assert chain["proof_conflicted"] is False
+        assert a.continuity_status()[0]["head"]["seq"] == 10
 
 
 def test_the_event_wait_is_cancelled():

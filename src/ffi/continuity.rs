@@ -148,6 +148,40 @@ pub unsafe extern "C" fn net_mesh_observe_chain_event(
     })
 }
 
+/// The causal link that follows `prev_link` (32 bytes, STORAGE.md §14)
+/// whose event carried `prev_payload`: the same origin, `horizon`, the next
+/// sequence, and the parent hash xxh3_64(prev_link ‖ prev_payload). A
+/// chain starts at its genesis link (the origin as u64 LE, then 24 zero
+/// bytes; its payload is empty). With the 32 bytes written to `out`, an
+/// event is framed for a causal stream as u32 LE (32 + payload length) ‖
+/// link ‖ payload. `NET_ERR_INVALID_ARGUMENT` for a link of another length
+/// or at the last sequence.
+///
+/// # Safety
+/// `prev_link` holds `prev_link_len` bytes; `prev_payload` holds
+/// `prev_payload_len` bytes (NULL when 0); `out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_causal_next_link(
+    prev_link: *const u8,
+    prev_link_len: usize,
+    prev_payload: *const u8,
+    prev_payload_len: usize,
+    horizon: u64,
+    out: *mut net_bytes_t,
+) -> net_status_t {
+    ffi_export!(array prev_link[prev_link_len] CAUSAL_LINK_SIZE; bytes prev_payload[prev_payload_len]; out out; {
+        let invalid = |message: String| {
+            super::error::FfiError::new(net_status_t::NET_ERR_INVALID_ARGUMENT, message)
+        };
+        let prev = CausalLink::from_bytes(prev_link).map_err(|e| invalid(e.to_string()))?;
+        if prev.sequence == u64::MAX {
+            return Err(invalid("the chain is at its last sequence".to_string()));
+        }
+        out.write(net_bytes_t::from_slice(&prev.next(prev_payload, horizon).to_bytes()));
+        Ok(())
+    })
+}
+
 /// The node's next continuity event as JSON, waiting up to `timeout_ms`
 /// (`NET_WAIT_FOREVER`: no limit): `type` "detected" | "extended" |
 /// "confirmed" | "healed" (`record`), "healing" (`record`, `progress`),

@@ -391,15 +391,63 @@ pub unsafe extern "C" fn net_mesh_open_stream(
     out: *mut *mut net_mesh_stream_t,
 ) -> net_status_t {
     ffi_export!(handle mesh; out out; {
-        let window = (window != u64::MAX).then_some(window);
-        mesh.0.open_stream(peer, stream_id, reliable, window)?;
-        out.write(handle::into_raw(StreamHandle {
-            node: mesh.0.clone(),
-            peer,
-            stream_id,
-        }));
+        out.write(open_stream_handle(mesh, peer, stream_id, reliable, window, false)?);
         Ok(())
     })
+}
+
+/// Opens stream `stream_id` to `peer` as `net_mesh_open_stream` does, as a
+/// causal stream: its packets carry subprotocol 0x0400, so each event is
+/// read as CausalLink frames (`u32 LE length (32 + payload) ‖ 32-byte link
+/// ‖ payload`, concatenated). A Net receiver checks the frames of every
+/// chain it follows (`net_mesh_follow_chain`) as they arrive, in stream
+/// order on a reliable stream, and proves the chain against this node
+/// every `proof_interval_ms`; the sender checks the frames it sends for
+/// the chains it follows. Events reach the receiving application as on
+/// any stream. Opening an existing id as causal (or plain) applies to the
+/// packets written from then on.
+///
+/// Errors: as `net_mesh_open_stream`.
+///
+/// # Safety
+/// `mesh` is NULL or from libnet; `out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_mesh_open_causal_stream(
+    mesh: *const net_mesh_t,
+    peer: u64,
+    stream_id: u64,
+    reliable: bool,
+    window: u64,
+    out: *mut *mut net_mesh_stream_t,
+) -> net_status_t {
+    ffi_export!(handle mesh; out out; {
+        out.write(open_stream_handle(mesh, peer, stream_id, reliable, window, true)?);
+        Ok(())
+    })
+}
+
+/// Opens a plain or causal stream (`window` `UINT64_MAX`: the default)
+/// and hands out its handle.
+fn open_stream_handle(
+    mesh: &MeshHandle,
+    peer: u64,
+    stream_id: u64,
+    reliable: bool,
+    window: u64,
+    causal: bool,
+) -> Result<*mut net_mesh_stream_t, MeshError> {
+    let window = (window != u64::MAX).then_some(window);
+    if causal {
+        mesh.0
+            .open_causal_stream(peer, stream_id, reliable, window)?;
+    } else {
+        mesh.0.open_stream(peer, stream_id, reliable, window)?;
+    }
+    Ok(handle::into_raw(StreamHandle {
+        node: mesh.0.clone(),
+        peer,
+        stream_id,
+    }))
 }
 
 /// Sends `count` events now, or none: `NET_ERR_MESH_BACKPRESSURE` when the

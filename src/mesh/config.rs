@@ -96,6 +96,10 @@ pub struct MeshConfig {
     /// reconciliation; `docs/continuity.md`). Default true; advertised in
     /// the hello, so peers send its messages only to nodes that run it.
     pub continuity: bool,
+    /// How often each followed chain heard on a causal stream is proved
+    /// against the peer it came from (`docs/continuity.md`); zero turns
+    /// the node's own proofs off. Default 10 s.
+    pub proof_interval: Duration,
     /// Unanswered handshakes kept in flight at once (a flood beyond this is
     /// dropped before any Diffie-Hellman work).
     pub max_pending_handshakes: usize,
@@ -164,6 +168,7 @@ impl Default for MeshConfig {
             hello_timeout: Duration::from_secs(2),
             require_identity: false,
             continuity: true,
+            proof_interval: Duration::from_secs(10),
             max_pending_handshakes: 256,
             loopback_depth: 64,
             aes: true,
@@ -204,6 +209,7 @@ struct Raw {
     hello_timeout_ms: Option<u64>,
     require_identity: Option<bool>,
     continuity: Option<bool>,
+    proof_interval_ms: Option<u64>,
     max_pending_handshakes: Option<usize>,
     loopback_depth: Option<usize>,
     aes: Option<bool>,
@@ -299,7 +305,8 @@ impl MeshConfig {
     /// (≥ 100, default 60 000), `recv_buffer`, `send_buffer`, `gso`,
     /// `gro`, `max_streams`, `stream_idle_timeout_ms`, `connect_form`
     /// (`"routed"`/`"direct"`), `hello_timeout_ms`, `require_identity`,
-    /// `continuity` (bool, default true), `max_pending_handshakes`, `loopback_depth`, `aes` (bool, default
+    /// `continuity` (bool, default true), `proof_interval_ms` (default
+    /// 10 000; 0: the node proves no chain by itself), `max_pending_handshakes`, `loopback_depth`, `aes` (bool, default
     /// true: offer AES-256-GCM to Net peers when the CPU has AES
     /// instructions; `false` keeps ChaCha20-Poly1305). Channels and
     /// capabilities (MESH2.md §6 defaults): `membership_ack_timeout_ms`,
@@ -404,6 +411,9 @@ impl MeshConfig {
         }
         if let Some(v) = raw.continuity {
             config.continuity = v;
+        }
+        if let Some(v) = raw.proof_interval_ms {
+            config.proof_interval = ms(v, "proof_interval_ms", 0, DAY_MS)?;
         }
         if let Some(v) = raw.require_identity {
             config.require_identity = v;

@@ -61,11 +61,20 @@ impl PendingPacket {
 pub(crate) struct TakenPacket {
     pub packet: PendingPacket,
     pub sequence: u64,
-    /// Its stream's priority (header byte towards Net peers).
+    /// Its stream's header fields.
+    pub stamp: HeaderStamp,
+}
+
+/// The header fields a packet takes from its stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct HeaderStamp {
+    /// The stream's priority (header byte towards Net peers).
     pub priority: u8,
-    /// Its stream's subnet confinement stamp (header `subnet_id` towards
+    /// The stream's subnet confinement stamp (header `subnet_id` towards
     /// Net peers; 0 = none).
-    pub subnet_stamp: u32,
+    pub subnet: u32,
+    /// The stream's subprotocol: 0, or 0x0400 for a causal stream.
+    pub subprotocol: u16,
 }
 
 /// Who writes after a send appended.
@@ -238,22 +247,21 @@ impl Outbox {
     }
 
     /// The writer takes everything waiting, in order; `next_seq` gives
-    /// each packet its stream sequence, priority and subnet stamp. Empty: the writer is
+    /// each packet its stream sequence and header stamp. Empty: the writer is
     /// done (the outbox is released and the time noted).
     pub fn take(
         &mut self,
         now: Instant,
-        mut next_seq: impl FnMut(&PendingPacket) -> Option<(u64, u8, u32)>,
+        mut next_seq: impl FnMut(&PendingPacket) -> Option<(u64, HeaderStamp)>,
     ) -> Vec<TakenPacket> {
         let mut out = Vec::with_capacity(self.packets.len());
         for packet in self.packets.drain(..) {
             // None: the stream is gone (closed meanwhile): its events go.
-            if let Some((sequence, priority, subnet_stamp)) = next_seq(&packet) {
+            if let Some((sequence, stamp)) = next_seq(&packet) {
                 out.push(TakenPacket {
                     packet,
                     sequence,
-                    priority,
-                    subnet_stamp,
+                    stamp,
                 });
             }
         }
@@ -315,7 +323,7 @@ mod tests {
         o.take(now, |p| {
             let s = seq.entry(p.stream_id).or_default();
             *s += 1;
-            Some((*s - 1, 0, 0))
+            Some((*s - 1, HeaderStamp::default()))
         })
     }
 
@@ -415,7 +423,9 @@ mod tests {
         o.append(2, 0, &[b"bb", b"cc"], 100, &BufferPool::new());
         assert_eq!(o.discard_stream(2), 2);
         assert_eq!(o.pending_bytes(), 5);
-        let taken = o.take(Instant::now(), |p| (p.stream_id == 1).then_some((0, 0, 0)));
+        let taken = o.take(Instant::now(), |p| {
+            (p.stream_id == 1).then_some((0, HeaderStamp::default()))
+        });
         assert_eq!(taken.len(), 1);
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::bufpool::BufferPool;
 use super::credit::TxCredit;
-use super::outbox::{Outbox, TakenPacket};
+use super::outbox::{HeaderStamp, Outbox, TakenPacket};
 use super::reliable::{LegacyGate, ReliableReceiver, ReliableSender};
 
 /// How long a closed or evicted stream id ignores grants.
@@ -54,9 +54,24 @@ pub(crate) struct TxState {
     /// ([`Visibility::confinement`](crate::mesh::channels::Visibility::confinement));
     /// 0 for none.
     pub subnet_stamp: u32,
+    /// Header subprotocol of this stream's packets: 0, or
+    /// [`CAUSAL`](crate::wire::ids::CAUSAL) for a causal stream (its
+    /// events are CausalLink frames, STORAGE.md §14).
+    pub subprotocol: u16,
     /// The window is the default one, so a Net receiver's offer may widen
     /// it (a window the application chose is kept).
     pub default_window: bool,
+}
+
+impl TxState {
+    /// The header fields this stream's packets carry.
+    pub fn stamp(&self) -> HeaderStamp {
+        HeaderStamp {
+            priority: self.priority,
+            subnet: self.subnet_stamp,
+            subprotocol: self.subprotocol,
+        }
+    }
 }
 
 /// The receive half.
@@ -280,6 +295,7 @@ impl Stream {
                 sender: ReliableSender::new(),
                 priority: 0,
                 subnet_stamp: 0,
+                subprotocol: 0,
                 default_window: true,
             },
             rx: RxState::default(),
@@ -344,10 +360,10 @@ impl StreamTable {
                     .on_sent(seq, p.count, buffers.copy_of(p.payload()), now);
             }
             prioritized |= s.tx.priority != 0;
-            Some((seq, s.tx.priority, s.tx.subnet_stamp))
+            Some((seq, s.tx.stamp()))
         });
         if prioritized {
-            taken.sort_by_key(|t| std::cmp::Reverse(t.priority));
+            taken.sort_by_key(|t| std::cmp::Reverse(t.stamp.priority));
         }
         taken
     }

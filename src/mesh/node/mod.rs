@@ -66,6 +66,7 @@ use super::routing::{Router, RoutingConfig};
 use super::stream::WindowPool;
 use crate::cancel::CancelToken;
 use crate::identity::{EntityId, EntityKeypair, routing_id};
+use crate::wire::ids;
 
 pub use capabilities::CapabilityError;
 pub use channels::{ChannelError, PublishReport};
@@ -229,6 +230,10 @@ pub(crate) struct Stats {
     pub reflex_answered: AtomicU64,
     /// Relayed sessions moved to a direct path (`connect_direct`).
     pub paths_upgraded: AtomicU64,
+    /// Causal events (0x0400) whose frames did not decode, met while
+    /// following chains (`continuity/streams.rs`); the application still
+    /// receives them.
+    pub causal_malformed: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -516,7 +521,11 @@ impl MeshNode {
         let buffers = Arc::new(BufferPool::new());
         let inner = Arc::new(Inner {
             subprotocols: subprotocols::SubprotocolHooks::default(),
-            continuity: continuity::ContinuityGlue::new(node_id, config.continuity),
+            continuity: continuity::ContinuityGlue::new(
+                node_id,
+                config.continuity,
+                config.proof_interval,
+            ),
             traversal,
             channels: channel_glue,
             capabilities: capability_glue,
@@ -757,13 +766,50 @@ impl MeshNode {
         reliable: bool,
         window: Option<u64>,
     ) -> Result<(), MeshError> {
+        self.open_stream_of(peer, stream_id, reliable, window, 0)
+    }
+
+    /// [`open_stream`](Self::open_stream) for a causal stream: its packets
+    /// carry subprotocol 0x0400 (WIRE.md §9), so each event is read as
+    /// CausalLink frames (`u32 LE length ‖ link ‖ payload`, STORAGE.md
+    /// §14; build them with [`encode_frame`](crate::cortex::causal::encode_frame)).
+    /// A Net receiver checks the frames of every chain it follows as they
+    /// arrive ([`follow_chain`](Self::follow_chain)), in stream order on a
+    /// reliable stream, and proves them against this node
+    /// (`docs/continuity.md`); the application receives the events as
+    /// usual, as it does from v0.11, which delivers them as plain events.
+    /// Opening an existing stream as causal (or as plain with
+    /// `open_stream`) applies to the packets written from then on.
+    ///
+    /// # Errors
+    /// As [`open_stream`](Self::open_stream).
+    pub fn open_causal_stream(
+        &self,
+        peer: u64,
+        stream_id: u64,
+        reliable: bool,
+        window: Option<u64>,
+    ) -> Result<(), MeshError> {
+        self.open_stream_of(peer, stream_id, reliable, window, ids::CAUSAL)
+    }
+
+    fn open_stream_of(
+        &self,
+        peer: u64,
+        stream_id: u64,
+        reliable: bool,
+        window: Option<u64>,
+        subprotocol: u16,
+    ) -> Result<(), MeshError> {
         self.inner.check_running()?;
         if peer == self.inner.node_id {
             return Ok(());
         }
         let p = self.inner.peer(peer)?;
         p.streams()
-            .open(stream_id, reliable, window, Instant::now());
+            .open(stream_id, reliable, window, Instant::now())
+            .tx
+            .subprotocol = subprotocol;
         Ok(())
     }
 
@@ -1360,6 +1406,7 @@ impl Inner {
         out["session_candidates"] = g(&s.session_candidates).into();
         // Stamped channel packets refused at a hop (`subnets.rs`).
         out["subnet_blocked"] = g(&s.subnet_blocked).into();
+        out["causal_malformed"] = g(&s.causal_malformed).into();
         out["sessions_replaced"] = g(&s.sessions_replaced).into();
         out["candidates_dropped"] = g(&s.candidates_dropped).into();
         out["candidates_held"] = (self.candidates.len() as u64).into();

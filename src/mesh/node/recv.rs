@@ -674,6 +674,7 @@ impl Inner {
         let events = decode_events(plaintext, usize::from(header.event_count));
         let frames = frame_offsets(plaintext, &events);
         let cost = plaintext.len() as u64 + 80;
+        let causal = header.subprotocol_id == ids::CAUSAL;
         let net_reliable = header.is_reliable() && peer.binding().peer_entity.is_some();
         let mut streams = peer.streams();
         let stream = streams.for_receive(stream_id, now);
@@ -697,7 +698,7 @@ impl Inner {
             if window != 0 {
                 stream.rx.on_queued(cost, window);
             }
-            let packed = pack(plaintext, &frames, &self.buffers);
+            let packed = pack(plaintext, &frames, causal, &self.buffers);
             let delivered =
                 match stream
                     .rx
@@ -730,6 +731,10 @@ impl Inner {
         let force = credit > 0 && stream.rx.within_window(cost, window);
         stream.rx.on_queued(credit, window);
         drop(streams);
+        if causal && self.continuity_taps() {
+            // Arrival order: a fire-and-forget (or v0.11) stream's only one.
+            self.continuity_tap(Some(peer.node_id), &events);
+        }
         let n = frames.len() as u64;
         let packet = InboundPacket {
             peer: peer.node_id,
@@ -758,8 +763,17 @@ impl Inner {
 
     /// Queues a packed packet (`u32 count ‖ frames`, see [`pack`]).
     /// Always queued (the packet was accepted into the reorder buffer).
+    /// A causal packet's frames are checked first: this is the stream's
+    /// in-order release point.
     fn deliver_packed(&self, peer: u64, stream_id: u64, packed: Vec<u8>, credit: u64) {
-        let (payload, frames) = unpack(packed);
+        let (payload, frames, causal) = unpack(packed);
+        if causal && self.continuity_taps() {
+            let events: Vec<&[u8]> = frames
+                .iter()
+                .map(|&(at, len)| &payload[at as usize..(at + len) as usize])
+                .collect();
+            self.continuity_tap(Some(peer), &events);
+        }
         let n = frames.len() as u64;
         if !self.deliver(
             InboundPacket {
@@ -823,12 +837,18 @@ fn frame_offsets(payload: &[u8], events: &[&[u8]]) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// The count word's flag for a packet of a causal stream (subprotocol
+/// 0x0400); a packet holds at most 65 535 events.
+const PACKED_CAUSAL: u32 = 1 << 31;
+
 /// Packs the events of a plaintext for the reorder buffer: the payload and
-/// the frame table, so delivery needs no re-parse.
-fn pack(plaintext: &[u8], frames: &[(u32, u32)], buffers: &BufferPool) -> Vec<u8> {
+/// the frame table, so delivery needs no re-parse, and whether they are
+/// causal frames.
+fn pack(plaintext: &[u8], frames: &[(u32, u32)], causal: bool, buffers: &BufferPool) -> Vec<u8> {
     let table = 4 + frames.len() * 8;
     let mut out = buffers.take(table + plaintext.len());
-    out.extend_from_slice(&(frames.len() as u32).to_le_bytes());
+    let flag = if causal { PACKED_CAUSAL } else { 0 };
+    out.extend_from_slice(&(frames.len() as u32 | flag).to_le_bytes());
     for &(at, len) in frames {
         out.extend_from_slice(&(at + table as u32).to_le_bytes());
         out.extend_from_slice(&len.to_le_bytes());
@@ -840,15 +860,18 @@ fn pack(plaintext: &[u8], frames: &[(u32, u32)], buffers: &BufferPool) -> Vec<u8
 /// The credit of a packed packet: its plaintext (the frames without the
 /// table) plus the per-packet overhead, as the sender debited it.
 fn packed_cost(packed: &[u8]) -> u64 {
-    let n = u32::from_le_bytes([packed[0], packed[1], packed[2], packed[3]]) as usize;
+    let n = (u32::from_le_bytes([packed[0], packed[1], packed[2], packed[3]]) & !PACKED_CAUSAL)
+        as usize;
     (packed.len() - 4 - n * 8) as u64 + super::super::credit::PACKET_COST_OVERHEAD
 }
 
-fn unpack(packed: Vec<u8>) -> (Vec<u8>, Vec<(u32, u32)>) {
+/// The payload, its frame table and whether the frames are causal.
+fn unpack(packed: Vec<u8>) -> (Vec<u8>, Vec<(u32, u32)>, bool) {
     let word = |at: usize| {
         u32::from_le_bytes([packed[at], packed[at + 1], packed[at + 2], packed[at + 3]])
     };
-    let n = word(0) as usize;
+    let causal = word(0) & PACKED_CAUSAL != 0;
+    let n = (word(0) & !PACKED_CAUSAL) as usize;
     let frames = (0..n).map(|i| (word(4 + i * 8), word(8 + i * 8))).collect();
-    (packed, frames)
+    (packed, frames, causal)
 }

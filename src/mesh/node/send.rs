@@ -194,9 +194,9 @@ impl Inner {
                     sequence: seq,
                     event_count: packet.event_count,
                     // Only Net reliable streams retransmit: a Net peer.
+                    subprotocol_id: stream.tx.subprotocol,
                     priority: stream.tx.priority,
                     subnet_id: stream.tx.subnet_stamp,
-                    ..PacketKind::default()
                 };
                 let mut out = Vec::new();
                 if peer.session.seal(&kind, &packet.payload, &mut out).is_ok() {
@@ -226,6 +226,7 @@ impl Inner {
         else {
             return Ok(());
         };
+        self.tap_sent(&peer, stream_id, events);
         match blocking {
             None => {
                 let writer = self.enqueue_now(&peer, stream_id, flags_byte, events)?;
@@ -245,6 +246,24 @@ impl Inner {
             .events_sent
             .fetch_add(events.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The node checks the frames it sends on a causal stream for the
+    /// chains it follows, so a producer following its own chain holds it
+    /// (and proves it to its readers). Before the send: the events are the
+    /// producer's whether or not they get through.
+    fn tap_sent<E: AsRef<[u8]>>(&self, peer: &Peer, stream_id: u64, events: &[E]) {
+        if !self.continuity_taps() {
+            return;
+        }
+        let causal = peer
+            .streams()
+            .get_mut(stream_id)
+            .is_some_and(|s| s.tx.subprotocol == ids::CAUSAL);
+        if causal {
+            let bodies: Vec<&[u8]> = events.iter().map(AsRef::as_ref).collect();
+            self.continuity_tap(None, &bodies);
+        }
     }
 
     /// Events into `peer`'s outbox now without writing them: returns who

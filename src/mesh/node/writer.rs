@@ -208,9 +208,9 @@ impl Inner {
                 stream_id: t.packet.stream_id,
                 sequence: t.sequence,
                 event_count: t.packet.count,
-                priority: if net { t.priority } else { 0 },
-                subnet_id: if net { t.subnet_stamp } else { 0 },
-                ..PacketKind::default()
+                subprotocol_id: t.stamp.subprotocol,
+                priority: if net { t.stamp.priority } else { 0 },
+                subnet_id: if net { t.stamp.subnet } else { 0 },
             };
             let mut buf = t.packet.buf;
             if peer.session.seal_in_place(&kind, &mut buf).is_ok() {

@@ -30,6 +30,7 @@
 //! amount of work, never a blocking call.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -51,9 +52,11 @@ use crate::continuity::{
 use crate::wire::ids;
 
 mod proofs;
+mod streams;
 
 use proofs::ProofAsk;
 pub use proofs::ProofVerdict;
+use streams::Proving;
 
 /// The subprotocols the glue handles.
 pub const CONTINUITY_SUBPROTOCOLS: [u16; 5] = [
@@ -216,6 +219,14 @@ pub struct ChainStatusInfo {
     pub broken: Option<Discontinuity>,
     /// Forks of this chain this node knows (derived or adopted).
     pub forks: Vec<ForkRecord>,
+    /// The continuity peer its events last came from on a causal stream
+    /// (the peer the node proves it against).
+    pub source: Option<u64>,
+    /// The last sequence the node's own proofs settled (0: none yet).
+    pub proved_to: u64,
+    /// A proof against the source conflicted (no more until the chain is
+    /// reconciled).
+    pub proof_conflicted: bool,
 }
 
 struct Chain {
@@ -225,6 +236,8 @@ struct Chain {
     forks: Vec<ForkRecord>,
     /// Each fork's re-chained events.
     fork_events: BTreeMap<u64, Vec<CausalEvent>>,
+    /// Its automatic proofs (`streams.rs`).
+    proving: Proving,
 }
 
 impl Chain {
@@ -263,6 +276,9 @@ impl Chain {
         if let Some(common) = self.log.back() {
             self.follower = ChainFollower::from_head(common.link, &common.payload);
         }
+        // What was proved past the common event no longer stands.
+        self.proving.proved_to = self.proving.proved_to.min(common_seq);
+        self.proving.conflicted = false;
         for event in events {
             self.follower.observe(&event.link, &event.payload, now_ms);
             self.push(event.clone());
@@ -326,6 +342,10 @@ pub(super) struct ContinuityGlue {
     enabled: bool,
     state: Mutex<State>,
     changed: Condvar,
+    /// Chains followed (a lock-free "nothing to tap" on the data path).
+    followed: AtomicUsize,
+    /// How often a chain is proved against its source (zero: never).
+    proof_interval: Duration,
 }
 
 /// Where an outgoing message goes.
@@ -343,9 +363,11 @@ type Message = (To, u16, Vec<u8>);
 type Outgoing = Vec<Message>;
 
 impl ContinuityGlue {
-    pub(super) fn new(node_id: u64, enabled: bool) -> Self {
+    pub(super) fn new(node_id: u64, enabled: bool, proof_interval: Duration) -> Self {
         Self {
             enabled,
+            followed: AtomicUsize::new(0),
+            proof_interval,
             state: Mutex::new(State {
                 engine: ContinuityEngine::new(node_id, EngineConfig::default()),
                 chains: BTreeMap::new(),
@@ -381,6 +403,28 @@ impl State {
             self.events_dropped += 1;
         }
         self.events.push_back(event);
+    }
+
+    /// Checks the next event of a followed chain (None: not followed) and
+    /// keeps it when it extends the chain; a break is reported.
+    fn observe(&mut self, event: CausalEvent, now_ms: u64) -> Option<Observation> {
+        let origin = event.link.origin_hash;
+        let chain = self.chains.get_mut(&origin)?;
+        let observation = chain.follower.observe(&event.link, &event.payload, now_ms);
+        match observation {
+            Observation::Extended => {
+                chain.push(event);
+                let head = chain.head();
+                self.engine.set_head(head);
+            }
+            Observation::Broke(discontinuity) => self.emit(ContinuityEvent::ChainBroken {
+                origin,
+                discontinuity: Some(discontinuity),
+                reason: "the stream stopped verifying".to_string(),
+            }),
+            _ => {}
+        }
+        Some(observation)
     }
 
     fn horizon(&self) -> Vec<(u64, u64)> {
@@ -440,9 +484,10 @@ impl State {
                     if let Some(transfer) = self.transfers.get_mut(&(peer, head.origin)) {
                         transfer.head = Some(head);
                         self.try_finish(peer, head.origin, now_ms, &mut out);
-                    } else {
-                        // The answer of a peer that cannot prove a range.
-                        self.on_proof_refused(peer, head);
+                    } else if !self.on_proof_refused(peer, head) {
+                        // Not the answer of a peer that cannot prove a
+                        // span we asked: a late one, checked all the same.
+                        self.check_unsolicited_head(peer, head);
                     }
                 }
                 Output::ForkAnnounced {
@@ -924,10 +969,12 @@ impl Inner {
                 self.defer(self.continuity_send(vec![message]), since);
             }
         }
+        let interval = self.continuity.proof_interval;
         self.continuity_drive(|state, now, now_ms| {
             let outputs = state.engine.tick(now_ms);
             let mut out = state.apply(outputs, now, now_ms);
             out.extend(state.retries(now));
+            out.extend(state.auto_proofs(now, interval));
             out
         });
     }
@@ -988,9 +1035,14 @@ impl MeshNode {
                     follower: ChainFollower::from_genesis(origin),
                     forks: Vec::new(),
                     fork_events: BTreeMap::new(),
+                    proving: Proving::default(),
                 };
                 state.engine.set_head(chain.head());
                 state.chains.insert(origin, chain);
+                self.inner
+                    .continuity
+                    .followed
+                    .fetch_add(1, Ordering::Relaxed);
             }
             Outgoing::new()
         });
@@ -1008,24 +1060,11 @@ impl MeshNode {
         let origin = event.link.origin_hash;
         let mut result = Err(MeshError::Continuity(ContinuityError::NotFollowed(origin)));
         self.inner.continuity_drive(|state, _, now_ms| {
-            let Some(chain) = state.chains.get_mut(&origin) else {
-                return Outgoing::new();
-            };
-            let observation = chain.follower.observe(&event.link, &event.payload, now_ms);
-            match observation {
-                Observation::Extended => {
-                    chain.push(event.clone());
-                    let head = chain.head();
-                    state.engine.set_head(head);
-                }
-                Observation::Broke(discontinuity) => state.emit(ContinuityEvent::ChainBroken {
-                    origin,
-                    discontinuity: Some(discontinuity),
-                    reason: "the stream stopped verifying".to_string(),
-                }),
-                _ => {}
+            if state.chains.contains_key(&origin)
+                && let Some(observation) = state.observe(event.clone(), now_ms)
+            {
+                result = Ok(observation);
             }
-            result = Ok(observation);
             Outgoing::new()
         });
         result
@@ -1081,6 +1120,9 @@ impl MeshNode {
                 held: chain.log.len(),
                 broken: chain.follower.broken().copied(),
                 forks: chain.forks.clone(),
+                source: chain.proving.source,
+                proved_to: chain.proving.proved_to,
+                proof_conflicted: chain.proving.conflicted,
             })
             .collect()
     }
@@ -1220,7 +1262,8 @@ impl ChainStatusInfo {
     /// `broken` (null, or {`reason`: "chain_break" | "conflicting_chains",
     /// `last_verified_seq`, `detected_at_ms`}), `forks` (each
     /// {original_origin, forked_origin, fork_seq, bytes: the 65-byte record
-    /// in hex}).
+    /// in hex}), `source` (null or the peer), `proved_to`,
+    /// `proof_conflicted`.
     pub fn to_json(&self) -> serde_json::Value {
         let broken = self.broken.map(|d| {
             let reason = match d.reason {
@@ -1239,6 +1282,9 @@ impl ChainStatusInfo {
             "held": self.held,
             "broken": broken,
             "forks": self.forks.iter().map(fork_json).collect::<Vec<_>>(),
+            "source": self.source,
+            "proved_to": self.proved_to,
+            "proof_conflicted": self.proof_conflicted,
         })
     }
 }

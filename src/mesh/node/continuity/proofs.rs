@@ -36,6 +36,20 @@ pub(super) struct ProofAsk {
     to_seq: u64,
     last_sent: Instant,
     retries: u32,
+    /// Asked by the node itself (`streams.rs`), not the application.
+    auto: bool,
+}
+
+impl ProofAsk {
+    pub(super) fn new(from_seq: u64, to_seq: u64, now: Instant, auto: bool) -> Self {
+        Self {
+            from_seq,
+            to_seq,
+            last_sent: now,
+            retries: 0,
+            auto,
+        }
+    }
 }
 
 /// How a peer's account of a span compares with this node's.
@@ -95,7 +109,7 @@ impl CausalLog for Chain {
 impl Chain {
     /// `hash` at `seq` against the held event there, else the follower's
     /// memory.
-    fn check_point(&self, seq: u64, hash: u64) -> Agreement {
+    pub(super) fn check_point(&self, seq: u64, hash: u64) -> Agreement {
         match self.event(seq) {
             Some((link, payload)) => {
                 let ours = link.chain_hash(payload);
@@ -161,32 +175,44 @@ impl State {
         if !asked {
             return;
         }
-        self.proof_asks.remove(&key);
+        let Some(ask) = self.proof_asks.remove(&key) else {
+            return;
+        };
         let Some(chain) = self.chains.get(&proof.origin_hash) else {
             return; // no longer followed
         };
         let verdict = ProofVerdict::Checked(chain.check_proof(proof));
-        self.emit(ContinuityEvent::ProofChecked {
-            peer,
-            origin: proof.origin_hash,
-            from_seq: proof.from_seq,
-            to_seq: proof.to_seq,
-            verdict,
-        });
+        self.verdict(peer, proof.origin_hash, &ask, verdict);
     }
 
     /// A peer's head outside a branch transfer: its answer to our ask
-    /// when it does not hold the span (ignored otherwise).
-    pub(super) fn on_proof_refused(&mut self, peer: u64, head: ChainPoint) {
-        if let Some(ask) = self.proof_asks.remove(&(peer, head.origin)) {
-            self.emit(ContinuityEvent::ProofChecked {
-                peer,
-                origin: head.origin,
-                from_seq: ask.from_seq,
-                to_seq: ask.to_seq,
-                verdict: ProofVerdict::Unavailable { their_head: head },
-            });
+    /// when it does not hold the span; false when we asked nothing.
+    pub(super) fn on_proof_refused(&mut self, peer: u64, head: ChainPoint) -> bool {
+        let Some(ask) = self.proof_asks.remove(&(peer, head.origin)) else {
+            return false;
+        };
+        self.verdict(
+            peer,
+            head.origin,
+            &ask,
+            ProofVerdict::Unavailable { their_head: head },
+        );
+        true
+    }
+
+    /// Reports the verdict on `ask`; one the node asked itself moves its
+    /// chain's proving.
+    fn verdict(&mut self, peer: u64, origin: u64, ask: &ProofAsk, verdict: ProofVerdict) {
+        if ask.auto {
+            self.after_auto_proof(origin, ask.to_seq, &verdict);
         }
+        self.emit(ContinuityEvent::ProofChecked {
+            peer,
+            origin,
+            from_seq: ask.from_seq,
+            to_seq: ask.to_seq,
+            verdict,
+        });
     }
 
     /// Re-sends unanswered asks; one re-sent `MAX_RETRIES` times is
@@ -198,7 +224,7 @@ impl State {
                 return true;
             }
             if ask.retries >= MAX_RETRIES {
-                unanswered.push((peer, origin, ask.from_seq, ask.to_seq));
+                unanswered.push((peer, origin, ask.from_seq, ask.to_seq, ask.auto));
                 return false;
             }
             ask.retries += 1;
@@ -206,19 +232,19 @@ impl State {
             out.extend(request(peer, origin, ask.from_seq, ask.to_seq));
             true
         });
-        for (peer, origin, from_seq, to_seq) in unanswered {
-            self.emit(ContinuityEvent::ProofChecked {
-                peer,
-                origin,
-                from_seq,
-                to_seq,
-                verdict: ProofVerdict::Unanswered,
-            });
+        for (peer, origin, from_seq, to_seq, auto) in unanswered {
+            let ask = ProofAsk::new(from_seq, to_seq, now, auto);
+            self.verdict(peer, origin, &ask, ProofVerdict::Unanswered);
         }
     }
 }
 
-fn request(peer: u64, origin: u64, from_seq: u64, to_seq: u64) -> Option<(To, u16, Vec<u8>)> {
+pub(super) fn request(
+    peer: u64,
+    origin: u64,
+    from_seq: u64,
+    to_seq: u64,
+) -> Option<(To, u16, Vec<u8>)> {
     let ask = ContinuityMessage::ProofRequest {
         origin,
         from_seq,
@@ -270,15 +296,9 @@ impl MeshNode {
                 return Outgoing::new();
             }
             result = Ok(());
-            state.proof_asks.insert(
-                (peer, origin),
-                ProofAsk {
-                    from_seq,
-                    to_seq,
-                    last_sent: now,
-                    retries: 0,
-                },
-            );
+            state
+                .proof_asks
+                .insert((peer, origin), ProofAsk::new(from_seq, to_seq, now, false));
             request(peer, origin, from_seq, to_seq)
                 .into_iter()
                 .collect()
