@@ -499,3 +499,92 @@ fn a_split_outliving_the_sessions_heals_on_reconnect() {
         n.shutdown();
     }
 }
+
+/// A split only one side sees: `a`'s packets to `b` are lost while `b`'s
+/// reach `a`, so `b` detects `a` failed and `a` notices nothing. Both write
+/// their own branch of the chain. On the heal `b`'s HealHello tells `a`,
+/// which records the split as healed, greets `b` back and follows `b`'s
+/// split point; both end on the same winner, fork and key.
+#[test]
+fn a_split_only_one_side_saw_heals_and_reconciles_on_both() {
+    // b finds a failed after three session timeouts (1.2 s) and would
+    // evict it after thirty (12 s): meanwhile b's heartbeats keep a's view
+    // of b healthy.
+    let nodes = vec![started_node(""), started_node("")];
+    bound_link(&nodes[0], &nodes[1]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let before = extend(&genesis(CHAIN), &[b"one", b"two"]);
+    for n in &nodes {
+        n.follow_chain(CHAIN).unwrap();
+        for e in &before {
+            assert_eq!(n.observe_chain_event(e).unwrap(), Observation::Extended);
+        }
+    }
+    let split_event = before.last().unwrap().clone();
+    let a_branch = extend(&split_event, &[b"a1", b"a2", b"a3"]);
+    let b_branch = extend(&split_event, &[b"b1"]);
+    let mut journal = Journal {
+        seen: vec![Vec::new(); 2],
+    };
+    a.set_filter(Some(Arc::new(DropTo([b.local_addr()].into()))));
+    journal.wait_all(
+        &nodes,
+        &[1],
+        Duration::from_secs(15),
+        "b's record",
+        |_, _, ev| {
+            has(ev, |e| {
+                matches!(e, ContinuityEvent::Partition(PartitionEvent::Detected(_)))
+            })
+        },
+    );
+    for (n, branch) in [(a, &a_branch), (b, &b_branch)] {
+        for e in branch.iter() {
+            assert_eq!(n.observe_chain_event(e).unwrap(), Observation::Extended);
+        }
+    }
+    journal.drain(&nodes);
+    assert!(a.partitions().is_empty(), "a saw no split");
+    a.set_filter(None);
+
+    let winner_head = point(a_branch.last().unwrap());
+    journal.wait_all(
+        &nodes,
+        &[0, 1],
+        Duration::from_secs(20),
+        "reconciliation",
+        |_, n, _| {
+            let status = n.continuity_status();
+            status[0].head == winner_head
+                && status[0].forks.len() == 1
+                && n.partitions().first().is_some_and(|p| {
+                    p.record.phase == PartitionPhase::Healed && p.partition_key.is_some()
+                })
+        },
+    );
+    journal.drain(&nodes);
+    assert!(
+        !has(&journal.seen[0], |e| matches!(
+            e,
+            ContinuityEvent::Partition(PartitionEvent::Detected(_))
+        )),
+        "a learned of the split only at the heal"
+    );
+    let adopted = &a.partitions()[0];
+    assert_eq!(adopted.record.other_side, BTreeSet::from([b.node_id()]));
+    assert_eq!(adopted.record.our_side, BTreeSet::from([a.node_id()]));
+    assert_eq!(adopted.partition_key, b.partitions()[0].partition_key);
+    let fork = a.continuity_status()[0].forks[0];
+    assert_eq!(b.continuity_status()[0].forks[0], fork);
+    assert_eq!(fork.fork_seq, split_event.link.sequence);
+    let winning_log = [before.clone(), a_branch.clone()].concat();
+    for n in &nodes {
+        assert_eq!(n.chain_events(CHAIN, 1), winning_log);
+    }
+    let archived = b.fork_events(CHAIN, fork.forked_origin);
+    let payloads: Vec<&[u8]> = archived.iter().map(|e| e.payload.as_slice()).collect();
+    assert_eq!(payloads, [b"b1".as_slice()]);
+    for n in &nodes {
+        n.shutdown();
+    }
+}

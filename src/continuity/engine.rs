@@ -33,9 +33,11 @@ use super::partition::{
 };
 use super::reconcile::ForkRecord;
 use super::wire::{
-    ChainPoint, ContinuityMessage, ContinuityWireError, MAX_HEADS, MAX_SIDE_MEMBERS,
+    ChainPoint, ContinuityMessage, ContinuityWireError, HELLO_PIECE, MAX_HEADS, MAX_SIDE_MEMBERS,
+    hello_pieces,
 };
 use crate::cortex::causal::ContinuityProof;
+use crate::wire::ids;
 
 /// What the node should do or know.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,6 +145,23 @@ pub struct ContinuityEngine {
     partitions: PartitionTracker,
     heads: BTreeMap<u64, ChainPoint>,
     keys: BTreeMap<u64, u64>,
+    /// A HealHello arriving in parts, per peer (a new one replaces it).
+    assemblies: BTreeMap<u64, HelloAssembly>,
+    /// Records adopted from a peer's HealHello (splits only the other side
+    /// saw), and the chains whose branch this node asked for under each.
+    adopted: BTreeMap<u64, BTreeSet<u64>>,
+    /// The time of the last tick (an adopted record's timestamps).
+    now_ms: u64,
+}
+
+/// The parts of one HealHello received so far.
+#[derive(Debug, Clone)]
+struct HelloAssembly {
+    hello_id: u64,
+    bytes: Vec<u8>,
+    /// Which [`HELLO_PIECE`]-byte pieces arrived.
+    have: Vec<bool>,
+    missing: usize,
 }
 
 impl ContinuityEngine {
@@ -155,6 +174,9 @@ impl ContinuityEngine {
             partitions: PartitionTracker::new(config.partition),
             heads: BTreeMap::new(),
             keys: BTreeMap::new(),
+            assemblies: BTreeMap::new(),
+            adopted: BTreeMap::new(),
+            now_ms: 0,
         }
     }
 
@@ -259,14 +281,14 @@ impl ContinuityEngine {
                 && let Some(record) = self.partitions.get(id)
             {
                 for &to in &record.returned {
-                    out.push(self.hello(record, to));
+                    out.extend(self.hello(record, to));
                 }
             }
             out.push(Output::Partition(event));
         }
         for id in already_healed {
             if let Some(record) = self.partitions.get(id) {
-                out.push(self.hello(record, peer));
+                out.extend(self.hello(record, peer));
             }
         }
         out
@@ -274,6 +296,7 @@ impl ContinuityEngine {
 
     /// Confirms records that held long enough.
     pub fn tick(&mut self, now_ms: u64) -> Vec<Output> {
+        self.now_ms = now_ms;
         self.partitions
             .tick(now_ms)
             .into_iter()
@@ -281,8 +304,10 @@ impl ContinuityEngine {
             .collect()
     }
 
-    fn hello(&self, record: &PartitionRecord, to: u64) -> Output {
-        send(
+    /// The HealHello for `to`: one message, or its parts when it does not
+    /// fit one packet.
+    fn hello(&self, record: &PartitionRecord, to: u64) -> Vec<Output> {
+        let Output::Send { bytes, .. } = send(
             to,
             &ContinuityMessage::HealHello {
                 our_side: record
@@ -299,7 +324,79 @@ impl ContinuityEngine {
                     .collect(),
                 heads: self.heads.values().copied().take(MAX_HEADS).collect(),
             },
-        )
+        ) else {
+            return Vec::new();
+        };
+        hello_pieces(bytes)
+            .into_iter()
+            .map(|bytes| Output::Send {
+                to,
+                subprotocol: ids::PARTITION,
+                bytes,
+            })
+            .collect()
+    }
+
+    /// A part of a HealHello: kept until every part arrived, then the
+    /// whole is checked against its id and taken as a HealHello.
+    fn on_hello_part(
+        &mut self,
+        from: u64,
+        hello_id: u64,
+        total: u32,
+        offset: u32,
+        bytes: &[u8],
+    ) -> Result<Vec<Output>, ContinuityWireError> {
+        let total = total as usize;
+        let assembly = self
+            .assemblies
+            .entry(from)
+            .or_insert_with(|| HelloAssembly {
+                hello_id,
+                bytes: Vec::new(),
+                have: Vec::new(),
+                missing: 0,
+            });
+        if assembly.hello_id != hello_id || assembly.bytes.len() != total {
+            let pieces = total.div_ceil(HELLO_PIECE);
+            *assembly = HelloAssembly {
+                hello_id,
+                bytes: vec![0; total],
+                have: vec![false; pieces],
+                missing: pieces,
+            };
+        }
+        let at = offset as usize;
+        let index = at / HELLO_PIECE;
+        if !assembly.have[index] {
+            assembly.have[index] = true;
+            assembly.missing -= 1;
+            assembly.bytes[at..at + bytes.len()].copy_from_slice(bytes);
+        }
+        if assembly.missing > 0 {
+            return Ok(Vec::new());
+        }
+        let Some(whole) = self.assemblies.remove(&from) else {
+            return Ok(Vec::new());
+        };
+        if xxhash_rust::xxh3::xxh3_64(&whole.bytes) != hello_id {
+            return Err(ContinuityWireError::BadHelloPart {
+                total: total as u32,
+                offset,
+                len: bytes.len(),
+            });
+        }
+        match ContinuityMessage::decode(ids::PARTITION, &whole.bytes)? {
+            ContinuityMessage::HealHello {
+                our_side,
+                other_side,
+                heads,
+            } => Ok(self.on_hello(from, our_side, other_side, heads)),
+            _ => Err(ContinuityWireError::UnknownType {
+                subprotocol: ids::PARTITION,
+                kind: whole.bytes.get(1).copied().unwrap_or_default(),
+            }),
+        }
     }
 
     /// The Branch answering a request: `events` from `after_seq` on, as
@@ -351,12 +448,14 @@ impl ContinuityEngine {
                 other_side,
                 heads,
             } => self.on_hello(from, our_side, other_side, heads),
+            ContinuityMessage::HealHelloPart {
+                hello_id,
+                total,
+                offset,
+                bytes,
+            } => self.on_hello_part(from, hello_id, total, offset, &bytes)?,
             ContinuityMessage::BranchRequest { origin, after_seq } => {
-                vec![Output::BranchRequested {
-                    peer: from,
-                    origin,
-                    after_seq,
-                }]
+                self.on_branch_request(from, origin, after_seq)
             }
             ContinuityMessage::Branch {
                 origin,
@@ -391,6 +490,60 @@ impl ContinuityEngine {
         })
     }
 
+    /// The latest record with `peer` on its other side.
+    fn record_with(&self, peer: u64) -> Option<&PartitionRecord> {
+        self.partitions
+            .records()
+            .iter()
+            .rev()
+            .find(|r| r.other_side.contains(&peer))
+    }
+
+    /// A peer asks for a branch. Under a record this node adopted (it has
+    /// no horizon of the split), the peer's point is the split: this node
+    /// asks for the peer's branch from the same point, once per chain.
+    fn on_branch_request(&mut self, from: u64, origin: u64, after_seq: u64) -> Vec<Output> {
+        let mut out = vec![Output::BranchRequested {
+            peer: from,
+            origin,
+            after_seq,
+        }];
+        let record = self.record_with(from).map(|record| record.id);
+        if let Some(asked) = record.and_then(|id| self.adopted.get_mut(&id))
+            && asked.insert(origin)
+        {
+            out.push(send(
+                from,
+                &ContinuityMessage::BranchRequest { origin, after_seq },
+            ));
+        }
+        out
+    }
+
+    /// A HealHello from a peer that saw a split this node did not (it names
+    /// this node on its other side): the split is recorded as healed, with
+    /// the peer's view mirrored, and this node's HealHello goes back so the
+    /// peer agrees on the key and asks for our branches.
+    fn adopt(&mut self, from: u64, their_side: &[u64], their_other: &[u64]) -> Vec<Output> {
+        if !their_other.contains(&self.node_id) || !their_side.contains(&from) {
+            return Vec::new();
+        }
+        let id = self.partitions.adopt_healed(
+            their_other.iter().copied().collect(),
+            their_side.iter().copied().collect(),
+            self.now_ms,
+        );
+        let partitions = &self.partitions;
+        self.adopted
+            .retain(|record, _| partitions.get(*record).is_some());
+        self.adopted.insert(id, BTreeSet::new());
+        let mut out = vec![Output::Partition(PartitionEvent::Healed(id))];
+        if let Some(record) = self.partitions.get(id) {
+            out.extend(self.hello(record, from));
+        }
+        out
+    }
+
     fn on_hello(
         &mut self,
         from: u64,
@@ -398,14 +551,12 @@ impl ContinuityEngine {
         their_other: Vec<u64>,
         heads: Vec<ChainPoint>,
     ) -> Vec<Output> {
-        let Some(record) = self
-            .partitions
-            .records()
-            .iter()
-            .rev()
-            .find(|r| r.other_side.contains(&from))
-        else {
-            return Vec::new();
+        let mut out = Vec::new();
+        if self.record_with(from).is_none() {
+            out = self.adopt(from, &their_side, &their_other);
+        }
+        let Some(record) = self.record_with(from) else {
+            return out;
         };
         let theirs: (BTreeSet<u64>, BTreeSet<u64>) = (
             their_side.into_iter().collect(),
@@ -416,11 +567,18 @@ impl ContinuityEngine {
             (&theirs.0, &theirs.1),
         );
         let id = record.id;
-        let mut out = vec![Output::HealAgreed {
+        out.push(Output::HealAgreed {
             record: id,
             peer: from,
             partition_key: key,
-        }];
+        });
+        // Under an adopted record the peer, which holds the horizon of the
+        // split, asks first; this node follows its point.
+        let heads = if self.adopted.contains_key(&id) {
+            Vec::new()
+        } else {
+            heads
+        };
         for head in heads {
             let Some(ours) = self.heads.get(&head.origin) else {
                 continue;

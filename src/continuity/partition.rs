@@ -173,16 +173,7 @@ impl PartitionTracker {
             let after = (record.other_side.len(), record.returned.len());
             return (before != after).then_some(PartitionEvent::Extended(record.id));
         }
-        if self.records.len() == MAX_RECORDS {
-            let oldest_healed = self
-                .records
-                .iter()
-                .position(|r| r.phase == PartitionPhase::Healed)
-                .unwrap_or(0);
-            self.records.remove(oldest_healed);
-        }
-        let id = self.next_id.max(1);
-        self.next_id = id.saturating_add(1);
+        let id = self.next_id();
         let mut horizon_at_split = horizon.to_vec();
         horizon_at_split.sort_unstable();
         self.records.push(PartitionRecord {
@@ -198,6 +189,49 @@ impl PartitionTracker {
             healed_at_ms: None,
         });
         Some(PartitionEvent::Detected(id))
+    }
+
+    /// A split this node never saw, learned from a returning peer that
+    /// did (its HealHello names this node on its other side): recorded as
+    /// already healed, with the sides as that peer reported them mirrored,
+    /// cause unknown and no horizon (the peer knows where the chains
+    /// parted). Returns the record's id.
+    pub fn adopt_healed(
+        &mut self,
+        our_side: BTreeSet<u64>,
+        other_side: BTreeSet<u64>,
+        now_ms: u64,
+    ) -> u64 {
+        let id = self.next_id();
+        self.records.push(PartitionRecord {
+            id,
+            our_side,
+            returned: other_side.clone(),
+            other_side,
+            cause: FailureCause::Unknown,
+            phase: PartitionPhase::Healed,
+            horizon_at_split: Vec::new(),
+            detected_at_ms: now_ms,
+            confirmed_at_ms: Some(now_ms),
+            healed_at_ms: Some(now_ms),
+        });
+        id
+    }
+
+    /// A fresh record id, making room for its record first (the oldest
+    /// healed record goes, else the oldest).
+    fn next_id(&mut self) -> u64 {
+        if self.records.len() == MAX_RECORDS {
+            let oldest_healed = self
+                .records
+                .iter()
+                .position(|r| r.phase == PartitionPhase::Healed)
+                .unwrap_or(0);
+            self.records.remove(oldest_healed);
+        }
+        let id = self.next_id.max(1);
+        self.next_id = id.saturating_add(1);
+        id
     }
 
     /// Confirms a suspected record; false if there is none by that id or

@@ -12,6 +12,7 @@
 //! | 0x0701 fork announce | 1 | ForkAnnounce | partition_key u64, ForkRecord 65 B |
 //! | 0x0702 proof transfer | 1 | Proof | ContinuityProof 40 B |
 //! | 0x0800 partition | 1 | HealHello | our_side, other_side (u32 count, u64 ids strictly ascending), heads (u32 count, origin u64 seq u64 hash u64 each, origins strictly ascending) |
+//! | 0x0800 partition | 2 | HealHelloPart | hello_id u64 (xxh3_64 of the whole HealHello), total u32, offset u32, the bytes from `offset`: [`HELLO_PIECE`] of them, fewer in the last part |
 //! | 0x0801 reconcile | 1 | BranchRequest | origin u64, after_seq u64 |
 //! | 0x0801 reconcile | 2 | Branch | origin u64, after_seq u64, count u32, count causal frames (STORAGE.md §14: u32 len ‖ link ‖ payload) |
 //!
@@ -39,6 +40,11 @@ pub const MAX_SIDE_MEMBERS: usize = 4_096;
 pub const MAX_HEADS: usize = 4_096;
 /// Most events one Branch may carry (the split event plus the branch).
 pub const MAX_BRANCH_FRAMES: usize = MAX_BRANCH_EVENTS + 1;
+/// Bytes of a HealHello carried by each HealHelloPart (the last carries
+/// the rest): a HealHello longer than this travels in parts.
+pub const HELLO_PIECE: usize = 6_000;
+/// The longest HealHello: both sides and the heads at their limits.
+pub const MAX_HELLO_BYTES: usize = 2 + 3 * 4 + 2 * MAX_SIDE_MEMBERS * 8 + MAX_HEADS * 24;
 
 /// Message types, per subprotocol.
 pub mod msg_type {
@@ -52,6 +58,8 @@ pub mod msg_type {
     pub const PROOF: u8 = 1;
     /// 0x0800 HealHello.
     pub const HEAL_HELLO: u8 = 1;
+    /// 0x0800 HealHelloPart.
+    pub const HEAL_HELLO_PART: u8 = 2;
     /// 0x0801 BranchRequest.
     pub const BRANCH_REQUEST: u8 = 1;
     /// 0x0801 Branch.
@@ -103,6 +111,20 @@ pub enum ContinuityMessage {
         other_side: Vec<u64>,
         /// Heads of the followed chains, by ascending origin.
         heads: Vec<ChainPoint>,
+    },
+    /// One piece of a HealHello too long for one packet: the bytes from
+    /// `offset` of the encoded HealHello, whose length is `total` and whose
+    /// `xxh3_64` is `hello_id` (the receiver checks it once every piece
+    /// arrived, then decodes the whole).
+    HealHelloPart {
+        /// `xxh3_64` of the whole encoded HealHello.
+        hello_id: u64,
+        /// Its length ([`HELLO_PIECE`] < total ≤ [`MAX_HELLO_BYTES`]).
+        total: u32,
+        /// Where this piece starts (a multiple of [`HELLO_PIECE`]).
+        offset: u32,
+        /// [`HELLO_PIECE`] bytes, or the rest in the last piece.
+        bytes: Vec<u8>,
     },
     /// Asks for `origin`'s events from `after_seq` on.
     BranchRequest {
@@ -177,6 +199,17 @@ pub enum ContinuityWireError {
     /// A fork record that does not verify.
     #[error("bad fork record: {0}")]
     BadForkRecord(ForkRecordError),
+    /// A HealHelloPart whose total, offset or length is off the grid of
+    /// [`HELLO_PIECE`]-byte pieces, or whose total is out of bounds.
+    #[error("bad HealHello part: total {total}, offset {offset}, {len} bytes")]
+    BadHelloPart {
+        /// The declared total.
+        total: u32,
+        /// The declared offset.
+        offset: u32,
+        /// The bytes carried.
+        len: usize,
+    },
 }
 
 impl From<Truncated> for ContinuityWireError {
@@ -198,7 +231,9 @@ impl ContinuityMessage {
             }
             ContinuityMessage::ForkAnnounce { .. } => ids::FORK_ANNOUNCE,
             ContinuityMessage::Proof(_) => ids::PROOF_TRANSFER,
-            ContinuityMessage::HealHello { .. } => ids::PARTITION,
+            ContinuityMessage::HealHello { .. } | ContinuityMessage::HealHelloPart { .. } => {
+                ids::PARTITION
+            }
             ContinuityMessage::BranchRequest { .. } | ContinuityMessage::Branch { .. } => {
                 ids::RECONCILE
             }
@@ -212,6 +247,7 @@ impl ContinuityMessage {
             ContinuityMessage::ForkAnnounce { .. } => msg_type::FORK_ANNOUNCE,
             ContinuityMessage::Proof(_) => msg_type::PROOF,
             ContinuityMessage::HealHello { .. } => msg_type::HEAL_HELLO,
+            ContinuityMessage::HealHelloPart { .. } => msg_type::HEAL_HELLO_PART,
             ContinuityMessage::BranchRequest { .. } => msg_type::BRANCH_REQUEST,
             ContinuityMessage::Branch { .. } => msg_type::BRANCH,
         }
@@ -262,6 +298,18 @@ impl ContinuityMessage {
                 heads
                     .iter()
                     .for_each(|h| put(&mut out, &[h.origin, h.seq, h.hash]));
+            }
+            ContinuityMessage::HealHelloPart {
+                hello_id,
+                total,
+                offset,
+                bytes,
+            } => {
+                check_hello_part(*total, *offset, bytes.len())?;
+                put(&mut out, &[*hello_id]);
+                out.extend_from_slice(&total.to_le_bytes());
+                out.extend_from_slice(&offset.to_le_bytes());
+                out.extend_from_slice(bytes);
             }
             ContinuityMessage::BranchRequest { origin, after_seq } => {
                 put(&mut out, &[*origin, *after_seq])
@@ -340,6 +388,19 @@ impl ContinuityMessage {
                     heads,
                 }
             }
+            (ids::PARTITION, msg_type::HEAL_HELLO_PART) => {
+                let hello_id = r.u64("hello_id")?;
+                let total = r.u32("total")?;
+                let offset = r.u32("offset")?;
+                let bytes = r.take(r.remaining(), "part")?.to_vec();
+                check_hello_part(total, offset, bytes.len())?;
+                ContinuityMessage::HealHelloPart {
+                    hello_id,
+                    total,
+                    offset,
+                    bytes,
+                }
+            }
             (ids::RECONCILE, msg_type::BRANCH_REQUEST) => ContinuityMessage::BranchRequest {
                 origin: r.u64("origin")?,
                 after_seq: r.u64("after_seq")?,
@@ -396,6 +457,45 @@ impl ContinuityMessage {
             extra => Err(ContinuityWireError::TrailingBytes(extra)),
         }
     }
+}
+
+/// A part must lie on the grid of [`HELLO_PIECE`]-byte pieces of a hello
+/// that needs more than one.
+fn check_hello_part(total: u32, offset: u32, len: usize) -> Result<(), ContinuityWireError> {
+    let (t, o) = (total as usize, offset as usize);
+    let on_grid = t > HELLO_PIECE
+        && t <= MAX_HELLO_BYTES
+        && o % HELLO_PIECE == 0
+        && o < t
+        && len == HELLO_PIECE.min(t - o);
+    if on_grid {
+        Ok(())
+    } else {
+        Err(ContinuityWireError::BadHelloPart { total, offset, len })
+    }
+}
+
+/// An encoded HealHello as it travels: itself when it fits
+/// [`HELLO_PIECE`], else its [`ContinuityMessage::HealHelloPart`]s, encoded.
+pub fn hello_pieces(hello: Vec<u8>) -> Vec<Vec<u8>> {
+    if hello.len() <= HELLO_PIECE || hello.len() > MAX_HELLO_BYTES {
+        return vec![hello];
+    }
+    let hello_id = xxhash_rust::xxh3::xxh3_64(&hello);
+    hello
+        .chunks(HELLO_PIECE)
+        .enumerate()
+        .filter_map(|(i, piece)| {
+            ContinuityMessage::HealHelloPart {
+                hello_id,
+                total: hello.len() as u32,
+                offset: (i * HELLO_PIECE) as u32,
+                bytes: piece.to_vec(),
+            }
+            .encode()
+            .ok()
+        })
+        .collect()
 }
 
 fn check_count(len: usize, max: usize, what: &'static str) -> Result<(), ContinuityWireError> {

@@ -308,7 +308,8 @@ struct Transfer {
 }
 
 struct HelloRetry {
-    bytes: Vec<u8>,
+    /// The HealHello, or its parts.
+    parts: Vec<Vec<u8>>,
     last_sent: Instant,
     retries: u32,
 }
@@ -437,6 +438,8 @@ impl State {
     /// Handles the engine's outputs; returns what to send.
     fn apply(&mut self, outputs: Vec<Output>, now: Instant, now_ms: u64) -> Outgoing {
         let mut out = Outgoing::new();
+        // Peers given a new HealHello here (its parts come one after another).
+        let mut hello_to = BTreeSet::new();
         for output in outputs {
             match output {
                 Output::Send {
@@ -445,14 +448,17 @@ impl State {
                     bytes,
                 } => {
                     if subprotocol == ids::PARTITION {
-                        self.hellos.insert(
-                            to,
-                            HelloRetry {
-                                bytes: bytes.clone(),
-                                last_sent: now,
-                                retries: 0,
-                            },
-                        );
+                        let retry = self.hellos.entry(to).or_insert(HelloRetry {
+                            parts: Vec::new(),
+                            last_sent: now,
+                            retries: 0,
+                        });
+                        if hello_to.insert(to) {
+                            retry.parts.clear();
+                            retry.last_sent = now;
+                            retry.retries = 0;
+                        }
+                        retry.parts.push(bytes.clone());
                     }
                     out.push((To::Peer(to), subprotocol, bytes));
                 }
@@ -773,7 +779,12 @@ impl State {
             }
             hello.retries += 1;
             hello.last_sent = now;
-            out.push((To::Peer(peer), ids::PARTITION, hello.bytes.clone()));
+            out.extend(
+                hello
+                    .parts
+                    .iter()
+                    .map(|bytes| (To::Peer(peer), ids::PARTITION, bytes.clone())),
+            );
             true
         });
         out
@@ -981,18 +992,30 @@ impl Inner {
 
     fn continuity_message(&self, from: u64, subprotocol: u16, bytes: &[u8]) {
         self.continuity_drive(|state, now, now_ms| {
-            // Their HealHello answers ours; whether ours arrived is not
-            // known, so a pending one goes once more (they answer no more).
-            let again = if subprotocol == ids::PARTITION {
-                state.hellos.remove(&from)
-            } else {
-                None
-            };
+            let whole_hello =
+                subprotocol == ids::PARTITION && bytes.get(1) == Some(&msg_type::HEAL_HELLO);
             match state.engine.on_message(from, subprotocol, bytes) {
                 Ok(outputs) => {
+                    // Their HealHello (whole, or its last part) answers
+                    // ours; whether ours arrived is not known, so a
+                    // pending one goes once more (they answer no more).
+                    let answered = whole_hello
+                        || outputs
+                            .iter()
+                            .any(|o| matches!(o, Output::HealAgreed { peer, .. } if *peer == from));
+                    let again = if answered {
+                        state.hellos.remove(&from)
+                    } else {
+                        None
+                    };
                     let mut out = state.apply(outputs, now, now_ms);
                     if let Some(hello) = again {
-                        out.push((To::Peer(from), ids::PARTITION, hello.bytes));
+                        out.extend(
+                            hello
+                                .parts
+                                .into_iter()
+                                .map(|bytes| (To::Peer(from), ids::PARTITION, bytes)),
+                        );
                     }
                     out
                 }
