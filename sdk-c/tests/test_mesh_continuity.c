@@ -3,8 +3,9 @@
  * event by event (a second writer breaks it; the node says so as an event
  * and in its status), partition records as JSON, the event wait with a
  * timeout and a cancellation token, continuity off refused, a causal stream
- * followed and proved by the receiving node itself, and the calls on NULL
- * and on a freed node. The partition itself runs on five real nodes
+ * followed and proved by the receiving node itself, a peer that fails and
+ * returns healing the partition on both sides, and the calls on NULL and
+ * on a freed node. The partition itself runs on five real nodes
  * in the Rust suite (tests/mesh_partitions.rs).
  *
  * Run under AddressSanitizer + LeakSanitizer.
@@ -185,10 +186,103 @@ done:
     net_mesh_free(b);
 }
 
+/* Takes `m`'s continuity events until one of each type in `types` came. */
+static int wait_events(const net_mesh_t *m, const char *const *types, int n)
+{
+    int seen[4] = {0, 0, 0, 0};
+    int64_t deadline = now_ms() + WAIT_MS;
+    for (;;) {
+        int all = 1;
+        for (int i = 0; i < n; i++) {
+            all = all && seen[i];
+        }
+        if (all) {
+            return 1;
+        }
+        if (now_ms() > deadline) {
+            return CHECK(!"the continuity events came in time") && 0;
+        }
+        net_bytes_t event = {NULL, 0};
+        if (net_mesh_continuity_next(m, 100, &event, NULL, NULL) != NET_OK) {
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            char fragment[64];
+            snprintf(fragment, sizeof fragment, "\"type\":\"%s\"", types[i]);
+            seen[i] = seen[i] || json_has(&event, fragment);
+        }
+        net_bytes_free(&event);
+    }
+}
+
+/* The partition key in `m`'s first record, or 0 when none is agreed. */
+static unsigned long long first_key(const net_mesh_t *m)
+{
+    net_bytes_t json = {NULL, 0};
+    unsigned long long key = 0;
+    if (CHECK_OK(net_mesh_partitions(m, &json))) {
+        char text[2048] = {0};
+        memcpy(text, json.ptr, json.len < sizeof text - 1 ? json.len : sizeof text - 1);
+        const char *at = strstr(text, "\"partition_key\":");
+        if (at != NULL) {
+            key = strtoull(at + strlen("\"partition_key\":"), NULL, 10);
+        }
+        net_bytes_free(&json);
+    }
+    return key;
+}
+
+/* b goes away: a detects the split; b comes back with the same keys and
+ * the split heals, both sides naming the same partition key (b learns of
+ * the split from a's greeting). */
+static void test_a_peer_that_fails_and_returns_heals_the_partition(void)
+{
+    static const char *const detected[] = {"detected"};
+    static const char *const healed[] = {"healed", "agreed"};
+    const char *quick = ",\"heartbeat_interval_ms\":20,\"session_timeout_ms\":100";
+    char keyed[256], other[64];
+    snprintf(keyed, sizeof keyed,
+             "%s,\"identity_seed_hex\":\"%064d\",\"static_secret_hex\":\"%s\"", quick, 7,
+             "0707070707070707070707070707070707070707070707070707070707070707");
+    net_mesh_t *a = node(quick);
+    net_mesh_t *b = node(keyed);
+    net_mesh_t *b2 = NULL;
+    if (a == NULL || b == NULL || !CHECK_OK(net_mesh_start(a)) || !CHECK_OK(net_mesh_start(b)) ||
+        !mesh_link(a, b)) {
+        goto done;
+    }
+    uint64_t b_id = mesh_node_id(b);
+    CHECK_OK(net_mesh_free(b));
+    b = NULL;
+    if (!wait_events(a, detected, 1)) {
+        goto done;
+    }
+    snprintf(other, sizeof other, "\"other_side\":[%llu]", (unsigned long long)b_id);
+    CHECK(json_is(net_mesh_partitions, a, other));
+    CHECK(json_is(net_mesh_partitions, a, "\"partition_key\":null"));
+    CHECK(wait_json(net_mesh_peers, a, "[]", NULL)); /* the old session evicted */
+    b2 = node(keyed);
+    if (b2 == NULL || !CHECK_OK(net_mesh_start(b2)) || !CHECK(mesh_node_id(b2) == b_id) ||
+        !mesh_link(a, b2)) {
+        goto done;
+    }
+    CHECK(wait_events(a, healed, 2));
+    CHECK(wait_events(b2, healed, 2));
+    snprintf(other, sizeof other, "\"other_side\":[%llu]", (unsigned long long)mesh_node_id(a));
+    CHECK(json_is(net_mesh_partitions, b2, other));
+    CHECK(json_is(net_mesh_partitions, b2, "\"phase\":\"healed\""));
+    CHECK(first_key(a) != 0 && first_key(a) == first_key(b2));
+done:
+    net_mesh_free(a);
+    net_mesh_free(b);
+    net_mesh_free(b2);
+}
+
 int main(void)
 {
     RUN_TEST(test_a_chain_followed_and_broken);
     RUN_TEST(test_a_causal_stream_followed_and_proved);
+    RUN_TEST(test_a_peer_that_fails_and_returns_heals_the_partition);
     RUN_TEST(test_cancel_off_null_and_freed);
     return check_finish("test_mesh_continuity");
 }

@@ -2,6 +2,7 @@ package netmesh_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -181,5 +182,80 @@ func TestMeshCausalStream(t *testing.T) {
 	}
 	if head := must(a.ContinuityStatus())[0].Head.Seq; head != 10 {
 		t.Fatalf("the sender's own chain: %d", head)
+	}
+}
+
+// waitContinuity takes m's continuity events until every type in want came.
+func waitContinuity(t *testing.T, m *netmesh.Mesh, want ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	seen := map[string]bool{}
+	for {
+		done := true
+		for _, w := range want {
+			done = done && seen[w]
+		}
+		if done {
+			return
+		}
+		event, err := m.ContinuityNext(ctx)
+		if err != nil {
+			t.Fatalf("waiting for %v (saw %v): %v", want, seen, err)
+		}
+		seen[event.Type] = true
+	}
+}
+
+// b goes away: a detects the split; b comes back (same keys) and the split
+// heals, both sides naming the same partition key — b learns of the split
+// from a's greeting.
+func TestMeshPartitionDetectedAndHealed(t *testing.T) {
+	quick := func(seed, secret []byte) func(*netmesh.MeshConfig) {
+		return func(c *netmesh.MeshConfig) {
+			c.HeartbeatInterval, c.SessionTimeout = 20*time.Millisecond, 100*time.Millisecond
+			c.IdentitySeed, c.StaticSecret = seed, secret
+		}
+	}
+	seed, secret := make([]byte, 32), make([]byte, 32)
+	must(rand.Read(seed))
+	must(rand.Read(secret))
+	a := fastMesh(t, quick(nil, nil))
+	b := fastMesh(t, quick(seed, secret))
+	must(0, a.Start())
+	must(0, b.Start())
+	aid, bid := must(a.NodeID()), must(b.NodeID())
+	if err := a.Connect(ctx5(t), must(b.LocalAddr()), must(b.PublicKey()), bid); err != nil {
+		t.Fatal(err)
+	}
+	must(0, b.Close())
+	waitContinuity(t, a, "detected")
+	record := must(a.Partitions())[0]
+	if len(record.OtherSide) != 1 || record.OtherSide[0] != bid || record.PartitionKey != nil {
+		t.Fatalf("record: %+v", record)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(must(a.Peers())) > 0 { // the old session goes after 30 timeouts
+		if time.Now().After(deadline) {
+			t.Fatal("the old session was never evicted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b2 := fastMesh(t, quick(seed, secret))
+	must(0, b2.Start())
+	if must(b2.NodeID()) != bid {
+		t.Fatal("same keys, another node id")
+	}
+	if err := a.Connect(ctx5(t), must(b2.LocalAddr()), must(b2.PublicKey()), bid); err != nil {
+		t.Fatal(err)
+	}
+	waitContinuity(t, a, "healed", "agreed")
+	waitContinuity(t, b2, "healed", "agreed")
+	healed, adopted := must(a.Partitions())[0], must(b2.Partitions())[0]
+	if healed.Phase != "healed" || adopted.Phase != "healed" || len(adopted.OtherSide) != 1 || adopted.OtherSide[0] != aid {
+		t.Fatalf("records: %+v / %+v", healed, adopted)
+	}
+	if healed.PartitionKey == nil || adopted.PartitionKey == nil || *healed.PartitionKey != *adopted.PartitionKey {
+		t.Fatalf("keys: %v / %v", healed.PartitionKey, adopted.PartitionKey)
 	}
 }

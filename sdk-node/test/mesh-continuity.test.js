@@ -16,7 +16,9 @@ const {
   nextCausalLink,
 } = require('netmesh');
 
-const { FAST } = require('./helpers');
+const crypto = require('node:crypto');
+
+const { FAST, started, waitFor } = require('./helpers');
 
 const ORIGIN = 0x1234_5678_9abcn;
 
@@ -109,6 +111,48 @@ test('continuity: a causal stream is followed and proved by the node', async (t)
   assert.equal(chain.provedTo, 10n);
   assert.equal(chain.proofConflicted, false);
   assert.equal(a.continuityStatus()[0].head.seq, 10n);
+});
+
+/** Takes `mesh`'s continuity events until every type in `want` came. */
+async function waitContinuity(mesh, ...want) {
+  const seen = new Set();
+  const deadline = Date.now() + 15000;
+  while (!want.every((w) => seen.has(w))) {
+    assert.ok(Date.now() < deadline, `waited for ${want}, saw ${[...seen]}`);
+    const event = await mesh.continuityNext(100);
+    if (event) seen.add(event.type);
+  }
+}
+
+test('continuity: a peer that fails and returns heals the partition', async (t) => {
+  // b goes away: a detects the split; b comes back (same keys) and the
+  // split heals, both sides naming the same partition key — b learns of
+  // the split from a's greeting.
+  const quick = { ...FAST, heartbeatIntervalMs: 20, sessionTimeoutMs: 100 };
+  const keys = { identitySeed: crypto.randomBytes(32), staticSecret: crypto.randomBytes(32) };
+  const a = started(t, quick);
+  const b = Mesh.open({ ...quick, ...keys });
+  b.start();
+  const bId = b.nodeId;
+  await a.connect(b.localAddr, b.publicKey, bId);
+  b.close();
+  await waitContinuity(a, 'detected');
+  const [record] = a.partitions();
+  assert.deepEqual(record.otherSide, [bId]);
+  assert.equal(record.partitionKey, null);
+  await waitFor('the old session evicted', () => a.peers().length === 0);
+  const b2 = started(t, { ...quick, ...keys });
+  assert.equal(b2.nodeId, bId);
+  await a.connect(b2.localAddr, b2.publicKey, bId);
+  await waitContinuity(a, 'healed', 'agreed');
+  await waitContinuity(b2, 'healed', 'agreed');
+  const [healed] = a.partitions();
+  const [adopted] = b2.partitions();
+  assert.equal(healed.phase, 'healed');
+  assert.equal(adopted.phase, 'healed');
+  assert.deepEqual(adopted.otherSide, [a.nodeId]);
+  assert.notEqual(healed.partitionKey, null);
+  assert.equal(healed.partitionKey, adopted.partitionKey);
 });
 
 test('continuity: a chain followed and broken', async (t) => {

@@ -6,8 +6,10 @@ nodes in the Rust suite (tests/mesh_partitions.rs)."""
 
 from __future__ import annotations
 
+import os
 import struct
 import threading
+import time
 
 import pytest
 
@@ -130,6 +132,54 @@ def test_a_causal_stream_is_followed_and_proved_by_the_node():
         assert chain["proved_to"] == 10
         assert chain["proof_conflicted"] is False
         assert a.continuity_status()[0]["head"]["seq"] == 10
+
+
+def _wait_events(mesh: Mesh, wanted: set, limit: float = 15.0) -> list:
+    """Continuity events of ``mesh`` until every type in ``wanted`` came."""
+    seen: list = []
+    deadline = time.monotonic() + limit
+    while not wanted <= {e["type"] for e in seen}:
+        assert time.monotonic() < deadline, f"waited for {wanted}, saw {seen}"
+        event = mesh.continuity_next(0.1)
+        if event is not None:
+            seen.append(event)
+    return seen
+
+
+def test_a_peer_that_fails_and_returns_heals_the_partition():
+    """b goes away: a detects the split; b comes back (same keys, a new
+    process as far as a can tell) and the split heals, both sides naming
+    the same partition key — b learns of the split from a's greeting."""
+    quick = dict(FAST, heartbeat_interval=0.02, session_timeout=0.1)
+    seed, secret = os.urandom(32), os.urandom(32)
+    with Mesh(**quick) as a:
+        a.start()
+        b = Mesh(**quick, identity_seed=seed, static_secret=secret)
+        b.start()
+        b_id = b.node_id
+        a.connect(b.local_addr, b.public_key, b_id)
+        b.close()
+        _wait_events(a, {"detected"})
+        record = a.partitions()[0]
+        assert record["other_side"] == [b_id]
+        assert record["our_side"] == [a.node_id]
+        assert record["partition_key"] is None
+        deadline = time.monotonic() + 15
+        while a.peers():  # the old session is evicted after 30 timeouts
+            assert time.monotonic() < deadline, "the old session was never evicted"
+            time.sleep(0.05)
+        with Mesh(**quick, identity_seed=seed, static_secret=secret) as b2:
+            b2.start()
+            assert b2.node_id == b_id
+            a.connect(b2.local_addr, b2.public_key, b_id)
+            _wait_events(a, {"healed", "agreed"})
+            _wait_events(b2, {"healed", "agreed"})
+            healed = a.partitions()[0]
+            adopted = b2.partitions()[0]
+            assert healed["phase"] == adopted["phase"] == "healed"
+            assert adopted["other_side"] == [a.node_id]
+            assert healed["partition_key"] is not None
+            assert healed["partition_key"] == adopted["partition_key"]
 
 
 def test_the_event_wait_is_cancelled():
