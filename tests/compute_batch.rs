@@ -14,6 +14,7 @@ use net::compute::{
     BatchWait, CausalEvent, ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome,
     MigrationTransport, RuntimeConfig,
 };
+use net::cortex::causal::CausalLink;
 use net::identity::EntityKeypair;
 use net::mesh::MeshError;
 
@@ -138,4 +139,55 @@ fn a_batch_equals_the_same_single_deliveries() {
         .deliver_batch(origin, Vec::new(), &BatchWait::default())
         .unwrap();
     assert_eq!((empty.outcomes.len(), empty.error), (0, None));
+}
+
+/// `output_capacity` 0 keeps no outputs for `next_output`: deliveries,
+/// single and batched, still return theirs, chained as with a queue.
+#[test]
+fn without_an_output_queue_outputs_come_only_with_the_outcome() {
+    let (queued, origin) = runtime();
+    let mut config = RuntimeConfig::default();
+    config.output_capacity = 0;
+    let bare = ComputeRuntime::new(Arc::new(Alone), config).unwrap();
+    let host = DaemonHost::new(
+        Box::new(Counter::default()),
+        EntityKeypair::from_seed(&[3; 32]),
+    );
+    assert_eq!(bare.spawn(host).unwrap(), origin);
+    let all = events();
+    let (first, rest) = all[..5].split_at(2);
+    let mut outcomes = Vec::new();
+    for rt in [&queued, &bare] {
+        let mut mine = Vec::new();
+        for event in first {
+            mine.push(rt.deliver(origin, event.clone()).unwrap());
+        }
+        let done = rt
+            .deliver_batch(origin, rest.to_vec(), &BatchWait::default())
+            .unwrap();
+        assert!(done.error.is_none());
+        mine.extend(done.outcomes);
+        outcomes.push(mine);
+    }
+    // Links and payloads (each runtime stamps its own receive times).
+    let emitted = |outcomes: &[DeliveryOutcome]| -> Vec<(CausalLink, Vec<u8>)> {
+        outcomes
+            .iter()
+            .flat_map(|o| match o {
+                DeliveryOutcome::Processed(outputs) => outputs
+                    .iter()
+                    .map(|e| (e.link, e.payload.clone()))
+                    .collect::<Vec<_>>(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(emitted(&outcomes[0]), emitted(&outcomes[1]));
+    assert_eq!(emitted(&outcomes[1]).len(), 5);
+    let queued_outputs: Vec<_> = drain(&queued)
+        .into_iter()
+        .map(|e| (e.link, e.payload))
+        .collect();
+    assert_eq!(queued_outputs, emitted(&outcomes[0]));
+    assert!(drain(&bare).is_empty());
 }

@@ -53,6 +53,9 @@ pub struct BatchDelivered {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObservedHorizon {
     seen: BTreeMap<u64, u64>,
+    /// The bloom of `seen`'s origins, kept as they arrive (every output
+    /// link carries it).
+    bloom: Horizon,
 }
 
 impl ObservedHorizon {
@@ -63,8 +66,16 @@ impl ObservedHorizon {
 
     /// Records that `origin`'s event `sequence` was seen (keeps the max).
     pub fn observe(&mut self, origin: u64, sequence: u64) {
-        let seen = self.seen.entry(origin).or_insert(sequence);
-        *seen = (*seen).max(sequence);
+        match self.seen.entry(origin) {
+            std::collections::btree_map::Entry::Occupied(mut seen) => {
+                let highest = seen.get_mut();
+                *highest = (*highest).max(sequence);
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(sequence);
+                self.bloom.observe(origin);
+            }
+        }
     }
 
     /// The highest sequence seen from `origin`.
@@ -79,9 +90,7 @@ impl ObservedHorizon {
 
     /// The bloom of every origin seen (STORAGE.md §16), as links carry it.
     pub fn bloom(&self) -> Horizon {
-        let mut bloom = Horizon::default();
-        self.seen.keys().for_each(|&origin| bloom.observe(origin));
-        bloom
+        self.bloom
     }
 
     /// Origins seen.
@@ -480,6 +489,26 @@ mod tests {
 
     fn keypair(seed: u8) -> EntityKeypair {
         EntityKeypair::from_seed(&[seed; 32])
+    }
+
+    #[test]
+    fn the_kept_bloom_is_the_bloom_of_every_origin_seen() {
+        let mut horizon = ObservedHorizon::new();
+        let mut rebuilt = Horizon::default();
+        assert_eq!(horizon.bloom(), rebuilt);
+        for i in 0..500u64 {
+            let origin = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % 97; // repeats
+            horizon.observe(origin, i);
+            rebuilt = Horizon::default();
+            horizon
+                .entries()
+                .iter()
+                .for_each(|&(origin, _)| rebuilt.observe(origin));
+            assert_eq!(horizon.bloom(), rebuilt);
+            assert_eq!(horizon.get(origin), Some(i));
+        }
+        let collected: ObservedHorizon = horizon.entries().into_iter().collect();
+        assert_eq!(collected, horizon);
     }
 
     fn counter_host(seed: u8) -> DaemonHost {

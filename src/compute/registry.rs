@@ -27,7 +27,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -45,6 +45,10 @@ type SlotMap = HashMap<u64, Arc<Slot>, foldhash::fast::RandomState>;
 struct Slot {
     name: String,
     host: Mutex<Option<DaemonHost>>,
+    /// Set (under the map lock, by whoever holds `host`'s lock) once the
+    /// slot left the map: a call that looked it up before then finds it
+    /// retired when it gets the lock, without looking the map up again.
+    retired: AtomicBool,
 }
 
 thread_local! {
@@ -120,16 +124,11 @@ impl DaemonRegistry {
             .ok_or(DaemonError::NotFound(origin))
     }
 
-    fn is_current(&self, origin: u64, slot: &Arc<Slot>) -> bool {
-        self.map()
-            .get(&origin)
-            .is_some_and(|current| Arc::ptr_eq(current, slot))
-    }
-
     fn new_slot(host: DaemonHost) -> Arc<Slot> {
         Arc::new(Slot {
             name: host.name().to_owned(),
             host: Mutex::new(Some(host)),
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -248,6 +247,7 @@ impl DaemonRegistry {
                     Some(slot) => map.insert(origin, Arc::clone(slot)),
                     None => map.remove(&origin),
                 };
+                old.retired.store(true, Ordering::Release);
             }
             return Ok(guard.as_mut().and_then(|g| g.guard.take()));
         }
@@ -280,7 +280,7 @@ impl DaemonRegistry {
             return Err(DaemonError::Reentrant(origin));
         }
         let mut guard = SlotGuard::lock(slot);
-        if !self.is_current(origin, slot) {
+        if slot.retired.load(Ordering::Acquire) {
             return Err(DaemonError::Stale(origin));
         }
         let host = guard.guard.as_mut().ok_or(DaemonError::Stale(origin))?;

@@ -407,7 +407,9 @@ pub(super) fn deliver_batch(
     let delivered = shared.registry.deliver_batch(origin, &events, wait)?;
     drop(state);
     for outputs in delivered.outputs {
-        shared.push_outputs(outputs.clone());
+        if shared.keeps_outputs() {
+            shared.push_outputs(outputs.clone());
+        }
         done.outcomes.push(DeliveryOutcome::Processed(outputs));
     }
     done.error = delivered.error.map(ComputeError::Daemon);
@@ -420,7 +422,9 @@ fn process_local(
     event: &CausalEvent,
 ) -> Result<DeliveryOutcome, ComputeError> {
     let outputs = shared.registry.deliver(origin, event)?;
-    shared.push_outputs(outputs.clone());
+    if shared.keeps_outputs() {
+        shared.push_outputs(outputs.clone());
+    }
     Ok(DeliveryOutcome::Processed(outputs))
 }
 

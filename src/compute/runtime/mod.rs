@@ -95,7 +95,10 @@ pub struct RuntimeConfig {
     /// towards v0.11 targets.
     pub send_extension: bool,
     /// Outputs kept for [`ComputeRuntime::next_output`]; beyond it the
-    /// oldest are dropped (and counted).
+    /// oldest are dropped (and counted). 0 keeps none: a Rust caller that
+    /// takes each delivery's outputs from its outcome saves a copy of every
+    /// output (outputs of events a migration replays, which no caller
+    /// waits for, then reach no one).
     pub output_capacity: usize,
     /// Bytes per second at which snapshot chunks leave for another node
     /// (default 256 MiB/s; 0: all at once). v0.11's protocol has no
@@ -289,13 +292,18 @@ impl Shared {
         self.transport.send(to, bytes)
     }
 
+    /// Whether outputs are kept for `next_output` (`output_capacity` > 0).
+    fn keeps_outputs(&self) -> bool {
+        self.config.output_capacity > 0
+    }
+
     fn push_outputs(&self, outputs: Vec<CausalEvent>) {
-        if outputs.is_empty() {
+        if outputs.is_empty() || !self.keeps_outputs() {
             return;
         }
         let mut queue = self.outputs.lock().unwrap_or_else(PoisonError::into_inner);
         for output in outputs {
-            if queue.len() >= self.config.output_capacity.max(1) {
+            if queue.len() >= self.config.output_capacity {
                 queue.pop_front();
                 self.outputs_dropped.fetch_add(1, Ordering::Relaxed);
             }
