@@ -1968,6 +1968,19 @@ net_status_t net_compute_group_node_failed(const net_compute_group_t *group,
                                            uint64_t node,
                                            net_bytes_t *json_out);
 
+// Reports node `node` back (the application's failure detector saw it
+// recover, or it was restarted): it may hold members again; copies of the
+// group's daemons the group left there (members it replaced) are stopped;
+// an unhealthy member still running there takes traffic again. Writes
+// `{"restored": [index, ...]}`, the members back in service (always empty
+// for a standby group, whose standbys are re-created and synced instead).
+//
+// # Safety
+// `group` is NULL or from libnet; `json_out` is valid for one write.
+net_status_t net_compute_group_node_recovered(const net_compute_group_t *group,
+                                              uint64_t node,
+                                              net_bytes_t *json_out);
+
 // Brings every healthy standby of a standby group to the active's state
 // (snapshot of the active, restored into each). Writes `{"through_seq":
 // n, "synced": [index, ...], "failed": [{"index": i, "error": "..."}]}`.

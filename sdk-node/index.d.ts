@@ -1119,6 +1119,8 @@ export declare class ComputeGroup implements AsyncDisposable {
   route(producer: U64Like, sequence: U64Like, payload?: BytesLike | null, options?: { key?: string }): Promise<Routed>;
   scale(count: number): Promise<void>;
   nodeFailed(node: U64Like): Promise<number[]>;
+  /** Reports node `node` back: an unhealthy member still running there takes traffic again; resolves with the indices restored. */
+  nodeRecovered(node: U64Like): Promise<number[]>;
   sync(): Promise<SyncReport>;
   promote(): Promise<number>;
   status(): Promise<GroupStatus>;

@@ -501,6 +501,54 @@ fn a_member_whose_node_shut_down_is_replaced() {
 }
 
 /// Events 1..=n through a standby group, each to the active.
+fn node_recovered(group: P<net_compute_group_t>, node: u64) -> serde_json::Value {
+    let mut out = net_bytes_t::EMPTY;
+    assert_eq!(
+        unsafe { net_compute_group_node_recovered(group.0, node, &mut out) },
+        OK,
+        "{}",
+        last_error()
+    );
+    json(out)
+}
+
+/// A node reported failed with no node free to take its member: the
+/// member stays out of service; reported back, the member (still running
+/// there) takes traffic again.
+#[test]
+fn a_member_on_a_node_reported_back_returns_to_service() {
+    let nodes: Vec<Node> = (0..2).map(|_| new_node()).collect();
+    let group = replica(&nodes, 2);
+    let member = status(group)["members"][1].clone();
+    let node = member["node"].as_u64().unwrap();
+    assert_eq!(node_failed(group, node)["replaced"], serde_json::json!([]));
+    let degraded = status(group);
+    assert_eq!(degraded["health"], "degraded");
+    assert_eq!(degraded["members"][1]["healthy"], false);
+    // Every event goes to the other member meanwhile.
+    let others: BTreeSet<u64> = (1..=4).map(|seq| route(group, seq).unwrap().node).collect();
+    assert!(!others.contains(&node), "{others:?}");
+
+    assert_eq!(
+        node_recovered(group, node)["restored"],
+        serde_json::json!([1])
+    );
+    let back = status(group);
+    assert_eq!(back["health"], "healthy");
+    assert_eq!(
+        back["members"][1]["origin"], member["origin"],
+        "the same member"
+    );
+    let used: BTreeSet<u64> = (5..=8).map(|seq| route(group, seq).unwrap().node).collect();
+    assert!(used.contains(&node), "{used:?}");
+    // A node the group never lost restores nothing.
+    assert_eq!(
+        node_recovered(group, node)["restored"],
+        serde_json::json!([])
+    );
+    free_group(group);
+}
+
 fn feed(group: P<net_compute_group_t>, range: std::ops::RangeInclusive<u64>) -> Routed {
     let mut last = None;
     for seq in range {
@@ -910,6 +958,11 @@ fn race_op_after_free_is_refused() {
         free_group(group);
         assert_eq!(call(group, false), net_status_t::NET_ERR_SHUTTING_DOWN);
         assert!(last_error().contains("freed"), "{}", last_error());
+        let mut out = net_bytes_t::EMPTY;
+        assert_eq!(
+            unsafe { net_compute_group_node_recovered(group.0, node.id, &mut out) },
+            net_status_t::NET_ERR_SHUTTING_DOWN
+        );
     }
     for _ in 0..5 {
         let group = replica(std::slice::from_ref(&node), 1);

@@ -573,6 +573,12 @@ static void test_replica_group_over_three_nodes(void)
     CHECK_OK(net_compute_group_node_failed(g, by_index[1].node, &replaced));
     CHECK(json_has(&replaced, "\"replaced\":[1]"));
     net_bytes_free(&replaced);
+    /* It comes back: nothing to restore (its member was replaced; the copy
+     * left there is stopped). */
+    net_bytes_t restored = {NULL, 0};
+    CHECK_OK(net_compute_group_node_recovered(g, by_index[1].node, &restored));
+    CHECK(json_has(&restored, "\"restored\":[]"));
+    net_bytes_free(&restored);
     for (uint64_t seq = 35; seq <= 36; seq++) {
         CHECK(route(g, seq, &r));
         CHECK(r.node != by_index[1].node || r.index != 1);
@@ -580,6 +586,7 @@ static void test_replica_group_over_three_nodes(void)
     CHECK_OK(net_compute_group_free(g));
     CHECK_OK(net_compute_group_free(g));
     CHECK_STATUS(net_compute_group_status(g, &status), NET_ERR_SHUTTING_DOWN);
+    CHECK_STATUS(net_compute_group_node_recovered(g, 1, &restored), NET_ERR_SHUTTING_DOWN);
     for (int i = 0; i < 3; i++) {
         site_close(&sites[i]);
     }

@@ -252,6 +252,20 @@ func (g *ComputeGroup) NodeFailed(node uint64) ([]uint32, error) {
 	return out.Replaced, err
 }
 
+// NodeRecovered reports node back (found alive again, or restarted): it may
+// hold members again, copies the group left there are stopped, and an
+// unhealthy member still running there takes traffic again. It returns
+// the indices back in service (none for a standby group).
+func (g *ComputeGroup) NodeRecovered(node uint64) ([]uint32, error) {
+	var out struct {
+		Restored []uint32 `json:"restored"`
+	}
+	err := g.jsonOf("net_compute_group_node_recovered", &out, func(p *C.net_compute_group_t, o *C.net_bytes_t) C.net_status_t {
+		return C.net_compute_group_node_recovered(p, C.uint64_t(node), o)
+	})
+	return out.Restored, err
+}
+
 // Sync brings a standby group's standbys to the active's state.
 func (g *ComputeGroup) Sync() (SyncReport, error) {
 	var out SyncReport

@@ -163,6 +163,34 @@ func TestComputeReplicaGroupRoutesScalesAndReplaces(t *testing.T) {
 	}
 }
 
+// A node reported failed with no free node to take its member: the member
+// is out of service until the node is reported back.
+func TestComputeReplicaMemberReturnsWithItsNode(t *testing.T) {
+	nodes := groupNodes(t, 2)
+	g := must(netmesh.NewReplicaGroup(computes(nodes), "counter", groupSeed, 2, map[string]any{"strategy": "round_robin"}))
+	defer g.Close()
+	member := must(g.Status()).Members[1]
+	if replaced := must(g.NodeFailed(member.Node)); len(replaced) != 0 {
+		t.Fatalf("replaced %v with no free node", replaced)
+	}
+	if st := must(g.Status()); st.Health != "degraded" {
+		t.Fatalf("after the failure: %+v", st)
+	}
+	for seq := uint64(1); seq <= 4; seq++ {
+		if r := must(g.Route(groupProducer, seq, nil, "")); r.Node == member.Node {
+			t.Fatalf("routed to the failed node: %+v", r)
+		}
+	}
+	restored := must(g.NodeRecovered(member.Node))
+	if len(restored) != 1 || restored[0] != 1 {
+		t.Fatalf("restored %v", restored)
+	}
+	st := must(g.Status())
+	if st.Health != "healthy" || st.Members[1].Origin != member.Origin {
+		t.Fatalf("after the return: %+v", st)
+	}
+}
+
 func TestComputeStandbyGroupPromotesWithNothingAppliedTwice(t *testing.T) {
 	nodes := groupNodes(t, 3)
 	g := must(netmesh.NewStandbyGroup(computes(nodes), "counter", groupSeed, 2))

@@ -193,6 +193,19 @@ class ComputeGroup {
     });
   }
 
+  /**
+   * Reports node `node` back (alive again, or restarted): it may hold members
+   * again, copies the group left there are stopped, and an unhealthy member
+   * still running there takes traffic again. Resolves with the indices back
+   * in service (none for a standby group).
+   */
+  nodeRecovered(node) {
+    return pooled(async () => {
+      const j = await this.#json('net_compute_group_node_recovered', args.u64(node, 'node'));
+      return j.restored.map(Number);
+    });
+  }
+
   /** Brings a standby group's standbys to the active's state: `{ throughSeq, synced, failed: [{ index, error }] }`. */
   sync() {
     return pooled(async () => {

@@ -690,6 +690,7 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_compute_group_route(const net_compute_group_t *group, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, const uint8_t *key, size_t key_len, _Out_ uint32_t *index_out, _Out_ uint64_t *origin_out, _Out_ uint64_t *node_out, _Out_ uint32_t *outcome_out, _Inout_ net_error_t *error_out)',
   'net_status_t net_compute_group_scale(const net_compute_group_t *group, uint32_t count)',
   'net_status_t net_compute_group_node_failed(const net_compute_group_t *group, uint64_t node, _Inout_ net_bytes_t *json_out)',
+  'net_status_t net_compute_group_node_recovered(const net_compute_group_t *group, uint64_t node, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_compute_group_sync(const net_compute_group_t *group, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_compute_group_promote(const net_compute_group_t *group, _Out_ uint32_t *index_out)',
   'net_status_t net_compute_group_status(const net_compute_group_t *group, _Inout_ net_bytes_t *json_out)',

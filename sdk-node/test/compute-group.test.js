@@ -61,6 +61,26 @@ async function withNodes(n, body) {
   }
 }
 
+test('a member returns to service with its node', () =>
+  withNodes(3, async (nodes) => {
+    // A node reported failed with no free node to take its member: the
+    // member is out of service until the node is reported back.
+    const group = await ComputeGroup.replica(nodes, 'counter', SEED, 3, { lb: { strategy: 'round_robin' } });
+    try {
+      const member = (await group.status()).members[1];
+      assert.deepEqual(await group.nodeFailed(member.node), []);
+      assert.equal((await group.status()).health, 'degraded');
+      for (let seq = 1n; seq <= 6n; seq++) assert.notEqual((await group.route(PRODUCER, seq)).node, member.node);
+      assert.deepEqual(await group.nodeRecovered(member.node), [1]);
+      const st = await group.status();
+      assert.equal(st.health, 'healthy');
+      assert.equal(st.members[1].origin, member.origin);
+      assert.deepEqual(await group.nodeRecovered(member.node), []);
+    } finally {
+      await group.closeAsync();
+    }
+  }));
+
 test('a replica group of three routes, scales and replaces a failed node', () =>
   withNodes(3, async (nodes, ids) => {
     const group = await ComputeGroup.replica(nodes, 'counter', SEED, 3, { lb: { strategy: 'round_robin' } });

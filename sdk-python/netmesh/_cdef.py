@@ -298,6 +298,7 @@ net_status_t net_compute_group_free(net_compute_group_t *group);
 net_status_t net_compute_group_route(const net_compute_group_t *group, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, const uint8_t *key, size_t key_len, uint32_t *index_out, uint64_t *origin_out, uint64_t *node_out, uint32_t *outcome_out, net_error_t *error_out);
 net_status_t net_compute_group_scale(const net_compute_group_t *group, uint32_t count);
 net_status_t net_compute_group_node_failed(const net_compute_group_t *group, uint64_t node, net_bytes_t *json_out);
+net_status_t net_compute_group_node_recovered(const net_compute_group_t *group, uint64_t node, net_bytes_t *json_out);
 net_status_t net_compute_group_sync(const net_compute_group_t *group, net_bytes_t *json_out);
 net_status_t net_compute_group_promote(const net_compute_group_t *group, uint32_t *index_out);
 net_status_t net_compute_group_status(const net_compute_group_t *group, net_bytes_t *json_out);

@@ -549,6 +549,16 @@ class ComputeGroup(_Handle):
         replaced: List[int] = json.loads(take_bytes(out))["replaced"]
         return replaced
 
+    def node_recovered(self, node: int) -> List[int]:
+        """Reports node ``node`` back (alive again, or restarted): it may hold
+        members again, copies the group left there are stopped, and an
+        unhealthy member still running there takes traffic again. Returns
+        the indices back in service (none for a standby group)."""
+        out = new_bytes()
+        check(lib.net_compute_group_node_recovered(self._handle(), _u64(node, "node"), out))
+        restored: List[int] = json.loads(take_bytes(out))["restored"]
+        return restored
+
     def sync(self) -> Dict[str, Any]:
         """Brings a standby group's standbys to the active's state; returns
         ``{"through_seq", "synced": [index], "failed": [{"index", "error"}]}``."""

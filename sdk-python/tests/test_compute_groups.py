@@ -112,6 +112,22 @@ def test_a_replica_group_of_three_routes_scales_and_replaces(nodes) -> None:
         group.status()
 
 
+def test_a_member_returns_to_service_with_its_node(nodes) -> None:
+    """A node reported failed with no free node to take its member: the
+    member is out of service until the node is reported back."""
+    _, nodes = nodes
+    with ComputeGroup.replica(nodes, "counter", SEED, 3, lb={"strategy": "round_robin"}) as group:
+        member = group.status()["members"][1]
+        assert group.node_failed(member["node"]) == []
+        assert group.status()["health"] == "degraded"
+        assert member["node"] not in {group.route(PRODUCER, seq, b"").node for seq in range(1, 7)}
+        assert group.node_recovered(member["node"]) == [1]
+        status = group.status()
+        assert status["health"] == "healthy"
+        assert status["members"][1]["origin"] == member["origin"]
+        assert group.node_recovered(member["node"]) == []
+
+
 def test_a_standby_is_promoted_with_nothing_applied_twice(nodes) -> None:
     meshes, nodes = nodes
     group = ComputeGroup.standby(nodes, "counter", SEED, 2)

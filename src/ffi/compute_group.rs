@@ -632,6 +632,35 @@ pub unsafe extern "C" fn net_compute_group_node_failed(
     })
 }
 
+/// Reports node `node` back (the application's failure detector saw it
+/// recover, or it was restarted): it may hold members again; copies of the
+/// group's daemons the group left there (members it replaced) are stopped;
+/// an unhealthy member still running there takes traffic again. Writes
+/// `{"restored": [index, ...]}`, the members back in service (always empty
+/// for a standby group, whose standbys are re-created and synced instead).
+///
+/// # Safety
+/// `group` is NULL or from libnet; `json_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_group_node_recovered(
+    group: *const net_compute_group_t,
+    node: u64,
+    json_out: *mut net_bytes_t,
+) -> net_status_t {
+    ffi_export!(handle group; out json_out; {
+        let restored = match &mut *group.write() {
+            Group::Replica(g) => g.on_node_recovered(node),
+            Group::Fork(g) => g.on_node_recovered(node),
+            Group::Standby(g) => {
+                g.on_node_recovered(node);
+                Vec::new()
+            }
+        };
+        json_out.write(json_bytes(&json!({"restored": restored})));
+        Ok(())
+    })
+}
+
 /// Brings every healthy standby of a standby group to the active's state
 /// (snapshot of the active, restored into each). Writes `{"through_seq":
 /// n, "synced": [index, ...], "failed": [{"index": i, "error": "..."}]}`.
