@@ -1009,6 +1009,8 @@ export interface ComputeOptions {
   workTimeoutMs?: number;
   sendExtension?: boolean;
   outputCapacity?: number;
+  /** Bytes per second at which snapshot chunks leave for another node (default 268 435 456; 0: unpaced). */
+  transferRate?: number;
 }
 
 /** A daemon written in JavaScript: extend it; methods must be synchronous. */

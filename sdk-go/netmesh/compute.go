@@ -90,6 +90,9 @@ type ComputeConfig struct {
 	NoExtension bool
 	// OutputCapacity: outputs queued for NextOutput (65 536).
 	OutputCapacity int
+	// TransferRate: bytes per second at which snapshot chunks leave for
+	// another node (0: the default, 256 MiB/s; negative: unpaced).
+	TransferRate int64
 }
 
 func (c ComputeConfig) json() []byte {
@@ -108,6 +111,12 @@ func (c ComputeConfig) json() []byte {
 	}
 	if c.OutputCapacity > 0 {
 		out["output_capacity"] = c.OutputCapacity
+	}
+	switch {
+	case c.TransferRate > 0:
+		out["transfer_rate"] = c.TransferRate
+	case c.TransferRate < 0:
+		out["transfer_rate"] = 0
 	}
 	if len(out) == 0 {
 		return nil

@@ -95,7 +95,7 @@ func TestComputeGoCounterMigratesUnderLoadExactlyOnce(t *testing.T) {
 		}
 	}
 	cfg := netmesh.ComputeConfig{RetryInterval: 50 * time.Millisecond, StepTimeout: 3 * time.Second,
-		SourceTimeout: 6 * time.Second, WorkTimeout: 5 * time.Second, OutputCapacity: 1 << 20}
+		SourceTimeout: 6 * time.Second, WorkTimeout: 5 * time.Second, OutputCapacity: 1 << 20, TransferRate: 1 << 30}
 	a, b, c := fastCompute(t, meshes[0], cfg), fastCompute(t, meshes[1], cfg), fastCompute(t, meshes[2], cfg)
 	origin := must(a.Spawn("counter", computeSeed, nil))
 	if got := must(b.Expect("counter", computeSeed)); got != origin {

@@ -67,7 +67,7 @@ const DURATIONS = {
   sourceTimeoutMs: 'source_timeout_ms',
   workTimeoutMs: 'work_timeout_ms',
 };
-const PLAIN = { sendExtension: 'send_extension', outputCapacity: 'output_capacity' };
+const PLAIN = { sendExtension: 'send_extension', outputCapacity: 'output_capacity', transferRate: 'transfer_rate' };
 
 function configJson(options = {}) {
   const out = {};
@@ -123,7 +123,9 @@ async function offLoop(fn, argsOf) {
  * A node's compute runtime. `Compute.open(mesh, options)`; options (all
  * optional): retryIntervalMs (200), stepTimeoutMs (10 000), sourceTimeoutMs
  * (30 000), workTimeoutMs (30 000: how long a daemon call waits for the JS
- * daemon), sendExtension (true), outputCapacity (65 536). Origins, node ids
+ * daemon), sendExtension (true), outputCapacity (65 536), transferRate
+ * (bytes/s at which snapshot chunks leave for another node; 268 435 456;
+ * 0: unpaced). Origins, node ids
  * and sequences are bigints.
  */
 class Compute {

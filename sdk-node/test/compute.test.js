@@ -146,6 +146,7 @@ test('daemon failures and bad arguments reject with typed errors', async (t) => 
   const mesh = Mesh.open(FAST);
   t.after(() => mesh.close());
   assert.throws(() => Compute.open(mesh, { nope: 1 }), ComputeConfigError);
+  assert.throws(() => Compute.open(mesh, { transferRate: -1 }), ComputeConfigError);
   assert.throws(() => Compute.open({}, {}), TypeError);
   const rt = Compute.open(mesh, { workTimeoutMs: 200 });
   t.after(() => rt.closeAsync());

@@ -147,7 +147,7 @@ _DURATIONS = {
     "source_timeout": "source_timeout_ms",
     "work_timeout": "work_timeout_ms",
 }
-_PLAIN = {"send_extension", "output_capacity"}
+_PLAIN = {"send_extension", "output_capacity", "transfer_rate"}
 
 
 def _config_json(options: Dict[str, Any]) -> bytes:
@@ -185,7 +185,9 @@ class Compute(_Handle):
     (10: a phase before cut-over that takes longer aborts), ``source_timeout``
     (30), ``work_timeout`` (30: how long a daemon call waits for a daemon
     method), ``send_extension`` (True; False towards v0.11 targets),
-    ``output_capacity`` (65 536 outputs queued for :meth:`next_output`).
+    ``output_capacity`` (65 536 outputs queued for :meth:`next_output`),
+    ``transfer_rate`` (bytes per second at which snapshot chunks leave for
+    another node; 268 435 456; 0: unpaced).
 
     A thread of the runtime pulls work and runs the daemon objects; it
     ends when the runtime is closed.

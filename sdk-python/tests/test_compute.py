@@ -174,6 +174,10 @@ def test_daemon_failures_and_bad_arguments_raise_typed_errors() -> None:
     with Mesh(**FAST) as mesh:
         with pytest.raises(ComputeConfigError, match="nope"):
             Compute(mesh, nope=1)
+        with pytest.raises(ComputeConfigError, match="transfer_rate"):
+            Compute(mesh, transfer_rate=-1)
+    with Mesh(**FAST) as mesh, Compute(mesh, transfer_rate=0):
+        pass  # unpaced
     with Mesh(**FAST) as mesh, Compute(mesh, work_timeout=0.2) as rt:
         with pytest.raises(ComputeTransportError):
             Compute(mesh)  # one runtime per node

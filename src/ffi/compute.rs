@@ -226,6 +226,11 @@ fn parse_config(json: Option<&str>) -> Result<(RuntimeConfig, Duration), FfiErro
                     .and_then(|n| usize::try_from(n).ok())
                     .ok_or_else(|| config_error("`output_capacity` must be a positive integer"))?;
             }
+            "transfer_rate" => {
+                config.transfer_rate = value.as_u64().ok_or_else(|| {
+                    config_error("`transfer_rate` must be a non-negative integer (bytes/s)")
+                })?;
+            }
             other => return Err(config_error(format!("unknown key `{other}`"))),
         }
     }
@@ -241,7 +246,9 @@ pub(super) fn timeout_of(timeout_ms: u32) -> Option<Duration> {
 /// takes `retry_interval_ms` (200), `step_timeout_ms` (10 000),
 /// `source_timeout_ms` (30 000), `work_timeout_ms` (30 000: how long a
 /// daemon call waits for the SDK's answer), `send_extension` (true; false
-/// towards v0.11 targets) and `output_capacity` (65 536).
+/// towards v0.11 targets), `output_capacity` (65 536) and `transfer_rate`
+/// (bytes per second at which snapshot chunks leave for another node;
+/// 268 435 456; 0: unpaced).
 ///
 /// Errors: `NET_ERR_COMPUTE_CONFIG` naming the key (unknown keys
 /// included); `NET_ERR_COMPUTE_TRANSPORT` if the node already has a
@@ -1055,9 +1062,18 @@ mod tests {
     fn config_keys_are_parsed_and_bad_ones_named() {
         let (config, work) = parse_config(Some(
             r#"{"retry_interval_ms": 50, "step_timeout_ms": 1000, "source_timeout_ms": 2000,
-                "work_timeout_ms": 300, "send_extension": false, "output_capacity": 8}"#,
+                "work_timeout_ms": 300, "send_extension": false, "output_capacity": 8,
+                "transfer_rate": 0}"#,
         ))
         .unwrap();
+        assert_eq!(config.transfer_rate, 0);
+        assert_eq!(
+            parse_config(Some(r#"{"transfer_rate": 1048576}"#))
+                .unwrap()
+                .0
+                .transfer_rate,
+            1 << 20
+        );
         assert_eq!(config.retry_interval, Duration::from_millis(50));
         assert_eq!(config.step_timeout, Duration::from_secs(1));
         assert_eq!(config.source_timeout, Duration::from_secs(2));
@@ -1070,6 +1086,8 @@ mod tests {
             (r#"{"retry_interval_ms": 0}"#, "retry_interval_ms"),
             (r#"{"send_extension": 1}"#, "send_extension"),
             (r#"{"output_capacity": -1}"#, "output_capacity"),
+            (r#"{"transfer_rate": -1}"#, "transfer_rate"),
+            (r#"{"transfer_rate": "fast"}"#, "transfer_rate"),
             ("[]", "object"),
             ("{", "JSON"),
         ] {
