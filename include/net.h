@@ -1426,7 +1426,9 @@ net_status_t net_mesh_capabilities(const net_mesh_t *mesh, net_bytes_t *json_out
 // takes `retry_interval_ms` (200), `step_timeout_ms` (10 000),
 // `source_timeout_ms` (30 000), `work_timeout_ms` (30 000: how long a
 // daemon call waits for the SDK's answer), `send_extension` (true; false
-// towards v0.11 targets) and `output_capacity` (65 536).
+// towards v0.11 targets), `output_capacity` (65 536) and `transfer_rate`
+// (bytes per second at which snapshot chunks leave for another node;
+// 268 435 456; 0: unpaced).
 //
 // Errors: `NET_ERR_COMPUTE_CONFIG` naming the key (unknown keys
 // included); `NET_ERR_COMPUTE_TRANSPORT` if the node already has a
