@@ -191,3 +191,52 @@ fn without_an_output_queue_outputs_come_only_with_the_outcome() {
     assert_eq!(queued_outputs, emitted(&outcomes[0]));
     assert!(drain(&bare).is_empty());
 }
+
+/// `deliver_queued` / `deliver_batch_queued` (the C ABI's path): the
+/// outputs are moved into the queue, the outcomes carry none, and the queue
+/// holds what `deliver` would have returned.
+#[test]
+fn queued_deliveries_move_their_outputs_into_the_queue() {
+    let (returned, origin) = runtime();
+    let (queued, _) = runtime();
+    let all = events();
+    let (first, rest) = all[..5].split_at(2);
+    let mut expected = Vec::new();
+    for event in first {
+        match returned.deliver(origin, event.clone()).unwrap() {
+            DeliveryOutcome::Processed(outputs) => expected.extend(outputs),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            queued.deliver_queued(origin, event.clone()).unwrap(),
+            DeliveryOutcome::Processed(Vec::new())
+        );
+    }
+    let done = returned
+        .deliver_batch(origin, rest.to_vec(), &BatchWait::default())
+        .unwrap();
+    for outcome in done.outcomes {
+        let DeliveryOutcome::Processed(outputs) = outcome else {
+            panic!("not processed");
+        };
+        expected.extend(outputs);
+    }
+    let done = queued
+        .deliver_batch_queued(origin, rest.to_vec(), &BatchWait::default())
+        .unwrap();
+    assert!(done.error.is_none());
+    assert_eq!(
+        done.outcomes,
+        vec![DeliveryOutcome::Processed(Vec::new()); rest.len()]
+    );
+    let links = |events: Vec<CausalEvent>| -> Vec<(CausalLink, Vec<u8>)> {
+        events.into_iter().map(|e| (e.link, e.payload)).collect()
+    };
+    assert_eq!(expected.len(), 5);
+    assert_eq!(links(drain(&queued)), links(expected));
+    // The refused event is refused the same way.
+    assert_eq!(
+        queued.deliver_queued(origin, all[5].clone()).unwrap_err(),
+        returned.deliver(origin, all[5].clone()).unwrap_err()
+    );
+}

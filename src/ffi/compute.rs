@@ -440,9 +440,10 @@ pub unsafe extern "C" fn net_compute_deliver(
 ) -> net_status_t {
     ffi_export!(error_out error_out; handle compute; bytes payload[payload_len]; out outcome_out; {
         let event = crate::compute::CausalEvent::bare(producer, sequence, payload.to_vec());
+        // Outputs reach the caller through `net_compute_next_output`.
         let outcome = compute
             .runtime
-            .deliver(origin, event)
+            .deliver_queued(origin, event)
             .map_err(|e| compute.daemon_error(e))?;
         outcome_out.write(outcome_code(outcome));
         Ok(())
@@ -524,7 +525,7 @@ pub unsafe extern "C" fn net_compute_deliver_batch(
         };
         let done = compute
             .runtime
-            .deliver_batch(origin, events, &wait)
+            .deliver_batch_queued(origin, events, &wait)
             .map_err(|e| compute.daemon_error(e))?;
         delivered_out.write(done.outcomes.len());
         if let Some(outcomes) = outcomes {

@@ -323,16 +323,28 @@ fn state_failed(text: impl Into<String>) -> FailureReason {
 
 // ---------------------------------------------------------------- delivery
 
+/// Where a delivery's chained outputs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outputs {
+    /// In the outcome, and a copy in the `next_output` queue when the
+    /// runtime keeps one (`ComputeRuntime::deliver`).
+    Returned,
+    /// Moved into the queue; the outcome carries none (the C ABI, whose
+    /// callers read `next_output`, and deliveries nobody waits for).
+    Queued,
+}
+
 /// The migration-aware delivery path (module doc of `runtime`).
 pub(super) fn deliver(
     shared: &Shared,
     origin: u64,
     event: CausalEvent,
+    sink: Outputs,
 ) -> Result<DeliveryOutcome, ComputeError> {
     let mut state = shared.state();
     // Still under the state lock when processed here: a snapshot cannot
     // fall between the migration checks and the event's processing.
-    deliver_locked(shared, &mut state, origin, event)
+    deliver_locked(shared, &mut state, origin, event, sink)
 }
 
 /// [`deliver`] under the state lock: also the path of events forwarded to
@@ -343,10 +355,11 @@ fn deliver_locked(
     state: &mut State,
     origin: u64,
     event: CausalEvent,
+    sink: Outputs,
 ) -> Result<DeliveryOutcome, ComputeError> {
     // No migration on this node at all (the common case): no lookups.
     if state.sources.is_empty() && state.forwarders.is_empty() && state.targets.is_empty() {
-        return process_local(shared, origin, &event);
+        return process_local(shared, origin, &event, sink);
     }
     if let Some(source) = state.sources.get_mut(&origin)
         && source.cutover_mark.is_none()
@@ -355,7 +368,7 @@ fn deliver_locked(
             Ok(CaptureOutcome::Buffered) => Ok(DeliveryOutcome::Buffered),
             Ok(CaptureOutcome::Deliver(event) | CaptureOutcome::Forward(event)) => {
                 // Not reachable while capturing; deliver rather than drop.
-                process_local(shared, origin, &event)
+                process_local(shared, origin, &event, sink)
             }
             Err(e) => Err(ComputeError::Buffer(e.to_string())),
         };
@@ -373,7 +386,7 @@ fn deliver_locked(
             Err(e) => Err(ComputeError::Buffer(e.to_string())),
         };
     }
-    process_local(shared, origin, &event)
+    process_local(shared, origin, &event, sink)
 }
 
 /// [`deliver`] for several events under one hold of the state lock: the
@@ -386,6 +399,7 @@ pub(super) fn deliver_batch(
     origin: u64,
     events: Vec<CausalEvent>,
     wait: &BatchWait,
+    sink: Outputs,
 ) -> Result<BatchOutcome, ComputeError> {
     let mut state = shared.state();
     let mut done = BatchOutcome::default();
@@ -397,7 +411,7 @@ pub(super) fn deliver_batch(
         || state.targets.contains_key(&origin);
     if migrating {
         for event in events {
-            if !done.push(deliver_locked(shared, &mut state, origin, event)) {
+            if !done.push(deliver_locked(shared, &mut state, origin, event, sink)) {
                 break;
             }
         }
@@ -407,10 +421,7 @@ pub(super) fn deliver_batch(
     let delivered = shared.registry.deliver_batch(origin, &events, wait)?;
     drop(state);
     for outputs in delivered.outputs {
-        if shared.keeps_outputs() {
-            shared.push_outputs(outputs.clone());
-        }
-        done.outcomes.push(DeliveryOutcome::Processed(outputs));
+        done.outcomes.push(shared.hand_out(outputs, sink));
     }
     done.error = delivered.error.map(ComputeError::Daemon);
     Ok(done)
@@ -420,12 +431,10 @@ fn process_local(
     shared: &Shared,
     origin: u64,
     event: &CausalEvent,
+    sink: Outputs,
 ) -> Result<DeliveryOutcome, ComputeError> {
     let outputs = shared.registry.deliver(origin, event)?;
-    if shared.keeps_outputs() {
-        shared.push_outputs(outputs.clone());
-    }
-    Ok(DeliveryOutcome::Processed(outputs))
+    Ok(shared.hand_out(outputs, sink))
 }
 
 /// Sends the forwarder's next batch if none is in flight (or re-sends the
@@ -955,7 +964,7 @@ fn abort_source(shared: &Shared, state: &mut State, origin: u64) {
         return;
     }
     for event in source.buffer.abort() {
-        if let Err(e) = process_local(shared, origin, &event) {
+        if let Err(e) = process_local(shared, origin, &event, Outputs::Queued) {
             tracing::warn!(origin, error = %e, "captured event failed after abort");
         }
     }
@@ -1178,7 +1187,7 @@ fn on_buffered_events(
         if sequence == 0 || below(applied) || below(seen) {
             continue;
         }
-        if let Err(e) = deliver_locked(shared, state, origin, event) {
+        if let Err(e) = deliver_locked(shared, state, origin, event, Outputs::Queued) {
             // No reply: the sender re-sends from this event.
             tracing::warn!(origin, error = %e, "forwarded event failed");
             return;

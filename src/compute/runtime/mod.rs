@@ -297,6 +297,22 @@ impl Shared {
         self.config.output_capacity > 0
     }
 
+    /// A processed event's outcome, its outputs sent where `sink` says.
+    fn hand_out(&self, outputs: Vec<CausalEvent>, sink: machines::Outputs) -> DeliveryOutcome {
+        match sink {
+            machines::Outputs::Returned => {
+                if self.keeps_outputs() {
+                    self.push_outputs(outputs.clone());
+                }
+                DeliveryOutcome::Processed(outputs)
+            }
+            machines::Outputs::Queued => {
+                self.push_outputs(outputs);
+                DeliveryOutcome::Processed(Vec::new())
+            }
+        }
+    }
+
     fn push_outputs(&self, outputs: Vec<CausalEvent>) {
         if outputs.is_empty() || !self.keeps_outputs() {
             return;
@@ -456,7 +472,23 @@ impl ComputeRuntime {
         event: CausalEvent,
     ) -> Result<DeliveryOutcome, ComputeError> {
         self.check_running()?;
-        machines::deliver(&self.shared, origin, event)
+        machines::deliver(&self.shared, origin, event, machines::Outputs::Returned)
+    }
+
+    /// [`deliver`](Self::deliver) for a caller that reads the outputs from
+    /// [`next_output`](Self::next_output) (as the C ABI's callers do): they
+    /// are moved into the queue instead of copied, and `Processed` carries
+    /// none.
+    ///
+    /// # Errors
+    /// As [`deliver`](Self::deliver).
+    pub fn deliver_queued(
+        &self,
+        origin: u64,
+        event: CausalEvent,
+    ) -> Result<DeliveryOutcome, ComputeError> {
+        self.check_running()?;
+        machines::deliver(&self.shared, origin, event, machines::Outputs::Queued)
     }
 
     /// Delivers `events` to daemon `origin` in order, with the effects of
@@ -481,7 +513,35 @@ impl ComputeRuntime {
         wait: &BatchWait,
     ) -> Result<BatchOutcome, ComputeError> {
         self.check_running()?;
-        machines::deliver_batch(&self.shared, origin, events, wait)
+        machines::deliver_batch(
+            &self.shared,
+            origin,
+            events,
+            wait,
+            machines::Outputs::Returned,
+        )
+    }
+
+    /// [`deliver_batch`](Self::deliver_batch) for a caller that reads the
+    /// outputs from [`next_output`](Self::next_output): moved into the
+    /// queue, none in the outcomes.
+    ///
+    /// # Errors
+    /// As [`deliver_batch`](Self::deliver_batch).
+    pub fn deliver_batch_queued(
+        &self,
+        origin: u64,
+        events: Vec<CausalEvent>,
+        wait: &BatchWait,
+    ) -> Result<BatchOutcome, ComputeError> {
+        self.check_running()?;
+        machines::deliver_batch(
+            &self.shared,
+            origin,
+            events,
+            wait,
+            machines::Outputs::Queued,
+        )
     }
 
     /// Starts migrating daemon `origin` from node `source` to node
