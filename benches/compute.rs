@@ -581,6 +581,11 @@ fn migrations_under_load() {
 
 fn main() {
     println!("compute (issue 15): ours vs a same-run baseline, medians");
+    // `--bench migration`: the migration-time rows only (profiling).
+    if std::env::args().any(|a| a == "migration") {
+        migration_time();
+        return;
+    }
     events_per_second();
     // `--bench events`: the first row only (profiling).
     if std::env::args().any(|a| a == "events") {

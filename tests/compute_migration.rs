@@ -39,6 +39,18 @@ struct FaultyTransport {
     node: Arc<MeshNode>,
     dropped: Mutex<HashSet<u8>>,
     dead: AtomicBool,
+    /// Snapshot chunks go over subprotocol streams (Net to Net), as with
+    /// the node itself as transport; off: one datagram each, as to v0.11.
+    streams: AtomicBool,
+    /// SnapshotReady messages sent to another node as datagrams.
+    datagram_chunks: AtomicU64,
+}
+
+impl FaultyTransport {
+    fn drops(&self, message: &[u8]) -> bool {
+        let kind = message.first().copied().unwrap_or(u8::MAX);
+        self.dead.load(Ordering::SeqCst) || self.dropped.lock().unwrap().contains(&kind)
+    }
 }
 
 impl MigrationTransport for FaultyTransport {
@@ -47,11 +59,30 @@ impl MigrationTransport for FaultyTransport {
     }
 
     fn send(&self, to: u64, message: &[u8]) -> Result<(), MeshError> {
-        let kind = message.first().copied().unwrap_or(u8::MAX);
-        if self.dead.load(Ordering::SeqCst) || self.dropped.lock().unwrap().contains(&kind) {
+        if self.drops(message) {
             return Ok(());
         }
+        if message.first() == Some(&msg_type::SNAPSHOT_READY) && to != self.node.node_id() {
+            self.datagram_chunks.fetch_add(1, Ordering::SeqCst);
+        }
         self.node.send_subprotocol(to, ids::MIGRATION, message)
+    }
+
+    fn takes_streams(&self, to: u64) -> bool {
+        self.streams.load(Ordering::SeqCst) && self.node.takes_subprotocol_streams(to)
+    }
+
+    fn send_stream(
+        &self,
+        to: u64,
+        messages: &[&[u8]],
+        deadline: std::time::Instant,
+    ) -> Result<(), MeshError> {
+        if messages.first().is_some_and(|m| self.drops(m)) {
+            return Ok(());
+        }
+        self.node
+            .send_subprotocol_stream(to, ids::MIGRATION, messages, Some(deadline), None)
     }
 }
 
@@ -68,6 +99,10 @@ impl Site {
 
     fn drop_type(&self, kind: u8) {
         self.transport.dropped.lock().unwrap().insert(kind);
+    }
+
+    fn stream_chunks(&self) {
+        self.transport.streams.store(true, Ordering::SeqCst);
     }
 
     fn heal(&self) {
@@ -112,6 +147,8 @@ fn site() -> Site {
         node: Arc::clone(&node),
         dropped: Mutex::new(HashSet::new()),
         dead: AtomicBool::new(false),
+        streams: AtomicBool::new(false),
+        datagram_chunks: AtomicU64::new(0),
     });
     let runtime = ComputeRuntime::new(
         Arc::clone(&transport) as Arc<dyn MigrationTransport>,
@@ -574,8 +611,16 @@ fn a_second_migration_of_the_same_daemon_is_refused() {
 /// at the source with every event applied; healing and retrying must
 /// succeed. After Cutover the migration must ride the loss out once healed.
 fn fault_in_phase(dropper: usize, kind: u8, before_cutover: bool) {
+    fault_in_phase_over(dropper, kind, before_cutover, false);
+}
+
+/// [`fault_in_phase`], chunks over subprotocol streams when `streams`.
+fn fault_in_phase_over(dropper: usize, kind: u8, before_cutover: bool, streams: bool) {
     let (orch, source, target) = (2, 0, 1);
     let sites = leak(three());
+    if streams {
+        sites.iter().for_each(Site::stream_chunks);
+    }
     let origin = spawn_counter(sites, source);
     let producer = Producer::start(&sites[source].runtime, origin);
     producer.wait_sent(100);
@@ -637,6 +682,41 @@ fn fault_snapshot_phase_orchestrator_loses_take_snapshot() {
 #[test]
 fn fault_transfer_phase_source_loses_its_chunks() {
     fault_in_phase(0, msg_type::SNAPSHOT_READY, true);
+}
+
+#[test]
+fn fault_transfer_phase_source_loses_its_streamed_chunks() {
+    fault_in_phase_over(0, msg_type::SNAPSHOT_READY, true, true);
+}
+
+#[test]
+fn fault_transfer_phase_orchestrator_loses_the_streamed_chunks() {
+    fault_in_phase_over(2, msg_type::SNAPSHOT_READY, true, true);
+}
+
+/// A 1 MiB state (150 chunks) from node 0 to node 1, orchestrated by node
+/// 2, chunks over subprotocol streams (source → orchestrator →
+/// target), 15 % of every node's packets lost: the target's state is the
+/// source's, byte for byte, and no chunk went as a datagram.
+#[test]
+fn a_large_state_migrates_over_subprotocol_streams_under_loss() {
+    let sites = leak(three());
+    for s in sites.iter() {
+        s.stream_chunks();
+        s.node.set_filter(Some(Arc::new(NetemFilter::new(
+            0.15,
+            0.0,
+            0.0,
+            Duration::ZERO,
+            11,
+        ))));
+    }
+    let state: Vec<u8> = (0..1usize << 20).map(|i| (i * 7 % 253) as u8).collect();
+    blob_migrates_intact(sites, &state);
+    for s in sites.iter() {
+        assert_eq!(s.transport.datagram_chunks.load(Ordering::SeqCst), 0);
+    }
+    teardown(sites);
 }
 
 #[test]
@@ -836,6 +916,75 @@ fn subprotocol_hooks_route_one_id_to_one_handler() {
     b.register_subprotocol(ID, handler).unwrap();
 }
 
+/// Many messages of one subprotocol on a subprotocol stream, 20 % of the
+/// sender's packets lost, 10 % duplicated and 20 % reordered: the receiver's handler gets
+/// each once, in order, and none reaches its application; a peer that
+/// never offered streams (a v0.11 one) and the node's own ids are refused.
+#[test]
+fn subprotocol_streams_deliver_every_message_once_in_order_under_loss() {
+    const ID: u16 = 0x0600;
+    let a = node("");
+    let b = node("");
+    bound_link(&a, &b);
+    let (tx, rx) = std::sync::mpsc::channel();
+    b.register_subprotocol(ID, Arc::new(Collect(Mutex::new(tx))))
+        .unwrap();
+    assert!(a.takes_subprotocol_streams(b.node_id()));
+    a.set_filter(Some(Arc::new(NetemFilter::new(
+        0.2,
+        0.1,
+        0.2,
+        Duration::from_millis(2),
+        5,
+    ))));
+    let messages: Vec<Vec<u8>> = (0u32..3_000)
+        .map(|i| {
+            let mut m = i.to_le_bytes().to_vec();
+            m.resize(100 + (i as usize * 37) % 6_000, i as u8);
+            m
+        })
+        .collect();
+    let deadline = Some(std::time::Instant::now() + WAIT);
+    for part in messages.chunks(500) {
+        a.send_subprotocol_stream(b.node_id(), ID, part, deadline, None)
+            .unwrap();
+    }
+    for expected in &messages {
+        let (from, got) = rx.recv_timeout(WAIT).expect("every message");
+        assert_eq!(from, a.node_id());
+        assert!(&got == expected, "in order, intact");
+    }
+    a.set_filter(None);
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "nothing twice"
+    );
+    assert!(mesh_common::nothing_for(&b, 50), "none to the application");
+    // The node's own ids and the causal id are not subprotocol streams.
+    for id in [ids::EVENTS, ids::STREAM_WINDOW, ids::CAUSAL] {
+        assert!(matches!(
+            a.send_subprotocol_stream(b.node_id(), id, &[b"x"], deadline, None),
+            Err(MeshError::SubprotocolInUse(got)) if got == id
+        ));
+    }
+    // A peer that speaks only v0.11 never offered them.
+    let c = node("");
+    let raw = mesh_common::RawPeer::connect(&c, 0xAAAA_0002, &mesh_common::PSK).unwrap();
+    assert!(!c.takes_subprotocol_streams(0xAAAA_0002));
+    assert!(matches!(
+        c.send_subprotocol_stream(0xAAAA_0002, ID, &[b"x"], deadline, None),
+        Err(MeshError::PeerLacks {
+            peer: 0xAAAA_0002,
+            ..
+        })
+    ));
+    drop(raw);
+    assert!(matches!(
+        a.send_subprotocol_stream(0x1234, ID, &[b"x"], deadline, None),
+        Err(MeshError::UnknownPeer(0x1234))
+    ));
+}
+
 #[test]
 fn racing_starts_of_one_migration_admit_exactly_one() {
     let sites = three();
@@ -891,13 +1040,19 @@ fn a_target_without_compute_says_so_and_the_daemon_stays() {
 #[test]
 fn a_multi_chunk_state_of_one_mebibyte_migrates_intact() {
     let sites = three();
+    let state: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 + i / 251) as u8).collect();
+    blob_migrates_intact(&sites, &state);
+}
+
+/// A daemon that is `state` moves from node 0 to node 1, orchestrated by
+/// node 2, and arrives byte for byte.
+fn blob_migrates_intact(sites: &[Site], state: &[u8]) {
     let keypair = EntityKeypair::generate();
     let origin = keypair.origin_hash();
-    let state: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 + i / 251) as u8).collect();
     sites[0]
         .runtime
         .spawn(DaemonHost::new(
-            Box::new(Blob(state.clone())),
+            Box::new(Blob(state.to_vec())),
             keypair.clone(),
         ))
         .unwrap();
@@ -920,6 +1075,7 @@ fn a_multi_chunk_state_of_one_mebibyte_migrates_intact() {
         .with_host(origin, |h| h.daemon().snapshot().unwrap())
         .unwrap();
     assert!(moved == state, "the state arrived intact");
+    assert!(!sites[0].has(origin));
 }
 
 #[test]

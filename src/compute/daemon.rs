@@ -207,6 +207,18 @@ pub trait MeshDaemon: Send {
             )))
         }
     }
+
+    /// [`restore`](Self::restore) from bytes the daemon may keep: a
+    /// migration target hands the received state over this way, so a
+    /// daemon that holds its state as one buffer takes it without a copy
+    /// (for a large state, the copy and its page faults are a good part of
+    /// the migration's time). The default calls `restore`.
+    ///
+    /// # Errors
+    /// As [`restore`](Self::restore).
+    fn restore_owned(&mut self, state: Vec<u8>) -> Result<(), DaemonError> {
+        self.restore(&state)
+    }
 }
 
 /// Daemons for the compute tests.

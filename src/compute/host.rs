@@ -183,10 +183,46 @@ impl DaemonHost {
     /// (full 32-byte comparison), `ext` belongs to another snapshot, the
     /// ledger bytes are malformed; or the daemon's own `restore` error.
     pub fn from_snapshot(
+        daemon: Box<dyn MeshDaemon>,
+        keypair: EntityKeypair,
+        snapshot: &StateSnapshot,
+        ext: Option<&NetSnapshotExt>,
+    ) -> Result<Self, DaemonError> {
+        Self::restored(daemon, keypair, snapshot, ext, |daemon| {
+            daemon.restore(&snapshot.state)
+        })
+    }
+
+    /// [`from_snapshot`](Self::from_snapshot) of a snapshot the caller
+    /// gives up: the state goes to the daemon's
+    /// [`restore_owned`](MeshDaemon::restore_owned), not copied.
+    ///
+    /// # Errors
+    /// As [`from_snapshot`](Self::from_snapshot).
+    pub fn from_owned_snapshot(
+        daemon: Box<dyn MeshDaemon>,
+        keypair: EntityKeypair,
+        mut snapshot: StateSnapshot,
+        ext: Option<&NetSnapshotExt>,
+    ) -> Result<Self, DaemonError> {
+        if ext.is_none() && snapshot.through_seq != 0 {
+            // A v0.11 source's chain continues from the state bytes
+            // (`head_payload_of`): they are needed twice.
+            return Self::from_snapshot(daemon, keypair, &snapshot, ext);
+        }
+        let state = std::mem::take(&mut snapshot.state);
+        Self::restored(daemon, keypair, &snapshot, ext, |daemon| {
+            daemon.restore_owned(state)
+        })
+    }
+
+    /// A host for `daemon` after `restore` gave it `snapshot`'s state.
+    fn restored(
         mut daemon: Box<dyn MeshDaemon>,
         keypair: EntityKeypair,
         snapshot: &StateSnapshot,
         ext: Option<&NetSnapshotExt>,
+        restore: impl FnOnce(&mut dyn MeshDaemon) -> Result<(), DaemonError>,
     ) -> Result<Self, DaemonError> {
         if &snapshot.entity_id != keypair.entity_id() {
             return Err(DaemonError::RestoreFailed(format!(
@@ -196,7 +232,7 @@ impl DaemonHost {
             )));
         }
         let (ledger, horizon, applied) = Self::checked_parts(snapshot, ext)?;
-        daemon.restore(&snapshot.state)?;
+        restore(daemon.as_mut())?;
         Ok(Self {
             daemon,
             keypair,
@@ -625,6 +661,89 @@ mod tests {
         assert_eq!(host.stats().errors, 1);
         assert_eq!(host.stats().events_processed, 0);
         assert_eq!(host.head().sequence, 0);
+    }
+
+    /// Keeps its state as given and says which restore it got.
+    #[derive(Default)]
+    struct Buffer {
+        state: Vec<u8>,
+        owned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl MeshDaemon for Buffer {
+        fn name(&self) -> &str {
+            "buffer"
+        }
+        fn process(&mut self, _: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+            Ok(vec![self.state.clone()])
+        }
+        fn is_stateful(&self) -> bool {
+            true
+        }
+        fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+            Ok(self.state.clone())
+        }
+        fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+            self.state = state.to_vec();
+            Ok(())
+        }
+        fn restore_owned(&mut self, state: Vec<u8>) -> Result<(), DaemonError> {
+            self.state = state;
+            self.owned.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_owned_snapshot_restores_alike_and_hands_the_state_over() {
+        let mut source = DaemonHost::new(
+            Box::new(Buffer {
+                state: b"the state".to_vec(),
+                owned: Default::default(),
+            }),
+            keypair(9),
+        );
+        source.deliver_at(&ev(5, 1, b"e"), 0).unwrap();
+        let taken = source.take_snapshot_at(7).unwrap();
+        // With the extension, and as from v0.11 (no extension: the chain
+        // continues from the state bytes, which are then copied).
+        for (ext, owned) in [(Some(&taken.ext), true), (None, false)] {
+            let by_ref = DaemonHost::from_snapshot(
+                Box::new(Buffer::default()),
+                keypair(9),
+                &taken.snapshot,
+                ext,
+            )
+            .unwrap();
+            let handed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let mut by_value = DaemonHost::from_owned_snapshot(
+                Box::new(Buffer {
+                    state: Vec::new(),
+                    owned: std::sync::Arc::clone(&handed),
+                }),
+                keypair(9),
+                taken.snapshot.clone(),
+                ext,
+            )
+            .unwrap();
+            assert_eq!(handed.load(std::sync::atomic::Ordering::Relaxed), owned);
+            assert_eq!(by_value.head(), by_ref.head());
+            assert_eq!(by_value.head_payload(), by_ref.head_payload());
+            assert_eq!(by_value.horizon(), by_ref.horizon());
+            assert_eq!(by_value.daemon().snapshot().unwrap(), b"the state");
+            let snap = by_value.take_snapshot_at(8);
+            assert_eq!(snap.unwrap().snapshot.state, b"the state");
+        }
+        // The wrong keypair is refused before the daemon is touched.
+        assert!(
+            DaemonHost::from_owned_snapshot(
+                Box::new(Buffer::default()),
+                keypair(10),
+                taken.snapshot.clone(),
+                Some(&taken.ext),
+            )
+            .is_err()
+        );
     }
 
     #[test]

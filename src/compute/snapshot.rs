@@ -162,30 +162,40 @@ impl StateSnapshot {
     /// # Errors
     /// [`SnapshotError::TooLarge`] if state or bindings reach 2^32 bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, SnapshotError> {
+        let (head, tail) = self.encode_around_state()?;
+        Ok([head.as_slice(), &self.state, &tail].concat())
+    }
+
+    /// The v2 bytes before the state (magic … state length) and after it
+    /// (bindings length … envelope): `to_bytes` is `head ‖ state ‖ tail`.
+    /// A sender that streams the bytes out never copies the state into one
+    /// record.
+    ///
+    /// # Errors
+    /// As [`to_bytes`](Self::to_bytes).
+    pub fn encode_around_state(&self) -> Result<(Vec<u8>, Vec<u8>), SnapshotError> {
         let state_len = prefix_u32(self.state.len(), "state")?;
         let bindings_len = prefix_u32(self.bindings.len(), "bindings")?;
+        let mut head = Vec::with_capacity(SNAPSHOT_FIXED_SIZE);
+        head.extend_from_slice(&SNAPSHOT_MAGIC);
+        head.push(SNAPSHOT_VERSION);
+        head.extend_from_slice(self.entity_id.as_bytes());
+        head.extend_from_slice(&self.through_seq.to_le_bytes());
+        head.extend_from_slice(&self.chain_link.to_bytes());
+        head.extend_from_slice(&self.created_at.to_le_bytes());
+        head.extend_from_slice(&state_len.to_le_bytes());
         let envelope_len = self.envelope.as_ref().map_or(0, |_| IDENTITY_ENVELOPE_SIZE);
-        let mut out = Vec::with_capacity(
-            SNAPSHOT_FIXED_SIZE + self.state.len() + self.bindings.len() + envelope_len,
-        );
-        out.extend_from_slice(&SNAPSHOT_MAGIC);
-        out.push(SNAPSHOT_VERSION);
-        out.extend_from_slice(self.entity_id.as_bytes());
-        out.extend_from_slice(&self.through_seq.to_le_bytes());
-        out.extend_from_slice(&self.chain_link.to_bytes());
-        out.extend_from_slice(&self.created_at.to_le_bytes());
-        out.extend_from_slice(&state_len.to_le_bytes());
-        out.extend_from_slice(&self.state);
-        out.extend_from_slice(&bindings_len.to_le_bytes());
-        out.extend_from_slice(&self.bindings);
+        let mut tail = Vec::with_capacity(5 + self.bindings.len() + envelope_len);
+        tail.extend_from_slice(&bindings_len.to_le_bytes());
+        tail.extend_from_slice(&self.bindings);
         match &self.envelope {
-            None => out.push(0),
+            None => tail.push(0),
             Some(envelope) => {
-                out.push(1);
-                out.extend_from_slice(&envelope.to_bytes());
+                tail.push(1);
+                tail.extend_from_slice(&envelope.to_bytes());
             }
         }
-        Ok(out)
+        Ok((head, tail))
     }
 
     /// Parses v2 bytes (see the module doc for every check).
@@ -193,13 +203,37 @@ impl StateSnapshot {
     /// # Errors
     /// Any [`SnapshotError`] but the extension and encoding ones.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SnapshotError> {
+        let (mut snapshot, state) = Self::parse(bytes)?;
+        snapshot.state = bytes[state].to_vec();
+        Ok(snapshot)
+    }
+
+    /// [`from_bytes`](Self::from_bytes) of a record the caller owns: the
+    /// state is moved out of `bytes` (the bytes before it shifted down in
+    /// place) instead of copied into a new buffer.
+    ///
+    /// # Errors
+    /// As [`from_bytes`](Self::from_bytes).
+    pub fn from_owned_bytes(mut bytes: Vec<u8>) -> Result<Self, SnapshotError> {
+        let (mut snapshot, state) = Self::parse(&bytes)?;
+        bytes.truncate(state.end);
+        bytes.drain(..state.start);
+        snapshot.state = bytes;
+        Ok(snapshot)
+    }
+
+    /// Checks and decodes everything but the state, which is at the
+    /// returned range of `bytes`.
+    fn parse(bytes: &[u8]) -> Result<(Self, std::ops::Range<usize>), SnapshotError> {
         let mut r = open_record(bytes, SNAPSHOT_MAGIC, SNAPSHOT_VERSION)?;
         let entity_id = EntityId::from_bytes(r.array("entity_id")?);
         let through_seq = r.u64("through_seq")?;
         let chain_link = r.causal_link("chain_link")?;
         let created_at = r.u64("created_at")?;
         let state_len = r.u32("state length")? as usize;
-        let state = r.take(state_len, "state")?.to_vec();
+        let state_start = bytes.len() - r.remaining();
+        r.take(state_len, "state")?;
+        let state = state_start..state_start + state_len;
         let bindings_len = r.u32("bindings length")? as usize;
         let bindings = r.take(bindings_len, "bindings")?.to_vec();
         let envelope = match r.u8("envelope flag")? {
@@ -224,15 +258,18 @@ impl StateSnapshot {
                 entity: entity_id.origin_hash(),
             });
         }
-        Ok(Self {
-            entity_id,
-            through_seq,
-            chain_link,
-            created_at,
+        Ok((
+            Self {
+                entity_id,
+                through_seq,
+                chain_link,
+                created_at,
+                state: Vec::new(),
+                bindings,
+                envelope,
+            },
             state,
-            bindings,
-            envelope,
-        })
+        ))
     }
 
     /// The daemon's origin hash.
@@ -252,12 +289,26 @@ pub fn encode_migration_payload(
     snapshot: &StateSnapshot,
     ext: Option<&NetSnapshotExt>,
 ) -> Result<Vec<u8>, SnapshotError> {
-    let mut out = snapshot.to_bytes()?;
+    let (head, tail) = encode_migration_around_state(snapshot, ext)?;
+    Ok([head.as_slice(), &snapshot.state, &tail].concat())
+}
+
+/// The migration payload's bytes before and after the snapshot's state:
+/// [`encode_migration_payload`] is `head ‖ state ‖ tail` (the extension
+/// ends the tail).
+///
+/// # Errors
+/// As [`encode_migration_payload`].
+pub fn encode_migration_around_state(
+    snapshot: &StateSnapshot,
+    ext: Option<&NetSnapshotExt>,
+) -> Result<(Vec<u8>, Vec<u8>), SnapshotError> {
+    let (head, mut tail) = snapshot.encode_around_state()?;
     if let Some(ext) = ext {
         ext.check_binds(snapshot)?;
-        out.extend_from_slice(&ext.to_bytes()?);
+        tail.extend_from_slice(&ext.to_bytes()?);
     }
-    Ok(out)
+    Ok((head, tail))
 }
 
 /// Parses a migration snapshot payload (see
@@ -272,12 +323,37 @@ pub fn decode_migration_payload(
 ) -> Result<(StateSnapshot, Option<NetSnapshotExt>), SnapshotError> {
     let end = record_len(bytes)?;
     let snapshot = StateSnapshot::from_bytes(&bytes[..end])?;
-    if end == bytes.len() {
-        return Ok((snapshot, None));
+    let ext = decode_ext_for(&snapshot, &bytes[end..])?;
+    Ok((snapshot, ext))
+}
+
+/// [`decode_migration_payload`] of a payload the caller owns: the state is
+/// moved out of it ([`StateSnapshot::from_owned_bytes`]), not copied.
+///
+/// # Errors
+/// As [`decode_migration_payload`].
+pub fn decode_owned_migration_payload(
+    mut bytes: Vec<u8>,
+) -> Result<(StateSnapshot, Option<NetSnapshotExt>), SnapshotError> {
+    let end = record_len(&bytes)?;
+    let ext_bytes = bytes.split_off(end);
+    let snapshot = StateSnapshot::from_owned_bytes(bytes)?;
+    let ext = decode_ext_for(&snapshot, &ext_bytes)?;
+    Ok((snapshot, ext))
+}
+
+/// The extension after a record (none if `bytes` is empty), checked
+/// against it.
+fn decode_ext_for(
+    snapshot: &StateSnapshot,
+    bytes: &[u8],
+) -> Result<Option<NetSnapshotExt>, SnapshotError> {
+    if bytes.is_empty() {
+        return Ok(None);
     }
-    let ext = NetSnapshotExt::from_bytes(&bytes[end..])?;
-    ext.check_binds(&snapshot)?;
-    Ok((snapshot, Some(ext)))
+    let ext = NetSnapshotExt::from_bytes(bytes)?;
+    ext.check_binds(snapshot)?;
+    Ok(Some(ext))
 }
 
 /// Where the `CDS1` record at the start of `bytes` ends, from its length
@@ -468,13 +544,26 @@ mod tests {
             decode_migration_payload(&both).unwrap(),
             (snap.clone(), Some(ext.clone()))
         );
+        // Owned decoding moves the state out and agrees in every case.
+        for bytes in [&record, &both] {
+            assert_eq!(
+                decode_owned_migration_payload(bytes.clone()).unwrap(),
+                decode_migration_payload(bytes).unwrap()
+            );
+        }
+        let (head, tail) = encode_migration_around_state(&snap, Some(&ext)).unwrap();
+        assert_eq!([head.as_slice(), &snap.state, &tail].concat(), both);
         // Garbage after the record is not an extension.
         let mut junk = record.clone();
         junk.push(0);
         assert!(decode_migration_payload(&junk).is_err());
-        // Every truncation is refused, never a panic.
+        assert!(decode_owned_migration_payload(junk).is_err());
+        // Every truncation is refused, never a panic, by both decoders.
         for cut in 0..both.len() {
-            let _ = decode_migration_payload(&both[..cut]);
+            assert_eq!(
+                decode_migration_payload(&both[..cut]).is_ok(),
+                decode_owned_migration_payload(both[..cut].to_vec()).is_ok()
+            );
         }
         assert!(decode_migration_payload(&record[..record.len() - 1]).is_err());
         // An extension made for another snapshot.

@@ -53,9 +53,10 @@ pub(crate) fn mesh_status(err: &MeshError) -> net_status_t {
             net_status_t::NET_ERR_MESH_TOO_LARGE
         }
         MeshError::IdentityRefused(_) => net_status_t::NET_ERR_MESH_IDENTITY_REFUSED,
-        MeshError::SelfConnect | MeshError::SubprotocolInUse(_) | MeshError::Continuity(_) => {
-            net_status_t::NET_ERR_INVALID_ARGUMENT
-        }
+        MeshError::SelfConnect
+        | MeshError::SubprotocolInUse(_)
+        | MeshError::Continuity(_)
+        | MeshError::PeerLacks { .. } => net_status_t::NET_ERR_INVALID_ARGUMENT,
         MeshError::StreamClosed(_) => net_status_t::NET_ERR_MESH_STREAM_CLOSED,
         MeshError::NoRoute(_) => net_status_t::NET_ERR_MESH_NO_ROUTE,
         MeshError::ShuttingDown => net_status_t::NET_ERR_SHUTTING_DOWN,

@@ -50,6 +50,14 @@ pub const FLAG_LARGE_DATAGRAMS: u8 = 0x10;
 /// only peers that set it are sent those messages (`mesh/node/continuity/`).
 pub const FLAG_CONTINUITY: u8 = 0x20;
 
+/// Hello flag: the sender hands the events of a Net reliable stream that
+/// carries a registered subprotocol (stream id
+/// [`SUBPROTOCOL_STREAM_BASE`](crate::mesh::SUBPROTOCOL_STREAM_BASE) + the
+/// id) to that subprotocol's handler, in stream order; only to such a peer
+/// does [`MeshNode::send_subprotocol_stream`](crate::mesh::MeshNode::send_subprotocol_stream)
+/// send (compute moves large snapshots this way).
+pub const FLAG_SUBPROTOCOL_STREAMS: u8 = 0x40;
+
 /// Why a hello was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -52,8 +52,8 @@ pub use inbound::InboundEvent;
 pub use node::{
     CONTINUITY_SUBPROTOCOLS, CapabilityError, ChainStatusInfo, ChannelError, ContinuityError,
     ContinuityEvent, DirectOutcome, MeshError, MeshNode, NatStatus, PartitionStatus, PeerInfo,
-    ProofVerdict, PublishReport, ReconcileOutcome, RelayReason, SubprotocolHandler,
-    TraversalSettings,
+    ProofVerdict, PublishReport, ReconcileOutcome, RelayReason, SUBPROTOCOL_STREAM_BASE,
+    SubprotocolHandler, TraversalSettings,
 };
 pub use packet::{OpenError, PacketKind};
 pub use pathsize::{PathProbe, PathProbeAck};

@@ -86,6 +86,11 @@ impl MeshDaemon for Blob {
         self.0 = state.to_vec();
         Ok(())
     }
+
+    fn restore_owned(&mut self, state: Vec<u8>) -> Result<(), DaemonError> {
+        self.0 = state;
+        Ok(())
+    }
 }
 
 /// The count in a [`Counter`]'s (or any daemon's) state: its first 8 bytes.

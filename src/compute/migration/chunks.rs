@@ -25,7 +25,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use super::wire::{MAX_CHUNK_LEN, MAX_TOTAL_CHUNKS, MigrationMessage};
+use std::ops::Range;
+
+use super::wire::{MAX_CHUNK_LEN, MAX_TOTAL_CHUNKS, MIN_SIZE, MigrationMessage, msg_type};
 
 /// A partial snapshot idle this long is dropped.
 pub const REASSEMBLY_IDLE_LIMIT: Duration = Duration::from_secs(300);
@@ -116,13 +118,151 @@ pub fn split_snapshot(
         .collect())
 }
 
+/// The encoded SnapshotReady messages of a serialized snapshot given as
+/// consecutive pieces (`head ‖ state ‖ tail`, see
+/// [`encode_migration_around_state`](crate::compute::snapshot::encode_migration_around_state)):
+/// the bytes of [`split_snapshot`] then [`MigrationMessage::encode`], back
+/// to back in one buffer, with the range of each. Each byte of the
+/// snapshot is copied once, straight into its message, and the buffer is
+/// one allocation (hinted to huge pages when large) rather than one per
+/// chunk.
+///
+/// # Errors
+/// [`ChunkError::SnapshotTooLarge`] above 700 000 × 7 000 bytes.
+pub fn encode_snapshot_chunks(
+    origin: u64,
+    seq_through: u64,
+    pieces: &[&[u8]],
+) -> Result<(Vec<u8>, Vec<Range<usize>>), ChunkError> {
+    let len: usize = pieces.iter().map(|p| p.len()).sum();
+    let total = chunk_count(len)?;
+    let header = MIN_SIZE[msg_type::SNAPSHOT_READY as usize];
+    let mut out = Vec::with_capacity(len + total as usize * header);
+    let mut ranges = Vec::with_capacity(total as usize);
+    let mut rest = pieces.iter().copied().filter(|p| !p.is_empty());
+    let mut piece: &[u8] = &[];
+    for index in 0..total {
+        let start = out.len();
+        let chunk_len = (len - index as usize * MAX_CHUNK_LEN).min(MAX_CHUNK_LEN);
+        MigrationMessage::put_snapshot_ready_header(
+            &mut out,
+            origin,
+            seq_through,
+            index,
+            total,
+            chunk_len,
+        );
+        let mut need = chunk_len;
+        while need > 0 {
+            if piece.is_empty() {
+                piece = rest.next().unwrap_or_default();
+            }
+            let take = need.min(piece.len());
+            out.extend_from_slice(&piece[..take]);
+            piece = &piece[take..];
+            need -= take;
+        }
+        ranges.push(start..out.len());
+    }
+    Ok((out, ranges))
+}
+
+/// One snapshot being reassembled. Chunks arriving in index order (the
+/// usual case: one sender, one ordered stream) are appended to one buffer
+/// that becomes the snapshot as it is, with no copy at the end; chunks out
+/// of order, or not on the 7 000-byte grid, wait in a map until their turn.
 #[derive(Debug)]
 struct Partial {
     seq_through: u64,
     total: u32,
+    /// Chunks `0..in_order_count`, back to back; all but chunk `total − 1`
+    /// are exactly 7 000 bytes.
+    in_order: Vec<u8>,
+    in_order_count: u32,
+    /// Other chunks by index, every index ≥ `in_order_count`.
     chunks: BTreeMap<u32, Vec<u8>>,
     bytes: usize,
     last_activity: Instant,
+}
+
+impl Partial {
+    fn new(seq_through: u64, total: u32, now: Instant) -> Self {
+        Self {
+            seq_through,
+            total,
+            in_order: Vec::new(),
+            in_order_count: 0,
+            chunks: BTreeMap::new(),
+            bytes: 0,
+            last_activity: now,
+        }
+    }
+
+    /// Whether a chunk of `len` bytes at `index` may sit in `in_order`.
+    fn on_grid(&self, index: u32, len: usize) -> bool {
+        len == MAX_CHUNK_LEN || index == self.total - 1
+    }
+
+    /// The length of chunk `index`, if held.
+    fn held_len(&self, index: u32) -> Option<usize> {
+        if index < self.in_order_count {
+            let at = index as usize * MAX_CHUNK_LEN;
+            return Some((self.in_order.len() - at).min(MAX_CHUNK_LEN));
+        }
+        self.chunks.get(&index).map(Vec::len)
+    }
+
+    fn received(&self) -> usize {
+        self.in_order_count as usize + self.chunks.len()
+    }
+
+    /// Holds `bytes` as chunk `index` (a held one is replaced);
+    /// `reserve` bounds the buffer reserved up front.
+    fn insert(&mut self, index: u32, bytes: &[u8], reserve: usize) {
+        if index < self.in_order_count {
+            let at = index as usize * MAX_CHUNK_LEN;
+            if self.held_len(index) == Some(bytes.len()) {
+                self.in_order[at..at + bytes.len()].copy_from_slice(bytes);
+                return;
+            }
+            // A repeat of another length: every chunk back to the map.
+            let held = std::mem::take(&mut self.in_order);
+            for (i, chunk) in (0..self.in_order_count).zip(held.chunks(MAX_CHUNK_LEN)) {
+                self.chunks.insert(i, chunk.to_vec());
+            }
+            self.in_order_count = 0;
+            self.chunks.insert(index, bytes.to_vec());
+            return;
+        }
+        if index != self.in_order_count || !self.on_grid(index, bytes.len()) {
+            self.chunks.insert(index, bytes.to_vec());
+            return;
+        }
+        if self.in_order.capacity() == 0 {
+            self.in_order
+                .reserve((self.total as usize * MAX_CHUNK_LEN).min(reserve));
+        }
+        self.chunks.remove(&index);
+        self.in_order.extend_from_slice(bytes);
+        self.in_order_count += 1;
+        while let Some(next) = self.chunks.get(&self.in_order_count)
+            && self.on_grid(self.in_order_count, next.len())
+        {
+            if let Some(next) = self.chunks.remove(&self.in_order_count) {
+                self.in_order.extend_from_slice(&next);
+            }
+            self.in_order_count += 1;
+        }
+    }
+
+    /// The whole snapshot (every chunk held).
+    fn into_bytes(self) -> Vec<u8> {
+        let mut out = self.in_order;
+        for chunk in self.chunks.into_values() {
+            out.extend_from_slice(&chunk);
+        }
+        out
+    }
 }
 
 #[derive(Debug, Default)]
@@ -204,9 +344,7 @@ impl SnapshotReassembler {
                     got: total,
                 });
             }
-            Some(partial) => {
-                partial.bytes - partial.chunks.get(&index).map_or(0, Vec::len) + bytes.len()
-            }
+            Some(partial) => partial.bytes - partial.held_len(index).unwrap_or(0) + bytes.len(),
             None => bytes.len(),
         };
         if would_hold > self.max_bytes {
@@ -221,25 +359,15 @@ impl SnapshotReassembler {
         state.latest_seq = seq_through;
         let partial = match &mut state.partial {
             Some(p) if p.seq_through == seq_through => p,
-            slot => slot.insert(Partial {
-                seq_through,
-                total,
-                chunks: BTreeMap::new(),
-                bytes: 0,
-                last_activity: now,
-            }),
+            slot => slot.insert(Partial::new(seq_through, total, now)),
         };
-        partial.chunks.insert(index, bytes.to_vec());
+        partial.insert(index, bytes, self.max_bytes);
         partial.bytes = would_hold;
         partial.last_activity = now;
-        if partial.chunks.len() < total as usize {
+        if partial.received() < total as usize {
             return Ok(None);
         }
-        let done = state
-            .partial
-            .take()
-            .map(|p| p.chunks.into_values().collect::<Vec<_>>());
-        Ok(done.map(|parts| parts.concat()))
+        Ok(state.partial.take().map(Partial::into_bytes))
     }
 
     /// Feeds a SnapshotReady message; other messages are ignored (`None`).
@@ -395,6 +523,88 @@ mod tests {
             chunk_count(most + 1),
             Err(ChunkError::SnapshotTooLarge(most + 1))
         );
+    }
+
+    #[test]
+    fn chunks_encoded_from_pieces_are_split_then_encoded() {
+        for len in [
+            0,
+            1,
+            29,
+            MAX_CHUNK_LEN,
+            MAX_CHUNK_LEN + 1,
+            3 * MAX_CHUNK_LEN + 17,
+        ] {
+            let snapshot = bytes(len);
+            let expected: Vec<Vec<u8>> = split_snapshot(7, 3, &snapshot)
+                .unwrap()
+                .iter()
+                .map(|m| m.encode().unwrap())
+                .collect();
+            // Any cut into pieces, empty ones included.
+            for (a, b) in [
+                (0, 0),
+                (0, len),
+                (len / 3, len / 2),
+                (len, len),
+                (1.min(len), len),
+            ] {
+                let pieces = [&snapshot[..a], &[][..], &snapshot[a..b], &snapshot[b..]];
+                let (buffer, ranges) = encode_snapshot_chunks(7, 3, &pieces).unwrap();
+                let got: Vec<Vec<u8>> = ranges.into_iter().map(|r| buffer[r].to_vec()).collect();
+                assert_eq!(got, expected, "len {len}, cuts {a} {b}");
+            }
+        }
+    }
+
+    /// The in-order buffer and the map give the bytes a map alone would,
+    /// whatever the order, repeats (same or other lengths) and off-grid
+    /// chunks.
+    #[test]
+    fn reassembly_in_any_order_with_repeats_and_off_grid_chunks() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let strategy = (
+            1usize..6,
+            proptest::collection::vec((0u32..6, 0usize..=MAX_CHUNK_LEN, any::<u8>()), 0..30),
+            any::<bool>(),
+        );
+        TestRunner::new(Config::with_cases(300))
+            .run(&strategy, |(total, noise, grid_first)| {
+                let total = total as u32;
+                let now = Instant::now();
+                let mut r = SnapshotReassembler::new();
+                let mut model: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+                let mut done = None;
+                let mut feed_one = |r: &mut SnapshotReassembler, index: u32, chunk: Vec<u8>| {
+                    if done.is_some() {
+                        return;
+                    }
+                    let got = r.feed(1, 1, index, total, &chunk, now).unwrap();
+                    model.insert(index, chunk);
+                    if model.len() == total as usize {
+                        let whole: Vec<u8> = model.values().flatten().copied().collect();
+                        assert_eq!(got.as_ref(), Some(&whole));
+                        done = got;
+                    } else {
+                        assert_eq!(got, None);
+                    }
+                };
+                if grid_first {
+                    feed_one(&mut r, 0, vec![1; MAX_CHUNK_LEN]);
+                }
+                for (index, len, fill) in noise {
+                    if index < total {
+                        feed_one(&mut r, index, vec![fill; len]);
+                    }
+                }
+                for index in 0..total {
+                    feed_one(&mut r, index, vec![index as u8; MAX_CHUNK_LEN]);
+                }
+                prop_assert!(done.is_some());
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]

@@ -8,7 +8,9 @@ pub mod chunks;
 pub mod replay;
 pub mod wire;
 
-pub use chunks::{ChunkError, SnapshotReassembler, chunk_count, split_snapshot};
+pub use chunks::{
+    ChunkError, SnapshotReassembler, chunk_count, encode_snapshot_chunks, split_snapshot,
+};
 pub use replay::{
     CaptureOutcome, DrainError, DrainReport, InsertOutcome, ReplayBuffer, ReplayError, ReplayGap,
     SourceBuffer, UnknownProducers,

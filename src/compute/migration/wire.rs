@@ -356,6 +356,23 @@ impl MigrationMessage {
         }
     }
 
+    /// Appends the first 29 bytes of a SnapshotReady carrying `len` chunk
+    /// bytes (the caller appends them): for an encoder that writes chunks
+    /// from pieces. The caller checks the chunk's bounds.
+    pub(crate) fn put_snapshot_ready_header(
+        out: &mut Vec<u8>,
+        origin: u64,
+        seq_through: u64,
+        index: u32,
+        total: u32,
+        len: usize,
+    ) {
+        out.push(msg_type::SNAPSHOT_READY);
+        out.extend_from_slice(&origin.to_le_bytes());
+        out.extend_from_slice(&seq_through.to_le_bytes());
+        put_chunk_fields(out, index, total, len);
+    }
+
     /// Encodes the message.
     ///
     /// # Errors
@@ -390,9 +407,7 @@ impl MigrationMessage {
             } => {
                 check_chunk(*chunk_index, *total_chunks, bytes.len())?;
                 put(*seq_through);
-                out.extend_from_slice(&chunk_index.to_le_bytes());
-                out.extend_from_slice(&total_chunks.to_le_bytes());
-                out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                put_chunk_fields(&mut out, *chunk_index, *total_chunks, bytes.len());
                 out.extend_from_slice(bytes);
             }
             Self::MigrationFailed { reason, .. } => {
@@ -438,17 +453,13 @@ impl MigrationMessage {
                 target_node: r.u64("target_node")?,
             },
             SNAPSHOT_READY => {
-                let seq_through = r.u64("seq_through")?;
-                let chunk_index = r.u32("chunk_index")?;
-                let total_chunks = r.u32("total_chunks")?;
-                let len = r.u32("chunk length")? as usize;
-                check_chunk(chunk_index, total_chunks, len)?;
+                let chunk = SnapshotChunk::read(origin, &mut r)?;
                 Self::SnapshotReady {
                     origin,
-                    seq_through,
-                    chunk_index,
-                    total_chunks,
-                    bytes: r.take(len, "chunk")?.to_vec(),
+                    seq_through: chunk.seq_through,
+                    chunk_index: chunk.index,
+                    total_chunks: chunk.total,
+                    bytes: chunk.bytes.to_vec(),
                 }
             }
             RESTORE_COMPLETE => Self::RestoreComplete {
@@ -537,6 +548,59 @@ fn decode_events(r: &mut Reader<'_>) -> Result<Vec<CausalEvent>, MigrationWireEr
         });
     }
     Ok(events)
+}
+
+/// A SnapshotReady read in place: its chunk borrowed from the message
+/// (a target copies each chunk once, into the snapshot it reassembles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotChunk<'a> {
+    /// The daemon.
+    pub origin: u64,
+    /// The snapshot's through_seq.
+    pub seq_through: u64,
+    /// This chunk's index.
+    pub index: u32,
+    /// Chunks in the snapshot.
+    pub total: u32,
+    /// The chunk.
+    pub bytes: &'a [u8],
+}
+
+impl<'a> SnapshotChunk<'a> {
+    /// The chunk of a SnapshotReady message; `None` for any other type.
+    ///
+    /// # Errors
+    /// As [`MigrationMessage::decode`] for a SnapshotReady.
+    pub fn parse(bytes: &'a [u8]) -> Result<Option<Self>, MigrationWireError> {
+        if bytes.first() != Some(&msg_type::SNAPSHOT_READY) {
+            return Ok(None);
+        }
+        let mut r = Reader::new(&bytes[1..]);
+        let origin = r.u64("origin")?;
+        Self::read(origin, &mut r).map(Some)
+    }
+
+    fn read(origin: u64, r: &mut Reader<'a>) -> Result<Self, MigrationWireError> {
+        let seq_through = r.u64("seq_through")?;
+        let index = r.u32("chunk_index")?;
+        let total = r.u32("total_chunks")?;
+        let len = r.u32("chunk length")? as usize;
+        check_chunk(index, total, len)?;
+        Ok(Self {
+            origin,
+            seq_through,
+            index,
+            total,
+            bytes: r.take(len, "chunk")?,
+        })
+    }
+}
+
+/// SnapshotReady's `chunk_index u32 ‖ total_chunks u32 ‖ len u32`.
+fn put_chunk_fields(out: &mut Vec<u8>, index: u32, total: u32, len: usize) {
+    out.extend_from_slice(&index.to_le_bytes());
+    out.extend_from_slice(&total.to_le_bytes());
+    out.extend_from_slice(&(len as u32).to_le_bytes());
 }
 
 #[cfg(test)]

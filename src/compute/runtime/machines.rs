@@ -54,15 +54,15 @@
 //!   restore it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{BatchOutcome, ComputeError, DeliveryOutcome, MigrationPhase, MigrationStatus, Shared};
+use crate::compute::migration::wire::SnapshotChunk;
 use crate::compute::migration::{
     CaptureOutcome, FailureReason, InsertOutcome, MigrationMessage, ReplayBuffer,
-    SnapshotReassembler, SourceBuffer, UnknownProducers, split_snapshot,
+    SnapshotReassembler, SourceBuffer, UnknownProducers, encode_snapshot_chunks,
 };
-use crate::compute::snapshot::{decode_migration_payload, encode_migration_payload};
+use crate::compute::snapshot::{decode_owned_migration_payload, encode_migration_around_state};
 use crate::compute::{BatchWait, CausalEvent, DaemonError, DaemonHost};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -173,9 +173,7 @@ struct Announcement {
     left: u32,
 }
 
-/// An encoded SnapshotReady message, shared by its record and the paced
-/// send queue.
-type Chunk = Arc<Vec<u8>>;
+use super::bulk::Chunk;
 
 /// Snapshot chunks on their way to other nodes, sent at
 /// `RuntimeConfig::transfer_rate` (a token bucket): a large snapshot sent
@@ -271,13 +269,30 @@ fn send_bytes(shared: &Shared, to: u64, bytes: &[u8]) {
     }
 }
 
-/// Sends a snapshot chunk: at once to this node, through the pacer to
-/// another.
+/// Sends a snapshot chunk: at once to this node, on a subprotocol stream
+/// to a Net peer that takes one (`bulk.rs`), through the pacer to another.
 fn send_chunk(shared: &Shared, state: &mut State, to: u64, chunk: &Chunk) {
-    if to == shared.node_id || shared.config.transfer_rate == 0 {
+    if to == shared.node_id {
+        send_bytes(shared, to, chunk);
+    } else if shared.bulk.takes(to) {
+        shared.bulk.push(to, chunk);
+    } else if shared.config.transfer_rate == 0 {
         send_bytes(shared, to, chunk);
     } else {
-        state.pacer.queue.push_back((to, Arc::clone(chunk)));
+        state.pacer.queue.push_back((to, chunk.clone()));
+    }
+}
+
+/// Whether every chunk sent so far is out (paced and streamed), and when
+/// the last went.
+fn chunks_out(shared: &Shared, state: &State) -> Option<Instant> {
+    if !state.pacer.queue.is_empty() {
+        return None;
+    }
+    match shared.bulk.drained_since() {
+        Err(()) => None,
+        Ok(Some(streamed)) => Some(streamed.max(state.pacer.drained)),
+        Ok(None) => Some(state.pacer.drained),
     }
 }
 
@@ -568,7 +583,6 @@ fn orchestrate(
     state: &mut State,
     from: u64,
     message: &MigrationMessage,
-    raw: &[u8],
     now: Instant,
 ) -> bool {
     let origin = message.origin();
@@ -577,29 +591,6 @@ fn orchestrate(
     };
     use MigrationPhase as P;
     match message {
-        MigrationMessage::SnapshotReady {
-            chunk_index,
-            total_chunks,
-            ..
-        } if from == o.source && matches!(o.phase, P::Snapshot | P::Transfer) => {
-            if o.phase == P::Snapshot {
-                set_phase(o, P::Transfer, now);
-            }
-            if o.total_chunks.is_some_and(|t| t != *total_chunks) {
-                o.chunks.clear();
-            }
-            o.total_chunks = Some(*total_chunks);
-            let chunk = Arc::new(raw.to_vec());
-            if o.chunks.insert(*chunk_index, Arc::clone(&chunk)).is_none() {
-                o.last_progress = now;
-            }
-            let target = o.target;
-            send_chunk(shared, state, target, &chunk);
-            true
-        }
-        // A late or repeated chunk from the source once the snapshot is
-        // through: ours, never the local target role's.
-        MigrationMessage::SnapshotReady { .. } if from == o.source => true,
         MigrationMessage::RestoreComplete { .. }
             if from == o.target && matches!(o.phase, P::Transfer | P::Restore) =>
         {
@@ -667,12 +658,70 @@ fn orchestrate(
     }
 }
 
+/// The orchestrator keeps a chunk of the source's snapshot (for a whole
+/// re-send) and sends it on to the target. The caller checked that the
+/// orchestration is in Snapshot or Transfer and the chunk is its source's.
+fn relay_chunk(
+    shared: &Shared,
+    state: &mut State,
+    origin: u64,
+    index: u32,
+    total: u32,
+    chunk: Chunk,
+    now: Instant,
+) {
+    let Some(o) = state.orchestrations.get_mut(&origin) else {
+        return;
+    };
+    if o.phase == MigrationPhase::Snapshot {
+        set_phase(o, MigrationPhase::Transfer, now);
+    }
+    if o.total_chunks.is_some_and(|t| t != total) {
+        o.chunks.clear();
+    }
+    o.total_chunks = Some(total);
+    if o.chunks.insert(index, chunk.clone()).is_none() {
+        o.last_progress = now;
+    }
+    let target = o.target;
+    send_chunk(shared, state, target, &chunk);
+}
+
+/// A source's chunks for its orchestrator: through the transport, or,
+/// when this node orchestrates, straight to the orchestration (the same
+/// shared bytes, no loop through the node).
+fn chunks_to_orchestrator(
+    shared: &Shared,
+    state: &mut State,
+    orchestrator: u64,
+    origin: u64,
+    chunks: &[Chunk],
+    now: Instant,
+) {
+    if orchestrator != shared.node_id {
+        for chunk in chunks {
+            send_chunk(shared, state, orchestrator, chunk);
+        }
+        return;
+    }
+    let relays = state.orchestrations.get(&origin).is_some_and(|o| {
+        o.source == shared.node_id
+            && matches!(o.phase, MigrationPhase::Snapshot | MigrationPhase::Transfer)
+    });
+    if !relays {
+        return;
+    }
+    let total = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+    for (index, chunk) in (0u32..).zip(chunks) {
+        relay_chunk(shared, state, origin, index, total, chunk.clone(), now);
+    }
+}
+
 fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
     use MigrationPhase as P;
     let mut timed_out = Vec::new();
     let mut resend = Vec::new();
-    let chunks_out = state.pacer.queue.is_empty();
-    let chunks_drained = state.pacer.drained;
+    let drained = chunks_out(shared, state);
     for (&origin, o) in &mut state.orchestrations {
         if o.phase < P::Cutover && now.duration_since(o.phase_started) > shared.config.step_timeout
         {
@@ -714,7 +763,7 @@ fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
                 };
                 let settle = Duration::from_secs_f64(2.0 * bytes as f64 / rate as f64)
                     .max(shared.config.retry_interval);
-                if chunks_out && now.duration_since(chunks_drained) >= settle {
+                if drained.is_some_and(|at| now.saturating_duration_since(at) >= settle) {
                     resend.push((o.target, o.chunks.values().cloned().collect::<Vec<_>>()));
                 }
             }
@@ -782,6 +831,7 @@ fn on_take_snapshot(
     target: u64,
     now: Instant,
 ) {
+    let all_out = chunks_out(shared, state).is_some();
     if let Some(source) = state.sources.get_mut(&origin) {
         if source.cutover_mark.is_some() {
             // Already handed over: a stale request.
@@ -789,14 +839,10 @@ fn on_take_snapshot(
         }
         if source.orchestrator == from && source.target == target {
             source.last_heard = now;
-            if now.duration_since(source.chunks_sent) >= shared.config.retry_interval
-                && state.pacer.queue.is_empty()
-            {
+            if now.duration_since(source.chunks_sent) >= shared.config.retry_interval && all_out {
                 source.chunks_sent = now;
                 let chunks = source.chunks.clone();
-                for chunk in &chunks {
-                    send_chunk(shared, state, from, chunk);
-                }
+                chunks_to_orchestrator(shared, state, from, origin, &chunks, now);
             }
         } else {
             fail(shared, from, origin, FailureReason::AlreadyMigrating);
@@ -826,28 +872,26 @@ fn on_take_snapshot(
         }
     };
     let ext = shared.config.send_extension.then_some(&snapshot.ext);
-    let bytes = match encode_migration_payload(&snapshot.snapshot, ext) {
-        Ok(b) => b,
-        Err(e) => {
-            fail(shared, from, origin, state_failed(e.to_string()));
-            return;
-        }
-    };
     let seq_through = snapshot.snapshot.through_seq;
-    let chunks: Vec<Chunk> = match split_snapshot(origin, seq_through, &bytes) {
-        Ok(messages) => messages.iter().filter_map(encode).map(Arc::new).collect(),
+    let encoded = encode_migration_around_state(&snapshot.snapshot, ext)
+        .map_err(|e| e.to_string())
+        .and_then(|(head, tail)| {
+            let pieces = [head.as_slice(), &snapshot.snapshot.state, &tail];
+            encode_snapshot_chunks(origin, seq_through, &pieces).map_err(|e| e.to_string())
+        });
+    let chunks: Vec<Chunk> = match encoded {
+        Ok((buffer, ranges)) => Chunk::split(buffer, ranges),
         Err(e) => {
-            fail(shared, from, origin, state_failed(e.to_string()));
+            fail(shared, from, origin, state_failed(e));
             return;
         }
     };
+    drop(snapshot);
     let mut buffer = SourceBuffer::new();
     if buffer.begin().is_err() {
         return;
     }
-    for chunk in &chunks {
-        send_chunk(shared, state, from, chunk);
-    }
+    chunks_to_orchestrator(shared, state, from, origin, &chunks, now);
     // A daemon that comes back here leaves no forwarder to its old node.
     state.forwarders.remove(&origin);
     state.sources.insert(
@@ -991,18 +1035,14 @@ fn source_tick(shared: &Shared, state: &mut State, now: Instant) {
 
 // ----------------------------------------------------------------- target
 
-#[allow(clippy::too_many_arguments)]
 fn on_snapshot_ready(
     shared: &Shared,
     state: &mut State,
     from: u64,
-    origin: u64,
-    seq_through: u64,
-    index: u32,
-    total: u32,
-    bytes: &[u8],
+    chunk: &SnapshotChunk<'_>,
     now: Instant,
 ) {
+    let (origin, seq_through) = (chunk.origin, chunk.seq_through);
     let leaving = state
         .sources
         .get(&origin)
@@ -1011,10 +1051,14 @@ fn on_snapshot_ready(
         // The daemon runs (or is leaving) here: a stale chunk.
         return;
     }
-    let payload = match state
-        .reassembler
-        .feed(origin, seq_through, index, total, bytes, now)
-    {
+    let payload = match state.reassembler.feed(
+        origin,
+        seq_through,
+        chunk.index,
+        chunk.total,
+        chunk.bytes,
+        now,
+    ) {
         Ok(Some(payload)) => payload,
         Ok(None) => return,
         Err(e) => {
@@ -1052,7 +1096,7 @@ fn on_snapshot_ready(
     }
     // Another migration of the daemon: a held copy is superseded.
     state.targets.remove(&origin);
-    match restore(shared, origin, &payload) {
+    match restore(shared, origin, payload) {
         Ok((host, ext_applied)) => {
             state.refused.remove(&origin);
             let replay = match ext_applied {
@@ -1102,9 +1146,11 @@ fn on_snapshot_ready(
 
 type Restored = (DaemonHost, Option<Vec<(u64, u64)>>);
 
-fn restore(shared: &Shared, origin: u64, payload: &[u8]) -> Result<Restored, FailureReason> {
+/// Builds the daemon of a whole snapshot payload (given up: its state is
+/// moved to the daemon, not copied).
+fn restore(shared: &Shared, origin: u64, payload: Vec<u8>) -> Result<Restored, FailureReason> {
     let (snapshot, ext) =
-        decode_migration_payload(payload).map_err(|e| state_failed(e.to_string()))?;
+        decode_owned_migration_payload(payload).map_err(|e| state_failed(e.to_string()))?;
     if snapshot.origin_hash() != origin {
         return Err(state_failed("snapshot of another daemon"));
     }
@@ -1118,7 +1164,7 @@ fn restore(shared: &Shared, origin: u64, payload: &[u8]) -> Result<Restored, Fai
             "no keypair for the daemon here (identity envelopes are not carried yet)".into(),
         )
     })?;
-    let host = DaemonHost::from_snapshot(daemon, keypair, &snapshot, ext.as_ref())
+    let host = DaemonHost::from_owned_snapshot(daemon, keypair, snapshot, ext.as_ref())
         .map_err(|e| state_failed(e.to_string()))?;
     Ok((host, ext.map(|e| e.applied)))
 }
@@ -1287,8 +1333,40 @@ fn on_failed(shared: &Shared, state: &mut State, from: u64, origin: u64) {
 // --------------------------------------------------------------- dispatch
 
 /// One inbound 0x0500 message.
-pub(super) fn handle(shared: &Shared, from: u64, bytes: &[u8], now: Instant) {
-    let message = match MigrationMessage::decode(bytes) {
+pub(super) fn handle(shared: &Shared, from: u64, bytes: Vec<u8>, now: Instant) {
+    match SnapshotChunk::parse(&bytes) {
+        Ok(Some(chunk)) => {
+            let mut state = shared.state();
+            if let Some(o) = state.orchestrations.get(&chunk.origin)
+                && from == o.source
+            {
+                // The orchestration's (a late or repeated one once the
+                // snapshot is through is dropped), never the local target
+                // role's.
+                if matches!(o.phase, MigrationPhase::Snapshot | MigrationPhase::Transfer) {
+                    let (origin, index, total) = (chunk.origin, chunk.index, chunk.total);
+                    relay_chunk(
+                        shared,
+                        &mut state,
+                        origin,
+                        index,
+                        total,
+                        Chunk::whole(bytes),
+                        now,
+                    );
+                }
+                return;
+            }
+            on_snapshot_ready(shared, &mut state, from, &chunk, now);
+            return;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::debug!(from, error = %e, "undecodable snapshot chunk");
+            return;
+        }
+    }
+    let message = match MigrationMessage::decode(&bytes) {
         Ok(m) => m,
         Err(e) => {
             tracing::debug!(from, error = %e, "undecodable migration message");
@@ -1296,7 +1374,7 @@ pub(super) fn handle(shared: &Shared, from: u64, bytes: &[u8], now: Instant) {
         }
     };
     let mut state = shared.state();
-    if orchestrate(shared, &mut state, from, &message, bytes, now) {
+    if orchestrate(shared, &mut state, from, &message, now) {
         return;
     }
     let origin = message.origin();
@@ -1309,23 +1387,6 @@ pub(super) fn handle(shared: &Shared, from: u64, bytes: &[u8], now: Instant) {
         MigrationMessage::TakeSnapshot { target_node, .. } => {
             on_take_snapshot(shared, &mut state, from, origin, target_node, now);
         }
-        MigrationMessage::SnapshotReady {
-            seq_through,
-            chunk_index,
-            total_chunks,
-            bytes,
-            ..
-        } => on_snapshot_ready(
-            shared,
-            &mut state,
-            from,
-            origin,
-            seq_through,
-            chunk_index,
-            total_chunks,
-            &bytes,
-            now,
-        ),
         MigrationMessage::BufferedEvents { events, .. } => {
             on_buffered_events(shared, &mut state, from, origin, events);
         }

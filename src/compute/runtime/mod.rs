@@ -36,6 +36,7 @@
 //! [`SourceBuffer`]: crate::compute::migration::SourceBuffer
 //! [`ReplayBuffer`]: crate::compute::migration::ReplayBuffer
 
+mod bulk;
 mod machines;
 
 use std::collections::VecDeque;
@@ -66,6 +67,27 @@ pub trait MigrationTransport: Send + Sync + 'static {
     /// # Errors
     /// Whatever the transport reports (no session with `to`, shut down).
     fn send(&self, to: u64, message: &[u8]) -> Result<(), MeshError>;
+
+    /// Whether `to` takes [`send_stream`](Self::send_stream) (a Net peer
+    /// that negotiated subprotocol streams). Default: no.
+    fn takes_streams(&self, _to: u64) -> bool {
+        false
+    }
+
+    /// Sends `messages` to `to` in order, reliably (a Net reliable stream),
+    /// waiting for flow-control credit until `deadline`. Only called for a
+    /// peer that [`takes_streams`](Self::takes_streams).
+    ///
+    /// # Errors
+    /// Whatever the transport reports (the peer lacks streams, went away,
+    /// the deadline passed).
+    fn send_stream(&self, to: u64, messages: &[&[u8]], deadline: Instant) -> Result<(), MeshError> {
+        let _ = (messages, deadline);
+        Err(MeshError::PeerLacks {
+            peer: to,
+            feature: "subprotocol streams",
+        })
+    }
 }
 
 impl MigrationTransport for MeshNode {
@@ -75,6 +97,14 @@ impl MigrationTransport for MeshNode {
 
     fn send(&self, to: u64, message: &[u8]) -> Result<(), MeshError> {
         self.send_subprotocol(to, ids::MIGRATION, message)
+    }
+
+    fn takes_streams(&self, to: u64) -> bool {
+        self.takes_subprotocol_streams(to)
+    }
+
+    fn send_stream(&self, to: u64, messages: &[&[u8]], deadline: Instant) -> Result<(), MeshError> {
+        self.send_subprotocol_stream(to, ids::MIGRATION, messages, Some(deadline), None)
     }
 }
 
@@ -281,6 +311,8 @@ pub(crate) struct Shared {
     outputs_dropped: AtomicU64,
     shutdown: AtomicBool,
     inbox: Mutex<mpsc::Sender<Inbound>>,
+    /// Snapshot chunks to Net peers, over a subprotocol stream.
+    bulk: bulk::BulkSender,
 }
 
 impl Shared {
@@ -389,9 +421,11 @@ impl ComputeRuntime {
         config: RuntimeConfig,
     ) -> Result<Self, ComputeError> {
         let (tx, rx) = mpsc::channel();
+        let bulk = bulk::BulkSender::new(Arc::clone(&transport), config.step_timeout);
         let shared = Arc::new(Shared {
             node_id: transport.local_node(),
             transport,
+            bulk,
             config,
             registry: DaemonRegistry::new(),
             factories: DaemonFactoryRegistry::new(),
@@ -748,6 +782,7 @@ impl ComputeRuntime {
             node.unregister_subprotocol(ids::MIGRATION);
         }
         self.shared.enqueue(Inbound::Stop);
+        self.shared.bulk.stop();
         let worker = self
             .worker
             .lock()
@@ -790,7 +825,7 @@ fn worker_loop(shared: &Arc<Shared>, rx: &mpsc::Receiver<Inbound>) {
         }
         match rx.recv_timeout(wait) {
             Ok(Inbound::Message { from, bytes }) => {
-                machines::handle(shared, from, &bytes, Instant::now());
+                machines::handle(shared, from, bytes, Instant::now());
             }
             Ok(Inbound::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             Err(mpsc::RecvTimeoutError::Timeout) => {}

@@ -74,7 +74,7 @@ pub use continuity::{
     CONTINUITY_SUBPROTOCOLS, ChainStatusInfo, ContinuityError, ContinuityEvent, PartitionStatus,
     ProofVerdict, ReconcileOutcome,
 };
-pub use subprotocols::SubprotocolHandler;
+pub use subprotocols::{SUBPROTOCOL_STREAM_BASE, SubprotocolHandler};
 pub use traversal::{DirectOutcome, NatStatus, RelayReason, TraversalSettings};
 
 /// Why a mesh call failed.
@@ -153,6 +153,15 @@ pub enum MeshError {
     /// A continuity call was refused (continuity off, chain not followed).
     #[error(transparent)]
     Continuity(#[from] continuity::ContinuityError),
+    /// The peer's hello did not offer what the call needs (a v0.11 node,
+    /// or a Net node with the feature off).
+    #[error("peer {peer:#018x} does not take {feature}")]
+    PeerLacks {
+        /// The peer.
+        peer: u64,
+        /// What it lacks.
+        feature: &'static str,
+    },
 }
 
 /// A counter per thing worth counting; all monotonic.

@@ -25,6 +25,7 @@ use super::super::routing::{Forward, PeerProtocol, PingwaveOutcome};
 use super::super::session::RecvError;
 use super::super::stream::TxMode;
 use super::session_install::Installed;
+use super::subprotocols::SUBPROTOCOL_STREAM_BASE;
 use super::{Inner, PendingKey, bump};
 use crate::wire::{
     DatagramClass, NetHeader, ROUTING_HEADER_SIZE, RoutingHeader, StreamWindow, classify,
@@ -494,6 +495,15 @@ impl Inner {
                 }
             }
             id => match self.subprotocol_handler(id) {
+                // A subprotocol stream from a Net peer: through the
+                // reorder buffer, to the handler at release (deliver_packed).
+                Some(_)
+                    if header.is_reliable()
+                        && header.stream_id == SUBPROTOCOL_STREAM_BASE + u64::from(id)
+                        && peer.binding().peer_entity.is_some() =>
+                {
+                    self.handle_data(peer, header, plaintext, now, touched);
+                }
                 Some(handler) => {
                     self.handle_subprotocol(&*handler, peer.node_id, header, plaintext);
                 }
@@ -644,7 +654,7 @@ impl Inner {
         if self.config.continuity {
             flags |= super::super::hello::FLAG_CONTINUITY;
         }
-        flags
+        flags | super::super::hello::FLAG_SUBPROTOCOL_STREAMS
     }
 
     fn handle_ack(&self, peer: &Arc<Peer>, ack: &RelAck, now: Instant) {
@@ -676,6 +686,8 @@ impl Inner {
         let cost = plaintext.len() as u64 + 80;
         let causal = header.subprotocol_id == ids::CAUSAL;
         let net_reliable = header.is_reliable() && peer.binding().peer_entity.is_some();
+        let subprotocol_stream = header.subprotocol_id != ids::EVENTS
+            && stream_id == SUBPROTOCOL_STREAM_BASE + u64::from(header.subprotocol_id);
         let mut streams = peer.streams();
         let stream = streams.for_receive(stream_id, now);
         // A stream whose window is 0 (unlimited) sends no grants (§7.2);
@@ -698,7 +710,14 @@ impl Inner {
             if window != 0 {
                 stream.rx.on_queued(cost, window);
             }
-            let packed = pack(plaintext, &frames, causal, &self.buffers);
+            let kind = if causal {
+                PACKED_CAUSAL
+            } else if subprotocol_stream {
+                PACKED_SUBPROTOCOL
+            } else {
+                0
+            };
+            let packed = pack(plaintext, &frames, kind, &self.buffers);
             let delivered =
                 match stream
                     .rx
@@ -716,7 +735,7 @@ impl Inner {
                 } else {
                     0
                 };
-                self.deliver_packed(peer.node_id, stream_id, payload, credit);
+                self.deliver_packed(peer, stream_id, payload, credit);
             }
             return;
         }
@@ -764,9 +783,28 @@ impl Inner {
     /// Queues a packed packet (`u32 count ‖ frames`, see [`pack`]).
     /// Always queued (the packet was accepted into the reorder buffer).
     /// A causal packet's frames are checked first: this is the stream's
-    /// in-order release point.
-    fn deliver_packed(&self, peer: u64, stream_id: u64, packed: Vec<u8>, credit: u64) {
-        let (payload, frames, causal) = unpack(packed);
+    /// in-order release point. A subprotocol stream's frames go to the
+    /// subprotocol's handler instead, and their credit comes back at once
+    /// (the caller flushes the grant).
+    fn deliver_packed(&self, peer: &Arc<Peer>, stream_id: u64, packed: Vec<u8>, credit: u64) {
+        let (payload, frames, kind) = unpack(packed);
+        let causal = kind == PACKED_CAUSAL;
+        if kind == PACKED_SUBPROTOCOL
+            && let Some(handler) =
+                self.subprotocol_handler((stream_id - SUBPROTOCOL_STREAM_BASE) as u16)
+        {
+            for &(at, len) in &frames {
+                handler.on_message(peer.node_id, &payload[at as usize..(at + len) as usize]);
+            }
+            self.buffers.give(payload);
+            if credit > 0
+                && let Some(stream) = peer.streams().get_mut(stream_id)
+            {
+                stream.rx.on_consumed(credit);
+            }
+            return;
+        }
+        let peer = peer.node_id;
         if causal && self.continuity_taps() {
             let events: Vec<&[u8]> = frames
                 .iter()
@@ -840,15 +878,19 @@ fn frame_offsets(payload: &[u8], events: &[&[u8]]) -> Vec<(u32, u32)> {
 /// The count word's flag for a packet of a causal stream (subprotocol
 /// 0x0400); a packet holds at most 65 535 events.
 const PACKED_CAUSAL: u32 = 1 << 31;
+/// The count word's flag for a packet of a subprotocol stream (its frames
+/// go to the subprotocol's handler).
+const PACKED_SUBPROTOCOL: u32 = 1 << 30;
+/// The count word's kind bits.
+const PACKED_KIND: u32 = PACKED_CAUSAL | PACKED_SUBPROTOCOL;
 
 /// Packs the events of a plaintext for the reorder buffer: the payload and
-/// the frame table, so delivery needs no re-parse, and whether they are
-/// causal frames.
-fn pack(plaintext: &[u8], frames: &[(u32, u32)], causal: bool, buffers: &BufferPool) -> Vec<u8> {
+/// the frame table, so delivery needs no re-parse, and their kind (0,
+/// [`PACKED_CAUSAL`] or [`PACKED_SUBPROTOCOL`]).
+fn pack(plaintext: &[u8], frames: &[(u32, u32)], kind: u32, buffers: &BufferPool) -> Vec<u8> {
     let table = 4 + frames.len() * 8;
     let mut out = buffers.take(table + plaintext.len());
-    let flag = if causal { PACKED_CAUSAL } else { 0 };
-    out.extend_from_slice(&(frames.len() as u32 | flag).to_le_bytes());
+    out.extend_from_slice(&(frames.len() as u32 | kind).to_le_bytes());
     for &(at, len) in frames {
         out.extend_from_slice(&(at + table as u32).to_le_bytes());
         out.extend_from_slice(&len.to_le_bytes());
@@ -860,18 +902,18 @@ fn pack(plaintext: &[u8], frames: &[(u32, u32)], causal: bool, buffers: &BufferP
 /// The credit of a packed packet: its plaintext (the frames without the
 /// table) plus the per-packet overhead, as the sender debited it.
 fn packed_cost(packed: &[u8]) -> u64 {
-    let n = (u32::from_le_bytes([packed[0], packed[1], packed[2], packed[3]]) & !PACKED_CAUSAL)
-        as usize;
+    let n =
+        (u32::from_le_bytes([packed[0], packed[1], packed[2], packed[3]]) & !PACKED_KIND) as usize;
     (packed.len() - 4 - n * 8) as u64 + super::super::credit::PACKET_COST_OVERHEAD
 }
 
-/// The payload, its frame table and whether the frames are causal.
-fn unpack(packed: Vec<u8>) -> (Vec<u8>, Vec<(u32, u32)>, bool) {
+/// The payload, its frame table and its kind bits.
+fn unpack(packed: Vec<u8>) -> (Vec<u8>, Vec<(u32, u32)>, u32) {
     let word = |at: usize| {
         u32::from_le_bytes([packed[at], packed[at + 1], packed[at + 2], packed[at + 3]])
     };
-    let causal = word(0) & PACKED_CAUSAL != 0;
-    let n = (word(0) & !PACKED_CAUSAL) as usize;
+    let kind = word(0) & PACKED_KIND;
+    let n = (word(0) & !PACKED_KIND) as usize;
     let frames = (0..n).map(|i| (word(4 + i * 8), word(8 + i * 8))).collect();
-    (packed, frames, causal)
+    (packed, frames, kind)
 }

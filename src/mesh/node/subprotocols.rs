@@ -18,6 +18,17 @@
 //! pairs (compute retransmits each migration step until the step's reply
 //! arrives; see `compute/runtime/`), which keeps the bytes on the wire
 //! identical to v0.11's.
+//! * [`MeshNode::send_subprotocol_stream`] (Net to Net only) sends many
+//!   messages of one subprotocol on a Net reliable stream — stream id
+//!   [`SUBPROTOCOL_STREAM_BASE`] + the id, packets stamped with the id —
+//!   waiting for credit like [`MeshNode::send_blocking`]. A peer that set
+//!   the hello flag `FLAG_SUBPROTOCOL_STREAMS` takes such packets through
+//!   the stream's reorder buffer (acks, retransmission, flow control) and
+//!   hands their frames to its handler in stream order, crediting them at
+//!   once (the handler only queues). Bulk transfers (compute's snapshot
+//!   chunks: the same v0.11 message bytes) then lose nothing to a full
+//!   socket buffer and need no pacing. A v0.11 peer never sets the flag
+//!   and is never sent such a stream.
 //!
 //! A node with no 0x0500 handler answers TakeSnapshot and SnapshotReady
 //! with MigrationFailed(ComputeNotSupported) and drops the other migration
@@ -30,11 +41,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
 use super::super::packet::PacketKind;
 use super::{Inner, MeshError, MeshNode};
+use crate::cancel::CancelToken;
 use crate::wire::{NetHeader, decode_events, encode_events, ids};
 
 /// 0x0500 type bytes and the failure code the node itself uses
@@ -75,6 +88,11 @@ impl SubprotocolHooks {
         self.handlers.load().get(&id).cloned()
     }
 }
+
+/// Stream ids of subprotocol streams: this base plus the subprotocol id
+/// (the top 2^16 stream ids; an application stream there is taken for a
+/// subprotocol stream by a Net peer with a handler for its id).
+pub const SUBPROTOCOL_STREAM_BASE: u64 = 0xFFFF_FFFF_FFFF_0000;
 
 /// Ids the node owns; a handler for them would never be called.
 fn is_reserved(id: u16) -> bool {
@@ -144,6 +162,56 @@ impl MeshNode {
     /// packet.
     pub fn send_subprotocol(&self, peer: u64, id: u16, message: &[u8]) -> Result<(), MeshError> {
         self.inner.send_subprotocol(peer, id, message)
+    }
+
+    /// Whether `peer` takes [`send_subprotocol_stream`](Self::send_subprotocol_stream)
+    /// (a bound Net peer whose hello set `FLAG_SUBPROTOCOL_STREAMS`).
+    pub fn takes_subprotocol_streams(&self, peer: u64) -> bool {
+        self.inner.peer(peer).is_ok_and(|p| {
+            p.binding()
+                .peer_has(super::super::hello::FLAG_SUBPROTOCOL_STREAMS)
+        })
+    }
+
+    /// Sends `messages`, in order, as events of subprotocol `id` on a Net
+    /// reliable stream to `peer` (see the module doc), waiting for credit
+    /// packet by packet until `deadline` (forever with `None`). The peer's
+    /// handler gets each message once, in order.
+    ///
+    /// # Errors
+    /// [`MeshError::PeerLacks`] for a peer that does not take subprotocol
+    /// streams (send the messages one by one with
+    /// [`send_subprotocol`](Self::send_subprotocol) instead);
+    /// [`MeshError::SubprotocolInUse`] for an id the node dispatches itself;
+    /// then as [`send_blocking_cancellable`](Self::send_blocking_cancellable).
+    pub fn send_subprotocol_stream<E: AsRef<[u8]>>(
+        &self,
+        peer: u64,
+        id: u16,
+        messages: &[E],
+        deadline: Option<Instant>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), MeshError> {
+        if is_reserved(id) || id == ids::CAUSAL {
+            return Err(MeshError::SubprotocolInUse(id));
+        }
+        if !self.takes_subprotocol_streams(peer) {
+            self.inner.check_running()?;
+            self.inner.peer(peer)?;
+            return Err(MeshError::PeerLacks {
+                peer,
+                feature: "subprotocol streams",
+            });
+        }
+        let stream_id = SUBPROTOCOL_STREAM_BASE + u64::from(id);
+        {
+            let p = self.inner.peer(peer)?;
+            let mut streams = p.streams();
+            let stream = streams.open(stream_id, true, None, Instant::now());
+            stream.tx.subprotocol = id;
+        }
+        self.inner
+            .send_events(peer, stream_id, messages, Some(deadline), cancel)
     }
 }
 
