@@ -339,6 +339,70 @@ fn stream_transfer(a: &MeshNode, b: &MeshNode, stream: u64, bytes: usize) -> f64
     start.elapsed().as_secs_f64()
 }
 
+/// Counts the bytes a subprotocol handler is handed.
+struct CountBytes(AtomicU64);
+
+impl net::mesh::SubprotocolHandler for CountBytes {
+    fn on_message(&self, _: u64, message: &[u8]) {
+        self.0.fetch_add(message.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// 64 MiB as 7 029-byte messages on a subprotocol stream to a handler that
+/// only counts them, against the same bytes over an application stream.
+fn subprotocol_stream_transfer() {
+    let sites = sites(2);
+    let (a, b) = (&sites[0].node, &sites[1].node);
+    let counter = Arc::new(CountBytes(AtomicU64::new(0)));
+    b.register_subprotocol(0x0600, Arc::clone(&counter) as _)
+        .unwrap();
+    let size = 64usize << 20;
+    let len: usize = std::env::var("SUBLEN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7_029);
+    let per: usize = std::env::var("SUBBATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let message = vec![0x5au8; len];
+    let n = size / 7_000;
+    for round in 0..3 {
+        let before = counter.0.load(Ordering::Relaxed);
+        let start = Instant::now();
+        let batch: Vec<&[u8]> = vec![&message[..]; per];
+        for _ in 0..n / per {
+            a.send_subprotocol_stream(
+                b.node_id(),
+                0x0600,
+                &batch,
+                Some(Instant::now() + WAIT),
+                None,
+            )
+            .unwrap();
+        }
+        let want = before + (n / per * per * message.len()) as u64;
+        while counter.0.load(Ordering::Relaxed) < want {
+            std::thread::yield_now();
+        }
+        let ours = start.elapsed().as_secs_f64();
+        if std::env::var_os("SUBSTATS").is_some() {
+            eprintln!("A {}\nB {}", a.stats_json(), b.stats_json());
+        }
+        let base = stream_transfer(a, b, 100 + round, size);
+        if std::env::var_os("SUBSTATS").is_some() {
+            eprintln!("A {}\nB {}", a.stats_json(), b.stats_json());
+        }
+        println!(
+            "subprotocol stream, 64 MiB     {:>8.1} ms   vs application stream {:>8.1} ms   ratio {:.2}",
+            ours * 1e3,
+            base * 1e3,
+            ours / base
+        );
+    }
+    teardown(sites);
+}
+
 fn migration_time() {
     let sizes: &[(usize, usize)] = if full() {
         &[(1 << 20, 5), (64 << 20, 3)]
@@ -581,6 +645,11 @@ fn migrations_under_load() {
 
 fn main() {
     println!("compute (issue 15): ours vs a same-run baseline, medians");
+    // `--bench substream`: the snapshot transport alone (diagnosis).
+    if std::env::args().any(|a| a == "substream") {
+        subprotocol_stream_transfer();
+        return;
+    }
     // `--bench migration`: the migration-time rows only (profiling).
     if std::env::args().any(|a| a == "migration") {
         migration_time();

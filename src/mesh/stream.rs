@@ -83,6 +83,10 @@ pub(crate) struct RxState {
     pub consumed: u64,
     /// Bytes of packets queued for the application but not taken yet.
     pub queued: u64,
+    /// Bytes of packets a subprotocol handler took during the current
+    /// receive batch, credited as one at the batch's end (a grant per
+    /// packet would cost a packet per packet).
+    pub taken_by_handler: u64,
     /// `consumed` as of the last grant sent.
     pub granted: u64,
     /// When the last grant was (re-)sent, as the reliability tick saw it.

@@ -118,30 +118,46 @@ pub fn split_snapshot(
         .collect())
 }
 
-/// The encoded SnapshotReady messages of a serialized snapshot given as
-/// consecutive pieces (`head ‖ state ‖ tail`, see
+/// The encoded SnapshotReady messages `indices` of a serialized snapshot
+/// given as consecutive pieces (`head ‖ state ‖ tail`, see
 /// [`encode_migration_around_state`](crate::compute::snapshot::encode_migration_around_state)):
 /// the bytes of [`split_snapshot`] then [`MigrationMessage::encode`], back
 /// to back in one buffer, with the range of each. Each byte of the
-/// snapshot is copied once, straight into its message, and the buffer is
-/// one allocation (hinted to huge pages when large) rather than one per
-/// chunk.
+/// snapshot is copied once, straight into its message; a sender encodes a
+/// large snapshot a range at a time and sends each range as it is ready.
 ///
 /// # Errors
-/// [`ChunkError::SnapshotTooLarge`] above 700 000 × 7 000 bytes.
+/// [`ChunkError::SnapshotTooLarge`] above 700 000 × 7 000 bytes;
+/// [`ChunkError::BadChunk`] for indices past the snapshot's last chunk.
 pub fn encode_snapshot_chunks(
     origin: u64,
     seq_through: u64,
     pieces: &[&[u8]],
+    indices: Range<u32>,
 ) -> Result<(Vec<u8>, Vec<Range<usize>>), ChunkError> {
     let len: usize = pieces.iter().map(|p| p.len()).sum();
     let total = chunk_count(len)?;
+    if indices.end > total {
+        return Err(ChunkError::BadChunk {
+            index: indices.end - 1,
+            total,
+            len: 0,
+        });
+    }
     let header = MIN_SIZE[msg_type::SNAPSHOT_READY as usize];
-    let mut out = Vec::with_capacity(len + total as usize * header);
-    let mut ranges = Vec::with_capacity(total as usize);
-    let mut rest = pieces.iter().copied().filter(|p| !p.is_empty());
+    let first = indices.start as usize * MAX_CHUNK_LEN;
+    let bytes = (indices.end as usize * MAX_CHUNK_LEN).min(len) - first.min(len);
+    let mut out = Vec::with_capacity(bytes + indices.len() * header);
+    let mut ranges = Vec::with_capacity(indices.len());
+    // The pieces from the first chunk's first byte on.
+    let mut skip = first;
+    let mut rest = pieces.iter().copied().filter_map(|p| {
+        let from = skip.min(p.len());
+        skip -= from;
+        Some(&p[from..]).filter(|p| !p.is_empty())
+    });
     let mut piece: &[u8] = &[];
-    for index in 0..total {
+    for index in indices {
         let start = out.len();
         let chunk_len = (len - index as usize * MAX_CHUNK_LEN).min(MAX_CHUNK_LEN);
         MigrationMessage::put_snapshot_ready_header(
@@ -550,9 +566,22 @@ mod tests {
                 (1.min(len), len),
             ] {
                 let pieces = [&snapshot[..a], &[][..], &snapshot[a..b], &snapshot[b..]];
-                let (buffer, ranges) = encode_snapshot_chunks(7, 3, &pieces).unwrap();
-                let got: Vec<Vec<u8>> = ranges.into_iter().map(|r| buffer[r].to_vec()).collect();
-                assert_eq!(got, expected, "len {len}, cuts {a} {b}");
+                let total = expected.len() as u32;
+                // All at once, and a range at a time (ranges of 1 and 2).
+                for step in [total, 1, 2] {
+                    let mut got = Vec::new();
+                    for first in (0..total).step_by(step as usize) {
+                        let indices = first..(first + step).min(total);
+                        let (buffer, ranges) =
+                            encode_snapshot_chunks(7, 3, &pieces, indices).unwrap();
+                        got.extend(ranges.into_iter().map(|r| buffer[r].to_vec()));
+                    }
+                    assert_eq!(got, expected, "len {len}, cuts {a} {b}, step {step}");
+                }
+                assert!(matches!(
+                    encode_snapshot_chunks(7, 3, &pieces, 0..total + 1),
+                    Err(ChunkError::BadChunk { .. })
+                ));
             }
         }
     }

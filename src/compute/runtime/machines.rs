@@ -60,7 +60,7 @@ use super::{BatchOutcome, ComputeError, DeliveryOutcome, MigrationPhase, Migrati
 use crate::compute::migration::wire::SnapshotChunk;
 use crate::compute::migration::{
     CaptureOutcome, FailureReason, InsertOutcome, MigrationMessage, ReplayBuffer,
-    SnapshotReassembler, SourceBuffer, UnknownProducers, encode_snapshot_chunks,
+    SnapshotReassembler, SourceBuffer, UnknownProducers, chunk_count, encode_snapshot_chunks,
 };
 use crate::compute::snapshot::{decode_owned_migration_payload, encode_migration_around_state};
 use crate::compute::{BatchWait, CausalEvent, DaemonError, DaemonHost};
@@ -70,6 +70,8 @@ use xxhash_rust::xxh3::xxh3_64;
 const MAX_BATCH_BYTES: usize = 7_000;
 /// Fixed bytes of one event in BufferedEvents: link 32 ‖ len 4 ‖ received_at 8.
 const EVENT_OVERHEAD: usize = 44;
+/// Snapshot chunks encoded (and sent) at a time: ~450 KiB.
+const ENCODE_GROUP: u32 = 64;
 /// How many times an abort is announced (MigrationFailed has no reply).
 const ABORT_ANNOUNCEMENTS: u32 = 3;
 
@@ -690,11 +692,14 @@ fn relay_chunk(
 /// A source's chunks for its orchestrator: through the transport, or,
 /// when this node orchestrates, straight to the orchestration (the same
 /// shared bytes, no loop through the node).
+#[allow(clippy::too_many_arguments)]
 fn chunks_to_orchestrator(
     shared: &Shared,
     state: &mut State,
     orchestrator: u64,
     origin: u64,
+    first: u32,
+    total: u32,
     chunks: &[Chunk],
     now: Instant,
 ) {
@@ -711,8 +716,7 @@ fn chunks_to_orchestrator(
     if !relays {
         return;
     }
-    let total = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
-    for (index, chunk) in (0u32..).zip(chunks) {
+    for (index, chunk) in (first..).zip(chunks) {
         relay_chunk(shared, state, origin, index, total, chunk.clone(), now);
     }
 }
@@ -842,7 +846,8 @@ fn on_take_snapshot(
             if now.duration_since(source.chunks_sent) >= shared.config.retry_interval && all_out {
                 source.chunks_sent = now;
                 let chunks = source.chunks.clone();
-                chunks_to_orchestrator(shared, state, from, origin, &chunks, now);
+                let total = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+                chunks_to_orchestrator(shared, state, from, origin, 0, total, &chunks, now);
             }
         } else {
             fail(shared, from, origin, FailureReason::AlreadyMigrating);
@@ -873,25 +878,41 @@ fn on_take_snapshot(
     };
     let ext = shared.config.send_extension.then_some(&snapshot.ext);
     let seq_through = snapshot.snapshot.through_seq;
-    let encoded = encode_migration_around_state(&snapshot.snapshot, ext)
-        .map_err(|e| e.to_string())
-        .and_then(|(head, tail)| {
-            let pieces = [head.as_slice(), &snapshot.snapshot.state, &tail];
-            encode_snapshot_chunks(origin, seq_through, &pieces).map_err(|e| e.to_string())
-        });
-    let chunks: Vec<Chunk> = match encoded {
-        Ok((buffer, ranges)) => Chunk::split(buffer, ranges),
+    let (head, tail) = match encode_migration_around_state(&snapshot.snapshot, ext) {
+        Ok(parts) => parts,
         Err(e) => {
-            fail(shared, from, origin, state_failed(e));
+            fail(shared, from, origin, state_failed(e.to_string()));
             return;
         }
     };
-    drop(snapshot);
+    let pieces = [head.as_slice(), &snapshot.snapshot.state, &tail];
+    let total = match chunk_count(pieces.iter().map(|p| p.len()).sum()) {
+        Ok(total) => total,
+        Err(e) => {
+            fail(shared, from, origin, state_failed(e.to_string()));
+            return;
+        }
+    };
     let mut buffer = SourceBuffer::new();
     if buffer.begin().is_err() {
         return;
     }
-    chunks_to_orchestrator(shared, state, from, origin, &chunks, now);
+    // A range of chunks at a time, each sent as soon as it is encoded: the
+    // transfer starts while the rest is encoded.
+    let mut chunks = Vec::with_capacity(total as usize);
+    for first in (0..total).step_by(ENCODE_GROUP as usize) {
+        let indices = first..(first + ENCODE_GROUP).min(total);
+        let group = match encode_snapshot_chunks(origin, seq_through, &pieces, indices) {
+            Ok((bytes, ranges)) => Chunk::split(bytes, ranges),
+            Err(e) => {
+                fail(shared, from, origin, state_failed(e.to_string()));
+                return;
+            }
+        };
+        chunks_to_orchestrator(shared, state, from, origin, first, total, &group, now);
+        chunks.extend(group);
+    }
+    drop(snapshot);
     // A daemon that comes back here leaves no forwarder to its old node.
     state.forwarders.remove(&origin);
     state.sources.insert(

@@ -1022,40 +1022,47 @@ impl Inner {
             let Some(peer) = self.peers.get(&c.peer).map(|p| p.value().clone()) else {
                 continue;
             };
-            let grows = peer.binding().peer_has(FLAG_WINDOW_GROWTH)
-                && self.hello_flags() & FLAG_WINDOW_GROWTH != 0;
-            let (grant, widened) = {
-                let mut streams = peer.streams();
-                let Some(stream) = streams.get_mut(c.stream_id) else {
-                    continue;
-                };
-                stream.rx.on_consumed(c.credit);
-                // A Net sender held back by credit while the application
-                // keeps up: offer it a wider window (docs/mesh.md, *Window
-                // growth*), sent with a grant now.
-                let widened = grows
-                    && stream
-                        .rx
-                        .grow_offer(
-                            stream.tx.credit.window(),
-                            self.config.max_window,
-                            &self.window_pool,
-                        )
-                        .is_some();
-                let threshold = if widened {
-                    1
-                } else {
-                    stream.rx.grant_threshold(self.grant_threshold)
-                };
-                let grant = stream.rx.take_grant(threshold);
-                (grant.map(|total| (total, stream.rx.offer())), widened)
+            self.credit_taken(&peer, c.stream_id, c.credit);
+        }
+    }
+
+    /// Credits `credit` bytes of `stream_id` taken by their consumer (the
+    /// application, or a subprotocol handler): the grant, and a wider
+    /// window for a Net sender held back by credit.
+    pub(super) fn credit_taken(&self, peer: &Arc<Peer>, stream_id: u64, credit: u64) {
+        let grows = peer.binding().peer_has(FLAG_WINDOW_GROWTH)
+            && self.hello_flags() & FLAG_WINDOW_GROWTH != 0;
+        let (grant, widened) = {
+            let mut streams = peer.streams();
+            let Some(stream) = streams.get_mut(stream_id) else {
+                return;
             };
-            if widened {
-                bump(&self.stats.windows_offered);
-            }
-            if let Some((total, offer)) = grant {
-                self.send_grant(&peer, c.stream_id, total, offer);
-            }
+            stream.rx.on_consumed(credit);
+            // A Net sender held back by credit while the application
+            // keeps up: offer it a wider window (docs/mesh.md, *Window
+            // growth*), sent with a grant now.
+            let widened = grows
+                && stream
+                    .rx
+                    .grow_offer(
+                        stream.tx.credit.window(),
+                        self.config.max_window,
+                        &self.window_pool,
+                    )
+                    .is_some();
+            let threshold = if widened {
+                1
+            } else {
+                stream.rx.grant_threshold(self.grant_threshold)
+            };
+            let grant = stream.rx.take_grant(threshold);
+            (grant.map(|total| (total, stream.rx.offer())), widened)
+        };
+        if widened {
+            bump(&self.stats.windows_offered);
+        }
+        if let Some((total, offer)) = grant {
+            self.send_grant(peer, stream_id, total, offer);
         }
     }
 

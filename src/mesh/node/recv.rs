@@ -784,8 +784,9 @@ impl Inner {
     /// Always queued (the packet was accepted into the reorder buffer).
     /// A causal packet's frames are checked first: this is the stream's
     /// in-order release point. A subprotocol stream's frames go to the
-    /// subprotocol's handler instead, and their credit comes back at once
-    /// (the caller flushes the grant).
+    /// subprotocol's handler instead, and are credited as taken when the
+    /// receive batch ends (`flush_touched`), as the application's are when
+    /// it takes them: grants and window growth alike.
     fn deliver_packed(&self, peer: &Arc<Peer>, stream_id: u64, packed: Vec<u8>, credit: u64) {
         let (payload, frames, kind) = unpack(packed);
         let causal = kind == PACKED_CAUSAL;
@@ -800,7 +801,7 @@ impl Inner {
             if credit > 0
                 && let Some(stream) = peer.streams().get_mut(stream_id)
             {
-                stream.rx.on_consumed(credit);
+                stream.rx.taken_by_handler += credit;
             }
             return;
         }
@@ -839,23 +840,27 @@ impl Inner {
             let Some(peer) = self.peers.get(&node_id).map(|p| p.value().clone()) else {
                 continue;
             };
-            let (grant, ack) = {
+            let (grant, ack, taken) = {
                 let mut streams = peer.streams();
                 let Some(stream) = streams.get_mut(stream_id) else {
                     continue;
                 };
+                let taken = std::mem::take(&mut stream.rx.taken_by_handler);
                 let threshold = stream.rx.grant_threshold(self.grant_threshold);
-                let grant = stream
-                    .rx
-                    .take_grant(threshold)
+                let grant = (taken == 0)
+                    .then(|| stream.rx.take_grant(threshold))
+                    .flatten()
                     .map(|total| (total, stream.rx.offer()));
                 let ack = stream
                     .rx
                     .receiver
                     .ack_due()
                     .then(|| stream.rx.receiver.take_ack(stream_id));
-                (grant, ack)
+                (grant, ack, taken)
             };
+            if taken > 0 {
+                self.credit_taken(&peer, stream_id, taken);
+            }
             if let Some((total, offer)) = grant {
                 self.send_grant(&peer, stream_id, total, offer);
             }
