@@ -610,11 +610,17 @@ impl MeshDaemon for ForeignDaemon {
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
+        self.restore_owned(state.to_vec())
+    }
+
+    /// The state goes into the work item as it is (a migration target's
+    /// received state is not copied again on its way to the SDK).
+    fn restore_owned(&mut self, state: Vec<u8>) -> Result<(), DaemonError> {
         self.bridge
             .call(WorkRequest::Restore {
                 instance: self.instance,
                 daemon: self.daemon,
-                state: state.to_vec(),
+                state,
             })
             .map_err(|e| DaemonError::RestoreFailed(e.to_string()))?;
         Ok(())
