@@ -77,12 +77,18 @@ impl MigrationTransport for FaultyTransport {
         to: u64,
         messages: &[&[u8]],
         deadline: std::time::Instant,
+        cancel: &net::cancel::CancelToken,
     ) -> Result<(), MeshError> {
         if messages.first().is_some_and(|m| self.drops(m)) {
             return Ok(());
         }
-        self.node
-            .send_subprotocol_stream(to, ids::MIGRATION, messages, Some(deadline), None)
+        self.node.send_subprotocol_stream(
+            to,
+            ids::MIGRATION,
+            messages,
+            Some(deadline),
+            Some(cancel),
+        )
     }
 }
 
@@ -141,6 +147,10 @@ fn config() -> RuntimeConfig {
 }
 
 fn site() -> Site {
+    site_with(config())
+}
+
+fn site_with(config: RuntimeConfig) -> Site {
     let node = Arc::new(node(r#","session_timeout_ms":5000"#));
     node.start().unwrap();
     let transport = Arc::new(FaultyTransport {
@@ -152,7 +162,7 @@ fn site() -> Site {
     });
     let runtime = ComputeRuntime::new(
         Arc::clone(&transport) as Arc<dyn MigrationTransport>,
-        config(),
+        config,
     )
     .unwrap();
     node.register_subprotocol(ids::MIGRATION, runtime.handler())
@@ -719,6 +729,43 @@ fn a_large_state_migrates_over_subprotocol_streams_under_loss() {
     teardown(sites);
 }
 
+/// A runtime shut down while its stream send of snapshot chunks waits for
+/// credit that never comes (the target's packets all dropped) stops at
+/// once, not at the send's deadline (the step timeout, a minute here).
+#[test]
+fn shutdown_does_not_wait_for_a_stalled_chunk_stream() {
+    let mut long = config();
+    long.step_timeout = Duration::from_secs(60);
+    let sites = [site_with(long.clone()), site_with(long)];
+    bound_link(&sites[0].node, &sites[1].node);
+    sites.iter().for_each(Site::stream_chunks);
+    let origin = spawn_blob(&sites, &[7; 8 << 20]);
+    let silent = Arc::new(NetemFilter::new(0.0, 0.0, 0.0, Duration::ZERO, 3));
+    silent.partition(true);
+    sites[1].node.set_filter(Some(silent));
+    sites[0]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id())
+        .unwrap();
+    wait_until(
+        || {
+            sites[0].runtime.migration_status(origin)
+                == Some(MigrationStatus::Running(MigrationPhase::Transfer))
+        },
+        "the chunks to be on their way",
+    );
+    let start = std::time::Instant::now();
+    sites[0].runtime.shutdown();
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "shutdown waited {:?} for the stalled stream",
+        start.elapsed()
+    );
+    for s in &sites {
+        s.node.shutdown();
+    }
+}
+
 #[test]
 fn fault_restore_phase_target_loses_restore_complete() {
     fault_in_phase(1, msg_type::RESTORE_COMPLETE, true);
@@ -1071,9 +1118,8 @@ fn a_multi_chunk_state_of_one_mebibyte_migrates_intact() {
     blob_migrates_intact(&sites, &state);
 }
 
-/// A daemon that is `state` moves from node 0 to node 1, orchestrated by
-/// node 2, and arrives byte for byte.
-fn blob_migrates_intact(sites: &[Site], state: &[u8]) {
+/// Spawns a daemon that is `state` on node 0, which node 1 can build.
+fn spawn_blob(sites: &[Site], state: &[u8]) -> u64 {
     let keypair = EntityKeypair::generate();
     let origin = keypair.origin_hash();
     sites[0]
@@ -1091,6 +1137,13 @@ fn blob_migrates_intact(sites: &[Site], state: &[u8]) {
             Arc::new(|| Ok(Box::new(Blob(Vec::new())) as Box<dyn MeshDaemon>)),
         )
         .unwrap();
+    origin
+}
+
+/// A daemon that is `state` moves from node 0 to node 1, orchestrated by
+/// node 2, and arrives byte for byte.
+fn blob_migrates_intact(sites: &[Site], state: &[u8]) {
+    let origin = spawn_blob(sites, state);
     sites[2]
         .runtime
         .start_migration(origin, sites[0].id(), sites[1].id())

@@ -26,6 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::MigrationTransport;
+use crate::cancel::CancelToken;
 
 /// An encoded SnapshotReady message, shared by its record and the send
 /// queues: a range of a buffer that may hold a whole snapshot's chunks.
@@ -80,6 +81,8 @@ struct Queue {
 
 struct Inner {
     queue: Mutex<Queue>,
+    /// Cancelled by `stop`: a send waiting for credit gives up at once.
+    cancel: CancelToken,
     ready: Condvar,
     /// Whether any chunk was ever queued (the thread starts on the first).
     started: AtomicBool,
@@ -101,6 +104,7 @@ impl BulkSender {
         Self {
             inner: Arc::new(Inner {
                 queue: Mutex::new(Queue::default()),
+                cancel: CancelToken::new(),
                 ready: Condvar::new(),
                 started: AtomicBool::new(false),
                 pending: AtomicUsize::new(0),
@@ -141,9 +145,11 @@ impl BulkSender {
         Ok(self.lock().drained)
     }
 
-    /// Stops the thread (queued chunks are dropped). Idempotent.
+    /// Stops the thread (queued chunks are dropped; a send waiting for
+    /// credit gives up). Idempotent.
     pub(crate) fn stop(&self) {
         self.lock().stop = true;
+        self.inner.cancel.cancel();
         self.inner.ready.notify_all();
         let thread = self
             .thread
@@ -230,9 +236,9 @@ fn run(inner: &Inner, transport: &dyn MigrationTransport, timeout: Duration) {
             (to, batch)
         };
         let messages: Vec<&[u8]> = batch.iter().map(|c| &**c).collect();
-        let sent = messages
-            .chunks(SEND_BATCH)
-            .try_for_each(|part| transport.send_stream(to, part, Instant::now() + timeout));
+        let sent = messages.chunks(SEND_BATCH).try_for_each(|part| {
+            transport.send_stream(to, part, Instant::now() + timeout, &inner.cancel)
+        });
         if let Err(e) = sent {
             tracing::debug!(to, error = %e, chunks = batch.len(), "snapshot chunks not sent");
             // What else waits for the same peer would wait as long.

@@ -75,14 +75,21 @@ pub trait MigrationTransport: Send + Sync + 'static {
     }
 
     /// Sends `messages` to `to` in order, reliably (a Net reliable stream),
-    /// waiting for flow-control credit until `deadline`. Only called for a
-    /// peer that [`takes_streams`](Self::takes_streams).
+    /// waiting for flow-control credit until `deadline` or until `cancel`
+    /// fires (the runtime shuts down). Only called for a peer that
+    /// [`takes_streams`](Self::takes_streams).
     ///
     /// # Errors
     /// Whatever the transport reports (the peer lacks streams, went away,
-    /// the deadline passed).
-    fn send_stream(&self, to: u64, messages: &[&[u8]], deadline: Instant) -> Result<(), MeshError> {
-        let _ = (messages, deadline);
+    /// the deadline passed, cancelled).
+    fn send_stream(
+        &self,
+        to: u64,
+        messages: &[&[u8]],
+        deadline: Instant,
+        cancel: &CancelToken,
+    ) -> Result<(), MeshError> {
+        let _ = (messages, deadline, cancel);
         Err(MeshError::PeerLacks {
             peer: to,
             feature: "subprotocol streams",
@@ -103,8 +110,14 @@ impl MigrationTransport for MeshNode {
         self.takes_subprotocol_streams(to)
     }
 
-    fn send_stream(&self, to: u64, messages: &[&[u8]], deadline: Instant) -> Result<(), MeshError> {
-        self.send_subprotocol_stream(to, ids::MIGRATION, messages, Some(deadline), None)
+    fn send_stream(
+        &self,
+        to: u64,
+        messages: &[&[u8]],
+        deadline: Instant,
+        cancel: &CancelToken,
+    ) -> Result<(), MeshError> {
+        self.send_subprotocol_stream(to, ids::MIGRATION, messages, Some(deadline), Some(cancel))
     }
 }
 
