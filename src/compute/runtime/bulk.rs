@@ -203,7 +203,7 @@ impl Drop for BulkSender {
 }
 
 /// The thread: takes every chunk queued for the first waiting peer and
-/// sends them in one stream call.
+/// sends them, [`SEND_BATCH`] per stream call.
 fn run(inner: &Inner, transport: &dyn MigrationTransport, timeout: Duration) {
     loop {
         let (to, batch) = {
