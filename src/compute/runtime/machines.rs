@@ -689,6 +689,20 @@ fn relay_chunk(
     send_chunk(shared, state, target, &chunk);
 }
 
+/// Whether a chunk from `from` belongs to an orchestration here (`None`:
+/// `from` is not the source of one for `origin`), and whether that
+/// orchestration still relays chunks (Snapshot or Transfer).
+fn source_chunk_wanted(state: &State, origin: u64, from: u64) -> Option<bool> {
+    let o = state
+        .orchestrations
+        .get(&origin)
+        .filter(|o| o.source == from)?;
+    Some(matches!(
+        o.phase,
+        MigrationPhase::Snapshot | MigrationPhase::Transfer
+    ))
+}
+
 /// A source's chunks for its orchestrator: through the transport, or,
 /// when this node orchestrates, straight to the orchestration (the same
 /// shared bytes, no loop through the node).
@@ -709,11 +723,7 @@ fn chunks_to_orchestrator(
         }
         return;
     }
-    let relays = state.orchestrations.get(&origin).is_some_and(|o| {
-        o.source == shared.node_id
-            && matches!(o.phase, MigrationPhase::Snapshot | MigrationPhase::Transfer)
-    });
-    if !relays {
+    if source_chunk_wanted(state, origin, shared.node_id) != Some(true) {
         return;
     }
     for (index, chunk) in (first..).zip(chunks) {
@@ -1358,13 +1368,11 @@ pub(super) fn handle(shared: &Shared, from: u64, bytes: Vec<u8>, now: Instant) {
     match SnapshotChunk::parse(&bytes) {
         Ok(Some(chunk)) => {
             let mut state = shared.state();
-            if let Some(o) = state.orchestrations.get(&chunk.origin)
-                && from == o.source
-            {
+            if let Some(wanted) = source_chunk_wanted(&state, chunk.origin, from) {
                 // The orchestration's (a late or repeated one once the
                 // snapshot is through is dropped), never the local target
                 // role's.
-                if matches!(o.phase, MigrationPhase::Snapshot | MigrationPhase::Transfer) {
+                if wanted {
                     let (origin, index, total) = (chunk.origin, chunk.index, chunk.total);
                     relay_chunk(
                         shared,
