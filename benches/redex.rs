@@ -14,15 +14,34 @@ use std::time::{Duration, Instant};
 
 use net::redex::{FsyncPolicy, Redex, RedexFileConfig, TailPoll};
 
+fn bench_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("net-redex-bench-{name}-{}", std::process::id()))
+}
+
+/// A fresh, empty directory for one round; the previous round's is removed
+/// first and [`remove_bench_dir`] removes the last, so a run leaves nothing
+/// behind (a full run writes ~1.5 GB over its rounds).
 fn bench_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("net-redex-bench-{name}-{}", std::process::id()));
+    let dir = bench_path(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-/// Best of `rounds` runs of `op` called `n` times; returns operations/second.
+fn remove_bench_dir(name: &str) {
+    let _ = std::fs::remove_dir_all(bench_path(name));
+}
+
+/// `cargo bench` passes `--bench`; `cargo test --all-targets` (make test)
+/// runs this file as a smoke test of every row with 1/100 of the work.
+fn full_run() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Best of `rounds` runs of `op` called `n` times (`n / 100` outside a full
+/// run); returns operations/second.
 fn throughput(n: u64, rounds: u32, mut setup: impl FnMut() -> Box<dyn FnMut(u64)>) -> f64 {
+    let n = if full_run() { n } else { (n / 100).max(10) };
     (0..rounds)
         .map(|_| {
             let mut op = setup();
@@ -75,7 +94,7 @@ fn vec_push(size: usize) -> f64 {
 
 fn disk_append(size: usize, fsync: FsyncPolicy, n: u64) -> f64 {
     let payload = vec![0x5au8; size];
-    throughput(n, 3, || {
+    let rate = throughput(n, 3, || {
         let dir = bench_dir("append");
         let redex = Redex::with_persistent_dir(&dir);
         let file = redex
@@ -88,12 +107,14 @@ fn disk_append(size: usize, fsync: FsyncPolicy, n: u64) -> f64 {
         Box::new(move |_| {
             black_box(file.append(&payload).unwrap());
         })
-    })
+    });
+    remove_bench_dir("append");
+    rate
 }
 
 fn raw_write(size: usize, fsync: bool, n: u64) -> f64 {
     let bytes = vec![0x5au8; size + 20 + 8];
-    throughput(n, 3, || {
+    let rate = throughput(n, 3, || {
         let dir = bench_dir("raw");
         let mut file: File = OpenOptions::new()
             .create(true)
@@ -107,7 +128,9 @@ fn raw_write(size: usize, fsync: bool, n: u64) -> f64 {
                 file.sync_data().unwrap();
             }
         })
-    })
+    });
+    remove_bench_dir("raw");
+    rate
 }
 
 fn tail_latency() -> (Duration, Duration) {
@@ -203,12 +226,13 @@ fn raw_read_and_checksum(dir: &std::path::Path, rounds: u32) -> f64 {
 }
 
 fn recovery_figures() {
-    const N: u64 = 1 << 20;
-    let dir = populated_channel(N);
+    let n: u64 = if full_run() { 1 << 20 } else { 1 << 14 };
+    let dir = populated_channel(n);
     let ours = open_time(&dir, 5);
     let raw = raw_read_and_checksum(&dir, 5);
     println!(
-        "open, 1 M x 64 B entries, clean        {:>9.1} ms   vs raw read idx+dat + xxh3 each {:>9.1} ms   ratio {:.2} (time)",
+        "open, {:>4} Ki x 64 B entries, clean   {:>9.1} ms   vs raw read idx+dat + xxh3 each {:>9.1} ms   ratio {:.2} (time)",
+        n >> 10,
         ours * 1e3,
         raw * 1e3,
         ours / raw
@@ -241,7 +265,8 @@ fn recovery_figures() {
         })
         .fold(f64::MAX, f64::min);
     println!(
-        "open, 1 M entries, one corrupt payload {:>9.1} ms   vs raw read idx+dat + xxh3 each {:>9.1} ms   ratio {:.2} (time)",
+        "open, {:>4} Ki entries, corrupt payload {:>9.1} ms   vs raw read idx+dat + xxh3 each {:>9.1} ms   ratio {:.2} (time)",
+        n >> 10,
         corrupt * 1e3,
         raw * 1e3,
         corrupt / raw
