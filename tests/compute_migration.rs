@@ -23,8 +23,8 @@ use compute_common::{Blob, Counter, count_of};
 use mesh_common::{bound_link, node, wait_until};
 use net::compute::migration::wire::msg_type;
 use net::compute::{
-    CausalEvent, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome, MeshDaemon,
-    MigrationPhase, MigrationStatus, MigrationTransport, RuntimeConfig,
+    CausalEvent, ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome,
+    MeshDaemon, MigrationPhase, MigrationStatus, MigrationTransport, RuntimeConfig,
 };
 use net::identity::EntityKeypair;
 use net::mesh::{MeshError, MeshNode, NetemFilter};
@@ -44,6 +44,8 @@ struct FaultyTransport {
     streams: AtomicBool,
     /// SnapshotReady messages sent to another node as datagrams.
     datagram_chunks: AtomicU64,
+    /// ForwardedEvents messages sent on streams.
+    streamed_forwards: AtomicU64,
 }
 
 impl FaultyTransport {
@@ -82,6 +84,12 @@ impl MigrationTransport for FaultyTransport {
         if messages.first().is_some_and(|m| self.drops(m)) {
             return Ok(());
         }
+        let forwards = messages
+            .iter()
+            .filter(|m| m.first() == Some(&msg_type::FORWARDED_EVENTS))
+            .count();
+        self.streamed_forwards
+            .fetch_add(forwards as u64, Ordering::SeqCst);
         self.node.send_subprotocol_stream(
             to,
             ids::MIGRATION,
@@ -159,6 +167,7 @@ fn site_with(config: RuntimeConfig) -> Site {
         dead: AtomicBool::new(false),
         streams: AtomicBool::new(false),
         datagram_chunks: AtomicU64::new(0),
+        streamed_forwards: AtomicU64::new(0),
     });
     let runtime = ComputeRuntime::new(
         Arc::clone(&transport) as Arc<dyn MigrationTransport>,
@@ -176,7 +185,10 @@ fn site_with(config: RuntimeConfig) -> Site {
 
 /// Three nodes, all connected.
 fn three() -> [Site; 3] {
-    let sites = [site(), site(), site()];
+    connected([site(), site(), site()])
+}
+
+fn connected(sites: [Site; 3]) -> [Site; 3] {
     bound_link(&sites[0].node, &sites[1].node);
     bound_link(&sites[0].node, &sites[2].node);
     bound_link(&sites[1].node, &sites[2].node);
@@ -320,8 +332,17 @@ fn assert_only(sites: &[Site], home: usize, origin: u64, expected: u64) {
 /// sequences collide with the first's (v0.11 keyed replay by sequence
 /// alone and lost one of each pair).
 fn migrate_under_load(orch: usize, source: usize, target: usize) {
+    migrate_under_load_over(orch, source, target, false);
+}
+
+/// [`migrate_under_load`]; between Net nodes (chunks and forwarded events
+/// on subprotocol streams) when `streams`.
+fn migrate_under_load_over(orch: usize, source: usize, target: usize, streams: bool) {
     const SECOND: u64 = PRODUCER + 1;
     let sites = leak(three());
+    if streams {
+        sites.iter().for_each(Site::stream_chunks);
+    }
     let origin = spawn_counter(sites, source);
     let first = Producer::start(&sites[source].runtime, origin);
     let second = Producer::start_as(&sites[source].runtime, origin, SECOND);
@@ -353,6 +374,15 @@ fn migrate_under_load(orch: usize, source: usize, target: usize) {
         || sites[source].runtime.unacknowledged_forwards(origin) == 0,
         "every forwarded event acknowledged",
     );
+    let streamed = sites[source]
+        .transport
+        .streamed_forwards
+        .load(Ordering::SeqCst);
+    assert_eq!(
+        streamed > 0,
+        streams,
+        "{streamed} ForwardedEvents on streams"
+    );
     teardown(sites);
 }
 
@@ -375,6 +405,16 @@ fn migrates_under_load_orchestrated_by_the_source() {
 #[test]
 fn migrates_under_load_orchestrated_by_the_target() {
     migrate_under_load(1, 0, 1);
+}
+
+#[test]
+fn migrates_under_load_between_net_nodes_forwarding_on_streams() {
+    migrate_under_load_over(2, 0, 1, true);
+}
+
+#[test]
+fn migrates_under_load_between_net_nodes_orchestrated_by_the_source() {
+    migrate_under_load_over(0, 0, 1, true);
 }
 
 #[test]
@@ -418,7 +458,22 @@ fn migrates_there_and_back() {
 /// equal the events sent.
 #[test]
 fn twenty_migrations_under_load_lose_and_repeat_nothing() {
+    twenty_migrations_under_load(false);
+}
+
+/// The same between Net nodes: every forwarding is numbered ForwardedEvents
+/// on a stream, and the node the daemon left twice forwards on (a second
+/// hop) what it receives for a daemon that is gone again.
+#[test]
+fn twenty_migrations_between_net_nodes_lose_and_repeat_nothing() {
+    twenty_migrations_under_load(true);
+}
+
+fn twenty_migrations_under_load(streams: bool) {
     let sites = leak(three());
+    if streams {
+        sites.iter().for_each(Site::stream_chunks);
+    }
     let origin = spawn_counter(sites, 0);
     let producer = Producer::start(&sites[0].runtime, origin);
     let mut home = 0;
@@ -482,6 +537,96 @@ fn an_aborted_move_back_resumes_the_paused_forwarder() {
         || sites[0].runtime.unacknowledged_forwards(origin) == 0,
         "every forwarded event acknowledged",
     );
+    teardown(sites);
+}
+
+/// Between Net nodes, after cut-over: an event the producer delivers twice
+/// at the old node is forwarded twice and applied once (the counter refuses
+/// a repeat), and forwarding goes on behind it — every event is
+/// acknowledged by index, duplicates included (v0.11's BufferedEvents
+/// count excludes them, so such a duplicate left the count short forever).
+#[test]
+fn a_duplicate_forwarded_after_cutover_is_applied_once_and_forwarding_goes_on() {
+    let sites = leak(three());
+    sites.iter().for_each(Site::stream_chunks);
+    let origin = spawn_counter(sites, 0);
+    let deliver = |seq: u64| {
+        sites[0]
+            .runtime
+            .deliver(origin, CausalEvent::bare(PRODUCER, seq, vec![]))
+            .unwrap()
+    };
+    for seq in 1..=10 {
+        deliver(seq);
+    }
+    assert_eq!(
+        move_by_third(sites, origin, 0, 1),
+        MigrationStatus::Completed
+    );
+    for seq in 11..=20 {
+        assert_eq!(deliver(seq), DeliveryOutcome::Forwarded);
+    }
+    assert_eq!(deliver(20), DeliveryOutcome::Forwarded);
+    for seq in 21..=30 {
+        assert_eq!(deliver(seq), DeliveryOutcome::Forwarded);
+    }
+    wait_count(&sites[1], origin, 30);
+    wait_until(
+        || sites[0].runtime.unacknowledged_forwards(origin) == 0,
+        "every forwarded event acknowledged, the duplicate too",
+    );
+    let errors = sites[1]
+        .runtime
+        .registry()
+        .with_host(origin, |h| h.stats().errors)
+        .unwrap();
+    assert_eq!(errors, 0, "the duplicate reached the daemon");
+    assert_only(sites, 1, origin, 30);
+    teardown(sites);
+}
+
+/// A forwarder whose new node stops acknowledging holds at most
+/// `max_forwarded` events: the next delivery is refused with
+/// `ComputeError::Buffer` (not queued without bound); once the new node
+/// acknowledges again deliveries are taken, and every taken event is
+/// applied once.
+#[test]
+fn a_forwarder_refuses_events_beyond_its_limit_until_the_new_node_catches_up() {
+    let mut limited = config();
+    limited.max_forwarded = 40;
+    let sites = leak(connected([site_with(limited), site(), site()]));
+    sites.iter().for_each(Site::stream_chunks);
+    let origin = spawn_counter(sites, 0);
+    let deliver = |seq: u64| {
+        sites[0]
+            .runtime
+            .deliver(origin, CausalEvent::bare(PRODUCER, seq, vec![]))
+    };
+    for seq in 1..=5 {
+        deliver(seq).unwrap();
+    }
+    assert_eq!(
+        move_by_third(sites, origin, 0, 1),
+        MigrationStatus::Completed
+    );
+    sites[0].drop_type(msg_type::FORWARDED_EVENTS);
+    for seq in 6..=45 {
+        assert_eq!(deliver(seq).unwrap(), DeliveryOutcome::Forwarded);
+    }
+    assert_eq!(sites[0].runtime.unacknowledged_forwards(origin), 40);
+    match deliver(46) {
+        Err(ComputeError::Buffer(text)) => assert!(text.contains("unacknowledged"), "{text}"),
+        other => panic!("the 41st unacknowledged event: {other:?}"),
+    }
+    sites[0].heal();
+    wait_until(
+        || sites[0].runtime.unacknowledged_forwards(origin) == 0,
+        "the held events sent again and acknowledged",
+    );
+    for seq in 46..=60 {
+        assert_eq!(deliver(seq).unwrap(), DeliveryOutcome::Forwarded);
+    }
+    assert_only(sites, 1, origin, 60);
     teardown(sites);
 }
 
@@ -779,6 +924,16 @@ fn fault_replay_phase_target_loses_replay_complete() {
 #[test]
 fn fault_cutover_phase_source_loses_its_forwarded_events() {
     fault_in_phase(0, msg_type::BUFFERED_EVENTS, false);
+}
+
+#[test]
+fn fault_cutover_phase_source_loses_its_streamed_forwarded_events() {
+    fault_in_phase_over(0, msg_type::FORWARDED_EVENTS, false, true);
+}
+
+#[test]
+fn fault_cutover_phase_target_loses_its_forward_acks() {
+    fault_in_phase_over(1, msg_type::FORWARD_ACK, false, true);
 }
 
 #[test]

@@ -15,6 +15,15 @@
 //! | 7 | BufferedEvents | count u32, per event: link 32 ‖ len u32 ‖ payload ‖ received_at u64 | 13 + Σ(44 + len) |
 //! | 8 | ActivateTarget | — | 9 |
 //! | 9 | ActivateAck | replayed_seq u64 | 17 |
+//! | 10 | ForwardedEvents (Net only) | stream u64, first u64, count u32, events as in BufferedEvents | 29 + Σ(44 + len) |
+//! | 11 | ForwardAck (Net only) | stream u64, next u64 | 25 |
+//!
+//! Types 10 and 11 are Net's, never sent to a v0.11 node (only to a peer
+//! whose signed hello sets `FLAG_SUBPROTOCOL_STREAMS`; a v0.11 decoder
+//! rejects them as an unknown type): an old source's forwarder numbers the
+//! events it sends on after cut-over, so the new node takes each exactly
+//! once however often a batch is re-sent and acknowledges by index
+//! (`machines.rs`, "forwarding").
 //!
 //! Reason payloads: StateFailed (3) and IdentityTransportFailed (5) carry
 //! `len u16 ‖ UTF-8`; NotReadyTimeout (6) carries `attempts u8`; the other
@@ -56,6 +65,10 @@ pub mod msg_type {
     pub const ACTIVATE_TARGET: u8 = 8;
     /// ActivateAck.
     pub const ACTIVATE_ACK: u8 = 9;
+    /// ForwardedEvents (Net only).
+    pub const FORWARDED_EVENTS: u8 = 10;
+    /// ForwardAck (Net only).
+    pub const FORWARD_ACK: u8 = 11;
 }
 
 /// MigrationFailed reason codes.
@@ -91,7 +104,7 @@ pub const MAX_REASON_LEN: usize = u16::MAX as usize;
 
 /// Fixed size of each message type (or its minimum, for the variable ones),
 /// indexed by type byte.
-pub const MIN_SIZE: [usize; 10] = [17, 29, 17, 17, 17, 9, 11, 13, 9, 17];
+pub const MIN_SIZE: [usize; 12] = [17, 29, 17, 17, 17, 9, 11, 13, 9, 17, 29, 25];
 
 /// Why migration bytes were rejected or a message could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -320,6 +333,29 @@ pub enum MigrationMessage {
         /// The target's replay watermark.
         replayed_seq: u64,
     },
+    /// Net only: old source → the daemon's new node, events delivered to
+    /// the old source after cut-over, numbered from `first` within the
+    /// forwarding `stream`.
+    ForwardedEvents {
+        /// The daemon.
+        origin: u64,
+        /// The forwarding (one per cut-over at the sender).
+        stream: u64,
+        /// Index of the first event within the stream.
+        first: u64,
+        /// The events, in order.
+        events: Vec<CausalEvent>,
+    },
+    /// Net only: new node → old source, every event of `stream` below
+    /// index `next` is taken.
+    ForwardAck {
+        /// The daemon.
+        origin: u64,
+        /// The forwarding.
+        stream: u64,
+        /// Events taken (the index expected next).
+        next: u64,
+    },
 }
 
 impl MigrationMessage {
@@ -335,7 +371,9 @@ impl MigrationMessage {
             | Self::MigrationFailed { origin, .. }
             | Self::BufferedEvents { origin, .. }
             | Self::ActivateTarget { origin }
-            | Self::ActivateAck { origin, .. } => *origin,
+            | Self::ActivateAck { origin, .. }
+            | Self::ForwardedEvents { origin, .. }
+            | Self::ForwardAck { origin, .. } => *origin,
         }
     }
 
@@ -353,6 +391,8 @@ impl MigrationMessage {
             Self::BufferedEvents { .. } => BUFFERED_EVENTS,
             Self::ActivateTarget { .. } => ACTIVATE_TARGET,
             Self::ActivateAck { .. } => ACTIVATE_ACK,
+            Self::ForwardedEvents { .. } => FORWARDED_EVENTS,
+            Self::ForwardAck { .. } => FORWARD_ACK,
         }
     }
 
@@ -414,7 +454,21 @@ impl MigrationMessage {
                 out.extend_from_slice(&reason.code().to_le_bytes());
                 reason.encode_payload(&mut out)?;
             }
-            Self::BufferedEvents { events, .. } => encode_events(&mut out, events)?,
+            Self::BufferedEvents { events, .. } => encode_events(&mut out, events.iter())?,
+            Self::ForwardedEvents {
+                stream,
+                first,
+                events,
+                ..
+            } => {
+                put(*stream);
+                put(*first);
+                encode_events(&mut out, events.iter())?;
+            }
+            Self::ForwardAck { stream, next, .. } => {
+                put(*stream);
+                put(*next);
+            }
         }
         Ok(out)
     }
@@ -491,6 +545,17 @@ impl MigrationMessage {
                 origin,
                 replayed_seq: r.u64("replayed_seq")?,
             },
+            FORWARDED_EVENTS => Self::ForwardedEvents {
+                origin,
+                stream: r.u64("stream")?,
+                first: r.u64("first")?,
+                events: decode_events(&mut r)?,
+            },
+            FORWARD_ACK => Self::ForwardAck {
+                origin,
+                stream: r.u64("stream")?,
+                next: r.u64("next")?,
+            },
             other => return Err(MigrationWireError::UnknownType(other)),
         };
         Ok((msg, 1 + r.position()))
@@ -504,7 +569,30 @@ fn check_chunk(index: u32, total: u32, len: usize) -> Result<(), MigrationWireEr
     Ok(())
 }
 
-fn encode_events(out: &mut Vec<u8>, events: &[CausalEvent]) -> Result<(), MigrationWireError> {
+/// A ForwardedEvents message of `events` (borrowed from the forwarder's
+/// queue): the same bytes as [`MigrationMessage::encode`] of one.
+///
+/// # Errors
+/// As [`MigrationMessage::encode`].
+pub(crate) fn encode_forwarded_events<'a>(
+    origin: u64,
+    stream: u64,
+    first: u64,
+    events: impl ExactSizeIterator<Item = &'a CausalEvent>,
+) -> Result<Vec<u8>, MigrationWireError> {
+    let mut out = Vec::with_capacity(MIN_SIZE[msg_type::FORWARDED_EVENTS as usize]);
+    out.push(msg_type::FORWARDED_EVENTS);
+    for field in [origin, stream, first] {
+        out.extend_from_slice(&field.to_le_bytes());
+    }
+    encode_events(&mut out, events)?;
+    Ok(out)
+}
+
+fn encode_events<'a>(
+    out: &mut Vec<u8>,
+    events: impl ExactSizeIterator<Item = &'a CausalEvent>,
+) -> Result<(), MigrationWireError> {
     if events.len() > MAX_BUFFERED_EVENTS as usize {
         return Err(MigrationWireError::TooManyEvents {
             count: events.len() as u64,
@@ -689,6 +777,23 @@ mod tests {
                 origin: ORIGIN,
                 replayed_seq: 13,
             },
+            ForwardedEvents {
+                origin: ORIGIN,
+                stream: 7,
+                first: 0,
+                events: vec![],
+            },
+            ForwardedEvents {
+                origin: ORIGIN,
+                stream: u64::MAX,
+                first: 1 << 40,
+                events: vec![event(11, b"x"), event(12, &[2; 500])],
+            },
+            ForwardAck {
+                origin: ORIGIN,
+                stream: 7,
+                next: 3,
+            },
         ];
         all.extend(every_reason().into_iter().map(|reason| MigrationFailed {
             origin: ORIGIN,
@@ -714,7 +819,7 @@ mod tests {
                 codes.insert(reason.code());
             }
         }
-        assert_eq!(types.len(), 10);
+        assert_eq!(types.len(), 12);
         assert_eq!(codes.len(), 7);
     }
 
@@ -761,6 +866,14 @@ mod tests {
                     replayed_seq: 13,
                 },
                 format!("09 {ORIGIN_LE} 0d00000000000000"),
+            ),
+            (
+                ForwardAck {
+                    origin: ORIGIN,
+                    stream: 2,
+                    next: 3,
+                },
+                format!("0b {ORIGIN_LE} 0200000000000000 0300000000000000"),
             ),
         ];
         for (msg, expected) in cases {
@@ -831,12 +944,35 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_events_encoded_from_a_queue_equal_the_message() {
+        let events = [event(5, b"a"), event(6, &[9; 40]), event(7, b"")];
+        let queue: std::collections::VecDeque<CausalEvent> = events.iter().cloned().collect();
+        let bytes = encode_forwarded_events(ORIGIN, 3, 12, queue.range(1..)).unwrap();
+        let msg = MigrationMessage::ForwardedEvents {
+            origin: ORIGIN,
+            stream: 3,
+            first: 12,
+            events: events[1..].to_vec(),
+        };
+        assert_eq!(bytes, msg.encode().unwrap());
+        assert_eq!(
+            &bytes[..29],
+            &hex(&format!(
+                "0a {ORIGIN_LE} 0300000000000000 0c00000000000000 02000000"
+            ))[..]
+        );
+        for cut in 0..bytes.len() {
+            assert!(MigrationMessage::decode(&bytes[..cut]).is_err(), "{cut}");
+        }
+    }
+
+    #[test]
     fn unknown_types_and_codes_are_rejected() {
         assert_eq!(
             MigrationMessage::decode(&[]),
             Err(MigrationWireError::Empty)
         );
-        for kind in [10u8, 0x7f, 0xff] {
+        for kind in [12u8, 0x7f, 0xff] {
             let mut bytes = vec![kind];
             bytes.extend_from_slice(&[0; 40]);
             assert_eq!(

@@ -1,5 +1,6 @@
-//! Snapshot chunks to Net peers over a subprotocol stream (Net to Net
-//! only, negotiated by the hello flag `FLAG_SUBPROTOCOL_STREAMS`).
+//! Snapshot chunks, and events forwarded after cut-over, to Net peers over
+//! a subprotocol stream (Net to Net only, negotiated by the hello flag
+//! `FLAG_SUBPROTOCOL_STREAMS`).
 //!
 //! v0.11 sends every SnapshotReady chunk as one unacknowledged datagram: a
 //! chunk lost to a full socket buffer costs a whole re-send of the
@@ -12,13 +13,15 @@
 //! worker; chunks queued for the same peer go out in one call.
 //!
 //! A send that fails (the peer went away, the deadline passed) drops the
-//! chunks queued for that peer; the orchestrator's retransmission (a whole
-//! re-send once the transfer has settled) covers them, as it covers lost
-//! datagrams.
+//! messages queued for that peer and counts a failure for it
+//! ([`BulkSender::failures`]); the orchestrator's retransmission (a whole
+//! re-send once the transfer has settled) covers lost chunks, as it covers
+//! lost datagrams, and a forwarder re-sends what is unacknowledged when it
+//! sees the count move.
 //!
 //! [`MeshNode::send_subprotocol_stream`]: crate::mesh::MeshNode::send_subprotocol_stream
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -70,13 +73,36 @@ impl std::ops::Deref for Chunk {
 /// Chunks per stream call (each call waits for credit packet by packet).
 const SEND_BATCH: usize = 64;
 
-/// The chunks waiting for the stream thread, and when the last batch was
-/// out.
+/// A message waiting for the stream thread.
+struct Queued {
+    to: u64,
+    message: Chunk,
+    /// A snapshot chunk (counted in `Inner::pending`), not forwarded events.
+    chunk: bool,
+}
+
+/// The messages waiting for the stream thread, when the last snapshot
+/// chunk was out, and the failed sends per peer.
 #[derive(Default)]
 struct Queue {
-    chunks: VecDeque<(u64, Chunk)>,
+    messages: VecDeque<Queued>,
     drained: Option<Instant>,
+    failures: HashMap<u64, u64>,
     stop: bool,
+}
+
+impl Queue {
+    /// Drops everything queued for `to`; returns how many snapshot chunks
+    /// that was.
+    fn drop_peer(&mut self, to: u64) -> usize {
+        let mut chunks = 0;
+        self.messages.retain(|queued| {
+            let keep = queued.to != to;
+            chunks += usize::from(!keep && queued.chunk);
+            keep
+        });
+        chunks
+    }
 }
 
 struct Inner {
@@ -86,7 +112,7 @@ struct Inner {
     ready: Condvar,
     /// Whether any chunk was ever queued (the thread starts on the first).
     started: AtomicBool,
-    /// Chunks queued or being sent.
+    /// Snapshot chunks queued or being sent.
     pending: AtomicUsize,
 }
 
@@ -115,20 +141,39 @@ impl BulkSender {
         }
     }
 
-    /// Whether chunks for `to` go through here (a Net peer that takes
+    /// Whether messages for `to` go through here (a Net peer that takes
     /// subprotocol streams).
     pub(crate) fn takes(&self, to: u64) -> bool {
         self.transport.takes_streams(to)
     }
 
-    /// Queues `chunk` for `to`.
+    /// Queues snapshot chunk `chunk` for `to`.
     pub(crate) fn push(&self, to: u64, chunk: &Chunk) {
+        self.queue(to, chunk.clone(), true);
+    }
+
+    /// Queues another message for `to` (forwarded events): not counted in
+    /// [`drained_since`](Self::drained_since), which times snapshot
+    /// re-sends.
+    pub(crate) fn push_message(&self, to: u64, message: Vec<u8>) {
+        self.queue(to, Chunk::whole(message), false);
+    }
+
+    /// Stream sends to `to` that failed so far (their messages were
+    /// dropped).
+    pub(crate) fn failures(&self, to: u64) -> u64 {
+        self.lock().failures.get(&to).copied().unwrap_or(0)
+    }
+
+    fn queue(&self, to: u64, message: Chunk, chunk: bool) {
         let mut queue = self.lock();
         if queue.stop {
             return;
         }
-        queue.chunks.push_back((to, chunk.clone()));
-        self.inner.pending.fetch_add(1, Ordering::Relaxed);
+        queue.messages.push_back(Queued { to, message, chunk });
+        if chunk {
+            self.inner.pending.fetch_add(1, Ordering::Relaxed);
+        }
         drop(queue);
         if !self.inner.started.swap(true, Ordering::Relaxed) {
             self.start();
@@ -136,8 +181,8 @@ impl BulkSender {
         self.inner.ready.notify_one();
     }
 
-    /// Whether every queued chunk is out, and since when (`None`: never
-    /// drained, or still sending).
+    /// Whether every queued snapshot chunk is out, and since when
+    /// (`None`: never drained, or still sending).
     pub(crate) fn drained_since(&self) -> Result<Option<Instant>, ()> {
         if self.inner.pending.load(Ordering::Relaxed) > 0 {
             return Err(());
@@ -188,9 +233,8 @@ impl BulkSender {
                 tracing::error!(error = %e, "bulk sender thread did not start");
                 let mut queue = self.lock();
                 queue.stop = true;
-                let dropped = queue.chunks.len();
-                queue.chunks.clear();
-                self.inner.pending.fetch_sub(dropped, Ordering::Relaxed);
+                queue.messages.clear();
+                self.inner.pending.store(0, Ordering::Relaxed);
             }
         }
     }
@@ -202,20 +246,19 @@ impl Drop for BulkSender {
     }
 }
 
-/// The thread: takes every chunk queued for the first waiting peer and
+/// The thread: takes every message queued for the first waiting peer and
 /// sends them, [`SEND_BATCH`] per stream call.
 fn run(inner: &Inner, transport: &dyn MigrationTransport, timeout: Duration) {
     loop {
-        let (to, batch) = {
+        let (to, batch, chunks) = {
             let mut queue = inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
             loop {
                 if queue.stop {
-                    let dropped = queue.chunks.len();
-                    queue.chunks.clear();
-                    inner.pending.fetch_sub(dropped, Ordering::Relaxed);
+                    queue.messages.clear();
+                    inner.pending.store(0, Ordering::Relaxed);
                     return;
                 }
-                if !queue.chunks.is_empty() {
+                if !queue.messages.is_empty() {
                     break;
                 }
                 queue = inner
@@ -223,34 +266,34 @@ fn run(inner: &Inner, transport: &dyn MigrationTransport, timeout: Duration) {
                     .wait(queue)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            let to = queue.chunks[0].0;
+            let to = queue.messages[0].to;
             let mut batch = Vec::new();
-            queue.chunks.retain(|(peer, chunk)| {
-                if *peer == to {
-                    batch.push(chunk.clone());
+            let mut chunks = 0;
+            queue.messages.retain(|queued| {
+                if queued.to == to {
+                    batch.push(queued.message.clone());
+                    chunks += usize::from(queued.chunk);
                     false
                 } else {
                     true
                 }
             });
-            (to, batch)
+            (to, batch, chunks)
         };
         let messages: Vec<&[u8]> = batch.iter().map(|c| &**c).collect();
         let sent = messages.chunks(SEND_BATCH).try_for_each(|part| {
             transport.send_stream(to, part, Instant::now() + timeout, &inner.cancel)
         });
-        if let Err(e) = sent {
-            tracing::debug!(to, error = %e, chunks = batch.len(), "snapshot chunks not sent");
-            // What else waits for the same peer would wait as long.
-            let mut queue = inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            let before = queue.chunks.len();
-            queue.chunks.retain(|(peer, _)| *peer != to);
-            let dropped = before - queue.chunks.len();
-            inner.pending.fetch_sub(dropped, Ordering::Relaxed);
-        }
         let mut queue = inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.pending.fetch_sub(batch.len(), Ordering::Relaxed);
-        if queue.chunks.is_empty() {
+        if let Err(e) = sent {
+            tracing::debug!(to, error = %e, messages = batch.len(), "stream messages not sent");
+            // What else waits for the same peer would wait as long.
+            let dropped = queue.drop_peer(to);
+            inner.pending.fetch_sub(dropped, Ordering::Relaxed);
+            *queue.failures.entry(to).or_insert(0) += 1;
+        }
+        inner.pending.fetch_sub(chunks, Ordering::Relaxed);
+        if chunks > 0 && !queue.messages.iter().any(|queued| queued.chunk) {
             queue.drained = Some(Instant::now());
         }
     }

@@ -10,7 +10,7 @@
 //! | Snapshot | TakeSnapshot → S | S snapshots, starts capturing, sends every SnapshotReady chunk → O |
 //! | Transfer | each chunk, unchanged → T (all chunks again on retry) | T reassembles, restores (held, not yet running), RestoreComplete → O |
 //! | Restore → Replay | BufferedEvents (its own, empty) → T | T replays, ReplayComplete → O |
-//! | Cutover | CutoverNotify → S | S stops the daemon, forwards its captured events → T (re-sent until T's ReplayComplete → S), then CleanupComplete → O |
+//! | Cutover | CutoverNotify → S | S stops the daemon, forwards its captured events → T (until T acknowledges them, `forward.rs`), then CleanupComplete → O |
 //! | Complete | ActivateTarget → T | T drains, registers the daemon, ActivateAck → O; O's record ends |
 //!
 //! Departures from v0.11 (§2.7, §8):
@@ -27,22 +27,26 @@
 //!   them at most once per retry interval;
 //! - every refusal gets a MigrationFailed reply (daemon missing at the
 //!   source, a second migration, a missing factory, restore failures);
-//! - the source's captured events go to the target as BufferedEvents that
-//!   the source re-sends until the target's ReplayComplete, and only then
-//!   is CleanupComplete sent, so the target is activated only after it has
-//!   every captured event (v0.11's final batch could lose the race);
-//! - the target answers BufferedEvents to their **sender** with
-//!   ReplayComplete{replayed_seq = events it has taken for the daemon so
-//!   far, duplicates excluded} — a count the source compares with what it
-//!   sent (v0.11: the last replayed inbound sequence, to the orchestrator);
+//! - the source's captured events, and every event delivered to it after
+//!   cut-over, go on to the target through a forwarder (`forward.rs`) until
+//!   the target acknowledges them, and CleanupComplete is sent only once
+//!   the captured ones are, so the target is activated only after it has
+//!   every captured event (v0.11's final batch could lose the race).
+//!   Between Net nodes: numbered ForwardedEvents on the subprotocol
+//!   stream, a window in flight, acknowledged by index (ForwardAck).
+//!   Towards v0.11: BufferedEvents, one batch at a time, which the target
+//!   answers to their **sender** with ReplayComplete{replayed_seq = events
+//!   it has taken for the daemon so far, duplicates excluded} — a count the
+//!   source compares with what it sent (v0.11: the last replayed inbound
+//!   sequence, to the orchestrator);
 //! - the restored daemon is not registered until ActivateTarget, so local
 //!   deliveries on the target before that go through the replay buffer in
 //!   (producer, sequence) order;
-//! - after activation the target keeps accepting BufferedEvents for the
-//!   daemon (events forwarded by the old source), applying each event
-//!   above its producer's applied watermark once — through the same
-//!   migration-aware path as a local delivery, so a daemon leaving again
-//!   captures them or forwards them on;
+//! - after activation the target keeps accepting forwarded events for the
+//!   daemon, applying each event above its producer's applied watermark
+//!   once — in batches while the daemon stays, through the same
+//!   migration-aware path as a local delivery while it is leaving again
+//!   (captured, or forwarded on);
 //! - a forwarder on the node the daemon is being restored on pauses, and
 //!   what it holds joins the replay at activation (resumes on an abort);
 //! - a target refuses one snapshot once (its payload hash is remembered):
@@ -66,10 +70,11 @@ use crate::compute::snapshot::{decode_owned_migration_payload, encode_migration_
 use crate::compute::{BatchWait, CausalEvent, DaemonError, DaemonHost};
 use xxhash_rust::xxh3::xxh3_64;
 
+mod forward;
+use forward::{Forwarder, Inbound};
+
 /// Most BufferedEvents bytes per message, so one message fits a packet.
 const MAX_BATCH_BYTES: usize = 7_000;
-/// Fixed bytes of one event in BufferedEvents: link 32 ‖ len 4 ‖ received_at 8.
-const EVENT_OVERHEAD: usize = 44;
 /// Snapshot chunks encoded (and sent) at a time: ~450 KiB.
 const ENCODE_GROUP: u32 = 64;
 /// How many times an abort is announced (MigrationFailed has no reply).
@@ -103,35 +108,6 @@ struct SourceRecord {
     chunks_sent: Instant,
     /// After cut-over: the forwarder count CleanupComplete waits for.
     cutover_mark: Option<u64>,
-}
-
-/// Events the old source forwards to the daemon's new node, in order, one
-/// batch in flight, re-sent until acknowledged.
-#[derive(Debug)]
-struct Forwarder {
-    target: u64,
-    queue: VecDeque<CausalEvent>,
-    /// Events put in batches so far (sent or in flight).
-    sent: u64,
-    /// Events ever enqueued.
-    enqueued: u64,
-    /// The target's last acknowledged count.
-    acked: u64,
-    in_flight: Option<InFlight>,
-    /// The daemon is being restored here: new events wait in the queue
-    /// (sent on if the restore is aborted, replayed here once activated),
-    /// so none makes a round trip through the node it is leaving and
-    /// comes back after later ones were applied here.
-    paused: bool,
-}
-
-/// The forwarder's unacknowledged batch: its bytes for retransmission and
-/// its events, handed to the replay if the daemon comes back here first.
-#[derive(Debug)]
-struct InFlight {
-    bytes: Vec<u8>,
-    events: Vec<CausalEvent>,
-    last_sent: Instant,
 }
 
 #[derive(Debug)]
@@ -218,6 +194,10 @@ pub(crate) struct State {
     finished: HashMap<u64, MigrationStatus>,
     sources: HashMap<u64, SourceRecord>,
     forwarders: HashMap<u64, Forwarder>,
+    /// Forwardings this node receives, by (origin, sender).
+    forwarded_in: HashMap<(u64, u64), Inbound>,
+    /// The last forwarding id handed out here.
+    forward_streams: u64,
     targets: HashMap<u64, TargetRecord>,
     activated: HashMap<u64, Activated>,
     refused: HashMap<u64, Refusal>,
@@ -245,7 +225,7 @@ impl State {
     pub(crate) fn unacknowledged_forwards(&self, origin: u64) -> u64 {
         self.forwarders
             .get(&origin)
-            .map_or(0, |f| f.enqueued.saturating_sub(f.acked))
+            .map_or(0, Forwarder::unacknowledged)
     }
 }
 
@@ -391,9 +371,8 @@ fn deliver_locked(
         };
     }
     if let Some(forwarder) = state.forwarders.get_mut(&origin) {
-        forwarder.queue.push_back(event);
-        forwarder.enqueued += 1;
-        pump_forwarder(shared, origin, forwarder, Instant::now(), false);
+        forwarder.push(event, shared.config.max_forwarded)?;
+        forwarder.pump(shared, origin, Instant::now());
         return Ok(DeliveryOutcome::Forwarded);
     }
     if let Some(target) = state.targets.get_mut(&origin) {
@@ -452,53 +431,6 @@ fn process_local(
 ) -> Result<DeliveryOutcome, ComputeError> {
     let outputs = shared.registry.deliver(origin, event)?;
     Ok(shared.hand_out(outputs, sink))
-}
-
-/// Sends the forwarder's next batch if none is in flight (or re-sends the
-/// one in flight when `retransmit` and it is due).
-fn pump_forwarder(
-    shared: &Shared,
-    origin: u64,
-    forwarder: &mut Forwarder,
-    now: Instant,
-    retransmit: bool,
-) {
-    if forwarder.in_flight.is_some() && forwarder.acked >= forwarder.sent {
-        forwarder.in_flight = None;
-    }
-    if let Some(in_flight) = &mut forwarder.in_flight {
-        if retransmit && now.duration_since(in_flight.last_sent) >= shared.config.retry_interval {
-            in_flight.last_sent = now;
-            send_bytes(shared, forwarder.target, &in_flight.bytes);
-        }
-        return;
-    }
-    if forwarder.queue.is_empty() || forwarder.paused {
-        return;
-    }
-    let mut events = Vec::new();
-    let mut bytes = 0;
-    while let Some(next) = forwarder.queue.front() {
-        let size = EVENT_OVERHEAD + next.payload.len();
-        if !events.is_empty() && bytes + size > MAX_BATCH_BYTES {
-            break;
-        }
-        bytes += size;
-        events.extend(forwarder.queue.pop_front());
-    }
-    forwarder.sent += events.len() as u64;
-    let message = MigrationMessage::BufferedEvents {
-        origin,
-        events: events.clone(),
-    };
-    if let Some(bytes) = encode(&message) {
-        send_bytes(shared, forwarder.target, &bytes);
-        forwarder.in_flight = Some(InFlight {
-            bytes,
-            events,
-            last_sent: now,
-        });
-    }
 }
 
 // ----------------------------------------------------------- orchestrator
@@ -966,19 +898,16 @@ fn on_cutover(
         if let Err(e) = shared.registry.unregister(origin) {
             tracing::warn!(origin, error = %e, "source daemon already gone at cut-over");
         }
-        let forwarder = state.forwarders.entry(origin).or_insert(Forwarder {
-            target,
-            queue: VecDeque::new(),
-            sent: 0,
-            enqueued: 0,
-            acked: 0,
-            in_flight: None,
-            paused: false,
-        });
-        forwarder.enqueued += captured.len() as u64;
-        forwarder.queue.extend(captured);
-        let mark = forwarder.enqueued;
-        pump_forwarder(shared, origin, forwarder, now, false);
+        if !state.forwarders.contains_key(&origin) {
+            let forwarder = Forwarder::new(shared, state, target, now);
+            state.forwarders.insert(origin, forwarder);
+        }
+        let Some(forwarder) = state.forwarders.get_mut(&origin) else {
+            return;
+        };
+        forwarder.extend(captured);
+        let mark = forwarder.enqueued();
+        forwarder.pump(shared, origin, now);
         if let Some(source) = state.sources.get_mut(&origin) {
             source.cutover_mark = Some(mark);
         }
@@ -1005,12 +934,15 @@ fn maybe_cleanup_complete(shared: &Shared, state: &State, origin: u64) {
     }
 }
 
+/// An acknowledgement for the forwarder of `origin` from `from`:
+/// ForwardAck (`Ok((stream, next))`) or a v0.11 node's ReplayComplete
+/// count (`Err(count)`).
 fn on_forward_ack(
     shared: &Shared,
     state: &mut State,
     from: u64,
     origin: u64,
-    count: u64,
+    ack: Result<(u64, u64), u64>,
     now: Instant,
 ) {
     let Some(forwarder) = state.forwarders.get_mut(&origin) else {
@@ -1020,10 +952,17 @@ fn on_forward_ack(
         return;
     }
     let before = forwarder.acked;
-    forwarder.acked = forwarder.acked.max(count);
-    pump_forwarder(shared, origin, forwarder, now, false);
+    let moved = match ack {
+        Ok((stream, next)) => forwarder.on_ack(stream, next, now),
+        Err(count) => forwarder.on_count(count),
+    };
+    if !moved {
+        return;
+    }
+    let acked = forwarder.acked;
+    forwarder.pump(shared, origin, now);
     let mark = state.sources.get(&origin).and_then(|s| s.cutover_mark);
-    if mark.is_some_and(|m| before < m && count >= m) {
+    if mark.is_some_and(|m| before < m && acked >= m) {
         maybe_cleanup_complete(shared, state, origin);
     }
 }
@@ -1060,7 +999,7 @@ fn source_tick(shared: &Shared, state: &mut State, now: Instant) {
         abort_source(shared, state, origin);
     }
     for (&origin, forwarder) in &mut state.forwarders {
-        pump_forwarder(shared, origin, forwarder, now, true);
+        forwarder.tick(shared, origin, now);
     }
 }
 
@@ -1160,7 +1099,7 @@ fn on_snapshot_ready(
         Err(reason) => {
             if let Some(forwarder) = state.forwarders.get_mut(&origin) {
                 forwarder.paused = false;
-                pump_forwarder(shared, origin, forwarder, now, false);
+                forwarder.pump(shared, origin, now);
             }
             state.refused.insert(
                 origin,
@@ -1292,8 +1231,7 @@ fn on_activate(shared: &Shared, state: &mut State, from: u64, origin: u64) {
         // its last node: those not acknowledged join the replay (what the
         // last node applied or sent on is a duplicate there).
         if let Some(forwarder) = state.forwarders.remove(&origin) {
-            let pending = forwarder.in_flight.map(|f| f.events).unwrap_or_default();
-            for event in pending.into_iter().chain(forwarder.queue) {
+            for event in forwarder.into_pending() {
                 if let Err(e) = target.replay.insert(event) {
                     tracing::warn!(origin, error = %e, "replay buffer full");
                 }
@@ -1356,7 +1294,7 @@ fn on_failed(shared: &Shared, state: &mut State, from: u64, origin: u64) {
         // The daemon stays where it was: events held for it go on there.
         if let Some(forwarder) = state.forwarders.get_mut(&origin) {
             forwarder.paused = false;
-            pump_forwarder(shared, origin, forwarder, Instant::now(), false);
+            forwarder.pump(shared, origin, Instant::now());
         }
     }
 }
@@ -1420,7 +1358,18 @@ pub(super) fn handle(shared: &Shared, from: u64, bytes: Vec<u8>, now: Instant) {
             on_buffered_events(shared, &mut state, from, origin, events);
         }
         MigrationMessage::ReplayComplete { replayed_seq, .. } => {
-            on_forward_ack(shared, &mut state, from, origin, replayed_seq, now);
+            on_forward_ack(shared, &mut state, from, origin, Err(replayed_seq), now);
+        }
+        MigrationMessage::ForwardedEvents {
+            stream,
+            first,
+            events,
+            ..
+        } => {
+            forward::on_forwarded_events(shared, &mut state, from, origin, stream, first, events);
+        }
+        MigrationMessage::ForwardAck { stream, next, .. } => {
+            on_forward_ack(shared, &mut state, from, origin, Ok((stream, next)), now);
         }
         MigrationMessage::CutoverNotify { target_node, .. } => {
             on_cutover(shared, &mut state, from, origin, target_node, now);

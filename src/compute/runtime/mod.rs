@@ -149,6 +149,11 @@ pub struct RuntimeConfig {
     /// costs a whole re-send; unpaced, a 64 MiB snapshot on a loaded
     /// machine lost chunks and took 1–3.5 s on loopback, paced ~0.75 s.
     pub transfer_rate: u64,
+    /// Events an old source holds for the daemon's new node, delivered and
+    /// not yet acknowledged there (default 1 000 000, as the capture
+    /// buffer); beyond it a delivery is refused with
+    /// [`ComputeError::Buffer`] until the new node catches up.
+    pub max_forwarded: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -160,6 +165,7 @@ impl Default for RuntimeConfig {
             send_extension: true,
             output_capacity: 65_536,
             transfer_rate: 256 << 20,
+            max_forwarded: 1_000_000,
         }
     }
 }
