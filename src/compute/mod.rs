@@ -55,6 +55,7 @@ pub mod groups;
 pub mod host;
 pub mod ledger;
 pub mod migration;
+pub(crate) mod prefault;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;

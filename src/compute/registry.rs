@@ -28,7 +28,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use crate::compute::daemon::{BatchWait, CausalEvent, DaemonError};
@@ -54,7 +54,15 @@ struct Slot {
 thread_local! {
     /// Addresses of the slots whose lock this thread holds.
     static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The slot this thread looked up last: (registry id, origin, slot). A
+    /// thread delivering to one daemon skips the map's lock and lookup. A
+    /// weak reference, so a dropped registry's daemons are dropped with it;
+    /// a retired slot is never used (looked up again).
+    static LAST: RefCell<Option<(u64, u64, Weak<Slot>)>> = const { RefCell::new(None) };
 }
+
+/// Registry ids for `LAST` (an address could be reused by a later registry).
+static NEXT_REGISTRY_ID: AtomicU64 = AtomicU64::new(1);
 
 fn slot_id(slot: &Arc<Slot>) -> usize {
     Arc::as_ptr(slot) as usize
@@ -91,8 +99,10 @@ impl Drop for SlotGuard<'_> {
 }
 
 /// A node's daemons; see the module doc.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DaemonRegistry {
+    /// Unique in the process (`LAST`).
+    id: u64,
     map: Mutex<SlotMap>,
     /// Changes so far (deliveries, registrations, removals, wake-ups):
     /// waiters sleep on `changed` until it moves. A delivery only bumps
@@ -107,6 +117,21 @@ pub struct DaemonRegistry {
     mutators_waiting: std::sync::atomic::AtomicUsize,
 }
 
+impl Default for DaemonRegistry {
+    fn default() -> Self {
+        Self {
+            id: NEXT_REGISTRY_ID.fetch_add(1, Ordering::Relaxed),
+            map: Mutex::default(),
+            changes: AtomicU64::new(0),
+            waiters: AtomicUsize::new(0),
+            wait_lock: Mutex::new(()),
+            changed: Condvar::new(),
+            #[cfg(test)]
+            mutators_waiting: AtomicUsize::new(0),
+        }
+    }
+}
+
 impl DaemonRegistry {
     /// An empty registry.
     pub fn new() -> Self {
@@ -118,10 +143,29 @@ impl DaemonRegistry {
     }
 
     fn lookup(&self, origin: u64) -> Result<Arc<Slot>, DaemonError> {
-        self.map()
+        let last = LAST
+            .try_with(|last| match &*last.borrow() {
+                Some((id, at, slot)) if *id == self.id && *at == origin => slot.upgrade(),
+                _ => None,
+            })
+            .ok()
+            .flatten();
+        // A slot retired before this check is looked up again; one retired
+        // after it is as if looked up just before (`run_locked` sees it).
+        if let Some(slot) = last
+            && !slot.retired.load(Ordering::Acquire)
+        {
+            return Ok(slot);
+        }
+        let slot = self
+            .map()
             .get(&origin)
             .cloned()
-            .ok_or(DaemonError::NotFound(origin))
+            .ok_or(DaemonError::NotFound(origin))?;
+        let _ = LAST.try_with(|last| {
+            *last.borrow_mut() = Some((self.id, origin, Arc::downgrade(&slot)));
+        });
+        Ok(slot)
     }
 
     fn new_slot(host: DaemonHost) -> Arc<Slot> {
@@ -393,6 +437,69 @@ mod tests {
 
     fn ev(seq: u64) -> CausalEvent {
         CausalEvent::bare(42, seq, b"e".to_vec())
+    }
+
+    /// The thread's last-slot shortcut never delivers to a replaced or
+    /// removed host, or to another registry's host of the same origin, and
+    /// does not keep a dropped registry's daemons alive.
+    #[test]
+    fn the_last_slot_shortcut_follows_replacements_and_registries() {
+        let processed = |registry: &DaemonRegistry, origin| {
+            registry
+                .with_host(origin, |h| h.stats().events_processed)
+                .unwrap()
+        };
+        let registry = DaemonRegistry::new();
+        let origin = host(1).origin_hash();
+        registry.register(host(1)).unwrap();
+        registry.deliver(origin, &ev(1)).unwrap();
+        registry.deliver(origin, &ev(2)).unwrap();
+        assert_eq!(processed(&registry, origin), 2);
+        // Replaced: the next delivery reaches the new host.
+        registry.unregister(origin).unwrap();
+        assert_eq!(
+            registry.deliver(origin, &ev(3)),
+            Err(DaemonError::NotFound(origin))
+        );
+        registry.register(host(1)).unwrap();
+        registry.deliver(origin, &ev(1)).unwrap();
+        assert_eq!(processed(&registry, origin), 1);
+        // Another registry with the same origin, used in turns.
+        let other = DaemonRegistry::new();
+        other.register(host(1)).unwrap();
+        for seq in 1..=3 {
+            other.deliver(origin, &ev(seq)).unwrap();
+            if seq < 3 {
+                registry.deliver(origin, &ev(seq + 1)).unwrap();
+            }
+        }
+        assert_eq!(processed(&other, origin), 3);
+        assert_eq!(processed(&registry, origin), 3);
+        // A dropped registry's host is dropped, shortcut or not.
+        let kept = Arc::new(());
+        struct Holds(#[allow(dead_code)] Arc<()>);
+        impl crate::compute::MeshDaemon for Holds {
+            fn name(&self) -> &str {
+                "holds"
+            }
+            fn process(&mut self, _: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+                Ok(Vec::new())
+            }
+        }
+        let dropped = DaemonRegistry::new();
+        let holder = DaemonHost::new(
+            Box::new(Holds(Arc::clone(&kept))),
+            EntityKeypair::from_seed(&[9; 32]),
+        );
+        let holder_origin = holder.origin_hash();
+        dropped.register(holder).unwrap();
+        dropped.deliver(holder_origin, &ev(1)).unwrap();
+        drop(dropped);
+        assert_eq!(
+            Arc::strong_count(&kept),
+            1,
+            "the host outlived its registry"
+        );
     }
 
     #[test]

@@ -147,7 +147,8 @@ pub fn encode_snapshot_chunks(
     let header = MIN_SIZE[msg_type::SNAPSHOT_READY as usize];
     let first = indices.start as usize * MAX_CHUNK_LEN;
     let bytes = (indices.end as usize * MAX_CHUNK_LEN).min(len) - first.min(len);
-    let mut out = Vec::with_capacity(bytes + indices.len() * header);
+    let mut out = Vec::new();
+    crate::compute::prefault::reserve_prefaulted(&mut out, bytes + indices.len() * header);
     let mut ranges = Vec::with_capacity(indices.len());
     // The pieces from the first chunk's first byte on.
     let mut skip = first;
@@ -183,6 +184,9 @@ pub fn encode_snapshot_chunks(
     Ok((out, ranges))
 }
 
+/// Bytes of a reassembly buffer faulted in at a time.
+const PREFAULT_WINDOW: usize = 4 << 20;
+
 /// One snapshot being reassembled. Chunks arriving in index order (the
 /// usual case: one sender, one ordered stream) are appended to one buffer
 /// that becomes the snapshot as it is, with no copy at the end; chunks out
@@ -195,6 +199,9 @@ struct Partial {
     /// are exactly 7 000 bytes.
     in_order: Vec<u8>,
     in_order_count: u32,
+    /// `in_order` is faulted in up to here (`PREFAULT_WINDOW` at a time:
+    /// memory is committed as chunks arrive, not for a claimed total).
+    prefaulted: usize,
     /// Other chunks by index, every index ≥ `in_order_count`.
     chunks: BTreeMap<u32, Vec<u8>>,
     bytes: usize,
@@ -208,6 +215,7 @@ impl Partial {
             total,
             in_order: Vec::new(),
             in_order_count: 0,
+            prefaulted: 0,
             chunks: BTreeMap::new(),
             bytes: 0,
             last_activity: now,
@@ -247,6 +255,7 @@ impl Partial {
                 self.chunks.insert(i, chunk.to_vec());
             }
             self.in_order_count = 0;
+            self.prefaulted = 0;
             self.chunks.insert(index, bytes.to_vec());
             return;
         }
@@ -259,16 +268,24 @@ impl Partial {
                 .reserve((self.total as usize * MAX_CHUNK_LEN).min(reserve));
         }
         self.chunks.remove(&index);
-        self.in_order.extend_from_slice(bytes);
-        self.in_order_count += 1;
+        self.append(bytes);
         while let Some(next) = self.chunks.get(&self.in_order_count)
             && self.on_grid(self.in_order_count, next.len())
         {
             if let Some(next) = self.chunks.remove(&self.in_order_count) {
-                self.in_order.extend_from_slice(&next);
+                self.append(&next);
             }
-            self.in_order_count += 1;
         }
+    }
+
+    /// Appends the next in-order chunk.
+    fn append(&mut self, bytes: &[u8]) {
+        if self.in_order.len() + bytes.len() > self.prefaulted {
+            crate::compute::prefault::populate_spare(&mut self.in_order, PREFAULT_WINDOW);
+            self.prefaulted = self.in_order.len() + PREFAULT_WINDOW;
+        }
+        self.in_order.extend_from_slice(bytes);
+        self.in_order_count += 1;
     }
 
     /// The whole snapshot (every chunk held).

@@ -416,9 +416,7 @@ pub(super) fn deliver_batch(
     // Under the state lock, as for one event.
     let delivered = shared.registry.deliver_batch(origin, &events, wait)?;
     drop(state);
-    for outputs in delivered.outputs {
-        done.outcomes.push(shared.hand_out(outputs, sink));
-    }
+    done.outcomes = shared.hand_out_all(delivered.outputs, sink);
     done.error = delivered.error.map(ComputeError::Daemon);
     Ok(done)
 }

@@ -364,11 +364,56 @@ impl Shared {
         }
     }
 
+    /// [`hand_out`](Self::hand_out) of a batch's events, the outputs
+    /// queued under one hold of the queue's lock.
+    fn hand_out_all(
+        &self,
+        per_event: Vec<Vec<CausalEvent>>,
+        sink: machines::Outputs,
+    ) -> Vec<DeliveryOutcome> {
+        if !self.keeps_outputs() {
+            return per_event
+                .into_iter()
+                .map(|outputs| match sink {
+                    machines::Outputs::Returned => DeliveryOutcome::Processed(outputs),
+                    machines::Outputs::Queued => DeliveryOutcome::Processed(Vec::new()),
+                })
+                .collect();
+        }
+        let mut outcomes = Vec::with_capacity(per_event.len());
+        let mut queue = self.outputs.lock().unwrap_or_else(PoisonError::into_inner);
+        for outputs in per_event {
+            match sink {
+                machines::Outputs::Returned => {
+                    self.queue_outputs(&mut queue, outputs.iter().cloned());
+                    outcomes.push(DeliveryOutcome::Processed(outputs));
+                }
+                machines::Outputs::Queued => {
+                    self.queue_outputs(&mut queue, outputs);
+                    outcomes.push(DeliveryOutcome::Processed(Vec::new()));
+                }
+            }
+        }
+        self.wake_output_waiters(&queue);
+        outcomes
+    }
+
     fn push_outputs(&self, outputs: Vec<CausalEvent>) {
         if outputs.is_empty() || !self.keeps_outputs() {
             return;
         }
         let mut queue = self.outputs.lock().unwrap_or_else(PoisonError::into_inner);
+        self.queue_outputs(&mut queue, outputs);
+        self.wake_output_waiters(&queue);
+    }
+
+    /// Appends to the outputs queue, dropping (and counting) the oldest
+    /// beyond `output_capacity`.
+    fn queue_outputs(
+        &self,
+        queue: &mut VecDeque<CausalEvent>,
+        outputs: impl IntoIterator<Item = CausalEvent>,
+    ) {
         for output in outputs {
             if queue.len() >= self.config.output_capacity {
                 queue.pop_front();
@@ -376,6 +421,11 @@ impl Shared {
             }
             queue.push_back(output);
         }
+    }
+
+    /// Wakes `next_output` waiters; called with the queue's lock held, so
+    /// a waiter between its check and its sleep cannot miss it.
+    fn wake_output_waiters(&self, _queue: &MutexGuard<'_, VecDeque<CausalEvent>>) {
         if self.output_waiters.load(Ordering::Relaxed) > 0 {
             self.output_ready.notify_all();
         }

@@ -462,9 +462,7 @@ fn apply(shared: &Shared, origin: u64, events: Vec<CausalEvent>) -> u64 {
                 }
             };
         let applied = delivered.outputs.len();
-        for outputs in delivered.outputs {
-            shared.hand_out(outputs, Outputs::Queued);
-        }
+        shared.hand_out_all(delivered.outputs, Outputs::Queued);
         done += applied;
         match delivered.error {
             None => {}
