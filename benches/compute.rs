@@ -262,6 +262,27 @@ struct Site {
 }
 
 fn sites(n: usize) -> Vec<Site> {
+    sites_over(n, true)
+}
+
+/// The mesh as a transport that never uses subprotocol streams: migration
+/// messages as they go to a v0.11 node (one datagram each).
+struct DatagramsOnly(Arc<MeshNode>);
+
+impl MigrationTransport for DatagramsOnly {
+    fn local_node(&self) -> u64 {
+        self.0.node_id()
+    }
+
+    fn send(&self, to: u64, message: &[u8]) -> Result<(), MeshError> {
+        self.0
+            .send_subprotocol(to, net::wire::ids::MIGRATION, message)
+    }
+}
+
+/// `n` connected nodes with a runtime each; their migration messages use
+/// subprotocol streams between them when `streams`, else datagrams only.
+fn sites_over(n: usize, streams: bool) -> Vec<Site> {
     let sites: Vec<Site> = (0..n)
         .map(|_| {
             // Default 4 MiB socket buffers; slow heartbeats, long sessions.
@@ -269,7 +290,15 @@ fn sites(n: usize) -> Vec<Site> {
                 r#","heartbeat_interval_ms":200,"session_timeout_ms":10000"#,
             ));
             node.start().unwrap();
-            let runtime = ComputeRuntime::on_mesh(Arc::clone(&node), config()).unwrap();
+            let runtime = if streams {
+                ComputeRuntime::on_mesh(Arc::clone(&node), config()).unwrap()
+            } else {
+                let transport = Arc::new(DatagramsOnly(Arc::clone(&node)));
+                let runtime = ComputeRuntime::new(transport, config()).unwrap();
+                node.register_subprotocol(net::wire::ids::MIGRATION, runtime.handler())
+                    .unwrap();
+                runtime
+            };
             Site { node, runtime }
         })
         .collect();
@@ -535,6 +564,78 @@ fn tally_of(site: &Site, origin: u64) -> Option<(u64, u64)> {
         .flatten()
 }
 
+/// Events delivered at a daemon's old node after it moved: forwarded to
+/// the new node until the new node has applied them all, against the same
+/// events delivered at the new node directly. Events/s; ratio = forwarded
+/// rate / direct rate. Between Net nodes (`streams`): numbered
+/// ForwardedEvents on the subprotocol stream, a window in flight, applied
+/// in batches; else as towards v0.11: BufferedEvents, one batch in flight.
+fn forwarding_rate(streams: bool) {
+    let n: u64 = match (full(), streams) {
+        (false, _) => 2_000,
+        (true, true) => 200_000,
+        (true, false) => 20_000,
+    };
+    let sites = sites_over(2, streams);
+    let keypair = EntityKeypair::generate();
+    let origin = keypair.origin_hash();
+    sites[0]
+        .runtime
+        .spawn(DaemonHost::new(Box::new(Tally::default()), keypair.clone()))
+        .unwrap();
+    migrate(&sites[0], &sites[1], origin, &keypair, || {
+        Box::new(Tally::default())
+    })
+    .unwrap();
+    let processed = |site: &Site| {
+        site.runtime
+            .registry()
+            .with_host(origin, |h| h.stats().events_processed)
+            .unwrap()
+    };
+    let mut seq = 0u64;
+    let mut run = |at: &Site| {
+        let before = processed(&sites[1]);
+        let start = Instant::now();
+        for _ in 0..n {
+            seq += 1;
+            let event = CausalEvent::bare(PRODUCER, seq, seq.to_le_bytes().to_vec());
+            loop {
+                match at.runtime.deliver_queued(origin, event.clone()) {
+                    Ok(_) => break,
+                    // Pushed back: the forwarder holds max_forwarded.
+                    Err(net::compute::ComputeError::Buffer(_)) => std::thread::yield_now(),
+                    Err(e) => panic!("event {seq}: {e}"),
+                }
+            }
+        }
+        let deadline = Instant::now() + WAIT;
+        while processed(&sites[1]) < before + n {
+            assert!(Instant::now() < deadline, "forwarded events not applied");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let rate = n as f64 / start.elapsed().as_secs_f64();
+        while sites[1].runtime.next_output(Duration::ZERO).is_some() {}
+        rate
+    };
+    let (mut forwarded, mut direct) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        forwarded.push(run(&sites[0]));
+        direct.push(run(&sites[1]));
+    }
+    let (forwarded, direct) = (median(forwarded), median(direct));
+    let how = if streams {
+        "on a stream"
+    } else {
+        "BufferedEvents"
+    };
+    println!(
+        "forwarded after cut-over ({how:<14}) {forwarded:>10.0}/s   vs delivered at the new node {direct:>10.0}/s   ratio {:.2}",
+        forwarded / direct
+    );
+    teardown(sites);
+}
+
 fn migrations_under_load() {
     let migrations = if full() { 100 } else { 4 };
     let sites = Arc::new(sites(3));
@@ -651,6 +752,12 @@ fn main() {
         subprotocol_stream_transfer(3);
         return;
     }
+    // `--bench forward`: the forwarding row only.
+    if std::env::args().any(|a| a == "forward") {
+        forwarding_rate(true);
+        forwarding_rate(false);
+        return;
+    }
     // `--bench migration`: the migration-time rows only (profiling).
     if std::env::args().any(|a| a == "migration") {
         migration_time();
@@ -665,5 +772,7 @@ fn main() {
     if full() {
         subprotocol_stream_transfer(3);
     }
+    forwarding_rate(true);
+    forwarding_rate(false);
     migrations_under_load();
 }

@@ -5,7 +5,11 @@
 //! node's [`Forwarder`] numbers the events of one forwarding (its `stream`
 //! id, one per cut-over) and sends them as ForwardedEvents on the 0x0500
 //! subprotocol stream (`bulk.rs`): up to [`FORWARD_WINDOW`] bytes of events
-//! unacknowledged at once, acknowledged by index (ForwardAck `next`). The
+//! unacknowledged at once, acknowledged by index (ForwardAck `next`). A
+//! batch goes out full (~7 000 bytes), or partly filled while fewer than
+//! [`PARTIAL_BELOW`] batches are unacknowledged: a lone event leaves at
+//! once, and under load events gather into full batches instead of a
+//! message each. The
 //! new node takes events from the index it expects next and ignores the
 //! rest, so a batch sent again is never applied twice and a duplicate
 //! *event* (the producer delivered it twice) is still counted as taken —
@@ -40,6 +44,8 @@ use crate::compute::{BatchWait, CausalEvent, DaemonError};
 
 /// Event bytes a Net forwarder may have unacknowledged (~150 batches).
 pub(super) const FORWARD_WINDOW: usize = 1 << 20;
+/// Batches unacknowledged below which a partly filled batch is sent.
+pub(super) const PARTIAL_BELOW: usize = 2;
 /// Retry intervals without an acknowledgement before a Net forwarder sends
 /// everything unacknowledged again.
 pub(super) const STALL_RETRIES: u32 = 10;
@@ -61,10 +67,13 @@ pub(super) struct Forwarder {
     /// Sent, not acknowledged; the first has index `acked`.
     in_flight: VecDeque<CausalEvent>,
     in_flight_bytes: usize,
+    /// Net: the index after each unacknowledged batch, in order.
+    batch_ends: VecDeque<u64>,
     /// v0.11: the batch in flight as sent, re-sent until acknowledged.
     legacy_batch: Option<Vec<u8>>,
     /// Not sent yet; the first has index `sent`.
     queue: VecDeque<CausalEvent>,
+    queued_bytes: usize,
     sent: u64,
     enqueued: u64,
     /// Net: events acknowledged (the index the new node expects next).
@@ -94,8 +103,10 @@ impl Forwarder {
             stream,
             in_flight: VecDeque::new(),
             in_flight_bytes: 0,
+            batch_ends: VecDeque::new(),
             legacy_batch: None,
             queue: VecDeque::new(),
+            queued_bytes: 0,
             sent: 0,
             enqueued: 0,
             acked: 0,
@@ -120,6 +131,7 @@ impl Forwarder {
     /// buffer bounded them).
     pub(super) fn extend(&mut self, events: Vec<CausalEvent>) {
         self.enqueued += events.len() as u64;
+        self.queued_bytes += events.iter().map(wire_size).sum::<usize>();
         self.queue.extend(events);
     }
 
@@ -137,6 +149,7 @@ impl Forwarder {
             )));
         }
         self.enqueued += 1;
+        self.queued_bytes += wire_size(&event);
         self.queue.push_back(event);
         Ok(())
     }
@@ -155,9 +168,14 @@ impl Forwarder {
         match self.stream {
             Some(stream) => {
                 while self.in_flight_bytes < FORWARD_WINDOW && !self.queue.is_empty() {
+                    if self.queued_bytes < MAX_BATCH_BYTES && self.batch_ends.len() >= PARTIAL_BELOW
+                    {
+                        break; // gathers until a batch fills or one is acknowledged
+                    }
                     let count = self.take_batch();
                     let first = self.sent;
                     self.sent += count as u64;
+                    self.batch_ends.push_back(self.sent);
                     let start = self.in_flight.len() - count;
                     self.send_range(shared, origin, stream, first, start..self.in_flight.len());
                     if self.in_flight.len() == count {
@@ -200,6 +218,7 @@ impl Forwarder {
             self.in_flight.extend(self.queue.pop_front());
         }
         self.in_flight_bytes += bytes;
+        self.queued_bytes -= bytes;
         count
     }
 
@@ -283,6 +302,9 @@ impl Forwarder {
             }
         }
         self.acked = next;
+        while self.batch_ends.front().is_some_and(|&end| end <= next) {
+            self.batch_ends.pop_front();
+        }
         self.progress = now;
         true
     }
