@@ -306,6 +306,15 @@ fn move_by_third(sites: &[Site], origin: u64, from: usize, to: usize) -> Migrati
     wait_done(&sites[2], origin)
 }
 
+/// Waits until the migration of `origin` that `orchestrator` runs is in
+/// `phase`.
+fn wait_phase(orchestrator: &Site, origin: u64, phase: MigrationPhase) {
+    wait_until(
+        || orchestrator.runtime.migration_status(origin) == Some(MigrationStatus::Running(phase)),
+        &format!("the migration to reach {phase:?}"),
+    );
+}
+
 fn wait_count(site: &Site, origin: u64, expected: u64) {
     wait_until(
         || site.count(origin) == Some(expected),
@@ -892,13 +901,7 @@ fn shutdown_does_not_wait_for_a_stalled_chunk_stream() {
         .runtime
         .start_migration(origin, sites[0].id(), sites[1].id())
         .unwrap();
-    wait_until(
-        || {
-            sites[0].runtime.migration_status(origin)
-                == Some(MigrationStatus::Running(MigrationPhase::Transfer))
-        },
-        "the chunks to be on their way",
-    );
+    wait_phase(&sites[0], origin, MigrationPhase::Transfer);
     let start = std::time::Instant::now();
     sites[0].runtime.shutdown();
     assert!(
@@ -1033,13 +1036,7 @@ fn killed_orchestrator_in_replay_lets_the_source_abort_and_a_retry_succeeds() {
         .runtime
         .start_migration(origin, sites[0].id(), sites[1].id())
         .unwrap();
-    wait_until(
-        || {
-            sites[2].runtime.migration_status(origin)
-                == Some(MigrationStatus::Running(MigrationPhase::Replay))
-        },
-        "the Replay phase",
-    );
+    wait_phase(&sites[2], origin, MigrationPhase::Replay);
     sites[2].kill();
     wait_until(
         || !sites[0].runtime.is_migrating(origin),

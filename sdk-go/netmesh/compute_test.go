@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -114,8 +115,8 @@ func TestComputeGoCounterMigratesUnderLoadExactlyOnce(t *testing.T) {
 			outcome, err := a.Deliver(origin, computeProducer, seq, binary.LittleEndian.AppendUint64(nil, seq))
 			for errors.Is(err, netmesh.ErrComputeBufferFull) {
 				// Pushed back: the old node holds as many forwarded
-				// events as it may until B acknowledges some.
-				time.Sleep(time.Millisecond)
+				// events as it may until B acknowledges some. Retry.
+				runtime.Gosched()
 				outcome, err = a.Deliver(origin, computeProducer, seq, binary.LittleEndian.AppendUint64(nil, seq))
 			}
 			if err != nil {
