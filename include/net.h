@@ -450,6 +450,10 @@ enum net_status_t
     // The operation does not apply to this kind of group (e.g. scaling a
     // standby group, promoting in a replica group).
     NET_ERR_COMPUTE_GROUP_WRONG_KIND = -516,
+    // The daemon's identity cannot travel with the migration (the target's
+    // static key is not known here, or the keypair is public-only); nothing
+    // was started.
+    NET_ERR_COMPUTE_IDENTITY_TRANSPORT = -517,
     // A rule set, rule or context is invalid (malformed JSON, an unknown key,
     // a bad operand or regex, a duplicate id); the message names it.
     NET_ERR_RULES_INVALID = -600,
@@ -1491,8 +1495,10 @@ net_status_t net_compute_spawn(const net_compute_t *compute,
 // Lets a daemon of kind `kind` with the identity of `seed` (32 bytes)
 // arrive here by migration: when its snapshot comes, a Create work item
 // asks the SDK for an object of the kind, and the state is restored into
-// it. Writes the daemon's origin hash. Identities do not travel with a
-// migration yet, so the target must know the seed.
+// it. Writes the daemon's origin hash. The target then holds the keys
+// itself (a migration started without `transport_identity` needs this);
+// `net_compute_expect_origin` expects a daemon whose identity travels
+// with it.
 //
 // Errors: `NET_ERR_COMPUTE_UNKNOWN_KIND`;
 // `NET_ERR_COMPUTE_ALREADY_REGISTERED` if the origin is already expected
@@ -1507,6 +1513,24 @@ net_status_t net_compute_expect(const net_compute_t *compute,
                                 const uint8_t *seed,
                                 size_t seed_len,
                                 uint64_t *origin_out);
+
+// Lets daemon `origin` of kind `kind` arrive here by migration without
+// its seed: its identity travels with it, sealed to this node (the source
+// seals it unless the migration was started without
+// `transport_identity`). Otherwise as `net_compute_expect`; a snapshot
+// that comes without an identity is refused (the migration fails with
+// `identity-transport-failed`).
+//
+// Errors: `NET_ERR_COMPUTE_UNKNOWN_KIND`;
+// `NET_ERR_COMPUTE_ALREADY_REGISTERED` if the origin is already expected
+// here (the entry is kept).
+//
+// # Safety
+// `compute` is NULL or from libnet; `kind` is readable for its length.
+net_status_t net_compute_expect_origin(const net_compute_t *compute,
+                                       const uint8_t *kind,
+                                       size_t kind_len,
+                                       uint64_t origin);
 
 // Stops daemon `origin` here: unregisters it (its object gets a Drop
 // work item) and forgets its migration factory.
@@ -1673,6 +1697,28 @@ net_status_t net_compute_start_migration(const net_compute_t *compute,
                                          uint64_t origin,
                                          uint64_t source,
                                          uint64_t target);
+
+// `net_compute_start_migration` with options: `options_json` (NULL or
+// empty: the defaults) is an object taking `transport_identity` (true:
+// when this node is the source, the daemon's identity is sealed to the
+// target's static key and travels with the snapshot, so the target needs
+// only `net_compute_expect_origin`; the start fails when the target's
+// key is not known here. false: no identity travels; the target must
+// know the seed through `net_compute_expect`).
+//
+// Errors: as `net_compute_start_migration`;
+// `NET_ERR_COMPUTE_IDENTITY_TRANSPORT` (nothing started);
+// `NET_ERR_COMPUTE_CONFIG` naming a bad or unknown key.
+//
+// # Safety
+// `compute` is NULL or from libnet; `options_json` is NULL or readable
+// for its length.
+net_status_t net_compute_start_migration_opts(const net_compute_t *compute,
+                                              uint64_t origin,
+                                              uint64_t source,
+                                              uint64_t target,
+                                              const uint8_t *options_json,
+                                              size_t options_json_len);
 
 // The migration of `origin` this node orchestrates (the last one, once
 // finished) as a JSON object: `{"state": "running", "phase": "snapshot" |

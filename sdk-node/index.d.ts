@@ -1029,6 +1029,8 @@ export declare class Compute implements AsyncDisposable {
   register(kind: string, factory: () => Daemon, stateful?: boolean): void;
   spawn(kind: string, seed: BytesLike, daemon?: Daemon): bigint;
   expect(kind: string, seed: BytesLike): bigint;
+  /** Expects daemon `origin` whose identity travels with its migration (no seed needed here). */
+  expectOrigin(kind: string, origin: U64Like): void;
   stop(origin: U64Like): Promise<void>;
   daemon(origin: U64Like): Daemon | null;
   daemons(): { origin: bigint; name: string }[];
@@ -1050,7 +1052,17 @@ export declare class Compute implements AsyncDisposable {
     options?: { timeoutMs?: number; signal?: AbortSignal },
   ): Promise<number[] | null>;
   nextOutput(timeoutMs?: number, options?: SignalOptions): Promise<DaemonOutput | null>;
-  startMigration(origin: U64Like, source: U64Like, target: U64Like): Promise<void>;
+  /**
+   * `options.transportIdentity` (default true): seal the daemon's identity
+   * to the target when this node is the source (rejects with
+   * ComputeIdentityTransportError when the target's key is unknown here).
+   */
+  startMigration(
+    origin: U64Like,
+    source: U64Like,
+    target: U64Like,
+    options?: { transportIdentity?: boolean } | null,
+  ): Promise<void>;
   migrationStatus(origin: U64Like): Promise<MigrationStatus>;
   waitMigration(origin: U64Like, timeoutMs?: number, options?: SignalOptions): Promise<MigrationStatus | null>;
   /** Resolves with the stats once `origin` has processed `count` events here (null after `timeoutMs`). */

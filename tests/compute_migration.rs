@@ -21,12 +21,14 @@ use std::time::Duration;
 
 use compute_common::{Blob, Counter, count_of};
 use mesh_common::{bound_link, node, wait_until};
+use net::compute::migration::FailureReason;
 use net::compute::migration::wire::msg_type;
 use net::compute::{
     CausalEvent, ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome,
-    MeshDaemon, MigrationPhase, MigrationStatus, MigrationTransport, RuntimeConfig,
+    MeshDaemon, MigrationOptions, MigrationPhase, MigrationStatus, MigrationTransport,
+    RuntimeConfig,
 };
-use net::identity::EntityKeypair;
+use net::identity::{EntityId, EntityKeypair, EnvelopeError, IdentityEnvelope};
 use net::mesh::{MeshError, MeshNode, NetemFilter};
 use net::wire::ids;
 
@@ -46,6 +48,20 @@ struct FaultyTransport {
     datagram_chunks: AtomicU64,
     /// ForwardedEvents messages sent on streams.
     streamed_forwards: AtomicU64,
+    /// What this node knows of other nodes' static keys (identity
+    /// envelopes are sealed to them).
+    keys: Mutex<Keys>,
+}
+
+/// The static keys a [`FaultyTransport`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    /// The mesh's (every Net peer's key is known).
+    Known,
+    /// None: as when a v0.11 node dialed this one.
+    Unknown,
+    /// This one for every node: a key the target cannot open with.
+    Wrong([u8; 32]),
 }
 
 impl FaultyTransport {
@@ -97,6 +113,24 @@ impl MigrationTransport for FaultyTransport {
             Some(deadline),
             Some(cancel),
         )
+    }
+
+    fn peer_static_key(&self, node: u64) -> Option<[u8; 32]> {
+        match *self.keys.lock().unwrap() {
+            Keys::Known => self.node.peer_static_key(node),
+            Keys::Unknown => None,
+            Keys::Wrong(key) => Some(key),
+        }
+    }
+
+    fn open_identity_envelope(
+        &self,
+        envelope: &IdentityEnvelope,
+        chain_link: &[u8; 32],
+        signer: &EntityId,
+    ) -> Result<EntityKeypair, EnvelopeError> {
+        self.node
+            .open_identity_envelope(envelope, chain_link, signer)
     }
 }
 
@@ -168,6 +202,7 @@ fn site_with(config: RuntimeConfig) -> Site {
         streams: AtomicBool::new(false),
         datagram_chunks: AtomicU64::new(0),
         streamed_forwards: AtomicU64::new(0),
+        keys: Mutex::new(Keys::Known),
     });
     let runtime = ComputeRuntime::new(
         Arc::clone(&transport) as Arc<dyn MigrationTransport>,
@@ -196,7 +231,8 @@ fn connected(sites: [Site; 3]) -> [Site; 3] {
 }
 
 /// Spawns the counter on `home` and lets every other site build it when
-/// it arrives (same identity: no envelope is carried yet).
+/// it arrives (with the keypair, so an envelope is not needed; the
+/// identity tests use placeholders).
 fn spawn_counter(sites: &[Site], home: usize) -> u64 {
     let keypair = EntityKeypair::generate();
     let origin = keypair.origin_hash();
@@ -1046,11 +1082,10 @@ fn killed_orchestrator_in_replay_lets_the_source_abort_and_a_retry_succeeds() {
     // The source orchestrates the retry itself; the target's held copy is
     // superseded by the new snapshot.
     sites[1].heal();
-    sites[0]
-        .runtime
-        .start_migration(origin, sites[0].id(), sites[1].id())
-        .unwrap();
-    assert_eq!(wait_done(&sites[0], origin), MigrationStatus::Completed);
+    assert_eq!(
+        move_from(sites, origin, 0, 1, &MigrationOptions::default()),
+        MigrationStatus::Completed
+    );
     let sent = producer.finish();
     wait_count(&sites[1], origin, sent);
     assert!(!sites[0].has(origin));
@@ -1438,4 +1473,196 @@ fn runtimes_installed_on_mesh_nodes_migrate_and_one_node_takes_one_runtime() {
     ra.shutdown();
     let again = ComputeRuntime::on_mesh(Arc::clone(&a), config()).unwrap();
     again.shutdown();
+}
+
+/// Spawns the counter on `home`; every other site expects it through a
+/// factory that has no keypair (a placeholder): it can run there only
+/// under an identity that travels with the migration (COMPUTE.md §2.6).
+fn spawn_counter_expected_without_keys(sites: &[Site], home: usize) -> (u64, EntityKeypair) {
+    let keypair = EntityKeypair::generate();
+    let origin = keypair.origin_hash();
+    for (i, s) in sites.iter().enumerate() {
+        if i == home {
+            s.runtime
+                .spawn(DaemonHost::new(
+                    Box::new(Counter::default()),
+                    keypair.clone(),
+                ))
+                .unwrap();
+        } else {
+            s.runtime
+                .factories()
+                .register_placeholder(
+                    origin,
+                    Arc::new(|| Ok(Box::new(Counter::default()) as Box<dyn MeshDaemon>)),
+                )
+                .unwrap();
+        }
+    }
+    (origin, keypair)
+}
+
+/// Delivers `seqs` of [`PRODUCER`] at `site`.
+fn deliver_seqs(site: &Site, origin: u64, seqs: std::ops::RangeInclusive<u64>) {
+    for seq in seqs {
+        let event = CausalEvent::bare(PRODUCER, seq, seq.to_le_bytes().to_vec());
+        site.runtime.deliver(origin, event).unwrap();
+    }
+}
+
+/// The keypair the daemon runs under at `site`: the same entity, able to
+/// sign (its seed came along).
+fn assert_runs_as(site: &Site, origin: u64, keypair: &EntityKeypair) {
+    let here = site.runtime.registry().daemon_keypair(origin).unwrap();
+    assert_eq!(here.entity_id(), keypair.entity_id());
+    assert_eq!(*here.seed().unwrap(), *keypair.seed().unwrap());
+}
+
+/// Moves `origin` from site `from` to site `to`, orchestrated by `from`.
+fn move_from(
+    sites: &[Site],
+    origin: u64,
+    from: usize,
+    to: usize,
+    options: &MigrationOptions,
+) -> MigrationStatus {
+    sites[from]
+        .runtime
+        .start_migration_with(origin, sites[from].id(), sites[to].id(), options)
+        .unwrap();
+    wait_done(&sites[from], origin)
+}
+
+/// The move failed for want of the daemon's identity, and `source` gave
+/// up its part.
+fn assert_identity_refused(source: &Site, origin: u64, status: &MigrationStatus) {
+    assert!(
+        matches!(
+            status,
+            MigrationStatus::Failed(FailureReason::IdentityTransportFailed(_))
+        ),
+        "{status:?}"
+    );
+    wait_until(
+        || !source.runtime.is_migrating(origin),
+        "the source to abort",
+    );
+}
+
+#[test]
+fn each_side_of_a_session_knows_the_others_static_key() {
+    let a = node("");
+    let b = node("");
+    bound_link(&a, &b);
+    // a dialed b (the handshake proved b's key); b learned a's from a's
+    // signed hello.
+    assert_eq!(a.peer_static_key(b.node_id()), Some(b.public_key()));
+    wait_until(
+        || b.peer_static_key(a.node_id()) == Some(a.public_key()),
+        "b to learn a's key from its hello",
+    );
+    assert_eq!(a.peer_static_key(0x1234), None);
+}
+
+#[test]
+fn the_identity_travels_with_the_daemon_to_nodes_that_only_expect_it() {
+    let sites = three();
+    let (origin, keypair) = spawn_counter_expected_without_keys(&sites, 0);
+    deliver_seqs(&sites[0], origin, 1..=10);
+    // A remote source (a third node orchestrates) seals when it can.
+    assert_eq!(
+        move_by_third(&sites, origin, 0, 1),
+        MigrationStatus::Completed
+    );
+    assert_runs_as(&sites[1], origin, &keypair);
+    deliver_seqs(&sites[1], origin, 11..=20);
+    // A source that orchestrates seals by default: the node that received
+    // the identity passes it on.
+    assert_eq!(
+        move_from(&sites, origin, 1, 2, &MigrationOptions::default()),
+        MigrationStatus::Completed
+    );
+    assert_runs_as(&sites[2], origin, &keypair);
+    deliver_seqs(&sites[2], origin, 21..=30);
+    assert_only(&sites, 2, origin, 30);
+    teardown(&sites);
+}
+
+#[test]
+fn without_identity_transport_a_placeholder_fails_and_a_retry_with_it_succeeds() {
+    let sites = three();
+    let (origin, keypair) = spawn_counter_expected_without_keys(&sites, 0);
+    deliver_seqs(&sites[0], origin, 1..=5);
+    let unsealed = MigrationOptions::default().with_transport_identity(false);
+    let status = move_from(&sites, origin, 0, 1, &unsealed);
+    assert_identity_refused(&sites[0], origin, &status);
+    deliver_seqs(&sites[0], origin, 6..=8);
+    assert_only(&sites, 0, origin, 8);
+    assert_eq!(
+        move_from(&sites, origin, 0, 1, &MigrationOptions::default()),
+        MigrationStatus::Completed
+    );
+    assert_runs_as(&sites[1], origin, &keypair);
+    deliver_seqs(&sites[1], origin, 9..=12);
+    assert_only(&sites, 1, origin, 12);
+    teardown(&sites);
+}
+
+#[test]
+fn an_unsealed_migration_runs_under_the_targets_own_keypair() {
+    let sites = three();
+    let origin = spawn_counter(&sites, 0);
+    deliver_seqs(&sites[0], origin, 1..=5);
+    let unsealed = MigrationOptions::default().with_transport_identity(false);
+    assert_eq!(
+        move_from(&sites, origin, 0, 1, &unsealed),
+        MigrationStatus::Completed
+    );
+    deliver_seqs(&sites[1], origin, 6..=7);
+    assert_only(&sites, 1, origin, 7);
+    teardown(&sites);
+}
+
+#[test]
+fn strict_identity_transport_without_the_targets_key_refuses_to_start() {
+    let sites = three();
+    let (origin, _) = spawn_counter_expected_without_keys(&sites, 0);
+    *sites[0].transport.keys.lock().unwrap() = Keys::Unknown;
+    let refused = sites[0]
+        .runtime
+        .start_migration(origin, sites[0].id(), sites[1].id());
+    assert!(
+        matches!(refused, Err(ComputeError::IdentityTransport(_))),
+        "{refused:?}"
+    );
+    assert_eq!(sites[0].runtime.migration_status(origin), None);
+    assert!(!sites[0].runtime.is_migrating(origin));
+    // A remote source that cannot seal sends the snapshot unsealed: the
+    // placeholder refuses it, everything aborts, the daemon stays.
+    let status = move_by_third(&sites, origin, 0, 1);
+    assert_identity_refused(&sites[0], origin, &status);
+    deliver_seqs(&sites[0], origin, 1..=3);
+    assert_only(&sites, 0, origin, 3);
+    teardown(&sites);
+}
+
+#[test]
+fn an_envelope_sealed_to_another_key_is_refused_and_the_daemon_stays() {
+    let sites = three();
+    let (origin, keypair) = spawn_counter_expected_without_keys(&sites, 0);
+    deliver_seqs(&sites[0], origin, 1..=4);
+    // The source seals to site 2's key, not the target's.
+    *sites[0].transport.keys.lock().unwrap() = Keys::Wrong(sites[2].node.public_key());
+    let status = move_from(&sites, origin, 0, 1, &MigrationOptions::default());
+    assert_identity_refused(&sites[0], origin, &status);
+    deliver_seqs(&sites[0], origin, 5..=6);
+    assert_only(&sites, 0, origin, 6);
+    // With the right key the same move succeeds.
+    *sites[0].transport.keys.lock().unwrap() = Keys::Known;
+    assert_eq!(
+        move_from(&sites, origin, 0, 1, &MigrationOptions::default()),
+        MigrationStatus::Completed
+    );
+    assert_runs_as(&sites[1], origin, &keypair);
+    teardown(&sites);
 }

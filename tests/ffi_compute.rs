@@ -1070,6 +1070,45 @@ fn bad_arguments_get_typed_errors() {
         unsafe { net_compute_start_migration(rt, origin, 12345, me) },
         net_status_t::NET_ERR_COMPUTE_TRANSPORT
     );
+    // Leaving from here to a node whose static key is unknown: the
+    // daemon's identity cannot be sealed to it, so nothing starts; bad
+    // options are refused by name.
+    assert_eq!(
+        unsafe { net_compute_start_migration(rt, origin, me, 12345) },
+        net_status_t::NET_ERR_COMPUTE_IDENTITY_TRANSPORT
+    );
+    for (options, status) in [
+        (
+            &br#"{"transport_identity": "yes"}"#[..],
+            net_status_t::NET_ERR_COMPUTE_CONFIG,
+        ),
+        (br#"{"sealed": true}"#, net_status_t::NET_ERR_COMPUTE_CONFIG),
+        (br#"[true]"#, net_status_t::NET_ERR_COMPUTE_CONFIG),
+        (
+            br#"{"transport_identity": true}"#,
+            net_status_t::NET_ERR_COMPUTE_IDENTITY_TRANSPORT,
+        ),
+    ] {
+        assert_eq!(
+            unsafe {
+                net_compute_start_migration_opts(
+                    rt,
+                    origin,
+                    me,
+                    12345,
+                    options.as_ptr(),
+                    options.len(),
+                )
+            },
+            status,
+            "{}",
+            String::from_utf8_lossy(options)
+        );
+    }
+    assert_eq!(
+        unsafe { net_compute_expect_origin(rt, b"nope".as_ptr(), 4, 77) },
+        net_status_t::NET_ERR_COMPUTE_UNKNOWN_KIND
+    );
     assert_eq!(unsafe { net_compute_stop(rt, origin) }, OK);
     // The stopped daemon's object is released through a Drop item.
     let (st, w) = next_work(rt, 0, ptr::null());

@@ -176,6 +176,7 @@ fn an_impostor_on_a_bound_node_id_never_replaces_the_session() {
         impostor.session.handshake_hash(),
         Role::Initiator,
         FLAG_RELIABILITY,
+        None,
     )
     .unwrap()
     .encode();

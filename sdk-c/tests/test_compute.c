@@ -376,6 +376,71 @@ static void test_c_counter_migrates_under_load_exactly_once(void)
     }
 }
 
+static void deliver_one(struct site *s, uint64_t origin, uint64_t seq)
+{
+    uint8_t payload[8];
+    uint32_t outcome = 99;
+    put_u64(payload, seq);
+    CHECK_OK(net_compute_deliver(s->rt, origin, PRODUCER, seq, payload, sizeof payload, &outcome, NULL));
+    CHECK(outcome == NET_COMPUTE_PROCESSED);
+}
+
+static void test_identity_travels_to_a_node_without_the_seed(void)
+{
+    static struct site sites[2];
+    for (int i = 0; i < 2; i++) {
+        site_open(&sites[i], RUNTIME);
+    }
+    CHECK(connect_to(sites[0].mesh, sites[1].mesh));
+    uint64_t a = mesh_node_id(sites[0].mesh), b = mesh_node_id(sites[1].mesh);
+    uint8_t seed[32];
+    memset(seed, 9, sizeof seed);
+    uint64_t origin = 0;
+    pthread_mutex_lock(&sites[0].lock);
+    uint64_t instance = add_object(&sites[0]);
+    pthread_mutex_unlock(&sites[0].lock);
+    CHECK_OK(net_compute_spawn(sites[0].rt, (const uint8_t *)KIND, strlen(KIND), seed, 32, instance, &origin));
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        deliver_one(&sites[0], origin, seq);
+    }
+    CHECK_OK(net_compute_expect_origin(sites[1].rt, (const uint8_t *)KIND, strlen(KIND), origin));
+    CHECK_STATUS(net_compute_expect_origin(sites[1].rt, (const uint8_t *)KIND, strlen(KIND), origin),
+                 NET_ERR_COMPUTE_ALREADY_REGISTERED);
+
+    /* Bad options; a node whose key is not known here: nothing starts. */
+    static const char BAD[] = "{\"transport_identity\": 1}";
+    static const char UNKNOWN[] = "{\"sealed\": true}";
+    CHECK_STATUS(net_compute_start_migration_opts(sites[0].rt, origin, a, b, (const uint8_t *)BAD, strlen(BAD)),
+                 NET_ERR_COMPUTE_CONFIG);
+    CHECK_STATUS(
+        net_compute_start_migration_opts(sites[0].rt, origin, a, b, (const uint8_t *)UNKNOWN, strlen(UNKNOWN)),
+        NET_ERR_COMPUTE_CONFIG);
+    CHECK_STATUS(net_compute_start_migration(sites[0].rt, origin, a, 0x1234), NET_ERR_COMPUTE_IDENTITY_TRANSPORT);
+
+    /* Without its identity B cannot run the daemon: the move fails, it stays. */
+    static const char UNSEALED[] = "{\"transport_identity\": false}";
+    CHECK_OK(net_compute_start_migration_opts(sites[0].rt, origin, a, b, (const uint8_t *)UNSEALED, strlen(UNSEALED)));
+    net_bytes_t done = {NULL, 0};
+    CHECK_OK(net_compute_wait_migration(sites[0].rt, origin, WAIT_MS, &done, NULL, NULL));
+    CHECK(json_has(&done, "\"state\":\"failed\""));
+    CHECK(json_has(&done, "identity-transport-failed"));
+    net_bytes_free(&done);
+    deliver_one(&sites[0], origin, 4);
+
+    /* Sealed (the default, also with empty options), it moves with its state. */
+    CHECK_OK(net_compute_start_migration_opts(sites[0].rt, origin, a, b, NULL, 0));
+    CHECK_OK(net_compute_wait_migration(sites[0].rt, origin, WAIT_MS, &done, NULL, NULL));
+    CHECK(json_has(&done, "\"state\":\"completed\""));
+    net_bytes_free(&done);
+    int objects = 0;
+    CHECK_U64(live_count(&sites[1], &objects), 4);
+    CHECK(objects == 1);
+    deliver_one(&sites[1], origin, 5);
+    for (int i = 0; i < 2; i++) {
+        site_close(&sites[i]);
+    }
+}
+
 static void test_unanswered_work_and_free(void)
 {
     net_mesh_t *mesh = NULL;
@@ -630,6 +695,7 @@ static void test_standby_group_promotion(void)
 int main(void)
 {
     RUN_TEST(test_c_counter_migrates_under_load_exactly_once);
+    RUN_TEST(test_identity_travels_to_a_node_without_the_seed);
     RUN_TEST(test_unanswered_work_and_free);
     RUN_TEST(test_batch_delivery);
     RUN_TEST(test_replica_group_over_three_nodes);

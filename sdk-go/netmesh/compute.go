@@ -306,6 +306,19 @@ func (c *Compute) Expect(kind string, seed []byte) (uint64, error) {
 	return uint64(origin), err
 }
 
+// ExpectOrigin lets daemon origin of kind kind arrive here by migration
+// without its seed: its identity travels with it, sealed to this node (see
+// MigrationOptions). A snapshot that comes without one is refused (the
+// migration fails with "identity-transport-failed"). ErrComputeAlreadyRegistered
+// if it is already expected here.
+func (c *Compute) ExpectOrigin(kind string, origin uint64) error {
+	_, err := c.do("net_compute_expect_origin", func(p *C.net_compute_t) C.net_status_t {
+		return C.net_compute_expect_origin(p, stringPtr(kind), C.size_t(len(kind)), C.uint64_t(origin))
+	})
+	runtime.KeepAlive(kind)
+	return err
+}
+
 // Stop stops daemon origin here (ErrComputeNotFound if it does not run here).
 func (c *Compute) Stop(origin uint64) error {
 	_, err := c.do("net_compute_stop", func(p *C.net_compute_t) C.net_status_t {
@@ -468,6 +481,31 @@ func (c *Compute) StartMigration(origin, source, target uint64) error {
 	_, err := c.do("net_compute_start_migration", func(p *C.net_compute_t) C.net_status_t {
 		return C.net_compute_start_migration(p, C.uint64_t(origin), C.uint64_t(source), C.uint64_t(target))
 	})
+	return err
+}
+
+// MigrationOptions are StartMigrationWith's options; the zero value is
+// StartMigration's defaults.
+type MigrationOptions struct {
+	// NoIdentityTransport keeps the daemon's identity from travelling with
+	// it. By default, when this node is the source, the daemon's seed is
+	// sealed to the target's static key, so the target needs only
+	// ExpectOrigin; the start fails with ErrComputeIdentityTransport when
+	// the target's key is not known here. Without it the target must know
+	// the seed (Expect).
+	NoIdentityTransport bool
+}
+
+// StartMigrationWith is StartMigration with options.
+func (c *Compute) StartMigrationWith(origin, source, target uint64, opts MigrationOptions) error {
+	options, err := json.Marshal(map[string]any{"transport_identity": !opts.NoIdentityTransport})
+	if err != nil {
+		return err
+	}
+	_, err = c.do("net_compute_start_migration_opts", func(p *C.net_compute_t) C.net_status_t {
+		return C.net_compute_start_migration_opts(p, C.uint64_t(origin), C.uint64_t(source), C.uint64_t(target), bytesPtr(options), C.size_t(len(options)))
+	})
+	runtime.KeepAlive(options)
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -436,5 +437,59 @@ func TestComputeWaitsEndWithTheirContext(t *testing.T) {
 	time.AfterFunc(20*time.Millisecond, cancel)
 	if _, ok, err := c.NextOutput(ctx, -1); ok || !errors.Is(err, netmesh.ErrCancelled) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("NextOutput under a cancelled context: %v %v", ok, err)
+	}
+}
+
+func TestComputeIdentityTravelsToANodeWithoutTheSeed(t *testing.T) {
+	ma, mb := fastMesh(t, nil), fastMesh(t, nil)
+	if err := ma.Connect(ctx5(t), must(mb.LocalAddr()), must(mb.PublicKey()), must(mb.NodeID())); err != nil {
+		t.Fatal(err)
+	}
+	cfg := netmesh.ComputeConfig{RetryInterval: 50 * time.Millisecond, StepTimeout: 3 * time.Second,
+		SourceTimeout: 6 * time.Second, WorkTimeout: 5 * time.Second}
+	a, b := fastCompute(t, ma, cfg), fastCompute(t, mb, cfg)
+	origin := must(a.Spawn("counter", computeSeed, nil))
+	ctx := context.Background()
+	for seq := uint64(1); seq <= 3; seq++ {
+		if _, err := a.Deliver(origin, computeProducer, seq, binary.LittleEndian.AppendUint64(nil, seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.ExpectOrigin("counter", origin); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ExpectOrigin("counter", origin); !errors.Is(err, netmesh.ErrComputeAlreadyRegistered) {
+		t.Fatalf("expected twice: %v", err)
+	}
+	idA, idB := must(ma.NodeID()), must(mb.NodeID())
+	// A node whose static key is not known here cannot be sealed to.
+	if err := a.StartMigrationWith(origin, idA, 0x1234, netmesh.MigrationOptions{}); !errors.Is(err, netmesh.ErrComputeIdentityTransport) {
+		t.Fatalf("unknown target: %v", err)
+	}
+	// Without its identity B cannot run the daemon: the move fails, the
+	// daemon stays on A.
+	if err := a.StartMigrationWith(origin, idA, idB, netmesh.MigrationOptions{NoIdentityTransport: true}); err != nil {
+		t.Fatal(err)
+	}
+	status, ok, err := a.WaitMigration(ctx, origin, 20*time.Second)
+	if err != nil || !ok || status.State != "failed" || !strings.HasPrefix(status.Reason, "identity-transport-failed") {
+		t.Fatalf("unsealed: %+v %v %v", status, ok, err)
+	}
+	if outcome, err := a.Deliver(origin, computeProducer, 4, binary.LittleEndian.AppendUint64(nil, 4)); err != nil || outcome != netmesh.DeliveryProcessed {
+		t.Fatalf("still on A: %v %v", outcome, err)
+	}
+	// Sealed (the default), it moves with its state.
+	if err := a.StartMigration(origin, idA, idB); err != nil {
+		t.Fatal(err)
+	}
+	status, ok, err = a.WaitMigration(ctx, origin, 20*time.Second)
+	if err != nil || !ok || status.State != "completed" {
+		t.Fatalf("sealed: %+v %v %v", status, ok, err)
+	}
+	if got := countOf(b, origin); got != 4 {
+		t.Fatalf("count on B: %d", got)
+	}
+	if outcome, err := b.Deliver(origin, computeProducer, 5, binary.LittleEndian.AppendUint64(nil, 5)); err != nil || outcome != netmesh.DeliveryProcessed {
+		t.Fatalf("on B: %v %v", outcome, err)
 	}
 }

@@ -321,6 +321,11 @@ const (
 	// The operation does not apply to this kind of group (e.g. scaling a
 	// standby group, promoting in a replica group).
 	StatusComputeGroupWrongKind Status = C.NET_ERR_COMPUTE_GROUP_WRONG_KIND
+	// StatusComputeIdentityTransport is NET_ERR_COMPUTE_IDENTITY_TRANSPORT (-517):
+	// The daemon's identity cannot travel with the migration (the target's
+	// static key is not known here, or the keypair is public-only); nothing
+	// was started.
+	StatusComputeIdentityTransport Status = C.NET_ERR_COMPUTE_IDENTITY_TRANSPORT
 	// StatusRulesInvalid is NET_ERR_RULES_INVALID (-600):
 	// A rule set, rule or context is invalid (malformed JSON, an unknown key,
 	// a bad operand or regex, a duplicate id); the message names it.
@@ -455,6 +460,7 @@ const (
 	ErrComputeGroupStateless       = StatusComputeGroupStateless
 	ErrComputeGroupReplay          = StatusComputeGroupReplay
 	ErrComputeGroupWrongKind       = StatusComputeGroupWrongKind
+	ErrComputeIdentityTransport    = StatusComputeIdentityTransport
 	ErrRulesInvalid                = StatusRulesInvalid
 	ErrRulesUnknownRule            = StatusRulesUnknownRule
 	ErrSafetyConfig                = StatusSafetyConfig
@@ -567,6 +573,7 @@ var statusTable = [...]statusInfo{
 	{StatusComputeGroupStateless, "NET_ERR_COMPUTE_GROUP_STATELESS", "a standby group's daemon kind is stateless: there is no state to sync"},
 	{StatusComputeGroupReplay, "NET_ERR_COMPUTE_GROUP_REPLAY", "a promoted standby failed to replay a logged event; the new active is in place and the rest of the log stays pending"},
 	{StatusComputeGroupWrongKind, "NET_ERR_COMPUTE_GROUP_WRONG_KIND", "the operation does not apply to this kind of group (e.g"},
+	{StatusComputeIdentityTransport, "NET_ERR_COMPUTE_IDENTITY_TRANSPORT", "the daemon's identity cannot travel with the migration (the target's static key is not known here, or the keypair is public-only); nothing was started"},
 	{StatusRulesInvalid, "NET_ERR_RULES_INVALID", "a rule set, rule or context is invalid (malformed JSON, an unknown key, a bad operand or regex, a duplicate id); the message names it"},
 	{StatusRulesUnknownRule, "NET_ERR_RULES_UNKNOWN_RULE", "no rule has that id"},
 	{StatusSafetyConfig, "NET_ERR_SAFETY_CONFIG", "a safety configuration, limits or request is invalid; the message names the key or pattern"},

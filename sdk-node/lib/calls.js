@@ -809,8 +809,13 @@ function computeMigrationStatus(handle, origin) {
   return takeBytes(out);
 }
 
-function computeStartMigration(handle, origin, source, target) {
-  check(fns.net_compute_start_migration(handle, origin, source, target));
+function computeStartMigration(handle, origin, source, target, optionsJson) {
+  if (optionsJson == null) {
+    check(fns.net_compute_start_migration(handle, origin, source, target));
+  } else {
+    const options = Buffer.from(optionsJson, 'utf8');
+    check(fns.net_compute_start_migration_opts(handle, origin, source, target, options, options.length));
+  }
   return null;
 }
 

@@ -213,6 +213,17 @@ class Compute {
   }
 
   /**
+   * Lets daemon `origin` of `kind` arrive here by migration without its
+   * seed: its identity travels with it, sealed to this node (see
+   * startMigration's `transportIdentity`). A snapshot that comes without
+   * one is refused (the migration fails with `identity-transport-failed`).
+   */
+  expectOrigin(kind, origin) {
+    const k = Buffer.from(String(kind), 'utf8');
+    calls.check(fns.net_compute_expect_origin(this.#live(), k, k.length, args.u64(origin, 'origin')));
+  }
+
+  /**
    * Stops daemon `origin` here (rejects with ComputeNotFoundError if it does
    * not run here). Off the event loop: it waits for a call in flight on the
    * daemon, which may be waiting for this thread.
@@ -356,12 +367,26 @@ class Compute {
    * Starts moving daemon `origin` from node `source` to node `target`,
    * orchestrated by this node. Off the event loop (it waits for the
    * runtime's lock, which a daemon call may hold).
+   *
+   * `options.transportIdentity` (default true): when this node is the
+   * source, the daemon's seed is sealed to the target's static key and
+   * travels with it, so the target needs only expectOrigin(); the start
+   * rejects with ComputeIdentityTransportError when the target's key is
+   * not known here. false: the target must know the seed (expect()).
    */
-  startMigration(origin, source, target) {
+  startMigration(origin, source, target, options) {
+    let json = null;
+    if (options != null && options.transportIdentity !== undefined) {
+      json = JSON.stringify({ transport_identity: Boolean(options.transportIdentity) });
+    }
     return pooled(() =>
       pool
         .getPool()
-        .run('computeStartMigration', [this.#live(), args.u64(origin, 'origin'), args.u64(source, 'source'), args.u64(target, 'target')], [this])
+        .run(
+          'computeStartMigration',
+          [this.#live(), args.u64(origin, 'origin'), args.u64(source, 'source'), args.u64(target, 'target'), json],
+          [this],
+        )
         .then(() => undefined),
     );
   }

@@ -601,6 +601,14 @@ export declare class ComputeGroupReplayError extends ComputeError {}
  */
 export declare class ComputeGroupWrongKindError extends ComputeError {}
 /**
+ * The daemon's identity cannot travel with the migration (the target's
+ * static key is not known here, or the keypair is public-only); nothing
+ * was started.
+ *
+ * Status `NET_ERR_COMPUTE_IDENTITY_TRANSPORT` (-517).
+ */
+export declare class ComputeIdentityTransportError extends ComputeError {}
+/**
  * A rule set, rule or context is invalid (malformed JSON, an unknown key,
  * a bad operand or regex, a duplicate id); the message names it.
  *

@@ -606,6 +606,14 @@ class ComputeGroupReplayError extends ComputeError {}
  */
 class ComputeGroupWrongKindError extends ComputeError {}
 /**
+ * The daemon's identity cannot travel with the migration (the target's
+ * static key is not known here, or the keypair is public-only); nothing
+ * was started.
+ *
+ * Status `NET_ERR_COMPUTE_IDENTITY_TRANSPORT` (-517).
+ */
+class ComputeIdentityTransportError extends ComputeError {}
+/**
  * A rule set, rule or context is invalid (malformed JSON, an unknown key,
  * a bad operand or regex, a duplicate id); the message names it.
  *
@@ -767,6 +775,7 @@ const CLASS_BY_STATUS = new Map([
   [-514, ComputeGroupStatelessError], // NET_ERR_COMPUTE_GROUP_STATELESS
   [-515, ComputeGroupReplayError], // NET_ERR_COMPUTE_GROUP_REPLAY
   [-516, ComputeGroupWrongKindError], // NET_ERR_COMPUTE_GROUP_WRONG_KIND
+  [-517, ComputeIdentityTransportError], // NET_ERR_COMPUTE_IDENTITY_TRANSPORT
   [-600, RulesInvalidError], // NET_ERR_RULES_INVALID
   [-601, RulesUnknownRuleError], // NET_ERR_RULES_UNKNOWN_RULE
   [-620, SafetyConfigError], // NET_ERR_SAFETY_CONFIG
@@ -888,6 +897,7 @@ const ERROR_CLASSES = Object.freeze({
   ComputeGroupStatelessError,
   ComputeGroupReplayError,
   ComputeGroupWrongKindError,
+  ComputeIdentityTransportError,
   RulesInvalidError,
   RulesUnknownRuleError,
   SafetyConfigError,

@@ -302,6 +302,12 @@ const STATUS = Object.freeze({
    */
   NET_ERR_COMPUTE_GROUP_WRONG_KIND: -516,
   /**
+   * The daemon's identity cannot travel with the migration (the target's
+   * static key is not known here, or the keypair is public-only); nothing
+   * was started.
+   */
+  NET_ERR_COMPUTE_IDENTITY_TRANSPORT: -517,
+  /**
    * A rule set, rule or context is invalid (malformed JSON, an unknown key,
    * a bad operand or regex, a duplicate id); the message names it.
    */
@@ -666,6 +672,7 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_compute_register_kind(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, bool stateful)',
   'net_status_t net_compute_spawn(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint64_t instance, _Out_ uint64_t *origin_out)',
   'net_status_t net_compute_expect(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, _Out_ uint64_t *origin_out)',
+  'net_status_t net_compute_expect_origin(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, uint64_t origin)',
   'net_status_t net_compute_stop(const net_compute_t *compute, uint64_t origin)',
   'net_status_t net_compute_deliver(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, _Out_ uint32_t *outcome_out, _Inout_ net_error_t *error_out)',
   'net_status_t net_compute_deliver_batch(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t first_sequence, const uint8_t *data, size_t data_len, const uint32_t *lengths, size_t count, uint32_t timeout_ms, _Out_ uint32_t *outcomes_out, _Out_ size_t *delivered_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
@@ -674,6 +681,7 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_compute_wait_processed(const net_compute_t *compute, uint64_t origin, uint64_t events_processed, uint32_t timeout_ms, _Inout_ net_bytes_t *json_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_compute_daemons(const net_compute_t *compute, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_compute_start_migration(const net_compute_t *compute, uint64_t origin, uint64_t source, uint64_t target)',
+  'net_status_t net_compute_start_migration_opts(const net_compute_t *compute, uint64_t origin, uint64_t source, uint64_t target, const uint8_t *options_json, size_t options_json_len)',
   'net_status_t net_compute_migration_status(const net_compute_t *compute, uint64_t origin, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_compute_wait_migration(const net_compute_t *compute, uint64_t origin, uint32_t timeout_ms, _Inout_ net_bytes_t *json_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_compute_next(const net_compute_t *compute, uint32_t timeout_ms, _Out_ uint64_t *work_id_out, _Out_ uint32_t *kind_out, _Out_ uint64_t *instance_out, _Out_ uint64_t *daemon_out, _Out_ uint64_t *producer_out, _Out_ uint64_t *sequence_out, _Inout_ net_bytes_t *payload_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',

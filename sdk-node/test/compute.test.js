@@ -18,6 +18,7 @@ const {
   ComputeBufferFullError,
   ComputeConfigError,
   ComputeDaemonError,
+  ComputeIdentityTransportError,
   ComputeNoMigrationError,
   ComputeNotFoundError,
   ComputeTransportError,
@@ -152,6 +153,29 @@ test('a JavaScript counter migrates under load, every event applied exactly once
   assert.equal(back.state, 'completed');
   assert.equal(await a.deliver(origin, PRODUCER, total + 1n), Delivery.PROCESSED);
   assert.equal(a.daemon(origin).count, total + 1n);
+});
+
+test("a daemon's identity travels to a node that does not know its seed", async (t) => {
+  const [meshes, [a, b]] = await two(t);
+  const origin = a.spawn('counter', SEED);
+  for (let seq = 1n; seq <= 3n; seq++) assert.equal(await a.deliver(origin, PRODUCER, seq), Delivery.PROCESSED);
+  b.expectOrigin('counter', origin);
+  assert.throws(() => b.expectOrigin('counter', origin), ComputeAlreadyRegisteredError);
+  const [idA, idB] = [meshes[0].nodeId, meshes[1].nodeId];
+  // A node whose static key is not known here cannot be sealed to.
+  await assert.rejects(a.startMigration(origin, idA, 0x1234n), ComputeIdentityTransportError);
+  // Without its identity B cannot run the daemon: the move fails, the
+  // daemon stays on A.
+  await a.startMigration(origin, idA, idB, { transportIdentity: false });
+  const failed = await a.waitMigration(origin, 20000);
+  assert.equal(failed.state, 'failed');
+  assert.match(failed.reason, /^identity-transport-failed/);
+  assert.equal(await a.deliver(origin, PRODUCER, 4n), Delivery.PROCESSED);
+  // Sealed, it moves with its state.
+  await a.startMigration(origin, idA, idB, { transportIdentity: true });
+  assert.equal((await a.waitMigration(origin, 20000)).state, 'completed');
+  assert.equal(b.daemon(origin).count, 4n);
+  assert.equal(await b.deliver(origin, PRODUCER, 5n), Delivery.PROCESSED);
 });
 
 test('daemon failures and bad arguments reject with typed errors', async (t) => {

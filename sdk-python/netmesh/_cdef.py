@@ -145,6 +145,7 @@ enum net_status_t {
     NET_ERR_COMPUTE_GROUP_STATELESS = -514,
     NET_ERR_COMPUTE_GROUP_REPLAY = -515,
     NET_ERR_COMPUTE_GROUP_WRONG_KIND = -516,
+    NET_ERR_COMPUTE_IDENTITY_TRANSPORT = -517,
     NET_ERR_RULES_INVALID = -600,
     NET_ERR_RULES_UNKNOWN_RULE = -601,
     NET_ERR_SAFETY_CONFIG = -620,
@@ -274,6 +275,7 @@ net_status_t net_compute_free(net_compute_t *compute);
 net_status_t net_compute_register_kind(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, bool stateful);
 net_status_t net_compute_spawn(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint64_t instance, uint64_t *origin_out);
 net_status_t net_compute_expect(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint64_t *origin_out);
+net_status_t net_compute_expect_origin(const net_compute_t *compute, const uint8_t *kind, size_t kind_len, uint64_t origin);
 net_status_t net_compute_stop(const net_compute_t *compute, uint64_t origin);
 net_status_t net_compute_deliver(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, uint32_t *outcome_out, net_error_t *error_out);
 net_status_t net_compute_deliver_batch(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t first_sequence, const uint8_t *data, size_t data_len, const uint32_t *lengths, size_t count, uint32_t timeout_ms, uint32_t *outcomes_out, size_t *delivered_out, const net_cancel_t *cancel, net_error_t *error_out);
@@ -282,6 +284,7 @@ net_status_t net_compute_stats(const net_compute_t *compute, uint64_t origin, ne
 net_status_t net_compute_wait_processed(const net_compute_t *compute, uint64_t origin, uint64_t events_processed, uint32_t timeout_ms, net_bytes_t *json_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_daemons(const net_compute_t *compute, net_bytes_t *json_out);
 net_status_t net_compute_start_migration(const net_compute_t *compute, uint64_t origin, uint64_t source, uint64_t target);
+net_status_t net_compute_start_migration_opts(const net_compute_t *compute, uint64_t origin, uint64_t source, uint64_t target, const uint8_t *options_json, size_t options_json_len);
 net_status_t net_compute_migration_status(const net_compute_t *compute, uint64_t origin, net_bytes_t *json_out);
 net_status_t net_compute_wait_migration(const net_compute_t *compute, uint64_t origin, uint32_t timeout_ms, net_bytes_t *json_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_next(const net_compute_t *compute, uint32_t timeout_ms, uint64_t *work_id_out, uint32_t *kind_out, uint64_t *instance_out, uint64_t *daemon_out, uint64_t *producer_out, uint64_t *sequence_out, net_bytes_t *payload_out, const net_cancel_t *cancel, net_error_t *error_out);

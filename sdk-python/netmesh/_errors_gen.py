@@ -108,6 +108,7 @@ __all__ = [
     "ComputeGroupStatelessError",
     "ComputeGroupReplayError",
     "ComputeGroupWrongKindError",
+    "ComputeIdentityTransportError",
     "RulesInvalidError",
     "RulesUnknownRuleError",
     "SafetyConfigError",
@@ -816,6 +817,15 @@ class ComputeGroupWrongKindError(ComputeError):
     """
 
 
+class ComputeIdentityTransportError(ComputeError):
+    """The daemon's identity cannot travel with the migration (the target's
+    static key is not known here, or the keypair is public-only); nothing
+    was started.
+
+    Status ``NET_ERR_COMPUTE_IDENTITY_TRANSPORT`` (-517).
+    """
+
+
 class RulesInvalidError(NetError):
     """A rule set, rule or context is invalid (malformed JSON, an unknown key,
     a bad operand or regex, a duplicate id); the message names it.
@@ -988,6 +998,7 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     -514: ComputeGroupStatelessError,  # NET_ERR_COMPUTE_GROUP_STATELESS
     -515: ComputeGroupReplayError,  # NET_ERR_COMPUTE_GROUP_REPLAY
     -516: ComputeGroupWrongKindError,  # NET_ERR_COMPUTE_GROUP_WRONG_KIND
+    -517: ComputeIdentityTransportError,  # NET_ERR_COMPUTE_IDENTITY_TRANSPORT
     -600: RulesInvalidError,  # NET_ERR_RULES_INVALID
     -601: RulesUnknownRuleError,  # NET_ERR_RULES_UNKNOWN_RULE
     -620: SafetyConfigError,  # NET_ERR_SAFETY_CONFIG
@@ -1109,7 +1120,8 @@ NetError
 │   ├── ComputeGroupUnknownNodeError  NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE
 │   ├── ComputeGroupStatelessError  NET_ERR_COMPUTE_GROUP_STATELESS
 │   ├── ComputeGroupReplayError  NET_ERR_COMPUTE_GROUP_REPLAY
-│   └── ComputeGroupWrongKindError  NET_ERR_COMPUTE_GROUP_WRONG_KIND
+│   ├── ComputeGroupWrongKindError  NET_ERR_COMPUTE_GROUP_WRONG_KIND
+│   └── ComputeIdentityTransportError  NET_ERR_COMPUTE_IDENTITY_TRANSPORT
 ├── RulesInvalidError  NET_ERR_RULES_INVALID
 ├── RulesUnknownRuleError  NET_ERR_RULES_UNKNOWN_RULE
 ├── SafetyConfigError  NET_ERR_SAFETY_CONFIG

@@ -234,6 +234,10 @@ class Status(enum.IntEnum):
     #: The operation does not apply to this kind of group (e.g. scaling a
     #: standby group, promoting in a replica group).
     ERR_COMPUTE_GROUP_WRONG_KIND = -516
+    #: The daemon's identity cannot travel with the migration (the target's
+    #: static key is not known here, or the keypair is public-only); nothing
+    #: was started.
+    ERR_COMPUTE_IDENTITY_TRANSPORT = -517
     #: A rule set, rule or context is invalid (malformed JSON, an unknown key,
     #: a bad operand or regex, a duplicate id); the message names it.
     ERR_RULES_INVALID = -600

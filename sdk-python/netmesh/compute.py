@@ -253,6 +253,16 @@ class Compute(_Handle):
         check(lib.net_compute_expect(self._handle(), raw, len(raw), _seed(seed), 32, out))
         return int(out[0])
 
+    def expect_origin(self, kind: str, origin: int) -> None:
+        """Lets daemon ``origin`` of ``kind`` arrive here by migration
+        without its seed: its identity travels with it, sealed to this node
+        (see ``start_migration``'s ``transport_identity``). A snapshot that
+        comes without one is refused (the migration fails with
+        ``identity-transport-failed``). ComputeAlreadyRegisteredError if it
+        is already expected here."""
+        raw = kind.encode()
+        check(lib.net_compute_expect_origin(self._handle(), raw, len(raw), _u64(origin, "origin")))
+
     def stop(self, origin: int) -> None:
         """Stops daemon ``origin`` here (ComputeNotFoundError if it does
         not run here)."""
@@ -397,12 +407,24 @@ class Compute(_Handle):
 
     # -- migration ---------------------------------------------------------------
 
-    def start_migration(self, origin: int, source: int, target: int) -> None:
+    def start_migration(self, origin: int, source: int, target: int, *,
+                        transport_identity: bool | None = None) -> None:
         """Starts moving daemon ``origin`` from node ``source`` to node
         ``target``, orchestrated by this node (either of them, or a third
-        node connected to both)."""
-        check(lib.net_compute_start_migration(
-            self._handle(), _u64(origin, "origin"), _u64(source, "source"), _u64(target, "target")))
+        node connected to both).
+
+        ``transport_identity`` (default True): when this node is the
+        source, the daemon's seed is sealed to the target's static key and
+        travels with it, so the target needs only ``expect_origin``; the
+        start fails with ComputeIdentityTransportError when the target's
+        key is not known here. False: the target must know the seed
+        (``expect``)."""
+        ids = (_u64(origin, "origin"), _u64(source, "source"), _u64(target, "target"))
+        if transport_identity is None:
+            check(lib.net_compute_start_migration(self._handle(), *ids))
+            return
+        options = json.dumps({"transport_identity": bool(transport_identity)}).encode()
+        check(lib.net_compute_start_migration_opts(self._handle(), *ids, options, len(options)))
 
     def migration_status(self, origin: int) -> MigrationStatus:
         """The migration of ``origin`` orchestrated here (the last one, once

@@ -21,6 +21,7 @@ from netmesh import (
     ComputeBufferFullError,
     ComputeConfigError,
     ComputeDaemonError,
+    ComputeIdentityTransportError,
     ComputeNoMigrationError,
     ComputeNotFoundError,
     ComputeTransportError,
@@ -167,6 +168,34 @@ def test_a_python_counter_migrates_under_load_exactly_once(three) -> None:
     assert b.wait_migration(origin, timeout=20) == MigrationStatus("completed", "complete")
     assert a.deliver(origin, PRODUCER, total + 1, b"x") == Delivery.PROCESSED
     assert a.daemon(origin).count == total + 1
+
+
+def test_the_identity_travels_to_a_node_that_does_not_know_the_seed(three) -> None:
+    meshes, (a, b, _) = three
+    origin = a.spawn("counter", SEED)
+    for seq in range(1, 4):
+        assert a.deliver(origin, PRODUCER, seq, b"x") == Delivery.PROCESSED
+    b.expect_origin("counter", origin)
+    with pytest.raises(ComputeAlreadyRegisteredError):
+        b.expect_origin("counter", origin)
+    # A node whose key is not known here cannot be sealed to: nothing starts.
+    with pytest.raises(ComputeIdentityTransportError):
+        a.start_migration(origin, meshes[0].node_id, 0x1234)
+    with pytest.raises(ComputeNoMigrationError):
+        a.migration_status(origin)
+    # Without its identity B cannot run the daemon: the move fails and the
+    # daemon stays on A.
+    a.start_migration(origin, meshes[0].node_id, meshes[1].node_id, transport_identity=False)
+    failed = a.wait_migration(origin, timeout=20)
+    assert failed.state == "failed", failed
+    assert failed.reason.startswith("identity-transport-failed"), failed
+    assert a.deliver(origin, PRODUCER, 4, b"x") == Delivery.PROCESSED
+    # Sealed (the default), it moves, state and all.
+    a.start_migration(origin, meshes[0].node_id, meshes[1].node_id, transport_identity=True)
+    assert a.wait_migration(origin, timeout=20) == MigrationStatus("completed", "complete")
+    assert b.daemon(origin).count == 4
+    assert b.deliver(origin, PRODUCER, 5, b"x") == Delivery.PROCESSED
+    assert a.daemon(origin) is None
 
 
 def test_daemon_failures_and_bad_arguments_raise_typed_errors() -> None:

@@ -68,8 +68,8 @@ pub use host::{BatchDelivered, DaemonHost, DaemonSnapshot, DaemonStats, Observed
 pub use ledger::{LedgerError, SubscriptionLedger};
 pub use registry::DaemonRegistry;
 pub use runtime::{
-    BatchOutcome, ComputeError, ComputeRuntime, DeliveryOutcome, MigrationPhase, MigrationStatus,
-    MigrationTransport, RuntimeConfig,
+    BatchOutcome, ComputeError, ComputeRuntime, DeliveryOutcome, MigrationOptions, MigrationPhase,
+    MigrationStatus, MigrationTransport, RuntimeConfig,
 };
 pub use scheduler::{
     Candidate, MIGRATION_TAG, Placement, PlacementError, PlacementReason, Scheduler,

@@ -346,6 +346,29 @@ impl DaemonRegistry {
         outputs?
     }
 
+    /// [`deliver`](Self::deliver) if `proceed` still holds once the
+    /// daemon's lock is taken (`None`, nothing done, otherwise): a caller
+    /// that skips its own lock reads its condition where no snapshot can
+    /// interleave.
+    ///
+    /// # Errors
+    /// As [`deliver`](Self::deliver).
+    pub fn deliver_when(
+        &self,
+        origin: u64,
+        event: &CausalEvent,
+        proceed: impl FnOnce() -> bool,
+    ) -> Result<Option<Vec<CausalEvent>>, DaemonError> {
+        let slot = self.lookup(origin)?;
+        let delivered =
+            self.run_locked(origin, &slot, |host| proceed().then(|| host.deliver(event)))?;
+        let Some(outputs) = delivered else {
+            return Ok(None);
+        };
+        self.bump();
+        outputs.map(Some)
+    }
+
     /// Delivers `events` in order to `origin`'s daemon in one
     /// [`DaemonHost::deliver_batch_at`] under one host lock; waiters see
     /// the counts after the whole batch.

@@ -35,7 +35,8 @@ use crate::cancel::CancelToken;
 use crate::compute::migration::FailureReason;
 use crate::compute::{
     BatchWait, ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome,
-    ForeignDaemon, MigrationStatus, RuntimeConfig, WorkBridge, WorkError, WorkReply, WorkRequest,
+    ForeignDaemon, MigrationOptions, MigrationStatus, RuntimeConfig, WorkBridge, WorkError,
+    WorkReply, WorkRequest,
 };
 use crate::identity::EntityKeypair;
 
@@ -162,6 +163,7 @@ impl From<ComputeError> for FfiError {
             ComputeError::Transport(_) => net_status_t::NET_ERR_COMPUTE_TRANSPORT,
             ComputeError::NoMigration(_) => net_status_t::NET_ERR_COMPUTE_NO_MIGRATION,
             ComputeError::Buffer(_) => net_status_t::NET_ERR_COMPUTE_BUFFER_FULL,
+            ComputeError::IdentityTransport(_) => net_status_t::NET_ERR_COMPUTE_IDENTITY_TRANSPORT,
             ComputeError::Timeout => net_status_t::NET_TIMEOUT,
             ComputeError::Cancelled => return super::cancel::cancelled(),
             _ => net_status_t::NET_ERR_SHUTTING_DOWN,
@@ -361,8 +363,10 @@ pub unsafe extern "C" fn net_compute_spawn(
 /// Lets a daemon of kind `kind` with the identity of `seed` (32 bytes)
 /// arrive here by migration: when its snapshot comes, a Create work item
 /// asks the SDK for an object of the kind, and the state is restored into
-/// it. Writes the daemon's origin hash. Identities do not travel with a
-/// migration yet, so the target must know the seed.
+/// it. Writes the daemon's origin hash. The target then holds the keys
+/// itself (a migration started without `transport_identity` needs this);
+/// `net_compute_expect_origin` expects a daemon whose identity travels
+/// with it.
 ///
 /// Errors: `NET_ERR_COMPUTE_UNKNOWN_KIND`;
 /// `NET_ERR_COMPUTE_ALREADY_REGISTERED` if the origin is already expected
@@ -385,6 +389,34 @@ pub unsafe extern "C" fn net_compute_expect(
         let factory = ForeignDaemon::factory(Arc::clone(&compute.bridge), kind.to_owned(), origin, stateful);
         compute.runtime.factories().register(keypair, factory)?;
         origin_out.write(origin);
+        Ok(())
+    })
+}
+
+/// Lets daemon `origin` of kind `kind` arrive here by migration without
+/// its seed: its identity travels with it, sealed to this node (the source
+/// seals it unless the migration was started without
+/// `transport_identity`). Otherwise as `net_compute_expect`; a snapshot
+/// that comes without an identity is refused (the migration fails with
+/// `identity-transport-failed`).
+///
+/// Errors: `NET_ERR_COMPUTE_UNKNOWN_KIND`;
+/// `NET_ERR_COMPUTE_ALREADY_REGISTERED` if the origin is already expected
+/// here (the entry is kept).
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `kind` is readable for its length.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_expect_origin(
+    compute: *const net_compute_t,
+    kind: *const u8,
+    kind_len: usize,
+    origin: u64,
+) -> net_status_t {
+    ffi_export!(handle compute; str kind[kind_len]; {
+        let stateful = compute.stateful(kind)?;
+        let factory = ForeignDaemon::factory(Arc::clone(&compute.bridge), kind.to_owned(), origin, stateful);
+        compute.runtime.factories().register_placeholder(origin, factory)?;
         Ok(())
     })
 }
@@ -730,6 +762,61 @@ pub unsafe extern "C" fn net_compute_start_migration(
         compute.runtime.start_migration(origin, source, target)?;
         Ok(())
     })
+}
+
+/// `net_compute_start_migration` with options: `options_json` (NULL or
+/// empty: the defaults) is an object taking `transport_identity` (true:
+/// when this node is the source, the daemon's identity is sealed to the
+/// target's static key and travels with the snapshot, so the target needs
+/// only `net_compute_expect_origin`; the start fails when the target's
+/// key is not known here. false: no identity travels; the target must
+/// know the seed through `net_compute_expect`).
+///
+/// Errors: as `net_compute_start_migration`;
+/// `NET_ERR_COMPUTE_IDENTITY_TRANSPORT` (nothing started);
+/// `NET_ERR_COMPUTE_CONFIG` naming a bad or unknown key.
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `options_json` is NULL or readable
+/// for its length.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_start_migration_opts(
+    compute: *const net_compute_t,
+    origin: u64,
+    source: u64,
+    target: u64,
+    options_json: *const u8,
+    options_json_len: usize,
+) -> net_status_t {
+    ffi_export!(handle compute; opt_str options_json[options_json_len]; {
+        let options = parse_migration_options(options_json)?;
+        compute.runtime.start_migration_with(origin, source, target, &options)?;
+        Ok(())
+    })
+}
+
+fn parse_migration_options(json: Option<&str>) -> Result<MigrationOptions, FfiError> {
+    let mut options = MigrationOptions::default();
+    let Some(text) = json.filter(|t| !t.trim().is_empty()) else {
+        return Ok(options);
+    };
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| config_error(format!("migration options JSON: {e}")))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| config_error("migration options must be a JSON object"))?;
+    for (key, value) in object {
+        match key.as_str() {
+            "transport_identity" => {
+                let on = value
+                    .as_bool()
+                    .ok_or_else(|| config_error("`transport_identity` must be a boolean"))?;
+                options = options.with_transport_identity(on);
+            }
+            other => return Err(config_error(format!("unknown key `{other}`"))),
+        }
+    }
+    Ok(options)
 }
 
 fn failure_text(reason: &FailureReason) -> String {

@@ -237,6 +237,10 @@ pub enum net_status_t {
     /// The operation does not apply to this kind of group (e.g. scaling a
     /// standby group, promoting in a replica group).
     NET_ERR_COMPUTE_GROUP_WRONG_KIND = -516,
+    /// The daemon's identity cannot travel with the migration (the target's
+    /// static key is not known here, or the keypair is public-only); nothing
+    /// was started.
+    NET_ERR_COMPUTE_IDENTITY_TRANSPORT = -517,
     /// A rule set, rule or context is invalid (malformed JSON, an unknown key,
     /// a bad operand or regex, a duplicate id); the message names it.
     NET_ERR_RULES_INVALID = -600,
@@ -363,6 +367,7 @@ impl net_status_t {
         Self::NET_ERR_COMPUTE_GROUP_STATELESS,
         Self::NET_ERR_COMPUTE_GROUP_REPLAY,
         Self::NET_ERR_COMPUTE_GROUP_WRONG_KIND,
+        Self::NET_ERR_COMPUTE_IDENTITY_TRANSPORT,
         Self::NET_ERR_RULES_INVALID,
         Self::NET_ERR_RULES_UNKNOWN_RULE,
         Self::NET_ERR_SAFETY_CONFIG,
@@ -481,6 +486,7 @@ impl net_status_t {
             Self::NET_ERR_COMPUTE_GROUP_STATELESS => c"NET_ERR_COMPUTE_GROUP_STATELESS",
             Self::NET_ERR_COMPUTE_GROUP_REPLAY => c"NET_ERR_COMPUTE_GROUP_REPLAY",
             Self::NET_ERR_COMPUTE_GROUP_WRONG_KIND => c"NET_ERR_COMPUTE_GROUP_WRONG_KIND",
+            Self::NET_ERR_COMPUTE_IDENTITY_TRANSPORT => c"NET_ERR_COMPUTE_IDENTITY_TRANSPORT",
             Self::NET_ERR_RULES_INVALID => c"NET_ERR_RULES_INVALID",
             Self::NET_ERR_RULES_UNKNOWN_RULE => c"NET_ERR_RULES_UNKNOWN_RULE",
             Self::NET_ERR_SAFETY_CONFIG => c"NET_ERR_SAFETY_CONFIG",

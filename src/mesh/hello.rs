@@ -19,8 +19,13 @@ use super::crypto::Role;
 pub const HELLO_MAGIC: [u8; 4] = *b"NETB";
 /// Current hello version.
 pub const HELLO_VERSION: u8 = 1;
-/// Encoded size.
+/// Encoded size without the static key.
 pub const HELLO_SIZE: usize = 4 + 1 + 1 + 1 + 8 + PUBLIC_KEY_LEN + SIGNATURE_LEN;
+/// Encoded size of a hello that carries the sender's static key
+/// ([`FLAG_STATIC_KEY`]).
+pub const HELLO_WITH_KEY_SIZE: usize = HELLO_SIZE + STATIC_KEY_LEN;
+/// An X25519 static public key.
+pub const STATIC_KEY_LEN: usize = 32;
 /// Domain separation of the signed message.
 pub const BIND_LABEL: &[u8] = b"net-bind-v1";
 
@@ -57,6 +62,13 @@ pub const FLAG_CONTINUITY: u8 = 0x20;
 /// does [`MeshNode::send_subprotocol_stream`](crate::mesh::MeshNode::send_subprotocol_stream)
 /// send (compute moves large snapshots this way).
 pub const FLAG_SUBPROTOCOL_STREAMS: u8 = 0x40;
+
+/// Hello flag: the hello carries the sender's X25519 static public key
+/// (the one it answers handshakes with) after the signature, covered by
+/// it. NKpsk0's initiator sends no static key, so without this a responder
+/// could not seal a daemon's identity to it (identity envelopes,
+/// `docs/compute.md`).
+pub const FLAG_STATIC_KEY: u8 = 0x80;
 
 /// Why a hello was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +111,9 @@ pub struct Hello {
     pub entity: EntityId,
     /// Signature over [`signed_message`].
     pub signature: Signature,
+    /// The sender's X25519 static public key; present exactly when
+    /// `flags` has [`FLAG_STATIC_KEY`].
+    pub static_key: Option<[u8; STATIC_KEY_LEN]>,
 }
 
 fn role_byte(role: Role) -> u8 {
@@ -108,19 +123,30 @@ fn role_byte(role: Role) -> u8 {
     }
 }
 
-/// What a hello signs: label ‖ handshake hash ‖ role ‖ node_id ‖ flags.
-pub fn signed_message(handshake_hash: &[u8; 32], role: Role, node_id: u64, flags: u8) -> Vec<u8> {
-    let mut m = Vec::with_capacity(BIND_LABEL.len() + 32 + 1 + 8 + 1);
+/// What a hello signs: label ‖ handshake hash ‖ role ‖ node_id ‖ flags
+/// [‖ static key].
+pub fn signed_message(
+    handshake_hash: &[u8; 32],
+    role: Role,
+    node_id: u64,
+    flags: u8,
+    static_key: Option<&[u8; STATIC_KEY_LEN]>,
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(BIND_LABEL.len() + 32 + 1 + 8 + 1 + STATIC_KEY_LEN);
     m.extend_from_slice(BIND_LABEL);
     m.extend_from_slice(handshake_hash);
     m.push(role_byte(role));
     m.extend_from_slice(&node_id.to_le_bytes());
     m.push(flags);
+    if let Some(key) = static_key {
+        m.extend_from_slice(key);
+    }
     m
 }
 
 impl Hello {
-    /// Our hello for a session.
+    /// Our hello for a session; with `static_key`, the hello carries it
+    /// and sets [`FLAG_STATIC_KEY`] (any such bit in `flags` is ignored).
     ///
     /// # Errors
     /// A read-only identity cannot sign.
@@ -129,37 +155,54 @@ impl Hello {
         handshake_hash: &[u8; 32],
         role: Role,
         flags: u8,
+        static_key: Option<&[u8; STATIC_KEY_LEN]>,
     ) -> Result<Self, IdentityError> {
+        let flags = match static_key {
+            Some(_) => flags | FLAG_STATIC_KEY,
+            None => flags & !FLAG_STATIC_KEY,
+        };
         let node_id = identity.node_id();
-        let signature = identity.sign(&signed_message(handshake_hash, role, node_id, flags))?;
+        let signature = identity.sign(&signed_message(
+            handshake_hash,
+            role,
+            node_id,
+            flags,
+            static_key,
+        ))?;
         Ok(Self {
             flags,
             role,
             node_id,
             entity: *identity.entity_id(),
             signature,
+            static_key: static_key.copied(),
         })
     }
 
-    /// The bytes.
-    pub fn encode(&self) -> [u8; HELLO_SIZE] {
-        let mut b = [0u8; HELLO_SIZE];
-        b[0..4].copy_from_slice(&HELLO_MAGIC);
-        b[4] = HELLO_VERSION;
-        b[5] = self.flags;
-        b[6] = role_byte(self.role);
-        b[7..15].copy_from_slice(&self.node_id.to_le_bytes());
-        b[15..15 + PUBLIC_KEY_LEN].copy_from_slice(self.entity.as_bytes());
-        b[15 + PUBLIC_KEY_LEN..].copy_from_slice(&self.signature.to_bytes());
+    /// The bytes: [`HELLO_SIZE`] of them, [`HELLO_WITH_KEY_SIZE`] with a
+    /// static key.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(HELLO_WITH_KEY_SIZE);
+        b.extend_from_slice(&HELLO_MAGIC);
+        b.push(HELLO_VERSION);
+        b.push(self.flags);
+        b.push(role_byte(self.role));
+        b.extend_from_slice(&self.node_id.to_le_bytes());
+        b.extend_from_slice(self.entity.as_bytes());
+        b.extend_from_slice(&self.signature.to_bytes());
+        if let Some(key) = &self.static_key {
+            b.extend_from_slice(key);
+        }
         b
     }
 
     /// Decodes (no verification).
     ///
     /// # Errors
-    /// [`HelloError::NotHello`], [`HelloError::Version`].
+    /// [`HelloError::NotHello`] (also for a length that disagrees with
+    /// [`FLAG_STATIC_KEY`]), [`HelloError::Version`].
     pub fn decode(bytes: &[u8]) -> Result<Self, HelloError> {
-        if bytes.len() != HELLO_SIZE {
+        if bytes.len() != HELLO_SIZE && bytes.len() != HELLO_WITH_KEY_SIZE {
             return Err(HelloError::NotHello(WireError::Truncated {
                 what: "hello",
                 needed: HELLO_SIZE,
@@ -185,18 +228,32 @@ impl Hello {
                 }));
             }
         };
+        let flags = bytes[5];
+        let keyed = bytes.len() == HELLO_WITH_KEY_SIZE;
+        if keyed != (flags & FLAG_STATIC_KEY != 0) {
+            return Err(HelloError::NotHello(WireError::InvalidValue {
+                what: "hello length for its static-key flag",
+                value: bytes.len() as u64,
+            }));
+        }
         let mut id = [0u8; 8];
         id.copy_from_slice(&bytes[7..15]);
         let entity =
             EntityId::from_slice(&bytes[15..15 + PUBLIC_KEY_LEN]).map_err(HelloError::Signature)?;
-        let signature =
-            Signature::from_slice(&bytes[15 + PUBLIC_KEY_LEN..]).map_err(HelloError::Signature)?;
+        let signature = Signature::from_slice(&bytes[15 + PUBLIC_KEY_LEN..HELLO_SIZE])
+            .map_err(HelloError::Signature)?;
+        let static_key = keyed.then(|| {
+            let mut key = [0u8; STATIC_KEY_LEN];
+            key.copy_from_slice(&bytes[HELLO_SIZE..]);
+            key
+        });
         Ok(Self {
-            flags: bytes[5],
+            flags,
             role,
             node_id: u64::from_le_bytes(id),
             entity,
             signature,
+            static_key,
         })
     }
 
@@ -228,7 +285,13 @@ impl Hello {
                 expected: peer_node_id,
             });
         }
-        let message = signed_message(handshake_hash, self.role, self.node_id, self.flags);
+        let message = signed_message(
+            handshake_hash,
+            self.role,
+            self.node_id,
+            self.flags,
+            self.static_key.as_ref(),
+        );
         self.entity.verify(&message, &self.signature)?;
         Ok(())
     }
@@ -242,7 +305,7 @@ mod tests {
     fn sign_encode_decode_verify() {
         let a = EntityKeypair::from_seed(&[1; 32]);
         let h = [9u8; 32];
-        let hello = Hello::sign(&a, &h, Role::Initiator, FLAG_RELIABILITY).unwrap();
+        let hello = Hello::sign(&a, &h, Role::Initiator, FLAG_RELIABILITY, None).unwrap();
         let decoded = Hello::decode(&hello.encode()).unwrap();
         assert_eq!(decoded, hello);
         decoded.verify(&h, Role::Responder, a.node_id()).unwrap();
@@ -269,13 +332,19 @@ mod tests {
                 .is_err()
         );
         // The AES offer is signed like every flag: stripped, refused.
-        let offer = Hello::sign(&a, &h, Role::Initiator, FLAG_RELIABILITY | FLAG_AES_256_GCM)
-            .unwrap()
-            .encode();
+        let offer = Hello::sign(
+            &a,
+            &h,
+            Role::Initiator,
+            FLAG_RELIABILITY | FLAG_AES_256_GCM,
+            None,
+        )
+        .unwrap()
+        .encode();
         let decoded = Hello::decode(&offer).unwrap();
         assert_eq!(decoded.flags & FLAG_AES_256_GCM, FLAG_AES_256_GCM);
         decoded.verify(&h, Role::Responder, a.node_id()).unwrap();
-        let mut stripped = offer;
+        let mut stripped = offer.clone();
         stripped[5] &= !FLAG_AES_256_GCM;
         assert!(
             Hello::decode(&stripped)
@@ -289,5 +358,61 @@ mod tests {
             Hello::decode(&[0; 16]),
             Err(HelloError::NotHello(_))
         ));
+    }
+
+    #[test]
+    fn the_static_key_travels_signed() {
+        let a = EntityKeypair::from_seed(&[2; 32]);
+        let h = [7u8; 32];
+        let key = [0x5a; STATIC_KEY_LEN];
+        let hello = Hello::sign(&a, &h, Role::Initiator, FLAG_RELIABILITY, Some(&key)).unwrap();
+        assert_eq!(hello.flags & FLAG_STATIC_KEY, FLAG_STATIC_KEY);
+        let bytes = hello.encode();
+        assert_eq!(bytes.len(), HELLO_WITH_KEY_SIZE);
+        let decoded = Hello::decode(&bytes).unwrap();
+        assert_eq!(decoded.static_key, Some(key));
+        decoded.verify(&h, Role::Responder, a.node_id()).unwrap();
+        // A substituted key breaks the signature.
+        let mut swapped = bytes.clone();
+        swapped[HELLO_SIZE] ^= 1;
+        assert!(matches!(
+            Hello::decode(&swapped)
+                .unwrap()
+                .verify(&h, Role::Responder, a.node_id()),
+            Err(HelloError::Signature(_))
+        ));
+        // The key cut off (flag kept), or a key without the flag: not a hello.
+        assert!(matches!(
+            Hello::decode(&bytes[..HELLO_SIZE]),
+            Err(HelloError::NotHello(_))
+        ));
+        let plain = Hello::sign(&a, &h, Role::Initiator, FLAG_RELIABILITY, None)
+            .unwrap()
+            .encode();
+        let mut padded = plain.clone();
+        padded.extend_from_slice(&key);
+        assert!(matches!(
+            Hello::decode(&padded),
+            Err(HelloError::NotHello(_))
+        ));
+        // A flag asked for without a key is dropped, so the bytes agree.
+        let unkeyed = Hello::sign(
+            &a,
+            &h,
+            Role::Initiator,
+            FLAG_RELIABILITY | FLAG_STATIC_KEY,
+            None,
+        )
+        .unwrap();
+        assert_eq!(unkeyed.flags & FLAG_STATIC_KEY, 0);
+        assert_eq!(Hello::decode(&unkeyed.encode()).unwrap(), unkeyed);
+        // Every truncation and extension is refused without a panic.
+        for len in 0..bytes.len() + 40 {
+            let mut b = bytes.clone();
+            b.resize(len, 0);
+            if len != HELLO_SIZE && len != HELLO_WITH_KEY_SIZE {
+                assert!(Hello::decode(&b).is_err(), "{len}");
+            }
+        }
     }
 }

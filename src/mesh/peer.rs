@@ -25,6 +25,9 @@ pub(crate) struct Binding {
     pub legacy: bool,
     /// The `FLAG_*` bits of the peer's verified hello (0 before it).
     pub peer_flags: u8,
+    /// The peer's X25519 static public key: the one we dialed (proved by
+    /// the handshake), or the one its verified hello carried.
+    pub peer_static: Option<[u8; 32]>,
     /// When the binding started (the session's creation).
     pub since: Instant,
     /// When we last sent our hello, and how many times.
@@ -39,6 +42,7 @@ impl Binding {
             acked: false,
             legacy: false,
             peer_flags: 0,
+            peer_static: None,
             since: now,
             last_sent: None,
             sends: 0,

@@ -58,9 +58,13 @@
 //!   restore it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{BatchOutcome, ComputeError, DeliveryOutcome, MigrationPhase, MigrationStatus, Shared};
+use super::{
+    BatchOutcome, ComputeError, DeliveryOutcome, MigrationOptions, MigrationPhase, MigrationStatus,
+    Shared,
+};
 use crate::compute::migration::wire::SnapshotChunk;
 use crate::compute::migration::{
     CaptureOutcome, FailureReason, InsertOutcome, MigrationMessage, ReplayBuffer,
@@ -68,6 +72,7 @@ use crate::compute::migration::{
 };
 use crate::compute::snapshot::{decode_owned_migration_payload, encode_migration_around_state};
 use crate::compute::{BatchWait, CausalEvent, DaemonError, DaemonHost};
+use crate::identity::IdentityEnvelope;
 use xxhash_rust::xxh3::xxh3_64;
 
 mod forward;
@@ -93,6 +98,9 @@ struct Orchestration {
     /// SnapshotReady chunks as received (encoded), by index.
     chunks: BTreeMap<u32, Chunk>,
     total_chunks: Option<u32>,
+    /// [`MigrationOptions::transport_identity`]: when this node is also
+    /// the source, whether it seals the daemon's identity for the target.
+    transport_identity: bool,
 }
 
 #[derive(Debug)]
@@ -211,6 +219,12 @@ impl State {
             .get(&origin)
             .map(|o| MigrationStatus::Running(o.phase))
             .or_else(|| self.finished.get(&origin).cloned())
+    }
+
+    /// No source, forwarder or target record: every delivery is a plain
+    /// local one.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.sources.is_empty() && self.forwarders.is_empty() && self.targets.is_empty()
     }
 
     pub(crate) fn is_migrating(&self, origin: u64) -> bool {
@@ -338,6 +352,19 @@ pub(super) fn deliver(
     event: CausalEvent,
     sink: Outputs,
 ) -> Result<DeliveryOutcome, ComputeError> {
+    // Without migration state on this node, no state lock: the flag is
+    // read under the daemon's own lock, which a snapshot takes after
+    // clearing it (see `Shared::quiet`).
+    if shared.quiet.load(Ordering::Acquire) {
+        let quiet = || shared.quiet.load(Ordering::Acquire);
+        match shared.registry.deliver_when(origin, &event, quiet) {
+            Ok(Some(outputs)) => return Ok(shared.hand_out(outputs, sink)),
+            // Not quiet any more, or not here (it may have moved): the
+            // locked path decides.
+            Ok(None) | Err(DaemonError::NotFound(_) | DaemonError::Stale(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let mut state = shared.state();
     // Still under the state lock when processed here: a snapshot cannot
     // fall between the migration checks and the event's processing.
@@ -355,7 +382,7 @@ fn deliver_locked(
     sink: Outputs,
 ) -> Result<DeliveryOutcome, ComputeError> {
     // No migration on this node at all (the common case): no lookups.
-    if state.sources.is_empty() && state.forwarders.is_empty() && state.targets.is_empty() {
+    if state.is_quiet() {
         return process_local(shared, origin, &event, sink);
     }
     if let Some(source) = state.sources.get_mut(&origin)
@@ -438,11 +465,30 @@ pub(super) fn start(
     origin: u64,
     source: u64,
     target: u64,
+    options: &MigrationOptions,
     now: Instant,
 ) -> Result<(), ComputeError> {
     let mut state = shared.state();
     if state.orchestrations.contains_key(&origin) {
         return Err(ComputeError::AlreadyMigrating(origin));
+    }
+    if source == shared.node_id && options.transport_identity {
+        // Checked before anything starts, as v0.11 does for a local source.
+        if shared.transport.peer_static_key(target).is_none() {
+            return Err(ComputeError::IdentityTransport(format!(
+                "the static key of {target:#018x} is not known here (a v0.11 node that \
+                 connected to this one); connect to it, or migrate without transport_identity"
+            )));
+        }
+        if shared
+            .registry
+            .daemon_keypair(origin)
+            .is_some_and(|k| k.seed().is_err())
+        {
+            return Err(ComputeError::IdentityTransport(
+                "the daemon's keypair here is public-only: nothing to seal".into(),
+            ));
+        }
     }
     let take = MigrationMessage::TakeSnapshot {
         origin,
@@ -466,6 +512,7 @@ pub(super) fn start(
             last_progress: now,
             chunks: BTreeMap::new(),
             total_chunks: None,
+            transport_identity: options.transport_identity,
         },
     );
     shared.changed.notify_all();
@@ -493,8 +540,15 @@ fn abort_orchestration(shared: &Shared, state: &mut State, origin: u64, reason: 
         origin,
         reason: reason.clone(),
     };
+    // The source or target role here is aborted in place: a failure looped
+    // through the transport to ourselves could arrive after a retry began
+    // and read as that attempt's source or target failing.
+    let here = o.source == shared.node_id || o.target == shared.node_id;
+    let to: Vec<u64> = [o.source, o.target]
+        .into_iter()
+        .filter(|&node| node != shared.node_id)
+        .collect();
     if let Some(bytes) = encode(&message) {
-        let to = vec![o.source, o.target];
         for &node in &to {
             send_bytes(shared, node, &bytes);
         }
@@ -506,6 +560,9 @@ fn abort_orchestration(shared: &Shared, state: &mut State, origin: u64, reason: 
         });
     }
     finish(shared, state, origin, MigrationStatus::Failed(reason));
+    if here {
+        on_failed(shared, state, shared.node_id, origin);
+    }
 }
 
 /// Handles a message if it belongs to the orchestration; returns whether
@@ -799,8 +856,10 @@ fn on_take_snapshot(
         return;
     }
     // The lock on `state` keeps deliveries out: the snapshot and the start
-    // of capture are one step.
-    let snapshot = match shared.registry.snapshot(origin) {
+    // of capture are one step (those that skip the lock see `quiet`
+    // cleared once the snapshot has the daemon's lock).
+    shared.quiet.store(false, Ordering::Release);
+    let mut snapshot = match shared.registry.snapshot(origin) {
         Ok(s) => s,
         Err(DaemonError::NotFound(_) | DaemonError::Stale(_)) => {
             fail(
@@ -816,6 +875,29 @@ fn on_take_snapshot(
             return;
         }
     };
+    // The orchestration here says whether to seal; a remote orchestrator
+    // cannot (TakeSnapshot has no room), so then it is sealed if possible.
+    let seal = if from == shared.node_id {
+        state
+            .orchestrations
+            .get(&origin)
+            .map_or(Seal::IfPossible, |o| {
+                if o.transport_identity {
+                    Seal::Required
+                } else {
+                    Seal::Never
+                }
+            })
+    } else {
+        Seal::IfPossible
+    };
+    match seal_identity(shared, origin, target, &snapshot.snapshot, seal) {
+        Ok(envelope) => snapshot.snapshot.envelope = envelope,
+        Err(reason) => {
+            fail(shared, from, origin, reason);
+            return;
+        }
+    }
     let ext = shared.config.send_extension.then_some(&snapshot.ext);
     let seq_through = snapshot.snapshot.through_seq;
     let (head, tail) = match encode_migration_around_state(&snapshot.snapshot, ext) {
@@ -867,6 +949,48 @@ fn on_take_snapshot(
             cutover_mark: None,
         },
     );
+}
+
+/// Whether a source seals the daemon's identity for the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seal {
+    Required,
+    IfPossible,
+    Never,
+}
+
+/// The daemon's identity sealed to the target's static key, bound to the
+/// snapshot's chain head (COMPUTE.md §2.6): `None` when not asked for, or
+/// when not possible and not required.
+fn seal_identity(
+    shared: &Shared,
+    origin: u64,
+    target: u64,
+    snapshot: &crate::compute::StateSnapshot,
+    seal: Seal,
+) -> Result<Option<IdentityEnvelope>, FailureReason> {
+    if seal == Seal::Never {
+        return Ok(None);
+    }
+    let refused = |why: String| {
+        if seal == Seal::Required {
+            Err(FailureReason::IdentityTransportFailed(why))
+        } else {
+            Ok(None)
+        }
+    };
+    let Some(key) = shared.transport.peer_static_key(target) else {
+        return refused(format!("the static key of {target:#018x} is not known"));
+    };
+    let Some(keypair) = shared.registry.daemon_keypair(origin) else {
+        return refused("the daemon's keypair is gone".into());
+    };
+    if keypair.seed().is_err() {
+        return refused("the daemon's keypair is public-only".into());
+    }
+    IdentityEnvelope::seal(&keypair, &key, &snapshot.chain_link.to_bytes())
+        .map(Some)
+        .map_err(|e| state_failed(format!("sealing the identity: {e}")))
 }
 
 fn on_cutover(
@@ -1126,11 +1250,25 @@ fn restore(shared: &Shared, origin: u64, payload: Vec<u8>) -> Result<Restored, F
         Err(DaemonError::NotFound(_)) => return Err(FailureReason::FactoryNotFound),
         Err(e) => return Err(state_failed(e.to_string())),
     };
-    let keypair = keypair.ok_or_else(|| {
-        FailureReason::IdentityTransportFailed(
-            "no keypair for the daemon here (identity envelopes are not carried yet)".into(),
-        )
-    })?;
+    // An envelope must open (and name the snapshot's entity); without
+    // one the factory's keypair is used (COMPUTE.md §2.6).
+    let keypair = match &snapshot.envelope {
+        Some(envelope) => shared
+            .transport
+            .open_identity_envelope(
+                envelope,
+                &snapshot.chain_link.to_bytes(),
+                &snapshot.entity_id,
+            )
+            .map_err(|e| {
+                FailureReason::IdentityTransportFailed(format!("identity envelope: {e}"))
+            })?,
+        None => keypair.ok_or_else(|| {
+            FailureReason::IdentityTransportFailed(
+                "no identity envelope and no keypair for the daemon here".into(),
+            )
+        })?,
+    };
     let host = DaemonHost::from_owned_snapshot(daemon, keypair, snapshot, ext.as_ref())
         .map_err(|e| state_failed(e.to_string()))?;
     Ok((host, ext.map(|e| e.applied)))

@@ -51,6 +51,7 @@ use crate::compute::migration::FailureReason;
 use crate::compute::{
     BatchWait, CausalEvent, DaemonError, DaemonFactoryRegistry, DaemonHost, DaemonRegistry,
 };
+use crate::identity::{EntityId, EntityKeypair, EnvelopeError, IdentityEnvelope};
 use crate::mesh::{MeshError, MeshNode, SubprotocolHandler};
 use crate::wire::ids;
 
@@ -95,6 +96,28 @@ pub trait MigrationTransport: Send + Sync + 'static {
             feature: "subprotocol streams",
         })
     }
+
+    /// `node`'s X25519 static public key, which a daemon's identity is
+    /// sealed to when it migrates there. Default: unknown.
+    fn peer_static_key(&self, _node: u64) -> Option<[u8; 32]> {
+        None
+    }
+
+    /// Opens an identity envelope sealed to this node's static key,
+    /// checking that `signer` sealed it for `chain_link`. Default: this
+    /// transport has no static key.
+    ///
+    /// # Errors
+    /// As [`IdentityEnvelope::open`].
+    fn open_identity_envelope(
+        &self,
+        envelope: &IdentityEnvelope,
+        chain_link: &[u8; 32],
+        signer: &EntityId,
+    ) -> Result<EntityKeypair, EnvelopeError> {
+        let _ = (envelope, chain_link, signer);
+        Err(EnvelopeError::SealOpenFailed)
+    }
 }
 
 impl MigrationTransport for MeshNode {
@@ -118,6 +141,51 @@ impl MigrationTransport for MeshNode {
         cancel: &CancelToken,
     ) -> Result<(), MeshError> {
         self.send_subprotocol_stream(to, ids::MIGRATION, messages, Some(deadline), Some(cancel))
+    }
+
+    fn peer_static_key(&self, node: u64) -> Option<[u8; 32]> {
+        MeshNode::peer_static_key(self, node)
+    }
+
+    fn open_identity_envelope(
+        &self,
+        envelope: &IdentityEnvelope,
+        chain_link: &[u8; 32],
+        signer: &EntityId,
+    ) -> Result<EntityKeypair, EnvelopeError> {
+        MeshNode::open_identity_envelope(self, envelope, chain_link, signer)
+    }
+}
+
+/// How one migration is made ([`ComputeRuntime::start_migration_with`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MigrationOptions {
+    /// When this node is the source: seal the daemon's identity (its
+    /// seed) to the target's static key, bound to the snapshot's chain
+    /// head, so the target runs it under the same keys without having
+    /// them beforehand (COMPUTE.md §2.6). The start fails with
+    /// [`ComputeError::IdentityTransport`] when the target's key is not
+    /// known or the keypair is public-only. Off: no envelope; the target
+    /// needs a factory entry that holds the keypair. A remote source is
+    /// not told (TakeSnapshot has no room for it): it seals whenever it
+    /// can. Default: on.
+    pub transport_identity: bool,
+}
+
+impl Default for MigrationOptions {
+    fn default() -> Self {
+        Self {
+            transport_identity: true,
+        }
+    }
+}
+
+impl MigrationOptions {
+    /// The defaults with `transport_identity` set.
+    pub fn with_transport_identity(mut self, on: bool) -> Self {
+        self.transport_identity = on;
+        self
     }
 }
 
@@ -307,6 +375,10 @@ pub enum ComputeError {
     /// The wait's cancel token fired.
     #[error("cancelled")]
     Cancelled,
+    /// The daemon's identity cannot travel with the migration (see
+    /// [`MigrationOptions::transport_identity`]); nothing was started.
+    #[error("identity transport: {0}")]
+    IdentityTransport(String),
 }
 
 pub(crate) enum Inbound {
@@ -321,6 +393,14 @@ pub(crate) struct Shared {
     registry: DaemonRegistry,
     factories: DaemonFactoryRegistry,
     state: Mutex<State>,
+    /// No migration state on this node (no source, forwarder or target
+    /// record): a delivery may skip the state lock. Written under the
+    /// state lock (cleared before a snapshot is taken, recomputed whenever
+    /// the lock is released: [`StateGuard`]); read by a delivery while it
+    /// holds the daemon's slot lock, which a snapshot also takes, so an
+    /// event is either processed before the snapshot or sees the flag
+    /// cleared and takes the locked path (`machines::deliver`).
+    quiet: AtomicBool,
     changed: Condvar,
     outputs: Mutex<VecDeque<CausalEvent>>,
     output_ready: Condvar,
@@ -334,9 +414,41 @@ pub(crate) struct Shared {
     bulk: bulk::BulkSender,
 }
 
+/// The state lock's guard: on release it records whether the node has
+/// any migration state left ([`Shared::quiet`]).
+pub(crate) struct StateGuard<'a> {
+    guard: MutexGuard<'a, State>,
+    quiet: &'a AtomicBool,
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.guard
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        let quiet = self.guard.is_quiet();
+        if self.quiet.load(Ordering::Relaxed) != quiet {
+            self.quiet.store(quiet, Ordering::Release);
+        }
+    }
+}
+
 impl Shared {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn state(&self) -> StateGuard<'_> {
+        StateGuard {
+            guard: self.state.lock().unwrap_or_else(PoisonError::into_inner),
+            quiet: &self.quiet,
+        }
     }
 
     fn send(&self, to: u64, bytes: &[u8]) -> Result<(), MeshError> {
@@ -499,6 +611,7 @@ impl ComputeRuntime {
             registry: DaemonRegistry::new(),
             factories: DaemonFactoryRegistry::new(),
             state: Mutex::new(State::default()),
+            quiet: AtomicBool::new(true),
             changed: Condvar::new(),
             outputs: Mutex::new(VecDeque::new()),
             output_ready: Condvar::new(),
@@ -660,11 +773,33 @@ impl ComputeRuntime {
         source: u64,
         target: u64,
     ) -> Result<(), ComputeError> {
+        self.start_migration_with(origin, source, target, &MigrationOptions::default())
+    }
+
+    /// [`start_migration`](Self::start_migration) with options.
+    ///
+    /// # Errors
+    /// As `start_migration`; [`ComputeError::IdentityTransport`] (see
+    /// [`MigrationOptions::transport_identity`]).
+    pub fn start_migration_with(
+        &self,
+        origin: u64,
+        source: u64,
+        target: u64,
+        options: &MigrationOptions,
+    ) -> Result<(), ComputeError> {
         self.check_running()?;
         if source == target {
             return Err(ComputeError::SameNode(source));
         }
-        machines::start(&self.shared, origin, source, target, Instant::now())
+        machines::start(
+            &self.shared,
+            origin,
+            source,
+            target,
+            options,
+            Instant::now(),
+        )
     }
 
     /// The status of the migration of `origin` orchestrated here, if any
@@ -706,7 +841,12 @@ impl ComputeRuntime {
                 shared.changed.notify_all();
             })
         });
-        let mut state = self.shared.state();
+        // Only read here: the plain guard (no `quiet` to recompute).
+        let mut state = self
+            .shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         loop {
             match state.status(origin) {
                 None => return Err(ComputeError::NoMigration(origin)),

@@ -320,6 +320,8 @@ struct PendingConnect {
     addr: SocketAddr,
     /// The relay of a `connect_via` / `connect_routed`.
     relay: Option<u64>,
+    /// The responder's static key we dialed.
+    peer_static: [u8; 32],
     waiter: Waiter<()>,
 }
 
@@ -339,6 +341,9 @@ pub(crate) struct Inner {
     identity: EntityKeypair,
     node_id: u64,
     static_public: [u8; 32],
+    /// Kept to open identity envelopes sealed to this node
+    /// ([`MeshNode::open_identity_envelope`]).
+    static_secret: Zeroizing<[u8; 32]>,
     responder: Responder,
     socket: UdpSocket,
     local_addr: SocketAddr,
@@ -552,6 +557,7 @@ impl MeshNode {
             identity,
             node_id,
             static_public,
+            static_secret,
             socket,
             local_addr,
             peers: FastMap::default(),
@@ -611,6 +617,33 @@ impl MeshNode {
     /// Our ed25519 entity.
     pub fn entity_id(&self) -> EntityId {
         *self.inner.identity.entity_id()
+    }
+
+    /// `peer`'s X25519 static public key, when known: the key we dialed
+    /// it with, or the one its verified hello carried (every Net node
+    /// sends it; a v0.11 peer that dialed us never tells). What an
+    /// identity envelope for `peer` is sealed to.
+    pub fn peer_static_key(&self, peer: u64) -> Option<[u8; 32]> {
+        self.inner
+            .peer(peer)
+            .ok()
+            .and_then(|p| p.binding().peer_static)
+    }
+
+    /// Opens an identity envelope sealed to this node's static key (a
+    /// daemon's identity travelling with a migration), checking that
+    /// `signer` sealed it for `chain_link`. The secret never leaves the
+    /// node.
+    ///
+    /// # Errors
+    /// As [`IdentityEnvelope::open`](crate::identity::IdentityEnvelope::open).
+    pub fn open_identity_envelope(
+        &self,
+        envelope: &crate::identity::IdentityEnvelope,
+        chain_link: &[u8; 32],
+        signer: &EntityId,
+    ) -> Result<EntityKeypair, crate::identity::EnvelopeError> {
+        envelope.open(&self.inner.static_secret, chain_link, Some(signer))
     }
 
     /// The bound socket address.
@@ -1178,6 +1211,7 @@ impl Inner {
                 peer_node_id,
                 addr,
                 relay,
+                peer_static: *peer_static,
                 waiter: Waiter::new(),
             });
             match self.pending_connects.entry(key) {

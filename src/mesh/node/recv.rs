@@ -398,6 +398,7 @@ impl Inner {
             ) {
                 Ok(installed) => {
                     let peer = installed.peer();
+                    peer.binding().peer_static = Some(pending.peer_static);
                     self.send_hello(peer, false);
                     self.on_session_up(peer);
                     pending.waiter.complete(Ok(()));
@@ -607,6 +608,10 @@ impl Inner {
             let mut b = peer.binding();
             b.peer_entity = Some(hello.entity);
             b.peer_flags = hello.flags;
+            // The key we dialed was proved by the handshake; keep it.
+            if b.peer_static.is_none() {
+                b.peer_static = hello.static_key;
+            }
             b.legacy = false;
             if hello.flags & FLAG_ACK != 0 {
                 b.acked = true;

@@ -92,8 +92,9 @@ impl Inner {
                 peer.session.handshake_hash(),
                 peer.role(),
                 flags_byte,
+                Some(&self.static_public),
             )
-            .map(|hello| hello.encode().to_vec())
+            .map(|hello| hello.encode())
         }) else {
             return;
         };
