@@ -1305,6 +1305,71 @@ fn a_multi_chunk_state_of_one_mebibyte_migrates_intact() {
     blob_migrates_intact(&sites, &state);
 }
 
+/// A [`Blob`] that announces one byte more than it writes.
+struct Miscounted(Blob);
+
+impl MeshDaemon for Miscounted {
+    fn name(&self) -> &str {
+        "miscounted"
+    }
+
+    fn is_stateful(&self) -> bool {
+        true
+    }
+
+    fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+        self.0.process(event)
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+        self.0.snapshot()
+    }
+
+    fn snapshot_len(&self) -> Option<usize> {
+        Some(self.0.0.len() + 1)
+    }
+
+    fn snapshot_into(&self, out: &mut dyn FnMut(&[u8])) -> Result<(), DaemonError> {
+        self.0.snapshot_into(out)
+    }
+}
+
+/// Blobs write their state straight into the chunk messages
+/// (`snapshot_len` / `snapshot_into`, in two writes): an empty one and one
+/// of a few chunks arrive intact; a daemon that writes another length than
+/// it announced fails the move (StateFailed) and stays where it was.
+#[test]
+fn a_state_written_into_the_chunks_arrives_intact_and_a_miscount_fails() {
+    let sites = three();
+    blob_migrates_intact(&sites, &[]);
+    let state: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+    blob_migrates_intact(&sites, &state);
+    let keypair = EntityKeypair::generate();
+    let origin = keypair.origin_hash();
+    sites[0]
+        .runtime
+        .spawn(DaemonHost::new(
+            Box::new(Miscounted(Blob(state.clone()))),
+            keypair.clone(),
+        ))
+        .unwrap();
+    register_factory(&sites[1], &keypair);
+    let status = move_by_third(&sites, origin, 0, 1);
+    assert!(
+        matches!(
+            status,
+            MigrationStatus::Failed(FailureReason::StateFailed(_))
+        ),
+        "{status:?}"
+    );
+    wait_until(
+        || !sites[0].runtime.is_migrating(origin),
+        "the source to abort",
+    );
+    assert!(sites[0].has(origin) && !sites[1].has(origin));
+    teardown(&sites);
+}
+
 /// Spawns a daemon that is `state` on node 0, which node 1 can build.
 fn spawn_blob(sites: &[Site], state: &[u8]) -> u64 {
     let keypair = EntityKeypair::generate();

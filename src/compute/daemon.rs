@@ -191,6 +191,28 @@ pub trait MeshDaemon: Send {
         Ok(Vec::new())
     }
 
+    /// The exact length of the state [`snapshot`](Self::snapshot) would
+    /// return, if the daemon can tell without building it. A migration
+    /// then has the daemon write its state through
+    /// [`snapshot_into`](Self::snapshot_into) straight into the messages
+    /// that carry it: a large state is copied once, not first into a
+    /// buffer of its own. Default: `None` (migrations call `snapshot`).
+    fn snapshot_len(&self) -> Option<usize> {
+        None
+    }
+
+    /// Writes the state to `out`, in writes of any size: exactly
+    /// [`snapshot_len`](Self::snapshot_len) bytes, the ones `snapshot`
+    /// would return (a migration that gets another count fails with
+    /// `StateFailed`). Default: `snapshot`'s bytes in one write.
+    ///
+    /// # Errors
+    /// As [`snapshot`](Self::snapshot).
+    fn snapshot_into(&self, out: &mut dyn FnMut(&[u8])) -> Result<(), DaemonError> {
+        out(&self.snapshot()?);
+        Ok(())
+    }
+
     /// Replaces the daemon's state with `state`.
     ///
     /// # Errors

@@ -50,12 +50,16 @@ pub struct BatchDelivered {
 }
 
 /// Per producer origin, the highest sequence a daemon has seen.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct ObservedHorizon {
+    /// Every origin seen; the entry of `last`'s origin may lag behind it.
     seen: BTreeMap<u64, u64>,
     /// The bloom of `seen`'s origins, kept as they arrive (every output
     /// link carries it).
     bloom: Horizon,
+    /// The origin observed last and its highest sequence: a run of one
+    /// producer's events (the usual case) updates only this, not the map.
+    last: Option<(u64, u64)>,
 }
 
 impl ObservedHorizon {
@@ -66,26 +70,51 @@ impl ObservedHorizon {
 
     /// Records that `origin`'s event `sequence` was seen (keeps the max).
     pub fn observe(&mut self, origin: u64, sequence: u64) {
-        match self.seen.entry(origin) {
+        if let Some((last, highest)) = &mut self.last
+            && *last == origin
+        {
+            *highest = (*highest).max(sequence);
+            return;
+        }
+        self.settle();
+        let highest = match self.seen.entry(origin) {
             std::collections::btree_map::Entry::Occupied(mut seen) => {
                 let highest = seen.get_mut();
                 *highest = (*highest).max(sequence);
+                *highest
             }
             std::collections::btree_map::Entry::Vacant(slot) => {
                 slot.insert(sequence);
                 self.bloom.observe(origin);
+                sequence
             }
+        };
+        self.last = Some((origin, highest));
+    }
+
+    /// Writes `last` back into the map.
+    fn settle(&mut self) {
+        if let Some((origin, highest)) = self.last
+            && let Some(seen) = self.seen.get_mut(&origin)
+        {
+            *seen = highest;
         }
     }
 
     /// The highest sequence seen from `origin`.
     pub fn get(&self, origin: u64) -> Option<u64> {
-        self.seen.get(&origin).copied()
+        match self.last {
+            Some((last, highest)) if last == origin => Some(highest),
+            _ => self.seen.get(&origin).copied(),
+        }
     }
 
     /// (origin, highest sequence) pairs, ascending by origin.
     pub fn entries(&self) -> Vec<(u64, u64)> {
-        self.seen.iter().map(|(&o, &s)| (o, s)).collect()
+        self.seen
+            .keys()
+            .map(|&origin| (origin, self.get(origin).unwrap_or_default()))
+            .collect()
     }
 
     /// The bloom of every origin seen (STORAGE.md §16), as links carry it.
@@ -103,6 +132,14 @@ impl ObservedHorizon {
         self.seen.is_empty()
     }
 }
+
+impl PartialEq for ObservedHorizon {
+    fn eq(&self, other: &Self) -> bool {
+        self.bloom == other.bloom && self.entries() == other.entries()
+    }
+}
+
+impl Eq for ObservedHorizon {}
 
 impl FromIterator<(u64, u64)> for ObservedHorizon {
     fn from_iter<I: IntoIterator<Item = (u64, u64)>>(iter: I) -> Self {
@@ -406,6 +443,33 @@ impl DaemonHost {
     /// [`DaemonError::SnapshotFailed`] if the ledger cannot be encoded.
     pub fn take_snapshot_at(&mut self, now_ns: u64) -> Result<DaemonSnapshot, DaemonError> {
         let state = self.daemon.snapshot()?;
+        self.snapshot_with(state, now_ns)
+    }
+
+    /// A snapshot to send: as [`take_snapshot_at`](Self::take_snapshot_at),
+    /// except that a daemon that knows its state's length
+    /// ([`MeshDaemon::snapshot_len`]) is not asked for the state: it is
+    /// left empty and the length returned, for the caller to have the
+    /// daemon write it ([`MeshDaemon::snapshot_into`], through
+    /// [`daemon`](Self::daemon)) while it still holds the host.
+    ///
+    /// # Errors
+    /// As [`take_snapshot_at`](Self::take_snapshot_at).
+    pub fn snapshot_for_transfer_at(
+        &mut self,
+        now_ns: u64,
+    ) -> Result<(DaemonSnapshot, Option<usize>), DaemonError> {
+        match self.daemon.snapshot_len() {
+            Some(len) => Ok((self.snapshot_with(Vec::new(), now_ns)?, Some(len))),
+            None => Ok((self.take_snapshot_at(now_ns)?, None)),
+        }
+    }
+
+    fn snapshot_with(
+        &mut self,
+        state: Vec<u8>,
+        now_ns: u64,
+    ) -> Result<DaemonSnapshot, DaemonError> {
         let bindings = self
             .ledger
             .to_bytes()
@@ -545,6 +609,31 @@ mod tests {
         }
         let collected: ObservedHorizon = horizon.entries().into_iter().collect();
         assert_eq!(collected, horizon);
+    }
+
+    proptest::proptest! {
+        /// The last-origin shortcut answers as a plain map of maxima would,
+        /// for any interleaving of producers (runs and switches alike).
+        #[test]
+        fn the_horizon_is_a_map_of_maxima(
+            events in proptest::collection::vec((0u64..6, 0u64..50), 0..200)
+        ) {
+            let mut horizon = ObservedHorizon::new();
+            let mut model = BTreeMap::new();
+            for (origin, sequence) in events {
+                horizon.observe(origin, sequence);
+                let highest = model.entry(origin).or_insert(sequence);
+                *highest = (*highest).max(sequence);
+                for probe in 0..7 {
+                    proptest::prop_assert_eq!(horizon.get(probe), model.get(&probe).copied());
+                }
+                let entries: Vec<_> = model.iter().map(|(&o, &s)| (o, s)).collect();
+                proptest::prop_assert_eq!(horizon.entries(), entries.clone());
+                proptest::prop_assert_eq!(horizon.len(), model.len());
+                let rebuilt: ObservedHorizon = entries.into_iter().collect();
+                proptest::prop_assert_eq!(&rebuilt, &horizon);
+            }
+        }
     }
 
     fn counter_host(seed: u8) -> DaemonHost {

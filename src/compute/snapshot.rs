@@ -174,7 +174,20 @@ impl StateSnapshot {
     /// # Errors
     /// As [`to_bytes`](Self::to_bytes).
     pub fn encode_around_state(&self) -> Result<(Vec<u8>, Vec<u8>), SnapshotError> {
-        let state_len = prefix_u32(self.state.len(), "state")?;
+        self.encode_around_state_of(self.state.len())
+    }
+
+    /// [`encode_around_state`](Self::encode_around_state) for a state of
+    /// `state_len` bytes kept elsewhere (`self.state` is not read): the
+    /// state is written between the two by whoever has it.
+    ///
+    /// # Errors
+    /// As [`encode_around_state`](Self::encode_around_state).
+    pub fn encode_around_state_of(
+        &self,
+        state_len: usize,
+    ) -> Result<(Vec<u8>, Vec<u8>), SnapshotError> {
+        let state_len = prefix_u32(state_len, "state")?;
         let bindings_len = prefix_u32(self.bindings.len(), "bindings")?;
         let mut head = Vec::with_capacity(SNAPSHOT_FIXED_SIZE);
         head.extend_from_slice(&SNAPSHOT_MAGIC);
@@ -303,7 +316,20 @@ pub fn encode_migration_around_state(
     snapshot: &StateSnapshot,
     ext: Option<&NetSnapshotExt>,
 ) -> Result<(Vec<u8>, Vec<u8>), SnapshotError> {
-    let (head, mut tail) = snapshot.encode_around_state()?;
+    encode_migration_around_state_of(snapshot, ext, snapshot.state.len())
+}
+
+/// [`encode_migration_around_state`] for a state of `state_len` bytes kept
+/// elsewhere (see [`StateSnapshot::encode_around_state_of`]).
+///
+/// # Errors
+/// As [`encode_migration_payload`].
+pub fn encode_migration_around_state_of(
+    snapshot: &StateSnapshot,
+    ext: Option<&NetSnapshotExt>,
+    state_len: usize,
+) -> Result<(Vec<u8>, Vec<u8>), SnapshotError> {
+    let (head, mut tail) = snapshot.encode_around_state_of(state_len)?;
     if let Some(ext) = ext {
         ext.check_binds(snapshot)?;
         tail.extend_from_slice(&ext.to_bytes()?);

@@ -82,6 +82,18 @@ impl MeshDaemon for Blob {
         Ok(self.0.clone())
     }
 
+    fn snapshot_len(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+
+    fn snapshot_into(&self, out: &mut dyn FnMut(&[u8])) -> Result<(), DaemonError> {
+        // In two writes, as a daemon whose state is in parts would.
+        let (first, rest) = self.0.split_at(self.0.len() / 3);
+        out(first);
+        out(rest);
+        Ok(())
+    }
+
     fn restore(&mut self, state: &[u8]) -> Result<(), DaemonError> {
         self.0 = state.to_vec();
         Ok(())

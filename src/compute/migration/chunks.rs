@@ -77,6 +77,14 @@ pub enum ChunkError {
         /// The cap.
         cap: usize,
     },
+    /// A [`ChunkWriter`] was given another number of bytes than announced.
+    #[error("snapshot announced as {announced} bytes, {written} were written")]
+    LengthMismatch {
+        /// The length the writer was made for.
+        announced: usize,
+        /// The bytes written (counted up to one past the announced length).
+        written: usize,
+    },
 }
 
 /// How many chunks a serialized snapshot of `len` bytes travels in (at
@@ -182,6 +190,150 @@ pub fn encode_snapshot_chunks(
         ranges.push(start..out.len());
     }
     Ok((out, ranges))
+}
+
+/// A group of encoded SnapshotReady messages from a [`ChunkWriter`]: the
+/// index of the first, the messages back to back, and each one's range.
+pub type ChunkGroup = (u32, Vec<u8>, Vec<Range<usize>>);
+
+/// [`encode_snapshot_chunks`] for a snapshot whose bytes come in pieces of
+/// any size, in order (a daemon writing its state straight into the
+/// transfer): each byte is copied once, into its message, and every
+/// `group` chunks the finished messages are handed out while the rest is
+/// still being written. The length must be known up front (every message
+/// carries the chunk count).
+#[derive(Debug)]
+pub struct ChunkWriter {
+    origin: u64,
+    seq_through: u64,
+    len: usize,
+    total: u32,
+    group: u32,
+    /// Bytes written so far.
+    written: usize,
+    /// The index of `out`'s first message.
+    first: u32,
+    out: Vec<u8>,
+    ranges: Vec<Range<usize>>,
+}
+
+impl ChunkWriter {
+    /// A writer for a snapshot of exactly `len` bytes, handing out `group`
+    /// messages at a time (at least one).
+    ///
+    /// # Errors
+    /// [`ChunkError::SnapshotTooLarge`] above 700 000 × 7 000 bytes.
+    pub fn new(origin: u64, seq_through: u64, len: usize, group: u32) -> Result<Self, ChunkError> {
+        let total = chunk_count(len)?;
+        let mut writer = Self {
+            origin,
+            seq_through,
+            len,
+            total,
+            group: group.max(1),
+            written: 0,
+            first: 0,
+            out: Vec::new(),
+            ranges: Vec::new(),
+        };
+        writer.begin_group();
+        Ok(writer)
+    }
+
+    /// The number of messages the snapshot travels in.
+    pub fn total(&self) -> u32 {
+        self.total
+    }
+
+    fn begin_group(&mut self) {
+        let header = MIN_SIZE[msg_type::SNAPSHOT_READY as usize];
+        let from = self.first as usize * MAX_CHUNK_LEN;
+        let last = (self.first + self.group).min(self.total);
+        let bytes = (last as usize * MAX_CHUNK_LEN).min(self.len) - from.min(self.len);
+        self.out = Vec::new();
+        crate::compute::prefault::reserve_prefaulted(
+            &mut self.out,
+            bytes + (last - self.first) as usize * header,
+        );
+        self.ranges = Vec::with_capacity((last - self.first) as usize);
+    }
+
+    /// The message being filled: its index, and the bytes it still takes.
+    fn open_message(&mut self) -> usize {
+        let index = self.written / MAX_CHUNK_LEN;
+        let within = self.written % MAX_CHUNK_LEN;
+        let chunk_len = (self.len - index * MAX_CHUNK_LEN).min(MAX_CHUNK_LEN);
+        if within == 0 {
+            let start = self.out.len();
+            MigrationMessage::put_snapshot_ready_header(
+                &mut self.out,
+                self.origin,
+                self.seq_through,
+                index as u32,
+                self.total,
+                chunk_len,
+            );
+            self.ranges.push(start..self.out.len());
+        }
+        chunk_len - within
+    }
+
+    /// Appends `bytes`; `emit` gets each group once its messages are
+    /// complete. Bytes past the announced length are counted, not
+    /// written ([`finish`](Self::finish) refuses then).
+    pub fn write(&mut self, mut bytes: &[u8], emit: &mut dyn FnMut(ChunkGroup)) {
+        while !bytes.is_empty() {
+            if self.written >= self.len {
+                self.written = self.written.saturating_add(1);
+                return;
+            }
+            let room = self.open_message();
+            let take = room.min(bytes.len());
+            self.out.extend_from_slice(&bytes[..take]);
+            self.written += take;
+            bytes = &bytes[take..];
+            if let Some(range) = self.ranges.last_mut() {
+                range.end = self.out.len();
+            }
+            if take == room {
+                self.message_done(emit);
+            }
+        }
+    }
+
+    /// After the message being filled was completed.
+    fn message_done(&mut self, emit: &mut dyn FnMut(ChunkGroup)) {
+        let done = self.first + self.ranges.len() as u32;
+        if self.ranges.len() as u32 == self.group || done == self.total {
+            let out = std::mem::take(&mut self.out);
+            let ranges = std::mem::take(&mut self.ranges);
+            emit((self.first, out, ranges));
+            self.first = done;
+            if done < self.total {
+                self.begin_group();
+            }
+        }
+    }
+
+    /// Ends the snapshot: hands out the last group (an empty snapshot's
+    /// one empty message included).
+    ///
+    /// # Errors
+    /// [`ChunkError::LengthMismatch`] unless exactly the announced length
+    /// was written (what was handed out is then of no use).
+    pub fn finish(mut self, emit: &mut dyn FnMut(ChunkGroup)) -> Result<(), ChunkError> {
+        if self.written != self.len {
+            return Err(ChunkError::LengthMismatch {
+                announced: self.len,
+                written: self.written,
+            });
+        }
+        if self.len == 0 {
+            self.open_message();
+            self.message_done(emit);
+        }
+        Ok(())
+    }
 }
 
 /// Bytes of a reassembly buffer faulted in at a time.
@@ -600,6 +752,63 @@ mod tests {
                     Err(ChunkError::BadChunk { .. })
                 ));
             }
+        }
+    }
+
+    /// A writer fed in pieces of any size gives the messages
+    /// `split_snapshot` does, handed out in groups of the asked size with
+    /// the right first index; a wrong length is refused.
+    #[test]
+    fn a_chunk_writer_gives_the_split_messages_in_groups() {
+        for len in [
+            0,
+            1,
+            MAX_CHUNK_LEN - 1,
+            MAX_CHUNK_LEN,
+            3 * MAX_CHUNK_LEN + 17,
+        ] {
+            let snapshot = bytes(len);
+            let expected: Vec<Vec<u8>> = split_snapshot(7, 3, &snapshot)
+                .unwrap()
+                .iter()
+                .map(|m| m.encode().unwrap())
+                .collect();
+            for (piece, group) in [(1, 1), (13, 2), (MAX_CHUNK_LEN, 3), (len.max(1), 64)] {
+                let mut writer = ChunkWriter::new(7, 3, len, group).unwrap();
+                assert_eq!(writer.total() as usize, expected.len());
+                let mut got = Vec::new();
+                let mut emit = |(first, buffer, ranges): ChunkGroup| {
+                    assert_eq!(first as usize, got.len(), "groups in order");
+                    assert!(ranges.len() <= group as usize);
+                    got.extend(ranges.into_iter().map(|r| buffer[r].to_vec()));
+                };
+                for part in snapshot.chunks(piece) {
+                    writer.write(&[], &mut emit);
+                    writer.write(part, &mut emit);
+                }
+                writer.finish(&mut emit).unwrap();
+                assert_eq!(
+                    got, expected,
+                    "len {len}, pieces of {piece}, groups of {group}"
+                );
+            }
+            // One byte short, one too many.
+            let mut ignore = |_: ChunkGroup| {};
+            if len > 0 {
+                let mut short = ChunkWriter::new(7, 3, len, 4).unwrap();
+                short.write(&snapshot[1..], &mut ignore);
+                assert!(matches!(
+                    short.finish(&mut ignore),
+                    Err(ChunkError::LengthMismatch { .. })
+                ));
+            }
+            let mut long = ChunkWriter::new(7, 3, len, 4).unwrap();
+            long.write(&snapshot, &mut ignore);
+            long.write(&[1, 2], &mut ignore);
+            assert!(matches!(
+                long.finish(&mut ignore),
+                Err(ChunkError::LengthMismatch { written, .. }) if written == len + 1
+            ));
         }
     }
 

@@ -9,7 +9,8 @@ pub mod replay;
 pub mod wire;
 
 pub use chunks::{
-    ChunkError, SnapshotReassembler, chunk_count, encode_snapshot_chunks, split_snapshot,
+    ChunkError, ChunkGroup, ChunkWriter, SnapshotReassembler, chunk_count, encode_snapshot_chunks,
+    split_snapshot,
 };
 pub use replay::{
     CaptureOutcome, DrainError, DrainReport, InsertOutcome, ReplayBuffer, ReplayError, ReplayGap,

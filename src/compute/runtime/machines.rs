@@ -67,12 +67,12 @@ use super::{
 };
 use crate::compute::migration::wire::SnapshotChunk;
 use crate::compute::migration::{
-    CaptureOutcome, FailureReason, InsertOutcome, MigrationMessage, ReplayBuffer,
-    SnapshotReassembler, SourceBuffer, UnknownProducers, chunk_count, encode_snapshot_chunks,
+    CaptureOutcome, ChunkGroup, ChunkWriter, FailureReason, InsertOutcome, MigrationMessage,
+    ReplayBuffer, SnapshotReassembler, SourceBuffer, UnknownProducers,
 };
-use crate::compute::snapshot::{decode_owned_migration_payload, encode_migration_around_state};
+use crate::compute::snapshot::{decode_owned_migration_payload, encode_migration_around_state_of};
 use crate::compute::{BatchWait, CausalEvent, DaemonError, DaemonHost};
-use crate::identity::IdentityEnvelope;
+use crate::identity::{EntityKeypair, IdentityEnvelope};
 use xxhash_rust::xxh3::xxh3_64;
 
 mod forward;
@@ -859,22 +859,6 @@ fn on_take_snapshot(
     // of capture are one step (those that skip the lock see `quiet`
     // cleared once the snapshot has the daemon's lock).
     shared.quiet.store(false, Ordering::Release);
-    let mut snapshot = match shared.registry.snapshot(origin) {
-        Ok(s) => s,
-        Err(DaemonError::NotFound(_) | DaemonError::Stale(_)) => {
-            fail(
-                shared,
-                from,
-                origin,
-                state_failed("daemon not found on the source"),
-            );
-            return;
-        }
-        Err(e) => {
-            fail(shared, from, origin, state_failed(e.to_string()));
-            return;
-        }
-    };
     // The orchestration here says whether to seal; a remote orchestrator
     // cannot (TakeSnapshot has no room), so then it is sealed if possible.
     let seal = if from == shared.node_id {
@@ -891,50 +875,17 @@ fn on_take_snapshot(
     } else {
         Seal::IfPossible
     };
-    match seal_identity(shared, origin, target, &snapshot.snapshot, seal) {
-        Ok(envelope) => snapshot.snapshot.envelope = envelope,
-        Err(reason) => {
-            fail(shared, from, origin, reason);
-            return;
-        }
-    }
-    let ext = shared.config.send_extension.then_some(&snapshot.ext);
-    let seq_through = snapshot.snapshot.through_seq;
-    let (head, tail) = match encode_migration_around_state(&snapshot.snapshot, ext) {
-        Ok(parts) => parts,
-        Err(e) => {
-            fail(shared, from, origin, state_failed(e.to_string()));
-            return;
-        }
-    };
-    let pieces = [head.as_slice(), &snapshot.snapshot.state, &tail];
-    let total = match chunk_count(pieces.iter().map(|p| p.len()).sum()) {
-        Ok(total) => total,
-        Err(e) => {
-            fail(shared, from, origin, state_failed(e.to_string()));
-            return;
-        }
-    };
     let mut buffer = SourceBuffer::new();
     if buffer.begin().is_err() {
         return;
     }
-    // A range of chunks at a time, each sent as soon as it is encoded: the
-    // transfer starts while the rest is encoded.
-    let mut chunks = Vec::with_capacity(total as usize);
-    for first in (0..total).step_by(ENCODE_GROUP as usize) {
-        let indices = first..(first + ENCODE_GROUP).min(total);
-        let group = match encode_snapshot_chunks(origin, seq_through, &pieces, indices) {
-            Ok((bytes, ranges)) => Chunk::split(bytes, ranges),
-            Err(e) => {
-                fail(shared, from, origin, state_failed(e.to_string()));
-                return;
-            }
-        };
-        chunks_to_orchestrator(shared, state, from, origin, first, total, &group, now);
-        chunks.extend(group);
-    }
-    drop(snapshot);
+    let chunks = match send_snapshot(shared, state, from, origin, target, seal, now) {
+        Ok(chunks) => chunks,
+        Err(reason) => {
+            fail(shared, from, origin, reason);
+            return;
+        }
+    };
     // A daemon that comes back here leaves no forwarder to its old node.
     state.forwarders.remove(&origin);
     state.sources.insert(
@@ -951,6 +902,63 @@ fn on_take_snapshot(
     );
 }
 
+/// Snapshots daemon `origin` and sends the chunks to the orchestrator
+/// `from` a range at a time, each as soon as it is encoded (the transfer
+/// starts while the rest is encoded); returns them all, for re-sends. A
+/// daemon that knows its state's length writes the state straight into
+/// the chunk messages ([`MeshDaemon::snapshot_into`](crate::compute::MeshDaemon::snapshot_into)):
+/// one copy of it in all.
+fn send_snapshot(
+    shared: &Shared,
+    state: &mut State,
+    from: u64,
+    origin: u64,
+    target: u64,
+    seal: Seal,
+    now: Instant,
+) -> Result<Vec<Chunk>, FailureReason> {
+    let failed = |e: &dyn std::fmt::Display| state_failed(e.to_string());
+    let sent = shared.registry.with_host(origin, |host| {
+        let (mut snapshot, streamed) = host
+            .snapshot_for_transfer_at(crate::redex::now_ns())
+            .map_err(|e| failed(&e))?;
+        snapshot.snapshot.envelope =
+            seal_identity(shared, target, host.keypair(), &snapshot.snapshot, seal)?;
+        let state_len = streamed.unwrap_or(snapshot.snapshot.state.len());
+        let ext = shared.config.send_extension.then_some(&snapshot.ext);
+        let (head, tail) = encode_migration_around_state_of(&snapshot.snapshot, ext, state_len)
+            .map_err(|e| failed(&e))?;
+        let len = head.len() + state_len + tail.len();
+        let mut writer = ChunkWriter::new(origin, snapshot.snapshot.through_seq, len, ENCODE_GROUP)
+            .map_err(|e| failed(&e))?;
+        let total = writer.total();
+        let mut chunks = Vec::with_capacity(total as usize);
+        let mut emit = |(first, bytes, ranges): ChunkGroup| {
+            let group = Chunk::split(bytes, ranges);
+            chunks_to_orchestrator(shared, state, from, origin, first, total, &group, now);
+            chunks.extend(group);
+        };
+        writer.write(&head, &mut emit);
+        if streamed.is_some() {
+            host.daemon()
+                .snapshot_into(&mut |bytes| writer.write(bytes, &mut emit))
+                .map_err(|e| failed(&e))?;
+        } else {
+            writer.write(&snapshot.snapshot.state, &mut emit);
+        }
+        writer.write(&tail, &mut emit);
+        writer.finish(&mut emit).map_err(|e| failed(&e))?;
+        Ok(chunks)
+    });
+    match sent {
+        Ok(chunks) => chunks,
+        Err(DaemonError::NotFound(_) | DaemonError::Stale(_)) => {
+            Err(state_failed("daemon not found on the source"))
+        }
+        Err(e) => Err(failed(&e)),
+    }
+}
+
 /// Whether a source seals the daemon's identity for the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seal {
@@ -964,8 +972,8 @@ enum Seal {
 /// when not possible and not required.
 fn seal_identity(
     shared: &Shared,
-    origin: u64,
     target: u64,
+    keypair: &EntityKeypair,
     snapshot: &crate::compute::StateSnapshot,
     seal: Seal,
 ) -> Result<Option<IdentityEnvelope>, FailureReason> {
@@ -982,13 +990,10 @@ fn seal_identity(
     let Some(key) = shared.transport.peer_static_key(target) else {
         return refused(format!("the static key of {target:#018x} is not known"));
     };
-    let Some(keypair) = shared.registry.daemon_keypair(origin) else {
-        return refused("the daemon's keypair is gone".into());
-    };
     if keypair.seed().is_err() {
         return refused("the daemon's keypair is public-only".into());
     }
-    IdentityEnvelope::seal(&keypair, &key, &snapshot.chain_link.to_bytes())
+    IdentityEnvelope::seal(keypair, &key, &snapshot.chain_link.to_bytes())
         .map(Some)
         .map_err(|e| state_failed(format!("sealing the identity: {e}")))
 }
