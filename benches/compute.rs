@@ -278,6 +278,21 @@ impl MigrationTransport for DatagramsOnly {
         self.0
             .send_subprotocol(to, net::wire::ids::MIGRATION, message)
     }
+
+    // A v0.11 node dialed by us: its static key is known (the identity
+    // travels sealed, as it would).
+    fn peer_static_key(&self, node: u64) -> Option<[u8; 32]> {
+        self.0.peer_static_key(node)
+    }
+
+    fn open_identity_envelope(
+        &self,
+        envelope: &net::identity::IdentityEnvelope,
+        chain_link: &[u8; 32],
+        signer: &net::identity::EntityId,
+    ) -> Result<EntityKeypair, net::identity::EnvelopeError> {
+        self.0.open_identity_envelope(envelope, chain_link, signer)
+    }
 }
 
 /// `n` connected nodes with a runtime each; their migration messages use

@@ -85,6 +85,25 @@ impl<'a> SlotGuard<'a> {
         HELD.with(|held| held.borrow_mut().push(id));
         Self { id, guard }
     }
+
+    /// [`lock`](Self::lock) unless this thread holds it already (`None`):
+    /// the check and the registration in one look at `HELD`.
+    fn lock_unless_held(slot: &'a Arc<Slot>) -> Option<Self> {
+        let id = slot_id(slot);
+        let fresh = HELD.with(|held| {
+            let mut held = held.borrow_mut();
+            if held.contains(&id) {
+                return false;
+            }
+            held.push(id);
+            true
+        });
+        // Registered before it is taken: only this thread reads its entry.
+        fresh.then(|| Self {
+            id,
+            guard: slot.host.lock().unwrap_or_else(PoisonError::into_inner),
+        })
+    }
 }
 
 impl Drop for SlotGuard<'_> {
@@ -320,10 +339,9 @@ impl DaemonRegistry {
         slot: &Arc<Slot>,
         f: impl FnOnce(&mut DaemonHost) -> R,
     ) -> Result<R, DaemonError> {
-        if held_here(slot) {
+        let Some(mut guard) = SlotGuard::lock_unless_held(slot) else {
             return Err(DaemonError::Reentrant(origin));
-        }
-        let mut guard = SlotGuard::lock(slot);
+        };
         if slot.retired.load(Ordering::Acquire) {
             return Err(DaemonError::Stale(origin));
         }

@@ -98,7 +98,9 @@ pub trait MigrationTransport: Send + Sync + 'static {
     }
 
     /// `node`'s X25519 static public key, which a daemon's identity is
-    /// sealed to when it migrates there. Default: unknown.
+    /// sealed to when it migrates there. Default: unknown — a migration
+    /// this node is the source of then starts only without
+    /// [`MigrationOptions::transport_identity`].
     fn peer_static_key(&self, _node: u64) -> Option<[u8; 32]> {
         None
     }
