@@ -19,8 +19,8 @@ use compute_common::{Counter, count_of};
 use mesh_common::{bound_link, started_node, wait_until};
 use net::behavior::loadbalance::{LbConfig, RequestContext, Strategy};
 use net::compute::groups::{
-    DaemonMaker, ForkGroup, ForkRecord, GroupCluster, GroupError, GroupHealth, ReplicaGroup,
-    RuntimeCluster, StandbyGroup,
+    DaemonMaker, ForkGroup, ForkRecord, GroupCluster, GroupError, GroupHealth, MemberInfo,
+    ReplicaGroup, RuntimeCluster, StandbyGroup,
 };
 use net::compute::{
     CausalEvent, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome, MeshDaemon,
@@ -130,6 +130,27 @@ impl Cluster {
 
     fn plain(n: usize) -> Self {
         Self::new(&vec![&[][..]; n])
+    }
+
+    /// Links the member nodes to each other too (a migration goes from
+    /// node to node).
+    fn meshed(n: usize) -> Self {
+        let c = Self::plain(n);
+        for (i, a) in c.sites.iter().enumerate() {
+            for b in &c.sites[i + 1..] {
+                bound_link(&a.node, &b.node);
+            }
+        }
+        c
+    }
+
+    /// A member node that holds none of `members`.
+    fn free_node(&self, members: &[MemberInfo]) -> u64 {
+        self.sites
+            .iter()
+            .map(|s| s.node.node_id())
+            .find(|n| members.iter().all(|m| m.node_id != *n))
+            .unwrap()
     }
 
     fn handle(&self) -> Arc<dyn GroupCluster> {
@@ -620,4 +641,121 @@ fn a_standby_group_stops_its_stale_copy_when_a_suspected_node_recovers() {
     assert!(!c.site(suspect).runtime.registry().contains(origin));
     assert!(group.members().iter().all(|m| m.node_id != suspect));
     assert_eq!(c.daemons(), 2);
+}
+
+/// §9 "fork-then-migrate": a fork moves to another node with the
+/// migration protocol and continues there as the same fork — its
+/// identity, record, state and chain — and routing follows it; a node
+/// that holds a member, or an unknown index, is refused.
+#[test]
+fn a_fork_migrates_and_continues_as_the_same_fork() {
+    let c = Cluster::meshed(4);
+    let parent_node = c.sites[0].node.node_id();
+    let parent = EntityKeypair::generate();
+    let parent_origin = parent.origin_hash();
+    c.sites[0]
+        .runtime
+        .spawn(DaemonHost::new(Box::new(Counter::default()), parent))
+        .unwrap();
+    for seq in 1..=3 {
+        c.sites[0]
+            .runtime
+            .deliver(parent_origin, event(PRODUCER, seq))
+            .unwrap();
+    }
+    let mut group = ForkGroup::fork(
+        c.handle(),
+        counter(),
+        parent_node,
+        parent_origin,
+        1,
+        LbConfig::default(),
+    )
+    .unwrap();
+    let ctx = RequestContext::default();
+    let before = group.route(&ctx, event(PRODUCER, 4)).unwrap();
+    let DeliveryOutcome::Processed(first) = before.outcome else {
+        panic!("the fork did not process");
+    };
+    let fork = group.members()[0].clone();
+    let others = group.members();
+    assert!(matches!(
+        group.migrate_member(0, fork.node_id),
+        Err(GroupError::PlacementFailed(_))
+    ));
+    assert!(matches!(
+        group.migrate_member(9, parent_node),
+        Err(GroupError::InvalidConfig(_))
+    ));
+    let to = c.free_node(&others);
+    group.migrate_member(0, to).unwrap();
+    let moved = group.members()[0].clone();
+    assert_eq!(
+        (moved.node_id, moved.origin_hash),
+        (to, fork.origin_hash),
+        "the same fork, on the new node"
+    );
+    assert!(
+        !c.site(fork.node_id)
+            .runtime
+            .registry()
+            .contains(fork.origin_hash)
+    );
+    assert!(group.verify_lineage());
+    // It carries on from the parent's state plus event 4, one chain.
+    let after = group.route(&ctx, event(PRODUCER, 5)).unwrap();
+    assert_eq!(after.node_id, to);
+    let DeliveryOutcome::Processed(next) = after.outcome else {
+        panic!("the moved fork did not process");
+    };
+    assert_eq!(next[0].payload, 5u64.to_le_bytes());
+    let last = first.last().unwrap();
+    next[0]
+        .link
+        .validate_after(&last.link, &last.payload)
+        .unwrap();
+    // The same keys: the identity travelled sealed (the node had none).
+    let keys = c.with_host(to, fork.origin_hash, |h| h.keypair().clone());
+    assert!(keys.seed().is_ok());
+}
+
+/// §9 "active migrating via the protocol": the standby group's active
+/// moves with the migration protocol; the group's one identity and chain
+/// continue on the new node, the standbys keep their sync and log, and a
+/// later promotion still replays each logged event once.
+#[test]
+fn a_standby_groups_active_migrates_and_the_group_goes_on() {
+    let c = Cluster::meshed(4);
+    let mut group = StandbyGroup::spawn(c.handle(), counter(), [9; 32], 2).unwrap();
+    let origin = group.origin_hash();
+    let mut outputs = feed(&mut group, 1, 6);
+    group.sync_standbys().unwrap();
+    outputs.extend(feed(&mut group, 7, 9));
+    let (old, members) = (group.active_node(), group.members());
+    assert!(matches!(
+        group.migrate_active(members[1].node_id),
+        Err(GroupError::PlacementFailed(_))
+    ));
+    let to = c.free_node(&members);
+    group.migrate_active(to).unwrap();
+    assert_eq!(group.active_node(), to);
+    assert_eq!(group.origin_hash(), origin);
+    assert!(!c.site(old).runtime.registry().contains(origin));
+    assert_eq!(group.logged(), 3, "the log is untouched");
+    let next = feed(&mut group, 10, 10);
+    let last = outputs.last().unwrap();
+    next[0]
+        .link
+        .validate_after(&last.link, &last.payload)
+        .unwrap();
+    let (count, head) = c.with_host(to, origin, |h| (count_of(h), *h.head()));
+    assert_eq!((count, head.sequence), (10, 10));
+    // The active's new node dies: the standby takes over from its sync
+    // and the log, each event once (the counter refuses repeats).
+    c.kill(to);
+    group.on_node_failed(to).unwrap();
+    let active = group.active_node();
+    assert_eq!(active, members[1].node_id);
+    let (count, head) = c.with_host(active, origin, |h| (count_of(h), *h.head()));
+    assert_eq!((count, head.sequence), (10, 10));
 }

@@ -507,6 +507,11 @@ impl DaemonHost {
         self.daemon.name()
     }
 
+    /// The daemon, the host dropped (its keypair and chain with it).
+    pub fn into_daemon(self) -> Box<dyn MeshDaemon> {
+        self.daemon
+    }
+
     /// The daemon.
     pub fn daemon(&self) -> &dyn MeshDaemon {
         self.daemon.as_ref()

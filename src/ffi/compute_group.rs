@@ -307,6 +307,7 @@ impl From<GroupError> for FfiError {
             GroupError::UnknownNode(_) => net_status_t::NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE,
             GroupError::Stateless => net_status_t::NET_ERR_COMPUTE_GROUP_STATELESS,
             GroupError::Replay { .. } => net_status_t::NET_ERR_COMPUTE_GROUP_REPLAY,
+            GroupError::Migration(_) => net_status_t::NET_ERR_COMPUTE_TRANSPORT,
             GroupError::Daemon(daemon) => return daemon.clone().into(),
             GroupError::Compute(compute) => return compute.clone().into(),
         };

@@ -14,11 +14,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use crate::compute::daemon::CausalEvent;
+use crate::compute::factory::DaemonFactory;
 use crate::compute::groups::GroupError;
 use crate::compute::host::{DaemonHost, DaemonSnapshot};
-use crate::compute::runtime::{ComputeRuntime, DeliveryOutcome};
+use crate::compute::migration::FailureReason;
+use crate::compute::runtime::{ComputeError, ComputeRuntime, DeliveryOutcome, MigrationStatus};
 use crate::compute::scheduler::{Candidate, Scheduler};
 use crate::mesh::capability::{CapabilityFilter, CapabilitySet};
 
@@ -68,7 +71,31 @@ pub trait GroupCluster: Send + Sync {
 
     /// Whether daemon `origin` runs on `node`.
     fn contains(&self, node: u64, origin: u64) -> bool;
+
+    /// Moves daemon `origin` from `from` to `to` with the migration
+    /// protocol (COMPUTE.md §2: its state, chain and identity go along;
+    /// events delivered meanwhile are applied once, where it lands) and
+    /// waits until the move is over. `factory` builds the daemon's object
+    /// at `to`. Default: not supported by this cluster.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownNode`]; [`GroupError::Migration`] (the daemon
+    /// stays on `from`); the runtime's refusal to start.
+    fn migrate(
+        &self,
+        origin: u64,
+        from: u64,
+        to: u64,
+        factory: DaemonFactory,
+    ) -> Result<(), GroupError> {
+        let _ = (origin, from, to, factory);
+        Err(GroupError::Migration(FailureReason::ComputeNotSupported))
+    }
 }
+
+/// How long [`RuntimeCluster::migrate`] waits for a move: far beyond its
+/// phases' own timeouts (which end a move that stalls before cut-over).
+const MIGRATE_WAIT: Duration = Duration::from_secs(120);
 
 /// A node for a new member requiring `filter`: matching, not in
 /// `excluded` (the group's nodes and the failed ones), least loaded. The
@@ -224,5 +251,27 @@ impl GroupCluster for RuntimeCluster {
     fn contains(&self, node: u64, origin: u64) -> bool {
         self.runtime(node)
             .is_ok_and(|runtime| runtime.registry().contains(origin))
+    }
+
+    fn migrate(
+        &self,
+        origin: u64,
+        from: u64,
+        to: u64,
+        factory: DaemonFactory,
+    ) -> Result<(), GroupError> {
+        let (source, target) = (self.runtime(from)?, self.runtime(to)?);
+        // The identity travels sealed: the target needs only the object.
+        // An entry left by an earlier move is kept (AlreadyRegistered).
+        let _ = target.factories().register_placeholder(origin, factory);
+        source.start_migration(origin, from, to)?;
+        match source.wait_migration(origin, MIGRATE_WAIT) {
+            Ok(MigrationStatus::Completed) => Ok(()),
+            Ok(MigrationStatus::Failed(reason)) => Err(GroupError::Migration(reason)),
+            Ok(MigrationStatus::Running(_)) | Err(ComputeError::Timeout) => Err(
+                GroupError::Migration(FailureReason::StateFailed("the move did not end".into())),
+            ),
+            Err(e) => Err(e.into()),
+        }
     }
 }

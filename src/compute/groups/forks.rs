@@ -57,6 +57,7 @@ impl ForkGroup {
         let filter = make().requirements();
         let records = Arc::new(Mutex::new(BTreeMap::new()));
         let minted = Arc::clone(&records);
+        let maker = Arc::clone(&make);
         let mint = Box::new(move |_index: u8, _generation: u32| {
             let keypair = EntityKeypair::generate();
             let origin = keypair.origin_hash();
@@ -77,7 +78,7 @@ impl ForkGroup {
                 .insert(origin, record);
             Ok(host)
         });
-        let set = MemberSet::new(cluster, filter, mint, count, lb_config)?;
+        let set = MemberSet::new(cluster, filter, (mint, maker), count, lb_config)?;
         let group = Self {
             set,
             parent_origin,
@@ -95,6 +96,15 @@ impl ForkGroup {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|origin, _| live.contains(origin));
+    }
+
+    /// Moves fork `index` to `node` ([`MemberSet::migrate`]): the fork
+    /// keeps its identity, record and chain.
+    ///
+    /// # Errors
+    /// As [`MemberSet::migrate`].
+    pub fn migrate_member(&mut self, index: u8, node: u64) -> Result<(), GroupError> {
+        self.set.migrate(index, node)
     }
 
     /// The parent's origin.

@@ -30,6 +30,7 @@ pub mod standby;
 use std::sync::Arc;
 
 use crate::compute::daemon::{DaemonError, MeshDaemon};
+use crate::compute::migration::FailureReason;
 use crate::compute::runtime::ComputeError;
 
 pub use cluster::{GroupCluster, RuntimeCluster};
@@ -74,6 +75,10 @@ pub enum GroupError {
         /// The daemon's error.
         error: DaemonError,
     },
+    /// Moving a member with the migration protocol failed (it stays on
+    /// its node): the failure every side agreed on, or a timeout.
+    #[error("member migration failed: {0:?}")]
+    Migration(FailureReason),
     /// The daemon or registry refused.
     #[error(transparent)]
     Daemon(#[from] DaemonError),

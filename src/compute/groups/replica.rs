@@ -39,15 +39,24 @@ impl ReplicaGroup {
     ) -> Result<Self, GroupError> {
         let count = check_count(count, 1, "replica count")?;
         let filter = make().requirements();
+        let maker = Arc::clone(&make);
         let mint = Box::new(move |index: u8, generation: u32| {
             Ok(DaemonHost::new(
                 make(),
                 replica_keypair(&group_seed, index, generation),
             ))
         });
-        let set = MemberSet::new(cluster, filter, mint, count, lb_config)?;
+        let set = MemberSet::new(cluster, filter, (mint, maker), count, lb_config)?;
         let group_id = (xxhash_rust::xxh3::xxh3_64(&group_seed) & u64::from(u32::MAX)) as u32;
         Ok(Self { set, group_id })
+    }
+
+    /// Moves replica `index` to `node` ([`MemberSet::migrate`]).
+    ///
+    /// # Errors
+    /// As [`MemberSet::migrate`].
+    pub fn migrate_member(&mut self, index: u8, node: u64) -> Result<(), GroupError> {
+        self.set.migrate(index, node)
     }
 
     /// Low 32 bits of `xxh3_64(group seed)` (v0.11's group id).

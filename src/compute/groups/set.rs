@@ -26,9 +26,10 @@ use crate::behavior::loadbalance::{
     Endpoint, EndpointId, Health, LbConfig, LoadBalancer, RequestContext,
 };
 use crate::compute::daemon::CausalEvent;
+use crate::compute::factory::DaemonFactory;
 use crate::compute::groups::cluster::place_distinct;
 use crate::compute::groups::members::{GroupHealth, MemberInfo, health_of};
-use crate::compute::groups::{GroupCluster, GroupError};
+use crate::compute::groups::{DaemonMaker, GroupCluster, GroupError};
 use crate::compute::host::DaemonHost;
 use crate::compute::runtime::DeliveryOutcome;
 use crate::mesh::capability::CapabilityFilter;
@@ -59,6 +60,8 @@ pub struct MemberSet {
     cluster: Arc<dyn GroupCluster>,
     filter: CapabilityFilter,
     mint: Minter,
+    /// The members' daemon objects, for a node a member migrates to.
+    make: DaemonMaker,
     members: Vec<Member>,
     lb: LoadBalancer,
     failed_nodes: BTreeSet<u64>,
@@ -81,7 +84,7 @@ impl MemberSet {
     pub(crate) fn new(
         cluster: Arc<dyn GroupCluster>,
         filter: CapabilityFilter,
-        mint: Minter,
+        (mint, make): (Minter, DaemonMaker),
         count: u8,
         lb_config: LbConfig,
     ) -> Result<Self, GroupError> {
@@ -89,6 +92,7 @@ impl MemberSet {
             cluster,
             filter,
             mint,
+            make,
             members: Vec::new(),
             lb: LoadBalancer::new(lb_config),
             failed_nodes: BTreeSet::new(),
@@ -216,6 +220,41 @@ impl MemberSet {
             node_id: info.node_id,
             outcome: result?,
         })
+    }
+
+    /// Moves member `index` to `node` with the migration protocol: the
+    /// same member — identity, state and chain — continues there (where a
+    /// failed node's member is re-created afresh). `node` must be in the
+    /// cluster, not reported failed and not hold a member of the group.
+    ///
+    /// # Errors
+    /// [`GroupError::InvalidConfig`] for an unknown index;
+    /// [`GroupError::PlacementFailed`] for a node the member may not go
+    /// to; [`GroupError::NoHealthyMember`] for a member out of service;
+    /// the move's error ([`GroupError::Migration`]: it stays where it
+    /// was).
+    pub fn migrate(&mut self, index: u8, node: u64) -> Result<(), GroupError> {
+        let position = self
+            .members
+            .iter()
+            .position(|m| m.info.index == index)
+            .ok_or_else(|| GroupError::InvalidConfig(format!("no member {index}")))?;
+        let info = self.members[position].info.clone();
+        if !info.healthy {
+            return Err(GroupError::NoHealthyMember);
+        }
+        if self.failed_nodes.contains(&node) || self.members.iter().any(|m| m.info.node_id == node)
+        {
+            return Err(GroupError::PlacementFailed(format!(
+                "node {node:#018x} holds a member of the group or has failed"
+            )));
+        }
+        let make = Arc::clone(&self.make);
+        let factory: DaemonFactory = Arc::new(move || Ok(make()));
+        self.cluster
+            .migrate(info.origin_hash, info.node_id, node, factory)?;
+        self.members[position].info.node_id = node;
+        Ok(())
     }
 
     /// Marks the members on `node` unhealthy and re-creates each on

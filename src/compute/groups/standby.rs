@@ -177,6 +177,37 @@ impl StandbyGroup {
         self.members[self.active].info.node_id
     }
 
+    /// Moves the active member to `node` with the migration protocol: the
+    /// group's one identity and chain continue there, and the standbys,
+    /// their syncs and the replay log are untouched. `node` must be in the
+    /// cluster, not reported failed and hold no member of the group.
+    ///
+    /// # Errors
+    /// [`GroupError::NoHealthyMember`] if the active is out of service;
+    /// [`GroupError::PlacementFailed`] for a node it may not go to; the
+    /// move's error ([`GroupError::Migration`]: it stays where it was).
+    pub fn migrate_active(&mut self, node: u64) -> Result<(), GroupError> {
+        let active = self.members[self.active].info.clone();
+        if !active.healthy {
+            return Err(GroupError::NoHealthyMember);
+        }
+        if self.failed_nodes.contains(&node) || self.members.iter().any(|m| m.info.node_id == node)
+        {
+            return Err(GroupError::PlacementFailed(format!(
+                "node {node:#018x} holds a member of the group or has failed"
+            )));
+        }
+        let make = Arc::clone(&self.make);
+        self.cluster.migrate(
+            active.origin_hash,
+            active.node_id,
+            node,
+            Arc::new(move || Ok(make())),
+        )?;
+        self.members[self.active].info.node_id = node;
+        Ok(())
+    }
+
     /// Delivers `event` to the active member; an event it applied (or
     /// that a migration of the active buffered) is logged for the
     /// standbys.
