@@ -13,14 +13,15 @@ mod compute_common;
 mod mesh_common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use compute_common::{Counter, count_of};
 use mesh_common::{bound_link, started_node, wait_until};
 use net::behavior::loadbalance::{LbConfig, RequestContext, Strategy};
 use net::compute::groups::{
     DaemonMaker, ForkGroup, ForkRecord, GroupCluster, GroupError, GroupHealth, MemberInfo,
-    ReplicaGroup, RuntimeCluster, StandbyGroup,
+    ReplicaGroup, RuntimeCluster, StandbyGroup, watch_failures,
 };
 use net::compute::{
     CausalEvent, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome, MeshDaemon,
@@ -758,4 +759,68 @@ fn a_standby_groups_active_migrates_and_the_group_goes_on() {
     assert_eq!(active, members[1].node_id);
     let (count, head) = c.with_host(active, origin, |h| (count_of(h), *h.head()));
     assert_eq!((count, head.sequence), (10, 10));
+}
+
+/// Groups that follow the coordinator's failure detector themselves
+/// (`watch_failures`): nobody calls `on_node_failed`; a replica whose node
+/// dies is replaced, and a standby group whose active's node dies
+/// promotes its standby, once the detector reports the node.
+#[test]
+fn watched_groups_handle_a_dead_node_by_themselves() {
+    let c = Cluster::plain(4);
+    let replicas = Arc::new(Mutex::new(
+        ReplicaGroup::spawn(c.handle(), tally(), [10; 32], 2, LbConfig::default()).unwrap(),
+    ));
+    let standby = Arc::new(Mutex::new(
+        StandbyGroup::spawn(c.handle(), counter(), [11; 32], 2).unwrap(),
+    ));
+    let every = Duration::from_millis(20);
+    let _watches = [
+        watch_failures(Arc::clone(&c.coordinator), Arc::clone(&replicas), every).unwrap(),
+        watch_failures(Arc::clone(&c.coordinator), Arc::clone(&standby), every).unwrap(),
+    ];
+    let (active, origin) = {
+        let mut group = standby.lock().unwrap();
+        feed(&mut group, 1, 4);
+        group.sync_standbys().unwrap();
+        (group.active_node(), group.origin_hash())
+    };
+    // A node holding the active (and perhaps a replica) dies.
+    let replica_nodes: Vec<u64> = replicas
+        .lock()
+        .unwrap()
+        .members()
+        .iter()
+        .map(|m| m.node_id)
+        .collect();
+    c.kill(active);
+    wait_until(
+        || standby.lock().unwrap().active_node() != active,
+        "the standby group to promote by itself",
+    );
+    let new_active = standby.lock().unwrap().active_node();
+    let (count, _) = c.with_host(new_active, origin, |h| (count_of(h), *h.head()));
+    assert_eq!(count, 4);
+    if replica_nodes.contains(&active) {
+        wait_until(
+            || {
+                let group = replicas.lock().unwrap();
+                group.members().iter().all(|m| m.node_id != active)
+                    && group.health() == GroupHealth::Healthy
+            },
+            "the replica group to replace its member by itself",
+        );
+    } else {
+        // Kill a replica's node too.
+        let victim = replica_nodes[0];
+        c.kill(victim);
+        wait_until(
+            || {
+                let group = replicas.lock().unwrap();
+                group.members().iter().all(|m| m.node_id != victim)
+                    && group.health() == GroupHealth::Healthy
+            },
+            "the replica group to replace its member by itself",
+        );
+    }
 }

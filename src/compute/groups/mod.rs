@@ -14,7 +14,9 @@
 //! - [`set`]: the members of a replica or fork group, their placement and
 //!   their load-balanced routing;
 //! - [`replica`]: [`ReplicaGroup`]; [`forks`]: [`ForkGroup`];
-//!   [`standby`]: [`StandbyGroup`].
+//!   [`standby`]: [`StandbyGroup`];
+//! - [`watch`]: [`watch_failures`], a group following a mesh node's
+//!   failure detector by itself.
 //!
 //! Groups take `&mut self` to change membership and `&self` to route;
 //! share one behind a lock if several threads do both.
@@ -26,6 +28,7 @@ pub mod members;
 pub mod replica;
 pub mod set;
 pub mod standby;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -39,6 +42,7 @@ pub use forks::ForkGroup;
 pub use members::{GroupHealth, MAX_MEMBERS, MemberInfo, ReplayLog};
 pub use replica::ReplicaGroup;
 pub use standby::{StandbyGroup, SyncReport};
+pub use watch::{FailureWatch, NodeFailures, watch_failures};
 
 /// Builds a fresh daemon of a group's kind (called once per member
 /// placed, and once to read the kind's requirements).
