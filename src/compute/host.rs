@@ -340,6 +340,16 @@ impl DaemonHost {
         event: &CausalEvent,
         now_ns: u64,
     ) -> Result<Vec<CausalEvent>, DaemonError> {
+        self.deliver_then_stamp(event, || now_ns)
+    }
+
+    /// [`deliver_at`](Self::deliver_at), asking `now_ns` for the time only
+    /// when there are outputs to stamp.
+    fn deliver_then_stamp(
+        &mut self,
+        event: &CausalEvent,
+        now_ns: impl FnOnce() -> u64,
+    ) -> Result<Vec<CausalEvent>, DaemonError> {
         self.horizon.observe(event.producer(), event.sequence());
         let outputs = match self.daemon.process(event) {
             Ok(outputs) => outputs,
@@ -348,7 +358,8 @@ impl DaemonHost {
                 return Err(e);
             }
         };
-        self.record_applied(event, outputs, now_ns)
+        let now = if outputs.is_empty() { 0 } else { now_ns() };
+        self.record_applied(event, outputs, now)
     }
 
     /// Delivers `events` in order through one
@@ -432,7 +443,8 @@ impl DaemonHost {
     /// # Errors
     /// As [`deliver_at`](Self::deliver_at).
     pub fn deliver(&mut self, event: &CausalEvent) -> Result<Vec<CausalEvent>, DaemonError> {
-        self.deliver_at(event, crate::redex::now_ns())
+        // No clock read for a daemon that emitted nothing.
+        self.deliver_then_stamp(event, crate::redex::now_ns)
     }
 
     /// Snapshots the daemon at its chain head, taken at `now_ns`. Stateless
