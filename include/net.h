@@ -454,6 +454,9 @@ enum net_status_t
     // static key is not known here, or the keypair is public-only); nothing
     // was started.
     NET_ERR_COMPUTE_IDENTITY_TRANSPORT = -517,
+    // Moving a group member with the migration protocol failed; it stays on
+    // its node (the message has the failure every side agreed on).
+    NET_ERR_COMPUTE_GROUP_MIGRATION = -518,
     // A rule set, rule or context is invalid (malformed JSON, an unknown key,
     // a bad operand or regex, a duplicate id); the message names it.
     NET_ERR_RULES_INVALID = -600,
@@ -1997,6 +2000,26 @@ net_status_t net_compute_group_route(const net_compute_group_t *group,
 // # Safety
 // `group` is NULL or from libnet.
 net_status_t net_compute_group_scale(const net_compute_group_t *group, uint32_t count);
+
+// Moves member `index` to node `node` with the migration protocol: a
+// replica or fork (any index), or a standby group's active (`index` =
+// its active index). The same member — identity, state and chain —
+// continues there; `node` must be one of the group's runtimes, not
+// reported failed, and hold no member of the group. Waits until the move
+// is over.
+//
+// Errors: `NET_ERR_COMPUTE_CONFIG` (no such member);
+// `NET_ERR_INVALID_ARGUMENT` (a standby that is not the active);
+// `NET_ERR_COMPUTE_GROUP_PLACEMENT` (a node the member may not go to);
+// `NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER` (the member is out of
+// service); `NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE`;
+// `NET_ERR_COMPUTE_GROUP_MIGRATION` (the move failed; the member stays).
+//
+// # Safety
+// `group` is NULL or from libnet.
+net_status_t net_compute_group_migrate(const net_compute_group_t *group,
+                                       uint32_t index,
+                                       uint64_t node);
 
 // Reports node `node` failed (the application's failure detector, or a
 // node it shut down): its members turn unhealthy and are re-created on

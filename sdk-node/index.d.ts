@@ -1132,6 +1132,8 @@ export declare class ComputeGroup implements AsyncDisposable {
   readonly closed: boolean;
   route(producer: U64Like, sequence: U64Like, payload?: BytesLike | null, options?: { key?: string }): Promise<Routed>;
   scale(count: number): Promise<void>;
+  /** Moves member `index` (a replica or fork, or the standby group's active) to `node` with the migration protocol. */
+  migrate(index: number, node: U64Like): Promise<void>;
   nodeFailed(node: U64Like): Promise<number[]>;
   /** Reports node `node` back: an unhealthy member still running there takes traffic again; resolves with the indices restored. */
   nodeRecovered(node: U64Like): Promise<number[]>;

@@ -440,6 +440,21 @@ fn replica_routes_over_three_nodes_and_scales() {
         net_status_t::NET_ERR_COMPUTE_GROUP_PLACEMENT
     );
     assert_eq!(status(group)["total"], 3);
+    // Moves: no such member; a node outside the group's runtimes; a node
+    // holding a member (the three nodes all do).
+    let held = member_nodes(&status(group))[1];
+    for (index, node, expected) in [
+        (300, held, net_status_t::NET_ERR_COMPUTE_CONFIG),
+        (7, held, net_status_t::NET_ERR_COMPUTE_CONFIG),
+        (0, 0x1234, net_status_t::NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE),
+        (0, held, net_status_t::NET_ERR_COMPUTE_GROUP_PLACEMENT),
+    ] {
+        assert_eq!(
+            unsafe { net_compute_group_migrate(group.0, index, node) },
+            expected,
+            "member {index} to {node:#x}"
+        );
+    }
     // Standby-only calls are refused by kind.
     let mut index = 0;
     assert_eq!(

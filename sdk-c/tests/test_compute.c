@@ -686,6 +686,24 @@ static void test_standby_group_promotion(void)
     int objects = 0;
     CHECK_U64(live_count(site_of(sites, r.node), &objects), 16);
     CHECK_STATUS(net_compute_group_scale(g, 3), NET_ERR_COMPUTE_GROUP_WRONG_KIND);
+
+    /* The active moves to the free node with the migration protocol (the
+     * nodes connected: a migration goes node to node); a standby does not. */
+    CHECK(connect_to(sites[0].mesh, sites[1].mesh));
+    CHECK(connect_to(sites[0].mesh, sites[2].mesh));
+    CHECK(connect_to(sites[1].mesh, sites[2].mesh));
+    uint64_t free_node = 0;
+    for (int i = 0; i < 3; i++) {
+        uint64_t id = mesh_node_id(sites[i].mesh);
+        if (id != first_active && id != r.node) {
+            free_node = id;
+        }
+    }
+    CHECK_STATUS(net_compute_group_migrate(g, 0, free_node), NET_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(net_compute_group_migrate(g, 1, first_active), NET_ERR_COMPUTE_GROUP_PLACEMENT);
+    CHECK_OK(net_compute_group_migrate(g, 1, free_node));
+    CHECK(route(g, 17, &r) && r.index == 1 && r.node == free_node);
+    CHECK_U64(live_count(site_of(sites, free_node), &objects), 17);
     CHECK_OK(net_compute_group_free(g));
     for (int i = 0; i < 3; i++) {
         site_close(&sites[i]);

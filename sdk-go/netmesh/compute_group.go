@@ -239,6 +239,18 @@ func (g *ComputeGroup) Scale(count uint32) error {
 	})
 }
 
+// Migrate moves member index to node with the migration protocol: a
+// replica or fork, or a standby group's active (index = ActiveIndex). The
+// same member (identity, state and chain) continues there; node must be one
+// of the group's runtimes, not reported failed, holding no member. It waits
+// until the move is over; ErrComputeGroupMigration if it failed (the member
+// stays).
+func (g *ComputeGroup) Migrate(index uint32, node uint64) error {
+	return g.do("net_compute_group_migrate", func(p *C.net_compute_group_t) C.net_status_t {
+		return C.net_compute_group_migrate(p, C.uint32_t(index), C.uint64_t(node))
+	})
+}
+
 // NodeFailed reports node failed (shut down, or found dead by the
 // application): its members are re-created on other nodes. It returns the
 // indices replaced.

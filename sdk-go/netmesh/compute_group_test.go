@@ -36,6 +36,7 @@ func (c *groupCounter) values() (uint64, uint64) {
 
 type groupNode struct {
 	id      uint64
+	mesh    *netmesh.Mesh
 	compute *netmesh.Compute
 }
 
@@ -49,7 +50,7 @@ func groupNodes(t *testing.T, n int) []groupNode {
 		if err := c.Register("counter", func() netmesh.Daemon { return &groupCounter{} }, true); err != nil {
 			t.Fatal(err)
 		}
-		out[i] = groupNode{id: must(m.NodeID()), compute: c}
+		out[i] = groupNode{id: must(m.NodeID()), mesh: m, compute: c}
 	}
 	return out
 }
@@ -262,5 +263,52 @@ func TestComputeWaitProcessedTimesOutAndIsCancelled(t *testing.T) {
 	stats, ok, err := c.WaitProcessed(context.Background(), origin, 1, -1)
 	if err != nil || !ok || stats.EventsProcessed != 1 || stats.Origin != origin {
 		t.Fatalf("stats %+v ok=%v err=%v", stats, ok, err)
+	}
+}
+
+func TestComputeStandbyActiveMigratesToAFreeNode(t *testing.T) {
+	nodes := groupNodes(t, 3)
+	// A migration goes node to node: connect them all.
+	for i := range nodes {
+		for _, b := range nodes[i+1:] {
+			if err := nodes[i].mesh.Connect(ctx5(t), must(b.mesh.LocalAddr()), must(b.mesh.PublicKey()), b.id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	g := must(netmesh.NewStandbyGroup(computes(nodes), "counter", groupSeed, 2))
+	defer g.Close()
+	st := must(g.Status())
+	origin := st.Origin
+	for seq := uint64(1); seq <= 5; seq++ {
+		must(g.Route(groupProducer, seq, nil, ""))
+	}
+	var free uint64
+	for _, n := range nodes {
+		if n.id != st.Members[0].Node && n.id != st.Members[1].Node {
+			free = n.id
+		}
+	}
+	if err := g.Migrate(0, st.Members[1].Node); !errors.Is(err, netmesh.ErrComputeGroupPlacement) {
+		t.Fatalf("onto a standby's node: %v", err)
+	}
+	if err := g.Migrate(1, free); !errors.Is(err, netmesh.ErrInvalidArgument) {
+		t.Fatalf("a standby: %v", err)
+	}
+	if err := g.Migrate(0, free); err != nil {
+		t.Fatal(err)
+	}
+	if st = must(g.Status()); st.Members[0].Node != free {
+		t.Fatalf("the active is on %#x, not %#x", st.Members[0].Node, free)
+	}
+	moved := nodeByID(t, nodes, free)
+	if count, last := moved.counter(t, origin).values(); count != 5 || last != 5 {
+		t.Fatalf("moved at %d/%d", count, last)
+	}
+	if r := must(g.Route(groupProducer, 6, nil, "")); r.Node != free {
+		t.Fatalf("routed to %#x", r.Node)
+	}
+	if count, last := moved.counter(t, origin).values(); count != 6 || last != 6 {
+		t.Fatalf("moved at %d/%d", count, last)
 	}
 }

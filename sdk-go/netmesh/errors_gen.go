@@ -326,6 +326,10 @@ const (
 	// static key is not known here, or the keypair is public-only); nothing
 	// was started.
 	StatusComputeIdentityTransport Status = C.NET_ERR_COMPUTE_IDENTITY_TRANSPORT
+	// StatusComputeGroupMigration is NET_ERR_COMPUTE_GROUP_MIGRATION (-518):
+	// Moving a group member with the migration protocol failed; it stays on
+	// its node (the message has the failure every side agreed on).
+	StatusComputeGroupMigration Status = C.NET_ERR_COMPUTE_GROUP_MIGRATION
 	// StatusRulesInvalid is NET_ERR_RULES_INVALID (-600):
 	// A rule set, rule or context is invalid (malformed JSON, an unknown key,
 	// a bad operand or regex, a duplicate id); the message names it.
@@ -461,6 +465,7 @@ const (
 	ErrComputeGroupReplay          = StatusComputeGroupReplay
 	ErrComputeGroupWrongKind       = StatusComputeGroupWrongKind
 	ErrComputeIdentityTransport    = StatusComputeIdentityTransport
+	ErrComputeGroupMigration       = StatusComputeGroupMigration
 	ErrRulesInvalid                = StatusRulesInvalid
 	ErrRulesUnknownRule            = StatusRulesUnknownRule
 	ErrSafetyConfig                = StatusSafetyConfig
@@ -574,6 +579,7 @@ var statusTable = [...]statusInfo{
 	{StatusComputeGroupReplay, "NET_ERR_COMPUTE_GROUP_REPLAY", "a promoted standby failed to replay a logged event; the new active is in place and the rest of the log stays pending"},
 	{StatusComputeGroupWrongKind, "NET_ERR_COMPUTE_GROUP_WRONG_KIND", "the operation does not apply to this kind of group (e.g"},
 	{StatusComputeIdentityTransport, "NET_ERR_COMPUTE_IDENTITY_TRANSPORT", "the daemon's identity cannot travel with the migration (the target's static key is not known here, or the keypair is public-only); nothing was started"},
+	{StatusComputeGroupMigration, "NET_ERR_COMPUTE_GROUP_MIGRATION", "moving a group member with the migration protocol failed; it stays on its node"},
 	{StatusRulesInvalid, "NET_ERR_RULES_INVALID", "a rule set, rule or context is invalid (malformed JSON, an unknown key, a bad operand or regex, a duplicate id); the message names it"},
 	{StatusRulesUnknownRule, "NET_ERR_RULES_UNKNOWN_RULE", "no rule has that id"},
 	{StatusSafetyConfig, "NET_ERR_SAFETY_CONFIG", "a safety configuration, limits or request is invalid; the message names the key or pattern"},

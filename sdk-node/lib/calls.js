@@ -847,6 +847,11 @@ function computeGroupScale(handle, count) {
   return null;
 }
 
+function computeGroupMigrate(handle, index, node) {
+  check(fns.net_compute_group_migrate(handle, index, node));
+  return null;
+}
+
 function computeGroupPromote(handle) {
   const index = [0];
   check(fns.net_compute_group_promote(handle, index));
@@ -865,6 +870,7 @@ module.exports = {
   computeGroupFork,
   computeGroupStandby,
   computeGroupScale,
+  computeGroupMigrate,
   computeGroupPromote,
   computeGroupJson,
   computeStats,

@@ -177,6 +177,19 @@ class ComputeGroup {
     return pooled(() => this.#run('computeGroupScale', [this.#live(), countArg(count)]).then(() => undefined));
   }
 
+  /**
+   * Moves member `index` to node `node` with the migration protocol: a
+   * replica or fork, or a standby group's active (`index` = its active
+   * index). The same member (identity, state and chain) continues there.
+   * Resolves when the move is over; rejects with
+   * ComputeGroupMigrationError if it failed (the member stays).
+   */
+  migrate(index, node) {
+    return pooled(() =>
+      this.#run('computeGroupMigrate', [this.#live(), args.uint(index, 32, 'index'), args.u64(node, 'node')]).then(() => undefined),
+    );
+  }
+
   #run(op, argv) {
     return pool.getPool().run(op, argv, [this]);
   }

@@ -609,6 +609,13 @@ export declare class ComputeGroupWrongKindError extends ComputeError {}
  */
 export declare class ComputeIdentityTransportError extends ComputeError {}
 /**
+ * Moving a group member with the migration protocol failed; it stays on
+ * its node (the message has the failure every side agreed on).
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_MIGRATION` (-518).
+ */
+export declare class ComputeGroupMigrationError extends ComputeError {}
+/**
  * A rule set, rule or context is invalid (malformed JSON, an unknown key,
  * a bad operand or regex, a duplicate id); the message names it.
  *

@@ -614,6 +614,13 @@ class ComputeGroupWrongKindError extends ComputeError {}
  */
 class ComputeIdentityTransportError extends ComputeError {}
 /**
+ * Moving a group member with the migration protocol failed; it stays on
+ * its node (the message has the failure every side agreed on).
+ *
+ * Status `NET_ERR_COMPUTE_GROUP_MIGRATION` (-518).
+ */
+class ComputeGroupMigrationError extends ComputeError {}
+/**
  * A rule set, rule or context is invalid (malformed JSON, an unknown key,
  * a bad operand or regex, a duplicate id); the message names it.
  *
@@ -776,6 +783,7 @@ const CLASS_BY_STATUS = new Map([
   [-515, ComputeGroupReplayError], // NET_ERR_COMPUTE_GROUP_REPLAY
   [-516, ComputeGroupWrongKindError], // NET_ERR_COMPUTE_GROUP_WRONG_KIND
   [-517, ComputeIdentityTransportError], // NET_ERR_COMPUTE_IDENTITY_TRANSPORT
+  [-518, ComputeGroupMigrationError], // NET_ERR_COMPUTE_GROUP_MIGRATION
   [-600, RulesInvalidError], // NET_ERR_RULES_INVALID
   [-601, RulesUnknownRuleError], // NET_ERR_RULES_UNKNOWN_RULE
   [-620, SafetyConfigError], // NET_ERR_SAFETY_CONFIG
@@ -898,6 +906,7 @@ const ERROR_CLASSES = Object.freeze({
   ComputeGroupReplayError,
   ComputeGroupWrongKindError,
   ComputeIdentityTransportError,
+  ComputeGroupMigrationError,
   RulesInvalidError,
   RulesUnknownRuleError,
   SafetyConfigError,

@@ -308,6 +308,11 @@ const STATUS = Object.freeze({
    */
   NET_ERR_COMPUTE_IDENTITY_TRANSPORT: -517,
   /**
+   * Moving a group member with the migration protocol failed; it stays on
+   * its node (the message has the failure every side agreed on).
+   */
+  NET_ERR_COMPUTE_GROUP_MIGRATION: -518,
+  /**
    * A rule set, rule or context is invalid (malformed JSON, an unknown key,
    * a bad operand or regex, a duplicate id); the message names it.
    */
@@ -697,6 +702,7 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_compute_group_free(net_compute_group_t *group)',
   'net_status_t net_compute_group_route(const net_compute_group_t *group, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, const uint8_t *key, size_t key_len, _Out_ uint32_t *index_out, _Out_ uint64_t *origin_out, _Out_ uint64_t *node_out, _Out_ uint32_t *outcome_out, _Inout_ net_error_t *error_out)',
   'net_status_t net_compute_group_scale(const net_compute_group_t *group, uint32_t count)',
+  'net_status_t net_compute_group_migrate(const net_compute_group_t *group, uint32_t index, uint64_t node)',
   'net_status_t net_compute_group_node_failed(const net_compute_group_t *group, uint64_t node, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_compute_group_node_recovered(const net_compute_group_t *group, uint64_t node, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_compute_group_sync(const net_compute_group_t *group, _Inout_ net_bytes_t *json_out)',

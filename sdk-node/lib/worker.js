@@ -42,6 +42,7 @@ const OPS = {
   computeGroupFork: calls.computeGroupFork,
   computeGroupStandby: calls.computeGroupStandby,
   computeGroupScale: calls.computeGroupScale,
+  computeGroupMigrate: calls.computeGroupMigrate,
   computeGroupPromote: calls.computeGroupPromote,
   computeGroupJson: calls.computeGroupJson,
   computeMigrationStatus: calls.computeMigrationStatus,

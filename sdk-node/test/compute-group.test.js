@@ -16,6 +16,7 @@ const {
   ComputeConfigError,
   ComputeGroupPlacementError,
   ComputeGroupWrongKindError,
+  InvalidArgumentError,
   ShuttingDownError,
 } = require('netmesh');
 
@@ -49,11 +50,17 @@ class Counter extends Daemon {
   }
 }
 
-async function withNodes(n, body) {
+async function withNodes(n, body, { connected = false } = {}) {
   const meshes = Array.from({ length: n }, () => Mesh.open(FAST));
   const nodes = meshes.map((m) => Compute.open(m, { workTimeoutMs: 5000 }));
   for (const c of nodes) c.register('counter', () => new Counter());
   try {
+    if (connected) {
+      // A migration goes node to node.
+      for (let i = 0; i < n; i++) {
+        for (const b of meshes.slice(i + 1)) await meshes[i].connect(b.localAddr, b.publicKey, b.nodeId);
+      }
+    }
     await body(nodes, meshes.map((m) => m.nodeId));
   } finally {
     for (const c of nodes) await c.closeAsync();
@@ -151,6 +158,32 @@ test('a standby is promoted with nothing applied twice', () =>
       await group.closeAsync();
     }
   }));
+
+test("a standby group's active migrates to a free node", () =>
+  withNodes(
+    3,
+    async (nodes, ids) => {
+      const group = await ComputeGroup.standby(nodes, 'counter', SEED, 2);
+      try {
+        const st = await group.status();
+        const origin = st.origin;
+        for (let seq = 1n; seq <= 5n; seq++) await group.route(PRODUCER, seq);
+        const used = st.members.map((m) => m.node);
+        const free = ids.find((id) => !used.includes(id));
+        await assert.rejects(group.migrate(0, st.members[1].node), ComputeGroupPlacementError);
+        await assert.rejects(group.migrate(1, free), InvalidArgumentError);
+        await group.migrate(0, free);
+        assert.equal((await group.status()).members[0].node, free);
+        const moved = nodes[ids.indexOf(free)].daemon(origin);
+        assert.deepEqual([moved.count, moved.last], [5n, 5n]);
+        assert.equal((await group.route(PRODUCER, 6n)).node, free);
+        assert.deepEqual([moved.count, moved.last], [6n, 6n]);
+      } finally {
+        await group.closeAsync();
+      }
+    },
+    { connected: true },
+  ));
 
 test('a fork group starts from its parent', () =>
   withNodes(3, async (nodes, ids) => {

@@ -146,6 +146,7 @@ enum net_status_t {
     NET_ERR_COMPUTE_GROUP_REPLAY = -515,
     NET_ERR_COMPUTE_GROUP_WRONG_KIND = -516,
     NET_ERR_COMPUTE_IDENTITY_TRANSPORT = -517,
+    NET_ERR_COMPUTE_GROUP_MIGRATION = -518,
     NET_ERR_RULES_INVALID = -600,
     NET_ERR_RULES_UNKNOWN_RULE = -601,
     NET_ERR_SAFETY_CONFIG = -620,
@@ -300,6 +301,7 @@ net_status_t net_compute_group_standby(const net_compute_t *const *nodes, size_t
 net_status_t net_compute_group_free(net_compute_group_t *group);
 net_status_t net_compute_group_route(const net_compute_group_t *group, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, const uint8_t *key, size_t key_len, uint32_t *index_out, uint64_t *origin_out, uint64_t *node_out, uint32_t *outcome_out, net_error_t *error_out);
 net_status_t net_compute_group_scale(const net_compute_group_t *group, uint32_t count);
+net_status_t net_compute_group_migrate(const net_compute_group_t *group, uint32_t index, uint64_t node);
 net_status_t net_compute_group_node_failed(const net_compute_group_t *group, uint64_t node, net_bytes_t *json_out);
 net_status_t net_compute_group_node_recovered(const net_compute_group_t *group, uint64_t node, net_bytes_t *json_out);
 net_status_t net_compute_group_sync(const net_compute_group_t *group, net_bytes_t *json_out);

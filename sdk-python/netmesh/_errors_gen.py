@@ -109,6 +109,7 @@ __all__ = [
     "ComputeGroupReplayError",
     "ComputeGroupWrongKindError",
     "ComputeIdentityTransportError",
+    "ComputeGroupMigrationError",
     "RulesInvalidError",
     "RulesUnknownRuleError",
     "SafetyConfigError",
@@ -826,6 +827,14 @@ class ComputeIdentityTransportError(ComputeError):
     """
 
 
+class ComputeGroupMigrationError(ComputeError):
+    """Moving a group member with the migration protocol failed; it stays on
+    its node (the message has the failure every side agreed on).
+
+    Status ``NET_ERR_COMPUTE_GROUP_MIGRATION`` (-518).
+    """
+
+
 class RulesInvalidError(NetError):
     """A rule set, rule or context is invalid (malformed JSON, an unknown key,
     a bad operand or regex, a duplicate id); the message names it.
@@ -999,6 +1008,7 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     -515: ComputeGroupReplayError,  # NET_ERR_COMPUTE_GROUP_REPLAY
     -516: ComputeGroupWrongKindError,  # NET_ERR_COMPUTE_GROUP_WRONG_KIND
     -517: ComputeIdentityTransportError,  # NET_ERR_COMPUTE_IDENTITY_TRANSPORT
+    -518: ComputeGroupMigrationError,  # NET_ERR_COMPUTE_GROUP_MIGRATION
     -600: RulesInvalidError,  # NET_ERR_RULES_INVALID
     -601: RulesUnknownRuleError,  # NET_ERR_RULES_UNKNOWN_RULE
     -620: SafetyConfigError,  # NET_ERR_SAFETY_CONFIG
@@ -1121,7 +1131,8 @@ NetError
 │   ├── ComputeGroupStatelessError  NET_ERR_COMPUTE_GROUP_STATELESS
 │   ├── ComputeGroupReplayError  NET_ERR_COMPUTE_GROUP_REPLAY
 │   ├── ComputeGroupWrongKindError  NET_ERR_COMPUTE_GROUP_WRONG_KIND
-│   └── ComputeIdentityTransportError  NET_ERR_COMPUTE_IDENTITY_TRANSPORT
+│   ├── ComputeIdentityTransportError  NET_ERR_COMPUTE_IDENTITY_TRANSPORT
+│   └── ComputeGroupMigrationError  NET_ERR_COMPUTE_GROUP_MIGRATION
 ├── RulesInvalidError  NET_ERR_RULES_INVALID
 ├── RulesUnknownRuleError  NET_ERR_RULES_UNKNOWN_RULE
 ├── SafetyConfigError  NET_ERR_SAFETY_CONFIG

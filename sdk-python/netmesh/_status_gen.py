@@ -238,6 +238,9 @@ class Status(enum.IntEnum):
     #: static key is not known here, or the keypair is public-only); nothing
     #: was started.
     ERR_COMPUTE_IDENTITY_TRANSPORT = -517
+    #: Moving a group member with the migration protocol failed; it stays on
+    #: its node (the message has the failure every side agreed on).
+    ERR_COMPUTE_GROUP_MIGRATION = -518
     #: A rule set, rule or context is invalid (malformed JSON, an unknown key,
     #: a bad operand or regex, a duplicate id); the message names it.
     ERR_RULES_INVALID = -600

@@ -565,6 +565,15 @@ class ComputeGroup(_Handle):
         """Scales a replica or fork group to ``count`` members."""
         check(lib.net_compute_group_scale(self._handle(), _u32(count)))
 
+    def migrate(self, index: int, node: int) -> None:
+        """Moves member ``index`` to node ``node`` with the migration
+        protocol: a replica or fork, or a standby group's active (``index``
+        = its active index). The same member (identity, state and chain)
+        continues there; ``node`` must be one of the group's runtimes, not
+        reported failed, holding no member. Waits until the move is over;
+        ComputeGroupMigrationError if it failed (the member stays)."""
+        check(lib.net_compute_group_migrate(self._handle(), _u32(index), _u64(node, "node")))
+
     def node_failed(self, node: int) -> List[int]:
         """Reports node ``node`` failed: its members are re-created on other
         nodes. Returns the indices replaced."""

@@ -17,6 +17,7 @@ from netmesh import (
     ComputeGroup,
     ComputeGroupPlacementError,
     ComputeGroupWrongKindError,
+    InvalidArgumentError,
     Daemon,
     DaemonEvent,
     Delivery,
@@ -151,6 +152,33 @@ def test_a_standby_is_promoted_with_nothing_applied_twice(nodes) -> None:
         assert (counter.count, counter.last) == (16, 16)
         with pytest.raises(ComputeGroupWrongKindError):
             group.scale(3)
+    finally:
+        group.close()
+
+
+def test_a_standby_groups_active_migrates_to_a_free_node(nodes) -> None:
+    meshes, nodes = nodes
+    # A migration goes node to node: connect them all.
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        meshes[i].connect(meshes[j].local_addr, meshes[j].public_key, meshes[j].node_id)
+    group = ComputeGroup.standby(nodes, "counter", SEED, 2)
+    try:
+        status = group.status()
+        origin = status["origin"]
+        for seq in range(1, 6):
+            group.route(PRODUCER, seq, b"")
+        used = {m["node"] for m in status["members"]}
+        free = next(m.node_id for m in meshes if m.node_id not in used)
+        with pytest.raises(ComputeGroupPlacementError):
+            group.migrate(0, status["members"][1]["node"])
+        with pytest.raises(InvalidArgumentError):
+            group.migrate(1, free)
+        group.migrate(0, free)
+        assert group.status()["members"][0]["node"] == free
+        moved = next(rt for rt, m in zip(nodes, meshes) if m.node_id == free).daemon(origin)
+        assert (moved.count, moved.last) == (5, 5)
+        assert group.route(PRODUCER, 6, b"").node == free
+        assert (moved.count, moved.last) == (6, 6)
     finally:
         group.close()
 

@@ -42,8 +42,8 @@ use crate::compute::groups::{
 };
 use crate::compute::scheduler::Candidate;
 use crate::compute::{
-    CausalEvent, DaemonError, DaemonHost, DaemonSnapshot, DeliveryOutcome, ForeignDaemon,
-    MeshDaemon, WorkBridge, WorkReply, WorkRequest,
+    CausalEvent, DaemonError, DaemonFactory, DaemonHost, DaemonSnapshot, DeliveryOutcome,
+    ForeignDaemon, MeshDaemon, WorkBridge, WorkReply, WorkRequest,
 };
 use crate::mesh::capability::CapabilitySet;
 
@@ -235,6 +235,25 @@ impl GroupCluster for SdkCluster {
     fn contains(&self, node: u64, origin: u64) -> bool {
         self.inner.contains(node, origin)
     }
+
+    fn migrate(
+        &self,
+        origin: u64,
+        from: u64,
+        to: u64,
+        _factory: DaemonFactory,
+    ) -> Result<(), GroupError> {
+        // At the new node the member is an SDK object of the kind, made
+        // there by a Create work item when its snapshot arrives.
+        let side = self.nodes.get(&to).ok_or(GroupError::UnknownNode(to))?;
+        let factory = ForeignDaemon::factory(
+            Arc::clone(&side.bridge),
+            self.kind.clone(),
+            origin,
+            self.stateful,
+        );
+        self.inner.migrate(origin, from, to, factory)
+    }
 }
 
 enum Group {
@@ -307,7 +326,7 @@ impl From<GroupError> for FfiError {
             GroupError::UnknownNode(_) => net_status_t::NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE,
             GroupError::Stateless => net_status_t::NET_ERR_COMPUTE_GROUP_STATELESS,
             GroupError::Replay { .. } => net_status_t::NET_ERR_COMPUTE_GROUP_REPLAY,
-            GroupError::Migration(_) => net_status_t::NET_ERR_COMPUTE_TRANSPORT,
+            GroupError::Migration(_) => net_status_t::NET_ERR_COMPUTE_GROUP_MIGRATION,
             GroupError::Daemon(daemon) => return daemon.clone().into(),
             GroupError::Compute(compute) => return compute.clone().into(),
         };
@@ -597,6 +616,48 @@ pub unsafe extern "C" fn net_compute_group_scale(
             Group::Replica(g) => g.scale_to(member_count(count))?,
             Group::Fork(g) => g.scale_to(member_count(count))?,
             other => return Err(other.wrong_kind("scaling")),
+        }
+        Ok(())
+    })
+}
+
+/// Moves member `index` to node `node` with the migration protocol: a
+/// replica or fork (any index), or a standby group's active (`index` =
+/// its active index). The same member — identity, state and chain —
+/// continues there; `node` must be one of the group's runtimes, not
+/// reported failed, and hold no member of the group. Waits until the move
+/// is over.
+///
+/// Errors: `NET_ERR_COMPUTE_CONFIG` (no such member);
+/// `NET_ERR_INVALID_ARGUMENT` (a standby that is not the active);
+/// `NET_ERR_COMPUTE_GROUP_PLACEMENT` (a node the member may not go to);
+/// `NET_ERR_COMPUTE_GROUP_NO_HEALTHY_MEMBER` (the member is out of
+/// service); `NET_ERR_COMPUTE_GROUP_UNKNOWN_NODE`;
+/// `NET_ERR_COMPUTE_GROUP_MIGRATION` (the move failed; the member stays).
+///
+/// # Safety
+/// `group` is NULL or from libnet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_group_migrate(
+    group: *const net_compute_group_t,
+    index: u32,
+    node: u64,
+) -> net_status_t {
+    ffi_export!(handle group; {
+        let index = u8::try_from(index)
+            .map_err(|_| FfiError::new(net_status_t::NET_ERR_COMPUTE_CONFIG, format!("no member {index}")))?;
+        match &mut *group.write() {
+            Group::Replica(g) => g.migrate_member(index, node)?,
+            Group::Fork(g) => g.migrate_member(index, node)?,
+            Group::Standby(g) => {
+                if index != g.active_index() {
+                    return Err(FfiError::new(
+                        net_status_t::NET_ERR_INVALID_ARGUMENT,
+                        format!("member {index} is a standby: only the active ({}) moves", g.active_index()),
+                    ));
+                }
+                g.migrate_active(node)?;
+            }
         }
         Ok(())
     })
