@@ -394,9 +394,9 @@ fn replica_member_on_a_dead_node_is_replaced_on_another_node() {
     }
 }
 
-#[test]
-fn forks_carry_lineage_and_chain_from_their_sentinel() {
-    let c = Cluster::plain(3);
+/// A counter on the first site that applied events 1..=`events`, and a
+/// group of `forks` forks of it: (its node, its origin, the group).
+fn fork_of_counter(c: &Cluster, events: u64, forks: usize) -> (u64, u64, ForkGroup) {
     let parent_node = c.sites[0].node.node_id();
     let parent = EntityKeypair::generate();
     let parent_origin = parent.origin_hash();
@@ -404,21 +404,28 @@ fn forks_carry_lineage_and_chain_from_their_sentinel() {
         .runtime
         .spawn(DaemonHost::new(Box::new(Counter::default()), parent))
         .unwrap();
-    for seq in 1..=5 {
+    for seq in 1..=events {
         c.sites[0]
             .runtime
             .deliver(parent_origin, event(PRODUCER, seq))
             .unwrap();
     }
-    let mut group = ForkGroup::fork(
+    let group = ForkGroup::fork(
         c.handle(),
         counter(),
         parent_node,
         parent_origin,
-        2,
+        forks,
         LbConfig::default(),
     )
     .unwrap();
+    (parent_node, parent_origin, group)
+}
+
+#[test]
+fn forks_carry_lineage_and_chain_from_their_sentinel() {
+    let c = Cluster::plain(3);
+    let (parent_node, parent_origin, mut group) = fork_of_counter(&c, 5, 2);
     assert_eq!(group.fork_seq(), 5);
     assert!(group.verify_lineage());
     let records = group.records();
@@ -651,28 +658,7 @@ fn a_standby_group_stops_its_stale_copy_when_a_suspected_node_recovers() {
 #[test]
 fn a_fork_migrates_and_continues_as_the_same_fork() {
     let c = Cluster::meshed(4);
-    let parent_node = c.sites[0].node.node_id();
-    let parent = EntityKeypair::generate();
-    let parent_origin = parent.origin_hash();
-    c.sites[0]
-        .runtime
-        .spawn(DaemonHost::new(Box::new(Counter::default()), parent))
-        .unwrap();
-    for seq in 1..=3 {
-        c.sites[0]
-            .runtime
-            .deliver(parent_origin, event(PRODUCER, seq))
-            .unwrap();
-    }
-    let mut group = ForkGroup::fork(
-        c.handle(),
-        counter(),
-        parent_node,
-        parent_origin,
-        1,
-        LbConfig::default(),
-    )
-    .unwrap();
+    let (parent_node, _, mut group) = fork_of_counter(&c, 3, 1);
     let ctx = RequestContext::default();
     let before = group.route(&ctx, event(PRODUCER, 4)).unwrap();
     let DeliveryOutcome::Processed(first) = before.outcome else {

@@ -131,6 +131,24 @@ pub(crate) fn place_distinct(
         })
 }
 
+/// Whether a member may move to `node`: not a node the group knows failed,
+/// not one of its members' nodes (members stay on distinct nodes).
+///
+/// # Errors
+/// [`GroupError::PlacementFailed`].
+pub(crate) fn check_destination(
+    node: u64,
+    failed: &BTreeSet<u64>,
+    mut member_nodes: impl Iterator<Item = u64>,
+) -> Result<(), GroupError> {
+    if failed.contains(&node) || member_nodes.any(|n| n == node) {
+        return Err(GroupError::PlacementFailed(format!(
+            "node {node:#018x} holds a member of the group or has failed"
+        )));
+    }
+    Ok(())
+}
+
 struct Site {
     runtime: Arc<ComputeRuntime>,
     capabilities: CapabilitySet,

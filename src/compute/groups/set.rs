@@ -27,7 +27,7 @@ use crate::behavior::loadbalance::{
 };
 use crate::compute::daemon::CausalEvent;
 use crate::compute::factory::DaemonFactory;
-use crate::compute::groups::cluster::place_distinct;
+use crate::compute::groups::cluster::{check_destination, place_distinct};
 use crate::compute::groups::members::{GroupHealth, MemberInfo, health_of};
 use crate::compute::groups::{DaemonMaker, GroupCluster, GroupError};
 use crate::compute::host::DaemonHost;
@@ -243,12 +243,11 @@ impl MemberSet {
         if !info.healthy {
             return Err(GroupError::NoHealthyMember);
         }
-        if self.failed_nodes.contains(&node) || self.members.iter().any(|m| m.info.node_id == node)
-        {
-            return Err(GroupError::PlacementFailed(format!(
-                "node {node:#018x} holds a member of the group or has failed"
-            )));
-        }
+        check_destination(
+            node,
+            &self.failed_nodes,
+            self.members.iter().map(|m| m.info.node_id),
+        )?;
         let make = Arc::clone(&self.make);
         let factory: DaemonFactory = Arc::new(move || Ok(make()));
         self.cluster

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::compute::daemon::CausalEvent;
-use crate::compute::groups::cluster::place_distinct;
+use crate::compute::groups::cluster::{check_destination, place_distinct};
 use crate::compute::groups::members::{
     GroupHealth, MemberInfo, ReplayLog, health_of, standby_keypair,
 };
@@ -191,12 +191,11 @@ impl StandbyGroup {
         if !active.healthy {
             return Err(GroupError::NoHealthyMember);
         }
-        if self.failed_nodes.contains(&node) || self.members.iter().any(|m| m.info.node_id == node)
-        {
-            return Err(GroupError::PlacementFailed(format!(
-                "node {node:#018x} holds a member of the group or has failed"
-            )));
-        }
+        check_destination(
+            node,
+            &self.failed_nodes,
+            self.members.iter().map(|m| m.info.node_id),
+        )?;
         let make = Arc::clone(&self.make);
         self.cluster.migrate(
             active.origin_hash,

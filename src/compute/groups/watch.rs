@@ -37,35 +37,27 @@ fn nodes_of(members: &[MemberInfo]) -> Vec<u64> {
     members.iter().map(|m| m.node_id).collect()
 }
 
-impl NodeFailures for ReplicaGroup {
-    fn member_nodes(&self) -> Vec<u64> {
-        nodes_of(&self.members())
-    }
+/// Replica and fork groups: `on_node_failed` re-creates, never fails.
+macro_rules! member_set_failures {
+    ($($group:ty),*) => {$(
+        impl NodeFailures for $group {
+            fn member_nodes(&self) -> Vec<u64> {
+                nodes_of(&self.members())
+            }
 
-    fn node_failed(&mut self, node: u64) -> Result<(), GroupError> {
-        self.on_node_failed(node);
-        Ok(())
-    }
+            fn node_failed(&mut self, node: u64) -> Result<(), GroupError> {
+                self.on_node_failed(node);
+                Ok(())
+            }
 
-    fn node_recovered(&mut self, node: u64) {
-        self.on_node_recovered(node);
-    }
+            fn node_recovered(&mut self, node: u64) {
+                self.on_node_recovered(node);
+            }
+        }
+    )*};
 }
 
-impl NodeFailures for ForkGroup {
-    fn member_nodes(&self) -> Vec<u64> {
-        nodes_of(&self.members())
-    }
-
-    fn node_failed(&mut self, node: u64) -> Result<(), GroupError> {
-        self.on_node_failed(node);
-        Ok(())
-    }
-
-    fn node_recovered(&mut self, node: u64) {
-        self.on_node_recovered(node);
-    }
-}
+member_set_failures!(ReplicaGroup, ForkGroup);
 
 impl NodeFailures for StandbyGroup {
     fn member_nodes(&self) -> Vec<u64> {
