@@ -73,7 +73,9 @@ def main() -> None:
             b.register("counter", Counter)
             seed = os.urandom(32)
             origin = a.spawn("counter", seed)
-            b.expect("counter", seed)
+            # B never sees the seed: the daemon's identity travels with the
+            # migration, sealed to B's key.
+            b.expect_origin("counter", origin)
             print(f"counter daemon {origin:#018x} runs on node A; a producer sends it {EVENTS} events")
 
             sent = 0
