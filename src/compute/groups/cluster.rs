@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::compute::daemon::CausalEvent;
 use crate::compute::factory::DaemonFactory;
-use crate::compute::groups::GroupError;
+use crate::compute::groups::{DaemonMaker, GroupError, MemberInfo};
 use crate::compute::host::{DaemonHost, DaemonSnapshot};
 use crate::compute::migration::FailureReason;
 use crate::compute::runtime::{ComputeError, ComputeRuntime, DeliveryOutcome, MigrationStatus};
@@ -131,22 +131,33 @@ pub(crate) fn place_distinct(
         })
 }
 
-/// Whether a member may move to `node`: not a node the group knows failed,
-/// not one of its members' nodes (members stay on distinct nodes).
+/// Moves the member `info` to `node` with the migration protocol, its
+/// object made there by `make`: the member must be in service, and `node`
+/// neither known failed nor one of the group's `member_nodes` (members
+/// stay on distinct nodes).
 ///
 /// # Errors
-/// [`GroupError::PlacementFailed`].
-pub(crate) fn check_destination(
+/// [`GroupError::NoHealthyMember`]; [`GroupError::PlacementFailed`]; the
+/// move's error.
+pub(crate) fn move_member(
+    cluster: &dyn GroupCluster,
+    make: &DaemonMaker,
+    info: &MemberInfo,
     node: u64,
     failed: &BTreeSet<u64>,
     mut member_nodes: impl Iterator<Item = u64>,
 ) -> Result<(), GroupError> {
+    if !info.healthy {
+        return Err(GroupError::NoHealthyMember);
+    }
     if failed.contains(&node) || member_nodes.any(|n| n == node) {
         return Err(GroupError::PlacementFailed(format!(
             "node {node:#018x} holds a member of the group or has failed"
         )));
     }
-    Ok(())
+    let make = Arc::clone(make);
+    let factory: DaemonFactory = Arc::new(move || Ok(make()));
+    cluster.migrate(info.origin_hash, info.node_id, node, factory)
 }
 
 struct Site {

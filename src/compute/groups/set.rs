@@ -26,8 +26,7 @@ use crate::behavior::loadbalance::{
     Endpoint, EndpointId, Health, LbConfig, LoadBalancer, RequestContext,
 };
 use crate::compute::daemon::CausalEvent;
-use crate::compute::factory::DaemonFactory;
-use crate::compute::groups::cluster::{check_destination, place_distinct};
+use crate::compute::groups::cluster::{move_member, place_distinct};
 use crate::compute::groups::members::{GroupHealth, MemberInfo, health_of};
 use crate::compute::groups::{DaemonMaker, GroupCluster, GroupError};
 use crate::compute::host::DaemonHost;
@@ -239,19 +238,14 @@ impl MemberSet {
             .iter()
             .position(|m| m.info.index == index)
             .ok_or_else(|| GroupError::InvalidConfig(format!("no member {index}")))?;
-        let info = self.members[position].info.clone();
-        if !info.healthy {
-            return Err(GroupError::NoHealthyMember);
-        }
-        check_destination(
+        move_member(
+            self.cluster.as_ref(),
+            &self.make,
+            &self.members[position].info,
             node,
             &self.failed_nodes,
             self.members.iter().map(|m| m.info.node_id),
         )?;
-        let make = Arc::clone(&self.make);
-        let factory: DaemonFactory = Arc::new(move || Ok(make()));
-        self.cluster
-            .migrate(info.origin_hash, info.node_id, node, factory)?;
         self.members[position].info.node_id = node;
         Ok(())
     }

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::compute::daemon::CausalEvent;
-use crate::compute::groups::cluster::{check_destination, place_distinct};
+use crate::compute::groups::cluster::{move_member, place_distinct};
 use crate::compute::groups::members::{
     GroupHealth, MemberInfo, ReplayLog, health_of, standby_keypair,
 };
@@ -187,21 +187,13 @@ impl StandbyGroup {
     /// [`GroupError::PlacementFailed`] for a node it may not go to; the
     /// move's error ([`GroupError::Migration`]: it stays where it was).
     pub fn migrate_active(&mut self, node: u64) -> Result<(), GroupError> {
-        let active = self.members[self.active].info.clone();
-        if !active.healthy {
-            return Err(GroupError::NoHealthyMember);
-        }
-        check_destination(
+        move_member(
+            self.cluster.as_ref(),
+            &self.make,
+            &self.members[self.active].info,
             node,
             &self.failed_nodes,
             self.members.iter().map(|m| m.info.node_id),
-        )?;
-        let make = Arc::clone(&self.make);
-        self.cluster.migrate(
-            active.origin_hash,
-            active.node_id,
-            node,
-            Arc::new(move || Ok(make())),
         )?;
         self.members[self.active].info.node_id = node;
         Ok(())
