@@ -9,7 +9,8 @@
 //!   moved into the queue only (`deliver_queued`, the C ABI's and so the
 //!   SDKs' path) and both (`deliver` with the default queue); one event
 //!   per call and batches of 64. Target ratio ≥ 0.5 (ratio =
-//!   ours / baseline events per second).
+//!   ours / baseline events per second). `--bench events` runs only these
+//!   rows; `NET_BENCH_ROW=text` only those whose label contains `text`.
 //! - Migration time of a daemon holding 1 MiB and 64 MiB of state between
 //!   two nodes on loopback (encrypted UDP, the six phases, orchestrated by
 //!   the source) against sending the same bytes over a reliable stream
@@ -226,6 +227,12 @@ fn events_per_second() {
         ("deliver_batch of 64, returned only", false, true, BATCH),
         ("deliver_batch_queued of 64", true, false, BATCH),
     ] {
+        // `NET_BENCH_ROW=text`: only the rows whose label contains it.
+        if let Ok(only) = std::env::var("NET_BENCH_ROW")
+            && !label.contains(only.as_str())
+        {
+            continue;
+        }
         let (runtime, origin) = if queue {
             (&queued, queued_origin)
         } else {

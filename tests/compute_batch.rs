@@ -12,7 +12,7 @@ mod compute_common;
 use compute_common::Counter;
 use net::compute::{
     BatchWait, CausalEvent, ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome,
-    MigrationTransport, RuntimeConfig,
+    EventOutcome, MigrationTransport, RuntimeConfig,
 };
 use net::cortex::causal::CausalLink;
 use net::identity::EntityKeypair;
@@ -93,7 +93,22 @@ fn a_batch_equals_the_same_single_deliveries() {
             })
             .collect()
     };
-    assert_eq!(strip(done.outcomes), strip(single_outcomes));
+    let batched_runs: Vec<Vec<_>> = done
+        .per_event()
+        .map(|(outcome, outputs)| {
+            assert_eq!(
+                outcome,
+                EventOutcome::Processed {
+                    outputs: outputs.len()
+                }
+            );
+            outputs
+                .iter()
+                .map(|e| (e.link, e.payload.clone()))
+                .collect()
+        })
+        .collect();
+    assert_eq!(batched_runs, strip(single_outcomes));
     let queued = |rt: &ComputeRuntime| -> Vec<_> {
         drain(rt).into_iter().map(|e| (e.link, e.payload)).collect()
     };
@@ -166,7 +181,8 @@ fn without_an_output_queue_outputs_come_only_with_the_outcome() {
             .deliver_batch(origin, rest.to_vec(), &BatchWait::default())
             .unwrap();
         assert!(done.error.is_none());
-        mine.extend(done.outcomes);
+        assert_eq!(done.outcomes.len(), rest.len());
+        mine.push(DeliveryOutcome::Processed(done.outputs));
         outcomes.push(mine);
     }
     // Links and payloads (each runtime stamps its own receive times).
@@ -215,11 +231,14 @@ fn queued_deliveries_move_their_outputs_into_the_queue() {
     let done = returned
         .deliver_batch(origin, rest.to_vec(), &BatchWait::default())
         .unwrap();
-    for outcome in done.outcomes {
-        let DeliveryOutcome::Processed(outputs) = outcome else {
-            panic!("not processed");
-        };
-        expected.extend(outputs);
+    for (outcome, outputs) in done.per_event() {
+        assert_eq!(
+            outcome,
+            EventOutcome::Processed {
+                outputs: outputs.len()
+            }
+        );
+        expected.extend(outputs.iter().cloned());
     }
     let done = queued
         .deliver_batch_queued(origin, rest.to_vec(), &BatchWait::default())
@@ -227,8 +246,9 @@ fn queued_deliveries_move_their_outputs_into_the_queue() {
     assert!(done.error.is_none());
     assert_eq!(
         done.outcomes,
-        vec![DeliveryOutcome::Processed(Vec::new()); rest.len()]
+        vec![EventOutcome::Processed { outputs: 0 }; rest.len()]
     );
+    assert!(done.outputs.is_empty());
     let links = |events: Vec<CausalEvent>| -> Vec<(CausalLink, Vec<u8>)> {
         events.into_iter().map(|e| (e.link, e.payload)).collect()
     };

@@ -121,16 +121,58 @@ pub struct BatchWait {
     pub cancel: Option<CancelToken>,
 }
 
-/// What [`MeshDaemon::process_batch`] did: the outputs of the events it
-/// applied, in order (`outputs.len()` events, a prefix of the batch), and
-/// the error of the next event if it stopped early.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BatchProcessed {
-    /// Per applied event, its output payloads.
-    pub outputs: Vec<Vec<Vec<u8>>>,
-    /// Why event `outputs.len()` was not applied; `None` when every event
-    /// was. Events after it were not attempted.
-    pub error: Option<DaemonError>,
+/// Where [`MeshDaemon::process_batch`] hands each applied event's outputs,
+/// in order, as it applies them: the host records and chains them at once,
+/// so a batch holds no list of lists and each event's bookkeeping follows
+/// it while its data is still in cache.
+pub struct AppliedOutputs<'a> {
+    take: &'a mut dyn FnMut(Vec<Vec<u8>>) -> bool,
+    applied: usize,
+    stopped: bool,
+}
+
+impl<'a> AppliedOutputs<'a> {
+    /// A sink that gives each event's outputs to `take`, which answers
+    /// whether the batch may go on.
+    pub fn new(take: &'a mut dyn FnMut(Vec<Vec<u8>>) -> bool) -> Self {
+        Self {
+            take,
+            applied: 0,
+            stopped: false,
+        }
+    }
+
+    /// Hands over the outputs of the next event of the batch, which the
+    /// daemon has applied. `false`: the host could not record it (its
+    /// chain is at sequence 2^64−1) and the daemon must apply no more
+    /// events of this batch; further pushes are ignored.
+    pub fn push(&mut self, outputs: Vec<Vec<u8>>) -> bool {
+        if self.stopped {
+            return false;
+        }
+        self.applied += 1;
+        self.stopped = !(self.take)(outputs);
+        !self.stopped
+    }
+
+    /// How many events' outputs were handed over.
+    pub fn applied(&self) -> usize {
+        self.applied
+    }
+
+    /// Whether the host asked the batch to stop.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+}
+
+impl std::fmt::Debug for AppliedOutputs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppliedOutputs")
+            .field("applied", &self.applied)
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A daemon: a deterministic, synchronous event processor that Net can
@@ -157,23 +199,30 @@ pub trait MeshDaemon: Send {
 
     /// Processes `events` in order, stopping at the first failure, with
     /// exactly the effects of calling [`process`](Self::process) on each
-    /// (the default does that). Daemons reached through a queue (see
-    /// `ForeignDaemon`) override it to pay one round trip per batch; they
-    /// may give up with [`DaemonError::TimedOut`] or
-    /// [`DaemonError::Cancelled`] per `wait` only before applying anything.
-    fn process_batch(&mut self, events: &[CausalEvent], wait: &BatchWait) -> BatchProcessed {
+    /// and handing each one's outputs to `applied` as it goes (the default
+    /// does that). Returns the error of event `applied.applied()` if the
+    /// batch stopped there; stop, too, once a push answers `false`.
+    /// Daemons reached through a queue (see `ForeignDaemon`) override it to
+    /// pay one round trip per batch; they may give up with
+    /// [`DaemonError::TimedOut`] or [`DaemonError::Cancelled`] per `wait`
+    /// only before applying anything.
+    ///
+    /// # Errors
+    /// The error of the first event that could not be applied (the events
+    /// after it were not attempted).
+    fn process_batch(
+        &mut self,
+        events: &[CausalEvent],
+        wait: &BatchWait,
+        applied: &mut AppliedOutputs<'_>,
+    ) -> Result<(), DaemonError> {
         let _ = wait;
-        let mut done = BatchProcessed::default();
         for event in events {
-            match self.process(event) {
-                Ok(outputs) => done.outputs.push(outputs),
-                Err(e) => {
-                    done.error = Some(e);
-                    break;
-                }
+            if !applied.push(self.process(event)?) {
+                break;
             }
         }
-        done
+        Ok(())
     }
 
     /// Whether the daemon carries state. Stateless daemons (the default)
@@ -240,6 +289,53 @@ pub trait MeshDaemon: Send {
     /// As [`restore`](Self::restore).
     fn restore_owned(&mut self, state: Vec<u8>) -> Result<(), DaemonError> {
         self.restore(&state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_daemons::Counter;
+    use super::*;
+
+    #[test]
+    fn a_refused_push_stops_the_default_batch() {
+        let events: Vec<_> = (1..=5)
+            .map(|s| CausalEvent::bare(1, s, b"e".to_vec()))
+            .collect();
+        let mut taken = Vec::new();
+        let mut take = |outputs: Vec<Vec<u8>>| {
+            taken.push(outputs);
+            taken.len() < 2
+        };
+        let mut daemon = Counter::default();
+        let mut applied = AppliedOutputs::new(&mut take);
+        daemon
+            .process_batch(&events, &BatchWait::default(), &mut applied)
+            .unwrap();
+        assert_eq!((applied.applied(), applied.stopped()), (2, true));
+        // Pushes after a refusal are not taken.
+        assert!(!applied.push(vec![b"late".to_vec()]));
+        assert_eq!(applied.applied(), 2);
+        assert_eq!(daemon.count, 2);
+        assert_eq!(taken.len(), 2);
+    }
+
+    #[test]
+    fn the_default_batch_stops_at_a_failure() {
+        let events: Vec<_> = [&b"a"[..], b"fail", b"c"]
+            .iter()
+            .zip(1..)
+            .map(|(p, s)| CausalEvent::bare(1, s, p.to_vec()))
+            .collect();
+        let mut take = |_: Vec<Vec<u8>>| true;
+        let mut daemon = Counter::default();
+        let mut applied = AppliedOutputs::new(&mut take);
+        let error = daemon.process_batch(&events, &BatchWait::default(), &mut applied);
+        assert!(matches!(error, Err(DaemonError::ProcessFailed(_))));
+        assert_eq!(
+            (applied.applied(), applied.stopped(), daemon.count),
+            (1, false, 1)
+        );
     }
 }
 

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
 use crate::compute::{
-    BatchProcessed, BatchWait, CausalEvent, DaemonError, DaemonFactory, MeshDaemon,
+    AppliedOutputs, BatchWait, CausalEvent, DaemonError, DaemonFactory, MeshDaemon,
 };
 
 /// What the SDK is asked to do.
@@ -565,9 +565,17 @@ impl MeshDaemon for ForeignDaemon {
     }
 
     /// One ProcessBatch work item for the whole batch, answered once.
-    fn process_batch(&mut self, events: &[CausalEvent], wait: &BatchWait) -> BatchProcessed {
+    /// (The SDK has applied the events it answers for: should the host
+    /// stop partway, which takes a chain at sequence 2^64−1, the rest of
+    /// their outputs are not chained.)
+    fn process_batch(
+        &mut self,
+        events: &[CausalEvent],
+        wait: &BatchWait,
+        applied: &mut AppliedOutputs<'_>,
+    ) -> Result<(), DaemonError> {
         if events.is_empty() {
-            return BatchProcessed::default();
+            return Ok(());
         }
         let reply = self.bridge.call_within(
             WorkRequest::ProcessBatch {
@@ -579,19 +587,18 @@ impl MeshDaemon for ForeignDaemon {
             wait.cancel.as_ref(),
         );
         match reply {
-            Ok(WorkReply::BatchOutputs { outputs, failure }) => BatchProcessed {
-                outputs,
-                error: failure.map(DaemonError::ProcessFailed),
-            },
+            Ok(WorkReply::BatchOutputs { outputs, failure }) => {
+                for outputs in outputs {
+                    if !applied.push(outputs) {
+                        return Ok(());
+                    }
+                }
+                failure.map_or(Ok(()), |f| Err(DaemonError::ProcessFailed(f)))
+            }
             Ok(_) => unreachable!("complete() accepts only a fitting answer"),
-            Err(e) => BatchProcessed {
-                outputs: Vec::new(),
-                error: Some(match e {
-                    WorkError::NotTaken => DaemonError::TimedOut,
-                    WorkError::Cancelled => DaemonError::Cancelled,
-                    e => DaemonError::ProcessFailed(e.to_string()),
-                }),
-            },
+            Err(WorkError::NotTaken) => Err(DaemonError::TimedOut),
+            Err(WorkError::Cancelled) => Err(DaemonError::Cancelled),
+            Err(e) => Err(DaemonError::ProcessFailed(e.to_string())),
         }
     }
 
@@ -639,6 +646,25 @@ impl Drop for ForeignDaemon {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a `process_batch` call handed over and returned.
+    #[derive(Debug, Default, PartialEq)]
+    struct Batched {
+        outputs: Vec<Vec<Vec<u8>>>,
+        error: Option<DaemonError>,
+    }
+
+    fn run_batch(daemon: &mut ForeignDaemon, events: &[CausalEvent], wait: &BatchWait) -> Batched {
+        let mut outputs = Vec::new();
+        let mut take = |o: Vec<Vec<u8>>| {
+            outputs.push(o);
+            true
+        };
+        let error = daemon
+            .process_batch(events, wait, &mut AppliedOutputs::new(&mut take))
+            .err();
+        Batched { outputs, error }
+    }
 
     fn serve(bridge: Arc<WorkBridge>, count: usize) -> std::thread::JoinHandle<Vec<WorkRequest>> {
         std::thread::spawn(move || {
@@ -705,13 +731,13 @@ mod tests {
             .map(|(i, p)| CausalEvent::bare(1, i as u64 + 1, p.to_vec()))
             .collect();
         let wait = BatchWait::default();
-        let done = daemon.process_batch(&events[..2], &wait);
+        let done = run_batch(&mut daemon, &events[..2], &wait);
         assert_eq!(done.outputs, vec![vec![b"a".to_vec()], vec![b"b".to_vec()]]);
         assert_eq!(done.error, None);
-        let done = daemon.process_batch(&events, &wait);
+        let done = run_batch(&mut daemon, &events, &wait);
         assert_eq!(done.outputs.len(), 2);
         assert_eq!(done.error, Some(DaemonError::ProcessFailed("fail".into())));
-        assert_eq!(daemon.process_batch(&[], &wait), BatchProcessed::default());
+        assert_eq!(run_batch(&mut daemon, &[], &wait), Batched::default());
         drop(daemon);
         let seen = server.join().unwrap();
         assert_eq!(
@@ -728,7 +754,7 @@ mod tests {
             std::thread::spawn(move || {
                 let events = vec![CausalEvent::bare(1, 1, Vec::new()); 2];
                 let mut daemon = ForeignDaemon::new(bridge, "k", 1, 2, true);
-                let done = daemon.process_batch(&events, &BatchWait::default());
+                let done = run_batch(&mut daemon, &events, &BatchWait::default());
                 std::mem::forget(daemon);
                 done
             })
@@ -767,7 +793,7 @@ mod tests {
             deadline: Some(Instant::now() + Duration::from_millis(20)),
             cancel: None,
         };
-        let done = daemon.process_batch(&events, &soon);
+        let done = run_batch(&mut daemon, &events, &soon);
         assert_eq!(done.error, Some(DaemonError::TimedOut));
         assert_eq!(bridge.pending(), 0, "withdrawn");
         let token = CancelToken::new();
@@ -776,7 +802,7 @@ mod tests {
             deadline: None,
             cancel: Some(token),
         };
-        let done = daemon.process_batch(&events, &cancelled);
+        let done = run_batch(&mut daemon, &events, &cancelled);
         assert_eq!(done.error, Some(DaemonError::Cancelled));
         // Taken before the deadline: the answer is waited for past it.
         let deadline = Instant::now() + Duration::from_millis(300);
@@ -799,7 +825,7 @@ mod tests {
             deadline: Some(deadline),
             cancel: None,
         };
-        let done = daemon.process_batch(&events, &short);
+        let done = run_batch(&mut daemon, &events, &short);
         answerer.join().unwrap();
         assert_eq!(done.error, None);
         assert_eq!(done.outputs, vec![vec![b"x".to_vec()]]);

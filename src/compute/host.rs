@@ -32,21 +32,51 @@
 
 use std::collections::BTreeMap;
 
-use crate::compute::daemon::{BatchWait, CausalEvent, DaemonError, MeshDaemon};
+use crate::compute::daemon::{AppliedOutputs, BatchWait, CausalEvent, DaemonError, MeshDaemon};
 use crate::compute::ledger::SubscriptionLedger;
 use crate::compute::snapshot::{NetSnapshotExt, StateSnapshot};
 use crate::cortex::causal::{CausalLink, Horizon};
 use crate::identity::{EntityId, EntityKeypair};
 
-/// What [`DaemonHost::deliver_batch_at`] did: the chained outputs of each
-/// delivered event (a prefix of the batch, in order) and the error of the
-/// next event if the batch stopped early.
+/// What [`DaemonHost::deliver_batch_at`] did: the chained outputs of the
+/// delivered events (a prefix of the batch), in order, in one list, how
+/// many of them each event produced, and the error of the next event if
+/// the batch stopped early.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchDelivered {
-    /// Per delivered event, its chained outputs.
-    pub outputs: Vec<Vec<CausalEvent>>,
-    /// Why event `outputs.len()` was not delivered; `None` when all were.
+    /// The chained outputs of every delivered event, in order.
+    pub outputs: Vec<CausalEvent>,
+    /// Per delivered event, how many of `outputs` are its (in order).
+    pub counts: Vec<usize>,
+    /// Why event `counts.len()` was not delivered; `None` when all were.
     pub error: Option<DaemonError>,
+}
+
+impl BatchDelivered {
+    /// How many events were delivered.
+    pub fn delivered(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Each delivered event's chained outputs, in order.
+    pub fn per_event(&self) -> impl Iterator<Item = &[CausalEvent]> {
+        split_counts(&self.outputs, self.counts.iter().copied())
+    }
+}
+
+/// `items` cut into consecutive runs of `counts[i]` items (the runs of a
+/// batch's flat output list).
+pub(crate) fn split_counts<'a, T>(
+    items: &'a [T],
+    counts: impl IntoIterator<Item = usize> + 'a,
+) -> impl Iterator<Item = &'a [T]> {
+    let mut start = 0;
+    counts.into_iter().map(move |n| {
+        let end = (start + n).min(items.len());
+        let run = &items[start.min(end)..end];
+        start = end;
+        run
+    })
 }
 
 /// Per producer origin, the highest sequence a daemon has seen.
@@ -182,6 +212,53 @@ pub struct DaemonHost {
     applied: ObservedHorizon,
     ledger: SubscriptionLedger,
     stats: DaemonStats,
+}
+
+/// A host's bookkeeping of applied events, borrowed apart from its daemon
+/// ([`DaemonHost::split`]).
+struct Books<'a> {
+    keypair: &'a EntityKeypair,
+    head: &'a mut CausalLink,
+    head_payload: &'a mut Vec<u8>,
+    horizon: &'a mut ObservedHorizon,
+    applied: &'a mut ObservedHorizon,
+    stats: &'a mut DaemonStats,
+}
+
+impl Books<'_> {
+    /// The bookkeeping of an applied event: stats, applied watermark, and
+    /// its outputs chained onto `chained`; how many.
+    fn record_applied(
+        &mut self,
+        event: &CausalEvent,
+        outputs: Vec<Vec<u8>>,
+        now_ns: u64,
+        chained: &mut Vec<CausalEvent>,
+    ) -> Result<usize, DaemonError> {
+        self.stats.events_processed += 1;
+        self.applied.observe(event.producer(), event.sequence());
+        let fits = u64::try_from(outputs.len())
+            .ok()
+            .and_then(|n| self.head.sequence.checked_add(n))
+            .is_some();
+        if !fits {
+            return Err(DaemonError::SequenceOverflow(self.keypair.origin_hash()));
+        }
+        let bloom = self.horizon.bloom().0;
+        let count = outputs.len();
+        chained.reserve(count);
+        for payload in outputs {
+            *self.head = self.head.next(self.head_payload, bloom);
+            self.head_payload.clone_from(&payload);
+            self.stats.events_emitted += 1;
+            chained.push(CausalEvent {
+                link: *self.head,
+                payload,
+                received_at: now_ns,
+            });
+        }
+        Ok(count)
+    }
 }
 
 impl std::fmt::Debug for DaemonHost {
@@ -350,16 +427,19 @@ impl DaemonHost {
         event: &CausalEvent,
         now_ns: impl FnOnce() -> u64,
     ) -> Result<Vec<CausalEvent>, DaemonError> {
-        self.horizon.observe(event.producer(), event.sequence());
-        let outputs = match self.daemon.process(event) {
+        let (daemon, mut books) = self.split();
+        books.horizon.observe(event.producer(), event.sequence());
+        let outputs = match daemon.process(event) {
             Ok(outputs) => outputs,
             Err(e) => {
-                self.stats.errors += 1;
+                books.stats.errors += 1;
                 return Err(e);
             }
         };
         let now = if outputs.is_empty() { 0 } else { now_ns() };
-        self.record_applied(event, outputs, now)
+        let mut chained = Vec::with_capacity(outputs.len());
+        books.record_applied(event, outputs, now, &mut chained)?;
+        Ok(chained)
     }
 
     /// Delivers `events` in order through one
@@ -367,75 +447,76 @@ impl DaemonHost {
     /// [`deliver_at`](Self::deliver_at) on each event up to the first
     /// failure: per event, the horizon, then the stats, the applied
     /// watermark and the chained outputs (each event's outputs chained with
-    /// the horizon as it stood after that event). The failing event counts
-    /// as an error and advances the horizon, as a single failed delivery
-    /// does; events after it are not delivered. A batch the daemon never
-    /// took up ([`DaemonError::TimedOut`], [`DaemonError::Cancelled`])
-    /// records nothing.
+    /// the horizon as it stood after that event), recorded as the daemon
+    /// hands them over. The failing event counts as an error and advances
+    /// the horizon, as a single failed delivery does; events after it are
+    /// not delivered. A batch the daemon never took up
+    /// ([`DaemonError::TimedOut`], [`DaemonError::Cancelled`]) records
+    /// nothing.
     pub fn deliver_batch_at(
         &mut self,
         events: &[CausalEvent],
         wait: &BatchWait,
         now_ns: u64,
     ) -> BatchDelivered {
-        let done = self.daemon.process_batch(events, wait);
-        let applied = done.outputs.len().min(events.len());
         let mut delivered = BatchDelivered {
-            outputs: Vec::with_capacity(applied),
+            // One list for the whole batch: no allocation per event.
+            outputs: Vec::with_capacity(events.len()),
+            counts: Vec::with_capacity(events.len()),
             error: None,
         };
-        for (event, outputs) in events.iter().zip(done.outputs) {
-            self.horizon.observe(event.producer(), event.sequence());
-            match self.record_applied(event, outputs, now_ns) {
-                Ok(chained) => delivered.outputs.push(chained),
+        let (daemon, mut books) = self.split();
+        let mut refused = None;
+        let mut record = |outputs: Vec<Vec<u8>>| {
+            // A daemon handing over more than the batch: not recorded.
+            let Some(event) = events.get(delivered.counts.len()) else {
+                return false;
+            };
+            books.horizon.observe(event.producer(), event.sequence());
+            match books.record_applied(event, outputs, now_ns, &mut delivered.outputs) {
+                Ok(count) => {
+                    delivered.counts.push(count);
+                    true
+                }
                 Err(e) => {
-                    delivered.error = Some(e);
-                    return delivered;
+                    refused = Some(e);
+                    false
                 }
             }
+        };
+        let result = daemon.process_batch(events, wait, &mut AppliedOutputs::new(&mut record));
+        if refused.is_some() {
+            delivered.error = refused;
+            return delivered;
         }
-        if let Some(e) = done.error {
-            if !matches!(e, DaemonError::TimedOut | DaemonError::Cancelled) {
-                if let Some(event) = events.get(applied) {
-                    self.horizon.observe(event.producer(), event.sequence());
+        if let Err(e) = result {
+            let untaken = matches!(e, DaemonError::TimedOut | DaemonError::Cancelled);
+            if !untaken || !delivered.counts.is_empty() {
+                if let Some(event) = events.get(delivered.counts.len()) {
+                    books.horizon.observe(event.producer(), event.sequence());
                 }
-                self.stats.errors += 1;
+                books.stats.errors += 1;
             }
             delivered.error = Some(e);
         }
         delivered
     }
 
-    /// The bookkeeping of an applied event: stats, applied watermark, and
-    /// its outputs chained.
-    fn record_applied(
-        &mut self,
-        event: &CausalEvent,
-        outputs: Vec<Vec<u8>>,
-        now_ns: u64,
-    ) -> Result<Vec<CausalEvent>, DaemonError> {
-        self.stats.events_processed += 1;
-        self.applied.observe(event.producer(), event.sequence());
-        let fits = u64::try_from(outputs.len())
-            .ok()
-            .and_then(|n| self.head.sequence.checked_add(n))
-            .is_some();
-        if !fits {
-            return Err(DaemonError::SequenceOverflow(self.origin_hash()));
-        }
-        let bloom = self.horizon.bloom().0;
-        let mut chained = Vec::with_capacity(outputs.len());
-        for payload in outputs {
-            self.head = self.head.next(&self.head_payload, bloom);
-            self.head_payload.clone_from(&payload);
-            self.stats.events_emitted += 1;
-            chained.push(CausalEvent {
-                link: self.head,
-                payload,
-                received_at: now_ns,
-            });
-        }
-        Ok(chained)
+    /// The daemon and, borrowed apart from it, the bookkeeping of its
+    /// events (so a batch can record each event as the daemon hands it
+    /// over).
+    fn split(&mut self) -> (&mut dyn MeshDaemon, Books<'_>) {
+        (
+            self.daemon.as_mut(),
+            Books {
+                keypair: &self.keypair,
+                head: &mut self.head,
+                head_payload: &mut self.head_payload,
+                horizon: &mut self.horizon,
+                applied: &mut self.applied,
+                stats: &mut self.stats,
+            },
+        )
     }
 
     /// [`deliver_at`](Self::deliver_at) with the current time.
@@ -600,7 +681,6 @@ fn head_payload_of(snapshot: &StateSnapshot, ext: Option<&NetSnapshotExt>) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compute::daemon::BatchProcessed;
     use crate::compute::daemon::test_daemons::{Counter, Echo};
     use crate::identity::ChannelName;
 
@@ -714,8 +794,8 @@ mod tests {
         }
         let mut batched = counter_host(3);
         let done = batched.deliver_batch_at(&events, &BatchWait::default(), 7);
-        assert_eq!(done.outputs.len(), 4);
-        assert_eq!(done.outputs, expected);
+        assert_eq!(done.delivered(), 4);
+        assert_eq!(done.per_event().collect::<Vec<_>>(), expected);
         assert_eq!(done.error, failure);
         assert_eq!(batched.stats(), single.stats());
         assert_eq!(batched.stats().errors, 1);
@@ -730,7 +810,73 @@ mod tests {
         // The rest goes on from the failure as it would have.
         let rest = [ev(6, 6, b"e")];
         let out = batched.deliver_batch_at(&rest, &BatchWait::default(), 7);
-        assert_eq!(out.outputs[0], single.deliver_at(&rest[0], 7).unwrap());
+        assert_eq!(out.outputs, single.deliver_at(&rest[0], 7).unwrap());
+        assert_eq!(out.counts, [out.outputs.len()]);
+    }
+
+    #[test]
+    fn a_batch_lists_each_events_outputs_in_turn() {
+        /// As many outputs as the payload's first byte says.
+        struct Repeat;
+        impl MeshDaemon for Repeat {
+            fn name(&self) -> &str {
+                "repeat"
+            }
+            fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+                let n = event.payload.first().copied().unwrap_or(0);
+                Ok((0..n).map(|i| vec![n, i]).collect())
+            }
+        }
+        let events: Vec<_> = [2u8, 0, 1, 3, 0]
+            .iter()
+            .zip(1..)
+            .map(|(&n, s)| ev(5, s, &[n]))
+            .collect();
+        let mut single = DaemonHost::new(Box::new(Repeat), keypair(6));
+        let expected: Vec<_> = events
+            .iter()
+            .map(|e| single.deliver_at(e, 7).unwrap())
+            .collect();
+        let mut batched = DaemonHost::new(Box::new(Repeat), keypair(6));
+        let done = batched.deliver_batch_at(&events, &BatchWait::default(), 7);
+        assert_eq!(
+            done.counts,
+            expected.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        assert_eq!(done.per_event().collect::<Vec<_>>(), expected);
+        assert_eq!(done.outputs, expected.concat());
+    }
+
+    /// A chain about to pass sequence 2^64−1 stops a batch at the event
+    /// whose outputs do not fit: the daemon applies nothing after it.
+    #[test]
+    fn a_batch_stops_where_the_chain_runs_out_of_sequences() {
+        let mut host = counter_host(8);
+        let mut snapshot = host.take_snapshot_at(1).unwrap().snapshot;
+        snapshot.chain_link.sequence = u64::MAX - 2;
+        host.restore_from_snapshot(&snapshot, None).unwrap();
+        let events: Vec<_> = (1..=5).map(|s| ev(5, s, b"e")).collect();
+        let done = host.deliver_batch_at(&events, &BatchWait::default(), 7);
+        assert_eq!(done.counts, [1, 1]);
+        assert_eq!(
+            done.error,
+            Some(DaemonError::SequenceOverflow(host.origin_hash()))
+        );
+        assert_eq!(host.head().sequence, u64::MAX);
+        // Three applied (the third's output could not be chained), none
+        // after: the batch stopped.
+        assert_eq!(host.daemon().snapshot().unwrap(), 3u64.to_le_bytes());
+        assert_eq!(host.applied().get(5), Some(3));
+    }
+
+    #[test]
+    fn counts_cut_a_list_into_runs() {
+        let items = [1, 2, 3, 4, 5];
+        let runs: Vec<_> = split_counts(&items, [0, 2, 0, 3]).collect();
+        assert_eq!(runs, [&[][..], &[1, 2], &[], &[3, 4, 5]]);
+        // Counts past the end give what is there, never a panic.
+        let runs: Vec<_> = split_counts(&items, [4, 4, 1]).collect();
+        assert_eq!(runs, [&[1, 2, 3, 4][..], &[5], &[]]);
     }
 
     #[test]
@@ -743,11 +889,13 @@ mod tests {
             fn process(&mut self, _: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
                 unreachable!("a late daemon never gets an event")
             }
-            fn process_batch(&mut self, _: &[CausalEvent], _: &BatchWait) -> BatchProcessed {
-                BatchProcessed {
-                    outputs: Vec::new(),
-                    error: Some(DaemonError::TimedOut),
-                }
+            fn process_batch(
+                &mut self,
+                _: &[CausalEvent],
+                _: &BatchWait,
+                _: &mut AppliedOutputs<'_>,
+            ) -> Result<(), DaemonError> {
+                Err(DaemonError::TimedOut)
             }
         }
         let mut host = DaemonHost::new(Box::new(Late), keypair(4));

@@ -61,15 +61,15 @@ pub mod runtime;
 pub mod scheduler;
 pub mod snapshot;
 
-pub use daemon::{BatchProcessed, BatchWait, CausalEvent, DaemonError, MeshDaemon};
+pub use daemon::{AppliedOutputs, BatchWait, CausalEvent, DaemonError, MeshDaemon};
 pub use factory::{DaemonFactory, DaemonFactoryRegistry, FactoryEntry};
 pub use foreign::{ForeignDaemon, WorkBridge, WorkError, WorkReply, WorkRequest};
 pub use host::{BatchDelivered, DaemonHost, DaemonSnapshot, DaemonStats, ObservedHorizon};
 pub use ledger::{LedgerError, SubscriptionLedger};
 pub use registry::DaemonRegistry;
 pub use runtime::{
-    BatchOutcome, ComputeError, ComputeRuntime, DeliveryOutcome, MigrationOptions, MigrationPhase,
-    MigrationStatus, MigrationTransport, RuntimeConfig,
+    BatchOutcome, ComputeError, ComputeRuntime, DeliveryOutcome, EventOutcome, MigrationOptions,
+    MigrationPhase, MigrationStatus, MigrationTransport, RuntimeConfig,
 };
 pub use scheduler::{
     Candidate, MIGRATION_TAG, Placement, PlacementError, PlacementReason, Scheduler,

@@ -35,8 +35,8 @@ use crate::cancel::CancelToken;
 use crate::compute::migration::FailureReason;
 use crate::compute::{
     BatchWait, ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome,
-    ForeignDaemon, MigrationOptions, MigrationStatus, RuntimeConfig, WorkBridge, WorkError,
-    WorkReply, WorkRequest,
+    EventOutcome, ForeignDaemon, MigrationOptions, MigrationStatus, RuntimeConfig, WorkBridge,
+    WorkError, WorkReply, WorkRequest,
 };
 use crate::identity::EntityKeypair;
 
@@ -562,7 +562,7 @@ pub unsafe extern "C" fn net_compute_deliver_batch(
         delivered_out.write(done.outcomes.len());
         if let Some(outcomes) = outcomes {
             for (slot, outcome) in outcomes.iter_mut().zip(done.outcomes) {
-                *slot = outcome_code(outcome);
+                *slot = event_outcome_code(outcome);
             }
         }
         match done.error {
@@ -599,6 +599,16 @@ pub(super) fn outcome_code(outcome: DeliveryOutcome) -> u32 {
         DeliveryOutcome::Buffered => NET_COMPUTE_BUFFERED,
         DeliveryOutcome::Forwarded => NET_COMPUTE_FORWARDED,
         DeliveryOutcome::Duplicate => NET_COMPUTE_DUPLICATE,
+        _ => NET_COMPUTE_PROCESSED,
+    }
+}
+
+/// The `NET_COMPUTE_*` code of a batch event's outcome.
+fn event_outcome_code(outcome: EventOutcome) -> u32 {
+    match outcome {
+        EventOutcome::Buffered => NET_COMPUTE_BUFFERED,
+        EventOutcome::Forwarded => NET_COMPUTE_FORWARDED,
+        EventOutcome::Duplicate => NET_COMPUTE_DUPLICATE,
         _ => NET_COMPUTE_PROCESSED,
     }
 }

@@ -443,7 +443,7 @@ pub(super) fn deliver_batch(
     // Under the state lock, as for one event.
     let delivered = shared.registry.deliver_batch(origin, &events, wait)?;
     drop(state);
-    done.outcomes = shared.hand_out_all(delivered.outputs, sink);
+    (done.outcomes, done.outputs) = shared.hand_out_all(delivered.outputs, &delivered.counts, sink);
     done.error = delivered.error.map(ComputeError::Daemon);
     Ok(done)
 }

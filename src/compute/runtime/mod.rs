@@ -318,15 +318,40 @@ pub enum DeliveryOutcome {
 }
 
 /// What [`ComputeRuntime::deliver_batch`] did: one outcome per event
-/// delivered (a prefix of the batch, in order) and, if it stopped early,
-/// the error of the next event; the events after that were not delivered.
+/// delivered (a prefix of the batch, in order), the chained outputs of
+/// the processed ones in one list, and, if it stopped early, the error of
+/// the next event; the events after that were not delivered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     /// Per delivered event, what [`ComputeRuntime::deliver`] would have
-    /// returned for it.
-    pub outcomes: Vec<DeliveryOutcome>,
+    /// done with it.
+    pub outcomes: Vec<EventOutcome>,
+    /// The chained outputs of the processed events, in order (each
+    /// event's [`EventOutcome::Processed`] says how many are its); empty
+    /// from [`ComputeRuntime::deliver_batch_queued`], whose outputs go to
+    /// the queue. One list rather than one per event: a batch allocates
+    /// once for its outputs.
+    pub outputs: Vec<CausalEvent>,
     /// Why event `outcomes.len()` was not delivered; `None` when all were.
     pub error: Option<ComputeError>,
+}
+
+/// What a batch did with one of its events (see [`DeliveryOutcome`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventOutcome {
+    /// Processed here; `outputs` of [`BatchOutcome::outputs`] are its
+    /// (0 from [`ComputeRuntime::deliver_batch_queued`]).
+    Processed {
+        /// How many of the batch's outputs this event produced.
+        outputs: usize,
+    },
+    /// Kept for the migration in progress.
+    Buffered,
+    /// On its way to the daemon's new node.
+    Forwarded,
+    /// Already applied; dropped.
+    Duplicate,
 }
 
 impl BatchOutcome {
@@ -334,6 +359,16 @@ impl BatchOutcome {
     pub(crate) fn push(&mut self, outcome: Result<DeliveryOutcome, ComputeError>) -> bool {
         match outcome {
             Ok(outcome) => {
+                let outcome = match outcome {
+                    DeliveryOutcome::Processed(outputs) => {
+                        let count = outputs.len();
+                        self.outputs.extend(outputs);
+                        EventOutcome::Processed { outputs: count }
+                    }
+                    DeliveryOutcome::Buffered => EventOutcome::Buffered,
+                    DeliveryOutcome::Forwarded => EventOutcome::Forwarded,
+                    DeliveryOutcome::Duplicate => EventOutcome::Duplicate,
+                };
                 self.outcomes.push(outcome);
                 true
             }
@@ -342,6 +377,17 @@ impl BatchOutcome {
                 false
             }
         }
+    }
+
+    /// Each delivered event's outcome with its outputs (empty unless
+    /// processed, and from `deliver_batch_queued`).
+    pub fn per_event(&self) -> impl Iterator<Item = (EventOutcome, &[CausalEvent])> {
+        let counts = self.outcomes.iter().map(|outcome| match outcome {
+            EventOutcome::Processed { outputs } => *outputs,
+            _ => 0,
+        });
+        let runs = crate::compute::host::split_counts(&self.outputs, counts);
+        self.outcomes.iter().copied().zip(runs)
     }
 }
 
@@ -478,38 +524,35 @@ impl Shared {
         }
     }
 
-    /// [`hand_out`](Self::hand_out) of a batch's events, the outputs
-    /// queued under one hold of the queue's lock.
+    /// [`hand_out`](Self::hand_out) of a batch's events (their outputs in
+    /// one list, `counts[i]` of them event `i`'s), queued under one hold of
+    /// the queue's lock; the outcomes and the outputs to return.
     fn hand_out_all(
         &self,
-        per_event: Vec<Vec<CausalEvent>>,
+        outputs: Vec<CausalEvent>,
+        counts: &[usize],
         sink: machines::Outputs,
-    ) -> Vec<DeliveryOutcome> {
-        if !self.keeps_outputs() {
-            return per_event
-                .into_iter()
-                .map(|outputs| match sink {
-                    machines::Outputs::Returned => DeliveryOutcome::Processed(outputs),
-                    machines::Outputs::Queued => DeliveryOutcome::Processed(Vec::new()),
-                })
-                .collect();
+    ) -> (Vec<EventOutcome>, Vec<CausalEvent>) {
+        let returned = matches!(sink, machines::Outputs::Returned);
+        let outcomes = counts
+            .iter()
+            .map(|&n| EventOutcome::Processed {
+                outputs: if returned { n } else { 0 },
+            })
+            .collect();
+        if !self.keeps_outputs() || outputs.is_empty() {
+            return (outcomes, if returned { outputs } else { Vec::new() });
         }
-        let mut outcomes = Vec::with_capacity(per_event.len());
         let mut queue = self.outputs.lock().unwrap_or_else(PoisonError::into_inner);
-        for outputs in per_event {
-            match sink {
-                machines::Outputs::Returned => {
-                    self.queue_outputs(&mut queue, outputs.iter().cloned());
-                    outcomes.push(DeliveryOutcome::Processed(outputs));
-                }
-                machines::Outputs::Queued => {
-                    self.queue_outputs(&mut queue, outputs);
-                    outcomes.push(DeliveryOutcome::Processed(Vec::new()));
-                }
-            }
-        }
+        let returned = if returned {
+            self.queue_outputs(&mut queue, outputs.iter().cloned());
+            outputs
+        } else {
+            self.queue_outputs(&mut queue, outputs);
+            Vec::new()
+        };
         self.wake_output_waiters(&queue);
-        outcomes
+        (outcomes, returned)
     }
 
     fn push_outputs(&self, outputs: Vec<CausalEvent>) {

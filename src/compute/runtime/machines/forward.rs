@@ -483,8 +483,8 @@ fn apply(shared: &Shared, origin: u64, events: Vec<CausalEvent>) -> u64 {
                     return positions[done];
                 }
             };
-        let applied = delivered.outputs.len();
-        shared.hand_out_all(delivered.outputs, Outputs::Queued);
+        let applied = delivered.delivered();
+        shared.hand_out_all(delivered.outputs, &delivered.counts, Outputs::Queued);
         done += applied;
         match delivered.error {
             None => {}
