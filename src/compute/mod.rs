@@ -66,7 +66,7 @@ pub use factory::{DaemonFactory, DaemonFactoryRegistry, FactoryEntry};
 pub use foreign::{ForeignDaemon, WorkBridge, WorkError, WorkReply, WorkRequest};
 pub use host::{BatchDelivered, DaemonHost, DaemonSnapshot, DaemonStats, ObservedHorizon};
 pub use ledger::{LedgerError, SubscriptionLedger};
-pub use registry::DaemonRegistry;
+pub use registry::{ChangeWatch, DaemonRegistry};
 pub use runtime::{
     BatchOutcome, ComputeError, ComputeRuntime, DeliveryOutcome, EventOutcome, MigrationOptions,
     MigrationPhase, MigrationStatus, MigrationTransport, RuntimeConfig,

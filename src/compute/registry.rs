@@ -25,10 +25,10 @@
 //! is [`DaemonError::Reentrant`] instead of a deadlock; `list` reads the
 //! name recorded at registration, so it never waits for a busy daemon.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::compute::daemon::{BatchWait, CausalEvent, DaemonError};
@@ -49,71 +49,110 @@ struct Slot {
     /// slot left the map: a call that looked it up before then finds it
     /// retired when it gets the lock, without looking the map up again.
     retired: AtomicBool,
+    /// The [`thread_mark`] of the thread holding `host`'s lock, 0 when
+    /// none: written only by the holder, so a thread reading its own mark
+    /// here holds the lock (re-entry), and any other value means it does
+    /// not.
+    owner: AtomicU64,
 }
 
 thread_local! {
-    /// Addresses of the slots whose lock this thread holds.
-    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-    /// The slot this thread looked up last: (registry id, origin, slot). A
-    /// thread delivering to one daemon skips the map's lock and lookup. A
-    /// weak reference, so a dropped registry's daemons are dropped with it;
-    /// a retired slot is never used (looked up again).
-    static LAST: RefCell<Option<(u64, u64, Weak<Slot>)>> = const { RefCell::new(None) };
+    /// The slot this thread looked up last: (registry id, origin, slot).
+    /// A thread delivering to one daemon skips the map's lock and lookup,
+    /// and takes the slot out and puts it back rather than counting
+    /// references. A retired slot is never used (looked up again); its host
+    /// was taken out by whoever retired it, so what stays here is a shell.
+    static LAST: Cell<Option<(u64, u64, Arc<Slot>)>> = const { Cell::new(None) };
+    /// This thread's mark for [`Slot::owner`] (0 until first asked).
+    static MARK: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Registry ids for `LAST` (an address could be reused by a later registry).
 static NEXT_REGISTRY_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_THREAD_MARK: AtomicU64 = AtomicU64::new(1);
 
-fn slot_id(slot: &Arc<Slot>) -> usize {
-    Arc::as_ptr(slot) as usize
+/// A number unique to this thread in the process, never 0.
+fn thread_mark() -> u64 {
+    MARK.with(|mark| {
+        if mark.get() == 0 {
+            mark.set(NEXT_THREAD_MARK.fetch_add(1, Ordering::Relaxed));
+        }
+        mark.get()
+    })
 }
 
-fn held_here(slot: &Arc<Slot>) -> bool {
-    HELD.with(|held| held.borrow().contains(&slot_id(slot)))
+fn held_here(slot: &Slot) -> bool {
+    slot.owner.load(Ordering::Relaxed) == thread_mark()
 }
 
-/// A held slot lock, registered in `HELD` until dropped.
+/// A held slot lock, marked with its holder in [`Slot::owner`] until
+/// dropped.
 struct SlotGuard<'a> {
-    id: usize,
+    slot: &'a Slot,
     guard: MutexGuard<'a, Option<DaemonHost>>,
 }
 
 impl<'a> SlotGuard<'a> {
-    fn lock(slot: &'a Arc<Slot>) -> Self {
+    fn lock(slot: &'a Slot) -> Self {
         let guard = slot.host.lock().unwrap_or_else(PoisonError::into_inner);
-        let id = slot_id(slot);
-        HELD.with(|held| held.borrow_mut().push(id));
-        Self { id, guard }
+        slot.owner.store(thread_mark(), Ordering::Relaxed);
+        Self { slot, guard }
     }
 
-    /// [`lock`](Self::lock) unless this thread holds it already (`None`):
-    /// the check and the registration in one look at `HELD`.
-    fn lock_unless_held(slot: &'a Arc<Slot>) -> Option<Self> {
-        let id = slot_id(slot);
-        let fresh = HELD.with(|held| {
-            let mut held = held.borrow_mut();
-            if held.contains(&id) {
-                return false;
-            }
-            held.push(id);
-            true
-        });
-        // Registered before it is taken: only this thread reads its entry.
-        fresh.then(|| Self {
-            id,
-            guard: slot.host.lock().unwrap_or_else(PoisonError::into_inner),
-        })
+    /// [`lock`](Self::lock) unless this thread holds it already (`None`).
+    fn lock_unless_held(slot: &'a Slot) -> Option<Self> {
+        (!held_here(slot)).then(|| Self::lock(slot))
     }
 }
 
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
-        HELD.with(|held| {
-            let mut held = held.borrow_mut();
-            if let Some(at) = held.iter().rposition(|&id| id == self.id) {
-                held.remove(at);
-            }
-        });
+        // Before the lock is released (the guard field drops after this).
+        self.slot.owner.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Interest in a registry's changes ([`DaemonRegistry::watch`]): while
+/// one lives, deliveries count themselves in the change counter.
+///
+/// Why the order is enough: a watcher registers, reads the counter, then
+/// looks at a host under its lock. A delivery it did not see took that
+/// lock after it, so it finds the watcher registered and moves the
+/// counter past what the watcher read; [`wait`](Self::wait) then returns.
+#[derive(Debug)]
+pub struct ChangeWatch<'a> {
+    registry: &'a DaemonRegistry,
+}
+
+impl ChangeWatch<'_> {
+    /// The change counter.
+    pub fn changes(&self) -> u64 {
+        self.registry.changes()
+    }
+
+    /// Waits up to `timeout` until the change counter differs from `seen`
+    /// (a delivery, registration or removal happened, or someone called
+    /// [`DaemonRegistry::bump`]); returns the counter.
+    pub fn wait(&self, seen: u64, timeout: Duration) -> u64 {
+        let registry = self.registry;
+        let lock = registry
+            .wait_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (lock, _) = registry
+            .changed
+            .wait_timeout_while(lock, timeout, |()| {
+                registry.changes.load(Ordering::SeqCst) == seen
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(lock);
+        registry.changes()
+    }
+}
+
+impl Drop for ChangeWatch<'_> {
+    fn drop(&mut self) {
+        self.registry.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -151,6 +190,23 @@ impl Default for DaemonRegistry {
     }
 }
 
+impl Drop for DaemonRegistry {
+    /// Drops the hosts now: a thread may keep one of the slots (its last
+    /// look-up) past the registry, and only the empty shell may outlive it.
+    fn drop(&mut self) {
+        let map = std::mem::take(self.map.get_mut().unwrap_or_else(PoisonError::into_inner));
+        for slot in map.into_values() {
+            slot.retired.store(true, Ordering::Release);
+            // Dropped from inside one of its own daemon's calls: that host
+            // is in use; it goes when the thread's slot does.
+            if !held_here(&slot) {
+                let host = SlotGuard::lock(&slot).guard.take();
+                drop(host);
+            }
+        }
+    }
+}
+
 impl DaemonRegistry {
     /// An empty registry.
     pub fn new() -> Self {
@@ -161,30 +217,34 @@ impl DaemonRegistry {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lookup(&self, origin: u64) -> Result<Arc<Slot>, DaemonError> {
-        let last = LAST
-            .try_with(|last| match &*last.borrow() {
-                Some((id, at, slot)) if *id == self.id && *at == origin => slot.upgrade(),
-                _ => None,
-            })
-            .ok()
-            .flatten();
+    /// Runs `f` on `origin`'s slot: the one this thread used last when it
+    /// is that (taken out of `LAST` and put back: no reference counting),
+    /// else the map's.
+    fn with_slot<R>(
+        &self,
+        origin: u64,
+        f: impl FnOnce(&Arc<Slot>) -> Result<R, DaemonError>,
+    ) -> Result<R, DaemonError> {
+        let cached = LAST.try_with(Cell::take).ok().flatten();
         // A slot retired before this check is looked up again; one retired
         // after it is as if looked up just before (`run_locked` sees it).
-        if let Some(slot) = last
-            && !slot.retired.load(Ordering::Acquire)
-        {
-            return Ok(slot);
-        }
-        let slot = self
-            .map()
-            .get(&origin)
-            .cloned()
-            .ok_or(DaemonError::NotFound(origin))?;
-        let _ = LAST.try_with(|last| {
-            *last.borrow_mut() = Some((self.id, origin, Arc::downgrade(&slot)));
-        });
-        Ok(slot)
+        let slot = match cached {
+            Some((id, at, slot))
+                if id == self.id && at == origin && !slot.retired.load(Ordering::Acquire) =>
+            {
+                slot
+            }
+            _ => self
+                .map()
+                .get(&origin)
+                .cloned()
+                .ok_or(DaemonError::NotFound(origin))?,
+        };
+        let result = f(&slot);
+        // A call nested in `f` may have left its own slot here: this one,
+        // the outer call's, takes its place.
+        let _ = LAST.try_with(|last| last.set(Some((self.id, origin, slot))));
+        result
     }
 
     fn new_slot(host: DaemonHost) -> Arc<Slot> {
@@ -192,6 +252,7 @@ impl DaemonRegistry {
             name: host.name().to_owned(),
             host: Mutex::new(Some(host)),
             retired: AtomicBool::new(false),
+            owner: AtomicU64::new(0),
         })
     }
 
@@ -212,7 +273,7 @@ impl DaemonRegistry {
         Ok(())
     }
 
-    /// Counts a change and wakes every [`wait_change`](Self::wait_change).
+    /// Counts a change and wakes every [`ChangeWatch::wait`].
     pub fn bump(&self) {
         self.changes.fetch_add(1, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
@@ -226,29 +287,28 @@ impl DaemonRegistry {
         }
     }
 
-    /// The change counter (see [`wait_change`](Self::wait_change)).
+    /// [`bump`](Self::bump) for a delivery: only while someone watches
+    /// (one atomic add less per event otherwise).
+    fn bump_if_watched(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.bump();
+        }
+    }
+
+    /// The change counter: registrations, removals and [`bump`]s, and
+    /// deliveries while a [`ChangeWatch`] lives.
+    ///
+    /// [`bump`]: Self::bump
     pub fn changes(&self) -> u64 {
         self.changes.load(Ordering::SeqCst)
     }
 
-    /// Waits up to `timeout` until the change counter differs from `seen`
-    /// (a delivery, registration or removal happened, or someone called
-    /// [`bump`](Self::bump)); returns the counter.
-    pub fn wait_change(&self, seen: u64, timeout: Duration) -> u64 {
+    /// Registers interest in changes; take it **before** reading the
+    /// counter and looking at what to wait for, so every delivery after
+    /// that look moves the counter.
+    pub fn watch(&self) -> ChangeWatch<'_> {
         self.waiters.fetch_add(1, Ordering::SeqCst);
-        let lock = self
-            .wait_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let (lock, _) = self
-            .changed
-            .wait_timeout_while(lock, timeout, |()| {
-                self.changes.load(Ordering::SeqCst) == seen
-            })
-            .unwrap_or_else(PoisonError::into_inner);
-        drop(lock);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
-        self.changes()
+        ChangeWatch { registry: self }
     }
 
     /// Installs `host`, replacing any host of its origin (the slot is
@@ -329,8 +389,7 @@ impl DaemonRegistry {
         origin: u64,
         f: impl FnOnce(&mut DaemonHost) -> R,
     ) -> Result<R, DaemonError> {
-        let slot = self.lookup(origin)?;
-        self.run_locked(origin, &slot, f)
+        self.with_slot(origin, |slot| self.run_locked(origin, slot, f))
     }
 
     fn run_locked<R>(
@@ -360,7 +419,7 @@ impl DaemonRegistry {
         event: &CausalEvent,
     ) -> Result<Vec<CausalEvent>, DaemonError> {
         let outputs = self.with_host(origin, |host| host.deliver(event));
-        self.bump();
+        self.bump_if_watched();
         outputs?
     }
 
@@ -377,13 +436,13 @@ impl DaemonRegistry {
         event: &CausalEvent,
         proceed: impl FnOnce() -> bool,
     ) -> Result<Option<Vec<CausalEvent>>, DaemonError> {
-        let slot = self.lookup(origin)?;
-        let delivered =
-            self.run_locked(origin, &slot, |host| proceed().then(|| host.deliver(event)))?;
+        let delivered = self.with_slot(origin, |slot| {
+            self.run_locked(origin, slot, |host| proceed().then(|| host.deliver(event)))
+        })?;
         let Some(outputs) = delivered else {
             return Ok(None);
         };
-        self.bump();
+        self.bump_if_watched();
         outputs.map(Some)
     }
 
@@ -403,7 +462,7 @@ impl DaemonRegistry {
         let delivered = self.with_host(origin, |host| {
             host.deliver_batch_at(events, wait, crate::redex::now_ns())
         });
-        self.bump();
+        self.bump_if_watched();
         delivered
     }
 
@@ -551,19 +610,25 @@ mod tests {
         let before = registry.changes();
         registry.register(a).unwrap();
         assert_eq!(registry.changes(), before + 1);
+        // Unwatched deliveries do not count.
+        registry.deliver(origin, &ev(1)).unwrap();
+        assert_eq!(registry.changes(), before + 1);
         // Nothing changes: the wait ends at its timeout with the same count.
-        let now = registry.changes();
-        assert_eq!(registry.wait_change(now, Duration::from_millis(10)), now);
+        let watch = registry.watch();
+        let now = watch.changes();
+        assert_eq!(watch.wait(now, Duration::from_millis(10)), now);
         // A delivery on another thread wakes a waiter (or, if it came
         // first, the wait returns at once): never a lost wake-up.
         let waiter = {
             let registry = Arc::clone(&registry);
-            thread::spawn(move || registry.wait_change(now, Duration::from_secs(30)))
+            thread::spawn(move || registry.watch().wait(now, Duration::from_secs(30)))
         };
-        registry.deliver(origin, &ev(1)).unwrap();
+        registry.deliver(origin, &ev(2)).unwrap();
         assert_eq!(waiter.join().unwrap(), now + 1);
         registry.unregister(origin).unwrap();
         assert_eq!(registry.changes(), now + 2);
+        drop(watch);
+        assert_eq!(registry.waiters.load(Ordering::SeqCst), 0);
     }
 
     #[test]
@@ -679,16 +744,29 @@ mod tests {
             let a = host(1);
             let origin = a.origin_hash();
             registry.register(a).unwrap();
-            let looked_up = registry.lookup(origin).unwrap();
+            registry
+                .with_slot(origin, |looked_up| {
+                    if unregister {
+                        registry.unregister(origin).unwrap().unwrap();
+                    } else {
+                        registry.replace(host(1)).unwrap();
+                    }
+                    let mut ran = false;
+                    let result = registry.run_locked(origin, looked_up, |_| ran = true);
+                    assert_eq!(result, Err(DaemonError::Stale(origin)));
+                    assert!(!ran);
+                    Ok(())
+                })
+                .unwrap();
+            // The retired slot this thread kept is not used again.
             if unregister {
-                registry.unregister(origin).unwrap().unwrap();
+                assert_eq!(
+                    registry.with_host(origin, |_| ()),
+                    Err(DaemonError::NotFound(origin))
+                );
             } else {
-                registry.replace(host(1)).unwrap();
+                registry.with_host(origin, |_| ()).unwrap();
             }
-            let mut ran = false;
-            let result = registry.run_locked(origin, &looked_up, |_| ran = true);
-            assert_eq!(result, Err(DaemonError::Stale(origin)));
-            assert!(!ran);
         }
     }
 

@@ -935,8 +935,10 @@ impl ComputeRuntime {
             token.on_cancel(move || shared.registry.bump())
         });
         let registry = &self.shared.registry;
+        // Watched before the first look, so no delivery after it is missed.
+        let watch = registry.watch();
         loop {
-            let seen = registry.changes();
+            let seen = watch.changes();
             match registry.with_host(origin, |host| done(host)) {
                 Ok(Some(result)) => return Ok(result),
                 Ok(None) | Err(DaemonError::NotFound(_) | DaemonError::Stale(_)) => {}
@@ -949,7 +951,7 @@ impl ComputeRuntime {
                 return Err(ComputeError::Cancelled);
             }
             let wait = time_left(deadline)?;
-            registry.wait_change(seen, wait);
+            watch.wait(seen, wait);
         }
     }
 
