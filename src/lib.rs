@@ -31,4 +31,6 @@ pub mod redex;
 /// cbindgen:ignore
 pub mod runtime;
 /// cbindgen:ignore
+pub(crate) mod wallclock;
+/// cbindgen:ignore
 pub mod wire;

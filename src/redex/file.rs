@@ -18,21 +18,7 @@ use super::tail::RedexTail;
 
 /// Current UNIX time in nanoseconds (0 before the epoch).
 pub(crate) fn now_ns() -> u64 {
-    // `clock_gettime` itself: `SystemTime`'s `duration_since` and u128
-    // nanoseconds cost a third again on paths stamping every event.
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid timespec for the call to write.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) } != 0 {
-        return 0;
-    }
-    // Before 1970 (a negative second count) reads as 0, as before.
-    let (Ok(secs), Ok(nanos)) = (u64::try_from(now.tv_sec), u64::try_from(now.tv_nsec)) else {
-        return 0;
-    };
-    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+    crate::wallclock::now_ns()
 }
 
 /// Payload bytes of an in-memory file, addressed by logical offset.
@@ -887,23 +873,6 @@ impl fmt::Debug for RedexFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn now_is_the_system_clock_in_nanoseconds() {
-        let system = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        };
-        let before = system();
-        let now = u128::from(now_ns());
-        let after = system();
-        assert!(
-            (before..=after).contains(&now),
-            "{before} <= {now} <= {after}"
-        );
-    }
 
     #[test]
     fn debug_does_not_acquire_state_lock() {
