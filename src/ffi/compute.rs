@@ -595,12 +595,7 @@ fn pack_batch(events: &[crate::compute::CausalEvent]) -> Vec<u8> {
 
 /// The `NET_COMPUTE_*` code of a delivery outcome.
 pub(super) fn outcome_code(outcome: DeliveryOutcome) -> u32 {
-    match outcome {
-        DeliveryOutcome::Buffered => NET_COMPUTE_BUFFERED,
-        DeliveryOutcome::Forwarded => NET_COMPUTE_FORWARDED,
-        DeliveryOutcome::Duplicate => NET_COMPUTE_DUPLICATE,
-        _ => NET_COMPUTE_PROCESSED,
-    }
+    event_outcome_code(EventOutcome::from(&outcome))
 }
 
 /// The `NET_COMPUTE_*` code of a batch event's outcome.

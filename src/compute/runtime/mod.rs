@@ -354,22 +354,28 @@ pub enum EventOutcome {
     Duplicate,
 }
 
+impl From<&DeliveryOutcome> for EventOutcome {
+    fn from(outcome: &DeliveryOutcome) -> Self {
+        match outcome {
+            DeliveryOutcome::Processed(outputs) => Self::Processed {
+                outputs: outputs.len(),
+            },
+            DeliveryOutcome::Buffered => Self::Buffered,
+            DeliveryOutcome::Forwarded => Self::Forwarded,
+            DeliveryOutcome::Duplicate => Self::Duplicate,
+        }
+    }
+}
+
 impl BatchOutcome {
     /// Records one event's result; `false` once the batch must stop.
     pub(crate) fn push(&mut self, outcome: Result<DeliveryOutcome, ComputeError>) -> bool {
         match outcome {
             Ok(outcome) => {
-                let outcome = match outcome {
-                    DeliveryOutcome::Processed(outputs) => {
-                        let count = outputs.len();
-                        self.outputs.extend(outputs);
-                        EventOutcome::Processed { outputs: count }
-                    }
-                    DeliveryOutcome::Buffered => EventOutcome::Buffered,
-                    DeliveryOutcome::Forwarded => EventOutcome::Forwarded,
-                    DeliveryOutcome::Duplicate => EventOutcome::Duplicate,
-                };
-                self.outcomes.push(outcome);
+                self.outcomes.push(EventOutcome::from(&outcome));
+                if let DeliveryOutcome::Processed(outputs) = outcome {
+                    self.outputs.extend(outputs);
+                }
                 true
             }
             Err(e) => {
