@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import operator
 import struct
 import threading
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence
@@ -361,7 +362,7 @@ class Compute(_Handle):
         ms = timeout_ms(timeout)
 
         def outcomes() -> List[Delivery]:
-            return [_DELIVERIES[code] for code in ffi.unpack(raw, min(int(delivered[0]), count))]
+            return list(map(_DELIVERIES.__getitem__, ffi.unpack(raw, min(int(delivered[0]), count))))
 
         def call(token: Any) -> int:
             err = error_slot()
@@ -722,6 +723,8 @@ def _answer(handle: Any, daemons: _Daemons, work: int, kind: int, instance: int,
 _RECORD = struct.Struct("<QQI")
 _DELIVERIES = {d.value: d for d in Delivery}
 _new_event = tuple.__new__
+_UNIFORM: Dict[int, struct.Struct] = {}  # payload length -> one record's layout
+_length = operator.itemgetter(2)  # a record's payload length
 
 
 def _pack(payloads: Sequence[BytesLike]) -> Any:
@@ -732,10 +735,41 @@ def _pack(payloads: Sequence[BytesLike]) -> Any:
     except TypeError:
         bad = next(i for i, p in enumerate(parts) if not isinstance(p, (bytes, bytearray, memoryview)))
         raise TypeError(f"payloads[{bad}] must be bytes-like, not {type(parts[bad]).__name__}") from None
-    sizes = [len(p) for p in parts]
+    sizes = list(map(len, parts))
     if sum(sizes) != len(data):  # memoryviews of wider items
         sizes = [memoryview(p).nbytes for p in parts]
     return data, ffi.new("uint32_t[]", sizes or [0]), len(parts)
+
+
+def _records(data: bytes) -> List[Any]:
+    """A ProcessBatch item's records as (producer, sequence, length,
+    payload) tuples. Records of one payload length — a producer's batch
+    usually is — are split by ``struct`` in one call; the general walk is
+    the fallback (and raises struct.error on a truncated record)."""
+    header = _RECORD.size  # NET_COMPUTE_BATCH_RECORD_HEADER
+    if len(data) >= header:
+        n = int.from_bytes(data[header - 4:header], "little")
+        layout = _UNIFORM.get(n)
+        if layout is None:
+            if len(_UNIFORM) >= 64:  # many lengths: keep the cache small
+                _UNIFORM.clear()
+            layout = _UNIFORM[n] = struct.Struct(f"<QQI{n}s")
+        if len(data) % layout.size == 0:
+            records = list(layout.iter_unpack(data))
+            # Sound: were any record's length not n, the first such record
+            # sits where this split put it and shows its own length.
+            if set(map(_length, records)) == {n}:
+                return records
+    records, at, end = [], 0, len(data)
+    unpack_from = _RECORD.unpack_from
+    while at < end:
+        producer, sequence, n = unpack_from(data, at)
+        start = at + header
+        at = start + n
+        if at > end:
+            raise struct.error(f"record at {start - header} runs past the batch")
+        records.append((producer, sequence, n, data[start:at]))
+    return records
 
 
 def _answer_batch(handle: Any, work: int, obj: Daemon, origin: int, data: bytes) -> None:
@@ -746,24 +780,21 @@ def _answer_batch(handle: Any, work: int, obj: Daemon, origin: int, data: bytes)
     counts as failed there."""
     outputs: List[Any] = []
     per_event: List[int] = []
+    count = per_event.append
     failure: Optional[str] = None
     process = obj.process
-    unpack_from = _RECORD.unpack_from
-    header = lib.NET_COMPUTE_BATCH_RECORD_HEADER  # producer, sequence, length: _RECORD.size
-    at, end = 0, len(data)
     try:
-        while at < end:
-            producer, sequence, n = unpack_from(data, at)
-            start = at + header
-            at = start + n
-            out = process(_new_event(DaemonEvent, (producer, sequence, data[start:at], origin)))
-            if out is None:
-                per_event.append(0)
-                continue
-            if type(out) is not list:
+        for producer, sequence, _, payload in _records(data):
+            out = process(_new_event(DaemonEvent, (producer, sequence, payload, origin)))
+            if type(out) is list:
+                outputs += out
+                count(len(out))
+            elif out is None:
+                count(0)
+            else:
                 out = list(out)
-            outputs += out
-            per_event.append(len(out))
+                outputs += out
+                count(len(out))
     except Exception as e:  # noqa: BLE001 - the daemon's failure is the event's
         failure = f"{type(e).__name__}: {e}"
     try:
@@ -777,7 +808,7 @@ def _answer_batch(handle: Any, work: int, obj: Daemon, origin: int, data: bytes)
         failure = f"TypeError: output {bad - seen} is {type(outputs[bad]).__name__}, not bytes-like"
         del outputs[seen:], per_event[applied:]
         packed = b"".join(outputs)
-    sizes = [len(o) for o in outputs]
+    sizes = list(map(len, outputs))
     if sum(sizes) != len(packed):  # memoryviews of wider items
         sizes = [memoryview(o).nbytes for o in outputs]
     lengths = ffi.new("uint32_t[]", sizes or [0])

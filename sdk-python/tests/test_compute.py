@@ -7,9 +7,10 @@ closing races in-flight calls."""
 from __future__ import annotations
 
 import gc
+import struct
 import threading
 import time
-from typing import List
+from typing import List, Tuple
 
 import pytest
 
@@ -367,3 +368,24 @@ def test_a_forgotten_compute_is_freed_in_the_background() -> None:
         # The free the finalizer handed over ends the work thread.
         worker.join(10)
         assert not worker.is_alive()
+
+
+def test_batch_records_split_alike_whatever_their_lengths() -> None:
+    from netmesh.compute import _RECORD, _records
+
+    def pack(events: List[Tuple[int, int, bytes]]) -> bytes:
+        return b"".join(_RECORD.pack(p, s, len(b)) + b for p, s, b in events)
+
+    cases = [
+        [],
+        [(1, 1, b"")],
+        [(1, s, b"x" * 8) for s in range(1, 65)],  # one length: split at once
+        [(1, 1, b"ab"), (2, 2, b"abcd"), (3, 3, b"")],
+        # Lengths that add up to a multiple of the first record's size.
+        [(1, 1, b"a" * 4), (1, 2, b""), (1, 3, b"a" * 8)],
+        [(7, 9, b"a" * 3)] * 5 + [(8, 10, b"b" * 2)],
+    ]
+    for events in cases:
+        assert [(p, s, b) for p, s, _, b in _records(pack(events))] == events
+    with pytest.raises(struct.error):
+        _records(pack([(1, 1, b"abcd")])[:-1])

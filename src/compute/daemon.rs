@@ -121,12 +121,15 @@ pub struct BatchWait {
     pub cancel: Option<CancelToken>,
 }
 
+/// One applied event's outputs, as [`AppliedOutputs`] hands them on.
+pub type Outputs<'a> = dyn ExactSizeIterator<Item = Vec<u8>> + 'a;
+
 /// Where [`MeshDaemon::process_batch`] hands each applied event's outputs,
 /// in order, as it applies them: the host records and chains them at once,
 /// so a batch holds no list of lists and each event's bookkeeping follows
 /// it while its data is still in cache.
 pub struct AppliedOutputs<'a> {
-    take: &'a mut dyn FnMut(Vec<Vec<u8>>) -> bool,
+    take: &'a mut dyn FnMut(&mut Outputs<'_>) -> bool,
     applied: usize,
     stopped: bool,
 }
@@ -134,7 +137,7 @@ pub struct AppliedOutputs<'a> {
 impl<'a> AppliedOutputs<'a> {
     /// A sink that gives each event's outputs to `take`, which answers
     /// whether the batch may go on.
-    pub fn new(take: &'a mut dyn FnMut(Vec<Vec<u8>>) -> bool) -> Self {
+    pub fn new(take: &'a mut dyn FnMut(&mut Outputs<'_>) -> bool) -> Self {
         Self {
             take,
             applied: 0,
@@ -147,11 +150,17 @@ impl<'a> AppliedOutputs<'a> {
     /// chain is at sequence 2^64−1) and the daemon must apply no more
     /// events of this batch; further pushes are ignored.
     pub fn push(&mut self, outputs: Vec<Vec<u8>>) -> bool {
+        self.push_iter(outputs.into_iter())
+    }
+
+    /// [`push`](Self::push) from an iterator (e.g. a run of a batch's one
+    /// output list), without a list per event.
+    pub fn push_iter(&mut self, mut outputs: impl ExactSizeIterator<Item = Vec<u8>>) -> bool {
         if self.stopped {
             return false;
         }
         self.applied += 1;
-        self.stopped = !(self.take)(outputs);
+        self.stopped = !(self.take)(&mut outputs);
         !self.stopped
     }
 
@@ -303,8 +312,8 @@ mod tests {
             .map(|s| CausalEvent::bare(1, s, b"e".to_vec()))
             .collect();
         let mut taken = Vec::new();
-        let mut take = |outputs: Vec<Vec<u8>>| {
-            taken.push(outputs);
+        let mut take = |outputs: &mut Outputs<'_>| {
+            taken.push(outputs.collect::<Vec<_>>());
             taken.len() < 2
         };
         let mut daemon = Counter::default();
@@ -327,7 +336,7 @@ mod tests {
             .zip(1..)
             .map(|(p, s)| CausalEvent::bare(1, s, p.to_vec()))
             .collect();
-        let mut take = |_: Vec<Vec<u8>>| true;
+        let mut take = |_: &mut Outputs<'_>| true;
         let mut daemon = Counter::default();
         let mut applied = AppliedOutputs::new(&mut take);
         let error = daemon.process_batch(&events, &BatchWait::default(), &mut applied);

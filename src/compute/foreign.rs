@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
 use crate::compute::{
-    AppliedOutputs, BatchWait, CausalEvent, DaemonError, DaemonFactory, MeshDaemon,
+    AppliedOutputs, BatchRecords, BatchWait, CausalEvent, DaemonError, DaemonFactory, MeshDaemon,
 };
 
 /// What the SDK is asked to do.
@@ -57,8 +57,8 @@ pub enum WorkRequest {
         instance: u64,
         /// The daemon's origin hash.
         daemon: u64,
-        /// The events, in delivery order.
-        events: Vec<CausalEvent>,
+        /// The events, in delivery order, packed as the SDK receives them.
+        events: BatchRecords,
     },
     /// Serialize the instance's state; answer with the bytes.
     Snapshot {
@@ -97,14 +97,27 @@ impl WorkRequest {
     /// The request's kind as a number (the C ABI's work item kinds).
     pub fn code(&self) -> u32 {
         match self {
-            Self::Process { .. } => 1,
-            Self::Snapshot { .. } => 2,
-            Self::Restore { .. } => 3,
-            Self::Create { .. } => 4,
-            Self::Drop { .. } => 5,
-            Self::ProcessBatch { .. } => 6,
+            Self::Process { .. } => Self::PROCESS,
+            Self::Snapshot { .. } => Self::SNAPSHOT,
+            Self::Restore { .. } => Self::RESTORE,
+            Self::Create { .. } => Self::CREATE,
+            Self::Drop { .. } => Self::DROP,
+            Self::ProcessBatch { .. } => Self::PROCESS_BATCH,
         }
     }
+
+    /// [`code`](Self::code) of a Process.
+    pub const PROCESS: u32 = 1;
+    /// [`code`](Self::code) of a Snapshot.
+    pub const SNAPSHOT: u32 = 2;
+    /// [`code`](Self::code) of a Restore.
+    pub const RESTORE: u32 = 3;
+    /// [`code`](Self::code) of a Create.
+    pub const CREATE: u32 = 4;
+    /// [`code`](Self::code) of a Drop.
+    pub const DROP: u32 = 5;
+    /// [`code`](Self::code) of a ProcessBatch.
+    pub const PROCESS_BATCH: u32 = 6;
 
     fn wants_answer(&self) -> bool {
         !matches!(self, Self::Drop { .. })
@@ -123,33 +136,61 @@ pub enum WorkReply {
     Restored,
     /// The instance a Create built.
     Created(u64),
-    /// Outputs of a ProcessBatch: per applied event (a prefix of the
-    /// batch), its outputs; and, when fewer events than the batch's were
-    /// applied, why the next one failed (the rest were not attempted).
+    /// Outputs of a ProcessBatch: the applied events' (a prefix of the
+    /// batch) outputs in one list, how many each event produced; and, when
+    /// fewer events than the batch's were applied, why the next one failed
+    /// (the rest were not attempted).
     BatchOutputs {
-        /// Per applied event, its outputs.
-        outputs: Vec<Vec<Vec<u8>>>,
-        /// The failure of event `outputs.len()`; present exactly when that
+        /// The applied events' outputs, in order.
+        outputs: Vec<Vec<u8>>,
+        /// Per applied event, how many of `outputs` are its; they add up
+        /// to `outputs.len()`.
+        counts: Vec<usize>,
+        /// The failure of event `counts.len()`; present exactly when that
         /// is less than the batch's length.
         failure: Option<String>,
     },
 }
 
-impl WorkReply {
-    fn answers(&self, request: &WorkRequest) -> bool {
-        if let (Self::BatchOutputs { outputs, failure }, WorkRequest::ProcessBatch { events, .. }) =
-            (self, request)
-        {
-            return outputs.len() <= events.len()
-                && failure.is_some() == (outputs.len() < events.len());
+/// What answers a request: its kind, and a batch's length.
+#[derive(Debug, Clone, Copy)]
+struct Expected {
+    code: u32,
+    batch: usize,
+}
+
+impl Expected {
+    fn of(request: &WorkRequest) -> Self {
+        let batch = match request {
+            WorkRequest::ProcessBatch { events, .. } => events.len(),
+            _ => 0,
+        };
+        Self {
+            code: request.code(),
+            batch,
         }
-        matches!(
-            (self, request),
-            (Self::Outputs(_), WorkRequest::Process { .. })
-                | (Self::State(_), WorkRequest::Snapshot { .. })
-                | (Self::Restored, WorkRequest::Restore { .. })
-                | (Self::Created(_), WorkRequest::Create { .. })
-        )
+    }
+}
+
+impl WorkReply {
+    fn answers(&self, expected: Expected) -> bool {
+        match self {
+            Self::BatchOutputs {
+                outputs,
+                counts,
+                failure,
+            } => {
+                expected.code == WorkRequest::PROCESS_BATCH
+                    && counts.len() <= expected.batch
+                    && failure.is_some() == (counts.len() < expected.batch)
+                    && counts.iter().try_fold(0usize, |sum, &n| sum.checked_add(n))
+                        == Some(outputs.len())
+            }
+            Self::Outputs(_) => expected.code == WorkRequest::PROCESS,
+            Self::State(_) => expected.code == WorkRequest::SNAPSHOT,
+            Self::Restored => expected.code == WorkRequest::RESTORE,
+            Self::Created(_) => expected.code == WorkRequest::CREATE,
+        }
     }
 }
 
@@ -191,8 +232,9 @@ pub enum WorkError {
 }
 
 struct Item {
-    request: WorkRequest,
-    handed_out: bool,
+    /// Taken when the SDK pulls it (so it is handed out, not copied).
+    request: Option<WorkRequest>,
+    expected: Expected,
     reply: Option<Result<WorkReply, String>>,
 }
 
@@ -245,8 +287,8 @@ impl WorkBridge {
         state.items.insert(
             id,
             Item {
-                request,
-                handed_out: false,
+                expected: Expected::of(&request),
+                request: Some(request),
                 reply: None,
             },
         );
@@ -311,7 +353,7 @@ impl WorkBridge {
                 return reply.map_err(WorkError::Failed);
             }
             let now = Instant::now();
-            let waiting = !item.handed_out;
+            let waiting = item.request.is_some();
             let given_up = if state.closed {
                 Some(WorkError::Closed)
             } else if now >= reply_deadline {
@@ -374,12 +416,13 @@ impl WorkBridge {
                 let Some(item) = state.items.get_mut(&id) else {
                     continue;
                 };
-                if !item.request.wants_answer() {
-                    let item = state.items.remove(&id).expect("present");
-                    return Ok((id, item.request));
+                let Some(request) = item.request.take() else {
+                    continue; // handed out already (not queued twice)
+                };
+                if !request.wants_answer() {
+                    state.items.remove(&id);
                 }
-                item.handed_out = true;
-                return Ok((id, item.request.clone()));
+                return Ok((id, request));
             }
             if state.closed {
                 return Err(WorkError::Closed);
@@ -413,14 +456,14 @@ impl WorkBridge {
         let item = state
             .items
             .get_mut(&id)
-            .filter(|item| item.handed_out && item.reply.is_none())
+            .filter(|item| item.request.is_none() && item.reply.is_none())
             .ok_or(WorkError::Expired(id))?;
         if let Ok(answer) = &reply
-            && !answer.answers(&item.request)
+            && !answer.answers(item.expected)
         {
             return Err(WorkError::WrongAnswer {
                 id,
-                request: request_name(&item.request),
+                request: request_name(item.expected.code),
             });
         }
         item.reply = Some(reply);
@@ -438,7 +481,8 @@ impl WorkBridge {
         queue.retain(|id| {
             items
                 .get(id)
-                .is_some_and(|item| !item.request.wants_answer())
+                .and_then(|item| item.request.as_ref())
+                .is_some_and(|request| !request.wants_answer())
         });
         self.queued.notify_all();
         self.answered.notify_all();
@@ -455,14 +499,14 @@ impl WorkBridge {
     }
 }
 
-fn request_name(request: &WorkRequest) -> &'static str {
-    match request {
-        WorkRequest::Process { .. } => "process",
-        WorkRequest::Snapshot { .. } => "snapshot",
-        WorkRequest::Restore { .. } => "restore",
-        WorkRequest::Create { .. } => "create",
-        WorkRequest::Drop { .. } => "drop",
-        WorkRequest::ProcessBatch { .. } => "process batch",
+fn request_name(code: u32) -> &'static str {
+    match code {
+        WorkRequest::PROCESS => "process",
+        WorkRequest::SNAPSHOT => "snapshot",
+        WorkRequest::RESTORE => "restore",
+        WorkRequest::CREATE => "create",
+        WorkRequest::PROCESS_BATCH => "process batch",
+        _ => "drop",
     }
 }
 
@@ -577,23 +621,43 @@ impl MeshDaemon for ForeignDaemon {
         if events.is_empty() {
             return Ok(());
         }
+        // An event too large for a record fails there: the SDK gets the
+        // events before it.
+        let (records, too_large) = match BatchRecords::pack(events) {
+            Ok(records) => (records, None),
+            Err(e) => (
+                BatchRecords::pack(&events[..e.index]).expect("the events before fit"),
+                Some(DaemonError::ProcessFailed(e.to_string())),
+            ),
+        };
+        if records.is_empty() {
+            return too_large.map_or(Ok(()), Err);
+        }
         let reply = self.bridge.call_within(
             WorkRequest::ProcessBatch {
                 instance: self.instance,
                 daemon: self.daemon,
-                events: events.to_vec(),
+                events: records,
             },
             wait.deadline,
             wait.cancel.as_ref(),
         );
         match reply {
-            Ok(WorkReply::BatchOutputs { outputs, failure }) => {
-                for outputs in outputs {
-                    if !applied.push(outputs) {
+            Ok(WorkReply::BatchOutputs {
+                outputs,
+                counts,
+                failure,
+            }) => {
+                let mut outputs = outputs.into_iter();
+                for n in counts {
+                    if !applied.push_iter(outputs.by_ref().take(n)) {
                         return Ok(());
                     }
                 }
-                failure.map_or(Ok(()), |f| Err(DaemonError::ProcessFailed(f)))
+                match failure {
+                    Some(f) => Err(DaemonError::ProcessFailed(f)),
+                    None => too_large.map_or(Ok(()), Err),
+                }
             }
             Ok(_) => unreachable!("complete() accepts only a fitting answer"),
             Err(WorkError::NotTaken) => Err(DaemonError::TimedOut),
@@ -646,6 +710,7 @@ impl Drop for ForeignDaemon {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compute::Outputs;
 
     /// What a `process_batch` call handed over and returned.
     #[derive(Debug, Default, PartialEq)]
@@ -656,8 +721,8 @@ mod tests {
 
     fn run_batch(daemon: &mut ForeignDaemon, events: &[CausalEvent], wait: &BatchWait) -> Batched {
         let mut outputs = Vec::new();
-        let mut take = |o: Vec<Vec<u8>>| {
-            outputs.push(o);
+        let mut take = |o: &mut Outputs<'_>| {
+            outputs.push(o.collect());
             true
         };
         let error = daemon
@@ -673,10 +738,15 @@ mod tests {
                 let (id, request) = bridge.next(Some(Duration::from_secs(10)), None).unwrap();
                 let reply = match &request {
                     WorkRequest::ProcessBatch { events, .. } => {
-                        let applied = events.iter().take_while(|e| e.payload != b"fail");
-                        let outputs: Vec<_> = applied.map(|e| vec![e.payload.clone()]).collect();
+                        let applied = events.iter().take_while(|(_, _, p)| *p != b"fail");
+                        let outputs: Vec<_> = applied.map(|(_, _, p)| p.to_vec()).collect();
                         let failure = (outputs.len() < events.len()).then(|| "fail".to_owned());
-                        Ok(WorkReply::BatchOutputs { outputs, failure })
+                        let counts = vec![1; outputs.len()];
+                        Ok(WorkReply::BatchOutputs {
+                            outputs,
+                            counts,
+                            failure,
+                        })
                     }
                     WorkRequest::Process { payload, .. } => {
                         Ok(WorkReply::Outputs(vec![payload.clone()]))
@@ -760,13 +830,17 @@ mod tests {
             })
         };
         let (id, _) = bridge.next(Some(Duration::from_secs(10)), None).unwrap();
-        for (outputs, failure) in [
-            (3, None),                 // more events than the batch
-            (1, None),                 // short without a failure
-            (2, Some("x".to_owned())), // a failure after all applied
+        for (counts, outputs, failure) in [
+            (vec![0; 3], 0, None),                 // more events than the batch
+            (vec![0], 0, None),                    // short without a failure
+            (vec![0; 2], 0, Some("x".to_owned())), // a failure after all applied
+            (vec![1, 1], 1, None),                 // counts beyond the outputs
+            (vec![1, 0], 2, None),                 // outputs beyond the counts
+            (vec![usize::MAX, 2], 1, None),        // counts that overflow
         ] {
             let reply = WorkReply::BatchOutputs {
                 outputs: vec![Vec::new(); outputs],
+                counts,
                 failure,
             };
             assert!(matches!(
@@ -775,11 +849,15 @@ mod tests {
             ));
         }
         let reply = WorkReply::BatchOutputs {
-            outputs: vec![Vec::new(); 2],
+            outputs: vec![b"y".to_vec()],
+            counts: vec![0, 1],
             failure: None,
         };
         bridge.complete(id, Ok(reply)).unwrap();
-        assert_eq!(caller.join().unwrap().outputs.len(), 2);
+        assert_eq!(
+            caller.join().unwrap().outputs,
+            vec![vec![], vec![b"y".to_vec()]]
+        );
     }
 
     /// The wait limit and cancel apply until the SDK takes the batch;
@@ -815,7 +893,8 @@ mod tests {
                     std::thread::yield_now();
                 }
                 let reply = WorkReply::BatchOutputs {
-                    outputs: vec![vec![b"x".to_vec()]],
+                    outputs: vec![b"x".to_vec()],
+                    counts: vec![1],
                     failure: None,
                 };
                 bridge.complete(id, Ok(reply)).unwrap();

@@ -32,7 +32,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::compute::daemon::{AppliedOutputs, BatchWait, CausalEvent, DaemonError, MeshDaemon};
+use crate::compute::daemon::{
+    AppliedOutputs, BatchWait, CausalEvent, DaemonError, MeshDaemon, Outputs,
+};
 use crate::compute::ledger::SubscriptionLedger;
 use crate::compute::snapshot::{NetSnapshotExt, StateSnapshot};
 use crate::cortex::causal::{CausalLink, Horizon};
@@ -231,7 +233,7 @@ impl Books<'_> {
     fn record_applied(
         &mut self,
         event: &CausalEvent,
-        outputs: Vec<Vec<u8>>,
+        outputs: &mut Outputs<'_>,
         now_ns: u64,
         chained: &mut Vec<CausalEvent>,
     ) -> Result<usize, DaemonError> {
@@ -438,7 +440,7 @@ impl DaemonHost {
         };
         let now = if outputs.is_empty() { 0 } else { now_ns() };
         let mut chained = Vec::with_capacity(outputs.len());
-        books.record_applied(event, outputs, now, &mut chained)?;
+        books.record_applied(event, &mut outputs.into_iter(), now, &mut chained)?;
         Ok(chained)
     }
 
@@ -467,7 +469,7 @@ impl DaemonHost {
         };
         let (daemon, mut books) = self.split();
         let mut refused = None;
-        let mut record = |outputs: Vec<Vec<u8>>| {
+        let mut record = |outputs: &mut Outputs<'_>| {
             // A daemon handing over more than the batch: not recorded.
             let Some(event) = events.get(delivered.counts.len()) else {
                 return false;

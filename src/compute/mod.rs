@@ -47,6 +47,7 @@
 //! [`StateSnapshot`]: crate::compute::StateSnapshot
 //! [`NetSnapshotExt`]: crate::compute::NetSnapshotExt
 
+pub mod batch_records;
 pub(crate) mod codec;
 pub mod daemon;
 pub mod factory;
@@ -61,7 +62,8 @@ pub mod runtime;
 pub mod scheduler;
 pub mod snapshot;
 
-pub use daemon::{AppliedOutputs, BatchWait, CausalEvent, DaemonError, MeshDaemon};
+pub use batch_records::{BATCH_RECORD_HEADER, BatchRecords, RecordTooLarge};
+pub use daemon::{AppliedOutputs, BatchWait, CausalEvent, DaemonError, MeshDaemon, Outputs};
 pub use factory::{DaemonFactory, DaemonFactoryRegistry, FactoryEntry};
 pub use foreign::{ForeignDaemon, WorkBridge, WorkError, WorkReply, WorkRequest};
 pub use host::{BatchDelivered, DaemonHost, DaemonSnapshot, DaemonStats, ObservedHorizon};

@@ -65,7 +65,7 @@ pub const NET_COMPUTE_WORK_DROP: u32 = 5;
 /// the item's producer and sequence are the first event's.
 pub const NET_COMPUTE_WORK_PROCESS_BATCH: u32 = 6;
 /// Bytes before each event's payload in a ProcessBatch work item.
-pub const NET_COMPUTE_BATCH_RECORD_HEADER: usize = 20;
+pub const NET_COMPUTE_BATCH_RECORD_HEADER: usize = crate::compute::BATCH_RECORD_HEADER;
 
 /// `net_compute_deliver` outcome: processed here.
 pub const NET_COMPUTE_PROCESSED: u32 = 0;
@@ -574,25 +574,6 @@ pub unsafe extern "C" fn net_compute_deliver_batch(
     })
 }
 
-/// The events of a ProcessBatch work item as its payload (see
-/// `NET_COMPUTE_WORK_PROCESS_BATCH`).
-fn pack_batch(events: &[crate::compute::CausalEvent]) -> Vec<u8> {
-    let size = events
-        .iter()
-        .map(|e| NET_COMPUTE_BATCH_RECORD_HEADER + e.payload.len())
-        .sum();
-    let mut packed = Vec::with_capacity(size);
-    for event in events {
-        // A payload is a delivered event's: it came through a `u32` length.
-        let len = u32::try_from(event.payload.len()).unwrap_or(u32::MAX);
-        packed.extend_from_slice(&event.producer().to_le_bytes());
-        packed.extend_from_slice(&event.sequence().to_le_bytes());
-        packed.extend_from_slice(&len.to_le_bytes());
-        packed.extend_from_slice(&event.payload);
-    }
-    packed
-}
-
 /// The `NET_COMPUTE_*` code of a delivery outcome.
 pub(super) fn outcome_code(outcome: DeliveryOutcome) -> u32 {
     event_outcome_code(EventOutcome::from(&outcome))
@@ -964,8 +945,8 @@ pub unsafe extern "C" fn net_compute_next(
             WorkRequest::Restore { instance, daemon, state } => (instance, daemon, 0, 0, state),
             WorkRequest::Create { kind, daemon } => (0, daemon, 0, 0, kind.into_bytes()),
             WorkRequest::ProcessBatch { instance, daemon, events } => {
-                let first = events.first().map_or((0, 0), |e| (e.producer(), e.sequence()));
-                (instance, daemon, first.0, first.1, pack_batch(&events))
+                let (producer, sequence) = events.first().unwrap_or((0, 0));
+                (instance, daemon, producer, sequence, events.into_bytes())
             }
         };
         work_id_out.write(id);
@@ -1043,28 +1024,32 @@ pub unsafe extern "C" fn net_compute_complete_batch(
         let lengths = unsafe { super::export::input_values(output_lengths, output_count, "output_lengths") }?;
         // SAFETY: the caller made `outputs_per_event` readable for `applied` values.
         let per_event = unsafe { super::export::input_values(outputs_per_event, applied, "outputs_per_event") }?;
-        let mut flat = super::bus::split_packed(outputs, lengths)?.into_iter();
-        let mut grouped = Vec::with_capacity(per_event.len());
+        let mut total = 0usize;
+        let mut counts = Vec::with_capacity(per_event.len());
         for (i, &n) in per_event.iter().enumerate() {
-            let event: Vec<Vec<u8>> = flat.by_ref().take(n as usize).map(<[u8]>::to_vec).collect();
-            if event.len() != n as usize {
+            total = total.saturating_add(n as usize);
+            if total > output_count {
                 return Err(FfiError::invalid_argument(format!(
                     "outputs_per_event[{i}]: the counts add up to more than output_count ({output_count})"
                 )));
             }
-            grouped.push(event);
+            counts.push(n as usize);
         }
-        if flat.next().is_some() {
+        if total < output_count {
             return Err(FfiError::invalid_argument(format!(
                 "outputs_per_event: the counts add up to less than output_count ({output_count})"
             )));
         }
+        let outputs = super::bus::split_packed(outputs, lengths)?
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
         let failure = failure.map(|text| {
             if text.is_empty() { "the daemon failed".to_owned() } else { text.to_owned() }
         });
         compute
             .bridge
-            .complete(work_id, Ok(WorkReply::BatchOutputs { outputs: grouped, failure }))?;
+            .complete(work_id, Ok(WorkReply::BatchOutputs { outputs, counts, failure }))?;
         Ok(())
     })
 }
