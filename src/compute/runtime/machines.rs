@@ -72,7 +72,7 @@ use crate::compute::migration::{
 };
 use crate::compute::snapshot::{decode_owned_migration_payload, encode_migration_around_state_of};
 use crate::compute::{BatchWait, CausalEvent, DaemonError, DaemonHost};
-use crate::identity::{EntityKeypair, IdentityEnvelope};
+use crate::identity::{EntityKeypair, IDENTITY_ENVELOPE_SIZE, IdentityEnvelope};
 use xxhash_rust::xxh3::xxh3_64;
 
 mod forward;
@@ -907,7 +907,8 @@ fn on_take_snapshot(
 /// starts while the rest is encoded); returns them all, for re-sends. A
 /// daemon that knows its state's length writes the state straight into
 /// the chunk messages ([`MeshDaemon::snapshot_into`](crate::compute::MeshDaemon::snapshot_into)):
-/// one copy of it in all.
+/// one copy of it in all. The identity envelope comes after the state in
+/// the record, so it is sealed while the state's chunks are on their way.
 fn send_snapshot(
     shared: &Shared,
     state: &mut State,
@@ -922,13 +923,14 @@ fn send_snapshot(
         let (mut snapshot, streamed) = host
             .snapshot_for_transfer_at(crate::redex::now_ns())
             .map_err(|e| failed(&e))?;
-        snapshot.snapshot.envelope =
-            seal_identity(shared, target, host.keypair(), &snapshot.snapshot, seal)?;
+        let sealing_to = seal_key(shared, target, host.keypair(), seal)?;
         let state_len = streamed.unwrap_or(snapshot.snapshot.state.len());
         let ext = shared.config.send_extension.then_some(&snapshot.ext);
-        let (head, tail) = encode_migration_around_state_of(&snapshot.snapshot, ext, state_len)
-            .map_err(|e| failed(&e))?;
-        let len = head.len() + state_len + tail.len();
+        let (head, unsealed_tail) =
+            encode_migration_around_state_of(&snapshot.snapshot, ext, state_len)
+                .map_err(|e| failed(&e))?;
+        let tail_len = unsealed_tail.len() + sealing_to.map_or(0, |_| IDENTITY_ENVELOPE_SIZE);
+        let len = head.len() + state_len + tail_len;
         let mut writer = ChunkWriter::new(origin, snapshot.snapshot.through_seq, len, ENCODE_GROUP)
             .map_err(|e| failed(&e))?;
         let total = writer.total();
@@ -946,6 +948,20 @@ fn send_snapshot(
         } else {
             writer.write(&snapshot.snapshot.state, &mut emit);
         }
+        let tail = match sealing_to {
+            None => unsealed_tail,
+            Some(key) => {
+                let link = snapshot.snapshot.chain_link.to_bytes();
+                let envelope = IdentityEnvelope::seal(host.keypair(), &key, &link)
+                    .map_err(|e| state_failed(format!("sealing the identity: {e}")))?;
+                snapshot.snapshot.envelope = Some(envelope);
+                let ext = shared.config.send_extension.then_some(&snapshot.ext);
+                encode_migration_around_state_of(&snapshot.snapshot, ext, state_len)
+                    .map_err(|e| failed(&e))?
+                    .1
+            }
+        };
+        debug_assert_eq!(tail.len(), tail_len, "the envelope's size is fixed");
         writer.write(&tail, &mut emit);
         writer.finish(&mut emit).map_err(|e| failed(&e))?;
         Ok(chunks)
@@ -967,16 +983,15 @@ enum Seal {
     Never,
 }
 
-/// The daemon's identity sealed to the target's static key, bound to the
-/// snapshot's chain head (COMPUTE.md §2.6): `None` when not asked for, or
-/// when not possible and not required.
-fn seal_identity(
+/// The target's static key to seal the daemon's identity to, bound to
+/// the snapshot's chain head (COMPUTE.md §2.6): `None` when not asked for,
+/// or when not possible and not required.
+fn seal_key(
     shared: &Shared,
     target: u64,
     keypair: &EntityKeypair,
-    snapshot: &crate::compute::StateSnapshot,
     seal: Seal,
-) -> Result<Option<IdentityEnvelope>, FailureReason> {
+) -> Result<Option<[u8; 32]>, FailureReason> {
     if seal == Seal::Never {
         return Ok(None);
     }
@@ -993,9 +1008,7 @@ fn seal_identity(
     if keypair.seed().is_err() {
         return refused("the daemon's keypair is public-only".into());
     }
-    IdentityEnvelope::seal(keypair, &key, &snapshot.chain_link.to_bytes())
-        .map(Some)
-        .map_err(|e| state_failed(format!("sealing the identity: {e}")))
+    Ok(Some(key))
 }
 
 fn on_cutover(
