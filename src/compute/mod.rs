@@ -78,6 +78,6 @@ pub use scheduler::{
     candidates_from_index,
 };
 pub use snapshot::{
-    NetSnapshotExt, SnapshotError, StateSnapshot, decode_migration_payload,
-    encode_migration_payload,
+    NetSnapshotExt, SNAPSHOT_STATE_OFFSET, SnapshotError, StateSnapshot, decode_migration_payload,
+    decode_owned_migration_parts, encode_migration_payload,
 };

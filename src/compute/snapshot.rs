@@ -50,6 +50,9 @@ pub const SNAPSHOT_VERSION: u8 = 2;
 /// magic 4 + version 1 + entity 32 + through_seq 8 + link 32 + created 8 +
 /// two lengths 8 + flag 1.
 pub const SNAPSHOT_FIXED_SIZE: usize = 94;
+/// Bytes of a `CDS1` record before its state: the fixed size less the
+/// bindings' length (4) and the envelope flag (1), which follow the state.
+pub const SNAPSHOT_STATE_OFFSET: usize = SNAPSHOT_FIXED_SIZE - 5;
 /// The extension magic.
 pub const EXT_MAGIC: [u8; 4] = *b"NSX1";
 /// The only extension version.
@@ -235,18 +238,47 @@ impl StateSnapshot {
         Ok(snapshot)
     }
 
+    /// [`from_owned_bytes`](Self::from_owned_bytes) of a record in two
+    /// parts: its first [`SNAPSHOT_STATE_OFFSET`] bytes, and the rest,
+    /// which begins with the state — kept as the state's buffer, with no
+    /// copy or move of the state (a reassembler can put it there).
+    ///
+    /// # Errors
+    /// As [`from_bytes`](Self::from_bytes) of the two parts joined.
+    pub fn from_owned_parts(head: &[u8], mut rest: Vec<u8>) -> Result<Self, SnapshotError> {
+        if head.len() != SNAPSHOT_STATE_OFFSET {
+            let mut whole = head.to_vec();
+            whole.extend_from_slice(&rest);
+            return Self::from_owned_bytes(whole);
+        }
+        let (mut snapshot, state_len) = Self::parse_parts(head, &rest)?;
+        rest.truncate(state_len);
+        snapshot.state = rest;
+        Ok(snapshot)
+    }
+
     /// Checks and decodes everything but the state, which is at the
     /// returned range of `bytes`.
     fn parse(bytes: &[u8]) -> Result<(Self, std::ops::Range<usize>), SnapshotError> {
-        let mut r = open_record(bytes, SNAPSHOT_MAGIC, SNAPSHOT_VERSION)?;
+        let header = SNAPSHOT_STATE_OFFSET.min(bytes.len());
+        let (snapshot, state_len) = Self::parse_parts(&bytes[..header], &bytes[header..])?;
+        Ok((snapshot, header..header + state_len))
+    }
+
+    /// [`parse`](Self::parse) of `head ‖ rest`, where `head` is at most the
+    /// record's first [`SNAPSHOT_STATE_OFFSET`] bytes; the state is the
+    /// returned number of bytes at the start of `rest`.
+    fn parse_parts(head: &[u8], rest: &[u8]) -> Result<(Self, usize), SnapshotError> {
+        let mut r = open_record(head, SNAPSHOT_MAGIC, SNAPSHOT_VERSION)?;
         let entity_id = EntityId::from_bytes(r.array("entity_id")?);
         let through_seq = r.u64("through_seq")?;
         let chain_link = r.causal_link("chain_link")?;
         let created_at = r.u64("created_at")?;
         let state_len = r.u32("state length")? as usize;
-        let state_start = bytes.len() - r.remaining();
+        debug_assert_eq!(r.remaining(), 0, "the head ends where the state begins");
+        let mut r = Reader::new(rest);
         r.take(state_len, "state")?;
-        let state = state_start..state_start + state_len;
+        let state = state_len;
         let bindings_len = r.u32("bindings length")? as usize;
         let bindings = r.take(bindings_len, "bindings")?.to_vec();
         let envelope = match r.u8("envelope flag")? {
@@ -337,6 +369,28 @@ pub fn encode_migration_around_state_of(
     Ok((head, tail))
 }
 
+/// [`decode_owned_migration_payload`] of a payload in two parts, `head ‖
+/// rest`: when `head` is the record's first [`SNAPSHOT_STATE_OFFSET`]
+/// bytes the state stays where it is in `rest` (no move of it).
+///
+/// # Errors
+/// As [`decode_migration_payload`].
+pub fn decode_owned_migration_parts(
+    head: Vec<u8>,
+    mut rest: Vec<u8>,
+) -> Result<(StateSnapshot, Option<NetSnapshotExt>), SnapshotError> {
+    if head.len() != SNAPSHOT_STATE_OFFSET {
+        let mut whole = head;
+        whole.extend_from_slice(&rest);
+        return decode_owned_migration_payload(whole);
+    }
+    let end = record_len_after(&head, &rest)?;
+    let ext_bytes = rest.split_off(end);
+    let snapshot = StateSnapshot::from_owned_parts(&head, rest)?;
+    let ext = decode_ext_for(&snapshot, &ext_bytes)?;
+    Ok((snapshot, ext))
+}
+
 /// Parses a migration snapshot payload (see
 /// [`encode_migration_payload`]). The record's own lengths say where it
 /// ends; anything after it must be exactly one extension made for it.
@@ -385,9 +439,18 @@ fn decode_ext_for(
 /// Where the `CDS1` record at the start of `bytes` ends, from its length
 /// fields (the fields themselves are checked by the decoder).
 fn record_len(bytes: &[u8]) -> Result<usize, SnapshotError> {
-    let mut r = Reader::new(bytes);
-    r.take(SNAPSHOT_FIXED_SIZE - 9, "snapshot header")?;
+    let header = SNAPSHOT_STATE_OFFSET.min(bytes.len());
+    let rest = record_len_after(&bytes[..header], &bytes[header..])?;
+    Ok(header + rest)
+}
+
+/// [`record_len`] of `head ‖ rest`, counted from the start of `rest`
+/// (`head`: at most the bytes before the state).
+fn record_len_after(head: &[u8], rest: &[u8]) -> Result<usize, SnapshotError> {
+    let mut r = Reader::new(head);
+    r.take(SNAPSHOT_STATE_OFFSET - 4, "snapshot header")?;
     let state_len = r.u32("state length")? as usize;
+    let mut r = Reader::new(rest);
     r.take(state_len, "state")?;
     let bindings_len = r.u32("bindings length")? as usize;
     r.take(bindings_len, "bindings")?;
@@ -395,7 +458,7 @@ fn record_len(bytes: &[u8]) -> Result<usize, SnapshotError> {
     if flag == 1 {
         r.take(IDENTITY_ENVELOPE_SIZE, "identity envelope")?;
     }
-    Ok(bytes.len() - r.remaining())
+    Ok(rest.len() - r.remaining())
 }
 
 /// What a Net source adds to a snapshot for a Net target: the head
@@ -583,7 +646,7 @@ mod tests {
         let mut junk = record.clone();
         junk.push(0);
         assert!(decode_migration_payload(&junk).is_err());
-        assert!(decode_owned_migration_payload(junk).is_err());
+        assert!(decode_owned_migration_payload(junk.clone()).is_err());
         // Every truncation is refused, never a panic, by both decoders.
         for cut in 0..both.len() {
             assert_eq!(
@@ -591,6 +654,34 @@ mod tests {
                 decode_owned_migration_payload(both[..cut].to_vec()).is_ok()
             );
         }
+        // In two parts (the state left where it is when split where it
+        // begins), every payload, truncation and junk decodes alike.
+        let parts = |bytes: &[u8], at: usize| {
+            let (head, rest) = bytes.split_at(at.min(bytes.len()));
+            decode_owned_migration_parts(head.to_vec(), rest.to_vec())
+        };
+        for bytes in [&record, &both, &junk] {
+            for cut in 0..=bytes.len() {
+                for at in [SNAPSHOT_STATE_OFFSET, 0, cut / 2] {
+                    let bytes = &bytes[..cut];
+                    assert_eq!(
+                        parts(bytes, at),
+                        decode_migration_payload(bytes),
+                        "{cut} {at}"
+                    );
+                }
+            }
+        }
+        let (head, rest) = both.split_at(SNAPSHOT_STATE_OFFSET);
+        assert_eq!(
+            &rest[..snap.state.len()],
+            snap.state,
+            "the state begins the rest"
+        );
+        assert_eq!(
+            decode_owned_migration_parts(head.to_vec(), rest.to_vec()).unwrap(),
+            (snap.clone(), Some(ext.clone()))
+        );
         assert!(decode_migration_payload(&record[..record.len() - 1]).is_err());
         // An extension made for another snapshot.
         let other = NetSnapshotExt {

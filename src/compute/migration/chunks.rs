@@ -336,6 +336,10 @@ impl ChunkWriter {
     }
 }
 
+/// A reassembled snapshot as its first bytes and the rest
+/// ([`SnapshotReassembler::feed_parts`]).
+pub type SnapshotParts = (Vec<u8>, Vec<u8>);
+
 /// Bytes of a reassembly buffer faulted in at a time.
 const PREFAULT_WINDOW: usize = 4 << 20;
 
@@ -347,8 +351,12 @@ const PREFAULT_WINDOW: usize = 4 << 20;
 struct Partial {
     seq_through: u64,
     total: u32,
-    /// Chunks `0..in_order_count`, back to back; all but chunk `total − 1`
-    /// are exactly 7 000 bytes.
+    /// The snapshot's first `skip` bytes (fewer while they have not all
+    /// arrived), kept apart from `in_order` ([`SnapshotReassembler::split_at`]).
+    head: Vec<u8>,
+    skip: usize,
+    /// Chunks `0..in_order_count`, back to back, less the bytes in `head`;
+    /// all but chunk `total − 1` are exactly 7 000 bytes.
     in_order: Vec<u8>,
     in_order_count: u32,
     /// `in_order` is faulted in up to here (`PREFAULT_WINDOW` at a time:
@@ -361,10 +369,12 @@ struct Partial {
 }
 
 impl Partial {
-    fn new(seq_through: u64, total: u32, now: Instant) -> Self {
+    fn new(seq_through: u64, total: u32, skip: usize, now: Instant) -> Self {
         Self {
             seq_through,
             total,
+            head: Vec::new(),
+            skip,
             in_order: Vec::new(),
             in_order_count: 0,
             prefaulted: 0,
@@ -383,9 +393,28 @@ impl Partial {
     fn held_len(&self, index: u32) -> Option<usize> {
         if index < self.in_order_count {
             let at = index as usize * MAX_CHUNK_LEN;
-            return Some((self.in_order.len() - at).min(MAX_CHUNK_LEN));
+            return Some((self.in_order_len() - at).min(MAX_CHUNK_LEN));
         }
         self.chunks.get(&index).map(Vec::len)
+    }
+
+    /// Bytes of the in-order chunks (`head` and `in_order`).
+    fn in_order_len(&self) -> usize {
+        self.head.len() + self.in_order.len()
+    }
+
+    /// Overwrites in-order bytes from snapshot offset `at`.
+    fn overwrite(&mut self, at: usize, bytes: &[u8]) {
+        let head_len = self.head.len();
+        let (to_head, rest) = bytes.split_at(head_len.saturating_sub(at).min(bytes.len()));
+        if !to_head.is_empty() {
+            self.head[at..at + to_head.len()].copy_from_slice(to_head);
+        }
+        if !rest.is_empty() {
+            // Past the head: `at + to_head.len() >= head_len` here.
+            let from = at + to_head.len() - head_len;
+            self.in_order[from..from + rest.len()].copy_from_slice(rest);
+        }
     }
 
     fn received(&self) -> usize {
@@ -398,11 +427,12 @@ impl Partial {
         if index < self.in_order_count {
             let at = index as usize * MAX_CHUNK_LEN;
             if self.held_len(index) == Some(bytes.len()) {
-                self.in_order[at..at + bytes.len()].copy_from_slice(bytes);
+                self.overwrite(at, bytes);
                 return;
             }
             // A repeat of another length: every chunk back to the map.
-            let held = std::mem::take(&mut self.in_order);
+            let mut held = std::mem::take(&mut self.head);
+            held.append(&mut std::mem::take(&mut self.in_order));
             for (i, chunk) in (0..self.in_order_count).zip(held.chunks(MAX_CHUNK_LEN)) {
                 self.chunks.insert(i, chunk.to_vec());
             }
@@ -432,6 +462,10 @@ impl Partial {
 
     /// Appends the next in-order chunk.
     fn append(&mut self, bytes: &[u8]) {
+        // `head` fills first: while it is short, `in_order` is empty.
+        let to_head = self.skip.saturating_sub(self.head.len()).min(bytes.len());
+        self.head.extend_from_slice(&bytes[..to_head]);
+        let bytes = &bytes[to_head..];
         if self.in_order.len() + bytes.len() > self.prefaulted {
             crate::compute::prefault::populate_spare(&mut self.in_order, PREFAULT_WINDOW);
             self.prefaulted = self.in_order.len() + PREFAULT_WINDOW;
@@ -440,13 +474,21 @@ impl Partial {
         self.in_order_count += 1;
     }
 
-    /// The whole snapshot (every chunk held).
-    fn into_bytes(self) -> Vec<u8> {
-        let mut out = self.in_order;
+    /// The whole snapshot (every chunk held), as its first `skip` bytes
+    /// and the rest.
+    fn into_parts(self) -> SnapshotParts {
+        let mut rest = self.in_order;
         for chunk in self.chunks.into_values() {
-            out.extend_from_slice(&chunk);
+            rest.extend_from_slice(&chunk);
         }
-        out
+        let mut head = self.head;
+        if head.len() < self.skip && !rest.is_empty() {
+            // Chunks off the grid held the head's bytes: move them up.
+            let n = (self.skip - head.len()).min(rest.len());
+            head.extend_from_slice(&rest[..n]);
+            rest.drain(..n);
+        }
+        (head, rest)
     }
 }
 
@@ -462,6 +504,9 @@ struct OriginState {
 pub struct SnapshotReassembler {
     idle_limit: Duration,
     max_bytes: usize,
+    /// Completed snapshots come out as their first `split` bytes and the
+    /// rest ([`feed_parts`](Self::feed_parts)).
+    split: usize,
     origins: HashMap<u64, OriginState>,
 }
 
@@ -482,8 +527,19 @@ impl SnapshotReassembler {
         Self {
             idle_limit,
             max_bytes,
+            split: 0,
             origins: HashMap::new(),
         }
+    }
+
+    /// Completed snapshots are kept as their first `skip` bytes and the
+    /// rest, each in a buffer of its own: a migration target takes the
+    /// rest, which begins with the daemon's state, as the state's buffer
+    /// (no move of the state past the record's header).
+    #[must_use]
+    pub fn split_at(mut self, skip: usize) -> Self {
+        self.split = skip;
+        self
     }
 
     /// Feeds one chunk received at `now`. Returns the whole snapshot when
@@ -502,6 +558,31 @@ impl SnapshotReassembler {
         bytes: &[u8],
         now: Instant,
     ) -> Result<Option<Vec<u8>>, ChunkError> {
+        let parts = self.feed_parts(origin, seq_through, index, total, bytes, now)?;
+        Ok(parts.map(|(mut head, rest)| {
+            if head.is_empty() {
+                return rest;
+            }
+            head.extend_from_slice(&rest);
+            head
+        }))
+    }
+
+    /// [`feed`](Self::feed), the whole snapshot coming out as its first
+    /// bytes (as many as [`split_at`](Self::split_at) says, fewer when the
+    /// snapshot is shorter) and the rest.
+    ///
+    /// # Errors
+    /// As [`feed`](Self::feed).
+    pub fn feed_parts(
+        &mut self,
+        origin: u64,
+        seq_through: u64,
+        index: u32,
+        total: u32,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Result<Option<SnapshotParts>, ChunkError> {
         self.sweep(now);
         if total == 0 || total > MAX_TOTAL_CHUNKS || index >= total || bytes.len() > MAX_CHUNK_LEN {
             return Err(ChunkError::BadChunk {
@@ -544,7 +625,7 @@ impl SnapshotReassembler {
         state.latest_seq = seq_through;
         let partial = match &mut state.partial {
             Some(p) if p.seq_through == seq_through => p,
-            slot => slot.insert(Partial::new(seq_through, total, now)),
+            slot => slot.insert(Partial::new(seq_through, total, self.split, now)),
         };
         partial.insert(index, bytes, self.max_bytes);
         partial.bytes = would_hold;
@@ -552,7 +633,7 @@ impl SnapshotReassembler {
         if partial.received() < total as usize {
             return Ok(None);
         }
-        Ok(state.partial.take().map(Partial::into_bytes))
+        Ok(state.partial.take().map(Partial::into_parts))
     }
 
     /// Feeds a SnapshotReady message; other messages are ignored (`None`).
@@ -819,42 +900,52 @@ mod tests {
     fn reassembly_in_any_order_with_repeats_and_off_grid_chunks() {
         use proptest::prelude::*;
         use proptest::test_runner::{Config, TestRunner};
+        // Bytes that tell their place within a chunk apart.
+        let chunk = |fill: u8, len: usize| -> Vec<u8> {
+            (0..len).map(|i| fill.wrapping_add(i as u8)).collect()
+        };
         let strategy = (
             1usize..6,
             proptest::collection::vec((0u32..6, 0usize..=MAX_CHUNK_LEN, any::<u8>()), 0..30),
             any::<bool>(),
+            prop_oneof![
+                Just(0usize),
+                Just(crate::compute::snapshot::SNAPSHOT_STATE_OFFSET),
+                0usize..3 * MAX_CHUNK_LEN,
+            ],
         );
         TestRunner::new(Config::with_cases(300))
-            .run(&strategy, |(total, noise, grid_first)| {
+            .run(&strategy, |(total, noise, grid_first, skip)| {
                 let total = total as u32;
                 let now = Instant::now();
-                let mut r = SnapshotReassembler::new();
+                let mut r = SnapshotReassembler::new().split_at(skip);
                 let mut model: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
                 let mut done = None;
                 let mut feed_one = |r: &mut SnapshotReassembler, index: u32, chunk: Vec<u8>| {
                     if done.is_some() {
                         return;
                     }
-                    let got = r.feed(1, 1, index, total, &chunk, now).unwrap();
+                    let got = r.feed_parts(1, 1, index, total, &chunk, now).unwrap();
                     model.insert(index, chunk);
                     if model.len() == total as usize {
                         let whole: Vec<u8> = model.values().flatten().copied().collect();
-                        assert_eq!(got.as_ref(), Some(&whole));
+                        let (head, rest) = whole.split_at(skip.min(whole.len()));
+                        assert_eq!(got, Some((head.to_vec(), rest.to_vec())));
                         done = got;
                     } else {
                         assert_eq!(got, None);
                     }
                 };
                 if grid_first {
-                    feed_one(&mut r, 0, vec![1; MAX_CHUNK_LEN]);
+                    feed_one(&mut r, 0, chunk(1, MAX_CHUNK_LEN));
                 }
                 for (index, len, fill) in noise {
                     if index < total {
-                        feed_one(&mut r, index, vec![fill; len]);
+                        feed_one(&mut r, index, chunk(fill, len));
                     }
                 }
                 for index in 0..total {
-                    feed_one(&mut r, index, vec![index as u8; MAX_CHUNK_LEN]);
+                    feed_one(&mut r, index, chunk(index as u8, MAX_CHUNK_LEN));
                 }
                 prop_assert!(done.is_some());
                 Ok(())

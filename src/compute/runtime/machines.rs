@@ -70,7 +70,9 @@ use crate::compute::migration::{
     CaptureOutcome, ChunkGroup, ChunkWriter, FailureReason, InsertOutcome, MigrationMessage,
     ReplayBuffer, SnapshotReassembler, SourceBuffer, UnknownProducers,
 };
-use crate::compute::snapshot::{decode_owned_migration_payload, encode_migration_around_state_of};
+use crate::compute::snapshot::{
+    SNAPSHOT_STATE_OFFSET, decode_owned_migration_parts, encode_migration_around_state_of,
+};
 use crate::compute::{BatchWait, CausalEvent, DaemonError, DaemonHost};
 use crate::identity::{EntityKeypair, IDENTITY_ENVELOPE_SIZE, IdentityEnvelope};
 use xxhash_rust::xxh3::xxh3_64;
@@ -194,6 +196,18 @@ const ASSUMED_RESTORE_RATE: u64 = 256 << 20;
 /// Bytes the pacer may send at once.
 const PACER_BURST: f64 = (1 << 20) as f64;
 
+/// The reassembly of snapshots arriving here: each one's state is kept
+/// apart from the record's header, to become the daemon's state buffer as
+/// it is.
+#[derive(Debug)]
+struct Reassembler(SnapshotReassembler);
+
+impl Default for Reassembler {
+    fn default() -> Self {
+        Self(SnapshotReassembler::new().split_at(SNAPSHOT_STATE_OFFSET))
+    }
+}
+
 /// One node's migration state.
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -209,7 +223,7 @@ pub(crate) struct State {
     targets: HashMap<u64, TargetRecord>,
     activated: HashMap<u64, Activated>,
     refused: HashMap<u64, Refusal>,
-    reassembler: SnapshotReassembler,
+    reassembler: Reassembler,
     announcements: Vec<Announcement>,
 }
 
@@ -1173,7 +1187,7 @@ fn on_snapshot_ready(
         // The daemon runs (or is leaving) here: a stale chunk.
         return;
     }
-    let payload = match state.reassembler.feed(
+    let payload = match state.reassembler.0.feed_parts(
         origin,
         seq_through,
         chunk.index,
@@ -1188,11 +1202,11 @@ fn on_snapshot_ready(
             return;
         }
     };
-    state.reassembler.discard(origin);
+    state.reassembler.0.discard(origin);
     // The same snapshot again (a retransmission): answer, restore nothing.
     // Its identity, not its seq_through, decides: a daemon that emitted
     // nothing since an aborted attempt keeps its seq but not its state.
-    let payload_hash = snapshot_identity(&payload);
+    let payload_hash = snapshot_identity(&payload.0, &payload.1);
     if let Some(target) = state.targets.get(&origin)
         && target.payload_hash == payload_hash
         && target.orchestrator == from
@@ -1269,9 +1283,13 @@ type Restored = (DaemonHost, Option<Vec<(u64, u64)>>);
 
 /// Builds the daemon of a whole snapshot payload (given up: its state is
 /// moved to the daemon, not copied).
-fn restore(shared: &Shared, origin: u64, payload: Vec<u8>) -> Result<Restored, FailureReason> {
+fn restore(
+    shared: &Shared,
+    origin: u64,
+    (head, rest): (Vec<u8>, Vec<u8>),
+) -> Result<Restored, FailureReason> {
     let (snapshot, ext) =
-        decode_owned_migration_payload(payload).map_err(|e| state_failed(e.to_string()))?;
+        decode_owned_migration_parts(head, rest).map_err(|e| state_failed(e.to_string()))?;
     if snapshot.origin_hash() != origin {
         return Err(state_failed("snapshot of another daemon"));
     }
@@ -1308,15 +1326,21 @@ fn restore(shared: &Shared, origin: u64, payload: Vec<u8>) -> Result<Restored, F
 /// of its length, its first and its last 4 KiB. The head holds the
 /// snapshot's creation time (ns), which differs between attempts, so the
 /// tens of MiB between need not be hashed (~5 ms per 64 MiB).
-fn snapshot_identity(payload: &[u8]) -> u64 {
+fn snapshot_identity(head: &[u8], rest: &[u8]) -> u64 {
     const EDGE: usize = 4096;
-    if payload.len() <= 2 * EDGE {
-        return xxh3_64(payload);
+    let len = head.len() + rest.len();
+    if len <= 2 * EDGE {
+        return xxh3_64(&[head, rest].concat());
     }
+    // The payload is `head ‖ rest`; the hash streams its pieces.
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    hasher.update(&(payload.len() as u64).to_le_bytes());
-    hasher.update(&payload[..EDGE]);
-    hasher.update(&payload[payload.len() - EDGE..]);
+    hasher.update(&(len as u64).to_le_bytes());
+    let first = head.len().min(EDGE);
+    hasher.update(&head[..first]);
+    hasher.update(&rest[..EDGE - first]);
+    let from_head = EDGE.saturating_sub(rest.len());
+    hasher.update(&head[head.len() - from_head..]);
+    hasher.update(&rest[rest.len() - (EDGE - from_head)..]);
     hasher.digest()
 }
 
@@ -1471,7 +1495,7 @@ fn on_failed(shared: &Shared, state: &mut State, from: u64, origin: u64) {
         .is_some_and(|t| t.orchestrator == from)
     {
         state.targets.remove(&origin);
-        state.reassembler.discard(origin);
+        state.reassembler.0.discard(origin);
         // The daemon stays where it was: events held for it go on there.
         if let Some(forwarder) = state.forwarders.get_mut(&origin) {
             forwarder.paused = false;
@@ -1576,5 +1600,56 @@ pub(super) fn tick(shared: &Shared, now: Instant) {
     state
         .refused
         .retain(|_, r| now.duration_since(r.at) <= keep);
-    state.reassembler.sweep(now);
+    state.reassembler.0.sweep(now);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The identity of a payload in two parts is that of the whole: its
+    /// length, first and last 4 KiB (whole for 8 KiB or less).
+    #[test]
+    fn a_snapshots_identity_is_the_same_however_it_is_split() {
+        fn whole(payload: &[u8]) -> u64 {
+            const EDGE: usize = 4096;
+            if payload.len() <= 2 * EDGE {
+                return xxh3_64(payload);
+            }
+            let mut bytes = (payload.len() as u64).to_le_bytes().to_vec();
+            bytes.extend_from_slice(&payload[..EDGE]);
+            bytes.extend_from_slice(&payload[payload.len() - EDGE..]);
+            xxh3_64(&bytes)
+        }
+        for len in [0usize, 1, 89, 8192, 8193, 12_000, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
+            for at in [
+                0,
+                1,
+                89,
+                4095,
+                4096,
+                4097,
+                8000,
+                len / 2,
+                len.saturating_sub(1),
+                len,
+            ] {
+                let (head, rest) = payload.split_at(at.min(len));
+                assert_eq!(
+                    snapshot_identity(head, rest),
+                    whole(&payload),
+                    "{len} split at {at}"
+                );
+            }
+        }
+        // Another length, or other edges, is another identity.
+        let a: Vec<u8> = vec![1; 20_000];
+        let mut b = a.clone();
+        b[19_999] = 2;
+        assert_ne!(
+            snapshot_identity(&a[..89], &a[89..]),
+            snapshot_identity(&b[..89], &b[89..])
+        );
+    }
 }
