@@ -65,7 +65,9 @@ pub const NET_COMPUTE_WORK_DROP: u32 = 5;
 /// the item's producer and sequence are the first event's.
 pub const NET_COMPUTE_WORK_PROCESS_BATCH: u32 = 6;
 /// Bytes before each event's payload in a ProcessBatch work item.
-pub const NET_COMPUTE_BATCH_RECORD_HEADER: usize = crate::compute::BATCH_RECORD_HEADER;
+pub const NET_COMPUTE_BATCH_RECORD_HEADER: usize = 20;
+// cbindgen writes the literal; the layout itself is `compute::BatchRecords`.
+const _: () = assert!(NET_COMPUTE_BATCH_RECORD_HEADER == crate::compute::BATCH_RECORD_HEADER);
 
 /// `net_compute_deliver` outcome: processed here.
 pub const NET_COMPUTE_PROCESSED: u32 = 0;
