@@ -2039,6 +2039,35 @@ net_status_t net_compute_group_node_failed(const net_compute_group_t *group,
                                            uint64_t node,
                                            net_bytes_t *json_out);
 
+// Makes the group follow `observer`'s failure detector: every `every_ms`
+// (1 or more; the node's heartbeat interval is a good value) the group
+// looks at the peers of `observer`'s node and is told, as by
+// `net_compute_group_node_failed` / `net_compute_group_node_recovered`,
+// when a node it saw alive is reported failed or is gone — once — and
+// when it is alive again. The application no longer reports failures
+// itself (it still may). A node `observer` never saw alive is not judged.
+// `observer` is one of the group's runtimes or any other on a node
+// connected to the members' nodes; a second call replaces the watch. The
+// watch ends with `net_compute_group_unwatch_failures` or when the group
+// is freed (freeing waits for a look in progress).
+//
+// Errors: `NET_ERR_INVALID_ARGUMENT` (`every_ms` 0); `NET_ERR_INTERNAL`
+// if the watch thread cannot start.
+//
+// # Safety
+// `group` and `observer` are NULL or from libnet.
+net_status_t net_compute_group_watch_failures(const net_compute_group_t *group,
+                                              const net_compute_t *observer,
+                                              uint32_t every_ms);
+
+// Ends the group's watch of a failure detector
+// (`net_compute_group_watch_failures`), waiting for a look in progress;
+// `NET_OK` also when there is none.
+//
+// # Safety
+// `group` is NULL or from libnet.
+net_status_t net_compute_group_unwatch_failures(const net_compute_group_t *group);
+
 // Reports node `node` back (the application's failure detector saw it
 // recover, or it was restarted): it may hold members again; copies of the
 // group's daemons the group left there (members it replaced) are stopped;

@@ -1137,6 +1137,10 @@ export declare class ComputeGroup implements AsyncDisposable {
   nodeFailed(node: U64Like): Promise<number[]>;
   /** Reports node `node` back: an unhealthy member still running there takes traffic again; resolves with the indices restored. */
   nodeRecovered(node: U64Like): Promise<number[]>;
+  /** Follows `observer`'s failure detector every `everyMs`: a node seen alive that fails (or is gone) is handled as by nodeFailed, once, and as by nodeRecovered when it is back. A second call replaces the watch. */
+  watchFailures(observer: Compute, everyMs: number): Promise<void>;
+  /** Ends watchFailures (nothing to do without one). */
+  unwatchFailures(): Promise<void>;
   sync(): Promise<SyncReport>;
   promote(): Promise<number>;
   status(): Promise<GroupStatus>;

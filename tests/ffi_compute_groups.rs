@@ -67,9 +67,17 @@ struct Node {
 }
 
 fn new_node() -> Node {
+    new_node_with(CONFIG)
+}
+
+/// A node whose failure detector calls a peer failed after 3 s of
+/// silence (3 × the session timeout).
+const QUICK_DETECTOR: &str = r#"{"psk_hex":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a","heartbeat_interval_ms":50,"session_timeout_ms":1000,"hello_timeout_ms":500}"#;
+
+fn new_node_with(config: &str) -> Node {
     let mut mesh = ptr::null_mut();
     assert_eq!(
-        unsafe { net_mesh_new(CONFIG.as_ptr(), CONFIG.len(), &mut mesh) },
+        unsafe { net_mesh_new(config.as_ptr(), config.len(), &mut mesh) },
         OK,
         "{}",
         last_error()
@@ -513,6 +521,76 @@ fn a_member_whose_node_shut_down_is_replaced() {
     assert_eq!(used.len(), 3);
     assert!(!used.contains(&victim_node));
     free_group(group);
+}
+
+/// A group following a node's failure detector
+/// (`net_compute_group_watch_failures`) replaces the member of a node that
+/// died without anyone reporting it.
+#[test]
+fn a_watching_group_replaces_the_member_of_a_dead_node_by_itself() {
+    let mut nodes: Vec<Node> = (0..4).map(|_| new_node_with(QUICK_DETECTOR)).collect();
+    for node in &nodes {
+        // Heartbeats and failure detection.
+        assert_eq!(unsafe { net_mesh_start(node.mesh.0) }, OK);
+    }
+    for other in &nodes[1..] {
+        connect(nodes[0].mesh.0, other.mesh.0);
+    }
+    let group = replica(&nodes, 2);
+    let observer = nodes[0].rt.0.cast_const();
+    assert_eq!(
+        unsafe { net_compute_group_watch_failures(group.0, observer, 0) },
+        net_status_t::NET_ERR_INVALID_ARGUMENT
+    );
+    assert_ne!(
+        unsafe { net_compute_group_watch_failures(group.0, ptr::null(), 20) },
+        OK
+    );
+    assert_eq!(
+        unsafe { net_compute_group_watch_failures(group.0, observer, 20) },
+        OK,
+        "{}",
+        last_error()
+    );
+    // A second call replaces the watch.
+    assert_eq!(
+        unsafe { net_compute_group_watch_failures(group.0, observer, 20) },
+        OK
+    );
+    let before = status(group);
+    let (index, victim) = before["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i, m["node"].as_u64().unwrap()))
+        .find(|&(_, node)| node != nodes[0].id)
+        .unwrap();
+    let dead = nodes.iter_mut().find(|n| n.id == victim).unwrap();
+    dead.shut_down();
+    assert_eq!(unsafe { net_mesh_free(dead.mesh.0) }, OK);
+    // Nobody calls net_compute_group_node_failed.
+    wait_for("the dead node's member replaced", || {
+        let member = &status(group)["members"][index];
+        member["node"].as_u64() != Some(victim) && member["generation"] == 1
+    });
+    assert_eq!(status(group)["health"], "healthy");
+    for seq in 1..=4 {
+        assert_ne!(route(group, seq).unwrap().node, victim);
+    }
+    assert_eq!(unsafe { net_compute_group_unwatch_failures(group.0) }, OK);
+    assert_eq!(unsafe { net_compute_group_unwatch_failures(group.0) }, OK);
+    // A watch still running when the group is freed ends with it.
+    assert_eq!(
+        unsafe { net_compute_group_watch_failures(group.0, observer, 20) },
+        OK
+    );
+    free_group(group);
+    assert_ne!(
+        unsafe { net_compute_group_watch_failures(group.0, observer, 20) },
+        OK,
+        "a freed group"
+    );
 }
 
 /// Events 1..=n through a standby group, each to the active.

@@ -202,14 +202,19 @@ static void *pull_loop(void *arg)
     }
 }
 
-static void site_open(struct site *s, const char *runtime)
+static void site_open_with(struct site *s, const char *config, const char *runtime)
 {
     memset(s, 0, sizeof *s);
     pthread_mutex_init(&s->lock, NULL);
-    CHECK_OK(net_mesh_new((const uint8_t *)CONFIG, strlen(CONFIG), &s->mesh));
+    CHECK_OK(net_mesh_new((const uint8_t *)config, strlen(config), &s->mesh));
     CHECK_OK(net_compute_new(s->mesh, (const uint8_t *)runtime, strlen(runtime), &s->rt));
     CHECK_OK(net_compute_register_kind(s->rt, (const uint8_t *)KIND, strlen(KIND), true));
     CHECK(pthread_create(&s->loop, NULL, pull_loop, s) == 0);
+}
+
+static void site_open(struct site *s, const char *runtime)
+{
+    site_open_with(s, CONFIG, runtime);
 }
 
 static void site_close(struct site *s)
@@ -657,6 +662,85 @@ static void test_replica_group_over_three_nodes(void)
     }
 }
 
+/* A mesh whose failure detector calls a silent peer failed after 3 s. */
+static const char QUICK_DETECTOR[] =
+    "{\"psk_hex\":\"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a\","
+    "\"heartbeat_interval_ms\":50,\"session_timeout_ms\":1000,\"hello_timeout_ms\":500}";
+
+/* A group following node 0's failure detector replaces the member of a
+ * node that dies, with nobody calling net_compute_group_node_failed. */
+static void test_watching_group_replaces_a_dead_nodes_member(void)
+{
+    static struct site sites[4];
+    const net_compute_t *rts[4];
+    for (int i = 0; i < 4; i++) {
+        site_open_with(&sites[i], QUICK_DETECTOR, RUNTIME);
+        sites[i].gaps_allowed = 1;
+        rts[i] = sites[i].rt;
+        CHECK_OK(net_mesh_start(sites[i].mesh));
+    }
+    for (int i = 1; i < 4; i++) {
+        CHECK(connect_to(sites[0].mesh, sites[i].mesh));
+    }
+    uint8_t seed[32];
+    memset(seed, 9, sizeof seed);
+    net_compute_group_t *g = NULL;
+    CHECK_OK(net_compute_group_replica(rts, 4, (const uint8_t *)KIND, strlen(KIND), seed, 32, 2, NULL, 0, &g));
+    CHECK_STATUS(net_compute_group_watch_failures(g, sites[0].rt, 0), NET_ERR_INVALID_ARGUMENT);
+    CHECK_OK(net_compute_group_watch_failures(g, sites[0].rt, 20));
+    CHECK_OK(net_compute_group_watch_failures(g, sites[0].rt, 20)); /* replaces the watch */
+    /* A member not on node 0 (the observer): its node dies. */
+    struct routed r;
+    uint64_t observer = mesh_node_id(sites[0].mesh), victim = 0;
+    net_bytes_t before = {NULL, 0};
+    CHECK_OK(net_compute_group_status(g, &before));
+    char *text = strndup((const char *)before.ptr, before.len);
+    net_bytes_free(&before);
+    const char *at = text ? strstr(text, "\"members\":[") : NULL;
+    while (at && victim == 0 && (at = strstr(at, "\"node\":")) != NULL) {
+        at += strlen("\"node\":");
+        uint64_t node = strtoull(at, NULL, 10);
+        if (node != observer) {
+            victim = node;
+        }
+    }
+    free(text);
+    CHECK(victim != 0);
+    int dead = 0;
+    for (int i = 0; i < 4; i++) {
+        if (mesh_node_id(sites[i].mesh) == victim) {
+            dead = i;
+        }
+    }
+    site_close(&sites[dead]);
+    /* Replaced (generation 1) once the detector reports the node. */
+    int replaced = 0;
+    for (int tries = 0; tries < 2000 && !replaced; tries++) {
+        net_bytes_t status = {NULL, 0};
+        CHECK_OK(net_compute_group_status(g, &status));
+        replaced = json_has(&status, "\"generation\":1") && json_has(&status, "\"health\":\"healthy\"");
+        net_bytes_free(&status);
+        if (!replaced) {
+            struct timespec pause = {0, 10 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
+    }
+    CHECK(replaced);
+    for (uint64_t seq = 10; seq <= 13; seq++) {
+        CHECK(route(g, seq, &r) && r.node != victim);
+    }
+    CHECK_OK(net_compute_group_unwatch_failures(g));
+    CHECK_OK(net_compute_group_unwatch_failures(g));
+    CHECK_OK(net_compute_group_watch_failures(g, sites[0].rt, 20)); /* ended by the free */
+    CHECK_OK(net_compute_group_free(g));
+    CHECK_STATUS(net_compute_group_watch_failures(g, sites[0].rt, 20), NET_ERR_SHUTTING_DOWN);
+    for (int i = 0; i < 4; i++) {
+        if (i != dead) {
+            site_close(&sites[i]);
+        }
+    }
+}
+
 static void test_standby_group_promotion(void)
 {
     static struct site sites[3];
@@ -717,6 +801,7 @@ int main(void)
     RUN_TEST(test_unanswered_work_and_free);
     RUN_TEST(test_batch_delivery);
     RUN_TEST(test_replica_group_over_three_nodes);
+    RUN_TEST(test_watching_group_replaces_a_dead_nodes_member);
     RUN_TEST(test_standby_group_promotion);
     return check_finish("test_compute");
 }

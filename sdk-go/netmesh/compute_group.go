@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"runtime"
 	"time"
 	"unsafe"
@@ -262,6 +263,38 @@ func (g *ComputeGroup) NodeFailed(node uint64) ([]uint32, error) {
 		return C.net_compute_group_node_failed(p, C.uint64_t(node), o)
 	})
 	return out.Replaced, err
+}
+
+// WatchFailures makes the group follow observer's failure detector: every
+// every (at least a millisecond) it looks at the peers of observer's node,
+// and a node it saw alive that is reported failed (or is gone) is handled
+// as by NodeFailed, once, and as by NodeRecovered when it is alive again —
+// nobody has to report them. observer is one of the group's runtimes, or
+// any on a node connected to the members' nodes, its mesh started
+// (Mesh.Start). A second call replaces the watch; UnwatchFailures or Close
+// ends it.
+func (g *ComputeGroup) WatchFailures(observer *Compute, every time.Duration) error {
+	const op = "net_compute_group_watch_failures"
+	ms := every.Milliseconds()
+	if ms < 1 || ms > math.MaxUint32 {
+		return invalidArgument(op, fmt.Sprintf("every must be 1 ms to 2^32-1 ms, got %v", every))
+	}
+	rt, err := observer.ptr(op)
+	if err != nil {
+		return err
+	}
+	err = g.do(op, func(p *C.net_compute_group_t) C.net_status_t {
+		return C.net_compute_group_watch_failures(p, rt, C.uint32_t(ms))
+	})
+	runtime.KeepAlive(observer)
+	return err
+}
+
+// UnwatchFailures ends WatchFailures (no-op without one).
+func (g *ComputeGroup) UnwatchFailures() error {
+	return g.do("net_compute_group_unwatch_failures", func(p *C.net_compute_group_t) C.net_status_t {
+		return C.net_compute_group_unwatch_failures(p)
+	})
 }
 
 // NodeRecovered reports node back (found alive again, or restarted): it may

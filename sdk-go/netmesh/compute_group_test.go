@@ -192,6 +192,57 @@ func TestComputeReplicaMemberReturnsWithItsNode(t *testing.T) {
 	}
 }
 
+// A group following a failure detector (WatchFailures) re-creates the
+// member of a node that dies, with nobody calling NodeFailed.
+func TestComputeWatchingGroupReplacesADeadNodesMember(t *testing.T) {
+	nodes := groupNodes(t, 4)
+	for _, n := range nodes {
+		must(0, n.mesh.Start())
+	}
+	for _, n := range nodes[1:] {
+		if err := nodes[0].mesh.Connect(ctx5(t), must(n.mesh.LocalAddr()), must(n.mesh.PublicKey()), n.id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := must(netmesh.NewReplicaGroup(computes(nodes), "counter", groupSeed, 2, nil))
+	defer g.Close()
+	if err := g.WatchFailures(nodes[0].compute, 0); !errors.Is(err, netmesh.ErrInvalidArgument) {
+		t.Fatalf("every 0: %v", err)
+	}
+	must(0, g.WatchFailures(nodes[0].compute, 20*time.Millisecond))
+	must(0, g.WatchFailures(nodes[0].compute, 20*time.Millisecond)) // replaces the watch
+	index, victim := -1, uint64(0)
+	for i, m := range must(g.Status()).Members {
+		if m.Node != nodes[0].id {
+			index, victim = i, m.Node
+			break
+		}
+	}
+	dead := nodeByID(t, nodes, victim)
+	must(0, dead.compute.Close())
+	must(0, dead.mesh.Close())
+	deadline := time.Now().Add(20 * time.Second)
+	for must(g.Status()).Members[index].Node == victim {
+		if time.Now().After(deadline) {
+			t.Fatal("the dead node's member was not replaced")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := must(g.Status())
+	if st.Health != "healthy" || st.Members[index].Generation != 1 {
+		t.Fatalf("after the replacement: %+v", st)
+	}
+	for seq := uint64(1); seq <= 4; seq++ {
+		if r := must(g.Route(groupProducer, seq, nil, "")); r.Node == victim {
+			t.Fatalf("routed to the dead node: %+v", r)
+		}
+	}
+	must(0, g.UnwatchFailures())
+	must(0, g.UnwatchFailures())
+	// Still watching when the group closes.
+	must(0, g.WatchFailures(nodes[0].compute, 20*time.Millisecond))
+}
+
 func TestComputeStandbyGroupPromotesWithNothingAppliedTwice(t *testing.T) {
 	nodes := groupNodes(t, 3)
 	g := must(netmesh.NewStandbyGroup(computes(nodes), "counter", groupSeed, 2))

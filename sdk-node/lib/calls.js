@@ -852,6 +852,16 @@ function computeGroupMigrate(handle, index, node) {
   return null;
 }
 
+function computeGroupWatchFailures(handle, observer, everyMs) {
+  check(fns.net_compute_group_watch_failures(handle, observer, everyMs));
+  return null;
+}
+
+function computeGroupUnwatchFailures(handle) {
+  check(fns.net_compute_group_unwatch_failures(handle));
+  return null;
+}
+
 function computeGroupPromote(handle) {
   const index = [0];
   check(fns.net_compute_group_promote(handle, index));
@@ -871,6 +881,8 @@ module.exports = {
   computeGroupStandby,
   computeGroupScale,
   computeGroupMigrate,
+  computeGroupWatchFailures,
+  computeGroupUnwatchFailures,
   computeGroupPromote,
   computeGroupJson,
   computeStats,

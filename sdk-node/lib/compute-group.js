@@ -207,6 +207,31 @@ class ComputeGroup {
   }
 
   /**
+   * Makes the group follow `observer`'s failure detector: every `everyMs`
+   * (1 or more) it looks at the peers of `observer`'s node, and a node it
+   * saw alive that is reported failed (or is gone) is handled as by
+   * nodeFailed(), once, and as by nodeRecovered() when it is alive again —
+   * nobody has to report them. `observer` is one of the group's runtimes,
+   * or any on a node connected to the members' nodes, its mesh started
+   * (Mesh#start). A second call replaces the watch; unwatchFailures() or
+   * closing the group ends it. Resolves once the watch runs.
+   */
+  watchFailures(observer, everyMs) {
+    return pooled(() => {
+      const rt = rawComputeHandle(observer);
+      if (rt === undefined) throw new TypeError('observer must be a Compute');
+      if (rt === null) throw new ShuttingDownError('Compute is closed', STATUS.NET_ERR_SHUTTING_DOWN);
+      const ms = args.uint(everyMs, 32, 'everyMs');
+      return this.#run('computeGroupWatchFailures', [this.#live(), rt, ms]).then(() => undefined);
+    });
+  }
+
+  /** Ends watchFailures() (nothing to do without one); resolves once it has ended. */
+  unwatchFailures() {
+    return pooled(() => this.#run('computeGroupUnwatchFailures', [this.#live()]).then(() => undefined));
+  }
+
+  /**
    * Reports node `node` back (alive again, or restarted): it may hold members
    * again, copies the group left there are stopped, and an unhealthy member
    * still running there takes traffic again. Resolves with the indices back

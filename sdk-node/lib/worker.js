@@ -43,6 +43,8 @@ const OPS = {
   computeGroupStandby: calls.computeGroupStandby,
   computeGroupScale: calls.computeGroupScale,
   computeGroupMigrate: calls.computeGroupMigrate,
+  computeGroupWatchFailures: calls.computeGroupWatchFailures,
+  computeGroupUnwatchFailures: calls.computeGroupUnwatchFailures,
   computeGroupPromote: calls.computeGroupPromote,
   computeGroupJson: calls.computeGroupJson,
   computeMigrationStatus: calls.computeMigrationStatus,

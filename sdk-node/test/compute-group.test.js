@@ -61,12 +61,47 @@ async function withNodes(n, body, { connected = false } = {}) {
         for (const b of meshes.slice(i + 1)) await meshes[i].connect(b.localAddr, b.publicKey, b.nodeId);
       }
     }
-    await body(nodes, meshes.map((m) => m.nodeId));
+    await body(nodes, meshes.map((m) => m.nodeId), meshes);
   } finally {
     for (const c of nodes) await c.closeAsync();
     for (const m of meshes) m.close();
   }
 }
+
+test("a watching group replaces a dead node's member by itself", () =>
+  withNodes(4, async (nodes, ids, meshes) => {
+    // watchFailures: nobody calls nodeFailed; the member of a node that
+    // dies is re-created once the observer's failure detector says so.
+    for (const m of meshes) m.start();
+    for (const m of meshes.slice(1)) await meshes[0].connect(m.localAddr, m.publicKey, m.nodeId);
+    const group = await ComputeGroup.replica(nodes, 'counter', SEED, 2);
+    try {
+      await assert.rejects(group.watchFailures(nodes[0], 0), InvalidArgumentError);
+      await assert.rejects(group.watchFailures({}, 20), TypeError);
+      await group.watchFailures(nodes[0], 20);
+      await group.watchFailures(nodes[0], 20); // replaces the watch
+      const members = (await group.status()).members;
+      const index = members.findIndex((m) => m.node !== ids[0]);
+      const victim = members[index].node;
+      const dead = ids.indexOf(victim);
+      await nodes[dead].closeAsync();
+      meshes[dead].close();
+      const deadline = Date.now() + 20000;
+      while ((await group.status()).members[index].node === victim) {
+        assert.ok(Date.now() < deadline, "the dead node's member was not replaced");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const st = await group.status();
+      assert.equal(st.health, 'healthy');
+      assert.equal(st.members[index].generation, 1);
+      for (let seq = 1n; seq <= 4n; seq++) assert.notEqual((await group.route(PRODUCER, seq)).node, victim);
+      await group.unwatchFailures();
+      await group.unwatchFailures();
+      await group.watchFailures(nodes[0], 20); // still watching when the group closes
+    } finally {
+      await group.closeAsync();
+    }
+  }));
 
 test('a member returns to service with its node', () =>
   withNodes(3, async (nodes) => {

@@ -303,6 +303,8 @@ net_status_t net_compute_group_route(const net_compute_group_t *group, uint64_t 
 net_status_t net_compute_group_scale(const net_compute_group_t *group, uint32_t count);
 net_status_t net_compute_group_migrate(const net_compute_group_t *group, uint32_t index, uint64_t node);
 net_status_t net_compute_group_node_failed(const net_compute_group_t *group, uint64_t node, net_bytes_t *json_out);
+net_status_t net_compute_group_watch_failures(const net_compute_group_t *group, const net_compute_t *observer, uint32_t every_ms);
+net_status_t net_compute_group_unwatch_failures(const net_compute_group_t *group);
 net_status_t net_compute_group_node_recovered(const net_compute_group_t *group, uint64_t node, net_bytes_t *json_out);
 net_status_t net_compute_group_sync(const net_compute_group_t *group, net_bytes_t *json_out);
 net_status_t net_compute_group_promote(const net_compute_group_t *group, uint32_t *index_out);

@@ -583,6 +583,25 @@ class ComputeGroup(_Handle):
         replaced: List[int] = json.loads(take_bytes(out))["replaced"]
         return replaced
 
+    def watch_failures(self, observer: Compute, every: float = 0.05) -> None:
+        """Follows ``observer``'s failure detector: every ``every`` seconds
+        the group looks at the peers of ``observer``'s node, and a node it
+        saw alive that is reported failed (or is gone) is handled as by
+        :meth:`node_failed`, once, and as by :meth:`node_recovered` when it
+        is alive again — nobody has to report them. ``observer`` is one of
+        the group's runtimes, or any on a node connected to the members'
+        nodes, its mesh started (:meth:`Mesh.start`). A second call
+        replaces the watch; :meth:`unwatch_failures` or closing the group
+        ends it."""
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not every > 0:
+            raise ValueError(f"every must be a positive number of seconds, got {every!r}")
+        ms = min(max(1, round(every * 1000)), 0xFFFFFFFF)
+        check(lib.net_compute_group_watch_failures(self._handle(), observer._handle(), ms))
+
+    def unwatch_failures(self) -> None:
+        """Ends :meth:`watch_failures` (no-op without one)."""
+        check(lib.net_compute_group_unwatch_failures(self._handle()))
+
     def node_recovered(self, node: int) -> List[int]:
         """Reports node ``node`` back (alive again, or restarted): it may hold
         members again, copies the group left there are stopped, and an

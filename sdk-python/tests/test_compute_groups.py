@@ -5,6 +5,7 @@ group's lineage, and ``Compute.wait_processed``."""
 
 from __future__ import annotations
 
+import time
 from typing import List
 
 import pytest
@@ -111,6 +112,47 @@ def test_a_replica_group_of_three_routes_scales_and_replaces(nodes) -> None:
     assert group.closed
     with pytest.raises(ShuttingDownError):
         group.status()
+
+
+def test_a_watching_group_replaces_a_dead_nodes_member_by_itself() -> None:
+    """watch_failures: nobody calls node_failed; the member of a node
+    that dies is re-created once the observer's failure detector says so."""
+    meshes = [Mesh(**FAST) for _ in range(4)]
+    runtimes = [Compute(m, work_timeout=5) for m in meshes]
+    try:
+        for m in meshes:
+            m.start()
+        for m in meshes[1:]:
+            meshes[0].connect(m.local_addr, m.public_key, m.node_id)
+        for rt in runtimes:
+            rt.register("counter", Counter)
+        with ComputeGroup.replica(runtimes, "counter", SEED, 2) as group:
+            with pytest.raises(ValueError):
+                group.watch_failures(runtimes[0], every=0)
+            group.watch_failures(runtimes[0], every=0.02)
+            group.watch_failures(runtimes[0], every=0.02)  # replaces the watch
+            members = group.status()["members"]
+            index, victim = next(
+                (i, m["node"]) for i, m in enumerate(members) if m["node"] != meshes[0].node_id
+            )
+            dead = next(i for i, m in enumerate(meshes) if m.node_id == victim)
+            runtimes[dead].close()
+            meshes[dead].close()
+            deadline = time.monotonic() + 20
+            while group.status()["members"][index]["node"] == victim:
+                assert time.monotonic() < deadline, "the dead node's member was not replaced"
+                time.sleep(0.01)
+            member = group.status()["members"][index]
+            assert member["generation"] == 1 and group.status()["health"] == "healthy"
+            assert all(group.route(PRODUCER, seq, b"").node != victim for seq in range(1, 5))
+            group.unwatch_failures()
+            group.unwatch_failures()
+            group.watch_failures(runtimes[0])  # still running when the group closes
+    finally:
+        for rt in runtimes:
+            rt.close()
+        for m in meshes:
+            m.close()
 
 
 def test_a_member_returns_to_service_with_its_node(nodes) -> None:

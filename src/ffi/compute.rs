@@ -87,6 +87,9 @@ pub struct net_compute_t {
 
 pub(crate) struct ComputeHandle {
     pub(super) runtime: Arc<ComputeRuntime>,
+    /// The node the runtime is on (its failure detector, for groups that
+    /// follow it).
+    pub(super) mesh: Arc<crate::mesh::MeshNode>,
     pub(super) bridge: Arc<WorkBridge>,
     /// Registered kinds and whether their daemons are stateful.
     pub(super) kinds: Mutex<HashMap<String, bool>>,
@@ -273,6 +276,7 @@ pub unsafe extern "C" fn net_compute_new(
         let runtime = ComputeRuntime::on_mesh(Arc::clone(&mesh.0), config)?;
         out.write(handle::into_raw(ComputeHandle {
             runtime: Arc::new(runtime),
+            mesh: Arc::clone(&mesh.0),
             bridge: Arc::new(WorkBridge::new(work_timeout)),
             kinds: Mutex::new(HashMap::new()),
         }));

@@ -37,8 +37,8 @@ use super::handle::{self, HandleInner, opaque_handle};
 use super::status::net_status_t;
 use crate::behavior::loadbalance::{LbConfig, RequestContext};
 use crate::compute::groups::{
-    DaemonMaker, ForkGroup, GroupCluster, GroupError, GroupHealth, MemberInfo, ReplicaGroup,
-    RuntimeCluster, StandbyGroup,
+    DaemonMaker, FailureWatch, ForkGroup, GroupCluster, GroupError, GroupHealth, MemberInfo,
+    NodeFailures, ReplicaGroup, RuntimeCluster, StandbyGroup, WatchedGroup, watch_failures,
 };
 use crate::compute::scheduler::Candidate;
 use crate::compute::{
@@ -296,7 +296,11 @@ impl Group {
 }
 
 pub(crate) struct GroupHandle {
-    group: RwLock<Group>,
+    /// A watch of a node's failure detector
+    /// (`net_compute_group_watch_failures`); ended when the group is freed,
+    /// before the group (fields drop in order).
+    watch: Mutex<Option<FailureWatch>>,
+    group: Arc<RwLock<Group>>,
     kind: String,
     nodes: Vec<u64>,
 }
@@ -306,6 +310,38 @@ pub(crate) struct GroupHandle {
 impl HandleInner for GroupHandle {}
 
 opaque_handle!(net_compute_group_t => GroupHandle, kind = b"NCGR");
+
+impl WatchedGroup for RwLock<Group> {
+    fn with_group(&self, look: &mut dyn FnMut(&mut dyn NodeFailures)) {
+        look(&mut *self.write().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+impl NodeFailures for Group {
+    fn member_nodes(&self) -> Vec<u64> {
+        match self {
+            Self::Replica(g) => g.member_nodes(),
+            Self::Fork(g) => g.member_nodes(),
+            Self::Standby(g) => g.member_nodes(),
+        }
+    }
+
+    fn node_failed(&mut self, node: u64) -> Result<(), GroupError> {
+        match self {
+            Self::Replica(g) => g.node_failed(node),
+            Self::Fork(g) => g.node_failed(node),
+            Self::Standby(g) => g.node_failed(node),
+        }
+    }
+
+    fn node_recovered(&mut self, node: u64) {
+        match self {
+            Self::Replica(g) => g.node_recovered(node),
+            Self::Fork(g) => g.node_recovered(node),
+            Self::Standby(g) => g.node_recovered(node),
+        }
+    }
+}
 
 impl GroupHandle {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Group> {
@@ -406,9 +442,10 @@ fn member_count(count: u32) -> usize {
 
 fn finish(group: Group, kind: &str, nodes: Vec<u64>) -> *mut net_compute_group_t {
     handle::into_raw(GroupHandle {
-        group: RwLock::new(group),
+        group: Arc::new(RwLock::new(group)),
         kind: kind.to_owned(),
         nodes,
+        watch: Mutex::new(None),
     })
 }
 
@@ -690,6 +727,65 @@ pub unsafe extern "C" fn net_compute_group_node_failed(
             Group::Standby(g) => g.on_node_failed(node)?,
         };
         json_out.write(json_bytes(&json!({"replaced": replaced})));
+        Ok(())
+    })
+}
+
+/// Makes the group follow `observer`'s failure detector: every `every_ms`
+/// (1 or more; the node's heartbeat interval is a good value) the group
+/// looks at the peers of `observer`'s node and is told, as by
+/// `net_compute_group_node_failed` / `net_compute_group_node_recovered`,
+/// when a node it saw alive is reported failed or is gone — once — and
+/// when it is alive again. The application no longer reports failures
+/// itself (it still may). A node `observer` never saw alive is not judged.
+/// `observer` is one of the group's runtimes or any other on a node
+/// connected to the members' nodes; a second call replaces the watch. The
+/// watch ends with `net_compute_group_unwatch_failures` or when the group
+/// is freed (freeing waits for a look in progress).
+///
+/// Errors: `NET_ERR_INVALID_ARGUMENT` (`every_ms` 0); `NET_ERR_INTERNAL`
+/// if the watch thread cannot start.
+///
+/// # Safety
+/// `group` and `observer` are NULL or from libnet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_group_watch_failures(
+    group: *const net_compute_group_t,
+    observer: *const net_compute_t,
+    every_ms: u32,
+) -> net_status_t {
+    ffi_export!(handle group; {
+        if every_ms == 0 {
+            return Err(FfiError::invalid_argument("every_ms must be 1 or more"));
+        }
+        let mesh = {
+            let observer = handle::enter::<net_compute_t>(observer)?;
+            let observer: &ComputeHandle = &observer;
+            Arc::clone(&observer.mesh)
+        };
+        let every = std::time::Duration::from_millis(u64::from(every_ms));
+        let watch = watch_failures(mesh, Arc::clone(&group.group), every)
+            .map_err(|e| FfiError::new(net_status_t::NET_ERR_INTERNAL, format!("starting the failure watch: {e}")))?;
+        // The old watch (if any) ends outside the lock.
+        let old = group.watch.lock().unwrap_or_else(PoisonError::into_inner).replace(watch);
+        drop(old);
+        Ok(())
+    })
+}
+
+/// Ends the group's watch of a failure detector
+/// (`net_compute_group_watch_failures`), waiting for a look in progress;
+/// `NET_OK` also when there is none.
+///
+/// # Safety
+/// `group` is NULL or from libnet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_group_unwatch_failures(
+    group: *const net_compute_group_t,
+) -> net_status_t {
+    ffi_export!(handle group; {
+        let old = group.watch.lock().unwrap_or_else(PoisonError::into_inner).take();
+        drop(old);
         Ok(())
     })
 }

@@ -42,7 +42,7 @@ pub use forks::ForkGroup;
 pub use members::{GroupHealth, MAX_MEMBERS, MemberInfo, ReplayLog};
 pub use replica::ReplicaGroup;
 pub use standby::{StandbyGroup, SyncReport};
-pub use watch::{FailureWatch, NodeFailures, watch_failures};
+pub use watch::{FailureWatch, NodeFailures, WatchedGroup, watch_failures};
 
 /// Builds a fresh daemon of a group's kind (called once per member
 /// placed, and once to read the kind's requirements).

@@ -33,6 +33,18 @@ pub trait NodeFailures: Send {
     fn node_recovered(&mut self, node: u64);
 }
 
+/// Where a watch finds its group: locks it for one look.
+pub trait WatchedGroup: Send + Sync + 'static {
+    /// Runs `look` on the group, locked.
+    fn with_group(&self, look: &mut dyn FnMut(&mut dyn NodeFailures));
+}
+
+impl<G: NodeFailures + 'static> WatchedGroup for Mutex<G> {
+    fn with_group(&self, look: &mut dyn FnMut(&mut dyn NodeFailures)) {
+        look(&mut *self.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
 fn nodes_of(members: &[MemberInfo]) -> Vec<u64> {
     members.iter().map(|m| m.node_id).collect()
 }
@@ -170,9 +182,9 @@ impl Drop for FailureWatch {
 ///
 /// # Errors
 /// The watch thread could not be started.
-pub fn watch_failures<G: NodeFailures + 'static>(
+pub fn watch_failures<W: WatchedGroup>(
     mesh: Arc<MeshNode>,
-    group: Arc<Mutex<G>>,
+    group: Arc<W>,
     every: Duration,
 ) -> std::io::Result<FailureWatch> {
     let stop = Arc::new(Stop {
@@ -189,11 +201,9 @@ pub fn watch_failures<G: NodeFailures + 'static>(
                     let peers = mesh.peers();
                     let health =
                         |node: u64| peers.iter().find(|p| p.node_id == node).map(|p| p.health);
-                    seen.look(
-                        &mut *group.lock().unwrap_or_else(PoisonError::into_inner),
-                        health,
-                        peers.iter().map(|p| p.node_id),
-                    );
+                    group.with_group(&mut |group| {
+                        seen.look(group, health, peers.iter().map(|p| p.node_id));
+                    });
                     let stopped = stop.stopped.lock().unwrap_or_else(PoisonError::into_inner);
                     let (stopped, _) = stop
                         .wake
