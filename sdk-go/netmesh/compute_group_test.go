@@ -221,13 +221,9 @@ func TestComputeWatchingGroupReplacesADeadNodesMember(t *testing.T) {
 	dead := nodeByID(t, nodes, victim)
 	must(0, dead.compute.Close())
 	must(0, dead.mesh.Close())
-	deadline := time.Now().Add(20 * time.Second)
-	for must(g.Status()).Members[index].Node == victim {
-		if time.Now().After(deadline) {
-			t.Fatal("the dead node's member was not replaced")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "the dead node's member replaced", func() bool {
+		return must(g.Status()).Members[index].Node != victim
+	})
 	st := must(g.Status())
 	if st.Health != "healthy" || st.Members[index].Generation != 1 {
 		t.Fatalf("after the replacement: %+v", st)
