@@ -68,6 +68,16 @@ pub const NET_COMPUTE_WORK_PROCESS_BATCH: u32 = 6;
 pub const NET_COMPUTE_BATCH_RECORD_HEADER: usize = 20;
 // cbindgen writes the literal; the layout itself is `compute::BatchRecords`.
 const _: () = assert!(NET_COMPUTE_BATCH_RECORD_HEADER == crate::compute::BATCH_RECORD_HEADER);
+// The work item kinds are `WorkRequest::code`'s (literals above for cbindgen).
+const _: () = {
+    use crate::compute::WorkRequest as W;
+    assert!(NET_COMPUTE_WORK_PROCESS == W::PROCESS);
+    assert!(NET_COMPUTE_WORK_SNAPSHOT == W::SNAPSHOT);
+    assert!(NET_COMPUTE_WORK_RESTORE == W::RESTORE);
+    assert!(NET_COMPUTE_WORK_CREATE == W::CREATE);
+    assert!(NET_COMPUTE_WORK_DROP == W::DROP);
+    assert!(NET_COMPUTE_WORK_PROCESS_BATCH == W::PROCESS_BATCH);
+};
 
 /// `net_compute_deliver` outcome: processed here.
 pub const NET_COMPUTE_PROCESSED: u32 = 0;
