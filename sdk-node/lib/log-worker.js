@@ -13,19 +13,28 @@ endLoad(workerData.netmeshLoadFlag);
 
 const token = workerData.netmeshLogToken;
 
+// Set (and notified) once this thread has made its last koffi call: the main
+// thread waits for it on exit (see lib/log.js).
+const done = new Int32Array(workerData.netmeshLogDone);
+
 // The first pull takes only what is queued (and warms the call path up); the
 // main thread is told once the puller is about to block (tests wait for it).
-for (let first = true; ; first = false) {
-  const level = [0];
-  const text = { ptr: null, len: 0 };
-  const error = errorSlot();
-  const status = fns.net_log_next(first ? 0 : CONSTANTS.NET_WAIT_FOREVER, level, text, token, error);
-  if (status === STATUS.NET_OK) {
-    parentPort.postMessage({ level: level[0], text: takeBytes(text).toString('utf8') });
-  } else if (status !== STATUS.NET_TIMEOUT) {
-    // Cancelled (stopped), or a failure: say which, and end.
-    parentPort.postMessage({ stopped: status, message: takeError(error) });
-    break;
+try {
+  for (let first = true; ; first = false) {
+    const level = [0];
+    const text = { ptr: null, len: 0 };
+    const error = errorSlot();
+    const status = fns.net_log_next(first ? 0 : CONSTANTS.NET_WAIT_FOREVER, level, text, token, error);
+    if (status === STATUS.NET_OK) {
+      parentPort.postMessage({ level: level[0], text: takeBytes(text).toString('utf8') });
+    } else if (status !== STATUS.NET_TIMEOUT) {
+      // Cancelled (stopped), or a failure: say which, and end.
+      parentPort.postMessage({ stopped: status, message: takeError(error) });
+      break;
+    }
+    if (first) parentPort.postMessage({ pulling: true });
   }
-  if (first) parentPort.postMessage({ pulling: true });
+} finally {
+  Atomics.store(done, 0, 1);
+  Atomics.notify(done, 0);
 }

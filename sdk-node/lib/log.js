@@ -18,6 +18,9 @@ const { fns, libraryPath, CONSTANTS, STATUS, lastErrorMessage } = require('./nat
 const { errorFor } = require('./errors');
 const { newLoadFlag } = require('./load-guard');
 
+/** At exit, how long to wait for a cancelled puller to leave koffi. */
+const EXIT_WAIT_MS = 5000;
+
 const LEVELS = Object.freeze(['off', 'error', 'warn', 'info', 'debug', 'trace']);
 const NUMBERS = Object.freeze({
   off: CONSTANTS.NET_LOG_OFF,
@@ -51,7 +54,10 @@ function defaultLogHook(record) {
 
 let hook = defaultLogHook;
 let level = CONSTANTS.NET_LOG_OFF;
-let puller = null; // { worker, token }
+let puller = null; // { worker, token, stopped, pulling }
+// Every puller thread not yet exited (a stopped one may still be returning
+// from its pull): { token, done, loadState }. See the 'exit' listener below.
+const live = new Set();
 
 function deliver(record) {
   try {
@@ -69,9 +75,12 @@ function startPuller() {
   if (status < 0) throw errorFor(status, lastErrorMessage());
   const token = out[0];
   const loadFlag = newLoadFlag();
+  const done = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(path.join(__dirname, 'log-worker.js'), {
-    workerData: { netmeshLibraryPath: libraryPath, netmeshLogToken: token, netmeshLoadFlag: loadFlag.sab },
+    workerData: { netmeshLibraryPath: libraryPath, netmeshLogToken: token, netmeshLoadFlag: loadFlag.sab, netmeshLogDone: done.buffer },
   });
+  const thread = { token, done, loadState: new Int32Array(loadFlag.sab) };
+  live.add(thread);
   let stopped;
   let pulling;
   const current = {
@@ -98,6 +107,7 @@ function startPuller() {
     process.emitWarning(`netmesh: the log puller failed: ${err.message}`, { type: 'NetmeshWarning', code: 'NETMESH_LOG_PULLER' });
   });
   worker.on('exit', (code) => {
+    live.delete(thread);
     loadFlag.release();
     stopped({ status: null, message: `the puller thread exited (${code})` });
     pulling(false);
@@ -117,9 +127,17 @@ function stopPuller() {
 }
 
 // The puller's pull blocks for ever: Node joins worker threads on exit, so
-// cancel it first (the 'exit' listeners run before that join).
+// cancel it first (the 'exit' listeners run before that join). Then wait
+// (bounded) until the puller is past its last koffi call: Node terminates the
+// worker's JS right after these listeners, and koffi crashes (SIGSEGV in
+// napi_typeof) when that termination lands while it converts the returning
+// pull's out-parameters. A puller that never loaded koffi (load-guard's
+// listener, which runs first, saw to that) has nothing to wait for.
 process.on('exit', () => {
-  if (puller !== null) fns.net_cancel_cancel(puller.token);
+  for (const thread of live) fns.net_cancel_cancel(thread.token);
+  for (const thread of live) {
+    if (Atomics.load(thread.loadState, 0) !== 3) Atomics.wait(thread.done, 0, 0, EXIT_WAIT_MS);
+  }
 });
 
 function levelArg(value) {

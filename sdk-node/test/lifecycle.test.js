@@ -7,7 +7,7 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 
 function runChild(code, args = [], env = {}) {
   return spawnSync(process.execPath, [...args, '-e', code], {
@@ -186,4 +186,35 @@ test('the log puller never keeps the process alive; NETMESH_LOG_LEVEL=off starts
   );
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /running false off/);
+});
+
+test('a process exiting while the log puller returns from its cancelled pull never crashes', async () => {
+  // On exit the puller's pull is cancelled and Node then terminates the
+  // worker: a termination landing while koffi converted the returning call
+  // crashed the process (SIGSEGV) about once in 40 exits. Many short-lived
+  // processes, two at a time.
+  const code = `
+    const { internal, Mesh } = require('netmesh');
+    const hold = setInterval(() => {}, 1000);
+    internal.logPullerPulling().then(() => {
+      const psk = Buffer.alloc(32, 0x5a);
+      for (const m of [Mesh.open({ psk }), Mesh.open({ psk })]) {
+        m.start();
+        m.close();
+      }
+      clearInterval(hold);
+    });
+  `;
+  const once = () =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, ['-e', code], { cwd: process.cwd(), stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('exit', (status, signal) => resolve({ status, signal, stderr }));
+    });
+  for (let i = 0; i < 60; i += 2) {
+    for (const r of await Promise.all([once(), once()])) {
+      assert.deepEqual([r.status, r.signal], [0, null], `exit ${i}: ${r.stderr}`);
+    }
+  }
 });
