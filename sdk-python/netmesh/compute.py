@@ -38,6 +38,7 @@ method.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import enum
 import json
@@ -362,7 +363,10 @@ class Compute(_Handle):
         ms = timeout_ms(timeout)
 
         def outcomes() -> List[Delivery]:
-            return list(map(_DELIVERIES.__getitem__, ffi.unpack(raw, min(int(delivered[0]), count))))
+            n = min(int(delivered[0]), count)
+            if ffi.buffer(raw, 4 * n)[:] == _ALL_PROCESSED * n:  # the usual answer
+                return [Delivery.PROCESSED] * n
+            return list(map(_DELIVERIES.__getitem__, ffi.unpack(raw, n)))
 
         def call(token: Any) -> int:
             err = error_slot()
@@ -742,8 +746,18 @@ def _answer(handle: Any, daemons: _Daemons, work: int, kind: int, instance: int,
 _RECORD = struct.Struct("<QQI")
 _DELIVERIES = {d.value: d for d in Delivery}
 _new_event = tuple.__new__
-_UNIFORM: Dict[int, struct.Struct] = {}  # payload length -> one record's layout
-_length = operator.itemgetter(2)  # a record's payload length
+_UNIFORM: Dict[int, struct.Struct] = {}  # payload length -> one record's layout, less the length
+_U32 = "I" if array.array("I").itemsize == 4 else "L"
+_ALL_PROCESSED = array.array(_U32, [Delivery.PROCESSED]).tobytes()  # one outcome, native order
+
+
+def _u32s(values: Iterable[int]) -> Any:
+    """A ``uint32_t[]`` of ``values`` (at least one element: ``[0]`` when
+    empty). Built by ``array`` in C, not element by element by cffi."""
+    packed = array.array(_U32, values)
+    if not packed:
+        packed.append(0)
+    return ffi.from_buffer("uint32_t[]", packed)
 
 
 def _pack(payloads: Sequence[BytesLike]) -> Any:
@@ -757,14 +771,14 @@ def _pack(payloads: Sequence[BytesLike]) -> Any:
     sizes = list(map(len, parts))
     if sum(sizes) != len(data):  # memoryviews of wider items
         sizes = [memoryview(p).nbytes for p in parts]
-    return data, ffi.new("uint32_t[]", sizes or [0]), len(parts)
+    return data, _u32s(sizes), len(parts)
 
 
-def _records(data: bytes) -> List[Any]:
-    """A ProcessBatch item's records as (producer, sequence, length,
-    payload) tuples. Records of one payload length — a producer's batch
-    usually is — are split by ``struct`` in one call; the general walk is
-    the fallback (and raises struct.error on a truncated record)."""
+def _records(data: bytes) -> Iterable[Any]:
+    """A ProcessBatch item's records as (producer, sequence, payload)
+    tuples. Records of one payload length — a producer's batch usually is
+    — are split by ``struct`` as they are iterated; the general walk is the
+    fallback (and raises struct.error on a truncated record)."""
     header = _RECORD.size  # NET_COMPUTE_BATCH_RECORD_HEADER
     if len(data) >= header:
         n = int.from_bytes(data[header - 4:header], "little")
@@ -772,13 +786,16 @@ def _records(data: bytes) -> List[Any]:
         if layout is None:
             if len(_UNIFORM) >= 64:  # many lengths: keep the cache small
                 _UNIFORM.clear()
-            layout = _UNIFORM[n] = struct.Struct(f"<QQI{n}s")
-        if len(data) % layout.size == 0:
-            records = list(layout.iter_unpack(data))
-            # Sound: were any record's length not n, the first such record
-            # sits where this split put it and shows its own length.
-            if set(map(_length, records)) == {n}:
-                return records
+            layout = _UNIFORM[n] = struct.Struct(f"<QQ4x{n}s")
+        size = layout.size
+        count, rest = divmod(len(data), size)
+        # Sound: every record's length field sits where this split puts it
+        # (the first record's is n, so the second starts at `size`, and so
+        # on); compared a byte column at a time.
+        if rest == 0 and all(
+            data[at::size] == data[at:at + 1] * count for at in range(header - 4, header)
+        ):
+            return layout.iter_unpack(data)
     records, at, end = [], 0, len(data)
     unpack_from = _RECORD.unpack_from
     while at < end:
@@ -787,7 +804,7 @@ def _records(data: bytes) -> List[Any]:
         at = start + n
         if at > end:
             raise struct.error(f"record at {start - header} runs past the batch")
-        records.append((producer, sequence, n, data[start:at]))
+        records.append((producer, sequence, data[start:at]))
     return records
 
 
@@ -802,9 +819,10 @@ def _answer_batch(handle: Any, work: int, obj: Daemon, origin: int, data: bytes)
     count = per_event.append
     failure: Optional[str] = None
     process = obj.process
+    daemon = (origin,)
     try:
-        for producer, sequence, _, payload in _records(data):
-            out = process(_new_event(DaemonEvent, (producer, sequence, payload, origin)))
+        for record in _records(data):
+            out = process(_new_event(DaemonEvent, record + daemon))
             if type(out) is list:
                 outputs += out
                 count(len(out))
@@ -830,8 +848,8 @@ def _answer_batch(handle: Any, work: int, obj: Daemon, origin: int, data: bytes)
     sizes = list(map(len, outputs))
     if sum(sizes) != len(packed):  # memoryviews of wider items
         sizes = [memoryview(o).nbytes for o in outputs]
-    lengths = ffi.new("uint32_t[]", sizes or [0])
-    counts = ffi.new("uint32_t[]", per_event or [0])
+    lengths = _u32s(sizes)
+    counts = _u32s(per_event)
     message = ffi.NULL if failure is None else failure.encode()
     lib.net_compute_complete_batch(
         handle, work, len(per_event), packed, len(packed), lengths, len(outputs), counts, message,
