@@ -12,7 +12,8 @@
 //
 // Inputs larger than COPY_LIMIT are not copied: the worker gets their address
 // (koffi.address) and the pool keeps the JS object alive until the call ends.
-// Idle workers are unref'd, so the pool never keeps a process alive.
+// Idle workers are unref'd, so the pool never keeps a process alive, and an
+// exit waits for calls under way to end (lib/pool-exit.js).
 
 const os = require('node:os');
 const path = require('node:path');
@@ -21,6 +22,7 @@ const { Worker } = require('node:worker_threads');
 const { koffi, libraryPath } = require('./native');
 const { errorFor } = require('./errors');
 const { newLoadFlag } = require('./load-guard');
+const { newCallState } = require('./pool-exit');
 
 /** Inputs up to this size are copied to the worker; larger ones are shared by address. */
 const COPY_LIMIT = 64 * 1024;
@@ -79,14 +81,16 @@ class Pool {
 
   #spawn() {
     const loadFlag = newLoadFlag();
+    const callState = newCallState();
     const worker = new Worker(path.join(__dirname, 'worker.js'), {
-      workerData: { netmeshLibraryPath: libraryPath, netmeshLoadFlag: loadFlag.sab },
+      workerData: { netmeshLibraryPath: libraryPath, netmeshLoadFlag: loadFlag.sab, netmeshCallState: callState.sab },
     });
     const slot = { worker, job: null, dead: false };
     worker.on('message', (reply) => this.#onReply(slot, reply));
     worker.on('error', (err) => this.#onDeath(slot, err));
     worker.on('exit', (code) => {
       loadFlag.release();
+      callState.release();
       this.#onDeath(slot, new Error(`netmesh: pool worker exited with code ${code}`));
     });
     worker.unref();

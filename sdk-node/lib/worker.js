@@ -7,6 +7,7 @@
 
 const { parentPort, threadId, workerData } = require('node:worker_threads');
 const { beginLoad, endLoad } = require('./load-guard');
+const { CALL_IDLE, CALL_BUSY } = require('./pool-exit');
 
 // Never load koffi while the process exits (see lib/load-guard.js).
 if (!beginLoad(workerData.netmeshLoadFlag)) return;
@@ -69,7 +70,22 @@ function transferables(v) {
   return [];
 }
 
+// This thread's call state, shared with the main thread (see lib/pool.js):
+// a call starts only by moving IDLE to BUSY, which fails once the process
+// exits; the main thread's exit listener waits for BUSY to end.
+const callState = new Int32Array(workerData.netmeshCallState);
+
 parentPort.on('message', (job) => {
+  if (Atomics.compareExchange(callState, 0, CALL_IDLE, CALL_BUSY) !== CALL_IDLE) return; // exiting
+  try {
+    answer(job);
+  } finally {
+    Atomics.store(callState, 0, CALL_IDLE);
+    Atomics.notify(callState, 0);
+  }
+});
+
+function answer(job) {
   const { id, op, args } = job;
   const startedAt = process.hrtime.bigint();
   let reply;
@@ -90,4 +106,4 @@ parentPort.on('message', (job) => {
   reply.threadId = threadId;
   // Hand over the result's memory instead of copying it, when it owns it.
   parentPort.postMessage(reply, transferables(reply.value));
-});
+}
