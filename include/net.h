@@ -1536,7 +1536,9 @@ net_status_t net_compute_expect_origin(const net_compute_t *compute,
                                        uint64_t origin);
 
 // Stops daemon `origin` here: unregisters it (its object gets a Drop
-// work item) and forgets its migration factory.
+// work item), forgets its migration factory and lets go of its channel
+// subscriptions (the node unsubscribes, in the background, from channels
+// no other daemon here holds).
 //
 // Errors: `NET_ERR_COMPUTE_NOT_FOUND`.
 //
@@ -1643,7 +1645,9 @@ net_status_t net_compute_next_output(const net_compute_t *compute,
 
 // Daemon `origin`'s statistics as a JSON object: `origin`, `name` (its
 // kind), `events_processed`, `events_emitted`, `errors`, `head_sequence`
-// (its causal chain's last output). u64 values are exact JSON integers.
+// (its causal chain's last output), `channels` (its channel
+// subscriptions, `net_compute_subscribe_channel`: `publisher`,
+// `channel`). u64 values are exact JSON integers.
 //
 // Errors: `NET_ERR_COMPUTE_NOT_FOUND` (not running here, e.g. it migrated
 // away), `NET_ERR_COMPUTE_STALE`.
@@ -1877,6 +1881,60 @@ net_status_t net_compute_fail(const net_compute_t *compute,
                               uint64_t work_id,
                               const uint8_t *message,
                               size_t message_len);
+
+// Subscribes daemon `origin` (running here) to the channel `name` at
+// `publisher`, presenting `token` (159 bytes, or NULL with length 0 for
+// none), and waits for the publisher's answer (at most the mesh's
+// membership ack timeout). The subscription is recorded in the daemon's
+// ledger: when the daemon migrates, its new node subscribes before the
+// daemon is restored there, and the old node lets go at cut-over. Several
+// daemons of a node may hold one channel; the node subscribes once.
+// Subscribing again replaces the token. The channel's events arrive
+// through this node's `net_mesh_recv_*`; deliver them to the daemon with
+// `net_compute_deliver[_batch]`. `net_compute_stats` lists a daemon's
+// channels.
+//
+// Errors: `NET_ERR_COMPUTE_NOT_FOUND` (not running here; nothing sent);
+// as `net_mesh_subscribe` (the publisher's refusal,
+// `NET_ERR_MESH_UNKNOWN_PEER`, `NET_ERR_CHANNEL_NO_ANSWER`,
+// `NET_ERR_CANCELLED`, `NET_ERR_CHANNEL_INVALID_NAME`,
+// `NET_ERR_TOKEN_INVALID_FORMAT`, …); `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `compute` is NULL or from libnet; `name` is readable for `name_len`
+// bytes; `token` is NULL (with `token_len` 0) or readable for
+// `token_len` bytes; `cancel` is NULL or from libnet; `error_out` is NULL
+// or valid for one write.
+net_status_t net_compute_subscribe_channel(const net_compute_t *compute,
+                                           uint64_t origin,
+                                           uint64_t publisher,
+                                           const uint8_t *name,
+                                           size_t name_len,
+                                           const uint8_t *token,
+                                           size_t token_len,
+                                           const net_cancel_t *cancel,
+                                           net_error_t *error_out);
+
+// Unsubscribes daemon `origin` (running here) from the channel `name` at
+// `publisher`: the entry leaves its ledger, and the node unsubscribes —
+// waiting for the publisher's answer — once no daemon here holds the
+// channel. A channel the daemon does not hold: nothing happens.
+// (`net_compute_stop` lets go of all of a daemon's channels.)
+//
+// Errors: `NET_ERR_COMPUTE_NOT_FOUND`; as `net_mesh_unsubscribe`;
+// `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `compute` is NULL or from libnet; `name` is readable for `name_len`
+// bytes; `cancel` is NULL or from libnet; `error_out` is NULL or valid for
+// one write.
+net_status_t net_compute_unsubscribe_channel(const net_compute_t *compute,
+                                             uint64_t origin,
+                                             uint64_t publisher,
+                                             const uint8_t *name,
+                                             size_t name_len,
+                                             const net_cancel_t *cancel,
+                                             net_error_t *error_out);
 
 // Creates a replica group: `count` (1–255) daemons of kind `kind`, each
 // on its own node among the `node_count` runtimes `nodes` (the first

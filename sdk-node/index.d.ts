@@ -999,6 +999,8 @@ export interface DaemonStats {
   eventsEmitted: bigint;
   errors: bigint;
   headSequence: bigint;
+  /** The daemon's channel subscriptions (Compute.subscribeChannel). */
+  channels: { publisher: bigint; channel: string }[];
 }
 
 export interface ComputeOptions {
@@ -1032,6 +1034,13 @@ export declare class Compute implements AsyncDisposable {
   /** Expects daemon `origin` whose identity travels with its migration (no seed needed here). */
   expectOrigin(kind: string, origin: U64Like): void;
   stop(origin: U64Like): Promise<void>;
+  /**
+   * Subscribes daemon `origin` to `channel` at `publisher`; the
+   * subscription follows the daemon when it migrates, and the node's ends
+   * when the last of its daemons lets go.
+   */
+  subscribeChannel(origin: U64Like, publisher: U64Like, channel: string, options?: SignalOptions & { token?: BytesLike | null }): Promise<void>;
+  unsubscribeChannel(origin: U64Like, publisher: U64Like, channel: string, options?: SignalOptions): Promise<void>;
   daemon(origin: U64Like): Daemon | null;
   daemons(): { origin: bigint; name: string }[];
   stats(origin: U64Like): Promise<DaemonStats>;

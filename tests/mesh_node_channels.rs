@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mesh_common::{PSK, RawPeer, node, nothing_for, recv_n, wait_until};
+use mesh_common::{
+    PSK, RawPeer, channel_subscribers as subscribers, node, nothing_for, recv_n, wait_until,
+};
 use net::identity::{
     ChannelName, EntityKeypair, PermissionToken, TokenScope, channel_hash, publish_stream_id,
 };
@@ -52,17 +54,6 @@ fn link(a: &MeshNode, b: &MeshNode) {
         },
         "the identity exchange completes on both ends",
     );
-}
-
-fn subscribers(n: &MeshNode, channel: &str) -> u64 {
-    let json: serde_json::Value = serde_json::from_str(&n.channels_json()).unwrap();
-    json["channels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == channel)
-        .and_then(|c| c["subscribers"].as_u64())
-        .unwrap_or(0)
 }
 
 fn rejected(result: Result<(), ChannelError>) -> AckReason {

@@ -15,7 +15,7 @@ mod mesh_common;
 
 use std::time::Duration;
 
-use mesh_common::{bound_link, nothing_for, recv_n, started_node};
+use mesh_common::{bound_link, channel_subscribers, nothing_for, recv_n, started_node};
 use net::identity::{
     ChannelName, EntityKeypair, PermissionToken, TokenClaims, TokenScope, unix_now,
 };
@@ -66,14 +66,7 @@ fn gated(publisher: &MeshNode, channel: &ChannelName, trusted: IssuerTrust) {
 }
 
 fn subscribers(n: &MeshNode, channel: &ChannelName) -> u64 {
-    let json: serde_json::Value = serde_json::from_str(&n.channels_json()).unwrap();
-    json["channels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == channel.as_str())
-        .and_then(|c| c["subscribers"].as_u64())
-        .unwrap_or(0)
+    channel_subscribers(n, channel.as_str())
 }
 
 /// The subscribe with `token` is refused as Unauthorized and leaves the

@@ -446,6 +446,73 @@ static void test_identity_travels_to_a_node_without_the_seed(void)
     }
 }
 
+/* A daemon's channel subscription is recorded with it and follows it: the
+ * target subscribes before the migration completes, the source lets go,
+ * and unsubscribing ends the node's subscription. */
+static void test_channel_subscription_follows_its_daemon(void)
+{
+    static struct site sites[2];
+    for (int i = 0; i < 2; i++) {
+        site_open(&sites[i], RUNTIME);
+        CHECK_OK(net_mesh_start(sites[i].mesh));
+    }
+    net_mesh_t *pub = NULL;
+    CHECK_OK(net_mesh_new((const uint8_t *)CONFIG, strlen(CONFIG), &pub));
+    CHECK_OK(net_mesh_start(pub));
+    CHECK(mesh_link(sites[0].mesh, pub));
+    CHECK(mesh_link(sites[1].mesh, pub));
+    CHECK(mesh_link(sites[0].mesh, sites[1].mesh));
+    static const char TICKS[] = "ticks";
+    uint64_t evicted = 0;
+    CHECK_OK(net_mesh_register_channel(pub, (const uint8_t *)TICKS, strlen(TICKS), (const uint8_t *)"{}", 2, &evicted));
+    uint64_t p = mesh_node_id(pub);
+    uint64_t a = mesh_node_id(sites[0].mesh), b = mesh_node_id(sites[1].mesh);
+
+    uint8_t seed[32];
+    memset(seed, 11, sizeof seed);
+    uint64_t origin = 0;
+    pthread_mutex_lock(&sites[0].lock);
+    uint64_t instance = add_object(&sites[0]);
+    pthread_mutex_unlock(&sites[0].lock);
+    CHECK_OK(net_compute_spawn(sites[0].rt, (const uint8_t *)KIND, strlen(KIND), seed, 32, instance, &origin));
+
+    net_error_t err = {0};
+    CHECK_OK(net_compute_subscribe_channel(sites[0].rt, origin, p, (const uint8_t *)TICKS, strlen(TICKS), NULL, 0, NULL, &err));
+    CHECK_STATUS(net_compute_subscribe_channel(sites[0].rt, 0x42, p, (const uint8_t *)TICKS, strlen(TICKS), NULL, 0, NULL, &err),
+                 NET_ERR_COMPUTE_NOT_FOUND);
+    net_error_clear(&err);
+    CHECK_STATUS(net_compute_subscribe_channel(sites[0].rt, origin, p, (const uint8_t *)"nope", 4, NULL, 0, NULL, &err),
+                 NET_ERR_CHANNEL_UNKNOWN);
+    net_error_clear(&err);
+    net_bytes_t stats = {NULL, 0};
+    CHECK_OK(net_compute_stats(sites[0].rt, origin, &stats));
+    CHECK(json_has(&stats, "\"channel\":\"ticks\""));
+    net_bytes_free(&stats);
+    CHECK(wait_json(net_mesh_channels, pub, "\"subscribers\":1", NULL));
+
+    /* It migrates; B subscribed before the migration completed, A lets go. */
+    CHECK_OK(net_compute_expect_origin(sites[1].rt, (const uint8_t *)KIND, strlen(KIND), origin));
+    CHECK_OK(net_compute_start_migration(sites[0].rt, origin, a, b));
+    net_bytes_t done = {NULL, 0};
+    CHECK_OK(net_compute_wait_migration(sites[0].rt, origin, WAIT_MS, &done, NULL, NULL));
+    CHECK(json_has(&done, "\"state\":\"completed\""));
+    net_bytes_free(&done);
+    CHECK_OK(net_compute_stats(sites[1].rt, origin, &stats));
+    CHECK(json_has(&stats, "\"channel\":\"ticks\""));
+    net_bytes_free(&stats);
+    CHECK(wait_json(net_mesh_channels, pub, "\"subscribers\":1", NULL));
+
+    CHECK_OK(net_compute_unsubscribe_channel(sites[1].rt, origin, p, (const uint8_t *)TICKS, strlen(TICKS), NULL, NULL));
+    CHECK(wait_json(net_mesh_channels, pub, "\"subscribers\":0", NULL));
+    CHECK_OK(net_compute_stats(sites[1].rt, origin, &stats));
+    CHECK(json_has(&stats, "\"channels\":[]"));
+    net_bytes_free(&stats);
+    for (int i = 0; i < 2; i++) {
+        site_close(&sites[i]);
+    }
+    CHECK_OK(net_mesh_free(pub));
+}
+
 static void test_unanswered_work_and_free(void)
 {
     net_mesh_t *mesh = NULL;
@@ -798,6 +865,7 @@ int main(void)
 {
     RUN_TEST(test_c_counter_migrates_under_load_exactly_once);
     RUN_TEST(test_identity_travels_to_a_node_without_the_seed);
+    RUN_TEST(test_channel_subscription_follows_its_daemon);
     RUN_TEST(test_unanswered_work_and_free);
     RUN_TEST(test_batch_delivery);
     RUN_TEST(test_replica_group_over_three_nodes);

@@ -367,6 +367,48 @@ type DaemonStats struct {
 	EventsEmitted   uint64 `json:"events_emitted"`
 	Errors          uint64 `json:"errors"`
 	HeadSequence    uint64 `json:"head_sequence"`
+	// Channels are the daemon's channel subscriptions (SubscribeChannel).
+	Channels []DaemonChannel `json:"channels"`
+}
+
+// DaemonChannel is one of a daemon's channel subscriptions.
+type DaemonChannel struct {
+	Publisher uint64 `json:"publisher"`
+	Channel   string `json:"channel"`
+}
+
+// SubscribeChannel subscribes daemon origin (running here) to channel name
+// at publisher, presenting token (nil: none), and waits for the
+// publisher's answer or ctx. The subscription is the node's and is
+// recorded with the daemon: when the daemon migrates, its new node
+// subscribes before the daemon is restored there and the old node lets go
+// at cut-over. Daemons of one node share the node's subscription; it ends
+// when the last one lets go (UnsubscribeChannel, Stop). The channel's
+// events arrive through this node's Mesh.Recv; deliver them to the daemon.
+// Errors: ErrComputeNotFound, and those of Mesh.Subscribe.
+func (c *Compute) SubscribeChannel(ctx context.Context, origin, publisher uint64, name string, token []byte) error {
+	_, err := c.blocking(ctx, "net_compute_subscribe_channel", func(p *C.net_compute_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		var t *C.uint8_t
+		if token != nil {
+			t = bytesPtr(token)
+		}
+		return C.net_compute_subscribe_channel(p, C.uint64_t(origin), C.uint64_t(publisher),
+			stringPtr(name), C.size_t(len(name)), t, C.size_t(len(token)), cancel, errOut)
+	})
+	runtime.KeepAlive(token)
+	return err
+}
+
+// UnsubscribeChannel ends daemon origin's subscription to channel name at
+// publisher; the node unsubscribes (waiting for the answer or ctx) once no
+// daemon here holds the channel. Errors: ErrComputeNotFound, and those of
+// Mesh.Unsubscribe.
+func (c *Compute) UnsubscribeChannel(ctx context.Context, origin, publisher uint64, name string) error {
+	_, err := c.blocking(ctx, "net_compute_unsubscribe_channel", func(p *C.net_compute_t, cancel *C.net_cancel_t, errOut *C.net_error_t) C.net_status_t {
+		return C.net_compute_unsubscribe_channel(p, C.uint64_t(origin), C.uint64_t(publisher),
+			stringPtr(name), C.size_t(len(name)), cancel, errOut)
+	})
+	return err
 }
 
 // Stats returns daemon origin's counters (ErrComputeNotFound if it does not

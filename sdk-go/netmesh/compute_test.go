@@ -493,3 +493,76 @@ func TestComputeIdentityTravelsToANodeWithoutTheSeed(t *testing.T) {
 		t.Fatalf("on B: %v %v", outcome, err)
 	}
 }
+
+// subscriberCount is publisher m's subscriber count of channel name.
+func subscriberCount(t *testing.T, m *netmesh.Mesh, name string) float64 {
+	t.Helper()
+	list, _ := must(m.Channels())["channels"].([]any)
+	for _, c := range list {
+		if ch, _ := c.(map[string]any); ch["name"] == name {
+			n, _ := ch["subscribers"].(float64)
+			return n
+		}
+	}
+	return 0
+}
+
+// A daemon's channel subscription is recorded with it and follows it: the
+// target subscribes before the migration completes (an event published
+// then reaches it), the source lets go, and unsubscribing ends the node's.
+func TestComputeChannelSubscriptionFollowsItsDaemon(t *testing.T) {
+	pub, ma, mb := startedMesh(t), startedMesh(t), startedMesh(t)
+	linkTo(t, ma, pub)
+	linkTo(t, mb, pub)
+	linkTo(t, ma, mb)
+	must(pub.RegisterChannel("ticks", netmesh.ChannelConfig{}))
+	idp := must(pub.NodeID())
+	cfg := netmesh.ComputeConfig{RetryInterval: 50 * time.Millisecond, StepTimeout: 3 * time.Second,
+		SourceTimeout: 6 * time.Second, WorkTimeout: 5 * time.Second}
+	a, b := fastCompute(t, ma, cfg), fastCompute(t, mb, cfg)
+	origin := must(a.Spawn("counter", computeSeed, nil))
+
+	if err := a.SubscribeChannel(ctx5(t), origin, idp, "ticks", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SubscribeChannel(ctx5(t), 0x42, idp, "ticks", nil); !errors.Is(err, netmesh.ErrComputeNotFound) {
+		t.Fatalf("unknown daemon: %v", err)
+	}
+	if err := a.SubscribeChannel(ctx5(t), origin, idp, "nope", nil); !errors.Is(err, netmesh.ErrChannelUnknown) {
+		t.Fatalf("unknown channel: %v", err)
+	}
+	want := []netmesh.DaemonChannel{{Publisher: idp, Channel: "ticks"}}
+	if got := must(a.Stats(origin)).Channels; !slices.Equal(got, want) {
+		t.Fatalf("channels on A: %+v", got)
+	}
+	if n := subscriberCount(t, pub, "ticks"); n != 1 {
+		t.Fatalf("subscribers: %v", n)
+	}
+
+	if err := b.ExpectOrigin("counter", origin); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.StartMigration(origin, must(ma.NodeID()), must(mb.NodeID())); err != nil {
+		t.Fatal(err)
+	}
+	status, ok, err := a.WaitMigration(context.Background(), origin, 20*time.Second)
+	if err != nil || !ok || status.State != "completed" {
+		t.Fatalf("migration: %+v %v %v", status, ok, err)
+	}
+	if got := must(b.Stats(origin)).Channels; !slices.Equal(got, want) {
+		t.Fatalf("channels on B: %+v", got)
+	}
+	must(pub.Publish("ticks", [][]byte{[]byte("t1")}, true))
+	expectEvent(t, mb, idp, "t1", "ticks")
+	waitFor(t, "A lets go of the channel", func() bool { return subscriberCount(t, pub, "ticks") == 1 })
+
+	if err := b.UnsubscribeChannel(ctx5(t), origin, idp, "ticks"); err != nil {
+		t.Fatal(err)
+	}
+	if n := subscriberCount(t, pub, "ticks"); n != 0 {
+		t.Fatalf("subscribers after unsubscribe: %v", n)
+	}
+	if got := must(b.Stats(origin)).Channels; len(got) != 0 {
+		t.Fatalf("channels after unsubscribe: %+v", got)
+	}
+}

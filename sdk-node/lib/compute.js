@@ -232,6 +232,52 @@ class Compute {
     return pooled(() => pool.getPool().run('computeStop', [this.#live(), args.u64(origin, 'origin')], [this]).then(() => undefined));
   }
 
+  /**
+   * Subscribes daemon `origin` (running here) to `channel` at `publisher`,
+   * presenting `options.token` if given, off the event loop; resolves once
+   * the publisher answered (`options.signal` gives up the wait). The
+   * subscription is the node's, recorded with the daemon: when it
+   * migrates, its new node subscribes before the daemon is restored there
+   * and the old node lets go at cut-over. Daemons of one node share its
+   * subscription; it ends when the last lets go (unsubscribeChannel,
+   * stop). The channel's events arrive through this node's Mesh.recv();
+   * deliver them to the daemon. stats(origin).channels lists them.
+   * Rejects with ComputeNotFoundError, or as Mesh.subscribe does.
+   */
+  subscribeChannel(origin, publisher, channel, options) {
+    return this.#membership('compute_subscribe_channel', true, origin, publisher, channel, options);
+  }
+
+  /**
+   * Ends daemon `origin`'s subscription to `channel` at `publisher`; the
+   * node unsubscribes (waiting for the answer) once no daemon here holds
+   * the channel. Rejects with ComputeNotFoundError, or as Mesh.unsubscribe.
+   */
+  unsubscribeChannel(origin, publisher, channel, options) {
+    return this.#membership('compute_unsubscribe_channel', false, origin, publisher, channel, options);
+  }
+
+  #membership(op, subscribe, origin, publisher, channel, options) {
+    return pooled(() => {
+      const signal = asyncCalls.signalArg(options);
+      const handle = this.#live();
+      const o = args.u64(origin, 'origin');
+      const p = args.u64(publisher, 'publisher');
+      const n = Buffer.from(String(channel), 'utf8');
+      const token = subscribe && options && options.token != null ? new Uint8Array(args.bytes(options.token, 'token')) : null;
+      const attempt = (tok, error) => ({
+        fn: subscribe ? fns.net_compute_subscribe_channel : fns.net_compute_unsubscribe_channel,
+        args: subscribe
+          ? [handle, o, p, n, n.byteLength, token, token === null ? 0 : token.byteLength, tok, error]
+          : [handle, o, p, n, n.byteLength, tok, error],
+        result: () => null,
+      });
+      return asyncCalls.blocking({ op, attempt, resumable: false, signal }).then((r) => {
+        asyncCalls.check(r);
+      });
+    });
+  }
+
   /** The Daemon object of `origin` if it runs here, else null. */
   daemon(origin) {
     const o = args.u64(origin, 'origin');
@@ -650,6 +696,7 @@ function statsOf(buf) {
     eventsEmitted: BigInt(j.events_emitted),
     errors: BigInt(j.errors),
     headSequence: BigInt(j.head_sequence),
+    channels: (j.channels ?? []).map((c) => ({ publisher: BigInt(c.publisher), channel: c.channel })),
   };
 }
 

@@ -357,3 +357,36 @@ test('a Compute dropped without close is finalized, its pull loop ends and the p
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /finalized, freed 1 failed 0/);
 });
+
+test("a daemon's channel subscription follows it; the node's ends with its last holder", async (t) => {
+  const { link, recvOne, waitFor } = require('./helpers');
+  const pub = Mesh.open(FAST);
+  const [meshes, [a, b]] = await two(t);
+  t.after(() => pub.close());
+  for (const m of [pub, ...meshes]) m.start();
+  await link(meshes[0], pub);
+  await link(meshes[1], pub);
+  pub.registerChannel('ticks');
+  const subscribers = () => Number(pub.channels().channels.find((c) => c.name === 'ticks')?.subscribers ?? 0);
+  const origin = a.spawn('counter', SEED);
+
+  await a.subscribeChannel(origin, pub.nodeId, 'ticks');
+  await assert.rejects(a.subscribeChannel(0x42n, pub.nodeId, 'ticks'), ComputeNotFoundError);
+  await assert.rejects(a.subscribeChannel(origin, pub.nodeId, 'nope'), netmesh.ChannelUnknownError);
+  assert.deepEqual((await a.stats(origin)).channels, [{ publisher: pub.nodeId, channel: 'ticks' }]);
+  assert.equal(subscribers(), 1);
+
+  // It migrates: the target subscribed before the migration completed.
+  b.expectOrigin('counter', origin);
+  await a.startMigration(origin, meshes[0].nodeId, meshes[1].nodeId);
+  assert.equal((await a.waitMigration(origin, 20000)).state, 'completed');
+  assert.deepEqual((await b.stats(origin)).channels, [{ publisher: pub.nodeId, channel: 'ticks' }]);
+  pub.publish('ticks', ['t1'], { reliable: true });
+  const event = await recvOne(meshes[1]);
+  assert.deepEqual([Buffer.from(event.data).toString(), event.channel], ['t1', 'ticks']);
+  await waitFor('the source lets go of the channel', () => subscribers() === 1);
+
+  await b.unsubscribeChannel(origin, pub.nodeId, 'ticks');
+  assert.equal(subscribers(), 0);
+  assert.deepEqual((await b.stats(origin)).channels, []);
+});

@@ -295,6 +295,8 @@ net_status_t net_compute_complete_snapshot(const net_compute_t *compute, uint64_
 net_status_t net_compute_complete_restore(const net_compute_t *compute, uint64_t work_id);
 net_status_t net_compute_complete_create(const net_compute_t *compute, uint64_t work_id, uint64_t instance);
 net_status_t net_compute_fail(const net_compute_t *compute, uint64_t work_id, const uint8_t *message, size_t message_len);
+net_status_t net_compute_subscribe_channel(const net_compute_t *compute, uint64_t origin, uint64_t publisher, const uint8_t *name, size_t name_len, const uint8_t *token, size_t token_len, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_compute_unsubscribe_channel(const net_compute_t *compute, uint64_t origin, uint64_t publisher, const uint8_t *name, size_t name_len, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_group_replica(const net_compute_t *const *nodes, size_t node_count, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint32_t count, const uint8_t *lb_json, size_t lb_json_len, net_compute_group_t **out);
 net_status_t net_compute_group_fork(const net_compute_t *const *nodes, size_t node_count, const uint8_t *kind, size_t kind_len, uint64_t parent_node, uint64_t parent_origin, uint32_t count, const uint8_t *lb_json, size_t lb_json_len, net_compute_group_t **out);
 net_status_t net_compute_group_standby(const net_compute_t *const *nodes, size_t node_count, const uint8_t *kind, size_t kind_len, const uint8_t *seed, size_t seed_len, uint32_t count, net_compute_group_t **out);

@@ -49,7 +49,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Se
 
 from ._ffi import BytesLike, buf, check, check_call, error_slot, ffi, lib, new_bytes, slice_array, take_bytes, timeout_ms
 from ._handle import _Handle
-from .mesh import Mesh, _u64
+from .mesh import Mesh, _name, _u64
 from ._neterror import NetError
 from .cancel import Cancel, call_blocking
 from .redex import Seconds
@@ -270,6 +270,53 @@ class Compute(_Handle):
         not run here)."""
         check(lib.net_compute_stop(self._handle(), _u64(origin, "origin")))
 
+    def subscribe_channel(
+        self,
+        origin: int,
+        publisher: int,
+        channel: str,
+        token: Optional[BytesLike] = None,
+        *,
+        cancel: Optional[Cancel] = None,
+    ) -> None:
+        """Subscribes daemon ``origin`` (running here) to ``channel`` at
+        ``publisher``, presenting ``token`` if given, and waits for the
+        answer. The subscription is the node's, recorded with the daemon:
+        when it migrates, its new node subscribes before the daemon is
+        restored there and the old node lets go at cut-over. Daemons of one
+        node share its subscription, which ends when the last lets go
+        (:meth:`unsubscribe_channel`, :meth:`stop`). The channel's events
+        arrive through this node's :meth:`Mesh.recv`; deliver them to the
+        daemon. ``stats(origin)["channels"]`` lists a daemon's channels.
+        Raises ComputeNotFoundError, or what :meth:`Mesh.subscribe` raises."""
+        handle = self._handle()
+        target, peer = _u64(origin, "origin"), _u64(publisher, "publisher")
+        n, nl = _name(channel)
+        t, tl = (ffi.NULL, 0) if token is None else buf(token, "token")
+
+        def call(cancel_token: Any, _keep: Any = (n, t)) -> None:
+            err = error_slot()
+            check_call(lib.net_compute_subscribe_channel(handle, target, peer, n, nl, t, tl, cancel_token, err), err)
+
+        call_blocking(call, cancel)
+
+    def unsubscribe_channel(
+        self, origin: int, publisher: int, channel: str, *, cancel: Optional[Cancel] = None
+    ) -> None:
+        """Ends daemon ``origin``'s subscription to ``channel`` at
+        ``publisher``; the node unsubscribes (waiting for the answer) once
+        no daemon here holds the channel. Raises ComputeNotFoundError, or
+        what :meth:`Mesh.unsubscribe` raises."""
+        handle = self._handle()
+        target, peer = _u64(origin, "origin"), _u64(publisher, "publisher")
+        n, nl = _name(channel)
+
+        def call(cancel_token: Any, _keep: Any = n) -> None:
+            err = error_slot()
+            check_call(lib.net_compute_unsubscribe_channel(handle, target, peer, n, nl, cancel_token, err), err)
+
+        call_blocking(call, cancel)
+
     def daemon(self, origin: int) -> Optional[Daemon]:
         """The object of daemon ``origin`` if it runs here, else None."""
         if not any(entry["origin"] == origin for entry in self.daemons()):
@@ -285,8 +332,9 @@ class Compute(_Handle):
 
     def stats(self, origin: int) -> Dict[str, Any]:
         """Daemon ``origin``'s counters: ``name``, ``events_processed``,
-        ``events_emitted``, ``errors`` (since it started or arrived here)
-        and ``head_sequence`` (its causal chain's last output)."""
+        ``events_emitted``, ``errors`` (since it started or arrived here),
+        ``head_sequence`` (its causal chain's last output) and ``channels``
+        (its channel subscriptions: ``publisher``, ``channel``)."""
         out = new_bytes()
         check(lib.net_compute_stats(self._handle(), _u64(origin, "origin"), out))
         result: Dict[str, Any] = json.loads(take_bytes(out))

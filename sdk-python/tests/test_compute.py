@@ -17,6 +17,7 @@ import pytest
 from netmesh import (
     Cancel,
     CancelledError,
+    ChannelUnknownError,
     Compute,
     ComputeAlreadyRegisteredError,
     ComputeBufferFullError,
@@ -392,3 +393,45 @@ def test_batch_records_split_alike_whatever_their_lengths() -> None:
         assert list(_records(pack(events))) == events
     with pytest.raises(struct.error):
         _records(pack([(1, 1, b"abcd")])[:-1])
+
+
+def test_a_channel_subscription_follows_its_daemon() -> None:
+    """Recorded with the daemon, the subscription moves with it: the target
+    subscribes before the migration completes (an event published then
+    reaches it), the source lets go, and unsubscribing ends the node's."""
+    from test_mesh_relay import link
+
+    def subscribers(publisher: Mesh) -> int:
+        return next(c["subscribers"] for c in publisher.channels()["channels"] if c["name"] == "ticks")
+
+    with Mesh(**FAST) as pub, Mesh(**FAST) as ma, Mesh(**FAST) as mb:
+        for m in (pub, ma, mb):
+            m.start()
+        link(ma, pub)
+        link(mb, pub)
+        link(ma, mb)
+        pub.register_channel("ticks")
+        with Compute(ma, **FAST_COMPUTE) as a, Compute(mb, **FAST_COMPUTE) as b:
+            for rt in (a, b):
+                rt.register("counter", Counter)
+            origin = a.spawn("counter", SEED)
+            a.subscribe_channel(origin, pub.node_id, "ticks")
+            with pytest.raises(ComputeNotFoundError):
+                a.subscribe_channel(0x42, pub.node_id, "ticks")
+            with pytest.raises(ChannelUnknownError):
+                a.subscribe_channel(origin, pub.node_id, "nope")
+            assert a.stats(origin)["channels"] == [{"publisher": pub.node_id, "channel": "ticks"}]
+            assert subscribers(pub) == 1
+
+            b.expect_origin("counter", origin)
+            a.start_migration(origin, ma.node_id, mb.node_id)
+            assert a.wait_migration(origin, timeout=20) == MigrationStatus("completed", "complete")
+            assert b.stats(origin)["channels"] == [{"publisher": pub.node_id, "channel": "ticks"}]
+            pub.publish("ticks", [b"t1"], reliable=True)
+            event = mb.recv(timeout=20)
+            assert (event.data, event.channel) == (b"t1", "ticks")
+            wait_for("A lets go of the channel", lambda: subscribers(pub) == 1)
+
+            b.unsubscribe_channel(origin, pub.node_id, "ticks")
+            assert subscribers(pub) == 0
+            assert b.stats(origin)["channels"] == []

@@ -71,7 +71,7 @@ pub use ledger::{LedgerError, SubscriptionLedger};
 pub use registry::{ChangeWatch, DaemonRegistry};
 pub use runtime::{
     BatchOutcome, ComputeError, ComputeRuntime, DeliveryOutcome, EventOutcome, MigrationOptions,
-    MigrationPhase, MigrationStatus, MigrationTransport, RuntimeConfig,
+    MigrationPhase, MigrationStatus, MigrationTransport, RuntimeConfig, SubscriptionError,
 };
 pub use scheduler::{
     Candidate, MIGRATION_TAG, Placement, PlacementError, PlacementReason, Scheduler,

@@ -29,7 +29,7 @@ use crate::mesh::{CapabilityError, ChannelError, PublishReport};
 use crate::wire::AckReason;
 
 /// The length of a PermissionToken on the wire.
-const TOKEN_LEN: usize = 159;
+pub(super) const TOKEN_LEN: usize = 159;
 
 impl From<ChannelError> for FfiError {
     fn from(err: ChannelError) -> Self {
@@ -77,7 +77,7 @@ impl From<CapabilityError> for FfiError {
     }
 }
 
-fn channel_name(name: &str) -> Result<ChannelName, FfiError> {
+pub(super) fn channel_name(name: &str) -> Result<ChannelName, FfiError> {
     Ok(ChannelName::new(name)?)
 }
 

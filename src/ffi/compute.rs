@@ -438,7 +438,9 @@ pub unsafe extern "C" fn net_compute_expect_origin(
 }
 
 /// Stops daemon `origin` here: unregisters it (its object gets a Drop
-/// work item) and forgets its migration factory.
+/// work item), forgets its migration factory and lets go of its channel
+/// subscriptions (the node unsubscribes, in the background, from channels
+/// no other daemon here holds).
 ///
 /// Errors: `NET_ERR_COMPUTE_NOT_FOUND`.
 ///
@@ -451,7 +453,7 @@ pub unsafe extern "C" fn net_compute_stop(
 ) -> net_status_t {
     ffi_export!(handle compute; {
         compute.runtime.factories().remove(origin);
-        compute.runtime.registry().unregister(origin)?;
+        compute.runtime.stop(origin)?;
         Ok(())
     })
 }
@@ -648,7 +650,9 @@ pub unsafe extern "C" fn net_compute_next_output(
 
 /// Daemon `origin`'s statistics as a JSON object: `origin`, `name` (its
 /// kind), `events_processed`, `events_emitted`, `errors`, `head_sequence`
-/// (its causal chain's last output). u64 values are exact JSON integers.
+/// (its causal chain's last output), `channels` (its channel
+/// subscriptions, `net_compute_subscribe_channel`: `publisher`,
+/// `channel`). u64 values are exact JSON integers.
 ///
 /// Errors: `NET_ERR_COMPUTE_NOT_FOUND` (not running here, e.g. it migrated
 /// away), `NET_ERR_COMPUTE_STALE`.
@@ -677,6 +681,11 @@ fn stats_json(host: &DaemonHost) -> serde_json::Value {
         "events_emitted": stats.events_emitted,
         "errors": stats.errors,
         "head_sequence": host.head().sequence,
+        "channels": host
+            .ledger()
+            .iter()
+            .map(|(publisher, channel, _)| json!({ "publisher": publisher, "channel": channel.as_str() }))
+            .collect::<Vec<_>>(),
     })
 }
 

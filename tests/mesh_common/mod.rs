@@ -70,6 +70,19 @@ pub fn wait_until(mut f: impl FnMut() -> bool, what: &str) {
     }
 }
 
+/// The subscriber count publisher `n` shows for its channel `channel`
+/// (0 when it has no such channel).
+pub fn channel_subscribers(n: &MeshNode, channel: &str) -> u64 {
+    let json: serde_json::Value = serde_json::from_str(&n.channels_json()).unwrap();
+    json["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == channel)
+        .and_then(|c| c["subscribers"].as_u64())
+        .unwrap_or(0)
+}
+
 /// Receives `n` events (panics after 20 s).
 pub fn recv_n(node: &MeshNode, n: usize) -> Vec<InboundEvent> {
     let mut out = Vec::new();

@@ -137,6 +137,10 @@ async function computeCheck(mesh: Mesh): Promise<void> {
   if (status?.state === 'failed') throw new ComputeDaemonError(status.reason ?? '', -503);
   const stats = await rt.waitProcessed(origin, 1n, 100);
   void stats?.eventsProcessed;
+  await rt.subscribeChannel(origin, 1n, 'ticks', { token: null, signal: AbortSignal.timeout(100) });
+  const channels: { publisher: bigint; channel: string }[] = (await rt.stats(origin)).channels;
+  void channels;
+  await rt.unsubscribeChannel(origin, 1n, 'ticks');
   const group: ComputeGroup = await ComputeGroup.replica([rt], 'counter', Buffer.alloc(32), 1, { lb: { strategy: 'round_robin' } });
   const routed: Routed = await group.route(1n, 2n, Buffer.from('x'), { key: 'k' });
   await group.scale(1);

@@ -272,8 +272,8 @@ impl GroupCluster for RuntimeCluster {
     }
 
     fn stop(&self, node: u64, origin: u64) -> Result<(), GroupError> {
-        // Absent (already stopped) is what we want.
-        let _ = self.runtime(node)?.registry().unregister(origin);
+        // Absent (already stopped) is what we want. Its channels are let go.
+        let _ = self.runtime(node)?.stop(origin);
         Ok(())
     }
 

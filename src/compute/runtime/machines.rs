@@ -61,6 +61,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::subscriptions::{self, Binding};
 use super::{
     BatchOutcome, ComputeError, DeliveryOutcome, MigrationOptions, MigrationPhase, MigrationStatus,
     Shared,
@@ -128,6 +129,9 @@ struct TargetRecord {
     host: DaemonHost,
     replay: ReplayBuffer,
     taken: u64,
+    /// The daemon's channels are subscribed here: RestoreComplete may go
+    /// (`subscriptions.rs`).
+    bound: bool,
 }
 
 /// A restore this node refused as target: the same snapshot again (the
@@ -1050,7 +1054,13 @@ fn on_cutover(
         }
         let captured = source.buffer.cutover().unwrap_or_default();
         match shared.registry.unregister(origin) {
-            Ok(host) => retire(host),
+            Ok(host) => {
+                // The target subscribed before it answered RestoreComplete.
+                if let Some(host) = &host {
+                    shared.release_bindings(origin, subscriptions::bindings(host.ledger()));
+                }
+                retire(host);
+            }
             Err(e) => tracing::warn!(origin, error = %e, "source daemon already gone at cut-over"),
         }
         if !state.forwarders.contains_key(&origin) {
@@ -1211,14 +1221,10 @@ fn on_snapshot_ready(
         && target.payload_hash == payload_hash
         && target.orchestrator == from
     {
-        send(
-            shared,
-            from,
-            &MigrationMessage::RestoreComplete {
-                origin,
-                restored_seq: seq_through,
-            },
-        );
+        // Still subscribing its channels: the answer follows then.
+        if target.bound {
+            restore_complete(shared, from, origin, seq_through);
+        }
         return;
     }
     // The same refused snapshot again: refused once already.
@@ -1229,9 +1235,20 @@ fn on_snapshot_ready(
     {
         return;
     }
-    // Another migration of the daemon: a held copy is superseded.
-    state.targets.remove(&origin);
-    match restore(shared, origin, payload) {
+    // Another migration of the daemon: a held copy is superseded (what it
+    // alone subscribed is let go below, once the new copy's are known).
+    let superseded = state
+        .targets
+        .remove(&origin)
+        .map(|old| subscriptions::bindings(old.host.ledger()))
+        .unwrap_or_default();
+    let restored = restore(shared, origin, payload);
+    let keep = match &restored {
+        Ok((host, _)) => subscriptions::bindings(host.ledger()),
+        Err(_) => Vec::new(),
+    };
+    shared.release_bindings(origin, subscriptions::without(superseded, &keep));
+    match restored {
         Ok((host, ext_applied)) => {
             state.refused.remove(&origin);
             let replay = match ext_applied {
@@ -1242,6 +1259,10 @@ fn on_snapshot_ready(
             if let Some(forwarder) = state.forwarders.get_mut(&origin) {
                 forwarder.paused = true;
             }
+            // The daemon's channels are subscribed here before the answer:
+            // the source lets go of them only after it (at cut-over).
+            let bindings = subscriptions::bindings(host.ledger());
+            let bound = bindings.is_empty();
             state.targets.insert(
                 origin,
                 TargetRecord {
@@ -1250,16 +1271,14 @@ fn on_snapshot_ready(
                     host,
                     replay,
                     taken: 0,
+                    bound,
                 },
             );
-            send(
-                shared,
-                from,
-                &MigrationMessage::RestoreComplete {
-                    origin,
-                    restored_seq: seq_through,
-                },
-            );
+            if bound {
+                restore_complete(shared, from, origin, seq_through);
+            } else {
+                shared.rebind_arriving(origin, payload_hash, bindings);
+            }
         }
         Err(reason) => {
             if let Some(forwarder) = state.forwarders.get_mut(&origin) {
@@ -1277,6 +1296,17 @@ fn on_snapshot_ready(
             fail(shared, from, origin, reason);
         }
     }
+}
+
+fn restore_complete(shared: &Shared, to: u64, origin: u64, restored_seq: u64) {
+    send(
+        shared,
+        to,
+        &MigrationMessage::RestoreComplete {
+            origin,
+            restored_seq,
+        },
+    );
 }
 
 type Restored = (DaemonHost, Option<Vec<(u64, u64)>>);
@@ -1480,6 +1510,34 @@ fn on_activate(shared: &Shared, state: &mut State, from: u64, origin: u64) {
     }
 }
 
+/// An arriving daemon's channels are subscribed: RestoreComplete goes to
+/// its orchestrator — unless the arrival was aborted or superseded
+/// meanwhile, whose subscriptions are let go again.
+pub(super) fn on_rebound(shared: &Shared, origin: u64, payload_hash: u64, bindings: Vec<Binding>) {
+    let mut state = shared.state();
+    let Some(target) = state
+        .targets
+        .get_mut(&origin)
+        .filter(|t| t.payload_hash == payload_hash && !t.bound)
+    else {
+        // Aborted, or superseded by another snapshot (which subscribes
+        // for itself): let go of what this arrival took and the daemon, as
+        // it is here now (if at all), does not hold.
+        let keep = match state.targets.get(&origin) {
+            Some(target) => subscriptions::bindings(target.host.ledger()),
+            None => shared
+                .registry
+                .with_host(origin, |host| subscriptions::bindings(host.ledger()))
+                .unwrap_or_default(),
+        };
+        shared.release_bindings(origin, subscriptions::without(bindings, &keep));
+        return;
+    };
+    target.bound = true;
+    let (to, restored_seq) = (target.orchestrator, target.host.head().sequence);
+    restore_complete(shared, to, origin, restored_seq);
+}
+
 fn on_failed(shared: &Shared, state: &mut State, from: u64, origin: u64) {
     // Only the migration's own orchestrator or target can abort a source.
     let party = state
@@ -1494,7 +1552,9 @@ fn on_failed(shared: &Shared, state: &mut State, from: u64, origin: u64) {
         .get(&origin)
         .is_some_and(|t| t.orchestrator == from)
     {
-        state.targets.remove(&origin);
+        if let Some(target) = state.targets.remove(&origin) {
+            shared.release_bindings(origin, subscriptions::bindings(target.host.ledger()));
+        }
         state.reassembler.0.discard(origin);
         // The daemon stays where it was: events held for it go on there.
         if let Some(forwarder) = state.forwarders.get_mut(&origin) {

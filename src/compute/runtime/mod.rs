@@ -38,6 +38,9 @@
 
 mod bulk;
 mod machines;
+mod subscriptions;
+
+pub use subscriptions::SubscriptionError;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -51,8 +54,10 @@ use crate::compute::migration::FailureReason;
 use crate::compute::{
     BatchWait, CausalEvent, DaemonError, DaemonFactoryRegistry, DaemonHost, DaemonRegistry,
 };
-use crate::identity::{EntityId, EntityKeypair, EnvelopeError, IdentityEnvelope};
-use crate::mesh::{MeshError, MeshNode, SubprotocolHandler};
+use crate::identity::{
+    ChannelName, EntityId, EntityKeypair, EnvelopeError, IdentityEnvelope, PermissionToken,
+};
+use crate::mesh::{ChannelError, MeshError, MeshNode, SubprotocolHandler};
 use crate::wire::ids;
 
 use machines::State;
@@ -120,6 +125,47 @@ pub trait MigrationTransport: Send + Sync + 'static {
         let _ = (envelope, chain_link, signer);
         Err(EnvelopeError::SealOpenFailed)
     }
+
+    /// Subscribes this node to `channel` at `publisher`, presenting
+    /// `token` if given, and waits for the publisher's answer (a daemon's
+    /// subscription, COMPUTE.md §1.8). Default: this transport has no
+    /// channels.
+    ///
+    /// # Errors
+    /// As [`MeshNode::subscribe`].
+    fn subscribe_channel(
+        &self,
+        publisher: u64,
+        channel: &ChannelName,
+        token: Option<&PermissionToken>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), ChannelError> {
+        let _ = (channel, token, cancel);
+        Err(no_channels(publisher))
+    }
+
+    /// Unsubscribes this node from `channel` at `publisher` and waits for
+    /// the answer. Default: this transport has no channels.
+    ///
+    /// # Errors
+    /// As [`MeshNode::unsubscribe`].
+    fn unsubscribe_channel(
+        &self,
+        publisher: u64,
+        channel: &ChannelName,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), ChannelError> {
+        let _ = (channel, cancel);
+        Err(no_channels(publisher))
+    }
+}
+
+/// A transport without channels, as a channel call's error.
+fn no_channels(publisher: u64) -> ChannelError {
+    ChannelError::Mesh(MeshError::PeerLacks {
+        peer: publisher,
+        feature: "channels (the runtime's transport has none)",
+    })
 }
 
 impl MigrationTransport for MeshNode {
@@ -156,6 +202,25 @@ impl MigrationTransport for MeshNode {
         signer: &EntityId,
     ) -> Result<EntityKeypair, EnvelopeError> {
         MeshNode::open_identity_envelope(self, envelope, chain_link, signer)
+    }
+
+    fn subscribe_channel(
+        &self,
+        publisher: u64,
+        channel: &ChannelName,
+        token: Option<&PermissionToken>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), ChannelError> {
+        self.subscribe(publisher, channel, token, cancel)
+    }
+
+    fn unsubscribe_channel(
+        &self,
+        publisher: u64,
+        channel: &ChannelName,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), ChannelError> {
+        self.unsubscribe(publisher, channel, cancel)
     }
 }
 
@@ -436,7 +501,17 @@ pub enum ComputeError {
 }
 
 pub(crate) enum Inbound {
-    Message { from: u64, bytes: Vec<u8> },
+    Message {
+        from: u64,
+        bytes: Vec<u8>,
+    },
+    /// An arriving daemon's channels are subscribed
+    /// (`Shared::rebind_arriving`).
+    Rebound {
+        origin: u64,
+        payload_hash: u64,
+        bindings: Vec<subscriptions::Binding>,
+    },
     Stop,
 }
 
@@ -466,6 +541,8 @@ pub(crate) struct Shared {
     inbox: Mutex<mpsc::Sender<Inbound>>,
     /// Snapshot chunks to Net peers, over a subprotocol stream.
     bulk: bulk::BulkSender,
+    /// Which daemons hold each channel subscription here.
+    subscriptions: Arc<subscriptions::Subscriptions>,
 }
 
 /// The state lock's guard: on release it records whether the node has
@@ -670,6 +747,7 @@ impl ComputeRuntime {
             outputs_dropped: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             inbox: Mutex::new(tx),
+            subscriptions: Arc::default(),
         });
         let worker_shared = Arc::clone(&shared);
         let worker = std::thread::Builder::new()
@@ -1089,6 +1167,11 @@ fn worker_loop(shared: &Arc<Shared>, rx: &mpsc::Receiver<Inbound>) {
             Ok(Inbound::Message { from, bytes }) => {
                 machines::handle(shared, from, bytes, Instant::now());
             }
+            Ok(Inbound::Rebound {
+                origin,
+                payload_hash,
+                bindings,
+            }) => machines::on_rebound(shared, origin, payload_hash, bindings),
             Ok(Inbound::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
