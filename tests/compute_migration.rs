@@ -20,7 +20,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use compute_common::{Blob, Counter, count_of};
-use mesh_common::{bound_link, node, wait_until};
+use mesh_common::{bound_link, channel_subscribers, node, started_node, wait_until};
+use net::cancel::CancelToken;
 use net::compute::migration::FailureReason;
 use net::compute::migration::wire::msg_type;
 use net::compute::{
@@ -28,8 +29,11 @@ use net::compute::{
     MeshDaemon, MigrationOptions, MigrationPhase, MigrationStatus, MigrationTransport,
     RuntimeConfig,
 };
-use net::identity::{EntityId, EntityKeypair, EnvelopeError, IdentityEnvelope};
-use net::mesh::{MeshError, MeshNode, NetemFilter};
+use net::identity::{
+    ChannelName, EntityId, EntityKeypair, EnvelopeError, IdentityEnvelope, PermissionToken,
+};
+use net::mesh::channels::ChannelConfig;
+use net::mesh::{ChannelError, MeshError, MeshNode, NetemFilter};
 use net::wire::ids;
 
 const PRODUCER: u64 = 0xfeed_0000_0000_0001;
@@ -131,6 +135,25 @@ impl MigrationTransport for FaultyTransport {
     ) -> Result<EntityKeypair, EnvelopeError> {
         self.node
             .open_identity_envelope(envelope, chain_link, signer)
+    }
+
+    fn subscribe_channel(
+        &self,
+        publisher: u64,
+        channel: &ChannelName,
+        token: Option<&PermissionToken>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), ChannelError> {
+        self.node.subscribe(publisher, channel, token, cancel)
+    }
+
+    fn unsubscribe_channel(
+        &self,
+        publisher: u64,
+        channel: &ChannelName,
+        cancel: Option<&CancelToken>,
+    ) -> Result<(), ChannelError> {
+        self.node.unsubscribe(publisher, channel, cancel)
     }
 }
 
@@ -1730,4 +1753,79 @@ fn an_envelope_sealed_to_another_key_is_refused_and_the_daemon_stays() {
     );
     assert_runs_as(&sites[1], origin, &keypair);
     teardown(&sites);
+}
+
+/// A daemon's channel subscription through an aborted arrival and a retry:
+/// the target subscribes when it restores the daemon; the migration fails
+/// (the target's ReplayComplete is lost) and the target lets go, the source
+/// keeping the channel; healed, the retry moves the subscription with the
+/// daemon and the source lets go.
+#[test]
+fn a_subscription_is_let_go_by_an_aborted_arrival_and_follows_on_retry() {
+    let (orch, source, target) = (2, 0, 1);
+    let sites = leak(three());
+    let publisher = started_node("");
+    bound_link(&sites[source].node, &publisher);
+    bound_link(&sites[target].node, &publisher);
+    let ticks = ChannelName::new("sensors/ticks").unwrap();
+    publisher
+        .register_channel(&ticks, ChannelConfig::default())
+        .unwrap();
+    let p = publisher.node_id();
+    let origin = spawn_counter(sites, source);
+    sites[source]
+        .runtime
+        .subscribe_channel(origin, p, &ticks, None, None)
+        .unwrap();
+    assert_eq!(channel_subscribers(&publisher, "sensors/ticks"), 1);
+
+    sites[target].drop_type(msg_type::REPLAY_COMPLETE);
+    sites[orch]
+        .runtime
+        .start_migration(origin, sites[source].id(), sites[target].id())
+        .unwrap();
+    wait_until(
+        || sites[target].runtime.channel_holders(p, &ticks) == vec![origin],
+        "the target to subscribe as it restores",
+    );
+    assert_eq!(channel_subscribers(&publisher, "sensors/ticks"), 2);
+    let status = wait_done(&sites[orch], origin);
+    assert!(matches!(status, MigrationStatus::Failed(_)), "{status:?}");
+    wait_until(
+        || sites[target].runtime.channel_holders(p, &ticks).is_empty(),
+        "the aborted target to let go",
+    );
+    wait_until(
+        || channel_subscribers(&publisher, "sensors/ticks") == 1,
+        "the publisher to keep the source only",
+    );
+    assert_eq!(
+        sites[source].runtime.channel_holders(p, &ticks),
+        vec![origin]
+    );
+
+    sites[target].heal();
+    sites[orch]
+        .runtime
+        .start_migration(origin, sites[source].id(), sites[target].id())
+        .unwrap();
+    assert_eq!(wait_done(&sites[orch], origin), MigrationStatus::Completed);
+    assert_eq!(
+        sites[target].runtime.channel_holders(p, &ticks),
+        vec![origin]
+    );
+    assert_eq!(
+        sites[target].runtime.channel_subscriptions(origin).unwrap(),
+        vec![(p, ticks.clone())]
+    );
+    wait_until(
+        || sites[source].runtime.channel_holders(p, &ticks).is_empty(),
+        "the source to let go",
+    );
+    wait_until(
+        || channel_subscribers(&publisher, "sensors/ticks") == 1,
+        "the publisher to keep the target only",
+    );
+    publisher.shutdown();
+    teardown(sites);
 }
