@@ -27,9 +27,10 @@ use net::compute::{
     CausalEvent, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome, MeshDaemon,
     RuntimeConfig,
 };
-use net::identity::EntityKeypair;
+use net::identity::{ChannelName, EntityKeypair};
 use net::mesh::MeshNode;
 use net::mesh::capability::{CapabilityFilter, CapabilitySet};
+use net::mesh::channels::ChannelConfig;
 
 const PRODUCER: u64 = 0xfeed_0000_0000_0001;
 
@@ -518,6 +519,17 @@ fn standby_promoted_after_the_active_dies_continues_one_chain_nothing_twice() {
     let c = Cluster::plain(3);
     let mut group = StandbyGroup::spawn(c.handle(), counter(), [8; 32], 2).unwrap();
     let origin = group.origin_hash();
+    // The active holds a channel of the coordinator's (its ledger goes to
+    // the standbys with the sync).
+    let ticks = ChannelName::new("sensors/ticks").unwrap();
+    c.coordinator
+        .register_channel(&ticks, ChannelConfig::default())
+        .unwrap();
+    let publisher = c.coordinator.node_id();
+    c.site(group.active_node())
+        .runtime
+        .subscribe_channel(origin, publisher, &ticks, None, None)
+        .unwrap();
     let mut outputs = feed(&mut group, 1, 10);
     group.sync_standbys().unwrap();
     outputs.extend(feed(&mut group, 11, 15));
@@ -537,6 +549,18 @@ fn standby_promoted_after_the_active_dies_continues_one_chain_nothing_twice() {
         group.origin_hash(),
         origin,
         "the group keeps its one origin"
+    );
+    // The promoted standby's node subscribed the active's channel.
+    wait_until(
+        || c.site(active).runtime.channel_holders(publisher, &ticks) == vec![origin],
+        "the promoted standby's node to hold the channel",
+    );
+    assert_eq!(
+        c.site(active)
+            .runtime
+            .channel_subscriptions(origin)
+            .unwrap(),
+        vec![(publisher, ticks.clone())]
     );
     // State = the last sync (10) + the 5 logged events replayed once each
     // (the counter refuses a repeated or missing sequence).
@@ -568,6 +592,15 @@ fn standby_promoted_after_the_active_dies_continues_one_chain_nothing_twice() {
     assert!(members.iter().all(|m| m.node_id != dead));
     assert_eq!(group.synced_through()[0], Some(15));
     assert_eq!(group.health(), GroupHealth::Healthy);
+    // A standby holds none: only the active's node is subscribed.
+    for m in members.iter().filter(|m| m.node_id != active) {
+        assert!(
+            c.site(m.node_id)
+                .runtime
+                .channel_holders(publisher, &ticks)
+                .is_empty()
+        );
+    }
 }
 
 #[test]

@@ -91,6 +91,28 @@ pub trait GroupCluster: Send + Sync {
         let _ = (origin, from, to, factory);
         Err(GroupError::Migration(FailureReason::ComputeNotSupported))
     }
+
+    /// Daemon `origin` on `node` now stands for the group (a promoted
+    /// standby): `node` subscribes the channels in its ledger, as the old
+    /// active's node did (COMPUTE.md §1.8). Default: a cluster without
+    /// channels does nothing.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownNode`]; the daemon does not run there.
+    fn bind_channels(&self, node: u64, origin: u64) -> Result<(), GroupError> {
+        let _ = (node, origin);
+        Ok(())
+    }
+
+    /// Daemon `origin` on `node` no longer stands for the group (a demoted
+    /// active): `node` lets go of its ledger's channels. Default: nothing.
+    ///
+    /// # Errors
+    /// As [`bind_channels`](Self::bind_channels).
+    fn release_channels(&self, node: u64, origin: u64) -> Result<(), GroupError> {
+        let _ = (node, origin);
+        Ok(())
+    }
 }
 
 /// How long [`RuntimeCluster::migrate`] waits for a move: far beyond its
@@ -280,6 +302,16 @@ impl GroupCluster for RuntimeCluster {
     fn contains(&self, node: u64, origin: u64) -> bool {
         self.runtime(node)
             .is_ok_and(|runtime| runtime.registry().contains(origin))
+    }
+
+    fn bind_channels(&self, node: u64, origin: u64) -> Result<(), GroupError> {
+        self.runtime(node)?.bind_channels(origin)?;
+        Ok(())
+    }
+
+    fn release_channels(&self, node: u64, origin: u64) -> Result<(), GroupError> {
+        self.runtime(node)?.release_channels(origin)?;
+        Ok(())
     }
 
     fn migrate(

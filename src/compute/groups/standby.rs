@@ -323,6 +323,20 @@ impl StandbyGroup {
         self.members[candidate]
             .synced
             .get_or_insert_with(Synced::default);
+        // The channels the active held (its ledger, synced with its state)
+        // move to the new active's node; the old one's node, if it still
+        // answers, lets go.
+        let origin = self.keypair.origin_hash();
+        let (from, to) = (
+            self.members[old].info.node_id,
+            self.members[candidate].info.node_id,
+        );
+        if let Err(e) = self.cluster.release_channels(from, origin) {
+            tracing::debug!(origin, node = from, error = %e, "the old active's channels not let go");
+        }
+        if let Err(e) = self.cluster.bind_channels(to, origin) {
+            tracing::warn!(origin, node = to, error = %e, "the promoted standby's channels not subscribed");
+        }
         self.replay_pending()?;
         Ok(self.active_index())
     }

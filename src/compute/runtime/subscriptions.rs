@@ -140,13 +140,31 @@ impl Shared {
     /// ([`Inbound::Rebound`]), which answers RestoreComplete. A binding that
     /// fails is logged: the daemon arrives all the same.
     pub(super) fn rebind_arriving(&self, origin: u64, payload_hash: u64, bindings: Vec<Binding>) {
-        let transport = Arc::clone(&self.transport);
-        let subscriptions = Arc::clone(&self.subscriptions);
         let inbox = self
             .inbox
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        self.hold_bindings(origin, bindings, move |bindings| {
+            let _ = inbox.send(Inbound::Rebound {
+                origin,
+                payload_hash,
+                bindings,
+            });
+        });
+    }
+
+    /// `origin` holds `bindings` here from now on, subscribed on a thread
+    /// of its own (a binding that fails is logged); `then` runs once every
+    /// one was tried.
+    fn hold_bindings(
+        &self,
+        origin: u64,
+        bindings: Vec<Binding>,
+        then: impl FnOnce(Vec<Binding>) + Send + 'static,
+    ) {
+        let transport = Arc::clone(&self.transport);
+        let subscriptions = Arc::clone(&self.subscriptions);
         let bind = move || {
             for (publisher, channel, token) in &bindings {
                 let token = match token
@@ -156,26 +174,22 @@ impl Shared {
                 {
                     Ok(token) => token,
                     Err(e) => {
-                        tracing::warn!(origin, publisher, %channel, error = %e, "arriving daemon's channel token unreadable; not subscribed");
+                        tracing::warn!(origin, publisher, %channel, error = %e, "a daemon's channel token is unreadable; not subscribed");
                         continue;
                     }
                 };
                 let binding = (*publisher, channel, token.as_ref());
                 if let Err(e) = subscriptions.hold(&*transport, origin, binding, None) {
-                    tracing::warn!(origin, publisher, %channel, error = %e, "arriving daemon's channel not subscribed");
+                    tracing::warn!(origin, publisher, %channel, error = %e, "a daemon's channel not subscribed");
                 }
             }
-            let _ = inbox.send(Inbound::Rebound {
-                origin,
-                payload_hash,
-                bindings,
-            });
+            then(bindings);
         };
         if let Err(e) = std::thread::Builder::new()
             .name("net-compute-bind".into())
             .spawn(bind)
         {
-            tracing::warn!(origin, error = %e, "no thread to subscribe an arriving daemon's channels");
+            tracing::warn!(origin, error = %e, "no thread to subscribe a daemon's channels");
         }
     }
 
@@ -303,6 +317,36 @@ impl ComputeRuntime {
     /// The daemons of this node holding (`publisher`, `channel`).
     pub fn channel_holders(&self, publisher: u64, channel: &ChannelName) -> Vec<u64> {
         self.shared.subscriptions.holders(publisher, channel)
+    }
+
+    /// Daemon `origin` (running here) now stands for its group on this
+    /// node (a promoted standby, whose ledger came with its last sync):
+    /// the node subscribes the ledger's channels, in the background.
+    ///
+    /// # Errors
+    /// [`DaemonError::NotFound`] if the daemon does not run here.
+    pub fn bind_channels(&self, origin: u64) -> Result<(), ComputeError> {
+        let held = self
+            .shared
+            .registry
+            .with_host(origin, |host| bindings(host.ledger()))?;
+        self.shared.hold_bindings(origin, held, drop);
+        Ok(())
+    }
+
+    /// Daemon `origin` (running here) no longer stands for its group on
+    /// this node (a demoted active): the node lets go of its ledger's
+    /// channels, in the background.
+    ///
+    /// # Errors
+    /// [`DaemonError::NotFound`] if the daemon does not run here.
+    pub fn release_channels(&self, origin: u64) -> Result<(), ComputeError> {
+        let held = self
+            .shared
+            .registry
+            .with_host(origin, |host| bindings(host.ledger()))?;
+        self.shared.release_bindings(origin, held);
+        Ok(())
     }
 
     /// Stops daemon `origin`: it leaves the registry, and the channels
