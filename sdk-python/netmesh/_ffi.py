@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import datetime
 import math
-from typing import Any, Iterable, List, Optional, Tuple, Union
+from array import array
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 from cffi import FFI  # type: ignore[import-untyped,unused-ignore]
 
@@ -122,6 +123,27 @@ def call_bytes(fn: Any, *args: Any) -> bytes:
         lib.net_bytes_free(out)  # never filled on failure; free is a no-op then
         check(status)
     return take_bytes(out)
+
+
+#: The array typecode of a C uint32_t.
+U32 = "I" if array("I").itemsize == 4 else "L"
+
+
+def pack_bytes(items: Sequence[BytesLike], name: str) -> Tuple[bytes, "array[int]"]:
+    """``items`` back to back and each one's length in bytes (a uint32
+    ``array``), for the packed batch calls. TypeError names the first item
+    that is not bytes-like."""
+    try:
+        # join takes any bytes-like object and refuses str: the fast path.
+        data = b"".join(items)
+    except TypeError:
+        bad = next(i for i, e in enumerate(items) if not isinstance(e, (bytes, bytearray, memoryview)))
+        raise TypeError(f"{name}[{bad}] must be bytes-like, not {type(items[bad]).__name__}") from None
+    lengths = array(U32, map(len, items))
+    if sum(lengths) != len(data):
+        # A memoryview whose items are wider than a byte: count bytes.
+        lengths = array(U32, (memoryview(e).nbytes for e in items))
+    return data, lengths
 
 
 def buf(data: BytesLike, name: str = "data") -> Tuple[Any, int]:

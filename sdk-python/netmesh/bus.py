@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import json
 import struct
-from array import array
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
-from ._ffi import BytesLike, buf, call_error, check, check_call, error_slot, ffi, lib, new_bytes, slice_array, take_bytes
+from ._ffi import (
+    BytesLike, buf, call_error, check, check_call, error_slot, ffi, lib, new_bytes, pack_bytes, slice_array, take_bytes,
+)
 from ._handle import _Handle
 from .cancel import Cancel, call_async, call_blocking
 from .errors import BusConfigError
@@ -142,18 +143,7 @@ class Bus(_Handle):
         items = events if isinstance(events, (list, tuple)) else list(events)
         if not copy:
             return self._ingest_in_place(items)
-        try:
-            # join takes any bytes-like object and refuses str: the fast path.
-            data = b"".join(items)  # type: ignore[arg-type]
-        except TypeError:
-            for i, e in enumerate(items):
-                if isinstance(e, str) or not isinstance(e, (bytes, bytearray, memoryview)):
-                    raise TypeError(f"events[{i}] must be bytes-like, not {type(e).__name__}") from None
-            raise
-        lengths = array("I", map(len, items))  # type: ignore[arg-type]
-        if sum(lengths) != len(data):
-            # A memoryview whose items are wider than a byte: count bytes.
-            lengths = array("I", (memoryview(e).nbytes for e in items))  # type: ignore[arg-type]
+        data, lengths = pack_bytes(items, "events")
         report = ffi.new("net_bus_ingest_report_t *")
         check(
             lib.net_bus_ingest_raw_packed(

@@ -47,7 +47,10 @@ import struct
 import threading
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
-from ._ffi import BytesLike, buf, check, check_call, error_slot, ffi, lib, new_bytes, slice_array, take_bytes, timeout_ms
+from ._ffi import (
+    U32, BytesLike, buf, check, check_call, error_slot, ffi, lib, new_bytes, pack_bytes, slice_array, take_bytes,
+    timeout_ms,
+)
 from ._handle import _Handle
 from .mesh import Mesh, _name, _u64
 from ._neterror import NetError
@@ -795,14 +798,13 @@ _RECORD = struct.Struct("<QQI")
 _DELIVERIES = {d.value: d for d in Delivery}
 _new_event = tuple.__new__
 _UNIFORM: Dict[int, struct.Struct] = {}  # payload length -> one record's layout, less the length
-_U32 = "I" if array.array("I").itemsize == 4 else "L"
-_ALL_PROCESSED = array.array(_U32, [Delivery.PROCESSED]).tobytes()  # one outcome, native order
+_ALL_PROCESSED = array.array(U32, [Delivery.PROCESSED]).tobytes()  # one outcome, native order
 
 
 def _u32s(values: Iterable[int]) -> Any:
     """A ``uint32_t[]`` of ``values`` (at least one element: ``[0]`` when
     empty). Built by ``array`` in C, not element by element by cffi."""
-    packed = array.array(_U32, values)
+    packed = array.array(U32, values)
     if not packed:
         packed.append(0)
     return ffi.from_buffer("uint32_t[]", packed)
@@ -810,16 +812,9 @@ def _u32s(values: Iterable[int]) -> Any:
 
 def _pack(payloads: Sequence[BytesLike]) -> Any:
     """Payloads as one buffer, a uint32_t length array and the count."""
-    parts = list(payloads)
-    try:
-        data = b"".join(parts)
-    except TypeError:
-        bad = next(i for i, p in enumerate(parts) if not isinstance(p, (bytes, bytearray, memoryview)))
-        raise TypeError(f"payloads[{bad}] must be bytes-like, not {type(parts[bad]).__name__}") from None
-    sizes = list(map(len, parts))
-    if sum(sizes) != len(data):  # memoryviews of wider items
-        sizes = [memoryview(p).nbytes for p in parts]
-    return data, _u32s(sizes), len(parts)
+    parts = payloads if isinstance(payloads, (list, tuple)) else list(payloads)
+    data, lengths = pack_bytes(parts, "payloads")
+    return data, _u32s(lengths), len(parts)
 
 
 def _records(data: bytes) -> Iterable[Any]:

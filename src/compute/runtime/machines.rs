@@ -1243,11 +1243,11 @@ fn on_snapshot_ready(
         .map(|old| subscriptions::bindings(old.host.ledger()))
         .unwrap_or_default();
     let restored = restore(shared, origin, payload);
-    let keep = match &restored {
+    let arriving = match &restored {
         Ok((host, _)) => subscriptions::bindings(host.ledger()),
         Err(_) => Vec::new(),
     };
-    shared.release_bindings(origin, subscriptions::without(superseded, &keep));
+    shared.release_bindings(origin, subscriptions::without(superseded, &arriving));
     match restored {
         Ok((host, ext_applied)) => {
             state.refused.remove(&origin);
@@ -1261,8 +1261,7 @@ fn on_snapshot_ready(
             }
             // The daemon's channels are subscribed here before the answer:
             // the source lets go of them only after it (at cut-over).
-            let bindings = subscriptions::bindings(host.ledger());
-            let bound = bindings.is_empty();
+            let bound = arriving.is_empty();
             state.targets.insert(
                 origin,
                 TargetRecord {
@@ -1277,7 +1276,7 @@ fn on_snapshot_ready(
             if bound {
                 restore_complete(shared, from, origin, seq_through);
             } else {
-                shared.rebind_arriving(origin, payload_hash, bindings);
+                shared.rebind_arriving(origin, payload_hash, arriving);
             }
         }
         Err(reason) => {
