@@ -619,6 +619,52 @@ fn an_accepted_token_subscriber_is_delivered_until_its_token_expires() {
     );
 }
 
+/// A subscribe reads the clock fresh; a publish reads the one the
+/// reliability tick cached, which can be a second behind across a second
+/// boundary (more on a loaded machine). A token that became live in that
+/// second was accepted, and the publish must not evict its subscriber as
+/// "not yet valid" (a Go test lost its events this way under load).
+#[test]
+fn a_publish_on_a_clock_behind_the_subscribes_keeps_a_just_live_token() {
+    let lidar = name("sensors/lidar");
+    let mut w = World::new();
+    w.peer(2, PeerKind::Net);
+    w.register("sensors/lidar", token_channel());
+    w.advance(Duration::from_secs(30));
+    // Live from exactly the subscribe's second.
+    let fresh = PermissionToken::sign(
+        &key(LOCAL),
+        TokenClaims {
+            subject: *key(2).entity_id(),
+            scope: TokenScope::SUBSCRIBE,
+            channel_hash: lidar.hash(),
+            not_before: T0 + 30,
+            not_after: T0 + 3600,
+            delegation_depth: 0,
+            nonce: 77,
+        },
+    )
+    .unwrap();
+    assert!(w.accepted(2, "sensors/lidar", Some(&fresh)));
+    let behind = Now {
+        instant: w.now().instant,
+        unix_secs: T0 + 29,
+    };
+    let (plan, evictions) = w.hub.plan_publish(&lidar, None, &w.peers, behind).unwrap();
+    assert!(
+        evictions.is_empty(),
+        "evicted on a stale clock: {evictions:?}"
+    );
+    assert_eq!(
+        plan.targets.iter().map(|t| t.peer).collect::<Vec<_>>(),
+        vec![2]
+    );
+    // Expiry still evicts.
+    w.advance(Duration::from_secs(3600));
+    let (_, evictions) = w.plan("sensors/lidar");
+    assert_eq!(evictions.len(), 1);
+}
+
 #[test]
 fn the_sweep_evicts_expired_subscribers_and_keeps_the_rest() {
     let lidar = name("sensors/lidar");

@@ -21,6 +21,7 @@ func expectEvent(t *testing.T, m *netmesh.Mesh, peer uint64, data, channel strin
 	defer cancel()
 	ev, err := m.RecvNext(ctx)
 	if err != nil {
+		testMeshes.dump(t)
 		t.Fatal(err)
 	}
 	if ev.Peer != peer || string(ev.Data) != data || ev.Channel != channel {

@@ -23,7 +23,51 @@ func fastMesh(t *testing.T, extra func(*netmesh.MeshConfig)) *netmesh.Mesh {
 	}
 	m := must(netmesh.NewMesh(cfg))
 	t.Cleanup(func() { _ = m.Close() })
+	testMeshes.add(t, m)
 	return m
+}
+
+// testMeshes remembers each test's meshes, so a receive that times out can
+// show what every node of the test saw (peers, counters, channels).
+var testMeshes = meshRegistry{byTest: map[*testing.T][]*netmesh.Mesh{}}
+
+type meshRegistry struct {
+	mu     sync.Mutex
+	byTest map[*testing.T][]*netmesh.Mesh
+}
+
+func (r *meshRegistry) add(t *testing.T, m *netmesh.Mesh) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.byTest[t]; !ok {
+		t.Cleanup(func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			delete(r.byTest, t)
+		})
+	}
+	r.byTest[t] = append(r.byTest[t], m)
+}
+
+// dump logs the state of every mesh t created (a failed receive's evidence).
+func (r *meshRegistry) dump(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	meshes := append([]*netmesh.Mesh(nil), r.byTest[t]...)
+	r.mu.Unlock()
+	for _, m := range meshes {
+		id, _ := m.NodeID()
+		peers, _ := m.Peers()
+		channels, _ := m.Channels()
+		stats, _ := m.Stats()
+		nonzero := map[string]uint64{}
+		for k, v := range stats {
+			if v != 0 {
+				nonzero[k] = v
+			}
+		}
+		t.Logf("mesh %#x: peers %+v\n  stats %v\n  channels %v", id, peers, nonzero, channels)
+	}
 }
 
 func connectPair(t *testing.T) (*netmesh.Mesh, *netmesh.Mesh) {
@@ -44,6 +88,7 @@ func recvN(t *testing.T, m *netmesh.Mesh, n int) []netmesh.MeshEvent {
 	for len(got) < n {
 		events, err := m.Recv(ctx, n-len(got))
 		if err != nil {
+			testMeshes.dump(t)
 			t.Fatalf("after %d of %d events: %v", len(got), n, err)
 		}
 		got = append(got, events...)

@@ -19,17 +19,21 @@
 //!
 //! Releases that follow a departure or a stop run on a thread of their own
 //! (an unsubscribe waits for the publisher's answer); their errors are
-//! logged.
+//! logged. Every change — on a thread or in the caller's — takes a ticket
+//! when it is decided and runs in ticket order: a daemon that leaves and
+//! comes back before the release of its departure ran is not unsubscribed
+//! by that late release (threads alone would run in any order).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use super::{ComputeError, ComputeRuntime, Inbound, MigrationTransport, Shared};
 use crate::cancel::CancelToken;
 use crate::compute::DaemonError;
 use crate::compute::ledger::SubscriptionLedger;
 use crate::identity::{ChannelName, PermissionToken};
-use crate::mesh::ChannelError;
+use crate::mesh::{ChannelError, MeshError};
 
 /// Why a daemon's subscription change failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,60 +62,183 @@ pub(crate) type Binding = (u64, ChannelName, Option<Vec<u8>>);
 /// for them.
 #[derive(Default)]
 pub(crate) struct Subscriptions {
-    /// Held across the publisher's answer, so subscription changes on a
-    /// node are serialized: a release never unsubscribes under a hold that
-    /// is being made.
-    holders: Mutex<HashMap<(u64, ChannelName), BTreeSet<u64>>>,
+    state: Mutex<State>,
+    /// Signalled when the turn passes to the next ticket.
+    turn_passed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    holders: HashMap<(u64, ChannelName), BTreeSet<u64>>,
+    /// Tickets issued so far; the next one is `issued`.
+    issued: u64,
+    /// The ticket whose turn it is.
+    serving: u64,
+    /// Tickets given up before their turn came (skipped when it does).
+    abandoned: BTreeSet<u64>,
+    /// Callers waiting for their turn (tests watch it).
+    #[cfg(test)]
+    waiting: usize,
+}
+
+impl State {
+    /// The turn moves past `ticket` and every abandoned ticket behind it.
+    fn pass(&mut self, ticket: u64) {
+        debug_assert_eq!(self.serving, ticket);
+        self.serving = ticket + 1;
+        while self.abandoned.remove(&self.serving) {
+            self.serving += 1;
+        }
+    }
+}
+
+/// A place in the order of subscription changes, taken when the change is
+/// decided. Dropped unused, it gives its turn up.
+pub(crate) struct Ticket {
+    subscriptions: Arc<Subscriptions>,
+    number: u64,
+    used: bool,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.used {
+            return;
+        }
+        let mut state = self.subscriptions.lock();
+        if state.serving == self.number {
+            state.pass(self.number);
+            drop(state);
+            self.subscriptions.turn_passed.notify_all();
+        } else {
+            state.abandoned.insert(self.number);
+        }
+    }
+}
+
+/// The turn of one ticket: changes run while it is held (the publisher's
+/// answer awaited without the lock); dropping it passes the turn on.
+struct Turn<'a> {
+    subscriptions: &'a Subscriptions,
+    number: u64,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.subscriptions.lock().pass(self.number);
+        self.subscriptions.turn_passed.notify_all();
+    }
 }
 
 impl Subscriptions {
-    fn lock(&self) -> MutexGuard<'_, HashMap<(u64, ChannelName), BTreeSet<u64>>> {
-        self.holders.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Subscribes the node (again: it is idempotent at the publisher, and
-    /// the token is refreshed) and counts `origin` as a holder.
+    /// A ticket for a change decided now.
+    pub(crate) fn ticket(self: &Arc<Self>) -> Ticket {
+        let mut state = self.lock();
+        let number = state.issued;
+        state.issued += 1;
+        Ticket {
+            subscriptions: Arc::clone(self),
+            number,
+            used: false,
+        }
+    }
+
+    /// Waits for `ticket`'s turn.
+    fn wait_turn(&self, ticket: Ticket) -> Turn<'_> {
+        match self.turn(ticket, None) {
+            Ok(turn) => turn,
+            Err((_, ticket)) => self.wait_turn(ticket), // no cancel: never
+        }
+    }
+
+    /// Waits for `ticket`'s turn; a cancel gives the ticket back.
+    fn turn(
+        &self,
+        mut ticket: Ticket,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Turn<'_>, (ChannelError, Ticket)> {
+        let mut state = self.lock();
+        while state.serving != ticket.number {
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Err((MeshError::Cancelled.into(), ticket));
+            }
+            // Polled for the cancel: a turn rarely waits on another's
+            // round trip to a publisher.
+            #[cfg(test)]
+            {
+                state.waiting += 1;
+            }
+            state = self
+                .turn_passed
+                .wait_timeout(state, Duration::from_millis(20))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            #[cfg(test)]
+            {
+                state.waiting -= 1;
+            }
+        }
+        ticket.used = true;
+        Ok(Turn {
+            subscriptions: self,
+            number: ticket.number,
+        })
+    }
+
+    /// In its turn: subscribes the node (again: it is idempotent at the
+    /// publisher, and the token is refreshed) and counts `origin` as a
+    /// holder.
     fn hold(
         &self,
+        _turn: &Turn<'_>,
         transport: &dyn MigrationTransport,
         origin: u64,
         (publisher, channel, token): (u64, &ChannelName, Option<&PermissionToken>),
         cancel: Option<&CancelToken>,
     ) -> Result<(), ChannelError> {
-        let mut holders = self.lock();
         transport.subscribe_channel(publisher, channel, token, cancel)?;
-        holders
+        self.lock()
+            .holders
             .entry((publisher, channel.clone()))
             .or_default()
             .insert(origin);
         Ok(())
     }
 
-    /// `origin` lets go; the node unsubscribes once nobody holds the
-    /// channel (nothing is sent for a channel `origin` alone never held).
+    /// In its turn: `origin` lets go; the node unsubscribes once nobody
+    /// holds the channel (nothing is sent for a channel `origin` alone
+    /// never held).
     fn release(
         &self,
+        _turn: &Turn<'_>,
         transport: &dyn MigrationTransport,
         origin: u64,
         publisher: u64,
         channel: &ChannelName,
         cancel: Option<&CancelToken>,
     ) -> Result<(), ChannelError> {
-        let mut holders = self.lock();
-        let key = (publisher, channel.clone());
-        let Some(held) = holders.get_mut(&key) else {
-            return Ok(());
-        };
-        if !held.remove(&origin) || !held.is_empty() {
-            return Ok(());
+        {
+            let mut state = self.lock();
+            let key = (publisher, channel.clone());
+            let Some(held) = state.holders.get_mut(&key) else {
+                return Ok(());
+            };
+            if !held.remove(&origin) || !held.is_empty() {
+                return Ok(());
+            }
+            state.holders.remove(&key);
         }
-        holders.remove(&key);
         transport.unsubscribe_channel(publisher, channel, cancel)
     }
 
     /// The daemons holding (`publisher`, `channel`) here.
     pub(crate) fn holders(&self, publisher: u64, channel: &ChannelName) -> Vec<u64> {
         self.lock()
+            .holders
             .get(&(publisher, channel.clone()))
             .map(|held| held.iter().copied().collect())
             .unwrap_or_default()
@@ -165,7 +292,9 @@ impl Shared {
     ) {
         let transport = Arc::clone(&self.transport);
         let subscriptions = Arc::clone(&self.subscriptions);
+        let ticket = subscriptions.ticket();
         let bind = move || {
+            let turn = subscriptions.wait_turn(ticket);
             for (publisher, channel, token) in &bindings {
                 let token = match token
                     .as_deref()
@@ -179,10 +308,11 @@ impl Shared {
                     }
                 };
                 let binding = (*publisher, channel, token.as_ref());
-                if let Err(e) = subscriptions.hold(&*transport, origin, binding, None) {
+                if let Err(e) = subscriptions.hold(&turn, &*transport, origin, binding, None) {
                     tracing::warn!(origin, publisher, %channel, error = %e, "a daemon's channel not subscribed");
                 }
             }
+            drop(turn);
             then(bindings);
         };
         if let Err(e) = std::thread::Builder::new()
@@ -201,10 +331,12 @@ impl Shared {
         }
         let transport = Arc::clone(&self.transport);
         let subscriptions = Arc::clone(&self.subscriptions);
+        let ticket = subscriptions.ticket();
         let release = move || {
+            let turn = subscriptions.wait_turn(ticket);
             for (publisher, channel, _) in &bindings {
                 if let Err(e) =
-                    subscriptions.release(&*transport, origin, *publisher, channel, None)
+                    subscriptions.release(&turn, &*transport, origin, *publisher, channel, None)
                 {
                     tracing::warn!(origin, publisher, %channel, error = %e, "channel not unsubscribed");
                 }
@@ -245,7 +377,14 @@ impl ComputeRuntime {
         if !shared.registry.contains(origin) {
             return Err(DaemonError::NotFound(origin).into());
         }
+        let ticket = shared.subscriptions.ticket();
+        // Dropped on a cancel, the ticket gives its turn up.
+        let turn = shared
+            .subscriptions
+            .turn(ticket, cancel)
+            .map_err(|(e, _)| e)?;
         shared.subscriptions.hold(
+            &turn,
             &*shared.transport,
             origin,
             (publisher, channel, token),
@@ -290,9 +429,20 @@ impl ComputeRuntime {
         shared
             .registry
             .with_host(origin, |host| host.ledger_mut().remove(publisher, channel))?;
-        shared
+        let ticket = shared.subscriptions.ticket();
+        // Dropped on a cancel, the ticket gives its turn up.
+        let turn = shared
             .subscriptions
-            .release(&*shared.transport, origin, publisher, channel, cancel)?;
+            .turn(ticket, cancel)
+            .map_err(|(e, _)| e)?;
+        shared.subscriptions.release(
+            &turn,
+            &*shared.transport,
+            origin,
+            publisher,
+            channel,
+            cancel,
+        )?;
         Ok(())
     }
 
@@ -361,5 +511,139 @@ impl ComputeRuntime {
                 .release_bindings(origin, bindings(host.ledger()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records the subscription calls it gets.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<&'static str>>);
+
+    impl MigrationTransport for Recorder {
+        fn local_node(&self) -> u64 {
+            1
+        }
+        fn send(&self, _to: u64, _message: &[u8]) -> Result<(), MeshError> {
+            Ok(())
+        }
+        fn subscribe_channel(
+            &self,
+            _publisher: u64,
+            _channel: &ChannelName,
+            _token: Option<&PermissionToken>,
+            _cancel: Option<&CancelToken>,
+        ) -> Result<(), ChannelError> {
+            self.0.lock().unwrap().push("subscribe");
+            Ok(())
+        }
+        fn unsubscribe_channel(
+            &self,
+            _publisher: u64,
+            _channel: &ChannelName,
+            _cancel: Option<&CancelToken>,
+        ) -> Result<(), ChannelError> {
+            self.0.lock().unwrap().push("unsubscribe");
+            Ok(())
+        }
+    }
+
+    const DAEMON: u64 = 0xD;
+    const PUBLISHER: u64 = 2;
+
+    fn waiting(subscriptions: &Subscriptions) -> usize {
+        subscriptions.lock().waiting
+    }
+
+    fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(std::time::Instant::now() < until, "timed out: {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    /// A daemon left (its release decided) and came back (its hold
+    /// decided) before the release ran: the late release must not undo the
+    /// new hold. Without the order, the hold ran first and the release
+    /// then unsubscribed the node under the returned daemon.
+    #[test]
+    fn a_late_release_does_not_undo_a_later_hold() {
+        let channel = ChannelName::new("news").unwrap();
+        let subscriptions = Arc::new(Subscriptions::default());
+        let transport = Arc::new(Recorder::default());
+        let binding = (PUBLISHER, &channel, None);
+        let turn = subscriptions.wait_turn(subscriptions.ticket());
+        subscriptions
+            .hold(&turn, &*transport, DAEMON, binding, None)
+            .unwrap();
+        drop(turn);
+
+        let release = subscriptions.ticket();
+        let hold = subscriptions.ticket();
+        let returning = {
+            let (subscriptions, transport, channel) = (
+                Arc::clone(&subscriptions),
+                Arc::clone(&transport),
+                channel.clone(),
+            );
+            std::thread::spawn(move || {
+                let turn = subscriptions.wait_turn(hold);
+                subscriptions
+                    .hold(
+                        &turn,
+                        &*transport,
+                        DAEMON,
+                        (PUBLISHER, &channel, None),
+                        None,
+                    )
+                    .unwrap();
+            })
+        };
+        wait_for("the hold waits for the release's turn", || {
+            waiting(&subscriptions) == 1
+        });
+        assert_eq!(*transport.0.lock().unwrap(), ["subscribe"]);
+        let turn = subscriptions.wait_turn(release);
+        subscriptions
+            .release(&turn, &*transport, DAEMON, PUBLISHER, &channel, None)
+            .unwrap();
+        drop(turn);
+        returning.join().unwrap();
+        assert_eq!(
+            *transport.0.lock().unwrap(),
+            ["subscribe", "unsubscribe", "subscribe"]
+        );
+        assert_eq!(subscriptions.holders(PUBLISHER, &channel), [DAEMON]);
+    }
+
+    /// A ticket given up — dropped unused, or its wait cancelled — passes
+    /// its turn on; the tickets behind it are not stuck.
+    #[test]
+    fn given_up_tickets_pass_their_turn() {
+        let subscriptions = Arc::new(Subscriptions::default());
+        let first = subscriptions.ticket();
+        let cancelled = subscriptions.ticket();
+        let dropped = subscriptions.ticket();
+        let last = subscriptions.ticket();
+        let token = CancelToken::new();
+        token.cancel();
+        let Err((e, ticket)) = subscriptions.turn(cancelled, Some(&token)) else {
+            panic!("a cancelled wait gets no turn");
+        };
+        assert!(matches!(e, ChannelError::Mesh(MeshError::Cancelled)));
+        drop(ticket);
+        drop(dropped);
+        let behind = {
+            let subscriptions = Arc::clone(&subscriptions);
+            std::thread::spawn(move || drop(subscriptions.wait_turn(last)))
+        };
+        wait_for("the last ticket waits", || waiting(&subscriptions) == 1);
+        drop(subscriptions.wait_turn(first));
+        behind.join().unwrap();
+        assert_eq!(subscriptions.lock().serving, 4);
+        assert!(subscriptions.lock().abandoned.is_empty());
     }
 }

@@ -20,8 +20,13 @@ pub struct Member {
 
 /// A verified token chain's validity: signatures need not be checked
 /// again while the config generation and the peer's entity are unchanged
-/// and `live_from <= now < live_until` (tokens cannot be revoked, only
-/// expire).
+/// and `now < live_until` (tokens cannot be revoked, only expire).
+///
+/// `live_from` is not checked again: the chain was live when it was
+/// verified, so a later reading before `live_from` is a clock behind the
+/// one that verified it (a publish reads the clock the reliability tick
+/// cached, up to a tick old — more on a loaded machine — while a subscribe
+/// reads it fresh), not a reason to evict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifiedChain {
     /// The hub's config generation when it was verified.
@@ -49,10 +54,7 @@ impl VerifiedChain {
 
     /// Whether it still vouches for `entity` at `now` under `generation`.
     pub fn holds(&self, generation: u64, entity: Option<&EntityId>, now: u64) -> bool {
-        self.generation == generation
-            && entity == Some(&self.entity)
-            && self.live_from <= now
-            && now < self.live_until
+        self.generation == generation && entity == Some(&self.entity) && now < self.live_until
     }
 }
 
