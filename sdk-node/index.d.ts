@@ -1009,6 +1009,7 @@ export interface ComputeOptions {
   sourceTimeoutMs?: number;
   /** How long a daemon call waits for the JS daemon (default 30 000). */
   workTimeoutMs?: number;
+  /** Send the Net snapshot extension to Net targets (default true; it never goes to a v0.11 target); false: never. */
   sendExtension?: boolean;
   outputCapacity?: number;
   /** Bytes per second at which snapshot chunks leave for another node (default 268 435 456; 0: unpaced). */

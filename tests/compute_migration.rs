@@ -23,11 +23,11 @@ use compute_common::{Blob, Counter, count_of};
 use mesh_common::{bound_link, channel_subscribers, node, started_node, wait_until};
 use net::cancel::CancelToken;
 use net::compute::migration::FailureReason;
-use net::compute::migration::wire::msg_type;
+use net::compute::migration::wire::{MigrationMessage, msg_type};
 use net::compute::{
     CausalEvent, ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome,
     MeshDaemon, MigrationOptions, MigrationPhase, MigrationStatus, MigrationTransport,
-    RuntimeConfig,
+    RuntimeConfig, decode_migration_payload,
 };
 use net::identity::{
     ChannelName, EntityId, EntityKeypair, EnvelopeError, IdentityEnvelope, PermissionToken,
@@ -55,6 +55,11 @@ struct FaultyTransport {
     /// What this node knows of other nodes' static keys (identity
     /// envelopes are sealed to them).
     keys: Mutex<Keys>,
+    /// Nodes this one takes for v0.11 nodes (the others: as the mesh
+    /// knows them).
+    v011: Mutex<HashSet<u64>>,
+    /// Every SnapshotReady this node sent to another node.
+    snapshot_ready: Mutex<Vec<Vec<u8>>>,
 }
 
 /// The static keys a [`FaultyTransport`] reports.
@@ -86,6 +91,7 @@ impl MigrationTransport for FaultyTransport {
         }
         if message.first() == Some(&msg_type::SNAPSHOT_READY) && to != self.node.node_id() {
             self.datagram_chunks.fetch_add(1, Ordering::SeqCst);
+            self.snapshot_ready.lock().unwrap().push(message.to_vec());
         }
         self.node.send_subprotocol(to, ids::MIGRATION, message)
     }
@@ -108,6 +114,12 @@ impl MigrationTransport for FaultyTransport {
             .iter()
             .filter(|m| m.first() == Some(&msg_type::FORWARDED_EVENTS))
             .count();
+        self.snapshot_ready.lock().unwrap().extend(
+            messages
+                .iter()
+                .filter(|m| m.first() == Some(&msg_type::SNAPSHOT_READY))
+                .map(|m| m.to_vec()),
+        );
         self.streamed_forwards
             .fetch_add(forwards as u64, Ordering::SeqCst);
         self.node.send_subprotocol_stream(
@@ -117,6 +129,14 @@ impl MigrationTransport for FaultyTransport {
             Some(deadline),
             Some(cancel),
         )
+    }
+
+    fn peer_is_net(&self, node: u64) -> Option<bool> {
+        if self.v011.lock().unwrap().contains(&node) {
+            Some(false)
+        } else {
+            self.node.peer_is_net(node)
+        }
     }
 
     fn peer_static_key(&self, node: u64) -> Option<[u8; 32]> {
@@ -226,6 +246,8 @@ fn site_with(config: RuntimeConfig) -> Site {
         datagram_chunks: AtomicU64::new(0),
         streamed_forwards: AtomicU64::new(0),
         keys: Mutex::new(Keys::Known),
+        v011: Mutex::new(HashSet::new()),
+        snapshot_ready: Mutex::new(Vec::new()),
     });
     let runtime = ComputeRuntime::new(
         Arc::clone(&transport) as Arc<dyn MigrationTransport>,
@@ -696,6 +718,102 @@ fn a_forwarder_refuses_events_beyond_its_limit_until_the_new_node_catches_up() {
     }
     assert_only(sites, 1, origin, 60);
     teardown(sites);
+}
+
+/// Whether the last snapshot `site` sent as a source carried the Net
+/// extension (its SnapshotReady chunks reassembled and decoded); forgets
+/// them.
+fn sent_extension(site: &Site) -> bool {
+    let mut chunks = std::collections::BTreeMap::new();
+    for message in site.transport.snapshot_ready.lock().unwrap().drain(..) {
+        if let Ok(MigrationMessage::SnapshotReady {
+            chunk_index, bytes, ..
+        }) = MigrationMessage::decode(&message)
+        {
+            chunks.insert(chunk_index, bytes);
+        }
+    }
+    let payload: Vec<u8> = chunks.into_values().flatten().collect();
+    let (_, ext) = decode_migration_payload(&payload).expect("a snapshot payload");
+    ext.is_some()
+}
+
+/// The `NSX1` extension goes only to a target known to be a Net node: a
+/// v0.11 target rejects a `CDS1` record that does not end the payload.
+/// A local source judges by its own session; a third-node orchestrator
+/// tells a Net source what it knows of the target (the source may not talk
+/// to it); a source told nothing (a v0.11 orchestrator) judges by its own.
+#[test]
+fn the_snapshot_extension_goes_only_to_net_targets() {
+    let sites = three();
+    let origin = spawn_counter(&sites, 0);
+    let keypair = sites[0].runtime.registry().daemon_keypair(origin).unwrap();
+    let mut sent = 0;
+    let mut deliver = |site: &Site, n: u64| {
+        for _ in 0..n {
+            sent += 1;
+            let event = CausalEvent::bare(PRODUCER, sent, sent.to_le_bytes().to_vec());
+            site.runtime.deliver(origin, event).unwrap();
+        }
+        sent
+    };
+    let by = |o: usize, from: usize, to: usize| {
+        register_factory(&sites[to], &keypair);
+        sites[o]
+            .runtime
+            .start_migration(origin, sites[from].id(), sites[to].id())
+            .unwrap();
+        assert_eq!(wait_done(&sites[o], origin), MigrationStatus::Completed);
+    };
+    let v011 = |site: usize, peer: usize| {
+        let mut v011 = sites[site].transport.v011.lock().unwrap();
+        v011.clear();
+        v011.insert(sites[peer].id());
+    };
+
+    // A local source, a Net target.
+    deliver(&sites[0], 3);
+    by(0, 0, 1);
+    assert!(sent_extension(&sites[0]), "to a Net target");
+    // A local source whose target is a v0.11 node: the record alone (which
+    // a Net target takes as well).
+    v011(1, 0);
+    let n = deliver(&sites[1], 3);
+    by(1, 1, 0);
+    assert!(!sent_extension(&sites[1]), "to a v0.11 target");
+    assert_only(&sites, 0, origin, n);
+    // A third node orchestrates and takes the target for v0.11; the source
+    // itself would take it for a Net node: the orchestrator's word counts.
+    v011(2, 1);
+    let n = deliver(&sites[0], 3);
+    by(2, 0, 1);
+    assert!(!sent_extension(&sites[0]), "the orchestrator said v0.11");
+    assert_only(&sites, 1, origin, n);
+    // The orchestrator takes the source for v0.11 and says nothing (v0.11's
+    // TakeSnapshot): the source judges the target itself — a Net node.
+    sites[1].transport.v011.lock().unwrap().clear();
+    {
+        let mut v011 = sites[2].transport.v011.lock().unwrap();
+        v011.insert(sites[0].id());
+        v011.insert(sites[1].id());
+    }
+    let n = deliver(&sites[1], 3);
+    by(2, 1, 0);
+    assert!(
+        sent_extension(&sites[1]),
+        "a source told nothing judges itself"
+    );
+    assert_only(&sites, 0, origin, n);
+    // ... and leaves it out for a target it knows for a v0.11 node.
+    v011(0, 1);
+    let n = deliver(&sites[0], 3);
+    by(2, 0, 1);
+    assert!(
+        !sent_extension(&sites[0]),
+        "a source told nothing judges itself"
+    );
+    assert_only(&sites, 1, origin, n);
+    teardown(&sites);
 }
 
 #[test]

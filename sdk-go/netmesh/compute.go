@@ -86,7 +86,8 @@ type ComputeConfig struct {
 	SourceTimeout time.Duration
 	// WorkTimeout: how long a daemon call waits for the Go daemon (30 s).
 	WorkTimeout time.Duration
-	// NoExtension: leave the Net snapshot extension out (towards v0.11 targets).
+	// NoExtension: never send the Net snapshot extension (by default it goes
+	// to Net targets only; a v0.11 target never gets it).
 	NoExtension bool
 	// OutputCapacity: outputs queued for NextOutput (65 536).
 	OutputCapacity int

@@ -123,7 +123,7 @@ async function offLoop(fn, argsOf) {
  * A node's compute runtime. `Compute.open(mesh, options)`; options (all
  * optional): retryIntervalMs (200), stepTimeoutMs (10 000), sourceTimeoutMs
  * (30 000), workTimeoutMs (30 000: how long a daemon call waits for the JS
- * daemon), sendExtension (true), outputCapacity (65 536), transferRate
+ * daemon), sendExtension (true: to Net targets only; false: never), outputCapacity (65 536), transferRate
  * (bytes/s at which snapshot chunks leave for another node; 268 435 456;
  * 0: unpaced). Origins, node ids
  * and sequences are bigints.

@@ -189,7 +189,8 @@ class Compute(_Handle):
     often an unanswered migration message is re-sent), ``step_timeout``
     (10: a phase before cut-over that takes longer aborts), ``source_timeout``
     (30), ``work_timeout`` (30: how long a daemon call waits for a daemon
-    method), ``send_extension`` (True; False towards v0.11 targets),
+    method), ``send_extension`` (True: to Net targets only, never to a v0.11
+    one; False: never),
     ``output_capacity`` (65 536 outputs queued for :meth:`next_output`),
     ``transfer_rate`` (bytes per second at which snapshot chunks leave for
     another node; 268 435 456; 0: unpaced).

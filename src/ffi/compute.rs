@@ -262,8 +262,8 @@ pub(super) fn timeout_of(timeout_ms: u32) -> Option<Duration> {
 /// node's migration (0x0500) handler. `config_json` (NULL/empty: defaults)
 /// takes `retry_interval_ms` (200), `step_timeout_ms` (10 000),
 /// `source_timeout_ms` (30 000), `work_timeout_ms` (30 000: how long a
-/// daemon call waits for the SDK's answer), `send_extension` (true; false
-/// towards v0.11 targets), `output_capacity` (65 536) and `transfer_rate`
+/// daemon call waits for the SDK's answer), `send_extension` (true: to Net
+/// targets only, never to a v0.11 one; false: never), `output_capacity` (65 536) and `transfer_rate`
 /// (bytes per second at which snapshot chunks leave for another node;
 /// 268 435 456; 0: unpaced).
 ///

@@ -5,7 +5,7 @@
 //!
 //! | Type | Message | Body after origin | Size |
 //! |---:|---|---|---|
-//! | 0 | TakeSnapshot | target_node u64 | 17 |
+//! | 0 | TakeSnapshot | target_node u64 [, Net only: target takes NSX1 u8] | 17 [18] |
 //! | 1 | SnapshotReady | seq_through u64, chunk_index u32, total_chunks u32, len u32, bytes | 29 + len |
 //! | 2 | RestoreComplete | restored_seq u64 | 17 |
 //! | 3 | ReplayComplete | replayed_seq u64 | 17 |
@@ -24,6 +24,12 @@
 //! events it sends on after cut-over, so the new node takes each exactly
 //! once however often a batch is re-sent and acknowledges by index
 //! (`machines.rs`, "forwarding").
+//!
+//! TakeSnapshot's Net byte goes only to a source whose hello showed a Net
+//! node: it tells the source whether the target takes the snapshot
+//! extension, which a v0.11 target rejects (its decoder wants the `CDS1`
+//! record's exact length) and which the source cannot judge when only the
+//! orchestrator talks to the target.
 //!
 //! Reason payloads: StateFailed (3) and IdentityTransportFailed (5) carry
 //! `len u16 ‖ UTF-8`; NotReadyTimeout (6) carries `attempts u8`; the other
@@ -267,6 +273,13 @@ pub enum MigrationMessage {
         origin: u64,
         /// Where it is going.
         target_node: u64,
+        /// Net only, between Net nodes: whether the target takes the Net
+        /// snapshot extension (`NSX1`), as the orchestrator — which talks
+        /// to the target — knows. One byte after v0.11's 17 (1: yes, 0:
+        /// no), which a v0.11 decoder ignores as trailing bytes; `None`:
+        /// absent (v0.11's message; another trailing byte also reads as
+        /// absent).
+        target_takes_extension: Option<bool>,
     },
     /// One chunk of a serialized snapshot (§2.5).
     SnapshotReady {
@@ -425,9 +438,17 @@ impl MigrationMessage {
         out.extend_from_slice(&self.origin().to_le_bytes());
         let mut put = |v: u64| out.extend_from_slice(&v.to_le_bytes());
         match self {
-            Self::TakeSnapshot { target_node, .. } | Self::CutoverNotify { target_node, .. } => {
-                put(*target_node)
+            Self::TakeSnapshot {
+                target_node,
+                target_takes_extension,
+                ..
+            } => {
+                put(*target_node);
+                if let Some(takes) = target_takes_extension {
+                    out.push(u8::from(*takes));
+                }
             }
+            Self::CutoverNotify { target_node, .. } => put(*target_node),
             Self::RestoreComplete {
                 restored_seq: seq, ..
             }
@@ -502,10 +523,21 @@ impl MigrationMessage {
         let mut r = Reader::new(&bytes[1..]);
         let origin = r.u64("origin")?;
         let msg = match kind {
-            TAKE_SNAPSHOT => Self::TakeSnapshot {
-                origin,
-                target_node: r.u64("target_node")?,
-            },
+            TAKE_SNAPSHOT => {
+                let target_node = r.u64("target_node")?;
+                let target_takes_extension = match bytes.get(MIN_SIZE[0]) {
+                    Some(&hint @ (0 | 1)) => {
+                        r.u8("target_takes_extension")?;
+                        Some(hint == 1)
+                    }
+                    _ => None,
+                };
+                Self::TakeSnapshot {
+                    origin,
+                    target_node,
+                    target_takes_extension,
+                }
+            }
             SNAPSHOT_READY => {
                 let chunk = SnapshotChunk::read(origin, &mut r)?;
                 Self::SnapshotReady {
@@ -736,6 +768,17 @@ mod tests {
             TakeSnapshot {
                 origin: ORIGIN,
                 target_node: 2,
+                target_takes_extension: None,
+            },
+            TakeSnapshot {
+                origin: ORIGIN,
+                target_node: 2,
+                target_takes_extension: Some(true),
+            },
+            TakeSnapshot {
+                origin: ORIGIN,
+                target_node: 2,
+                target_takes_extension: Some(false),
             },
             SnapshotReady {
                 origin: ORIGIN,
@@ -831,6 +874,7 @@ mod tests {
                 TakeSnapshot {
                     origin: ORIGIN,
                     target_node: 0x1112_1314_1516_1718,
+                    target_takes_extension: None,
                 },
                 format!("00 {ORIGIN_LE} 1817161514131211"),
             ),
@@ -1057,6 +1101,24 @@ mod tests {
         for msg in every_message() {
             let bytes = msg.encode().unwrap();
             for cut in 0..bytes.len() {
+                if let MigrationMessage::TakeSnapshot {
+                    origin,
+                    target_node,
+                    target_takes_extension: Some(_),
+                } = msg
+                    && cut == MIN_SIZE[0]
+                {
+                    // Without its Net byte: v0.11's message, which says nothing.
+                    assert_eq!(
+                        MigrationMessage::decode(&bytes[..cut]).unwrap(),
+                        MigrationMessage::TakeSnapshot {
+                            origin,
+                            target_node,
+                            target_takes_extension: None
+                        }
+                    );
+                    continue;
+                }
                 assert!(
                     MigrationMessage::decode(&bytes[..cut]).is_err(),
                     "{msg:?} cut at {cut}"

@@ -508,10 +508,7 @@ pub(super) fn start(
             ));
         }
     }
-    let take = MigrationMessage::TakeSnapshot {
-        origin,
-        target_node: target,
-    };
+    let take = take_snapshot(shared, origin, source, target);
     let bytes = encode(&take).ok_or(ComputeError::Transport("encode".into()))?;
     shared
         .send(source, &bytes)
@@ -789,10 +786,7 @@ fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
             P::Snapshot | P::Transfer => send(
                 shared,
                 o.source,
-                &MigrationMessage::TakeSnapshot {
-                    origin,
-                    target_node: o.target,
-                },
+                &take_snapshot(shared, origin, o.source, o.target),
             ),
             P::Restore | P::Replay => send(
                 shared,
@@ -842,12 +836,30 @@ fn orchestrator_tick(shared: &Shared, state: &mut State, now: Instant) {
 
 // ----------------------------------------------------------------- source
 
+/// The orchestrator's TakeSnapshot: to a Net source (or this node) it says
+/// whether the target takes the Net snapshot extension — the orchestrator
+/// talks to the target, the source may not.
+fn take_snapshot(shared: &Shared, origin: u64, source: u64, target: u64) -> MigrationMessage {
+    let net_source = source == shared.node_id || shared.transport.peer_is_net(source) == Some(true);
+    MigrationMessage::TakeSnapshot {
+        origin,
+        target_node: target,
+        target_takes_extension: net_source.then(|| target_is_net(shared, target)),
+    }
+}
+
+/// Whether `target` is known here to be a Net node (this node is).
+fn target_is_net(shared: &Shared, target: u64) -> bool {
+    target == shared.node_id || shared.transport.peer_is_net(target) == Some(true)
+}
+
 fn on_take_snapshot(
     shared: &Shared,
     state: &mut State,
     from: u64,
     origin: u64,
     target: u64,
+    target_takes_extension: Option<bool>,
     now: Instant,
 ) {
     let all_out = chunks_out(shared, state).is_some();
@@ -897,7 +909,11 @@ fn on_take_snapshot(
     if buffer.begin().is_err() {
         return;
     }
-    let chunks = match send_snapshot(shared, state, from, origin, target, seal, now) {
+    // v0.11's orchestrator says nothing: the target then gets the
+    // extension only if this node knows it for a Net node.
+    let extension = shared.config.send_extension
+        && target_takes_extension.unwrap_or_else(|| target_is_net(shared, target));
+    let chunks = match send_snapshot(shared, state, from, origin, target, seal, extension, now) {
         Ok(chunks) => chunks,
         Err(reason) => {
             fail(shared, from, origin, reason);
@@ -927,6 +943,7 @@ fn on_take_snapshot(
 /// the chunk messages ([`MeshDaemon::snapshot_into`](crate::compute::MeshDaemon::snapshot_into)):
 /// one copy of it in all. The identity envelope comes after the state in
 /// the record, so it is sealed while the state's chunks are on their way.
+#[allow(clippy::too_many_arguments)]
 fn send_snapshot(
     shared: &Shared,
     state: &mut State,
@@ -934,6 +951,7 @@ fn send_snapshot(
     origin: u64,
     target: u64,
     seal: Seal,
+    extension: bool,
     now: Instant,
 ) -> Result<Vec<Chunk>, FailureReason> {
     let failed = |e: &dyn std::fmt::Display| state_failed(e.to_string());
@@ -943,7 +961,7 @@ fn send_snapshot(
             .map_err(|e| failed(&e))?;
         let sealing_to = seal_key(shared, target, host.keypair(), seal)?;
         let state_len = streamed.unwrap_or(snapshot.snapshot.state.len());
-        let ext = shared.config.send_extension.then_some(&snapshot.ext);
+        let ext = extension.then_some(&snapshot.ext);
         let (head, unsealed_tail) =
             encode_migration_around_state_of(&snapshot.snapshot, ext, state_len)
                 .map_err(|e| failed(&e))?;
@@ -973,7 +991,7 @@ fn send_snapshot(
                 let envelope = IdentityEnvelope::seal(host.keypair(), &key, &link)
                     .map_err(|e| state_failed(format!("sealing the identity: {e}")))?;
                 snapshot.snapshot.envelope = Some(envelope);
-                let ext = shared.config.send_extension.then_some(&snapshot.ext);
+                let ext = extension.then_some(&snapshot.ext);
                 encode_migration_around_state_of(&snapshot.snapshot, ext, state_len)
                     .map_err(|e| failed(&e))?
                     .1
@@ -1615,8 +1633,20 @@ pub(super) fn handle(shared: &Shared, from: u64, bytes: Vec<u8>, now: Instant) {
         source.last_heard = now;
     }
     match message {
-        MigrationMessage::TakeSnapshot { target_node, .. } => {
-            on_take_snapshot(shared, &mut state, from, origin, target_node, now);
+        MigrationMessage::TakeSnapshot {
+            target_node,
+            target_takes_extension,
+            ..
+        } => {
+            on_take_snapshot(
+                shared,
+                &mut state,
+                from,
+                origin,
+                target_node,
+                target_takes_extension,
+                now,
+            );
         }
         MigrationMessage::BufferedEvents { events, .. } => {
             on_buffered_events(shared, &mut state, from, origin, events);

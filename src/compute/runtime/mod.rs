@@ -102,6 +102,14 @@ pub trait MigrationTransport: Send + Sync + 'static {
         })
     }
 
+    /// Whether `node` is a Net node (`None`: not known here): a source
+    /// sends the Net snapshot extension only to a Net target, since a
+    /// v0.11 one rejects it. Default: every node is (a transport of Net
+    /// runtimes only).
+    fn peer_is_net(&self, _node: u64) -> Option<bool> {
+        Some(true)
+    }
+
     /// `node`'s X25519 static public key, which a daemon's identity is
     /// sealed to when it migrates there. Default: unknown — a migration
     /// this node is the source of then starts only without
@@ -179,6 +187,10 @@ impl MigrationTransport for MeshNode {
 
     fn takes_streams(&self, to: u64) -> bool {
         self.takes_subprotocol_streams(to)
+    }
+
+    fn peer_is_net(&self, node: u64) -> Option<bool> {
+        MeshNode::peer_is_net(self, node)
     }
 
     fn send_stream(
@@ -269,8 +281,11 @@ pub struct RuntimeConfig {
     /// before it aborts on its own (only before cut-over).
     pub source_timeout: Duration,
     /// Whether snapshots carry the Net extension (`NSX1`: head payload,
-    /// horizon, applied watermarks) after the `CDS1` bytes. Turn it off
-    /// towards v0.11 targets.
+    /// horizon, applied watermarks) after the `CDS1` bytes. They carry it
+    /// only to a target known to be a Net node (a v0.11 target rejects
+    /// it): the orchestrator says so in its TakeSnapshot to a Net source,
+    /// a source told nothing judges by its own session with the target.
+    /// Off: never.
     pub send_extension: bool,
     /// Outputs kept for [`ComputeRuntime::next_output`]; beyond it the
     /// oldest are dropped (and counted). 0 keeps none: a Rust caller that

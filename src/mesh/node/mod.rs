@@ -630,6 +630,23 @@ impl MeshNode {
             .and_then(|p| p.binding().peer_static)
     }
 
+    /// Whether `peer` is a Net node: `Some(true)` once its signed hello
+    /// arrived, `Some(false)` once the identity exchange timed out (a
+    /// v0.11 node), `None` without a session or while the exchange is
+    /// under way. What Net-only additions to v0.11's messages are decided
+    /// by.
+    pub fn peer_is_net(&self, peer: u64) -> Option<bool> {
+        let peer = self.inner.peer(peer).ok()?;
+        let binding = peer.binding();
+        if binding.peer_entity.is_some() {
+            Some(true)
+        } else if binding.legacy {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// Opens an identity envelope sealed to this node's static key (a
     /// daemon's identity travelling with a migration), checking that
     /// `signer` sealed it for `chain_link`. The secret never leaves the
