@@ -5,7 +5,7 @@
 //!
 //! | Type | Message | Body after origin | Size |
 //! |---:|---|---|---|
-//! | 0 | TakeSnapshot | target_node u64 [, Net only: target takes NSX1 u8] | 17 [18] |
+//! | 0 | TakeSnapshot | target_node u64; Net only: target takes NSX1 u8 | 17; Net only: 18 |
 //! | 1 | SnapshotReady | seq_through u64, chunk_index u32, total_chunks u32, len u32, bytes | 29 + len |
 //! | 2 | RestoreComplete | restored_seq u64 | 17 |
 //! | 3 | ReplayComplete | replayed_seq u64 | 17 |
