@@ -21,8 +21,15 @@
 //! Instance ids are the SDK's: it picks one when it builds an object (for a
 //! local spawn, before handing it to Rust; for a Create, in its answer) and
 //! keys its objects by it.
+//!
+//! Both waits — the puller's for the next request, the caller's for its
+//! answer — first look for [`LINGER`] without the lock, yielding the CPU
+//! between looks, and only then park: a parked thread's wake-up is tens of
+//! microseconds on a virtual machine, and a daemon call pays two (the
+//! mesh's receivers do the same, `mesh/inbound.rs`).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -246,6 +253,10 @@ struct State {
     closed: bool,
 }
 
+/// How long a wait on the bridge keeps looking (yielding the CPU between
+/// looks) before it parks; see the module doc.
+pub const LINGER: Duration = Duration::from_micros(50);
+
 /// The queue between Rust daemon calls and the SDK's pull loop; see the
 /// module doc.
 pub struct WorkBridge {
@@ -253,6 +264,10 @@ pub struct WorkBridge {
     queued: Condvar,
     answered: Condvar,
     reply_timeout: Duration,
+    /// Requests pushed so far (read without the lock by a lingering puller).
+    pushes: AtomicU64,
+    /// Answers given so far (read without the lock by a lingering caller).
+    answers: AtomicU64,
 }
 
 impl std::fmt::Debug for WorkBridge {
@@ -274,6 +289,26 @@ impl WorkBridge {
             queued: Condvar::new(),
             answered: Condvar::new(),
             reply_timeout,
+            pushes: AtomicU64::new(0),
+            answers: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits up to [`LINGER`] (less when `until` comes first) for `counter`
+    /// to move past `seen`, yielding the CPU between looks.
+    fn linger(
+        counter: &AtomicU64,
+        seen: u64,
+        until: Option<Instant>,
+        cancel: Option<&CancelToken>,
+    ) {
+        let start = Instant::now();
+        let end = until.map_or(start + LINGER, |u| u.min(start + LINGER));
+        while counter.load(Ordering::Acquire) == seen
+            && Instant::now() < end
+            && !cancel.is_some_and(CancelToken::is_cancelled)
+        {
+            std::thread::yield_now();
         }
     }
 
@@ -293,6 +328,15 @@ impl WorkBridge {
             },
         );
         state.queue.push_back(id);
+        id
+    }
+
+    /// [`push`](Self::push), then wakes a puller (a lingering one sees the
+    /// count move).
+    fn push_and_wake(&self, state: &mut State, request: WorkRequest) -> u64 {
+        let id = Self::push(state, request);
+        self.pushes.fetch_add(1, Ordering::Release);
+        self.queued.notify_one();
         id
     }
 
@@ -341,8 +385,8 @@ impl WorkBridge {
         if state.closed {
             return Err(WorkError::Closed);
         }
-        let id = Self::push(&mut state, request);
-        self.queued.notify_one();
+        let id = self.push_and_wake(&mut state, request);
+        let mut lingered = false;
         loop {
             let item = state
                 .items
@@ -374,6 +418,16 @@ impl WorkBridge {
             if waiting && let Some(d) = deadline {
                 until = until.min(d);
             }
+            if !lingered {
+                // An answer often comes within microseconds (a C or Go
+                // daemon): look for it before parking.
+                lingered = true;
+                let seen = self.answers.load(Ordering::Acquire);
+                drop(state);
+                Self::linger(&self.answers, seen, Some(until), cancel);
+                state = self.state();
+                continue;
+            }
             state = self
                 .answered
                 .wait_timeout(state, until - now)
@@ -386,8 +440,7 @@ impl WorkBridge {
     pub fn notify(&self, request: WorkRequest) {
         let mut state = self.state();
         if !state.closed {
-            Self::push(&mut state, request);
-            self.queued.notify_one();
+            self.push_and_wake(&mut state, request);
         }
     }
 
@@ -411,6 +464,7 @@ impl WorkBridge {
             })
         });
         let mut state = self.state();
+        let mut lingered = false;
         loop {
             while let Some(id) = state.queue.pop_front() {
                 let Some(item) = state.items.get_mut(&id) else {
@@ -436,6 +490,17 @@ impl WorkBridge {
                 Some(d) => d - now,
                 None => Duration::from_secs(3600),
             };
+            if !lingered {
+                // The next request often follows the last answer within
+                // microseconds (a producer delivering in a loop): look for
+                // it before parking.
+                lingered = true;
+                let seen = self.pushes.load(Ordering::Acquire);
+                drop(state);
+                Self::linger(&self.pushes, seen, deadline, cancel);
+                state = self.state();
+                continue;
+            }
             state = self
                 .queued
                 .wait_timeout(state, wait)
@@ -467,6 +532,7 @@ impl WorkBridge {
             });
         }
         item.reply = Some(reply);
+        self.answers.fetch_add(1, Ordering::Release);
         self.answered.notify_all();
         Ok(())
     }
