@@ -153,6 +153,23 @@ impl std::ops::Deref for Linked {
     }
 }
 
+/// Looks until `ready()`, `until`, or a cancel, without parking: yields the
+/// CPU between looks. For a wait that usually ends within microseconds,
+/// before it parks on a condition variable (a parked thread's wake-up is
+/// tens of microseconds on a virtual machine).
+pub(crate) fn linger(
+    until: std::time::Instant,
+    cancel: Option<&CancelToken>,
+    ready: impl Fn() -> bool,
+) {
+    while !ready()
+        && !cancel.is_some_and(CancelToken::is_cancelled)
+        && std::time::Instant::now() < until
+    {
+        std::thread::yield_now();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

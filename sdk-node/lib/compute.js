@@ -582,8 +582,12 @@ async function serve(handle, daemons) {
   }
 }
 
-/** net_compute_next without waiting: an item, null (none yet) or undefined (freed or closed). */
-function pollNext(handle) {
+/**
+ * The output slots of one net_compute_next: `args` (id, kind, instance,
+ * daemon, producer, sequence, payload, in the call's order) and `item()`,
+ * the work item they hold after NET_OK.
+ */
+function workSlots() {
   const id = [0n];
   const kind = [0];
   const instance = [0n];
@@ -591,11 +595,9 @@ function pollNext(handle) {
   const producer = [0n];
   const sequence = [0n];
   const payload = { ptr: null, len: 0 };
-  return () => {
-    const status = fns.net_compute_next(handle, 0, id, kind, instance, daemon, producer, sequence, payload, null, null);
-    if (status === STATUS.NET_TIMEOUT) return null;
-    if (status !== STATUS.NET_OK) return undefined;
-    return {
+  return {
+    args: [id, kind, instance, daemon, producer, sequence, payload],
+    item: () => ({
       id: BigInt(id[0]),
       kind: kind[0],
       instance: BigInt(instance[0]),
@@ -603,7 +605,17 @@ function pollNext(handle) {
       producer: BigInt(producer[0]),
       sequence: BigInt(sequence[0]),
       payload: takeBytes(payload),
-    };
+    }),
+  };
+}
+
+/** net_compute_next without waiting: an item, null (none yet) or undefined (freed or closed). */
+function pollNext(handle) {
+  const slots = workSlots();
+  return () => {
+    const status = fns.net_compute_next(handle, 0, ...slots.args, null, null);
+    if (status === STATUS.NET_TIMEOUT) return null;
+    return status === STATUS.NET_OK ? slots.item() : undefined;
   };
 }
 
@@ -776,28 +788,11 @@ function statsOf(buf) {
 
 function nextAttempt(handle) {
   return (token, error) => {
-    const id = [0n];
-    const kind = [0];
-    const instance = [0n];
-    const daemon = [0n];
-    const producer = [0n];
-    const sequence = [0n];
-    const payload = { ptr: null, len: 0 };
+    const slots = workSlots();
     return {
       fn: fns.net_compute_next,
-      args: [handle, asyncCalls.FOREVER, id, kind, instance, daemon, producer, sequence, payload, token, error],
-      result: (status) =>
-        status === STATUS.NET_OK
-          ? {
-              id: BigInt(id[0]),
-              kind: kind[0],
-              instance: BigInt(instance[0]),
-              daemon: BigInt(daemon[0]),
-              producer: BigInt(producer[0]),
-              sequence: BigInt(sequence[0]),
-              payload: takeBytes(payload),
-            }
-          : null,
+      args: [handle, asyncCalls.FOREVER, ...slots.args, token, error],
+      result: (status) => (status === STATUS.NET_OK ? slots.item() : null),
     };
   };
 }

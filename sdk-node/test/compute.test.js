@@ -76,6 +76,16 @@ async function two(t) {
   return [meshes, runtimes];
 }
 
+/** One node with a Compute running a Counter (closed after the test). */
+function oneCounter(t) {
+  const mesh = Mesh.open(FAST);
+  t.after(() => mesh.close());
+  const rt = Compute.open(mesh, FAST_COMPUTE);
+  t.after(() => rt.closeAsync());
+  rt.register('counter', () => new Counter());
+  return { mesh, rt, origin: rt.spawn('counter', SEED) };
+}
+
 const ORDER = ['snapshot', 'transfer', 'restore', 'replay', 'cutover', 'complete'];
 
 test('a JavaScript counter migrates under load, every event applied exactly once', async (t) => {
@@ -265,12 +275,7 @@ test('deliverBatch: one work item applied in order, a failure partway, a timeout
 // takes the first one and what comes after a pause of HOT_MS (2 ms). Under
 // a loaded machine a few items may come late; most never go that way.
 test("a Compute's own deliveries are answered on the main thread, not through the threadpool pull", async (t) => {
-  const mesh = Mesh.open(FAST);
-  t.after(() => mesh.close());
-  const rt = Compute.open(mesh, FAST_COMPUTE);
-  t.after(() => rt.closeAsync());
-  rt.register('counter', () => new Counter());
-  const origin = rt.spawn('counter', SEED);
+  const { rt, origin } = oneCounter(t);
   let pulled = 0;
   const onCall = (e) => {
     if (e.op === 'compute_next' && e.status === 0) pulled++;
@@ -291,12 +296,7 @@ test("a Compute's own deliveries are answered on the main thread, not through th
 });
 
 test('deliverBatch gives up before the daemon takes the batch: timeout (null) or signal, nothing applied', async (t) => {
-  const mesh = Mesh.open(FAST);
-  t.after(() => mesh.close());
-  const rt = Compute.open(mesh, FAST_COMPUTE);
-  t.after(() => rt.closeAsync());
-  rt.register('counter', () => new Counter());
-  const origin = rt.spawn('counter', SEED);
+  const { rt, origin } = oneCounter(t);
   // A zero timeout gives up before any pull loop can take the item.
   assert.equal(await rt.deliverBatch(origin, PRODUCER, 1n, [u64le(1)], { timeoutMs: 0 }), null);
   const controller = new AbortController();

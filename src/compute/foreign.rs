@@ -295,21 +295,17 @@ impl WorkBridge {
     }
 
     /// Waits up to [`LINGER`] (less when `until` comes first) for `counter`
-    /// to move past `seen`, yielding the CPU between looks.
+    /// to move past `seen`, without parking.
     fn linger(
         counter: &AtomicU64,
         seen: u64,
         until: Option<Instant>,
         cancel: Option<&CancelToken>,
     ) {
-        let start = Instant::now();
-        let end = until.map_or(start + LINGER, |u| u.min(start + LINGER));
-        while counter.load(Ordering::Acquire) == seen
-            && Instant::now() < end
-            && !cancel.is_some_and(CancelToken::is_cancelled)
-        {
-            std::thread::yield_now();
-        }
+        let end = Instant::now() + LINGER;
+        crate::cancel::linger(until.map_or(end, |u| u.min(end)), cancel, || {
+            counter.load(Ordering::Acquire) != seen
+        });
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

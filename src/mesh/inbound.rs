@@ -323,13 +323,9 @@ impl Inbound {
     /// Looks for events for [`LINGER`] without the lock, yielding the CPU
     /// between looks; returns early when some arrive (or on a cancel).
     fn linger(&self, cancel: Option<&CancelToken>) {
-        let until = Instant::now() + LINGER;
-        while self.queued.load(Ordering::Relaxed) == 0
-            && !cancel.is_some_and(CancelToken::is_cancelled)
-            && Instant::now() < until
-        {
-            std::thread::yield_now();
-        }
+        crate::cancel::linger(Instant::now() + LINGER, cancel, || {
+            self.queued.load(Ordering::Relaxed) != 0
+        });
     }
 }
 

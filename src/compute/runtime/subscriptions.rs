@@ -147,11 +147,13 @@ impl Subscriptions {
         }
     }
 
-    /// Waits for `ticket`'s turn.
-    fn wait_turn(&self, ticket: Ticket) -> Turn<'_> {
-        match self.turn(ticket, None) {
-            Ok(turn) => turn,
-            Err((_, ticket)) => self.wait_turn(ticket), // no cancel: never
+    /// Waits for `ticket`'s turn (without a cancel it always comes).
+    fn wait_turn(&self, mut ticket: Ticket) -> Turn<'_> {
+        loop {
+            match self.turn(ticket, None) {
+                Ok(turn) => return turn,
+                Err((_, back)) => ticket = back,
+            }
         }
     }
 

@@ -22,32 +22,28 @@ pub struct Member {
 /// again while the config generation and the peer's entity are unchanged
 /// and `now < live_until` (tokens cannot be revoked, only expire).
 ///
-/// `live_from` is not checked again: the chain was live when it was
-/// verified, so a later reading before `live_from` is a clock behind the
-/// one that verified it (a publish reads the clock the reliability tick
-/// cached, up to a tick old — more on a loaded machine — while a subscribe
-/// reads it fresh), not a reason to evict.
+/// Its `not_before`s are not checked again: the chain was live when it
+/// was verified, so a later reading before one of them is a clock behind
+/// the one that verified it (a publish reads the clock the reliability
+/// tick cached, up to a tick old — more on a loaded machine — while a
+/// subscribe reads it fresh), not a reason to evict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifiedChain {
     /// The hub's config generation when it was verified.
     pub generation: u64,
     /// The subject it was verified for.
     pub entity: EntityId,
-    /// Latest `not_before` in the chain.
-    pub live_from: u64,
     /// Earliest `not_after` in the chain.
     pub live_until: u64,
 }
 
 impl VerifiedChain {
-    /// The window of `chain` (leaf first), or `None` for an empty chain.
+    /// The validity of `chain` (leaf first), or `None` for an empty chain.
     pub fn of(chain: &[PermissionToken], generation: u64, entity: EntityId) -> Option<Self> {
-        let live_from = chain.iter().map(PermissionToken::not_before).max()?;
         let live_until = chain.iter().map(PermissionToken::not_after).min()?;
         Some(Self {
             generation,
             entity,
-            live_from,
             live_until,
         })
     }
