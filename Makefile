@@ -54,6 +54,7 @@ setup: setup-system $(CBINDGEN) setup-python setup-node
 
 setup-system:
 	@./scripts/ensure-system-packages.sh
+	@./scripts/check-disk.sh $(TARGET_DIR)
 
 $(CBINDGEN):
 	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(TOOLS_DIR) --quiet

@@ -39,6 +39,8 @@ run() { # run <dir> <log name> <command...>: in <dir>, clean env, output to the 
     shift 2
     if ! (cd "$dir" && "${clean[@]}" "$@") >>"$log" 2>&1; then
         tail -n 40 "$log" >&2
+        # A linker that cannot write says little; say how much room there was.
+        df -h "$dir" "${TMPDIR:-/tmp}" >&2 || true
         fail "failed in $dir: $*  (log: $log)"
     fi
 }

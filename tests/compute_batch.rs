@@ -9,10 +9,10 @@ use std::time::Duration;
 
 mod compute_common;
 
-use compute_common::Counter;
+use compute_common::{Counter, Gate};
 use net::compute::{
     BatchWait, CausalEvent, ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome,
-    EventOutcome, MigrationTransport, RuntimeConfig,
+    EventOutcome, MigrationOptions, MigrationTransport, RuntimeConfig,
 };
 use net::cortex::causal::CausalLink;
 use net::identity::EntityKeypair;
@@ -259,4 +259,56 @@ fn queued_deliveries_move_their_outputs_into_the_queue() {
         queued.deliver_queued(origin, all[5].clone()).unwrap_err(),
         returned.deliver(origin, all[5].clone()).unwrap_err()
     );
+}
+
+/// A batch in a slow daemon holds only that daemon: another daemon's batch
+/// is processed and a migration starts meanwhile (the batch used to hold
+/// the node's migration state lock while the daemon worked).
+#[test]
+fn a_slow_batch_holds_up_only_its_own_daemon() {
+    let (rt, counter) = runtime();
+    let rt = Arc::new(rt);
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let gate = rt
+        .spawn(DaemonHost::new(
+            Box::new(Gate::new(entered_tx, release_rx)),
+            EntityKeypair::from_seed(&[4; 32]),
+        ))
+        .unwrap();
+    let slow = {
+        let rt = Arc::clone(&rt);
+        std::thread::spawn(move || {
+            rt.deliver_batch(
+                gate,
+                vec![CausalEvent::bare(9, 1, vec![1])],
+                &BatchWait::default(),
+            )
+        })
+    };
+    entered.recv_timeout(Duration::from_secs(60)).unwrap();
+
+    // While the gate's batch is in its daemon, from another thread (so that
+    // a regression fails the wait below instead of hanging the test).
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let others = {
+        let rt = Arc::clone(&rt);
+        std::thread::spawn(move || {
+            let batch = rt
+                .deliver_batch(counter, events()[..2].to_vec(), &BatchWait::default())
+                .unwrap();
+            let plain = MigrationOptions::default().with_transport_identity(false);
+            let started = rt.start_migration_with(counter, 1, 2, &plain);
+            done_tx.send((batch.outcomes.len(), started)).unwrap();
+        })
+    };
+    let outcome = done.recv_timeout(Duration::from_secs(30));
+    release.send(()).unwrap();
+    let (processed, started) = outcome.expect("the other daemon waited for the slow batch");
+    assert_eq!(processed, 2);
+    started.unwrap();
+    others.join().unwrap();
+    let slow = slow.join().unwrap().unwrap();
+    assert_eq!(slow.outcomes.len(), 1);
+    assert!(slow.error.is_none());
 }

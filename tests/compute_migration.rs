@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use compute_common::{Blob, Counter, count_of};
+use compute_common::{Blob, Counter, Gate, count_of};
 use mesh_common::{bound_link, channel_subscribers, node, started_node, wait_until};
 use net::cancel::CancelToken;
 use net::compute::migration::FailureReason;
@@ -945,6 +945,71 @@ fn a_second_migration_of_the_same_daemon_is_refused() {
     assert!(matches!(again, Err(net::compute::ComputeError::AlreadyMigrating(o)) if o == origin));
     sites[1].heal();
     assert_eq!(wait_done(&sites[2], origin), MigrationStatus::Completed);
+}
+
+/// While a daemon leaves its node (which therefore keeps migration state),
+/// another daemon busy in `process` holds up only itself: the move
+/// completes and a third daemon's event is processed meanwhile (deliveries
+/// used to keep the node's state lock while the daemon worked).
+#[test]
+fn a_busy_daemon_holds_up_neither_a_migration_nor_other_daemons_on_its_node() {
+    let sites = leak(three());
+    let moving = spawn_counter(sites, 0);
+    let other = spawn_counter(sites, 0);
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let gate = sites[0]
+        .runtime
+        .spawn(DaemonHost::new(
+            Box::new(Gate::new(entered_tx, release_rx)),
+            EntityKeypair::generate(),
+        ))
+        .unwrap();
+    // The move stalls in Transfer (the source's chunks are lost) with the
+    // source capturing: the first event it buffers says so.
+    sites[0].drop_type(msg_type::SNAPSHOT_READY);
+    sites[2]
+        .runtime
+        .start_migration(moving, sites[0].id(), sites[1].id())
+        .unwrap();
+    let mut sent = 0;
+    wait_until(
+        || {
+            sent += 1;
+            let event = CausalEvent::bare(7, sent, vec![1]);
+            sites[0].runtime.deliver(moving, event).unwrap() == DeliveryOutcome::Buffered
+        },
+        "the source to capture",
+    );
+    let busy = std::thread::spawn(move || {
+        sites[0]
+            .runtime
+            .deliver(gate, CausalEvent::bare(9, 1, vec![1]))
+    });
+    entered.recv_timeout(WAIT).unwrap();
+
+    // On another thread, so that a regression fails the wait below.
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let others = std::thread::spawn(move || {
+        let processed = sites[0]
+            .runtime
+            .deliver(other, CausalEvent::bare(7, 1, vec![1]));
+        sites[0].heal();
+        let moved = wait_done(&sites[2], moving);
+        done_tx.send((processed, moved)).unwrap();
+    });
+    let outcome = done.recv_timeout(WAIT);
+    release.send(()).unwrap();
+    let (processed, moved) = outcome.expect("held up by the busy daemon");
+    assert!(matches!(processed.unwrap(), DeliveryOutcome::Processed(_)));
+    assert_eq!(moved, MigrationStatus::Completed);
+    others.join().unwrap();
+    assert!(matches!(
+        busy.join().unwrap().unwrap(),
+        DeliveryOutcome::Processed(_)
+    ));
+    assert_only(sites, 1, moving, sent);
+    teardown(sites);
 }
 
 /// Drops the messages of `kind` sent by site `dropper` from the start; if

@@ -466,6 +466,28 @@ impl DaemonRegistry {
         delivered
     }
 
+    /// [`deliver_batch`](Self::deliver_batch) if `proceed()`, asked once
+    /// the daemon's lock is held, says so; `Ok(None)` (nothing delivered)
+    /// if not. The batch counterpart of [`deliver_when`](Self::deliver_when).
+    ///
+    /// # Errors
+    /// As [`deliver_batch`](Self::deliver_batch).
+    pub fn deliver_batch_when(
+        &self,
+        origin: u64,
+        events: &[CausalEvent],
+        wait: &BatchWait,
+        proceed: impl FnOnce() -> bool,
+    ) -> Result<Option<BatchDelivered>, DaemonError> {
+        let delivered = self.with_host(origin, |host| {
+            proceed().then(|| host.deliver_batch_at(events, wait, crate::redex::now_ns()))
+        })?;
+        if delivered.is_some() {
+            self.bump_if_watched();
+        }
+        Ok(delivered)
+    }
+
     /// Snapshots `origin`'s daemon.
     ///
     /// # Errors

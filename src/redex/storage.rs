@@ -298,16 +298,35 @@ impl Storage for FsStorage {
 
     fn lock_dir(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
         let file = File::open(path).map_err(|e| annotate(e, "open dir", path))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Box::new(FsDirLock { _file: file })),
-            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!("{} is locked by another writer", path.display()),
-            )),
-            Err(fs::TryLockError::Error(e)) => Err(annotate(e, "lock", path)),
+        // The lock belongs to an open file description, and a process that
+        // forks (any thread of it spawning a child) hands the child a share
+        // of every description until the child's exec closes it: a writer
+        // that has just closed may still hold its lock through such a child
+        // for an instant. Held longer than LOCK_GRACE, it is another writer.
+        let deadline = std::time::Instant::now() + LOCK_GRACE;
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Box::new(FsDirLock { _file: file })),
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        format!("{} is locked by another writer", path.display()),
+                    ));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(annotate(e, "lock", path)),
+            }
         }
     }
 }
+
+/// How long [`FsStorage::lock_dir`] keeps trying a held lock before it
+/// reports another writer: far beyond a fork-to-exec window.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
 #[cfg(not(windows))]
 fn platform_rename(from: &Path, to: &Path) -> io::Result<()> {
@@ -346,6 +365,40 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    /// A child process between its fork and its exec shares the lock of a
+    /// writer that closes meanwhile: the next writer waits for the exec
+    /// instead of reporting the directory locked.
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_a_child_inherited_until_its_exec_is_waited_for() {
+        use std::io::{Read, Write};
+        use std::os::unix::net::UnixStream;
+        use std::os::unix::process::CommandExt;
+        let dir = temp_dir("fork-lock");
+        let lock = FsStorage.lock_dir(&dir).unwrap();
+        let (mut forked, in_child) = UnixStream::pair().unwrap();
+        let mut command = std::process::Command::new("true");
+        // SAFETY: between fork and exec the child only writes to a socket
+        // and sleeps (both system calls, nothing allocated or locked).
+        unsafe {
+            command.pre_exec(move || {
+                (&in_child).write_all(&[1])?;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                Ok(())
+            });
+        }
+        // `spawn` returns once the child has exec'd: from another thread.
+        let child = std::thread::spawn(move || command.status());
+        let mut byte = [0];
+        forked.read_exact(&mut byte).unwrap();
+        drop(lock); // the child still shares it
+        let again = FsStorage.lock_dir(&dir);
+        assert!(again.is_ok(), "{:?}", again.err());
+        assert!(child.join().unwrap().unwrap().success());
+        drop(again);
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

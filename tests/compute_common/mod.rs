@@ -110,3 +110,47 @@ pub fn count_of(host: &DaemonHost) -> u64 {
     let state = host.daemon().snapshot().unwrap();
     u64::from_le_bytes(state[..8].try_into().unwrap())
 }
+
+/// A daemon whose `process` says it has begun, then waits (up to a minute)
+/// to be let go: a daemon busy for as long as a test needs.
+pub struct Gate {
+    entered: std::sync::mpsc::Sender<()>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Gate {
+    /// `entered` hears of every `process` call; each waits for one message
+    /// on `release`.
+    pub fn new(
+        entered: std::sync::mpsc::Sender<()>,
+        release: std::sync::mpsc::Receiver<()>,
+    ) -> Self {
+        Self {
+            entered,
+            release: std::sync::Mutex::new(release),
+        }
+    }
+}
+
+impl MeshDaemon for Gate {
+    fn name(&self) -> &str {
+        "gate"
+    }
+
+    fn process(&mut self, _event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+        let _ = self.entered.send(());
+        let release = self.release.lock().unwrap();
+        release
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .map_err(|e| DaemonError::ProcessFailed(e.to_string()))?;
+        Ok(Vec::new())
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+        Ok(Vec::new())
+    }
+
+    fn restore(&mut self, _state: &[u8]) -> Result<(), DaemonError> {
+        Ok(())
+    }
+}

@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 use super::subscriptions::{self, Binding};
 use super::{
     BatchOutcome, ComputeError, DeliveryOutcome, MigrationOptions, MigrationPhase, MigrationStatus,
-    Shared,
+    Shared, StateGuard,
 };
 use crate::compute::migration::wire::SnapshotChunk;
 use crate::compute::migration::{
@@ -74,7 +74,7 @@ use crate::compute::migration::{
 use crate::compute::snapshot::{
     SNAPSHOT_STATE_OFFSET, decode_owned_migration_parts, encode_migration_around_state_of,
 };
-use crate::compute::{BatchWait, CausalEvent, DaemonError, DaemonHost};
+use crate::compute::{BatchDelivered, BatchWait, CausalEvent, DaemonError, DaemonHost};
 use crate::identity::{EntityKeypair, IDENTITY_ENVELOPE_SIZE, IdentityEnvelope};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -245,6 +245,17 @@ impl State {
         self.sources.is_empty() && self.forwarders.is_empty() && self.targets.is_empty()
     }
 
+    /// A delivery to `origin` is captured, forwarded or replayed rather
+    /// than processed here: `origin` has a capturing source, a forwarder
+    /// or a target record.
+    fn diverts(&self, origin: u64) -> bool {
+        self.sources
+            .get(&origin)
+            .is_some_and(|source| source.cutover_mark.is_none())
+            || self.forwarders.contains_key(&origin)
+            || self.targets.contains_key(&origin)
+    }
+
     pub(crate) fn is_migrating(&self, origin: u64) -> bool {
         self.orchestrations.contains_key(&origin)
             || self
@@ -384,9 +395,31 @@ pub(super) fn deliver(
         }
     }
     let mut state = shared.state();
-    // Still under the state lock when processed here: a snapshot cannot
-    // fall between the migration checks and the event's processing.
+    if !state.diverts(origin) {
+        return process_handing_over(shared, state, origin, &event, sink);
+    }
     deliver_locked(shared, &mut state, origin, event, sink)
+}
+
+/// Processes `event` here, taking the daemon's lock before letting go of
+/// the state lock: a snapshot (taken under both) cannot fall between the
+/// migration checks and the event's processing, and the daemon's work
+/// does not hold up the node's other deliveries and migration messages.
+fn process_handing_over(
+    shared: &Shared,
+    state: StateGuard<'_>,
+    origin: u64,
+    event: &CausalEvent,
+    sink: Outputs,
+) -> Result<DeliveryOutcome, ComputeError> {
+    let handed_over = move || {
+        drop(state);
+        true
+    };
+    match shared.registry.deliver_when(origin, event, handed_over)? {
+        Some(outputs) => Ok(shared.hand_out(outputs, sink)),
+        None => Err(DaemonError::Stale(origin).into()),
+    }
 }
 
 /// [`deliver`] under the state lock: also the path of events forwarded to
@@ -442,15 +475,25 @@ pub(super) fn deliver_batch(
     wait: &BatchWait,
     sink: Outputs,
 ) -> Result<BatchOutcome, ComputeError> {
+    // As for one event (`deliver`): without migration state on this node,
+    // no state lock, so a slow daemon's batch does not hold up the node's
+    // other deliveries and its migration messages.
+    if shared.quiet.load(Ordering::Acquire) {
+        let quiet = || shared.quiet.load(Ordering::Acquire);
+        match shared
+            .registry
+            .deliver_batch_when(origin, &events, wait, quiet)
+        {
+            Ok(Some(delivered)) => return Ok(batch_outcome(shared, delivered, sink)),
+            // Not quiet any more, or not here (it may have moved): the
+            // locked path decides.
+            Ok(None) | Err(DaemonError::NotFound(_) | DaemonError::Stale(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let mut state = shared.state();
-    let mut done = BatchOutcome::default();
-    let migrating = state
-        .sources
-        .get(&origin)
-        .is_some_and(|source| source.cutover_mark.is_none())
-        || state.forwarders.contains_key(&origin)
-        || state.targets.contains_key(&origin);
-    if migrating {
+    if state.diverts(origin) {
+        let mut done = BatchOutcome::default();
         for event in events {
             if !done.push(deliver_locked(shared, &mut state, origin, event, sink)) {
                 break;
@@ -458,12 +501,28 @@ pub(super) fn deliver_batch(
         }
         return Ok(done);
     }
-    // Under the state lock, as for one event.
-    let delivered = shared.registry.deliver_batch(origin, &events, wait)?;
-    drop(state);
-    (done.outcomes, done.outputs) = shared.hand_out_all(delivered.outputs, &delivered.counts, sink);
-    done.error = delivered.error.map(ComputeError::Daemon);
-    Ok(done)
+    // Handing over from the state lock to the daemon's, as for one event.
+    let handed_over = move || {
+        drop(state);
+        true
+    };
+    match shared
+        .registry
+        .deliver_batch_when(origin, &events, wait, handed_over)?
+    {
+        Some(delivered) => Ok(batch_outcome(shared, delivered, sink)),
+        None => Err(DaemonError::Stale(origin).into()),
+    }
+}
+
+/// A batch processed here: its outputs handed out, per event.
+fn batch_outcome(shared: &Shared, delivered: BatchDelivered, sink: Outputs) -> BatchOutcome {
+    let (outcomes, outputs) = shared.hand_out_all(delivered.outputs, &delivered.counts, sink);
+    BatchOutcome {
+        outcomes,
+        outputs,
+        error: delivered.error.map(ComputeError::Daemon),
+    }
 }
 
 fn process_local(

@@ -21,6 +21,11 @@
 //!   the snapshot's per-producer applied watermarks, so each event is
 //!   applied once, in producer order.
 //!
+//! An event processed here holds only its daemon's lock while the daemon
+//! works: the delivery takes it before letting go of the state lock (and a
+//! node without migration state takes no state lock), so a slow daemon
+//! holds up neither the node's other daemons nor its migration messages.
+//!
 //! # Reliability (§8 items 3, 6)
 //!
 //! The 0x0500 messages are v0.11's bytes, one per packet
