@@ -603,6 +603,67 @@ fn standby_promoted_after_the_active_dies_continues_one_chain_nothing_twice() {
     }
 }
 
+/// The promoted standby gets the channels the active held when it died,
+/// not those of the last sync: one subscribed after the sync is
+/// subscribed by the new active's node, one let go after it is not.
+#[test]
+fn a_promotion_takes_the_channels_the_active_changed_after_the_last_sync() {
+    let c = Cluster::plain(3);
+    let mut group = StandbyGroup::spawn(c.handle(), counter(), [12; 32], 2).unwrap();
+    let origin = group.origin_hash();
+    let (kept, dropped) = (
+        ChannelName::new("sensors/late").unwrap(),
+        ChannelName::new("sensors/early").unwrap(),
+    );
+    for channel in [&kept, &dropped] {
+        c.coordinator
+            .register_channel(channel, ChannelConfig::default())
+            .unwrap();
+    }
+    let publisher = c.coordinator.node_id();
+    let active = &c.site(group.active_node()).runtime;
+    active
+        .subscribe_channel(origin, publisher, &dropped, None, None)
+        .unwrap();
+    feed(&mut group, 1, 3);
+    group.sync_standbys().unwrap();
+    // After the sync: one channel more, one less.
+    active
+        .subscribe_channel(origin, publisher, &kept, None, None)
+        .unwrap();
+    active
+        .unsubscribe_channel(origin, publisher, &dropped, None)
+        .unwrap();
+    let dead = group.active_node();
+    c.kill(dead);
+    group.on_node_failed(dead).unwrap();
+    let promoted = &c.site(group.active_node()).runtime;
+    wait_until(
+        || promoted.channel_holders(publisher, &kept) == vec![origin],
+        "the promoted standby's node to hold the channel subscribed after the sync",
+    );
+    assert!(promoted.channel_holders(publisher, &dropped).is_empty());
+    assert_eq!(
+        promoted.channel_subscriptions(origin).unwrap(),
+        vec![(publisher, kept.clone())]
+    );
+    // And the new active's ledger is followed in turn: a change there is
+    // what the next promotion takes.
+    promoted
+        .unsubscribe_channel(origin, publisher, &kept, None)
+        .unwrap();
+    let second = group.active_node();
+    c.kill(second);
+    group.on_node_failed(second).unwrap();
+    assert_eq!(
+        c.site(group.active_node())
+            .runtime
+            .channel_subscriptions(origin)
+            .unwrap(),
+        vec![]
+    );
+}
+
 #[test]
 fn standby_promotion_prefers_the_most_recent_sync_and_fails_cleanly() {
     let c = Cluster::plain(3);

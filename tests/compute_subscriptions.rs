@@ -10,7 +10,7 @@
 mod compute_common;
 mod mesh_common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use compute_common::Counter;
@@ -19,7 +19,7 @@ use mesh_common::{
 };
 use net::compute::{
     ComputeError, ComputeRuntime, DaemonError, DaemonHost, MeshDaemon, MigrationStatus,
-    RuntimeConfig, SubscriptionError,
+    RuntimeConfig, SubscriptionError, SubscriptionLedger,
 };
 use net::identity::{ChannelName, EntityKeypair};
 use net::mesh::channels::ChannelConfig;
@@ -173,4 +173,79 @@ fn a_subscription_follows_its_daemon_and_the_node_unsubscribes_with_the_last_hol
         s.node.shutdown();
     }
     publisher.shutdown();
+}
+
+/// A ledger's follower hears the whole ledger at once and after every
+/// change through the runtime, in order, until it is let go or the daemon
+/// stops; `set_ledger` replaces a ledger without subscribing anything.
+#[test]
+fn a_followed_ledger_is_told_after_every_change() {
+    let publisher = started_node("");
+    let a = site();
+    bound_link(&a.node, &publisher);
+    let (one, two) = (
+        ChannelName::new("sensors/one").unwrap(),
+        ChannelName::new("sensors/two").unwrap(),
+    );
+    for channel in [&one, &two] {
+        publisher
+            .register_channel(channel, ChannelConfig::default())
+            .unwrap();
+    }
+    let p = publisher.node_id();
+    let (daemon, _) = spawn(&a);
+    a.runtime
+        .subscribe_channel(daemon, p, &one, None, None)
+        .unwrap();
+    let told: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let sink = Arc::clone(&told);
+    a.runtime
+        .follow_ledger(
+            daemon,
+            Arc::new(move |ledger: &SubscriptionLedger| {
+                let names = ledger
+                    .iter()
+                    .map(|(_, c, _)| c.as_str().to_owned())
+                    .collect();
+                sink.lock().unwrap().push(names);
+            }),
+        )
+        .unwrap();
+    a.runtime
+        .subscribe_channel(daemon, p, &two, None, None)
+        .unwrap();
+    a.runtime
+        .unsubscribe_channel(daemon, p, &one, None)
+        .unwrap();
+    // Unsubscribing what it does not hold changes nothing: not told.
+    a.runtime
+        .unsubscribe_channel(daemon, p, &one, None)
+        .unwrap();
+    let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        *told.lock().unwrap(),
+        vec![
+            names(&["sensors/one"]),
+            names(&["sensors/one", "sensors/two"]),
+            names(&["sensors/two"]),
+        ]
+    );
+
+    // A replaced ledger is told, and nothing is subscribed for it.
+    a.runtime
+        .set_ledger(daemon, &SubscriptionLedger::new())
+        .unwrap();
+    assert_eq!(told.lock().unwrap().last().unwrap(), &names(&[]));
+    assert_eq!(a.runtime.channel_holders(p, &two), vec![daemon]);
+
+    a.runtime.unfollow_ledger(daemon);
+    a.runtime
+        .subscribe_channel(daemon, p, &one, None, None)
+        .unwrap();
+    assert_eq!(told.lock().unwrap().len(), 4, "not told once let go");
+    assert!(matches!(
+        a.runtime
+            .follow_ledger(0x77, Arc::new(|_: &SubscriptionLedger| {})),
+        Err(ComputeError::Daemon(DaemonError::NotFound(0x77)))
+    ));
 }

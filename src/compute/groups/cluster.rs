@@ -20,8 +20,11 @@ use crate::compute::daemon::CausalEvent;
 use crate::compute::factory::DaemonFactory;
 use crate::compute::groups::{DaemonMaker, GroupError, MemberInfo};
 use crate::compute::host::{DaemonHost, DaemonSnapshot};
+use crate::compute::ledger::SubscriptionLedger;
 use crate::compute::migration::FailureReason;
-use crate::compute::runtime::{ComputeError, ComputeRuntime, DeliveryOutcome, MigrationStatus};
+use crate::compute::runtime::{
+    ComputeError, ComputeRuntime, DeliveryOutcome, LedgerFollower, MigrationStatus,
+};
 use crate::compute::scheduler::{Candidate, Scheduler};
 use crate::mesh::capability::{CapabilityFilter, CapabilitySet};
 
@@ -111,6 +114,45 @@ pub trait GroupCluster: Send + Sync {
     /// As [`bind_channels`](Self::bind_channels).
     fn release_channels(&self, node: u64, origin: u64) -> Result<(), GroupError> {
         let _ = (node, origin);
+        Ok(())
+    }
+
+    /// Tells `follower` the ledger of daemon `origin` on `node` now and
+    /// after each change there ([`ComputeRuntime::follow_ledger`]).
+    /// Returns whether it is followed. Default: a cluster without channels
+    /// follows nothing.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownNode`]; the daemon does not run there.
+    fn follow_ledger(
+        &self,
+        node: u64,
+        origin: u64,
+        follower: LedgerFollower,
+    ) -> Result<bool, GroupError> {
+        let _ = (node, origin, follower);
+        Ok(false)
+    }
+
+    /// Ends [`follow_ledger`](Self::follow_ledger) (a node that is gone
+    /// is fine).
+    fn unfollow_ledger(&self, node: u64, origin: u64) {
+        let _ = (node, origin);
+    }
+
+    /// Replaces the ledger of daemon `origin` on `node` (nothing is
+    /// subscribed: [`bind_channels`](Self::bind_channels) does that).
+    /// Default: nothing.
+    ///
+    /// # Errors
+    /// As [`bind_channels`](Self::bind_channels).
+    fn set_ledger(
+        &self,
+        node: u64,
+        origin: u64,
+        ledger: &SubscriptionLedger,
+    ) -> Result<(), GroupError> {
+        let _ = (node, origin, ledger);
         Ok(())
     }
 }
@@ -306,6 +348,32 @@ impl GroupCluster for RuntimeCluster {
 
     fn bind_channels(&self, node: u64, origin: u64) -> Result<(), GroupError> {
         self.runtime(node)?.bind_channels(origin)?;
+        Ok(())
+    }
+
+    fn follow_ledger(
+        &self,
+        node: u64,
+        origin: u64,
+        follower: LedgerFollower,
+    ) -> Result<bool, GroupError> {
+        self.runtime(node)?.follow_ledger(origin, follower)?;
+        Ok(true)
+    }
+
+    fn unfollow_ledger(&self, node: u64, origin: u64) {
+        if let Ok(runtime) = self.runtime(node) {
+            runtime.unfollow_ledger(origin);
+        }
+    }
+
+    fn set_ledger(
+        &self,
+        node: u64,
+        origin: u64,
+        ledger: &SubscriptionLedger,
+    ) -> Result<(), GroupError> {
+        self.runtime(node)?.set_ledger(origin, ledger)?;
         Ok(())
     }
 

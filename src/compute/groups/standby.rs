@@ -29,9 +29,15 @@
 //! The log holds what the active applied since the oldest sync of a
 //! healthy standby; it is trimmed at each sync to the lowest watermarks
 //! of the synced standbys.
+//!
+//! **Channels.** The group follows the active's subscription ledger where
+//! it runs ([`GroupCluster::follow_ledger`]): a promotion gives the new
+//! active the ledger the old one held when it died — channels subscribed
+//! or let go after the last sync included — and its node subscribes
+//! them; the old active's node, if it still answers, lets go.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::compute::daemon::CausalEvent;
@@ -41,7 +47,8 @@ use crate::compute::groups::members::{
 };
 use crate::compute::groups::{DaemonMaker, GroupCluster, GroupError, check_count};
 use crate::compute::host::{DaemonHost, DaemonSnapshot};
-use crate::compute::runtime::DeliveryOutcome;
+use crate::compute::ledger::SubscriptionLedger;
+use crate::compute::runtime::{DeliveryOutcome, LedgerFollower};
 use crate::identity::EntityKeypair;
 use crate::mesh::capability::CapabilityFilter;
 
@@ -84,6 +91,10 @@ pub struct StandbyGroup {
     log: ReplayLog,
     failed_nodes: BTreeSet<u64>,
     stale: Vec<u64>,
+    /// The active's ledger as last told by the node it runs on.
+    active_ledger: Arc<Mutex<Option<SubscriptionLedger>>>,
+    /// The node whose runtime tells `active_ledger`, if any.
+    followed_on: Option<u64>,
 }
 
 impl std::fmt::Debug for StandbyGroup {
@@ -124,6 +135,8 @@ impl StandbyGroup {
             log: ReplayLog::new(),
             failed_nodes: BTreeSet::new(),
             stale: Vec::new(),
+            active_ledger: Arc::new(Mutex::new(None)),
+            followed_on: None,
         };
         for index in 0..count {
             match group.place().and_then(|node| group.start_on(node)) {
@@ -146,7 +159,30 @@ impl StandbyGroup {
                 }
             }
         }
+        group.follow_active();
         Ok(group)
+    }
+
+    /// Follows the active's ledger on the node it runs on now (module doc).
+    fn follow_active(&mut self) {
+        let origin = self.origin_hash();
+        let node = self.members[self.active].info.node_id;
+        if self.followed_on == Some(node) {
+            return;
+        }
+        if let Some(old) = self.followed_on.take() {
+            self.cluster.unfollow_ledger(old, origin);
+        }
+        let latest = Arc::clone(&self.active_ledger);
+        let follower: LedgerFollower = Arc::new(move |ledger: &SubscriptionLedger| {
+            *latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(ledger.clone());
+        });
+        match self.cluster.follow_ledger(node, origin, follower) {
+            Ok(followed) => self.followed_on = followed.then_some(node),
+            Err(e) => {
+                tracing::warn!(origin, node, error = %e, "the active's ledger is not followed");
+            }
+        }
     }
 
     fn place(&self) -> Result<u64, GroupError> {
@@ -196,6 +232,7 @@ impl StandbyGroup {
             self.members.iter().map(|m| m.info.node_id),
         )?;
         self.members[self.active].info.node_id = node;
+        self.follow_active();
         Ok(())
     }
 
@@ -334,9 +371,26 @@ impl StandbyGroup {
         if let Err(e) = self.cluster.release_channels(from, origin) {
             tracing::debug!(origin, node = from, error = %e, "the old active's channels not let go");
         }
+        // What the old active held last, if its node told us: newer than
+        // the standby's ledger from the last sync.
+        if self.followed_on == Some(from) {
+            self.cluster.unfollow_ledger(from, origin);
+            self.followed_on = None;
+            let latest = self
+                .active_ledger
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(ledger) = latest
+                && let Err(e) = self.cluster.set_ledger(to, origin, &ledger)
+            {
+                tracing::warn!(origin, node = to, error = %e, "the active's last ledger not given to the promoted standby");
+            }
+        }
         if let Err(e) = self.cluster.bind_channels(to, origin) {
             tracing::warn!(origin, node = to, error = %e, "the promoted standby's channels not subscribed");
         }
+        self.follow_active();
         self.replay_pending()?;
         Ok(self.active_index())
     }
@@ -480,6 +534,9 @@ impl StandbyGroup {
 impl Drop for StandbyGroup {
     fn drop(&mut self) {
         let origin = self.origin_hash();
+        if let Some(node) = self.followed_on {
+            self.cluster.unfollow_ledger(node, origin);
+        }
         for member in &self.members {
             if member.info.healthy {
                 let _ = self.cluster.stop(member.info.node_id, origin);

@@ -45,7 +45,7 @@ mod bulk;
 mod machines;
 mod subscriptions;
 
-pub use subscriptions::SubscriptionError;
+pub use subscriptions::{LedgerFollower, SubscriptionError};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -58,6 +58,10 @@ impl From<DaemonError> for SubscriptionError {
 /// One ledger entry: publisher, channel, token bytes.
 pub(crate) type Binding = (u64, ChannelName, Option<Vec<u8>>);
 
+/// Told a daemon's whole ledger when [`ComputeRuntime::follow_ledger`]
+/// begins and after each change of it on that node.
+pub type LedgerFollower = Arc<dyn Fn(&SubscriptionLedger) + Send + Sync>;
+
 /// The daemons holding each (publisher, channel) this node subscribed to
 /// for them.
 #[derive(Default)]
@@ -65,6 +69,10 @@ pub(crate) struct Subscriptions {
     state: Mutex<State>,
     /// Signalled when the turn passes to the next ticket.
     turn_passed: Condvar,
+    /// Per daemon, who is told of its ledger. Held while a follower is
+    /// told (after the daemon's lock is let go), so followers hear the
+    /// ledgers in the order they were read and the last one is current.
+    followers: Mutex<HashMap<u64, LedgerFollower>>,
 }
 
 #[derive(Default)]
@@ -400,6 +408,7 @@ impl ComputeRuntime {
             Ok(recorded) => {
                 // A token is 159 bytes: a ledger takes up to 65 535.
                 debug_assert!(recorded.is_ok(), "{recorded:?}");
+                self.ledger_changed(origin);
                 Ok(())
             }
             // It left or stopped meanwhile: let go of what it held.
@@ -428,9 +437,12 @@ impl ComputeRuntime {
     ) -> Result<(), SubscriptionError> {
         self.check_running()?;
         let shared = &self.shared;
-        shared
+        let removed = shared
             .registry
             .with_host(origin, |host| host.ledger_mut().remove(publisher, channel))?;
+        if removed {
+            self.ledger_changed(origin);
+        }
         let ticket = shared.subscriptions.ticket();
         // Dropped on a cancel, the ticket gives its turn up.
         let turn = shared
@@ -501,6 +513,72 @@ impl ComputeRuntime {
         Ok(())
     }
 
+    /// Tells `follower` daemon `origin`'s ledger now and after every
+    /// change made to it on this node (a subscribe or unsubscribe through
+    /// this runtime), replacing the daemon's earlier follower. A standby
+    /// group follows its active's ledger so that a promotion subscribes
+    /// what the active held when it died, not only what it held at the
+    /// last sync. The follower is called on the changing thread, with no
+    /// daemon lock held; it must not call back into this runtime's ledger
+    /// methods. It ends with [`unfollow_ledger`](Self::unfollow_ledger) or
+    /// when the daemon stops here (not when it leaves: it may come back).
+    ///
+    /// # Errors
+    /// [`DaemonError::NotFound`] if the daemon does not run here (nothing
+    /// registered).
+    pub fn follow_ledger(&self, origin: u64, follower: LedgerFollower) -> Result<(), ComputeError> {
+        let mut followers = self.followers();
+        let ledger = self
+            .shared
+            .registry
+            .with_host(origin, |host| host.ledger().clone())?;
+        follower(&ledger);
+        followers.insert(origin, follower);
+        Ok(())
+    }
+
+    /// Ends [`follow_ledger`](Self::follow_ledger) for `origin`.
+    pub fn unfollow_ledger(&self, origin: u64) {
+        self.followers().remove(&origin);
+    }
+
+    /// Replaces daemon `origin`'s ledger without subscribing or
+    /// unsubscribing anything (a standby's, told what its active holds;
+    /// [`bind_channels`](Self::bind_channels) subscribes it).
+    ///
+    /// # Errors
+    /// [`DaemonError::NotFound`] if the daemon does not run here.
+    pub fn set_ledger(&self, origin: u64, ledger: &SubscriptionLedger) -> Result<(), ComputeError> {
+        self.shared
+            .registry
+            .with_host(origin, |host| *host.ledger_mut() = ledger.clone())?;
+        self.ledger_changed(origin);
+        Ok(())
+    }
+
+    fn followers(&self) -> MutexGuard<'_, HashMap<u64, LedgerFollower>> {
+        self.shared
+            .subscriptions
+            .followers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells `origin`'s follower, if any, its ledger as it is now.
+    fn ledger_changed(&self, origin: u64) {
+        let followers = self.followers();
+        let Some(follower) = followers.get(&origin) else {
+            return;
+        };
+        if let Ok(ledger) = self
+            .shared
+            .registry
+            .with_host(origin, |host| host.ledger().clone())
+        {
+            follower(&ledger);
+        }
+    }
+
     /// Stops daemon `origin`: it leaves the registry, and the channels
     /// only it held here are unsubscribed (in the background).
     ///
@@ -508,6 +586,7 @@ impl ComputeRuntime {
     /// [`DaemonError::NotFound`] / [`DaemonError::Stale`] as
     /// [`DaemonRegistry::unregister`](crate::compute::DaemonRegistry::unregister).
     pub fn stop(&self, origin: u64) -> Result<(), ComputeError> {
+        self.unfollow_ledger(origin);
         if let Some(host) = self.shared.registry.unregister(origin)? {
             self.shared
                 .release_bindings(origin, bindings(host.ledger()));
