@@ -457,6 +457,9 @@ enum net_status_t
     // Moving a group member with the migration protocol failed; it stays on
     // its node (the message has the failure every side agreed on).
     NET_ERR_COMPUTE_GROUP_MIGRATION = -518,
+    // No node known here may take the daemon: none in the capability index
+    // announces `subprotocol:0x0500` and matches its requirements.
+    NET_ERR_COMPUTE_NO_TARGET = -519,
     // A rule set, rule or context is invalid (malformed JSON, an unknown key,
     // a bad operand or regex, a duplicate id); the message names it.
     NET_ERR_RULES_INVALID = -600,
@@ -1726,6 +1729,24 @@ net_status_t net_compute_start_migration_opts(const net_compute_t *compute,
                                               uint64_t target,
                                               const uint8_t *options_json,
                                               size_t options_json_len);
+
+// Chooses where daemon `origin`, running on this node, may migrate: of
+// the nodes this node's capability index holds that announce
+// `subprotocol:0x0500` (every node with a `net_compute_t` stamps it on its
+// announcements, with its number of daemons as `compute:load=N`) and match
+// the daemon's requirements, the least loaded (ties: the lower node id).
+// Writes it to `target_out`; start the move with
+// `net_compute_start_migration(compute, origin, <this node>, target)`.
+//
+// Errors: `NET_ERR_COMPUTE_NOT_FOUND` if the daemon does not run here;
+// `NET_ERR_COMPUTE_NO_TARGET` when no node qualifies (nodes announce
+// with `net_mesh_announce`; a node that never announced is not known).
+//
+// # Safety
+// `compute` is NULL or from libnet; `target_out` is valid for one write.
+net_status_t net_compute_place_migration(const net_compute_t *compute,
+                                         uint64_t origin,
+                                         uint64_t *target_out);
 
 // The migration of `origin` this node orchestrates (the last one, once
 // finished) as a JSON object: `{"state": "running", "phase": "snapshot" |

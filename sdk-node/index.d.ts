@@ -1063,6 +1063,11 @@ export declare class Compute implements AsyncDisposable {
   ): Promise<number[] | null>;
   nextOutput(timeoutMs?: number, options?: SignalOptions): Promise<DaemonOutput | null>;
   /**
+   * The least loaded node that announces it takes migrations and matches
+   * the daemon's requirements (ComputeNoTargetError when none does).
+   */
+  placeMigration(origin: U64Like): bigint;
+  /**
    * `options.transportIdentity` (default true): seal the daemon's identity
    * to the target when this node is the source (rejects with
    * ComputeIdentityTransportError when the target's key is unknown here).

@@ -1049,6 +1049,20 @@ fn bad_arguments_get_typed_errors() {
         unsafe { net_compute_stop(rt, 42) },
         net_status_t::NET_ERR_COMPUTE_NOT_FOUND
     );
+    // Placement: no node announced that it takes migrations; not here.
+    let mut target = 0;
+    assert_eq!(
+        unsafe { net_compute_place_migration(rt, origin, &mut target) },
+        net_status_t::NET_ERR_COMPUTE_NO_TARGET
+    );
+    assert_eq!(
+        unsafe { net_compute_place_migration(rt, 42, &mut target) },
+        net_status_t::NET_ERR_COMPUTE_NOT_FOUND
+    );
+    assert_eq!(
+        unsafe { net_compute_place_migration(rt, origin, ptr::null_mut()) },
+        net_status_t::NET_ERR_INVALID_ARGUMENT
+    );
     let mut json_out = net_bytes_t::EMPTY;
     assert_eq!(
         unsafe { net_compute_migration_status(rt, origin, &mut json_out) },

@@ -527,6 +527,22 @@ func (c *Compute) StartMigration(origin, source, target uint64) error {
 	return err
 }
 
+// PlaceMigration chooses where daemon origin, running on this node, may
+// migrate: of the nodes this node's capability index holds that announce
+// "subprotocol:0x0500" (every node with a Compute stamps it, and its
+// number of daemons as "compute:load=N", on what it announces with
+// Mesh.Announce) and match the daemon's requirements, the least loaded
+// (ties: the lower node id). ErrComputeNoTarget when no node qualifies;
+// ErrComputeNotFound when the daemon does not run here. Start the move
+// with StartMigration(origin, <this node>, target).
+func (c *Compute) PlaceMigration(origin uint64) (uint64, error) {
+	var target C.uint64_t
+	_, err := c.do("net_compute_place_migration", func(p *C.net_compute_t) C.net_status_t {
+		return C.net_compute_place_migration(p, C.uint64_t(origin), &target)
+	})
+	return uint64(target), err
+}
+
 // MigrationOptions are StartMigrationWith's options; the zero value is
 // StartMigration's defaults.
 type MigrationOptions struct {

@@ -440,14 +440,20 @@ func TestComputeWaitsEndWithTheirContext(t *testing.T) {
 	}
 }
 
-func TestComputeIdentityTravelsToANodeWithoutTheSeed(t *testing.T) {
-	ma, mb := fastMesh(t, nil), fastMesh(t, nil)
+// twoComputes is two connected meshes, each with a Compute (short timers).
+func twoComputes(t *testing.T) (ma, mb *netmesh.Mesh, a, b *netmesh.Compute) {
+	t.Helper()
+	ma, mb = fastMesh(t, nil), fastMesh(t, nil)
 	if err := ma.Connect(ctx5(t), must(mb.LocalAddr()), must(mb.PublicKey()), must(mb.NodeID())); err != nil {
 		t.Fatal(err)
 	}
 	cfg := netmesh.ComputeConfig{RetryInterval: 50 * time.Millisecond, StepTimeout: 3 * time.Second,
 		SourceTimeout: 6 * time.Second, WorkTimeout: 5 * time.Second}
-	a, b := fastCompute(t, ma, cfg), fastCompute(t, mb, cfg)
+	return ma, mb, fastCompute(t, ma, cfg), fastCompute(t, mb, cfg)
+}
+
+func TestComputeIdentityTravelsToANodeWithoutTheSeed(t *testing.T) {
+	ma, mb, a, b := twoComputes(t)
 	origin := must(a.Spawn("counter", computeSeed, nil))
 	ctx := context.Background()
 	for seq := uint64(1); seq <= 3; seq++ {
@@ -491,6 +497,38 @@ func TestComputeIdentityTravelsToANodeWithoutTheSeed(t *testing.T) {
 	}
 	if outcome, err := b.Deliver(origin, computeProducer, 5, binary.LittleEndian.AppendUint64(nil, 5)); err != nil || outcome != netmesh.DeliveryProcessed {
 		t.Fatalf("on B: %v %v", outcome, err)
+	}
+}
+
+// The scheduler places a migration on a node that announced it takes
+// them (a Compute stamps the tag and its load on its node's announcement).
+func TestComputePlacesAMigrationWhereItIsTaken(t *testing.T) {
+	ma, mb, a, b := twoComputes(t)
+	origin := must(a.Spawn("counter", computeSeed, nil))
+	if _, err := a.PlaceMigration(origin); !errors.Is(err, netmesh.ErrComputeNoTarget) {
+		t.Fatalf("before b announced: %v", err)
+	}
+	if _, err := a.PlaceMigration(0x77); !errors.Is(err, netmesh.ErrComputeNotFound) {
+		t.Fatalf("not here: %v", err)
+	}
+	if err := mb.Announce(netmesh.Capabilities{Tags: []string{"zone:eu"}}); err != nil {
+		t.Fatal(err)
+	}
+	idA, idB := must(ma.NodeID()), must(mb.NodeID())
+	waitFor(t, "b placed", func() bool {
+		target, err := a.PlaceMigration(origin)
+		return err == nil && target == idB
+	})
+	if err := b.ExpectOrigin("counter", origin); err != nil {
+		t.Fatal(err)
+	}
+	target := must(a.PlaceMigration(origin))
+	if err := a.StartMigration(origin, idA, target); err != nil {
+		t.Fatal(err)
+	}
+	status, ok, err := a.WaitMigration(context.Background(), origin, 20*time.Second)
+	if err != nil || !ok || status.State != "completed" {
+		t.Fatalf("placed move: %+v %v %v", status, ok, err)
 	}
 }
 

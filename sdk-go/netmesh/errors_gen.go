@@ -330,6 +330,10 @@ const (
 	// Moving a group member with the migration protocol failed; it stays on
 	// its node (the message has the failure every side agreed on).
 	StatusComputeGroupMigration Status = C.NET_ERR_COMPUTE_GROUP_MIGRATION
+	// StatusComputeNoTarget is NET_ERR_COMPUTE_NO_TARGET (-519):
+	// No node known here may take the daemon: none in the capability index
+	// announces `subprotocol:0x0500` and matches its requirements.
+	StatusComputeNoTarget Status = C.NET_ERR_COMPUTE_NO_TARGET
 	// StatusRulesInvalid is NET_ERR_RULES_INVALID (-600):
 	// A rule set, rule or context is invalid (malformed JSON, an unknown key,
 	// a bad operand or regex, a duplicate id); the message names it.
@@ -466,6 +470,7 @@ const (
 	ErrComputeGroupWrongKind       = StatusComputeGroupWrongKind
 	ErrComputeIdentityTransport    = StatusComputeIdentityTransport
 	ErrComputeGroupMigration       = StatusComputeGroupMigration
+	ErrComputeNoTarget             = StatusComputeNoTarget
 	ErrRulesInvalid                = StatusRulesInvalid
 	ErrRulesUnknownRule            = StatusRulesUnknownRule
 	ErrSafetyConfig                = StatusSafetyConfig
@@ -580,6 +585,7 @@ var statusTable = [...]statusInfo{
 	{StatusComputeGroupWrongKind, "NET_ERR_COMPUTE_GROUP_WRONG_KIND", "the operation does not apply to this kind of group (e.g"},
 	{StatusComputeIdentityTransport, "NET_ERR_COMPUTE_IDENTITY_TRANSPORT", "the daemon's identity cannot travel with the migration (the target's static key is not known here, or the keypair is public-only); nothing was started"},
 	{StatusComputeGroupMigration, "NET_ERR_COMPUTE_GROUP_MIGRATION", "moving a group member with the migration protocol failed; it stays on its node"},
+	{StatusComputeNoTarget, "NET_ERR_COMPUTE_NO_TARGET", "no node known here may take the daemon: none in the capability index announces subprotocol:0x0500 and matches its requirements"},
 	{StatusRulesInvalid, "NET_ERR_RULES_INVALID", "a rule set, rule or context is invalid (malformed JSON, an unknown key, a bad operand or regex, a duplicate id); the message names it"},
 	{StatusRulesUnknownRule, "NET_ERR_RULES_UNKNOWN_RULE", "no rule has that id"},
 	{StatusSafetyConfig, "NET_ERR_SAFETY_CONFIG", "a safety configuration, limits or request is invalid; the message names the key or pattern"},

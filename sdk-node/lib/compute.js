@@ -431,6 +431,22 @@ class Compute {
   }
 
   /**
+   * Chooses where daemon `origin`, running on this node, may migrate: of
+   * the nodes this node's capability index holds that announce
+   * 'subprotocol:0x0500' (every node with a Compute stamps it, and its
+   * number of daemons as 'compute:load=N', on what it announces with
+   * mesh.announce()) and match the daemon's requirements, the least loaded
+   * (ties: the lower node id). Throws ComputeNoTargetError when no node
+   * qualifies, ComputeNotFoundError when the daemon does not run here.
+   * Start the move with startMigration(origin, <this node>, target).
+   */
+  placeMigration(origin) {
+    const out = [0n];
+    calls.check(fns.net_compute_place_migration(this.#live(), args.u64(origin, 'origin'), out));
+    return BigInt(out[0]);
+  }
+
+  /**
    * Starts moving daemon `origin` from node `source` to node `target`,
    * orchestrated by this node. Off the event loop (it waits for the
    * runtime's lock, which a daemon call may hold).

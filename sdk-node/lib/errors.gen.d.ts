@@ -616,6 +616,13 @@ export declare class ComputeIdentityTransportError extends ComputeError {}
  */
 export declare class ComputeGroupMigrationError extends ComputeError {}
 /**
+ * No node known here may take the daemon: none in the capability index
+ * announces `subprotocol:0x0500` and matches its requirements.
+ *
+ * Status `NET_ERR_COMPUTE_NO_TARGET` (-519).
+ */
+export declare class ComputeNoTargetError extends ComputeError {}
+/**
  * A rule set, rule or context is invalid (malformed JSON, an unknown key,
  * a bad operand or regex, a duplicate id); the message names it.
  *

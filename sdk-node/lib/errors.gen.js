@@ -621,6 +621,13 @@ class ComputeIdentityTransportError extends ComputeError {}
  */
 class ComputeGroupMigrationError extends ComputeError {}
 /**
+ * No node known here may take the daemon: none in the capability index
+ * announces `subprotocol:0x0500` and matches its requirements.
+ *
+ * Status `NET_ERR_COMPUTE_NO_TARGET` (-519).
+ */
+class ComputeNoTargetError extends ComputeError {}
+/**
  * A rule set, rule or context is invalid (malformed JSON, an unknown key,
  * a bad operand or regex, a duplicate id); the message names it.
  *
@@ -784,6 +791,7 @@ const CLASS_BY_STATUS = new Map([
   [-516, ComputeGroupWrongKindError], // NET_ERR_COMPUTE_GROUP_WRONG_KIND
   [-517, ComputeIdentityTransportError], // NET_ERR_COMPUTE_IDENTITY_TRANSPORT
   [-518, ComputeGroupMigrationError], // NET_ERR_COMPUTE_GROUP_MIGRATION
+  [-519, ComputeNoTargetError], // NET_ERR_COMPUTE_NO_TARGET
   [-600, RulesInvalidError], // NET_ERR_RULES_INVALID
   [-601, RulesUnknownRuleError], // NET_ERR_RULES_UNKNOWN_RULE
   [-620, SafetyConfigError], // NET_ERR_SAFETY_CONFIG
@@ -907,6 +915,7 @@ const ERROR_CLASSES = Object.freeze({
   ComputeGroupWrongKindError,
   ComputeIdentityTransportError,
   ComputeGroupMigrationError,
+  ComputeNoTargetError,
   RulesInvalidError,
   RulesUnknownRuleError,
   SafetyConfigError,

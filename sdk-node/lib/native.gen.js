@@ -313,6 +313,11 @@ const STATUS = Object.freeze({
    */
   NET_ERR_COMPUTE_GROUP_MIGRATION: -518,
   /**
+   * No node known here may take the daemon: none in the capability index
+   * announces `subprotocol:0x0500` and matches its requirements.
+   */
+  NET_ERR_COMPUTE_NO_TARGET: -519,
+  /**
    * A rule set, rule or context is invalid (malformed JSON, an unknown key,
    * a bad operand or regex, a duplicate id); the message names it.
    */
@@ -687,6 +692,7 @@ const PROTOTYPES = Object.freeze([
   'net_status_t net_compute_daemons(const net_compute_t *compute, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_compute_start_migration(const net_compute_t *compute, uint64_t origin, uint64_t source, uint64_t target)',
   'net_status_t net_compute_start_migration_opts(const net_compute_t *compute, uint64_t origin, uint64_t source, uint64_t target, const uint8_t *options_json, size_t options_json_len)',
+  'net_status_t net_compute_place_migration(const net_compute_t *compute, uint64_t origin, _Out_ uint64_t *target_out)',
   'net_status_t net_compute_migration_status(const net_compute_t *compute, uint64_t origin, _Inout_ net_bytes_t *json_out)',
   'net_status_t net_compute_wait_migration(const net_compute_t *compute, uint64_t origin, uint32_t timeout_ms, _Inout_ net_bytes_t *json_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',
   'net_status_t net_compute_next(const net_compute_t *compute, uint32_t timeout_ms, _Out_ uint64_t *work_id_out, _Out_ uint32_t *kind_out, _Out_ uint64_t *instance_out, _Out_ uint64_t *daemon_out, _Out_ uint64_t *producer_out, _Out_ uint64_t *sequence_out, _Inout_ net_bytes_t *payload_out, const net_cancel_t *cancel, _Inout_ net_error_t *error_out)',

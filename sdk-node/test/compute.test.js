@@ -20,6 +20,7 @@ const {
   ComputeDaemonError,
   ComputeIdentityTransportError,
   ComputeNoMigrationError,
+  ComputeNoTargetError,
   ComputeNotFoundError,
   ComputeTransportError,
   ComputeUnknownKindError,
@@ -186,6 +187,28 @@ test("a daemon's identity travels to a node that does not know its seed", async 
   assert.equal((await a.waitMigration(origin, 20000)).state, 'completed');
   assert.equal(b.daemon(origin).count, 4n);
   assert.equal(await b.deliver(origin, PRODUCER, 5n), Delivery.PROCESSED);
+});
+
+test('a migration is placed on a node that announced it takes them', async (t) => {
+  const { waitFor } = require('./helpers');
+  const [meshes, [a, b]] = await two(t);
+  const origin = a.spawn('counter', SEED);
+  assert.throws(() => a.placeMigration(origin), ComputeNoTargetError);
+  assert.throws(() => a.placeMigration(0x77n), ComputeNotFoundError);
+  meshes[1].announce({ tags: ['zone:eu'] });
+  const placed = () => {
+    try {
+      return a.placeMigration(origin) === meshes[1].nodeId;
+    } catch (e) {
+      if (e instanceof ComputeNoTargetError) return false;
+      throw e;
+    }
+  };
+  await waitFor('b placed', placed);
+  b.expectOrigin('counter', origin);
+  await a.startMigration(origin, meshes[0].nodeId, a.placeMigration(origin));
+  assert.equal((await a.waitMigration(origin, 20000)).state, 'completed');
+  assert.ok(b.daemon(origin));
 });
 
 test('daemon failures and bad arguments reject with typed errors', async (t) => {

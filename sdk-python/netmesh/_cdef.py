@@ -147,6 +147,7 @@ enum net_status_t {
     NET_ERR_COMPUTE_GROUP_WRONG_KIND = -516,
     NET_ERR_COMPUTE_IDENTITY_TRANSPORT = -517,
     NET_ERR_COMPUTE_GROUP_MIGRATION = -518,
+    NET_ERR_COMPUTE_NO_TARGET = -519,
     NET_ERR_RULES_INVALID = -600,
     NET_ERR_RULES_UNKNOWN_RULE = -601,
     NET_ERR_SAFETY_CONFIG = -620,
@@ -286,6 +287,7 @@ net_status_t net_compute_wait_processed(const net_compute_t *compute, uint64_t o
 net_status_t net_compute_daemons(const net_compute_t *compute, net_bytes_t *json_out);
 net_status_t net_compute_start_migration(const net_compute_t *compute, uint64_t origin, uint64_t source, uint64_t target);
 net_status_t net_compute_start_migration_opts(const net_compute_t *compute, uint64_t origin, uint64_t source, uint64_t target, const uint8_t *options_json, size_t options_json_len);
+net_status_t net_compute_place_migration(const net_compute_t *compute, uint64_t origin, uint64_t *target_out);
 net_status_t net_compute_migration_status(const net_compute_t *compute, uint64_t origin, net_bytes_t *json_out);
 net_status_t net_compute_wait_migration(const net_compute_t *compute, uint64_t origin, uint32_t timeout_ms, net_bytes_t *json_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_next(const net_compute_t *compute, uint32_t timeout_ms, uint64_t *work_id_out, uint32_t *kind_out, uint64_t *instance_out, uint64_t *daemon_out, uint64_t *producer_out, uint64_t *sequence_out, net_bytes_t *payload_out, const net_cancel_t *cancel, net_error_t *error_out);

@@ -110,6 +110,7 @@ __all__ = [
     "ComputeGroupWrongKindError",
     "ComputeIdentityTransportError",
     "ComputeGroupMigrationError",
+    "ComputeNoTargetError",
     "RulesInvalidError",
     "RulesUnknownRuleError",
     "SafetyConfigError",
@@ -835,6 +836,14 @@ class ComputeGroupMigrationError(ComputeError):
     """
 
 
+class ComputeNoTargetError(ComputeError):
+    """No node known here may take the daemon: none in the capability index
+    announces `subprotocol:0x0500` and matches its requirements.
+
+    Status ``NET_ERR_COMPUTE_NO_TARGET`` (-519).
+    """
+
+
 class RulesInvalidError(NetError):
     """A rule set, rule or context is invalid (malformed JSON, an unknown key,
     a bad operand or regex, a duplicate id); the message names it.
@@ -1009,6 +1018,7 @@ ERROR_CLASSES: Dict[int, Type[NetError]] = {
     -516: ComputeGroupWrongKindError,  # NET_ERR_COMPUTE_GROUP_WRONG_KIND
     -517: ComputeIdentityTransportError,  # NET_ERR_COMPUTE_IDENTITY_TRANSPORT
     -518: ComputeGroupMigrationError,  # NET_ERR_COMPUTE_GROUP_MIGRATION
+    -519: ComputeNoTargetError,  # NET_ERR_COMPUTE_NO_TARGET
     -600: RulesInvalidError,  # NET_ERR_RULES_INVALID
     -601: RulesUnknownRuleError,  # NET_ERR_RULES_UNKNOWN_RULE
     -620: SafetyConfigError,  # NET_ERR_SAFETY_CONFIG
@@ -1132,7 +1142,8 @@ NetError
 │   ├── ComputeGroupReplayError  NET_ERR_COMPUTE_GROUP_REPLAY
 │   ├── ComputeGroupWrongKindError  NET_ERR_COMPUTE_GROUP_WRONG_KIND
 │   ├── ComputeIdentityTransportError  NET_ERR_COMPUTE_IDENTITY_TRANSPORT
-│   └── ComputeGroupMigrationError  NET_ERR_COMPUTE_GROUP_MIGRATION
+│   ├── ComputeGroupMigrationError  NET_ERR_COMPUTE_GROUP_MIGRATION
+│   └── ComputeNoTargetError  NET_ERR_COMPUTE_NO_TARGET
 ├── RulesInvalidError  NET_ERR_RULES_INVALID
 ├── RulesUnknownRuleError  NET_ERR_RULES_UNKNOWN_RULE
 ├── SafetyConfigError  NET_ERR_SAFETY_CONFIG

@@ -241,6 +241,9 @@ class Status(enum.IntEnum):
     #: Moving a group member with the migration protocol failed; it stays on
     #: its node (the message has the failure every side agreed on).
     ERR_COMPUTE_GROUP_MIGRATION = -518
+    #: No node known here may take the daemon: none in the capability index
+    #: announces `subprotocol:0x0500` and matches its requirements.
+    ERR_COMPUTE_NO_TARGET = -519
     #: A rule set, rule or context is invalid (malformed JSON, an unknown key,
     #: a bad operand or regex, a duplicate id); the message names it.
     ERR_RULES_INVALID = -600

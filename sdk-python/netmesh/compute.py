@@ -464,6 +464,20 @@ class Compute(_Handle):
 
     # -- migration ---------------------------------------------------------------
 
+    def place_migration(self, origin: int) -> int:
+        """Chooses where daemon ``origin``, running on this node, may
+        migrate: of the nodes this node's capability index holds that
+        announce ``subprotocol:0x0500`` (every node with a ``Compute``
+        stamps it, and its number of daemons as ``compute:load=N``, on what
+        it announces with :meth:`Mesh.announce`) and match the daemon's
+        requirements, the least loaded (ties: the lower node id).
+        ComputeNoTargetError when no node qualifies; ComputeNotFoundError
+        when the daemon does not run here. Start the move with
+        ``start_migration(origin, <this node>, target)``."""
+        target = ffi.new("uint64_t *")
+        check(lib.net_compute_place_migration(self._handle(), _u64(origin, "origin"), target))
+        return int(target[0])
+
     def start_migration(self, origin: int, source: int, target: int, *,
                         transport_identity: bool | None = None) -> None:
         """Starts moving daemon ``origin`` from node ``source`` to node

@@ -25,6 +25,7 @@ from netmesh import (
     ComputeDaemonError,
     ComputeIdentityTransportError,
     ComputeNoMigrationError,
+    ComputeNoTargetError,
     ComputeNotFoundError,
     ComputeTransportError,
     ComputeUnknownKindError,
@@ -198,6 +199,31 @@ def test_the_identity_travels_to_a_node_that_does_not_know_the_seed(three) -> No
     assert b.daemon(origin).count == 4
     assert b.deliver(origin, PRODUCER, 5, b"x") == Delivery.PROCESSED
     assert a.daemon(origin) is None
+
+
+def test_a_migration_is_placed_where_it_is_taken(three) -> None:
+    """The scheduler places a migration on a node that announced it takes
+    them (a Compute stamps the tag and its load on its node's
+    announcement)."""
+    meshes, (a, b, _) = three
+    origin = a.spawn("counter", SEED)
+    with pytest.raises(ComputeNoTargetError):
+        a.place_migration(origin)
+    with pytest.raises(ComputeNotFoundError):
+        a.place_migration(0x77)
+    meshes[1].announce({"tags": ["zone:eu"]})
+
+    def placed_on_b() -> bool:
+        try:
+            return a.place_migration(origin) == meshes[1].node_id
+        except ComputeNoTargetError:
+            return False
+
+    wait_for("b placed", placed_on_b)
+    b.expect_origin("counter", origin)
+    a.start_migration(origin, meshes[0].node_id, a.place_migration(origin))
+    assert a.wait_migration(origin, timeout=20) == MigrationStatus("completed", "complete")
+    assert b.daemon(origin) is not None
 
 
 def test_daemon_failures_and_bad_arguments_raise_typed_errors() -> None:

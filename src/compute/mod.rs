@@ -70,9 +70,9 @@ pub use host::{BatchDelivered, DaemonHost, DaemonSnapshot, DaemonStats, Observed
 pub use ledger::{LedgerError, SubscriptionLedger};
 pub use registry::{ChangeWatch, DaemonRegistry};
 pub use runtime::{
-    BatchOutcome, ComputeError, ComputeRuntime, DeliveryOutcome, EventOutcome, LedgerFollower,
-    MigrationOptions, MigrationPhase, MigrationStatus, MigrationTransport, RuntimeConfig,
-    SubscriptionError,
+    BatchOutcome, ComputeError, ComputeRuntime, DeliveryOutcome, EventOutcome, LOAD_TAG_PREFIX,
+    LedgerFollower, MigrationOptions, MigrationPhase, MigrationStatus, MigrationTransport,
+    RuntimeConfig, SubscriptionError,
 };
 pub use scheduler::{
     Candidate, MIGRATION_TAG, Placement, PlacementError, PlacementReason, Scheduler,

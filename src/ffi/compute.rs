@@ -179,6 +179,7 @@ impl From<ComputeError> for FfiError {
             ComputeError::NoMigration(_) => net_status_t::NET_ERR_COMPUTE_NO_MIGRATION,
             ComputeError::Buffer(_) => net_status_t::NET_ERR_COMPUTE_BUFFER_FULL,
             ComputeError::IdentityTransport(_) => net_status_t::NET_ERR_COMPUTE_IDENTITY_TRANSPORT,
+            ComputeError::NoTarget(_) => net_status_t::NET_ERR_COMPUTE_NO_TARGET,
             ComputeError::Timeout => net_status_t::NET_TIMEOUT,
             ComputeError::Cancelled => return super::cancel::cancelled(),
             _ => net_status_t::NET_ERR_SHUTTING_DOWN,
@@ -802,6 +803,32 @@ pub unsafe extern "C" fn net_compute_start_migration_opts(
     ffi_export!(handle compute; opt_str options_json[options_json_len]; {
         let options = parse_migration_options(options_json)?;
         compute.runtime.start_migration_with(origin, source, target, &options)?;
+        Ok(())
+    })
+}
+
+/// Chooses where daemon `origin`, running on this node, may migrate: of
+/// the nodes this node's capability index holds that announce
+/// `subprotocol:0x0500` (every node with a `net_compute_t` stamps it on its
+/// announcements, with its number of daemons as `compute:load=N`) and match
+/// the daemon's requirements, the least loaded (ties: the lower node id).
+/// Writes it to `target_out`; start the move with
+/// `net_compute_start_migration(compute, origin, <this node>, target)`.
+///
+/// Errors: `NET_ERR_COMPUTE_NOT_FOUND` if the daemon does not run here;
+/// `NET_ERR_COMPUTE_NO_TARGET` when no node qualifies (nodes announce
+/// with `net_mesh_announce`; a node that never announced is not known).
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `target_out` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_place_migration(
+    compute: *const net_compute_t,
+    origin: u64,
+    target_out: *mut u64,
+) -> net_status_t {
+    ffi_export!(handle compute; out target_out; {
+        target_out.write(compute.runtime.place_migration(origin)?);
         Ok(())
     })
 }

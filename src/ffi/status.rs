@@ -244,6 +244,9 @@ pub enum net_status_t {
     /// Moving a group member with the migration protocol failed; it stays on
     /// its node (the message has the failure every side agreed on).
     NET_ERR_COMPUTE_GROUP_MIGRATION = -518,
+    /// No node known here may take the daemon: none in the capability index
+    /// announces `subprotocol:0x0500` and matches its requirements.
+    NET_ERR_COMPUTE_NO_TARGET = -519,
     /// A rule set, rule or context is invalid (malformed JSON, an unknown key,
     /// a bad operand or regex, a duplicate id); the message names it.
     NET_ERR_RULES_INVALID = -600,
@@ -372,6 +375,7 @@ impl net_status_t {
         Self::NET_ERR_COMPUTE_GROUP_WRONG_KIND,
         Self::NET_ERR_COMPUTE_IDENTITY_TRANSPORT,
         Self::NET_ERR_COMPUTE_GROUP_MIGRATION,
+        Self::NET_ERR_COMPUTE_NO_TARGET,
         Self::NET_ERR_RULES_INVALID,
         Self::NET_ERR_RULES_UNKNOWN_RULE,
         Self::NET_ERR_SAFETY_CONFIG,
@@ -492,6 +496,7 @@ impl net_status_t {
             Self::NET_ERR_COMPUTE_GROUP_WRONG_KIND => c"NET_ERR_COMPUTE_GROUP_WRONG_KIND",
             Self::NET_ERR_COMPUTE_IDENTITY_TRANSPORT => c"NET_ERR_COMPUTE_IDENTITY_TRANSPORT",
             Self::NET_ERR_COMPUTE_GROUP_MIGRATION => c"NET_ERR_COMPUTE_GROUP_MIGRATION",
+            Self::NET_ERR_COMPUTE_NO_TARGET => c"NET_ERR_COMPUTE_NO_TARGET",
             Self::NET_ERR_RULES_INVALID => c"NET_ERR_RULES_INVALID",
             Self::NET_ERR_RULES_UNKNOWN_RULE => c"NET_ERR_RULES_UNKNOWN_RULE",
             Self::NET_ERR_SAFETY_CONFIG => c"NET_ERR_SAFETY_CONFIG",

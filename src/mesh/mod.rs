@@ -49,6 +49,7 @@ pub use filter::{DropTo, NetemFilter, PacketFilter, Verdict};
 pub use handshake::{Accepted, HandshakeError, HandshakeForm, Initiator, Responder, prologue};
 pub use hello::{Hello, HelloError};
 pub use inbound::InboundEvent;
+pub(crate) use node::TagStamp;
 pub use node::{
     CONTINUITY_SUBPROTOCOLS, CapabilityError, ChainStatusInfo, ChannelError, ContinuityError,
     ContinuityEvent, DirectOutcome, MeshError, MeshNode, NatStatus, PartitionStatus, PeerInfo,

@@ -43,8 +43,10 @@
 
 mod bulk;
 mod machines;
+mod placement;
 mod subscriptions;
 
+pub use placement::LOAD_TAG_PREFIX;
 pub use subscriptions::{LedgerFollower, SubscriptionError};
 
 use std::collections::VecDeque;
@@ -62,6 +64,7 @@ use crate::compute::{
 use crate::identity::{
     ChannelName, EntityId, EntityKeypair, EnvelopeError, IdentityEnvelope, PermissionToken,
 };
+use crate::mesh::capability::{CapabilityFilter, CapabilitySet};
 use crate::mesh::{ChannelError, MeshError, MeshNode, SubprotocolHandler};
 use crate::wire::ids;
 
@@ -171,6 +174,17 @@ pub trait MigrationTransport: Send + Sync + 'static {
         let _ = (channel, cancel);
         Err(no_channels(publisher))
     }
+
+    /// The nodes this node knows of that match `filter`, with what each
+    /// announced (the mesh's capability index). Default: none.
+    fn migration_candidates(&self, filter: &CapabilityFilter) -> Vec<(u64, CapabilitySet)> {
+        let _ = filter;
+        Vec::new()
+    }
+
+    /// The number of daemons running here changed (the mesh announces it
+    /// again). Default: nothing.
+    fn load_changed(&self) {}
 }
 
 /// A transport without channels, as a channel call's error.
@@ -229,6 +243,14 @@ impl MigrationTransport for MeshNode {
         cancel: Option<&CancelToken>,
     ) -> Result<(), ChannelError> {
         self.subscribe(publisher, channel, token, cancel)
+    }
+
+    fn migration_candidates(&self, filter: &CapabilityFilter) -> Vec<(u64, CapabilitySet)> {
+        self.matching_nodes(filter)
+    }
+
+    fn load_changed(&self) {
+        self.restamp_announcement();
     }
 
     fn unsubscribe_channel(
@@ -511,6 +533,10 @@ pub enum ComputeError {
     /// The runtime is shut down.
     #[error("compute runtime is shut down")]
     ShuttingDown,
+    /// No node known here takes daemon `origin`: none announces the
+    /// migration tag and matches its requirements.
+    #[error("no node known here may take daemon {0:#018x}")]
+    NoTarget(u64),
     /// The wait's cancel token fired.
     #[error("cancelled")]
     Cancelled,
@@ -550,6 +576,8 @@ pub(crate) struct Shared {
     /// event is either processed before the snapshot or sees the flag
     /// cleared and takes the locked path (`machines::deliver`).
     quiet: AtomicBool,
+    /// The number of daemons the node last announced (`placement.rs`).
+    announced_load: AtomicU64,
     changed: Condvar,
     outputs: Mutex<VecDeque<CausalEvent>>,
     output_ready: Condvar,
@@ -760,6 +788,7 @@ impl ComputeRuntime {
             factories: DaemonFactoryRegistry::new(),
             state: Mutex::new(State::default()),
             quiet: AtomicBool::new(true),
+            announced_load: AtomicU64::new(0),
             changed: Condvar::new(),
             outputs: Mutex::new(VecDeque::new()),
             output_ready: Condvar::new(),
@@ -790,6 +819,8 @@ impl ComputeRuntime {
         let mut runtime = Self::new(Arc::clone(&node) as Arc<dyn MigrationTransport>, config)?;
         node.register_subprotocol(ids::MIGRATION, runtime.handler())
             .map_err(|e| ComputeError::Transport(e.to_string()))?;
+        node.set_tag_stamp(Some(placement::tag_stamp(Arc::downgrade(&runtime.shared))));
+        node.restamp_announcement();
         runtime.node = Some(node);
         Ok(runtime)
     }
@@ -1140,6 +1171,9 @@ impl ComputeRuntime {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         if let Some(node) = &self.node {
             node.unregister_subprotocol(ids::MIGRATION);
+            // The stamp drops its tags now that the flag is set.
+            node.restamp_announcement();
+            node.set_tag_stamp(None);
         }
         self.shared.enqueue(Inbound::Stop);
         self.shared.bulk.stop();
@@ -1201,6 +1235,7 @@ fn worker_loop(shared: &Arc<Shared>, rx: &mpsc::Receiver<Inbound>) {
         let now = Instant::now();
         if now >= next_tick {
             machines::tick(shared, now);
+            placement::announce_load_if_changed(shared);
             next_tick = now + tick;
         }
         next_chunk = machines::pump_chunks(shared, Instant::now()).map(|d| Instant::now() + d);

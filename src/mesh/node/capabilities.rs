@@ -17,12 +17,12 @@
 //! The plane's lock is taken before the channel hub's when both are held,
 //! and never across a send.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::super::capability::{
-    AnnouncementError, BestNode, BestNodeQuery, CapabilityConfig, CapabilityPlane, CapabilitySet,
-    FoundNodes, NodeQuery, Verdict, VersionClock,
+    AnnouncementError, BestNode, BestNodeQuery, CapabilityConfig, CapabilityFilter,
+    CapabilityPlane, CapabilitySet, FoundNodes, NodeQuery, Verdict, VersionClock,
 };
 use super::super::channels::{Capabilities, SubnetId};
 use super::super::packet::PacketKind;
@@ -78,7 +78,14 @@ pub(super) struct CapabilityGlue {
     plane: Mutex<CapabilityPlane>,
     next_gc: Mutex<Instant>,
     gc_interval: Duration,
+    /// Tags a component of the node stamps on every announcement.
+    stamp: Mutex<Option<TagStamp>>,
 }
+
+/// Stamps the tags a component of the node owns on an announcement being
+/// made (the compute runtime: [`MIGRATION_TAG`](crate::compute::MIGRATION_TAG)
+/// and its load), replacing the ones it stamped before.
+pub(crate) type TagStamp = Arc<dyn Fn(&mut Vec<String>) + Send + Sync>;
 
 impl CapabilityGlue {
     pub(super) fn new(
@@ -95,11 +102,19 @@ impl CapabilityGlue {
             )),
             next_gc: Mutex::new(Instant::now() + gc_interval),
             gc_interval,
+            stamp: Mutex::new(None),
         }
     }
 
     pub(super) fn plane(&self) -> MutexGuard<'_, CapabilityPlane> {
         self.plane.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stamp(&self, tags: &mut Vec<String>) {
+        let stamp = self.stamp.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(stamp) = stamp {
+            stamp(tags);
+        }
     }
 }
 
@@ -263,6 +278,7 @@ impl MeshNode {
         let reflex = self.inner.nat_reflex();
         self.inner.nat_tags(&mut caps);
         self.inner.subnet_tags(&mut caps.tags);
+        self.inner.capabilities.stamp(&mut caps.tags);
         let bytes = {
             let mut plane = self.inner.capabilities.plane();
             plane.set_reflex_addr(reflex);
@@ -300,6 +316,58 @@ impl MeshNode {
     /// we last announced, else GLOBAL (`docs/mesh.md` "Subnets").
     pub fn subnet(&self) -> SubnetId {
         self.inner.own_subnet()
+    }
+
+    /// Sets (or, with `None`, removes) the tags a component of this node
+    /// stamps on every announcement (see [`TagStamp`]).
+    pub(crate) fn set_tag_stamp(&self, stamp: Option<TagStamp>) {
+        *self
+            .inner
+            .capabilities
+            .stamp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = stamp;
+    }
+
+    /// If this node announced before, announces its latest set again with
+    /// the stamped tags as they are now (rate-limited like any
+    /// announcement: deferred within `min_announce_interval`, never
+    /// dropped).
+    pub(crate) fn restamp_announcement(&self) {
+        let bytes = {
+            let mut plane = self.inner.capabilities.plane();
+            let Some(mut caps) = plane.latest().map(|a| a.capabilities.clone()) else {
+                return;
+            };
+            self.inner.capabilities.stamp(&mut caps.tags);
+            plane
+                .announce(caps, Instant::now(), unix_ns())
+                .ok()
+                .flatten()
+        };
+        if let Some(bytes) = bytes {
+            self.inner.broadcast_announcement(&bytes, &[]);
+        }
+    }
+
+    /// The live indexed nodes (ourselves included, once we announced) in
+    /// the default scope that match `filter`, with what each announced, by
+    /// ascending node id.
+    pub fn matching_nodes(&self, filter: &CapabilityFilter) -> Vec<(u64, CapabilitySet)> {
+        let query = NodeQuery {
+            filter: filter.clone(),
+            ..NodeQuery::default()
+        };
+        let found = self.find_nodes(&query);
+        let plane = self.inner.capabilities.plane();
+        found
+            .nodes
+            .into_iter()
+            .filter_map(|node| {
+                let entry = plane.index().get(node)?;
+                Some((node, entry.announcement.capabilities.clone()))
+            })
+            .collect()
     }
 
     /// Every live indexed node as JSON (see

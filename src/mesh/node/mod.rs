@@ -69,6 +69,7 @@ use crate::identity::{EntityId, EntityKeypair, routing_id};
 use crate::wire::ids;
 
 pub use capabilities::CapabilityError;
+pub(crate) use capabilities::TagStamp;
 pub use channels::{ChannelError, PublishReport};
 pub use continuity::{
     CONTINUITY_SUBPROTOCOLS, ChainStatusInfo, ContinuityError, ContinuityEvent, PartitionStatus,
