@@ -105,6 +105,14 @@ pub enum DaemonError {
     /// nothing was applied or recorded.
     #[error("the batch was cancelled before it was taken up; nothing was applied")]
     Cancelled,
+    /// A daemon in another language took a call that changes its state
+    /// (`process`, a batch, `restore`) and did not answer within the reply
+    /// timeout: its object may have applied what Rust did not record.
+    /// Until a `restore` replaces its state, every call that would read or
+    /// extend that state (`process`, batches, `snapshot`) fails with this,
+    /// so a state nobody knows is neither built on nor migrated.
+    #[error("the daemon's state is in doubt ({0}); stop it, or restore it from a snapshot")]
+    InDoubt(String),
 }
 
 /// How long a batched delivery may wait for its daemon to take the batch

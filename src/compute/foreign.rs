@@ -226,9 +226,14 @@ pub enum WorkError {
         /// The request kind.
         request: &'static str,
     },
-    /// The SDK did not answer in time.
+    /// The SDK did not take the request up in time (it was withdrawn:
+    /// the SDK never saw it).
     #[error("the daemon did not answer within {0:?}")]
     NoAnswer(Duration),
+    /// The SDK took the request but did not answer in time: it may yet
+    /// apply it (its late answer is refused).
+    #[error("the daemon took the request but did not answer within {0:?}")]
+    InDoubt(Duration),
     /// The SDK answered with a failure; the text is its.
     #[error("{0}")]
     Failed(String),
@@ -396,8 +401,10 @@ impl WorkBridge {
             let waiting = item.request.is_some();
             let given_up = if state.closed {
                 Some(WorkError::Closed)
-            } else if now >= reply_deadline {
+            } else if now >= reply_deadline && waiting {
                 Some(WorkError::NoAnswer(self.reply_timeout))
+            } else if now >= reply_deadline {
+                Some(WorkError::InDoubt(self.reply_timeout))
             } else if waiting && cancel.is_some_and(CancelToken::is_cancelled) {
                 Some(WorkError::Cancelled)
             } else if waiting && deadline.is_some_and(|d| now >= d) {
@@ -573,12 +580,19 @@ fn request_name(code: u32) -> &'static str {
 }
 
 /// A daemon whose code runs in an SDK; every call goes through the bridge.
+///
+/// A call that changes the object's state and was taken but not answered
+/// in time leaves the object **in doubt** ([`DaemonError::InDoubt`]): it
+/// may have applied what the host never recorded, so calls that would
+/// build on or copy that state fail until a restore replaces it.
 pub struct ForeignDaemon {
     bridge: Arc<WorkBridge>,
     kind: String,
     instance: u64,
     daemon: u64,
     stateful: bool,
+    /// Why the object's state is in doubt, if it is.
+    in_doubt: Option<String>,
 }
 
 impl std::fmt::Debug for ForeignDaemon {
@@ -607,6 +621,29 @@ impl ForeignDaemon {
             instance,
             daemon,
             stateful,
+            in_doubt: None,
+        }
+    }
+
+    /// Fails if the object's state is in doubt.
+    fn check_doubt(&self) -> Result<(), DaemonError> {
+        match &self.in_doubt {
+            Some(why) => Err(DaemonError::InDoubt(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The error of a state-changing call that failed with `e`: a taken,
+    /// unanswered call leaves the object in doubt.
+    fn changing_call_failed(&mut self, call: &str, e: WorkError) -> DaemonError {
+        if let WorkError::InDoubt(_) = e {
+            let why = format!("a {call} call: {e}");
+            self.in_doubt = Some(why.clone());
+            return DaemonError::InDoubt(why);
+        }
+        match call {
+            "restore" => DaemonError::RestoreFailed(e.to_string()),
+            _ => DaemonError::ProcessFailed(e.to_string()),
         }
     }
 
@@ -654,6 +691,7 @@ impl MeshDaemon for ForeignDaemon {
     }
 
     fn process(&mut self, event: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+        self.check_doubt()?;
         let reply = self
             .bridge
             .call(WorkRequest::Process {
@@ -663,7 +701,7 @@ impl MeshDaemon for ForeignDaemon {
                 sequence: event.sequence(),
                 payload: event.payload.clone(),
             })
-            .map_err(|e| DaemonError::ProcessFailed(e.to_string()))?;
+            .map_err(|e| self.changing_call_failed("process", e))?;
         match reply {
             WorkReply::Outputs(outputs) => Ok(outputs),
             _ => unreachable!("complete() accepts only a fitting answer"),
@@ -683,6 +721,7 @@ impl MeshDaemon for ForeignDaemon {
         if events.is_empty() {
             return Ok(());
         }
+        self.check_doubt()?;
         // An event too large for a record fails there: the SDK gets the
         // events before it.
         let (records, too_large) = match BatchRecords::pack(events) {
@@ -724,11 +763,12 @@ impl MeshDaemon for ForeignDaemon {
             Ok(_) => unreachable!("complete() accepts only a fitting answer"),
             Err(WorkError::NotTaken) => Err(DaemonError::TimedOut),
             Err(WorkError::Cancelled) => Err(DaemonError::Cancelled),
-            Err(e) => Err(DaemonError::ProcessFailed(e.to_string())),
+            Err(e) => Err(self.changing_call_failed("process batch", e)),
         }
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, DaemonError> {
+        self.check_doubt()?;
         let reply = self
             .bridge
             .call(WorkRequest::Snapshot {
@@ -755,7 +795,9 @@ impl MeshDaemon for ForeignDaemon {
                 daemon: self.daemon,
                 state,
             })
-            .map_err(|e| DaemonError::RestoreFailed(e.to_string()))?;
+            .map_err(|e| self.changing_call_failed("restore", e))?;
+        // The whole state was replaced: whatever was in doubt is gone.
+        self.in_doubt = None;
         Ok(())
     }
 }
@@ -1006,6 +1048,59 @@ mod tests {
             bridge.next(Some(Duration::ZERO), None),
             Err(WorkError::Timeout)
         );
+    }
+
+    /// A state-changing call taken but not answered in time leaves the
+    /// object in doubt: calls that would build on or copy its state fail
+    /// at once (nothing queued) until a restore replaces it. A call nobody
+    /// took, or a read (snapshot), leaves no doubt.
+    #[test]
+    fn a_taken_unanswered_change_leaves_the_object_in_doubt_until_a_restore() {
+        let bridge = Arc::new(WorkBridge::new(Duration::from_millis(50)));
+        let mut daemon = ForeignDaemon::new(Arc::clone(&bridge), "k", 1, 2, true);
+        let event = CausalEvent::bare(1, 1, b"e".to_vec());
+
+        // Not taken: withdrawn, the SDK never saw it; no doubt.
+        let err = daemon.process(&event).unwrap_err();
+        assert!(matches!(err, DaemonError::ProcessFailed(ref t) if t.contains("did not answer")));
+        assert_eq!(bridge.pending(), 0);
+
+        // Taken, answered too late: in doubt.
+        let taker = {
+            let bridge = Arc::clone(&bridge);
+            std::thread::spawn(move || bridge.next(Some(Duration::from_secs(10)), None).unwrap())
+        };
+        let err = daemon.process(&event).unwrap_err();
+        assert!(
+            matches!(err, DaemonError::InDoubt(ref t) if t.contains("process")),
+            "{err:?}"
+        );
+        let (id, _) = taker.join().unwrap();
+        assert_eq!(
+            bridge.complete(id, Ok(WorkReply::Outputs(Vec::new()))),
+            Err(WorkError::Expired(id))
+        );
+        for refused in [
+            daemon.process(&event).unwrap_err(),
+            daemon.snapshot().unwrap_err(),
+            run_batch(
+                &mut daemon,
+                std::slice::from_ref(&event),
+                &BatchWait::default(),
+            )
+            .error
+            .unwrap(),
+        ] {
+            assert!(matches!(refused, DaemonError::InDoubt(_)), "{refused:?}");
+        }
+        assert_eq!(bridge.pending(), 0, "refused without asking the SDK");
+
+        // A restore replaces the state: the doubt is gone.
+        let server = serve(Arc::clone(&bridge), 3);
+        daemon.restore(b"known").unwrap();
+        assert_eq!(daemon.process(&event).unwrap(), vec![b"e".to_vec()]);
+        assert_eq!(daemon.snapshot().unwrap(), b"s");
+        server.join().unwrap();
     }
 
     #[test]
