@@ -750,6 +750,76 @@ fn the_active_node_dies_and_a_standby_takes_over() {
     free_group(group);
 }
 
+/// The channels `origin` holds on `node`, by name (its stats).
+fn held_channels(node: &Node, origin: u64) -> Vec<String> {
+    let mut out = net_bytes_t::EMPTY;
+    if unsafe { net_compute_stats(node.rt.0, origin, &mut out) } != OK {
+        return Vec::new();
+    }
+    json(out)["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["channel"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A channel the active subscribed after the last sync is held by the
+/// standby promoted when the active's node dies (the group follows the
+/// active's ledger through the C ABI's groups too).
+#[test]
+fn a_promoted_standby_holds_the_channel_its_active_subscribed_after_the_sync() {
+    let mut nodes: Vec<Node> = (0..3).map(|_| new_node()).collect();
+    let publisher = new_node();
+    for node in &nodes {
+        connect(node.mesh.0, publisher.mesh.0);
+    }
+    let name = "sensors/late";
+    let mut evicted = 0;
+    assert_eq!(
+        unsafe {
+            net_mesh_register_channel(
+                publisher.mesh.0,
+                name.as_ptr(),
+                name.len(),
+                ptr::null(),
+                0,
+                &mut evicted,
+            )
+        },
+        OK
+    );
+    let group = standby(&nodes, 2);
+    let origin = status(group)["origin"].as_u64().unwrap();
+    let dead = feed(group, 1..=3).node;
+    let mut out = net_bytes_t::EMPTY;
+    assert_eq!(unsafe { net_compute_group_sync(group.0, &mut out) }, OK);
+    take(out);
+    let active = nodes.iter().find(|n| n.id == dead).unwrap();
+    let mut error = error_slot();
+    let st = unsafe {
+        net_compute_subscribe_channel(
+            active.rt.0,
+            origin,
+            publisher.id,
+            name.as_ptr(),
+            name.len(),
+            ptr::null(),
+            0,
+            ptr::null(),
+            &mut error,
+        )
+    };
+    assert_eq!(st, OK, "{}", error_of(error).1);
+    nodes.iter_mut().find(|n| n.id == dead).unwrap().shut_down();
+    node_failed(group, dead);
+    let st = status(group);
+    let promoted = st["members"][1]["node"].as_u64().unwrap();
+    let promoted = nodes.iter().find(|n| n.id == promoted).unwrap();
+    assert_eq!(held_channels(promoted, origin), vec![name.to_owned()]);
+    free_group(group);
+}
+
 #[test]
 fn a_fork_group_carries_its_lineage() {
     let nodes: Vec<Node> = (0..3).map(|_| new_node()).collect();

@@ -43,7 +43,8 @@ use crate::compute::groups::{
 use crate::compute::scheduler::Candidate;
 use crate::compute::{
     CausalEvent, DaemonError, DaemonFactory, DaemonHost, DaemonSnapshot, DeliveryOutcome,
-    ForeignDaemon, MeshDaemon, WorkBridge, WorkReply, WorkRequest,
+    ForeignDaemon, LedgerFollower, MeshDaemon, SubscriptionLedger, WorkBridge, WorkReply,
+    WorkRequest,
 };
 use crate::mesh::capability::CapabilitySet;
 
@@ -234,6 +235,36 @@ impl GroupCluster for SdkCluster {
 
     fn contains(&self, node: u64, origin: u64) -> bool {
         self.inner.contains(node, origin)
+    }
+
+    fn bind_channels(&self, node: u64, origin: u64) -> Result<(), GroupError> {
+        self.inner.bind_channels(node, origin)
+    }
+
+    fn release_channels(&self, node: u64, origin: u64) -> Result<(), GroupError> {
+        self.inner.release_channels(node, origin)
+    }
+
+    fn follow_ledger(
+        &self,
+        node: u64,
+        origin: u64,
+        follower: LedgerFollower,
+    ) -> Result<bool, GroupError> {
+        self.inner.follow_ledger(node, origin, follower)
+    }
+
+    fn unfollow_ledger(&self, node: u64, origin: u64) {
+        self.inner.unfollow_ledger(node, origin);
+    }
+
+    fn set_ledger(
+        &self,
+        node: u64,
+        origin: u64,
+        ledger: &SubscriptionLedger,
+    ) -> Result<(), GroupError> {
+        self.inner.set_ledger(node, origin, ledger)
     }
 
     fn migrate(
