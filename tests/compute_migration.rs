@@ -987,6 +987,13 @@ fn a_busy_daemon_holds_up_neither_a_migration_nor_other_daemons_on_its_node() {
             .deliver(gate, CausalEvent::bare(9, 1, vec![1]))
     });
     entered.recv_timeout(WAIT).unwrap();
+    // A second event for the busy daemon waits for it — without the
+    // node's state lock (it used to wait holding it).
+    let queued = std::thread::spawn(move || {
+        sites[0]
+            .runtime
+            .deliver(gate, CausalEvent::bare(9, 2, vec![2]))
+    });
 
     // On another thread, so that a regression fails the wait below.
     let (done_tx, done) = std::sync::mpsc::channel();
@@ -1000,14 +1007,17 @@ fn a_busy_daemon_holds_up_neither_a_migration_nor_other_daemons_on_its_node() {
     });
     let outcome = done.recv_timeout(WAIT);
     release.send(()).unwrap();
+    release.send(()).unwrap();
     let (processed, moved) = outcome.expect("held up by the busy daemon");
     assert!(matches!(processed.unwrap(), DeliveryOutcome::Processed(_)));
     assert_eq!(moved, MigrationStatus::Completed);
     others.join().unwrap();
-    assert!(matches!(
-        busy.join().unwrap().unwrap(),
-        DeliveryOutcome::Processed(_)
-    ));
+    for delivery in [busy, queued] {
+        assert!(matches!(
+            delivery.join().unwrap().unwrap(),
+            DeliveryOutcome::Processed(_)
+        ));
+    }
     assert_only(sites, 1, moving, sent);
     teardown(sites);
 }

@@ -28,7 +28,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use crate::compute::daemon::{BatchWait, CausalEvent, DaemonError};
@@ -102,6 +102,21 @@ impl<'a> SlotGuard<'a> {
     /// [`lock`](Self::lock) unless this thread holds it already (`None`).
     fn lock_unless_held(slot: &'a Slot) -> Option<Self> {
         (!held_here(slot)).then(|| Self::lock(slot))
+    }
+
+    /// [`lock`](Self::lock) if no thread holds it (`None` when one does,
+    /// this one included).
+    fn try_lock(slot: &'a Slot) -> Option<Self> {
+        if held_here(slot) {
+            return None;
+        }
+        let guard = match slot.host.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        slot.owner.store(thread_mark(), Ordering::Relaxed);
+        Some(Self { slot, guard })
     }
 }
 
@@ -486,6 +501,81 @@ impl DaemonRegistry {
             self.bump_if_watched();
         }
         Ok(delivered)
+    }
+
+    /// `f` on `origin`'s host if no thread holds its lock now; `Ok(None)`
+    /// (`f` dropped uncalled) if one does.
+    fn try_with_host<R>(
+        &self,
+        origin: u64,
+        f: impl FnOnce(&mut DaemonHost) -> R,
+    ) -> Result<Option<R>, DaemonError> {
+        self.with_slot(origin, |slot| {
+            let Some(mut guard) = SlotGuard::try_lock(slot) else {
+                return Ok(None);
+            };
+            if slot.retired.load(Ordering::Acquire) {
+                return Err(DaemonError::Stale(origin));
+            }
+            let host = guard.guard.as_mut().ok_or(DaemonError::Stale(origin))?;
+            Ok(Some(f(host)))
+        })
+    }
+
+    /// [`deliver`](Self::deliver) if the daemon is free now, calling
+    /// `locked` once its lock is held (a caller hands its own lock over
+    /// there); `Ok(None)` if another thread holds the daemon (nothing done;
+    /// `locked` dropped uncalled).
+    ///
+    /// # Errors
+    /// As [`deliver`](Self::deliver).
+    pub(crate) fn try_deliver(
+        &self,
+        origin: u64,
+        event: &CausalEvent,
+        locked: impl FnOnce(),
+    ) -> Result<Option<Vec<CausalEvent>>, DaemonError> {
+        let delivered = self.try_with_host(origin, |host| {
+            locked();
+            host.deliver(event)
+        })?;
+        let Some(outputs) = delivered else {
+            return Ok(None);
+        };
+        self.bump_if_watched();
+        outputs.map(Some)
+    }
+
+    /// [`deliver_batch`](Self::deliver_batch) as
+    /// [`try_deliver`](Self::try_deliver) delivers one event.
+    ///
+    /// # Errors
+    /// As [`deliver_batch`](Self::deliver_batch).
+    pub(crate) fn try_deliver_batch(
+        &self,
+        origin: u64,
+        events: &[CausalEvent],
+        wait: &BatchWait,
+        locked: impl FnOnce(),
+    ) -> Result<Option<BatchDelivered>, DaemonError> {
+        let delivered = self.try_with_host(origin, |host| {
+            locked();
+            host.deliver_batch_at(events, wait, crate::redex::now_ns())
+        })?;
+        if delivered.is_some() {
+            self.bump_if_watched();
+        }
+        Ok(delivered)
+    }
+
+    /// Waits until no other thread holds `origin`'s lock (one may take it
+    /// again at once).
+    ///
+    /// # Errors
+    /// As [`with_host`](Self::with_host) ([`DaemonError::Reentrant`] if
+    /// this thread holds it).
+    pub(crate) fn wait_idle(&self, origin: u64) -> Result<(), DaemonError> {
+        self.with_host(origin, |_| ())
     }
 
     /// Snapshots `origin`'s daemon.

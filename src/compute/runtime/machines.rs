@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 use super::subscriptions::{self, Binding};
 use super::{
     BatchOutcome, ComputeError, DeliveryOutcome, MigrationOptions, MigrationPhase, MigrationStatus,
-    Shared, StateGuard,
+    Shared,
 };
 use crate::compute::migration::wire::SnapshotChunk;
 use crate::compute::migration::{
@@ -395,30 +395,22 @@ pub(super) fn deliver(
         }
     }
     let mut state = shared.state();
-    if !state.diverts(origin) {
-        return process_handing_over(shared, state, origin, &event, sink);
-    }
-    deliver_locked(shared, &mut state, origin, event, sink)
-}
-
-/// Processes `event` here, taking the daemon's lock before letting go of
-/// the state lock: a snapshot (taken under both) cannot fall between the
-/// migration checks and the event's processing, and the daemon's work
-/// does not hold up the node's other deliveries and migration messages.
-fn process_handing_over(
-    shared: &Shared,
-    state: StateGuard<'_>,
-    origin: u64,
-    event: &CausalEvent,
-    sink: Outputs,
-) -> Result<DeliveryOutcome, ComputeError> {
-    let handed_over = move || {
-        drop(state);
-        true
-    };
-    match shared.registry.deliver_when(origin, event, handed_over)? {
-        Some(outputs) => Ok(shared.hand_out(outputs, sink)),
-        None => Err(DaemonError::Stale(origin).into()),
+    loop {
+        if state.diverts(origin) {
+            return deliver_locked(shared, &mut state, origin, event, sink);
+        }
+        // Hand over: the daemon's lock is taken before the state lock is
+        // let go, so a snapshot (taken under both) cannot fall between the
+        // checks above and the processing, and the daemon's work holds up
+        // neither the node's other deliveries nor its migration messages.
+        let handed_over = move || drop(state);
+        if let Some(outputs) = shared.registry.try_deliver(origin, &event, handed_over)? {
+            return Ok(shared.hand_out(outputs, sink));
+        }
+        // The daemon is busy: wait for it without the state lock (let go
+        // with the unused closure), then decide again.
+        shared.registry.wait_idle(origin)?;
+        state = shared.state();
     }
 }
 
@@ -492,26 +484,28 @@ pub(super) fn deliver_batch(
         }
     }
     let mut state = shared.state();
-    if state.diverts(origin) {
-        let mut done = BatchOutcome::default();
-        for event in events {
-            if !done.push(deliver_locked(shared, &mut state, origin, event, sink)) {
-                break;
+    loop {
+        if state.diverts(origin) {
+            let mut done = BatchOutcome::default();
+            for event in events {
+                if !done.push(deliver_locked(shared, &mut state, origin, event, sink)) {
+                    break;
+                }
             }
+            return Ok(done);
         }
-        return Ok(done);
-    }
-    // Handing over from the state lock to the daemon's, as for one event.
-    let handed_over = move || {
-        drop(state);
-        true
-    };
-    match shared
-        .registry
-        .deliver_batch_when(origin, &events, wait, handed_over)?
-    {
-        Some(delivered) => Ok(batch_outcome(shared, delivered, sink)),
-        None => Err(DaemonError::Stale(origin).into()),
+        // Handing over from the state lock to the daemon's, as for one
+        // event; a busy daemon is waited for without the state lock.
+        let handed_over = move || drop(state);
+        if let Some(delivered) =
+            shared
+                .registry
+                .try_deliver_batch(origin, &events, wait, handed_over)?
+        {
+            return Ok(batch_outcome(shared, delivered, sink));
+        }
+        shared.registry.wait_idle(origin)?;
+        state = shared.state();
     }
 }
 
