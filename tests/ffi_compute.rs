@@ -904,6 +904,12 @@ fn a_batch_not_taken_up_times_out_or_is_cancelled_with_nothing_applied() {
         net_status_t::NET_TIMEOUT,
         "withdrawn"
     );
+    // Cancelled before the call: nothing delivered, and it says so.
+    let cancelled = cancel_token();
+    unsafe { net_cancel_cancel(cancelled) };
+    let (st, delivered, _, _) = deliver_batch(rt, origin, 1, &payloads(1..=3), 50, cancelled);
+    assert_eq!((st, delivered), (net_status_t::NET_ERR_CANCELLED, 0));
+    unsafe { net_cancel_free(cancelled) };
     let token = P(cancel_token());
     let done = Arc::new(AtomicBool::new(false));
     let caller = {

@@ -553,7 +553,12 @@ pub unsafe extern "C" fn net_compute_deliver_batch(
     cancel: *const net_cancel_t,
     error_out: *mut net_error_t,
 ) -> net_status_t {
-    ffi_export!(error_out error_out; handle compute; cancel cancel; bytes data[data_len]; out delivered_out; {
+    ffi_export!(error_out error_out; handle compute; out delivered_out; bytes data[data_len]; {
+        // Before anything can fail: a call cancelled before it began
+        // reports nothing delivered too.
+        delivered_out.preset(0);
+        let cancel = super::cancel::CallCancel::enter(cancel)?;
+        cancel.check()?;
         // SAFETY: the caller made `lengths` readable for `count` values.
         let lengths = unsafe { super::export::input_values(lengths, count, "lengths") }?;
         // SAFETY: the caller made `outcomes_out` NULL or writable for `count` values.

@@ -146,6 +146,13 @@ impl<T> Out<T> {
         Ok(Self(ptr))
     }
 
+    /// Stores what a call that fails from here on reports; a later
+    /// [`write`](Self::write) replaces it.
+    pub(crate) fn preset(&self, value: T) {
+        // SAFETY: as for `write`.
+        unsafe { self.0.write(value) };
+    }
+
     /// Stores the result. Previous contents are overwritten, not dropped.
     pub(crate) fn write(self, value: T) {
         // SAFETY: checked non-NULL and aligned in `new`, whose caller vouched
