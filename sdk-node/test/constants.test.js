@@ -170,6 +170,7 @@ test('every error code maps to its error class', () => {
     NET_ERR_COMPUTE_GROUP_WRONG_KIND: 'ComputeGroupWrongKindError',
     NET_ERR_COMPUTE_IDENTITY_TRANSPORT: 'ComputeIdentityTransportError',
     NET_ERR_COMPUTE_GROUP_MIGRATION: 'ComputeGroupMigrationError',
+    NET_ERR_COMPUTE_NO_TARGET: 'ComputeNoTargetError',
     NET_ERR_LB_CONFIG: 'LbConfigError',
     NET_ERR_LB_NO_ENDPOINT: 'LbNoEndpointError',
     NET_ERR_LB_DUPLICATE_ENDPOINT: 'LbDuplicateEndpointError',
