@@ -1627,6 +1627,66 @@ net_status_t net_compute_deliver_batch(const net_compute_t *compute,
                                        const net_cancel_t *cancel,
                                        net_error_t *error_out);
 
+// Lends the batch of `count` events from `producer` at sequences
+// `first_sequence`, `first_sequence + 1`, … for daemon `origin` to the
+// caller, without waiting: when the daemon is an object of this runtime's
+// SDK (spawned or created through it), would process the batch here and
+// is free now, writes a lease id (never 0) and the object's instance
+// id. The caller then applies the events to that object itself — on its
+// own thread, in order, stopping at the first failure — and answers with
+// `net_compute_finish_batch`; meanwhile every other call on the daemon
+// waits (a batch applied without two thread hand-offs). Writes lease 0
+// when the batch must be delivered the usual way
+// (`net_compute_deliver_batch`): the daemon is busy, not here, migrating
+// or arriving, in doubt, not this SDK's, or `count` is 0 or runs the
+// sequences past 2^64−1. An SDK that lends must answer every lease, also
+// when applying failed.
+//
+// Errors: `NET_ERR_SHUTTING_DOWN`.
+//
+// # Safety
+// `compute` is NULL or from libnet; `lease_out` and `instance_out` are
+// valid for one write; `error_out` is NULL or valid for one write.
+net_status_t net_compute_lend_batch(const net_compute_t *compute,
+                                    uint64_t origin,
+                                    uint64_t producer,
+                                    uint64_t first_sequence,
+                                    size_t count,
+                                    uint64_t *lease_out,
+                                    uint64_t *instance_out,
+                                    net_error_t *error_out);
+
+// Answers lease `lease` (`net_compute_lend_batch`) as
+// `net_compute_complete_batch` answers a ProcessBatch work item — the
+// first `applied` events were applied, their outputs packed in `outputs`,
+// `output_lengths` and `outputs_per_event`; when `applied` is less than
+// the batch's length, event `applied` failed with `failure` (non-NULL),
+// else `failure` is NULL — records them (causal chain, horizon, stats;
+// the outputs go to `net_compute_next_output`) and gives the daemon back.
+// Writes how many events were delivered (processed) to `delivered_out`.
+//
+// Returns `NET_OK` when all were; `NET_ERR_COMPUTE_DAEMON` with the
+// failure's text when event `applied` failed. Errors:
+// `NET_ERR_INVALID_ARGUMENT` if the answer does not fit the batch (the
+// lease stays open: answer it again); `NET_ERR_COMPUTE_WORK_EXPIRED` if
+// the lease is unknown (answered already, or the runtime shut down).
+//
+// # Safety
+// As `net_compute_complete_batch`; `delivered_out` is valid for one
+// write; `error_out` is NULL or valid for one write.
+net_status_t net_compute_finish_batch(const net_compute_t *compute,
+                                      uint64_t lease,
+                                      size_t applied,
+                                      const uint8_t *outputs,
+                                      size_t outputs_len,
+                                      const uint32_t *output_lengths,
+                                      size_t output_count,
+                                      const uint32_t *outputs_per_event,
+                                      const uint8_t *failure,
+                                      size_t failure_len,
+                                      size_t *delivered_out,
+                                      net_error_t *error_out);
+
 // Waits up to `timeout_ms` (`NET_WAIT_FOREVER`: no limit) for the next
 // output of any daemon here (outputs of events replayed or forwarded
 // during a migration come out on the node that applied them). Writes the

@@ -11,12 +11,15 @@ mod compute_common;
 
 use compute_common::{Counter, Gate};
 use net::compute::{
-    BatchWait, CausalEvent, ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome,
-    EventOutcome, MigrationOptions, MigrationTransport, RuntimeConfig,
+    BatchOutcome, BatchWait, CausalEvent, ComputeError, ComputeRuntime, DaemonError, DaemonHost,
+    DeliveryOutcome, EventOutcome, ForeignDaemon, MigrationOptions, MigrationTransport,
+    RuntimeConfig, WorkBridge, WorkReply, WorkRequest,
 };
 use net::cortex::causal::CausalLink;
 use net::identity::EntityKeypair;
 use net::mesh::MeshError;
+
+const PRODUCER: u64 = 0xfeed;
 
 /// A node alone: nothing is ever sent (no migration runs here).
 struct Alone;
@@ -311,4 +314,182 @@ fn a_slow_batch_holds_up_only_its_own_daemon() {
     let slow = slow.join().unwrap().unwrap();
     assert_eq!(slow.outcomes.len(), 1);
     assert!(slow.error.is_none());
+}
+
+/// A runtime whose daemon (seed 5) is an SDK object of `bridge` (instance 1).
+fn foreign_runtime(bridge: &Arc<WorkBridge>) -> (ComputeRuntime, u64) {
+    let rt = ComputeRuntime::new(Arc::new(Alone), RuntimeConfig::default()).unwrap();
+    let keypair = EntityKeypair::from_seed(&[5; 32]);
+    let origin = keypair.origin_hash();
+    let daemon = ForeignDaemon::new(Arc::clone(bridge), "sdk", 1, origin, true);
+    rt.spawn(DaemonHost::new(Box::new(daemon), keypair))
+        .unwrap();
+    (rt, origin)
+}
+
+/// What the SDK answers for a batch of `count` events from `first`: each
+/// event's sequence as its one output, and event `fail_at` refused.
+fn sdk_answer(first: u64, count: usize, fail_at: Option<u64>) -> WorkReply {
+    let applied: Vec<u64> = (first..)
+        .take(count)
+        .take_while(|s| Some(*s) != fail_at)
+        .collect();
+    WorkReply::BatchOutputs {
+        outputs: applied.iter().map(|s| s.to_le_bytes().to_vec()).collect(),
+        counts: vec![1; applied.len()],
+        failure: (applied.len() < count).then(|| "refused".to_owned()),
+    }
+}
+
+/// A batch lent to its daemon's SDK and answered leaves the daemon exactly
+/// as the same batch answered through the bridge (outputs, chain, stats,
+/// horizon, queue); lending is refused, with nothing done, for a Rust
+/// daemon, another SDK's daemon, a busy one and an empty batch; a lent
+/// batch dropped unanswered leaves the object in doubt.
+#[test]
+fn a_lent_batch_records_what_a_bridged_batch_does() {
+    let (bridge, other) = (
+        Arc::new(WorkBridge::new(Duration::from_secs(10))),
+        Arc::new(WorkBridge::new(Duration::from_secs(10))),
+    );
+    let (bridged, origin) = foreign_runtime(&bridge);
+    let sdk = {
+        let bridge = Arc::clone(&bridge);
+        std::thread::spawn(move || {
+            for fail_at in [None, Some(11)] {
+                let (id, request) = bridge.next(Some(Duration::from_secs(10)), None).unwrap();
+                let WorkRequest::ProcessBatch { events, .. } = request else {
+                    panic!("{request:?}");
+                };
+                let (_, first) = events.first().unwrap();
+                bridge
+                    .complete(id, Ok(sdk_answer(first, events.len(), fail_at)))
+                    .unwrap();
+            }
+        })
+    };
+    let batch = |first: u64, n: u64| -> Vec<CausalEvent> {
+        (first..first + n)
+            .map(|s| CausalEvent::bare(PRODUCER, s, vec![s as u8]))
+            .collect()
+    };
+    let wait = BatchWait::default();
+    let through_bridge = [
+        bridged.deliver_batch(origin, batch(1, 8), &wait).unwrap(),
+        bridged.deliver_batch(origin, batch(9, 4), &wait).unwrap(),
+    ];
+    sdk.join().unwrap();
+
+    let lender_bridge = Arc::new(WorkBridge::new(Duration::from_secs(10)));
+    let (lender, origin_l) = foreign_runtime(&lender_bridge);
+    assert_eq!(origin, origin_l);
+    // Not lent: another SDK's daemon, an empty batch, sequences past 2^64-1.
+    assert!(
+        lender
+            .lend_batch(origin, PRODUCER, 1, 8, &other)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        lender
+            .lend_batch(origin, PRODUCER, 1, 0, &lender_bridge)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        lender
+            .lend_batch(origin, PRODUCER, u64::MAX, 2, &lender_bridge)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        lender
+            .lend_batch(42, PRODUCER, 1, 8, &lender_bridge)
+            .unwrap()
+            .is_none()
+    );
+    let first = lender
+        .lend_batch(origin, PRODUCER, 1, 8, &lender_bridge)
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.instance(), first.len()), (1, 8));
+    // Busy while lent.
+    assert!(
+        lender
+            .lend_batch(origin, PRODUCER, 9, 4, &lender_bridge)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !first.fits(&sdk_answer(1, 9, None)),
+        "an answer for 9 events"
+    );
+    let lent_first = first.finish(sdk_answer(1, 8, None));
+    let second = lender
+        .lend_batch(origin, PRODUCER, 9, 4, &lender_bridge)
+        .unwrap()
+        .unwrap();
+    let lent_second = second.finish(sdk_answer(9, 4, Some(11)));
+    assert!(matches!(
+        lent_second.error,
+        Some(ComputeError::Daemon(DaemonError::ProcessFailed(ref t))) if t == "refused"
+    ));
+    let strip = |o: &BatchOutcome| -> (Vec<EventOutcome>, Vec<_>, bool) {
+        let outputs = o
+            .outputs
+            .iter()
+            .map(|e| (e.link, e.payload.clone()))
+            .collect();
+        (o.outcomes.clone(), outputs, o.error.is_some())
+    };
+    assert_eq!(strip(&lent_first), strip(&through_bridge[0]));
+    assert_eq!(strip(&lent_second), strip(&through_bridge[1]));
+    assert_eq!(lent_second.outcomes.len(), 2);
+    let view = |rt: &ComputeRuntime| {
+        rt.registry()
+            .with_host(origin, |h| {
+                let queued: Vec<_> = drain(rt).into_iter().map(|e| (e.link, e.payload)).collect();
+                (
+                    h.stats(),
+                    *h.head(),
+                    h.horizon().clone(),
+                    h.applied().clone(),
+                    queued,
+                )
+            })
+            .unwrap()
+    };
+    let (lent_view, bridged_view) = (view(&lender), view(&bridged));
+    assert_eq!(lent_view, bridged_view);
+    assert_eq!((lent_view.0.events_processed, lent_view.0.errors), (10, 1));
+
+    // A Rust daemon is not lent.
+    let (rust, rust_origin) = runtime();
+    assert!(
+        rust.lend_batch(rust_origin, 7, 1, 3, &lender_bridge)
+            .unwrap()
+            .is_none()
+    );
+
+    // Dropped unanswered: nothing recorded, the object in doubt.
+    let dropped = lender
+        .lend_batch(origin, PRODUCER, 11, 2, &lender_bridge)
+        .unwrap()
+        .unwrap();
+    drop(dropped);
+    assert!(
+        lender
+            .lend_batch(origin, PRODUCER, 11, 2, &lender_bridge)
+            .unwrap()
+            .is_none()
+    );
+    let done = lender.deliver_batch(origin, batch(11, 2), &wait).unwrap();
+    assert!(
+        matches!(
+            done.error,
+            Some(ComputeError::Daemon(DaemonError::InDoubt(_)))
+        ),
+        "{done:?}"
+    );
+    assert_eq!(view(&lender).0.events_processed, 10);
 }

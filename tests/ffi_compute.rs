@@ -338,6 +338,29 @@ fn deliver_batch(
     (st, delivered, outcomes, message)
 }
 
+/// The next outputs are daemon `origin`'s, its chain's sequences `range`,
+/// each the counter's value at that event (applied in order).
+fn expect_outputs(rt: *mut net_compute_t, origin: u64, range: std::ops::RangeInclusive<u64>) {
+    for expected in range {
+        let (mut o, mut seq) = (0, 0);
+        let mut payload = net_bytes_t::EMPTY;
+        let st = unsafe {
+            net_compute_next_output(
+                rt,
+                5_000,
+                &mut o,
+                &mut seq,
+                &mut payload,
+                ptr::null(),
+                ptr::null_mut(),
+            )
+        };
+        assert_eq!(st, OK);
+        assert_eq!((o, seq), (origin, expected), "chained in order");
+        assert_eq!(take(payload), expected.to_le_bytes(), "applied in order");
+    }
+}
+
 fn payloads(range: std::ops::RangeInclusive<u64>) -> Vec<Vec<u8>> {
     range.map(|s| s.to_le_bytes().to_vec()).collect()
 }
@@ -831,24 +854,7 @@ fn a_batch_is_delivered_in_order_and_stops_at_a_failing_event() {
     assert_eq!(st, OK, "{message}");
     assert_eq!(delivered, 64);
     assert!(outcomes.iter().all(|o| *o == NET_COMPUTE_PROCESSED));
-    for expected in 1..=64u64 {
-        let (mut o, mut seq) = (0, 0);
-        let mut payload = net_bytes_t::EMPTY;
-        let st = unsafe {
-            net_compute_next_output(
-                rt,
-                5_000,
-                &mut o,
-                &mut seq,
-                &mut payload,
-                ptr::null(),
-                ptr::null_mut(),
-            )
-        };
-        assert_eq!(st, OK);
-        assert_eq!((o, seq), (origin, expected), "chained in order");
-        assert_eq!(take(payload), expected.to_le_bytes(), "applied in order");
-    }
+    expect_outputs(rt, origin, 1..=64);
     // Event 69 fails: 65..=68 are applied, 70.. are not attempted.
     let mut batch = payloads(65..=72);
     batch[4] = b"fail".to_vec();
@@ -887,6 +893,212 @@ fn a_batch_is_delivered_in_order_and_stops_at_a_failing_event() {
     assert_eq!(unsafe { net_compute_free(rt) }, OK);
     sdk.join();
     assert_eq!(unsafe { net_mesh_free(mesh) }, OK);
+}
+
+/// `net_compute_lend_batch`: the lease and the instance (0, 0: not lent).
+fn lend(rt: *mut net_compute_t, origin: u64, first: u64, count: usize) -> (u64, u64) {
+    let (mut lease, mut instance) = (u64::MAX, 0);
+    let st = unsafe {
+        net_compute_lend_batch(
+            rt,
+            origin,
+            PRODUCER,
+            first,
+            count,
+            &mut lease,
+            &mut instance,
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(st, OK, "{}", last_error());
+    (lease, instance)
+}
+
+/// The counter over a lent batch, as an SDK applies one on its own
+/// thread: events `first`.. until one is refused (sequence `fail_at`, or
+/// not the next one); the answer's outputs, lengths, counts and failure.
+fn apply_lent(
+    c: &mut Counter,
+    first: u64,
+    count: usize,
+    fail_at: Option<u64>,
+) -> (Vec<u8>, Vec<u32>, Vec<u32>, Option<String>) {
+    let (mut outputs, mut lengths, mut per_event) = (Vec::new(), Vec::new(), Vec::new());
+    for seq in (first..).take(count) {
+        if Some(seq) == fail_at || seq != c.last + 1 {
+            return (
+                outputs,
+                lengths,
+                per_event,
+                Some(format!("refused sequence {seq}")),
+            );
+        }
+        c.last = seq;
+        c.count += 1;
+        outputs.extend_from_slice(&c.count.to_le_bytes());
+        lengths.push(8);
+        per_event.push(1);
+    }
+    (outputs, lengths, per_event, None)
+}
+
+/// `net_compute_finish_batch` with an answer: the status, how many were
+/// delivered, and the error message.
+fn finish(
+    rt: *mut net_compute_t,
+    lease: u64,
+    answer: &(Vec<u8>, Vec<u32>, Vec<u32>, Option<String>),
+) -> (net_status_t, usize, String) {
+    let (outputs, lengths, per_event, failure) = answer;
+    let (fail_ptr, fail_len) = failure
+        .as_ref()
+        .map_or((ptr::null(), 0), |f| (f.as_ptr(), f.len()));
+    let mut delivered = usize::MAX;
+    let mut error = error_slot();
+    let st = unsafe {
+        net_compute_finish_batch(
+            rt,
+            lease,
+            per_event.len(),
+            outputs.as_ptr(),
+            outputs.len(),
+            lengths.as_ptr(),
+            lengths.len(),
+            per_event.as_ptr(),
+            fail_ptr,
+            fail_len,
+            &mut delivered,
+            &mut error,
+        )
+    };
+    (st, delivered, error_of(error).1)
+}
+
+/// A lent batch is applied by its caller and recorded as a delivered one
+/// (outputs chained in order, stats), holds off every other call on the
+/// daemon until it is answered, stops at a failing event; an answer that
+/// does not fit keeps the lease open, a second answer is refused; and
+/// what cannot be lent gets lease 0.
+#[test]
+fn a_lent_batch_is_applied_by_its_caller_and_recorded_as_delivered() {
+    let mesh = node();
+    let rt = runtime(mesh, RUNTIME);
+    let sdk = Sdk::serve(rt);
+    let origin = sdk.spawn(rt);
+    let (lease, instance) = lend(rt, origin, 1, 64);
+    assert_ne!(lease, 0);
+    assert_eq!(lend(rt, origin, 65, 1), (0, 0), "busy while lent");
+    // Another thread's delivery waits for the lease: event 65 comes after 1..=64.
+    let rt_p = P(rt);
+    let later = thread::spawn(move || {
+        let rt_p = rt_p;
+        deliver(rt_p.0, origin, 65)
+    });
+    let mut counter = sdk.objects.lock().unwrap()[&instance];
+    let answer = apply_lent(&mut counter, 1, 64, None);
+    let (st, delivered, message) = finish(rt, lease, &answer);
+    assert_eq!((st, delivered), (OK, 64), "{message}");
+    // The SDK's object is the one the test applied the batch to.
+    sdk.objects.lock().unwrap().insert(instance, counter);
+    assert_eq!(later.join().unwrap(), Ok(NET_COMPUTE_PROCESSED));
+    let (st, _, _) = finish(rt, lease, &answer);
+    assert_eq!(
+        st,
+        net_status_t::NET_ERR_COMPUTE_WORK_EXPIRED,
+        "answered once"
+    );
+    expect_outputs(rt, origin, 1..=65);
+    // Event 69 fails: 66..=68 are delivered; an answer that does not fit
+    // (all 8 applied, with a failure) is refused and the lease kept.
+    let (lease, _) = lend(rt, origin, 66, 8);
+    let mut counter = sdk.objects.lock().unwrap()[&instance];
+    let mut misfit = apply_lent(&mut counter.clone(), 66, 8, None);
+    misfit.3 = Some("stray".into());
+    let (st, _, message) = finish(rt, lease, &misfit);
+    assert_eq!(st, net_status_t::NET_ERR_INVALID_ARGUMENT);
+    assert!(message.contains("does not fit"), "{message}");
+    let answer = apply_lent(&mut counter, 66, 8, Some(69));
+    sdk.objects.lock().unwrap().insert(instance, counter);
+    let (st, delivered, message) = finish(rt, lease, &answer);
+    assert_eq!((st, delivered), (net_status_t::NET_ERR_COMPUTE_DAEMON, 3));
+    assert!(message.contains("refused sequence 69"), "{message}");
+    let s = stats(rt, origin).unwrap();
+    assert_eq!(
+        (
+            s["events_processed"].as_u64(),
+            s["errors"].as_u64(),
+            s["head_sequence"].as_u64()
+        ),
+        (Some(68), Some(1), Some(68))
+    );
+    // Not lent: an empty batch, sequences past 2^64-1, a daemon not here.
+    assert_eq!(lend(rt, origin, 69, 0), (0, 0));
+    assert_eq!(lend(rt, origin, u64::MAX, 2), (0, 0));
+    assert_eq!(lend(rt, 42, 1, 1), (0, 0));
+    assert_eq!(unsafe { net_compute_free(rt) }, OK);
+    sdk.join();
+    assert_eq!(unsafe { net_mesh_free(mesh) }, OK);
+}
+
+/// A migration started while a batch is lent waits for it (the snapshot
+/// holds the batch); freeing the runtime with a batch lent does not wait
+/// for its answer, and the answer is then refused.
+#[test]
+fn a_migration_waits_for_a_lent_batch_and_a_free_does_not() {
+    let meshes = [node(), node()];
+    connect(meshes[0], meshes[1]);
+    let rts = meshes.map(|m| runtime(m, RUNTIME));
+    let sdks = rts.map(Sdk::serve);
+    let origin = sdks[0].spawn(rts[0]);
+    assert_eq!(expect(rts[1]), origin);
+    let [a, b] = meshes.map(node_id);
+    let (lease, instance) = lend(rts[0], origin, 1, 32);
+    assert_ne!(lease, 0);
+    assert_eq!(
+        unsafe { net_compute_start_migration(rts[0], origin, a, b) },
+        OK
+    );
+    let mut counter = sdks[0].objects.lock().unwrap()[&instance];
+    let answer = apply_lent(&mut counter, 1, 32, None);
+    sdks[0].objects.lock().unwrap().insert(instance, counter);
+    let (st, delivered, message) = finish(rts[0], lease, &answer);
+    assert_eq!((st, delivered), (OK, 32), "{message}");
+    let mut out = net_bytes_t::EMPTY;
+    let st = unsafe {
+        net_compute_wait_migration(
+            rts[0],
+            origin,
+            20_000,
+            &mut out,
+            ptr::null(),
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(st, OK, "{}", last_error());
+    let status = json(out);
+    assert_eq!(status["state"], "completed", "{status}");
+    // The snapshot held the whole batch: the target continues from 32.
+    assert_eq!(deliver(rts[1], origin, 33), Ok(NET_COMPUTE_PROCESSED));
+    wait_for("the count on the target", || sdks[1].counts() == vec![33]);
+    // Lent on the target, then the runtime is freed unanswered.
+    let (lease, instance) = lend(rts[1], origin, 34, 4);
+    assert_ne!(lease, 0);
+    let mut counter = sdks[1].objects.lock().unwrap()[&instance];
+    let answer = apply_lent(&mut counter, 34, 4, None);
+    assert_eq!(unsafe { net_compute_free(rts[1]) }, OK);
+    let (st, _, _) = finish(rts[1], lease, &answer);
+    assert_eq!(
+        st,
+        net_status_t::NET_ERR_SHUTTING_DOWN,
+        "the runtime is gone"
+    );
+    assert_eq!(unsafe { net_compute_free(rts[0]) }, OK);
+    for sdk in sdks {
+        sdk.join();
+    }
+    for m in meshes {
+        assert_eq!(unsafe { net_mesh_free(m) }, OK);
+    }
 }
 
 /// With nobody pulling, the batch's timeout and cancel give up before the

@@ -355,7 +355,10 @@ class Compute {
    * `producer` at sequences `firstSequence`, `firstSequence + 1n`, … to
    * daemon `origin` in order, as one call and — for events processed here —
    * one work item the daemon's loop applies event by event (its process()
-   * is called per event, as for deliver()). Resolves with each event's
+   * is called per event, as for deliver()). A batch for a daemon of this
+   * Compute that is free is lent to this call instead
+   * (net_compute_lend_batch): process() runs synchronously, before
+   * deliverBatch() returns, and no thread is involved. Resolves with each event's
    * Delivery, or null when the daemon did not take the batch up within
    * `options.timeoutMs` (omitted: no limit; nothing was delivered);
    * `options.signal` cancels likewise until the batch is taken up. Rejects
@@ -382,8 +385,12 @@ class Compute {
         lengths[i] = part.length;
         total += part.length;
       }
-      const data = Buffer.concat(parts, total);
       const opts = options ?? {};
+      if (opts.signal === undefined) {
+        const done = lentBatch(handle, this.#daemons, o, p, first, parts);
+        if (done !== null) return Promise.resolve(done);
+      }
+      const data = Buffer.concat(parts, total);
       const wait = opts.timeoutMs === undefined ? asyncCalls.FOREVER : timeoutArg(opts.timeoutMs);
       const signal = asyncCalls.signalArg(opts.signal === undefined ? undefined : { signal: opts.signal });
       const attempt = (token, error, timeoutMs) => {
@@ -693,9 +700,6 @@ const RECORD_HEADER = CONSTANTS.NET_COMPUTE_BATCH_RECORD_HEADER;
  */
 function processBatch(handle, daemon, w) {
   const buf = w.payload;
-  const outputs = [];
-  const perEvent = [];
-  let failure = null;
   // A batch is usually one producer's consecutive sequences: reuse the
   // last record's bigints instead of decoding each (bigint allocations
   // dominate the per-event cost otherwise).
@@ -705,7 +709,9 @@ function processBatch(handle, daemon, w) {
   let sequence = 0n;
   let sequenceLo = -1;
   let sequenceHi = -1;
-  for (let at = 0; at < buf.length; ) {
+  let at = 0;
+  const next = () => {
+    if (at >= buf.length) return null;
     const pLo = buf.readUInt32LE(at);
     const pHi = buf.readUInt32LE(at + 4);
     if (pLo !== producerLo || pHi !== producerHi) {
@@ -721,9 +727,77 @@ function processBatch(handle, daemon, w) {
     const len = buf.readUInt32LE(at + 16);
     const payload = buf.subarray(at + RECORD_HEADER, at + RECORD_HEADER + len);
     at += RECORD_HEADER + len;
+    return { producer, sequence, payload, daemon: w.daemon };
+  };
+  const a = runBatch(daemon, next);
+  fns.net_compute_complete_batch(
+    handle, w.id, a.counts.length, a.data, a.data.length, a.lengths, a.lengths.length, a.counts,
+    a.failure, a.failure === null ? 0 : a.failure.length,
+  );
+}
+
+/**
+ * `parts` applied here, synchronously, to daemon `origin`'s object if the
+ * runtime lends the batch (the daemon is this Compute's, here and free):
+ * each event's Delivery, or null when it must take the usual path. The
+ * lease is always answered.
+ */
+function lentBatch(handle, daemons, origin, producer, first, parts) {
+  if (parts.length === 0) return null;
+  const lease = [0n];
+  const instance = [0n];
+  const error = errorSlot();
+  const status = fns.net_compute_lend_batch(handle, origin, producer, first, parts.length, lease, instance, error);
+  if (status < 0) throw errorFor(status, takeError(error));
+  const id = BigInt(lease[0]);
+  if (id === 0n) return null;
+  const daemon = daemons.objects.get(BigInt(instance[0]));
+  let i = 0;
+  let sequence = first - 1n;
+  const next = () => {
+    if (i >= parts.length) return null;
+    sequence += 1n;
+    const part = parts[i++];
+    // A Buffer, as the work loop hands out (a view, not a copy).
+    const payload = Buffer.isBuffer(part) ? part : Buffer.from(part.buffer, part.byteOffset, part.byteLength);
+    return { producer, sequence, payload, daemon: origin };
+  };
+  let a;
+  try {
+    a = runBatch(daemon, next);
+  } catch (err) {
+    // Not the daemon's failure (runBatch catches those): answer anyway.
+    a = { data: new Uint8Array(0), lengths: new Uint32Array(0), counts: new Uint32Array(0), failure: Buffer.from(errorText(err), 'utf8') };
+  }
+  const delivered = new BigUint64Array(1);
+  const finishError = errorSlot();
+  const finished = fns.net_compute_finish_batch(
+    handle, id, a.counts.length, a.data, a.data.length, a.lengths, a.lengths.length, a.counts,
+    a.failure, a.failure === null ? 0 : a.failure.length, delivered, finishError,
+  );
+  const outcomes = new Array(Number(delivered[0])).fill(Delivery.PROCESSED);
+  if (finished < 0) {
+    const err = errorFor(finished, takeError(finishError));
+    err.outcomes = outcomes;
+    err.delivered = outcomes.length;
+    throw err;
+  }
+  return outcomes;
+}
+
+/**
+ * The daemon's process() on each event `next()` gives (null: no more), in
+ * order, until one throws: the answer's packed outputs, their lengths, the
+ * outputs per applied event, and the failure's text (null: none).
+ */
+function runBatch(daemon, next) {
+  const outputs = [];
+  const perEvent = [];
+  let failure = null;
+  for (let event = next(); event !== null; event = next()) {
     const before = outputs.length;
     try {
-      const out = daemon.process({ producer, sequence, payload, daemon: w.daemon });
+      const out = daemon.process(event);
       if (out != null) {
         for (const x of out) outputs.push(x instanceof Uint8Array ? x : args.bytes(x, 'an output'));
       }
@@ -734,13 +808,12 @@ function processBatch(handle, daemon, w) {
       break;
     }
   }
-  const data = new Uint8Array(Buffer.concat(outputs));
-  const lengths = new Uint32Array(outputs.map((x) => x.length));
-  const counts = new Uint32Array(perEvent);
-  fns.net_compute_complete_batch(
-    handle, w.id, counts.length, data, data.length, lengths, lengths.length, counts,
-    failure, failure === null ? 0 : failure.length,
-  );
+  return {
+    data: new Uint8Array(Buffer.concat(outputs)),
+    lengths: new Uint32Array(outputs.map((x) => x.length)),
+    counts: new Uint32Array(perEvent),
+    failure,
+  };
 }
 
 function errorText(err) {

@@ -258,20 +258,27 @@ test('daemon failures and bad arguments reject with typed errors', async (t) => 
   assert.equal(typeof internal.rawHandle(rt), 'bigint');
 });
 
-test('deliverBatch: one work item applied in order, a failure partway, a timeout before it is taken', async (t) => {
+/** A counter that refuses an event whose payload is 'boom'. */
+class Failing extends Counter {
+  process(event) {
+    if (event.payload.toString() === 'boom') throw new Error('boom at ' + event.sequence);
+    return super.process(event);
+  }
+}
+
+/** A Compute with one Failing counter, and a helper making payloads. */
+function oneFailing(t) {
   const mesh = Mesh.open(FAST);
   t.after(() => mesh.close());
   const rt = Compute.open(mesh, FAST_COMPUTE);
   t.after(() => rt.closeAsync());
-  class Failing extends Counter {
-    process(event) {
-      if (event.payload.toString() === 'boom') throw new Error('boom at ' + event.sequence);
-      return super.process(event);
-    }
-  }
   rt.register('counter', () => new Failing());
-  const origin = rt.spawn('counter', SEED);
   const batch = (from, n) => Array.from({ length: n }, (_, i) => u64le(from + i));
+  return { rt, origin: rt.spawn('counter', SEED), batch };
+}
+
+test('deliverBatch: one work item applied in order, a failure partway, a timeout before it is taken', async (t) => {
+  const { rt, origin, batch } = oneFailing(t);
   const outcomes = await rt.deliverBatch(origin, PRODUCER, 1n, batch(1, 64));
   assert.deepEqual(outcomes, Array(64).fill(Delivery.PROCESSED));
   for (let i = 1n; i <= 64n; i++) {
@@ -312,25 +319,50 @@ test("a Compute's own deliveries are answered on the main thread, not through th
   for (let seq = 1n; seq <= N; seq++) {
     assert.equal(await rt.deliver(origin, PRODUCER, seq, u64le(seq)), Delivery.PROCESSED);
   }
+  // With a signal a batch is not lent: it goes through the work loop.
+  const { signal } = new AbortController();
   for (let first = N + 1n; first <= 2n * N; first += 8n) {
     const batch = Array.from({ length: 8 }, (_, i) => u64le(first + BigInt(i)));
-    assert.deepEqual(await rt.deliverBatch(origin, PRODUCER, first, batch), Array(8).fill(Delivery.PROCESSED));
+    assert.deepEqual(await rt.deliverBatch(origin, PRODUCER, first, batch, { signal }), Array(8).fill(Delivery.PROCESSED));
   }
   assert.equal((await rt.stats(origin)).eventsProcessed, 2n * N);
   const items = Number(N) + Number(N) / 8;
   assert.ok(pulled <= items * 0.9, `${pulled} of ${items} work items came through the threadpool pull`);
 });
 
-test('deliverBatch gives up before the daemon takes the batch: timeout (null) or signal, nothing applied', async (t) => {
+test('deliverBatch with an aborted signal gives up with nothing applied; a zero timeout does not hold back a lent batch', async (t) => {
   const { rt, origin } = oneCounter(t);
-  // A zero timeout gives up before any pull loop can take the item.
-  assert.equal(await rt.deliverBatch(origin, PRODUCER, 1n, [u64le(1)], { timeoutMs: 0 }), null);
   const controller = new AbortController();
   controller.abort(new Error('stop'));
   await assert.rejects(rt.deliverBatch(origin, PRODUCER, 1n, [u64le(1)], { signal: controller.signal }), /stop/);
   assert.equal((await rt.stats(origin)).eventsProcessed, 0n);
-  assert.deepEqual(await rt.deliverBatch(origin, PRODUCER, 1n, [u64le(1)]), [Delivery.PROCESSED]);
+  // A free daemon's batch is lent to the call: a zero timeout (which
+  // gives up before a pull loop can take a batch up) does not matter to it.
+  assert.deepEqual(await rt.deliverBatch(origin, PRODUCER, 1n, [u64le(1)], { timeoutMs: 0 }), [Delivery.PROCESSED]);
   assert.equal((await rt.stats(origin)).eventsProcessed, 1n);
+});
+
+test('a free daemon\'s batch is lent to deliverBatch: process() runs before it returns', async (t) => {
+  const { rt, origin, batch } = oneFailing(t);
+  const daemon = rt.daemon(origin);
+  const pending = rt.deliverBatch(origin, PRODUCER, 1n, batch(1, 16));
+  assert.equal(daemon.count, 16n, 'applied synchronously');
+  assert.deepEqual(await pending, Array(16).fill(Delivery.PROCESSED));
+  for (let i = 1n; i <= 16n; i++) {
+    const out = await rt.nextOutput(5000);
+    assert.equal(out.sequence, i);
+  }
+  // With a signal the batch takes the work loop (applied after the call returns).
+  const withSignal = rt.deliverBatch(origin, PRODUCER, 17n, batch(17, 2), { signal: new AbortController().signal });
+  assert.equal(daemon.count, 16n);
+  assert.deepEqual(await withSignal, Array(2).fill(Delivery.PROCESSED));
+  assert.equal(daemon.count, 18n);
+  // A lent batch that fails partway rejects with what was delivered.
+  const failing = batch(19, 4);
+  failing[2] = Buffer.from('boom');
+  await assert.rejects(rt.deliverBatch(origin, PRODUCER, 19n, failing), (e) =>
+    e instanceof ComputeDaemonError && /boom at 21/.test(e.message) && e.delivered === 2 && e.outcomes.length === 2);
+  assert.equal((await rt.stats(origin)).eventsProcessed, 20n);
 });
 
 test('close racing a delivery in flight: it completes or is refused, never hangs; later calls are refused', async () => {

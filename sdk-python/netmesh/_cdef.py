@@ -281,6 +281,8 @@ net_status_t net_compute_expect_origin(const net_compute_t *compute, const uint8
 net_status_t net_compute_stop(const net_compute_t *compute, uint64_t origin);
 net_status_t net_compute_deliver(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t sequence, const uint8_t *payload, size_t payload_len, uint32_t *outcome_out, net_error_t *error_out);
 net_status_t net_compute_deliver_batch(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t first_sequence, const uint8_t *data, size_t data_len, const uint32_t *lengths, size_t count, uint32_t timeout_ms, uint32_t *outcomes_out, size_t *delivered_out, const net_cancel_t *cancel, net_error_t *error_out);
+net_status_t net_compute_lend_batch(const net_compute_t *compute, uint64_t origin, uint64_t producer, uint64_t first_sequence, size_t count, uint64_t *lease_out, uint64_t *instance_out, net_error_t *error_out);
+net_status_t net_compute_finish_batch(const net_compute_t *compute, uint64_t lease, size_t applied, const uint8_t *outputs, size_t outputs_len, const uint32_t *output_lengths, size_t output_count, const uint32_t *outputs_per_event, const uint8_t *failure, size_t failure_len, size_t *delivered_out, net_error_t *error_out);
 net_status_t net_compute_next_output(const net_compute_t *compute, uint32_t timeout_ms, uint64_t *origin_out, uint64_t *sequence_out, net_bytes_t *payload_out, const net_cancel_t *cancel, net_error_t *error_out);
 net_status_t net_compute_stats(const net_compute_t *compute, uint64_t origin, net_bytes_t *json_out);
 net_status_t net_compute_wait_processed(const net_compute_t *compute, uint64_t origin, uint64_t events_processed, uint32_t timeout_ms, net_bytes_t *json_out, const net_cancel_t *cancel, net_error_t *error_out);

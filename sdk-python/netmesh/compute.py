@@ -28,9 +28,13 @@ never calls into Python: every call it makes on a daemon (process an event,
 snapshot, restore, build an object for an arriving migration, drop one)
 is a work item that the runtime's own thread pulls with ``net_compute_next``
 and answers by calling the daemon object. Daemon methods therefore run on
-that thread, one at a time; a method that raises fails the call (the event
-is not applied, the migration step aborts). A method that does not answer
-within ``work_timeout`` fails it too.
+that thread; a method that raises fails the call (the event is not applied,
+the migration step aborts). A method that does not answer within
+``work_timeout`` fails it too. One exception: a batch that
+:meth:`Compute.deliver_batch` hands to a daemon of this Compute that is free
+is lent to the delivering thread (``net_compute_lend_batch``), which calls
+``process`` itself — no thread hand-offs. A daemon's methods never run two
+at a time; different daemons' methods may then run on different threads.
 
 :meth:`Compute.deliver` waits for the daemon: never call it from a daemon
 method.
@@ -45,7 +49,8 @@ import json
 import operator
 import struct
 import threading
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence
+from itertools import repeat
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from ._ffi import (
     U32, BytesLike, buf, check, check_call, error_slot, ffi, lib, new_bytes, pack_bytes, slice_array, take_bytes,
@@ -409,7 +414,12 @@ class Compute(_Handle):
         target = _u64(origin, "origin")
         source = _u64(producer, "producer")
         first = _u64(first_sequence, "first_sequence")
-        data, lengths, count = _pack(payloads)
+        parts = payloads if isinstance(payloads, (list, tuple)) else list(payloads)
+        if cancel is None:
+            done = _lent_batch(handle, self._daemons, target, source, first, parts)
+            if done is not None:
+                return done
+        data, lengths, count = _pack(parts)
         raw = ffi.new("uint32_t[]", max(count, 1))
         delivered = ffi.new("size_t *")
         ms = timeout_ms(timeout)
@@ -810,6 +820,7 @@ def _answer(handle: Any, daemons: _Daemons, work: int, kind: int, instance: int,
 
 
 _RECORD = struct.Struct("<QQI")
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 _DELIVERIES = {d.value: d for d in Delivery}
 _new_event = tuple.__new__
 _UNIFORM: Dict[int, struct.Struct] = {}  # payload length -> one record's layout, less the length
@@ -869,47 +880,96 @@ def _records(data: bytes) -> Iterable[Any]:
 def _answer_batch(handle: Any, work: int, obj: Daemon, origin: int, data: bytes) -> None:
     """A ProcessBatch item: ``process`` per event in order until one
     raises, then one answer with the applied events' outputs (and the
-    failure of the event that raised). Outputs are checked to be
-    bytes-like once, at the end; the first event with another output
-    counts as failed there."""
+    failure of the event that raised)."""
+    events = map(_new_event, repeat(DaemonEvent), map(operator.add, _records(data), repeat((origin,))))
+    answer, interrupted = _run_batch(obj.process, events)
+    lib.net_compute_complete_batch(handle, work, *answer)
+    if interrupted is not None:
+        raise interrupted
+
+
+def _lent_batch(handle: Any, daemons: _Daemons, origin: int, producer: int, first: int,
+                payloads: Sequence[BytesLike]) -> Optional[List[Delivery]]:
+    """``payloads`` applied on this thread to daemon ``origin``'s object if
+    the runtime lends the batch (the daemon is this Compute's, here and
+    free): each event's Delivery, or None when it must take the usual path.
+    The lease is always answered, also when applying raised."""
+    n = len(payloads)
+    if not n:
+        return None
+    if set(map(type, payloads)) != {bytes}:
+        pack_bytes(payloads, "payloads")  # TypeError for what is not bytes-like
+        payloads = [bytes(p) for p in payloads]  # the daemon gets bytes, as through the work thread
+    lease = ffi.new("uint64_t[2]")  # the lease id, the object's instance id
+    err = error_slot()
+    check_call(lib.net_compute_lend_batch(handle, origin, producer, first, n, lease, lease + 1, err), err)
+    if not lease[0]:
+        return None
+    with daemons.lock:
+        obj = daemons.objects.get(int(lease[1]))
+    interrupted: Optional[BaseException] = None
+    if obj is None:  # dropped meanwhile: fail the first event
+        why = b"KeyError: the daemon's object is gone"
+        answer: Tuple[Any, ...] = (0, b"", 0, ffi.NULL, 0, ffi.NULL, why, len(why))
+    else:
+        events = map(_new_event, repeat(DaemonEvent),
+                     zip(repeat(producer), range(first, first + n), payloads, repeat(origin)))
+        answer, interrupted = _run_batch(obj.process, events)
+    delivered = ffi.new("size_t *")
+    err = error_slot()
+    status = lib.net_compute_finish_batch(handle, lease[0], *answer, delivered, err)
+    if interrupted is not None:
+        raise interrupted
+    try:
+        check_call(status, err)
+    except NetError as e:
+        done = [Delivery.PROCESSED] * int(delivered[0])
+        setattr(e, "delivered", len(done))
+        setattr(e, "outcomes", done)
+        raise
+    return [Delivery.PROCESSED] * n
+
+
+def _run_batch(process: Callable[[DaemonEvent], Any],
+               events: Iterable[DaemonEvent]) -> Tuple[Tuple[Any, ...], Optional[BaseException]]:
+    """``process`` per event in order until one raises or returns an output
+    that is not bytes-like; the answer's arguments after the work id or
+    lease (``applied``, the packed outputs, their lengths and count, the
+    counts per event, the failure and its length), and an exception that is
+    not an Exception (KeyboardInterrupt, SystemExit: re-raised once the
+    batch is answered)."""
     outputs: List[Any] = []
     per_event: List[int] = []
     count = per_event.append
+    add = outputs.append
     failure: Optional[str] = None
-    process = obj.process
-    daemon = (origin,)
+    interrupted: Optional[BaseException] = None
     try:
-        for record in _records(data):
-            out = process(_new_event(DaemonEvent, record + daemon))
-            if type(out) is list:
-                outputs += out
-                count(len(out))
+        for event in events:
+            out = process(event)
+            if type(out) is list and len(out) == 1 and type(out[0]) is bytes:  # the usual answer
+                add(out[0])
+                count(1)
             elif out is None:
                 count(0)
             else:
                 out = list(out)
+                bad = next((i for i, o in enumerate(out) if not isinstance(o, _BYTES_LIKE)), None)
+                if bad is not None:
+                    failure = f"TypeError: output {bad} is {type(out[bad]).__name__}, not bytes-like"
+                    break
                 outputs += out
                 count(len(out))
     except Exception as e:  # noqa: BLE001 - the daemon's failure is the event's
         failure = f"{type(e).__name__}: {e}"
-    try:
-        packed = b"".join(outputs)
-    except TypeError:
-        bad = next(i for i, o in enumerate(outputs) if not isinstance(o, (bytes, bytearray, memoryview)))
-        applied, seen = 0, 0
-        while seen + per_event[applied] <= bad:
-            seen += per_event[applied]
-            applied += 1
-        failure = f"TypeError: output {bad - seen} is {type(outputs[bad]).__name__}, not bytes-like"
-        del outputs[seen:], per_event[applied:]
-        packed = b"".join(outputs)
+    except BaseException as e:  # noqa: BLE001 - answered first, then re-raised
+        failure = f"{type(e).__name__}: {e}"
+        interrupted = e
+    packed = b"".join(outputs)
     sizes = list(map(len, outputs))
     if sum(sizes) != len(packed):  # memoryviews of wider items
         sizes = [memoryview(o).nbytes for o in outputs]
-    lengths = _u32s(sizes)
-    counts = _u32s(per_event)
     message = ffi.NULL if failure is None else failure.encode()
-    lib.net_compute_complete_batch(
-        handle, work, len(per_event), packed, len(packed), lengths, len(outputs), counts, message,
-        0 if failure is None else len(message),
-    )
+    answer = (len(per_event), packed, len(packed), _u32s(sizes), len(outputs), _u32s(per_event), message,
+              0 if failure is None else len(message))
+    return answer, interrupted

@@ -293,6 +293,11 @@ def test_daemon_failures_and_bad_arguments_raise_typed_errors() -> None:
     assert "closed" in repr(rt)
 
 
+def batch(first: int, n: int) -> List[bytes]:
+    """The payloads of ``n`` events from sequence ``first`` (each its sequence)."""
+    return [(first + i).to_bytes(8, "little") for i in range(n)]
+
+
 def test_deliver_batch_applies_in_order_and_stops_at_a_failing_event() -> None:
     class Failing(Counter):
         def process(self, event: DaemonEvent) -> List[bytes]:
@@ -302,9 +307,6 @@ def test_deliver_batch_applies_in_order_and_stops_at_a_failing_event() -> None:
                 super().process(event)
                 return ["not bytes"]  # type: ignore[list-item]
             return super().process(event)
-
-    def batch(first: int, n: int) -> List[bytes]:
-        return [(first + i).to_bytes(8, "little") for i in range(n)]
 
     with Mesh(**FAST) as mesh, Compute(mesh, **FAST_COMPUTE) as rt:
         rt.register("counter", Failing)
@@ -321,25 +323,68 @@ def test_deliver_batch_applies_in_order_and_stops_at_a_failing_event() -> None:
         stats = rt.stats(origin)
         assert (stats["events_processed"], stats["errors"], stats["head_sequence"]) == (68, 1, 68)
         assert rt.deliver_batch(origin, PRODUCER, 69, batch(69, 4)) == [Delivery.PROCESSED] * 4
-        # A zero timeout gives up before the work thread can take the batch;
-        # a cancelled token likewise; nothing is applied either way.
-        assert rt.deliver_batch(origin, PRODUCER, 73, batch(73, 1), timeout=0) is None
+        # A cancelled token gives up before the work thread can take the
+        # batch (nothing applied); a zero timeout does not matter to a free
+        # daemon's batch, which is lent to this thread (nothing to wait for).
         with Cancel() as token:
             token.cancel()
             with pytest.raises(CancelledError):
                 rt.deliver_batch(origin, PRODUCER, 73, batch(73, 1), cancel=token)
-        assert rt.deliver_batch(origin, PRODUCER, 73, []) == []
+        assert rt.stats(origin)["events_processed"] == 72
+        assert rt.deliver_batch(origin, PRODUCER, 73, batch(73, 1), timeout=0) == [Delivery.PROCESSED]
+        assert rt.deliver_batch(origin, PRODUCER, 74, []) == []
         with pytest.raises(TypeError):
             rt.deliver_batch(origin, PRODUCER, 73, ["text"])  # type: ignore[list-item]
         with pytest.raises(ComputeNotFoundError):
             rt.deliver_batch(12345, PRODUCER, 1, batch(1, 1))
-        assert rt.stats(origin)["events_processed"] == 72
+        assert rt.stats(origin)["events_processed"] == 73
         # An output that is not bytes fails its event (the ones before it
-        # are delivered).
+        # are delivered), lent or through the work thread.
         with pytest.raises(ComputeDaemonError, match="TypeError: output 0 is str") as raised:
-            rt.deliver_batch(origin, PRODUCER, 73, batch(73, 2) + [b"text"] + batch(76, 1))
+            rt.deliver_batch(origin, PRODUCER, 74, batch(74, 2) + [b"text"] + batch(77, 1))
         assert getattr(raised.value, "delivered") == 2
-        assert rt.stats(origin)["events_processed"] == 74
+        assert rt.stats(origin)["events_processed"] == 75
+        with Cancel() as token:
+            with pytest.raises(ComputeDaemonError, match="TypeError: output 0 is str") as raised:
+                rt.deliver_batch(origin, PRODUCER, 77, batch(77, 1) + [b"text"], cancel=token)
+        assert getattr(raised.value, "delivered") == 1
+        assert rt.stats(origin)["events_processed"] == 76
+
+
+def test_a_free_daemons_batch_is_applied_on_the_delivering_thread() -> None:
+    ran_on: List[int] = []
+
+    class Where(Counter):
+        def process(self, event: DaemonEvent) -> List[bytes]:
+            ran_on.append(threading.get_ident())
+            if event.payload == b"interrupt":
+                raise KeyboardInterrupt
+            return super().process(event)
+
+    with Mesh(**FAST) as mesh, Compute(mesh, **FAST_COMPUTE) as rt:
+        rt.register("counter", Where)
+        origin = rt.spawn("counter", SEED)
+        here, worker = threading.get_ident(), rt._worker.ident
+        assert rt.deliver_batch(origin, PRODUCER, 1, batch(1, 32)) == [Delivery.PROCESSED] * 32
+        assert set(ran_on) == {here}, "lent: applied here"
+        ran_on.clear()
+        assert rt.deliver(origin, PRODUCER, 33, b"") == Delivery.PROCESSED
+        with Cancel() as token:
+            assert rt.deliver_batch(origin, PRODUCER, 34, batch(34, 2), cancel=token) == [Delivery.PROCESSED] * 2
+        assert set(ran_on) == {worker}, "one event, or a batch with a token: the work thread"
+        for seq in range(1, 36):
+            assert rt.next_output(timeout=5) == DaemonOutput(origin, seq, seq.to_bytes(8, "little"))
+        # A daemon method interrupted (KeyboardInterrupt) in a lent batch:
+        # the batch is answered first (the events before it delivered, the
+        # daemon free again), then the interrupt goes on.
+        with pytest.raises(KeyboardInterrupt):
+            rt.deliver_batch(origin, PRODUCER, 36, batch(36, 2) + [b"interrupt"])
+        stats = rt.stats(origin)
+        assert (stats["events_processed"], stats["errors"]) == (37, 1)
+        ran_on.clear()
+        assert rt.deliver_batch(origin, PRODUCER, 38, batch(38, 3)) == [Delivery.PROCESSED] * 3
+        assert set(ran_on) == {here}
+        assert rt.stats(origin)["events_processed"] == 40
 
 
 def test_close_races_calls_in_flight() -> None:

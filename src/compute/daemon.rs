@@ -242,6 +242,16 @@ pub trait MeshDaemon: Send {
         Ok(())
     }
 
+    /// The SDK object this daemon stands for, when it is one (a
+    /// [`ForeignDaemon`]): its runtime may lend such a daemon's batches to
+    /// the SDK's own delivering thread. Every other daemon keeps the
+    /// default, `None`.
+    ///
+    /// [`ForeignDaemon`]: crate::compute::ForeignDaemon
+    fn as_foreign(&mut self) -> Option<&mut crate::compute::ForeignDaemon> {
+        None
+    }
+
     /// Whether the daemon carries state. Stateless daemons (the default)
     /// snapshot an empty state and still migrate.
     fn is_stateful(&self) -> bool {

@@ -180,6 +180,16 @@ impl Expected {
 }
 
 impl WorkReply {
+    /// Whether this is a fitting answer to a batch of `len` events
+    /// (a [`BatchOutputs`](Self::BatchOutputs) whose counts and failure
+    /// fit it).
+    pub fn fits_batch(&self, len: usize) -> bool {
+        self.answers(Expected {
+            code: WorkRequest::PROCESS_BATCH,
+            batch: len,
+        })
+    }
+
     fn answers(&self, expected: Expected) -> bool {
         match self {
             Self::BatchOutputs {
@@ -679,11 +689,67 @@ impl ForeignDaemon {
     pub fn instance(&self) -> u64 {
         self.instance
     }
+
+    /// Whether `bridge`'s SDK may apply a batch of this daemon on its own
+    /// thread (a lent batch): the object is that SDK's, and its state is
+    /// not in doubt.
+    pub(crate) fn lendable_to(&self, bridge: &Arc<WorkBridge>) -> bool {
+        Arc::ptr_eq(&self.bridge, bridge) && self.in_doubt.is_none()
+    }
+
+    /// Puts the object's state in doubt (`why`): calls that build on it
+    /// fail until a restore.
+    pub(crate) fn doubt(&mut self, why: String) {
+        self.in_doubt = Some(why);
+    }
+
+    /// Hands a batch answer's outputs to `applied`, event by event; the
+    /// answer's failure (or, when all were applied, `after`) is the
+    /// result. `answer` fits the batch ([`WorkReply::fits_batch`]).
+    fn hand_over(
+        answer: WorkReply,
+        applied: &mut AppliedOutputs<'_>,
+        after: Option<DaemonError>,
+    ) -> Result<(), DaemonError> {
+        let WorkReply::BatchOutputs {
+            outputs,
+            counts,
+            failure,
+        } = answer
+        else {
+            unreachable!("only a fitting answer is handed over");
+        };
+        let mut outputs = outputs.into_iter();
+        for n in counts {
+            if !applied.push_iter(outputs.by_ref().take(n)) {
+                return Ok(());
+            }
+        }
+        match failure {
+            Some(f) => Err(DaemonError::ProcessFailed(f)),
+            None => after.map_or(Ok(()), Err),
+        }
+    }
+
+    /// What the SDK did with a lent batch (`answer`, fitting it), handed
+    /// to `applied` as [`MeshDaemon::process_batch`] hands over a batch
+    /// answered through the bridge.
+    pub(crate) fn take_batch_answer(
+        &mut self,
+        answer: WorkReply,
+        applied: &mut AppliedOutputs<'_>,
+    ) -> Result<(), DaemonError> {
+        Self::hand_over(answer, applied, None)
+    }
 }
 
 impl MeshDaemon for ForeignDaemon {
     fn name(&self) -> &str {
         &self.kind
+    }
+
+    fn as_foreign(&mut self) -> Option<&mut ForeignDaemon> {
+        Some(self)
     }
 
     fn is_stateful(&self) -> bool {
@@ -744,23 +810,7 @@ impl MeshDaemon for ForeignDaemon {
             wait.cancel.as_ref(),
         );
         match reply {
-            Ok(WorkReply::BatchOutputs {
-                outputs,
-                counts,
-                failure,
-            }) => {
-                let mut outputs = outputs.into_iter();
-                for n in counts {
-                    if !applied.push_iter(outputs.by_ref().take(n)) {
-                        return Ok(());
-                    }
-                }
-                match failure {
-                    Some(f) => Err(DaemonError::ProcessFailed(f)),
-                    None => too_large.map_or(Ok(()), Err),
-                }
-            }
-            Ok(_) => unreachable!("complete() accepts only a fitting answer"),
+            Ok(answer) => Self::hand_over(answer, applied, too_large),
             Err(WorkError::NotTaken) => Err(DaemonError::TimedOut),
             Err(WorkError::Cancelled) => Err(DaemonError::Cancelled),
             Err(e) => Err(self.changing_call_failed("process batch", e)),

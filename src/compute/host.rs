@@ -35,6 +35,7 @@ use std::collections::BTreeMap;
 use crate::compute::daemon::{
     AppliedOutputs, BatchWait, CausalEvent, DaemonError, MeshDaemon, Outputs,
 };
+use crate::compute::foreign::WorkReply;
 use crate::compute::ledger::SubscriptionLedger;
 use crate::compute::snapshot::{NetSnapshotExt, StateSnapshot};
 use crate::cortex::causal::{CausalLink, Horizon};
@@ -461,6 +462,41 @@ impl DaemonHost {
         wait: &BatchWait,
         now_ns: u64,
     ) -> BatchDelivered {
+        self.record_batch_at(events, now_ns, |daemon, applied| {
+            daemon.process_batch(events, wait, applied)
+        })
+    }
+
+    /// The bookkeeping of [`deliver_batch_at`](Self::deliver_batch_at)
+    /// around a batch its daemon's SDK applied on its own thread (a
+    /// lent batch: `runtime::lend`), `answer` being what the SDK says it
+    /// did (it fits `events`: [`WorkReply::fits_batch`]).
+    pub(crate) fn record_lent_batch_at(
+        &mut self,
+        events: &[CausalEvent],
+        answer: WorkReply,
+        now_ns: u64,
+    ) -> BatchDelivered {
+        self.record_batch_at(events, now_ns, |daemon, applied| {
+            match daemon.as_foreign() {
+                Some(foreign) => foreign.take_batch_answer(answer, applied),
+                None => Err(DaemonError::ProcessFailed(
+                    "a lent batch for a daemon that is not an SDK's".to_owned(),
+                )),
+            }
+        })
+    }
+
+    /// Runs a batch through `run` (the daemon and the outputs' recorder),
+    /// recording each applied event as [`deliver_batch_at`] says.
+    ///
+    /// [`deliver_batch_at`]: Self::deliver_batch_at
+    fn record_batch_at(
+        &mut self,
+        events: &[CausalEvent],
+        now_ns: u64,
+        run: impl FnOnce(&mut dyn MeshDaemon, &mut AppliedOutputs<'_>) -> Result<(), DaemonError>,
+    ) -> BatchDelivered {
         let mut delivered = BatchDelivered {
             // One list for the whole batch: no allocation per event.
             outputs: Vec::with_capacity(events.len()),
@@ -486,7 +522,7 @@ impl DaemonHost {
                 }
             }
         };
-        let result = daemon.process_batch(events, wait, &mut AppliedOutputs::new(&mut record));
+        let result = run(daemon, &mut AppliedOutputs::new(&mut record));
         if refused.is_some() {
             delivered.error = refused;
             return delivered;
@@ -610,6 +646,11 @@ impl DaemonHost {
     /// The daemon.
     pub fn daemon(&self) -> &dyn MeshDaemon {
         self.daemon.as_ref()
+    }
+
+    /// The daemon, to change.
+    pub(crate) fn daemon_mut(&mut self) -> &mut dyn MeshDaemon {
+        self.daemon.as_mut()
     }
 
     /// The daemon's origin hash.

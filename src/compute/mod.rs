@@ -71,8 +71,8 @@ pub use ledger::{LedgerError, SubscriptionLedger};
 pub use registry::{ChangeWatch, DaemonRegistry};
 pub use runtime::{
     BatchOutcome, ComputeError, ComputeRuntime, DeliveryOutcome, EventOutcome, LOAD_TAG_PREFIX,
-    LedgerFollower, MigrationOptions, MigrationPhase, MigrationStatus, MigrationTransport,
-    RuntimeConfig, SubscriptionError,
+    LedgerFollower, LentBatch, MigrationOptions, MigrationPhase, MigrationStatus,
+    MigrationTransport, RuntimeConfig, SubscriptionError,
 };
 pub use scheduler::{
     Candidate, MIGRATION_TAG, Placement, PlacementError, PlacementReason, Scheduler,

@@ -52,8 +52,13 @@ struct Slot {
     /// The [`thread_mark`] of the thread holding `host`'s lock, 0 when
     /// none: written only by the holder, so a thread reading its own mark
     /// here holds the lock (re-entry), and any other value means it does
-    /// not.
+    /// not. While the host is lent ([`HostLease`]), the borrower's mark.
     owner: AtomicU64,
+    /// The host is lent out ([`DaemonRegistry::try_lend`]): `host` is
+    /// empty until the lease gives it back. Written under `host`'s lock.
+    lent: AtomicBool,
+    /// Notified (under `host`'s lock) when a lent host comes back.
+    returned: Condvar,
 }
 
 thread_local! {
@@ -85,6 +90,20 @@ fn held_here(slot: &Slot) -> bool {
     slot.owner.load(Ordering::Relaxed) == thread_mark()
 }
 
+/// `slot`'s host lock if no thread holds it (this one included) and the
+/// host is not lent; the owner mark left as it is.
+fn try_lock_host(slot: &Slot) -> Option<MutexGuard<'_, Option<DaemonHost>>> {
+    if held_here(slot) {
+        return None;
+    }
+    let guard = match slot.host.try_lock() {
+        Ok(guard) => guard,
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => return None,
+    };
+    (!slot.lent.load(Ordering::Relaxed)).then_some(guard)
+}
+
 /// A held slot lock, marked with its holder in [`Slot::owner`] until
 /// dropped.
 struct SlotGuard<'a> {
@@ -93,8 +112,15 @@ struct SlotGuard<'a> {
 }
 
 impl<'a> SlotGuard<'a> {
+    /// Waits for the lock, and for a lent host to come back.
     fn lock(slot: &'a Slot) -> Self {
-        let guard = slot.host.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = slot.host.lock().unwrap_or_else(PoisonError::into_inner);
+        while slot.lent.load(Ordering::Relaxed) {
+            guard = slot
+                .returned
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
         slot.owner.store(thread_mark(), Ordering::Relaxed);
         Self { slot, guard }
     }
@@ -104,17 +130,10 @@ impl<'a> SlotGuard<'a> {
         (!held_here(slot)).then(|| Self::lock(slot))
     }
 
-    /// [`lock`](Self::lock) if no thread holds it (`None` when one does,
-    /// this one included).
+    /// [`lock`](Self::lock) if no thread holds it and its host is not
+    /// lent (`None` otherwise, this thread included).
     fn try_lock(slot: &'a Slot) -> Option<Self> {
-        if held_here(slot) {
-            return None;
-        }
-        let guard = match slot.host.try_lock() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
-        };
+        let guard = try_lock_host(slot)?;
         slot.owner.store(thread_mark(), Ordering::Relaxed);
         Some(Self { slot, guard })
     }
@@ -124,6 +143,52 @@ impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         // Before the lock is released (the guard field drops after this).
         self.slot.owner.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A daemon's host lent out of its registry ([`DaemonRegistry::try_lend`]);
+/// given back when dropped (or dropped with it, if the registry is gone).
+pub(crate) struct HostLease {
+    slot: Arc<Slot>,
+    host: Option<DaemonHost>,
+}
+
+impl std::fmt::Debug for HostLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostLease")
+            .field("daemon", &self.slot.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostLease {
+    /// The lent host.
+    pub(crate) fn host(&mut self) -> &mut DaemonHost {
+        self.host
+            .as_mut()
+            .expect("a lease holds its host until dropped")
+    }
+}
+
+impl Drop for HostLease {
+    fn drop(&mut self) {
+        let mut guard = self
+            .slot
+            .host
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // A slot retired meanwhile (its registry dropped) takes nothing back.
+        let gone = if self.slot.retired.load(Ordering::Acquire) {
+            self.host.take()
+        } else {
+            *guard = self.host.take();
+            None
+        };
+        self.slot.lent.store(false, Ordering::Relaxed);
+        self.slot.owner.store(0, Ordering::Relaxed);
+        self.slot.returned.notify_all();
+        drop(guard);
+        drop(gone);
     }
 }
 
@@ -213,9 +278,12 @@ impl Drop for DaemonRegistry {
         for slot in map.into_values() {
             slot.retired.store(true, Ordering::Release);
             // Dropped from inside one of its own daemon's calls: that host
-            // is in use; it goes when the thread's slot does.
+            // is in use; it goes when the thread's slot does. A lent host
+            // is dropped by its lease, which finds the slot retired.
             if !held_here(&slot) {
-                let host = SlotGuard::lock(&slot).guard.take();
+                let mut guard = slot.host.lock().unwrap_or_else(PoisonError::into_inner);
+                let host = guard.take();
+                drop(guard);
                 drop(host);
             }
         }
@@ -268,6 +336,8 @@ impl DaemonRegistry {
             host: Mutex::new(Some(host)),
             retired: AtomicBool::new(false),
             owner: AtomicU64::new(0),
+            lent: AtomicBool::new(false),
+            returned: Condvar::new(),
         })
     }
 
@@ -304,7 +374,7 @@ impl DaemonRegistry {
 
     /// [`bump`](Self::bump) for a delivery: only while someone watches
     /// (one atomic add less per event otherwise).
-    fn bump_if_watched(&self) {
+    pub(crate) fn bump_if_watched(&self) {
         if self.waiters.load(Ordering::SeqCst) > 0 {
             self.bump();
         }
@@ -578,6 +648,44 @@ impl DaemonRegistry {
         self.with_host(origin, |_| ())
     }
 
+    /// Lends `origin`'s host out if no thread holds it now and `lend`,
+    /// asked with the host under its lock, agrees: until the
+    /// [`HostLease`] is dropped every other call on the daemon waits (or,
+    /// trying, finds it busy) as if the lease's holder held its lock, and
+    /// the borrowing thread's own calls on it fail with
+    /// [`DaemonError::Reentrant`]. `Ok(None)`, nothing lent, when it is
+    /// busy or `lend` refuses. This is how a daemon's lock is held across
+    /// calls into the library (a batch an SDK applies on its own thread).
+    ///
+    /// # Errors
+    /// [`DaemonError::NotFound`], [`DaemonError::Stale`].
+    pub(crate) fn try_lend(
+        &self,
+        origin: u64,
+        lend: impl FnOnce(&mut DaemonHost) -> bool,
+    ) -> Result<Option<HostLease>, DaemonError> {
+        self.with_slot(origin, |slot| {
+            let Some(mut guard) = try_lock_host(slot) else {
+                return Ok(None);
+            };
+            if slot.retired.load(Ordering::Acquire) {
+                return Err(DaemonError::Stale(origin));
+            }
+            let host = guard.as_mut().ok_or(DaemonError::Stale(origin))?;
+            if !lend(host) {
+                return Ok(None);
+            }
+            let host = guard.take();
+            slot.lent.store(true, Ordering::Relaxed);
+            slot.owner.store(thread_mark(), Ordering::Relaxed);
+            drop(guard);
+            Ok(Some(HostLease {
+                slot: Arc::clone(slot),
+                host,
+            }))
+        })
+    }
+
     /// Snapshots `origin`'s daemon.
     ///
     /// # Errors
@@ -640,6 +748,27 @@ mod tests {
     use super::*;
     use crate::compute::daemon::test_daemons::{Counter, Echo};
 
+    /// A daemon that holds a reference: counted, it says whether the
+    /// daemon was dropped.
+    struct Holds(#[allow(dead_code)] Arc<()>);
+
+    impl crate::compute::MeshDaemon for Holds {
+        fn name(&self) -> &str {
+            "holds"
+        }
+        fn process(&mut self, _: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// A host (seed 9) of a daemon holding `kept`.
+    fn holder_of(kept: &Arc<()>) -> DaemonHost {
+        DaemonHost::new(
+            Box::new(Holds(Arc::clone(kept))),
+            EntityKeypair::from_seed(&[9; 32]),
+        )
+    }
+
     fn host(seed: u8) -> DaemonHost {
         DaemonHost::new(
             Box::new(Counter::default()),
@@ -689,20 +818,8 @@ mod tests {
         assert_eq!(processed(&registry, origin), 3);
         // A dropped registry's host is dropped, shortcut or not.
         let kept = Arc::new(());
-        struct Holds(#[allow(dead_code)] Arc<()>);
-        impl crate::compute::MeshDaemon for Holds {
-            fn name(&self) -> &str {
-                "holds"
-            }
-            fn process(&mut self, _: &CausalEvent) -> Result<Vec<Vec<u8>>, DaemonError> {
-                Ok(Vec::new())
-            }
-        }
         let dropped = DaemonRegistry::new();
-        let holder = DaemonHost::new(
-            Box::new(Holds(Arc::clone(&kept))),
-            EntityKeypair::from_seed(&[9; 32]),
-        );
+        let holder = holder_of(&kept);
         let holder_origin = holder.origin_hash();
         dropped.register(holder).unwrap();
         dropped.deliver(holder_origin, &ev(1)).unwrap();
@@ -847,6 +964,78 @@ mod tests {
             release.send(()).unwrap();
             worker.join().unwrap().unwrap();
         });
+    }
+
+    #[test]
+    fn a_lent_host_holds_off_every_other_call_until_it_comes_back() {
+        let registry = DaemonRegistry::new();
+        let a = host(1);
+        let origin = a.origin_hash();
+        registry.register(a).unwrap();
+        // Refused by its lender: nothing lent, the daemon free.
+        assert!(registry.try_lend(origin, |_| false).unwrap().is_none());
+        let mut lease = registry.try_lend(origin, |_| true).unwrap().unwrap();
+        // The borrower's own calls on it are re-entrant; trying is refused.
+        assert_eq!(
+            registry.with_host(origin, |_| ()),
+            Err(DaemonError::Reentrant(origin))
+        );
+        assert!(registry.try_lend(origin, |_| true).unwrap().is_none());
+        let started = Barrier::new(2);
+        thread::scope(|s| {
+            let (registry, started) = (&registry, &started);
+            let other = s.spawn(move || {
+                // Another thread finds it busy, then waits for it.
+                assert!(registry.try_lend(origin, |_| true).unwrap().is_none());
+                assert!(
+                    registry
+                        .try_deliver(origin, &ev(1), || ())
+                        .unwrap()
+                        .is_none()
+                );
+                started.wait();
+                registry.deliver(origin, &ev(2)).unwrap();
+                registry.stats(origin).unwrap()
+            });
+            started.wait();
+            // What the borrower does with the host is what the waiter sees.
+            lease.host().deliver(&ev(1)).unwrap();
+            drop(lease);
+            let stats = other.join().unwrap();
+            assert_eq!(stats.events_processed, 2);
+        });
+        // Given back: lent again at once, and unregister waits for it.
+        let lease = registry.try_lend(origin, |_| true).unwrap().unwrap();
+        thread::scope(|s| {
+            let registry = &registry;
+            let removal = s.spawn(move || registry.unregister(origin));
+            drop(lease);
+            let host = removal.join().unwrap().unwrap().unwrap();
+            assert_eq!(host.stats().events_processed, 2);
+        });
+        assert!(matches!(
+            registry.try_lend(origin, |_| true),
+            Ok(None) | Err(DaemonError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_registry_dropped_while_a_host_is_lent_leaves_the_host_to_the_lease() {
+        let kept = Arc::new(());
+        let registry = DaemonRegistry::new();
+        let holder = holder_of(&kept);
+        let origin = holder.origin_hash();
+        registry.register(holder).unwrap();
+        let lease = thread::scope(|s| {
+            s.spawn(|| registry.try_lend(origin, |_| true).unwrap().unwrap())
+                .join()
+                .unwrap()
+        });
+        // Dropped on another thread than the borrower's, without waiting.
+        drop(registry);
+        assert_eq!(Arc::strong_count(&kept), 2, "the lease still has it");
+        drop(lease);
+        assert_eq!(Arc::strong_count(&kept), 1, "dropped with the lease");
     }
 
     #[test]

@@ -35,8 +35,8 @@ use crate::cancel::CancelToken;
 use crate::compute::migration::FailureReason;
 use crate::compute::{
     BatchWait, ComputeError, ComputeRuntime, DaemonError, DaemonHost, DeliveryOutcome,
-    EventOutcome, ForeignDaemon, MigrationOptions, MigrationStatus, RuntimeConfig, WorkBridge,
-    WorkError, WorkReply, WorkRequest,
+    EventOutcome, ForeignDaemon, LentBatch, MigrationOptions, MigrationStatus, RuntimeConfig,
+    WorkBridge, WorkError, WorkReply, WorkRequest,
 };
 use crate::identity::EntityKeypair;
 
@@ -103,12 +103,24 @@ pub(crate) struct ComputeHandle {
     pub(super) bridge: Arc<WorkBridge>,
     /// Registered kinds and whether their daemons are stateful.
     pub(super) kinds: Mutex<HashMap<String, bool>>,
+    /// Batches lent to the SDK (`net_compute_lend_batch`), by lease id.
+    leases: Mutex<Leases>,
+}
+
+/// The batches a runtime has lent out, by lease id (ids start at 1).
+#[derive(Default)]
+struct Leases {
+    last: u64,
+    lent: HashMap<u64, LentBatch>,
 }
 
 impl HandleInner for ComputeHandle {
     fn wake_blocked(&self) {
-        // Daemon calls waiting for the SDK first: the runtime's worker may
-        // be one of them, and shutdown joins it.
+        // Lent daemons first: the runtime's worker may wait for one, and
+        // shutdown joins it (a later finish finds its lease gone).
+        let lent = std::mem::take(&mut self.leases().lent);
+        drop(lent);
+        // Daemon calls waiting for the SDK next, for the same reason.
         self.bridge.close();
         self.runtime.shutdown();
     }
@@ -117,6 +129,10 @@ impl HandleInner for ComputeHandle {
 opaque_handle!(net_compute_t => ComputeHandle, kind = b"NCMP");
 
 impl ComputeHandle {
+    fn leases(&self) -> std::sync::MutexGuard<'_, Leases> {
+        self.leases.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(super) fn stateful(&self, kind: &str) -> Result<bool, FfiError> {
         self.kinds
             .lock()
@@ -290,6 +306,7 @@ pub unsafe extern "C" fn net_compute_new(
             mesh: Arc::clone(&mesh.0),
             bridge: Arc::new(WorkBridge::new(work_timeout)),
             kinds: Mutex::new(HashMap::new()),
+            leases: Mutex::default(),
         }));
         Ok(())
     })
@@ -593,6 +610,121 @@ pub unsafe extern "C" fn net_compute_deliver_batch(
             None => Ok(net_status_t::NET_OK),
             Some(ComputeError::Daemon(DaemonError::TimedOut)) => Ok(net_status_t::NET_TIMEOUT),
             Some(ComputeError::Daemon(DaemonError::Cancelled)) => Err(super::cancel::cancelled()),
+            Some(e) => Err(compute.daemon_error(e)),
+        }
+    })
+}
+
+/// Lends the batch of `count` events from `producer` at sequences
+/// `first_sequence`, `first_sequence + 1`, … for daemon `origin` to the
+/// caller, without waiting: when the daemon is an object of this runtime's
+/// SDK (spawned or created through it), would process the batch here and
+/// is free now, writes a lease id (never 0) and the object's instance
+/// id. The caller then applies the events to that object itself — on its
+/// own thread, in order, stopping at the first failure — and answers with
+/// `net_compute_finish_batch`; meanwhile every other call on the daemon
+/// waits (a batch applied without two thread hand-offs). Writes lease 0
+/// when the batch must be delivered the usual way
+/// (`net_compute_deliver_batch`): the daemon is busy, not here, migrating
+/// or arriving, in doubt, not this SDK's, or `count` is 0 or runs the
+/// sequences past 2^64−1. An SDK that lends must answer every lease, also
+/// when applying failed.
+///
+/// Errors: `NET_ERR_SHUTTING_DOWN`.
+///
+/// # Safety
+/// `compute` is NULL or from libnet; `lease_out` and `instance_out` are
+/// valid for one write; `error_out` is NULL or valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_lend_batch(
+    compute: *const net_compute_t,
+    origin: u64,
+    producer: u64,
+    first_sequence: u64,
+    count: usize,
+    lease_out: *mut u64,
+    instance_out: *mut u64,
+    error_out: *mut net_error_t,
+) -> net_status_t {
+    ffi_export!(error_out error_out; handle compute; out lease_out; out instance_out; {
+        lease_out.preset(0);
+        let lent = compute
+            .runtime
+            .lend_batch(origin, producer, first_sequence, count, &compute.bridge)?;
+        let Some(lent) = lent else {
+            return Ok(net_status_t::NET_OK);
+        };
+        instance_out.write(lent.instance());
+        let mut leases = compute.leases();
+        leases.last += 1;
+        let id = leases.last;
+        leases.lent.insert(id, lent);
+        lease_out.write(id);
+        Ok(net_status_t::NET_OK)
+    })
+}
+
+/// Answers lease `lease` (`net_compute_lend_batch`) as
+/// `net_compute_complete_batch` answers a ProcessBatch work item — the
+/// first `applied` events were applied, their outputs packed in `outputs`,
+/// `output_lengths` and `outputs_per_event`; when `applied` is less than
+/// the batch's length, event `applied` failed with `failure` (non-NULL),
+/// else `failure` is NULL — records them (causal chain, horizon, stats;
+/// the outputs go to `net_compute_next_output`) and gives the daemon back.
+/// Writes how many events were delivered (processed) to `delivered_out`.
+///
+/// Returns `NET_OK` when all were; `NET_ERR_COMPUTE_DAEMON` with the
+/// failure's text when event `applied` failed. Errors:
+/// `NET_ERR_INVALID_ARGUMENT` if the answer does not fit the batch (the
+/// lease stays open: answer it again); `NET_ERR_COMPUTE_WORK_EXPIRED` if
+/// the lease is unknown (answered already, or the runtime shut down).
+///
+/// # Safety
+/// As `net_compute_complete_batch`; `delivered_out` is valid for one
+/// write; `error_out` is NULL or valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn net_compute_finish_batch(
+    compute: *const net_compute_t,
+    lease: u64,
+    applied: usize,
+    outputs: *const u8,
+    outputs_len: usize,
+    output_lengths: *const u32,
+    output_count: usize,
+    outputs_per_event: *const u32,
+    failure: *const u8,
+    failure_len: usize,
+    delivered_out: *mut usize,
+    error_out: *mut net_error_t,
+) -> net_status_t {
+    ffi_export!(error_out error_out; handle compute; out delivered_out;
+        bytes outputs[outputs_len]; opt_str failure[failure_len]; {
+        delivered_out.preset(0);
+        // SAFETY: as this function's.
+        let answer = unsafe {
+            batch_answer(outputs, output_lengths, output_count, outputs_per_event, applied, failure)
+        }?;
+        let lent = {
+            let mut leases = compute.leases();
+            let Some(lent) = leases.lent.get(&lease) else {
+                return Err(FfiError::new(
+                    net_status_t::NET_ERR_COMPUTE_WORK_EXPIRED,
+                    format!("lease {lease} is unknown (answered already, or the runtime shut down)"),
+                ));
+            };
+            if !lent.fits(&answer) {
+                return Err(FfiError::invalid_argument(format!(
+                    "the answer does not fit lease {lease}'s {} events (applied {applied}, failure {})",
+                    lent.len(),
+                    if failure.is_some() { "given" } else { "missing" },
+                )));
+            }
+            leases.lent.remove(&lease).expect("looked up under the same lock")
+        };
+        let done = lent.finish_queued(answer);
+        delivered_out.write(done.outcomes.len());
+        match done.error {
+            None => Ok(net_status_t::NET_OK),
             Some(e) => Err(compute.daemon_error(e)),
         }
     })
@@ -1077,37 +1209,65 @@ pub unsafe extern "C" fn net_compute_complete_batch(
     failure_len: usize,
 ) -> net_status_t {
     ffi_export!(handle compute; bytes outputs[outputs_len]; opt_str failure[failure_len]; {
-        // SAFETY: the caller made `output_lengths` readable for `output_count` values.
-        let lengths = unsafe { super::export::input_values(output_lengths, output_count, "output_lengths") }?;
-        // SAFETY: the caller made `outputs_per_event` readable for `applied` values.
-        let per_event = unsafe { super::export::input_values(outputs_per_event, applied, "outputs_per_event") }?;
-        let mut total = 0usize;
-        let mut counts = Vec::with_capacity(per_event.len());
-        for (i, &n) in per_event.iter().enumerate() {
-            total = total.saturating_add(n as usize);
-            if total > output_count {
-                return Err(FfiError::invalid_argument(format!(
-                    "outputs_per_event[{i}]: the counts add up to more than output_count ({output_count})"
-                )));
-            }
-            counts.push(n as usize);
-        }
-        if total < output_count {
+        // SAFETY: as this function's.
+        let answer = unsafe {
+            batch_answer(outputs, output_lengths, output_count, outputs_per_event, applied, failure)
+        }?;
+        compute.bridge.complete(work_id, Ok(answer))?;
+        Ok(())
+    })
+}
+
+/// A batch's answer from its C form (see `net_compute_complete_batch`).
+///
+/// # Safety
+/// `output_lengths` is readable for `output_count` values and
+/// `outputs_per_event` for `applied` values (each NULL when its length is 0).
+unsafe fn batch_answer(
+    outputs: &[u8],
+    output_lengths: *const u32,
+    output_count: usize,
+    outputs_per_event: *const u32,
+    applied: usize,
+    failure: Option<&str>,
+) -> Result<WorkReply, FfiError> {
+    // SAFETY: the caller made `output_lengths` readable for `output_count` values.
+    let lengths =
+        unsafe { super::export::input_values(output_lengths, output_count, "output_lengths") }?;
+    // SAFETY: the caller made `outputs_per_event` readable for `applied` values.
+    let per_event =
+        unsafe { super::export::input_values(outputs_per_event, applied, "outputs_per_event") }?;
+    let mut total = 0usize;
+    let mut counts = Vec::with_capacity(per_event.len());
+    for (i, &n) in per_event.iter().enumerate() {
+        total = total.saturating_add(n as usize);
+        if total > output_count {
             return Err(FfiError::invalid_argument(format!(
-                "outputs_per_event: the counts add up to less than output_count ({output_count})"
+                "outputs_per_event[{i}]: the counts add up to more than output_count ({output_count})"
             )));
         }
-        let outputs = super::bus::split_packed(outputs, lengths)?
-            .into_iter()
-            .map(<[u8]>::to_vec)
-            .collect();
-        let failure = failure.map(|text| {
-            if text.is_empty() { "the daemon failed".to_owned() } else { text.to_owned() }
-        });
-        compute
-            .bridge
-            .complete(work_id, Ok(WorkReply::BatchOutputs { outputs, counts, failure }))?;
-        Ok(())
+        counts.push(n as usize);
+    }
+    if total < output_count {
+        return Err(FfiError::invalid_argument(format!(
+            "outputs_per_event: the counts add up to less than output_count ({output_count})"
+        )));
+    }
+    let outputs = super::bus::split_packed(outputs, lengths)?
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect();
+    let failure = failure.map(|text| {
+        if text.is_empty() {
+            "the daemon failed".to_owned()
+        } else {
+            text.to_owned()
+        }
+    });
+    Ok(WorkReply::BatchOutputs {
+        outputs,
+        counts,
+        failure,
     })
 }
 

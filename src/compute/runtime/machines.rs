@@ -71,6 +71,7 @@ use crate::compute::migration::{
     CaptureOutcome, ChunkGroup, ChunkWriter, FailureReason, InsertOutcome, MigrationMessage,
     ReplayBuffer, SnapshotReassembler, SourceBuffer, UnknownProducers,
 };
+use crate::compute::registry::HostLease;
 use crate::compute::snapshot::{
     SNAPSHOT_STATE_OFFSET, decode_owned_migration_parts, encode_migration_around_state_of,
 };
@@ -509,8 +510,45 @@ pub(super) fn deliver_batch(
     }
 }
 
+/// The host of `origin`'s daemon lent out, if `lend` agrees and the
+/// daemon is processed here and free now (see [`deliver_batch`]: a node
+/// without migration state needs no state lock; otherwise the state lock,
+/// if free, is held until the host is lent, so no snapshot falls between
+/// the check and the lending). `Ok(None)` when the usual delivery path
+/// must decide.
+pub(super) fn try_lend(
+    shared: &Shared,
+    origin: u64,
+    lend: impl FnOnce(&mut DaemonHost) -> bool,
+) -> Result<Option<HostLease>, DaemonError> {
+    let lent = if shared.quiet.load(Ordering::Acquire) {
+        let quiet = || shared.quiet.load(Ordering::Acquire);
+        shared
+            .registry
+            .try_lend(origin, |host| quiet() && lend(host))
+    } else {
+        let Some(state) = shared.try_state() else {
+            return Ok(None);
+        };
+        if state.diverts(origin) {
+            return Ok(None);
+        }
+        let lent = shared.registry.try_lend(origin, lend);
+        drop(state);
+        lent
+    };
+    match lent {
+        Err(DaemonError::NotFound(_) | DaemonError::Stale(_)) => Ok(None),
+        lent => lent,
+    }
+}
+
 /// A batch processed here: its outputs handed out, per event.
-fn batch_outcome(shared: &Shared, delivered: BatchDelivered, sink: Outputs) -> BatchOutcome {
+pub(super) fn batch_outcome(
+    shared: &Shared,
+    delivered: BatchDelivered,
+    sink: Outputs,
+) -> BatchOutcome {
     let (outcomes, outputs) = shared.hand_out_all(delivered.outputs, &delivered.counts, sink);
     BatchOutcome {
         outcomes,

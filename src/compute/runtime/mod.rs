@@ -42,10 +42,12 @@
 //! [`ReplayBuffer`]: crate::compute::migration::ReplayBuffer
 
 mod bulk;
+mod lend;
 mod machines;
 mod placement;
 mod subscriptions;
 
+pub use lend::LentBatch;
 pub use placement::LOAD_TAG_PREFIX;
 pub use subscriptions::{LedgerFollower, SubscriptionError};
 
@@ -628,6 +630,19 @@ impl Shared {
             guard: self.state.lock().unwrap_or_else(PoisonError::into_inner),
             quiet: &self.quiet,
         }
+    }
+
+    /// [`state`](Self::state) if no thread holds it now.
+    fn try_state(&self) -> Option<StateGuard<'_>> {
+        let guard = match self.state.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(StateGuard {
+            guard,
+            quiet: &self.quiet,
+        })
     }
 
     fn send(&self, to: u64, bytes: &[u8]) -> Result<(), MeshError> {
