@@ -446,7 +446,21 @@ func (c *Compute) Deliver(origin, producer, sequence uint64, payload []byte) (De
 // daemon. When an event fails, err says why and outcomes holds the events
 // delivered before it; the ones after it were not delivered. Never call it
 // from a Daemon method.
+//
+// Under a context that is never done (context.Background()), a batch for
+// a daemon of this Compute that is free is lent to the call instead
+// (net_compute_lend_batch): Process runs on the calling goroutine,
+// with no hand-off to the work goroutine, and gets the caller's payload
+// slices (copy what the daemon keeps). A daemon's methods never run two at
+// a time; two daemons' methods may then run on two goroutines at once. A
+// lent batch's Process is not interrupted by Close (the call then returns
+// ErrShuttingDown with what was recorded before).
 func (c *Compute) DeliverBatch(ctx context.Context, origin, producer, firstSequence uint64, payloads [][]byte, timeout time.Duration) (outcomes []Delivery, ok bool, err error) {
+	if ctx != nil && ctx.Done() == nil { // a context that can be cancelled takes the usual path
+		if outcomes, lent, err := c.lendBatch(origin, producer, firstSequence, payloads); lent {
+			return outcomes, err == nil, err
+		}
+	}
 	data := make([]byte, 0, packedSize(payloads))
 	lengths := make([]C.uint32_t, len(payloads))
 	for i, p := range payloads {
@@ -472,6 +486,46 @@ func (c *Compute) DeliverBatch(ctx context.Context, origin, producer, firstSeque
 		return outcomes, false, err
 	}
 	return outcomes, true, nil
+}
+
+// lendBatch applies payloads on this goroutine to daemon origin's object
+// if libnet lends the batch (net_compute_lend_batch: the daemon is this
+// Compute's, here and free), and answers the lease; lent is false (nothing
+// done) when the batch must take the usual path.
+func (c *Compute) lendBatch(origin, producer, first uint64, payloads [][]byte) (outcomes []Delivery, lent bool, err error) {
+	if len(payloads) == 0 {
+		return nil, false, nil
+	}
+	var lease, instance C.uint64_t
+	if _, err := c.withError("net_compute_lend_batch", func(p *C.net_compute_t, e *C.net_error_t) C.net_status_t {
+		return C.net_compute_lend_batch(p, C.uint64_t(origin), C.uint64_t(producer), C.uint64_t(first),
+			C.size_t(len(payloads)), &lease, &instance, e)
+	}); err != nil || lease == 0 {
+		return nil, err != nil, err
+	}
+	c.t.mu.Lock()
+	d := c.t.objects[uint64(instance)]
+	c.t.mu.Unlock()
+	i := 0
+	a := applyBatch(d, func() (DaemonEvent, bool) {
+		if i == len(payloads) {
+			return DaemonEvent{}, false
+		}
+		i++
+		return DaemonEvent{Producer: producer, Sequence: first + uint64(i-1), Payload: payloads[i-1], Daemon: origin}, true
+	})
+	var delivered C.size_t
+	_, err = c.withError("net_compute_finish_batch", func(p *C.net_compute_t, e *C.net_error_t) C.net_status_t {
+		return C.net_compute_finish_batch(p, lease, C.size_t(len(a.perEvent)), bytesPtr(a.outputs), C.size_t(len(a.outputs)),
+			unsafe.SliceData(a.lengths), C.size_t(len(a.lengths)), unsafe.SliceData(a.perEvent), a.failPtr, a.failLen,
+			&delivered, e)
+	})
+	a.keepAlive()
+	outcomes = make([]Delivery, int(delivered))
+	for i := range outcomes {
+		outcomes[i] = DeliveryProcessed
+	}
+	return outcomes, true, err
 }
 
 func packedSize(payloads [][]byte) int {
@@ -703,14 +757,15 @@ func answerWork(p *C.net_compute_t, t *daemonTable, work uint64, kind uint32, in
 // NET_COMPUTE_WORK_PROCESS_BATCH describes) with one Process call each, in
 // order, until one fails, and answers once.
 func answerBatch(p *C.net_compute_t, w C.uint64_t, d Daemon, ev DaemonEvent) {
-	var outputs []byte
-	var lengths, perEvent []C.uint32_t
-	var failure *string
-	for rest := ev.Payload; len(rest) >= C.NET_COMPUTE_BATCH_RECORD_HEADER; {
+	rest := ev.Payload
+	a := applyBatch(d, func() (DaemonEvent, bool) {
+		if len(rest) < C.NET_COMPUTE_BATCH_RECORD_HEADER {
+			return DaemonEvent{}, false
+		}
 		n := int(binary.LittleEndian.Uint32(rest[16:20]))
 		body := rest[C.NET_COMPUTE_BATCH_RECORD_HEADER:]
 		if n > len(body) {
-			break // libnet packs whole records; never reached
+			return DaemonEvent{}, false // libnet packs whole records; never reached
 		}
 		event := DaemonEvent{
 			Producer: binary.LittleEndian.Uint64(rest[0:8]),
@@ -719,31 +774,59 @@ func answerBatch(p *C.net_compute_t, w C.uint64_t, d Daemon, ev DaemonEvent) {
 			Daemon:   ev.Daemon,
 		}
 		rest = body[n:]
+		return event, true
+	})
+	C.net_compute_complete_batch(p, w, C.size_t(len(a.perEvent)), bytesPtr(a.outputs), C.size_t(len(a.outputs)),
+		unsafe.SliceData(a.lengths), C.size_t(len(a.lengths)), unsafe.SliceData(a.perEvent), a.failPtr, a.failLen)
+	a.keepAlive()
+}
+
+// batchAnswer is what a batch's answer passes to libnet: the applied
+// events' outputs packed, their lengths, the outputs per event, and the
+// failure of the event after them (failPtr nil: none).
+type batchAnswer struct {
+	outputs           []byte
+	lengths, perEvent []C.uint32_t
+	failure           []byte
+	failPtr           *C.uint8_t
+	failLen           C.size_t
+}
+
+// applyBatch calls d's Process on each event next gives (false: no more),
+// in order, until one fails (a nil d fails the first).
+func applyBatch(d Daemon, next func() (DaemonEvent, bool)) *batchAnswer {
+	a := &batchAnswer{}
+	fail := func(err error) {
+		// A non-NULL pointer even for an empty message: it marks the failure.
+		a.failure = append([]byte(err.Error()), 0)
+		a.failPtr, a.failLen = (*C.uint8_t)(unsafe.Pointer(&a.failure[0])), C.size_t(len(a.failure)-1)
+	}
+	for event, more := next(); more; event, more = next() {
+		if d == nil {
+			fail(fmt.Errorf("no daemon object for %#x", event.Daemon))
+			break
+		}
 		out, err := safeProcess(d, event)
 		if err != nil {
-			msg := err.Error()
-			failure = &msg
+			fail(err)
 			break
 		}
 		for _, o := range out {
-			outputs = append(outputs, o...)
-			lengths = append(lengths, C.uint32_t(len(o)))
+			a.outputs = append(a.outputs, o...)
+			a.lengths = append(a.lengths, C.uint32_t(len(o)))
 		}
-		perEvent = append(perEvent, C.uint32_t(len(out)))
+		a.perEvent = append(a.perEvent, C.uint32_t(len(out)))
 	}
-	var failPtr *C.uint8_t
-	var failLen C.size_t
-	if failure != nil {
-		// A non-NULL pointer even for an empty message: it marks the failure.
-		msg := append([]byte(*failure), 0)
-		failPtr, failLen = (*C.uint8_t)(unsafe.Pointer(&msg[0])), C.size_t(len(msg)-1)
-		defer runtime.KeepAlive(msg)
-	}
-	C.net_compute_complete_batch(p, w, C.size_t(len(perEvent)), bytesPtr(outputs), C.size_t(len(outputs)),
-		unsafe.SliceData(lengths), C.size_t(len(lengths)), unsafe.SliceData(perEvent), failPtr, failLen)
-	runtime.KeepAlive(outputs)
-	runtime.KeepAlive(lengths)
-	runtime.KeepAlive(perEvent)
+	return a
+}
+
+// keepAlive keeps the answer's buffers alive up to here (after the C call
+// that reads them).
+func (a *batchAnswer) keepAlive() {
+	runtime.KeepAlive(a.outputs)
+	runtime.KeepAlive(a.lengths)
+	runtime.KeepAlive(a.perEvent)
+	runtime.KeepAlive(a.failure)
 }
 
 // safeProcess runs Process, turning a panic into an error (the daemon call

@@ -33,8 +33,8 @@ func BenchmarkComputeDaemon(b *testing.B) {
 }
 
 // BenchmarkComputeDaemonBatch is BenchmarkComputeDaemon with the events
-// delivered in batches of 256 by Compute.DeliverBatch (one work item per
-// batch; the work goroutine calls Process per event).
+// delivered in batches of 256 by Compute.DeliverBatch (each batch lent to
+// the call, which calls Process per event on this goroutine).
 func BenchmarkComputeDaemonBatch(b *testing.B) {
 	batch := make([][]byte, benchBatch)
 	benchDaemon(b, func(c *netmesh.Compute, origin, seq uint64, payload []byte) uint64 {

@@ -1,6 +1,7 @@
 package netmesh_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -362,21 +363,82 @@ func TestComputeDeliverBatch(t *testing.T) {
 	if outcomes, ok, err = c.DeliverBatch(ctx, origin, computeProducer, 69, seqPayloads(69, 4), -1); err != nil || !ok || len(outcomes) != 4 {
 		t.Fatalf("the rest: %d %v %v", len(outcomes), ok, err)
 	}
-	if outcomes, ok, err = c.DeliverBatch(ctx, origin, computeProducer, 73, seqPayloads(73, 1), 0); err != nil || ok || len(outcomes) != 0 {
-		t.Fatalf("zero timeout: %d %v %v", len(outcomes), ok, err)
-	}
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, ok, err = c.DeliverBatch(done, origin, computeProducer, 73, seqPayloads(73, 1), -1); ok || !errors.Is(err, netmesh.ErrCancelled) {
 		t.Fatalf("cancelled: %v %v", ok, err)
 	}
-	if p.value() != 72 {
+	// A free daemon's batch is lent to the call: a zero timeout (which gives
+	// up before the work goroutine could take a batch up) does not hold it.
+	if outcomes, ok, err = c.DeliverBatch(ctx, origin, computeProducer, 73, seqPayloads(73, 1), 0); err != nil || !ok || len(outcomes) != 1 {
+		t.Fatalf("zero timeout: %d %v %v", len(outcomes), ok, err)
+	}
+	if p.value() != 73 {
 		t.Fatalf("count %d", p.value())
 	}
 	if _, _, err = c.DeliverBatch(ctx, 12345, computeProducer, 1, seqPayloads(1, 1), -1); !errors.Is(err, netmesh.ErrComputeNotFound) {
 		t.Fatalf("unknown daemon: %v", err)
 	}
 	close(p.release)
+}
+
+// gate is a counter whose Process blocks on an event "block" (after saying
+// so on entered) until release is closed.
+type gate struct {
+	counter
+	entered, release chan struct{}
+}
+
+func (g *gate) Process(ev netmesh.DaemonEvent) ([][]byte, error) {
+	if string(ev.Payload) == "block" {
+		close(g.entered)
+		<-g.release
+	}
+	return g.counter.Process(ev)
+}
+
+// A free daemon's batch is lent to DeliverBatch under a context that is
+// never done: Process runs on the calling goroutine, so the batch is
+// applied while the work goroutine is held by another daemon's Process
+// (were it not lent, the call would wait for that Process and the test
+// would time out).
+func TestComputeDeliverBatchIsLentToTheCaller(t *testing.T) {
+	m := fastMesh(t, nil)
+	c := fastCompute(t, m, netmesh.ComputeConfig{WorkTimeout: 30 * time.Second})
+	held := &gate{entered: make(chan struct{}), release: make(chan struct{})}
+	a := must(c.Spawn("counter", computeSeed, held))
+	free := &picky{release: make(chan struct{})}
+	b := must(c.Spawn("counter", bytes.Repeat([]byte{9}, 32), free))
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := c.Deliver(a, computeProducer, 1, []byte("block"))
+		blocked <- err
+	}()
+	<-held.entered              // the work goroutine is inside a's Process
+	ctx := context.Background() // never done: the batch may be lent
+	outcomes, ok, err := c.DeliverBatch(ctx, b, computeProducer, 1, seqPayloads(1, 32), -1)
+	if err != nil || !ok || len(outcomes) != 32 || free.value() != 32 {
+		t.Fatalf("lent batch: %d %v %v (count %d)", len(outcomes), ok, err, free.value())
+	}
+	// A failure partway: the events before it are delivered.
+	batch := seqPayloads(33, 4)
+	batch[2] = []byte("boom")
+	if outcomes, ok, err = c.DeliverBatch(ctx, b, computeProducer, 33, batch, -1); !errors.Is(err, netmesh.ErrComputeDaemon) || ok || len(outcomes) != 2 {
+		t.Fatalf("failing lent batch: %d %v %v", len(outcomes), ok, err)
+	}
+	if st := must(c.Stats(b)); st.EventsProcessed != 34 || st.Errors != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	select {
+	case err := <-blocked:
+		t.Fatalf("a's delivery returned while its Process was held: %v", err)
+	default:
+	}
+	close(held.release)
+	if err := <-blocked; err != nil {
+		t.Fatalf("held delivery: %v", err)
+	}
+	close(free.release)
 }
 
 func TestComputeCloseRacesCallsInFlight(t *testing.T) {
@@ -388,12 +450,20 @@ func TestComputeCloseRacesCallsInFlight(t *testing.T) {
 		origin := must(c.Spawn("counter", computeSeed, p))
 		entered := make(chan struct{})
 		result := make(chan error, 1)
+		// Round 0: one event; 1: a batch through the work goroutine (a
+		// context that can be cancelled is not lent); 2: a lent batch.
+		lent := round%3 == 2
 		go func() {
 			close(entered)
 			var err error
-			if round%2 == 1 { // a batch in flight is woken the same way
+			switch round % 3 {
+			case 1: // a batch in flight is woken the same way
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				_, _, err = c.DeliverBatch(ctx, origin, computeProducer, 1, [][]byte{[]byte("block")}, -1)
+			case 2:
 				_, _, err = c.DeliverBatch(context.Background(), origin, computeProducer, 1, [][]byte{[]byte("block")}, -1)
-			} else {
+			default:
 				_, err = c.Deliver(origin, computeProducer, 1, []byte("block"))
 			}
 			result <- err
@@ -408,13 +478,24 @@ func TestComputeCloseRacesCallsInFlight(t *testing.T) {
 				closed <- c.Close()
 			}()
 		}
-		// The close wakes the delivery (whether it was already waiting for
-		// the daemon or not); the closes then wait for the daemon method.
-		if err := <-result; !errors.Is(err, netmesh.ErrShuttingDown) {
-			t.Fatalf("in-flight delivery: %v", err)
+		if lent {
+			// The closes do not wait for a lent batch's Process (it runs on
+			// the caller's goroutine); its answer then finds the runtime gone.
+			wg.Wait()
+			close(p.release)
+			if err := <-result; !errors.Is(err, netmesh.ErrShuttingDown) {
+				t.Fatalf("lent batch: %v", err)
+			}
+		} else {
+			// The close wakes the delivery (whether it was already waiting
+			// for the daemon or not); the closes then wait for the daemon
+			// method.
+			if err := <-result; !errors.Is(err, netmesh.ErrShuttingDown) {
+				t.Fatalf("in-flight delivery: %v", err)
+			}
+			close(p.release)
+			wg.Wait()
 		}
-		close(p.release)
-		wg.Wait()
 		close(closed)
 		for err := range closed {
 			if err != nil {
