@@ -1052,7 +1052,9 @@ export declare class Compute implements AsyncDisposable {
    * runs per event). Resolves with each event's Delivery, or null when the
    * daemon did not take the batch up within `timeoutMs` (nothing
    * delivered). Rejects when an event fails; the error carries `delivered`
-   * (events delivered before it) and their `outcomes`.
+   * (events delivered before it) and their `outcomes`. Without a signal, a
+   * batch for a daemon of this Compute that is free is lent to the call:
+   * process() runs synchronously before deliverBatch() returns.
    */
   deliverBatch(
     origin: U64Like,

@@ -409,7 +409,12 @@ class Compute(_Handle):
         Once taken up, the call waits for the daemon. If an event fails the
         error is raised with ``delivered`` (how many events before it were
         delivered) and ``outcomes`` (their Deliveries) set; the events after
-        it were not delivered."""
+        it were not delivered.
+
+        Without ``cancel``, a batch for a daemon of this Compute that is
+        free is lent to the calling thread instead: ``process`` runs here,
+        with no thread hand-off (``timeout`` does not matter to it: there is
+        nothing to wait for)."""
         handle = self._handle()
         target = _u64(origin, "origin")
         source = _u64(producer, "producer")
