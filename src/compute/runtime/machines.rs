@@ -1482,12 +1482,19 @@ fn snapshot_identity(head: &[u8], rest: &[u8]) -> u64 {
     hasher.digest()
 }
 
+/// Events a target applies per daemon call when it replays or takes
+/// forwarded events (one work item each for an SDK's daemon).
+const REPLAY_BATCH: usize = 256;
+
+/// Applies what the target's replay buffer holds in order, in batches.
 fn drain_target(shared: &Shared, target: &mut TargetRecord) -> Result<(), DaemonError> {
     let host = &mut target.host;
     let mut outputs = Vec::new();
-    let result = target.replay.drain(|event| {
-        outputs.extend(host.deliver(event)?);
-        Ok::<(), DaemonError>(())
+    let wait = BatchWait::default();
+    let result = target.replay.drain_batched(REPLAY_BATCH, |events| {
+        let delivered = host.deliver_batch_at(events, &wait, crate::redex::now_ns());
+        outputs.extend(delivered.outputs);
+        (delivered.counts.len(), delivered.error.map_or(Ok(()), Err))
     });
     shared.push_outputs(outputs);
     result.map(drop).map_err(|e| e.error)
@@ -1531,6 +1538,9 @@ fn on_buffered_events(
     }
     // Forwarded after cut-over by the node the daemon left. The daemon may
     // be leaving here again (captured), or gone on (forwarded further).
+    // What was applied or taken already is skipped (the sender re-sends).
+    let mut fresh = Vec::with_capacity(events.len());
+    let mut seen_here: HashMap<u64, u64> = HashMap::new();
     for event in events {
         let (producer, sequence) = (event.producer(), event.sequence());
         let applied = shared
@@ -1538,23 +1548,31 @@ fn on_buffered_events(
             .with_host(origin, |h| h.applied().get(producer))
             .ok()
             .flatten();
-        let seen = state
-            .activated
-            .get(&origin)
-            .and_then(|a| a.seen.get(&producer).copied());
+        let seen = seen_here.get(&producer).copied().or_else(|| {
+            state
+                .activated
+                .get(&origin)
+                .and_then(|a| a.seen.get(&producer).copied())
+        });
         let below = |watermark: Option<u64>| watermark.is_some_and(|w| sequence <= w);
         if sequence == 0 || below(applied) || below(seen) {
             continue;
         }
-        if let Err(e) = deliver_locked(shared, state, origin, event, Outputs::Queued) {
-            // No reply: the sender re-sends from this event.
-            tracing::warn!(origin, error = %e, "forwarded event failed");
-            return;
-        }
-        if let Some(activated) = state.activated.get_mut(&origin) {
+        seen_here.insert(producer, sequence);
+        fresh.push(event);
+    }
+    let keys: Vec<(u64, u64)> = fresh.iter().map(|e| (e.producer(), e.sequence())).collect();
+    let (taken, failure) = deliver_forwarded(shared, state, origin, fresh);
+    if let Some(activated) = state.activated.get_mut(&origin) {
+        for &(producer, sequence) in &keys[..taken] {
             activated.taken += 1;
             activated.seen.insert(producer, sequence);
         }
+    }
+    if let Some(e) = failure {
+        // No reply: the sender re-sends from the failed event.
+        tracing::warn!(origin, error = %e, "forwarded event failed");
+        return;
     }
     if let Some(activated) = state.activated.get(&origin) {
         send(
@@ -1565,6 +1583,41 @@ fn on_buffered_events(
                 replayed_seq: activated.taken,
             },
         );
+    }
+}
+
+/// Forwarded events for an activated daemon: applied here as one batch
+/// (one work item for an SDK's daemon), or, if the daemon is leaving or
+/// gone again, one by one the way a delivery goes. How many were taken,
+/// and the error of the next one.
+fn deliver_forwarded(
+    shared: &Shared,
+    state: &mut State,
+    origin: u64,
+    events: Vec<CausalEvent>,
+) -> (usize, Option<ComputeError>) {
+    if events.is_empty() {
+        return (0, None);
+    }
+    if state.diverts(origin) {
+        let mut taken = 0;
+        for event in events {
+            if let Err(e) = deliver_locked(shared, state, origin, event, Outputs::Queued) {
+                return (taken, Some(e));
+            }
+            taken += 1;
+        }
+        return (taken, None);
+    }
+    match shared
+        .registry
+        .deliver_batch(origin, &events, &BatchWait::default())
+    {
+        Ok(delivered) => {
+            let done = batch_outcome(shared, delivered, Outputs::Queued);
+            (done.outcomes.len(), done.error)
+        }
+        Err(e) => (0, Some(e.into())),
     }
 }
 
