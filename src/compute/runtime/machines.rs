@@ -1262,10 +1262,29 @@ fn abort_source(shared: &Shared, state: &mut State, origin: u64) {
         state.sources.insert(origin, source);
         return;
     }
-    for event in source.buffer.abort() {
-        if let Err(e) = process_local(shared, origin, &event, Outputs::Queued) {
+    // In batches (one work item each for an SDK's daemon); an event that
+    // fails is logged and skipped, as a delivery's failure would be.
+    let mut captured = source.buffer.abort();
+    while !captured.is_empty() {
+        let rest = captured.split_off(captured.len().min(REPLAY_BATCH));
+        let done = match shared
+            .registry
+            .deliver_batch(origin, &captured, &BatchWait::default())
+        {
+            Ok(delivered) => batch_outcome(shared, delivered, Outputs::Queued),
+            Err(e) => {
+                tracing::warn!(origin, error = %e, "captured events dropped after abort: the daemon is gone");
+                return;
+            }
+        };
+        let taken = done.outcomes.len();
+        if let Some(e) = done.error {
             tracing::warn!(origin, error = %e, "captured event failed after abort");
+            captured.drain(..=taken.min(captured.len() - 1));
+        } else {
+            captured.clear();
         }
+        captured.extend(rest);
     }
 }
 
