@@ -1558,15 +1558,17 @@ fn on_buffered_events(
     // Forwarded after cut-over by the node the daemon left. The daemon may
     // be leaving here again (captured), or gone on (forwarded further).
     // What was applied or taken already is skipped (the sender re-sends).
+    // The host's applied watermarks, read once (nothing is applied before
+    // the batch below).
+    let applied = shared
+        .registry
+        .with_host(origin, |h| h.applied().clone())
+        .ok();
     let mut fresh = Vec::with_capacity(events.len());
     let mut seen_here: HashMap<u64, u64> = HashMap::new();
     for event in events {
         let (producer, sequence) = (event.producer(), event.sequence());
-        let applied = shared
-            .registry
-            .with_host(origin, |h| h.applied().get(producer))
-            .ok()
-            .flatten();
+        let applied = applied.as_ref().and_then(|a| a.get(producer));
         let seen = seen_here.get(&producer).copied().or_else(|| {
             state
                 .activated
